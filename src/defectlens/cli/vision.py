@@ -1,0 +1,203 @@
+"""CLI commands of the vision expert: fit, inspect, evaluate, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from defectlens.cli.progress import console, progress_bar
+from defectlens.errors import DatasetLayoutError, DefectlensError
+from defectlens.evaluate.harness import evaluate_detection
+from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
+from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.locate import render_overlay
+from defectlens.types import Inspection
+
+EXIT_PARTIAL = 3
+"""Exit status when a batch finished but some inputs could not be processed."""
+
+
+def _fail(exc: DefectlensError) -> typer.Exit:
+    console.print(f"[red]error:[/] {exc}")
+    return typer.Exit(2)
+
+
+def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
+    """Files as given, folders expanded to their images (recursively, sorted)."""
+    files: list[Path] = []
+    failures: list[Failure] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            if not found:
+                failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
+            files.extend(found)
+        elif item.exists():
+            files.append(item)
+        else:
+            failures.append(Failure(str(item), f"{item}: no such file or folder — fix: check the path"))
+    return files, failures
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 1
+    while stem in used:
+        n += 1
+        stem = f"{path.stem}-{n}"
+    used.add(stem)
+    return stem
+
+
+def _report_failures(failures: list[Failure]) -> None:
+    if failures:
+        console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
+        for f in failures:
+            console.print(f"  [yellow]•[/] {f.message}")
+
+
+def fit(
+    category_dir: Annotated[Path, typer.Argument(help="Category folder in MVTec-AD layout (uses train/good).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    backbone: Annotated[str, typer.Option(help="efficientnet-lite0 or efficientnet-lite2.")] = "efficientnet-lite0",
+    image_size: Annotated[int, typer.Option(help="Canvas side (pixels) for the median image; aspect ratio is kept.")] = 256,
+    coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank.")] = 0.1,
+    max_images: Annotated[int, typer.Option(help="Use at most this many normal images (0 = all).")] = 0,
+    standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
+) -> None:
+    """Fit a detector on the normal images of CATEGORY_DIR/train/good."""
+    try:
+        paths = load_category(category_dir).require_train_good()
+        if max_images > 0:
+            paths = paths[:max_images]
+        with progress_bar("decoding", len(paths)) as advance:
+            images, _, failures = load_images(paths, advance)
+        _report_failures(failures)
+        if not images:
+            raise DatasetLayoutError("none of the normal images could be read", category_dir / "train" / "good", "fix or replace the files listed above")
+        settings = InspectorSettings(backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize)
+        with progress_bar("fitting", len(images)) as advance:
+            inspector, summary = Inspector.fit(images, settings, progress=advance)
+        inspector.save(output)
+    except DefectlensError as exc:
+        raise _fail(exc) from None
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    t = inspector.thresholds
+    console.print(
+        f"fitted on {summary.n_images} images ({summary.n_holdout} held out for thresholds) in {summary.seconds:.1f} s; "
+        f"bank {summary.bank_size} of {summary.n_patches} patches; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {output}"
+    )
+
+
+def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
+    """Write ``<stem>.json`` and the overlay ``<stem>.png`` (each atomically)."""
+    stats = inspector.detector.normal_stats
+    low = stats.pixel_median if stats else float(inspection.anomaly_map.min())
+    high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
+    labels = extra.get("region_labels") if extra else None
+    overlay = render_overlay(image, inspection, low, high, labels)
+    import io
+
+    buf = io.BytesIO()
+    overlay.save(buf, format="PNG")
+    write_bytes_atomic(out_dir / f"{stem}.png", buf.getvalue())
+    payload = inspection.to_json()
+    if extra:
+        payload.update({k: v for k, v in extra.items() if k != "region_labels"})
+    write_json_atomic(out_dir / f"{stem}.json", payload)
+
+
+def inspect(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image.")],
+) -> None:
+    """Inspect images: a JSON verdict and an overlay picture per image, a table at the end."""
+    try:
+        inspector = Inspector.load(model_dir)
+    except DefectlensError as exc:
+        raise _fail(exc) from None
+    files, failures = expand_inputs(inputs)
+    output.mkdir(parents=True, exist_ok=True)
+    table = Table("image", "verdict", "score", "regions", title=f"defectlens — {len(files)} image(s)")
+    used: set[str] = set()
+    with progress_bar("inspecting", len(files)) as advance:
+        for path in files:
+            images, kept, bad = load_images([path])
+            failures.extend(bad)
+            if images:
+                inspection = inspector.decide(inspector.score(images)[0], str(path))
+                write_inspection(inspection, images[0], output, _unique_stem(path, used), inspector)
+                verdict = "[red]DEFECTIVE[/]" if inspection.is_defective else "[green]ok[/]"
+                table.add_row(str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)))
+            advance(1)
+    console.print(table)
+    _report_failures(failures)
+    console.print(f"results in {output}")
+    if failures:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
+    category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
+) -> None:
+    """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split."""
+    try:
+        inspector = Inspector.load(model_dir)
+        category = load_category(category_dir)
+        n = len(category.require_test())
+        with progress_bar("evaluating", n) as advance:
+            evaluation, _ = evaluate_detection(inspector, category, advance)
+    except DefectlensError as exc:
+        raise _fail(exc) from None
+    result = evaluation.to_json()
+    table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
+    for key in ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "ms_per_image", "fit_seconds", "peak_memory_mb"):
+        value = result.get(key)
+        table.add_row(key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    _report_failures(evaluation.failures)
+    if json_out:
+        write_json_atomic(json_out, result)
+        console.print(f"metrics written to {json_out}")
+
+
+def default_data_root() -> Path:
+    """Where the shared datasets are: $DEFECTLENS_DATA, else ../shared/datasets from the working folder."""
+    return Path(os.environ.get("DEFECTLENS_DATA", "../shared/datasets"))
+
+
+def demo(
+    category: Annotated[str, typer.Option(help="Category under the data root.")] = "magnetic_tile",
+    data_root: Annotated[Path | None, typer.Option(help="Folder of categories (default $DEFECTLENS_DATA or ../shared/datasets).")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("demo_out"),
+    n_images: Annotated[int, typer.Option(help="Test images to inspect.")] = 8,
+    max_train: Annotated[int, typer.Option(help="Normal images to fit on.")] = 200,
+) -> None:
+    """Fit on a real category, inspect a few test images, print the table and write overlays."""
+    root = (data_root or default_data_root()) / category
+    if not root.is_dir():
+        console.print(f"[red]error:[/] {root}: category not found — fix: pass --data-root pointing at the shared datasets")
+        raise typer.Exit(2)
+    model_dir = output / "model"
+    fit(root, model_dir, max_images=max_train)
+    tests = load_category(root).test
+    # A fixed, spread-out pick: a few normal images and a few of each defect type.
+    by_type: dict[str, list] = {}
+    for item in tests:
+        by_type.setdefault(item.defect_type, []).append(item.path)
+    picks: list[Path] = []
+    while len(picks) < n_images and any(by_type.values()):
+        for paths in by_type.values():
+            if paths and len(picks) < n_images:
+                picks.append(paths.pop(len(paths) // 2))
+    inspect(model_dir, picks, output / "inspections")
+    console.print(json.dumps({"model": str(model_dir), "inspections": str(output / "inspections")}))

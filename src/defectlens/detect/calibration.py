@@ -1,0 +1,95 @@
+"""Decision thresholds without defect labels, and F1-optimal ones when labels exist.
+
+A detector fitted on normal images only has no defective examples to set its threshold on,
+so by default we hold out some normal images, score them, and put the image threshold at a
+high quantile of their scores (a target false-alarm rate) — the same for pixels. When a
+labelled validation set is available, the F1-optimal thresholds can replace them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+from defectlens.types import Thresholds
+
+
+@dataclass(frozen=True)
+class NormalStatistics:
+    """Score statistics of held-out normal images; used for thresholds and for normalisation."""
+
+    image_median: float
+    image_quantile: float
+    pixel_median: float
+    pixel_quantile: float
+    quantile: float
+    n_images: int
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return dict(self.__dict__)
+
+
+def normal_statistics(
+    image_scores: Sequence[float], maps: Sequence[np.ndarray], quantile: float = 0.99
+) -> NormalStatistics:
+    """Summarise held-out normal images' image scores and map values at ``quantile``."""
+    if len(image_scores) == 0:
+        raise ValueError("need at least one held-out normal image to calibrate thresholds")
+    if not 0.5 <= quantile < 1.0:
+        raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
+    scores = np.asarray(image_scores, dtype=np.float64)
+    # Subsample pixels: a quantile of a few million values is as good as of all of them.
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([m.ravel() for m in maps]).astype(np.float64)
+    if pixels.size > 2_000_000:
+        pixels = rng.choice(pixels, 2_000_000, replace=False)
+    return NormalStatistics(
+        image_median=float(np.median(scores)),
+        image_quantile=float(np.quantile(scores, quantile)),
+        pixel_median=float(np.median(pixels)),
+        # Pixel false alarms are cheaper per pixel but far more numerous: use a stricter tail.
+        pixel_quantile=float(np.quantile(pixels, 1.0 - (1.0 - quantile) / 10.0)),
+        quantile=quantile,
+        n_images=len(scores),
+    )
+
+
+def thresholds_from_normal(stats: NormalStatistics) -> Thresholds:
+    """Label-free thresholds: the image and pixel quantiles of held-out normal images."""
+    return Thresholds(image=stats.image_quantile, pixel=stats.pixel_quantile, source="normal-quantile")
+
+
+def f1_optimal_threshold(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """The score threshold (``score >= t`` is positive) that maximises F1 on labelled data."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.all() or not y.any():
+        raise ValueError("F1-optimal calibration needs both normal and defective examples")
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    # The last precision/recall pair has no threshold (recall 0); ignore it.
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def f1_optimal_thresholds(
+    image_labels: Sequence[int],
+    image_scores: Sequence[float],
+    masks: Sequence[np.ndarray],
+    maps: Sequence[np.ndarray],
+    max_pixels: int = 4_000_000,
+) -> Thresholds:
+    """Image and pixel thresholds that maximise F1 on a labelled validation set."""
+    image_t = f1_optimal_threshold(image_labels, image_scores)
+    y = np.concatenate([m.ravel() for m in masks])
+    s = np.concatenate([m.ravel() for m in maps])
+    if y.size > max_pixels:
+        idx = np.random.default_rng(0).choice(y.size, max_pixels, replace=False)
+        y, s = y[idx], s[idx]
+    # The threshold is a tie-break between equally good F1s; a nudge keeps the ">" rule exact.
+    pixel_t = f1_optimal_threshold(y, s)
+    return Thresholds(image=float(np.nextafter(image_t, -np.inf)), pixel=float(np.nextafter(pixel_t, -np.inf)), source="f1-optimal")

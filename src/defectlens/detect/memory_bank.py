@@ -1,0 +1,265 @@
+"""PatchCore-style memory-bank detector.
+
+Fit: patch features of normal images -> greedy coreset -> a faiss index. Inspect: every
+patch's distance to its nearest normal patch is its anomaly value; the map is smoothed,
+mapped back to the image's own pixel grid, and its maximum is the image score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.coreset import greedy_coreset
+from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, Placement, footprint_grid, map_to_original
+from defectlens.errors import ModelFileError
+from defectlens.io.atomic import atomic_write, write_json_atomic
+from defectlens.types import AnomalyResult, Thresholds
+
+FORMAT = "defectlens.memory-bank"
+FORMAT_VERSION = 1
+CONFIG_FILE = "detector.json"
+BANK_FILE = "memory_bank.safetensors"
+
+Progress = Callable[[int], None]
+"""Called with the number of images just processed; lets the CLI drive a progress bar."""
+
+
+@dataclass(frozen=True)
+class MemoryBankConfig:
+    """Settings of the memory-bank detector (saved with the model)."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    coreset_ratio: float = 0.1
+    """Share of training patches kept in the bank."""
+    max_bank_size: int = 16_384
+    """Upper bound on the bank: search cost grows linearly with it."""
+    blur_sigma: float = 4.0
+    """Gaussian smoothing of the map, in canvas pixels (PatchCore uses 4)."""
+    holdout_fraction: float = 0.1
+    """Share of the normal images kept out of the bank to calibrate thresholds."""
+    quantile: float = 0.99
+    """Quantile of held-out normal scores used as the label-free threshold."""
+    batch_size: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.coreset_ratio <= 1:
+            raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
+        if self.max_bank_size < 1:
+            raise ValueError(f"max_bank_size must be positive, got {self.max_bank_size}")
+        if not 0 <= self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        d = dict(self.__dict__)
+        d["encoder"] = self.encoder.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> MemoryBankConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls(**{**d, "encoder": EncoderConfig.from_json(d["encoder"])})
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What fitting did, for logs and the benchmark table."""
+
+    n_images: int
+    n_holdout: int
+    n_patches: int
+    bank_size: int
+    seconds: float
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class MemoryBankDetector:
+    """Nearest-neighbour anomaly detector over a coreset of normal patch features."""
+
+    def __init__(self, config: MemoryBankConfig | None = None, encoder: PatchEncoder | None = None):
+        self.config = config or MemoryBankConfig()
+        self.encoder = encoder or PatchEncoder(self.config.encoder)
+        if self.encoder.config != self.config.encoder:
+            raise ValueError("encoder settings differ from the detector's config")
+        self.bank: torch.Tensor | None = None
+        self.index: faiss.Index | None = None
+        self.thresholds: Thresholds | None = None
+        self.normal_stats: NormalStatistics | None = None
+        self._kernel = _gaussian_kernel(self.config.blur_sigma) if self.config.blur_sigma > 0 else None
+        self._footprints: dict[tuple, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> FitSummary:
+        """Build the bank from normal RGB images and calibrate thresholds on a held-out share."""
+        if len(images) == 0:
+            raise ValueError("fit needs at least one normal image")
+        start = time.perf_counter()
+        n_holdout = min(len(images) - 1, max(1, round(len(images) * self.config.holdout_fraction))) if self.config.holdout_fraction > 0 and len(images) > 1 else 0
+        order = np.random.default_rng(self.config.seed).permutation(len(images))
+        holdout = [images[i] for i in order[:n_holdout]]
+        train = [images[i] for i in order[n_holdout:]]
+
+        patches: list[torch.Tensor] = []
+        for members, encoded in self.encoder.iter_groups(train, self.config.batch_size):
+            for feat, placement in zip(encoded.features, encoded.placements, strict=True):
+                # Only cells that lie on the image: the mirrored border is not part of the part.
+                keep = self._footprint(placement, encoded.canvas) > 0.5
+                patches.append(feat.permute(1, 2, 0)[keep])
+            if progress:
+                progress(len(members))
+        all_patches = torch.cat(patches)
+        n_select = min(self.config.max_bank_size, max(1, round(len(all_patches) * self.config.coreset_ratio)))
+        chosen = greedy_coreset(all_patches, n_select, seed=self.config.seed)
+        self._set_bank(all_patches[chosen].contiguous())
+
+        if holdout:
+            results = self.score(holdout, progress=progress)
+            self.normal_stats = normal_statistics([r.score for r in results], [r.anomaly_map for r in results], self.config.quantile)
+            self.thresholds = thresholds_from_normal(self.normal_stats)
+        return FitSummary(len(images), n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
+
+    def _set_bank(self, bank: torch.Tensor) -> None:
+        self.bank = bank.float().contiguous()
+        index = faiss.IndexFlatL2(self.bank.shape[1])
+        index.add(self.bank.numpy())
+        self.index = index
+
+    def _footprint(self, placement: Placement, spec: CanvasSpec) -> torch.Tensor:
+        key = (placement.original_height, placement.original_width, spec)
+        if key not in self._footprints:
+            grid = footprint_grid(placement, spec, self.encoder.grid_for(spec))
+            self._footprints[key] = torch.from_numpy(grid)
+        return self._footprints[key]
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """Anomaly score and original-resolution map for each RGB image."""
+        if self.index is None:
+            raise RuntimeError("the detector is not fitted: call fit() or load() first")
+        results: list[AnomalyResult | None] = [None] * len(images)
+        for members, encoded in self.encoder.iter_groups(images, self.config.batch_size):
+            n, c, h, w = encoded.features.shape
+            queries = encoded.features.permute(0, 2, 3, 1).reshape(-1, c).contiguous().numpy()
+            dist2, _ = self.index.search(queries, 1)
+            grid_maps = torch.from_numpy(np.sqrt(np.maximum(dist2[:, 0], 0.0))).reshape(n, 1, h, w)
+            spec = encoded.canvas
+            canvas_maps = F.interpolate(grid_maps, size=(spec.height, spec.width), mode="bilinear", align_corners=False)
+            canvas_maps = self._blur(canvas_maps)
+            for i, cmap, placement in zip(members, canvas_maps[:, 0], encoded.placements, strict=True):
+                full = map_to_original(cmap, placement)
+                results[i] = AnomalyResult(score=float(full.max()), anomaly_map=full)
+            if progress:
+                progress(len(members))
+        return [r for r in results if r is not None]
+
+    def _blur(self, maps: torch.Tensor) -> torch.Tensor:
+        if self._kernel is None:
+            return maps
+        k = self._kernel
+        r = k.numel() // 2
+        # Separable Gaussian; replicate padding so borders are not pulled towards zero.
+        x = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        """Write ``detector.json`` + ``memory_bank.safetensors`` (atomically, never pickle)."""
+        if self.bank is None:
+            raise RuntimeError("nothing to save: the detector is not fitted")
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / BANK_FILE) as tmp:
+            save_file({"bank": self.bank}, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+        write_json_atomic(
+            out / CONFIG_FILE,
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_json(),
+                "feature_dim": int(self.bank.shape[1]),
+                "bank_size": int(self.bank.shape[0]),
+                "thresholds": self.thresholds.to_json() if self.thresholds else None,
+                "normal_stats": self.normal_stats.to_json() if self.normal_stats else None,
+            },
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path, encoder: PatchEncoder | None = None) -> MemoryBankDetector:
+        """Load a saved detector, checking format, version, encoder and tensor shapes."""
+        root = Path(directory)
+        meta = read_detector_json(root)
+        try:
+            config = MemoryBankConfig.from_json(meta["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"invalid detector settings ({exc})", root / CONFIG_FILE, "re-fit the model") from None
+        if encoder is not None and encoder.config != config.encoder:
+            raise ModelFileError(
+                f"model was fitted with {config.encoder.backbone} {config.encoder.stages}, "
+                f"not {encoder.config.backbone} {encoder.config.stages}",
+                root,
+                "re-fit the model with the encoder you want, or load it without overriding the encoder",
+            )
+        detector = cls(config, encoder)
+        bank_path = root / BANK_FILE
+        if not bank_path.is_file():
+            raise ModelFileError("memory bank file is missing", bank_path, "re-fit the model")
+        try:
+            bank = load_file(str(bank_path))["bank"]
+        except (SafetensorError, KeyError, OSError, RuntimeError) as exc:
+            raise ModelFileError(f"memory bank is corrupt ({exc.__class__.__name__})", bank_path, "re-fit the model") from None
+        if bank.ndim != 2 or bank.shape[1] != detector.encoder.feature_dim or bank.shape[1] != meta.get("feature_dim"):
+            raise ModelFileError(
+                f"memory bank has shape {tuple(bank.shape)} but {config.encoder.backbone} gives {detector.encoder.feature_dim}-d features",
+                bank_path,
+                "the model was made with another backbone or version: re-fit it",
+            )
+        detector._set_bank(bank)
+        if meta.get("thresholds"):
+            detector.thresholds = Thresholds(**meta["thresholds"])
+        if meta.get("normal_stats"):
+            detector.normal_stats = NormalStatistics(**meta["normal_stats"])
+        return detector
+
+
+def read_detector_json(root: Path) -> dict:
+    """Read and check ``detector.json`` of a saved model: a clear error for every way it can be wrong."""
+    path = root / CONFIG_FILE
+    if not root.is_dir():
+        raise ModelFileError("model directory not found", root, "run `defectlens fit` first")
+    if not path.is_file():
+        raise ModelFileError(f"no {CONFIG_FILE} in the model directory", root, "pass a folder written by `defectlens fit`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"not valid JSON ({exc})", path, "re-fit the model") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError("not a defectlens memory-bank model", path, "pass a folder written by `defectlens fit`")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model format version {meta.get('format_version')} is not supported (this defectlens reads {FORMAT_VERSION})",
+            path,
+            "re-fit the model with this version of defectlens",
+        )
+    return meta
+
+

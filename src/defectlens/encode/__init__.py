@@ -1,0 +1,25 @@
+"""encode: images -> aligned multi-level patch features (EfficientNet-Lite, offline weights).
+
+Public surface: :class:`PatchEncoder`, :class:`EncoderConfig`, :class:`EncodedBatch`, the canvas
+helpers that map between original pixels and the network canvas, and the weight loader.
+"""
+
+from defectlens.encode.canvas import CanvasSpec, fixed_scale_for_sizes, Placement, footprint_grid, map_to_original, mask_to_grid, place
+from defectlens.encode.efficientnet import BACKBONES, EfficientNetLite, load_efficientnet_lite
+from defectlens.encode.features import EncodedBatch, EncoderConfig, PatchEncoder
+
+__all__ = [
+    "BACKBONES",
+    "CanvasSpec",
+    "EfficientNetLite",
+    "EncodedBatch",
+    "EncoderConfig",
+    "PatchEncoder",
+    "Placement",
+    "fixed_scale_for_sizes",
+    "footprint_grid",
+    "load_efficientnet_lite",
+    "map_to_original",
+    "mask_to_grid",
+    "place",
+]

@@ -1,0 +1,159 @@
+"""Multi-level patch features from an EfficientNet-Lite trunk.
+
+PatchCore's observation: mid-level features (not the semantic top) describe local texture
+and structure best; averaging each over a 3x3 neighbourhood gives a patch some context,
+and upsampling the coarser level onto the finer grid aligns them cell by cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from defectlens.encode.canvas import CanvasSpec, Placement, place
+from defectlens.encode.efficientnet import BACKBONES, load_efficientnet_lite
+
+# TF EfficientNet-Lite preprocessing: (x - 127) / 128, per channel.
+_MEAN, _STD = 127.0, 128.0
+# Grey-level spread images are standardised to (about that of a well-exposed photograph).
+_STANDARD_SPREAD = 48.0
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything that determines the patch features; saved with every model built on them."""
+
+    backbone: str = "efficientnet-lite0"
+    stages: tuple[int, ...] = (2, 4)
+    """0-based EfficientNet stage indices; (2, 4) = strides 8 and 16."""
+    aggregate: int = 3
+    """Side of the local average-pooling window (1 disables it)."""
+    canvas_height: int = 256
+    canvas_width: int = 256
+    fixed_scale: float | None = None
+    """When set, every image is scaled by this one factor and gets its own canvas (rounded up
+    to multiples of 32) instead of being fitted into the fixed canvas above."""
+    standardize: bool = False
+    """Shift and scale each image's grey levels to a common mean and spread before encoding.
+    Removes exposure differences between shots, which are not defects."""
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if not self.stages or sorted(self.stages) != list(self.stages) or min(self.stages) < 0 or max(self.stages) > 6:
+            raise ValueError(f"stages must be increasing indices in 0..6, got {self.stages}")
+        if self.aggregate < 1 or self.aggregate % 2 == 0:
+            raise ValueError(f"aggregate must be an odd number >= 1, got {self.aggregate}")
+
+    @property
+    def canvas(self) -> CanvasSpec:
+        """The network input shape in fit-to-canvas mode."""
+        return CanvasSpec(self.canvas_height, self.canvas_width)
+
+    def canvas_for(self, height: int, width: int) -> CanvasSpec:
+        """The canvas an image of this size is placed on (fixed canvas, or its own in fixed-scale mode)."""
+        if self.fixed_scale is None:
+            return self.canvas
+        return CanvasSpec.around(height, width, self.fixed_scale)
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        d = asdict(self)
+        d["stages"] = list(self.stages)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> EncoderConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls(**{**d, "stages": tuple(d["stages"])})
+
+
+@dataclass
+class EncodedBatch:
+    """Patch features of a batch of same-canvas images on the finest selected feature grid."""
+
+    features: torch.Tensor
+    """(N, C, h, w) float32."""
+    placements: list[Placement]
+    canvas: CanvasSpec
+    levels: list[torch.Tensor]
+    """The per-stage maps before fusion, (N, C_i, h_i, w_i): for consumers that weigh levels."""
+
+
+class PatchEncoder:
+    """Turns RGB images into aligned multi-level patch features (frozen ImageNet weights)."""
+
+    def __init__(self, config: EncoderConfig):
+        self.config = config
+        self.net = load_efficientnet_lite(config.backbone).to(memory_format=torch.channels_last)
+        self.channels = [self.net.stages[s].channels for s in config.stages]
+        self.stride = self.net.stages[config.stages[0]].stride
+
+    @property
+    def feature_dim(self) -> int:
+        """Channels of the fused feature vector of one patch."""
+        return sum(self.channels)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w) of the fused feature grid for this config's fixed canvas."""
+        return self.grid_for(self.config.canvas)
+
+    def grid_for(self, spec: CanvasSpec) -> tuple[int, int]:
+        """(h, w) of the fused feature grid of a canvas."""
+        return spec.height // self.stride, spec.width // self.stride
+
+    def prepare(self, images: Sequence[np.ndarray], spec: CanvasSpec) -> tuple[torch.Tensor, list[Placement]]:
+        """Place RGB uint8 images on ``spec`` and normalise them into a (N, 3, Hc, Wc) tensor."""
+        canvases, placements = zip(*(place(img, spec) for img in images), strict=True)
+        x = torch.from_numpy(np.stack(canvases)).permute(0, 3, 1, 2).float()
+        if self.config.standardize:
+            # Statistics over the image's own footprint only: the mirrored border would double-count it.
+            for xi, p in zip(x, placements, strict=True):
+                region = xi[:, p.top : p.top + p.height, p.left : p.left + p.width]
+                mean, std = region.mean(), region.std().clamp_min(1.0)
+                xi.sub_(mean).div_(std).mul_(_STANDARD_SPREAD).add_(_MEAN)
+        x = (x - _MEAN) / _STD
+        return x.contiguous(memory_format=torch.channels_last), list(placements)
+
+    def iter_groups(self, images: Sequence[np.ndarray], batch_size: int = 8) -> Iterator[tuple[list[int], EncodedBatch]]:
+        """Encode images of any sizes, batching those that share a canvas; yields (indices, batch).
+
+        In fit-to-canvas mode every image shares the one canvas; in fixed-scale mode images
+        of equal size (common in a production line) still share batches.
+        """
+        groups: dict[CanvasSpec, list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(self.config.canvas_for(*img.shape[:2]), []).append(i)
+        for spec, members in groups.items():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                yield chunk, self.encode([images[i] for i in chunk], spec)
+
+    @torch.inference_mode()
+    def encode(self, images: Sequence[np.ndarray], spec: CanvasSpec | None = None) -> EncodedBatch:
+        """Fused patch features (N, C, h, w) for RGB uint8 images placed on one canvas.
+
+        ``spec`` defaults to the config's fixed canvas; in fixed-scale mode pass the shared
+        canvas of the batch, or use :meth:`iter_groups`.
+        """
+        if spec is None:
+            spec = self.config.canvas
+        x, placements = self.prepare(images, spec)
+        levels = self.net.forward_stages(x, self.config.stages)
+        grid = levels[0].shape[-2:]
+        fused = []
+        k = self.config.aggregate
+        for lvl in levels:
+            lvl = lvl.contiguous()
+            if k > 1:
+                # count_include_pad=False: border cells average only real neighbours.
+                lvl = F.avg_pool2d(lvl, k, stride=1, padding=k // 2, count_include_pad=False)
+            if lvl.shape[-2:] != grid:
+                lvl = F.interpolate(lvl, size=grid, mode="bilinear", align_corners=False)
+            fused.append(lvl)
+        return EncodedBatch(torch.cat(fused, dim=1).float(), placements, spec, [lvl.contiguous().float() for lvl in levels])

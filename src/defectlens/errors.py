@@ -1,0 +1,37 @@
+"""Error types raised by defectlens.
+
+Every error carries a one-line message that names the offending file (or setting) and
+what to do about it, so the CLI can print it as-is and a batch can report it at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DefectlensError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+    def __init__(self, message: str, path: str | Path | None = None, fix: str | None = None):
+        self.path = str(path) if path is not None else None
+        self.fix = fix
+        parts = [f"{self.path}: {message}" if self.path else message]
+        if fix:
+            parts.append(f"fix: {fix}")
+        super().__init__(" — ".join(parts))
+
+
+class ImageReadError(DefectlensError):
+    """An input image is missing, empty, truncated, corrupt or not an image at all."""
+
+
+class DatasetLayoutError(DefectlensError):
+    """A folder does not have the expected MVTec-AD layout (or is empty)."""
+
+
+class ModelFileError(DefectlensError):
+    """A saved model directory is missing, corrupt, from another version or another encoder."""
+
+
+class ConfigError(DefectlensError):
+    """A setting or a configuration file (taxonomy, options) is invalid."""

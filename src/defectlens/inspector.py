@@ -1,0 +1,209 @@
+"""The Inspector: the one object users fit, save, load and ask to inspect images.
+
+It wires the stages together — encode and detect (:mod:`defectlens.detect`), then locate
+(:mod:`defectlens.locate`) — and owns the decision thresholds. Classification and reports
+build on the :class:`~defectlens.types.Inspection` it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
+from defectlens.encode import CanvasSpec, EncoderConfig
+from defectlens.errors import DefectlensError, ModelFileError
+from defectlens.io import load_image, write_json_atomic
+from defectlens.locate import extract_regions
+from defectlens.types import AnomalyResult, Inspection, Thresholds
+
+INSPECTOR_FILE = "inspector.json"
+ImageInput = np.ndarray | str | Path
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class InspectorSettings:
+    """Fit-time choices that are not part of the detector itself."""
+
+    backbone: str = "efficientnet-lite0"
+    image_size: int = 256
+    """Side of the square the median training image is mapped to."""
+    coreset_ratio: float = 0.1
+    standardize: bool = True
+    min_region_px: int | None = None
+    """Regions smaller than this are dropped (default: 0.01% of the image)."""
+
+
+@dataclass
+class Failure:
+    """An input that could not be processed, with a message naming the file and the fix."""
+
+    source: str
+    message: str
+
+
+@dataclass
+class BatchOutcome:
+    """Inspections of a batch, plus the inputs that failed (the batch goes on past them)."""
+
+    inspections: list[Inspection] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
+    """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
+    images: list[np.ndarray] = []
+    kept: list[Path] = []
+    failures: list[Failure] = []
+    for p in paths:
+        try:
+            images.append(load_image(p))
+            kept.append(Path(p))
+        except DefectlensError as exc:
+            failures.append(Failure(str(p), str(exc)))
+        if progress:
+            progress(1)
+    return images, kept, failures
+
+
+class Inspector:
+    """Fit on normal images, then inspect: score, decision, map, mask and regions per image."""
+
+    def __init__(self, detector: MemoryBankDetector, settings: InspectorSettings | None = None, fit_summary: FitSummary | None = None):
+        self.detector = detector
+        self.settings = settings or InspectorSettings()
+        self.fit_summary = fit_summary
+        """How fitting went (kept with the model so `evaluate` can report fit time)."""
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def fit(
+        cls,
+        images: Sequence[np.ndarray],
+        settings: InspectorSettings | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[Inspector, FitSummary]:
+        """Fit a memory-bank detector on normal RGB images (a share is held out for thresholds)."""
+        settings = settings or InspectorSettings()
+        if not images:
+            raise ValueError("no normal images to fit on")
+        sizes = [(img.shape[1], img.shape[0]) for img in images]
+        canvas = CanvasSpec.for_sizes(sizes, settings.image_size)
+        encoder = EncoderConfig(
+            backbone=settings.backbone,
+            canvas_height=canvas.height,
+            canvas_width=canvas.width,
+            standardize=settings.standardize,
+        )
+        detector = MemoryBankDetector(MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio))
+        summary = detector.fit(images, progress=progress)
+        return cls(detector, settings, summary), summary
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """Current image and pixel thresholds."""
+        if self.detector.thresholds is None:
+            raise RuntimeError("no thresholds: fit with held-out images or call set_thresholds()")
+        return self.detector.thresholds
+
+    def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> Thresholds:
+        """Override one or both thresholds by hand."""
+        current = self.detector.thresholds or Thresholds(image=float("inf"), pixel=float("inf"))
+        updated = Thresholds(
+            image=current.image if image is None else float(image),
+            pixel=current.pixel if pixel is None else float(pixel),
+            source="user",
+        )
+        self.detector.thresholds = updated
+        return updated
+
+    def calibrate_f1(self, images: Sequence[np.ndarray], labels: Sequence[int], masks: Sequence[np.ndarray]) -> Thresholds:
+        """Replace thresholds by the F1-optimal ones on a labelled validation set."""
+        results = self.detector.score(images)
+        t = f1_optimal_thresholds(labels, [r.score for r in results], masks, [r.anomaly_map for r in results])
+        self.detector.thresholds = t
+        return t
+
+    # ------------------------------------------------------------------ inspecting
+    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """Raw detector output (score + map) without decisions: for evaluation and fusion."""
+        return self.detector.score(images, progress=progress)
+
+    def decide(self, result: AnomalyResult, source: str = "<array>", detector_name: str = "memory-bank") -> Inspection:
+        """Apply thresholds to a detector result and extract regions (only on defective images)."""
+        t = self.thresholds
+        h, w = result.anomaly_map.shape
+        defective = result.score > t.image
+        if defective:
+            mask, labels, regions = extract_regions(result.anomaly_map, t.pixel, self.settings.min_region_px)
+        else:
+            # A part judged good reports no regions: sub-threshold blobs would only confuse the reader.
+            mask, labels, regions = np.zeros((h, w), bool), np.zeros((h, w), np.int32), []
+        return Inspection(
+            source=source,
+            image_size=(w, h),
+            score=result.score,
+            is_defective=bool(defective),
+            anomaly_map=result.anomaly_map,
+            mask=mask,
+            regions=regions,
+            thresholds=t,
+            region_labels=labels,
+            detector=detector_name,
+        )
+
+    def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:
+        """Inspect one image (an RGB uint8 array or a path)."""
+        if isinstance(image, (str, Path)):
+            source = source or str(image)
+            image = load_image(image)
+        return self.decide(self.detector.score([image])[0], source or "<array>")
+
+    def inspect_paths(self, paths: Sequence[str | Path], progress: Progress | None = None, chunk: int = 16) -> BatchOutcome:
+        """Inspect many files; unreadable ones are reported in ``failures`` and skipped."""
+        outcome = BatchOutcome()
+        for start in range(0, len(paths), chunk):
+            images, kept, failures = load_images(paths[start : start + chunk])
+            outcome.failures.extend(failures)
+            for path, result in zip(kept, self.detector.score(images), strict=True):
+                outcome.inspections.append(self.decide(result, str(path)))
+            if progress:
+                progress(len(paths[start : start + chunk]))
+        return outcome
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        """Write the model directory: detector files plus ``inspector.json``."""
+        out = Path(directory)
+        self.detector.save(out)
+        write_json_atomic(
+            out / INSPECTOR_FILE,
+            {
+                "settings": dict(self.settings.__dict__),
+                "fit_summary": dict(self.fit_summary.__dict__) if self.fit_summary else None,
+            },
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Inspector:
+        """Load a model directory written by :meth:`save` (or ``defectlens fit``)."""
+        root = Path(directory)
+        detector = MemoryBankDetector.load(root)
+        settings, summary = InspectorSettings(), None
+        path = root / INSPECTOR_FILE
+        if path.is_file():
+            try:
+                meta = json.loads(path.read_text(encoding="utf-8"))
+                settings = replace(settings, **meta["settings"])
+                summary = FitSummary(**meta["fit_summary"]) if meta.get("fit_summary") else None
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
+        return cls(detector, settings, summary)
+
+
+__all__ = ["BatchOutcome", "Failure", "Inspector", "InspectorSettings", "load_images"]

@@ -1,0 +1,111 @@
+"""Reading categories stored in the MVTec-AD folder layout.
+
+    <category>/train/good/*            normal images to fit on
+    <category>/test/good/*             normal test images
+    <category>/test/<defect>/*         defective test images, one folder per type
+    <category>/ground_truth/<defect>/<stem>_mask.png
+    <category>/taxonomy.json           optional: object name, defect names and descriptions
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from defectlens.errors import DatasetLayoutError
+from defectlens.io.images import IMAGE_SUFFIXES
+
+GOOD = "good"
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files directly inside ``folder`` (hidden files skipped)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetLayoutError("not a folder", root, "pass a folder of images")
+    return sorted(
+        p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """A test image with its ground truth."""
+
+    path: Path
+    defect_type: str
+    """'good' for normal images, else the defect folder's name."""
+    mask_path: Path | None
+
+    @property
+    def is_defective(self) -> bool:
+        """True for any image outside ``test/good``."""
+        return self.defect_type != GOOD
+
+
+@dataclass
+class Category:
+    """One category folder: its normal training images and labelled test images."""
+
+    root: Path
+    train_good: list[Path] = field(default_factory=list)
+    test: list[LabelledImage] = field(default_factory=list)
+    taxonomy_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """Folder name of the category."""
+        return self.root.name
+
+    @property
+    def defect_types(self) -> list[str]:
+        """Sorted defect folder names present in the test split."""
+        return sorted({t.defect_type for t in self.test if t.is_defective})
+
+    def require_train_good(self) -> list[Path]:
+        """Normal training images, or a clear error when there are none."""
+        if not self.train_good:
+            raise DatasetLayoutError(
+                "no normal training images in train/good",
+                self.root / "train" / "good",
+                "put normal images of the part in <category>/train/good",
+            )
+        return self.train_good
+
+    def require_test(self) -> list[LabelledImage]:
+        """Labelled test images, or a clear error when there are none."""
+        if not self.test:
+            raise DatasetLayoutError(
+                "no test images in test/<type>/", self.root / "test", "add test/good and test/<defect> folders"
+            )
+        return self.test
+
+
+def _mask_for(root: Path, defect_type: str, image: Path) -> Path | None:
+    folder = root / "ground_truth" / defect_type
+    for candidate in (folder / f"{image.stem}_mask.png", folder / f"{image.stem}.png"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_category(root: str | Path) -> Category:
+    """Index a category folder. Missing splits give empty lists; callers ask for what they need."""
+    base = Path(root)
+    if not base.is_dir():
+        raise DatasetLayoutError("category folder not found", base, "pass a folder in MVTec-AD layout")
+    train_dir = base / "train" / GOOD
+    train = list_images(train_dir) if train_dir.is_dir() else []
+    test: list[LabelledImage] = []
+    test_dir = base / "test"
+    if test_dir.is_dir():
+        for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+            for img in list_images(type_dir):
+                mask = None if type_dir.name == GOOD else _mask_for(base, type_dir.name, img)
+                test.append(LabelledImage(img, type_dir.name, mask))
+    if not train and not test:
+        raise DatasetLayoutError(
+            "no images found under train/good or test/*", base, "check that this is an MVTec-AD style category folder"
+        )
+    taxonomy = base / "taxonomy.json"
+    return Category(base, train, test, taxonomy if taxonomy.is_file() else None)

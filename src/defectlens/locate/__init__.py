@@ -1,0 +1,9 @@
+"""locate: anomaly map -> mask -> connected regions with geometry and scores, and overlays.
+
+Public surface: :func:`extract_regions`, :func:`default_min_area`, :func:`render_overlay`.
+"""
+
+from defectlens.locate.overlay import render_overlay
+from defectlens.locate.regions import default_min_area, extract_regions
+
+__all__ = ["default_min_area", "extract_regions", "render_overlay"]

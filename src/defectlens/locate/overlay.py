@@ -1,0 +1,39 @@
+"""Overlay pictures for people: heat map over the image, region outlines, score and verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from defectlens.types import Inspection
+
+_HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: float, labels: list[str] | None = None) -> Image.Image:
+    """Blend the anomaly map (scaled from ``low`` to ``high``) over ``image`` and outline regions.
+
+    ``labels`` optionally names each region (e.g. its defect type), in region order.
+    """
+    span = max(high - low, 1e-6)
+    level = np.clip((inspection.anomaly_map - low) / span, 0.0, 1.0)
+    heat = _HEAT[(level * 255).astype(np.uint8)]
+    # Blend strength follows the level, so normal surface stays readable under the map.
+    alpha = (0.15 + 0.5 * level)[..., None]
+    blended = (image.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha).astype(np.uint8)
+    if inspection.mask.any():
+        edge = inspection.mask & ~ndimage.binary_erosion(inspection.mask, iterations=max(1, min(image.shape[:2]) // 200))
+        blended[edge] = (0, 255, 120)
+    canvas = Image.fromarray(blended)
+    draw = ImageDraw.Draw(canvas)
+    for i, region in enumerate(inspection.regions):
+        x0, y0, _, _ = region.bbox
+        name = labels[i] if labels and i < len(labels) else f"#{region.index}"
+        draw.text((x0 + 2, max(0, y0 - 11)), name, fill=(0, 255, 120))
+    verdict = "DEFECTIVE" if inspection.is_defective else "OK"
+    colour = (255, 60, 60) if inspection.is_defective else (60, 220, 60)
+    draw.rectangle((0, 0, min(canvas.width, 150), 12), fill=(0, 0, 0))
+    draw.text((2, 0), f"{verdict}  score {inspection.score:.2f}", fill=colour)
+    return canvas

@@ -1,0 +1,68 @@
+"""From an anomaly map to a mask and a list of regions (connected components)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from defectlens.types import Region
+
+# 8-connectivity: a diagonal crack is one defect, not a chain of pixel-sized ones.
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+def default_min_area(height: int, width: int) -> int:
+    """Smallest region worth reporting: 0.01% of the image, at least 4 pixels.
+
+    Smaller blobs at the threshold are almost always smoothing artefacts of the map.
+    """
+    return max(4, round(1e-4 * height * width))
+
+
+def extract_regions(
+    anomaly_map: np.ndarray,
+    threshold: float,
+    min_area_px: int | None = None,
+    part_area_px: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Region]]:
+    """Threshold ``anomaly_map`` and describe each connected component.
+
+    Returns ``(mask, labels, regions)``: the bool mask of kept pixels, an int32 label image
+    whose values are the regions' indices, and the regions sorted by descending peak score
+    (index 1 = the most anomalous). Components smaller than ``min_area_px`` are dropped.
+    ``part_area_px`` is the area the fractions refer to (the whole image by default).
+    """
+    if anomaly_map.ndim != 2:
+        raise ValueError(f"anomaly map must be 2-D, got shape {anomaly_map.shape}")
+    h, w = anomaly_map.shape
+    min_area = default_min_area(h, w) if min_area_px is None else max(1, int(min_area_px))
+    part_area = part_area_px or h * w
+    raw_labels, n = ndimage.label(anomaly_map > threshold, structure=_EIGHT_CONNECTED)
+    if n == 0:
+        return np.zeros((h, w), bool), np.zeros((h, w), np.int32), []
+    ids = np.arange(1, n + 1)
+    areas = ndimage.sum_labels(np.ones_like(anomaly_map, dtype=np.int64), raw_labels, ids)
+    peaks = ndimage.maximum(anomaly_map, raw_labels, ids)
+    means = ndimage.mean(anomaly_map, raw_labels, ids)
+    centroids = ndimage.center_of_mass(np.ones_like(anomaly_map), raw_labels, ids)
+    boxes = ndimage.find_objects(raw_labels)
+    kept = [i for i in range(n) if areas[i] >= min_area]
+    kept.sort(key=lambda i: -peaks[i])
+    labels = np.zeros((h, w), np.int32)
+    regions: list[Region] = []
+    for new_index, i in enumerate(kept, start=1):
+        labels[raw_labels == i + 1] = new_index
+        ys, xs = boxes[i]
+        cy, cx = centroids[i]
+        regions.append(
+            Region(
+                index=new_index,
+                bbox=(int(xs.start), int(ys.start), int(xs.stop), int(ys.stop)),
+                area_px=int(areas[i]),
+                area_fraction=float(areas[i] / part_area),
+                centroid=(float(cx), float(cy)),
+                peak_score=float(peaks[i]),
+                mean_score=float(means[i]),
+            )
+        )
+    return labels > 0, labels, regions

@@ -1,0 +1,125 @@
+"""Typed records that flow between the pipeline stages.
+
+encode -> detect -> locate -> classify -> explain. Each stage consumes and produces the
+dataclasses below; nothing crosses a stage boundary as a loose dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Region:
+    """One connected defective area of an image, in original-image pixel coordinates."""
+
+    index: int
+    """1-based label of the region in the mask, ordered by descending peak score."""
+    bbox: tuple[int, int, int, int]
+    """(x0, y0, x1, y1), x1/y1 exclusive."""
+    area_px: int
+    area_fraction: float
+    """Area as a share of the part (the whole image when no part mask is known)."""
+    centroid: tuple[float, float]
+    """(x, y) centre of mass of the region's pixels."""
+    peak_score: float
+    mean_score: float
+
+    def to_json(self) -> dict:
+        """Plain-JSON form (lists and floats only)."""
+        return {
+            "index": self.index,
+            "bbox": list(self.bbox),
+            "area_px": self.area_px,
+            "area_fraction": round(self.area_fraction, 6),
+            "centroid": [round(c, 2) for c in self.centroid],
+            "peak_score": round(self.peak_score, 6),
+            "mean_score": round(self.mean_score, 6),
+        }
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds, in the detector's normalised score units."""
+
+    image: float
+    """An image whose score exceeds this is defective."""
+    pixel: float
+    """A pixel whose anomaly value exceeds this belongs to the defect mask."""
+    source: str = "normal-quantile"
+    """How they were set: 'normal-quantile', 'f1-optimal', or 'user'."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {"image": self.image, "pixel": self.pixel, "source": self.source}
+
+
+@dataclass
+class AnomalyResult:
+    """What a detector says about one image before regions are extracted."""
+
+    score: float
+    anomaly_map: np.ndarray
+    """float32 (H, W) at the input image's own resolution."""
+
+
+@dataclass
+class Inspection:
+    """The full verdict for one image: score, decision, pixel map, mask and regions."""
+
+    source: str
+    image_size: tuple[int, int]
+    """(width, height) of the original image."""
+    score: float
+    is_defective: bool
+    anomaly_map: np.ndarray
+    """float32 (H, W) at the original resolution; same units as ``score``."""
+    mask: np.ndarray
+    """bool (H, W): pixels above the pixel threshold (and inside kept regions)."""
+    regions: list[Region] = field(default_factory=list)
+    thresholds: Thresholds | None = None
+    region_labels: np.ndarray | None = None
+    """int32 (H, W): 0 outside regions, else the :attr:`Region.index` the pixel belongs to."""
+    detector: str = "memory-bank"
+    """Which map produced the verdict: 'memory-bank', 'grounding' or 'fused'."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON summary (maps are written separately as images)."""
+        return {
+            "source": self.source,
+            "image_size": list(self.image_size),
+            "score": round(float(self.score), 6),
+            "is_defective": bool(self.is_defective),
+            "detector": self.detector,
+            "thresholds": self.thresholds.to_json() if self.thresholds else None,
+            "n_regions": len(self.regions),
+            "regions": [r.to_json() for r in self.regions],
+        }
+
+
+@dataclass(frozen=True)
+class RegionType:
+    """The defect type assigned to one region by a classifier."""
+
+    region_index: int
+    """:attr:`Region.index` of the region it describes."""
+    defect_type: str
+    """A taxonomy defect name, or 'unknown' when the region is far from every known type."""
+    confidence: float
+    """In [0, 1]."""
+    method: str
+    """Which classifier decided: 'few-shot', 'text', 'vlm'."""
+    candidates: tuple[tuple[str, float], ...] = ()
+    """(type, score) for every known type, best first — why this type was chosen."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {
+            "region_index": self.region_index,
+            "defect_type": self.defect_type,
+            "confidence": round(float(self.confidence), 4),
+            "method": self.method,
+            "candidates": [[name, round(float(s), 4)] for name, s in self.candidates],
+        }

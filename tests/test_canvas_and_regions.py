@@ -1,0 +1,53 @@
+"""Canvas placement keeps aspect ratio and maps back exactly; regions describe components."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from defectlens.encode import CanvasSpec, map_to_original, mask_to_grid, place
+from defectlens.locate import extract_regions
+
+
+def test_canvas_aspect_follows_training_images():
+    spec = CanvasSpec.for_sizes([(250, 620), (250, 630)], 256)
+    assert spec.height % 32 == 0 and spec.width % 32 == 0
+    assert spec.height > 2 * spec.width  # tall parts get a tall canvas
+
+
+def test_place_is_not_squashed_and_maps_back():
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[:, 150:] = 200  # right half bright
+    canvas, p = place(img, CanvasSpec(128, 128))
+    assert canvas.shape == (128, 128, 3)
+    assert abs(p.width / p.height - 3.0) < 0.1  # aspect kept
+    # A map equal to the canvas brightness maps back to the original halves.
+    back = map_to_original(torch.from_numpy(canvas[..., 0].astype(np.float32)), p)
+    assert back.shape == (100, 300)
+    assert back[:, :140].mean() < 20 and back[:, 160:].mean() > 180
+
+
+def test_mask_to_grid_marks_covered_cells():
+    mask = np.zeros((64, 64), bool)
+    mask[:32, :32] = True
+    _, p = place(np.zeros((64, 64, 3), np.uint8), CanvasSpec(64, 64))
+    grid = mask_to_grid(mask, p, CanvasSpec(64, 64), (8, 8))
+    assert grid[:4, :4].min() > 0.9 and grid[4:, 4:].max() < 0.1
+
+
+def test_regions_are_sorted_by_peak_and_measured():
+    amap = np.zeros((50, 60), np.float32)
+    amap[5:15, 5:25] = 1.0  # 10x20 = 200 px, peak 1
+    amap[30:40, 40:50] = 2.0  # 100 px, peak 2
+    amap[45, 0] = 5.0  # single pixel: below the minimum area
+    mask, labels, regions = extract_regions(amap, 0.5, min_area_px=4)
+    assert [r.area_px for r in regions] == [100, 200]
+    first = regions[0]
+    assert first.index == 1 and first.peak_score == 2.0 and first.bbox == (40, 30, 50, 40)
+    assert first.centroid == (44.5, 34.5) and abs(first.area_fraction - 100 / 3000) < 1e-9
+    assert (labels == 1).sum() == 100 and not mask[45, 0]
+
+
+def test_no_regions_below_threshold():
+    mask, labels, regions = extract_regions(np.zeros((10, 10), np.float32), 0.1)
+    assert regions == [] and not mask.any() and not labels.any()

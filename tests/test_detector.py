@@ -1,0 +1,90 @@
+"""Memory-bank detector: coreset, finding a planted defect, thresholds, save/load, bad models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from defectlens import Inspector, ModelFileError
+from defectlens.detect import f1_optimal_threshold, greedy_coreset
+from defectlens.io import load_category, load_image
+
+
+def test_coreset_covers_clusters():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
+    points = torch.cat([c + torch.randn(200, 2, generator=gen) for c in centres])
+    chosen = greedy_coreset(points, 3, projection_dim=0)
+    picked = points[chosen]
+    # k-center with k=3 must take one point from each far-apart cluster.
+    assert sorted(int(torch.cdist(p[None], centres).argmin()) for p in picked) == [0, 1, 2]
+
+
+def test_f1_optimal_threshold_separates():
+    assert f1_optimal_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.8
+
+
+def test_planted_defect_scores_higher_and_is_located(synthetic_category, fitted_model):
+    inspector = Inspector.load(fitted_model)
+    cat = load_category(synthetic_category)
+    good = [inspector.inspect(t.path) for t in cat.test if not t.is_defective]
+    bad = [inspector.inspect(t.path) for t in cat.test if t.is_defective]
+    assert min(b.score for b in bad) > max(g.score for g in good)
+    for item, result in zip([t for t in cat.test if t.is_defective], bad, strict=True):
+        assert result.anomaly_map.shape == (96, 128)
+        mask = load_image(item.mask_path)[..., 0] > 0
+        peak = np.unravel_index(result.anomaly_map.argmax(), result.anomaly_map.shape)
+        assert mask[peak], f"map peak {peak} misses the planted square in {item.path.name}"
+        assert result.is_defective and result.regions, "defective image should have regions"
+
+
+def test_save_load_roundtrip_is_identical(fitted_model, synthetic_category, tmp_path):
+    a = Inspector.load(fitted_model)
+    a.save(tmp_path / "copy")
+    b = Inspector.load(tmp_path / "copy")
+    img = load_image(next(iter(load_category(synthetic_category).test)).path)
+    ra, rb = a.inspect(img), b.inspect(img)
+    assert ra.score == rb.score and np.array_equal(ra.anomaly_map, rb.anomaly_map)
+    assert a.thresholds == b.thresholds
+
+
+def test_corrupt_or_foreign_models_fail_clearly(fitted_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(fitted_model, broken)
+    (broken / "memory_bank.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="corrupt.*re-fit"):
+        Inspector.load(broken)
+
+    other = tmp_path / "other"
+    shutil.copytree(fitted_model, other)
+    meta = json.loads((other / "detector.json").read_text())
+    meta["config"]["encoder"]["backbone"] = "efficientnet-lite2"
+    (other / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="another backbone"):
+        Inspector.load(other)
+
+    old = tmp_path / "old"
+    shutil.copytree(fitted_model, old)
+    meta = json.loads((old / "detector.json").read_text())
+    meta["format_version"] = 99
+    (old / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="version 99"):
+        Inspector.load(old)
+
+    with pytest.raises(ModelFileError, match="not found"):
+        Inspector.load(tmp_path / "nowhere")
+
+
+def test_threshold_override(fitted_model, synthetic_category):
+    inspector = Inspector.load(fitted_model)
+    img = load_image(load_category(synthetic_category).test[0].path)
+    inspector.set_thresholds(image=-1.0)
+    assert inspector.inspect(img).is_defective
+    inspector.set_thresholds(image=1e9)
+    result = inspector.inspect(img)
+    assert not result.is_defective and result.regions == [] and inspector.thresholds.source == "user"

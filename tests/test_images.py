@@ -1,0 +1,70 @@
+"""Decoding: every mode, depth and orientation; clear errors for bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from defectlens.errors import ImageReadError
+from defectlens.io import load_image, load_mask
+
+
+def _save(tmp_path, img: Image.Image, name: str, **kw):
+    path = tmp_path / name
+    img.save(path, **kw)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "LA", "1", "CMYK"])
+def test_every_mode_becomes_rgb_uint8(tmp_path, mode):
+    img = Image.new("RGB", (40, 30), (200, 100, 50)).convert(mode)
+    path = _save(tmp_path, img, f"x_{mode}.png" if mode != "CMYK" else "x.jpg")
+    arr = load_image(path)
+    assert arr.shape == (30, 40, 3) and arr.dtype == np.uint8
+
+
+def test_sixteen_bit_png_keeps_relative_brightness(tmp_path):
+    data = np.full((20, 20), 60000, np.uint16)
+    data[:10] = 6000
+    path = tmp_path / "deep.png"
+    Image.fromarray(data).save(path)
+    arr = load_image(path)
+    # Fixed 65535 -> 255 mapping: 60000 -> ~233, 6000 -> ~23 (not stretched per image).
+    assert abs(int(arr[15, 0, 0]) - 233) <= 1 and abs(int(arr[0, 0, 0]) - 23) <= 1
+
+
+def test_transparent_pixels_become_mid_grey(tmp_path):
+    img = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
+    arr = load_image(_save(tmp_path, img, "clear.png"))
+    assert tuple(arr[0, 0]) == (128, 128, 128)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (10, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    path = _save(tmp_path, img, "rot.jpg", exif=exif)
+    assert load_image(path).shape[:2] == (40, 20)
+
+
+def test_bad_files_name_the_file_and_the_fix(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    good = _save(tmp_path, Image.new("RGB", (64, 64), (1, 2, 3)), "ok.png")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    for path, words in [(empty, "empty"), (text, "not a readable image"), (truncated, "corrupt or truncated"), (tmp_path / "missing.png", "no such file")]:
+        with pytest.raises(ImageReadError) as info:
+            load_image(path)
+        message = str(info.value)
+        assert str(path) in message and words in message and "fix:" in message
+
+
+def test_mask_size_mismatch_is_an_error(tmp_path):
+    path = _save(tmp_path, Image.new("L", (10, 12), 255), "m.png")
+    assert load_mask(path, (10, 12)).all()
+    with pytest.raises(ImageReadError, match="mask is 10x12 but its image is 20x12"):
+        load_mask(path, (20, 12))
