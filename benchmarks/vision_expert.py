@@ -1,0 +1,84 @@
+"""Benchmark the vision expert on every shared category that has normal training images.
+
+For each category, in a fresh process (so peak memory is per category): fit on up to
+``--max-train`` normal images with default settings, evaluate on the full test split, and
+record metrics, fit seconds, ms per image and peak memory. Writes
+``benchmarks/results/vision_expert.{json,md}``.
+
+    python benchmarks/vision_expert.py [--data ../shared/datasets] [--max-train 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _run_category(root: str, max_train: int, image_size: int, backbone: str, queue) -> None:
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.evaluate.harness import evaluate_detection
+    from defectlens.io import load_category, load_image
+
+    category = load_category(root)
+    paths = category.require_train_good()
+    # A fixed, seeded subset when more normal images exist than the budget.
+    rng = np.random.default_rng(0)
+    if len(paths) > max_train:
+        paths = [paths[i] for i in sorted(rng.choice(len(paths), max_train, replace=False))]
+    t0 = time.perf_counter()
+    images = [load_image(p) for p in paths]
+    decode_s = time.perf_counter() - t0
+    inspector, summary = Inspector.fit(images, InspectorSettings(backbone=backbone, image_size=image_size))
+    evaluation, _ = evaluate_detection(inspector, category)
+    result = evaluation.to_json()
+    result.update(fit_seconds=round(summary.seconds + decode_s, 2), n_train=len(images), bank_size=summary.bank_size)
+    queue.put(result)
+
+
+def main() -> None:
+    """Run the benchmark and write the tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
+    parser.add_argument("--max-train", type=int, default=200)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--categories", nargs="*", default=None)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"{args.data}: data folder not found — pass --data or set DEFECTLENS_DATA")
+    names = args.categories or sorted(p.name for p in args.data.iterdir() if (p / "train" / "good").is_dir())
+    ctx = mp.get_context("spawn")
+    rows = []
+    for name in names:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_run_category, args=(str(args.data / name), args.max_train, args.image_size, args.backbone, queue))
+        proc.start()
+        row = queue.get()
+        proc.join()
+        rows.append(row)
+        print(json.dumps({k: row[k] for k in ("category", "image_auroc", "pixel_auroc", "aupro", "fit_seconds", "ms_per_image", "peak_memory_mb")}))
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "backbone": args.backbone, "image_size": args.image_size, "max_train": args.max_train}
+    (args.out / "vision_expert.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
+    cols = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "fit_seconds", "ms_per_image", "peak_memory_mb"]
+    lines = ["| category | n_train | n_test | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    for r in rows:
+        cells = [f"{r[c]:.3f}" if isinstance(r[c], float) and c not in ("fit_seconds", "ms_per_image", "peak_memory_mb") else f"{r[c]:.0f}" if r[c] is not None else "n/a" for c in cols]
+        lines.append(f"| {r['category']} | {r['n_train']} | {r['n_test']} | " + " | ".join(cells) + " |")
+    (args.out / "vision_expert.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

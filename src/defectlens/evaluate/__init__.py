@@ -1,0 +1,35 @@
+"""Evaluation: anomaly-detection and defect-type metrics (see :mod:`defectlens.evaluate.metrics`)."""
+
+from defectlens.evaluate.metrics import (
+    UNKNOWN,
+    DetectionMetrics,
+    aupro,
+    confusion,
+    detection_metrics,
+    f1_max,
+    f1_max_threshold,
+    image_ap,
+    image_auroc,
+    pixel_ap,
+    pixel_auroc,
+    pixel_f1_max,
+    type_accuracy,
+    type_macro_f1,
+)
+
+__all__ = [
+    "UNKNOWN",
+    "DetectionMetrics",
+    "aupro",
+    "confusion",
+    "detection_metrics",
+    "f1_max",
+    "f1_max_threshold",
+    "image_ap",
+    "image_auroc",
+    "pixel_ap",
+    "pixel_auroc",
+    "pixel_f1_max",
+    "type_accuracy",
+    "type_macro_f1",
+]
