@@ -123,3 +123,103 @@ class RegionType:
             "method": self.method,
             "candidates": [[name, round(float(s), 4)] for name, s in self.candidates],
         }
+
+
+@dataclass
+class GroundingResult:
+    """What the vision-language grounding model says about one image."""
+
+    score: float
+    """Image score in [0, 1]: mean of the top cells of the defect-probability map."""
+    anomaly_map: np.ndarray
+    """float32 (H, W) at the original resolution: per-pixel probability of the SEG_DEFECT token."""
+    type_names: tuple[str, ...]
+    """Defect types of the taxonomy the image was read with, in taxonomy order."""
+    type_maps: np.ndarray
+    """float32 (T, H, W): cosine similarity of each pixel's embedding to each type's description."""
+    type_logit_scale: float
+    """Inverse temperature turning pooled similarities into type probabilities (softmax)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One located defect as the report states it: what, where, how big, how bad, what to do."""
+
+    region_index: int
+    """:attr:`Region.index` of the region described."""
+    defect_type: str
+    """Taxonomy defect name, or 'unknown'."""
+    confidence: float
+    """In [0, 1], from the classifier (0 when the region was not classified)."""
+    location: str
+    """Position on the part in words, e.g. 'upper-left edge' or 'centre'."""
+    centroid: tuple[float, float]
+    """(x, y) in original-image pixels."""
+    bbox: tuple[int, int, int, int]
+    """(x0, y0, x1, y1), x1/y1 exclusive."""
+    area_fraction: float
+    """Share of the part the region covers."""
+    size: str
+    """Size in words ('tiny', 'small', 'medium', 'large', 'very large')."""
+    severity: str
+    impact: str
+    action: str
+    method: str = "none"
+    """Classifier that decided the type ('few-shot', 'vlm', 'text'), or 'none' when skipped."""
+    defaults_used: tuple[str, ...] = ()
+    """Which of severity/impact/action came from defaults rather than the taxonomy."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {
+            "region_index": self.region_index,
+            "defect_type": self.defect_type,
+            "confidence": round(float(self.confidence), 4),
+            "location": self.location,
+            "centroid": [round(float(c), 2) for c in self.centroid],
+            "bbox": list(self.bbox),
+            "area_fraction": round(float(self.area_fraction), 6),
+            "size": self.size,
+            "severity": self.severity,
+            "impact": self.impact,
+            "action": self.action,
+            "method": self.method,
+            "defaults_used": list(self.defaults_used),
+        }
+
+
+@dataclass
+class Report:
+    """The per-image report: verdict, structured findings, prose, and what was skipped."""
+
+    source: str
+    object_name: str
+    verdict: str
+    """'defective' or 'good'."""
+    score: float
+    image_size: tuple[int, int]
+    """(width, height)."""
+    findings: list[Finding] = field(default_factory=list)
+    text: str = ""
+    """Short natural-language report."""
+    writer: str = "template"
+    """Who wrote ``text``: 'template', 'llm', or 'template (llm fallback)'."""
+    notes: list[str] = field(default_factory=list)
+    """What was skipped or fell back, and why (one line each)."""
+    writer_seconds: float = 0.0
+    """Time the writer took for ``text``."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {
+            "source": self.source,
+            "object": self.object_name,
+            "verdict": self.verdict,
+            "score": round(float(self.score), 6),
+            "image_size": list(self.image_size),
+            "findings": [f.to_json() for f in self.findings],
+            "text": self.text,
+            "writer": self.writer,
+            "writer_seconds": round(float(self.writer_seconds), 4),
+            "notes": list(self.notes),
+        }

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import typer
 
-from defectlens.cli import vision
+from defectlens.cli import grounding, vision
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
 app.command()(vision.fit)
 app.command()(vision.inspect)
 app.command()(vision.evaluate)
 app.command()(vision.demo)
+app.command("train-grounding")(grounding.train_grounding)
 
 __all__ = ["app"]

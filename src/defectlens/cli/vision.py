@@ -12,7 +12,8 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, progress_bar
 from defectlens.errors import DatasetLayoutError, DefectlensError
-from defectlens.evaluate.harness import evaluate_detection
+from defectlens.cli.analysis import analyse, prepare_analysis
+from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
 from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.locate import render_overlay
@@ -117,15 +118,25 @@ def inspect(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image.")],
+    taxonomy: Annotated[Path | None, typer.Option(help="taxonomy.json: defect names, descriptions, severity, impact, action.")] = None,
+    examples: Annotated[Path | None, typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier.")] = None,
+    k: Annotated[int, typer.Option(help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
+    writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
 ) -> None:
-    """Inspect images: a JSON verdict and an overlay picture per image, a table at the end."""
+    """Inspect images: JSON verdict, overlay picture and report per image, a table at the end."""
     try:
         inspector = Inspector.load(model_dir)
     except DefectlensError as exc:
         raise _fail(exc) from None
+    if writer not in ("template", "llm"):
+        console.print(f"[red]error:[/] --writer must be 'template' or 'llm', got {writer!r}")
+        raise typer.Exit(2)
+    analysis = prepare_analysis(taxonomy, examples, k, writer)
+    for note in analysis.notes:
+        console.print(f"[yellow]note:[/] {note}")
     files, failures = expand_inputs(inputs)
     output.mkdir(parents=True, exist_ok=True)
-    table = Table("image", "verdict", "score", "regions", title=f"defectlens — {len(files)} image(s)")
+    table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
     used: set[str] = set()
     with progress_bar("inspecting", len(files)) as advance:
         for path in files:
@@ -133,9 +144,13 @@ def inspect(
             failures.extend(bad)
             if images:
                 inspection = inspector.decide(inspector.score(images)[0], str(path))
-                write_inspection(inspection, images[0], output, _unique_stem(path, used), inspector)
+                stem = _unique_stem(path, used)
+                region_types = analyse(analysis, images[0], inspection, output, stem)
+                names = [t.defect_type for t in region_types]
+                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": names}
+                write_inspection(inspection, images[0], output, stem, inspector, extra)
                 verdict = "[red]DEFECTIVE[/]" if inspection.is_defective else "[green]ok[/]"
-                table.add_row(str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)))
+                table.add_row(str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)), ", ".join(names))
             advance(1)
     console.print(table)
     _report_failures(failures)
@@ -148,17 +163,30 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
+    types_k: Annotated[int, typer.Option("--types-k", help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).")] = 0,
 ) -> None:
-    """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split."""
+    """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
+    with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too."""
     try:
         inspector = Inspector.load(model_dir)
         category = load_category(category_dir)
         n = len(category.require_test())
+        analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
         with progress_bar("evaluating", n) as advance:
-            evaluation, _ = evaluate_detection(inspector, category, advance)
+            evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
     except DefectlensError as exc:
         raise _fail(exc) from None
     result = evaluation.to_json()
+    if analysis is not None:
+        for note in analysis.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        if analysis.classifier is not None:
+            types = evaluate_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
+            result["types"] = types.to_json()
+            console.print(f"defect types (k={types_k}, {types.n_images} images): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
+            figure = (json_out.with_suffix(".confusion.png") if json_out else Path(f"{category.name}.confusion.png"))
+            write_bytes_atomic(figure, confusion_figure_png(types))
+            console.print(f"confusion matrix → {figure}")
     table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
     for key in ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "ms_per_image", "fit_seconds", "peak_memory_mb"):
         value = result.get(key)

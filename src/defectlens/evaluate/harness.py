@@ -122,9 +122,11 @@ def run_inspections(
     return scored, failures, seconds
 
 
-def evaluate_detection(inspector: Inspector, category: Category, progress: Progress | None = None) -> tuple[DetectionEvaluation, ScoredSet]:
+def evaluate_detection(
+    inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False
+) -> tuple[DetectionEvaluation, ScoredSet]:
     """Image and pixel metrics, AUPRO, speed and memory of ``inspector`` on ``category``'s test split."""
-    scored, failures, seconds = run_inspections(inspector, category, progress)
+    scored, failures, seconds = run_inspections(inspector, category, progress, keep_images=keep_images)
     if not scored.inspections:
         raise DefectlensError("no test image could be evaluated", category.root / "test", "check the failures listed above")
     metrics = detection_metrics(scored.labels, scored.scores, scored.masks, [i.anomaly_map for i in scored.inspections])
@@ -143,3 +145,92 @@ def evaluate_detection(inspector: Inspector, category: Category, progress: Progr
         failures=failures,
     )
     return evaluation, scored
+
+
+@dataclass
+class TypeEvaluation:
+    """Defect-type classification quality over defective test images not used as examples."""
+
+    category: str
+    k: int
+    n_images: int
+    accuracy: float
+    macro_f1: float
+    labels: list[str]
+    confusion: np.ndarray
+    """Rows: true type; columns: predicted type (``labels`` + 'unknown')."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {
+            "category": self.category,
+            "k": self.k,
+            "n_images": self.n_images,
+            "type_accuracy": round(self.accuracy, 4),
+            "type_macro_f1": round(self.macro_f1, 4),
+            "labels": self.labels,
+            "confusion": self.confusion.tolist(),
+        }
+
+
+def _top_region_mask(inspection: Inspection) -> np.ndarray:
+    """The pixels to classify for one image: its most anomalous region, or — when the detector
+    reported none — the top 1% of its map, so every defective image still gets a type."""
+    if inspection.regions and inspection.region_labels is not None:
+        return inspection.region_labels == inspection.regions[0].index
+    amap = inspection.anomaly_map
+    return amap >= np.quantile(amap, 0.99)
+
+
+def evaluate_types(scored: ScoredSet, classifier, excluded: set[str], category: str, k: int) -> TypeEvaluation:
+    """Type accuracy / macro-F1 of ``classifier`` on the defective images of ``scored``.
+
+    Each image's predicted type is that of its most anomalous detected region (as VELM scores
+    it: detection and classification together). ``excluded`` are the example images' paths.
+    ``scored`` must have been built with ``keep_images=True``.
+    """
+    from defectlens.evaluate.metrics import UNKNOWN, confusion, type_accuracy, type_macro_f1
+
+    true, pred = [], []
+    for source, defect, inspection, image in zip(scored.sources, scored.defect_types, scored.inspections, scored.images, strict=True):
+        if defect == "good" or source in excluded:
+            continue
+        types = classifier.classify(image, {1: _top_region_mask(inspection)})
+        true.append(defect)
+        pred.append(types[0].defect_type if types else UNKNOWN)
+    labels = sorted(set(true))
+    return TypeEvaluation(
+        category=category,
+        k=k,
+        n_images=len(true),
+        accuracy=type_accuracy(true, pred),
+        macro_f1=type_macro_f1(true, pred),
+        labels=labels,
+        confusion=confusion(true, pred, [*labels, UNKNOWN]),
+    )
+
+
+def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
+    """The confusion matrix as a PNG (counts in each cell)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    cols = [*evaluation.labels, "unknown"]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cols), 1.0 + 0.7 * len(evaluation.labels)))
+    ax.imshow(evaluation.confusion, cmap="Blues")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(evaluation.labels)), evaluation.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), v in np.ndenumerate(evaluation.confusion):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set_title(f"{evaluation.category}: accuracy {evaluation.accuracy:.2f}, k={evaluation.k}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,251 @@
+"""Zero-shot benchmark of the grounding model: leave one category out.
+
+For each category with masks under the data root: train the grounding head on all *other*
+categories (their defective images with masks + a few normal images each), then test on the
+held-out category's test split — no image of it was seen in training, and its defect types
+are known only from the sentences in its taxonomy.json. Reports image AUROC, pixel AUROC,
+AUPRO and type accuracy (each defective test image's ground-truth mask as the region, the
+type chosen from text only). Features are encoded once and cached on disk, shared by all
+folds. With ``--fusion`` (and the memory-bank detector available) magnetic_tile is also
+scored by the memory bank fitted on its normal images, and fused with the grounding map.
+
+    python benchmarks/zero_shot.py [--data ../shared/datasets] [--epochs 25] [--fusion]
+
+Writes ``benchmarks/results/zero_shot.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _metrics():
+    """The project's metrics module, or an sklearn fallback while it is not there."""
+    try:
+        from defectlens.evaluate import metrics
+
+        return metrics.image_auroc, metrics.pixel_auroc, metrics.aupro, metrics.type_accuracy
+    except ImportError:  # pragma: no cover - only before evaluate.metrics existed
+        from sklearn.metrics import roc_auc_score
+
+        def image_auroc(y, s):
+            return float(roc_auc_score(y, s)) if len(set(y)) == 2 else math.nan
+
+        def pixel_auroc(masks, maps):
+            y = np.concatenate([m.ravel() for m in masks])
+            return float(roc_auc_score(y, np.concatenate([a.ravel() for a in maps])))
+
+        def aupro(masks, maps):
+            return math.nan
+
+        def type_accuracy(t, p):
+            return float(np.mean([a == b for a, b in zip(t, p)])) if t else math.nan
+
+        return image_auroc, pixel_auroc, aupro, type_accuracy
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
+
+
+def evaluate_fold(model, category_root: Path, cache, subtract_background: bool = True) -> tuple[dict, list]:
+    """Score the held-out category's test split; returns metrics and the per-image results."""
+    from defectlens.classify.from_text import classify_regions_from_text
+    from defectlens.detect.grounding import Taxonomy
+    from defectlens.io import load_category, load_mask
+
+    image_auroc, pixel_auroc, aupro, type_accuracy = _metrics()
+    category = load_category(category_root)
+    taxonomy = Taxonomy.load(category.taxonomy_path)
+    vocab = model.vocabulary(taxonomy)
+    test = category.require_test()
+    grids = cache.get_many([t.path for t in test])
+    t0 = time.perf_counter()
+    results = model.predict_inputs(grids, vocab)
+    head_ms = 1000 * (time.perf_counter() - t0) / max(1, len(results))
+    masks, true_types, pred_types, pred_types_raw = [], [], [], []
+    for t, r in zip(test, results, strict=True):
+        h, w = r.anomaly_map.shape
+        m = load_mask(t.mask_path, (w, h)) if t.mask_path is not None else np.zeros((h, w), bool)
+        masks.append(m)
+        if t.is_defective and m.any():
+            true_types.append(t.defect_type)
+            for sub, sink in ((True, pred_types), (False, pred_types_raw)):
+                rt = classify_regions_from_text(
+                    r.type_maps, r.type_names, [m], logit_scale=r.type_logit_scale,
+                    weights=r.anomaly_map, subtract_background=sub,
+                )[0]
+                sink.append(rt.defect_type)
+    labels = [int(t.is_defective) for t in test]
+    scores = [r.score for r in results]
+    maps = [r.anomaly_map for r in results]
+    per_type = {}
+    for name in taxonomy.names:
+        idx = [i for i, t in enumerate(true_types) if t == name]
+        per_type[name] = _r(np.mean([pred_types[i] == name for i in idx])) if idx else None
+    row = {
+        "category": category.name,
+        "n_test": len(test),
+        "n_defective": sum(labels),
+        "image_auroc": _r(image_auroc(labels, scores)),
+        "pixel_auroc": _r(pixel_auroc(masks, maps)),
+        "aupro": _r(aupro(masks, maps)),
+        "type_accuracy": _r(type_accuracy(true_types, pred_types)) if len(taxonomy.names) > 1 else None,
+        "type_accuracy_no_background": _r(type_accuracy(true_types, pred_types_raw)) if len(taxonomy.names) > 1 else None,
+        "type_chance": _r(1.0 / len(taxonomy.names)),
+        "per_type_accuracy": per_type if len(taxonomy.names) > 1 else None,
+        "head_ms_per_image": round(head_ms, 2),
+    }
+    return row, [masks, labels, scores, maps, test]
+
+
+def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores, g_maps, test, n_fit: int) -> dict | None:
+    """Memory bank alone vs grounding alone vs fused on one category (needs its normal images)."""
+    try:
+        from defectlens.detect import MemoryBankConfig, MemoryBankDetector
+    except ImportError:
+        return None
+    from defectlens.detect.grounding.fusion import FusionConfig, NormalStats, fuse
+    from defectlens.io import load_category, load_image
+
+    image_auroc, pixel_auroc, aupro, _ = _metrics()
+    category = load_category(category_root)
+    normals = category.train_good
+    if len(normals) < 10:
+        return None
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(normals))
+    fit_paths = [normals[i] for i in order[:n_fit]]
+    # Held-out normal images, never in the bank: they calibrate both detectors' scales.
+    calib_paths = [normals[i] for i in order[n_fit : n_fit + 30]]
+    detector = MemoryBankDetector(MemoryBankConfig(holdout_fraction=0.0))
+    detector.fit([load_image(p) for p in fit_paths])
+    mb_calib = detector.score([load_image(p) for p in calib_paths])
+    g_calib = model.predict_inputs(cache.get_many(calib_paths), model.vocabulary(None))
+    mb_stats = NormalStats.from_normal([r.score for r in mb_calib], [r.anomaly_map for r in mb_calib])
+    g_stats = NormalStats.from_normal([r.score for r in g_calib], [r.anomaly_map for r in g_calib])
+    mb = []
+    for start in range(0, len(test), 32):
+        mb += detector.score([load_image(t.path) for t in test[start : start + 32]])
+    out = {"n_fit": len(fit_paths), "n_calibration": len(calib_paths)}
+    variants = {
+        "memory_bank": ([r.score for r in mb], [r.anomaly_map for r in mb]),
+        "grounding": (g_scores, g_maps),
+    }
+    for mode in ("sum", "product"):
+        cfg = FusionConfig(mode=mode, weight=0.5)
+        fused = [fuse(r.score, r.anomaly_map, s, m, mb_stats, g_stats, cfg) for r, s, m in zip(mb, g_scores, g_maps, strict=True)]
+        variants[f"fused_{mode}"] = ([f[0] for f in fused], [f[1] for f in fused])
+    for name, (s, m) in variants.items():
+        out[name] = {
+            "image_auroc": _r(image_auroc(labels, s)),
+            "pixel_auroc": _r(pixel_auroc(masks, m)),
+            "aupro": _r(aupro(masks, m)),
+        }
+    return out
+
+
+def main() -> None:
+    """Run leave-one-category-out and write the result tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "defectlens" / "zero_shot")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster when the cores are shared)")
+    parser.add_argument("--n-normal", type=int, default=40)
+    parser.add_argument("--no-condition", action="store_true", help="object-independent segmentation tokens")
+    parser.add_argument("--fusion", action="store_true", help="also compare with/fuse the memory bank on magnetic_tile")
+    parser.add_argument("--fusion-fit", type=int, default=100)
+    parser.add_argument("--only", nargs="*", help="held-out categories to run (default: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, args.threads))
+
+    from defectlens.detect.grounding import GroundingConfig, TrainingConfig, train_grounding_model
+    from defectlens.detect.grounding.data import FeatureCache
+    from defectlens.encode import PatchEncoder
+    from defectlens.encode.text import TextEncoder
+
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: data root not found — pass --data or set DEFECTLENS_DATA")
+    roots = sorted(d for d in args.data.iterdir() if (d / "ground_truth").is_dir() and (d / "taxonomy.json").is_file())
+    config = GroundingConfig(conditioned=not args.no_condition)
+    training = TrainingConfig(epochs=args.epochs, n_normal=args.n_normal)
+    encoder = PatchEncoder(config.encoder)
+    text = TextEncoder()
+    cache = FeatureCache(encoder, config.side, config.grey, args.cache)
+    start = time.perf_counter()
+    rows, folds = [], []
+    for held in roots:
+        if args.only and held.name not in args.only:
+            continue
+        train_roots = [r for r in roots if r != held]
+        t0 = time.perf_counter()
+        model, summary = train_grounding_model(train_roots, config, training, encoder=encoder, text=text, cache=cache)
+        train_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        row, (masks, labels, scores, maps, test) = evaluate_fold(model, held, cache)
+        row.update(
+            trained_on=summary.categories,
+            n_train_images=summary.n_images,
+            cache_seconds=summary.cache_seconds,
+            train_seconds=summary.train_seconds,
+            fold_seconds=round(train_s + time.perf_counter() - t1, 1),
+            final_loss=round(summary.losses[-1], 4),
+        )
+        if args.fusion and held.name == "magnetic_tile":
+            row["fusion"] = fusion_comparison(model, held, cache, masks, labels, scores, maps, test, args.fusion_fit)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        folds.append(held.name)
+    total = time.perf_counter() - start
+    meta = {
+        "protocol": "leave-one-category-out; held-out test split; types from taxonomy text only (GT mask as region)",
+        "grounding_config": config.to_json(),
+        "training_config": training.to_json(),
+        "total_seconds": round(total, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "zero_shot.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
+    lines = [
+        "# Zero-shot grounding (leave one category out)",
+        "",
+        f"Total {total / 60:.1f} min on {meta['machine']} (feature cache shared by folds; first run encodes).",
+        "",
+        "| held out | trained on | image AUROC | pixel AUROC | AUPRO | type acc (chance) | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        acc = "-" if r["type_accuracy"] is None else f"{r['type_accuracy']:.3f} ({r['type_chance']:.2f})"
+        lines.append(
+            f"| {r['category']} | {', '.join(r['trained_on'])} | {r['image_auroc'] if r['image_auroc'] is not None else 'n/a'} "
+            f"| {r['pixel_auroc']} | {r['aupro']} | {acc} | {r['train_seconds']} |"
+        )
+    for r in rows:
+        if r.get("per_type_accuracy"):
+            lines += ["", f"Per-type accuracy on {r['category']}: " + ", ".join(f"{k} {v}" for k, v in r["per_type_accuracy"].items())]
+        if r.get("fusion"):
+            lines += ["", f"Fusion on {r['category']} (memory bank fitted on {r['fusion']['n_fit']} normal images):", "",
+                      "| detector | image AUROC | pixel AUROC | AUPRO |", "|---|---|---|---|"]
+            for k, v in r["fusion"].items():
+                if isinstance(v, dict):
+                    lines.append(f"| {k} | {v['image_auroc']} | {v['pixel_auroc']} | {v['aupro']} |")
+    (args.out / "zero_shot.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The defect taxonomy of a part: ``taxonomy.json`` validated with pydantic.
+
+The file lists the part (``object``) and its defect types. Beyond name and description each
+type may say how bad it is (``severity``), what it does to the part (``impact``) and what the
+line should do (``action``); the report falls back to stated defaults when they are absent.
+
+Validation happens on load, so a typo is reported before a single image is encoded:
+unknown keys (``"severty"``), empty or duplicate names, reserved names (``unknown``, ``good``),
+and — where a classifier needs them — missing descriptions all raise :class:`ConfigError`
+naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from defectlens.errors import ConfigError
+
+UNKNOWN = "unknown"
+"""Type given to a region far from every known type."""
+# 'good' is the MVTec folder of normal images; 'unknown' is what the classifier says when unsure.
+RESERVED_NAMES = frozenset({UNKNOWN, "good"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]*$")
+
+
+class Severity(str, Enum):
+    """How bad a defect type is for the part, in increasing order."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+# Defaults used when the taxonomy does not say; deliberately conservative (hold for review)
+# because an unassessed defect should not pass silently.
+DEFAULT_SEVERITY = Severity.medium
+DEFAULT_IMPACT = "impact not assessed for this defect type"
+DEFAULT_ACTION = "hold the part for manual review"
+UNKNOWN_SEVERITY = Severity.high
+UNKNOWN_IMPACT = "unidentified defect: its effect on the part is unknown"
+UNKNOWN_ACTION = "hold the part and have an inspector identify the defect"
+
+
+class DefectSpec(BaseModel):
+    """One defect type of the taxonomy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    severity: Severity | None = None
+    impact: str | None = None
+    action: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        # Names are matched as whole words in reports and VLM replies, so keep them plain.
+        if not _NAME_RE.match(v):
+            raise ValueError(f"defect name {v!r} must be letters, digits, spaces, '-' or '_'")
+        if v.lower() in RESERVED_NAMES:
+            raise ValueError(f"defect name {v!r} is reserved")
+        return v
+
+    @field_validator("description", "impact", "action")
+    @classmethod
+    def _blank_is_absent(cls, v: str | None) -> str | None:
+        return v or None
+
+
+class Taxonomy(BaseModel):
+    """A part's name and its defect types, in file order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, str_strip_whitespace=True)
+
+    object_name: str = Field(alias="object", min_length=1)
+    defects: tuple[DefectSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Taxonomy:
+        seen: set[str] = set()
+        for d in self.defects:
+            key = d.name.lower()
+            if key in seen:
+                raise ValueError(f"defect name {d.name!r} is listed twice")
+            seen.add(key)
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Defect type names, in taxonomy order."""
+        return tuple(d.name for d in self.defects)
+
+    def get(self, name: str) -> DefectSpec | None:
+        """The spec of a type (case-insensitive), or None."""
+        key = name.lower()
+        return next((d for d in self.defects if d.name.lower() == key), None)
+
+    def require_types(self, types: Iterable[str], where: str | Path | None = None) -> None:
+        """Raise :class:`ConfigError` if any of ``types`` (e.g. example folders) is not in the taxonomy."""
+        unknown = sorted({t for t in types if self.get(t) is None})
+        if unknown:
+            raise ConfigError(
+                f"defect type(s) {', '.join(unknown)} are not in the taxonomy (it lists {', '.join(self.names)})",
+                where,
+                "add them to taxonomy.json or rename the example folders",
+            )
+
+    def require_descriptions(self, where: str | Path | None = None) -> None:
+        """Raise :class:`ConfigError` unless every type has a description (text/VLM classifiers need one)."""
+        missing = [d.name for d in self.defects if not d.description]
+        if missing:
+            raise ConfigError(
+                f"no description for defect type(s) {', '.join(missing)}",
+                where,
+                'add "description": "<one sentence saying what it looks like>" to each',
+            )
+
+    def guidance(self, name: str) -> ResolvedGuidance:
+        """Severity, impact and action for a type, with defaults filled in and flagged."""
+        spec = self.get(name)
+        if spec is None:
+            return ResolvedGuidance(UNKNOWN_SEVERITY.value, UNKNOWN_IMPACT, UNKNOWN_ACTION, ())
+        defaults = tuple(
+            f for f, v in (("severity", spec.severity), ("impact", spec.impact), ("action", spec.action)) if v is None
+        )
+        return ResolvedGuidance(
+            (spec.severity or DEFAULT_SEVERITY).value,
+            spec.impact or DEFAULT_IMPACT,
+            spec.action or DEFAULT_ACTION,
+            defaults,
+        )
+
+    def to_json(self) -> dict:
+        """The ``taxonomy.json`` form (absent optional fields omitted)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class ResolvedGuidance:
+    """What the report says about a type: severity, impact, action and which were defaults."""
+
+    severity: str
+    impact: str
+    action: str
+    defaults_used: tuple[str, ...]
+
+
+def resolve_guidance(taxonomy: Taxonomy | None, name: str) -> ResolvedGuidance:
+    """Severity, impact and action for ``name``; stated defaults when there is no taxonomy at all."""
+    if taxonomy is not None:
+        return taxonomy.guidance(name)
+    if name == UNKNOWN:
+        return ResolvedGuidance(UNKNOWN_SEVERITY.value, UNKNOWN_IMPACT, UNKNOWN_ACTION, ())
+    return ResolvedGuidance(DEFAULT_SEVERITY.value, DEFAULT_IMPACT, DEFAULT_ACTION, ("severity", "impact", "action"))
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key {loc!r}"
+    return f"{msg} (at {loc})" if loc else msg
+
+
+def parse_taxonomy(data: object, where: str | Path | None = None, require_descriptions: bool = False) -> Taxonomy:
+    """Validate the ``taxonomy.json`` form; every problem becomes a one-line :class:`ConfigError`."""
+    try:
+        tax = Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid taxonomy: {_first_error(exc)}",
+            where,
+            'write {"object": "<part>", "defects": [{"name", "description", "severity", "impact", "action"}]} '
+            "with unique, non-reserved names",
+        ) from None
+    if require_descriptions:
+        tax.require_descriptions(where)
+    return tax
+
+
+def load_taxonomy(path: str | Path, require_descriptions: bool = False) -> Taxonomy:
+    """Read and validate a ``taxonomy.json`` file.
+
+    ``require_descriptions`` makes a missing description an error (the VLM and text
+    classifiers know a type only by its sentence; the few-shot classifier does not need one).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("taxonomy file not found", p, "write a taxonomy.json with the object and its defect types")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"taxonomy is not valid JSON ({exc})", p, "fix the JSON syntax") from None
+    return parse_taxonomy(data, p, require_descriptions)

@@ -1,0 +1,73 @@
+"""Optional stages the CLI adds after detection: defect-type classification and reports.
+
+Failures here never stop an inspection: what could not be computed is skipped and the
+report says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from defectlens.classify.fewshot import FewShotClassifier, examples_from_category, examples_from_folders
+from defectlens.classify.taxonomy import Taxonomy, load_taxonomy
+from defectlens.errors import DefectlensError
+from defectlens.explain.report import build_report, write_report_files
+from defectlens.types import Inspection, RegionType
+
+
+@dataclass
+class Analysis:
+    """What the optional stages have to work with, and what was skipped while setting them up."""
+
+    taxonomy: Taxonomy | None = None
+    classifier: FewShotClassifier | None = None
+    writer: str = "template"
+    notes: list[str] = field(default_factory=list)
+    excluded: set[str] = field(default_factory=set)
+    """Example images (they must not be scored as test images)."""
+
+
+def prepare_analysis(taxonomy_path: Path | None, examples: Path | None, k: int, writer: str, seed: int = 0) -> Analysis:
+    """Load the taxonomy and fit (or load) the few-shot classifier; problems become notes."""
+    analysis = Analysis(writer=writer)
+    if taxonomy_path is not None:
+        try:
+            analysis.taxonomy = load_taxonomy(taxonomy_path)
+        except DefectlensError as exc:
+            analysis.notes.append(f"taxonomy skipped: {exc}")
+    if examples is not None:
+        try:
+            if (examples / "fewshot.json").is_file():
+                analysis.classifier = FewShotClassifier.load(examples)
+            else:
+                if (examples / "test").is_dir():
+                    example_set, _ = examples_from_category(examples, k, seed=seed)
+                else:
+                    example_set = examples_from_folders(examples)
+                analysis.notes.extend(example_set.notes)
+                analysis.excluded = {str(e.path) for e in example_set.examples}
+                analysis.classifier = FewShotClassifier().fit(example_set.examples)
+                analysis.notes.extend(analysis.classifier.notes)
+        except DefectlensError as exc:
+            analysis.notes.append(f"defect-type classification skipped: {exc}")
+    return analysis
+
+
+def analyse(analysis: Analysis, image: np.ndarray, inspection: Inspection, out_dir: Path, stem: str) -> list[RegionType]:
+    """Classify the inspection's regions (when a classifier exists) and write the report files."""
+    region_types: list[RegionType] = []
+    notes = list(analysis.notes)
+    if analysis.classifier is not None and inspection.regions:
+        try:
+            result = analysis.classifier.classify_inspection(image, inspection)
+            region_types, notes = result.region_types, notes + result.notes
+        except DefectlensError as exc:
+            notes.append(f"defect-type classification failed: {exc}")
+    elif analysis.classifier is None and inspection.regions:
+        notes.append("no defect examples given (--examples): regions are not typed")
+    report = build_report(inspection, region_types, analysis.taxonomy, analysis.writer, notes)
+    write_report_files(report, out_dir, stem)
+    return region_types

@@ -1,0 +1,70 @@
+"""`defectlens train-grounding DATASET_DIR... -o MODEL_DIR`: train the vision-language grounding model.
+
+Registered by the CLI root (``app.command("train-grounding")(grounding.train_grounding)``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from defectlens.cli.progress import console, progress_bar
+from defectlens.errors import DefectlensError
+
+
+def train_grounding(
+    dataset_dirs: list[Path] = typer.Argument(..., help="MVTec-layout category folders with masks and taxonomy.json."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the grounding model to."),
+    epochs: int = typer.Option(12, help="Passes over the cached features."),
+    n_normal: int = typer.Option(40, help="Normal images per category used as all-normal negatives."),
+    max_defective: int | None = typer.Option(None, help="Cap on defective images per category."),
+    side: int = typer.Option(256, help="Images are encoded on a canvas of about SIDE² pixels."),
+    cache_dir: Path | None = typer.Option(
+        None, help="Where to cache encoded features (default: OUTPUT/feature_cache; re-runs skip encoding)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Keep features in memory only."),
+    seed: int = typer.Option(0, help="Seed for sampling and training."),
+) -> None:
+    """Train connector + segmentation tokens on categories with masks; encoders stay frozen."""
+    from defectlens.detect.grounding import GroundingConfig, TrainingConfig
+    from defectlens.detect.grounding.data import FeatureCache
+    from defectlens.detect.grounding.train import build_items, fit_head, prepare_training
+
+    try:
+        config = GroundingConfig(side=side)
+        training = TrainingConfig(epochs=epochs, n_normal=n_normal, max_defective=max_defective, seed=seed)
+        # Every dataset check first: a missing description fails now, not after encoding.
+        model, categories = prepare_training(dataset_dirs, config, training)
+        vocabs = model.vocabularies
+        n_images = sum(len(c.samples) for c in categories)
+        cache = FeatureCache(
+            model.encoder, config.side, config.grey, None if no_cache else (cache_dir or output / "feature_cache")
+        )
+        t0 = time.perf_counter()
+        with progress_bar("encoding images", n_images) as advance:
+            items = build_items(categories, cache, vocabs, advance)
+        cache_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        with progress_bar("training head (epochs)", epochs) as advance:
+            losses = fit_head(model, items, vocabs, training, advance)
+        train_s = time.perf_counter() - t1
+        model.save(
+            output,
+            extra={
+                "categories": [c.name for c in categories],
+                "n_images": n_images,
+                "training": training.to_json(),
+                "cache_seconds": round(cache_s, 1),
+                "train_seconds": round(train_s, 1),
+                "final_loss": round(losses[-1], 5) if losses else None,
+            },
+        )
+    except DefectlensError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"trained on {n_images} images of {', '.join(c.name for c in categories)} "
+        f"(encoding {cache_s:.0f} s, training {train_s:.0f} s, final loss {losses[-1]:.4f}) -> {output}"
+    )

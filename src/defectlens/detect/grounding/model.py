@@ -1,0 +1,434 @@
+"""The grounding model: patch features -> connector -> the MiniLM text space, where two learned
+segmentation tokens and the defect descriptions live.
+
+* Connector: 1x1 conv -> GELU -> 3x3 conv -> GELU -> 1x1 conv, from the connector inputs of
+  :mod:`defectlens.detect.grounding.features` into the 384-d all-MiniLM-L6-v2 space; patch
+  embeddings are L2-normalised.
+* Segmentation tokens ``SEG_NORMAL`` / ``SEG_DEFECT``: learned base vectors plus a learned linear
+  function of the object name's text embedding (so "magnetic tile" and "steel strip" can shift
+  what "defective" means). The anomaly map is, per patch, the softmax over the two
+  temperature-scaled cosine similarities — the probability of ``SEG_DEFECT``.
+* Defect types: each description is embedded through a prompt ensemble and a small residual
+  text adapter; per-type maps are patch–description cosine similarities. A new type needs
+  only a sentence.
+
+Saved as ``grounding.json`` (settings, vocabulary, versions) + ``grounding.safetensors``
+(weights and the vocabulary's text embeddings); never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, GridInputs, iter_grid_inputs
+from defectlens.detect.grounding.taxonomy import DESCRIPTION_TEMPLATES, Taxonomy
+from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
+from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
+from defectlens.errors import ConfigError, ModelFileError
+from defectlens.io.atomic import atomic_write, write_json_atomic
+from defectlens.types import GroundingResult
+
+FORMAT = "defectlens.grounding"
+FORMAT_VERSION = 1
+CONFIG_FILE = "grounding.json"
+WEIGHTS_FILE = "grounding.safetensors"
+TOKEN_NAMES: tuple[str, ...] = ("SEG_NORMAL", "SEG_DEFECT")
+# Output channels of the seven stages of each known backbone: lets load() check a model's
+# connector against its encoder settings without building the network first.
+_STAGE_CHANNELS = {
+    "efficientnet-lite0": (16, 24, 40, 80, 112, 192, 320),
+    "efficientnet-lite2": (16, 24, 48, 88, 120, 208, 352),
+}
+
+
+def expected_in_channels(encoder: EncoderConfig) -> int | None:
+    """Connector input width for an encoder config (None for a backbone not in the table)."""
+    table = _STAGE_CHANNELS.get(encoder.backbone)
+    return None if table is None else sum(table[s] for s in encoder.stages) + N_SIMILARITY_CHANNELS
+
+
+def _default_encoder() -> EncoderConfig:
+    # Stride-8 and stride-16 stages: local texture and structure, which transfer between parts
+    # better than the semantic top of the network. standardize removes exposure differences.
+    return EncoderConfig(stages=(2, 4), aggregate=3, standardize=True)
+
+
+@dataclass(frozen=True)
+class GroundingConfig:
+    """Settings that shape the model; saved with it."""
+
+    encoder: EncoderConfig = field(default_factory=_default_encoder)
+    side: int = 256
+    """Each image is placed on its own canvas of about side² pixels, aspect ratio kept."""
+    grey: bool = True
+    """Convert images to grey before encoding."""
+    hidden: int = 32
+    """Width of the connector's hidden layers."""
+    embed_dim: int = TEXT_DIM
+    text_model: str = TEXT_MODEL_ID
+    token_names: tuple[str, ...] = TOKEN_NAMES
+    conditioned: bool = True
+    """Shift the segmentation tokens by a learned function of the object name's embedding."""
+    templates: tuple[str, ...] = DESCRIPTION_TEMPLATES
+    top_k_fraction: float = 0.01
+    """The image score is the mean of the top 1 % of on-image cells of the map."""
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if tuple(self.token_names) != TOKEN_NAMES:
+            unknown = sorted(set(self.token_names) - set(TOKEN_NAMES))
+            raise ConfigError(
+                f"unknown segmentation token name(s) {', '.join(unknown) or self.token_names}",
+                None,
+                f"use the tokens {', '.join(TOKEN_NAMES)}",
+            )
+        if self.side < 64:
+            raise ConfigError(f"side must be at least 64, got {self.side}", None, "use side >= 64")
+        if self.embed_dim != TEXT_DIM:
+            raise ConfigError(f"embed_dim must be {TEXT_DIM} (the text model's width)", None, f"use {TEXT_DIM}")
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        d = asdict(self)
+        d["encoder"] = self.encoder.to_json()
+        d["token_names"] = list(self.token_names)
+        d["templates"] = list(self.templates)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> GroundingConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            **{
+                **d,
+                "encoder": EncoderConfig.from_json(d["encoder"]),
+                "token_names": tuple(d["token_names"]),
+                "templates": tuple(d["templates"]),
+            }
+        )
+
+
+class GroundingHead(nn.Module):
+    """The trainable part: connector, segmentation tokens, object conditioning, text adapter."""
+
+    def __init__(self, in_channels: int, hidden: int = 32, embed_dim: int = TEXT_DIM, conditioned: bool = True):
+        super().__init__()
+        self.in_channels = in_channels
+        self.connector = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1),
+            nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1, padding_mode="replicate"),
+            nn.GELU(),
+            nn.Conv2d(hidden, embed_dim, 1),
+        )
+        self.tokens = nn.Parameter(torch.randn(len(TOKEN_NAMES), embed_dim) * 0.05)
+        self.conditioned = conditioned
+        # Zero-initialised: training starts from object-independent tokens and moves away only
+        # as far as the data asks (an unseen object then gets a small, not a wild, shift).
+        self.condition = nn.Linear(embed_dim, len(TOKEN_NAMES) * embed_dim, bias=False)
+        nn.init.zeros_(self.condition.weight)
+        self.text_adapter = nn.Linear(embed_dim, embed_dim, bias=False)
+        nn.init.zeros_(self.text_adapter.weight)
+        self.log_seg_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.log_type_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    @property
+    def seg_scale(self) -> torch.Tensor:
+        """Inverse temperature of the token softmax (clamped: a runaway scale makes maps binary)."""
+        return self.log_seg_scale.exp().clamp(1.0, 100.0)
+
+    @property
+    def type_scale(self) -> torch.Tensor:
+        """Inverse temperature of the description softmax."""
+        return self.log_type_scale.exp().clamp(1.0, 100.0)
+
+    def embed_patches(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, h, w) -> (N, D, h, w) unit-norm patch embeddings in the text space."""
+        return F.normalize(self.connector(inputs), dim=1)
+
+    def seg_tokens(self, object_embedding: torch.Tensor) -> torch.Tensor:
+        """(D,) object-name embedding -> (2, D) unit-norm SEG_NORMAL / SEG_DEFECT tokens."""
+        tokens = self.tokens
+        if self.conditioned:
+            tokens = tokens + self.condition(object_embedding).view(len(TOKEN_NAMES), -1)
+        return F.normalize(tokens, dim=-1)
+
+    def adapt_text(self, text: torch.Tensor) -> torch.Tensor:
+        """(T, D) description embeddings -> (T, D) unit-norm, through the residual adapter."""
+        return F.normalize(text + self.text_adapter(text), dim=-1)
+
+    def defect_logits(self, patches: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, D, h, w) patches, (2, D) tokens -> (N, h, w) logit of SEG_DEFECT vs SEG_NORMAL."""
+        sims = torch.einsum("ndhw,td->nthw", patches, tokens) * self.seg_scale
+        return sims[:, 1] - sims[:, 0]
+
+    def type_similarity(self, patches: torch.Tensor, descriptions: torch.Tensor) -> torch.Tensor:
+        """(N, D, h, w) patches, (T, D) adapted descriptions -> (N, T, h, w) cosine similarities."""
+        return torch.einsum("ndhw,td->nthw", patches, descriptions)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A taxonomy with the text embeddings the model uses for it."""
+
+    taxonomy: Taxonomy
+    object_embedding: torch.Tensor
+    """(D,) embedding of the object name."""
+    description_embeddings: torch.Tensor
+    """(T, D) prompt-ensemble embeddings of the descriptions (before the text adapter)."""
+
+
+def embed_taxonomy(text: TextEncoder, taxonomy: Taxonomy, templates: Sequence[str]) -> Vocabulary:
+    """Embed a taxonomy's object name and descriptions (mean over templates, renormalised)."""
+    obj = torch.from_numpy(text.embed([f"a photo of a {taxonomy.object_name}"]))[0]
+    rows = []
+    for d in taxonomy.defects:
+        e = torch.from_numpy(text.embed(d.prompts(taxonomy.object_name, templates))).mean(0)
+        rows.append(F.normalize(e, dim=0))
+    desc = torch.stack(rows) if rows else torch.zeros(0, TEXT_DIM)
+    return Vocabulary(taxonomy, obj, desc)
+
+
+class GroundingModel:
+    """Zero-shot anomaly maps and text-defined defect types for parts the model has never seen.
+
+    Typical use::
+
+        model = GroundingModel.load("models/grounding")
+        results = model.predict(images, taxonomy=Taxonomy.load("new_part/taxonomy.json"))
+    """
+
+    def __init__(
+        self,
+        config: GroundingConfig,
+        head: GroundingHead | None = None,
+        encoder: PatchEncoder | None = None,
+        text: TextEncoder | None = None,
+        vocabularies: Sequence[Vocabulary] = (),
+    ):
+        self.config = config
+        self.encoder = encoder or PatchEncoder(config.encoder)
+        if self.encoder.config != config.encoder:
+            raise ConfigError("the encoder's settings differ from the grounding config", None, "pass a matching encoder")
+        self.in_channels = self.encoder.feature_dim + N_SIMILARITY_CHANNELS
+        self.head = head or GroundingHead(self.in_channels, config.hidden, config.embed_dim, config.conditioned)
+        self.head.eval()
+        self.text = text or TextEncoder()
+        self.vocabularies = list(vocabularies)
+        """The training taxonomies; the first is the default when predict gets none."""
+        self._vocab_cache: dict[Taxonomy, Vocabulary] = {v.taxonomy: v for v in self.vocabularies}
+
+    # ------------------------------------------------------------------ vocabulary
+    def set_vocabularies(self, vocabularies: Sequence[Vocabulary]) -> None:
+        """Replace the training vocabularies (the first is the default taxonomy of :meth:`predict`)."""
+        self.vocabularies = list(vocabularies)
+        self._vocab_cache.update({v.taxonomy: v for v in self.vocabularies})
+
+    def token(self, name: str, taxonomy: Taxonomy | None = None) -> np.ndarray:
+        """The (D,) unit-norm embedding of segmentation token ``name`` for ``taxonomy``'s object."""
+        if name not in self.config.token_names:
+            raise ConfigError(
+                f"unknown segmentation token {name!r}", None, f"use one of {', '.join(self.config.token_names)}"
+            )
+        vocab = self.vocabulary(taxonomy)
+        with torch.no_grad():
+            return self.head.seg_tokens(vocab.object_embedding)[self.config.token_names.index(name)].numpy()
+
+    def vocabulary(self, taxonomy: Taxonomy | None = None) -> Vocabulary:
+        """Embeddings for ``taxonomy`` (cached); the first training taxonomy when None."""
+        if taxonomy is None:
+            if not self.vocabularies:
+                raise ConfigError("the model has no default taxonomy", None, "pass taxonomy=Taxonomy.load(...)")
+            return self.vocabularies[0]
+        if taxonomy not in self._vocab_cache:
+            self._vocab_cache[taxonomy] = embed_taxonomy(self.text, taxonomy, self.config.templates)
+        return self._vocab_cache[taxonomy]
+
+    # ------------------------------------------------------------------ inference
+    def forward_grid(self, inputs: torch.Tensor, vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, C_in, h, w) inputs -> (N, h, w) defect probability and (N, T, h, w) type similarity."""
+        patches = self.head.embed_patches(inputs)
+        prob = torch.sigmoid(self.head.defect_logits(patches, self.head.seg_tokens(vocab.object_embedding)))
+        desc = self.head.adapt_text(vocab.description_embeddings)
+        return prob, self.head.type_similarity(patches, desc)
+
+    def image_score(self, prob: torch.Tensor, footprint: torch.Tensor) -> float:
+        """Mean of the top ``top_k_fraction`` of on-image cells of a (h, w) probability map."""
+        values = prob[footprint > 0.5] if bool((footprint > 0.5).any()) else prob.reshape(-1)
+        k = max(1, math.ceil(values.numel() * self.config.top_k_fraction))
+        return float(torch.topk(values.reshape(-1), k).values.mean())
+
+    @torch.inference_mode()
+    def predict_inputs(self, grids: Sequence[GridInputs], vocab: Vocabulary) -> list[GroundingResult]:
+        """Results for images already turned into connector inputs (used by training and benchmarks)."""
+        out = []
+        for g in grids:
+            prob, sims = self.forward_grid(g.inputs[None].float(), vocab)
+            spec = g.canvas
+            stacked = torch.cat([prob[:, None], sims], dim=1)
+            canvas = F.interpolate(stacked, size=(spec.height, spec.width), mode="bilinear", align_corners=False)[0]
+            full = np.stack([map_to_original(c, g.placement) for c in canvas])
+            out.append(
+                GroundingResult(
+                    score=self.image_score(prob[0], g.footprint),
+                    anomaly_map=np.clip(full[0], 0.0, 1.0).astype(np.float32),
+                    type_names=vocab.taxonomy.names,
+                    type_maps=full[1:].astype(np.float32),
+                    type_logit_scale=float(self.head.type_scale),
+                )
+            )
+        return out
+
+    def predict(
+        self, images: Sequence[np.ndarray], taxonomy: Taxonomy | None = None, progress=None
+    ) -> list[GroundingResult]:
+        """Anomaly map (original resolution, in [0, 1]), image score and per-type maps for RGB images.
+
+        ``taxonomy`` names the part and its defect types; default: the first training taxonomy.
+        """
+        vocab = self.vocabulary(taxonomy)
+        results: list[GroundingResult | None] = [None] * len(images)
+        for i, g in iter_grid_inputs(
+            self.encoder, images, self.config.side, self.config.grey, self.config.batch_size, progress
+        ):
+            results[i] = self.predict_inputs([g], vocab)[0]
+        return [r for r in results if r is not None]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        """Write ``grounding.json`` + ``grounding.safetensors`` atomically."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {f"head.{k}": v.detach().contiguous() for k, v in self.head.state_dict().items()}
+        for i, v in enumerate(self.vocabularies):
+            tensors[f"vocab.{i}.object"] = v.object_embedding.contiguous()
+            tensors[f"vocab.{i}.descriptions"] = v.description_embeddings.contiguous()
+        with atomic_write(out / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+        write_json_atomic(
+            out / CONFIG_FILE,
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_json(),
+                "in_channels": self.in_channels,
+                "text_model": self.config.text_model,
+                "token_names": list(self.config.token_names),
+                "taxonomies": [v.taxonomy.to_json() for v in self.vocabularies],
+                **({"training": extra} if extra else {}),
+            },
+        )
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, encoder: PatchEncoder | None = None, text: TextEncoder | None = None
+    ) -> GroundingModel:
+        """Load a saved model. Every check (format, version, encoder, tokens, tensor shapes) runs
+        before the encoder or text model is built, so a wrong file fails in milliseconds."""
+        root = Path(directory)
+        meta = _read_json(root)
+        path = root / CONFIG_FILE
+        tokens = meta.get("token_names")
+        if not isinstance(tokens, list) or tuple(tokens) != TOKEN_NAMES:
+            unknown = sorted(set(tokens or []) - set(TOKEN_NAMES)) if isinstance(tokens, list) else tokens
+            raise ModelFileError(
+                f"unknown segmentation token name(s) {unknown} (this defectlens knows {', '.join(TOKEN_NAMES)})",
+                path,
+                "re-train the grounding model with this version of defectlens",
+            )
+        if meta.get("text_model") != TEXT_MODEL_ID:
+            raise ModelFileError(
+                f"model was trained with text model {meta.get('text_model')!r}, not {TEXT_MODEL_ID}",
+                path,
+                "re-train the grounding model",
+            )
+        try:
+            config = GroundingConfig.from_json(meta["config"])
+            taxonomies = [Taxonomy.from_json(t, path) for t in meta.get("taxonomies", [])]
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ModelFileError(f"invalid grounding settings ({exc})", path, "re-train the grounding model") from None
+        if encoder is not None and encoder.config != config.encoder:
+            raise ModelFileError(
+                f"model was trained on {config.encoder.backbone} stages {config.encoder.stages}, "
+                f"not {encoder.config.backbone} stages {encoder.config.stages}",
+                root,
+                "load it with the encoder it was trained with (or none), or re-train it",
+            )
+        weights = root / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelFileError("weights file is missing", weights, "re-train the grounding model")
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise ModelFileError(f"weights are corrupt ({exc.__class__.__name__})", weights, "re-train the grounding model") from None
+        in_channels = meta.get("in_channels")
+        expected = expected_in_channels(config.encoder)
+        if expected is not None and expected != in_channels:
+            raise ModelFileError(
+                f"connector weights take {in_channels} channels but {config.encoder.backbone} stages "
+                f"{config.encoder.stages} give {expected}",
+                path,
+                "the model was trained with another encoder: re-train it",
+            )
+        w0 = tensors.get("head.connector.0.weight")
+        if w0 is None or w0.shape[1] != in_channels or w0.shape[0] != config.hidden:
+            raise ModelFileError(
+                f"connector weights have shape {None if w0 is None else tuple(w0.shape)}, expected ({config.hidden}, {in_channels}, 1, 1)",
+                weights,
+                "the file belongs to another model: re-train it",
+            )
+        head = GroundingHead(in_channels, config.hidden, config.embed_dim, config.conditioned)
+        state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
+        try:
+            head.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(f"weights do not fit the model ({str(exc).splitlines()[0]})", weights, "re-train it") from None
+        vocabs = []
+        for i, tax in enumerate(taxonomies):
+            obj, desc = tensors.get(f"vocab.{i}.object"), tensors.get(f"vocab.{i}.descriptions")
+            if obj is None or desc is None or desc.shape != (len(tax.defects), config.embed_dim):
+                raise ModelFileError(f"text embeddings of taxonomy #{i + 1} are missing or malformed", weights, "re-train it")
+            vocabs.append(Vocabulary(tax, obj, desc))
+        # Only now build the (slow) encoders: every cheap check has passed.
+        model = cls(config, head, encoder, text, vocabs)
+        if model.in_channels != in_channels:
+            raise ModelFileError(
+                f"model expects {in_channels} input channels but {config.encoder.backbone} gives {model.in_channels}",
+                root,
+                "the model was trained with another encoder: re-train it",
+            )
+        return model
+
+
+def _read_json(root: Path) -> dict:
+    path = root / CONFIG_FILE
+    if not root.is_dir():
+        raise ModelFileError("grounding model directory not found", root, "run `defectlens train-grounding` first")
+    if not path.is_file():
+        raise ModelFileError(
+            f"no {CONFIG_FILE} in the model directory", root, "pass a folder written by `defectlens train-grounding`"
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"not valid JSON ({exc})", path, "re-train the grounding model") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError("not a defectlens grounding model", path, "pass a folder written by `defectlens train-grounding`")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"grounding model format {meta.get('format_version')} is not supported (this defectlens reads {FORMAT_VERSION})",
+            path,
+            "re-train the grounding model with this version of defectlens",
+        )
+    return meta

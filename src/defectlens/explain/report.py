@@ -1,0 +1,179 @@
+"""From an inspection and its region types to a :class:`Report` (JSON, markdown and prose)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from defectlens.classify.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
+from defectlens.errors import DefectlensError
+from defectlens.explain.location import describe_location, describe_size, format_share
+from defectlens.explain.template import template_text
+from defectlens.io import write_json_atomic, write_text_atomic
+from defectlens.types import Finding, Inspection, RegionType, Report
+
+WRITERS = ("template", "llm")
+DEFAULT_OBJECT = "part"
+
+
+def build_findings(
+    inspection: Inspection, region_types: Sequence[RegionType], taxonomy: Taxonomy | None
+) -> tuple[list[Finding], list[str]]:
+    """One :class:`Finding` per region of a defective inspection, plus notes on what was skipped.
+
+    A region without a type (classifier skipped or failed) is still reported, as 'unknown'
+    with method 'none', so a located defect never disappears from the report.
+    """
+    notes: list[str] = []
+    by_index = {rt.region_index: rt for rt in region_types}
+    stray = sorted(set(by_index) - {r.index for r in inspection.regions})
+    if stray:
+        notes.append(f"type(s) given for region(s) {stray} that the inspection does not have; ignored")
+    if not inspection.is_defective:
+        if inspection.regions:
+            notes.append(
+                f"{len(inspection.regions)} region(s) above the pixel threshold ignored: the image score is below the image threshold"
+            )
+        return [], notes
+    findings: list[Finding] = []
+    unclassified: list[int] = []
+    for region in inspection.regions:
+        rt = by_index.get(region.index)
+        if rt is None:
+            unclassified.append(region.index)
+        name = rt.defect_type if rt is not None else UNKNOWN
+        if taxonomy is not None and name != UNKNOWN and taxonomy.get(name) is None:
+            notes.append(f"region {region.index}: type {name!r} is not in the taxonomy; reported as unknown")
+            name = UNKNOWN
+        guidance = resolve_guidance(taxonomy, name)
+        findings.append(
+            Finding(
+                region_index=region.index,
+                defect_type=name,
+                confidence=float(rt.confidence) if rt is not None else 0.0,
+                location=describe_location(region.centroid, inspection.image_size, region.bbox),
+                centroid=region.centroid,
+                bbox=region.bbox,
+                area_fraction=region.area_fraction,
+                size=describe_size(region.area_fraction),
+                severity=guidance.severity,
+                impact=guidance.impact,
+                action=guidance.action,
+                method=rt.method if rt is not None else "none",
+                defaults_used=guidance.defaults_used,
+            )
+        )
+    if unclassified:
+        notes.append(f"region(s) {unclassified} were not classified; reported as unknown")
+    defaulted = sorted({f.defect_type for f in findings if f.defaults_used and f.defect_type != UNKNOWN})
+    if defaulted:
+        notes.append(f"default severity/impact/action used for {', '.join(defaulted)} (not given in the taxonomy)")
+    return findings, notes
+
+
+def build_report(
+    inspection: Inspection,
+    region_types: Sequence[RegionType] = (),
+    taxonomy: Taxonomy | None = None,
+    writer: str = "template",
+    notes: Sequence[str] = (),
+    lm_config: object | None = None,
+) -> Report:
+    """The report of one inspected image.
+
+    ``writer='template'`` (default) fills fixed sentences; ``writer='llm'`` asks the offline
+    language model and verifies its text, falling back to the template (``writer`` becomes
+    'template (llm fallback)' and a note says why) when the model is missing, fails, or its text
+    is not faithful. ``notes`` from earlier stages (e.g. the classifier) are carried over.
+    """
+    if writer not in WRITERS:
+        raise ValueError(f"writer must be one of {', '.join(WRITERS)}, got {writer!r}")
+    findings, own_notes = build_findings(inspection, region_types, taxonomy)
+    report = Report(
+        source=inspection.source,
+        object_name=taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT,
+        verdict="defective" if inspection.is_defective else "good",
+        score=float(inspection.score),
+        image_size=tuple(inspection.image_size),
+        findings=findings,
+        notes=[*notes, *own_notes],
+    )
+    start = time.perf_counter()
+    report.text = template_text(report)
+    report.writer_seconds = time.perf_counter() - start
+    if writer == "llm":
+        _write_with_llm(report, taxonomy, lm_config)
+    return report
+
+
+def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: object | None) -> None:
+    from defectlens.explain.llm import LMWriter, verify_text
+
+    try:
+        generated = LMWriter(lm_config).write(report)  # type: ignore[arg-type]
+    except DefectlensError as exc:
+        report.writer = "template (llm fallback)"
+        report.notes.append(f"language model unavailable, template text used: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - generation must never cost the inspection
+        report.writer = "template (llm fallback)"
+        report.notes.append(f"language model failed ({exc.__class__.__name__}), template text used")
+        return
+    check = verify_text(generated.text, report, taxonomy.names if taxonomy is not None else ())
+    if check.ok:
+        report.text, report.writer, report.writer_seconds = generated.text, "llm", generated.seconds
+    else:
+        report.writer = "template (llm fallback)"
+        report.writer_seconds += generated.seconds
+        excerpt = generated.text[:100] + ("..." if len(generated.text) > 100 else "")
+        report.notes.append(f"language-model text rejected ({'; '.join(check.problems)}), template text used; it wrote: {excerpt!r}")
+
+
+def render_markdown(report: Report) -> str:
+    """The report as a markdown page: verdict, prose, a findings table, notes."""
+    lines = [
+        f"# Inspection report: {Path(report.source).name or report.source}",
+        "",
+        f"- **Part:** {report.object_name}",
+        f"- **Verdict:** {report.verdict.upper()} (score {report.score:.3f})",
+        f"- **Image size:** {report.image_size[0]} × {report.image_size[1]} px",
+        f"- **Text written by:** {report.writer}",
+        "",
+        "## Summary",
+        "",
+        report.text,
+        "",
+    ]
+    if report.findings:
+        lines += [
+            "## Findings",
+            "",
+            "| # | type | confidence | location | size | severity | impact | action |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for f in report.findings:
+            cells = [
+                str(f.region_index),
+                f.defect_type,
+                f"{f.confidence:.0%}" if f.method != "none" else "not classified",
+                f.location,
+                f"{f.size} ({format_share(f.area_fraction)})",
+                f.severity,
+                f.impact,
+                f.action,
+            ]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    if report.notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
+    return "\n".join(lines)
+
+
+def write_report_files(report: Report, out_dir: str | Path, stem: str) -> tuple[Path, Path]:
+    """Write ``<stem>.report.json`` and ``<stem>.report.md`` atomically; returns both paths."""
+    out = Path(out_dir)
+    json_path, md_path = out / f"{stem}.report.json", out / f"{stem}.report.md"
+    write_json_atomic(json_path, report.to_json())
+    write_text_atomic(md_path, render_markdown(report))
+    return json_path, md_path

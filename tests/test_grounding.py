@@ -1,0 +1,301 @@
+"""The vision-language grounding model: shapes, training, persistence, errors, types from text, fusion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from defectlens.classify.from_text import classify_from_grounding, classify_regions_from_text
+from defectlens.detect.grounding import (
+    GroundingConfig,
+    GroundingModel,
+    Taxonomy,
+    TrainingConfig,
+    train_grounding_model,
+)
+from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, grid_inputs
+from defectlens.detect.grounding.fusion import FusionConfig, NormalStats, fuse, fuse_maps
+from defectlens.detect.grounding.model import GroundingHead
+from defectlens.encode import EncoderConfig, PatchEncoder
+from defectlens.errors import ConfigError, DatasetLayoutError, ModelFileError
+from defectlens.types import GroundingResult
+
+SIDE = 128
+TAXONOMY = {
+    "object": "metal plate",
+    "defects": [
+        {"name": "spot", "description": "a bright square spot on the plate"},
+        {"name": "scratch", "description": "a long thin dark line scratched across the plate"},
+    ],
+}
+
+
+def _texture(rng: np.random.Generator, h: int = 64, w: int = 64) -> np.ndarray:
+    streaks = rng.normal(0, 10, size=(1, w)).repeat(h, axis=0)
+    return np.clip(120 + streaks + rng.normal(0, 6, size=(h, w)), 0, 255).astype(np.uint8)
+
+
+def _spot(rng, img):
+    y, x = rng.integers(8, 40, size=2)
+    out = img.copy()
+    out[y : y + 14, x : x + 14] = 250
+    mask = np.zeros(img.shape, np.uint8)
+    mask[y : y + 14, x : x + 14] = 255
+    return out, mask
+
+
+def _scratch(rng, img):
+    y = int(rng.integers(10, 50))
+    out = img.copy()
+    out[y : y + 3, 6:58] = 20
+    mask = np.zeros(img.shape, np.uint8)
+    mask[y : y + 3, 6:58] = 255
+    return out, mask
+
+
+def make_category(root: Path, n_per_type: int = 6, n_good: int = 6, taxonomy: dict | None = TAXONOMY, masks: bool = True, seed: int = 0) -> Path:
+    """A tiny MVTec-layout category: 64x64 textures, bright squares and dark lines as defects."""
+    rng = np.random.default_rng(seed)
+    for sub in ("train/good", "test/good"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n_good):
+        Image.fromarray(_texture(rng)).save(root / "train/good" / f"{i:03d}.png")
+        Image.fromarray(_texture(rng)).save(root / "test/good" / f"{i:03d}.png")
+    for name, plant in (("spot", _spot), ("scratch", _scratch)):
+        (root / "test" / name).mkdir(parents=True, exist_ok=True)
+        (root / "ground_truth" / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_type):
+            img, mask = plant(rng, _texture(rng))
+            Image.fromarray(img).save(root / "test" / name / f"{i:03d}.png")
+            if masks:
+                Image.fromarray(mask).save(root / "ground_truth" / name / f"{i:03d}_mask.png")
+    if taxonomy is not None:
+        (root / "taxonomy.json").write_text(json.dumps(taxonomy))
+    return root
+
+
+@pytest.fixture(scope="module")
+def category(tmp_path_factory) -> Path:
+    return make_category(tmp_path_factory.mktemp("gdata") / "plate")
+
+
+@pytest.fixture(scope="module")
+def trained(category, tmp_path_factory):
+    torch.manual_seed(0)
+    config = GroundingConfig(side=SIDE)
+    training = TrainingConfig(epochs=30, batch_size=8, lr=5e-3, n_normal=4)
+    model, summary = train_grounding_model([category], config, training)
+    out = tmp_path_factory.mktemp("gmodel")
+    model.save(out)
+    return model, summary, out
+
+
+# ---------------------------------------------------------------------- shapes and maps
+def test_head_shapes_and_map_range():
+    head = GroundingHead(in_channels=10, hidden=8)
+    x = torch.randn(2, 10, 5, 6)
+    patches = head.embed_patches(x)
+    assert patches.shape == (2, 384, 5, 6)
+    torch.testing.assert_close(patches.norm(dim=1), torch.ones(2, 5, 6))
+    tokens = head.seg_tokens(torch.nn.functional.normalize(torch.randn(384), dim=0))
+    assert tokens.shape == (2, 384)
+    prob = torch.sigmoid(head.defect_logits(patches, tokens)).detach()
+    assert prob.shape == (2, 5, 6) and float(prob.min()) >= 0 and float(prob.max()) <= 1
+    # sigmoid(l_d - l_n) is exactly the two-token softmax.
+    sims = torch.einsum("ndhw,td->nthw", patches, tokens) * head.seg_scale
+    torch.testing.assert_close(prob, sims.softmax(dim=1)[:, 1])
+    assert head.type_similarity(patches, tokens).shape == (2, 2, 5, 6)
+
+
+def test_grid_inputs_add_similarity_channels_that_flag_the_odd_patch():
+    feats = torch.zeros(8, 6, 6) + torch.randn(8, 6, 6) * 0.01
+    feats[:, 2, 3] += 5.0
+    x = grid_inputs(feats, torch.ones(6, 6))
+    assert x.shape == (8 + N_SIMILARITY_CHANNELS, 6, 6)
+    rarity = x[-3]
+    assert int(rarity.argmax()) == 2 * 6 + 3
+
+
+# ---------------------------------------------------------------------- training
+def test_training_reduces_loss_and_highlights_the_defect(trained):
+    model, summary, _ = trained
+    assert summary.losses[-1] < 0.7 * summary.losses[0]
+    rng = np.random.default_rng(123)
+    img, mask = _spot(rng, _texture(rng))
+    good = _texture(rng)
+    res_def, res_good = model.predict([np.repeat(img[..., None], 3, 2), np.repeat(good[..., None], 3, 2)])
+    assert isinstance(res_def, GroundingResult)
+    assert res_def.anomaly_map.shape == (64, 64) and res_def.anomaly_map.dtype == np.float32
+    assert 0.0 <= res_def.anomaly_map.min() and res_def.anomaly_map.max() <= 1.0
+    inside = res_def.anomaly_map[mask > 0].mean()
+    outside = res_def.anomaly_map[mask == 0].mean()
+    assert inside > outside + 0.2
+    assert res_def.score > res_good.score
+    assert res_def.type_names == ("spot", "scratch") and res_def.type_maps.shape == (2, 64, 64)
+
+
+def test_save_load_roundtrip_gives_identical_maps(trained):
+    model, _, out = trained
+    rng = np.random.default_rng(5)
+    img = np.repeat(_spot(rng, _texture(rng))[0][..., None], 3, 2)
+    loaded = GroundingModel.load(out, text=model.text)
+    a, b = model.predict([img])[0], loaded.predict([img])[0]
+    np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+    np.testing.assert_array_equal(a.type_maps, b.type_maps)
+    assert a.score == b.score
+    assert loaded.vocabularies[0].taxonomy == Taxonomy.from_json(TAXONOMY)
+    meta = json.loads((out / "grounding.json").read_text())
+    assert meta["token_names"] == ["SEG_NORMAL", "SEG_DEFECT"] and meta["text_model"].endswith("all-MiniLM-L6-v2")
+
+
+def test_unknown_token_name(trained, tmp_path):
+    model, _, out = trained
+    with pytest.raises(ConfigError, match="SEG_FOO"):
+        model.token("SEG_FOO")
+    assert model.token("SEG_DEFECT").shape == (384,)
+    bad = tmp_path / "m"
+    shutil.copytree(out, bad)
+    meta = json.loads((bad / "grounding.json").read_text())
+    meta["token_names"] = ["SEG_NORMAL", "SEG_SCRATCHY"]
+    (bad / "grounding.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="SEG_SCRATCHY"):
+        GroundingModel.load(bad)
+
+
+def test_load_errors_come_before_building_encoders(trained, tmp_path, monkeypatch):
+    _, _, out = trained
+
+    def boom(*a, **k):
+        raise AssertionError("the encoder was built before the model file was checked")
+
+    # corrupt weights
+    bad = tmp_path / "corrupt"
+    shutil.copytree(out, bad)
+    (bad / "grounding.safetensors").write_bytes(b"\x00\x01garbage")
+    monkeypatch.setattr("defectlens.detect.grounding.model.PatchEncoder", boom)
+    with pytest.raises(ModelFileError, match="corrupt"):
+        GroundingModel.load(bad)
+    # trained with another encoder
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    meta = json.loads((other / "grounding.json").read_text())
+    meta["config"]["encoder"]["stages"] = [1, 2]
+    (other / "grounding.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="another encoder"):
+        GroundingModel.load(other)
+    with pytest.raises(ModelFileError, match="not a defectlens grounding model|no grounding.json"):
+        GroundingModel.load(tmp_path)
+    monkeypatch.undo()
+    with pytest.raises(ModelFileError, match="stages"):
+        GroundingModel.load(out, encoder=PatchEncoder(EncoderConfig(stages=(1, 2))))
+
+
+def _forbid_encoding(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("images were encoded before the dataset was checked")
+
+    monkeypatch.setattr(PatchEncoder, "encode", boom)
+
+
+def test_taxonomy_without_descriptions_fails_before_encoding(tmp_path, monkeypatch):
+    tax = {"object": "metal plate", "defects": [{"name": "spot"}, {"name": "scratch", "description": "a line"}]}
+    root = make_category(tmp_path / "plate", n_per_type=1, n_good=1, taxonomy=tax)
+    _forbid_encoding(monkeypatch)
+    with pytest.raises(ConfigError, match="'spot' has no description"):
+        train_grounding_model([root], GroundingConfig(side=SIDE))
+    (root / "taxonomy.json").unlink()
+    with pytest.raises(ConfigError, match="no taxonomy.json"):
+        train_grounding_model([root], GroundingConfig(side=SIDE))
+    (root / "taxonomy.json").write_text(json.dumps({"object": "plate", "defects": [{"name": "spot", "description": "x"}]}))
+    with pytest.raises(ConfigError, match="scratch"):
+        train_grounding_model([root], GroundingConfig(side=SIDE))
+
+
+def test_category_without_masks_fails_before_encoding(tmp_path, monkeypatch):
+    root = make_category(tmp_path / "plate", n_per_type=1, n_good=1, masks=False)
+    _forbid_encoding(monkeypatch)
+    with pytest.raises(DatasetLayoutError, match="no ground-truth masks"):
+        train_grounding_model([root], GroundingConfig(side=SIDE))
+
+
+# ---------------------------------------------------------------------- types from text
+def test_types_from_text_pick_the_best_pooled_description():
+    maps = np.zeros((3, 20, 20), np.float32)
+    maps[0, :10] = 0.8  # type a matches the top half
+    maps[2, 10:] = 0.6  # type c matches the bottom half
+    maps[1] = 0.5  # type b matches everything equally: no evidence for any region
+    top = np.zeros((20, 20), bool)
+    top[2:6, 2:6] = True
+    bottom = np.zeros((20, 20), bool)
+    bottom[14:18, 4:9] = True
+    out = classify_regions_from_text(maps, ["a", "b", "c"], [top, bottom], [1, 2])
+    assert [(r.region_index, r.defect_type, r.method) for r in out] == [(1, "a", "text"), (2, "c", "text")]
+    assert all(0 <= r.confidence <= 1 and r.candidates[0][0] == r.defect_type for r in out)
+    labels = top.astype(np.int32) + 2 * bottom
+    res = GroundingResult(0.9, np.ones((20, 20), np.float32), ("a", "b", "c"), maps, 10.0)
+    assert [r.defect_type for r in classify_from_grounding(res, labels)] == ["a", "c"]
+    unknown = classify_regions_from_text(maps, ["a", "b", "c"], [top], min_similarity=0.95)
+    assert unknown[0].defect_type == "unknown"
+
+
+def test_trained_model_types_regions_from_text(trained):
+    model, _, _ = trained
+    rng = np.random.default_rng(9)
+    img, mask = _scratch(rng, _texture(rng))
+    res = model.predict([np.repeat(img[..., None], 3, 2)])[0]
+    rt = classify_regions_from_text(res.type_maps, res.type_names, [mask > 0], logit_scale=res.type_logit_scale)
+    assert rt[0].defect_type == "scratch"
+
+
+# ---------------------------------------------------------------------- fusion
+def test_fusion_normalises_each_detector_by_its_normal_statistics():
+    rng = np.random.default_rng(0)
+    vision_normal = [rng.normal(10, 1, (8, 8)) for _ in range(5)]
+    ground_normal = [rng.uniform(0, 0.1, (8, 8)) for _ in range(5)]
+    vs = NormalStats.from_normal([m.max() for m in vision_normal], vision_normal)
+    gs = NormalStats.from_normal([m.max() for m in ground_normal], ground_normal)
+    assert abs(vs.normalise_score(vs.image_median)) < 1e-9 and abs(vs.normalise_score(vs.image_quantile) - 1) < 1e-9
+    vmap = np.full((8, 8), 10.0)
+    gmap = np.full((8, 8), 0.05)
+    vmap[2, 2] = 20.0  # only the vision expert sees this
+    gmap[5, 5] = 0.9  # only the grounding model sees this
+    for mode in ("sum", "product"):
+        fused = fuse_maps(vmap, gmap, vs, gs, FusionConfig(mode=mode))
+        assert fused.dtype == np.float32 and fused.shape == (8, 8)
+        assert fused[2, 2] > np.median(fused) and fused[5, 5] > np.median(fused)
+    score, fmap = fuse(float(vmap.max()), vmap, float(gmap.max()), gmap, vs, gs)
+    assert score > 1.0 and fmap.shape == (8, 8)
+    assert NormalStats.from_json(vs.to_json()) == vs
+    with pytest.raises(ValueError):
+        FusionConfig(mode="max-of-vibes")
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from defectlens.cli.grounding import train_grounding
+
+    app = typer.Typer()
+    app.command()(train_grounding)
+    app.command("noop")(lambda: None)  # two commands: typer keeps the subcommand name
+    out = tmp_path / "model"
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(
+        app, ["train-grounding", str(category), "-o", str(out), "--epochs", "2", "--n-normal", "2", "--side", str(SIDE)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "grounding.json").is_file() and (out / "grounding.safetensors").is_file()
+    assert any((out / "feature_cache").iterdir())
+    assert time.perf_counter() - t0 < 60
+    GroundingModel.load(out)
+    bad = CliRunner().invoke(app, ["train-grounding", str(tmp_path / "missing"), "-o", str(out)])
+    assert bad.exit_code == 2 and "not found" in bad.output

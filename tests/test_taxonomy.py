@@ -1,0 +1,89 @@
+"""Taxonomy validation: every bad file is a one-line ConfigError naming the file and the fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from defectlens.classify.taxonomy import (
+    DEFAULT_ACTION,
+    UNKNOWN,
+    UNKNOWN_ACTION,
+    load_taxonomy,
+    parse_taxonomy,
+    resolve_guidance,
+)
+from defectlens.errors import ConfigError
+
+
+def write(tmp_path, data) -> str:
+    p = tmp_path / "taxonomy.json"
+    p.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return str(p)
+
+
+GOOD = {
+    "object": "magnetic tile",
+    "defects": [
+        {"name": "crack", "description": "a thin dark line", "severity": "critical", "impact": "tile may split", "action": "reject"},
+        {"name": "blowhole", "description": "small round pits"},
+    ],
+}
+
+
+def test_valid_taxonomy_with_optional_fields(tmp_path):
+    tax = load_taxonomy(write(tmp_path, GOOD))
+    assert tax.object_name == "magnetic tile"
+    assert tax.names == ("crack", "blowhole")
+    g = tax.guidance("crack")
+    assert (g.severity, g.impact, g.action, g.defaults_used) == ("critical", "tile may split", "reject", ())
+    d = tax.guidance("blowhole")
+    assert d.severity == "medium" and d.action == DEFAULT_ACTION
+    assert set(d.defaults_used) == {"severity", "impact", "action"}
+    assert tax.guidance(UNKNOWN).action == UNKNOWN_ACTION
+    assert tax.to_json()["defects"][1] == {"name": "blowhole", "description": "small round pits"}
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"object": "tile", "defects": [{"name": "crack", "description": "x"}, {"name": "Crack", "description": "y"}]}, "twice"),
+        ({"object": "tile", "defects": [{"name": "", "description": "x"}]}, "defects.0.name"),
+        ({"object": "tile", "defects": [{"name": "unknown", "description": "x"}]}, "reserved"),
+        ({"object": "tile", "defects": [{"name": "crack", "description": "x", "severty": "high"}]}, "unknown key"),
+        ({"object": "tile", "defects": [{"name": "crack", "severity": "fatal"}]}, "severity"),
+        ({"object": "tile", "defects": []}, "defects"),
+        ({"defects": [{"name": "crack"}]}, "object"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_invalid_taxonomies_name_file_and_fix(tmp_path, data, fragment):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_taxonomy(path)
+    msg = str(err.value)
+    assert fragment in msg and path in msg and "fix:" in msg
+    assert "\n" not in msg
+
+
+def test_missing_description_only_when_required(tmp_path):
+    data = {"object": "tile", "defects": [{"name": "crack"}]}
+    assert load_taxonomy(write(tmp_path, data)).names == ("crack",)
+    with pytest.raises(ConfigError, match="no description for defect type"):
+        load_taxonomy(write(tmp_path, data), require_descriptions=True)
+
+
+def test_missing_file_and_unknown_types(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_taxonomy(tmp_path / "nope.json")
+    tax = parse_taxonomy(GOOD)
+    with pytest.raises(ConfigError, match="scratch are not in the taxonomy"):
+        tax.require_types(["crack", "scratch"], "examples/")
+    tax.require_types(["crack", "blowhole"])
+
+
+def test_guidance_without_taxonomy_is_flagged_default():
+    g = resolve_guidance(None, "crack")
+    assert g.defaults_used == ("severity", "impact", "action")
+    assert resolve_guidance(None, UNKNOWN).severity == "high"
