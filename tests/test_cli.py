@@ -23,7 +23,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(model), str(synthetic_category / "test"), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    jsons = sorted(out.glob("*.json"))
+    jsons = sorted(p for p in out.glob("*.json") if not p.name.endswith(".report.json"))
+    assert len(list(out.glob("*.report.json"))) == 8
     assert len(jsons) == 8 and len(list(out.glob("*.png"))) == 8  # same stems in two folders get unique names
     verdicts = [json.loads(p.read_text())["is_defective"] for p in jsons]
     assert sum(verdicts) >= 4
