@@ -12,7 +12,6 @@ naming the file and the fix.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from defectlens.io.atomic import read_json_file
 from defectlens.errors import ConfigError
 
 UNKNOWN = "unknown"
@@ -194,11 +194,7 @@ def load_taxonomy(path: str | Path, require_descriptions: bool = False) -> Taxon
     ``require_descriptions`` makes a missing description an error (the VLM and text
     classifiers know a type only by its sentence; the few-shot classifier does not need one).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("taxonomy file not found", p, "write a taxonomy.json with the object and its defect types")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"taxonomy is not valid JSON ({exc})", p, "fix the JSON syntax") from None
-    return parse_taxonomy(data, p, require_descriptions)
+    data = read_json_file(
+        path, ConfigError, "taxonomy file not found", "write a taxonomy.json with the object and its defect types", "fix the JSON syntax"
+    )
+    return parse_taxonomy(data, Path(path), require_descriptions)

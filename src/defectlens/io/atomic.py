@@ -44,3 +44,17 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, obj: object) -> None:
     """Serialise ``obj`` as indented JSON and write it atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json_file(path: str | Path, error: type[Exception], missing: str, missing_fix: str, invalid_fix: str) -> object:
+    """Parse a JSON file, raising ``error(message, path, fix)`` when it is absent or not JSON.
+
+    Every configuration and model file is read through here so the messages stay uniform.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise error(missing, p, missing_fix)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"not valid JSON ({exc})", p, invalid_fix) from None

@@ -6,11 +6,11 @@ descriptions is an error (raised before any image is encoded), not a silent fall
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from defectlens.io.atomic import read_json_file
 from defectlens.errors import ConfigError
 
 # Prompt templates for defect descriptions; their embeddings are averaged (a prompt ensemble
@@ -94,11 +94,7 @@ class Taxonomy:
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
         """Read and check a ``taxonomy.json`` file."""
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError("taxonomy file not found", p, "write a taxonomy.json with object and defect descriptions")
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"taxonomy is not valid JSON ({exc})", p, "fix the JSON syntax") from None
-        return cls.from_json(data, p)
+        data = read_json_file(
+            path, ConfigError, "taxonomy file not found", "write a taxonomy.json with object and defect descriptions", "fix the JSON syntax"
+        )
+        return cls.from_json(data, Path(path))
