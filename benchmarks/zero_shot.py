@@ -63,12 +63,12 @@ def _r(x: float | None) -> float | None:
 def evaluate_fold(model, category_root: Path, cache, subtract_background: bool = True) -> tuple[dict, list]:
     """Score the held-out category's test split; returns metrics and the per-image results."""
     from defectlens.classify.from_text import classify_regions_from_text
-    from defectlens.detect.grounding import Taxonomy
+    from defectlens.taxonomy import load_taxonomy
     from defectlens.io import load_category, load_mask
 
     image_auroc, pixel_auroc, aupro, type_accuracy = _metrics()
     category = load_category(category_root)
-    taxonomy = Taxonomy.load(category.taxonomy_path)
+    taxonomy = load_taxonomy(category.taxonomy_path, require_descriptions=True)
     vocab = model.vocabulary(taxonomy)
     test = category.require_test()
     grids = cache.get_many([t.path for t in test])
@@ -117,7 +117,8 @@ def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores
         from defectlens.detect import MemoryBankConfig, MemoryBankDetector
     except ImportError:
         return None
-    from defectlens.detect.grounding.fusion import FusionConfig, NormalStats, fuse
+    from defectlens.detect.calibration import normal_statistics
+    from defectlens.detect.grounding.fusion import FusionConfig, fuse
     from defectlens.io import load_category, load_image
 
     image_auroc, pixel_auroc, aupro, _ = _metrics()
@@ -134,8 +135,8 @@ def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores
     detector.fit([load_image(p) for p in fit_paths])
     mb_calib = detector.score([load_image(p) for p in calib_paths])
     g_calib = model.predict_inputs(cache.get_many(calib_paths), model.vocabulary(None))
-    mb_stats = NormalStats.from_normal([r.score for r in mb_calib], [r.anomaly_map for r in mb_calib])
-    g_stats = NormalStats.from_normal([r.score for r in g_calib], [r.anomaly_map for r in g_calib])
+    mb_stats = normal_statistics([r.score for r in mb_calib], [r.anomaly_map for r in mb_calib])
+    g_stats = normal_statistics([r.score for r in g_calib], [r.anomaly_map for r in g_calib])
     mb = []
     for start in range(0, len(test), 32):
         mb += detector.score([load_image(t.path) for t in test[start : start + 32]])

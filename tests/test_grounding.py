@@ -16,15 +16,16 @@ from defectlens.classify.from_text import classify_from_grounding, classify_regi
 from defectlens.detect.grounding import (
     GroundingConfig,
     GroundingModel,
-    Taxonomy,
     TrainingConfig,
     train_grounding_model,
 )
 from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, grid_inputs
-from defectlens.detect.grounding.fusion import FusionConfig, NormalStats, fuse, fuse_maps
+from defectlens.detect.calibration import NormalStatistics, normal_statistics
+from defectlens.detect.grounding.fusion import FusionConfig, fuse, fuse_maps
 from defectlens.detect.grounding.model import GroundingHead
 from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.errors import ConfigError, DatasetLayoutError, ModelFileError
+from defectlens.taxonomy import parse_taxonomy
 from defectlens.types import GroundingResult
 
 SIDE = 128
@@ -150,7 +151,7 @@ def test_save_load_roundtrip_gives_identical_maps(trained):
     np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
     np.testing.assert_array_equal(a.type_maps, b.type_maps)
     assert a.score == b.score
-    assert loaded.vocabularies[0].taxonomy == Taxonomy.from_json(TAXONOMY)
+    assert loaded.vocabularies[0].taxonomy == parse_taxonomy(TAXONOMY)
     meta = json.loads((out / "grounding.json").read_text())
     assert meta["token_names"] == ["SEG_NORMAL", "SEG_DEFECT"] and meta["text_model"].endswith("all-MiniLM-L6-v2")
 
@@ -208,7 +209,7 @@ def test_taxonomy_without_descriptions_fails_before_encoding(tmp_path, monkeypat
     tax = {"object": "metal plate", "defects": [{"name": "spot"}, {"name": "scratch", "description": "a line"}]}
     root = make_category(tmp_path / "plate", n_per_type=1, n_good=1, taxonomy=tax)
     _forbid_encoding(monkeypatch)
-    with pytest.raises(ConfigError, match="'spot' has no description"):
+    with pytest.raises(ConfigError, match="no description for defect type\\(s\\) spot"):
         train_grounding_model([root], GroundingConfig(side=SIDE))
     (root / "taxonomy.json").unlink()
     with pytest.raises(ConfigError, match="no taxonomy.json"):
@@ -259,8 +260,8 @@ def test_fusion_normalises_each_detector_by_its_normal_statistics():
     rng = np.random.default_rng(0)
     vision_normal = [rng.normal(10, 1, (8, 8)) for _ in range(5)]
     ground_normal = [rng.uniform(0, 0.1, (8, 8)) for _ in range(5)]
-    vs = NormalStats.from_normal([m.max() for m in vision_normal], vision_normal)
-    gs = NormalStats.from_normal([m.max() for m in ground_normal], ground_normal)
+    vs = normal_statistics([m.max() for m in vision_normal], vision_normal)
+    gs = normal_statistics([m.max() for m in ground_normal], ground_normal)
     assert abs(vs.normalise_score(vs.image_median)) < 1e-9 and abs(vs.normalise_score(vs.image_quantile) - 1) < 1e-9
     vmap = np.full((8, 8), 10.0)
     gmap = np.full((8, 8), 0.05)
@@ -272,7 +273,7 @@ def test_fusion_normalises_each_detector_by_its_normal_statistics():
         assert fused[2, 2] > np.median(fused) and fused[5, 5] > np.median(fused)
     score, fmap = fuse(float(vmap.max()), vmap, float(gmap.max()), gmap, vs, gs)
     assert score > 1.0 and fmap.shape == (8, 8)
-    assert NormalStats.from_json(vs.to_json()) == vs
+    assert NormalStatistics.from_json(vs.to_json()) == vs
     with pytest.raises(ValueError):
         FusionConfig(mode="max-of-vibes")
 

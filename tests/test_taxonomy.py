@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from defectlens.classify.taxonomy import (
+from defectlens.taxonomy import (
     DEFAULT_ACTION,
     UNKNOWN,
     UNKNOWN_ACTION,

@@ -21,7 +21,7 @@ from defectlens.classify.fewshot import (
     examples_from_folders,
     region_masks,
 )
-from defectlens.classify.taxonomy import UNKNOWN, DefectSpec, Severity, Taxonomy, load_taxonomy, parse_taxonomy
+from defectlens.taxonomy import UNKNOWN, DefectSpec, Severity, Taxonomy, load_taxonomy, parse_taxonomy
 from defectlens.classify.vlm import VLMClassifier, VLMConfig, VLMError
 
 __all__ = [

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from defectlens.classify.fewshot import FewShotClassifier
-from defectlens.classify.taxonomy import UNKNOWN
+from defectlens.taxonomy import UNKNOWN
 from defectlens.io import LabelledImage, load_image, load_mask
 
 

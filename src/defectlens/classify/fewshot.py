@@ -29,7 +29,7 @@ import torch
 from scipy import ndimage
 from scipy.optimize import minimize_scalar
 
-from defectlens.classify.taxonomy import UNKNOWN
+from defectlens.taxonomy import UNKNOWN
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask, write_json_atomic

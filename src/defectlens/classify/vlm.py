@@ -28,7 +28,7 @@ from PIL import Image
 from scipy import ndimage
 
 from defectlens.classify.fewshot import Classification, region_masks
-from defectlens.classify.taxonomy import UNKNOWN, Taxonomy
+from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.errors import DefectlensError
 from defectlens.types import Inspection, RegionType
 

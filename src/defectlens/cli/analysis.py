@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.classify.fewshot import FewShotClassifier, examples_from_category, examples_from_folders
-from defectlens.classify.taxonomy import Taxonomy, load_taxonomy
+from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
 from defectlens.types import Inspection, RegionType

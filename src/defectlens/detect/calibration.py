@@ -32,6 +32,20 @@ class NormalStatistics:
         """Plain-JSON form."""
         return dict(self.__dict__)
 
+    @classmethod
+    def from_json(cls, data: dict) -> NormalStatistics:
+        """Inverse of :meth:`to_json`."""
+        return cls(**data)
+
+    def normalise_score(self, score: float) -> float:
+        """Image score in normal-relative units: 0 = normal median, 1 = the normal quantile."""
+        return float((score - self.image_median) / max(self.image_quantile - self.image_median, 1e-12))
+
+    def normalise_map(self, anomaly_map: np.ndarray) -> np.ndarray:
+        """Map in normal-relative units (float32): 0 = normal median pixel, 1 = the pixel quantile."""
+        span = max(self.pixel_quantile - self.pixel_median, 1e-12)
+        return ((np.asarray(anomaly_map, dtype=np.float32) - self.pixel_median) / span).astype(np.float32)
+
 
 def normal_statistics(
     image_scores: Sequence[float], maps: Sequence[np.ndarray], quantile: float = 0.99

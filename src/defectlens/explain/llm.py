@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from defectlens.classify.taxonomy import UNKNOWN
+from defectlens.taxonomy import UNKNOWN
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share
 from defectlens.explain.template import SEVERITY_ORDER

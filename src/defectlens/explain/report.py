@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from defectlens.classify.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
+from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import template_text

@@ -6,7 +6,7 @@ findings, and the fallback whenever the language-model text fails verification.
 
 from __future__ import annotations
 
-from defectlens.classify.taxonomy import UNKNOWN
+from defectlens.taxonomy import UNKNOWN
 from defectlens.explain.location import format_share
 from defectlens.types import Finding, Report
 

@@ -9,10 +9,11 @@ descriptions embedded by the same text encoder, so a new part or a new type need
 
 Public surface (what ``defectlens inspect --grounding MODEL_DIR`` needs)::
 
-    from defectlens.detect.grounding import GroundingModel, Taxonomy
+    from defectlens.detect.grounding import GroundingModel
+    from defectlens.taxonomy import load_taxonomy
 
     model = GroundingModel.load(model_dir)                  # ModelFileError on any bad file, fast
-    results = model.predict(images, taxonomy=Taxonomy.load(part_dir / "taxonomy.json"))
+    results = model.predict(images, taxonomy=load_taxonomy(part_dir / "taxonomy.json", require_descriptions=True))
     r = results[0]                                          # defectlens.types.GroundingResult
     r.score            # float in [0, 1]
     r.anomaly_map      # float32 (H, W), original resolution, in [0, 1]
@@ -25,26 +26,23 @@ Public surface (what ``defectlens inspect --grounding MODEL_DIR`` needs)::
     region_types = classify_from_grounding(r, inspection.region_labels)
 
     # look twice: fuse with the memory bank after normalising both on held-out normal images
-    from defectlens.detect.grounding.fusion import FusionConfig, NormalStats, fuse
+    from defectlens.detect.calibration import normal_statistics
+    from defectlens.detect.grounding.fusion import FusionConfig, fuse
     score, fused_map = fuse(mb.score, mb.anomaly_map, r.score, r.anomaly_map, mb_stats, g_stats, FusionConfig("sum"))
 
 Training: :func:`train_grounding_model` (or ``defectlens train-grounding DIR... -o MODEL_DIR``).
 ``predict`` without a taxonomy uses the first training taxonomy.
 """
 
-from defectlens.detect.grounding.fusion import FusionConfig, NormalStats, fuse, fuse_maps, fuse_scores
+from defectlens.detect.grounding.fusion import FusionConfig, fuse, fuse_maps, fuse_scores
 from defectlens.detect.grounding.model import GroundingConfig, GroundingModel, TOKEN_NAMES
-from defectlens.detect.grounding.taxonomy import DefectDescription, Taxonomy
 from defectlens.detect.grounding.train import TrainingConfig, TrainingSummary, train_grounding_model
 
 __all__ = [
     "TOKEN_NAMES",
-    "DefectDescription",
     "FusionConfig",
     "GroundingConfig",
     "GroundingModel",
-    "NormalStats",
-    "Taxonomy",
     "TrainingConfig",
     "TrainingSummary",
     "fuse",

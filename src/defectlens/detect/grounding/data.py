@@ -20,11 +20,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from defectlens.detect.grounding.features import GridInputs, iter_grid_inputs
-from defectlens.detect.grounding.taxonomy import Taxonomy
 from defectlens.encode import CanvasSpec, PatchEncoder, Placement, mask_to_grid
 from defectlens.errors import ConfigError, DatasetLayoutError
 from defectlens.io import load_category, load_image, load_mask
 from defectlens.io.atomic import atomic_write
+from defectlens.taxonomy import Taxonomy, load_taxonomy
 
 NORMAL = "good"
 _CACHE_VERSION = "grounding-inputs-1"
@@ -78,8 +78,8 @@ def collect_training_data(
                 root,
                 'write <category>/taxonomy.json with {"object": ..., "defects": [{"name", "description"}]}',
             )
-        taxonomy = Taxonomy.load(category.taxonomy_path)
-        taxonomy.require(category.defect_types, category.taxonomy_path)
+        taxonomy = load_taxonomy(category.taxonomy_path, require_descriptions=True)
+        taxonomy.require_types(category.defect_types, category.taxonomy_path)
         defective = [t for t in category.test if t.is_defective]
         if not defective:
             raise DatasetLayoutError(

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, GridInputs, iter_grid_inputs
-from defectlens.detect.grounding.taxonomy import DESCRIPTION_TEMPLATES, Taxonomy
+from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
 from defectlens.errors import ConfigError, ModelFileError
@@ -44,6 +44,14 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "grounding.json"
 WEIGHTS_FILE = "grounding.safetensors"
 TOKEN_NAMES: tuple[str, ...] = ("SEG_NORMAL", "SEG_DEFECT")
+# Prompt templates for defect descriptions; their embeddings are averaged (a prompt ensemble
+# is steadier than any single phrasing, as in CLIP zero-shot classification).
+DESCRIPTION_TEMPLATES: tuple[str, ...] = (
+    "{description}",
+    "a photo of a {object} with {description}",
+    "a close-up photo of a {name} defect on a {object}: {description}",
+    "{object} with a {name} defect",
+)
 # Output channels of the seven stages of each known backbone: lets load() check a model's
 # connector against its encoder settings without building the network first.
 _STAGE_CHANNELS = {
@@ -189,12 +197,17 @@ class Vocabulary:
     """(T, D) prompt-ensemble embeddings of the descriptions (before the text adapter)."""
 
 
+def description_prompts(object_name: str, name: str, description: str, templates: Sequence[str]) -> list[str]:
+    """The templated sentences whose mean embedding stands for one defect type."""
+    return [t.format(object=object_name, name=name, description=description) for t in templates]
+
+
 def embed_taxonomy(text: TextEncoder, taxonomy: Taxonomy, templates: Sequence[str]) -> Vocabulary:
     """Embed a taxonomy's object name and descriptions (mean over templates, renormalised)."""
     obj = torch.from_numpy(text.embed([f"a photo of a {taxonomy.object_name}"]))[0]
     rows = []
     for d in taxonomy.defects:
-        e = torch.from_numpy(text.embed(d.prompts(taxonomy.object_name, templates))).mean(0)
+        e = torch.from_numpy(text.embed(description_prompts(taxonomy.object_name, d.name, d.description or d.name, templates))).mean(0)
         rows.append(F.normalize(e, dim=0))
     desc = torch.stack(rows) if rows else torch.zeros(0, TEXT_DIM)
     return Vocabulary(taxonomy, obj, desc)
@@ -206,7 +219,7 @@ class GroundingModel:
     Typical use::
 
         model = GroundingModel.load("models/grounding")
-        results = model.predict(images, taxonomy=Taxonomy.load("new_part/taxonomy.json"))
+        results = model.predict(images, taxonomy=load_taxonomy("new_part/taxonomy.json", require_descriptions=True))
     """
 
     def __init__(
@@ -249,7 +262,7 @@ class GroundingModel:
         """Embeddings for ``taxonomy`` (cached); the first training taxonomy when None."""
         if taxonomy is None:
             if not self.vocabularies:
-                raise ConfigError("the model has no default taxonomy", None, "pass taxonomy=Taxonomy.load(...)")
+                raise ConfigError("the model has no default taxonomy", None, "pass the part's taxonomy (defectlens.taxonomy.load_taxonomy)")
             return self.vocabularies[0]
         if taxonomy not in self._vocab_cache:
             self._vocab_cache[taxonomy] = embed_taxonomy(self.text, taxonomy, self.config.templates)
@@ -355,7 +368,7 @@ class GroundingModel:
             )
         try:
             config = GroundingConfig.from_json(meta["config"])
-            taxonomies = [Taxonomy.from_json(t, path) for t in meta.get("taxonomies", [])]
+            taxonomies = [parse_taxonomy(t, path, require_descriptions=True) for t in meta.get("taxonomies", [])]
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"invalid grounding settings ({exc})", path, "re-train the grounding model") from None
         if encoder is not None and encoder.config != config.encoder:
