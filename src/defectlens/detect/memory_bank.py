@@ -7,7 +7,6 @@ mapped back to the image's own pixel grid, and its maximum is the image score.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from defectlens.detect.calibration import NormalStatistics, normal_statistics, t
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, Placement, footprint_grid, map_to_original
 from defectlens.errors import ModelFileError
-from defectlens.io.atomic import atomic_write, write_json_atomic
+from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.memory-bank"
@@ -243,23 +242,6 @@ class MemoryBankDetector:
 
 def read_detector_json(root: Path) -> dict:
     """Read and check ``detector.json`` of a saved model: a clear error for every way it can be wrong."""
-    path = root / CONFIG_FILE
-    if not root.is_dir():
-        raise ModelFileError("model directory not found", root, "run `defectlens fit` first")
-    if not path.is_file():
-        raise ModelFileError(f"no {CONFIG_FILE} in the model directory", root, "pass a folder written by `defectlens fit`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"not valid JSON ({exc})", path, "re-fit the model") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError("not a defectlens memory-bank model", path, "pass a folder written by `defectlens fit`")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"model format version {meta.get('format_version')} is not supported (this defectlens reads {FORMAT_VERSION})",
-            path,
-            "re-fit the model with this version of defectlens",
-        )
-    return meta
+    return read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "memory-bank model", "`defectlens fit`")
 
 

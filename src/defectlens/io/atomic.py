@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from defectlens.errors import ModelFileError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[Path]:
@@ -58,3 +60,29 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise error(f"not valid JSON ({exc})", p, invalid_fix) from None
+
+
+def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kind: str, remedy: str) -> dict:
+    """Read the JSON descriptor of a saved model folder and check its format and version.
+
+    ``kind`` names the model in messages ("memory-bank model"); ``remedy`` is the command
+    that writes such a folder ("`defectlens fit`"). Every way the folder can be wrong — not
+    there, no descriptor, broken JSON, another kind of model, another format version — is a
+    :class:`~defectlens.errors.ModelFileError` naming the file and the fix.
+    """
+    folder = Path(root)
+    if not folder.is_dir():
+        raise ModelFileError(f"{kind} directory not found", folder, f"run {remedy} first")
+    meta = read_json_file(
+        folder / filename, ModelFileError, f"no {filename} in the model directory",
+        f"pass a folder written by {remedy}", f"re-create it with {remedy}",
+    )
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ModelFileError(f"not a defectlens {kind}", folder / filename, f"pass a folder written by {remedy}")
+    if meta.get("format_version") != version:
+        raise ModelFileError(
+            f"{kind} format version {meta.get('format_version')} is not supported (this defectlens reads {version})",
+            folder / filename,
+            f"re-create it with {remedy} and this version of defectlens",
+        )
+    return meta

@@ -18,7 +18,6 @@ Saved as ``grounding.json`` (settings, vocabulary, versions) + ``grounding.safet
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
 from defectlens.errors import ConfigError, ModelFileError
-from defectlens.io.atomic import atomic_write, write_json_atomic
+from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
 from defectlens.types import GroundingResult
 
 FORMAT = "defectlens.grounding"
@@ -425,23 +424,4 @@ class GroundingModel:
 
 
 def _read_json(root: Path) -> dict:
-    path = root / CONFIG_FILE
-    if not root.is_dir():
-        raise ModelFileError("grounding model directory not found", root, "run `defectlens train-grounding` first")
-    if not path.is_file():
-        raise ModelFileError(
-            f"no {CONFIG_FILE} in the model directory", root, "pass a folder written by `defectlens train-grounding`"
-        )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"not valid JSON ({exc})", path, "re-train the grounding model") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError("not a defectlens grounding model", path, "pass a folder written by `defectlens train-grounding`")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"grounding model format {meta.get('format_version')} is not supported (this defectlens reads {FORMAT_VERSION})",
-            path,
-            "re-train the grounding model with this version of defectlens",
-        )
-    return meta
+    return read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "grounding model", "`defectlens train-grounding`")
