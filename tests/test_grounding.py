@@ -300,3 +300,69 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
     GroundingModel.load(out)
     bad = CliRunner().invoke(app, ["train-grounding", str(tmp_path / "missing"), "-o", str(out)])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+# ---------------------------------------------------------------------- inspect with a grounding model
+def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_text(trained, category, tmp_path):
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    _, _, model_dir = trained
+    runner = CliRunner()
+    out = tmp_path / "zs"
+    # No taxonomy: a grounding model cannot know the part; the error says what to pass.
+    result = runner.invoke(app, ["inspect", str(model_dir), str(category / "test" / "spot"), "-o", str(out)])
+    assert result.exit_code == 2 and "--taxonomy" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+    result = runner.invoke(
+        app, ["inspect", str(model_dir), str(category / "test"), "-o", str(out), "--taxonomy", str(category / "taxonomy.json")]
+    )
+    assert result.exit_code == 0, result.output
+    payloads = {p.parent.name + p.name: json.loads(p.read_text()) for p in out.glob("*.json") if not p.name.endswith(".report.json")}
+    assert payloads and all(p["detector"] == "grounding" for p in payloads.values())
+    assert all(p["thresholds"]["source"] == "token-probability" for p in payloads.values())
+    typed = [t for p in payloads.values() for t in p["region_types"]]
+    assert typed, "defective images of the training part should be found and typed"
+    assert all(t["method"] == "text" and t["defect_type"] in ("spot", "scratch") for t in typed)
+
+
+def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, category, tmp_path):
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from defectlens.inspector import Inspector
+
+    _, _, model_dir = trained
+    runner = CliRunner()
+    fused = tmp_path / "fused"
+    args = ["fit", str(category), "-o", str(fused), "--image-size", "128", "--coreset-ratio", "0.5", "--grounding", str(model_dir)]
+    result = runner.invoke(app, [*args, "--fusion-mode", "median"])
+    assert result.exit_code == 2 and "fusion mode" in result.output and not fused.exists()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (fused / "fusion.json").is_file() and (fused / "grounding" / "grounding.json").is_file()
+
+    inspector = Inspector.load(fused)
+    assert inspector.detector.name == "fused" and inspector.thresholds.source == "normal-quantile"
+    rng = np.random.default_rng(11)
+    spot, _ = _spot(rng, _texture(rng))
+    good = _texture(rng)
+    a, b = inspector.score([np.repeat(spot[..., None], 3, 2), np.repeat(good[..., None], 3, 2)])
+    assert a.score > b.score and a.grounding is not None and a.anomaly_map.shape == (64, 64)
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fused), str(category / "test" / "spot"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    payloads = [json.loads(p.read_text()) for p in out.glob("*.json") if not p.name.endswith(".report.json")]
+    assert len(payloads) == 6 and all(p["detector"] == "fused" for p in payloads)
+    assert sum(p["is_defective"] for p in payloads) >= 4
+    # The fused model carries the part's taxonomy: reports name the object without --taxonomy.
+    report = json.loads(next(out.glob("*.report.json")).read_text())
+    assert report["object"] == "metal plate"
+
+    # A damaged fusion file is a clear error naming it.
+    (fused / "fusion.json").write_text("{")
+    result = runner.invoke(app, ["inspect", str(fused), str(category / "test" / "spot"), "-o", str(tmp_path / "o2")])
+    assert result.exit_code == 2 and "fusion.json" in result.output

@@ -3,6 +3,13 @@
 It wires the stages together — encode and detect (:mod:`defectlens.detect`), then locate
 (:mod:`defectlens.locate`) — and owns the decision thresholds. Classification and reports
 build on the :class:`~defectlens.types.Inspection` it returns.
+
+Three detectors can sit inside, chosen by what the model folder holds:
+
+* a memory bank (``defectlens fit``): normal images of the part were seen;
+* a grounding model alone (``defectlens train-grounding``): zero-shot, the part is known only
+  by its taxonomy's words;
+* both, fused (``defectlens fit --grounding``): look twice.
 """
 
 from __future__ import annotations
@@ -11,14 +18,19 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
+from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, NormalStatistics, f1_optimal_thresholds
+from defectlens.detect.grounding import FusedDetector, FusionConfig, GroundingDetector, GroundingModel
+from defectlens.detect.grounding.fusion import FUSION_FILE
+from defectlens.detect.grounding.model import CONFIG_FILE as GROUNDING_FILE
 from defectlens.encode import CanvasSpec, EncoderConfig
-from defectlens.errors import DefectlensError, ModelFileError
+from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.io import load_image, write_json_atomic
 from defectlens.locate import extract_regions
+from defectlens.taxonomy import Taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
 
 INSPECTOR_FILE = "inspector.json"
@@ -37,6 +49,23 @@ class InspectorSettings:
     standardize: bool = True
     min_region_px: int | None = None
     """Regions smaller than this are dropped (default: 0.01% of the image)."""
+
+
+class Detector(Protocol):
+    """What the Inspector needs of a detector (memory bank, grounding, or the two fused)."""
+
+    name: str
+    thresholds: Thresholds | None
+    normal_stats: NormalStatistics | None
+    """Statistics of held-out normal images' output (None when no normal image was seen)."""
+
+    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """Score and map per RGB image, at the image's resolution."""
+        ...
+
+    def save(self, directory: str | Path) -> None:
+        """Write the detector's files into ``directory``."""
+        ...
 
 
 @dataclass
@@ -74,7 +103,7 @@ def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -
 class Inspector:
     """Fit on normal images, then inspect: score, decision, map, mask and regions per image."""
 
-    def __init__(self, detector: MemoryBankDetector, settings: InspectorSettings | None = None, fit_summary: FitSummary | None = None):
+    def __init__(self, detector: Detector, settings: InspectorSettings | None = None, fit_summary: FitSummary | None = None):
         self.detector = detector
         self.settings = settings or InspectorSettings()
         self.fit_summary = fit_summary
@@ -87,8 +116,14 @@ class Inspector:
         images: Sequence[np.ndarray],
         settings: InspectorSettings | None = None,
         progress: Progress | None = None,
+        grounding: GroundingDetector | None = None,
+        fusion: FusionConfig | None = None,
     ) -> tuple[Inspector, FitSummary]:
-        """Fit a memory-bank detector on normal RGB images (a share is held out for thresholds)."""
+        """Fit a memory-bank detector on normal RGB images (a share is held out for thresholds).
+
+        With ``grounding``, the memory bank and the grounding model are fused: both are
+        normalised on the held-out normal images, and the thresholds are set on the fused scale.
+        """
         settings = settings or InspectorSettings()
         if not images:
             raise ValueError("no normal images to fit on")
@@ -101,8 +136,14 @@ class Inspector:
             standardize=settings.standardize,
         )
         detector = MemoryBankDetector(MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio))
+        held_out = detector.holdout_indices(len(images))
+        if grounding is not None and not held_out:
+            raise ValueError("fusion needs at least 2 normal images (one is held out to normalise both detectors)")
         summary = detector.fit(images, progress=progress)
-        return cls(detector, settings, summary), summary
+        if grounding is None:
+            return cls(detector, settings, summary), summary
+        fused = FusedDetector.calibrate(detector, grounding, [images[i] for i in held_out], fusion)
+        return cls(fused, settings, summary), summary
 
     @property
     def thresholds(self) -> Thresholds:
@@ -134,7 +175,7 @@ class Inspector:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
         return self.detector.score(images, progress=progress)
 
-    def decide(self, result: AnomalyResult, source: str = "<array>", detector_name: str = "memory-bank") -> Inspection:
+    def decide(self, result: AnomalyResult, source: str = "<array>") -> Inspection:
         """Apply thresholds to a detector result and extract regions (only on defective images)."""
         t = self.thresholds
         h, w = result.anomaly_map.shape
@@ -154,7 +195,7 @@ class Inspector:
             regions=regions,
             thresholds=t,
             region_labels=labels,
-            detector=detector_name,
+            detector=self.detector.name,
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:
@@ -189,11 +230,29 @@ class Inspector:
             },
         )
 
-    @classmethod
-    def load(cls, directory: str | Path) -> Inspector:
-        """Load a model directory written by :meth:`save` (or ``defectlens fit``)."""
+    @staticmethod
+    def needs_taxonomy(directory: str | Path) -> bool:
+        """True for a zero-shot grounding model folder: it cannot be loaded without the part's taxonomy."""
         root = Path(directory)
-        detector = MemoryBankDetector.load(root)
+        return (root / GROUNDING_FILE).is_file() and not (root / FUSION_FILE).is_file()
+
+    @classmethod
+    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None) -> Inspector:
+        """Load a model folder: ``defectlens fit`` (memory bank, or fused with ``--grounding``)
+        or ``defectlens train-grounding`` (zero-shot; needs the part's ``taxonomy``)."""
+        root = Path(directory)
+        if (root / FUSION_FILE).is_file():
+            detector: Detector = FusedDetector.load(root)
+        elif cls.needs_taxonomy(root):
+            if taxonomy is None:
+                raise ConfigError(
+                    "a grounding model reads a part through its taxonomy (object name and defect descriptions)",
+                    root,
+                    "pass the part's taxonomy.json (--taxonomy)",
+                )
+            return cls(GroundingDetector(GroundingModel.load(root), taxonomy))
+        else:
+            detector = MemoryBankDetector.load(root)
         settings, summary = InspectorSettings(), None
         path = root / INSPECTOR_FILE
         if path.is_file():
@@ -206,4 +265,4 @@ class Inspector:
         return cls(detector, settings, summary)
 
 
-__all__ = ["BatchOutcome", "Failure", "Inspector", "InspectorSettings", "load_images"]
+__all__ = ["BatchOutcome", "Detector", "Failure", "Inspector", "InspectorSettings", "load_images"]

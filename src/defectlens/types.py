@@ -63,6 +63,9 @@ class AnomalyResult:
     score: float
     anomaly_map: np.ndarray
     """float32 (H, W) at the input image's own resolution."""
+    grounding: GroundingResult | None = None
+    """The grounding model's reading of the image when it took part: its per-type maps let
+    regions be typed from the taxonomy's descriptions alone."""
 
 
 @dataclass

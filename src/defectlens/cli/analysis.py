@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.classify.fewshot import FewShotClassifier, examples_from_category, examples_from_folders
+from defectlens.classify.from_text import classify_from_grounding
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
-from defectlens.types import Inspection, RegionType
+from defectlens.types import GroundingResult, Inspection, RegionType
 
 
 @dataclass
@@ -56,18 +57,32 @@ def prepare_analysis(taxonomy_path: Path | None, examples: Path | None, k: int, 
     return analysis
 
 
-def analyse(analysis: Analysis, image: np.ndarray, inspection: Inspection, out_dir: Path, stem: str) -> list[RegionType]:
-    """Classify the inspection's regions (when a classifier exists) and write the report files."""
+def analyse(
+    analysis: Analysis,
+    image: np.ndarray,
+    inspection: Inspection,
+    out_dir: Path,
+    stem: str,
+    grounding: GroundingResult | None = None,
+) -> list[RegionType]:
+    """Type the inspection's regions and write the report files.
+
+    Labelled examples (the few-shot classifier) win when given; otherwise, when a grounding
+    model read the image, each region gets the type whose description fits it best.
+    """
     region_types: list[RegionType] = []
     notes = list(analysis.notes)
-    if analysis.classifier is not None and inspection.regions:
+    if inspection.regions:
         try:
-            result = analysis.classifier.classify_inspection(image, inspection)
-            region_types, notes = result.region_types, notes + result.notes
+            if analysis.classifier is not None:
+                result = analysis.classifier.classify_inspection(image, inspection)
+                region_types, notes = result.region_types, notes + result.notes
+            elif grounding is not None:
+                region_types = classify_from_grounding(grounding, inspection.region_labels)
+            else:
+                notes.append("no defect examples given (--examples): regions are not typed")
         except DefectlensError as exc:
             notes.append(f"defect-type classification failed: {exc}")
-    elif analysis.classifier is None and inspection.regions:
-        notes.append("no defect examples given (--examples): regions are not typed")
     report = build_report(inspection, region_types, analysis.taxonomy, analysis.writer, notes)
     write_report_files(report, out_dir, stem)
     return region_types

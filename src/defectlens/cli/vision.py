@@ -11,12 +11,14 @@ import typer
 from rich.table import Table
 
 from defectlens.cli.progress import console, progress_bar
-from defectlens.errors import DatasetLayoutError, DefectlensError
+from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
 from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.locate import render_overlay
+from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
 EXIT_PARTIAL = 3
@@ -69,10 +71,17 @@ def fit(
     coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank.")] = 0.1,
     max_images: Annotated[int, typer.Option(help="Use at most this many normal images (0 = all).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
+    grounding: Annotated[Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="Part taxonomy for --grounding (default: CATEGORY_DIR/taxonomy.json).")] = None,
+    fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
+    fusion_weight: Annotated[float, typer.Option(help="Weight of the grounding model in the fusion, 0..1.")] = 0.5,
 ) -> None:
-    """Fit a detector on the normal images of CATEGORY_DIR/train/good."""
+    """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given)."""
     try:
-        paths = load_category(category_dir).require_train_good()
+        category = load_category(category_dir)
+        # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
+        ground = _grounding_for_fit(grounding, taxonomy or category.taxonomy_path, fusion_mode, fusion_weight)
+        paths = category.require_train_good()
         if max_images > 0:
             paths = paths[:max_images]
         with progress_bar("decoding", len(paths)) as advance:
@@ -82,7 +91,7 @@ def fit(
             raise DatasetLayoutError("none of the normal images could be read", category_dir / "train" / "good", "fix or replace the files listed above")
         settings = InspectorSettings(backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize)
         with progress_bar("fitting", len(images)) as advance:
-            inspector, summary = Inspector.fit(images, settings, progress=advance)
+            inspector, summary = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         inspector.save(output)
     except DefectlensError as exc:
         raise _fail(exc) from None
@@ -94,6 +103,24 @@ def fit(
         f"fitted on {summary.n_images} images ({summary.n_holdout} held out for thresholds) in {summary.seconds:.1f} s; "
         f"bank {summary.bank_size} of {summary.n_patches} patches; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {output}"
     )
+
+
+def _grounding_for_fit(model_dir: Path | None, taxonomy_path: Path | None, mode: str, weight: float) -> tuple[GroundingDetector, FusionConfig] | None:
+    """The grounding detector and fusion settings for ``fit --grounding`` (None without it)."""
+    if model_dir is None:
+        return None
+    if taxonomy_path is None:
+        raise ConfigError(
+            "--grounding reads the part through its taxonomy, and the category has no taxonomy.json",
+            model_dir,
+            "pass --taxonomy or add taxonomy.json (object name and defect descriptions) to the category",
+        )
+    try:
+        config = FusionConfig(mode=mode, weight=weight)
+    except ValueError as exc:
+        raise ConfigError(str(exc), None, "use --fusion-mode sum|product and --fusion-weight in [0, 1]") from None
+    part = load_taxonomy(taxonomy_path, require_descriptions=True)
+    return GroundingDetector(GroundingModel.load(model_dir), part, taxonomy_path), config
 
 
 def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
@@ -115,7 +142,7 @@ def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, in
 
 
 def inspect(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
+    model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` (memory bank; fused with a grounding model when fitted with --grounding) or `defectlens train-grounding` (zero-shot: needs --taxonomy).")],
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image.")],
     taxonomy: Annotated[Path | None, typer.Option(help="taxonomy.json: defect names, descriptions, severity, impact, action.")] = None,
@@ -123,15 +150,24 @@ def inspect(
     k: Annotated[int, typer.Option(help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
 ) -> None:
-    """Inspect images: JSON verdict, overlay picture and report per image, a table at the end."""
-    try:
-        inspector = Inspector.load(model_dir)
-    except DefectlensError as exc:
-        raise _fail(exc) from None
+    """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
+
+    Regions are typed by the few-shot classifier when --examples is given, else — with a
+    grounding or fused model — from the taxonomy's descriptions alone."""
     if writer not in ("template", "llm"):
         console.print(f"[red]error:[/] --writer must be 'template' or 'llm', got {writer!r}")
         raise typer.Exit(2)
+    try:
+        # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
+        # report note (below), not a reason to stop the inspection.
+        needs = Inspector.needs_taxonomy(model_dir)
+        part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
+        inspector = Inspector.load(model_dir, part)
+    except DefectlensError as exc:
+        raise _fail(exc) from None
     analysis = prepare_analysis(taxonomy, examples, k, writer)
+    # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
+    analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}")
     files, failures = expand_inputs(inputs)
@@ -143,9 +179,10 @@ def inspect(
             images, kept, bad = load_images([path])
             failures.extend(bad)
             if images:
-                inspection = inspector.decide(inspector.score(images)[0], str(path))
+                result = inspector.score(images)[0]
+                inspection = inspector.decide(result, str(path))
                 stem = _unique_stem(path, used)
-                region_types = analyse(analysis, images[0], inspection, output, stem)
+                region_types = analyse(analysis, images[0], inspection, output, stem, result.grounding)
                 names = [t.defect_type for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": names}
                 write_inspection(inspection, images[0], output, stem, inspector, extra)
@@ -160,7 +197,7 @@ def inspect(
 
 
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
+    model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` or `defectlens train-grounding`.")],
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
     types_k: Annotated[int, typer.Option("--types-k", help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).")] = 0,
@@ -168,8 +205,10 @@ def evaluate(
     """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
     with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too."""
     try:
-        inspector = Inspector.load(model_dir)
         category = load_category(category_dir)
+        # A zero-shot grounding model reads the part through the category's own taxonomy.
+        part = load_taxonomy(category.taxonomy_path) if category.taxonomy_path is not None else None
+        inspector = Inspector.load(model_dir, part)
         n = len(category.require_test())
         analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
         with progress_bar("evaluating", n) as advance:

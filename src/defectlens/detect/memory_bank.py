@@ -95,6 +95,8 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
 class MemoryBankDetector:
     """Nearest-neighbour anomaly detector over a coreset of normal patch features."""
 
+    name = "memory-bank"
+
     def __init__(self, config: MemoryBankConfig | None = None, encoder: PatchEncoder | None = None):
         self.config = config or MemoryBankConfig()
         self.encoder = encoder or PatchEncoder(self.config.encoder)
@@ -108,15 +110,24 @@ class MemoryBankDetector:
         self._footprints: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ fitting
+    def holdout_indices(self, n_images: int) -> list[int]:
+        """Which of ``n_images`` fit images :meth:`fit` keeps out of the bank to calibrate on
+        (seeded, so a fused detector can calibrate on exactly the same normal images)."""
+        if self.config.holdout_fraction <= 0 or n_images < 2:
+            return []
+        n_holdout = min(n_images - 1, max(1, round(n_images * self.config.holdout_fraction)))
+        order = np.random.default_rng(self.config.seed).permutation(n_images)
+        return sorted(int(i) for i in order[:n_holdout])
+
     def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> FitSummary:
         """Build the bank from normal RGB images and calibrate thresholds on a held-out share."""
         if len(images) == 0:
             raise ValueError("fit needs at least one normal image")
         start = time.perf_counter()
-        n_holdout = min(len(images) - 1, max(1, round(len(images) * self.config.holdout_fraction))) if self.config.holdout_fraction > 0 and len(images) > 1 else 0
-        order = np.random.default_rng(self.config.seed).permutation(len(images))
-        holdout = [images[i] for i in order[:n_holdout]]
-        train = [images[i] for i in order[n_holdout:]]
+        held = set(self.holdout_indices(len(images)))
+        n_holdout = len(held)
+        holdout = [images[i] for i in sorted(held)]
+        train = [img for i, img in enumerate(images) if i not in held]
 
         patches: list[torch.Tensor] = []
         for members, encoded in self.encoder.iter_groups(train, self.config.batch_size):

@@ -30,18 +30,25 @@ Public surface (what ``defectlens inspect --grounding MODEL_DIR`` needs)::
     from defectlens.detect.grounding.fusion import FusionConfig, fuse
     score, fused_map = fuse(mb.score, mb.anomaly_map, r.score, r.anomaly_map, mb_stats, g_stats, FusionConfig("sum"))
 
+As detectors for the :class:`~defectlens.inspector.Inspector`: :class:`GroundingDetector`
+(zero-shot, the model bound to one part's taxonomy) and :class:`FusedDetector` (memory bank +
+grounding, both normalised on the same held-out normal images; ``defectlens fit --grounding``).
+
 Training: :func:`train_grounding_model` (or ``defectlens train-grounding DIR... -o MODEL_DIR``).
 ``predict`` without a taxonomy uses the first training taxonomy.
 """
 
-from defectlens.detect.grounding.fusion import FusionConfig, fuse, fuse_maps, fuse_scores
+from defectlens.detect.grounding.detector import GroundingDetector
+from defectlens.detect.grounding.fusion import FusedDetector, FusionConfig, fuse, fuse_maps, fuse_scores
 from defectlens.detect.grounding.model import GroundingConfig, GroundingModel, TOKEN_NAMES
 from defectlens.detect.grounding.train import TrainingConfig, TrainingSummary, train_grounding_model
 
 __all__ = [
     "TOKEN_NAMES",
+    "FusedDetector",
     "FusionConfig",
     "GroundingConfig",
+    "GroundingDetector",
     "GroundingModel",
     "TrainingConfig",
     "TrainingSummary",
