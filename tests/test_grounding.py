@@ -19,7 +19,7 @@ from defectlens.detect.grounding import (
     TrainingConfig,
     train_grounding_model,
 )
-from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, grid_inputs
+from defectlens.detect.grounding.features import N_BATCH_CHANNELS, N_SIMILARITY_CHANNELS, GridInputs, add_batch_context, grid_inputs
 from defectlens.detect.calibration import NormalStatistics, normal_statistics
 from defectlens.detect.grounding.fusion import FusionConfig, fuse, fuse_maps
 from defectlens.detect.grounding.model import GroundingHead
@@ -118,10 +118,31 @@ def test_head_shapes_and_map_range():
 def test_grid_inputs_add_similarity_channels_that_flag_the_odd_patch():
     feats = torch.zeros(8, 6, 6) + torch.randn(8, 6, 6) * 0.01
     feats[:, 2, 3] += 5.0
-    x = grid_inputs(feats, torch.ones(6, 6))
+    x, moments = grid_inputs(feats, torch.ones(6, 6))
+    assert moments.shape == (2, 8)
     assert x.shape == (8 + N_SIMILARITY_CHANNELS, 6, 6)
-    rarity = x[-3]
+    rarity = x[8]
     assert int(rarity.argmax()) == 2 * 6 + 3
+    assert float(x[-N_BATCH_CHANNELS:].abs().max()) == 0.0  # no batch yet
+
+
+def test_batch_context_flags_what_is_rare_across_images_and_is_neutral_alone():
+    torch.manual_seed(0)
+    fp = torch.ones(6, 6)
+    grids = []
+    for i in range(6):
+        feats = torch.randn(8, 6, 6) * 0.05
+        if i == 0:
+            feats[:, 4, 1] += 3.0  # only image 0 has this patch
+        inputs, moments = grid_inputs(feats, fp)
+        grids.append(GridInputs(inputs, fp, None, None, moments))
+    with_context = add_batch_context(grids)
+    batch_rel = with_context[0].inputs[-N_BATCH_CHANNELS]
+    assert int(batch_rel.argmax()) == 4 * 6 + 1
+    # The odd image stands out on the batch-relative channel against a plain one.
+    assert float(batch_rel.max()) > float(with_context[1].inputs[-N_BATCH_CHANNELS].max()) + 1.0
+    alone = add_batch_context(grids[:1])[0]
+    assert float(alone.inputs[-N_BATCH_CHANNELS:].abs().max()) == 0.0
 
 
 # ---------------------------------------------------------------------- training

@@ -27,7 +27,7 @@ from defectlens.io.atomic import atomic_write
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 
 NORMAL = "good"
-_CACHE_VERSION = "grounding-inputs-1"
+_CACHE_VERSION = "grounding-inputs-2"
 
 Progress = Callable[[int], None]
 
@@ -136,12 +136,12 @@ class FeatureCache:
         try:
             with safe_open(str(f), framework="pt") as fh:
                 meta = fh.metadata()
-                t = {k: fh.get_tensor(k) for k in ("inputs", "footprint")}
+                t = {k: fh.get_tensor(k) for k in ("inputs", "footprint", "moments")}
             placement = Placement(**json.loads(meta["placement"]))
             canvas = CanvasSpec(**json.loads(meta["canvas"]))
         except (SafetensorError, OSError, KeyError, ValueError, TypeError):
             return None  # a damaged cache entry is recomputed, never trusted
-        return GridInputs(t["inputs"], t["footprint"], placement, canvas)
+        return GridInputs(t["inputs"], t["footprint"], placement, canvas, t["moments"])
 
     def _write(self, key: str, g: GridInputs) -> None:
         if self.directory is None:
@@ -149,7 +149,10 @@ class FeatureCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         meta = {"placement": json.dumps(g.placement.__dict__), "canvas": json.dumps(g.canvas.__dict__)}
         with atomic_write(self.directory / f"{key}.safetensors") as tmp:
-            save_file({"inputs": g.inputs.contiguous(), "footprint": g.footprint.contiguous()}, str(tmp), metadata=meta)
+            tensors = {"inputs": g.inputs.contiguous(), "footprint": g.footprint.contiguous()}
+            if g.moments is not None:
+                tensors["moments"] = g.moments.contiguous()
+            save_file(tensors, str(tmp), metadata=meta)
 
     def get_many(self, paths: Sequence[Path], progress: Progress | None = None) -> list[GridInputs]:
         """Connector inputs for image files, encoding only those not cached yet (each image once)."""
@@ -171,7 +174,7 @@ class FeatureCache:
             images = [load_image(paths[i]) for i in chunk]
             for j, g in iter_grid_inputs(self.encoder, images, self.side, self.grey, progress=progress):
                 # float16 halves the cache; the connector sees float32 anyway.
-                g = GridInputs(g.inputs.half(), g.footprint, g.placement, g.canvas)
+                g = GridInputs(g.inputs.half(), g.footprint, g.placement, g.canvas, g.moments)
                 i = chunk[j]
                 self._memory[keys[i]] = g
                 self._write(keys[i], g)

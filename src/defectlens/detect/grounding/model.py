@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, GridInputs, iter_grid_inputs
+from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, GridInputs, add_batch_context, iter_grid_inputs
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
@@ -39,7 +39,7 @@ from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomi
 from defectlens.types import GroundingResult
 
 FORMAT = "defectlens.grounding"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "grounding.json"
 WEIGHTS_FILE = "grounding.safetensors"
 TOKEN_NAMES: tuple[str, ...] = ("SEG_NORMAL", "SEG_DEFECT")
@@ -308,14 +308,17 @@ class GroundingModel:
         """Anomaly map (original resolution, in [0, 1]), image score and per-type maps for RGB images.
 
         ``taxonomy`` names the part and its defect types; default: the first training taxonomy.
+        The images are read together: each is compared with the others (batch context), so
+        pass a batch of the same part (16 or more images read best); one image alone is read
+        from its own patches only.
         """
         vocab = self.vocabulary(taxonomy)
-        results: list[GroundingResult | None] = [None] * len(images)
+        grids: list[GridInputs | None] = [None] * len(images)
         for i, g in iter_grid_inputs(
             self.encoder, images, self.config.side, self.config.grey, self.config.batch_size, progress
         ):
-            results[i] = self.predict_inputs([g], vocab)[0]
-        return [r for r in results if r is not None]
+            grids[i] = g
+        return self.predict_inputs(add_batch_context([g for g in grids if g is not None]), vocab)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, extra: dict | None = None) -> None:

@@ -9,8 +9,9 @@ Losses, per image on its feature grid (cells on the mirrored border ignored):
 * InfoNCE on types: the mask-pooled patch embedding against every training description,
   its own type being the positive.
 Augmentation acts on the cached grids: random 90° rotations and flips (surfaces have no
-preferred orientation), channel dropout and noise on the features, and a random gain on the
-self-similarity channels.
+preferred orientation), channel dropout and noise on the features, a random gain on the
+similarity channels, and batch-context dropout. Batch context is computed within each
+training category, as it is within the batch at inspection.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from defectlens.detect.grounding.data import (
     collect_training_data,
     target_grid,
 )
-from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS
+from defectlens.detect.grounding.features import N_BATCH_CHANNELS, N_SIMILARITY_CHANNELS, add_batch_context
 from defectlens.detect.grounding.model import GroundingConfig, GroundingModel, Vocabulary, embed_taxonomy
 from defectlens.encode import PatchEncoder
 from defectlens.encode.text import TextEncoder
@@ -59,6 +60,8 @@ class TrainingConfig:
     type_weight: float = 0.5
     feature_dropout: float = 0.1
     feature_noise: float = 0.1
+    context_dropout: float = 0.25
+    """Share of training crops whose batch-context channels are zeroed (a lone image)."""
     crop: int = 24
     """Training windows are crop×crop feature cells (padded when the grid is smaller)."""
     seed: int = 0
@@ -110,7 +113,8 @@ def build_items(
     items = []
     offset = 0
     for ci, cat in enumerate(categories):
-        grids = cache.get_many([s.path for s in cat.samples], progress)
+        # Batch context within the category: its images are read together, as at inspection.
+        grids = add_batch_context(cache.get_many([s.path for s in cat.samples], progress), seed=ci)
         names = list(vocabs[ci].taxonomy.names)
         for s, g in zip(cat.samples, grids, strict=True):
             t = -1 if s.defect_type == NORMAL else offset + names.index(s.defect_type)
@@ -142,7 +146,8 @@ def _crop(x: torch.Tensor, fp: torch.Tensor, tg: torch.Tensor, size: int, rng: n
 
 def _augment(item: TrainingItem, cfg: TrainingConfig, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
     """Rotate/flip (surfaces have no preferred orientation), crop to the training window,
-    drop and jitter feature channels, and rescale the self-similarity channels."""
+    drop and jitter feature channels, rescale the similarity channels, and sometimes drop the
+    batch context."""
     x, fp, tg = item.inputs.float(), item.footprint, item.target
     k = int(rng.integers(4))
     if k:
@@ -161,6 +166,9 @@ def _augment(item: TrainingItem, cfg: TrainingConfig, rng: np.random.Generator) 
         gain = 1 + torch.randn(c, 1, 1) * cfg.feature_noise
         feats = feats * gain + torch.randn(c, 1, 1) * cfg.feature_noise
     sim = sim * float(rng.uniform(0.8, 1.25))
+    if rng.random() < cfg.context_dropout:
+        # As if the image were inspected alone: the model must not depend on a batch.
+        sim = torch.cat([sim[:-N_BATCH_CHANNELS], torch.zeros_like(sim[-N_BATCH_CHANNELS:])])
     return torch.cat([feats, sim]), fp, tg
 
 
