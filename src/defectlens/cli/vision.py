@@ -23,6 +23,8 @@ from defectlens.types import Inspection
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
+INSPECT_BATCH = 16
+"""Images decoded and scored together by `inspect`."""
 
 
 def _fail(exc: DefectlensError) -> typer.Exit:
@@ -175,20 +177,22 @@ def inspect(
     table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
     used: set[str] = set()
     with progress_bar("inspecting", len(files)) as advance:
-        for path in files:
-            images, kept, bad = load_images([path])
+        # Batches of images are scored together (a grounding model compares them with each
+        # other); each image's files are written as soon as its batch is scored.
+        for start in range(0, len(files), INSPECT_BATCH):
+            images, kept, bad = load_images(files[start : start + INSPECT_BATCH])
             failures.extend(bad)
-            if images:
-                result = inspector.score(images)[0]
+            for path, image, result in zip(kept, images, inspector.score(images) if images else [], strict=True):
                 inspection = inspector.decide(result, str(path))
                 stem = _unique_stem(path, used)
-                region_types = analyse(analysis, images[0], inspection, output, stem, result.grounding)
+                region_types = analyse(analysis, image, inspection, output, stem, result.grounding)
                 names = [t.defect_type for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": names}
-                write_inspection(inspection, images[0], output, stem, inspector, extra)
+                write_inspection(inspection, image, output, stem, inspector, extra)
                 verdict = "[red]DEFECTIVE[/]" if inspection.is_defective else "[green]ok[/]"
                 table.add_row(str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)), ", ".join(names))
-            advance(1)
+                advance(1)
+            advance(len(bad))
     console.print(table)
     _report_failures(failures)
     console.print(f"results in {output}")
