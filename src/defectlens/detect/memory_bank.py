@@ -222,13 +222,7 @@ class MemoryBankDetector:
             config = MemoryBankConfig.from_json(meta["config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"invalid detector settings ({exc})", root / CONFIG_FILE, "re-fit the model") from None
-        if encoder is not None and encoder.config != config.encoder:
-            raise ModelFileError(
-                f"model was fitted with {config.encoder.backbone} {config.encoder.stages}, "
-                f"not {encoder.config.backbone} {encoder.config.stages}",
-                root,
-                "re-fit the model with the encoder you want, or load it without overriding the encoder",
-            )
+        config.encoder.require_same(encoder.config if encoder else None, root, "re-fit the model with the encoder you want")
         detector = cls(config, encoder)
         bank_path = root / BANK_FILE
         if not bank_path.is_file():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from defectlens.encode.canvas import CanvasSpec, Placement, place
 from defectlens.encode.efficientnet import BACKBONES, load_efficientnet_lite
+from defectlens.errors import ModelFileError
 
 # TF EfficientNet-Lite preprocessing: (x - 127) / 128, per channel.
 _MEAN, _STD = 127.0, 128.0
@@ -65,6 +67,16 @@ class EncoderConfig:
         d = asdict(self)
         d["stages"] = list(self.stages)
         return d
+
+    def require_same(self, given: EncoderConfig | None, where: Path, remedy: str) -> None:
+        """A model saved with this encoder cannot run on another: raise a
+        :class:`~defectlens.errors.ModelFileError` unless ``given`` (if any) equals it."""
+        if given is not None and given != self:
+            raise ModelFileError(
+                f"model was built on {self.backbone} stages {self.stages}, not {given.backbone} stages {given.stages}",
+                where,
+                f"load it without overriding the encoder, or {remedy}",
+            )
 
     @classmethod
     def from_json(cls, d: dict) -> EncoderConfig:

@@ -373,13 +373,7 @@ class GroundingModel:
             taxonomies = [parse_taxonomy(t, path, require_descriptions=True) for t in meta.get("taxonomies", [])]
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"invalid grounding settings ({exc})", path, "re-train the grounding model") from None
-        if encoder is not None and encoder.config != config.encoder:
-            raise ModelFileError(
-                f"model was trained on {config.encoder.backbone} stages {config.encoder.stages}, "
-                f"not {encoder.config.backbone} stages {encoder.config.stages}",
-                root,
-                "load it with the encoder it was trained with (or none), or re-train it",
-            )
+        config.encoder.require_same(encoder.config if encoder else None, root, "re-train the grounding model")
         weights = root / WEIGHTS_FILE
         if not weights.is_file():
             raise ModelFileError("weights file is missing", weights, "re-train the grounding model")
