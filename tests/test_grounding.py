@@ -342,11 +342,43 @@ def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_text(traine
     )
     assert result.exit_code == 0, result.output
     payloads = {p.parent.name + p.name: json.loads(p.read_text()) for p in out.glob("*.json") if not p.name.endswith(".report.json")}
-    assert payloads and all(p["detector"] == "grounding" for p in payloads.values())
-    assert all(p["thresholds"]["source"] == "token-probability" for p in payloads.values())
+    assert len(payloads) == 18 and all(p["detector"] == "grounding" for p in payloads.values())
+    # Default cue 'both': batch-relative scores, outliers of the batch are defective.
+    assert all(p["thresholds"]["source"] == "batch-outlier" for p in payloads.values())
     typed = [t for p in payloads.values() for t in p["region_types"]]
     assert typed, "defective images of the training part should be found and typed"
     assert all(t["method"] == "text" and t["defect_type"] in ("spot", "scratch") for t in typed)
+
+    # The batch cue needs a batch; one image is refused with the fix, the token cue reads it alone.
+    one = str(category / "test" / "spot" / "000.png")
+    tax = ["--taxonomy", str(category / "taxonomy.json")]
+    result = runner.invoke(app, ["inspect", str(model_dir), one, "-o", str(tmp_path / "one"), *tax])
+    assert result.exit_code == 2 and "--cue token" in result.output
+    result = runner.invoke(app, ["inspect", str(model_dir), one, "-o", str(tmp_path / "one"), *tax, "--cue", "token"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((tmp_path / "one" / "000.json").read_text())
+    assert payload["thresholds"]["source"] == "token-probability" and 0.0 <= payload["score"] <= 1.0
+    result = runner.invoke(app, ["inspect", str(model_dir), one, "-o", str(tmp_path / "one"), *tax, "--cue", "loud"])
+    assert result.exit_code == 2 and "unknown zero-shot cue" in result.output
+
+
+def test_batch_cues_rank_the_odd_parts_of_a_batch_first(trained, category):
+    from defectlens.detect.grounding import GroundingDetector
+    from defectlens.taxonomy import load_taxonomy
+
+    model, _, _ = trained
+    rng = np.random.default_rng(7)
+    goods = [_texture(rng) for _ in range(10)]
+    spots = [_spot(rng, _texture(rng))[0] for _ in range(2)]
+    batch = [np.repeat(g[..., None], 3, 2) for g in goods + spots]
+    taxonomy = load_taxonomy(category / "taxonomy.json")
+    for cue in ("batch", "both"):
+        results = GroundingDetector(model, taxonomy, cue=cue).score(batch)
+        scores = [r.score for r in results]
+        assert min(scores[10:]) > max(scores[:10]), cue
+        assert all(r.grounding is not None and r.grounding.batch_map is not None for r in results)
+    with pytest.raises(ConfigError, match="at least 8"):
+        GroundingDetector(model, taxonomy, cue="both").score(batch[:3])
 
 
 def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, category, tmp_path):

@@ -15,6 +15,7 @@ Three detectors can sit inside, chosen by what the model folder holds:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -82,6 +83,17 @@ class BatchOutcome:
 
     inspections: list[Inspection] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+
+
+def balanced_batches(n_items: int, size: int) -> list[range]:
+    """Index ranges covering ``n_items`` in batches of at most ``size`` whose lengths differ by
+    at most one: 17 items at size 16 are 9 + 8, not 16 + 1 (a grounding model compares the
+    images of a batch, and one image alone has nothing to be compared with)."""
+    if n_items <= 0:
+        return []
+    n_batches = math.ceil(n_items / max(1, size))
+    bounds = [round(i * n_items / n_batches) for i in range(n_batches + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
@@ -208,13 +220,13 @@ class Inspector:
     def inspect_paths(self, paths: Sequence[str | Path], progress: Progress | None = None, chunk: int = 16) -> BatchOutcome:
         """Inspect many files; unreadable ones are reported in ``failures`` and skipped."""
         outcome = BatchOutcome()
-        for start in range(0, len(paths), chunk):
-            images, kept, failures = load_images(paths[start : start + chunk])
+        for batch in balanced_batches(len(paths), chunk):
+            images, kept, failures = load_images([paths[i] for i in batch])
             outcome.failures.extend(failures)
-            for path, result in zip(kept, self.detector.score(images), strict=True):
+            for path, result in zip(kept, self.detector.score(images) if images else [], strict=True):
                 outcome.inspections.append(self.decide(result, str(path)))
             if progress:
-                progress(len(paths[start : start + chunk]))
+                progress(len(batch))
         return outcome
 
     # ------------------------------------------------------------------ persistence
@@ -237,9 +249,10 @@ class Inspector:
         return (root / GROUNDING_FILE).is_file() and not (root / FUSION_FILE).is_file()
 
     @classmethod
-    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None) -> Inspector:
+    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str = "both") -> Inspector:
         """Load a model folder: ``defectlens fit`` (memory bank, or fused with ``--grounding``)
-        or ``defectlens train-grounding`` (zero-shot; needs the part's ``taxonomy``)."""
+        or ``defectlens train-grounding`` (zero-shot; needs the part's ``taxonomy``, and reads
+        images with ``cue``: see :mod:`defectlens.detect.grounding.detector`)."""
         root = Path(directory)
         if (root / FUSION_FILE).is_file():
             detector: Detector = FusedDetector.load(root)
@@ -250,7 +263,7 @@ class Inspector:
                     root,
                     "pass the part's taxonomy.json (--taxonomy)",
                 )
-            return cls(GroundingDetector(GroundingModel.load(root), taxonomy))
+            return cls(GroundingDetector(GroundingModel.load(root), taxonomy, root, cue))
         else:
             detector = MemoryBankDetector.load(root)
         settings, summary = InspectorSettings(), None
@@ -265,4 +278,4 @@ class Inspector:
         return cls(detector, settings, summary)
 
 
-__all__ = ["BatchOutcome", "Detector", "Failure", "Inspector", "InspectorSettings", "load_images"]
+__all__ = ["BatchOutcome", "Detector", "Failure", "Inspector", "InspectorSettings", "balanced_batches", "load_images"]

@@ -142,6 +142,9 @@ class GroundingResult:
     """float32 (T, H, W): cosine similarity of each pixel's embedding to each type's description."""
     type_logit_scale: float
     """Inverse temperature turning pooled similarities into type probabilities (softmax)."""
+    batch_map: np.ndarray | None = None
+    """float32 (H, W): how rare each pixel's patch is across the other images read in the same
+    batch (log distance relative to the batch median; mutual scoring). None for a lone image."""
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, progress_bar
 from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
+from defectlens.detect.grounding.detector import MIN_BATCH
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
-from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
+from defectlens.inspector import Failure, Inspector, InspectorSettings, balanced_batches, load_images
 from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.locate import render_overlay
 from defectlens.taxonomy import load_taxonomy
@@ -122,7 +123,7 @@ def _grounding_for_fit(model_dir: Path | None, taxonomy_path: Path | None, mode:
     except ValueError as exc:
         raise ConfigError(str(exc), None, "use --fusion-mode sum|product and --fusion-weight in [0, 1]") from None
     part = load_taxonomy(taxonomy_path, require_descriptions=True)
-    return GroundingDetector(GroundingModel.load(model_dir), part, taxonomy_path), config
+    return GroundingDetector(GroundingModel.load(model_dir), part, taxonomy_path, cue="token"), config
 
 
 def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
@@ -151,6 +152,7 @@ def inspect(
     examples: Annotated[Path | None, typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier.")] = None,
     k: Annotated[int, typer.Option(help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
+    cue: Annotated[str, typer.Option(help="Zero-shot models only: token (SEG_DEFECT probability, works per image), batch (rarity across the images inspected together) or both (needs >= 8 images).")] = "both",
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
@@ -164,7 +166,14 @@ def inspect(
         # report note (below), not a reason to stop the inspection.
         needs = Inspector.needs_taxonomy(model_dir)
         part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
-        inspector = Inspector.load(model_dir, part)
+        inspector = Inspector.load(model_dir, part, cue)
+        files, failures = expand_inputs(inputs)
+        if needs and cue != "token" and len(files) < MIN_BATCH:
+            raise ConfigError(
+                f"the {cue!r} cue compares the images inspected together and got {len(files)} (it needs {MIN_BATCH})",
+                model_dir,
+                "inspect at least 8 images of the part at once, or pass --cue token",
+            )
     except DefectlensError as exc:
         raise _fail(exc) from None
     analysis = prepare_analysis(taxonomy, examples, k, writer)
@@ -172,17 +181,23 @@ def inspect(
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}")
-    files, failures = expand_inputs(inputs)
     output.mkdir(parents=True, exist_ok=True)
     table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
     used: set[str] = set()
     with progress_bar("inspecting", len(files)) as advance:
         # Batches of images are scored together (a grounding model compares them with each
         # other); each image's files are written as soon as its batch is scored.
-        for start in range(0, len(files), INSPECT_BATCH):
-            images, kept, bad = load_images(files[start : start + INSPECT_BATCH])
+        for batch in balanced_batches(len(files), INSPECT_BATCH):
+            images, kept, bad = load_images([files[i] for i in batch])
             failures.extend(bad)
-            for path, image, result in zip(kept, images, inspector.score(images) if images else [], strict=True):
+            try:
+                results = inspector.score(images) if images else []
+            except DefectlensError as exc:
+                # E.g. unreadable files left a batch too small for the batch cue: say so per file.
+                failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)
+                advance(len(batch))
+                continue
+            for path, image, result in zip(kept, images, results, strict=True):
                 inspection = inspector.decide(result, str(path))
                 stem = _unique_stem(path, used)
                 region_types = analyse(analysis, image, inspection, output, stem, result.grounding)
@@ -205,6 +220,7 @@ def evaluate(
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
     types_k: Annotated[int, typer.Option("--types-k", help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).")] = 0,
+    cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = "both",
 ) -> None:
     """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
     with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too."""
@@ -212,7 +228,7 @@ def evaluate(
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         part = load_taxonomy(category.taxonomy_path) if category.taxonomy_path is not None else None
-        inspector = Inspector.load(model_dir, part)
+        inspector = Inspector.load(model_dir, part, cue)
         n = len(category.require_test())
         analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
         with progress_bar("evaluating", n) as advance:

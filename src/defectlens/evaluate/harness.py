@@ -15,7 +15,7 @@ import numpy as np
 
 from defectlens.errors import DefectlensError
 from defectlens.evaluate.metrics import DetectionMetrics, detection_metrics, image_auroc
-from defectlens.inspector import Failure, Inspector
+from defectlens.inspector import Failure, Inspector, balanced_batches
 from defectlens.io import Category, load_image, load_mask
 from defectlens.types import Inspection
 
@@ -92,8 +92,8 @@ def run_inspections(
     # the images of a batch with each other, and folder order would make every batch one
     # defect type (or all normal). The metrics do not depend on the order.
     items = [items[i] for i in np.random.default_rng(0).permutation(len(items))]
-    for start in range(0, len(items), batch):
-        chunk = items[start : start + batch]
+    for indices in balanced_batches(len(items), batch):
+        chunk = [items[i] for i in indices]
         t0 = time.perf_counter()
         images, kept = [], []
         for item in chunk:

@@ -1,26 +1,84 @@
 """The grounding model as a detector of one part: what ``defectlens inspect`` runs when it is
 given a grounding model and no normal images of the part exist.
 
-The model reads an image with the part's vocabulary (object name and defect descriptions from
-its taxonomy) and returns, per pixel, the probability of the ``SEG_DEFECT`` token. With no
-normal images there is nothing to calibrate on, so the decision thresholds are the natural
-ones of a probability: 0.5 for the image score and for pixels (override them with
-:meth:`~defectlens.inspector.Inspector.set_thresholds` once a few labelled images exist).
+Two zero-shot cues can decide, chosen by ``cue``:
+
+* ``token`` — the ``SEG_DEFECT`` probability of each pixel. Its units are fixed (a
+  probability), so it works on a lone image; thresholds 0.5.
+* ``batch`` — mutual scoring: how rare each patch is across the other images read in the same
+  batch (none of them needs to be known normal).
+* ``both`` (default) — the two maps, each put in robust units of the batch, averaged.
+
+``batch`` and ``both`` speak *batch-relative* units: every map is turned into robust z-scores
+over the batch's pixels, ``(x − median) / (1.4826 · MAD)``, and every image score into robust
+z-scores over the batch's image scores. An image (or pixel) is defective when it stands more
+than 3 robust standard deviations above the batch's typical one — the classic outlier rule —
+so no normal image and no label is needed. They need a batch of at least
+:data:`MIN_BATCH` images of the part; with fewer, use ``token``. A batch in which most parts
+are defective in the same way defeats them (what is common looks normal).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from defectlens.detect.grounding.model import GroundingModel
+from defectlens.errors import ConfigError
 from defectlens.taxonomy import Taxonomy
-from defectlens.types import AnomalyResult, Thresholds
+from defectlens.types import AnomalyResult, GroundingResult, Thresholds
 
 PROBABILITY_THRESHOLD = 0.5
 """SEG_DEFECT more likely than SEG_NORMAL."""
+OUTLIER_THRESHOLD = 3.0
+"""Robust z-score above which a batch-relative score is an outlier."""
+MIN_BATCH = 8
+"""Fewest images for batch-relative cues: below this a median and MAD say little."""
+CUES = ("token", "batch", "both")
+_MAD_TO_SIGMA = 1.4826
+_TOP_FRACTION = 0.01
+_MAX_PIXELS = 2_000_000
+
+
+def _robust_units(values: np.ndarray) -> tuple[float, float]:
+    """Median and MAD-based spread of ``values`` (subsampled, seeded)."""
+    if values.size > _MAX_PIXELS:
+        values = np.random.default_rng(0).choice(values, _MAX_PIXELS, replace=False)
+    median = float(np.median(values))
+    spread = _MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
+    return median, max(spread, 1e-6)
+
+
+def batch_relative_maps(maps: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each map in robust z-scores over all pixels of the batch."""
+    median, spread = _robust_units(np.concatenate([np.asarray(m, np.float64).ravel() for m in maps]))
+    return [((np.asarray(m, np.float32) - median) / spread).astype(np.float32) for m in maps]
+
+
+def top_mean(anomaly_map: np.ndarray, fraction: float = _TOP_FRACTION) -> float:
+    """Mean of the highest ``fraction`` of a map's pixels (steadier than the maximum)."""
+    flat = np.asarray(anomaly_map).ravel()
+    k = max(1, math.ceil(fraction * flat.size))
+    return float(np.partition(flat, flat.size - k)[flat.size - k :].mean())
+
+
+def results_for_cue(results: Sequence[GroundingResult], cue: str) -> list[AnomalyResult]:
+    """Detector output of one batch's grounding results under ``cue`` (see the module notes)."""
+    if cue == "token":
+        return [AnomalyResult(r.score, r.anomaly_map, grounding=r) for r in results]
+    if any(r.batch_map is None for r in results):
+        raise ValueError("batch cues need results read as a batch (batch_map is missing)")
+    maps = batch_relative_maps([r.batch_map for r in results])
+    if cue == "both":
+        token = batch_relative_maps([r.anomaly_map for r in results])
+        # Re-standardise the average: the decision stays "3 robust sigmas above the batch".
+        maps = batch_relative_maps([0.5 * a + 0.5 * b for a, b in zip(token, maps, strict=True)])
+    scores = np.array([top_mean(m) for m in maps])
+    median, spread = _robust_units(scores)
+    return [AnomalyResult(float((s - median) / spread), m, grounding=r) for s, m, r in zip(scores, maps, results, strict=True)]
 
 
 class GroundingDetector:
@@ -28,20 +86,38 @@ class GroundingDetector:
 
     name = "grounding"
 
-    def __init__(self, model: GroundingModel, taxonomy: Taxonomy, where: str | Path | None = None):
+    def __init__(
+        self, model: GroundingModel, taxonomy: Taxonomy, where: str | Path | None = None, cue: str = "both"
+    ):
+        if cue not in CUES:
+            raise ConfigError(f"unknown zero-shot cue {cue!r}", where, f"use one of {', '.join(CUES)}")
         # A type without a sentence could never be named: fail now, not per image.
         taxonomy.require_descriptions(where)
         self.model = model
         self.taxonomy = taxonomy
-        self.thresholds: Thresholds | None = Thresholds(PROBABILITY_THRESHOLD, PROBABILITY_THRESHOLD, source="token-probability")
+        self.cue = cue
+        limit = PROBABILITY_THRESHOLD if cue == "token" else OUTLIER_THRESHOLD
+        self.thresholds: Thresholds | None = Thresholds(
+            limit, limit, source="token-probability" if cue == "token" else "batch-outlier"
+        )
         self.normal_stats = None
-        """No normal images were seen: overlays use the probability scale itself."""
+        """No normal images were seen: overlays use the detector's own scale."""
 
     def score(self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> list[AnomalyResult]:
-        """SEG_DEFECT probability map and image score per RGB image, with the per-type maps attached."""
-        results = self.model.predict(images, self.taxonomy, progress)
-        return [AnomalyResult(r.score, r.anomaly_map, grounding=r) for r in results]
+        """Score and map per RGB image, with the model's per-type maps attached.
+
+        With the ``batch`` or ``both`` cue, ``images`` are one batch of the same part (at least
+        :data:`MIN_BATCH`); scores and maps are in robust z-scores of that batch.
+        """
+        if self.cue != "token" and len(images) < MIN_BATCH:
+            raise ConfigError(
+                f"the {self.cue!r} cue compares the images of a batch and got {len(images)} "
+                f"(it needs at least {MIN_BATCH} of the same part)",
+                None,
+                "inspect more images at once, or use the token cue (--cue token) for single images",
+            )
+        return results_for_cue(self.model.predict(images, self.taxonomy, progress), self.cue)
 
     def save(self, directory: str | Path) -> None:
-        """Write the grounding model's files (the taxonomy is given again at load)."""
+        """Write the grounding model's files (the taxonomy and cue are given again at load)."""
         self.model.save(directory)

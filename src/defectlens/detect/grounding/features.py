@@ -71,6 +71,11 @@ class GridInputs:
             return flat.contiguous()
         return (flat * self.moments[1].float() + self.moments[0].float()).contiguous()
 
+    @property
+    def has_context(self) -> bool:
+        """True once :func:`add_batch_context` has filled the batch channels from other images."""
+        return bool(self.inputs[-N_BATCH_CHANNELS:].abs().amax() > 0)
+
 
 def to_grey(image: np.ndarray) -> np.ndarray:
     """RGB uint8 -> the same image in grey, replicated on 3 channels (ITU-R 601 luma).

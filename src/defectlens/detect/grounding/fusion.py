@@ -138,6 +138,9 @@ class FusedDetector:
         if not normal_images:
             raise ValueError("fusion needs held-out normal images to normalise both detectors on")
         config = config or FusionConfig()
+        if grounding.cue != "token":
+            # Normal statistics need fixed units; batch-relative scores change with every batch.
+            raise ValueError("fusion normalises the grounding model's token probabilities: give it a detector with cue='token'")
         v = vision.score(normal_images)
         g = grounding.score(normal_images)
         vision_stats = normal_statistics([r.score for r in v], [r.anomaly_map for r in v], vision.config.quantile)
@@ -192,7 +195,7 @@ class FusedDetector:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"invalid fusion settings ({exc})", path, "re-fit with `defectlens fit --grounding`") from None
         vision = MemoryBankDetector.load(root)
-        grounding = GroundingDetector(GroundingModel.load(root / GROUNDING_SUBDIR), taxonomy, path)
+        grounding = GroundingDetector(GroundingModel.load(root / GROUNDING_SUBDIR), taxonomy, path, cue="token")
         detector = cls(vision, grounding, stats[0], stats[1], config, stats[2])
         detector.thresholds = thresholds
         return detector

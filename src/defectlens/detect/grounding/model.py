@@ -26,11 +26,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from defectlens.detect.grounding.features import N_SIMILARITY_CHANNELS, GridInputs, add_batch_context, iter_grid_inputs
+from defectlens.detect.grounding.features import (
+    N_BATCH_CHANNELS,
+    N_SIMILARITY_CHANNELS,
+    GridInputs,
+    add_batch_context,
+    iter_grid_inputs,
+)
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
@@ -43,6 +50,8 @@ FORMAT_VERSION = 2
 CONFIG_FILE = "grounding.json"
 WEIGHTS_FILE = "grounding.safetensors"
 TOKEN_NAMES: tuple[str, ...] = ("SEG_NORMAL", "SEG_DEFECT")
+BATCH_MAP_SIGMA = 4.0
+"""Gaussian smoothing (pixels) of the batch mutual-score map."""
 # Prompt templates for defect descriptions; their embeddings are averaged (a prompt ensemble
 # is steadier than any single phrasing, as in CLIP zero-shot classification).
 DESCRIPTION_TEMPLATES: tuple[str, ...] = (
@@ -288,16 +297,25 @@ class GroundingModel:
         for g in grids:
             prob, sims = self.forward_grid(g.inputs[None].float(), vocab)
             spec = g.canvas
-            stacked = torch.cat([prob[:, None], sims], dim=1)
+            planes = [prob[:, None], sims]
+            if g.has_context:
+                planes.append(g.inputs[None, -N_BATCH_CHANNELS : -N_BATCH_CHANNELS + 1].float())
+            stacked = torch.cat(planes, dim=1)
             canvas = F.interpolate(stacked, size=(spec.height, spec.width), mode="bilinear", align_corners=False)[0]
             full = np.stack([map_to_original(c, g.placement) for c in canvas])
+            n_types = sims.shape[1]
+            batch_map = None
+            if g.has_context:
+                # Smoothed like the memory bank's map: one patch's distance is noisy, a blob's is not.
+                batch_map = gaussian_filter(full[1 + n_types], BATCH_MAP_SIGMA).astype(np.float32)
             out.append(
                 GroundingResult(
                     score=self.image_score(prob[0], g.footprint),
                     anomaly_map=np.clip(full[0], 0.0, 1.0).astype(np.float32),
                     type_names=vocab.taxonomy.names,
-                    type_maps=full[1:].astype(np.float32),
+                    type_maps=full[1 : 1 + n_types].astype(np.float32),
                     type_logit_scale=float(self.head.type_scale),
+                    batch_map=batch_map,
                 )
             )
         return out
