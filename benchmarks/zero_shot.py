@@ -87,7 +87,7 @@ def evaluate_fold(model, category_root: Path, cache) -> tuple[dict, list]:
     from text come from the whole-split reading. Returns metrics and the whole-split token
     results (for fusion with the memory bank, which uses the token cue)."""
     from defectlens.classify.from_text import classify_regions_from_text
-    from defectlens.detect.grounding.detector import results_for_cue
+    from defectlens.detect.grounding.detector import DEFAULT_CUE, results_for_cue
     from defectlens.io import load_category, load_mask
     from defectlens.taxonomy import load_taxonomy
 
@@ -139,12 +139,12 @@ def evaluate_fold(model, category_root: Path, cache) -> tuple[dict, list]:
     for name in taxonomy.names:
         idx = [i for i, t in enumerate(true_types) if t == name]
         per_type[name] = _r(np.mean([pred_types[i] == name for i in idx])) if idx else None
-    headline = cues["batches16"]["both"]
+    headline = cues["batches16"][DEFAULT_CUE]
     row = {
         "category": category.name,
         "n_test": len(test),
         "n_defective": sum(labels),
-        "headline": "batches of 16, cue both (the `defectlens inspect` default)",
+        "headline": f"batches of 16, cue {DEFAULT_CUE} (the `defectlens inspect` default)",
         **headline,
         "cues": cues,
         "type_accuracy": _r(type_accuracy(true_types, pred_types)) if len(taxonomy.names) > 1 else None,
@@ -205,6 +205,65 @@ def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores
     return out
 
 
+def render_markdown(rows: list[dict], meta: dict) -> str:
+    """The results table of ``zero_shot.md`` from the rows and settings of ``zero_shot.json``."""
+    lines = [
+        "# Zero-shot grounding (leave one category out)",
+        "",
+        f"Total {meta['total_seconds'] / 60:.1f} min on {meta['machine']} (feature cache shared by folds; first run encodes).",
+        "",
+        "Headline: test images read in seeded random batches of 16 with the default cue (see",
+        "`headline` in the JSON; the `defectlens inspect` default). None of the images read",
+        "together is known to be normal.",
+        "",
+        "| held out | trained on | image AUROC | pixel AUROC | AUPRO | type acc (chance) | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        acc = "-" if r["type_accuracy"] is None else f"{r['type_accuracy']:.3f} ({r['type_chance']:.2f})"
+        lines.append(
+            f"| {r['category']} | {', '.join(r['trained_on'])} | {r['image_auroc'] if r['image_auroc'] is not None else 'n/a'} "
+            f"| {r['pixel_auroc']} | {r['aupro']} | {acc} | {r['train_seconds']} |"
+        )
+    lines += ["", "Every reading regime and cue (image AUROC / pixel AUROC / AUPRO):", "",
+              "| held out | regime | token | batch | both |", "|---|---|---|---|---|"]
+    for r in rows:
+        for regime, by_cue in r["cues"].items():
+            cells = [" / ".join(str(v.get(k)) for k in ("image_auroc", "pixel_auroc", "aupro")) if (v := by_cue.get(c)) else "-" for c in ("token", "batch", "both")]
+            lines.append(f"| {r['category']} | {regime} | " + " | ".join(cells) + " |")
+    for r in rows:
+        if r.get("per_type_accuracy"):
+            lines += ["", f"Per-type accuracy on {r['category']}: " + ", ".join(f"{k} {v}" for k, v in r["per_type_accuracy"].items())]
+        if r.get("fusion"):
+            lines += ["", f"Fusion on {r['category']} (memory bank fitted on {r['fusion']['n_fit']} normal images):", "",
+                      "| detector | image AUROC | pixel AUROC | AUPRO |", "|---|---|---|---|"]
+            for k, v in r["fusion"].items():
+                if isinstance(v, dict):
+                    lines.append(f"| {k} | {v['image_auroc']} | {v['pixel_auroc']} | {v['aupro']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, rows: list[dict], meta: dict) -> None:
+    """Write ``zero_shot.json`` and ``zero_shot.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "zero_shot.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
+    text = render_markdown(rows, meta)
+    (out / "zero_shot.md").write_text(text)
+    print(text)
+
+
+def rerender(out: Path) -> None:
+    """Re-derive each row's headline from its per-cue numbers with the current default cue and
+    rewrite both files (after a presentation change; no model is trained)."""
+    from defectlens.detect.grounding.detector import DEFAULT_CUE
+
+    data = json.loads((out / "zero_shot.json").read_text())
+    for row in data["results"]:
+        row.update(row["cues"]["batches16"][DEFAULT_CUE])
+        row["headline"] = f"batches of 16, cue {DEFAULT_CUE} (the `defectlens inspect` default)"
+    write_results(out, data["results"], data["settings"])
+
+
 def main() -> None:
     """Run leave-one-category-out and write the result tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,7 +277,11 @@ def main() -> None:
     parser.add_argument("--fusion", action="store_true", help="also compare with/fuse the memory bank on magnetic_tile")
     parser.add_argument("--fusion-fit", type=int, default=100)
     parser.add_argument("--only", nargs="*", help="held-out categories to run (default: all)")
+    parser.add_argument("--render-only", action="store_true", help="re-render the tables from the existing JSON")
     args = parser.parse_args()
+    if args.render_only:
+        rerender(args.out)
+        return
     torch.set_num_threads(max(1, args.threads))
 
     from defectlens.detect.grounding import GroundingConfig, TrainingConfig, train_grounding_model
@@ -266,42 +329,7 @@ def main() -> None:
         "total_seconds": round(total, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "zero_shot.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
-    lines = [
-        "# Zero-shot grounding (leave one category out)",
-        "",
-        f"Total {total / 60:.1f} min on {meta['machine']} (feature cache shared by folds; first run encodes).",
-        "",
-        "Headline: test images read in seeded random batches of 16 with the `both` cue (the",
-        "`defectlens inspect` default). None of the images read together is known to be normal.",
-        "",
-        "| held out | trained on | image AUROC | pixel AUROC | AUPRO | type acc (chance) | train s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        acc = "-" if r["type_accuracy"] is None else f"{r['type_accuracy']:.3f} ({r['type_chance']:.2f})"
-        lines.append(
-            f"| {r['category']} | {', '.join(r['trained_on'])} | {r['image_auroc'] if r['image_auroc'] is not None else 'n/a'} "
-            f"| {r['pixel_auroc']} | {r['aupro']} | {acc} | {r['train_seconds']} |"
-        )
-    lines += ["", "Every reading regime and cue (image AUROC / pixel AUROC / AUPRO):", "",
-              "| held out | regime | token | batch | both |", "|---|---|---|---|---|"]
-    for r in rows:
-        for regime, by_cue in r["cues"].items():
-            cells = [" / ".join(str(v.get(k)) for k in ("image_auroc", "pixel_auroc", "aupro")) if (v := by_cue.get(c)) else "-" for c in ("token", "batch", "both")]
-            lines.append(f"| {r['category']} | {regime} | " + " | ".join(cells) + " |")
-    for r in rows:
-        if r.get("per_type_accuracy"):
-            lines += ["", f"Per-type accuracy on {r['category']}: " + ", ".join(f"{k} {v}" for k, v in r["per_type_accuracy"].items())]
-        if r.get("fusion"):
-            lines += ["", f"Fusion on {r['category']} (memory bank fitted on {r['fusion']['n_fit']} normal images):", "",
-                      "| detector | image AUROC | pixel AUROC | AUPRO |", "|---|---|---|---|"]
-            for k, v in r["fusion"].items():
-                if isinstance(v, dict):
-                    lines.append(f"| {k} | {v['image_auroc']} | {v['pixel_auroc']} | {v['aupro']} |")
-    (args.out / "zero_shot.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, rows, meta)
 
 
 if __name__ == "__main__":

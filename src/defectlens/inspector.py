@@ -25,6 +25,7 @@ import numpy as np
 
 from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, NormalStatistics, f1_optimal_thresholds
 from defectlens.detect.grounding import FusedDetector, FusionConfig, GroundingDetector, GroundingModel
+from defectlens.detect.grounding.detector import DEFAULT_CUE
 from defectlens.detect.grounding.fusion import FUSION_FILE
 from defectlens.detect.grounding.model import CONFIG_FILE as GROUNDING_FILE
 from defectlens.encode import CanvasSpec, EncoderConfig
@@ -249,7 +250,7 @@ class Inspector:
         return (root / GROUNDING_FILE).is_file() and not (root / FUSION_FILE).is_file()
 
     @classmethod
-    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str = "both") -> Inspector:
+    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str = DEFAULT_CUE) -> Inspector:
         """Load a model folder: ``defectlens fit`` (memory bank, or fused with ``--grounding``)
         or ``defectlens train-grounding`` (zero-shot; needs the part's ``taxonomy``, and reads
         images with ``cue``: see :mod:`defectlens.detect.grounding.detector`)."""

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, progress_bar
 from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
-from defectlens.detect.grounding.detector import MIN_BATCH
+from defectlens.detect.grounding.detector import DEFAULT_CUE, MIN_BATCH
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
@@ -152,7 +152,7 @@ def inspect(
     examples: Annotated[Path | None, typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier.")] = None,
     k: Annotated[int, typer.Option(help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
-    cue: Annotated[str, typer.Option(help="Zero-shot models only: token (SEG_DEFECT probability, works per image), batch (rarity across the images inspected together) or both (needs >= 8 images).")] = "both",
+    cue: Annotated[str, typer.Option(help="Zero-shot models only: token (SEG_DEFECT probability, works per image), batch (rarity across the images inspected together; needs >= 8 images; measured best) or both (the two averaged).")] = DEFAULT_CUE,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
@@ -220,7 +220,7 @@ def evaluate(
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
     types_k: Annotated[int, typer.Option("--types-k", help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).")] = 0,
-    cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = "both",
+    cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = DEFAULT_CUE,
 ) -> None:
     """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
     with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too."""
