@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -183,12 +184,20 @@ def inspect(
         console.print(f"[yellow]note:[/] {note}")
     output.mkdir(parents=True, exist_ok=True)
     table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
+    rows: dict[Path, tuple[str, ...]] = {}
+    # Output names follow the order given, whatever order the batches are scored in.
+    stems = {}
     used: set[str] = set()
+    for path in files:
+        stems.setdefault(path, _unique_stem(path, used))
+    # Batches are scored together (a zero-shot model compares a batch's images with each
+    # other) and drawn in a seeded random order: folders given one after another (all cracks,
+    # then all good parts) would otherwise make one-kind batches. Files are written as soon as
+    # their batch is scored.
+    order = np.random.default_rng(0).permutation(len(files)) if files else []
     with progress_bar("inspecting", len(files)) as advance:
-        # Batches of images are scored together (a grounding model compares them with each
-        # other); each image's files are written as soon as its batch is scored.
         for batch in balanced_batches(len(files), INSPECT_BATCH):
-            images, kept, bad = load_images([files[i] for i in batch])
+            images, kept, bad = load_images([files[order[i]] for i in batch])
             failures.extend(bad)
             try:
                 results = inspector.score(images) if images else []
@@ -199,15 +208,18 @@ def inspect(
                 continue
             for path, image, result in zip(kept, images, results, strict=True):
                 inspection = inspector.decide(result, str(path))
-                stem = _unique_stem(path, used)
+                stem = stems[path]
                 region_types = analyse(analysis, image, inspection, output, stem, result.grounding)
                 names = [t.defect_type for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": names}
                 write_inspection(inspection, image, output, stem, inspector, extra)
                 verdict = "[red]DEFECTIVE[/]" if inspection.is_defective else "[green]ok[/]"
-                table.add_row(str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)), ", ".join(names))
+                rows[path] = (str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)), ", ".join(names))
                 advance(1)
             advance(len(bad))
+    for path in files:
+        if path in rows:
+            table.add_row(*rows[path])
     console.print(table)
     _report_failures(failures)
     console.print(f"results in {output}")
