@@ -419,3 +419,9 @@ def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, categ
     (fused / "fusion.json").write_text("{")
     result = runner.invoke(app, ["inspect", str(fused), str(category / "test" / "spot"), "-o", str(tmp_path / "o2")])
     assert result.exit_code == 2 and "fusion.json" in result.output
+
+    # Re-fitting without --grounding into the same folder gives a plain memory bank, not a
+    # stale fusion of old statistics with the new bank.
+    result = runner.invoke(app, args[:-2])
+    assert result.exit_code == 0, result.output
+    assert not (fused / "fusion.json").exists() and Inspector.load(fused).detector.name == "memory-bank"

@@ -28,6 +28,7 @@ from defectlens.detect.grounding import FusedDetector, FusionConfig, GroundingDe
 from defectlens.detect.grounding.detector import DEFAULT_CUE
 from defectlens.detect.grounding.fusion import FUSION_FILE
 from defectlens.detect.grounding.model import CONFIG_FILE as GROUNDING_FILE
+from defectlens.detect.memory_bank import CONFIG_FILE as DETECTOR_FILE
 from defectlens.encode import CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.io import load_image, write_json_atomic
@@ -234,6 +235,10 @@ class Inspector:
     def save(self, directory: str | Path) -> None:
         """Write the model directory: detector files plus ``inspector.json``."""
         out = Path(directory)
+        if not isinstance(self.detector, FusedDetector):
+            # A fused model saved here before would otherwise pair its statistics with this
+            # new detector's files on the next load.
+            (out / FUSION_FILE).unlink(missing_ok=True)
         self.detector.save(out)
         write_json_atomic(
             out / INSPECTOR_FILE,
@@ -247,7 +252,7 @@ class Inspector:
     def needs_taxonomy(directory: str | Path) -> bool:
         """True for a zero-shot grounding model folder: it cannot be loaded without the part's taxonomy."""
         root = Path(directory)
-        return (root / GROUNDING_FILE).is_file() and not (root / FUSION_FILE).is_file()
+        return (root / GROUNDING_FILE).is_file() and not (root / FUSION_FILE).is_file() and not (root / DETECTOR_FILE).is_file()
 
     @classmethod
     def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str = DEFAULT_CUE) -> Inspector:

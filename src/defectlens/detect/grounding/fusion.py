@@ -4,8 +4,9 @@ The two detectors speak different units — a memory bank gives feature distance
 grounding model probabilities — so each is first put on a common scale with statistics of
 *normal* images it did not train on (:class:`~defectlens.detect.NormalStatistics`):
 ``(x - median) / (q - median)``, where ``q`` is a high quantile. After that 0 means "typical
-of normal" and 1 "as high as the rare normal extreme", for both. They are then combined by a weighted sum (either detector can raise an alarm) or a
-weighted geometric mean (both must agree; fewer false alarms).
+of normal" and 1 "as high as the rare normal extreme", for both. They are then combined by a
+weighted sum (either detector can raise an alarm) or a weighted geometric mean (both must
+agree; fewer false alarms).
 
 The functions work on plain numpy maps and scores; :class:`FusedDetector` wires a memory
 bank and a :class:`~defectlens.detect.grounding.detector.GroundingDetector` together and is
@@ -165,6 +166,9 @@ class FusedDetector:
     def save(self, directory: str | Path) -> None:
         """The memory bank's files, the grounding model in ``grounding/``, and ``fusion.json``."""
         out = Path(directory)
+        # fusion.json goes last and any older one first: a save cut short leaves a plain
+        # memory-bank model, never old statistics paired with new files.
+        (out / FUSION_FILE).unlink(missing_ok=True)
         self.vision.save(out)
         self.grounding.save(out / GROUNDING_SUBDIR)
         write_json_atomic(
