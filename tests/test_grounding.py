@@ -337,17 +337,19 @@ def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_text(traine
     assert result.exit_code == 2 and "--taxonomy" in result.output
     assert not out.exists() or not any(out.iterdir())
 
-    result = runner.invoke(
-        app, ["inspect", str(model_dir), str(category / "test"), "-o", str(out), "--taxonomy", str(category / "taxonomy.json")]
-    )
+    # A line where most parts are good: 12 good plates and 2 with a spot.
+    batch = [str(category / "train" / "good"), str(category / "test" / "good")]
+    batch += [str(category / "test" / "spot" / f"00{i}.png") for i in (0, 1)]
+    result = runner.invoke(app, ["inspect", str(model_dir), *batch, "-o", str(out), "--taxonomy", str(category / "taxonomy.json")])
     assert result.exit_code == 0, result.output
-    payloads = {p.parent.name + p.name: json.loads(p.read_text()) for p in out.glob("*.json") if not p.name.endswith(".report.json")}
-    assert len(payloads) == 18 and all(p["detector"] == "grounding" for p in payloads.values())
-    # Default cue 'both': batch-relative scores, outliers of the batch are defective.
+    payloads = {p.name: json.loads(p.read_text()) for p in out.glob("*.json") if not p.name.endswith(".report.json")}
+    assert len(payloads) == 14 and all(p["detector"] == "grounding" for p in payloads.values())
+    flagged = sorted(p["source"] for p in payloads.values() if p["is_defective"])
+    assert flagged and all("/spot/" in f for f in flagged), flagged
+    # Default cue 'batch': batch-relative scores, outliers of the batch are defective.
     assert all(p["thresholds"]["source"] == "batch-outlier" for p in payloads.values())
     typed = [t for p in payloads.values() for t in p["region_types"]]
-    assert typed, "defective images of the training part should be found and typed"
-    assert all(t["method"] == "text" and t["defect_type"] in ("spot", "scratch") for t in typed)
+    assert typed and all(t["method"] == "text" and t["defect_type"] in ("spot", "scratch") for t in typed)
 
     # The batch cue needs a batch; one image is refused with the fix, the token cue reads it alone.
     one = str(category / "test" / "spot" / "000.png")

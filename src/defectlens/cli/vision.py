@@ -239,7 +239,8 @@ def evaluate(
     try:
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
-        part = load_taxonomy(category.taxonomy_path) if category.taxonomy_path is not None else None
+        needs = Inspector.needs_taxonomy(model_dir) and category.taxonomy_path is not None
+        part = load_taxonomy(category.taxonomy_path, require_descriptions=True) if needs else None
         inspector = Inspector.load(model_dir, part, cue)
         n = len(category.require_test())
         analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
