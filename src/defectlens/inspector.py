@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -85,6 +86,29 @@ class BatchOutcome:
 
     inspections: list[Inspection] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class InspectedImage:
+    """One image of a scored batch: its file, pixels, the detector's raw output and the verdict."""
+
+    path: Path
+    image: np.ndarray
+    result: AnomalyResult
+    """Carries the grounding model's type maps when one took part."""
+    inspection: Inspection
+
+
+@dataclass
+class InspectedBatch:
+    """What one batch gave: the inspected images and the inputs that failed."""
+
+    images: list[InspectedImage]
+    failures: list[Failure]
+    n_inputs: int
+    """Paths the batch covered (inspected or failed), for progress bars."""
+    seconds: float
+    """Decoding, scoring and decisions of this batch."""
 
 
 def balanced_batches(n_items: int, size: int) -> list[range]:
@@ -219,16 +243,39 @@ class Inspector:
             image = load_image(image)
         return self.decide(self.detector.score([image])[0], source or "<array>")
 
+    def iter_batches(self, paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> Iterator[InspectedBatch]:
+        """Decode, score and decide ``paths`` in balanced batches of at most ``batch_size``,
+        yielding each batch as soon as it is done.
+
+        ``seed`` draws the batches in a seeded random order instead of the order given: a
+        zero-shot model compares the images of a batch with each other, and folders given one
+        after another (all cracks, then all good parts) would make one-kind batches.
+        Unreadable files, and a batch the detector refuses, become :class:`Failure` records.
+        """
+        order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
+        for batch in balanced_batches(len(paths), batch_size):
+            start = time.perf_counter()
+            images, kept, failures = load_images([paths[order[i]] for i in batch])
+            try:
+                results = self.detector.score(images) if images else []
+            except DefectlensError as exc:
+                # E.g. unreadable files left a batch too small for the batch cue: say so per file.
+                failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)
+                kept, images, results = [], [], []
+            inspected = [
+                InspectedImage(path, image, result, self.decide(result, str(path)))
+                for path, image, result in zip(kept, images, results, strict=True)
+            ]
+            yield InspectedBatch(inspected, failures, len(batch), time.perf_counter() - start)
+
     def inspect_paths(self, paths: Sequence[str | Path], progress: Progress | None = None, chunk: int = 16) -> BatchOutcome:
         """Inspect many files; unreadable ones are reported in ``failures`` and skipped."""
         outcome = BatchOutcome()
-        for batch in balanced_batches(len(paths), chunk):
-            images, kept, failures = load_images([paths[i] for i in batch])
-            outcome.failures.extend(failures)
-            for path, result in zip(kept, self.detector.score(images) if images else [], strict=True):
-                outcome.inspections.append(self.decide(result, str(path)))
+        for batch in self.iter_batches(paths, chunk):
+            outcome.inspections.extend(item.inspection for item in batch.images)
+            outcome.failures.extend(batch.failures)
             if progress:
-                progress(len(batch))
+                progress(batch.n_inputs)
         return outcome
 
     # ------------------------------------------------------------------ persistence
@@ -284,4 +331,14 @@ class Inspector:
         return cls(detector, settings, summary)
 
 
-__all__ = ["BatchOutcome", "Detector", "Failure", "Inspector", "InspectorSettings", "balanced_batches", "load_images"]
+__all__ = [
+    "BatchOutcome",
+    "Detector",
+    "Failure",
+    "InspectedBatch",
+    "InspectedImage",
+    "Inspector",
+    "InspectorSettings",
+    "balanced_batches",
+    "load_images",
+]

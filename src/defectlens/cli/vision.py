@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -17,7 +16,7 @@ from defectlens.detect.grounding.detector import DEFAULT_CUE, MIN_BATCH
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
-from defectlens.inspector import Failure, Inspector, InspectorSettings, balanced_batches, load_images
+from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.locate import render_overlay
 from defectlens.taxonomy import load_taxonomy
@@ -190,33 +189,20 @@ def inspect(
     used: set[str] = set()
     for path in files:
         stems.setdefault(path, _unique_stem(path, used))
-    # Batches are scored together (a zero-shot model compares a batch's images with each
-    # other) and drawn in a seeded random order: folders given one after another (all cracks,
-    # then all good parts) would otherwise make one-kind batches. Files are written as soon as
-    # their batch is scored.
-    order = np.random.default_rng(0).permutation(len(files)) if files else []
     with progress_bar("inspecting", len(files)) as advance:
-        for batch in balanced_batches(len(files), INSPECT_BATCH):
-            images, kept, bad = load_images([files[order[i]] for i in batch])
-            failures.extend(bad)
-            try:
-                results = inspector.score(images) if images else []
-            except DefectlensError as exc:
-                # E.g. unreadable files left a batch too small for the batch cue: say so per file.
-                failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)
-                advance(len(batch))
-                continue
-            for path, image, result in zip(kept, images, results, strict=True):
-                inspection = inspector.decide(result, str(path))
-                stem = stems[path]
-                region_types = analyse(analysis, image, inspection, output, stem, result.grounding)
+        # Seeded random batches (see Inspector.iter_batches); each image's files are written
+        # as soon as its batch is scored.
+        for batch in inspector.iter_batches(files, INSPECT_BATCH, seed=0):
+            failures.extend(batch.failures)
+            for item in batch.images:
+                path, inspection = item.path, item.inspection
+                region_types = analyse(analysis, item.image, inspection, output, stems[path], item.result.grounding)
                 names = [t.defect_type for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": names}
-                write_inspection(inspection, image, output, stem, inspector, extra)
+                write_inspection(inspection, item.image, output, stems[path], inspector, extra)
                 verdict = "[red]DEFECTIVE[/]" if inspection.is_defective else "[green]ok[/]"
                 rows[path] = (str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)), ", ".join(names))
-                advance(1)
-            advance(len(bad))
+            advance(batch.n_inputs)
     for path in files:
         if path in rows:
             table.add_row(*rows[path])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import resource
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,8 +14,8 @@ import numpy as np
 
 from defectlens.errors import DefectlensError
 from defectlens.evaluate.metrics import DetectionMetrics, detection_metrics, image_auroc
-from defectlens.inspector import Failure, Inspector, balanced_batches
-from defectlens.io import Category, load_image, load_mask
+from defectlens.inspector import Failure, Inspector
+from defectlens.io import Category, load_mask
 from defectlens.types import Inspection
 
 Progress = Callable[[int], None]
@@ -87,25 +86,14 @@ def run_inspections(
     scored = ScoredSet()
     failures: list[Failure] = []
     seconds = 0.0
-    items = category.require_test()
-    # Batches in a seeded random order, as parts arrive on a line: a grounding model compares
-    # the images of a batch with each other, and folder order would make every batch one
-    # defect type (or all normal). The metrics do not depend on the order.
-    items = [items[i] for i in np.random.default_rng(0).permutation(len(items))]
-    for indices in balanced_batches(len(items), batch):
-        chunk = [items[i] for i in indices]
-        t0 = time.perf_counter()
-        images, kept = [], []
-        for item in chunk:
-            try:
-                images.append(load_image(item.path))
-                kept.append(item)
-            except DefectlensError as exc:
-                failures.append(Failure(str(item.path), str(exc)))
-        results = inspector.score(images)
-        inspections = [inspector.decide(r, str(it.path)) for r, it in zip(results, kept, strict=True)]
-        seconds += time.perf_counter() - t0
-        for item, image, inspection in zip(kept, images, inspections, strict=True):
+    items = {str(item.path): item for item in category.require_test()}
+    # Seeded random batches, as parts arrive on a line (see Inspector.iter_batches); the
+    # metrics do not depend on the order.
+    for batch in inspector.iter_batches([item.path for item in items.values()], batch, seed=0):
+        seconds += batch.seconds
+        failures.extend(batch.failures)
+        for inspected in batch.images:
+            item, image = items[str(inspected.path)], inspected.image
             h, w = image.shape[:2]
             try:
                 mask = load_mask(item.mask_path, (w, h)) if item.mask_path else np.zeros((h, w), bool)
@@ -118,11 +106,11 @@ def run_inspections(
             scored.sources.append(str(item.path))
             scored.defect_types.append(item.defect_type)
             scored.masks.append(mask)
-            scored.inspections.append(inspection)
+            scored.inspections.append(inspected.inspection)
             if keep_images:
                 scored.images.append(image)
         if progress:
-            progress(len(chunk))
+            progress(batch.n_inputs)
     return scored, failures, seconds
 
 
