@@ -47,6 +47,17 @@ class NormalStatistics:
         return ((np.asarray(anomaly_map, dtype=np.float32) - self.pixel_median) / span).astype(np.float32)
 
 
+MAX_STATISTIC_VALUES = 2_000_000
+
+
+def subsample(values: np.ndarray, limit: int = MAX_STATISTIC_VALUES) -> np.ndarray:
+    """At most ``limit`` of ``values``, drawn without replacement (seeded): a median or
+    quantile of a few million pixels is as good as of all of them, and far cheaper."""
+    if values.size <= limit:
+        return values
+    return np.random.default_rng(0).choice(values, limit, replace=False)
+
+
 def normal_statistics(
     image_scores: Sequence[float], maps: Sequence[np.ndarray], quantile: float = 0.99
 ) -> NormalStatistics:
@@ -56,11 +67,7 @@ def normal_statistics(
     if not 0.5 <= quantile < 1.0:
         raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
     scores = np.asarray(image_scores, dtype=np.float64)
-    # Subsample pixels: a quantile of a few million values is as good as of all of them.
-    rng = np.random.default_rng(0)
-    pixels = np.concatenate([m.ravel() for m in maps]).astype(np.float64)
-    if pixels.size > 2_000_000:
-        pixels = rng.choice(pixels, 2_000_000, replace=False)
+    pixels = subsample(np.concatenate([m.ravel() for m in maps]).astype(np.float64))
     return NormalStatistics(
         image_median=float(np.median(scores)),
         image_quantile=float(np.quantile(scores, quantile)),

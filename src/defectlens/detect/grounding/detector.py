@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from defectlens.detect.calibration import subsample
 from defectlens.detect.grounding.model import GroundingModel
 from defectlens.errors import ConfigError
 from defectlens.taxonomy import Taxonomy
@@ -48,13 +49,11 @@ result. On steel strip, where every image is defective, ``token`` and ``both`` d
 the case the batch cue cannot handle (see the module notes)."""
 _MAD_TO_SIGMA = 1.4826
 _TOP_FRACTION = 0.01
-_MAX_PIXELS = 2_000_000
 
 
 def _robust_units(values: np.ndarray) -> tuple[float, float]:
     """Median and MAD-based spread of ``values`` (subsampled, seeded)."""
-    if values.size > _MAX_PIXELS:
-        values = np.random.default_rng(0).choice(values, _MAX_PIXELS, replace=False)
+    values = subsample(values)
     median = float(np.median(values))
     spread = _MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
     return median, max(spread, 1e-6)
