@@ -96,7 +96,9 @@ def report_cases(data: Path, clf: FewShotClassifier | None, n: int) -> list[tupl
         h, w = img.shape[:2]
         mask = load_mask(item.mask_path, (w, h)) if item.mask_path else np.zeros((h, w), bool)
         binary, labels, regions = extract_regions(mask.astype(np.float32), 0.5)
-        insp = Inspection(str(item.path), (w, h), 1.0 if regions else 0.0, bool(regions), mask.astype(np.float32), binary, regions, region_labels=labels)
+        insp = Inspection(
+            str(item.path), (w, h), 1.0 if regions else 0.0, bool(regions), mask.astype(np.float32), binary, regions, region_labels=labels
+        )
         types = clf.classify_inspection(img, insp).region_types if clf is not None and regions else []
         cases.append((insp, types))
     return cases
@@ -185,7 +187,9 @@ def markdown(result: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         for s in w["lm_samples"]:
-            lines.append(f"| {s['source']} | {s['verdict']} | {', '.join(s['types'])} | {s['writer']} | {s['lm_seconds']} | {s['text'].replace('|', '/')} |")
+            lines.append(
+                f"| {s['source']} | {s['verdict']} | {', '.join(s['types'])} | {s['writer']} | {s['lm_seconds']} | {s['text'].replace('|', '/')} |"
+            )
     elif "lm_error" in w:
         lines.append(f"- language model not measured: {w['lm_error']}")
     return "\n".join(lines) + "\n"

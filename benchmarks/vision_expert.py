@@ -69,12 +69,35 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("category", "image_auroc", "pixel_auroc", "aupro", "fit_seconds", "ms_per_image", "peak_memory_mb")}))
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "backbone": args.backbone, "image_size": args.image_size, "max_train": args.max_train}
+    meta = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "max_train": args.max_train,
+    }
     (args.out / "vision_expert.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
-    cols = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "fit_seconds", "ms_per_image", "peak_memory_mb"]
+    cols = [
+        "image_auroc",
+        "image_ap",
+        "image_f1max",
+        "pixel_auroc",
+        "pixel_ap",
+        "pixel_f1max",
+        "aupro",
+        "fit_seconds",
+        "ms_per_image",
+        "peak_memory_mb",
+    ]
     lines = ["| category | n_train | n_test | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
     for r in rows:
-        cells = [f"{r[c]:.3f}" if isinstance(r[c], float) and c not in ("fit_seconds", "ms_per_image", "peak_memory_mb") else f"{r[c]:.0f}" if r[c] is not None else "n/a" for c in cols]
+        cells = [
+            f"{r[c]:.3f}"
+            if isinstance(r[c], float) and c not in ("fit_seconds", "ms_per_image", "peak_memory_mb")
+            else f"{r[c]:.0f}"
+            if r[c] is not None
+            else "n/a"
+            for c in cols
+        ]
         lines.append(f"| {r['category']} | {r['n_train']} | {r['n_test']} | " + " | ".join(cells) + " |")
     (args.out / "vision_expert.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

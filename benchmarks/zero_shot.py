@@ -51,7 +51,7 @@ def _metrics():
             return math.nan
 
         def type_accuracy(t, p):
-            return float(np.mean([a == b for a, b in zip(t, p)])) if t else math.nan
+            return float(np.mean([a == b for a, b in zip(t, p, strict=True)])) if t else math.nan
 
         return image_auroc, pixel_auroc, aupro, type_accuracy
 
@@ -229,14 +229,20 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
               "| held out | regime | token | batch | both |", "|---|---|---|---|---|"]
     for r in rows:
         for regime, by_cue in r["cues"].items():
-            cells = [" / ".join(str(v.get(k)) for k in ("image_auroc", "pixel_auroc", "aupro")) if (v := by_cue.get(c)) else "-" for c in ("token", "batch", "both")]
+            metrics = ("image_auroc", "pixel_auroc", "aupro")
+            cells = [" / ".join(str(v.get(k)) for k in metrics) if (v := by_cue.get(c)) else "-" for c in ("token", "batch", "both")]
             lines.append(f"| {r['category']} | {regime} | " + " | ".join(cells) + " |")
     for r in rows:
         if r.get("per_type_accuracy"):
             lines += ["", f"Per-type accuracy on {r['category']}: " + ", ".join(f"{k} {v}" for k, v in r["per_type_accuracy"].items())]
         if r.get("fusion"):
-            lines += ["", f"Fusion on {r['category']} (memory bank fitted on {r['fusion']['n_fit']} normal images):", "",
-                      "| detector | image AUROC | pixel AUROC | AUPRO |", "|---|---|---|---|"]
+            lines += [
+                "",
+                f"Fusion on {r['category']} (memory bank fitted on {r['fusion']['n_fit']} normal images):",
+                "",
+                "| detector | image AUROC | pixel AUROC | AUPRO |",
+                "|---|---|---|---|",
+            ]
             for k, v in r["fusion"].items():
                 if isinstance(v, dict):
                     lines.append(f"| {k} | {v['image_auroc']} | {v['pixel_auroc']} | {v['aupro']} |")

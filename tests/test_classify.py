@@ -78,7 +78,7 @@ def test_correct_types_on_new_images(fitted):
         (rt,) = fitted.classify(img, [mask])
         assert rt.defect_type == kind, rt
         assert 0.5 < rt.confidence <= 1.0 and rt.method == "few-shot"
-        assert [c[0] for c in rt.candidates][0] == kind
+        assert rt.candidates[0][0] == kind
 
 
 def test_several_regions_of_different_types_in_one_image(fitted):

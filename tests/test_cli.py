@@ -82,10 +82,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
     from defectlens.io import atomic_write
 
-    with pytest.raises(Boom):
-        with atomic_write(target) as tmp:
-            tmp.write_text("half")
-            raise Boom
+    with pytest.raises(Boom), atomic_write(target) as tmp:
+        tmp.write_text("half")
+        raise Boom
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 

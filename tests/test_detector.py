@@ -57,7 +57,7 @@ def test_corrupt_or_foreign_models_fail_clearly(fitted_model, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(fitted_model, broken)
     (broken / "memory_bank.safetensors").write_bytes(b"garbage")
-    with pytest.raises(ModelFileError, match="corrupt.*re-fit"):
+    with pytest.raises(ModelFileError, match=r"corrupt.*re-fit"):
         Inspector.load(broken)
 
     other = tmp_path / "other"

@@ -38,7 +38,9 @@ def region(index, bbox, frac=0.01):
 
 
 def inspection(defective=True, regions=()):
-    return Inspection("imgs/part_7.png", (W, H), 2.5 if defective else 0.4, defective, np.zeros((H, W), np.float32), np.zeros((H, W), bool), list(regions))
+    return Inspection(
+        "imgs/part_7.png", (W, H), 2.5 if defective else 0.4, defective, np.zeros((H, W), np.float32), np.zeros((H, W), bool), list(regions)
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +92,9 @@ def test_clean_part_and_located_nothing():
 
 def test_unclassified_and_untyped_regions_are_reported_as_unknown():
     insp = inspection(True, [region(1, (10, 10, 50, 50)), region(2, (200, 100, 260, 160))])
-    rep = build_report(insp, [RegionType(1, "scratch", 0.9, "vlm"), RegionType(9, "crack", 0.9, "few-shot")], TAX, notes=["classifier: example folder empty"])
+    rep = build_report(
+        insp, [RegionType(1, "scratch", 0.9, "vlm"), RegionType(9, "crack", 0.9, "few-shot")], TAX, notes=["classifier: example folder empty"]
+    )
     assert [f.defect_type for f in rep.findings] == [UNKNOWN, UNKNOWN]
     assert rep.findings[1].method == "none" and "not classified" in rep.text
     joined = " ".join(rep.notes)

@@ -16,7 +16,10 @@ from defectlens.explain.llm import LMText, facts_prompt
 from defectlens.types import Inspection, Region, RegionType
 
 TAX = parse_taxonomy(
-    {"object": "magnetic tile", "defects": [{"name": "crack", "description": "a thin dark line", "action": "reject the part"}, {"name": "blowhole", "description": "pits"}]}
+    {
+        "object": "magnetic tile",
+        "defects": [{"name": "crack", "description": "a thin dark line", "action": "reject the part"}, {"name": "blowhole", "description": "pits"}],
+    }
 )
 
 
@@ -35,7 +38,11 @@ def fake_writer(text):
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("", "the text is empty"), ("Tomatoes are red.", "does not name the found type 'crack'"), ("A crack and a blowhole.", "'blowhole', which was not found")],
+    [
+        ("", "the text is empty"),
+        ("Tomatoes are red.", "does not name the found type 'crack'"),
+        ("A crack and a blowhole.", "'blowhole', which was not found"),
+    ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(text))

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from defectlens.classify.from_text import classify_from_grounding, classify_regions_from_text
+from defectlens.detect.calibration import NormalStatistics, normal_statistics
 from defectlens.detect.grounding import (
     GroundingConfig,
     GroundingModel,
@@ -20,7 +21,6 @@ from defectlens.detect.grounding import (
     train_grounding_model,
 )
 from defectlens.detect.grounding.features import N_BATCH_CHANNELS, N_SIMILARITY_CHANNELS, GridInputs, add_batch_context, grid_inputs
-from defectlens.detect.calibration import NormalStatistics, normal_statistics
 from defectlens.detect.grounding.fusion import FusionConfig, fuse, fuse_maps
 from defectlens.detect.grounding.model import GroundingHead
 from defectlens.encode import EncoderConfig, PatchEncoder
@@ -155,7 +155,7 @@ def test_training_reduces_loss_and_highlights_the_defect(trained):
     res_def, res_good = model.predict([np.repeat(img[..., None], 3, 2), np.repeat(good[..., None], 3, 2)])
     assert isinstance(res_def, GroundingResult)
     assert res_def.anomaly_map.shape == (64, 64) and res_def.anomaly_map.dtype == np.float32
-    assert 0.0 <= res_def.anomaly_map.min() and res_def.anomaly_map.max() <= 1.0
+    assert res_def.anomaly_map.min() >= 0.0 and res_def.anomaly_map.max() <= 1.0
     inside = res_def.anomaly_map[mask > 0].mean()
     outside = res_def.anomaly_map[mask == 0].mean()
     assert inside > outside + 0.2
@@ -212,7 +212,7 @@ def test_load_errors_come_before_building_encoders(trained, tmp_path, monkeypatc
     (other / "grounding.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="another encoder"):
         GroundingModel.load(other)
-    with pytest.raises(ModelFileError, match="not a defectlens grounding model|no grounding.json"):
+    with pytest.raises(ModelFileError, match=r"not a defectlens grounding model|no grounding\.json"):
         GroundingModel.load(tmp_path)
     monkeypatch.undo()
     with pytest.raises(ModelFileError, match="stages"):
@@ -233,7 +233,7 @@ def test_taxonomy_without_descriptions_fails_before_encoding(tmp_path, monkeypat
     with pytest.raises(ConfigError, match="no description for defect type\\(s\\) spot"):
         train_grounding_model([root], GroundingConfig(side=SIDE))
     (root / "taxonomy.json").unlink()
-    with pytest.raises(ConfigError, match="no taxonomy.json"):
+    with pytest.raises(ConfigError, match=r"no taxonomy\.json"):
         train_grounding_model([root], GroundingConfig(side=SIDE))
     (root / "taxonomy.json").write_text(json.dumps({"object": "plate", "defects": [{"name": "spot", "description": "x"}]}))
     with pytest.raises(ConfigError, match="scratch"):

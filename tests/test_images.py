@@ -56,7 +56,12 @@ def test_bad_files_name_the_file_and_the_fix(tmp_path):
     good = _save(tmp_path, Image.new("RGB", (64, 64), (1, 2, 3)), "ok.png")
     truncated = tmp_path / "cut.png"
     truncated.write_bytes(good.read_bytes()[:60])
-    for path, words in [(empty, "empty"), (text, "not a readable image"), (truncated, "corrupt or truncated"), (tmp_path / "missing.png", "no such file")]:
+    for path, words in [
+        (empty, "empty"),
+        (text, "not a readable image"),
+        (truncated, "corrupt or truncated"),
+        (tmp_path / "missing.png", "no such file"),
+    ]:
         with pytest.raises(ImageReadError) as info:
             load_image(path)
         message = str(info.value)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from defectlens.errors import ConfigError
 from defectlens.taxonomy import (
     DEFAULT_ACTION,
     UNKNOWN,
@@ -14,7 +15,6 @@ from defectlens.taxonomy import (
     parse_taxonomy,
     resolve_guidance,
 )
-from defectlens.errors import ConfigError
 
 
 def write(tmp_path, data) -> str:

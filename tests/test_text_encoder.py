@@ -35,5 +35,5 @@ def test_paraphrases_are_closer_than_unrelated_sentences(text):
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelFileError, match="config.json"):
+    with pytest.raises(ModelFileError, match=r"config\.json"):
         TextEncoder(tmp_path).embed(["anything"])

@@ -130,7 +130,16 @@ def test_unreachable_endpoint_inspection_still_completes(monkeypatch, scene):
 
     img, mask, _ = scene
     labels = mask.astype(np.int32)
-    insp = Inspection("x.png", (80, 64), 2.0, True, mask.astype(np.float32), mask, [Region(1, (30, 20, 50, 30), 200, 0.04, (39.5, 24.5), 1.0, 1.0)], region_labels=labels)
+    insp = Inspection(
+        "x.png",
+        (80, 64),
+        2.0,
+        True,
+        mask.astype(np.float32),
+        mask,
+        [Region(1, (30, 20, 50, 30), 200, 0.04, (39.5, 24.5), 1.0, 1.0)],
+        region_labels=labels,
+    )
     result = client(handler, monkeypatch).classify_inspection(img, insp)
     assert [t.defect_type for t in result.region_types] == [UNKNOWN]
     assert any("cannot connect" in n for n in result.notes) and any("reference" in n for n in result.notes)

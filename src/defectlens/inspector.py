@@ -14,6 +14,7 @@ Three detectors can sit inside, chosen by what the model folder holds:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -60,8 +61,13 @@ class Detector(Protocol):
 
     name: str
     thresholds: Thresholds | None
-    normal_stats: NormalStatistics | None
-    """Statistics of held-out normal images' output (None when no normal image was seen)."""
+
+    # Read-only here (a property): the Inspector never assigns it, so a detector that always has
+    # statistics (fused) or never has them (grounding) satisfies the protocol as well.
+    @property
+    def normal_stats(self) -> NormalStatistics | None:
+        """Statistics of held-out normal images' output (None when no normal image was seen)."""
+        ...
 
     def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """Score and map per RGB image, at the image's resolution."""
@@ -119,7 +125,7 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
         return []
     n_batches = math.ceil(n_items / max(1, size))
     bounds = [round(i * n_items / n_batches) for i in range(n_batches + 1)]
-    return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from defectlens.io.atomic import read_json_file
 from defectlens.errors import ConfigError
+from defectlens.io.atomic import read_json_file
 
 UNKNOWN = "unknown"
 """Type given to a region far from every known type."""

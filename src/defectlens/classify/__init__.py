@@ -21,8 +21,8 @@ from defectlens.classify.fewshot import (
     examples_from_folders,
     region_masks,
 )
-from defectlens.taxonomy import UNKNOWN, DefectSpec, Severity, Taxonomy, load_taxonomy, parse_taxonomy
 from defectlens.classify.vlm import VLMClassifier, VLMConfig, VLMError
+from defectlens.taxonomy import UNKNOWN, DefectSpec, Severity, Taxonomy, load_taxonomy, parse_taxonomy
 
 __all__ = [
     "UNKNOWN",

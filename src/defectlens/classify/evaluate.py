@@ -14,8 +14,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from defectlens.classify.fewshot import FewShotClassifier
-from defectlens.taxonomy import UNKNOWN
 from defectlens.io import LabelledImage, load_image, load_mask
+from defectlens.taxonomy import UNKNOWN
 
 
 @dataclass
@@ -95,10 +95,12 @@ def embed_items(
     return EmbeddedItems(kept, np.stack(vectors) if vectors else np.zeros((0, dim), np.float32), elapsed / max(1, len(kept)), skipped)
 
 
-def score_types(truth: Sequence[str], pred: Sequence[str], class_names: Sequence[str]) -> tuple[float, float, float, dict[str, float], list[str], list[list[int]]]:
+def score_types(
+    truth: Sequence[str], pred: Sequence[str], class_names: Sequence[str]
+) -> tuple[float, float, float, dict[str, float], list[str], list[list[int]]]:
     """(accuracy, macro-F1 over known types, unknown rate, per-type F1, labels, confusion)."""
     known = list(class_names)
-    labels = known + [UNKNOWN]
+    labels = [*known, UNKNOWN]
     if not truth:
         return 0.0, 0.0, 0.0, {}, labels, []
     per = f1_score(truth, pred, labels=known, average=None, zero_division=0)

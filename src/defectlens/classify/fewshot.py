@@ -29,10 +29,10 @@ import torch
 from scipy import ndimage
 from scipy.optimize import minimize_scalar
 
-from defectlens.taxonomy import UNKNOWN
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask, write_json_atomic
+from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
 
 FORMAT_VERSION = 1
@@ -241,13 +241,13 @@ def square_crop_box(mask: np.ndarray, context: float, min_side: int) -> tuple[in
         return 0, 0, w, h
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     side = max(max(y1 - y0, x1 - x0) * (1 + 2 * context), min_side)
-    side = int(math.ceil(side))
+    side = math.ceil(side)
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
 
     def span(c: float, n: int) -> tuple[int, int]:
         if side >= n:
             return 0, n
-        lo = int(round(c - side / 2))
+        lo = round(c - side / 2)
         lo = min(max(lo, 0), n - side)
         return lo, lo + side
 
@@ -517,7 +517,7 @@ class FewShotClassifier:
                 "config": self.config.to_json(),
                 "class_names": self.class_names,
                 "dim": int(self.vectors.shape[1]),
-                "n_examples": int(len(self.vectors)),
+                "n_examples": len(self.vectors),
                 "unknown_distance": self.unknown_distance,
                 "temperature": self.temperature,
             },

@@ -28,8 +28,8 @@ from PIL import Image
 from scipy import ndimage
 
 from defectlens.classify.fewshot import Classification, region_masks
-from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.errors import DefectlensError
+from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.types import Inspection, RegionType
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ def _reply_and_confidence(data: dict) -> tuple[str | None, float]:
         return None, 0.0
     confidence = 1.0
     tokens = ((choice.get("logprobs") or {}).get("content") or []) if isinstance(choice, dict) else []
-    lps = [t.get("logprob") for t in tokens if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)]
+    lps = [float(t["logprob"]) for t in tokens if isinstance(t, dict) and isinstance(t.get("logprob"), int | float)]
     if lps:
         confidence = float(math.exp(sum(lps) / len(lps)))
     return text, confidence

@@ -13,9 +13,9 @@ import numpy as np
 
 from defectlens.classify.fewshot import FewShotClassifier, examples_from_category, examples_from_folders
 from defectlens.classify.from_text import classify_from_grounding
-from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
+from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import GroundingResult, Inspection, RegionType
 
 
@@ -77,7 +77,7 @@ def analyse(
             if analysis.classifier is not None:
                 result = analysis.classifier.classify_inspection(image, inspection)
                 region_types, notes = result.region_types, notes + result.notes
-            elif grounding is not None:
+            elif grounding is not None and inspection.region_labels is not None:
                 region_types = classify_from_grounding(grounding, inspection.region_labels)
             else:
                 notes.append("no defect examples given (--examples): regions are not typed")

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.cli.progress import console, progress_bar
 from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import DEFAULT_CUE, MIN_BATCH
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
-from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
 from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
@@ -74,7 +74,9 @@ def fit(
     coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank.")] = 0.1,
     max_images: Annotated[int, typer.Option(help="Use at most this many normal images (0 = all).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
-    grounding: Annotated[Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")] = None,
+    grounding: Annotated[
+        Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")
+    ] = None,
     taxonomy: Annotated[Path | None, typer.Option(help="Part taxonomy for --grounding (default: CATEGORY_DIR/taxonomy.json).")] = None,
     fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
     fusion_weight: Annotated[float, typer.Option(help="Weight of the grounding model in the fusion, 0..1.")] = 0.5,
@@ -91,7 +93,9 @@ def fit(
             images, _, failures = load_images(paths, advance)
         _report_failures(failures)
         if not images:
-            raise DatasetLayoutError("none of the normal images could be read", category_dir / "train" / "good", "fix or replace the files listed above")
+            raise DatasetLayoutError(
+                "none of the normal images could be read", category_dir / "train" / "good", "fix or replace the files listed above"
+            )
         settings = InspectorSettings(backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize)
         with progress_bar("fitting", len(images)) as advance:
             inspector, summary = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
@@ -145,14 +149,29 @@ def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, in
 
 
 def inspect(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` (memory bank; fused with a grounding model when fitted with --grounding) or `defectlens train-grounding` (zero-shot: needs --taxonomy).")],
+    model_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Model directory: `defectlens fit` (memory bank; fused with a grounding model when fitted with --grounding) "
+            "or `defectlens train-grounding` (zero-shot: needs --taxonomy)."
+        ),
+    ],
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image.")],
     taxonomy: Annotated[Path | None, typer.Option(help="taxonomy.json: defect names, descriptions, severity, impact, action.")] = None,
-    examples: Annotated[Path | None, typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier.")] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier."),
+    ] = None,
     k: Annotated[int, typer.Option(help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
-    cue: Annotated[str, typer.Option(help="Zero-shot models only: token (SEG_DEFECT probability, works per image), batch (rarity across the images inspected together; needs >= 8 images; measured best) or both (the two averaged).")] = DEFAULT_CUE,
+    cue: Annotated[
+        str,
+        typer.Option(
+            help="Zero-shot models only: token (SEG_DEFECT probability, works per image), batch (rarity across the images "
+            "inspected together; needs >= 8 images; measured best) or both (the two averaged)."
+        ),
+    ] = DEFAULT_CUE,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
@@ -185,7 +204,7 @@ def inspect(
     table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
     rows: dict[Path, tuple[str, ...]] = {}
     # Output names follow the order given, whatever order the batches are scored in.
-    stems = {}
+    stems: dict[Path, str] = {}
     used: set[str] = set()
     for path in files:
         stems.setdefault(path, _unique_stem(path, used))
@@ -217,7 +236,13 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` or `defectlens train-grounding`.")],
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
-    types_k: Annotated[int, typer.Option("--types-k", help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).")] = 0,
+    types_k: Annotated[
+        int,
+        typer.Option(
+            "--types-k",
+            help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).",
+        ),
+    ] = 0,
     cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = DEFAULT_CUE,
 ) -> None:
     """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
@@ -225,8 +250,8 @@ def evaluate(
     try:
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
-        needs = Inspector.needs_taxonomy(model_dir) and category.taxonomy_path is not None
-        part = load_taxonomy(category.taxonomy_path, require_descriptions=True) if needs else None
+        taxonomy_path = category.taxonomy_path if Inspector.needs_taxonomy(model_dir) else None
+        part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path is not None else None
         inspector = Inspector.load(model_dir, part, cue)
         n = len(category.require_test())
         analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
@@ -246,7 +271,9 @@ def evaluate(
             write_bytes_atomic(figure, confusion_figure_png(types))
             console.print(f"confusion matrix → {figure}")
     table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
-    for key in ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "ms_per_image", "fit_seconds", "peak_memory_mb"):
+    keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]
+    keys += ["ms_per_image", "fit_seconds", "peak_memory_mb"]
+    for key in keys:
         value = result.get(key)
         table.add_row(key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)

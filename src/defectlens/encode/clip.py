@@ -82,6 +82,7 @@ class ClipEncoder:
                 f"cannot read the CLIP config ({exc.__class__.__name__})", name_or_dir, "check the name or the folder"
             ) from None
         model_type = getattr(config, "model_type", "")
+        model_cls: type[CLIPModel] | type[SiglipModel]
         if model_type == "clip":
             model_cls, kind, mean, std = CLIPModel, "clip", _CLIP_MEAN, _CLIP_STD
         elif model_type == "siglip":

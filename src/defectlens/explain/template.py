@@ -6,8 +6,8 @@ findings, and the fallback whenever the language-model text fails verification.
 
 from __future__ import annotations
 
-from defectlens.taxonomy import UNKNOWN
 from defectlens.explain.location import format_share
+from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
 
 SEVERITY_ORDER = ("low", "medium", "high", "critical")

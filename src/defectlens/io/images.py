@@ -69,8 +69,8 @@ def load_image(path: str | Path) -> np.ndarray:
                         "downscale or tile the image before inspecting it",
                     )
                 img.load()  # force full decode now so truncation is detected here
-                img = ImageOps.exif_transpose(img)
-                arr = _to_rgb(img)
+                upright = ImageOps.exif_transpose(img)
+                arr = _to_rgb(upright)
     except ImageReadError:
         raise
     except UnidentifiedImageError:

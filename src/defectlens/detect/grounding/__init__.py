@@ -40,7 +40,7 @@ Training: :func:`train_grounding_model` (or ``defectlens train-grounding DIR... 
 
 from defectlens.detect.grounding.detector import GroundingDetector
 from defectlens.detect.grounding.fusion import FusedDetector, FusionConfig, fuse, fuse_maps, fuse_scores
-from defectlens.detect.grounding.model import GroundingConfig, GroundingModel, TOKEN_NAMES
+from defectlens.detect.grounding.model import TOKEN_NAMES, GroundingConfig, GroundingModel
 from defectlens.detect.grounding.train import TrainingConfig, TrainingSummary, train_grounding_model
 
 __all__ = [

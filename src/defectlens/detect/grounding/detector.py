@@ -76,9 +76,10 @@ def results_for_cue(results: Sequence[GroundingResult], cue: str) -> list[Anomal
     """Detector output of one batch's grounding results under ``cue`` (see the module notes)."""
     if cue == "token":
         return [AnomalyResult(r.score, r.anomaly_map, grounding=r) for r in results]
-    if any(r.batch_map is None for r in results):
+    batch_maps = [r.batch_map for r in results if r.batch_map is not None]
+    if len(batch_maps) != len(results):
         raise ValueError("batch cues need results read as a batch (batch_map is missing)")
-    maps = batch_relative_maps([r.batch_map for r in results])
+    maps = batch_relative_maps(batch_maps)
     if cue == "both":
         token = batch_relative_maps([r.anomaly_map for r in results])
         # Re-standardise the average: the decision stays "3 robust sigmas above the batch".

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from defectlens.detect.grounding.features import (
@@ -38,11 +38,11 @@ from defectlens.detect.grounding.features import (
     add_batch_context,
     iter_grid_inputs,
 )
-from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
+from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.types import GroundingResult
 
 FORMAT = "defectlens.grounding"
