@@ -12,16 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import softmax
 
+from defectlens.taxonomy import UNKNOWN
 from defectlens.types import GroundingResult, RegionType
-
-UNKNOWN = "unknown"
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    z = x - x.max()
-    e = np.exp(z)
-    return e / e.sum()
 
 
 def classify_regions_from_text(
@@ -77,7 +71,7 @@ def classify_regions_from_text(
         pooled = (maps[:, m] * w).sum(axis=1) / w.sum()
         raw_best = float(pooled.max())
         score = pooled - background if background is not None else pooled
-        probs = _softmax(logit_scale * score)
+        probs = softmax(logit_scale * score)
         order = np.argsort(-probs)
         best = int(order[0])
         name = type_names[best]

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
+from defectlens.scoring import best_f1
 from defectlens.types import Thresholds
 
 
@@ -90,11 +90,7 @@ def f1_optimal_threshold(labels: Sequence[int] | np.ndarray, scores: Sequence[fl
     s = np.asarray(scores, dtype=np.float64)
     if y.all() or not y.any():
         raise ValueError("F1-optimal calibration needs both normal and defective examples")
-    precision, recall, thresholds = precision_recall_curve(y, s)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    # The last precision/recall pair has no threshold (recall 0); ignore it.
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+    return best_f1(y, s)[1]
 
 
 def f1_optimal_thresholds(

@@ -21,7 +21,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
+
+from defectlens.scoring import best_f1
+from defectlens.taxonomy import UNKNOWN  # re-exported; defined once, with the taxonomy that reserves the name
 
 __all__ = [
     "UNKNOWN",
@@ -40,8 +43,6 @@ __all__ = [
     "type_macro_f1",
 ]
 
-UNKNOWN = "unknown"
-"""The defect-type prediction meaning "far from every known type"; never a correct answer by itself."""
 
 # The official MVTec AD evaluation (pro_curve_util.compute_pro) labels ground-truth regions with
 # scipy.ndimage.label(gt, structure=np.ones((3, 3))), i.e. 8-connectivity: diagonal neighbours
@@ -84,18 +85,8 @@ def _ap(y: np.ndarray, s: np.ndarray) -> float:
     return float(average_precision_score(y, s)) if _both_classes(y) else math.nan
 
 
-def _f1_max_threshold(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    if y.size == 0 or not y.any():
-        # No defective sample: F1 is 0 at every threshold, which says nothing about the detector.
-        return math.nan, math.nan
-    precision, recall, thresholds = precision_recall_curve(y, s)
-    # precision_recall_curve appends a final (precision=1, recall=0) point that has no threshold.
-    p, r = precision[:-1], recall[:-1]
-    denom = p + r
-    f1 = np.divide(2.0 * p * r, denom, out=np.zeros_like(denom, dtype=np.float64), where=denom > 0)
-    best = int(np.argmax(f1))
-    # sklearn's thresholds are the scores themselves, used as ``score >= threshold``.
-    return float(f1[best]), float(thresholds[best])
+# One implementation with detection calibration (see defectlens.scoring).
+_f1_max_threshold = best_f1
 
 
 def image_auroc(labels, scores) -> float:
