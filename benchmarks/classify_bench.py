@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.classify import FewShotClassifier, FewShotConfig, examples_from_category, load_taxonomy
-from defectlens.classify.evaluate import embed_items, evaluate_embedded
+from defectlens.evaluate.classification import embed_items, evaluate_embedded
 from defectlens.explain import build_report
 from defectlens.explain.llm import LMConfig, LMWriter
 from defectlens.io import load_category, load_image, load_mask, write_json_atomic, write_text_atomic

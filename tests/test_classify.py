@@ -10,12 +10,12 @@ from defectlens.classify import (
     UNKNOWN,
     FewShotClassifier,
     FewShotConfig,
-    evaluate_types,
     examples_from_category,
     examples_from_folders,
     region_masks,
 )
 from defectlens.errors import DatasetLayoutError, ModelFileError
+from defectlens.evaluate.classification import evaluate_types
 from defectlens.io import LabelledImage
 from defectlens.locate import extract_regions
 from defectlens.types import Inspection
@@ -68,7 +68,12 @@ def fitted(example_dir) -> FewShotClassifier:
     ex = examples_from_folders(example_dir)
     assert ex.types == ["blob", "line"] and not ex.notes
     assert all(e.mask_path is not None for e in ex.examples)
-    return FewShotClassifier(CONFIG).fit(ex.examples)
+    clf = FewShotClassifier(CONFIG)
+    summary = clf.fit(ex.examples)
+    # fit works in place and reports what it did.
+    assert summary.n_examples == len(ex.examples) and summary.n_skipped == 0 and summary.class_names == ("blob", "line")
+    assert summary.temperature == clf.temperature and summary.unknown_distance == clf.unknown_distance
+    return clf
 
 
 def test_correct_types_on_new_images(fitted):
@@ -130,10 +135,15 @@ def test_corrupt_or_mismatched_files(fitted, tmp_path):
     (d / "fewshot.json").write_text(meta)
     with pytest.raises(ModelFileError, match="do not match"):
         FewShotClassifier.load(d)
-    (d / "fewshot.json").write_text("{")
-    with pytest.raises(ModelFileError, match="corrupt metadata"):
+    fitted.save(d)
+    meta = (d / "fewshot.json").read_text().replace('"format_version": 2', '"format_version": 1')
+    (d / "fewshot.json").write_text(meta)
+    with pytest.raises(ModelFileError, match="format version 1 is not supported"):
         FewShotClassifier.load(d)
-    with pytest.raises(ModelFileError, match="file missing"):
+    (d / "fewshot.json").write_text("{")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        FewShotClassifier.load(d)
+    with pytest.raises(ModelFileError, match="directory not found"):
         FewShotClassifier.load(tmp_path / "nothing")
 
 

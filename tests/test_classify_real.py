@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from defectlens.classify import FewShotClassifier, FewShotConfig, evaluate_types, examples_from_category, load_taxonomy
+from defectlens.classify import FewShotClassifier, FewShotConfig, examples_from_category, load_taxonomy
+from defectlens.evaluate.classification import evaluate_types
 from tests.conftest import require_category
 
 
@@ -17,7 +18,8 @@ def test_steel_strip_few_shot_small_sample():
     assert not {e.path for e in examples.examples} & {h.path for h in held_out}
     # A smaller canvas and 8 held-out images per type keep this a smoke test (seconds, not minutes);
     # benchmarks/classify_bench.py measures the full sets.
-    clf = FewShotClassifier(FewShotConfig(crop_side=128)).fit(examples.examples)
+    clf = FewShotClassifier(FewShotConfig(crop_side=128))
+    clf.fit(examples.examples)
     sample = [h for t in examples.types for h in [x for x in held_out if x.defect_type == t][:8]]
     ev = evaluate_types(clf, sample)
     assert ev.n_images == 24 and not ev.skipped

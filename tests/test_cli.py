@@ -109,7 +109,9 @@ def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_p
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(metrics_file), "--types-k", "1"])
     assert result.exit_code == 0, result.output
     types = json.loads(metrics_file.read_text())["types"]
-    assert types["n_images"] == 3 and 0.0 <= types["type_accuracy"] <= 1.0
+    # One type and one example: 'unknown' is never predicted, so every held-out spot must come out a spot.
+    assert types["n_images"] == 3 and types["k"] == 1 and types["accuracy"] == 1.0 and types["macro_f1"] == 1.0
+    assert types["labels"] == ["spot", "unknown"] and types["confusion"] == [[3, 0], [0, 0]]
     assert metrics_file.with_suffix(".confusion.png").is_file()
 
     bad = tmp_path / "taxonomy.json"

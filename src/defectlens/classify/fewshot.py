@@ -16,137 +16,47 @@ farther than the examples themselves are from each other (a leave-one-out distan
 
 from __future__ import annotations
 
-import json
 import math
-import random
-import warnings
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from scipy.optimize import minimize_scalar
+from scipy.special import softmax
 
+from defectlens.classify.examples import Example
+from defectlens.classify.regions import Classification, region_masks
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
-from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask, write_json_atomic
+from defectlens.io import load_image, load_mask
+from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
 
-FORMAT_VERSION = 1
+FORMAT = "defectlens.fewshot"
+# 2: the io helpers' descriptor keys (format, format_version) and a FitSummary on fit.
+FORMAT_VERSION = 2
 CONFIG_FILE = "fewshot.json"
 TENSORS_FILE = "fewshot.safetensors"
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class Example:
-    """One labelled example: an image, its defect type, and (ideally) the defect's mask."""
+class FewShotFitSummary:
+    """What :meth:`FewShotClassifier.fit` did (the fitted state lives on the classifier)."""
 
-    path: Path
-    defect_type: str
-    mask_path: Path | None = None
-    """Binary mask of the defect; None means the whole image is the region."""
-
-
-@dataclass
-class ExampleSet:
-    """Examples gathered from disk plus what was skipped or approximated (one line each)."""
-
-    examples: list[Example] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def types(self) -> list[str]:
-        """Sorted defect types with at least one example."""
-        return sorted({e.defect_type for e in self.examples})
-
-
-def _warn(notes: list[str], message: str) -> None:
-    # Both: a warning for interactive users, a note that ends up in the report/benchmark output.
-    warnings.warn(message, stacklevel=3)
-    notes.append(message)
-
-
-def _check_masks(by_type: Mapping[str, list[Example]], notes: list[str]) -> None:
-    for t, exs in sorted(by_type.items()):
-        missing = sum(e.mask_path is None for e in exs)
-        if missing:
-            _warn(
-                notes,
-                f"type {t!r}: {missing} of {len(exs)} example(s) have no mask; the whole image is used as the region "
-                f"(add masks for sharper types)",
-            )
-
-
-def examples_from_category(
-    root: str | Path, k: int, seed: int = 0, types: Sequence[str] | None = None
-) -> tuple[ExampleSet, list[LabelledImage]]:
-    """Sample ``k`` examples per defect type from an MVTec-style category's ``test/<type>`` folders.
-
-    Returns the examples and the remaining defective test images (the examples excluded), so an
-    evaluation never scores an image the classifier was fitted on. Sampling uses ``seed``.
-    """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    category = load_category(root)
-    wanted = list(types) if types is not None else category.defect_types
-    rng = random.Random(seed)
-    result = ExampleSet()
-    held_out: list[LabelledImage] = []
-    by_type: dict[str, list[Example]] = {}
-    for t in wanted:
-        items = sorted((x for x in category.test if x.defect_type == t), key=lambda x: x.path.name)
-        if not items:
-            result.notes.append(f"type {t!r}: no images in {category.root / 'test' / t}; type skipped")
-            continue
-        chosen = set(rng.sample(range(len(items)), min(k, len(items))))
-        if len(chosen) < k:
-            result.notes.append(f"type {t!r}: only {len(items)} image(s), fewer than k={k}")
-        by_type[t] = [Example(items[i].path, t, items[i].mask_path) for i in sorted(chosen)]
-        result.examples.extend(by_type[t])
-        held_out.extend(x for i, x in enumerate(items) if i not in chosen)
-    _check_masks(by_type, result.notes)
-    if not result.examples:
-        raise DatasetLayoutError("no defect examples found", Path(root) / "test", "put example images in test/<type>/")
-    return result, held_out
-
-
-def _mask_beside(image: Path) -> Path | None:
-    for folder in (image.parent / "masks", image.parent):
-        for name in (f"{image.stem}_mask.png", f"{image.stem}.png"):
-            cand = folder / name
-            if cand.is_file() and cand != image:
-                return cand
-    return None
-
-
-def examples_from_folders(root: str | Path) -> ExampleSet:
-    """Examples from ``root/<type>/*`` (any folder per type), masks optional.
-
-    A mask is ``<stem>_mask.png`` beside the image or ``<stem>[_mask].png`` in ``<type>/masks/``.
-    A type folder with no images is skipped with a note; one without masks is used with the
-    whole image as the region, with a warning.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise DatasetLayoutError("example folder not found", base, "pass a folder with one sub-folder per defect type")
-    result = ExampleSet()
-    by_type: dict[str, list[Example]] = {}
-    for type_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        images = [p for p in list_images(type_dir) if not p.stem.endswith("_mask")]
-        if not images:
-            _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
-            continue
-        by_type[type_dir.name] = [Example(p, type_dir.name, _mask_beside(p)) for p in images]
-        result.examples.extend(by_type[type_dir.name])
-    if not result.examples:
-        raise DatasetLayoutError("no example images in any type folder", base, "put images in <folder>/<type>/")
-    _check_masks(by_type, result.notes)
-    return result
+    n_examples: int
+    """Example regions encoded and kept."""
+    n_skipped: int
+    """Examples that could not be read or had an empty mask (each named in ``notes``)."""
+    class_names: tuple[str, ...]
+    unknown_distance: float
+    temperature: float
+    seconds: float
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,42 +103,6 @@ class FewShotConfig:
         return cls(**{**d, "stages": tuple(d["stages"])})
 
 
-@dataclass
-class Classification:
-    """Types of an image's regions plus notes on anything skipped."""
-
-    region_types: list[RegionType] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def region_masks(inspection: Inspection) -> dict[int, np.ndarray]:
-    """Boolean mask of every region of an inspection, keyed by :attr:`Region.index`.
-
-    Uses ``inspection.region_labels`` when present. Otherwise the mask is labelled with
-    8-connectivity (as the locate stage does) and each component is matched to the region
-    whose centroid it is nearest to among those with the same bbox (bbox first: exact).
-    """
-    if inspection.region_labels is not None and inspection.region_labels.shape == inspection.mask.shape:
-        return {r.index: inspection.region_labels == r.index for r in inspection.regions}
-    labels, n = ndimage.label(inspection.mask, structure=_EIGHT_CONNECTED)
-    if n == 0 or not inspection.regions:
-        return {}
-    boxes = ndimage.find_objects(labels)
-    cents = ndimage.center_of_mass(np.ones_like(labels), labels, np.arange(1, n + 1))
-    comp_boxes = [(int(s[1].start), int(s[0].start), int(s[1].stop), int(s[0].stop)) for s in boxes]
-    out: dict[int, np.ndarray] = {}
-    used: set[int] = set()
-    for r in inspection.regions:
-        same_box = [i for i, b in enumerate(comp_boxes) if b == tuple(r.bbox) and i not in used]
-        pool = same_box or [i for i in range(n) if i not in used]
-        if not pool:
-            break
-        best = min(pool, key=lambda i: (cents[i][1] - r.centroid[0]) ** 2 + (cents[i][0] - r.centroid[1]) ** 2)
-        used.add(best)
-        out[r.index] = labels == best + 1
-    return out
-
-
 def square_crop_box(mask: np.ndarray, context: float, min_side: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of a square around the mask's bbox plus margin, shifted to lie in the image.
 
@@ -258,11 +132,6 @@ def square_crop_box(mask: np.ndarray, context: float, min_side: int) -> tuple[in
 
 def _l2(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class FewShotClassifier:
@@ -340,12 +209,13 @@ class FewShotClassifier:
         return sum(self.encoder.channels) * (2 if self.config.with_context else 1)
 
     # ---------------------------------------------------------------------- fit
-    def fit(self, examples: Sequence[Example], progress: Progress | None = None) -> FewShotClassifier:
+    def fit(self, examples: Sequence[Example], progress: Progress | None = None) -> FewShotFitSummary:
         """Encode the examples and calibrate the unknown threshold and the confidence temperature.
 
         Unreadable example images are skipped with a note (in :attr:`notes`), never fatal,
-        unless nothing is left.
+        unless nothing is left. The classifier is fitted in place; the summary says what was done.
         """
+        start = time.perf_counter()
         self.notes = []
         vectors, labels = [], []
         names = sorted({e.defect_type for e in examples})
@@ -366,10 +236,18 @@ class FewShotClassifier:
                 progress(1)
         if not vectors:
             raise DatasetLayoutError("none of the examples could be read", None, "check the example images and masks")
-        return self.fit_vectors(np.stack(vectors), np.asarray(labels), names)
+        notes = list(self.notes)
+        summary = self.fit_vectors(np.stack(vectors), np.asarray(labels), names)
+        self.notes = notes + self.notes
+        return FewShotFitSummary(
+            len(vectors), len(examples) - len(vectors), summary.class_names, summary.unknown_distance, summary.temperature,
+            time.perf_counter() - start, tuple(self.notes),
+        )
 
-    def fit_vectors(self, vectors: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> FewShotClassifier:
+    def fit_vectors(self, vectors: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> FewShotFitSummary:
         """Fit on precomputed region vectors (what :meth:`fit` does after encoding)."""
+        start = time.perf_counter()
+        self.notes = []
         self.class_names = list(class_names)
         self.vectors = vectors.astype(np.float32)
         self.labels = labels.astype(np.int64)
@@ -378,7 +256,10 @@ class FewShotClassifier:
         if dropped:
             self.notes.append(f"type(s) {', '.join(dropped)} have no usable example and can never be predicted")
         self._calibrate()
-        return self
+        return FewShotFitSummary(
+            len(self.vectors), 0, tuple(self.class_names), self.unknown_distance, self.temperature,
+            time.perf_counter() - start, tuple(self.notes),
+        )
 
     def _calibrate(self) -> None:
         sims = self.vectors @ self.vectors.T
@@ -409,7 +290,7 @@ class FewShotClassifier:
             s = np.where(np.isfinite(s), s, -1.0)
 
             def nll(log_t: float) -> float:
-                p = _softmax(s / math.exp(log_t))
+                p = softmax(s / math.exp(log_t), axis=-1)
                 return -float(np.log(p[np.arange(len(y)), y] + 1e-12).mean())
 
             res = minimize_scalar(nll, bounds=(math.log(0.005), math.log(1.0)), method="bounded")
@@ -447,7 +328,7 @@ class FewShotClassifier:
             scores = self._type_scores(row)
             finite = np.isfinite(scores)
             probs = np.zeros_like(scores)
-            probs[finite] = _softmax(scores[finite] / self.temperature)
+            probs[finite] = softmax(scores[finite] / self.temperature)
             order = np.argsort(-probs)
             best = int(order[0])
             distance = 1.0 - float(row.max())
@@ -499,21 +380,19 @@ class FewShotClassifier:
 
     # ------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Write ``fewshot.safetensors`` (example vectors, labels) and ``fewshot.json`` (the rest)."""
+        """Write ``fewshot.safetensors`` (example vectors, labels) and ``fewshot.json`` (the rest), atomically."""
         from safetensors.numpy import save_file
 
         self._require_fitted()
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        # safetensors has no atomic mode: write beside and rename (same folder, same filesystem).
-        tmp = out / f".{TENSORS_FILE}.tmp"
-        save_file({"vectors": self.vectors, "labels": self.labels}, str(tmp))
-        tmp.replace(out / TENSORS_FILE)
+        with atomic_write(out / TENSORS_FILE) as tmp:
+            save_file({"vectors": self.vectors, "labels": self.labels}, str(tmp))
         write_json_atomic(
             out / CONFIG_FILE,
             {
-                "format": "defectlens-fewshot",
-                "version": FORMAT_VERSION,
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
                 "config": self.config.to_json(),
                 "class_names": self.class_names,
                 "dim": int(self.vectors.shape[1]),
@@ -533,32 +412,23 @@ class FewShotClassifier:
         base = Path(directory)
         meta_path, tensor_path = base / CONFIG_FILE, base / TENSORS_FILE
         fix = "re-fit the few-shot classifier and save it again"
-        for p in (meta_path, tensor_path):
-            if not p.is_file():
-                raise ModelFileError("file missing", p, fix)
+        meta = read_model_json(base, CONFIG_FILE, FORMAT, FORMAT_VERSION, "few-shot classifier", "FewShotClassifier.save")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
             config = FewShotConfig.from_json(meta["config"])
             names = [str(n) for n in meta["class_names"]]
             dim, n_ex = int(meta["dim"]), int(meta["n_examples"])
             unknown_distance, temperature = float(meta["unknown_distance"]), float(meta["temperature"])
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"corrupt metadata ({exc.__class__.__name__}: {exc})", meta_path, fix) from None
-        if meta.get("format") != "defectlens-fewshot" or meta.get("version") != FORMAT_VERSION:
-            raise ModelFileError(
-                f"not a version-{FORMAT_VERSION} few-shot model (format={meta.get('format')!r}, version={meta.get('version')!r})",
-                meta_path,
-                fix,
-            )
+        if not tensor_path.is_file():
+            raise ModelFileError("file missing", tensor_path, fix)
         try:
             tensors = load_file(str(tensor_path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelFileError(f"corrupt tensor file ({exc.__class__.__name__})", tensor_path, fix) from None
         vectors, labels = tensors.get("vectors"), tensors.get("labels")
         if vectors is None or labels is None or vectors.shape != (n_ex, dim) or labels.shape != (n_ex,):
-            raise ModelFileError(
-                f"tensors do not match the metadata (expected vectors {(n_ex, dim)})", tensor_path, fix
-            )
+            raise ModelFileError(f"tensors do not match the metadata (expected vectors {(n_ex, dim)})", tensor_path, fix)
         if n_ex and (labels.min() < 0 or labels.max() >= len(names)):
             raise ModelFileError("example labels refer to unknown types", tensor_path, fix)
         clf = cls(config)

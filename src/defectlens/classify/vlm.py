@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from defectlens.classify.fewshot import Classification, region_masks
+from defectlens.classify.regions import Classification, region_masks
 from defectlens.errors import DefectlensError
 from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.types import Inspection, RegionType

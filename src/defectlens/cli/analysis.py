@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defectlens.classify.fewshot import FewShotClassifier, examples_from_category, examples_from_folders
+from defectlens.classify.examples import examples_from_category, examples_from_folders
+from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.classify.from_text import classify_from_grounding
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
@@ -50,8 +51,8 @@ def prepare_analysis(taxonomy_path: Path | None, examples: Path | None, k: int, 
                     example_set = examples_from_folders(examples)
                 analysis.notes.extend(example_set.notes)
                 analysis.excluded = {str(e.path) for e in example_set.examples}
-                analysis.classifier = FewShotClassifier().fit(example_set.examples)
-                analysis.notes.extend(analysis.classifier.notes)
+                analysis.classifier = FewShotClassifier()
+                analysis.notes.extend(analysis.classifier.fit(example_set.examples).notes)
         except DefectlensError as exc:
             analysis.notes.append(f"defect-type classification skipped: {exc}")
     return analysis

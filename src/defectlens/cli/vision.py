@@ -15,7 +15,8 @@ from defectlens.cli.progress import console, progress_bar
 from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import DEFAULT_CUE, MIN_BATCH
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
-from defectlens.evaluate.harness import confusion_figure_png, evaluate_detection, evaluate_types
+from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
+from defectlens.evaluate.harness import evaluate_detection
 from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.locate import render_overlay
@@ -264,7 +265,7 @@ def evaluate(
         for note in analysis.notes:
             console.print(f"[yellow]note:[/] {note}")
         if analysis.classifier is not None:
-            types = evaluate_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
+            types = evaluate_detected_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json()
             console.print(f"defect types (k={types_k}, {types.n_images} images): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
             figure = (json_out.with_suffix(".confusion.png") if json_out else Path(f"{category.name}.confusion.png"))

@@ -1,0 +1,246 @@
+"""Defect-type classification quality: one record, scored on true or on detected regions.
+
+Two ways to choose the region a classifier is asked about, one result type
+(:class:`TypeEvaluation`, computed by :func:`type_evaluation` from the metrics in
+:mod:`defectlens.evaluate.metrics`):
+
+* :func:`evaluate_types` classifies each image's ground-truth mask. That isolates the
+  classifier from detection and localisation: a wrong type is its fault alone.
+  :func:`embed_items` and :func:`evaluate_embedded` are its two halves, so that several example
+  draws can reuse one encoding of the images (the benchmark does).
+* :func:`evaluate_detected_types` classifies each image's most anomalous detected region, as
+  the whole pipeline would (detection and classification together, as VELM scores it).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from defectlens.classify.fewshot import FewShotClassifier
+from defectlens.evaluate.harness import ScoredSet
+from defectlens.evaluate.metrics import confusion, type_accuracy, type_macro_f1
+from defectlens.io import LabelledImage, load_image, load_mask
+from defectlens.taxonomy import UNKNOWN
+from defectlens.types import Inspection
+
+Progress = Callable[[int], None]
+
+
+def _json_float(value: float) -> float | None:
+    # JSON has no NaN: an undefined metric (no image scored) is written as null.
+    return None if math.isnan(value) else round(value, 4)
+
+
+@dataclass
+class TypeEvaluation:
+    """Type accuracy, macro-F1 and confusion of a classifier over images (one region per image).
+
+    Every metric is ``nan`` when no image was scored (``None`` in :meth:`to_json`).
+    """
+
+    n_images: int
+    accuracy: float
+    """Share of images given their true type; 'unknown' is wrong for every type."""
+    macro_f1: float
+    """Mean F1 over the true and predicted known types (see :func:`~defectlens.evaluate.metrics.type_macro_f1`)."""
+    unknown_rate: float
+    """Share of images the classifier called 'unknown'."""
+    per_type_f1: dict[str, float]
+    labels: list[str]
+    """Row and column order of ``confusion``: the known types (sorted), then 'unknown'."""
+    confusion: list[list[int]]
+    """``confusion[i][j]``: images of true type ``labels[i]`` predicted ``labels[j]``."""
+    seconds_per_region: float | None = None
+    """Classifier time per region, when measured."""
+    skipped: list[str] = field(default_factory=list)
+    """Images that could not be scored, one line each."""
+    category: str | None = None
+    k: int | None = None
+    """Examples per type the classifier was fitted on, when known."""
+
+    def to_json(self) -> dict:
+        """Plain-JSON form: the fields by name, fractions rounded to 4 places, ``nan`` as ``None``."""
+        return {
+            "category": self.category,
+            "k": self.k,
+            "n_images": self.n_images,
+            "accuracy": _json_float(self.accuracy),
+            "macro_f1": _json_float(self.macro_f1),
+            "unknown_rate": _json_float(self.unknown_rate),
+            "per_type_f1": {t: _json_float(v) for t, v in self.per_type_f1.items()},
+            "labels": self.labels,
+            "confusion": self.confusion,
+            "seconds_per_region": None if self.seconds_per_region is None else round(self.seconds_per_region, 4),
+            "skipped": self.skipped,
+        }
+
+
+def type_evaluation(
+    true: Sequence[str],
+    pred: Sequence[str],
+    class_names: Sequence[str] = (),
+    *,
+    seconds_per_region: float | None = None,
+    skipped: Sequence[str] = (),
+    category: str | None = None,
+    k: int | None = None,
+) -> TypeEvaluation:
+    """Score predicted against true defect types.
+
+    ``class_names`` (the classifier's types) join the true and predicted types as rows of the
+    confusion matrix and of ``per_type_f1``, so a type the classifier knows but never got right
+    shows up there too.
+    """
+    known = sorted((set(class_names) | set(true) | set(pred)) - {UNKNOWN})
+    per_type: dict[str, float] = {}
+    if true:
+        # zero_division=0: a type never predicted (or never true) has F1 0 instead of a warning.
+        scores = f1_score(list(true), list(pred), labels=known, average=None, zero_division=0)
+        per_type = {t: float(v) for t, v in zip(known, scores, strict=True)}
+    labels = [*known, UNKNOWN]
+    return TypeEvaluation(
+        n_images=len(true),
+        accuracy=type_accuracy(true, pred),
+        macro_f1=type_macro_f1(true, pred),
+        unknown_rate=float(np.mean([p == UNKNOWN for p in pred])) if pred else math.nan,
+        per_type_f1=per_type,
+        labels=labels,
+        confusion=confusion(true, pred, labels).tolist(),
+        seconds_per_region=seconds_per_region,
+        skipped=list(skipped),
+        category=category,
+        k=k,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# On ground-truth regions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedItems:
+    """Region vectors of labelled items (one per item: its whole true mask), ready to score."""
+
+    items: list[LabelledImage]
+    vectors: np.ndarray
+    seconds_per_region: float
+    skipped: list[str] = field(default_factory=list)
+
+
+def embed_items(classifier: FewShotClassifier, items: Sequence[LabelledImage], progress: Progress | None = None) -> EmbeddedItems:
+    """Encode each defective item's true mask once (so several example draws can reuse them).
+
+    Items without a mask, or whose image or mask cannot be read, are skipped and listed.
+    """
+    kept: list[LabelledImage] = []
+    vectors: list[np.ndarray] = []
+    skipped: list[str] = []
+    elapsed = 0.0
+    for item in items:
+        if not item.is_defective:
+            continue
+        if item.mask_path is None:
+            skipped.append(f"{item.path}: no ground-truth mask")
+            continue
+        try:
+            image = load_image(item.path)
+            mask = load_mask(item.mask_path, expected_size=(image.shape[1], image.shape[0]))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end the evaluation
+            skipped.append(f"{item.path}: {exc}")
+            continue
+        if not mask.any():
+            skipped.append(f"{item.path}: empty ground-truth mask")
+            continue
+        start = time.perf_counter()
+        vectors.append(classifier.embed(image, [mask])[0])
+        elapsed += time.perf_counter() - start
+        kept.append(item)
+        if progress:
+            progress(1)
+    dim = vectors[0].shape[0] if vectors else 0
+    stacked = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+    return EmbeddedItems(kept, stacked, elapsed / max(1, len(kept)), skipped)
+
+
+def evaluate_embedded(classifier: FewShotClassifier, embedded: EmbeddedItems, exclude: set | None = None) -> TypeEvaluation:
+    """Score a fitted classifier on pre-embedded items, leaving out those whose path is in ``exclude``."""
+    keep = [i for i, it in enumerate(embedded.items) if not exclude or it.path not in exclude]
+    truth = [embedded.items[i].defect_type for i in keep]
+    pred = [rt.defect_type for rt in classifier.classify_vectors(embedded.vectors[keep])] if keep else []
+    return type_evaluation(
+        truth, pred, classifier.class_names, seconds_per_region=embedded.seconds_per_region, skipped=embedded.skipped
+    )
+
+
+def evaluate_types(classifier: FewShotClassifier, items: Sequence[LabelledImage], progress: Progress | None = None) -> TypeEvaluation:
+    """Classify each defective item's true mask and compare with its folder's type.
+
+    Items without a mask, or whose image or mask cannot be read, are skipped and listed.
+    """
+    return evaluate_embedded(classifier, embed_items(classifier, items, progress))
+
+
+# --------------------------------------------------------------------------------------------
+# On detected regions
+# --------------------------------------------------------------------------------------------
+
+
+def _top_region_mask(inspection: Inspection) -> np.ndarray:
+    """The pixels to classify for one image: its most anomalous region, or — when the detector
+    reported none — the top 1% of its map, so every defective image still gets a type."""
+    if inspection.regions and inspection.region_labels is not None:
+        return inspection.region_labels == inspection.regions[0].index
+    amap = inspection.anomaly_map
+    return amap >= np.quantile(amap, 0.99)
+
+
+def evaluate_detected_types(scored: ScoredSet, classifier: FewShotClassifier, excluded: set[str], category: str, k: int) -> TypeEvaluation:
+    """Type accuracy / macro-F1 of ``classifier`` on the defective images of ``scored``.
+
+    Each image's predicted type is that of its most anomalous detected region. ``excluded`` are
+    the example images' paths. ``scored`` must have been built with ``keep_images=True``.
+    """
+    true, pred = [], []
+    for source, defect, inspection, image in zip(scored.sources, scored.defect_types, scored.inspections, scored.images, strict=True):
+        if defect == "good" or source in excluded:
+            continue
+        types = classifier.classify(image, {1: _top_region_mask(inspection)})
+        true.append(defect)
+        pred.append(types[0].defect_type if types else UNKNOWN)
+    return type_evaluation(true, pred, classifier.class_names, category=category, k=k)
+
+
+def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
+    """The confusion matrix as a PNG (counts in each cell; one row per true type)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    # A true type is never 'unknown': its row (the last) is always empty, so it is not drawn.
+    rows, cols = evaluation.labels[:-1], evaluation.labels
+    matrix = np.asarray(evaluation.confusion, dtype=np.int64).reshape(len(cols), len(cols))[:-1]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cols), 1.0 + 0.7 * max(1, len(rows))))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    name = evaluation.category or "types"
+    k = "" if evaluation.k is None else f", k={evaluation.k}"
+    ax.set_title(f"{name}: accuracy {evaluation.accuracy:.2f}{k}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
