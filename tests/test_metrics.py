@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from defectlens.evaluate.metrics import (
     DetectionMetrics,
@@ -243,6 +244,74 @@ def test_aupro_undefined_cases():
     assert math.isnan(aupro([], []))
     with pytest.raises(ValueError, match="fpr_limit"):
         aupro([TWO_REGIONS], [_two_region_map(0.65)], fpr_limit=0.0)
+
+
+def _reference_pro_curve(masks: list[np.ndarray], maps: list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """MVTec AD's PRO curve computed the slow, obvious way, sharing no code with the implementation.
+
+    One pass over all pixels per distinct score t: FPR(t) = normal pixels with score >= t over
+    all normal pixels; PRO(t) = mean over 8-connected ground-truth regions of the share of the
+    region's pixels with score >= t. The curve runs from (0, 0) to (1, 1).
+    """
+
+    regions = []
+    for i, m in enumerate(masks):
+        labeled, n = ndimage.label(m, structure=np.ones((3, 3), dtype=int))
+        regions += [(i, labeled == k) for k in range(1, n + 1)]
+    n_normal = sum(int((~m).sum()) for m in masks)
+    fprs, pros = [0.0], [0.0]
+    for t in sorted({float(v) for a in maps for v in a.ravel()}, reverse=True):
+        fprs.append(sum(int(((a >= t) & ~m).sum()) for m, a in zip(masks, maps, strict=True)) / n_normal)
+        pros.append(float(np.mean([(maps[i][r] >= t).mean() for i, r in regions])))
+    fprs.append(1.0)
+    pros.append(1.0)
+    return fprs, pros
+
+
+def _reference_aupro(fprs: list[float], pros: list[float], fpr_limit: float) -> float:
+    """Trapezoids of the curve, each clipped at ``fpr_limit`` (the curve interpolated linearly
+    there), summed and normalised by the limit."""
+    area = 0.0
+    for x0, x1, y0, y1 in zip(fprs, fprs[1:], pros, pros[1:], strict=False):
+        if x0 >= fpr_limit:
+            break
+        if x1 > fpr_limit:
+            y1 = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
+            x1 = fpr_limit
+        area += (x1 - x0) * (y0 + y1) / 2
+    return area / fpr_limit
+
+
+def _random_case(seed: int, levels: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A few images with many small defect regions (some touching diagonally, one image clean) and
+    maps that favour the defects but overlap the normal pixels; ``levels`` quantises the scores
+    into that many values, so that many pixels tie."""
+    rng = np.random.default_rng(seed)
+    masks, maps = [], []
+    for i in range(4):
+        h, w = rng.integers(18, 30, size=2)
+        mask = np.zeros((h, w), bool)
+        for _ in range(0 if i == 3 else int(rng.integers(4, 10))):
+            y, x = rng.integers(0, h - 3), rng.integers(0, w - 3)
+            mask[y : y + rng.integers(1, 4), x : x + rng.integers(1, 4)] = True
+        amap = rng.random((h, w)) + 0.6 * mask * rng.random((h, w))
+        if levels is not None:
+            amap = np.round(amap * levels / 1.6) / levels
+        masks.append(mask)
+        maps.append(amap.astype(np.float32))
+    return masks, maps
+
+
+@pytest.mark.parametrize(("seed", "levels"), [(0, 4), (1, 4), (2, 12), (3, 12), (4, None), (5, None)])
+def test_aupro_matches_a_straightforward_mvtec_implementation(seed, levels):
+    masks, maps = _random_case(seed, levels)
+    # Many regions of different sizes (the reference labels them itself, 8-connected).
+    assert sum(ndimage.label(m, structure=np.ones((3, 3), dtype=int))[1] for m in masks) >= 10
+    fprs, pros = _reference_pro_curve(masks, maps)
+    for fpr_limit in (0.3, 0.05, 1.0):
+        expected = _reference_aupro(fprs, pros, fpr_limit)
+        assert 0.0 < expected < 1.0
+        assert aupro(masks, maps, fpr_limit) == pytest.approx(expected, abs=1e-3), fpr_limit
 
 
 # ---------------------------------------------------------------- defect types
