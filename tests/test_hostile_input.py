@@ -174,9 +174,8 @@ def test_evaluate_json_naming_a_folder_fails_before_evaluating(fitted_model, syn
 @pytest.mark.parametrize("k", ["0", "-2"])
 def test_examples_k_must_be_positive(fitted_model, synthetic_category, tmp_path, k):
     out = tmp_path / "o"
-    result = runner.invoke(
-        app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot/000.png"), "-o", str(out), "--examples", str(synthetic_category), "--k", k]
-    )
+    image = str(synthetic_category / "test/spot/000.png")
+    result = runner.invoke(app, ["inspect", str(fitted_model), image, "-o", str(out), "--examples", str(synthetic_category), "--k", k])
     assert result.exit_code == 2 and "--k" in _text(result) and not out.exists()
 
 
@@ -257,7 +256,7 @@ def test_memory_bank_with_non_finite_values_does_not_load(fitted_model, tmp_path
     bank = load_file(str(model / "memory_bank.safetensors"))["bank"]
     bank[3, 5] = bad
     save_file({"bank": bank}, str(model / "memory_bank.safetensors"))
-    with pytest.raises(ModelFileError, match="NaN or infinite"):
+    with pytest.raises(ModelFileError, match="bank hold NaN or infinite"):
         Inspector.load(model)
 
 

@@ -225,7 +225,9 @@ def inspect(
     k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
     cue: Annotated[str, typer.Option(help="Zero-shot models only: token (SEG_DEFECT probability, works per image), batch (rarity across the images inspected together; needs >= 8 images; measured best) or both (the two averaged).")] = DEFAULT_CUE,
-    resume: Annotated[bool, typer.Option("--resume", help="Skip images whose outputs in the output folder are complete (from an interrupted run).")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip images whose outputs in the output folder are complete (from an interrupted run).")
+    ] = False,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
@@ -262,8 +264,8 @@ def inspect(
     # two inputs share any output file (see unique_output_names).
     names, renamed = unique_output_names(files, INSPECTION_SUFFIXES)
     if renamed:
-        examples_text = ", ".join(f"{p} → {n}" for p, n in renamed[:3])
-        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {examples_text}{', …' if len(renamed) > 3 else ''}")
+        shown = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
+        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {shown}")
     table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
     rows: dict[Path, tuple[str, ...]] = {}
     todo = files

@@ -24,7 +24,7 @@ from defectlens.detect.calibration import NormalStatistics, normal_statistics, t
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, Placement, footprint_grid, map_to_original
 from defectlens.errors import ModelFileError
-from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
+from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.memory-bank"
@@ -245,8 +245,7 @@ class MemoryBankDetector:
                 bank_path,
                 "the files come from different fits: re-fit the model",
             )
-        if not torch.isfinite(bank).all():
-            raise ModelFileError("memory bank holds NaN or infinite values", bank_path, "re-fit the model")
+        require_finite({"bank": bank}, bank_path, "re-fit the model")
         try:
             thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
             stats = NormalStatistics(**meta["normal_stats"]) if meta.get("normal_stats") else None

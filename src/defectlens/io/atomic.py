@@ -17,8 +17,9 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from defectlens.errors import ModelFileError, OutputError
 
@@ -159,6 +160,14 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise error(f"not valid JSON ({exc})", p, invalid_fix) from None
+
+
+def require_finite(tensors: Mapping[str, Any], path: str | Path, remedy: str) -> None:
+    """Refuse model weights holding NaN or infinity (``tensors``: name -> torch tensor): they
+    load without complaint and then turn every score into nonsense."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise ModelFileError(f"tensor(s) {', '.join(sorted(bad))} hold NaN or infinite values", path, remedy)
 
 
 def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kind: str, remedy: str) -> dict:
