@@ -426,3 +426,17 @@ def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, categ
     result = runner.invoke(app, args[:-2])
     assert result.exit_code == 0, result.output
     assert not (fused / "fusion.json").exists() and Inspector.load(fused).detector.name == "memory-bank"
+
+
+def test_weights_with_nan_do_not_load(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, _, out = trained
+    bad = tmp_path / "nan"
+    shutil.copytree(out, bad)
+    tensors = load_file(str(bad / "grounding.safetensors"))
+    name = next(k for k in sorted(tensors) if k.startswith("head."))
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, str(bad / "grounding.safetensors"))
+    with pytest.raises(ModelFileError, match=f"{name} hold NaN or infinite"):
+        GroundingModel.load(bad)

@@ -35,3 +35,13 @@ class ModelFileError(DefectlensError):
 
 class ConfigError(DefectlensError):
     """A setting or a configuration file (taxonomy, options) is invalid."""
+
+
+class OutputError(DefectlensError):
+    """An output path cannot be used as asked: it is an input folder or lies inside one, a file
+    stands where a folder is needed (or the reverse), or a folder to be replaced is not ours."""
+
+
+class DefectlensWarning(UserWarning):
+    """Something was done that may change the result (an image squeezed to an extreme aspect,
+    transparency filled in): the work goes on, and the user is told."""

@@ -32,13 +32,18 @@ from defectlens.detect.grounding.fusion import FUSION_FILE
 from defectlens.detect.grounding.model import CONFIG_FILE as GROUNDING_FILE
 from defectlens.detect.memory_bank import CONFIG_FILE as DETECTOR_FILE
 from defectlens.encode import CanvasSpec, EncoderConfig
-from defectlens.errors import ConfigError, DefectlensError, ModelFileError
-from defectlens.io import load_image, write_json_atomic
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
+from defectlens.io import as_rgb_image, atomic_directory, load_image, write_json_atomic
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
 
 INSPECTOR_FILE = "inspector.json"
+IMAGE_SIZE_RANGE = (64, 1024)
+"""Canvas sides accepted by :class:`InspectorSettings`: below, features are too coarse; above,
+a CPU runs out of memory long before it finishes."""
+MIN_FIT_IMAGES = 2
+"""Normal images needed to fit: at least one is held out to set the thresholds."""
 ImageInput = np.ndarray | str | Path
 Progress = Callable[[int], None]
 
@@ -54,6 +59,12 @@ class InspectorSettings:
     standardize: bool = True
     min_region_px: int | None = None
     """Regions smaller than this are dropped (default: 0.01% of the image)."""
+
+    def __post_init__(self) -> None:
+        low, high = IMAGE_SIZE_RANGE
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not low <= self.image_size <= high:
+            # Checked here, before a canvas of this size is ever allocated.
+            raise ConfigError(f"image_size {self.image_size!r} is outside {low}..{high}", None, f"use an image size from {low} to {high}")
 
 
 class Detector(Protocol):
@@ -169,8 +180,12 @@ class Inspector:
         normalised on the held-out normal images, and the thresholds are set on the fused scale.
         """
         settings = settings or InspectorSettings()
-        if not images:
-            raise ValueError("no normal images to fit on")
+        if len(images) < MIN_FIT_IMAGES:
+            raise DatasetLayoutError(
+                f"{len(images)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
+                None,
+                f"give at least {MIN_FIT_IMAGES} normal images",
+            )
         sizes = [(img.shape[1], img.shape[0]) for img in images]
         canvas = CanvasSpec.for_sizes(sizes, settings.image_size)
         encoder = EncoderConfig(
@@ -243,10 +258,15 @@ class Inspector:
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:
-        """Inspect one image (an RGB uint8 array or a path)."""
+        """Inspect one image: a path, or an array — grey (H, W), RGB or RGBA, uint8, uint16 or
+        float — converted and checked exactly as a file's pixels are (:func:`~defectlens.io.as_rgb_image`).
+
+        Raises :class:`~defectlens.errors.ImageReadError` for anything that is not an image."""
         if isinstance(image, (str, Path)):
             source = source or str(image)
             image = load_image(image)
+        else:
+            image = as_rgb_image(image, source or "<array>")
         return self.decide(self.detector.score([image])[0], source or "<array>")
 
     def iter_batches(self, paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> Iterator[InspectedBatch]:
@@ -286,20 +306,27 @@ class Inspector:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
-        """Write the model directory: detector files plus ``inspector.json``."""
-        out = Path(directory)
-        if not isinstance(self.detector, FusedDetector):
-            # A fused model saved here before would otherwise pair its statistics with this
-            # new detector's files on the next load.
-            (out / FUSION_FILE).unlink(missing_ok=True)
-        self.detector.save(out)
-        write_json_atomic(
-            out / INSPECTOR_FILE,
-            {
-                "settings": dict(self.settings.__dict__),
-                "fit_summary": dict(self.fit_summary.__dict__) if self.fit_summary else None,
-            },
-        )
+        """Write the model directory: detector files plus ``inspector.json``.
+
+        The whole folder is written beside ``directory`` and swapped in by rename, so a reader
+        (or a save cut short) sees the old model or the new one, never one's files beside the
+        other's. An existing folder is replaced only when empty or a model (:meth:`is_model_dir`).
+        """
+        with atomic_directory(directory, self.is_model_dir) as out:
+            self.detector.save(out)
+            write_json_atomic(
+                out / INSPECTOR_FILE,
+                {
+                    "settings": dict(self.settings.__dict__),
+                    "fit_summary": dict(self.fit_summary.__dict__) if self.fit_summary else None,
+                },
+            )
+
+    @staticmethod
+    def is_model_dir(directory: str | Path) -> bool:
+        """True when ``directory`` holds a model's descriptor (any kind): safe to replace by :meth:`save`."""
+        root = Path(directory)
+        return any((root / name).is_file() for name in (INSPECTOR_FILE, DETECTOR_FILE, FUSION_FILE, GROUNDING_FILE))
 
     @staticmethod
     def needs_taxonomy(directory: str | Path) -> bool:
@@ -332,7 +359,7 @@ class Inspector:
                 meta = json.loads(path.read_text(encoding="utf-8"))
                 settings = replace(settings, **meta["settings"])
                 summary = FitSummary(**meta["fit_summary"]) if meta.get("fit_summary") else None
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
                 raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
         return cls(detector, settings, summary)
 

@@ -6,6 +6,8 @@ dataclasses below; nothing crosses a stage boundary as a loose dict.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +52,19 @@ class Thresholds:
     """A pixel whose anomaly value exceeds this belongs to the defect mask."""
     source: str = "normal-quantile"
     """How they were set: 'normal-quantile', 'f1-optimal', or 'user'."""
+
+    def __post_init__(self) -> None:
+        # Thresholds are read back from hand-editable JSON: a string or a list there would only
+        # fail later, deep inside a comparison. Refuse it here (loaders turn this into a ModelFileError).
+        for name in ("image", "pixel"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"threshold {name!r} must be a number, got {value!r}")
+            if math.isnan(value):
+                raise ValueError(f"threshold {name!r} is NaN")
+            object.__setattr__(self, name, float(value))
+        if not isinstance(self.source, str):
+            raise TypeError(f"threshold source must be a string, got {self.source!r}")
 
     def to_json(self) -> dict:
         """Plain-JSON form."""

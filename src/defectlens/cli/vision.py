@@ -13,18 +13,27 @@ from rich.table import Table
 from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.cli.progress import console, progress_bar
 from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
-from defectlens.detect.grounding.detector import DEFAULT_CUE, MIN_BATCH
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
+from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE, MIN_BATCH
+from defectlens.detect.memory_bank import MemoryBankConfig
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
 from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
 from defectlens.evaluate.harness import evaluate_detection
-from defectlens.inspector import Failure, Inspector, InspectorSettings, load_images
-from defectlens.io import IMAGE_SUFFIXES, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.inspector import IMAGE_SIZE_RANGE, MIN_FIT_IMAGES, Failure, Inspector, InspectorSettings, load_images
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.io.atomic import require_replaceable_folder
+from defectlens.io.images import describe_unreadable
+from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.locate import render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells expect."""
+INSPECTION_SUFFIXES = (".json", ".png", ".report.json", ".report.md")
+"""Every file `inspect` writes per image (:func:`write_inspection`, then the report files of
+:func:`~defectlens.cli.analysis.analyse`); output names are made unique across all of them."""
 INSPECT_BATCH = 16
 """Images decoded and scored together by `inspect`."""
 
@@ -34,30 +43,43 @@ def _fail(exc: DefectlensError) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> None:
+    """Refuse an option value outside ``allowed``, naming them (checked before any image is decoded)."""
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r} for {option}", None, f"use one of {', '.join(allowed)}")
+
+
+def _interrupted(what: str) -> typer.Exit:
+    """Ctrl-C: say what was finished, exit 130."""
+    console.print(f"[yellow]interrupted:[/] {what}")
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
+def _note_cleaned(removed: list[Path]) -> None:
+    if removed:
+        console.print(f"[yellow]note:[/] removed {len(removed)} unfinished temporary file(s) of an interrupted run (e.g. {removed[0]})")
+
+
 def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
     """Files as given, folders expanded to their images (recursively, sorted)."""
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            # Links that lead nowhere (loops, dangling) are kept so the loader reports them.
+            found = sorted(
+                p for p in item.rglob("*")
+                if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
             if not found:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
             files.extend(found)
         elif item.exists():
             files.append(item)
         else:
-            failures.append(Failure(str(item), f"{item}: no such file or folder — fix: check the path"))
+            what, fix = describe_unreadable(item)
+            failures.append(Failure(str(item), str(ImageReadError(what.replace("no such file", "no such file or folder"), item, fix))))
     return files, failures
-
-
-def _unique_stem(path: Path, used: set[str]) -> str:
-    stem, n = path.stem, 1
-    while stem in used:
-        n += 1
-        stem = f"{path.stem}-{n}"
-    used.add(stem)
-    return stem
 
 
 def _report_failures(failures: list[Failure]) -> None:
@@ -69,11 +91,13 @@ def _report_failures(failures: list[Failure]) -> None:
 
 def fit(
     category_dir: Annotated[Path, typer.Argument(help="Category folder in MVTec-AD layout (uses train/good).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (replaced as a whole: new, empty or a model).")],
     backbone: Annotated[str, typer.Option(help="efficientnet-lite0 or efficientnet-lite2.")] = "efficientnet-lite0",
-    image_size: Annotated[int, typer.Option(help="Canvas side (pixels) for the median image; aspect ratio is kept.")] = 256,
-    coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank.")] = 0.1,
-    max_images: Annotated[int, typer.Option(help="Use at most this many normal images (0 = all).")] = 0,
+    image_size: Annotated[
+        int, typer.Option(help=f"Canvas side (pixels, {IMAGE_SIZE_RANGE[0]}..{IMAGE_SIZE_RANGE[1]}) for the median image; aspect ratio is kept.")
+    ] = 256,
+    coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank, in (0, 1].")] = 0.1,
+    max_images: Annotated[int, typer.Option(min=0, help="Use at most this many normal images (0 = all).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
     grounding: Annotated[
         Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")
@@ -82,22 +106,40 @@ def fit(
     fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
     fusion_weight: Annotated[float, typer.Option(help="Weight of the grounding model in the fusion, 0..1.")] = 0.5,
 ) -> None:
-    """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given)."""
+    """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given).
+
+    Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage."""
     try:
+        # Every setting and the output path are checked before a single image is decoded.
+        settings = InspectorSettings(backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize)
+        try:
+            MemoryBankConfig(coreset_ratio=coreset_ratio)
+        except ValueError as exc:
+            raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
+        require_replaceable_folder(output, Inspector.is_model_dir, "model")
         category = load_category(category_dir)
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or category.taxonomy_path, fusion_mode, fusion_weight)
         paths = category.require_train_good()
         if max_images > 0:
             paths = paths[:max_images]
+        good_dir = category_dir / "train" / "good"
+        if len(paths) < MIN_FIT_IMAGES:
+            raise DatasetLayoutError(
+                f"{len(paths)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
+                good_dir,
+                f"put at least {MIN_FIT_IMAGES} normal images there (and --max-images 0 or >= {MIN_FIT_IMAGES})",
+            )
+        _note_cleaned(clean_stale_temporaries(output.parent, output.name))
         with progress_bar("decoding", len(paths)) as advance:
             images, _, failures = load_images(paths, advance)
         _report_failures(failures)
-        if not images:
+        if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
-                "none of the normal images could be read", category_dir / "train" / "good", "fix or replace the files listed above"
+                f"only {len(images)} of the normal images could be read; at least {MIN_FIT_IMAGES} are needed",
+                good_dir,
+                "fix or replace the files listed above",
             )
-        settings = InspectorSettings(backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize)
         with progress_bar("fitting", len(images)) as advance:
             inspector, summary = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         inspector.save(output)
@@ -106,15 +148,25 @@ def fit(
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        # The model folder is swapped in whole (Inspector.save): an interrupted fit leaves the old one.
+        raise _interrupted(f"no model written; {output} is as it was") from None
     t = inspector.thresholds
     console.print(
         f"fitted on {summary.n_images} images ({summary.n_holdout} held out for thresholds) in {summary.seconds:.1f} s; "
         f"bank {summary.bank_size} of {summary.n_patches} patches; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {output}"
     )
+    if failures:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _grounding_for_fit(model_dir: Path | None, taxonomy_path: Path | None, mode: str, weight: float) -> tuple[GroundingDetector, FusionConfig] | None:
     """The grounding detector and fusion settings for ``fit --grounding`` (None without it)."""
+    try:
+        # Checked with or without --grounding: a typo is refused, not silently ignored.
+        config = FusionConfig(mode=mode, weight=weight)
+    except ValueError as exc:
+        raise ConfigError(str(exc), None, "use --fusion-mode sum|product and --fusion-weight in [0, 1]") from None
     if model_dir is None:
         return None
     if taxonomy_path is None:
@@ -123,16 +175,15 @@ def _grounding_for_fit(model_dir: Path | None, taxonomy_path: Path | None, mode:
             model_dir,
             "pass --taxonomy or add taxonomy.json (object name and defect descriptions) to the category",
         )
-    try:
-        config = FusionConfig(mode=mode, weight=weight)
-    except ValueError as exc:
-        raise ConfigError(str(exc), None, "use --fusion-mode sum|product and --fusion-weight in [0, 1]") from None
     part = load_taxonomy(taxonomy_path, require_descriptions=True)
     return GroundingDetector(GroundingModel.load(model_dir), part, taxonomy_path, cue="token"), config
 
 
 def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
-    """Write ``<stem>.json`` and the overlay ``<stem>.png`` (each atomically)."""
+    """Write the overlay ``<stem>.png``, then ``<stem>.json`` (each atomically).
+
+    The inspection JSON is the last file written for an image (after its report files and
+    overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
     stats = inspector.detector.normal_stats
     low = stats.pixel_median if stats else float(inspection.anomaly_map.min())
     high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
@@ -149,6 +200,25 @@ def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, in
     write_json_atomic(out_dir / f"{stem}.json", payload)
 
 
+def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
+    """The inspection JSON of ``path`` when its outputs are complete (every file there, the JSON
+    valid and about this very input), else None: ``--resume`` redoes the image."""
+    if not all((out_dir / f"{name}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
+        return None
+    try:
+        payload = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(payload, dict) or payload.get("source") != str(path) or not isinstance(payload.get("score"), (int, float)):
+        return None
+    return payload
+
+
+def _row(path: Path, defective: bool, score: float, n_regions: int, names: list[str]) -> tuple[str, ...]:
+    verdict = "[red]DEFECTIVE[/]" if defective else "[green]ok[/]"
+    return (str(path), verdict, f"{score:.3f}", str(n_regions), ", ".join(names))
+
+
 def inspect(
     model_dir: Annotated[
         Path,
@@ -158,13 +228,13 @@ def inspect(
         ),
     ],
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image (outside every input folder).")],
     taxonomy: Annotated[Path | None, typer.Option(help="taxonomy.json: defect names, descriptions, severity, impact, action.")] = None,
     examples: Annotated[
         Path | None,
         typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier."),
     ] = None,
-    k: Annotated[int, typer.Option(help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
+    k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
     cue: Annotated[
         str,
@@ -173,21 +243,26 @@ def inspect(
             "inspected together; needs >= 8 images; measured best) or both (the two averaged)."
         ),
     ] = DEFAULT_CUE,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip images whose outputs in the output folder are complete (from an interrupted run).")
+    ] = False,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
     Regions are typed by the few-shot classifier when --examples is given, else — with a
-    grounding or fused model — from the taxonomy's descriptions alone."""
-    if writer not in ("template", "llm"):
-        console.print(f"[red]error:[/] --writer must be 'template' or 'llm', got {writer!r}")
-        raise typer.Exit(2)
+    grounding or fused model — from the taxonomy's descriptions alone.
+    Exit status: 0 every image inspected, 3 some inputs skipped, 2 bad usage, 130 interrupted."""
     try:
+        # Every option and the output folder are checked before any image is decoded or any file written.
+        _require_choice("--writer", "report writer", writer, ("template", "llm"))
+        _require_choice("--cue", "zero-shot cue", cue, CUES)
+        files, failures = expand_inputs(inputs)
+        require_output_folder(output, inputs, files)
         # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
         # report note (below), not a reason to stop the inspection.
         needs = Inspector.needs_taxonomy(model_dir)
         part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
         inspector = Inspector.load(model_dir, part, cue)
-        files, failures = expand_inputs(inputs)
         if needs and cue != "token" and len(files) < MIN_BATCH:
             raise ConfigError(
                 f"the {cue!r} cue compares the images inspected together and got {len(files)} (it needs {MIN_BATCH})",
@@ -202,27 +277,42 @@ def inspect(
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}")
     output.mkdir(parents=True, exist_ok=True)
+    _note_cleaned(clean_stale_temporaries(output))
+    # Output names follow the order given, whatever order the batches are scored in, and no
+    # two inputs share any output file (see unique_output_names).
+    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES)
+    if renamed:
+        shown = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
+        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {shown}")
     table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
     rows: dict[Path, tuple[str, ...]] = {}
-    # Output names follow the order given, whatever order the batches are scored in.
-    stems: dict[Path, str] = {}
-    used: set[str] = set()
-    for path in files:
-        stems.setdefault(path, _unique_stem(path, used))
-    with progress_bar("inspecting", len(files)) as advance:
-        # Seeded random batches (see Inspector.iter_batches); each image's files are written
-        # as soon as its batch is scored.
-        for batch in inspector.iter_batches(files, INSPECT_BATCH, seed=0):
-            failures.extend(batch.failures)
-            for item in batch.images:
-                path, inspection = item.path, item.inspection
-                region_types = analyse(analysis, item.image, inspection, output, stems[path], item.result.grounding)
-                names = [t.defect_type for t in region_types]
-                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": names}
-                write_inspection(inspection, item.image, output, stems[path], inspector, extra)
-                verdict = "[red]DEFECTIVE[/]" if inspection.is_defective else "[green]ok[/]"
-                rows[path] = (str(path), verdict, f"{inspection.score:.3f}", str(len(inspection.regions)), ", ".join(names))
-            advance(batch.n_inputs)
+    todo = files
+    if resume:
+        for path in files:
+            done = _completed(output, names[path], path)
+            if done is not None:
+                types = [t.get("defect_type", "?") for t in done.get("region_types") or [] if isinstance(t, dict)]
+                rows[path] = _row(path, bool(done.get("is_defective")), float(done["score"]), len(done.get("regions") or []), types)
+        todo = [p for p in files if p not in rows]
+        console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
+    n_done = len(rows)
+    try:
+        with progress_bar("inspecting", len(todo)) as advance:
+            # Seeded random batches (see Inspector.iter_batches); each image's files are written
+            # as soon as its batch is scored.
+            for batch in inspector.iter_batches(todo, INSPECT_BATCH, seed=0):
+                failures.extend(batch.failures)
+                for item in batch.images:
+                    path, inspection = item.path, item.inspection
+                    region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
+                    labels = [t.defect_type for t in region_types]
+                    extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
+                    write_inspection(inspection, item.image, output, names[path], inspector, extra)
+                    rows[path] = _row(path, inspection.is_defective, inspection.score, len(inspection.regions), labels)
+                    n_done += 1
+                advance(batch.n_inputs)
+    except KeyboardInterrupt:
+        raise _interrupted(f"{n_done} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
     for path in files:
         if path in rows:
             table.add_row(*rows[path])
@@ -241,14 +331,21 @@ def evaluate(
         int,
         typer.Option(
             "--types-k",
+            min=0,
             help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).",
         ),
     ] = 0,
     cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = DEFAULT_CUE,
 ) -> None:
     """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
-    with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too."""
+    with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too.
+
+    Exit status: 0 every test image evaluated, 3 some were skipped, 2 bad usage, 130 interrupted."""
     try:
+        # Options and the output path first: a bad one must not cost a whole evaluation.
+        _require_choice("--cue", "zero-shot cue", cue, CUES)
+        if json_out is not None:
+            require_output_file(json_out, "metrics JSON")
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         taxonomy_path = category.taxonomy_path if Inspector.needs_taxonomy(model_dir) else None
@@ -260,7 +357,16 @@ def evaluate(
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
     except DefectlensError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        raise _interrupted("evaluation stopped before the metrics; nothing written") from None
     result = evaluation.to_json()
+    if scored.unmasked:
+        # Said once, with the files: these images count for the image metrics only.
+        result["no_mask"] = scored.unmasked
+        console.print(
+            f"[yellow]note:[/] {len(scored.unmasked)} defective image(s) have no ground-truth mask: counted in the image metrics, "
+            f"left out of the pixel metrics: {', '.join(scored.unmasked)}"
+        )
     if analysis is not None:
         for note in analysis.notes:
             console.print(f"[yellow]note:[/] {note}")
@@ -280,8 +386,11 @@ def evaluate(
     console.print(table)
     _report_failures(evaluation.failures)
     if json_out:
+        _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
         write_json_atomic(json_out, result)
         console.print(f"metrics written to {json_out}")
+    if evaluation.failures:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def default_data_root() -> Path:

@@ -24,7 +24,7 @@ from defectlens.detect.calibration import NormalStatistics, normal_statistics, t
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, Placement, footprint_grid, map_to_original
 from defectlens.errors import ModelFileError
-from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
+from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.memory-bank"
@@ -237,11 +237,28 @@ class MemoryBankDetector:
                 bank_path,
                 "the model was made with another backbone or version: re-fit it",
             )
+        # A bank that disagrees with its descriptor, or holds NaN/inf, would load and call every
+        # image DEFECTIVE (score 1e19): refuse it with the file named.
+        if bank.shape[0] != meta.get("bank_size") or bank.shape[0] < 1:
+            raise ModelFileError(
+                f"memory bank has {bank.shape[0]} rows but {CONFIG_FILE} records bank_size {meta.get('bank_size')!r}",
+                bank_path,
+                "the files come from different fits: re-fit the model",
+            )
+        require_finite({"bank": bank}, bank_path, "re-fit the model")
+        try:
+            thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
+            stats = NormalStatistics(**meta["normal_stats"]) if meta.get("normal_stats") else None
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"invalid thresholds or normal statistics ({exc})", root / CONFIG_FILE, "re-fit the model") from None
+        if thresholds is None:
+            raise ModelFileError(
+                "model has no thresholds (it was fitted on a single normal image)",
+                root / CONFIG_FILE,
+                "re-fit it on at least 2 normal images",
+            )
         detector._set_bank(bank)
-        if meta.get("thresholds"):
-            detector.thresholds = Thresholds(**meta["thresholds"])
-        if meta.get("normal_stats"):
-            detector.normal_stats = NormalStatistics(**meta["normal_stats"])
+        detector.thresholds, detector.normal_stats = thresholds, stats
         return detector
 
 

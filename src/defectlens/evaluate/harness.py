@@ -27,10 +27,13 @@ class ScoredSet:
 
     sources: list[str] = field(default_factory=list)
     defect_types: list[str] = field(default_factory=list)
-    masks: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray | None] = field(default_factory=list)
+    """Ground truth per image; None for a defective image without a mask (image metrics only)."""
     inspections: list[Inspection] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)
     """Decoded images, kept only when asked (classification needs them)."""
+    unmasked: list[str] = field(default_factory=list)
+    """Defective images with no ground-truth mask: in the image metrics, not in the pixel metrics."""
 
     @property
     def labels(self) -> list[int]:
@@ -41,6 +44,11 @@ class ScoredSet:
     def scores(self) -> list[float]:
         """Image scores."""
         return [i.score for i in self.inspections]
+
+    def pixel_pairs(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """``(masks, anomaly maps)`` of the images that have ground truth, for the pixel metrics."""
+        pairs = [(m, i.anomaly_map) for m, i in zip(self.masks, self.inspections, strict=True) if m is not None]
+        return [m for m, _ in pairs], [a for _, a in pairs]
 
 
 @dataclass
@@ -95,14 +103,17 @@ def run_inspections(
         for inspected in batch.images:
             item, image = items[str(inspected.path)], inspected.image
             h, w = image.shape[:2]
-            try:
-                mask = load_mask(item.mask_path, (w, h)) if item.mask_path else np.zeros((h, w), bool)
-            except DefectlensError as exc:
-                failures.append(Failure(str(item.mask_path), str(exc)))
-                continue
+            mask: np.ndarray | None
             if item.is_defective and item.mask_path is None:
-                failures.append(Failure(str(item.path), "defective test image has no ground-truth mask — skipped for pixel metrics"))
-                continue
+                # Its label is enough for the image metrics; only the pixel metrics need a mask.
+                mask = None
+                scored.unmasked.append(str(item.path))
+            else:
+                try:
+                    mask = load_mask(item.mask_path, (w, h)) if item.mask_path else np.zeros((h, w), bool)
+                except DefectlensError as exc:
+                    failures.append(Failure(str(item.mask_path), str(exc)))
+                    continue
             scored.sources.append(str(item.path))
             scored.defect_types.append(item.defect_type)
             scored.masks.append(mask)
@@ -121,7 +132,7 @@ def evaluate_detection(
     scored, failures, seconds = run_inspections(inspector, category, progress, keep_images=keep_images)
     if not scored.inspections:
         raise DefectlensError("no test image could be evaluated", category.root / "test", "check the failures listed above")
-    metrics = detection_metrics(scored.labels, scored.scores, scored.masks, [i.anomaly_map for i in scored.inspections])
+    metrics = detection_metrics(scored.labels, scored.scores, *scored.pixel_pairs())
     per_type = []
     for defect in sorted({t for t in scored.defect_types if t != "good"}):
         idx = [i for i, t in enumerate(scored.defect_types) if t in (defect, "good")]

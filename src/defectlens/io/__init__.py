@@ -1,14 +1,24 @@
 """Input and output: decoding images safely, atomic file writes, dataset folder layout."""
 
-from defectlens.io.atomic import atomic_write, write_bytes_atomic, write_json_atomic, write_text_atomic
+from defectlens.io.atomic import (
+    atomic_directory,
+    atomic_write,
+    clean_stale_temporaries,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
-from defectlens.io.images import IMAGE_SUFFIXES, load_image, load_mask
+from defectlens.io.images import IMAGE_SUFFIXES, as_rgb_image, load_image, load_mask
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "Category",
     "LabelledImage",
+    "as_rgb_image",
+    "atomic_directory",
     "atomic_write",
+    "clean_stale_temporaries",
     "list_images",
     "load_category",
     "load_image",

@@ -1,16 +1,66 @@
 """Atomic file writes: a reader never sees a half-written file, and a crash never
-destroys the previous version (write to a temporary file beside the target, then rename)."""
+destroys the previous version (write to a temporary file beside the target, then rename).
+
+Temporaries are hidden and named after their target: ``.NAME.XXXXXXXX.tmp`` for a file,
+``.NAME.tmp-XXXXXXXX`` for a folder (and ``.NAME.old-XXXXXXXX`` for the folder it replaces).
+A run killed midway (SIGKILL, power loss) cannot remove its own; the next run removes those
+left in its output folder (:func:`clean_stale_temporaries`). Every file and folder gets the
+mode the umask gives, as ``open()`` would, not the 0600/0700 of :mod:`tempfile`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from defectlens.errors import ModelFileError
+from defectlens.errors import ModelFileError, OutputError
+
+STALE_SECONDS = 60.0
+"""A temporary untouched this long belongs to a dead run: a live one renames its own within
+moments, so a concurrent run writing to the same folder never loses a file in flight."""
+
+# tempfile's random part: 8 characters of [a-z0-9_].
+_STALE_PATTERN = re.compile(r"^\..+\.(?:[a-z0-9_]{8}\.tmp|tmp-[a-z0-9_]{8}|old-[a-z0-9_]{8})$")
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back: POSIX offers no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def clean_stale_temporaries(folder: str | Path, target: str | None = None, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporaries of our own naming pattern that an interrupted run left in ``folder``
+    (not in its subfolders) — only those of ``target`` when a name is given; returns what was
+    removed. Anything else, and anything younger than ``older_than`` seconds, is never touched."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    now = time.time()
+    for entry in root.iterdir():
+        if not _STALE_PATTERN.match(entry.name) or (target is not None and not entry.name.startswith(f".{target}.")):
+            continue
+        try:
+            if now - entry.lstat().st_mtime < older_than:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:
+            continue  # another run cleaned it first
+        removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -26,9 +76,59 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes 0600 whatever the umask (and some writers recreate the file): set the
+        # mode open() would have given, just before the file becomes visible.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool], what: str) -> None:
+    """Refuse, before any work, a target that :func:`atomic_directory` would not replace:
+    a file, or a folder that holds something and is not ``what`` (``is_ours`` says)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"exists and is not a folder (a {what} is a folder)", target, "pass a new folder path, or move the file away")
+    if target.is_dir() and any(target.iterdir()) and not is_ours(target):
+        raise OutputError(
+            f"folder holds other files and is not a {what}; writing the {what} replaces the whole folder",
+            target,
+            "pass a new or empty folder",
+        )
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: str = "model") -> Iterator[Path]:
+    """Yield a fresh hidden sibling folder to fill; on success swap it in for ``path`` by rename.
+
+    A reader sees the old folder or the new one, never a mix of their files. An existing
+    ``path`` is replaced only when empty or when ``is_ours`` recognises it (see
+    :func:`require_replaceable_folder`). Replacing is rename old away, rename new in, delete
+    old: between the two renames ``path`` is briefly absent (read as "not found", never mixed).
+    On any exception the temporary folder is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    require_replaceable_folder(target, is_ours, what)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 whatever the umask
+        yield tmp
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old)  # onto the empty placeholder folder: atomic on POSIX
+            try:
+                os.rename(tmp, target)
+            except BaseException:
+                os.replace(old, target)  # put the old model back rather than leave none
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -62,6 +162,14 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
         raise error(f"not valid JSON ({exc})", p, invalid_fix) from None
 
 
+def require_finite(tensors: Mapping[str, Any], path: str | Path, remedy: str) -> None:
+    """Refuse model weights holding NaN or infinity (``tensors``: name -> torch tensor): they
+    load without complaint and then turn every score into nonsense."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise ModelFileError(f"tensor(s) {', '.join(sorted(bad))} hold NaN or infinite values", path, remedy)
+
+
 def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kind: str, remedy: str) -> dict:
     """Read the JSON descriptor of a saved model folder and check its format and version.
 
@@ -79,7 +187,13 @@ def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kin
     )
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise ModelFileError(f"not a defectlens {kind}", folder / filename, f"pass a folder written by {remedy}")
-    if meta.get("format_version") != version:
+    found = meta.get("format_version")
+    if isinstance(found, bool) or not isinstance(found, int):
+        # A hand-edited "1" would otherwise read "version 1 is not supported (this reads 1)".
+        raise ModelFileError(
+            f"format_version must be an integer, got {found!r}", folder / filename, f"write it as a number, or re-create it with {remedy}"
+        )
+    if found != version:
         raise ModelFileError(
             f"{kind} format version {meta.get('format_version')} is not supported (this defectlens reads {version})",
             folder / filename,

@@ -6,86 +6,204 @@ so a batch can skip it and report it at the end.
 
 from __future__ import annotations
 
+import errno
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
-from defectlens.errors import ImageReadError
+from defectlens.errors import DefectlensWarning, ImageReadError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
 # A hostile or mistaken upload can declare a gigantic canvas; refuse before decoding it.
 MAX_PIXELS = 64_000_000
+MIN_SIDE = 8
+"""Smallest width or height accepted: the encoder needs a few pixels per feature cell."""
+MAX_ASPECT = 20.0
+"""Longer side over shorter side above which an image is inspected with a warning: it is squeezed
+onto the canvas so hard that small defects merge into one region."""
+DEEP_BIT_DEPTHS = (8, 10, 12, 14, 16)
+"""Sensor depths that integer data deeper than 8 bits is assumed to have (see :func:`as_rgb_image`)."""
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """Convert any Pillow mode to uint8 RGB with a fixed (not per-image) intensity mapping,
-    so that training and test images of the same camera map identically."""
+def describe_unreadable(path: Path) -> tuple[str, str]:
+    """``(what is wrong, fix)`` for a path that is not a readable file: a symlink loop, a broken
+    link, a folder, or nothing there — so a loop is not reported as "no such file"."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop (the link resolves back to itself)", "point the link at a real file"
+        if path.is_symlink():
+            return f"broken symlink (points to {os.readlink(path)})", "point the link at an existing file"
+        if exc.errno == errno.ENOENT:
+            return "no such file", "check the path"
+        return f"cannot be read ({exc.strerror})", "check the path and its permissions"
+    if path.is_dir():
+        return "is a folder, not an image file", "pass the folder's images, or the folder where a folder is accepted"
+    return "not a regular file", "pass an image file"
+
+
+def _too_large(width: int, height: int) -> str:
+    return f"image is {width}x{height} ({width * height:,} pixels), above the {MAX_PIXELS:,}-pixel limit"
+
+
+def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
+    """Map any numeric pixel array to uint8 with a fixed rule (not stretched per image), so that
+    training and test images of one camera map identically:
+
+    * bool: 0 / 255;
+    * integers up to 255: as they are;
+    * deeper integers (16-bit PNG/TIFF, uint16 arrays): scaled by the full range of the sensor depth
+      they fit — the smallest of 10, 12, 14 or 16 bits holding the image's maximum — so 12-bit
+      camera data stored in 16 bits (max 4095) spans 0..255 instead of about 11 grey levels.
+      (A 16-bit image darker than 4096 everywhere is therefore read as 12-bit data.);
+    * floats: [0, 1] scaled to 0..255, else [0, 255] as they are; NaN, infinity or values outside
+      both ranges are refused.
+    """
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype.kind in "ui":
+        low, high = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if low < 0:
+            raise ImageReadError(f"pixel values go down to {low}", source, "pass non-negative pixel values")
+        bits = next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
+        if bits is None:
+            raise ImageReadError(f"pixel values go up to {high}, deeper than 16 bits", source, "convert to 8 or 16 bits per channel")
+        scale = (2**bits - 1) / 255.0
+        return np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
+    if arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            if not np.isfinite(arr).all():
+                raise ImageReadError("pixel values include NaN or infinity", source, "pass finite pixel values")
+        flow, fhigh = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if flow < 0 or fhigh > 255:
+            raise ImageReadError(f"float pixel values span {flow:g}..{fhigh:g}", source, "scale them to [0, 1] or [0, 255]")
+        scaled = arr * 255.0 if fhigh <= 1.0 else arr
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    raise ImageReadError(f"unsupported pixel type {arr.dtype}", source, "pass uint8, uint16 or float pixels")
+
+
+def _fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite ``rgb`` over a mirror of its own opaque part: each see-through pixel shows the
+    opaque pixel reflected across the nearest opaque edge. A flat background (black, white, grey)
+    would look like a defect beside the part's texture; the mirror continues the texture instead.
+    With nothing opaque at all, mid-grey is used."""
+    opaque = alpha >= 128
+    if not opaque.any():
+        fill = np.full_like(rgb, 128)
+    else:
+        iy, ix = ndimage.distance_transform_edt(~opaque, return_distances=False, return_indices=True)
+        yy, xx = np.indices(alpha.shape)
+        my = np.clip(2 * iy - yy, 0, alpha.shape[0] - 1)
+        mx = np.clip(2 * ix - xx, 0, alpha.shape[1] - 1)
+        ok = opaque[my, mx]  # the reflection can land on transparency again: take the nearest then
+        fill = rgb[np.where(ok, my, iy), np.where(ok, mx, ix)]
+    a = alpha[..., None].astype(np.float32) / 255.0
+    return np.clip(np.rint(rgb * a + fill * (1.0 - a)), 0, 255).astype(np.uint8)
+
+
+def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
+    """The one gate every image passes, from a file (:func:`load_image`) or an array
+    (:meth:`~defectlens.inspector.Inspector.inspect`): returns a (H, W, 3) uint8 RGB array or
+    raises :class:`ImageReadError` naming ``source``.
+
+    Accepts (H, W) grey, (H, W, 1), (H, W, 2) grey + alpha, (H, W, 3) RGB and (H, W, 4) RGBA, in
+    bool, integer or float pixels (see :func:`_to_uint8` for the intensity rule). Transparent
+    pixels are filled by mirroring the opaque part (a :class:`DefectlensWarning` says how much).
+    Sides below 8 pixels and images above the pixel limit are refused; an extreme aspect ratio warns.
+    """
+    if not isinstance(array, np.ndarray):
+        raise ImageReadError(f"expected an image array or a path, got {type(array).__name__}", source, "pass a numpy array or an image file path")
+    arr = array[..., None] if array.ndim == 2 else array
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(f"array has shape {array.shape}", source, "pass (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA pixels")
+    h, w = arr.shape[:2]
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ImageReadError(f"image is only {w}x{h} pixels", source, f"use images of at least {MIN_SIDE}x{MIN_SIDE}")
+    if h * w > MAX_PIXELS:
+        raise ImageReadError(_too_large(w, h), source, "downscale or tile the image before inspecting it")
+    arr = _to_uint8(arr, str(source))
+    channels = arr.shape[2]
+    rgb = np.repeat(arr[..., :1], 3, axis=2) if channels <= 2 else arr[..., :3]
+    if channels in (2, 4):
+        alpha = arr[..., -1]
+        see_through = float((alpha < 128).mean())
+        if see_through > 0:
+            how = "mirroring the opaque part" if see_through < 1 else "mid-grey (nothing is opaque)"
+            warnings.warn(
+                f"{source}: {see_through:.0%} of the image is transparent; filled by {how}, so the transparent area is not judged as a defect",
+                DefectlensWarning,
+                stacklevel=2,
+            )
+        if (alpha < 255).any():
+            rgb = _fill_transparent(rgb, alpha)
+    if max(h, w) / min(h, w) > MAX_ASPECT:
+        warnings.warn(
+            f"{source}: image is {w}x{h} (aspect {max(h, w) / min(h, w):.0f}:1); squeezed onto the canvas, nearby defects merge "
+            "and are located coarsely — crop or tile it to a less extreme shape",
+            DefectlensWarning,
+            stacklevel=2,
+        )
+    return np.ascontiguousarray(rgb)
+
+
+def _decode(img: Image.Image) -> np.ndarray:
+    """Pillow image -> numpy array in a mode :func:`as_rgb_image` understands (alpha kept)."""
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        # 16-bit grey: a fixed 65535 -> 255 scale keeps relative brightness across images.
-        arr = np.asarray(img, dtype=np.uint16).astype(np.float32) / 257.0
-        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode == "I":
-        arr = np.asarray(img, dtype=np.int64)
-        # 32-bit int images from PNG are 16-bit data widened by Pillow.
-        scale = 257.0 if arr.max(initial=0) > 255 else 1.0
-        grey = np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode == "F":
-        arr = np.asarray(img, dtype=np.float32)
-        scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
-        grey = np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-        # Composite transparent pixels over mid-grey: black or white would look like a defect.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return np.asarray(img)  # deep grey: as_rgb_image applies the fixed depth rule
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"))
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read ``path`` as a (H, W, 3) uint8 RGB array, applying EXIF orientation.
 
-    Raises :class:`ImageReadError` for missing, empty, truncated, oversized or non-image files.
+    Raises :class:`ImageReadError` for missing, empty, truncated, oversized or non-image files;
+    the pixels then pass the same checks as an array given to the Inspector (:func:`as_rgb_image`).
     """
     p = Path(path)
     if not p.is_file():
-        raise ImageReadError("no such file", p, "check the path")
+        what, fix = describe_unreadable(p)
+        raise ImageReadError(what, p, fix)
     if p.stat().st_size == 0:
         raise ImageReadError("file is empty (0 bytes)", p, "re-export or re-copy the image")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit, checked just below with the image's size in the message, is lower.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 if img.width * img.height > MAX_PIXELS:
-                    raise ImageReadError(
-                        f"image is {img.width}x{img.height}, above the {MAX_PIXELS:,}-pixel limit",
-                        p,
-                        "downscale or tile the image before inspecting it",
-                    )
+                    raise ImageReadError(_too_large(img.width, img.height), p, "downscale or tile the image before inspecting it")
                 img.load()  # force full decode now so truncation is detected here
                 upright = ImageOps.exif_transpose(img)
-                arr = _to_rgb(upright)
+                arr = _decode(upright)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
         raise ImageReadError(
             "not a readable image", p, f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
         ) from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageReadError("image declares an enormous size", p, "check the file's origin") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses these in Image.open, before the size is known to us; its message has the pixel count.
+        raise ImageReadError(f"image declares an enormous size ({exc})", p, "downscale or tile the image, or check the file's origin") from None
+    except PermissionError:
+        raise ImageReadError("permission denied", p, "check the file's permissions") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(
             f"image is corrupt or truncated ({exc})", p, "re-export or re-copy the image"
         ) from None
-    if arr.shape[0] < 8 or arr.shape[1] < 8:
-        raise ImageReadError(f"image is only {arr.shape[1]}x{arr.shape[0]} pixels", p, "use images of at least 8x8")
-    return arr
+    except Exception as exc:  # noqa: BLE001 — Pillow's decoders raise anything on hostile bytes
+        raise ImageReadError(f"image could not be decoded ({exc.__class__.__name__}: {exc})", p, "re-export or re-copy the image") from None
+    return as_rgb_image(arr, p)
 
 
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:

@@ -41,7 +41,7 @@ from defectlens.detect.grounding.features import (
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
 from defectlens.errors import ConfigError, ModelFileError
-from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
+from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.types import GroundingResult
 
@@ -399,6 +399,7 @@ class GroundingModel:
             tensors = load_file(str(weights))
         except (SafetensorError, OSError, RuntimeError) as exc:
             raise ModelFileError(f"weights are corrupt ({exc.__class__.__name__})", weights, "re-train the grounding model") from None
+        require_finite(tensors, weights, "re-train the grounding model")
         in_channels = meta.get("in_channels")
         expected = expected_in_channels(config.encoder)
         if expected is not None and expected != in_channels:

@@ -1,0 +1,88 @@
+"""Where results may go: checks that run before any work, so no input is overwritten and no
+result is lost, and output names that never collide.
+
+Every check raises :class:`~defectlens.errors.OutputError` naming the path and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from defectlens.errors import OutputError
+
+
+def _real(path: Path) -> Path:
+    """``path`` with every symlink resolved; unlike ``Path.resolve`` in Python 3.11, a symlink
+    loop does not raise (the loader reports it for that file)."""
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or lies somewhere below it (both resolved)."""
+    return path == folder or folder in path.parents
+
+
+def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[Path] = ()) -> None:
+    """Refuse an output folder that would overwrite or mix with the inputs, before anything is written.
+
+    ``inputs`` are the paths as given (files or folders), ``files`` the images they expand to.
+    The output must not be a file, must not be an input folder or lie inside one (the overlays
+    would replace the images, and the next run would inspect them), and no input image may sit
+    directly in it (its overlay ``<stem>.png`` could replace it).
+    """
+    if output.exists() and not output.is_dir():
+        raise OutputError("exists and is not a folder", output, "pass a folder path for -o, or move the file away")
+    out = _real(output)
+    for item in inputs:
+        if item.is_dir() and _inside(out, _real(item)):
+            raise OutputError(
+                f"output folder is the input folder {item} or inside it: the results would overwrite or mix with the images",
+                output,
+                "pass an output folder outside every input folder",
+            )
+    for f in files:
+        if _real(f).parent == out:
+            raise OutputError(
+                f"input image {f} lies in the output folder, where its results could overwrite it",
+                output,
+                "pass an output folder that holds none of the input images",
+            )
+
+
+def require_output_file(path: Path, what: str) -> None:
+    """Refuse, before any work, a file path that cannot be written: a folder, or under a file."""
+    if path.is_dir():
+        raise OutputError(f"is a folder; the {what} goes to a file", path, "pass a file path, e.g. metrics.json")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
+
+
+def unique_output_names(paths: Sequence[Path], suffixes: Sequence[str]) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
+    """A name per input such that no two inputs share any output file ``name + suffix``.
+
+    De-duplicating stems alone is not enough: ``x.png`` writes ``x.report.json`` and so does
+    ``x.report.png`` (as its ``.json``). Names are given in input order (stable across runs,
+    which ``--resume`` relies on); a clash adds ``-2``, ``-3``…; comparison ignores case, for
+    case-insensitive file systems. Returns the names and the ``(input, name)`` pairs that were
+    renamed, to be reported.
+    """
+    used: set[str] = set()
+    names: dict[Path, str] = {}
+    renamed: list[tuple[Path, str]] = []
+    for path in paths:
+        if path in names:
+            continue
+        name, n = path.stem, 1
+        while any((name + s).casefold() in used for s in suffixes):
+            n += 1
+            name = f"{path.stem}-{n}"
+        used.update((name + s).casefold() for s in suffixes)
+        names[path] = name
+        if n > 1:
+            renamed.append((path, name))
+    return names, renamed

@@ -1,0 +1,505 @@
+"""Issue 9: hostile but realistic input — bad images, folders, models, options, interruptions.
+
+Every case of the issue is reproduced here: nothing lost, no traceback (a one-line
+DefectlensError instead), nothing silently wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from defectlens import Inspector
+from defectlens.cli import app
+from defectlens.errors import ConfigError, DefectlensError, DefectlensWarning, ImageReadError, ModelFileError, OutputError
+from defectlens.inspector import InspectorSettings
+from defectlens.io import atomic_directory, clean_stale_temporaries, load_image, write_text_atomic
+from defectlens.io.outputs import unique_output_names
+from tests.conftest import texture
+
+runner = CliRunner()
+
+
+def _text(result) -> str:
+    """CLI output with rich's line wrapping undone (words)."""
+    return " ".join(result.output.split())
+
+
+def _joined(result) -> str:
+    """CLI output with line breaks removed: rich folds long paths mid-word."""
+    return result.output.replace("\n", "")
+
+
+def _copy_model(fitted_model: Path, tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    return model
+
+
+def _small_category(root: Path, n_good: int, extra: dict[str, bytes] | None = None) -> Path:
+    """A tiny MVTec-layout category: ``n_good`` normal 64x64 train images (+ raw extra files)."""
+    rng = np.random.default_rng(3)
+    good = root / "train" / "good"
+    good.mkdir(parents=True)
+    for i in range(n_good):
+        Image.fromarray(texture(rng, 64, 64)).save(good / f"{i:03d}.png")
+    for name, data in (extra or {}).items():
+        (good / name).write_bytes(data)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Data loss
+# ---------------------------------------------------------------------------------------------
+
+
+def test_output_folder_equal_to_or_inside_an_input_folder_is_refused(fitted_model, synthetic_category, tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(synthetic_category / "test/spot", folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for out in (folder, folder / "results"):
+        result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "inside it" in _text(result) and "fix:" in _text(result)
+    # Nothing written: the images are intact and no results folder appeared.
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_input_image_inside_the_output_folder_is_refused(fitted_model, synthetic_category, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    image = out / "x.png"
+    shutil.copy(synthetic_category / "test/spot/000.png", image)
+    original = image.read_bytes()
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(image), "-o", str(out)])
+    assert result.exit_code == 2 and "lies in the output folder" in _text(result)
+    assert image.read_bytes() == original and sorted(p.name for p in out.iterdir()) == ["x.png"]
+
+
+def test_every_output_file_of_every_input_gets_a_unique_name(fitted_model, synthetic_category, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(synthetic_category / "test/spot/000.png", src / "x.png")
+    shutil.copy(synthetic_category / "test/good/000.png", src / "x.report.png")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(src / "x.png"), str(src / "x.report.png"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "renamed" in _text(result)  # the collision is reported
+    assert len(list(out.iterdir())) == 8  # 4 files per input, none overwritten
+    sources = {json.loads(p.read_text())["source"] for p in out.glob("*.json") if not p.name.endswith(".report.json")}
+    assert sources == {str(src / "x.png"), str(src / "x.report.png")}
+
+
+def test_unique_output_names_cover_every_suffix_and_case():
+    suffixes = (".json", ".png", ".report.json", ".report.md")
+    names, renamed = unique_output_names([Path("a/x.png"), Path("b/x.report.png"), Path("c/X.png"), Path("a/x.png")], suffixes)
+    assert names == {Path("a/x.png"): "x", Path("b/x.report.png"): "x.report-2", Path("c/X.png"): "X-2"}
+    assert renamed == [(Path("b/x.report.png"), "x.report-2"), (Path("c/X.png"), "X-2")]
+    files = [(n + s).casefold() for n in names.values() for s in suffixes]
+    assert len(files) == len(set(files))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracebacks -> one-line errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fit_with_one_normal_image_is_refused_before_fitting(tmp_path):
+    category = _small_category(tmp_path / "one", 1)
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(category), "-o", str(model), "--image-size", "64"])
+    assert result.exit_code == 2, result.output
+    assert "at least 2 are needed" in _text(result) and "train/good" in _text(result)
+    assert not model.exists() and "decoding" not in result.output
+    with pytest.raises(DefectlensError, match="at least 2"):
+        Inspector.fit([texture(np.random.default_rng(0), 64, 64)[..., None].repeat(3, 2)])
+
+
+def test_a_model_without_thresholds_is_a_model_file_error(fitted_model, tmp_path):
+    model = _copy_model(fitted_model, tmp_path)
+    meta = json.loads((model / "detector.json").read_text())
+    meta["thresholds"] = None  # what an older defectlens wrote after fitting on one image
+    (model / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="no thresholds"):
+        Inspector.load(model)
+
+
+@pytest.mark.parametrize("thresholds", [{"image": "0.5", "pixel": 0.4}, [1, 2], {"image": 1.0}, {"image": None, "pixel": 1.0}])
+def test_hand_edited_thresholds_of_the_wrong_type(fitted_model, tmp_path, thresholds):
+    model = _copy_model(fitted_model, tmp_path)
+    meta = json.loads((model / "detector.json").read_text())
+    meta["thresholds"] = thresholds
+    (model / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"detector\.json") as info:
+        Inspector.load(model)
+    assert "fix:" in str(info.value)
+
+
+def test_output_path_naming_an_existing_file_is_refused_before_work(fitted_model, synthetic_category, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot"), "-o", str(taken)])
+    assert result.exit_code == 2 and "not a folder" in _text(result) and "inspecting" not in result.output
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(taken)])
+    assert result.exit_code == 2 and "not a folder" in _text(result) and "decoding" not in result.output
+    assert taken.read_text() == "keep me"
+
+
+def test_fit_will_not_replace_a_folder_that_is_not_a_model(synthetic_category, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(folder)])
+    assert result.exit_code == 2 and "is not a model" in _text(result) and "decoding" not in result.output
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_evaluate_json_naming_a_folder_fails_before_evaluating(fitted_model, synthetic_category, tmp_path):
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder" in _text(result)
+    assert "evaluating" not in result.output and "image_auroc" not in result.output
+
+
+@pytest.mark.parametrize("k", ["0", "-2"])
+def test_examples_k_must_be_positive(fitted_model, synthetic_category, tmp_path, k):
+    out = tmp_path / "o"
+    image = str(synthetic_category / "test/spot/000.png")
+    result = runner.invoke(app, ["inspect", str(fitted_model), image, "-o", str(out), "--examples", str(synthetic_category), "--k", k])
+    assert result.exit_code == 2 and "--k" in _text(result) and not out.exists()
+
+
+def test_image_size_out_of_range_is_refused_before_allocating(synthetic_category, tmp_path):
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--image-size", "10000"])
+    assert result.exit_code == 2 and "outside 64..1024" in _text(result) and not (tmp_path / "m").exists()
+    with pytest.raises(ConfigError, match=r"outside 64\.\.1024"):
+        InspectorSettings(image_size=10000)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Python API with arrays: converted sensibly or the project's own error
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inspector(fitted_model) -> Inspector:
+    return Inspector.load(fitted_model)
+
+
+@pytest.fixture(scope="module")
+def grey(synthetic_category) -> np.ndarray:
+    return np.asarray(Image.open(synthetic_category / "test/spot/000.png").convert("L"))
+
+
+def test_inspect_converts_grey_float_and_uint16_arrays(inspector, grey):
+    reference = inspector.inspect(np.repeat(grey[..., None], 3, axis=2)).score
+    as_grey = inspector.inspect(grey).score
+    as_float01 = inspector.inspect(grey.astype(np.float32) / 255.0).score
+    as_float255 = inspector.inspect(grey.astype(np.float64)).score
+    as_uint16 = inspector.inspect(grey.astype(np.uint16) * 257).score
+    assert as_grey == pytest.approx(reference) and as_float01 == pytest.approx(reference)
+    assert as_float255 == pytest.approx(reference) and as_uint16 == pytest.approx(reference)
+
+
+def test_inspect_composites_an_rgba_array(inspector, grey):
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    rgba = np.concatenate([rgb, np.full((*grey.shape, 1), 255, np.uint8)], axis=2)
+    assert inspector.inspect(rgba).score == pytest.approx(inspector.inspect(rgb).score)
+
+
+@pytest.mark.parametrize(
+    ("array", "words"),
+    [
+        (np.zeros((0, 0, 3), np.uint8), "only 0x0 pixels"),
+        (np.zeros((1, 1, 3), np.uint8), "only 1x1 pixels"),
+        (np.zeros((16, 16, 5), np.uint8), "shape"),
+        (np.full((16, 16), np.nan, np.float32), "NaN"),
+        (np.full((16, 16), 300.0), "float pixel values"),
+        (np.full((16, 16), -1, np.int16), "down to -1"),
+        (np.zeros((16, 16), complex), "unsupported pixel type"),
+    ],
+)
+def test_inspect_refuses_what_is_not_an_image_with_its_own_error(inspector, array, words):
+    with pytest.raises(ImageReadError, match=words) as info:
+        inspector.inspect(array, source="cam0")
+    assert str(info.value).startswith("cam0:") and "fix:" in str(info.value)
+
+
+def test_one_by_one_is_refused_like_the_file_loader_refuses_it(inspector, tmp_path):
+    path = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(path)
+    with pytest.raises(ImageReadError) as from_file:
+        load_image(path)
+    with pytest.raises(ImageReadError) as from_array:
+        inspector.inspect(np.zeros((1, 1, 3), np.uint8), source=str(path))
+    assert str(from_file.value) == str(from_array.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Silently wrong -> refused, fixed or warned
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_memory_bank_with_non_finite_values_does_not_load(fitted_model, tmp_path, bad):
+    model = _copy_model(fitted_model, tmp_path)
+    bank = load_file(str(model / "memory_bank.safetensors"))["bank"]
+    bank[3, 5] = bad
+    save_file({"bank": bank}, str(model / "memory_bank.safetensors"))
+    with pytest.raises(ModelFileError, match="bank hold NaN or infinite"):
+        Inspector.load(model)
+
+
+def test_memory_bank_row_count_must_match_detector_json(fitted_model, tmp_path):
+    model = _copy_model(fitted_model, tmp_path)
+    bank = load_file(str(model / "memory_bank.safetensors"))["bank"]
+    save_file({"bank": bank[:-7].contiguous()}, str(model / "memory_bank.safetensors"))
+    with pytest.raises(ModelFileError, match=r"rows but detector\.json records bank_size"):
+        Inspector.load(model)
+
+
+def test_missing_masks_keep_images_in_the_image_metrics(fitted_model, synthetic_category, tmp_path):
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    for mask in (category / "ground_truth/spot").iterdir():
+        mask.unlink()
+    metrics_file = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--json", str(metrics_file)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["n_test"] == 8 and metrics["image_auroc"] == 1.0  # was n/a: the defective images were dropped
+    assert metrics["pixel_auroc"] is None and len(metrics["no_mask"]) == 4 and metrics["failures"] == []
+    text = _text(result)
+    assert text.count("no ground-truth mask") == 1 and str(category / "test/spot/000.png") in _joined(result)
+
+
+def test_twelve_bit_data_in_a_sixteen_bit_png_uses_its_real_range(tmp_path):
+    data = np.tile(np.linspace(0, 4095, 64).astype(np.uint16), (16, 1))
+    path = tmp_path / "twelve.png"
+    Image.fromarray(data).save(path)
+    grey = load_image(path)[..., 0]
+    assert grey.max() == 255 and len(np.unique(grey)) > 50  # was 0..16: about 11 grey levels
+    assert abs(int(grey[0, 32]) - round(int(data[0, 32]) / 4095 * 255)) <= 1
+
+
+def test_transparent_part_of_an_rgba_image_is_not_a_defect(inspector, synthetic_category, tmp_path):
+    rgb = np.asarray(Image.open(synthetic_category / "test/good/001.png").convert("RGB"))
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
+    rgba[:, 88:] = 0  # the right third: transparent black, as cut-out exports store it
+    path = tmp_path / "cutout.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    with pytest.warns(DefectlensWarning, match="transparent"):
+        inspection = inspector.inspect(path)
+    assert not inspection.is_defective and inspection.score < inspection.thresholds.image
+
+
+def test_extreme_aspect_ratio_warns(inspector):
+    strip = texture(np.random.default_rng(1), 8, 5000)
+    with pytest.warns(DefectlensWarning, match="5000x8"):
+        inspector.inspect(strip)
+
+
+def test_bad_options_are_refused_before_any_image_is_decoded(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    import defectlens.inspector as inspector_module
+
+    def no_decoding(*_a, **_k):
+        raise AssertionError("an image was decoded before the options were checked")
+
+    monkeypatch.setattr(inspector_module, "load_image", no_decoding)
+    monkeypatch.setattr("defectlens.cli.vision.load_images", no_decoding)
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot"), "-o", str(out), "--cue", "bogus"])
+    assert result.exit_code == 2 and "token, batch, both" in _text(result) and not out.exists()
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--max-images", "-3"])
+    assert result.exit_code == 2 and "--max-images" in _text(result)
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--fusion-mode", "bogus"])
+    assert result.exit_code == 2 and "sum|product" in _text(result)
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--types-k", "-1"])
+    assert result.exit_code == 2 and "--types-k" in _text(result)
+
+
+def test_files_and_model_folders_respect_the_umask(inspector, tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        inspector.save(tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o750
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "model").iterdir()} == {0o640}
+
+
+def test_stale_temporaries_of_an_interrupted_run_are_removed(fitted_model, synthetic_category, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".000.json.abc_1234.tmp", out / ".000.png.zzzzzzzz.tmp"]
+    fresh = out / ".001.json.qwertyui.tmp"  # a concurrent run's file in flight: never touched
+    foreign = out / ".mine.tmp"  # not our naming pattern
+    for p in [*stale, fresh, foreign]:
+        p.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    for p in [*stale, foreign]:
+        os.utime(p, (an_hour_ago, an_hour_ago))
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot/000.png"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in stale) and fresh.exists() and foreign.exists()
+    assert "removed 2 unfinished temporary file(s)" in _text(result)
+    assert clean_stale_temporaries(out) == []
+
+
+def test_sigint_exits_130_naming_what_was_done_and_resume_finishes(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    import defectlens.cli.vision as vision
+
+    real = vision.write_inspection
+    calls = {"n": 0}
+
+    def interrupt_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(vision, "write_inspection", interrupt_third)
+    out = tmp_path / "out"
+    inputs = [str(synthetic_category / "test/good"), str(synthetic_category / "test/spot")]
+    result = runner.invoke(app, ["inspect", str(fitted_model), *inputs, "-o", str(out)])
+    assert result.exit_code == 130, result.output
+    assert "2 of 8 image(s) done" in _text(result) and "--resume" in _text(result)
+    done = {p: p.stat().st_mtime_ns for p in out.glob("*.json") if "report" not in p.name}
+    assert len(done) == 2
+    # The third image got its report but not its inspection JSON: the JSON (written last) is the
+    # completion marker, so --resume redoes that image.
+    assert len(list(out.glob("*.report.json"))) == 3
+
+    monkeypatch.setattr(vision, "write_inspection", real)
+    result = runner.invoke(app, ["inspect", str(fitted_model), *inputs, "-o", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "2 image(s) already done, 6 to inspect" in _text(result)
+    assert len([p for p in out.glob("*.json") if "report" not in p.name]) == 8
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished images were not redone
+
+
+def test_resume_redoes_an_image_whose_json_is_broken(fitted_model, synthetic_category, tmp_path):
+    out = tmp_path / "out"
+    image = str(synthetic_category / "test/spot/000.png")
+    assert runner.invoke(app, ["inspect", str(fitted_model), image, "-o", str(out)]).exit_code == 0
+    (out / "000.json").write_text("{ truncated")
+    result = runner.invoke(app, ["inspect", str(fitted_model), image, "-o", str(out), "--resume"])
+    assert result.exit_code == 0 and "0 image(s) already done, 1 to inspect" in _text(result)
+    assert json.loads((out / "000.json").read_text())["source"] == image
+
+
+def test_sigint_during_fit_leaves_the_old_model(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    model = _copy_model(fitted_model, tmp_path)
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Inspector, "fit", interrupted)
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "128"])
+    assert result.exit_code == 130 and "no model written" in _text(result)
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+
+
+def test_symlink_loop_is_reported_as_a_loop(fitted_model, tmp_path):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(ImageReadError, match="symlink loop"):
+        load_image(loop)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.png").symlink_to(folder / "b.png")
+    (folder / "b.png").symlink_to(folder / "a.png")
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(loop), str(folder), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 3 and _text(result).count("symlink loop") == 3 and "no such file" not in _text(result)
+
+
+def test_format_version_as_a_string_says_it_must_be_an_integer(fitted_model, tmp_path):
+    model = _copy_model(fitted_model, tmp_path)
+    meta = json.loads((model / "detector.json").read_text())
+    meta["format_version"] = "1"
+    (model / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="format_version must be an integer, got '1'"):
+        Inspector.load(model)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares ``width`` x ``height`` but holds almost no data (a decompression bomb's shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(("width", "height", "words"), [(10_000, 10_000, "10000x10000"), (20_000, 20_000, "400000000 pixels")])
+def test_huge_images_are_refused_with_their_size(tmp_path, width, height, words):
+    with pytest.raises(ImageReadError, match=words):
+        load_image(_png_header_only(tmp_path / "huge.png", width, height))
+
+
+def test_fit_and_evaluate_exit_3_when_inputs_were_skipped(fitted_model, synthetic_category, tmp_path):
+    category = _small_category(tmp_path / "cat", 3, {"broken.png": b"\x89PNG broken"})
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(category), "-o", str(model), "--image-size", "64", "--coreset-ratio", "0.5"])
+    assert result.exit_code == 3, result.output
+    assert "broken.png" in _joined(result) and (model / "detector.json").is_file()
+
+    test_cat = tmp_path / "plate"
+    shutil.copytree(synthetic_category, test_cat)
+    (test_cat / "test/good/zz.png").write_bytes(b"not an image")
+    metrics_file = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(test_cat), "--json", str(metrics_file)])
+    assert result.exit_code == 3, result.output
+    assert "zz.png" in _joined(result) and metrics_file.is_file()  # metrics still written
+
+
+# ---------------------------------------------------------------------------------------------
+# A model folder written as a unit
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_save_cut_short_leaves_the_old_model_whole(fitted_model, tmp_path, monkeypatch):
+    model = _copy_model(fitted_model, tmp_path)
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    inspector = Inspector.load(model)
+    inspector.set_thresholds(image=123.0)
+    real_save = type(inspector.detector).save
+
+    def save_then_die(self, directory):
+        real_save(self, directory)  # the new detector.json is complete ...
+        raise KeyboardInterrupt  # ... and the process is stopped before inspector.json
+
+    monkeypatch.setattr(type(inspector.detector), "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        inspector.save(model)
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+
+    monkeypatch.setattr(type(inspector.detector), "save", real_save)
+    inspector.save(model)
+    assert Inspector.load(model).thresholds.image == 123.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_refuses_to_replace_a_foreign_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"jpeg")
+    with pytest.raises(OutputError, match="not a model"), atomic_directory(folder, lambda p: (p / "detector.json").is_file()) as tmp:
+        (tmp / "detector.json").write_text("{}")
+    assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]
