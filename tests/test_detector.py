@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 
 from defectlens import Inspector, ModelFileError
 from defectlens.detect import f1_optimal_threshold, greedy_coreset
-from defectlens.io import load_category, load_image
+from defectlens.evaluate.metrics import f1_max
+from defectlens.io import load_category, load_image, load_mask
 
 
 def test_coreset_covers_clusters():
@@ -24,7 +26,8 @@ def test_coreset_covers_clusters():
 
 
 def test_f1_optimal_threshold_separates():
-    assert f1_optimal_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 0.8
+    # Midway in the gap between the lowest defective score and the highest normal one.
+    assert f1_optimal_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == pytest.approx(0.5)
 
 
 def test_planted_defect_scores_higher_and_is_located(synthetic_category, fitted_model):
@@ -88,3 +91,22 @@ def test_threshold_override(fitted_model, synthetic_category):
     inspector.set_thresholds(image=1e9)
     result = inspector.inspect(img)
     assert not result.is_defective and result.regions == [] and inspector.thresholds.source == "user"
+
+
+def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fitted_model):
+    """F1-optimal thresholds from labelled images: the verdicts reach the best F1 any threshold on the scores gives."""
+    inspector = Inspector.load(fitted_model)
+    items = load_category(synthetic_category).require_test()
+    images = [load_image(item.path) for item in items]
+    labels = [int(item.is_defective) for item in items]
+    masks = [
+        load_mask(item.mask_path, (img.shape[1], img.shape[0])) if item.mask_path else np.zeros(img.shape[:2], bool)
+        for item, img in zip(items, images, strict=True)
+    ]
+    thresholds = inspector.calibrate_f1(images, labels, masks)
+    assert thresholds.source == "f1-optimal"
+    assert inspector.thresholds == thresholds
+    inspections = [inspector.inspect(img) for img in images]
+    verdicts = [i.is_defective for i in inspections]
+    assert f1_score(labels, verdicts) == pytest.approx(f1_max(labels, [i.score for i in inspections]))
+    assert sum(verdicts) >= sum(labels) // 2  # the synthetic squares are easy: most must be caught

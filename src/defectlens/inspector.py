@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -95,14 +95,6 @@ class Failure:
 
     source: str
     message: str
-
-
-@dataclass
-class BatchOutcome:
-    """Inspections of a batch, plus the inputs that failed (the batch goes on past them)."""
-
-    inspections: list[Inspection] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
 
 
 @dataclass
@@ -294,16 +286,6 @@ class Inspector:
             ]
             yield InspectedBatch(inspected, failures, len(batch), time.perf_counter() - start)
 
-    def inspect_paths(self, paths: Sequence[str | Path], progress: Progress | None = None, chunk: int = 16) -> BatchOutcome:
-        """Inspect many files; unreadable ones are reported in ``failures`` and skipped."""
-        outcome = BatchOutcome()
-        for batch in self.iter_batches(paths, chunk):
-            outcome.inspections.extend(item.inspection for item in batch.images)
-            outcome.failures.extend(batch.failures)
-            if progress:
-                progress(batch.n_inputs)
-        return outcome
-
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
         """Write the model directory: detector files plus ``inspector.json``.
@@ -365,7 +347,6 @@ class Inspector:
 
 
 __all__ = [
-    "BatchOutcome",
     "Detector",
     "Failure",
     "InspectedBatch",

@@ -85,12 +85,21 @@ def thresholds_from_normal(stats: NormalStatistics) -> Thresholds:
 
 
 def f1_optimal_threshold(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
-    """The score threshold (``score >= t`` is positive) that maximises F1 on labelled data."""
+    """A threshold that maximises F1 on labelled data, for the rule ``score > t`` is positive.
+
+    It lies midway in the gap between the lowest score taken as positive and the next lower
+    score, not on a score itself: the same image scored again in another batch can differ in
+    the last float digits, and a threshold on its exact score would flip its verdict.
+    """
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, dtype=np.float64)
     if y.all() or not y.any():
         raise ValueError("F1-optimal calibration needs both normal and defective examples")
-    return best_f1(y, s)[1]
+    lowest_positive = best_f1(y, s)[1]
+    below = s[s < lowest_positive]
+    if below.size == 0:
+        return float(np.nextafter(lowest_positive, -np.inf))
+    return float((lowest_positive + below.max()) / 2.0)
 
 
 def f1_optimal_thresholds(
@@ -107,6 +116,5 @@ def f1_optimal_thresholds(
     if y.size > max_pixels:
         idx = np.random.default_rng(0).choice(y.size, max_pixels, replace=False)
         y, s = y[idx], s[idx]
-    # The threshold is a tie-break between equally good F1s; a nudge keeps the ">" rule exact.
     pixel_t = f1_optimal_threshold(y, s)
-    return Thresholds(image=float(np.nextafter(image_t, -np.inf)), pixel=float(np.nextafter(pixel_t, -np.inf)), source="f1-optimal")
+    return Thresholds(image=image_t, pixel=pixel_t, source="f1-optimal")
