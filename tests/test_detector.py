@@ -110,3 +110,22 @@ def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fi
     verdicts = [i.is_defective for i in inspections]
     assert f1_score(labels, verdicts) == pytest.approx(f1_max(labels, [i.score for i in inspections]))
     assert sum(verdicts) >= sum(labels) // 2  # the synthetic squares are easy: most must be caught
+
+
+def test_image_score_is_the_mean_of_the_top_share():
+    from defectlens.detect.memory_bank import image_score
+
+    amap = np.zeros((10, 10), np.float32)
+    amap[0, :3] = [9.0, 6.0, 3.0]
+    assert image_score(amap, 0.0) == 9.0
+    assert image_score(amap, 0.03) == pytest.approx(6.0)  # top 3 of 100 pixels
+    assert image_score(amap, 0.001) == 9.0  # never fewer than one pixel
+
+
+def test_models_saved_before_top_share_scoring_keep_the_maximum():
+    from defectlens.detect.memory_bank import MemoryBankConfig
+
+    old = MemoryBankConfig().to_json()
+    del old["score_top_fraction"]
+    assert MemoryBankConfig.from_json(old).score_top_fraction == 0.0
+    assert MemoryBankConfig.from_json(MemoryBankConfig().to_json()).score_top_fraction == 0.01
