@@ -38,7 +38,9 @@ def _run_category(root: str, max_train: int, image_size: int, backbone: str, que
     t0 = time.perf_counter()
     images = [load_image(p) for p in paths]
     decode_s = time.perf_counter() - t0
-    inspector, summary = Inspector.fit(images, InspectorSettings(backbone=backbone, image_size=image_size))
+    inspector = Inspector.fit(images, InspectorSettings(backbone=backbone, image_size=image_size))
+    summary = inspector.fit_summary
+    assert summary is not None
     evaluation, _ = evaluate_detection(inspector, category)
     result = evaluation.to_json()
     result.update(fit_seconds=round(summary.seconds + decode_s, 2), n_train=len(images), bank_size=summary.bank_size)

@@ -163,7 +163,7 @@ def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores
     except ImportError:
         return None
     from defectlens.detect.calibration import normal_statistics
-    from defectlens.detect.grounding.fusion import FusionConfig, fuse
+    from defectlens.detect.fusion import FusionConfig, fuse
     from defectlens.io import load_category, load_image
 
     image_auroc, pixel_auroc, aupro, _ = _metrics()
@@ -310,12 +310,14 @@ def main() -> None:
             continue
         train_roots = [r for r in roots if r != held]
         t0 = time.perf_counter()
-        model, summary = train_grounding_model(train_roots, config, training, encoder=encoder, text=text, cache=cache)
+        model = train_grounding_model(train_roots, config, training, encoder=encoder, text=text, cache=cache)
+        summary = model.fit_summary
+        assert summary is not None
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         row, (masks, labels, scores, maps, test) = evaluate_fold(model, held, cache)
         row.update(
-            trained_on=summary.categories,
+            trained_on=list(summary.categories),
             n_train_images=summary.n_images,
             cache_seconds=summary.cache_seconds,
             train_seconds=summary.train_seconds,

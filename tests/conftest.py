@@ -73,7 +73,7 @@ def fitted_model(synthetic_category, tmp_path_factory) -> Path:
     from defectlens.io import load_category, load_image
 
     images = [load_image(p) for p in load_category(synthetic_category).train_good]
-    inspector, _ = Inspector.fit(images, InspectorSettings(image_size=128, coreset_ratio=0.5))
+    inspector = Inspector.fit(images, InspectorSettings(image_size=128, coreset_ratio=0.5))
     out = tmp_path_factory.mktemp("model")
     inspector.save(out)
     return out

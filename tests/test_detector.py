@@ -113,7 +113,7 @@ def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fi
 
 
 def test_image_score_is_the_mean_of_the_top_share():
-    from defectlens.detect.memory_bank import image_score
+    from defectlens.detect.maps import image_score
 
     amap = np.zeros((10, 10), np.float32)
     amap[0, :3] = [9.0, 6.0, 3.0]

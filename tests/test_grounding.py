@@ -13,6 +13,7 @@ from PIL import Image
 
 from defectlens.classify.from_text import classify_from_grounding, classify_regions_from_text
 from defectlens.detect.calibration import NormalStatistics, normal_statistics
+from defectlens.detect.fusion import FusionConfig, fuse, fuse_maps
 from defectlens.detect.grounding import (
     GroundingConfig,
     GroundingModel,
@@ -20,7 +21,6 @@ from defectlens.detect.grounding import (
     train_grounding_model,
 )
 from defectlens.detect.grounding.features import N_BATCH_CHANNELS, N_SIMILARITY_CHANNELS, GridInputs, add_batch_context, grid_inputs
-from defectlens.detect.grounding.fusion import FusionConfig, fuse, fuse_maps
 from defectlens.detect.grounding.model import GroundingHead
 from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.errors import ConfigError, DatasetLayoutError, ModelFileError
@@ -91,7 +91,8 @@ def trained(category, tmp_path_factory):
     torch.manual_seed(0)
     config = GroundingConfig(side=SIDE)
     training = TrainingConfig(epochs=30, batch_size=8, lr=5e-3, n_normal=4)
-    model, summary = train_grounding_model([category], config, training)
+    model = train_grounding_model([category], config, training)
+    summary = model.fit_summary
     out = tmp_path_factory.mktemp("gmodel")
     model.save(out)
     return model, summary, out
@@ -318,6 +319,17 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
     assert (out / "grounding.json").is_file() and (out / "grounding.safetensors").is_file()
     assert any((out / "feature_cache").iterdir())
     GroundingModel.load(out)
+    # The descriptor names a zero-shot grounding model: it needs the part's taxonomy to load.
+    from defectlens.descriptor import read_descriptor
+    from defectlens.inspector import Inspector
+
+    descriptor = read_descriptor(out)
+    assert descriptor.detector == "grounding" and descriptor.format_version == 2
+    assert descriptor.provenance is not None and descriptor.provenance.n_images > 0 and len(descriptor.provenance.fingerprint or "") == 64
+    assert Inspector.is_model_dir(out) and Inspector.needs_taxonomy(out)
+    with pytest.raises(ConfigError, match="taxonomy"):
+        Inspector.load(out)
+    assert "grounding" in (out / "card.md").read_text()
     bad = CliRunner().invoke(app, ["train-grounding", str(tmp_path / "missing"), "-o", str(out)])
     assert bad.exit_code == 2 and "not found" in bad.output
 
@@ -415,6 +427,25 @@ def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, categ
     # The fused model carries the part's taxonomy: reports name the object without --taxonomy.
     report = json.loads(next(out.glob("*.report.json")).read_text())
     assert report["object"] == "metal plate"
+
+    # A fused folder as version 1 wrote it (taxonomy in fusion.json, no part binding, an
+    # inspector.json without format) still loads and scores the same.
+    legacy = tmp_path / "legacy"
+    shutil.copytree(fused, legacy)
+    meta = json.loads((legacy / "fusion.json").read_text())
+    assert meta["primary"] == {"kind": "memory-bank", "dir": "."} and meta["secondary"] == {"kind": "grounding", "dir": "grounding"}
+    part = json.loads((legacy / "grounding" / "part.json").read_text())
+    v1 = {k: meta[k] for k in ("format", "config", "normal_stats", "thresholds")}
+    v1.update(format_version=1, taxonomy=part["taxonomy"], vision_stats=meta["primary_stats"], grounding_stats=meta["secondary_stats"])
+    (legacy / "fusion.json").write_text(json.dumps(v1))
+    (legacy / "grounding" / "part.json").unlink()
+    descriptor = json.loads((legacy / "inspector.json").read_text())
+    (legacy / "inspector.json").write_text(json.dumps({"settings": descriptor["settings"], "fit_summary": descriptor["fit_summary"]}))
+    old = Inspector.load(legacy)
+    assert old.detector.name == "fused" and old.detector.taxonomy.object_name == "metal plate"
+    pair = [np.repeat(spot[..., None], 3, 2), np.repeat(good[..., None], 3, 2)]
+    assert [r.score for r in old.score(pair)] == pytest.approx([a.score, b.score])
+    assert "metal plate" in (fused / "card.md").read_text() and "token" in (fused / "card.md").read_text()
 
     # A damaged fusion file is a clear error naming it.
     (fused / "fusion.json").write_text("{")

@@ -18,7 +18,8 @@ from tests.conftest import require_category
 def test_commutator_cracks_are_found():
     category = load_category(require_category("commutator"))
     train = [load_image(p) for p in category.train_good[:40]]  # small on purpose: the suite must stay fast
-    inspector, summary = Inspector.fit(train, InspectorSettings())
+    inspector = Inspector.fit(train, InspectorSettings())
+    summary = inspector.fit_summary
     assert summary.n_holdout == 4 and inspector.detector.encoder.config.canvas_height > 2 * inspector.detector.encoder.config.canvas_width
     good = [t for t in category.test if not t.is_defective][:12]
     bad = [t for t in category.test if t.is_defective][:12]

@@ -4,7 +4,8 @@ It wires the stages together — encode and detect (:mod:`defectlens.detect`), t
 (:mod:`defectlens.locate`) — and owns the decision thresholds. Classification and reports
 build on the :class:`~defectlens.types.Inspection` it returns.
 
-Three detectors can sit inside, chosen by what the model folder holds:
+Three detectors can sit inside, chosen by the kind the folder's descriptor names
+(:mod:`defectlens.descriptor`, loaded through :mod:`defectlens.detect.registry`):
 
 * a memory bank (``defectlens fit``): normal images of the part were seen;
 * a grounding model alone (``defectlens train-grounding``): zero-shot, the part is known only
@@ -15,37 +16,42 @@ Three detectors can sit inside, chosen by what the model folder holds:
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, NormalStatistics, f1_optimal_thresholds
-from defectlens.detect.grounding import FusedDetector, FusionConfig, GroundingDetector, GroundingModel
-from defectlens.detect.grounding.detector import DEFAULT_CUE
-from defectlens.detect.grounding.fusion import FUSION_FILE
-from defectlens.detect.grounding.model import CONFIG_FILE as GROUNDING_FILE
-from defectlens.detect.memory_bank import CONFIG_FILE as DETECTOR_FILE
+from defectlens.descriptor import (
+    DESCRIPTOR_FILE,
+    ModelDescriptor,
+    Provenance,
+    fingerprint_images,
+    model_kind,
+    read_descriptor,
+    utc_now,
+    write_descriptor,
+)
+from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
+from defectlens.detect.base import Detector, LoadContext, Progress
+from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
-from defectlens.io import as_rgb_image, atomic_directory, load_image, write_json_atomic
+from defectlens.io import as_rgb_image, atomic_directory, load_image
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
 
-INSPECTOR_FILE = "inspector.json"
+INSPECTOR_FILE = DESCRIPTOR_FILE
 IMAGE_SIZE_RANGE = (64, 1024)
 """Canvas sides accepted by :class:`InspectorSettings`: below, features are too coarse; above,
 a CPU runs out of memory long before it finishes."""
 MIN_FIT_IMAGES = 2
 """Normal images needed to fit: at least one is held out to set the thresholds."""
 ImageInput = np.ndarray | str | Path
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -65,28 +71,6 @@ class InspectorSettings:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not low <= self.image_size <= high:
             # Checked here, before a canvas of this size is ever allocated.
             raise ConfigError(f"image_size {self.image_size!r} is outside {low}..{high}", None, f"use an image size from {low} to {high}")
-
-
-class Detector(Protocol):
-    """What the Inspector needs of a detector (memory bank, grounding, or the two fused)."""
-
-    name: str
-    thresholds: Thresholds | None
-
-    # Read-only here (a property): the Inspector never assigns it, so a detector that always has
-    # statistics (fused) or never has them (grounding) satisfies the protocol as well.
-    @property
-    def normal_stats(self) -> NormalStatistics | None:
-        """Statistics of held-out normal images' output (None when no normal image was seen)."""
-        ...
-
-    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
-        """Score and map per RGB image, at the image's resolution."""
-        ...
-
-    def save(self, directory: str | Path) -> None:
-        """Write the detector's files into ``directory``."""
-        ...
 
 
 @dataclass
@@ -150,11 +134,19 @@ def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -
 class Inspector:
     """Fit on normal images, then inspect: score, decision, map, mask and regions per image."""
 
-    def __init__(self, detector: Detector, settings: InspectorSettings | None = None, fit_summary: FitSummary | None = None):
+    def __init__(
+        self,
+        detector: Detector,
+        settings: InspectorSettings | None = None,
+        fit_summary: FitSummary | None = None,
+        provenance: Provenance | None = None,
+    ):
         self.detector = detector
         self.settings = settings or InspectorSettings()
         self.fit_summary = fit_summary
         """How fitting went (kept with the model so `evaluate` can report fit time)."""
+        self.provenance = provenance
+        """When, by which defectlens and on which images the model was fitted (for its card)."""
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -163,13 +155,15 @@ class Inspector:
         images: Sequence[np.ndarray],
         settings: InspectorSettings | None = None,
         progress: Progress | None = None,
-        grounding: GroundingDetector | None = None,
+        secondary: Detector | None = None,
         fusion: FusionConfig | None = None,
-    ) -> tuple[Inspector, FitSummary]:
-        """Fit a memory-bank detector on normal RGB images (a share is held out for thresholds).
+    ) -> Inspector:
+        """Fit a memory-bank detector on normal RGB images (a share is held out for thresholds);
+        the returned Inspector's :attr:`fit_summary` says what fitting did.
 
-        With ``grounding``, the memory bank and the grounding model are fused: both are
-        normalised on the held-out normal images, and the thresholds are set on the fused scale.
+        With ``secondary`` (e.g. a grounding detector with the token cue), the memory bank and
+        it are fused (:class:`~defectlens.detect.fusion.FusedDetector`): both are normalised on
+        the held-out normal images, and the thresholds are set on the fused scale.
         """
         settings = settings or InspectorSettings()
         if len(images) < MIN_FIT_IMAGES:
@@ -188,13 +182,14 @@ class Inspector:
         )
         detector = MemoryBankDetector(MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio))
         held_out = detector.holdout_indices(len(images))
-        if grounding is not None and not held_out:
+        if secondary is not None and not held_out:
             raise ValueError("fusion needs at least 2 normal images (one is held out to normalise both detectors)")
         summary = detector.fit(images, progress=progress)
-        if grounding is None:
-            return cls(detector, settings, summary), summary
-        fused = FusedDetector.calibrate(detector, grounding, [images[i] for i in held_out], fusion)
-        return cls(fused, settings, summary), summary
+        provenance = Provenance.now(len(images), fingerprint_images(images))
+        if secondary is None:
+            return cls(detector, settings, summary, provenance)
+        fused = FusedDetector.calibrate(detector, secondary, [images[i] for i in held_out], fusion, detector.config.quantile)
+        return cls(fused, settings, summary, provenance)
 
     @property
     def thresholds(self) -> Thresholds:
@@ -287,8 +282,25 @@ class Inspector:
             yield InspectedBatch(inspected, failures, len(batch), time.perf_counter() - start)
 
     # ------------------------------------------------------------------ persistence
+    def descriptor(self) -> ModelDescriptor:
+        """What :meth:`save` writes as ``inspector.json`` and renders as ``card.md``."""
+        det = self.detector
+        describe = getattr(det, "describe", None)  # optional: what a detector says about itself
+        return ModelDescriptor(
+            detector=det.name,
+            settings=asdict(self.settings),
+            fit_summary=asdict(self.fit_summary) if self.fit_summary else None,
+            provenance=self.provenance,
+            saved_at=utc_now(),
+            thresholds=det.thresholds.to_json() if det.thresholds else None,
+            normal_stats=det.normal_stats.to_json() if det.normal_stats else None,
+            detector_info=describe() if callable(describe) else {},
+        )
+
     def save(self, directory: str | Path) -> None:
-        """Write the model directory: detector files plus ``inspector.json``.
+        """Write the model directory: the detector's files, ``card.md`` and the descriptor
+        ``inspector.json`` (see :mod:`defectlens.descriptor`). Re-saving a loaded model (new
+        thresholds, say) rewrites the card from the same data.
 
         The whole folder is written beside ``directory`` and swapped in by rename, so a reader
         (or a save cut short) sees the old model or the new one, never one's files beside the
@@ -296,54 +308,42 @@ class Inspector:
         """
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
-            write_json_atomic(
-                out / INSPECTOR_FILE,
-                {
-                    "settings": dict(self.settings.__dict__),
-                    "fit_summary": dict(self.fit_summary.__dict__) if self.fit_summary else None,
-                },
-            )
+            write_descriptor(out, self.descriptor())
 
     @staticmethod
     def is_model_dir(directory: str | Path) -> bool:
-        """True when ``directory`` holds a model's descriptor (any kind): safe to replace by :meth:`save`."""
-        root = Path(directory)
-        return any((root / name).is_file() for name in (INSPECTOR_FILE, DETECTOR_FILE, FUSION_FILE, GROUNDING_FILE))
+        """True when ``directory`` holds a model (any kind, its descriptor readable, or a legacy
+        folder's files): safe to replace by :meth:`save`."""
+        return model_kind(directory) is not None
 
     @staticmethod
     def needs_taxonomy(directory: str | Path) -> bool:
-        """True for a zero-shot grounding model folder: it cannot be loaded without the part's taxonomy."""
-        root = Path(directory)
-        return (root / GROUNDING_FILE).is_file() and not (root / FUSION_FILE).is_file() and not (root / DETECTOR_FILE).is_file()
+        """True for a model that cannot be loaded without the part's taxonomy (a bare zero-shot
+        grounding model); False as well when the folder holds no readable model (load says why)."""
+        kind = model_kind(directory)
+        if kind is None:
+            return False
+        try:
+            return detector_class(kind).needs_taxonomy(directory)
+        except ModelFileError:
+            return False
 
     @classmethod
-    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str = DEFAULT_CUE) -> Inspector:
-        """Load a model folder: ``defectlens fit`` (memory bank, or fused with ``--grounding``)
-        or ``defectlens train-grounding`` (zero-shot; needs the part's ``taxonomy``, and reads
-        images with ``cue``: see :mod:`defectlens.detect.grounding.detector`)."""
+    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str | None = None) -> Inspector:
+        """Load any model folder: the descriptor names the detector kind, and the registry
+        (:mod:`defectlens.detect.registry`) loads it. A zero-shot grounding model needs the
+        part's ``taxonomy`` and reads images with ``cue`` (default: the detector's; see
+        :mod:`defectlens.detect.grounding.detector`)."""
         root = Path(directory)
-        if (root / FUSION_FILE).is_file():
-            detector: Detector = FusedDetector.load(root)
-        elif cls.needs_taxonomy(root):
-            if taxonomy is None:
-                raise ConfigError(
-                    "a grounding model reads a part through its taxonomy (object name and defect descriptions)",
-                    root,
-                    "pass the part's taxonomy.json (--taxonomy)",
-                )
-            return cls(GroundingDetector(GroundingModel.load(root), taxonomy, root, cue))
-        else:
-            detector = MemoryBankDetector.load(root)
-        settings, summary = InspectorSettings(), None
+        descriptor = read_descriptor(root)
         path = root / INSPECTOR_FILE
-        if path.is_file():
-            try:
-                meta = json.loads(path.read_text(encoding="utf-8"))
-                settings = replace(settings, **meta["settings"])
-                summary = FitSummary(**meta["fit_summary"]) if meta.get("fit_summary") else None
-            except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
-                raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
-        return cls(detector, settings, summary)
+        detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
+        try:
+            settings = replace(InspectorSettings(), **descriptor.settings) if descriptor.settings else InspectorSettings()
+            summary = FitSummary(**descriptor.fit_summary) if descriptor.fit_summary else None
+        except (TypeError, ValueError, ConfigError) as exc:
+            raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
+        return cls(detector, settings, summary, descriptor.provenance)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The `defectlens` command line: fit, inspect, evaluate, demo (and train-grounding).
+"""The `defectlens` command line: fit, inspect, evaluate, info, demo (and train-grounding).
 
 Each command is a thin layer over the stages' public surfaces; see ``defectlens --help``.
 """
@@ -13,6 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline indu
 app.command()(vision.fit)
 app.command()(vision.inspect)
 app.command()(vision.evaluate)
+app.command()(vision.info)
 app.command()(vision.demo)
 app.command("train-grounding")(grounding.train_grounding)
 

@@ -28,7 +28,8 @@ def train_grounding(
     seed: int = typer.Option(0, help="Seed for sampling and training."),
 ) -> None:
     """Train connector + segmentation tokens on categories with masks; encoders stay frozen."""
-    from defectlens.detect.grounding import GroundingConfig, TrainingConfig
+    from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, utc_now, write_descriptor
+    from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache
     from defectlens.detect.grounding.train import build_items, fit_head, prepare_training
 
@@ -60,6 +61,17 @@ def train_grounding(
                 "train_seconds": round(train_s, 1),
                 "final_loss": round(losses[-1], 5) if losses else None,
             },
+        )
+        # The descriptor last: it names the folder a zero-shot grounding model for every loader.
+        paths = [smp.path for c in categories for smp in c.samples]
+        write_descriptor(
+            output,
+            ModelDescriptor(
+                detector=GroundingDetector.name,
+                provenance=Provenance.now(n_images, fingerprint_files(paths)),
+                saved_at=utc_now(),
+                detector_info={"encoder": config.encoder.to_json(), "text_model": config.text_model, "trained_on": [c.name for c in categories]},
+            ),
         )
     except DefectlensError as exc:
         console.print(f"[red]error:[/red] {exc}")

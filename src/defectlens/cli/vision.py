@@ -1,4 +1,4 @@
-"""CLI commands of the vision expert: fit, inspect, evaluate, demo."""
+"""CLI commands of the vision expert: fit, inspect, evaluate, info, demo."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from rich.table import Table
 
 from defectlens.cli.analysis import analyse, prepare_analysis
 from defectlens.cli.progress import console, progress_bar
-from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
+from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
+from defectlens.detect.fusion import FusionConfig
+from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE, MIN_BATCH
 from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
@@ -141,8 +143,10 @@ def fit(
                 "fix or replace the files listed above",
             )
         with progress_bar("fitting", len(images)) as advance:
-            inspector, summary = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
+            inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         inspector.save(output)
+        summary = inspector.fit_summary
+        assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
         raise _fail(exc) from None
     except ValueError as exc:
@@ -391,6 +395,25 @@ def evaluate(
         console.print(f"metrics written to {json_out}")
     if evaluation.failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def info(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory (any kind: `defectlens fit` or `defectlens train-grounding`).")],
+) -> None:
+    """Print the model card: detector kind and encoder, training images and fingerprint, fit
+    time, thresholds and how they were set, normal-score statistics, taxonomy.
+
+    Read from the model's descriptor (inspector.json), as card.md beside it was written;
+    nothing is loaded but that file. Exit status: 0 printed, 2 not a readable model."""
+    from rich.markdown import Markdown
+
+    try:
+        card = render_card(read_descriptor(model_dir))
+    except DefectlensError as exc:
+        raise _fail(exc) from None
+    console.print(Markdown(card))
+    if not (model_dir / CARD_FILE).is_file():
+        console.print(f"[yellow]note:[/] {model_dir} has no {CARD_FILE} (written before model cards); re-save it to write one")
 
 
 def default_data_root() -> Path:

@@ -1,8 +1,11 @@
 """detect: normal-only anomaly detection (memory bank + coreset + faiss) and its calibration.
 
 Public surface: :class:`MemoryBankDetector`, :class:`MemoryBankConfig`, :class:`FitSummary`,
-and the threshold helpers in :mod:`defectlens.detect.calibration`. The vision-language
-grounding detector lives in :mod:`defectlens.detect.grounding`.
+:class:`FusedDetector` (any two detectors, look twice; :mod:`defectlens.detect.fusion`), the
+threshold helpers in :mod:`defectlens.detect.calibration`, and the map smoothing and image
+score every detector shares (:mod:`defectlens.detect.maps`). The vision-language grounding
+detector lives in :mod:`defectlens.detect.grounding`; the kind-name -> detector registry
+that model folders are loaded through in :mod:`defectlens.detect.registry`.
 """
 
 from defectlens.detect.calibration import (
@@ -13,16 +16,23 @@ from defectlens.detect.calibration import (
     thresholds_from_normal,
 )
 from defectlens.detect.coreset import greedy_coreset
+from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.maps import image_score, smooth_map, smooth_maps
 from defectlens.detect.memory_bank import FitSummary, MemoryBankConfig, MemoryBankDetector
 
 __all__ = [
     "FitSummary",
+    "FusedDetector",
+    "FusionConfig",
     "MemoryBankConfig",
     "MemoryBankDetector",
     "NormalStatistics",
     "f1_optimal_threshold",
     "f1_optimal_thresholds",
     "greedy_coreset",
+    "image_score",
     "normal_statistics",
+    "smooth_map",
+    "smooth_maps",
     "thresholds_from_normal",
 ]

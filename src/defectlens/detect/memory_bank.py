@@ -7,9 +7,8 @@ mapped back to the image's own pixel grid, and its maximum is the image score.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +19,10 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from defectlens.detect.base import LoadContext, Progress
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.coreset import greedy_coreset
+from defectlens.detect.maps import gaussian_kernel, image_score, smooth_maps
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, Placement, footprint_grid, map_to_original
 from defectlens.errors import ModelFileError
 from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
@@ -32,8 +33,6 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "detector.json"
 BANK_FILE = "memory_bank.safetensors"
 
-Progress = Callable[[int], None]
-"""Called with the number of images just processed; lets the CLI drive a progress bar."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +92,6 @@ class FitSummary:
     seconds: float
 
 
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-(x**2) / (2 * sigma**2))
-    return k / k.sum()
-
-
 class MemoryBankDetector:
     """Nearest-neighbour anomaly detector over a coreset of normal patch features."""
 
@@ -114,7 +106,7 @@ class MemoryBankDetector:
         self.index: faiss.Index | None = None
         self.thresholds: Thresholds | None = None
         self.normal_stats: NormalStatistics | None = None
-        self._kernel = _gaussian_kernel(self.config.blur_sigma) if self.config.blur_sigma > 0 else None
+        self._kernel = gaussian_kernel(self.config.blur_sigma) if self.config.blur_sigma > 0 else None
         self._footprints: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ fitting
@@ -182,7 +174,7 @@ class MemoryBankDetector:
             grid_maps = torch.from_numpy(np.sqrt(np.maximum(dist2[:, 0], 0.0))).reshape(n, 1, h, w)
             spec = encoded.canvas
             canvas_maps = F.interpolate(grid_maps, size=(spec.height, spec.width), mode="bilinear", align_corners=False)
-            canvas_maps = self._blur(canvas_maps)
+            canvas_maps = smooth_maps(canvas_maps, self.config.blur_sigma, self._kernel)
             for i, cmap, placement in zip(members, canvas_maps[:, 0], encoded.placements, strict=True):
                 full = map_to_original(cmap, placement)
                 results[i] = AnomalyResult(score=image_score(full, self.config.score_top_fraction), anomaly_map=full)
@@ -190,16 +182,19 @@ class MemoryBankDetector:
                 progress(len(members))
         return [r for r in results if r is not None]
 
-    def _blur(self, maps: torch.Tensor) -> torch.Tensor:
-        if self._kernel is None:
-            return maps
-        k = self._kernel
-        r = k.numel() // 2
-        # Separable Gaussian; replicate padding so borders are not pulled towards zero.
-        x = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-
     # ------------------------------------------------------------------ persistence
+    def describe(self) -> dict:
+        """What the model card says about this detector (plain JSON)."""
+        c = self.config
+        return {
+            "encoder": c.encoder.to_json(),
+            "bank_size": None if self.bank is None else int(self.bank.shape[0]),
+            "coreset_ratio": c.coreset_ratio,
+            "blur_sigma": c.blur_sigma,
+            "score_top_fraction": c.score_top_fraction,
+            "threshold_quantile": c.quantile,
+        }
+
     def save(self, directory: str | Path) -> None:
         """Write ``detector.json`` + ``memory_bank.safetensors`` (atomically, never pickle)."""
         if self.bank is None:
@@ -222,8 +217,14 @@ class MemoryBankDetector:
         )
 
     @classmethod
-    def load(cls, directory: str | Path, encoder: PatchEncoder | None = None) -> MemoryBankDetector:
-        """Load a saved detector, checking format, version, encoder and tensor shapes."""
+    def needs_taxonomy(cls, directory: str | Path) -> bool:
+        """Never: a memory bank knows its part from the normal images it was fitted on."""
+        return False
+
+    @classmethod
+    def load(cls, directory: str | Path, encoder: PatchEncoder | None = None, *, context: LoadContext | None = None) -> MemoryBankDetector:
+        """Load a saved detector, checking format, version, encoder and tensor shapes
+        (``context`` is accepted for the registry's uniform call and not needed)."""
         root = Path(directory)
         meta = read_detector_json(root)
         try:
@@ -268,16 +269,6 @@ class MemoryBankDetector:
         detector._set_bank(bank)
         detector.thresholds, detector.normal_stats = thresholds, stats
         return detector
-
-
-def image_score(anomaly_map: np.ndarray, top_fraction: float) -> float:
-    """Mean of the highest ``top_fraction`` of the map's values (at least one pixel); the
-    maximum when ``top_fraction`` is 0."""
-    values = anomaly_map.ravel()
-    k = max(1, round(values.size * top_fraction))
-    if k == 1:
-        return float(values.max())
-    return float(np.partition(values, values.size - k)[values.size - k :].mean())
 
 
 def read_detector_json(root: Path) -> dict:

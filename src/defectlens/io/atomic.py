@@ -170,11 +170,13 @@ def require_finite(tensors: Mapping[str, Any], path: str | Path, remedy: str) ->
         raise ModelFileError(f"tensor(s) {', '.join(sorted(bad))} hold NaN or infinite values", path, remedy)
 
 
-def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kind: str, remedy: str) -> dict:
+def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kind: str, remedy: str, oldest: int | None = None) -> dict:
     """Read the JSON descriptor of a saved model folder and check its format and version.
 
     ``kind`` names the model in messages ("memory-bank model"); ``remedy`` is the command
-    that writes such a folder ("`defectlens fit`"). Every way the folder can be wrong — not
+    that writes such a folder ("`defectlens fit`"). Versions ``oldest`` (default: ``version``)
+    to ``version`` are accepted; the caller reads ``meta["format_version"]`` to tell them
+    apart. Every way the folder can be wrong — not
     there, no descriptor, broken JSON, another kind of model, another format version — is a
     :class:`~defectlens.errors.ModelFileError` naming the file and the fix.
     """
@@ -193,7 +195,13 @@ def read_model_json(root: str | Path, filename: str, fmt: str, version: int, kin
         raise ModelFileError(
             f"format_version must be an integer, got {found!r}", folder / filename, f"write it as a number, or re-create it with {remedy}"
         )
-    if found != version:
+    if found > version:
+        raise ModelFileError(
+            f"{kind} format version {found} is newer than this defectlens reads ({version})",
+            folder / filename,
+            "upgrade defectlens to read it, or re-create it with this version",
+        )
+    if found < (version if oldest is None else oldest):
         raise ModelFileError(
             f"{kind} format version {meta.get('format_version')} is not supported (this defectlens reads {version})",
             folder / filename,

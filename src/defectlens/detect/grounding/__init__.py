@@ -27,33 +27,28 @@ Public surface (what ``defectlens inspect --grounding MODEL_DIR`` needs)::
 
     # look twice: fuse with the memory bank after normalising both on held-out normal images
     from defectlens.detect.calibration import normal_statistics
-    from defectlens.detect.grounding.fusion import FusionConfig, fuse
+    from defectlens.detect.fusion import FusionConfig, fuse
     score, fused_map = fuse(mb.score, mb.anomaly_map, r.score, r.anomaly_map, mb_stats, g_stats, FusionConfig("sum"))
 
-As detectors for the :class:`~defectlens.inspector.Inspector`: :class:`GroundingDetector`
-(zero-shot, the model bound to one part's taxonomy) and :class:`FusedDetector` (memory bank +
-grounding, both normalised on the same held-out normal images; ``defectlens fit --grounding``).
+As a detector for the :class:`~defectlens.inspector.Inspector`: :class:`GroundingDetector`
+(zero-shot, the model bound to one part's taxonomy). Fused with a memory bank (both normalised
+on the same held-out normal images; ``defectlens fit --grounding``) it is a member of a
+:class:`~defectlens.detect.fusion.FusedDetector`.
 
 Training: :func:`train_grounding_model` (or ``defectlens train-grounding DIR... -o MODEL_DIR``).
 ``predict`` without a taxonomy uses the first training taxonomy.
 """
 
 from defectlens.detect.grounding.detector import GroundingDetector
-from defectlens.detect.grounding.fusion import FusedDetector, FusionConfig, fuse, fuse_maps, fuse_scores
 from defectlens.detect.grounding.model import TOKEN_NAMES, GroundingConfig, GroundingModel
 from defectlens.detect.grounding.train import TrainingConfig, TrainingSummary, train_grounding_model
 
 __all__ = [
     "TOKEN_NAMES",
-    "FusedDetector",
-    "FusionConfig",
     "GroundingConfig",
     "GroundingDetector",
     "GroundingModel",
     "TrainingConfig",
     "TrainingSummary",
-    "fuse",
-    "fuse_maps",
-    "fuse_scores",
     "train_grounding_model",
 ]

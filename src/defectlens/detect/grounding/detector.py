@@ -22,16 +22,18 @@ are defective in the same way defeats them (what is common looks normal).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import subsample
 from defectlens.detect.grounding.model import GroundingModel
-from defectlens.errors import ConfigError
-from defectlens.taxonomy import Taxonomy
+from defectlens.detect.maps import image_score
+from defectlens.errors import ConfigError, ModelFileError
+from defectlens.io.atomic import read_model_json, write_json_atomic
+from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.types import AnomalyResult, GroundingResult, Thresholds
 
 PROBABILITY_THRESHOLD = 0.5
@@ -47,8 +49,13 @@ defective parts (commutator, magnetic tile): trained on only two other categorie
 map transfers less well than the training-free batch cue, and averaging it in lowers the
 result. On steel strip, where every image is defective, ``token`` and ``both`` do better —
 the case the batch cue cannot handle (see the module notes)."""
+PART_FILE = "part.json"
+"""Written beside a grounding model bound to one part (inside a fused model): its taxonomy and cue."""
+PART_FORMAT = "defectlens.grounding-part"
+PART_FORMAT_VERSION = 1
 _MAD_TO_SIGMA = 1.4826
 _TOP_FRACTION = 0.01
+"""Share of a batch-relative map whose mean is the image score (steadier than the maximum)."""
 
 
 def _robust_units(values: np.ndarray) -> tuple[float, float]:
@@ -65,13 +72,6 @@ def batch_relative_maps(maps: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [((np.asarray(m, np.float32) - median) / spread).astype(np.float32) for m in maps]
 
 
-def top_mean(anomaly_map: np.ndarray, fraction: float = _TOP_FRACTION) -> float:
-    """Mean of the highest ``fraction`` of a map's pixels (steadier than the maximum)."""
-    flat = np.asarray(anomaly_map).ravel()
-    k = max(1, math.ceil(fraction * flat.size))
-    return float(np.partition(flat, flat.size - k)[flat.size - k :].mean())
-
-
 def results_for_cue(results: Sequence[GroundingResult], cue: str) -> list[AnomalyResult]:
     """Detector output of one batch's grounding results under ``cue`` (see the module notes)."""
     if cue == "token":
@@ -84,7 +84,7 @@ def results_for_cue(results: Sequence[GroundingResult], cue: str) -> list[Anomal
         token = batch_relative_maps([r.anomaly_map for r in results])
         # Re-standardise the average: the decision stays "3 robust sigmas above the batch".
         maps = batch_relative_maps([0.5 * a + 0.5 * b for a, b in zip(token, maps, strict=True)])
-    scores = np.array([top_mean(m) for m in maps])
+    scores = np.array([image_score(m, _TOP_FRACTION) for m in maps])
     median, spread = _robust_units(scores)
     return [AnomalyResult(float((s - median) / spread), m, grounding=r) for s, m, r in zip(scores, maps, results, strict=True)]
 
@@ -126,6 +126,55 @@ class GroundingDetector:
             )
         return results_for_cue(self.model.predict(images, self.taxonomy, progress), self.cue)
 
+    @property
+    def batch_relative(self) -> bool:
+        """True when scores are in units of the batch read (``batch``/``both`` cues): such
+        scores cannot be put on a fixed scale by normal statistics, so they cannot be fused."""
+        return self.cue != "token"
+
+    def describe(self) -> dict:
+        """What the model card says about this detector (plain JSON)."""
+        return {
+            "encoder": self.model.config.encoder.to_json(),
+            "cue": self.cue,
+            "text_model": self.model.config.text_model,
+            "taxonomy": self.taxonomy.to_json(),
+        }
+
     def save(self, directory: str | Path) -> None:
-        """Write the grounding model's files (the taxonomy and cue are given again at load)."""
-        self.model.save(directory)
+        """Write the grounding model's files and ``part.json`` (the taxonomy and cue it is
+        bound to), so the folder loads on its own."""
+        out = Path(directory)
+        self.model.save(out)
+        write_json_atomic(
+            out / PART_FILE,
+            {"format": PART_FORMAT, "format_version": PART_FORMAT_VERSION, "taxonomy": self.taxonomy.to_json(), "cue": self.cue},
+        )
+
+    @classmethod
+    def needs_taxonomy(cls, directory: str | Path) -> bool:
+        """True for a bare grounding model (``defectlens train-grounding``): no part is bound to it yet."""
+        return not (Path(directory) / PART_FILE).is_file()
+
+    @classmethod
+    def load(cls, directory: str | Path, *, context: LoadContext | None = None) -> GroundingDetector:
+        """Load a grounding model and bind it to a part: ``context.taxonomy`` when given, else
+        the ``part.json`` :meth:`save` wrote; a bare model without a taxonomy is refused."""
+        root = Path(directory)
+        context = context or LoadContext()
+        taxonomy, cue, where = context.taxonomy, context.cue, root
+        if not cls.needs_taxonomy(root):
+            meta = read_model_json(root, PART_FILE, PART_FORMAT, PART_FORMAT_VERSION, "grounding part binding", "`defectlens fit --grounding`")
+            where = root / PART_FILE
+            try:
+                taxonomy = taxonomy or parse_taxonomy(meta["taxonomy"], where, require_descriptions=True)
+                cue = cue or str(meta["cue"])
+            except (KeyError, TypeError, ValueError, ConfigError) as exc:
+                raise ModelFileError(f"invalid part binding ({exc})", where, "re-fit with `defectlens fit --grounding`") from None
+        if taxonomy is None:
+            raise ConfigError(
+                "a grounding model reads a part through its taxonomy (object name and defect descriptions)",
+                root,
+                "pass the part's taxonomy.json (--taxonomy)",
+            )
+        return cls(GroundingModel.load(root), taxonomy, where, cue or DEFAULT_CUE)

@@ -22,13 +22,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from defectlens.detect.grounding.features import (
@@ -38,12 +38,16 @@ from defectlens.detect.grounding.features import (
     add_batch_context,
     iter_grid_inputs,
 )
+from defectlens.detect.maps import image_score, smooth_map
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.types import GroundingResult
+
+if TYPE_CHECKING:
+    from defectlens.detect.grounding.train import TrainingSummary
 
 FORMAT = "defectlens.grounding"
 FORMAT_VERSION = 2
@@ -249,6 +253,8 @@ class GroundingModel:
         self.vocabularies = list(vocabularies)
         """The training taxonomies; the first is the default when predict gets none."""
         self._vocab_cache: dict[Taxonomy, Vocabulary] = {v.taxonomy: v for v in self.vocabularies}
+        self.fit_summary: TrainingSummary | None = None
+        """What training did, when this model was trained in this process (:func:`~defectlens.detect.grounding.train.train_grounding_model`)."""
 
     # ------------------------------------------------------------------ vocabulary
     def set_vocabularies(self, vocabularies: Sequence[Vocabulary]) -> None:
@@ -287,8 +293,7 @@ class GroundingModel:
     def image_score(self, prob: torch.Tensor, footprint: torch.Tensor) -> float:
         """Mean of the top ``top_k_fraction`` of on-image cells of a (h, w) probability map."""
         values = prob[footprint > 0.5] if bool((footprint > 0.5).any()) else prob.reshape(-1)
-        k = max(1, math.ceil(values.numel() * self.config.top_k_fraction))
-        return float(torch.topk(values.reshape(-1), k).values.mean())
+        return image_score(values.numpy(), self.config.top_k_fraction)
 
     @torch.inference_mode()
     def predict_inputs(self, grids: Sequence[GridInputs], vocab: Vocabulary) -> list[GroundingResult]:
@@ -307,7 +312,7 @@ class GroundingModel:
             batch_map = None
             if g.has_context:
                 # Smoothed like the memory bank's map: one patch's distance is noisy, a blob's is not.
-                batch_map = gaussian_filter(full[1 + n_types], BATCH_MAP_SIGMA).astype(np.float32)
+                batch_map = smooth_map(full[1 + n_types], BATCH_MAP_SIGMA)
             out.append(
                 GroundingResult(
                     score=self.image_score(prob[0], g.footprint),

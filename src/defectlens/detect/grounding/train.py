@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,22 +85,23 @@ class TrainingItem:
     """Index into the global description list, or -1 for a normal image."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingSummary:
-    """What training did, for logs, the CLI and the benchmark."""
+    """What training did, for logs, the CLI and the benchmark (``GroundingModel.fit_summary``
+    of a model :func:`train_grounding_model` made)."""
 
-    categories: list[str]
+    categories: tuple[str, ...]
     n_images: int
     n_defective: int
     cache_seconds: float
     train_seconds: float
     epochs: int
-    losses: list[float] = field(default_factory=list)
+    losses: tuple[float, ...] = ()
     """Mean training loss per epoch."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
-        return {**self.__dict__, "losses": [round(x, 5) for x in self.losses]}
+        return {**self.__dict__, "categories": list(self.categories), "losses": [round(x, 5) for x in self.losses]}
 
 
 def build_items(
@@ -290,8 +291,9 @@ def train_grounding_model(
     encoder: PatchEncoder | None = None,
     text: TextEncoder | None = None,
     cache: FeatureCache | None = None,
-) -> tuple[GroundingModel, TrainingSummary]:
-    """Train a grounding model on MVTec-layout categories with masks and described defect types.
+) -> GroundingModel:
+    """Train a grounding model on MVTec-layout categories with masks and described defect types;
+    the returned model's ``fit_summary`` (a :class:`TrainingSummary`) says what training did.
 
     All dataset checks run first (no taxonomy, missing descriptions, no masks: a clear error
     before any image is encoded). ``cache_dir`` keeps the encoded features on disk so a second
@@ -307,13 +309,13 @@ def train_grounding_model(
     cache_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     losses = fit_head(model, items, vocabs, training, train_progress)
-    summary = TrainingSummary(
-        categories=[c.name for c in categories],
+    model.fit_summary = TrainingSummary(
+        categories=tuple(c.name for c in categories),
         n_images=len(items),
         n_defective=sum(1 for i in items if i.type_index >= 0),
         cache_seconds=round(cache_seconds, 2),
         train_seconds=round(time.perf_counter() - t1, 2),
         epochs=len(losses),
-        losses=losses,
+        losses=tuple(losses),
     )
-    return model, summary
+    return model

@@ -1,0 +1,265 @@
+"""The model descriptor: ``inspector.json``, the one file that says what a model folder is.
+
+Every model folder carries one (written by :meth:`~defectlens.inspector.Inspector.save` and by
+``defectlens train-grounding``)::
+
+    {"format": "defectlens.model", "format_version": 2,
+     "detector": "memory-bank",            # a kind of defectlens.detect.registry.DETECTORS
+     "settings": {...}, "fit_summary": {...},
+     "provenance": {"fitted_at", "defectlens_version", "n_images", "fingerprint"},
+     "saved_at": "...", "thresholds": {...}, "normal_stats": {...}, "detector_info": {...}}
+
+The loader dispatches on ``detector`` alone. ``thresholds``, ``normal_stats`` and
+``detector_info`` are a record for the model card (:func:`render_card`, written beside it as
+``card.md``); the detector's own files stay authoritative for them.
+
+Folders written before the descriptor had a version (an ``inspector.json`` without
+``format``, or none) are read by :func:`legacy_kind`, the one place that still guesses a
+kind from file names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from defectlens.errors import ModelFileError
+from defectlens.io.atomic import read_json_file, read_model_json, write_json_atomic, write_text_atomic
+
+DESCRIPTOR_FILE = "inspector.json"
+CARD_FILE = "card.md"
+FORMAT = "defectlens.model"
+FORMAT_VERSION = 2
+"""1 (implicit, no ``format`` key): settings and fit summary only; 2: the versioned descriptor."""
+REMEDY = "`defectlens fit`"
+
+# File names that marked each kind before the descriptor named it (legacy folders only).
+_LEGACY_MARKERS = (("fusion.json", "fused"), ("detector.json", "memory-bank"), ("grounding.json", "grounding"))
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def fingerprint_images(images: Sequence[np.ndarray]) -> str:
+    """sha256 over the fit images' pixels (shape, dtype and bytes of each), independent of
+    their order: the same images in another order are the same training set."""
+    digests = []
+    for img in images:
+        a = np.ascontiguousarray(img)
+        h = hashlib.sha256(f"{a.shape}|{a.dtype.str}|".encode())
+        h.update(a.tobytes())
+        digests.append(h.hexdigest())
+    total = hashlib.sha256()
+    for d in sorted(digests):
+        total.update(d.encode())
+    return total.hexdigest()
+
+
+def fingerprint_files(paths: Sequence[str | Path]) -> str:
+    """sha256 over sorted (file name, size) pairs: a cheap fingerprint of a training set on disk."""
+    items = sorted(f"{Path(p).name}\t{Path(p).stat().st_size}" for p in paths)
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from, for its card."""
+
+    fitted_at: str
+    """UTC ISO time the fit finished."""
+    defectlens_version: str
+    n_images: int
+    """Training images given to fit."""
+    fingerprint: str | None
+    """sha256 of the training images (:func:`fingerprint_images` / :func:`fingerprint_files`)."""
+
+    @classmethod
+    def now(cls, n_images: int, fingerprint: str | None) -> Provenance:
+        """Provenance of a fit finishing now, by this defectlens."""
+        from defectlens import __version__
+
+        return cls(utc_now(), __version__, n_images, fingerprint)
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """The content of ``inspector.json`` (see the module notes)."""
+
+    detector: str
+    """Kind name; :data:`defectlens.detect.registry.DETECTORS` maps it to the loader."""
+    settings: dict[str, Any] | None = None
+    """The Inspector's fit settings (None for a zero-shot model: nothing was fitted on the part)."""
+    fit_summary: dict[str, Any] | None = None
+    provenance: Provenance | None = None
+    saved_at: str | None = None
+    thresholds: dict[str, Any] | None = None
+    normal_stats: dict[str, Any] | None = None
+    detector_info: dict[str, Any] = field(default_factory=dict)
+    """What the detector says about itself (encoder, members, taxonomy), for the card."""
+    format_version: int = FORMAT_VERSION
+    """Version the folder was written with (1 for a legacy folder read by :func:`read_descriptor`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``inspector.json`` payload (always the current version)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "detector": self.detector,
+            "settings": self.settings,
+            "fit_summary": self.fit_summary,
+            "provenance": asdict(self.provenance) if self.provenance else None,
+            "saved_at": self.saved_at,
+            "thresholds": self.thresholds,
+            "normal_stats": self.normal_stats,
+            "detector_info": self.detector_info,
+        }
+
+    @classmethod
+    def from_json(cls, meta: dict[str, Any], path: Path) -> ModelDescriptor:
+        """Inverse of :meth:`to_json`; a malformed field is a :class:`ModelFileError` naming the file."""
+        try:
+            kind = meta["detector"]
+            if not isinstance(kind, str):
+                raise TypeError(f"detector must be a kind name, got {kind!r}")
+            prov = meta.get("provenance")
+            return cls(
+                detector=kind,
+                settings=_optional_dict(meta, "settings"),
+                fit_summary=_optional_dict(meta, "fit_summary"),
+                provenance=Provenance(**prov) if prov else None,
+                saved_at=meta.get("saved_at"),
+                thresholds=_optional_dict(meta, "thresholds"),
+                normal_stats=_optional_dict(meta, "normal_stats"),
+                detector_info=_optional_dict(meta, "detector_info") or {},
+                format_version=int(meta["format_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"invalid model descriptor ({exc})", path, f"re-create it with {REMEDY}") from None
+
+
+def _optional_dict(meta: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = meta.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{key} must be an object, got {value!r}")
+    return value
+
+
+def legacy_kind(root: Path) -> str | None:
+    """LEGACY: the kind of a folder written before the descriptor named it, guessed from the
+    files each kind wrote (fused before memory bank: a fused folder holds both). None when
+    nothing marks a model."""
+    for marker, kind in _LEGACY_MARKERS:
+        if (root / marker).is_file():
+            return kind
+    return None
+
+
+def read_descriptor(directory: str | Path) -> ModelDescriptor:
+    """The descriptor of a model folder: version 2 as written, or a legacy folder's read into
+    the same shape. :class:`ModelFileError` for a missing folder, a damaged or foreign file,
+    a newer version, or a folder that holds no model."""
+    root = Path(directory)
+    path = root / DESCRIPTOR_FILE
+    if not root.is_dir():
+        raise ModelFileError("model directory not found", root, f"run {REMEDY} first")
+    meta: Any = None
+    if path.is_file():
+        meta = read_json_file(path, ModelFileError, "", "", f"re-create it with {REMEDY}")
+    if isinstance(meta, dict) and "format" in meta:
+        meta = read_model_json(root, DESCRIPTOR_FILE, FORMAT, FORMAT_VERSION, "model", REMEDY)
+        return ModelDescriptor.from_json(meta, path)
+    # LEGACY (format version 1): no format key, or no inspector.json at all.
+    kind = legacy_kind(root)
+    if kind is None:
+        raise ModelFileError(f"no {DESCRIPTOR_FILE} and no detector files in the model directory", root, f"pass a folder written by {REMEDY}")
+    if meta is not None and not isinstance(meta, dict):
+        raise ModelFileError("invalid model descriptor (not a JSON object)", path, f"re-create it with {REMEDY}")
+    legacy = meta or {}
+    try:
+        return ModelDescriptor(
+            detector=kind,
+            settings=_optional_dict(legacy, "settings"),
+            fit_summary=_optional_dict(legacy, "fit_summary"),
+            format_version=1,
+        )
+    except TypeError as exc:
+        raise ModelFileError(f"invalid inspector settings ({exc})", path, f"re-create it with {REMEDY}") from None
+
+
+def model_kind(directory: str | Path) -> str | None:
+    """The kind a folder's descriptor names, or None when it holds no readable model (never raises)."""
+    try:
+        return read_descriptor(directory).detector
+    except ModelFileError:
+        return None
+
+
+def write_descriptor(directory: str | Path, descriptor: ModelDescriptor) -> None:
+    """Write ``card.md`` and then ``inspector.json`` (last: its presence marks the model whole)."""
+    out = Path(directory)
+    write_text_atomic(out / CARD_FILE, render_card(descriptor))
+    write_json_atomic(out / DESCRIPTOR_FILE, descriptor.to_json())
+
+
+# ---------------------------------------------------------------------------------- the card
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return "—" if value is None else str(value)
+
+
+def _table(rows: dict[str, Any]) -> list[str]:
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items() if not isinstance(v, dict)]
+    return lines
+
+
+def render_card(descriptor: ModelDescriptor) -> str:
+    """The human-readable model card (Markdown) of a descriptor: what detector, fitted on what,
+    when, with which thresholds set how, and what normal images scored."""
+    d = descriptor
+    lines = [f"# Model card: {d.detector} detector", ""]
+    if d.format_version < FORMAT_VERSION:
+        lines += [f"_Legacy model folder (descriptor version {d.format_version}): provenance was not recorded._", ""]
+    p = d.provenance
+    lines += ["## Provenance", ""]
+    lines += _table(
+        {
+            "fitted at (UTC)": p.fitted_at if p else None,
+            "defectlens version": p.defectlens_version if p else None,
+            "training images": p.n_images if p else None,
+            "training-set fingerprint (sha256)": p.fingerprint if p else None,
+            "saved at (UTC)": d.saved_at,
+        }
+    )
+    info = dict(d.detector_info)
+    encoder = info.pop("encoder", None)
+    taxonomy = info.pop("taxonomy", None)
+    lines += ["", "## Detector", ""]
+    lines += _table({"kind": d.detector, **info, **(d.settings or {})})
+    if encoder:
+        lines += ["", "### Encoder", "", *_table(encoder)]
+    t = d.thresholds
+    lines += ["", "## Thresholds", ""]
+    if t:
+        lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": t.get("source")})
+    else:
+        lines += ["Not fixed in the model (set at inspection)."]
+    if d.normal_stats:
+        lines += ["", "## Normal-score statistics (held-out normal images)", "", *_table(d.normal_stats)]
+    if d.fit_summary:
+        lines += ["", "## Fit", "", *_table(d.fit_summary)]
+    if taxonomy:
+        lines += ["", "## Taxonomy", "", f"Object: {taxonomy.get('object', '—')}", ""]
+        lines += [f"- **{t_['name']}**: {t_.get('description') or ''}".rstrip(": ") for t_ in taxonomy.get("defects", [])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,258 @@
+"""Look twice: fuse two detectors' maps and scores into one detector.
+
+Two detectors speak different units — a memory bank gives feature distances, the grounding
+model probabilities, a flow log-likelihoods — so each is first put on a common scale with
+statistics of *normal* images it did not train on (:class:`~defectlens.detect.NormalStatistics`):
+``(x - median) / (q - median)``, where ``q`` is a high quantile. After that 0 means "typical
+of normal" and 1 "as high as the rare normal extreme", for both. They are then combined by a
+weighted sum (either detector can raise an alarm) or a weighted geometric mean (both must
+agree; fewer false alarms).
+
+The functions work on plain numpy maps and scores; :class:`FusedDetector` wires any two
+detectors together (a *primary*, the one fitted on the part's normal images, and a
+*secondary*), and is what ``defectlens fit --grounding`` saves (memory bank + grounding).
+The "vision"/"grounding" names of the functions' arguments are the primary and secondary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from defectlens.detect.base import Detector, LoadContext, Progress
+from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.errors import ConfigError, ModelFileError
+from defectlens.io.atomic import read_model_json, write_json_atomic
+from defectlens.taxonomy import Taxonomy, parse_taxonomy
+from defectlens.types import AnomalyResult, Thresholds
+
+FUSION_MODES = ("sum", "product")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How to combine the two normalised opinions."""
+
+    mode: str = "sum"
+    """'sum': weighted mean; 'product': weighted geometric mean of the positive parts."""
+    weight: float = 0.5
+    """Weight of the secondary detector (the primary gets 1 - weight)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in FUSION_MODES:
+            raise ValueError(f"fusion mode must be one of {', '.join(FUSION_MODES)}, got {self.mode!r}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"fusion weight must be in [0, 1], got {self.weight}")
+
+
+def _combine(vision: np.ndarray | float, grounding: np.ndarray | float, cfg: FusionConfig):
+    w = cfg.weight
+    if cfg.mode == "sum":
+        return (1 - w) * vision + w * grounding
+    # Geometric mean needs positives: below-median values carry no evidence of a defect.
+    # The +0.1 floor keeps one detector's zero from vetoing the other completely.
+    return np.power(np.maximum(vision, 0) + 0.1, 1 - w) * np.power(np.maximum(grounding, 0) + 0.1, w) - 0.1
+
+
+def fuse_maps(
+    vision_map: np.ndarray, grounding_map: np.ndarray, vision: NormalStatistics, grounding: NormalStatistics, cfg: FusionConfig
+) -> np.ndarray:
+    """Fused (H, W) float32 map from two maps of the same image at the same resolution."""
+    if vision_map.shape != grounding_map.shape:
+        raise ValueError(f"maps differ in shape: {vision_map.shape} vs {grounding_map.shape}")
+    return np.asarray(_combine(vision.normalise_map(vision_map), grounding.normalise_map(grounding_map), cfg), dtype=np.float32)
+
+
+def fuse_scores(vision_score: float, grounding_score: float, vision: NormalStatistics, grounding: NormalStatistics, cfg: FusionConfig) -> float:
+    """Fused image score in normal-relative units (1 ≈ the rare normal extreme)."""
+    return float(_combine(vision.normalise_score(vision_score), grounding.normalise_score(grounding_score), cfg))
+
+
+def fuse(
+    vision_score: float,
+    vision_map: np.ndarray,
+    grounding_score: float,
+    grounding_map: np.ndarray,
+    vision: NormalStatistics,
+    grounding: NormalStatistics,
+    cfg: FusionConfig | None = None,
+) -> tuple[float, np.ndarray]:
+    """(fused score, fused map) of one image; see :func:`fuse_scores` and :func:`fuse_maps`."""
+    cfg = cfg or FusionConfig()
+    return (
+        fuse_scores(vision_score, grounding_score, vision, grounding, cfg),
+        fuse_maps(vision_map, grounding_map, vision, grounding, cfg),
+    )
+
+
+FUSION_FILE = "fusion.json"
+FUSION_FORMAT = "defectlens.fusion"
+FUSION_FORMAT_VERSION = 2
+"""1: memory bank + grounding by construction (taxonomy in fusion.json); 2: any two detectors,
+each named by its kind and folder."""
+PRIMARY_DIR = "."
+"""The primary's files sit in the model folder itself (a fused folder reads like the memory
+bank it extends)."""
+LEGACY_SECONDARY_DIR = "grounding"
+"""Where version 1 kept its grounding model (version 2 uses the secondary's kind name)."""
+
+
+class FusedDetector:
+    """Look twice: two detectors read every image; their maps and scores, each normalised by
+    statistics of the same held-out normal images, are fused, and the decision thresholds
+    are set on the fused scale with those images too.
+
+    Any detector with ``score``/``save`` and a registered kind can be a member; one whose
+    scores are batch-relative (``batch_relative`` true) cannot, since normal statistics need
+    fixed units.
+    """
+
+    name = "fused"
+
+    def __init__(
+        self,
+        primary: Detector,
+        secondary: Detector,
+        primary_stats: NormalStatistics,
+        secondary_stats: NormalStatistics,
+        config: FusionConfig,
+        normal_stats: NormalStatistics,
+    ):
+        self.primary = primary
+        self.secondary = secondary
+        self.primary_stats = primary_stats
+        self.secondary_stats = secondary_stats
+        self.config = config
+        self.normal_stats = normal_stats
+        """Statistics of the fused output on the held-out normal images."""
+        self.thresholds: Thresholds | None = thresholds_from_normal(normal_stats)
+
+    @property
+    def taxonomy(self) -> Taxonomy | None:
+        """The part's taxonomy when a member reads images through one (a grounding model)."""
+        found: Taxonomy | None = getattr(self.primary, "taxonomy", None) or getattr(self.secondary, "taxonomy", None)
+        return found
+
+    @classmethod
+    def calibrate(
+        cls,
+        primary: Detector,
+        secondary: Detector,
+        normal_images: Sequence[np.ndarray],
+        config: FusionConfig | None = None,
+        quantile: float = 0.99,
+    ) -> FusedDetector:
+        """Normalise both detectors on normal images neither trained on, then set thresholds
+        at the ``quantile`` of the fused output on those images."""
+        if not normal_images:
+            raise ValueError("fusion needs held-out normal images to normalise both detectors on")
+        config = config or FusionConfig()
+        for member in (primary, secondary):
+            # Normal statistics need fixed units; batch-relative scores change with every batch.
+            if getattr(member, "batch_relative", False):
+                raise ValueError(
+                    f"the {member.name} detector scores relative to its batch and cannot be fused: give it fixed units (e.g. cue='token')"
+                )
+        a = primary.score(normal_images)
+        b = secondary.score(normal_images)
+        primary_stats = normal_statistics([r.score for r in a], [r.anomaly_map for r in a], quantile)
+        secondary_stats = normal_statistics([r.score for r in b], [r.anomaly_map for r in b], quantile)
+        fused = [
+            fuse(x.score, x.anomaly_map, y.score, y.anomaly_map, primary_stats, secondary_stats, config)
+            for x, y in zip(a, b, strict=True)
+        ]
+        stats = normal_statistics([f[0] for f in fused], [f[1] for f in fused], quantile)
+        return cls(primary, secondary, primary_stats, secondary_stats, config, stats)
+
+    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """Fused score and map per RGB image (normal-relative units); a member's grounding
+        reading is passed on (it types regions from words)."""
+        a = self.primary.score(images, progress)
+        b = self.secondary.score(images)
+        out = []
+        for x, y in zip(a, b, strict=True):
+            score, fused_map = fuse(x.score, x.anomaly_map, y.score, y.anomaly_map, self.primary_stats, self.secondary_stats, self.config)
+            out.append(AnomalyResult(score, fused_map, grounding=y.grounding or x.grounding))
+        return out
+
+    def describe(self) -> dict:
+        """What the model card says about this detector: the members, how they are fused,
+        and what the members say about themselves (the primary's encoder first)."""
+        parts: list[dict] = [getattr(m, "describe", dict)() for m in (self.secondary, self.primary)]
+        merged = {k: v for part in parts for k, v in part.items()}
+        return {
+            **merged,
+            "members": f"{self.primary.name} (primary) + {self.secondary.name} (secondary)",
+            "fusion": f"{self.config.mode}, secondary weight {self.config.weight}",
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """The primary's files in the folder, the secondary's in a subfolder named after its
+        kind, and ``fusion.json`` naming both."""
+        out = Path(directory)
+        # fusion.json goes last and any older one first: a save cut short never pairs old
+        # statistics with new member files.
+        (out / FUSION_FILE).unlink(missing_ok=True)
+        secondary_dir = self.secondary.name
+        self.primary.save(out / PRIMARY_DIR)
+        self.secondary.save(out / secondary_dir)
+        write_json_atomic(
+            out / FUSION_FILE,
+            {
+                "format": FUSION_FORMAT,
+                "format_version": FUSION_FORMAT_VERSION,
+                "primary": {"kind": self.primary.name, "dir": PRIMARY_DIR},
+                "secondary": {"kind": self.secondary.name, "dir": secondary_dir},
+                "config": {"mode": self.config.mode, "weight": self.config.weight},
+                "primary_stats": self.primary_stats.to_json(),
+                "secondary_stats": self.secondary_stats.to_json(),
+                "normal_stats": self.normal_stats.to_json(),
+                "thresholds": self.thresholds.to_json() if self.thresholds else None,
+            },
+        )
+
+    @classmethod
+    def needs_taxonomy(cls, directory: str | Path) -> bool:
+        """Never: a fused model's members are bound to their part when it is fitted."""
+        return False
+
+    @classmethod
+    def load(cls, directory: str | Path, *, context: LoadContext | None = None) -> FusedDetector:
+        """Load a folder written by :meth:`save` (or by version 1, memory bank + grounding);
+        each member is loaded by its kind through :mod:`defectlens.detect.registry`."""
+        # Imported here: the registry imports this module to register the fused kind.
+        from defectlens.detect.registry import load_detector
+
+        root = Path(directory)
+        remedy = "`defectlens fit --grounding`"
+        meta = read_model_json(root, FUSION_FILE, FUSION_FORMAT, FUSION_FORMAT_VERSION, "fused model", remedy, oldest=1)
+        path = root / FUSION_FILE
+        try:
+            config = FusionConfig(**meta["config"])
+            thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
+            if meta["format_version"] == 1:
+                # Version 1: memory bank in the folder, grounding in grounding/, the part's
+                # taxonomy in fusion.json and the token cue implied.
+                part = parse_taxonomy(meta["taxonomy"], path, require_descriptions=True)
+                members = [("memory-bank", PRIMARY_DIR, None), ("grounding", LEGACY_SECONDARY_DIR, part)]
+                keys = ("vision_stats", "grounding_stats", "normal_stats")
+            else:
+                members = [(str(meta[m]["kind"]), str(meta[m]["dir"]), None) for m in ("primary", "secondary")]
+                keys = ("primary_stats", "secondary_stats", "normal_stats")
+            stats = [NormalStatistics.from_json(meta[k]) for k in keys]
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ModelFileError(f"invalid fusion settings ({exc})", path, f"re-fit with {remedy}") from None
+        for _, sub, _ in members:
+            # A member folder outside the model would let a hand-edited file read anything.
+            if Path(sub).is_absolute() or ".." in Path(sub).parts:
+                raise ModelFileError(f"member folder {sub!r} lies outside the model", path, f"re-fit with {remedy}")
+        primary, secondary = (
+            load_detector(kind, root / sub, LoadContext(taxonomy=taxonomy, cue="token") if taxonomy else None, where=path)
+            for kind, sub, taxonomy in members
+        )
+        detector = cls(primary, secondary, stats[0], stats[1], config, stats[2])
+        detector.thresholds = thresholds
+        return detector

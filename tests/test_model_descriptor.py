@@ -1,0 +1,194 @@
+"""The versioned model descriptor, its one loader (the detector registry), the model card,
+generic fusion, and the one map smoothing / image score."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from defectlens import Inspector, __version__
+from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, FORMAT, FORMAT_VERSION, fingerprint_images, read_descriptor
+from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.maps import image_score, smooth_map
+from defectlens.detect.registry import DETECTORS
+from defectlens.errors import ModelFileError
+from defectlens.io import load_category, load_image
+
+
+def _copy(fitted_model: Path, tmp_path: Path, name: str = "model") -> Path:
+    out = tmp_path / name
+    shutil.copytree(fitted_model, out)
+    return out
+
+
+def _edit_descriptor(model: Path, **changes) -> None:
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    meta.update(changes)
+    (model / DESCRIPTOR_FILE).write_text(json.dumps(meta))
+
+
+# ---------------------------------------------------------------------- descriptor and loader
+def test_descriptor_names_the_kind_and_round_trips(fitted_model, synthetic_category):
+    meta = json.loads((fitted_model / DESCRIPTOR_FILE).read_text())
+    assert meta["format"] == FORMAT and meta["format_version"] == FORMAT_VERSION == 2
+    assert meta["detector"] == "memory-bank" and meta["detector"] in DETECTORS
+    prov = meta["provenance"]
+    assert prov["defectlens_version"] == __version__ and prov["n_images"] == 12
+    assert prov["fitted_at"].endswith("+00:00")  # UTC ISO
+    images = [load_image(p) for p in load_category(synthetic_category).train_good]
+    assert prov["fingerprint"] == fingerprint_images(images)
+    assert meta["thresholds"]["source"] == "normal-quantile" and meta["normal_stats"]["n_images"] == 1
+    assert meta["detector_info"]["encoder"]["backbone"] == "efficientnet-lite0"
+
+    loaded = Inspector.load(fitted_model)
+    assert loaded.settings.image_size == 128 and loaded.settings.coreset_ratio == 0.5
+    assert loaded.fit_summary is not None and loaded.fit_summary.n_images == 12
+    assert loaded.provenance is not None and loaded.provenance.fingerprint == prov["fingerprint"]
+    assert Inspector.is_model_dir(fitted_model) and not Inspector.needs_taxonomy(fitted_model)
+
+
+def test_unknown_kind_names_the_known_ones(fitted_model, tmp_path):
+    model = _copy(fitted_model, tmp_path)
+    _edit_descriptor(model, detector="normalizing-flow")
+    known = r"unknown detector kind 'normalizing-flow' \(this defectlens knows fused, grounding, memory-bank\)"
+    with pytest.raises(ModelFileError, match=known) as err:
+        Inspector.load(model)
+    assert DESCRIPTOR_FILE in str(err.value)
+
+
+def test_newer_descriptor_version_says_which(fitted_model, tmp_path):
+    model = _copy(fitted_model, tmp_path)
+    _edit_descriptor(model, format_version=3)
+    with pytest.raises(ModelFileError, match=r"format version 3 is newer than this defectlens reads \(2\)"):
+        Inspector.load(model)
+    _edit_descriptor(model, format_version=2, format="defectlens.something-else")
+    with pytest.raises(ModelFileError, match="not a defectlens model"):
+        Inspector.load(model)
+
+
+def test_legacy_folders_still_load(fitted_model, tmp_path):
+    model = _copy(fitted_model, tmp_path)
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    # What Inspector.save wrote before the descriptor had a format and a version.
+    (model / DESCRIPTOR_FILE).write_text(json.dumps({"settings": meta["settings"], "fit_summary": meta["fit_summary"]}))
+    (model / CARD_FILE).unlink()
+    descriptor = read_descriptor(model)
+    assert descriptor.detector == "memory-bank" and descriptor.format_version == 1 and descriptor.provenance is None
+    loaded = Inspector.load(model)
+    assert loaded.settings.image_size == 128 and loaded.fit_summary is not None and loaded.provenance is None
+    assert Inspector.is_model_dir(model) and not Inspector.needs_taxonomy(model)
+    # Older still: no inspector.json at all, the detector's files alone.
+    (model / DESCRIPTOR_FILE).unlink()
+    assert Inspector.load(model).detector.name == "memory-bank" and Inspector.is_model_dir(model)
+    # Re-saving a legacy model upgrades it: descriptor version 2 and a card.
+    Inspector.load(model).save(model)
+    assert read_descriptor(model).format_version == 2 and (model / CARD_FILE).is_file()
+
+
+def test_a_folder_with_no_model_is_refused_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert not Inspector.is_model_dir(tmp_path / "empty") and not Inspector.needs_taxonomy(tmp_path / "empty")
+    with pytest.raises(ModelFileError, match=r"no inspector\.json and no detector files"):
+        Inspector.load(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------------- model card
+def test_card_carries_the_model_data_and_follows_a_resave(fitted_model, tmp_path):
+    card = (fitted_model / CARD_FILE).read_text()
+    prov = read_descriptor(fitted_model).provenance
+    assert prov is not None
+    needles = ("memory-bank", "efficientnet-lite0", prov.fingerprint, prov.fitted_at, "| training images | 12 |", "normal-quantile", "Normal-score")
+    for needle in needles:
+        assert needle in card, needle
+    # `defectlens calibrate` (or anyone) re-saving with new thresholds rewrites the card from them.
+    model = _copy(fitted_model, tmp_path)
+    inspector = Inspector.load(model)
+    inspector.set_thresholds(image=7.25)
+    inspector.save(model)
+    card = (model / CARD_FILE).read_text()
+    assert "| image | 7.25 |" in card and "| how set | user |" in card
+    assert prov.fitted_at in card  # the fit's provenance survives the re-save
+
+
+def test_info_prints_the_card(fitted_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["info", str(fitted_model)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Model card" in result.output and "memory-bank" in result.output and "normal-quantile" in result.output
+    result = runner.invoke(app, ["info", str(tmp_path / "absent")])
+    assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_fingerprint_ignores_order_and_sees_one_pixel():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    assert fingerprint_images([a, b]) == fingerprint_images([b, a])
+    c = b.copy()
+    c[0, 0, 0] ^= 1
+    assert fingerprint_images([a, c]) != fingerprint_images([a, b])
+
+
+# ---------------------------------------------------------------------- generic fusion
+def test_fusion_is_generic_over_its_members_and_round_trips(fitted_model, synthetic_category, tmp_path):
+    """Two memory banks stand in for any two normal-statistics detectors (a flow detector, say)."""
+    category = load_category(synthetic_category)
+    normals = [load_image(p) for p in category.train_good[:3]]
+    primary, secondary = Inspector.load(fitted_model).detector, Inspector.load(fitted_model).detector
+    fused = FusedDetector.calibrate(primary, secondary, normals, FusionConfig(mode="sum", weight=0.3))
+    assert fused.thresholds is not None and fused.thresholds.source == "normal-quantile"
+    model = tmp_path / "fused"
+    Inspector(fused).save(model)
+    meta = json.loads((model / "fusion.json").read_text())
+    assert meta["format_version"] == 2 and meta["primary"]["kind"] == meta["secondary"]["kind"] == "memory-bank"
+    assert read_descriptor(model).detector == "fused"
+    loaded = Inspector.load(model)
+    assert isinstance(loaded.detector, FusedDetector) and loaded.detector.config.weight == 0.3
+    spot = next(t.path for t in category.test if t.is_defective)
+    good = next(t.path for t in category.test if not t.is_defective)
+    images = [load_image(spot), load_image(good)]
+    before, after = fused.score(images), loaded.detector.score(images)
+    assert [r.score for r in after] == pytest.approx([r.score for r in before])
+    assert after[0].score > after[1].score
+
+
+def test_a_member_folder_outside_the_model_is_refused(fitted_model, synthetic_category, tmp_path):
+    normals = [load_image(p) for p in load_category(synthetic_category).train_good[:2]]
+    d = Inspector.load(fitted_model).detector
+    model = tmp_path / "fused"
+    Inspector(FusedDetector.calibrate(d, d, normals)).save(model)
+    meta = json.loads((model / "fusion.json").read_text())
+    meta["secondary"]["dir"] = "../elsewhere"
+    (model / "fusion.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="outside the model"):
+        Inspector.load(model)
+
+
+# ---------------------------------------------------------------------- maps
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.5, 4.0])
+def test_smoothing_matches_scipy_gaussian_filter(sigma):
+    rng = np.random.default_rng(int(sigma * 10))
+    amap = rng.random((37, 53)).astype(np.float32) * 5
+    ours = smooth_map(amap, sigma)
+    # Same kernel radius (ceil(3 sigma) == int(3 sigma + 0.5) for these sigmas) and border rule.
+    theirs = gaussian_filter(amap.astype(np.float64), sigma, mode="nearest", truncate=3.0)
+    assert ours.shape == amap.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    assert np.abs(ours - amap).max() > 0.1  # it did smooth
+
+
+def test_image_score_is_shared_by_the_grounding_cues():
+    from defectlens.detect.grounding import detector as grounding_detector
+
+    assert grounding_detector.image_score is image_score
+    amap = np.arange(250, dtype=np.float32)
+    # round(250 * 0.01) = 2 (ceil would take 3): the memory bank's rule everywhere.
+    assert image_score(amap, 0.01) == pytest.approx(248.5)
