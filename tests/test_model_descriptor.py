@@ -66,6 +66,8 @@ def test_newer_descriptor_version_says_which(fitted_model, tmp_path):
     _edit_descriptor(model, format_version=3)
     with pytest.raises(ModelFileError, match=r"format version 3 is newer than this defectlens reads \(2\)"):
         Inspector.load(model)
+    # Still a model: re-fitting into its folder may replace it.
+    assert Inspector.is_model_dir(model) and not Inspector.needs_taxonomy(model)
     _edit_descriptor(model, format_version=2, format="defectlens.something-else")
     with pytest.raises(ModelFileError, match="not a defectlens model"):
         Inspector.load(model)

@@ -202,6 +202,14 @@ def model_kind(directory: str | Path) -> str | None:
         return None
 
 
+def holds_model(directory: str | Path) -> bool:
+    """True when the folder is a model, readable or not: its descriptor reads, or an
+    ``inspector.json`` or a legacy kind's file is there (a damaged or newer model is still a
+    model, and re-fitting into its folder may replace it)."""
+    root = Path(directory)
+    return model_kind(root) is not None or (root / DESCRIPTOR_FILE).is_file() or legacy_kind(root) is not None
+
+
 def write_descriptor(directory: str | Path, descriptor: ModelDescriptor) -> None:
     """Write ``card.md`` and then ``inspector.json`` (last: its presence marks the model whole)."""
     out = Path(directory)
@@ -219,7 +227,7 @@ def _fmt(value: object) -> str:
 
 
 def _table(rows: dict[str, Any]) -> list[str]:
-    lines = ["| | |", "|---|---|"]
+    lines = ["| field | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items() if not isinstance(v, dict)]
     return lines
 
@@ -253,8 +261,10 @@ def render_card(descriptor: ModelDescriptor) -> str:
     lines += ["", "## Thresholds", ""]
     if t:
         lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": t.get("source")})
+    elif d.format_version < FORMAT_VERSION:
+        lines += ["Not recorded in this legacy descriptor (the detector's own files hold them)."]
     else:
-        lines += ["Not fixed in the model (set at inspection)."]
+        lines += ["Not fixed in the model (set at inspection by the zero-shot cue)."]
     if d.normal_stats:
         lines += ["", "## Normal-score statistics (held-out normal images)", "", *_table(d.normal_stats)]
     if d.fit_summary:

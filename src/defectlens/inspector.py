@@ -29,6 +29,7 @@ from defectlens.descriptor import (
     ModelDescriptor,
     Provenance,
     fingerprint_images,
+    holds_model,
     model_kind,
     read_descriptor,
     utc_now,
@@ -312,9 +313,9 @@ class Inspector:
 
     @staticmethod
     def is_model_dir(directory: str | Path) -> bool:
-        """True when ``directory`` holds a model (any kind, its descriptor readable, or a legacy
-        folder's files): safe to replace by :meth:`save`."""
-        return model_kind(directory) is not None
+        """True when ``directory`` holds a model of any kind, even a damaged or newer one
+        (:func:`~defectlens.descriptor.holds_model`): safe to replace by :meth:`save`."""
+        return holds_model(directory)
 
     @staticmethod
     def needs_taxonomy(directory: str | Path) -> bool:
@@ -337,12 +338,13 @@ class Inspector:
         root = Path(directory)
         descriptor = read_descriptor(root)
         path = root / INSPECTOR_FILE
-        detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
         try:
+            # Checked before the detector is built: a bad file fails fast, not after the weights load.
             settings = replace(InspectorSettings(), **descriptor.settings) if descriptor.settings else InspectorSettings()
             summary = FitSummary(**descriptor.fit_summary) if descriptor.fit_summary else None
         except (TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
+        detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
         return cls(detector, settings, summary, descriptor.provenance)
 
 
