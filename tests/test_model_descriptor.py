@@ -42,7 +42,7 @@ def test_descriptor_names_the_kind_and_round_trips(fitted_model, synthetic_categ
     assert prov["fitted_at"].endswith("+00:00")  # UTC ISO
     images = [load_image(p) for p in load_category(synthetic_category).train_good]
     assert prov["fingerprint"] == fingerprint_images(images)
-    assert meta["thresholds"]["source"] == "normal-quantile" and meta["normal_stats"]["n_images"] == 1
+    assert meta["thresholds"]["source"] == "normal-quantile" and meta["normal_stats"]["n_images"] == 12  # leave-one-out: every image
     assert meta["detector_info"]["encoder"]["backbone"] == "efficientnet-lite0"
 
     loaded = Inspector.load(fitted_model)
@@ -55,7 +55,7 @@ def test_descriptor_names_the_kind_and_round_trips(fitted_model, synthetic_categ
 def test_unknown_kind_names_the_known_ones(fitted_model, tmp_path):
     model = _copy(fitted_model, tmp_path)
     _edit_descriptor(model, detector="normalizing-flow")
-    known = r"unknown detector kind 'normalizing-flow' \(this defectlens knows fused, grounding, memory-bank\)"
+    known = r"unknown detector kind 'normalizing-flow' \(this defectlens knows discriminator, fused, grounding, memory-bank\)"
     with pytest.raises(ModelFileError, match=known) as err:
         Inspector.load(model)
     assert DESCRIPTOR_FILE in str(err.value)

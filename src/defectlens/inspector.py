@@ -37,6 +37,7 @@ from defectlens.descriptor import (
 )
 from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
 from defectlens.detect.base import Detector, LoadContext, Progress
+from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import CanvasSpec, EncoderConfig
@@ -50,6 +51,8 @@ INSPECTOR_FILE = DESCRIPTOR_FILE
 IMAGE_SIZE_RANGE = (64, 1024)
 """Canvas sides accepted by :class:`InspectorSettings`: below, features are too coarse; above,
 a CPU runs out of memory long before it finishes."""
+FIT_DETECTORS = ("memory-bank", "discriminator", "bank+discriminator")
+"""Detector families ``Inspector.fit`` builds from normal images (``InspectorSettings.detector``)."""
 MIN_FIT_IMAGES = 2
 """Normal images needed to fit: at least one is held out to set the thresholds."""
 ImageInput = np.ndarray | str | Path
@@ -66,8 +69,13 @@ class InspectorSettings:
     standardize: bool = True
     min_region_px: int | None = None
     """Regions smaller than this are dropped (default: 0.01% of the image)."""
+    detector: str = "memory-bank"
+    """Normal-only detector family: 'memory-bank', 'discriminator', or 'bank+discriminator'
+    (the two fused). See the detector study in the README for how the default was chosen."""
 
     def __post_init__(self) -> None:
+        if self.detector not in FIT_DETECTORS:
+            raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
         low, high = IMAGE_SIZE_RANGE
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not low <= self.image_size <= high:
             # Checked here, before a canvas of this size is ever allocated.
@@ -159,8 +167,8 @@ class Inspector:
         secondary: Detector | None = None,
         fusion: FusionConfig | None = None,
     ) -> Inspector:
-        """Fit a memory-bank detector on normal RGB images (a share is held out for thresholds);
-        the returned Inspector's :attr:`fit_summary` says what fitting did.
+        """Fit the detector ``settings.detector`` names on normal RGB images; the returned
+        Inspector's :attr:`fit_summary` says what fitting did.
 
         With ``secondary`` (e.g. a grounding detector with the token cue), the memory bank and
         it are fused (:class:`~defectlens.detect.fusion.FusedDetector`): both are normalised on
@@ -181,12 +189,23 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        detector = MemoryBankDetector(MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio))
+        provenance = Provenance.now(len(images), fingerprint_images(images))
+        if settings.detector == "discriminator":
+            alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder))
+            return cls(alone, settings, alone.fit(images, progress=progress), provenance)
+        if settings.detector != "memory-bank" and secondary is not None:
+            raise ConfigError(f"detector {settings.detector!r} cannot also be fused with another model", None, "use the memory-bank detector to fuse")
+        if settings.detector == "bank+discriminator":
+            secondary = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder))
+            secondary.fit(images, progress=progress)
+        # Fused, the bank keeps the same share of images out as its partner: both are put on
+        # one scale with normal images neither has seen. Alone, it calibrates leave-one-out.
+        calibration = "holdout" if secondary is not None else "leave-one-out"
+        detector = MemoryBankDetector(MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio, calibration=calibration))
         held_out = detector.holdout_indices(len(images))
         if secondary is not None and not held_out:
             raise ValueError("fusion needs at least 2 normal images (one is held out to normalise both detectors)")
         summary = detector.fit(images, progress=progress)
-        provenance = Provenance.now(len(images), fingerprint_images(images))
         if secondary is None:
             return cls(detector, settings, summary, provenance)
         fused = FusedDetector.calibrate(detector, secondary, [images[i] for i in held_out], fusion, detector.config.quantile)

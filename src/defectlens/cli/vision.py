@@ -20,7 +20,7 @@ from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
 from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
 from defectlens.evaluate.harness import evaluate_detection
-from defectlens.inspector import IMAGE_SIZE_RANGE, MIN_FIT_IMAGES, Failure, Inspector, InspectorSettings, load_images
+from defectlens.inspector import FIT_DETECTORS, IMAGE_SIZE_RANGE, MIN_FIT_IMAGES, Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.images import describe_unreadable
@@ -101,6 +101,7 @@ def fit(
     coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank, in (0, 1].")] = 0.1,
     max_images: Annotated[int, typer.Option(min=0, help="Use at most this many normal images (0 = all).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
+    detector: Annotated[str, typer.Option(help=f"Detector family: {', '.join(FIT_DETECTORS)}.")] = InspectorSettings.detector,
     grounding: Annotated[
         Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")
     ] = None,
@@ -113,7 +114,9 @@ def fit(
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage."""
     try:
         # Every setting and the output path are checked before a single image is decoded.
-        settings = InspectorSettings(backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize)
+        settings = InspectorSettings(
+            backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize, detector=detector
+        )
         try:
             MemoryBankConfig(coreset_ratio=coreset_ratio)
         except ValueError as exc:

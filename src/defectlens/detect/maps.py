@@ -9,10 +9,15 @@ grounding model (and any later detector) agree on what "smoothed" and "score" me
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from defectlens.encode import CanvasSpec, EncodedBatch, Placement, footprint_grid, map_to_original
+from defectlens.types import AnomalyResult
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -51,3 +56,32 @@ def image_score(anomaly_map: np.ndarray, top_fraction: float) -> float:
     if k == 1:
         return float(values.max())
     return float(np.partition(values, values.size - k)[values.size - k :].mean())
+
+
+def grid_to_results(grid_values: torch.Tensor, encoded: EncodedBatch, sigma: float, top_fraction: float) -> list[AnomalyResult]:
+    """Turn (N, h, w) cell values of ``encoded``'s images into results: upsampled to the canvas,
+    smoothed, cropped to each image's footprint and resized to its original size."""
+    spec = encoded.canvas
+    grid = grid_values.float().unsqueeze(1)
+    canvas_maps = smooth_maps(F.interpolate(grid, size=(spec.height, spec.width), mode="bilinear", align_corners=False), sigma)
+    results = []
+    for cmap, placement in zip(canvas_maps[:, 0], encoded.placements, strict=True):
+        full = map_to_original(cmap, placement)
+        results.append(AnomalyResult(score=image_score(full, top_fraction), anomaly_map=full))
+    return results
+
+
+@lru_cache(maxsize=256)
+def _on_image(placement: Placement, spec: CanvasSpec, grid: tuple[int, int]) -> torch.Tensor:
+    return torch.from_numpy(footprint_grid(placement, spec, grid) > 0.5)
+
+
+def on_image_cells(batches: Iterable[EncodedBatch]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(features (C, h, w), on-image cells (h, w) bool) per image of encoded normal batches.
+
+    Only cells that lie on the image train a detector: the mirrored border around an image
+    placed on its canvas is not part of the part."""
+    for encoded in batches:
+        grid = (int(encoded.features.shape[-2]), int(encoded.features.shape[-1]))
+        for feat, placement in zip(encoded.features, encoded.placements, strict=True):
+            yield feat, _on_image(placement, encoded.canvas, grid)

@@ -8,22 +8,21 @@ mapped back to the image's own pixel grid, and its maximum is the image score.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import faiss
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from defectlens.detect.base import LoadContext, Progress
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.coreset import greedy_coreset
-from defectlens.detect.maps import gaussian_kernel, image_score, smooth_maps
-from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, Placement, footprint_grid, map_to_original
+from defectlens.detect.maps import grid_to_results, on_image_cells
+from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.errors import ModelFileError
 from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
 from defectlens.types import AnomalyResult, Thresholds
@@ -32,6 +31,11 @@ FORMAT = "defectlens.memory-bank"
 FORMAT_VERSION = 1
 CONFIG_FILE = "detector.json"
 BANK_FILE = "memory_bank.safetensors"
+
+CALIBRATIONS = ("leave-one-out", "holdout")
+LEAVE_ONE_OUT_CANDIDATES = 16
+"""Nearest bank patches fetched per query in leave-one-out scoring; the first from another
+image is used (neighbours from the image itself are skipped)."""
 
 
 
@@ -42,12 +46,24 @@ class MemoryBankConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     coreset_ratio: float = 0.1
     """Share of training patches kept in the bank."""
+    coreset_projection: int = 64
+    """Dimensions of the random projection the greedy coreset measures distances in."""
+    n_neighbours: int = 1
+    """A patch's anomaly value is its mean distance to this many nearest normal patches."""
     max_bank_size: int = 16_384
     """Upper bound on the bank: search cost grows linearly with it."""
     blur_sigma: float = 4.0
     """Gaussian smoothing of the map, in canvas pixels (PatchCore uses 4)."""
+    calibration: str = "leave-one-out"
+    """How thresholds are set without labels. 'leave-one-out': every normal image goes into the
+    bank, and up to ``calibration_images`` of them are scored against the bank without their
+    own patches (each as if it had been left out), so no image is lost to calibration and the
+    quantile rests on many images. 'holdout': ``holdout_fraction`` of the images is kept out of
+    the bank and scored (what a fused detector needs: both detectors see the same unseen images)."""
+    calibration_images: int = 200
+    """Most images re-scored for leave-one-out calibration (seeded choice): bounds fit time."""
     holdout_fraction: float = 0.1
-    """Share of the normal images kept out of the bank to calibrate thresholds."""
+    """Share of the normal images kept out of the bank with 'holdout' calibration."""
     quantile: float = 0.99
     """Quantile of held-out normal scores used as the label-free threshold."""
     score_top_fraction: float = 0.01
@@ -63,10 +79,14 @@ class MemoryBankConfig:
             raise ValueError(f"score_top_fraction must be in [0, 1), got {self.score_top_fraction}")
         if not 0 < self.coreset_ratio <= 1:
             raise ValueError(f"coreset_ratio must be in (0, 1], got {self.coreset_ratio}")
+        if self.n_neighbours < 1:
+            raise ValueError(f"n_neighbours must be positive, got {self.n_neighbours}")
         if self.max_bank_size < 1:
             raise ValueError(f"max_bank_size must be positive, got {self.max_bank_size}")
         if not 0 <= self.holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
@@ -77,8 +97,9 @@ class MemoryBankConfig:
     @classmethod
     def from_json(cls, d: dict) -> MemoryBankConfig:
         """Inverse of :meth:`to_json`. Models saved before ``score_top_fraction`` existed scored
-        images by the map maximum, and their thresholds are on that scale: they keep it."""
-        return cls(**{"score_top_fraction": 0.0, **d, "encoder": EncoderConfig.from_json(d["encoder"])})
+        images by the map maximum, and their thresholds are on that scale: they keep it (and the
+        held-out calibration they were made with)."""
+        return cls(**{"score_top_fraction": 0.0, "calibration": "holdout", **d, "encoder": EncoderConfig.from_json(d["encoder"])})
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,17 @@ class FitSummary:
     n_patches: int
     bank_size: int
     seconds: float
+
+
+
+def holdout_indices(n_images: int, fraction: float, seed: int) -> list[int]:
+    """Seeded choice of the ``fraction`` of ``n_images`` normal images a detector keeps out of
+    training to calibrate on (at least one when there are two or more, never all)."""
+    if fraction <= 0 or n_images < 2:
+        return []
+    n_holdout = min(n_images - 1, max(1, round(n_images * fraction)))
+    order = np.random.default_rng(seed).permutation(n_images)
+    return sorted(int(i) for i in order[:n_holdout])
 
 
 class MemoryBankDetector:
@@ -106,18 +138,14 @@ class MemoryBankDetector:
         self.index: faiss.Index | None = None
         self.thresholds: Thresholds | None = None
         self.normal_stats: NormalStatistics | None = None
-        self._kernel = gaussian_kernel(self.config.blur_sigma) if self.config.blur_sigma > 0 else None
-        self._footprints: dict[tuple, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ fitting
     def holdout_indices(self, n_images: int) -> list[int]:
         """Which of ``n_images`` fit images :meth:`fit` keeps out of the bank to calibrate on
         (seeded, so a fused detector can calibrate on exactly the same normal images)."""
-        if self.config.holdout_fraction <= 0 or n_images < 2:
+        if self.config.calibration != "holdout":
             return []
-        n_holdout = min(n_images - 1, max(1, round(n_images * self.config.holdout_fraction)))
-        order = np.random.default_rng(self.config.seed).permutation(n_images)
-        return sorted(int(i) for i in order[:n_holdout])
+        return holdout_indices(n_images, self.config.holdout_fraction, self.config.seed)
 
     def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> FitSummary:
         """Build the bank from normal RGB images and calibrate thresholds on a held-out share."""
@@ -125,28 +153,62 @@ class MemoryBankDetector:
             raise ValueError("fit needs at least one normal image")
         start = time.perf_counter()
         held = set(self.holdout_indices(len(images)))
-        n_holdout = len(held)
-        holdout = [images[i] for i in sorted(held)]
         train = [img for i, img in enumerate(images) if i not in held]
+        holdout = [images[i] for i in sorted(held)]
 
-        patches: list[torch.Tensor] = []
-        for members, encoded in self.encoder.iter_groups(train, self.config.batch_size):
-            for feat, placement in zip(encoded.features, encoded.placements, strict=True):
-                # Only cells that lie on the image: the mirrored border is not part of the part.
-                keep = self._footprint(placement, encoded.canvas) > 0.5
-                patches.append(feat.permute(1, 2, 0)[keep])
-            if progress:
-                progress(len(members))
+        def encoded(group: Sequence[np.ndarray]) -> Iterator[EncodedBatch]:
+            for members, batch in self.encoder.iter_groups(group, self.config.batch_size):
+                yield batch
+                if progress:
+                    progress(len(members))
+
+        summary = self.fit_encoded(encoded(train), encoded(holdout))
+        return replace(summary, n_images=len(images), seconds=time.perf_counter() - start)
+
+    def fit_encoded(self, train: Iterable[EncodedBatch], holdout: Iterable[EncodedBatch] = ()) -> FitSummary:
+        """Build the bank from encoded normal images and calibrate on encoded held-out ones.
+
+        The step after encoding, on its own so that a study can fit many settings on features
+        encoded once (see ``benchmarks/detector_study.py``)."""
+        start = time.perf_counter()
+        train = list(train)
+        patches = [feat.permute(1, 2, 0)[keep] for feat, keep in on_image_cells(train)]
+        if not patches:
+            raise ValueError("fit needs at least one normal image")
         all_patches = torch.cat(patches)
+        sources = torch.cat([torch.full((len(p),), i, dtype=torch.int32) for i, p in enumerate(patches)])
         n_select = min(self.config.max_bank_size, max(1, round(len(all_patches) * self.config.coreset_ratio)))
-        chosen = greedy_coreset(all_patches, n_select, seed=self.config.seed)
+        chosen = greedy_coreset(all_patches, n_select, projection_dim=self.config.coreset_projection, seed=self.config.seed)
         self._set_bank(all_patches[chosen].contiguous())
+        if self.config.calibration == "leave-one-out":
+            n_calibration = self._calibrate(self._leave_one_out(train, sources[chosen].numpy(), len(patches)))
+        else:
+            n_calibration = self._calibrate(r for batch in holdout for r in self.score_encoded(batch))
+        n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
+        return FitSummary(len(patches) + n_holdout, n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
 
-        if holdout:
-            results = self.score(holdout, progress=progress)
+    def _leave_one_out(self, train: list[EncodedBatch], bank_sources: np.ndarray, n_images: int) -> Iterator[AnomalyResult]:
+        """Results of (up to ``calibration_images``) training images, each scored against the
+        bank without the patches it gave."""
+        n_use = min(n_images, self.config.calibration_images)
+        chosen = set(np.random.default_rng(self.config.seed).permutation(n_images)[:n_use].tolist())
+        image_id = 0
+        for encoded in train:
+            ids = np.arange(image_id, image_id + len(encoded.placements))
+            image_id += len(ids)
+            keep = [j for j, i in enumerate(ids) if i in chosen]
+            if not keep:
+                continue
+            subset = EncodedBatch(encoded.features[keep], [encoded.placements[j] for j in keep], encoded.canvas, [])
+            yield from self.score_encoded(subset, exclude=(ids[keep], bank_sources))
+
+    def _calibrate(self, results: Iterable[AnomalyResult]) -> int:
+        """Set normal statistics and label-free thresholds from normal images' results."""
+        results = list(results)
+        if results:
             self.normal_stats = normal_statistics([r.score for r in results], [r.anomaly_map for r in results], self.config.quantile)
             self.thresholds = thresholds_from_normal(self.normal_stats)
-        return FitSummary(len(images), n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
+        return len(results)
 
     def _set_bank(self, bank: torch.Tensor) -> None:
         self.bank = bank.float().contiguous()
@@ -154,33 +216,40 @@ class MemoryBankDetector:
         index.add(self.bank.numpy())
         self.index = index
 
-    def _footprint(self, placement: Placement, spec: CanvasSpec) -> torch.Tensor:
-        key = (placement.original_height, placement.original_width, spec)
-        if key not in self._footprints:
-            grid = footprint_grid(placement, spec, self.encoder.grid_for(spec))
-            self._footprints[key] = torch.from_numpy(grid)
-        return self._footprints[key]
-
     # ------------------------------------------------------------------ scoring
     def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """Anomaly score and original-resolution map for each RGB image."""
-        if self.index is None:
-            raise RuntimeError("the detector is not fitted: call fit() or load() first")
         results: list[AnomalyResult | None] = [None] * len(images)
         for members, encoded in self.encoder.iter_groups(images, self.config.batch_size):
-            n, c, h, w = encoded.features.shape
-            queries = encoded.features.permute(0, 2, 3, 1).reshape(-1, c).contiguous().numpy()
-            dist2, _ = self.index.search(queries, 1)
-            grid_maps = torch.from_numpy(np.sqrt(np.maximum(dist2[:, 0], 0.0))).reshape(n, 1, h, w)
-            spec = encoded.canvas
-            canvas_maps = F.interpolate(grid_maps, size=(spec.height, spec.width), mode="bilinear", align_corners=False)
-            canvas_maps = smooth_maps(canvas_maps, self.config.blur_sigma, self._kernel)
-            for i, cmap, placement in zip(members, canvas_maps[:, 0], encoded.placements, strict=True):
-                full = map_to_original(cmap, placement)
-                results[i] = AnomalyResult(score=image_score(full, self.config.score_top_fraction), anomaly_map=full)
+            for i, result in zip(members, self.score_encoded(encoded), strict=True):
+                results[i] = result
             if progress:
                 progress(len(members))
         return [r for r in results if r is not None]
+
+    def score_encoded(self, encoded: EncodedBatch, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> list[AnomalyResult]:
+        """Score images already encoded by this detector's encoder.
+
+        ``exclude`` = (source id of each image, source id of each bank row): bank rows from an
+        image's own source are skipped when scoring it (leave-one-out calibration)."""
+        if self.index is None:
+            raise RuntimeError("the detector is not fitted: call fit() or load() first")
+        n, c, h, w = encoded.features.shape
+        k = self.config.n_neighbours
+        queries = encoded.features.permute(0, 2, 3, 1).reshape(-1, c).float().contiguous().numpy()
+        if exclude is None:
+            dist2, _ = self.index.search(queries, k)
+        else:
+            image_sources, bank_sources = exclude
+            candidates = min(self.index.ntotal, max(LEAVE_ONE_OUT_CANDIDATES, 4 * k))
+            dist2, rows = self.index.search(queries, candidates)
+            own = bank_sources[rows] == np.repeat(image_sources, h * w)[:, None]
+            # Own patches are pushed past every other candidate; if all candidates were the
+            # image's own (rare: a pattern only this image has) the farthest one stands in.
+            nearest_other = np.sort(np.where(own, np.inf, dist2), axis=1)[:, :k]
+            dist2 = np.where(np.isinf(nearest_other), dist2.max(1, keepdims=True), nearest_other)
+        grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
+        return grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction)
 
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict:
@@ -193,6 +262,8 @@ class MemoryBankDetector:
             "blur_sigma": c.blur_sigma,
             "score_top_fraction": c.score_top_fraction,
             "threshold_quantile": c.quantile,
+            "calibration": c.calibration,
+            "n_neighbours": c.n_neighbours,
         }
 
     def save(self, directory: str | Path) -> None:
@@ -269,6 +340,7 @@ class MemoryBankDetector:
         detector._set_bank(bank)
         detector.thresholds, detector.normal_stats = thresholds, stats
         return detector
+
 
 
 def read_detector_json(root: Path) -> dict:

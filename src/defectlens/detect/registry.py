@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from defectlens.detect.base import Detector, DetectorClass, LoadContext
+from defectlens.detect.discriminator import DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.detect.grounding.detector import GroundingDetector
 from defectlens.detect.memory_bank import MemoryBankDetector
@@ -20,6 +21,7 @@ DETECTORS: dict[str, DetectorClass] = {
     MemoryBankDetector.name: MemoryBankDetector,
     GroundingDetector.name: GroundingDetector,
     FusedDetector.name: FusedDetector,
+    DiscriminatorDetector.name: DiscriminatorDetector,
 }
 """Kind name (as written in a model descriptor) -> detector class."""
 

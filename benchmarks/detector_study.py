@@ -1,0 +1,417 @@
+"""Detector study: which settings of the normal-only detectors win across all shared categories.
+
+Patch features are encoded once per (category, encoder settings) and cached under
+``runs/detector_cache`` (safetensors + JSON; rebuilt, with a message, when the encoder
+settings or the image list differ), so one detector setting is scored on a category in a
+minute or two. Every row fits the real detector classes (``fit_encoded`` / ``score_encoded``)
+on the cached features, scores the whole test split and records image AUROC, pixel AUROC,
+AUPRO, recall and false-positive rate at the label-free threshold, fit seconds and ms per
+image (encoding, measured when the cache was built, plus scoring). Results are appended to
+``benchmarks/results/detector_study.json`` as they come (a cut-short run resumes) and the
+table is rewritten to ``detector_study.md``.
+
+    python benchmarks/detector_study.py [--settings NAME ...] [--categories NAME ...] [--list]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+import defectlens.detect.memory_bank as memory_bank_module
+from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_coreset, normal_statistics
+from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
+from defectlens.detect.grounding.fusion import fuse
+from defectlens.detect.maps import image_score
+from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
+from defectlens.evaluate.metrics import aupro, image_auroc, pixel_auroc
+from defectlens.io import load_category, load_image
+from defectlens.io.images import load_mask
+from defectlens.types import AnomalyResult
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Setting:
+    """One row of the study: encoder, detector and training choices."""
+
+    name: str
+    factor: str
+    backbone: str = "efficientnet-lite0"
+    stages: tuple[int, ...] = (2, 4)
+    image_size: int = 256
+    n_train: int | None = 200
+    """Normal images to fit on (seeded subset); None = all."""
+    detector: str = "memory-bank"
+    """'memory-bank', 'discriminator' or 'fused' (the two, normalised on held-out normals)."""
+    bank: dict = field(default_factory=dict)
+    discriminator: dict = field(default_factory=dict)
+    flip_bank: bool = False
+    """Add horizontally flipped training images to the normal features."""
+    flip_test: bool = False
+    """Average each test map with the map of the flipped image (flipped back)."""
+
+    def encoder_key(self) -> tuple:
+        return (self.backbone, self.stages, self.image_size)
+
+
+SETTINGS: list[Setting] = [
+    Setting("base", "baseline (lite0, stages 2+4, 256 px, 200 images, top-1 % score, leave-one-out calibration)"),
+    Setting("all-images", "training images", n_train=None),
+    Setting("discriminator", "detector", detector="discriminator"),
+    Setting("fused", "detector", detector="fused"),
+    Setting("holdout-calibration", "calibration", bank={"calibration": "holdout"}),
+    Setting("k3", "neighbours", bank={"n_neighbours": 3}),
+    Setting("coreset-proj32", "coreset", bank={"coreset_projection": 32}),
+    Setting("blur-2", "smoothing", bank={"blur_sigma": 2.0}),
+    Setting("blur-8", "smoothing", bank={"blur_sigma": 8.0}),
+    Setting("flip-test", "augmentation", flip_test=True),
+    Setting("flip-bank", "augmentation", flip_bank=True),
+    Setting("flip-both", "augmentation", flip_bank=True, flip_test=True),
+    Setting("lite2", "backbone", backbone="efficientnet-lite2"),
+    Setting("canvas-320", "canvas", image_size=320),
+]
+SCORE_VARIANTS: dict[str, Callable[[np.ndarray], float]] = {
+    "max": lambda m: image_score(m, 0.0),
+    "top-0.1%": lambda m: image_score(m, 0.001),
+    "top-1%": lambda m: image_score(m, 0.01),
+    "top-5%": lambda m: image_score(m, 0.05),
+    "top-1%-minus-median": lambda m: image_score(m, 0.01) - float(np.median(m)),
+}
+"""Image scores compared on the baseline's maps (no refit: the maps are the same)."""
+
+
+# ---------------------------------------------------------------------------- feature cache
+@dataclass
+class CachedCategory:
+    """One category's images and their features for one encoder setting, cached on disk."""
+
+    name: str
+    encoder: EncoderConfig
+    canvas: CanvasSpec
+    folder: Path
+    paths: dict[str, list[Path]]
+    labels: list[int]
+    mask_paths: list[str | None]
+    _loaded: dict[str, tuple[torch.Tensor, list[Placement]]] = field(default_factory=dict)
+    encode_ms_per_image: float = float("nan")
+
+    def split(self, name: str, encoder: PatchEncoder) -> tuple[torch.Tensor, list[Placement]]:
+        """Features (N, C, h, w) float16 and placements of split ``name`` ('train', 'test', or
+        either with '_flip': the images mirrored left-right), encoding it on first use."""
+        if name in self._loaded:
+            return self._loaded[name]
+        tensors, meta = self.folder / f"{name}.safetensors", self.folder / f"{name}.json"
+        if tensors.is_file() and meta.is_file():
+            info = json.loads(meta.read_text())
+            self._loaded[name] = (load_file(str(tensors))["features"], [Placement(*p) for p in info["placements"]])
+            self.encode_ms_per_image = info["encode_ms_per_image"]
+            return self._loaded[name]
+        paths = self.paths[name.removesuffix("_flip")]
+        feats, places, seconds = [], [], 0.0
+        for start in range(0, len(paths), 8):
+            images = [load_image(p) for p in paths[start : start + 8]]
+            if name.endswith("_flip"):
+                images = [np.ascontiguousarray(img[:, ::-1]) for img in images]
+            t0 = time.perf_counter()
+            enc = encoder.encode(images, self.canvas)
+            seconds += time.perf_counter() - t0
+            feats.append(enc.features.half())
+            places.extend(enc.placements)
+        features = torch.cat(feats).contiguous()
+        save_file({"features": features}, str(tensors))
+        ms = 1000 * seconds / max(1, len(paths))
+        load = os.getloadavg()[0]
+        meta.write_text(json.dumps({"placements": [list(p.__dict__.values()) for p in places], "encode_ms_per_image": ms, "load": load}))
+        print(f"  encoded {self.name} {name}: {len(paths)} images, {ms:.0f} ms each (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+        self.encode_ms_per_image = ms
+        self._loaded[name] = (features, places)
+        return self._loaded[name]
+
+    def batches(self, split: str, indices: Sequence[int], encoder: PatchEncoder, size: int = 32) -> Iterator[EncodedBatch]:
+        """EncodedBatch objects (float32) of ``indices`` of ``split``, ``size`` at a time."""
+        feats, places = self.split(split, encoder)
+        for start in range(0, len(indices), size):
+            chunk = list(indices[start : start + size])
+            yield EncodedBatch(feats[chunk].float(), [places[i] for i in chunk], self.canvas, [])
+
+
+def _fingerprint(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(f"{p.name}:{p.stat().st_size};".encode())
+    return h.hexdigest()[:16]
+
+
+def open_cache(root: Path, cache_dir: Path, backbone: str, stages: tuple[int, ...], image_size: int) -> CachedCategory:
+    """The category at ``root`` with its features for one encoder setting; splits are encoded
+    on first use (:meth:`CachedCategory.split`) and each is saved as soon as it is done."""
+    category = load_category(root)
+    train_paths = category.require_train_good()
+    test = category.require_test()
+    sizes = []
+    for p in train_paths:
+        with Image.open(p) as im:
+            sizes.append(im.size)
+    canvas = CanvasSpec.for_sizes(sizes, image_size)
+    encoder_config = EncoderConfig(backbone=backbone, stages=stages, canvas_height=canvas.height, canvas_width=canvas.width, standardize=True)
+    identity = {
+        "cache_version": CACHE_VERSION,
+        "encoder": encoder_config.to_json(),
+        "train": _fingerprint(train_paths),
+        "test": _fingerprint([t.path for t in test]),
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir / category.name / key
+    identity_path = folder / "identity.json"
+    if identity_path.is_file() and json.loads(identity_path.read_text()) != identity:
+        print(f"{folder}: cache made with other encoder settings or images — rebuilding", file=sys.stderr)
+        for stale in folder.iterdir():
+            stale.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    identity_path.write_text(json.dumps(identity))
+    if not any(t.mask_path for t in test):
+        print(f"{category.name}: no masks — pixel metrics skipped", file=sys.stderr)
+    return CachedCategory(
+        category.name,
+        encoder_config,
+        canvas,
+        folder,
+        {"train": list(train_paths), "test": [t.path for t in test]},
+        [int(t.is_defective) for t in test],
+        [str(t.mask_path) if t.mask_path else None for t in test],
+    )
+
+
+# ---------------------------------------------------------------------------- one row
+_CORESETS: dict[tuple, torch.Tensor] = {}
+
+
+def _memoised_coreset(features: torch.Tensor, n_select: int, projection_dim: int = 64, seed: int = 0) -> torch.Tensor:
+    """The greedy coreset, remembered for the run: settings that only change scoring (k, blur,
+    test-time flips, calibration) reuse the bank of the setting they vary, instead of spending
+    minutes re-selecting the same rows. Same inputs give the same rows, so nothing changes."""
+    key = (tuple(features.shape), float(features[::997].float().sum()), n_select, projection_dim, seed)
+    if key not in _CORESETS:
+        _CORESETS[key] = greedy_coreset(features, n_select, projection_dim=projection_dim, seed=seed)
+    return _CORESETS[key]
+
+
+memory_bank_module.greedy_coreset = _memoised_coreset
+
+def train_subset(n_available: int, n_train: int | None) -> list[int]:
+    """The seeded subset of training images the vision-expert benchmark also uses."""
+    if n_train is None or n_available <= n_train:
+        return list(range(n_available))
+    return sorted(int(i) for i in np.random.default_rng(0).choice(n_available, n_train, replace=False))
+
+
+def _make_detector(kind: str, setting: Setting, encoder: PatchEncoder):
+    if kind == "memory-bank":
+        # Fused, the bank keeps images out as the discriminator does: both are normalised on
+        # the same unseen normal images.
+        fused = {"calibration": "holdout"} if setting.detector == "fused" else {}
+        return MemoryBankDetector(MemoryBankConfig(encoder=encoder.config, **{**setting.bank, **fused}), encoder)
+    return DiscriminatorDetector(DiscriminatorConfig(encoder=encoder.config, **setting.discriminator), encoder)
+
+
+def _score_split(detector, cache: CachedCategory, split: str, indices: Sequence[int], flip_test: bool) -> list[AnomalyResult]:
+    results = [r for b in cache.batches(split, indices, detector.encoder) for r in detector.score_encoded(b)]
+    if not flip_test:
+        return results
+    flipped = [r for b in cache.batches(split + "_flip", indices, detector.encoder) for r in detector.score_encoded(b)]
+    top = detector.config.score_top_fraction
+    out = []
+    for r, f in zip(results, flipped, strict=True):
+        amap = (r.anomaly_map + f.anomaly_map[:, ::-1]) / 2
+        out.append(AnomalyResult(score=image_score(amap, top), anomaly_map=np.ascontiguousarray(amap, dtype=np.float32)))
+    return out
+
+
+def _masks(cache: CachedCategory, results: Sequence[AnomalyResult]) -> list[np.ndarray]:
+    masks = []
+    for mask_path, r in zip(cache.mask_paths, results, strict=True):
+        if mask_path is None:
+            masks.append(np.zeros(r.anomaly_map.shape, bool))
+        else:
+            h, w = r.anomaly_map.shape
+            masks.append(load_mask(mask_path, (w, h)))
+    return masks
+
+
+def _at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    flagged = scores > threshold
+    return float(flagged[labels == 1].mean()), float(flagged[labels == 0].mean())
+
+
+def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, with_pixels: bool = True) -> list[dict]:
+    """Fit and score one setting on one cached category; one row (more for score variants)."""
+    train = train_subset(len(cache.paths["train"]), setting.n_train)
+    kinds = ["memory-bank", "discriminator"] if setting.detector == "fused" else [setting.detector]
+    fitted = []
+    fit_seconds = 0.0
+    for kind in kinds:
+        detector = _make_detector(kind, setting, encoder)
+        held = set(detector.holdout_indices(len(train)))
+        fit_idx = [i for j, i in enumerate(train) if j not in held]
+        hold_idx = [i for j, i in enumerate(train) if j in held]
+
+        def train_batches(fit_idx=fit_idx) -> Iterator[EncodedBatch]:
+            yield from cache.batches("train", fit_idx, encoder)
+            if setting.flip_bank:
+                yield from cache.batches("train_flip", fit_idx, encoder)
+
+        t0 = time.perf_counter()
+        detector.fit_encoded(train_batches(), cache.batches("train", hold_idx, encoder))
+        fit_seconds += time.perf_counter() - t0
+        fitted.append(detector)
+    test_idx = list(range(len(cache.labels)))
+    t0 = time.perf_counter()
+    per_detector = [_score_split(d, cache, "test", test_idx, setting.flip_test) for d in fitted]
+    score_ms = 1000 * (time.perf_counter() - t0) / len(test_idx)
+    if len(fitted) == 1:
+        results, threshold = per_detector[0], fitted[0].thresholds.image
+    else:
+        # Fusion: each detector's output in its own held-out-normal units, then summed; the
+        # threshold from the fused held-out scores (the images both detectors held out).
+        bank, disc = fitted
+        hold = [_score_split(d, cache, "train", hold_idx, setting.flip_test) for d in fitted]
+        fused_hold = [fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats) for a, b in zip(*hold, strict=True)]
+        stats = normal_statistics([s for s, _ in fused_hold], [m for _, m in fused_hold])
+        results = [
+            AnomalyResult(*fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats))
+            for a, b in zip(*per_detector, strict=True)
+        ]
+        threshold = stats.image_quantile
+    labels = np.asarray(cache.labels)
+    scores = np.asarray([r.score for r in results])
+    recall, fpr = _at_threshold(labels, scores, threshold)
+    row = {
+        "setting": setting.name,
+        "factor": setting.factor,
+        "category": cache.name,
+        "n_train": len(train),
+        "image_auroc": image_auroc(labels, scores),
+        "recall_at_threshold": recall,
+        "fpr_at_threshold": fpr,
+        "fit_seconds": fit_seconds,
+        "ms_per_image": cache.encode_ms_per_image * (2 if setting.flip_test else 1) + score_ms,
+    }
+    if with_pixels:
+        masks = _masks(cache, results)
+        maps = [r.anomaly_map for r in results]
+        row["pixel_auroc"] = pixel_auroc(masks, maps)
+        row["aupro"] = aupro(masks, maps)
+    rows = [row]
+    if setting.name == "base":
+        # Image-score variants on the same maps (no refit). Their AUROC only: the label-free
+        # threshold of a variant would need its own calibration maps.
+        for variant, fn in SCORE_VARIANTS.items():
+            s = np.asarray([fn(r.anomaly_map) for r in results])
+            rows.append(
+                {
+                    **row,
+                    "setting": f"score:{variant}",
+                    "factor": "image score",
+                    "image_auroc": image_auroc(labels, s),
+                    "recall_at_threshold": None,
+                    "fpr_at_threshold": None,
+                }
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------------- tables
+COLUMNS = ("image_auroc", "pixel_auroc", "aupro", "recall_at_threshold", "fpr_at_threshold", "fit_seconds", "ms_per_image")
+
+
+def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
+    """Rewrite the JSON and the Markdown table (per setting: mean over categories, then per category)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "detector_study.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    categories = sorted({r["category"] for r in rows})
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    lines = [
+        "# Detector study",
+        "",
+        f"Machine: {meta['machine']}. Generated by `benchmarks/detector_study.py`; every number is measured, none copied.",
+        "Mean over the categories a setting was run on; image AUROC per category beside it.",
+        "",
+        "| setting | factor | " + " | ".join(f"{c} image AUROC" for c in categories) + " | mean image AUROC | mean pixel AUROC | mean AUPRO | mean recall@t | mean FPR@t | mean fit s | mean ms/img |",
+        "|" + "---|" * (len(categories) + 9),
+    ]
+    for name in settings:
+        mine = {r["category"]: r for r in rows if r["setting"] == name}
+
+        def mean(col: str, mine=mine) -> str:
+            vals = [r[col] for r in mine.values() if r.get(col) is not None]
+            return f"{np.mean(vals):.3f}" if vals and col not in ("fit_seconds", "ms_per_image") else (f"{np.mean(vals):.0f}" if vals else "–")
+
+        per_cat = [f"{mine[c]['image_auroc']:.3f}" if c in mine else "–" for c in categories]
+        factor = next(iter(mine.values()))["factor"]
+        lines.append(f"| {name} | {factor} | " + " | ".join(per_cat) + " | " + " | ".join(mean(c) for c in COLUMNS) + " |")
+    (out / "detector_study.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    """Run the chosen settings on the chosen categories and write the tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", ROOT.parent / "shared" / "datasets")))
+    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_cache")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--settings", nargs="*", default=None, help="names of settings to run (default: all)")
+    parser.add_argument("--categories", nargs="*", default=None)
+    parser.add_argument("--rerun", action="store_true", help="run rows already in the results again")
+    parser.add_argument("--list", action="store_true", help="list the settings and exit")
+    args = parser.parse_args()
+    if args.list:
+        for s in SETTINGS:
+            print(f"{s.name:16} {s.factor}")
+        return
+    known = {s.name: s for s in SETTINGS}
+    unknown = [n for n in args.settings or [] if n not in known]
+    if unknown:
+        sys.exit(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    if not args.data.is_dir():
+        sys.exit(f"{args.data}: data folder not found — pass --data or set DEFECTLENS_DATA")
+    chosen = [known[n] for n in args.settings] if args.settings else SETTINGS
+    names = args.categories or sorted(p.name for p in args.data.iterdir() if (p / "train" / "good").is_dir() and any(p.joinpath("train", "good").iterdir()))
+    results_path = args.out / "detector_study.json"
+    rows: list[dict] = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []
+    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"}
+    for key in dict.fromkeys(s.encoder_key() for s in chosen):
+        caches = {name: open_cache(args.data / name, args.cache, *key) for name in names}
+        encoder = PatchEncoder(next(iter(caches.values())).encoder)
+        # Setting by setting across all categories: the earliest rows already compare categories.
+        for setting in (s for s in chosen if s.encoder_key() == key):
+            for name, cache in caches.items():
+                if any(r["setting"] == setting.name and r["category"] == name for r in rows) and not args.rerun:
+                    continue
+                category_encoder = encoder if encoder.config == cache.encoder else PatchEncoder(cache.encoder)
+                new = run_setting(setting, cache, category_encoder, with_pixels=any(cache.mask_paths))
+                replaced = {(r["setting"], r["category"]) for r in new}
+                rows = [r for r in rows if (r["setting"], r["category"]) not in replaced] + new
+                for r in new:
+                    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+                meta["load_average"] = os.getloadavg()[0]
+                write_tables(rows, args.out, meta)
+
+if __name__ == "__main__":
+    main()

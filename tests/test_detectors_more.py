@@ -1,0 +1,83 @@
+"""Leave-one-out calibration, the feature-discriminator detector and the shared map helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from defectlens import ModelFileError
+from defectlens.detect import MemoryBankConfig, MemoryBankDetector
+from defectlens.detect.discriminator import WEIGHTS_FILE, DiscriminatorConfig, DiscriminatorDetector
+from defectlens.detect.maps import smooth_maps
+from defectlens.encode import EncoderConfig, PatchEncoder
+from defectlens.io import load_category, load_image
+
+ENCODER = EncoderConfig(canvas_height=96, canvas_width=128, standardize=True)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> PatchEncoder:
+    return PatchEncoder(ENCODER)
+
+
+@pytest.fixture(scope="module")
+def category(synthetic_category):
+    cat = load_category(synthetic_category)
+    train = [load_image(p) for p in cat.train_good]
+    good = [load_image(t.path) for t in cat.test if not t.is_defective]
+    bad = [load_image(t.path) for t in cat.test if t.is_defective]
+    return train, good, bad
+
+
+def test_smoothing_matches_scipy_gaussian_filter():
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 1, 40, 50)).astype(np.float32)
+    ours = smooth_maps(torch.from_numpy(maps), 2.0).numpy()
+    for m, o in zip(maps[:, 0], ours[:, 0], strict=True):
+        reference = gaussian_filter(m, 2.0, mode="nearest", truncate=3.0)
+        assert np.abs(o - reference).max() < 1e-4
+
+
+def test_leave_one_out_keeps_every_image_in_the_bank_and_calibrates_on_them(encoder, category):
+    train, good, bad = category
+    loo = MemoryBankDetector(MemoryBankConfig(encoder=ENCODER, coreset_ratio=1.0), encoder)
+    summary = loo.fit(train)
+    assert summary.n_holdout == 0 and summary.n_images == len(train)
+    assert loo.normal_stats is not None and loo.normal_stats.n_images == len(train)
+    # With every patch in the bank, a training image scored plainly finds itself (distance 0):
+    # leave-one-out scoring must not, or the thresholds would sit at zero.
+    plain = loo.score(train[:1])[0].score
+    assert plain == pytest.approx(0.0, abs=1e-3)
+    assert loo.thresholds is not None and loo.thresholds.image > 10 * max(plain, 1e-3)
+    scores_good = [r.score for r in loo.score(good)]
+    scores_bad = [r.score for r in loo.score(bad)]
+    assert min(scores_bad) > max(scores_good)
+    # Held-out normals sit below the threshold that leave-one-out set; the planted defects above.
+    assert max(scores_good) < loo.thresholds.image * 1.5 and min(scores_bad) > loo.thresholds.image
+
+
+def test_holdout_calibration_is_kept_for_old_models():
+    cfg = MemoryBankConfig.from_json({"encoder": ENCODER.to_json(), "coreset_ratio": 0.1})
+    assert cfg.calibration == "holdout" and cfg.score_top_fraction == 0.0
+    assert MemoryBankDetector(cfg).holdout_indices(20) != []
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        MemoryBankConfig(calibration="guess")
+
+
+def test_discriminator_finds_planted_defects_and_round_trips(encoder, category, tmp_path):
+    train, good, bad = category
+    detector = DiscriminatorDetector(DiscriminatorConfig(encoder=ENCODER, steps=150), encoder)
+    summary = detector.fit(train)
+    assert summary.n_holdout >= 1 and detector.thresholds is not None
+    scores_good = [r.score for r in detector.score(good)]
+    results_bad = detector.score(bad)
+    assert min(r.score for r in results_bad) > max(scores_good)
+    detector.save(tmp_path / "d")
+    again = DiscriminatorDetector.load(tmp_path / "d")
+    assert [r.score for r in again.score(bad)] == [r.score for r in results_bad]
+    assert again.thresholds == detector.thresholds
+    (tmp_path / "d" / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        DiscriminatorDetector.load(tmp_path / "d")
