@@ -165,7 +165,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         filename = (file.filename or "upload")[:500]
         data = read_upload(file)
         image, ext = decode(data, filename)
-        outcome = pool.inspect(loaded, image, filename)
+        try:
+            outcome = pool.inspect(loaded, image, filename)
+        except DefectlensError as exc:
+            # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
+            raise _error(422, f"{filename}: not inspected — {exc}") from None
         # Files first (atomic, by digest), then one transaction: no record ever points at a missing file.
         image_sha = blobs.put(data, ext)
         overlay_sha = blobs.put(outcome.overlay_png, "png")
