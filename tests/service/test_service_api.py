@@ -118,6 +118,9 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
         assert empty.status_code == 422 and "empty" in empty.json()["detail"]
         big = client.post("/inspections", files={"file": ("big.png", b"\0" * 300_000, "image/png")})
         assert big.status_code == 413 and "limit" in big.json()["detail"]
+        # Just over the limit: passes the early Content-Length check, caught while reading.
+        near = client.post("/inspections", files={"file": ("near.png", b"\0" * 230_000, "image/png")})
+        assert near.status_code == 413 and "over the limit of 200000 bytes" in near.json()["detail"]
         unknown = upload(client, images["bad"], model="nope")
         assert unknown.status_code == 422 and "unknown model 'nope'" in unknown.json()["detail"]
         assert client.post("/inspections").status_code == 422  # no file at all
@@ -127,7 +130,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
         assert upload(client, images["bad"]).status_code == 201
         metrics = client.get("/metrics").text
         assert 'defectlens_rejected_uploads_total{reason="not_an_image"} 3.0' in metrics
-        assert 'defectlens_rejected_uploads_total{reason="too_large"} 1.0' in metrics
+        assert 'defectlens_rejected_uploads_total{reason="too_large"} 2.0' in metrics
 
 
 def test_token_guards_every_write(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

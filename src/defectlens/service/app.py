@@ -78,6 +78,7 @@ def _error(status: int, message: str) -> HTTPException:
 
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
+    owns_pool = pool is None
     pool = pool or ModelPool([load_model(p) for p in config.model_dirs])
     store = Store(config.db_url)
     blobs = BlobStore(config.data_dir)
@@ -90,6 +91,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             await run_in_threadpool(store.ensure)
         yield
         store.dispose()
+        if owns_pool:
+            pool.close()  # a pool passed in (tests share one) stays with its owner
 
     app = FastAPI(title="defectlens inspection service", version="1", lifespan=lifespan,
                   description="Post images, get verdicts, outlined defects, types and reports; review them.")
