@@ -90,6 +90,8 @@ def test_review_override_missed_and_filters(pool: ModelPool, images: dict[str, P
         # A second review replaces the first (confirming the machine, no missed defect).
         g2 = client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Cy", "verdict": "good"}).json()
         assert g2["final_verdict"] == "good" and g2["regions"] == [] and g2["review"]["by"] == "Cy"
+        assert [(r["by"], r["verdict"]) for r in g2["reviews"]] == [("Ben", "defective"), ("Cy", "good")]
+        assert g2["reviews"][0]["missed"] == [{"type": "spot", "bbox": [10, 10, 30, 20]}]
         # Bad reviews: clear 4xx, nothing changed.
         assert client.post("/inspections/424242/review", json={"reviewer": "Ana"}).status_code == 404
         bad_type = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "crack"}]})

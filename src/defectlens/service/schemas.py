@@ -41,6 +41,17 @@ class ReviewOut(BaseModel):
     comment: str | None
 
 
+class ReviewEntry(BaseModel):
+    """One review in an inspection's history (oldest first)."""
+
+    by: str
+    at: datetime
+    verdict: str
+    regions: list[dict[str, Any]]
+    missed: list[dict[str, Any]]
+    comment: str | None
+
+
 class InspectionOut(BaseModel):
     """One stored inspection with the URLs of its pictures."""
 
@@ -61,6 +72,8 @@ class InspectionOut(BaseModel):
     report: dict[str, Any]
     report_text: str
     review: ReviewOut
+    reviews: list[ReviewEntry]
+    """Every review given, oldest first (the latest is ``review``)."""
     urls: dict[str, str]
 
 
@@ -132,6 +145,11 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
         seconds=row.seconds, regions=[region_out(r) for r in row.regions], report=row.report, report_text=row.report_text,
         review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]
                          comment=row.review_comment),
+        reviews=[
+            ReviewEntry(by=r.reviewer, at=as_utc(r.created_at) or r.created_at, verdict=r.verdict, regions=list(r.payload.get("regions") or []),
+                        missed=list(r.payload.get("missed") or []), comment=r.payload.get("comment"))
+            for r in row.reviews
+        ],
         urls={"self": me, "image": f"{me}/image", "overlay": f"{me}/overlay.png", "mask": f"{me}/mask.png", "page": f"{base}/#/inspections/{row.id}"},
     )
 
@@ -143,6 +161,7 @@ __all__ = [
     "MissedDefect",
     "RegionOut",
     "RegionReview",
+    "ReviewEntry",
     "ReviewIn",
     "ReviewOut",
     "as_utc",
