@@ -66,8 +66,8 @@ def pg_admin_url() -> Iterator[str]:
         yield given
         return
     try:
-        with cluster() as url:
-            yield url
+        with cluster() as pg:
+            yield pg.url
     except RuntimeError as exc:
         pytest.skip(f"PostgreSQL tests skipped: {exc}")
 

@@ -64,35 +64,63 @@ def _pg_bin() -> Path | None:
     return found[-1].parent if found else None
 
 
+class PgCluster:
+    """A throw-away PostgreSQL cluster on loopback (Debian's initdb/pg_ctl), stoppable and restartable."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
+        """Keep synchronous commit on: a committed transaction survives a server crash (stop -m immediate)."""
+        bindir = _pg_bin()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="defectlens-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            # initdb refuses to run as root: the cluster belongs to the postgres user.
+            shutil.chown(self.root, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.data = self.root / "data"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        """Admin URL (trust authentication, loopback only)."""
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str) -> None:
+        try:
+            subprocess.run([*self.as_user, str(self.bindir / tool), *args], check=True, capture_output=True, timeout=120)
+        except (subprocess.SubprocessError, OSError) as exc:
+            detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else ""
+            raise RuntimeError(f"could not run PostgreSQL's {tool}: {exc} {detail}".strip()) from None
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        # fsync off: the tests never survive an OS crash; asynchronous commit only where durability is not under test.
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        if not self.durable:
+            opts += " -c synchronous_commit=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop the server at once (as a crash or an operator would)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop (if running) and delete the cluster."""
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def cluster() -> Iterator[str]:
-    """A throw-away PostgreSQL cluster on loopback; yields its admin URL."""
-    bindir = _pg_bin()
-    if bindir is None:
-        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="defectlens-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses to run as root: the cluster belongs to the postgres user.
-        shutil.chown(root, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = root / "data"
+def cluster() -> Iterator[PgCluster]:
+    """A started throw-away cluster, removed afterwards; RuntimeError when it cannot start."""
+    pg = PgCluster()
     try:
-        subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
-        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start"],
-                       check=True, capture_output=True, timeout=90)
-    except (subprocess.SubprocessError, OSError) as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else ""
-        raise RuntimeError(f"could not start PostgreSQL: {exc} {detail}".strip()) from None
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        pg.start()
+        yield pg
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        pg.remove()
 
 
 class Server:

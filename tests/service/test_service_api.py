@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from service_helpers import TOKEN, make_app, upload
+from service_helpers import TOKEN, PgCluster, make_app, upload
 
 from defectlens.service.db import make_engine, migrate
 from defectlens.service.models import ModelPool
@@ -204,6 +204,31 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
         r = upload(client, images["bad"])
         assert r.status_code == 503, r.text
         assert client.get("/models").status_code == 200
+
+
+def test_postgres_stopped_mid_run_then_restarted(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    try:
+        pg = PgCluster(durable=True)
+        pg.start()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL test skipped: {exc}")
+    try:
+        with make_app(pool, pg.url, tmp_path / "data") as client:
+            assert upload(client, images["bad"]).status_code == 201
+            pg.stop()  # immediate: a crash, not a clean shutdown
+            r = upload(client, images["good"])
+            assert r.status_code == 503 and r.json()["detail"].startswith("database unavailable")
+            assert client.get("/health").status_code == 503
+            assert client.get("/inspections").status_code == 503
+            pg.start()
+            # Back: the pool reconnects; the committed inspection survived the crash, and the
+            # refused upload left nothing half-written.
+            assert upload(client, images["good"]).status_code == 201
+            names = [i["filename"] for i in client.get("/inspections").json()["items"]]
+            assert names == ["good.png", "bad.png"]
+            assert client.get("/health").json()["status"] == "ok"
+    finally:
+        pg.remove()
 
 
 def test_concurrent_uploads_stored_exactly_once(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
