@@ -167,6 +167,8 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/inspections", "/inspections/{inspection_id}/review", "/models", "/health", "/metrics"} <= set(paths)
         page = client.get("/")
+        assert "script-src 'sha256-" in page.headers["content-security-policy"]
+        assert client.get("/inspections").headers["x-content-type-options"] == "nosniff"
         assert page.headers["content-type"].startswith("text/html") and ".innerHTML =" not in page.text and "insertAdjacentHTML" not in page.text
 
 
