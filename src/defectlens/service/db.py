@@ -112,7 +112,7 @@ def sqlite_url(path: str | Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``: SQLite gets WAL and a busy timeout (several writer threads),
+    """An engine for ``url``: SQLite gets WAL, full sync and a busy timeout (several writer threads),
     every pool checks connections before use (a restarted PostgreSQL is reconnected to)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True)
@@ -121,6 +121,8 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
