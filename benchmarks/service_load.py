@@ -1,0 +1,276 @@
+"""Load test of the inspection service on loopback: N clients × M images against a real uvicorn.
+
+Fits a model (on a shared category's normal images when present, else on synthetic textures),
+measures the library first — single-image :meth:`Inspector.inspect` time and the throughput of
+the `defectlens inspect` command on the same images, in process — then starts `defectlens serve`
+in a child process and posts every image from every client at once. Checks that every accepted
+inspection is stored exactly once (ids unique, each client's file names all present once), and
+reports throughput and p50/p95 latency with the machine's load average. Writes
+``benchmarks/results/service_load.{json,md}``.
+
+    python benchmarks/service_load.py [--clients 8] [--images 50] [--category ../shared/datasets/magnetic_tile]
+
+Only loopback is used; every request loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CATEGORY = HERE.parent.parent / "shared" / "datasets" / "magnetic_tile"
+REQUEST_TIMEOUT = 120.0
+RUN_LIMIT = 900.0
+"""Seconds after which the clients stop sending, whatever is left (the test always ends)."""
+
+
+def _uptime() -> str:
+    load = os.getloadavg()
+    return f"load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} ({os.cpu_count()} cores)"
+
+
+def _synthetic(root: Path, n_train: int, n_test: int) -> tuple[list[Path], list[Path]]:
+    rng = np.random.default_rng(0)
+
+    def tex() -> np.ndarray:
+        streaks = rng.normal(0, 12, size=(1, 256)).repeat(256, axis=0)
+        return np.clip(120 + streaks + rng.normal(0, 6, size=(256, 256)), 0, 255).astype(np.uint8)
+
+    train, test = [], []
+    for i in range(n_train):
+        p = root / "train" / f"{i:03d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(tex()).save(p)
+        train.append(p)
+    for i in range(n_test):
+        img = tex()
+        if i % 2:
+            y, x = rng.integers(20, 200, size=2)
+            img[y : y + 24, x : x + 24] = 250
+        p = root / "test" / f"{i:03d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(p)
+        test.append(p)
+    return train, test
+
+
+def _data(category: Path | None, work: Path, n_train: int, n_test: int) -> tuple[str, list[Path], list[Path]]:
+    if category is not None and category.is_dir():
+        from defectlens.io import load_category
+
+        cat = load_category(category)
+        rng = np.random.default_rng(0)
+        train = [cat.train_good[i] for i in sorted(rng.choice(len(cat.train_good), min(n_train, len(cat.train_good)), replace=False))]
+        tests = [t.path for t in cat.test]
+        test = [tests[i] for i in sorted(rng.choice(len(tests), min(n_test, len(tests)), replace=False))]
+        return category.name, train, test
+    train, test = _synthetic(work / "synthetic", n_train, n_test)
+    return "synthetic 256×256 textures", train, test
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _library_baseline(model: Path, images: list[Path], work: Path) -> dict:
+    """Single-image Inspector.inspect time, and `defectlens inspect` throughput on the same images."""
+    from defectlens import Inspector
+    from defectlens.cli.vision import inspect as inspect_command
+
+    inspector = Inspector.load(model)
+    inspector.inspect(images[0])  # warm-up (first forward pass allocates)
+    single = []
+    for p in images[:20]:
+        t = time.perf_counter()
+        inspector.inspect(p)
+        single.append(time.perf_counter() - t)
+    out = work / "cli_out"
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        inspect_command(model, list(images), out)
+    cli_s = time.perf_counter() - t
+    return {
+        "single_inspect_ms_median": 1000 * float(np.median(single)),
+        "inspect_command_seconds": cli_s,
+        "inspect_command_images_per_s": len(images) / cli_s,
+    }
+
+
+def _run_clients(url: str, images: list[Path], n_clients: int, deadline: float) -> tuple[list[dict], float]:
+    import httpx
+
+    payloads = [(p.name, p.read_bytes()) for p in images]
+    results: list[dict] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(n_clients)
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as c:
+            barrier.wait()
+            for j in range(len(payloads)):
+                if time.monotonic() > deadline:
+                    return
+                name, data = payloads[(j + k * 7) % len(payloads)]  # clients start at different images
+                tag = f"c{k}-{j}-{name}"
+                t = time.perf_counter()
+                try:
+                    r = c.post("/inspections", files={"file": (tag, data, "image/png")})
+                    status, body = r.status_code, (r.json() if r.headers.get("content-type", "").startswith("application/json") else {})
+                except httpx.HTTPError as exc:
+                    status, body = 0, {"detail": str(exc)}
+                with lock:
+                    results.append({"tag": tag, "status": status, "id": body.get("id"), "seconds": time.perf_counter() - t,
+                                    "detail": body.get("detail")})
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(n_clients)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return results, time.perf_counter() - start
+
+
+def _stored(url: str) -> list[dict]:
+    import httpx
+
+    items: list[dict] = []
+    with httpx.Client(base_url=url, timeout=60) as c:
+        offset = 0
+        while True:
+            page = c.get("/inspections", params={"limit": 500, "offset": offset}).json()
+            items += page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return items
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--images", type=int, default=50, help="Images each client posts.")
+    ap.add_argument("--category", type=Path, default=DEFAULT_CATEGORY, help="MVTec-layout category (synthetic when absent).")
+    ap.add_argument("--max-train", type=int, default=40)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "service_load")
+    args = ap.parse_args()
+
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.io import load_image
+
+    work = Path(tempfile.mkdtemp(prefix="defectlens-load-"))
+    server: subprocess.Popen | None = None
+    try:
+        data_name, train, test = _data(args.category, work, args.max_train, args.images)
+        print(f"data: {data_name}, fit on {len(train)}, {len(test)} test images; {_uptime()}", flush=True)
+        inspector = Inspector.fit([load_image(p) for p in train], InspectorSettings())
+        model = work / "model"
+        inspector.save(model)
+        del inspector
+        base = _library_baseline(model, test, work)
+        print(f"library: single inspect {base['single_inspect_ms_median']:.1f} ms, "
+              f"`defectlens inspect` {base['inspect_command_images_per_s']:.2f} images/s", flush=True)
+
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-c", "from defectlens.cli import app; app()", "serve", str(model), "--data-dir", str(work / "svc"),
+               "--port", str(port)]
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        import httpx
+
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            if server.poll() is not None:
+                raise SystemExit(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
+            time.sleep(0.1)
+        # One warm-up request (first forward pass), not counted and removed from the checks below.
+        httpx.post(url + "/inspections", files={"file": ("warmup.png", test[0].read_bytes(), "image/png")}, timeout=REQUEST_TIMEOUT)
+        load_before = _uptime()
+        results, wall = _run_clients(url, test, args.clients, time.monotonic() + RUN_LIMIT)
+        load_after = _uptime()
+        stored = [s for s in _stored(url) if s["filename"] != "warmup.png"]
+
+        ok = [r for r in results if r["status"] == 201]
+        lat = np.array([r["seconds"] for r in ok]) if ok else np.array([float("nan")])
+        ids = [r["id"] for r in ok]
+        by_id = {s["id"]: s for s in stored}
+        lost = [r["tag"] for r in ok if r["id"] not in by_id or by_id[r["id"]]["filename"] != r["tag"]]
+        names = [s["filename"] for s in stored]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        p50, p95 = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
+        throughput = len(ok) / wall
+        single_s = base["single_inspect_ms_median"] / 1000
+        report = {
+            "data": data_name,
+            "clients": args.clients,
+            "images_per_client": len(test),
+            "requests": len(results),
+            "accepted": len(ok),
+            "refused": [{"tag": r["tag"], "status": r["status"], "detail": r["detail"]} for r in results if r["status"] != 201][:20],
+            "stored": len(stored),
+            "ids_unique": len(ids) == len(set(ids)),
+            "lost": lost,
+            "duplicated": duplicated,
+            "wall_seconds": wall,
+            "throughput_images_per_s": throughput,
+            "latency_p50_s": p50,
+            "latency_p95_s": p95,
+            **base,
+            "p95_over_single": p95 / single_s,
+            "throughput_over_inspect_command": throughput / base["inspect_command_images_per_s"],
+            "load_before": load_before,
+            "load_after": load_after,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+        md = [
+            f"# Service load test ({time.strftime('%Y-%m-%d')})",
+            "",
+            f"{args.clients} clients × {len(test)} images ({data_name}) posted at once to `defectlens serve` on loopback (SQLite store).",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| accepted / stored / lost / duplicated | {len(ok)} / {len(stored)} / {len(lost)} / {len(duplicated)} |",
+            f"| throughput | {throughput:.2f} images/s |",
+            f"| latency p50 / p95 | {1000 * p50:.0f} ms / {1000 * p95:.0f} ms |",
+            f"| single-image `Inspector.inspect` | {base['single_inspect_ms_median']:.0f} ms |",
+            f"| `defectlens inspect` on the same images | {base['inspect_command_images_per_s']:.2f} images/s |",
+            f"| p95 ÷ single-image time | {p95 / single_s:.1f} (target ≤ 3) |",
+            f"| throughput ÷ `defectlens inspect` | {throughput / base['inspect_command_images_per_s']:.2f} (target ≥ 0.8) |",
+            f"| load before / after | {load_before} / {load_after} |",
+            "",
+        ]
+        args.out.with_suffix(".md").write_text("\n".join(md))
+        print("\n".join(md))
+        if lost or duplicated or len(stored) != len(ok) or not report["ids_unique"]:
+            raise SystemExit("FAILED: stored inspections do not match the accepted ones one-to-one")
+    finally:
+        if server is not None:
+            server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=20)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

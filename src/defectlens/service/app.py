@@ -1,0 +1,322 @@
+"""The FastAPI application: inspections, history, reviews, models, health, metrics and the page.
+
+Build it with :func:`create_app`; `defectlens serve` runs it under uvicorn. Every write
+(upload, review) needs the API token when one is configured; reads are open, as the page
+on the line's screen must show history without a login.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import io
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from PIL import Image
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from defectlens.errors import DefectlensError
+from defectlens.io import load_image
+from defectlens.service.blobs import BlobStore
+from defectlens.service.models import ModelPool, load_model
+from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
+
+DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
+"""Largest accepted upload in bytes (20 MB) unless configured otherwise."""
+TOKEN_HEADER = "X-API-Token"
+STATIC = Path(__file__).resolve().parent / "static"
+FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
+              "WEBP": ("webp", "image/webp")}
+EXT_MEDIA = dict(FORMAT_EXT.values())
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How a service process is set up."""
+
+    model_dirs: tuple[Path, ...]
+    db_url: str
+    """SQLAlchemy URL: ``sqlite:///path`` (default, embedded) or ``postgresql+psycopg://…``."""
+    data_dir: Path
+    """Where uploads, overlays and masks are stored (content-addressed)."""
+    token: str | None = None
+    """When set, every write needs it in the ``X-API-Token`` header (or ``Authorization: Bearer``)."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+
+
+class Metrics:
+    """Prometheus metrics of one app (own registry: several apps may live in one test process)."""
+
+    def __init__(self, models: Sequence[str]) -> None:
+        self.registry = CollectorRegistry()
+        self.inspections = Counter("defectlens_inspections", "Inspections stored, by model and verdict", ["model", "verdict"],
+                                   registry=self.registry)
+        self.latency = Histogram("defectlens_inspection_seconds", "Time from upload received to inspection stored", ["model"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.rejected = Counter("defectlens_rejected_uploads", "Uploads refused, by reason", ["reason"], registry=self.registry)
+        self.reviews = Counter("defectlens_reviews", "Reviews stored", registry=self.registry)
+        self.store_up = Gauge("defectlens_store_up", "1 when the database answered the last check", registry=self.registry)
+        for m in models:  # zero-valued series from the start, so dashboards see every model
+            for v in ("good", "defective"):
+                self.inspections.labels(m, v)
+
+
+def _error(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
+    """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
+    owns_pool = pool is None
+    pool = pool or ModelPool([load_model(p) for p in config.model_dirs])
+    store = Store(config.db_url)
+    blobs = BlobStore(config.data_dir)
+    metrics = Metrics(list(pool.models))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A database that is down is answered with 503 and retried on each request: the process stays up.
+        with contextlib.suppress(StoreUnavailable):
+            await run_in_threadpool(store.ensure)
+        yield
+        store.dispose()
+        if owns_pool:
+            pool.close()  # a pool passed in (tests share one) stays with its owner
+
+    app = FastAPI(title="defectlens inspection service", version="1", lifespan=lifespan,
+                  description="Post images, get verdicts, outlined defects, types and reports; review them.")
+    app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
+
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(_req: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    for err in UNAVAILABLE_ERRORS:
+        @app.exception_handler(err)
+        async def _db_down(_req: Request, exc: Exception) -> JSONResponse:
+            metrics.store_up.set(0)
+            first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+            return JSONResponse({"detail": f"database unavailable: {first[0] if first else exc.__class__.__name__}"}, status_code=503)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Response:
+        # Refuse an announced oversize body before the multipart parser spools any of it to disk.
+        length = request.headers.get("content-length")
+        if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + 64 * 1024:
+            metrics.rejected.labels("too_large").inc()
+            return JSONResponse({"detail": f"upload of {int(length)} bytes is over the limit of {config.max_upload_bytes} bytes"},
+                                status_code=413)
+        response: Response = await call_next(request)
+        # Stored uploads are served with the type their content was decoded as; never let a browser guess another.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def require_token(x_api_token: Annotated[str | None, Header()] = None,
+                      authorization: Annotated[str | None, Header()] = None) -> None:
+        """Writes need the configured token (constant-time compare)."""
+        if config.token is None:
+            return
+        given = x_api_token or (authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None)
+        if given is None or not hmac.compare_digest(given.encode(), config.token.encode()):
+            raise _error(401, f"missing or wrong API token: send it in the {TOKEN_HEADER} header")
+
+    def read_upload(file: UploadFile) -> bytes:
+        limit = config.max_upload_bytes
+        data = file.file.read(limit + 1)
+        if len(data) > limit:
+            metrics.rejected.labels("too_large").inc()
+            raise _error(413, f"upload is over the limit of {limit} bytes")
+        if not data:
+            metrics.rejected.labels("empty").inc()
+            raise _error(422, "upload is empty (0 bytes)")
+        return data
+
+    def decode(data: bytes, filename: str) -> tuple[Any, str]:
+        """Pixels and file extension, by content (never by name); refusals are 422 with the reason."""
+        scratch = blobs.scratch(data)
+        try:
+            image = load_image(scratch)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = img.format or ""
+        except DefectlensError as exc:
+            metrics.rejected.labels("not_an_image").inc()
+            # The message names our scratch file; the client knows its upload by its own name.
+            raise _error(422, str(exc).replace(str(scratch), filename)) from None
+        finally:
+            scratch.unlink(missing_ok=True)
+        ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
+        return image, ext
+
+    @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token)],
+              summary="Inspect one uploaded image and store the result")
+    def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
+                        model: Annotated[str | None, Form(description="Model name (default: the first served)")] = None) -> InspectionOut:
+        store.ensure()  # before the costly part: a down database answers 503 at once
+        try:
+            loaded = pool.get(model)
+        except KeyError as exc:
+            raise _error(422, str(exc.args[0])) from None
+        filename = (file.filename or "upload")[:500]
+        data = read_upload(file)
+        image, ext = decode(data, filename)
+        try:
+            outcome = pool.inspect(loaded, image, filename)
+        except DefectlensError as exc:
+            # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
+            raise _error(422, f"{filename}: not inspected — {exc}") from None
+        # Files first (atomic, by digest), then one transaction: no record ever points at a missing file.
+        image_sha = blobs.put(data, ext)
+        overlay_sha = blobs.put(outcome.overlay_png, "png")
+        mask_sha = blobs.put(outcome.mask_png, "png")
+        row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome)
+        metrics.store_up.set(1)
+        metrics.inspections.labels(loaded.name, row.verdict).inc()
+        metrics.latency.labels(loaded.name).observe(outcome.seconds)
+        return inspection_out(row)
+
+    @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first, paged and filtered")
+    def list_inspections(
+        verdict: Annotated[str | None, Query(pattern="^(good|defective)$", description="Final verdict")] = None,
+        type: Annotated[str | None, Query(max_length=100, description="A region of this final type")] = None,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[datetime | None, Query(description="ISO time, inclusive")] = None,
+        until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
+        review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> InspectionPage:
+        # Stored times are UTC; a time given without a zone is read as UTC too.
+        since_utc, until_utc = as_utc(since), as_utc(until)
+        if store.engine.dialect.name == "sqlite":
+            # SQLite compares the stored text, which carries no zone.
+            since_utc = since_utc.replace(tzinfo=None) if since_utc else None
+            until_utc = until_utc.replace(tzinfo=None) if until_utc else None
+        rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review), limit, offset)
+        return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+    def fetch(inspection_id: int) -> Any:
+        row = store.get(inspection_id)
+        if row is None:
+            raise _error(404, f"no inspection {inspection_id}")
+        return row
+
+    @app.get("/inspections/{inspection_id}", response_model=InspectionOut, summary="One inspection")
+    def get_inspection(inspection_id: int) -> InspectionOut:
+        return inspection_out(fetch(inspection_id))
+
+    def blob(sha: str, ext: str, media: str) -> FileResponse:
+        path = blobs.path(sha, ext)  # built from the database's digest, never from the request
+        if not path.is_file():
+            raise _error(404, "file missing from the store")
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received")
+    def get_image(inspection_id: int) -> FileResponse:
+        row = fetch(inspection_id)
+        return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"))
+
+    @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
+    def get_overlay(inspection_id: int) -> FileResponse:
+        return blob(fetch(inspection_id).overlay_sha, "png", "image/png")
+
+    @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)")
+    def get_mask(inspection_id: int) -> FileResponse:
+        return blob(fetch(inspection_id).mask_sha, "png", "image/png")
+
+    @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut, dependencies=[Depends(require_token)],
+              summary="Confirm or correct the verdict and the region types; add missed defects")
+    def post_review(inspection_id: int, body: ReviewIn) -> InspectionOut:
+        row = fetch(inspection_id)
+        allowed = pool.models[row.model].types if row.model in pool.models else None
+        known = {r.index for r in row.regions if not r.missed}
+
+        def check_type(name: str) -> str:
+            if allowed is not None and name not in allowed:
+                raise _error(422, f"unknown defect type {name!r} for model {row.model!r}; known: {', '.join(allowed)}")
+            if not TYPE_NAME.fullmatch(name):
+                raise _error(422, f"defect type {name!r} is not a valid name (letters, digits, space, . _ -; at most 100)")
+            return name
+
+        types: dict[int, str] = {}
+        for r in body.regions:
+            if r.index not in known:
+                raise _error(422, f"inspection {inspection_id} has no region {r.index} (regions: {sorted(known) or 'none'})")
+            types[r.index] = check_type(r.type)
+        missed: list[tuple[str, tuple[int, int, int, int]]] = []
+        for m in body.missed:
+            box = tuple(m.bbox) if m.bbox else (0, 0, row.width, row.height)
+            x0, y0, x1, y1 = box
+            if not (0 <= x0 < x1 <= row.width and 0 <= y0 < y1 <= row.height):
+                raise _error(422, f"missed-defect box {list(box)} is not inside the {row.width}×{row.height} image")
+            missed.append((check_type(m.type), (x0, y0, x1, y1)))
+        verdict = body.verdict or ("defective" if missed else row.verdict)
+        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"))
+        updated = store.review(inspection_id, review)
+        if updated is None:
+            raise _error(404, f"no inspection {inspection_id}")
+        metrics.reviews.inc()
+        return inspection_out(updated)
+
+    @app.get("/models", summary="The models served, with settings, types and card")
+    def get_models() -> dict[str, Any]:
+        return {"default": pool.default, "models": [m.summary() for m in pool.models.values()]}
+
+    @app.get("/health", summary="Liveness, and whether the database answers")
+    def health() -> JSONResponse:
+        up = store.ping()
+        metrics.store_up.set(1 if up else 0)
+        body = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})", "models": list(pool.models)}
+        return JSONResponse(body, status_code=200 if up else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def get_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    page_html = (STATIC / "index.html").read_bytes()
+    csp = page_policy(page_html.decode("utf-8"))
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        # Defence in depth beside the page's own escaping: only the page's own script may run.
+        return Response(page_html, media_type="text/html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp})
+
+    return app
+
+
+def page_policy(html: str) -> str:
+    """Content-Security-Policy of the page: its inline script by hash, everything else from this origin."""
+    match = re.search(r"<script>(.*?)</script>", html, re.S)
+    digest = base64.b64encode(hashlib.sha256(match.group(1).encode("utf-8")).digest()).decode() if match else ""
+    return (f"default-src 'self'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src 'self'; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def config_from_env() -> ServiceConfig:
+    """Configuration from DEFECTLENS_* environment variables (used by ``uvicorn --factory``)."""
+    models = tuple(Path(p) for p in os.environ["DEFECTLENS_MODELS"].split(os.pathsep) if p)
+    data = Path(os.environ.get("DEFECTLENS_DATA_DIR", "defectlens_service"))
+    url = os.environ.get("DEFECTLENS_DB") or f"sqlite:///{(data / 'inspections.db').resolve()}"
+    limit = int(os.environ.get("DEFECTLENS_MAX_UPLOAD", str(DEFAULT_MAX_UPLOAD)))
+    return ServiceConfig(models, url, data, os.environ.get("DEFECTLENS_TOKEN") or None, limit)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory defectlens.service.app:app_from_env``."""
+    return create_app(config_from_env())
+
+
+__all__ = ["DEFAULT_MAX_UPLOAD", "TOKEN_HEADER", "Metrics", "ServiceConfig", "app_from_env", "config_from_env", "create_app"]

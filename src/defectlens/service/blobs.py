@@ -1,0 +1,53 @@
+"""Content-addressed files: uploads, overlays and masks stored under their sha256.
+
+A file's name is its digest, so a request can only ever name a file by a 64-hex-digit string
+that this module checks: no path from a request reaches the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from defectlens.io import write_bytes_atomic
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+_EXT = re.compile(r"[a-z0-9]{1,8}")
+
+
+class BlobStore:
+    """Files under ``root/ab/<sha256>.<ext>``, written atomically and never modified."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+
+    def path(self, sha: str, ext: str) -> Path:
+        """Where the blob ``sha`` lives; refuses anything but a sha256 digest and a short extension."""
+        if not _SHA.fullmatch(sha) or not _EXT.fullmatch(ext):
+            raise ValueError(f"not a blob name: {sha!r}.{ext!r}")
+        return self.root / sha[:2] / f"{sha}.{ext}"
+
+    def put(self, data: bytes, ext: str) -> str:
+        """Store ``data`` (once: an existing blob with the same digest is kept); returns its sha256."""
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.path(sha, ext)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Atomic: a crash leaves the old state or the whole file, never part of one.
+            write_bytes_atomic(target, data)
+        return sha
+
+    def scratch(self, data: bytes) -> Path:
+        """A private temporary file holding ``data`` (for decoders that read paths); the caller removes it."""
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".upload")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return Path(name)
+
+
+__all__ = ["BlobStore"]

@@ -1,0 +1,91 @@
+"""`defectlens serve` and `defectlens export-reviews` (the ``service`` extra's commands).
+
+FastAPI, uvicorn and SQLAlchemy are imported inside the commands, so the rest of the CLI
+works without the extra installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from defectlens.cli.progress import console
+
+DEFAULT_DATA = Path("defectlens_service")
+
+
+def _db_url(db: str | None, data_dir: Path) -> str:
+    return db or f"sqlite:///{(data_dir / 'inspections.db').resolve()}"
+
+
+def _need_extra(exc: ImportError) -> typer.Exit:
+    console.print(f"[red]error:[/] the service needs its extra ({exc.name} missing) — fix: pip install 'defectlens[service]'")
+    return typer.Exit(2)
+
+
+def serve(
+    model_dirs: Annotated[list[Path], typer.Argument(help="Model folders (`defectlens fit`); the first is the default model.")],
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir); e.g. postgresql+psycopg://user@host/db.")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Folder for uploads, overlays, masks (and the default SQLite file).")] = DEFAULT_DATA,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    token: Annotated[str | None, typer.Option(envvar="DEFECTLENS_TOKEN", help="API token required for every write (X-API-Token header).")] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
+) -> None:
+    """Serve the inspection API, the web page and the review loop (models loaded once)."""
+    try:
+        import uvicorn
+
+        from defectlens.service.app import ServiceConfig, create_app
+    except ImportError as exc:
+        raise _need_extra(exc) from None
+    from defectlens.errors import DefectlensError
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, int(max_upload_mb * 1024 * 1024))
+    try:
+        app = create_app(config)
+    except DefectlensError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"serving {', '.join(str(p) for p in model_dirs)} on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def export_reviews(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (new, empty, or an earlier export: replaced whole).")],
+    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="The service's file folder (uploads are read from it).")] = DEFAULT_DATA,
+) -> None:
+    """Write reviewed inspections as examples/<type>/ (for `inspect --examples`) and
+    calibration/good|defective/ (a labelled set)."""
+    try:
+        from defectlens.service.blobs import BlobStore
+        from defectlens.service.export import export_reviews as run_export
+        from defectlens.service.store import Store, StoreUnavailable
+    except ImportError as exc:
+        raise _need_extra(exc) from None
+    from defectlens.errors import DefectlensError
+
+    store = Store(_db_url(db, data_dir))
+    try:
+        summary = run_export(store, BlobStore(data_dir), output)
+    except StoreUnavailable as exc:
+        console.print(f"[red]error:[/] {exc} — fix: check --db and that the database is running")
+        raise typer.Exit(2) from None
+    except DefectlensError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        store.dispose()
+    types = ", ".join(f"{t} {n}" for t, n in sorted(summary.types.items())) or "none"
+    console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective; examples by type: {types}")
+    if summary.missing_files:
+        missing = summary.missing_files
+        console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped, image missing from {data_dir}: {missing[:10]}")
+    console.print(f"written to {output}")
+
+
+__all__ = ["export_reviews", "serve"]

@@ -1,0 +1,167 @@
+"""The inspection store's tables (SQLAlchemy 2) and the engine that reaches them.
+
+The schema itself is created by the Alembic migrations shipped in
+:mod:`defectlens.service.migrations` (run at start-up by :func:`migrate`): these classes only
+describe it for queries, and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+"""Alembic script folder shipped inside the package (no alembic.ini needed)."""
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC (stored as such in both SQLite and PostgreSQL)."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+
+class InspectionRow(Base):
+    """One inspected upload: verdict, files (by sha256) and the latest review."""
+
+    __tablename__ = "inspections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, default=utcnow)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    """Name the client gave the upload (shown, never used as a path)."""
+    image_sha: Mapped[str] = mapped_column(String(64))
+    image_ext: Mapped[str] = mapped_column(String(8))
+    overlay_sha: Mapped[str] = mapped_column(String(64))
+    mask_sha: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(16), index=True)
+    """The machine's verdict: 'good' or 'defective'."""
+    threshold: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report_text: Mapped[str] = mapped_column(Text)
+    review_state: Mapped[str] = mapped_column(String(16), index=True, default="unreviewed")
+    """'unreviewed' or 'reviewed'."""
+    reviewed_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    regions: Mapped[list[RegionRow]] = relationship(back_populates="inspection", order_by="RegionRow.index", cascade="all, delete-orphan")
+    reviews: Mapped[list[ReviewRow]] = relationship(back_populates="inspection", order_by="ReviewRow.id", cascade="all, delete-orphan")
+
+
+class RegionRow(Base):
+    """A defect region: found by the machine, or added by a reviewer as a missed defect."""
+
+    __tablename__ = "regions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    """1-based region index (the mask PNG's pixel value); missed defects continue the numbering."""
+    defect_type: Mapped[str] = mapped_column(String(100), index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(32))
+    x0: Mapped[int] = mapped_column(Integer)
+    y0: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+    area_px: Mapped[int] = mapped_column(Integer)
+    area_fraction: Mapped[float] = mapped_column(Float)
+    peak_score: Mapped[float] = mapped_column(Float)
+    reviewed_type: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    """The reviewer's type ('not-a-defect' rejects the region)."""
+    missed: Mapped[bool] = mapped_column(Boolean, default=False)
+    """True for a defect the machine missed, added by a reviewer."""
+
+    inspection: Mapped[InspectionRow] = relationship(back_populates="regions")
+
+
+class ReviewRow(Base):
+    """Every review ever given (the inspection row keeps the latest): who, when, what."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    verdict: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    inspection: Mapped[InspectionRow] = relationship(back_populates="reviews")
+
+
+def sqlite_url(path: str | Path) -> str:
+    """SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``: SQLite gets WAL, full sync and a busy timeout (several writer threads),
+    every pool checks connections before use (a restarted PostgreSQL is reconnected to)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    # A short connect timeout: a database that is down must turn into a 503 quickly, not a hung request.
+    args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=args)
+
+
+_MIGRATE_LOCK = threading.Lock()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema with the shipped Alembic migrations."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with _MIGRATE_LOCK, engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def make_sessions(engine: Engine) -> sessionmaker:
+    """Session factory; objects stay readable after commit (responses are built from them)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "Base",
+    "InspectionRow",
+    "RegionRow",
+    "ReviewRow",
+    "SQLAlchemyError",
+    "make_engine",
+    "make_sessions",
+    "migrate",
+    "sqlite_url",
+    "utcnow",
+]

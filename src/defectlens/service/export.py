@@ -1,0 +1,123 @@
+"""`export-reviews`: the line's corrections as training material for the next model.
+
+Written into one folder, swapped in whole (see :func:`defectlens.io.atomic_directory`):
+
+* ``examples/<type>/<name>.<ext>`` with ``examples/<type>/masks/<name>_mask.png`` — one image
+  per reviewed inspection and type, the mask covering that type's regions; the layout
+  ``defectlens inspect --examples DIR/examples`` reads (:func:`~defectlens.classify.examples.examples_from_folders`);
+* ``calibration/good/`` and ``calibration/defective/`` — every reviewed image by its final verdict,
+  a labelled set to set thresholds on;
+* ``manifest.json`` — what came from which inspection, and who reviewed it.
+
+Types and calibration folders are kept apart on purpose: an examples folder read type by type
+would otherwise take ``good`` and ``defective`` for defect types.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from defectlens.io import atomic_directory, write_bytes_atomic
+from defectlens.service.blobs import BlobStore
+from defectlens.service.db import InspectionRow
+from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
+from defectlens.service.store import Store
+
+MANIFEST = "manifest.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote."""
+
+    n_inspections: int
+    n_examples: int
+    types: dict[str, int]
+    good: int
+    defective: int
+    missing_files: list[int]
+    """Inspections skipped because their image is no longer in the file store."""
+
+
+def _folder_name(defect_type: str) -> str:
+    """A defect type as a folder name (the API already restricts names; this is the last guard)."""
+    name = _UNSAFE.sub("_", defect_type).strip("._") or "type"
+    return name[:100]
+
+
+def _type_mask(row: InspectionRow, labels: np.ndarray | None, indices: list[int]) -> np.ndarray:
+    mask = np.zeros((row.height, row.width), bool)
+    for r in row.regions:
+        if r.index not in indices:
+            continue
+        if not r.missed and labels is not None and labels.shape == mask.shape and r.index < 256:
+            mask |= labels == r.index
+        else:
+            # A missed defect is known only by the reviewer's box.
+            mask[r.y0 : r.y1, r.x0 : r.x1] = True
+    return mask
+
+
+def _png(mask: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def export_reviews(store: Store, blobs: BlobStore, output: str | Path) -> ExportSummary:
+    """Write every reviewed inspection of ``store`` under ``output`` (replaced as a whole when it
+    is an earlier export or empty)."""
+    rows = store.reviewed()
+    summary = ExportSummary(len(rows), 0, {}, 0, 0, [])
+    manifest: list[dict] = []
+    with atomic_directory(output, lambda p: (p / MANIFEST).is_file(), "review export") as out:
+        for sub in ("examples", "calibration/good", "calibration/defective"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        for row in rows:
+            src = blobs.path(row.image_sha, row.image_ext)
+            if not src.is_file():
+                summary.missing_files.append(row.id)
+                continue
+            data = src.read_bytes()
+            name = f"{row.id:06d}_{row.image_sha[:12]}"
+            verdict = row.reviewed_verdict or row.verdict
+            write_bytes_atomic(out / "calibration" / verdict / f"{name}.{row.image_ext}", data)
+            if verdict == "good":
+                summary.good += 1
+            else:
+                summary.defective += 1
+            by_type: dict[str, list[int]] = {}
+            for r in row.regions:
+                final = r.reviewed_type or r.defect_type
+                if final not in (REJECT_TYPE, UNKNOWN_TYPE):
+                    by_type.setdefault(final, []).append(r.index)
+            labels = None
+            mask_path = blobs.path(row.mask_sha, "png")
+            if by_type and mask_path.is_file():
+                with Image.open(mask_path) as m:
+                    labels = np.asarray(m.convert("L"))
+            for dtype, indices in sorted(by_type.items()):
+                folder = out / "examples" / _folder_name(dtype)
+                (folder / "masks").mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(folder / f"{name}.{row.image_ext}", data)
+                write_bytes_atomic(folder / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, indices)))
+                summary.n_examples += 1
+                summary.types[dtype] = summary.types.get(dtype, 0) + 1
+            manifest.append({
+                "inspection": row.id, "file": name, "model": row.model, "filename": row.filename, "verdict": verdict,
+                "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
+                "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None,
+            })
+        (out / MANIFEST).write_text(json.dumps({"inspections": manifest}, indent=2), encoding="utf-8")
+    return summary
+
+
+__all__ = ["MANIFEST", "ExportSummary", "export_reviews"]

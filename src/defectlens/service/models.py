@@ -1,0 +1,248 @@
+"""The models a service process inspects with: each loaded once, scored by one worker thread.
+
+Uploads that arrive together are scored together (micro-batching): a memory bank scores a
+batch of images faster per image than one at a time, and one worker keeps the two shared
+cores from being split between competing forward passes. Typing the regions, the report and
+the overlay run in the request's own thread, overlapping the next batch's scoring.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from defectlens.classify.from_text import classify_from_grounding
+from defectlens.cli.analysis import Analysis, prepare_analysis
+from defectlens.errors import ConfigError, DefectlensError
+from defectlens.explain.report import build_report, render_markdown
+from defectlens.inspector import Inspector
+from defectlens.locate import render_overlay
+from defectlens.taxonomy import load_taxonomy
+from defectlens.types import AnomalyResult, Inspection, RegionType, Report
+
+MAX_BATCH = 8
+"""Most uploads scored in one forward pass (more only adds latency on 2 cores)."""
+CARD_FILE = "card.md"
+TAXONOMY_FILE = "taxonomy.json"
+EXAMPLES_DIR = "examples"
+"""Optional sub-folder of a model: a saved few-shot classifier, or labelled examples per type."""
+REJECT_TYPE = "not-a-defect"
+"""The type a reviewer gives a region that is no defect at all."""
+UNKNOWN_TYPE = "unknown"
+
+
+@dataclass
+class Outcome:
+    """One inspected upload: the verdict, typed regions, report and rendered pictures."""
+
+    inspection: Inspection
+    region_types: list[RegionType]
+    report: Report
+    report_text: str
+    overlay_png: bytes
+    mask_png: bytes
+    seconds: float
+    """Scoring (including the wait for the batch) through rendering."""
+
+
+@dataclass
+class LoadedModel:
+    """A model folder loaded once: the Inspector, its classification set-up and its card."""
+
+    name: str
+    path: Path
+    inspector: Inspector
+    analysis: Analysis
+    card: str
+    types: tuple[str, ...]
+    """Defect types a reviewer may assign (taxonomy or classifier types, 'unknown', 'not-a-defect')."""
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """What `GET /models` shows: settings, thresholds, types, card."""
+        ins = self.inspector
+        t = ins.detector.thresholds
+        return {
+            "name": self.name,
+            "detector": ins.detector.name,
+            "settings": dict(ins.settings.__dict__),
+            "thresholds": t.to_json() if t is not None else None,
+            "fit_summary": dict(ins.fit_summary.__dict__) if ins.fit_summary else None,
+            "types": list(self.types),
+            "classifier": self.analysis.classifier is not None,
+            "card": self.card,
+            "notes": list(self.notes),
+        }
+
+
+def _card(name: str, root: Path, inspector: Inspector) -> str:
+    """The folder's ``card.md`` when present, else a short card made from the loaded model."""
+    path = root / CARD_FILE
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"(card.md unreadable: {exc})"
+    s, t = inspector.settings, inspector.detector.thresholds
+    lines = [
+        f"# {name}",
+        "",
+        f"- detector: {inspector.detector.name}",
+        f"- backbone: {s.backbone}, canvas {s.image_size} px, coreset ratio {s.coreset_ratio}",
+        f"- thresholds: image {t.image:.4f}, pixel {t.pixel:.4f} ({t.source})" if t else "- thresholds: none",
+    ]
+    if inspector.fit_summary is not None:
+        fs = inspector.fit_summary.__dict__
+        lines.append("- fit: " + ", ".join(f"{k} {v}" for k, v in fs.items() if isinstance(v, (int, float, str))))
+    return "\n".join(lines) + "\n"
+
+
+def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
+    """Load a model folder with its optional ``taxonomy.json`` and ``examples/`` (classifier).
+
+    A zero-shot grounding model is read with the per-image cue: a service scores uploads in
+    whatever batches they happen to arrive in, and a verdict must not depend on the neighbours.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ConfigError("model folder not found", root, "pass a folder written by `defectlens fit`")
+    taxonomy_path = root / TAXONOMY_FILE if (root / TAXONOMY_FILE).is_file() else None
+    part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path and Inspector.needs_taxonomy(root) else None
+    inspector = Inspector.load(root, part, "token")
+    examples = root / EXAMPLES_DIR if (root / EXAMPLES_DIR).is_dir() else None
+    analysis = prepare_analysis(taxonomy_path, examples, 5, "template")
+    analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
+    names: list[str] = []
+    if analysis.taxonomy is not None:
+        names += list(analysis.taxonomy.names)
+    if analysis.classifier is not None:
+        names += [n for n in analysis.classifier.class_names if n not in names]
+    types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
+    label = name or root.resolve().name
+    return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, list(analysis.notes))
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class _Job:
+    model: LoadedModel
+    image: np.ndarray
+    source: str
+    future: Future
+
+
+class ModelPool:
+    """The loaded models and the worker thread that scores their uploads in batches."""
+
+    def __init__(self, models: Sequence[LoadedModel]):
+        if not models:
+            raise ConfigError("no model given", None, "pass at least one model folder")
+        self.models: dict[str, LoadedModel] = {}
+        for m in models:
+            if m.name in self.models:
+                raise ConfigError(f"two models are named {m.name!r}", m.path, "give the model folders distinct names")
+            self.models[m.name] = m
+        self.default = models[0].name
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="defectlens-scorer", daemon=True)
+        self._worker.start()
+
+    def get(self, name: str | None) -> LoadedModel:
+        """The model called ``name`` (the first one when None); KeyError names the known ones."""
+        key = name or self.default
+        if key not in self.models:
+            raise KeyError(f"unknown model {key!r}; known: {', '.join(self.models)}")
+        return self.models[key]
+
+    def close(self) -> None:
+        """Stop the worker once the queued jobs are done."""
+        self._jobs.put(None)
+        self._worker.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            # Whatever else is already waiting joins this batch; nothing waits for more to arrive.
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._jobs.put(None)
+                    break
+                batch.append(nxt)
+            by_model: dict[str, list[_Job]] = {}
+            for j in batch:
+                by_model.setdefault(j.model.name, []).append(j)
+            for jobs in by_model.values():
+                self._score(jobs)
+
+    @staticmethod
+    def _score(jobs: list[_Job]) -> None:
+        inspector = jobs[0].model.inspector
+        try:
+            results = inspector.score([j.image for j in jobs])
+            decided = [(r, inspector.decide(r, j.source)) for j, r in zip(jobs, results, strict=True)]
+        except Exception as exc:  # noqa: BLE001 - any failure goes back to the requests; the worker must live on
+            for j in jobs:
+                j.future.set_exception(exc)
+            return
+        for j, pair in zip(jobs, decided, strict=True):
+            j.future.set_result(pair)
+
+    def inspect(self, model: LoadedModel, image: np.ndarray, source: str) -> Outcome:
+        """Score ``image`` (in whatever batch it joins), then type, report and render it."""
+        start = time.perf_counter()
+        fut: Future[tuple[AnomalyResult, Inspection]] = Future()
+        self._jobs.put(_Job(model, image, source, fut))
+        result, inspection = fut.result()
+        region_types, notes = self._types(model, image, inspection, result)
+        report = build_report(inspection, region_types, model.analysis.taxonomy, "template", notes)
+        labels = [t.defect_type for t in region_types]
+        stats = model.inspector.detector.normal_stats
+        # Same colour scale as `defectlens inspect` overlays, so the two look alike.
+        low = stats.pixel_median if stats else float(inspection.anomaly_map.min())
+        high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
+        overlay = _png(render_overlay(image, inspection, low, high, labels or None))
+        region_labels = inspection.region_labels if inspection.region_labels is not None else np.zeros(image.shape[:2], np.int32)
+        # Pixel value = region index (capped at 255): the export cuts each region's mask from it.
+        mask = _png(Image.fromarray(np.clip(region_labels, 0, 255).astype(np.uint8), mode="L"))
+        return Outcome(inspection, region_types, report, render_markdown(report), overlay, mask, time.perf_counter() - start)
+
+    @staticmethod
+    def _types(model: LoadedModel, image: np.ndarray, inspection: Inspection, result: AnomalyResult) -> tuple[list[RegionType], list[str]]:
+        """Region types the way `defectlens inspect` gets them (see :func:`defectlens.cli.analysis.analyse`)."""
+        notes = list(model.analysis.notes)
+        if not inspection.regions:
+            return [], notes
+        try:
+            if model.analysis.classifier is not None:
+                c = model.analysis.classifier.classify_inspection(image, inspection)
+                return c.region_types, notes + c.notes
+            if result.grounding is not None and inspection.region_labels is not None:
+                return classify_from_grounding(result.grounding, inspection.region_labels), notes
+            notes.append("the model has no defect examples (examples/ in its folder): regions are not typed")
+        except DefectlensError as exc:
+            notes.append(f"defect-type classification failed: {exc}")
+        return [], notes
+
+
+__all__ = ["MAX_BATCH", "REJECT_TYPE", "UNKNOWN_TYPE", "LoadedModel", "ModelPool", "Outcome", "load_model"]

@@ -1,0 +1,170 @@
+"""Request and response bodies of the HTTP API (pydantic), and the row → JSON mapping."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from defectlens.service.db import InspectionRow, RegionRow
+
+TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}")
+"""Defect type names a review may use (they become folder names in `export-reviews`)."""
+
+
+class RegionOut(BaseModel):
+    """A region as the API shows it."""
+
+    index: int
+    type: str
+    """The final type: the reviewer's when reviewed, else the classifier's."""
+    machine_type: str
+    confidence: float
+    method: str
+    bbox: list[int]
+    area_px: int
+    area_fraction: float
+    peak_score: float
+    reviewed_type: str | None
+    missed: bool
+
+
+class ReviewOut(BaseModel):
+    """The latest review of an inspection."""
+
+    state: Literal["unreviewed", "reviewed"]
+    verdict: str | None
+    by: str | None
+    at: datetime | None
+    comment: str | None
+
+
+class ReviewEntry(BaseModel):
+    """One review in an inspection's history (oldest first)."""
+
+    by: str
+    at: datetime
+    verdict: str
+    regions: list[dict[str, Any]]
+    missed: list[dict[str, Any]]
+    comment: str | None
+
+
+class InspectionOut(BaseModel):
+    """One stored inspection with the URLs of its pictures."""
+
+    id: int
+    created_at: datetime
+    model: str
+    filename: str
+    width: int
+    height: int
+    score: float
+    threshold: float
+    verdict: str
+    """The machine's verdict."""
+    final_verdict: str
+    """The reviewer's verdict when reviewed, else the machine's."""
+    seconds: float
+    regions: list[RegionOut]
+    report: dict[str, Any]
+    report_text: str
+    review: ReviewOut
+    reviews: list[ReviewEntry]
+    """Every review given, oldest first (the latest is ``review``)."""
+    urls: dict[str, str]
+
+
+class InspectionPage(BaseModel):
+    """A page of the history, newest first."""
+
+    items: list[InspectionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class RegionReview(BaseModel):
+    """The reviewer's type for one of the machine's regions."""
+
+    index: int = Field(ge=1)
+    type: str
+
+
+class MissedDefect(BaseModel):
+    """A defect the machine did not find; ``bbox`` (x0, y0, x1, y1) omitted means the whole image."""
+
+    type: str
+    bbox: list[int] | None = Field(default=None, min_length=4, max_length=4)
+
+
+class ReviewIn(BaseModel):
+    """`POST /inspections/{id}/review`: confirm or correct the machine."""
+
+    reviewer: str = Field(min_length=1, max_length=200)
+    verdict: Literal["good", "defective"] | None = None
+    """None confirms the machine's verdict."""
+    regions: list[RegionReview] = Field(default_factory=list, max_length=1000)
+    """Regions not named are confirmed with the machine's type."""
+    missed: list[MissedDefect] = Field(default_factory=list, max_length=100)
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("reviewer")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("reviewer must name a person")
+        return v
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """``dt`` as an aware UTC time: SQLite hands back the stored UTC times without their zone."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def region_out(r: RegionRow) -> RegionOut:
+    """API form of a region row."""
+    return RegionOut(
+        index=r.index, type=r.reviewed_type or r.defect_type, machine_type=r.defect_type, confidence=r.confidence, method=r.method,
+        bbox=[r.x0, r.y0, r.x1, r.y1], area_px=r.area_px, area_fraction=r.area_fraction, peak_score=r.peak_score,
+        reviewed_type=r.reviewed_type, missed=r.missed,
+    )
+
+
+def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
+    """API form of an inspection row; URLs are relative to ``base`` (the app's root path)."""
+    me = f"{base}/inspections/{row.id}"
+    return InspectionOut(
+        id=row.id, created_at=as_utc(row.created_at) or row.created_at, model=row.model, filename=row.filename, width=row.width, height=row.height,
+        score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
+        seconds=row.seconds, regions=[region_out(r) for r in row.regions], report=row.report, report_text=row.report_text,
+        review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]
+                         comment=row.review_comment),
+        reviews=[
+            ReviewEntry(by=r.reviewer, at=as_utc(r.created_at) or r.created_at, verdict=r.verdict, regions=list(r.payload.get("regions") or []),
+                        missed=list(r.payload.get("missed") or []), comment=r.payload.get("comment"))
+            for r in row.reviews
+        ],
+        urls={"self": me, "image": f"{me}/image", "overlay": f"{me}/overlay.png", "mask": f"{me}/mask.png", "page": f"{base}/#/inspections/{row.id}"},
+    )
+
+
+__all__ = [
+    "TYPE_NAME",
+    "InspectionOut",
+    "InspectionPage",
+    "MissedDefect",
+    "RegionOut",
+    "RegionReview",
+    "ReviewEntry",
+    "ReviewIn",
+    "ReviewOut",
+    "as_utc",
+    "inspection_out",
+    "region_out",
+]

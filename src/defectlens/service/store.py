@@ -1,0 +1,232 @@
+"""The inspection store: one database (SQLite file or PostgreSQL) plus the content-addressed files.
+
+An inspection is recorded entirely or not at all: its files are written first (atomically,
+by digest: a crash leaves at worst an unreferenced file), then the inspection and its regions
+go in with one transaction. A database that is down is reported as :class:`StoreUnavailable`
+(HTTP 503) and retried on the next request; the process keeps running.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, true
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload
+
+from defectlens.service.db import InspectionRow, RegionRow, ReviewRow, make_engine, make_sessions, migrate, utcnow
+from defectlens.service.models import Outcome
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached (or migrated) right now: answer 503, try again later."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What `GET /inspections` narrows the history to (None: no filter)."""
+
+    verdict: str | None = None
+    """The final verdict: the reviewer's when reviewed, else the machine's."""
+    defect_type: str | None = None
+    """A region of this (final) type."""
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    review_state: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    """A validated review: the final verdict, each region's type, missed defects."""
+
+    reviewer: str
+    verdict: str
+    region_types: dict[int, str]
+    missed: list[tuple[str, tuple[int, int, int, int]]]
+    comment: str | None
+    payload: dict[str, Any]
+
+
+class Store:
+    """Database access for the service; safe to share between request threads."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = make_sessions(self.engine)
+        self._ready = False
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def ensure(self) -> None:
+        """Run the migrations once the database answers; raises :class:`StoreUnavailable` until then."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            try:
+                migrate(self.engine)
+            except (SQLAlchemyError, OSError) as exc:
+                self.last_error = _one_line(exc)
+                raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
+            self._ready, self.last_error = True, None
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query now."""
+        try:
+            self.ensure()
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            self.last_error = _one_line(exc)
+            return False
+
+    def session(self) -> Session:
+        """A new session (the caller closes it: ``with store.session() as s``)."""
+        self.ensure()
+        return self.sessions()
+
+    def record(self, model: str, filename: str, image_sha: str, image_ext: str, overlay_sha: str, mask_sha: str, out: Outcome) -> InspectionRow:
+        """Insert one inspection and its regions in one transaction; returns the stored row."""
+        ins = out.inspection
+        types = {t.region_index: t for t in out.region_types}
+        row = InspectionRow(
+            created_at=utcnow(),
+            model=model,
+            filename=filename,
+            image_sha=image_sha,
+            image_ext=image_ext,
+            overlay_sha=overlay_sha,
+            mask_sha=mask_sha,
+            width=int(ins.image_size[0]),
+            height=int(ins.image_size[1]),
+            score=float(ins.score),
+            verdict="defective" if ins.is_defective else "good",
+            threshold=float(ins.thresholds.image) if ins.thresholds else float("nan"),
+            seconds=float(out.seconds),
+            report=out.report.to_json(),
+            report_text=out.report_text,
+            review_state="unreviewed",
+        )
+        for r in ins.regions:
+            t = types.get(r.index)
+            row.regions.append(
+                RegionRow(
+                    index=r.index,
+                    defect_type=t.defect_type if t else "unknown",
+                    confidence=float(t.confidence) if t else 0.0,
+                    method=t.method if t else "none",
+                    x0=r.bbox[0], y0=r.bbox[1], x1=r.bbox[2], y1=r.bbox[3],
+                    area_px=int(r.area_px),
+                    area_fraction=float(r.area_fraction),
+                    peak_score=float(r.peak_score),
+                    missed=False,
+                )
+            )
+        with self.session() as s, s.begin():
+            s.add(row)
+        # Read back whole (regions and reviews loaded): the response shows what was stored.
+        stored = self.get(row.id)
+        assert stored is not None  # just committed
+        return stored
+
+    def get(self, inspection_id: int) -> InspectionRow | None:
+        """One inspection with its regions and reviews, or None."""
+        with self.session() as s:
+            stmt = select(InspectionRow).where(InspectionRow.id == inspection_id).options(
+                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews)
+            )
+            return s.scalars(stmt).first()
+
+    def page(self, filters: Filters, limit: int, offset: int) -> tuple[list[InspectionRow], int]:
+        """A page of the history, newest first, and how many match in all."""
+        conds = []
+        if filters.verdict:
+            conds.append(func.coalesce(InspectionRow.reviewed_verdict, InspectionRow.verdict) == filters.verdict)
+        if filters.model:
+            conds.append(InspectionRow.model == filters.model)
+        if filters.since:
+            conds.append(InspectionRow.created_at >= filters.since)
+        if filters.until:
+            conds.append(InspectionRow.created_at < filters.until)
+        if filters.review_state:
+            conds.append(InspectionRow.review_state == filters.review_state)
+        if filters.defect_type:
+            final_type = func.coalesce(RegionRow.reviewed_type, RegionRow.defect_type)
+            conds.append(exists().where(and_(RegionRow.inspection_id == InspectionRow.id, final_type == filters.defect_type)))
+        where = and_(*conds) if conds else true()
+        with self.session() as s:
+            total = s.scalar(select(func.count()).select_from(InspectionRow).where(where)) or 0
+            stmt = (
+                select(InspectionRow).where(where).order_by(InspectionRow.id.desc()).limit(limit).offset(offset)
+                .options(selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews))
+            )
+            return list(s.scalars(stmt)), int(total)
+
+    def review(self, inspection_id: int, review: ReviewInput) -> InspectionRow | None:
+        """Apply a review in one transaction (None: no such inspection). A review states the
+        whole correction: regions it does not name are confirmed as typed, and missed defects of
+        an earlier review are replaced by this one's."""
+        with self.session() as s, s.begin():
+            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).first()
+            if row is None:
+                return None
+            now = utcnow()
+            kept = [r for r in row.regions if not r.missed]
+            for r in kept:
+                r.reviewed_type = review.region_types.get(r.index, r.defect_type)
+            row.regions = kept
+            next_index = max((r.index for r in kept), default=0) + 1
+            for i, (dtype, (x0, y0, x1, y1)) in enumerate(review.missed):
+                area = max(0, x1 - x0) * max(0, y1 - y0)
+                row.regions.append(
+                    RegionRow(
+                        index=next_index + i, defect_type=dtype, reviewed_type=dtype, confidence=1.0, method="reviewer",
+                        x0=x0, y0=y0, x1=x1, y1=y1, area_px=area, area_fraction=area / max(1, row.width * row.height),
+                        peak_score=0.0, missed=True,
+                    )
+                )
+            row.review_state = "reviewed"
+            row.reviewed_verdict = review.verdict
+            row.reviewed_by = review.reviewer
+            row.reviewed_at = now
+            row.review_comment = review.comment
+            s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=review.verdict, payload=review.payload))
+        return self.get(inspection_id)
+
+    def reviewed(self) -> list[InspectionRow]:
+        """Every reviewed inspection with its regions (for export), oldest first."""
+        with self.session() as s:
+            stmt = select(InspectionRow).where(InspectionRow.review_state == "reviewed").order_by(InspectionRow.id).options(
+                selectinload(InspectionRow.regions)
+            )
+            return list(s.scalars(stmt))
+
+    def count(self) -> int:
+        """How many inspections are stored."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(InspectionRow)) or 0)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of a driver error (they run to many lines with SQL and hints)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"
+
+
+UNAVAILABLE_ERRORS = (OperationalError, DBAPIError)
+"""Driver errors that mean the database is down or unreachable (answered with 503)."""
+
+__all__ = ["UNAVAILABLE_ERRORS", "Filters", "ReviewInput", "Store", "StoreUnavailable"]

@@ -1,0 +1,283 @@
+"""The inspection service's HTTP API on SQLite and PostgreSQL: inspect, history, review,
+models, health, metrics, security and bad input."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from service_helpers import TOKEN, PgCluster, make_app, upload
+
+from defectlens.service.db import make_engine, migrate
+from defectlens.service.models import ModelPool
+
+
+def blob_files(data_dir: Path) -> list[Path]:
+    """Stored files (the scratch folder left out)."""
+    return [p for p in data_dir.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+
+def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
+    with make_app(pool, db_url, tmp_path / "data") as client:
+        r = upload(client, images["bad"])
+        assert r.status_code == 201, r.text
+        ins = r.json()
+        assert ins["verdict"] == "defective" and ins["final_verdict"] == "defective"
+        assert ins["score"] > ins["threshold"] and ins["regions"]
+        region = ins["regions"][0]
+        assert {"type", "confidence", "bbox", "area_px", "area_fraction"} <= set(region)
+        assert ins["report"]["verdict"] == "defective" and "DEFECTIVE" in ins["report_text"]
+        good = upload(client, images["good"]).json()
+        assert good["verdict"] == "good" and good["regions"] == []
+
+        # The pictures, by the URLs the inspection gives.
+        original = client.get(ins["urls"]["image"])
+        assert original.status_code == 200 and original.content == images["bad"].read_bytes()
+        overlay = client.get(ins["urls"]["overlay"])
+        assert overlay.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(overlay.content)) as img:
+            assert img.size == (128, 96)
+        mask = np.asarray(Image.open(io.BytesIO(client.get(ins["urls"]["mask"]).content)))
+        assert mask.max() == len(ins["regions"])
+        assert client.get(f"/inspections/{ins['id']}").json()["id"] == ins["id"]
+        assert client.get("/inspections/999999").status_code == 404
+        assert client.get("/inspections/999999/overlay.png").status_code == 404
+
+        page = client.get("/inspections").json()
+        assert page["total"] == 2 and [i["id"] for i in page["items"]] == [good["id"], ins["id"]]
+        assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
+        assert client.get("/inspections", params={"model": "plate"}).json()["total"] == 2
+        assert client.get("/inspections", params={"model": "other"}).json()["total"] == 0
+        assert client.get("/inspections", params={"limit": 1, "offset": 1}).json()["items"][0]["id"] == ins["id"]
+        assert client.get("/inspections", params={"since": "2999-01-01T00:00:00Z"}).json()["total"] == 0
+        assert client.get("/inspections", params={"since": "2000-01-01T00:00:00+02:00"}).json()["total"] == 2
+        assert client.get("/inspections", params={"verdict": "bogus"}).status_code == 422
+        # Same upload twice: two inspections, one stored image file (content-addressed).
+        upload(client, images["bad"])
+        assert client.get("/inspections").json()["total"] == 3
+        # bad + good images, their 2 overlays and 2 masks: the repeat added no file.
+        assert len(blob_files(tmp_path / "data")) == 6
+
+
+def test_review_override_missed_and_filters(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
+    with make_app(pool, db_url, tmp_path / "data") as client:
+        ins = upload(client, images["bad"]).json()
+        good = upload(client, images["good"]).json()
+        idx = ins["regions"][0]["index"]
+        r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "scratch"}]})
+        assert r.status_code == 200, r.text
+        rev = r.json()
+        assert rev["review"]["state"] == "reviewed" and rev["review"]["by"] == "Ana" and rev["review"]["at"]
+        assert rev["regions"][0]["type"] == "scratch" and rev["regions"][0]["reviewed_type"] == "scratch"
+        assert rev["final_verdict"] == "defective"
+        # A missed defect on the good image: the verdict follows, the region is added.
+        r = client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Ben", "missed": [{"type": "spot", "bbox": [10, 10, 30, 20]}]})
+        assert r.status_code == 200, r.text
+        g = r.json()
+        assert g["final_verdict"] == "defective" and g["verdict"] == "good"
+        assert g["regions"] == [g["regions"][0]] and g["regions"][0]["missed"] and g["regions"][0]["area_px"] == 200
+        # Filters on the final state.
+        assert [i["id"] for i in client.get("/inspections", params={"type": "scratch"}).json()["items"]] == [ins["id"]]
+        assert client.get("/inspections", params={"type": "spot"}).json()["total"] == 1
+        assert client.get("/inspections", params={"review": "reviewed"}).json()["total"] == 2
+        assert client.get("/inspections", params={"review": "unreviewed"}).json()["total"] == 0
+        assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 0
+        # A second review replaces the first (confirming the machine, no missed defect).
+        g2 = client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Cy", "verdict": "good"}).json()
+        assert g2["final_verdict"] == "good" and g2["regions"] == [] and g2["review"]["by"] == "Cy"
+        assert [(r["by"], r["verdict"]) for r in g2["reviews"]] == [("Ben", "defective"), ("Cy", "good")]
+        assert g2["reviews"][0]["missed"] == [{"type": "spot", "bbox": [10, 10, 30, 20]}]
+        # Bad reviews: clear 4xx, nothing changed.
+        assert client.post("/inspections/424242/review", json={"reviewer": "Ana"}).status_code == 404
+        bad_type = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "crack"}]})
+        assert bad_type.status_code == 422 and "unknown defect type 'crack'" in bad_type.json()["detail"]
+        bad_region = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": 99, "type": "spot"}]})
+        assert bad_region.status_code == 422 and "no region 99" in bad_region.json()["detail"]
+        bad_box = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "missed": [{"type": "spot", "bbox": [0, 0, 999, 5]}]})
+        assert bad_box.status_code == 422
+        assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "  "}).status_code == 422
+        assert client.get(f"/inspections/{ins['id']}").json()["regions"][0]["type"] == "scratch"
+
+
+def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", data, max_upload=200_000) as client:
+        for name, status, words in [
+            ("text", 422, "not a readable image"),
+            ("truncated", 422, "truncated"),
+            ("bomb", 422, "enormous"),
+        ]:
+            r = upload(client, images[name], name=f"{name}.png")
+            assert r.status_code == status, (name, r.text)
+            assert words in r.json()["detail"] and f"{name}.png" in r.json()["detail"]
+            assert str(data) not in r.json()["detail"]  # no server path leaks
+        empty = client.post("/inspections", files={"file": ("e.png", b"", "image/png")})
+        assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+        big = client.post("/inspections", files={"file": ("big.png", b"\0" * 300_000, "image/png")})
+        assert big.status_code == 413 and "limit" in big.json()["detail"]
+        # Just over the limit: passes the early Content-Length check, caught while reading.
+        near = client.post("/inspections", files={"file": ("near.png", b"\0" * 230_000, "image/png")})
+        assert near.status_code == 413 and "over the limit of 200000 bytes" in near.json()["detail"]
+        unknown = upload(client, images["bad"], model="nope")
+        assert unknown.status_code == 422 and "unknown model 'nope'" in unknown.json()["detail"]
+        assert client.post("/inspections").status_code == 422  # no file at all
+        assert client.get("/inspections").json()["total"] == 0
+        assert blob_files(data) == [] and list((data / "tmp").iterdir()) == []
+        # Still serving.
+        assert upload(client, images["bad"]).status_code == 201
+        metrics = client.get("/metrics").text
+        assert 'defectlens_rejected_uploads_total{reason="not_an_image"} 3.0' in metrics
+        assert 'defectlens_rejected_uploads_total{reason="too_large"} 2.0' in metrics
+
+
+def test_token_guards_every_write(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", token=TOKEN) as client:
+        assert upload(client, images["bad"]).status_code == 401
+        assert upload(client, images["bad"], token="wrong").status_code == 401
+        ins = upload(client, images["bad"], token=TOKEN).json()
+        bearer = client.post("/inspections", files={"file": ("b.png", images["bad"].read_bytes(), "image/png")},
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+        assert bearer.status_code == 201
+        assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana"}).status_code == 401
+        ok = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana"}, headers={"X-API-Token": TOKEN})
+        assert ok.status_code == 200
+        # Reads stay open for the line's screen.
+        assert client.get("/inspections").status_code == 200 and client.get("/").status_code == 200
+
+
+def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        models = client.get("/models").json()
+        m = models["models"][0]
+        assert models["default"] == "plate" and m["name"] == "plate" and m["detector"] == "memory-bank"
+        assert m["types"][:2] == ["spot", "scratch"] and "not-a-defect" in m["types"]
+        assert "# plate" in m["card"] and m["thresholds"]["image"] > 0
+        assert client.get("/health").json()["status"] == "ok"
+        upload(client, images["bad"])
+        upload(client, images["good"])
+        text = client.get("/metrics").text
+        assert 'defectlens_inspections_total{model="plate",verdict="defective"} 1.0' in text
+        assert 'defectlens_inspections_total{model="plate",verdict="good"} 1.0' in text
+        assert 'defectlens_inspection_seconds_count{model="plate"} 2.0' in text
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/inspections", "/inspections/{inspection_id}/review", "/models", "/health", "/metrics"} <= set(paths)
+        page = client.get("/")
+        assert "script-src 'sha256-" in page.headers["content-security-policy"]
+        assert client.get("/inspections").headers["x-content-type-options"] == "nosniff"
+        assert page.headers["content-type"].startswith("text/html") and ".innerHTML =" not in page.text and "insertAdjacentHTML" not in page.text
+
+
+def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path) -> None:
+    from defectlens.service.models import load_model
+
+    model = tmp_path / "carded"
+    shutil.copytree(service_model, model)
+    (model / "card.md").write_text("# Plate model\n\nFitted on line 7 <script>.\n")
+    loaded = load_model(model)
+    assert loaded.card.startswith("# Plate model") and loaded.summary()["card"] == loaded.card
+
+
+def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from defectlens.service.app import ServiceConfig, create_app
+
+    # Nothing listens on port 9 of loopback: connecting fails at once.
+    cfg = ServiceConfig((pool.models["plate"].path,), "postgresql+psycopg://nobody@127.0.0.1:9/none", tmp_path / "data")
+    with TestClient(create_app(cfg, pool=pool)) as client:
+        health = client.get("/health")
+        assert health.status_code == 503 and "down" in health.json()["store"]
+        r = upload(client, images["bad"])
+        assert r.status_code == 503 and "database unavailable" in r.json()["detail"]
+        assert client.get("/inspections").status_code == 503
+        assert client.get("/models").status_code == 200
+    # Down mid-run: the SQLite file's folder disappears under a running app.
+    db_dir = tmp_path / "dbdir"
+    db_dir.mkdir()
+    with make_app(pool, f"sqlite:///{db_dir / 'db.sqlite'}", tmp_path / "data2") as client:
+        assert upload(client, images["bad"]).status_code == 201
+        client.app.state.store.engine.dispose()  # type: ignore[attr-defined]
+        shutil.rmtree(db_dir)
+        r = upload(client, images["bad"])
+        assert r.status_code == 503, r.text
+        assert client.get("/models").status_code == 200
+
+
+def test_postgres_stopped_mid_run_then_restarted(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    try:
+        pg = PgCluster(durable=True)
+        pg.start()
+    except RuntimeError as exc:
+        pytest.skip(f"PostgreSQL test skipped: {exc}")
+    try:
+        with make_app(pool, pg.url, tmp_path / "data") as client:
+            assert upload(client, images["bad"]).status_code == 201
+            pg.stop()  # immediate: a crash, not a clean shutdown
+            r = upload(client, images["good"])
+            assert r.status_code == 503 and r.json()["detail"].startswith("database unavailable")
+            assert client.get("/health").status_code == 503
+            assert client.get("/inspections").status_code == 503
+            pg.start()
+            # Back: the pool reconnects; the committed inspection survived the crash, and the
+            # refused upload left nothing half-written.
+            assert upload(client, images["good"]).status_code == 201
+            names = [i["filename"] for i in client.get("/inspections").json()["items"]]
+            assert names == ["good.png", "bad.png"]
+            assert client.get("/health").json()["status"] == "ok"
+    finally:
+        pg.remove()
+
+
+def test_concurrent_uploads_stored_exactly_once(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        ids: list[int] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def worker(k: int) -> None:
+            for j in range(3):
+                r = upload(client, images["bad" if j % 2 else "good"], name=f"c{k}-{j}.png")
+                with lock:
+                    (ids.append(r.json()["id"]) if r.status_code == 201 else errors.append(r.text))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(ids) == len(set(ids)) == 12
+        items = client.get("/inspections", params={"limit": 100}).json()["items"]
+        assert sorted(i["filename"] for i in items) == sorted(f"c{k}-{j}.png" for k in range(4) for j in range(3))
+
+
+def test_migrations_match_the_tables(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from defectlens.service.db import Base
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    migrate(engine)  # idempotent: a restart runs it again
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_blob_names_are_checked(tmp_path: Path) -> None:
+    from defectlens.service.blobs import BlobStore
+
+    store = BlobStore(tmp_path)
+    sha = store.put(b"abc", "png")
+    assert store.path(sha, "png").read_bytes() == b"abc"
+    for bad in ("../../etc/passwd", sha[:-1], sha.upper(), sha + "/x"):
+        with pytest.raises(ValueError):
+            store.path(bad, "png")
+    with pytest.raises(ValueError):
+        store.path(sha, "png/../x")
