@@ -156,7 +156,7 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
         m = models["models"][0]
         assert models["default"] == "plate" and m["name"] == "plate" and m["detector"] == "memory-bank"
         assert m["types"][:2] == ["spot", "scratch"] and "not-a-defect" in m["types"]
-        assert "# plate" in m["card"] and m["thresholds"]["image"] > 0
+        assert "# Model card" in m["card"] and m["thresholds"]["image"] > 0
         assert client.get("/health").json()["status"] == "ok"
         upload(client, images["bad"])
         upload(client, images["good"])
