@@ -68,7 +68,7 @@ def test_holdout_calibration_is_kept_for_old_models():
 
 def test_discriminator_finds_planted_defects_and_round_trips(encoder, category, tmp_path):
     train, good, bad = category
-    detector = DiscriminatorDetector(DiscriminatorConfig(encoder=ENCODER, steps=150), encoder)
+    detector = DiscriminatorDetector(DiscriminatorConfig(encoder=ENCODER, steps=100, patches_per_step=256), encoder)
     summary = detector.fit(train)
     assert summary.n_holdout >= 1 and detector.thresholds is not None
     scores_good = [r.score for r in detector.score(good)]
@@ -81,3 +81,22 @@ def test_discriminator_finds_planted_defects_and_round_trips(encoder, category, 
     (tmp_path / "d" / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(ModelFileError, match="corrupt"):
         DiscriminatorDetector.load(tmp_path / "d")
+
+
+@pytest.mark.slow  # trains the discriminator with its default steps
+def test_fit_names_the_detector_and_fused_models_load_back(synthetic_category, tmp_path):
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.errors import ConfigError
+
+    cat = load_category(synthetic_category)
+    train = [load_image(p) for p in cat.train_good]
+    inspector = Inspector.fit(train, InspectorSettings(image_size=128, coreset_ratio=0.5, detector="bank+discriminator"))
+    assert inspector.detector.name == "fused"
+    inspector.save(tmp_path / "m")
+    again = Inspector.load(tmp_path / "m")
+    verdicts = {t.is_defective: [] for t in cat.test}
+    for t in cat.test:
+        verdicts[t.is_defective].append(again.inspect(t.path).score)
+    assert min(verdicts[True]) > max(verdicts[False])
+    with pytest.raises(ConfigError, match="choose one of memory-bank, discriminator, bank"):
+        InspectorSettings(detector="flow")

@@ -503,3 +503,11 @@ def test_atomic_directory_refuses_to_replace_a_foreign_folder(tmp_path):
     with pytest.raises(OutputError, match="not a model"), atomic_directory(folder, lambda p: (p / "detector.json").is_file()) as tmp:
         (tmp / "detector.json").write_text("{}")
     assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]
+
+
+def test_unknown_detector_is_refused_before_any_image_is_decoded(tmp_path):
+    # The category folder does not even exist: the option is checked first, and said so.
+    result = runner.invoke(app, ["fit", str(tmp_path / "missing"), "-o", str(tmp_path / "m"), "--detector", "flow"])
+    assert result.exit_code == 2, result.output
+    text = _text(result)
+    assert "unknown detector 'flow'" in text and "memory-bank, discriminator, bank+discriminator" in text
