@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 import defectlens.detect.memory_bank as memory_bank_module
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_coreset, normal_statistics
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
-from defectlens.detect.grounding.fusion import fuse
+from defectlens.detect.fusion import fuse
 from defectlens.detect.maps import image_score
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
 from defectlens.evaluate.metrics import aupro, image_auroc, pixel_auroc
@@ -92,7 +92,10 @@ SCORE_VARIANTS: dict[str, Callable[[np.ndarray], float]] = {
     "max": lambda m: image_score(m, 0.0),
     "top-0.1%": lambda m: image_score(m, 0.001),
     "top-1%": lambda m: image_score(m, 0.01),
+    "top-2%": lambda m: image_score(m, 0.02),
     "top-5%": lambda m: image_score(m, 0.05),
+    "top-10%": lambda m: image_score(m, 0.10),
+    "top-20%": lambda m: image_score(m, 0.20),
     "top-1%-minus-median": lambda m: image_score(m, 0.01) - float(np.median(m)),
 }
 """Image scores compared on the baseline's maps (no refit: the maps are the same)."""

@@ -13,20 +13,19 @@ patches (no search), and its fit cost is a fixed number of optimiser steps.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from defectlens.detect.base import LoadContext, Progress
+from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.maps import grid_to_results, on_image_cells
-from defectlens.detect.memory_bank import FitSummary, holdout_indices
+from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.errors import ModelFileError
 from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
@@ -106,7 +105,7 @@ class _Network(nn.Module):
         return self.discriminator(self.adapt(x))[..., 0]
 
 
-class DiscriminatorDetector:
+class DiscriminatorDetector(PatchFeatureDetector):
     """Anomaly detector that learned, from normal patches only, where normal features end."""
 
     name = "discriminator"
@@ -116,6 +115,7 @@ class DiscriminatorDetector:
         self.encoder = encoder or PatchEncoder(self.config.encoder)
         if self.encoder.config != self.config.encoder:
             raise ValueError("encoder settings differ from the detector's config")
+        self.batch_size = self.config.batch_size
         self.network: _Network | None = None
         self.thresholds: Thresholds | None = None
         self.normal_stats: NormalStatistics | None = None
@@ -124,24 +124,6 @@ class DiscriminatorDetector:
     def holdout_indices(self, n_images: int) -> list[int]:
         """Which of ``n_images`` fit images :meth:`fit` keeps out of training to calibrate on."""
         return holdout_indices(n_images, self.config.holdout_fraction, self.config.seed)
-
-    def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> FitSummary:
-        """Train on normal RGB images and calibrate thresholds on a held-out share."""
-        if len(images) == 0:
-            raise ValueError("fit needs at least one normal image")
-        start = time.perf_counter()
-        held = set(self.holdout_indices(len(images)))
-        train = [img for i, img in enumerate(images) if i not in held]
-        holdout = [images[i] for i in sorted(held)]
-
-        def encoded(group: Sequence[np.ndarray]) -> Iterator[EncodedBatch]:
-            for members, batch in self.encoder.iter_groups(group, self.config.batch_size):
-                yield batch
-                if progress:
-                    progress(len(members))
-
-        summary = self.fit_encoded(encoded(train), encoded(holdout))
-        return replace(summary, n_images=len(images), seconds=time.perf_counter() - start)
 
     def fit_encoded(self, train: Iterable[EncodedBatch], holdout: Iterable[EncodedBatch] = ()) -> FitSummary:
         """Train on encoded normal images and calibrate on encoded held-out ones."""
@@ -189,16 +171,6 @@ class DiscriminatorDetector:
             optimiser.step()
 
     # ------------------------------------------------------------------ scoring
-    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
-        """Anomaly score and original-resolution map for each RGB image."""
-        results: list[AnomalyResult | None] = [None] * len(images)
-        for members, encoded in self.encoder.iter_groups(images, self.config.batch_size):
-            for i, result in zip(members, self.score_encoded(encoded), strict=True):
-                results[i] = result
-            if progress:
-                progress(len(members))
-        return [r for r in results if r is not None]
-
     @torch.inference_mode()
     def score_encoded(self, encoded: EncodedBatch) -> list[AnomalyResult]:
         """Score images already encoded by this detector's encoder."""

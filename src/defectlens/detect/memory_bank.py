@@ -8,8 +8,8 @@ mapped back to the image's own pixel grid, and its maximum is the image score.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
@@ -18,10 +18,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from defectlens.detect.base import LoadContext, Progress
+from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.maps import grid_to_results, on_image_cells
+from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.errors import ModelFileError
 from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
@@ -102,29 +103,7 @@ class MemoryBankConfig:
         return cls(**{"score_top_fraction": 0.0, "calibration": "holdout", **d, "encoder": EncoderConfig.from_json(d["encoder"])})
 
 
-@dataclass(frozen=True)
-class FitSummary:
-    """What fitting did, for logs and the benchmark table."""
-
-    n_images: int
-    n_holdout: int
-    n_patches: int
-    bank_size: int
-    seconds: float
-
-
-
-def holdout_indices(n_images: int, fraction: float, seed: int) -> list[int]:
-    """Seeded choice of the ``fraction`` of ``n_images`` normal images a detector keeps out of
-    training to calibrate on (at least one when there are two or more, never all)."""
-    if fraction <= 0 or n_images < 2:
-        return []
-    n_holdout = min(n_images - 1, max(1, round(n_images * fraction)))
-    order = np.random.default_rng(seed).permutation(n_images)
-    return sorted(int(i) for i in order[:n_holdout])
-
-
-class MemoryBankDetector:
+class MemoryBankDetector(PatchFeatureDetector):
     """Nearest-neighbour anomaly detector over a coreset of normal patch features."""
 
     name = "memory-bank"
@@ -134,6 +113,7 @@ class MemoryBankDetector:
         self.encoder = encoder or PatchEncoder(self.config.encoder)
         if self.encoder.config != self.config.encoder:
             raise ValueError("encoder settings differ from the detector's config")
+        self.batch_size = self.config.batch_size
         self.bank: torch.Tensor | None = None
         self.index: faiss.Index | None = None
         self.thresholds: Thresholds | None = None
@@ -146,24 +126,6 @@ class MemoryBankDetector:
         if self.config.calibration != "holdout":
             return []
         return holdout_indices(n_images, self.config.holdout_fraction, self.config.seed)
-
-    def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> FitSummary:
-        """Build the bank from normal RGB images and calibrate thresholds on a held-out share."""
-        if len(images) == 0:
-            raise ValueError("fit needs at least one normal image")
-        start = time.perf_counter()
-        held = set(self.holdout_indices(len(images)))
-        train = [img for i, img in enumerate(images) if i not in held]
-        holdout = [images[i] for i in sorted(held)]
-
-        def encoded(group: Sequence[np.ndarray]) -> Iterator[EncodedBatch]:
-            for members, batch in self.encoder.iter_groups(group, self.config.batch_size):
-                yield batch
-                if progress:
-                    progress(len(members))
-
-        summary = self.fit_encoded(encoded(train), encoded(holdout))
-        return replace(summary, n_images=len(images), seconds=time.perf_counter() - start)
 
     def fit_encoded(self, train: Iterable[EncodedBatch], holdout: Iterable[EncodedBatch] = ()) -> FitSummary:
         """Build the bank from encoded normal images and calibrate on encoded held-out ones.
@@ -217,16 +179,6 @@ class MemoryBankDetector:
         self.index = index
 
     # ------------------------------------------------------------------ scoring
-    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
-        """Anomaly score and original-resolution map for each RGB image."""
-        results: list[AnomalyResult | None] = [None] * len(images)
-        for members, encoded in self.encoder.iter_groups(images, self.config.batch_size):
-            for i, result in zip(members, self.score_encoded(encoded), strict=True):
-                results[i] = result
-            if progress:
-                progress(len(members))
-        return [r for r in results if r is not None]
-
     def score_encoded(self, encoded: EncodedBatch, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> list[AnomalyResult]:
         """Score images already encoded by this detector's encoder.
 

@@ -1,0 +1,87 @@
+"""What every normal-only detector on frozen patch features shares: how images become encoded
+batches for fitting (with a held-out share when the detector calibrates that way) and for
+scoring. A family only says how it fits on encoded batches and how it scores one
+(``fit_encoded`` / ``score_encoded``); that split also lets the detector study fit many
+settings on features encoded once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from defectlens.detect.base import Progress
+from defectlens.encode import EncodedBatch, PatchEncoder
+from defectlens.types import AnomalyResult
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What fitting did, for logs and the benchmark table."""
+
+    n_images: int
+    n_holdout: int
+    n_patches: int
+    bank_size: int
+    """Rows of the memory bank (0 for detectors without one)."""
+    seconds: float
+
+
+def holdout_indices(n_images: int, fraction: float, seed: int) -> list[int]:
+    """Seeded choice of the ``fraction`` of ``n_images`` normal images a detector keeps out of
+    training to calibrate on (at least one when there are two or more, never all)."""
+    if fraction <= 0 or n_images < 2:
+        return []
+    n_holdout = min(n_images - 1, max(1, round(n_images * fraction)))
+    order = np.random.default_rng(seed).permutation(n_images)
+    return sorted(int(i) for i in order[:n_holdout])
+
+
+class PatchFeatureDetector:
+    """Base of the detectors that score cells of a :class:`~defectlens.encode.PatchEncoder`'s grid."""
+
+    encoder: PatchEncoder
+    batch_size: int = 8
+
+    def holdout_indices(self, n_images: int) -> list[int]:
+        """Which of ``n_images`` fit images :meth:`fit` keeps out of training to calibrate on."""
+        raise NotImplementedError
+
+    def fit_encoded(self, train: Iterable[EncodedBatch], holdout: Iterable[EncodedBatch] = ()) -> FitSummary:
+        """Fit on encoded normal images and calibrate on the encoded held-out ones."""
+        raise NotImplementedError
+
+    def score_encoded(self, encoded: EncodedBatch) -> list[AnomalyResult]:
+        """Score images already encoded by this detector's encoder."""
+        raise NotImplementedError
+
+    def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> FitSummary:
+        """Fit on normal RGB images; thresholds from the detector's calibration (see its config)."""
+        if len(images) == 0:
+            raise ValueError("fit needs at least one normal image")
+        start = time.perf_counter()
+        held = set(self.holdout_indices(len(images)))
+        train = [img for i, img in enumerate(images) if i not in held]
+        holdout = [images[i] for i in sorted(held)]
+
+        def encoded(group: Sequence[np.ndarray]) -> Iterator[EncodedBatch]:
+            for members, batch in self.encoder.iter_groups(group, self.batch_size):
+                yield batch
+                if progress:
+                    progress(len(members))
+
+        summary = self.fit_encoded(encoded(train), encoded(holdout))
+        return replace(summary, n_images=len(images), seconds=time.perf_counter() - start)
+
+    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """Anomaly score and original-resolution map for each RGB image."""
+        results: list[AnomalyResult | None] = [None] * len(images)
+        for members, encoded in self.encoder.iter_groups(images, self.batch_size):
+            for i, result in zip(members, self.score_encoded(encoded), strict=True):
+                results[i] = result
+            if progress:
+                progress(len(members))
+        return [r for r in results if r is not None]
