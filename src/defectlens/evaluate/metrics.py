@@ -240,7 +240,7 @@ class PixelAccumulator:
     order is the score order, in the high half; its ground-truth region id in the low half (0 on
     normal pixels; regions are 8-connected and numbered across the whole set). That is 8 bytes
     a pixel, where keeping the map, mask and region labels took 9 and flattening them again 9
-    more. Keys fill fixed-size blocks, so no growing array is ever copied.
+    more. Keys fill fixed-size blocks of ``block_keys`` keys, so no growing array is ever copied.
 
     The numbers are those of :func:`pixel_auroc`, :func:`pixel_ap`, :func:`pixel_f1_max` and
     :func:`aupro` on the same pairs (those functions are built on this class).
