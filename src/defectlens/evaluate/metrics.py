@@ -437,7 +437,7 @@ def _sweep(keys: np.ndarray, n_pos: int, region_sizes: np.ndarray, fpr_limit: fl
         auroc=roc.auroc() if both else math.nan,
         ap=max(0.0, ap_sum) if both else math.nan,
         f1max=f1_best if n_pos > 0 else math.nan,
-        aupro=area / fpr_limit if with_pro else math.nan,
+        aupro=float(area / fpr_limit) if with_pro else math.nan,
     )
 
 
