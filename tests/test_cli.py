@@ -36,6 +36,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     for key in ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "ms_per_image", "fit_seconds", "n_test"):
         assert key in metrics
     assert metrics["n_test"] == 8 and metrics["image_auroc"] == 1.0 and 0.9 < metrics["pixel_auroc"] <= 1.0
+    assert metrics["threshold_source"] == "normal-quantile" and metrics["false_alarm_rate_at_threshold"] is not None
+    assert metrics["reference_1pct_false_alarms"]["recall"] == 1.0
 
 
 def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_path):

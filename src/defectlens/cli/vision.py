@@ -344,8 +344,10 @@ def evaluate(
     ] = 0,
     cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = DEFAULT_CUE,
 ) -> None:
-    """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split;
-    with --types-k, defect-type accuracy, macro-F1 and a confusion-matrix image too.
+    """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split, and the
+    operating point: the model's image threshold with its recall and false-alarm rate there
+    (plus, for reference only, the threshold that would give 1 % false alarms); with --types-k,
+    defect-type accuracy, macro-F1 and a confusion-matrix image too.
 
     Exit status: 0 every test image evaluated, 3 some were skipped, 2 bad usage, 130 interrupted."""
     try:
@@ -388,9 +390,19 @@ def evaluate(
     keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]
     keys += ["ms_per_image", "fit_seconds", "peak_memory_mb"]
     for key in keys:
-        value = result.get(key)
-        table.add_row(key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, _metric_cell(result.get(key)))
+    # The operating point: what the model's own threshold does on this split.
+    table.add_row("image_threshold", f"{_metric_cell(result['image_threshold'])} ({evaluation.threshold_source})")
+    table.add_row("recall_at_threshold", _metric_cell(result["recall_at_threshold"]))
+    table.add_row("false_alarm_rate_at_threshold", _metric_cell(result["false_alarm_rate_at_threshold"]))
+    reference = result["reference_1pct_false_alarms"]
+    table.add_row("ref: threshold_1pct_fa", _metric_cell(reference["image_threshold"]))
+    table.add_row("ref: recall_1pct_fa", _metric_cell(reference["recall"]))
     console.print(table)
+    console.print(
+        f"operating point: {evaluation.n_defective} defective and {evaluation.n_good} good test images, flagged when score > threshold. "
+        f"ref: the threshold flagging at most 1 % of the good test images and its recall — {reference['note']}."
+    )
     _report_failures(evaluation.failures)
     if json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
@@ -417,6 +429,11 @@ def info(
     console.print(Markdown(card))
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {model_dir} has no {CARD_FILE} (written before model cards); re-save it to write one")
+
+
+def _metric_cell(value: object) -> str:
+    """A metric for the terminal table: 4 decimals for fractions and scores, n/a for undefined."""
+    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def default_data_root() -> Path:

@@ -1,6 +1,9 @@
 """Evaluation harness: run an Inspector over a labelled category and compute the metrics.
 
 Only public stage surfaces are used: the Inspector (encode/detect/locate) and the metrics.
+Pixels go into a :class:`~defectlens.evaluate.metrics.PixelAccumulator` batch by batch, so a
+whole test split never holds its anomaly maps, masks and region labels at once (magnetic tile:
+80 M pixels, several GiB that way).
 """
 
 from __future__ import annotations
@@ -13,62 +16,119 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from defectlens.errors import DefectlensError
-from defectlens.evaluate.metrics import DetectionMetrics, detection_metrics, image_auroc
+from defectlens.evaluate.metrics import (
+    DetectionMetrics,
+    OperatingPoint,
+    PixelAccumulator,
+    detection_metrics_from_pixels,
+    image_auroc,
+    operating_point,
+    threshold_for_false_alarm_rate,
+)
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import Category, load_mask
-from defectlens.types import Inspection
+from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
+
+REFERENCE_FALSE_ALARM_RATE = 0.01
+"""False-alarm rate of the reference operating point reported beside the model's own threshold."""
+REFERENCE_NOTE = "from test labels, for reference: not a deployable threshold"
+"""Said wherever the reference threshold is shown: it was chosen on the very images it is scored on."""
+
+
+@dataclass(frozen=True)
+class ScoredImage:
+    """One evaluated test image: what the metrics and the reports need, without its maps."""
+
+    source: str
+    defect_type: str
+    score: float
+    is_defective: bool
+    """The inspector's verdict at its own threshold."""
+    regions: list[Region]
+    has_mask: bool
+    """Whether its pixels are in the pixel metrics (a defective image without a mask is not)."""
 
 
 @dataclass
 class ScoredSet:
-    """Per-image ground truth and predictions of one evaluation run (kept for further analysis)."""
+    """Per-image records and the accumulated pixels of one evaluation run (kept for further analysis)."""
 
-    sources: list[str] = field(default_factory=list)
-    defect_types: list[str] = field(default_factory=list)
-    masks: list[np.ndarray | None] = field(default_factory=list)
-    """Ground truth per image; None for a defective image without a mask (image metrics only)."""
+    records: list[ScoredImage] = field(default_factory=list)
+    pixels: PixelAccumulator = field(default_factory=PixelAccumulator)
+    """Ground truth and anomaly map of every image with a mask, reduced to 8 bytes a pixel."""
     inspections: list[Inspection] = field(default_factory=list)
+    """Full inspections (maps, mask, region labels), parallel to ``records``; kept only when asked."""
     images: list[np.ndarray] = field(default_factory=list)
-    """Decoded images, kept only when asked (classification needs them)."""
+    """Decoded images, parallel to ``records``; kept only when asked (classification needs them)."""
     unmasked: list[str] = field(default_factory=list)
     """Defective images with no ground-truth mask: in the image metrics, not in the pixel metrics."""
 
     @property
+    def sources(self) -> list[str]:
+        """Image paths."""
+        return [r.source for r in self.records]
+
+    @property
+    def defect_types(self) -> list[str]:
+        """Ground-truth type per image ('good' for normal ones)."""
+        return [r.defect_type for r in self.records]
+
+    @property
     def labels(self) -> list[int]:
         """1 for defective, 0 for good."""
-        return [int(t != "good") for t in self.defect_types]
+        return [int(r.defect_type != "good") for r in self.records]
 
     @property
     def scores(self) -> list[float]:
         """Image scores."""
-        return [i.score for i in self.inspections]
-
-    def pixel_pairs(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """``(masks, anomaly maps)`` of the images that have ground truth, for the pixel metrics."""
-        pairs = [(m, i.anomaly_map) for m, i in zip(self.masks, self.inspections, strict=True) if m is not None]
-        return [m for m, _ in pairs], [a for _, a in pairs]
+        return [r.score for r in self.records]
 
 
 @dataclass
 class DetectionEvaluation:
-    """Metrics of one category, with timing and the inputs that failed."""
+    """Metrics of one category, with the operating point, timing and the inputs that failed."""
 
     category: str
     n_test: int
     metrics: DetectionMetrics
     ms_per_image: float
-    """Wall time per image, decode to regions, batch of 8 at a time."""
+    """Wall time per image, decode to regions, batch of 16 at a time."""
     fit_seconds: float | None
     peak_memory_mb: float
     per_type_image_auroc: list[tuple[str, float]]
     failures: list[Failure]
+    threshold_source: str
+    """How the model's image threshold was set (``Thresholds.source``: 'normal-quantile', 'f1-optimal', 'user', ...)."""
+    operating_point: OperatingPoint
+    """Recall and false-alarm rate on the test split at the model's own image threshold."""
+    reference_point: OperatingPoint
+    """The threshold flagging at most :data:`REFERENCE_FALSE_ALARM_RATE` of the good test images,
+    with its recall: chosen on the test labels, so a reference, never a deployable threshold."""
+    n_good: int
+    n_defective: int
 
     def to_json(self) -> dict:
-        """Flat JSON: the metric names at the top level, fractions in [0, 1]."""
+        """Flat JSON: the metric names at the top level, fractions in [0, 1]; the reference point
+        nested under ``reference_1pct_false_alarms`` with its note."""
         out = {"category": self.category, **self.metrics.to_json()}
+        op = self.operating_point.to_json()
+        ref = self.reference_point.to_json()
         out.update(
+            image_threshold=op["threshold"],
+            threshold_source=self.threshold_source,
+            recall_at_threshold=op["recall"],
+            false_alarm_rate_at_threshold=op["false_alarm_rate"],
+            reference_1pct_false_alarms={
+                "image_threshold": ref["threshold"],
+                "recall": ref["recall"],
+                "false_alarm_rate": ref["false_alarm_rate"],
+                "target_false_alarm_rate": REFERENCE_FALSE_ALARM_RATE,
+                "note": REFERENCE_NOTE,
+            },
+            n_good=self.n_good,
+            n_defective=self.n_defective,
             ms_per_image=round(self.ms_per_image, 2),
             fit_seconds=None if self.fit_seconds is None else round(self.fit_seconds, 2),
             n_test=self.n_test,
@@ -89,7 +149,10 @@ def run_inspections(
 ) -> tuple[ScoredSet, list[Failure], float]:
     """Inspect every test image of ``category``; returns the scored set, failures and seconds spent.
 
-    Timing covers decoding, detection and region extraction, not ground-truth loading.
+    Each batch's maps are added to the scored set's pixel accumulator and then dropped; with
+    ``keep_images`` every decoded image and its full :class:`Inspection` are kept as well (for
+    defect-type classification; about 10 more bytes a pixel). Timing covers decoding, detection
+    and region extraction, not ground-truth loading or pixel accumulation.
     """
     scored = ScoredSet()
     failures: list[Failure] = []
@@ -101,7 +164,7 @@ def run_inspections(
         seconds += batch.seconds
         failures.extend(batch.failures)
         for inspected in batch.images:
-            item, image = items[str(inspected.path)], inspected.image
+            item, image, inspection = items[str(inspected.path)], inspected.image, inspected.inspection
             h, w = image.shape[:2]
             mask: np.ndarray | None
             if item.is_defective and item.mask_path is None:
@@ -114,11 +177,20 @@ def run_inspections(
                 except DefectlensError as exc:
                     failures.append(Failure(str(item.mask_path), str(exc)))
                     continue
-            scored.sources.append(str(item.path))
-            scored.defect_types.append(item.defect_type)
-            scored.masks.append(mask)
-            scored.inspections.append(inspected.inspection)
+            if mask is not None:
+                scored.pixels.add(mask, inspection.anomaly_map)
+            scored.records.append(
+                ScoredImage(
+                    source=str(item.path),
+                    defect_type=item.defect_type,
+                    score=inspection.score,
+                    is_defective=inspection.is_defective,
+                    regions=list(inspection.regions),
+                    has_mask=mask is not None,
+                )
+            )
             if keep_images:
+                scored.inspections.append(inspection)
                 scored.images.append(image)
         if progress:
             progress(batch.n_inputs)
@@ -128,23 +200,33 @@ def run_inspections(
 def evaluate_detection(
     inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False
 ) -> tuple[DetectionEvaluation, ScoredSet]:
-    """Image and pixel metrics, AUPRO, speed and memory of ``inspector`` on ``category``'s test split."""
+    """Image and pixel metrics, AUPRO, the operating point, speed and memory of ``inspector`` on
+    ``category``'s test split."""
     scored, failures, seconds = run_inspections(inspector, category, progress, keep_images=keep_images)
-    if not scored.inspections:
+    if not scored.records:
         raise DefectlensError("no test image could be evaluated", category.root / "test", "check the failures listed above")
-    metrics = detection_metrics(scored.labels, scored.scores, *scored.pixel_pairs())
+    labels, scores = scored.labels, scored.scores
+    metrics = detection_metrics_from_pixels(labels, scores, scored.pixels)
     per_type = []
     for defect in sorted({t for t in scored.defect_types if t != "good"}):
-        idx = [i for i, t in enumerate(scored.defect_types) if t in (defect, "good")]
-        per_type.append((defect, image_auroc([scored.labels[i] for i in idx], [scored.scores[i] for i in idx])))
+        idx = [i for i, r in enumerate(scored.records) if r.defect_type in (defect, "good")]
+        per_type.append((defect, image_auroc([labels[i] for i in idx], [scores[i] for i in idx])))
+    thresholds = inspector.thresholds
+    good_scores = [s for s, y in zip(scores, labels, strict=True) if not y]
+    reference = threshold_for_false_alarm_rate(good_scores, REFERENCE_FALSE_ALARM_RATE)
     evaluation = DetectionEvaluation(
         category=category.name,
-        n_test=len(scored.inspections),
+        n_test=len(scored.records),
         metrics=metrics,
-        ms_per_image=1000.0 * seconds / max(1, len(scored.inspections) + len(failures)),
+        ms_per_image=1000.0 * seconds / max(1, len(scored.records) + len(failures)),
         fit_seconds=inspector.fit_summary.seconds if inspector.fit_summary else None,
         peak_memory_mb=peak_memory_mb(),
         per_type_image_auroc=per_type,
         failures=failures,
+        threshold_source=thresholds.source,
+        operating_point=operating_point(labels, scores, thresholds.image),
+        reference_point=operating_point(labels, scores, reference),
+        n_good=len(good_scores),
+        n_defective=len(labels) - len(good_scores),
     )
     return evaluation, scored

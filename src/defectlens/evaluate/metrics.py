@@ -3,14 +3,17 @@
 Conventions shared by every function here:
 
 * Labels are "is defective": ``True``/``1`` means anomalous. Anything non-zero counts as defective.
-* Higher scores mean "more anomalous"; a threshold ``t`` predicts defective where ``score >= t``.
+* Higher scores mean "more anomalous". The curve metrics (AUROC, AP, F1-max, AUPRO) sweep every
+  threshold ``t`` with ``score >= t`` predicting defective, as sklearn and MVTec do; an operating
+  point (:func:`operating_point`) flags ``score > t``, the rule of ``Inspector.decide``.
 * A metric that is undefined for the given data (only one class present, no defect region,
   empty input) returns ``nan`` instead of raising, so that a whole evaluation run still produces
   a report; :meth:`DetectionMetrics.to_json` turns those ``nan`` into ``None``.
 * Pixel metrics take a list of ``(mask, anomaly_map)`` pairs as two parallel sequences. Each pair
   must share its shape, but different images may have different sizes. Images whose mask is all
   ``False`` simply contribute normal pixels. Pixel scores are stored as float32 to halve the
-  memory of large pixel sets, so float64 scores closer than float32 precision become ties.
+  memory of large pixel sets, so float64 scores closer than float32 precision become ties. An
+  evaluation adds its pixels image by image to a :class:`PixelAccumulator` instead.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.metrics import auc, average_precision_score, confusion_matrix, f1_score, roc_auc_score
 
 from defectlens.scoring import best_f1
 from defectlens.taxonomy import UNKNOWN  # re-exported; defined once, with the taxonomy that reserves the name
@@ -29,16 +32,23 @@ from defectlens.taxonomy import UNKNOWN  # re-exported; defined once, with the t
 __all__ = [
     "UNKNOWN",
     "DetectionMetrics",
+    "OperatingPoint",
+    "PixelAccumulator",
+    "PixelMetrics",
     "aupro",
     "confusion",
     "detection_metrics",
+    "detection_metrics_from_pixels",
     "f1_max",
     "f1_max_threshold",
+    "flagged_share",
     "image_ap",
     "image_auroc",
+    "operating_point",
     "pixel_ap",
     "pixel_auroc",
     "pixel_f1_max",
+    "threshold_for_false_alarm_rate",
     "type_accuracy",
     "type_macro_f1",
 ]
@@ -123,62 +133,345 @@ def f1_max_threshold(labels, scores) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------------------------
+# Operating point (image level)
+# --------------------------------------------------------------------------------------------
+#
+# Unlike the curve metrics above, an operating point is a decision: an image is flagged when its
+# score is strictly above the threshold, the rule of ``Inspector.decide``, so that the rates
+# reported here are the ones a line running that threshold would see.
+
+
+def flagged_share(scores, threshold: float) -> float:
+    """Share of ``scores`` strictly above ``threshold`` (the share flagged); ``nan`` when empty."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    return float(np.count_nonzero(s > threshold) / s.size) if s.size else math.nan
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """What one image threshold does on a labelled set (images flagged where ``score > threshold``)."""
+
+    threshold: float
+    recall: float
+    """Share of the defective images flagged (``nan`` without defective images)."""
+    false_alarm_rate: float
+    """Share of the good images flagged (``nan`` without good images)."""
+
+    def to_json(self) -> dict:
+        """The fields as plain floats, ``nan`` as ``None``."""
+        return {k: (None if math.isnan(v) else float(v)) for k, v in asdict(self).items()}
+
+
+def operating_point(labels, scores, threshold: float) -> OperatingPoint:
+    """Recall and false-alarm rate of ``threshold`` on labelled image scores (``score > threshold`` flags).
+
+    A ``nan`` threshold (none could be set) gives ``nan`` rates, not a share of zero.
+    """
+    y, s = _image_arrays(labels, scores)
+    if math.isnan(threshold):
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    return OperatingPoint(float(threshold), flagged_share(s[y], threshold), flagged_share(s[~y], threshold))
+
+
+def threshold_for_false_alarm_rate(good_scores, target: float) -> float:
+    """The lowest threshold that flags at most a share ``target`` of ``good_scores`` (``score > t`` flags).
+
+    With ``n`` good scores at most ``a = floor(target * n)`` may lie above the threshold, so the
+    answer is the ``(a + 1)``-th largest good score: a high quantile of the good scores taken on
+    a score itself (ties with it stay below the threshold; anything lower would flag ``a + 1``).
+    The lowest such threshold is returned because it flags the most defective images.
+    Returns ``nan`` for no scores; ``target`` must lie in [0, 1).
+    """
+    if not 0.0 <= target < 1.0:
+        raise ValueError(f"target false-alarm rate must lie in [0, 1), got {target}")
+    s = np.asarray(good_scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        return math.nan
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain NaN or infinite values")
+    # The tolerance keeps 0.29 * 100 (28.999999999999996 in floats) at 29 allowed alarms.
+    allowed = math.floor(target * s.size + 1e-9)
+    return float(np.partition(s, s.size - 1 - allowed)[s.size - 1 - allowed])
+
+
+# --------------------------------------------------------------------------------------------
 # Pixel level
 # --------------------------------------------------------------------------------------------
+#
+# The pixel metrics of a whole test split cover tens of millions of pixels (80 M on magnetic
+# tile). Keeping every map and mask and flattening them again for sklearn cost several GiB, so
+# pixels are reduced as they arrive to one uint64 per pixel (PixelAccumulator), sorted once in
+# place, and every metric is read off a single chunked sweep from the highest score down.
 
 
-@dataclass
-class _Pixels:
-    """All pixels of a set of images as flat arrays (one allocation each)."""
-
-    defect: np.ndarray
-    """bool, True on ground-truth defect pixels."""
-    scores: np.ndarray
-    """float32 anomaly scores."""
-    region: np.ndarray | None = None
-    """int32 global ground-truth region id per pixel, 0 on normal pixels (only when asked for)."""
-    region_sizes: np.ndarray | None = None
-    """Pixel count of region ``k + 1`` at index ``k``."""
+_SIGN = np.uint32(0x80000000)
+_LOW = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
+_BLOCK_KEYS = 1 << 23
+"""Keys per storage block (64 MiB): above glibc's largest mmap threshold, so a freed block goes
+straight back to the operating system instead of staying in the heap."""
+_SWEEP_CHUNK = 1 << 20
+"""Pixels per step of the metric sweep. A step holds about fifteen 8-byte temporaries of this
+length (about 120 MiB); at 4 M pixels they raised magnetic tile's evaluation peak by ~0.8 GiB."""
 
 
-def _collect_pixels(masks: Sequence, maps: Sequence, regions: bool = False) -> _Pixels:
-    """Validate the pairs and flatten them into preallocated arrays.
+def _score_keys(scores: np.ndarray) -> np.ndarray:
+    """uint64 keys whose unsigned order is the order of the float32 ``scores``, score bits in the high half."""
+    # -0.0 + 0.0 is +0.0: equal scores must get equal keys, since ties switch together.
+    bits = (scores + np.float32(0.0)).view(np.uint32)
+    # IEEE floats to unsigned order: negatives have every bit flipped, the rest only the sign bit.
+    ordered = np.where(bits & _SIGN, ~bits, bits | _SIGN)
+    return ordered.astype(np.uint64) << _SHIFT
 
-    Pixel sets are large (hundreds of images at full resolution), so the flat arrays are
-    allocated once at their final size and filled in place, scores as float32 and labels as
-    bool, instead of building per-image copies and concatenating them.
+
+@dataclass(frozen=True)
+class PixelMetrics:
+    """The pixel-level metrics of one set of images; any may be ``nan`` (undefined)."""
+
+    auroc: float
+    ap: float
+    f1max: float
+    aupro: float
+
+
+class PixelAccumulator:
+    """The pixels of a set of images, added one ``(mask, anomaly_map)`` pair at a time, for the pixel metrics.
+
+    Each pixel is stored as one uint64 sort key: its float32 score, mapped to bits whose unsigned
+    order is the score order, in the high half; its ground-truth region id in the low half (0 on
+    normal pixels; regions are 8-connected and numbered across the whole set). That is 8 bytes
+    a pixel, where keeping the map, mask and region labels took 9 and flattening them again 9
+    more. Keys fill fixed-size blocks of ``block_keys`` keys, so no growing array is ever copied.
+
+    The numbers are those of :func:`pixel_auroc`, :func:`pixel_ap`, :func:`pixel_f1_max` and
+    :func:`aupro` on the same pairs (those functions are built on this class).
     """
-    if len(masks) != len(maps):
-        raise ValueError(f"got {len(masks)} masks but {len(maps)} anomaly maps")
-    masks = [np.asarray(m) for m in masks]
-    maps = [np.asarray(a) for a in maps]
-    for i, (m, a) in enumerate(zip(masks, maps, strict=True)):
+
+    def __init__(self, block_keys: int = _BLOCK_KEYS) -> None:
+        self._block_keys = int(block_keys)
+        self._blocks: list[np.ndarray] = []
+        self._fill = 0
+        """Keys used in the last block."""
+        self._sorted = False
+        self._region_sizes: list[np.ndarray] = []
+        self.n_images = 0
+        self.n_pixels = 0
+        self.n_defect = 0
+        """Ground-truth defect pixels."""
+        self.n_regions = 0
+
+    def add(self, mask, anomaly_map) -> None:
+        """Add one image: a bool (or 0/non-0) ``mask`` and a float ``anomaly_map`` of the same 2-D shape.
+
+        The map's values are stored as float32. Raises ``ValueError`` (naming the image's index
+        in this accumulator) for mismatched or non-2-D shapes and NaN or infinite values.
+        """
+        m, a = np.asarray(mask), np.asarray(anomaly_map)
+        i = self.n_images
         if m.shape != a.shape:
             raise ValueError(f"mask and anomaly map {i} differ in shape: {m.shape} vs {a.shape}")
         if m.ndim != 2:
             raise ValueError(f"mask and anomaly map {i} must be 2-D (H, W), got shape {m.shape}")
-    total = sum(m.size for m in masks)
-    defect = np.empty(total, dtype=bool)
-    scores = np.empty(total, dtype=np.float32)
-    region = np.zeros(total, dtype=np.int32) if regions else None
-    sizes: list[np.ndarray] = []
-    n_regions = 0
-    start = 0
-    for i, (m, a) in enumerate(zip(masks, maps, strict=True)):
-        stop = start + m.size
-        defect[start:stop] = (m if m.dtype == bool else m != 0).ravel()
-        scores[start:stop] = a.ravel()
-        if not np.isfinite(scores[start:stop]).all():
+        scores = a.astype(np.float32, copy=False).ravel()
+        # Checked after the cast: a float64 beyond float32's range becomes inf here.
+        if not np.isfinite(scores).all():
             raise ValueError(f"anomaly map {i} contains NaN or infinite values")
-        if region is not None and defect[start:stop].any():
-            labeled, n = ndimage.label(defect[start:stop].reshape(m.shape), structure=_REGION_STRUCTURE)
+        keys = _score_keys(scores)
+        defect = m if m.dtype == bool else m != 0
+        if defect.any():
+            labeled, n = ndimage.label(defect, structure=_REGION_STRUCTURE)
+            flat = labeled.ravel()
+            inside = flat > 0
             # Offset the per-image ids so that every region of the whole set has its own id.
-            region[start:stop] = np.where(labeled > 0, labeled + n_regions, 0).ravel()
-            sizes.append(np.bincount(labeled.ravel(), minlength=n + 1)[1:])
-            n_regions += n
-        start = stop
-    region_sizes = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
-    return _Pixels(defect, scores, region, region_sizes if regions else None)
+            keys[inside] |= (flat[inside] + self.n_regions).astype(np.uint64)
+            self._region_sizes.append(np.bincount(flat, minlength=n + 1)[1:])
+            self.n_regions += n
+            self.n_defect += int(np.count_nonzero(inside))
+        self._append(keys)
+        self.n_images += 1
+        self.n_pixels += keys.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held for the pixels (allocated blocks)."""
+        return sum(b.nbytes for b in self._blocks)
+
+    def _append(self, keys: np.ndarray) -> None:
+        self._sorted = False
+        pos = 0
+        while pos < keys.size:
+            if not self._blocks or self._fill == self._blocks[-1].size:
+                self._blocks.append(np.empty(self._block_keys, np.uint64))
+                self._fill = 0
+            block = self._blocks[-1]
+            take = min(keys.size - pos, block.size - self._fill)
+            block[self._fill : self._fill + take] = keys[pos : pos + take]
+            self._fill += take
+            pos += take
+
+    def _sorted_keys(self) -> np.ndarray:
+        """All keys in one array, sorted ascending in place (kept as the only block for later calls)."""
+        if not self._sorted:
+            keys = np.empty(self.n_pixels, np.uint64)
+            start = 0
+            blocks, self._blocks = self._blocks, []
+            while blocks:
+                # Each block is dropped as soon as it is copied: the peak is the keys plus one block.
+                block = blocks.pop(0)
+                used = min(block.size, self.n_pixels - start)
+                keys[start : start + used] = block[:used]
+                start += used
+                del block
+            keys.sort()
+            self._blocks, self._fill, self._sorted = [keys], keys.size, True
+        return self._blocks[0] if self._blocks else np.zeros(0, np.uint64)
+
+    def metrics(self, fpr_limit: float = 0.3) -> PixelMetrics:
+        """Pixel AUROC, AP, F1-max and AUPRO (up to ``fpr_limit``) of everything added so far."""
+        if not 0.0 < fpr_limit <= 1.0:
+            raise ValueError(f"fpr_limit must lie in (0, 1], got {fpr_limit}")
+        sizes = np.concatenate(self._region_sizes) if self._region_sizes else np.zeros(0, np.int64)
+        return _sweep(self._sorted_keys(), self.n_defect, sizes, fpr_limit)
+
+
+class _RocPoints:
+    """The ROC points sklearn's ``roc_curve`` keeps (``drop_intermediate``), gathered chunk by chunk.
+
+    A point is kept when the second difference of fps or tps is non-zero there (a corner), and
+    the first and last points always: the same rule on the same exact integer counts, so the
+    trapezoid over the kept points is sklearn's ``roc_auc_score`` to the last bit.
+    """
+
+    def __init__(self) -> None:
+        self.kept: list[np.ndarray] = []
+        self.tail = np.zeros((0, 2), np.int64)
+        """The last two points seen; the last one is not decided yet."""
+        self.n_points = 0
+
+    def add(self, fps: np.ndarray, tps: np.ndarray) -> None:
+        points = np.stack([fps, tps], axis=1)
+        if self.n_points == 0:
+            self.kept.append(points[:1])
+        self.n_points += len(points)
+        ext = np.concatenate([self.tail, points])
+        if len(ext) >= 3:
+            second = ext[2:] - 2 * ext[1:-1] + ext[:-2]
+            self.kept.append(ext[1:-1][(second != 0).any(axis=1)])
+        self.tail = ext[-2:]
+
+    def auroc(self) -> float:
+        if self.n_points > 1:
+            self.kept.append(self.tail[-1:])
+        pts = np.concatenate([np.zeros((1, 2), np.int64), *self.kept]).astype(np.float64)
+        fps, tps = pts[:, 0], pts[:, 1]
+        return float(auc(fps / fps[-1], tps / tps[-1]))
+
+
+def _sweep(keys: np.ndarray, n_pos: int, region_sizes: np.ndarray, fpr_limit: float) -> PixelMetrics:
+    """Every pixel metric from keys sorted ascending, walking them from the highest score down.
+
+    Lowering the threshold past a run of equal scores adds that run to the predicted-defective
+    set; the (fp, tp, PRO) after each run is one point of the curves. The formulas are
+    sklearn's (``precision_recall_curve``, ``roc_curve``) and MVTec's (PRO), on exact integer
+    counts; sums taken chunk by chunk may differ from one whole-array sum in the last bit.
+    """
+    n = keys.size
+    n_neg = n - n_pos
+    both = n_pos > 0 and n_neg > 0
+    n_regions = region_sizes.size
+    with_pro = n_regions > 0 and n_neg > 0
+    # A pixel of region k raises the PRO (mean covered fraction over regions) by 1/(size_k * n_regions).
+    weight = np.concatenate(([0.0], 1.0 / (region_sizes.astype(np.float64) * max(1, n_regions))))
+    desc = keys[::-1]
+    roc = _RocPoints()
+    f1_best, ap_sum, last_recall = -math.inf, 0.0, 0.0
+    pro_total, area, last_x, last_y, pro_done = 0.0, 0.0, 0.0, 0.0, False
+    tp_before = 0
+    a = 0
+    while a < n:
+        b = min(n, a + _SWEEP_CHUNK)
+        if b < n:
+            # Extend the chunk to the end of its last run of equal scores: a run switches as one.
+            run_start = (desc[b - 1] >> _SHIFT) << _SHIFT
+            b = n - int(np.searchsorted(keys, run_start, side="left"))
+        chunk = desc[a:b]
+        high = chunk >> _SHIFT
+        region = (chunk & _LOW).astype(np.intp)
+        del chunk
+        ends = np.flatnonzero(high[1:] != high[:-1])
+        ends = np.append(ends, high.size - 1)
+        del high
+        tp_cum = np.cumsum(region != 0, dtype=np.int64)
+        tp_cum += tp_before
+        tps = tp_cum[ends]
+        fps = ends + (a + 1) - tps
+        tp_before = int(tp_cum[-1])
+        del tp_cum
+        if n_pos > 0:
+            tps_f, fps_f = tps.astype(np.float64), fps.astype(np.float64)
+            precision = tps_f / (tps_f + fps_f)
+            recall = tps_f / n_pos
+            denom = precision + recall
+            f1 = np.divide(2.0 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+            f1_best = max(f1_best, float(f1.max()))
+            if both:
+                previous = np.concatenate(([last_recall], recall[:-1]))
+                ap_sum += float(np.sum((recall - previous) * precision))
+                last_recall = float(recall[-1])
+                roc.add(fps, tps)
+        if with_pro and not pro_done:
+            steps = weight[region]
+            steps[0] += pro_total  # one running sum across chunks, as a single cumsum would give
+            np.cumsum(steps, out=steps)
+            pro_total = float(steps[-1])
+            xs = np.clip(fps / n_neg, 0.0, 1.0)
+            ys = np.clip(steps[ends], 0.0, 1.0)
+            del steps
+            area, last_x, last_y, pro_done = _area_step(area, last_x, last_y, xs, ys, fpr_limit)
+        del region
+        a = b
+    if with_pro and not pro_done:
+        # The curve ends at (1, 1), as in the reference, so the limit always lies inside it.
+        area, *_ = _area_step(area, last_x, last_y, np.ones(1), np.ones(1), fpr_limit)
+    return PixelMetrics(
+        auroc=roc.auroc() if both else math.nan,
+        ap=max(0.0, ap_sum) if both else math.nan,
+        f1max=f1_best if n_pos > 0 else math.nan,
+        aupro=float(area / fpr_limit) if with_pro else math.nan,
+    )
+
+
+def _area_step(
+    area: float, x0: float, y0: float, xs: np.ndarray, ys: np.ndarray, x_max: float
+) -> tuple[float, float, float, bool]:
+    """Extend the trapezoid area of a curve from its last point ``(x0, y0)`` over the points
+    ``(xs, ys)`` (x non-decreasing), up to ``x_max``; returns ``(area, last x, last y, done)``.
+
+    As MVTec's ``generic_util.trapezoid``: points up to ``x_max`` count in full, and the curve's
+    value at ``x_max`` is linearly interpolated inside the segment that crosses it.
+    """
+    ins = int(np.searchsorted(xs, x_max, side="right"))  # first index with x > x_max
+    px = np.concatenate(([x0], xs[:ins]))
+    py = np.concatenate(([y0], ys[:ins]))
+    area += float(np.sum(0.5 * (py[1:] + py[:-1]) * np.diff(px)))
+    if ins == xs.size:
+        return area, float(px[-1]), float(py[-1]), False
+    if px[-1] < x_max:
+        # The limit falls inside the segment (px[-1], xs[ins]): add the part of it up to x_max.
+        xa, xb, ya, yb = px[-1], xs[ins], py[-1], ys[ins]
+        y_at = ya + (yb - ya) * (x_max - xa) / (xb - xa)
+        area += 0.5 * (ya + y_at) * (x_max - xa)
+    return area, float(px[-1]), float(py[-1]), True
+
+
+def _accumulate(masks: Sequence, maps: Sequence) -> PixelAccumulator:
+    """A :class:`PixelAccumulator` of the pairs (``ValueError`` when the two lists differ in length)."""
+    if len(masks) != len(maps):
+        raise ValueError(f"got {len(masks)} masks but {len(maps)} anomaly maps")
+    pixels = PixelAccumulator()
+    for m, a in zip(masks, maps, strict=True):
+        pixels.add(m, a)
+    return pixels
 
 
 def pixel_auroc(masks: Sequence, maps: Sequence) -> float:
@@ -188,14 +481,12 @@ def pixel_auroc(masks: Sequence, maps: Sequence) -> float:
     (sizes may differ between images). Raises ``ValueError`` naming the index of the first pair
     whose shapes differ. Returns ``nan`` when the pixels hold only one class.
     """
-    px = _collect_pixels(masks, maps)
-    return _auroc(px.defect, px.scores)
+    return _accumulate(masks, maps).metrics().auroc
 
 
 def pixel_ap(masks: Sequence, maps: Sequence) -> float:
     """Pixel-wise average precision over all pairs; see :func:`pixel_auroc` for inputs and errors."""
-    px = _collect_pixels(masks, maps)
-    return _ap(px.defect, px.scores)
+    return _accumulate(masks, maps).metrics().ap
 
 
 def pixel_f1_max(masks: Sequence, maps: Sequence) -> float:
@@ -203,71 +494,12 @@ def pixel_f1_max(masks: Sequence, maps: Sequence) -> float:
 
     Returns ``nan`` when no pixel is defective.
     """
-    px = _collect_pixels(masks, maps)
-    return _f1_max_threshold(px.defect, px.scores)[0]
+    return _accumulate(masks, maps).metrics().f1max
 
 
 # --------------------------------------------------------------------------------------------
 # AUPRO
 # --------------------------------------------------------------------------------------------
-
-
-def _area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
-    """Trapezoid area under the curve ``(x, y)`` from ``x[0]`` to ``x_max``.
-
-    ``x`` must be non-decreasing with ``x[0] <= x_max <= x[-1]``; repeated x values (vertical
-    steps) are fine. The curve's value at ``x_max`` is linearly interpolated between its
-    neighbours, as in MVTec's ``generic_util.trapezoid``.
-    """
-    ins = int(np.searchsorted(x, x_max, side="right"))  # first index with x > x_max
-    xs, ys = x[:ins], y[:ins]
-    area = float(np.sum(0.5 * (ys[1:] + ys[:-1]) * np.diff(xs)))
-    if ins < x.size and xs[-1] < x_max:
-        # The limit falls inside the segment (x[ins-1], x[ins]): add the part of it up to x_max.
-        x0, x1, y0, y1 = x[ins - 1], x[ins], y[ins - 1], y[ins]
-        y_at = y0 + (y1 - y0) * (x_max - x0) / (x1 - x0)
-        area += 0.5 * (y0 + y_at) * (x_max - x0)
-    return area
-
-
-def _aupro_from_pixels(px: _Pixels, fpr_limit: float) -> float:
-    assert px.region is not None and px.region_sizes is not None
-    n_regions = px.region_sizes.size
-    n_normal = int(px.region.size - np.count_nonzero(px.region))
-    if n_regions == 0 or n_normal == 0:
-        return math.nan
-    # Walk the pixels from the highest score down: lowering the threshold past a pixel adds it to
-    # the predicted-defective set. A normal pixel raises the FPR by 1/n_normal; a pixel of region
-    # k raises the PRO (mean over regions of the covered fraction) by 1/(size_k * n_regions).
-    # So one sort plus two cumulative sums give the whole curve, with no loop over thresholds.
-    order = np.argsort(px.scores)[::-1]  # a reversed view: no second index array
-    sorted_scores = px.scores[order]
-    # Pixels with equal scores switch together, so only the last point of each run of equal
-    # scores is a real (FPR, PRO) point; the intermediate ones depend on the sort order.
-    keep = np.empty(sorted_scores.size, dtype=bool)
-    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=keep[:-1])
-    keep[-1] = True
-    del sorted_scores
-    region_sorted = px.region[order]
-    del order
-    fp = np.cumsum(region_sorted == 0, dtype=np.int64)[keep]
-    # Integer counts divided once keep the FPR exact (3/10 is the same float as 0.3).
-    fpr = fp / n_normal
-    del fp
-    weight = np.concatenate(([0.0], 1.0 / (px.region_sizes.astype(np.float64) * n_regions)))
-    pro_steps = weight[region_sorted]
-    del region_sorted
-    np.cumsum(pro_steps, out=pro_steps)
-    pro = pro_steps[keep]
-    del pro_steps, keep
-    # Rounding in the cumulative sums may overshoot 1 by an ulp; the curve must stay in [0, 1].
-    np.clip(fpr, 0.0, 1.0, out=fpr)
-    np.clip(pro, 0.0, 1.0, out=pro)
-    # Start the curve at (0, 0) and end it at (1, 1) as the reference does, so that the
-    # integration limit always lies inside the curve's FPR range.
-    x = np.concatenate(([0.0], fpr, [1.0]))
-    y = np.concatenate(([0.0], pro, [1.0]))
-    return _area_up_to(x, y, fpr_limit) / fpr_limit
 
 
 def aupro(masks: Sequence, maps: Sequence, fpr_limit: float = 0.3) -> float:
@@ -290,7 +522,7 @@ def aupro(masks: Sequence, maps: Sequence, fpr_limit: float = 0.3) -> float:
     """
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must lie in (0, 1], got {fpr_limit}")
-    return _aupro_from_pixels(_collect_pixels(masks, maps, regions=True), fpr_limit)
+    return _accumulate(masks, maps).metrics(fpr_limit).aupro
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,19 +603,24 @@ class DetectionMetrics:
 
 
 def detection_metrics(image_labels, image_scores, masks: Sequence, maps: Sequence) -> DetectionMetrics:
-    """All image and pixel metrics at once.
+    """All image and pixel metrics at once, from lists of ``(mask, anomaly_map)`` pairs.
 
-    The pixels are flattened a single time and shared by the pixel metrics and AUPRO. With no
-    ``(mask, map)`` pairs the pixel metrics are ``nan``.
+    With no pairs the pixel metrics are ``nan``. See :func:`detection_metrics_from_pixels` to add
+    the pixels as they are produced instead of holding every map.
     """
+    return detection_metrics_from_pixels(image_labels, image_scores, _accumulate(masks, maps))
+
+
+def detection_metrics_from_pixels(image_labels, image_scores, pixels: PixelAccumulator) -> DetectionMetrics:
+    """All image metrics, plus the pixel metrics and AUPRO (FPR up to 0.3) of ``pixels``, from one sweep."""
     y, s = _image_arrays(image_labels, image_scores)
-    px = _collect_pixels(masks, maps, regions=True)
+    px = pixels.metrics(0.3)
     return DetectionMetrics(
         image_auroc=_auroc(y, s),
         image_ap=_ap(y, s),
         image_f1max=_f1_max_threshold(y, s)[0],
-        pixel_auroc=_auroc(px.defect, px.scores),
-        pixel_ap=_ap(px.defect, px.scores),
-        pixel_f1max=_f1_max_threshold(px.defect, px.scores)[0],
-        aupro=_aupro_from_pixels(px, 0.3),
+        pixel_auroc=px.auroc,
+        pixel_ap=px.ap,
+        pixel_f1max=px.f1max,
+        aupro=px.aupro,
     )

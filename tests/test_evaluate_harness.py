@@ -1,0 +1,77 @@
+"""The evaluation harness on the synthetic category: streamed pixels, compact records, the operating point."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from defectlens import Inspector
+from defectlens.cli import app
+from defectlens.evaluate.harness import REFERENCE_NOTE, evaluate_detection
+from defectlens.evaluate.metrics import detection_metrics, threshold_for_false_alarm_rate
+from defectlens.io import load_category, load_image, load_mask
+
+runner = CliRunner()
+
+
+def test_streamed_evaluation_equals_the_list_based_metrics(fitted_model, synthetic_category):
+    inspector = Inspector.load(fitted_model)
+    category = load_category(synthetic_category)
+    evaluation, scored = evaluate_detection(inspector, category)
+    # Records keep the verdict and regions, not the maps.
+    assert not scored.inspections and not scored.images
+    assert scored.pixels.n_images == evaluation.n_test == 8
+    # The same numbers as holding every map and mask and computing the metrics on the lists.
+    masks, maps, labels, scores = [], [], [], []
+    for item in category.test:
+        image = load_image(item.path)
+        h, w = image.shape[:2]
+        inspection = inspector.inspect(image, str(item.path))
+        masks.append(load_mask(item.mask_path, (w, h)) if item.mask_path else np.zeros((h, w), bool))
+        maps.append(inspection.anomaly_map)
+        labels.append(int(item.is_defective))
+        scores.append(inspection.score)
+    reference = detection_metrics(labels, scores, masks, maps)
+    assert evaluation.metrics.pixel_auroc == pytest.approx(reference.pixel_auroc, abs=1e-6)
+    assert evaluation.metrics.aupro == pytest.approx(reference.aupro, abs=1e-6)
+    assert evaluation.metrics.image_auroc == reference.image_auroc
+    # The operating point is the inspector's own verdicts counted.
+    verdicts = {r.source: r.is_defective for r in scored.records}
+    defective = [r.source for r in scored.records if r.defect_type != "good"]
+    good = [r.source for r in scored.records if r.defect_type == "good"]
+    assert evaluation.threshold_source == inspector.thresholds.source == "normal-quantile"
+    assert evaluation.operating_point.threshold == inspector.thresholds.image
+    assert evaluation.operating_point.recall == sum(verdicts[s] for s in defective) / len(defective)
+    assert evaluation.operating_point.false_alarm_rate == sum(verdicts[s] for s in good) / len(good)
+    good_scores = [r.score for r in scored.records if r.defect_type == "good"]
+    assert evaluation.reference_point.threshold == threshold_for_false_alarm_rate(good_scores, 0.01) == max(good_scores)
+    assert evaluation.reference_point.false_alarm_rate == 0.0
+    assert (evaluation.n_good, evaluation.n_defective) == (4, 4)
+
+
+def test_keep_images_keeps_full_inspections(fitted_model, synthetic_category):
+    _, scored = evaluate_detection(Inspector.load(fitted_model), load_category(synthetic_category), keep_images=True)
+    assert len(scored.inspections) == len(scored.images) == len(scored.records) == 8
+    assert [i.source for i in scored.inspections] == scored.sources
+
+
+def test_evaluate_reports_the_operating_point(fitted_model, synthetic_category, tmp_path):
+    inspector = Inspector.load(fitted_model)
+    user_model = tmp_path / "model"
+    inspector.set_thresholds(image=inspector.thresholds.image * 0.5)
+    inspector.save(user_model)
+    metrics_file = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["evaluate", str(user_model), str(synthetic_category), "--json", str(metrics_file)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["threshold_source"] == "user" and metrics["image_threshold"] == pytest.approx(inspector.thresholds.image)
+    assert 0.0 <= metrics["recall_at_threshold"] <= 1.0 and 0.0 <= metrics["false_alarm_rate_at_threshold"] <= 1.0
+    reference = metrics["reference_1pct_false_alarms"]
+    assert reference["note"] == REFERENCE_NOTE and reference["target_false_alarm_rate"] == 0.01
+    assert reference["false_alarm_rate"] == 0.0 and reference["recall"] == 1.0  # spots are easy
+    text = " ".join(result.output.split())
+    assert "(user)" in text and "from test labels, for reference: not a deployable threshold" in text
+    assert "4 defective and 4 good test images" in text
