@@ -1,4 +1,4 @@
-"""The `defectlens` command line: fit, inspect, evaluate, demo (and train-grounding).
+"""The `defectlens` command line: fit, inspect, evaluate, demo, calibrate (and train-grounding).
 
 Each command is a thin layer over the stages' public surfaces; see ``defectlens --help``.
 """
@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import typer
 
-from defectlens.cli import grounding, vision
+from defectlens.cli import calibrate, grounding, vision
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
 app.command()(vision.fit)
 app.command()(vision.inspect)
 app.command()(vision.evaluate)
 app.command()(vision.demo)
+app.command()(calibrate.calibrate)
 app.command("train-grounding")(grounding.train_grounding)
 
 __all__ = ["app"]

@@ -7,9 +7,12 @@ grounding detector lives in :mod:`defectlens.detect.grounding`.
 
 from defectlens.detect.calibration import (
     NormalStatistics,
+    OperatingPoint,
     f1_optimal_threshold,
     f1_optimal_thresholds,
     normal_statistics,
+    operating_point,
+    threshold_for_false_alarms,
     thresholds_from_normal,
 )
 from defectlens.detect.coreset import greedy_coreset
@@ -20,9 +23,12 @@ __all__ = [
     "MemoryBankConfig",
     "MemoryBankDetector",
     "NormalStatistics",
+    "OperatingPoint",
     "f1_optimal_threshold",
     "f1_optimal_thresholds",
     "greedy_coreset",
     "normal_statistics",
+    "operating_point",
+    "threshold_for_false_alarms",
     "thresholds_from_normal",
 ]
