@@ -31,7 +31,7 @@ from defectlens.detect.grounding.detector import DEFAULT_CUE
 from defectlens.detect.grounding.fusion import FUSION_FILE
 from defectlens.detect.grounding.model import CONFIG_FILE as GROUNDING_FILE
 from defectlens.detect.memory_bank import CONFIG_FILE as DETECTOR_FILE
-from defectlens.encode import CanvasSpec, EncoderConfig
+from defectlens.encode import BACKBONES, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
 from defectlens.io import as_rgb_image, atomic_directory, load_image, write_json_atomic
 from defectlens.locate import extract_regions
@@ -61,6 +61,9 @@ class InspectorSettings:
     """Regions smaller than this are dropped (default: 0.01% of the image)."""
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            # Checked here, before any image is decoded (the encoder would only refuse it after).
+            raise ConfigError(f"unknown backbone {self.backbone!r}", None, f"use one of {', '.join(BACKBONES)}")
         low, high = IMAGE_SIZE_RANGE
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not low <= self.image_size <= high:
             # Checked here, before a canvas of this size is ever allocated.

@@ -95,7 +95,9 @@ def calibrate(
     ],
     max_false_alarms: Annotated[
         float | None,
-        typer.Option(help="Target share of good parts flagged, in [0, 1): the lowest image threshold that keeps false alarms at or below it (default 0.01)."),
+        typer.Option(
+            help="Target share of good parts flagged, in [0, 1): the lowest image threshold that keeps false alarms at or below it (default 0.01)."
+        ),
     ] = None,
     f1: Annotated[bool, typer.Option("--f1", help="Use the F1-optimal thresholds instead of a false-alarm target.")] = False,
     plot: Annotated[Path | None, typer.Option(help="ROC plot PNG to write (default: MODEL_DIR.roc.png beside the model folder).")] = None,

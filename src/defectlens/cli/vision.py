@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.analysis import analyse, prepare_analysis
+from defectlens.cli.analysis import Locator, analyse, prepare_analysis
 from defectlens.cli.progress import console, progress_bar
 from defectlens.detect.grounding import FusionConfig, GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE, MIN_BATCH
@@ -297,7 +297,9 @@ def inspect(
             )
     except DefectlensError as exc:
         raise _fail(exc) from None
-    analysis = prepare_analysis(taxonomy, examples, k, writer)
+    # Examples without masks are located by this very model (the pixel threshold of this run).
+    locator = Locator(inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px)
+    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
     # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     for note in analysis.notes:
@@ -498,4 +500,5 @@ def demo(
     inspect(
         model_dir, picks, output / "inspections", taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None
     )
-    console.print(json.dumps({"model": str(model_dir), "inspections": str(output / "inspections"), "gallery": str(output / "inspections" / "index.html")}))
+    inspections = output / "inspections"
+    console.print(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}))

@@ -137,7 +137,7 @@ def threshold_for_false_alarms(
         raise ValueError("a false-alarm target needs at least one normal image")
     if not 0.0 <= max_false_alarm_rate < 1.0:
         raise ValueError(f"the false-alarm rate must be in [0, 1), got {max_false_alarm_rate}")
-    allowed = int(math.floor(max_false_alarm_rate * s.size + 1e-9))
+    allowed = math.floor(max_false_alarm_rate * s.size + 1e-9)
     floor = s[allowed]  # the highest normal score that must not be flagged
     every = np.concatenate([s, np.asarray(other_scores, dtype=np.float64)])
     above = every[every > floor]

@@ -141,4 +141,14 @@ def write_batch_results(out_dir: Path, rows: Sequence[ResultRow], title: str) ->
     return csv_path, html_path
 
 
-__all__ = ["GALLERY_FILE", "SUMMARY_COLUMNS", "SUMMARY_FILE", "ResultRow", "gallery_html", "read_result", "require_batch_results_writable", "summary_csv", "write_batch_results"]
+__all__ = [
+    "GALLERY_FILE",
+    "SUMMARY_COLUMNS",
+    "SUMMARY_FILE",
+    "ResultRow",
+    "gallery_html",
+    "read_result",
+    "require_batch_results_writable",
+    "summary_csv",
+    "write_batch_results",
+]
