@@ -154,6 +154,8 @@ def locate_examples(
     score: Callable[[Sequence[np.ndarray]], list[AnomalyResult]],
     pixel_threshold: float,
     min_region_px: int | None = None,
+    border: float = 0.0,
+    min_peak: float | None = None,
 ) -> ExampleSet:
     """The examples with a defect located in each one that has no mask; the rest as they are.
 
@@ -163,6 +165,11 @@ def locate_examples(
     :attr:`Example.mask`. An example whose map never passes the threshold, or passes it over
     most of the image (another part?), is listed in the notes and skipped. Raises
     :class:`DatasetLayoutError` when no example is left.
+
+    ``border``: share of each side where the peak is not sought (the region may still reach
+    into it) — a memory bank's maps run high along the edges of parts of varying size, and on
+    magnetic tiles the peak then lies there rather than on the defect. ``min_peak``: how high
+    the peak must rise to count as found (default ``pixel_threshold``).
     """
     result = ExampleSet(notes=list(example_set.notes))
     located, skipped = 0, []
@@ -176,21 +183,26 @@ def locate_examples(
             skipped.append(f"{e.path} ({exc})")
             continue
         anomaly_map = np.asarray(score([image])[0].anomaly_map, np.float32)
-        peak = float(anomaly_map.max())
-        if peak <= pixel_threshold:
+        h, w = anomaly_map.shape
+        bh, bw = int(h * border), int(w * border)
+        inner = anomaly_map[bh : h - bh or None, bw : w - bw or None]
+        y, x = np.unravel_index(int(np.argmax(inner)), inner.shape)
+        y, x = y + bh, x + bw
+        peak = float(anomaly_map[y, x])
+        if peak <= (pixel_threshold if min_peak is None else min_peak):
             skipped.append(f"{e.path} (nothing above the pixel threshold)")
             continue
         if float((anomaly_map > pixel_threshold).mean()) > MAX_LOCATED_SHARE:
             skipped.append(f"{e.path} (most of the image looks abnormal — another part or view?)")
             continue
         median = float(np.median(anomaly_map))
-        level = max(pixel_threshold, median + PEAK_LEVEL * (peak - median))
-        _, labels, regions = extract_regions(anomaly_map, level, min_region_px)
-        if not regions:
+        level = min(peak, max(pixel_threshold, median + PEAK_LEVEL * (peak - median)))
+        _, labels, _ = extract_regions(anomaly_map, np.nextafter(level, -np.inf), 1)
+        region = labels == labels[y, x]  # the connected region holding the peak
+        if labels[y, x] == 0 or (min_region_px is not None and region.sum() < min_region_px):
             skipped.append(f"{e.path} (only specks above the pixel threshold)")
             continue
-        # Regions come sorted by peak: the first holds the map's maximum.
-        result.examples.append(replace(e, mask=labels == regions[0].index))
+        result.examples.append(replace(e, mask=region))
         located += 1
     if located:
         result.notes.append(f"{located} example(s) without masks: the defect was located by the model (its strongest region)")
