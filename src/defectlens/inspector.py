@@ -40,7 +40,7 @@ from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.registry import detector_class, load_detector
-from defectlens.encode import CanvasSpec, EncoderConfig
+from defectlens.encode import BACKBONES, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
 from defectlens.io import as_rgb_image, atomic_directory, load_image
 from defectlens.locate import extract_regions
@@ -76,6 +76,9 @@ class InspectorSettings:
     def __post_init__(self) -> None:
         if self.detector not in FIT_DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
+        if self.backbone not in BACKBONES:
+            # Checked here, before any image is decoded (the encoder would only refuse it after).
+            raise ConfigError(f"unknown backbone {self.backbone!r}", None, f"use one of {', '.join(BACKBONES)}")
         low, high = IMAGE_SIZE_RANGE
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not low <= self.image_size <= high:
             # Checked here, before a canvas of this size is ever allocated.

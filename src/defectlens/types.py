@@ -51,7 +51,8 @@ class Thresholds:
     pixel: float
     """A pixel whose anomaly value exceeds this belongs to the defect mask."""
     source: str = "normal-quantile"
-    """How they were set: 'normal-quantile', 'f1-optimal', or 'user'."""
+    """How they were set: 'normal-quantile' (fit), 'f1-optimal' or 'false-alarm target <rate>'
+    (``defectlens calibrate``), or 'user'."""
 
     def __post_init__(self) -> None:
         # Thresholds are read back from hand-editable JSON: a string or a list there would only

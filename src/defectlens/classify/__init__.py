@@ -4,7 +4,8 @@
   severity, impact and action per type).
 - :class:`FewShotClassifier`: nearest-example classifier over pooled region features, fitted
   from a few labelled examples per type; says ``unknown`` for regions far from every example.
-- :func:`examples_from_category`, :func:`examples_from_folders`: labelled examples on disk.
+- :func:`examples_from_category`, :func:`examples_from_folders`: labelled examples on disk;
+  :func:`locate_examples`: a fitted detector locates the defect in examples without masks.
 - :class:`VLMClassifier`: asks an OpenAI-compatible vision-language endpoint instead.
 - :func:`region_masks`: the pixel mask of every region of an :class:`~defectlens.types.Inspection`.
 
@@ -12,7 +13,7 @@ Scoring a classifier (accuracy, macro-F1, confusion) is evaluation's job:
 :mod:`defectlens.evaluate.classification`.
 """
 
-from defectlens.classify.examples import Example, ExampleSet, examples_from_category, examples_from_folders
+from defectlens.classify.examples import Example, ExampleSet, examples_from_category, examples_from_folders, locate_examples
 from defectlens.classify.fewshot import FewShotClassifier, FewShotConfig, FewShotFitSummary
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.classify.vlm import VLMClassifier, VLMConfig, VLMError
@@ -35,6 +36,7 @@ __all__ = [
     "examples_from_category",
     "examples_from_folders",
     "load_taxonomy",
+    "locate_examples",
     "parse_taxonomy",
     "region_masks",
 ]

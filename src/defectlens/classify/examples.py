@@ -4,18 +4,34 @@ Two layouts are read: an MVTec-style category (``test/<type>/`` images with
 ``ground_truth/<type>/`` masks, sampled ``k`` per type) and a plain folder per type (masks
 optional). What was skipped or approximated becomes a note, so a caller can show it; nothing
 here encodes an image (see :mod:`defectlens.classify.fewshot` for the classifier).
+
+Examples collected the usual way have no masks. :func:`locate_examples` lets a fitted
+detector find the defect in each of them (its strongest region), so the classifier learns
+from the defect and not from the whole part; examples where nothing is found are skipped.
 """
 
 from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from defectlens.errors import DatasetLayoutError
-from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category
+import numpy as np
+
+from defectlens.errors import DatasetLayoutError, DefectlensError
+from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
+from defectlens.locate import extract_regions
+from defectlens.types import AnomalyResult
+
+MAX_LOCATED_SHARE = 0.5
+"""When more of an example image than this is above the pixel threshold, it shows no defect but
+a part that looks nothing like the normal ones (another part, another view): it is skipped."""
+PEAK_LEVEL = 0.5
+"""A located region is cut at this share of the way from the map's median up to its peak (or at
+the pixel threshold when that is higher): the defect itself, not the glow around it, which on a
+loosely thresholded map can merge with unrelated blobs."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +41,10 @@ class Example:
     path: Path
     defect_type: str
     mask_path: Path | None = None
-    """Binary mask of the defect; None means the whole image is the region."""
+    """Binary mask of the defect; None (and no :attr:`mask`) means the whole image is the region."""
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The defect's pixels as located by a detector (:func:`locate_examples`), bool (H, W);
+    used when there is no mask file."""
 
 
 @dataclass
@@ -59,12 +78,14 @@ def _check_masks(by_type: Mapping[str, list[Example]], notes: list[str]) -> None
 
 
 def examples_from_category(
-    root: str | Path, k: int, seed: int = 0, types: Sequence[str] | None = None
+    root: str | Path, k: int, seed: int = 0, types: Sequence[str] | None = None, will_locate: bool = False
 ) -> tuple[ExampleSet, list[LabelledImage]]:
     """Sample ``k`` examples per defect type from an MVTec-style category's ``test/<type>`` folders.
 
     Returns the examples and the remaining defective test images (the examples excluded), so an
     evaluation never scores an image the classifier was fitted on. Sampling uses ``seed``.
+    ``will_locate``: examples without masks are to be located (:func:`locate_examples`), so no
+    "whole image used" warning is given for them.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -85,7 +106,8 @@ def examples_from_category(
         by_type[t] = [Example(items[i].path, t, items[i].mask_path) for i in sorted(chosen)]
         result.examples.extend(by_type[t])
         held_out.extend(x for i, x in enumerate(items) if i not in chosen)
-    _check_masks(by_type, result.notes)
+    if not will_locate:
+        _check_masks(by_type, result.notes)
     if not result.examples:
         raise DatasetLayoutError("no defect examples found", Path(root) / "test", "put example images in test/<type>/")
     return result, held_out
@@ -100,12 +122,13 @@ def _mask_beside(image: Path) -> Path | None:
     return None
 
 
-def examples_from_folders(root: str | Path) -> ExampleSet:
+def examples_from_folders(root: str | Path, will_locate: bool = False) -> ExampleSet:
     """Examples from ``root/<type>/*`` (any folder per type), masks optional.
 
     A mask is ``<stem>_mask.png`` beside the image or ``<stem>[_mask].png`` in ``<type>/masks/``.
     A type folder with no images is skipped with a note; one without masks is used with the
-    whole image as the region, with a warning.
+    whole image as the region, with a warning — unless ``will_locate`` (the caller locates the
+    defects with :func:`locate_examples`).
     """
     base = Path(root)
     if not base.is_dir():
@@ -121,5 +144,74 @@ def examples_from_folders(root: str | Path) -> ExampleSet:
         result.examples.extend(by_type[type_dir.name])
     if not result.examples:
         raise DatasetLayoutError("no example images in any type folder", base, "put images in <folder>/<type>/")
-    _check_masks(by_type, result.notes)
+    if not will_locate:
+        _check_masks(by_type, result.notes)
+    return result
+
+
+def locate_examples(
+    example_set: ExampleSet,
+    score: Callable[[Sequence[np.ndarray]], list[AnomalyResult]],
+    pixel_threshold: float,
+    min_region_px: int | None = None,
+    border: float = 0.0,
+    min_peak: float | None = None,
+) -> ExampleSet:
+    """The examples with a defect located in each one that has no mask; the rest as they are.
+
+    ``score`` is a fitted detector's (``Inspector.score``). The defect is found when the
+    example's anomaly map rises above ``pixel_threshold`` (as an inspection's regions do); the
+    connected region around the map's peak, cut at :data:`PEAK_LEVEL`, becomes the example's
+    :attr:`Example.mask`. An example whose map never passes the threshold, or passes it over
+    most of the image (another part?), is listed in the notes and skipped. Raises
+    :class:`DatasetLayoutError` when no example is left.
+
+    ``border``: share of each side where the peak is not sought (the region may still reach
+    into it) — a memory bank's maps run high along the edges of parts of varying size, and on
+    magnetic tiles the peak then lies there rather than on the defect. ``min_peak``: how high
+    the peak must rise to count as found (default ``pixel_threshold``).
+    """
+    result = ExampleSet(notes=list(example_set.notes))
+    located, skipped = 0, []
+    for e in example_set.examples:
+        if e.mask_path is not None or e.mask is not None:
+            result.examples.append(e)
+            continue
+        try:
+            image = load_image(e.path)
+        except DefectlensError as exc:
+            skipped.append(f"{e.path} ({exc})")
+            continue
+        anomaly_map = np.asarray(score([image])[0].anomaly_map, np.float32)
+        h, w = anomaly_map.shape
+        bh, bw = int(h * border), int(w * border)
+        inner = anomaly_map[bh : h - bh or None, bw : w - bw or None]
+        y, x = np.unravel_index(int(np.argmax(inner)), inner.shape)
+        y, x = y + bh, x + bw
+        peak = float(anomaly_map[y, x])
+        if peak <= (pixel_threshold if min_peak is None else min_peak):
+            skipped.append(f"{e.path} (nothing above the pixel threshold)")
+            continue
+        if float((anomaly_map > pixel_threshold).mean()) > MAX_LOCATED_SHARE:
+            skipped.append(f"{e.path} (most of the image looks abnormal — another part or view?)")
+            continue
+        median = float(np.median(anomaly_map))
+        level = min(peak, max(pixel_threshold, median + PEAK_LEVEL * (peak - median)))
+        _, labels, _ = extract_regions(anomaly_map, np.nextafter(level, -np.inf), 1)
+        region = labels == labels[y, x]  # the connected region holding the peak
+        if labels[y, x] == 0 or (min_region_px is not None and region.sum() < min_region_px):
+            skipped.append(f"{e.path} (only specks above the pixel threshold)")
+            continue
+        result.examples.append(replace(e, mask=region))
+        located += 1
+    if located:
+        result.notes.append(f"{located} example(s) without masks: the defect was located by the model (its strongest region)")
+    if skipped:
+        _warn(result.notes, f"{len(skipped)} example(s) skipped, no defect located in them: " + "; ".join(skipped))
+    if not result.examples:
+        raise DatasetLayoutError(
+            "the model located no defect in any example image",
+            example_set.examples[0].path.parent.parent if example_set.examples else None,
+            "give examples of this part's defects (or add masks: <type>/masks/<stem>_mask.png)",
+        )
     return result

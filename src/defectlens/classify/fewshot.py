@@ -223,7 +223,10 @@ class FewShotClassifier:
             try:
                 image = load_image(e.path)
                 h, w = image.shape[:2]
-                mask = load_mask(e.mask_path, expected_size=(w, h)) if e.mask_path is not None else np.ones((h, w), bool)
+                if e.mask is not None and e.mask.shape == (h, w):
+                    mask = e.mask
+                else:
+                    mask = load_mask(e.mask_path, expected_size=(w, h)) if e.mask_path is not None else np.ones((h, w), bool)
             except Exception as exc:  # noqa: BLE001 - any unreadable example is skipped and reported
                 self.notes.append(f"example {e.path} skipped: {exc}")
                 continue

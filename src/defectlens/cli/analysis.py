@@ -6,18 +6,29 @@ report says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from defectlens.classify.examples import examples_from_category, examples_from_folders
+from defectlens.classify.examples import examples_from_category, examples_from_folders, locate_examples
 from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.classify.from_text import classify_from_grounding
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
 from defectlens.taxonomy import Taxonomy, load_taxonomy
-from defectlens.types import GroundingResult, Inspection, RegionType
+from defectlens.types import AnomalyResult, GroundingResult, Inspection, RegionType
+
+
+@dataclass(frozen=True)
+class Locator:
+    """What locating defects in mask-free examples needs of the fitted model (see
+    :func:`~defectlens.classify.examples.locate_examples`)."""
+
+    score: Callable[[Sequence[np.ndarray]], list[AnomalyResult]]
+    pixel_threshold: float
+    min_region_px: int | None = None
 
 
 @dataclass
@@ -32,8 +43,13 @@ class Analysis:
     """Example images (they must not be scored as test images)."""
 
 
-def prepare_analysis(taxonomy_path: Path | None, examples: Path | None, k: int, writer: str, seed: int = 0) -> Analysis:
-    """Load the taxonomy and fit (or load) the few-shot classifier; problems become notes."""
+def prepare_analysis(
+    taxonomy_path: Path | None, examples: Path | None, k: int, writer: str, seed: int = 0, locator: Locator | None = None
+) -> Analysis:
+    """Load the taxonomy and fit (or load) the few-shot classifier; problems become notes.
+
+    With a ``locator`` (the fitted model), examples without masks are located first: their
+    strongest region is the example; without one, the whole image is."""
     analysis = Analysis(writer=writer)
     if taxonomy_path is not None:
         try:
@@ -45,10 +61,13 @@ def prepare_analysis(taxonomy_path: Path | None, examples: Path | None, k: int, 
             if (examples / "fewshot.json").is_file():
                 analysis.classifier = FewShotClassifier.load(examples)
             else:
+                locate = locator is not None
                 if (examples / "test").is_dir():
-                    example_set, _ = examples_from_category(examples, k, seed=seed)
+                    example_set, _ = examples_from_category(examples, k, seed=seed, will_locate=locate)
                 else:
-                    example_set = examples_from_folders(examples)
+                    example_set = examples_from_folders(examples, will_locate=locate)
+                if locator is not None:
+                    example_set = locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px)
                 analysis.notes.extend(example_set.notes)
                 analysis.excluded = {str(e.path) for e in example_set.examples}
                 analysis.classifier = FewShotClassifier()

@@ -17,10 +17,10 @@ from defectlens.errors import DefectlensError
 def train_grounding(
     dataset_dirs: list[Path] = typer.Argument(..., help="MVTec-layout category folders with masks and taxonomy.json."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write the grounding model to."),
-    epochs: int = typer.Option(12, help="Passes over the cached features."),
-    n_normal: int = typer.Option(40, help="Normal images per category used as all-normal negatives."),
-    max_defective: int | None = typer.Option(None, help="Cap on defective images per category."),
-    side: int = typer.Option(256, help="Images are encoded on a canvas of about SIDE² pixels."),
+    epochs: int = typer.Option(12, min=1, help="Passes over the cached features."),
+    n_normal: int = typer.Option(40, min=0, help="Normal images per category used as all-normal negatives."),
+    max_defective: int | None = typer.Option(None, min=1, help="Cap on defective images per category."),
+    side: int = typer.Option(256, min=64, max=1024, help="Images are encoded on a canvas of about SIDE² pixels (64..1024)."),
     cache_dir: Path | None = typer.Option(
         None, help="Where to cache encoded features (default: OUTPUT/feature_cache; re-runs skip encoding)."
     ),

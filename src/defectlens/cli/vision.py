@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.analysis import analyse, prepare_analysis
+from defectlens.cli.analysis import Locator, analyse, prepare_analysis
 from defectlens.cli.progress import console, progress_bar
 from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
@@ -20,6 +23,7 @@ from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
 from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
 from defectlens.evaluate.harness import evaluate_detection
+from defectlens.explain.gallery import ResultRow, read_result, require_batch_results_writable, write_batch_results
 from defectlens.inspector import FIT_DETECTORS, IMAGE_SIZE_RANGE, MIN_FIT_IMAGES, Failure, Inspector, InspectorSettings, load_images
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
@@ -82,6 +86,17 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
             what, fix = describe_unreadable(item)
             failures.append(Failure(str(item), str(ImageReadError(what.replace("no such file", "no such file or folder"), item, fix))))
     return files, failures
+
+
+def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
+    """How each image is shown in the table, summary and gallery: relative to the folder given
+    that holds it (``crack/007.png`` for a folder input), else as given — in full, never cut."""
+    folders = [item for item in inputs if item.is_dir()]
+    names: dict[Path, str] = {}
+    for f in files:
+        holder = next((d for d in folders if f.is_relative_to(d)), None)
+        names[f] = str(f.relative_to(holder)) if holder is not None else str(f)
+    return names
 
 
 def _report_failures(failures: list[Failure]) -> None:
@@ -221,9 +236,10 @@ def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
     return payload
 
 
-def _row(path: Path, defective: bool, score: float, n_regions: int, names: list[str]) -> tuple[str, ...]:
-    verdict = "[red]DEFECTIVE[/]" if defective else "[green]ok[/]"
-    return (str(path), verdict, f"{score:.3f}", str(n_regions), ", ".join(names))
+def _table_row(row: ResultRow) -> tuple[str, ...]:
+    verdict = "[red]DEFECTIVE[/]" if row.defective else "[green]ok[/]"
+    # Rich markup in a file name ("[red].png") must show as typed.
+    return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
 
 
 def inspect(
@@ -253,6 +269,10 @@ def inspect(
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip images whose outputs in the output folder are complete (from an interrupted run).")
     ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Image threshold for this run only (the model keeps its own; `defectlens calibrate` sets and saves one)."),
+    ] = None,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
@@ -263,13 +283,19 @@ def inspect(
         # Every option and the output folder are checked before any image is decoded or any file written.
         _require_choice("--writer", "report writer", writer, ("template", "llm"))
         _require_choice("--cue", "zero-shot cue", cue, CUES)
+        if threshold is not None and not math.isfinite(threshold):
+            raise ConfigError(f"--threshold must be a finite number, got {threshold}", None, "pass a score such as the one `defectlens fit` printed")
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files)
+        require_batch_results_writable(output)
         # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
         # report note (below), not a reason to stop the inspection.
         needs = Inspector.needs_taxonomy(model_dir)
         part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
         inspector = Inspector.load(model_dir, part, cue)
+        if threshold is not None:
+            # This run only: the model folder is not touched (`defectlens calibrate` saves one).
+            inspector.set_thresholds(image=threshold)
         if needs and cue != "token" and len(files) < MIN_BATCH:
             raise ConfigError(
                 f"the {cue!r} cue compares the images inspected together and got {len(files)} (it needs {MIN_BATCH})",
@@ -278,7 +304,9 @@ def inspect(
             )
     except DefectlensError as exc:
         raise _fail(exc) from None
-    analysis = prepare_analysis(taxonomy, examples, k, writer)
+    # Examples without masks are located by this very model (the pixel threshold of this run).
+    locator = Locator(inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px)
+    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
     # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     for note in analysis.notes:
@@ -289,20 +317,19 @@ def inspect(
     # two inputs share any output file (see unique_output_names).
     names, renamed = unique_output_names(files, INSPECTION_SUFFIXES)
     if renamed:
-        shown = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
-        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {shown}")
-    table = Table("image", "verdict", "score", "regions", "types", title=f"defectlens — {len(files)} image(s)")
-    rows: dict[Path, tuple[str, ...]] = {}
+        listed = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
+        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {listed}")
+    shown = display_names(inputs, files)
+    rows: dict[Path, ResultRow] = {}
     todo = files
     if resume:
         for path in files:
-            done = _completed(output, names[path], path)
-            if done is not None:
-                types = [t.get("defect_type", "?") for t in done.get("region_types") or [] if isinstance(t, dict)]
-                rows[path] = _row(path, bool(done.get("is_defective")), float(done["score"]), len(done.get("regions") or []), types)
+            row = read_result(output, names[path], shown[path]) if _completed(output, names[path], path) is not None else None
+            if row is not None:
+                rows[path] = row
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
-    n_done = len(rows)
+    title = f"defectlens — {len(files)} image(s)"
     try:
         with progress_bar("inspecting", len(todo)) as advance:
             # Seeded random batches (see Inspector.iter_batches); each image's files are written
@@ -315,15 +342,31 @@ def inspect(
                     labels = [t.defect_type for t in region_types]
                     extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
                     write_inspection(inspection, item.image, output, names[path], inspector, extra)
-                    rows[path] = _row(path, inspection.is_defective, inspection.score, len(inspection.regions), labels)
-                    n_done += 1
+                    # Read back from the files just written: resumed and new images are one list, read one way.
+                    row = read_result(output, names[path], shown[path])
+                    if row is not None:
+                        rows[path] = row
                 advance(batch.n_inputs)
     except KeyboardInterrupt:
-        raise _interrupted(f"{n_done} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
-    for path in files:
-        if path in rows:
-            table.add_row(*rows[path])
+        # The summary and gallery cover what was finished, so the partial batch can be reviewed.
+        with contextlib.suppress(DefectlensError):
+            write_batch_results(output, [rows[p] for p in files if p in rows], title)
+        raise _interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
+    done = [rows[p] for p in files if p in rows]
+    try:
+        summary_path, gallery_path = write_batch_results(output, done, title)
+    except DefectlensError as exc:
+        raise _fail(exc) from None
+    # overflow="fold": a long file name wraps onto more lines instead of being cut with "…".
+    table = Table(title=title)
+    longest = max((len(r.file) for r in done), default=5)
+    table.add_column("image", overflow="fold", min_width=min(longest, max(console.width // 2, 20)))
+    for column in ("verdict", "score", "regions", "types"):
+        table.add_column(column, overflow="fold")
+    for row in done:
+        table.add_row(*_table_row(row))
     console.print(table)
+    console.print(f"summary → {summary_path}; gallery → {gallery_path}")
     _report_failures(failures)
     console.print(f"results in {output}")
     if failures:
@@ -441,20 +484,50 @@ def default_data_root() -> Path:
     return Path(os.environ.get("DEFECTLENS_DATA", "../shared/datasets"))
 
 
+SAMPLE_CATEGORY = "commutator"
+"""The real sample that ships in the repository (``examples/commutator``, KolektorSDD, CC BY-NC-SA 4.0)."""
+
+
+def bundled_samples() -> Path:
+    """The repository's ``examples/`` folder: from the working folder (``make demo`` runs in the
+    repository), else beside the source tree of an editable install."""
+    here = Path("examples")
+    if (here / SAMPLE_CATEGORY).is_dir():
+        return here
+    return Path(__file__).resolve().parents[3] / "examples"
+
+
 def demo(
-    category: Annotated[str, typer.Option(help="Category under the data root.")] = "magnetic_tile",
-    data_root: Annotated[Path | None, typer.Option(help="Folder of categories (default $DEFECTLENS_DATA or ../shared/datasets).")] = None,
+    category: Annotated[str, typer.Option(help="Category under the data root.")] = SAMPLE_CATEGORY,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="Folder of categories (default: the repository's examples/ sample; e.g. ../shared/datasets for the others)."),
+    ] = None,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("demo_out"),
-    n_images: Annotated[int, typer.Option(help="Test images to inspect.")] = 8,
-    max_train: Annotated[int, typer.Option(help="Normal images to fit on.")] = 200,
+    n_images: Annotated[int, typer.Option(min=1, help="Test images to inspect.")] = 16,
+    max_train: Annotated[int, typer.Option(min=0, help="Normal images to fit on (0 = all).")] = 200,
 ) -> None:
-    """Fit on a real category, inspect a few test images, print the table and write overlays."""
-    root = (data_root or default_data_root()) / category
+    """Fit on a real category, inspect a few test images, print the table and write overlays,
+    summary.csv and index.html. With no options: the commutator sample in examples/ (no other data needed).
+
+    When the category holds ``validation/good`` and ``validation/<type>`` (labelled parts apart
+    from test/), the thresholds are calibrated on them before inspecting.
+
+    When the category holds ``examples/<type>/`` (defect images without masks), regions are typed
+    from them: the fitted model locates the defect in each example first."""
+    root = (data_root or bundled_samples()) / category
     if not root.is_dir():
-        console.print(f"[red]error:[/] {root}: category not found — fix: pass --data-root pointing at the shared datasets")
+        console.print(f"[red]error:[/] {root}: category not found — fix: pass --data-root with a folder of categories (e.g. ../shared/datasets)")
         raise typer.Exit(2)
     model_dir = output / "model"
     fit(root, model_dir, max_images=max_train)
+    validation = root / "validation"
+    if (validation / "good").is_dir() and any(d.is_dir() and d.name != "good" for d in validation.iterdir()):
+        # The first-day flow: check and move the threshold on labelled parts the test never sees.
+        from defectlens.cli.calibrate import calibrate  # here: calibrate builds on this module
+
+        bad = [d for d in sorted(validation.iterdir()) if d.is_dir() and d.name != "good"]
+        calibrate(model_dir, [validation / "good"], bad, plot=output / "roc.png")
     tests = load_category(root).test
     # A fixed, spread-out pick: a few normal images and a few of each defect type.
     by_type: dict[str, list] = {}
@@ -465,5 +538,10 @@ def demo(
         for paths in by_type.values():
             if paths and len(picks) < n_images:
                 picks.append(paths.pop(len(paths) // 2))
-    inspect(model_dir, picks, output / "inspections")
-    console.print(json.dumps({"model": str(model_dir), "inspections": str(output / "inspections")}))
+    taxonomy = root / "taxonomy.json"
+    examples = root / "examples"
+    inspect(
+        model_dir, picks, output / "inspections", taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None
+    )
+    inspections = output / "inspections"
+    console.print(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}))

@@ -13,6 +13,7 @@ from defectlens.detect.calibration import (
     f1_optimal_threshold,
     f1_optimal_thresholds,
     normal_statistics,
+    threshold_for_false_alarms,
     thresholds_from_normal,
 )
 from defectlens.detect.coreset import greedy_coreset
@@ -34,5 +35,6 @@ __all__ = [
     "normal_statistics",
     "smooth_map",
     "smooth_maps",
+    "threshold_for_false_alarms",
     "thresholds_from_normal",
 ]

@@ -8,6 +8,7 @@ labelled validation set is available, the F1-optimal thresholds can replace them
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -118,3 +119,28 @@ def f1_optimal_thresholds(
         y, s = y[idx], s[idx]
     pixel_t = f1_optimal_threshold(y, s)
     return Thresholds(image=image_t, pixel=pixel_t, source="f1-optimal")
+
+
+def threshold_for_false_alarms(
+    normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float, other_scores: Sequence[float] | np.ndarray = ()
+) -> float:
+    """The lowest image threshold (rule ``score > t`` is defective) at which at most
+    ``max_false_alarm_rate`` of ``normal_scores`` are flagged.
+
+    Like :func:`f1_optimal_threshold` it lies midway in a gap between scores, never on one: the
+    gap between the highest normal score that must pass and the next higher score of any
+    image (``other_scores`` — the defective ones — included, so no defective image that the
+    lowest such threshold would catch is lost to the margin).
+    """
+    s = np.sort(np.asarray(normal_scores, dtype=np.float64))[::-1]
+    if s.size == 0:
+        raise ValueError("a false-alarm target needs at least one normal image")
+    if not 0.0 <= max_false_alarm_rate < 1.0:
+        raise ValueError(f"the false-alarm rate must be in [0, 1), got {max_false_alarm_rate}")
+    allowed = math.floor(max_false_alarm_rate * s.size + 1e-9)
+    floor = s[allowed]  # the highest normal score that must not be flagged
+    every = np.concatenate([s, np.asarray(other_scores, dtype=np.float64)])
+    above = every[every > floor]
+    if above.size == 0:
+        return float(np.nextafter(floor, np.inf))
+    return float((floor + above.min()) / 2.0)

@@ -89,6 +89,21 @@ def _mask_for(root: Path, defect_type: str, image: Path) -> Path | None:
     return None
 
 
+LABELLED_SPLITS = ("test", "validation")
+"""Split folders whose images are labelled by type folder, with masks in ``ground_truth/``."""
+
+
+def mask_for_test_image(image: str | Path) -> Path | None:
+    """The ground-truth mask of an image stored as ``<category>/test/<type>/<name>`` (MVTec
+    layout: ``<category>/ground_truth/<type>/<stem>_mask.png``; a ``validation/`` split beside
+    ``test/`` shares those masks); None when there is none."""
+    path = Path(image)
+    type_dir = path.parent
+    if type_dir.name == GOOD or type_dir.parent.name not in LABELLED_SPLITS:
+        return None
+    return _mask_for(type_dir.parent.parent, type_dir.name, path)
+
+
 def load_category(root: str | Path) -> Category:
     """Index a category folder. Missing splits give empty lists; callers ask for what they need."""
     base = Path(root)

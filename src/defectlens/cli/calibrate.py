@@ -1,0 +1,182 @@
+"""`defectlens calibrate`: check and move a fitted model's thresholds with a few labelled images.
+
+A model fitted on normal images sets its thresholds from held-out normal images alone (a
+quantile of their scores). With a folder of good parts and one of defective parts the line
+can see what that threshold does — recall and false-alarm rate — and move it: to the lowest
+threshold that keeps false alarms under a target (``--max-false-alarms``, the default) or to
+the F1-optimal one (``--f1``). The pixel threshold moves too when the defective images carry
+MVTec-style masks (``<category>/ground_truth/<type>/<stem>_mask.png``); otherwise it is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from defectlens.cli.progress import console, progress_bar
+from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _fail, _report_failures, expand_inputs
+from defectlens.detect.calibration import f1_optimal_threshold, subsample, threshold_for_false_alarms
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
+from defectlens.evaluate.metrics import OperatingPoint, operating_point
+from defectlens.evaluate.roc import roc_figure_png
+from defectlens.inspector import Failure, Inspector, load_images
+from defectlens.io import load_mask, write_bytes_atomic
+from defectlens.io.dataset import mask_for_test_image
+from defectlens.io.outputs import require_output_file
+from defectlens.types import Thresholds
+
+SCORE_BATCH = 16
+"""Images decoded and scored together (bounds memory on large calibration sets)."""
+MAX_PIXELS = 4_000_000
+"""Pixels drawn (seeded) for the pixel threshold: its quantile does not need more."""
+
+
+@dataclass
+class LabelledScores:
+    """Scores of the calibration images and, where a mask exists, the pixels to set the pixel threshold."""
+
+    labels: list[int]
+    scores: list[float]
+    pixel_labels: list[np.ndarray]
+    pixel_values: list[np.ndarray]
+    n_masked: int
+    """Defective images with a ground-truth mask."""
+    failures: list[Failure]
+
+
+def _score_folder(inspector: Inspector, files: list[Path], label: int, with_pixels: bool, out: LabelledScores, advance) -> None:
+    """Score ``files`` (label 1 = defective) into ``out``; keep map pixels when ``with_pixels``."""
+    for start in range(0, len(files), SCORE_BATCH):
+        images, kept, failures = load_images(files[start : start + SCORE_BATCH])
+        out.failures.extend(failures)
+        results = inspector.score(images) if images else []
+        for path, image, result in zip(kept, images, results, strict=True):
+            out.labels.append(label)
+            out.scores.append(result.score)
+            if not with_pixels:
+                continue
+            h, w = image.shape[:2]
+            if label == 0:
+                mask = np.zeros((h, w), bool)
+            else:
+                mask_path = mask_for_test_image(path)
+                if mask_path is None:
+                    continue
+                mask = load_mask(mask_path, expected_size=(w, h))
+                out.n_masked += 1
+            # Every image's pixels are thinned the same way, so no image dominates by its size.
+            keep = subsample(np.arange(mask.size), MAX_PIXELS // max(len(files), 1) + 1)
+            out.pixel_labels.append(mask.ravel()[keep])
+            out.pixel_values.append(np.asarray(result.anomaly_map, np.float32).ravel()[keep])
+        advance(min(SCORE_BATCH, len(files) - start))
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1%}"
+
+
+def calibrate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`; its thresholds are replaced.")],
+    good: Annotated[list[Path], typer.Option("--good", help="Folder (or image) of good parts; repeat for more.")],
+    defective: Annotated[
+        list[Path],
+        typer.Option("--defective", help="Folder (or image) of defective parts, e.g. CATEGORY/test/crack (its masks set the pixel threshold)."),
+    ],
+    max_false_alarms: Annotated[
+        float | None,
+        typer.Option(
+            help="Target share of good parts flagged, in [0, 1): the lowest image threshold that keeps false alarms at or below it (default 0.01)."
+        ),
+    ] = None,
+    f1: Annotated[bool, typer.Option("--f1", help="Use the F1-optimal thresholds instead of a false-alarm target.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="ROC plot PNG to write (default: MODEL_DIR.roc.png beside the model folder).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the new thresholds would do; leave the model as it is.")] = False,
+) -> None:
+    """Set a model's image and pixel thresholds from labelled good and defective images, and save it.
+
+    Prints recall and false-alarm rate at the old and the new threshold and writes a ROC plot
+    with both marked. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage."""
+    failures: list[Failure] = []
+    try:
+        # Every option and path is checked before a single image is decoded.
+        if f1 and max_false_alarms is not None:
+            raise ConfigError("--f1 and --max-false-alarms choose the threshold in two different ways", None, "pass one of them")
+        target = 0.01 if max_false_alarms is None else max_false_alarms
+        if not f1 and not (0.0 <= target < 1.0):
+            raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
+        plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
+        require_output_file(plot_path, "ROC plot")
+        if Inspector.needs_taxonomy(model_dir):
+            raise ConfigError("a zero-shot grounding model is not calibrated here", model_dir, "calibrate a model written by `defectlens fit`")
+        inspector = Inspector.load(model_dir)
+        old = inspector.thresholds
+        good_files, good_failures = expand_inputs(good)
+        bad_files, bad_failures = expand_inputs(defective)
+        failures += good_failures + bad_failures
+        for files, what, folders in ((good_files, "good", good), (bad_files, "defective", defective)):
+            if not files:
+                raise DatasetLayoutError(
+                    f"no {what} images: calibration compares good and defective parts and needs both",
+                    ", ".join(map(str, folders)),
+                    f"pass a folder holding images of {what} parts with --{what}",
+                )
+        with_pixels = any(mask_for_test_image(p) is not None for p in bad_files)
+        data = LabelledScores([], [], [], [], 0, failures)
+        with progress_bar("scoring", len(good_files) + len(bad_files)) as advance:
+            _score_folder(inspector, good_files, 0, with_pixels, data, advance)
+            _score_folder(inspector, bad_files, 1, with_pixels, data, advance)
+        labels, scores = np.asarray(data.labels), np.asarray(data.scores)
+        for value, what in ((0, "good"), (1, "defective")):
+            if not (labels == value).any():
+                raise DatasetLayoutError(f"none of the {what} images could be read", None, "fix or replace the files listed above")
+        normal, bad = scores[labels == 0], scores[labels == 1]
+        if f1:
+            image_t, how = f1_optimal_threshold(labels, scores), "f1-optimal"
+        else:
+            image_t, how = threshold_for_false_alarms(normal, target, bad), f"false-alarm target {target:g}"
+        pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks beside the defective images)"
+        if data.n_masked:
+            pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
+            pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"
+    except DefectlensError as exc:
+        _report_failures(failures)
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/] the model is as it was")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    before, after = operating_point(labels, scores, old.image), operating_point(labels, scores, image_t)
+    table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
+    for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
+        table.add_column(column)
+    table.add_row(f"old ({old.source})", f"{old.image:.4f}", _percent(before.recall), _percent(before.false_alarm_rate), f"{old.pixel:.4f}")
+    table.add_row(f"new ({how})", f"{image_t:.4f}", _percent(after.recall), _percent(after.false_alarm_rate), f"{pixel_t:.4f}")
+    console.print(table)
+    console.print(f"pixel threshold: {pixel_note}")
+    _report_failures(data.failures)
+    points: dict[str, OperatingPoint] = {"old": before, "new": after}
+    try:
+        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"))
+        console.print(f"ROC plot → {plot_path}")
+        if dry_run:
+            console.print("dry run: the model is unchanged")
+        else:
+            inspector.detector.thresholds = Thresholds(image=image_t, pixel=pixel_t, source=how)
+            # Saved whole and swapped in (Inspector.save): a reader never sees half a model.
+            inspector.save(model_dir)
+            console.print(f"thresholds saved → {model_dir}")
+    except DefectlensError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        console.print(f"[red]error:[/] {plot_path}: could not be written ({exc.strerror or exc}) — fix: pass --plot with a writable path")
+        raise typer.Exit(2) from None
+    if data.failures:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+__all__ = ["calibrate"]

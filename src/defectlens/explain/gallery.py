@@ -1,0 +1,154 @@
+"""Batch results a person can read: ``summary.csv`` and a static ``index.html`` gallery.
+
+Both are built from the files ``inspect`` already wrote per image (``<name>.json``, the
+overlay ``<name>.png`` and ``<name>.report.json``), not from objects in memory: images done in
+an earlier, interrupted run (``inspect --resume``) and images done now are one list, read the
+same way. Both files are written atomically, so a reader sees the old file or the new one.
+The gallery needs no server: thumbnails are the overlays themselves, linked by relative path.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from defectlens.errors import OutputError
+from defectlens.io.atomic import write_text_atomic
+
+SUMMARY_FILE = "summary.csv"
+GALLERY_FILE = "index.html"
+SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One inspected image as the summary and the gallery show it."""
+
+    file: str
+    """The input image, relative to the folder it was found in (as given for a file input)."""
+    name: str
+    """Stem of its output files in the output folder (``<name>.png``, ``<name>.json``, …)."""
+    defective: bool
+    score: float
+    n_regions: int
+    types: tuple[str, ...]
+    """Defect type of each region, in region order (empty when not typed)."""
+    report: str
+    """The report's prose (empty when its report file is missing or unreadable)."""
+
+    @property
+    def verdict(self) -> str:
+        """'DEFECTIVE' or 'ok', as the terminal table says it."""
+        return "DEFECTIVE" if self.defective else "ok"
+
+
+def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
+    """The row of one image from its files in ``out_dir``; None when its inspection JSON is
+    missing or unreadable (the image was not inspected)."""
+    try:
+        payload = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
+        score = float(payload["score"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    types = tuple(str(t.get("defect_type", "?")) for t in payload.get("region_types") or [] if isinstance(t, dict))
+    text = ""
+    try:
+        report = json.loads((out_dir / f"{name}.report.json").read_text(encoding="utf-8"))
+        text = str(report.get("text", "")) if isinstance(report, dict) else ""
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        # A missing report only empties one cell: the verdict and score still stand.
+        pass
+    return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text)
+
+
+def summary_csv(rows: Sequence[ResultRow]) -> str:
+    """The rows as CSV text (header first; rows in the order given)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for r in rows:
+        writer.writerow([r.file, r.verdict, f"{r.score:.4f}", r.n_regions, "; ".join(r.types), r.report])
+    return buf.getvalue()
+
+
+def gallery_html(rows: Sequence[ResultRow], title: str) -> str:
+    """A self-contained HTML page: one card per image, highest score first.
+
+    Every string that comes from a file name or a report is escaped (``html.escape``): an image
+    called ``<script>.png`` shows as text, and a quote cannot end an attribute early."""
+    e = html.escape
+    ordered = sorted(rows, key=lambda r: (-r.score, r.file))
+    n_bad = sum(r.defective for r in rows)
+    cards = []
+    for r in ordered:
+        href = e(r.name)
+        cls = "bad" if r.defective else "ok"
+        cards.append(
+            f'<div class="card {cls}"><a href="{href}.png"><img src="{href}.png" alt="{e(r.file)}" loading="lazy"></a>'
+            f'<div class="file">{e(r.file)}</div>'
+            f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f} · {r.n_regions} region(s)</div>'
+            f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
+            f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
+        )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{e(title)}</title>",
+            "<style>body{font-family:sans-serif;margin:1em}.grid{display:flex;flex-wrap:wrap;gap:12px}"
+            ".card{width:220px;border:2px solid #ccc;padding:6px;font-size:13px}.card.bad{border-color:#c33}"
+            ".card img{max-width:100%;max-height:260px;display:block;margin:auto}.file{word-break:break-all;font-family:monospace}"
+            "b.bad{color:#c33}b.ok{color:#383}.types{color:#555}</style></head><body>",
+            f"<h1>{e(title)}</h1>",
+            f"<p>{len(rows)} image(s), {n_bad} defective; sorted by score, highest first. "
+            f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.</p>',
+            '<div class="grid">',
+            *cards,
+            "</div></body></html>",
+            "",
+        ]
+    )
+
+
+def require_batch_results_writable(out_dir: Path) -> None:
+    """Refuse, before any image is decoded, an output folder where ``summary.csv`` or
+    ``index.html`` is taken by a folder (the files could not be written at the end)."""
+    for name in (SUMMARY_FILE, GALLERY_FILE):
+        if (out_dir / name).is_dir():
+            raise OutputError(f"a folder stands where the batch {name} goes", out_dir / name, "move it away or pass another -o")
+
+
+def write_batch_results(out_dir: Path, rows: Sequence[ResultRow], title: str) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``index.html`` into ``out_dir`` (each atomically); returns both paths.
+
+    A file that cannot be replaced (open and locked elsewhere, a read-only folder) raises
+    :class:`~defectlens.errors.OutputError`; the previous file stays as it was, never half-written."""
+    csv_path, html_path = out_dir / SUMMARY_FILE, out_dir / GALLERY_FILE
+    for path, text in ((csv_path, summary_csv(rows)), (html_path, gallery_html(rows, title))):
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:
+            raise OutputError(
+                f"could not be written ({exc.strerror or exc}); the per-image results are complete",
+                path,
+                "close the file where it is open (or make the folder writable), then run again with --resume",
+            ) from None
+    return csv_path, html_path
+
+
+__all__ = [
+    "GALLERY_FILE",
+    "SUMMARY_COLUMNS",
+    "SUMMARY_FILE",
+    "ResultRow",
+    "gallery_html",
+    "read_result",
+    "require_batch_results_writable",
+    "summary_csv",
+    "write_batch_results",
+]

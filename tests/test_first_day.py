@@ -1,0 +1,282 @@
+"""Issue 11, a line engineer's first day: the bundled demo sample, batch summary and gallery,
+calibration, examples without masks, and options checked before any image is decoded."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from defectlens import Inspector
+from defectlens.classify import examples_from_folders, locate_examples
+from defectlens.cli import app
+from defectlens.detect.calibration import threshold_for_false_alarms
+from defectlens.errors import DatasetLayoutError
+from defectlens.evaluate.metrics import operating_point
+from defectlens.explain.gallery import ResultRow, gallery_html, summary_csv
+from defectlens.io import load_category, load_image
+from tests.conftest import REPO, texture
+
+runner = CliRunner()
+SAMPLE = REPO / "examples" / "commutator"
+
+
+def _text(result) -> str:
+    return " ".join(result.output.split())
+
+
+def _rows(out: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8"))))
+
+
+# ------------------------------------------------------------------ demo sample
+def test_demo_sample_is_small_complete_and_licensed():
+    files = [p for p in SAMPLE.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 10_000_000
+    category = load_category(SAMPLE)
+    assert len(category.train_good) >= 30 and category.defect_types == ["crack"]
+    cracks = [t for t in category.test if t.is_defective]
+    assert cracks and all(t.mask_path is not None for t in cracks)
+    for item in cracks:
+        with Image.open(item.path) as im, Image.open(item.mask_path) as mask:
+            assert im.size == mask.size and set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
+    assert list((SAMPLE / "examples" / "crack").glob("*.jpg")) and not list((SAMPLE / "examples").rglob("*mask*"))
+    readme = (SAMPLE / "README.md").read_text(encoding="utf-8")
+    assert "CC BY-NC-SA 4.0" in readme and "Tabernik" in readme and "make_demo_sample.py" in readme
+
+
+def test_demo_runs_on_the_bundled_sample(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "-o", str(out), "--max-train", "12", "--n-images", "4"])
+    assert result.exit_code == 0, result.output
+    inspections = out / "inspections"
+    assert len(_rows(inspections)) == 4 and (inspections / "index.html").is_file()
+    assert (out / "roc.png").is_file()  # calibrated on validation/ before inspecting
+    assert "false-alarm target" in json.loads((out / "model" / "detector.json").read_text())["thresholds"]["source"]
+
+
+# ------------------------------------------------------------------ summary and gallery
+def test_gallery_escapes_names_and_sorts_by_score():
+    rows = [
+        ResultRow('a/<script>alert("x")</script>.png', "low", False, 0.1, 0, (), "fine"),
+        ResultRow("b/high.png", 'hi"gh', True, 0.9, 2, ("spot", "<b>"), "two <defects>"),
+    ]
+    page = gallery_html(rows, "batch <1>")
+    assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>," not in page
+    assert page.index("b/high.png") < page.index("a/&lt;script")  # highest score first
+    assert 'href="hi&quot;gh.report.md"' in page and "batch &lt;1&gt;" in page
+    table = list(csv.reader(io.StringIO(summary_csv(rows))))
+    assert table[0] == ["file", "verdict", "score", "regions", "types", "report"]
+    assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>"]
+
+
+def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, synthetic_category, tmp_path):
+    folder = tmp_path / "a folder with a rather long name for the terminal table"
+    shutil.copytree(synthetic_category / "test", folder)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert len(rows) == 8 and {r["file"] for r in rows} == {f"{t}/{i:03d}.png" for t in ("good", "spot") for i in range(4)}
+    assert all(r["report"] for r in rows) and sum(r["verdict"] == "DEFECTIVE" for r in rows) >= 4
+    # Names appear in full in the terminal table (relative to the folder given), never cut with "…".
+    table = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert any("spot/003.png" in line for line in table) and not any("…" in line for line in table)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count('class="card') == 8 and 'href="summary.csv"' in page
+
+    # An interrupted run: one image's results are gone; --resume redoes it and lists all 8.
+    (out / "summary.csv").unlink()
+    json_files = sorted(p for p in out.glob("*.json") if not p.name.endswith(".report.json"))
+    json_files[0].unlink()
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "7 image(s) already done, 1 to inspect" in _text(result)
+    assert len(_rows(out)) == 8
+
+
+def test_summary_refused_before_work_when_a_folder_stands_in_its_place(fitted_model, synthetic_category, tmp_path):
+    out = tmp_path / "out"
+    (out / "summary.csv").mkdir(parents=True)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "good"), "-o", str(out)])
+    assert result.exit_code == 2 and "summary.csv" in _text(result)
+    assert not list(out.glob("*.png"))
+
+
+def test_threshold_override_is_not_saved(fitted_model, synthetic_category, tmp_path):
+    before = (fitted_model / "detector.json").read_bytes()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--threshold", "1e9"])
+    assert result.exit_code == 0, result.output
+    assert all(r["verdict"] == "ok" for r in _rows(out))
+    assert (fitted_model / "detector.json").read_bytes() == before
+    bad = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--threshold", "nan"])
+    assert bad.exit_code == 2 and "--threshold" in _text(bad)
+
+
+# ------------------------------------------------------------------ calibration
+def test_threshold_for_false_alarms_sits_in_the_gap():
+    normal = np.arange(1.0, 101.0)  # 1..100
+    t = threshold_for_false_alarms(normal, 0.01)
+    assert t == pytest.approx(99.5)  # one normal image (100) may be flagged, 99 must not
+    assert operating_point([0] * 100, normal, t).false_alarm_rate == pytest.approx(0.01)
+    # Zero false alarms: above the highest normal score, below the next defective one.
+    t0 = threshold_for_false_alarms(normal, 0.0, [100.4, 50.0])
+    assert 100.0 < t0 < 100.4
+    point = operating_point([0] * 100 + [1, 1], [*list(normal), 100.4, 50.0], t0)
+    assert point.recall == 0.5 and point.false_alarm_rate == 0.0
+    with pytest.raises(ValueError):
+        threshold_for_false_alarms(normal, 1.0)
+
+
+def _copy_model(model: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(model, target)
+    return target
+
+
+def test_calibrate_sets_and_saves_thresholds_and_plots(fitted_model, synthetic_category, tmp_path):
+    model = _copy_model(fitted_model, tmp_path)
+    old = Inspector.load(model).thresholds
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
+    assert result.exit_code == 0, result.output
+    text = _text(result)
+    assert "recall" in text and "false alarms" in text and "F1-optimal on the pixels of 4 masked" in text
+    new = Inspector.load(model).thresholds
+    assert new.source == "f1-optimal" and (new.image, new.pixel) != (old.image, old.pixel)
+    plot = tmp_path / "model.roc.png"
+    with Image.open(plot) as im:
+        assert im.format == "PNG" and im.width > 200
+    # The bright squares separate perfectly: the new threshold flags every defective, no good part.
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(model), str(test), "-o", str(out)]).exit_code == 0
+    assert sorted((r["file"].split("/")[0], r["verdict"]) for r in _rows(out)) == [("good", "ok")] * 4 + [("spot", "DEFECTIVE")] * 4
+
+
+def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthetic_category, tmp_path):
+    model = _copy_model(fitted_model, tmp_path)
+    old = Inspector.load(model).thresholds
+    bad = tmp_path / "bad"
+    shutil.copytree(synthetic_category / "test" / "spot", bad)
+    good = str(synthetic_category / "test" / "good")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(bad), "--plot", str(tmp_path / "r.png")])
+    assert result.exit_code == 0, result.output
+    new = Inspector.load(model).thresholds
+    assert new.pixel == old.pixel and new.source.startswith("false-alarm target") and "kept" in _text(result)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--f1", "--max-false-alarms", "0.1"], "pass one of them"),
+        (["--max-false-alarms", "1.5"], "outside [0, 1)"),
+    ],
+)
+def test_calibrate_refuses_bad_options(fitted_model, synthetic_category, tmp_path, extra, message):
+    model = _copy_model(fitted_model, tmp_path)
+    before = (model / "detector.json").read_bytes()
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), *extra])
+    assert result.exit_code == 2 and message in _text(result)
+    assert (model / "detector.json").read_bytes() == before
+
+
+def test_calibrate_needs_good_and_defective_images(fitted_model, synthetic_category, tmp_path):
+    model = _copy_model(fitted_model, tmp_path)
+    before = (model / "detector.json").read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    good = str(synthetic_category / "test" / "good")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(empty)])
+    assert result.exit_code == 2 and "no defective images" in _text(result)
+    assert (model / "detector.json").read_bytes() == before and not (tmp_path / "model.roc.png").exists()
+
+
+# ------------------------------------------------------------------ examples without masks
+@pytest.fixture
+def maskless_examples(synthetic_category, tmp_path) -> Path:
+    """``spot/`` holds the synthetic defective images without their masks."""
+    root = tmp_path / "examples"
+    shutil.copytree(synthetic_category / "test" / "spot", root / "spot")
+    return root
+
+
+@pytest.fixture(scope="module")
+def calibrated_model(fitted_model, synthetic_category, tmp_path_factory) -> Path:
+    """The synthetic model with F1-optimal thresholds (the fitted ones, from one held-out
+    image, let normal texture through the pixel threshold)."""
+    model = tmp_path_factory.mktemp("calibrated") / "model"
+    shutil.copytree(fitted_model, model)
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
+    assert result.exit_code == 0, result.output
+    return model
+
+
+def test_located_examples_cover_the_defect(calibrated_model, synthetic_category, maskless_examples):
+    inspector = Inspector.load(calibrated_model)
+    found = examples_from_folders(maskless_examples, will_locate=True)
+    assert not any("whole image" in n for n in found.notes)
+    located = locate_examples(found, inspector.score, inspector.thresholds.pixel)
+    assert len(located.examples) == 4
+    for e in located.examples:
+        truth = np.asarray(Image.open(synthetic_category / "ground_truth" / "spot" / f"{e.path.stem}_mask.png")) > 0
+        assert e.mask is not None and e.mask.shape == truth.shape
+        # The strongest region lies on the planted square and is not much of the image.
+        assert (e.mask & truth).sum() > 0.5 * e.mask.sum() and e.mask.sum() < 4 * truth.sum()
+
+
+def test_examples_where_nothing_is_found_are_listed_and_skipped(calibrated_model, maskless_examples, tmp_path):
+    inspector = Inspector.load(calibrated_model)
+    rng = np.random.default_rng(3)
+    Image.fromarray(texture(rng, 96, 128)).save(maskless_examples / "spot" / "normal.png")
+    located = locate_examples(examples_from_folders(maskless_examples, will_locate=True), inspector.score, inspector.thresholds.pixel)
+    assert len(located.examples) == 4 and any("normal.png" in n and "skipped" in n for n in located.notes)
+    # Another part altogether (nothing like the normal texture): nothing usable, a clear error.
+    other = tmp_path / "other" / "spot"
+    other.mkdir(parents=True)
+    Image.fromarray(np.full((96, 128, 3), 255, np.uint8)).save(other / "white.png")
+    Image.fromarray(texture(rng, 96, 128)).save(other / "plain.png")
+    with pytest.raises(DatasetLayoutError, match="located no defect"):
+        locate_examples(examples_from_folders(other.parent, will_locate=True), inspector.score, inspector.thresholds.pixel)
+    assert load_image(other / "white.png").shape == (96, 128, 3)
+
+
+def test_inspect_types_regions_from_maskless_examples(calibrated_model, synthetic_category, maskless_examples, tmp_path):
+    out = tmp_path / "out"
+    args = ["inspect", str(calibrated_model), str(synthetic_category / "test"), "-o", str(out), "--examples", str(maskless_examples)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "located by the model" in _text(result) and "whole image is used" not in _text(result)
+    flagged = [r for r in _rows(out) if r["verdict"] == "DEFECTIVE"]
+    assert flagged and all(r["types"] and set(r["types"].split("; ")) == {"spot"} for r in flagged)
+
+
+# ------------------------------------------------------------------ options checked first
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["--backbone", "resnet"], "efficientnet-lite0, efficientnet-lite2"),
+        (["--fusion-mode", "max"], "sum|product"),
+        (["--image-size", "9"], "64 to 1024"),
+        (["--coreset-ratio", "0"], "(0, 1]"),
+    ],
+)
+def test_fit_options_checked_before_any_image_is_decoded(synthetic_category, tmp_path, args, allowed):
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), *args])
+    assert result.exit_code == 2 and allowed in _text(result)
+    assert "decoding" not in result.output and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("args", "allowed"), [(["--writer", "gpt"], "template, llm"), (["--cue", "x"], "token, batch, both")])
+def test_inspect_options_checked_before_any_image_is_decoded(fitted_model, synthetic_category, tmp_path, args, allowed):
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and allowed in _text(result) and not (tmp_path / "o").exists()
