@@ -210,15 +210,9 @@ class DiscriminatorDetector(PatchFeatureDetector):
                 "format_version": FORMAT_VERSION,
                 "config": self.config.to_json(),
                 "feature_dim": int(self.network.mean.shape[0]),
-                "thresholds": self.thresholds.to_json() if self.thresholds else None,
-                "normal_stats": self.normal_stats.to_json() if self.normal_stats else None,
+                **self.calibration_json(),
             },
         )
-
-    @classmethod
-    def needs_taxonomy(cls, directory: str | Path) -> bool:
-        """Never: it knows its part from the normal images it was trained on."""
-        return False
 
     @classmethod
     def load(cls, directory: str | Path, encoder: PatchEncoder | None = None, *, context: LoadContext | None = None) -> DiscriminatorDetector:

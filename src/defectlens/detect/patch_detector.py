@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from defectlens.detect.base import Progress
+from defectlens.detect.calibration import NormalStatistics
 from defectlens.encode import EncodedBatch, PatchEncoder
-from defectlens.types import AnomalyResult
+from defectlens.types import AnomalyResult, Thresholds
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,20 @@ class PatchFeatureDetector:
 
     encoder: PatchEncoder
     batch_size: int = 8
+    thresholds: Thresholds | None = None
+    normal_stats: NormalStatistics | None = None
+
+    @classmethod
+    def needs_taxonomy(cls, directory: str | Path) -> bool:
+        """Never: these detectors know their part from the normal images they were fitted on."""
+        return False
+
+    def calibration_json(self) -> dict:
+        """Thresholds and normal statistics as saved beside a detector's settings."""
+        return {
+            "thresholds": self.thresholds.to_json() if self.thresholds else None,
+            "normal_stats": self.normal_stats.to_json() if self.normal_stats else None,
+        }
 
     def holdout_indices(self, n_images: int) -> list[int]:
         """Which of ``n_images`` fit images :meth:`fit` keeps out of training to calibrate on."""
