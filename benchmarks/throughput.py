@@ -136,11 +136,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=48, help="images per runtime measurement")
     ap.add_argument("--ray-images", type=int, default=96, help="images in the folder the engines inspect (0: skip Ray)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--normals", type=int, default=20, help="normal images the model is fitted on")
     args = ap.parse_args()
     load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="defectlens-throughput-"))
     rng = np.random.default_rng(0)
-    normals = [np.stack([texture(rng, 256, 256)] * 3, -1) for _ in range(20)]
+    normals = [np.stack([texture(rng, 256, 256)] * 3, -1) for _ in range(args.normals)]
     inspector = Inspector.fit(normals, InspectorSettings())  # the default model: memory bank, 256 px
     inspector.save(work / "model")
     runtimes = ["torch", "onnxruntime"]

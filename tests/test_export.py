@@ -144,3 +144,14 @@ def test_grounding_detector_cannot_be_exported(fitted_model):
 def test_export_onto_its_own_model_is_refused(fitted_model):
     with pytest.raises(ConfigError, match="would overwrite the model"):
         export_model(fitted_model, fitted_model)
+
+
+def test_bare_grounding_model_is_refused_before_loading(fitted_model, tmp_path):
+    # Only the kind is read: a zero-shot model would otherwise first ask for its taxonomy.
+    copy = tmp_path / "g"
+    shutil.copytree(fitted_model, copy)
+    meta = json.loads((copy / "inspector.json").read_text())
+    meta["detector"] = "grounding"
+    (copy / "inspector.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="g: a grounding detector cannot be exported"):
+        export_model(copy, tmp_path / "out")

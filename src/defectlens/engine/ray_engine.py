@@ -98,25 +98,29 @@ def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, st
 
     from defectlens.cli.vision import BatchOutcome
 
-    env = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else {}
     started = not ray.is_initialized()
     if started:
         try:
             if options.address:
-                ray.init(address=options.address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env} if env else None)
+                ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
             else:
-                cpus = options.workers or os.cpu_count() or 1
-                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env} if env else None)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+                ray.init(num_cpus=options.workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - ray.init raises a bare Exception when its node times out starting
             where = options.address or "this machine"
-            raise ConfigError(f"cannot start or reach Ray on {where} ({str(exc).splitlines()[0][:160]})", None,
-                              "check --address (`ray status` on the head node shows it), or leave it out to run on this machine") from None
+            raise ConfigError(
+                f"cannot start or reach Ray on {where} ({str(exc).splitlines()[0][:160]})",
+                None,
+                "check --address (`ray status` on the head node shows it), or leave it out to run on this machine; "
+                "on an overloaded machine start Ray first (`ray start --head`) and pass its address",
+            ) from None
     try:
         n_workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_workers = max(1, min(n_workers, len(batches)))
         # One CPU each: Ray then sets OMP_NUM_THREADS=1 in the actor, so N actors use N cores
         # instead of each spreading threads over every core.
-        actor_class = ray.remote(num_cpus=1, max_restarts=0)(InspectionWorker)
+        fault = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else {}
+        options_ = {"runtime_env": {"env_vars": fault}} if fault else {}
+        actor_class = ray.remote(num_cpus=1, max_restarts=0)(InspectionWorker).options(**options_)
         idle = [actor_class.remote(spec) for _ in range(n_workers)]
         queue: deque[tuple[list[Path], int]] = deque((b, 0) for b in batches if b)
         # Keyed by the ref's id: the ref ray.wait returns need not hash like the one submitted.

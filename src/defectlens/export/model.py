@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from defectlens import __version__
-from defectlens.descriptor import CARD_FILE, holds_model, utc_now
+from defectlens.descriptor import CARD_FILE, holds_model, model_kind, utc_now
 from defectlens.detect.base import Detector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.encode import EncoderConfig, PatchEncoder
@@ -90,18 +90,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def grounding_refused(where: Path) -> ConfigError:
+    """The error for a model holding a grounding detector, which export cannot write."""
+    return ConfigError(
+        "a grounding detector cannot be exported: its text encoder and grounding head run on PyTorch only "
+        "(export covers the patch encoder of memory-bank and discriminator detectors)",
+        where,
+        "inspect with the PyTorch model folder, or export a model fitted without --grounding",
+    )
+
+
 def patch_encoders(detector: Detector, where: Path) -> list[PatchEncoder]:
     """Every patch encoder the detector runs, or a :class:`ConfigError` naming the part that
     cannot be exported (a grounding model's text encoder and grounding head are PyTorch only)."""
     if isinstance(detector, FusedDetector):
         return patch_encoders(detector.primary, where) + patch_encoders(detector.secondary, where)
     if detector.name == "grounding":
-        raise ConfigError(
-            "a grounding detector cannot be exported: its text encoder and grounding head run on PyTorch only "
-            "(export covers the patch encoder of memory-bank and discriminator detectors)",
-            where,
-            "inspect with the PyTorch model folder, or export a model fitted without --grounding",
-        )
+        raise grounding_refused(where)
     encoder = getattr(detector, "encoder", None)
     if not isinstance(encoder, PatchEncoder):
         raise ConfigError(f"the {detector.name!r} detector has no patch encoder to export", where, "export a memory-bank or discriminator model")
@@ -169,6 +174,9 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
         raise ConfigError("the export would overwrite the model it is made from", target, "give another output folder with -o")
     require_module("onnx", "`defectlens export`")
     require_module(runtime, f"an export for {runtime}")
+    if model_kind(source) == "grounding":
+        # Said before loading: a bare zero-shot model would first ask for its taxonomy.
+        raise grounding_refused(source)
     inspector = Inspector.load(source, runtime="torch")
     encoders = patch_encoders(inspector.detector, source)
     config = _shared_config(encoders, source)
