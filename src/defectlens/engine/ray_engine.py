@@ -113,23 +113,24 @@ def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, st
                 "check --address (`ray status` on the head node shows it), or leave it out to run on this machine; "
                 "on an overloaded machine start Ray first (`ray start --head`) and pass its address",
             ) from None
+    idle: list[Any] = []
+    running: dict[bytes, tuple[Any, Any, list[Path], int]] = {}
     try:
         n_workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         n_workers = max(1, min(n_workers, len(batches)))
-        # One CPU each: Ray then sets OMP_NUM_THREADS=1 in the actor, so N actors use N cores
-        # instead of each spreading threads over every core.
         fault = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else {}
         options_ = {"runtime_env": {"env_vars": fault}} if fault else {}
+        # One CPU each: Ray then sets OMP_NUM_THREADS=1 in the actor, so N actors use N cores
+        # instead of each spreading threads over every core.
         actor_class = ray.remote(num_cpus=1, max_restarts=0)(InspectionWorker).options(**options_)
         idle = [actor_class.remote(spec) for _ in range(n_workers)]
         queue: deque[tuple[list[Path], int]] = deque((b, 0) for b in batches if b)
-        # Keyed by the ref's id: the ref ray.wait returns need not hash like the one submitted.
-        running: dict[bytes, tuple[Any, Any, list[Path], int]] = {}
+        # running is keyed by the ref's id: the ref ray.wait returns need not hash like the one submitted.
         while queue or running:
             while idle and queue:
                 batch, attempt = queue.popleft()
                 actor = idle.pop()
-                ref = actor.run.remote(batch, {p: names[p] for p in batch})  # type: ignore[attr-defined]  # a Ray actor handle
+                ref = actor.run.remote(batch, {p: names[p] for p in batch})
                 running[ref.binary()] = (ref, actor, batch, attempt)
             done, _ = ray.wait([entry[0] for entry in running.values()], num_returns=1)
             ref, actor, batch, attempt = running.pop(done[0].binary())
@@ -154,5 +155,8 @@ def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, st
             record(outcome)
             idle.append(actor)
     finally:
+        # The pool's CPUs go back to Ray (on a cluster, or a Ray the caller started, that outlives this run).
+        for actor in idle + [entry[1] for entry in running.values()]:
+            ray.kill(actor, no_restart=True)
         if started:
             ray.shutdown()
