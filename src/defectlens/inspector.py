@@ -279,30 +279,43 @@ class Inspector:
             image = as_rgb_image(image, source or "<array>")
         return self.decide(self.detector.score([image])[0], source or "<array>")
 
+    @staticmethod
+    def plan_batches(paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> list[list[Path]]:
+        """The batches :meth:`iter_batches` inspects, in its order: balanced batches of at most
+        ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
+        is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
+        compares the images of a batch gives the same verdicts on each."""
+        order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
+        return [[Path(paths[order[i]]) for i in batch] for batch in balanced_batches(len(paths), batch_size)]
+
+    def inspect_batch(self, paths: Sequence[str | Path]) -> InspectedBatch:
+        """Decode, score and decide one batch; unreadable files, and a batch the detector
+        refuses, become :class:`Failure` records."""
+        start = time.perf_counter()
+        images, kept, failures = load_images(paths)
+        try:
+            results = self.detector.score(images) if images else []
+        except DefectlensError as exc:
+            # E.g. unreadable files left a batch too small for the batch cue: say so per file.
+            failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)
+            kept, images, results = [], [], []
+        inspected = [
+            InspectedImage(path, image, result, self.decide(result, str(path)))
+            for path, image, result in zip(kept, images, results, strict=True)
+        ]
+        return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start)
+
     def iter_batches(self, paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> Iterator[InspectedBatch]:
-        """Decode, score and decide ``paths`` in balanced batches of at most ``batch_size``,
-        yielding each batch as soon as it is done.
+        """Decode, score and decide ``paths`` in the batches of :meth:`plan_batches`, yielding
+        each batch as soon as it is done.
 
         ``seed`` draws the batches in a seeded random order instead of the order given: a
         zero-shot model compares the images of a batch with each other, and folders given one
         after another (all cracks, then all good parts) would make one-kind batches.
         Unreadable files, and a batch the detector refuses, become :class:`Failure` records.
         """
-        order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
-        for batch in balanced_batches(len(paths), batch_size):
-            start = time.perf_counter()
-            images, kept, failures = load_images([paths[order[i]] for i in batch])
-            try:
-                results = self.detector.score(images) if images else []
-            except DefectlensError as exc:
-                # E.g. unreadable files left a batch too small for the batch cue: say so per file.
-                failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)
-                kept, images, results = [], [], []
-            inspected = [
-                InspectedImage(path, image, result, self.decide(result, str(path)))
-                for path, image, result in zip(kept, images, results, strict=True)
-            ]
-            yield InspectedBatch(inspected, failures, len(batch), time.perf_counter() - start)
+        for batch in self.plan_batches(paths, batch_size, seed):
+            yield self.inspect_batch(batch)
 
     # ------------------------------------------------------------------ persistence
     def descriptor(self) -> ModelDescriptor:
@@ -352,11 +365,15 @@ class Inspector:
             return False
 
     @classmethod
-    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str | None = None) -> Inspector:
+    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str | None = None, runtime: str | None = None) -> Inspector:
         """Load any model folder: the descriptor names the detector kind, and the registry
         (:mod:`defectlens.detect.registry`) loads it. A zero-shot grounding model needs the
         part's ``taxonomy`` and reads images with ``cue`` (default: the detector's; see
-        :mod:`defectlens.detect.grounding.detector`)."""
+        :mod:`defectlens.detect.grounding.detector`).
+
+        An exported folder (``defectlens export``) runs its encoder network on the runtime its
+        ``export.json`` names; ``runtime`` overrides that ("onnxruntime", "openvino", or "torch"
+        for the PyTorch network, which every folder can run)."""
         root = Path(directory)
         descriptor = read_descriptor(root)
         path = root / INSPECTOR_FILE
@@ -367,6 +384,14 @@ class Inspector:
         except (TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
+        if runtime != "torch":
+            # Imported here: the export module imports this one (to load the model it exports).
+            from defectlens.export import attach_exported_encoder, is_exported
+
+            if is_exported(root):
+                attach_exported_encoder(detector, root, runtime)
+            elif runtime is not None:
+                raise ConfigError(f"runtime {runtime!r} needs an exported model", root, f"export it first: defectlens export {root} -o EXPORT")
         return cls(detector, settings, summary, descriptor.provenance)
 
 

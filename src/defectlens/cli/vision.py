@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.analysis import Locator, analyse, prepare_analysis
+from defectlens.cli.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.cli.progress import console, progress_bar
 from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
@@ -42,6 +43,8 @@ INSPECTION_SUFFIXES = (".json", ".png", ".report.json", ".report.md")
 :func:`~defectlens.cli.analysis.analyse`); output names are made unique across all of them."""
 INSPECT_BATCH = 16
 """Images decoded and scored together by `inspect`."""
+ENGINES = ("local", "ray")
+"""Where `inspect` runs the batches: this process, or a pool of Ray workers."""
 
 
 def _fail(exc: DefectlensError) -> typer.Exit:
@@ -242,6 +245,61 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
     return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
 
 
+@dataclass
+class InspectedRow:
+    """One inspected image as the summary table shows it (plain data: a Ray worker sends it back)."""
+
+    path: Path
+    defective: bool
+    score: float
+    n_regions: int
+    types: list[str]
+
+
+@dataclass
+class BatchOutcome:
+    """What inspecting and writing one batch gave, whichever engine ran it."""
+
+    rows: list[InspectedRow] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    n_inputs: int = 0
+
+
+def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path) -> BatchOutcome:
+    """Inspect one batch and write every image's files (reports, overlay, then the JSON): the one
+    code path of both engines, so the local and the Ray engine write identical outputs."""
+    batch = inspector.inspect_batch(paths)
+    outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs)
+    for item in batch.images:
+        path, inspection = item.path, item.inspection
+        region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
+        labels = [t.defect_type for t in region_types]
+        extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
+        write_inspection(inspection, item.image, output, names[path], inspector, extra)
+        outcome.rows.append(InspectedRow(path, inspection.is_defective, inspection.score, len(inspection.regions), labels))
+    return outcome
+
+
+def load_for_inspection(
+    model_dir: Path, taxonomy: Path | None, cue: str, examples: Path | None, k: int, writer: str, threshold: float | None = None
+) -> tuple[Inspector, Analysis]:
+    """The model and the optional stages `inspect` runs (each Ray worker loads them the same way)."""
+    # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
+    # report note, not a reason to stop the inspection.
+    needs = Inspector.needs_taxonomy(model_dir)
+    part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
+    inspector = Inspector.load(model_dir, part, cue)
+    if threshold is not None:
+        # This run only: the model folder is not touched (`defectlens calibrate` saves one).
+        inspector.set_thresholds(image=threshold)
+    # Examples without masks are located by this very model (the pixel threshold of this run).
+    locator = Locator(inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px)
+    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
+    # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
+    analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
+    return inspector, analysis
+
+
 def inspect(
     model_dir: Annotated[
         Path,
@@ -273,11 +331,17 @@ def inspect(
         float | None,
         typer.Option(help="Image threshold for this run only (the model keeps its own; `defectlens calibrate` sets and saves one)."),
     ] = None,
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (a pool of Ray workers; same outputs).")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="--engine ray: address of a running Ray cluster (default: start Ray on this machine).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, help="--engine ray: worker processes (0 = one per CPU of the machine or cluster).")] = 0,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
     Regions are typed by the few-shot classifier when --examples is given, else — with a
-    grounding or fused model — from the taxonomy's descriptions alone.
+    grounding or fused model — from the taxonomy's descriptions alone. --engine ray spreads
+    the batches over Ray workers that each load the model once.
     Exit status: 0 every image inspected, 3 some inputs skipped, 2 bad usage, 130 interrupted."""
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
@@ -285,30 +349,25 @@ def inspect(
         _require_choice("--cue", "zero-shot cue", cue, CUES)
         if threshold is not None and not math.isfinite(threshold):
             raise ConfigError(f"--threshold must be a finite number, got {threshold}", None, "pass a score such as the one `defectlens fit` printed")
+        _require_choice("--engine", "engine", engine, ENGINES)
+        if engine == "ray":
+            from defectlens.engine.ray_engine import require_ray
+
+            require_ray()
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files)
         require_batch_results_writable(output)
-        # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
-        # report note (below), not a reason to stop the inspection.
         needs = Inspector.needs_taxonomy(model_dir)
-        part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
-        inspector = Inspector.load(model_dir, part, cue)
-        if threshold is not None:
-            # This run only: the model folder is not touched (`defectlens calibrate` saves one).
-            inspector.set_thresholds(image=threshold)
         if needs and cue != "token" and len(files) < MIN_BATCH:
             raise ConfigError(
                 f"the {cue!r} cue compares the images inspected together and got {len(files)} (it needs {MIN_BATCH})",
                 model_dir,
                 "inspect at least 8 images of the part at once, or pass --cue token",
             )
+        # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
+        inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
     except DefectlensError as exc:
         raise _fail(exc) from None
-    # Examples without masks are located by this very model (the pixel threshold of this run).
-    locator = Locator(inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px)
-    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
-    # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
-    analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}")
     output.mkdir(parents=True, exist_ok=True)
@@ -330,28 +389,40 @@ def inspect(
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
     title = f"defectlens — {len(files)} image(s)"
+    n_done = len(rows)
+    batches = Inspector.plan_batches(todo, INSPECT_BATCH, seed=0)
     try:
         with progress_bar("inspecting", len(todo)) as advance:
-            # Seeded random batches (see Inspector.iter_batches); each image's files are written
-            # as soon as its batch is scored.
-            for batch in inspector.iter_batches(todo, INSPECT_BATCH, seed=0):
-                failures.extend(batch.failures)
-                for item in batch.images:
-                    path, inspection = item.path, item.inspection
-                    region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
-                    labels = [t.defect_type for t in region_types]
-                    extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
-                    write_inspection(inspection, item.image, output, names[path], inspector, extra)
-                    # Read back from the files just written: resumed and new images are one list, read one way.
-                    row = read_result(output, names[path], shown[path])
+
+            def record(outcome: BatchOutcome) -> None:
+                nonlocal n_done
+                failures.extend(outcome.failures)
+                for r in outcome.rows:
+                    # Read back from the files just written (by this process or a Ray worker):
+                    # resumed and new images are one list, read one way.
+                    row = read_result(output, names[r.path], shown[r.path])
                     if row is not None:
-                        rows[path] = row
-                advance(batch.n_inputs)
+                        rows[r.path] = row
+                n_done += len(outcome.rows)
+                advance(outcome.n_inputs)
+
+            if engine == "ray":
+                from defectlens.engine.ray_engine import RayOptions, WorkerSpec, run_on_ray
+
+                spec = WorkerSpec(model_dir, taxonomy, cue, examples, k, writer, output, threshold)
+                run_on_ray(spec, batches, names, RayOptions(address, workers), record)
+            else:
+                # Seeded random batches (see Inspector.plan_batches); each image's files are
+                # written as soon as its batch is scored.
+                for batch in batches:
+                    record(inspect_and_write(inspector, analysis, batch, names, output))
     except KeyboardInterrupt:
         # The summary and gallery cover what was finished, so the partial batch can be reviewed.
         with contextlib.suppress(DefectlensError):
             write_batch_results(output, [rows[p] for p in files if p in rows], title)
-        raise _interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
+        raise _interrupted(f"{n_done} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
+    except DefectlensError as exc:
+        raise _fail(exc) from None
     done = [rows[p] for p in files if p in rows]
     try:
         summary_path, gallery_path = write_batch_results(output, done, title)
@@ -365,6 +436,8 @@ def inspect(
         table.add_column(column, overflow="fold")
     for row in done:
         table.add_row(*_table_row(row))
+    console.print(table)
+    console.print(f"summary → {summary_path}; gallery → {gallery_path}")
     console.print(table)
     console.print(f"summary → {summary_path}; gallery → {gallery_path}")
     _report_failures(failures)

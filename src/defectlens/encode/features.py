@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from defectlens.encode.canvas import CanvasSpec, Placement, place
-from defectlens.encode.efficientnet import BACKBONES, load_efficientnet_lite
+from defectlens.encode.efficientnet import BACKBONES, EfficientNetLite, load_efficientnet_lite
 from defectlens.errors import ModelFileError
 
 # TF EfficientNet-Lite preprocessing: (x - 127) / 128, per channel.
@@ -96,6 +98,48 @@ class EncodedBatch:
     """The per-stage maps before fusion, (N, C_i, h_i, w_i): for consumers that weigh levels."""
 
 
+class FeatureNetwork(Protocol):
+    """The network half of the encoder: normalised canvases (N, 3, Hc, Wc) in, the fused patch
+    features (N, C, h, w) and the per-stage maps out. PyTorch (:class:`FusedTrunk`) or an
+    exported copy run by another runtime (:mod:`defectlens.export.runtime`): detectors never know which."""
+
+    name: str
+    """What runs it, for messages and benchmarks ("torch", "onnxruntime", "openvino")."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(fused features, per-stage maps) of a normalised batch."""
+        ...
+
+
+class FusedTrunk(nn.Module):
+    """The EfficientNet-Lite trunk plus the multi-level fusion: the part of the encoder that is
+    exported (everything after the image is placed on its canvas and normalised)."""
+
+    name = "torch"
+
+    def __init__(self, trunk: EfficientNetLite, stages: tuple[int, ...], aggregate: int):
+        super().__init__()
+        self.trunk = trunk
+        self.stages = stages
+        self.aggregate = aggregate
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(fused (N, C, h, w), per-stage maps) — coarser stages averaged and upsampled onto the finest grid."""
+        levels = self.trunk.forward_stages(x, self.stages)
+        grid = levels[0].shape[-2:]
+        fused = []
+        k = self.aggregate
+        for lvl in levels:
+            lvl = lvl.contiguous()
+            if k > 1:
+                # count_include_pad=False: border cells average only real neighbours.
+                lvl = F.avg_pool2d(lvl, k, stride=1, padding=k // 2, count_include_pad=False)
+            if lvl.shape[-2:] != grid:
+                lvl = F.interpolate(lvl, size=grid, mode="bilinear", align_corners=False)
+            fused.append(lvl)
+        return torch.cat(fused, dim=1).float(), [lvl.contiguous().float() for lvl in levels]
+
+
 class PatchEncoder:
     """Turns RGB images into aligned multi-level patch features (frozen ImageNet weights)."""
 
@@ -105,6 +149,15 @@ class PatchEncoder:
         self.net = load_efficientnet_lite(config.backbone).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.channels = [self.net.stages[s].channels for s in config.stages]
         self.stride = self.net.stages[config.stages[0]].stride
+        self.torch_network = FusedTrunk(self.net, config.stages, config.aggregate).eval()
+        """The PyTorch network (what `defectlens export` writes out)."""
+        self.network: FeatureNetwork = self.torch_network
+        """What :meth:`encode` runs: the PyTorch network, or an exported one (:meth:`use_network`)."""
+
+    def use_network(self, network: FeatureNetwork) -> None:
+        """Run the encoder's network on ``network`` from now on (an exported model's runtime);
+        placement and normalisation stay here, so every backend sees identical input."""
+        self.network = network
 
     @property
     def feature_dim(self) -> int:
@@ -157,16 +210,5 @@ class PatchEncoder:
         if spec is None:
             spec = self.config.canvas
         x, placements = self.prepare(images, spec)
-        levels = self.net.forward_stages(x, self.config.stages)
-        grid = levels[0].shape[-2:]
-        fused = []
-        k = self.config.aggregate
-        for lvl in levels:
-            lvl = lvl.contiguous()
-            if k > 1:
-                # count_include_pad=False: border cells average only real neighbours.
-                lvl = F.avg_pool2d(lvl, k, stride=1, padding=k // 2, count_include_pad=False)
-            if lvl.shape[-2:] != grid:
-                lvl = F.interpolate(lvl, size=grid, mode="bilinear", align_corners=False)
-            fused.append(lvl)
-        return EncodedBatch(torch.cat(fused, dim=1).float(), placements, spec, [lvl.contiguous().float() for lvl in levels])
+        fused, levels = self.network(x)
+        return EncodedBatch(fused, placements, spec, levels)

@@ -1,0 +1,196 @@
+"""Throughput of inspection: PyTorch vs ONNX Runtime (vs OpenVINO), batch 1 and 8, a per-stage
+profile, and the Ray engine with 1 and 2 workers.
+
+Fits the default model (memory bank, 256-px canvas) on synthetic brushed-metal textures (or a
+category's normal images with --category), exports it, writes a folder of test images (a
+quarter with a bright square defect), then measures:
+
+* end to end per runtime and batch size: decode + place + encode + search + maps + decision,
+  images/s and ms/image (the files `inspect` writes are profiled separately below);
+* the stages of one batch-8 pass on each runtime: decode, place, encode, search, upsample and
+  smooth, regions and decision, report, write;
+* `defectlens inspect` on the folder with the local engine and with --engine ray --workers 1 / 2
+  (wall time of the command's inspection, Ray start-up and model loading included).
+
+The machine's load average is recorded before and after: numbers on shared cores are only
+comparable within one run. Writes ``benchmarks/results/throughput.{json,md}``.
+
+    nice -n 19 python benchmarks/throughput.py [--images 48] [--ray-images 96] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from defectlens import Inspector, InspectorSettings  # noqa: E402
+from defectlens.cli.analysis import analyse, prepare_analysis  # noqa: E402
+from defectlens.cli.vision import write_inspection  # noqa: E402
+from defectlens.detect.maps import grid_to_results  # noqa: E402
+from defectlens.export import export_model  # noqa: E402
+from defectlens.io import load_image  # noqa: E402
+
+
+def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Grey brushed metal: vertical streaks plus fine noise (as the tests' fixture)."""
+    base = 120 + rng.normal(0, 12, size=(1, w)).repeat(h, axis=0) + rng.normal(0, 6, size=(h, w))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def make_images(folder: Path, n: int, seed: int, side: int = 256) -> list[Path]:
+    """``n`` PNGs of ``side`` px; every fourth has a bright square."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        img = texture(rng, side, side)
+        if i % 4 == 0:
+            y, x = rng.integers(20, side - 60, size=2)
+            img[y : y + 24, x : x + 24] = 250
+        path = folder / f"{i:04d}.png"
+        Image.fromarray(img).save(path)
+        paths.append(path)
+    return paths
+
+
+def load_average() -> list[float]:
+    """1/5/15-minute load average."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def end_to_end(inspector: Inspector, paths: list[Path], batch: int, repeats: int) -> dict:
+    """Best of ``repeats`` passes over ``paths`` in batches of ``batch`` (decode to decision)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(paths), batch):
+            inspector.inspect_batch(paths[i : i + batch])
+        best = min(best, time.perf_counter() - start)
+    return {"images_per_s": round(len(paths) / best, 2), "ms_per_image": round(1000 * best / len(paths), 1)}
+
+
+def profile(inspector: Inspector, paths: list[Path], out: Path, batch: int = 8) -> dict[str, float]:
+    """ms per image of each stage, over ``paths`` in batches of ``batch`` (memory-bank model)."""
+    det = inspector.detector
+    enc = det.encoder  # type: ignore[attr-defined]
+    analysis = prepare_analysis(None, None, 5, "template")
+    stages = dict.fromkeys(("decode", "place", "encode", "search", "upsample+smooth", "regions", "report", "write"), 0.0)
+
+    def timed(stage: str, fn):
+        t = time.perf_counter()
+        value = fn()
+        stages[stage] += time.perf_counter() - t
+        return value
+
+    for i in range(0, len(paths), batch):
+        chunk = paths[i : i + batch]
+        images = timed("decode", lambda c=chunk: [load_image(p) for p in c])
+        x, placements = timed("place", lambda im=images: enc.prepare(im, enc.config.canvas))
+        with torch.inference_mode():
+            features, levels = timed("encode", lambda x=x: enc.network(x))
+        n, c, h, w = features.shape
+        queries = features.permute(0, 2, 3, 1).reshape(-1, c).contiguous().numpy()
+        dist2, _ = timed("search", lambda q=queries: det.index.search(q, det.config.n_neighbours))  # type: ignore[attr-defined]
+        grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
+        from defectlens.encode import EncodedBatch
+
+        encoded = EncodedBatch(features, placements, enc.config.canvas, levels)
+        results = timed(
+            "upsample+smooth",
+            lambda g=grid, e=encoded: grid_to_results(g, e, det.config.blur_sigma, det.config.score_top_fraction),  # type: ignore[attr-defined]
+        )
+        for path, image, result in zip(chunk, images, results, strict=True):
+            inspection = timed("regions", lambda r=result, p=path: inspector.decide(r, str(p)))
+            types = timed("report", lambda im=image, ins=inspection, p=path: analyse(analysis, im, ins, out, p.stem, None))
+            timed("write", lambda im=image, ins=inspection, p=path, t=types: write_inspection(ins, im, out, p.stem, inspector, {
+                "region_types": [x.to_json() for x in t], "region_labels": [x.defect_type for x in t]}))
+    return {k: round(1000 * v / len(paths), 2) for k, v in stages.items()}
+
+
+def run_cli(model: Path, folder: Path, out: Path, extra: list[str]) -> float:
+    """Wall seconds of `defectlens inspect` in a child process (its import time included)."""
+    cmd = [sys.executable, "-c", "from defectlens.cli import app; app()", "inspect", str(model), str(folder), "-o", str(out), *extra]
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Run every measurement and write the results."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=48, help="images per runtime measurement")
+    ap.add_argument("--ray-images", type=int, default=96, help="images in the folder the engines inspect (0: skip Ray)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--normals", type=int, default=20, help="normal images the model is fitted on")
+    args = ap.parse_args()
+    load_before = load_average()
+    work = Path(tempfile.mkdtemp(prefix="defectlens-throughput-"))
+    rng = np.random.default_rng(0)
+    normals = [np.stack([texture(rng, 256, 256)] * 3, -1) for _ in range(args.normals)]
+    inspector = Inspector.fit(normals, InspectorSettings())  # the default model: memory bank, 256 px
+    inspector.save(work / "model")
+    runtimes = ["torch", "onnxruntime"]
+    export_model(work / "model", work / "onnx")
+    try:
+        import openvino  # noqa: F401
+
+        runtimes.append("openvino")
+    except ImportError:
+        pass
+    paths = make_images(work / "images", args.images, seed=1)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                                 "python": platform.python_version(), "torch": torch.__version__,
+                                 "torch_threads": torch.get_num_threads()},
+                     "images": args.images, "end_to_end": {}, "profile_ms_per_image": {}}
+    for runtime in runtimes:
+        model = Inspector.load(work / "model") if runtime == "torch" else Inspector.load(work / "onnx", runtime=runtime)
+        model.inspect_batch(paths[:8])  # warm-up: first-call allocations and graph compilation
+        for batch in (1, 8):
+            results["end_to_end"][f"{runtime} batch {batch}"] = end_to_end(model, paths, batch, args.repeats)
+            print(runtime, batch, results["end_to_end"][f"{runtime} batch {batch}"], flush=True)
+        results["profile_ms_per_image"][runtime] = profile(model, paths, work / f"profile-{runtime}")
+        print(runtime, results["profile_ms_per_image"][runtime], flush=True)
+    if args.ray_images:
+        folder = work / "folder"
+        make_images(folder, args.ray_images, seed=2)
+        engines: dict[str, float] = {}
+        engines["local"] = run_cli(work / "onnx", folder, work / "out-local", [])
+        for n in (1, 2):
+            engines[f"ray {n} worker(s)"] = run_cli(work / "onnx", folder, work / f"out-ray{n}", ["--engine", "ray", "--workers", str(n)])
+        results["engines"] = {k: {"seconds": round(v, 1), "images_per_s": round(args.ray_images / v, 2)} for k, v in engines.items()}
+        results["engines_images"] = args.ray_images
+        print(results["engines"], flush=True)
+    results["load_average_before"], results["load_average_after"] = load_before, load_average()
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"# Throughput ({results['machine']['cpus']} CPUs, load {load_before} → {results['load_average_after']})", "",
+             "| runtime, batch | images/s | ms/image |", "|---|---|---|"]
+    lines += [f"| {k} | {v['images_per_s']} | {v['ms_per_image']} |" for k, v in results["end_to_end"].items()]
+    stages = list(next(iter(results["profile_ms_per_image"].values())))
+    lines += ["", "| stage (ms/image, batch 8) | " + " | ".join(results["profile_ms_per_image"]) + " |", "|---" * (1 + len(runtimes)) + "|"]
+    lines += [f"| {s} | " + " | ".join(str(p[s]) for p in results["profile_ms_per_image"].values()) + " |" for s in stages]
+    if "engines" in results:
+        lines += ["", f"| engine ({results['engines_images']} images, whole command) | seconds | images/s |", "|---|---|---|"]
+        lines += [f"| {k} | {v['seconds']} | {v['images_per_s']} |" for k, v in results["engines"].items()]
+    (out / "throughput.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

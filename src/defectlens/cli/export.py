@@ -1,0 +1,32 @@
+"""`defectlens export`: write a model folder whose encoder runs on ONNX Runtime or OpenVINO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from defectlens.cli.progress import console
+from defectlens.errors import DefectlensError
+from defectlens.export import FORMATS, export_model
+
+
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory from `defectlens fit` (memory bank, discriminator or both).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (replaced as a whole: new, empty or a model).")],
+    fmt: Annotated[str, typer.Option("--format", help=f"Runtime of the exported encoder: {', '.join(FORMATS)}.")] = "onnx",
+) -> None:
+    """Export MODEL_DIR: its encoder network as ONNX (dynamic batch), the rest of the model as is.
+
+    Every command taking a model accepts the exported folder and runs the encoder on ONNX Runtime
+    (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage."""
+    try:
+        info = export_model(model_dir, output, fmt)
+    except DefectlensError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"exported to {output}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
+        f"{info.max_relative_error:.1e} relative from PyTorch)"
+    )

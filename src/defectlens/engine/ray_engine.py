@@ -1,0 +1,166 @@
+"""`inspect --engine ray`: the same batches, inspected and written by a pool of Ray actors.
+
+Each actor loads the model and the optional stages once (:func:`~defectlens.cli.vision.load_for_inspection`)
+and runs :func:`~defectlens.cli.vision.inspect_and_write` — the local engine's own code — on the
+batches the driver hands it, reading the batch's images and writing its files itself. The batches
+are :meth:`~defectlens.Inspector.plan_batches`'s, so outputs are identical to the local engine's.
+Inputs and the output folder must be visible at the same paths on every node (one machine, or a
+shared filesystem on a cluster).
+
+A worker that dies mid-batch (killed, out of memory, node lost) takes only that batch with it:
+the batch is retried once on a fresh actor, then its images are listed as failed. Files of
+batches already done stay written (each image's JSON is written last and atomically).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from defectlens.errors import ConfigError
+from defectlens.inspector import Failure
+
+PIP_HINT = "pip install ray  (or: pip install 'defectlens[ray]')"
+FAULT_ENV = "DEFECTLENS_RAY_FAULT"
+"""Fault injection for tests: a worker given a batch holding an image of this file name exits
+at once, as a killed worker would (the retry-then-fail path cannot be tested otherwise)."""
+RETRIES = 1
+"""Times a batch is given to a fresh worker after its worker died."""
+
+
+def require_ray() -> None:
+    """Raise a one-line :class:`ConfigError` with the pip command when Ray is not installed."""
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("--engine ray needs the Python package 'ray', which is not installed", None, PIP_HINT)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide to run."""
+
+    address: str | None = None
+    """A running cluster's address (``ray start --head`` prints it); None starts Ray on this machine."""
+    workers: int = 0
+    """Actors in the pool; 0: one per CPU of this machine (or of the cluster)."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What an actor needs to load the model and the optional stages exactly as `inspect` did."""
+
+    model_dir: Path
+    taxonomy: Path | None
+    cue: str
+    examples: Path | None
+    k: int
+    writer: str
+    output: Path
+    threshold: float | None = None
+    """`inspect --threshold`: this run's image threshold, the same on every worker."""
+
+
+class InspectionWorker:
+    """One Ray actor: loads the model once, then inspects and writes batch after batch."""
+
+    def __init__(self, spec: WorkerSpec):
+        from defectlens.cli.vision import load_for_inspection
+
+        self.spec = spec
+        self.inspector, self.analysis = load_for_inspection(
+            spec.model_dir, spec.taxonomy, spec.cue, spec.examples, spec.k, spec.writer, spec.threshold
+        )
+
+    def run(self, paths: list[Path], names: dict[Path, str]) -> Any:
+        """Inspect and write one batch; returns its :class:`~defectlens.cli.vision.BatchOutcome`."""
+        from defectlens.cli.vision import inspect_and_write
+
+        fault = os.environ.get(FAULT_ENV)
+        if fault and any(p.name == fault for p in paths):
+            os._exit(1)  # die as a killed worker does: no exception, no cleanup
+        return inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output)
+
+
+def _died(paths: list[Path], attempts: int) -> list[Failure]:
+    return [
+        Failure(str(p), f"{p}: not inspected — the Ray worker inspecting its batch died {attempts} time(s) — fix: check the worker's logs "
+                f"(memory, a killed node) and run again with --resume")
+        for p in paths
+    ]
+
+
+def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, str], options: RayOptions, record: Callable[[Any], None]) -> None:
+    """Inspect ``batches`` on a pool of Ray actors, calling ``record`` with each batch's
+    :class:`~defectlens.cli.vision.BatchOutcome` as it finishes (in finishing order)."""
+    require_ray()
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    from defectlens.cli.vision import BatchOutcome
+
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if options.address:
+                ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=options.workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - ray.init raises a bare Exception when its node times out starting
+            where = options.address or "this machine"
+            raise ConfigError(
+                f"cannot start or reach Ray on {where} ({str(exc).splitlines()[0][:160]})",
+                None,
+                "check --address (`ray status` on the head node shows it), or leave it out to run on this machine; "
+                "on an overloaded machine start Ray first (`ray start --head`) and pass its address",
+            ) from None
+    idle: list[Any] = []
+    running: dict[bytes, tuple[Any, Any, list[Path], int]] = {}
+    try:
+        n_workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n_workers = max(1, min(n_workers, len(batches)))
+        fault = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else {}
+        options_ = {"runtime_env": {"env_vars": fault}} if fault else {}
+        # One CPU each: Ray then sets OMP_NUM_THREADS=1 in the actor, so N actors use N cores
+        # instead of each spreading threads over every core.
+        actor_class = ray.remote(num_cpus=1, max_restarts=0)(InspectionWorker).options(**options_)
+        idle = [actor_class.remote(spec) for _ in range(n_workers)]
+        queue: deque[tuple[list[Path], int]] = deque((b, 0) for b in batches if b)
+        # running is keyed by the ref's id: the ref ray.wait returns need not hash like the one submitted.
+        while queue or running:
+            while idle and queue:
+                batch, attempt = queue.popleft()
+                actor = idle.pop()
+                ref = actor.run.remote(batch, {p: names[p] for p in batch})
+                running[ref.binary()] = (ref, actor, batch, attempt)
+            done, _ = ray.wait([entry[0] for entry in running.values()], num_returns=1)
+            ref, actor, batch, attempt = running.pop(done[0].binary())
+            try:
+                outcome = ray.get(ref)
+            except RayActorError:
+                # The worker died (this batch is the only one it held): a fresh one takes its place.
+                ray.kill(actor, no_restart=True)
+                idle.append(actor_class.remote(spec))
+                if attempt < RETRIES:
+                    queue.append((batch, attempt + 1))
+                else:
+                    record(BatchOutcome(failures=_died(batch, attempt + 1), n_inputs=len(batch)))
+                continue
+            except RayTaskError as exc:
+                # A Python error inside the worker (a bug, not a death): the batch fails with it.
+                message = str(exc.cause if hasattr(exc, "cause") else exc).splitlines()[0][:200]
+                failures = [Failure(str(p), f"{p}: not inspected — worker error: {message}") for p in batch]
+                record(BatchOutcome(failures=failures, n_inputs=len(batch)))
+                idle.append(actor)
+                continue
+            record(outcome)
+            idle.append(actor)
+    finally:
+        # The pool's CPUs go back to Ray (on a cluster, or a Ray the caller started, that outlives this run).
+        for actor in idle + [entry[1] for entry in running.values()]:
+            ray.kill(actor, no_restart=True)
+        if started:
+            ray.shutdown()

@@ -1,0 +1,255 @@
+"""`defectlens export`: a model folder whose encoder network runs on ONNX Runtime or OpenVINO.
+
+An exported folder is the model folder as it was (detector files, thresholds, ``inspector.json``,
+``card.md``) plus ``encoder.onnx`` — the EfficientNet-Lite trunk and the multi-level fusion,
+everything :class:`~defectlens.encode.PatchEncoder` does after an image is placed on its canvas
+and normalised — and ``export.json``, which records the runtime, the format version and the
+ONNX file's sha256. Placement, normalisation and every detector stay in Python, shared by both
+paths, so an exported model can differ from its PyTorch self only by the network's float
+rounding; export measures that difference and refuses a graph that exceeds :data:`MAX_RELATIVE_ERROR`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from defectlens import __version__
+from defectlens.descriptor import CARD_FILE, holds_model, model_kind, utc_now
+from defectlens.detect.base import Detector
+from defectlens.detect.fusion import FusedDetector
+from defectlens.encode import EncoderConfig, PatchEncoder
+from defectlens.errors import ConfigError, ModelFileError
+from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_network, require_module
+from defectlens.io import atomic_directory, write_json_atomic
+from defectlens.io.atomic import write_text_atomic
+
+EXPORT_FILE = "export.json"
+ONNX_FILE = "encoder.onnx"
+EXPORT_FORMAT = "defectlens.export"
+EXPORT_FORMAT_VERSION = 1
+"""Bumped whenever the graph's inputs/outputs or export.json's meaning change: a folder of
+another version is refused rather than run with a mismatched contract."""
+OPSET = 17
+MAX_RELATIVE_ERROR = 1e-3
+"""Largest |exported − PyTorch| / max|PyTorch| export accepts on the fused features."""
+FORMATS = {"onnx": "onnxruntime", "openvino": "openvino"}
+"""``--format`` -> the runtime the exported folder runs on."""
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What ``export.json`` records about an exported encoder."""
+
+    runtime: str
+    onnx_file: str
+    sha256: str
+    encoder: EncoderConfig
+    max_relative_error: float
+    """Measured at export on a test batch (PyTorch vs the runtime)."""
+    exported_at: str
+    defectlens: str
+    torch: str
+    opset: int = OPSET
+    format_version: int = EXPORT_FORMAT_VERSION
+
+    def to_json(self) -> dict:
+        """Plain-JSON form, as written to ``export.json``."""
+        return {
+            "format": EXPORT_FORMAT,
+            "format_version": self.format_version,
+            "runtime": self.runtime,
+            "encoder": {
+                "file": self.onnx_file,
+                "format": "onnx",
+                "opset": self.opset,
+                "sha256": self.sha256,
+                "input": INPUT_NAME,
+                "config": self.encoder.to_json(),
+                "max_relative_error": self.max_relative_error,
+            },
+            "exported_at": self.exported_at,
+            "defectlens": self.defectlens,
+            "torch": self.torch,
+        }
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file (read in chunks: an encoder is megabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def grounding_refused(where: Path) -> ConfigError:
+    """The error for a model holding a grounding detector, which export cannot write."""
+    return ConfigError(
+        "a grounding detector cannot be exported: its text encoder and grounding head run on PyTorch only "
+        "(export covers the patch encoder of memory-bank and discriminator detectors)",
+        where,
+        "inspect with the PyTorch model folder, or export a model fitted without --grounding",
+    )
+
+
+def patch_encoders(detector: Detector, where: Path) -> list[PatchEncoder]:
+    """Every patch encoder the detector runs, or a :class:`ConfigError` naming the part that
+    cannot be exported (a grounding model's text encoder and grounding head are PyTorch only)."""
+    if isinstance(detector, FusedDetector):
+        return patch_encoders(detector.primary, where) + patch_encoders(detector.secondary, where)
+    if detector.name == "grounding":
+        raise grounding_refused(where)
+    encoder = getattr(detector, "encoder", None)
+    if not isinstance(encoder, PatchEncoder):
+        raise ConfigError(f"the {detector.name!r} detector has no patch encoder to export", where, "export a memory-bank or discriminator model")
+    return [encoder]
+
+
+def _shared_config(encoders: list[PatchEncoder], where: Path) -> EncoderConfig:
+    """The one encoder configuration all members share (one ONNX graph serves them all)."""
+    configs = {e.config for e in encoders}
+    if len(configs) != 1:
+        raise ConfigError("the model's detectors use different encoders; export writes one", where, "re-fit the members on one encoder")
+    config = configs.pop()
+    if config.fixed_scale is not None:
+        # The graph's spatial size is fixed (only the batch is dynamic): a fixed-scale model
+        # gives every image size its own canvas.
+        raise ConfigError(
+            "a fixed-scale encoder places each image on its own canvas size; export needs one canvas", where, "re-fit with a fixed canvas"
+        )
+    return config
+
+
+def _write_onnx(encoder: PatchEncoder, path: Path) -> None:
+    """Trace the encoder's PyTorch network into ``path`` with a dynamic batch dimension."""
+    require_module("onnx", "`defectlens export`")
+    spec = encoder.config.canvas
+    example = torch.zeros(2, 3, spec.height, spec.width)
+    levels = [f"level{i}" for i in range(len(encoder.config.stages))]
+    outputs = [FEATURES_NAME, *levels]
+    with warnings.catch_warnings():
+        # The tracer warns about Python ints taken from shapes: the spatial size is fixed on purpose.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            encoder.torch_network,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
+            opset_version=OPSET,
+            dynamo=False,  # the TorchScript exporter: the network is plain convolutions, and it needs no onnxscript
+        )
+
+
+@torch.inference_mode()
+def measure_error(encoder: PatchEncoder, network_path: Path, runtime: str, batch: int = 3) -> float:
+    """Largest relative difference of the fused features, runtime vs PyTorch, on a seeded batch
+    of normalised noise canvases (placement is shared, so the network is all that can differ)."""
+    spec = encoder.config.canvas
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.5, (batch, 3, spec.height, spec.width)).astype(np.float32))
+    expected, _ = encoder.torch_network(x.contiguous(memory_format=torch.channels_last))
+    got, _ = open_network(runtime, network_path)(x)
+    return float((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
+
+
+def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -> ExportInfo:
+    """Write ``output``: the model folder ``model_dir`` as is, plus its encoder as ONNX and
+    ``export.json``. The folder is written beside ``output`` and swapped in whole."""
+    from defectlens.inspector import Inspector  # the Inspector loads exported folders through this module
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
+    runtime = FORMATS[fmt]
+    source, target = Path(model_dir), Path(output)
+    if target.resolve() == source.resolve():
+        raise ConfigError("the export would overwrite the model it is made from", target, "give another output folder with -o")
+    require_module("onnx", "`defectlens export`")
+    require_module(runtime, f"an export for {runtime}")
+    if model_kind(source) == "grounding":
+        # Said before loading: a bare zero-shot model would first ask for its taxonomy.
+        raise grounding_refused(source)
+    inspector = Inspector.load(source, runtime="torch")
+    encoders = patch_encoders(inspector.detector, source)
+    config = _shared_config(encoders, source)
+    with atomic_directory(target, holds_model) as out:
+        shutil.copytree(source, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(EXPORT_FILE, ONNX_FILE, ".*"))
+        onnx_path = out / ONNX_FILE
+        _write_onnx(encoders[0], onnx_path)
+        error = measure_error(encoders[0], onnx_path, runtime)
+        if not error <= MAX_RELATIVE_ERROR:
+            raise ModelFileError(
+                f"the exported encoder differs from PyTorch by {error:.2e} relative (limit {MAX_RELATIVE_ERROR:g}) on {runtime}",
+                source,
+                "report it; inspect with the PyTorch model meanwhile",
+            )
+        info = ExportInfo(runtime, ONNX_FILE, sha256_of(onnx_path), config, error, utc_now(), __version__, torch.__version__)
+        write_json_atomic(out / EXPORT_FILE, info.to_json())
+        card = out / CARD_FILE
+        if card.is_file():
+            note = (
+                f"\n## Exported encoder\n\nThe encoder network runs on {runtime} from `{ONNX_FILE}` (ONNX opset {OPSET}, "
+                f"sha256 `{info.sha256[:16]}…`); measured difference from PyTorch at export: {error:.1e} relative.\n"
+            )
+            write_text_atomic(card, card.read_text(encoding="utf-8") + note)
+    return info
+
+
+def read_export(root: Path) -> dict:
+    """``export.json`` of an exported folder, checked: format, version and the ONNX file's sha256."""
+    path = root / EXPORT_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"unreadable export record ({exc.__class__.__name__})", path, "re-export the model with `defectlens export`") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise ModelFileError("not a defectlens export record", path, "re-export the model with `defectlens export`")
+    version = meta.get("format_version")
+    if version != EXPORT_FORMAT_VERSION:
+        raise ModelFileError(
+            f"exported with export format version {version!r}; this defectlens reads version {EXPORT_FORMAT_VERSION}",
+            path,
+            "re-export the original model with this defectlens (`defectlens export MODEL -o EXPORT`)",
+        )
+    encoder = meta.get("encoder")
+    if not isinstance(encoder, dict) or not isinstance(encoder.get("file"), str) or not isinstance(encoder.get("sha256"), str):
+        raise ModelFileError("export record names no encoder file", path, "re-export the model with `defectlens export`")
+    if meta.get("runtime") not in RUNTIMES:
+        raise ModelFileError(f"unknown runtime {meta.get('runtime')!r}", path, f"use one of {', '.join(RUNTIMES)}, or re-export")
+    onnx_path = root / Path(encoder["file"]).name
+    if not onnx_path.is_file():
+        raise ModelFileError("the exported encoder is missing", onnx_path, "re-export the model with `defectlens export`")
+    if sha256_of(onnx_path) != encoder["sha256"]:
+        raise ModelFileError("the exported encoder does not match the sha256 in export.json (changed or damaged)", onnx_path, "re-export the model")
+    return meta
+
+
+def is_exported(root: str | Path) -> bool:
+    """True when the folder holds an export record (its encoder runs on ONNX)."""
+    return (Path(root) / EXPORT_FILE).exists()
+
+
+def attach_exported_encoder(detector: Detector, root: Path, runtime: str | None = None) -> str:
+    """Swap the network of every patch encoder of ``detector`` for the exported one of ``root``,
+    on ``runtime`` (default: the one export.json records); returns the runtime used."""
+    meta = read_export(root)
+    runtime = runtime or meta["runtime"]
+    encoders = patch_encoders(detector, root)
+    try:
+        recorded = EncoderConfig.from_json(meta["encoder"]["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"invalid encoder settings in the export record ({exc})", root / EXPORT_FILE, "re-export the model") from None
+    if any(e.config != recorded for e in encoders):
+        raise ModelFileError("the exported encoder was made for another model's encoder", root / EXPORT_FILE, "re-export this model")
+    network = open_network(runtime, root / Path(meta["encoder"]["file"]).name)
+    for encoder in encoders:
+        encoder.use_network(network)
+    return runtime

@@ -1,0 +1,115 @@
+"""Runtimes an exported encoder network runs on: ONNX Runtime (CPU) or OpenVINO.
+
+Each is a :class:`~defectlens.encode.features.FeatureNetwork`: normalised canvases in, fused
+patch features and per-stage maps out, exactly what the PyTorch network gives — so the
+detectors behind :class:`~defectlens.encode.PatchEncoder` never know which one ran.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from defectlens.errors import ConfigError, ModelFileError
+
+RUNTIMES = ("onnxruntime", "openvino")
+"""Runtimes an exported model can name (``export.json``'s ``runtime``)."""
+INPUT_NAME = "image"
+"""The ONNX graph's one input: (N, 3, Hc, Wc) float32 canvases, already normalised."""
+FEATURES_NAME = "features"
+"""The ONNX graph's first output: (N, C, h, w) fused patch features; the per-stage maps follow."""
+_PIP = {"onnxruntime": "onnxruntime", "openvino": "openvino", "onnx": "onnx"}
+"""Python module -> PyPI package, for the install hint."""
+
+
+def require_module(module: str, what: str) -> None:
+    """Raise a one-line :class:`ConfigError` with the pip command when ``module`` is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"{what} needs the Python package {_PIP.get(module, module)!r}, which is not installed",
+            None,
+            f"pip install {_PIP.get(module, module)}  (or: pip install 'defectlens[{'openvino' if module == 'openvino' else 'onnx'}]')",
+        )
+
+
+def _threads() -> int:
+    """Intra-op threads: the cores this process may use (a Ray actor is given its share by
+    ``OMP_NUM_THREADS``), so two runtimes in two processes do not fight over every core."""
+    env = os.environ.get("OMP_NUM_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _outputs(arrays: list[np.ndarray]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(features, per-stage maps) as float32 tensors, from the runtime's output arrays in graph order."""
+    tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays]
+    return tensors[0], tensors[1:]
+
+
+@dataclass
+class OnnxRuntimeNetwork:
+    """The exported network on an ONNX Runtime CPU session."""
+
+    path: Path
+    name: str = "onnxruntime"
+
+    def __post_init__(self) -> None:
+        require_module("onnxruntime", "an exported model")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.log_severity_level = 3  # warnings about unused initialisers are noise to a user
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad graphs
+            reason = str(exc).splitlines()[0][:120]
+            raise ModelFileError(f"ONNX Runtime cannot load the encoder ({reason})", self.path, "re-export the model") from None
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(features, per-stage maps) of a normalised batch."""
+        return _outputs(self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)}))
+
+
+@dataclass
+class OpenVinoNetwork:
+    """The exported network compiled by OpenVINO for the CPU (it reads the ONNX file directly)."""
+
+    path: Path
+    name: str = "openvino"
+
+    def __post_init__(self) -> None:
+        require_module("openvino", "running an exported model on OpenVINO")
+        import openvino as ov
+
+        core = ov.Core()
+        try:
+            # Latency hint: one inference at a time per process, all its threads on that one.
+            # f32 precision: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (measured:
+            # 3e-2 relative from PyTorch), and exported scores must equal the PyTorch ones.
+            settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"}
+            self.compiled = core.compile_model(str(self.path), "CPU", settings)
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses without a common type
+            reason = str(exc).splitlines()[0][:120]
+            raise ModelFileError(f"OpenVINO cannot compile the encoder ({reason})", self.path, "re-export the model") from None
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(features, per-stage maps) of a normalised batch."""
+        result = self.request.infer({INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
+        return _outputs([result[out] for out in self.compiled.outputs])
+
+
+def open_network(runtime: str, path: Path) -> OnnxRuntimeNetwork | OpenVinoNetwork:
+    """The exported network at ``path`` on ``runtime`` (one of :data:`RUNTIMES`)."""
+    if runtime == "onnxruntime":
+        return OnnxRuntimeNetwork(path)
+    if runtime == "openvino":
+        return OpenVinoNetwork(path)
+    raise ConfigError(f"unknown runtime {runtime!r}", path, f"use one of {', '.join(RUNTIMES)}")

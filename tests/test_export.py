@@ -1,0 +1,157 @@
+"""Exported models (`defectlens export`): parity with PyTorch, the CLI, and every refusal."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from defectlens import Inspector
+from defectlens.cli import app
+from defectlens.detect.fusion import FusedDetector
+from defectlens.errors import ConfigError, ModelFileError
+from defectlens.export import EXPORT_FILE, MAX_RELATIVE_ERROR, ONNX_FILE, export_model
+from defectlens.export import runtime as runtime_module
+from defectlens.export.model import patch_encoders, sha256_of
+from defectlens.io import load_image
+
+pytest.importorskip("onnxruntime", reason="exported models need onnxruntime (the test extra installs it)")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def exported(fitted_model, tmp_path_factory) -> Path:
+    """The conftest model exported for ONNX Runtime."""
+    out = tmp_path_factory.mktemp("exported") / "model"
+    export_model(fitted_model, out)
+    return out
+
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def test_exported_maps_and_verdicts_match_pytorch(fitted_model, exported, synthetic_category):
+    images = [load_image(p) for p in sorted((synthetic_category / "test").rglob("*.png"))]
+    assert len(images) == 8
+    torch_model, onnx_model = Inspector.load(fitted_model), Inspector.load(exported)
+    assert onnx_model.detector.encoder.network.name == "onnxruntime"
+    assert torch_model.detector.encoder.network.name == "torch"
+    # Batched and one by one: the graph's batch dimension is dynamic.
+    batched = onnx_model.score(images)
+    for img, got in zip(images, batched, strict=True):
+        want = torch_model.inspect(img)
+        single = onnx_model.inspect(img)
+        assert _relative(single.anomaly_map, want.anomaly_map) <= MAX_RELATIVE_ERROR
+        assert _relative(got.anomaly_map, want.anomaly_map) <= MAX_RELATIVE_ERROR
+        assert abs(single.score - want.score) <= MAX_RELATIVE_ERROR * abs(want.score)
+        assert single.is_defective == want.is_defective
+        assert np.array_equal(single.mask, want.mask)
+    assert sum(torch_model.inspect(img).is_defective for img in images) >= 4
+
+
+def test_export_folder_records_the_runtime(fitted_model, exported):
+    meta = json.loads((exported / EXPORT_FILE).read_text())
+    assert meta["runtime"] == "onnxruntime" and meta["format_version"] == 1
+    assert meta["encoder"]["sha256"] == sha256_of(exported / ONNX_FILE)
+    assert meta["encoder"]["max_relative_error"] <= MAX_RELATIVE_ERROR
+    # The rest of the model folder is there as it was.
+    for f in fitted_model.iterdir():
+        assert (exported / f.name).is_file()
+        if f.name != "card.md":
+            assert (exported / f.name).read_bytes() == f.read_bytes()
+    assert "Exported encoder" in (exported / "card.md").read_text()
+
+
+def test_export_and_inspect_on_the_command_line(fitted_model, synthetic_category, tmp_path):
+    out = tmp_path / "exp"
+    result = runner.invoke(app, ["export", str(fitted_model), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime" in result.output
+    result = runner.invoke(app, ["inspect", str(out), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["info", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(fitted_model), "-o", str(out), "--format", "tensorrt"])
+    assert result.exit_code == 2 and "unknown export format" in result.output
+
+
+def test_openvino_export_matches_pytorch(fitted_model, synthetic_category, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is optional (pip install openvino)")
+    out = tmp_path / "ov"
+    info = export_model(fitted_model, out, "openvino")
+    assert info.runtime == "openvino" and info.max_relative_error <= MAX_RELATIVE_ERROR
+    images = [load_image(p) for p in sorted((synthetic_category / "test").rglob("*.png"))]
+    torch_model, ov_model = Inspector.load(fitted_model), Inspector.load(out)
+    assert ov_model.detector.encoder.network.name == "openvino"
+    for img in images:
+        want, got = torch_model.inspect(img), ov_model.inspect(img)
+        assert _relative(got.anomaly_map, want.anomaly_map) <= MAX_RELATIVE_ERROR and got.is_defective == want.is_defective
+
+
+def test_exported_model_from_another_version_is_refused(exported, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(exported, copy)
+    meta = json.loads((copy / EXPORT_FILE).read_text())
+    meta["format_version"] = 99
+    (copy / EXPORT_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"export.json: exported with export format version 99; this defectlens reads version 1 .*re-export"):
+        Inspector.load(copy)
+
+
+def test_changed_onnx_file_is_refused(exported, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(exported, copy)
+    with (copy / ONNX_FILE).open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelFileError, match=r"encoder.onnx: .*sha256.* re-export"):
+        Inspector.load(copy)
+
+
+def test_missing_runtime_names_the_pip_command(exported, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(runtime_module.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"onnxruntime.*not installed — fix: pip install onnxruntime"):
+        Inspector.load(exported)
+
+
+def test_runtime_on_a_plain_model_is_refused(fitted_model):
+    with pytest.raises(ConfigError, match=r"needs an exported model .*defectlens export"):
+        Inspector.load(fitted_model, runtime="onnxruntime")
+
+
+class _Grounding:
+    name = "grounding"
+
+
+def test_grounding_detector_cannot_be_exported(fitted_model):
+    where = Path("model")
+    with pytest.raises(ConfigError, match="grounding detector cannot be exported: its text encoder and grounding head"):
+        patch_encoders(_Grounding(), where)  # type: ignore[arg-type]
+    # Fused with a memory bank: the grounding member is what stops it, and the message says so.
+    fused = FusedDetector.__new__(FusedDetector)
+    fused.primary, fused.secondary = Inspector.load(fitted_model).detector, _Grounding()  # type: ignore[assignment]
+    with pytest.raises(ConfigError, match="grounding detector cannot be exported"):
+        patch_encoders(fused, where)
+
+
+def test_export_onto_its_own_model_is_refused(fitted_model):
+    with pytest.raises(ConfigError, match="would overwrite the model"):
+        export_model(fitted_model, fitted_model)
+
+
+def test_bare_grounding_model_is_refused_before_loading(fitted_model, tmp_path):
+    # Only the kind is read: a zero-shot model would otherwise first ask for its taxonomy.
+    copy = tmp_path / "g"
+    shutil.copytree(fitted_model, copy)
+    meta = json.loads((copy / "inspector.json").read_text())
+    meta["detector"] = "grounding"
+    (copy / "inspector.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="g: a grounding detector cannot be exported"):
+        export_model(copy, tmp_path / "out")

@@ -1,0 +1,99 @@
+"""`inspect --engine ray`: identical outputs to the local engine, a dying worker, Ray missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from defectlens.cli import app
+from defectlens.engine import ray_engine
+
+runner = CliRunner()
+
+
+def _folder(synthetic_category: Path, tmp_path: Path) -> Path:
+    """The category's 8 test images plus 12 train images in one folder (20: two batches of 10)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in sorted((synthetic_category / "test").rglob("*.png")) + sorted((synthetic_category / "train" / "good").glob("*.png")):
+        shutil.copy(p, folder / f"{p.parent.parent.name}-{p.parent.name}-{p.name}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_running():
+    """Ray started once for the module (the engine then uses it and leaves it running).
+
+    Ray gives its node 30 s to start, a limit it does not let callers change; on these shared,
+    overloaded cores that is sometimes too little, so one more try, then the test is skipped."""
+    ray = pytest.importorskip("ray", reason="the Ray engine is optional (pip install ray)")
+    for attempt in range(2):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception as exc:  # noqa: BLE001 - ray.init raises a bare Exception on a start-up timeout
+            ray.shutdown()
+            if attempt:
+                pytest.skip(f"Ray could not start on this machine: {exc}")
+    yield ray
+    ray.shutdown()
+
+
+def _contents(out: Path) -> dict[str, bytes]:
+    """Every output file's bytes; report JSONs without their timing (a measurement, not a result)."""
+    files = {}
+    for p in sorted(out.iterdir()):
+        if p.name.endswith(".report.json"):
+            payload = json.loads(p.read_text())
+            payload.pop("writer_seconds", None)
+            files[p.name] = json.dumps(payload, sort_keys=True).encode()
+        else:
+            files[p.name] = p.read_bytes()
+    return files
+
+
+@pytest.mark.slow
+def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_model, synthetic_category, tmp_path):
+    folder = _folder(synthetic_category, tmp_path)
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(local)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(on_ray), "--engine", "ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    want, got = _contents(local), _contents(on_ray)
+    assert len(want) == 4 * 20
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name] == want[name], name
+
+
+@pytest.mark.slow
+def test_a_dying_worker_costs_only_its_batch(ray_running, fitted_model, synthetic_category, tmp_path, monkeypatch):
+    folder = _folder(synthetic_category, tmp_path)
+    # The worker that gets this image dies, on the first try and on the retry.
+    monkeypatch.setenv(ray_engine.FAULT_ENV, "test-spot-000.png")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--engine", "ray", "--workers", "2"])
+    assert result.exit_code == 3, result.output
+    assert "died 2 time(s)" in result.output
+    # The other batch (10 images) was written in full.
+    written = [p for p in out.glob("*.json") if not p.name.endswith(".report.json")]
+    assert len(written) == 10
+    assert "test-spot-000" not in {p.stem for p in written}
+
+
+def test_ray_missing_names_the_pip_command(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name, *a: None)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "ray"])
+    assert result.exit_code == 2
+    assert "needs the Python package 'ray'" in result.output and "pip install ray" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_engine_is_refused(fitted_model, synthetic_category, tmp_path):
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "spark"])
+    assert result.exit_code == 2 and "unknown engine 'spark'" in result.output
