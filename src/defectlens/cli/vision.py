@@ -389,13 +389,11 @@ def inspect(
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
     title = f"defectlens — {len(files)} image(s)"
-    n_done = len(rows)
     batches = Inspector.plan_batches(todo, INSPECT_BATCH, seed=0)
     try:
         with progress_bar("inspecting", len(todo)) as advance:
 
             def record(outcome: BatchOutcome) -> None:
-                nonlocal n_done
                 failures.extend(outcome.failures)
                 for r in outcome.rows:
                     # Read back from the files just written (by this process or a Ray worker):
@@ -403,7 +401,6 @@ def inspect(
                     row = read_result(output, names[r.path], shown[r.path])
                     if row is not None:
                         rows[r.path] = row
-                n_done += len(outcome.rows)
                 advance(outcome.n_inputs)
 
             if engine == "ray":
@@ -417,10 +414,16 @@ def inspect(
                 for batch in batches:
                     record(inspect_and_write(inspector, analysis, batch, names, output))
     except KeyboardInterrupt:
-        # The summary and gallery cover what was finished, so the partial batch can be reviewed.
+        # Images of the interrupted batch whose files were complete count as done (their JSON,
+        # written last, is the marker); the summary and gallery cover them all for review.
+        for path in files:
+            if path not in rows and _completed(output, names[path], path) is not None:
+                row = read_result(output, names[path], shown[path])
+                if row is not None:
+                    rows[path] = row
         with contextlib.suppress(DefectlensError):
             write_batch_results(output, [rows[p] for p in files if p in rows], title)
-        raise _interrupted(f"{n_done} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
+        raise _interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
     except DefectlensError as exc:
         raise _fail(exc) from None
     done = [rows[p] for p in files if p in rows]
