@@ -358,14 +358,14 @@ def inspect(
         require_output_folder(output, inputs, files)
         require_batch_results_writable(output)
         needs = Inspector.needs_taxonomy(model_dir)
+        # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
+        inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
         if needs and cue != "token" and len(files) < MIN_BATCH:
             raise ConfigError(
                 f"the {cue!r} cue compares the images inspected together and got {len(files)} (it needs {MIN_BATCH})",
                 model_dir,
                 "inspect at least 8 images of the part at once, or pass --cue token",
             )
-        # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
-        inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
     except DefectlensError as exc:
         raise _fail(exc) from None
     for note in analysis.notes:
