@@ -20,7 +20,8 @@ def test_commutator_cracks_are_found():
     train = [load_image(p) for p in category.train_good[:40]]  # small on purpose: the suite must stay fast
     inspector = Inspector.fit(train, InspectorSettings())
     summary = inspector.fit_summary
-    assert summary.n_holdout == 4 and inspector.detector.encoder.config.canvas_height > 2 * inspector.detector.encoder.config.canvas_width
+    assert summary.n_holdout == 0 and inspector.detector.normal_stats.n_images == 40  # leave-one-out: every image
+    assert inspector.detector.encoder.config.canvas_height > 2 * inspector.detector.encoder.config.canvas_width
     good = [t for t in category.test if not t.is_defective][:12]
     bad = [t for t in category.test if t.is_defective][:12]
     inspections = [inspector.inspect(t.path) for t in good + bad]

@@ -18,9 +18,11 @@ import importlib.util
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from defectlens.errors import ConfigError
 from defectlens.inspector import Failure
@@ -62,6 +64,9 @@ class WorkerSpec:
     output: Path
     threshold: float | None = None
     """`inspect --threshold`: this run's image threshold, the same on every worker."""
+    torch_threads: int = field(default_factory=torch.get_num_threads)
+    """The driver's thread count: float sums in the encoder depend on how work is split across
+    threads, so workers use the same count to write the very same scores as the local engine."""
 
 
 class InspectionWorker:
@@ -71,6 +76,7 @@ class InspectionWorker:
         from defectlens.cli.vision import load_for_inspection
 
         self.spec = spec
+        torch.set_num_threads(spec.torch_threads)
         self.inspector, self.analysis = load_for_inspection(
             spec.model_dir, spec.taxonomy, spec.cue, spec.examples, spec.k, spec.writer, spec.threshold
         )
