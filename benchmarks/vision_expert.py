@@ -1,7 +1,7 @@
 """Benchmark the vision expert on every shared category that has normal training images.
 
-For each category, in a fresh process (so peak memory is per category): fit on up to
-``--max-train`` normal images with default settings, evaluate on the full test split, and
+For each category, in a fresh process (so peak memory is per category): fit on all normal images
+(or ``--max-train``) with default settings, evaluate on the full test split, and
 record metrics, fit seconds, ms per image and peak memory. Writes
 ``benchmarks/results/vision_expert.{json,md}``.
 
@@ -33,7 +33,7 @@ def _run_category(root: str, max_train: int, image_size: int, backbone: str, que
     paths = category.require_train_good()
     # A fixed, seeded subset when more normal images exist than the budget.
     rng = np.random.default_rng(0)
-    if len(paths) > max_train:
+    if 0 < max_train < len(paths):
         paths = [paths[i] for i in sorted(rng.choice(len(paths), max_train, replace=False))]
     t0 = time.perf_counter()
     images = [load_image(p) for p in paths]
@@ -51,7 +51,7 @@ def main() -> None:
     """Run the benchmark and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
-    parser.add_argument("--max-train", type=int, default=200)
+    parser.add_argument("--max-train", type=int, default=0, help="fit on at most this many normal images (0 = all, as `defectlens fit`)")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--backbone", default="efficientnet-lite0")
     parser.add_argument("--out", type=Path, default=HERE / "results")

@@ -1,8 +1,10 @@
 """PatchCore-style memory-bank detector.
 
-Fit: patch features of normal images -> greedy coreset -> a faiss index. Inspect: every
-patch's distance to its nearest normal patch is its anomaly value; the map is smoothed,
-mapped back to the image's own pixel grid, and its maximum is the image score.
+Fit: patch features of normal images -> greedy coreset -> a faiss index, then thresholds from
+the normal images themselves, each scored leave-one-out (without the bank rows it gave).
+Inspect: every patch's distance to its nearest normal patch is its anomaly value; the map is
+smoothed, mapped back to the image's own pixel grid, and the mean of its top share is the image
+score (:mod:`defectlens.detect.maps`).
 """
 
 from __future__ import annotations
