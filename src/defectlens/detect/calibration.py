@@ -121,6 +121,20 @@ def f1_optimal_thresholds(
     return Thresholds(image=image_t, pixel=pixel_t, source="f1-optimal")
 
 
+def highest_unflagged_score(normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float) -> float:
+    """The highest normal score that must stay below a threshold flagging at most
+    ``max_false_alarm_rate`` of ``normal_scores`` (rule ``score > t``): with ``n`` scores at most
+    ``floor(rate * n)`` may lie above it, so it is the ``(floor(rate * n) + 1)``-th largest."""
+    s = np.asarray(normal_scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        raise ValueError("a false-alarm target needs at least one normal image")
+    if not 0.0 <= max_false_alarm_rate < 1.0:
+        raise ValueError(f"the false-alarm rate must be in [0, 1), got {max_false_alarm_rate}")
+    # The tolerance keeps 0.29 * 100 (28.999999999999996 in floats) at 29 allowed alarms.
+    allowed = math.floor(max_false_alarm_rate * s.size + 1e-9)
+    return float(np.partition(s, s.size - 1 - allowed)[s.size - 1 - allowed])
+
+
 def threshold_for_false_alarms(
     normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float, other_scores: Sequence[float] | np.ndarray = ()
 ) -> float:
@@ -128,18 +142,12 @@ def threshold_for_false_alarms(
     ``max_false_alarm_rate`` of ``normal_scores`` are flagged.
 
     Like :func:`f1_optimal_threshold` it lies midway in a gap between scores, never on one: the
-    gap between the highest normal score that must pass and the next higher score of any
-    image (``other_scores`` — the defective ones — included, so no defective image that the
-    lowest such threshold would catch is lost to the margin).
+    gap between the highest normal score that must pass (:func:`highest_unflagged_score`) and
+    the next higher score of any image (``other_scores`` — the defective ones — included, so no
+    defective image that the lowest such threshold would catch is lost to the margin).
     """
-    s = np.sort(np.asarray(normal_scores, dtype=np.float64))[::-1]
-    if s.size == 0:
-        raise ValueError("a false-alarm target needs at least one normal image")
-    if not 0.0 <= max_false_alarm_rate < 1.0:
-        raise ValueError(f"the false-alarm rate must be in [0, 1), got {max_false_alarm_rate}")
-    allowed = math.floor(max_false_alarm_rate * s.size + 1e-9)
-    floor = s[allowed]  # the highest normal score that must not be flagged
-    every = np.concatenate([s, np.asarray(other_scores, dtype=np.float64)])
+    floor = highest_unflagged_score(normal_scores, max_false_alarm_rate)
+    every = np.concatenate([np.asarray(normal_scores, dtype=np.float64).ravel(), np.asarray(other_scores, dtype=np.float64)])
     above = every[every > floor]
     if above.size == 0:
         return float(np.nextafter(floor, np.inf))

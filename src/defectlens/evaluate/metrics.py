@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.metrics import auc, average_precision_score, confusion_matrix, f1_score, roc_auc_score
 
+from defectlens.detect.calibration import highest_unflagged_score
 from defectlens.scoring import best_f1
 from defectlens.taxonomy import UNKNOWN  # re-exported; defined once, with the taxonomy that reserves the name
 
@@ -189,9 +190,7 @@ def threshold_for_false_alarm_rate(good_scores, target: float) -> float:
         return math.nan
     if not np.isfinite(s).all():
         raise ValueError("scores contain NaN or infinite values")
-    # The tolerance keeps 0.29 * 100 (28.999999999999996 in floats) at 29 allowed alarms.
-    allowed = math.floor(target * s.size + 1e-9)
-    return float(np.partition(s, s.size - 1 - allowed)[s.size - 1 - allowed])
+    return highest_unflagged_score(s, target)
 
 
 # --------------------------------------------------------------------------------------------
