@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from defectlens.detect.base import LoadContext
-from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.calibration import NormalStatistics
 from defectlens.detect.maps import grid_to_results, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
@@ -133,11 +133,8 @@ class DiscriminatorDetector(PatchFeatureDetector):
             raise ValueError("fit needs at least one normal image")
         normal = torch.cat(patches).float()
         self.network = self._train(normal)
-        results = [r for batch in holdout for r in self.score_encoded(batch)]
-        if results:
-            self.normal_stats = normal_statistics([r.score for r in results], [r.anomaly_map for r in results], self.config.quantile)
-            self.thresholds = thresholds_from_normal(self.normal_stats)
-        return FitSummary(len(patches) + len(results), len(results), len(normal), 0, time.perf_counter() - start)
+        n_holdout = self.calibrate((r for batch in holdout for r in self.score_encoded(batch)), self.config.quantile)
+        return FitSummary(len(patches) + n_holdout, n_holdout, len(normal), 0, time.perf_counter() - start)
 
     def _train(self, normal: torch.Tensor) -> _Network:
         cfg = self.config

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from defectlens.detect.base import LoadContext
-from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.calibration import NormalStatistics
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.maps import grid_to_results, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
@@ -150,9 +150,9 @@ class MemoryBankDetector(PatchFeatureDetector):
         chosen = greedy_coreset(all_patches, n_select, projection_dim=self.config.coreset_projection, seed=self.config.seed)
         self._set_bank(all_patches[chosen].contiguous())
         if self.config.calibration == "leave-one-out":
-            n_calibration = self._calibrate(self._leave_one_out(train, sources[chosen].numpy(), n_images))
+            n_calibration = self.calibrate(self._leave_one_out(train, sources[chosen].numpy(), n_images), self.config.quantile)
         else:
-            n_calibration = self._calibrate(r for batch in holdout for r in self.score_encoded(batch))
+            n_calibration = self.calibrate((r for batch in holdout for r in self.score_encoded(batch)), self.config.quantile)
         n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
         return FitSummary(n_images + n_holdout, n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
 
@@ -170,14 +170,6 @@ class MemoryBankDetector(PatchFeatureDetector):
                 continue
             subset = EncodedBatch(encoded.features[keep], [encoded.placements[j] for j in keep], encoded.canvas, [])
             yield from self.score_encoded(subset, exclude=(ids[keep], bank_sources))
-
-    def _calibrate(self, results: Iterable[AnomalyResult]) -> int:
-        """Set normal statistics and label-free thresholds from normal images' results."""
-        results = list(results)
-        if results:
-            self.normal_stats = normal_statistics([r.score for r in results], [r.anomaly_map for r in results], self.config.quantile)
-            self.thresholds = thresholds_from_normal(self.normal_stats)
-        return len(results)
 
     def _set_bank(self, bank: torch.Tensor) -> None:
         self.bank = bank.float().contiguous()

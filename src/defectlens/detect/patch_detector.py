@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.detect.base import Progress
-from defectlens.detect.calibration import NormalStatistics
+from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.encode import EncodedBatch, PatchEncoder
 from defectlens.types import AnomalyResult, Thresholds
 
@@ -54,6 +54,15 @@ class PatchFeatureDetector:
     def needs_taxonomy(cls, directory: str | Path) -> bool:
         """Never: these detectors know their part from the normal images they were fitted on."""
         return False
+
+    def calibrate(self, results: Iterable[AnomalyResult], quantile: float) -> int:
+        """Set normal statistics and label-free thresholds from normal images' results (held
+        out, or scored leave-one-out); returns how many there were (none: nothing is set)."""
+        results = list(results)
+        if results:
+            self.normal_stats = normal_statistics([r.score for r in results], [r.anomaly_map for r in results], quantile)
+            self.thresholds = thresholds_from_normal(self.normal_stats)
+        return len(results)
 
     def calibration_json(self) -> dict:
         """Thresholds and normal statistics as saved beside a detector's settings."""
