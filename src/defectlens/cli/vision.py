@@ -246,21 +246,11 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
 
 
 @dataclass
-class InspectedRow:
-    """One inspected image as the summary table shows it (plain data: a Ray worker sends it back)."""
-
-    path: Path
-    defective: bool
-    score: float
-    n_regions: int
-    types: list[str]
-
-
-@dataclass
 class BatchOutcome:
     """What inspecting and writing one batch gave, whichever engine ran it."""
 
-    rows: list[InspectedRow] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    """Inputs whose files were all written; the summary reads their results back from those files."""
     failures: list[Failure] = field(default_factory=list)
     n_inputs: int = 0
 
@@ -276,7 +266,7 @@ def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path
         labels = [t.defect_type for t in region_types]
         extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
         write_inspection(inspection, item.image, output, names[path], inspector, extra)
-        outcome.rows.append(InspectedRow(path, inspection.is_defective, inspection.score, len(inspection.regions), labels))
+        outcome.written.append(path)
     return outcome
 
 
@@ -395,12 +385,12 @@ def inspect(
 
             def record(outcome: BatchOutcome) -> None:
                 failures.extend(outcome.failures)
-                for r in outcome.rows:
+                for path in outcome.written:
                     # Read back from the files just written (by this process or a Ray worker):
                     # resumed and new images are one list, read one way.
-                    row = read_result(output, names[r.path], shown[r.path])
+                    row = read_result(output, names[path], shown[path])
                     if row is not None:
-                        rows[r.path] = row
+                        rows[path] = row
                 advance(outcome.n_inputs)
 
             if engine == "ray":
