@@ -36,6 +36,7 @@ from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_cores
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import fuse
 from defectlens.detect.maps import image_score
+from defectlens.detect.patch_detector import PatchFeatureDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
 from defectlens.evaluate.metrics import aupro, image_auroc, pixel_auroc
 from defectlens.io import load_category, load_image
@@ -72,15 +73,19 @@ class Setting:
         return (self.backbone, self.stages, self.image_size)
 
 
+DEFAULT_BANK = {"score_top_fraction": 0.05, "coreset_projection": 32}
+"""The memory-bank settings chosen as defaults (MemoryBankConfig's own defaults since)."""
+
+
+def on_defaults(name: str, factor: str, bank: dict | None = None, **changes) -> Setting:
+    """A setting that varies one factor of the chosen defaults (all images, DEFAULT_BANK)."""
+    return Setting(name, factor, n_train=None, bank={**DEFAULT_BANK, **(bank or {})}, **changes)
+
+
 SETTINGS: list[Setting] = [
     Setting("base", "baseline (lite0, stages 2+4, 256 px, 200 images, top-1 % score, leave-one-out calibration)"),
     Setting("all-images", "training images", n_train=None),
-    Setting(
-        "defaults",
-        "chosen defaults (all images, top-5 % score, 32-d coreset projection)",
-        n_train=None,
-        bank={"score_top_fraction": 0.05, "coreset_projection": 32},
-    ),
+    on_defaults("defaults", "chosen defaults (all images, top-5 % score, 32-d coreset projection)"),
     Setting("discriminator", "detector", detector="discriminator"),
     Setting("fused", "detector", detector="fused"),
     Setting("holdout-calibration", "calibration", bank={"calibration": "holdout"}),
@@ -90,9 +95,15 @@ SETTINGS: list[Setting] = [
     Setting("blur-8", "smoothing", bank={"blur_sigma": 8.0}),
     Setting("flip-test", "augmentation", flip_test=True),
     Setting("flip-bank", "augmentation", flip_bank=True),
-    Setting("flip-both", "augmentation", flip_bank=True, flip_test=True),
-    Setting("lite2", "backbone", backbone="efficientnet-lite2"),
-    Setting("canvas-320", "canvas", image_size=320),
+    # Rows below vary one factor of the chosen defaults, so they compare with the 'defaults' row.
+    on_defaults("fa-2%", "false-alarm target of the label-free threshold (defaults: 1 %)", bank={"quantile": 0.98}),
+    on_defaults("fa-5%", "false-alarm target of the label-free threshold (defaults: 1 %)", bank={"quantile": 0.95}),
+    on_defaults("bank-32k", "bank size cap (defaults: 16 384 patches)", bank={"max_bank_size": 32_768}),
+    on_defaults("flip-both", "augmentation (defaults + flipped bank and test images)", flip_bank=True, flip_test=True),
+    on_defaults("canvas-320", "canvas (defaults: 256 px)", image_size=320),
+    on_defaults("lite2", "backbone (defaults: lite0)", backbone="efficientnet-lite2"),
+    on_defaults("stages-2+3+4", "stages (defaults: 2+4)", stages=(2, 3, 4)),
+    on_defaults("stages-2+4+5", "stages (defaults: 2+4)", stages=(2, 4, 5)),
 ]
 SCORE_VARIANTS: dict[str, Callable[[np.ndarray], float]] = {
     "max": lambda m: image_score(m, 0.0),
@@ -225,6 +236,22 @@ def _memoised_coreset(features: torch.Tensor, n_select: int, projection_dim: int
 
 memory_bank_module.greedy_coreset = _memoised_coreset
 
+_calibrate = PatchFeatureDetector.calibrate
+
+
+def _recording_calibrate(self, results, quantile):
+    """PatchFeatureDetector.calibrate that also keeps the normal scores it was given, so a row
+    can report the operating point of every false-alarm target without refitting."""
+    results = list(results)
+    self.calibration_scores = [r.score for r in results]
+    return _calibrate(self, results, quantile)
+
+
+PatchFeatureDetector.calibrate = _recording_calibrate  # type: ignore[method-assign]
+FALSE_ALARM_TARGETS = (0.01, 0.02, 0.03, 0.04, 0.05)
+"""Label-free thresholds reported per row: the (1 - target) quantile of the normal calibration
+scores, the rule MemoryBankConfig.quantile applies."""
+
 def train_subset(n_available: int, n_train: int | None) -> list[int]:
     """The seeded subset of training images the vision-expert benchmark also uses."""
     if n_train is None or n_available <= n_train:
@@ -323,20 +350,26 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
         "fit_seconds": fit_seconds,
         "ms_per_image": cache.encode_ms_per_image * (2 if setting.flip_test else 1) + score_ms,
     }
+    normal = getattr(fitted[0], "calibration_scores", None) if len(fitted) == 1 else None
+    if normal and not setting.flip_test:
+        # Same maps, other targets: what the false-alarm target trades (no refit needed).
+        row["operating_points"] = {
+            f"{target:.0%}": _at_threshold(labels, scores, float(np.quantile(normal, 1 - target))) for target in FALSE_ALARM_TARGETS
+        }
     if with_pixels:
         masks = _masks(cache, results)
         maps = [r.anomaly_map for r in results]
         row["pixel_auroc"] = pixel_auroc(masks, maps)
         row["aupro"] = aupro(masks, maps)
     rows = [row]
-    if setting.name in ("base", "defaults"):
+    if setting.name in ("base", "defaults", "lite2"):
         # Image-score variants on the same maps (no refit). Their AUROC only: the label-free
         # threshold of a variant would need its own calibration maps.
         for variant, fn in SCORE_VARIANTS.items():
             s = np.asarray([fn(r.anomaly_map) for r in results])
             rows.append(
                 {
-                    **row,
+                    **{k: v for k, v in row.items() if k != "operating_points"},  # they belong to the row's own score
                     "setting": f"score:{variant}" + ("" if setting.name == "base" else f" ({setting.name})"),
                     "factor": "image score",
                     "image_auroc": image_auroc(labels, s),
@@ -362,6 +395,7 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
         "",
         f"Machine: {meta['machine']}. Generated by `benchmarks/detector_study.py`; every number is measured, none copied.",
         "Mean over the categories a setting was run on; image AUROC per category beside it.",
+        *[f"- {note}" for note in meta.get("notes", [])],
         "",
         "| setting | factor | "
         + " | ".join(f"{c} image AUROC" for c in categories)
@@ -378,6 +412,21 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
         per_cat = [f"{mine[c]['image_auroc']:.3f}" if c in mine else "–" for c in categories]
         factor = next(iter(mine.values()))["factor"]
         lines.append(f"| {name} | {factor} | " + " | ".join(per_cat) + " | " + " | ".join(mean(c) for c in COLUMNS) + " |")
+    swept = [r for r in rows if r.get("operating_points")]
+    if swept:
+        targets = list(swept[0]["operating_points"])
+        lines += [
+            "",
+            "## Recall / false-alarm rate on the test images at each label-free false-alarm target",
+            "",
+            "The threshold is the (1 − target) quantile of the normal calibration scores; same maps, no refit.",
+            "",
+            "| setting | category | " + " | ".join(f"target {t}" for t in targets) + " |",
+            "|---|---|" + "---|" * len(targets),
+        ]
+        for r in swept:
+            cells = [f"{rec:.2f} / {fpr:.3f}" for rec, fpr in r["operating_points"].values()]
+            lines.append(f"| {r['setting']} | {r['category']} | " + " | ".join(cells) + " |")
     (out / "detector_study.md").write_text("\n".join(lines) + "\n")
 
 
@@ -408,7 +457,10 @@ def main() -> None:
     )
     results_path = args.out / "detector_study.json"
     rows: list[dict] = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []
-    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"}
+    # Notes written by hand about how rows were run (load, caveats) are kept across runs.
+    notes = json.loads(results_path.read_text())["meta"].get("notes", []) if results_path.is_file() else []
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    meta = {"machine": machine, "notes": notes}
     for key in dict.fromkeys(s.encoder_key() for s in chosen):
         caches = {name: open_cache(args.data / name, args.cache, *key) for name in names}
         encoder = PatchEncoder(next(iter(caches.values())).encoder)

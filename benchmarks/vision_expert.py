@@ -24,7 +24,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def _run_category(root: str, max_train: int, image_size: int, backbone: str, queue) -> None:
+def _run_category(root: str, max_train: int, image_size: int, backbone: str | None, queue) -> None:
     from defectlens import Inspector, InspectorSettings
     from defectlens.evaluate.harness import evaluate_detection
     from defectlens.io import load_category, load_image
@@ -38,7 +38,7 @@ def _run_category(root: str, max_train: int, image_size: int, backbone: str, que
     t0 = time.perf_counter()
     images = [load_image(p) for p in paths]
     decode_s = time.perf_counter() - t0
-    inspector = Inspector.fit(images, InspectorSettings(backbone=backbone, image_size=image_size))
+    inspector = Inspector.fit(images, InspectorSettings(image_size=image_size, **({"backbone": backbone} if backbone else {})))
     summary = inspector.fit_summary
     assert summary is not None
     evaluation, _ = evaluate_detection(inspector, category)
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
     parser.add_argument("--max-train", type=int, default=0, help="fit on at most this many normal images (0 = all, as `defectlens fit`)")
     parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--backbone", default=None, help="default: the one `defectlens fit` uses")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--categories", nargs="*", default=None)
     args = parser.parse_args()
@@ -73,7 +73,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "backbone": args.backbone,
+        "backbone": args.backbone or "default",
         "image_size": args.image_size,
         "max_train": args.max_train,
     }

@@ -68,7 +68,7 @@ def synthetic_category(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fitted_model(synthetic_category, tmp_path_factory) -> Path:
-    """A model directory fitted on the synthetic category (real EfficientNet-Lite0 weights)."""
+    """A model directory fitted on the synthetic category (real EfficientNet-Lite weights, the default backbone)."""
     from defectlens import Inspector, InspectorSettings
     from defectlens.io import load_category, load_image
 

@@ -100,3 +100,20 @@ def test_fit_names_the_detector_and_fused_models_load_back(synthetic_category, t
     assert min(verdicts[True]) > max(verdicts[False])
     with pytest.raises(ConfigError, match="choose one of memory-bank, discriminator, bank"):
         InspectorSettings(detector="flow")
+
+
+def test_false_alarm_target_sets_the_label_free_threshold(synthetic_category, fitted_model):
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET
+    from defectlens.errors import ConfigError
+
+    default = Inspector.load(fitted_model)
+    assert default.detector.config.quantile == pytest.approx(1 - DEFAULT_FALSE_ALARM_TARGET)
+    train = [load_image(p) for p in load_category(synthetic_category).train_good]
+    lenient = Inspector.fit(train, InspectorSettings(image_size=128, coreset_ratio=0.5, false_alarm_target=0.3))
+    assert lenient.detector.config.quantile == pytest.approx(0.7)
+    # Same images and bank: a larger share of good parts allowed to be flagged is a lower bar.
+    assert lenient.thresholds.image < default.thresholds.image
+    for bad in (0.0, 0.6, -0.1):
+        with pytest.raises(ConfigError, match="false-alarm target"):
+            InspectorSettings(false_alarm_target=bad)

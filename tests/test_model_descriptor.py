@@ -16,6 +16,7 @@ from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, FORMAT, FORMAT_VER
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.maps import image_score, smooth_map
 from defectlens.detect.registry import DETECTORS
+from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.errors import ModelFileError
 from defectlens.io import load_category, load_image
 
@@ -43,7 +44,7 @@ def test_descriptor_names_the_kind_and_round_trips(fitted_model, synthetic_categ
     images = [load_image(p) for p in load_category(synthetic_category).train_good]
     assert prov["fingerprint"] == fingerprint_images(images)
     assert meta["thresholds"]["source"] == "normal-quantile" and meta["normal_stats"]["n_images"] == 12  # leave-one-out: every image
-    assert meta["detector_info"]["encoder"]["backbone"] == "efficientnet-lite0"
+    assert meta["detector_info"]["encoder"]["backbone"] == DEFAULT_BACKBONE
 
     loaded = Inspector.load(fitted_model)
     assert loaded.settings.image_size == 128 and loaded.settings.coreset_ratio == 0.5
@@ -104,7 +105,7 @@ def test_card_carries_the_model_data_and_follows_a_resave(fitted_model, tmp_path
     card = (fitted_model / CARD_FILE).read_text()
     prov = read_descriptor(fitted_model).provenance
     assert prov is not None
-    needles = ("memory-bank", "efficientnet-lite0", prov.fingerprint, prov.fitted_at, "| training images | 12 |", "normal-quantile", "Normal-score")
+    needles = ("memory-bank", DEFAULT_BACKBONE, prov.fingerprint, prov.fitted_at, "| training images | 12 |", "normal-quantile", "Normal-score")
     for needle in needles:
         assert needle in card, needle
     # `defectlens calibrate` (or anyone) re-saving with new thresholds rewrites the card from them.

@@ -35,12 +35,12 @@ from defectlens.descriptor import (
     utc_now,
     write_descriptor,
 )
-from defectlens.detect import FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
+from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET, FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.registry import detector_class, load_detector
-from defectlens.encode import BACKBONES, CanvasSpec, EncoderConfig
+from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
 from defectlens.io import as_rgb_image, atomic_directory, load_image
 from defectlens.locate import extract_regions
@@ -62,7 +62,7 @@ ImageInput = np.ndarray | str | Path
 class InspectorSettings:
     """Fit-time choices that are not part of the detector itself."""
 
-    backbone: str = "efficientnet-lite0"
+    backbone: str = DEFAULT_BACKBONE
     image_size: int = 256
     """Side of the square the median training image is mapped to."""
     coreset_ratio: float = 0.1
@@ -72,8 +72,17 @@ class InspectorSettings:
     detector: str = "memory-bank"
     """Normal-only detector family: 'memory-bank', 'discriminator', or 'bank+discriminator'
     (the two fused). See the detector study in the README for how the default was chosen."""
+    false_alarm_target: float = DEFAULT_FALSE_ALARM_TARGET
+    """Share of normal parts the label-free threshold may flag: the threshold is the
+    (1 - target) quantile of the normal images' calibration scores."""
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.false_alarm_target <= 0.5:
+            # Checked before any image is decoded; above one half the threshold would sit below
+            # the typical normal part.
+            raise ConfigError(
+                f"false-alarm target {self.false_alarm_target!r} is outside (0, 0.5]", None, "pass a share such as 0.02 (2 % of good parts flagged)"
+            )
         if self.detector not in FIT_DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
         if self.backbone not in BACKBONES:
@@ -193,18 +202,21 @@ class Inspector:
             standardize=settings.standardize,
         )
         provenance = Provenance.now(len(images), fingerprint_images(images))
+        quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
-            alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder))
+            alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))
             return cls(alone, settings, alone.fit(images, progress=progress), provenance)
         if settings.detector != "memory-bank" and secondary is not None:
             raise ConfigError(f"detector {settings.detector!r} cannot also be fused with another model", None, "use the memory-bank detector to fuse")
         if settings.detector == "bank+discriminator":
-            secondary = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder))
+            secondary = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))
             secondary.fit(images, progress=progress)
         # Fused, the bank keeps the same share of images out as its partner: both are put on
         # one scale with normal images neither has seen. Alone, it calibrates leave-one-out.
         calibration = "holdout" if secondary is not None else "leave-one-out"
-        detector = MemoryBankDetector(MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio, calibration=calibration))
+        detector = MemoryBankDetector(
+            MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio, calibration=calibration, quantile=quantile)
+        )
         held_out = detector.holdout_indices(len(images))
         if secondary is not None and not held_out:
             raise ValueError("fusion needs at least 2 normal images (one is held out to normalise both detectors)")

@@ -21,6 +21,7 @@ from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE, MIN_BATCH
 from defectlens.detect.memory_bank import MemoryBankConfig
+from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
 from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
 from defectlens.evaluate.harness import evaluate_detection
@@ -112,7 +113,7 @@ def _report_failures(failures: list[Failure]) -> None:
 def fit(
     category_dir: Annotated[Path, typer.Argument(help="Category folder in MVTec-AD layout (uses train/good).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (replaced as a whole: new, empty or a model).")],
-    backbone: Annotated[str, typer.Option(help="efficientnet-lite0 or efficientnet-lite2.")] = "efficientnet-lite0",
+    backbone: Annotated[str, typer.Option(help="efficientnet-lite0 or efficientnet-lite2.")] = DEFAULT_BACKBONE,
     image_size: Annotated[
         int, typer.Option(help=f"Canvas side (pixels, {IMAGE_SIZE_RANGE[0]}..{IMAGE_SIZE_RANGE[1]}) for the median image; aspect ratio is kept.")
     ] = 256,
@@ -120,6 +121,9 @@ def fit(
     max_images: Annotated[int, typer.Option(min=0, help="Use at most this many normal images (0 = all).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
     detector: Annotated[str, typer.Option(help=f"Detector family: {', '.join(FIT_DETECTORS)}.")] = InspectorSettings.detector,
+    false_alarm_target: Annotated[
+        float, typer.Option(help="Share of good parts the label-free threshold may flag, in (0, 0.5]: it sits at that quantile of the normal scores.")
+    ] = InspectorSettings.false_alarm_target,
     grounding: Annotated[
         Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")
     ] = None,
@@ -133,7 +137,12 @@ def fit(
     try:
         # Every setting and the output path are checked before a single image is decoded.
         settings = InspectorSettings(
-            backbone=backbone, image_size=image_size, coreset_ratio=coreset_ratio, standardize=standardize, detector=detector
+            backbone=backbone,
+            image_size=image_size,
+            coreset_ratio=coreset_ratio,
+            standardize=standardize,
+            detector=detector,
+            false_alarm_target=false_alarm_target,
         )
         try:
             MemoryBankConfig(coreset_ratio=coreset_ratio)

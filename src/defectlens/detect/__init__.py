@@ -9,6 +9,7 @@ that model folders are loaded through in :mod:`defectlens.detect.registry`.
 """
 
 from defectlens.detect.calibration import (
+    DEFAULT_FALSE_ALARM_TARGET,
     NormalStatistics,
     f1_optimal_threshold,
     f1_optimal_thresholds,
@@ -22,6 +23,7 @@ from defectlens.detect.maps import image_score, smooth_map, smooth_maps
 from defectlens.detect.memory_bank import FitSummary, MemoryBankConfig, MemoryBankDetector
 
 __all__ = [
+    "DEFAULT_FALSE_ALARM_TARGET",
     "FitSummary",
     "FusedDetector",
     "FusionConfig",

@@ -17,6 +17,16 @@ import numpy as np
 from defectlens.scoring import best_f1
 from defectlens.types import Thresholds
 
+DEFAULT_FALSE_ALARM_TARGET = 0.02
+"""Share of normal parts the label-free threshold is set to flag. From the detector study's
+sweep over 1-5 % (benchmarks/results/detector_study.md, Lite2 defaults): 2 % kept the false
+alarms measured on every shared category's test good images at or under 5 % (the most was
+4.1 %, commutator) while raising mean recall from 0.46 (1 %) to 0.65; 3-5 % flagged up to 7 %
+of good parts on two categories. A line that can afford more re-inspection sets it higher
+(`fit --false-alarm-target`), or moves the threshold with labelled images (`calibrate`)."""
+DEFAULT_QUANTILE = 1.0 - DEFAULT_FALSE_ALARM_TARGET
+"""The normal-score quantile that :data:`DEFAULT_FALSE_ALARM_TARGET` puts the threshold at."""
+
 
 @dataclass(frozen=True)
 class NormalStatistics:
@@ -60,7 +70,7 @@ def subsample(values: np.ndarray, limit: int = MAX_STATISTIC_VALUES) -> np.ndarr
 
 
 def normal_statistics(
-    image_scores: Sequence[float], maps: Sequence[np.ndarray], quantile: float = 0.99
+    image_scores: Sequence[float], maps: Sequence[np.ndarray], quantile: float = DEFAULT_QUANTILE
 ) -> NormalStatistics:
     """Summarise held-out normal images' image scores and map values at ``quantile``."""
     if len(image_scores) == 0:

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from defectlens.detect.base import LoadContext
-from defectlens.detect.calibration import NormalStatistics
+from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics
 from defectlens.detect.maps import grid_to_results, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
@@ -55,7 +55,7 @@ class DiscriminatorConfig:
     """Truncated-L1 margin: logits beyond +-margin no longer pull (SimpleNet's th)."""
     blur_sigma: float = 4.0
     holdout_fraction: float = 0.1
-    quantile: float = 0.99
+    quantile: float = DEFAULT_QUANTILE
     score_top_fraction: float = 0.01
     batch_size: int = 8
     seed: int = 0

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.detect.base import Detector, LoadContext, Progress
-from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import read_model_json, write_json_atomic
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
@@ -143,7 +143,7 @@ class FusedDetector:
         secondary: Detector,
         normal_images: Sequence[np.ndarray],
         config: FusionConfig | None = None,
-        quantile: float = 0.99,
+        quantile: float = DEFAULT_QUANTILE,
     ) -> FusedDetector:
         """Normalise both detectors on normal images neither trained on, then set thresholds
         at the ``quantile`` of the fused output on those images."""

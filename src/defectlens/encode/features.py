@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from defectlens.encode.canvas import CanvasSpec, Placement, place
-from defectlens.encode.efficientnet import BACKBONES, EfficientNetLite, load_efficientnet_lite
+from defectlens.encode.efficientnet import BACKBONES, DEFAULT_BACKBONE, EfficientNetLite, load_efficientnet_lite
 from defectlens.errors import ModelFileError
 
 # TF EfficientNet-Lite preprocessing: (x - 127) / 128, per channel.
@@ -31,7 +31,7 @@ _STANDARD_SPREAD = 48.0
 class EncoderConfig:
     """Everything that determines the patch features; saved with every model built on them."""
 
-    backbone: str = "efficientnet-lite0"
+    backbone: str = DEFAULT_BACKBONE
     stages: tuple[int, ...] = (2, 4)
     """0-based EfficientNet stage indices; (2, 4) = strides 8 and 16."""
     aggregate: int = 3

@@ -81,7 +81,9 @@ def expected_in_channels(encoder: EncoderConfig) -> int | None:
 def _default_encoder() -> EncoderConfig:
     # Stride-8 and stride-16 stages: local texture and structure, which transfer between parts
     # better than the semantic top of the network. standardize removes exposure differences.
-    return EncoderConfig(stages=(2, 4), aggregate=3, standardize=True)
+    # Lite0: the backbone the grounding head was trained and measured on (the detectors'
+    # default moved to Lite2 on the detector study; the zero-shot benchmark has not).
+    return EncoderConfig(backbone="efficientnet-lite0", stages=(2, 4), aggregate=3, standardize=True)
 
 
 @dataclass(frozen=True)
