@@ -37,6 +37,7 @@ import numpy as np
 
 from defectlens import Inspector, InspectorSettings
 from defectlens.classify import Example, FewShotClassifier, LocateOptions, examples_from_category, locate_defect
+from defectlens.detect.calibration import NormalStatistics
 from defectlens.errors import DatasetLayoutError
 from defectlens.evaluate.classification import embed_items, evaluate_embedded
 from defectlens.io import load_category, load_image, load_mask, write_json_atomic
@@ -44,15 +45,19 @@ from defectlens.io import load_category, load_image, load_mask, write_json_atomi
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "located_examples.json"
 
-VARIANTS: dict[str, LocateOptions] = {
-    "default (what `inspect --examples` does)": LocateOptions(),
-    "peak anywhere, cut half-way to the peak (before)": LocateOptions(border=0.0, level=0.5),
-    "peak off a 5 % border": LocateOptions(border=0.05, level=0.5),
-    "peak off a 10 % border": LocateOptions(border=0.1, level=0.5),
-    "peak anywhere, cut at 75 % of the peak": LocateOptions(border=0.0, level=0.75),
-    "peak off a 10 % border, cut at 75 %": LocateOptions(border=0.1, level=0.75),
-}
-"""Locating variants measured side by side; the first is the library default."""
+def variants(stats: NormalStatistics | None) -> dict[str, LocateOptions]:
+    """Locating variants measured side by side; the first is the library default. "Any height":
+    the peak need only pass the normal images' median pixel (``stats``), not the pixel threshold."""
+    low = stats.pixel_median if stats else None
+    return {
+        "default (what `inspect --examples` does)": LocateOptions(),
+        "peak anywhere, above the pixel threshold, cut half-way (before)": LocateOptions(border=0.0, level=0.5),
+        "peak off a 10 % border, above the pixel threshold": LocateOptions(border=0.1),
+        "peak off a 5 % border, any height": LocateOptions(border=0.05, min_peak=low),
+        "peak off a 10 % border, any height": LocateOptions(border=0.1, min_peak=low),
+        "peak off a 10 % border, any height, cut at 75 %": LocateOptions(border=0.1, level=0.75, min_peak=low),
+        "peak off a 10 % border, any height, cut at 25 %": LocateOptions(border=0.1, level=0.25, min_peak=low),
+    }
 
 
 def _fit_or_load(args: argparse.Namespace, root: Path) -> tuple[Inspector, int]:
@@ -128,7 +133,8 @@ def main() -> None:
             inspected.append((item, defect, image, inspector.decide(inspector.score([image])[0], str(item.path))))
 
     results: dict[str, dict] = {}
-    for name, options in VARIANTS.items():
+    measured = variants(inspector.detector.normal_stats)
+    for name, options in measured.items():
         located: list[Example] = []
         where, skipped = [], []
         for e in truth.examples:
@@ -171,7 +177,7 @@ def main() -> None:
             flush=True,
         )
 
-    default = results[next(iter(VARIANTS))]
+    default = results[next(iter(measured))]
     result = {
         "category": args.category,
         "k": args.k,
