@@ -37,7 +37,6 @@ import numpy as np
 
 from defectlens import Inspector, InspectorSettings
 from defectlens.classify import Example, FewShotClassifier, LocateOptions, examples_from_category, locate_defect
-from defectlens.detect.calibration import NormalStatistics
 from defectlens.errors import DatasetLayoutError
 from defectlens.evaluate.classification import embed_items, evaluate_embedded
 from defectlens.io import load_category, load_image, load_mask, write_json_atomic
@@ -45,19 +44,20 @@ from defectlens.io import load_category, load_image, load_mask, write_json_atomi
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "located_examples.json"
 
-def variants(stats: NormalStatistics | None) -> dict[str, LocateOptions]:
-    """Locating variants measured side by side; the first is the library default. "Any height":
-    the peak need only pass the normal images' median pixel (``stats``), not the pixel threshold."""
-    low = stats.pixel_median if stats else None
-    return {
-        "default (what `inspect --examples` does)": LocateOptions(),
-        "peak anywhere, above the pixel threshold, cut half-way (before)": LocateOptions(border=0.0, level=0.5),
-        "peak off a 10 % border, above the pixel threshold": LocateOptions(border=0.1),
-        "peak off a 5 % border, any height": LocateOptions(border=0.05, min_peak=low),
-        "peak off a 10 % border, any height": LocateOptions(border=0.1, min_peak=low),
-        "peak off a 10 % border, any height, cut at 75 %": LocateOptions(border=0.1, level=0.75, min_peak=low),
-        "peak off a 10 % border, any height, cut at 25 %": LocateOptions(border=0.1, level=0.25, min_peak=low),
-    }
+VARIANTS: dict[str, LocateOptions] = {
+    "default (what `inspect --examples` does)": LocateOptions(),
+    "peak anywhere, above the pixel threshold (before)": LocateOptions(border=0.0, found=1.0),
+    "peak off a 10 % border, above the pixel threshold": LocateOptions(border=0.1, found=1.0),
+    "peak off a 5 % border, half height": LocateOptions(border=0.05, found=0.5),
+    "peak off a 10 % border, any height": LocateOptions(border=0.1, found=0.0),
+    "peak off a 10 % border, half height": LocateOptions(border=0.1, found=0.5),
+    "peak off a 10 % border, half height, cut at 75 %": LocateOptions(border=0.1, found=0.5, level=0.75),
+    "peak off a 10 % border, half height, cut at 25 %": LocateOptions(border=0.1, found=0.5, level=0.25),
+    "peak off a 15 % border, half height": LocateOptions(border=0.15, found=0.5),
+}
+"""Locating variants measured side by side; the first is the library default. Heights: how far
+from the normal images' median pixel up to the pixel threshold the peak must rise (any = 0,
+half = 0.5, the threshold = 1)."""
 
 
 def _fit_or_load(args: argparse.Namespace, root: Path) -> tuple[Inspector, int]:
@@ -133,12 +133,13 @@ def main() -> None:
             inspected.append((item, defect, image, inspector.decide(inspector.score([image])[0], str(item.path))))
 
     results: dict[str, dict] = {}
-    measured = variants(inspector.detector.normal_stats)
-    for name, options in measured.items():
+    stats = inspector.detector.normal_stats
+    median = stats.pixel_median if stats else None
+    for name, options in VARIANTS.items():
         located: list[Example] = []
         where, skipped = [], []
         for e in truth.examples:
-            found = locate_defect(maps[e.path], pixel, min_px, options)
+            found = locate_defect(maps[e.path], pixel, min_px, options, median)
             if found.mask is None:
                 skipped.append(f"{e.path.name}: {found.reason}")
                 continue
@@ -177,7 +178,7 @@ def main() -> None:
             flush=True,
         )
 
-    default = results[next(iter(measured))]
+    default = results[next(iter(VARIANTS))]
     result = {
         "category": args.category,
         "k": args.k,

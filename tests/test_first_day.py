@@ -276,12 +276,20 @@ def test_locate_defect_cuts_the_region_relative_to_its_own_peak():
 
 def test_locate_defect_says_why_nothing_was_found():
     flat = np.full((60, 80), 0.2, np.float32)
-    assert locate_defect(flat, 0.5).mask is None and "nothing above" in locate_defect(flat, 0.5).reason
+    assert locate_defect(flat, 0.5).mask is None and "nothing stands out" in locate_defect(flat, 0.5).reason
+    # A peak below the pixel threshold counts when it rises far enough above the normal median.
+    low_bump = 0.2 + _bump(60, 80, 30, 40, 0.25, 5.0)  # peak 0.45
+    below = locate_defect(low_bump, 0.5, normal_median=0.2, options=LocateOptions(found=0.5)).mask
+    # ... and its region is cut relative to its own peak, not shrunk to the peak pixel.
+    assert below is not None and below[30, 40] and below.sum() > 20
+    assert locate_defect(low_bump, 0.5, normal_median=0.2, options=LocateOptions(found=1.0)).mask is None
     # Most of the image above the threshold: another part or view, not a defect.
     other = flat + 1.0 + _bump(60, 80, 30, 40, 0.5, 5.0)
     assert "another part" in locate_defect(other, 0.5).reason
     with pytest.raises(ValueError, match="border"):
         LocateOptions(border=0.5)
+    with pytest.raises(ValueError, match="found"):
+        LocateOptions(found=1.5)
 
 
 def test_inspect_types_regions_from_maskless_examples(calibrated_model, synthetic_category, maskless_examples, tmp_path):
