@@ -248,6 +248,11 @@ def test_examples_where_nothing_is_found_are_listed_and_skipped(calibrated_model
     with pytest.raises(DatasetLayoutError, match="located no defect"):
         locate_examples(examples_from_folders(other.parent, will_locate=True), inspector.score, inspector.thresholds.pixel)
     assert load_image(other / "white.png").shape == (96, 128, 3)
+    # As `inspect` calls it (the peak measured from the normal median): another part is still refused.
+    stats = inspector.detector.normal_stats
+    assert stats is not None
+    white = inspector.score([load_image(other / "white.png")])[0].anomaly_map
+    assert "another part" in locate_defect(white, inspector.thresholds.pixel, normal_median=stats.pixel_median).reason
 
 
 def _bump(h: int, w: int, cy: int, cx: int, height: float, sigma: float) -> np.ndarray:
