@@ -30,7 +30,7 @@ MAX_LOCATED_SHARE = 0.5
 a part that looks nothing like the normal ones (another part, another view): it is skipped."""
 PEAK_LEVEL = 0.5
 """A located region is cut at this share of the way from the map's median up to its peak (or at
-the pixel threshold when that is higher): the defect itself, not the glow around it, which on a
+the pixel threshold when the peak passes it and that is higher): the defect itself, not the glow around it, which on a
 loosely thresholded map can merge with unrelated blobs."""
 
 
