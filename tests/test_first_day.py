@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from defectlens import Inspector
-from defectlens.classify import examples_from_folders, locate_examples
+from defectlens.classify import LocateOptions, examples_from_folders, locate_defect, locate_examples
 from defectlens.cli import app
 from defectlens.detect.calibration import threshold_for_false_alarms
 from defectlens.errors import DatasetLayoutError
@@ -248,6 +248,53 @@ def test_examples_where_nothing_is_found_are_listed_and_skipped(calibrated_model
     with pytest.raises(DatasetLayoutError, match="located no defect"):
         locate_examples(examples_from_folders(other.parent, will_locate=True), inspector.score, inspector.thresholds.pixel)
     assert load_image(other / "white.png").shape == (96, 128, 3)
+    # As `inspect` calls it (the peak measured from the normal median): another part is still refused.
+    stats = inspector.detector.normal_stats
+    assert stats is not None
+    white = inspector.score([load_image(other / "white.png")])[0].anomaly_map
+    assert "another part" in locate_defect(white, inspector.thresholds.pixel, normal_median=stats.pixel_median).reason
+
+
+def _bump(h: int, w: int, cy: int, cx: int, height: float, sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return height * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+
+
+def test_locate_defect_seeks_the_peak_off_the_border():
+    # A ridge along the left edge (a memory bank's edge artefact) stands higher than the defect.
+    anomaly_map = 0.1 + _bump(100, 160, 40, 100, 1.0, 4.0)
+    anomaly_map[:, :6] = 1.5
+    anywhere = locate_defect(anomaly_map, 0.5, options=LocateOptions(border=0.0))
+    assert anywhere.mask is not None and anywhere.mask[:, :6].all() and not anywhere.mask[40, 100]
+    off_border = locate_defect(anomaly_map, 0.5, options=LocateOptions(border=0.1))
+    assert off_border.mask is not None and off_border.mask[40, 100] and not off_border.mask[:, :6].any()
+
+
+def test_locate_defect_cuts_the_region_relative_to_its_own_peak():
+    anomaly_map = 0.1 + _bump(100, 160, 50, 80, 1.0, 8.0)
+    areas = [int(locate_defect(anomaly_map, 0.2, options=LocateOptions(level=lv)).mask.sum()) for lv in (0.25, 0.5, 0.75)]
+    assert areas[0] > areas[1] > areas[2] > 0
+    # Never below the pixel threshold, whatever the level: the region is what an inspection would flag.
+    high = locate_defect(anomaly_map, 0.9, options=LocateOptions(level=0.1)).mask
+    assert high is not None and (anomaly_map[high] >= 0.9).all()
+
+
+def test_locate_defect_says_why_nothing_was_found():
+    flat = np.full((60, 80), 0.2, np.float32)
+    assert locate_defect(flat, 0.5).mask is None and "nothing stands out" in locate_defect(flat, 0.5).reason
+    # A peak below the pixel threshold counts when it rises far enough above the normal median.
+    low_bump = 0.2 + _bump(60, 80, 30, 40, 0.25, 5.0)  # peak 0.45
+    below = locate_defect(low_bump, 0.5, normal_median=0.2, options=LocateOptions(found=0.5)).mask
+    # ... and its region is cut relative to its own peak, not shrunk to the peak pixel.
+    assert below is not None and below[30, 40] and below.sum() > 20
+    assert locate_defect(low_bump, 0.5, normal_median=0.2, options=LocateOptions(found=1.0)).mask is None
+    # Most of the image above the threshold: another part or view, not a defect.
+    other = flat + 1.0 + _bump(60, 80, 30, 40, 0.5, 5.0)
+    assert "another part" in locate_defect(other, 0.5).reason
+    with pytest.raises(ValueError, match="border"):
+        LocateOptions(border=0.5)
+    with pytest.raises(ValueError, match="found"):
+        LocateOptions(found=1.5)
 
 
 def test_inspect_types_regions_from_maskless_examples(calibrated_model, synthetic_category, maskless_examples, tmp_path):

@@ -5,7 +5,8 @@
 - :class:`FewShotClassifier`: nearest-example classifier over pooled region features, fitted
   from a few labelled examples per type; says ``unknown`` for regions far from every example.
 - :func:`examples_from_category`, :func:`examples_from_folders`: labelled examples on disk;
-  :func:`locate_examples`: a fitted detector locates the defect in examples without masks.
+  :func:`locate_examples`: a fitted detector locates the defect in examples without masks
+  (:func:`locate_defect` in one map, as :class:`LocateOptions` say).
 - :class:`VLMClassifier`: asks an OpenAI-compatible vision-language endpoint instead.
 - :func:`region_masks`: the pixel mask of every region of an :class:`~defectlens.types.Inspection`.
 
@@ -13,7 +14,16 @@ Scoring a classifier (accuracy, macro-F1, confusion) is evaluation's job:
 :mod:`defectlens.evaluate.classification`.
 """
 
-from defectlens.classify.examples import Example, ExampleSet, examples_from_category, examples_from_folders, locate_examples
+from defectlens.classify.examples import (
+    Example,
+    ExampleSet,
+    Located,
+    LocateOptions,
+    examples_from_category,
+    examples_from_folders,
+    locate_defect,
+    locate_examples,
+)
 from defectlens.classify.fewshot import FewShotClassifier, FewShotConfig, FewShotFitSummary
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.classify.vlm import VLMClassifier, VLMConfig, VLMError
@@ -28,6 +38,8 @@ __all__ = [
     "FewShotClassifier",
     "FewShotConfig",
     "FewShotFitSummary",
+    "LocateOptions",
+    "Located",
     "Severity",
     "Taxonomy",
     "VLMClassifier",
@@ -36,6 +48,7 @@ __all__ = [
     "examples_from_category",
     "examples_from_folders",
     "load_taxonomy",
+    "locate_defect",
     "locate_examples",
     "parse_taxonomy",
     "region_masks",

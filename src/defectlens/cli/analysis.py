@@ -29,6 +29,8 @@ class Locator:
     score: Callable[[Sequence[np.ndarray]], list[AnomalyResult]]
     pixel_threshold: float
     min_region_px: int | None = None
+    normal_median: float | None = None
+    """The normal images' median pixel: how high an example's peak must rise is measured from it."""
 
 
 @dataclass
@@ -67,7 +69,9 @@ def prepare_analysis(
                 else:
                     example_set = examples_from_folders(examples, will_locate=locate)
                 if locator is not None:
-                    example_set = locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px)
+                    example_set = locate_examples(
+                        example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median
+                    )
                 analysis.notes.extend(example_set.notes)
                 analysis.excluded = {str(e.path) for e in example_set.examples}
                 analysis.classifier = FewShotClassifier()
