@@ -214,7 +214,7 @@ def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, con
         "normal_shared_pattern": [_r(x) for x in shared],
         "memory_bank": metrics(labels, [r.score for r in bank_test], masks, [r.anomaly_map for r in bank_test]),
     }
-    for w in sorted(set(WEIGHT_CANDIDATES) - {0.0} | {weight}):
+    for w in sorted((set(WEIGHT_CANDIDATES) | {0.3, 0.4, 0.5}) - {0.0} | {weight}):
         cfg = FusionConfig(mode="sum", weight=w)
         fused = [
             fuse(r.score, r.anomaly_map, s, m, bank_stats, batch_stats, cfg)
@@ -340,7 +340,7 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
             means.append(" / ".join(cells) + f" (n={len(vals)})")
         lines += ["| **mean** | " + " | ".join(means) + " |", ""]
     lines += ["## Fusion with the memory bank (weight chosen on normal images only)", "",
-              "| category | n fit | chosen weight | memory bank | fused (chosen) | Δ image AUROC | sweep image AUROC (w=0.1..0.5) |",
+              "| category | n fit | chosen weight | memory bank | fused (chosen) | Δ image AUROC | sweep image AUROC (w=0.05..0.5) |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         f = r.get("fusion")

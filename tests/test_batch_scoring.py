@@ -21,7 +21,7 @@ from defectlens.detect.batch_scoring import (
     rescore,
 )
 from defectlens.detect.calibration import normal_statistics
-from defectlens.detect.fusion import choose_fusion_weight, normal_outliers
+from defectlens.detect.fusion import WEIGHT_CANDIDATES, choose_fusion_weight, normal_outliers
 from defectlens.detect.maps import MIN_BATCH
 from defectlens.detect.registry import DETECTORS
 from defectlens.errors import ConfigError
@@ -137,9 +137,9 @@ def test_fusion_weight_shrinks_as_the_partner_adds_false_alarms_on_normal_images
         return out
 
     assert normal_outliers(strange(15.0)) > normal_outliers(bank)
-    assert weight(quiet) >= 0.3
-    assert 0.0 < weight(strange(15.0)) < weight(quiet)
-    assert weight(strange(60.0)) == 0.0
+    assert weight(quiet) == max(WEIGHT_CANDIDATES)
+    assert weight(strange(30.0)) < weight(quiet)
+    assert weight(strange(200.0)) == 0.0
 
 
 def test_cli_batch_scoring_needs_no_normal_image(tmp_path):

@@ -380,7 +380,7 @@ def inspect(
         # A detector that compares the images read together says how many it needs: refused
         # here, before a single image is decoded.
         min_batch = int(getattr(inspector.detector, "min_batch", 1))
-        if len(files) < min_batch:
+        if 0 < len(files) < min_batch:
             how = f"the {cue!r} cue" if needs else f"the {inspector.detector.name} detector"
             fix = f"inspect at least {min_batch} images of the part at once" + (", or pass --cue token" if needs else "")
             raise ConfigError(f"{how} compares the images inspected together and got {len(files)} (it needs {min_batch})", model_dir, fix)

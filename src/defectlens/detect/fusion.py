@@ -89,8 +89,10 @@ def fuse(
     )
 
 
-WEIGHT_CANDIDATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-"""Secondary weights :func:`choose_fusion_weight` tries: never above the primary's."""
+WEIGHT_CANDIDATES = (0.0, 0.05, 0.1, 0.15, 0.2)
+"""Secondary weights :func:`choose_fusion_weight` tries. At most 0.2: a partner measured weaker
+than the memory bank (batch scoring, benchmarks/batch_scoring.md) may tip close calls, never
+outvote it; above 0.2 the fused image AUROC fell below the bank's on every category tried."""
 
 
 def normal_outliers(scores: Sequence[float] | np.ndarray, limit: float = 3.0) -> int:
