@@ -56,7 +56,7 @@ def test_descriptor_names_the_kind_and_round_trips(fitted_model, synthetic_categ
 def test_unknown_kind_names_the_known_ones(fitted_model, tmp_path):
     model = _copy(fitted_model, tmp_path)
     _edit_descriptor(model, detector="normalizing-flow")
-    known = r"unknown detector kind 'normalizing-flow' \(this defectlens knows discriminator, fused, grounding, memory-bank\)"
+    known = r"unknown detector kind 'normalizing-flow' \(this defectlens knows batch-scoring, discriminator, fused, grounding, memory-bank\)"
     with pytest.raises(ModelFileError, match=known) as err:
         Inspector.load(model)
     assert DESCRIPTOR_FILE in str(err.value)

@@ -4,10 +4,12 @@ It wires the stages together — encode and detect (:mod:`defectlens.detect`), t
 (:mod:`defectlens.locate`) — and owns the decision thresholds. Classification and reports
 build on the :class:`~defectlens.types.Inspection` it returns.
 
-Three detectors can sit inside, chosen by the kind the folder's descriptor names
-(:mod:`defectlens.descriptor`, loaded through :mod:`defectlens.detect.registry`):
+Any registered detector can sit inside, chosen by the kind the folder's descriptor names
+(:mod:`defectlens.descriptor`, loaded through :mod:`defectlens.detect.registry`), e.g.:
 
 * a memory bank (``defectlens fit``): normal images of the part were seen;
+* batch scoring (``defectlens fit --detector batch-scoring``): no normal image; the images
+  inspected together score each other;
 * a grounding model alone (``defectlens train-grounding``): zero-shot, the part is known only
   by its taxonomy's words;
 * both, fused (``defectlens fit --grounding``): look twice.
@@ -19,7 +21,7 @@ import itertools
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from defectlens.descriptor import (
 )
 from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET, FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
 from defectlens.detect.base import Detector, LoadContext, Progress
+from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.registry import detector_class, load_detector
@@ -51,8 +54,11 @@ INSPECTOR_FILE = DESCRIPTOR_FILE
 IMAGE_SIZE_RANGE = (64, 1024)
 """Canvas sides accepted by :class:`InspectorSettings`: below, features are too coarse; above,
 a CPU runs out of memory long before it finishes."""
-FIT_DETECTORS = ("memory-bank", "discriminator", "bank+discriminator")
-"""Detector families ``Inspector.fit`` builds from normal images (``InspectorSettings.detector``)."""
+FIT_DETECTORS = ("memory-bank", "discriminator", "bank+discriminator", "batch-scoring")
+"""Detector families ``Inspector.fit`` builds (``InspectorSettings.detector``): from normal
+images, or — 'batch-scoring' — from none (the images inspected together score each other)."""
+NO_NORMAL_DETECTORS = ("batch-scoring",)
+"""Families that need no normal image: fitting one only records its settings."""
 MIN_FIT_IMAGES = 2
 """Normal images needed to fit: at least one is held out to set the thresholds."""
 ImageInput = np.ndarray | str | Path
@@ -123,6 +129,8 @@ class InspectedBatch:
     """Paths the batch covered (inspected or failed), for progress bars."""
     seconds: float
     """Decoding, scoring and decisions of this batch."""
+    warnings: list[str] = field(default_factory=list)
+    """What the detector said about the batch as a whole (e.g. most parts look alike-anomalous), once each."""
 
 
 def balanced_batches(n_items: int, size: int) -> list[range]:
@@ -187,6 +195,13 @@ class Inspector:
         the held-out normal images, and the thresholds are set on the fused scale.
         """
         settings = settings or InspectorSettings()
+        if settings.detector in NO_NORMAL_DETECTORS:
+            if secondary is not None:
+                raise ConfigError(f"detector {settings.detector!r} cannot be fused with another model", None, "use the memory-bank detector to fuse")
+            # The canvas is set per batch from the images read (none are seen here).
+            encoder = EncoderConfig(backbone=settings.backbone, standardize=settings.standardize)
+            scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
+            return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
                 f"{len(images)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
@@ -315,7 +330,8 @@ class Inspector:
             InspectedImage(path, image, result, self.decide(result, str(path)))
             for path, image, result in zip(kept, images, results, strict=True)
         ]
-        return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start)
+        warnings = list(dict.fromkeys(r.batch_warning for r in results if r.batch_warning))
+        return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings)
 
     def iter_batches(self, paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> Iterator[InspectedBatch]:
         """Decode, score and decide ``paths`` in the batches of :meth:`plan_batches`, yielding

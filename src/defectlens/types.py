@@ -82,6 +82,9 @@ class AnomalyResult:
     grounding: GroundingResult | None = None
     """The grounding model's reading of the image when it took part: its per-type maps let
     regions be typed from the taxonomy's descriptions alone."""
+    batch_warning: str | None = None
+    """Set by a detector that scores images against the rest of their batch when that batch
+    defeats it (e.g. most parts share one defect): one line, the same on every image of it."""
 
 
 @dataclass

@@ -19,14 +19,23 @@ from defectlens.cli.progress import console, progress_bar
 from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
-from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE, MIN_BATCH
+from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
 from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
 from defectlens.evaluate.harness import evaluate_detection
 from defectlens.explain.gallery import ResultRow, read_result, require_batch_results_writable, write_batch_results
-from defectlens.inspector import FIT_DETECTORS, IMAGE_SIZE_RANGE, MIN_FIT_IMAGES, Failure, Inspector, InspectorSettings, load_images
+from defectlens.inspector import (
+    FIT_DETECTORS,
+    IMAGE_SIZE_RANGE,
+    MIN_FIT_IMAGES,
+    NO_NORMAL_DETECTORS,
+    Failure,
+    Inspector,
+    InspectorSettings,
+    load_images,
+)
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.images import describe_unreadable
@@ -120,7 +129,9 @@ def fit(
     coreset_ratio: Annotated[float, typer.Option(help="Share of normal patches kept in the memory bank, in (0, 1].")] = 0.1,
     max_images: Annotated[int, typer.Option(min=0, help="Use at most this many normal images (0 = all).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Equalise each image's exposure before encoding.")] = True,
-    detector: Annotated[str, typer.Option(help=f"Detector family: {', '.join(FIT_DETECTORS)}.")] = InspectorSettings.detector,
+    detector: Annotated[
+        str, typer.Option(help=f"Detector family: {', '.join(FIT_DETECTORS)} (batch-scoring: no normal image, a batch scores itself).")
+    ] = InspectorSettings.detector,
     false_alarm_target: Annotated[
         float, typer.Option(help="Share of good parts the label-free threshold may flag, in (0, 0.5]: it sits at that quantile of the normal scores.")
     ] = InspectorSettings.false_alarm_target,
@@ -132,6 +143,9 @@ def fit(
     fusion_weight: Annotated[float, typer.Option(help="Weight of the grounding model in the fusion, 0..1.")] = 0.5,
 ) -> None:
     """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given).
+
+    --detector batch-scoring reads no image (CATEGORY_DIR is not read): the model folder holds
+    its settings, and `inspect` scores the images of each batch against each other.
 
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage."""
     try:
@@ -149,6 +163,14 @@ def fit(
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
+        if detector in NO_NORMAL_DETECTORS:
+            if grounding is not None:
+                raise ConfigError(f"--detector {detector} cannot be fused with --grounding", None, "drop --grounding, or use --detector memory-bank")
+            # Nothing to fit and no image to read (CATEGORY_DIR may hold none): the folder
+            # records the settings, and inspect compares the images read together.
+            Inspector.fit([], settings).save(output)
+            console.print(f"{detector} model: no normal image needed; inspect at least 8 images of the part at once → {output}")
+            return
         category = load_category(category_dir)
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or category.taxonomy_path, fusion_mode, fusion_weight)
@@ -262,18 +284,23 @@ class BatchOutcome:
     """Inputs whose files were all written; the summary reads their results back from those files."""
     failures: list[Failure] = field(default_factory=list)
     n_inputs: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """What the detector said about the batch as a whole (see :attr:`InspectedBatch.warnings`)."""
 
 
 def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path) -> BatchOutcome:
     """Inspect one batch and write every image's files (reports, overlay, then the JSON): the one
     code path of both engines, so the local and the Ray engine write identical outputs."""
     batch = inspector.inspect_batch(paths)
-    outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs)
+    outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
     for item in batch.images:
         path, inspection = item.path, item.inspection
         region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
         labels = [t.defect_type for t in region_types]
         extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
+        if item.result.batch_warning:
+            # Kept with the verdict it qualifies: a reader of one JSON sees it too.
+            extra["batch_warning"] = item.result.batch_warning
         write_inspection(inspection, item.image, output, names[path], inspector, extra)
         outcome.written.append(path)
     return outcome
@@ -362,12 +389,13 @@ def inspect(
         needs = Inspector.needs_taxonomy(model_dir)
         # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
         inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
-        if needs and cue != "token" and len(files) < MIN_BATCH:
-            raise ConfigError(
-                f"the {cue!r} cue compares the images inspected together and got {len(files)} (it needs {MIN_BATCH})",
-                model_dir,
-                "inspect at least 8 images of the part at once, or pass --cue token",
-            )
+        # A detector that compares the images read together says how many it needs: refused
+        # here, before a single image is decoded.
+        min_batch = int(getattr(inspector.detector, "min_batch", 1))
+        if 0 < len(files) < min_batch:
+            how = f"the {cue!r} cue" if needs else f"the {inspector.detector.name} detector"
+            fix = f"inspect at least {min_batch} images of the part at once" + (", or pass --cue token" if needs else "")
+            raise ConfigError(f"{how} compares the images inspected together and got {len(files)} (it needs {min_batch})", model_dir, fix)
     except DefectlensError as exc:
         raise _fail(exc) from None
     for note in analysis.notes:
@@ -397,6 +425,8 @@ def inspect(
 
             def record(outcome: BatchOutcome) -> None:
                 failures.extend(outcome.failures)
+                for warning in outcome.warnings:
+                    console.print(f"[yellow]warning:[/] {len(outcome.written)} image(s) of one batch: {escape(warning)}")
                 for path in outcome.written:
                     # Read back from the files just written (by this process or a Ray worker):
                     # resumed and new images are one list, read one way.

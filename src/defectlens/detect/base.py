@@ -30,7 +30,9 @@ class Detector(Protocol):
 
     Optional beyond this: ``describe() -> dict`` (plain JSON the model card shows: encoder,
     settings, taxonomy) and ``batch_relative`` (true when scores are relative to the batch
-    read, which rules the detector out of fusion). ``normal_stats`` is what makes a detector
+    read, which rules the detector out of fusion) and ``min_batch`` (fewest images ``score``
+    accepts at once, for detectors that compare the images of a batch; the CLI refuses fewer
+    before decoding any). ``normal_stats`` is what makes a detector
     fusable: :class:`~defectlens.detect.fusion.FusedDetector` recomputes each member's on the
     held-out normal images.
     """

@@ -24,6 +24,7 @@ import numpy as np
 
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.maps import robust_units
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import read_model_json, write_json_atomic
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
@@ -86,6 +87,47 @@ def fuse(
         fuse_scores(vision_score, grounding_score, vision, grounding, cfg),
         fuse_maps(vision_map, grounding_map, vision, grounding, cfg),
     )
+
+
+WEIGHT_CANDIDATES = (0.0, 0.05, 0.1, 0.15, 0.2)
+"""Secondary weights :func:`choose_fusion_weight` tries. At most 0.2: a partner measured weaker
+than the memory bank (batch scoring, benchmarks/batch_scoring.md) may tip close calls, never
+outvote it; above 0.2 the fused image AUROC fell below the bank's on every category tried."""
+
+
+def normal_outliers(scores: Sequence[float] | np.ndarray, limit: float = 3.0) -> int:
+    """How many of ``scores`` stand more than ``limit`` robust standard deviations
+    (1.4826 · MAD) above their median: false alarms a normal set raises against itself."""
+    values = np.asarray(scores, np.float64)
+    median, spread = robust_units(values)
+    return int(np.sum((values - median) / spread > limit))
+
+
+def choose_fusion_weight(
+    primary_normal: Sequence[float],
+    secondary_normal: Sequence[float],
+    primary: NormalStatistics,
+    secondary: NormalStatistics,
+    candidates: Sequence[float] = WEIGHT_CANDIDATES,
+) -> float:
+    """The secondary's fusion weight, chosen on normal images only: the largest candidate whose
+    fused scores of the same normal images (each member on its normal scale, as :func:`fuse`
+    puts them) hold no more outliers (:func:`normal_outliers`) than the primary's alone.
+
+    Why: with no defective image to measure separation on, what normal images can say is
+    whether the secondary adds false alarms — a secondary whose normal scores have a heavy
+    tail (images that look unusual to it but are fine) raises outliers and is given weight 0;
+    one whose errors are mild and independent of the primary's averages noise away."""
+    a = np.array([primary.normalise_score(x) for x in primary_normal])
+    b = np.array([secondary.normalise_score(x) for x in secondary_normal])
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need the same normal images scored by both detectors, got {a.size} and {b.size} scores")
+    allowed = normal_outliers(a)
+    chosen = 0.0
+    for w in sorted(candidates):
+        if normal_outliers((1 - w) * a + w * b) <= allowed:
+            chosen = float(w)
+    return chosen
 
 
 FUSION_FILE = "fusion.json"

@@ -9,13 +9,14 @@ grounding model (and any later detector) agree on what "smoothed" and "score" me
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from defectlens.detect.calibration import subsample
 from defectlens.encode import CanvasSpec, EncodedBatch, Placement, footprint_grid, map_to_original
 from defectlens.types import AnomalyResult
 
@@ -85,3 +86,32 @@ def on_image_cells(batches: Iterable[EncodedBatch]) -> Iterator[tuple[torch.Tens
         grid = (int(encoded.features.shape[-2]), int(encoded.features.shape[-1]))
         for feat, placement in zip(encoded.features, encoded.placements, strict=True):
             yield feat, _on_image(placement, encoded.canvas, grid)
+
+
+MIN_BATCH = 8
+"""Fewest images a batch-relative detector (the grounding batch cue, batch scoring) reads
+together: below this a median and MAD, or a closest share of the others, say little."""
+MAD_TO_SIGMA = 1.4826
+"""Median absolute deviation -> standard deviation of a normal distribution."""
+
+
+def robust_units(values: np.ndarray) -> tuple[float, float]:
+    """Median and MAD-based spread of ``values`` (subsampled, seeded): the units of a batch in
+    which most values are normal, whatever the few outliers do."""
+    values = subsample(np.asarray(values, np.float64).ravel())
+    median = float(np.median(values))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
+    return median, max(spread, 1e-6)
+
+
+def batch_relative_maps(maps: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each map in robust z-scores over all pixels of the batch (what batch-relative detectors report)."""
+    median, spread = robust_units(np.concatenate([np.asarray(m, np.float64).ravel() for m in maps]))
+    return [((np.asarray(m, np.float32) - median) / spread).astype(np.float32) for m in maps]
+
+
+def batch_relative_scores(scores: Sequence[float] | np.ndarray) -> list[float]:
+    """Image scores in robust z-scores of the batch's image scores."""
+    values = np.asarray(scores, np.float64)
+    median, spread = robust_units(values)
+    return [float((s - median) / spread) for s in values]

@@ -10,7 +10,7 @@ score (:mod:`defectlens.detect.maps`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +123,8 @@ class MemoryBankDetector(PatchFeatureDetector):
         self.index: faiss.Index | None = None
         self.thresholds: Thresholds | None = None
         self.normal_stats: NormalStatistics | None = None
+        self._bank_sources: np.ndarray | None = None
+        """Which fit image gave each bank row (only after fitting here, not after loading)."""
 
     # ------------------------------------------------------------------ fitting
     def holdout_indices(self, n_images: int) -> list[int]:
@@ -149,16 +151,23 @@ class MemoryBankDetector(PatchFeatureDetector):
         n_select = min(self.config.max_bank_size, max(1, round(len(all_patches) * self.config.coreset_ratio)))
         chosen = greedy_coreset(all_patches, n_select, projection_dim=self.config.coreset_projection, seed=self.config.seed)
         self._set_bank(all_patches[chosen].contiguous())
+        self._bank_sources = sources[chosen].numpy()
         if self.config.calibration == "leave-one-out":
-            n_calibration = self.calibrate(self._leave_one_out(train, sources[chosen].numpy(), n_images), self.config.quantile)
+            n_calibration = self.calibrate(self.leave_one_out_results(train), self.config.quantile)
         else:
             n_calibration = self.calibrate((r for batch in holdout for r in self.score_encoded(batch)), self.config.quantile)
         n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
         return FitSummary(n_images + n_holdout, n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
 
-    def _leave_one_out(self, train: list[EncodedBatch], bank_sources: np.ndarray, n_images: int) -> Iterator[AnomalyResult]:
-        """Results of (up to ``calibration_images``) training images, each scored against the
-        bank without the patches it gave."""
+    def leave_one_out_results(self, train: Sequence[EncodedBatch]) -> Iterator[AnomalyResult]:
+        """Results of (up to ``calibration_images``, seeded) of the images this detector was
+        just fitted on (``train``, the same encoded batches in the same order), each scored
+        against the bank without the patches it gave: normal scores of images the bank did not
+        see, for thresholds and for choosing a fusion weight. Only right after :meth:`fit_encoded`."""
+        if self._bank_sources is None:
+            raise RuntimeError("leave-one-out scores need the fit's encoded images: call right after fit_encoded()")
+        bank_sources = self._bank_sources
+        n_images = sum(len(b.placements) for b in train)
         n_use = min(n_images, self.config.calibration_images)
         chosen = set(np.random.default_rng(self.config.seed).permutation(n_images)[:n_use].tolist())
         image_id = 0

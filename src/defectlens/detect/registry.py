@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from defectlens.detect.base import Detector, DetectorClass, LoadContext
+from defectlens.detect.batch_scoring import BatchScoringDetector
 from defectlens.detect.discriminator import DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.detect.grounding.detector import GroundingDetector
@@ -22,6 +23,7 @@ DETECTORS: dict[str, DetectorClass] = {
     GroundingDetector.name: GroundingDetector,
     FusedDetector.name: FusedDetector,
     DiscriminatorDetector.name: DiscriminatorDetector,
+    BatchScoringDetector.name: BatchScoringDetector,
 }
 """Kind name (as written in a model descriptor) -> detector class."""
 

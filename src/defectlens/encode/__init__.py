@@ -6,7 +6,7 @@ helpers that map between original pixels and the network canvas, and the weight 
 
 from defectlens.encode.canvas import CanvasSpec, Placement, fixed_scale_for_sizes, footprint_grid, map_to_original, mask_to_grid, place
 from defectlens.encode.efficientnet import BACKBONES, DEFAULT_BACKBONE, EfficientNetLite, load_efficientnet_lite
-from defectlens.encode.features import EncodedBatch, EncoderConfig, PatchEncoder
+from defectlens.encode.features import EncodedBatch, EncoderConfig, PatchEncoder, fuse_levels
 
 __all__ = [
     "BACKBONES",
@@ -19,6 +19,7 @@ __all__ = [
     "Placement",
     "fixed_scale_for_sizes",
     "footprint_grid",
+    "fuse_levels",
     "load_efficientnet_lite",
     "map_to_original",
     "mask_to_grid",

@@ -126,18 +126,27 @@ class FusedTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(fused (N, C, h, w), per-stage maps) — coarser stages averaged and upsampled onto the finest grid."""
         levels = self.trunk.forward_stages(x, self.stages)
-        grid = levels[0].shape[-2:]
-        fused = []
-        k = self.aggregate
-        for lvl in levels:
-            lvl = lvl.contiguous()
-            if k > 1:
-                # count_include_pad=False: border cells average only real neighbours.
-                lvl = F.avg_pool2d(lvl, k, stride=1, padding=k // 2, count_include_pad=False)
-            if lvl.shape[-2:] != grid:
-                lvl = F.interpolate(lvl, size=grid, mode="bilinear", align_corners=False)
-            fused.append(lvl)
-        return torch.cat(fused, dim=1).float(), [lvl.contiguous().float() for lvl in levels]
+        return fuse_levels(levels, self.aggregate), [lvl.contiguous().float() for lvl in levels]
+
+
+def fuse_levels(levels: Sequence[torch.Tensor], aggregate: int, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """Per-stage maps (N, C_i, h_i, w_i) -> one (N, sum C_i, h, w) feature map: each stage averaged
+    over an ``aggregate`` x ``aggregate`` neighbourhood on its own grid, then resized onto ``grid``
+    (default: the first, finest stage's grid). What the encoder's fused features are, and what a
+    detector that weighs several neighbourhood sizes recomputes from :attr:`EncodedBatch.levels`."""
+    target = (int(levels[0].shape[-2]), int(levels[0].shape[-1])) if grid is None else grid
+    fused = []
+    for lvl in levels:
+        lvl = lvl.contiguous().float()
+        if aggregate > 1:
+            # count_include_pad=False: border cells average only real neighbours.
+            lvl = F.avg_pool2d(lvl, aggregate, stride=1, padding=aggregate // 2, count_include_pad=False)
+        if tuple(lvl.shape[-2:]) != target:
+            # Area averaging when shrinking a finer stage, bilinear when enlarging a coarser one.
+            shrink = lvl.shape[-2] > target[0]
+            lvl = F.adaptive_avg_pool2d(lvl, target) if shrink else F.interpolate(lvl, size=target, mode="bilinear", align_corners=False)
+        fused.append(lvl)
+    return torch.cat(fused, dim=1).float()
 
 
 class PatchEncoder:

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.detect.base import LoadContext
-from defectlens.detect.calibration import subsample
 from defectlens.detect.grounding.model import GroundingModel
-from defectlens.detect.maps import image_score
+from defectlens.detect.maps import MIN_BATCH, batch_relative_maps, batch_relative_scores, image_score
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import read_model_json, write_json_atomic
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
@@ -40,8 +39,6 @@ PROBABILITY_THRESHOLD = 0.5
 """SEG_DEFECT more likely than SEG_NORMAL."""
 OUTLIER_THRESHOLD = 3.0
 """Robust z-score above which a batch-relative score is an outlier."""
-MIN_BATCH = 8
-"""Fewest images for batch-relative cues: below this a median and MAD say little."""
 CUES = ("token", "batch", "both")
 DEFAULT_CUE = "batch"
 """Measured best of the three on the held-out categories whose batches mix good and
@@ -53,23 +50,8 @@ PART_FILE = "part.json"
 """Written beside a grounding model bound to one part (inside a fused model): its taxonomy and cue."""
 PART_FORMAT = "defectlens.grounding-part"
 PART_FORMAT_VERSION = 1
-_MAD_TO_SIGMA = 1.4826
 _TOP_FRACTION = 0.01
 """Share of a batch-relative map whose mean is the image score (steadier than the maximum)."""
-
-
-def _robust_units(values: np.ndarray) -> tuple[float, float]:
-    """Median and MAD-based spread of ``values`` (subsampled, seeded)."""
-    values = subsample(values)
-    median = float(np.median(values))
-    spread = _MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
-    return median, max(spread, 1e-6)
-
-
-def batch_relative_maps(maps: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Each map in robust z-scores over all pixels of the batch."""
-    median, spread = _robust_units(np.concatenate([np.asarray(m, np.float64).ravel() for m in maps]))
-    return [((np.asarray(m, np.float32) - median) / spread).astype(np.float32) for m in maps]
 
 
 def results_for_cue(results: Sequence[GroundingResult], cue: str) -> list[AnomalyResult]:
@@ -85,8 +67,7 @@ def results_for_cue(results: Sequence[GroundingResult], cue: str) -> list[Anomal
         # Re-standardise the average: the decision stays "3 robust sigmas above the batch".
         maps = batch_relative_maps([0.5 * a + 0.5 * b for a, b in zip(token, maps, strict=True)])
     scores = np.array([image_score(m, _TOP_FRACTION) for m in maps])
-    median, spread = _robust_units(scores)
-    return [AnomalyResult(float((s - median) / spread), m, grounding=r) for s, m, r in zip(scores, maps, results, strict=True)]
+    return [AnomalyResult(float(z), m, grounding=r) for z, m, r in zip(batch_relative_scores(scores), maps, results, strict=True)]
 
 
 class GroundingDetector:
@@ -125,6 +106,11 @@ class GroundingDetector:
                 "inspect more images at once, or use the token cue (--cue token) for single images",
             )
         return results_for_cue(self.model.predict(images, self.taxonomy, progress), self.cue)
+
+    @property
+    def min_batch(self) -> int:
+        """Fewest images :meth:`score` accepts at once (1 with the token cue)."""
+        return 1 if self.cue == "token" else MIN_BATCH
 
     @property
     def batch_relative(self) -> bool:

@@ -227,6 +227,16 @@ def embed_taxonomy(text: TextEncoder, taxonomy: Taxonomy, templates: Sequence[st
     return Vocabulary(taxonomy, obj, desc)
 
 
+def batch_cue_map(g: GridInputs) -> np.ndarray:
+    """The batch cue of one image read in a batch (:func:`add_batch_context` filled its
+    channels): its first batch-context channel at the image's own resolution, smoothed like
+    the memory bank's map (one patch's distance is noisy, a blob's is not). Needs no trained
+    head: the benchmark compares it with other training-free detectors."""
+    plane = g.inputs[None, -N_BATCH_CHANNELS : -N_BATCH_CHANNELS + 1].float()
+    canvas = F.interpolate(plane, size=(g.canvas.height, g.canvas.width), mode="bilinear", align_corners=False)[0, 0]
+    return smooth_map(map_to_original(canvas, g.placement), BATCH_MAP_SIGMA)
+
+
 class GroundingModel:
     """Zero-shot anomaly maps and text-defined defect types for parts the model has never seen.
 
@@ -304,17 +314,11 @@ class GroundingModel:
         for g in grids:
             prob, sims = self.forward_grid(g.inputs[None].float(), vocab)
             spec = g.canvas
-            planes = [prob[:, None], sims]
-            if g.has_context:
-                planes.append(g.inputs[None, -N_BATCH_CHANNELS : -N_BATCH_CHANNELS + 1].float())
-            stacked = torch.cat(planes, dim=1)
+            stacked = torch.cat([prob[:, None], sims], dim=1)
             canvas = F.interpolate(stacked, size=(spec.height, spec.width), mode="bilinear", align_corners=False)[0]
             full = np.stack([map_to_original(c, g.placement) for c in canvas])
             n_types = sims.shape[1]
-            batch_map = None
-            if g.has_context:
-                # Smoothed like the memory bank's map: one patch's distance is noisy, a blob's is not.
-                batch_map = smooth_map(full[1 + n_types], BATCH_MAP_SIGMA)
+            batch_map = batch_cue_map(g) if g.has_context else None
             out.append(
                 GroundingResult(
                     score=self.image_score(prob[0], g.footprint),

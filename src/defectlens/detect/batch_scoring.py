@@ -1,0 +1,376 @@
+"""Batch scoring: parts inspected together score each other (MuSc's idea; Li et al., ICLR 2024).
+
+No normal image and no training: in a batch of images of one part, a normal patch finds
+close look-alikes in most other images, a defect only in few. So every patch is scored by
+its nearest-neighbour distance to each *other* image of the batch, and the mean over the
+closest share of those images (``closest_fraction``, 30 %) is its anomaly value — robust to
+a few other images having the same defect in the same place. Steps:
+
+1. **Multi-level features, several neighbourhood sizes** — the encoder's stride-8 and
+   stride-16 stages, each averaged over r x r cells for every r in ``radii`` (1, 3, 5) and
+   put on the stride-16 grid (:func:`~defectlens.encode.fuse_levels`): r = 1 sees pits, r = 5
+   sees blotches. (The stride-16 grid keeps a CPU batch of 16 in seconds; the map is
+   smoothed and resized to the image like every other detector's.)
+2. **Mutual scoring** — per radius, each patch's distance to its nearest on-image patch of
+   each reference image (up to ``max_references`` others, seeded), averaged over the closest
+   share; divided by the batch's median patch value so radii (and batches) share one unit,
+   "times the typical patch of the batch", then averaged over radii.
+3. **Image re-scoring over the batch** (MuSc's RsCIN) — each image's score is smoothed with
+   the scores of the images it looks most alike as a whole (cosine similarity of mean
+   features), averaged over neighbourhood windows ``rescore_windows``: a normal image with a
+   noisy spot is pulled towards its normal look-alikes.
+
+Units (``units``): ``batch-outlier`` (default, alone) reports robust z-scores of the batch as
+the grounding model's batch cue does — an image or pixel is defective 3 robust sigmas above
+the batch's typical one; ``typical-patch`` keeps step 2's unit, which normal statistics can
+put on a fixed scale: the one a :class:`~defectlens.detect.fusion.FusedDetector` needs.
+
+**A batch where most parts share one defect** looks normal to mutual scoring (what is common
+is normal). It is detected from the same distances: a defect shared by a sub-population is
+close in the closest 30 % of references but far in the farthest 30 %, while a normal patch
+finds look-alikes in nearly every image. Per image, the mean of the far/close ratio over its
+top 5 % of cells, divided by the ratio of its median cell, minus 1; the median over images is
+the batch's *shared-pattern ratio*; above
+:data:`SHARED_PATTERN_LIMIT` every result carries a warning (measured in
+``benchmarks/batch_scoring.py``). Batches of fewer than :data:`~defectlens.detect.maps.MIN_BATCH`
+images are refused before anything is encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from defectlens.detect.base import LoadContext, Progress
+from defectlens.detect.maps import MIN_BATCH, batch_relative_maps, batch_relative_scores, grid_to_results, image_score
+from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, footprint_grid, fuse_levels
+from defectlens.errors import ConfigError, ModelFileError
+from defectlens.io.atomic import read_model_json, write_json_atomic
+from defectlens.types import AnomalyResult, Thresholds
+
+FORMAT = "defectlens.batch-scoring"
+FORMAT_VERSION = 1
+CONFIG_FILE = "batch_scoring.json"
+UNITS = ("batch-outlier", "typical-patch")
+OUTLIER_THRESHOLD = 3.0
+"""Robust z-score above which a batch-relative score is an outlier (the classic rule)."""
+SHARED_PATTERN_LIMIT = 0.65
+"""Shared-pattern ratio above which a batch is said to look alike-anomalous (see the module
+notes). Set just above the highest ratio of a normal-only batch measured by
+``benchmarks/batch_scoring.py`` (0.63, cookie; 0.07–0.42 on the other parts), so a good lot is
+not warned about. That is a weak detector on real parts: of the measured batches where 12 of 16
+parts share one defect type only a cookie one exceeds it (ratios 0.10–0.75 against 0.07–0.63
+for normal-only batches of the same parts); a synthetic 9-of-12 shared defect gives ~1.5."""
+
+
+SHARED_PATTERN_TOP = 0.05
+"""Share of an image's cells, the most sub-population-like, whose far/close ratio is its value."""
+
+
+def _default_encoder() -> EncoderConfig:
+    # The memory bank's stages and exposure standardisation: features it already trusts, so a
+    # fused model reads one encoding. Neighbourhoods are applied here (radii), not in the encoder.
+    return EncoderConfig(standardize=True)
+
+
+@dataclass(frozen=True)
+class BatchScoringConfig:
+    """Settings of the batch-scoring detector (saved with the model)."""
+
+    encoder: EncoderConfig = field(default_factory=_default_encoder)
+    side: int = 256
+    """Each batch is placed on one canvas of about side² pixels with the batch's median aspect ratio."""
+    radii: tuple[int, ...] = (1, 3, 5)
+    """Neighbourhood sizes (cells, odd) features are averaged over before comparing."""
+    closest_fraction: float = 0.3
+    """Share of the reference images, the closest ones, whose distances are averaged."""
+    max_references: int = 16
+    """Other images each image is compared with (a seeded random choice when the batch is larger)."""
+    rescore_windows: tuple[int, ...] = (1, 2, 3)
+    """Image re-scoring: for each k, the similarity-weighted mean score of the image and its
+    k - 1 most alike images; the windows' results are averaged (1 alone = no re-scoring)."""
+    blur_sigma: float = 4.0
+    """Gaussian smoothing of the map, in canvas pixels (as the memory bank)."""
+    score_top_fraction: float = 0.01
+    """The image score is the mean of this top share of the map (before re-scoring)."""
+    units: str = "batch-outlier"
+    """See the module notes: 'batch-outlier' (alone) or 'typical-patch' (for fusion)."""
+    batch_size: int = 8
+    """Images encoded at once."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.radii or any(r < 1 or r % 2 == 0 for r in self.radii):
+            raise ValueError(f"radii must be odd numbers >= 1, got {self.radii}")
+        if not 0 < self.closest_fraction <= 1:
+            raise ValueError(f"closest_fraction must be in (0, 1], got {self.closest_fraction}")
+        if self.max_references < MIN_BATCH - 1:
+            raise ValueError(f"max_references must be at least {MIN_BATCH - 1}, got {self.max_references}")
+        if not self.rescore_windows or min(self.rescore_windows) < 1:
+            raise ValueError(f"rescore_windows must be positive, got {self.rescore_windows}")
+        if self.units not in UNITS:
+            raise ValueError(f"units must be one of {', '.join(UNITS)}, got {self.units!r}")
+        if self.side < 64:
+            raise ValueError(f"side must be at least 64, got {self.side}")
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        d = dict(self.__dict__)
+        d.update(encoder=self.encoder.to_json(), radii=list(self.radii), rescore_windows=list(self.rescore_windows))
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> BatchScoringConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            **{
+                **d,
+                "encoder": EncoderConfig.from_json(d["encoder"]),
+                "radii": tuple(d["radii"]),
+                "rescore_windows": tuple(d["rescore_windows"]),
+            }
+        )
+
+
+@dataclass
+class BatchReading:
+    """What mutual scoring says about one batch, before units are chosen."""
+
+    grids: torch.Tensor
+    """(N, h, w) patch scores in typical-patch units on the comparison grid."""
+    raw_scores: np.ndarray
+    """(N,) image scores before re-scoring (typical-patch units, from the smoothed maps)."""
+    scores: np.ndarray
+    """(N,) image scores after re-scoring over the batch."""
+    maps: list[np.ndarray]
+    """Smoothed maps at each image's own resolution, typical-patch units."""
+    shared_pattern: float
+    """Median over images of the far/close reference-distance ratio of their most shared-looking cells, minus 1."""
+
+    @property
+    def warning(self) -> str | None:
+        """The one-line warning when the batch looks alike-anomalous, else None."""
+        if self.shared_pattern <= SHARED_PATTERN_LIMIT:
+            return None
+        return (
+            f"batch looks alike-anomalous (shared-pattern ratio {self.shared_pattern:.2f} > {SHARED_PATTERN_LIMIT}): "
+            "many parts may share one defect, which batch scoring reads as normal — check a few by eye, "
+            "or inspect them mixed with known-good parts"
+        )
+
+
+def require_batch(n_images: int, what: str = "batch scoring") -> None:
+    """Refuse a batch too small to compare its images with each other (one line, with the fix)."""
+    if n_images < MIN_BATCH:
+        raise ConfigError(
+            f"{what} compares the images of a batch and got {n_images} (it needs at least {MIN_BATCH} of the same part)",
+            None,
+            f"inspect at least {MIN_BATCH} images of the part at once",
+        )
+
+
+def comparison_features(levels: Sequence[torch.Tensor], radii: Sequence[int]) -> list[torch.Tensor]:
+    """Per radius, (N, C, h, w) features on the coarsest stage's grid (see the module notes)."""
+    grid = (int(levels[-1].shape[-2]), int(levels[-1].shape[-1]))
+    return [fuse_levels(levels, r, grid) for r in radii]
+
+
+def reference_sets(n_images: int, max_references: int, seed: int) -> list[np.ndarray]:
+    """For each image, the other images it is compared with: all of them up to
+    ``max_references``, else a seeded random choice."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_images):
+        others = np.delete(np.arange(n_images), i)
+        out.append(others if len(others) <= max_references else np.sort(rng.choice(others, max_references, replace=False)))
+    return out
+
+
+def nearest_distances(features: torch.Tensor, on_image: torch.Tensor, references: Sequence[np.ndarray]) -> torch.Tensor:
+    """(N, P, R) distance of every cell of every image to its nearest on-image cell of each of
+    its R references. ``features`` (N, P, C); ``on_image`` (N, P) bool.
+
+    Each image pair's distance matrix is computed once and read both ways when both images
+    reference each other (always, in batches up to ``max_references`` + 1)."""
+    wanted = {(i, int(j)) for i, refs in enumerate(references) for j in refs}
+    found: dict[tuple[int, int], torch.Tensor] = {}
+    for i, j in sorted(wanted):
+        if (i, j) in found:
+            continue
+        d = torch.cdist(features[i], features[j])  # (P, P)
+        found[(i, j)] = d.masked_fill(~on_image[j][None, :], math.inf).min(dim=1).values
+        if (j, i) in wanted:
+            found[(j, i)] = d.masked_fill(~on_image[i][:, None], math.inf).min(dim=0).values
+    return torch.stack([torch.stack([found[(i, int(j))] for j in refs], dim=1) for i, refs in enumerate(references)])
+
+
+def closest_mean(distances: torch.Tensor, fraction: float) -> torch.Tensor:
+    """(N, P) mean of each cell's ``fraction`` smallest reference distances (at least one)."""
+    k = max(1, math.ceil(fraction * distances.shape[-1]))
+    return torch.topk(distances, k, dim=-1, largest=False).values.mean(dim=-1)
+
+
+def rescore(scores: np.ndarray, image_features: torch.Tensor, windows: Sequence[int]) -> np.ndarray:
+    """MuSc's image-level re-scoring (RsCIN): for each window k, each image's score becomes the
+    similarity-weighted mean of its own and its k - 1 most alike images' scores (cosine
+    similarity of ``image_features`` (N, C), negatives as 0); the windows are averaged."""
+    s = torch.as_tensor(scores, dtype=torch.float64)
+    f = torch.nn.functional.normalize(image_features.double(), dim=1)
+    similarity = (f @ f.T).clamp_min(0.0)
+    similarity.fill_diagonal_(1.0)  # an image is its own closest neighbour, whatever rounding says
+    out = torch.zeros_like(s)
+    for k in windows:
+        k = min(k, len(s))
+        top = torch.topk(similarity, k, dim=1).indices
+        weights = torch.zeros_like(similarity).scatter(1, top, similarity.gather(1, top))
+        out += (weights @ s) / weights.sum(dim=1).clamp_min(1e-12)
+    return (out / len(windows)).numpy()
+
+
+def _top_mean(values: torch.Tensor, keep: torch.Tensor, fraction: float) -> float:
+    return image_score(values[keep].numpy(), fraction)
+
+
+def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReading:
+    """Mutual scoring, maps and re-scoring of one encoded batch (all images on one canvas)."""
+    require_batch(len(encoded.placements))
+    per_radius = comparison_features(encoded.levels, config.radii)
+    n, _, h, w = per_radius[0].shape
+    on_image = torch.stack(
+        [torch.from_numpy(footprint_grid(p, encoded.canvas, (h, w)) > 0.5).reshape(-1) for p in encoded.placements]
+    )
+    on_image[on_image.sum(dim=1) == 0] = True  # a sliver of an image: every cell counts
+    references = reference_sets(n, config.max_references, config.seed)
+    closest = torch.zeros(n, h * w)
+    spread = torch.zeros(n, h * w)
+    for feats in per_radius:
+        d = nearest_distances(feats.flatten(2).transpose(1, 2).contiguous(), on_image, references)
+        near = closest_mean(d, config.closest_fraction)
+        # One unit for every radius and batch: the batch's median on-image patch.
+        closest += near / near[on_image].median().clamp_min(1e-6)
+        # Far references against close ones: near 1 for a patch every image shares, large for
+        # one only a sub-population of the batch shares (closest_mean of the negated distances
+        # is minus the mean of the farthest share).
+        spread += -closest_mean(-d, config.closest_fraction) / near.clamp_min(1e-6)
+    closest /= len(per_radius)
+    spread /= len(per_radius)
+    # Against the image's own typical cell: how far/close ratios run differs between parts
+    # (a textured cookie's are higher than a plain commutator's); a shared pattern stands out
+    # from the rest of its image whatever the part.
+    shared = [
+        _top_mean(spread[i], on_image[i], SHARED_PATTERN_TOP) / float(spread[i][on_image[i]].median().clamp_min(1e-6)) - 1.0
+        for i in range(n)
+    ]
+    grids = closest.reshape(n, h, w)
+    results = grid_to_results(grids, encoded, config.blur_sigma, config.score_top_fraction)
+    raw = np.array([r.score for r in results])
+    image_features = torch.stack([per_radius[0][i].flatten(1)[:, on_image[i]].mean(dim=1) for i in range(n)])
+    return BatchReading(
+        grids=grids,
+        raw_scores=raw,
+        scores=rescore(raw, image_features, config.rescore_windows),
+        maps=[r.anomaly_map for r in results],
+        shared_pattern=float(np.median(shared)),
+    )
+
+
+def results_in_units(reading: BatchReading, units: str) -> list[AnomalyResult]:
+    """The detector's output of one reading: robust z-scores of the batch ('batch-outlier') or
+    typical-patch units; every result carries the batch's warning, if any."""
+    warning = reading.warning
+    if units == "batch-outlier":
+        maps = batch_relative_maps(reading.maps)
+        scores = batch_relative_scores(reading.scores)
+    else:
+        maps, scores = reading.maps, [float(s) for s in reading.scores]
+    return [AnomalyResult(float(s), m, batch_warning=warning) for s, m in zip(scores, maps, strict=True)]
+
+
+class BatchScoringDetector:
+    """Training-free detector: the images of a batch score each other (see the module notes)."""
+
+    name = "batch-scoring"
+
+    def __init__(self, config: BatchScoringConfig | None = None, encoder: PatchEncoder | None = None):
+        self.config = config or BatchScoringConfig()
+        self.encoder = encoder or PatchEncoder(self.config.encoder)
+        self.thresholds: Thresholds | None = (
+            Thresholds(OUTLIER_THRESHOLD, OUTLIER_THRESHOLD, source="batch-outlier") if self.config.units == "batch-outlier" else None
+        )
+        self.normal_stats = None
+        """No normal image was seen; a fused model holds the statistics of this detector's output."""
+        self.last_reading: BatchReading | None = None
+        """The reading of the batch scored last (its shared-pattern ratio, raw scores)."""
+
+    @property
+    def batch_relative(self) -> bool:
+        """True with 'batch-outlier' units: such scores cannot be put on a fixed scale by
+        normal statistics. 'typical-patch' units can (that is what they are for)."""
+        return self.config.units == "batch-outlier"
+
+    @property
+    def min_batch(self) -> int:
+        """Fewest images :meth:`score` accepts at once."""
+        return MIN_BATCH
+
+    def encode(self, images: Sequence[np.ndarray]) -> EncodedBatch:
+        """All ``images`` on one canvas (the batch's median aspect ratio, about ``side``² pixels)."""
+        spec = CanvasSpec.for_sizes([(img.shape[1], img.shape[0]) for img in images], self.config.side)
+        chunks = [self.encoder.encode(images[s : s + self.config.batch_size], spec) for s in range(0, len(images), self.config.batch_size)]
+        return EncodedBatch(
+            torch.cat([c.features for c in chunks]),
+            [p for c in chunks for p in c.placements],
+            spec,
+            [torch.cat([c.levels[i] for c in chunks]) for i in range(len(chunks[0].levels))],
+        )
+
+    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """Score the images of one batch of the same part against each other (at least
+        :data:`~defectlens.detect.maps.MIN_BATCH`; checked before anything is encoded)."""
+        require_batch(len(images))
+        reading = read_batch(self.encode(images), self.config)
+        self.last_reading = reading
+        if progress:
+            progress(len(images))
+        return results_in_units(reading, self.config.units)
+
+    def describe(self) -> dict:
+        """What the model card says about this detector (plain JSON)."""
+        c = self.config
+        return {
+            "encoder": c.encoder.to_json(),
+            "radii": list(c.radii),
+            "closest_fraction": c.closest_fraction,
+            "max_references": c.max_references,
+            "rescore_windows": list(c.rescore_windows),
+            "units": c.units,
+            "min_batch": MIN_BATCH,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``batch_scoring.json`` (the settings are the whole model)."""
+        write_json_atomic(
+            Path(directory) / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_json()}
+        )
+
+    @classmethod
+    def needs_taxonomy(cls, directory: str | Path) -> bool:
+        """Never: the batch itself is the reference."""
+        return False
+
+    @classmethod
+    def load(cls, directory: str | Path, *, context: LoadContext | None = None) -> BatchScoringDetector:
+        """Load a folder :meth:`save` wrote (``context`` is not needed)."""
+        root = Path(directory)
+        meta = read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "batch-scoring model", "`defectlens fit --detector batch-scoring`")
+        try:
+            config = BatchScoringConfig.from_json(meta["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            remedy = "re-create it with `defectlens fit --detector batch-scoring`"
+            raise ModelFileError(f"invalid batch-scoring settings ({exc})", root / CONFIG_FILE, remedy) from None
+        return cls(config)

@@ -1,0 +1,169 @@
+"""Batch scoring (MuSc-style mutual scoring): its steps, the detector, its warning and its CLI path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from defectlens.cli import app
+from defectlens.detect.batch_scoring import (
+    SHARED_PATTERN_LIMIT,
+    BatchScoringConfig,
+    BatchScoringDetector,
+    closest_mean,
+    nearest_distances,
+    reference_sets,
+    rescore,
+)
+from defectlens.detect.calibration import normal_statistics
+from defectlens.detect.fusion import WEIGHT_CANDIDATES, choose_fusion_weight, normal_outliers
+from defectlens.detect.maps import MIN_BATCH
+from defectlens.detect.registry import DETECTORS
+from defectlens.errors import ConfigError
+from defectlens.inspector import Inspector, InspectorSettings
+
+from .conftest import plant_square, texture
+
+runner = CliRunner()
+SQUARE = 16
+
+
+def _batch(rng: np.random.Generator, n: int, defective: list[int], same_place: bool = False) -> list[np.ndarray]:
+    """``n`` RGB textures; those in ``defective`` carry a bright square (all at one place, or each elsewhere)."""
+    out = []
+    for i in range(n):
+        img = np.repeat(texture(rng, 96, 128)[..., None], 3, axis=2)
+        if i in defective:
+            y, x = (40, 60) if same_place else (10 + 6 * i, 10 + 8 * i)
+            img = plant_square(img, y, x, SQUARE)
+        out.append(img)
+    return out
+
+
+@pytest.fixture(scope="module")
+def detector() -> BatchScoringDetector:
+    torch.manual_seed(0)
+    return BatchScoringDetector()
+
+
+def test_nearest_distances_read_each_pair_both_ways_like_brute_force():
+    rng = np.random.default_rng(0)
+    feats = torch.from_numpy(rng.normal(size=(6, 20, 4)).astype(np.float32))
+    on_image = torch.ones(6, 20, dtype=torch.bool)
+    on_image[2, :5] = False  # image 2's first cells are border: never a reference
+    refs = reference_sets(6, 3, seed=1)
+    got = nearest_distances(feats, on_image, refs)
+    for i, chosen in enumerate(refs):
+        assert i not in chosen and len(chosen) == 3
+        for col, j in enumerate(chosen):
+            expected = torch.cdist(feats[i], feats[int(j)][on_image[int(j)]]).min(dim=1).values
+            torch.testing.assert_close(got[i, :, col], expected)
+
+
+def test_closest_mean_averages_the_smallest_share():
+    d = torch.tensor([[[5.0, 1.0, 3.0, 2.0, 9.0, 7.0, 4.0, 8.0, 6.0, 10.0]]])
+    assert float(closest_mean(d, 0.3)) == pytest.approx(2.0)  # 1, 2, 3
+    assert float(closest_mean(d, 0.01)) == pytest.approx(1.0)  # at least one reference
+
+
+def test_rescoring_pulls_an_image_towards_its_look_alikes():
+    features = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.98, 0.12], [0.0, 1.0]])
+    scores = np.array([5.0, 1.0, 1.0, 3.0])
+    np.testing.assert_allclose(rescore(scores, features, (1,)), scores)  # window 1: own score
+    smoothed = rescore(scores, features, (1, 2, 3))
+    assert 1.0 < smoothed[0] < 5.0  # its two look-alikes are low: pulled down
+    assert smoothed[1] > 1.0
+
+
+def test_planted_defects_stand_out_and_are_located(detector):
+    rng = np.random.default_rng(3)
+    images = _batch(rng, 12, [0, 1])
+    results = detector.score(images)
+    scores = [r.score for r in results]
+    assert min(scores[:2]) > max(scores[2:])
+    assert min(scores[:2]) > detector.thresholds.image  # outliers of the batch
+    assert all(r.batch_warning is None for r in results)
+    for i in (0, 1):
+        y, x = np.unravel_index(np.argmax(results[i].anomaly_map), results[i].anomaly_map.shape)
+        top, left = 10 + 6 * i, 10 + 8 * i
+        assert top - SQUARE <= y <= top + 2 * SQUARE and left - SQUARE <= x <= left + 2 * SQUARE
+
+
+def test_a_batch_where_most_parts_share_one_defect_is_said(detector):
+    rng = np.random.default_rng(4)
+    shared = detector.score(_batch(rng, 12, list(range(9)), same_place=True))
+    assert detector.last_reading is not None and detector.last_reading.shared_pattern > SHARED_PATTERN_LIMIT
+    assert shared[0].batch_warning and "share one defect" in shared[0].batch_warning
+    detector.score(_batch(rng, 12, []))
+    assert detector.last_reading.shared_pattern < SHARED_PATTERN_LIMIT
+
+
+def test_too_small_a_batch_is_refused_before_encoding(detector, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("encoded a batch that should have been refused")
+
+    monkeypatch.setattr(detector.encoder, "encode", never)
+    with pytest.raises(ConfigError, match=f"needs at least {MIN_BATCH}"):
+        detector.score(_batch(np.random.default_rng(0), MIN_BATCH - 1, []))
+
+
+def test_settings_round_trip_and_bad_settings_are_refused(tmp_path):
+    config = BatchScoringConfig(radii=(1, 3), units="typical-patch")
+    BatchScoringDetector(config).save(tmp_path)
+    again = DETECTORS["batch-scoring"].load(tmp_path)
+    assert isinstance(again, BatchScoringDetector) and again.config == config
+    assert again.thresholds is None and not again.batch_relative  # fusable units
+    with pytest.raises(ValueError, match="radii"):
+        BatchScoringConfig(radii=(2,))
+
+
+def test_fusion_weight_shrinks_as_the_partner_adds_false_alarms_on_normal_images():
+    rng = np.random.default_rng(0)
+    bank = rng.normal(size=200)
+    quiet = rng.normal(size=200)
+
+    def weight(partner: np.ndarray) -> float:
+        stats = [normal_statistics(list(x), [np.zeros((2, 2))]) for x in (bank, partner)]
+        return choose_fusion_weight(bank, partner, *stats)
+
+    def strange(by: float) -> np.ndarray:
+        out = quiet.copy()
+        out[:2] += by  # two normal images the partner finds strange: false alarms it would add
+        return out
+
+    assert normal_outliers(strange(15.0)) > normal_outliers(bank)
+    assert weight(quiet) == max(WEIGHT_CANDIDATES)
+    assert weight(strange(30.0)) < weight(quiet)
+    assert weight(strange(200.0)) == 0.0
+
+
+def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
+    rng = np.random.default_rng(5)
+    part = tmp_path / "part"  # no train/good at all
+    part.mkdir()
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(part), "-o", str(model), "--detector", "batch-scoring"])
+    assert result.exit_code == 0, result.output
+    assert Inspector.load(model).detector.name == "batch-scoring"
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, img in enumerate(_batch(rng, 10, [0])):
+        Image.fromarray(img).save(images / f"{i:02d}.png")
+    few = runner.invoke(app, ["inspect", str(model), *[str(p) for p in sorted(images.iterdir())[:5]], "-o", str(tmp_path / "few")])
+    assert few.exit_code == 2 and "needs 8" in few.output
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads((out / "00.json").read_text())
+    assert verdict["is_defective"] and verdict["detector"] == "batch-scoring"
+    assert not json.loads((out / "05.json").read_text())["is_defective"]
+
+
+def test_fit_refuses_fusing_batch_scoring():
+    with pytest.raises(ConfigError, match="cannot be fused"):
+        Inspector.fit([], InspectorSettings(detector="batch-scoring"), secondary=BatchScoringDetector())
