@@ -261,7 +261,7 @@ def run_category(root: Path, args, encoder, cache: LevelCache, old_cue: dict) ->
     sizes = [Image.open(t.path).size for t in test]
     spec = CanvasSpec.for_sizes(sizes, args.side)
     # One canvas for the category (the detector sets one per batch the same way, from its images' sizes).
-    encoder_config = replace(BatchScoringConfig().encoder, canvas_height=spec.height, canvas_width=spec.width)
+    encoder_config = replace(encoder.config, canvas_height=spec.height, canvas_width=spec.width)
     config = BatchScoringConfig(encoder=encoder_config, side=args.side)
     items = cache.get([t.path for t in test], spec)
     labels = [int(t.is_defective) for t in test]
@@ -378,6 +378,7 @@ def main() -> None:
     parser.add_argument("--fusion-fit", type=int, default=200, help="normal images the bank is fitted on (0 = all)")
     parser.add_argument("--cue-live", nargs="*", default=None, help="categories whose batch cue is computed live (others: zero_shot.json)")
     parser.add_argument("--name", default="batch_scoring", help="result file stem")
+    parser.add_argument("--backbone", default=None, help="encoder backbone (default: the detectors' default)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, args.threads))
     from defectlens.detect.batch_scoring import BatchScoringConfig
@@ -391,7 +392,10 @@ def main() -> None:
     if zero_shot.is_file():
         for r in json.loads(zero_shot.read_text())["results"]:
             old[r["category"]] = {reg: c.get("batch") for reg, c in r["cues"].items() if c.get("batch")}
-    encoder = PatchEncoder(BatchScoringConfig().encoder)
+    base_config = BatchScoringConfig()
+    if args.backbone:
+        base_config = replace(base_config, encoder=replace(base_config.encoder, backbone=args.backbone))
+    encoder = PatchEncoder(base_config.encoder)
     cache = LevelCache(encoder, args.cache / "levels")
     load_start = os.getloadavg()
     start = time.perf_counter()
@@ -404,7 +408,7 @@ def main() -> None:
         print(json.dumps({k: v for k, v in row.items() if k != "shared_pattern"}), flush=True)
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
-        "config": BatchScoringConfig().to_json(),
+        "config": base_config.to_json(),
         "limit": args.limit,
         "fusion_fit": args.fusion_fit,
         "total_seconds": round(time.perf_counter() - start, 1),
