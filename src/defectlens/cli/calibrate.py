@@ -21,7 +21,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, progress_bar
 from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _fail, _report_failures, expand_inputs
-from defectlens.detect.calibration import f1_optimal_threshold, subsample, threshold_for_false_alarms
+from defectlens.detect.calibration import DEFAULT_FALSE_ALARM_TARGET, f1_optimal_threshold, subsample, threshold_for_false_alarms
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.evaluate.metrics import OperatingPoint, operating_point
 from defectlens.evaluate.roc import roc_figure_png
@@ -91,7 +91,10 @@ def calibrate(
     max_false_alarms: Annotated[
         float | None,
         typer.Option(
-            help="Target share of good parts flagged, in [0, 1): the lowest image threshold that keeps false alarms at or below it (default 0.01)."
+            help=(
+                "Target share of good parts flagged, in [0, 1): the lowest image threshold that keeps false alarms at or below it"
+                f" (default: the label-free target, {DEFAULT_FALSE_ALARM_TARGET:g})."
+            )
         ),
     ] = None,
     f1: Annotated[bool, typer.Option("--f1", help="Use the F1-optimal thresholds instead of a false-alarm target.")] = False,
@@ -107,7 +110,7 @@ def calibrate(
         # Every option and path is checked before a single image is decoded.
         if f1 and max_false_alarms is not None:
             raise ConfigError("--f1 and --max-false-alarms choose the threshold in two different ways", None, "pass one of them")
-        target = 0.01 if max_false_alarms is None else max_false_alarms
+        target = DEFAULT_FALSE_ALARM_TARGET if max_false_alarms is None else max_false_alarms
         if not f1 and not (0.0 <= target < 1.0):
             raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
