@@ -36,7 +36,7 @@ from defectlens.inspector import (
     InspectorSettings,
     load_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, png_bytes, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.images import describe_unreadable
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
@@ -245,11 +245,7 @@ def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, in
     high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
     labels = extra.get("region_labels") if extra else None
     overlay = render_overlay(image, inspection, low, high, labels)
-    import io
-
-    buf = io.BytesIO()
-    overlay.save(buf, format="PNG")
-    write_bytes_atomic(out_dir / f"{stem}.png", buf.getvalue())
+    write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))
     payload = inspection.to_json()
     if extra:
         payload.update({k: v for k, v in extra.items() if k != "region_labels"})

@@ -9,7 +9,7 @@ from defectlens.io.atomic import (
     write_text_atomic,
 )
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
-from defectlens.io.images import IMAGE_SUFFIXES, as_rgb_image, load_image, load_mask
+from defectlens.io.images import IMAGE_SUFFIXES, as_rgb_image, load_image, load_mask, png_bytes
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -23,6 +23,7 @@ __all__ = [
     "load_category",
     "load_image",
     "load_mask",
+    "png_bytes",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",

