@@ -40,7 +40,7 @@ from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category
 from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.images import describe_unreadable
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
-from defectlens.locate import render_overlay
+from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
@@ -241,8 +241,7 @@ def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, in
     The inspection JSON is the last file written for an image (after its report files and
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
     stats = inspector.detector.normal_stats
-    low = stats.pixel_median if stats else float(inspection.anomaly_map.min())
-    high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
+    low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
     labels = extra.get("region_labels") if extra else None
     overlay = render_overlay(image, inspection, low, high, labels)
     write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))

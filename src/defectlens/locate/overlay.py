@@ -12,6 +12,15 @@ from defectlens.types import Inspection
 _HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
 
+def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> tuple[float, float]:
+    """The heat map's (low, high) for :func:`render_overlay`, the same for every overlay of a
+    model: from the normal images' median pixel (or the map's minimum when the model has no
+    normal statistics) to 1.25 × the image threshold, so colours compare across images."""
+    low = normal_pixel_median if normal_pixel_median is not None else float(inspection.anomaly_map.min())
+    high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
+    return low, high
+
+
 def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: float, labels: list[str] | None = None) -> Image.Image:
     """Blend the anomaly map (scaled from ``low`` to ``high``) over ``image`` and outline regions.
 

@@ -25,7 +25,7 @@ from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
 from defectlens.io import png_bytes
-from defectlens.locate import render_overlay
+from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, RegionType, Report
 
@@ -213,8 +213,7 @@ class ModelPool:
         labels = [t.defect_type for t in region_types]
         stats = model.inspector.detector.normal_stats
         # Same colour scale as `defectlens inspect` overlays, so the two look alike.
-        low = stats.pixel_median if stats else float(inspection.anomaly_map.min())
-        high = max(inspection.thresholds.image if inspection.thresholds else inspection.score, low + 1e-6) * 1.25
+        low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
         overlay = png_bytes(render_overlay(image, inspection, low, high, labels or None))
         region_labels = inspection.region_labels if inspection.region_labels is not None else np.zeros(image.shape[:2], np.int32)
         # Pixel value = region index (capped at 255): the export cuts each region's mask from it.
