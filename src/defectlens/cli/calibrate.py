@@ -19,8 +19,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from defectlens.cli.progress import console, progress_bar
-from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _fail, _report_failures, expand_inputs
+from defectlens.cli.progress import console, fail, progress_bar
+from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _report_failures, expand_inputs
 from defectlens.detect.calibration import DEFAULT_FALSE_ALARM_TARGET, f1_optimal_threshold, subsample, threshold_for_false_alarms
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.evaluate.metrics import OperatingPoint, operating_point
@@ -149,7 +149,7 @@ def calibrate(
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"
     except DefectlensError as exc:
         _report_failures(failures)
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted:[/] the model is as it was")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -174,7 +174,7 @@ def calibrate(
             inspector.save(model_dir)
             console.print(f"thresholds saved → {model_dir}")
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except OSError as exc:
         console.print(f"[red]error:[/] {plot_path}: could not be written ({exc.strerror or exc}) — fix: pass --plot with a writable path")
         raise typer.Exit(2) from None

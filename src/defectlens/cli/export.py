@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from defectlens.cli.progress import console
+from defectlens.cli.progress import console, fail
 from defectlens.errors import DefectlensError
 from defectlens.export import FORMATS, export_model
 
@@ -24,8 +24,7 @@ def export(
     try:
         info = export_model(model_dir, output, fmt)
     except DefectlensError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     console.print(
         f"exported to {output}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
         f"{info.max_relative_error:.1e} relative from PyTorch)"

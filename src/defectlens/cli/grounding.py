@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from defectlens.cli.progress import console, progress_bar
+from defectlens.cli.progress import console, fail, progress_bar
 from defectlens.errors import DefectlensError
 
 
@@ -74,8 +74,7 @@ def train_grounding(
             ),
         )
     except DefectlensError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     console.print(
         f"trained on {n_images} images of {', '.join(c.name for c in categories)} "
         f"(encoding {cache_s:.0f} s, training {train_s:.0f} s, final loss {losses[-1]:.4f}) -> {output}"

@@ -1,14 +1,22 @@
-"""Rich progress bars shared by every CLI command that loops over images."""
+"""The CLI's console: progress bars shared by every command that loops over images, and the
+one way a command fails on bad usage."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
+
+
+def fail(exc: Exception) -> typer.Exit:
+    """Print ``exc`` as the one-line error it is and return the exit (status 2, bad usage) to raise."""
+    console.print(f"[red]error:[/] {exc}")
+    return typer.Exit(2)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.analysis import Analysis, Locator, analyse, prepare_analysis
-from defectlens.cli.progress import console, progress_bar
+from defectlens.cli.progress import console, fail, progress_bar
 from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
@@ -55,11 +55,6 @@ INSPECT_BATCH = 16
 """Images decoded and scored together by `inspect`."""
 ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
-
-
-def _fail(exc: DefectlensError) -> typer.Exit:
-    console.print(f"[red]error:[/] {exc}")
-    return typer.Exit(2)
 
 
 def _require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -200,10 +195,9 @@ def fit(
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         # The model folder is swapped in whole (Inspector.save): an interrupted fit leaves the old one.
         raise _interrupted(f"no model written; {output} is as it was") from None
@@ -392,7 +386,7 @@ def inspect(
             fix = f"inspect at least {min_batch} images of the part at once" + (", or pass --cue token" if needs else "")
             raise ConfigError(f"{how} compares the images inspected together and got {len(files)} (it needs {min_batch})", model_dir, fix)
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}")
     output.mkdir(parents=True, exist_ok=True)
@@ -452,12 +446,12 @@ def inspect(
             write_batch_results(output, [rows[p] for p in files if p in rows], title)
         raise _interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     done = [rows[p] for p in files if p in rows]
     try:
         summary_path, gallery_path = write_batch_results(output, done, title)
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     # overflow="fold": a long file name wraps onto more lines instead of being cut with "…".
     table = Table(title=title)
     longest = max((len(r.file) for r in done), default=5)
@@ -511,7 +505,7 @@ def evaluate(
         with progress_bar("evaluating", n) as advance:
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         raise _interrupted("evaluation stopped before the metrics; nothing written") from None
     result = evaluation.to_json()
@@ -571,7 +565,7 @@ def info(
     try:
         card = render_card(read_descriptor(model_dir))
     except DefectlensError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(Markdown(card))
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {model_dir} has no {CARD_FILE} (written before model cards); re-save it to write one")
