@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 from defectlens.service.app import ServiceConfig, create_app
 from defectlens.service.models import ModelPool
 
@@ -38,9 +39,16 @@ def defective(rng: np.random.Generator, y: int = 30, x: int = 40, size: int = 16
     return img
 
 
-def make_app(pool: ModelPool, db_url: str, data_dir: Path, token: str | None = None, max_upload: int = 20 * 1024 * 1024) -> TestClient:
+def make_app(
+    pool: ModelPool,
+    db_url: str,
+    data_dir: Path,
+    token: str | None = None,
+    max_upload: int = 20 * 1024 * 1024,
+    max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
+) -> TestClient:
     """A test client of an app on ``db_url`` sharing the session's loaded model."""
-    cfg = ServiceConfig((pool.models[pool.default].path,), db_url, data_dir, token, max_upload)
+    cfg = ServiceConfig((pool.models[pool.default].path,), db_url, data_dir, token, max_upload, max_in_flight)
     return TestClient(create_app(cfg, pool=pool))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -241,7 +242,11 @@ def test_concurrent_uploads_stored_exactly_once(pool: ModelPool, images: dict[st
 
         def worker(k: int) -> None:
             for j in range(3):
-                r = upload(client, images["bad" if j % 2 else "good"], name=f"c{k}-{j}.png")
+                for _attempt in range(200):  # as a station would: a busy service is asked again
+                    r = upload(client, images["bad" if j % 2 else "good"], name=f"c{k}-{j}.png")
+                    if not (r.status_code == 503 and r.json()["detail"].startswith("busy")):
+                        break
+                    time.sleep(0.02)
                 with lock:
                     (ids.append(r.json()["id"]) if r.status_code == 201 else errors.append(r.text))
 
@@ -253,6 +258,37 @@ def test_concurrent_uploads_stored_exactly_once(pool: ModelPool, images: dict[st
         assert errors == [] and len(ids) == len(set(ids)) == 12
         items = client.get("/inspections", params={"limit": 100}).json()["items"]
         assert sorted(i["filename"] for i in items) == sorted(f"c{k}-{j}.png" for k in range(4) for j in range(3))
+
+
+def test_uploads_over_the_in_flight_limit_are_refused_at_once(
+    pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    inspect = pool.inspect
+
+    def held(*args, **kwargs):  # the first inspection holds its slot until the test lets it go
+        started.set()
+        assert release.wait(30)
+        return inspect(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "inspect", held)
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", max_in_flight=1) as client:
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(upload(client, images["good"], name="first.png")))
+        t.start()
+        assert started.wait(30)
+        busy = upload(client, images["bad"], name="second.png")
+        release.set()
+        t.join(30)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+        assert busy.json()["detail"].startswith("busy: 1 inspection(s) in progress")
+        assert first[0].status_code == 201
+        # The refused upload left nothing behind, and its slot came back: the next one is taken.
+        names = [i["filename"] for i in client.get("/inspections").json()["items"]]
+        assert names == ["first.png"]
+        monkeypatch.setattr(pool, "inspect", inspect)
+        assert upload(client, images["bad"], name="third.png").status_code == 201
+        assert 'defectlens_rejected_uploads_total{reason="busy"} 1.0' in client.get("/metrics").text
 
 
 def test_migrations_match_the_tables(db_url: str) -> None:

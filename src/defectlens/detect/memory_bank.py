@@ -39,7 +39,12 @@ CALIBRATIONS = ("leave-one-out", "holdout")
 LEAVE_ONE_OUT_CANDIDATES = 16
 """Nearest bank patches fetched per query in leave-one-out scoring; the first from another
 image is used (neighbours from the image itself are skipped)."""
-
+SEARCHES = ("exact", "ivf")
+IVF_ROWS_PER_LIST = 64
+"""Bank rows per IVF cell: 256 cells for the default 16 384-row bank."""
+IVF_MIN_BANK = 4096
+"""Smaller banks are searched exactly whatever ``search`` says: exhaustive search of a few
+thousand rows is already cheap, and a few lists would make the probed share coarse."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,23 @@ class MemoryBankConfig:
     5 % beat the top 1 % on three of four shared categories and on their mean (0.929 vs 0.915
     image AUROC; magnetic tile 0.877 vs 0.838) and the maximum everywhere (0.881): one hot pixel
     is noise, a defect covers an area."""
+    search: str = "ivf"
+    """Nearest-neighbour search. 'exact': every bank row (faiss flat L2). 'ivf': the bank is
+    split into k-means cells and each query searches only the ``ivf_probes`` cells nearest to
+    it (faiss IVF-flat); the cells' centres are saved with the bank so a loaded model finds
+    exactly the neighbours the fitted one did. In the detector study (rows 'lite2' and
+    'lite2-ivf') 8 of 256 cells kept image and pixel AUROC within 0.002 of exact search on
+    every shared category while the search took a quarter of the time."""
+    ivf_probes: int = 8
+    """Cells searched per query with ``search='ivf'``."""
     batch_size: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
+        if self.ivf_probes < 1:
+            raise ValueError(f"ivf_probes must be positive, got {self.ivf_probes}")
         if not 0 <= self.score_top_fraction < 1:
             raise ValueError(f"score_top_fraction must be in [0, 1), got {self.score_top_fraction}")
         if not 0 < self.coreset_ratio <= 1:
@@ -105,7 +123,7 @@ class MemoryBankConfig:
         """Inverse of :meth:`to_json`. Models saved before ``score_top_fraction`` existed scored
         images by the map maximum, and their thresholds are on that scale: they keep it (and the
         held-out calibration they were made with)."""
-        return cls(**{"score_top_fraction": 0.0, "calibration": "holdout", **d, "encoder": EncoderConfig.from_json(d["encoder"])})
+        return cls(**{"score_top_fraction": 0.0, "calibration": "holdout", "search": "exact", **d, "encoder": EncoderConfig.from_json(d["encoder"])})
 
 
 class MemoryBankDetector(PatchFeatureDetector):
@@ -121,6 +139,8 @@ class MemoryBankDetector(PatchFeatureDetector):
         self.batch_size = self.config.batch_size
         self.bank: torch.Tensor | None = None
         self.index: faiss.Index | None = None
+        self.ivf_centroids: torch.Tensor | None = None
+        """Centres of the IVF cells (None: exact search)."""
         self.thresholds: Thresholds | None = None
         self.normal_stats: NormalStatistics | None = None
         self._bank_sources: np.ndarray | None = None
@@ -180,9 +200,27 @@ class MemoryBankDetector(PatchFeatureDetector):
             subset = EncodedBatch(encoded.features[keep], [encoded.placements[j] for j in keep], encoded.canvas, [])
             yield from self.score_encoded(subset, exclude=(ids[keep], bank_sources))
 
-    def _set_bank(self, bank: torch.Tensor) -> None:
+    def _set_bank(self, bank: torch.Tensor, centroids: torch.Tensor | None = None) -> None:
+        """Index ``bank``; with IVF search, in the cells of ``centroids`` (computed here when
+        None: seeded k-means on the bank)."""
         self.bank = bank.float().contiguous()
-        index = faiss.IndexFlatL2(self.bank.shape[1])
+        dim = self.bank.shape[1]
+        if centroids is None and self.config.search == "ivf" and len(self.bank) >= IVF_MIN_BANK:
+            kmeans = faiss.Kmeans(dim, len(self.bank) // IVF_ROWS_PER_LIST, niter=20, seed=self.config.seed + 1)
+            kmeans.train(self.bank.numpy())
+            centroids = torch.from_numpy(kmeans.centroids.copy())
+        self.ivf_centroids = centroids
+        if centroids is None:
+            index: faiss.Index = faiss.IndexFlatL2(dim)
+        else:
+            # Cells from saved centres, not re-trained: k-means is only reproducible up to
+            # thread scheduling, and a loaded model must find the same neighbours as the fitted one.
+            quantizer = faiss.IndexFlatL2(dim)
+            quantizer.add(centroids.float().contiguous().numpy())
+            index = faiss.IndexIVFFlat(quantizer, dim, len(centroids))
+            index.is_trained = True
+            index.nprobe = min(self.config.ivf_probes, len(centroids))
+            self._quantizer = quantizer  # the IVF index does not own it: keep it alive
         index.add(self.bank.numpy())
         self.index = index
 
@@ -198,11 +236,11 @@ class MemoryBankDetector(PatchFeatureDetector):
         k = self.config.n_neighbours
         queries = encoded.features.permute(0, 2, 3, 1).reshape(-1, c).float().contiguous().numpy()
         if exclude is None:
-            dist2, _ = self.index.search(queries, k)
+            dist2, _ = self._search(queries, k)
         else:
             image_sources, bank_sources = exclude
             candidates = min(self.index.ntotal, max(LEAVE_ONE_OUT_CANDIDATES, 4 * k))
-            dist2, rows = self.index.search(queries, candidates)
+            dist2, rows = self._search(queries, candidates)
             own = bank_sources[rows] == np.repeat(image_sources, h * w)[:, None]
             # Own patches are pushed past every other candidate; if all candidates were the
             # image's own (rare: a pattern only this image has) the farthest one stands in.
@@ -210,6 +248,19 @@ class MemoryBankDetector(PatchFeatureDetector):
             dist2 = np.where(np.isinf(nearest_other), dist2.max(1, keepdims=True), nearest_other)
         grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
         return grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances and rows of the ``k`` nearest bank rows of each query."""
+        assert self.index is not None and self.bank is not None
+        dist2, rows = self.index.search(queries, k)
+        short = (rows < 0).any(axis=1)
+        if short.any():
+            # The probed IVF cells held fewer than k rows (faiss pads with -1): search those
+            # queries exhaustively rather than score them against a padding value.
+            exact = faiss.IndexFlatL2(self.bank.shape[1])
+            exact.add(self.bank.numpy())
+            dist2[short], rows[short] = exact.search(queries[short], k)
+        return dist2, rows
 
     # ------------------------------------------------------------------ persistence
     def describe(self) -> dict:
@@ -224,6 +275,7 @@ class MemoryBankDetector(PatchFeatureDetector):
             "threshold_quantile": c.quantile,
             "calibration": c.calibration,
             "n_neighbours": c.n_neighbours,
+            "search": "exact" if self.ivf_centroids is None else f"ivf ({len(self.ivf_centroids)} cells, {c.ivf_probes} probed)",
         }
 
     def save(self, directory: str | Path) -> None:
@@ -233,7 +285,8 @@ class MemoryBankDetector(PatchFeatureDetector):
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_write(out / BANK_FILE) as tmp:
-            save_file({"bank": self.bank}, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+            tensors = {"bank": self.bank} if self.ivf_centroids is None else {"bank": self.bank, "ivf_centroids": self.ivf_centroids}
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
         write_json_atomic(
             out / CONFIG_FILE,
             {
@@ -262,7 +315,8 @@ class MemoryBankDetector(PatchFeatureDetector):
         if not bank_path.is_file():
             raise ModelFileError("memory bank file is missing", bank_path, "re-fit the model")
         try:
-            bank = load_file(str(bank_path))["bank"]
+            tensors = load_file(str(bank_path))
+            bank = tensors["bank"]
         except (SafetensorError, KeyError, OSError, RuntimeError) as exc:
             raise ModelFileError(f"memory bank is corrupt ({exc.__class__.__name__})", bank_path, "re-fit the model") from None
         if bank.ndim != 2 or bank.shape[1] != detector.encoder.feature_dim or bank.shape[1] != meta.get("feature_dim"):
@@ -279,7 +333,10 @@ class MemoryBankDetector(PatchFeatureDetector):
                 bank_path,
                 "the files come from different fits: re-fit the model",
             )
-        require_finite({"bank": bank}, bank_path, "re-fit the model")
+        centroids = tensors.get("ivf_centroids")
+        if centroids is not None and (centroids.ndim != 2 or centroids.shape[1] != bank.shape[1] or len(centroids) < 1):
+            raise ModelFileError(f"IVF cell centres have shape {tuple(centroids.shape)}, not (cells, {bank.shape[1]})", bank_path, "re-fit the model")
+        require_finite(tensors, bank_path, "re-fit the model")
         try:
             thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
             stats = NormalStatistics(**meta["normal_stats"]) if meta.get("normal_stats") else None
@@ -291,7 +348,7 @@ class MemoryBankDetector(PatchFeatureDetector):
                 root / CONFIG_FILE,
                 "re-fit it on at least 2 normal images",
             )
-        detector._set_bank(bank)
+        detector._set_bank(bank, centroids)
         detector.thresholds, detector.normal_stats = thresholds, stats
         return detector
 

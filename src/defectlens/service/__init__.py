@@ -13,12 +13,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from defectlens.service.app import ServiceConfig, create_app
 
-__all__ = ["ServiceConfig", "create_app"]
+DEFAULT_MAX_IN_FLIGHT = 2
+"""Inspections a service process works on at once unless configured otherwise (here, not in the
+app module, so the CLI can show it without importing FastAPI). One is scored while the other
+is decoded, rendered or stored, which keeps both cores busy; a third would only wait."""
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "ServiceConfig", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import defectlens.service` must not need FastAPI until the app is built.
-    if name in __all__:
+    if name in ("ServiceConfig", "create_app"):
         from defectlens.service import app
 
         return getattr(app, name)

@@ -14,6 +14,7 @@ import hmac
 import io
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from defectlens.errors import DefectlensError
 from defectlens.io import load_image
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 from defectlens.service.blobs import BlobStore
-from defectlens.service.models import ModelPool, load_model
+from defectlens.service.models import LoadedModel, ModelPool, load_model
 from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
 
@@ -41,6 +43,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
               "WEBP": ("webp", "image/webp")}
 EXT_MEDIA = dict(FORMAT_EXT.values())
+BUSY_RETRY_SECONDS = 1
+"""The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
@@ -56,6 +60,34 @@ class ServiceConfig:
     token: str | None = None
     """When set, every write needs it in the ``X-API-Token`` header (or ``Authorization: Bearer``)."""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
+    """Most inspections in progress at once; an upload beyond it is refused at once with 503
+    and Retry-After instead of waiting in a queue, so an accepted image's verdict comes back in
+    bounded time and the station decides what to do with the rest. None: no limit (queue)."""
+
+
+class Admission:
+    """Counts inspections in progress and refuses one over the limit (thread-safe)."""
+
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"max_in_flight must be at least 1 (or None for no limit), got {limit}")
+        self.limit = limit
+        self.in_flight = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        """Take a slot; False when all are taken."""
+        with self._lock:
+            if self.limit is not None and self.in_flight >= self.limit:
+                return False
+            self.in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            self.in_flight -= 1
 
 
 class Metrics:
@@ -86,6 +118,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     store = Store(config.db_url)
     blobs = BlobStore(config.data_dir)
     metrics = Metrics(list(pool.models))
+    admission = Admission(config.max_in_flight)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -170,6 +203,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             loaded = pool.get(model)
         except KeyError as exc:
             raise _error(422, str(exc.args[0])) from None
+        if not admission.try_enter():
+            metrics.rejected.labels("busy").inc()
+            raise HTTPException(503, f"busy: {admission.limit} inspection(s) in progress, the most this service takes at once; "
+                                     "retry shortly", headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
+        try:
+            return inspect_and_store(loaded, file)
+        finally:
+            admission.leave()
+
+    def inspect_and_store(loaded: LoadedModel, file: UploadFile) -> InspectionOut:
         filename = (file.filename or "upload")[:500]
         data = read_upload(file)
         image, ext = decode(data, filename)

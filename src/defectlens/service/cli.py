@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from defectlens.cli.progress import console
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -33,6 +34,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     token: Annotated[str | None, typer.Option(envvar="DEFECTLENS_TOKEN", help="API token required for every write (X-API-Token header).")] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
+    max_in_flight: Annotated[int, typer.Option(min=0, help="Inspections worked on at once; more are refused with 503 + Retry-After "
+                                                            "(0 = no limit: they queue).")] = DEFAULT_MAX_IN_FLIGHT,
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once)."""
     try:
@@ -44,7 +47,7 @@ def serve(
     from defectlens.errors import DefectlensError
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, int(max_upload_mb * 1024 * 1024))
+    config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, int(max_upload_mb * 1024 * 1024), max_in_flight or None)
     try:
         app = create_app(config)
     except DefectlensError as exc:

@@ -1,0 +1,92 @@
+"""The memory bank's approximate (IVF) search: close to exact, identical after save/load,
+exact for small banks, and refused clearly when its saved cells are damaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from defectlens import ModelFileError
+from defectlens.detect.memory_bank import IVF_MIN_BANK, IVF_ROWS_PER_LIST, MemoryBankConfig, MemoryBankDetector
+from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, Placement
+
+CANVAS = CanvasSpec(64, 64)  # an 8 x 8 grid of stride-8 cells
+DIM = 168  # Lite2's fused feature size: a loaded bank is checked against the encoder
+
+
+def _batch(features: torch.Tensor) -> EncodedBatch:
+    n = len(features)
+    return EncodedBatch(features, [Placement(64, 64, 0, 0, 64, 64)] * n, CANVAS, [])
+
+
+def _normal_features(n_images: int, seed: int) -> torch.Tensor:
+    """Patch features drawn around 40 'texture' centres, like a part's normal surface."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(0).normal(0, 3, size=(40, DIM))
+    picks = rng.integers(0, 40, size=(n_images, 8, 8))
+    feats = centres[picks] + rng.normal(0, 0.5, size=(n_images, 8, 8, DIM))
+    return torch.from_numpy(feats.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+
+
+def _detector(search: str) -> MemoryBankDetector:
+    encoder = EncoderConfig(canvas_height=64, canvas_width=64)
+    config = MemoryBankConfig(encoder=encoder, coreset_ratio=1.0, search=search, blur_sigma=1.0)
+    return MemoryBankDetector(config)  # its network is never run here: features are given encoded
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[MemoryBankDetector, MemoryBankDetector, torch.Tensor]:
+    train = _normal_features(IVF_MIN_BANK // 64 + 8, seed=1)
+    exact, ivf = _detector("exact"), _detector("ivf")
+    for d in (exact, ivf):
+        d.fit_encoded([_batch(train[i : i + 16]) for i in range(0, len(train), 16)])
+    test = _normal_features(12, seed=2)
+    test[6:, :, 2:5, 2:5] += 6.0  # six images with a patch of far-off features
+    return exact, ivf, test
+
+
+def test_ivf_bank_has_cells_and_scores_close_to_exact(fitted):
+    exact, ivf, test = fitted
+    assert exact.ivf_centroids is None
+    assert ivf.ivf_centroids is not None and len(ivf.ivf_centroids) == len(ivf.bank) // IVF_ROWS_PER_LIST
+    e = exact.score_encoded(_batch(test))
+    a = ivf.score_encoded(_batch(test))
+    e_scores, a_scores = np.array([r.score for r in e]), np.array([r.score for r in a])
+    # An approximate neighbour is never nearer than the true one, and rarely farther here.
+    assert np.all(a_scores >= e_scores - 1e-4)
+    assert np.allclose(a_scores, e_scores, rtol=0.05)
+    # The ranking that decides verdicts is the same: every planted image above every normal one.
+    assert a_scores[6:].min() > a_scores[:6].max()
+    assert "ivf" in ivf.describe()["search"]
+
+
+def test_ivf_model_scores_identically_after_save_and_load(fitted, tmp_path):
+    _, ivf, test = fitted
+    ivf.save(tmp_path)
+    loaded = MemoryBankDetector.load(tmp_path)
+    assert loaded.ivf_centroids is not None and torch.equal(loaded.ivf_centroids, ivf.ivf_centroids)
+    before = ivf.score_encoded(_batch(test))
+    after = loaded.score_encoded(_batch(test))
+    for b, a in zip(before, after, strict=True):
+        assert a.score == b.score
+        assert np.array_equal(a.anomaly_map, b.anomaly_map)
+
+
+def test_small_bank_is_searched_exactly():
+    small = _detector("ivf")
+    small.fit_encoded([_batch(_normal_features(8, seed=3))])
+    assert small.ivf_centroids is None and len(small.bank) < IVF_MIN_BANK
+
+
+def test_damaged_cells_or_unknown_search_are_refused(fitted, tmp_path):
+    _, ivf, _ = fitted
+    ivf.save(tmp_path)
+    bank_file = tmp_path / "memory_bank.safetensors"
+    tensors = load_file(str(bank_file))
+    save_file({"bank": tensors["bank"], "ivf_centroids": tensors["ivf_centroids"][:, :3].contiguous()}, str(bank_file))
+    with pytest.raises(ModelFileError, match="IVF cell centres"):
+        MemoryBankDetector.load(tmp_path)
+    with pytest.raises(ValueError, match="search must be one of"):
+        MemoryBankConfig(search="hnsw")
