@@ -73,9 +73,10 @@ class Setting:
         return (self.backbone, self.stages, self.image_size)
 
 
-DEFAULT_BANK = {"score_top_fraction": 0.05, "coreset_projection": 32, "search": "exact"}
+DEFAULT_BANK = {"score_top_fraction": 0.05, "coreset_projection": 32, "search": "exact", "position_normalise": "none"}
 """The memory-bank settings chosen as defaults (MemoryBankConfig's own defaults since). The
-rows were measured with exact search; 'lite2-ivf' measures the IVF search that is the default now."""
+rows were measured with exact search and raw maps; 'lite2-ivf' measures the IVF search and
+'lite2-posz' the per-position z-score maps that are the defaults now."""
 
 
 def on_defaults(name: str, factor: str, bank: dict | None = None, **changes) -> Setting:
@@ -115,6 +116,12 @@ SETTINGS: list[Setting] = [
         "lite2-ivf",
         "search on Lite2 (default: exact): IVF, 8 of 256 k-means cells searched per patch",
         bank={"search": "ivf", "ivf_probes": 8},
+        backbone="efficientnet-lite2",
+    ),
+    on_defaults(
+        "lite2-posz",
+        "maps on Lite2 + IVF (default: raw distances): z-score against the normal maps at each image-relative position, shrunk to the whole map's with the weight of 50 images",
+        bank={"search": "ivf", "ivf_probes": 8, "position_normalise": "z-score"},
         backbone="efficientnet-lite2",
     ),
 ]
@@ -375,7 +382,7 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
         row["pixel_auroc"] = pixel_auroc(masks, maps)
         row["aupro"] = aupro(masks, maps)
     rows = [row]
-    if setting.name in ("base", "defaults", "lite2"):
+    if setting.name in ("base", "defaults", "lite2", "lite2-posz"):
         # Image-score variants on the same maps (no refit). Their AUROC only: the label-free
         # threshold of a variant would need its own calibration maps.
         for variant, fn in SCORE_VARIANTS.items():

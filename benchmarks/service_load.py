@@ -38,7 +38,7 @@ from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 HERE = Path(__file__).resolve().parent
 DEFAULT_CATEGORY = HERE.parent.parent / "shared" / "datasets" / "magnetic_tile"
 REQUEST_TIMEOUT = 120.0
-BUSY_PAUSE = 0.02
+BUSY_PAUSE = 0.05
 """Seconds a client waits before asking a busy service again."""
 RUN_LIMIT = 900.0
 """Seconds after which the clients stop sending, whatever is left (the test always ends)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -70,6 +71,95 @@ def grid_to_results(grid_values: torch.Tensor, encoded: EncodedBatch, sigma: flo
         full = map_to_original(cmap, placement)
         results.append(AnomalyResult(score=image_score(full, top_fraction), anomaly_map=full))
     return results
+
+
+POSITION_GRID = 64
+"""Side of the image-relative grid on which the normal maps' statistics per position are kept."""
+POSITION_PRIOR_IMAGES = 50.0
+"""Weight, in images, of the whole map's statistics in each position's (see
+:meth:`PositionNormaliser.from_maps`). From the detector study: with none, cookie (31 normal
+images) lost 0.022 image AUROC and 0.10 AUPRO; with 50 it lost 0.005 and 0.023 while the
+categories with 170-600 images kept most of their gain."""
+POSITION_MODES = ("none", "mean", "z-score")
+"""How a map is made relative to the normal maps at each position (see :class:`PositionNormaliser`)."""
+
+
+@dataclass(frozen=True)
+class PositionNormaliser:
+    """Where on a part its normal images' maps run high, and how much they vary there.
+
+    A memory bank's map runs hot wherever normal patches are rare: along a part's edges and in
+    the image's corners, on every image, defect or not. Dividing each pixel's excess over the
+    normal mean *at its position* by the normal spread there makes a value at the edge and one
+    in the middle mean the same thing. Positions are relative to the image's own footprint
+    (grid cell (i, j) of POSITION_GRID² covering it), so images of different sizes share them.
+    Normalised maps are mapped back to distance-like units (the normal maps' overall mean and
+    spread), so thresholds and overlays keep their scale.
+    """
+
+    mean: torch.Tensor
+    """(G, G) mean normal map value per position."""
+    spread: torch.Tensor
+    """(G, G) standard deviation per position, floored (see :meth:`from_maps`)."""
+    overall_mean: float
+    overall_spread: float
+
+    @classmethod
+    def from_maps(cls, maps: Sequence[np.ndarray], grid: int = POSITION_GRID, prior_images: float = POSITION_PRIOR_IMAGES) -> PositionNormaliser:
+        """Statistics of normal images' maps (at least 2), each resampled to ``grid``².
+
+        Each position's mean and spread are pulled towards the whole map's, with the weight of
+        ``prior_images`` images against the n measured there: from a few dozen images a
+        position's spread is noise, and dividing by it would invent alarms."""
+        if len(maps) < 2:
+            raise ValueError("position statistics need the maps of at least 2 normal images")
+        stack = torch.stack([_to_grid(m, grid) for m in maps]).double()
+        overall_mean, overall_spread = float(stack.mean()), max(float(stack.std()), 1e-6)
+        weight = len(maps) / (len(maps) + prior_images)
+        mean = weight * stack.mean(0) + (1 - weight) * overall_mean
+        # Spreads are pooled on a log scale: they multiply, and must stay positive.
+        spread = torch.exp(weight * stack.std(0).clamp_min(1e-6).log() + (1 - weight) * math.log(overall_spread))
+        # A floor keeps a position where every normal image happened to agree from turning
+        # the smallest deviation into an alarm.
+        spread = spread.clamp_min(0.1 * float(spread.mean()))
+        return cls(mean.float(), spread.float(), overall_mean, overall_spread)
+
+    def apply(self, anomaly_map: np.ndarray, mode: str = "z-score") -> np.ndarray:
+        """The map relative to the normal maps at each position, put back on distance units:
+        'z-score' in units of the normal spread there, 'mean' only less the normal mean there."""
+        shape = anomaly_map.shape
+        excess = np.asarray(anomaly_map, np.float32) - _from_grid(self.mean, shape)
+        if mode == "mean":
+            return (excess + self.overall_mean).astype(np.float32, copy=False)
+        if mode != "z-score":
+            raise ValueError(f"unknown position normalisation {mode!r}; choose one of {', '.join(POSITION_MODES[1:])}")
+        z = excess / _from_grid(self.spread, shape)
+        return (z * self.overall_spread + self.overall_mean).astype(np.float32, copy=False)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What is saved with a model (safetensors); :meth:`from_tensors` reads it back."""
+        overall = torch.tensor([self.overall_mean, self.overall_spread], dtype=torch.float32)
+        return {"position_mean": self.mean.contiguous(), "position_spread": self.spread.contiguous(), "position_overall": overall}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> PositionNormaliser | None:
+        """The normaliser saved by :meth:`tensors`, or None when the model has none; ValueError
+        when the saved tensors do not fit together."""
+        if "position_mean" not in tensors:
+            return None
+        mean, spread, overall = tensors["position_mean"], tensors["position_spread"], tensors["position_overall"]
+        if mean.ndim != 2 or mean.shape != spread.shape or overall.shape != (2,) or bool((spread <= 0).any()):
+            raise ValueError(f"position statistics have shapes {tuple(mean.shape)}, {tuple(spread.shape)}, {tuple(overall.shape)}")
+        return cls(mean.float(), spread.float(), float(overall[0]), float(overall[1]))
+
+
+def _to_grid(anomaly_map: np.ndarray, grid: int) -> torch.Tensor:
+    m = torch.from_numpy(np.ascontiguousarray(anomaly_map, dtype=np.float32))[None, None]
+    return F.interpolate(m, size=(grid, grid), mode="area")[0, 0]
+
+
+def _from_grid(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    return F.interpolate(values[None, None], size=(int(shape[0]), int(shape[1])), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
 @lru_cache(maxsize=256)

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics
 from defectlens.detect.coreset import greedy_coreset
-from defectlens.detect.maps import grid_to_results, on_image_cells
+from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, grid_to_results, image_score, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.errors import ModelFileError
@@ -31,7 +31,10 @@ from defectlens.io.atomic import atomic_write, read_model_json, require_finite, 
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.memory-bank"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the bank file may hold IVF cell centres and per-position normal statistics, which change
+the maps; a reader of version 1 would ignore them, so it must refuse the file instead."""
+OLDEST_FORMAT_VERSION = 1
 CONFIG_FILE = "detector.json"
 BANK_FILE = "memory_bank.safetensors"
 
@@ -91,12 +94,19 @@ class MemoryBankConfig:
     every shared category while the search took a quarter of the time."""
     ivf_probes: int = 8
     """Cells searched per query with ``search='ivf'``."""
+    position_normalise: str = "z-score"
+    """Make maps relative to the calibration images' maps at each position of the image
+    (:class:`~defectlens.detect.maps.PositionNormaliser`): 'z-score' (in units of their spread
+    there), 'mean' (less their mean there) or 'none'. From the detector study (rows 'lite2-ivf'
+    and 'lite2-posz'); the statistics come from the same normal images the thresholds do."""
     batch_size: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.search not in SEARCHES:
             raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
+        if self.position_normalise not in POSITION_MODES:
+            raise ValueError(f"position_normalise must be one of {', '.join(POSITION_MODES)}, got {self.position_normalise!r}")
         if self.ivf_probes < 1:
             raise ValueError(f"ivf_probes must be positive, got {self.ivf_probes}")
         if not 0 <= self.score_top_fraction < 1:
@@ -123,7 +133,8 @@ class MemoryBankConfig:
         """Inverse of :meth:`to_json`. Models saved before ``score_top_fraction`` existed scored
         images by the map maximum, and their thresholds are on that scale: they keep it (and the
         held-out calibration they were made with)."""
-        return cls(**{"score_top_fraction": 0.0, "calibration": "holdout", "search": "exact", **d, "encoder": EncoderConfig.from_json(d["encoder"])})
+        before = {"score_top_fraction": 0.0, "calibration": "holdout", "search": "exact", "position_normalise": "none"}
+        return cls(**{**before, **d, "encoder": EncoderConfig.from_json(d["encoder"])})
 
 
 class MemoryBankDetector(PatchFeatureDetector):
@@ -141,6 +152,8 @@ class MemoryBankDetector(PatchFeatureDetector):
         self.index: faiss.Index | None = None
         self.ivf_centroids: torch.Tensor | None = None
         """Centres of the IVF cells (None: exact search)."""
+        self.positions: PositionNormaliser | None = None
+        """Normal maps' statistics per position (None: maps are raw distances)."""
         self.thresholds: Thresholds | None = None
         self.normal_stats: NormalStatistics | None = None
         self._bank_sources: np.ndarray | None = None
@@ -172,10 +185,17 @@ class MemoryBankDetector(PatchFeatureDetector):
         chosen = greedy_coreset(all_patches, n_select, projection_dim=self.config.coreset_projection, seed=self.config.seed)
         self._set_bank(all_patches[chosen].contiguous())
         self._bank_sources = sources[chosen].numpy()
+        self.positions = None
         if self.config.calibration == "leave-one-out":
-            n_calibration = self.calibrate(self.leave_one_out_results(train), self.config.quantile)
+            normal = list(self.leave_one_out_results(train))
         else:
-            n_calibration = self.calibrate((r for batch in holdout for r in self.score_encoded(batch)), self.config.quantile)
+            normal = [r for batch in holdout for r in self.score_encoded(batch)]
+        if self.config.position_normalise != "none" and len(normal) >= 2:
+            # The same normal maps give the per-position statistics and, made relative to
+            # them, the thresholds: the thresholds are on the scale inspection will use.
+            self.positions = PositionNormaliser.from_maps([r.anomaly_map for r in normal])
+            normal = [self._relative(r) for r in normal]
+        n_calibration = self.calibrate(normal, self.config.quantile)
         n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
         return FitSummary(n_images + n_holdout, n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
 
@@ -247,7 +267,14 @@ class MemoryBankDetector(PatchFeatureDetector):
             nearest_other = np.sort(np.where(own, np.inf, dist2), axis=1)[:, :k]
             dist2 = np.where(np.isinf(nearest_other), dist2.max(1, keepdims=True), nearest_other)
         grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
-        return grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction)
+        results = grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction)
+        return results if self.positions is None else [self._relative(r) for r in results]
+
+    def _relative(self, result: AnomalyResult) -> AnomalyResult:
+        """``result`` with its map made relative to the normal maps per position, and re-scored."""
+        assert self.positions is not None
+        relative = self.positions.apply(result.anomaly_map, self.config.position_normalise)
+        return AnomalyResult(score=image_score(relative, self.config.score_top_fraction), anomaly_map=relative)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Squared distances and rows of the ``k`` nearest bank rows of each query."""
@@ -276,6 +303,7 @@ class MemoryBankDetector(PatchFeatureDetector):
             "calibration": c.calibration,
             "n_neighbours": c.n_neighbours,
             "search": "exact" if self.ivf_centroids is None else f"ivf ({len(self.ivf_centroids)} cells, {c.ivf_probes} probed)",
+            "position_normalise": c.position_normalise if self.positions is not None else "none",
         }
 
     def save(self, directory: str | Path) -> None:
@@ -285,7 +313,11 @@ class MemoryBankDetector(PatchFeatureDetector):
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_write(out / BANK_FILE) as tmp:
-            tensors = {"bank": self.bank} if self.ivf_centroids is None else {"bank": self.bank, "ivf_centroids": self.ivf_centroids}
+            tensors = {"bank": self.bank}
+            if self.ivf_centroids is not None:
+                tensors["ivf_centroids"] = self.ivf_centroids
+            if self.positions is not None:
+                tensors.update(self.positions.tensors())
             save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
         write_json_atomic(
             out / CONFIG_FILE,
@@ -338,6 +370,10 @@ class MemoryBankDetector(PatchFeatureDetector):
             raise ModelFileError(f"IVF cell centres have shape {tuple(centroids.shape)}, not (cells, {bank.shape[1]})", bank_path, "re-fit the model")
         require_finite(tensors, bank_path, "re-fit the model")
         try:
+            positions = PositionNormaliser.from_tensors(tensors)
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(f"per-position normal statistics are damaged ({exc})", bank_path, "re-fit the model") from None
+        try:
             thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
             stats = NormalStatistics(**meta["normal_stats"]) if meta.get("normal_stats") else None
         except (TypeError, ValueError) as exc:
@@ -349,6 +385,7 @@ class MemoryBankDetector(PatchFeatureDetector):
                 "re-fit it on at least 2 normal images",
             )
         detector._set_bank(bank, centroids)
+        detector.positions = positions
         detector.thresholds, detector.normal_stats = thresholds, stats
         return detector
 
@@ -356,6 +393,6 @@ class MemoryBankDetector(PatchFeatureDetector):
 
 def read_detector_json(root: Path) -> dict:
     """Read and check ``detector.json`` of a saved model: a clear error for every way it can be wrong."""
-    return read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "memory-bank model", "`defectlens fit`")
+    return read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "memory-bank model", "`defectlens fit`", OLDEST_FORMAT_VERSION)
 
 

@@ -32,7 +32,7 @@ from defectlens.errors import DefectlensError
 from defectlens.io import load_image
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 from defectlens.service.blobs import BlobStore
-from defectlens.service.models import LoadedModel, ModelPool, load_model
+from defectlens.service.models import ModelPool, load_model
 from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
 
@@ -146,14 +146,28 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return JSONResponse({"detail": f"database unavailable: {first[0] if first else exc.__class__.__name__}"}, status_code=503)
 
     @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Response:
+    async def _guard_uploads(request: Request, call_next: Any) -> Response:
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + 64 * 1024:
             metrics.rejected.labels("too_large").inc()
             return JSONResponse({"detail": f"upload of {int(length)} bytes is over the limit of {config.max_upload_bytes} bytes"},
                                 status_code=413)
-        response: Response = await call_next(request)
+        # A busy service refuses an upload before its body is parsed: a refusal must cost next to
+        # nothing, or stations asking again would take the cores from the inspections in progress.
+        admitted = request.method == "POST" and request.url.path == "/inspections"
+        if admitted and not admission.try_enter():
+            metrics.rejected.labels("busy").inc()
+            return JSONResponse(
+                {"detail": f"busy: {admission.limit} inspection(s) in progress, the most this service takes at once; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+            )
+        try:
+            response: Response = await call_next(request)
+        finally:
+            if admitted:
+                admission.leave()
         # Stored uploads are served with the type their content was decoded as; never let a browser guess another.
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
@@ -203,16 +217,6 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             loaded = pool.get(model)
         except KeyError as exc:
             raise _error(422, str(exc.args[0])) from None
-        if not admission.try_enter():
-            metrics.rejected.labels("busy").inc()
-            raise HTTPException(503, f"busy: {admission.limit} inspection(s) in progress, the most this service takes at once; "
-                                     "retry shortly", headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
-        try:
-            return inspect_and_store(loaded, file)
-        finally:
-            admission.leave()
-
-    def inspect_and_store(loaded: LoadedModel, file: UploadFile) -> InspectionOut:
         filename = (file.filename or "upload")[:500]
         data = read_upload(file)
         image, ext = decode(data, filename)

@@ -1,5 +1,6 @@
-"""The memory bank's approximate (IVF) search: close to exact, identical after save/load,
-exact for small banks, and refused clearly when its saved cells are damaged."""
+"""The memory bank's options beyond the nearest neighbour itself: approximate (IVF) search —
+close to exact, identical after save/load, exact for small banks, refused clearly when its saved
+cells are damaged — and maps made relative to the normal maps at each position."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from defectlens import ModelFileError
+from defectlens.detect.maps import PositionNormaliser
 from defectlens.detect.memory_bank import IVF_MIN_BANK, IVF_ROWS_PER_LIST, MemoryBankConfig, MemoryBankDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, Placement
 
@@ -30,9 +32,9 @@ def _normal_features(n_images: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(feats.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
 
 
-def _detector(search: str) -> MemoryBankDetector:
+def _detector(search: str, position_normalise: str = "none") -> MemoryBankDetector:
     encoder = EncoderConfig(canvas_height=64, canvas_width=64)
-    config = MemoryBankConfig(encoder=encoder, coreset_ratio=1.0, search=search, blur_sigma=1.0)
+    config = MemoryBankConfig(encoder=encoder, coreset_ratio=1.0, search=search, blur_sigma=1.0, position_normalise=position_normalise)
     return MemoryBankDetector(config)  # its network is never run here: features are given encoded
 
 
@@ -90,3 +92,48 @@ def test_damaged_cells_or_unknown_search_are_refused(fitted, tmp_path):
         MemoryBankDetector.load(tmp_path)
     with pytest.raises(ValueError, match="search must be one of"):
         MemoryBankConfig(search="hnsw")
+
+
+def test_position_normaliser_levels_what_every_normal_map_shares():
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(1.0, 3.0, 80, dtype=np.float32), (60, 1))  # every normal map runs hot on the right
+    normal = [ramp + rng.normal(0, 0.1, ramp.shape).astype(np.float32) for _ in range(20)]
+    # Few images: each position's statistics lean on the whole map's, so most of the ramp stays.
+    shrunk = PositionNormaliser.from_maps(normal).apply(ramp)
+    assert shrunk[:, -10:].mean() - shrunk[:, :10].mean() > 0.5
+    positions = PositionNormaliser.from_maps(normal, prior_images=0)
+    flat = positions.apply(ramp)
+    assert flat[:, :10].mean() == pytest.approx(flat[:, -10:].mean(), abs=0.05)  # the shared ramp is gone
+    spot = ramp.copy()
+    spot[20:30, 5:15] += 1.0  # an excess on the cool side, where normal maps are low
+    out = positions.apply(spot)
+    assert out[20:30, 5:15].mean() > out[:, -10:].max()  # it now stands above the hot side
+    assert positions.apply(spot, "mean")[20:30, 5:15].mean() == pytest.approx(positions.overall_mean + 1.0, abs=0.1)
+    # Other image sizes share the statistics (positions are relative to the image).
+    assert positions.apply(np.tile(np.linspace(1.0, 3.0, 40, dtype=np.float32), (30, 1))).shape == (30, 40)
+    with pytest.raises(ValueError, match="at least 2"):
+        PositionNormaliser.from_maps(normal[:1])
+
+
+def test_position_statistics_are_fitted_saved_and_checked(tmp_path):
+    detector = _detector("exact", "z-score")
+    train = _normal_features(24, seed=4)
+    detector.fit_encoded([_batch(train[i : i + 8]) for i in range(0, 24, 8)])
+    assert detector.positions is not None and detector.describe()["position_normalise"] == "z-score"
+    test = _normal_features(4, seed=5)
+    test[2:, :, 3:5, 3:5] += 6.0
+    before = detector.score_encoded(_batch(test))
+    assert min(r.score for r in before[2:]) > max(r.score for r in before[:2])
+    detector.save(tmp_path)
+    loaded = MemoryBankDetector.load(tmp_path)
+    after = loaded.score_encoded(_batch(test))
+    assert [r.score for r in after] == [r.score for r in before]
+    # Damaged statistics are refused with the file named, not used.
+    bank_file = tmp_path / "memory_bank.safetensors"
+    tensors = load_file(str(bank_file))
+    tensors["position_spread"] = -tensors["position_spread"]
+    save_file(tensors, str(bank_file))
+    with pytest.raises(ModelFileError, match="per-position normal statistics"):
+        MemoryBankDetector.load(tmp_path)
+    with pytest.raises(ValueError, match="position_normalise must be one of"):
+        MemoryBankConfig(position_normalise="median")
