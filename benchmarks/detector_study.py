@@ -120,7 +120,8 @@ SETTINGS: list[Setting] = [
     ),
     on_defaults(
         "lite2-posz",
-        "maps on Lite2 + IVF (default: raw distances): z-score against the normal maps at each image-relative position, shrunk to the whole map's with the weight of 50 images",
+        "maps on Lite2 + IVF (default: raw distances): z-score against the normal maps at each image-relative position, "
+        "shrunk to the whole map's with the weight of 50 images",
         bank={"search": "ivf", "ivf_probes": 8, "position_normalise": "z-score"},
         backbone="efficientnet-lite2",
     ),
