@@ -9,7 +9,7 @@ grounding model (and any later detector) agree on what "smoothed" and "score" me
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -60,15 +60,24 @@ def image_score(anomaly_map: np.ndarray, top_fraction: float) -> float:
     return float(np.partition(values, values.size - k)[values.size - k :].mean())
 
 
-def grid_to_results(grid_values: torch.Tensor, encoded: EncodedBatch, sigma: float, top_fraction: float) -> list[AnomalyResult]:
+def grid_to_results(
+    grid_values: torch.Tensor,
+    encoded: EncodedBatch,
+    sigma: float,
+    top_fraction: float,
+    relative: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[AnomalyResult]:
     """Turn (N, h, w) cell values of ``encoded``'s images into results: upsampled to the canvas,
-    smoothed, cropped to each image's footprint and resized to its original size."""
+    smoothed, cropped to each image's footprint and resized to its original size, then passed
+    through ``relative`` (e.g. :meth:`PositionNormaliser.apply`) before the image is scored."""
     spec = encoded.canvas
     grid = grid_values.float().unsqueeze(1)
     canvas_maps = smooth_maps(F.interpolate(grid, size=(spec.height, spec.width), mode="bilinear", align_corners=False), sigma)
     results = []
     for cmap, placement in zip(canvas_maps[:, 0], encoded.placements, strict=True):
         full = map_to_original(cmap, placement)
+        if relative is not None:
+            full = relative(full)
         results.append(AnomalyResult(score=image_score(full, top_fraction), anomaly_map=full))
     return results
 

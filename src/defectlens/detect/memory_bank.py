@@ -270,13 +270,16 @@ class MemoryBankDetector(PatchFeatureDetector):
             nearest_other = np.sort(np.where(own, np.inf, dist2), axis=1)[:, :k]
             dist2 = np.where(np.isinf(nearest_other), dist2.max(1, keepdims=True), nearest_other)
         grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
-        results = grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction)
-        return results if self.positions is None else [self._relative(r) for r in results]
+        relative = None if self.positions is None else self._relative_map
+        return grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction, relative)
+
+    def _relative_map(self, anomaly_map: np.ndarray) -> np.ndarray:
+        assert self.positions is not None
+        return self.positions.apply(anomaly_map, self.config.position_normalise)
 
     def _relative(self, result: AnomalyResult) -> AnomalyResult:
-        """``result`` with its map made relative to the normal maps per position, and re-scored."""
-        assert self.positions is not None
-        relative = self.positions.apply(result.anomaly_map, self.config.position_normalise)
+        """``result`` (a raw map's) with its map made relative to the normal maps per position, re-scored."""
+        relative = self._relative_map(result.anomaly_map)
         return AnomalyResult(score=image_score(relative, self.config.score_top_fraction), anomaly_map=relative)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
