@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import auc, average_precision_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
 
 from defectlens.detect.calibration import highest_unflagged_score
 from defectlens.scoring import best_f1
@@ -333,37 +333,34 @@ class PixelAccumulator:
         return _sweep(self._sorted_keys(), self.n_defect, sizes, fpr_limit)
 
 
-class _RocPoints:
-    """The ROC points sklearn's ``roc_curve`` keeps (``drop_intermediate``), gathered chunk by chunk.
+class _RocArea:
+    """The area under the ROC curve, summed chunk by chunk in exact integers.
 
-    A point is kept when the second difference of fps or tps is non-zero there (a corner), and
-    the first and last points always: the same rule on the same exact integer counts, so the
-    trapezoid over the kept points is sklearn's ``roc_auc_score`` to the last bit.
+    Each step from ``(fp0, tp0)`` to ``(fp1, tp1)`` adds the trapezoid ``(fp1 - fp0) * (tp0 + tp1)``
+    (twice its area in count units); the AUROC is the total over ``2 * positives * negatives``,
+    divided once. That is the Mann-Whitney statistic, exactly rounded. Keeping the curve's corner
+    points instead (as ``roc_curve`` does) held about 16 bytes a pixel on maps whose scores are
+    nearly all distinct: 1.1 GiB on magnetic tile's 80 M pixels, most of evaluate's peak.
+    sklearn's ``roc_auc_score`` sums the same trapezoids in floating point, so the two may differ
+    in the last bits.
     """
 
     def __init__(self) -> None:
-        self.kept: list[np.ndarray] = []
-        self.tail = np.zeros((0, 2), np.int64)
-        """The last two points seen; the last one is not decided yet."""
-        self.n_points = 0
+        self.twice_area = 0
+        """Python int: no overflow, however many pixels."""
+        self.last = (0, 0)
 
     def add(self, fps: np.ndarray, tps: np.ndarray) -> None:
-        points = np.stack([fps, tps], axis=1)
-        if self.n_points == 0:
-            self.kept.append(points[:1])
-        self.n_points += len(points)
-        ext = np.concatenate([self.tail, points])
-        if len(ext) >= 3:
-            second = ext[2:] - 2 * ext[1:-1] + ext[:-2]
-            self.kept.append(ext[1:-1][(second != 0).any(axis=1)])
-        self.tail = ext[-2:]
+        fp_prev = np.concatenate(([self.last[0]], fps[:-1]))
+        tp_prev = np.concatenate(([self.last[1]], tps[:-1]))
+        # Per chunk in int64 (each term is at most 2 * positives * chunk, far from overflowing),
+        # across chunks in a Python int.
+        self.twice_area += int(np.sum((fps - fp_prev) * (tps + tp_prev), dtype=np.int64))
+        self.last = (int(fps[-1]), int(tps[-1]))
 
     def auroc(self) -> float:
-        if self.n_points > 1:
-            self.kept.append(self.tail[-1:])
-        pts = np.concatenate([np.zeros((1, 2), np.int64), *self.kept]).astype(np.float64)
-        fps, tps = pts[:, 0], pts[:, 1]
-        return float(auc(fps / fps[-1], tps / tps[-1]))
+        fp, tp = self.last
+        return self.twice_area / (2 * fp * tp)
 
 
 def _sweep(keys: np.ndarray, n_pos: int, region_sizes: np.ndarray, fpr_limit: float) -> PixelMetrics:
@@ -382,7 +379,7 @@ def _sweep(keys: np.ndarray, n_pos: int, region_sizes: np.ndarray, fpr_limit: fl
     # A pixel of region k raises the PRO (mean covered fraction over regions) by 1/(size_k * n_regions).
     weight = np.concatenate(([0.0], 1.0 / (region_sizes.astype(np.float64) * max(1, n_regions))))
     desc = keys[::-1]
-    roc = _RocPoints()
+    roc = _RocArea()
     f1_best, ap_sum, last_recall = -math.inf, 0.0, 0.0
     pro_total, area, last_x, last_y, pro_done = 0.0, 0.0, 0.0, 0.0, False
     tp_before = 0
