@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import faiss
 import numpy as np
 import torch
 from PIL import Image
@@ -35,7 +36,7 @@ import defectlens.detect.memory_bank as memory_bank_module
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_coreset, normal_statistics
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import fuse
-from defectlens.detect.maps import image_score
+from defectlens.detect.maps import image_score, on_image_cells
 from defectlens.detect.patch_detector import PatchFeatureDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
 from defectlens.evaluate.metrics import aupro, image_auroc, pixel_auroc
@@ -68,6 +69,9 @@ class Setting:
     """Add horizontally flipped training images to the normal features."""
     flip_test: bool = False
     """Average each test map with the map of the flipped image (flipped back)."""
+    rotate_bank: tuple[int, ...] = ()
+    """Add the training images turned by these quarter turns (1 = 90 degrees anticlockwise, 2, 3)
+    to the normal features: DifferNet's rotation augmentation, for the bank."""
 
     def encoder_key(self) -> tuple:
         return (self.backbone, self.stages, self.image_size)
@@ -126,6 +130,20 @@ SETTINGS: list[Setting] = [
         backbone="efficientnet-lite2",
     ),
 ]
+CURRENT_BANK: dict = {}
+"""The memory bank's own defaults (MemoryBankConfig): IVF search, per-position z-score maps, top-1 % score."""
+SETTINGS += [
+    Setting("lite2-current", "the current defaults (Lite2, IVF, per-position z-score maps, top-1 % score, 2 % target)",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK),
+    Setting("lite2-rot180-bank", "augmentation on the current defaults: bank + training images turned 180 degrees",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, rotate_bank=(2,)),
+    Setting("lite2-current-320", "canvas on the current defaults (default: 256 px)",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, image_size=320),
+    Setting("lite2-rot-bank", "augmentation on the current defaults: bank + training images turned 90, 180 and 270 degrees",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, rotate_bank=(1, 2, 3)),
+]
+VARIANT_ROWS = ("base", "defaults", "lite2", "lite2-posz", "lite2-current")
+"""Settings whose maps are re-scored with every image-score variant (no refit)."""
 SCORE_VARIANTS: dict[str, Callable[[np.ndarray], float]] = {
     "max": lambda m: image_score(m, 0.0),
     "top-0.1%": lambda m: image_score(m, 0.001),
@@ -156,7 +174,8 @@ class CachedCategory:
 
     def split(self, name: str, encoder: PatchEncoder) -> tuple[torch.Tensor, list[Placement]]:
         """Features (N, C, h, w) float16 and placements of split ``name`` ('train', 'test', or
-        either with '_flip': the images mirrored left-right), encoding it on first use."""
+        either with '_flip': the images mirrored left-right, or '_rot1'/'_rot2'/'_rot3': turned
+        by that many quarter turns anticlockwise), encoding it on first use."""
         if name in self._loaded:
             return self._loaded[name]
         tensors, meta = self.folder / f"{name}.safetensors", self.folder / f"{name}.json"
@@ -165,12 +184,15 @@ class CachedCategory:
             self._loaded[name] = (load_file(str(tensors))["features"], [Placement(*p) for p in info["placements"]])
             self.encode_ms_per_image = info["encode_ms_per_image"]
             return self._loaded[name]
-        paths = self.paths[name.removesuffix("_flip")]
+        base, _, transform = name.partition("_")
+        paths = self.paths[base]
         feats, places, seconds = [], [], 0.0
         for start in range(0, len(paths), 8):
             images = [load_image(p) for p in paths[start : start + 8]]
-            if name.endswith("_flip"):
+            if transform == "flip":
                 images = [np.ascontiguousarray(img[:, ::-1]) for img in images]
+            elif transform.startswith("rot"):
+                images = [np.ascontiguousarray(np.rot90(img, int(transform[3:]))) for img in images]
             t0 = time.perf_counter()
             enc = encoder.encode(images, self.canvas)
             seconds += time.perf_counter() - t0
@@ -313,6 +335,35 @@ def _masks(cache: CachedCategory, results: Sequence[AnomalyResult]) -> list[np.n
     return masks
 
 
+PATCHCORE_SUPPORT = 9
+"""Bank neighbours of the nearest normal patch that PatchCore's re-weighting compares with."""
+
+
+def patchcore_reweighting(detector: MemoryBankDetector, cache: CachedCategory, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """PatchCore's image-score re-weighting (Roth et al., CVPR 2022, eq. 7), per test image:
+    ``(weights, raw maximum patch distances)``.
+
+    The image's most distant on-image patch ``q`` and its nearest bank row ``m`` are found; ``m``'s
+    own ``PATCHCORE_SUPPORT`` nearest bank rows ``N`` (``m`` first) give the weight
+    ``1 - softmax(|q - n| for n in N)[m]``: a patch whose nearest normal neighbour sits in a
+    sparse part of the bank (rare but normal) is weighted down, one far from a dense part is not."""
+    assert detector.bank is not None
+    bank = detector.bank.numpy()
+    exact = faiss.IndexFlatL2(bank.shape[1])
+    exact.add(bank)
+    weights, maxima = [], []
+    for feat, on in on_image_cells(cache.batches("test", indices, detector.encoder)):
+        queries = feat.permute(1, 2, 0)[on].float().contiguous().numpy()
+        dist2, rows = exact.search(queries, 1)
+        worst = int(np.argmax(dist2[:, 0]))
+        _, support = exact.search(bank[rows[worst, :1]], PATCHCORE_SUPPORT)
+        dist = np.linalg.norm(bank[support[0]] - queries[worst], axis=1)
+        soft = np.exp(dist - dist.max())
+        weights.append(1.0 - soft[0] / soft.sum())
+        maxima.append(float(np.sqrt(max(dist2[worst, 0], 0.0))))
+    return np.asarray(weights), np.asarray(maxima)
+
+
 def _at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
     flagged = scores > threshold
     return float(flagged[labels == 1].mean()), float(flagged[labels == 0].mean())
@@ -334,6 +385,8 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
             yield from cache.batches("train", fit_idx, encoder)
             if setting.flip_bank:
                 yield from cache.batches("train_flip", fit_idx, encoder)
+            for turns in setting.rotate_bank:
+                yield from cache.batches(f"train_rot{turns}", fit_idx, encoder)
 
         t0 = time.perf_counter()
         detector.fit_encoded(train_batches(), cache.batches("train", hold_idx, encoder))
@@ -383,11 +436,15 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
         row["pixel_auroc"] = pixel_auroc(masks, maps)
         row["aupro"] = aupro(masks, maps)
     rows = [row]
-    if setting.name in ("base", "defaults", "lite2", "lite2-posz"):
+    if setting.name in VARIANT_ROWS:
         # Image-score variants on the same maps (no refit). Their AUROC only: the label-free
         # threshold of a variant would need its own calibration maps.
-        for variant, fn in SCORE_VARIANTS.items():
-            s = np.asarray([fn(r.anomaly_map) for r in results])
+        variants = {name: np.asarray([fn(r.anomaly_map) for r in results]) for name, fn in SCORE_VARIANTS.items()}
+        if setting.name == "lite2-current":
+            weights, patch_max = patchcore_reweighting(fitted[0], cache, test_idx)
+            variants["patchcore-reweighted-max"] = weights * patch_max
+            variants["patchcore-weight x top-1%"] = weights * scores
+        for variant, s in variants.items():
             rows.append(
                 {
                     **{k: v for k, v in row.items() if k != "operating_points"},  # they belong to the row's own score
@@ -448,7 +505,54 @@ def write_tables(rows: list[dict], out: Path, meta: dict) -> None:
         for r in swept:
             cells = [f"{rec:.2f} / {fpr:.3f}" for rec, fpr in r["operating_points"].values()]
             lines.append(f"| {r['setting']} | {r['category']} | " + " | ".join(cells) + " |")
+    lines += leave_one_category_out(rows, categories)
     (out / "detector_study.md").write_text("\n".join(lines) + "\n")
+
+
+LOCO_METRICS = ("image_auroc", "aupro")
+"""What the leave-one-category-out check picks settings by (each on its own)."""
+
+
+def leave_one_category_out(rows: list[dict], categories: list[str], current: str = "lite2-current") -> list[str]:
+    """Markdown lines: for each category, the setting the *other* categories would pick (best mean),
+    and how it does on the one left out, against the best setting for it and the current defaults.
+
+    The study has no category outside ``../shared``; this is the nearest honest check of how a
+    default chosen on the shared categories holds on one it was not chosen on."""
+    by_setting: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        by_setting.setdefault(r["setting"], {})[r["category"]] = r
+    lines = [
+        "",
+        "## Leave one category out: does the choice hold on a category it was not made on?",
+        "",
+        "For each category, the setting with the best mean over the *other* categories (among the "
+        f"settings run on all {len(categories)}), and its result on the one left out. Rank: among those settings on that category.",
+        "",
+        "| metric | left out | chosen on the others | its value there | rank there | best there | current defaults there |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for metric in LOCO_METRICS:
+        full = {
+            n: cats
+            for n, cats in by_setting.items()
+            # A 'score:' row's maps are its parent's: only image metrics tell it apart.
+            if all(cats.get(c, {}).get(metric) is not None for c in categories) and not (metric != "image_auroc" and n.startswith("score:"))
+        }
+        if len(full) < 2:
+            continue
+        for held in categories:
+            others = [c for c in categories if c != held]
+            chosen = max(full, key=lambda n: np.mean([full[n][c][metric] for c in others]))
+            ranked = sorted(full, key=lambda n: -full[n][held][metric])
+            value = full[chosen][held][metric]
+            best = ranked[0]
+            cur = f"{full[current][held][metric]:.3f}" if current in full else "–"
+            lines.append(
+                f"| {metric} | {held} | {chosen} | {value:.3f} | {ranked.index(chosen) + 1} of {len(ranked)} | "
+                f"{full[best][held][metric]:.3f} ({best}) | {cur} |"
+            )
+    return lines
 
 
 def main() -> None:
@@ -461,10 +565,15 @@ def main() -> None:
     parser.add_argument("--categories", nargs="*", default=None)
     parser.add_argument("--rerun", action="store_true", help="run rows already in the results again")
     parser.add_argument("--list", action="store_true", help="list the settings and exit")
+    parser.add_argument("--tables", action="store_true", help="rewrite the tables from the results JSON and exit")
     args = parser.parse_args()
     if args.list:
         for s in SETTINGS:
             print(f"{s.name:16} {s.factor}")
+        return
+    if args.tables:
+        saved = json.loads((args.out / "detector_study.json").read_text())
+        write_tables(saved["rows"], args.out, saved["meta"])
         return
     known = {s.name: s for s in SETTINGS}
     unknown = [n for n in args.settings or [] if n not in known]

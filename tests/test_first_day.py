@@ -291,6 +291,18 @@ def test_locate_defect_says_why_nothing_was_found():
     # Most of the image above the threshold: another part or view, not a defect.
     other = flat + 1.0 + _bump(60, 80, 30, 40, 0.5, 5.0)
     assert "another part" in locate_defect(other, 0.5).reason
+    # A large defect lifting 60 % of the map (a frayed band) is still a defect, not another part.
+    band = flat.copy()
+    band[:, :48] += 1.0
+    band += _bump(60, 80, 30, 20, 0.5, 5.0)
+    located = locate_defect(band, 0.5).mask
+    assert located is not None and located[30, 20]
+    assert "another part" in locate_defect(band, 0.5, options=LocateOptions(max_share=0.5)).reason
+    # ... and nothing is skipped as another part when the share allowed is 1.
+    large = locate_defect(other, 0.5, options=LocateOptions(max_share=1.0)).mask
+    assert large is not None and large[30, 40]
+    with pytest.raises(ValueError, match="max_share"):
+        LocateOptions(max_share=0.0)
     with pytest.raises(ValueError, match="border"):
         LocateOptions(border=0.5)
     with pytest.raises(ValueError, match="found"):

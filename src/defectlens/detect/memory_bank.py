@@ -176,20 +176,32 @@ class MemoryBankDetector(PatchFeatureDetector):
         encoded once (see ``benchmarks/detector_study.py``)."""
         start = time.perf_counter()
         train = list(train)
-        patches = [feat.permute(1, 2, 0)[keep] for feat, keep in on_image_cells(train)]
-        if not patches:
+        cells = list(on_image_cells(train))  # views into the batches: nothing copied yet
+        if not cells:
             raise ValueError("fit needs at least one normal image")
-        n_images = len(patches)
-        all_patches = torch.cat(patches)
-        sources = torch.cat([torch.full((len(p),), i, dtype=torch.int32) for i, p in enumerate(patches)])
-        del patches  # the concatenated copy is all that is needed: halves peak memory on large fits
-        n_select = min(self.config.max_bank_size, max(1, round(len(all_patches) * self.config.coreset_ratio)))
+        n_images = len(cells)
+        counts = [int(keep.sum()) for _, keep in cells]
+        # Filled in place rather than concatenated from per-image copies: on 600 magnetic tiles
+        # the copies and the concatenation held the patches twice (about 0.3 GiB more at the peak).
+        all_patches = torch.empty(sum(counts), cells[0][0].shape[0], dtype=cells[0][0].dtype)
+        row = 0
+        for (feat, keep), count in zip(cells, counts, strict=True):
+            all_patches[row : row + count] = feat.permute(1, 2, 0)[keep]
+            row += count
+        del cells
+        sources = torch.repeat_interleave(torch.arange(n_images, dtype=torch.int32), torch.tensor(counts))
+        n_patches = len(all_patches)
+        n_select = min(self.config.max_bank_size, max(1, round(n_patches * self.config.coreset_ratio)))
         chosen = greedy_coreset(all_patches, n_select, projection_dim=self.config.coreset_projection, seed=self.config.seed)
         self._set_bank(all_patches[chosen].contiguous())
         self._bank_sources = sources[chosen].numpy()
+        del all_patches
+        left_out = self._calibration_subsets(train) if self.config.calibration == "leave-one-out" else []
+        # Only the images re-scored for calibration are needed from here on (200 of 600 tiles).
+        del train
         self.positions = None
         if self.config.calibration == "leave-one-out":
-            normal = list(self.leave_one_out_results(train))
+            normal = list(self._score_left_out(left_out))
         else:
             normal = [r for batch in holdout for r in self.score_encoded(batch)]
         if self.config.position_normalise != "none" and len(normal) >= 2:
@@ -199,7 +211,7 @@ class MemoryBankDetector(PatchFeatureDetector):
             normal = [self._relative(r) for r in normal]
         n_calibration = self.calibrate(normal, self.config.quantile)
         n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
-        return FitSummary(n_images + n_holdout, n_holdout, len(all_patches), len(chosen), time.perf_counter() - start)
+        return FitSummary(n_images + n_holdout, n_holdout, n_patches, len(chosen), time.perf_counter() - start)
 
     def leave_one_out_results(self, train: Sequence[EncodedBatch]) -> Iterator[AnomalyResult]:
         """Results of (up to ``calibration_images``, seeded) of the images this detector was
@@ -208,19 +220,30 @@ class MemoryBankDetector(PatchFeatureDetector):
         see, for thresholds and for choosing a fusion weight. Only right after :meth:`fit_encoded`."""
         if self._bank_sources is None:
             raise RuntimeError("leave-one-out scores need the fit's encoded images: call right after fit_encoded()")
-        bank_sources = self._bank_sources
+        yield from self._score_left_out(self._calibration_subsets(train))
+
+    def _calibration_subsets(self, train: Sequence[EncodedBatch]) -> list[tuple[EncodedBatch, np.ndarray]]:
+        """The images of ``train`` that leave-one-out calibration re-scores (up to
+        ``calibration_images``, seeded), as compact batches, each with its images' indices in ``train``."""
         n_images = sum(len(b.placements) for b in train)
         n_use = min(n_images, self.config.calibration_images)
         chosen = set(np.random.default_rng(self.config.seed).permutation(n_images)[:n_use].tolist())
+        subsets = []
         image_id = 0
         for encoded in train:
             ids = np.arange(image_id, image_id + len(encoded.placements))
             image_id += len(ids)
             keep = [j for j, i in enumerate(ids) if i in chosen]
-            if not keep:
-                continue
-            subset = EncodedBatch(encoded.features[keep], [encoded.placements[j] for j in keep], encoded.canvas, [])
-            yield from self.score_encoded(subset, exclude=(ids[keep], bank_sources))
+            if keep:
+                subset = EncodedBatch(encoded.features[keep], [encoded.placements[j] for j in keep], encoded.canvas, [])
+                subsets.append((subset, ids[keep]))
+        return subsets
+
+    def _score_left_out(self, subsets: Iterable[tuple[EncodedBatch, np.ndarray]]) -> Iterator[AnomalyResult]:
+        """Each subset's images scored against the bank without the rows they gave."""
+        assert self._bank_sources is not None
+        for subset, ids in subsets:
+            yield from self.score_encoded(subset, exclude=(ids, self._bank_sources))
 
     def _set_bank(self, bank: torch.Tensor, centroids: torch.Tensor | None = None) -> None:
         """Index ``bank``; with IVF search, in the cells of ``centroids`` (computed here when
