@@ -56,7 +56,6 @@ VARIANTS: dict[str, LocateOptions] = {
     "peak off a 15 % border, half height": LocateOptions(border=0.15, found=0.5),
     "peak anywhere, half height": LocateOptions(border=0.0, found=0.5),
     "peak off a 10 % border, half height, skipped above 50 % abnormal (before)": LocateOptions(max_share=0.5),
-    "peak anywhere, half height, skipped above 80 % abnormal": LocateOptions(border=0.0, max_share=0.8),
     "peak off a 10 % border, half height, never skipped as abnormal": LocateOptions(max_share=1.0),
 }
 """Locating variants measured side by side; the first is the library default. Heights: how far
