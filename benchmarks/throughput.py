@@ -7,8 +7,8 @@ quarter with a bright square defect), then measures:
 
 * end to end per runtime and batch size: decode + place + encode + search + maps + decision,
   images/s and ms/image (the files `inspect` writes are profiled separately below);
-* the stages of one batch-8 pass on each runtime: decode, place, encode, search, upsample and
-  smooth, regions and decision, report, write;
+* the stages of one batch-8 pass on each runtime: decode, place, encode, search, maps (upsample,
+  smooth, relative to each position), regions and decision, report, write;
 * `defectlens inspect` on the folder with the local engine and with --engine ray --workers 1 / 2
   (wall time of the command's inspection, Ray start-up and model loading included).
 
@@ -21,6 +21,7 @@ comparable within one run. Writes ``benchmarks/results/throughput.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -88,7 +89,7 @@ def profile(inspector: Inspector, paths: list[Path], out: Path, batch: int = 8) 
     det = inspector.detector
     enc = det.encoder  # type: ignore[attr-defined]
     analysis = prepare_analysis(None, None, 5, "template")
-    stages = dict.fromkeys(("decode", "place", "encode", "search", "upsample+smooth", "regions", "report", "write"), 0.0)
+    stages = dict.fromkeys(("decode", "place", "encode", "search", "maps", "regions", "report", "write"), 0.0)
 
     def timed(stage: str, fn):
         t = time.perf_counter()
@@ -96,6 +97,9 @@ def profile(inspector: Inspector, paths: list[Path], out: Path, batch: int = 8) 
         stages[stage] += time.perf_counter() - t
         return value
 
+    # The maps as the detector makes them: per-position statistics included when it has them.
+    positions = getattr(det, "positions", None)
+    relative = None if positions is None else functools.partial(positions.apply, mode=det.config.position_normalise)  # type: ignore[attr-defined]
     for i in range(0, len(paths), batch):
         chunk = paths[i : i + batch]
         images = timed("decode", lambda c=chunk: [load_image(p) for p in c])
@@ -110,8 +114,8 @@ def profile(inspector: Inspector, paths: list[Path], out: Path, batch: int = 8) 
 
         encoded = EncodedBatch(features, placements, enc.config.canvas, levels)
         results = timed(
-            "upsample+smooth",
-            lambda g=grid, e=encoded: grid_to_results(g, e, det.config.blur_sigma, det.config.score_top_fraction),  # type: ignore[attr-defined]
+            "maps",
+            lambda g=grid, e=encoded: grid_to_results(g, e, det.config.blur_sigma, det.config.score_top_fraction, relative),  # type: ignore[attr-defined]
         )
         for path, image, result in zip(chunk, images, results, strict=True):
             inspection = timed("regions", lambda r=result, p=path: inspector.decide(r, str(p)))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from defectlens import ModelFileError
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector
 from defectlens.detect.discriminator import WEIGHTS_FILE, DiscriminatorConfig, DiscriminatorDetector
-from defectlens.detect.maps import smooth_maps
+from defectlens.detect.maps import smooth_maps, upsample_smooth_operator
 from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.io import load_category, load_image
 
@@ -38,6 +39,18 @@ def test_smoothing_matches_scipy_gaussian_filter():
     for m, o in zip(maps[:, 0], ours[:, 0], strict=True):
         reference = gaussian_filter(m, 2.0, mode="nearest", truncate=3.0)
         assert np.abs(o - reference).max() < 1e-4
+
+
+@pytest.mark.parametrize(("cells", "pixels", "sigma"), [((36, 28), (288, 224), 4.0), ((7, 11), (50, 90), 2.5), ((5, 5), (40, 40), 0.0)])
+def test_map_operators_equal_upsampling_then_smoothing(cells, pixels, sigma):
+    # Maps are made as rows @ grid @ cols.T; that must be the upsampled, blurred grid it replaced,
+    # edges included (replicate padding), whatever the shapes and sigma.
+    grid = torch.rand(3, *cells, generator=torch.Generator().manual_seed(1)) * 40
+    slow = smooth_maps(F.interpolate(grid[:, None], size=pixels, mode="bilinear", align_corners=False), sigma)[:, 0]
+    rows = upsample_smooth_operator(cells[0], pixels[0], sigma)
+    cols = upsample_smooth_operator(cells[1], pixels[1], sigma)
+    assert rows.shape == (pixels[0], cells[0]) and cols.shape == (pixels[1], cells[1])
+    torch.testing.assert_close(rows @ grid @ cols.T, slow, rtol=1e-5, atol=1e-4)
 
 
 def test_leave_one_out_keeps_every_image_in_the_bank_and_calibrates_on_them(encoder, category):

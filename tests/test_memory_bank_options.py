@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import defectlens.detect.maps as maps_module
 from defectlens import ModelFileError
 from defectlens.detect.maps import PositionNormaliser
 from defectlens.detect.memory_bank import IVF_MIN_BANK, IVF_ROWS_PER_LIST, MemoryBankConfig, MemoryBankDetector
@@ -113,6 +114,19 @@ def test_position_normaliser_levels_what_every_normal_map_shares():
     assert positions.apply(np.tile(np.linspace(1.0, 3.0, 40, dtype=np.float32), (30, 1))).shape == (30, 40)
     with pytest.raises(ValueError, match="at least 2"):
         PositionNormaliser.from_maps(normal[:1])
+
+
+def test_position_statistics_resampled_once_per_shape_give_the_same_maps():
+    rng = np.random.default_rng(3)
+    normal = [rng.random((60, 80), dtype=np.float32) for _ in range(5)]
+    maps = [rng.random(shape, dtype=np.float32) for shape in [(60, 80), (30, 40), (60, 80), (7, 9), (11, 5), (13, 17), (60, 80)]]
+    kept = PositionNormaliser.from_maps(normal)
+    fresh = [PositionNormaliser.from_maps(normal).apply(m) for m in maps]  # a new normaliser each time: no reuse
+    for m, expected in zip(maps, fresh, strict=True):
+        np.testing.assert_array_equal(kept.apply(m), expected)  # bit for bit
+        np.testing.assert_array_equal(kept.apply(m, "mean"), PositionNormaliser.from_maps(normal).apply(m, "mean"))
+    assert len(kept._at_shape) == maps_module.RESAMPLED_SHAPES_KEPT  # bounded: the oldest shapes go
+    assert (60, 80) in kept._at_shape and (30, 40) not in kept._at_shape
 
 
 def test_position_statistics_are_fitted_saved_and_checked(tmp_path):
