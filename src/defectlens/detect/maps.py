@@ -41,7 +41,13 @@ def smooth_maps(maps: torch.Tensor, sigma: float, kernel: torch.Tensor | None = 
     k = gaussian_kernel(sigma) if kernel is None else kernel
     r = k.numel() // 2
     x = F.conv2d(F.pad(maps, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return _blur_columns(x, k)
+
+
+def _blur_columns(maps: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The vertical pass of :func:`smooth_maps`: (N, 1, H, W) maps blurred down each column."""
+    r = kernel.numel() // 2
+    return F.conv2d(F.pad(maps, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
 
 
 def smooth_map(anomaly_map: np.ndarray, sigma: float) -> np.ndarray:
@@ -73,9 +79,7 @@ def upsample_smooth_operator(n_cells: int, n_pixels: int, sigma: float) -> torch
     basis = torch.eye(n_cells, dtype=torch.float32).view(n_cells, 1, n_cells, 1)
     up = F.interpolate(basis, size=(n_pixels, 1), mode="bilinear", align_corners=False)
     if sigma > 0:
-        k = gaussian_kernel(sigma)
-        r = k.numel() // 2
-        up = F.conv2d(F.pad(up, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+        up = _blur_columns(up, gaussian_kernel(sigma))
     return up[:, 0, :, 0].T.contiguous()
 
 
@@ -139,7 +143,7 @@ class PositionNormaliser:
     _at_shape: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, compare=False, repr=False)
     """(mean, spread) resampled to a map's shape, for the last few shapes seen: the parts of one
     line share a size, and resampling the two 64 x 64 grids took about 0.25 ms for each
-magnetic-tile map."""
+    magnetic-tile map."""
 
     @classmethod
     def from_maps(cls, maps: Sequence[np.ndarray], grid: int = POSITION_GRID, prior_images: float = POSITION_PRIOR_IMAGES) -> PositionNormaliser:
