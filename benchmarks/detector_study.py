@@ -141,6 +141,9 @@ SETTINGS += [
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, image_size=320),
     Setting("lite2-rot-bank", "augmentation on the current defaults: bank + training images turned 90, 180 and 270 degrees",
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, rotate_bank=(1, 2, 3)),
+    Setting("lite2-crossfit", "calibration on the current defaults: thresholds from maps made relative to the other "
+            "4 of 5 folds' position statistics (default: all calibration maps, in-sample)",
+            backbone="efficientnet-lite2", n_train=None, bank={**CURRENT_BANK, "position_folds": 5}),
 ]
 VARIANT_ROWS = ("base", "defaults", "lite2", "lite2-posz", "lite2-current")
 """Settings whose maps are re-scored with every image-score variant (no refit)."""

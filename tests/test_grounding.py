@@ -300,12 +300,19 @@ def test_fusion_normalises_each_detector_by_its_normal_statistics():
 
 
 # ---------------------------------------------------------------------- CLI
-def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
+def test_cli_trains_and_writes_a_loadable_model(category, tmp_path, monkeypatch):
     import typer
     from typer.testing import CliRunner
 
     from defectlens.cli.grounding import train_grounding
+    from defectlens.explain.llm import LMText, LMWriter
 
+    def scripted(self, prompt, max_new_tokens=None, sample_seed=None):
+        # The language model's part, scripted: one faithful paraphrase per type.
+        text = "A small bright square mark on the metal plate." if "spot" in prompt else "A long dark scratched line over the whole plate."
+        return LMText(text, 0.0, prompt)
+
+    monkeypatch.setattr(LMWriter, "generate", scripted)
     app = typer.Typer()
     app.command()(train_grounding)
     app.command("noop")(lambda: None)  # two commands: typer keeps the subcommand name
@@ -313,11 +320,15 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
     # No wall-time assertion here: on shared cores it measures the neighbours, not this code
     # (benchmarks/zero_shot.py reports training time).
     result = CliRunner().invoke(
-        app, ["train-grounding", str(category), "-o", str(out), "--epochs", "2", "--n-normal", "2", "--side", str(SIDE)]
+        app,
+        ["train-grounding", str(category), "-o", str(out), "--epochs", "2", "--n-normal", "2", "--side", str(SIDE), "--paraphrases", "1"],
     )
     assert result.exit_code == 0, result.output
     assert (out / "grounding.json").is_file() and (out / "grounding.safetensors").is_file()
     assert any((out / "feature_cache").iterdir())
+    stored = json.loads((out / "feature_cache" / "paraphrases.json").read_text())["entries"].values()
+    assert sorted(len(e["accepted"]) for e in stored) == [1, 1]
+    assert json.loads((out / "grounding.json").read_text())["training"]["training"]["paraphrases"] == 1
     GroundingModel.load(out)
     # The descriptor names a zero-shot grounding model: it needs the part's taxonomy to load.
     from defectlens.descriptor import read_descriptor
@@ -335,7 +346,7 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path):
 
 
 # ---------------------------------------------------------------------- inspect with a grounding model
-def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_text(trained, category, tmp_path):
+def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_descriptions(trained, category, tmp_path):
     from typer.testing import CliRunner
 
     from defectlens.cli import app
@@ -360,7 +371,9 @@ def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_text(traine
     # Default cue 'batch': batch-relative scores, outliers of the batch are defective.
     assert all(p["thresholds"]["source"] == "batch-outlier" for p in payloads.values())
     typed = [t for p in payloads.values() for t in p["region_types"]]
-    assert typed and all(t["method"] == "text" and t["defect_type"] in ("spot", "scratch") for t in typed)
+    # Typed from the taxonomy's descriptions read against each region's shape: every flagged
+    # image is a bright square, the "bright square spot" of the taxonomy.
+    assert typed and all(t["method"] == "words" and t["defect_type"] == "spot" for t in typed)
 
     # The batch cue needs a batch; one image is refused with the fix, the token cue reads it alone.
     one = str(category / "test" / "spot" / "000.png")

@@ -151,3 +151,28 @@ def test_position_statistics_are_fitted_saved_and_checked(tmp_path):
         MemoryBankDetector.load(tmp_path)
     with pytest.raises(ValueError, match="position_normalise must be one of"):
         MemoryBankConfig(position_normalise="median")
+
+
+def test_out_of_fold_position_statistics_judge_each_calibration_map_by_the_others():
+    train = _normal_features(40, seed=6)
+    train[3, :, 1:3, 5:7] += 4.0  # one calibration image with its own hot spot
+    fitted = {}
+    for folds in (0, 5):
+        encoder = EncoderConfig(canvas_height=64, canvas_width=64)
+        config = MemoryBankConfig(encoder=encoder, coreset_ratio=1.0, search="exact", blur_sigma=1.0, position_folds=folds)
+        detector = MemoryBankDetector(config)
+        detector.fit_encoded([_batch(train[i : i + 8]) for i in range(0, 40, 8)])
+        fitted[folds] = detector
+    in_sample, out_of_fold = fitted[0], fitted[5]
+    # Inspection uses the same statistics either way: only the thresholds change.
+    assert in_sample.positions is not None and out_of_fold.positions is not None
+    assert torch.equal(in_sample.positions.mean, out_of_fold.positions.mean)
+    assert torch.equal(in_sample.positions.spread, out_of_fold.positions.spread)
+    # In-sample, the hot spot raised the spread it is divided by, hiding part of it; judged by
+    # the other folds it is not, so the threshold (the top calibration scores) rises.
+    assert out_of_fold.thresholds.image > in_sample.thresholds.image
+    assert out_of_fold.config.to_json()["position_folds"] == 5
+    saved_before = {k: v for k, v in out_of_fold.config.to_json().items() if k != "position_folds"}
+    assert MemoryBankConfig.from_json(saved_before).position_folds == 0  # older models: in-sample, as they were made
+    with pytest.raises(ValueError, match="position_folds"):
+        MemoryBankConfig(position_folds=1)

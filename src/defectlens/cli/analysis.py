@@ -14,7 +14,7 @@ import numpy as np
 
 from defectlens.classify.examples import examples_from_category, examples_from_folders, locate_examples
 from defectlens.classify.fewshot import FewShotClassifier
-from defectlens.classify.from_text import classify_from_grounding
+from defectlens.classify.regions import type_regions
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -91,22 +91,16 @@ def analyse(
 ) -> list[RegionType]:
     """Type the inspection's regions and write the report files.
 
-    Labelled examples (the few-shot classifier) win when given; otherwise, when a grounding
-    model read the image, each region gets the type whose description fits it best.
+    Types come from :func:`~defectlens.classify.regions.type_regions`: labelled examples when
+    given, else the taxonomy's descriptions, else a grounding model's maps.
     """
     region_types: list[RegionType] = []
     notes = list(analysis.notes)
-    if inspection.regions:
-        try:
-            if analysis.classifier is not None:
-                result = analysis.classifier.classify_inspection(image, inspection)
-                region_types, notes = result.region_types, notes + result.notes
-            elif grounding is not None and inspection.region_labels is not None:
-                region_types = classify_from_grounding(grounding, inspection.region_labels)
-            else:
-                notes.append("no defect examples given (--examples): regions are not typed")
-        except DefectlensError as exc:
-            notes.append(f"defect-type classification failed: {exc}")
+    try:
+        result = type_regions(image, inspection, analysis.classifier, analysis.taxonomy, grounding)
+        region_types, notes = result.region_types, notes + result.notes
+    except DefectlensError as exc:
+        notes.append(f"defect-type classification failed: {exc}")
     report = build_report(inspection, region_types, analysis.taxonomy, analysis.writer, notes)
     write_report_files(report, out_dir, stem)
     return region_types

@@ -26,23 +26,42 @@ def train_grounding(
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Keep features in memory only."),
     seed: int = typer.Option(0, help="Seed for sampling and training."),
+    paraphrases: int = typer.Option(
+        0,
+        min=0,
+        max=20,
+        help="Paraphrases per defect description, written by the local language model (checked by rules; "
+        "cached in CACHE_DIR/paraphrases.json) and drawn as text augmentation. 0: the taxonomy's sentences only.",
+    ),
 ) -> None:
     """Train connector + segmentation tokens on categories with masks; encoders stay frozen."""
     from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, utc_now, write_descriptor
     from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache
-    from defectlens.detect.grounding.train import build_items, fit_head, prepare_training
+    from defectlens.detect.grounding.train import Paraphrases, build_items, fit_head, prepare_training
+    from defectlens.taxonomy import Taxonomy
 
     try:
         config = GroundingConfig(side=side)
-        training = TrainingConfig(epochs=epochs, n_normal=n_normal, max_defective=max_defective, seed=seed)
+        training = TrainingConfig(epochs=epochs, n_normal=n_normal, max_defective=max_defective, seed=seed, paraphrases=paraphrases)
+        cache_folder = None if no_cache else (cache_dir or output / "feature_cache")
+        source: Paraphrases | None = None
+        if paraphrases:
+            from defectlens.explain.paraphrase import ParaphraseStore
+
+            store = ParaphraseStore(cache_folder / "paraphrases.json" if cache_folder else None)
+
+            def from_store(taxonomy: Taxonomy, n: int) -> dict[str, list[str]]:
+                with console.status(f"paraphrasing the {taxonomy.object_name} descriptions (local language model)"):
+                    return {tp.name: tp.accepted for tp in store.for_taxonomy(taxonomy, n)}
+
+            source = from_store
+
         # Every dataset check first: a missing description fails now, not after encoding.
-        model, categories = prepare_training(dataset_dirs, config, training)
+        model, categories = prepare_training(dataset_dirs, config, training, paraphrases=source)
         vocabs = model.vocabularies
         n_images = sum(len(c.samples) for c in categories)
-        cache = FeatureCache(
-            model.encoder, config.side, config.grey, None if no_cache else (cache_dir or output / "feature_cache")
-        )
+        cache = FeatureCache(model.encoder, config.side, config.grey, cache_folder)
         t0 = time.perf_counter()
         with progress_bar("encoding images", n_images) as advance:
             items = build_items(categories, cache, vocabs, advance)

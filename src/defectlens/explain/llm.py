@@ -167,32 +167,41 @@ class LMWriter:
         return load_language_model(str(find_gguf(self.config)))
 
     def write(self, report: Report) -> LMText:
-        """Generate the prose for ``report``; timing excludes the one-off model load."""
+        """Generate the prose for ``report`` (greedy); timing excludes the one-off model load."""
+        return self.generate(facts_prompt(report))
+
+    def generate(self, prompt: str, max_new_tokens: int | None = None, sample_seed: int | None = None) -> LMText:
+        """Answer one user turn: greedy by default, sampled (temperature 0.9, top-p 0.95) with
+        ``sample_seed`` so that several seeds give several different, repeatable answers."""
         import torch
 
         model, tokenizer = self.load()
-        facts = facts_prompt(report)
-        messages = [{"role": "user", "content": facts}]
+        messages = [{"role": "user", "content": prompt}]
         # return_dict=True makes this a BatchEncoding; the stubs only know the union of all modes.
         inputs = cast("BatchEncoding", tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True))
+        sampling: dict[str, Any] = {"do_sample": False}
+        if sample_seed is not None:
+            sampling = {"do_sample": True, "temperature": 0.9, "top_p": 0.95}
         previous_threads = torch.get_num_threads()
         start = time.perf_counter()
         try:
             if self.config.threads:
                 torch.set_num_threads(self.config.threads)
-            with torch.inference_mode():
+            # A private random stream: sampling must neither depend on nor disturb the caller's.
+            with torch.random.fork_rng(devices=[]), torch.inference_mode():
+                torch.manual_seed(0 if sample_seed is None else sample_seed)
                 out = model.generate(
                     **inputs,
-                    max_new_tokens=self.config.max_new_tokens,
-                    do_sample=False,
+                    max_new_tokens=max_new_tokens or self.config.max_new_tokens,
                     pad_token_id=tokenizer.eos_token_id,
+                    **sampling,
                 )
         finally:
             torch.set_num_threads(previous_threads)
         seconds = time.perf_counter() - start
         text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         assert isinstance(text, str)  # one sequence in, one string out
-        return LMText(_tidy(text), seconds, facts)
+        return LMText(_tidy(text), seconds, prompt)
 
 
 def _tidy(text: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from defectlens.classify.from_text import classify_from_grounding
+from defectlens.classify.regions import type_regions
 from defectlens.cli.analysis import Analysis, prepare_analysis
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
@@ -224,15 +224,9 @@ class ModelPool:
     def _types(model: LoadedModel, image: np.ndarray, inspection: Inspection, result: AnomalyResult) -> tuple[list[RegionType], list[str]]:
         """Region types the way `defectlens inspect` gets them (see :func:`defectlens.cli.analysis.analyse`)."""
         notes = list(model.analysis.notes)
-        if not inspection.regions:
-            return [], notes
         try:
-            if model.analysis.classifier is not None:
-                c = model.analysis.classifier.classify_inspection(image, inspection)
-                return c.region_types, notes + c.notes
-            if result.grounding is not None and inspection.region_labels is not None:
-                return classify_from_grounding(result.grounding, inspection.region_labels), notes
-            notes.append("the model has no defect examples (examples/ in its folder): regions are not typed")
+            c = type_regions(image, inspection, model.analysis.classifier, model.analysis.taxonomy, result.grounding)
+            return c.region_types, notes + c.notes
         except DefectlensError as exc:
             notes.append(f"defect-type classification failed: {exc}")
         return [], notes

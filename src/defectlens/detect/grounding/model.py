@@ -19,7 +19,7 @@ Saved as ``grounding.json`` (settings, vocabulary, versions) + ``grounding.safet
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,6 +209,9 @@ class Vocabulary:
     """(D,) embedding of the object name."""
     description_embeddings: torch.Tensor
     """(T, D) prompt-ensemble embeddings of the descriptions (before the text adapter)."""
+    sentence_embeddings: tuple[torch.Tensor, ...] = ()
+    """Training only: per type, (S, D) embeddings of its description (row 0) and of its
+    paraphrases, each a prompt ensemble; training draws one row per step. Empty: none given."""
 
 
 def description_prompts(object_name: str, name: str, description: str, templates: Sequence[str]) -> list[str]:
@@ -216,15 +219,33 @@ def description_prompts(object_name: str, name: str, description: str, templates
     return [t.format(object=object_name, name=name, description=description) for t in templates]
 
 
-def embed_taxonomy(text: TextEncoder, taxonomy: Taxonomy, templates: Sequence[str]) -> Vocabulary:
-    """Embed a taxonomy's object name and descriptions (mean over templates, renormalised)."""
+def embed_taxonomy(
+    text: TextEncoder,
+    taxonomy: Taxonomy,
+    templates: Sequence[str],
+    paraphrases: Mapping[str, Sequence[str]] | None = None,
+) -> Vocabulary:
+    """Embed a taxonomy's object name and descriptions (mean over templates, renormalised).
+
+    ``paraphrases`` (type name -> other phrasings of its description) fill
+    :attr:`Vocabulary.sentence_embeddings` for training; the description embeddings the model
+    predicts with stay those of the taxonomy's own sentences.
+    """
+
+    def ensemble(name: str, sentence: str) -> torch.Tensor:
+        e = torch.from_numpy(text.embed(description_prompts(taxonomy.object_name, name, sentence, templates))).mean(0)
+        return F.normalize(e, dim=0)
+
     obj = torch.from_numpy(text.embed([f"a photo of a {taxonomy.object_name}"]))[0]
-    rows = []
-    for d in taxonomy.defects:
-        e = torch.from_numpy(text.embed(description_prompts(taxonomy.object_name, d.name, d.description or d.name, templates))).mean(0)
-        rows.append(F.normalize(e, dim=0))
+    rows = [ensemble(d.name, d.description or d.name) for d in taxonomy.defects]
     desc = torch.stack(rows) if rows else torch.zeros(0, TEXT_DIM)
-    return Vocabulary(taxonomy, obj, desc)
+    sentences: tuple[torch.Tensor, ...] = ()
+    if paraphrases and any(paraphrases.get(d.name) for d in taxonomy.defects):
+        sentences = tuple(
+            torch.stack([row, *(ensemble(d.name, p) for p in paraphrases.get(d.name, ()))])
+            for d, row in zip(taxonomy.defects, rows, strict=True)
+        )
+    return Vocabulary(taxonomy, obj, desc, sentences)
 
 
 def batch_cue_map(g: GridInputs) -> np.ndarray:

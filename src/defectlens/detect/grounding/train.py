@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +37,12 @@ from defectlens.detect.grounding.features import N_BATCH_CHANNELS, N_SIMILARITY_
 from defectlens.detect.grounding.model import GroundingConfig, GroundingModel, Vocabulary, embed_taxonomy
 from defectlens.encode import PatchEncoder
 from defectlens.encode.text import TextEncoder
+from defectlens.errors import ConfigError
+from defectlens.taxonomy import Taxonomy
 
 Progress = Callable[[int], None]
+Paraphrases = Callable[[Taxonomy, int], Mapping[str, Sequence[str]]]
+"""(taxonomy, n) -> up to n other phrasings of each type's description, by type name."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class TrainingConfig:
     crop: int = 24
     """Training windows are crop×crop feature cells (padded when the grid is smaller)."""
     seed: int = 0
+    paraphrases: int = 0
+    """Paraphrases per training description (written by the local language model, see
+    :mod:`defectlens.explain.paraphrase`); each step draws one phrasing per type."""
     time_budget_s: float | None = None
     """Stop training (not caching) after this many seconds."""
 
@@ -224,6 +231,7 @@ def fit_head(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     all_desc = torch.cat([v.description_embeddings for v in vocabs])
+    phrasings = [s for v in vocabs for s in v.sentence_embeddings] if all(v.sentence_embeddings for v in vocabs) else []
     head = model.head
     head.train()
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -239,6 +247,10 @@ def fit_head(
             batch = [items[i] for i in order[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
             # Crops of one size stack into a single tensor: one forward per batch, not per image.
             xs, fps, tgs = zip(*(_augment(item, cfg, rng) for item in batch), strict=True)
+            if phrasings:
+                # Text augmentation: one phrasing of each type for this step, so the adapter
+                # learns what the sentences share rather than the one sentence each type has.
+                all_desc = torch.stack([s[int(rng.integers(len(s)))] for s in phrasings])
             loss = _batch_loss(
                 model,
                 torch.stack(xs),
@@ -270,14 +282,22 @@ def prepare_training(
     training: TrainingConfig,
     encoder: PatchEncoder | None = None,
     text: TextEncoder | None = None,
+    paraphrases: Paraphrases | None = None,
 ) -> tuple[GroundingModel, list[TrainingCategory]]:
     """Check the datasets (fails fast, before any encoding) and build an untrained model whose
-    vocabularies are the categories' taxonomies."""
+    vocabularies are the categories' taxonomies.
+
+    With ``training.paraphrases`` > 0, ``paraphrases(taxonomy, n)`` (type name -> phrasings)
+    supplies the other phrasings; it is required then, and called before any image is encoded.
+    """
     categories = collect_training_data(dataset_dirs, training.n_normal, training.max_defective, training.seed)
+    if training.paraphrases > 0 and paraphrases is None:
+        raise ConfigError("paraphrases were asked for but no source of them was given", None, "pass paraphrases= (see defectlens.explain.paraphrase)")
+    alternatives = [paraphrases(c.taxonomy, training.paraphrases) if paraphrases and training.paraphrases > 0 else None for c in categories]
     # Seed before the head is built: its initial weights are part of what makes a run repeatable.
     torch.manual_seed(training.seed)
     model = GroundingModel(config, encoder=encoder, text=text)
-    model.set_vocabularies([embed_taxonomy(model.text, c.taxonomy, config.templates) for c in categories])
+    model.set_vocabularies([embed_taxonomy(model.text, c.taxonomy, config.templates, a) for c, a in zip(categories, alternatives, strict=True)])
     return model, categories
 
 
@@ -291,6 +311,7 @@ def train_grounding_model(
     encoder: PatchEncoder | None = None,
     text: TextEncoder | None = None,
     cache: FeatureCache | None = None,
+    paraphrases: Paraphrases | None = None,
 ) -> GroundingModel:
     """Train a grounding model on MVTec-layout categories with masks and described defect types;
     the returned model's ``fit_summary`` (a :class:`TrainingSummary`) says what training did.
@@ -301,7 +322,7 @@ def train_grounding_model(
     """
     config = config or GroundingConfig()
     training = training or TrainingConfig()
-    model, categories = prepare_training(dataset_dirs, config, training, encoder, text)
+    model, categories = prepare_training(dataset_dirs, config, training, encoder, text, paraphrases)
     vocabs = model.vocabularies
     cache = cache or FeatureCache(model.encoder, config.side, config.grey, cache_dir)
     t0 = time.perf_counter()
