@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from defectlens.errors import ConfigError
 from defectlens.explain.llm import LMConfig, LMWriter
+from defectlens.explain.llm import _mentions as mentions  # one rule for 'names a type', reports and paraphrases
 from defectlens.io.atomic import atomic_write
 from defectlens.taxonomy import Taxonomy
 
@@ -38,7 +39,8 @@ PARAPHRASE_VERSION = 2
 MIN_SIMILARITY = 0.55
 """Least cosine similarity (sentence encoder) to the original. The rules catch drift in form;
 this catches most drift in meaning ("... has been addressed as such": 0.40). Set by reading the
-first 66 accepted samples: below 0.55 nearly all had lost the defect; above, most kept it."""
+samples the rules alone accepted in a first run: below 0.55 nearly all had lost the defect;
+above, most kept it."""
 MAX_TRIES_PER_PARAPHRASE = 4
 """Samples drawn per wanted paraphrase before giving up on the rest (about 2.5 s each)."""
 
@@ -76,10 +78,6 @@ def _stems(text: str) -> set[str]:
     return {w[:5] for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 4 and w not in _STOP_WORDS}
 
 
-def _mentions(text: str, name: str) -> bool:
-    return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
-
-
 def first_sentence(text: str) -> str:
     """The model's answer reduced to its first sentence, without quotes or list marks."""
     text = " ".join(text.replace('"', " ").replace("“", " ").replace("”", " ").split()).lstrip("-*• ")
@@ -109,7 +107,7 @@ def check_paraphrase(text: str, original: str, type_name: str, other_types: Iter
     if _NEGATIONS.search(text) and not _NEGATIONS.search(original):
         problems.append("negates the defect")
     for other in other_types:
-        if other != type_name and _mentions(text, other):
+        if other != type_name and mentions(text, other):
             problems.append(f"names another type ({other!r})")
     shared = _stems(text) & (_stems(original) | _stems(type_name))
     if len(shared) < 2:

@@ -240,7 +240,7 @@ def embed_taxonomy(
     rows = [ensemble(d.name, d.description or d.name) for d in taxonomy.defects]
     desc = torch.stack(rows) if rows else torch.zeros(0, TEXT_DIM)
     sentences: tuple[torch.Tensor, ...] = ()
-    if paraphrases and any(paraphrases.get(d.name) for d in taxonomy.defects):
+    if paraphrases is not None:  # given, even if empty: every type then has its rows (1 + its paraphrases)
         sentences = tuple(
             torch.stack([row, *(ensemble(d.name, p) for p in paraphrases.get(d.name, ()))])
             for d, row in zip(taxonomy.defects, rows, strict=True)

@@ -231,6 +231,7 @@ def fit_head(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     all_desc = torch.cat([v.description_embeddings for v in vocabs])
+    # Every vocabulary has its phrasings when paraphrases were given (embed_taxonomy), none otherwise.
     phrasings = [s for v in vocabs for s in v.sentence_embeddings] if all(v.sentence_embeddings for v in vocabs) else []
     head = model.head
     head.train()
