@@ -33,7 +33,6 @@ from scipy.special import softmax
 from defectlens.taxonomy import Taxonomy
 from defectlens.types import RegionType
 
-QUALITIES = ("elongation", "size", "edge", "contrast")
 WORD_CUES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # quality: (words that say "more of it", words that say "less of it"); regex word stems.
     "elongation": (
