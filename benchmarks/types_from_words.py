@@ -45,7 +45,7 @@ def type_predictions(model, vocab, category_root: Path, cache) -> tuple[list[str
     from defectlens.detect.grounding.features import add_batch_context
     from defectlens.io import load_category, load_mask
 
-    test = [t for t in load_category(category_root).require_test()]
+    test = list(load_category(category_root).require_test())
     grids = cache.get_many([t.path for t in test])
     results = model.predict_inputs(add_batch_context(grids), vocab)
     truth, predicted = [], []

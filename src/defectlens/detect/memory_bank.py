@@ -306,16 +306,15 @@ class MemoryBankDetector(PatchFeatureDetector):
         relative = None if self.positions is None else self._relative_map
         return grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction, relative)
 
-    def _relative_map(self, anomaly_map: np.ndarray) -> np.ndarray:
-        assert self.positions is not None
-        return self.positions.apply(anomaly_map, self.config.position_normalise)
+    def _relative_map(self, anomaly_map: np.ndarray, positions: PositionNormaliser | None = None) -> np.ndarray:
+        positions = positions or self.positions
+        assert positions is not None
+        return positions.apply(anomaly_map, self.config.position_normalise)
 
     def _relative(self, result: AnomalyResult, positions: PositionNormaliser | None = None) -> AnomalyResult:
         """``result`` (a raw map's) with its map made relative to the normal maps per position
         (``positions``, default the detector's own), re-scored."""
-        positions = positions or self.positions
-        assert positions is not None
-        relative = positions.apply(result.anomaly_map, self.config.position_normalise)
+        relative = self._relative_map(result.anomaly_map, positions)
         return AnomalyResult(score=image_score(relative, self.config.score_top_fraction), anomaly_map=relative)
 
     def _relative_calibration(self, normal: list[AnomalyResult]) -> list[AnomalyResult]:
