@@ -12,7 +12,9 @@ from defectlens import ModelFileError
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector
 from defectlens.detect.discriminator import WEIGHTS_FILE, DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.maps import smooth_maps, upsample_smooth_operator
+from defectlens.detect.memory_bank import squared_distances
 from defectlens.encode import EncoderConfig, PatchEncoder
+from defectlens.encode.features import grey_statistics
 from defectlens.io import load_category, load_image
 
 ENCODER = EncoderConfig(canvas_height=96, canvas_width=128, standardize=True)
@@ -53,6 +55,33 @@ def test_map_operators_equal_upsampling_then_smoothing(cells, pixels, sigma):
     torch.testing.assert_close(rows @ grid @ cols.T, slow, rtol=1e-5, atol=1e-4)
 
 
+def test_grey_statistics_are_exact():
+    pixels = np.random.default_rng(3).integers(0, 256, (301, 207, 3), dtype=np.uint8)
+    mean, std = grey_statistics(pixels)
+    reference = pixels.astype(np.float64)
+    assert mean == pytest.approx(reference.mean(), rel=1e-15)
+    assert std == pytest.approx(reference.std(ddof=1), rel=1e-12)
+    assert grey_statistics(np.full((4, 4, 3), 9, np.uint8)) == (9.0, 0.0)
+
+
+def test_standardised_canvases_do_not_depend_on_the_thread_count():
+    # A Ray worker of an exported model runs on one thread, the local engine on every core; both
+    # must write the same scores. A float32 mean over a large image is split across threads, and
+    # the exposure statistics taken that way differed in the last digit on every image here.
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (330 + 17 * i, 410 - 13 * i, 3), dtype=np.uint8) for i in range(8)]
+    encoder = PatchEncoder(EncoderConfig(canvas_height=288, canvas_width=352, standardize=True))
+    threads = torch.get_num_threads()
+    try:
+        prepared = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            prepared.append(encoder.prepare(images, encoder.config.canvas)[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(prepared[0], prepared[1])
+
+
 def test_leave_one_out_keeps_every_image_in_the_bank_and_calibrates_on_them(encoder, category):
     train, good, bad = category
     # Raw distances (no per-position statistics): what is checked is the distance itself.
@@ -70,6 +99,34 @@ def test_leave_one_out_keeps_every_image_in_the_bank_and_calibrates_on_them(enco
     assert min(scores_bad) > max(scores_good)
     # Held-out normals sit below the threshold that leave-one-out set; the planted defects above.
     assert max(scores_good) < loo.thresholds.image * 1.5 and min(scores_bad) > loo.thresholds.image
+
+
+def test_exact_search_scores_do_not_depend_on_the_thread_count(encoder, category):
+    # Exact search's own distances come from a threaded matrix product; near a bank patch (the
+    # training images here) they differed in the 4th digit between 1 and 2 threads.
+    import faiss
+
+    train, good, bad = category
+    detector = MemoryBankDetector(MemoryBankConfig(encoder=ENCODER, coreset_ratio=1.0, search="exact"), encoder)
+    detector.fit(train)
+    encoded = encoder.encode(train + good + bad)
+    queries = encoded.features.permute(0, 2, 3, 1).reshape(-1, encoded.features.shape[1]).numpy()
+    results = []
+    try:
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            results.append(detector.score_encoded(encoded))
+    finally:
+        faiss.omp_set_num_threads(torch.get_num_threads())
+    for one, two in zip(*results, strict=True):
+        assert one.score == two.score and np.array_equal(one.anomaly_map, two.anomaly_map)
+    # The distances are summed pair by pair: exact at a bank patch's own position, where a
+    # matrix product's |q|² + |b|² - 2 q·b is off by ~1e-4 (float64 reference).
+    _, rows = detector.index.search(queries, 1)
+    bank = detector.bank.numpy()
+    got = squared_distances(queries, bank, rows)[:, 0]
+    reference = ((queries.astype(np.float64) - bank[rows[:, 0]]) ** 2).sum(1)
+    assert np.allclose(got, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_holdout_calibration_is_kept_for_old_models():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from defectlens import Inspector
@@ -93,6 +94,30 @@ def test_openvino_export_matches_pytorch(fitted_model, synthetic_category, tmp_p
     for img in images:
         want, got = torch_model.inspect(img), ov_model.inspect(img)
         assert _relative(got.anomaly_map, want.anomaly_map) <= MAX_RELATIVE_ERROR and got.is_defective == want.is_defective
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_exported_network_gives_the_same_features_on_any_thread_count(exported, runtime, monkeypatch):
+    # Why a Ray worker of an exported model may run on one core and still write the local
+    # engine's scores (engine.ray_engine.worker_thread_count). PyTorch's oneDNN does not promise it.
+    if runtime == "openvino":
+        pytest.importorskip("openvino", reason="OpenVINO is optional (pip install openvino)")
+    encoder = patch_encoders(Inspector.load(exported).detector, exported)[0]
+    spec = encoder.config.canvas
+    x = torch.randn(4, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(5))
+    features = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        features.append(runtime_module.open_network(runtime, exported / ONNX_FILE)(x)[0])
+    assert torch.equal(features[0], features[1])
+
+
+def test_ray_workers_of_an_exported_model_take_one_core_each(fitted_model, exported, tmp_path, monkeypatch):
+    from defectlens.engine.ray_engine import WorkerSpec, worker_thread_count
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets in an actor given one CPU
+    assert worker_thread_count(WorkerSpec(exported, None, "batch", None, 5, "template", tmp_path, torch_threads=2)) == 1
+    assert worker_thread_count(WorkerSpec(fitted_model, None, "batch", None, 5, "template", tmp_path, torch_threads=2)) == 2
 
 
 def test_exported_model_from_another_version_is_refused(exported, tmp_path):

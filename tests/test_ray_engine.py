@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.engine import ray_engine
+from defectlens.export import export_model
 
 runner = CliRunner()
 
@@ -57,12 +58,19 @@ def _contents(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_model, synthetic_category, tmp_path):
+@pytest.mark.parametrize("exported", [False, True], ids=["pytorch", "exported"])
+def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_model, synthetic_category, tmp_path, exported):
+    # Exported: each worker runs on one thread while the local engine runs on every core.
+    model = fitted_model
+    if exported:
+        pytest.importorskip("onnxruntime", reason="exported models need onnxruntime")
+        model = tmp_path / "exported"
+        export_model(fitted_model, model)
     folder = _folder(synthetic_category, tmp_path)
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(local)])
+    result = runner.invoke(app, ["inspect", str(model), str(folder), "-o", str(local)])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(on_ray), "--engine", "ray", "--workers", "2"])
+    result = runner.invoke(app, ["inspect", str(model), str(folder), "-o", str(on_ray), "--engine", "ray", "--workers", "2"])
     assert result.exit_code == 0, result.output
     want, got = _contents(local), _contents(on_ray)
     assert len(want) == 4 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch

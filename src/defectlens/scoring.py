@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 
 def best_f1(defective: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -23,6 +22,10 @@ def best_f1(defective: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """
     if defective.size == 0 or not defective.any():
         return math.nan, math.nan
+    # Imported here: scikit-learn takes over a second to import, and inspection (every CLI start,
+    # every Ray worker) never calibrates.
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, thresholds = precision_recall_curve(defective, scores)
     # precision_recall_curve appends a final (precision=1, recall=0) point that has no threshold.
     p, r = precision[:-1], recall[:-1]

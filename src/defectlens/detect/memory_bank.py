@@ -286,23 +286,27 @@ class MemoryBankDetector(PatchFeatureDetector):
 
         ``exclude`` = (source id of each image, source id of each bank row): bank rows from an
         image's own source are skipped when scoring it (leave-one-out calibration)."""
-        if self.index is None:
+        if self.index is None or self.bank is None:
             raise RuntimeError("the detector is not fitted: call fit() or load() first")
         n, c, h, w = encoded.features.shape
         k = self.config.n_neighbours
         queries = encoded.features.permute(0, 2, 3, 1).reshape(-1, c).float().contiguous().numpy()
         if exclude is None:
-            dist2, _ = self._search(queries, k)
+            _, rows = self._search(queries, k)
         else:
             image_sources, bank_sources = exclude
             candidates = min(self.index.ntotal, max(LEAVE_ONE_OUT_CANDIDATES, 4 * k))
-            dist2, rows = self._search(queries, candidates)
-            own = bank_sources[rows] == np.repeat(image_sources, h * w)[:, None]
+            found, found_rows = self._search(queries, candidates)
+            own = bank_sources[found_rows] == np.repeat(image_sources, h * w)[:, None]
             # Own patches are pushed past every other candidate; if all candidates were the
             # image's own (rare: a pattern only this image has) the farthest one stands in.
-            nearest_other = np.sort(np.where(own, np.inf, dist2), axis=1)[:, :k]
-            dist2 = np.where(np.isinf(nearest_other), dist2.max(1, keepdims=True), nearest_other)
-        grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
+            others_first = np.where(own, np.inf, found)
+            order = np.argsort(others_first, axis=1, kind="stable")[:, :k]
+            farthest = np.take_along_axis(found_rows, found.argmax(1)[:, None], 1)
+            none_left = np.isinf(np.take_along_axis(others_first, order, 1))
+            rows = np.where(none_left, farthest, np.take_along_axis(found_rows, order, 1))
+        dist2 = squared_distances(queries, self.bank.numpy(), rows)
+        grid = torch.from_numpy(np.sqrt(dist2).mean(1)).reshape(n, h, w)
         relative = None if self.positions is None else self._relative_map
         return grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction, relative)
 
@@ -444,6 +448,17 @@ class MemoryBankDetector(PatchFeatureDetector):
         detector.thresholds, detector.normal_stats = thresholds, stats
         return detector
 
+
+
+def squared_distances(queries: np.ndarray, bank: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(Q, k) squared distances from each query to its ``rows`` of ``bank``, summed pair by pair.
+
+    The search's own distances are not used: exact search takes them as |q|² + |b|² - 2 q·b from
+    a matrix product, which loses digits near zero and whose sums depend on how many threads
+    split it — the same image would score differently in a one-core Ray worker and in the local
+    engine. Direct sums give every runtime, thread count and search the same numbers."""
+    diff = queries[:, None, :] - bank[rows]
+    return np.einsum("qkc,qkc->qk", diff, diff)
 
 
 def read_detector_json(root: Path) -> dict:

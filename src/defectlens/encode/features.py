@@ -27,6 +27,20 @@ _MEAN, _STD = 127.0, 128.0
 _STANDARD_SPREAD = 48.0
 
 
+def grey_statistics(pixels: np.ndarray) -> tuple[float, float]:
+    """Mean and (n - 1) standard deviation of uint8 pixel values, from exact integer sums.
+
+    A float32 reduction's rounding depends on how many threads split it, and one last-digit
+    difference here reaches every feature, so the same image would score differently with 1
+    and 2 threads (a Ray worker and the local engine). Integer sums make them the same."""
+    values = pixels.astype(np.int64, copy=False).ravel()
+    n = int(values.size)
+    total = int(values.sum())
+    squares = int(np.dot(values, values))
+    variance = (n * squares - total * total) / (n * (n - 1)) if n > 1 else 0.0
+    return total / n, float(np.sqrt(variance))
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """Everything that determines the patch features; saved with every model built on them."""
@@ -188,10 +202,9 @@ class PatchEncoder:
         x = torch.from_numpy(np.stack(canvases)).permute(0, 3, 1, 2).float()
         if self.config.standardize:
             # Statistics over the image's own footprint only: the mirrored border would double-count it.
-            for xi, p in zip(x, placements, strict=True):
-                region = xi[:, p.top : p.top + p.height, p.left : p.left + p.width]
-                mean, std = region.mean(), region.std().clamp_min(1.0)
-                xi.sub_(mean).div_(std).mul_(_STANDARD_SPREAD).add_(_MEAN)
+            for xi, canvas, p in zip(x, canvases, placements, strict=True):
+                mean, std = grey_statistics(canvas[p.top : p.top + p.height, p.left : p.left + p.width])
+                xi.sub_(mean).div_(max(std, 1.0)).mul_(_STANDARD_SPREAD).add_(_MEAN)
         x = (x - _MEAN) / _STD
         return x.contiguous(memory_format=torch.channels_last), list(placements)
 

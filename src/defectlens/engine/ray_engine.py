@@ -25,6 +25,8 @@ from typing import Any
 import torch
 
 from defectlens.errors import ConfigError
+from defectlens.export.model import is_exported
+from defectlens.export.runtime import worker_threads
 from defectlens.inspector import Failure
 
 PIP_HINT = "pip install ray  (or: pip install 'defectlens[ray]')"
@@ -65,8 +67,17 @@ class WorkerSpec:
     threshold: float | None = None
     """`inspect --threshold`: this run's image threshold, the same on every worker."""
     torch_threads: int = field(default_factory=torch.get_num_threads)
-    """The driver's thread count: float sums in the encoder depend on how work is split across
-    threads, so workers use the same count to write the very same scores as the local engine."""
+    """The driver's thread count, which a worker inspecting with a PyTorch model keeps (see
+    :func:`worker_thread_count`)."""
+
+
+def worker_thread_count(spec: WorkerSpec) -> int:
+    """Threads a worker runs on. An exported model: the CPUs Ray gave the actor (one), so N
+    workers use N cores — ONNX Runtime and OpenVINO sum the same way on any number of threads,
+    and everything after the network is thread-independent too (features are standardised from
+    integer sums). A PyTorch model: the driver's count — oneDNN splits some convolutions' sums by
+    thread count (last-digit differences), and a worker must write the local engine's very scores."""
+    return worker_threads() if is_exported(spec.model_dir) else spec.torch_threads
 
 
 class InspectionWorker:
@@ -76,7 +87,7 @@ class InspectionWorker:
         from defectlens.cli.vision import load_for_inspection
 
         self.spec = spec
-        torch.set_num_threads(spec.torch_threads)
+        torch.set_num_threads(worker_thread_count(spec))
         self.inspector, self.analysis = load_for_inspection(
             spec.model_dir, spec.taxonomy, spec.cue, spec.examples, spec.k, spec.writer, spec.threshold
         )
