@@ -10,7 +10,9 @@ quarter with a bright square defect), then measures:
 * the stages of one batch-8 pass on each runtime: decode, place, encode, search, maps (upsample,
   smooth, relative to each position), regions and decision, report, write;
 * `defectlens inspect` on the folder with the local engine and with --engine ray --workers 1 / 2
-  (wall time of the command's inspection, Ray start-up and model loading included).
+  (wall time of the whole command, Ray start-up and model loading included), each also on one
+  batch of the folder to measure that fixed cost and the rate after it; and whether each engine's
+  outputs are byte for byte the local engine's.
 
 The machine's load average is recorded before and after: numbers on shared cores are only
 comparable within one run. Writes ``benchmarks/results/throughput.{json,md}``.
@@ -125,6 +127,28 @@ def profile(inspector: Inspector, paths: list[Path], out: Path, batch: int = 8) 
     return {k: round(1000 * v / len(paths), 2) for k, v in stages.items()}
 
 
+STARTUP_IMAGES = 16
+"""Images of the one-batch run that measures an engine's fixed cost (one `inspect` batch)."""
+
+
+def same_outputs(a: Path, b: Path) -> bool:
+    """Whether two output folders hold the same files with the same bytes (report JSONs without
+    their writer timing, which is a measurement)."""
+
+    def contents(folder: Path) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for p in sorted(folder.iterdir()):
+            if p.name.endswith(".report.json"):
+                payload = json.loads(p.read_text())
+                payload.pop("writer_seconds", None)
+                out[p.name] = payload
+            else:
+                out[p.name] = p.read_bytes()
+        return out
+
+    return contents(a) == contents(b)
+
+
 def run_cli(model: Path, folder: Path, out: Path, extra: list[str]) -> float:
     """Wall seconds of `defectlens inspect` in a child process (its import time included)."""
     cmd = [sys.executable, "-c", "from defectlens.cli import app; app()", "inspect", str(model), str(folder), "-o", str(out), *extra]
@@ -170,15 +194,26 @@ def main() -> None:
         results["profile_ms_per_image"][runtime] = profile(model, paths, work / f"profile-{runtime}")
         print(runtime, results["profile_ms_per_image"][runtime], flush=True)
     if args.ray_images:
-        folder = work / "folder"
+        folder, small = work / "folder", work / "folder-small"
         make_images(folder, args.ray_images, seed=2)
-        engines: dict[str, float] = {}
-        engines["local"] = run_cli(work / "onnx", folder, work / "out-local", [])
-        for n in (1, 2):
-            engines[f"ray {n} worker(s)"] = run_cli(work / "onnx", folder, work / f"out-ray{n}", ["--engine", "ray", "--workers", str(n)])
-        results["engines"] = {k: {"seconds": round(v, 1), "images_per_s": round(args.ray_images / v, 2)} for k, v in engines.items()}
+        small.mkdir()
+        for path in sorted(folder.iterdir())[:STARTUP_IMAGES]:
+            (small / path.name).symlink_to(path)
+        engines: dict[str, dict] = {}
+        runs = {"local": [], **{f"ray {n} worker(s)": ["--engine", "ray", "--workers", str(n)] for n in (1, 2)}}
+        for name, extra in runs.items():
+            slug = name.split(" w")[0].replace(" ", "")
+            seconds = run_cli(work / "onnx", folder, work / f"out-{slug}", extra)
+            # The same command on one batch: start-up, model loading and the final summary, so
+            # the rest is the engine's running rate.
+            fixed = run_cli(work / "onnx", small, work / f"out-{slug}-small", extra)
+            engines[name] = {"seconds": round(seconds, 1), "images_per_s": round(args.ray_images / seconds, 2),
+                             "one_batch_seconds": round(fixed, 1),
+                             "after_start_images_per_s": round((args.ray_images - STARTUP_IMAGES) / max(seconds - fixed, 1e-9), 2),
+                             "outputs_identical_to_local": same_outputs(work / "out-local", work / f"out-{slug}")}
+            print(name, engines[name], flush=True)
+        results["engines"] = engines
         results["engines_images"] = args.ray_images
-        print(results["engines"], flush=True)
     results["load_average_before"], results["load_average_after"] = load_before, load_average()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
@@ -190,8 +225,10 @@ def main() -> None:
     lines += ["", "| stage (ms/image, batch 8) | " + " | ".join(results["profile_ms_per_image"]) + " |", "|---" * (1 + len(runtimes)) + "|"]
     lines += [f"| {s} | " + " | ".join(str(p[s]) for p in results["profile_ms_per_image"].values()) + " |" for s in stages]
     if "engines" in results:
-        lines += ["", f"| engine ({results['engines_images']} images, whole command) | seconds | images/s |", "|---|---|---|"]
-        lines += [f"| {k} | {v['seconds']} | {v['images_per_s']} |" for k, v in results["engines"].items()]
+        lines += ["", f"| engine ({results['engines_images']} images) | whole command s | images/s | one batch s "
+                  "| images/s after start-up | outputs as local |", "|---|---|---|---|---|---|"]
+        keys = ["seconds", "images_per_s", "one_batch_seconds", "after_start_images_per_s", "outputs_identical_to_local"]
+        lines += [f"| {k} | " + " | ".join(str(v[key]) for key in keys) + " |" for k, v in results["engines"].items()]
     (out / "throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

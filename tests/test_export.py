@@ -33,7 +33,6 @@ def exported(fitted_model, tmp_path_factory) -> Path:
     return out
 
 
-
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from defectlens.cli import app
@@ -72,6 +73,8 @@ def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_mode
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["inspect", str(model), str(folder), "-o", str(on_ray), "--engine", "ray", "--workers", "2"])
     assert result.exit_code == 0, result.output
+    # A PyTorch model's workers keep the driver's threads; the user is told how to get one core each.
+    assert ("defectlens export" in result.output) == (not exported and torch.get_num_threads() > 1)
     want, got = _contents(local), _contents(on_ray)
     assert len(want) == 4 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch
     assert sorted(got) == sorted(want)

@@ -425,9 +425,11 @@ def inspect(
                 advance(outcome.n_inputs)
 
             if engine == "ray":
-                from defectlens.engine.ray_engine import RayOptions, WorkerSpec, run_on_ray
+                from defectlens.engine.ray_engine import RayOptions, WorkerSpec, run_on_ray, threads_note
 
                 spec = WorkerSpec(model_dir, taxonomy, cue, examples, k, writer, output, threshold)
+                if threads := threads_note(spec):
+                    console.print(f"[yellow]note:[/] {threads}")
                 run_on_ray(spec, batches, names, RayOptions(address, workers), record)
             else:
                 # Seeded random batches (see Inspector.plan_batches); each image's files are

@@ -449,7 +449,6 @@ class MemoryBankDetector(PatchFeatureDetector):
         return detector
 
 
-
 def squared_distances(queries: np.ndarray, bank: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(Q, k) squared distances from each query to its ``rows`` of ``bank``, summed pair by pair.
 

@@ -80,6 +80,15 @@ def worker_thread_count(spec: WorkerSpec) -> int:
     return worker_threads() if is_exported(spec.model_dir) else spec.torch_threads
 
 
+def threads_note(spec: WorkerSpec) -> str | None:
+    """What to tell a user whose workers will each spread over several threads (a PyTorch model),
+    or None."""
+    if is_exported(spec.model_dir) or spec.torch_threads <= 1:
+        return None
+    return (f"each Ray worker runs this PyTorch model on {spec.torch_threads} threads, so that it writes exactly what the "
+            "local engine writes; `defectlens export` the model to run one worker per core")
+
+
 class InspectionWorker:
     """One Ray actor: loads the model once, then inspects and writes batch after batch."""
 
