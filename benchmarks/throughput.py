@@ -41,9 +41,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from defectlens import Inspector, InspectorSettings  # noqa: E402
-from defectlens.cli.analysis import analyse, prepare_analysis  # noqa: E402
-from defectlens.cli.vision import write_inspection  # noqa: E402
 from defectlens.detect.maps import grid_to_results  # noqa: E402
+from defectlens.engine.analysis import analyse, prepare_analysis  # noqa: E402
+from defectlens.engine.local import write_inspection  # noqa: E402
 from defectlens.export import export_model  # noqa: E402
 from defectlens.io import load_image  # noqa: E402
 

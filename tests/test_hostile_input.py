@@ -360,9 +360,9 @@ def test_stale_temporaries_of_an_interrupted_run_are_removed(fitted_model, synth
 
 
 def test_sigint_exits_130_naming_what_was_done_and_resume_finishes(fitted_model, synthetic_category, tmp_path, monkeypatch):
-    import defectlens.cli.vision as vision
+    import defectlens.engine.local as local_engine
 
-    real = vision.write_inspection
+    real = local_engine.write_inspection
     calls = {"n": 0}
 
     def interrupt_third(*args, **kwargs):
@@ -371,7 +371,7 @@ def test_sigint_exits_130_naming_what_was_done_and_resume_finishes(fitted_model,
             raise KeyboardInterrupt
         real(*args, **kwargs)
 
-    monkeypatch.setattr(vision, "write_inspection", interrupt_third)
+    monkeypatch.setattr(local_engine, "write_inspection", interrupt_third)
     out = tmp_path / "out"
     inputs = [str(synthetic_category / "test/good"), str(synthetic_category / "test/spot")]
     result = runner.invoke(app, ["inspect", str(fitted_model), *inputs, "-o", str(out)])
@@ -383,7 +383,7 @@ def test_sigint_exits_130_naming_what_was_done_and_resume_finishes(fitted_model,
     # completion marker, so --resume redoes that image.
     assert len(list(out.glob("*.report.json"))) == 3
 
-    monkeypatch.setattr(vision, "write_inspection", real)
+    monkeypatch.setattr(local_engine, "write_inspection", real)
     result = runner.invoke(app, ["inspect", str(fitted_model), *inputs, "-o", str(out), "--resume"])
     assert result.exit_code == 0, result.output
     assert "2 image(s) already done, 6 to inspect" in _text(result)

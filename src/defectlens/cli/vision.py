@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.cli.progress import console, fail, progress_bar
 from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
@@ -22,6 +20,8 @@ from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
+from defectlens.engine.analysis import prepare_analysis
+from defectlens.engine.local import BatchOutcome, inspect_and_write, load_for_inspection
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
 from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
 from defectlens.evaluate.harness import evaluate_detection
@@ -36,21 +36,20 @@ from defectlens.inspector import (
     InspectorSettings,
     load_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, png_bytes, write_bytes_atomic, write_json_atomic
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.images import describe_unreadable
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
-from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
-from defectlens.types import Inspection
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells expect."""
 INSPECTION_SUFFIXES = (".json", ".png", ".report.json", ".report.md")
-"""Every file `inspect` writes per image (:func:`write_inspection`, then the report files of
-:func:`~defectlens.cli.analysis.analyse`); output names are made unique across all of them."""
+"""Every file `inspect` writes per image (:func:`~defectlens.engine.local.write_inspection`, then
+the report files of :func:`~defectlens.engine.analysis.analyse`); output names are made unique
+across all of them."""
 INSPECT_BATCH = 16
 """Images decoded and scored together by `inspect`."""
 ENGINES = ("local", "ray")
@@ -229,22 +228,6 @@ def _grounding_for_fit(model_dir: Path | None, taxonomy_path: Path | None, mode:
     return GroundingDetector(GroundingModel.load(model_dir), part, taxonomy_path, cue="token"), config
 
 
-def write_inspection(inspection: Inspection, image, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
-    """Write the overlay ``<stem>.png``, then ``<stem>.json`` (each atomically).
-
-    The inspection JSON is the last file written for an image (after its report files and
-    overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
-    stats = inspector.detector.normal_stats
-    low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
-    labels = extra.get("region_labels") if extra else None
-    overlay = render_overlay(image, inspection, low, high, labels)
-    write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))
-    payload = inspection.to_json()
-    if extra:
-        payload.update({k: v for k, v in extra.items() if k != "region_labels"})
-    write_json_atomic(out_dir / f"{stem}.json", payload)
-
-
 def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
     """The inspection JSON of ``path`` when its outputs are complete (every file there, the JSON
     valid and about this very input), else None: ``--resume`` redoes the image."""
@@ -263,59 +246,6 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
     verdict = "[red]DEFECTIVE[/]" if row.defective else "[green]ok[/]"
     # Rich markup in a file name ("[red].png") must show as typed.
     return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
-
-
-@dataclass
-class BatchOutcome:
-    """What inspecting and writing one batch gave, whichever engine ran it."""
-
-    written: list[Path] = field(default_factory=list)
-    """Inputs whose files were all written; the summary reads their results back from those files."""
-    failures: list[Failure] = field(default_factory=list)
-    n_inputs: int = 0
-    warnings: list[str] = field(default_factory=list)
-    """What the detector said about the batch as a whole (see :attr:`InspectedBatch.warnings`)."""
-
-
-def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path) -> BatchOutcome:
-    """Inspect one batch and write every image's files (reports, overlay, then the JSON): the one
-    code path of both engines, so the local and the Ray engine write identical outputs."""
-    batch = inspector.inspect_batch(paths)
-    outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
-    for item in batch.images:
-        path, inspection = item.path, item.inspection
-        region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
-        labels = [t.defect_type for t in region_types]
-        extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
-        if item.result.batch_warning:
-            # Kept with the verdict it qualifies: a reader of one JSON sees it too.
-            extra["batch_warning"] = item.result.batch_warning
-        write_inspection(inspection, item.image, output, names[path], inspector, extra)
-        outcome.written.append(path)
-    return outcome
-
-
-def load_for_inspection(
-    model_dir: Path, taxonomy: Path | None, cue: str, examples: Path | None, k: int, writer: str, threshold: float | None = None
-) -> tuple[Inspector, Analysis]:
-    """The model and the optional stages `inspect` runs (each Ray worker loads them the same way)."""
-    # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
-    # report note, not a reason to stop the inspection.
-    needs = Inspector.needs_taxonomy(model_dir)
-    part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
-    inspector = Inspector.load(model_dir, part, cue)
-    if threshold is not None:
-        # This run only: the model folder is not touched (`defectlens calibrate` saves one).
-        inspector.set_thresholds(image=threshold)
-    # Examples without masks are located by this very model (the pixel threshold of this run).
-    stats = inspector.detector.normal_stats
-    locator = Locator(
-        inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None
-    )
-    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
-    # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
-    analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
-    return inspector, analysis
 
 
 def inspect(

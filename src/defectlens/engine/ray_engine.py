@@ -1,7 +1,7 @@
 """`inspect --engine ray`: the same batches, inspected and written by a pool of Ray actors.
 
-Each actor loads the model and the optional stages once (:func:`~defectlens.cli.vision.load_for_inspection`)
-and runs :func:`~defectlens.cli.vision.inspect_and_write` — the local engine's own code — on the
+Each actor loads the model and the optional stages once (:func:`~defectlens.engine.local.load_for_inspection`)
+and runs :func:`~defectlens.engine.local.inspect_and_write` — the local engine's own code — on the
 batches the driver hands it, reading the batch's images and writing its files itself. The batches
 are :meth:`~defectlens.Inspector.plan_batches`'s, so outputs are identical to the local engine's.
 Inputs and the output folder must be visible at the same paths on every node (one machine, or a
@@ -93,7 +93,7 @@ class InspectionWorker:
     """One Ray actor: loads the model once, then inspects and writes batch after batch."""
 
     def __init__(self, spec: WorkerSpec):
-        from defectlens.cli.vision import load_for_inspection
+        from defectlens.engine.local import load_for_inspection
 
         self.spec = spec
         torch.set_num_threads(worker_thread_count(spec))
@@ -102,8 +102,8 @@ class InspectionWorker:
         )
 
     def run(self, paths: list[Path], names: dict[Path, str]) -> Any:
-        """Inspect and write one batch; returns its :class:`~defectlens.cli.vision.BatchOutcome`."""
-        from defectlens.cli.vision import inspect_and_write
+        """Inspect and write one batch; returns its :class:`~defectlens.engine.local.BatchOutcome`."""
+        from defectlens.engine.local import inspect_and_write
 
         fault = os.environ.get(FAULT_ENV)
         if fault and any(p.name == fault for p in paths):
@@ -121,12 +121,12 @@ def _died(paths: list[Path], attempts: int) -> list[Failure]:
 
 def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, str], options: RayOptions, record: Callable[[Any], None]) -> None:
     """Inspect ``batches`` on a pool of Ray actors, calling ``record`` with each batch's
-    :class:`~defectlens.cli.vision.BatchOutcome` as it finishes (in finishing order)."""
+    :class:`~defectlens.engine.local.BatchOutcome` as it finishes (in finishing order)."""
     require_ray()
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
-    from defectlens.cli.vision import BatchOutcome
+    from defectlens.engine.local import BatchOutcome
 
     started = not ray.is_initialized()
     if started:

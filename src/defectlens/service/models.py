@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from defectlens.classify.regions import type_regions
-from defectlens.cli.analysis import Analysis, prepare_analysis
+from defectlens.engine.analysis import Analysis, prepare_analysis
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
@@ -222,7 +222,7 @@ class ModelPool:
 
     @staticmethod
     def _types(model: LoadedModel, image: np.ndarray, inspection: Inspection, result: AnomalyResult) -> tuple[list[RegionType], list[str]]:
-        """Region types the way `defectlens inspect` gets them (see :func:`defectlens.cli.analysis.analyse`)."""
+        """Region types the way `defectlens inspect` gets them (see :func:`defectlens.engine.analysis.analyse`)."""
         notes = list(model.analysis.notes)
         try:
             c = type_regions(image, inspection, model.analysis.classifier, model.analysis.taxonomy, result.grounding)

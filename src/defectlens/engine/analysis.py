@@ -1,4 +1,5 @@
-"""Optional stages the CLI adds after detection: defect-type classification and reports.
+"""Optional stages after detection, as `inspect` and the service run them: defect-type
+classification and reports.
 
 Failures here never stop an inspection: what could not be computed is skipped and the
 report says so.

@@ -1,0 +1,86 @@
+"""The local engine: one batch inspected and written, and the model with its optional stages
+loaded for it — the code `defectlens inspect` runs in this process and each Ray worker runs in
+its own (:mod:`defectlens.engine.ray_engine`), so both write the same files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
+from defectlens.inspector import Failure, Inspector
+from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
+from defectlens.locate import overlay_scale, render_overlay
+from defectlens.taxonomy import load_taxonomy
+from defectlens.types import Inspection
+
+
+def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
+    """Write the overlay ``<stem>.png``, then ``<stem>.json`` (each atomically).
+
+    The inspection JSON is the last file written for an image (after its report files and
+    overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
+    stats = inspector.detector.normal_stats
+    low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
+    labels = extra.get("region_labels") if extra else None
+    overlay = render_overlay(image, inspection, low, high, labels)
+    write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))
+    payload = inspection.to_json()
+    if extra:
+        payload.update({k: v for k, v in extra.items() if k != "region_labels"})
+    write_json_atomic(out_dir / f"{stem}.json", payload)
+
+
+@dataclass
+class BatchOutcome:
+    """What inspecting and writing one batch gave, whichever engine ran it."""
+
+    written: list[Path] = field(default_factory=list)
+    """Inputs whose files were all written; the summary reads their results back from those files."""
+    failures: list[Failure] = field(default_factory=list)
+    n_inputs: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """What the detector said about the batch as a whole (see :attr:`InspectedBatch.warnings`)."""
+
+
+def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path) -> BatchOutcome:
+    """Inspect one batch and write every image's files (reports, overlay, then the JSON): the one
+    code path of both engines, so the local and the Ray engine write identical outputs."""
+    batch = inspector.inspect_batch(paths)
+    outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
+    for item in batch.images:
+        path, inspection = item.path, item.inspection
+        region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
+        labels = [t.defect_type for t in region_types]
+        extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
+        if item.result.batch_warning:
+            # Kept with the verdict it qualifies: a reader of one JSON sees it too.
+            extra["batch_warning"] = item.result.batch_warning
+        write_inspection(inspection, item.image, output, names[path], inspector, extra)
+        outcome.written.append(path)
+    return outcome
+
+
+def load_for_inspection(
+    model_dir: Path, taxonomy: Path | None, cue: str, examples: Path | None, k: int, writer: str, threshold: float | None = None
+) -> tuple[Inspector, Analysis]:
+    """The model and the optional stages `inspect` runs (each Ray worker loads them the same way)."""
+    # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
+    # report note, not a reason to stop the inspection.
+    needs = Inspector.needs_taxonomy(model_dir)
+    part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
+    inspector = Inspector.load(model_dir, part, cue)
+    if threshold is not None:
+        # This run only: the model folder is not touched (`defectlens calibrate` saves one).
+        inspector.set_thresholds(image=threshold)
+    # Examples without masks are located by this very model (the pixel threshold of this run).
+    stats = inspector.detector.normal_stats
+    locator = Locator(
+        inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None
+    )
+    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
+    # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
+    analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
+    return inspector, analysis
