@@ -26,7 +26,7 @@ import torch
 
 from defectlens.errors import ConfigError
 from defectlens.export.model import is_exported
-from defectlens.export.runtime import worker_threads
+from defectlens.export.runtime import available_threads
 from defectlens.inspector import Failure
 
 PIP_HINT = "pip install ray  (or: pip install 'defectlens[ray]')"
@@ -77,7 +77,7 @@ def worker_thread_count(spec: WorkerSpec) -> int:
     and everything after the network is thread-independent too (features are standardised from
     integer sums). A PyTorch model: the driver's count — oneDNN splits some convolutions' sums by
     thread count (last-digit differences), and a worker must write the local engine's very scores."""
-    return worker_threads() if is_exported(spec.model_dir) else spec.torch_threads
+    return available_threads() if is_exported(spec.model_dir) else spec.torch_threads
 
 
 def threads_note(spec: WorkerSpec) -> str | None:

@@ -37,7 +37,7 @@ def require_module(module: str, what: str) -> None:
         )
 
 
-def worker_threads() -> int:
+def available_threads() -> int:
     """Intra-op threads for this process: the cores it may use (a Ray actor is given its share by
     ``OMP_NUM_THREADS``), so two runtimes in two processes do not fight over every core."""
     env = os.environ.get("OMP_NUM_THREADS")
@@ -64,7 +64,7 @@ class OnnxRuntimeNetwork:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = worker_threads()
+        options.intra_op_num_threads = available_threads()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to a user
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -93,7 +93,7 @@ class OpenVinoNetwork:
             # Latency hint: one inference at a time per process, all its threads on that one.
             # f32 precision: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (measured:
             # 3e-2 relative from PyTorch), and exported scores must equal the PyTorch ones.
-            settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": worker_threads(), "INFERENCE_PRECISION_HINT": "f32"}
+            settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": available_threads(), "INFERENCE_PRECISION_HINT": "f32"}
             self.compiled = core.compile_model(str(self.path), "CPU", settings)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses without a common type
             reason = str(exc).splitlines()[0][:120]
