@@ -108,3 +108,11 @@ def test_ray_missing_names_the_pip_command(fitted_model, synthetic_category, tmp
 def test_unknown_engine_is_refused(fitted_model, synthetic_category, tmp_path):
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "spark"])
     assert result.exit_code == 2 and "unknown engine 'spark'" in result.output
+
+
+def test_unreachable_cluster_fix_names_the_token():
+    # `ray start` turns token authentication on and Ray's own message does not say so.
+    for address in ("head:6379", None):
+        hint = ray_engine.ray_start_hint(address)
+        assert "RAY_AUTH_MODE=token" in hint and "auth_token" in hint
+    assert "--address" in ray_engine.ray_start_hint("head:6379") and "ray start --head" in ray_engine.ray_start_hint(None)

@@ -119,6 +119,19 @@ def _died(paths: list[Path], attempts: int) -> list[Failure]:
     ]
 
 
+AUTH_HINT = ("a cluster started by `ray start` checks a token: run with RAY_AUTH_MODE=token and the head's token "
+             "(its ~/.ray/auth_token copied here, or RAY_AUTH_TOKEN)")
+"""Measured with Ray 2.60: `ray start --head` turns token authentication on, while a client left at
+its default mode fails with "Failed to connect to Ray cluster", which names neither."""
+
+
+def ray_start_hint(address: str | None) -> str:
+    """The fix for a Ray that could not be started or reached at ``address`` (None: this machine)."""
+    if address:
+        return f"check --address (`ray status` on the head node shows it); {AUTH_HINT}"
+    return f"on an overloaded machine start Ray first (`ray start --head`) and pass its address with --address; {AUTH_HINT}"
+
+
 def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, str], options: RayOptions, record: Callable[[Any], None]) -> None:
     """Inspect ``batches`` on a pool of Ray actors, calling ``record`` with each batch's
     :class:`~defectlens.engine.local.BatchOutcome` as it finishes (in finishing order)."""
@@ -140,8 +153,7 @@ def run_on_ray(spec: WorkerSpec, batches: list[list[Path]], names: dict[Path, st
             raise ConfigError(
                 f"cannot start or reach Ray on {where} ({str(exc).splitlines()[0][:160]})",
                 None,
-                "check --address (`ray status` on the head node shows it), or leave it out to run on this machine; "
-                "on an overloaded machine start Ray first (`ray start --head`) and pass its address",
+                ray_start_hint(options.address),
             ) from None
     idle: list[Any] = []
     running: dict[bytes, tuple[Any, Any, list[Path], int]] = {}
