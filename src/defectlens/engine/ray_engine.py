@@ -122,7 +122,7 @@ def _died(paths: list[Path], attempts: int) -> list[Failure]:
 AUTH_HINT = ("a cluster started by `ray start` checks a token: run with RAY_AUTH_MODE=token and the head's token "
              "(its ~/.ray/auth_token copied here, or RAY_AUTH_TOKEN)")
 """Measured with Ray 2.60: `ray start --head` turns token authentication on, while a client left at
-its default mode fails with "Failed to connect to Ray cluster", which names neither."""
+its default mode fails with "Failed to connect to Ray cluster", which does not say why."""
 
 
 def ray_start_hint(address: str | None) -> str:
