@@ -17,16 +17,18 @@ quarter with a bright square defect), then measures:
 The machine's load average is recorded before and after: numbers on shared cores are only
 comparable within one run. Writes ``benchmarks/results/throughput.{json,md}``.
 
-    nice -n 19 python benchmarks/throughput.py [--images 48] [--ray-images 96] [--repeats 2]
+    nice -n 19 python benchmarks/throughput.py [--images 48] [--ray-images 96] [--repeats 2] [--ray-running]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -149,6 +151,25 @@ def same_outputs(a: Path, b: Path) -> bool:
     return contents(a) == contents(b)
 
 
+RAY_PORT = 6390
+"""Port of the Ray the benchmark starts with --ray-running."""
+
+
+def start_ray(port: int) -> str:
+    """Start Ray on this machine as a cluster's head node (`ray start --head`) and return its address.
+
+    `ray start` turns token authentication on; this process and the commands it starts connect with
+    RAY_AUTH_MODE=token (the token is in ~/.ray/auth_token)."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    ray = str(Path(sys.executable).with_name("ray"))
+    started = subprocess.run([ray, "start", "--head", "--port", str(port), f"--num-cpus={os.cpu_count()}", "--include-dashboard=false",
+                              "--disable-usage-stats"], check=True, capture_output=True, text=True)
+    atexit.register(subprocess.run, [ray, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The head listens on the node's address, which `ray start` prints ("ray start --address='IP:PORT'").
+    found = re.search(r"--address='([^']+)'", started.stdout + started.stderr)
+    return found.group(1) if found else f"127.0.0.1:{port}"
+
+
 def run_cli(model: Path, folder: Path, out: Path, extra: list[str]) -> float:
     """Wall seconds of `defectlens inspect` in a child process (its import time included)."""
     cmd = [sys.executable, "-c", "from defectlens.cli import app; app()", "inspect", str(model), str(folder), "-o", str(out), *extra]
@@ -163,6 +184,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=48, help="images per runtime measurement")
     ap.add_argument("--ray-images", type=int, default=96, help="images in the folder the engines inspect (0: skip Ray)")
+    ap.add_argument("--ray-running", action="store_true",
+                    help="also run the Ray engine on a Ray started beforehand (`ray start --head`, as a cluster runs), stopped afterwards")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--normals", type=int, default=20, help="normal images the model is fitted on")
     args = ap.parse_args()
@@ -200,8 +223,8 @@ def main() -> None:
         for path in sorted(folder.iterdir())[:STARTUP_IMAGES]:
             (small / path.name).symlink_to(path)
         engines: dict[str, dict] = {}
-        runs = {"local": ("local", []), **{f"ray{n}": (f"ray {n} worker(s)", ["--engine", "ray", "--workers", str(n)]) for n in (1, 2)}}
-        for slug, (name, extra) in runs.items():
+
+        def measure(slug: str, name: str, extra: list[str]) -> None:
             seconds = run_cli(work / "onnx", folder, work / f"out-{slug}", extra)
             # The same command on one batch: start-up, model loading and the final summary, so
             # the rest is the engine's running rate.
@@ -213,6 +236,15 @@ def main() -> None:
                                                           if args.ray_images > 2 * STARTUP_IMAGES and seconds > fixed + 1.0 else None),
                              "outputs_identical_to_local": same_outputs(work / "out-local", work / f"out-{slug}")}
             print(name, engines[name], flush=True)
+
+        measure("local", "local", [])
+        for n in (1, 2):
+            measure(f"ray{n}", f"ray {n} worker(s)", ["--engine", "ray", "--workers", str(n)])
+        if args.ray_running:
+            # Started only now: with a Ray running, the runs above would have joined it.
+            address = start_ray(RAY_PORT)
+            for n in (1, 2):
+                measure(f"ray{n}-running", f"ray {n} worker(s), Ray already running", ["--engine", "ray", "--workers", str(n), "--address", address])
         results["engines"] = engines
         results["engines_images"] = args.ray_images
     results["load_average_before"], results["load_average_after"] = load_before, load_average()
