@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from defectlens import Inspector, InspectorSettings  # noqa: E402
 from defectlens.detect.maps import grid_to_results  # noqa: E402
 from defectlens.engine.analysis import analyse, prepare_analysis  # noqa: E402
-from defectlens.engine.local import write_inspection  # noqa: E402
+from defectlens.engine.local import output_contents, write_inspection  # noqa: E402
 from defectlens.export import export_model  # noqa: E402
 from defectlens.io import load_image  # noqa: E402
 
@@ -133,24 +133,6 @@ STARTUP_IMAGES = 16
 """Images of the one-batch run that measures an engine's fixed cost (one `inspect` batch)."""
 
 
-def same_outputs(a: Path, b: Path) -> bool:
-    """Whether two output folders hold the same files with the same bytes (report JSONs without
-    their writer timing, which is a measurement)."""
-
-    def contents(folder: Path) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for p in sorted(folder.iterdir()):
-            if p.name.endswith(".report.json"):
-                payload = json.loads(p.read_text())
-                payload.pop("writer_seconds", None)
-                out[p.name] = payload
-            else:
-                out[p.name] = p.read_bytes()
-        return out
-
-    return contents(a) == contents(b)
-
-
 RAY_PORT = 6390
 """Port of the Ray the benchmark starts with --ray-running."""
 
@@ -234,7 +216,7 @@ def main() -> None:
                              # Too few images, or timings noisier than the difference: no rate, rather than a wild one.
                              "after_start_images_per_s": (round((args.ray_images - STARTUP_IMAGES) / (seconds - fixed), 2)
                                                           if args.ray_images > 2 * STARTUP_IMAGES and seconds > fixed + 1.0 else None),
-                             "outputs_identical_to_local": same_outputs(work / "out-local", work / f"out-{slug}")}
+                             "outputs_identical_to_local": output_contents(work / "out-local") == output_contents(work / f"out-{slug}")}
             print(name, engines[name], flush=True)
 
         measure("local", "local", [])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.engine import ray_engine
+from defectlens.engine.local import output_contents
 from defectlens.export import export_model
 
 runner = CliRunner()
@@ -45,19 +45,6 @@ def ray_running():
     ray.shutdown()
 
 
-def _contents(out: Path) -> dict[str, bytes]:
-    """Every output file's bytes; report JSONs without their timing (a measurement, not a result)."""
-    files = {}
-    for p in sorted(out.iterdir()):
-        if p.name.endswith(".report.json"):
-            payload = json.loads(p.read_text())
-            payload.pop("writer_seconds", None)
-            files[p.name] = json.dumps(payload, sort_keys=True).encode()
-        else:
-            files[p.name] = p.read_bytes()
-    return files
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("exported", [False, True], ids=["pytorch", "exported"])
 def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_model, synthetic_category, tmp_path, exported):
@@ -75,7 +62,7 @@ def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_mode
     assert result.exit_code == 0, result.output
     # A PyTorch model's workers keep the driver's threads; the user is told how to get one core each.
     assert ("defectlens export" in result.output) == (not exported and torch.get_num_threads() > 1)
-    want, got = _contents(local), _contents(on_ray)
+    want, got = output_contents(local), output_contents(on_ray)
     assert len(want) == 4 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch
     assert sorted(got) == sorted(want)
     for name in want:

@@ -4,6 +4,7 @@ its own (:mod:`defectlens.engine.ray_engine`), so both write the same files."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,3 +85,17 @@ def load_for_inspection(
     # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     return inspector, analysis
+
+
+def output_contents(folder: Path) -> dict[str, bytes]:
+    """Every file an inspection wrote into ``folder``, by name, as bytes to compare runs with (two
+    engines, two runtimes): a report JSON without its ``writer_seconds``, a timing, not a result."""
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith(".report.json"):
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            payload.pop("writer_seconds", None)
+            files[path.name] = json.dumps(payload, sort_keys=True).encode()
+        else:
+            files[path.name] = path.read_bytes()
+    return files
