@@ -22,7 +22,7 @@ from defectlens.detect.batch_scoring import (
 )
 from defectlens.detect.calibration import normal_statistics
 from defectlens.detect.fusion import WEIGHT_CANDIDATES, choose_fusion_weight, normal_outliers
-from defectlens.detect.maps import MIN_BATCH
+from defectlens.detect.maps import MIN_BATCH, PositionNormaliser
 from defectlens.detect.registry import DETECTORS
 from defectlens.errors import ConfigError
 from defectlens.inspector import Inspector, InspectorSettings
@@ -167,3 +167,53 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
 def test_fit_refuses_fusing_batch_scoring():
     with pytest.raises(ConfigError, match="cannot be fused"):
         Inspector.fit([], InspectorSettings(detector="batch-scoring"), secondary=BatchScoringDetector())
+
+
+def _restless_edge_batch(rng: np.random.Generator, n: int, defective: int) -> list[np.ndarray]:
+    """Textures whose top rows are strong noise, different in every image (where real parts vary
+    most between images, e.g. a tile's ground end); image ``defective`` has a small faint spot."""
+    out = []
+    for i in range(n):
+        img = texture(rng, 96, 128)
+        img[:16] = rng.integers(0, 256, size=(16, 128))
+        if i == defective:
+            img[56:60, 60:64] = 90
+        out.append(np.repeat(img[..., None], 3, axis=2))
+    return out
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_maps_relative_to_the_batch_at_each_position_let_a_defect_outrank_a_restless_edge(normalise):
+    # Every image's top rows are unlike every other image's: mutual scoring rates them high on
+    # all parts. Against the batch at each position they are ordinary, and the spot stands out.
+    torch.manual_seed(0)
+    detector = BatchScoringDetector(BatchScoringConfig(position_normalise=normalise))
+    results = detector.score(_restless_edge_batch(np.random.default_rng(5), 12, defective=3))
+    scores = [r.score for r in results]
+    top_row = np.unravel_index(np.argmax(results[3].anomaly_map), results[3].anomaly_map.shape)[0]
+    if normalise:
+        assert int(np.argmax(scores)) == 3 and scores[3] > detector.thresholds.image
+        assert 40 <= top_row <= 78  # the spot, not the restless edge
+    else:  # without it, the edge is where maps peak, and it outranks the spot
+        assert top_row < 24 and int(np.argmax(scores)) != 3
+
+
+def test_robust_position_statistics_are_not_pulled_by_a_minority_of_hot_maps():
+    rng = np.random.default_rng(0)
+    maps = [rng.normal(1.0, 0.1, size=(64, 64)).astype(np.float32) for _ in range(12)]
+    for m in maps[:4]:  # a third of the parts are defective at the same place
+        m[20:30, 20:30] += 3.0
+    for robust, (low, high) in ((True, (10.0, np.inf)), (False, (0.0, 3.0))):
+        positions = PositionNormaliser.from_maps(maps, prior_images=0, robust=robust)
+        z = (positions.apply(maps[0]) - positions.overall_mean) / positions.overall_spread
+        # Median and MAD: the hot third does not move the centre, and the spot stays far out.
+        # Mean and standard deviation: it is diluted into the ordinary.
+        assert low < float(z[22:28, 22:28].mean()) < high
+
+
+def test_models_saved_before_position_maps_load_without_them(tmp_path):
+    BatchScoringDetector(BatchScoringConfig()).save(tmp_path)
+    saved = json.loads((tmp_path / "batch_scoring.json").read_text())
+    del saved["config"]["position_normalise"], saved["config"]["position_prior_images"]
+    (tmp_path / "batch_scoring.json").write_text(json.dumps(saved))
+    assert DETECTORS["batch-scoring"].load(tmp_path).config.position_normalise is False

@@ -3,7 +3,7 @@
 No normal image and no training: in a batch of images of one part, a normal patch finds
 close look-alikes in most other images, a defect only in few. So every patch is scored by
 its nearest-neighbour distance to each *other* image of the batch, and the mean over the
-closest share of those images (``closest_fraction``, 30 %) is its anomaly value — robust to
+closest share of those images (``closest_fraction``, half) is its anomaly value — robust to
 a few other images having the same defect in the same place. Steps:
 
 1. **Multi-level features, several neighbourhood sizes** — the encoder's stride-8 and
@@ -15,7 +15,16 @@ a few other images having the same defect in the same place. Steps:
    each reference image (up to ``max_references`` others, seeded), averaged over the closest
    share; divided by the batch's median patch value so radii (and batches) share one unit,
    "times the typical patch of the batch", then averaged over radii.
-3. **Image re-scoring over the batch** (MuSc's RsCIN) — each image's score is smoothed with
+3. **Maps relative to the batch at each position** (``position_normalise``) — mutual scores
+   run high wherever a part varies most between images (its edges, the ends of a tile), on
+   good and bad parts alike. Each smoothed map becomes a robust z-score against the batch's
+   maps at the same place on the image (median and MAD per cell of a 64 × 64 grid over each
+   image's own footprint, pulled towards the whole batch's with the weight of
+   ``position_prior_images``), put back on the batch's units; the image score is the mean of
+   its top ``score_top_fraction`` (5 %). The memory bank does the same against its normal
+   images (:class:`~defectlens.detect.maps.PositionNormaliser`); here no image is known
+   normal, hence the median: half a batch may be defective somewhere.
+4. **Image re-scoring over the batch** (MuSc's RsCIN) — each image's score is smoothed with
    the scores of the images it looks most alike as a whole (cosine similarity of mean
    features), averaged over neighbourhood windows ``rescore_windows``: a normal image with a
    noisy spot is pulled towards its normal look-alikes.
@@ -47,7 +56,14 @@ import numpy as np
 import torch
 
 from defectlens.detect.base import LoadContext, Progress
-from defectlens.detect.maps import MIN_BATCH, batch_relative_maps, batch_relative_scores, grid_to_results, image_score
+from defectlens.detect.maps import (
+    MIN_BATCH,
+    PositionNormaliser,
+    batch_relative_maps,
+    batch_relative_scores,
+    grid_to_results,
+    image_score,
+)
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, footprint_grid, fuse_levels
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import read_model_json, write_json_atomic
@@ -70,6 +86,9 @@ for normal-only batches of the same parts); a synthetic 9-of-12 shared defect gi
 
 SHARED_PATTERN_TOP = 0.05
 """Share of an image's cells, the most sub-population-like, whose far/close ratio is its value."""
+SHARED_PATTERN_SHARE = 0.3
+"""Share of the references, the closest and the farthest, whose mean distances make a cell's
+far/close ratio. Fixed, not ``closest_fraction``: :data:`SHARED_PATTERN_LIMIT` was measured with it."""
 
 
 def _default_encoder() -> EncoderConfig:
@@ -87,7 +106,7 @@ class BatchScoringConfig:
     """Each batch is placed on one canvas of about side² pixels with the batch's median aspect ratio."""
     radii: tuple[int, ...] = (1, 3, 5)
     """Neighbourhood sizes (cells, odd) features are averaged over before comparing."""
-    closest_fraction: float = 0.3
+    closest_fraction: float = 0.5
     """Share of the reference images, the closest ones, whose distances are averaged."""
     max_references: int = 16
     """Other images each image is compared with (a seeded random choice when the batch is larger)."""
@@ -96,8 +115,13 @@ class BatchScoringConfig:
     k - 1 most alike images; the windows' results are averaged (1 alone = no re-scoring)."""
     blur_sigma: float = 4.0
     """Gaussian smoothing of the map, in canvas pixels (as the memory bank)."""
-    score_top_fraction: float = 0.01
+    score_top_fraction: float = 0.05
     """The image score is the mean of this top share of the map (before re-scoring)."""
+    position_normalise: bool = True
+    """Make each map relative to the batch's maps at the same place on the image (robust
+    z-scores per position; see the module notes)."""
+    position_prior_images: float = 4.0
+    """Weight, in images, of the whole batch map's statistics in each position's."""
     units: str = "batch-outlier"
     """See the module notes: 'batch-outlier' (alone) or 'typical-patch' (for fusion)."""
     batch_size: int = 8
@@ -117,6 +141,8 @@ class BatchScoringConfig:
             raise ValueError(f"units must be one of {', '.join(UNITS)}, got {self.units!r}")
         if self.side < 64:
             raise ValueError(f"side must be at least 64, got {self.side}")
+        if self.position_prior_images < 0:
+            raise ValueError(f"position_prior_images must be >= 0, got {self.position_prior_images}")
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
@@ -126,9 +152,11 @@ class BatchScoringConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> BatchScoringConfig:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`. Settings saved before per-position maps existed read
+        without them, so a saved model scores as it did."""
         return cls(
             **{
+                "position_normalise": False,
                 **d,
                 "encoder": EncoderConfig.from_json(d["encoder"]),
                 "radii": tuple(d["radii"]),
@@ -144,11 +172,12 @@ class BatchReading:
     grids: torch.Tensor
     """(N, h, w) patch scores in typical-patch units on the comparison grid."""
     raw_scores: np.ndarray
-    """(N,) image scores before re-scoring (typical-patch units, from the smoothed maps)."""
+    """(N,) image scores before re-scoring (from ``maps``)."""
     scores: np.ndarray
     """(N,) image scores after re-scoring over the batch."""
     maps: list[np.ndarray]
-    """Smoothed maps at each image's own resolution, typical-patch units."""
+    """Smoothed maps at each image's own resolution, typical-patch units (relative to the
+    batch at each position when the settings say so)."""
     shared_pattern: float
     """Median over images of the far/close reference-distance ratio of their most shared-looking cells, minus 1."""
 
@@ -256,7 +285,7 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
         # Far references against close ones: near 1 for a patch every image shares, large for
         # one only a sub-population of the batch shares (closest_mean of the negated distances
         # is minus the mean of the farthest share).
-        spread += -closest_mean(-d, config.closest_fraction) / near.clamp_min(1e-6)
+        spread += -closest_mean(-d, SHARED_PATTERN_SHARE) / closest_mean(d, SHARED_PATTERN_SHARE).clamp_min(1e-6)
     closest /= len(per_radius)
     spread /= len(per_radius)
     # Against the image's own typical cell: how far/close ratios run differs between parts
@@ -268,13 +297,20 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
     ]
     grids = closest.reshape(n, h, w)
     results = grid_to_results(grids, encoded, config.blur_sigma, config.score_top_fraction)
-    raw = np.array([r.score for r in results])
+    maps = [r.anomaly_map for r in results]
+    if config.position_normalise:
+        # Where a part's maps run high on every image (its edges, a feature only some images
+        # show in full), a defect must stand out from the batch's maps *there*. Median and MAD:
+        # half a batch may be defective somewhere.
+        positions = PositionNormaliser.from_maps(maps, prior_images=config.position_prior_images, robust=True)
+        maps = [positions.apply(m) for m in maps]
+    raw = np.array([image_score(m, config.score_top_fraction) for m in maps])
     image_features = torch.stack([per_radius[0][i].flatten(1)[:, on_image[i]].mean(dim=1) for i in range(n)])
     return BatchReading(
         grids=grids,
         raw_scores=raw,
         scores=rescore(raw, image_features, config.rescore_windows),
-        maps=[r.anomaly_map for r in results],
+        maps=maps,
         shared_pattern=float(np.median(shared)),
     )
 
@@ -348,6 +384,8 @@ class BatchScoringDetector:
             "closest_fraction": c.closest_fraction,
             "max_references": c.max_references,
             "rescore_windows": list(c.rescore_windows),
+            "score_top_fraction": c.score_top_fraction,
+            "position_normalise": c.position_normalise,
             "units": c.units,
             "min_batch": MIN_BATCH,
         }

@@ -146,22 +146,38 @@ class PositionNormaliser:
     magnetic-tile map."""
 
     @classmethod
-    def from_maps(cls, maps: Sequence[np.ndarray], grid: int = POSITION_GRID, prior_images: float = POSITION_PRIOR_IMAGES) -> PositionNormaliser:
-        """Statistics of normal images' maps (at least 2), each resampled to ``grid``².
+    def from_maps(
+        cls,
+        maps: Sequence[np.ndarray],
+        grid: int = POSITION_GRID,
+        prior_images: float = POSITION_PRIOR_IMAGES,
+        robust: bool = False,
+    ) -> PositionNormaliser:
+        """Statistics of the maps (at least 2), each resampled to ``grid``².
 
-        Each position's mean and spread are pulled towards the whole map's, with the weight of
+        Each position's centre and spread are pulled towards the whole map's, with the weight of
         ``prior_images`` images against the n measured there: from a few dozen images a
-        position's spread is noise, and dividing by it would invent alarms."""
+        position's spread is noise, and dividing by it would invent alarms. The centre and
+        spread are the mean and standard deviation of known-normal maps, or, with ``robust``,
+        the median and 1.4826 × the median absolute deviation: for maps of unlabelled parts,
+        of which many may be defective somewhere (batch scoring)."""
         if len(maps) < 2:
-            raise ValueError("position statistics need the maps of at least 2 normal images")
+            raise ValueError("position statistics need the maps of at least 2 images")
         stack = torch.stack([_to_grid(m, grid) for m in maps]).double()
-        overall_mean, overall_spread = float(stack.mean()), max(float(stack.std()), 1e-6)
+        if robust:
+            centre = stack.median(dim=0).values
+            deviation = 1.4826 * (stack - centre).abs().median(dim=0).values
+            overall_mean = float(stack.median())
+            overall_spread = max(1.4826 * float((stack - overall_mean).abs().median()), 1e-6)
+        else:
+            centre, deviation = stack.mean(0), stack.std(0)
+            overall_mean, overall_spread = float(stack.mean()), max(float(stack.std()), 1e-6)
         weight = len(maps) / (len(maps) + prior_images)
-        mean = weight * stack.mean(0) + (1 - weight) * overall_mean
+        mean = weight * centre + (1 - weight) * overall_mean
         # Spreads are pooled on a log scale: they multiply, and must stay positive.
-        spread = torch.exp(weight * stack.std(0).clamp_min(1e-6).log() + (1 - weight) * math.log(overall_spread))
-        # A floor keeps a position where every normal image happened to agree from turning
-        # the smallest deviation into an alarm.
+        spread = torch.exp(weight * deviation.clamp_min(1e-6).log() + (1 - weight) * math.log(overall_spread))
+        # A floor keeps a position where every image happened to agree from turning the
+        # smallest deviation into an alarm.
         spread = spread.clamp_min(0.1 * float(spread.mean()))
         return cls(mean.float(), spread.float(), overall_mean, overall_spread)
 
