@@ -1,8 +1,10 @@
 """Batch scoring (MuSc-style) against today's batch cue, and fused with the memory bank.
 
-For every shared category with masks, the test split is read two ways: in seeded random
-batches of 16 (``batches16``, what ``defectlens inspect`` does) and as one batch (``split``;
-each image compared with 16 seeded others). Detectors, all training-free and without a
+For every shared category with masks, the test split is read three ways: in seeded random
+batches of the detector's ``inspect_batch`` (``batches48``, what ``defectlens inspect`` does;
+``--batch`` changes it), in seeded random batches of 16 (``batches16``, what it did before and
+what the grounding model's batch cue reads) and as one batch (``split``; each image compared
+with 16 seeded others). Detectors, all training-free and without a
 normal image unless said:
 
 * ``batch_scoring`` — :class:`~defectlens.detect.batch_scoring.BatchScoringDetector`
@@ -17,11 +19,12 @@ On categories with normal images (``--fusion``): the memory bank fitted on up to
 ``--fusion-fit`` normal images (leave-one-out calibrated), alone and fused with batch scoring
 (typical-patch units) by :class:`~defectlens.detect.fusion` ``fuse``, the weight chosen on
 normal images only by :func:`~defectlens.detect.fusion.choose_fusion_weight` (the bank's
-leave-one-out scores and batch scoring of the same images in batches of 16); every weight of
-the sweep is reported too (for reading, not for choosing).
+leave-one-out scores and batch scoring of the same images in the inspection's batches); every
+weight of the sweep is reported too (for reading, not for choosing).
 
-Shared-defect warning: the shared-pattern ratio of normal-only batches (16 fit images),
-of the test batches, and of batches where 12 of 16 parts share one defect type.
+Shared-defect warning: the shared-pattern ratio of normal-only batches (fit images, the
+inspection's batch size), of the test batches, and of batches where three quarters of the parts
+share one defect type (the rest good).
 
 Encoder levels are cached on disk per image (``--cache``), so a rerun only scores.
 
@@ -48,8 +51,8 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-MAJORITY = (12, 4)
-"""Defective parts of one type and good parts in a 'most share one defect' batch."""
+MAJORITY_SHARE = 0.75
+"""Share of a 'most share one defect' batch that has the one defect type (the rest are good)."""
 
 
 def _r(x: float | None) -> float | None:
@@ -110,12 +113,18 @@ def encoded_batch(items, spec, with_features: bool = False):
     return EncodedBatch(features, [it[1] for it in items], spec, levels)
 
 
-def batches16(n: int) -> list[list[int]]:
+def line_batches(n: int, size: int) -> list[list[int]]:
     """The seeded random balanced batches ``defectlens inspect`` reads (``Inspector.plan_batches``)."""
     from defectlens.inspector import balanced_batches
 
     order = np.random.default_rng(0).permutation(n)
-    return [[int(order[i]) for i in b] for b in balanced_batches(n, 16)]
+    return [[int(order[i]) for i in b] for b in balanced_batches(n, size)]
+
+
+def regimes(n: int, size: int) -> list[tuple[str, list[list[int]]]]:
+    """(name, batches): the inspection's batches, batches of 16 (when that differs) and the whole split."""
+    sizes = [size] if size == 16 else [size, 16]
+    return [(f"batches{b}", line_batches(n, b)) for b in sizes] + [("split", [list(range(n))])]
 
 
 def metrics(labels, scores, masks, maps) -> dict:
@@ -134,7 +143,7 @@ def score_regimes(items, spec, config, n: int) -> tuple[dict, dict]:
     from defectlens.detect.maps import batch_relative_scores
 
     out, extra = {}, {}
-    for regime, batches in (("batches16", batches16(n)), ("split", [list(range(n))])):
+    for regime, batches in regimes(n, config.inspect_batch):
         scores = {k: [0.0] * n for k in ("batch_scoring", "batch_scoring_no_rescore")}
         maps: list = [None] * n
         typical: dict[str, list] = {"scores": [0.0] * n, "maps": [None] * n}
@@ -169,7 +178,7 @@ def batch_cue_live(paths: list[Path], n: int, cache_dir: Path) -> dict:
     cache = FeatureCache(PatchEncoder(config.encoder), config.side, config.grey, cache_dir)
     grids = cache.get_many(paths)
     out = {}
-    for regime, batches in (("batches16", batches16(n)), ("split", [list(range(n))])):
+    for regime, batches in (("batches16", line_batches(n, 16)), ("split", [list(range(n))])):
         scores, maps = [0.0] * n, [None] * n
         for idx in batches:
             read = add_batch_context([grids[i] for i in idx])
@@ -180,7 +189,7 @@ def batch_cue_live(paths: list[Path], n: int, cache_dir: Path) -> dict:
     return out
 
 
-def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, config, cache, labels, masks, typical16) -> dict:
+def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, config, cache, labels, masks, typical) -> dict:
     """Memory bank alone vs fused with batch scoring; weight chosen on normal images only."""
     from defectlens.detect.batch_scoring import read_batch
     from defectlens.detect.calibration import normal_statistics
@@ -193,9 +202,9 @@ def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, con
     train = [encoded_batch(normals[s : s + 8], spec, with_features=True) for s in range(0, len(normals), 8)]
     bank.fit_encoded(train)
     loo = list(bank.leave_one_out_results(train))
-    # Batch scoring of the same normal images, read in batches of 16 as on the line.
+    # Batch scoring of the same normal images, read in the inspection's batches as on the line.
     normal_scores, normal_maps, shared = [0.0] * len(normals), [None] * len(normals), []
-    for idx in batches16(len(normals)):
+    for idx in line_batches(len(normals), config.inspect_batch):
         reading = read_batch(encoded_batch([normals[i] for i in idx], spec), config)
         shared.append(reading.shared_pattern)
         for j, i in enumerate(idx):
@@ -218,7 +227,7 @@ def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, con
         cfg = FusionConfig(mode="sum", weight=w)
         fused = [
             fuse(r.score, r.anomaly_map, s, m, bank_stats, batch_stats, cfg)
-            for r, s, m in zip(bank_test, typical16["scores"], typical16["maps"], strict=True)
+            for r, s, m in zip(bank_test, typical["scores"], typical["maps"], strict=True)
         ]
         out[f"fused_w{w}"] = metrics(labels, [f[0] for f in fused], masks, [f[1] for f in fused])
     out["fused_chosen"] = out.get(f"fused_w{weight}", out["memory_bank"])
@@ -227,7 +236,8 @@ def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, con
 
 
 def majority_batches(test, items, spec, config, n_batches: int = 3) -> list[float]:
-    """Shared-pattern ratios of batches where 12 of 16 parts share the most frequent defect type."""
+    """Shared-pattern ratios of batches (the inspection's size) where three quarters of the parts share
+    one of the two most frequent defect types and the rest are good."""
     from defectlens.detect.batch_scoring import read_batch
 
     rng = np.random.default_rng(1)
@@ -236,12 +246,13 @@ def majority_batches(test, items, spec, config, n_batches: int = 3) -> list[floa
         by_type.setdefault(t.defect_type if t.is_defective else "good", []).append(i)
     good = by_type.pop("good", [])
     out = []
+    n_defective = round(MAJORITY_SHARE * config.inspect_batch)
     for _ in range(n_batches):
         for kind, members in sorted(by_type.items(), key=lambda kv: -len(kv[1]))[:2]:
-            if len(members) < MAJORITY[0]:
+            if len(members) < n_defective:
                 continue
-            n_good = min(MAJORITY[1], len(good))
-            idx = list(rng.choice(members, MAJORITY[0], replace=False)) + list(rng.choice(good, n_good, replace=False) if n_good else [])
+            n_good = min(config.inspect_batch - n_defective, len(good))
+            idx = list(rng.choice(members, n_defective, replace=False)) + list(rng.choice(good, n_good, replace=False) if n_good else [])
             out.append((kind, read_batch(encoded_batch([items[i] for i in idx], spec), config).shared_pattern))
     return [_r(x) for _, x in out]
 
@@ -262,7 +273,8 @@ def run_category(root: Path, args, encoder, cache: LevelCache, old_cue: dict) ->
     spec = CanvasSpec.for_sizes(sizes, args.side)
     # One canvas for the category (the detector sets one per batch the same way, from its images' sizes).
     encoder_config = replace(encoder.config, canvas_height=spec.height, canvas_width=spec.width)
-    config = BatchScoringConfig(encoder=encoder_config, side=args.side)
+    config = BatchScoringConfig(encoder=encoder_config, side=args.side, inspect_batch=args.batch)
+    line = f"batches{args.batch}"
     items = cache.get([t.path for t in test], spec)
     labels = [int(t.is_defective) for t in test]
     masks = []
@@ -283,22 +295,23 @@ def run_category(root: Path, args, encoder, cache: LevelCache, old_cue: dict) ->
         elif not args.limit and (old := old_cue.get(category.name, {}).get(regime)):
             row["regimes"][regime]["batch_cue"] = {**old, "source": "zero_shot.json"}
         row["regimes"][regime]["ms_per_image"] = extra[regime]["ms_per_image"]
-    shared16 = extra["batches16"]["shared"]
+    shared = extra[line]["shared"]
     row["shared_pattern"] = {
         "limit": SHARED_PATTERN_LIMIT,
-        "test_batches16": [_r(x) for x in shared16],
-        "test_batches16_warned": sum(x > SHARED_PATTERN_LIMIT for x in shared16),
+        "batch": args.batch,
+        "test_batches": [_r(x) for x in shared],
+        "test_batches_warned": sum(x > SHARED_PATTERN_LIMIT for x in shared),
         "majority_one_type": majority_batches(test, items, spec, config),
     }
     normals = category.train_good[: args.fusion_fit] if args.fusion_fit else category.train_good
     if args.fusion and len(normals) >= 16:
         normal_paths = [normals[i] for i in sorted(np.random.default_rng(0).permutation(len(normals)))]
         row["fusion"] = fusion_study(
-            MemoryBankDetector, root, normal_paths, items, spec, config.encoder, config, cache, labels, masks, extra["batches16"]["typical"]
+            MemoryBankDetector, root, normal_paths, items, spec, config.encoder, config, cache, labels, masks, extra[line]["typical"]
         )
         ns = row["fusion"]["normal_shared_pattern"]
-        row["shared_pattern"]["normal_batches16"] = ns
-        row["shared_pattern"]["normal_batches16_warned"] = sum(x > SHARED_PATTERN_LIMIT for x in ns)
+        row["shared_pattern"]["normal_batches"] = ns
+        row["shared_pattern"]["normal_batches_warned"] = sum(x > SHARED_PATTERN_LIMIT for x in ns)
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -315,7 +328,7 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
         "`batch_cue` rows marked * are copied from zero_shot.json (same code and regimes, grounding inputs).",
         "",
     ]
-    for regime in ("batches16", "split"):
+    for regime in rows[0]["regimes"] if rows else ():
         lines += [f"## Regime `{regime}`", "", "| category | batch_scoring | no re-scoring | today's batch cue |", "|---|---|---|---|"]
         sums: dict[str, list[list[float]]] = {}
         for r in rows:
@@ -354,12 +367,15 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
             f"{' / '.join(str(fc[k]) for k in keys)} | {delta} | {sweep} |"
         )
     lines += ["", "## Shared-defect warning (shared-pattern ratio; warned when above the limit)", "",
-              "| category | normal-only batches (warned) | test batches of 16 (warned) | 12 of 16 share one type |", "|---|---|---|---|"]
+              f"Batches of {meta['config']['inspect_batch']}; in the last column three quarters of the parts share one defect type, "
+              "the rest are good.",
+              "",
+              "| category | normal-only batches (warned) | test batches (warned) | most share one type |", "|---|---|---|---|"]
     for r in rows:
         s = r["shared_pattern"]
-        normal = f"{s.get('normal_batches16')} ({s.get('normal_batches16_warned')})" if "normal_batches16" in s else "-"
-        t16 = s["test_batches16"]
-        test = f"median {np.median(t16):.2f}, max {max(t16):.2f} ({s['test_batches16_warned']} of {len(t16)})"
+        normal = f"{s.get('normal_batches')} ({s.get('normal_batches_warned')})" if "normal_batches" in s else "-"
+        ratios = s["test_batches"]
+        test = f"median {np.median(ratios):.2f}, max {max(ratios):.2f} ({s['test_batches_warned']} of {len(ratios)})"
         lines.append(f"| {r['category']} | {normal} | {test} | {s['majority_one_type']} |")
     return "\n".join(lines) + "\n"
 
@@ -379,6 +395,7 @@ def main() -> None:
     parser.add_argument("--cue-live", nargs="*", default=None, help="categories whose batch cue is computed live (others: zero_shot.json)")
     parser.add_argument("--name", default="batch_scoring", help="result file stem")
     parser.add_argument("--backbone", default=None, help="encoder backbone (default: the detectors' default)")
+    parser.add_argument("--batch", type=int, default=None, help="inspection batch size (default: the detector's inspect_batch)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, args.threads))
     from defectlens.detect.batch_scoring import BatchScoringConfig
@@ -393,6 +410,8 @@ def main() -> None:
         for r in json.loads(zero_shot.read_text())["results"]:
             old[r["category"]] = {reg: c.get("batch") for reg, c in r["cues"].items() if c.get("batch")}
     base_config = BatchScoringConfig()
+    args.batch = args.batch or base_config.inspect_batch
+    base_config = replace(base_config, inspect_batch=args.batch)
     if args.backbone:
         base_config = replace(base_config, encoder=replace(base_config.encoder, backbone=args.backbone))
     encoder = PatchEncoder(base_config.encoder)

@@ -46,21 +46,24 @@ OUT = REPO / "benchmarks" / "results" / "located_examples.json"
 
 VARIANTS: dict[str, LocateOptions] = {
     "default (what `inspect --examples` does)": LocateOptions(),
+    "one cut (50 %), no views (the default before)": LocateOptions(view_levels=()),
+    "one cut at 25 %, no views": LocateOptions(level=0.25, view_levels=()),
+    "one cut at 75 %, no views": LocateOptions(level=0.75, view_levels=()),
+    "cuts at 50 % and 25 / 37.5 / 62.5 / 75 %": LocateOptions(view_levels=(0.25, 0.375, 0.625, 0.75)),
+    "cuts at 50 % and 10 / 25 / 75 %": LocateOptions(view_levels=(0.1, 0.25, 0.75)),
     "peak anywhere, above the pixel threshold (before)": LocateOptions(border=0.0, found=1.0),
     "peak off a 10 % border, above the pixel threshold": LocateOptions(border=0.1, found=1.0),
     "peak off a 5 % border, half height": LocateOptions(border=0.05, found=0.5),
     "peak off a 10 % border, any height": LocateOptions(border=0.1, found=0.0),
-    "peak off a 10 % border, half height": LocateOptions(border=0.1, found=0.5),
-    "peak off a 10 % border, half height, cut at 75 %": LocateOptions(border=0.1, found=0.5, level=0.75),
-    "peak off a 10 % border, half height, cut at 25 %": LocateOptions(border=0.1, found=0.5, level=0.25),
     "peak off a 15 % border, half height": LocateOptions(border=0.15, found=0.5),
     "peak anywhere, half height": LocateOptions(border=0.0, found=0.5),
     "peak off a 10 % border, half height, skipped above 50 % abnormal (before)": LocateOptions(max_share=0.5),
     "peak off a 10 % border, half height, never skipped as abnormal": LocateOptions(max_share=1.0),
 }
-"""Locating variants measured side by side; the first is the library default. Heights: how far
-from the normal images' median pixel up to the pixel threshold the peak must rise (any = 0,
-half = 0.5, the threshold = 1)."""
+"""Locating variants measured side by side; the first is the library default (peak off a 10 %
+border, half height, cut at 50 % with views cut at 25 % and 75 %; the variants change only what
+they name). Heights: how far from the normal images' median pixel up to the pixel threshold the
+peak must rise (any = 0, half = 0.5, the threshold = 1)."""
 
 
 def _fit_or_load(args: argparse.Namespace, root: Path) -> tuple[Inspector, int]:
@@ -146,7 +149,7 @@ def main() -> None:
             if found.mask is None:
                 skipped.append(f"{e.path.name}: {found.reason}")
                 continue
-            located.append(replace(e, mask_path=None, mask=found.mask))
+            located.append(replace(e, mask_path=None, mask=found.mask, views=found.views))
             if masks[e.path] is not None:
                 where.append(_where(found.mask, masks[e.path]))
         row: dict = {"options": asdict(options), "located": len(located), "skipped": skipped}

@@ -164,6 +164,39 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
     assert not json.loads((out / "05.json").read_text())["is_defective"]
 
 
+def test_inspect_reads_the_batch_size_the_detector_asks_for(tmp_path, monkeypatch):
+    # Batch scoring gains from larger batches at the same cost per image (each image still has
+    # at most max_references references); a model saved before the setting existed keeps 16.
+    rng = np.random.default_rng(7)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, img in enumerate(_batch(rng, 20, [0])):
+        Image.fromarray(img).save(images / f"{i:02d}.png")
+    read: list[int] = []
+    score = BatchScoringDetector.score
+
+    def recording(self, batch, progress=None):
+        read.append(len(batch))
+        return score(self, batch, progress)
+
+    monkeypatch.setattr(BatchScoringDetector, "score", recording)
+    (tmp_path / "part").mkdir()
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    assert read == [20]  # one batch: the default inspect_batch is larger than 20
+    saved = json.loads((model / "batch_scoring.json").read_text())
+    del saved["config"]["inspect_batch"]  # as a model saved before the setting existed
+    (model / "batch_scoring.json").write_text(json.dumps(saved))
+    read.clear()
+    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "old")])
+    assert result.exit_code == 0, result.output
+    assert read == [10, 10]  # batches of at most 16, balanced
+    with pytest.raises(ValueError, match="inspect_batch"):
+        BatchScoringConfig(inspect_batch=MIN_BATCH - 1)
+
+
 def test_fit_refuses_fusing_batch_scoring():
     with pytest.raises(ConfigError, match="cannot be fused"):
         Inspector.fit([], InspectorSettings(detector="batch-scoring"), secondary=BatchScoringDetector())

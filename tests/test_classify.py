@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -99,6 +101,26 @@ def test_several_regions_of_different_types_in_one_image(fitted):
         pytest.skip("random defects fell on the wrong halves")
     types = fitted.classify(img, {3: ma, 7: mb})
     assert [(t.region_index, t.defect_type) for t in types] == [(3, "blob"), (7, "line")]
+
+
+def test_views_of_an_example_are_learnt_but_calibrated_as_one_example(fitted, example_dir):
+    # A view identical to the mask is the extreme case: were it left in when its example is
+    # left out, every example would sit at distance 0 from "another" and nothing would be known.
+    examples = examples_from_folders(example_dir).examples
+    with_views = [
+        replace(e, mask=m, views=(m.copy(), np.roll(m, 2, axis=1)))
+        for e in examples
+        for m in [np.asarray(Image.open(e.mask_path)) > 0]
+    ]
+    clf = FewShotClassifier(CONFIG, encoder=fitted.encoder)
+    summary = clf.fit(with_views)
+    assert summary.n_examples == len(examples) and len(clf.vectors) == 3 * len(examples)
+    assert clf.groups.tolist() == [i for i in range(len(examples)) for _ in range(3)]
+    assert clf.unknown_distance > 0.5 * fitted.unknown_distance
+    rng = np.random.default_rng(11)
+    for kind in ("blob", "line"):
+        img, mask = draw(kind, rng)
+        assert clf.classify(img, [mask])[0].defect_type == kind
 
 
 def test_far_off_region_is_unknown(fitted):

@@ -277,6 +277,13 @@ def test_locate_defect_cuts_the_region_relative_to_its_own_peak():
     # Never below the pixel threshold, whatever the level: the region is what an inspection would flag.
     high = locate_defect(anomaly_map, 0.9, options=LocateOptions(level=0.1)).mask
     assert high is not None and (anomaly_map[high] >= 0.9).all()
+    # The views are the same region cut at the other levels: one wider, one tighter, around the peak.
+    found = locate_defect(anomaly_map, 0.2, options=LocateOptions(view_levels=(0.25, 0.75)))
+    assert [int(v.sum()) for v in found.views] == [areas[0], areas[2]] and all(v[50, 80] for v in found.views)
+    # A view that comes out the same as the region (all cut at the pixel threshold) is not repeated.
+    assert locate_defect(anomaly_map, 0.9, options=LocateOptions(level=0.1, view_levels=(0.2,))).views == ()
+    with pytest.raises(ValueError, match="view_levels"):
+        LocateOptions(view_levels=(1.0,))
 
 
 def test_locate_defect_says_why_nothing_was_found():

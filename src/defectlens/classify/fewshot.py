@@ -152,6 +152,8 @@ class FewShotClassifier:
         """(N, D) L2-normalised example vectors."""
         self.labels = np.zeros((0,), np.int64)
         """(N,) index into :attr:`class_names` per example vector."""
+        self.groups = np.zeros((0,), np.int64)
+        """(N,) example each vector belongs to (an example's views share it); read by calibration."""
         self.unknown_distance = 2.0
         """Cosine distance (1 - similarity) above which a region is 'unknown'."""
         self.temperature = 0.05
@@ -213,11 +215,15 @@ class FewShotClassifier:
         """Encode the examples and calibrate the unknown threshold and the confidence temperature.
 
         Unreadable example images are skipped with a note (in :attr:`notes`), never fatal,
-        unless nothing is left. The classifier is fitted in place; the summary says what was done.
+        unless nothing is left. An example's :attr:`~Example.views` are encoded beside its mask
+        and count as the same example when the threshold and temperature are calibrated. The
+        classifier is fitted in place; the summary says what was done.
         """
         start = time.perf_counter()
         self.notes = []
-        vectors, labels = [], []
+        vectors: list[np.ndarray] = []
+        labels: list[int] = []
+        groups: list[int] = []  # the example each vector is of (an example's views share it)
         names = sorted({e.defect_type for e in examples})
         for e in examples:
             try:
@@ -233,27 +239,38 @@ class FewShotClassifier:
             if not mask.any():
                 self.notes.append(f"example {e.path} skipped: its mask {e.mask_path} is empty")
                 continue
-            vectors.append(self.embed(image, [mask])[0])
-            labels.append(names.index(e.defect_type))
+            views = [v for v in e.views if v.shape == mask.shape and v.any()]
+            embedded = self.embed(image, [mask, *views])
+            vectors.extend(embedded)
+            labels.extend([names.index(e.defect_type)] * len(embedded))
+            groups.extend([groups[-1] + 1 if groups else 0] * len(embedded))
             if progress:
                 progress(1)
         if not vectors:
             raise DatasetLayoutError("none of the examples could be read", None, "check the example images and masks")
         notes = list(self.notes)
-        summary = self.fit_vectors(np.stack(vectors), np.asarray(labels), names)
+        summary = self.fit_vectors(np.stack(vectors), np.asarray(labels), names, np.asarray(groups))
         self.notes = notes + self.notes
+        n_kept = groups[-1] + 1
         return FewShotFitSummary(
-            len(vectors), len(examples) - len(vectors), summary.class_names, summary.unknown_distance, summary.temperature,
+            n_kept, len(examples) - n_kept, summary.class_names, summary.unknown_distance, summary.temperature,
             time.perf_counter() - start, tuple(self.notes),
         )
 
-    def fit_vectors(self, vectors: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> FewShotFitSummary:
-        """Fit on precomputed region vectors (what :meth:`fit` does after encoding)."""
+    def fit_vectors(
+        self, vectors: np.ndarray, labels: np.ndarray, class_names: Sequence[str], groups: np.ndarray | None = None
+    ) -> FewShotFitSummary:
+        """Fit on precomputed region vectors (what :meth:`fit` does after encoding). ``groups``
+        (one integer per vector) marks vectors of one example (its views): leave-one-out
+        calibration leaves the whole group out; by default every vector is its own example."""
         start = time.perf_counter()
         self.notes = []
         self.class_names = list(class_names)
         self.vectors = vectors.astype(np.float32)
         self.labels = labels.astype(np.int64)
+        self.groups = np.arange(len(self.vectors)) if groups is None else np.asarray(groups, np.int64)
+        if self.groups.shape != self.labels.shape:
+            raise ValueError(f"groups has shape {self.groups.shape}, labels {self.labels.shape}")
         present = set(self.labels.tolist())
         dropped = [n for i, n in enumerate(self.class_names) if i not in present]
         if dropped:
@@ -266,23 +283,22 @@ class FewShotClassifier:
 
     def _calibrate(self) -> None:
         sims = self.vectors @ self.vectors.T
-        np.fill_diagonal(sims, -np.inf)
         n = len(self.vectors)
-        if n < 2:
+        if len(set(self.groups.tolist())) < 2:
             self.unknown_distance = 2.0
             self.notes.append("one example only: 'unknown' is never predicted")
             return
-        # Leave-one-out: how far is each example from the nearest *other* example of its own type?
-        # That spread is what "still this type" looks like; beyond it (with a margin) is unknown.
+        # Leave-one-out (one example, with its views, at a time): how far is each example from the
+        # nearest *other* example of its own type? That spread is what "still this type" looks
+        # like; beyond it (with a margin) is unknown.
         own = []
         for i in range(n):
-            same = self.labels == self.labels[i]
-            same[i] = False
+            same = (self.labels == self.labels[i]) & (self.groups != self.groups[i])
             if same.any():
                 own.append(1.0 - float(sims[i, same].max()))
         if not own:
             # k=1: no within-type distances; the nearest other example (any type) bounds them.
-            own = [1.0 - float(sims[i].max()) for i in range(n)]
+            own = [1.0 - float(sims[i, self.groups != self.groups[i]].max()) for i in range(n)]
         q = float(np.quantile(own, self.config.unknown_quantile))
         self.unknown_distance = min(2.0, q * self.config.unknown_margin)
         # Temperature: maximise the leave-one-out likelihood of the true type (needs >= 2 per type).
@@ -300,12 +316,13 @@ class FewShotClassifier:
             self.temperature = float(math.exp(res.x))
 
     def _type_scores(self, sims_row: np.ndarray, exclude: int | None = None) -> np.ndarray:
-        """Per-type similarity of one query (given its similarities to every example)."""
+        """Per-type similarity of one query (given its similarities to every example vector);
+        ``exclude``: a vector whose whole example (its group) is left out."""
         scores = np.full(len(self.class_names), -np.inf, np.float64)
         for c in range(len(self.class_names)):
             idx = np.flatnonzero(self.labels == c)
             if exclude is not None:
-                idx = idx[idx != exclude]
+                idx = idx[self.groups[idx] != self.groups[exclude]]
             if len(idx) == 0:
                 continue
             if self.config.scoring == "prototype":
@@ -436,5 +453,6 @@ class FewShotClassifier:
             raise ModelFileError("example labels refer to unknown types", tensor_path, fix)
         clf = cls(config)
         clf.class_names, clf.vectors, clf.labels = names, vectors.astype(np.float32), labels.astype(np.int64)
+        clf.groups = np.arange(n_ex)  # only calibration reads groups, and that was done at fit
         clf.unknown_distance, clf.temperature = unknown_distance, temperature
         return clf

@@ -32,7 +32,8 @@ class Detector(Protocol):
     settings, taxonomy) and ``batch_relative`` (true when scores are relative to the batch
     read, which rules the detector out of fusion) and ``min_batch`` (fewest images ``score``
     accepts at once, for detectors that compare the images of a batch; the CLI refuses fewer
-    before decoding any). ``normal_stats`` is what makes a detector
+    before decoding any) and ``inspect_batch`` (how many images ``inspect`` reads together
+    when that is not its default). ``normal_stats`` is what makes a detector
     fusable: :class:`~defectlens.detect.fusion.FusedDetector` recomputes each member's on the
     held-out normal images.
     """
