@@ -241,29 +241,40 @@ def locate_defect(
         return Located(None, "nothing stands out from the normal images")
     if float((anomaly_map > pixel_threshold).mean()) > o.max_share:
         return Located(None, "most of the image looks abnormal — another part or view?")
-    median = float(np.median(anomaly_map))
+    cuts = _cuts_around(anomaly_map, (int(y), int(x)), (o.level, *o.view_levels), pixel_threshold, min_region_px)
+    region = cuts[0]
+    if region is None:
+        return Located(None, "only specks above the pixel threshold")
+    return Located(region, views=_distinct(cuts[1:], region))
 
-    def region_at(level: float) -> np.ndarray | None:
+
+def _cuts_around(
+    anomaly_map: np.ndarray, peak_at: tuple[int, int], levels: Sequence[float], pixel_threshold: float, min_region_px: int | None
+) -> list[np.ndarray | None]:
+    """The connected region holding ``peak_at``, cut at each of ``levels`` of the way from the
+    map's median up to that peak (None where it is only the peak's speck or smaller than ``min_region_px``)."""
+    peak, median = float(anomaly_map[peak_at]), float(np.median(anomaly_map))
+    out: list[np.ndarray | None] = []
+    for level in levels:
         cut = median + level * (peak - median)
         if peak > pixel_threshold:
             # Never wider than what an inspection would flag; a peak below the threshold (allowed by
             # ``found``) is cut relative to its own map only, or its region would be the peak pixel.
             cut = max(cut, pixel_threshold)
         _, labels, _ = extract_regions(anomaly_map, np.nextafter(cut, -np.inf), 1)
-        region = labels == labels[y, x]  # the connected region holding the peak
-        if labels[y, x] == 0 or (min_region_px is not None and region.sum() < min_region_px):
-            return None
-        return region
+        region = labels == labels[peak_at]
+        small = labels[peak_at] == 0 or (min_region_px is not None and region.sum() < min_region_px)
+        out.append(None if small else region)
+    return out
 
-    region = region_at(o.level)
-    if region is None:
-        return Located(None, "only specks above the pixel threshold")
-    views: list[np.ndarray] = []
-    for level in o.view_levels:
-        view = region_at(level)
-        if view is not None and not any(np.array_equal(view, m) for m in (region, *views)):
-            views.append(view)
-    return Located(region, views=tuple(views))
+
+def _distinct(masks: Sequence[np.ndarray | None], *seen: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``masks`` without the missing ones and without repeats (of each other or of ``seen``)."""
+    kept: list[np.ndarray] = []
+    for m in masks:
+        if m is not None and not any(np.array_equal(m, k) for k in (*seen, *kept)):
+            kept.append(m)
+    return tuple(kept)
 
 
 def locate_examples(
