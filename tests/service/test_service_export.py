@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from service_helpers import make_app, upload
 from typer.testing import CliRunner
 
 from defectlens.classify.examples import examples_from_folders
 from defectlens.cli import app as cli
-from defectlens.service.models import ModelPool
+from defectlens.errors import ConfigError
+from defectlens.service.models import ModelPool, load_model
 
 
 def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
@@ -59,3 +61,13 @@ def test_export_with_database_down_is_one_clear_error(tmp_path: Path) -> None:
 def test_serve_refuses_a_missing_model_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", str(tmp_path / "nope"), "--data-dir", str(tmp_path / "d")])
     assert result.exit_code == 2 and "model folder not found" in " ".join(result.output.split())
+
+
+def test_serve_refuses_a_model_that_scores_images_against_each_other(tmp_path: Path) -> None:
+    # Batch scoring needs the other images of a lot; uploads arrive one by one.
+    (tmp_path / "part").mkdir()
+    model = tmp_path / "batch"
+    assert CliRunner().invoke(cli, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    # Checked on the loader `serve` calls first: were the check missing, `serve` would start and never return.
+    with pytest.raises(ConfigError, match="scores images only against others inspected with them"):
+        load_model(model)

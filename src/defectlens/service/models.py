@@ -118,6 +118,15 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     taxonomy_path = root / TAXONOMY_FILE if (root / TAXONOMY_FILE).is_file() else None
     part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path and Inspector.needs_taxonomy(root) else None
     inspector = Inspector.load(root, part, "token")
+    if int(getattr(inspector.detector, "min_batch", 1)) > 1:
+        # Batch scoring rates each image against the others read with it: in a service those are
+        # whatever uploads arrive together, so a verdict would depend on its neighbours.
+        raise ConfigError(
+            f"the {inspector.detector.name} detector scores images only against others inspected with them; "
+            "a service scores each upload on its own",
+            root,
+            "serve a model fitted on normal images (memory bank) or a grounding model, and inspect lots with `defectlens inspect`",
+        )
     examples = root / EXAMPLES_DIR if (root / EXAMPLES_DIR).is_dir() else None
     analysis = prepare_analysis(taxonomy_path, examples, 5, "template")
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
