@@ -197,6 +197,34 @@ def test_inspect_reads_the_batch_size_the_detector_asks_for(tmp_path, monkeypatc
         BatchScoringConfig(inspect_batch=MIN_BATCH - 1)
 
 
+def test_calibrate_reads_good_and_defective_parts_mixed_in_one_batch(tmp_path, monkeypatch):
+    # Read folder by folder, the defective parts would only be compared with each other.
+    rng = np.random.default_rng(9)
+    for name, images in (("good", _batch(rng, 10, [])), ("bad", _batch(rng, 6, list(range(6))))):
+        (tmp_path / name).mkdir()
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(tmp_path / name / f"{i:02d}.png")
+    (tmp_path / "part").mkdir()
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    one_each = ["--good", str(tmp_path / "good" / "00.png"), "--defective", str(tmp_path / "bad" / "00.png")]
+    too_few = runner.invoke(app, ["calibrate", str(model), *one_each])
+    assert too_few.exit_code == 2 and "pass at least 8 good and defective images together" in " ".join(too_few.output.split())
+    read: list[int] = []
+    score = BatchScoringDetector.score
+
+    def recording(self, batch, progress=None):
+        read.append(len(batch))
+        return score(self, batch, progress)
+
+    monkeypatch.setattr(BatchScoringDetector, "score", recording)
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(tmp_path / "good"), "--defective", str(tmp_path / "bad"), "--f1"])
+    assert result.exit_code == 0, result.output
+    assert read == [16]
+    calibrated = Inspector.load(model).thresholds
+    assert calibrated.source != "batch-relative" and calibrated.image != 3.0
+
+
 def test_fit_refuses_fusing_batch_scoring():
     with pytest.raises(ConfigError, match="cannot be fused"):
         Inspector.fit([], InspectorSettings(detector="batch-scoring"), secondary=BatchScoringDetector())

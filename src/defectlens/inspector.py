@@ -61,6 +61,8 @@ NO_NORMAL_DETECTORS = ("batch-scoring",)
 """Families that need no normal image: fitting one only records its settings."""
 MIN_FIT_IMAGES = 2
 """Normal images needed to fit: at least one is held out to set the thresholds."""
+DEFAULT_BATCH = 16
+"""Images decoded and scored together, unless the detector reads another number (``inspect_batch``)."""
 ImageInput = np.ndarray | str | Path
 
 
@@ -306,8 +308,15 @@ class Inspector:
             image = as_rgb_image(image, source or "<array>")
         return self.decide(self.detector.score([image])[0], source or "<array>")
 
+    @property
+    def batch_size(self) -> int:
+        """Images read together by ``inspect``, ``evaluate`` and ``calibrate``: the detector's
+        ``inspect_batch`` when it has one (batch scoring reads larger batches), else
+        :data:`DEFAULT_BATCH`."""
+        return int(getattr(self.detector, "inspect_batch", DEFAULT_BATCH))
+
     @staticmethod
-    def plan_batches(paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> list[list[Path]]:
+    def plan_batches(paths: Sequence[str | Path], batch_size: int = DEFAULT_BATCH, seed: int | None = None) -> list[list[Path]]:
         """The batches :meth:`iter_batches` inspects, in its order: balanced batches of at most
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
@@ -333,16 +342,16 @@ class Inspector:
         warnings = list(dict.fromkeys(r.batch_warning for r in results if r.batch_warning))
         return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings)
 
-    def iter_batches(self, paths: Sequence[str | Path], batch_size: int = 16, seed: int | None = None) -> Iterator[InspectedBatch]:
-        """Decode, score and decide ``paths`` in the batches of :meth:`plan_batches`, yielding
-        each batch as soon as it is done.
+    def iter_batches(self, paths: Sequence[str | Path], batch_size: int | None = None, seed: int | None = None) -> Iterator[InspectedBatch]:
+        """Decode, score and decide ``paths`` in the batches of :meth:`plan_batches` (of
+        :attr:`batch_size` unless given), yielding each batch as soon as it is done.
 
         ``seed`` draws the batches in a seeded random order instead of the order given: a
         zero-shot model compares the images of a batch with each other, and folders given one
         after another (all cracks, then all good parts) would make one-kind batches.
         Unreadable files, and a batch the detector refuses, become :class:`Failure` records.
         """
-        for batch in self.plan_batches(paths, batch_size, seed):
+        for batch in self.plan_batches(paths, batch_size or self.batch_size, seed):
             yield self.inspect_batch(batch)
 
     # ------------------------------------------------------------------ persistence

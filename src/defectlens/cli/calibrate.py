@@ -11,6 +11,7 @@ MVTec-style masks (``<category>/ground_truth/<type>/<stem>_mask.png``); otherwis
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -50,13 +51,25 @@ class LabelledScores:
     failures: list[Failure]
 
 
-def _score_folder(inspector: Inspector, files: list[Path], label: int, with_pixels: bool, out: LabelledScores, advance) -> None:
-    """Score ``files`` (label 1 = defective) into ``out``; keep map pixels when ``with_pixels``."""
-    for start in range(0, len(files), SCORE_BATCH):
-        images, kept, failures = load_images(files[start : start + SCORE_BATCH])
+def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: bool, out: LabelledScores, advance) -> None:
+    """Score the files of ``labelled`` (file: label, 1 = defective) into ``out``; keep map
+    pixels when ``with_pixels``.
+
+    A detector that rates each image against the others read with it (batch scoring) reads
+    good and defective parts mixed, in the seeded batches ``inspect`` would make: batches of
+    one kind would each be judged against themselves."""
+    files = list(labelled)
+    per_label = Counter(labelled.values())
+    if int(getattr(inspector.detector, "min_batch", 1)) > 1:
+        batches = Inspector.plan_batches(files, inspector.batch_size, seed=0)
+    else:
+        batches = [files[start : start + SCORE_BATCH] for start in range(0, len(files), SCORE_BATCH)]
+    for batch in batches:
+        images, kept, failures = load_images(batch)
         out.failures.extend(failures)
         results = inspector.score(images) if images else []
         for path, image, result in zip(kept, images, results, strict=True):
+            label = labelled[path]
             out.labels.append(label)
             out.scores.append(result.score)
             if not with_pixels:
@@ -71,10 +84,10 @@ def _score_folder(inspector: Inspector, files: list[Path], label: int, with_pixe
                 mask = load_mask(mask_path, expected_size=(w, h))
                 out.n_masked += 1
             # Every image's pixels are thinned the same way, so no image dominates by its size.
-            keep = subsample(np.arange(mask.size), MAX_PIXELS // max(len(files), 1) + 1)
+            keep = subsample(np.arange(mask.size), MAX_PIXELS // per_label[label] + 1)
             out.pixel_labels.append(mask.ravel()[keep])
             out.pixel_values.append(np.asarray(result.anomaly_map, np.float32).ravel()[keep])
-        advance(min(SCORE_BATCH, len(files) - start))
+        advance(len(batch))
 
 
 def _percent(value: float) -> str:
@@ -129,11 +142,17 @@ def calibrate(
                     ", ".join(map(str, folders)),
                     f"pass a folder holding images of {what} parts with --{what}",
                 )
+        min_batch = int(getattr(inspector.detector, "min_batch", 1))
+        if len(good_files) + len(bad_files) < min_batch:
+            raise ConfigError(
+                f"the {inspector.detector.name} detector rates images against each other and got {len(good_files) + len(bad_files)}",
+                model_dir,
+                f"pass at least {min_batch} good and defective images together",
+            )
         with_pixels = any(mask_for_test_image(p) is not None for p in bad_files)
         data = LabelledScores([], [], [], [], 0, failures)
         with progress_bar("scoring", len(good_files) + len(bad_files)) as advance:
-            _score_folder(inspector, good_files, 0, with_pixels, data, advance)
-            _score_folder(inspector, bad_files, 1, with_pixels, data, advance)
+            _score_files(inspector, {**dict.fromkeys(good_files, 0), **dict.fromkeys(bad_files, 1)}, with_pixels, data, advance)
         labels, scores = np.asarray(data.labels), np.asarray(data.scores)
         for value, what in ((0, "good"), (1, "defective")):
             if not (labels == value).any():

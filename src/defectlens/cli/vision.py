@@ -50,9 +50,6 @@ INSPECTION_SUFFIXES = (".json", ".png", ".report.json", ".report.md")
 """Every file `inspect` writes per image (:func:`~defectlens.engine.local.write_inspection`, then
 the report files of :func:`~defectlens.engine.analysis.analyse`); output names are made unique
 across all of them."""
-INSPECT_BATCH = 16
-"""Images decoded and scored together by `inspect`, unless the detector asks for another number
-(``inspect_batch``: batch scoring reads larger batches, see :class:`~defectlens.detect.batch_scoring.BatchScoringConfig`)."""
 ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
 
@@ -339,7 +336,7 @@ def inspect(
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
     title = f"defectlens — {len(files)} image(s)"
-    batches = Inspector.plan_batches(todo, int(getattr(inspector.detector, "inspect_batch", INSPECT_BATCH)), seed=0)
+    batches = Inspector.plan_batches(todo, inspector.batch_size, seed=0)
     try:
         with progress_bar("inspecting", len(todo)) as advance:
 

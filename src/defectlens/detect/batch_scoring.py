@@ -409,10 +409,12 @@ class BatchScoringDetector:
         }
 
     def save(self, directory: str | Path) -> None:
-        """Write ``batch_scoring.json`` (the settings are the whole model)."""
-        write_json_atomic(
-            Path(directory) / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_json()}
-        )
+        """Write ``batch_scoring.json``: the settings, and the thresholds when ``defectlens
+        calibrate`` moved them from the outlier rule (the rest of the model is the batch read)."""
+        content = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_json()}
+        if self.thresholds is not None and self.thresholds.source != "batch-outlier":
+            content["thresholds"] = self.thresholds.to_json()
+        write_json_atomic(Path(directory) / CONFIG_FILE, content)
 
     @classmethod
     def needs_taxonomy(cls, directory: str | Path) -> bool:
@@ -426,7 +428,11 @@ class BatchScoringDetector:
         meta = read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "batch-scoring model", "`defectlens fit --detector batch-scoring`")
         try:
             config = BatchScoringConfig.from_json(meta["config"])
+            thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") is not None else None
         except (KeyError, TypeError, ValueError) as exc:
             remedy = "re-create it with `defectlens fit --detector batch-scoring`"
             raise ModelFileError(f"invalid batch-scoring settings ({exc})", root / CONFIG_FILE, remedy) from None
-        return cls(config)
+        detector = cls(config)
+        if thresholds is not None:
+            detector.thresholds = thresholds
+        return detector

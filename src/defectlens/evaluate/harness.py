@@ -145,9 +145,10 @@ def peak_memory_mb() -> float:
 
 
 def run_inspections(
-    inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False, batch_size: int = 16
+    inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False, batch_size: int | None = None
 ) -> tuple[ScoredSet, list[Failure], float]:
-    """Inspect every test image of ``category``; returns the scored set, failures and seconds spent.
+    """Inspect every test image of ``category`` (in batches of ``batch_size``, by default the
+    inspector's, as ``inspect`` reads them); returns the scored set, failures and seconds spent.
 
     Each batch's maps are added to the scored set's pixel accumulator and then dropped; with
     ``keep_images`` every decoded image and its full :class:`Inspection` are kept as well (for
