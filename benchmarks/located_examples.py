@@ -3,8 +3,8 @@
 On one category (magnetic_tile by default): fit the memory bank on every normal image (as
 ``defectlens fit`` does; ``--max-train`` caps them, seeded), or reuse a saved model
 (``--model``: loaded when it holds one, fitted and saved there when not). Draw k = 5 examples
-per type (seed 0) and fit one few-shot classifier on their ground-truth masks and one per
-locating variant (:class:`~defectlens.classify.LocateOptions`) on the regions the detector
+per type (seeds 0, 1 and 2 by default: which 5 are drawn decides a lot) and fit one few-shot
+classifier on their ground-truth masks and one per locating variant (:class:`~defectlens.classify.LocateOptions`) on the regions the detector
 locates in the same images with their masks thrown away. Each example's map is scored once and
 every variant reads it. Then:
 
@@ -15,8 +15,9 @@ every variant reads it. Then:
    defective, and named with the true type (the type of the strongest region) when flagged.
 
     .venv/bin/python benchmarks/located_examples.py [--data ../shared/datasets] [--category magnetic_tile]
-        [--model runs/mt]
+        [--model runs/mt] [--seeds 0 1 2]
 
+Accuracies are reported per draw and as their mean; end-to-end counts are summed over the draws.
 Writes the category's entry of ``benchmarks/results/located_examples.json`` (other categories'
 entries are kept).
 """
@@ -46,9 +47,12 @@ OUT = REPO / "benchmarks" / "results" / "located_examples.json"
 
 VARIANTS: dict[str, LocateOptions] = {
     "default (what `inspect --examples` does)": LocateOptions(),
-    "one cut (50 %), no views (the default before)": LocateOptions(view_levels=()),
-    "one cut at 25 %, no views": LocateOptions(level=0.25, view_levels=()),
-    "one cut at 75 %, no views": LocateOptions(level=0.75, view_levels=()),
+    "cuts at 25 / 50 / 75 %, no contrast view (the default before)": LocateOptions(contrast=0.0),
+    "contrast view at 1.5 deviations": LocateOptions(contrast=1.5),
+    "contrast view at 2.5 deviations": LocateOptions(contrast=2.5),
+    "one cut (50 %), no views": LocateOptions(view_levels=(), contrast=0.0),
+    "one cut at 25 %, no views": LocateOptions(level=0.25, view_levels=(), contrast=0.0),
+    "one cut at 75 %, no views": LocateOptions(level=0.75, view_levels=(), contrast=0.0),
     "cuts at 50 % and 25 / 37.5 / 62.5 / 75 %": LocateOptions(view_levels=(0.25, 0.375, 0.625, 0.75)),
     "cuts at 50 % and 10 / 25 / 75 %": LocateOptions(view_levels=(0.1, 0.25, 0.75)),
     "peak anywhere, above the pixel threshold (before)": LocateOptions(border=0.0, found=1.0),
@@ -61,8 +65,8 @@ VARIANTS: dict[str, LocateOptions] = {
     "peak off a 10 % border, half height, never skipped as abnormal": LocateOptions(max_share=1.0),
 }
 """Locating variants measured side by side; the first is the library default (peak off a 10 %
-border, half height, cut at 50 % with views cut at 25 % and 75 %; the variants change only what
-they name). Heights: how far from the normal images' median pixel up to the pixel threshold the
+border, half height, cut at 50 % with views cut at 25 % and 75 % and the contrast view at 2
+deviations; the variants change only what they name). Heights: how far from the normal images' median pixel up to the pixel threshold the
 peak must rise (any = 0, half = 0.5, the threshold = 1)."""
 
 
@@ -90,40 +94,23 @@ def _where(region: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-def main() -> None:
-    """Run the benchmark and write its JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
-    parser.add_argument("--category", default="magnetic_tile")
-    parser.add_argument("--max-train", type=int, default=0, help="fit on at most this many normal images (seeded; 0 = all)")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--per-type", type=int, default=2, help="images per type inspected end to end")
-    parser.add_argument("--max-eval", type=int, default=0, help="score at most this many other defective images (seeded; 0 = all)")
-    parser.add_argument("--model", type=Path, default=None, help="model folder to reuse (fitted and saved there when it holds none)")
-    args = parser.parse_args()
-    root = args.data / args.category
-    start = time.perf_counter()
-    try:
-        inspector, n_train = _fit_or_load(args, root)
-    except DatasetLayoutError as exc:
-        # steel_strip: no normal images, so no detector to locate anything with.
-        sys.exit(f"{args.category}: {exc}")
-    print(f"model on {n_train} normal images ready in {time.perf_counter() - start:.0f} s; thresholds {inspector.thresholds}")
+def run_seed(args: argparse.Namespace, root: Path, inspector: Inspector, seed: int) -> dict:
+    """One draw of k examples per type (``seed``): ground-truth masks and every locating variant."""
     pixel, min_px = inspector.thresholds.pixel, inspector.settings.min_region_px
-
-    truth, held_out = examples_from_category(root, args.k, seed=0, will_locate=True)
+    truth, held_out = examples_from_category(root, args.k, seed=seed, will_locate=True)
     if args.max_eval and len(held_out) > args.max_eval:
         held_out = random.Random(2).sample(held_out, args.max_eval)
     with_truth = FewShotClassifier()
     with_truth.fit(truth.examples)
     embedded = embed_items(with_truth, held_out)
     eval_truth = evaluate_embedded(with_truth, embedded)
-    print(f"type accuracy on {len(embedded.items)} true regions, ground-truth masks: {eval_truth.accuracy:.3f}")
+    print(f"seed {seed}: type accuracy on {len(embedded.items)} true regions, ground-truth masks: {eval_truth.accuracy:.3f}")
 
-    # Each example's map and true mask once; every variant reads them.
-    maps, masks = {}, {}
+    # Each example's image, map and true mask once; every variant reads them.
+    images, maps, masks = {}, {}, {}
     for e in truth.examples:
-        anomaly_map = inspector.score([load_image(e.path)])[0].anomaly_map
+        images[e.path] = load_image(e.path)
+        anomaly_map = inspector.score([images[e.path]])[0].anomaly_map
         maps[e.path] = np.asarray(anomaly_map, np.float32)
         masks[e.path] = load_mask(e.mask_path, expected_size=(anomaly_map.shape[1], anomaly_map.shape[0])) if e.mask_path else None
 
@@ -145,7 +132,7 @@ def main() -> None:
         located: list[Example] = []
         where, skipped = [], []
         for e in truth.examples:
-            found = locate_defect(maps[e.path], pixel, min_px, options, median)
+            found = locate_defect(maps[e.path], pixel, min_px, options, median, images[e.path])
             if found.mask is None:
                 skipped.append(f"{e.path.name}: {found.reason}")
                 continue
@@ -178,36 +165,101 @@ def main() -> None:
         results[name] = row
         e2e = row.get("end_to_end", {})
         print(
-            f"{name}: located {len(located)}/{len(truth.examples)}, on the true defect {row['on_true_defect']}, "
+            f"  {name}: located {len(located)}/{len(truth.examples)}, on the true defect {row['on_true_defect']}, "
             f"median area/mask {row['median_area_ratio']}, accuracy {row['accuracy']}, "
             f"end to end flagged {e2e.get('flagged')}/{e2e.get('n')}, named right {e2e.get('flagged_and_named_right')}",
             flush=True,
         )
-
-    default = results[next(iter(VARIANTS))]
-    result = {
-        "category": args.category,
-        "k": args.k,
-        "n_train": n_train,
-        "model": str(args.model) if args.model else None,
-        "thresholds": {"image": inspector.thresholds.image, "pixel": pixel},
+    return {
+        "seed": seed,
         "examples": len(truth.examples),
         "types": truth.types,
         "n_scored_regions": len(embedded.items),
         "type_accuracy_ground_truth_masks": eval_truth.accuracy,
-        "type_accuracy_located_default": default["accuracy"],
-        "end_to_end_default": default.get("end_to_end"),
         "variants": results,
+    }
+
+
+def _mean(values: list) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def main() -> None:
+    """Run the benchmark and write its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    parser.add_argument("--category", default="magnetic_tile")
+    parser.add_argument("--max-train", type=int, default=0, help="fit on at most this many normal images (seeded; 0 = all)")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="draws of the k examples per type (results: mean and each)")
+    parser.add_argument("--per-type", type=int, default=2, help="images per type inspected end to end")
+    parser.add_argument("--max-eval", type=int, default=0, help="score at most this many other defective images (seeded; 0 = all)")
+    parser.add_argument("--model", type=Path, default=None, help="model folder to reuse (fitted and saved there when it holds none)")
+    args = parser.parse_args()
+    root = args.data / args.category
+    start = time.perf_counter()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    try:
+        inspector, n_train = _fit_or_load(args, root)
+    except DatasetLayoutError as exc:
+        # steel_strip: no normal images, so no detector to locate anything with.
+        sys.exit(f"{args.category}: {exc}")
+    print(f"model on {n_train} normal images ready in {time.perf_counter() - start:.0f} s; thresholds {inspector.thresholds}")
+    draws = [run_seed(args, root, inspector, seed) for seed in args.seeds]
+
+    variants = {}
+    for name in VARIANTS:
+        rows = [d["variants"][name] for d in draws]
+        e2e = [r.get("end_to_end") or {} for r in rows]
+        variants[name] = {
+            "options": rows[0]["options"],
+            "accuracy": _mean([r["accuracy"] for r in rows]),
+            "accuracy_by_seed": [r["accuracy"] for r in rows],
+            "located": sum(r["located"] for r in rows),
+            "on_true_defect": sum(r["on_true_defect"] for r in rows),
+            "end_to_end": {k: sum(e.get(k, 0) for e in e2e) for k in ("n", "flagged", "flagged_and_named_right")},
+            "by_seed": rows,
+        }
+    default = variants[next(iter(VARIANTS))]
+    truth_by_seed = [d["type_accuracy_ground_truth_masks"] for d in draws]
+    result = {
+        "category": args.category,
+        "k": args.k,
+        "seeds": args.seeds,
+        "n_train": n_train,
+        "model": str(args.model) if args.model else None,
+        "thresholds": {"image": inspector.thresholds.image, "pixel": inspector.thresholds.pixel},
+        "examples_per_seed": [d["examples"] for d in draws],
+        "types": draws[0]["types"],
+        "n_scored_regions_per_seed": [d["n_scored_regions"] for d in draws],
+        "type_accuracy_ground_truth_masks": _mean(truth_by_seed),
+        "type_accuracy_ground_truth_masks_by_seed": truth_by_seed,
+        "type_accuracy_located_default": default["accuracy"],
+        "type_accuracy_located_default_by_seed": default["accuracy_by_seed"],
+        "end_to_end_default": default["end_to_end"],
+        "variants": variants,
         "seconds": round(time.perf_counter() - start, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
     }
     previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
     entries = previous.get("categories", {}) if isinstance(previous.get("categories"), dict) else {}
     entries[args.category] = result
     write_json_atomic(OUT, {"benchmark": "located_examples", "categories": entries})
-    print(json.dumps({k: v for k, v in result.items() if k not in ("end_to_end_default", "variants")}))
+    print(f"ground-truth masks: {_fmt(truth_by_seed)}")
+    for name, v in variants.items():
+        e = v["end_to_end"]
+        named = e["flagged_and_named_right"]
+        print(f"{name}: accuracy {_fmt(v['accuracy_by_seed'])}; end to end {e['flagged']}/{e['n']} flagged, {named} named right")
     print(f"→ {OUT} [{args.category}]")
+
+
+def _fmt(values: list) -> str:
+    """'mean (a / b / c)' of per-seed accuracies."""
+    mean = _mean(values)
+    each = " / ".join("-" if v is None else f"{v:.3f}" for v in values)
+    return f"{mean:.3f} ({each})" if mean is not None else "-"
 
 
 if __name__ == "__main__":

@@ -286,6 +286,29 @@ def test_locate_defect_cuts_the_region_relative_to_its_own_peak():
         LocateOptions(view_levels=(1.0,))
 
 
+def test_located_region_gets_a_contrast_view_of_the_pixels_that_stand_out_in_the_image():
+    # The map's region around a small dark pit is far wider than the pit (a coarse, smoothed map);
+    # the contrast view is the pit itself, read from the image.
+    anomaly_map = 0.1 + _bump(100, 160, 50, 80, 1.0, 8.0)
+    rng = np.random.default_rng(0)
+    image = np.clip(128 + rng.normal(0, 4, (100, 160, 1)), 0, 255).repeat(3, axis=2).astype(np.uint8)
+    yy, xx = np.mgrid[:100, :160]
+    pit = (yy - 50) ** 2 + (xx - 80) ** 2 <= 9
+    image[pit] = 60
+    plain = locate_defect(anomaly_map, 0.2)
+    found = locate_defect(anomaly_map, 0.2, image=image)
+    assert found.mask is not None and np.array_equal(found.mask, plain.mask)
+    assert len(found.views) == len(plain.views) + 1
+    contrast = found.views[-1]
+    assert (contrast & pit).sum() >= 0.8 * pit.sum() and contrast.sum() <= 2 * pit.sum() and found.mask.sum() > 10 * contrast.sum()
+    # An even region (nothing darker or brighter in it) gives no contrast view; nor does contrast=0.
+    even = np.clip(128 + rng.normal(0, 4, (100, 160, 1)), 0, 255).repeat(3, axis=2).astype(np.uint8)
+    assert len(locate_defect(anomaly_map, 0.2, image=even).views) == len(plain.views)
+    assert len(locate_defect(anomaly_map, 0.2, options=LocateOptions(contrast=0.0), image=image).views) == len(plain.views)
+    with pytest.raises(ValueError, match="contrast"):
+        LocateOptions(contrast=-1.0)
+
+
 def test_locate_defect_says_why_nothing_was_found():
     flat = np.full((60, 80), 0.2, np.float32)
     assert locate_defect(flat, 0.5).mask is None and "nothing stands out" in locate_defect(flat, 0.5).reason
