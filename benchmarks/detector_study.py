@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 import defectlens.detect.memory_bank as memory_bank_module
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_coreset, normal_statistics
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
-from defectlens.detect.fusion import fuse
+from defectlens.detect.fusion import FusionConfig, choose_fusion_weight, fuse
 from defectlens.detect.maps import image_score, on_image_cells
 from defectlens.detect.patch_detector import PatchFeatureDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
@@ -67,6 +67,9 @@ class Setting:
     discriminator: dict = field(default_factory=dict)
     flip_bank: bool = False
     """Add horizontally flipped training images to the normal features."""
+    fusion_weight: float | None = 0.5
+    """'fused' only: the discriminator's weight; None = chosen on the held-out normal images
+    (:func:`~defectlens.detect.fusion.choose_fusion_weight`), as ``defectlens fit`` does now."""
     flip_test: bool = False
     """Average each test map with the map of the flipped image (flipped back)."""
     rotate_bank: tuple[int, ...] = ()
@@ -141,6 +144,9 @@ SETTINGS += [
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, image_size=320),
     Setting("lite2-rot-bank", "augmentation on the current defaults: bank + training images turned 90, 180 and 270 degrees",
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, rotate_bank=(1, 2, 3)),
+    Setting("lite2-fused-auto", "detector on the current defaults: memory bank + discriminator (both holding out 10 %), "
+            "the discriminator's weight chosen on the held-out normal images (before: a fixed 0.5)",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, detector="fused", fusion_weight=None),
     Setting("lite2-crossfit", "calibration on the current defaults: thresholds from maps made relative to the other "
             "4 of 5 folds' position statistics (default: all calibration maps, in-sample)",
             backbone="efficientnet-lite2", n_train=None, bank={**CURRENT_BANK, "position_folds": 5}),
@@ -367,6 +373,11 @@ def patchcore_reweighting(detector: MemoryBankDetector, cache: CachedCategory, i
     return np.asarray(weights), np.asarray(maxima)
 
 
+def fuse_scores_of(a: AnomalyResult, b: AnomalyResult, primary, secondary, cfg: FusionConfig) -> float:
+    """The fused image score of one image's two results (each member on its normal scale)."""
+    return fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, primary.normal_stats, secondary.normal_stats, cfg)[0]
+
+
 def _at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
     flagged = scores > threshold
     return float(flagged[labels == 1].mean()), float(flagged[labels == 0].mean())
@@ -406,13 +417,30 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
         # threshold from the fused held-out scores (the images both detectors held out).
         bank, disc = fitted
         hold = [_score_split(d, cache, "train", hold_idx, setting.flip_test) for d in fitted]
-        fused_hold = [fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats) for a, b in zip(*hold, strict=True)]
+        weight = setting.fusion_weight
+        if weight is None:
+            weight = choose_fusion_weight([a.score for a in hold[0]], [b.score for b in hold[1]], bank.normal_stats, disc.normal_stats)
+        cfg = FusionConfig("sum", weight)
+        fused_hold = [
+            fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats, cfg) for a, b in zip(*hold, strict=True)
+        ]
         stats = normal_statistics([s for s, _ in fused_hold], [m for _, m in fused_hold])
         results = [
-            AnomalyResult(*fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats))
+            AnomalyResult(*fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats, cfg))
             for a, b in zip(*per_detector, strict=True)
         ]
         threshold = stats.image_quantile
+        # Beside the fused row: each member alone and the fixed weight used before, same fits.
+        labels_ = np.asarray(cache.labels)
+        fusion_detail = {
+            "fusion_weight": weight,
+            "image_auroc_bank_alone": image_auroc(labels_, [r.score for r in per_detector[0]]),
+            "image_auroc_discriminator_alone": image_auroc(labels_, [r.score for r in per_detector[1]]),
+            "image_auroc_fused_0.5": image_auroc(
+                labels_,
+                [fuse_scores_of(a, b, bank, disc, FusionConfig("sum", 0.5)) for a, b in zip(*per_detector, strict=True)],
+            ),
+        }
     labels = np.asarray(cache.labels)
     scores = np.asarray([r.score for r in results])
     recall, fpr = _at_threshold(labels, scores, threshold)
@@ -427,6 +455,8 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
         "fit_seconds": fit_seconds,
         "ms_per_image": cache.encode_ms_per_image * (2 if setting.flip_test else 1) + score_ms,
     }
+    if len(fitted) > 1:
+        row.update(fusion_detail)
     normal = getattr(fitted[0], "calibration_scores", None) if len(fitted) == 1 else None
     if normal and not setting.flip_test:
         # Same maps, other targets: what the false-alarm target trades (no refit needed).

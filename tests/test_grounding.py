@@ -289,7 +289,7 @@ def test_fusion_normalises_each_detector_by_its_normal_statistics():
     vmap[2, 2] = 20.0  # only the vision expert sees this
     gmap[5, 5] = 0.9  # only the grounding model sees this
     for mode in ("sum", "product"):
-        fused = fuse_maps(vmap, gmap, vs, gs, FusionConfig(mode=mode))
+        fused = fuse_maps(vmap, gmap, vs, gs, FusionConfig(mode=mode, weight=0.5))
         assert fused.dtype == np.float32 and fused.shape == (8, 8)
         assert fused[2, 2] > np.median(fused) and fused[5, 5] > np.median(fused)
     score, fmap = fuse(float(vmap.max()), vmap, float(gmap.max()), gmap, vs, gs)
@@ -297,6 +297,8 @@ def test_fusion_normalises_each_detector_by_its_normal_statistics():
     assert NormalStatistics.from_json(vs.to_json()) == vs
     with pytest.raises(ValueError):
         FusionConfig(mode="max-of-vibes")
+    with pytest.raises(ValueError, match="not chosen yet"):
+        fuse_maps(vmap, gmap, vs, gs, FusionConfig())  # a weight to be chosen on normal images is no weight yet
 
 
 # ---------------------------------------------------------------------- CLI

@@ -19,6 +19,7 @@ from defectlens.detect.registry import DETECTORS
 from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.errors import ModelFileError
 from defectlens.io import load_category, load_image
+from defectlens.types import AnomalyResult
 
 
 def _copy(fitted_model: Path, tmp_path: Path, name: str = "model") -> Path:
@@ -161,6 +162,41 @@ def test_fusion_is_generic_over_its_members_and_round_trips(fitted_model, synthe
     before, after = fused.score(images), loaded.detector.score(images)
     assert [r.score for r in after] == pytest.approx([r.score for r in before])
     assert after[0].score > after[1].score
+    # A weight chosen on the held-out images is saved as chosen, with how many it was chosen on.
+    auto = FusedDetector.calibrate(primary, secondary, normals)
+    Inspector(auto).save(tmp_path / "auto")
+    reloaded = Inspector.load(tmp_path / "auto").detector
+    assert isinstance(reloaded, FusedDetector) and reloaded.weight_chosen_on == 3 and reloaded.config.weight == auto.config.weight
+
+
+class _Scripted:
+    """A detector whose normal scores are given: what the weight choice reads, nothing else."""
+
+    name = "memory-bank"
+    batch_relative = False
+
+    def __init__(self, scores):
+        self.scores = list(scores)
+
+    def score(self, images, progress=None):
+        return [AnomalyResult(score=float(s), anomaly_map=np.full((4, 4), float(s), np.float32)) for s in self.scores[: len(images)]]
+
+
+def test_fusion_weight_is_chosen_on_the_held_out_normal_images_unless_given():
+    rng = np.random.default_rng(0)
+    images = [np.zeros((4, 4, 3), np.uint8)] * 100
+    bank, quiet = _Scripted(rng.normal(10, 1, 100)), _Scripted(rng.normal(5, 1, 100))
+    strange_scores = rng.normal(5, 1, 100)
+    strange_scores[0] += 300  # a good part the partner finds very odd: a false alarm it would add
+    chosen = FusedDetector.calibrate(bank, quiet, images)
+    assert 0.0 < chosen.config.weight <= 0.2 and chosen.weight_chosen_on == 100
+    assert "chosen on 100 held-out normal images" in chosen.describe()["fusion"]
+    refused = FusedDetector.calibrate(bank, _Scripted(strange_scores), images)
+    assert refused.config.weight == 0.0 and refused.weight_chosen_on == 100
+    given = FusedDetector.calibrate(bank, _Scripted(strange_scores), images, FusionConfig(weight=0.5))
+    assert given.config.weight == 0.5 and given.weight_chosen_on is None and "(given)" in given.describe()["fusion"]
+    for mode in ("sum", "product"):  # the choice reads the fused scores the mode makes
+        assert FusedDetector.calibrate(bank, _Scripted(strange_scores), images, FusionConfig(mode=mode)).config.weight == 0.0
 
 
 def test_a_member_folder_outside_the_model_is_refused(fitted_model, synthetic_category, tmp_path):

@@ -132,7 +132,10 @@ def fit(
     ] = None,
     taxonomy: Annotated[Path | None, typer.Option(help="Part taxonomy for --grounding (default: CATEGORY_DIR/taxonomy.json).")] = None,
     fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
-    fusion_weight: Annotated[float, typer.Option(help="Weight of the grounding model in the fusion, 0..1.")] = 0.5,
+    fusion_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the grounding model in the fusion, 0..1 (default: chosen on the held-out normal images, at most 0.2)."),
+    ] = None,
 ) -> None:
     """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given).
 
@@ -207,7 +210,9 @@ def fit(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _grounding_for_fit(model_dir: Path | None, taxonomy_path: Path | None, mode: str, weight: float) -> tuple[GroundingDetector, FusionConfig] | None:
+def _grounding_for_fit(
+    model_dir: Path | None, taxonomy_path: Path | None, mode: str, weight: float | None
+) -> tuple[GroundingDetector, FusionConfig] | None:
     """The grounding detector and fusion settings for ``fit --grounding`` (None without it)."""
     try:
         # Checked with or without --grounding: a typo is refused, not silently ignored.

@@ -17,7 +17,7 @@ The "vision"/"grounding" names of the functions' arguments are the primary and s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +39,23 @@ class FusionConfig:
 
     mode: str = "sum"
     """'sum': weighted mean; 'product': weighted geometric mean of the positive parts."""
-    weight: float = 0.5
-    """Weight of the secondary detector (the primary gets 1 - weight)."""
+    weight: float | None = None
+    """Weight of the secondary detector (the primary gets 1 - weight). None: chosen on the
+    held-out normal images when the fusion is calibrated (:meth:`FusedDetector.calibrate`,
+    :func:`choose_fusion_weight`); a fixed weight, such as the 0.5 used before, let a weaker
+    partner pull the memory bank's AUROC down on every shared category."""
 
     def __post_init__(self) -> None:
         if self.mode not in FUSION_MODES:
             raise ValueError(f"fusion mode must be one of {', '.join(FUSION_MODES)}, got {self.mode!r}")
-        if not 0.0 <= self.weight <= 1.0:
+        if self.weight is not None and not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"fusion weight must be in [0, 1], got {self.weight}")
 
 
 def _combine(vision: np.ndarray | float, grounding: np.ndarray | float, cfg: FusionConfig):
     w = cfg.weight
+    if w is None:
+        raise ValueError("the fusion weight is not chosen yet: calibrate the fusion on normal images or give a weight")
     if cfg.mode == "sum":
         return (1 - w) * vision + w * grounding
     # Geometric mean needs positives: below-median values carry no evidence of a defect.
@@ -81,8 +86,9 @@ def fuse(
     grounding: NormalStatistics,
     cfg: FusionConfig | None = None,
 ) -> tuple[float, np.ndarray]:
-    """(fused score, fused map) of one image; see :func:`fuse_scores` and :func:`fuse_maps`."""
-    cfg = cfg or FusionConfig()
+    """(fused score, fused map) of one image; see :func:`fuse_scores` and :func:`fuse_maps`.
+    Without ``cfg`` the two are summed with equal weights."""
+    cfg = cfg or FusionConfig(weight=0.5)
     return (
         fuse_scores(vision_score, grounding_score, vision, grounding, cfg),
         fuse_maps(vision_map, grounding_map, vision, grounding, cfg),
@@ -109,10 +115,12 @@ def choose_fusion_weight(
     primary: NormalStatistics,
     secondary: NormalStatistics,
     candidates: Sequence[float] = WEIGHT_CANDIDATES,
+    mode: str = "sum",
 ) -> float:
     """The secondary's fusion weight, chosen on normal images only: the largest candidate whose
-    fused scores of the same normal images (each member on its normal scale, as :func:`fuse`
-    puts them) hold no more outliers (:func:`normal_outliers`) than the primary's alone.
+    fused scores of the same normal images (each member on its normal scale, combined as
+    :func:`fuse` does in ``mode``) hold no more outliers (:func:`normal_outliers`) than the
+    primary's alone.
 
     Why: with no defective image to measure separation on, what normal images can say is
     whether the secondary adds false alarms — a secondary whose normal scores have a heavy
@@ -125,7 +133,7 @@ def choose_fusion_weight(
     allowed = normal_outliers(a)
     chosen = 0.0
     for w in sorted(candidates):
-        if normal_outliers((1 - w) * a + w * b) <= allowed:
+        if normal_outliers(_combine(a, b, FusionConfig(mode, float(w)))) <= allowed:
             chosen = float(w)
     return chosen
 
@@ -162,7 +170,10 @@ class FusedDetector:
         secondary_stats: NormalStatistics,
         config: FusionConfig,
         normal_stats: NormalStatistics,
+        weight_chosen_on: int | None = None,
     ):
+        if config.weight is None:
+            raise ValueError("a fused detector needs a fusion weight: use FusedDetector.calibrate to choose one")
         self.primary = primary
         self.secondary = secondary
         self.primary_stats = primary_stats
@@ -170,6 +181,8 @@ class FusedDetector:
         self.config = config
         self.normal_stats = normal_stats
         """Statistics of the fused output on the held-out normal images."""
+        self.weight_chosen_on = weight_chosen_on
+        """How many normal images the secondary's weight was chosen on (None: it was given)."""
         self.thresholds: Thresholds | None = thresholds_from_normal(normal_stats)
 
     @property
@@ -187,8 +200,9 @@ class FusedDetector:
         config: FusionConfig | None = None,
         quantile: float = DEFAULT_QUANTILE,
     ) -> FusedDetector:
-        """Normalise both detectors on normal images neither trained on, then set thresholds
-        at the ``quantile`` of the fused output on those images."""
+        """Normalise both detectors on normal images neither trained on, choose the secondary's
+        weight on them when ``config`` gives none (:func:`choose_fusion_weight`), then set
+        thresholds at the ``quantile`` of the fused output on those images."""
         if not normal_images:
             raise ValueError("fusion needs held-out normal images to normalise both detectors on")
         config = config or FusionConfig()
@@ -202,12 +216,16 @@ class FusedDetector:
         b = secondary.score(normal_images)
         primary_stats = normal_statistics([r.score for r in a], [r.anomaly_map for r in a], quantile)
         secondary_stats = normal_statistics([r.score for r in b], [r.anomaly_map for r in b], quantile)
+        chosen_on = None
+        if config.weight is None:
+            weight = choose_fusion_weight([r.score for r in a], [r.score for r in b], primary_stats, secondary_stats, mode=config.mode)
+            config, chosen_on = replace(config, weight=weight), len(normal_images)
         fused = [
             fuse(x.score, x.anomaly_map, y.score, y.anomaly_map, primary_stats, secondary_stats, config)
             for x, y in zip(a, b, strict=True)
         ]
         stats = normal_statistics([f[0] for f in fused], [f[1] for f in fused], quantile)
-        return cls(primary, secondary, primary_stats, secondary_stats, config, stats)
+        return cls(primary, secondary, primary_stats, secondary_stats, config, stats, chosen_on)
 
     def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """Fused score and map per RGB image (normal-relative units); a member's grounding
@@ -228,7 +246,13 @@ class FusedDetector:
         return {
             **merged,
             "members": f"{self.primary.name} (primary) + {self.secondary.name} (secondary)",
-            "fusion": f"{self.config.mode}, secondary weight {self.config.weight}",
+            "fusion": f"{self.config.mode}, secondary weight {self.config.weight}"
+            + (
+                f" (chosen on {self.weight_chosen_on} held-out normal images: the largest of "
+                f"{', '.join(str(w) for w in WEIGHT_CANDIDATES)} that adds no outlier among them)"
+                if self.weight_chosen_on is not None
+                else " (given)"
+            ),
         }
 
     def save(self, directory: str | Path) -> None:
@@ -249,6 +273,7 @@ class FusedDetector:
                 "primary": {"kind": self.primary.name, "dir": PRIMARY_DIR},
                 "secondary": {"kind": self.secondary.name, "dir": secondary_dir},
                 "config": {"mode": self.config.mode, "weight": self.config.weight},
+                "weight_chosen_on": self.weight_chosen_on,
                 "primary_stats": self.primary_stats.to_json(),
                 "secondary_stats": self.secondary_stats.to_json(),
                 "normal_stats": self.normal_stats.to_json(),
@@ -274,6 +299,9 @@ class FusedDetector:
         path = root / FUSION_FILE
         try:
             config = FusionConfig(**meta["config"])
+            if config.weight is None:
+                raise ValueError("no fusion weight")
+            chosen_on = meta.get("weight_chosen_on")
             thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
             if meta["format_version"] == 1:
                 # Version 1: memory bank in the folder, grounding in grounding/, the part's
@@ -295,6 +323,6 @@ class FusedDetector:
             load_detector(kind, root / sub, LoadContext(taxonomy=taxonomy, cue="token") if taxonomy else None, where=path)
             for kind, sub, taxonomy in members
         )
-        detector = cls(primary, secondary, stats[0], stats[1], config, stats[2])
+        detector = cls(primary, secondary, stats[0], stats[1], config, stats[2], None if chosen_on is None else int(chosen_on))
         detector.thresholds = thresholds
         return detector

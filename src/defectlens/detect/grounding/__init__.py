@@ -28,7 +28,7 @@ Public surface (what ``defectlens inspect --grounding MODEL_DIR`` needs)::
     # look twice: fuse with the memory bank after normalising both on held-out normal images
     from defectlens.detect.calibration import normal_statistics
     from defectlens.detect.fusion import FusionConfig, fuse
-    score, fused_map = fuse(mb.score, mb.anomaly_map, r.score, r.anomaly_map, mb_stats, g_stats, FusionConfig("sum"))
+    score, fused_map = fuse(mb.score, mb.anomaly_map, r.score, r.anomaly_map, mb_stats, g_stats, FusionConfig("sum", weight=0.2))
 
 As a detector for the :class:`~defectlens.inspector.Inspector`: :class:`GroundingDetector`
 (zero-shot, the model bound to one part's taxonomy). Fused with a memory bank (both normalised
