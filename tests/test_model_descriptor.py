@@ -167,6 +167,8 @@ def test_fusion_is_generic_over_its_members_and_round_trips(fitted_model, synthe
     Inspector(auto).save(tmp_path / "auto")
     reloaded = Inspector.load(tmp_path / "auto").detector
     assert isinstance(reloaded, FusedDetector) and reloaded.weight_chosen_on == 3 and reloaded.config.weight == auto.config.weight
+    # Three images cannot show a partner adds no false alarm: it gets no weight, and the card says why.
+    assert auto.config.weight == 0.0 and "fewer than the 20" in auto.describe()["fusion"]
 
 
 class _Scripted:
