@@ -164,14 +164,8 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
     assert not json.loads((out / "05.json").read_text())["is_defective"]
 
 
-def test_inspect_reads_the_batch_size_the_detector_asks_for(tmp_path, monkeypatch):
-    # Batch scoring gains from larger batches at the same cost per image (each image still has
-    # at most max_references references); a model saved before the setting existed keeps 16.
-    rng = np.random.default_rng(7)
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, img in enumerate(_batch(rng, 20, [0])):
-        Image.fromarray(img).save(images / f"{i:02d}.png")
+def _record_batch_sizes(monkeypatch) -> list[int]:
+    """The size of every batch BatchScoringDetector.score is given from now on (it still scores them)."""
     read: list[int] = []
     score = BatchScoringDetector.score
 
@@ -180,6 +174,18 @@ def test_inspect_reads_the_batch_size_the_detector_asks_for(tmp_path, monkeypatc
         return score(self, batch, progress)
 
     monkeypatch.setattr(BatchScoringDetector, "score", recording)
+    return read
+
+
+def test_inspect_reads_the_batch_size_the_detector_asks_for(tmp_path, monkeypatch):
+    # Batch scoring gains from larger batches at the same cost per image (each image still has
+    # at most max_references references); a model saved before the setting existed keeps 16.
+    rng = np.random.default_rng(7)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, img in enumerate(_batch(rng, 20, [0])):
+        Image.fromarray(img).save(images / f"{i:02d}.png")
+    read = _record_batch_sizes(monkeypatch)
     (tmp_path / "part").mkdir()
     model = tmp_path / "model"
     assert runner.invoke(app, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
@@ -210,14 +216,7 @@ def test_calibrate_reads_good_and_defective_parts_mixed_in_one_batch(tmp_path, m
     one_each = ["--good", str(tmp_path / "good" / "00.png"), "--defective", str(tmp_path / "bad" / "00.png")]
     too_few = runner.invoke(app, ["calibrate", str(model), *one_each])
     assert too_few.exit_code == 2 and "pass at least 8 good and defective images together" in " ".join(too_few.output.split())
-    read: list[int] = []
-    score = BatchScoringDetector.score
-
-    def recording(self, batch, progress=None):
-        read.append(len(batch))
-        return score(self, batch, progress)
-
-    monkeypatch.setattr(BatchScoringDetector, "score", recording)
+    read = _record_batch_sizes(monkeypatch)
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(tmp_path / "good"), "--defective", str(tmp_path / "bad"), "--f1"])
     assert result.exit_code == 0, result.output
     assert read == [16]
