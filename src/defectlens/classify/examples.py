@@ -195,7 +195,7 @@ class LocateOptions:
     """A further view from the image itself (:func:`contrast_view`): the region's pixels whose grey
     level stands this many robust deviations from the region's median; 0 = none. The map is
     coarse (a patch grid, smoothed), so a small defect's region is mostly its surroundings — a
-    blowhole's or a crack's 5 to 50 times its mask — while its pixels differ in brightness from
+    blowhole's or a crack's 3 to 50 times its mask — while its pixels differ in brightness from
     them. With it (``benchmarks/located_examples.py``, k = 5, mean of seeds 0-2) located type
     accuracy rose on magnetic_tile from 0.633 to 0.664 (every draw gained), cookie 0.679 -> 0.815
     and commutator 0.872 -> 0.993; at 1.5 deviations 0.660 / 0.840 / 0.972, at 2.5 0.657 / 0.691 /

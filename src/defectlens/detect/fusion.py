@@ -42,8 +42,10 @@ class FusionConfig:
     weight: float | None = None
     """Weight of the secondary detector (the primary gets 1 - weight). None: chosen on the
     held-out normal images when the fusion is calibrated (:meth:`FusedDetector.calibrate`,
-    :func:`choose_fusion_weight`); a fixed weight, such as the 0.5 used before, let a weaker
-    partner pull the memory bank's AUROC down on every shared category."""
+    :func:`choose_fusion_weight`). A fixed weight, such as the 0.5 used before, let a weaker
+    partner pull the memory bank's AUROC down in most pairs measured (batch scoring on all four
+    shared categories with normal images, the discriminator on two of them: benchmarks/results/
+    batch_scoring_b48.md, detector_study.md row lite2-fused-auto)."""
 
     def __post_init__(self) -> None:
         if self.mode not in FUSION_MODES:
@@ -262,6 +264,7 @@ class FusedDetector:
         }
 
     def _weight_origin(self) -> str:
+        """Where the secondary's weight came from, for the model card."""
         n = self.weight_chosen_on
         if n is None:
             return " (given)"
@@ -316,7 +319,7 @@ class FusedDetector:
             config = FusionConfig(**meta["config"])
             if config.weight is None:
                 raise ValueError("no fusion weight")
-            chosen_on = meta.get("weight_chosen_on")
+            chosen_on = None if meta.get("weight_chosen_on") is None else int(meta["weight_chosen_on"])
             thresholds = Thresholds(**meta["thresholds"]) if meta.get("thresholds") else None
             if meta["format_version"] == 1:
                 # Version 1: memory bank in the folder, grounding in grounding/, the part's
@@ -338,6 +341,6 @@ class FusedDetector:
             load_detector(kind, root / sub, LoadContext(taxonomy=taxonomy, cue="token") if taxonomy else None, where=path)
             for kind, sub, taxonomy in members
         )
-        detector = cls(primary, secondary, stats[0], stats[1], config, stats[2], None if chosen_on is None else int(chosen_on))
+        detector = cls(primary, secondary, stats[0], stats[1], config, stats[2], chosen_on)
         detector.thresholds = thresholds
         return detector
