@@ -66,8 +66,8 @@ VARIANTS: dict[str, LocateOptions] = {
 }
 """Locating variants measured side by side; the first is the library default (peak off a 10 %
 border, half height, cut at 50 % with views cut at 25 % and 75 % and the contrast view at 2
-deviations; the variants change only what they name). Heights: how far from the normal images' median pixel up to the pixel threshold the
-peak must rise (any = 0, half = 0.5, the threshold = 1)."""
+deviations; the variants change only what they name). Heights: how far from the normal images'
+median pixel up to the pixel threshold the peak must rise (any = 0, half = 0.5, the threshold = 1)."""
 
 
 def _fit_or_load(args: argparse.Namespace, root: Path) -> tuple[Inspector, int]:
