@@ -260,6 +260,27 @@ def _bump(h: int, w: int, cy: int, cx: int, height: float, sigma: float) -> np.n
     return height * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
 
 
+def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibrated_model, maskless_examples, tmp_path):
+    Image.fromarray(texture(np.random.default_rng(3), 96, 128)).save(maskless_examples / "spot" / "normal.png")
+    out = tmp_path / "located"
+    result = runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)])
+    assert result.exit_code == 3, result.output  # done, one example skipped
+    manifest = json.loads((out / "located.json").read_text())
+    assert [r["region"] for r in manifest["examples"]] == ["located by the model"] * 4
+    assert [Path(s["image"]).name for s in manifest["skipped"]] == ["normal.png"] and "nothing stands out" in manifest["skipped"][0]["reason"]
+    for row in manifest["examples"]:
+        picture = np.asarray(Image.open(out / row["picture"]).convert("RGB"))
+        assert 0 < row["share_of_image"] < 0.5 and (picture == (0, 255, 120)).all(axis=2).any()  # the region is outlined
+    assert "skipped" in _text(result) and "normal.png" in _text(result)
+    # Written again over its own output; a folder holding anything else is refused before any work.
+    assert runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)]).exit_code == 3
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    refused = runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(other)])
+    assert refused.exit_code == 2 and "not a located-examples folder" in _text(refused) and (other / "keep.txt").read_text() == "mine"
+
+
 def test_locate_defect_seeks_the_peak_off_the_border():
     # A ridge along the left edge (a memory bank's edge artefact) stands higher than the defect.
     anomaly_map = 0.1 + _bump(100, 160, 40, 100, 1.0, 4.0)

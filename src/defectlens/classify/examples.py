@@ -60,6 +60,8 @@ class ExampleSet:
 
     examples: list[Example] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    """Examples :func:`locate_examples` left out, each with why (also summed up in :attr:`notes`)."""
 
     @property
     def types(self) -> list[str]:
@@ -331,7 +333,7 @@ def locate_examples(
     nothing is found is listed in the notes and skipped. Raises :class:`DatasetLayoutError`
     when no example is left.
     """
-    result = ExampleSet(notes=list(example_set.notes))
+    result = ExampleSet(notes=list(example_set.notes), skipped=list(example_set.skipped))
     located, skipped = 0, []
     for e in example_set.examples:
         if e.mask_path is not None or e.mask is not None:
@@ -341,10 +343,12 @@ def locate_examples(
             image = load_image(e.path)
         except DefectlensError as exc:
             skipped.append(f"{e.path} ({exc})")
+            result.skipped.append((e.path, str(exc)))
             continue
         found = locate_defect(score([image])[0].anomaly_map, pixel_threshold, min_region_px, options, normal_median, image)
         if found.mask is None:
             skipped.append(f"{e.path} ({found.reason})")
+            result.skipped.append((e.path, found.reason))
             continue
         result.examples.append(replace(e, mask=found.mask, views=found.views))
         located += 1

@@ -1,4 +1,5 @@
-"""The `defectlens` command line: fit, inspect, evaluate, info, demo, calibrate, export, train-grounding, serve and export-reviews.
+"""The `defectlens` command line: fit, inspect, evaluate, info, demo, calibrate, locate-examples, export, train-grounding, serve
+and export-reviews.
 
 Each command is a thin layer over the stages' public surfaces; see ``defectlens --help``.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from defectlens.cli import calibrate, export, grounding, vision
+from defectlens.cli import calibrate, examples, export, grounding, vision
 from defectlens.service import cli as service_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
@@ -17,6 +18,7 @@ app.command()(vision.evaluate)
 app.command()(vision.info)
 app.command()(vision.demo)
 app.command()(calibrate.calibrate)
+app.command("locate-examples")(examples.locate_examples_command)
 app.command()(export.export)
 app.command("train-grounding")(grounding.train_grounding)
 app.command()(service_cli.serve)

@@ -10,16 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from defectlens.classify.examples import examples_from_category, examples_from_folders, locate_examples
+from defectlens.classify.examples import ExampleSet, examples_from_category, examples_from_folders, locate_examples
 from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.classify.regions import type_regions
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, GroundingResult, Inspection, RegionType
+
+if TYPE_CHECKING:
+    from defectlens.inspector import Inspector
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,27 @@ class Locator:
     min_region_px: int | None = None
     normal_median: float | None = None
     """The normal images' median pixel: how high an example's peak must rise is measured from it."""
+
+    @classmethod
+    def of(cls, inspector: Inspector) -> Locator:
+        """The locator of a loaded model: its scores, pixel threshold, smallest region and normal median."""
+        stats = inspector.detector.normal_stats
+        return cls(inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None)
+
+
+def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | None = None) -> ExampleSet:
+    """The defect examples in ``examples`` — an MVTec category (``k`` per type from ``test/<type>``,
+    drawn with ``seed``) or a folder per type — with the defect located by ``locator`` in each
+    one without a mask (:func:`~defectlens.classify.examples.locate_examples`); without a
+    locator, such an example's whole image is its region."""
+    locate = locator is not None
+    if (examples / "test").is_dir():
+        example_set, _ = examples_from_category(examples, k, seed=seed, will_locate=locate)
+    else:
+        example_set = examples_from_folders(examples, will_locate=locate)
+    if locator is None:
+        return example_set
+    return locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median)
 
 
 @dataclass
@@ -64,15 +89,7 @@ def prepare_analysis(
             if (examples / "fewshot.json").is_file():
                 analysis.classifier = FewShotClassifier.load(examples)
             else:
-                locate = locator is not None
-                if (examples / "test").is_dir():
-                    example_set, _ = examples_from_category(examples, k, seed=seed, will_locate=locate)
-                else:
-                    example_set = examples_from_folders(examples, will_locate=locate)
-                if locator is not None:
-                    example_set = locate_examples(
-                        example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median
-                    )
+                example_set = gather_examples(examples, k, seed, locator)
                 analysis.notes.extend(example_set.notes)
                 analysis.excluded = {str(e.path) for e in example_set.examples}
                 analysis.classifier = FewShotClassifier()

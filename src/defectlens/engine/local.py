@@ -77,11 +77,7 @@ def load_for_inspection(
         # This run only: the model folder is not touched (`defectlens calibrate` saves one).
         inspector.set_thresholds(image=threshold)
     # Examples without masks are located by this very model (the pixel threshold of this run).
-    stats = inspector.detector.normal_stats
-    locator = Locator(
-        inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None
-    )
-    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=locator)
+    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=Locator.of(inspector))
     # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     return inspector, analysis

@@ -10,6 +10,27 @@ from scipy import ndimage
 from defectlens.types import Inspection
 
 _HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+REGION_COLOUR = (0, 255, 120)
+"""Colour of region outlines (and their labels) on every overlay."""
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The border pixels of a bool mask, about 0.5 % of the image's smaller side thick (at least one)."""
+    return mask & ~ndimage.binary_erosion(mask, iterations=max(1, min(mask.shape[:2]) // 200))
+
+
+def render_outlines(image: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, int, int]]], caption: str = "") -> Image.Image:
+    """``image`` with each (mask, colour) outlined, in order (later ones drawn over earlier ones),
+    and an optional caption on a dark band at the top."""
+    drawn = np.array(image, np.uint8, copy=True)
+    for mask, colour in masks:
+        drawn[outline(mask)] = colour
+    canvas = Image.fromarray(drawn)
+    if caption:
+        draw = ImageDraw.Draw(canvas)
+        draw.rectangle((0, 0, min(canvas.width, 6 * len(caption) + 4), 12), fill=(0, 0, 0))
+        draw.text((2, 0), caption, fill=REGION_COLOUR)
+    return canvas
 
 
 def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> tuple[float, float]:
@@ -33,14 +54,13 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     alpha = (0.15 + 0.5 * level)[..., None]
     blended = (image.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha).astype(np.uint8)
     if inspection.mask.any():
-        edge = inspection.mask & ~ndimage.binary_erosion(inspection.mask, iterations=max(1, min(image.shape[:2]) // 200))
-        blended[edge] = (0, 255, 120)
+        blended[outline(inspection.mask)] = REGION_COLOUR
     canvas = Image.fromarray(blended)
     draw = ImageDraw.Draw(canvas)
     for i, region in enumerate(inspection.regions):
         x0, y0, _, _ = region.bbox
         name = labels[i] if labels and i < len(labels) else f"#{region.index}"
-        draw.text((x0 + 2, max(0, y0 - 11)), name, fill=(0, 255, 120))
+        draw.text((x0 + 2, max(0, y0 - 11)), name, fill=REGION_COLOUR)
     verdict = "DEFECTIVE" if inspection.is_defective else "OK"
     colour = (255, 60, 60) if inspection.is_defective else (60, 220, 60)
     draw.rectangle((0, 0, min(canvas.width, 150), 12), fill=(0, 0, 0))

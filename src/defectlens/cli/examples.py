@@ -1,0 +1,101 @@
+"""`defectlens locate-examples`: show where a model finds the defect in each mask-free example.
+
+`inspect --examples DIR` learns each defect type from the region the model locates in every
+example without a mask. This command writes those regions as pictures first, so a person can
+check them (and add a mask where one is wrong) before they decide anything.
+
+Registered by the CLI root (``app.command("locate-examples")(examples.locate_examples_command)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from defectlens.cli.progress import console, fail
+from defectlens.cli.vision import EXIT_PARTIAL
+from defectlens.engine.analysis import Locator, gather_examples
+from defectlens.errors import ConfigError, DefectlensError
+from defectlens.inspector import Inspector
+from defectlens.io import load_image, load_mask, write_bytes_atomic, write_json_atomic
+from defectlens.io.atomic import atomic_directory, require_replaceable_folder
+from defectlens.io.images import png_bytes
+from defectlens.locate import render_outlines
+from defectlens.locate.overlay import REGION_COLOUR
+
+MANIFEST = "located.json"
+"""The file that marks a folder as this command's output (and says what is in it)."""
+VIEW_COLOUR = (255, 200, 0)
+"""Outline colour of an example's views (its other cuts and its contrast view)."""
+
+
+def _is_located_folder(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def locate_examples_command(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`.")],
+    examples: Annotated[
+        Path, typer.Argument(help="Defect examples: DIR/<type>/*.png (masks optional) or an MVTec category (test/<type>/).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (replaced as a whole: new, empty or one this command wrote).")],
+    k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category (as `inspect --k`).")] = 5,
+) -> None:
+    """Write where the model finds the defect in each example without a mask: what `inspect
+    --examples` will learn each type from.
+
+    OUTPUT/<type>/<image>.png shows each example with its region outlined in green (and the
+    region's other views in amber: looser and tighter cuts, the pixels that stand out), and
+    OUTPUT/located.json lists every example — located by the model or given by a mask file,
+    the region's share of the image — and every example skipped, with why. A wrong region is
+    fixed by giving that example a mask (DIR/<type>/masks/<stem>_mask.png).
+    Exit status: 0 every example has a region, 3 some were skipped, 2 bad usage."""
+    try:
+        require_replaceable_folder(output, _is_located_folder, "located-examples folder")
+        if Inspector.needs_taxonomy(model_dir):
+            raise ConfigError("a zero-shot grounding model locates nothing here", model_dir, "pass a model written by `defectlens fit`")
+        inspector = Inspector.load(model_dir)
+        found = gather_examples(examples, k, locator=Locator.of(inspector))
+        rows: list[dict] = []
+        lines: list[tuple[str, str, str, str]] = []  # the terminal table's rows
+        with atomic_directory(output, _is_located_folder, "located-examples folder") as tmp:
+            for e in found.examples:
+                image = load_image(e.path)
+                h, w = image.shape[:2]
+                if e.mask is not None:
+                    mask, source = e.mask, "located by the model"
+                elif e.mask_path is not None:
+                    mask, source = load_mask(e.mask_path, expected_size=(w, h)), f"mask file {e.mask_path.name}"
+                else:
+                    mask, source = np.ones((h, w), bool), "whole image"
+                picture = f"{e.defect_type}/{e.path.stem}.png"
+                share = float(mask.mean())
+                layers = [(v, VIEW_COLOUR) for v in e.views] + [(mask, REGION_COLOUR)]
+                caption = f"{e.defect_type}: {share:.1%} of the image"
+                (tmp / e.defect_type).mkdir(exist_ok=True)
+                write_bytes_atomic(tmp / picture, png_bytes(render_outlines(image, layers, caption)))
+                rows.append(
+                    {"type": e.defect_type, "image": str(e.path), "region": source, "share_of_image": round(share, 5),
+                     "views": len(e.views), "picture": picture}
+                )
+                lines.append((escape(e.defect_type), escape(e.path.name), escape(source), f"{share:.1%}"))
+            skipped = [{"image": str(path), "reason": reason} for path, reason in found.skipped]
+            lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in found.skipped]
+            write_json_atomic(tmp / MANIFEST, {"model": str(model_dir), "examples": rows, "skipped": skipped, "notes": found.notes})
+    except DefectlensError as exc:
+        raise fail(exc) from None
+    except ValueError as exc:
+        raise fail(exc) from None
+    table = Table("type", "example", "region", "share of image")
+    for line in lines:
+        table.add_row(*line)
+    console.print(table)
+    console.print(f"pictures → {output}/<type>/; list → {output / MANIFEST}. A wrong region: give that example a mask "
+                  "(<type>/masks/<stem>_mask.png beside it).")
+    if skipped:
+        raise typer.Exit(EXIT_PARTIAL)
