@@ -272,6 +272,7 @@ def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibr
         picture = np.asarray(Image.open(out / row["picture"]).convert("RGB"))
         assert 0 < row["share_of_image"] < 0.5 and (picture == (0, 255, 120)).all(axis=2).any()  # the region is outlined
     assert "skipped" in _text(result) and "normal.png" in _text(result)
+    assert "warning: 1 example(s) skipped" in _text(result) and "UserWarning" not in result.output  # one line, no traceback-like noise
     # Written again over its own output; a folder holding anything else is refused before any work.
     assert runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)]).exit_code == 3
     other = tmp_path / "other"

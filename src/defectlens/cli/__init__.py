@@ -9,9 +9,18 @@ from __future__ import annotations
 import typer
 
 from defectlens.cli import calibrate, examples, export, grounding, vision
+from defectlens.cli.progress import one_line_warnings
 from defectlens.service import cli as service_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
+
+
+@app.callback()
+def _setup() -> None:
+    """Offline industrial defect inspection."""
+    one_line_warnings()
+
+
 app.command()(vision.fit)
 app.command()(vision.inspect)
 app.command()(vision.evaluate)

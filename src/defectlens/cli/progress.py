@@ -1,16 +1,28 @@
-"""The CLI's console: progress bars shared by every command that loops over images, and the
-one way a command fails on bad usage."""
+"""The CLI's console: progress bars shared by every command that loops over images, the one
+way a command fails on bad usage, and warnings as one line each."""
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
+
+
+def one_line_warnings() -> None:
+    """Show Python warnings as ``warning: <message>`` on the console, one line each, without the
+    file, line and source text Python adds (which mean nothing to someone running a command)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+    warnings.showwarning = show
 
 
 def fail(exc: Exception) -> typer.Exit:
