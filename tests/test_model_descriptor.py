@@ -199,6 +199,13 @@ def test_fusion_weight_is_chosen_on_the_held_out_normal_images_unless_given():
     assert given.config.weight == 0.5 and given.weight_chosen_on is None and "(given)" in given.describe()["fusion"]
     for mode in ("sum", "product"):  # the choice reads the fused scores the mode makes
         assert FusedDetector.calibrate(bank, _Scripted(strange_scores), images, FusionConfig(mode=mode)).config.weight == 0.0
+    # Weighted 0, the partner is not even asked: the same scores, without its time.
+    strange = _Scripted(strange_scores)
+    fused = FusedDetector.calibrate(bank, strange, images)
+    asked = FusedDetector.calibrate(bank, strange, images, FusionConfig(weight=1e-12))
+    expected = [r.score for r in asked.score(images[:5])]
+    strange.scores = []  # it would now fail to score anything
+    assert [r.score for r in fused.score(images[:5])] == pytest.approx(expected, abs=1e-9)
 
 
 def test_a_member_folder_outside_the_model_is_refused(fitted_model, synthetic_category, tmp_path):

@@ -244,7 +244,12 @@ class FusedDetector:
         """Fused score and map per RGB image (normal-relative units); a member's grounding
         reading is passed on (it types regions from words)."""
         a = self.primary.score(images, progress)
-        b = self.secondary.score(images)
+        if self.config.weight == 0 and getattr(self.secondary, "taxonomy", None) is None:
+            # Weighted 0, a partner that reads no words (nothing to type regions with) changes
+            # nothing: its place is filled with its normal median instead of scoring every image.
+            b = [AnomalyResult(self.secondary_stats.image_median, np.full_like(x.anomaly_map, self.secondary_stats.pixel_median)) for x in a]
+        else:
+            b = self.secondary.score(images)
         out = []
         for x, y in zip(a, b, strict=True):
             score, fused_map = fuse(x.score, x.anomaly_map, y.score, y.anomaly_map, self.primary_stats, self.secondary_stats, self.config)
