@@ -48,7 +48,7 @@ OUT = REPO / "benchmarks" / "results" / "located_examples.json"
 VARIANTS: dict[str, LocateOptions] = {
     "default (what `inspect --examples` does)": LocateOptions(),
     "cuts at 25 / 50 / 75 %, no contrast view (the default before)": LocateOptions(contrast=0.0),
-    "contrast view at 1.5 deviations": LocateOptions(contrast=1.5),
+    "contrast view at 2 deviations": LocateOptions(contrast=2.0),
     "contrast view at 2.5 deviations": LocateOptions(contrast=2.5),
     "one cut (50 %), no views": LocateOptions(view_levels=(), contrast=0.0),
     "one cut at 25 %, no views": LocateOptions(level=0.25, view_levels=(), contrast=0.0),
@@ -65,7 +65,7 @@ VARIANTS: dict[str, LocateOptions] = {
     "peak off a 10 % border, half height, never skipped as abnormal": LocateOptions(max_share=1.0),
 }
 """Locating variants measured side by side; the first is the library default (peak off a 10 %
-border, half height, cut at 50 % with views cut at 25 % and 75 % and the contrast view at 2
+border, half height, cut at 50 % with views cut at 25 % and 75 % and the contrast view at 1.5
 deviations; the variants change only what they name). Heights: how far from the normal images'
 median pixel up to the pixel threshold the peak must rise (any = 0, half = 0.5, the threshold = 1)."""
 
