@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from service_helpers import TOKEN, PgCluster, make_app, upload
+from service_helpers import TOKEN, PgCluster, defective, make_app, upload
 
 from defectlens.service.db import make_engine, migrate
 from defectlens.service.models import ModelPool
@@ -180,6 +180,22 @@ def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path)
     (model / "card.md").write_text("# Plate model\n\nFitted on line 7 <script>.\n")
     loaded = load_model(model)
     assert loaded.card.startswith("# Plate model") and loaded.summary()["card"] == loaded.card
+
+
+def test_examples_without_masks_in_a_served_model_are_located_by_it(service_model: Path, tmp_path: Path) -> None:
+    from defectlens.service.models import load_model
+
+    model = tmp_path / "with-examples"
+    shutil.copytree(service_model, model)
+    spot = model / "examples" / "spot"
+    spot.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        Image.fromarray(defective(rng)).save(spot / f"{i}.png")
+    loaded = load_model(model)
+    assert loaded.analysis.classifier is not None and loaded.analysis.classifier.class_names == ["spot"]
+    # As `inspect --examples` does it: the defect is located, not the whole image taken as the example.
+    assert any("located by the model" in n for n in loaded.notes) and not any("whole image" in n for n in loaded.notes)
 
 
 def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from defectlens.classify.regions import type_regions
-from defectlens.engine.analysis import Analysis, prepare_analysis
+from defectlens.engine.analysis import Analysis, Locator, prepare_analysis
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
@@ -128,7 +128,8 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
             "serve a model fitted on normal images (memory bank) or a grounding model, and inspect lots with `defectlens inspect`",
         )
     examples = root / EXAMPLES_DIR if (root / EXAMPLES_DIR).is_dir() else None
-    analysis = prepare_analysis(taxonomy_path, examples, 5, "template")
+    # Examples without masks are located by this model, as `inspect --examples` locates them.
+    analysis = prepare_analysis(taxonomy_path, examples, 5, "template", locator=Locator.of(inspector))
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     names: list[str] = []
     if analysis.taxonomy is not None:
