@@ -129,7 +129,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
         )
     examples = root / EXAMPLES_DIR if (root / EXAMPLES_DIR).is_dir() else None
     # Examples without masks are located by this model, as `inspect --examples` locates them.
-    analysis = prepare_analysis(taxonomy_path, examples, 5, "template", locator=Locator.of(inspector))
+    analysis = prepare_analysis(taxonomy_path, examples, 5, "template", locator=Locator.of(inspector) if examples else None)
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     names: list[str] = []
     if analysis.taxonomy is not None:
