@@ -262,11 +262,15 @@ def _bump(h: int, w: int, cy: int, cx: int, height: float, sigma: float) -> np.n
 
 def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibrated_model, maskless_examples, tmp_path):
     Image.fromarray(texture(np.random.default_rng(3), 96, 128)).save(maskless_examples / "spot" / "normal.png")
+    first = Image.open(sorted((maskless_examples / "spot").glob("*.png"))[0])
+    for twin in ("twin.jpg", "twin.bmp"):  # one stem twice: still one picture each
+        first.save(maskless_examples / "spot" / twin)
     out = tmp_path / "located"
     result = runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)])
     assert result.exit_code == 3, result.output  # done, one example skipped
     manifest = json.loads((out / "located.json").read_text())
-    assert [r["region"] for r in manifest["examples"]] == ["located by the model"] * 4
+    assert [r["region"] for r in manifest["examples"]] == ["located by the model"] * 6
+    assert len({r["picture"] for r in manifest["examples"]}) == 6
     assert [Path(s["image"]).name for s in manifest["skipped"]] == ["normal.png"] and "nothing stands out" in manifest["skipped"][0]["reason"]
     for row in manifest["examples"]:
         picture = np.asarray(Image.open(out / row["picture"]).convert("RGB"))

@@ -25,6 +25,7 @@ from defectlens.inspector import Inspector
 from defectlens.io import load_image, load_mask, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import atomic_directory, require_replaceable_folder
 from defectlens.io.images import png_bytes
+from defectlens.io.outputs import unique_output_names
 from defectlens.locate import render_outlines
 from defectlens.locate.overlay import REGION_COLOUR
 
@@ -61,6 +62,8 @@ def locate_examples_command(
             raise ConfigError("a zero-shot grounding model locates nothing here", model_dir, "pass a model written by `defectlens fit`")
         inspector = Inspector.load(model_dir)
         found = gather_examples(examples, k, locator=Locator.of(inspector))
+        # One picture per example even when two of a type share a stem (a.png, a.jpg).
+        names = {t: unique_output_names([e.path for e in found.examples if e.defect_type == t], [".png"])[0] for t in found.types}
         rows: list[dict] = []
         lines: list[tuple[str, str, str, str]] = []  # the terminal table's rows
         with atomic_directory(output, _is_located_folder, "located-examples folder") as tmp:
@@ -73,7 +76,7 @@ def locate_examples_command(
                     mask, source = load_mask(e.mask_path, expected_size=(w, h)), f"mask file {e.mask_path.name}"
                 else:
                     mask, source = np.ones((h, w), bool), "whole image"
-                picture = f"{e.defect_type}/{e.path.stem}.png"
+                picture = f"{e.defect_type}/{names[e.defect_type][e.path]}.png"
                 share = float(mask.mean())
                 layers = [(v, VIEW_COLOUR) for v in e.views] + [(mask, REGION_COLOUR)]
                 caption = f"{e.defect_type}: {share:.1%} of the image"
