@@ -354,7 +354,10 @@ def locate_examples(
         result.examples.append(replace(e, mask=found.mask, views=found.views))
         located += 1
     if located:
-        result.notes.append(f"{located} example(s) without masks: the defect was located by the model (its strongest region)")
+        result.notes.append(
+            f"{located} example(s) without masks: the defect was located by the model (its strongest region; "
+            "`defectlens locate-examples` shows where)"
+        )
     if skipped:
         _warn(result.notes, f"{len(skipped)} example(s) skipped, no defect located in them: " + "; ".join(skipped))
     if not result.examples:
