@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 import defectlens.detect.memory_bank as memory_bank_module
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_coreset, normal_statistics
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
-from defectlens.detect.fusion import FusionConfig, choose_fusion_weight, fuse
+from defectlens.detect.fusion import FusionConfig, choose_fusion_weight, fuse, fuse_scores
 from defectlens.detect.maps import image_score, on_image_cells
 from defectlens.detect.patch_detector import PatchFeatureDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
@@ -373,11 +373,6 @@ def patchcore_reweighting(detector: MemoryBankDetector, cache: CachedCategory, i
     return np.asarray(weights), np.asarray(maxima)
 
 
-def fuse_scores_of(a: AnomalyResult, b: AnomalyResult, primary, secondary, cfg: FusionConfig) -> float:
-    """The fused image score of one image's two results (each member on its normal scale)."""
-    return fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, primary.normal_stats, secondary.normal_stats, cfg)[0]
-
-
 def _at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
     flagged = scores > threshold
     return float(flagged[labels == 1].mean()), float(flagged[labels == 0].mean())
@@ -431,14 +426,17 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
         ]
         threshold = stats.image_quantile
         # Beside the fused row: each member alone and the fixed weight used before, same fits.
-        labels_ = np.asarray(cache.labels)
         fusion_detail = {
             "fusion_weight": weight,
-            "image_auroc_bank_alone": image_auroc(labels_, [r.score for r in per_detector[0]]),
-            "image_auroc_discriminator_alone": image_auroc(labels_, [r.score for r in per_detector[1]]),
+            "image_auroc_bank_alone": image_auroc(cache.labels, [r.score for r in per_detector[0]]),
+            "image_auroc_discriminator_alone": image_auroc(cache.labels, [r.score for r in per_detector[1]]),
             "image_auroc_fused_0.5": image_auroc(
-                labels_,
-                [fuse_scores_of(a, b, bank, disc, FusionConfig("sum", 0.5)) for a, b in zip(*per_detector, strict=True)],
+                cache.labels,
+                # Scores only: the fused maps of this variant are not needed.
+                [
+                    fuse_scores(a.score, b.score, bank.normal_stats, disc.normal_stats, FusionConfig("sum", 0.5))
+                    for a, b in zip(*per_detector, strict=True)
+                ],
             ),
         }
     labels = np.asarray(cache.labels)
