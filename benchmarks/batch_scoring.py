@@ -209,8 +209,8 @@ def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, con
         shared.append(reading.shared_pattern)
         for j, i in enumerate(idx):
             normal_scores[i], normal_maps[i] = float(reading.scores[j]), reading.maps[j]
-    # leave_one_out_results scores the seeded calibration subset: all images up to calibration_images.
-    assert len(loo) == len(normals), "fit on at most calibration_images images so every one is scored left out"
+    # leave_one_out_results scores every fit image (calibration_images is None by default).
+    assert len(loo) == len(normals), "every normal image must be scored left out"
     bank_stats = normal_statistics([r.score for r in loo], [r.anomaly_map for r in loo])
     batch_stats = normal_statistics(normal_scores, normal_maps)
     weight = choose_fusion_weight([r.score for r in loo], normal_scores, bank_stats, batch_stats)

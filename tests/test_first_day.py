@@ -238,14 +238,15 @@ def test_examples_where_nothing_is_found_are_listed_and_skipped(calibrated_model
     inspector = Inspector.load(calibrated_model)
     rng = np.random.default_rng(3)
     Image.fromarray(texture(rng, 96, 128)).save(maskless_examples / "spot" / "normal.png")
-    located = locate_examples(examples_from_folders(maskless_examples, will_locate=True), inspector.score, inspector.thresholds.pixel)
+    with pytest.warns(UserWarning, match=r"1 example\(s\) skipped.*normal\.png"):
+        located = locate_examples(examples_from_folders(maskless_examples, will_locate=True), inspector.score, inspector.thresholds.pixel)
     assert len(located.examples) == 4 and any("normal.png" in n and "skipped" in n for n in located.notes)
     # Another part altogether (nothing like the normal texture): nothing usable, a clear error.
     other = tmp_path / "other" / "spot"
     other.mkdir(parents=True)
     Image.fromarray(np.full((96, 128, 3), 255, np.uint8)).save(other / "white.png")
     Image.fromarray(texture(rng, 96, 128)).save(other / "plain.png")
-    with pytest.raises(DatasetLayoutError, match="located no defect"):
+    with pytest.raises(DatasetLayoutError, match="located no defect"), pytest.warns(UserWarning, match="another part or view"):
         locate_examples(examples_from_folders(other.parent, will_locate=True), inspector.score, inspector.thresholds.pixel)
     assert load_image(other / "white.png").shape == (96, 128, 3)
     # As `inspect` calls it (the peak measured from the normal median): another part is still refused.

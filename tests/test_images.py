@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defectlens.errors import ImageReadError
+from defectlens.errors import DefectlensWarning, ImageReadError
 from defectlens.io import load_image, load_mask
 
 
@@ -36,7 +36,8 @@ def test_sixteen_bit_png_keeps_relative_brightness(tmp_path):
 
 def test_transparent_pixels_become_mid_grey(tmp_path):
     img = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
-    arr = load_image(_save(tmp_path, img, "clear.png"))
+    with pytest.warns(DefectlensWarning, match="100% of the image is transparent"):
+        arr = load_image(_save(tmp_path, img, "clear.png"))
     assert tuple(arr[0, 0]) == (128, 128, 128)
 
 

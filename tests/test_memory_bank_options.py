@@ -134,6 +134,7 @@ def test_position_statistics_are_fitted_saved_and_checked(tmp_path):
     train = _normal_features(24, seed=4)
     detector.fit_encoded([_batch(train[i : i + 8]) for i in range(0, 24, 8)])
     assert detector.positions is not None and detector.describe()["position_normalise"] == "z-score"
+    assert detector.describe()["position_statistics_images"] == 24  # every calibration map, under position_images
     test = _normal_features(4, seed=5)
     test[2:, :, 3:5, 3:5] += 6.0
     before = detector.score_encoded(_batch(test))

@@ -69,6 +69,29 @@ def subsample(values: np.ndarray, limit: int = MAX_STATISTIC_VALUES) -> np.ndarr
     return np.random.default_rng(0).choice(values, limit, replace=False)
 
 
+def sample_map_values(maps: Sequence[np.ndarray], limit: int = MAX_STATISTIC_VALUES) -> np.ndarray:
+    """The values of ``maps`` (float64): all of them when there are at most ``limit``, else
+    ``limit`` drawn uniformly with replacement (seeded), gathered map by map.
+
+    Never concatenates the maps: on 600 magnetic tiles (96 M values) the concatenation, its
+    float64 copy and a draw without replacement (a shuffled index of every value) raised a fit's
+    peak memory by about 1 GiB, for a quantile that 2 M draws estimate as well."""
+    sizes = np.array([np.size(m) for m in maps], np.int64)
+    total = int(sizes.sum())
+    if total <= limit:
+        return np.concatenate([np.ravel(m) for m in maps]).astype(np.float64) if len(maps) else np.zeros(0)
+    picks = np.sort(np.random.default_rng(0).integers(0, total, limit))
+    ends = np.cumsum(sizes)
+    bounds = np.searchsorted(picks, ends)
+    out = np.empty(limit, np.float64)
+    start_pick, start_value = 0, 0
+    for m, end_pick, end_value in zip(maps, bounds, ends, strict=True):
+        if end_pick > start_pick:
+            out[start_pick:end_pick] = np.ravel(m)[picks[start_pick:end_pick] - start_value]
+        start_pick, start_value = int(end_pick), int(end_value)
+    return out
+
+
 def normal_statistics(
     image_scores: Sequence[float], maps: Sequence[np.ndarray], quantile: float = DEFAULT_QUANTILE
 ) -> NormalStatistics:
@@ -78,7 +101,7 @@ def normal_statistics(
     if not 0.5 <= quantile < 1.0:
         raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
     scores = np.asarray(image_scores, dtype=np.float64)
-    pixels = subsample(np.concatenate([m.ravel() for m in maps]).astype(np.float64))
+    pixels = sample_map_values(maps)
     return NormalStatistics(
         image_median=float(np.median(scores)),
         image_quantile=float(np.quantile(scores, quantile)),
