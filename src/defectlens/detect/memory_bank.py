@@ -247,11 +247,10 @@ class MemoryBankDetector(PatchFeatureDetector):
         return FitSummary(n_images + n_holdout, n_holdout, n_patches, len(chosen), time.perf_counter() - start)
 
     def leave_one_out_results(self, train: Sequence[EncodedBatch]) -> Iterator[AnomalyResult]:
-        """Results of the images this detector was
-        just fitted on (``train``, the same encoded batches in the same order; all of them, or
-        ``calibration_images`` of them, seeded), each scored
-        against the bank without the patches it gave: normal scores of images the bank did not
-        see, for thresholds and for choosing a fusion weight. Only right after :meth:`fit_encoded`."""
+        """Results of the images this detector was just fitted on (``train``, the same encoded
+        batches in the same order; every one, or a seeded ``calibration_images`` of them), each
+        scored against the bank without the patches it gave: normal scores of images the bank did
+        not see, for thresholds and for choosing a fusion weight. Only right after :meth:`fit_encoded`."""
         if self._bank_sources is None:
             raise RuntimeError("leave-one-out scores need the fit's encoded images: call right after fit_encoded()")
         yield from self._score_left_out(self._calibration_subsets(train))
@@ -283,7 +282,7 @@ class MemoryBankDetector(PatchFeatureDetector):
     def _score_left_out(self, subsets: list[tuple[EncodedBatch, np.ndarray]]) -> Iterator[AnomalyResult]:
         """Each subset's images scored against the bank without the rows they gave. Subsets are
         taken out of the list as they are scored, so features nothing else holds are freed as
-        scoring goes (on 600 magnetic tiles, keeping them all to the end cost about 1 GiB at the peak)."""
+        scoring goes rather than all held to the end (every normal image is re-scored)."""
         assert self._bank_sources is not None
         subsets.reverse()
         while subsets:
