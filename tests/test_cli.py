@@ -37,6 +37,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
         assert key in metrics
     assert metrics["n_test"] == 8 and metrics["image_auroc"] == 1.0 and 0.9 < metrics["pixel_auroc"] <= 1.0
     assert metrics["threshold_source"] == "normal-quantile" and metrics["false_alarm_rate_at_threshold"] is not None
+    # The rate the label-free threshold was set to give, beside the rate it gives on the test images.
+    assert metrics["false_alarm_target"] == pytest.approx(0.02) and "(set for 2.0%)" in " ".join(result.output.split())
     assert metrics["reference_1pct_false_alarms"]["recall"] == 1.0
 
 

@@ -68,6 +68,7 @@ def test_evaluate_reports_the_operating_point(fitted_model, synthetic_category, 
     assert result.exit_code == 0, result.output
     metrics = json.loads(metrics_file.read_text())
     assert metrics["threshold_source"] == "user" and metrics["image_threshold"] == pytest.approx(inspector.thresholds.image)
+    assert metrics["false_alarm_target"] is None and "(set for" not in result.output  # a user's threshold states no rate
     assert 0.0 <= metrics["recall_at_threshold"] <= 1.0 and 0.0 <= metrics["false_alarm_rate_at_threshold"] <= 1.0
     reference = metrics["reference_1pct_false_alarms"]
     assert reference["note"] == REFERENCE_NOTE and reference["target_false_alarm_rate"] == 0.01

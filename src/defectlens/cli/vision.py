@@ -469,7 +469,9 @@ def evaluate(
     # The operating point: what the model's own threshold does on this split.
     table.add_row("image_threshold", f"{_metric_cell(result['image_threshold'])} ({evaluation.threshold_source})")
     table.add_row("recall_at_threshold", _metric_cell(result["recall_at_threshold"]))
-    table.add_row("false_alarm_rate_at_threshold", _metric_cell(result["false_alarm_rate_at_threshold"]))
+    target = result["false_alarm_target"]
+    stated = f" (set for {target:.1%})" if target is not None else ""
+    table.add_row("false_alarm_rate_at_threshold", _metric_cell(result["false_alarm_rate_at_threshold"]) + stated)
     reference = result["reference_1pct_false_alarms"]
     table.add_row("ref: threshold_1pct_fa", _metric_cell(reference["image_threshold"]))
     table.add_row("ref: recall_1pct_fa", _metric_cell(reference["recall"]))

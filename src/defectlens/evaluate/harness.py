@@ -101,6 +101,9 @@ class DetectionEvaluation:
     failures: list[Failure]
     threshold_source: str
     """How the model's image threshold was set (``Thresholds.source``: 'normal-quantile', 'f1-optimal', 'user', ...)."""
+    false_alarm_target: float | None
+    """The false-alarm rate a label-free ('normal-quantile') threshold was set to give, to read
+    beside the rate it gives here; None for thresholds set another way or without normal images."""
     operating_point: OperatingPoint
     """Recall and false-alarm rate on the test split at the model's own image threshold."""
     reference_point: OperatingPoint
@@ -120,6 +123,7 @@ class DetectionEvaluation:
             threshold_source=self.threshold_source,
             recall_at_threshold=op["recall"],
             false_alarm_rate_at_threshold=op["false_alarm_rate"],
+            false_alarm_target=self.false_alarm_target,
             reference_1pct_false_alarms={
                 "image_threshold": ref["threshold"],
                 "recall": ref["recall"],
@@ -198,6 +202,15 @@ def run_inspections(
     return scored, failures, seconds
 
 
+def stated_false_alarm_target(inspector: Inspector) -> float | None:
+    """The false-alarm rate the model's label-free image threshold was set to give (one minus the
+    normal-score quantile it sits at), or None when the threshold was set another way."""
+    stats = inspector.detector.normal_stats
+    if inspector.thresholds.source != "normal-quantile" or stats is None:
+        return None
+    return round(1.0 - stats.quantile, 6)
+
+
 def evaluate_detection(
     inspector: Inspector, category: Category, progress: Progress | None = None, keep_images: bool = False
 ) -> tuple[DetectionEvaluation, ScoredSet]:
@@ -225,6 +238,7 @@ def evaluate_detection(
         per_type_image_auroc=per_type,
         failures=failures,
         threshold_source=thresholds.source,
+        false_alarm_target=stated_false_alarm_target(inspector),
         operating_point=operating_point(labels, scores, thresholds.image),
         reference_point=operating_point(labels, scores, reference),
         n_good=len(good_scores),
