@@ -192,7 +192,7 @@ def batch_cue_live(paths: list[Path], n: int, cache_dir: Path) -> dict:
 def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, config, cache, labels, masks, typical) -> dict:
     """Memory bank alone vs fused with batch scoring; weight chosen on normal images only."""
     from defectlens.detect.batch_scoring import read_batch
-    from defectlens.detect.calibration import normal_statistics
+    from defectlens.detect.calibration import UNIT_QUANTILE, normal_statistics
     from defectlens.detect.fusion import WEIGHT_CANDIDATES, FusionConfig, choose_fusion_weight, fuse
     from defectlens.detect.memory_bank import MemoryBankConfig
 
@@ -211,8 +211,8 @@ def fusion_study(bank_cls, root, normal_paths, items_test, spec, enc_config, con
             normal_scores[i], normal_maps[i] = float(reading.scores[j]), reading.maps[j]
     # leave_one_out_results scores every fit image (calibration_images is None by default).
     assert len(loo) == len(normals), "every normal image must be scored left out"
-    bank_stats = normal_statistics([r.score for r in loo], [r.anomaly_map for r in loo])
-    batch_stats = normal_statistics(normal_scores, normal_maps)
+    bank_stats = normal_statistics([r.score for r in loo], [r.anomaly_map for r in loo], UNIT_QUANTILE)
+    batch_stats = normal_statistics(normal_scores, normal_maps, UNIT_QUANTILE)
     weight = choose_fusion_weight([r.score for r in loo], normal_scores, bank_stats, batch_stats)
     bank_test = []
     for s in range(0, len(items_test), 8):

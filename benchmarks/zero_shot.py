@@ -162,7 +162,7 @@ def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores
         from defectlens.detect import MemoryBankConfig, MemoryBankDetector
     except ImportError:
         return None
-    from defectlens.detect.calibration import normal_statistics
+    from defectlens.detect.calibration import UNIT_QUANTILE, normal_statistics
     from defectlens.detect.fusion import FusionConfig, fuse
     from defectlens.io import load_category, load_image
 
@@ -182,8 +182,8 @@ def fusion_comparison(model, category_root: Path, cache, masks, labels, g_scores
     from defectlens.detect.grounding.features import add_batch_context
 
     g_calib = model.predict_inputs(add_batch_context(cache.get_many(calib_paths)), model.vocabulary(None))
-    mb_stats = normal_statistics([r.score for r in mb_calib], [r.anomaly_map for r in mb_calib])
-    g_stats = normal_statistics([r.score for r in g_calib], [r.anomaly_map for r in g_calib])
+    mb_stats = normal_statistics([r.score for r in mb_calib], [r.anomaly_map for r in mb_calib], UNIT_QUANTILE)
+    g_stats = normal_statistics([r.score for r in g_calib], [r.anomaly_map for r in g_calib], UNIT_QUANTILE)
     mb = []
     for start in range(0, len(test), 32):
         mb += detector.score([load_image(t.path) for t in test[start : start + 32]])

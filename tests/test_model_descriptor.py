@@ -208,6 +208,17 @@ def test_fusion_weight_is_chosen_on_the_held_out_normal_images_unless_given():
     assert [r.score for r in fused.score(images[:5])] == pytest.approx(expected, abs=1e-9)
 
 
+def test_a_fused_detectors_scores_do_not_move_with_its_false_alarm_target():
+    # Members are put on one scale in fixed units; only the fused threshold follows the target.
+    rng = np.random.default_rng(1)
+    images = [np.zeros((4, 4, 3), np.uint8)] * 100
+    bank, partner = _Scripted(rng.gamma(2.0, 2.0, 100) + 10), _Scripted(rng.gamma(5.0, 1.0, 100))
+    at = {q: FusedDetector.calibrate(bank, partner, images, FusionConfig(weight=0.3), quantile=q) for q in (0.98, 0.95)}
+    assert [r.score for r in at[0.98].score(images)] == pytest.approx([r.score for r in at[0.95].score(images)], abs=1e-12)
+    assert at[0.95].thresholds is not None and at[0.98].thresholds is not None
+    assert at[0.95].thresholds.image < at[0.98].thresholds.image
+
+
 def test_a_member_folder_outside_the_model_is_refused(fitted_model, synthetic_category, tmp_path):
     normals = [load_image(p) for p in load_category(synthetic_category).train_good[:2]]
     d = Inspector.load(fitted_model).detector

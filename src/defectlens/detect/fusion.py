@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.detect.base import Detector, LoadContext, Progress
-from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.calibration import DEFAULT_QUANTILE, UNIT_QUANTILE, NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.maps import robust_units
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io.atomic import read_model_json, write_json_atomic
@@ -213,9 +213,11 @@ class FusedDetector:
         config: FusionConfig | None = None,
         quantile: float = DEFAULT_QUANTILE,
     ) -> FusedDetector:
-        """Normalise both detectors on normal images neither trained on, choose the secondary's
-        weight on them when ``config`` gives none (:func:`choose_fusion_weight`), then set
-        thresholds at the ``quantile`` of the fused output on those images."""
+        """Normalise both detectors on normal images neither trained on (in units of
+        :data:`~defectlens.detect.calibration.UNIT_QUANTILE`, so the fused ranking does not depend
+        on the false-alarm target), choose the secondary's weight on them when ``config`` gives
+        none (:func:`choose_fusion_weight`), then set thresholds at the ``quantile`` of the fused
+        output on those images."""
         if not normal_images:
             raise ValueError("fusion needs held-out normal images to normalise both detectors on")
         config = config or FusionConfig()
@@ -227,8 +229,8 @@ class FusedDetector:
                 )
         a = primary.score(normal_images)
         b = secondary.score(normal_images)
-        primary_stats = normal_statistics([r.score for r in a], [r.anomaly_map for r in a], quantile)
-        secondary_stats = normal_statistics([r.score for r in b], [r.anomaly_map for r in b], quantile)
+        primary_stats = normal_statistics([r.score for r in a], [r.anomaly_map for r in a], UNIT_QUANTILE)
+        secondary_stats = normal_statistics([r.score for r in b], [r.anomaly_map for r in b], UNIT_QUANTILE)
         chosen_on = None
         if config.weight is None:
             weight = choose_fusion_weight([r.score for r in a], [r.score for r in b], primary_stats, secondary_stats, mode=config.mode)
