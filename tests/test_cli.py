@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from defectlens.cli import app
+from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET
 from defectlens.io import write_text_atomic
 
 runner = CliRunner()
@@ -38,7 +39,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     assert metrics["n_test"] == 8 and metrics["image_auroc"] == 1.0 and 0.9 < metrics["pixel_auroc"] <= 1.0
     assert metrics["threshold_source"] == "normal-quantile" and metrics["false_alarm_rate_at_threshold"] is not None
     # The rate the label-free threshold was set to give, beside the rate it gives on the test images.
-    assert metrics["false_alarm_target"] == pytest.approx(0.02) and "(set for 2.0%)" in " ".join(result.output.split())
+    assert metrics["false_alarm_target"] == pytest.approx(DEFAULT_FALSE_ALARM_TARGET)
+    assert f"(set for {DEFAULT_FALSE_ALARM_TARGET:.1%})" in " ".join(result.output.split())
     assert metrics["reference_1pct_false_alarms"]["recall"] == 1.0
 
 
