@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 import defectlens.detect.memory_bank as memory_bank_module
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector, greedy_coreset, normal_statistics
+from defectlens.detect.calibration import UNIT_QUANTILE
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusionConfig, choose_fusion_weight, fuse, fuse_scores
 from defectlens.detect.maps import image_score, on_image_cells
@@ -410,18 +411,17 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
     else:
         # Fusion: each detector's output in its own held-out-normal units, then summed; the
         # threshold from the fused held-out scores (the images both detectors held out).
-        bank, disc = fitted
         hold = [_score_split(d, cache, "train", hold_idx, setting.flip_test) for d in fitted]
+        # Each member in the product's fixed units (FusedDetector.calibrate), on the images both held out.
+        bank_units, disc_units = (normal_statistics([r.score for r in h], [r.anomaly_map for r in h], UNIT_QUANTILE) for h in hold)
         weight = setting.fusion_weight
         if weight is None:
-            weight = choose_fusion_weight([a.score for a in hold[0]], [b.score for b in hold[1]], bank.normal_stats, disc.normal_stats)
+            weight = choose_fusion_weight([a.score for a in hold[0]], [b.score for b in hold[1]], bank_units, disc_units)
         cfg = FusionConfig("sum", weight)
-        fused_hold = [
-            fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats, cfg) for a, b in zip(*hold, strict=True)
-        ]
+        fused_hold = [fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank_units, disc_units, cfg) for a, b in zip(*hold, strict=True)]
         stats = normal_statistics([s for s, _ in fused_hold], [m for _, m in fused_hold])
         results = [
-            AnomalyResult(*fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank.normal_stats, disc.normal_stats, cfg))
+            AnomalyResult(*fuse(a.score, a.anomaly_map, b.score, b.anomaly_map, bank_units, disc_units, cfg))
             for a, b in zip(*per_detector, strict=True)
         ]
         threshold = stats.image_quantile
@@ -434,7 +434,7 @@ def run_setting(setting: Setting, cache: CachedCategory, encoder: PatchEncoder, 
                 cache.labels,
                 # Scores only: the fused maps of this variant are not needed.
                 [
-                    fuse_scores(a.score, b.score, bank.normal_stats, disc.normal_stats, FusionConfig("sum", 0.5))
+                    fuse_scores(a.score, b.score, bank_units, disc_units, FusionConfig("sum", 0.5))
                     for a, b in zip(*per_detector, strict=True)
                 ],
             ),

@@ -41,3 +41,13 @@ def test_one_setting_fits_and_scores_from_the_cache(synthetic_category, tmp_path
     rows = detector_study.run_setting(setting, cache, PatchEncoder(cache.encoder))
     assert rows[0]["image_auroc"] == 1.0  # the planted squares are unmissable
     assert 0.0 <= rows[0]["fpr_at_threshold"] <= 1.0 and rows[0]["pixel_auroc"] > 0.9
+
+
+def test_a_fused_setting_puts_its_members_in_the_products_fixed_units(synthetic_category, tmp_path):
+    from defectlens.encode import PatchEncoder
+
+    cache = detector_study.open_cache(synthetic_category, tmp_path, "efficientnet-lite0", (2, 4), 128)
+    setting = detector_study.Setting("tiny-fused", "test", image_size=128, detector="fused", bank={"coreset_ratio": 0.5}, fusion_weight=0.5)
+    row = detector_study.run_setting(setting, cache, PatchEncoder(cache.encoder))[0]
+    # At the given weight the fused row and its "fused at 0.5" comparison are one computation.
+    assert row["image_auroc"] == pytest.approx(row["image_auroc_fused_0.5"]) and row["fusion_weight"] == 0.5
