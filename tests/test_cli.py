@@ -29,6 +29,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     assert len(jsons) == 8 and len(list(out.glob("*.png"))) == 8  # same stems in two folders get unique names
     verdicts = [json.loads(p.read_text())["is_defective"] for p in jsons]
     assert sum(verdicts) >= 4
+    # The results table and the summary line are printed once (a merge once printed both twice).
+    assert result.output.count("summary →") == 1 and result.output.count("defectlens — 8 image(s)") == 1
 
     metrics_file = tmp_path / "metrics.json"
     result = runner.invoke(app, ["evaluate", str(model), str(synthetic_category), "--json", str(metrics_file)])

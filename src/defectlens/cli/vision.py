@@ -397,8 +397,6 @@ def inspect(
         table.add_row(*_table_row(row))
     console.print(table)
     console.print(f"summary → {summary_path}; gallery → {gallery_path}")
-    console.print(table)
-    console.print(f"summary → {summary_path}; gallery → {gallery_path}")
     _report_failures(failures)
     console.print(f"results in {output}")
     if failures:
