@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -156,3 +158,11 @@ def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_p
     assert result.exit_code == 0, result.output  # the inspection completes ...
     report = json.loads((out / "000.report.json").read_text())
     assert any("taxonomy skipped" in n and "listed twice" in n for n in report["notes"])  # ... and says what was skipped
+
+
+def test_cli_start_up_leaves_scikit_learn_to_the_commands_that_use_it():
+    # evaluate and calibrate import the metrics (scikit-learn, 0.6 s) themselves; every other
+    # command, inspect on a Ray driver included, starts without them.
+    code = "import sys, defectlens.cli; print(sorted(m for m in ('sklearn', 'defectlens.evaluate.metrics') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -24,8 +24,6 @@ from defectlens.cli.progress import console, fail, progress_bar
 from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _report_failures, expand_inputs
 from defectlens.detect.calibration import DEFAULT_FALSE_ALARM_TARGET, f1_optimal_threshold, subsample, threshold_for_false_alarms
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
-from defectlens.evaluate.metrics import OperatingPoint, operating_point
-from defectlens.evaluate.roc import roc_figure_png
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import load_mask, write_bytes_atomic
 from defectlens.io.dataset import mask_for_test_image
@@ -118,6 +116,10 @@ def calibrate(
 
     Prints recall and false-alarm rate at the old and the new threshold and writes a ROC plot
     with both marked. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage."""
+    # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
+    from defectlens.evaluate.metrics import OperatingPoint, operating_point
+    from defectlens.evaluate.roc import roc_figure_png
+
     failures: list[Failure] = []
     try:
         # Every option and path is checked before a single image is decoded.

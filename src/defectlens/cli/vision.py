@@ -23,8 +23,6 @@ from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.engine.analysis import prepare_analysis
 from defectlens.engine.local import BatchOutcome, inspect_and_write, load_for_inspection
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
-from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
-from defectlens.evaluate.harness import evaluate_detection
 from defectlens.explain.gallery import ResultRow, read_result, require_batch_results_writable, write_batch_results
 from defectlens.inspector import (
     FIT_DETECTORS,
@@ -423,6 +421,10 @@ def evaluate(
     defect-type accuracy, macro-F1 and a confusion-matrix image too.
 
     Exit status: 0 every test image evaluated, 3 some were skipped, 2 bad usage, 130 interrupted."""
+    # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
+    from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
+    from defectlens.evaluate.harness import evaluate_detection
+
     try:
         # Options and the output path first: a bad one must not cost a whole evaluation.
         _require_choice("--cue", "zero-shot cue", cue, CUES)
