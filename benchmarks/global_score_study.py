@@ -1,0 +1,183 @@
+"""Study (issue 8): does a global image score beside the memory bank's lift recall at low false alarms?
+
+The memory bank judges each patch against its nearest normal patches, so a part that is unusual
+*as a whole* — a tile ground hotter everywhere, a band that looks locally normal — is seen only
+through its patches. A classic complement (Gaussian anomaly detection, Rippel et al. 2020) pools
+each image's patch features into one vector and scores it by its Mahalanobis distance under a
+Gaussian fitted to the normal images' vectors (Ledoit–Wolf shrinkage, as the normal images are
+few against the features' dimension).
+
+For each (category, fitted default model): the test images' bank scores come from the model; the
+pooled vectors (mean — or standard deviation — of the fused patch features over the image's own
+footprint on the canvas) of the normal training images give the Gaussian, and 5-fold
+out-of-fold distances of those same images put it in the bank's units (median 0, 98th percentile
+1, as fusion does: ``calibration.UNIT_QUANTILE``). Fused score: bank + w × global, for several
+scorers and weights. Reported: image AUROC and recall at 3 % false alarms on the test good images
+(the oracle threshold: this compares rankings, not label-free thresholds), per category and mean.
+
+    .venv/bin/python benchmarks/global_score_study.py \\
+        --pair ../shared/datasets/magnetic_tile runs/mt --pair ../shared/datasets/commutator runs/comm ...
+
+Each model is one `defectlens fit CATEGORY -o MODEL --false-alarm-target 0.02`: the defaults, with the
+normal statistics the model keeps at the 98th percentile, the fusion unit (the target moves only the
+threshold, not the maps or scores). Writes
+``benchmarks/results/global_score_study.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.covariance import LedoitWolf
+from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score
+
+from defectlens.detect.calibration import UNIT_QUANTILE
+from defectlens.detect.memory_bank import MemoryBankDetector
+from defectlens.encode.canvas import footprint_grid
+from defectlens.io import load_category
+from defectlens.io.images import load_image
+
+RESULTS = Path(__file__).parent / "results"
+WEIGHTS = (0.1, 0.25, 0.5)
+FALSE_ALARMS = 0.03
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def pooled_features(detector: MemoryBankDetector, paths: list[Path], with_bank: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: [mean, standard deviation] of the fused patch features over its footprint, and
+    (``with_bank``) the model's image score; NaN scores otherwise."""
+    vectors, scores = [], []
+    for start in range(0, len(paths), 32):
+        images = [load_image(p) for p in paths[start : start + 32]]
+        for members, encoded in detector.encoder.iter_groups(images, 8):
+            features = encoded.features.numpy()
+            results = detector.score_encoded(encoded) if with_bank else None
+            for j in range(len(members)):
+                weight = footprint_grid(encoded.placements[j], encoded.canvas, features.shape[2:])
+                weight = weight / weight.sum()
+                mean = (features[j] * weight).sum(axis=(1, 2))
+                spread = np.sqrt(((features[j] - mean[:, None, None]) ** 2 * weight).sum(axis=(1, 2)))
+                vectors.append(np.concatenate([mean, spread]))
+                scores.append(results[j].score if results is not None else np.nan)
+    return np.asarray(vectors), np.asarray(scores)
+
+
+def ledoit_wolf(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance under a shrunk Gaussian of ``train``."""
+    model = LedoitWolf().fit(train)
+    d = test - model.location_
+    return np.einsum("ij,jk,ik->i", d, model.precision_, d)
+
+
+def diagonal(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Squared distance in per-feature standard deviations (no correlations)."""
+    return (((test - train.mean(0)) / (train.std(0) + 1e-6)) ** 2).sum(1)
+
+
+def whitened_pca(k: int) -> Scorer:
+    """Squared distance in the top ``k`` whitened principal components."""
+
+    def score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        pca = PCA(min(k, len(train) - 2), whiten=True).fit(train)
+        return (pca.transform(test) ** 2).sum(1)
+
+    return score
+
+
+def out_of_fold(scorer: Scorer, train: np.ndarray, folds: int = 5) -> np.ndarray:
+    """Each normal image scored by the scorer fitted on the other folds (seeded)."""
+    order = np.random.default_rng(0).permutation(len(train))
+    out = np.empty(len(train))
+    for k in range(folds):
+        held = order[k::folds]
+        out[held] = scorer(train[np.setdiff1d(order, held)], train[held])
+    return out
+
+
+def recall_at(scores: np.ndarray, labels: np.ndarray, false_alarms: float) -> float:
+    """Recall at the threshold that flags ``false_alarms`` of the test good images (oracle)."""
+    threshold = np.quantile(scores[labels == 0], 1 - false_alarms, method="higher")
+    return float((scores[labels == 1] > threshold).mean())
+
+
+def main() -> None:
+    """Score every scorer and weight on every given category; write the tables."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pair", nargs=2, action="append", metavar=("CATEGORY_DIR", "MODEL_DIR"), required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    load_before, start = os.getloadavg(), time.time()
+    per_category: dict[str, dict] = {}
+    for category_dir, model_dir in args.pair:
+        detector = MemoryBankDetector.load(model_dir)
+        category = load_category(category_dir)
+        train, _ = pooled_features(detector, category.train_good, with_bank=False)
+        test, bank = pooled_features(detector, [t.path for t in category.test], with_bank=True)
+        labels = np.array([t.defect_type != "good" for t in category.test], int)
+        stats = json.loads((Path(model_dir) / "detector.json").read_text())["normal_stats"]
+        if stats["quantile"] != UNIT_QUANTILE:
+            raise SystemExit(f"{model_dir}: normal statistics at quantile {stats['quantile']}, not {UNIT_QUANTILE}: "
+                             f"refit it with --false-alarm-target {1 - UNIT_QUANTILE:.2f}")
+        bank_units = (bank - stats["image_median"]) / (stats["image_quantile"] - stats["image_median"])
+        dim = train.shape[1] // 2
+        half = slice(0, dim)
+        scorers: dict[str, tuple[Scorer, slice]] = {
+            "mean, Ledoit-Wolf": (ledoit_wolf, half),
+            "mean, diagonal": (diagonal, half),
+            "mean, whitened PCA 16": (whitened_pca(16), half),
+            "mean, whitened PCA 32": (whitened_pca(32), half),
+            "standard deviation, Ledoit-Wolf": (ledoit_wolf, slice(dim, 2 * dim)),
+        }
+        rows = {"bank alone": {"auroc": roc_auc_score(labels, bank_units), "recall": recall_at(bank_units, labels, FALSE_ALARMS)}}
+        for name, (scorer, columns) in scorers.items():
+            normal = out_of_fold(scorer, train[:, columns])
+            median, unit = np.median(normal), np.quantile(normal, UNIT_QUANTILE)
+            global_units = (scorer(train[:, columns], test[:, columns]) - median) / (unit - median)
+            rows[f"{name} alone"] = {"auroc": roc_auc_score(labels, global_units), "recall": recall_at(global_units, labels, FALSE_ALARMS)}
+            for w in WEIGHTS:
+                fused = bank_units + w * global_units
+                rows[f"bank + {w} x {name}"] = {"auroc": roc_auc_score(labels, fused), "recall": recall_at(fused, labels, FALSE_ALARMS)}
+        per_category[category.name] = {"model": str(model_dir), "n_train": len(train), "rows": rows}
+        print(f"{category.name}: done ({time.time() - start:.0f} s)", flush=True)
+    names = list(next(iter(per_category.values()))["rows"])
+    cats = list(per_category)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+        "minutes": round((time.time() - start) / 60, 1),
+        "load_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "false_alarms": FALSE_ALARMS,
+        "categories": per_category,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "global_score_study.json").write_text(json.dumps(result, indent=1))
+    lines = [
+        "# A global image score beside the memory bank (issue 8 study)",
+        "",
+        f"{result['machine']}; {result['minutes']} min, load {result['load_before_after'][0]} → {result['load_before_after'][1]}. "
+        "Generated by `benchmarks/global_score_study.py`. Image AUROC / recall at the threshold flagging "
+        f"{FALSE_ALARMS:.0%} of the test good images (oracle: compares rankings).",
+        "",
+        "| score | " + " | ".join(cats) + " | mean |",
+        "|---|" + "---|" * (len(cats) + 1),
+    ]
+    for name in names:
+        cells = [per_category[c]["rows"][name] for c in cats]
+        mean_auroc = np.mean([x["auroc"] for x in cells])
+        mean_recall = np.mean([x["recall"] for x in cells])
+        values = " | ".join(f"{x['auroc']:.4f} / {x['recall']:.3f}" for x in cells)
+        lines.append(f"| {name} | {values} | {mean_auroc:.4f} / {mean_recall:.3f} |")
+    (RESULTS / "global_score_study.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
