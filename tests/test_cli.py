@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from defectlens.cli import app
@@ -166,3 +167,11 @@ def test_cli_start_up_leaves_scikit_learn_to_the_commands_that_use_it():
     code = "import sys, defectlens.cli; print(sorted(m for m in ('sklearn', 'defectlens.evaluate.metrics') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_command_has_a_one_line_summary():
+    # `defectlens --help` lists each command by its docstring's first paragraph and keeps that
+    # paragraph's line breaks: a wrapped summary shows as ragged lines in the command list.
+    commands = typer.main.get_command(app).commands
+    wrapped = {name: c.help for name, c in commands.items() if not c.help or "\n" in c.help.split("\n\n")[0]}
+    assert not wrapped and len(commands) >= 10

@@ -47,8 +47,9 @@ def locate_examples_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (replaced as a whole: new, empty or one this command wrote).")],
     k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category (as `inspect --k`).")] = 5,
 ) -> None:
-    """Write where the model finds the defect in each example without a mask: what `inspect
-    --examples` will learn each type from.
+    """Show where the model finds the defect in each example without a mask.
+
+    That region is what `inspect --examples` learns each type from.
 
     OUTPUT/<type>/<image>.png shows each example with its region outlined in green (and the
     region's other views in amber: looser and tighter cuts, the pixels that stand out), and

@@ -415,7 +415,9 @@ def evaluate(
     ] = 0,
     cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = DEFAULT_CUE,
 ) -> None:
-    """Image/pixel AUROC, AP, F1-max, AUPRO, speed and memory on a labelled test split, and the
+    """Score a model on a labelled test split: AUROC, AP, F1-max, AUPRO, speed, operating point.
+
+    Image and pixel AUROC, AP and F1-max, AUPRO, speed and memory, and the
     operating point: the model's image threshold with its recall and false-alarm rate there
     (plus, for reference only, the threshold that would give 1 % false alarms); with --types-k,
     defect-type accuracy, macro-F1 and a confusion-matrix image too.
@@ -492,8 +494,10 @@ def evaluate(
 def info(
     model_dir: Annotated[Path, typer.Argument(help="Model directory (any kind: `defectlens fit` or `defectlens train-grounding`).")],
 ) -> None:
-    """Print the model card: detector kind and encoder, training images and fingerprint, fit
-    time, thresholds and how they were set, normal-score statistics, taxonomy.
+    """Print the model card: what was fitted, on what, and how its thresholds were set.
+
+    Detector kind and encoder, training images and fingerprint, fit time, thresholds and how
+    they were set, normal-score statistics, taxonomy.
 
     Read from the model's descriptor (inspector.json), as card.md beside it was written;
     nothing is loaded but that file. Exit status: 0 printed, 2 not a readable model."""
@@ -541,7 +545,9 @@ def demo(
     n_images: Annotated[int, typer.Option(min=1, help="Test images to inspect.")] = 16,
     max_train: Annotated[int, typer.Option(min=0, help="Normal images to fit on (0 = all).")] = 200,
 ) -> None:
-    """Fit on a real category, inspect a few test images, print the table and write overlays,
+    """Fit, inspect and review in one go: with no options, on the sample in examples/.
+
+    Fits on a real category, inspects a few test images, prints the table and writes overlays,
     summary.csv and index.html. With no options: the commutator sample in examples/ (no other data needed).
 
     When the category holds ``validation/good`` and ``validation/<type>`` (labelled parts apart

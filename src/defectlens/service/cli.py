@@ -62,8 +62,9 @@ def export_reviews(
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="The service's file folder (uploads are read from it).")] = DEFAULT_DATA,
 ) -> None:
-    """Write reviewed inspections as examples/<type>/ (for `inspect --examples`) and
-    calibration/good|defective/ (a labelled set)."""
+    """Write reviewed inspections out as type examples and a labelled calibration set.
+
+    examples/<type>/ is for `inspect --examples`; calibration/good|defective/ for `calibrate`."""
     try:
         from defectlens.service.blobs import BlobStore
         from defectlens.service.export import export_reviews as run_export
