@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET
-from defectlens.io import write_text_atomic
+from defectlens.errors import DatasetLayoutError
+from defectlens.io import load_category, write_text_atomic
 
 runner = CliRunner()
 
@@ -68,6 +69,10 @@ def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
     empty.mkdir()
     result = runner.invoke(app, ["fit", str(empty), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2 and "no images found" in " ".join(result.output.split())
+    # The fix spells the layout out in the user's own folder, not only a dataset's name.
+    with pytest.raises(DatasetLayoutError) as refused:
+        load_category(empty)
+    assert f"{empty}/train/good/" in str(refused.value) and f"{empty}/test/<good or defect type>/" in str(refused.value)
 
     no_train = tmp_path / "cat"
     (no_train / "test/good").mkdir(parents=True)

@@ -120,7 +120,9 @@ def load_category(root: str | Path) -> Category:
                 test.append(LabelledImage(img, type_dir.name, mask))
     if not train and not test:
         raise DatasetLayoutError(
-            "no images found under train/good or test/*", base, "check that this is an MVTec-AD style category folder"
+            "no images found under train/good or test/*",
+            base,
+            f"lay it out as MVTec-AD does: normal images in {base}/train/good/, test images in {base}/test/<good or defect type>/",
         )
     taxonomy = base / "taxonomy.json"
     return Category(base, train, test, taxonomy if taxonomy.is_file() else None)
