@@ -180,3 +180,27 @@ def test_every_command_has_a_one_line_summary():
     commands = typer.main.get_command(app).commands
     wrapped = {name: c.help for name, c in commands.items() if not c.help or "\n" in c.help.split("\n\n")[0]}
     assert not wrapped and len(commands) >= 10
+
+
+def test_results_table_fits_a_narrow_terminal_and_keeps_names_whole():
+    from rich.console import Console
+
+    from defectlens.cli.vision import results_table
+    from defectlens.explain.gallery import ResultRow
+
+    rows = [
+        ResultRow("examples/commutator/test/good/train_093.jpg", "a", True, 47.524, 1, ("crack",), ""),
+        ResultRow("a/b/" + "very_long_name_" * 6 + ".png", "b", True, 47.5, 3, ("crack", "scratch", "unknown"), ""),
+        ResultRow("ok.png", "c", False, 30.1, 0, (), ""),
+    ]
+    for width in (80, 200):
+        console = Console(width=width, record=True)
+        console.print(results_table(rows, "batch", width))
+        lines = console.export_text().splitlines()
+        # Nothing cropped: every line within the width, the right-hand border on every row line.
+        assert all(len(line) <= width for line in lines)
+        assert all(line.rstrip().endswith(("│", "┃", "┓", "┩", "┘")) for line in lines[1:])
+        text = "".join(line.strip("│ ") for line in lines)
+        assert "crack" in text and "unknown" in text
+    # Wide enough (the last width), each name is on one line, whole.
+    assert any(rows[1].file in line for line in lines)

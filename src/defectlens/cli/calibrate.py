@@ -177,7 +177,7 @@ def calibrate(
     before, after = operating_point(labels, scores, old.image), operating_point(labels, scores, image_t)
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # "(normal-quantile)" whole, not cut with "…"
     table.add_row(f"old ({old.source})", f"{old.image:.4f}", _percent(before.recall), _percent(before.false_alarm_rate), f"{old.pixel:.4f}")
     table.add_row(f"new ({how})", f"{image_t:.4f}", _percent(after.recall), _percent(after.false_alarm_rate), f"{pixel_t:.4f}")
     console.print(table)

@@ -249,6 +249,29 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
     return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
 
 
+TABLE_OVERHEAD = 16
+"""Characters a five-column table spends on borders and padding (3 per column, 1 to close)."""
+
+
+def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
+    """The terminal table of a batch: file names in full, folded onto more lines when long.
+
+    The image column is given as much room as ``width`` leaves once the verdict, score and
+    region count are shown whole and the types have at least 12 characters: a wider image
+    column makes the table overflow a narrow terminal, which crops its right-hand columns."""
+    cells = [_table_row(r) for r in rows]
+    longest_name = max((len(r.file) for r in rows), default=5)
+    others = len("DEFECTIVE") + max((len(c[2]) for c in cells), default=5) + len("regions") + min(12, max((len(c[4]) for c in cells), default=5))
+    table = Table(title=title)
+    # overflow="fold": a long file name wraps onto more lines instead of being cut with "…".
+    table.add_column("image", overflow="fold", width=max(12, min(longest_name, width - TABLE_OVERHEAD - others)))
+    for column in ("verdict", "score", "regions", "types"):
+        table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
+    return table
+
+
 def inspect(
     model_dir: Annotated[
         Path,
@@ -385,15 +408,7 @@ def inspect(
         summary_path, gallery_path = write_batch_results(output, done, title)
     except DefectlensError as exc:
         raise fail(exc) from None
-    # overflow="fold": a long file name wraps onto more lines instead of being cut with "…".
-    table = Table(title=title)
-    longest = max((len(r.file) for r in done), default=5)
-    table.add_column("image", overflow="fold", min_width=min(longest, max(console.width // 2, 20)))
-    for column in ("verdict", "score", "regions", "types"):
-        table.add_column(column, overflow="fold")
-    for row in done:
-        table.add_row(*_table_row(row))
-    console.print(table)
+    console.print(results_table(done, title, console.width))
     console.print(f"summary → {summary_path}; gallery → {gallery_path}")
     _report_failures(failures)
     console.print(f"results in {output}")
