@@ -42,6 +42,7 @@ from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
@@ -83,6 +84,8 @@ class InspectorSettings:
     false_alarm_target: float = DEFAULT_FALSE_ALARM_TARGET
     """Share of normal parts the label-free threshold may flag: the threshold is the
     (1 - target) quantile of the normal images' calibration scores."""
+    global_weight: float = 0.0
+    """Memory bank alone: weight of the global score beside the bank's (``MemoryBankConfig.global_weight``; 0 = off)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.false_alarm_target <= 0.5:
@@ -93,6 +96,12 @@ class InspectorSettings:
             )
         if self.detector not in FIT_DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
+        if not 0.0 <= self.global_weight <= 4.0:
+            raise ConfigError(f"global weight {self.global_weight!r} is outside [0, 4]", None, "pass a weight such as 0.25 (0 = off)")
+        if self.global_weight > 0 and self.detector != "memory-bank":
+            raise ConfigError(
+                f"a global weight needs the memory-bank detector, not {self.detector!r}", None, "drop --global-weight or use --detector memory-bank"
+            )
         if self.backbone not in BACKBONES:
             # Checked here, before any image is decoded (the encoder would only refuse it after).
             raise ConfigError(f"unknown backbone {self.backbone!r}", None, f"use one of {', '.join(BACKBONES)}")
@@ -231,8 +240,24 @@ class Inspector:
         # Fused, the bank keeps the same share of images out as its partner: both are put on
         # one scale with normal images neither has seen. Alone, it calibrates leave-one-out.
         calibration = "holdout" if secondary is not None else "leave-one-out"
+        if settings.global_weight > 0 and secondary is not None:
+            raise ConfigError(
+                "a global weight is for the memory bank alone, not fused with another model", None, "drop --global-weight or the fusion"
+            )
+        if settings.global_weight > 0 and len(images) < GLOBAL_MIN_IMAGES:
+            raise ConfigError(
+                f"a global weight needs at least {GLOBAL_MIN_IMAGES} normal images, got {len(images)}",
+                None,
+                "fit without --global-weight or add normal images",
+            )
         detector = MemoryBankDetector(
-            MemoryBankConfig(encoder=encoder, coreset_ratio=settings.coreset_ratio, calibration=calibration, quantile=quantile)
+            MemoryBankConfig(
+                encoder=encoder,
+                coreset_ratio=settings.coreset_ratio,
+                calibration=calibration,
+                quantile=quantile,
+                global_weight=settings.global_weight,
+            )
         )
         held_out = detector.holdout_indices(len(images))
         if secondary is not None and not held_out:

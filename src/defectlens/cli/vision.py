@@ -125,6 +125,13 @@ def fit(
     false_alarm_target: Annotated[
         float, typer.Option(help="Share of good parts the label-free threshold may flag, in (0, 0.5]: it sits at that quantile of the normal scores.")
     ] = InspectorSettings.false_alarm_target,
+    global_weight: Annotated[
+        float,
+        typer.Option(
+            help="Memory bank: weight of a whole-image score (how unusual the image's averaged features are) added to the bank's, "
+            "0..4 (0 = off). For parts whose defects change the whole surface; see the README's detector study."
+        ),
+    ] = InspectorSettings.global_weight,
     grounding: Annotated[
         Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")
     ] = None,
@@ -150,6 +157,7 @@ def fit(
             standardize=standardize,
             detector=detector,
             false_alarm_target=false_alarm_target,
+            global_weight=global_weight,
         )
         try:
             MemoryBankConfig(coreset_ratio=coreset_ratio)
