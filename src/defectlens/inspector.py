@@ -42,6 +42,7 @@ from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
 from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
@@ -96,8 +97,10 @@ class InspectorSettings:
             )
         if self.detector not in FIT_DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
-        if not 0.0 <= self.global_weight <= 4.0:
-            raise ConfigError(f"global weight {self.global_weight!r} is outside [0, 4]", None, "pass a weight such as 0.25 (0 = off)")
+        if not 0.0 <= self.global_weight <= GLOBAL_MAX_WEIGHT:
+            raise ConfigError(
+                f"global weight {self.global_weight!r} is outside [0, {GLOBAL_MAX_WEIGHT:g}]", None, "pass a weight such as 0.25 (0 = off)"
+            )
         if self.global_weight > 0 and self.detector != "memory-bank":
             raise ConfigError(
                 f"a global weight needs the memory-bank detector, not {self.detector!r}", None, "drop --global-weight or use --detector memory-bank"

@@ -30,6 +30,8 @@ FOLDS = 5
 """Folds of the out-of-fold normal distances the unit is read from."""
 MIN_IMAGES = 2 * FOLDS
 """Fewest normal images the Gaussian is fitted on: each fold must leave several to fit on."""
+MAX_WEIGHT = 4.0
+"""Largest weight the global score may have beside the bank's (in units of each one's normal spread)."""
 TENSOR_PREFIX = "global_"
 
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import DEFAULT_QUANTILE, UNIT_QUANTILE, NormalStatistics
 from defectlens.detect.coreset import greedy_coreset
-from defectlens.detect.global_score import GlobalScore, pooled_features
+from defectlens.detect.global_score import MAX_WEIGHT, GlobalScore, pooled_features
 from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, grid_to_results, image_score, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
@@ -142,8 +142,8 @@ class MemoryBankConfig:
     def __post_init__(self) -> None:
         if self.position_folds == 1 or self.position_folds < 0:
             raise ValueError(f"position_folds must be 0 (in-sample) or at least 2, got {self.position_folds}")
-        if not 0.0 <= self.global_weight <= 4.0:
-            raise ValueError(f"global_weight must be in [0, 4], got {self.global_weight}")
+        if not 0.0 <= self.global_weight <= MAX_WEIGHT:
+            raise ValueError(f"global_weight must be in [0, {MAX_WEIGHT:g}], got {self.global_weight}")
         if self.global_weight > 0 and self.calibration != "leave-one-out":
             raise ValueError("global_weight needs leave-one-out calibration (each normal image's global score is out of fold)")
         if self.search not in SEARCHES:
