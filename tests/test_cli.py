@@ -204,3 +204,19 @@ def test_results_table_fits_a_narrow_terminal_and_keeps_names_whole():
         assert "crack" in text and "unknown" in text
     # Wide enough (the last width), each name is on one line, whole.
     assert any(rows[1].file in line for line in lines)
+
+
+def test_a_large_batch_lists_its_flagged_images_and_says_where_the_rest_are():
+    from rich.console import Console
+
+    from defectlens.cli.vision import FULL_TABLE_ROWS, results_table
+    from defectlens.explain.gallery import ResultRow
+
+    rows = [ResultRow(f"part_{i:03d}.png", str(i), i % 20 == 0, 40.0 + (i % 20 == 0), int(i % 20 == 0), (), "") for i in range(FULL_TABLE_ROWS + 10)]
+    console = Console(width=120, record=True)
+    console.print(results_table(rows, "batch", 120))
+    text = console.export_text()
+    assert "part_000.png" in text and "part_020.png" in text and "part_001.png" not in text
+    assert f"3 defective of {FULL_TABLE_ROWS + 10} shown; every image is in summary.csv and index.html" in " ".join(text.split())
+    console.print(results_table(rows[:FULL_TABLE_ROWS], "batch", 120))  # small enough: every row
+    assert "part_001.png" in console.export_text()

@@ -259,6 +259,9 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
 
 TABLE_OVERHEAD = 16
 """Characters a five-column table spends on borders and padding (3 per column, 1 to close)."""
+FULL_TABLE_ROWS = 50
+"""Batches up to this many images get every row in the terminal; larger ones their flagged images
+(every image is in summary.csv and index.html): 500 rows of "ok" bury the few that matter."""
 
 
 def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
@@ -266,11 +269,14 @@ def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
 
     The image column is given as much room as ``width`` leaves once the verdict, score and
     region count are shown whole and the types have at least 12 characters: a wider image
-    column makes the table overflow a narrow terminal, which crops its right-hand columns."""
-    cells = [_table_row(r) for r in rows]
-    longest_name = max((len(r.file) for r in rows), default=5)
+    column makes the table overflow a narrow terminal, which crops its right-hand columns.
+    Above :data:`FULL_TABLE_ROWS` images only the defective ones are listed, and the caption says so."""
+    shown = rows if len(rows) <= FULL_TABLE_ROWS else [r for r in rows if r.defective]
+    caption = None if shown is rows else f"{len(shown)} defective of {len(rows)} shown; every image is in summary.csv and index.html"
+    cells = [_table_row(r) for r in shown]
+    longest_name = max((len(r.file) for r in shown), default=5)
     others = len("DEFECTIVE") + max((len(c[2]) for c in cells), default=5) + len("regions") + min(12, max((len(c[4]) for c in cells), default=5))
-    table = Table(title=title)
+    table = Table(title=title, caption=caption)
     # overflow="fold": a long file name wraps onto more lines instead of being cut with "…".
     table.add_column("image", overflow="fold", width=max(12, min(longest_name, width - TABLE_OVERHEAD - others)))
     for column in ("verdict", "score", "regions", "types"):
