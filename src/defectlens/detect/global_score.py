@@ -38,7 +38,8 @@ TENSOR_PREFIX = "global_"
 def pooled_features(cells: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
     """(N, C) float64: each image's patch features (C, h, w) averaged over its on-image cells
     (h, w) — the pairs :func:`~defectlens.detect.maps.on_image_cells` gives."""
-    return np.stack([feat[:, keep].double().mean(dim=1).numpy() for feat, keep in cells])
+    # Summed by numpy, one thread: a Ray worker on one core must get the local engine's very scores.
+    return np.stack([feat[:, keep].numpy().astype(np.float64).mean(axis=1) for feat, keep in cells])
 
 
 @dataclass(frozen=True)
