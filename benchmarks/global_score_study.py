@@ -8,10 +8,11 @@ Gaussian fitted to the normal images' vectors (Ledoit–Wolf shrinkage, as the n
 few against the features' dimension).
 
 For each (category, fitted default model): the test images' bank scores come from the model; the
-pooled vectors (mean — or standard deviation — of the fused patch features over the image's own
-footprint on the canvas) of the normal training images give the Gaussian, and 5-fold
-out-of-fold distances of those same images put it in the bank's units (median 0, 98th percentile
-1, as fusion does: ``calibration.UNIT_QUANTILE``). Fused score: bank + w × global, for several
+pooled vectors (mean — or standard deviation — of the fused patch features over the image's
+on-image cells) of the normal training images give the Gaussian, and 5-fold out-of-fold distances
+of those same images put it in units (median 0, 98th percentile 1, as fusion does:
+``calibration.UNIT_QUANTILE``). The Ledoit–Wolf rows are the product's own score
+(:class:`~defectlens.detect.global_score.GlobalScore`). Fused score: bank + w × global, for several
 scorers and weights. Reported: image AUROC and recall at 3 % false alarms on the test good images
 (the oracle threshold: this compares rankings, not label-free thresholds), per category and mean;
 and recall / false alarms with the threshold set as a line sets it with labelled parts (3 % on a
@@ -39,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
 from defectlens.detect.calibration import UNIT_QUANTILE
+from defectlens.detect.global_score import GlobalScore, pooled_features
+from defectlens.detect.maps import on_image_cells
 from defectlens.detect.memory_bank import MemoryBankDetector
-from defectlens.encode.canvas import footprint_grid
 from defectlens.io import load_category
 from defectlens.io.images import load_image
 
@@ -55,30 +56,36 @@ FALSE_ALARMS = 0.03
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def pooled_features(detector: MemoryBankDetector, paths: list[Path], with_bank: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per image: [mean, standard deviation] of the fused patch features over its footprint, and
-    (``with_bank``) the model's image score; NaN scores otherwise."""
+def image_vectors(detector: MemoryBankDetector, paths: list[Path], with_bank: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: [mean, standard deviation] of the fused patch features over its on-image cells
+    (the mean as ``fit --global-weight`` pools them), and (``with_bank``) the model's image score;
+    NaN scores otherwise."""
     vectors, scores = [], []
     for start in range(0, len(paths), 32):
         images = [load_image(p) for p in paths[start : start + 32]]
-        for members, encoded in detector.encoder.iter_groups(images, 8):
-            features = encoded.features.numpy()
-            results = detector.score_encoded(encoded) if with_bank else None
-            for j in range(len(members)):
-                weight = footprint_grid(encoded.placements[j], encoded.canvas, features.shape[2:])
-                weight = weight / weight.sum()
-                mean = (features[j] * weight).sum(axis=(1, 2))
-                spread = np.sqrt(((features[j] - mean[:, None, None]) ** 2 * weight).sum(axis=(1, 2)))
-                vectors.append(np.concatenate([mean, spread]))
-                scores.append(results[j].score if results is not None else np.nan)
+        for _, encoded in detector.encoder.iter_groups(images, 8):
+            cells = list(on_image_cells([encoded]))
+            spread = np.stack([feat[:, keep].numpy().astype(np.float64).std(axis=1) for feat, keep in cells])
+            vectors += list(np.concatenate([pooled_features(cells), spread], axis=1))
+            scores += [r.score for r in detector.score_encoded(encoded)] if with_bank else [np.nan] * len(cells)
     return np.asarray(vectors), np.asarray(scores)
 
 
-def ledoit_wolf(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance under a shrunk Gaussian of ``train``."""
-    model = LedoitWolf().fit(train)
-    d = test - model.location_
-    return np.einsum("ij,jk,ik->i", d, model.precision_, d)
+def global_score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The product's score (``fit --global-weight``): Ledoit–Wolf Mahalanobis distance in its own
+    out-of-fold units."""
+    return GlobalScore.fit(train)[0].units(test)
+
+
+def in_units(scorer: Scorer) -> Scorer:
+    """``scorer``'s distances in units of its normal spread, read out of fold as the product does."""
+
+    def units(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        normal = out_of_fold(scorer, train)
+        median, unit = np.median(normal), np.quantile(normal, UNIT_QUANTILE)
+        return (scorer(train, test) - median) / (unit - median)
+
+    return units
 
 
 def diagonal(train: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -149,8 +156,8 @@ def main() -> None:
     for category_dir, model_dir in args.pair:
         detector = MemoryBankDetector.load(model_dir)
         category = load_category(category_dir)
-        train, _ = pooled_features(detector, category.train_good, with_bank=False)
-        test, bank = pooled_features(detector, [t.path for t in category.test], with_bank=True)
+        train, _ = image_vectors(detector, category.train_good, with_bank=False)
+        test, bank = image_vectors(detector, [t.path for t in category.test], with_bank=True)
         labels = np.array([t.defect_type != "good" for t in category.test], int)
         stats = json.loads((Path(model_dir) / "detector.json").read_text())["normal_stats"]
         if stats["quantile"] != UNIT_QUANTILE:
@@ -160,17 +167,15 @@ def main() -> None:
         dim = train.shape[1] // 2
         half = slice(0, dim)
         scorers: dict[str, tuple[Scorer, slice]] = {
-            "mean, Ledoit-Wolf": (ledoit_wolf, half),
-            "mean, diagonal": (diagonal, half),
-            "mean, whitened PCA 16": (whitened_pca(16), half),
-            "mean, whitened PCA 32": (whitened_pca(32), half),
-            "standard deviation, Ledoit-Wolf": (ledoit_wolf, slice(dim, 2 * dim)),
+            "mean, Ledoit-Wolf": (global_score, half),
+            "mean, diagonal": (in_units(diagonal), half),
+            "mean, whitened PCA 16": (in_units(whitened_pca(16)), half),
+            "mean, whitened PCA 32": (in_units(whitened_pca(32)), half),
+            "standard deviation, Ledoit-Wolf": (global_score, slice(dim, 2 * dim)),
         }
         rows = {"bank alone": measured(bank_units, labels)}
         for name, (scorer, columns) in scorers.items():
-            normal = out_of_fold(scorer, train[:, columns])
-            median, unit = np.median(normal), np.quantile(normal, UNIT_QUANTILE)
-            global_units = (scorer(train[:, columns], test[:, columns]) - median) / (unit - median)
+            global_units = scorer(train[:, columns], test[:, columns])
             rows[f"{name} alone"] = measured(global_units, labels)
             for w in WEIGHTS:
                 fused = bank_units + w * global_units

@@ -12,7 +12,7 @@ The distance is put in units of its own normal spread (0 = the normal images' me
 normal image is judged by a Gaussian it helped fit. Measured in ``benchmarks/global_score_study.py``
 and through ``fit --global-weight`` (README): added to the bank's score at weight 0.25 it lifts
 magnetic tile's ranking (image AUROC 0.976 -> 0.979; recall at 3 % false alarms with a threshold set
-on labelled parts 0.822 -> 0.864, none at the label-free threshold) and costs commutator's (0.950 ->
+on labelled parts 0.822 -> 0.865, none at the label-free threshold) and costs commutator's (0.950 ->
 0.945), so it is an option (``MemoryBankConfig.global_weight``), off by default.
 """
 

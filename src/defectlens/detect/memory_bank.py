@@ -132,7 +132,7 @@ class MemoryBankConfig:
     averaged features are, under a Gaussian of the normal images') added to the image score, in
     units of each one's normal spread; 0 = off (the default). For parts whose defects change the
     whole surface, with a threshold set on labelled parts: on magnetic tile 0.25 raised image AUROC
-    0.976 -> 0.979 and, thresholds set at 3 % false alarms on labelled parts, recall 0.822 -> 0.864
+    0.976 -> 0.979 and, thresholds set at 3 % false alarms on labelled parts, recall 0.822 -> 0.865
     (at the label-free threshold it raised none), while on commutator, whose cracks do not change
     the whole, image AUROC fell 0.950 -> 0.945 (``benchmarks/global_score_study.py``, README).
     Leave-one-out calibration only; the maps do not change."""
