@@ -100,3 +100,14 @@ def test_inspections_are_typed_from_words_when_there_are_no_examples():
     undescribed = parse_taxonomy({"object": "tile", "defects": [{"name": "crack"}]})
     untyped = type_regions(image, inspection, taxonomy=undescribed)
     assert untyped.region_types == [] and "not typed" in untyped.notes[0]
+
+
+def test_a_sentence_naming_more_qualities_does_not_win_by_naming_more():
+    from defectlens.classify.from_words import type_scores
+
+    cues = [{"edge": 1.0}, {"edge": 1.0, "elongation": 1.0, "size": 1.0}]  # 'broken off the edge', 'a band along the edge'
+    at_the_edge = {"edge": 1.0, "elongation": 0.3, "size": 0.2, "contrast": 0.0}
+    assert np.argmax(type_scores(at_the_edge, cues)) == 0  # a plain sum would say 'band' (1.5 against 1)
+    band = {"edge": 1.0, "elongation": 0.9, "size": 0.8, "contrast": 0.0}
+    assert np.argmax(type_scores(band, cues)) == 1
+    assert type_scores(band, [{}])[0] == 0.0

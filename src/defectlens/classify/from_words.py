@@ -12,9 +12,11 @@ those qualities can be measured on a region directly:
 
 :func:`description_cues` reads the expected sign of each quality from the description with a
 small hand-written lexicon (``WORD_CUES``); :func:`region_qualities` measures the region, each
-quality on [-1, 1]; a type's score is the sum over the qualities its sentence speaks of of
-expected sign × measured value (each quality a piece of evidence, as in naive Bayes), and the
-region takes the best type. A type whose sentence names none of the qualities scores 0.
+quality on [-1, 1]; a type's score (:func:`type_scores`) is the sum over the qualities its
+sentence speaks of of expected sign × measured value (each quality a piece of evidence, as in
+naive Bayes), divided by the square root of how many it speaks of — a standardised sum, so a
+sentence that names three qualities does not outscore one that names a single quality merely by
+naming more — and the region takes the best type. A type whose sentence names none scores 0.
 
 Measured in ``benchmarks/types_from_words.py`` with ground-truth masks as regions. The lexicon
 and the scales were written by hand while reading results on magnetic_tile and steel_strip
@@ -92,6 +94,19 @@ def region_qualities(grey: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     return {k: float(np.clip(v, -1.0, 1.0)) for k, v in values.items()}
 
 
+def type_scores(qualities: Mapping[str, float], cues: Sequence[Mapping[str, float]]) -> np.ndarray:
+    """Each type's score for a region's measured ``qualities``: the standardised sum of expected
+    sign × measured value over the qualities its description speaks of (``cues``, one per type).
+
+    Divided by sqrt(n): n pieces of evidence of about equal spread sum to a spread of sqrt(n).
+    Summed plainly, a type whose sentence names more qualities won wherever the extra ones were
+    merely not against it — magnetic tile's 'a piece broken off the edge' (one quality) lost its
+    breaks to 'a frayed band along the edge' (three). Measured with ground-truth masks
+    (``benchmarks/types_from_words.py``): magnetic tile 0.446 -> 0.541, steel strip 0.589 -> 0.553;
+    a plain mean (divided by n) gave 0.546 / 0.464."""
+    return np.array([sum(sign * qualities[q] for q, sign in c.items()) / np.sqrt(len(c)) if c else 0.0 for c in cues])
+
+
 def classify_regions_from_words(
     image: np.ndarray,
     region_masks: Sequence[np.ndarray],
@@ -122,8 +137,7 @@ def classify_regions_from_words(
         if not np.asarray(mask).any():
             continue
         qualities = region_qualities(grey, mask)
-        scores = np.array([sum(sign * qualities[q] for q, sign in c.items()) for c in cues])
-        probs = softmax(LOGIT_SCALE * scores)
+        probs = softmax(LOGIT_SCALE * type_scores(qualities, cues))
         order = np.argsort(-probs, kind="stable")
         out.append(
             RegionType(
