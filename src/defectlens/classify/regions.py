@@ -76,8 +76,8 @@ def type_regions(
     3. a grounding model's description maps (``grounding``).
 
     Words come before the grounding model because they typed held-out categories better
-    (``benchmarks/types_from_words.py``, ground-truth regions: magnetic tile 0.446 against 0.162,
-    steel strip 0.589 against 0.274). No source: no types, and a note says how to get them.
+    (``benchmarks/types_from_words.py``, ground-truth regions: magnetic tile 0.541 against 0.162,
+    steel strip 0.553 against 0.274). No source: no types, and a note says how to get them.
     """
     from defectlens.classify.from_text import classify_from_grounding
     from defectlens.classify.from_words import classify_regions_from_words
