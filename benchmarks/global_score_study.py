@@ -43,7 +43,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
-from defectlens.detect.calibration import UNIT_QUANTILE
+from defectlens.detect.calibration import UNIT_QUANTILE, normal_units
 from defectlens.detect.global_score import GlobalScore, pooled_features
 from defectlens.detect.maps import on_image_cells
 from defectlens.detect.memory_bank import MemoryBankDetector
@@ -82,8 +82,8 @@ def in_units(scorer: Scorer) -> Scorer:
 
     def units(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         normal = out_of_fold(scorer, train)
-        median, unit = np.median(normal), np.quantile(normal, UNIT_QUANTILE)
-        return (scorer(train, test) - median) / (unit - median)
+        median, unit = normal_units(normal)
+        return (scorer(train, test) - median) / unit
 
     return units
 

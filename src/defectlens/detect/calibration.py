@@ -39,6 +39,14 @@ their thresholds are set for: a fused detector's ranking must not move with its 
 the quantile of the 2 % target the fusion results in the README were measured at."""
 
 
+def normal_units(scores: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Median of normal scores and one unit: their :data:`UNIT_QUANTILE` less that median (the
+    scale detectors are put on together; may be 0 when the scores do not vary)."""
+    values = np.asarray(scores, dtype=np.float64)
+    median = float(np.median(values))
+    return median, float(np.quantile(values, UNIT_QUANTILE)) - median
+
+
 @dataclass(frozen=True)
 class NormalStatistics:
     """Score statistics of held-out normal images; used for thresholds and for normalisation."""

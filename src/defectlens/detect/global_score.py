@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from defectlens.detect.calibration import UNIT_QUANTILE
+from defectlens.detect.calibration import normal_units
 
 FOLDS = 5
 """Folds of the out-of-fold normal distances the unit is read from."""
@@ -53,7 +53,7 @@ class GlobalScore:
     median: float
     """Median of the normal images' out-of-fold distances."""
     unit: float
-    """Their :data:`UNIT_QUANTILE` less their median (> 0)."""
+    """Their :data:`~defectlens.detect.calibration.UNIT_QUANTILE` less their median (> 0)."""
 
     @classmethod
     def fit(cls, pooled: np.ndarray, seed: int = 0) -> tuple[GlobalScore, np.ndarray]:
@@ -66,8 +66,7 @@ class GlobalScore:
         for fold in range(FOLDS):
             held = order[fold::FOLDS]
             out_of_fold[held] = _distances(*_gaussian(pooled[np.setdiff1d(order, held)]), pooled[held])
-        median = float(np.median(out_of_fold))
-        unit = float(np.quantile(out_of_fold, UNIT_QUANTILE)) - median
+        median, unit = normal_units(out_of_fold)
         if not unit > 0:
             raise ValueError("the normal images' pooled features do not vary: the global score has no unit")
         model = cls(*_gaussian(pooled), median=median, unit=unit)

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from defectlens.detect.base import LoadContext
-from defectlens.detect.calibration import DEFAULT_QUANTILE, UNIT_QUANTILE, NormalStatistics
+from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, normal_units
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.global_score import MAX_WEIGHT, GlobalScore, pooled_features
 from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, grid_to_results, image_score, on_image_cells
@@ -277,8 +277,7 @@ class MemoryBankDetector(PatchFeatureDetector):
         """Fit the global score on every fit image's pooled features and add it to the calibration
         images' scores, each image's out of fold (it is scored as if left out, like its bank score)."""
         self.global_score, out_of_fold = GlobalScore.fit(pooled, self.config.seed)
-        bank_scores = np.array([r.score for r in normal])
-        bank_unit = float(np.quantile(bank_scores, UNIT_QUANTILE) - np.median(bank_scores))
+        _, bank_unit = normal_units([r.score for r in normal])
         self.global_scale = self.config.global_weight * max(bank_unit, 1e-12)
         return [replace(r, score=r.score + self.global_scale * float(out_of_fold[i])) for r, i in zip(normal, image_ids, strict=True)]
 
