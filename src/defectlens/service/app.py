@@ -32,7 +32,7 @@ from defectlens.errors import DefectlensError
 from defectlens.io import load_image
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 from defectlens.service.blobs import BlobStore
-from defectlens.service.models import ModelPool, load_model
+from defectlens.service.models import ModelPool
 from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
 
@@ -114,7 +114,7 @@ def _error(status: int, message: str) -> HTTPException:
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
     owns_pool = pool is None
-    pool = pool or ModelPool([load_model(p) for p in config.model_dirs])
+    pool = pool or ModelPool.load(config.model_dirs)
     store = Store(config.db_url)
     blobs = BlobStore(config.data_dir)
     metrics = Metrics(list(pool.models))
