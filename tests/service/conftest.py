@@ -23,7 +23,7 @@ pytest.importorskip("fastapi", reason="the service extra is not installed (pip i
 
 from service_helpers import TYPES, cluster, defective, texture
 
-from defectlens.service.models import ModelPool, load_model
+from defectlens.service.models import ModelPool
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +37,8 @@ def service_model(fitted_model: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def pool(service_model: Path) -> Iterator[ModelPool]:
-    """The model loaded once for the whole session (as a service process does)."""
-    p = ModelPool([load_model(service_model)])
+    """The model loaded once for the whole session, on the pool's worker (as a service process does)."""
+    p = ModelPool.load([service_model])
     yield p
     p.close()
 
