@@ -60,8 +60,11 @@ def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_mode
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["inspect", str(model), str(folder), "-o", str(on_ray), "--engine", "ray", "--workers", "2"])
     assert result.exit_code == 0, result.output
-    # A PyTorch model's workers keep the driver's threads; the user is told how to get one core each.
-    assert ("defectlens export" in result.output) == (not exported and torch.get_num_threads() > 1)
+    # A PyTorch model's workers keep the driver's threads; the user is told how to get one core each,
+    # and each worker takes as many of Ray's 2 CPUs as it has threads, so fewer than asked may run.
+    spread = not exported and torch.get_num_threads() > 1
+    assert ("defectlens export" in result.output) == spread
+    assert ("--workers 2: each worker runs on 2 CPU(s)" in " ".join(result.output.split())) == (spread and torch.get_num_threads() == 2)
     want, got = output_contents(local), output_contents(on_ray)
     assert len(want) == 4 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch
     assert sorted(got) == sorted(want)
@@ -103,3 +106,14 @@ def test_unreachable_cluster_fix_names_the_token():
         hint = ray_engine.ray_start_hint(address)
         assert "RAY_AUTH_MODE=token" in hint and "auth_token" in hint
     assert "--address" in ray_engine.ray_start_hint("head:6379") and "ray start --head" in ray_engine.ray_start_hint(None)
+
+
+def test_workers_ask_ray_for_the_cpus_their_threads_use():
+    plan = ray_engine.plan_pool
+    assert plan(0, [2.0], 1) == (2, 1, None)  # exported: one per CPU
+    assert plan(0, [2.0], 2) == (1, 2, None)  # a PyTorch model on 2 threads: one fits
+    assert plan(0, [8.0, 4.0], 2) == (6, 2, None)  # counted node by node
+    assert plan(0, [2.0, 2.0], 4) == (2, 2, None)  # never more than the largest node: it could not start
+    assert plan(1, [8.0], 2) == (1, 2, None)
+    workers, cpus, note = plan(3, [2.0], 2)  # more than fit would wait for CPUs forever
+    assert (workers, cpus) == (1, 2) and note is not None and "--workers 3" in note and "running 1" in note

@@ -321,7 +321,11 @@ def inspect(
     address: Annotated[
         str | None, typer.Option(help="--engine ray: address of a running Ray cluster (default: start Ray on this machine).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=0, help="--engine ray: worker processes (0 = one per CPU of the machine or cluster).")] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(min=0, help="--engine ray: worker processes (0 = as many as fit: one per CPU for an exported model, "
+                     "one per N CPUs for a PyTorch model on N threads)."),
+    ] = 0,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
 
@@ -398,7 +402,8 @@ def inspect(
                 spec = WorkerSpec(model_dir, taxonomy, cue, examples, k, writer, output, threshold)
                 if threads := threads_note(spec):
                     console.print(f"[yellow]note:[/] {threads}")
-                run_on_ray(spec, batches, names, RayOptions(address, workers), record)
+                run_on_ray(spec, batches, names, RayOptions(address, workers), record,
+                           say=lambda note: console.print(f"[yellow]note:[/] {escape(note)}"))
             else:
                 # Seeded random batches (see Inspector.plan_batches); each image's files are
                 # written as soon as its batch is scored.
