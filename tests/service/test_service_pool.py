@@ -4,6 +4,7 @@ loading errors raised where the pool is made, and the worker stopped after them.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,27 @@ def test_a_loading_error_is_raised_by_the_pool_and_its_worker_ends(tmp_path: Pat
 def _named(name: str) -> models.LoadedModel:
     """A stand-in model with only a name and a path (what the pool checks before any scoring)."""
     return models.LoadedModel(name, Path(name), None, None, "", (), [])  # type: ignore[arg-type]
+
+
+def test_an_interrupted_load_stops_the_worker_once_it_has_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    loading = threading.Event()
+
+    class Interrupted(models.Future):  # type: ignore[name-defined]
+        def result(self, timeout=None):  # Ctrl-C while the constructor waits for the models
+            assert loading.wait(10)
+            raise KeyboardInterrupt
+
+    worker: list[threading.Thread] = []
+
+    def slow_loader() -> list[models.LoadedModel]:
+        worker.append(threading.current_thread())
+        loading.set()
+        time.sleep(0.3)  # still loading when the wait is interrupted
+        return [_named("plate")]
+
+    monkeypatch.setattr(models, "Future", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ModelPool(slow_loader)
+    # It finished loading, found the stop marker and ended (before the fix the constructor waited
+    # for it forever: a loaded worker goes on to wait for uploads).
+    assert worker[0].name == "defectlens-scorer" and not worker[0].is_alive()

@@ -173,7 +173,10 @@ class ModelPool:
         try:
             models = loaded.result()
         except BaseException:
-            self._worker.join()  # it ends once it has handed the loader's error over
+            # The loader failed (the worker has ended), or this wait was interrupted (the worker,
+            # still loading, stops at the marker once done).
+            self._jobs.put(None)
+            self._worker.join(timeout=30)
             raise
         self.models: dict[str, LoadedModel] = {}
         try:
