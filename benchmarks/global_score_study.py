@@ -159,11 +159,11 @@ def main() -> None:
         train, _ = image_vectors(detector, category.train_good, with_bank=False)
         test, bank = image_vectors(detector, [t.path for t in category.test], with_bank=True)
         labels = np.array([t.defect_type != "good" for t in category.test], int)
-        stats = json.loads((Path(model_dir) / "detector.json").read_text())["normal_stats"]
-        if stats["quantile"] != UNIT_QUANTILE:
-            raise SystemExit(f"{model_dir}: normal statistics at quantile {stats['quantile']}, not {UNIT_QUANTILE}: "
+        stats = detector.normal_stats
+        if stats is None or stats.quantile != UNIT_QUANTILE:
+            raise SystemExit(f"{model_dir}: normal statistics at quantile {stats and stats.quantile}, not {UNIT_QUANTILE}: "
                              f"refit it with --false-alarm-target {1 - UNIT_QUANTILE:.2f}")
-        bank_units = (bank - stats["image_median"]) / (stats["image_quantile"] - stats["image_median"])
+        bank_units = np.array([stats.normalise_score(s) for s in bank])
         dim = train.shape[1] // 2
         half = slice(0, dim)
         scorers: dict[str, tuple[Scorer, slice]] = {
