@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS
 from defectlens.service.app import ServiceConfig, create_app
 from defectlens.service.models import ModelPool
 
@@ -46,9 +46,11 @@ def make_app(
     token: str | None = None,
     max_upload: int = 20 * 1024 * 1024,
     max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> TestClient:
     """A test client of an app on ``db_url`` sharing the session's loaded model."""
-    cfg = ServiceConfig((pool.models[pool.default].path,), db_url, data_dir, token, max_upload, max_in_flight)
+    cfg = ServiceConfig((pool.models[pool.default].path,), db_url, data_dir, token, max_upload_bytes=max_upload,
+                        max_pixels=max_pixels, max_in_flight=max_in_flight)
     return TestClient(create_app(cfg, pool=pool))
 
 

@@ -135,6 +135,55 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
         assert 'defectlens_rejected_uploads_total{reason="too_large"} 2.0' in metrics
 
 
+def test_images_over_the_pixel_limit_and_out_of_range_requests_are_422(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", data, max_pixels=10_000) as client:
+        # 'bad.png' is small on disk but over 10 000 pixels: refused from its header, never decoded.
+        r = upload(client, images["bad"], name="wide.png")
+        assert r.status_code == 422, r.text
+        assert "wide.png" in r.json()["detail"] and "--max-megapixels" in r.json()["detail"]
+        assert blob_files(data) == [] and client.get("/inspections").json()["total"] == 0
+        assert 'reason="too_many_pixels"} 1.0' in client.get("/metrics").text
+        # Numbers a database integer cannot hold, and times that leave the calendar in UTC.
+        huge = str(2**64)
+        for path in (f"/inspections/{huge}", f"/inspections/{huge}/overlay.png", f"/inspections?offset={huge}",
+                     "/inspections?since=0001-01-01T00:00:00%2B05:00", "/inspections?until=9999-12-31T23:00:00-05:00"):
+            assert client.get(path).status_code == 422, path
+        assert client.post(f"/inspections/{huge}/review", json={"reviewer": "Ana"}).status_code == 422
+
+
+def test_a_write_without_the_token_is_refused_before_its_body_or_a_slot(
+    pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", token=TOKEN, max_upload=1000, max_in_flight=1) as client:
+        # Oversize or malformed, a write without the token is a 401 first (its body is never read).
+        big = client.post("/inspections", files={"file": ("big.png", b"\0" * 5000, "image/png")})
+        assert big.status_code == 401
+        assert client.post("/inspections/1/review", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
+        assert 'reason="too_large"' not in client.get("/metrics").text  # refused for the token, not read for its size
+    # With the only slot held by an authorised upload in progress, a request without the token is
+    # still a 401, never a 'busy' 503: it takes no slot.
+    release, entered = threading.Event(), threading.Event()
+    inspect = pool.inspect
+
+    def held(*args, **kwargs):
+        entered.set()
+        release.wait(30)
+        return inspect(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "inspect", held)
+    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", token=TOKEN, max_in_flight=1) as client:
+        first: list[int] = []
+        t = threading.Thread(target=lambda: first.append(upload(client, images["bad"], token=TOKEN).status_code))
+        t.start()
+        assert entered.wait(30)
+        assert upload(client, images["good"]).status_code == 401
+        assert upload(client, images["good"], token=TOKEN).status_code == 503  # busy: the slot is taken
+        release.set()
+        t.join(30)
+        assert first == [201]
+
+
 def test_token_guards_every_write(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", token=TOKEN) as client:
         assert upload(client, images["bad"]).status_code == 401
@@ -222,6 +271,51 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
         r = upload(client, images["bad"])
         assert r.status_code == 503, r.text
         assert client.get("/models").status_code == 200
+
+
+def test_sqlite_file_replaced_or_data_folder_gone_mid_run_is_503_never_a_lost_record(
+    pool: ModelPool, images: dict[str, Path], tmp_path: Path
+) -> None:
+    db = tmp_path / "db.sqlite"
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{db}", data) as client:
+        assert upload(client, images["bad"]).status_code == 201
+        # The file moved away under the running service (a restore, an operator's mistake): a
+        # pooled connection would go on writing to the moved file and answer 201 for a record
+        # the database no longer has. Each session opens the file, finds it empty: 503.
+        aside = tmp_path / "aside"
+        aside.mkdir()
+        for f in tmp_path.glob("db.sqlite*"):
+            f.rename(aside / f.name)
+        r = upload(client, images["good"])
+        assert r.status_code == 503 and "database unavailable" in r.json()["detail"], r.text
+        health = client.get("/health")
+        assert health.status_code == 503 and "no such table" in health.json()["store"]
+        assert health.json()["store"].count("unavailable") == 0  # said once, not wrapped twice
+        for f in tmp_path.glob("db.sqlite*"):
+            f.unlink()
+        for f in aside.iterdir():
+            f.rename(tmp_path / f.name)
+        # Restored: served again, with the record made before and nothing from the refused upload.
+        assert upload(client, images["good"]).status_code == 201
+        assert [i["filename"] for i in client.get("/inspections").json()["items"]] == ["good.png", "bad.png"]
+        # The file store's folder removed: 503 with the reason (never a 500), health says so.
+        shutil.rmtree(data)
+        r = upload(client, images["bad"])
+        assert r.status_code == 503 and "file store unavailable" in r.json()["detail"], r.text
+        assert client.get("/health").status_code == 503
+        assert client.get("/inspections").json()["total"] == 2
+
+
+def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_path: Path) -> None:
+    from defectlens.errors import DefectlensError
+    from defectlens.service.app import ServiceConfig, create_app
+
+    for url, words in [("notaurl", "cannot be used"), ("nosuchdialect://u:secret@h/db", "cannot be used")]:
+        with pytest.raises(DefectlensError) as err:
+            create_app(ServiceConfig((pool.models["plate"].path,), url, tmp_path / "data"), pool=pool)
+        text = str(err.value)
+        assert words in text and "fix: pass --db" in text and "\n" not in text and "secret" not in text
 
 
 def test_postgres_stopped_mid_run_then_restarted(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

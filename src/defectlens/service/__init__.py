@@ -21,7 +21,13 @@ inspections already mean about a second of wait, and a queue without one grows w
 stations post faster than the service inspects. A lower limit shortens an accepted upload's wait
 but not the station's: the load test's table in the README measures 1, 2, 4 and none."""
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "ServiceConfig", "create_app"]
+DEFAULT_MAX_PIXELS = 36_000_000
+"""Largest image a service process accepts unless configured otherwise (e.g. 6000 x 6000; here
+for the CLI, as above). Below the library's own decoding limit because a service takes many
+uploads at once: a small, well-compressed file of 64 M pixels decodes to 192 MB, and its
+full-resolution maps and overlay take a few GB while it is inspected."""
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "ServiceConfig", "create_app"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,10 +8,10 @@ on the line's screen must show history without a login.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import io
+import logging
 import os
 import re
 import threading
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from PIL import Image
@@ -30,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from defectlens.errors import DefectlensError
 from defectlens.io import load_image
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS
 from defectlens.service.blobs import BlobStore
 from defectlens.service.models import ModelPool
 from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
@@ -38,14 +39,18 @@ from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, S
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 """Largest accepted upload in bytes (20 MB) unless configured otherwise."""
+MAX_ID = 2**63 - 1
+"""Largest id or offset a request may name (a database integer); larger ones are refused with 422."""
 TOKEN_HEADER = "X-API-Token"
 STATIC = Path(__file__).resolve().parent / "static"
 FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
               "WEBP": ("webp", "image/webp")}
+FORMAT_EXT["GIF"] = ("gif", "image/gif")
 EXT_MEDIA = dict(FORMAT_EXT.values())
 BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class ServiceConfig:
     token: str | None = None
     """When set, every write needs it in the ``X-API-Token`` header (or ``Authorization: Bearer``)."""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest accepted image, read from its header before it is decoded."""
     max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
     """Most inspections in progress at once; an upload beyond it is refused at once with 503
     and Retry-After instead of waiting in a queue, so an accepted image's verdict comes back in
@@ -107,6 +114,11 @@ class Metrics:
                 self.inspections.labels(m, v)
 
 
+TOKEN_MESSAGE = f"missing or wrong API token: send it in the {TOKEN_HEADER} header"
+InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id")]
+"""An inspection id in a path: bounded, so an id too large for the database is a 422, not a 500."""
+
+
 def _error(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
@@ -116,15 +128,22 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     owns_pool = pool is None
     pool = pool or ModelPool.load(config.model_dirs)
     store = Store(config.db_url)
-    blobs = BlobStore(config.data_dir)
+    try:
+        blobs = BlobStore(config.data_dir)
+    except OSError as exc:
+        raise DefectlensError(f"cannot use it as the file store ({exc.strerror or exc})", config.data_dir,
+                              fix="pass a writable --data-dir") from None
     metrics = Metrics(list(pool.models))
     admission = Admission(config.max_in_flight)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # A database that is down is answered with 503 and retried on each request: the process stays up.
-        with contextlib.suppress(StoreUnavailable):
+        # A database that is down is answered with 503 and retried on each request: the process stays up,
+        # and says so once here rather than only in the first refused request.
+        try:
             await run_in_threadpool(store.ensure)
+        except StoreUnavailable as exc:
+            log.warning("%s at start-up; requests get 503 until it answers", exc)
         yield
         store.dispose()
         if owns_pool:
@@ -147,6 +166,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:
+        # A write without the token is refused first: before its body is read or spooled, and before
+        # it takes an inspection slot (else clients without the token could hold every slot).
+        if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
+            return JSONResponse({"detail": TOKEN_MESSAGE}, status_code=401)
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + 64 * 1024:
@@ -172,14 +195,25 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    def token_ok(x_api_token: str | None, authorization: str | None) -> bool:
+        """True when no token is configured or the request carries it (constant-time compare)."""
+        if config.token is None:
+            return True
+        given = x_api_token or (authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None)
+        return given is not None and hmac.compare_digest(given.encode(), config.token.encode())
+
     def require_token(x_api_token: Annotated[str | None, Header()] = None,
                       authorization: Annotated[str | None, Header()] = None) -> None:
-        """Writes need the configured token (constant-time compare)."""
-        if config.token is None:
-            return
-        given = x_api_token or (authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None)
-        if given is None or not hmac.compare_digest(given.encode(), config.token.encode()):
-            raise _error(401, f"missing or wrong API token: send it in the {TOKEN_HEADER} header")
+        """Writes need the configured token (checked first by the middleware; declared here for the API schema)."""
+        if not token_ok(x_api_token, authorization):
+            raise _error(401, TOKEN_MESSAGE)
+
+    def files(action: Any, *args: Any) -> Any:
+        """Run a file-store action; a store folder that is gone or full is the server's trouble: 503."""
+        try:
+            return action(*args)
+        except OSError as exc:
+            raise StoreUnavailable(f"file store unavailable: {exc.strerror or exc} ({config.data_dir})") from None
 
     def read_upload(file: UploadFile) -> bytes:
         limit = config.max_upload_bytes
@@ -194,11 +228,19 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     def decode(data: bytes, filename: str) -> tuple[Any, str]:
         """Pixels and file extension, by content (never by name); refusals are 422 with the reason."""
-        scratch = blobs.scratch(data)
+        # The size is read from the header first: an image over the service's limit is never decoded.
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                fmt, (width, height) = img.format or "", img.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            fmt, width, height = "", 0, 0  # load_image below says what is wrong with it
+        if width * height > config.max_pixels:
+            metrics.rejected.labels("too_many_pixels").inc()
+            raise _error(422, f"{filename}: image is {width}x{height} ({width * height / 1e6:.1f} M pixels), over this service's "
+                              f"limit of {config.max_pixels / 1e6:.1f} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
+        scratch = files(blobs.scratch, data)
         try:
             image = load_image(scratch)
-            with Image.open(io.BytesIO(data)) as img:
-                fmt = img.format or ""
         except DefectlensError as exc:
             metrics.rejected.labels("not_an_image").inc()
             # The message names our scratch file; the client knows its upload by its own name.
@@ -212,7 +254,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(description="Model name (default: the first served)")] = None) -> InspectionOut:
-        store.ensure()  # before the costly part: a down database answers 503 at once
+        store.check()  # before the costly part: a down database answers 503 at once
         try:
             loaded = pool.get(model)
         except KeyError as exc:
@@ -226,9 +268,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
             raise _error(422, f"{filename}: not inspected — {exc}") from None
         # Files first (atomic, by digest), then one transaction: no record ever points at a missing file.
-        image_sha = blobs.put(data, ext)
-        overlay_sha = blobs.put(outcome.overlay_png, "png")
-        mask_sha = blobs.put(outcome.mask_png, "png")
+        image_sha = files(blobs.put, data, ext)
+        overlay_sha = files(blobs.put, outcome.overlay_png, "png")
+        mask_sha = files(blobs.put, outcome.mask_png, "png")
         row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome)
         metrics.store_up.set(1)
         metrics.inspections.labels(loaded.name, row.verdict).inc()
@@ -244,10 +286,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
         review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> InspectionPage:
         # Stored times are UTC; a time given without a zone is read as UTC too.
-        since_utc, until_utc = as_utc(since), as_utc(until)
+        try:
+            since_utc, until_utc = as_utc(since), as_utc(until)
+        except OverflowError:
+            raise _error(422, "since / until must be times between the years 1 and 9999 once turned to UTC") from None
         if store.engine.dialect.name == "sqlite":
             # SQLite compares the stored text, which carries no zone.
             since_utc = since_utc.replace(tzinfo=None) if since_utc else None
@@ -262,7 +307,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         return row
 
     @app.get("/inspections/{inspection_id}", response_model=InspectionOut, summary="One inspection")
-    def get_inspection(inspection_id: int) -> InspectionOut:
+    def get_inspection(inspection_id: InspectionId) -> InspectionOut:
         return inspection_out(fetch(inspection_id))
 
     def blob(sha: str, ext: str, media: str) -> FileResponse:
@@ -272,21 +317,21 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received")
-    def get_image(inspection_id: int) -> FileResponse:
+    def get_image(inspection_id: InspectionId) -> FileResponse:
         row = fetch(inspection_id)
         return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"))
 
     @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
-    def get_overlay(inspection_id: int) -> FileResponse:
+    def get_overlay(inspection_id: InspectionId) -> FileResponse:
         return blob(fetch(inspection_id).overlay_sha, "png", "image/png")
 
     @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)")
-    def get_mask(inspection_id: int) -> FileResponse:
+    def get_mask(inspection_id: InspectionId) -> FileResponse:
         return blob(fetch(inspection_id).mask_sha, "png", "image/png")
 
     @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut, dependencies=[Depends(require_token)],
               summary="Confirm or correct the verdict and the region types; add missed defects")
-    def post_review(inspection_id: int, body: ReviewIn) -> InspectionOut:
+    def post_review(inspection_id: InspectionId, body: ReviewIn) -> InspectionOut:
         row = fetch(inspection_id)
         allowed = pool.models[row.model].types if row.model in pool.models else None
         known = {r.index for r in row.regions if not r.missed}
@@ -322,12 +367,20 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_models() -> dict[str, Any]:
         return {"default": pool.default, "models": [m.summary() for m in pool.models.values()]}
 
-    @app.get("/health", summary="Liveness, and whether the database answers")
+    @app.get("/health", summary="Liveness, and whether the database and the file store answer")
     def health() -> JSONResponse:
-        up = store.ping()
+        up = store.ping() and blobs_writable()
         metrics.store_up.set(1 if up else 0)
         body = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})", "models": list(pool.models)}
         return JSONResponse(body, status_code=200 if up else 503)
+
+    def blobs_writable() -> bool:
+        try:
+            files(blobs.check)
+            return True
+        except StoreUnavailable as exc:
+            store.last_error = str(exc)
+            return False
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     def get_metrics() -> Response:
@@ -358,7 +411,8 @@ def config_from_env() -> ServiceConfig:
     data = Path(os.environ.get("DEFECTLENS_DATA_DIR", "defectlens_service"))
     url = os.environ.get("DEFECTLENS_DB") or f"sqlite:///{(data / 'inspections.db').resolve()}"
     limit = int(os.environ.get("DEFECTLENS_MAX_UPLOAD", str(DEFAULT_MAX_UPLOAD)))
-    return ServiceConfig(models, url, data, os.environ.get("DEFECTLENS_TOKEN") or None, limit)
+    pixels = int(os.environ.get("DEFECTLENS_MAX_PIXELS", str(DEFAULT_MAX_PIXELS)))
+    return ServiceConfig(models, url, data, os.environ.get("DEFECTLENS_TOKEN") or None, limit, pixels)
 
 
 def app_from_env() -> FastAPI:

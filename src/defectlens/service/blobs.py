@@ -42,6 +42,11 @@ class BlobStore:
             write_bytes_atomic(target, data)
         return sha
 
+    def check(self) -> None:
+        """Raise OSError unless a file can be written in the store now (the folder may be gone or full)."""
+        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", suffix=".check"):
+            pass
+
     def scratch(self, data: bytes) -> Path:
         """A private temporary file holding ``data`` (for decoders that read paths); the caller removes it."""
         fd, name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".upload")

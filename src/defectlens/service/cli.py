@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from defectlens.cli.progress import console
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -22,7 +23,7 @@ def _db_url(db: str | None, data_dir: Path) -> str:
 
 
 def _need_extra(exc: ImportError) -> typer.Exit:
-    console.print(f"[red]error:[/] the service needs its extra ({exc.name} missing) — fix: pip install 'defectlens[service]'")
+    console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — fix: pip install 'defectlens\\[service]'")
     return typer.Exit(2)
 
 
@@ -34,6 +35,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     token: Annotated[str | None, typer.Option(envvar="DEFECTLENS_TOKEN", help="API token required for every write (X-API-Token header).")] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
+    max_megapixels: Annotated[float, typer.Option(min=0.001, help="Largest accepted image, in millions of pixels (read from its header, "
+                                                               "before decoding).")] = DEFAULT_MAX_PIXELS / 1e6,
     max_in_flight: Annotated[int, typer.Option(min=0, help="Inspections worked on at once; more are refused with 503 + Retry-After "
                                                             "(0 = no limit: they queue).")] = DEFAULT_MAX_IN_FLIGHT,
 ) -> None:
@@ -46,14 +49,20 @@ def serve(
         raise _need_extra(exc) from None
     from defectlens.errors import DefectlensError
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, int(max_upload_mb * 1024 * 1024), max_in_flight or None)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"[red]error:[/] {escape(str(data_dir))}: cannot create the data folder ({escape(str(exc.strerror or exc))})"
+                      f" — fix: pass a writable --data-dir")
+        raise typer.Exit(2) from None
+    config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                           max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None)
     try:
         app = create_app(config)
     except DefectlensError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    console.print(f"serving {', '.join(str(p) for p in model_dirs)} on http://{host}:{port}/ (API docs at /docs)")
+    console.print(f"serving {escape(str(', '.join(str(p) for p in model_dirs)))} on http://{escape(host)}:{port}/ (API docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -77,19 +86,21 @@ def export_reviews(
     try:
         summary = run_export(store, BlobStore(data_dir), output)
     except StoreUnavailable as exc:
-        console.print(f"[red]error:[/] {exc} — fix: check --db and that the database is running")
+        console.print(f"[red]error:[/] {escape(str(exc))} — fix: check --db and that the database is running")
         raise typer.Exit(2) from None
     except DefectlensError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     finally:
         store.dispose()
     types = ", ".join(f"{t} {n}" for t, n in sorted(summary.types.items())) or "none"
-    console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective; examples by type: {types}")
+    console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective;"
+                  f" examples by type: {escape(str(types))}")
     if summary.missing_files:
         missing = summary.missing_files
-        console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped, image missing from {data_dir}: {missing[:10]}")
-    console.print(f"written to {output}")
+        console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped,"
+                      f" image missing from {escape(str(data_dir))}: {escape(str(missing[:10]))}")
+    console.print(f"written to {escape(str(output))}")
 
 
 __all__ = ["export_reviews", "serve"]

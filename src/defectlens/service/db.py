@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 """Alembic script folder shipped inside the package (no alembic.ini needed)."""
@@ -115,7 +116,13 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite gets WAL, full sync and a busy timeout (several writer threads),
     every pool checks connections before use (a restarted PostgreSQL is reconnected to)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True)
+        # A file is opened afresh for each session (no pool): a pooled connection keeps writing to
+        # a file that was deleted or replaced under the service — acknowledged and lost — where a
+        # new one finds the file gone and the request gets a 503. An in-memory database has only
+        # its one connection and keeps the default pool.
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        pooling: dict[str, Any] = {} if in_memory else {"poolclass": NullPool}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True, **pooling)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, true
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
+from defectlens.errors import ConfigError
 from defectlens.service.db import InspectionRow, RegionRow, ReviewRow, make_engine, make_sessions, migrate, utcnow
 from defectlens.service.models import Outcome
 
@@ -56,7 +58,12 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            # A URL that does not parse or names a driver not installed: the user's to fix, in one line.
+            raise ConfigError(f"database URL {_shown(url)} cannot be used ({_one_line(exc)})",
+                              fix="pass --db sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from None
         self.sessions = make_sessions(self.engine)
         self._ready = False
         self._lock = threading.Lock()
@@ -76,15 +83,24 @@ class Store:
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
             self._ready, self.last_error = True, None
 
-    def ping(self) -> bool:
-        """True when the database answers a trivial query now."""
+    def check(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers a read of the inspections
+        table now. The table, not ``SELECT 1``: a SQLite file replaced or emptied under the running
+        service still answers a trivial query."""
+        self.ensure()
         try:
-            self.ensure()
             with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except (StoreUnavailable, SQLAlchemyError) as exc:
+                conn.execute(select(InspectionRow.id).limit(1))
+        except SQLAlchemyError as exc:
             self.last_error = _one_line(exc)
+            raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
+
+    def ping(self) -> bool:
+        """True when :meth:`check` passes (the reason is kept in :attr:`last_error` otherwise)."""
+        try:
+            self.check()
+            return True
+        except StoreUnavailable:
             return False
 
     def session(self) -> Session:
@@ -129,12 +145,16 @@ class Store:
                     missed=False,
                 )
             )
+        # Both collections set, even when empty: the row is returned detached, and an unset one
+        # would be lazily loaded from a session it no longer has.
+        row.regions = list(row.regions)
+        row.reviews = []
         with self.session() as s, s.begin():
             s.add(row)
-        # Read back whole (regions and reviews loaded): the response shows what was stored.
-        stored = self.get(row.id)
-        assert stored is not None  # just committed
-        return stored
+        # The response is built from the row as committed (its id filled in, objects kept readable
+        # after commit), not read back: a failed read after the commit would answer 503 for an
+        # inspection that was stored, and the station's retry would store it twice.
+        return row
 
     def get(self, inspection_id: int) -> InspectionRow | None:
         """One inspection with its regions and reviews, or None."""
@@ -224,6 +244,14 @@ def _one_line(exc: BaseException) -> str:
         exc = exc.orig
     text = str(exc).strip().splitlines()
     return f"{exc.__class__.__name__}: {text[0] if text else ''}"
+
+
+def _shown(url: str) -> str:
+    """The URL with its password hidden (as far as it parses)."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except (SQLAlchemyError, ValueError):
+        return repr(url) if "@" not in url else "(as given)"
 
 
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError)
