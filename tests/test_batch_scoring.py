@@ -156,6 +156,13 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
         Image.fromarray(img).save(images / f"{i:02d}.png")
     few = runner.invoke(app, ["inspect", str(model), *[str(p) for p in sorted(images.iterdir())[:5]], "-o", str(tmp_path / "few")])
     assert few.exit_code == 2 and "needs 8" in few.output
+    # evaluate says the same, before decoding, instead of "no test image could be evaluated".
+    small = tmp_path / "small" / "test" / "good"
+    small.mkdir(parents=True)
+    for p in sorted(images.iterdir())[5:]:
+        (small / p.name).write_bytes(p.read_bytes())
+    few = runner.invoke(app, ["evaluate", str(model), str(tmp_path / "small")])
+    assert few.exit_code == 2 and "needs 8" in few.output and "has 5" in few.output, few.output
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(out)])
     assert result.exit_code == 0, result.output

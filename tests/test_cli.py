@@ -62,6 +62,15 @@ def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_p
     assert (out / "a.json").is_file() and not (out / "b.json").exists()
     text = " ".join(result.output.split())
     assert "3 input(s) skipped" in text and "b.png" in text and "c.png" in text and "missing.png" in text
+    # The skipped inputs are in the summary and the gallery too, each with its reason.
+    import csv
+
+    rows = {r["file"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows["a.png"]["verdict"] in ("DEFECTIVE", "ok")
+    assert rows["b.png"]["verdict"] == rows["c.png"]["verdict"] == "skipped" and "empty" in rows["b.png"]["report"]
+    assert any(f.endswith("missing.png") and r["verdict"] == "skipped" for f, r in rows.items())
+    gallery = (out / "index.html").read_text()
+    assert "3 input(s) not inspected" in gallery and "c.png" in gallery
 
 
 def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
@@ -82,8 +91,19 @@ def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
     result = runner.invoke(app, ["fit", str(no_train), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2 and "train/good" in " ".join(result.output.split())
 
-    result = runner.invoke(app, ["inspect", str(fitted_model), str(empty), "-o", str(tmp_path / "o")])
-    assert result.exit_code == 3 and "holds no images" in " ".join(result.output.split())
+    # Nothing to inspect is bad usage (2), said before an empty summary and gallery are written.
+    for given in (empty, tmp_path / "nothing_here.png"):
+        result = runner.invoke(app, ["inspect", str(fitted_model), str(given), "-o", str(tmp_path / "o")])
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and "no image to inspect" in text and given.name in text, result.output
+        assert not (tmp_path / "o").exists()
+    # So is a --taxonomy or --examples path that does not exist (not a note in every report).
+    image = tmp_path / "one.png"
+    Image.new("L", (32, 32)).save(image)
+    for option in ("--taxonomy", "--examples"):
+        result = runner.invoke(app, ["inspect", str(fitted_model), str(image), "-o", str(tmp_path / "o"), option, str(tmp_path / "nope")])
+        assert result.exit_code == 2 and "nope: no such" in " ".join(result.output.split()), result.output
+        assert not (tmp_path / "o").exists()
 
     result = runner.invoke(app, ["inspect", str(tmp_path / "nomodel"), str(empty), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "run `defectlens fit` first" in " ".join(result.output.split())

@@ -161,7 +161,7 @@ def test_grounding_detector_cannot_be_exported(fitted_model):
     # Fused with a memory bank: the grounding member is what stops it, and the message says so.
     fused = FusedDetector.__new__(FusedDetector)
     fused.primary, fused.secondary = Inspector.load(fitted_model).detector, _Grounding()  # type: ignore[assignment]
-    with pytest.raises(ConfigError, match="grounding detector cannot be exported"):
+    with pytest.raises(ConfigError, match=r"this fused model's secondary member \(grounding\) is a grounding detector, which cannot be exported"):
         patch_encoders(fused, where)
 
 

@@ -198,6 +198,11 @@ def test_calibrate_needs_good_and_defective_images(fitted_model, synthetic_categ
     result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(empty)])
     assert result.exit_code == 2 and "no defective images" in _text(result)
     assert (model / "detector.json").read_bytes() == before and not (tmp_path / "model.roc.png").exists()
+    # The same images under both labels: refused, not silently counted as defective.
+    spot = str(synthetic_category / "test" / "spot")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--good", spot, "--defective", spot])
+    assert result.exit_code == 2 and "given as both good and defective" in _text(result), result.output
+    assert (model / "detector.json").read_bytes() == before
 
 
 # ------------------------------------------------------------------ examples without masks
@@ -241,6 +246,11 @@ def test_examples_where_nothing_is_found_are_listed_and_skipped(calibrated_model
     with pytest.warns(UserWarning, match=r"1 example\(s\) skipped.*normal\.png"):
         located = locate_examples(examples_from_folders(maskless_examples, will_locate=True), inspector.score, inspector.thresholds.pixel)
     assert len(located.examples) == 4 and any("normal.png" in n and "skipped" in n for n in located.notes)
+    # On the command line the skip is said once (as a note), not also as a warning.
+    result = runner.invoke(app, ["inspect", str(calibrated_model), str(maskless_examples / "spot" / "normal.png"), "-o",
+                                 str(tmp_path / "out"), "--examples", str(maskless_examples)])
+    assert result.exit_code == 0, result.output
+    assert _text(result).count("1 example(s) skipped") == 1, result.output
     # Another part altogether (nothing like the normal texture): nothing usable, a clear error.
     other = tmp_path / "other" / "spot"
     other.mkdir(parents=True)
@@ -277,7 +287,9 @@ def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibr
         picture = np.asarray(Image.open(out / row["picture"]).convert("RGB"))
         assert 0 < row["share_of_image"] < 0.5 and (picture == (0, 255, 120)).all(axis=2).any()  # the region is outlined
     assert "skipped" in _text(result) and "normal.png" in _text(result)
-    assert "warning: 1 example(s) skipped" in _text(result) and "UserWarning" not in result.output  # one line, no traceback-like noise
+    # Said once, in one line: as a note (not also as a warning), no traceback-like noise.
+    assert _text(result).count("1 example(s) skipped") == 1 and "note: 1 example(s) skipped" in _text(result)
+    assert "UserWarning" not in result.output
     # Written again over its own output; a folder holding anything else is refused before any work.
     assert runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)]).exit_code == 3
     other = tmp_path / "other"

@@ -94,6 +94,22 @@ def test_legacy_folders_still_load(fitted_model, tmp_path):
     assert read_descriptor(model).format_version == 2 and (model / CARD_FILE).is_file()
 
 
+def test_incomplete_provenance_or_thresholds_load_and_the_card_says_what_is_missing(fitted_model, tmp_path):
+    from defectlens.descriptor import render_card
+
+    model = _copy(fitted_model, tmp_path)
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    provenance = {k: v for k, v in meta["provenance"].items() if k != "fingerprint"} | {"written_by": "a newer defectlens"}
+    _edit_descriptor(model, provenance=provenance, thresholds=None)
+    # Provenance is a record: a field missing or unknown never stops the model from working.
+    assert Inspector.load(model).inspect(np.zeros((64, 64, 3), np.uint8)) is not None
+    card = render_card(read_descriptor(model))
+    assert "fingerprint not recorded" in card and "written_by" not in card
+    assert "zero-shot" not in card and "detector's own files hold them" in card
+    _edit_descriptor(model, provenance=None)
+    assert "all of it not recorded" in render_card(read_descriptor(model))
+
+
 def test_a_folder_with_no_model_is_refused_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
     assert not Inspector.is_model_dir(tmp_path / "empty") and not Inspector.needs_taxonomy(tmp_path / "empty")
@@ -182,6 +198,19 @@ class _Scripted:
 
     def score(self, images, progress=None):
         return [AnomalyResult(score=float(s), anomaly_map=np.full((4, 4), float(s), np.float32)) for s in self.scores[: len(images)]]
+
+
+def test_fusion_refuses_a_normal_scale_without_a_unit_and_holds_out_enough_images():
+    from defectlens import InspectorSettings
+    from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
+
+    # One held-out image (or several scoring alike) gives median == quantile: every image would be flagged.
+    images = [np.zeros((4, 4, 3), np.uint8)] * 3
+    with pytest.raises(ValueError, match="all score alike — fit on more normal images"):
+        FusedDetector.calibrate(_Scripted([10.0, 10.0, 10.0]), _Scripted([1.0, 2.0, 3.0]), images)
+    assert [len(holdout_indices(n, 0.1, 0)) for n in (2, 4, 6, 12, 600)] == [1, 2, MIN_HOLDOUT_IMAGES, MIN_HOLDOUT_IMAGES, 60]
+    with pytest.raises(ValueError, match=f"fusion needs at least {2 * MIN_HOLDOUT_IMAGES} normal images"):
+        Inspector.fit([np.zeros((64, 64, 3), np.uint8)] * 5, InspectorSettings(image_size=64), secondary=_Scripted([0.0] * 5))
 
 
 def test_fusion_weight_is_chosen_on_the_held_out_normal_images_unless_given():

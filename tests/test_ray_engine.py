@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,23 @@ def test_ray_missing_names_the_pip_command(fitted_model, synthetic_category, tmp
     monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name, *a: None)
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "ray"])
     assert result.exit_code == 2
-    assert "needs the Python package 'ray'" in result.output and "pip install ray" in result.output
+    text = " ".join(result.output.split())
+    assert "needs the Python package 'ray'" in text and "pip install ray" in text
+    assert "'defectlens[ray]'" in text  # the extra's brackets survive the console's markup
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_broken_ray_install_is_one_line_with_the_pip_command(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Found on the path but failing to import (a half-removed or mismatched install).
+    fake = tmp_path / "site" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('libray.so: cannot open shared object file')\n")
+    monkeypatch.syspath_prepend(str(fake.parent))
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "ray"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "installed but cannot be imported" in text and "pip install ray" in text and "Traceback" not in text
     assert not (tmp_path / "o").exists()
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,26 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
 class Provenance:
     """Where a model came from, for its card."""
 
-    fitted_at: str
+    fitted_at: str | None
     """UTC ISO time the fit finished."""
-    defectlens_version: str
-    n_images: int
+    defectlens_version: str | None
+    n_images: int | None
     """Training images given to fit."""
     fingerprint: str | None
     """sha256 of the training images (:func:`fingerprint_images` / :func:`fingerprint_files`)."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Provenance:
+        """Read what a descriptor recorded: a field it lacks is None (the card says which), one
+        this version does not know is ignored. Provenance is a record, not something a model
+        needs to work, so an incomplete one never stops a model from loading."""
+        if not isinstance(data, dict):
+            raise TypeError(f"provenance must be an object, got {type(data).__name__}")
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+    def missing(self) -> list[str]:
+        """The fields not recorded."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is None]
 
     @classmethod
     def now(cls, n_images: int, fingerprint: str | None) -> Provenance:
@@ -134,7 +147,7 @@ class ModelDescriptor:
                 detector=kind,
                 settings=_optional_dict(meta, "settings"),
                 fit_summary=_optional_dict(meta, "fit_summary"),
-                provenance=Provenance(**prov) if prov else None,
+                provenance=Provenance.from_json(prov) if prov else None,
                 saved_at=meta.get("saved_at"),
                 thresholds=_optional_dict(meta, "thresholds"),
                 normal_stats=_optional_dict(meta, "normal_stats"),
@@ -240,6 +253,10 @@ def render_card(descriptor: ModelDescriptor) -> str:
     if d.format_version < FORMAT_VERSION:
         lines += [f"_Legacy model folder (descriptor version {d.format_version}): provenance was not recorded._", ""]
     p = d.provenance
+    if d.format_version >= FORMAT_VERSION and d.settings is not None and (p is None or p.missing()):
+        # A fitted model's descriptor should say where it came from: say what it leaves out.
+        gaps = ", ".join(p.missing()) if p else "all of it"
+        lines += [f"_Provenance incomplete in this descriptor: {gaps} not recorded._", ""]
     lines += ["## Provenance", ""]
     lines += _table(
         {
@@ -261,8 +278,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
     lines += ["", "## Thresholds", ""]
     if t:
         lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": t.get("source")})
-    elif d.format_version < FORMAT_VERSION:
-        lines += ["Not recorded in this legacy descriptor (the detector's own files hold them)."]
+    elif d.format_version < FORMAT_VERSION or d.settings is not None:
+        lines += ["Not recorded in this descriptor (the detector's own files hold them)."]
     else:
         lines += ["Not fixed in the model (set at inspection by the zero-shot cue)."]
     if d.normal_stats:

@@ -42,6 +42,12 @@ class OutputError(DefectlensError):
     stands where a folder is needed (or the reverse), or a folder to be replaced is not ours."""
 
 
+class NoteWarning(UserWarning):
+    """Something a function also returns in its notes (a list of one-line messages). Raised as a
+    warning too, for a Python caller who does not read the notes; a command that prints the notes
+    ignores it, so nothing is said twice."""
+
+
 class DefectlensWarning(UserWarning):
     """Something was done that may change the result (an image squeezed to an extreme aspect,
     transparency filled in): the work goes on, and the user is told."""

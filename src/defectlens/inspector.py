@@ -44,6 +44,7 @@ from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDe
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
 from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
+from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
@@ -263,8 +264,11 @@ class Inspector:
             )
         )
         held_out = detector.holdout_indices(len(images))
-        if secondary is not None and not held_out:
-            raise ValueError("fusion needs at least 2 normal images (one is held out to normalise both detectors)")
+        if secondary is not None and len(held_out) < MIN_HOLDOUT_IMAGES:
+            raise ValueError(
+                f"fusion needs at least {2 * MIN_HOLDOUT_IMAGES} normal images ({MIN_HOLDOUT_IMAGES} are held out to put both "
+                f"detectors on one scale), got {len(images)}"
+            )
         summary = detector.fit(images, progress=progress)
         if secondary is None:
             return cls(detector, settings, summary, provenance)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from defectlens.detect.maps import robust_units
-from defectlens.errors import DatasetLayoutError, DefectlensError
+from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
 from defectlens.locate import extract_regions
 from defectlens.types import AnomalyResult
@@ -70,8 +70,9 @@ class ExampleSet:
 
 
 def _warn(notes: list[str], message: str) -> None:
-    # Both: a warning for interactive users, a note that ends up in the report/benchmark output.
-    warnings.warn(message, stacklevel=3)
+    # Both: a warning for interactive users, a note that ends up in the report/benchmark output
+    # (a command printing the notes ignores the warning).
+    warnings.warn(message, NoteWarning, stacklevel=3)
     notes.append(message)
 
 
@@ -359,7 +360,7 @@ def locate_examples(
             "`defectlens locate-examples` shows where)"
         )
     if skipped:
-        _warn(result.notes, f"{len(skipped)} example(s) skipped, no defect located in them: " + "; ".join(skipped))
+        _warn(result.notes, f"{len(skipped)} example(s) skipped: " + "; ".join(skipped))
     if not result.examples:
         raise DatasetLayoutError(
             "the model located no defect in any example image",

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import console, fail, progress_bar
@@ -144,6 +145,14 @@ def calibrate(
                     ", ".join(map(str, folders)),
                     f"pass a folder holding images of {what} parts with --{what}",
                 )
+        # One file cannot be both: it would silently count as defective only.
+        both = sorted({p.resolve() for p in good_files} & {p.resolve() for p in bad_files})
+        if both:
+            raise DatasetLayoutError(
+                f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})",
+                None,
+                "give each image one label: keep the good and the defective images in separate folders",
+            )
         min_batch = int(getattr(inspector.detector, "min_batch", 1))
         if len(good_files) + len(bad_files) < min_batch:
             raise ConfigError(
@@ -181,23 +190,24 @@ def calibrate(
     table.add_row(f"old ({old.source})", f"{old.image:.4f}", _percent(before.recall), _percent(before.false_alarm_rate), f"{old.pixel:.4f}")
     table.add_row(f"new ({how})", f"{image_t:.4f}", _percent(after.recall), _percent(after.false_alarm_rate), f"{pixel_t:.4f}")
     console.print(table)
-    console.print(f"pixel threshold: {pixel_note}")
+    console.print(f"pixel threshold: {escape(str(pixel_note))}")
     _report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     try:
         write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"))
-        console.print(f"ROC plot → {plot_path}")
+        console.print(f"ROC plot → {escape(str(plot_path))}")
         if dry_run:
             console.print("dry run: the model is unchanged")
         else:
             inspector.detector.thresholds = Thresholds(image=image_t, pixel=pixel_t, source=how)
             # Saved whole and swapped in (Inspector.save): a reader never sees half a model.
             inspector.save(model_dir)
-            console.print(f"thresholds saved → {model_dir}")
+            console.print(f"thresholds saved → {escape(str(model_dir))}")
     except DefectlensError as exc:
         raise fail(exc) from None
     except OSError as exc:
-        console.print(f"[red]error:[/] {plot_path}: could not be written ({exc.strerror or exc}) — fix: pass --plot with a writable path")
+        console.print(f"[red]error:[/] {escape(str(plot_path))}: could not be written ({escape(str(exc.strerror or exc))})"
+                      f" — fix: pass --plot with a writable path")
         raise typer.Exit(2) from None
     if data.failures:
         raise typer.Exit(EXIT_PARTIAL)

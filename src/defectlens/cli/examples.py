@@ -95,11 +95,13 @@ def locate_examples_command(
         raise fail(exc) from None
     except ValueError as exc:
         raise fail(exc) from None
+    for note in found.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     table = Table("type", "example", "region", "share of image")
     for line in lines:
         table.add_row(*line)
     console.print(table)
-    console.print(f"pictures → {output}/<type>/; list → {output / MANIFEST}. A wrong region: give that example a mask "
+    console.print(f"pictures → {escape(str(output))}/<type>/; list → {escape(str(output / MANIFEST))}. A wrong region: give that example a mask "
                   "(<type>/masks/<stem>_mask.png beside it).")
     if skipped:
         raise typer.Exit(EXIT_PARTIAL)

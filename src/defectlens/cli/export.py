@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from defectlens.cli.progress import console, fail
 from defectlens.errors import DefectlensError
@@ -26,6 +27,6 @@ def export(
     except DefectlensError as exc:
         raise fail(exc) from None
     console.print(
-        f"exported to {output}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
+        f"exported to {escape(str(output))}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
         f"{info.max_relative_error:.1e} relative from PyTorch)"
     )

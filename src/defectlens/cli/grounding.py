@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from defectlens.cli.progress import console, fail, progress_bar
 from defectlens.errors import DefectlensError
@@ -95,6 +96,6 @@ def train_grounding(
     except DefectlensError as exc:
         raise fail(exc) from None
     console.print(
-        f"trained on {n_images} images of {', '.join(c.name for c in categories)} "
-        f"(encoding {cache_s:.0f} s, training {train_s:.0f} s, final loss {losses[-1]:.4f}) -> {output}"
+        f"trained on {n_images} images of {escape(', '.join(c.name for c in categories))} "
+        f"(encoding {cache_s:.0f} s, training {train_s:.0f} s, final loss {losses[-1]:.4f}) -> {escape(str(output))}"
     )

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from defectlens.errors import NoteWarning
+
 console = Console(stderr=True)
 
 
@@ -23,11 +25,13 @@ def one_line_warnings() -> None:
         console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 
     warnings.showwarning = show
+    # Commands print the notes these warnings repeat (see NoteWarning).
+    warnings.filterwarnings("ignore", category=NoteWarning)
 
 
 def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` as the one-line error it is and return the exit (status 2, bad usage) to raise."""
-    console.print(f"[red]error:[/] {exc}")
+    console.print(f"[red]error:[/] {escape(str(exc))}")
     return typer.Exit(2)
 
 

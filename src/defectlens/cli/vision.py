@@ -60,13 +60,13 @@ def _require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]
 
 def _interrupted(what: str) -> typer.Exit:
     """Ctrl-C: say what was finished, exit 130."""
-    console.print(f"[yellow]interrupted:[/] {what}")
+    console.print(f"[yellow]interrupted:[/] {escape(str(what))}")
     return typer.Exit(EXIT_INTERRUPTED)
 
 
 def _note_cleaned(removed: list[Path]) -> None:
     if removed:
-        console.print(f"[yellow]note:[/] removed {len(removed)} unfinished temporary file(s) of an interrupted run (e.g. {removed[0]})")
+        console.print(f"[yellow]note:[/] removed {len(removed)} unfinished temporary file(s) of an interrupted run (e.g. {escape(str(removed[0]))})")
 
 
 def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
@@ -106,7 +106,7 @@ def _report_failures(failures: list[Failure]) -> None:
     if failures:
         console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
         for f in failures:
-            console.print(f"  [yellow]•[/] {f.message}")
+            console.print(f"  [yellow]•[/] {escape(str(f.message))}")
 
 
 def fit(
@@ -170,7 +170,8 @@ def fit(
             # Nothing to fit and no image to read (CATEGORY_DIR may hold none): the folder
             # records the settings, and inspect compares the images read together.
             Inspector.fit([], settings).save(output)
-            console.print(f"{detector} model: no normal image needed; inspect at least 8 images of the part at once → {output}")
+            console.print(f"{escape(str(detector))} model: no normal image needed;"
+                          f" inspect at least 8 images of the part at once → {escape(str(output))}")
             return
         category = load_category(category_dir)
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
@@ -210,7 +211,7 @@ def fit(
     t = inspector.thresholds
     console.print(
         f"fitted on {summary.n_images} images ({summary.n_holdout} held out for thresholds) in {summary.seconds:.1f} s; "
-        f"bank {summary.bank_size} of {summary.n_patches} patches; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {output}"
+        f"bank {summary.bank_size} of {summary.n_patches} patches; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {escape(str(output))}"
     )
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
@@ -344,12 +345,21 @@ def inspect(
             from defectlens.engine.ray_engine import require_ray
 
             require_ray()
+        # Paths the user named must exist: a mistyped one is a usage error, not a note in every report.
+        if taxonomy is not None and not taxonomy.is_file():
+            raise ConfigError("no such taxonomy file", taxonomy, "pass the part's taxonomy.json with --taxonomy")
+        if examples is not None and not examples.exists():
+            raise ConfigError("no such examples folder", examples, "pass a folder of examples (DIR/<type>/*.png) with --examples")
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files)
         require_batch_results_writable(output)
         needs = Inspector.needs_taxonomy(model_dir)
         # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
         inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
+        if not files:
+            # Nothing to inspect (said once the model is known to load): an error, not an empty summary and gallery.
+            listed = "; ".join(f.message for f in failures[:3]) + ("; …" if len(failures) > 3 else "")
+            raise ConfigError(f"no image to inspect: {listed}")
         # A detector that compares the images read together says how many it needs: refused
         # here, before a single image is decoded.
         min_batch = int(getattr(inspector.detector, "min_batch", 1))
@@ -360,7 +370,7 @@ def inspect(
     except DefectlensError as exc:
         raise fail(exc) from None
     for note in analysis.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(str(note))}")
     output.mkdir(parents=True, exist_ok=True)
     _note_cleaned(clean_stale_temporaries(output))
     # Output names follow the order given, whatever order the batches are scored in, and no
@@ -368,7 +378,7 @@ def inspect(
     names, renamed = unique_output_names(files, INSPECTION_SUFFIXES)
     if renamed:
         listed = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
-        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {listed}")
+        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {escape(str(listed))}")
     shown = display_names(inputs, files)
     rows: dict[Path, ResultRow] = {}
     todo = files
@@ -401,7 +411,7 @@ def inspect(
 
                 spec = WorkerSpec(model_dir, taxonomy, cue, examples, k, writer, output, threshold)
                 if threads := threads_note(spec):
-                    console.print(f"[yellow]note:[/] {threads}")
+                    console.print(f"[yellow]note:[/] {escape(str(threads))}")
                 run_on_ray(spec, batches, names, RayOptions(address, workers), record,
                            say=lambda note: console.print(f"[yellow]note:[/] {escape(note)}"))
             else:
@@ -423,14 +433,18 @@ def inspect(
     except DefectlensError as exc:
         raise fail(exc) from None
     done = [rows[p] for p in files if p in rows]
+    # Inputs not inspected are listed in the summary and gallery too, not only on this terminal.
+    skipped = [(shown.get(Path(f.source), f.source), f.message) for f in failures]
+    if skipped:
+        title += f", {len(skipped)} not inspected"
     try:
-        summary_path, gallery_path = write_batch_results(output, done, title)
+        summary_path, gallery_path = write_batch_results(output, done, title, skipped)
     except DefectlensError as exc:
         raise fail(exc) from None
     console.print(results_table(done, title, console.width))
-    console.print(f"summary → {summary_path}; gallery → {gallery_path}")
+    console.print(f"summary → {escape(str(summary_path))}; gallery → {escape(str(gallery_path))}")
     _report_failures(failures)
-    console.print(f"results in {output}")
+    console.print(f"results in {escape(str(output))}")
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -469,6 +483,11 @@ def evaluate(
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         taxonomy_path = category.taxonomy_path if Inspector.needs_taxonomy(model_dir) else None
+        if Inspector.needs_taxonomy(model_dir) and taxonomy_path is None:
+            raise ConfigError(
+                "a zero-shot grounding model reads the part through its taxonomy, and this category has no taxonomy.json",
+                category_dir, "put the part's taxonomy.json (object name, defect descriptions) in the category folder",
+            )
         part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path is not None else None
         inspector = Inspector.load(model_dir, part, cue)
         n = len(category.require_test())
@@ -482,21 +501,21 @@ def evaluate(
     result = evaluation.to_json()
     if scored.unmasked:
         # Said once, with the files: these images count for the image metrics only.
-        result["no_mask"] = scored.unmasked
+        result["no_mask"] = sorted(scored.unmasked)
         console.print(
             f"[yellow]note:[/] {len(scored.unmasked)} defective image(s) have no ground-truth mask: counted in the image metrics, "
-            f"left out of the pixel metrics: {', '.join(scored.unmasked)}"
+            f"left out of the pixel metrics: {escape(', '.join(sorted(scored.unmasked)))}"
         )
     if analysis is not None:
         for note in analysis.notes:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {escape(str(note))}")
         if analysis.classifier is not None:
             types = evaluate_detected_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json()
             console.print(f"defect types (k={types_k}, {types.n_images} images): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
             figure = (json_out.with_suffix(".confusion.png") if json_out else Path(f"{category.name}.confusion.png"))
             write_bytes_atomic(figure, confusion_figure_png(types))
-            console.print(f"confusion matrix → {figure}")
+            console.print(f"confusion matrix → {escape(str(figure))}")
     table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
     keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]
     keys += ["ms_per_image", "fit_seconds", "peak_memory_mb"]
@@ -514,13 +533,13 @@ def evaluate(
     console.print(table)
     console.print(
         f"operating point: {evaluation.n_defective} defective and {evaluation.n_good} good test images, flagged when score > threshold. "
-        f"ref: the threshold flagging at most 1 % of the good test images and its recall — {reference['note']}."
+        f"ref: the threshold flagging at most 1 % of the good test images and its recall — {escape(reference['note'])}."
     )
     _report_failures(evaluation.failures)
     if json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
         write_json_atomic(json_out, result)
-        console.print(f"metrics written to {json_out}")
+        console.print(f"metrics written to {escape(str(json_out))}")
     if evaluation.failures:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -543,7 +562,7 @@ def info(
         raise fail(exc) from None
     console.print(Markdown(card))
     if not (model_dir / CARD_FILE).is_file():
-        console.print(f"[yellow]note:[/] {model_dir} has no {CARD_FILE} (written before model cards); re-save it to write one")
+        console.print(f"[yellow]note:[/] {escape(str(model_dir))} has no {CARD_FILE} (written before model cards); re-save it to write one")
 
 
 def _metric_cell(value: object) -> str:
@@ -591,7 +610,8 @@ def demo(
     from them: the fitted model locates the defect in each example first."""
     root = (data_root or bundled_samples()) / category
     if not root.is_dir():
-        console.print(f"[red]error:[/] {root}: category not found — fix: pass --data-root with a folder of categories (e.g. ../shared/datasets)")
+        console.print(f"[red]error:[/] {escape(str(root))}: category not found"
+                      f" — fix: pass --data-root with a folder of categories (e.g. ../shared/datasets)")
         raise typer.Exit(2)
     model_dir = output / "model"
     fit(root, model_dir, max_images=max_train)
@@ -618,4 +638,4 @@ def demo(
         model_dir, picks, output / "inspections", taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None
     )
     inspections = output / "inspections"
-    console.print(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}))
+    console.print(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}), markup=False)

@@ -231,6 +231,13 @@ class FusedDetector:
         b = secondary.score(normal_images)
         primary_stats = normal_statistics([r.score for r in a], [r.anomaly_map for r in a], UNIT_QUANTILE)
         secondary_stats = normal_statistics([r.score for r in b], [r.anomaly_map for r in b], UNIT_QUANTILE)
+        for member, stats in ((primary, primary_stats), (secondary, secondary_stats)):
+            if not stats.image_quantile > stats.image_median:
+                # No unit: every score would be divided by ~0 and every image flagged.
+                raise ValueError(
+                    f"fusion cannot put the {member.name} detector on a normal scale: its {len(normal_images)} held-out normal "
+                    "image(s) all score alike — fit on more normal images (or without fusion)"
+                )
         chosen_on = None
         if config.weight is None:
             weight = choose_fusion_weight([r.score for r in a], [r.score for r in b], primary_stats, secondary_stats, mode=config.mode)

@@ -32,12 +32,19 @@ class FitSummary:
     seconds: float
 
 
+MIN_HOLDOUT_IMAGES = 3
+"""Fewest normal images held out when there are enough (twice as many): of one or two images
+a median and a high quantile are the same number or nearly, so the normal scale they define
+(and a fused detector's thresholds) would be degenerate."""
+
+
 def holdout_indices(n_images: int, fraction: float, seed: int) -> list[int]:
     """Seeded choice of the ``fraction`` of ``n_images`` normal images a detector keeps out of
-    training to calibrate on (at least one when there are two or more, never all)."""
+    training to calibrate on: at least :data:`MIN_HOLDOUT_IMAGES` (at least one when there are
+    two or more), never more than half."""
     if fraction <= 0 or n_images < 2:
         return []
-    n_holdout = min(n_images - 1, max(1, round(n_images * fraction)))
+    n_holdout = min(n_images // 2, max(MIN_HOLDOUT_IMAGES, round(n_images * fraction)))
     order = np.random.default_rng(seed).permutation(n_images)
     return sorted(int(i) for i in order[:n_holdout])
 

@@ -38,9 +38,15 @@ RETRIES = 1
 
 
 def require_ray() -> None:
-    """Raise a one-line :class:`ConfigError` with the pip command when Ray is not installed."""
+    """Raise a one-line :class:`ConfigError` with the pip command when Ray is not installed, or
+    installed but broken (imported here: finding the package is not the same as loading it)."""
     if importlib.util.find_spec("ray") is None:
         raise ConfigError("--engine ray needs the Python package 'ray', which is not installed", None, PIP_HINT)
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"--engine ray: the Python package 'ray' is installed but cannot be imported ({exc})", None,
+                          f"reinstall it: {PIP_HINT}") from None
 
 
 @dataclass(frozen=True)

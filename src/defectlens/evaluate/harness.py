@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectlens.errors import DefectlensError
+from defectlens.errors import ConfigError, DefectlensError
 from defectlens.evaluate.metrics import (
     DetectionMetrics,
     OperatingPoint,
@@ -216,9 +216,19 @@ def evaluate_detection(
 ) -> tuple[DetectionEvaluation, ScoredSet]:
     """Image and pixel metrics, AUPRO, the operating point, speed and memory of ``inspector`` on
     ``category``'s test split."""
+    # A detector that compares the images read together says how many it needs: refused before any is decoded.
+    min_batch, n_test = int(getattr(inspector.detector, "min_batch", 1)), len(category.require_test())
+    if n_test < min_batch:
+        raise ConfigError(
+            f"the {inspector.detector.name} detector compares the images inspected together and the test split has {n_test} "
+            f"(it needs {min_batch})", category.root / "test", f"evaluate on at least {min_batch} test images",
+        )
     scored, failures, seconds = run_inspections(inspector, category, progress, keep_images=keep_images)
     if not scored.records:
-        raise DefectlensError("no test image could be evaluated", category.root / "test", "check the failures listed above")
+        # The reasons go in the message: the caller never gets the failures list of a run that raised.
+        reasons = "; ".join(f.message for f in failures[:2]) + ("; …" if len(failures) > 2 else "")
+        raise DefectlensError(f"no test image could be evaluated ({len(failures)} failed: {reasons or 'no test images'})",
+                              category.root / "test", "fix the cause given")
     labels, scores = scored.labels, scored.scores
     metrics = detection_metrics_from_pixels(labels, scores, scored.pixels)
     per_type = []

@@ -66,18 +66,26 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text)
 
 
-def summary_csv(rows: Sequence[ResultRow]) -> str:
-    """The rows as CSV text (header first; rows in the order given)."""
+SKIPPED_VERDICT = "skipped"
+"""The verdict column of an input that was not inspected (its reason in the report column)."""
+
+
+def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = ()) -> str:
+    """The rows as CSV text (header first; rows in the order given), then one row per input that
+    was not inspected: verdict ``skipped``, the reason where the report goes."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SUMMARY_COLUMNS)
     for r in rows:
         writer.writerow([r.file, r.verdict, f"{r.score:.4f}", r.n_regions, "; ".join(r.types), r.report])
+    for file, reason in skipped:
+        writer.writerow([file, SKIPPED_VERDICT, "", "", "", reason])
     return buf.getvalue()
 
 
-def gallery_html(rows: Sequence[ResultRow], title: str) -> str:
-    """A self-contained HTML page: one card per image, highest score first.
+def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[str, str]] = ()) -> str:
+    """A self-contained HTML page: one card per image, highest score first, then the inputs
+    that were not inspected, each with its reason.
 
     Every string that comes from a file name or a report is escaped (``html.escape``): an image
     called ``<script>.png`` shows as text, and a quote cannot end an attribute early."""
@@ -109,10 +117,20 @@ def gallery_html(rows: Sequence[ResultRow], title: str) -> str:
             f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.</p>',
             '<div class="grid">',
             *cards,
-            "</div></body></html>",
+            "</div>",
+            *_skipped_section(skipped),
+            "</body></html>",
             "",
         ]
     )
+
+
+def _skipped_section(skipped: Sequence[tuple[str, str]]) -> list[str]:
+    if not skipped:
+        return []
+    e = html.escape
+    items = [f'<li><span class="file">{e(file)}</span>: {e(reason)}</li>' for file, reason in skipped]
+    return [f"<h2>{len(skipped)} input(s) not inspected</h2>", "<ul>", *items, "</ul>"]
 
 
 def require_batch_results_writable(out_dir: Path) -> None:
@@ -123,13 +141,14 @@ def require_batch_results_writable(out_dir: Path) -> None:
             raise OutputError(f"a folder stands where the batch {name} goes", out_dir / name, "move it away or pass another -o")
 
 
-def write_batch_results(out_dir: Path, rows: Sequence[ResultRow], title: str) -> tuple[Path, Path]:
-    """Write ``summary.csv`` and ``index.html`` into ``out_dir`` (each atomically); returns both paths.
+def write_batch_results(out_dir: Path, rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[str, str]] = ()) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``index.html`` into ``out_dir`` (each atomically); returns both
+    paths. ``skipped``: (input, reason) of each input not inspected, listed in both files.
 
     A file that cannot be replaced (open and locked elsewhere, a read-only folder) raises
     :class:`~defectlens.errors.OutputError`; the previous file stays as it was, never half-written."""
     csv_path, html_path = out_dir / SUMMARY_FILE, out_dir / GALLERY_FILE
-    for path, text in ((csv_path, summary_csv(rows)), (html_path, gallery_html(rows, title))):
+    for path, text in ((csv_path, summary_csv(rows, skipped)), (html_path, gallery_html(rows, title, skipped))):
         try:
             write_text_atomic(path, text)
         except OSError as exc:
@@ -143,6 +162,7 @@ def write_batch_results(out_dir: Path, rows: Sequence[ResultRow], title: str) ->
 
 __all__ = [
     "GALLERY_FILE",
+    "SKIPPED_VERDICT",
     "SUMMARY_COLUMNS",
     "SUMMARY_FILE",
     "ResultRow",

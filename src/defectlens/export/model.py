@@ -90,23 +90,26 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def grounding_refused(where: Path) -> ConfigError:
-    """The error for a model holding a grounding detector, which export cannot write."""
+def grounding_refused(where: Path, member: str | None = None) -> ConfigError:
+    """The error for a model holding a grounding detector, which export cannot write (``member``:
+    where it sits in a fused model, e.g. "its secondary member")."""
+    whose = f"this fused model's {member} is a grounding detector, which" if member else "a grounding detector"
     return ConfigError(
-        "a grounding detector cannot be exported: its text encoder and grounding head run on PyTorch only "
+        f"{whose} cannot be exported: its text encoder and grounding head run on PyTorch only "
         "(export covers the patch encoder of memory-bank and discriminator detectors)",
         where,
         "inspect with the PyTorch model folder, or export a model fitted without --grounding",
     )
 
 
-def patch_encoders(detector: Detector, where: Path) -> list[PatchEncoder]:
+def patch_encoders(detector: Detector, where: Path, member: str | None = None) -> list[PatchEncoder]:
     """Every patch encoder the detector runs, or a :class:`ConfigError` naming the part that
     cannot be exported (a grounding model's text encoder and grounding head are PyTorch only)."""
     if isinstance(detector, FusedDetector):
-        return patch_encoders(detector.primary, where) + patch_encoders(detector.secondary, where)
+        return (patch_encoders(detector.primary, where, f"primary member ({detector.primary.name})")
+                + patch_encoders(detector.secondary, where, f"secondary member ({detector.secondary.name})"))
     if detector.name == "grounding":
-        raise grounding_refused(where)
+        raise grounding_refused(where, member)
     encoder = getattr(detector, "encoder", None)
     if not isinstance(encoder, PatchEncoder):
         raise ConfigError(f"the {detector.name!r} detector has no patch encoder to export", where, "export a memory-bank or discriminator model")

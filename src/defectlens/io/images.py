@@ -190,9 +190,10 @@ def load_image(path: str | Path) -> np.ndarray:
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(
-            "not a readable image", p, f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
-        ) from None
+        # A known suffix on bytes no decoder recognises is a mislabelled or damaged file, not a format choice.
+        fix = ("its content is not what its name says: re-export or re-copy it" if p.suffix.lower() in IMAGE_SUFFIXES
+               else f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise ImageReadError("not a readable image", p, fix) from None
     except Image.DecompressionBombError as exc:
         # Pillow refuses these in Image.open, before the size is known to us; its message has the pixel count.
         raise ImageReadError(f"image declares an enormous size ({exc})", p, "downscale or tile the image, or check the file's origin") from None

@@ -161,6 +161,6 @@ class GroundingDetector:
             raise ConfigError(
                 "a grounding model reads a part through its taxonomy (object name and defect descriptions)",
                 root,
-                "pass the part's taxonomy.json (--taxonomy)",
+                "pass the part's taxonomy.json (`inspect --taxonomy`; `evaluate` reads the category's own)",
             )
         return cls(GroundingModel.load(root), taxonomy, where, cue or DEFAULT_CUE)
