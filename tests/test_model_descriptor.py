@@ -146,6 +146,16 @@ def test_info_prints_the_card(fitted_model, tmp_path):
     assert "Model card" in result.output and "memory-bank" in result.output and "normal-quantile" in result.output
     result = runner.invoke(app, ["info", str(tmp_path / "absent")])
     assert result.exit_code == 2 and "not found" in result.output
+    # --check loads every file: a detector file from another version is found, as `inspect` finds it.
+    result = runner.invoke(app, ["info", str(fitted_model), "--check"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "every file of the model loads" in result.output, result.output
+    model = _copy(fitted_model, tmp_path)
+    meta = json.loads((model / "detector.json").read_text())
+    meta["format_version"] = 99
+    (model / "detector.json").write_text(json.dumps(meta))
+    assert runner.invoke(app, ["info", str(model)]).exit_code == 0  # the card alone reads the descriptor
+    result = runner.invoke(app, ["info", str(model), "--check"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "99" in result.output and "detector.json" in result.output, result.output
 
 
 def test_fingerprint_ignores_order_and_sees_one_pixel():

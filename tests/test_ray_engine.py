@@ -115,6 +115,9 @@ def test_a_broken_ray_install_is_one_line_with_the_pip_command(fitted_model, syn
 def test_unknown_engine_is_refused(fitted_model, synthetic_category, tmp_path):
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "spark"])
     assert result.exit_code == 2 and "unknown engine 'spark'" in result.output
+    for extra in (["--address", "10.0.0.1:6379"], ["--workers", "2"]):
+        result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), *extra])
+        assert result.exit_code == 2 and "are for --engine ray" in result.output and not (tmp_path / "o").exists()
 
 
 def test_unreachable_cluster_fix_names_the_token():

@@ -341,6 +341,9 @@ def inspect(
         if threshold is not None and not math.isfinite(threshold):
             raise ConfigError(f"--threshold must be a finite number, got {threshold}", None, "pass a score such as the one `defectlens fit` printed")
         _require_choice("--engine", "engine", engine, ENGINES)
+        if engine != "ray" and (address is not None or workers):
+            # Said, not ignored: the user meant to run on Ray and would otherwise run here unknowingly.
+            raise ConfigError("--address and --workers are for --engine ray", None, "add --engine ray, or drop them")
         if engine == "ray":
             from defectlens.engine.ray_engine import require_ray
 
@@ -546,6 +549,9 @@ def evaluate(
 
 def info(
     model_dir: Annotated[Path, typer.Argument(help="Model directory (any kind: `defectlens fit` or `defectlens train-grounding`).")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Also load every file of the model as `inspect` does, and say whether this defectlens can use it.")
+    ] = False,
 ) -> None:
     """Print the model card: what was fitted, on what, and how its thresholds were set.
 
@@ -553,7 +559,9 @@ def info(
     they were set, normal-score statistics, taxonomy.
 
     Read from the model's descriptor (inspector.json), as card.md beside it was written;
-    nothing is loaded but that file. Exit status: 0 printed, 2 not a readable model."""
+    nothing is loaded but that file unless --check is given (then a detector file or an export
+    from another version is found, as `inspect` would find it). Exit status: 0 printed (and
+    usable, with --check), 2 not a readable or usable model."""
     from rich.markdown import Markdown
 
     try:
@@ -563,6 +571,15 @@ def info(
     console.print(Markdown(card))
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {escape(str(model_dir))} has no {CARD_FILE} (written before model cards); re-save it to write one")
+    if check:
+        if Inspector.needs_taxonomy(model_dir):
+            console.print("check: a zero-shot grounding model loads with a part's taxonomy (`inspect --taxonomy`); not loaded here")
+            return
+        try:
+            Inspector.load(model_dir)
+        except DefectlensError as exc:
+            raise fail(exc) from None
+        console.print("check: every file of the model loads with this defectlens")
 
 
 def _metric_cell(value: object) -> str:
