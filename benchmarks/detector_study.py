@@ -40,6 +40,7 @@ from defectlens.detect.fusion import FusionConfig, choose_fusion_weight, fuse, f
 from defectlens.detect.maps import image_score, on_image_cells
 from defectlens.detect.patch_detector import PatchFeatureDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, Placement
+from defectlens.errors import DefectlensError
 from defectlens.evaluate.metrics import aupro, image_auroc, pixel_auroc
 from defectlens.io import load_category, load_image
 from defectlens.io.images import load_mask
@@ -60,6 +61,8 @@ class Setting:
     backbone: str = "efficientnet-lite0"
     stages: tuple[int, ...] = (2, 4)
     image_size: int = 256
+    aggregate: int = 3
+    """Side of the local average over each level's patches before they are fused (EncoderConfig.aggregate)."""
     n_train: int | None = 200
     """Normal images to fit on (seeded subset); None = all."""
     detector: str = "memory-bank"
@@ -78,7 +81,7 @@ class Setting:
     to the normal features: DifferNet's rotation augmentation, for the bank."""
 
     def encoder_key(self) -> tuple:
-        return (self.backbone, self.stages, self.image_size)
+        return (self.backbone, self.stages, self.image_size, self.aggregate)
 
 
 DEFAULT_BANK = {"score_top_fraction": 0.05, "coreset_projection": 32, "search": "exact", "position_normalise": "none"}
@@ -151,6 +154,12 @@ SETTINGS += [
     Setting("lite2-crossfit", "calibration on the current defaults: thresholds from maps made relative to the other "
             "4 of 5 folds' position statistics (default: all calibration maps, in-sample)",
             backbone="efficientnet-lite2", n_train=None, bank={**CURRENT_BANK, "position_folds": 5}),
+    Setting("lite2-current-agg1", "neighbourhood on the current defaults: each level's patches taken alone (default: "
+            "averaged over 3 x 3 before the levels are fused)",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, aggregate=1),
+    Setting("lite2-current-agg5", "neighbourhood on the current defaults: each level's patches averaged over 5 x 5 "
+            "(default: 3 x 3)",
+            backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, aggregate=5),
 ]
 VARIANT_ROWS = ("base", "defaults", "lite2", "lite2-posz", "lite2-current")
 """Settings whose maps are re-scored with every image-score variant (no refit)."""
@@ -233,7 +242,7 @@ def _fingerprint(paths: Sequence[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def open_cache(root: Path, cache_dir: Path, backbone: str, stages: tuple[int, ...], image_size: int) -> CachedCategory:
+def open_cache(root: Path, cache_dir: Path, backbone: str, stages: tuple[int, ...], image_size: int, aggregate: int = 3) -> CachedCategory:
     """The category at ``root`` with its features for one encoder setting; splits are encoded
     on first use (:meth:`CachedCategory.split`) and each is saved as soon as it is done."""
     category = load_category(root)
@@ -244,7 +253,9 @@ def open_cache(root: Path, cache_dir: Path, backbone: str, stages: tuple[int, ..
         with Image.open(p) as im:
             sizes.append(im.size)
     canvas = CanvasSpec.for_sizes(sizes, image_size)
-    encoder_config = EncoderConfig(backbone=backbone, stages=stages, canvas_height=canvas.height, canvas_width=canvas.width, standardize=True)
+    encoder_config = EncoderConfig(backbone=backbone, stages=stages, canvas_height=canvas.height, canvas_width=canvas.width, standardize=True,
+        aggregate=aggregate,
+    )
     identity = {
         "cache_version": CACHE_VERSION,
         "encoder": encoder_config.to_json(),
@@ -623,7 +634,10 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
     meta = {"machine": machine, "notes": notes}
     for key in dict.fromkeys(s.encoder_key() for s in chosen):
-        caches = {name: open_cache(args.data / name, args.cache, *key) for name in names}
+        try:
+            caches = {name: open_cache(args.data / name, args.cache, *key) for name in names}
+        except DefectlensError as exc:  # an unknown category or one without test images: one line
+            sys.exit(f"error: {exc}")
         encoder = PatchEncoder(next(iter(caches.values())).encoder)
         # Setting by setting across all categories: the earliest rows already compare categories.
         for setting in (s for s in chosen if s.encoder_key() == key):
