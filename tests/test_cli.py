@@ -240,3 +240,16 @@ def test_a_large_batch_lists_its_flagged_images_and_says_where_the_rest_are():
     assert f"3 defective of {FULL_TABLE_ROWS + 10} shown; every image is in summary.csv and index.html" in " ".join(text.split())
     console.print(results_table(rows[:FULL_TABLE_ROWS], "batch", 120))  # small enough: every row
     assert "part_001.png" in console.export_text()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--extra-neighbourhood", "2"], "odd sizes other than the encoder's 3"),
+        (["--extra-neighbourhood", "1", "--detector", "discriminator"], "for the memory-bank detector alone"),
+    ],
+)
+def test_fit_checks_extra_neighbourhoods_before_decoding(synthetic_category, tmp_path, extra, message):
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), *extra])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "m").exists()

@@ -14,6 +14,7 @@ from defectlens import ModelFileError
 from defectlens.detect.maps import PositionNormaliser
 from defectlens.detect.memory_bank import IVF_MIN_BANK, IVF_ROWS_PER_LIST, MemoryBankConfig, MemoryBankDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, Placement
+from defectlens.encode.features import fuse_levels
 
 CANVAS = CanvasSpec(64, 64)  # an 8 x 8 grid of stride-8 cells
 DIM = 168  # Lite2's fused feature size: a loaded bank is checked against the encoder
@@ -178,3 +179,61 @@ def test_out_of_fold_position_statistics_judge_each_calibration_map_by_the_other
     assert MemoryBankConfig.from_json(saved_before).position_folds == 0  # older models: in-sample, as they were made
     with pytest.raises(ValueError, match="position_folds"):
         MemoryBankConfig(position_folds=1)
+
+
+def _levelled_batches(n_images: int, seed: int, defect: bool = False) -> list[EncodedBatch]:
+    """Batches that carry the encoder's levels (48 channels on the 8 x 8 grid, 120 on 4 x 4) and
+    their 3 x 3 fusion as features, as the encoder hands them over."""
+    rng = np.random.default_rng(seed)
+    fine = torch.from_numpy(rng.normal(0, 1, (n_images, 48, 8, 8)).astype(np.float32))
+    coarse = torch.from_numpy(rng.normal(0, 1, (n_images, 120, 4, 4)).astype(np.float32))
+    if defect:
+        fine[:, :, 3, 4] += 8.0  # one far-off fine cell: sharpest at 1 x 1
+    batches = []
+    for start in range(0, n_images, 8):
+        levels = [fine[start : start + 8], coarse[start : start + 8]]
+        features = fuse_levels(levels, 3, (8, 8))
+        batches.append(EncodedBatch(features, [Placement(64, 64, 0, 0, 64, 64)] * len(levels[0]), CANVAS, levels))
+    return batches
+
+
+def test_extra_neighbourhood_banks_average_their_maps_and_round_trip(tmp_path):
+    encoder = EncoderConfig(canvas_height=64, canvas_width=64)
+    config = MemoryBankConfig(encoder=encoder, coreset_ratio=1.0, search="exact", blur_sigma=1.0, extra_neighbourhoods=(1,))
+    detector = MemoryBankDetector(config)
+    detector.fit_encoded(_levelled_batches(24, seed=1))
+    assert [n.config.neighbourhood for n in detector.neighbours] == [1] and detector.thresholds is not None
+    assert detector.describe()["extra_neighbourhoods"] == [1]
+    test = _levelled_batches(4, seed=2)[0]
+    averaged = detector.score_encoded(test)
+    own = detector._score_own(test)
+    other = detector.neighbours[0].score_encoded(test)
+    for a, b, c in zip(averaged, own, other, strict=True):
+        np.testing.assert_allclose(a.anomaly_map, (b.anomaly_map + c.anomaly_map) / 2, rtol=1e-5)
+    # The thresholds are read from the averaged normal maps, not from either bank's.
+    assert detector.thresholds.image not in (detector.neighbours[0].thresholds.image,)
+    defective = detector.score_encoded(_levelled_batches(4, seed=3, defect=True)[0])
+    assert min(r.score for r in defective) > max(r.score for r in averaged)
+    detector.save(tmp_path)
+    loaded = MemoryBankDetector.load(tmp_path)
+    assert [r.score for r in loaded.score_encoded(test)] == [r.score for r in averaged]
+    # A model missing a bank, or features without the levels a bank re-fuses, are refused clearly.
+    (tmp_path / "neighbourhood-1" / "detector.json").unlink()
+    with pytest.raises(ModelFileError, match="bank of neighbourhood 1 is missing"):
+        MemoryBankDetector.load(tmp_path)
+    with pytest.raises(ValueError, match="needs the encoder's levels"):
+        detector.score_encoded(EncodedBatch(test.features, test.placements, CANVAS, []))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"extra_neighbourhoods": (2,)}, "odd sizes other than"),
+        ({"extra_neighbourhoods": (3,)}, "odd sizes other than"),
+        ({"extra_neighbourhoods": (1, 1)}, "repeat a size"),
+        ({"extra_neighbourhoods": (1,), "position_normalise": "none"}, "relative per position"),
+    ],
+)
+def test_extra_neighbourhoods_are_checked(changes, message):
+    with pytest.raises(ValueError, match=message):
+        MemoryBankConfig(**changes)

@@ -88,8 +88,21 @@ class InspectorSettings:
     (1 - target) quantile of the normal images' calibration scores."""
     global_weight: float = 0.0
     """Memory bank alone: weight of the global score beside the bank's (``MemoryBankConfig.global_weight``; 0 = off)."""
+    extra_neighbourhoods: tuple[int, ...] = ()
+    """Memory bank alone: further neighbourhood sizes whose banks' maps are averaged with the
+    encoder's (``MemoryBankConfig.extra_neighbourhoods``; () = off)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_neighbourhoods", tuple(self.extra_neighbourhoods))
+        if self.extra_neighbourhoods and (self.detector != "memory-bank" or self.global_weight > 0):
+            raise ConfigError(
+                "extra neighbourhoods are for the memory-bank detector alone, without a global weight", None,
+                "drop --extra-neighbourhood or use --detector memory-bank without --global-weight",
+            )
+        default = EncoderConfig().aggregate
+        if any(size < 1 or size % 2 == 0 or size == default for size in self.extra_neighbourhoods):
+            raise ConfigError(f"extra neighbourhoods must be odd sizes other than the encoder's {default}, got {self.extra_neighbourhoods}",
+                              None, "pass 1 or 5")
         if not 0.0 < self.false_alarm_target <= 0.5:
             # Checked before any image is decoded; above one half the threshold would sit below
             # the typical normal part.
@@ -261,6 +274,7 @@ class Inspector:
                 calibration=calibration,
                 quantile=quantile,
                 global_weight=settings.global_weight,
+                extra_neighbourhoods=settings.extra_neighbourhoods,
             )
         )
         held_out = detector.holdout_indices(len(images))
