@@ -44,8 +44,7 @@ MAX_ID = 2**63 - 1
 TOKEN_HEADER = "X-API-Token"
 STATIC = Path(__file__).resolve().parent / "static"
 FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
-              "WEBP": ("webp", "image/webp")}
-FORMAT_EXT["GIF"] = ("gif", "image/gif")
+              "WEBP": ("webp", "image/webp"), "GIF": ("gif", "image/gif")}
 EXT_MEDIA = dict(FORMAT_EXT.values())
 BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
