@@ -99,10 +99,11 @@ class InspectorSettings:
                 "extra neighbourhoods are for the memory-bank detector alone, without a global weight", None,
                 "drop --extra-neighbourhood or use --detector memory-bank without --global-weight",
             )
-        default = EncoderConfig().aggregate
-        if any(size < 1 or size % 2 == 0 or size == default for size in self.extra_neighbourhoods):
-            raise ConfigError(f"extra neighbourhoods must be odd sizes other than the encoder's {default}, got {self.extra_neighbourhoods}",
-                              None, "pass 1 or 5")
+        try:
+            # The memory bank's own check of the sizes, said before any image is decoded.
+            MemoryBankConfig(extra_neighbourhoods=self.extra_neighbourhoods)
+        except ValueError as exc:
+            raise ConfigError(str(exc), None, "pass 1 or 5") from None
         if not 0.0 < self.false_alarm_target <= 0.5:
             # Checked before any image is decoded; above one half the threshold would sit below
             # the typical normal part.
