@@ -207,7 +207,7 @@ def calibrate(
         raise fail(exc) from None
     except OSError as exc:
         console.print(f"[red]error:[/] {escape(str(plot_path))}: could not be written ({escape(str(exc.strerror or exc))})"
-                      f" — fix: pass --plot with a writable path")
+                      " — fix: pass --plot with a writable path")
         raise typer.Exit(2) from None
     if data.failures:
         raise typer.Exit(EXIT_PARTIAL)

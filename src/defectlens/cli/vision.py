@@ -636,7 +636,7 @@ def demo(
     root = (data_root or bundled_samples()) / category
     if not root.is_dir():
         console.print(f"[red]error:[/] {escape(str(root))}: category not found"
-                      f" — fix: pass --data-root with a folder of categories (e.g. ../shared/datasets)")
+                      " — fix: pass --data-root with a folder of categories (e.g. ../shared/datasets)")
         raise typer.Exit(2)
     model_dir = output / "model"
     fit(root, model_dir, max_images=max_train)

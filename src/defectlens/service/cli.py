@@ -53,7 +53,7 @@ def serve(
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         console.print(f"[red]error:[/] {escape(str(data_dir))}: cannot create the data folder ({escape(str(exc.strerror or exc))})"
-                      f" — fix: pass a writable --data-dir")
+                      " — fix: pass a writable --data-dir")
         raise typer.Exit(2) from None
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None)
