@@ -493,8 +493,9 @@ def evaluate(
             require_output_file(json_out, "metrics JSON")
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
-        taxonomy_path = category.taxonomy_path if Inspector.needs_taxonomy(model_dir) else None
-        if Inspector.needs_taxonomy(model_dir) and taxonomy_path is None:
+        zero_shot = Inspector.needs_taxonomy(model_dir)
+        taxonomy_path = category.taxonomy_path if zero_shot else None
+        if zero_shot and taxonomy_path is None:
             raise ConfigError(
                 "a zero-shot grounding model reads the part through its taxonomy, and this category has no taxonomy.json",
                 category_dir, "put the part's taxonomy.json (object name, defect descriptions) in the category folder",

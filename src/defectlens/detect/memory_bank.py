@@ -235,8 +235,6 @@ class MemoryBankDetector(PatchFeatureDetector):
         """Which fit image gave each bank row (only after fitting here, not after loading)."""
         self.neighbours: list[MemoryBankDetector] = []
         """The banks of :attr:`MemoryBankConfig.extra_neighbourhoods` (sharing this encoder)."""
-        self._calibration_results: list[AnomalyResult] = []
-        """The normal results the last fit calibrated on (read by a parent averaging banks)."""
 
     def _neighbour(self, size: int) -> MemoryBankDetector:
         """An empty bank for neighbourhood ``size`` on this detector's encoder."""
@@ -274,6 +272,11 @@ class MemoryBankDetector(PatchFeatureDetector):
 
         The step after encoding, on its own so that a study can fit many settings on features
         encoded once (see ``benchmarks/detector_study.py``)."""
+        return self._fit(train, holdout)[0]
+
+    def _fit(self, train: Iterable[EncodedBatch], holdout: Iterable[EncodedBatch]) -> tuple[FitSummary, list[AnomalyResult]]:
+        """:meth:`fit_encoded`, also returning the normal results the thresholds were set on
+        (what a parent averaging several neighbourhoods' banks reads from each)."""
         start = time.perf_counter()
         given, holdout = list(train), list(holdout)
         train = [self._own_view(b) for b in given]
@@ -323,7 +326,6 @@ class MemoryBankDetector(PatchFeatureDetector):
         self.global_score, self.global_scale = None, 0.0
         if pooled is not None:
             normal = self._add_global_score(normal, pooled, image_ids)
-        self._calibration_results = normal if self.config.neighbourhood is not None else []
         if self.config.extra_neighbourhoods:
             # Each further bank fitted and calibrated as this one is (same images, same order),
             # then the thresholds read from the averaged normal maps inspection will produce.
@@ -331,17 +333,16 @@ class MemoryBankDetector(PatchFeatureDetector):
             # The further banks read only the levels: this bank's features are freed first (on 600
             # magnetic tiles they held 0.4 GB through the second bank's fit).
             given = [EncodedBatch(torch.empty(0), b.placements, b.canvas, b.levels) for b in given]
+            others = []
             for k, neighbour in enumerate(self.neighbours):
                 # The last bank is handed the levels themselves (not a copy of the list): it frees
                 # them once it has re-fused them.
                 last = k == len(self.neighbours) - 1
-                neighbour.fit_encoded(_drained(given) if last else given, holdout)
-            normal = self._averaged(normal, [n._calibration_results for n in self.neighbours])
-            for neighbour in self.neighbours:
-                neighbour._calibration_results = []
+                others.append(neighbour._fit(_drained(given) if last else given, holdout)[1])
+            normal = self._averaged(normal, others)
         n_calibration = self.calibrate(normal, self.config.quantile)
         n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
-        return FitSummary(n_images + n_holdout, n_holdout, n_patches, len(chosen), time.perf_counter() - start)
+        return FitSummary(n_images + n_holdout, n_holdout, n_patches, len(chosen), time.perf_counter() - start), normal
 
     def _add_global_score(self, normal: list[AnomalyResult], pooled: np.ndarray, image_ids: np.ndarray) -> list[AnomalyResult]:
         """Fit the global score on every fit image's pooled features and add it to the calibration
