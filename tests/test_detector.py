@@ -25,6 +25,18 @@ def test_coreset_covers_clusters():
     assert sorted(int(torch.cdist(p[None], centres).argmin()) for p in picked) == [0, 1, 2]
 
 
+def test_coreset_takes_the_farthest_point_each_time():
+    # The defining property of greedy k-center, checked against a direct computation: every pick
+    # after the first is the point farthest from all picks before it (in the projection).
+    gen = torch.Generator().manual_seed(1)
+    points = torch.randn(500, 12, generator=gen)
+    chosen = greedy_coreset(points, 20, projection_dim=0, seed=3)
+    assert len(set(chosen.tolist())) == 20
+    for i in range(1, 20):
+        nearest_pick = torch.cdist(points, points[chosen[:i]]).min(1).values
+        assert float(nearest_pick[chosen[i]]) == pytest.approx(float(nearest_pick.max()), rel=1e-4)
+
+
 def test_f1_optimal_threshold_separates():
     # Midway in the gap between the lowest defective score and the highest normal one.
     assert f1_optimal_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == pytest.approx(0.5)

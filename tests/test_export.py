@@ -62,10 +62,11 @@ def test_export_folder_records_the_runtime(fitted_model, exported):
     assert meta["encoder"]["sha256"] == sha256_of(exported / ONNX_FILE)
     assert meta["encoder"]["max_relative_error"] <= MAX_RELATIVE_ERROR
     # The rest of the model folder is there as it was.
-    for f in fitted_model.iterdir():
-        assert (exported / f.name).is_file()
-        if f.name != "card.md":
-            assert (exported / f.name).read_bytes() == f.read_bytes()
+    for f in fitted_model.rglob("*"):
+        copy = exported / f.relative_to(fitted_model)
+        assert copy.is_dir() if f.is_dir() else copy.is_file()
+        if f.is_file() and f.name != "card.md":
+            assert copy.read_bytes() == f.read_bytes()
     assert "Exported encoder" in (exported / "card.md").read_text()
 
 

@@ -31,6 +31,11 @@ from tests.conftest import texture
 runner = CliRunner()
 
 
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (sub-folders too, e.g. a second bank's), by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _text(result) -> str:
     """CLI output with rich's line wrapping undone (words)."""
     return " ".join(result.output.split())
@@ -338,7 +343,8 @@ def test_files_and_model_folders_respect_the_umask(inspector, tmp_path):
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o750
-    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "model").iterdir()} == {0o640}
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "model").rglob("*") if p.is_file()} == {0o640}
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "model").rglob("*") if p.is_dir()} <= {0o750}
 
 
 def test_stale_temporaries_of_an_interrupted_run_are_removed(fitted_model, synthetic_category, tmp_path):
@@ -403,7 +409,7 @@ def test_resume_redoes_an_image_whose_json_is_broken(fitted_model, synthetic_cat
 
 def test_sigint_during_fit_leaves_the_old_model(fitted_model, synthetic_category, tmp_path, monkeypatch):
     model = _copy_model(fitted_model, tmp_path)
-    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    before = folder_contents(model)
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
@@ -411,7 +417,7 @@ def test_sigint_during_fit_leaves_the_old_model(fitted_model, synthetic_category
     monkeypatch.setattr(Inspector, "fit", interrupted)
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "128"])
     assert result.exit_code == 130 and "no model written" in _text(result)
-    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    assert folder_contents(model) == before
 
 
 def test_symlink_loop_is_reported_as_a_loop(fitted_model, tmp_path):
@@ -476,7 +482,7 @@ def test_fit_and_evaluate_exit_3_when_inputs_were_skipped(fitted_model, syntheti
 
 def test_a_save_cut_short_leaves_the_old_model_whole(fitted_model, tmp_path, monkeypatch):
     model = _copy_model(fitted_model, tmp_path)
-    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    before = folder_contents(model)
     inspector = Inspector.load(model)
     inspector.set_thresholds(image=123.0)
     real_save = type(inspector.detector).save
@@ -488,7 +494,7 @@ def test_a_save_cut_short_leaves_the_old_model_whole(fitted_model, tmp_path, mon
     monkeypatch.setattr(type(inspector.detector), "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         inspector.save(model)
-    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    assert folder_contents(model) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
 
     monkeypatch.setattr(type(inspector.detector), "save", real_save)

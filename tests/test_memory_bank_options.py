@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 import defectlens.detect.maps as maps_module
 from defectlens import ModelFileError
-from defectlens.detect.maps import PositionNormaliser
+from defectlens.detect.maps import PositionNormaliser, image_score
 from defectlens.detect.memory_bank import IVF_MIN_BANK, IVF_ROWS_PER_LIST, MemoryBankConfig, MemoryBankDetector
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, Placement
 from defectlens.encode.features import fuse_levels
@@ -210,6 +210,8 @@ def test_extra_neighbourhood_banks_average_their_maps_and_round_trip(tmp_path):
     other = detector.neighbours[0].score_encoded(test)
     for a, b, c in zip(averaged, own, other, strict=True):
         np.testing.assert_allclose(a.anomaly_map, (b.anomaly_map + c.anomaly_map) / 2, rtol=1e-5)
+        # Only the average is scored (the banks' own maps are not), and it is scored as one map.
+        assert a.score == pytest.approx(image_score(a.anomaly_map, config.score_top_fraction))
     # The thresholds are read from the averaged normal maps, not from either bank's.
     assert detector.thresholds.image not in (detector.neighbours[0].thresholds.image,)
     defective = detector.score_encoded(_levelled_batches(4, seed=3, defect=True)[0])

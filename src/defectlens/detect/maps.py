@@ -87,12 +87,13 @@ def grid_to_results(
     grid_values: torch.Tensor,
     encoded: EncodedBatch,
     sigma: float,
-    top_fraction: float,
+    top_fraction: float | None,
     relative: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[AnomalyResult]:
     """Turn (N, h, w) cell values of ``encoded``'s images into results: upsampled to the canvas,
     smoothed, cropped to each image's footprint and resized to its original size, then passed
-    through ``relative`` (e.g. :meth:`PositionNormaliser.apply`) before the image is scored."""
+    through ``relative`` (e.g. :meth:`PositionNormaliser.apply`) before the image is scored
+    (:func:`image_score`; ``top_fraction`` None: not scored, the score is NaN)."""
     spec = encoded.canvas
     h, w = int(grid_values.shape[-2]), int(grid_values.shape[-1])
     rows = upsample_smooth_operator(h, spec.height, float(sigma))
@@ -103,7 +104,8 @@ def grid_to_results(
         full = map_to_original(cmap, placement)
         if relative is not None:
             full = relative(full)
-        results.append(AnomalyResult(score=image_score(full, top_fraction), anomaly_map=full))
+        score = float("nan") if top_fraction is None else image_score(full, top_fraction)
+        results.append(AnomalyResult(score=score, anomaly_map=full))
     return results
 
 
