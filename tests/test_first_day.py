@@ -119,6 +119,11 @@ def test_threshold_override_is_not_saved(fitted_model, synthetic_category, tmp_p
     assert (fitted_model / "detector.json").read_bytes() == before
     bad = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--threshold", "nan"])
     assert bad.exit_code == 2 and "--threshold" in _text(bad)
+    # A threshold under the normal median is allowed (scores may be negative on some scales), but said.
+    assert "below the normal images' median score" not in _text(result)
+    low = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "low"), "--threshold", "-1"])
+    assert low.exit_code == 0 and "below the normal images' median score" in _text(low), low.output
+    assert all(r["verdict"] == "DEFECTIVE" for r in _rows(tmp_path / "low"))
 
 
 # ------------------------------------------------------------------ calibration

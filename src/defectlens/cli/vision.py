@@ -382,6 +382,11 @@ def inspect(
         raise fail(exc) from None
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {escape(str(note))}")
+    normal = getattr(inspector.detector, "normal_stats", None)
+    if threshold is not None and normal is not None and threshold < normal.image_median:
+        # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.
+        console.print(f"[yellow]note:[/] --threshold {threshold:g} is below the normal images' median score ({normal.image_median:.3f}): "
+                      "more than half of good parts will be flagged")
     output.mkdir(parents=True, exist_ok=True)
     _note_cleaned(clean_stale_temporaries(output))
     # Output names follow the order given, whatever order the batches are scored in, and no
