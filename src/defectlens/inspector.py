@@ -324,7 +324,9 @@ class Inspector:
         """Apply thresholds to a detector result and extract regions (only on defective images)."""
         t = self.thresholds
         h, w = result.anomaly_map.shape
-        defective = result.score > t.image
+        # A frame unlike every normal image (noise, another part) fails even when its map's top
+        # is no higher than a normal part's: it was never the part the thresholds were set for.
+        defective = result.score > t.image or result.unlike_normal is not None
         if defective:
             mask, labels, regions = extract_regions(result.anomaly_map, t.pixel, self.settings.min_region_px)
         else:
@@ -341,6 +343,7 @@ class Inspector:
             thresholds=t,
             region_labels=labels,
             detector=self.detector.name,
+            unlike_normal=result.unlike_normal,
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:

@@ -85,6 +85,10 @@ class AnomalyResult:
     batch_warning: str | None = None
     """Set by a detector that scores images against the rest of their batch when that batch
     defeats it (e.g. most parts share one defect): one line, the same on every image of it."""
+    unlike_normal: str | None = None
+    """Set when the image as a whole is unlike every normal image (a faulty frame or another part;
+    :mod:`~defectlens.detect.frame_check`): one line saying so. The image is then judged
+    defective whatever its score."""
 
 
 @dataclass
@@ -106,10 +110,14 @@ class Inspection:
     """int32 (H, W): 0 outside regions, else the :attr:`Region.index` the pixel belongs to."""
     detector: str = "memory-bank"
     """Which map produced the verdict: 'memory-bank', 'grounding' or 'fused'."""
+    unlike_normal: str | None = None
+    """Why the image as a whole is unlike every normal image, when it is (see
+    :attr:`AnomalyResult.unlike_normal`); such an image is defective whatever its score."""
 
     def to_json(self) -> dict:
-        """Plain-JSON summary (maps are written separately as images)."""
+        """Plain-JSON summary (maps are written separately as images); ``unlike_normal`` only when set."""
         return {
+            **({"unlike_normal": self.unlike_normal} if self.unlike_normal else {}),
             "source": self.source,
             "image_size": list(self.image_size),
             "score": round(float(self.score), 6),

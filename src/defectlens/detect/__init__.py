@@ -1,7 +1,8 @@
 """detect: normal-only anomaly detection (memory bank + coreset + faiss) and its calibration.
 
 Public surface: :class:`MemoryBankDetector`, :class:`MemoryBankConfig`, :class:`FitSummary`,
-:class:`FusedDetector` (any two detectors, look twice; :mod:`defectlens.detect.fusion`), the
+:class:`FusedDetector` (any two detectors, look twice; :mod:`defectlens.detect.fusion`),
+:class:`FrameCheck` (is the image the part at all; :mod:`defectlens.detect.frame_check`), the
 threshold helpers in :mod:`defectlens.detect.calibration`, and the map smoothing and image
 score every detector shares (:mod:`defectlens.detect.maps`). The vision-language grounding
 detector lives in :mod:`defectlens.detect.grounding`; the kind-name -> detector registry
@@ -18,6 +19,7 @@ from defectlens.detect.calibration import (
     thresholds_from_normal,
 )
 from defectlens.detect.coreset import greedy_coreset
+from defectlens.detect.frame_check import FrameCheck
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.maps import image_score, smooth_map, smooth_maps
 from defectlens.detect.memory_bank import FitSummary, MemoryBankConfig, MemoryBankDetector
@@ -25,6 +27,7 @@ from defectlens.detect.memory_bank import FitSummary, MemoryBankConfig, MemoryBa
 __all__ = [
     "DEFAULT_FALSE_ALARM_TARGET",
     "FitSummary",
+    "FrameCheck",
     "FusedDetector",
     "FusionConfig",
     "MemoryBankConfig",

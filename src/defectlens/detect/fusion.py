@@ -262,7 +262,8 @@ class FusedDetector:
         out = []
         for x, y in zip(a, b, strict=True):
             score, fused_map = fuse(x.score, x.anomaly_map, y.score, y.anomaly_map, self.primary_stats, self.secondary_stats, self.config)
-            out.append(AnomalyResult(score, fused_map, grounding=y.grounding or x.grounding))
+            # The primary's frame check (a memory bank's) stands in the fused verdict too.
+            out.append(AnomalyResult(score, fused_map, grounding=y.grounding or x.grounding, unlike_normal=x.unlike_normal))
         return out
 
     def describe(self) -> dict:

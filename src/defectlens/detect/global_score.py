@@ -76,19 +76,20 @@ class GlobalScore:
         """Distances of pooled features (N, C) in units of the normal spread."""
         return (_distances(self.location, self.precision, pooled) - self.median) / self.unit
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """Its numbers as tensors for the model file (float64: the distances are sums over C² terms)."""
+    def tensors(self, prefix: str = TENSOR_PREFIX) -> dict[str, torch.Tensor]:
+        """Its numbers as tensors for the model file (float64: the distances are sums over C² terms),
+        named with ``prefix`` (another user of the same Gaussian, the frame check, keeps its own)."""
         return {
-            f"{TENSOR_PREFIX}location": torch.from_numpy(self.location),
-            f"{TENSOR_PREFIX}precision": torch.from_numpy(self.precision),
-            f"{TENSOR_PREFIX}median_unit": torch.tensor([self.median, self.unit], dtype=torch.float64),
+            f"{prefix}location": torch.from_numpy(self.location),
+            f"{prefix}precision": torch.from_numpy(self.precision),
+            f"{prefix}median_unit": torch.tensor([self.median, self.unit], dtype=torch.float64),
         }
 
     @classmethod
-    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], feature_dim: int) -> GlobalScore | None:
-        """Inverse of :meth:`tensors`; None when the file holds no global score. Raises
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], feature_dim: int, prefix: str = TENSOR_PREFIX) -> GlobalScore | None:
+        """Inverse of :meth:`tensors`; None when the file holds no such Gaussian. Raises
         ``ValueError`` on shapes that do not fit ``feature_dim``-d features."""
-        names = [f"{TENSOR_PREFIX}{n}" for n in ("location", "precision", "median_unit")]
+        names = [f"{prefix}{n}" for n in ("location", "precision", "median_unit")]
         if not any(n in tensors for n in names):
             return None
         try:

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, normal_units
 from defectlens.detect.coreset import greedy_coreset
+from defectlens.detect.frame_check import FrameCheck
 from defectlens.detect.global_score import MAX_WEIGHT, GlobalScore, pooled_features
 from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, grid_to_results, image_score, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
@@ -230,6 +231,9 @@ class MemoryBankDetector(PatchFeatureDetector):
         """Normal maps' statistics per position (None: maps are raw distances)."""
         self.global_score: GlobalScore | None = None
         """The Gaussian of normal images' pooled features (None: ``global_weight`` is 0)."""
+        self.frame_check: FrameCheck | None = None
+        """Whether an image is the part at all (None: fitted on too few images, a further
+        neighbourhood's bank, or saved before the check existed)."""
         self.global_scale = 0.0
         """Image-score points per unit of the global score: ``global_weight`` times the bank's own
         unit (its normal scores' UNIT_QUANTILE less their median), so the weight reads the same on every part."""
@@ -260,7 +264,7 @@ class MemoryBankDetector(PatchFeatureDetector):
         out = []
         for i, result in enumerate(own):
             amap = np.mean([result.anomaly_map, *(o[i].anomaly_map for o in others)], axis=0).astype(np.float32)
-            out.append(AnomalyResult(score=image_score(amap, self.config.score_top_fraction), anomaly_map=amap))
+            out.append(AnomalyResult(score=image_score(amap, self.config.score_top_fraction), anomaly_map=amap, unlike_normal=result.unlike_normal))
         return out
 
     # ------------------------------------------------------------------ fitting
@@ -299,7 +303,9 @@ class MemoryBankDetector(PatchFeatureDetector):
         for (feat, keep), count in zip(cells, counts, strict=True):
             all_patches[row : row + count] = feat.permute(1, 2, 0)[keep]
             row += count
-        pooled = pooled_features(cells) if self.config.global_weight > 0 else None
+        # Averaged features of every fit image: for the frame check (the encoder's bank only; a
+        # further neighbourhood's bank sees the same images) and the global score when weighted.
+        pooled = pooled_features(cells) if self.config.neighbourhood is None else None
         del cells
         sources = torch.repeat_interleave(torch.arange(n_images, dtype=torch.int32), torch.tensor(counts))
         n_patches = len(all_patches)
@@ -312,7 +318,7 @@ class MemoryBankDetector(PatchFeatureDetector):
         # Only the images re-scored for calibration are needed from here on; each batch's
         # features are freed once it is scored (see _score_left_out).
         del train
-        self.positions = None
+        self.positions, self.frame_check = None, None  # not applied to the calibration images
         if self.config.calibration == "leave-one-out":
             # Which fit image each result is (read before scoring empties left_out).
             image_ids = np.concatenate([ids for _, ids in left_out]) if left_out else np.zeros(0, np.int64)
@@ -328,8 +334,9 @@ class MemoryBankDetector(PatchFeatureDetector):
             self.positions = PositionNormaliser.from_maps([r.anomaly_map for r, use in zip(normal, in_statistics, strict=True) if use])
             normal = self._relative_calibration(normal)
         self.global_score, self.global_scale = None, 0.0
-        if pooled is not None:
+        if pooled is not None and self.config.global_weight > 0:
             normal = self._add_global_score(normal, pooled, image_ids)
+        self.frame_check = None if pooled is None else FrameCheck.fit(pooled, self.config.seed)
         if self.config.extra_neighbourhoods:
             # Each further bank fitted and calibrated as this one is (same images, same order),
             # then the thresholds read from the averaged normal maps inspection will produce.
@@ -465,10 +472,16 @@ class MemoryBankDetector(PatchFeatureDetector):
         grid = torch.from_numpy(np.sqrt(dist2).mean(1)).reshape(n, h, w)
         relative = None if self.positions is None else self._relative_map
         results = grid_to_results(grid, encoded, self.config.blur_sigma, self.config.score_top_fraction if scored else None, relative)
-        if self.global_score is None or exclude is not None:
-            # Calibration adds each left-out image's global score out of fold (_add_global_score).
+        if exclude is not None or (self.global_score is None and self.frame_check is None):
+            # Calibration adds each left-out image's global score out of fold (_add_global_score),
+            # and normal images are not frame-checked.
             return results
-        units = self.global_score.units(pooled_features(on_image_cells([encoded])))
+        pooled = pooled_features(on_image_cells([encoded]))
+        if self.frame_check is not None:
+            results = [replace(r, unlike_normal=why) for r, why in zip(results, self.frame_check.reasons(pooled), strict=True)]
+        if self.global_score is None:
+            return results
+        units = self.global_score.units(pooled)
         return [replace(r, score=r.score + self.global_scale * float(u)) for r, u in zip(results, units, strict=True)]
 
     def _relative_map(self, anomaly_map: np.ndarray, positions: PositionNormaliser | None = None) -> np.ndarray:
@@ -529,6 +542,7 @@ class MemoryBankDetector(PatchFeatureDetector):
                 min(self.normal_stats.n_images, c.position_images) if self.positions is not None and self.normal_stats is not None else None
             ),
             "global_weight": c.global_weight,
+            "frame_check_limit": None if self.frame_check is None else round(self.frame_check.limit, 3),
             "extra_neighbourhoods": list(c.extra_neighbourhoods) or None,
         }
 
@@ -547,6 +561,9 @@ class MemoryBankDetector(PatchFeatureDetector):
                 tensors.update(self.positions.tensors())
             if self.global_score is not None:
                 tensors.update(self.global_score.tensors())
+            if self.frame_check is not None:
+                # Extra tensors: a reader from before the check loads the model without it.
+                tensors.update(self.frame_check.tensors())
             save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(version)})
         write_json_atomic(
             out / CONFIG_FILE,
@@ -610,6 +627,10 @@ class MemoryBankDetector(PatchFeatureDetector):
             global_scale = float(meta.get("global_scale", 0.0))
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"the global score is damaged ({exc})", bank_path, "re-fit the model") from None
+        try:
+            frame_check = FrameCheck.from_tensors(tensors, int(bank.shape[1]))
+        except ValueError as exc:
+            raise ModelFileError(f"the frame check is damaged ({exc})", bank_path, "re-fit the model") from None
         if (global_score is not None) != (config.global_weight > 0) or not np.isfinite(global_scale):
             raise ModelFileError(
                 f"global_weight {config.global_weight} does not match the files (global score {'present' if global_score else 'absent'})",
@@ -630,6 +651,7 @@ class MemoryBankDetector(PatchFeatureDetector):
         detector._set_bank(bank, centroids)
         detector.positions = positions
         detector.global_score, detector.global_scale = global_score, global_scale
+        detector.frame_check = frame_check
         detector.thresholds, detector.normal_stats = thresholds, stats
         for size in config.extra_neighbourhoods:
             folder = root / neighbour_folder(size)

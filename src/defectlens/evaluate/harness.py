@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import resource
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,10 +45,12 @@ class ScoredImage:
     defect_type: str
     score: float
     is_defective: bool
-    """The inspector's verdict at its own threshold."""
+    """The inspector's verdict at its own threshold (and its frame check)."""
     regions: list[Region]
     has_mask: bool
     """Whether its pixels are in the pixel metrics (a defective image without a mask is not)."""
+    unlike_normal: bool = False
+    """Whether the frame check found the whole image unlike every normal one (defective whatever its score)."""
 
 
 @dataclass
@@ -111,6 +113,8 @@ class DetectionEvaluation:
     with its recall: chosen on the test labels, so a reference, never a deployable threshold."""
     n_good: int
     n_defective: int
+    unlike_normal: tuple[int, int] = (0, 0)
+    """Good and defective test images the frame check flagged as unlike every normal image."""
 
     def to_json(self) -> dict:
         """Flat JSON: the metric names at the top level, fractions in [0, 1]; the reference point
@@ -133,6 +137,8 @@ class DetectionEvaluation:
             },
             n_good=self.n_good,
             n_defective=self.n_defective,
+            unlike_normal_good=self.unlike_normal[0],
+            unlike_normal_defective=self.unlike_normal[1],
             ms_per_image=round(self.ms_per_image, 2),
             fit_seconds=None if self.fit_seconds is None else round(self.fit_seconds, 2),
             n_test=self.n_test,
@@ -141,6 +147,19 @@ class DetectionEvaluation:
             failures=[{"source": f.source, "message": f.message} for f in self.failures],
         )
         return out
+
+
+def verdict_point(threshold: float, labels: Sequence[int], verdicts: Sequence[bool]) -> OperatingPoint:
+    """The model's operating point as `inspect` decides: the share of defective and of good images
+    its verdicts flag (its threshold, and the frame check on images unlike every normal one)."""
+    if math.isnan(threshold):
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    y, flagged = np.asarray(labels, bool), np.asarray(verdicts, bool)
+    return OperatingPoint(
+        float(threshold),
+        float(flagged[y].mean()) if y.any() else math.nan,
+        float(flagged[~y].mean()) if (~y).any() else math.nan,
+    )
 
 
 def peak_memory_mb() -> float:
@@ -192,6 +211,7 @@ def run_inspections(
                     is_defective=inspection.is_defective,
                     regions=list(inspection.regions),
                     has_mask=mask is not None,
+                    unlike_normal=inspection.unlike_normal is not None,
                 )
             )
             if keep_images:
@@ -249,9 +269,13 @@ def evaluate_detection(
         failures=failures,
         threshold_source=thresholds.source,
         false_alarm_target=stated_false_alarm_target(inspector),
-        operating_point=operating_point(labels, scores, thresholds.image),
+        operating_point=verdict_point(thresholds.image, labels, [r.is_defective for r in scored.records]),
         reference_point=operating_point(labels, scores, reference),
         n_good=len(good_scores),
         n_defective=len(labels) - len(good_scores),
+        unlike_normal=(
+            sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),
+            sum(r.unlike_normal and bool(y) for r, y in zip(scored.records, labels, strict=True)),
+        ),
     )
     return evaluation, scored

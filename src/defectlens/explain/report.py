@@ -97,7 +97,8 @@ def build_report(
         score=float(inspection.score),
         image_size=(int(inspection.image_size[0]), int(inspection.image_size[1])),
         findings=findings,
-        notes=[*notes, *own_notes],
+        # Said first: it is why the verdict is what it is (check the camera and the part).
+        notes=[*([inspection.unlike_normal] if inspection.unlike_normal else []), *notes, *own_notes],
     )
     start = time.perf_counter()
     report.text = template_text(report)

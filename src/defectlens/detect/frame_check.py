@@ -1,0 +1,78 @@
+"""Is this the part at all? A check on the whole frame, beside the memory bank's verdict.
+
+A camera that sends noise, or the wrong part under it, must never pass as a good part. Flat frames
+score far above every threshold, but a frame of sensor noise lifts a cookie's map everywhere
+without raising its top 1 % above a normal cookie's, and passed as good. What tells such frames
+apart is the image as a whole: its patch features averaged over the image lie far outside a
+Gaussian of the normal images' averages (the statistic of :mod:`~defectlens.detect.global_score`,
+in units of the normal images' own out-of-fold spread). In ``benchmarks/frame_check_study.py``
+a limit of :data:`LIMIT_FACTOR` times the normal images' largest out-of-fold value stopped every
+faulty frame and every image of another shared part on all four shared parts, and passed every
+good test image but one of 352 magnetic tiles; three times let cookie's noise frame through.
+
+An image over the limit is judged defective whatever its score, with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from defectlens.detect.global_score import GlobalScore
+
+LIMIT_FACTOR = 2.0
+"""The limit, in multiples of the normal images' largest out-of-fold distance (in units)."""
+MIN_IMAGES = 30
+"""Fewest normal images a frame check is fitted on. Its limit rests on the largest of their
+out-of-fold distances, a poor guide with a dozen images (on 12 synthetic textures it stood at 2.1
+units and a 16-pixel square lifted a part to 7-10); measured down to cookie's 31."""
+TENSOR_PREFIX = "frame_check_"
+
+
+@dataclass(frozen=True)
+class FrameCheck:
+    """The Gaussian of normal images' averaged features and the limit beyond which a frame is
+    unlike all of them."""
+
+    gaussian: GlobalScore
+    limit: float
+    """In the Gaussian's units: :data:`LIMIT_FACTOR` times the largest normal out-of-fold distance."""
+
+    @classmethod
+    def fit(cls, pooled: np.ndarray, seed: int = 0) -> FrameCheck | None:
+        """Fit on the normal images' pooled features (N, C); None with fewer than
+        :data:`MIN_IMAGES` images or features that do not vary."""
+        if len(pooled) < MIN_IMAGES:
+            return None
+        try:
+            gaussian, out_of_fold = GlobalScore.fit(pooled, seed)
+        except ValueError:
+            return None
+        return cls(gaussian, LIMIT_FACTOR * float(out_of_fold.max()))
+
+    def reasons(self, pooled: np.ndarray) -> list[str | None]:
+        """For each image's pooled features (N, C): why it is unlike the normal images, or None."""
+        return [
+            None if u <= self.limit else f"the whole image is unlike every normal image ({u:.1f} against a limit of {self.limit:.1f}): "
+            "a faulty frame or another part?"
+            for u in self.gaussian.units(pooled)
+        ]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Its numbers as tensors for the model file."""
+        return {**self.gaussian.tensors(TENSOR_PREFIX), f"{TENSOR_PREFIX}limit": torch.tensor([self.limit], dtype=torch.float64)}
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], feature_dim: int) -> FrameCheck | None:
+        """Inverse of :meth:`tensors`; None when the file holds none (models saved before it, or
+        fitted on too few images). Raises ``ValueError`` when it is damaged."""
+        gaussian = GlobalScore.from_tensors(tensors, feature_dim, TENSOR_PREFIX)
+        limit = tensors.get(f"{TENSOR_PREFIX}limit")
+        if gaussian is None and limit is None:
+            return None
+        if gaussian is None or limit is None or limit.shape != (1,) or not float(limit[0]) > 0:
+            raise ValueError("the frame check is incomplete")
+        return cls(gaussian, float(limit[0]))

@@ -1,0 +1,91 @@
+"""The frame check: a frame unlike every normal image (noise, another part) is never passed as good."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from defectlens import Inspector, InspectorSettings, ModelFileError
+from defectlens.detect.frame_check import LIMIT_FACTOR, MIN_IMAGES, FrameCheck
+from defectlens.detect.memory_bank import BANK_FILE
+from defectlens.evaluate.harness import verdict_point
+from defectlens.explain.report import build_report
+from tests.conftest import texture
+
+
+def test_limit_is_read_from_the_normal_images_and_flags_what_lies_far_beyond():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(60, 6))
+    check = FrameCheck.fit(normal)
+    assert check is not None and check.limit > LIMIT_FACTOR  # at least twice the unit (its 98th percentile)
+    reasons = check.reasons(np.vstack([rng.normal(size=(20, 6)), np.full((1, 6), 25.0)]))
+    assert all(r is None for r in reasons[:-1])
+    assert reasons[-1] is not None and "unlike every normal image" in reasons[-1]
+    # Saved and read back as tensors, it decides alike; none saved reads as none; a part of one is refused.
+    tensors = check.tensors()
+    read = FrameCheck.from_tensors(tensors, 6)
+    assert read is not None and read.limit == check.limit
+    probe = rng.normal(size=(5, 6)) * 4
+    np.testing.assert_array_equal(read.gaussian.units(probe), check.gaussian.units(probe))
+    assert FrameCheck.from_tensors({}, 6) is None
+    with pytest.raises(ValueError, match="incomplete"):
+        FrameCheck.from_tensors({k: v for k, v in tensors.items() if not k.endswith("limit")}, 6)
+    # Too few normal images for a trustworthy limit: no check rather than a trigger-happy one.
+    assert FrameCheck.fit(normal[: MIN_IMAGES - 1]) is None
+
+
+@pytest.fixture(scope="module")
+def checked_model(tmp_path_factory):
+    """A model fitted on enough synthetic textures for a frame check."""
+    rng = np.random.default_rng(11)
+    images = [texture(rng, 96, 128) for _ in range(MIN_IMAGES + 2)]
+    inspector = Inspector.fit([np.stack([i] * 3, -1) for i in images], InspectorSettings(image_size=128, coreset_ratio=0.5))
+    out = tmp_path_factory.mktemp("checked") / "model"
+    inspector.save(out)
+    return out
+
+
+def test_noise_frame_is_defective_with_its_reason_and_good_parts_pass(checked_model):
+    inspector = Inspector.load(checked_model)
+    assert inspector.detector.frame_check is not None
+    assert inspector.detector.describe()["frame_check_limit"] == pytest.approx(inspector.detector.frame_check.limit, abs=1e-3)
+    rng = np.random.default_rng(12)
+    noise = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    goods = [np.stack([texture(rng, 96, 128)] * 3, -1) for _ in range(4)]
+    verdict = inspector.inspect(noise)
+    assert verdict.is_defective and verdict.unlike_normal and "faulty frame or another part" in verdict.unlike_normal
+    assert verdict.to_json()["unlike_normal"] == verdict.unlike_normal
+    # Defective whatever its score: even a threshold no score reaches does not pass it.
+    inspector.set_thresholds(image=1e9)
+    assert inspector.inspect(noise).is_defective
+    assert not any(inspector.inspect(g).is_defective for g in goods)
+    assert all("unlike_normal" not in inspector.inspect(g).to_json() for g in goods)
+    # The report says why first.
+    assert build_report(inspector.inspect(noise)).notes[0] == verdict.unlike_normal
+
+
+def test_models_without_a_frame_check_load_and_a_damaged_one_is_refused(checked_model, tmp_path):
+    tensors = load_file(str(checked_model / BANK_FILE))
+    older = tmp_path / "older"
+    older.mkdir()
+    for f in checked_model.iterdir():
+        if f.is_file():
+            (older / f.name).write_bytes(f.read_bytes())
+    # As saved before the check existed: loads, and judges by the score alone.
+    save_file({k: v for k, v in tensors.items() if not k.startswith("frame_check_")}, str(older / BANK_FILE),
+              metadata={"format": json.loads((checked_model / "detector.json").read_text())["format"], "version": "2"})
+    assert Inspector.load(older).detector.frame_check is None
+    save_file({k: v for k, v in tensors.items() if k != "frame_check_limit"}, str(older / BANK_FILE),
+              metadata={"format": "defectlens.memory-bank", "version": "2"})
+    with pytest.raises(ModelFileError, match="frame check is damaged"):
+        Inspector.load(older)
+
+
+def test_operating_point_counts_the_verdicts_inspect_gives():
+    # Scores alone would flag one defective image of two; the frame check flagged the other.
+    point = verdict_point(5.0, [1, 1, 0, 0], [True, True, False, True])
+    assert (point.recall, point.false_alarm_rate) == (1.0, 0.5)
+    assert np.isnan(verdict_point(float("nan"), [1, 0], [True, False]).recall)
