@@ -43,6 +43,11 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
             sync_api.expect(page.locator("#overlay")).to_have_js_property("complete", True)
             page.screenshot(path=str(ARTIFACTS / "1-inspected.png"), full_page=True)
+            # The report pane: the report's text, then each of its notes.
+            shown = page.locator("#report").text_content() or ""
+            assert shown.startswith(page.evaluate("current.report_text"))
+            notes = page.evaluate("current.report.notes")
+            assert notes and all(f"note: {n}" in shown for n in notes)
 
             # Override region 1's type and send the review.
             page.select_option("#region-type-1", "scratch")
