@@ -597,6 +597,17 @@ def leave_one_category_out(rows: list[dict], categories: list[str], current: str
     return lines
 
 
+def cached_study_parser(doc: str, categories: Sequence[str]) -> argparse.ArgumentParser:
+    """The arguments every study on this feature cache takes (``--data``, ``--cache``, ``--out``,
+    ``--categories``), for the studies that import this module."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", ROOT.parent / "shared" / "datasets")))
+    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_cache")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--categories", nargs="*", default=list(categories))
+    return parser
+
+
 def main() -> None:
     """Run the chosen settings on the chosen categories and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,12 +20,11 @@ study's cache (``benchmarks/detector_study.py``); the frames and other parts are
 
     python benchmarks/frame_check_study.py [--categories NAME ...]
 
-Writes ``benchmarks/results/frame_check_study.{json,md}``.
+Writes ``benchmarks/results/frame_check_study.{json,md}`` (a run adds or replaces its categories).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -120,14 +119,13 @@ def write_tables(results: dict[str, dict], out: Path) -> None:
 
 def main() -> None:
     """Run the study on the chosen categories and write the results."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
-    parser.add_argument("--cache", type=Path, default=HERE.parent / "runs" / "detector_cache")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--categories", nargs="*", default=list(CATEGORIES))
+    parser = ds.cached_study_parser(__doc__ or "", CATEGORIES)
     args = parser.parse_args()
-    results = {name: study(args.data, args.cache, name) for name in args.categories}
-    (args.out / "frame_check_study.json").write_text(json.dumps(results, indent=1))
+    path = args.out / "frame_check_study.json"
+    # Merged: a run on some categories replaces theirs and keeps the others'.
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.update({name: study(args.data, args.cache, name) for name in args.categories})
+    path.write_text(json.dumps(results, indent=1))
     write_tables(results, args.out)
 
 

@@ -19,7 +19,6 @@ Results: ``benchmarks/results/neighbourhood_study.{json,md}``; a run adds its ro
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -130,11 +129,7 @@ def write_tables(results: dict[str, dict[str, dict[str, float]]], out: Path) -> 
 
 def main() -> None:
     """Run the study on the chosen categories and write the results."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
-    parser.add_argument("--cache", type=Path, default=HERE.parent / "runs" / "detector_cache")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--categories", nargs="*", default=list(CATEGORIES))
+    parser = ds.cached_study_parser(__doc__ or "", CATEGORIES)
     parser.add_argument("--sizes", nargs="*", type=int, default=list(SIZES), help="neighbourhood sizes (default 1 3 5)")
     parser.add_argument("--bank-sizes", nargs="*", type=int, default=[DEFAULT_BANK], help="caps on each bank's coreset (patches)")
     parser.add_argument("--probes", nargs="*", type=int, default=[DEFAULT_PROBES], help="IVF cells searched per patch")
