@@ -89,3 +89,15 @@ def test_operating_point_counts_the_verdicts_inspect_gives():
     point = verdict_point(5.0, [1, 1, 0, 0], [True, True, False, True])
     assert (point.recall, point.false_alarm_rate) == (1.0, 0.5)
     assert np.isnan(verdict_point(float("nan"), [1, 0], [True, False]).recall)
+
+
+def test_an_exported_model_checks_frames_alike(checked_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from defectlens.export import export_model
+
+    export_model(checked_model, tmp_path / "exported")
+    exported, original = Inspector.load(tmp_path / "exported"), Inspector.load(checked_model)
+    assert exported.detector.frame_check is not None and exported.detector.frame_check.limit == original.detector.frame_check.limit
+    noise = np.random.default_rng(13).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    verdict = exported.inspect(noise)
+    assert verdict.is_defective and verdict.unlike_normal
