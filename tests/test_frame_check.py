@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from defectlens import Inspector, InspectorSettings, ModelFileError
 from defectlens.detect.frame_check import LIMIT_FACTOR, MIN_IMAGES, FrameCheck
 from defectlens.detect.memory_bank import BANK_FILE
-from defectlens.evaluate.harness import verdict_point
+from defectlens.evaluate.metrics import verdict_point
 from defectlens.explain.report import build_report
 from tests.conftest import texture
 

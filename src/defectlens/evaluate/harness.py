@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import resource
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +24,7 @@ from defectlens.evaluate.metrics import (
     image_auroc,
     operating_point,
     threshold_for_false_alarm_rate,
+    verdict_point,
 )
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import Category, load_mask
@@ -147,19 +148,6 @@ class DetectionEvaluation:
             failures=[{"source": f.source, "message": f.message} for f in self.failures],
         )
         return out
-
-
-def verdict_point(threshold: float, labels: Sequence[int], verdicts: Sequence[bool]) -> OperatingPoint:
-    """The model's operating point as `inspect` decides: the share of defective and of good images
-    its verdicts flag (its threshold, and the frame check on images unlike every normal one)."""
-    if math.isnan(threshold):
-        return OperatingPoint(math.nan, math.nan, math.nan)
-    y, flagged = np.asarray(labels, bool), np.asarray(verdicts, bool)
-    return OperatingPoint(
-        float(threshold),
-        float(flagged[y].mean()) if y.any() else math.nan,
-        float(flagged[~y].mean()) if (~y).any() else math.nan,
-    )
 
 
 def peak_memory_mb() -> float:

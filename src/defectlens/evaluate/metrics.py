@@ -174,6 +174,19 @@ def operating_point(labels, scores, threshold: float) -> OperatingPoint:
     return OperatingPoint(float(threshold), flagged_share(s[y], threshold), flagged_share(s[~y], threshold))
 
 
+def verdict_point(threshold: float, labels: Sequence[int], verdicts: Sequence[bool]) -> OperatingPoint:
+    """The model's operating point as `inspect` decides: the share of defective and of good images
+    its verdicts flag (its threshold, and the frame check on images unlike every normal one)."""
+    if math.isnan(threshold):
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    y, flagged = np.asarray(labels, bool), np.asarray(verdicts, bool)
+    return OperatingPoint(
+        float(threshold),
+        float(flagged[y].mean()) if y.any() else math.nan,
+        float(flagged[~y].mean()) if (~y).any() else math.nan,
+    )
+
+
 def threshold_for_false_alarm_rate(good_scores, target: float) -> float:
     """The lowest threshold that flags at most a share ``target`` of ``good_scores`` (``score > t`` flags).
 
