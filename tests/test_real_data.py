@@ -37,3 +37,20 @@ def test_commutator_cracks_are_found():
         y, x = np.unravel_index(result.anomaly_map.argmax(), mask.shape)
         hits += bool(mask[max(0, y - 10) : y + 10, max(0, x - 10) : x + 10].any())
     assert hits >= len(bad) // 2
+
+
+@pytest.mark.slow
+def test_a_noise_frame_never_passes_as_a_good_cookie():
+    # The case the frame check was built for: on cookie a noise frame's top 1 % was no higher than
+    # a normal cookie's. Every normal image (31) fits the check; the good test cookies pass it.
+    category = load_category(require_category("cookie"))
+    inspector = Inspector.fit([load_image(p) for p in category.train_good], InspectorSettings())
+    assert inspector.detector.frame_check is not None
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    verdict = inspector.inspect(noise)
+    assert verdict.is_defective and verdict.unlike_normal
+    goods = [inspector.inspect(t.path) for t in category.test if not t.is_defective]
+    assert goods and not any(g.unlike_normal for g in goods)
+    # Another part in front of the camera: a commutator.
+    other = load_category(require_category("commutator"))
+    assert all(inspector.inspect(t.path).unlike_normal for t in other.test[:3])
