@@ -101,3 +101,25 @@ def test_an_exported_model_checks_frames_alike(checked_model, tmp_path):
     noise = np.random.default_rng(13).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     verdict = exported.inspect(noise)
     assert verdict.is_defective and verdict.unlike_normal
+
+
+def test_calibrate_counts_frames_unlike_every_normal_one_as_inspect_will(checked_model, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from tests.conftest import plant_square
+
+    rng = np.random.default_rng(14)
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    for i in range(4):
+        Image.fromarray(texture(rng, 96, 128)).save(good / f"g{i}.png")
+        Image.fromarray(plant_square(texture(rng, 96, 128), 30, 40, 16)).save(bad / f"square{i}.png")
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(bad / "noise.png")
+    result = CliRunner().invoke(app, ["calibrate", str(checked_model), "--good", str(good), "--defective", str(bad), "--dry-run",
+                                      "--plot", str(tmp_path / "roc.png")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "0 good and" in text and "defective image(s) are unlike every normal one" in text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +48,8 @@ class LabelledScores:
     n_masked: int
     """Defective images with a ground-truth mask."""
     failures: list[Failure]
+    unlike: list[bool] = field(default_factory=list)
+    """Per image: the frame check found it unlike every normal image (flagged at any threshold)."""
 
 
 def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: bool, out: LabelledScores, advance) -> None:
@@ -71,6 +73,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
             label = labelled[path]
             out.labels.append(label)
             out.scores.append(result.score)
+            out.unlike.append(result.unlike_normal is not None)
             if not with_pixels:
                 continue
             h, w = image.shape[:2]
@@ -118,7 +121,7 @@ def calibrate(
     Prints recall and false-alarm rate at the old and the new threshold and writes a ROC plot
     with both marked. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage."""
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
-    from defectlens.evaluate.metrics import OperatingPoint, operating_point
+    from defectlens.evaluate.metrics import OperatingPoint, verdict_point
     from defectlens.evaluate.roc import roc_figure_png
 
     failures: list[Failure] = []
@@ -183,7 +186,10 @@ def calibrate(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted:[/] the model is as it was")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    before, after = operating_point(labels, scores, old.image), operating_point(labels, scores, image_t)
+    # As `inspect` will decide: an image the frame check finds unlike every normal one is flagged
+    # at any threshold.
+    unlike = np.asarray(data.unlike, bool)
+    before, after = (verdict_point(t, labels, (scores > t) | unlike) for t in (old.image, image_t))
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
         table.add_column(column, overflow="fold")  # "(normal-quantile)" whole, not cut with "…"
@@ -191,6 +197,9 @@ def calibrate(
     table.add_row(f"new ({how})", f"{image_t:.4f}", _percent(after.recall), _percent(after.false_alarm_rate), f"{pixel_t:.4f}")
     console.print(table)
     console.print(f"pixel threshold: {escape(str(pixel_note))}")
+    if unlike.any():
+        console.print(f"[yellow]note:[/] {int(unlike[labels == 0].sum())} good and {int(unlike[labels == 1].sum())} defective image(s) are "
+                      "unlike every normal one (frame check): flagged at any threshold, and counted so above")
     _report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     try:

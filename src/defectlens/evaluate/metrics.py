@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
 
@@ -174,7 +175,7 @@ def operating_point(labels, scores, threshold: float) -> OperatingPoint:
     return OperatingPoint(float(threshold), flagged_share(s[y], threshold), flagged_share(s[~y], threshold))
 
 
-def verdict_point(threshold: float, labels: Sequence[int], verdicts: Sequence[bool]) -> OperatingPoint:
+def verdict_point(threshold: float, labels: npt.ArrayLike, verdicts: npt.ArrayLike) -> OperatingPoint:
     """The model's operating point as `inspect` decides: the share of defective and of good images
     its verdicts flag (its threshold, and the frame check on images unlike every normal one)."""
     if math.isnan(threshold):
