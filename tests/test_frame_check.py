@@ -123,3 +123,25 @@ def test_calibrate_counts_frames_unlike_every_normal_one_as_inspect_will(checked
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert "0 good and" in text and "defective image(s) are unlike every normal one" in text
+
+
+def test_evaluate_counts_and_says_what_the_frame_check_flagged(checked_model, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    rng = np.random.default_rng(15)
+    root = tmp_path / "plate"
+    for sub in ("train/good", "test/good", "test/noise"):
+        (root / sub).mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(texture(rng, 96, 128)).save(root / "train/good" / f"{i}.png")
+        Image.fromarray(texture(rng, 96, 128)).save(root / "test/good" / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / "test/noise" / "frame.png")
+    result = CliRunner().invoke(app, ["evaluate", str(checked_model), str(root), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert (metrics["unlike_normal_good"], metrics["unlike_normal_defective"]) == (0, 1)
+    assert metrics["recall_at_threshold"] == 1.0
+    assert "the frame check found 0 good and 1 defective" in " ".join(result.output.split())

@@ -549,14 +549,13 @@ def evaluate(
     table.add_row("ref: recall_1pct_fa", _metric_cell(reference["recall"]))
     console.print(table)
     console.print(
-        f"operating point: {evaluation.n_defective} defective and {evaluation.n_good} good test images, flagged when score > threshold "
-        "or the whole image is unlike every normal one (frame check). "
+        f"operating point: {evaluation.n_defective} defective and {evaluation.n_good} good test images, flagged when score > threshold. "
         f"ref: the threshold flagging at most 1 % of the good test images and its recall — {escape(reference['note'])}."
     )
     unlike_good, unlike_defective = evaluation.unlike_normal
     if unlike_good or unlike_defective:
         console.print(f"[yellow]note:[/] the frame check found {unlike_good} good and {unlike_defective} defective test image(s) "
-                      "unlike every normal one")
+                      "unlike every normal one: flagged whatever their score, and counted so in the operating point")
     _report_failures(evaluation.failures)
     if json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
