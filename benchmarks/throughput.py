@@ -169,7 +169,9 @@ def main() -> None:
     ap.add_argument("--ray-running", action="store_true",
                     help="also run the Ray engine on a Ray started beforehand (`ray start --head`, as a cluster runs), stopped afterwards")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--normals", type=int, default=20, help="normal images the model is fitted on")
+    ap.add_argument("--normals", type=int, default=20,
+                    help="normal images the model is fitted on (30 or more: with the frame check a model fitted on a line's images has)")
+    ap.add_argument("--name", default="throughput", help="results file stem in benchmarks/results")
     args = ap.parse_args()
     load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="defectlens-throughput-"))
@@ -189,7 +191,7 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                                  "python": platform.python_version(), "torch": torch.__version__,
                                  "torch_threads": torch.get_num_threads()},
-                     "images": args.images, "end_to_end": {}, "profile_ms_per_image": {}}
+                     "images": args.images, "normals": args.normals, "end_to_end": {}, "profile_ms_per_image": {}}
     for runtime in runtimes:
         model = Inspector.load(work / "model") if runtime == "torch" else Inspector.load(work / "onnx", runtime=runtime)
         model.inspect_batch(paths[:8])  # warm-up: first-call allocations and graph compilation
@@ -232,8 +234,9 @@ def main() -> None:
     results["load_average_before"], results["load_average_after"] = load_before, load_average()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# Throughput ({results['machine']['cpus']} CPUs, load {load_before} → {results['load_average_after']})", "",
+    (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"# Throughput ({results['machine']['cpus']} CPUs, load {load_before} → {results['load_average_after']}; "
+             f"model fitted on {args.normals} normal images)", "",
              "| runtime, batch | images/s | ms/image |", "|---|---|---|"]
     lines += [f"| {k} | {v['images_per_s']} | {v['ms_per_image']} |" for k, v in results["end_to_end"].items()]
     stages = list(next(iter(results["profile_ms_per_image"].values())))
@@ -244,7 +247,7 @@ def main() -> None:
                   "| images/s after start-up | outputs as local |", "|---|---|---|---|---|---|"]
         keys = ["seconds", "images_per_s", "one_batch_seconds", "after_start_images_per_s", "outputs_identical_to_local"]
         lines += [f"| {k} | " + " | ".join(str(v[key]) for key in keys) + " |" for k, v in results["engines"].items()]
-    (out / "throughput.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
