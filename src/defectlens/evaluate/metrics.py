@@ -170,17 +170,18 @@ def operating_point(labels, scores, threshold: float) -> OperatingPoint:
     A ``nan`` threshold (none could be set) gives ``nan`` rates, not a share of zero.
     """
     y, s = _image_arrays(labels, scores)
-    if math.isnan(threshold):
-        return OperatingPoint(math.nan, math.nan, math.nan)
-    return OperatingPoint(float(threshold), flagged_share(s[y], threshold), flagged_share(s[~y], threshold))
+    return verdict_point(threshold, y, s > threshold)
 
 
 def verdict_point(threshold: float, labels: npt.ArrayLike, verdicts: npt.ArrayLike) -> OperatingPoint:
-    """The model's operating point as `inspect` decides: the share of defective and of good images
-    its verdicts flag (its threshold, and the frame check on images unlike every normal one)."""
+    """Recall and false-alarm rate of per-image ``verdicts`` (True = flagged) at ``threshold``: as
+    `inspect` decides, its threshold and the frame check on images unlike every normal one
+    (:func:`operating_point` is this with ``score > threshold`` as the verdicts)."""
     if math.isnan(threshold):
         return OperatingPoint(math.nan, math.nan, math.nan)
-    y, flagged = np.asarray(labels, bool), np.asarray(verdicts, bool)
+    y, flagged = np.asarray(labels).ravel() != 0, np.asarray(verdicts, bool).ravel()
+    if y.shape != flagged.shape:
+        raise ValueError(f"labels and verdicts differ in length: {y.size} vs {flagged.size}")
     return OperatingPoint(
         float(threshold),
         float(flagged[y].mean()) if y.any() else math.nan,
