@@ -139,6 +139,11 @@ def test_threshold_for_false_alarms_sits_in_the_gap():
     assert point.recall == 0.5 and point.false_alarm_rate == 0.0
     with pytest.raises(ValueError):
         threshold_for_false_alarms(normal, 1.0)
+    # Normal images flagged whatever their score (the frame check's) spend the allowance first:
+    # 4 % of 102 allows 4 alarms, 2 of them already spent, so 2 of the 100 scores may be flagged.
+    assert threshold_for_false_alarms(normal, 0.04, already_flagged=2) == pytest.approx(98.5)
+    # Spent already: no scored normal image may be flagged, the threshold lies above them all.
+    assert threshold_for_false_alarms(normal, 0.01, [100.4], already_flagged=3) == pytest.approx(100.2)
 
 
 def _copy_model(model: Path, tmp_path: Path) -> Path:

@@ -123,6 +123,23 @@ def test_calibrate_counts_frames_unlike_every_normal_one_as_inspect_will(checked
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert "0 good and" in text and "defective image(s) are unlike every normal one" in text
+    # A noise frame among the good parts is a false alarm at any threshold: at a 1 % target on 5
+    # good images none may be flagged, so the new threshold lets every other good part pass.
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(good / "noise.png")
+    result = CliRunner().invoke(app, ["calibrate", str(checked_model), "--good", str(good), "--defective", str(bad), "--dry-run",
+                                      "--max-false-alarms", "0.01", "--plot", str(tmp_path / "roc.png")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "1 good and" in text and "the frame check alone flags 1 of 5 good image(s)" in text
+    new_row = next(line for line in result.output.splitlines() if "new (" in line)
+    assert "20.0%" in new_row  # the noise frame only: 1 of 5
+    # Every good image unlike the normal ones: not a set to calibrate on.
+    noise_only = tmp_path / "noise_only"
+    noise_only.mkdir()
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(noise_only / "noise.png")
+    result = CliRunner().invoke(app, ["calibrate", str(checked_model), "--good", str(noise_only), "--defective", str(bad), "--dry-run",
+                                      "--plot", str(tmp_path / "roc.png")])
+    assert result.exit_code == 2 and "unlike every normal image" in " ".join(result.output.split()), result.output
 
 
 def test_evaluate_counts_and_says_what_the_frame_check_flagged(checked_model, tmp_path):
@@ -145,3 +162,23 @@ def test_evaluate_counts_and_says_what_the_frame_check_flagged(checked_model, tm
     assert (metrics["unlike_normal_good"], metrics["unlike_normal_defective"]) == (0, 1)
     assert metrics["recall_at_threshold"] == 1.0
     assert "the frame check found 0 good and 1 defective" in " ".join(result.output.split())
+
+
+def test_with_the_global_score_on_the_check_shares_its_gaussian(tmp_path):
+    # One Gaussian of the same images serves both: fitted once, saved once (the check keeps only
+    # its limit), read back shared, and it still stops a noise frame.
+    rng = np.random.default_rng(16)
+    images = [np.stack([texture(rng, 96, 128)] * 3, -1) for _ in range(MIN_IMAGES + 2)]
+    inspector = Inspector.fit(images, InspectorSettings(image_size=128, coreset_ratio=0.5, global_weight=0.5))
+    detector = inspector.detector
+    assert detector.frame_check is not None and detector.frame_check.gaussian is detector.global_score
+    inspector.save(tmp_path / "m")
+    saved = [k for k in load_file(str(tmp_path / "m" / BANK_FILE)) if k.startswith("frame_check_")]
+    assert saved == ["frame_check_limit"]
+    loaded = Inspector.load(tmp_path / "m").detector
+    assert loaded.frame_check is not None and loaded.frame_check.gaussian is loaded.global_score
+    assert loaded.frame_check.limit == detector.frame_check.limit
+    noise = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    goods = [np.stack([texture(rng, 96, 128)] * 3, -1) for _ in range(3)]
+    results = loaded.score([noise, *goods])
+    assert results[0].unlike_normal is not None and all(r.unlike_normal is None for r in results[1:])

@@ -23,7 +23,13 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, fail, progress_bar
 from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _report_failures, expand_inputs
-from defectlens.detect.calibration import DEFAULT_FALSE_ALARM_TARGET, f1_optimal_threshold, subsample, threshold_for_false_alarms
+from defectlens.detect.calibration import (
+    DEFAULT_FALSE_ALARM_TARGET,
+    allowed_false_alarms,
+    f1_optimal_threshold,
+    subsample,
+    threshold_for_false_alarms,
+)
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import load_mask, write_bytes_atomic
@@ -172,10 +178,25 @@ def calibrate(
             if not (labels == value).any():
                 raise DatasetLayoutError(f"none of the {what} images could be read", None, "fix or replace the files listed above")
         normal, bad = scores[labels == 0], scores[labels == 1]
+        # As `inspect` will decide: an image the frame check finds unlike every normal one is
+        # flagged at any threshold, so the threshold is chosen with those verdicts fixed.
+        unlike = np.asarray(data.unlike, bool)
+        unlike_good = int((unlike & (labels == 0)).sum())
         if f1:
-            image_t, how = f1_optimal_threshold(labels, scores), "f1-optimal"
+            # Ranked above every score, they are positives at every threshold F1 weighs.
+            ranked = np.where(unlike, scores.max() + 1.0, scores)
+            image_t, how = f1_optimal_threshold(labels, ranked), "f1-optimal"
         else:
-            image_t, how = threshold_for_false_alarms(normal, target, bad), f"false-alarm target {target:g}"
+            passing = ~unlike & (labels == 0)
+            if not passing.any():
+                raise DatasetLayoutError(
+                    f"all {unlike_good} good image(s) are unlike every normal image the model was fitted on (frame check)",
+                    ", ".join(map(str, good)),
+                    "check that these are the part this model was fitted for, and re-fit it on images like them",
+                )
+            # The frame check's false alarms spend the target's allowance first.
+            image_t = threshold_for_false_alarms(scores[passing], target, scores[~unlike & (labels == 1)], already_flagged=unlike_good)
+            how = f"false-alarm target {target:g}"
         pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks beside the defective images)"
         if data.n_masked:
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
@@ -186,9 +207,6 @@ def calibrate(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted:[/] the model is as it was")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    # As `inspect` will decide: an image the frame check finds unlike every normal one is flagged
-    # at any threshold.
-    unlike = np.asarray(data.unlike, bool)
     before, after = (verdict_point(t, labels, (scores > t) | unlike) for t in (old.image, image_t))
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
@@ -198,8 +216,11 @@ def calibrate(
     console.print(table)
     console.print(f"pixel threshold: {escape(str(pixel_note))}")
     if unlike.any():
-        console.print(f"[yellow]note:[/] {int(unlike[labels == 0].sum())} good and {int(unlike[labels == 1].sum())} defective image(s) are "
+        console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "
                       "unlike every normal one (frame check): flagged at any threshold, and counted so above")
+    if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
+        console.print(f"[yellow]note:[/] the frame check alone flags {unlike_good} of {len(normal)} good image(s), more than the "
+                      f"false-alarm target {target:g} allows: the new threshold flags no other good image")
     _report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     try:

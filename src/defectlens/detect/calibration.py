@@ -173,32 +173,47 @@ def f1_optimal_thresholds(
     return Thresholds(image=image_t, pixel=pixel_t, source="f1-optimal")
 
 
-def highest_unflagged_score(normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float) -> float:
+def highest_unflagged_score(normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float, already_flagged: int = 0) -> float:
     """The highest normal score that must stay below a threshold flagging at most
-    ``max_false_alarm_rate`` of ``normal_scores`` (rule ``score > t``): with ``n`` scores at most
-    ``floor(rate * n)`` may lie above it, so it is the ``(floor(rate * n) + 1)``-th largest."""
+    ``max_false_alarm_rate`` of the normal images (rule ``score > t``): with ``n`` scores at most
+    ``floor(rate * n)`` may lie above it, so it is the ``(floor(rate * n) + 1)``-th largest.
+
+    ``already_flagged`` normal images beside ``normal_scores`` are flagged at any threshold (the
+    frame check's): they count among the ``n`` and spend the allowance first. When they alone
+    use it up, no scored normal image may be flagged: the highest score is returned (the best
+    a threshold can do; the caller says the target is out of reach, see :func:`allowed_false_alarms`)."""
     s = np.asarray(normal_scores, dtype=np.float64).ravel()
     if s.size == 0:
         raise ValueError("a false-alarm target needs at least one normal image")
-    if not 0.0 <= max_false_alarm_rate < 1.0:
-        raise ValueError(f"the false-alarm rate must be in [0, 1), got {max_false_alarm_rate}")
-    # The tolerance keeps 0.29 * 100 (28.999999999999996 in floats) at 29 allowed alarms.
-    allowed = math.floor(max_false_alarm_rate * s.size + 1e-9)
+    allowed = max(0, allowed_false_alarms(s.size + already_flagged, max_false_alarm_rate) - already_flagged)
     return float(np.partition(s, s.size - 1 - allowed)[s.size - 1 - allowed])
 
 
+def allowed_false_alarms(n_normal: int, max_false_alarm_rate: float) -> int:
+    """How many of ``n_normal`` normal images a threshold may flag at ``max_false_alarm_rate``."""
+    if not 0.0 <= max_false_alarm_rate < 1.0:
+        raise ValueError(f"the false-alarm rate must be in [0, 1), got {max_false_alarm_rate}")
+    # The tolerance keeps 0.29 * 100 (28.999999999999996 in floats) at 29 allowed alarms.
+    return math.floor(max_false_alarm_rate * n_normal + 1e-9)
+
+
 def threshold_for_false_alarms(
-    normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float, other_scores: Sequence[float] | np.ndarray = ()
+    normal_scores: Sequence[float] | np.ndarray,
+    max_false_alarm_rate: float,
+    other_scores: Sequence[float] | np.ndarray = (),
+    already_flagged: int = 0,
 ) -> float:
     """The lowest image threshold (rule ``score > t`` is defective) at which at most
-    ``max_false_alarm_rate`` of ``normal_scores`` are flagged.
+    ``max_false_alarm_rate`` of the normal images are flagged: ``normal_scores`` and
+    ``already_flagged`` more normal images flagged whatever their score (the frame check's),
+    which spend the budget first (see :func:`highest_unflagged_score`).
 
     Like :func:`f1_optimal_threshold` it lies midway in a gap between scores, never on one: the
     gap between the highest normal score that must pass (:func:`highest_unflagged_score`) and
     the next higher score of any image (``other_scores`` — the defective ones — included, so no
     defective image that the lowest such threshold would catch is lost to the margin).
     """
-    floor = highest_unflagged_score(normal_scores, max_false_alarm_rate)
+    floor = highest_unflagged_score(normal_scores, max_false_alarm_rate, already_flagged)
     every = np.concatenate([np.asarray(normal_scores, dtype=np.float64).ravel(), np.asarray(other_scores, dtype=np.float64)])
     above = every[every > floor]
     if above.size == 0:

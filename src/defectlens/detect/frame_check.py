@@ -48,31 +48,44 @@ class FrameCheck:
         if len(pooled) < MIN_IMAGES:
             return None
         try:
-            gaussian, out_of_fold = GlobalScore.fit(pooled, seed)
+            return cls.on(*GlobalScore.fit(pooled, seed))
         except ValueError:
             return None
-        return cls(gaussian, LIMIT_FACTOR * float(out_of_fold.max()))
 
-    def reasons(self, pooled: np.ndarray) -> list[str | None]:
-        """For each image's pooled features (N, C): why it is unlike the normal images, or None."""
+    @classmethod
+    def on(cls, gaussian: GlobalScore, out_of_fold: np.ndarray) -> FrameCheck | None:
+        """The check on a Gaussian already fitted (the global score's, when it is on: one fit, one
+        distance per image for both) with its normal images' out-of-fold units; None with fewer
+        than :data:`MIN_IMAGES` of them."""
+        if len(out_of_fold) < MIN_IMAGES:
+            return None
+        return cls(gaussian, LIMIT_FACTOR * float(np.max(out_of_fold)))
+
+    def reasons(self, pooled: np.ndarray, units: np.ndarray | None = None) -> list[str | None]:
+        """For each image's pooled features (N, C): why it is unlike the normal images, or None
+        (``units``: their distances, when the caller has them already)."""
         return [
             None if u <= self.limit else f"the whole image is unlike every normal image ({u:.1f} against a limit of {self.limit:.1f}): "
             "a faulty frame or another part?"
-            for u in self.gaussian.units(pooled)
+            for u in (self.gaussian.units(pooled) if units is None else units)
         ]
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """Its numbers as tensors for the model file."""
-        return {**self.gaussian.tensors(TENSOR_PREFIX), f"{TENSOR_PREFIX}limit": torch.tensor([self.limit], dtype=torch.float64)}
+    def tensors(self, shared: GlobalScore | None = None) -> dict[str, torch.Tensor]:
+        """Its numbers as tensors for the model file; only the limit when its Gaussian is ``shared``
+        (the global score's, saved with it)."""
+        own = {} if shared is not None and self.gaussian is shared else self.gaussian.tensors(TENSOR_PREFIX)
+        return {**own, f"{TENSOR_PREFIX}limit": torch.tensor([self.limit], dtype=torch.float64)}
 
     @classmethod
-    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], feature_dim: int) -> FrameCheck | None:
-        """Inverse of :meth:`tensors`; None when the file holds none (models saved before it, or
-        fitted on too few images). Raises ``ValueError`` when it is damaged."""
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], feature_dim: int, shared: GlobalScore | None = None) -> FrameCheck | None:
+        """Inverse of :meth:`tensors` (``shared``: the global score read from the same file); None
+        when the file holds none (models saved before it, or fitted on too few images). Raises
+        ``ValueError`` when it is damaged."""
         gaussian = GlobalScore.from_tensors(tensors, feature_dim, TENSOR_PREFIX)
         limit = tensors.get(f"{TENSOR_PREFIX}limit")
         if gaussian is None and limit is None:
             return None
+        gaussian = gaussian or (shared if limit is not None else None)
         if gaussian is None or limit is None or limit.shape != (1,) or not float(limit[0]) > 0:
             raise ValueError("the frame check is incomplete")
         return cls(gaussian, float(limit[0]))

@@ -335,8 +335,13 @@ class MemoryBankDetector(PatchFeatureDetector):
             normal = self._relative_calibration(normal)
         self.global_score, self.global_scale = None, 0.0
         if pooled is not None and self.config.global_weight > 0:
-            normal = self._add_global_score(normal, pooled, image_ids)
-        self.frame_check = None if pooled is None else FrameCheck.fit(pooled, self.config.seed)
+            self.global_score, out_of_fold = GlobalScore.fit(pooled, self.config.seed)
+            normal = self._add_global_score(normal, out_of_fold, image_ids)
+            # The frame check's Gaussian is the same one of the same images: fitted once, one
+            # distance per image for both.
+            self.frame_check = FrameCheck.on(self.global_score, out_of_fold)
+        else:
+            self.frame_check = None if pooled is None else FrameCheck.fit(pooled, self.config.seed)
         if self.config.extra_neighbourhoods:
             # Each further bank fitted and calibrated as this one is (same images, same order),
             # then the thresholds read from the averaged normal maps inspection will produce.
@@ -355,10 +360,9 @@ class MemoryBankDetector(PatchFeatureDetector):
         n_holdout = 0 if self.config.calibration == "leave-one-out" else n_calibration
         return FitSummary(n_images + n_holdout, n_holdout, n_patches, len(chosen), time.perf_counter() - start), normal
 
-    def _add_global_score(self, normal: list[AnomalyResult], pooled: np.ndarray, image_ids: np.ndarray) -> list[AnomalyResult]:
-        """Fit the global score on every fit image's pooled features and add it to the calibration
-        images' scores, each image's out of fold (it is scored as if left out, like its bank score)."""
-        self.global_score, out_of_fold = GlobalScore.fit(pooled, self.config.seed)
+    def _add_global_score(self, normal: list[AnomalyResult], out_of_fold: np.ndarray, image_ids: np.ndarray) -> list[AnomalyResult]:
+        """Add the global score to the calibration images' scores, each image's out of fold (it is
+        scored as if left out, like its bank score): ``out_of_fold`` in units, one per fit image."""
         _, bank_unit = normal_units([r.score for r in normal])
         self.global_scale = self.config.global_weight * max(bank_unit, 1e-12)
         return [replace(r, score=r.score + self.global_scale * float(out_of_fold[i])) for r, i in zip(normal, image_ids, strict=True)]
@@ -477,11 +481,12 @@ class MemoryBankDetector(PatchFeatureDetector):
             # and normal images are not frame-checked.
             return results
         pooled = pooled_features(on_image_cells([encoded]))
+        units = None if self.global_score is None else self.global_score.units(pooled)
         if self.frame_check is not None:
-            results = [replace(r, unlike_normal=why) for r, why in zip(results, self.frame_check.reasons(pooled), strict=True)]
-        if self.global_score is None:
+            shared = units if self.frame_check.gaussian is self.global_score else None
+            results = [replace(r, unlike_normal=why) for r, why in zip(results, self.frame_check.reasons(pooled, shared), strict=True)]
+        if units is None:
             return results
-        units = self.global_score.units(pooled)
         return [replace(r, score=r.score + self.global_scale * float(u)) for r, u in zip(results, units, strict=True)]
 
     def _relative_map(self, anomaly_map: np.ndarray, positions: PositionNormaliser | None = None) -> np.ndarray:
@@ -563,7 +568,7 @@ class MemoryBankDetector(PatchFeatureDetector):
                 tensors.update(self.global_score.tensors())
             if self.frame_check is not None:
                 # Extra tensors: a reader from before the check loads the model without it.
-                tensors.update(self.frame_check.tensors())
+                tensors.update(self.frame_check.tensors(shared=self.global_score))
             save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(version)})
         write_json_atomic(
             out / CONFIG_FILE,
@@ -628,7 +633,7 @@ class MemoryBankDetector(PatchFeatureDetector):
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"the global score is damaged ({exc})", bank_path, "re-fit the model") from None
         try:
-            frame_check = FrameCheck.from_tensors(tensors, int(bank.shape[1]))
+            frame_check = FrameCheck.from_tensors(tensors, int(bank.shape[1]), shared=global_score)
         except ValueError as exc:
             raise ModelFileError(f"the frame check is damaged ({exc})", bank_path, "re-fit the model") from None
         if (global_score is not None) != (config.global_weight > 0) or not np.isfinite(global_scale):
