@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -422,3 +423,37 @@ def test_blob_names_are_checked(tmp_path: Path) -> None:
             store.path(bad, "png")
     with pytest.raises(ValueError):
         store.path(sha, "png/../x")
+
+
+def test_an_upload_whose_body_stalls_is_answered_408_and_frees_its_slot(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # A station (or an attacker) that announces an upload and stops sending would otherwise hold
+    # an inspection slot for ever: with the one slot taken, every other station would be refused.
+    import socket
+
+    import httpx
+    from service_helpers import Server, free_port
+
+    from defectlens.service.app import ServiceConfig, create_app
+
+    cfg = ServiceConfig((pool.models[pool.default].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", max_in_flight=1,
+                        upload_timeout=1.0)
+    with Server(create_app(cfg, pool=pool), free_port()) as server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as stalled:
+        boundary = "b0undary"
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.png"\r\nContent-Type: image/png\r\n\r\n'
+        stalled.sendall((f"POST /inspections HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+                         f"Content-Length: 100000\r\n\r\n{head}").encode())
+        started = time.monotonic()
+        answer = stalled.recv(65536).decode(errors="replace")
+        waited = time.monotonic() - started
+        while not answer.endswith("}"):  # the body may come in a packet of its own
+            more = stalled.recv(65536).decode(errors="replace")
+            if not more:
+                break
+            answer += more
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "not received within 1 s" in answer and 0.8 < waited < 8
+        # Its slot came back: the next station's upload is inspected, not refused as busy.
+        with images["good"].open("rb") as fh:
+            ok = httpx.post(f"{server.url}/inspections", files={"file": ("next.png", fh, "image/png")}, timeout=30)
+        assert ok.status_code == 201, ok.text
+        assert 'defectlens_rejected_uploads_total{reason="timeout"} 1.0' in httpx.get(f"{server.url}/metrics").text

@@ -7,6 +7,7 @@ on the line's screen must show history without a login.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,6 +16,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from defectlens.errors import DefectlensError
 from defectlens.io import load_image
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
 from defectlens.service.models import ModelPool
 from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
@@ -70,6 +72,44 @@ class ServiceConfig:
     """Most inspections in progress at once; an upload beyond it is refused at once with 503
     and Retry-After instead of waiting in a queue, so an accepted image's verdict comes back in
     bounded time and the station decides what to do with the rest. None: no limit (queue)."""
+    upload_timeout: float | None = DEFAULT_UPLOAD_TIMEOUT
+    """Seconds a write's body may take to arrive; past it the request is answered 408 and its
+    inspection slot freed (see :class:`UploadDeadline`). None: no limit."""
+
+
+class UploadDeadline:
+    """ASGI middleware: the body of a POST must arrive within ``seconds`` of the request, or the
+    request is answered 408. An upload takes its inspection slot before its body is read (so that
+    a refusal costs nothing), and a client that stops sending would otherwise keep it for ever.
+    ``on_timeout`` is called once per request that ran out of time (the metrics count them)."""
+
+    def __init__(self, app: Any, seconds: float, on_timeout: Any = None) -> None:
+        self.app, self.seconds, self.on_timeout = app, seconds, on_timeout
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.seconds
+        body_done = False
+
+        async def timed_receive() -> Any:
+            nonlocal body_done
+            if body_done:  # after the body only a disconnect can come, whenever it does
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                if self.on_timeout is not None:
+                    self.on_timeout()
+                # An HTTPException is re-raised as it is by FastAPI's body parsing (any other error
+                # becomes a 400 "error parsing the body"), and answered by its handler.
+                raise HTTPException(408, f"upload not received within {self.seconds:g} s: send it again "
+                                         "(a slow link: start the service with a larger --upload-timeout)") from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
 
 
 class Admission:
@@ -162,6 +202,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             metrics.store_up.set(0)
             first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
             return JSONResponse({"detail": f"database unavailable: {first[0] if first else exc.__class__.__name__}"}, status_code=503)
+
+    if config.upload_timeout is not None:
+        # Added before the guard below, so inside it: the route's own task raises the 408 (raised
+        # through the guard's task group it would arrive wrapped, and be answered 400), and the
+        # guard gives the slot back when the route has answered.
+        app.add_middleware(UploadDeadline, seconds=config.upload_timeout, on_timeout=metrics.rejected.labels("timeout").inc)
 
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:

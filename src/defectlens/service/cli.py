@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from defectlens.cli.progress import console
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS
+from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -39,6 +39,8 @@ def serve(
                                                                "before decoding).")] = DEFAULT_MAX_PIXELS / 1e6,
     max_in_flight: Annotated[int, typer.Option(min=0, help="Inspections worked on at once; more are refused with 503 + Retry-After "
                                                             "(0 = no limit: they queue).")] = DEFAULT_MAX_IN_FLIGHT,
+    upload_timeout: Annotated[float, typer.Option(min=0, help="Seconds an upload may take to arrive; past it 408 and its slot is freed "
+                                                             "(0 = no limit).")] = DEFAULT_UPLOAD_TIMEOUT,
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once)."""
     try:
@@ -56,7 +58,7 @@ def serve(
                       " — fix: pass a writable --data-dir")
         raise typer.Exit(2) from None
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                           max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None)
+                           max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None)
     try:
         app = create_app(config)
     except DefectlensError as exc:
