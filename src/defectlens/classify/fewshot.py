@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
 from scipy.special import softmax
 
 from defectlens.classify.examples import Example
@@ -307,6 +306,10 @@ class FewShotClassifier:
         if valid.sum() >= 2 and len(self.class_names) > 1:
             s, y = loo_scores[valid], self.labels[valid]
             s = np.where(np.isfinite(s), s, -1.0)
+
+            # Imported here: only fitting needs it, and scipy.optimize costs every process that
+            # inspects (each Ray worker, each CLI start) a quarter of a second to import.
+            from scipy.optimize import minimize_scalar
 
             def nll(log_t: float) -> float:
                 p = softmax(s / math.exp(log_t), axis=-1)

@@ -21,8 +21,8 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -31,6 +31,9 @@ from defectlens.classify.regions import Classification, region_masks
 from defectlens.errors import DefectlensError
 from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.types import Inspection, RegionType
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 OUTLINE_RGB = (255, 0, 0)
@@ -121,6 +124,9 @@ class VLMClassifier:
         self._api_key = os.environ.get(config.api_key_env) or None
         self._sleep = sleep
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        # Imported here: only a VLM classifier needs it, and every process that inspects imports this module.
+        import httpx
+
         self._client = httpx.Client(timeout=config.timeout_s, headers=headers, transport=transport)
 
     def __repr__(self) -> str:
@@ -158,6 +164,8 @@ class VLMClassifier:
         return [{"role": "user", "content": content}]
 
     def _post(self, payload: dict) -> dict:
+        import httpx
+
         url = self.config.base_url.rstrip("/") + "/chat/completions"
         last = ""
         for attempt in range(self.config.max_retries + 1):
