@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from defectlens.encode import CanvasSpec, map_to_original, mask_to_grid, place
@@ -51,3 +52,32 @@ def test_regions_are_sorted_by_peak_and_measured():
 def test_no_regions_below_threshold():
     mask, labels, regions = extract_regions(np.zeros((10, 10), np.float32), 0.1)
     assert regions == [] and not mask.any() and not labels.any()
+
+
+def test_regions_measure_what_scipy_measures_on_many_random_maps():
+    # Sums over the thresholded pixels replace ndimage's per-label measurements (which sort the
+    # whole map per call): the same regions, order, labels and numbers.
+    from scipy import ndimage
+
+    from defectlens.detect.maps import smooth_map
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        h, w = (int(v) for v in rng.integers(20, 200, 2))
+        amap = smooth_map(rng.normal(size=(h, w)).astype(np.float32), float(rng.uniform(0.5, 3)))
+        t = float(np.quantile(amap, rng.uniform(0.6, 0.98)))
+        mask, labels, regions = extract_regions(amap, t, min_area_px=3)
+        raw, n = ndimage.label(amap > t, structure=np.ones((3, 3), bool))
+        ids = np.arange(1, n + 1)
+        areas = ndimage.sum_labels(np.ones_like(raw), raw, ids)
+        peaks = ndimage.maximum(amap, raw, ids)
+        kept = sorted((i for i in range(n) if areas[i] >= 3), key=lambda i: -peaks[i])
+        assert [r.area_px for r in regions] == [int(areas[i]) for i in kept]
+        assert [r.peak_score for r in regions] == [float(peaks[i]) for i in kept]
+        means = ndimage.mean(amap, raw, ids)
+        centres = ndimage.center_of_mass(np.ones_like(amap), raw, ids)
+        for r, i in zip(regions, kept, strict=True):
+            assert r.mean_score == pytest.approx(float(means[i]), rel=1e-9)
+            assert r.centroid == pytest.approx((centres[i][1], centres[i][0]), rel=1e-9)
+            assert (labels == r.index).sum() == r.area_px and ((raw == i + 1) == (labels == r.index)).all()
+        assert (mask == (labels > 0)).all()

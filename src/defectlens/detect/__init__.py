@@ -4,7 +4,8 @@ Public surface: :class:`MemoryBankDetector`, :class:`MemoryBankConfig`, :class:`
 :class:`FusedDetector` (any two detectors, look twice; :mod:`defectlens.detect.fusion`),
 :class:`FrameCheck` (is the image the part at all; :mod:`defectlens.detect.frame_check`), the
 threshold helpers in :mod:`defectlens.detect.calibration`, and the map smoothing and image
-score every detector shares (:mod:`defectlens.detect.maps`). The vision-language grounding
+score every detector shares (:mod:`defectlens.detect.maps`, with :func:`working_view`: the pixels of a
+large image's map that scores, thresholds and pixel metrics read). The vision-language grounding
 detector lives in :mod:`defectlens.detect.grounding`; the kind-name -> detector registry
 that model folders are loaded through in :mod:`defectlens.detect.registry`.
 """
@@ -21,11 +22,12 @@ from defectlens.detect.calibration import (
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.frame_check import FrameCheck
 from defectlens.detect.fusion import FusedDetector, FusionConfig
-from defectlens.detect.maps import image_score, smooth_map, smooth_maps
+from defectlens.detect.maps import WORKING_PIXELS, image_score, smooth_map, smooth_maps, working_view
 from defectlens.detect.memory_bank import FitSummary, MemoryBankConfig, MemoryBankDetector
 
 __all__ = [
     "DEFAULT_FALSE_ALARM_TARGET",
+    "WORKING_PIXELS",
     "FitSummary",
     "FrameCheck",
     "FusedDetector",
@@ -42,4 +44,5 @@ __all__ = [
     "smooth_maps",
     "threshold_for_false_alarms",
     "thresholds_from_normal",
+    "working_view",
 ]

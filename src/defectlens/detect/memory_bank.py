@@ -25,7 +25,7 @@ from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, no
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.frame_check import FrameCheck
 from defectlens.detect.global_score import MAX_WEIGHT, GlobalScore, pooled_features
-from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, grid_to_results, image_score, on_image_cells
+from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, for_calibration, grid_to_results, image_score, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.encode.features import fuse_levels
@@ -322,10 +322,12 @@ class MemoryBankDetector(PatchFeatureDetector):
         if self.config.calibration == "leave-one-out":
             # Which fit image each result is (read before scoring empties left_out).
             image_ids = np.concatenate([ids for _, ids in left_out]) if left_out else np.zeros(0, np.int64)
-            normal = list(self._score_left_out(left_out))
+            # Each map cut to what calibration reads as it comes (whole maps of every normal image
+            # of a large part would not fit in memory).
+            normal = [for_calibration(r) for r in self._score_left_out(left_out)]
             drawn_from = n_images
         else:
-            normal = [r for batch in holdout_view for r in self._score_own(batch)]
+            normal = [for_calibration(r) for batch in holdout_view for r in self._score_own(batch)]
             image_ids, drawn_from = np.arange(len(normal)), len(normal)
         if self.config.position_normalise != "none" and len(normal) >= 2:
             # Normal maps give the per-position statistics and, made relative to them, the

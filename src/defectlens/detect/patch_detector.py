@@ -16,6 +16,7 @@ import numpy as np
 
 from defectlens.detect.base import Progress
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
+from defectlens.detect.maps import for_calibration
 from defectlens.encode import EncodedBatch, PatchEncoder
 from defectlens.types import AnomalyResult, Thresholds
 
@@ -65,7 +66,8 @@ class PatchFeatureDetector:
     def calibrate(self, results: Iterable[AnomalyResult], quantile: float) -> int:
         """Set normal statistics and label-free thresholds from normal images' results (held
         out, or scored leave-one-out); returns how many there were (none: nothing is set)."""
-        results = list(results)
+        # Each map cut to what calibration reads as it comes (see maps.for_calibration).
+        results = [for_calibration(r) for r in results]
         if results:
             self.normal_stats = normal_statistics([r.score for r in results], [r.anomaly_map for r in results], quantile)
             self.thresholds = thresholds_from_normal(self.normal_stats)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from defectlens.detect import working_view
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.evaluate.metrics import (
     DetectionMetrics,
@@ -190,7 +191,9 @@ def run_inspections(
                     failures.append(Failure(str(item.mask_path), str(exc)))
                     continue
             if mask is not None:
-                scored.pixels.add(mask, inspection.anomaly_map)
+                # A large image's pixels are read on a lattice (the map has no finer detail:
+                # see working_view), or its pixel keys alone would outgrow memory.
+                scored.pixels.add(working_view(mask), working_view(inspection.anomaly_map))
             scored.records.append(
                 ScoredImage(
                     source=str(item.path),

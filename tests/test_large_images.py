@@ -1,0 +1,82 @@
+"""Parts photographed larger than the canvas: scores, thresholds and pixel metrics read a lattice
+of the map's pixels (it holds no finer detail), so memory and time stop growing with the image."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
+
+from defectlens.cli import app
+from defectlens.detect import WORKING_PIXELS, image_score, working_view
+from defectlens.detect.maps import for_calibration, smooth_map
+from defectlens.types import AnomalyResult
+from tests.conftest import plant_square, texture
+
+
+def _smooth_large_map(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A map as the detectors make them: a small smooth field resized up to the image's size."""
+    small = torch.from_numpy(smooth_map(rng.normal(size=(64, 64)).astype(np.float32), 2.0))[None, None]
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def test_a_map_over_the_limit_is_read_on_a_lattice_and_scores_as_read_whole():
+    rng = np.random.default_rng(0)
+    small = np.zeros((512, 512), np.float32)
+    assert working_view(small) is small and small.size == WORKING_PIXELS  # at the limit: every pixel
+    large = _smooth_large_map(rng, 1500, 1100)
+    view = working_view(large)
+    assert view.base is large or view.base is large.base  # a view, nothing copied
+    assert view.size <= WORKING_PIXELS < large.size and view[1, 1] == large[3, 3]  # stride 3
+    whole = float(np.sort(large.ravel())[-round(large.size * 0.01) :].mean())
+    assert image_score(large, 0.01) == pytest.approx(whole, rel=1e-2)
+    # What a calibration keeps of each normal result: the lattice, copied, and the same score.
+    result = AnomalyResult(score=image_score(large, 0.01), anomaly_map=large)
+    kept = for_calibration(result)
+    assert kept.anomaly_map.shape == view.shape and kept.anomaly_map.flags.c_contiguous
+    assert image_score(kept.anomaly_map, 0.01) == result.score
+    assert for_calibration(AnomalyResult(1.0, small)).anomaly_map is small
+
+
+@pytest.fixture(scope="module")
+def large_category(tmp_path_factory):
+    """Normal and defective parts of 0.72 M pixels (three times the working limit's side of the lattice)."""
+    root = tmp_path_factory.mktemp("large") / "sheet"
+    rng = np.random.default_rng(21)
+    h, w = 720, 1000
+    for sub in ("train/good", "test/good", "test/spot", "ground_truth/spot"):
+        (root / sub).mkdir(parents=True)
+    for i in range(10):
+        Image.fromarray(texture(rng, h, w)).save(root / "train/good" / f"{i:03d}.png")
+    for i in range(2):
+        Image.fromarray(texture(rng, h, w)).save(root / "test/good" / f"{i:03d}.png")
+        y, x, s = 200 + 150 * i, 300 + 200 * i, 90
+        mask = np.zeros((h, w), np.uint8)
+        mask[y : y + s, x : x + s] = 255
+        Image.fromarray(plant_square(texture(rng, h, w), y, x, s)).save(root / "test/spot" / f"{i:03d}.png")
+        Image.fromarray(mask).save(root / "ground_truth/spot" / f"{i:03d}_mask.png")
+    return root
+
+
+def test_large_parts_are_fitted_evaluated_and_inspected_at_their_own_size(large_category, tmp_path):
+    runner = CliRunner()
+    model = tmp_path / "model"
+    fitted = runner.invoke(app, ["fit", str(large_category), "-o", str(model), "--image-size", "128"])
+    assert fitted.exit_code == 0, fitted.output
+    report = tmp_path / "eval.json"
+    evaluated = runner.invoke(app, ["evaluate", str(model), str(large_category), "--json", str(report)])
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(report.read_text())
+    assert metrics["image_auroc"] == 1.0 and metrics["pixel_auroc"] > 0.9
+    # The outputs a person reads keep the image's own size.
+    out = tmp_path / "out"
+    inspected = runner.invoke(app, ["inspect", str(model), str(large_category / "test" / "spot"), "-o", str(out)])
+    assert inspected.exit_code == 0, inspected.output
+    verdicts = [json.loads(p.read_text()) for p in sorted(out.glob("[0-9][0-9][0-9].json"))]
+    assert len(verdicts) == 2 and all(v["is_defective"] and v["image_size"] == [1000, 720] for v in verdicts)
+    assert all(Image.open(p).size == (1000, 720) for p in sorted(out.glob("[0-9][0-9][0-9].png")))
