@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 def _run_category(root: str, max_train: int, image_size: int, backbone: str | None, queue) -> None:
     from defectlens import Inspector, InspectorSettings
     from defectlens.evaluate.harness import evaluate_detection
-    from defectlens.io import load_category, load_image
+    from defectlens.inspector import scan_images
+    from defectlens.io import load_category
 
     category = load_category(root)
     paths = category.require_train_good()
@@ -36,7 +37,10 @@ def _run_category(root: str, max_train: int, image_size: int, backbone: str | No
     if 0 < max_train < len(paths):
         paths = [paths[i] for i in sorted(rng.choice(len(paths), max_train, replace=False))]
     t0 = time.perf_counter()
-    images = [load_image(p) for p in paths]
+    # As `defectlens fit` reads them: checked once, then decoded again batch by batch as encoded.
+    images, failures = scan_images(paths)
+    if failures:
+        raise SystemExit(f"{root}: unreadable normal images: {failures[0].message}")
     decode_s = time.perf_counter() - t0
     inspector = Inspector.fit(images, InspectorSettings(image_size=image_size, **({"backbone": backbone} if backbone else {})))
     summary = inspector.fit_summary

@@ -322,7 +322,7 @@ def test_bad_options_are_refused_before_any_image_is_decoded(fitted_model, synth
         raise AssertionError("an image was decoded before the options were checked")
 
     monkeypatch.setattr(inspector_module, "load_image", no_decoding)
-    monkeypatch.setattr("defectlens.cli.vision.load_images", no_decoding)
+    monkeypatch.setattr("defectlens.cli.vision.scan_images", no_decoding)
     out = tmp_path / "o"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot"), "-o", str(out), "--cue", "bogus"])
     assert result.exit_code == 2 and "token, batch, both" in _text(result) and not out.exists()

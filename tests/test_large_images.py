@@ -80,3 +80,36 @@ def test_large_parts_are_fitted_evaluated_and_inspected_at_their_own_size(large_
     verdicts = [json.loads(p.read_text()) for p in sorted(out.glob("[0-9][0-9][0-9].json"))]
     assert len(verdicts) == 2 and all(v["is_defective"] and v["image_size"] == [1000, 720] for v in verdicts)
     assert all(Image.open(p).size == (1000, 720) for p in sorted(out.glob("[0-9][0-9][0-9].png")))
+
+
+def test_fit_reads_its_images_from_disk_as_it_encodes_them(large_category, tmp_path, monkeypatch):
+    # The CLI checks each image once (shape, digest) and the fit reads them again batch by batch:
+    # never every image's pixels at once, and the same model as from images held in memory.
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.descriptor import fingerprint_images
+    from defectlens.inspector import scan_images
+    from defectlens.io import ImageFiles, load_image
+
+    paths = sorted((large_category / "train" / "good").glob("*.png"))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    files, failures = scan_images([*paths, bad])
+    assert isinstance(files, ImageFiles) and len(files) == len(paths) and [f.source for f in failures] == [str(bad)]
+    assert files.shapes[0] == (720, 1000, 3) and isinstance(files[1], np.ndarray) and len(files[2:5]) == 3
+
+    held: list[int] = []
+    real_load = load_image
+
+    def counting(path):  # counts the images the fit decodes
+        image = real_load(path)
+        held.append(1)
+        return image
+
+    monkeypatch.setattr("defectlens.io.images.load_image", counting)
+    settings = InspectorSettings(image_size=128)
+    from_disk = Inspector.fit(files, settings)
+    assert len(held) == len(paths)  # each read once by the fit (its shapes and digest came from the scan)
+    monkeypatch.undo()
+    in_memory = Inspector.fit([load_image(p) for p in paths], settings)
+    assert from_disk.thresholds == in_memory.thresholds
+    assert from_disk.provenance.fingerprint == in_memory.provenance.fingerprint == fingerprint_images([load_image(p) for p in paths])

@@ -48,19 +48,26 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def fingerprint_images(images: Sequence[np.ndarray]) -> str:
-    """sha256 over the fit images' pixels (shape, dtype and bytes of each), independent of
-    their order: the same images in another order are the same training set."""
-    digests = []
-    for img in images:
-        a = np.ascontiguousarray(img)
-        h = hashlib.sha256(f"{a.shape}|{a.dtype.str}|".encode())
-        h.update(a.tobytes())
-        digests.append(h.hexdigest())
+def image_digest(img: np.ndarray) -> str:
+    """sha256 of one image's pixels (its shape, dtype and bytes): a part of :func:`fingerprint_images`."""
+    a = np.ascontiguousarray(img)
+    h = hashlib.sha256(f"{a.shape}|{a.dtype.str}|".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def combine_digests(digests: Sequence[str]) -> str:
+    """The training set's fingerprint from its images' :func:`image_digest`, in any order."""
     total = hashlib.sha256()
     for d in sorted(digests):
         total.update(d.encode())
     return total.hexdigest()
+
+
+def fingerprint_images(images: Sequence[np.ndarray]) -> str:
+    """sha256 over the fit images' pixels (shape, dtype and bytes of each), independent of
+    their order: the same images in another order are the same training set."""
+    return combine_digests([image_digest(img) for img in images])
 
 
 def fingerprint_files(paths: Sequence[str | Path]) -> str:

@@ -30,8 +30,10 @@ from defectlens.descriptor import (
     DESCRIPTOR_FILE,
     ModelDescriptor,
     Provenance,
+    combine_digests,
     fingerprint_images,
     holds_model,
+    image_digest,
     model_kind,
     read_descriptor,
     utc_now,
@@ -48,7 +50,7 @@ from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
-from defectlens.io import as_rgb_image, atomic_directory, load_image
+from defectlens.io import ImageFiles, as_rgb_image, atomic_directory, load_image, shape_of
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -189,6 +191,28 @@ def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -
     return images, kept, failures
 
 
+def scan_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[ImageFiles, list[Failure]]:
+    """Decode each of ``paths`` once to check it and note its shape and digest, keeping no pixels:
+    images to fit on, read again from disk as the fit needs them (:class:`~defectlens.io.ImageFiles`).
+    Unreadable files become :class:`Failure` records, as in :func:`load_images`."""
+    kept: list[Path] = []
+    shapes: list[tuple[int, ...]] = []
+    digests: list[str] = []
+    failures: list[Failure] = []
+    for p in paths:
+        try:
+            image = load_image(p)
+        except DefectlensError as exc:
+            failures.append(Failure(str(p), str(exc)))
+        else:
+            kept.append(Path(p))
+            shapes.append(tuple(image.shape))
+            digests.append(image_digest(image))
+        if progress:
+            progress(1)
+    return ImageFiles(kept, shapes, digests), failures
+
+
 class Inspector:
     """Fit on normal images, then inspect: score, decision, map, mask and regions per image."""
 
@@ -237,7 +261,7 @@ class Inspector:
                 None,
                 f"give at least {MIN_FIT_IMAGES} normal images",
             )
-        sizes = [(img.shape[1], img.shape[0]) for img in images]
+        sizes = [(shape[1], shape[0]) for shape in (shape_of(images, i) for i in range(len(images)))]
         canvas = CanvasSpec.for_sizes(sizes, settings.image_size)
         encoder = EncoderConfig(
             backbone=settings.backbone,
@@ -245,7 +269,8 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        provenance = Provenance.now(len(images), fingerprint_images(images))
+        digests = images.digests if isinstance(images, ImageFiles) else []
+        provenance = Provenance.now(len(images), combine_digests(digests) if digests else fingerprint_images(images))
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))

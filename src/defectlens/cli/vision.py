@@ -32,7 +32,7 @@ from defectlens.inspector import (
     Failure,
     Inspector,
     InspectorSettings,
-    load_images,
+    scan_images,
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
@@ -195,8 +195,10 @@ def fit(
                 f"put at least {MIN_FIT_IMAGES} normal images there (and --max-images 0 or >= {MIN_FIT_IMAGES})",
             )
         _note_cleaned(clean_stale_temporaries(output.parent, output.name))
-        with progress_bar("decoding", len(paths)) as advance:
-            images, _, failures = load_images(paths, advance)
+        with progress_bar("checking", len(paths)) as advance:
+            # Each image decoded once to check it, then read again as the fit encodes it: the
+            # pixels of every normal image are never held at once.
+            images, failures = scan_images(paths, advance)
         _report_failures(failures)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(

@@ -18,6 +18,7 @@ from defectlens.detect.base import Progress
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.maps import for_calibration
 from defectlens.encode import EncodedBatch, PatchEncoder
+from defectlens.io import take
 from defectlens.types import AnomalyResult, Thresholds
 
 
@@ -98,8 +99,9 @@ class PatchFeatureDetector:
             raise ValueError("fit needs at least one normal image")
         start = time.perf_counter()
         held = set(self.holdout_indices(len(images)))
-        train = [img for i, img in enumerate(images) if i not in held]
-        holdout = [images[i] for i in sorted(held)]
+        # Taken, not copied: images still on disk (ImageFiles) are decoded batch by batch as encoded.
+        train = take(images, [i for i in range(len(images)) if i not in held])
+        holdout = take(images, sorted(held))
 
         def encoded(group: Sequence[np.ndarray]) -> Iterator[EncodedBatch]:
             for members, batch in self.encoder.iter_groups(group, self.batch_size):

@@ -20,6 +20,7 @@ from torch import nn
 from defectlens.encode.canvas import CanvasSpec, Placement, place
 from defectlens.encode.efficientnet import BACKBONES, DEFAULT_BACKBONE, EfficientNetLite, load_efficientnet_lite
 from defectlens.errors import ModelFileError
+from defectlens.io.images import shape_of
 
 # TF EfficientNet-Lite preprocessing: (x - 127) / 128, per channel.
 _MEAN, _STD = 127.0, 128.0
@@ -215,8 +216,9 @@ class PatchEncoder:
         of equal size (common in a production line) still share batches.
         """
         groups: dict[CanvasSpec, list[int]] = {}
-        for i, img in enumerate(images):
-            groups.setdefault(self.config.canvas_for(*img.shape[:2]), []).append(i)
+        for i in range(len(images)):
+            # By shape alone: images still on disk (ImageFiles) are decoded only when encoded.
+            groups.setdefault(self.config.canvas_for(*shape_of(images, i)[:2]), []).append(i)
         for spec, members in groups.items():
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]

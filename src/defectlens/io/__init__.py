@@ -9,11 +9,12 @@ from defectlens.io.atomic import (
     write_text_atomic,
 )
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
-from defectlens.io.images import IMAGE_SUFFIXES, as_rgb_image, load_image, load_mask, png_bytes
+from defectlens.io.images import IMAGE_SUFFIXES, ImageFiles, as_rgb_image, load_image, load_mask, png_bytes, shape_of, take
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "Category",
+    "ImageFiles",
     "LabelledImage",
     "as_rgb_image",
     "atomic_directory",
@@ -24,6 +25,8 @@ __all__ = [
     "load_image",
     "load_mask",
     "png_bytes",
+    "shape_of",
+    "take",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",

@@ -10,7 +10,9 @@ import errno
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -237,3 +239,41 @@ def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
+
+
+class ImageFiles(Sequence[np.ndarray]):
+    """Images on disk, decoded each time one is read: a fit's normal images without holding every
+    one's pixels at once (250 parts of 1.4 M pixels are 1 GB decoded). Built from files already
+    read once (:func:`~defectlens.inspector.scan_images`), which gave their shapes and digests."""
+
+    def __init__(self, paths: Sequence[Path], shapes: Sequence[tuple[int, ...]], digests: Sequence[str] = ()) -> None:
+        if len(shapes) != len(paths) or (digests and len(digests) != len(paths)):
+            raise ValueError(f"{len(paths)} paths but {len(shapes)} shapes and {len(digests)} digests")
+        self.paths, self.shapes, self.digests = list(paths), [tuple(s) for s in shapes], list(digests)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> ImageFiles: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | ImageFiles:
+        if isinstance(index, slice):
+            return self.subset(range(len(self))[index])
+        return load_image(self.paths[index])
+
+    def subset(self, indices: Sequence[int]) -> ImageFiles:
+        """The images at ``indices``, still on disk."""
+        digests = [self.digests[i] for i in indices] if self.digests else []
+        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests)
+
+
+def shape_of(images: Sequence[np.ndarray], index: int) -> tuple[int, ...]:
+    """The shape of ``images[index]``, without decoding it when the images are :class:`ImageFiles`."""
+    return images.shapes[index] if isinstance(images, ImageFiles) else tuple(images[index].shape)
+
+
+def take(images: Sequence[np.ndarray], indices: Sequence[int]) -> Sequence[np.ndarray]:
+    """``images`` at ``indices``: a list of the arrays, or :class:`ImageFiles` still on disk."""
+    return images.subset(indices) if isinstance(images, ImageFiles) else [images[i] for i in indices]
