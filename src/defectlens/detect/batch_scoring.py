@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -309,14 +309,14 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
         for i in range(n)
     ]
     grids = closest.reshape(n, h, w)
-    results = grid_to_results(grids, encoded, config.blur_sigma, config.score_top_fraction)
-    maps = [r.anomaly_map for r in results]
+    maps = [r.anomaly_map for r in grid_to_results(grids, encoded, config.blur_sigma, config.score_top_fraction)]
     if config.position_normalise:
         # Where a part's maps run high on every image (its edges, a feature only some images
         # show in full), a defect must stand out from the batch's maps *there*. Median and MAD:
         # half a batch may be defective somewhere.
         positions = PositionNormaliser.from_maps(maps, prior_images=config.position_prior_images, robust=True)
-        maps = [positions.apply(m) for m in maps]
+        for i, m in enumerate(maps):
+            maps[i] = positions.apply(m)  # in place: one map at a time, not the batch twice
     raw = np.array([image_score(m, config.score_top_fraction) for m in maps])
     image_features = torch.stack([per_radius[0][i].flatten(1)[:, on_image[i]].mean(dim=1) for i in range(n)])
     return BatchReading(
@@ -388,7 +388,9 @@ class BatchScoringDetector:
         :data:`~defectlens.detect.maps.MIN_BATCH`; checked before anything is encoded)."""
         require_batch(len(images))
         reading = read_batch(self.encode(images), self.config)
-        self.last_reading = reading
+        # Kept without its maps (what is read of it later is the batch's scores and warning): a
+        # batch's maps of large parts are hundreds of MB, held until the next batch otherwise.
+        self.last_reading = replace(reading, maps=[])
         if progress:
             progress(len(images))
         return results_in_units(reading, self.config.units)
