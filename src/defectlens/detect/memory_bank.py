@@ -507,7 +507,11 @@ class MemoryBankDetector(PatchFeatureDetector):
         of fold with ``position_folds`` (seeded folds; too few maps for the folds: the detector's)."""
         folds = self.config.position_folds
         if folds < 2 or len(normal) < 2 * folds:
-            return [self._relative(r) for r in normal]
+            # In place: each raw map is freed as its relative one is made (the calibration maps of
+            # every normal image, held twice, were a fit's peak on many or large parts).
+            for position, result in enumerate(normal):
+                normal[position] = self._relative(result)
+            return normal
         fold_of = np.random.default_rng(self.config.seed).permutation(len(normal)) % folds
         out = list(normal)
         for fold in range(folds):
