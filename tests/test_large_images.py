@@ -113,3 +113,21 @@ def test_fit_reads_its_images_from_disk_as_it_encodes_them(large_category, tmp_p
     in_memory = Inspector.fit([load_image(p) for p in paths], settings)
     assert from_disk.thresholds == in_memory.thresholds
     assert from_disk.provenance.fingerprint == in_memory.provenance.fingerprint == fingerprint_images([load_image(p) for p in paths])
+
+
+def test_pixel_metrics_keep_within_their_budget_on_a_large_test_set(large_category, tmp_path, monkeypatch):
+    # A test set whose working views would pass the budget is read on a coarser lattice, evenly.
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.evaluate import harness
+    from defectlens.inspector import scan_images
+    from defectlens.io import load_category
+
+    files, _ = scan_images(sorted((large_category / "train" / "good").glob("*.png")))
+    inspector = Inspector.fit(files, InspectorSettings(image_size=128))
+    category = load_category(large_category)
+    _, whole = harness.evaluate_detection(inspector, category)
+    assert whole.pixels.n_pixels == 4 * (720 // 2) * (1000 // 2)  # 4 test images, each at stride 2 (0.72 M > 262 144)
+    monkeypatch.setattr(harness, "PIXEL_METRICS_BUDGET", 200_000)
+    evaluation, thin = harness.evaluate_detection(inspector, category)
+    assert thin.pixels.n_pixels <= 200_000 and thin.pixels.n_regions == whole.pixels.n_regions == 2
+    assert evaluation.metrics.pixel_auroc > 0.9

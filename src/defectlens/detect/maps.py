@@ -62,9 +62,9 @@ WORKING_PIXELS = 1 << 18
 (the largest, commutator's, 0.16 M pixels), so for them every pixel is read."""
 
 
-def working_view(anomaly_map: np.ndarray) -> np.ndarray:
-    """The map, or, when it has more than :data:`WORKING_PIXELS` pixels, every ``s``-th pixel of
-    it along both axes (a view; ``s`` the smallest stride that brings it near the limit).
+def working_view(anomaly_map: np.ndarray, limit: int = WORKING_PIXELS) -> np.ndarray:
+    """The map, or, when it has more than ``limit`` pixels (:data:`WORKING_PIXELS`), every ``s``-th
+    pixel of it along both axes (a view; ``s`` the smallest stride that brings it under the limit).
 
     A map is made on the canvas (about ``image_size``² pixels) and only then resized to the
     image's own size, so a large image's map holds no more detail than a small one's: its top 1 %
@@ -72,9 +72,12 @@ def working_view(anomaly_map: np.ndarray) -> np.ndarray:
     1.4 M-pixel part cost 4.3 GiB to fit (every calibration map held whole) and 2.7 GiB to
     evaluate. Masks are thinned the same way (the same shape gives the same stride)."""
     a = np.asarray(anomaly_map)
-    if a.ndim != 2 or a.size <= WORKING_PIXELS:
+    limit = max(1, int(limit))
+    if a.ndim != 2 or a.size <= limit:
         return a
-    stride = math.ceil(math.sqrt(a.size / WORKING_PIXELS))
+    stride = math.ceil(math.sqrt(a.size / limit))
+    while math.ceil(a.shape[0] / stride) * math.ceil(a.shape[1] / stride) > limit:
+        stride += 1  # ceil division can leave a row or column more than the square root allows
     return a[::stride, ::stride]
 
 

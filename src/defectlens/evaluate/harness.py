@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectlens.detect import working_view
+from defectlens.detect import WORKING_PIXELS, working_view
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.evaluate.metrics import (
     DetectionMetrics,
@@ -37,6 +37,10 @@ REFERENCE_FALSE_ALARM_RATE = 0.01
 """False-alarm rate of the reference operating point reported beside the model's own threshold."""
 REFERENCE_NOTE = "from test labels, for reference: not a deployable threshold"
 """Said wherever the reference threshold is shown: it was chosen on the very images it is scored on."""
+PIXEL_METRICS_BUDGET = 100_000_000
+"""Most test pixels the pixel metrics keep (8 bytes each: 0.8 GB): a test set with more pixels than
+this in its images' working views is read on a coarser lattice. Every shared category is well
+under it (magnetic tile's 744 images: 44 M pixels)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,9 @@ def run_inspections(
     failures: list[Failure] = []
     seconds = 0.0
     items = {str(item.path): item for item in category.require_test()}
+    # Pixels read per image for the pixel metrics: at most the working view's, and fewer when the
+    # test set is so large that 8 bytes a pixel would pass PIXEL_METRICS_BUDGET.
+    pixels_each = min(WORKING_PIXELS, PIXEL_METRICS_BUDGET // max(1, len(items)))
     # Seeded random batches, as parts arrive on a line (see Inspector.iter_batches); the
     # metrics do not depend on the order.
     for batch in inspector.iter_batches([item.path for item in items.values()], batch_size, seed=0):
@@ -193,7 +200,7 @@ def run_inspections(
             if mask is not None:
                 # A large image's pixels are read on a lattice (the map has no finer detail:
                 # see working_view), or its pixel keys alone would outgrow memory.
-                scored.pixels.add(working_view(mask), working_view(inspection.anomaly_map))
+                scored.pixels.add(working_view(mask, pixels_each), working_view(inspection.anomaly_map, pixels_each))
             scored.records.append(
                 ScoredImage(
                     source=str(item.path),
