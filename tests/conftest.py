@@ -41,25 +41,30 @@ def plant_square(img: np.ndarray, y: int, x: int, size: int, value: int = 250) -
     return out
 
 
-@pytest.fixture(scope="session")
-def synthetic_category(tmp_path_factory) -> Path:
-    """12 normal train images, 4 normal + 4 defective test images (bright squares) with masks."""
-    root = tmp_path_factory.mktemp("data") / "plate"
-    rng = np.random.default_rng(7)
-    h, w = 96, 128
+def write_spot_category(root: Path, rng: np.random.Generator, h: int, w: int, n_train: int, spots: list[tuple[int, int, int]]) -> Path:
+    """An MVTec-layout category of textures at ``root``: ``n_train`` normal train images, as many
+    normal test images as ``spots``, and one defective test image per spot ``(y, x, side)`` (a
+    bright square) with its mask."""
     for sub in ("train/good", "test/good", "test/spot", "ground_truth/spot"):
         (root / sub).mkdir(parents=True)
-    for i in range(12):
+    for i in range(n_train):
         Image.fromarray(texture(rng, h, w)).save(root / "train/good" / f"{i:03d}.png")
-    for i in range(4):
+    for i in range(len(spots)):
         Image.fromarray(texture(rng, h, w)).save(root / "test/good" / f"{i:03d}.png")
-    for i in range(4):
-        y, x, s = 20 + 10 * i, 30 + 15 * i, 16
+    for i, (y, x, s) in enumerate(spots):
         img = plant_square(texture(rng, h, w), y, x, s)
         mask = np.zeros((h, w), np.uint8)
         mask[y : y + s, x : x + s] = 255
         Image.fromarray(img).save(root / "test/spot" / f"{i:03d}.png")
         Image.fromarray(mask).save(root / "ground_truth/spot" / f"{i:03d}_mask.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_category(tmp_path_factory) -> Path:
+    """12 normal train images, 4 normal + 4 defective test images (bright squares) with masks."""
+    root = write_spot_category(tmp_path_factory.mktemp("data") / "plate", np.random.default_rng(7), 96, 128, 12,
+                               [(20 + 10 * i, 30 + 15 * i, 16) for i in range(4)])
     (root / "taxonomy.json").write_text(
         json.dumps({"object": "metal plate", "defects": [{"name": "spot", "description": "a bright square spot"}]})
     )

@@ -16,7 +16,7 @@ from defectlens.cli import app
 from defectlens.detect import WORKING_PIXELS, image_score, working_view
 from defectlens.detect.maps import for_calibration, smooth_map
 from defectlens.types import AnomalyResult
-from tests.conftest import plant_square, texture
+from tests.conftest import write_spot_category
 
 
 def _smooth_large_map(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -45,22 +45,9 @@ def test_a_map_over_the_limit_is_read_on_a_lattice_and_scores_as_read_whole():
 
 @pytest.fixture(scope="module")
 def large_category(tmp_path_factory):
-    """Normal and defective parts of 0.72 M pixels (three times the working limit's side of the lattice)."""
-    root = tmp_path_factory.mktemp("large") / "sheet"
-    rng = np.random.default_rng(21)
-    h, w = 720, 1000
-    for sub in ("train/good", "test/good", "test/spot", "ground_truth/spot"):
-        (root / sub).mkdir(parents=True)
-    for i in range(10):
-        Image.fromarray(texture(rng, h, w)).save(root / "train/good" / f"{i:03d}.png")
-    for i in range(2):
-        Image.fromarray(texture(rng, h, w)).save(root / "test/good" / f"{i:03d}.png")
-        y, x, s = 200 + 150 * i, 300 + 200 * i, 90
-        mask = np.zeros((h, w), np.uint8)
-        mask[y : y + s, x : x + s] = 255
-        Image.fromarray(plant_square(texture(rng, h, w), y, x, s)).save(root / "test/spot" / f"{i:03d}.png")
-        Image.fromarray(mask).save(root / "ground_truth/spot" / f"{i:03d}_mask.png")
-    return root
+    """Normal and defective parts of 0.72 M pixels (read at stride 2 by the working view)."""
+    return write_spot_category(tmp_path_factory.mktemp("large") / "sheet", np.random.default_rng(21), 720, 1000, 10,
+                               [(200 + 150 * i, 300 + 200 * i, 90) for i in range(2)])
 
 
 def test_large_parts_are_fitted_evaluated_and_inspected_at_their_own_size(large_category, tmp_path):
