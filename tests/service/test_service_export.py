@@ -53,9 +53,21 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
 
 
 def test_export_with_database_down_is_one_clear_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["export-reviews", "--db", "postgresql+psycopg://x@127.0.0.1:9/none", "-o", str(tmp_path / "o")])
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(cli, ["export-reviews", "--db", "postgresql+psycopg://x@127.0.0.1:9/none", "--data-dir", str(tmp_path / "data"),
+                                      "-o", str(tmp_path / "o")])
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "database unavailable" in text and "Traceback" not in text
+
+
+def test_export_from_a_data_folder_that_does_not_exist_creates_nothing(tmp_path: Path, monkeypatch) -> None:
+    # The default data folder is relative to where the command runs: from elsewhere, it is not
+    # there, and reading the service's images from it must not make one.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["export-reviews", "-o", str(tmp_path / "o")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no service data folder" in text and "--data-dir" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_serve_refuses_a_missing_model_folder(tmp_path: Path) -> None:

@@ -84,6 +84,11 @@ def export_reviews(
         raise _need_extra(exc) from None
     from defectlens.errors import DefectlensError
 
+    if not data_dir.is_dir():
+        # Read, never made here: a mistyped or default folder must not leave an empty one behind.
+        console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder there (uploads and the default database) "
+                      "— fix: pass the --data-dir the service was started with")
+        raise typer.Exit(2)
     store = Store(_db_url(db, data_dir))
     try:
         summary = run_export(store, BlobStore(data_dir), output)
