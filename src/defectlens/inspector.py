@@ -240,8 +240,9 @@ class Inspector:
         secondary: Detector | None = None,
         fusion: FusionConfig | None = None,
     ) -> Inspector:
-        """Fit the detector ``settings.detector`` names on normal RGB images; the returned
-        Inspector's :attr:`fit_summary` says what fitting did.
+        """Fit the detector ``settings.detector`` names on normal RGB images (arrays, or
+        :class:`~defectlens.io.ImageFiles` from :func:`scan_images`, decoded batch by batch as they
+        are encoded); the returned Inspector's :attr:`fit_summary` says what fitting did.
 
         With ``secondary`` (e.g. a grounding detector with the token cue), the memory bank and
         it are fused (:class:`~defectlens.detect.fusion.FusedDetector`): both are normalised on

@@ -85,7 +85,8 @@ class FrameCheck:
         limit = tensors.get(f"{TENSOR_PREFIX}limit")
         if gaussian is None and limit is None:
             return None
-        gaussian = gaussian or (shared if limit is not None else None)
+        if gaussian is None and limit is not None:
+            gaussian = shared  # saved as the global score's (see tensors)
         if gaussian is None or limit is None or limit.shape != (1,) or not float(limit[0]) > 0:
             raise ValueError("the frame check is incomplete")
         return cls(gaussian, float(limit[0]))

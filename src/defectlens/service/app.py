@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,7 +83,7 @@ class UploadDeadline:
     a refusal costs nothing), and a client that stops sending would otherwise keep it for ever.
     ``on_timeout`` is called once per request that ran out of time (the metrics count them)."""
 
-    def __init__(self, app: Any, seconds: float, on_timeout: Any = None) -> None:
+    def __init__(self, app: Any, seconds: float, on_timeout: Callable[[], object] | None = None) -> None:
         self.app, self.seconds, self.on_timeout = app, seconds, on_timeout
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
