@@ -118,3 +118,15 @@ def test_pixel_metrics_keep_within_their_budget_on_a_large_test_set(large_catego
     evaluation, thin = harness.evaluate_detection(inspector, category)
     assert thin.pixels.n_pixels <= 200_000 and thin.pixels.n_regions == whole.pixels.n_regions == 2
     assert evaluation.metrics.pixel_auroc > 0.9
+
+
+def test_the_budget_thins_only_the_largest_images_and_only_when_the_set_passes_it():
+    from defectlens.evaluate.harness import pixels_per_image
+
+    # Under the budget together: every image read at its working view, however many there are.
+    assert pixels_per_image([60_000] * 700 + [90_000] * 44, budget=50_000_000) == WORKING_PIXELS
+    # Over it: the largest limit that fits; the small images stay whole, the large are thinned.
+    areas = [10_000] * 10 + [1_000_000] * 4
+    limit = pixels_per_image(areas, budget=500_000)
+    assert sum(min(a, limit) for a in areas) <= 500_000 < sum(min(a, limit + 1) for a in areas)
+    assert limit == (500_000 - 100_000) // 4

@@ -28,7 +28,7 @@ from defectlens.evaluate.metrics import (
     verdict_point,
 )
 from defectlens.inspector import Failure, Inspector
-from defectlens.io import Category, load_mask
+from defectlens.io import Category, image_area, load_mask
 from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
@@ -39,9 +39,29 @@ REFERENCE_NOTE = "from test labels, for reference: not a deployable threshold"
 """Said wherever the reference threshold is shown: it was chosen on the very images it is scored on."""
 PIXEL_METRICS_BUDGET = 50_000_000
 """Most test pixels the pixel metrics keep (8 bytes each, 0.4 GB, twice that while they are
-sorted): a test set with more pixels than this in its images' working views is read on a coarser
-lattice. Every shared category is under it (magnetic tile's 744 images: 44 M pixels); at 100 M,
-magnetic tile's images upscaled 4 x took `evaluate` to 2.1 GiB."""
+sorted): a test set with more pixels than this in its images' working views has its largest images
+read on a coarser lattice (:func:`pixels_per_image`). Every shared category is under it (magnetic
+tile's 744 images: 44 M pixels); at 100 M, magnetic tile's images upscaled 4 x took `evaluate` to
+2.1 GiB."""
+
+
+def pixels_per_image(areas: list[int], budget: int | None = None) -> int:
+    """The most pixels read of each test image for the pixel metrics: its working view's
+    (:data:`~defectlens.detect.WORKING_PIXELS`), or, when the test set's views would pass
+    ``budget`` (:data:`PIXEL_METRICS_BUDGET`) together, the largest limit under which they do not
+    (small images stay whole: the limit only thins the largest)."""
+    budget = PIXEL_METRICS_BUDGET if budget is None else budget
+
+    def total(limit: int) -> int:
+        return sum(min(a, limit) for a in areas)
+
+    if total(WORKING_PIXELS) <= budget:
+        return WORKING_PIXELS
+    low, high = 1, WORKING_PIXELS
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if total(middle) <= budget else (low, middle - 1)
+    return low
 
 
 @dataclass(frozen=True)
@@ -176,9 +196,7 @@ def run_inspections(
     failures: list[Failure] = []
     seconds = 0.0
     items = {str(item.path): item for item in category.require_test()}
-    # Pixels read per image for the pixel metrics: at most the working view's, and fewer when the
-    # test set is so large that 8 bytes a pixel would pass PIXEL_METRICS_BUDGET.
-    pixels_each = min(WORKING_PIXELS, PIXEL_METRICS_BUDGET // max(1, len(items)))
+    pixels_each = pixels_per_image([image_area(path) for path in items])
     # Seeded random batches, as parts arrive on a line (see Inspector.iter_batches); the
     # metrics do not depend on the order.
     for batch in inspector.iter_batches([item.path for item in items.values()], batch_size, seed=0):

@@ -9,7 +9,7 @@ from defectlens.io.atomic import (
     write_text_atomic,
 )
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
-from defectlens.io.images import IMAGE_SUFFIXES, ImageFiles, as_rgb_image, load_image, load_mask, png_bytes, shape_of, take
+from defectlens.io.images import IMAGE_SUFFIXES, ImageFiles, as_rgb_image, image_area, load_image, load_mask, png_bytes, shape_of, take
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -20,6 +20,7 @@ __all__ = [
     "atomic_directory",
     "atomic_write",
     "clean_stale_temporaries",
+    "image_area",
     "list_images",
     "load_category",
     "load_image",

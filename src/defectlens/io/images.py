@@ -269,6 +269,16 @@ class ImageFiles(Sequence[np.ndarray]):
         return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests)
 
 
+def image_area(path: str | Path) -> int:
+    """Pixels of the image at ``path`` from its header alone (nothing decoded); 0 when it cannot
+    be read (its decoding will say why)."""
+    try:
+        with Image.open(path) as img:
+            return int(img.width) * int(img.height)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 0
+
+
 def shape_of(images: Sequence[np.ndarray], index: int) -> tuple[int, ...]:
     """The shape of ``images[index]``, without decoding it when the images are :class:`ImageFiles`."""
     return images.shapes[index] if isinstance(images, ImageFiles) else tuple(images[index].shape)
