@@ -175,41 +175,39 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
-    """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
-    images: list[np.ndarray] = []
-    kept: list[Path] = []
-    failures: list[Failure] = []
-    for p in paths:
-        try:
-            images.append(load_image(p))
-            kept.append(Path(p))
-        except DefectlensError as exc:
-            failures.append(Failure(str(p), str(exc)))
-        if progress:
-            progress(1)
-    return images, kept, failures
-
-
-def scan_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[ImageFiles, list[Failure]]:
-    """Decode each of ``paths`` once to check it and note its shape and digest, keeping no pixels:
-    images to fit on, read again from disk as the fit needs them (:class:`~defectlens.io.ImageFiles`).
-    Unreadable files become :class:`Failure` records, as in :func:`load_images`."""
-    kept: list[Path] = []
-    shapes: list[tuple[int, ...]] = []
-    digests: list[str] = []
-    failures: list[Failure] = []
+def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None) -> Iterator[tuple[Path, np.ndarray]]:
+    """Each of ``paths`` that decodes, with its pixels; unreadable files are added to ``failures``
+    as :class:`Failure` records instead of stopping the batch."""
     for p in paths:
         try:
             image = load_image(p)
         except DefectlensError as exc:
             failures.append(Failure(str(p), str(exc)))
         else:
-            kept.append(Path(p))
-            shapes.append(tuple(image.shape))
-            digests.append(image_digest(image))
+            yield Path(p), image
         if progress:
             progress(1)
+
+
+def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
+    """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
+    failures: list[Failure] = []
+    read = list(_readable(paths, failures, progress))
+    return [image for _, image in read], [path for path, _ in read], failures
+
+
+def scan_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[ImageFiles, list[Failure]]:
+    """Decode each of ``paths`` once to check it and note its shape and digest, keeping no pixels:
+    images to fit on, read again from disk as the fit needs them (:class:`~defectlens.io.ImageFiles`).
+    Unreadable files become :class:`Failure` records, as in :func:`load_images`."""
+    failures: list[Failure] = []
+    kept: list[Path] = []
+    shapes: list[tuple[int, ...]] = []
+    digests: list[str] = []
+    for path, image in _readable(paths, failures, progress):
+        kept.append(path)
+        shapes.append(tuple(image.shape))
+        digests.append(image_digest(image))
     return ImageFiles(kept, shapes, digests), failures
 
 

@@ -94,7 +94,7 @@ def for_calibration(result: AnomalyResult) -> AnomalyResult:
 def image_score(anomaly_map: np.ndarray, top_fraction: float) -> float:
     """Mean of the highest ``top_fraction`` of the map's values (``round``, at least one
     pixel) in its :func:`working_view`; the maximum when ``top_fraction`` is 0."""
-    values = working_view(np.asarray(anomaly_map)).ravel()
+    values = working_view(anomaly_map).ravel()
     k = max(1, round(values.size * top_fraction))
     if k == 1:
         return float(values.max())
