@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score
 
 from defectlens import Inspector, ModelFileError
 from defectlens.detect import f1_optimal_threshold, greedy_coreset
+from defectlens.detect.coreset import take_rows
 from defectlens.evaluate.metrics import f1_max
 from defectlens.io import load_category, load_image, load_mask
 
@@ -35,6 +36,19 @@ def test_coreset_takes_the_farthest_point_each_time():
     for i in range(1, 20):
         nearest_pick = torch.cdist(points, points[chosen[:i]]).min(1).values
         assert float(nearest_pick[chosen[i]]) == pytest.approx(float(nearest_pick.max()), rel=1e-4)
+
+
+def test_coreset_from_blocks_is_the_coreset_of_their_rows():
+    # Blocks (one per fit image) are projected one at a time and never concatenated: the same
+    # rows must be chosen, and take_rows must give the rows the concatenation would.
+    gen = torch.Generator().manual_seed(2)
+    blocks = [torch.randn(n, 40, generator=gen) for n in (37, 1, 120, 64)]
+    whole = torch.cat(blocks)
+    chosen = greedy_coreset(blocks, 25, projection_dim=16, seed=5)
+    assert torch.equal(chosen, greedy_coreset(whole, 25, projection_dim=16, seed=5))
+    shuffled = chosen[torch.randperm(len(chosen), generator=gen)]
+    assert torch.equal(take_rows(blocks, shuffled), whole[shuffled])
+    assert torch.equal(take_rows(blocks, shuffled, [len(b) for b in blocks]), whole[shuffled])
 
 
 def test_f1_optimal_threshold_separates():
