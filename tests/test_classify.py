@@ -150,7 +150,14 @@ def test_save_load_roundtrip(fitted, tmp_path):
 def test_corrupt_or_mismatched_files(fitted, tmp_path):
     d = fitted.save(tmp_path / "m")
     (d / "fewshot.safetensors").write_bytes(b"\x00garbage")
-    with pytest.raises(ModelFileError, match="corrupt tensor file"):
+    with pytest.raises(ModelFileError, match="tensor file is corrupt"):
+        FewShotClassifier.load(d)
+    # Example vectors holding NaN would load and type every region by garbage distances.
+    from safetensors.numpy import save_file
+
+    fitted.save(d)
+    save_file({"vectors": np.full_like(fitted.vectors, np.nan), "labels": fitted.labels}, str(d / "fewshot.safetensors"))
+    with pytest.raises(ModelFileError, match="vectors hold NaN"):
         FewShotClassifier.load(d)
     fitted.save(d)
     meta = (d / "fewshot.json").read_text().replace('"dim": ', '"dim": 1')

@@ -31,7 +31,7 @@ from defectlens.classify.regions import Classification, region_masks
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
 from defectlens.io import load_image, load_mask
-from defectlens.io.atomic import atomic_write, read_model_json, write_json_atomic
+from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
 
@@ -404,33 +404,21 @@ class FewShotClassifier:
     # ------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
         """Write ``fewshot.safetensors`` (example vectors, labels) and ``fewshot.json`` (the rest), atomically."""
-        from safetensors.numpy import save_file
-
         self._require_fitted()
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / TENSORS_FILE) as tmp:
-            save_file({"vectors": self.vectors, "labels": self.labels}, str(tmp))
-        write_json_atomic(
-            out / CONFIG_FILE,
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "config": self.config.to_json(),
-                "class_names": self.class_names,
-                "dim": int(self.vectors.shape[1]),
-                "n_examples": len(self.vectors),
-                "unknown_distance": self.unknown_distance,
-                "temperature": self.temperature,
-            },
-        )
-        return out
+        config = {
+            "config": self.config.to_json(),
+            "class_names": self.class_names,
+            "dim": int(self.vectors.shape[1]),
+            "n_examples": len(self.vectors),
+            "unknown_distance": self.unknown_distance,
+            "temperature": self.temperature,
+        }
+        tensors = {"vectors": self.vectors, "labels": self.labels}
+        return write_model_files(directory, TENSORS_FILE, tensors, CONFIG_FILE, config, FORMAT, FORMAT_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path) -> FewShotClassifier:
         """Read a classifier written by :meth:`save`; any mismatch is a :class:`ModelFileError`."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
 
         base = Path(directory)
         meta_path, tensor_path = base / CONFIG_FILE, base / TENSORS_FILE
@@ -443,12 +431,7 @@ class FewShotClassifier:
             unknown_distance, temperature = float(meta["unknown_distance"]), float(meta["temperature"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"corrupt metadata ({exc.__class__.__name__}: {exc})", meta_path, fix) from None
-        if not tensor_path.is_file():
-            raise ModelFileError("file missing", tensor_path, fix)
-        try:
-            tensors = load_file(str(tensor_path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelFileError(f"corrupt tensor file ({exc.__class__.__name__})", tensor_path, fix) from None
+        tensors = read_model_tensors(tensor_path, "few-shot tensor file", fix, arrays=True)
         vectors, labels = tensors.get("vectors"), tensors.get("labels")
         if vectors is None or labels is None or vectors.shape != (n_ex, dim) or labels.shape != (n_ex,):
             raise ModelFileError(f"tensors do not match the metadata (expected vectors {(n_ex, dim)})", tensor_path, fix)

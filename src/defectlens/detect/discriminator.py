@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from defectlens.detect.base import LoadContext
@@ -28,7 +26,7 @@ from defectlens.detect.maps import grid_to_results, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.errors import ModelFileError
-from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
+from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.discriminator"
@@ -195,21 +193,9 @@ class DiscriminatorDetector(PatchFeatureDetector):
         """Write ``discriminator.json`` + ``discriminator.safetensors`` (atomically, never pickle)."""
         if self.network is None:
             raise RuntimeError("nothing to save: the detector is not fitted")
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous() for k, v in self.network.state_dict().items()}
-        with atomic_write(out / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
-        write_json_atomic(
-            out / CONFIG_FILE,
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "config": self.config.to_json(),
-                "feature_dim": int(self.network.mean.shape[0]),
-                **self.calibration_json(),
-            },
-        )
+        config = {"config": self.config.to_json(), "feature_dim": int(self.network.mean.shape[0]), **self.calibration_json()}
+        write_model_files(directory, WEIGHTS_FILE, tensors, CONFIG_FILE, config, FORMAT, FORMAT_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path, encoder: PatchEncoder | None = None, *, context: LoadContext | None = None) -> DiscriminatorDetector:
@@ -228,13 +214,7 @@ class DiscriminatorDetector(PatchFeatureDetector):
             raise ModelFileError("model has no thresholds", root / CONFIG_FILE, "re-fit it on at least 2 normal images")
         detector = cls(config, encoder)
         path = root / WEIGHTS_FILE
-        if not path.is_file():
-            raise ModelFileError("discriminator weights are missing", path, "re-fit the model")
-        try:
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, RuntimeError) as exc:
-            raise ModelFileError(f"discriminator weights are corrupt ({exc.__class__.__name__})", path, "re-fit the model") from None
-        require_finite(tensors, path, "re-fit the model")
+        tensors = read_model_tensors(path, "discriminator weights", "re-fit the model")
         network = _Network(detector.encoder.feature_dim, config.hidden)
         try:
             network.load_state_dict(tensors)

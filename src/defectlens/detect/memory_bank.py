@@ -18,8 +18,6 @@ from typing import overload
 import faiss
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from defectlens.detect.base import LoadContext
 from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, normal_units
@@ -31,7 +29,7 @@ from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, h
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
 from defectlens.encode.features import fuse_levels
 from defectlens.errors import ModelFileError
-from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
+from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.memory-bank"
@@ -564,33 +562,25 @@ class MemoryBankDetector(PatchFeatureDetector):
         """Write ``detector.json`` + ``memory_bank.safetensors`` (atomically, never pickle)."""
         if self.bank is None:
             raise RuntimeError("nothing to save: the detector is not fitted")
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
         version = FORMAT_VERSION if self.global_score is not None else WITHOUT_GLOBAL_VERSION
-        with atomic_write(out / BANK_FILE) as tmp:
-            tensors = {"bank": self.bank}
-            if self.ivf_centroids is not None:
-                tensors["ivf_centroids"] = self.ivf_centroids
-            if self.positions is not None:
-                tensors.update(self.positions.tensors())
-            if self.global_score is not None:
-                tensors.update(self.global_score.tensors())
-            if self.frame_check is not None:
-                # Extra tensors: a reader from before the check loads the model without it.
-                tensors.update(self.frame_check.tensors(shared=self.global_score))
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(version)})
-        write_json_atomic(
-            out / CONFIG_FILE,
-            {
-                "format": FORMAT,
-                "format_version": version,
-                **({"global_scale": self.global_scale} if self.global_score is not None else {}),
-                "config": self.config.to_json(),
-                "feature_dim": int(self.bank.shape[1]),
-                "bank_size": int(self.bank.shape[0]),
-                **self.calibration_json(),
-            },
-        )
+        tensors = {"bank": self.bank}
+        if self.ivf_centroids is not None:
+            tensors["ivf_centroids"] = self.ivf_centroids
+        if self.positions is not None:
+            tensors.update(self.positions.tensors())
+        if self.global_score is not None:
+            tensors.update(self.global_score.tensors())
+        if self.frame_check is not None:
+            # Extra tensors: a reader from before the check loads the model without it.
+            tensors.update(self.frame_check.tensors(shared=self.global_score))
+        config = {
+            **({"global_scale": self.global_scale} if self.global_score is not None else {}),
+            "config": self.config.to_json(),
+            "feature_dim": int(self.bank.shape[1]),
+            "bank_size": int(self.bank.shape[0]),
+            **self.calibration_json(),
+        }
+        out = write_model_files(directory, BANK_FILE, tensors, CONFIG_FILE, config, FORMAT, version)
         for neighbour in self.neighbours:
             neighbour.save(out / neighbour_folder(neighbour.config.neighbourhood))
 
@@ -607,13 +597,10 @@ class MemoryBankDetector(PatchFeatureDetector):
         config.encoder.require_same(encoder.config if encoder else None, root, "re-fit the model with the encoder you want")
         detector = cls(config, encoder)
         bank_path = root / BANK_FILE
-        if not bank_path.is_file():
-            raise ModelFileError("memory bank file is missing", bank_path, "re-fit the model")
-        try:
-            tensors = load_file(str(bank_path))
-            bank = tensors["bank"]
-        except (SafetensorError, KeyError, OSError, RuntimeError) as exc:
-            raise ModelFileError(f"memory bank is corrupt ({exc.__class__.__name__})", bank_path, "re-fit the model") from None
+        tensors = read_model_tensors(bank_path, "memory bank", "re-fit the model")
+        if "bank" not in tensors:
+            raise ModelFileError("memory bank is corrupt (no bank tensor)", bank_path, "re-fit the model")
+        bank = tensors["bank"]
         if bank.ndim != 2 or bank.shape[1] != detector.encoder.feature_dim or bank.shape[1] != meta.get("feature_dim"):
             raise ModelFileError(
                 f"memory bank has shape {tuple(bank.shape)} but {config.encoder.backbone} gives {detector.encoder.feature_dim}-d features",
@@ -631,7 +618,6 @@ class MemoryBankDetector(PatchFeatureDetector):
         centroids = tensors.get("ivf_centroids")
         if centroids is not None and (centroids.ndim != 2 or centroids.shape[1] != bank.shape[1] or len(centroids) < 1):
             raise ModelFileError(f"IVF cell centres have shape {tuple(centroids.shape)}, not (cells, {bank.shape[1]})", bank_path, "re-fit the model")
-        require_finite(tensors, bank_path, "re-fit the model")
         try:
             positions = PositionNormaliser.from_tensors(tensors)
         except (KeyError, ValueError) as exc:

@@ -6,6 +6,7 @@ from defectlens.io.atomic import (
     clean_stale_temporaries,
     write_bytes_atomic,
     write_json_atomic,
+    write_model_files,
     write_text_atomic,
 )
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
@@ -30,5 +31,6 @@ __all__ = [
     "take",
     "write_bytes_atomic",
     "write_json_atomic",
+    "write_model_files",
     "write_text_atomic",
 ]

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from defectlens.errors import ModelFileError, OutputError
 
 STALE_SECONDS = 60.0
@@ -148,6 +150,46 @@ def write_json_atomic(path: str | Path, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def write_model_files(
+    folder: str | Path, tensors_file: str, tensors: Mapping[str, Any], config_file: str, config: Mapping[str, Any], fmt: str, version: int
+) -> Path:
+    """One fitted stage's files in ``folder``: ``tensors`` (torch tensors or NumPy arrays) as
+    safetensors tagged with ``fmt`` and ``version``, then ``config`` as JSON led by the same two
+    fields — each file atomic, the JSON last, so a reader that finds it finds tensors as new.
+    Returns the folder."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if all(hasattr(v, "__array_interface__") for v in tensors.values()):
+        from safetensors.numpy import save_file
+    else:
+        from safetensors.torch import save_file  # type: ignore[assignment]
+    with atomic_write(out / tensors_file) as tmp:
+        save_file(dict(tensors), str(tmp), metadata={"format": fmt, "version": str(version)})
+    write_json_atomic(out / config_file, {"format": fmt, "format_version": version, **config})
+    return out
+
+
+def read_model_tensors(path: str | Path, what: str, remedy: str, *, arrays: bool = False) -> dict[str, Any]:
+    """The safetensors file of a fitted stage (``what``, e.g. "memory bank"), as torch tensors or
+    with ``arrays`` NumPy arrays: a :class:`ModelFileError` naming the file and ``remedy`` when it
+    is missing, unreadable, or holds NaN or inf (which would make every score meaningless)."""
+    from safetensors import SafetensorError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"{what} is missing", p, remedy)
+    if arrays:
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file  # type: ignore[assignment]
+    try:
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{what} is corrupt ({exc.__class__.__name__})", p, remedy) from None
+    require_finite(tensors, p, remedy)
+    return tensors
+
+
 def read_json_file(path: str | Path, error: type[Exception], missing: str, missing_fix: str, invalid_fix: str) -> object:
     """Parse a JSON file, raising ``error(message, path, fix)`` when it is absent or not JSON.
 
@@ -162,10 +204,17 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
         raise error(f"not valid JSON ({exc})", p, invalid_fix) from None
 
 
+def _finite(values: Any) -> bool:
+    """Whether a torch tensor or NumPy array holds no NaN or infinity (integers always do not)."""
+    if hasattr(values, "is_floating_point"):
+        return not values.is_floating_point() or bool(values.isfinite().all())
+    return not np.issubdtype(values.dtype, np.floating) or bool(np.isfinite(values).all())
+
+
 def require_finite(tensors: Mapping[str, Any], path: str | Path, remedy: str) -> None:
-    """Refuse model weights holding NaN or infinity (``tensors``: name -> torch tensor): they
-    load without complaint and then turn every score into nonsense."""
-    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    """Refuse model weights holding NaN or infinity (``tensors``: name -> torch tensor or NumPy
+    array): they load without complaint and then turn every score into nonsense."""
+    bad = [name for name, t in tensors.items() if not _finite(t)]
     if bad:
         raise ModelFileError(f"tensor(s) {', '.join(sorted(bad))} hold NaN or infinite values", path, remedy)
 

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from defectlens.detect.grounding.features import (
@@ -42,7 +40,7 @@ from defectlens.detect.maps import image_score, smooth_map
 from defectlens.encode import EncoderConfig, PatchEncoder, map_to_original
 from defectlens.encode.text import TEXT_DIM, TEXT_MODEL_ID, TextEncoder
 from defectlens.errors import ConfigError, ModelFileError
-from defectlens.io.atomic import atomic_write, read_model_json, require_finite, write_json_atomic
+from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.taxonomy import Taxonomy, parse_taxonomy
 from defectlens.types import GroundingResult
 
@@ -373,27 +371,19 @@ class GroundingModel:
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         """Write ``grounding.json`` + ``grounding.safetensors`` atomically."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
         tensors = {f"head.{k}": v.detach().contiguous() for k, v in self.head.state_dict().items()}
         for i, v in enumerate(self.vocabularies):
             tensors[f"vocab.{i}.object"] = v.object_embedding.contiguous()
             tensors[f"vocab.{i}.descriptions"] = v.description_embeddings.contiguous()
-        with atomic_write(out / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
-        write_json_atomic(
-            out / CONFIG_FILE,
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "config": self.config.to_json(),
-                "in_channels": self.in_channels,
-                "text_model": self.config.text_model,
-                "token_names": list(self.config.token_names),
-                "taxonomies": [v.taxonomy.to_json() for v in self.vocabularies],
-                **({"training": extra} if extra else {}),
-            },
-        )
+        config = {
+            "config": self.config.to_json(),
+            "in_channels": self.in_channels,
+            "text_model": self.config.text_model,
+            "token_names": list(self.config.token_names),
+            "taxonomies": [v.taxonomy.to_json() for v in self.vocabularies],
+            **({"training": extra} if extra else {}),
+        }
+        write_model_files(directory, WEIGHTS_FILE, tensors, CONFIG_FILE, config, FORMAT, FORMAT_VERSION)
 
     @classmethod
     def load(
@@ -425,13 +415,7 @@ class GroundingModel:
             raise ModelFileError(f"invalid grounding settings ({exc})", path, "re-train the grounding model") from None
         config.encoder.require_same(encoder.config if encoder else None, root, "re-train the grounding model")
         weights = root / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelFileError("weights file is missing", weights, "re-train the grounding model")
-        try:
-            tensors = load_file(str(weights))
-        except (SafetensorError, OSError, RuntimeError) as exc:
-            raise ModelFileError(f"weights are corrupt ({exc.__class__.__name__})", weights, "re-train the grounding model") from None
-        require_finite(tensors, weights, "re-train the grounding model")
+        tensors = read_model_tensors(weights, "grounding weights", "re-train the grounding model")
         in_channels = meta.get("in_channels")
         expected = expected_in_channels(config.encoder)
         if expected is not None and expected != in_channels:
