@@ -81,3 +81,27 @@ def test_regions_measure_what_scipy_measures_on_many_random_maps():
             assert r.centroid == pytest.approx((centres[i][1], centres[i][0]), rel=1e-9)
             assert (labels == r.index).sum() == r.area_px and ((raw == i + 1) == (labels == r.index)).all()
         assert (mask == (labels > 0)).all()
+
+
+def test_overlay_blends_the_map_and_outlines_the_mask():
+    # Rows: map at the scale's low end (the part shows through), at its top (the heat colour
+    # dominates); a masked square is outlined in the region colour; the verdict band on top.
+    from defectlens.locate import render_overlay
+    from defectlens.locate.overlay import REGION_COLOUR
+    from defectlens.types import Inspection
+
+    h, w = 60, 80
+    image = np.full((h, w, 3), 200, np.uint8)
+    amap = np.zeros((h, w), np.float32)
+    amap[30:] = 10.0
+    mask = np.zeros((h, w), bool)
+    mask[40:55, 50:70] = True
+    inspection = Inspection("x.png", (w, h), 9.0, True, amap, mask)
+    out = np.asarray(render_overlay(image, inspection, 0.0, 10.0))
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    cool, hot = out[20, 40].astype(int), out[35, 40].astype(int)
+    # 15 % of the lowest heat colour (black) over grey 200: 170 in every channel.
+    assert np.all(np.abs(cool - 170) <= 1)
+    # Near the top of the colour map (pale yellow) at 65 %: red well above blue.
+    assert hot[0] > hot[2] + 40
+    assert tuple(out[40, 60]) == REGION_COLOUR and tuple(out[47, 60]) != REGION_COLOUR

@@ -74,3 +74,18 @@ def test_mask_size_mismatch_is_an_error(tmp_path):
     assert load_mask(path, (10, 12)).all()
     with pytest.raises(ImageReadError, match="mask is 10x12 but its image is 20x12"):
         load_mask(path, (20, 12))
+
+
+def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():
+    import io
+
+    from defectlens.io import png_bytes
+
+    rng = np.random.default_rng(4)
+    colour = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    for picture in (colour, colour[..., 1], Image.fromarray(colour), Image.fromarray(colour[..., 0]).convert("1")):
+        decoded = np.asarray(Image.open(io.BytesIO(png_bytes(picture))))
+        expected = np.asarray(picture.convert("RGB") if isinstance(picture, Image.Image) and picture.mode == "1" else picture)
+        assert np.array_equal(decoded, expected)
+    with pytest.raises(TypeError, match="8-bit"):
+        png_bytes(colour.astype(np.float32))

@@ -7,7 +7,6 @@ so a batch can skip it and report it at the end.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -234,11 +233,21 @@ overlays: level 1 encodes in 8 ms against 42 ms at Pillow's default 6, for files
 at 50-90 ms per inspected image the default level was a third of the time."""
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """``image`` encoded as PNG (fast compression: :data:`PNG_COMPRESS_LEVEL`)."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buf.getvalue()
+def png_bytes(image: Image.Image | np.ndarray) -> bytes:
+    """``image`` (a Pillow image or an (H, W[, 3 | 4]) uint8 array) encoded as PNG: zlib level
+    :data:`PNG_COMPRESS_LEVEL`, every row with PNG's "sub" filter.
+
+    Written by imagecodecs (libpng), not Pillow: Pillow tries every PNG filter on each row and
+    keeps the best, which on an overlay took half of its encoding time (1.4 M pixels: 71 ms, of
+    which 34 ms with no compression at all) for files within 1 % of one fixed filter's. With the
+    filter fixed, 38 ms (files within 2 %); a 0.16 M-pixel overlay 5.7 ms against 8.9."""
+    import imagecodecs
+
+    if isinstance(image, Image.Image):
+        image = np.asarray(image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB"))
+    if image.dtype != np.uint8:
+        raise TypeError(f"png_bytes writes 8-bit images, got {image.dtype}")
+    return bytes(imagecodecs.png_encode(np.ascontiguousarray(image, dtype=np.uint8), level=PNG_COMPRESS_LEVEL, filter=imagecodecs.PNG.FILTER.SUB))
 
 
 class ImageFiles(Sequence[np.ndarray]):

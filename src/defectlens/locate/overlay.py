@@ -10,6 +10,13 @@ from scipy import ndimage
 from defectlens.types import Inspection
 
 _HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+# Blend strength follows the level (0.15 to 0.65 of 256), so normal surface stays readable under
+# the map. Per level of 256: the image's share and the heat colour already weighted by its own,
+# so a pixel's blend is one product, one sum and a shift (1.4 M pixels: 23 ms against 35 ms for
+# the blend computed per pixel from the level, and within one grey level of it).
+_ALPHA = (38.4 + 128.0 * np.arange(256) / 255.0).astype(np.uint16)
+_IMAGE_SHARE = 256 - _ALPHA
+_WEIGHTED_HEAT = _HEAT.astype(np.uint16) * _ALPHA[:, None]
 REGION_COLOUR = (0, 255, 120)
 """Colour of region outlines (and their labels) on every overlay."""
 
@@ -48,13 +55,11 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     ``labels`` optionally names each region (e.g. its defect type), in region order.
     """
     span = max(high - low, 1e-6)
-    level = np.clip((inspection.anomaly_map - low) / span, 0.0, 1.0)
-    heat = _HEAT[(level * 255).astype(np.uint8)]
-    # Blend strength follows the level (0.15 to 0.65), so normal surface stays readable under the
-    # map; in 1/256ths on integers, which took a 1.4 M-pixel overlay from 47 to 29 ms (within one
-    # grey level of the float blend).
-    alpha = (38.4 + 128.0 * level).astype(np.uint16)[..., None]
-    blended = ((image.astype(np.uint16) * (256 - alpha) + heat.astype(np.uint16) * alpha) >> 8).astype(np.uint8)
+    level = np.clip((inspection.anomaly_map - low) * (255.0 / span), 0.0, 255.0).astype(np.uint8)
+    mixed = image * _IMAGE_SHARE[level][..., None]
+    mixed += _WEIGHTED_HEAT[level]
+    mixed >>= 8
+    blended = mixed.astype(np.uint8)
     if inspection.mask.any():
         blended[outline(inspection.mask)] = REGION_COLOUR
     canvas = Image.fromarray(blended)
