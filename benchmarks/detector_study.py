@@ -48,7 +48,9 @@ from defectlens.types import AnomalyResult
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""2: the encoder's batch norms folded into its convolutions (features within 4e-6 relative,
+but a cache is never mixed across encoders)."""
 
 
 # ---------------------------------------------------------------------------- settings
