@@ -419,7 +419,6 @@ class FewShotClassifier:
     @classmethod
     def load(cls, directory: str | Path) -> FewShotClassifier:
         """Read a classifier written by :meth:`save`; any mismatch is a :class:`ModelFileError`."""
-
         base = Path(directory)
         meta_path, tensor_path = base / CONFIG_FILE, base / TENSORS_FILE
         fix = "re-fit the few-shot classifier and save it again"

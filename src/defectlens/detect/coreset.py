@@ -34,7 +34,7 @@ def greedy_coreset(
         proj = torch.randn(dim, projection_dim, generator=gen) / projection_dim**0.5
     projected = [(block.float() @ proj if proj is not None else block.float()).numpy() for block in blocks]
     # One array for the selection's passes (the blocks' projections, a fraction of their size).
-    points = np.ascontiguousarray(np.concatenate(projected) if len(projected) != 1 else projected[0], dtype=np.float32)
+    points = np.ascontiguousarray(np.concatenate(projected) if projected else np.zeros((0, 1)), dtype=np.float32)
     del projected
     n = len(points)
     if n_select >= n:
