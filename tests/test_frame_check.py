@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -70,10 +71,7 @@ def test_noise_frame_is_defective_with_its_reason_and_good_parts_pass(checked_mo
 def test_models_without_a_frame_check_load_and_a_damaged_one_is_refused(checked_model, tmp_path):
     tensors = load_file(str(checked_model / BANK_FILE))
     older = tmp_path / "older"
-    older.mkdir()
-    for f in checked_model.iterdir():
-        if f.is_file():
-            (older / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(checked_model, older)
     # As saved before the check existed: loads, and judges by the score alone.
     save_file({k: v for k, v in tensors.items() if not k.startswith("frame_check_")}, str(older / BANK_FILE),
               metadata={"format": json.loads((checked_model / "detector.json").read_text())["format"], "version": "2"})
