@@ -253,3 +253,29 @@ def test_fit_checks_extra_neighbourhoods_before_decoding(synthetic_category, tmp
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), *extra])
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert not (tmp_path / "m").exists()
+
+
+def test_two_banks_by_default_and_one_on_request(synthetic_category, tmp_path):
+    # The memory bank fits a second, 1 x 1 bank unless told not to (0) or another setting excludes it.
+    from defectlens import InspectorSettings
+
+    assert InspectorSettings().extra_neighbourhoods == (1,)
+    assert InspectorSettings(global_weight=0.5).extra_neighbourhoods == ()
+    assert InspectorSettings(detector="discriminator").extra_neighbourhoods == ()
+    assert InspectorSettings(extra_neighbourhoods=()).extra_neighbourhoods == ()
+    for extra, banks in (([], 2), (["--extra-neighbourhood", "0"], 1)):
+        out = tmp_path / f"m{banks}"
+        result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(out), "--image-size", "128", *extra])
+        assert result.exit_code == 0, result.output
+        assert (out / "neighbourhood-1").is_dir() == (banks == 2)
+
+
+def test_a_model_saved_before_settings_named_neighbourhoods_reads_as_one_bank(fitted_model, tmp_path):
+    from defectlens import Inspector
+
+    older = tmp_path / "older"
+    shutil.copytree(fitted_model, older)
+    descriptor = json.loads((older / "inspector.json").read_text())
+    descriptor["settings"].pop("extra_neighbourhoods")
+    (older / "inspector.json").write_text(json.dumps(descriptor))
+    assert Inspector.load(older).settings.extra_neighbourhoods == ()
