@@ -103,10 +103,10 @@ class InspectorSettings:
     :data:`DEFAULT_EXTRA_NEIGHBOURHOODS` for the memory bank without a global weight, else off."""
 
     def __post_init__(self) -> None:
-        if self.extra_neighbourhoods is None:
-            alone = self.detector == "memory-bank" and self.global_weight == 0
-            object.__setattr__(self, "extra_neighbourhoods", DEFAULT_EXTRA_NEIGHBOURHOODS if alone else ())
-        object.__setattr__(self, "extra_neighbourhoods", tuple(self.extra_neighbourhoods or ()))
+        extra = self.extra_neighbourhoods
+        if extra is None:
+            extra = DEFAULT_EXTRA_NEIGHBOURHOODS if self.detector == "memory-bank" and self.global_weight == 0 else ()
+        object.__setattr__(self, "extra_neighbourhoods", tuple(extra))
         if self.extra_neighbourhoods and (self.detector != "memory-bank" or self.global_weight > 0):
             raise ConfigError(
                 "extra neighbourhoods are for the memory-bank detector alone, without a global weight", None,
