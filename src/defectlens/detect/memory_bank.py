@@ -1,6 +1,6 @@
 """PatchCore-style memory-bank detector.
 
-Fit: patch features of normal images -> greedy coreset -> a faiss index, then thresholds from
+Fit: patch features of normal images -> greedy coreset -> a search index, then thresholds from
 the normal images themselves, each scored leave-one-out (without the bank rows it gave).
 Inspect: every patch's distance to its nearest normal patch is its anomaly value; the map is
 smoothed, mapped back to the image's own pixel grid, and the mean of its top share is the image
@@ -24,6 +24,7 @@ from defectlens.detect.calibration import DEFAULT_QUANTILE, NormalStatistics, no
 from defectlens.detect.coreset import greedy_coreset, take_rows
 from defectlens.detect.frame_check import FrameCheck
 from defectlens.detect.global_score import MAX_WEIGHT, GlobalScore, pooled_features
+from defectlens.detect.ivf import CellSearch
 from defectlens.detect.maps import POSITION_MODES, PositionNormaliser, for_calibration, grid_to_results, image_score, on_image_cells
 from defectlens.detect.patch_detector import FitSummary, PatchFeatureDetector, holdout_indices
 from defectlens.encode import EncodedBatch, EncoderConfig, PatchEncoder
@@ -45,9 +46,6 @@ CONFIG_FILE = "detector.json"
 BANK_FILE = "memory_bank.safetensors"
 
 CALIBRATIONS = ("leave-one-out", "holdout")
-LEAVE_ONE_OUT_CANDIDATES = 16
-"""Nearest bank patches fetched per query in leave-one-out scoring; the first from another
-image is used (neighbours from the image itself are skipped)."""
 SEARCHES = ("exact", "ivf")
 IVF_ROWS_PER_LIST = 64
 """Bank rows per IVF cell: 256 cells for the default 16 384-row bank."""
@@ -107,9 +105,9 @@ class MemoryBankConfig:
     the top 1 % is the better worst case (0.955 on commutator against 0.948): a smaller share
     dilutes small defects less on parts not in the study."""
     search: str = "ivf"
-    """Nearest-neighbour search. 'exact': every bank row (faiss flat L2). 'ivf': the bank is
+    """Nearest-neighbour search. 'exact': every bank row. 'ivf': the bank is
     split into k-means cells and each query searches only the ``ivf_probes`` cells nearest to
-    it (faiss IVF-flat); the cells' centres are saved with the bank so a loaded model finds
+    it (IVF-flat, scanned cell by cell: :mod:`defectlens.detect.ivf`); the cells' centres are saved with the bank so a loaded model finds
     exactly the neighbours the fitted one did. In the detector study (rows 'lite2' and
     'lite2-ivf') 8 of 256 cells kept image and pixel AUROC within 0.002 of exact search on
     every shared category while the search took a quarter of the time."""
@@ -223,7 +221,7 @@ class MemoryBankDetector(PatchFeatureDetector):
             raise ValueError("encoder settings differ from the detector's config")
         self.batch_size = self.config.batch_size
         self.bank: torch.Tensor | None = None
-        self.index: faiss.Index | None = None
+        self.index: CellSearch | None = None
         self.ivf_centroids: torch.Tensor | None = None
         """Centres of the IVF cells (None: exact search)."""
         self.positions: PositionNormaliser | None = None
@@ -425,19 +423,10 @@ class MemoryBankDetector(PatchFeatureDetector):
             assert kmeans.centroids is not None  # set by train()
             centroids = torch.from_numpy(kmeans.centroids.copy())
         self.ivf_centroids = centroids
-        if centroids is None:
-            index: faiss.Index = faiss.IndexFlatL2(dim)
-        else:
-            # Cells from saved centres, not re-trained: k-means is only reproducible up to
-            # thread scheduling, and a loaded model must find the same neighbours as the fitted one.
-            quantizer = faiss.IndexFlatL2(dim)
-            quantizer.add(centroids.float().contiguous().numpy())
-            index = faiss.IndexIVFFlat(quantizer, dim, len(centroids))
-            index.is_trained = True
-            index.nprobe = min(self.config.ivf_probes, len(centroids))
-            self._quantizer = quantizer  # the IVF index does not own it: keep it alive
-        index.add(self.bank.numpy())
-        self.index = index
+        # Cells from saved centres, not re-trained: k-means is only reproducible up to thread
+        # scheduling, and a loaded model must find the same neighbours as the fitted one.
+        bank_rows = self.bank.numpy()
+        self.index = CellSearch.exact(bank_rows) if centroids is None else CellSearch(bank_rows, centroids.float().numpy(), self.config.ivf_probes)
 
     # ------------------------------------------------------------------ scoring
     def score_encoded(self, encoded: EncodedBatch, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> list[AnomalyResult]:
@@ -465,16 +454,7 @@ class MemoryBankDetector(PatchFeatureDetector):
             _, rows = self._search(queries, k)
         else:
             image_sources, bank_sources = exclude
-            candidates = min(self.index.ntotal, max(LEAVE_ONE_OUT_CANDIDATES, 4 * k))
-            found, found_rows = self._search(queries, candidates)
-            own = bank_sources[found_rows] == np.repeat(image_sources, h * w)[:, None]
-            # Own patches are pushed past every other candidate; if all candidates were the
-            # image's own (rare: a pattern only this image has) the farthest one stands in.
-            others_first = np.where(own, np.inf, found)
-            order = np.argsort(others_first, axis=1, kind="stable")[:, :k]
-            farthest = np.take_along_axis(found_rows, found.argmax(1)[:, None], 1)
-            none_left = np.isinf(np.take_along_axis(others_first, order, 1))
-            rows = np.where(none_left, farthest, np.take_along_axis(found_rows, order, 1))
+            _, rows = self._search(queries, k, (np.repeat(image_sources, h * w), bank_sources))
         dist2 = squared_distances(queries, self.bank.numpy(), rows)
         grid = torch.from_numpy(np.sqrt(dist2).mean(1)).reshape(n, h, w)
         relative = None if self.positions is None else self._relative_map
@@ -521,17 +501,22 @@ class MemoryBankDetector(PatchFeatureDetector):
                 out[i] = self._relative(normal[i], others)
         return out
 
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Squared distances and rows of the ``k`` nearest bank rows of each query."""
+    def _search(self, queries: np.ndarray, k: int, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances and rows of the ``k`` nearest bank rows of each query (``exclude``:
+        see :meth:`CellSearch.search`)."""
         assert self.index is not None and self.bank is not None
-        dist2, rows = self.index.search(queries, k)
+        dist2, rows = self.index.search(queries, k, exclude)
         short = (rows < 0).any(axis=1)
         if short.any():
-            # The probed IVF cells held fewer than k rows (faiss pads with -1): search those
-            # queries exhaustively rather than score them against a padding value.
-            exact = faiss.IndexFlatL2(self.bank.shape[1])
-            exact.add(self.bank.numpy())
-            dist2[short], rows[short] = exact.search(queries[short], k)
+            # The probed IVF cells held fewer than k rows (of other images, leaving one out):
+            # search those queries over every row rather than score them against a padding value.
+            exact = CellSearch.exact(self.bank.numpy())
+            dist2[short], rows[short] = exact.search(queries[short], k, None if exclude is None else (exclude[0][short], exclude[1]))
+            short = (rows < 0).any(axis=1)
+            if short.any():
+                # Fewer than k rows in the whole bank from other images (a bank of one or two
+                # images): the image's own rows stand in.
+                dist2[short], rows[short] = exact.search(queries[short], k)
         return dist2, rows
 
     # ------------------------------------------------------------------ persistence
@@ -711,5 +696,3 @@ def squared_distances(queries: np.ndarray, bank: np.ndarray, rows: np.ndarray) -
 def read_detector_json(root: Path) -> dict:
     """Read and check ``detector.json`` of a saved model: a clear error for every way it can be wrong."""
     return read_model_json(root, CONFIG_FILE, FORMAT, FORMAT_VERSION, "memory-bank model", "`defectlens fit`", OLDEST_FORMAT_VERSION)
-
-

@@ -66,6 +66,9 @@ class OnnxRuntimeNetwork:
         options = ort.SessionOptions()
         options.intra_op_num_threads = available_threads()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to a user
+        # ONNX Runtime's threads otherwise spin for a while after each run, on the cores the
+        # memory bank's search needs next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad graphs

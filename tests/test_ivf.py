@@ -1,0 +1,84 @@
+"""The cell-by-cell IVF search: the rows faiss's IVF-flat and flat indexes find, own rows skipped."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from defectlens.detect.ivf import CHUNK_PAIRS, GROUPED_MIN_PAIRS, CellSearch
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int = 24, centres: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows around ``centres`` random centres, and the centres."""
+    middle = rng.normal(0, 4, (centres, dim)).astype(np.float32)
+    return (middle[rng.integers(0, centres, n)] + rng.normal(0, 1, (n, dim))).astype(np.float32), middle
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_finds_the_rows_faiss_ivf_flat_finds(k: int) -> None:
+    rng = np.random.default_rng(0)
+    bank, centres = clustered(rng, 3000)
+    # More queries than one chunk holds, so a crowded cell is split across chunks.
+    queries, _ = clustered(rng, 3 * CHUNK_PAIRS)
+    reference = faiss.IndexIVFFlat(faiss.IndexFlatL2(bank.shape[1]), bank.shape[1], len(centres))
+    reference.quantizer.add(centres)
+    reference.is_trained = True
+    reference.add(bank)
+    reference.nprobe = 3
+    want_dist, want_rows = reference.search(queries, k)
+    dist, rows = CellSearch(bank, centres, probes=3).search(queries, k)
+    assert (rows == want_rows).mean() > 0.999  # only exact ties may differ
+    np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-3)
+    assert (np.diff(dist, axis=1) >= 0).all()  # nearest first
+
+
+def test_exact_search_is_faiss_flat() -> None:
+    rng = np.random.default_rng(1)
+    bank, _ = clustered(rng, 1500)
+    queries, _ = clustered(rng, 400)
+    flat = faiss.IndexFlatL2(bank.shape[1])
+    flat.add(bank)
+    want_dist, want_rows = flat.search(queries, 3)
+    dist, rows = CellSearch.exact(bank).search(queries, 3)
+    assert (rows == want_rows).all()
+    np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-3)
+
+
+def test_rows_of_the_query_s_own_source_are_never_its_neighbours() -> None:
+    rng = np.random.default_rng(2)
+    bank, centres = clustered(rng, 2000)
+    row_source = rng.integers(0, 10, len(bank))
+    # Each query is a bank row itself: without the exclusion it would find its own row at 0.
+    picked = rng.choice(len(bank), 300, replace=False)
+    queries, query_source = bank[picked], row_source[picked]
+    dist, rows = CellSearch(bank, centres, probes=len(centres)).search(queries, 1, (query_source, row_source))
+    full = ((queries[:, None, :] - bank[None]) ** 2).sum(-1)
+    full[query_source[:, None] == row_source[None, :]] = np.inf
+    assert (rows[:, 0] == full.argmin(1)).all()
+    assert (row_source[rows[:, 0]] != query_source).all()
+    np.testing.assert_allclose(dist[:, 0], full.min(1), rtol=1e-4, atol=1e-3)
+
+
+def test_cells_short_of_k_rows_pad_with_minus_one() -> None:
+    rng = np.random.default_rng(3)
+    bank, centres = clustered(rng, 200, centres=20)
+    dist, rows = CellSearch(bank, centres, probes=1).search(bank[:50], 64)
+    # One cell of about 10 rows cannot give 64: the rest are -1 at inf, as faiss pads.
+    assert (rows == -1).any(axis=1).all()
+    assert np.isinf(dist[rows == -1]).all()
+    assert (rows[:, 0] == np.arange(50)).all()
+
+
+def test_a_few_queries_find_what_they_find_in_a_large_batch() -> None:
+    # Few queries per cell run faiss's scan, many the grouped one: the same rows either way.
+    rng = np.random.default_rng(4)
+    bank, centres = clustered(rng, 3000)
+    search = CellSearch(bank, centres, probes=4)
+    queries, _ = clustered(rng, 2 * GROUPED_MIN_PAIRS * len(centres) // 4)
+    few = 10
+    assert few * 4 < GROUPED_MIN_PAIRS * len(centres) <= len(queries) * 4
+    alone_dist, alone_rows = search.search(queries[:few], 2)
+    batch_dist, batch_rows = search.search(queries, 2)
+    assert (alone_rows == batch_rows[:few]).all()
+    np.testing.assert_allclose(alone_dist, batch_dist[:few], rtol=1e-4, atol=1e-3)
