@@ -7,8 +7,9 @@ quarter with a bright square defect), then measures:
 
 * end to end per runtime and batch size: decode + place + encode + search + maps + decision,
   images/s and ms/image (the files `inspect` writes are profiled separately below);
-* the stages of one batch-8 pass on each runtime: decode, place, encode, search, maps (upsample,
-  smooth, relative to each position), regions and decision, report, write;
+* the stages of one batch-8 pass on each runtime: decode, place, encode, search (every bank the
+  detector has: two by default), maps (the rest of scoring: upsample, smooth, relative to each
+  position, banks averaged), regions and decision, report, write;
 * `defectlens inspect` on the folder with the local engine and with --engine ray --workers 1 / 2
   (wall time of the whole command, Ray start-up and model loading included), each also on one
   batch of the folder to measure that fixed cost and the rate after it; and whether each engine's
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import functools
 import json
 import os
 import platform
@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from defectlens import Inspector, InspectorSettings  # noqa: E402
-from defectlens.detect.maps import grid_to_results  # noqa: E402
+from defectlens.encode import EncodedBatch  # noqa: E402
 from defectlens.engine.analysis import analyse, prepare_analysis  # noqa: E402
 from defectlens.engine.local import output_contents, write_inspection  # noqa: E402
 from defectlens.export import export_model  # noqa: E402
@@ -101,26 +101,28 @@ def profile(inspector: Inspector, paths: list[Path], out: Path, batch: int = 8) 
         stages[stage] += time.perf_counter() - t
         return value
 
-    # The maps as the detector makes them: per-position statistics included when it has them.
-    positions = getattr(det, "positions", None)
-    relative = None if positions is None else functools.partial(positions.apply, mode=det.config.position_normalise)  # type: ignore[attr-defined]
+    # Every bank the detector searches (the default has two: 3 x 3 and 1 x 1 neighbourhoods).
+    banks = [det, *getattr(det, "neighbours", [])]
     for i in range(0, len(paths), batch):
         chunk = paths[i : i + batch]
         images = timed("decode", lambda c=chunk: [load_image(p) for p in c])
         x, placements = timed("place", lambda im=images: enc.prepare(im, enc.config.canvas))
         with torch.inference_mode():
             features, levels = timed("encode", lambda x=x: enc.network(x))
-        n, c, h, w = features.shape
-        queries = features.permute(0, 2, 3, 1).reshape(-1, c).contiguous().numpy()
-        dist2, _ = timed("search", lambda q=queries: det.index.search(q, det.config.n_neighbours))  # type: ignore[attr-defined]
-        grid = torch.from_numpy(np.sqrt(np.maximum(dist2, 0.0)).mean(1)).reshape(n, h, w)
-        from defectlens.encode import EncodedBatch
-
         encoded = EncodedBatch(features, placements, enc.config.canvas, levels)
-        results = timed(
-            "maps",
-            lambda g=grid, e=encoded: grid_to_results(g, e, det.config.blur_sigma, det.config.score_top_fraction, relative),  # type: ignore[attr-defined]
-        )
+
+        def search_every_bank(e: EncodedBatch = encoded) -> None:
+            for bank in banks:
+                own = bank._own_view(e)  # the bank's own neighbourhood, fused from the levels
+                c = own.features.shape[1]
+                bank.index.search(own.features.permute(0, 2, 3, 1).reshape(-1, c).contiguous().numpy(), bank.config.n_neighbours)
+
+        searched = stages["search"]
+        timed("search", search_every_bank)
+        # Scoring searches again; the maps stage is what it spends beyond the search just timed
+        # (maps upsampled, smoothed, made relative to each position and averaged, frame check).
+        results = timed("maps", lambda e=encoded: det.score_encoded(e))
+        stages["maps"] -= stages["search"] - searched
         for path, image, result in zip(chunk, images, results, strict=True):
             inspection = timed("regions", lambda r=result, p=path: inspector.decide(r, str(p)))
             types = timed("report", lambda im=image, ins=inspection, p=path: analyse(analysis, im, ins, out, p.stem, None))

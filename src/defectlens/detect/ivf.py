@@ -4,12 +4,11 @@ The memory bank is split into cells (k-means centres); each query is compared wi
 the ``probes`` cells whose centres are nearest, as in faiss's IVF-flat index. faiss scans those
 rows query by query. Here the queries of a batch are grouped by the cell they probe, so each
 cell's rows are compared with all of its queries in one matrix product: on a batch of images a
-cell's queries number in the hundreds, and a product of that size runs several times faster than
-row-by-row distances (magnetic tile, 16 384 rows in 256 cells, 8 probed, batch 8: 9.5–10.8 ms an
-image with faiss, 5.6–6.2 here). With few queries per cell (a single image: about 32) the
-products are too small to pay for the grouping, and faiss's own scan of the same cells runs
-instead. The rows found are the same either way: only the cells probed decide them, and both
-take the exact nearest within those (distances differ by float rounding, 1e-5 relative).
+cell's queries number in the hundreds, and a product of that size runs faster than
+row-by-row distances (magnetic tile, 16 384 rows in 256 cells, 8 probed: 8.1–8.6 ms an image
+with faiss at batch 8, 4.7–4.8 here; on single images, about 30 queries a cell, 9.3 against 9.7–10.3).
+The rows found are faiss's: only the cells probed decide them, and both take the exact nearest
+within those (distances differ by float rounding, 1e-5 relative).
 
 Exact search is the same scan over one cell holding every row. Leave-one-out calibration passes
 each query's source and each row's: rows from the query's own source are skipped in the scan
@@ -32,10 +31,6 @@ __all__ = ["CellSearch"]
 CHUNK_PAIRS = 2048
 """Queries of one cell compared in one product: bounds the distance block (2048 x the cell's
 rows; an exact search's one cell holds up to 4 096) and splits a crowded cell across threads."""
-GROUPED_MIN_PAIRS = 64
-"""Queries per cell (on average) from which the grouped scan runs: on magnetic tile's bank the two
-scans cost the same at 2 images of 1 008 patches (63 a cell), faiss's was 10 % faster at 1 and the
-grouped one 1.5–1.7 times faster at 8–16."""
 
 
 @functools.cache
@@ -73,11 +68,6 @@ class CellSearch:
         """Bank row at each position of the cell order."""
         self._first = np.searchsorted(cell_of_row[self._row_at, 0], np.arange(self.n_cells + 1))
         """Position of each cell's first row in the cell order (and the end, last)."""
-        self._by_query = faiss.IndexIVFFlat(self._centres, self.dim, self.n_cells)
-        self._by_query.is_trained = True
-        self._by_query.add(bank)
-        self._by_query.nprobe = self.probes
-        """faiss's query-by-query scan of the same cells, for batches too small to group."""
         by_cell = bank[self._row_at]
         # ||q - x||² = ||q||² - 2 q·x + ||x||²: each cell keeps -2 xᵀ and ||x||², so its scan is
         # one product plus one addition (||q||² is added once per query at the end).
@@ -99,10 +89,6 @@ class CellSearch:
         neighbour of a query from its own source."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         n, probes = len(queries), self.probes
-        if exclude is None and n * probes < GROUPED_MIN_PAIRS * self.n_cells:
-            dist2, rows = self._by_query.search(queries, k)
-            dist2[rows < 0] = np.inf  # faiss pads with the largest float
-            return dist2, rows
         if probes == self.n_cells:
             cells = np.broadcast_to(np.arange(probes), (n, probes))
         else:
@@ -115,9 +101,14 @@ class CellSearch:
             for cell, (start, end) in enumerate(itertools.pairwise(starts))
             for a in range(start, end, CHUNK_PAIRS)
         ]
+        # Results are written in the pairs' grouped order (slices, not scattered writes: on a
+        # single image a cell holds some 30 pairs and per-cell overhead is what the scan costs),
+        # then put back in the pairs' own order once.
         found = np.full((n * probes, k), np.inf, dtype=np.float32)
         positions = np.full((n * probes, k), -1, dtype=np.int64)
+        of_query = pairs // probes
         row_sources = None if exclude is None else exclude[1][self._row_at]
+        counting = np.arange(min(CHUNK_PAIRS, n * probes))
 
         def scan(work: Sequence[tuple[int, int, int]]) -> None:
             for cell, a, b in work:
@@ -125,26 +116,28 @@ class CellSearch:
                 if not len(norms):
                     continue
                 first = self._first[cell]
-                of_query = pairs[a:b] // probes
-                dist = queries[of_query] @ minus_two_xt
+                dist = queries[of_query[a:b]] @ minus_two_xt
                 dist += norms
                 if exclude is not None and row_sources is not None:
-                    np.putmask(dist, exclude[0][of_query][:, None] == row_sources[None, first : first + len(norms)], np.inf)
+                    np.putmask(dist, exclude[0][of_query[a:b]][:, None] == row_sources[None, first : first + len(norms)], np.inf)
                 if k == 1:
-                    nearest = dist.argmin(axis=1)[:, None]
-                elif dist.shape[1] <= k:
-                    nearest = np.broadcast_to(np.arange(dist.shape[1]), dist.shape)
-                else:
-                    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-                width = nearest.shape[1]
-                found[pairs[a:b], :width] = np.take_along_axis(dist, nearest, axis=1)
-                positions[pairs[a:b], :width] = first + nearest
+                    nearest = dist.argmin(axis=1)
+                    found[a:b, 0] = dist[counting[: b - a], nearest]
+                    positions[a:b, 0] = nearest + first
+                    continue
+                # All of a cell's rows when it holds no more than k, else its k nearest.
+                nearest = np.broadcast_to(np.arange(dist.shape[1]), dist.shape) if dist.shape[1] <= k else np.argpartition(dist, k - 1, axis=1)[:, :k]
+                found[a:b, : nearest.shape[1]] = np.take_along_axis(dist, nearest, axis=1)
+                positions[a:b, : nearest.shape[1]] = first + nearest
 
         # One BLAS thread per product and the chunks split over threads: products this small
         # gain little from BLAS's own threads, and both at once oversubscribe the cores.
         threads = _thread_count()
         with _blas().limit(limits=1):
             list(_workers().map(scan, [chunks[i::threads] for i in range(threads)]))
+        grouped_found, grouped_positions = found, positions
+        found, positions = np.empty_like(found), np.empty_like(positions)
+        found[pairs], positions[pairs] = grouped_found, grouped_positions
         found = found.reshape(n, probes * k)
         positions = positions.reshape(n, probes * k)
         if k == 1:
