@@ -1,12 +1,17 @@
-"""The cell-by-cell IVF search: the rows faiss's IVF-flat and flat indexes find, own rows skipped."""
+"""The cell-by-cell IVF search: the rows faiss's IVF-flat and flat indexes find, own rows skipped;
+and the OpenMP wait policy it runs beside."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import faiss
 import numpy as np
 import pytest
 
-from defectlens.detect.ivf import CHUNK_PAIRS, CellSearch
+from defectlens.detect.ivf import CHUNK_PAIRS, GROUPED_MIN_PAIRS, CellSearch
 
 
 def clustered(rng: np.random.Generator, n: int, dim: int = 24, centres: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -71,13 +76,25 @@ def test_cells_short_of_k_rows_pad_with_minus_one() -> None:
 
 
 def test_a_few_queries_find_what_they_find_in_a_large_batch() -> None:
-    # A query's neighbours do not depend on which other queries share its cells, or how many.
+    # Few queries a cell run faiss's scan, many the grouped one: the same rows either way.
     rng = np.random.default_rng(4)
     bank, centres = clustered(rng, 3000)
     search = CellSearch(bank, centres, probes=4)
     queries, _ = clustered(rng, 3 * CHUNK_PAIRS)
     few = 10
+    assert few * 4 < GROUPED_MIN_PAIRS * len(centres) <= len(queries) * 4
     alone_dist, alone_rows = search.search(queries[:few], 2)
     batch_dist, batch_rows = search.search(queries, 2)
     assert (alone_rows == batch_rows[:few]).all()
     np.testing.assert_allclose(alone_dist, batch_dist[:few], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(("set_by_user", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_asleep_unless_the_user_says_otherwise(set_by_user: str | None, expected: str) -> None:
+    # The package sets it before PyTorch and faiss load OpenMP: only a fresh interpreter shows it.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if set_by_user:
+        env["OMP_WAIT_POLICY"] = set_by_user
+    code = "import defectlens, os; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -6,8 +6,10 @@ rows query by query. Here the queries of a batch are grouped by the cell they pr
 cell's rows are compared with all of its queries in one matrix product: on a batch of images a
 cell's queries number in the hundreds, and a product of that size runs faster than
 row-by-row distances (magnetic tile, 16 384 rows in 256 cells, 8 probed: 8.1–8.6 ms an image
-with faiss at batch 8, 4.7–4.8 here; on single images, about 30 queries a cell, 9.3 against 9.7–10.3).
-The rows found are faiss's: only the cells probed decide them, and both take the exact nearest
+with faiss at batch 8, 4.7–4.8 here). A single image gives a cell about 30 queries, too few to
+pay for the grouping: it is scanned by faiss's own IVF-flat index over the same cells (in the
+throughput benchmark, 40.8–40.9 ms an exported image against 45.3–45.8 grouped). The rows found
+are the same either way: only the cells probed decide them, and both take the exact nearest
 within those (distances differ by float rounding, 1e-5 relative).
 
 Exact search is the same scan over one cell holding every row. Leave-one-out calibration passes
@@ -31,6 +33,11 @@ __all__ = ["CellSearch"]
 CHUNK_PAIRS = 2048
 """Queries of one cell compared in one product: bounds the distance block (2048 x the cell's
 rows; an exact search's one cell holds up to 4 096) and splits a crowded cell across threads."""
+
+
+GROUPED_MIN_PAIRS = 64
+"""Queries a cell (on average) from which the grouped scan runs; fewer (a single image's ~32 on a
+full bank) go to faiss's scan. In isolation the two cost the same at 2 images (63 a cell)."""
 
 
 @functools.cache
@@ -68,6 +75,11 @@ class CellSearch:
         """Bank row at each position of the cell order."""
         self._first = np.searchsorted(cell_of_row[self._row_at, 0], np.arange(self.n_cells + 1))
         """Position of each cell's first row in the cell order (and the end, last)."""
+        self._by_query = faiss.IndexIVFFlat(self._centres, self.dim, self.n_cells)
+        self._by_query.is_trained = True
+        self._by_query.add(bank)
+        self._by_query.nprobe = self.probes
+        """faiss's query-by-query scan of the same cells, for batches too small to group."""
         by_cell = bank[self._row_at]
         # ||q - x||² = ||q||² - 2 q·x + ||x||²: each cell keeps -2 xᵀ and ||x||², so its scan is
         # one product plus one addition (||q||² is added once per query at the end).
@@ -89,6 +101,10 @@ class CellSearch:
         neighbour of a query from its own source."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         n, probes = len(queries), self.probes
+        if exclude is None and n * probes < GROUPED_MIN_PAIRS * self.n_cells:
+            dist2, rows = self._by_query.search(queries, k)
+            dist2[rows < 0] = np.inf  # faiss pads with the largest float
+            return dist2, rows
         if probes == self.n_cells:
             cells = np.broadcast_to(np.arange(probes), (n, probes))
         else:
