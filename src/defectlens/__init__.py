@@ -8,10 +8,11 @@ import os
 
 # OpenMP threads spin for a while after each parallel region by default, and up to three teams
 # share these cores: PyTorch's, faiss's, and OpenVINO's or ONNX Runtime's. A team spinning idle
-# holds the core the next stage needs: an exported model's single image took 45 ms with them
-# spinning and 37 ms without, batch 8 26-29 ms against 23-25 (README, "Threads that wait
-# asleep"); `inspect` and `fit` on the PyTorch network kept their times. Set before PyTorch and
-# faiss load their OpenMP runtimes, which read it once; a value the user set stands.
+# holds the core the next stage needs: an exported model's single image took 45-63 ms with them
+# spinning and 36-38 ms without, batch 8 26-32 ms against 23-27 (README, "The search, cell by
+# cell; threads that wait asleep"); `inspect` and `fit` on the PyTorch network kept their times.
+# Set before PyTorch and faiss load their OpenMP runtimes, which read it once; a value the user
+# set stands.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
