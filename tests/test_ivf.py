@@ -98,3 +98,20 @@ def test_openmp_threads_wait_asleep_unless_the_user_says_otherwise(set_by_user: 
     code = "import defectlens, os; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_searches_from_several_threads_find_what_one_finds_and_leave_blas_as_it_was() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(5)
+    bank, centres = clustered(rng, 3000)
+    search = CellSearch(bank, centres, probes=4)
+    batches = [clustered(rng, CHUNK_PAIRS)[0] for _ in range(4)]
+    alone = [search.search(q, 1)[1] for q in batches]
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: search.search(q, 1)[1], batches))
+    assert all((a == b).all() for a, b in zip(alone, together, strict=True))
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before

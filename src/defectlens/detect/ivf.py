@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,6 +39,11 @@ rows; an exact search's one cell holds up to 4 096) and splits a crowded cell ac
 GROUPED_MIN_PAIRS = 64
 """Queries a cell (on average) from which the grouped scan runs; fewer (a single image's ~32 on a
 full bank) go to faiss's scan. In isolation the two cost the same at 2 images (63 a cell)."""
+
+
+_SCANNING = threading.Lock()
+"""Held while a grouped scan runs: its BLAS limit is process-wide, and two scans overlapping would
+restore it out of order (and share the same threads anyway)."""
 
 
 @functools.cache
@@ -149,7 +155,7 @@ class CellSearch:
         # One BLAS thread per product and the chunks split over threads: products this small
         # gain little from BLAS's own threads, and both at once oversubscribe the cores.
         threads = _thread_count()
-        with _blas().limit(limits=1):
+        with _SCANNING, _blas().limit(limits=1):
             list(_workers().map(scan, [chunks[i::threads] for i in range(threads)]))
         grouped_found, grouped_positions = found, positions
         found, positions = np.empty_like(found), np.empty_like(positions)
