@@ -71,17 +71,17 @@ class CellSearch:
 
     def __init__(self, bank: np.ndarray, centroids: np.ndarray, probes: int) -> None:
         bank = np.ascontiguousarray(bank, dtype=np.float32)
-        self.n_rows, self.dim = bank.shape
+        dim = bank.shape[1]
         self.n_cells = len(centroids)
         self.probes = max(1, min(probes, self.n_cells))
-        self._centres = faiss.IndexFlatL2(self.dim)
+        self._centres = faiss.IndexFlatL2(dim)
         self._centres.add(np.ascontiguousarray(centroids, dtype=np.float32))
         _, cell_of_row = self._centres.search(bank, 1)
         self._row_at = np.argsort(cell_of_row[:, 0], kind="stable")
         """Bank row at each position of the cell order."""
         self._first = np.searchsorted(cell_of_row[self._row_at, 0], np.arange(self.n_cells + 1))
         """Position of each cell's first row in the cell order (and the end, last)."""
-        self._by_query = faiss.IndexIVFFlat(self._centres, self.dim, self.n_cells)
+        self._by_query = faiss.IndexIVFFlat(self._centres, dim, self.n_cells)
         self._by_query.is_trained = True
         self._by_query.add(bank)
         self._by_query.nprobe = self.probes
