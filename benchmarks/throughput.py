@@ -1,9 +1,10 @@
 """Throughput of inspection: PyTorch vs ONNX Runtime (vs OpenVINO), batch 1 and 8, a per-stage
 profile, and the Ray engine with 1 and 2 workers.
 
-Fits the default model (memory bank, 256-px canvas) on synthetic brushed-metal textures (or a
-category's normal images with --category), exports it, writes a folder of test images (a
-quarter with a bright square defect), then measures:
+Fits the default model (memory bank, 256-px canvas) on synthetic brushed-metal textures and
+writes a folder of test images (a quarter with a bright square defect) — or, with ``--category``,
+fits on that category's normal images (``--normals`` of them, a seeded draw) and inspects a seeded
+draw of its test images (every type, good ones included) — exports the model, then measures:
 
 * end to end per runtime and batch size: decode + place + encode + search + maps + decision,
   images/s and ms/image (the files `inspect` writes are profiled separately below);
@@ -19,6 +20,7 @@ The machine's load average is recorded before and after: numbers on shared cores
 comparable within one run. Writes ``benchmarks/results/throughput.{json,md}``.
 
     nice -n 19 python benchmarks/throughput.py [--images 48] [--ray-images 96] [--repeats 2] [--ray-running]
+        [--category magnetic_tile [--data ../shared/datasets]]
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ from defectlens import Inspector, InspectorSettings  # noqa: E402
 from defectlens.encode import EncodedBatch  # noqa: E402
 from defectlens.engine.analysis import analyse, prepare_analysis  # noqa: E402
 from defectlens.engine.local import output_contents, write_inspection  # noqa: E402
+from defectlens.errors import DatasetLayoutError  # noqa: E402
 from defectlens.export import export_model  # noqa: E402
-from defectlens.io import load_image  # noqa: E402
+from defectlens.io import load_category, load_image  # noqa: E402
 
 
 def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -70,6 +73,24 @@ def make_images(folder: Path, n: int, seed: int, side: int = 256) -> list[Path]:
         Image.fromarray(img).save(path)
         paths.append(path)
     return paths
+
+
+def category_images(test: list[Path], folder: Path, n: int, seed: int) -> list[Path]:
+    """``n`` links in ``folder`` to a seeded draw of a category's test images, named ``<type>_<name>``
+    (test folders of different types may hold the same file name); drawn again, with a suffix, when
+    the category has fewer than ``n``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    links = []
+    for i in range(n):
+        if i % len(test) == 0:
+            order = rng.permutation(len(test))
+        source = test[order[i % len(test)]]
+        repeat = f"_{i // len(test)}" if i >= len(test) else ""
+        link = folder / f"{source.parent.name}_{source.stem}{repeat}{source.suffix}"
+        link.symlink_to(source)
+        links.append(link)
+    return links
 
 
 def load_average() -> list[float]:
@@ -174,11 +195,29 @@ def main() -> None:
     ap.add_argument("--normals", type=int, default=20,
                     help="normal images the model is fitted on (30 or more: with the frame check a model fitted on a line's images has)")
     ap.add_argument("--name", default="throughput", help="results file stem in benchmarks/results")
+    ap.add_argument("--category", default=None,
+                    help="fit on this shared category's normal images and inspect its test images instead of synthetic textures")
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parents[1] / "shared" / "datasets")))
     args = ap.parse_args()
+    test_images: list[Path] = []
+    if args.category:
+        # Checked before anything is fitted: a wrong name or path fails at once.
+        try:
+            category = load_category(args.data / args.category)
+            train = category.require_train_good()
+        except DatasetLayoutError as exc:
+            sys.exit(f"{args.category}: {exc}")
+        test_images = [item.path for item in category.test]
+        if not test_images:
+            sys.exit(f"{args.category}: no test images in {category.root / 'test'}")
     load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="defectlens-throughput-"))
     rng = np.random.default_rng(0)
-    normals = [np.stack([texture(rng, 256, 256)] * 3, -1) for _ in range(args.normals)]
+    if args.category:
+        drawn = sorted(rng.choice(len(train), min(args.normals, len(train)), replace=False))
+        normals = [load_image(train[i]) for i in drawn]
+    else:
+        normals = [np.stack([texture(rng, 256, 256)] * 3, -1) for _ in range(args.normals)]
     inspector = Inspector.fit(normals, InspectorSettings())  # the default model: memory bank, 256 px
     inspector.save(work / "model")
     runtimes = ["torch", "onnxruntime"]
@@ -189,8 +228,10 @@ def main() -> None:
         runtimes.append("openvino")
     except ImportError:
         pass
-    paths = make_images(work / "images", args.images, seed=1)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+    images = work / "images"
+    paths = category_images(test_images, images, args.images, seed=1) if args.category else make_images(images, args.images, seed=1)
+    results: dict = {"category": args.category or "synthetic textures",
+                     "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                                  "python": platform.python_version(), "torch": torch.__version__,
                                  "torch_threads": torch.get_num_threads()},
                      "images": args.images, "normals": args.normals, "end_to_end": {}, "profile_ms_per_image": {}}
@@ -204,7 +245,10 @@ def main() -> None:
         print(runtime, results["profile_ms_per_image"][runtime], flush=True)
     if args.ray_images:
         folder, small = work / "folder", work / "folder-small"
-        make_images(folder, args.ray_images, seed=2)
+        if args.category:
+            category_images(test_images, folder, args.ray_images, seed=2)
+        else:
+            make_images(folder, args.ray_images, seed=2)
         small.mkdir()
         for path in sorted(folder.iterdir())[:STARTUP_IMAGES]:
             (small / path.name).symlink_to(path)
@@ -238,7 +282,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# Throughput ({results['machine']['cpus']} CPUs, load {load_before} → {results['load_average_after']}; "
-             f"model fitted on {args.normals} normal images)", "",
+             f"model fitted on {len(normals)} normal images; {results['category']})", "",
              "| runtime, batch | images/s | ms/image |", "|---|---|---|"]
     lines += [f"| {k} | {v['images_per_s']} | {v['ms_per_image']} |" for k, v in results["end_to_end"].items()]
     stages = list(next(iter(results["profile_ms_per_image"].values())))

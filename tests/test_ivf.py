@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import pytest
 
-from defectlens.detect.ivf import CHUNK_PAIRS, GROUPED_MIN_PAIRS, CellSearch
+from defectlens.detect.ivf import CHUNK_PAIRS, CellSearch
 
 
 def clustered(rng: np.random.Generator, n: int, dim: int = 24, centres: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -75,17 +75,24 @@ def test_cells_short_of_k_rows_pad_with_minus_one() -> None:
     assert (rows[:, 0] == np.arange(50)).all()
 
 
-def test_a_few_queries_find_what_they_find_in_a_large_batch() -> None:
-    # Few queries a cell run faiss's scan, many the grouped one: the same rows either way.
+def test_a_single_image_s_few_queries_find_the_rows_faiss_finds_and_a_batch_finds() -> None:
+    # A single image gives a cell a few dozen queries (here about one): scanned cell by cell all the same.
     rng = np.random.default_rng(4)
     bank, centres = clustered(rng, 3000)
     search = CellSearch(bank, centres, probes=4)
     queries, _ = clustered(rng, 3 * CHUNK_PAIRS)
     few = 10
-    assert few * 4 < GROUPED_MIN_PAIRS * len(centres) <= len(queries) * 4
+    reference = faiss.IndexIVFFlat(faiss.IndexFlatL2(bank.shape[1]), bank.shape[1], len(centres))
+    reference.quantizer.add(centres)
+    reference.is_trained = True
+    reference.add(bank)
+    reference.nprobe = 4
+    want_dist, want_rows = reference.search(queries[:few], 2)
     alone_dist, alone_rows = search.search(queries[:few], 2)
     batch_dist, batch_rows = search.search(queries, 2)
+    assert (alone_rows == want_rows).all()
     assert (alone_rows == batch_rows[:few]).all()
+    np.testing.assert_allclose(alone_dist, want_dist, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(alone_dist, batch_dist[:few], rtol=1e-4, atol=1e-3)
 
 

@@ -6,11 +6,11 @@ rows query by query. Here the queries of a batch are grouped by the cell they pr
 cell's rows are compared with all of its queries in one matrix product: on a batch of images a
 cell's queries number in the hundreds, and a product of that size runs faster than
 row-by-row distances (magnetic tile, 16 384 rows in 256 cells, 8 probed: 8.1–8.6 ms an image
-with faiss at batch 8, 4.7–4.8 here). A single image gives a cell about 30 queries, too few to
-pay for the grouping: it is scanned by faiss's own IVF-flat index over the same cells (in the
-throughput benchmark, 40.8–40.9 ms an exported image against 45.3–45.8 grouped). The rows found
-are the same either way: only the cells probed decide them, and both take the exact nearest
-within those (distances differ by float rounding, 1e-5 relative).
+with faiss at batch 8, 4.7–4.8 here). A single image gives a cell only some 30–60 queries, and
+grouped it still ran faster than faiss's scan in the throughput benchmark, on real parts and on
+its synthetic textures (single images 1–6 ms faster in 11 of 12 part and runtime pairs). The rows found
+are faiss's IVF-flat ones: only the cells probed decide them, and both take the exact nearest
+within those (distances differ by float rounding, 1e-5 relative; the tests compare the two).
 
 Exact search is the same scan over one cell holding every row. Leave-one-out calibration passes
 each query's source and each row's: rows from the query's own source are skipped in the scan
@@ -34,11 +34,6 @@ __all__ = ["CellSearch"]
 CHUNK_PAIRS = 2048
 """Queries of one cell compared in one product: bounds the distance block (2048 x the cell's
 rows; an exact search's one cell holds up to 4 096) and splits a crowded cell across threads."""
-
-
-GROUPED_MIN_PAIRS = 64
-"""Queries a cell (on average) from which the grouped scan runs; fewer (a single image's ~32 on a
-full bank) go to faiss's scan. In isolation the two cost the same at 2 images (63 a cell)."""
 
 
 _SCANNING = threading.Lock()
@@ -81,11 +76,6 @@ class CellSearch:
         """Bank row at each position of the cell order."""
         self._first = np.searchsorted(cell_of_row[self._row_at, 0], np.arange(self.n_cells + 1))
         """Position of each cell's first row in the cell order (and the end, last)."""
-        self._by_query = faiss.IndexIVFFlat(self._centres, dim, self.n_cells)
-        self._by_query.is_trained = True
-        self._by_query.add(bank)
-        self._by_query.nprobe = self.probes
-        """faiss's query-by-query scan of the same cells, for batches too small to group."""
         by_cell = bank[self._row_at]
         # ||q - x||² = ||q||² - 2 q·x + ||x||²: each cell keeps -2 xᵀ and ||x||², so its scan is
         # one product plus one addition (||q||² is added once per query at the end).
@@ -107,10 +97,6 @@ class CellSearch:
         neighbour of a query from its own source."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         n, probes = len(queries), self.probes
-        if exclude is None and n * probes < GROUPED_MIN_PAIRS * self.n_cells:
-            dist2, rows = self._by_query.search(queries, k)
-            dist2[rows < 0] = np.inf  # faiss pads with the largest float
-            return dist2, rows
         if probes == self.n_cells:
             cells = np.broadcast_to(np.arange(probes), (n, probes))
         else:
