@@ -20,18 +20,23 @@ def clustered(rng: np.random.Generator, n: int, dim: int = 24, centres: int = 40
     return (middle[rng.integers(0, centres, n)] + rng.normal(0, 1, (n, dim))).astype(np.float32), middle
 
 
+def faiss_ivf_flat(bank: np.ndarray, centres: np.ndarray, probes: int) -> faiss.IndexIVFFlat:
+    """faiss's own IVF-flat index over the same cells: the rows a cell-by-cell search must find."""
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(bank.shape[1]), bank.shape[1], len(centres))
+    index.quantizer.add(centres)
+    index.is_trained = True
+    index.add(bank)
+    index.nprobe = probes
+    return index
+
+
 @pytest.mark.parametrize("k", [1, 5])
 def test_finds_the_rows_faiss_ivf_flat_finds(k: int) -> None:
     rng = np.random.default_rng(0)
     bank, centres = clustered(rng, 3000)
     # More queries than one chunk holds, so a crowded cell is split across chunks.
     queries, _ = clustered(rng, 3 * CHUNK_PAIRS)
-    reference = faiss.IndexIVFFlat(faiss.IndexFlatL2(bank.shape[1]), bank.shape[1], len(centres))
-    reference.quantizer.add(centres)
-    reference.is_trained = True
-    reference.add(bank)
-    reference.nprobe = 3
-    want_dist, want_rows = reference.search(queries, k)
+    want_dist, want_rows = faiss_ivf_flat(bank, centres, probes=3).search(queries, k)
     dist, rows = CellSearch(bank, centres, probes=3).search(queries, k)
     assert (rows == want_rows).mean() > 0.999  # only exact ties may differ
     np.testing.assert_allclose(dist, want_dist, rtol=1e-4, atol=1e-3)
@@ -82,12 +87,7 @@ def test_a_single_image_s_few_queries_find_the_rows_faiss_finds_and_a_batch_find
     search = CellSearch(bank, centres, probes=4)
     queries, _ = clustered(rng, 3 * CHUNK_PAIRS)
     few = 10
-    reference = faiss.IndexIVFFlat(faiss.IndexFlatL2(bank.shape[1]), bank.shape[1], len(centres))
-    reference.quantizer.add(centres)
-    reference.is_trained = True
-    reference.add(bank)
-    reference.nprobe = 4
-    want_dist, want_rows = reference.search(queries[:few], 2)
+    want_dist, want_rows = faiss_ivf_flat(bank, centres, probes=4).search(queries[:few], 2)
     alone_dist, alone_rows = search.search(queries[:few], 2)
     batch_dist, batch_rows = search.search(queries, 2)
     assert (alone_rows == want_rows).all()
