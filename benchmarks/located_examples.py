@@ -38,6 +38,7 @@ import numpy as np
 
 from defectlens import Inspector, InspectorSettings
 from defectlens.classify import Example, FewShotClassifier, LocateOptions, examples_from_category, locate_defect
+from defectlens.engine.analysis import Locator
 from defectlens.errors import DatasetLayoutError
 from defectlens.evaluate.classification import embed_items, evaluate_embedded
 from defectlens.io import load_category, load_image, load_mask, write_json_atomic
@@ -106,11 +107,13 @@ def run_seed(args: argparse.Namespace, root: Path, inspector: Inspector, seed: i
     eval_truth = evaluate_embedded(with_truth, embedded)
     print(f"seed {seed}: type accuracy on {len(embedded.items)} true regions, ground-truth masks: {eval_truth.accuracy:.3f}")
 
-    # Each example's image, map and true mask once; every variant reads them.
+    # Each example's image, map and true mask once; every variant reads them. The maps are the ones
+    # `inspect --examples` locates on (Locator.of: a memory bank's, smoothed less).
+    locate_score = Locator.of(inspector).score
     images, maps, masks = {}, {}, {}
     for e in truth.examples:
         images[e.path] = load_image(e.path)
-        anomaly_map = inspector.score([images[e.path]])[0].anomaly_map
+        anomaly_map = locate_score([images[e.path]])[0].anomaly_map
         maps[e.path] = np.asarray(anomaly_map, np.float32)
         masks[e.path] = load_mask(e.mask_path, expected_size=(anomaly_map.shape[1], anomaly_map.shape[0])) if e.mask_path else None
 

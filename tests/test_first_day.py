@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from defectlens import Inspector
 from defectlens.classify import LocateOptions, examples_from_folders, locate_defect, locate_examples
+from defectlens.classify.examples import LOCATING_MAP_SIGMA
 from defectlens.cli import app
 from defectlens.detect.calibration import threshold_for_false_alarms
+from defectlens.engine.analysis import Locator
 from defectlens.errors import DatasetLayoutError
 from defectlens.evaluate.metrics import operating_point
 from defectlens.explain.gallery import ResultRow, gallery_html, summary_csv
@@ -247,6 +249,23 @@ def test_located_examples_cover_the_defect(calibrated_model, synthetic_category,
         assert e.mask is not None and e.mask.shape == truth.shape
         # The strongest region lies on the planted square and is not much of the image.
         assert (e.mask & truth).sum() > 0.5 * e.mask.sum() and e.mask.sum() < 4 * truth.sum()
+
+
+def test_examples_are_located_on_the_bank_s_sharper_maps(calibrated_model, maskless_examples):
+    inspector = Inspector.load(calibrated_model)
+    detector = inspector.detector
+    sharper = detector.with_map_sigma(LOCATING_MAP_SIGMA)
+    # Nothing fitted is copied, and the model itself keeps its own smoothing.
+    assert sharper.bank is detector.bank and sharper.index is detector.index and sharper.thresholds is detector.thresholds
+    assert detector.config.blur_sigma == 4.0 and sharper.config.blur_sigma == LOCATING_MAP_SIGMA
+    assert len(sharper.neighbours) == len(detector.neighbours) == 1
+    assert sharper.neighbours[0].config.blur_sigma == LOCATING_MAP_SIGMA and detector.neighbours[0].config.blur_sigma == 4.0
+    image = load_image(sorted((maskless_examples / "spot").iterdir())[0])
+    own = inspector.score([image])[0].anomaly_map
+    sharp = Locator.of(inspector).score([image])[0].anomaly_map
+    np.testing.assert_array_equal(sharp, sharper.score([image])[0].anomaly_map)
+    # Smoothed less, the planted square's peak stands higher above the map's median.
+    assert sharp.max() - np.median(sharp) > own.max() - np.median(own)
 
 
 def test_examples_where_nothing_is_found_are_listed_and_skipped(calibrated_model, fitted_model, maskless_examples, tmp_path):

@@ -9,6 +9,7 @@ score (:mod:`defectlens.detect.maps`).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -240,6 +241,16 @@ class MemoryBankDetector(PatchFeatureDetector):
         """Which fit image gave each bank row (only after fitting here, not after loading)."""
         self.neighbours: list[MemoryBankDetector] = []
         """The banks of :attr:`MemoryBankConfig.extra_neighbourhoods` (sharing this encoder)."""
+
+    def with_map_sigma(self, sigma: float) -> MemoryBankDetector:
+        """This fitted detector with its maps smoothed by a Gaussian of ``sigma`` canvas pixels
+        instead of :attr:`MemoryBankConfig.blur_sigma` (every bank alike). Nothing is copied: the
+        banks, index, statistics and thresholds are this detector's own. The thresholds were set on
+        its own maps, so this is for reading a map's shape (where a defect lies), not for verdicts."""
+        sharper = copy.copy(self)
+        sharper.config = replace(self.config, blur_sigma=sigma)
+        sharper.neighbours = [n.with_map_sigma(sigma) for n in self.neighbours]
+        return sharper
 
     def _neighbour(self, size: int) -> MemoryBankDetector:
         """An empty bank for neighbourhood ``size`` on this detector's encoder."""

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from defectlens.classify.examples import ExampleSet, examples_from_category, examples_from_folders, locate_examples
+from defectlens.classify.examples import LOCATING_MAP_SIGMA, ExampleSet, examples_from_category, examples_from_folders, locate_examples
 from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.classify.regions import type_regions
+from defectlens.detect.memory_bank import MemoryBankDetector
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -39,9 +40,13 @@ class Locator:
 
     @classmethod
     def of(cls, inspector: Inspector) -> Locator:
-        """The locator of a loaded model: its scores, pixel threshold, smallest region and normal median."""
-        stats = inspector.detector.normal_stats
-        return cls(inspector.score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None)
+        """The locator of a loaded model: its scores, pixel threshold, smallest region and normal
+        median. A memory bank's maps are read smoothed less (:data:`LOCATING_MAP_SIGMA`): where the
+        defect lies, not whether the part is defective, is what locating asks of them."""
+        detector = inspector.detector
+        stats = detector.normal_stats
+        score = detector.with_map_sigma(LOCATING_MAP_SIGMA).score if isinstance(detector, MemoryBankDetector) else inspector.score
+        return cls(score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None)
 
 
 def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | None = None) -> ExampleSet:
