@@ -16,11 +16,12 @@ from defectlens.classify import (
     examples_from_folders,
     region_masks,
 )
+from defectlens.classify.examples import region_views
 from defectlens.errors import DatasetLayoutError, ModelFileError
 from defectlens.evaluate.classification import evaluate_types
 from defectlens.io import LabelledImage
 from defectlens.locate import extract_regions
-from defectlens.types import Inspection
+from defectlens.types import Inspection, Thresholds
 
 H, W = 96, 128
 CONFIG = FewShotConfig(crop_side=96, min_crop_px=32)
@@ -189,6 +190,62 @@ def test_inspection_regions_are_matched_and_classified(fitted):
     np.testing.assert_array_equal(a[1], b[1])
     result = fitted.classify_inspection(img, insp_nolabels)
     assert [t.defect_type for t in result.region_types] == ["blob"] and not result.notes
+
+
+def _glow_around(mask: np.ndarray, width: float = 12.0) -> np.ndarray:
+    """A verdict-like map: the defect's pixels on top of a wide smooth glow around them."""
+    from scipy import ndimage
+
+    distance = ndimage.distance_transform_edt(~mask)
+    bump = ndimage.gaussian_filter(mask.astype(np.float32), 8.0)
+    return (np.exp(-distance / width) + 2.0 * bump / bump.max()).astype(np.float32)
+
+
+def test_region_views_cut_an_inspected_glow_around_its_peak():
+    rng = np.random.default_rng(4)
+    img, mask = draw("blob", rng)
+    amap = _glow_around(mask)
+    region = amap > 0.3  # thresholded as an inspection would: mostly the glow
+    views = region_views(amap, region, 0.3, img)
+    main = views[0]
+    peak = np.unravel_index(int(np.argmax(amap)), amap.shape)
+    assert main[peak] and not (main & ~region).any() and main.sum() < 0.5 * region.sum()
+    # The other cuts and the contrast view (the dark blob's own pixels), each different from the main cut.
+    assert len(views) >= 3 and all(not np.array_equal(v, main) for v in views[1:])
+    assert any((v & mask).sum() >= 0.9 * v.sum() for v in views[1:])
+    # A region with nothing to cut is its own single view.
+    empty = np.zeros_like(region)
+    assert len(region_views(amap, empty, 0.3, img)) == 1
+
+
+def test_an_inspected_region_is_typed_on_its_views_together(fitted, monkeypatch):
+    rng = np.random.default_rng(8)
+    img, mask = draw("line", rng)
+    amap = _glow_around(mask)
+    binary, labels, regions = extract_regions(amap, 0.3)
+    insp = Inspection("x.png", (W, H), 2.0, True, amap, binary, regions, Thresholds(1.0, 0.3), region_labels=labels)
+    views = region_views(amap, region_masks(insp)[1], 0.3, img)
+    embedded: list[int] = []
+    embed = fitted.embed
+    monkeypatch.setattr(fitted, "embed", lambda image, masks: embedded.append(len(masks)) or embed(image, masks))
+    (rt,) = fitted.classify_inspection(img, insp).region_types
+    assert embedded == [len(views)] and len(views) >= 2 and rt.region_index == 1 and rt.defect_type == "line"
+    # One type per region: its probabilities are the mean of its views' (read one by one here).
+    alone = [dict(fitted.classify(img, [v])[0].candidates) for v in views]
+    for name, p in rt.candidates:
+        assert p == pytest.approx(np.mean([a[name] for a in alone]), abs=1e-6)
+
+
+def test_a_region_is_unknown_only_when_every_view_is(fitted):
+    rng = np.random.default_rng(11)
+    img, mask = draw("blob", rng)
+    near = fitted.embed(img, [mask])
+    far = -near  # as unlike every example as a vector can be
+    assert fitted.classify_vectors(far, [1])[0].defect_type == UNKNOWN
+    (rt,) = fitted.classify_vectors(np.vstack([far, near]), [4, 4])
+    assert rt.region_index == 4 and rt.defect_type == "blob"
+    with pytest.raises(ValueError, match="2 vectors but 1 region"):
+        fitted.classify_vectors(np.vstack([far, near]), [4])
 
 
 def test_example_folders_bad_input(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.special import softmax
 
-from defectlens.classify.examples import Example
+from defectlens.classify.examples import Example, region_views
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
@@ -342,23 +342,29 @@ class FewShotClassifier:
             raise ModelFileError("the few-shot classifier has no examples", None, "call fit() or load() first")
 
     def classify_vectors(self, vectors: np.ndarray, region_indices: Sequence[int] | None = None) -> list[RegionType]:
-        """Types for precomputed region vectors."""
+        """Types for precomputed region vectors, one per distinct region index (in first-seen order).
+
+        Rows that share an index are views of one region (:func:`~defectlens.classify.examples.region_views`):
+        its type probabilities are their mean, and it is ``unknown`` only when every view is farther
+        than :attr:`unknown_distance` from every example."""
         self._require_fitted()
         indices = list(region_indices) if region_indices is not None else list(range(1, len(vectors) + 1))
+        if len(indices) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors but {len(indices)} region indices")
         sims = vectors @ self.vectors.T
+        rows_of: dict[int, list[int]] = {}
+        for row, idx in enumerate(indices):
+            rows_of.setdefault(int(idx), []).append(row)
         out = []
-        for idx, row in zip(indices, sims, strict=True):
-            scores = self._type_scores(row)
-            finite = np.isfinite(scores)
-            probs = np.zeros_like(scores)
-            probs[finite] = softmax(scores[finite] / self.temperature)
+        for idx, rows in rows_of.items():
+            probs = np.mean([self._probabilities(sims[r]) for r in rows], axis=0)
             order = np.argsort(-probs)
             best = int(order[0])
-            distance = 1.0 - float(row.max())
+            distance = 1.0 - float(sims[rows].max())
             name = self.class_names[best] if distance <= self.unknown_distance else UNKNOWN
             out.append(
                 RegionType(
-                    region_index=int(idx),
+                    region_index=idx,
                     defect_type=name,
                     confidence=float(probs[best]) if name != UNKNOWN else float(1.0 - probs[best]),
                     method="few-shot",
@@ -367,12 +373,24 @@ class FewShotClassifier:
             )
         return out
 
+    def _probabilities(self, sims_row: np.ndarray) -> np.ndarray:
+        """Type probabilities of one vector (softmax of its per-type similarities; 0 for a type with no example)."""
+        scores = self._type_scores(sims_row)
+        finite = np.isfinite(scores)
+        probs = np.zeros_like(scores)
+        probs[finite] = softmax(scores[finite] / self.temperature)
+        return probs
+
     def classify(
         self, image: np.ndarray, masks: Sequence[np.ndarray] | Mapping[int, np.ndarray]
     ) -> list[RegionType]:
         """Type of each region of ``image``; ``masks`` is a list (indices 1..R) or {region index: mask}."""
-        self._require_fitted()
         items = list(masks.items()) if isinstance(masks, Mapping) else list(enumerate(masks, start=1))
+        return self._classify_masks(image, items)
+
+    def _classify_masks(self, image: np.ndarray, items: Sequence[tuple[int, np.ndarray]]) -> list[RegionType]:
+        """Types of (region index, mask) pairs of ``image``; pairs that share an index are views of one region."""
+        self._require_fitted()
         items = [(i, np.asarray(m, bool)) for i, m in items]
         for i, m in items:
             if m.shape != image.shape[:2]:
@@ -389,7 +407,11 @@ class FewShotClassifier:
         return self.classify_vectors(vectors, [i for i, _ in items])
 
     def classify_inspection(self, image: np.ndarray, inspection: Inspection) -> Classification:
-        """Types of every region of an :class:`Inspection` (image = the inspected RGB array)."""
+        """Types of every region of an :class:`Inspection` (image = the inspected RGB array).
+
+        Each region is read as its examples were located (:func:`~defectlens.classify.examples.region_views`
+        on the inspection's map: cut around its peak, other cuts, contrast view), the types'
+        probabilities averaged over those views."""
         result = Classification()
         if not inspection.regions:
             return result
@@ -398,7 +420,13 @@ class FewShotClassifier:
         if missing:
             result.notes.append(f"region(s) {missing} have no pixels in the mask; not classified")
         masks = {i: m for i, m in masks.items() if i not in missing}
-        result.region_types = self.classify(image, masks)
+        items: list[tuple[int, np.ndarray]] = []
+        for i, mask in masks.items():
+            views: tuple[np.ndarray, ...] = (mask,)
+            if inspection.thresholds is not None and inspection.anomaly_map.shape == mask.shape:
+                views = region_views(inspection.anomaly_map, mask, inspection.thresholds.pixel, image)
+            items.extend((i, v) for v in views)
+        result.region_types = self._classify_masks(image, items)
         return result
 
     # ------------------------------------------------------------- persistence
