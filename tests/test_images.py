@@ -57,9 +57,14 @@ def test_bad_files_name_the_file_and_the_fix(tmp_path):
     good = _save(tmp_path, Image.new("RGB", (64, 64), (1, 2, 3)), "ok.png")
     truncated = tmp_path / "cut.png"
     truncated.write_bytes(good.read_bytes()[:60])
+    # Only the formats of the suffixes are decoded: an icon's reader decodes its embedded image
+    # to read the header, before any size check (a small file can hold 169 M pixels).
+    icon = _save(tmp_path, Image.new("RGB", (64, 64)), "icon.ico")
+    icon = icon.rename(tmp_path / "icon.png")
     for path, words in [
         (empty, "empty"),
         (text, "not a readable image"),
+        (icon, "not what its name says"),
         (truncated, "corrupt or truncated"),
         (tmp_path / "missing.png", "no such file"),
     ]:

@@ -457,3 +457,84 @@ def test_an_upload_whose_body_stalls_is_answered_408_and_frees_its_slot(pool: Mo
             ok = httpx.post(f"{server.url}/inspections", files={"file": ("next.png", fh, "image/png")}, timeout=30)
         assert ok.status_code == 201, ok.text
         assert 'defectlens_rejected_uploads_total{reason="timeout"} 1.0' in httpx.get(f"{server.url}/metrics").text
+
+
+def _dds_with_unknown_pixel_format() -> bytes:
+    """A DDS file whose pixel-format flags Pillow's DDS reader does not implement (it raises
+    NotImplementedError, which once came out of the service as a 500)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (9, 9, 9)).save(buf, "DDS")
+    data = bytearray(buf.getvalue())
+    data[80:84] = (0x8D).to_bytes(4, "little")
+    return bytes(data)
+
+
+def test_hostile_bodies_are_answered_4xx_in_a_few_words(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", data, max_upload=200_000) as client:
+        ico = io.BytesIO()
+        Image.new("RGB", (64, 64)).save(ico, "ICO")
+        # Formats outside PNG / JPEG / BMP / TIFF / WebP are not decoded at all: an ICO's reader decodes
+        # its embedded image to read the header (a 169 M-pixel one before any size check).
+        for name, body in [("x.dds", _dds_with_unknown_pixel_format()), ("icon.png", ico.getvalue())]:
+            r = client.post("/inspections", files={"file": (name, body, "image/png")})
+            assert r.status_code == 422 and "not a readable image" in r.json()["detail"], (name, r.text)
+        # The fix names the client's file, not the scratch copy: a .png that is not one is "not what its name says".
+        assert "not what its name says" in client.post("/inspections", files={"file": ("icon.png", ico.getvalue(), "image/png")}).json()["detail"]
+
+        # A body that announces no length (chunked) is cut off at the limit too, not spooled whole.
+        def chunks():
+            for _ in range(40):
+                yield b"\0" * 100_000
+
+        r = client.post("/inspections", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+        assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+        ins = upload(client, images["bad"]).json()
+        r = client.post(f"/inspections/{ins['id']}/review", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+
+        # A lone surrogate in JSON, and a long wrong value: 422 saying where, never the value echoed back.
+        r = client.post(f"/inspections/{ins['id']}/review", content=b'{"reviewer": "\\ud800", "verdict": "' + b"x" * 50_000 + b'"}',
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 422 and len(r.content) < 2000
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "reviewer"], ["body", "verdict"]]
+        # NUL, which PostgreSQL text cannot hold: refused in reviews and filters, replaced in a file's name.
+        r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana\0Bob"})
+        assert r.status_code == 422 and "NUL" in r.text
+        assert client.get("/inspections", params={"type": "a\0b"}).status_code == 422
+        idx = ins["regions"][0]["index"]
+        twice = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "scratch"}] * 2})
+        assert twice.status_code == 422 and f"region {idx} is named twice" in twice.text
+        # (Built by hand: the client would percent-encode the NUL.)
+        body = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a\0b.png"\r\nContent-Type: image/png\r\n\r\n'
+                + images["good"].read_bytes() + b"\r\n--xyz--\r\n")
+        r = client.post("/inspections", content=body, headers={"content-type": "multipart/form-data; boundary=xyz"})
+        assert r.status_code == 201 and r.json()["filename"] == "a\ufffdb.png"
+
+        # The scratch folder removed under the service is made again, not a 503 for ever.
+        shutil.rmtree(data / "tmp")
+        assert upload(client, images["bad"]).status_code == 201
+        assert client.get("/health").status_code == 200
+
+
+def test_concurrent_reviews_of_one_inspection_take_turns(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
+    with make_app(pool, db_url, tmp_path / "data") as client:
+        ins = upload(client, images["good"]).json()
+        start = threading.Barrier(6)
+        statuses: list[int] = []
+
+        def review(k: int) -> None:
+            start.wait()
+            missed = [{"type": "spot", "bbox": [k, k, k + 10, k + 10]}]
+            r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": f"r{k}", "missed": missed})
+            statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=review, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert statuses == [200] * 6
+        # Each review replaces the missed defects of the one before: one is left, whichever came last.
+        missed = [r for r in client.get(f"/inspections/{ins['id']}").json()["regions"] if r["missed"]]
+        assert len(missed) == 1 and missed[0]["index"] == 1

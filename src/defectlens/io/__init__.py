@@ -10,9 +10,10 @@ from defectlens.io.atomic import (
     write_text_atomic,
 )
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
-from defectlens.io.images import IMAGE_SUFFIXES, ImageFiles, as_rgb_image, image_area, load_image, load_mask, png_bytes, shape_of, take
+from defectlens.io.images import IMAGE_FORMATS, IMAGE_SUFFIXES, ImageFiles, as_rgb_image, image_area, load_image, load_mask, png_bytes, shape_of, take
 
 __all__ = [
+    "IMAGE_FORMATS",
     "IMAGE_SUFFIXES",
     "Category",
     "ImageFiles",

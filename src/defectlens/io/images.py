@@ -20,6 +20,11 @@ from scipy import ndimage
 from defectlens.errors import DefectlensWarning, ImageReadError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
+"""The decoders Pillow may use: the formats the suffixes above name (Pillow's JPEG reader also
+opens the multi-picture JPEGs that cameras write). Pillow would otherwise try every format it knows on any bytes, and some of
+its readers decode a whole embedded image just to read a header (an ICO or ICNS file of 169 M
+pixels, before any size check) or fail on hostile bytes with errors of their own."""
 
 # A hostile or mistaken upload can declare a gigantic canvas; refuse before decoding it.
 MAX_PIXELS = 64_000_000
@@ -182,7 +187,7 @@ def load_image(path: str | Path) -> np.ndarray:
         with warnings.catch_warnings():
             # Our own limit, checked just below with the image's size in the message, is lower.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            with Image.open(p, formats=IMAGE_FORMATS) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageReadError(_too_large(img.width, img.height), p, "downscale or tile the image before inspecting it")
                 img.load()  # force full decode now so truncation is detected here
@@ -282,9 +287,9 @@ def image_area(path: str | Path) -> int:
     """Pixels of the image at ``path`` from its header alone (nothing decoded); 0 when it cannot
     be read (its decoding will say why)."""
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=IMAGE_FORMATS) as img:
             return int(img.width) * int(img.height)
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes; decoding says what
         return 0
 
 

@@ -27,12 +27,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from defectlens.errors import DefectlensError
-from defectlens.io import load_image
+from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
 from defectlens.service.models import ModelPool
@@ -41,6 +42,11 @@ from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, S
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 """Largest accepted upload in bytes (20 MB) unless configured otherwise."""
+BODY_OVERHEAD = 64 * 1024
+"""Bytes a request body may run over the upload limit: the multipart framing and form fields
+around the image."""
+NO_NUL = "^[^\\x00]*$"
+"""Pattern of a text filter: anything but NUL, which no stored text holds (PostgreSQL cannot)."""
 MAX_ID = 2**63 - 1
 """Largest id or offset a request may name (a database integer); larger ones are refused with 422."""
 TOKEN_HEADER = "X-API-Token"
@@ -112,6 +118,36 @@ class UploadDeadline:
         await self.app(scope, timed_receive, send)
 
 
+class BodyLimit:
+    """ASGI middleware: a POST body longer than ``limit`` bytes is answered 413 as soon as that many
+    have arrived, whether or not it announced its length (a chunked body announces none, and the
+    check on Content-Length alone let a 400 MB upload spool to disk and a 300 MB review into memory).
+    ``on_refused`` is called once per refused request (the metrics count them)."""
+
+    def __init__(self, app: Any, limit: int, on_refused: Callable[[], object] | None = None) -> None:
+        self.app, self.limit, self.on_refused = app, limit, on_refused
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    if self.on_refused is not None:
+                        self.on_refused()
+                    # Answered by its handler, as UploadDeadline's 408 is (see there).
+                    raise HTTPException(413, f"request body is over the limit of {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
 class Admission:
     """Counts inspections in progress and refuses one over the limit (thread-safe)."""
 
@@ -162,6 +198,15 @@ def _error(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
 
+def _printable(value: object, limit: int = 200) -> object:
+    """``value`` as it can go into a JSON answer: text cut to ``limit`` characters, with what UTF-8
+    cannot encode (lone surrogates) escaped; numbers as they are."""
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
     owns_pool = pool is None
@@ -203,6 +248,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
             return JSONResponse({"detail": f"database unavailable: {first[0] if first else exc.__class__.__name__}"}, status_code=503)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes every wrong value back — a whole upload, a 300 MB comment — and
+        # answers 500 for one it cannot encode (a lone surrogate in JSON): where and why only, printable.
+        detail = [{"loc": [_printable(part) for part in e.get("loc", ())], "msg": _printable(e.get("msg", "")), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    # Innermost: the token guard and the upload deadline below see the request first.
+    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + BODY_OVERHEAD, on_refused=lambda: metrics.rejected.labels("too_large").inc())
     if config.upload_timeout is not None:
         # Added before the guard below, so inside it: the route's own task raises the 408 (raised
         # through the guard's task group it would arrive wrapped, and be answered 400), and the
@@ -217,7 +272,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return JSONResponse({"detail": TOKEN_MESSAGE}, status_code=401)
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
-        if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + 64 * 1024:
+        if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + BODY_OVERHEAD:
             metrics.rejected.labels("too_large").inc()
             return JSONResponse({"detail": f"upload of {int(length)} bytes is over the limit of {config.max_upload_bytes} bytes"},
                                 status_code=413)
@@ -275,15 +330,17 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         """Pixels and file extension, by content (never by name); refusals are 422 with the reason."""
         # The size is read from the header first: an image over the service's limit is never decoded.
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
                 fmt, (width, height) = img.format or "", img.size
-        except (OSError, ValueError, Image.DecompressionBombError):
+        except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes
             fmt, width, height = "", 0, 0  # load_image below says what is wrong with it
         if width * height > config.max_pixels:
             metrics.rejected.labels("too_many_pixels").inc()
             raise _error(422, f"{filename}: image is {width}x{height} ({width * height / 1e6:.1f} M pixels), over this service's "
                               f"limit of {config.max_pixels / 1e6:.1f} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
-        scratch = files(blobs.scratch, data)
+        # The scratch file keeps the upload's image suffix, so a refusal's fix reads the client's name, not ours.
+        suffix = Path(filename).suffix.lower()
+        scratch = files(blobs.scratch, data, suffix if suffix in IMAGE_SUFFIXES else ".upload")
         try:
             image = load_image(scratch)
         except DefectlensError as exc:
@@ -304,7 +361,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             loaded = pool.get(model)
         except KeyError as exc:
             raise _error(422, str(exc.args[0])) from None
-        filename = (file.filename or "upload")[:500]
+        # Only a label, stored as text: a NUL (which PostgreSQL text cannot hold) becomes U+FFFD.
+        filename = (file.filename or "upload")[:500].replace("\x00", "\ufffd")
         data = read_upload(file)
         image, ext = decode(data, filename)
         try:
@@ -325,8 +383,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first, paged and filtered")
     def list_inspections(
         verdict: Annotated[str | None, Query(pattern="^(good|defective)$", description="Final verdict")] = None,
-        type: Annotated[str | None, Query(max_length=100, description="A region of this final type")] = None,
-        model: Annotated[str | None, Query(max_length=200)] = None,
+        type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,
+        model: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
         since: Annotated[datetime | None, Query(description="ISO time, inclusive")] = None,
         until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
         review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,

@@ -24,7 +24,7 @@ class BlobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "tmp").mkdir(exist_ok=True)
+        self._tmp()
 
     def path(self, sha: str, ext: str) -> Path:
         """Where the blob ``sha`` lives; refuses anything but a sha256 digest and a short extension."""
@@ -42,14 +42,21 @@ class BlobStore:
             write_bytes_atomic(target, data)
         return sha
 
+    def _tmp(self) -> Path:
+        """The scratch folder, made again if someone removed it (the store itself must still be there)."""
+        tmp = self.root / "tmp"
+        tmp.mkdir(exist_ok=True)
+        return tmp
+
     def check(self) -> None:
         """Raise OSError unless a file can be written in the store now (the folder may be gone or full)."""
-        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", suffix=".check"):
+        with tempfile.NamedTemporaryFile(dir=self._tmp(), suffix=".check"):
             pass
 
-    def scratch(self, data: bytes) -> Path:
-        """A private temporary file holding ``data`` (for decoders that read paths); the caller removes it."""
-        fd, name = tempfile.mkstemp(dir=self.root / "tmp", suffix=".upload")
+    def scratch(self, data: bytes, suffix: str = ".upload") -> Path:
+        """A private temporary file holding ``data`` (for decoders that read paths), named with
+        ``suffix``; the caller removes it."""
+        fd, name = tempfile.mkstemp(dir=self._tmp(), suffix=suffix)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         return Path(name)

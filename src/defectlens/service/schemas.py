@@ -119,6 +119,25 @@ class ReviewIn(BaseModel):
             raise ValueError("reviewer must name a person")
         return v
 
+    @field_validator("regions")
+    @classmethod
+    def _each_region_once(cls, v: list[RegionReview]) -> list[RegionReview]:
+        # Named twice, one correction would silently win over the other.
+        seen: set[int] = set()
+        for r in v:
+            if r.index in seen:
+                raise ValueError(f"region {r.index} is named twice")
+            seen.add(r.index)
+        return v
+
+    @field_validator("reviewer", "comment")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL (the driver's error would read as "database unavailable").
+        if v is not None and "\x00" in v:
+            raise ValueError("text must not contain NUL characters")
+        return v
+
 
 def as_utc(dt: datetime | None) -> datetime | None:
     """``dt`` as an aware UTC time: SQLite hands back the stored UTC times without their zone."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, select, true
-from sqlalchemy.engine import make_url
+from sqlalchemy import and_, exists, func, select, true, update
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -194,9 +194,14 @@ class Store:
         whole correction: regions it does not name are confirmed as typed, and missed defects of
         an earlier review are replaced by this one's."""
         with self.session() as s, s.begin():
-            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).first()
-            if row is None:
+            # Write to the row first: its lock (a row lock on PostgreSQL, the database's write lock on
+            # SQLite) makes concurrent reviews of one inspection take turns, each reading what the one
+            # before it wrote. Read first, two reviews each kept the regions they had read and both
+            # added their missed defects (two reviews at once left two, six left six).
+            touch = update(InspectionRow).where(InspectionRow.id == inspection_id).values(review_state=InspectionRow.review_state)
+            if not cast(CursorResult[Any], s.execute(touch)).rowcount:
                 return None
+            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
             now = utcnow()
             kept = [r for r in row.regions if not r.missed]
             for r in kept:
