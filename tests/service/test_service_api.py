@@ -538,3 +538,15 @@ def test_concurrent_reviews_of_one_inspection_take_turns(pool: ModelPool, images
         # Each review replaces the missed defects of the one before: one is left, whichever came last.
         missed = [r for r in client.get(f"/inspections/{ins['id']}").json()["regions"] if r["missed"]]
         assert len(missed) == 1 and missed[0]["index"] == 1
+
+
+def test_health_says_a_read_only_database_is_down(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    with make_app(pool, f"sqlite:///{db}", tmp_path / "data") as client:
+        assert client.get("/health").status_code == 200 and upload(client, images["good"]).status_code == 201
+    # The same file opened read-only answers every read, and refused every record while /health said ok.
+    with make_app(pool, f"sqlite:///file:{db}?mode=ro&uri=true", tmp_path / "data") as client:
+        assert client.get("/inspections").json()["total"] == 1
+        health = client.get("/health")
+        assert health.status_code == 503 and "readonly" in health.json()["store"]
+        assert upload(client, images["good"]).status_code == 503

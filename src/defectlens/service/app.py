@@ -472,7 +472,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer")
     def health() -> JSONResponse:
-        up = store.ping() and blobs_writable()
+        # A write probe, not only a read: a read-only database answered reads while refusing every record.
+        up = store.ping(writable=True) and blobs_writable()
         metrics.store_up.set(1 if up else 0)
         body = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})", "models": list(pool.models)}
         return JSONResponse(body, status_code=200 if up else 503)

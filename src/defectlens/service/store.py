@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, select, true, update
+from sqlalchemy import and_, exists, false, func, select, true, update
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
@@ -83,22 +83,28 @@ class Store:
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
             self._ready, self.last_error = True, None
 
-    def check(self) -> None:
+    def check(self, writable: bool = False) -> None:
         """Raise :class:`StoreUnavailable` unless the database answers a read of the inspections
         table now. The table, not ``SELECT 1``: a SQLite file replaced or emptied under the running
-        service still answers a trivial query."""
+        service still answers a trivial query. ``writable``: also unless it would take a write now
+        (a read-only SQLite file or PostgreSQL server answers reads and refuses every record)."""
         self.ensure()
         try:
             with self.engine.connect() as conn:
                 conn.execute(select(InspectionRow.id).limit(1))
+                if writable:
+                    # An update of no row, rolled back: nothing is written, but a read-only SQLite file
+                    # or PostgreSQL refuses it as it refuses a record (SQLite's BEGIN IMMEDIATE does not).
+                    conn.execute(update(InspectionRow).where(false()).values(id=InspectionRow.id))
+                    conn.rollback()
         except SQLAlchemyError as exc:
             self.last_error = _one_line(exc)
             raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
 
-    def ping(self) -> bool:
+    def ping(self, writable: bool = False) -> bool:
         """True when :meth:`check` passes (the reason is kept in :attr:`last_error` otherwise)."""
         try:
-            self.check()
+            self.check(writable)
             return True
         except StoreUnavailable:
             return False
