@@ -104,6 +104,9 @@ def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
         result = runner.invoke(app, ["inspect", str(fitted_model), str(image), "-o", str(tmp_path / "o"), option, str(tmp_path / "nope")])
         assert result.exit_code == 2 and "nope: no such" in " ".join(result.output.split()), result.output
         assert not (tmp_path / "o").exists()
+    # An examples "folder" that is a file is a usage error too, not a note that typing was skipped.
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(image), "-o", str(tmp_path / "o"), "--examples", str(image)])
+    assert result.exit_code == 2 and "is a file, not an examples folder" in result.output and not (tmp_path / "o").exists()
 
     result = runner.invoke(app, ["inspect", str(tmp_path / "nomodel"), str(empty), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "run `defectlens fit` first" in " ".join(result.output.split())

@@ -69,11 +69,13 @@ def test_gallery_escapes_names_and_sorts_by_score():
     rows = [
         ResultRow('a/<script>alert("x")</script>.png', "low", False, 0.1, 0, (), "fine"),
         ResultRow("b/high.png", 'hi"gh', True, 0.9, 2, ("spot", "<b>"), "two <defects>"),
+        ResultRow("c/a#1 b.png", "a#1 b", False, 0.2, 0, (), "fine"),
     ]
     page = gallery_html(rows, "batch <1>")
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>," not in page
     assert page.index("b/high.png") < page.index("a/&lt;script")  # highest score first
-    assert 'href="hi&quot;gh.report.md"' in page and "batch &lt;1&gt;" in page
+    assert 'href="hi%22gh.report.md"' in page and "batch &lt;1&gt;" in page
+    assert 'href="a%231%20b.json"' in page  # a '#' in a name must not cut the link short
     table = list(csv.reader(io.StringIO(summary_csv(rows))))
     assert table[0] == ["file", "verdict", "score", "regions", "types", "report"]
     assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>"]
@@ -330,6 +332,22 @@ def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibr
     (other / "keep.txt").write_text("mine")
     refused = runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(other)])
     assert refused.exit_code == 2 and "not a located-examples folder" in _text(refused) and (other / "keep.txt").read_text() == "mine"
+
+
+def test_locate_examples_lists_bad_and_empty_masks_and_goes_on(calibrated_model, maskless_examples, tmp_path):
+    images = sorted((maskless_examples / "spot").glob("*.png"))
+    masks = maskless_examples / "spot" / "masks"
+    masks.mkdir()
+    (masks / f"{images[0].stem}_mask.png").write_text("not an image")
+    Image.new("L", Image.open(images[1]).size).save(masks / f"{images[1].stem}_mask.png")  # all black
+    out = tmp_path / "located"
+    result = runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)])
+    # As `inspect --examples` does: both skipped and listed, the others written, exit 3 (not 2 at the first bad mask).
+    assert result.exit_code == 3, result.output
+    manifest = json.loads((out / "located.json").read_text())
+    reasons = {Path(s["image"]).name: s["reason"] for s in manifest["skipped"]}
+    assert "not a readable image" in reasons[images[0].name] and "is empty" in reasons[images[1].name]
+    assert len(manifest["examples"]) == len(images) - 2
 
 
 def test_locate_defect_seeks_the_peak_off_the_border():

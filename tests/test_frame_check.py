@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from defectlens import Inspector, InspectorSettings, ModelFileError
 from defectlens.detect.frame_check import LIMIT_FACTOR, MIN_IMAGES, FrameCheck
 from defectlens.detect.memory_bank import BANK_FILE
+from defectlens.errors import DefectlensWarning
 from defectlens.evaluate.metrics import verdict_point
 from defectlens.explain.report import build_report
 from tests.conftest import texture
@@ -180,3 +182,15 @@ def test_with_the_global_score_on_the_check_shares_its_gaussian(tmp_path):
     goods = [np.stack([texture(rng, 96, 128)] * 3, -1) for _ in range(3)]
     results = loaded.score([noise, *goods])
     assert results[0].unlike_normal is not None and all(r.unlike_normal is None for r in results[1:])
+
+
+def test_a_strip_thinner_than_a_cell_is_judged_on_the_cells_it_covers(checked_model):
+    # 32:1 on the canvas: no feature cell is half covered; the pooled features were a mean over no
+    # cell (NaN, with numpy's warnings and "nan against a limit" in the verdict).
+    inspector = Inspector.load(checked_model)
+    strip = np.stack([texture(np.random.default_rng(5), 40, 1280)] * 3, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.warns(DefectlensWarning, match="1280x40"):
+            verdict = inspector.inspect(strip)
+    assert np.isfinite(verdict.score) and "nan" not in (verdict.unlike_normal or "")

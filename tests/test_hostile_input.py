@@ -518,3 +518,33 @@ def test_unknown_detector_is_refused_before_any_image_is_decoded(tmp_path):
     assert result.exit_code == 2, result.output
     text = _text(result)
     assert "unknown detector 'flow'" in text and "memory-bank, discriminator, bank+discriminator" in text
+
+
+def test_outputs_never_land_on_the_model_or_the_inputs(fitted_model, synthetic_category, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    data = tmp_path / "plate"
+    shutil.copytree(synthetic_category, data)
+    image = sorted((data / "test" / "good").iterdir())[0]
+    kept = {p: p.read_bytes() for p in [*model.iterdir(), image] if p.is_file()}
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for args, words in [
+        # An image named detector.png would have written the model's detector.json.
+        (["inspect", str(model), str(data / "test" / "spot"), "-o", str(model)], "output folder would be written over"),
+        (["evaluate", str(model), str(data), "--json", str(image)], "metrics JSON would be written inside"),
+        (["evaluate", str(model), str(data), "--json", str(model / "detector.json")], "metrics JSON would be written inside"),
+        (["calibrate", str(model), "--good", str(data / "test" / "good"), "--defective", str(data / "test" / "spot"),
+          "--plot", str(image), "--dry-run"], "ROC plot would be written inside"),
+        # Below a file: refused before the fit, not after it.
+        (["fit", str(data), "-o", str(a_file / "m")], "is a file, so the model cannot be written below it"),
+        (["inspect", str(model), str(image), "-o", str(a_file / "o")], "is a file, so the output folder cannot be written below it"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        # One line, whatever the width: the message and its fix are not folded apart.
+        line = next(x for x in result.output.splitlines() if x.startswith("error:"))
+        assert words in line and "— fix:" in line, (args, result.output)
+    assert {p: p.read_bytes() for p in kept} == kept

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from defectlens.errors import DefectlensWarning, ImageReadError
-from defectlens.io import load_image, load_mask
+from defectlens.io import IMAGE_SUFFIXES, load_image, load_mask
 
 
 def _save(tmp_path, img: Image.Image, name: str, **kw):
@@ -94,3 +94,17 @@ def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():
         assert np.array_equal(decoded, expected)
     with pytest.raises(TypeError, match="8-bit"):
         png_bytes(colour.astype(np.float32))
+
+
+def test_every_accepted_format_decodes_in_a_fresh_process(tmp_path):
+    # Pillow registers most readers only when first needed: a format list naming one it never
+    # registers (MPO) broke a fresh process's first TIFF or WebP. One fresh process (a CLI run),
+    # a format that needs the full registry first.
+    import subprocess
+    import sys
+
+    picture = Image.new("RGB", (40, 30), (10, 200, 30))
+    paths = [_save(tmp_path, picture, f"p{suffix}") for suffix in sorted(IMAGE_SUFFIXES, key=lambda s: s != ".webp")]
+    code = f"from defectlens.io import load_image; print([load_image(p).shape for p in {[str(p) for p in paths]!r}])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.count("(30, 40, 3)") == len(IMAGE_SUFFIXES), done.stderr[-500:]

@@ -156,6 +156,13 @@ def test_info_prints_the_card(fitted_model, tmp_path):
     assert runner.invoke(app, ["info", str(model)]).exit_code == 0  # the card alone reads the descriptor
     result = runner.invoke(app, ["info", str(model), "--check"], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "99" in result.output and "detector.json" in result.output, result.output
+    # The card's thresholds (the descriptor's record) edited by hand: --check says they are not the ones used.
+    model = _copy(fitted_model, tmp_path / "edited")
+    thresholds = json.loads((model / DESCRIPTOR_FILE).read_text())["thresholds"]
+    for value in (10.0, "abc"):
+        _edit_descriptor(model, thresholds={**thresholds, "image": value})
+        result = runner.invoke(app, ["info", str(model), "--check"])
+        assert result.exit_code == 2 and "records the image threshold as" in result.output and "calibrate" in result.output, result.output
 
 
 def test_fingerprint_ignores_order_and_sees_one_pixel():
@@ -290,3 +297,22 @@ def test_image_score_is_shared_by_the_grounding_cues():
     amap = np.arange(250, dtype=np.float32)
     # round(250 * 0.01) = 2 (ceil would take 3): the memory bank's rule everywhere.
     assert image_score(amap, 0.01) == pytest.approx(248.5)
+
+
+def test_a_bad_saved_setting_is_named_with_one_fix(fitted_model, tmp_path):
+    from dataclasses import replace
+
+    from defectlens.encode import EncoderConfig
+
+    model = _copy(fitted_model, tmp_path)
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    _edit_descriptor(model, settings={**meta["settings"], "detector": "banana"})
+    with pytest.raises(ModelFileError) as info:
+        Inspector.load(model)
+    # The kind is checked first (it was reported as a clash of extra neighbourhoods), and the
+    # command-line fix of that check is not appended to the model's.
+    assert "unknown detector 'banana'" in str(info.value) and str(info.value).count("fix:") == 1
+    built = EncoderConfig()
+    other = replace(built, canvas_height=built.canvas_height + 32)
+    with pytest.raises(ModelFileError, match=f"with canvas_height {built.canvas_height}, not canvas_height {other.canvas_height}"):
+        built.require_same(other, model, "re-fit the model")

@@ -13,6 +13,8 @@ class DefectlensError(Exception):
     """Base class: a problem the user can fix, described in one line."""
 
     def __init__(self, message: str, path: str | Path | None = None, fix: str | None = None):
+        self.message = message
+        """What is wrong, without the path and the fix (to quote inside another error's message)."""
         self.path = str(path) if path is not None else None
         self.fix = fix
         parts = [f"{self.path}: {message}" if self.path else message]

@@ -103,6 +103,9 @@ class InspectorSettings:
     :data:`DEFAULT_EXTRA_NEIGHBOURHOODS` for the memory bank without a global weight, else off."""
 
     def __post_init__(self) -> None:
+        # The kind first: every other check below reads it.
+        if self.detector not in FIT_DETECTORS:
+            raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
         extra = self.extra_neighbourhoods
         if extra is None:
             extra = DEFAULT_EXTRA_NEIGHBOURHOODS if self.detector == "memory-bank" and self.global_weight == 0 else ()
@@ -123,8 +126,6 @@ class InspectorSettings:
             raise ConfigError(
                 f"false-alarm target {self.false_alarm_target!r} is outside (0, 0.5]", None, "pass a share such as 0.02 (2 % of good parts flagged)"
             )
-        if self.detector not in FIT_DETECTORS:
-            raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
         if not 0.0 <= self.global_weight <= GLOBAL_MAX_WEIGHT:
             raise ConfigError(
                 f"global weight {self.global_weight!r} is outside [0, {GLOBAL_MAX_WEIGHT:g}]", None, "pass a weight such as 0.25 (0 = off)"
@@ -506,7 +507,8 @@ class Inspector:
             settings = replace(InspectorSettings(), **saved)
             summary = FitSummary(**descriptor.fit_summary) if descriptor.fit_summary else None
         except (TypeError, ValueError, ConfigError) as exc:
-            raise ModelFileError(f"invalid inspector settings ({exc})", path, "re-fit the model") from None
+            # A ConfigError's own fix speaks of command-line options; for a saved model re-fitting is the fix.
+            raise ModelFileError(f"invalid inspector settings ({getattr(exc, 'message', exc)})", path, "re-fit the model") from None
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
         if runtime != "torch":
             # Imported here: the export module imports this one (to load the model it exports).

@@ -139,7 +139,7 @@ def calibrate(
         if not f1 and not (0.0 <= target < 1.0):
             raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
-        require_output_file(plot_path, "ROC plot")
+        require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
         if Inspector.needs_taxonomy(model_dir):
             raise ConfigError("a zero-shot grounding model is not calibrated here", model_dir, "calibrate a model written by `defectlens fit`")
         inspector = Inspector.load(model_dir)

@@ -67,16 +67,25 @@ def locate_examples_command(
         names = {t: unique_output_names([e.path for e in found.examples if e.defect_type == t], [".png"])[0] for t in found.types}
         rows: list[dict] = []
         lines: list[tuple[str, str, str, str]] = []  # the terminal table's rows
+        dropped: list[tuple[Path, str]] = list(found.skipped)
         with atomic_directory(output, _is_located_folder, "located-examples folder") as tmp:
             for e in found.examples:
-                image = load_image(e.path)
-                h, w = image.shape[:2]
-                if e.mask is not None:
-                    mask, source = e.mask, "located by the model"
-                elif e.mask_path is not None:
-                    mask, source = load_mask(e.mask_path, expected_size=(w, h)), f"mask file {e.mask_path.name}"
-                else:
-                    mask, source = np.ones((h, w), bool), "whole image"
+                try:
+                    image = load_image(e.path)
+                    h, w = image.shape[:2]
+                    if e.mask is not None:
+                        mask, source = e.mask, "located by the model"
+                    elif e.mask_path is not None:
+                        mask, source = load_mask(e.mask_path, expected_size=(w, h)), f"mask file {e.mask_path.name}"
+                    else:
+                        mask, source = np.ones((h, w), bool), "whole image"
+                except DefectlensError as exc:
+                    # Skipped and listed, as `inspect --examples` skips it: one bad example does not stop the rest.
+                    dropped.append((e.path, str(exc)))
+                    continue
+                if not mask.any():
+                    dropped.append((e.path, f"its mask {e.mask_path} is empty: the example shows no defect"))
+                    continue
                 picture = f"{e.defect_type}/{names[e.defect_type][e.path]}.png"
                 share = float(mask.mean())
                 layers = [(v, VIEW_COLOUR) for v in e.views] + [(mask, REGION_COLOUR)]
@@ -88,8 +97,8 @@ def locate_examples_command(
                      "views": len(e.views), "picture": picture}
                 )
                 lines.append((escape(e.defect_type), escape(e.path.name), escape(source), f"{share:.1%}"))
-            skipped = [{"image": str(path), "reason": reason} for path, reason in found.skipped]
-            lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in found.skipped]
+            skipped = [{"image": str(path), "reason": reason} for path, reason in dropped]
+            lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in dropped]
             write_json_atomic(tmp / MANIFEST, {"model": str(model_dir), "examples": rows, "skipped": skipped, "notes": found.notes})
     except DefectlensError as exc:
         raise fail(exc) from None

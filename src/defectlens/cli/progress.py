@@ -14,7 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from defectlens.errors import NoteWarning
 
-console = Console(stderr=True)
+# soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
+# 80 columns when stderr is not a terminal (CI, logs, a pipe), which split each error's fix onto a
+# second line; tables still fit the width.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def one_line_warnings() -> None:

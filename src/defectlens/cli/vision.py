@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import console, fail, progress_bar
-from defectlens.descriptor import CARD_FILE, read_descriptor, render_card
+from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -22,7 +22,7 @@ from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.engine.analysis import prepare_analysis
 from defectlens.engine.local import BatchOutcome, inspect_and_write, load_for_inspection
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
 from defectlens.explain.gallery import ResultRow, read_result, require_batch_results_writable, write_batch_results
 from defectlens.inspector import (
     FIT_DETECTORS,
@@ -39,6 +39,7 @@ from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.images import describe_unreadable
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
+from defectlens.types import Thresholds
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
@@ -362,10 +363,11 @@ def inspect(
         # Paths the user named must exist: a mistyped one is a usage error, not a note in every report.
         if taxonomy is not None and not taxonomy.is_file():
             raise ConfigError("no such taxonomy file", taxonomy, "pass the part's taxonomy.json with --taxonomy")
-        if examples is not None and not examples.exists():
-            raise ConfigError("no such examples folder", examples, "pass a folder of examples (DIR/<type>/*.png) with --examples")
+        if examples is not None and not examples.is_dir():
+            what = "is a file, not an examples folder" if examples.exists() else "no such examples folder"
+            raise ConfigError(what, examples, "pass a folder of examples (DIR/<type>/*.png), an MVTec category or a saved classifier with --examples")
         files, failures = expand_inputs(inputs)
-        require_output_folder(output, inputs, files)
+        require_output_folder(output, inputs, files, model_dir)
         require_batch_results_writable(output)
         needs = Inspector.needs_taxonomy(model_dir)
         # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
@@ -498,7 +500,7 @@ def evaluate(
         # Options and the output path first: a bad one must not cost a whole evaluation.
         _require_choice("--cue", "zero-shot cue", cue, CUES)
         if json_out is not None:
-            require_output_file(json_out, "metrics JSON")
+            require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)
@@ -586,7 +588,8 @@ def info(
     from rich.markdown import Markdown
 
     try:
-        card = render_card(read_descriptor(model_dir))
+        descriptor = read_descriptor(model_dir)
+        card = render_card(descriptor)
     except DefectlensError as exc:
         raise fail(exc) from None
     console.print(Markdown(card))
@@ -597,10 +600,26 @@ def info(
             console.print("check: a zero-shot grounding model loads with a part's taxonomy (`inspect --taxonomy`); not loaded here")
             return
         try:
-            Inspector.load(model_dir)
+            loaded = Inspector.load(model_dir)
+            _require_card_thresholds(descriptor.thresholds, loaded.thresholds, model_dir)
         except DefectlensError as exc:
             raise fail(exc) from None
         console.print("check: every file of the model loads with this defectlens")
+
+
+def _require_card_thresholds(recorded: dict | None, used: Thresholds, model_dir: Path) -> None:
+    """Raise when the descriptor's record of the thresholds (what the card shows) is not what the
+    detector's files hold (what `inspect` uses): a hand-edited inspector.json would mislead."""
+    if not recorded:
+        return
+    for name in ("image", "pixel"):
+        value, actual = recorded.get(name), float(getattr(used, name))
+        if not isinstance(value, int | float) or not math.isclose(float(value), actual, rel_tol=1e-6, abs_tol=1e-9):
+            raise ModelFileError(
+                f"inspector.json records the {name} threshold as {value!r} but the detector's files, which `inspect` uses, hold {actual:g}",
+                model_dir / DESCRIPTOR_FILE,
+                "set thresholds with `defectlens calibrate` (it rewrites both), or re-save the model",
+            )
 
 
 def _metric_cell(value: object) -> str:

@@ -268,7 +268,13 @@ def _from_grid(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
 
 @lru_cache(maxsize=256)
 def _on_image(placement: Placement, spec: CanvasSpec, grid: tuple[int, int]) -> torch.Tensor:
-    return torch.from_numpy(footprint_grid(placement, spec, grid) > 0.5)
+    footprint = footprint_grid(placement, spec, grid)
+    on = footprint > 0.5
+    if not on.any():
+        # An image squeezed thinner than half a cell (a 32:1 strip): the cells it covers most, not
+        # none (a mean over no cell was NaN, and the frame check said "nan against a limit").
+        on = footprint >= footprint.max()
+    return torch.from_numpy(on)
 
 
 def on_image_cells(batches: Iterable[EncodedBatch]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

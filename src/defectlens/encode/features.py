@@ -89,8 +89,13 @@ class EncoderConfig:
         """A model saved with this encoder cannot run on another: raise a
         :class:`~defectlens.errors.ModelFileError` unless ``given`` (if any) equals it."""
         if given is not None and given != self:
+            # Name every setting that differs (the canvas, say, when backbone and stages agree).
+            mine, theirs = asdict(self), asdict(given)
+            differ = [k for k in mine if mine[k] != theirs[k]]
+            built = ", ".join(f"{k} {mine[k]!r}" for k in differ)
+            other = ", ".join(f"{k} {theirs[k]!r}" for k in differ)
             raise ModelFileError(
-                f"model was built on {self.backbone} stages {self.stages}, not {given.backbone} stages {given.stages}",
+                f"model was built on {self.backbone} with {built}, not {other}",
                 where,
                 f"load it without overriding the encoder, or {remedy}",
             )

@@ -53,13 +53,22 @@ def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path
     outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
     for item in batch.images:
         path, inspection = item.path, item.inspection
-        region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
-        labels = [t.defect_type for t in region_types]
-        extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
-        if item.result.batch_warning:
-            # Kept with the verdict it qualifies: a reader of one JSON sees it too.
-            extra["batch_warning"] = item.result.batch_warning
-        write_inspection(inspection, item.image, output, names[path], inspector, extra)
+        try:
+            region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
+            labels = [t.defect_type for t in region_types]
+            extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
+            if item.result.batch_warning:
+                # Kept with the verdict it qualifies: a reader of one JSON sees it too.
+                extra["batch_warning"] = item.result.batch_warning
+            write_inspection(inspection, item.image, output, names[path], inspector, extra)
+        except OSError as exc:
+            # One image's files that cannot be written (a folder where one goes, a full disk) fail
+            # that image, listed with the rest; the batch goes on.
+            where = exc.filename2 or exc.filename or output
+            message = (f"{path}: inspected, but its results could not be written to {where} ({exc.strerror or exc}) — "
+                       "fix: free the output folder's names or space and run again with --resume")
+            outcome.failures.append(Failure(str(path), message))
+            continue
         outcome.written.append(path)
     return outcome
 

@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import json
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +89,15 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
     that were not inspected, each with its reason.
 
     Every string that comes from a file name or a report is escaped (``html.escape``): an image
-    called ``<script>.png`` shows as text, and a quote cannot end an attribute early."""
+    called ``<script>.png`` shows as text, and a quote cannot end an attribute early; in links the
+    name is percent-encoded first (``a#1.png`` must not link to ``a``)."""
     e = html.escape
     ordered = sorted(rows, key=lambda r: (-r.score, r.file))
     n_bad = sum(r.defective for r in rows)
     cards = []
     for r in ordered:
-        href = e(r.name)
+        # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded.
+        href = e(urllib.parse.quote(r.name))
         cls = "bad" if r.defective else "ok"
         cards.append(
             f'<div class="card {cls}"><a href="{href}.png"><img src="{href}.png" alt="{e(r.file)}" loading="lazy"></a>'

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
+from defectlens.io.outputs import require_writable_parent
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -93,6 +94,7 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise OutputError(f"exists and is not a folder (a {what} is a folder)", target, "pass a new folder path, or move the file away")
+    require_writable_parent(target, what)
     if target.is_dir() and any(target.iterdir()) and not is_ours(target):
         raise OutputError(
             f"folder holds other files and is not a {what}; writing the {what} replaces the whole folder",

@@ -24,16 +24,44 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[Path] = ()) -> None:
-    """Refuse an output folder that would overwrite or mix with the inputs, before anything is written.
+def require_writable_parent(path: Path, what: str) -> None:
+    """Refuse, before any work, a path below a file (its folders could never be made)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
+
+
+def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:
+    """Refuse an output path that is one of ``kept`` (a model folder, input folders or files) or
+    lies inside one: writing there would overwrite an image or a model file, or be swapped away
+    when the model is saved."""
+    out = _real(path)
+    for item in kept:
+        if _inside(out, _real(item)):
+            raise OutputError(
+                f"the {what} would be written {'over' if out == _real(item) else 'inside'} {item}, an input or the model of this run",
+                path,
+                f"write the {what} outside the model and the input folders",
+            )
+
+
+def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[Path] = (), model_dir: Path | None = None) -> None:
+    """Refuse an output folder that would overwrite or mix with the inputs or the model, before
+    anything is written.
 
     ``inputs`` are the paths as given (files or folders), ``files`` the images they expand to.
-    The output must not be a file, must not be an input folder or lie inside one (the overlays
-    would replace the images, and the next run would inspect them), and no input image may sit
-    directly in it (its overlay ``<stem>.png`` could replace it).
+    The output must not be a file or lie below one, must not be an input folder or lie inside one
+    (the overlays would replace the images, and the next run would inspect them), must not be
+    ``model_dir`` or inside it (an image named ``detector.png`` would write ``detector.json``), and
+    no input image may sit directly in it (its overlay ``<stem>.png`` could replace it).
     """
     if output.exists() and not output.is_dir():
         raise OutputError("exists and is not a folder", output, "pass a folder path for -o, or move the file away")
+    require_writable_parent(output, "output folder")
+    if model_dir is not None:
+        require_apart_from(output, [model_dir], "output folder")
     out = _real(output)
     for item in inputs:
         if item.is_dir() and _inside(out, _real(item)):
@@ -51,15 +79,13 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
             )
 
 
-def require_output_file(path: Path, what: str) -> None:
-    """Refuse, before any work, a file path that cannot be written: a folder, or under a file."""
+def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, a file path that cannot or must not be written: a folder, a path
+    under a file, or one of ``kept`` or inside one (see :func:`require_apart_from`)."""
     if path.is_dir():
-        raise OutputError(f"is a folder; the {what} goes to a file", path, "pass a file path, e.g. metrics.json")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
+        raise OutputError(f"is a folder; the {what} goes to a file", path, f"pass a file path for the {what}")
+    require_writable_parent(path, what)
+    require_apart_from(path, kept, what)
 
 
 def unique_output_names(paths: Sequence[Path], suffixes: Sequence[str]) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
