@@ -307,7 +307,8 @@ def region_views(
     is mostly a small defect's surroundings, while its examples were cut around their peaks. On
     magnetic tile (20 other tiles per type, three draws of 5 located examples per type, a ``/tmp``
     study, 2026-12-05) the strongest region was typed right on 127 of 234 flagged tiles as thresholded
-    and on 150 with its views' probabilities averaged; on its main cut alone 136. Returns
+    and on 149 with its views' probabilities averaged (README, "Inspected regions read as examples
+    are"). Returns
     ``(region,)`` when no cut is left (a region of the peak's speck)."""
     o = options or LocateOptions()
     region = np.asarray(region, bool)

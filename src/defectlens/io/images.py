@@ -21,10 +21,10 @@ from defectlens.errors import DefectlensWarning, ImageReadError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
-"""The decoders Pillow may use: the formats the suffixes above name (Pillow's JPEG reader also
-opens the multi-picture JPEGs that cameras write). Pillow would otherwise try every format it knows on any bytes, and some of
-its readers decode a whole embedded image just to read a header (an ICO or ICNS file of 169 M
-pixels, before any size check) or fail on hostile bytes with errors of their own."""
+"""The decoders Pillow may use: the formats the suffixes above name (its JPEG reader also opens
+the multi-picture JPEGs that cameras write). Pillow would otherwise try every format it knows on
+any bytes, and some of its readers decode a whole embedded image just to read a header (an ICO or
+ICNS file of 169 M pixels, before any size check) or fail on hostile bytes with errors of their own."""
 
 # A hostile or mistaken upload can declare a gigantic canvas; refuse before decoding it.
 MAX_PIXELS = 64_000_000
