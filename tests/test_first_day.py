@@ -104,6 +104,11 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     assert result.exit_code == 0, result.output
     assert "7 image(s) already done, 1 to inspect" in _text(result)
     assert len(_rows(out)) == 8
+    # Resumed with another threshold (or model), the summary would mix two decisions: refused first.
+    json_files[1].unlink()
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--resume", "--threshold", "123"])
+    assert result.exit_code == 2 and "another model or --threshold" in result.output and "image 123" in result.output, result.output
+    assert not json_files[1].exists()
 
 
 def test_summary_refused_before_work_when_a_folder_stands_in_its_place(fitted_model, synthetic_category, tmp_path):
@@ -459,3 +464,35 @@ def test_fit_options_checked_before_any_image_is_decoded(synthetic_category, tmp
 def test_inspect_options_checked_before_any_image_is_decoded(fitted_model, synthetic_category, tmp_path, args, allowed):
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and allowed in _text(result) and not (tmp_path / "o").exists()
+
+
+def test_the_part_s_taxonomy_and_examples_stay_with_the_model(synthetic_category, tmp_path):
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--max-images", "6"])
+    assert result.exit_code == 0, result.output
+    # fit keeps the category's taxonomy in the model folder ...
+    assert (model / "taxonomy.json").read_bytes() == (synthetic_category / "taxonomy.json").read_bytes()
+    examples = model / "examples" / "spot"
+    examples.mkdir(parents=True)
+    (examples / "note.txt").write_text("kept")
+    # ... and a re-save (calibrate writes a new threshold) keeps it and the examples a user put there.
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"),
+                                 "--plot", str(tmp_path / "roc.png")])
+    assert result.exit_code == 0, result.output
+    assert (model / "taxonomy.json").is_file() and (examples / "note.txt").read_text() == "kept"
+    # inspect reads it when no --taxonomy is given: the report names the part.
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(model), str(test / "spot" / "000.png"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "000.report.json").read_text())["object"] == "metal plate"
+
+
+def test_a_located_speck_is_no_example():
+    # One hot pixel above a flat map: its "region" of one pixel was kept as an example before.
+    anomaly_map = np.full((60, 80), 0.1, np.float32)
+    anomaly_map[30, 40] = 5.0
+    found = locate_defect(anomaly_map, 1.0, None, LocateOptions(), 0.1)
+    assert found.mask is None and "specks" in found.reason
+    anomaly_map[28:33, 38:43] = 5.0  # 25 pixels: a region
+    assert locate_defect(anomaly_map, 1.0, None, LocateOptions(), 0.1).mask.sum() == 25

@@ -34,6 +34,20 @@ from defectlens.io.atomic import read_json_file, read_model_json, write_json_ato
 
 DESCRIPTOR_FILE = "inspector.json"
 CARD_FILE = "card.md"
+TAXONOMY_FILE = "taxonomy.json"
+"""The part's taxonomy, kept in a model folder: `fit` copies the category's there; `inspect`, the
+service and the reports read it when no other is given."""
+EXAMPLES_DIR = "examples"
+"""Labelled defect examples (or a saved few-shot classifier) a model folder may hold for the service."""
+PART_FILES = (TAXONOMY_FILE, EXAMPLES_DIR)
+"""What a model folder holds about the part rather than the detector: re-saving a model (a new
+threshold from `calibrate`) carries them over; a re-save had dropped them."""
+
+
+def part_taxonomy(directory: str | Path) -> Path | None:
+    """The taxonomy file a model folder holds, or None."""
+    path = Path(directory) / TAXONOMY_FILE
+    return path if path.is_file() else None
 FORMAT = "defectlens.model"
 FORMAT_VERSION = 2
 """1 (implicit, no ``format`` key): settings and fit summary only; 2: the versioned descriptor."""
@@ -290,7 +304,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
     else:
         lines += ["Not fixed in the model (set at inspection by the zero-shot cue)."]
     if d.normal_stats:
-        lines += ["", "## Normal-score statistics (held-out normal images)", "", *_table(d.normal_stats)]
+        lines += ["", "## Normal-score statistics (normal images scored as unseen: held out, or each left out)", "", *_table(d.normal_stats)]
     if d.fit_summary:
         lines += ["", "## Fit", "", *_table(d.fit_summary)]
     if taxonomy:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +29,8 @@ import numpy as np
 
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
+    PART_FILES,
+    TAXONOMY_FILE,
     ModelDescriptor,
     Provenance,
     combine_digests,
@@ -456,10 +459,12 @@ class Inspector:
             detector_info=describe() if callable(describe) else {},
         )
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path, taxonomy: str | Path | None = None) -> None:
         """Write the model directory: the detector's files, ``card.md`` and the descriptor
-        ``inspector.json`` (see :mod:`defectlens.descriptor`). Re-saving a loaded model (new
-        thresholds, say) rewrites the card from the same data.
+        ``inspector.json`` (see :mod:`defectlens.descriptor`), with a copy of the part's
+        ``taxonomy`` file when given. Re-saving a loaded model (new thresholds, say) rewrites the
+        card from the same data and keeps what the folder holds about the part
+        (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples).
 
         The whole folder is written beside ``directory`` and swapped in by rename, so a reader
         (or a save cut short) sees the old model or the new one, never one's files beside the
@@ -467,6 +472,16 @@ class Inspector:
         """
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
+            old = Path(directory)
+            for name in PART_FILES:
+                if (out / name).exists() or not (old / name).exists():
+                    continue
+                if (old / name).is_dir():
+                    shutil.copytree(old / name, out / name)
+                else:
+                    shutil.copyfile(old / name, out / name)
+            if taxonomy is not None:
+                shutil.copyfile(taxonomy, out / TAXONOMY_FILE)
             write_descriptor(out, self.descriptor())
 
     @staticmethod

@@ -40,8 +40,9 @@ Located type accuracy (the default locating, k = 5, three draws; true masks 0.81
 0.959) on magnetic tile / cookie / commutator / ball screw drive: at 4, 0.692 / 0.802 / 1.000 /
 0.975; at 1, 0.752 / 0.938 / 0.993 / 0.956; at 0.5, 0.758 / 0.938 / 0.972 / 0.945 (README,
 "Located on sharper maps")."""
-CONTRAST_MIN_PX = 9
-"""Fewest pixels a contrast view (:func:`contrast_view`) keeps; fewer is noise, no view."""
+MIN_VIEW_PX = 9
+"""Fewest pixels a located region or its contrast view (:func:`contrast_view`) keeps; fewer is
+noise: a located "region" of one pixel was kept as an example and taught the classifier nothing."""
 
 
 @dataclass(frozen=True)
@@ -243,18 +244,18 @@ def contrast_view(image: np.ndarray, region: np.ndarray, deviations: float) -> n
     """The pixels of ``region`` whose grey level stands more than ``deviations`` robust standard
     deviations (1.4826 × the median absolute deviation) from the region's median grey level,
     opened by one pixel so that lone pixels of texture drop out; None when fewer than
-    :data:`CONTRAST_MIN_PX` are left (an even region: a band ground differently, a stain)."""
+    :data:`MIN_VIEW_PX` are left (an even region: a band ground differently, a stain)."""
     grey = np.asarray(image, np.float32)
     if grey.ndim == 3:
         grey = grey.mean(axis=2)
     if grey.shape != region.shape:
         raise ValueError(f"image is {grey.shape[:2]}, region {region.shape}")
     values = grey[region]
-    if values.size < CONTRAST_MIN_PX:
+    if values.size < MIN_VIEW_PX:
         return None
     centre, spread = robust_units(values)
     standing = ndimage.binary_opening(region & (np.abs(grey - centre) > deviations * spread))
-    return standing if int(standing.sum()) >= CONTRAST_MIN_PX else None
+    return standing if int(standing.sum()) >= MIN_VIEW_PX else None
 
 
 def locate_defect(
@@ -290,7 +291,7 @@ def locate_defect(
         return Located(None, "most of the image looks abnormal — another part or view?")
     cuts = _cuts_around(anomaly_map, (int(y), int(x)), (o.level, *o.view_levels), pixel_threshold, min_region_px)
     region = cuts[0]
-    if region is None:
+    if region is None or int(region.sum()) < MIN_VIEW_PX:
         return Located(None, "only specks above the pixel threshold")
     if image is not None and o.contrast > 0:
         cuts.append(contrast_view(image, region, o.contrast))

@@ -4,6 +4,8 @@ way a command fails on bad usage, and warnings as one line each."""
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -17,7 +19,12 @@ from defectlens.errors import NoteWarning
 # soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
 # 80 columns when stderr is not a terminal (CI, logs, a pipe), which split each error's fix onto a
 # second line; tables still fit the width.
-console = Console(stderr=True, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 200)
+"""Progress, notes, warnings, errors and result tables, on standard error. Not a terminal (a log,
+CI, a pipe) and no COLUMNS: 200 columns, not rich's 80, so a table's file names stay whole."""
+card_console = Console()
+"""Standard output, for what a command is asked for (the model card of `info`), so it can be
+piped or saved; progress, notes, warnings and errors go to ``console`` (standard error)."""
 
 
 def one_line_warnings() -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.progress import console, fail, progress_bar
+from defectlens.cli.progress import card_console, console, fail, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
@@ -210,7 +210,8 @@ def fit(
             )
         with progress_bar("fitting", len(images)) as advance:
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
-        inspector.save(output)
+        # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
+        inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or category.taxonomy_path))
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
@@ -227,6 +228,19 @@ def fit(
     )
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _carried_taxonomy(path: Path | None) -> Path | None:
+    """``path`` when it is a valid taxonomy to keep in the model folder; else None, said in a note
+    (a bad taxonomy costs the reports their wording, not the fit)."""
+    if path is None:
+        return None
+    try:
+        load_taxonomy(path)
+    except DefectlensError as exc:
+        console.print(f"[yellow]note:[/] the part's taxonomy is not kept with the model: {escape(str(exc))}")
+        return None
+    return path
 
 
 def _grounding_for_fit(
@@ -262,6 +276,22 @@ def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
     if not isinstance(payload, dict) or payload.get("source") != str(path) or not isinstance(payload.get("score"), (int, float)):
         return None
     return payload
+
+
+def _run_thresholds(inspector: Inspector) -> tuple[float, float] | None:
+    """(image, pixel) thresholds this run decides with; None when the detector sets them per batch."""
+    try:
+        t = inspector.thresholds
+    except RuntimeError:
+        return None
+    return float(t.image), float(t.pixel)
+
+
+def _payload_thresholds(payload: dict) -> tuple[float, float]:
+    """(image, pixel) thresholds an inspection JSON was decided with (NaN when not recorded)."""
+    t = payload.get("thresholds") or {}
+    values = tuple(t.get(k) for k in ("image", "pixel"))
+    return tuple(float(v) if isinstance(v, int | float) else math.nan for v in values)  # type: ignore[return-value]
 
 
 def _table_row(row: ResultRow) -> tuple[str, ...]:
@@ -308,7 +338,11 @@ def inspect(
         ),
     ],
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for one JSON + one overlay PNG per image (outside every input folder).")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Folder for each image's JSON, overlay PNG and report, and summary.csv + index.html "
+                     "(outside every input folder and the model)."),
+    ],
     taxonomy: Annotated[Path | None, typer.Option(help="taxonomy.json: defect names, descriptions, severity, impact, action.")] = None,
     examples: Annotated[
         Path | None,
@@ -340,11 +374,11 @@ def inspect(
                      "one per N CPUs for a PyTorch model on N threads)."),
     ] = 0,
 ) -> None:
-    """Inspect images: JSON verdict, overlay picture and report per image, a table at the end.
+    """Inspect images: JSON verdict, overlay picture and report per image, summary.csv and index.html, a table at the end.
 
-    Regions are typed by the few-shot classifier when --examples is given, else — with a
-    grounding or fused model — from the taxonomy's descriptions alone. --engine ray spreads
-    the batches over Ray workers that each load the model once.
+    Regions are typed by the few-shot classifier when --examples is given, else from the
+    taxonomy's descriptions (--taxonomy, or the one `fit` kept in the model folder). --engine ray
+    spreads the batches over Ray workers that each load the model once.
     Exit status: 0 every image inspected, 3 some inputs skipped, 2 bad usage, 130 interrupted."""
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
@@ -404,8 +438,18 @@ def inspect(
     rows: dict[Path, ResultRow] = {}
     todo = files
     if resume:
+        current = _run_thresholds(inspector)
         for path in files:
-            row = read_result(output, names[path], shown[path]) if _completed(output, names[path], path) is not None else None
+            earlier = _completed(output, names[path], path)
+            if earlier is not None and current is not None and _payload_thresholds(earlier) != current:
+                # Made by another model or another --threshold: mixed into one summary, a lower score
+                # would be flagged beside a higher one passed.
+                raise fail(ConfigError(
+                    f"{names[path]}.json was inspected with thresholds image {_payload_thresholds(earlier)[0]:g}, pixel "
+                    f"{_payload_thresholds(earlier)[1]:g} ({earlier.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
+                    "— another model or --threshold", output, "resume with the model and --threshold of the first run, or inspect into a new folder",
+                ))
+            row = read_result(output, names[path], shown[path]) if earlier is not None else None
             if row is not None:
                 rows[path] = row
         todo = [p for p in files if p not in rows]
@@ -587,12 +631,20 @@ def info(
     usable, with --check), 2 not a readable or usable model."""
     from rich.markdown import Markdown
 
+    from defectlens.export import export_card_section, is_exported, read_export
+
     try:
         descriptor = read_descriptor(model_dir)
         card = render_card(descriptor)
     except DefectlensError as exc:
         raise fail(exc) from None
-    console.print(Markdown(card))
+    if is_exported(model_dir):
+        # An exported folder says so, as its card.md does: which runtime, which file, how close to PyTorch.
+        try:
+            card += export_card_section(read_export(model_dir))
+        except DefectlensError as exc:
+            console.print(f"[yellow]note:[/] exported, but its export record does not check: {escape(str(exc))}")
+    card_console.print(Markdown(card))
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {escape(str(model_dir))} has no {CARD_FILE} (written before model cards); re-save it to write one")
     if check:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
@@ -77,6 +78,8 @@ def load_for_inspection(
     model_dir: Path, taxonomy: Path | None, cue: str, examples: Path | None, k: int, writer: str, threshold: float | None = None
 ) -> tuple[Inspector, Analysis]:
     """The model and the optional stages `inspect` runs (each Ray worker loads them the same way)."""
+    # Without --taxonomy, the part's taxonomy kept in the model folder (`fit` copies it there).
+    taxonomy = taxonomy or part_taxonomy(model_dir)
     # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
     # report note, not a reason to stop the inspection.
     needs = Inspector.needs_taxonomy(model_dir)

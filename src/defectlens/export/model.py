@@ -198,12 +198,20 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
         write_json_atomic(out / EXPORT_FILE, info.to_json())
         card = out / CARD_FILE
         if card.is_file():
-            note = (
-                f"\n## Exported encoder\n\nThe encoder network runs on {runtime} from `{ONNX_FILE}` (ONNX opset {OPSET}, "
-                f"sha256 `{info.sha256[:16]}…`); measured difference from PyTorch at export: {error:.1e} relative.\n"
-            )
-            write_text_atomic(card, card.read_text(encoding="utf-8") + note)
+            write_text_atomic(card, card.read_text(encoding="utf-8") + export_card_section(info.to_json()))
     return info
+
+
+def export_card_section(meta: dict) -> str:
+    """The model card's section on an exported encoder, from its ``export.json`` record (`export`
+    appends it to ``card.md``; `info` to the card it renders)."""
+    encoder = meta.get("encoder") or {}
+    error = encoder.get("max_relative_error")
+    measured = f"{error:.1e} relative" if isinstance(error, int | float) else "not recorded"
+    return (
+        f"\n## Exported encoder\n\nThe encoder network runs on {meta.get('runtime')} from `{encoder.get('file')}` (ONNX opset "
+        f"{encoder.get('opset')}, sha256 `{str(encoder.get('sha256'))[:16]}…`); measured difference from PyTorch at export: {measured}.\n"
+    )
 
 
 def read_export(root: Path) -> dict:

@@ -68,7 +68,7 @@ class Category:
             raise DatasetLayoutError(
                 "no normal training images in train/good",
                 self.root / "train" / "good",
-                "put normal images of the part in <category>/train/good",
+                "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring",
             )
         return self.train_good
 

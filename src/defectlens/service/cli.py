@@ -64,7 +64,8 @@ def serve(
     except DefectlensError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    console.print(f"serving {escape(str(', '.join(str(p) for p in model_dirs)))} on http://{escape(host)}:{port}/ (API docs at /docs)")
+    where = escape(str(", ".join(str(p) for p in model_dirs)))
+    console.print(f"serving {where} on http://{escape(host)}:{port}/ (API schema at /openapi.json; /docs loads Swagger UI from the internet)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

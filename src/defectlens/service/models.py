@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from defectlens.classify.regions import type_regions
+from defectlens.descriptor import EXAMPLES_DIR, part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, prepare_analysis
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
@@ -40,9 +41,6 @@ from defectlens.types import AnomalyResult, Inspection, RegionType, Report
 MAX_BATCH = 8
 """Most uploads scored in one forward pass (more only adds latency on 2 cores)."""
 CARD_FILE = "card.md"
-TAXONOMY_FILE = "taxonomy.json"
-EXAMPLES_DIR = "examples"
-"""Optional sub-folder of a model: a saved few-shot classifier, or labelled examples per type."""
 REJECT_TYPE = "not-a-defect"
 """The type a reviewer gives a region that is no defect at all."""
 UNKNOWN_TYPE = "unknown"
@@ -123,7 +121,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     root = Path(path)
     if not root.is_dir():
         raise ConfigError("model folder not found", root, "pass a folder written by `defectlens fit`")
-    taxonomy_path = root / TAXONOMY_FILE if (root / TAXONOMY_FILE).is_file() else None
+    taxonomy_path = part_taxonomy(root)
     part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path and Inspector.needs_taxonomy(root) else None
     inspector = Inspector.load(root, part, "token")
     if int(getattr(inspector.detector, "min_batch", 1)) > 1:
