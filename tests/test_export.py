@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from defectlens import Inspector
+from defectlens import Inspector, InspectorSettings
 from defectlens.cli import app
 from defectlens.detect.fusion import FusedDetector
 from defectlens.errors import ConfigError, ModelFileError
@@ -170,6 +170,18 @@ def test_grounding_detector_cannot_be_exported(fitted_model):
 def test_export_onto_its_own_model_is_refused(fitted_model):
     with pytest.raises(ConfigError, match="would overwrite the model"):
         export_model(fitted_model, fitted_model)
+    with pytest.raises(ConfigError, match="would be written inside the model"):
+        export_model(fitted_model, fitted_model / "sub")
+    assert not (fitted_model / "sub").exists()
+
+
+def test_a_batch_scoring_model_is_not_exported(tmp_path):
+    # Its canvas follows each batch's images; the exported graph's input is one fixed size, and a
+    # lot of non-square parts failed inside ONNX Runtime.
+    model = tmp_path / "bs"
+    Inspector.fit([], InspectorSettings(detector="batch-scoring")).save(model)
+    with pytest.raises(ConfigError, match="sets its canvas from each batch's images"):
+        export_model(model, tmp_path / "out")
 
 
 def test_bare_grounding_model_is_refused_before_loading(fitted_model, tmp_path):
@@ -181,3 +193,12 @@ def test_bare_grounding_model_is_refused_before_loading(fitted_model, tmp_path):
     (copy / "inspector.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="g: a grounding detector cannot be exported"):
         export_model(copy, tmp_path / "out")
+
+
+def test_an_encoder_graph_of_another_canvas_is_refused_at_load(exported, monkeypatch):
+    # Another model's encoder.onnx with its sha256 copied into export.json passes the hash check;
+    # its input size is what gives it away (the runtime failed at the first image before).
+    assert Inspector.load(exported).detector is not None
+    monkeypatch.setattr(runtime_module.OnnxRuntimeNetwork, "input_size", lambda self: (416, 160))
+    with pytest.raises(ModelFileError, match=r"takes 416x160 images, this model's canvas is \d+x\d+"):
+        Inspector.load(exported)

@@ -548,3 +548,44 @@ def test_outputs_never_land_on_the_model_or_the_inputs(fitted_model, synthetic_c
         line = next(x for x in result.output.splitlines() if x.startswith("error:"))
         assert words in line and "— fix:" in line, (args, result.output)
     assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
+    # Grey, 16-bit and float arrays are accepted by `inspect`; fit and score took them to a deep
+    # numpy / PIL / torch error. Now all pass the same gate (and a bad one is named by position).
+    rng = np.random.default_rng(2)
+    grey = [texture(rng, 96, 128) for _ in range(6)]
+    kinds = [grey[0], grey[1].astype(np.uint16) * 16, grey[2].astype(np.float32) / 255, *grey[3:]]
+    fitted = Inspector.fit(kinds, InspectorSettings(image_size=128, coreset_ratio=0.5))
+    assert np.isfinite(fitted.score([grey[0].astype(np.float32)])[0].score)
+    bad = [*grey[:2], np.full((96, 128), np.nan, np.float32)]
+    with pytest.raises(ImageReadError, match="image 2: pixel values include NaN"):
+        Inspector.fit(bad, InspectorSettings(image_size=128))
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        inspector.inspect_batch("x.png")
+
+
+def test_names_the_system_refuses_are_listed_not_raised(inspector, fitted_model, tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(texture(np.random.default_rng(3), 96, 128)).save(good)
+    too_long, with_nul = tmp_path / ("a" * 300 + ".png"), str(tmp_path / "a\0b.png")
+    batch = inspector.inspect_batch([too_long, with_nul, good])
+    assert len(batch.images) == 1
+    assert ["too long" in batch.failures[0].message, "NUL" in batch.failures[1].message] == [True, True]
+    # On the command line too: listed as skipped, the rest inspected (it was a traceback).
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(too_long), str(good), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 3 and "file name too long" in _text(result) and (tmp_path / "o" / "good.json").is_file(), result.output
+
+
+def test_a_run_refused_before_any_image_leaves_no_folder(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    import defectlens.engine.ray_engine as ray_engine
+
+    def unreachable(*_a, **_k):
+        raise ConfigError("cannot start or reach Ray on 10.0.0.1:6379 (timed out)", None, "check --address")
+
+    monkeypatch.setattr(ray_engine, "require_ray", lambda: None)
+    monkeypatch.setattr(ray_engine, "run_on_ray", unreachable)
+    out = tmp_path / "new" / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out),
+                                 "--engine", "ray", "--address", "10.0.0.1:6379"])
+    assert result.exit_code == 2 and "cannot start or reach Ray" in _text(result) and not out.exists(), result.output

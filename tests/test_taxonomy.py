@@ -87,3 +87,12 @@ def test_guidance_without_taxonomy_is_flagged_default():
     g = resolve_guidance(None, "crack")
     assert g.defaults_used == ("severity", "impact", "action")
     assert resolve_guidance(None, UNKNOWN).severity == "high"
+
+
+def test_a_taxonomy_saved_with_a_byte_order_mark_reads_the_same(tmp_path):
+    # Windows editors start UTF-8 files with one; it was refused as bad JSON ("fix the JSON syntax").
+    text = json.dumps({"object": "tile", "defects": [{"name": "crack", "description": "a thin dark line"}]})
+    plain, marked = tmp_path / "plain.json", tmp_path / "marked.json"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_text(text, encoding="utf-8-sig")
+    assert load_taxonomy(marked) == load_taxonomy(plain)

@@ -204,6 +204,19 @@ def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Pr
             progress(1)
 
 
+def checked_images(images: Sequence[np.ndarray | str | Path]) -> Sequence[np.ndarray]:
+    """``images`` through the gate every inspected image passes (:func:`~defectlens.io.as_rgb_image`):
+    arrays of any accepted kind (grey, RGBA, 16-bit, float) become (H, W, 3) uint8, paths are
+    decoded, :class:`~defectlens.io.ImageFiles` pass as they are (they are decoded through it).
+    Without it, `fit` and `score` took a float or grey array to a deep library error; a bad one
+    raises :class:`~defectlens.errors.ImageReadError` naming its position."""
+    if isinstance(images, ImageFiles):
+        return images
+    if isinstance(images, str | bytes | Path):
+        raise TypeError(f"images must be a sequence of images (arrays or paths), got one {type(images).__name__}")
+    return [load_image(im) if isinstance(im, str | Path) else as_rgb_image(im, f"image {i}") for i, im in enumerate(images)]
+
+
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
     """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
     failures: list[Failure] = []
@@ -269,6 +282,7 @@ class Inspector:
             encoder = EncoderConfig(backbone=settings.backbone, standardize=settings.standardize)
             scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
             return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
+        images = checked_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
                 f"{len(images)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
@@ -357,7 +371,7 @@ class Inspector:
     # ------------------------------------------------------------------ inspecting
     def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
-        return self.detector.score(images, progress=progress)
+        return self.detector.score(checked_images(images), progress=progress)
 
     def decide(self, result: AnomalyResult, source: str = "<array>") -> Inspection:
         """Apply thresholds to a detector result and extract regions (only on defective images)."""
@@ -416,6 +430,8 @@ class Inspector:
     def inspect_batch(self, paths: Sequence[str | Path]) -> InspectedBatch:
         """Decode, score and decide one batch; unreadable files, and a batch the detector
         refuses, become :class:`Failure` records."""
+        if isinstance(paths, str | Path):
+            raise TypeError(f"paths must be a sequence of image paths, got one {type(paths).__name__} (wrap it in a list)")
         start = time.perf_counter()
         images, kept, failures = load_images(paths)
         try:
@@ -544,5 +560,6 @@ __all__ = [
     "Inspector",
     "InspectorSettings",
     "balanced_batches",
+    "checked_images",
     "load_images",
 ]

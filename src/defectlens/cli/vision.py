@@ -36,7 +36,7 @@ from defectlens.inspector import (
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
-from defectlens.io.images import describe_unreadable
+from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
@@ -75,7 +75,7 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
-        if item.is_dir():
+        if path_is(item, "dir"):
             # Links that lead nowhere (loops, dangling) are kept so the loader reports them.
             found = sorted(
                 p for p in item.rglob("*")
@@ -84,7 +84,7 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
             if not found:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
             files.extend(found)
-        elif item.exists():
+        elif path_is(item, "any"):
             files.append(item)
         else:
             what, fix = describe_unreadable(item)
@@ -95,7 +95,7 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
 def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
     """How each image is shown in the table, summary and gallery: relative to the folder given
     that holds it (``crack/007.png`` for a folder input), else as given — in full, never cut."""
-    folders = [item for item in inputs if item.is_dir()]
+    folders = [item for item in inputs if path_is(item, "dir")]
     names: dict[Path, str] = {}
     for f in files:
         holder = next((d for d in folders if f.is_relative_to(d)), None)
@@ -396,7 +396,8 @@ def inspect(
             require_ray()
         # Paths the user named must exist: a mistyped one is a usage error, not a note in every report.
         if taxonomy is not None and not taxonomy.is_file():
-            raise ConfigError("no such taxonomy file", taxonomy, "pass the part's taxonomy.json with --taxonomy")
+            what = "is a folder, not a taxonomy file" if taxonomy.is_dir() else "no such taxonomy file"
+            raise ConfigError(what, taxonomy, "pass the part's taxonomy.json itself with --taxonomy")
         if examples is not None and not examples.is_dir():
             what = "is a file, not an examples folder" if examples.exists() else "no such examples folder"
             raise ConfigError(what, examples, "pass a folder of examples (DIR/<type>/*.png), an MVTec category or a saved classifier with --examples")
@@ -426,6 +427,7 @@ def inspect(
         # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.
         console.print(f"[yellow]note:[/] --threshold {threshold:g} is below the normal images' median score ({normal.image_median:.3f}): "
                       "more than half of good parts will be flagged")
+    created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     _note_cleaned(clean_stale_temporaries(output))
     # Output names follow the order given, whatever order the batches are scored in, and no
@@ -496,6 +498,9 @@ def inspect(
             write_batch_results(output, [rows[p] for p in files if p in rows], title)
         raise _interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
     except DefectlensError as exc:
+        if created and not any(output.iterdir()):
+            # Refused before any image was done (Ray not reachable, say): leave no empty folder behind.
+            output.rmdir()
         raise fail(exc) from None
     done = [rows[p] for p in files if p in rows]
     # Inputs not inspected are listed in the summary and gallery too, not only on this terminal.

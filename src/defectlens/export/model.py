@@ -110,6 +110,13 @@ def patch_encoders(detector: Detector, where: Path, member: str | None = None) -
                 + patch_encoders(detector.secondary, where, f"secondary member ({detector.secondary.name})"))
     if detector.name == "grounding":
         raise grounding_refused(where, member)
+    if int(getattr(detector, "min_batch", 1)) > 1:
+        # Batch scoring sizes its canvas from each batch's images; an exported graph has one fixed
+        # input size, and the first non-square lot failed inside ONNX Runtime.
+        raise ConfigError(
+            f"the {detector.name!r} detector sets its canvas from each batch's images, and an exported encoder takes one fixed size",
+            where, "inspect with the model folder as fitted (PyTorch), or export a memory-bank or discriminator model",
+        )
     encoder = getattr(detector, "encoder", None)
     if not isinstance(encoder, PatchEncoder):
         raise ConfigError(f"the {detector.name!r} detector has no patch encoder to export", where, "export a memory-bank or discriminator model")
@@ -175,6 +182,9 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     source, target = Path(model_dir), Path(output)
     if target.resolve() == source.resolve():
         raise ConfigError("the export would overwrite the model it is made from", target, "give another output folder with -o")
+    if source.resolve() in target.resolve().parents:
+        # Inside it, the export would be copied into itself and lost at the model's next re-save.
+        raise ConfigError("the export would be written inside the model it is made from", target, "give an output folder outside the model")
     require_module("onnx", "`defectlens export`")
     require_module(runtime, f"an export for {runtime}")
     if model_kind(source) == "grounding":
@@ -261,6 +271,14 @@ def attach_exported_encoder(detector: Detector, root: Path, runtime: str | None 
     if any(e.config != recorded for e in encoders):
         raise ModelFileError("the exported encoder was made for another model's encoder", root / EXPORT_FILE, "re-export this model")
     network = open_network(runtime, root / Path(meta["encoder"]["file"]).name)
+    size = network.input_size()
+    if size != (recorded.canvas_height, recorded.canvas_width):
+        # Another model's graph whose sha256 was copied into export.json: refused here, not by the
+        # runtime at the first image, mid-batch.
+        raise ModelFileError(
+            f"the exported encoder takes {size[0]}x{size[1]} images, this model's canvas is {recorded.canvas_height}x{recorded.canvas_width}",
+            root / Path(meta["encoder"]["file"]).name, "re-export this model",
+        )
     for encoder in encoders:
         encoder.use_network(network)
     return runtime

@@ -79,6 +79,11 @@ class OnnxRuntimeNetwork:
         """(features, per-stage maps) of a normalised batch."""
         return _outputs(self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)}))
 
+    def input_size(self) -> tuple[int | None, int | None]:
+        """(height, width) the graph's input takes (None where it is not fixed)."""
+        shape = self.session.get_inputs()[0].shape
+        return tuple(d if isinstance(d, int) else None for d in shape[-2:])  # type: ignore[return-value]
+
 
 @dataclass
 class OpenVinoNetwork:
@@ -107,6 +112,11 @@ class OpenVinoNetwork:
         """(features, per-stage maps) of a normalised batch."""
         result = self.request.infer({INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
         return _outputs([result[out] for out in self.compiled.outputs])
+
+    def input_size(self) -> tuple[int | None, int | None]:
+        """(height, width) the graph's input takes (None where it is not fixed)."""
+        dims = list(self.compiled.inputs[0].get_partial_shape())[-2:]
+        return tuple(d.get_length() if d.is_static else None for d in dims)  # type: ignore[return-value]
 
 
 def open_network(runtime: str, path: Path) -> OnnxRuntimeNetwork | OpenVinoNetwork:

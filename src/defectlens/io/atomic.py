@@ -201,7 +201,8 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
     if not p.is_file():
         raise error(missing, p, missing_fix)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved by an editor that starts it with a byte-order mark reads the same.
+        return json.loads(p.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise error(f"not valid JSON ({exc})", p, invalid_fix) from None
 

@@ -37,12 +37,26 @@ DEEP_BIT_DEPTHS = (8, 10, 12, 14, 16)
 """Sensor depths that integer data deeper than 8 bits is assumed to have (see :func:`as_rgb_image`)."""
 
 
+def path_is(path: Path, kind: str) -> bool:
+    """``path.is_file()`` / ``is_dir()`` / ``exists()`` (``kind`` "file", "dir", "any"), False
+    rather than an exception for a name the system refuses — too long, or holding a NUL
+    (:func:`describe_unreadable` says which)."""
+    try:
+        return path.is_file() if kind == "file" else path.is_dir() if kind == "dir" else path.exists() or path.is_symlink()
+    except (OSError, ValueError):
+        return False
+
+
 def describe_unreadable(path: Path) -> tuple[str, str]:
     """``(what is wrong, fix)`` for a path that is not a readable file: a symlink loop, a broken
     link, a folder, or nothing there — so a loop is not reported as "no such file"."""
     try:
         os.stat(path)
+    except ValueError:
+        return "not a usable file name (it holds a NUL character)", "rename the file"
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return "file name too long for the file system", "rename the file (at most 255 bytes a name)"
         if exc.errno == errno.ELOOP:
             return "symlink loop (the link resolves back to itself)", "point the link at a real file"
         if path.is_symlink():
@@ -178,7 +192,7 @@ def load_image(path: str | Path) -> np.ndarray:
     the pixels then pass the same checks as an array given to the Inspector (:func:`as_rgb_image`).
     """
     p = Path(path)
-    if not p.is_file():
+    if not path_is(p, "file"):
         what, fix = describe_unreadable(p)
         raise ImageReadError(what, p, fix)
     if p.stat().st_size == 0:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from defectlens.errors import OutputError
+from defectlens.io.images import path_is
 
 
 def _real(path: Path) -> Path:
@@ -64,7 +65,7 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
         require_apart_from(output, [model_dir], "output folder")
     out = _real(output)
     for item in inputs:
-        if item.is_dir() and _inside(out, _real(item)):
+        if path_is(item, "dir") and _inside(out, _real(item)):
             raise OutputError(
                 f"output folder is the input folder {item} or inside it: the results would overwrite or mix with the images",
                 output,
