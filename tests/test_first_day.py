@@ -486,6 +486,10 @@ def test_the_part_s_taxonomy_and_examples_stay_with_the_model(synthetic_category
     result = runner.invoke(app, ["inspect", str(model), str(test / "spot" / "000.png"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "000.report.json").read_text())["object"] == "metal plate"
+    # A new fit on other images saved over it is another model: it does not inherit the examples.
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--max-images", "7"])
+    assert result.exit_code == 0, result.output
+    assert not (model / "examples").exists() and (model / "taxonomy.json").is_file()
 
 
 def test_a_located_speck_is_no_example():

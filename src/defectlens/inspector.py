@@ -486,10 +486,11 @@ class Inspector:
         (or a save cut short) sees the old model or the new one, never one's files beside the
         other's. An existing folder is replaced only when empty or a model (:meth:`is_model_dir`).
         """
+        keep = self._same_model_in(Path(directory))
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
-            for name in PART_FILES:
+            for name in PART_FILES if keep else ():
                 if (out / name).exists() or not (old / name).exists():
                     continue
                 if (old / name).is_dir():
@@ -499,6 +500,20 @@ class Inspector:
             if taxonomy is not None:
                 shutil.copyfile(taxonomy, out / TAXONOMY_FILE)
             write_descriptor(out, self.descriptor())
+
+    def _same_model_in(self, directory: Path) -> bool:
+        """True when ``directory`` holds this very model (fitted on the same images): its part
+        files are then this model's too. A new fit of another part saved over it must not inherit
+        that part's taxonomy and examples."""
+        try:
+            before = read_descriptor(directory).provenance if self.is_model_dir(directory) else None
+        except DefectlensError:
+            return False
+        if before is None or self.provenance is None:
+            return before is None and self.provenance is None and self.is_model_dir(directory)
+        if before.fingerprint is not None and self.provenance.fingerprint is not None:
+            return before.fingerprint == self.provenance.fingerprint
+        return before.fitted_at == self.provenance.fitted_at
 
     @staticmethod
     def is_model_dir(directory: str | Path) -> bool:
