@@ -589,3 +589,16 @@ def test_a_run_refused_before_any_image_leaves_no_folder(fitted_model, synthetic
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out),
                                  "--engine", "ray", "--address", "10.0.0.1:6379"])
     assert result.exit_code == 2 and "cannot start or reach Ray" in _text(result) and not out.exists(), result.output
+
+
+def test_settings_of_the_wrong_kind_are_named():
+    # Accepted before (a negative smallest region, a string for a switch), or named as the wrong fault.
+    for kwargs, words in [
+        ({"image_size": 256.5}, "not a whole number of pixels"),
+        ({"image_size": 32}, "outside 64..1024"),
+        ({"standardize": "no"}, "standardize must be True or False"),
+        ({"min_region_px": -3}, "min_region_px must be a whole number of pixels >= 1"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            InspectorSettings(**kwargs)
+    assert InspectorSettings(min_region_px=20).min_region_px == 20

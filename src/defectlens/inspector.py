@@ -141,9 +141,17 @@ class InspectorSettings:
             # Checked here, before any image is decoded (the encoder would only refuse it after).
             raise ConfigError(f"unknown backbone {self.backbone!r}", None, f"use one of {', '.join(BACKBONES)}")
         low, high = IMAGE_SIZE_RANGE
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not low <= self.image_size <= high:
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int):
+            raise ConfigError(f"image_size {self.image_size!r} is not a whole number of pixels", None, f"use an integer from {low} to {high}")
+        if not low <= self.image_size <= high:
             # Checked here, before a canvas of this size is ever allocated.
             raise ConfigError(f"image_size {self.image_size!r} is outside {low}..{high}", None, f"use an image size from {low} to {high}")
+        if not isinstance(self.standardize, bool):
+            raise ConfigError(f"standardize must be True or False, got {self.standardize!r}", None, "pass a boolean")
+        if self.min_region_px is not None and (isinstance(self.min_region_px, bool) or not isinstance(self.min_region_px, int)
+                                               or self.min_region_px < 1):
+            raise ConfigError(f"min_region_px must be a whole number of pixels >= 1 or None, got {self.min_region_px!r}", None,
+                              "pass e.g. 20, or None for no minimum")
 
 
 @dataclass

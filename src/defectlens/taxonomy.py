@@ -65,7 +65,7 @@ class DefectSpec(BaseModel):
     def _check_name(cls, v: str) -> str:
         # Names are matched as whole words in reports and VLM replies, so keep them plain.
         if not _NAME_RE.match(v):
-            raise ValueError(f"defect name {v!r} must be letters, digits, spaces, '-' or '_'")
+            raise ValueError(f"defect name {v!r} must be ASCII letters, digits, spaces, '-' or '_' (write other scripts in its description)")
         if v.lower() in RESERVED_NAMES:
             raise ValueError(f"defect name {v!r} is reserved")
         return v

@@ -589,9 +589,12 @@ def evaluate(
             console.print(f"confusion matrix → {escape(str(figure))}")
     table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
     keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]
-    keys += ["ms_per_image", "fit_seconds", "peak_memory_mb"]
     for key in keys:
         table.add_row(key, _metric_cell(result.get(key)))
+    for key in ("ms_per_image", "fit_seconds", "peak_memory_mb"):
+        # Measurements, not fractions: one decimal says all they can.
+        value = result.get(key)
+        table.add_row(key, f"{value:.1f}" if isinstance(value, float) else _metric_cell(value))
     # The operating point: what the model's own threshold does on this split.
     table.add_row("image_threshold", f"{_metric_cell(result['image_threshold'])} ({evaluation.threshold_source})")
     table.add_row("recall_at_threshold", _metric_cell(result["recall_at_threshold"]))
