@@ -751,8 +751,10 @@ def demo(
                 picks.append(paths.pop(len(paths) // 2))
     taxonomy = root / "taxonomy.json"
     examples = root / "examples"
+    # Sorted: the table lists them in path order, as `inspect` lists a folder's images.
     inspect(
-        model_dir, picks, output / "inspections", taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None
+        model_dir, sorted(picks), output / "inspections",
+        taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None,
     )
     inspections = output / "inspections"
     console.print(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}), markup=False)
