@@ -282,3 +282,22 @@ def test_evaluate_types(fitted, tmp_path):
     ev = evaluate_types(fitted, items)
     assert ev.n_images == 2 and ev.accuracy == 1.0 and ev.macro_f1 == 1.0
     assert len(ev.skipped) == 1 and ev.to_json()["labels"] == ["blob", "line", "unknown"]
+
+
+def test_confidence_weighs_the_type_against_unknown(fitted, example_dir):
+    # Among its one type alone, a single-type classifier said 100 % on every region, false alarms
+    # included; beside 'unknown' a blob is a blob short of certain, and a line is not one.
+    blobs = [e for e in examples_from_folders(example_dir).examples if e.defect_type == "blob"]
+    one_type = FewShotClassifier(CONFIG, encoder=fitted.encoder)
+    one_type.fit(blobs)
+    rng = np.random.default_rng(11)
+    blob, line = draw("blob", rng), draw("line", rng)
+    (near,) = one_type.classify(*blob[:1], [blob[1]])
+    (other,) = one_type.classify(*line[:1], [line[1]])
+    assert near.defect_type == "blob" and 0.5 < near.confidence < 1.0
+    assert other.defect_type == UNKNOWN and other.confidence > 0.5 and other.candidates == (("blob", 1.0),)
+    # The decision is the same as before: 'unknown' exactly when the nearest example is too far.
+    for rt, (image, mask) in [(near, blob), (other, line)]:
+        distance = 1.0 - float((one_type.embed(image, [mask]) @ one_type.vectors.T).max())
+        assert (rt.defect_type == UNKNOWN) == (distance > one_type.unknown_distance)
+        assert (rt.confidence > 0.5) == (rt.defect_type == "blob" or distance > one_type.unknown_distance)

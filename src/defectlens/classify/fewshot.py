@@ -10,8 +10,10 @@ Cropping matters: a 0.1% blowhole on a 600 px tile covers less than one feature 
 whole image is squeezed onto a 256 px canvas, but fills a good part of a crop around it.
 
 A region gets the type of its nearest examples (cosine similarity; k-nearest-neighbour or
-class prototypes), a softmax confidence, and ``unknown`` when even its nearest example is
-farther than the examples themselves are from each other (a leave-one-out distance quantile).
+class prototypes), and ``unknown`` when even its nearest example is farther than the examples
+themselves are from each other (a leave-one-out distance quantile). Its confidence is a softmax
+over the types and 'unknown', scored at that boundary: a region on it is as likely unknown as
+its type (among the types alone, a classifier of one type was 100 % sure of every region).
 """
 
 from __future__ import annotations
@@ -362,20 +364,28 @@ class FewShotClassifier:
             best = int(order[0])
             distance = 1.0 - float(sims[rows].max())
             name = self.class_names[best] if distance <= self.unknown_distance else UNKNOWN
+            # The confidence weighs the named type against 'unknown' too: among the types alone, a
+            # classifier of one type said 100 % on every region, false alarms included.
+            beside_unknown = np.mean([self._probabilities(sims[r], with_unknown=True) for r in rows], axis=0)
             out.append(
                 RegionType(
                     region_index=idx,
                     defect_type=name,
-                    confidence=float(probs[best]) if name != UNKNOWN else float(1.0 - probs[best]),
+                    confidence=float(beside_unknown[best]) if name != UNKNOWN else float(beside_unknown[-1]),
                     method="few-shot",
                     candidates=tuple((self.class_names[i], float(probs[i])) for i in order),
                 )
             )
         return out
 
-    def _probabilities(self, sims_row: np.ndarray) -> np.ndarray:
-        """Type probabilities of one vector (softmax of its per-type similarities; 0 for a type with no example)."""
+    def _probabilities(self, sims_row: np.ndarray, with_unknown: bool = False) -> np.ndarray:
+        """Type probabilities of one vector (softmax of its per-type similarities; 0 for a type with
+        no example); ``with_unknown``: one more, last, for 'unknown', scored at the similarity where
+        a region turns unknown (1 - :attr:`unknown_distance`), so that a region on that boundary is
+        as likely its type as unknown."""
         scores = self._type_scores(sims_row)
+        if with_unknown:
+            scores = np.append(scores, 1.0 - self.unknown_distance)
         finite = np.isfinite(scores)
         probs = np.zeros_like(scores)
         probs[finite] = softmax(scores[finite] / self.temperature)
