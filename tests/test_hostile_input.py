@@ -602,3 +602,11 @@ def test_settings_of_the_wrong_kind_are_named():
         with pytest.raises(ConfigError, match=words):
             InspectorSettings(**kwargs)
     assert InspectorSettings(min_region_px=20).min_region_px == 20
+
+
+def test_a_missing_grounding_model_is_named_before_the_taxonomy(synthetic_category, tmp_path):
+    plain = tmp_path / "plain"
+    shutil.copytree(synthetic_category, plain)
+    (plain / "taxonomy.json").unlink()
+    result = runner.invoke(app, ["fit", str(plain), "-o", str(tmp_path / "m"), "--grounding", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "grounding model directory not found" in _text(result) and "taxonomy" not in _text(result).split("—")[0]

@@ -254,6 +254,8 @@ def _grounding_for_fit(
         raise ConfigError(str(exc), None, "use --fusion-mode sum|product and --fusion-weight in [0, 1]") from None
     if model_dir is None:
         return None
+    # Loaded before the taxonomy is asked for: a mistyped model path is the first thing to fix.
+    model = GroundingModel.load(model_dir)
     if taxonomy_path is None:
         raise ConfigError(
             "--grounding reads the part through its taxonomy, and the category has no taxonomy.json",
@@ -261,7 +263,7 @@ def _grounding_for_fit(
             "pass --taxonomy or add taxonomy.json (object name and defect descriptions) to the category",
         )
     part = load_taxonomy(taxonomy_path, require_descriptions=True)
-    return GroundingDetector(GroundingModel.load(model_dir), part, taxonomy_path, cue="token"), config
+    return GroundingDetector(model, part, taxonomy_path, cue="token"), config
 
 
 def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
