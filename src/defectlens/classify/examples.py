@@ -323,7 +323,7 @@ def region_views(
     # region was made at stay inside it, and the intersection keeps any other cut there too.
     peak = (int(peak_at[0]), int(peak_at[1]))
     cuts = [None if c is None else c & region for c in _cuts_around(anomaly_map, peak, (o.level, *o.view_levels), pixel_threshold, None)]
-    main = next((c for c in cuts[:1] if c is not None and c.any()), region)
+    main = cuts[0] if cuts[0] is not None and cuts[0].any() else region
     if image is not None and o.contrast > 0:
         cuts.append(contrast_view(image, main, o.contrast))
     return (main, *_distinct(cuts[1:], main))

@@ -359,14 +359,16 @@ class FewShotClassifier:
             rows_of.setdefault(int(idx), []).append(row)
         out = []
         for idx, rows in rows_of.items():
-            probs = np.mean([self._probabilities(sims[r]) for r in rows], axis=0)
+            scores = [self._type_scores(sims[r]) for r in rows]
+            probs = np.mean([self._softmax(s) for s in scores], axis=0)
             order = np.argsort(-probs)
             best = int(order[0])
             distance = 1.0 - float(sims[rows].max())
             name = self.class_names[best] if distance <= self.unknown_distance else UNKNOWN
-            # The confidence weighs the named type against 'unknown' too: among the types alone, a
-            # classifier of one type said 100 % on every region, false alarms included.
-            beside_unknown = np.mean([self._probabilities(sims[r], with_unknown=True) for r in rows], axis=0)
+            # The confidence weighs the named type against 'unknown' too, scored at the similarity
+            # where a region turns unknown (on that boundary a region is as likely either): among the
+            # types alone, a classifier of one type said 100 % on every region, false alarms included.
+            beside_unknown = np.mean([self._softmax(np.append(s, 1.0 - self.unknown_distance)) for s in scores], axis=0)
             out.append(
                 RegionType(
                     region_index=idx,
@@ -378,14 +380,8 @@ class FewShotClassifier:
             )
         return out
 
-    def _probabilities(self, sims_row: np.ndarray, with_unknown: bool = False) -> np.ndarray:
-        """Type probabilities of one vector (softmax of its per-type similarities; 0 for a type with
-        no example); ``with_unknown``: one more, last, for 'unknown', scored at the similarity where
-        a region turns unknown (1 - :attr:`unknown_distance`), so that a region on that boundary is
-        as likely its type as unknown."""
-        scores = self._type_scores(sims_row)
-        if with_unknown:
-            scores = np.append(scores, 1.0 - self.unknown_distance)
+    def _softmax(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities from per-type scores (softmax at :attr:`temperature`; 0 for a type with no example)."""
         finite = np.isfinite(scores)
         probs = np.zeros_like(scores)
         probs[finite] = softmax(scores[finite] / self.temperature)

@@ -74,7 +74,8 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
     for batch in batches:
         images, kept, failures = load_images(batch)
         out.failures.extend(failures)
-        results = inspector.score(images) if images else []
+        # Decoded by load_images, through the pixel gate already: scored as they are.
+        results = inspector.detector.score(images) if images else []
         for path, image, result in zip(kept, images, results, strict=True):
             label = labelled[path]
             out.labels.append(label)

@@ -445,12 +445,12 @@ def inspect(
         current = _run_thresholds(inspector)
         for path in files:
             earlier = _completed(output, names[path], path)
-            if earlier is not None and current is not None and _payload_thresholds(earlier) != current:
+            if earlier is not None and current is not None and (before := _payload_thresholds(earlier)) != current:
                 # Made by another model or another --threshold: mixed into one summary, a lower score
                 # would be flagged beside a higher one passed.
                 raise fail(ConfigError(
-                    f"{names[path]}.json was inspected with thresholds image {_payload_thresholds(earlier)[0]:g}, pixel "
-                    f"{_payload_thresholds(earlier)[1]:g} ({earlier.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
+                    f"{names[path]}.json was inspected with thresholds image {before[0]:g}, pixel "
+                    f"{before[1]:g} ({earlier.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
                     "— another model or --threshold", output, "resume with the model and --threshold of the first run, or inspect into a new folder",
                 ))
             row = read_result(output, names[path], shown[path]) if earlier is not None else None

@@ -45,7 +45,8 @@ class Locator:
         defect lies, not whether the part is defective, is what locating asks of them."""
         detector = inspector.detector
         stats = detector.normal_stats
-        score = detector.with_map_sigma(LOCATING_MAP_SIGMA).score if isinstance(detector, MemoryBankDetector) else inspector.score
+        # Examples are decoded by load_image (the pixel gate) before they are scored.
+        score = detector.with_map_sigma(LOCATING_MAP_SIGMA).score if isinstance(detector, MemoryBankDetector) else detector.score
         return cls(score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None)
 
 
