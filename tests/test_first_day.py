@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -500,3 +501,21 @@ def test_a_located_speck_is_no_example():
     assert found.mask is None and "specks" in found.reason
     anomaly_map[28:33, 38:43] = 5.0  # 25 pixels: a region
     assert locate_defect(anomaly_map, 1.0, None, LocateOptions(), 0.1).mask.sum() == 25
+
+
+def test_types_named_in_any_script_from_a_decomposed_folder_name(calibrated_model, synthetic_category, maskless_examples, tmp_path):
+    # A German line names its stain "Ölfleck"; copied from a Mac the folder arrives decomposed
+    # ("O" + U+0308) while the taxonomy typed on a keyboard is composed. Both are one type.
+    decomposed = unicodedata.normalize("NFD", "Ölfleck")
+    assert decomposed != "Ölfleck"
+    (maskless_examples / "spot").rename(maskless_examples / decomposed)
+    taxonomy = tmp_path / "taxonomy.json"
+    taxonomy.write_text(json.dumps({"object": "Platte", "defects": [{"name": "Ölfleck", "description": "ein dunkler Fleck"}]}), encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["inspect", str(calibrated_model), str(synthetic_category / "test"), "-o", str(out),
+            "--examples", str(maskless_examples), "--taxonomy", str(taxonomy)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    flagged = [r for r in _rows(out) if r["verdict"] == "DEFECTIVE"]
+    assert flagged and all(set(r["types"].split("; ")) == {"Ölfleck"} for r in flagged)
+    assert "Ölfleck" in (out / "index.html").read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 
@@ -96,3 +97,23 @@ def test_a_taxonomy_saved_with_a_byte_order_mark_reads_the_same(tmp_path):
     plain.write_text(text, encoding="utf-8")
     marked.write_text(text, encoding="utf-8-sig")
     assert load_taxonomy(marked) == load_taxonomy(plain)
+
+
+@pytest.mark.parametrize("name", ["Ölfleck", "Riß am Rand", "裂纹", "दरार", "trhlina-2", "scratch.v2", "pit_1"])
+def test_type_names_in_any_script_are_accepted(tmp_path, name):
+    tax = load_taxonomy(write(tmp_path, {"object": "tile", "defects": [{"name": name, "description": "x"}]}))
+    assert tax.names == (name,)
+    # The same name decomposed (as macOS writes folder names) or in other case is the same type.
+    assert tax.get(unicodedata.normalize("NFD", name.upper())) is tax.defects[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("a/b", "'/'"), (".hidden", "start with '.'"), ("crack.", "end with '.'"), ("zero\u200bwidth", "'\\u200b'"),
+     ("tab\there", "'\\t'"), ("x" * 101, "1 to 100")],
+)
+def test_type_names_that_cannot_be_folder_names_or_words_are_refused(tmp_path, name, fragment):
+    path = write(tmp_path, {"object": "tile", "defects": [{"name": name, "description": "x"}]})
+    with pytest.raises(ConfigError) as err:
+        load_taxonomy(path)
+    assert fragment in str(err.value) and "\n" not in str(err.value)

@@ -156,3 +156,12 @@ def test_outline_only_on_border():
     m[2:8, 2:8] = True
     out = outline_regions(img, [m], width=1)
     assert (out[2, 2] == (255, 0, 0)).all() and (out[5, 5] == 0).all() and (out[0, 0] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Das ist ein ÖLFLECK.", "Ölfleck"), ("Ölfleckig", None), ("Kein Fleck, ein Riß.", "Riß"), ("裂纹", "裂纹")],
+)
+def test_parse_choice_reads_words_of_any_script(text, expected):
+    # Word edges are letters of any script: 'Ölfleckig' is another word, not the stain.
+    assert parse_choice(text, ("Ölfleck", "Riß", "裂纹")) == expected

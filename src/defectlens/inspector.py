@@ -371,7 +371,7 @@ class Inspector:
 
     def calibrate_f1(self, images: Sequence[np.ndarray], labels: Sequence[int], masks: Sequence[np.ndarray]) -> Thresholds:
         """Replace thresholds by the F1-optimal ones on a labelled validation set."""
-        results = self.detector.score(images)
+        results = self.detector.score(checked_images(images))
         t = f1_optimal_thresholds(labels, [r.score for r in results], masks, [r.anomaly_map for r in results])
         self.detector.thresholds = t
         return t

@@ -12,7 +12,7 @@ naming the file and the fix.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -27,7 +27,45 @@ UNKNOWN = "unknown"
 """Type given to a region far from every known type."""
 # 'good' is the MVTec folder of normal images; 'unknown' is what the classifier says when unsure.
 RESERVED_NAMES = frozenset({UNKNOWN, "good"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]*$")
+MAX_NAME_LENGTH = 100
+_NAME_PUNCTUATION = frozenset(" _-.")
+
+
+def normal_type_name(name: str) -> str:
+    """``name`` in Unicode NFC, the form type names are compared and stored in.
+
+    macOS writes folder names decomposed ("O" + combining diaeresis), a taxonomy typed on most
+    keyboards is composed ("Ö"): without one form an examples folder ``Ölfleck/`` would not match
+    the taxonomy's ``Ölfleck``, though both print the same.
+    """
+    return unicodedata.normalize("NFC", name)
+
+
+def type_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a defect type's name, or None when it can.
+
+    Letters and digits of any script (with their combining marks), inside also space, '_', '-'
+    and '.', starting with a letter or digit, at most :data:`MAX_NAME_LENGTH` characters. Names
+    become folder names (examples, ``export-reviews``) and are matched as whole words in reports
+    and model replies, so no slash, quote, control character or leading dot can be one.
+    """
+    name = normal_type_name(name)
+    if not name or len(name) > MAX_NAME_LENGTH:
+        return f"must be 1 to {MAX_NAME_LENGTH} characters"
+    for i, ch in enumerate(name):
+        kind = unicodedata.category(ch)
+        if kind[0] in "LN" or (i and (kind[0] == "M" or ch in _NAME_PUNCTUATION)):
+            continue
+        where = "start with" if i == 0 else "contain"
+        return f"must not {where} {ch!r}: letters and digits of any script, and inside also space, '_', '-' or '.'"
+    if name[-1] in _NAME_PUNCTUATION:
+        return f"must not end with {name[-1]!r}"
+    return None
+
+
+def same_type_name(a: str, b: str) -> bool:
+    """Whether two type names are one type: case and Unicode composition aside."""
+    return normal_type_name(a).casefold() == normal_type_name(b).casefold()
 
 
 class Severity(str, Enum):
@@ -63,10 +101,11 @@ class DefectSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        # Names are matched as whole words in reports and VLM replies, so keep them plain.
-        if not _NAME_RE.match(v):
-            raise ValueError(f"defect name {v!r} must be ASCII letters, digits, spaces, '-' or '_' (write other scripts in its description)")
-        if v.lower() in RESERVED_NAMES:
+        v = normal_type_name(v)
+        problem = type_name_problem(v)
+        if problem:
+            raise ValueError(f"defect name {v!r} {problem}")
+        if v.casefold() in RESERVED_NAMES:
             raise ValueError(f"defect name {v!r} is reserved")
         return v
 
@@ -88,7 +127,7 @@ class Taxonomy(BaseModel):
     def _unique_names(self) -> Taxonomy:
         seen: set[str] = set()
         for d in self.defects:
-            key = d.name.lower()
+            key = d.name.casefold()
             if key in seen:
                 raise ValueError(f"defect name {d.name!r} is listed twice")
             seen.add(key)
@@ -101,8 +140,7 @@ class Taxonomy(BaseModel):
 
     def get(self, name: str) -> DefectSpec | None:
         """The spec of a type (case-insensitive), or None."""
-        key = name.lower()
-        return next((d for d in self.defects if d.name.lower() == key), None)
+        return next((d for d in self.defects if same_type_name(d.name, name)), None)
 
     def require_types(self, types: Iterable[str], where: str | Path | None = None) -> None:
         """Raise :class:`ConfigError` if any of ``types`` (e.g. example folders) is not in the taxonomy."""

@@ -103,6 +103,9 @@ def test_review_override_missed_and_filters(pool: ModelPool, images: dict[str, P
         assert bad_box.status_code == 422
         assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "  "}).status_code == 422
         assert client.get(f"/inspections/{ins['id']}").json()["regions"][0]["type"] == "scratch"
+        # A type named in other case is the model's type, stored as the model spells it.
+        same = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "SPOT"}]})
+        assert same.status_code == 200 and same.json()["regions"][0]["type"] == "spot"
 
 
 def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_models_load_score_and_type_on_the_worker_thread(service_model: Path, im
     pool = ModelPool.load([service_model])
     try:
         inspector = pool.models["plate"].inspector
-        monkeypatch.setattr(inspector, "score", record("score", inspector.score))
+        monkeypatch.setattr(inspector.detector, "score", record("score", inspector.detector.score))
         outcome = pool.inspect(pool.get(None), np.asarray(Image.open(images["bad"]).convert("RGB")), "bad.png")
     finally:
         pool.close()
@@ -77,3 +78,17 @@ def test_an_interrupted_load_stops_the_worker_once_it_has_loaded(monkeypatch: py
     # It finished loading, found the stop marker and ended (before the fix the constructor waited
     # for it forever: a loaded worker goes on to wait for uploads).
     assert worker[0].name == "defectlens-scorer" and not worker[0].is_alive()
+
+
+def test_an_upload_is_checked_once(service_model: Path) -> None:
+    # The request thread decodes an upload through load_image, the pixel gate, which warns of an
+    # extreme aspect; the scorer took it through Inspector.score's gate again: two warnings a strip.
+    strip = np.full((16, 400, 3), 128, np.uint8)
+    pool = ModelPool.load([service_model])
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pool.inspect(pool.get(None), strip, "strip.png")
+    finally:
+        pool.close()
+    assert not [w for w in caught if "aspect" in str(w.message)]

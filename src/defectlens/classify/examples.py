@@ -25,6 +25,7 @@ from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
 from defectlens.locate import extract_regions
+from defectlens.taxonomy import normal_type_name
 from defectlens.types import AnomalyResult
 
 PEAK_LEVEL = 0.5
@@ -158,8 +159,9 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         if not images:
             _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
             continue
-        by_type[type_dir.name] = [Example(p, type_dir.name, _mask_beside(p)) for p in images]
-        result.examples.extend(by_type[type_dir.name])
+        defect_type = normal_type_name(type_dir.name)
+        by_type[defect_type] = [Example(p, defect_type, _mask_beside(p)) for p in images]
+        result.examples.extend(by_type[defect_type])
     if not result.examples:
         raise DatasetLayoutError("no example images in any type folder", base, "put images in <folder>/<type>/")
     if not will_locate:

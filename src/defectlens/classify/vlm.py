@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.errors import DefectlensError
-from defectlens.taxonomy import UNKNOWN, Taxonomy
+from defectlens.taxonomy import UNKNOWN, Taxonomy, normal_type_name
 from defectlens.types import Inspection, RegionType
 
 if TYPE_CHECKING:
@@ -77,11 +77,12 @@ class VLMDecision:
 def parse_choice(reply: str, names: Sequence[str]) -> str | None:
     """The one taxonomy name ``reply`` states, or None when it states none or several.
 
-    Whole-word, case-insensitive, plural-tolerant ('cracks' is 'crack'). A reply naming two
-    classes is ambiguous by design, even if it says 'not a crack but a blowhole'.
+    Whole-word in any script, case-insensitive, plural-tolerant ('cracks' is 'crack'). A reply
+    naming two classes is ambiguous by design, even if it says 'not a crack but a blowhole'.
     """
-    text = reply.strip().lower()
-    hits = {n for n in names if re.search(rf"(?<![a-z0-9]){re.escape(n.lower())}(e?s)?(?![a-z0-9])", text)}
+    text = normal_type_name(reply.strip()).casefold()
+    word = r"[^\W_]"  # a letter or digit of any script
+    hits = {n for n in names if re.search(rf"(?<!{word}){re.escape(normal_type_name(n).casefold())}(e?s)?(?!{word})", text)}
     return next(iter(hits)) if len(hits) == 1 else None
 
 

@@ -111,13 +111,16 @@ def load_category(root: str | Path) -> Category:
         raise DatasetLayoutError("category folder not found", base, "pass a folder in MVTec-AD layout")
     train_dir = base / "train" / GOOD
     train = list_images(train_dir) if train_dir.is_dir() else []
+    # Imported here: the taxonomy reads its file through defectlens.io, which imports this module.
+    from defectlens.taxonomy import normal_type_name
+
     test: list[LabelledImage] = []
     test_dir = base / "test"
     if test_dir.is_dir():
         for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
             for img in list_images(type_dir):
                 mask = None if type_dir.name == GOOD else _mask_for(base, type_dir.name, img)
-                test.append(LabelledImage(img, type_dir.name, mask))
+                test.append(LabelledImage(img, normal_type_name(type_dir.name), mask))
     if not train and not test:
         raise DatasetLayoutError(
             "no images found under train/good or test/*",

@@ -37,8 +37,9 @@ from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
 from defectlens.service.models import ModelPool
-from defectlens.service.schemas import TYPE_NAME, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
+from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 """Largest accepted upload in bytes (20 MB) unless configured otherwise."""
@@ -440,11 +441,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         known = {r.index for r in row.regions if not r.missed}
 
         def check_type(name: str) -> str:
-            if allowed is not None and name not in allowed:
-                raise _error(422, f"unknown defect type {name!r} for model {row.model!r}; known: {', '.join(allowed)}")
-            if not TYPE_NAME.fullmatch(name):
-                raise _error(422, f"defect type {name!r} is not a valid name (letters, digits, space, . _ -; at most 100)")
-            return name
+            if allowed is not None:
+                same = next((a for a in allowed if same_type_name(a, name)), None)
+                if same is None:
+                    raise _error(422, f"unknown defect type {name!r} for model {row.model!r}; known: {', '.join(allowed)}")
+                name = same
+            problem = type_name_problem(name)
+            if problem:
+                raise _error(422, f"defect type {name!r} is not a valid name: it {problem}")
+            return normal_type_name(name)
 
         types: dict[int, str] = {}
         for r in body.regions:

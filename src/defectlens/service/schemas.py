@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from defectlens.service.db import InspectionRow, RegionRow
-
-TYPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}")
-"""Defect type names a review may use (they become folder names in `export-reviews`)."""
 
 
 class RegionOut(BaseModel):
@@ -174,7 +170,6 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
 
 
 __all__ = [
-    "TYPE_NAME",
     "InspectionOut",
     "InspectionPage",
     "MissedDefect",
