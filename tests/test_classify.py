@@ -270,7 +270,7 @@ def test_category_sampling_excludes_examples(synthetic_category):
     assert not {e.path for e in ex.examples} & {h.path for h in held}
 
 
-def test_evaluate_types(fitted, tmp_path):
+def test_evaluate_types(fitted, example_dir, tmp_path):
     rng = np.random.default_rng(8)
     items = []
     for i, kind in enumerate(("blob", "line")):
@@ -282,6 +282,9 @@ def test_evaluate_types(fitted, tmp_path):
     ev = evaluate_types(fitted, items)
     assert ev.n_images == 2 and ev.accuracy == 1.0 and ev.macro_f1 == 1.0
     assert len(ev.skipped) == 1 and ev.to_json()["labels"] == ["blob", "line", "unknown"]
+    # Images outside an MVTec category's test/<type>/ folders name no category.
+    per_type = {t: sum(e.defect_type == t for e in examples_from_folders(example_dir).examples) for t in ("blob", "line")}
+    assert ev.category is None and len(set(per_type.values())) == 1 and ev.k == per_type["blob"]
 
 
 def test_confidence_weighs_the_type_against_unknown(fitted, example_dir):

@@ -23,4 +23,6 @@ def test_steel_strip_few_shot_small_sample():
     sample = [h for t in examples.types for h in [x for x in held_out if x.defect_type == t][:8]]
     ev = evaluate_types(clf, sample)
     assert ev.n_images == 24 and not ev.skipped
+    # What was measured is said: the category the images came from and the examples per type.
+    assert (ev.to_json()["category"], ev.to_json()["k"]) == (root.name, 3)
     assert ev.accuracy >= 0.7, ev.to_json()

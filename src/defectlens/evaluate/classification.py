@@ -170,13 +170,27 @@ def embed_items(classifier: FewShotClassifier, items: Sequence[LabelledImage], p
     return EmbeddedItems(kept, stacked, elapsed / max(1, len(kept)), skipped)
 
 
+def examples_per_type(classifier: FewShotClassifier) -> int | None:
+    """How many examples the classifier was fitted on for each type (its ``k``), when every type
+    had the same number; None when they differ or nothing is fitted."""
+    counts = {len(set(classifier.groups[classifier.labels == i].tolist())) for i in range(len(classifier.class_names))}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def category_of(items: Sequence[LabelledImage]) -> str | None:
+    """The category the items were drawn from: the folder above ``test/<type>/`` they share, if they do."""
+    roots = {it.path.parent.parent for it in items if it.path.parent.parent.name == "test"}
+    return roots.pop().parent.name if len(roots) == 1 else None
+
+
 def evaluate_embedded(classifier: FewShotClassifier, embedded: EmbeddedItems, exclude: set | None = None) -> TypeEvaluation:
     """Score a fitted classifier on pre-embedded items, leaving out those whose path is in ``exclude``."""
     keep = [i for i, it in enumerate(embedded.items) if not exclude or it.path not in exclude]
     truth = [embedded.items[i].defect_type for i in keep]
     pred = [rt.defect_type for rt in classifier.classify_vectors(embedded.vectors[keep])] if keep else []
     return type_evaluation(
-        truth, pred, classifier.class_names, seconds_per_region=embedded.seconds_per_region, skipped=embedded.skipped
+        truth, pred, classifier.class_names, seconds_per_region=embedded.seconds_per_region, skipped=embedded.skipped,
+        category=category_of(embedded.items), k=examples_per_type(classifier),
     )
 
 
