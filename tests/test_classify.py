@@ -304,3 +304,20 @@ def test_confidence_weighs_the_type_against_unknown(fitted, example_dir):
         distance = 1.0 - float((one_type.embed(image, [mask]) @ one_type.vectors.T).max())
         assert (rt.defect_type == UNKNOWN) == (distance > one_type.unknown_distance)
         assert (rt.confidence > 0.5) == (rt.defect_type == "blob" or distance > one_type.unknown_distance)
+
+
+def test_classify_inspection_takes_images_as_the_inspector_does(fitted, tmp_path):
+    # A grey or float image, or a path, went straight to the encoder: a broadcast error, a
+    # Pillow type error, "could not convert string to float".
+    rng = np.random.default_rng(8)
+    img, mask = draw("line", rng)
+    amap = _glow_around(mask)
+    binary, labels, regions = extract_regions(amap, 0.3)
+    insp = Inspection("x.png", (W, H), 2.0, True, amap, binary, regions, Thresholds(1.0, 0.3), region_labels=labels)
+    path = tmp_path / "x.png"
+    Image.fromarray(img).save(path)
+    reference = fitted.classify_inspection(img, insp).region_types
+    for same in (img.astype(np.float32) / 255, path, str(path), Image.open(path)):
+        assert fitted.classify_inspection(same, insp).region_types == reference
+    with pytest.raises(ValueError, match="pass that image"):
+        fitted.classify_inspection(img[:, : W // 2], insp)

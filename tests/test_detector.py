@@ -131,6 +131,11 @@ def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fi
         load_mask(item.mask_path, (img.shape[1], img.shape[0])) if item.mask_path else np.zeros(img.shape[:2], bool)
         for item, img in zip(items, images, strict=True)
     ]
+    # Mismatched inputs are named (they were scikit-learn's "inconsistent numbers of samples").
+    with pytest.raises(ValueError, match="one label and one mask per image"):
+        inspector.calibrate_f1(images, labels[:-1], masks)
+    with pytest.raises(ValueError, match=r"mask 0 is .*: pass masks at the images' size"):
+        inspector.calibrate_f1(images, labels, [m[:, :-1] for m in masks])
     thresholds = inspector.calibrate_f1(images, labels, masks)
     assert thresholds.source == "f1-optimal"
     assert inspector.thresholds == thresholds
@@ -157,3 +162,23 @@ def test_models_saved_before_top_share_scoring_keep_the_maximum():
     del old["score_top_fraction"]
     assert MemoryBankConfig.from_json(old).score_top_fraction == 0.0
     assert MemoryBankConfig.from_json(MemoryBankConfig().to_json()).score_top_fraction == MemoryBankConfig().score_top_fraction > 0
+
+
+def test_results_print_in_a_few_lines_and_compare_without_error(synthetic_category, fitted_model):
+    # A notebook printed every map of an Inspection (25 lines of numbers), and comparing two
+    # results field by field raised numpy's "truth value of an array is ambiguous".
+    import copy
+
+    from defectlens.classify import FewShotClassifier
+    from defectlens.evaluate.harness import evaluate_detection
+
+    inspector = Inspector.load(fitted_model)
+    category = load_category(synthetic_category)
+    inspection = inspector.inspect(category.require_test()[-1].path)
+    for text in (repr(inspection), repr(inspector), repr(category), repr(FewShotClassifier())):
+        assert "array(" not in text and "\n" not in text and len(text) < 2000, text
+    assert "thresholds: image" in repr(inspector) and f"{len(category.train_good)} training images" in repr(category)
+    assert inspection == inspection and inspection != copy.deepcopy(inspection)
+    scored = evaluate_detection(inspector, category, keep_images=True)[1]
+    n_test = len(category.require_test())
+    assert repr(scored) == f"ScoredSet({n_test} images, {sum(scored.labels)} defective, 0 without masks with inspections and images)"

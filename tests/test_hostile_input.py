@@ -23,8 +23,9 @@ from typer.testing import CliRunner
 from defectlens import Inspector
 from defectlens.cli import app
 from defectlens.errors import ConfigError, DefectlensError, DefectlensWarning, ImageReadError, ModelFileError, OutputError
+from defectlens.evaluate.harness import evaluate_detection
 from defectlens.inspector import InspectorSettings
-from defectlens.io import atomic_directory, clean_stale_temporaries, load_image, write_text_atomic
+from defectlens.io import atomic_directory, clean_stale_temporaries, load_category, load_image, write_text_atomic
 from defectlens.io.outputs import unique_output_names
 from tests.conftest import texture
 
@@ -287,6 +288,9 @@ def test_missing_masks_keep_images_in_the_image_metrics(fitted_model, synthetic_
     assert metrics["pixel_auroc"] is None and len(metrics["no_mask"]) == 4 and metrics["failures"] == []
     text = _text(result)
     assert text.count("no ground-truth mask") == 1 and str(category / "test/spot/000.png") in _joined(result)
+    # From Python too: the evaluation lists them (only the command line did).
+    evaluation, _ = evaluate_detection(Inspector.load(fitted_model), load_category(category))
+    assert evaluation.to_json()["no_mask"] == evaluation.no_mask == metrics["no_mask"]
 
 
 def test_twelve_bit_data_in_a_sixteen_bit_png_uses_its_real_range(tmp_path):
@@ -563,6 +567,18 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
         Inspector.fit(bad, InspectorSettings(image_size=128))
     with pytest.raises(TypeError, match="wrap it in a list"):
         inspector.inspect_batch("x.png")
+    # One image where a sequence belongs: an (H, W, 3) array was read as H images of W x 3 pixels
+    # ("image is only 3x128 pixels"), a str path as one path per character.
+    for one in (grey[0], np.stack([grey[0]] * 3, axis=2)):
+        with pytest.raises(TypeError, match=r"got one image array of shape .* \(wrap it in a list\)"):
+            inspector.score(one)
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        Inspector.plan_batches("folder/x.png")
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        next(inspector.iter_batches("x.png"))
+    # A stack of grey images is still a sequence of images, and any iterable of paths is taken.
+    assert len(inspector.score(np.stack(grey[:2]))) == 2
+    assert Inspector.plan_batches(iter(["a.png", "b.png"]), batch_size=1) == [[Path("a.png")], [Path("b.png")]]
 
 
 def test_names_the_system_refuses_are_listed_not_raised(inspector, fitted_model, tmp_path):
@@ -598,6 +614,11 @@ def test_settings_of_the_wrong_kind_are_named():
         ({"image_size": 32}, "outside 64..1024"),
         ({"standardize": "no"}, "standardize must be True or False"),
         ({"min_region_px": -3}, "min_region_px must be a whole number of pixels >= 1"),
+        # A string from a config file met a float deep in fit; a zero ratio only after every image was encoded.
+        ({"false_alarm_target": "0.03"}, "false_alarm_target '0.03' is not a number"),
+        ({"coreset_ratio": "0.1"}, "coreset_ratio '0.1' is not a number"),
+        ({"global_weight": float("nan")}, "global_weight nan is not a number"),
+        ({"coreset_ratio": 0}, r"coreset_ratio 0 is outside \(0, 1\]"),
     ]:
         with pytest.raises(ConfigError, match=words):
             InspectorSettings(**kwargs)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from defectlens.errors import DefectlensWarning, ImageReadError
-from defectlens.io import IMAGE_SUFFIXES, load_image, load_mask
+from defectlens.io import IMAGE_SUFFIXES, as_rgb_image, load_image, load_mask
 
 
 def _save(tmp_path, img: Image.Image, name: str, **kw):
@@ -36,7 +36,7 @@ def test_sixteen_bit_png_keeps_relative_brightness(tmp_path):
 
 def test_transparent_pixels_become_mid_grey(tmp_path):
     img = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
-    with pytest.warns(DefectlensWarning, match="100% of the image is transparent"):
+    with pytest.warns(DefectlensWarning, match="100% of the image is more than half transparent"):
         arr = load_image(_save(tmp_path, img, "clear.png"))
     assert tuple(arr[0, 0]) == (128, 128, 128)
 
@@ -108,3 +108,29 @@ def test_every_accepted_format_decodes_in_a_fresh_process(tmp_path):
     code = f"from defectlens.io import load_image; print([load_image(p).shape for p in {[str(p) for p in paths]!r}])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.count("(30, 40, 3)") == len(IMAGE_SUFFIXES), done.stderr[-500:]
+
+
+def test_float_pixels_that_overshoot_one_are_still_zero_to_one(tmp_path):
+    # Resampling overshoots 1 a little; read as 0..255 the image was black and a good part defective.
+    rng = np.random.default_rng(0)
+    unit = rng.random((32, 32, 3)).astype(np.float32)
+    over = unit.copy()
+    over[0, 0, 0] = 1.0001
+    reference = as_rgb_image(unit)
+    with pytest.warns(DefectlensWarning, match=r"1 value\(s\) above 1 \(up to 1.0001\) clipped"):
+        read = as_rgb_image(over)
+    assert read[0, 0, 0] == 255
+    read[0, 0, 0] = reference[0, 0, 0]
+    assert np.array_equal(read, reference)
+    # Above the overshoot allowance the pixels are 0..255, as before.
+    assert as_rgb_image(unit * 255).mean() == pytest.approx(reference.mean(), abs=0.5)
+
+
+@pytest.mark.parametrize("mode", ["P", "CMYK", "L", "RGBA", "I;16"])
+def test_a_pillow_image_is_read_as_its_file_would_be(tmp_path, mode):
+    # np.asarray of a palette image gave its indices as grey, of a CMYK image K as alpha.
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb).convert("I;16" if mode == "I;16" else mode) if mode != "I;16" else Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
+    path = _save(tmp_path, img, "x.tiff" if mode in ("CMYK", "I;16") else "x.png")
+    with Image.open(path) as opened:
+        assert np.array_equal(as_rgb_image(opened), load_image(path))

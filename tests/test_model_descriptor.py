@@ -115,6 +115,10 @@ def test_a_folder_with_no_model_is_refused_clearly(tmp_path):
     assert not Inspector.is_model_dir(tmp_path / "empty") and not Inspector.needs_taxonomy(tmp_path / "empty")
     with pytest.raises(ModelFileError, match=r"no inspector\.json and no detector files"):
         Inspector.load(tmp_path / "empty")
+    # An image given where the model goes was "not found — run defectlens fit first", though it exists.
+    (tmp_path / "part.png").write_bytes(b"x")
+    with pytest.raises(ModelFileError, match=r"is a file, not a model folder .*holds inspector\.json"):
+        Inspector.load(tmp_path / "part.png")
 
 
 # ---------------------------------------------------------------------- model card
@@ -316,3 +320,15 @@ def test_a_bad_saved_setting_is_named_with_one_fix(fitted_model, tmp_path):
     other = replace(built, canvas_height=built.canvas_height + 32)
     with pytest.raises(ModelFileError, match=f"with canvas_height {built.canvas_height}, not canvas_height {other.canvas_height}"):
         built.require_same(other, model, "re-fit the model")
+
+
+def test_the_package_ships_its_type_annotations():
+    # Without py.typed (PEP 561) a user's mypy skipped defectlens ("missing library stubs or
+    # py.typed marker") and every value from it was Any.
+    import tomllib
+
+    from tests.conftest import REPO
+
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["defectlens"]
+    assert (REPO / "src" / "defectlens" / "py.typed").is_file()

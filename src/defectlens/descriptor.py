@@ -202,6 +202,8 @@ def read_descriptor(directory: str | Path) -> ModelDescriptor:
     a newer version, or a folder that holds no model."""
     root = Path(directory)
     path = root / DESCRIPTOR_FILE
+    if root.exists() and not root.is_dir():
+        raise ModelFileError("is a file, not a model folder", root, f"pass the folder {REMEDY} wrote (it holds {DESCRIPTOR_FILE})")
     if not root.is_dir():
         raise ModelFileError("model directory not found", root, f"run {REMEDY} first")
     meta: Any = None

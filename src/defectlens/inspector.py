@@ -21,11 +21,13 @@ import itertools
 import math
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
+from PIL import Image
 
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
@@ -78,7 +80,8 @@ part (README, "One bank or two, over five draws") it raised AUPRO on all four (m
 and the mean image AUROC (0.970 → 0.972), and brought magnetic tile's AUPRO (0.776 → 0.806) and
 recall at the label-free threshold (0.767 → 0.804) over issue 8's 0.80, for 0.003 of mean pixel
 AUROC and a second search per image (26 → 31 ms a magnetic tile)."""
-ImageInput = np.ndarray | str | Path
+ImageInput: TypeAlias = np.ndarray | str | Path | Image.Image
+"""One image as the Inspector takes it: an array, a Pillow image or a file path."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,14 @@ class InspectorSettings:
             MemoryBankConfig(extra_neighbourhoods=self.extra_neighbourhoods or ())
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass 1 or 5") from None
+        for name in ("coreset_ratio", "false_alarm_target", "global_weight"):
+            value = getattr(self, name)
+            # "0.03" from a config file compared with a float deep in fit: a TypeError after decoding.
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"{name} {value!r} is not a number", None, f"pass a number such as {getattr(InspectorSettings, name)!r}")
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            # The bank's own check, said here: it came only after every image was encoded.
+            raise ConfigError(f"coreset_ratio {self.coreset_ratio!r} is outside (0, 1]", None, "pass a share such as 0.1 (1 = keep every patch)")
         if not 0.0 < self.false_alarm_target <= 0.5:
             # Checked before any image is decoded; above one half the threshold would sit below
             # the typical normal part.
@@ -212,7 +223,24 @@ def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Pr
             progress(1)
 
 
-def checked_images(images: Sequence[np.ndarray | str | Path]) -> Sequence[np.ndarray]:
+def _one_image(value: object) -> bool:
+    """Whether ``value`` is one image array, not a stack of them: (H, W) grey, or (H, W, C) with at
+    most 4 channels (a stack of grey images (N, H, W) is at least 8 pixels wide)."""
+    return isinstance(value, np.ndarray) and (value.ndim == 2 or (value.ndim == 3 and value.shape[2] <= 4))
+
+
+def _kind(value: object) -> str:
+    return f"image array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+
+
+def _path_list(paths: Iterable[str | Path]) -> list[str | Path]:
+    """``paths`` as a list; one path alone is refused (a str was read as its characters)."""
+    if isinstance(paths, str | bytes | Path):
+        raise TypeError(f"paths must be a sequence of image paths, got one {type(paths).__name__} (wrap it in a list)")
+    return list(paths)
+
+
+def checked_images(images: Iterable[ImageInput]) -> Sequence[np.ndarray]:
     """``images`` through the gate every inspected image passes (:func:`~defectlens.io.as_rgb_image`):
     arrays of any accepted kind (grey, RGBA, 16-bit, float) become (H, W, 3) uint8, paths are
     decoded, :class:`~defectlens.io.ImageFiles` pass as they are (they are decoded through it).
@@ -220,8 +248,8 @@ def checked_images(images: Sequence[np.ndarray | str | Path]) -> Sequence[np.nda
     raises :class:`~defectlens.errors.ImageReadError` naming its position."""
     if isinstance(images, ImageFiles):
         return images
-    if isinstance(images, str | bytes | Path):
-        raise TypeError(f"images must be a sequence of images (arrays or paths), got one {type(images).__name__}")
+    if isinstance(images, str | bytes | Path) or _one_image(images):
+        raise TypeError(f"images must be a sequence of images (arrays or paths), got one {_kind(images)} (wrap it in a list)")
     return [load_image(im) if isinstance(im, str | Path) else as_rgb_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
@@ -264,11 +292,18 @@ class Inspector:
         self.provenance = provenance
         """When, by which defectlens and on which images the model was fitted (for its card)."""
 
+    def __repr__(self) -> str:
+        # One line a notebook can read; the model card (`defectlens info`) says the rest.
+        t = self.detector.thresholds
+        fitted = self.provenance.n_images if self.provenance and self.provenance.n_images is not None else "?"
+        thresholds = f"image {t.image:.4g}, pixel {t.pixel:.4g} ({t.source})" if t else "none"
+        return f"Inspector(detector={self.detector.name!r}, backbone={self.settings.backbone!r}, fitted on {fitted} images, thresholds: {thresholds})"
+
     # ------------------------------------------------------------------ building
     @classmethod
     def fit(
         cls,
-        images: Sequence[np.ndarray],
+        images: Iterable[ImageInput],
         settings: InspectorSettings | None = None,
         progress: Progress | None = None,
         secondary: Detector | None = None,
@@ -369,15 +404,24 @@ class Inspector:
         self.detector.thresholds = updated
         return updated
 
-    def calibrate_f1(self, images: Sequence[np.ndarray], labels: Sequence[int], masks: Sequence[np.ndarray]) -> Thresholds:
-        """Replace thresholds by the F1-optimal ones on a labelled validation set."""
-        results = self.detector.score(checked_images(images))
+    def calibrate_f1(self, images: Iterable[ImageInput], labels: Sequence[int], masks: Sequence[np.ndarray]) -> Thresholds:
+        """Replace thresholds by the F1-optimal ones on a labelled validation set: one label (1 =
+        defective) and one mask (the image's size; all False on a good image) per image."""
+        images = checked_images(images)
+        labels, masks = list(labels), [np.asarray(m, bool) for m in masks]
+        if not len(images) == len(labels) == len(masks):
+            raise ValueError(f"calibrate_f1 needs one label and one mask per image: {len(images)} images, {len(labels)} labels, {len(masks)} masks")
+        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+            if mask.shape != image.shape[:2]:
+                size = f"mask {i} is {mask.shape[1]}x{mask.shape[0]}, its image {image.shape[1]}x{image.shape[0]}"
+                raise ValueError(f"{size}: pass masks at the images' size")
+        results = self.detector.score(images)
         t = f1_optimal_thresholds(labels, [r.score for r in results], masks, [r.anomaly_map for r in results])
         self.detector.thresholds = t
         return t
 
     # ------------------------------------------------------------------ inspecting
-    def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+    def score(self, images: Iterable[ImageInput], progress: Progress | None = None) -> list[AnomalyResult]:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
         return self.detector.score(checked_images(images), progress=progress)
 
@@ -427,19 +471,19 @@ class Inspector:
         return int(getattr(self.detector, "inspect_batch", DEFAULT_BATCH))
 
     @staticmethod
-    def plan_batches(paths: Sequence[str | Path], batch_size: int = DEFAULT_BATCH, seed: int | None = None) -> list[list[Path]]:
+    def plan_batches(paths: Iterable[str | Path], batch_size: int = DEFAULT_BATCH, seed: int | None = None) -> list[list[Path]]:
         """The batches :meth:`iter_batches` inspects, in its order: balanced batches of at most
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
         compares the images of a batch gives the same verdicts on each."""
+        paths = _path_list(paths)
         order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
         return [[Path(paths[order[i]]) for i in batch] for batch in balanced_batches(len(paths), batch_size)]
 
-    def inspect_batch(self, paths: Sequence[str | Path]) -> InspectedBatch:
+    def inspect_batch(self, paths: Iterable[str | Path]) -> InspectedBatch:
         """Decode, score and decide one batch; unreadable files, and a batch the detector
         refuses, become :class:`Failure` records."""
-        if isinstance(paths, str | Path):
-            raise TypeError(f"paths must be a sequence of image paths, got one {type(paths).__name__} (wrap it in a list)")
+        paths = _path_list(paths)
         start = time.perf_counter()
         images, kept, failures = load_images(paths)
         try:
@@ -455,7 +499,7 @@ class Inspector:
         warnings = list(dict.fromkeys(r.batch_warning for r in results if r.batch_warning))
         return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings)
 
-    def iter_batches(self, paths: Sequence[str | Path], batch_size: int | None = None, seed: int | None = None) -> Iterator[InspectedBatch]:
+    def iter_batches(self, paths: Iterable[str | Path], batch_size: int | None = None, seed: int | None = None) -> Iterator[InspectedBatch]:
         """Decode, score and decide ``paths`` in the batches of :meth:`plan_batches` (of
         :attr:`batch_size` unless given), yielding each batch as soon as it is done.
 

@@ -72,12 +72,15 @@ class Thresholds:
         return {"image": self.image, "pixel": self.pixel, "source": self.source}
 
 
-@dataclass
+# The records that carry maps compare by identity (eq=False) and leave their maps out of repr:
+# compared field by field, two results raised numpy's "truth value of an array is ambiguous", and
+# a notebook printed every map in full.
+@dataclass(eq=False)
 class AnomalyResult:
     """What a detector says about one image before regions are extracted."""
 
     score: float
-    anomaly_map: np.ndarray
+    anomaly_map: np.ndarray = field(repr=False)
     """float32 (H, W) at the input image's own resolution."""
     grounding: GroundingResult | None = None
     """The grounding model's reading of the image when it took part: its per-type maps let
@@ -91,7 +94,7 @@ class AnomalyResult:
     defective whatever its score."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Inspection:
     """The full verdict for one image: score, decision, pixel map, mask and regions."""
 
@@ -100,13 +103,13 @@ class Inspection:
     """(width, height) of the original image."""
     score: float
     is_defective: bool
-    anomaly_map: np.ndarray
+    anomaly_map: np.ndarray = field(repr=False)
     """float32 (H, W) at the original resolution; same units as ``score``."""
-    mask: np.ndarray
+    mask: np.ndarray = field(repr=False)
     """bool (H, W): pixels above the pixel threshold (and inside kept regions)."""
     regions: list[Region] = field(default_factory=list)
     thresholds: Thresholds | None = None
-    region_labels: np.ndarray | None = None
+    region_labels: np.ndarray | None = field(default=None, repr=False)
     """int32 (H, W): 0 outside regions, else the :attr:`Region.index` the pixel belongs to."""
     detector: str = "memory-bank"
     """Which map produced the verdict: 'memory-bank', 'grounding' or 'fused'."""
@@ -155,21 +158,21 @@ class RegionType:
         }
 
 
-@dataclass
+@dataclass(eq=False)
 class GroundingResult:
     """What the vision-language grounding model says about one image."""
 
     score: float
     """Image score in [0, 1]: mean of the top cells of the defect-probability map."""
-    anomaly_map: np.ndarray
+    anomaly_map: np.ndarray = field(repr=False)
     """float32 (H, W) at the original resolution: per-pixel probability of the SEG_DEFECT token."""
     type_names: tuple[str, ...]
     """Defect types of the taxonomy the image was read with, in taxonomy order."""
-    type_maps: np.ndarray
+    type_maps: np.ndarray = field(repr=False)
     """float32 (T, H, W): cosine similarity of each pixel's embedding to each type's description."""
     type_logit_scale: float
     """Inverse temperature turning pooled similarities into type probabilities (softmax)."""
-    batch_map: np.ndarray | None = None
+    batch_map: np.ndarray | None = field(default=None, repr=False)
     """float32 (H, W): how rare each pixel's patch is across the other images read in the same
     batch (log distance relative to the batch median; mutual scoring). None for a lone image."""
 

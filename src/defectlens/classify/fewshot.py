@@ -26,13 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from scipy.special import softmax
 
 from defectlens.classify.examples import Example, region_views
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
-from defectlens.io import load_image, load_mask
+from defectlens.io import as_rgb_image, load_image, load_mask
 from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
@@ -135,6 +136,15 @@ def _l2(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def _rgb(image: object, source: str = "<array>") -> np.ndarray:
+    """``image`` through the gate every inspected image passes (decoded when a path). An (H, W, 3)
+    uint8 array is what the gate gives: it passes as it is (the gate's warnings, an extreme
+    aspect say, were given when it was decoded)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image
+    return load_image(image) if isinstance(image, str | Path) else as_rgb_image(image, source)
+
+
 class FewShotClassifier:
     """Nearest-example defect-type classifier over pooled region features.
 
@@ -160,6 +170,10 @@ class FewShotClassifier:
         self.temperature = 0.05
         """Softmax temperature on similarities, fitted by leave-one-out likelihood when possible."""
         self.notes: list[str] = []
+
+    def __repr__(self) -> str:
+        examples = len(set(self.groups.tolist()))
+        return f"FewShotClassifier(types={self.class_names!r}, {examples} examples, {len(self.vectors)} vectors, backbone={self.config.backbone!r})"
 
     # ----------------------------------------------------------------- features
     @property
@@ -388,11 +402,12 @@ class FewShotClassifier:
         return probs
 
     def classify(
-        self, image: np.ndarray, masks: Sequence[np.ndarray] | Mapping[int, np.ndarray]
+        self, image: np.ndarray | Image.Image | str | Path, masks: Sequence[np.ndarray] | Mapping[int, np.ndarray]
     ) -> list[RegionType]:
-        """Type of each region of ``image``; ``masks`` is a list (indices 1..R) or {region index: mask}."""
+        """Type of each region of ``image`` (an array, a Pillow image or a path, checked as the
+        Inspector checks them); ``masks`` is a list (indices 1..R) or {region index: mask}."""
         items = list(masks.items()) if isinstance(masks, Mapping) else list(enumerate(masks, start=1))
-        return self._classify_masks(image, items)
+        return self._classify_masks(_rgb(image), items)
 
     def _classify_masks(self, image: np.ndarray, items: Sequence[tuple[int, np.ndarray]]) -> list[RegionType]:
         """Types of (region index, mask) pairs of ``image``; pairs that share an index are views of one region."""
@@ -412,15 +427,19 @@ class FewShotClassifier:
             )
         return self.classify_vectors(vectors, [i for i, _ in items])
 
-    def classify_inspection(self, image: np.ndarray, inspection: Inspection) -> Classification:
+    def classify_inspection(self, image: np.ndarray | Image.Image | str | Path, inspection: Inspection) -> Classification:
         """Types of every region of an :class:`Inspection` (image = the inspected RGB array).
 
         Each region is read as its examples were located (:func:`~defectlens.classify.examples.region_views`
         on the inspection's map: cut around its peak, other cuts, contrast view), the types'
-        probabilities averaged over those views."""
+        probabilities averaged over those views. ``image`` may also be a Pillow image or a path."""
         result = Classification()
         if not inspection.regions:
             return result
+        image = _rgb(image, inspection.source)
+        if (image.shape[1], image.shape[0]) != tuple(inspection.image_size):
+            width, height = inspection.image_size
+            raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but the inspection is of a {width}x{height} image: pass that image")
         masks = region_masks(inspection)
         missing = [r.index for r in inspection.regions if r.index not in masks or not masks[r.index].any()]
         if missing:

@@ -572,12 +572,11 @@ def evaluate(
     except KeyboardInterrupt:
         raise _interrupted("evaluation stopped before the metrics; nothing written") from None
     result = evaluation.to_json()
-    if scored.unmasked:
+    if evaluation.no_mask:
         # Said once, with the files: these images count for the image metrics only.
-        result["no_mask"] = sorted(scored.unmasked)
         console.print(
-            f"[yellow]note:[/] {len(scored.unmasked)} defective image(s) have no ground-truth mask: counted in the image metrics, "
-            f"left out of the pixel metrics: {escape(', '.join(sorted(scored.unmasked)))}"
+            f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no ground-truth mask: counted in the image metrics, "
+            f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
         )
     if analysis is not None:
         for note in analysis.notes:

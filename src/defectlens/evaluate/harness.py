@@ -93,6 +93,11 @@ class ScoredSet:
     unmasked: list[str] = field(default_factory=list)
     """Defective images with no ground-truth mask: in the image metrics, not in the pixel metrics."""
 
+    def __repr__(self) -> str:
+        # Its maps, images and pixels printed in full ran to 3 000 lines for a 46-image category.
+        kept = " with inspections and images" if self.images else " with inspections" if self.inspections else ""
+        return f"ScoredSet({len(self.records)} images, {sum(self.labels)} defective, {len(self.unmasked)} without masks{kept})"
+
     @property
     def sources(self) -> list[str]:
         """Image paths."""
@@ -141,6 +146,9 @@ class DetectionEvaluation:
     n_defective: int
     unlike_normal: tuple[int, int] = (0, 0)
     """Good and defective test images the frame check flagged as unlike every normal image."""
+    no_mask: list[str] = field(default_factory=list)
+    """Defective images without a ground-truth mask: counted in the image metrics, left out of the
+    pixel metrics (which are None when no image had one)."""
 
     def to_json(self) -> dict:
         """Flat JSON: the metric names at the top level, fractions in [0, 1]; the reference point
@@ -172,6 +180,8 @@ class DetectionEvaluation:
             per_type_image_auroc={t: (None if math.isnan(v) else round(v, 4)) for t, v in self.per_type_image_auroc},
             failures=[{"source": f.source, "message": f.message} for f in self.failures],
         )
+        if self.no_mask:
+            out["no_mask"] = self.no_mask
         return out
 
 
@@ -289,6 +299,7 @@ def evaluate_detection(
         reference_point=operating_point(labels, scores, reference),
         n_good=len(good_scores),
         n_defective=len(labels) - len(good_scores),
+        no_mask=sorted(scored.unmasked),
         unlike_normal=(
             sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),
             sum(r.unlike_normal and bool(y) for r, y in zip(scored.records, labels, strict=True)),

@@ -52,6 +52,11 @@ class Category:
     test: list[LabelledImage] = field(default_factory=list)
     taxonomy_path: Path | None = None
 
+    def __repr__(self) -> str:
+        # Every path listed ran to 41 kB for commutator.
+        counts = ", ".join(f"{t} {sum(x.defect_type == t for x in self.test)}" for t in sorted({x.defect_type for x in self.test}))
+        return f"Category({str(self.root)!r}: {len(self.train_good)} training images; test: {counts or 'none'})"
+
     @property
     def name(self) -> str:
         """Folder name of the category."""

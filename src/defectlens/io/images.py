@@ -73,6 +73,11 @@ def _too_large(width: int, height: int) -> str:
     return f"image is {width}x{height} ({width * height:,} pixels), above the {MAX_PIXELS:,}-pixel limit"
 
 
+FLOAT_OVERSHOOT = 2.0
+"""Float pixels whose maximum is at most this are [0, 1] pixels (see :func:`_to_uint8`); an image
+in [0, 255] that never rises above 2 would be black."""
+
+
 def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
     """Map any numeric pixel array to uint8 with a fixed rule (not stretched per image), so that
     training and test images of one camera map identically:
@@ -84,7 +89,9 @@ def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
       camera data stored in 16 bits (max 4095) spans 0..255 instead of about 11 grey levels.
       (A 16-bit image darker than 4096 everywhere is therefore read as 12-bit data.);
     * floats: [0, 1] scaled to 0..255, else [0, 255] as they are; NaN, infinity or values outside
-      both ranges are refused.
+      both ranges are refused. A maximum up to :data:`FLOAT_OVERSHOOT` is still [0, 1] pixels, the
+      excess clipped with a warning: resampling overshoots 1 a little, and read as 0..255 such an
+      image is black — a good part scored defective without a word.
     """
     if arr.dtype == np.uint8:
         return arr
@@ -106,7 +113,15 @@ def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
         flow, fhigh = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if flow < 0 or fhigh > 255:
             raise ImageReadError(f"float pixel values span {flow:g}..{fhigh:g}", source, "scale them to [0, 1] or [0, 255]")
-        scaled = arr * 255.0 if fhigh <= 1.0 else arr
+        if 1.0 < fhigh <= FLOAT_OVERSHOOT:
+            over = int((arr > 1.0).sum())
+            warnings.warn(
+                f"{source}: float pixels read as [0, 1]; {over} value(s) above 1 (up to {fhigh:g}) clipped to 1 — "
+                "clip them before, or scale the image to [0, 255] if that is what it is",
+                DefectlensWarning,
+                stacklevel=3,
+            )
+        scaled = arr * 255.0 if fhigh <= FLOAT_OVERSHOOT else arr
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     raise ImageReadError(f"unsupported pixel type {arr.dtype}", source, "pass uint8, uint16 or float pixels")
 
@@ -140,8 +155,14 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
     pixels are filled by mirroring the opaque part (a :class:`DefectlensWarning` says how much).
     Sides below 8 pixels and images above the pixel limit are refused; an extreme aspect ratio warns.
     """
+    if isinstance(array, Image.Image):
+        # Decoded as a file's pixels are: a palette's colours, not its indices; CMYK as colour,
+        # not its K as alpha; EXIF orientation applied.
+        array = _decode(ImageOps.exif_transpose(array))
     if not isinstance(array, np.ndarray):
-        raise ImageReadError(f"expected an image array or a path, got {type(array).__name__}", source, "pass a numpy array or an image file path")
+        raise ImageReadError(
+            f"expected an image array, a Pillow image or a path, got {type(array).__name__}", source, "pass a numpy array or an image file path"
+        )
     arr = array[..., None] if array.ndim == 2 else array
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
         raise ImageReadError(f"array has shape {array.shape}", source, "pass (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA pixels")
@@ -159,7 +180,8 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
         if see_through > 0:
             how = "mirroring the opaque part" if see_through < 1 else "mid-grey (nothing is opaque)"
             warnings.warn(
-                f"{source}: {see_through:.0%} of the image is transparent; filled by {how}, so the transparent area is not judged as a defect",
+                f"{source}: {see_through:.0%} of the image is more than half transparent (alpha below 128); "
+                f"blended with a fill by {how}, so the transparent area is not judged as a defect",
                 DefectlensWarning,
                 stacklevel=2,
             )
