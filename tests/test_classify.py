@@ -218,12 +218,16 @@ def test_region_views_cut_an_inspected_glow_around_its_peak():
     assert len(region_views(amap, empty, 0.3, img)) == 1
 
 
-def test_an_inspected_region_is_typed_on_its_views_together(fitted, monkeypatch):
-    rng = np.random.default_rng(8)
-    img, mask = draw("line", rng)
+def _inspected_line() -> tuple[np.ndarray, np.ndarray, Inspection]:
+    """A drawn line, a map glowing around it and its inspection (one region)."""
+    img, mask = draw("line", np.random.default_rng(8))
     amap = _glow_around(mask)
     binary, labels, regions = extract_regions(amap, 0.3)
-    insp = Inspection("x.png", (W, H), 2.0, True, amap, binary, regions, Thresholds(1.0, 0.3), region_labels=labels)
+    return img, amap, Inspection("x.png", (W, H), 2.0, True, amap, binary, regions, Thresholds(1.0, 0.3), region_labels=labels)
+
+
+def test_an_inspected_region_is_typed_on_its_views_together(fitted, monkeypatch):
+    img, amap, insp = _inspected_line()
     views = region_views(amap, region_masks(insp)[1], 0.3, img)
     embedded: list[int] = []
     embed = fitted.embed
@@ -309,11 +313,7 @@ def test_confidence_weighs_the_type_against_unknown(fitted, example_dir):
 def test_classify_inspection_takes_images_as_the_inspector_does(fitted, tmp_path):
     # A grey or float image, or a path, went straight to the encoder: a broadcast error, a
     # Pillow type error, "could not convert string to float".
-    rng = np.random.default_rng(8)
-    img, mask = draw("line", rng)
-    amap = _glow_around(mask)
-    binary, labels, regions = extract_regions(amap, 0.3)
-    insp = Inspection("x.png", (W, H), 2.0, True, amap, binary, regions, Thresholds(1.0, 0.3), region_labels=labels)
+    img, _, insp = _inspected_line()
     path = tmp_path / "x.png"
     Image.fromarray(img).save(path)
     reference = fitted.classify_inspection(img, insp).region_types
