@@ -205,6 +205,11 @@ def read_descriptor(directory: str | Path) -> ModelDescriptor:
     if root.exists() and not root.is_dir():
         raise ModelFileError("is a file, not a model folder", root, f"pass the folder {REMEDY} wrote (it holds {DESCRIPTOR_FILE})")
     if not root.is_dir():
+        moved = sorted(root.parent.glob(f".{root.name}.old-*")) if root.parent.is_dir() else []
+        if moved:
+            # Left by a save killed between its two renames (systems that cannot swap folders in one step).
+            raise ModelFileError(f"model directory not found, but an interrupted save left the model before it as {moved[-1].name}",
+                                 root, f"rename {moved[-1].name} back to {root.name} (the next fit or save there does it too)")
         raise ModelFileError("model directory not found", root, f"run {REMEDY} first")
     meta: Any = None
     if path.is_file():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from defectlens.cli import calibrate, examples, export, grounding, vision
-from defectlens.cli.progress import one_line_warnings
+from defectlens.cli.progress import one_line_warnings, stop_on_terminate
 from defectlens.service import cli as service_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
@@ -19,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline indu
 def _setup() -> None:
     """Offline industrial defect inspection."""
     one_line_warnings()
+    stop_on_terminate()
 
 
 app.command()(vision.fit)

@@ -21,8 +21,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.progress import console, fail, progress_bar
-from defectlens.cli.vision import EXIT_INTERRUPTED, EXIT_PARTIAL, _report_failures, expand_inputs
+from defectlens.cli.progress import console, fail, interrupted, progress_bar
+from defectlens.cli.vision import EXIT_PARTIAL, _report_failures, expand_inputs
+from defectlens.descriptor import DESCRIPTOR_FILE
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
@@ -32,9 +33,9 @@ from defectlens.detect.calibration import (
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
-from defectlens.io import load_mask, write_bytes_atomic
+from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import mask_for_test_image
-from defectlens.io.outputs import require_output_file
+from defectlens.io.outputs import require_output_file, require_writable_parent
 from defectlens.types import Thresholds
 
 SCORE_BATCH = 16
@@ -143,7 +144,11 @@ def calibrate(
         require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
         if Inspector.needs_taxonomy(model_dir):
             raise ConfigError("a zero-shot grounding model is not calibrated here", model_dir, "calibrate a model written by `defectlens fit`")
+        if not dry_run:
+            require_writable_parent(model_dir, "model")
+            clean_stale_temporaries(model_dir.parent, model_dir.name)
         inspector = Inspector.load(model_dir)
+        loaded = _model_stamp(model_dir)
         old = inspector.thresholds
         good_files, good_failures = expand_inputs(good)
         bad_files, bad_failures = expand_inputs(defective)
@@ -206,8 +211,7 @@ def calibrate(
         _report_failures(failures)
         raise fail(exc) from None
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted:[/] the model is as it was")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise interrupted("the model is as it was") from None
     before, after = (verdict_point(t, labels, (scores > t) | unlike) for t in (old.image, image_t))
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
@@ -224,24 +228,45 @@ def calibrate(
                       f"false-alarm target {target:g} allows: the new threshold flags no other good image")
     _report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
+    saved = False
     try:
-        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"))
-        console.print(f"ROC plot → {escape(str(plot_path))}")
+        # The model first, then the plot of its thresholds: a run stopped between the two leaves a
+        # plot of the old thresholds or none, never one of thresholds the model does not hold.
         if dry_run:
             console.print("dry run: the model is unchanged")
         else:
+            if _model_stamp(model_dir) != loaded:
+                # A fit (or another calibrate) wrote the folder meanwhile: saving would put this
+                # model back over it, the new fit lost without a word.
+                raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
+                                  "run calibrate again on the model now there")
             inspector.detector.thresholds = Thresholds(image=image_t, pixel=pixel_t, source=how)
             # Saved whole and swapped in (Inspector.save): a reader never sees half a model.
             inspector.save(model_dir)
+            saved = True
             console.print(f"thresholds saved → {escape(str(model_dir))}")
+        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"))
+        console.print(f"ROC plot → {escape(str(plot_path))}")
     except DefectlensError as exc:
         raise fail(exc) from None
     except OSError as exc:
         console.print(f"[red]error:[/] {escape(str(plot_path))}: could not be written ({escape(str(exc.strerror or exc))})"
-                      " — fix: pass --plot with a writable path")
+                      f"{'; the thresholds are saved' if saved else ''} — fix: pass --plot with a writable path")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise interrupted("the thresholds are saved, the ROC plot not written" if saved else "the model is as it was") from None
     if data.failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _model_stamp(model_dir: Path) -> tuple[int, int] | None:
+    """Which writing of the model folder this is: its descriptor's inode and modification time
+    (every save swaps in a new folder, so both change)."""
+    try:
+        info = (model_dir / DESCRIPTOR_FILE).stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
 
 
 __all__ = ["calibrate"]

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.progress import console, fail
+from defectlens.cli.progress import console, fail, interrupted
 from defectlens.cli.vision import EXIT_PARTIAL
 from defectlens.engine.analysis import Locator, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
@@ -56,7 +56,7 @@ def locate_examples_command(
     OUTPUT/located.json lists every example — located by the model or given by a mask file,
     the region's share of the image — and every example skipped, with why. A wrong region is
     fixed by giving that example a mask (DIR/<type>/masks/<stem>_mask.png).
-    Exit status: 0 every example has a region, 3 some were skipped, 2 bad usage."""
+    Exit status: 0 every example has a region, 3 some were skipped, 2 bad usage, 130 interrupted."""
     try:
         require_replaceable_folder(output, _is_located_folder, "located-examples folder")
         if Inspector.needs_taxonomy(model_dir):
@@ -100,10 +100,10 @@ def locate_examples_command(
             skipped = [{"image": str(path), "reason": reason} for path, reason in dropped]
             lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in dropped]
             write_json_atomic(tmp / MANIFEST, {"model": str(model_dir), "examples": rows, "skipped": skipped, "notes": found.notes})
-    except DefectlensError as exc:
+    except (DefectlensError, ValueError) as exc:
         raise fail(exc) from None
-    except ValueError as exc:
-        raise fail(exc) from None
+    except KeyboardInterrupt:
+        raise interrupted(f"nothing written; {output} is as it was") from None
     for note in found.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     table = Table("type", "example", "region", "share of image")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from defectlens.cli.progress import console, fail
+from defectlens.cli.progress import console, fail, interrupted
 from defectlens.errors import DefectlensError
 from defectlens.export import FORMATS, export_model
 
@@ -21,11 +21,13 @@ def export(
     """Export MODEL_DIR: its encoder network as ONNX (dynamic batch), the rest of the model as is.
 
     Every command taking a model accepts the exported folder and runs the encoder on ONNX Runtime
-    (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage."""
+    (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage, 130 interrupted."""
     try:
         info = export_model(model_dir, output, fmt)
     except DefectlensError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt:
+        raise interrupted(f"nothing exported; {output} is as it was") from None
     console.print(
         f"exported to {escape(str(output))}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
         f"{info.max_relative_error:.1e} relative from PyTorch)"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -43,6 +45,28 @@ def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` as the one-line error it is and return the exit (status 2, bad usage) to raise."""
     console.print(f"[red]error:[/] {escape(str(exc))}")
     return typer.Exit(2)
+
+
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells expect."""
+
+
+def stop_on_terminate() -> None:
+    """Take SIGTERM (``docker stop``, systemd, a cancelled CI job) as Ctrl-C: the command stops the
+    same way, says what was finished and leaves its outputs complete. By default it died at once,
+    with no message and no summary of the images already done."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupted(what: str) -> typer.Exit:
+    """Ctrl-C: say what was finished (and what was left as it was), and return the exit (130) to raise."""
+    console.print(f"[yellow]interrupted:[/] {escape(str(what))}")
+    return typer.Exit(EXIT_INTERRUPTED)
 
 
 @contextlib.contextmanager

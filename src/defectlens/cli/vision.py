@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.progress import card_console, console, fail, progress_bar
+from defectlens.cli.progress import card_console, console, fail, interrupted, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
@@ -43,8 +43,6 @@ from defectlens.types import Thresholds
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
-EXIT_INTERRUPTED = 130
-"""Exit status after Ctrl-C (128 + SIGINT), as shells expect."""
 INSPECTION_SUFFIXES = (".json", ".png", ".report.json", ".report.md")
 """Every file `inspect` writes per image (:func:`~defectlens.engine.local.write_inspection`, then
 the report files of :func:`~defectlens.engine.analysis.analyse`); output names are made unique
@@ -57,12 +55,6 @@ def _require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]
     """Refuse an option value outside ``allowed``, naming them (checked before any image is decoded)."""
     if value not in allowed:
         raise ConfigError(f"unknown {what} {value!r} for {option}", None, f"use one of {', '.join(allowed)}")
-
-
-def _interrupted(what: str) -> typer.Exit:
-    """Ctrl-C: say what was finished, exit 130."""
-    console.print(f"[yellow]interrupted:[/] {escape(str(what))}")
-    return typer.Exit(EXIT_INTERRUPTED)
 
 
 def _note_cleaned(removed: list[Path]) -> None:
@@ -156,7 +148,8 @@ def fit(
     --detector batch-scoring reads no image (CATEGORY_DIR is not read): the model folder holds
     its settings, and `inspect` scores the images of each batch against each other.
 
-    Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage."""
+    Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
+    existed = output.exists()
     try:
         # Every setting and the output path are checked before a single image is decoded.
         settings = InspectorSettings(
@@ -220,7 +213,7 @@ def fit(
         raise fail(exc) from None
     except KeyboardInterrupt:
         # The model folder is swapped in whole (Inspector.save): an interrupted fit leaves the old one.
-        raise _interrupted(f"no model written; {output} is as it was") from None
+        raise interrupted(f"no model written; {output} is as it was" if existed else f"no model written ({output} not made)") from None
     t = inspector.thresholds
     console.print(
         f"fitted on {summary.n_images} images ({summary.n_holdout} held out for thresholds) in {summary.seconds:.1f} s; "
@@ -496,23 +489,37 @@ def inspect(
                 row = read_result(output, names[path], shown[path])
                 if row is not None:
                     rows[path] = row
+        # The images not reached are listed as such: a summary of the done ones alone read as a
+        # whole batch.
+        left = [(shown[p], "not inspected: the run was interrupted; run again with --resume") for p in files if p not in rows]
         with contextlib.suppress(DefectlensError):
-            write_batch_results(output, [rows[p] for p in files if p in rows], title)
-        raise _interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
+            write_batch_results(output, [rows[p] for p in files if p in rows], f"{title}, interrupted: {len(left)} not inspected", left)
+        raise interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
     except DefectlensError as exc:
         if created and not any(output.iterdir()):
             # Refused before any image was done (Ray not reachable, say): leave no empty folder behind.
             output.rmdir()
         raise fail(exc) from None
+    # Files removed while the run went on (the output folder deleted, say) are not results: the
+    # summary listed them and the gallery linked to nothing.
+    for path in [p for p in files if p in rows]:
+        if not all((output / f"{names[path]}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
+            del rows[path]
+            failures.append(Failure(str(path), f"{path}: its results were removed from {output} while the run went on — "
+                                               "fix: run again with --resume"))
     done = [rows[p] for p in files if p in rows]
     # Inputs not inspected are listed in the summary and gallery too, not only on this terminal.
     skipped = [(shown.get(Path(f.source), f.source), f.message) for f in failures]
     if skipped:
         title += f", {len(skipped)} not inspected"
     try:
-        summary_path, gallery_path = write_batch_results(output, done, title, skipped)
+        summary_path, gallery_path = write_batch_results(output, done, title, skipped, unwritten=len(files) - len(done))
     except DefectlensError as exc:
-        raise fail(exc) from None
+        # The images whose files failed too (a full or read-only disk fails them all) are listed
+        # first: the summary was all that would have listed them.
+        _report_failures(failures)
+        fail(exc)
+        raise typer.Exit(EXIT_PARTIAL if failures else 2) from None
     console.print(results_table(done, title, console.width))
     console.print(f"summary → {escape(str(summary_path))}; gallery → {escape(str(gallery_path))}")
     _report_failures(failures)
@@ -570,7 +577,7 @@ def evaluate(
     except DefectlensError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
-        raise _interrupted("evaluation stopped before the metrics; nothing written") from None
+        raise interrupted("evaluation stopped before the metrics; nothing written") from None
     result = evaluation.to_json()
     if evaluation.no_mask:
         # Said once, with the files: these images count for the image metrics only.

@@ -10,6 +10,7 @@ The gallery needs no server: thumbnails are the overlays themselves, linked by r
 from __future__ import annotations
 
 import csv
+import errno
 import html
 import io
 import json
@@ -144,21 +145,27 @@ def require_batch_results_writable(out_dir: Path) -> None:
             raise OutputError(f"a folder stands where the batch {name} goes", out_dir / name, "move it away or pass another -o")
 
 
-def write_batch_results(out_dir: Path, rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[str, str]] = ()) -> tuple[Path, Path]:
+def write_batch_results(
+    out_dir: Path, rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[str, str]] = (), unwritten: int = 0
+) -> tuple[Path, Path]:
     """Write ``summary.csv`` and ``index.html`` into ``out_dir`` (each atomically); returns both
-    paths. ``skipped``: (input, reason) of each input not inspected, listed in both files.
+    paths. ``skipped``: (input, reason) of each input not inspected, listed in both files;
+    ``unwritten``: how many inputs have no results on disk (said if the files fail too).
 
-    A file that cannot be replaced (open and locked elsewhere, a read-only folder) raises
-    :class:`~defectlens.errors.OutputError`; the previous file stays as it was, never half-written."""
+    A file that cannot be replaced (open and locked elsewhere, a read-only folder, a full disk)
+    raises :class:`~defectlens.errors.OutputError`; the previous file stays as it was, never half-written."""
     csv_path, html_path = out_dir / SUMMARY_FILE, out_dir / GALLERY_FILE
     for path, text in ((csv_path, summary_csv(rows, skipped)), (html_path, gallery_html(rows, title, skipped))):
         try:
             write_text_atomic(path, text)
         except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            done = f"{unwritten} image(s) have no results either" if unwritten else "the per-image results are complete"
             raise OutputError(
-                f"could not be written ({exc.strerror or exc}); the per-image results are complete",
+                f"could not be written ({exc.strerror or exc}); {done}",
                 path,
-                "close the file where it is open (or make the folder writable), then run again with --resume",
+                ("free space on its disk" if full else "close the file where it is open (or make the folder writable)")
+                + ", then run again with --resume",
             ) from None
     return csv_path, html_path
 

@@ -193,7 +193,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     inspector = Inspector.load(source, runtime="torch")
     encoders = patch_encoders(inspector.detector, source)
     config = _shared_config(encoders, source)
-    with atomic_directory(target, holds_model) as out:
+    with atomic_directory(target, holds_model, "exported model") as out:
         shutil.copytree(source, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(EXPORT_FILE, ONNX_FILE, ".*"))
         onnx_path = out / ONNX_FILE
         _write_onnx(encoders[0], onnx_path)

@@ -2,15 +2,21 @@
 destroys the previous version (write to a temporary file beside the target, then rename).
 
 Temporaries are hidden and named after their target: ``.NAME.XXXXXXXX.tmp`` for a file,
-``.NAME.tmp-XXXXXXXX`` for a folder (and ``.NAME.old-XXXXXXXX`` for the folder it replaces).
-A run killed midway (SIGKILL, power loss) cannot remove its own; the next run removes those
-left in its output folder (:func:`clean_stale_temporaries`). Every file and folder gets the
-mode the umask gives, as ``open()`` would, not the 0600/0700 of :mod:`tempfile`.
+``.NAME.tmp-XXXXXXXX`` for a folder (and ``.NAME.old-XXXXXXXX`` for the folder it replaces
+where folders cannot be swapped in one step). A run killed midway (SIGKILL) cannot remove its
+own; the next run removes those left in its output folder (:func:`clean_stale_temporaries`),
+and puts back a replaced folder that a killed run left without its successor. A folder
+(a model, an export) is flushed to the disk before it is swapped in, so a power cut leaves the
+old one or the new one; single files (each image's results) are not flushed one by one — a
+power cut may lose the last images' files, which ``--resume`` redoes. Every file and folder
+gets the mode the umask gives, as ``open()`` would, not the 0600/0700 of :mod:`tempfile`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import re
@@ -32,6 +38,57 @@ moments, so a concurrent run writing to the same folder never loses a file in fl
 
 # tempfile's random part: 8 characters of [a-z0-9_].
 _STALE_PATTERN = re.compile(r"^\..+\.(?:[a-z0-9_]{8}\.tmp|tmp-[a-z0-9_]{8}|old-[a-z0-9_]{8})$")
+_OLD_PATTERN = re.compile(r"^\.(.+)\.old-[a-z0-9_]{8}$")
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _libc_renameat2() -> Any:
+    """glibc's ``renameat2`` (2.28 and later), or None where there is none (macOS, musl, old glibc)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``): at no
+    moment is either name missing. False where the system or the file system cannot (the caller
+    then renames in two steps); any other failure raises :class:`OSError`."""
+    renameat2 = _libc_renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _flush_folder(folder: Path) -> None:
+    """Write every file below ``folder``, then the folders' entries, to the disk (fsync)."""
+    entries = list(folder.rglob("*"))
+    for path in entries:
+        if path.is_file() and not path.is_symlink():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for directory in [*(p for p in entries if p.is_dir() and not p.is_symlink()), folder]:
+        _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder's entries; its files were synced
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -41,13 +98,36 @@ def _umask() -> int:
     return mask
 
 
-def clean_stale_temporaries(folder: str | Path, target: str | None = None, older_than: float = STALE_SECONDS) -> list[Path]:
-    """Remove the temporaries of our own naming pattern that an interrupted run left in ``folder``
-    (not in its subfolders) — only those of ``target`` when a name is given; returns what was
-    removed. Anything else, and anything younger than ``older_than`` seconds, is never touched."""
+def restore_replaced_folders(folder: str | Path, target: str | None = None) -> list[Path]:
+    """Put back, under its own name, each folder a killed run had moved aside to replace it
+    (``.NAME.old-XXXXXXXX``) and left without the replacement (no ``NAME``): the only copy of a
+    model must never be cleaned away as a temporary. Only ``target``'s when a name is given;
+    returns the folders restored."""
     root = Path(folder)
     if not root.is_dir():
         return []
+    restored: list[Path] = []
+    for entry in sorted(root.iterdir()):
+        match = _OLD_PATTERN.match(entry.name)
+        if not match or (target is not None and match.group(1) != target) or not entry.is_dir() or entry.is_symlink():
+            continue
+        name = root / match.group(1)
+        if not name.exists():
+            with contextlib.suppress(OSError):  # another run restored or replaced it first
+                os.rename(entry, name)
+                restored.append(name)
+    return restored
+
+
+def clean_stale_temporaries(folder: str | Path, target: str | None = None, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove the temporaries of our own naming pattern that an interrupted run left in ``folder``
+    (not in its subfolders) — only those of ``target`` when a name is given; returns what was
+    removed. Anything else, and anything younger than ``older_than`` seconds, is never touched;
+    a replaced folder whose successor is missing is put back first (:func:`restore_replaced_folders`)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    restore_replaced_folders(root, target)
     removed: list[Path] = []
     now = time.time()
     for entry in root.iterdir():
@@ -109,31 +189,71 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
 
     A reader sees the old folder or the new one, never a mix of their files. An existing
     ``path`` is replaced only when empty or when ``is_ours`` recognises it (see
-    :func:`require_replaceable_folder`). Replacing is rename old away, rename new in, delete
-    old: between the two renames ``path`` is briefly absent (read as "not found", never mixed).
-    On any exception the temporary folder is removed and ``path`` is left untouched.
+    :func:`require_replaceable_folder`). Replacing swaps the two folders in one step
+    where the system can (Linux), then deletes the old: ``path`` is never absent. Elsewhere it is
+    rename old away, rename new in, delete old: between the two renames ``path`` is briefly
+    absent, and a run killed there leaves the old folder as ``.NAME.old-*``, which the next run
+    puts back (:func:`restore_replaced_folders`). The new folder is flushed to the disk before it
+    is swapped in. On any exception the temporary folder is removed and ``path`` is left
+    untouched; a disk that is full or cannot be written is an :class:`OutputError` in one line.
     """
     target = Path(path)
     require_replaceable_folder(target, is_ours, what)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    # Every writer of a folder cleans up after its own killed runs (and puts back a folder one
+    # left moved aside), not only the commands that remember to.
+    clean_stale_temporaries(target.parent, target.name)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise _not_written(exc.errno or errno.EIO, target, what) from None
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 whatever the umask
         yield tmp
+        _flush_folder(tmp)
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old)  # onto the empty placeholder folder: atomic on POSIX
-            try:
-                os.rename(tmp, target)
-            except BaseException:
-                os.replace(old, target)  # put the old model back rather than leave none
-                raise
-            shutil.rmtree(old, ignore_errors=True)
+            if exchange_paths(tmp, target):
+                # tmp now holds the replaced folder: removing it (or a later run's cleaning) loses nothing.
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                os.replace(target, old)  # onto the empty placeholder folder: atomic on POSIX
+                try:
+                    os.rename(tmp, target)
+                except BaseException:
+                    os.replace(old, target)  # put the old model back rather than leave none
+                    raise
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
-    except BaseException:
+        _fsync_dir(target.parent)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        code = _disk_errno(exc)
+        if code is not None:
+            raise _not_written(code, target, what) from None
         raise
+
+
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+"""Failures of the disk, not of the program: said in one line naming the folder, not as a traceback."""
+
+
+def _disk_errno(exc: BaseException) -> int | None:
+    """The disk's error behind ``exc`` (one of :data:`DISK_ERRORS`), or None when it is not one.
+    ``shutil.copytree`` gathers its copies' failures into one ``shutil.Error`` of messages."""
+    if isinstance(exc, shutil.Error):
+        found = re.search(r"\[Errno (\d+)\]", str(exc))
+        code = int(found.group(1)) if found else None
+    else:
+        code = exc.errno if isinstance(exc, OSError) else None
+    return code if code in DISK_ERRORS else None
+
+
+def _not_written(code: int, target: Path, what: str) -> OutputError:
+    full = code in (errno.ENOSPC, errno.EDQUOT)
+    fix = "free space there, or pass a folder on another disk" if full else "pass a folder you can write to"
+    return OutputError(f"the {what} could not be written ({os.strerror(code)}); what was there is as it was", target, fix)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -166,7 +286,15 @@ def write_model_files(
     else:
         from safetensors.torch import save_file  # type: ignore[assignment]
     with atomic_write(out / tensors_file) as tmp:
-        save_file(dict(tensors), str(tmp), metadata={"format": fmt, "version": str(version)})
+        try:
+            save_file(dict(tensors), str(tmp), metadata={"format": fmt, "version": str(version)})
+        except Exception as exc:
+            # safetensors reports a full disk as its own error ("I/O error: ... (os error 28)"):
+            # made the OSError it is, so the folder's writer says it in one line.
+            code = re.search(r"\(os error (\d+)\)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(tmp)) from None
     write_json_atomic(out / config_file, {"format": fmt, "format_version": version, **config})
     return out
 

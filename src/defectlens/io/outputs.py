@@ -25,13 +25,26 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def can_write(folder: Path) -> bool:
+    """Whether files can be made in ``folder`` (False on a read-only disk, or without permission)."""
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def require_writable_parent(path: Path, what: str) -> None:
-    """Refuse, before any work, a path below a file (its folders could never be made)."""
+    """Refuse, before any work, a path below a file (its folders could never be made), or one
+    whose folder cannot be written: a read-only disk was found out after the whole fit, or after
+    every image was inspected."""
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
+    for folder in (parent, path) if path.is_dir() else (parent,):
+        if not can_write(folder):
+            raise OutputError(
+                f"{folder} cannot be written (a read-only disk, or no permission), so the {what} cannot be either", path,
+                "pass a folder you can write to",
+            )
 
 
 def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:

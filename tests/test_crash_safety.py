@@ -1,0 +1,188 @@
+"""Killed, interrupted, full or read-only: what a run leaves behind, from a crash-safety probe
+(2026-12-05). The old model or the new one, never none; a disk failure said in one line; a
+summary that says which images it does not cover."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from defectlens import Inspector
+from defectlens.cli import app
+from defectlens.cli import calibrate as calibrate_cli
+from defectlens.cli import export as export_cli
+from defectlens.cli import vision as vision_cli
+from defectlens.cli.progress import stop_on_terminate
+from defectlens.descriptor import read_descriptor
+from defectlens.errors import ModelFileError, OutputError
+from defectlens.explain import gallery
+from defectlens.io import atomic, outputs
+from defectlens.io.atomic import atomic_directory, clean_stale_temporaries
+
+runner = CliRunner()
+
+
+def _text(result) -> str:
+    return " ".join(result.output.split())
+
+
+def _model(fitted_model: Path, where: Path) -> Path:
+    shutil.copytree(fitted_model, where)
+    return where
+
+
+def test_a_model_moved_aside_by_a_killed_save_is_put_back_not_cleaned_away(fitted_model, tmp_path):
+    # Killed between "model -> .model.old-X" and ".model.tmp-Y -> model", the old model was the only
+    # complete copy; the next run removed it as a stale temporary and said "model is as it was".
+    moved = _model(fitted_model, tmp_path / ".model.old-abcd1234")
+    os.utime(moved, (0, 0))  # long stale
+    with pytest.raises(ModelFileError, match=r"an interrupted save left the model before it as \.model\.old-abcd1234"):
+        read_descriptor(tmp_path / "model")
+    clean_stale_temporaries(tmp_path, "model")
+    assert not moved.exists() and Inspector.load(tmp_path / "model").thresholds is not None
+
+
+@pytest.mark.parametrize("one_step", [True, False])
+def test_a_folder_is_replaced_whole_with_or_without_an_atomic_swap(tmp_path, monkeypatch, one_step):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    made: list[str] = []
+    mkdtemp = atomic.tempfile.mkdtemp
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", lambda **kw: made.append(kw["prefix"]) or mkdtemp(**kw))
+    if not one_step:
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)
+    with atomic_directory(target, lambda p: True, "test folder") as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and [p.name for p in target.iterdir()] == ["new.txt"]
+    # Swapped in one step where the system can (Linux): no moment without the folder, no ".old".
+    assert any(".old-" in prefix for prefix in made) != one_step
+
+
+def test_a_full_disk_is_one_line_and_the_old_model_stands(fitted_model, tmp_path, monkeypatch):
+    import safetensors.numpy
+    import safetensors.torch
+
+    model = _model(fitted_model, tmp_path / "model")
+    before = (model / "inspector.json").read_bytes()
+
+    def full(*args, **kwargs):
+        # What safetensors raises on a full disk: its own error, not an OSError.
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", full)
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OutputError) as info:
+        Inspector.load(model).save(model)
+    message = str(info.value)
+    assert "could not be written (No space left on device)" in message and "free space" in message and "\n" not in message
+    assert (model / "inspector.json").read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_image(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    out = tmp_path / "ro"
+    out.mkdir()
+    can_write = outputs.can_write
+    monkeypatch.setattr(outputs, "can_write", lambda folder: folder != out and can_write(folder))
+    inspected: list[int] = []
+    monkeypatch.setattr(vision_cli, "inspect_and_write", lambda *a: inspected.append(1))
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out)])
+    assert result.exit_code == 2 and "cannot be written (a read-only disk, or no permission)" in _text(result) and not inspected
+
+
+def test_a_summary_that_cannot_be_written_says_why_and_what_to_do(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    def full(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(gallery, "write_text_atomic", full)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "out")])
+    # Every image's files were written: that much is true, and the fix is space, not "close the file".
+    assert result.exit_code == 2, result.output
+    assert "No space left on device); the per-image results are complete — fix: free space on its disk" in _text(result)
+
+
+def test_calibrate_does_not_put_its_model_back_over_a_new_fit(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    model = _model(fitted_model, tmp_path / "model")
+    load_images = calibrate_cli.load_images
+
+    def refit_meanwhile(*args, **kwargs):
+        # A fit saves the folder while calibrate reads its images, with the model loaded.
+        Inspector.load(model).save(model)
+        return load_images(*args, **kwargs)
+
+    monkeypatch.setattr(calibrate_cli, "load_images", refit_meanwhile)
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
+    refit = read_descriptor(model)
+    assert result.exit_code == 2 and "was written again while calibrate ran; nothing saved" in _text(result), result.output
+    assert refit.thresholds is not None and refit.thresholds["source"] != "f1-optimal"
+
+
+def test_an_interrupted_batch_summary_lists_the_images_not_reached(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    inspect_and_write = vision_cli.inspect_and_write
+    batches: list[int] = []
+
+    def stop_after_one(*args):
+        if batches:
+            raise KeyboardInterrupt
+        batches.append(1)
+        return inspect_and_write(*args)
+
+    monkeypatch.setattr(vision_cli, "inspect_and_write", stop_after_one)
+    monkeypatch.setattr(Inspector, "batch_size", property(lambda self: 2))
+    out = tmp_path / "out"
+    files = sorted((synthetic_category / "test").rglob("*.png"))
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out)])
+    assert result.exit_code == 130 and "run again with --resume" in _text(result), result.output
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8"))))
+    left = [r for r in rows if "the run was interrupted" in r["report"]]
+    # Every input has a row: the images done, and the others marked as not inspected.
+    assert len(rows) == len(files) and len(left) == len(files) - 2
+    assert f"interrupted: {len(left)} not inspected" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_results_removed_during_the_run_are_not_reported_as_done(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    inspect_and_write = vision_cli.inspect_and_write
+    out = tmp_path / "out"
+
+    def then_remove(*args):
+        outcome = inspect_and_write(*args)
+        for path in out.glob("*.report.md"):
+            path.unlink()  # someone clears the folder while the run goes on
+        return outcome
+
+    monkeypatch.setattr(vision_cli, "inspect_and_write", then_remove)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out)])
+    assert result.exit_code == 3 and "were removed from" in _text(result), result.output
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8"))))
+    assert rows and all(r["verdict"] == gallery.SKIPPED_VERDICT for r in rows)
+
+
+def test_ctrl_c_during_export_says_nothing_was_written(fitted_model, tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_cli, "export_model", interrupted)
+    result = runner.invoke(app, ["export", str(fitted_model), "-o", str(tmp_path / "e")])
+    assert result.exit_code == 130 and "interrupted: nothing exported" in _text(result)
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does():
+    # docker stop, systemd and a cancelled CI job send SIGTERM: the command died with no message.
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_terminate()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes, at once
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
