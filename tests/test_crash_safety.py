@@ -186,3 +186,30 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
                 pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line(monkeypatch, capsys):
+    # PyTorch takes seconds to load: a Ctrl-C then printed a 20-line import traceback.
+    import builtins
+
+    from defectlens._entry import main
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "defectlens.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while loading, nothing done\n"
+
+
+def test_the_package_loads_without_pytorch_until_the_inspector_is_used():
+    import subprocess
+    import sys
+
+    code = "import sys, defectlens, defectlens.io; assert 'torch' not in sys.modules; defectlens.Inspector; assert 'torch' in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

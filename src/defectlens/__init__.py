@@ -15,9 +15,24 @@ import os
 # set stands.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from typing import TYPE_CHECKING, Any
+
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
-from defectlens.inspector import Inspector, InspectorSettings
 from defectlens.types import Inspection, Region, RegionType, Thresholds
+
+if TYPE_CHECKING:
+    from defectlens.inspector import Inspector, InspectorSettings
+
+
+def __getattr__(name: str) -> Any:
+    # The Inspector is imported on first use, not with the package: it brings PyTorch (2.5 s), and
+    # the command line's entry point must be able to take a Ctrl-C pressed while that loads.
+    if name in ("Inspector", "InspectorSettings"):
+        from defectlens import inspector
+
+        return getattr(inspector, name)
+    raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
