@@ -103,6 +103,13 @@ def test_review_override_missed_and_filters(pool: ModelPool, images: dict[str, P
         assert bad_box.status_code == 422
         assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "  "}).status_code == 422
         assert client.get(f"/inspections/{ins['id']}").json()["regions"][0]["type"] == "scratch"
+        # A missed defect needs a defect type and a box with area, and contradicts a good verdict.
+        for missed, words in [({"type": "not-a-defect"}, "a missed defect needs its defect type"),
+                              ({"type": "spot", "bbox": [20, 20, 10, 10]}, "is empty: give it as x0,y0,x1,y1")]:
+            r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "missed": [missed]})
+            assert r.status_code == 422 and words in r.json()["detail"], r.text
+        r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good", "missed": [{"type": "spot"}]})
+        assert r.status_code == 422 and "a part reviewed good has no missed defect" in r.json()["detail"]
         # A type named in other case is the model's type, stored as the model spells it.
         same = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "SPOT"}]})
         assert same.status_code == 200 and same.json()["regions"][0]["type"] == "spot"

@@ -43,11 +43,14 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
             sync_api.expect(page.locator("#overlay")).to_have_js_property("complete", True)
             page.screenshot(path=str(ARTIFACTS / "1-inspected.png"), full_page=True)
-            # The report pane: the report's text, then each of its notes.
+            # The report pane: the report's text, and each of its notes once.
             shown = page.locator("#report").text_content() or ""
             assert shown.startswith(page.evaluate("current.report_text"))
             notes = page.evaluate("current.report.notes")
-            assert notes and all(f"note: {n}" in shown for n in notes)
+            assert notes and all(shown.count(n) == 1 for n in notes)
+            # One line per file of the upload, linking to its inspection.
+            sync_api.expect(page.locator("#batch li")).to_have_count(1)
+            sync_api.expect(page.locator("#batch li a")).to_have_text(f"#{page.evaluate('current.id')}")
 
             # Override region 1's type and send the review.
             page.select_option("#region-type-1", "scratch")
@@ -76,6 +79,45 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             # A link in the history opens that inspection.
             page.locator("#history tr").nth(1).locator("a").click()
             sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+
+            # Reviewed good, the false alarm's regions are rejected (they were kept as confirmed
+            # defects and exported as examples of a defect on a good part).
+            bad_id = page.evaluate("current.id")
+            page.click("#mark-good")
+            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+            assert set(page.evaluate("current.regions.map(r => r.type)")) == {"not-a-defect"}
+            # Confirm keeps a person's verdict (it sent the machine's, undoing theirs).
+            page.click("#confirm")
+            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+            assert page.evaluate("current.final_verdict") == "good"
+            # A missed defect and a comment outlive the next review, and do not follow to another inspection.
+            page.select_option("#missed-type", "scratch")
+            page.fill("#missed-box", "2,3,12,9")
+            page.fill("#comment", "left edge")
+            page.click("#mark-defective")
+            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+            page.click("#confirm")
+            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+            assert page.evaluate("current.regions.filter(r => r.missed).map(r => [r.type, r.bbox])") == [["scratch", [2, 3, 12, 9]]]
+            assert page.evaluate("current.review.comment") == "left edge"
+            page.locator("#history tr").first.locator("a").click()
+            sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name)
+            assert page.input_value("#comment") == "" and page.input_value("#missed-box") == ""
+            # A bad box is said beside the buttons, in words; nothing is sent.
+            page.select_option("#missed-type", "scratch")
+            page.fill("#missed-box", "abc")
+            page.click("#mark-defective")
+            sync_api.expect(page.locator("#review-msg")).to_contain_text("give four whole numbers x0,y0,x1,y1")
+            page.screenshot(path=str(ARTIFACTS / "5-review-message.png"), full_page=True)
+
+            # A long file name, on a phone: the page stays as wide as the screen.
+            long_name = tmp_path / ("x" * 170 + ".png")
+            long_name.write_bytes(images["good"].read_bytes())
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.set_input_files("#file-input", str(long_name))
+            sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name, timeout=60_000)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(ARTIFACTS / "6-phone.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()

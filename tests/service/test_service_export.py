@@ -27,12 +27,18 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
         idx = bad["regions"][0]["index"]
         client.post(f"/inspections/{bad['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "scratch"}]})
         client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Ben", "missed": [{"type": "spot", "bbox": [4, 6, 20, 16]}]})
+        # A false alarm reviewed good, its region still typed as the page had it selected: it was
+        # kept as a confirmed scratch, and exported as an example of a scratch on a good part.
+        alarm = upload(client, images["bad"], name="false-alarm.png").json()
+        reviewed = client.post(f"/inspections/{alarm['id']}/review",
+                               json={"reviewer": "Cy", "verdict": "good", "regions": [{"index": idx, "type": "scratch"}]}).json()
+        assert reviewed["final_verdict"] == "good" and {r["type"] for r in reviewed["regions"]} == {"not-a-defect"}
     out = tmp_path / "export"
     result = CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "2 reviewed inspection(s): 0 good, 2 defective" in result.output
+    assert "3 reviewed inspection(s): 1 good, 2 defective" in result.output
     assert len(list((out / "calibration" / "defective").glob("*.png"))) == 2
-    assert list((out / "calibration" / "good").iterdir()) == []
+    assert len(list((out / "calibration" / "good").iterdir())) == 1
     examples = examples_from_folders(out / "examples")
     assert sorted(e.defect_type for e in examples.examples) == ["scratch", "spot"]
     assert all(e.mask_path is not None for e in examples.examples)
@@ -42,7 +48,7 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     scratch = next(e for e in examples.examples if e.defect_type == "scratch")
     assert (np.asarray(Image.open(scratch.mask_path)) > 0).sum() == bad["regions"][0]["area_px"]  # type: ignore[arg-type]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {m["reviewed_by"] for m in manifest["inspections"]} == {"Ana", "Ben"}
+    assert {m["reviewed_by"] for m in manifest["inspections"]} == {"Ana", "Ben", "Cy"}
     # Run again: the earlier export is replaced whole; a folder that is not an export is refused.
     assert CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
     other = tmp_path / "precious"

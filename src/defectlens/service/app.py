@@ -36,7 +36,7 @@ from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
-from defectlens.service.models import ModelPool
+from defectlens.service.models import REJECT_TYPE, ModelPool
 from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
@@ -460,9 +460,20 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         for m in body.missed:
             box = tuple(m.bbox) if m.bbox else (0, 0, row.width, row.height)
             x0, y0, x1, y1 = box
-            if not (0 <= x0 < x1 <= row.width and 0 <= y0 < y1 <= row.height):
+            if not (x0 < x1 and y0 < y1):
+                raise _error(422, f"missed-defect box {list(box)} is empty: give it as x0,y0,x1,y1 with x0 < x1 and y0 < y1")
+            if not (x0 >= 0 and y0 >= 0 and x1 <= row.width and y1 <= row.height):
                 raise _error(422, f"missed-defect box {list(box)} is not inside the {row.width}×{row.height} image")
+            if same_type_name(m.type, REJECT_TYPE):
+                raise _error(422, f"'{REJECT_TYPE}' rejects a region the machine found; a missed defect needs its defect type")
             missed.append((check_type(m.type), (x0, y0, x1, y1)))
+        if body.verdict == "good":
+            # A part reviewed good has no defect: every region the machine found is rejected, whatever
+            # type the page still had selected (kept as confirmed, they went to export-reviews as
+            # examples of a defect on a good part), and a missed defect contradicts the verdict.
+            if missed:
+                raise _error(422, "a part reviewed good has no missed defect: review it defective, or drop the missed defect")
+            types = {r.index: REJECT_TYPE for r in row.regions if not r.missed}
         verdict = body.verdict or ("defective" if missed else row.verdict)
         review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"))
         updated = store.review(inspection_id, review)

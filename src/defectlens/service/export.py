@@ -92,7 +92,8 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path) -> Export
             else:
                 summary.defective += 1
             by_type: dict[str, list[int]] = {}
-            for r in row.regions:
+            # A part whose final verdict is good shows no defect, whatever its regions say.
+            for r in row.regions if verdict != "good" else ():
                 final = r.reviewed_type or r.defect_type
                 if final not in (REJECT_TYPE, UNKNOWN_TYPE):
                     by_type.setdefault(final, []).append(r.index)
