@@ -287,7 +287,7 @@ def test_missing_masks_keep_images_in_the_image_metrics(fitted_model, synthetic_
     assert metrics["n_test"] == 8 and metrics["image_auroc"] == 1.0  # was n/a: the defective images were dropped
     assert metrics["pixel_auroc"] is None and len(metrics["no_mask"]) == 4 and metrics["failures"] == []
     text = _text(result)
-    assert text.count("no ground-truth mask") == 1 and str(category / "test/spot/000.png") in _joined(result)
+    assert text.count("no usable ground-truth mask") == 1 and str(category / "test/spot/000.png") in _joined(result)
     # From Python too: the evaluation lists them (only the command line did).
     evaluation, _ = evaluate_detection(Inspector.load(fitted_model), load_category(category))
     assert evaluation.to_json()["no_mask"] == evaluation.no_mask == metrics["no_mask"]

@@ -24,6 +24,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
+from defectlens.io.dataset import GOOD, is_mask_file
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import normal_type_name
 from defectlens.types import AnomalyResult
@@ -133,11 +134,13 @@ def examples_from_category(
 
 
 def _mask_beside(image: Path) -> Path | None:
-    for folder in (image.parent / "masks", image.parent):
-        for name in (f"{image.stem}_mask.png", f"{image.stem}.png"):
-            cand = folder / name
-            if cand.is_file() and cand != image:
-                return cand
+    """``masks/<stem>_mask.png`` or ``masks/<stem>.png``, or ``<stem>_mask.png`` beside the image.
+    Not ``<stem>.png`` beside it: that is another image of the same name (``a.jpg`` took the photo
+    ``a.png`` as its mask)."""
+    for cand in (image.parent / "masks" / f"{image.stem}_mask.png", image.parent / "masks" / f"{image.stem}.png",
+                 image.parent / f"{image.stem}_mask.png"):
+        if cand.is_file():
+            return cand
     return None
 
 
@@ -155,7 +158,11 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     result = ExampleSet()
     by_type: dict[str, list[Example]] = {}
     for type_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        images = [p for p in list_images(type_dir) if not p.stem.endswith("_mask")]
+        if type_dir.name.casefold() == GOOD:
+            # Normal parts are no defect type: learnt as one, regions on defective parts were typed "good".
+            _warn(result.notes, f"{type_dir}: normal parts are not a defect type; folder skipped (examples are defects, one folder per type)")
+            continue
+        images = [p for p in list_images(type_dir) if not is_mask_file(p)]
         if not images:
             _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
             continue

@@ -91,7 +91,17 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
                 mask_path = mask_for_test_image(path)
                 if mask_path is None:
                     continue
-                mask = load_mask(mask_path, expected_size=(w, h))
+                try:
+                    mask = load_mask(mask_path, expected_size=(w, h))
+                except DefectlensError as exc:
+                    # One bad mask costs its pixels, not the run (it stopped the calibration midway).
+                    out.failures.append(Failure(str(mask_path), f"{exc} (its image counts for the image threshold only)"))
+                    continue
+                if not mask.any():
+                    # An empty mask marks no defect: its pixels would all count as normal ones.
+                    out.failures.append(Failure(str(mask_path), f"{mask_path}: the mask is empty (its image counts for the image threshold only)"
+                                                                 " — fix: draw the defect in it, or remove it"))
+                    continue
                 out.n_masked += 1
             # Every image's pixels are thinned the same way, so no image dominates by its size.
             keep = subsample(np.arange(mask.size), MAX_PIXELS // per_label[label] + 1)

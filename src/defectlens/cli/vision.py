@@ -95,6 +95,11 @@ def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
     return names
 
 
+def _note_all(notes: list[str]) -> None:
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
 def _report_failures(failures: list[Failure]) -> None:
     if failures:
         console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
@@ -177,6 +182,7 @@ def fit(
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
             return
         category = load_category(category_dir)
+        _note_all(category.notes)
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or category.taxonomy_path, fusion_mode, fusion_weight)
         paths = category.require_train_good()
@@ -560,6 +566,7 @@ def evaluate(
         if json_out is not None:
             require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
+        _note_all(category.notes)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)
         taxonomy_path = category.taxonomy_path if zero_shot else None
@@ -582,7 +589,8 @@ def evaluate(
     if evaluation.no_mask:
         # Said once, with the files: these images count for the image metrics only.
         console.print(
-            f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no ground-truth mask: counted in the image metrics, "
+            f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, or an empty one): "
+            "counted in the image metrics, "
             f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
         )
     if analysis is not None:

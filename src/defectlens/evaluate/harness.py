@@ -223,8 +223,15 @@ def run_inspections(
                 try:
                     mask = load_mask(item.mask_path, (w, h)) if item.mask_path else np.zeros((h, w), bool)
                 except DefectlensError as exc:
-                    failures.append(Failure(str(item.mask_path), str(exc)))
-                    continue
+                    # The mask is unusable, the image's label is not: it stays in the image metrics.
+                    failures.append(Failure(str(item.mask_path), f"{exc} (its image counts in the image metrics only)"))
+                    mask = None
+                    scored.unmasked.append(str(item.path))
+                if mask is not None and item.is_defective and not mask.any():
+                    # An empty mask on a defective image marks no defect: scored as one, every one
+                    # of its pixels was a normal pixel the map had to rank low.
+                    mask = None
+                    scored.unmasked.append(str(item.path))
             if mask is not None:
                 # A large image's pixels are read on a lattice (the map has no finer detail:
                 # see working_view), or its pixel keys alone would outgrow memory.

@@ -51,6 +51,9 @@ class Category:
     train_good: list[Path] = field(default_factory=list)
     test: list[LabelledImage] = field(default_factory=list)
     taxonomy_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    """What reading the folder found that a person should know (images in subfolders, masks
+    beside their images, masks that match two images), one line each."""
 
     def __repr__(self) -> str:
         # Every path listed ran to 41 kB for commutator.
@@ -86,9 +89,34 @@ class Category:
         return self.test
 
 
-def _mask_for(root: Path, defect_type: str, image: Path) -> Path | None:
-    folder = root / "ground_truth" / defect_type
-    for candidate in (folder / f"{image.stem}_mask.png", folder / f"{image.stem}.png"):
+MASK_SUFFIX = "_mask"
+"""A file named ``<stem>_mask.<ext>`` is the mask of ``<stem>``, never an image of its own."""
+
+
+def is_mask_file(path: Path) -> bool:
+    """Whether ``path`` is named as a mask (``<stem>_mask.<ext>``)."""
+    return path.stem.endswith(MASK_SUFFIX)
+
+
+def _images_below(folder: Path) -> list[Path]:
+    """The images in ``folder`` and its subfolders (hidden ones skipped), masks left out, sorted
+    by their path below it: a line's images filed by date (``train/good/2024-05/``) are read, not
+    silently dropped while ``inspect`` reads the same folders whole."""
+    found = []
+    for p in folder.rglob("*"):
+        parts = p.relative_to(folder).parts
+        if any(x.startswith(".") for x in parts) or p.suffix.lower() not in IMAGE_SUFFIXES or is_mask_file(p):
+            continue
+        if p.is_file():
+            found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(folder).parts)
+
+
+def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
+    """``ground_truth/<type>/<stem>_mask.png`` (or ``<stem>.png``), else ``<stem>_mask.png``
+    beside the image itself."""
+    folder = root / "ground_truth" / type_folder
+    for candidate in (folder / f"{image.stem}{MASK_SUFFIX}.png", folder / f"{image.stem}.png", image.with_name(f"{image.stem}{MASK_SUFFIX}.png")):
         if candidate.is_file():
             return candidate
     return None
@@ -104,9 +132,30 @@ def mask_for_test_image(image: str | Path) -> Path | None:
     ``test/`` shares those masks); None when there is none."""
     path = Path(image)
     type_dir = path.parent
-    if type_dir.name == GOOD or type_dir.parent.name not in LABELLED_SPLITS:
+    if type_dir.name.casefold() == GOOD or type_dir.parent.name not in LABELLED_SPLITS:
         return None
     return _mask_for(type_dir.parent.parent, type_dir.name, path)
+
+
+def _note_nested(images: list[Path], folder: Path, notes: list[str]) -> None:
+    nested = sum(1 for p in images if p.parent != folder)
+    if nested:
+        notes.append(f"{folder}: {nested} of its {len(images)} images are in subfolders; all are read")
+
+
+def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
+    """Two images of one stem (``a.png`` and ``a.jpg``) would both take ``a_mask.png``: the mask
+    belongs to one of them, and which one the name cannot say, so neither gets it."""
+    by_mask: dict[Path, list[Path]] = {}
+    for image, mask in masks.items():
+        if mask is not None:
+            by_mask.setdefault(mask, []).append(image)
+    for mask, images in by_mask.items():
+        if len(images) > 1:
+            for image in images:
+                masks[image] = None
+            notes.append(f"{mask}: the mask of {len(images)} images of one name ({', '.join(p.name for p in images)}); "
+                         "used for none — rename them apart")
 
 
 def load_category(root: str | Path) -> Category:
@@ -114,8 +163,10 @@ def load_category(root: str | Path) -> Category:
     base = Path(root)
     if not base.is_dir():
         raise DatasetLayoutError("category folder not found", base, "pass a folder in MVTec-AD layout")
+    notes: list[str] = []
     train_dir = base / "train" / GOOD
-    train = list_images(train_dir) if train_dir.is_dir() else []
+    train = _images_below(train_dir) if train_dir.is_dir() else []
+    _note_nested(train, train_dir, notes)
     # Imported here: the taxonomy reads its file through defectlens.io, which imports this module.
     from defectlens.taxonomy import normal_type_name
 
@@ -123,9 +174,17 @@ def load_category(root: str | Path) -> Category:
     test_dir = base / "test"
     if test_dir.is_dir():
         for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            for img in list_images(type_dir):
-                mask = None if type_dir.name == GOOD else _mask_for(base, type_dir.name, img)
-                test.append(LabelledImage(img, normal_type_name(type_dir.name), mask))
+            images = _images_below(type_dir)
+            _note_nested(images, type_dir, notes)
+            # "Good", "GOOD": the normal images, whatever the case (they were a defect type named Good).
+            good = type_dir.name.casefold() == GOOD
+            masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
+            _drop_shared_masks(masks, notes)
+            beside = [m for m in masks.values() if m is not None and m.parent == type_dir]
+            if beside and not (base / "ground_truth" / type_dir.name).is_dir():
+                notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")
+            for img in images:
+                test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
     if not train and not test:
         raise DatasetLayoutError(
             "no images found under train/good or test/*",
@@ -133,4 +192,4 @@ def load_category(root: str | Path) -> Category:
             f"lay it out as MVTec-AD does: normal images in {base}/train/good/, test images in {base}/test/<good or defect type>/",
         )
     taxonomy = base / "taxonomy.json"
-    return Category(base, train, test, taxonomy if taxonomy.is_file() else None)
+    return Category(base, train, test, taxonomy if taxonomy.is_file() else None, notes)

@@ -251,19 +251,47 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a ground-truth mask as a bool (H, W) array (any non-zero pixel is defective).
+    """Read a ground-truth mask as a bool (H, W) array: the pixels above half the mask's own
+    maximum, so 0/255, 0/1 (a label image), 0/100 and 16-bit masks all read as drawn, and a
+    lossy JPEG's ringing stays out. A mask with transparency (the usual export of annotation
+    tools: the defect painted on a see-through background) is read from its alpha channel.
 
     ``expected_size`` is (width, height) of the image the mask belongs to; a mismatch raises
-    :class:`ImageReadError`, since silently resizing would move the defect.
+    :class:`ImageReadError`, since silently resizing would move the defect. Masks are not put
+    through :func:`as_rgb_image`: its transparency fill turned a see-through background into
+    defect, and its depth rule a 16-bit 0/1 mask into an empty one.
     """
     p = Path(path)
-    rgb = load_image(p)
-    mask = rgb.max(axis=2) > 127
+    if not path_is(p, "file"):
+        what, fix = describe_unreadable(p)
+        raise ImageReadError(what, p, fix)
+    try:
+        with Image.open(p, formats=IMAGE_FORMATS) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageReadError(_too_large(img.width, img.height), p, "pass a mask the size of its image")
+            img.load()
+            has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+            if has_alpha:
+                rgba = np.asarray(img.convert("RGBA"))
+                alpha = rgba[..., 3]
+                values = alpha if alpha.min() < alpha.max() else rgba[..., :3].max(axis=2)
+            elif img.mode.startswith("I") or img.mode == "F":
+                values = np.asarray(img)
+            else:
+                values = np.asarray(img.convert("RGB")).max(axis=2)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError("not a readable image", p, "re-export the mask as a PNG") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask as a PNG") from None
+    top = float(values.max()) if values.size else 0.0
+    mask = values > top / 2 if top > 0 else np.zeros(values.shape, bool)
     if expected_size is not None and (mask.shape[1], mask.shape[0]) != tuple(expected_size):
         raise ImageReadError(
             f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {expected_size[0]}x{expected_size[1]}",
             p,
-            "regenerate the mask at the image's resolution",
+            "regenerate the mask at the image's resolution (upright, with any EXIF rotation of the image applied)",
         )
     return mask
 

@@ -1,0 +1,120 @@
+"""Categories and masks stored the way plants store them, from a dataset-layout probe
+(2026-12-05): every finding here was silent before — a wrong test set, masks read as empty or as
+the whole image, a mask matched to the wrong photo, a good folder taken for a defect type."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from defectlens.classify import examples_from_folders
+from defectlens.cli import app
+from defectlens.errors import NoteWarning
+from defectlens.io import load_category, load_mask
+from tests.conftest import texture
+
+runner = CliRunner()
+TRUTH = np.zeros((40, 60), bool)
+TRUTH[10:20, 15:35] = True
+
+
+def _text(result) -> str:
+    return " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("zero-one.png", lambda: Image.fromarray(TRUTH.astype(np.uint8))),  # a label image: 1 = defect
+        ("hundred.png", lambda: Image.fromarray(TRUTH.astype(np.uint8) * 100)),
+        ("deep.png", lambda: Image.fromarray(TRUTH.astype(np.uint16))),  # 16-bit 0/1
+        ("lossy.jpg", lambda: Image.fromarray(TRUTH.astype(np.uint8) * 255)),
+        # An annotation tool's export: the defect painted red on a see-through background.
+        ("painted.png", lambda: Image.fromarray(np.dstack([TRUTH * 255, TRUTH * 0, TRUTH * 0, TRUTH * 255]).astype(np.uint8), "RGBA")),
+    ],
+)
+def test_masks_read_as_drawn_whatever_their_values(tmp_path, name, make):
+    # 0/1 and 0/100 masks read as empty (only values above 127 counted), a 16-bit 0/1 mask too,
+    # and a painted mask's transparent background was "filled" into an all-defect mask.
+    path = tmp_path / name
+    make().save(path, quality=75) if name.endswith(".jpg") else make().save(path)
+    assert np.array_equal(load_mask(path, (60, 40)), TRUTH)
+
+
+def _image(path: Path, rng: np.random.Generator) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(texture(rng, 40, 60)).save(path)
+    return path
+
+
+def _mask(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(TRUTH.astype(np.uint8) * 255).save(path)
+    return path
+
+
+def test_a_category_laid_out_as_plants_keep_it(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "part"
+    for i in range(3):
+        _image(root / "train" / "good" / f"{i}.png", rng)
+        _image(root / "train" / "good" / "2024-05" / f"late-{i}.png", rng)  # filed by month
+    _image(root / "test" / "Good" / "ok.png", rng)  # "Good", not "good"
+    _image(root / "test" / "crack" / "c1.png", rng)
+    _mask(root / "test" / "crack" / "c1_mask.png")  # beside its image, no ground_truth/
+    _image(root / "test" / "crack" / "dup.png", rng)
+    _image(root / "test" / "crack" / "dup.jpg", rng)
+    _mask(root / "test" / "crack" / "dup_mask.png")  # whose: dup.png's or dup.jpg's?
+    category = load_category(root)
+    # Every training image read, those in subfolders said; the masks are not test images.
+    assert len(category.train_good) == 6 and any("3 of its 6 images are in subfolders" in n for n in category.notes)
+    by_name = {t.path.name: t for t in category.test}
+    assert sorted(by_name) == ["c1.png", "dup.jpg", "dup.png", "ok.png"]
+    assert by_name["ok.png"].defect_type == "good" and not by_name["ok.png"].is_defective
+    assert by_name["c1.png"].mask_path == root / "test" / "crack" / "c1_mask.png"
+    assert by_name["dup.png"].mask_path is None and by_name["dup.jpg"].mask_path is None
+    assert any("used for none" in n for n in category.notes) and any("masks read from beside their images" in n for n in category.notes)
+
+
+def test_examples_never_take_another_photo_as_a_mask_nor_normal_parts_as_a_type(tmp_path):
+    rng = np.random.default_rng(1)
+    _image(tmp_path / "ex" / "crack" / "a.png", rng)
+    _image(tmp_path / "ex" / "crack" / "a.jpg", rng)  # another photo of the same name
+    _image(tmp_path / "ex" / "Good" / "fine.png", rng)
+    with pytest.warns(NoteWarning, match="normal parts are not a defect type"):
+        found = examples_from_folders(tmp_path / "ex", will_locate=True)
+    assert found.types == ["crack"] and all(e.mask_path is None for e in found.examples)
+    assert any("normal parts are not a defect type" in n for n in found.notes)
+
+
+def test_unusable_masks_leave_their_images_in_the_image_metrics(fitted_model, synthetic_category, tmp_path):
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    masks = sorted((category / "ground_truth" / "spot").iterdir())
+    Image.new("L", Image.open(masks[0]).size).save(masks[0])  # empty
+    Image.new("L", (8, 8), 255).save(masks[1])  # the wrong size
+    out = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--json", str(out)])
+    metrics = json.loads(out.read_text())
+    # Both images still count for the image metrics (the wrong-size one was dropped from them,
+    # the empty one scored every pixel of a defective part as normal).
+    assert metrics["n_test"] == 8 and len(metrics["no_mask"]) == 2, result.output
+    assert result.exit_code == 3 and "its image counts in the image metrics only" in _text(result)
+
+
+def test_calibrate_with_only_empty_masks_keeps_the_pixel_threshold(fitted_model, synthetic_category, tmp_path):
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    for mask in (category / "ground_truth" / "spot").iterdir():
+        Image.new("L", Image.open(mask).size).save(mask)
+    test = category / "test"
+    args = ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1", "--dry-run"]
+    result = runner.invoke(app, args)
+    # It was a traceback: "F1-optimal calibration needs both normal and defective examples".
+    assert result.exit_code == 3 and "the mask is empty" in _text(result) and "pixel threshold: kept" in _text(result), result.output
