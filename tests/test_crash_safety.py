@@ -213,3 +213,11 @@ def test_the_package_loads_without_pytorch_until_the_inspector_is_used():
 
     code = "import sys, defectlens, defectlens.io; assert 'torch' not in sys.modules; defectlens.Inspector; assert 'torch' in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_a_file_name_near_the_limit_is_written(tmp_path):
+    # The temporary's dot and random suffix took a 239-character name past 255 bytes:
+    # "File name too long", and "free the output folder's names" could not help.
+    target = tmp_path / ("b" * 235 + ".report.json")
+    atomic.write_text_atomic(target, "{}")
+    assert target.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == [target.name]

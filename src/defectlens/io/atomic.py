@@ -146,6 +146,13 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
     return removed
 
 
+def _short(name: str, limit: int = 200) -> str:
+    """``name`` cut to ``limit`` bytes (at a character's edge) for a temporary's name: with the dot
+    and the random ``.XXXXXXXX.tmp`` added, a 239-character file name no longer fitted the file
+    system's 255 bytes, and its results could not be written at all."""
+    return name.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
@@ -154,7 +161,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{_short(target.name)}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
