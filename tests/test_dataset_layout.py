@@ -118,3 +118,23 @@ def test_calibrate_with_only_empty_masks_keeps_the_pixel_threshold(fitted_model,
     result = runner.invoke(app, args)
     # It was a traceback: "F1-optimal calibration needs both normal and defective examples".
     assert result.exit_code == 3 and "the mask is empty" in _text(result) and "pixel threshold: kept" in _text(result), result.output
+
+
+def test_images_in_formats_not_read_are_listed_and_jfif_is_jpeg(fitted_model, tmp_path):
+    # A camera's .jfif (a JPEG) and a .gif vanished from the batch without a word.
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "lot"
+    folder.mkdir()
+    Image.fromarray(texture(rng, 96, 128)).save(folder / "cam.jfif", format="JPEG")
+    Image.fromarray(texture(rng, 96, 128)).save(folder / "anim.gif")
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 3 and ".gif images are not read" in _text(result), result.output
+    assert (tmp_path / "out" / "cam.json").is_file()
+
+
+def test_evaluate_says_when_test_images_are_training_images(fitted_model, synthetic_category, tmp_path):
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    shutil.copy(next((category / "train" / "good").iterdir()), category / "test" / "good" / "copied.png")
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category)])
+    assert result.exit_code == 0 and "1 test image(s) are copies of training images" in _text(result), result.output

@@ -36,7 +36,8 @@ from defectlens.inspector import (
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
-from defectlens.io.images import describe_unreadable, path_is
+from defectlens.io.dataset import train_test_overlap
+from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
@@ -73,6 +74,8 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
                 p for p in item.rglob("*")
                 if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
             )
+            other = sorted(p for p in item.rglob("*") if p.suffix.lower() in OTHER_IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+            failures.extend(Failure(str(p), f"{p}: {p.suffix.lower()} images are not read — fix: convert it to PNG or JPEG") for p in other)
             if not found:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
             files.extend(found)
@@ -567,6 +570,9 @@ def evaluate(
             require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
         _note_all(category.notes)
+        if leaked := train_test_overlap(category):
+            _note_all([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
+                       "model — take them out of test/ or train/good/"])
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)
         taxonomy_path = category.taxonomy_path if zero_shot else None

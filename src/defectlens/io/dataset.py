@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,19 @@ def mask_for_test_image(image: str | Path) -> Path | None:
     if type_dir.name.casefold() == GOOD or type_dir.parent.name not in LABELLED_SPLITS:
         return None
     return _mask_for(type_dir.parent.parent, type_dir.name, path)
+
+
+def train_test_overlap(category: Category) -> list[Path]:
+    """Test images whose bytes are those of a training image: scored against a bank that holds
+    them, they flatter every metric (4 copies lifted image AUROC 0.979 → 0.988 without a word)."""
+    def digest(path: Path) -> str | None:
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None  # unreadable: the evaluation lists it
+
+    seen = {digest(p) for p in category.train_good} - {None}
+    return [t.path for t in category.test if digest(t.path) in seen]
 
 
 def _note_nested(images: list[Path], folder: Path, notes: list[str]) -> None:

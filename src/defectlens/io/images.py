@@ -19,7 +19,10 @@ from scipy import ndimage
 
 from defectlens.errors import DefectlensWarning, ImageReadError
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
+OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
+"""Images in formats defectlens does not decode: a folder's files of these kinds are listed as not
+inspected (they vanished without a word, while the folder's other files were inspected)."""
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 """The decoders Pillow may use: the formats the suffixes above name (its JPEG reader also opens
 the multi-picture JPEGs that cameras write). Pillow would otherwise try every format it knows on
