@@ -138,3 +138,15 @@ def test_evaluate_says_when_test_images_are_training_images(fitted_model, synthe
     shutil.copy(next((category / "train" / "good").iterdir()), category / "test" / "good" / "copied.png")
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(category)])
     assert result.exit_code == 0 and "1 test image(s) are copies of training images" in _text(result), result.output
+
+
+def test_example_folder_names_are_type_names(tmp_path):
+    # "Crack/" and "crack/" were two types; "crack (severe)" and "crack " were accepted as types
+    # no taxonomy could hold (the second printed as "crack").
+    rng = np.random.default_rng(3)
+    for folder in ("crack", "Crack", "crack (severe)", "crack "):
+        _image(tmp_path / "ex" / folder / f"{len(folder)}.png", rng)
+    with pytest.warns(NoteWarning):
+        found = examples_from_folders(tmp_path / "ex", will_locate=True)
+    assert found.types == ["Crack"] and len(found.examples) == 2
+    assert sum("type skipped — rename the folder" in n for n in found.notes) == 2

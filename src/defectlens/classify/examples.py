@@ -26,7 +26,7 @@ from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
 from defectlens.io.dataset import GOOD, is_mask_file
 from defectlens.locate import extract_regions
-from defectlens.taxonomy import normal_type_name
+from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
 
 PEAK_LEVEL = 0.5
@@ -166,9 +166,19 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         if not images:
             _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
             continue
-        defect_type = normal_type_name(type_dir.name)
-        by_type[defect_type] = [Example(p, defect_type, _mask_beside(p)) for p in images]
-        result.examples.extend(by_type[defect_type])
+        problem = type_name_problem(type_dir.name)
+        if problem:
+            # The folder's name becomes the type's: one no taxonomy could hold is said, not learnt.
+            _warn(result.notes, f"{type_dir}: its name cannot be a defect type's: it {problem}; type skipped — rename the folder")
+            continue
+        named = normal_type_name(type_dir.name)
+        # "Crack/" and "crack/" are one type (names compare without case), spelt as first found.
+        defect_type = next((t for t in by_type if same_type_name(t, named)), named)
+        if defect_type != named:
+            _warn(result.notes, f"{type_dir}: the same type as {base / defect_type} (names compare without case); read as {defect_type!r}")
+        examples = [Example(p, defect_type, _mask_beside(p)) for p in images]
+        by_type.setdefault(defect_type, []).extend(examples)
+        result.examples.extend(examples)
     if not result.examples:
         raise DatasetLayoutError("no example images in any type folder", base, "put images in <folder>/<type>/")
     if not will_locate:
