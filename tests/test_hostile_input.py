@@ -569,8 +569,8 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
         inspector.inspect_batch("x.png")
     # One image where a sequence belongs: an (H, W, 3) array was read as H images of W x 3 pixels
     # ("image is only 3x128 pixels"), a str path as one path per character.
-    for one in (grey[0], np.stack([grey[0]] * 3, axis=2)):
-        with pytest.raises(TypeError, match=r"got one image array of shape .* \(wrap it in a list\)"):
+    for one in (grey[0], np.stack([grey[0]] * 3, axis=2), Image.fromarray(grey[0])):
+        with pytest.raises(TypeError, match=r"got one (image array of shape .*|Image) \(wrap it in a list\)"):
             inspector.score(one)
     with pytest.raises(TypeError, match="wrap it in a list"):
         Inspector.plan_batches("folder/x.png")

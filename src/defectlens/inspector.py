@@ -224,8 +224,10 @@ def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Pr
 
 
 def _one_image(value: object) -> bool:
-    """Whether ``value`` is one image array, not a stack of them: (H, W) grey, or (H, W, C) with at
-    most 4 channels (a stack of grey images (N, H, W) is at least 8 pixels wide)."""
+    """Whether ``value`` is one image, not a sequence of them: a Pillow image, or an array (H, W)
+    grey or (H, W, C) with at most 4 channels (a stack of grey images (N, H, W) is at least 8 pixels wide)."""
+    if isinstance(value, Image.Image):
+        return True
     return isinstance(value, np.ndarray) and (value.ndim == 2 or (value.ndim == 3 and value.shape[2] <= 4))
 
 
