@@ -208,6 +208,44 @@ def _printable(value: object, limit: int = 200) -> object:
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+STORE_RETRY_SECONDS = 5
+"""The Retry-After of a 503 for a database or file store that is down: longer than a busy one's."""
+
+
+class Outage:
+    """The store's state as the log and the metrics tell it: one warning when it goes down (with the
+    reason), one line when it answers again — the log said nothing through 321 refused uploads —
+    and each refused upload counted with its reason."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+        self.down: str | None = None
+        self._lock = threading.Lock()
+
+    def began(self, reason: str) -> None:
+        """The store failed: say so once."""
+        self.metrics.store_up.set(0)
+        with self._lock:
+            first, self.down = self.down is None, reason
+        if first:
+            log.warning("store unavailable: %s; requests get 503 until it answers", reason)
+
+    def over(self) -> None:
+        """The store answered: say so once, if it had been down."""
+        self.metrics.store_up.set(1)
+        with self._lock:
+            was, self.down = self.down, None
+        if was is not None:
+            log.warning("store answers again (it was unavailable: %s)", was)
+
+    def refuse(self, request: Request, reason: str) -> JSONResponse:
+        """The 503 for a request the store could not serve, with when to retry."""
+        self.began(reason)
+        if request.method == "POST" and request.url.path == "/inspections":
+            self.metrics.rejected.labels("store_unavailable").inc()
+        return JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
+
+
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
     owns_pool = pool is None
@@ -238,16 +276,17 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                   description="Post images, get verdicts, outlined defects, types and reports; review them.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
 
+    outage = Outage(metrics)
+
     @app.exception_handler(StoreUnavailable)
-    async def _unavailable(_req: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+    async def _unavailable(req: Request, exc: StoreUnavailable) -> JSONResponse:
+        return outage.refuse(req, str(exc))
 
     for err in UNAVAILABLE_ERRORS:
         @app.exception_handler(err)
-        async def _db_down(_req: Request, exc: Exception) -> JSONResponse:
-            metrics.store_up.set(0)
+        async def _db_down(req: Request, exc: Exception) -> JSONResponse:
             first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-            return JSONResponse({"detail": f"database unavailable: {first[0] if first else exc.__class__.__name__}"}, status_code=503)
+            return outage.refuse(req, f"database unavailable: {first[0] if first else exc.__class__.__name__}")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -270,6 +309,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # A write without the token is refused first: before its body is read or spooled, and before
         # it takes an inspection slot (else clients without the token could hold every slot).
         if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
+            metrics.rejected.labels("unauthorized").inc()
             return JSONResponse({"detail": TOKEN_MESSAGE}, status_code=401)
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
@@ -357,7 +397,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(description="Model name (default: the first served)")] = None) -> InspectionOut:
-        store.check()  # before the costly part: a down database answers 503 at once
+        # Before the costly part: a down database, or one that takes no writes (a read-only user),
+        # answers 503 at once, not after the image was inspected.
+        store.check(writable=True)
         try:
             loaded = pool.get(model)
         except KeyError as exc:
@@ -376,7 +418,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         overlay_sha = files(blobs.put, outcome.overlay_png, "png")
         mask_sha = files(blobs.put, outcome.mask_png, "png")
         row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome)
-        metrics.store_up.set(1)
+        outage.over()
         metrics.inspections.labels(loaded.name, row.verdict).inc()
         metrics.latency.labels(loaded.name).observe(outcome.seconds)
         return inspection_out(row)
@@ -490,7 +532,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def health() -> JSONResponse:
         # A write probe, not only a read: a read-only database answered reads while refusing every record.
         up = store.ping(writable=True) and blobs_writable()
-        metrics.store_up.set(1 if up else 0)
+        if up:
+            outage.over()
+        else:
+            outage.began(str(store.last_error))
         body = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})", "models": list(pool.models)}
         return JSONResponse(body, status_code=200 if up else 503)
 

@@ -6,6 +6,7 @@ that this module checks: no path from a request reaches the file system.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -16,6 +17,10 @@ from defectlens.io import write_bytes_atomic
 
 _SHA = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
+
+
+MIN_FREE_BYTES = 32 * 2**20
+"""Free space the file store must have to be called up: about one upload, its overlay and mask."""
 
 
 class BlobStore:
@@ -37,7 +42,9 @@ class BlobStore:
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha, ext)
         if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # The digest's folder only, never the store itself: a data folder deleted under traffic
+            # was made again, empty, and /health said ok while stored rows named missing files.
+            target.parent.mkdir(exist_ok=True)
             # Atomic: a crash leaves the old state or the whole file, never part of one.
             write_bytes_atomic(target, data)
         return sha
@@ -49,9 +56,17 @@ class BlobStore:
         return tmp
 
     def check(self) -> None:
-        """Raise OSError unless a file can be written in the store now (the folder may be gone or full)."""
-        with tempfile.NamedTemporaryFile(dir=self._tmp(), suffix=".check"):
-            pass
+        """Raise OSError unless a file can be written in the store now (the folder may be gone or full).
+
+        A few kilobytes are written, and the disk must have :data:`MIN_FREE_BYTES` free: an empty
+        file could still be made on a full disk, so /health said ok while every upload was refused."""
+        with tempfile.NamedTemporaryFile(dir=self._tmp(), suffix=".check") as fh:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+            os.fsync(fh.fileno())
+        stats = os.statvfs(self.root)
+        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, f"under {MIN_FREE_BYTES // 2**20} MiB free", str(self.root))
 
     def scratch(self, data: bytes, suffix: str = ".upload") -> Path:
         """A private temporary file holding ``data`` (for decoders that read paths), named with

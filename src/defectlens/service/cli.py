@@ -51,6 +51,10 @@ def serve(
         raise _need_extra(exc) from None
     from defectlens.errors import DefectlensError
 
+    if token is not None and not token.strip():
+        # An empty DEFECTLENS_TOKEN turned the check off without a word.
+        console.print("[red]error:[/] the API token is empty — fix: set --token (or DEFECTLENS_TOKEN) to a secret, or leave it unset for open writes")
+        raise typer.Exit(2)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -66,6 +70,8 @@ def serve(
         raise typer.Exit(2) from None
     where = escape(str(", ".join(str(p) for p in model_dirs)))
     console.print(f"serving {where} on http://{escape(host)}:{port}/ (API schema at /openapi.json; /docs loads Swagger UI from the internet)")
+    if token is None:
+        console.print("[yellow]note:[/] writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -73,10 +79,12 @@ def export_reviews(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (new, empty, or an earlier export: replaced whole).")],
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="The service's file folder (uploads are read from it).")] = DEFAULT_DATA,
+    model: Annotated[str | None, typer.Option(help="Export this model's reviews (needed when the service served several).")] = None,
 ) -> None:
     """Write reviewed inspections out as type examples and a labelled calibration set.
 
-    examples/<type>/ is for `inspect --examples`; calibration/good|defective/ for `calibrate`."""
+    examples/<type>/ is for `inspect --examples`; calibration/good|defective/ for `calibrate`.
+    Exit status: 0 every reviewed inspection written, 3 some skipped (image missing), 2 bad usage."""
     try:
         from defectlens.service.blobs import BlobStore
         from defectlens.service.export import export_reviews as run_export
@@ -92,7 +100,7 @@ def export_reviews(
         raise typer.Exit(2)
     store = Store(_db_url(db, data_dir))
     try:
-        summary = run_export(store, BlobStore(data_dir), output)
+        summary = run_export(store, BlobStore(data_dir), output, model)
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] {escape(str(exc))} — fix: check --db and that the database is running")
         raise typer.Exit(2) from None
@@ -109,6 +117,8 @@ def export_reviews(
         console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped,"
                       f" image missing from {escape(str(data_dir))}: {escape(str(missing[:10]))}")
     console.print(f"written to {escape(str(output))}")
+    if summary.missing_files:
+        raise typer.Exit(3)
 
 
 __all__ = ["export_reviews", "serve"]

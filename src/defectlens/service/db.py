@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -142,6 +142,9 @@ def make_engine(url: str) -> Engine:
 _MIGRATE_LOCK = threading.Lock()
 
 
+MIGRATION_LOCK_KEY = 0x64656C6E  # "deln": PostgreSQL's advisory lock for defectlens's migrations
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema with the shipped Alembic migrations."""
     from alembic import command
@@ -150,6 +153,11 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with _MIGRATE_LOCK, engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two services starting on one empty database migrated at once: one failed ("relation
+            # alembic_version already exists") and answered 503 until the next request. The lock is
+            # held to the end of this transaction; the second runs after, and finds nothing to do.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

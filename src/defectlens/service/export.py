@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from defectlens.errors import ConfigError
 from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import InspectionRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
 from defectlens.service.store import Store
+from defectlens.taxonomy import normal_type_name, type_name_problem
 
 MANIFEST = "manifest.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -47,7 +49,11 @@ class ExportSummary:
 
 
 def _folder_name(defect_type: str) -> str:
-    """A defect type as a folder name (the API already restricts names; this is the last guard)."""
+    """A defect type as a folder name: as it is when it is a valid type name (any script: an
+    ``Ölfleck`` folder is the taxonomy's ``Ölfleck`` for ``inspect --examples``); anything else
+    (a name stored before the rule) made safe, the last guard before the file system."""
+    if type_name_problem(defect_type) is None:
+        return normal_type_name(defect_type)
     name = _UNSAFE.sub("_", defect_type).strip("._") or "type"
     return name[:100]
 
@@ -69,10 +75,21 @@ def _png(mask: np.ndarray) -> bytes:
     return png_bytes(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
 
 
-def export_reviews(store: Store, blobs: BlobStore, output: str | Path) -> ExportSummary:
-    """Write every reviewed inspection of ``store`` under ``output`` (replaced as a whole when it
-    is an earlier export or empty)."""
+def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: str | None = None) -> ExportSummary:
+    """Write every reviewed inspection of ``store`` (of ``model`` when given) under ``output``
+    (replaced as a whole when it is an earlier export or empty).
+
+    Reviews of several models are refused without ``model``: one calibration set of two parts'
+    images was taken by `calibrate` without a word, and set one part's thresholds on the other's."""
     rows = store.reviewed()
+    models = sorted({r.model for r in rows})
+    if model is not None:
+        if model not in models:
+            raise ConfigError(f"no reviewed inspection of model {model!r}", None, f"pass one of: {', '.join(models) or 'none reviewed yet'}")
+        rows = [r for r in rows if r.model == model]
+    elif len(models) > 1:
+        raise ConfigError(f"the reviews are of {len(models)} models ({', '.join(models)})", None,
+                          "export one model at a time with --model NAME: each part has its own thresholds and types")
     summary = ExportSummary(len(rows), 0, {}, 0, 0, [])
     manifest: list[dict] = []
     with atomic_directory(output, lambda p: (p / MANIFEST).is_file(), "review export") as out:

@@ -76,11 +76,17 @@ class Store:
         with self._lock:
             if self._ready:
                 return
+            from alembic.util.exc import CommandError
+
             try:
                 migrate(self.engine)
             except (SQLAlchemyError, OSError) as exc:
                 self.last_error = _one_line(exc)
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
+            except CommandError as exc:
+                # A schema revision the shipped migrations do not know: written by a newer defectlens.
+                self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}); upgrade defectlens"
+                raise StoreUnavailable(f"database unusable: {self.last_error}") from None
             self._ready, self.last_error = True, None
 
     def check(self, writable: bool = False) -> None:

@@ -1,0 +1,111 @@
+"""Running the service, from an operations probe (2026-12-05, PostgreSQL and SQLite): what the
+log, /health, the metrics and export-reviews say when the database, the disk or the set-up is
+not what the service expects."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import pytest
+from service_helpers import make_app, upload
+from sqlalchemy import text
+from starlette.requests import Request
+from typer.testing import CliRunner
+
+from defectlens.cli import app as cli
+from defectlens.service.app import Metrics, Outage
+from defectlens.service.blobs import BlobStore
+from defectlens.service.export import _folder_name
+from defectlens.service.models import ModelPool
+from defectlens.service.store import Store, StoreUnavailable
+
+
+def _request(method: str, path: str) -> Request:
+    return Request({"type": "http", "method": method, "path": path, "headers": [], "query_string": b""})
+
+
+def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog):
+    # 321 uploads refused across a database restart left not one line in the log.
+    metrics = Metrics(["plate"])
+    outage = Outage(metrics)
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"):
+        answers = [outage.refuse(_request("POST", "/inspections"), "database unavailable: connection refused") for _ in range(3)]
+        outage.refuse(_request("GET", "/inspections"), "database unavailable: connection refused")
+        outage.over()
+        outage.over()
+    assert [r.getMessage() for r in caplog.records] == [
+        "store unavailable: database unavailable: connection refused; requests get 503 until it answers",
+        "store answers again (it was unavailable: database unavailable: connection refused)",
+    ]
+    assert all(a.status_code == 503 and a.headers["Retry-After"] == "5" for a in answers)
+    assert metrics.rejected.labels("store_unavailable")._value.get() == 3  # uploads only, not the history read
+
+
+def test_the_file_store_is_down_when_full_or_gone(tmp_path, monkeypatch):
+    blobs = BlobStore(tmp_path / "data")
+    blobs.check()
+    # Full: an empty file could still be made, so /health said ok while every upload was refused.
+    monkeypatch.setattr(os, "statvfs", lambda p: os.statvfs_result((4096, 4096, 100, 10, 10, 100, 10, 10, 0, 255)))
+    with pytest.raises(OSError, match="MiB free"):
+        blobs.check()
+    monkeypatch.undo()
+    # Gone: a put made the folder again, empty, and the rows named files that were not there.
+    shutil.rmtree(tmp_path / "data")
+    with pytest.raises(FileNotFoundError):
+        blobs.put(b"image bytes", "png")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = Store(url)
+    store.check()
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    store.dispose()
+    newer = Store(url)
+    with pytest.raises(StoreUnavailable, match="database unusable: its schema is at a revision this defectlens does not know"):
+        newer.check()
+    newer.dispose()
+
+
+def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model, monkeypatch):
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    runner = CliRunner()
+    # An empty DEFECTLENS_TOKEN (as click reads it: unset) turned the check off without a word.
+    opened = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "a")], env={"DEFECTLENS_TOKEN": ""})
+    for app in served:
+        app.state.pool.close()  # uvicorn would have, at shutdown
+    assert opened.exit_code == 0 and served and "writes are open to anyone reaching this port" in " ".join(opened.output.split())
+    empty = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", " "])
+    assert empty.exit_code == 2 and "the API token is empty" in empty.output and len(served) == 1
+
+
+def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, images, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(service_model, other)
+    pool = ModelPool.load([service_model, other])
+    db_url, data = f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data"
+    try:
+        with make_app(pool, db_url, data) as client:
+            for model in ("plate", "other"):
+                ins = upload(client, images["good"], model=model).json()
+                assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good"}).status_code == 200
+    finally:
+        pool.close()
+    runner = CliRunner()
+    mixed = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "x")])
+    # One calibration set of two parts was taken by calibrate without a word.
+    assert mixed.exit_code == 2 and "the reviews are of 2 models (other, plate)" in mixed.output and not (tmp_path / "x").exists()
+    one = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "x"), "--model", "plate"])
+    assert one.exit_code == 0 and "1 reviewed inspection(s): 1 good" in one.output, one.output
+
+
+def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():
+    # "Ölfleck" became "lfleck", a folder `inspect --examples` could not match to the taxonomy.
+    assert _folder_name("Ölfleck") == "Ölfleck" and _folder_name("a/b") == "a_b"
