@@ -137,7 +137,7 @@ def calibrate(
     """Set a model's image and pixel thresholds from labelled good and defective images, and save it.
 
     Prints recall and false-alarm rate at the old and the new threshold and writes a ROC plot
-    with both marked. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage."""
+    with both marked. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage, 130 interrupted."""
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
     from defectlens.evaluate.metrics import OperatingPoint, verdict_point
     from defectlens.evaluate.roc import roc_figure_png

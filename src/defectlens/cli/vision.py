@@ -737,15 +737,15 @@ def demo(
     n_images: Annotated[int, typer.Option(min=1, help="Test images to inspect.")] = 16,
     max_train: Annotated[int, typer.Option(min=0, help="Normal images to fit on (0 = all).")] = 200,
 ) -> None:
-    """Fit, inspect and review in one go: with no options, on the sample in examples/.
+    """Fit, calibrate and inspect in one go: with no options, on the sample in examples/.
 
     Fits on a real category, inspects a few test images, prints the table and writes overlays,
     summary.csv and index.html. With no options: the commutator sample in examples/ (no other data needed).
 
-    When the category holds ``validation/good`` and ``validation/<type>`` (labelled parts apart
+    When the category holds validation/good and validation/<type> (labelled parts apart
     from test/), the thresholds are calibrated on them before inspecting.
 
-    When the category holds ``examples/<type>/`` (defect images without masks), regions are typed
+    When the category holds examples/<type>/ (defect images without masks), regions are typed
     from them: the fitted model locates the defect in each example first."""
     root = (data_root or bundled_samples()) / category
     if not root.is_dir():

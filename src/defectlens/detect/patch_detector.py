@@ -29,7 +29,7 @@ class FitSummary:
     n_images: int
     n_holdout: int
     """Normal images kept out of the bank to set the thresholds on. 0 for the memory bank, whose
-    thresholds come from every normal image scored against a bank built without it (k-fold)."""
+    thresholds come from every normal image, each scored without the bank rows it gave (leave-one-out)."""
     n_patches: int
     bank_size: int
     """Rows of the memory bank (0 for detectors without one)."""
