@@ -24,6 +24,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "128", "--coreset-ratio", "0.5"])
     assert result.exit_code == 0, result.output
     assert (model / "detector.json").is_file() and (model / "memory_bank.safetensors").is_file()
+    # Past the counted images the bar says what fitting still does (it sat silent at "n/n").
+    assert "fitting: building the bank, setting the thresholds" in result.output
 
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(model), str(synthetic_category / "test"), "-o", str(out)])

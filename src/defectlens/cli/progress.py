@@ -70,8 +70,10 @@ def interrupted(what: str) -> typer.Exit:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields the ``advance(n)`` callback the stages accept."""
+def progress_bar(description: str, total: int, then: str | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields the ``advance(n)`` callback the stages accept. ``then``:
+    what the stage does after its counted part, shown (with the clock still running) once the
+    count is full — `fit` sat a minute at "250/250" building the bank and setting its thresholds."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -82,4 +84,12 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        counted = [0]
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            counted[0] += n
+            if then is not None and counted[0] >= total:
+                bar.update(task, description=then, total=None)  # no count left: the bar pulses
+
+        yield advance

@@ -210,7 +210,7 @@ def fit(
                 good_dir,
                 "fix or replace the files listed above",
             )
-        with progress_bar("fitting", len(images)) as advance:
+        with progress_bar("fitting", len(images), then="fitting: building the bank, setting the thresholds") as advance:
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
         inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or category.taxonomy_path))
