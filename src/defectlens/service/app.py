@@ -264,7 +264,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # A database that is down is answered with 503 and retried on each request: the process stays up,
         # and says so once here rather than only in the first refused request.
         try:
-            await run_in_threadpool(store.ensure)
+            # A write probe too: a read-only database user answered reads and refused every record,
+            # and the start-up said nothing.
+            await run_in_threadpool(store.check, True)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         yield
@@ -397,9 +399,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(description="Model name (default: the first served)")] = None) -> InspectionOut:
-        # Before the costly part: a down database, or one that takes no writes (a read-only user),
-        # answers 503 at once, not after the image was inspected.
-        store.check(writable=True)
+        # Before the costly part: a down database answers 503 at once. (Whether it takes writes is
+        # probed at start-up and by /health, not on every upload's path.)
+        store.check()
         try:
             loaded = pool.get(model)
         except KeyError as exc:
