@@ -482,6 +482,10 @@ def test_the_part_s_taxonomy_and_examples_stay_with_the_model(synthetic_category
                                  "--plot", str(tmp_path / "roc.png")])
     assert result.exit_code == 0, result.output
     assert (model / "taxonomy.json").is_file() and (examples / "note.txt").read_text() == "kept"
+    # The card says what the model carries about the part (it showed only a grounding model's taxonomy).
+    card = (model / "card.md").read_text()
+    assert "## Part (taxonomy.json)" in card and "Object: metal plate" in card and "| spot | 1 |" in card
+    assert "Part (taxonomy.json)" in runner.invoke(app, ["info", str(model)]).output
     # inspect reads it when no --taxonomy is given: the report names the part.
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(model), str(test / "spot" / "000.png"), "-o", str(out)])

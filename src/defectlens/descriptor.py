@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -254,11 +255,34 @@ def holds_model(directory: str | Path) -> bool:
 def write_descriptor(directory: str | Path, descriptor: ModelDescriptor) -> None:
     """Write ``card.md`` and then ``inspector.json`` (last: its presence marks the model whole)."""
     out = Path(directory)
-    write_text_atomic(out / CARD_FILE, render_card(descriptor))
+    write_text_atomic(out / CARD_FILE, render_card(descriptor) + part_card_section(out))
     write_json_atomic(out / DESCRIPTOR_FILE, descriptor.to_json())
 
 
 # ---------------------------------------------------------------------------------- the card
+def part_card_section(directory: str | Path) -> str:
+    """The card's section on what the folder holds about the part (:data:`PART_FILES`): the
+    taxonomy's object and types, and the defect examples by type. Empty when it holds neither —
+    the card promised "the taxonomy and examples it carries" and showed only a grounding
+    model's."""
+    root = Path(directory)
+    lines: list[str] = []
+    taxonomy = root / TAXONOMY_FILE
+    if taxonomy.is_file():
+        try:
+            data = json.loads(taxonomy.read_text(encoding="utf-8-sig"))
+            defects = [d for d in data.get("defects", []) if isinstance(d, dict)]
+            lines += ["", f"## Part ({TAXONOMY_FILE})", "", f"Object: {data.get('object', '—')}", ""]
+            lines += [f"- **{d.get('name')}**: {d.get('description') or ''}".rstrip(": ") for d in defects]
+        except (OSError, ValueError, AttributeError):
+            lines += ["", f"## Part ({TAXONOMY_FILE})", "", "The file is not readable JSON: `inspect` will say what is wrong."]
+    examples = root / EXAMPLES_DIR
+    if examples.is_dir():
+        counts = {t.name: sum(1 for f in t.iterdir() if f.is_file() and not f.name.startswith(".")) for t in sorted(examples.iterdir()) if t.is_dir()}
+        lines += ["", f"## Defect examples ({EXAMPLES_DIR}/)", "", *_table(counts or {"(none)": 0})]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import card_console, console, fail, interrupted, progress_bar
-from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, read_descriptor, render_card
+from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, part_card_section, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -665,7 +665,7 @@ def info(
 
     try:
         descriptor = read_descriptor(model_dir)
-        card = render_card(descriptor)
+        card = render_card(descriptor) + part_card_section(model_dir)
     except DefectlensError as exc:
         raise fail(exc) from None
     if is_exported(model_dir):
