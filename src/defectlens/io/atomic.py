@@ -54,17 +54,13 @@ def _libc_renameat2() -> Any:
 
 def exchange_paths(a: Path, b: Path) -> bool:
     """Swap two existing paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``): at no
-    moment is either name missing. False where the system or the file system cannot (the caller
-    then renames in two steps); any other failure raises :class:`OSError`."""
+    moment is either name missing. False, with nothing changed, where it did not happen — the
+    system or the file system cannot (an old kernel, some overlay and network file systems) or
+    refused: the caller then renames in two steps, whose own errors say what is wrong."""
     renameat2 = _libc_renameat2()
     if renameat2 is None:
         return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
+    return bool(renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0)
 
 
 def _flush_folder(folder: Path) -> None:
