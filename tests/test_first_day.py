@@ -96,6 +96,9 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     assert any("spot/003.png" in line for line in table) and not any("…" in line for line in table)
     page = (out / "index.html").read_text(encoding="utf-8")
     assert page.count('class="card') == 8 and 'href="summary.csv"' in page
+    # Each card's score beside the threshold it was judged by (a bare score meant nothing to a reader).
+    threshold = Inspector.load(fitted_model).thresholds.image
+    assert page.count(f"(threshold {threshold:.3f})") == 8
 
     # An interrupted run: one image's results are gone; --resume redoes it and lists all 8.
     (out / "summary.csv").unlink()

@@ -42,6 +42,8 @@ class ResultRow:
     """Defect type of each region, in region order (empty when not typed)."""
     report: str
     """The report's prose (empty when its report file is missing or unreadable)."""
+    threshold: float | None = None
+    """The image threshold the verdict was made with (None when the inspection did not record one)."""
 
     @property
     def verdict(self) -> str:
@@ -65,11 +67,21 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         # A missing report only empties one cell: the verdict and score still stand.
         pass
-    return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text)
+    thresholds = payload.get("thresholds")
+    try:
+        threshold = float(thresholds["image"]) if isinstance(thresholds, dict) and thresholds.get("image") is not None else None
+    except (TypeError, ValueError):
+        threshold = None
+    return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text, threshold)
 
 
 SKIPPED_VERDICT = "skipped"
 """The verdict column of an input that was not inspected (its reason in the report column)."""
+
+
+def _against(row: ResultRow) -> str:
+    """" (threshold 56.731)": a score means nothing to a reader without the line it is judged by."""
+    return "" if row.threshold is None else f" (threshold {row.threshold:.3f})"
 
 
 def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = ()) -> str:
@@ -103,7 +115,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         cards.append(
             f'<div class="card {cls}"><a href="{href}.png"><img src="{href}.png" alt="{e(r.file)}" loading="lazy"></a>'
             f'<div class="file">{e(r.file)}</div>'
-            f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f} · {r.n_regions} region(s)</div>'
+            f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
         )
