@@ -79,6 +79,18 @@ def test_defective_report_findings_and_template():
     assert data["findings"][0]["defect_type"] == "crack" and data["writer"] == "template"
 
 
+def test_a_type_that_was_the_only_one_known_is_not_given_a_confidence():
+    # From words with one type, every region was "crack, 100% confidence" — tray edges included.
+    insp = inspection(True, [region(1, (0, 5, 60, 40)), region(2, (180, 130, 220, 170))])
+    types = [RegionType(1, "crack", 1.0, "words", (("crack", 1.0),)), RegionType(2, "crack", 0.83, "few-shot", (("crack", 1.0),))]
+    rep = build_report(insp, types, TAX)
+    words, few_shot = rep.findings
+    assert words.only_type and not few_shot.only_type  # few-shot weighs the type against 'unknown'
+    assert "the only type known" in rep.text and "100% confidence" not in rep.text and "83% confidence" in rep.text
+    assert rep.to_json()["findings"][0]["only_type"] is True and "only_type" not in rep.to_json()["findings"][1]
+    assert verify_text(rep.text, rep, TAX.names).ok
+
+
 def test_clean_part_and_located_nothing():
     rep = build_report(inspection(False), [], TAX)
     assert rep.verdict == "good" and rep.findings == []

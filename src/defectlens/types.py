@@ -204,10 +204,14 @@ class Finding:
     """Classifier that decided the type ('few-shot', 'vlm', 'text'), or 'none' when skipped."""
     defaults_used: tuple[str, ...] = ()
     """Which of severity/impact/action came from defaults rather than the taxonomy."""
+    only_type: bool = False
+    """The classifier knew this one type and could not call the region anything else (no
+    'unknown'): its confidence is 100 % by construction and says nothing, so it is not reported."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
         return {
+            **({"only_type": True} if self.only_type else {}),
             "region_index": self.region_index,
             "defect_type": self.defect_type,
             "confidence": round(float(self.confidence), 4),

@@ -62,6 +62,8 @@ def build_findings(
                 action=guidance.action,
                 method=rt.method if rt is not None else "none",
                 defaults_used=guidance.defaults_used,
+                # Few-shot weighs its type against 'unknown'; from words or text one type is all there is.
+                only_type=rt is not None and len(rt.candidates) == 1 and rt.method != "few-shot" and name != UNKNOWN,
             )
         )
     if unclassified:
@@ -157,7 +159,7 @@ def render_markdown(report: Report) -> str:
             cells = [
                 str(f.region_index),
                 f.defect_type,
-                f"{f.confidence:.0%}" if f.method != "none" else "not classified",
+                "only type known" if f.only_type else f"{f.confidence:.0%}" if f.method != "none" else "not classified",
                 f.location,
                 f"{f.size} ({format_share(f.area_fraction)})",
                 f.severity,

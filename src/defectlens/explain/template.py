@@ -32,7 +32,7 @@ def _article(word: str) -> str:
 def describe_finding(f: Finding) -> str:
     """One clause: 'a crack at the upper-left edge, small (0.31% of the part), high severity, 92% confidence'."""
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
-    conf = f", {f.confidence:.0%} confidence" if f.method != "none" else ", not classified"
+    conf = ", the only type known" if f.only_type else f", {f.confidence:.0%} confidence" if f.method != "none" else ", not classified"
     return f"{_article(kind)} {kind} at the {f.location}, {f.size} ({format_share(f.area_fraction)} of the part), {f.severity} severity{conf}"
 
 
