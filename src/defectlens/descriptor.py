@@ -252,6 +252,16 @@ def holds_model(directory: str | Path) -> bool:
     return model_kind(root) is not None or (root / DESCRIPTOR_FILE).is_file() or legacy_kind(root) is not None
 
 
+def model_stamp(directory: str | Path) -> tuple[int, int] | None:
+    """Which writing of a model folder this is: its descriptor's inode and modification time
+    (every save swaps in a new folder, so both change); None without a descriptor."""
+    try:
+        info = (Path(directory) / DESCRIPTOR_FILE).stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
 def write_descriptor(directory: str | Path, descriptor: ModelDescriptor) -> None:
     """Write ``card.md`` and then ``inspector.json`` (last: its presence marks the model whole)."""
     out = Path(directory)

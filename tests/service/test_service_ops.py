@@ -109,3 +109,21 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
 def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():
     # "Ölfleck" became "lfleck", a folder `inspect --examples` could not match to the taxonomy.
     assert _folder_name("Ölfleck") == "Ölfleck" and _folder_name("a/b") == "a_b"
+
+
+def test_a_model_written_again_while_served_is_said(service_model, images, tmp_path):
+    # A calibration saved over the served folder: the service went on with the old thresholds, and
+    # /models and /health said nothing while `defectlens inspect` judged the same image otherwise.
+    from defectlens import Inspector
+
+    model = tmp_path / "plate"
+    shutil.copytree(service_model, model)
+    pool = ModelPool.load([model])
+    try:
+        with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+            assert client.get("/health").json().get("models_changed_on_disk") is None
+            Inspector.load(model).save(model)
+            assert client.get("/health").json()["models_changed_on_disk"] == ["plate"]
+            assert any("restart it to use the new one" in n for n in client.get("/models").json()["models"][0]["notes"])
+    finally:
+        pool.close()

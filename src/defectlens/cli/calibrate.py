@@ -23,7 +23,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
 from defectlens.cli.vision import EXIT_PARTIAL, _report_failures, expand_inputs
-from defectlens.descriptor import DESCRIPTOR_FILE
+from defectlens.descriptor import model_stamp
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
@@ -158,7 +158,7 @@ def calibrate(
             require_writable_parent(model_dir, "model")
             clean_stale_temporaries(model_dir.parent, model_dir.name)
         inspector = Inspector.load(model_dir)
-        loaded = _model_stamp(model_dir)
+        loaded = model_stamp(model_dir)
         old = inspector.thresholds
         good_files, good_failures = expand_inputs(good)
         bad_files, bad_failures = expand_inputs(defective)
@@ -245,7 +245,7 @@ def calibrate(
         if dry_run:
             console.print("dry run: the model is unchanged")
         else:
-            if _model_stamp(model_dir) != loaded:
+            if model_stamp(model_dir) != loaded:
                 # A fit (or another calibrate) wrote the folder meanwhile: saving would put this
                 # model back over it, the new fit lost without a word.
                 raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
@@ -267,16 +267,6 @@ def calibrate(
         raise interrupted("the thresholds are saved, the ROC plot not written" if saved else "the model is as it was") from None
     if data.failures:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _model_stamp(model_dir: Path) -> tuple[int, int] | None:
-    """Which writing of the model folder this is: its descriptor's inode and modification time
-    (every save swaps in a new folder, so both change)."""
-    try:
-        info = (model_dir / DESCRIPTOR_FILE).stat()
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns
 
 
 __all__ = ["calibrate"]

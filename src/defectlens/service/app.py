@@ -538,7 +538,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             outage.over()
         else:
             outage.began(str(store.last_error))
-        body = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})", "models": list(pool.models)}
+        body: dict[str, Any] = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})",
+                                "models": list(pool.models)}
+        if changed := [name for name, m in pool.models.items() if m.changed_on_disk()]:
+            # Still serving what it loaded: said, so an operator knows a restart is due.
+            body["models_changed_on_disk"] = changed
         return JSONResponse(body, status_code=200 if up else 503)
 
     def blobs_writable() -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from defectlens.classify.regions import type_regions
-from defectlens.descriptor import EXAMPLES_DIR, part_taxonomy
+from defectlens.descriptor import EXAMPLES_DIR, model_stamp, part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, prepare_analysis
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, render_markdown
@@ -72,11 +72,22 @@ class LoadedModel:
     types: tuple[str, ...]
     """Defect types a reviewer may assign (taxonomy or classifier types, 'unknown', 'not-a-defect')."""
     notes: list[str] = field(default_factory=list)
+    stamp: tuple[int, int] | None = None
+    """Which writing of the folder was loaded (:func:`~defectlens.descriptor.model_stamp`)."""
+
+    def changed_on_disk(self) -> bool:
+        """Whether the folder was written again since it was loaded (a re-fit, a calibration):
+        the service goes on with the model it holds, which no longer matches `defectlens inspect`."""
+        return self.stamp is not None and model_stamp(self.path) != self.stamp
 
     def summary(self) -> dict:
         """What `GET /models` shows: settings, thresholds, types, card."""
         ins = self.inspector
         t = ins.detector.thresholds
+        notes = list(self.notes)
+        if self.changed_on_disk():
+            notes.append(f"{self.path} was written again since this service loaded it; the service still uses the model "
+                         "it loaded — restart it to use the new one")
         return {
             "name": self.name,
             "detector": ins.detector.name,
@@ -86,7 +97,7 @@ class LoadedModel:
             "types": list(self.types),
             "classifier": self.analysis.classifier is not None,
             "card": self.card,
-            "notes": list(self.notes),
+            "notes": notes,
         }
 
 
@@ -144,7 +155,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
         names += [n for n in analysis.classifier.class_names if n not in names]
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
     label = name or root.resolve().name
-    return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, list(analysis.notes))
+    return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, list(analysis.notes), model_stamp(root))
 
 
 @dataclass
