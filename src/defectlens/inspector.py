@@ -55,7 +55,7 @@ from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
-from defectlens.io import ImageFiles, as_rgb_image, atomic_directory, load_image, shape_of
+from defectlens.io import ImageFiles, atomic_directory, load_image, read_image, shape_of
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -252,7 +252,7 @@ def checked_images(images: Iterable[ImageInput]) -> Sequence[np.ndarray]:
         return images
     if isinstance(images, str | bytes | Path) or _one_image(images):
         raise TypeError(f"images must be a sequence of images (arrays or paths), got one {_kind(images)} (wrap it in a list)")
-    return [load_image(im) if isinstance(im, str | Path) else as_rgb_image(im, f"image {i}") for i, im in enumerate(images)]
+    return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
@@ -458,12 +458,10 @@ class Inspector:
         float — converted and checked exactly as a file's pixels are (:func:`~defectlens.io.as_rgb_image`).
 
         Raises :class:`~defectlens.errors.ImageReadError` for anything that is not an image."""
-        if isinstance(image, (str, Path)):
+        if isinstance(image, str | Path):
             source = source or str(image)
-            image = load_image(image)
-        else:
-            image = as_rgb_image(image, source or "<array>")
-        return self.decide(self.detector.score([image])[0], source or "<array>")
+        source = source or "<array>"
+        return self.decide(self.detector.score([read_image(image, source)])[0], source)
 
     @property
     def batch_size(self) -> int:

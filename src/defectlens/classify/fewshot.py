@@ -33,7 +33,7 @@ from defectlens.classify.examples import Example, region_views
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
-from defectlens.io import as_rgb_image, load_image, load_mask
+from defectlens.io import load_image, load_mask, read_image
 from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
@@ -142,7 +142,7 @@ def _rgb(image: object, source: str = "<array>") -> np.ndarray:
     aspect say, were given when it was decoded)."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return image
-    return load_image(image) if isinstance(image, str | Path) else as_rgb_image(image, source)
+    return read_image(image, source)
 
 
 class FewShotClassifier:

@@ -10,7 +10,19 @@ from defectlens.io.atomic import (
     write_text_atomic,
 )
 from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
-from defectlens.io.images import IMAGE_FORMATS, IMAGE_SUFFIXES, ImageFiles, as_rgb_image, image_area, load_image, load_mask, png_bytes, shape_of, take
+from defectlens.io.images import (
+    IMAGE_FORMATS,
+    IMAGE_SUFFIXES,
+    ImageFiles,
+    as_rgb_image,
+    image_area,
+    load_image,
+    load_mask,
+    png_bytes,
+    read_image,
+    shape_of,
+    take,
+)
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -28,6 +40,7 @@ __all__ = [
     "load_image",
     "load_mask",
     "png_bytes",
+    "read_image",
     "shape_of",
     "take",
     "write_bytes_atomic",

@@ -253,6 +253,12 @@ def load_image(path: str | Path) -> np.ndarray:
     return as_rgb_image(arr, p)
 
 
+def read_image(image: object, source: str | Path = "<array>") -> np.ndarray:
+    """Any image as the Inspector takes it — a file path (decoded by :func:`load_image`), an array
+    or a Pillow image (through :func:`as_rgb_image`, named ``source`` in messages) — as (H, W, 3) uint8."""
+    return load_image(image) if isinstance(image, str | Path) else as_rgb_image(image, source)
+
+
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a ground-truth mask as a bool (H, W) array: the pixels above half the mask's own
     maximum, so 0/255, 0/1 (a label image), 0/100 and 16-bit masks all read as drawn, and a
