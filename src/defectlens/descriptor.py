@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from defectlens.errors import ModelFileError
+from defectlens.errors import DefectlensError, ModelFileError
 from defectlens.io.atomic import read_json_file, read_model_json, write_json_atomic, write_text_atomic
+from defectlens.taxonomy import load_taxonomy
 
 DESCRIPTOR_FILE = "inspector.json"
 CARD_FILE = "card.md"
@@ -279,13 +279,13 @@ def part_card_section(directory: str | Path) -> str:
     lines: list[str] = []
     taxonomy = root / TAXONOMY_FILE
     if taxonomy.is_file():
+        lines += ["", f"## Part ({TAXONOMY_FILE})", ""]
         try:
-            data = json.loads(taxonomy.read_text(encoding="utf-8-sig"))
-            defects = [d for d in data.get("defects", []) if isinstance(d, dict)]
-            lines += ["", f"## Part ({TAXONOMY_FILE})", "", f"Object: {data.get('object', '—')}", ""]
-            lines += [f"- **{d.get('name')}**: {d.get('description') or ''}".rstrip(": ") for d in defects]
-        except (OSError, ValueError, AttributeError):
-            lines += ["", f"## Part ({TAXONOMY_FILE})", "", "The file is not readable JSON: `inspect` will say what is wrong."]
+            part = load_taxonomy(taxonomy)
+            lines += [f"Object: {part.object_name}", ""]
+            lines += [f"- **{d.name}**: {d.description or ''}".rstrip(": ") for d in part.defects]
+        except DefectlensError as exc:
+            lines += [f"Not a valid taxonomy: {exc.message}"]
     examples = root / EXAMPLES_DIR
     if examples.is_dir():
         counts = {t.name: sum(1 for f in t.iterdir() if f.is_file() and not f.name.startswith(".")) for t in sorted(examples.iterdir()) if t.is_dir()}
