@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.progress import console, fail, interrupted
+from defectlens.cli.progress import console, fail, interrupted, notes
 from defectlens.cli.vision import EXIT_PARTIAL
 from defectlens.engine.analysis import Locator, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
@@ -104,8 +104,7 @@ def locate_examples_command(
         raise fail(exc) from None
     except KeyboardInterrupt:
         raise interrupted(f"nothing written; {output} is as it was") from None
-    for note in found.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+    notes(found.notes)
     table = Table("type", "example", "region", "share of image")
     for line in lines:
         table.add_row(*line)

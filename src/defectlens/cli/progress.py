@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import typer
 from rich.console import Console
@@ -49,6 +49,12 @@ def fail(exc: Exception) -> typer.Exit:
 
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells expect."""
+
+
+def notes(lines: Iterable[object]) -> None:
+    """Print each of ``lines`` as a note (what a command found that the user should know)."""
+    for line in lines:
+        console.print(f"[yellow]note:[/] {escape(str(line))}")
 
 
 def stop_on_terminate() -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.cli.progress import card_console, console, fail, interrupted, progress_bar
+from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, part_card_section, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
@@ -98,11 +98,6 @@ def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
     return names
 
 
-def _note_all(notes: list[str]) -> None:
-    for note in notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
-
-
 def _report_failures(failures: list[Failure]) -> None:
     if failures:
         console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
@@ -185,7 +180,7 @@ def fit(
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
             return
         category = load_category(category_dir)
-        _note_all(category.notes)
+        notes(category.notes)
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or category.taxonomy_path, fusion_mode, fusion_weight)
         paths = category.require_train_good()
@@ -424,8 +419,7 @@ def inspect(
             raise ConfigError(f"{how} compares the images inspected together and got {len(files)} (it needs {min_batch})", model_dir, fix)
     except DefectlensError as exc:
         raise fail(exc) from None
-    for note in analysis.notes:
-        console.print(f"[yellow]note:[/] {escape(str(note))}")
+    notes(analysis.notes)
     normal = getattr(inspector.detector, "normal_stats", None)
     if threshold is not None and normal is not None and threshold < normal.image_median:
         # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.
@@ -569,9 +563,9 @@ def evaluate(
         if json_out is not None:
             require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
-        _note_all(category.notes)
+        notes(category.notes)
         if leaked := train_test_overlap(category):
-            _note_all([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
+            notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                        "model — take them out of test/ or train/good/"])
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)
@@ -600,8 +594,7 @@ def evaluate(
             f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
         )
     if analysis is not None:
-        for note in analysis.notes:
-            console.print(f"[yellow]note:[/] {escape(str(note))}")
+        notes(analysis.notes)
         if analysis.classifier is not None:
             types = evaluate_detected_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json()
