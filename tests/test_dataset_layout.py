@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from defectlens.classify import examples_from_folders
 from defectlens.cli import app
-from defectlens.errors import NoteWarning
+from defectlens.errors import DefectlensWarning, NoteWarning
 from defectlens.io import load_category, load_mask
 from tests.conftest import texture
 
@@ -150,3 +150,58 @@ def test_example_folder_names_are_type_names(tmp_path):
         found = examples_from_folders(tmp_path / "ex", will_locate=True)
     assert found.types == ["Crack"] and len(found.examples) == 2
     assert sum("type skipped — rename the folder" in n for n in found.notes) == 2
+
+
+def test_masks_beside_defective_images_are_masks_not_parts(fitted_model, synthetic_category, tmp_path):
+    # calibrate --defective and inspect read `<stem>_mask.png` as one more part: a black image
+    # counted as a defective part (recall measured on masks) and inspected as one.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for image in sorted((synthetic_category / "test" / "spot").iterdir()):
+        shutil.copy(image, bad / image.name)
+        shutil.copy(synthetic_category / "ground_truth" / "spot" / f"{image.stem}_mask.png", bad / f"{image.stem}_mask.png")
+    args = ["calibrate", str(fitted_model), "--good", str(synthetic_category / "test" / "good"), "--defective", str(bad), "--f1", "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "4 file(s) named as masks" in _text(result), result.output
+    assert "4 defective" in _text(result) and "8 defective" not in _text(result), result.output
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(bad), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    results = sorted(p.name for p in out.glob("*.json") if not p.name.endswith(".report.json"))
+    assert results == sorted(f"{p.stem}.json" for p in bad.glob("*.png") if not p.stem.endswith("_mask")), results
+
+
+def test_linked_folders_are_followed_once(tmp_path):
+    # Plants link a day's folder into the dataset: those images were silently not read; a link
+    # back up the tree must end, not recurse.
+    rng = np.random.default_rng(4)
+    day = tmp_path / "archive" / "2024-05-02"
+    _image(day / "a.png", rng)
+    _image(day / "b.png", rng)
+    root = tmp_path / "part"
+    _image(root / "train" / "good" / "0.png", rng)
+    (root / "train" / "good" / "may-2").symlink_to(day, target_is_directory=True)
+    (root / "train" / "good" / "again").symlink_to(day, target_is_directory=True)  # the same images twice
+    (day / "loop").symlink_to(root / "train", target_is_directory=True)
+    category = load_category(root)
+    names = [p.relative_to(root / "train" / "good").as_posix() for p in category.train_good]
+    assert names == ["0.png", "again/a.png", "again/b.png"], names
+    assert sum("links to a folder already read" in n for n in category.notes) == 2, category.notes
+
+
+def test_a_mask_drawn_black_on_white_is_said(tmp_path):
+    # Read as drawn, silently: every pixel but the defect's scored as defect in the pixel metrics.
+    path = tmp_path / "inverted.png"
+    Image.fromarray((~TRUTH).astype(np.uint8) * 255).save(path)
+    with pytest.warns(DefectlensWarning, match="marks 92% of the image as defect"):
+        mask = load_mask(path, (60, 40))
+    assert np.array_equal(mask, ~TRUTH)
+
+
+def test_a_good_folder_given_as_defective_is_refused(fitted_model, synthetic_category):
+    # It was calibrated on: the threshold set where good parts count as defects, and saved.
+    test = synthetic_category / "test"
+    args = ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--defective", f"{test / 'good'}/"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "a folder of good parts was given as defective" in _text(result), result.output
+    assert f"pass it with --good {test / 'good'}" in _text(result)

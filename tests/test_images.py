@@ -76,7 +76,8 @@ def test_bad_files_name_the_file_and_the_fix(tmp_path):
 
 def test_mask_size_mismatch_is_an_error(tmp_path):
     path = _save(tmp_path, Image.new("L", (10, 12), 255), "m.png")
-    assert load_mask(path, (10, 12)).all()
+    with pytest.warns(DefectlensWarning, match="marks 100% of the image as defect"):
+        assert load_mask(path, (10, 12)).all()
     with pytest.raises(ImageReadError, match="mask is 10x12 but its image is 20x12"):
         load_mask(path, (20, 12))
 

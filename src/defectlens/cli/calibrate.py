@@ -34,7 +34,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import mask_for_test_image
+from defectlens.io.dataset import GOOD, mask_for_test_image
 from defectlens.io.outputs import require_output_file, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -150,6 +150,11 @@ def calibrate(
         target = DEFAULT_FALSE_ALARM_TARGET if max_false_alarms is None else max_false_alarms
         if not f1 and not (0.0 <= target < 1.0):
             raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
+        # A normal-parts folder given as defective moves the threshold to where good parts pass as
+        # defects, and is saved into the model: refused, the folder named.
+        good_named = [d for d in defective if (d if d.is_dir() else d.parent).resolve().name.casefold() == GOOD]
+        if good_named:
+            raise ConfigError("a folder of good parts was given as defective", good_named[0], f"pass it with --good {good_named[0]}")
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
         require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
         if Inspector.needs_taxonomy(model_dir):

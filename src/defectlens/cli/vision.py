@@ -36,8 +36,8 @@ from defectlens.inspector import (
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
-from defectlens.io.dataset import train_test_overlap
-from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
+from defectlens.io.dataset import images_below, train_test_overlap
+from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
@@ -64,21 +64,23 @@ def _note_cleaned(removed: list[Path]) -> None:
 
 
 def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
-    """Files as given, folders expanded to their images (recursively, sorted)."""
+    """Files as given, folders expanded to their images (recursively, linked folders followed,
+    sorted); masks beside their images (``<stem>_mask.png``) are not parts and are left out, said once."""
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
         if path_is(item, "dir"):
-            # Links that lead nowhere (loops, dangling) are kept so the loader reports them.
-            found = sorted(
-                p for p in item.rglob("*")
-                if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            found = images_below(item)
+            failures.extend(
+                Failure(str(p), f"{p}: {p.suffix.lower()} images are not read — fix: convert it to PNG or JPEG") for p in found.other_formats
             )
-            other = sorted(p for p in item.rglob("*") if p.suffix.lower() in OTHER_IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
-            failures.extend(Failure(str(p), f"{p}: {p.suffix.lower()} images are not read — fix: convert it to PNG or JPEG") for p in other)
-            if not found:
+            if found.masks:
+                example = found.masks[0].name
+                notes([f"{item}: {len(found.masks)} file(s) named as masks (`<stem>_mask`, e.g. {example}) are taken as masks, not as parts"])
+            notes(f"{again}: links to a folder already read; its images are read once" for again in found.repeated_folders)
+            if not found.images:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
-            files.extend(found)
+            files.extend(found.images)
         elif path_is(item, "any"):
             files.append(item)
         else:

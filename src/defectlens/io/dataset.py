@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from defectlens.errors import DatasetLayoutError
-from defectlens.io.images import IMAGE_SUFFIXES
+from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES
 
 GOOD = "good"
 
@@ -99,18 +100,67 @@ def is_mask_file(path: Path) -> bool:
     return path.stem.endswith(MASK_SUFFIX)
 
 
-def _images_below(folder: Path) -> list[Path]:
-    """The images in ``folder`` and its subfolders (hidden ones skipped), masks left out, sorted
-    by their path below it: a line's images filed by date (``train/good/2024-05/``) are read, not
-    silently dropped while ``inspect`` reads the same folders whole."""
-    found = []
-    for p in folder.rglob("*"):
-        parts = p.relative_to(folder).parts
-        if any(x.startswith(".") for x in parts) or p.suffix.lower() not in IMAGE_SUFFIXES or is_mask_file(p):
+@dataclass(frozen=True)
+class FolderImages:
+    """What a folder holds below it, walked into its subfolders (see :func:`images_below`)."""
+
+    images: list[Path]
+    """Image files (and links to them, dangling ones included, so the loader names them), sorted by
+    their path below the folder."""
+    masks: list[Path] = field(default_factory=list)
+    """``<stem>_mask.<ext>`` files: the masks of images, never parts of their own."""
+    other_formats: list[Path] = field(default_factory=list)
+    """Images in formats defectlens does not decode (``OTHER_IMAGE_SUFFIXES``)."""
+    repeated_folders: list[Path] = field(default_factory=list)
+    """Linked folders leading to a folder already walked (a loop, or a second link to the same
+    images): not walked again, so no image is read twice."""
+
+
+def images_below(folder: str | Path) -> FolderImages:
+    """The images in ``folder`` and its subfolders, hidden files and folders skipped.
+
+    Linked folders are followed (plants link a day's folder into a dataset), each real folder
+    once: a link loop ends instead of recursing without end. Paths stay below ``folder`` as
+    given, so names shown to the user read as the user laid them out."""
+    root = Path(folder)
+    found = FolderImages([])
+    walked: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        if real in walked:
+            found.repeated_folders.append(here)
+            dirnames.clear()
             continue
-        if p.is_file():
-            found.append(p)
-    return sorted(found, key=lambda p: p.relative_to(folder).parts)
+        walked.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path, suffix = here / name, Path(name).suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                (found.masks if is_mask_file(path) else found.images).append(path)
+            elif suffix in OTHER_IMAGE_SUFFIXES:
+                found.other_formats.append(path)
+    for listing in (found.images, found.masks, found.other_formats):
+        listing.sort(key=lambda p: p.relative_to(root).parts)
+    return found
+
+
+def _images_below(folder: Path, notes: list[str]) -> list[Path]:
+    """A dataset split's images below ``folder`` (masks left out), what was not read noted: a
+    line's images filed by date (``train/good/2024-05/``) are read, not silently dropped while
+    ``inspect`` reads the same folders whole."""
+    found = images_below(folder)
+    nested = sum(1 for p in found.images if p.parent != folder)
+    if nested:
+        notes.append(f"{folder}: {nested} of its {len(found.images)} images are in subfolders; all are read")
+    if found.other_formats:
+        notes.append(f"{folder}: {len(found.other_formats)} image(s) in formats not read "
+                     f"(e.g. {found.other_formats[0].name}): convert them to PNG or JPEG to use them")
+    for again in found.repeated_folders:
+        notes.append(f"{again}: links to a folder already read; its images are read once")
+    return found.images
 
 
 def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
@@ -151,12 +201,6 @@ def train_test_overlap(category: Category) -> list[Path]:
     return [t.path for t in category.test if digest(t.path) in seen]
 
 
-def _note_nested(images: list[Path], folder: Path, notes: list[str]) -> None:
-    nested = sum(1 for p in images if p.parent != folder)
-    if nested:
-        notes.append(f"{folder}: {nested} of its {len(images)} images are in subfolders; all are read")
-
-
 def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
     """Two images of one stem (``a.png`` and ``a.jpg``) would both take ``a_mask.png``: the mask
     belongs to one of them, and which one the name cannot say, so neither gets it."""
@@ -179,8 +223,7 @@ def load_category(root: str | Path) -> Category:
         raise DatasetLayoutError("category folder not found", base, "pass a folder in MVTec-AD layout")
     notes: list[str] = []
     train_dir = base / "train" / GOOD
-    train = _images_below(train_dir) if train_dir.is_dir() else []
-    _note_nested(train, train_dir, notes)
+    train = _images_below(train_dir, notes) if train_dir.is_dir() else []
     # Imported here: the taxonomy reads its file through defectlens.io, which imports this module.
     from defectlens.taxonomy import normal_type_name
 
@@ -188,8 +231,7 @@ def load_category(root: str | Path) -> Category:
     test_dir = base / "test"
     if test_dir.is_dir():
         for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            images = _images_below(type_dir)
-            _note_nested(images, type_dir, notes)
+            images = _images_below(type_dir, notes)
             # "Good", "GOOD": the normal images, whatever the case (they were a defect type named Good).
             good = type_dir.name.casefold() == GOOD
             masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
