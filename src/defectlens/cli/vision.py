@@ -34,9 +34,9 @@ from defectlens.inspector import (
     InspectorSettings,
     scan_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
-from defectlens.io.dataset import images_below, train_test_overlap
+from defectlens.io.dataset import train_test_overlap
 from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy

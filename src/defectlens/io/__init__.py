@@ -9,7 +9,7 @@ from defectlens.io.atomic import (
     write_model_files,
     write_text_atomic,
 )
-from defectlens.io.dataset import Category, LabelledImage, list_images, load_category
+from defectlens.io.dataset import Category, FolderImages, LabelledImage, images_below, list_images, load_category
 from defectlens.io.images import (
     IMAGE_FORMATS,
     IMAGE_SUFFIXES,
@@ -28,6 +28,7 @@ __all__ = [
     "IMAGE_FORMATS",
     "IMAGE_SUFFIXES",
     "Category",
+    "FolderImages",
     "ImageFiles",
     "LabelledImage",
     "as_rgb_image",
@@ -35,6 +36,7 @@ __all__ = [
     "atomic_write",
     "clean_stale_temporaries",
     "image_area",
+    "images_below",
     "list_images",
     "load_category",
     "load_image",
