@@ -194,3 +194,31 @@ def test_a_strip_thinner_than_a_cell_is_judged_on_the_cells_it_covers(checked_mo
         with pytest.warns(DefectlensWarning, match="1280x40"):
             verdict = inspector.inspect(strip)
     assert np.isfinite(verdict.score) and "nan" not in (verdict.unlike_normal or "")
+
+
+def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_model, tmp_path):
+    # Audit 2026-12-05: the 1 % reference was read on scores alone and said 0 false alarms where
+    # `inspect` flags every good image the frame check stops, at any threshold.
+    from PIL import Image
+
+    from defectlens import Inspector
+    from defectlens.evaluate.harness import evaluate_detection
+    from defectlens.io import load_category
+
+    rng = np.random.default_rng(17)
+    root = tmp_path / "plate"
+    for sub in ("train/good", "test/good", "test/spot"):
+        (root / sub).mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(texture(rng, 96, 128)).save(root / "train/good" / f"{i}.png")
+        Image.fromarray(texture(rng, 96, 128)).save(root / "test/good" / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / "test/good" / "frame.png")  # labelled good
+    spot = texture(rng, 96, 128)
+    spot[30:50, 40:60] = 255
+    Image.fromarray(spot).save(root / "test/spot" / "s.png")
+    evaluation, scored = evaluate_detection(Inspector.load(checked_model), load_category(root))
+    assert evaluation.unlike_normal[0] == 1
+    # One of 4 good images is flagged whatever the threshold: the reference cannot reach 1 %.
+    assert evaluation.reference_point.false_alarm_rate == 0.25
+    passing = [r.score for r in scored.records if r.defect_type == "good" and not r.unlike_normal]
+    assert evaluation.reference_point.threshold == max(passing)

@@ -250,3 +250,31 @@ def test_threshold_for_false_alarm_rate_bad_input():
 def test_operating_point_without_a_threshold_is_undefined():
     op = operating_point([0, 1], [0.1, 0.9], math.nan)
     assert math.isnan(op.recall) and math.isnan(op.false_alarm_rate)
+
+
+def test_a_thin_crack_read_on_a_lattice_stays_one_region():
+    # Audit 2026-12-05: a large image's mask was thinned to the lattice before its regions were
+    # found, so a thin crack fell into pieces (commutator's cracks at every 2nd pixel: 67 regions
+    # became 94 and AUPRO moved by 0.075). Regions now come from the whole mask.
+    rng = np.random.default_rng(0)
+    h, w = 600, 800
+    mask = np.zeros((h, w), bool)
+    strength = np.zeros((h, w))
+    for k in range(6):  # 8-connected lines, steeper ones broken more at every 2nd pixel, and stronger
+        rows = np.arange(40 + 90 * k, 120 + 90 * k)
+        cols = 60 + 110 * k + ((rows - rows[0]) * (0.1 + 0.16 * k)).astype(int)
+        mask[rows, cols] = True
+        strength[rows, cols] = 0.05 + 0.08 * k
+    amap = ndimage.gaussian_filter(strength, 3) * 40 + rng.normal(0, 0.5, (h, w))
+    exact = M.PixelAccumulator()
+    exact.add(mask, amap)
+    lattice = M.PixelAccumulator()
+    lattice.add(mask, amap[::2, ::2], stride=2)
+    thinned = M.PixelAccumulator()
+    thinned.add(mask[::2, ::2], amap[::2, ::2])  # how it was read before
+    assert exact.n_regions == lattice.n_regions == 6 and thinned.n_regions > 30
+    exact_aupro = exact.metrics().aupro
+    assert lattice.metrics().aupro == pytest.approx(exact_aupro, abs=0.015)
+    assert abs(thinned.metrics().aupro - exact_aupro) > 0.03
+    with pytest.raises(ValueError, match="differ in shape"):
+        M.PixelAccumulator().add(mask, amap, stride=2)

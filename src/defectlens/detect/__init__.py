@@ -22,7 +22,7 @@ from defectlens.detect.calibration import (
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.frame_check import FrameCheck
 from defectlens.detect.fusion import FusedDetector, FusionConfig
-from defectlens.detect.maps import WORKING_PIXELS, image_score, smooth_map, smooth_maps, working_view
+from defectlens.detect.maps import WORKING_PIXELS, image_score, smooth_map, smooth_maps, working_stride, working_view
 from defectlens.detect.memory_bank import FitSummary, MemoryBankConfig, MemoryBankDetector
 
 __all__ = [
@@ -44,5 +44,6 @@ __all__ = [
     "smooth_maps",
     "threshold_for_false_alarms",
     "thresholds_from_normal",
+    "working_stride",
     "working_view",
 ]

@@ -62,23 +62,32 @@ WORKING_PIXELS = 1 << 18
 (the largest, commutator's, 0.16 M pixels), so for them every pixel is read."""
 
 
+def working_stride(shape: tuple[int, ...], limit: int = WORKING_PIXELS) -> int:
+    """The stride :func:`working_view` reads a map of ``shape`` at: 1 up to ``limit`` pixels, else
+    the smallest stride that brings the lattice under it."""
+    limit = max(1, int(limit))
+    size = math.prod(shape)
+    if len(shape) != 2 or size <= limit:
+        return 1
+    stride = math.ceil(math.sqrt(size / limit))
+    while math.ceil(shape[0] / stride) * math.ceil(shape[1] / stride) > limit:
+        stride += 1  # ceil division can leave a row or column more than the square root allows
+    return stride
+
+
 def working_view(anomaly_map: np.ndarray, limit: int = WORKING_PIXELS) -> np.ndarray:
     """The map, or, when it has more than ``limit`` pixels (:data:`WORKING_PIXELS`), every ``s``-th
-    pixel of it along both axes (a view; ``s`` the smallest stride that brings it under the limit).
+    pixel of it along both axes (a view; ``s`` from :func:`working_stride`).
 
     A map is made on the canvas (about ``image_size``² pixels) and only then resized to the
     image's own size, so a large image's map holds no more detail than a small one's: its top 1 %
     and its quantiles are read as well from a lattice of its pixels. Reading all of them made a
     1.4 M-pixel part cost 4.3 GiB to fit (every calibration map held whole) and 2.7 GiB to
-    evaluate. Masks are thinned the same way (the same shape gives the same stride)."""
+    evaluate. Masks are thinned the same way (the same shape gives the same stride), after their
+    regions are found on the whole mask (``PixelAccumulator.add``'s ``stride``)."""
     a = np.asarray(anomaly_map)
-    limit = max(1, int(limit))
-    if a.ndim != 2 or a.size <= limit:
-        return a
-    stride = math.ceil(math.sqrt(a.size / limit))
-    while math.ceil(a.shape[0] / stride) * math.ceil(a.shape[1] / stride) > limit:
-        stride += 1  # ceil division can leave a row or column more than the square root allows
-    return a[::stride, ::stride]
+    stride = working_stride(a.shape, limit)
+    return a if stride == 1 else a[::stride, ::stride]
 
 
 def for_calibration(result: AnomalyResult) -> AnomalyResult:

@@ -189,8 +189,10 @@ def verdict_point(threshold: float, labels: npt.ArrayLike, verdicts: npt.ArrayLi
     )
 
 
-def threshold_for_false_alarm_rate(good_scores, target: float) -> float:
-    """The lowest threshold that flags at most a share ``target`` of ``good_scores`` (``score > t`` flags).
+def threshold_for_false_alarm_rate(good_scores, target: float, already_flagged: int = 0) -> float:
+    """The lowest threshold that flags at most a share ``target`` of ``good_scores`` (``score > t`` flags)
+    and ``already_flagged`` more good images flagged at any threshold (the frame check's; see
+    :func:`~defectlens.detect.calibration.highest_unflagged_score`).
 
     With ``n`` good scores at most ``a = floor(target * n)`` may lie above the threshold, so the
     answer is the ``(a + 1)``-th largest good score: a high quantile of the good scores taken on
@@ -205,7 +207,7 @@ def threshold_for_false_alarm_rate(good_scores, target: float) -> float:
         return math.nan
     if not np.isfinite(s).all():
         raise ValueError("scores contain NaN or infinite values")
-    return highest_unflagged_score(s, target)
+    return highest_unflagged_score(s, target, already_flagged)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,18 +276,24 @@ class PixelAccumulator:
         """Ground-truth defect pixels."""
         self.n_regions = 0
 
-    def add(self, mask, anomaly_map) -> None:
+    def add(self, mask, anomaly_map, stride: int = 1) -> None:
         """Add one image: a bool (or 0/non-0) ``mask`` and a float ``anomaly_map`` of the same 2-D shape.
+
+        With ``stride`` > 1 the map is the mask's every ``stride``-th pixel along both axes (a
+        large image's working view, :func:`~defectlens.detect.maps.working_view`): the mask's
+        regions are found on the whole mask and only then read on the same lattice, so a thin
+        crack stays one region (found on the lattice, a commutator crack read at every 2nd pixel
+        fell into pieces and AUPRO moved by 0.075). A region no lattice pixel falls on is left out.
 
         The map's values are stored as float32. Raises ``ValueError`` (naming the image's index
         in this accumulator) for mismatched or non-2-D shapes and NaN or infinite values.
         """
         m, a = np.asarray(mask), np.asarray(anomaly_map)
         i = self.n_images
-        if m.shape != a.shape:
-            raise ValueError(f"mask and anomaly map {i} differ in shape: {m.shape} vs {a.shape}")
         if m.ndim != 2:
             raise ValueError(f"mask and anomaly map {i} must be 2-D (H, W), got shape {m.shape}")
+        if m[::stride, ::stride].shape != a.shape:
+            raise ValueError(f"mask and anomaly map {i} differ in shape: {m[::stride, ::stride].shape} vs {a.shape}")
         scores = a.astype(np.float32, copy=False).ravel()
         # Checked after the cast: a float64 beyond float32's range becomes inf here.
         if not np.isfinite(scores).all():
@@ -294,6 +302,12 @@ class PixelAccumulator:
         defect = m if m.dtype == bool else m != 0
         if defect.any():
             labeled, n = ndimage.label(defect, structure=_REGION_STRUCTURE)
+            if stride > 1:
+                labeled = labeled[::stride, ::stride]
+                present = np.unique(labeled[labeled > 0])
+                renumber = np.zeros(n + 1, labeled.dtype)
+                renumber[present] = np.arange(1, present.size + 1, dtype=labeled.dtype)
+                labeled, n = renumber[labeled], int(present.size)
             flat = labeled.ravel()
             inside = flat > 0
             # Offset the per-image ids so that every region of the whole set has its own id.
