@@ -231,7 +231,29 @@ def test_fusion_refuses_a_normal_scale_without_a_unit_and_holds_out_enough_image
         FusedDetector.calibrate(_Scripted([10.0, 10.0, 10.0]), _Scripted([1.0, 2.0, 3.0]), images)
     assert [len(holdout_indices(n, 0.1, 0)) for n in (2, 4, 6, 12, 600)] == [1, 2, MIN_HOLDOUT_IMAGES, MIN_HOLDOUT_IMAGES, 60]
     with pytest.raises(ValueError, match=f"fusion needs at least {2 * MIN_HOLDOUT_IMAGES} normal images"):
-        Inspector.fit([np.zeros((64, 64, 3), np.uint8)] * 5, InspectorSettings(image_size=64), secondary=_Scripted([0.0] * 5))
+        Inspector.fit([np.zeros((64, 64, 3), np.uint8)] * 5, InspectorSettings(image_size=64), secondary=_Scripted([0.0] * 5),
+                      fusion=FusionConfig(weight=0.3))
+
+
+def test_fusion_on_too_few_normal_images_leaves_every_verdict_to_the_bank(synthetic_category, fitted_model, tmp_path):
+    # Probe 2026-12-05: fused on cookie's 31 normal images, the bank held out 3, the partner got
+    # weight 0 (too few to choose one on) and the thresholds rested on those 3: 8 of 14 good
+    # cookies flagged against 1 for the bank alone, and nothing said.
+    from defectlens import InspectorSettings
+
+    category = load_category(synthetic_category)
+    train = [load_image(p) for p in category.train_good]
+    alone = Inspector.load(fitted_model)
+    fused = Inspector.fit(train, InspectorSettings(image_size=128, coreset_ratio=0.5), secondary=Inspector.load(fitted_model).detector)
+    assert isinstance(fused.detector, FusedDetector) and fused.detector.config.weight == 0.0
+    assert (fused.thresholds.image, fused.thresholds.pixel) == (1.0, 1.0)
+    assert "the primary decides, with its own thresholds" in fused.detector.describe()["fusion"]
+    fused.save(tmp_path / "fused")
+    loaded = Inspector.load(tmp_path / "fused")
+    for item in category.test:
+        own, both, back = alone.inspect(item.path), fused.inspect(item.path), loaded.inspect(item.path)
+        assert own.is_defective == both.is_defective == back.is_defective, item.path
+        assert len(own.regions) == len(both.regions)
 
 
 def test_fusion_weight_is_chosen_on_the_held_out_normal_images_unless_given():

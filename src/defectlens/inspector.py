@@ -48,10 +48,10 @@ from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET, FitSummary, MemoryBank
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
-from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionConfig
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
 from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
-from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES
+from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
@@ -355,7 +355,14 @@ class Inspector:
             secondary.fit(images, progress=progress)
         # Fused, the bank keeps the same share of images out as its partner: both are put on
         # one scale with normal images neither has seen. Alone, it calibrates leave-one-out.
-        calibration = "holdout" if secondary is not None else "leave-one-out"
+        fusion = fusion or FusionConfig()
+        holdout = MemoryBankConfig(encoder=encoder, calibration="holdout")
+        weighable = holdout_indices(len(images), holdout.holdout_fraction, holdout.seed)
+        # Too few to hold out the 20 a weight is chosen on (200 normal images): the partner would get
+        # weight 0 and the bank's thresholds would rest on 3 held-out images (on cookie's 31, 8 of 14
+        # good parts flagged against 1 for the bank alone). The bank decides, as if alone.
+        primary_decides = secondary is not None and fusion.weight is None and len(weighable) < MIN_WEIGHT_IMAGES
+        calibration = "holdout" if secondary is not None and not primary_decides else "leave-one-out"
         if settings.global_weight > 0 and secondary is not None:
             raise ConfigError(
                 "a global weight is for the memory bank alone, not fused with another model", None, "drop --global-weight or the fusion"
@@ -377,7 +384,7 @@ class Inspector:
             )
         )
         held_out = detector.holdout_indices(len(images))
-        if secondary is not None and len(held_out) < MIN_HOLDOUT_IMAGES:
+        if secondary is not None and not primary_decides and len(held_out) < MIN_HOLDOUT_IMAGES:
             raise ValueError(
                 f"fusion needs at least {2 * MIN_HOLDOUT_IMAGES} normal images ({MIN_HOLDOUT_IMAGES} are held out to put both "
                 f"detectors on one scale), got {len(images)}"
@@ -385,6 +392,8 @@ class Inspector:
         summary = detector.fit(images, progress=progress)
         if secondary is None:
             return cls(detector, settings, summary, provenance)
+        if primary_decides:
+            return cls(FusedDetector.primary_decides(detector, secondary, images), settings, summary, provenance)
         fused = FusedDetector.calibrate(detector, secondary, [images[i] for i in held_out], fusion, detector.config.quantile)
         return cls(fused, settings, summary, provenance)
 

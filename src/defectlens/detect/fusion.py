@@ -249,6 +249,25 @@ class FusedDetector:
         stats = normal_statistics([f[0] for f in fused], [f[1] for f in fused], quantile)
         return cls(primary, secondary, primary_stats, secondary_stats, config, stats, chosen_on)
 
+    @classmethod
+    def primary_decides(cls, primary: Detector, secondary: Detector, normal_images: Sequence[np.ndarray]) -> FusedDetector:
+        """The partner at weight 0 and the primary's own thresholds, for a normal set too small to
+        hold out the :data:`MIN_WEIGHT_IMAGES` a weight is chosen on (``weight_chosen_on`` 0).
+
+        The primary was calibrated on all of ``normal_images`` (leave-one-out); its normal
+        statistics are its scale, so its thresholds are 1 on the fused scale and every verdict is
+        its own. The partner still reads each image (a grounding model types regions from words);
+        its scale comes from up to 20 of the same images, and counts for nothing at weight 0."""
+        stats, thresholds = getattr(primary, "normal_stats", None), getattr(primary, "thresholds", None)
+        if stats is None or thresholds is None or thresholds.source != "normal-quantile":
+            raise ValueError(f"the {primary.name} detector has no label-free thresholds of its own to decide with")
+        sample = list(normal_images)[: MIN_WEIGHT_IMAGES]
+        b = secondary.score(sample)
+        secondary_stats = normal_statistics([r.score for r in b], [r.anomaly_map for r in b], UNIT_QUANTILE)
+        # On the primary's scale its thresholds are 1 (weight 0: 'sum' and 'product' both give max(x, 0) there).
+        fused_stats = NormalStatistics(0.0, 1.0, 0.0, 1.0, stats.quantile, stats.n_images)
+        return cls(primary, secondary, stats, secondary_stats, FusionConfig(weight=0.0), fused_stats, weight_chosen_on=0)
+
     def score(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """Fused score and map per RGB image (normal-relative units); a member's grounding
         reading is passed on (it types regions from words)."""
@@ -283,6 +302,9 @@ class FusedDetector:
         n = self.weight_chosen_on
         if n is None:
             return " (given)"
+        if n == 0:
+            return (f" (too few normal images to choose a weight on: {MIN_WEIGHT_IMAGES} held out take {10 * MIN_WEIGHT_IMAGES}; "
+                    "the primary decides, with its own thresholds)")
         if n < MIN_WEIGHT_IMAGES:
             return f" (only {n} held-out normal images, fewer than the {MIN_WEIGHT_IMAGES} a weight is chosen on: the primary decides)"
         candidates = ", ".join(str(w) for w in WEIGHT_CANDIDATES)
