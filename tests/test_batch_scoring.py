@@ -284,3 +284,25 @@ def test_models_saved_before_position_maps_load_without_them(tmp_path):
     del saved["config"]["position_normalise"], saved["config"]["position_prior_images"]
     (tmp_path / "batch_scoring.json").write_text(json.dumps(saved))
     assert DETECTORS["batch-scoring"].load(tmp_path).config.position_normalise is False
+
+
+def test_batch_scoring_fit_reads_the_part_folder_and_refuses_options_it_cannot_use(tmp_path):
+    # Probe 2026-12-05: a mistyped folder fitted (exit 0), the part's taxonomy was not kept (reports
+    # said "Part: part"), --max-images and --false-alarm-target were accepted and did nothing, and a
+    # trained model in the output folder was replaced without a word.
+    def run(*args):
+        result = runner.invoke(app, ["fit", *map(str, args), "--detector", "batch-scoring"])
+        return result, " ".join(result.output.split())
+
+    model = tmp_path / "model"
+    result, text = run(tmp_path / "nowhere", "-o", model)
+    assert result.exit_code == 2 and "no such folder" in text and not model.exists(), text
+    result, text = run(tmp_path, "-o", model, "--max-images", 5, "--false-alarm-target", 0.01)
+    assert result.exit_code == 2 and "--max-images, --false-alarm-target set how a model is fitted on normal images" in text, text
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "taxonomy.json").write_text(json.dumps({"object": "brass plate", "defects": [{"name": "dent", "description": "a dent"}]}))
+    result, text = run(part, "-o", model)
+    assert result.exit_code == 0 and (model / "taxonomy.json").is_file(), text
+    result, text = run(part, "-o", model)
+    assert result.exit_code == 0 and "the batch-scoring model that was there is replaced" in text, text

@@ -186,9 +186,12 @@ def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_p
     bad.write_text(json.dumps({"object": "plate", "defects": [{"name": "spot", "description": "x"}, {"name": "spot", "description": "y"}]}))
     out = tmp_path / "o"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot/000.png"), "-o", str(out), "--taxonomy", str(bad)])
-    assert result.exit_code == 0, result.output  # the inspection completes ...
-    report = json.loads((out / "000.report.json").read_text())
-    assert any("taxonomy skipped" in n and "listed twice" in n for n in report["notes"])  # ... and says what was skipped
+    # Named by the user, a bad taxonomy is a usage error on every kind of model (probe 2026-12-05:
+    # a note and exit 0 here, exit 2 on a zero-shot model), before any image is read.
+    assert result.exit_code == 2 and "listed twice" in " ".join(result.output.split()), result.output
+    assert not out.exists()
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--taxonomy", str(bad)])
+    assert result.exit_code == 2 and "listed twice" in " ".join(result.output.split()) and not (tmp_path / "m").exists(), result.output
 
 
 def test_cli_start_up_leaves_scikit_learn_to_the_commands_that_use_it():

@@ -205,3 +205,17 @@ def test_a_good_folder_given_as_defective_is_refused(fitted_model, synthetic_cat
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "a folder of good parts was given as defective" in _text(result), result.output
     assert f"pass it with --good {test / 'good'}" in _text(result)
+
+
+def test_an_image_given_twice_is_inspected_once(fitted_model, synthetic_category, tmp_path):
+    # Probe 2026-12-05: `inspect MODEL lot lot/x.png` inspected x twice (two rows, its files written
+    # twice), and seven images given so counted as the eight a batch-scoring model needs.
+    lot = tmp_path / "lot"
+    shutil.copytree(synthetic_category / "test" / "good", lot)
+    first = sorted(lot.iterdir())[0]
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(lot), str(first), f"{lot}/./", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "5 image(s) given more than once" in _text(result), result.output  # the file again, and the folder's 4
+    rows = (out / "summary.csv").read_text().splitlines()[1:]
+    assert len(rows) == 4, rows

@@ -57,7 +57,7 @@ from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderCo
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
 from defectlens.io import ImageFiles, atomic_directory, load_image, read_image, shape_of
 from defectlens.locate import extract_regions
-from defectlens.taxonomy import Taxonomy
+from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
 
 INSPECTOR_FILE = DESCRIPTOR_FILE
@@ -595,16 +595,25 @@ class Inspector:
             return False
 
     @classmethod
-    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None, cue: str | None = None, runtime: str | None = None) -> Inspector:
+    def load(
+        cls, directory: str | Path, taxonomy: Taxonomy | str | Path | None = None, cue: str | None = None, runtime: str | None = None
+    ) -> Inspector:
         """Load any model folder: the descriptor names the detector kind, and the registry
         (:mod:`defectlens.detect.registry`) loads it. A zero-shot grounding model needs the
-        part's ``taxonomy`` and reads images with ``cue`` (default: the detector's; see
+        part's ``taxonomy`` (a :class:`~defectlens.taxonomy.Taxonomy` or the path of its
+        ``taxonomy.json``) and reads images with ``cue`` (default: the detector's; see
         :mod:`defectlens.detect.grounding.detector`).
 
         An exported folder (``defectlens export``) runs its encoder network on the runtime its
         ``export.json`` names; ``runtime`` overrides that ("onnxruntime", "openvino", or "torch"
         for the PyTorch network, which every folder can run)."""
         root = Path(directory)
+        if isinstance(taxonomy, str | Path):
+            taxonomy = load_taxonomy(taxonomy)
+        elif taxonomy is not None and not isinstance(taxonomy, Taxonomy):
+            # A dict or a list reached the grounding model as an AttributeError from its depths.
+            raise TypeError(f"taxonomy must be a Taxonomy or the path of a taxonomy.json, not {type(taxonomy).__name__}: "
+                            "read one with defectlens.taxonomy.load_taxonomy")
         descriptor = read_descriptor(root)
         path = root / INSPECTOR_FILE
         try:

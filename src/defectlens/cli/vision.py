@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
-from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, part_card_section, read_descriptor, render_card
+from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -86,7 +86,18 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
         else:
             what, fix = describe_unreadable(item)
             failures.append(Failure(str(item), str(ImageReadError(what.replace("no such file", "no such file or folder"), item, fix))))
-    return files, failures
+    # A file named twice (a folder and one of its files, `lot` and `./lot`) is one part: inspected
+    # twice it was two rows, its files written twice, and it counted twice towards a batch's minimum.
+    seen: set[str] = set()
+    unique: list[Path] = []
+    repeated: list[Path] = []
+    for f in files:
+        key = os.path.realpath(f)
+        (repeated if key in seen else unique).append(f)
+        seen.add(key)
+    if repeated:
+        notes([f"{len(repeated)} image(s) given more than once (e.g. {repeated[0]}): each inspected once"])
+    return unique, failures
 
 
 def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
@@ -141,7 +152,9 @@ def fit(
     grounding: Annotated[
         Path | None, typer.Option(help="Grounding model (`defectlens train-grounding`) to fuse with the memory bank: look twice.")
     ] = None,
-    taxonomy: Annotated[Path | None, typer.Option(help="Part taxonomy for --grounding (default: CATEGORY_DIR/taxonomy.json).")] = None,
+    taxonomy: Annotated[
+        Path | None, typer.Option(help="Part taxonomy, kept with the model and read by --grounding (default: CATEGORY_DIR/taxonomy.json).")
+    ] = None,
     fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
     fusion_weight: Annotated[
         float | None,
@@ -150,8 +163,9 @@ def fit(
 ) -> None:
     """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given).
 
-    --detector batch-scoring reads no image (CATEGORY_DIR is not read): the model folder holds
-    its settings, and `inspect` scores the images of each batch against each other.
+    --detector batch-scoring reads no image (of CATEGORY_DIR only its taxonomy.json): the model
+    folder holds its settings and the part's taxonomy, and `inspect` scores the images of each
+    batch against each other.
 
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
     existed = output.exists()
@@ -172,12 +186,32 @@ def fit(
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
+        replaced = _model_kind(output)
+        if taxonomy is not None:
+            # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
+            load_taxonomy(taxonomy)
         if detector in NO_NORMAL_DETECTORS:
             if grounding is not None:
                 raise ConfigError(f"--detector {detector} cannot be fused with --grounding", None, "drop --grounding, or use --detector memory-bank")
-            # Nothing to fit and no image to read (CATEGORY_DIR may hold none): the folder
-            # records the settings, and inspect compares the images read together.
-            Inspector.fit([], settings).save(output)
+            # Options for fitting on normal images would be accepted and do nothing: said, not ignored.
+            unused = [name for name, given in (
+                ("--coreset-ratio", coreset_ratio != InspectorSettings.coreset_ratio), ("--max-images", max_images != 0),
+                ("--false-alarm-target", false_alarm_target != InspectorSettings.false_alarm_target),
+                ("--global-weight", global_weight != InspectorSettings.global_weight), ("--extra-neighbourhood", extra_neighbourhood is not None),
+                ("--fusion-weight", fusion_weight is not None), ("--fusion-mode", fusion_mode != "sum"),
+            ) if given]
+            if unused:
+                raise ConfigError(f"{', '.join(unused)} set how a model is fitted on normal images; --detector {detector} fits on none",
+                                  None, f"drop {', '.join(unused)}")
+            if not category_dir.is_dir():
+                # Not read, but a mistyped folder is a mistake the user should hear of.
+                what = "is a file, not a folder" if category_dir.exists() else "no such folder"
+                raise DatasetLayoutError(what, category_dir, "pass the part's folder (its taxonomy.json, if any, goes with the model)")
+            # Nothing to fit and no image to read (CATEGORY_DIR may hold none): the folder records
+            # the settings and the part's taxonomy, and inspect compares the images read together.
+            part = taxonomy or (category_dir / TAXONOMY_FILE if (category_dir / TAXONOMY_FILE).is_file() else None)
+            Inspector.fit([], settings).save(output, taxonomy=_carried_taxonomy(part))
+            _note_replaced(replaced, output)
             console.print(f"{escape(str(detector))} model: no normal image needed;"
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
             return
@@ -211,6 +245,7 @@ def fit(
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
         inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or category.taxonomy_path))
+        _note_replaced(replaced, output)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
@@ -227,6 +262,22 @@ def fit(
     )
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _model_kind(folder: Path) -> str | None:
+    """The kind of model ``folder`` holds (None: not a model)."""
+    if not Inspector.is_model_dir(folder):
+        return None
+    try:
+        return read_descriptor(folder).detector
+    except DefectlensError:
+        return "unreadable"
+
+
+def _note_replaced(kind: str | None, output: Path) -> None:
+    """Say which model a fit replaced (a trained grounding model takes minutes to make again)."""
+    if kind is not None:
+        notes([f"{output}: the {kind} model that was there is replaced"])
 
 
 def _carried_taxonomy(path: Path | None) -> Path | None:

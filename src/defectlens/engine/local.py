@@ -78,6 +78,10 @@ def load_for_inspection(
     model_dir: Path, taxonomy: Path | None, cue: str, examples: Path | None, k: int, writer: str, threshold: float | None = None
 ) -> tuple[Inspector, Analysis]:
     """The model and the optional stages `inspect` runs (each Ray worker loads them the same way)."""
+    if taxonomy is not None:
+        # Named by the user (--taxonomy): a bad one is a usage error on every kind of model, not a
+        # report note on some and an error on the zero-shot one.
+        load_taxonomy(taxonomy)
     # Without --taxonomy, the part's taxonomy kept in the model folder (`fit` copies it there).
     taxonomy = taxonomy or part_taxonomy(model_dir)
     # Only a zero-shot model needs the taxonomy to work; for the others a bad one is a
