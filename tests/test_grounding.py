@@ -344,7 +344,7 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path, monkeypatch)
         Inspector.load(out)
     # The taxonomy by its path too; anything else is named (a dict was an AttributeError).
     assert Inspector.load(out, taxonomy=category / "taxonomy.json").detector.name == "grounding"
-    with pytest.raises(TypeError, match="read one with defectlens.taxonomy.load_taxonomy"):
+    with pytest.raises(TypeError, match=r"read one with defectlens\.taxonomy\.load_taxonomy"):
         Inspector.load(out, taxonomy={"object": "plate"})  # type: ignore[arg-type]
     assert "grounding" in (out / "card.md").read_text()
     bad = CliRunner().invoke(app, ["train-grounding", str(tmp_path / "missing"), "-o", str(out)])

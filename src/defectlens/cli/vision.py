@@ -508,9 +508,15 @@ def inspect(
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
     title = f"defectlens — {len(files)} image(s)"
-    batches = Inspector.plan_batches(todo, inspector.batch_size, seed=0)
+    if resume and int(getattr(inspector.detector, "min_batch", 1)) > 1:
+        # Scores relative to their batch: the images left are inspected in the batches the first run
+        # planned (their finished batch-mates rewritten as they were), so a resumed run writes what an
+        # uninterrupted one would have. Left alone they were too few to compare and never finished.
+        batches = [b for b in Inspector.plan_batches(files, inspector.batch_size, seed=0) if any(p not in rows for p in b)]
+    else:
+        batches = Inspector.plan_batches(todo, inspector.batch_size, seed=0)
     try:
-        with progress_bar("inspecting", len(todo)) as advance:
+        with progress_bar("inspecting", sum(len(b) for b in batches)) as advance:
 
             def record(outcome: BatchOutcome) -> None:
                 failures.extend(outcome.failures)
