@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -327,3 +328,23 @@ def test_resume_on_a_batch_model_finishes_as_an_uninterrupted_run_would(tmp_path
     result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(out), "--resume"])
     assert result.exit_code == 0 and "12 image(s) already done, 7 to inspect" in " ".join(result.output.split()), result.output
     assert {p.name: json.loads(p.read_text())["score"] for p in out.glob("[0-9][0-9].json")} == whole
+
+
+def test_the_shared_defect_warning_reaches_every_place_a_verdict_is_read(tmp_path):
+    # Probe 2026-12-05: it was printed once and kept in each JSON; every report said the part
+    # could pass, and summary.csv and index.html carried no word of it.
+    rng = np.random.default_rng(4)
+    images = tmp_path / "lot"
+    images.mkdir()
+    for i, img in enumerate(_batch(rng, 12, list(range(9)), same_place=True)):
+        Image.fromarray(img).save(images / f"{i:02d}.png")
+    (tmp_path / "part").mkdir()
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(out)])
+    assert result.exit_code == 0 and "share one defect" in result.output, result.output
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == 12 and all(r["report"].startswith("WARNING: ") and "share one defect" in r["report"] for r in rows)
+    assert "warning, 12 image(s):" in (out / "index.html").read_text()
+    assert all("share one defect" in json.loads(p.read_text())["notes"][0] for p in out.glob("*.report.json"))

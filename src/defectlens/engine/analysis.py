@@ -112,14 +112,16 @@ def analyse(
     out_dir: Path,
     stem: str,
     grounding: GroundingResult | None = None,
+    warning: str | None = None,
 ) -> list[RegionType]:
     """Type the inspection's regions and write the report files.
 
     Types come from :func:`~defectlens.classify.regions.type_regions`: labelled examples when
-    given, else the taxonomy's descriptions, else a grounding model's maps.
+    given, else the taxonomy's descriptions, else a grounding model's maps. A ``warning`` about
+    the verdict itself (a batch-relative detector's) is the report's first note.
     """
     region_types: list[RegionType] = []
-    notes = list(analysis.notes)
+    notes = [*([warning] if warning else []), *analysis.notes]
     try:
         result = type_regions(image, inspection, analysis.classifier, analysis.taxonomy, grounding)
         region_types, notes = result.region_types, notes + result.notes

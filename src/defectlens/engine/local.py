@@ -55,7 +55,7 @@ def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path
     for item in batch.images:
         path, inspection = item.path, item.inspection
         try:
-            region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding)
+            region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, item.result.batch_warning)
             labels = [t.defect_type for t in region_types]
             extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
             if item.result.batch_warning:

@@ -44,6 +44,8 @@ class ResultRow:
     """The report's prose (empty when its report file is missing or unreadable)."""
     threshold: float | None = None
     """The image threshold the verdict was made with (None when the inspection did not record one)."""
+    warning: str = ""
+    """What qualifies the verdict (a batch-relative detector's warning about its batch), or ''."""
 
     @property
     def verdict(self) -> str:
@@ -72,7 +74,8 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
         threshold = float(thresholds["image"]) if isinstance(thresholds, dict) and thresholds.get("image") is not None else None
     except (TypeError, ValueError):
         threshold = None
-    return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text, threshold)
+    warning = str(payload.get("batch_warning") or "")
+    return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text, threshold, warning)
 
 
 SKIPPED_VERDICT = "skipped"
@@ -91,7 +94,9 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SUMMARY_COLUMNS)
     for r in rows:
-        writer.writerow([r.file, r.verdict, f"{r.score:.4f}", r.n_regions, "; ".join(r.types), r.report])
+        # The warning heads the report cell: a verdict it qualifies must not be read without it.
+        report = f"WARNING: {r.warning} | {r.report}" if r.warning else r.report
+        writer.writerow([r.file, r.verdict, f"{r.score:.4f}", r.n_regions, "; ".join(r.types), report])
     for file, reason in skipped:
         writer.writerow([file, SKIPPED_VERDICT, "", "", "", reason])
     return buf.getvalue()
@@ -107,6 +112,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
     e = html.escape
     ordered = sorted(rows, key=lambda r: (-r.score, r.file))
     n_bad = sum(r.defective for r in rows)
+    warnings = list(dict.fromkeys(r.warning for r in rows if r.warning))
     cards = []
     for r in ordered:
         # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded.
@@ -117,7 +123,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             f'<div class="file">{e(r.file)}</div>'
             f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
-            f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
+            + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
+            +             f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
         )
     return "\n".join(
         [
@@ -127,10 +134,11 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             "<style>body{font-family:sans-serif;margin:1em}.grid{display:flex;flex-wrap:wrap;gap:12px}"
             ".card{width:220px;border:2px solid #ccc;padding:6px;font-size:13px}.card.bad{border-color:#c33}"
             ".card img{max-width:100%;max-height:260px;display:block;margin:auto}.file{word-break:break-all;font-family:monospace}"
-            "b.bad{color:#c33}b.ok{color:#383}.types{color:#555}</style></head><body>",
+            "b.bad{color:#c33}b.ok{color:#383}.types{color:#555}.warn{color:#a60;font-weight:bold}</style></head><body>",
             f"<h1>{e(title)}</h1>",
             f"<p>{len(rows)} image(s), {n_bad} defective; sorted by score, highest first. "
             f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.</p>',
+            *[f'<p class="warn">warning, {sum(r.warning == w for r in rows)} image(s): {e(w)}</p>' for w in warnings],
             '<div class="grid">',
             *cards,
             "</div>",
