@@ -348,3 +348,22 @@ def test_the_shared_defect_warning_reaches_every_place_a_verdict_is_read(tmp_pat
     assert len(rows) == 12 and all(r["report"].startswith("WARNING: ") and "share one defect" in r["report"] for r in rows)
     assert "warning, 12 image(s):" in (out / "index.html").read_text()
     assert all("share one defect" in json.loads(p.read_text())["notes"][0] for p in out.glob("*.report.json"))
+
+
+def test_options_a_batch_model_does_not_read_are_said(tmp_path):
+    # Probe 2026-12-05: --cue on a batch-scoring model was accepted and did nothing, and a negative
+    # --threshold flagged every part without a word.
+    rng = np.random.default_rng(12)
+    images = tmp_path / "lot"
+    images.mkdir()
+    for i, img in enumerate(_batch(rng, 8, [])):
+        Image.fromarray(img).save(images / f"{i:02d}.png")
+    (tmp_path / "part").mkdir()
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "a"), "--cue", "token"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--cue token is for zero-shot grounding models, and this is a batch-scoring model" in text, text
+    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "b"), "--threshold", "-1"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "more than half of every batch will be flagged" in text, text

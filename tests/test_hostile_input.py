@@ -579,6 +579,13 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
     # A stack of grey images is still a sequence of images, and any iterable of paths is taken.
     assert len(inspector.score(np.stack(grey[:2]))) == 2
     assert Inspector.plan_batches(iter(["a.png", "b.png"]), batch_size=1) == [[Path("a.png")], [Path("b.png")]]
+    # A batch size that is no size (probe 2026-12-05: 0 gave one batch per image here and one batch of
+    # everything in iter_batches; -3 failed every image).
+    for size in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a whole number of images"):
+            Inspector.plan_batches(["a.png", "b.png"], batch_size=size)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="batch_size must be a whole number of images"):
+            next(inspector.iter_batches(["a.png"], batch_size=size))  # type: ignore[arg-type]
 
 
 def test_names_the_system_refuses_are_listed_not_raised(inspector, fitted_model, tmp_path):

@@ -485,6 +485,9 @@ class Inspector:
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
         compares the images of a batch gives the same verdicts on each."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            # 0 made one batch per image here and one of every image in iter_batches; -3 failed each image.
+            raise ValueError(f"batch_size must be a whole number of images, at least 1; got {batch_size!r}")
         paths = _path_list(paths)
         order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
         return [[Path(paths[order[i]]) for i in batch] for batch in balanced_batches(len(paths), batch_size)]
@@ -517,7 +520,7 @@ class Inspector:
         after another (all cracks, then all good parts) would make one-kind batches.
         Unreadable files, and a batch the detector refuses, become :class:`Failure` records.
         """
-        for batch in self.plan_batches(paths, batch_size or self.batch_size, seed):
+        for batch in self.plan_batches(paths, self.batch_size if batch_size is None else batch_size, seed):
             yield self.inspect_batch(batch)
 
     # ------------------------------------------------------------------ persistence

@@ -264,6 +264,13 @@ def fit(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def _require_cue_reader(cue: str, zero_shot: bool, model_dir: Path) -> None:
+    """Refuse a --cue other than the default for a model that does not read one (only a zero-shot
+    grounding model does: on any other it was accepted and did nothing)."""
+    if cue != DEFAULT_CUE and not zero_shot:
+        raise ConfigError(f"--cue {cue} is for zero-shot grounding models, and this is a {_model_kind(model_dir)} model", model_dir, "drop --cue")
+
+
 def _model_kind(folder: Path) -> str | None:
     """The kind of model ``folder`` holds (None: not a model)."""
     if not Inspector.is_model_dir(folder):
@@ -457,6 +464,7 @@ def inspect(
         require_output_folder(output, inputs, files, model_dir)
         require_batch_results_writable(output)
         needs = Inspector.needs_taxonomy(model_dir)
+        _require_cue_reader(cue, needs, model_dir)
         # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.
         inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
         if not files:
@@ -478,6 +486,10 @@ def inspect(
         # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.
         console.print(f"[yellow]note:[/] --threshold {threshold:g} is below the normal images' median score ({normal.image_median:.3f}): "
                       "more than half of good parts will be flagged")
+    elif threshold is not None and threshold < 0 and getattr(inspector.detector, "batch_relative", False):
+        # Scores in robust sigmas of each batch: 0 is the batch's typical part.
+        console.print(f"[yellow]note:[/] --threshold {threshold:g} is below 0, each batch's typical part on this model's scale: "
+                      "more than half of every batch will be flagged")
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     _note_cleaned(clean_stale_temporaries(output))
@@ -628,6 +640,7 @@ def evaluate(
                        "model — take them out of test/ or train/good/"])
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)
+        _require_cue_reader(cue, zero_shot, model_dir)
         taxonomy_path = category.taxonomy_path if zero_shot else None
         if zero_shot and taxonomy_path is None:
             raise ConfigError(
