@@ -142,20 +142,27 @@ def test_calibrate_counts_frames_unlike_every_normal_one_as_inspect_will(checked
     assert result.exit_code == 2 and "unlike every normal image" in " ".join(result.output.split()), result.output
 
 
-def test_evaluate_counts_and_says_what_the_frame_check_flagged(checked_model, tmp_path):
+def _plate_with_a_noise_frame(tmp_path, rng: np.random.Generator, frame_folder: str):
+    """A category of 3 training and 3 good test textures, and a frame of noise in ``frame_folder``."""
     from PIL import Image
+
+    root = tmp_path / "plate"
+    for sub in ("train/good", "test/good", frame_folder):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        Image.fromarray(texture(rng, 96, 128)).save(root / "train/good" / f"{i}.png")
+        Image.fromarray(texture(rng, 96, 128)).save(root / "test/good" / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / frame_folder / "frame.png")
+    return root
+
+
+def test_evaluate_counts_and_says_what_the_frame_check_flagged(checked_model, tmp_path):
     from typer.testing import CliRunner
 
     from defectlens.cli import app
 
     rng = np.random.default_rng(15)
-    root = tmp_path / "plate"
-    for sub in ("train/good", "test/good", "test/noise"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        Image.fromarray(texture(rng, 96, 128)).save(root / "train/good" / f"{i}.png")
-        Image.fromarray(texture(rng, 96, 128)).save(root / "test/good" / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / "test/noise" / "frame.png")
+    root = _plate_with_a_noise_frame(tmp_path, rng, "test/noise")
     result = CliRunner().invoke(app, ["evaluate", str(checked_model), str(root), "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
@@ -206,13 +213,8 @@ def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_mo
     from defectlens.io import load_category
 
     rng = np.random.default_rng(17)
-    root = tmp_path / "plate"
-    for sub in ("train/good", "test/good", "test/spot"):
-        (root / sub).mkdir(parents=True)
-    for i in range(3):
-        Image.fromarray(texture(rng, 96, 128)).save(root / "train/good" / f"{i}.png")
-        Image.fromarray(texture(rng, 96, 128)).save(root / "test/good" / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / "test/good" / "frame.png")  # labelled good
+    root = _plate_with_a_noise_frame(tmp_path, rng, "test/good")  # the frame labelled good
+    (root / "test/spot").mkdir()
     spot = texture(rng, 96, 128)
     spot[30:50, 40:60] = 255
     Image.fromarray(spot).save(root / "test/spot" / "s.png")
