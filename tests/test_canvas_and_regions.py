@@ -105,3 +105,16 @@ def test_overlay_blends_the_map_and_outlines_the_mask():
     # Near the top of the colour map (pale yellow) at 65 %: red well above blue.
     assert hot[0] > hot[2] + 40
     assert tuple(out[40, 60]) == REGION_COLOUR and tuple(out[47, 60]) != REGION_COLOUR
+
+
+def test_overlay_text_grows_with_the_image():
+    # The bitmap font's 11 pixels on a 1240-pixel part were unreadable once the gallery showed it
+    # 260 pixels tall; small parts keep it.
+    from defectlens.locate.overlay import LARGEST_TEXT, SMALLEST_TEXT, render_outlines, text_size
+
+    assert text_size(256, 256) == SMALLEST_TEXT and text_size(250, 627) == 14 and text_size(9000, 9000) == LARGEST_TEXT
+    grey = np.full((900, 1800, 3), 128, np.uint8)
+    band = np.asarray(render_outlines(grey, [], caption="DEFECTIVE"))[: text_size(1800, 900), :3]
+    assert band.shape[0] == 40 and (band == 0).all(axis=2).any() and (band[-1, :3] == 0).all()
+    small = np.asarray(render_outlines(np.full((200, 300, 3), 128, np.uint8), [], caption="DEFECTIVE"))
+    assert (small[SMALLEST_TEXT + 3] == 128).all()  # the band ends under the small text

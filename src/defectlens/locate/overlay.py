@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from defectlens.types import Inspection
@@ -19,6 +21,20 @@ _IMAGE_SHARE = 256 - _ALPHA
 _WEIGHTED_HEAT = _HEAT.astype(np.uint16) * _ALPHA[:, None]
 REGION_COLOUR = (0, 255, 120)
 """Colour of region outlines (and their labels) on every overlay."""
+SMALLEST_TEXT, LARGEST_TEXT = 11, 64
+"""Pixel sizes of overlay text: Pillow's bitmap font's 11 px on parts up to about 500 px, growing
+with the image's longer side above that (a commutator's 1240-pixel overlay wrote 11-pixel labels,
+unreadable once the gallery showed it 260 pixels tall)."""
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size) if size > SMALLEST_TEXT else ImageFont.load_default()
+
+
+def text_size(width: int, height: int) -> int:
+    """Overlay text height in pixels for an image of ``width`` x ``height``."""
+    return int(min(LARGEST_TEXT, max(SMALLEST_TEXT, round(max(width, height) / 45))))
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -34,10 +50,16 @@ def render_outlines(image: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, 
         drawn[outline(mask)] = colour
     canvas = Image.fromarray(drawn)
     if caption:
-        draw = ImageDraw.Draw(canvas)
-        draw.rectangle((0, 0, min(canvas.width, 6 * len(caption) + 4), 12), fill=(0, 0, 0))
-        draw.text((2, 0), caption, fill=REGION_COLOUR)
+        _caption(ImageDraw.Draw(canvas), canvas, caption, REGION_COLOUR)
     return canvas
+
+
+def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: tuple[int, int, int]) -> None:
+    """``text`` on a dark band across the top left of ``canvas``, sized to the image."""
+    font = _font(text_size(canvas.width, canvas.height))
+    right = draw.textbbox((2, 0), text, font=font)[2]
+    draw.rectangle((0, 0, min(canvas.width, right + 2), text_size(canvas.width, canvas.height) + 1), fill=(0, 0, 0))
+    draw.text((2, 0), text, fill=colour, font=font)
 
 
 def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> tuple[float, float]:
@@ -64,12 +86,13 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         blended[outline(inspection.mask)] = REGION_COLOUR
     canvas = Image.fromarray(blended)
     draw = ImageDraw.Draw(canvas)
+    size = text_size(canvas.width, canvas.height)
     for i, region in enumerate(inspection.regions):
         x0, y0, _, _ = region.bbox
         name = labels[i] if labels and i < len(labels) else f"#{region.index}"
-        draw.text((x0 + 2, max(0, y0 - 11)), name, fill=REGION_COLOUR)
+        # A dark edge keeps the name readable on bright surfaces and on the heat map.
+        draw.text((x0 + 2, max(0, y0 - size)), name, fill=REGION_COLOUR, font=_font(size), stroke_width=1, stroke_fill=(0, 0, 0))
     verdict = "DEFECTIVE" if inspection.is_defective else "OK"
     colour = (255, 60, 60) if inspection.is_defective else (60, 220, 60)
-    draw.rectangle((0, 0, min(canvas.width, 150), 12), fill=(0, 0, 0))
-    draw.text((2, 0), f"{verdict}  score {inspection.score:.2f}", fill=colour)
+    _caption(draw, canvas, f"{verdict}  score {inspection.score:.2f}", colour)
     return canvas
