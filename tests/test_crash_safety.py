@@ -221,3 +221,28 @@ def test_a_file_name_near_the_limit_is_written(tmp_path):
     target = tmp_path / ("b" * 235 + ".report.json")
     atomic.write_text_atomic(target, "{}")
     assert target.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_identical_model_files_are_byte_identical(tmp_path):
+    # Reproducibility probe 2026-12-05: safetensors wrote its header's metadata in an order that
+    # changed from run to run, so two identical fits had files with different checksums.
+    import hashlib
+    import json
+    import struct
+
+    import numpy as np
+
+    from defectlens.io.atomic import write_model_files
+
+    tensors = {"bank": np.arange(12, dtype=np.float32).reshape(3, 4), "centres": np.ones((2, 4), np.float32)}
+    digests = set()
+    for i in range(8):
+        folder = write_model_files(tmp_path / f"m{i}", "t.safetensors", tensors, "c.json", {"k": 1}, "defectlens.test", 3)
+        raw = (folder / "t.safetensors").read_bytes()
+        digests.add(hashlib.sha256(raw).hexdigest())
+        (length,) = struct.unpack("<Q", raw[:8])
+        assert list(json.loads(raw[8 : 8 + length])["__metadata__"]) == ["format", "version"]
+    assert len(digests) == 1
+    from safetensors.numpy import load_file
+
+    assert np.array_equal(load_file(str(folder / "t.safetensors"))["bank"], tensors["bank"])

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -298,8 +299,28 @@ def write_model_files(
             if code is None:
                 raise
             raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(tmp)) from None
+        _sort_safetensors_metadata(tmp)
     write_json_atomic(out / config_file, {"format": fmt, "format_version": version, **config})
     return out
+
+
+def _sort_safetensors_metadata(path: Path) -> None:
+    """Put the metadata of a safetensors file's header in sorted order, in place. safetensors
+    writes it from a hash map, in an order that changes from run to run: two identical fits had
+    files whose bytes (and checksums) differed. Only the order changes, so the header keeps its
+    length and every tensor its offset."""
+    with open(path, "r+b") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        text = f.read(length)
+        header = json.loads(text)
+        if "__metadata__" not in header:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        ordered = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(ordered) > length or ordered == text.rstrip(b" "):
+            return  # written another way than expected (or already in order): left as it is
+        f.seek(8)
+        f.write(ordered.ljust(length, b" "))
 
 
 def read_model_tensors(path: str | Path, what: str, remedy: str, *, arrays: bool = False) -> dict[str, Any]:
