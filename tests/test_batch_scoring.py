@@ -326,7 +326,9 @@ def test_resume_on_a_batch_model_finishes_as_an_uninterrupted_run_would(tmp_path
     for p in sorted(out.glob("[0-9][0-9].json"))[:7]:
         p.unlink()  # as a run interrupted with 7 images left
     result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(out), "--resume"])
-    assert result.exit_code == 0 and "12 image(s) already done, 7 to inspect" in " ".join(result.output.split()), result.output
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and "12 image(s) already done, 7 to inspect" in text, result.output
+    assert "12 finished image(s) of those batches are inspected again" in text  # 19 images: one batch
     assert {p.name: json.loads(p.read_text())["score"] for p in out.glob("[0-9][0-9].json")} == whole
 
 

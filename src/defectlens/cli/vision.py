@@ -525,6 +525,9 @@ def inspect(
         # planned (their finished batch-mates rewritten as they were), so a resumed run writes what an
         # uninterrupted one would have. Left alone they were too few to compare and never finished.
         batches = [b for b in Inspector.plan_batches(files, inspector.batch_size, seed=0) if any(p not in rows for p in b)]
+        mates = sum(p in rows for b in batches for p in b)
+        if mates:
+            console.print(f"[yellow]note:[/] scored with their batch: {mates} finished image(s) of those batches are inspected again, as they were")
     else:
         batches = Inspector.plan_batches(todo, inspector.batch_size, seed=0)
     try:
