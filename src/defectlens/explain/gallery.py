@@ -124,7 +124,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
-            +             f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
+            + f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
         )
     return "\n".join(
         [
