@@ -22,7 +22,7 @@ _WEIGHTED_HEAT = _HEAT.astype(np.uint16) * _ALPHA[:, None]
 REGION_COLOUR = (0, 255, 120)
 """Colour of region outlines (and their labels) on every overlay."""
 SMALLEST_TEXT, LARGEST_TEXT = 11, 64
-"""Pixel sizes of overlay text: Pillow's bitmap font's 11 px on parts up to about 500 px, growing
+"""Pixel sizes of overlay text: Pillow's default font at its own size on parts up to about 500 px, growing
 with the image's longer side above that (a commutator's 1240-pixel overlay wrote 11-pixel labels,
 unreadable once the gallery showed it 260 pixels tall)."""
 
@@ -56,9 +56,10 @@ def render_outlines(image: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, 
 
 def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: tuple[int, int, int]) -> None:
     """``text`` on a dark band across the top left of ``canvas``, sized to the image."""
-    font = _font(text_size(canvas.width, canvas.height))
+    size = text_size(canvas.width, canvas.height)
+    font = _font(size)
     right = draw.textbbox((2, 0), text, font=font)[2]
-    draw.rectangle((0, 0, min(canvas.width, right + 2), text_size(canvas.width, canvas.height) + 1), fill=(0, 0, 0))
+    draw.rectangle((0, 0, min(canvas.width, right + 2), size + 1), fill=(0, 0, 0))
     draw.text((2, 0), text, fill=colour, font=font)
 
 
