@@ -248,6 +248,13 @@ def test_a_large_batch_lists_its_flagged_images_and_says_where_the_rest_are():
     assert f"3 defective of {FULL_TABLE_ROWS + 10} shown; every image is in summary.csv and index.html" in " ".join(text.split())
     console.print(results_table(rows[:FULL_TABLE_ROWS], "batch", 120))  # small enough: every row
     assert "part_001.png" in console.export_text()
+    # Many flagged (scale probe 2026-12-05: 1 248 of 2 976, a 1 259-line table): the highest-scoring 50.
+    many = [ResultRow(f"tile_{i:04d}.png", str(i), True, float(i), 1, (), "") for i in range(300)]
+    console = Console(width=120, record=True)
+    console.print(results_table(many, "batch", 120))
+    text = " ".join(console.export_text().split())
+    assert "tile_0299.png" in text and "tile_0250.png" in text and "tile_0249.png" not in text
+    assert f"the {FULL_TABLE_ROWS} highest-scoring of 300 defective images (300 in all) shown" in text
 
 
 @pytest.mark.parametrize(

@@ -246,3 +246,17 @@ def test_identical_model_files_are_byte_identical(tmp_path):
     from safetensors.numpy import load_file
 
     assert np.array_equal(load_file(str(folder / "t.safetensors"))["bank"], tensors["bank"])
+
+
+def test_progress_written_to_a_log_is_a_line_now_and_then(monkeypatch, capsys):
+    # Scale probe 2026-12-05: with stderr not a terminal (nohup, CI, systemd) the bar was drawn once,
+    # at the end: a 3 000-image run said nothing for two minutes.
+    from defectlens.cli import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.0)
+    with progress.progress_bar("inspecting", 3) as advance:
+        for _ in range(3):
+            advance(1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("inspecting: ")]
+    assert [line.split(" in ")[0] for line in lines] == ["inspecting: 1/3", "inspecting: 2/3"], lines
+    assert "s left" in lines[0]

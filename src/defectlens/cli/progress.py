@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 
@@ -75,6 +76,10 @@ def interrupted(what: str) -> typer.Exit:
     return typer.Exit(EXIT_INTERRUPTED)
 
 
+LOG_EVERY_SECONDS = 30.0
+"""How often a progress bar writing to a log (not a terminal) prints a line instead."""
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, then: str | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr; yields the ``advance(n)`` callback the stages accept. ``then``:
@@ -91,11 +96,22 @@ def progress_bar(description: str, total: int, then: str | None = None) -> Itera
     ) as bar:
         task = bar.add_task(description, total=total)
         counted = [0]
+        # Not a terminal (a log, CI, systemd): the bar is drawn once, at the end, and a 3 000-image
+        # run was silent for its whole two minutes. A line at most every LOG_EVERY_SECONDS instead.
+        logging = not console.is_terminal
+        started = last = time.monotonic()
 
         def advance(n: int) -> None:
+            nonlocal last
             bar.advance(task, n)
             counted[0] += n
             if then is not None and counted[0] >= total:
                 bar.update(task, description=then, total=None)  # no count left: the bar pulses
+            now = time.monotonic()
+            if logging and now - last >= LOG_EVERY_SECONDS and counted[0] < total:
+                last = now
+                rate = counted[0] / max(now - started, 1e-9)
+                left = f", about {(total - counted[0]) / rate:.0f} s left" if rate > 0 else ""
+                console.print(f"{description}: {counted[0]}/{total} in {now - started:.0f} s{left}", highlight=False)
 
         yield advance
