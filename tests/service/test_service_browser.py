@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from service_helpers import ARTIFACTS, TOKEN, Server, free_port
 
@@ -76,6 +77,25 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             sync_api.expect(page.locator("#error")).to_have_text("")
             page.screenshot(path=str(ARTIFACTS / "4-escaped.png"), full_page=True)
 
+            # Until a time before every inspection: none; a page past the first: ⏭ and ⏮ jump to the
+            # oldest and the newest (the oldest rows were a click per page away; no "until" at all).
+            page.fill("#f-until", "2000-01-01T00:00")
+            page.dispatch_event("#f-until", "change")
+            sync_api.expect(page.locator("#history-msg")).to_have_text("no inspection matches these filters")
+            page.fill("#f-until", "")
+            page.dispatch_event("#f-until", "change")
+            with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
+                for i in range(20):
+                    client.post("/inspections", files={"file": (f"more-{i}.png", images["good"].read_bytes(), "image/png")}).raise_for_status()
+            page.click("#f-apply")
+            sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
+            page.click("#last")
+            sync_api.expect(page.locator("#page-info")).to_have_text("21–22 of 22")
+            sync_api.expect(page.locator("#history tr").last).to_contain_text("bad.png")
+            sync_api.expect(page.locator("#last")).to_be_disabled()
+            page.click("#first")
+            sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
+            page.click("#last")
             # A link in the history opens that inspection.
             page.locator("#history tr").nth(1).locator("a").click()
             sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
