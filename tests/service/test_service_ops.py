@@ -127,3 +127,34 @@ def test_a_model_written_again_while_served_is_said(service_model, images, tmp_p
             assert any("restart it to use the new one" in n for n in client.get("/models").json()["models"][0]["notes"])
     finally:
         pool.close()
+
+
+def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path):
+    # Migration 0002 stores the verdict that stands in a column of its own (the history's verdict
+    # filter read coalesce(reviewed, machine), which no index serves): rows written before it get it.
+    from alembic import command
+    from alembic.config import Config
+
+    from defectlens.service.db import MIGRATIONS, make_engine, migrate
+    from defectlens.service.store import Filters
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        for i, (machine, reviewed) in enumerate((("good", None), ("defective", None), ("defective", "good"), ("good", "defective"))):
+            conn.execute(text(
+                "INSERT INTO inspections (created_at, model, filename, image_sha, image_ext, overlay_sha, mask_sha, width, height, "
+                "score, verdict, threshold, seconds, report, report_text, review_state, reviewed_verdict) VALUES "
+                "('2026-12-01 00:00:00', 'm', :name, 'a', 'png', 'b', 'c', 8, 8, 1.0, :machine, 1.0, 0.1, '{}', '', :state, :reviewed)"
+            ), {"name": f"{i}.png", "machine": machine, "state": "reviewed" if reviewed else "unreviewed", "reviewed": reviewed})
+    migrate(engine)
+    engine.dispose()
+    store = Store(url)
+    for verdict, names in (("good", ["0.png", "2.png"]), ("defective", ["1.png", "3.png"])):
+        rows, total = store.page(Filters(verdict=verdict), 10, 0)
+        assert sorted(r.filename for r in rows) == names and total == 2
+    store.dispose()

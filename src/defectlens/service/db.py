@@ -57,6 +57,9 @@ class InspectionRow(Base):
     review_state: Mapped[str] = mapped_column(String(16), index=True, default="unreviewed")
     """'unreviewed' or 'reviewed'."""
     reviewed_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    final_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    """The verdict that stands: the reviewer's, else the machine's (what the history filters on).
+    Set on every write (migration 0002 filled it for earlier rows)."""
     reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -136,6 +136,7 @@ class Store:
             height=int(ins.image_size[1]),
             score=float(ins.score),
             verdict="defective" if ins.is_defective else "good",
+            final_verdict="defective" if ins.is_defective else "good",
             threshold=float(ins.thresholds.image) if ins.thresholds else float("nan"),
             seconds=float(out.seconds),
             report=out.report.to_json(),
@@ -180,7 +181,7 @@ class Store:
         """A page of the history, newest first, and how many match in all."""
         conds = []
         if filters.verdict:
-            conds.append(func.coalesce(InspectionRow.reviewed_verdict, InspectionRow.verdict) == filters.verdict)
+            conds.append(InspectionRow.final_verdict == filters.verdict)
         if filters.model:
             conds.append(InspectionRow.model == filters.model)
         if filters.since:
@@ -231,6 +232,7 @@ class Store:
                 )
             row.review_state = "reviewed"
             row.reviewed_verdict = review.verdict
+            row.final_verdict = review.verdict
             row.reviewed_by = review.reviewer
             row.reviewed_at = now
             row.review_comment = review.comment
