@@ -152,7 +152,10 @@ def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path
                 "('2026-12-01 00:00:00', 'm', :name, 'a', 'png', 'b', 'c', 8, 8, 1.0, :machine, 1.0, 0.1, '{}', '', :state, :reviewed)"
             ), {"name": f"{i}.png", "machine": machine, "state": "reviewed" if reviewed else "unreviewed", "reviewed": reviewed})
     migrate(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT filename, final_verdict FROM inspections ORDER BY filename")).all()
     engine.dispose()
+    assert [tuple(r) for r in stored] == [("0.png", "good"), ("1.png", "defective"), ("2.png", "good"), ("3.png", "defective")]
     store = Store(url)
     for verdict, names in (("good", ["0.png", "2.png"]), ("defective", ["1.png", "3.png"])):
         rows, total = store.page(Filters(verdict=verdict), 10, 0)
