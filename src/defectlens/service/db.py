@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -31,10 +31,17 @@ class Base(DeclarativeBase):
     """Declarative base of the store's tables."""
 
 
+HISTORY_FILTER_COLUMNS = ("final_verdict", "model", "review_state")
+"""Columns the history filters on by equality; each has an index with ``created_at`` after it."""
+
+
 class InspectionRow(Base):
     """One inspected upload: verdict, files (by sha256) and the latest review."""
 
     __tablename__ = "inspections"
+    # The history is read newest first within a filter: each equality filter with the time after it
+    # serves the filter, a time range and the order from one index (migration 0002).
+    __table_args__ = tuple(Index(f"ix_inspections_{col}_created_at", col, "created_at") for col in HISTORY_FILTER_COLUMNS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, default=utcnow)
@@ -57,7 +64,7 @@ class InspectionRow(Base):
     review_state: Mapped[str] = mapped_column(String(16), index=True, default="unreviewed")
     """'unreviewed' or 'reviewed'."""
     reviewed_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    final_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    final_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
     """The verdict that stands: the reviewer's, else the machine's (what the history filters on).
     Set on every write (migration 0002 filled it for earlier rows)."""
     reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)

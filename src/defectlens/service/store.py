@@ -197,7 +197,7 @@ class Store:
         with self.session() as s:
             total = s.scalar(select(func.count()).select_from(InspectionRow).where(where)) or 0
             stmt = (
-                select(InspectionRow).where(where).order_by(InspectionRow.id.desc()).limit(limit).offset(offset)
+                select(InspectionRow).where(where).order_by(InspectionRow.created_at.desc(), InspectionRow.id.desc()).limit(limit).offset(offset)
                 .options(selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews))
             )
             return list(s.scalars(stmt)), int(total)
