@@ -124,6 +124,7 @@ class Store:
         """Insert one inspection and its regions in one transaction; returns the stored row."""
         ins = out.inspection
         types = {t.region_index: t for t in out.region_types}
+        machine = "defective" if ins.is_defective else "good"
         row = InspectionRow(
             created_at=utcnow(),
             model=model,
@@ -135,8 +136,8 @@ class Store:
             width=int(ins.image_size[0]),
             height=int(ins.image_size[1]),
             score=float(ins.score),
-            verdict="defective" if ins.is_defective else "good",
-            final_verdict="defective" if ins.is_defective else "good",
+            verdict=machine,
+            final_verdict=machine,  # until a review says otherwise
             threshold=float(ins.thresholds.image) if ins.thresholds else float("nan"),
             seconds=float(out.seconds),
             report=out.report.to_json(),
