@@ -99,6 +99,14 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     # Each card's score beside the threshold it was judged by (a bare score meant nothing to a reader).
     threshold = Inspector.load(fitted_model).thresholds.image
     assert page.count(f"(threshold {threshold:.3f})") == 8
+    # Cards show small JPEG thumbnails and link to the full overlay (scale probe 2026-12-05: the full
+    # overlays, 162 kB each on magnetic tile, made scrolling 3 000 cards fetch about 480 MB).
+    thumbs = sorted(out.glob("*.thumb.jpg"))
+    assert len(thumbs) == 8 and page.count('.thumb.jpg" alt=') == 8
+    for thumb in thumbs:
+        with Image.open(thumb) as small:
+            assert small.format == "JPEG" and max(small.size) <= 320
+        assert f'href="{thumb.name.removesuffix(".thumb.jpg")}.png"' in page
 
     # An interrupted run: one image's results are gone; --resume redoes it and lists all 8.
     (out / "summary.csv").unlink()

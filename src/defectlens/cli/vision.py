@@ -23,7 +23,7 @@ from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.engine.analysis import prepare_analysis
 from defectlens.engine.local import BatchOutcome, inspect_and_write, load_for_inspection
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
-from defectlens.explain.gallery import ResultRow, read_result, require_batch_results_writable, write_batch_results
+from defectlens.explain.gallery import THUMBNAIL_SUFFIX, ResultRow, read_result, require_batch_results_writable, write_batch_results
 from defectlens.inspector import (
     FIT_DETECTORS,
     IMAGE_SIZE_RANGE,
@@ -44,7 +44,7 @@ from defectlens.types import Thresholds
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
-INSPECTION_SUFFIXES = (".json", ".png", ".report.json", ".report.md")
+INSPECTION_SUFFIXES = (".json", ".png", THUMBNAIL_SUFFIX, ".report.json", ".report.md")
 """Every file `inspect` writes per image (:func:`~defectlens.engine.local.write_inspection`, then
 the report files of :func:`~defectlens.engine.analysis.analyse`); output names are made unique
 across all of them."""

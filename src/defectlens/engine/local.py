@@ -12,15 +12,18 @@ import numpy as np
 
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
+from defectlens.explain.gallery import THUMBNAIL_SUFFIX
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
+from defectlens.io.images import jpeg_thumbnail
 from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
 
 def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
-    """Write the overlay ``<stem>.png``, then ``<stem>.json`` (each atomically).
+    """Write the overlay ``<stem>.png`` and its thumbnail ``<stem>.thumb.jpg`` (the gallery's), then
+    ``<stem>.json`` (each atomically).
 
     The inspection JSON is the last file written for an image (after its report files and
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
@@ -29,6 +32,7 @@ def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, s
     labels = extra.get("region_labels") if extra else None
     overlay = render_overlay(image, inspection, low, high, labels)
     write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))
+    write_bytes_atomic(out_dir / f"{stem}{THUMBNAIL_SUFFIX}", jpeg_thumbnail(overlay))
     payload = inspection.to_json()
     if extra:
         payload.update({k: v for k, v in extra.items() if k != "region_labels"})

@@ -25,6 +25,9 @@ from defectlens.io.atomic import write_text_atomic
 SUMMARY_FILE = "summary.csv"
 GALLERY_FILE = "index.html"
 SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report")
+THUMBNAIL_SUFFIX = ".thumb.jpg"
+"""Each image's overlay thumbnail (``<name>.thumb.jpg``), what the gallery's cards show; the card
+links to the full overlay (``<name>.png``)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ResultRow:
     """The image threshold the verdict was made with (None when the inspection did not record one)."""
     warning: str = ""
     """What qualifies the verdict (a batch-relative detector's warning about its batch), or ''."""
+    thumbnail: bool = False
+    """Whether ``<name>.thumb.jpg`` is there (results written before thumbnails show the overlay)."""
 
     @property
     def verdict(self) -> str:
@@ -75,7 +80,10 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     except (TypeError, ValueError):
         threshold = None
     warning = str(payload.get("batch_warning") or "")
-    return ResultRow(file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text, threshold, warning)
+    thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
+    return ResultRow(
+        file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text, threshold, warning, thumbnail
+    )
 
 
 SKIPPED_VERDICT = "skipped"
@@ -119,7 +127,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         href = e(urllib.parse.quote(r.name))
         cls = "bad" if r.defective else "ok"
         cards.append(
-            f'<div class="card {cls}"><a href="{href}.png"><img src="{href}.png" alt="{e(r.file)}" loading="lazy"></a>'
+            f'<div class="card {cls}"><a href="{href}.png"><img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else ".png"}" '
+            f'alt="{e(r.file)}" loading="lazy"></a>'
             f'<div class="file">{e(r.file)}</div>'
             f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
@@ -195,6 +204,7 @@ __all__ = [
     "SKIPPED_VERDICT",
     "SUMMARY_COLUMNS",
     "SUMMARY_FILE",
+    "THUMBNAIL_SUFFIX",
     "ResultRow",
     "gallery_html",
     "read_result",

@@ -7,6 +7,7 @@ so a batch can skip it and report it at the end.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -340,6 +341,23 @@ def png_bytes(image: Image.Image | np.ndarray) -> bytes:
     if image.dtype != np.uint8:
         raise TypeError(f"png_bytes writes 8-bit images, got {image.dtype}")
     return bytes(imagecodecs.png_encode(np.ascontiguousarray(image, dtype=np.uint8), level=PNG_COMPRESS_LEVEL, filter=imagecodecs.PNG.FILTER.SUB))
+
+
+THUMBNAIL_SIDE = 320
+"""Longer side, in pixels, of the overlay thumbnails a gallery shows (its cards are 220 pixels wide)."""
+
+
+def jpeg_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
+    """``image`` scaled down to at most ``side`` pixels on its longer side (never up), as a JPEG.
+
+    What a gallery of thousands of parts shows: it showed the full overlays, 162 kB each on
+    magnetic tile, so scrolling 3 000 of them fetched about 480 MB."""
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    small = picture.convert("RGB")
+    small.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
 
 
 class ImageFiles(Sequence[np.ndarray]):
