@@ -24,7 +24,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
-from defectlens.io.dataset import GOOD, is_mask_file
+from defectlens.io.dataset import is_good_folder, is_mask_file
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -158,7 +158,7 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     result = ExampleSet()
     by_type: dict[str, list[Example]] = {}
     for type_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        if type_dir.name.casefold() == GOOD:
+        if is_good_folder(type_dir):
             # Normal parts are no defect type: learnt as one, regions on defective parts were typed "good".
             _warn(result.notes, f"{type_dir}: normal parts are not a defect type; folder skipped (examples are defects, one folder per type)")
             continue

@@ -34,7 +34,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import GOOD, mask_for_test_image
+from defectlens.io.dataset import is_good_folder, mask_for_test_image
 from defectlens.io.outputs import require_output_file, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -152,7 +152,7 @@ def calibrate(
             raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
         # A normal-parts folder given as defective moves the threshold to where good parts pass as
         # defects, and is saved into the model: refused, the folder named.
-        good_named = [d for d in defective if (d if d.is_dir() else d.parent).resolve().name.casefold() == GOOD]
+        good_named = [d for d in defective if is_good_folder((d if d.is_dir() else d.parent).resolve())]
         if good_named:
             raise ConfigError("a folder of good parts was given as defective", good_named[0], f"pass it with --good {good_named[0]}")
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"

@@ -20,6 +20,11 @@ from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES
 GOOD = "good"
 
 
+def is_good_folder(folder: Path) -> bool:
+    """Whether ``folder`` is named for normal parts: ``good``, whatever its case (``Good``, ``GOOD``)."""
+    return folder.name.casefold() == GOOD
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Sorted image files directly inside ``folder`` (hidden files skipped)."""
     root = Path(folder)
@@ -183,7 +188,7 @@ def mask_for_test_image(image: str | Path) -> Path | None:
     ``test/`` shares those masks); None when there is none."""
     path = Path(image)
     type_dir = path.parent
-    if type_dir.name.casefold() == GOOD or type_dir.parent.name not in LABELLED_SPLITS:
+    if is_good_folder(type_dir) or type_dir.parent.name not in LABELLED_SPLITS:
         return None
     return _mask_for(type_dir.parent.parent, type_dir.name, path)
 
@@ -233,7 +238,7 @@ def load_category(root: str | Path) -> Category:
         for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
             images = _images_below(type_dir, notes)
             # "Good", "GOOD": the normal images, whatever the case (they were a defect type named Good).
-            good = type_dir.name.casefold() == GOOD
+            good = is_good_folder(type_dir)
             masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
             _drop_shared_masks(masks, notes)
             beside = [m for m in masks.values() if m is not None and m.parent == type_dir]

@@ -308,11 +308,12 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
             p,
             "regenerate the mask at the image's resolution (upright, with any EXIF rotation of the image applied)",
         )
-    if mask.size and mask.mean() > INVERTED_MASK_SHARE:
+    share = float(mask.mean()) if mask.size else 0.0
+    if share > INVERTED_MASK_SHARE:
         # Read as drawn (a defect may cover a part), but said: a mask with the defect drawn in
         # black on white reads as a part that is all defect but for its defect.
         warnings.warn(
-            f"{p}: the mask marks {mask.mean():.0%} of the image as defect — if its defect is drawn black on white, "
+            f"{p}: the mask marks {share:.0%} of the image as defect — if its defect is drawn black on white, "
             "invert it (defects white, or opaque on a see-through background)",
             DefectlensWarning,
             stacklevel=2,
