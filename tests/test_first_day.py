@@ -123,6 +123,27 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     assert not json_files[1].exists()
 
 
+def test_resume_keeps_finished_names_when_an_added_folder_sorts_first(fitted_model, synthetic_category, tmp_path):
+    # Output names go by input order; a folder added before a resume that sorts first used to take
+    # the finished images' names ("000" → "000-2"), so every finished image was inspected again.
+    folder = tmp_path / "lot"
+    (folder / "b").mkdir(parents=True)
+    for i in range(3):
+        shutil.copy(synthetic_category / "test" / "good" / f"{i:03d}.png", folder / "b" / f"{i:03d}.png")
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out)]).exit_code == 0
+    written = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    (folder / "a").mkdir()
+    shutil.copy(synthetic_category / "test" / "spot" / "000.png", folder / "a" / "000.png")
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "3 image(s) already done, 1 to inspect" in _text(result)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name in written} == written
+    assert json.loads((out / "000.json").read_text())["source"] == str(folder / "b" / "000.png")
+    assert json.loads((out / "000-2.json").read_text())["source"] == str(folder / "a" / "000.png")
+    assert {r["file"] for r in _rows(out)} == {"a/000.png", "b/000.png", "b/001.png", "b/002.png"}
+
+
 def test_summary_refused_before_work_when_a_folder_stands_in_its_place(fitted_model, synthetic_category, tmp_path):
     out = tmp_path / "out"
     (out / "summary.csv").mkdir(parents=True)

@@ -116,6 +116,12 @@ def test_unique_output_names_cover_every_suffix_and_case():
     assert renamed == [(Path("b/x.report.png"), "x.report-2"), (Path("c/X.png"), "X-2")]
     files = [(n + s).casefold() for n in names.values() for s in suffixes]
     assert len(files) == len(set(files))
+    # Names from an earlier run (--resume) are kept first; a kept name that clashes with another
+    # kept one (a hand-edited folder) is given once, and the other input is named afresh.
+    earlier = {Path("a/x.png"): "x-2", Path("c/X.png"): "X-2", Path("d/y.png"): "y"}
+    names, renamed = unique_output_names([Path("z/x.png"), Path("a/x.png"), Path("c/X.png"), Path("d/y.png")], suffixes, earlier)
+    assert names == {Path("z/x.png"): "x", Path("a/x.png"): "x-2", Path("c/X.png"): "X-3", Path("d/y.png"): "y"}
+    assert renamed == [(Path("a/x.png"), "x-2"), (Path("c/X.png"), "X-3")]
 
 
 # ---------------------------------------------------------------------------------------------

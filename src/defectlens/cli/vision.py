@@ -337,6 +337,29 @@ def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
     return payload
 
 
+def _earlier_names(out_dir: Path, files: list[Path]) -> dict[Path, str]:
+    """The output name an earlier run gave each of ``files``, read from the inspection JSONs in
+    ``out_dir`` (their ``source``). Only JSONs named after an input's stem (``x.json``, ``x-2.json``)
+    are opened, so a large folder costs one directory listing and a read per candidate."""
+    stems = {p.stem.casefold() for p in files}
+    wanted = {str(p): p for p in files}
+    found: dict[Path, str] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(out_dir):
+            name = entry.name[: -len(".json")] if entry.name.endswith(".json") else None
+            base = name.rsplit("-", 1)[0] if name and name.rsplit("-", 1)[-1].isdigit() else name
+            if name is None or not (name.casefold() in stems or (base or "").casefold() in stems):
+                continue
+            try:
+                payload = json.loads(Path(entry.path).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            source = payload.get("source") if isinstance(payload, dict) else None
+            if isinstance(source, str) and source in wanted:
+                found.setdefault(wanted[source], name)
+    return found
+
+
 def _run_thresholds(inspector: Inspector) -> tuple[float, float] | None:
     """(image, pixel) thresholds this run decides with; None when the detector sets them per batch."""
     try:
@@ -503,7 +526,7 @@ def inspect(
     _note_cleaned(clean_stale_temporaries(output))
     # Output names follow the order given, whatever order the batches are scored in, and no
     # two inputs share any output file (see unique_output_names).
-    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES)
+    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, _earlier_names(output, files) if resume else None)
     if renamed:
         listed = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
         console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {escape(str(listed))}")

@@ -7,7 +7,7 @@ Every check raises :class:`~defectlens.errors.OutputError` naming the path and t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from defectlens.errors import OutputError
@@ -102,27 +102,40 @@ def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> Non
     require_apart_from(path, kept, what)
 
 
-def unique_output_names(paths: Sequence[Path], suffixes: Sequence[str]) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
+def unique_output_names(
+    paths: Sequence[Path], suffixes: Sequence[str], earlier: Mapping[Path, str] | None = None,
+) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
     """A name per input such that no two inputs share any output file ``name + suffix``.
 
     De-duplicating stems alone is not enough: ``x.png`` writes ``x.report.json`` and so does
     ``x.report.png`` (as its ``.json``). Names are given in input order (stable across runs,
     which ``--resume`` relies on); a clash adds ``-2``, ``-3``…; comparison ignores case, for
-    case-insensitive file systems. Returns the names and the ``(input, name)`` pairs that were
-    renamed, to be reported.
+    case-insensitive file systems. ``earlier`` holds names an earlier run gave some of the inputs
+    (``--resume``): they are kept first, so an input added since (a new folder that sorts first)
+    takes a new name instead of renaming every finished image and having it redone. Returns the
+    names and the ``(input, name)`` pairs whose name is not their stem, to be reported.
     """
     used: set[str] = set()
     names: dict[Path, str] = {}
-    renamed: list[tuple[Path, str]] = []
+
+    def take(path: Path, name: str) -> None:
+        used.update((name + s).casefold() for s in suffixes)
+        names[path] = name
+
+    def free(name: str) -> bool:
+        return not any((name + s).casefold() in used for s in suffixes)
+
+    for path in paths:
+        kept = (earlier or {}).get(path)
+        if kept is not None and path not in names and free(kept):
+            take(path, kept)
     for path in paths:
         if path in names:
             continue
         name, n = path.stem, 1
-        while any((name + s).casefold() in used for s in suffixes):
+        while not free(name):
             n += 1
             name = f"{path.stem}-{n}"
-        used.update((name + s).casefold() for s in suffixes)
-        names[path] = name
-        if n > 1:
-            renamed.append((path, name))
+        take(path, name)
+    renamed = [(path, names[path]) for path in dict.fromkeys(paths) if names[path] != path.stem]
     return names, renamed
