@@ -5,7 +5,6 @@ Registered by the CLI root (``app.command("train-grounding")(grounding.train_gro
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -39,7 +38,7 @@ def train_grounding(
     from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, utc_now, write_descriptor
     from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache
-    from defectlens.detect.grounding.train import Paraphrases, build_items, fit_head, prepare_training
+    from defectlens.detect.grounding.train import Paraphrases, prepare_training, train_prepared
     from defectlens.taxonomy import Taxonomy
 
     try:
@@ -60,42 +59,25 @@ def train_grounding(
 
         # Every dataset check first: a missing description fails now, not after encoding.
         model, categories = prepare_training(dataset_dirs, config, training, paraphrases=source)
-        vocabs = model.vocabularies
-        n_images = sum(len(c.samples) for c in categories)
-        cache = FeatureCache(model.encoder, config.side, config.grey, cache_folder)
-        t0 = time.perf_counter()
-        with progress_bar("encoding images", n_images) as advance:
-            items = build_items(categories, cache, vocabs, advance)
-        cache_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        with progress_bar("training head (epochs)", epochs) as advance:
-            losses = fit_head(model, items, vocabs, training, advance)
-        train_s = time.perf_counter() - t1
-        model.save(
-            output,
-            extra={
-                "categories": [c.name for c in categories],
-                "n_images": n_images,
-                "training": training.to_json(),
-                "cache_seconds": round(cache_s, 1),
-                "train_seconds": round(train_s, 1),
-                "final_loss": round(losses[-1], 5) if losses else None,
-            },
-        )
+        train_prepared(model, categories, training, FeatureCache(model.encoder, config.side, config.grey, cache_folder), progress_bar)
+        summary = model.fit_summary
+        assert summary is not None  # train_prepared sets it
+        model.save(output, extra={**summary.to_json(), "training": training.to_json()})
         # The descriptor last: it names the folder a zero-shot grounding model for every loader.
         paths = [smp.path for c in categories for smp in c.samples]
         write_descriptor(
             output,
             ModelDescriptor(
                 detector=GroundingDetector.name,
-                provenance=Provenance.now(n_images, fingerprint_files(paths)),
+                provenance=Provenance.now(summary.n_images, fingerprint_files(paths)),
                 saved_at=utc_now(),
                 detector_info={"encoder": config.encoder.to_json(), "text_model": config.text_model, "trained_on": [c.name for c in categories]},
             ),
         )
     except DefectlensError as exc:
         raise fail(exc) from None
+    final_loss = f", final loss {summary.losses[-1]:.4f}" if summary.losses else ""
     console.print(
-        f"trained on {n_images} images of {escape(', '.join(c.name for c in categories))} "
-        f"(encoding {cache_s:.0f} s, training {train_s:.0f} s, final loss {losses[-1]:.4f}) -> {escape(str(output))}"
+        f"trained on {summary.n_images} images of {escape(', '.join(summary.categories))} "
+        f"(encoding {summary.cache_seconds:.0f} s, training {summary.train_seconds:.0f} s{final_loss}) -> {escape(str(output))}"
     )

@@ -16,9 +16,11 @@ training category, as it is within the batch at inspection.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,13 @@ from defectlens.errors import ConfigError
 from defectlens.taxonomy import Taxonomy
 
 Progress = Callable[[int], None]
+ProgressBars = Callable[[str, int], AbstractContextManager[Progress | None]]
+"""Opens the progress of one counted stage, ``(description, total)``, and yields its
+``advance(n)`` (or None); training runs two stages in turn (the CLI passes its progress bar)."""
+
+
+def _no_bars(_description: str, _total: int) -> AbstractContextManager[Progress | None]:
+    return contextlib.nullcontext()
 Paraphrases = Callable[[Taxonomy, int], Mapping[str, Sequence[str]]]
 """(taxonomy, n) -> up to n other phrasings of each type's description, by type name."""
 
@@ -307,8 +316,7 @@ def train_grounding_model(
     config: GroundingConfig | None = None,
     training: TrainingConfig | None = None,
     cache_dir: str | Path | None = None,
-    encode_progress: Progress | None = None,
-    train_progress: Progress | None = None,
+    progress: ProgressBars | None = None,
     encoder: PatchEncoder | None = None,
     text: TextEncoder | None = None,
     cache: FeatureCache | None = None,
@@ -319,18 +327,34 @@ def train_grounding_model(
 
     All dataset checks run first (no taxonomy, missing descriptions, no masks: a clear error
     before any image is encoded). ``cache_dir`` keeps the encoded features on disk so a second
-    run skips encoding; ``cache`` shares an in-memory cache (benchmarks re-train per fold).
+    run skips encoding; ``cache`` shares an in-memory cache (benchmarks re-train per fold);
+    ``progress`` opens a progress display for each of the two stages, encoding and training.
     """
     config = config or GroundingConfig()
     training = training or TrainingConfig()
     model, categories = prepare_training(dataset_dirs, config, training, encoder, text, paraphrases)
+    return train_prepared(model, categories, training, cache or FeatureCache(model.encoder, config.side, config.grey, cache_dir), progress)
+
+
+def train_prepared(
+    model: GroundingModel,
+    categories: Sequence[TrainingCategory],
+    training: TrainingConfig,
+    cache: FeatureCache,
+    progress: ProgressBars | None = None,
+) -> GroundingModel:
+    """Encode the images of :func:`prepare_training`'s categories (through ``cache``) and train
+    ``model``'s head on them; its ``fit_summary`` says what training did. The second half of
+    :func:`train_grounding_model`, for a caller that sizes its progress bars in between."""
+    bars = progress or _no_bars
     vocabs = model.vocabularies
-    cache = cache or FeatureCache(model.encoder, config.side, config.grey, cache_dir)
     t0 = time.perf_counter()
-    items = build_items(categories, cache, vocabs, encode_progress)
+    with bars("encoding images", sum(len(c.samples) for c in categories)) as advance:
+        items = build_items(categories, cache, vocabs, advance)
     cache_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    losses = fit_head(model, items, vocabs, training, train_progress)
+    with bars("training head (epochs)", training.epochs) as advance:
+        losses = fit_head(model, items, vocabs, training, advance)
     model.fit_summary = TrainingSummary(
         categories=tuple(c.name for c in categories),
         n_images=len(items),
