@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from defectlens import Inspector
 from defectlens.cli import app
+from defectlens.detect import threshold_for_false_alarms
 from defectlens.evaluate.harness import REFERENCE_NOTE, evaluate_detection
-from defectlens.evaluate.metrics import detection_metrics, threshold_for_false_alarm_rate
+from defectlens.evaluate.metrics import detection_metrics
 from defectlens.io import load_category, load_image, load_mask
 
 runner = CliRunner()
@@ -47,7 +48,9 @@ def test_streamed_evaluation_equals_the_list_based_metrics(fitted_model, synthet
     assert evaluation.operating_point.recall == sum(verdicts[s] for s in defective) / len(defective)
     assert evaluation.operating_point.false_alarm_rate == sum(verdicts[s] for s in good) / len(good)
     good_scores = [r.score for r in scored.records if r.defect_type == "good"]
-    assert evaluation.reference_point.threshold == threshold_for_false_alarm_rate(good_scores, 0.01) == max(good_scores)
+    defective_scores = [r.score for r in scored.records if r.defect_type != "good"]
+    # The threshold calibrate would save on these labels: midway above the highest good score.
+    assert evaluation.reference_point.threshold == threshold_for_false_alarms(good_scores, 0.01, defective_scores) > max(good_scores)
     assert evaluation.reference_point.false_alarm_rate == 0.0
     assert (evaluation.n_good, evaluation.n_defective) == (4, 4)
 

@@ -12,6 +12,7 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from defectlens.detect.calibration import highest_unflagged_score
 from defectlens.evaluate import metrics as M
 from defectlens.evaluate.metrics import (
     PixelAccumulator,
@@ -22,7 +23,6 @@ from defectlens.evaluate.metrics import (
     pixel_ap,
     pixel_auroc,
     pixel_f1_max,
-    threshold_for_false_alarm_rate,
 )
 from defectlens.scoring import best_f1
 
@@ -231,20 +231,12 @@ def test_operating_point_flags_strictly_above_the_threshold():
         (list(range(100)), 0.01, 98),
     ],
 )
-def test_threshold_for_false_alarm_rate(good, target, expected):
-    t = threshold_for_false_alarm_rate(good, target)
+def test_highest_unflagged_score(good, target, expected):
+    t = highest_unflagged_score(np.asarray(good, dtype=float), target)
     assert t == expected
     assert flagged_share(good, t) <= target
     # The lowest such threshold: just below it, more than the target would be flagged.
     assert flagged_share(good, np.nextafter(t, -np.inf)) > target
-
-
-def test_threshold_for_false_alarm_rate_bad_input():
-    assert math.isnan(threshold_for_false_alarm_rate([], 0.01))
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        threshold_for_false_alarm_rate([1.0], 1.0)
-    with pytest.raises(ValueError, match="NaN"):
-        threshold_for_false_alarm_rate([1.0, math.nan], 0.1)
 
 
 def test_operating_point_without_a_threshold_is_undefined():

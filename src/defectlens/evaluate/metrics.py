@@ -27,7 +27,6 @@ import numpy.typing as npt
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
 
-from defectlens.detect.calibration import highest_unflagged_score
 from defectlens.scoring import best_f1
 from defectlens.taxonomy import UNKNOWN  # re-exported; defined once, with the taxonomy that reserves the name
 
@@ -50,7 +49,6 @@ __all__ = [
     "pixel_ap",
     "pixel_auroc",
     "pixel_f1_max",
-    "threshold_for_false_alarm_rate",
     "type_accuracy",
     "type_macro_f1",
 ]
@@ -187,27 +185,6 @@ def verdict_point(threshold: float, labels: npt.ArrayLike, verdicts: npt.ArrayLi
         float(flagged[y].mean()) if y.any() else math.nan,
         float(flagged[~y].mean()) if (~y).any() else math.nan,
     )
-
-
-def threshold_for_false_alarm_rate(good_scores, target: float, already_flagged: int = 0) -> float:
-    """The lowest threshold that flags at most a share ``target`` of ``good_scores`` (``score > t`` flags)
-    and ``already_flagged`` more good images flagged at any threshold (the frame check's; see
-    :func:`~defectlens.detect.calibration.highest_unflagged_score`).
-
-    With ``n`` good scores at most ``a = floor(target * n)`` may lie above the threshold, so the
-    answer is the ``(a + 1)``-th largest good score: a high quantile of the good scores taken on
-    a score itself (ties with it stay below the threshold; anything lower would flag ``a + 1``).
-    The lowest such threshold is returned because it flags the most defective images.
-    Returns ``nan`` for no scores; ``target`` must lie in [0, 1).
-    """
-    if not 0.0 <= target < 1.0:
-        raise ValueError(f"target false-alarm rate must lie in [0, 1), got {target}")
-    s = np.asarray(good_scores, dtype=np.float64).ravel()
-    if s.size == 0:
-        return math.nan
-    if not np.isfinite(s).all():
-        raise ValueError("scores contain NaN or infinite values")
-    return highest_unflagged_score(s, target, already_flagged)
 
 
 # --------------------------------------------------------------------------------------------
