@@ -27,7 +27,7 @@ def test_models_load_score_and_type_on_the_worker_thread(service_model: Path, im
         return wrapped
 
     monkeypatch.setattr(models, "load_model", record("load", models.load_model))
-    monkeypatch.setattr(models, "type_regions", record("type", models.type_regions))
+    monkeypatch.setattr(models, "type_with_notes", record("type", models.type_with_notes))
     pool = ModelPool.load([service_model])
     try:
         inspector = pool.models["plate"].inspector

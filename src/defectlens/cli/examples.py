@@ -19,7 +19,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, notes
 from defectlens.cli.vision import EXIT_PARTIAL
-from defectlens.engine.analysis import Locator, gather_examples
+from defectlens.engine import Locator, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.inspector import Inspector
 from defectlens.io import load_image, load_mask, write_bytes_atomic, write_json_atomic

@@ -20,8 +20,7 @@ from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
-from defectlens.engine.analysis import prepare_analysis
-from defectlens.engine.local import BatchOutcome, inspect_and_write, load_for_inspection
+from defectlens.engine import BatchOutcome, inspect_and_write, load_for_inspection, prepare_analysis
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
 from defectlens.explain.gallery import THUMBNAIL_SUFFIX, ResultRow, read_result, require_batch_results_writable, write_batch_results
 from defectlens.inspector import (

@@ -2,4 +2,19 @@
 one batch (this process, and each Ray worker) with the optional stages of
 :mod:`defectlens.engine.analysis` (types, reports; the service uses them too);
 :mod:`defectlens.engine.ray_engine` spreads the batches over a pool of Ray workers (imported only
-when asked for: Ray is an optional extra)."""
+when asked for: Ray is an optional extra, so it is not re-exported here)."""
+
+from defectlens.engine.analysis import Analysis, Locator, gather_examples, prepare_analysis, type_with_notes
+from defectlens.engine.local import BatchOutcome, inspect_and_write, inspection_overlay, load_for_inspection
+
+__all__ = [
+    "Analysis",
+    "BatchOutcome",
+    "Locator",
+    "gather_examples",
+    "inspect_and_write",
+    "inspection_overlay",
+    "load_for_inspection",
+    "prepare_analysis",
+    "type_with_notes",
+]

@@ -105,6 +105,20 @@ def prepare_analysis(
     return analysis
 
 
+def type_with_notes(
+    analysis: Analysis, image: np.ndarray, inspection: Inspection, grounding: GroundingResult | None = None,
+) -> tuple[list[RegionType], list[str]]:
+    """The inspection's region types and the notes its report carries (the analysis's own, then
+    the classifier's), as `inspect` and the service both get them. A classifier that fails types
+    nothing and says why in a note: the verdict and regions stand without types."""
+    notes = list(analysis.notes)
+    try:
+        result = type_regions(image, inspection, analysis.classifier, analysis.taxonomy, grounding)
+    except DefectlensError as exc:
+        return [], [*notes, f"defect-type classification failed: {exc}"]
+    return result.region_types, notes + result.notes
+
+
 def analyse(
     analysis: Analysis,
     image: np.ndarray,
@@ -120,13 +134,8 @@ def analyse(
     given, else the taxonomy's descriptions, else a grounding model's maps. A ``warning`` about
     the verdict itself (a batch-relative detector's) is the report's first note.
     """
-    region_types: list[RegionType] = []
-    notes = [*([warning] if warning else []), *analysis.notes]
-    try:
-        result = type_regions(image, inspection, analysis.classifier, analysis.taxonomy, grounding)
-        region_types, notes = result.region_types, notes + result.notes
-    except DefectlensError as exc:
-        notes.append(f"defect-type classification failed: {exc}")
+    region_types, notes = type_with_notes(analysis, image, inspection, grounding)
+    notes = [*([warning] if warning else []), *notes]
     report = build_report(inspection, region_types, analysis.taxonomy, analysis.writer, notes)
     write_report_files(report, out_dir, stem)
     return region_types

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
@@ -21,16 +22,22 @@ from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
 
+def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Inspection, labels: list[str] | None = None) -> Image.Image:
+    """The overlay an inspection is shown with: its map on a colour scale from the model's normal
+    pixel level (the same in `inspect`'s files and the service's pages), its regions outlined
+    and, given ``labels``, named."""
+    stats = inspector.detector.normal_stats
+    low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
+    return render_overlay(image, inspection, low, high, labels)
+
+
 def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
     """Write the overlay ``<stem>.png`` and its thumbnail ``<stem>.thumb.jpg`` (the gallery's), then
     ``<stem>.json`` (each atomically).
 
     The inspection JSON is the last file written for an image (after its report files and
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
-    stats = inspector.detector.normal_stats
-    low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
-    labels = extra.get("region_labels") if extra else None
-    overlay = render_overlay(image, inspection, low, high, labels)
+    overlay = inspection_overlay(inspector, image, inspection, extra.get("region_labels") if extra else None)
     write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))
     write_bytes_atomic(out_dir / f"{stem}{THUMBNAIL_SUFFIX}", jpeg_thumbnail(overlay))
     payload = inspection.to_json()

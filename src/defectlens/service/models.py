@@ -27,14 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from defectlens.classify.regions import type_regions
 from defectlens.descriptor import EXAMPLES_DIR, model_stamp, part_taxonomy
-from defectlens.engine.analysis import Analysis, Locator, prepare_analysis
-from defectlens.errors import ConfigError, DefectlensError
+from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, type_with_notes
+from defectlens.errors import ConfigError
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
 from defectlens.io import png_bytes
-from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, RegionType, Report
 
@@ -271,10 +269,7 @@ class ModelPool:
         inspection, region_types, notes = fut.result()
         report = build_report(inspection, region_types, model.analysis.taxonomy, "template", notes)
         labels = [t.defect_type for t in region_types]
-        stats = model.inspector.detector.normal_stats
-        # Same colour scale as `defectlens inspect` overlays, so the two look alike.
-        low, high = overlay_scale(inspection, stats.pixel_median if stats else None)
-        overlay = png_bytes(render_overlay(image, inspection, low, high, labels or None))
+        overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
         region_labels = inspection.region_labels if inspection.region_labels is not None else np.zeros(image.shape[:2], np.int32)
         # Pixel value = region index (capped at 255): the export cuts each region's mask from it.
         mask = png_bytes(Image.fromarray(np.clip(region_labels, 0, 255).astype(np.uint8), mode="L"))
@@ -282,14 +277,8 @@ class ModelPool:
 
     @staticmethod
     def _types(model: LoadedModel, image: np.ndarray, inspection: Inspection, result: AnomalyResult) -> tuple[list[RegionType], list[str]]:
-        """Region types the way `defectlens inspect` gets them (see :func:`defectlens.engine.analysis.analyse`)."""
-        notes = list(model.analysis.notes)
-        try:
-            c = type_regions(image, inspection, model.analysis.classifier, model.analysis.taxonomy, result.grounding)
-            return c.region_types, notes + c.notes
-        except DefectlensError as exc:
-            notes.append(f"defect-type classification failed: {exc}")
-        return [], notes
+        """Region types and report notes the way `defectlens inspect` gets them."""
+        return type_with_notes(model.analysis, image, inspection, result.grounding)
 
 
 __all__ = ["MAX_BATCH", "REJECT_TYPE", "UNKNOWN_TYPE", "LoadedModel", "ModelPool", "Outcome", "load_model"]
