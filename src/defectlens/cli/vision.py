@@ -22,7 +22,15 @@ from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.engine import BatchOutcome, inspect_and_write, load_for_inspection, prepare_analysis
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
-from defectlens.explain.gallery import THUMBNAIL_SUFFIX, ResultRow, read_result, require_batch_results_writable, write_batch_results
+from defectlens.explain.gallery import (
+    THUMBNAIL_SUFFIX,
+    ResultRow,
+    read_inspection_json,
+    read_result,
+    recorded_thresholds,
+    require_batch_results_writable,
+    write_batch_results,
+)
 from defectlens.inspector import (
     FIT_DETECTORS,
     IMAGE_SIZE_RANGE,
@@ -327,13 +335,8 @@ def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
     valid and about this very input), else None: ``--resume`` redoes the image."""
     if not all((out_dir / f"{name}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
         return None
-    try:
-        payload = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(payload, dict) or payload.get("source") != str(path) or not isinstance(payload.get("score"), (int, float)):
-        return None
-    return payload
+    payload = read_inspection_json(out_dir / f"{name}.json")
+    return payload if payload is not None and payload.get("source") == str(path) else None
 
 
 def _earlier_names(out_dir: Path, files: list[Path]) -> dict[Path, str]:
@@ -343,17 +346,13 @@ def _earlier_names(out_dir: Path, files: list[Path]) -> dict[Path, str]:
     stems = {p.stem.casefold() for p in files}
     wanted = {str(p): p for p in files}
     found: dict[Path, str] = {}
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # no folder yet, or unreadable: nothing to keep
         for entry in os.scandir(out_dir):
-            name = entry.name[: -len(".json")] if entry.name.endswith(".json") else None
-            base = name.rsplit("-", 1)[0] if name and name.rsplit("-", 1)[-1].isdigit() else name
-            if name is None or not (name.casefold() in stems or (base or "").casefold() in stems):
+            name = entry.name.removesuffix(".json")
+            base, _, number = name.rpartition("-")
+            if name == entry.name or not (name.casefold() in stems or (number.isdigit() and base.casefold() in stems)):
                 continue
-            try:
-                payload = json.loads(Path(entry.path).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                continue
-            source = payload.get("source") if isinstance(payload, dict) else None
+            source = (read_inspection_json(Path(entry.path)) or {}).get("source")
             if isinstance(source, str) and source in wanted:
                 found.setdefault(wanted[source], name)
     return found
@@ -366,13 +365,6 @@ def _run_thresholds(inspector: Inspector) -> tuple[float, float] | None:
     except RuntimeError:
         return None
     return float(t.image), float(t.pixel)
-
-
-def _payload_thresholds(payload: dict) -> tuple[float, float]:
-    """(image, pixel) thresholds an inspection JSON was decided with (NaN when not recorded)."""
-    t = payload.get("thresholds") or {}
-    values = tuple(t.get(k) for k in ("image", "pixel"))
-    return tuple(float(v) if isinstance(v, int | float) else math.nan for v in values)  # type: ignore[return-value]
 
 
 def _table_row(row: ResultRow) -> tuple[str, ...]:
@@ -536,7 +528,7 @@ def inspect(
         current = _run_thresholds(inspector)
         for path in files:
             earlier = _completed(output, names[path], path)
-            if earlier is not None and current is not None and (before := _payload_thresholds(earlier)) != current:
+            if earlier is not None and current is not None and (before := recorded_thresholds(earlier)) != current:
                 # Made by another model or another --threshold: mixed into one summary, a lower score
                 # would be flagged beside a higher one passed.
                 raise fail(ConfigError(

@@ -14,6 +14,7 @@ import errno
 import html
 import io
 import json
+import math
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,13 +59,30 @@ class ResultRow:
         return "DEFECTIVE" if self.defective else "ok"
 
 
+def read_inspection_json(path: Path) -> dict | None:
+    """The inspection JSON ``inspect`` wrote at ``path``; None when it is missing, unreadable or
+    not one (not an object with a numeric ``score``): that image counts as not inspected."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    score = payload.get("score") if isinstance(payload, dict) else None
+    return payload if isinstance(score, int | float) and not isinstance(score, bool) else None
+
+
+def recorded_thresholds(payload: dict) -> tuple[float, float]:
+    """(image, pixel) thresholds an inspection JSON was decided with; NaN for one not recorded."""
+    t = payload.get("thresholds")
+    t = t if isinstance(t, dict) else {}
+    return tuple(float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan  # type: ignore[return-value]  # two items
+                 for v in (t.get("image"), t.get("pixel")))
+
+
 def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     """The row of one image from its files in ``out_dir``; None when its inspection JSON is
     missing or unreadable (the image was not inspected)."""
-    try:
-        payload = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
-        score = float(payload["score"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+    payload = read_inspection_json(out_dir / f"{name}.json")
+    if payload is None:
         return None
     types = tuple(str(t.get("defect_type", "?")) for t in payload.get("region_types") or [] if isinstance(t, dict))
     text = ""
@@ -74,15 +92,12 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         # A missing report only empties one cell: the verdict and score still stand.
         pass
-    thresholds = payload.get("thresholds")
-    try:
-        threshold = float(thresholds["image"]) if isinstance(thresholds, dict) and thresholds.get("image") is not None else None
-    except (TypeError, ValueError):
-        threshold = None
+    image_threshold = recorded_thresholds(payload)[0]
     warning = str(payload.get("batch_warning") or "")
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
     return ResultRow(
-        file, name, bool(payload.get("is_defective")), score, len(payload.get("regions") or []), types, text, threshold, warning, thumbnail
+        file, name, bool(payload.get("is_defective")), float(payload["score"]), len(payload.get("regions") or []), types, text,
+        None if math.isnan(image_threshold) else image_threshold, warning, thumbnail,
     )
 
 
@@ -207,7 +222,9 @@ __all__ = [
     "THUMBNAIL_SUFFIX",
     "ResultRow",
     "gallery_html",
+    "read_inspection_json",
     "read_result",
+    "recorded_thresholds",
     "require_batch_results_writable",
     "summary_csv",
     "write_batch_results",
