@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 
 from defectlens.cli import calibrate, examples, export, grounding, vision
+from defectlens.cli import service as service_cli
 from defectlens.cli.progress import one_line_warnings, stop_on_terminate
-from defectlens.service import cli as service_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
 

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
-from defectlens.cli.vision import EXIT_PARTIAL, _report_failures, expand_inputs
+from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures
 from defectlens.descriptor import model_stamp
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
@@ -223,7 +223,7 @@ def calibrate(
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"
     except DefectlensError as exc:
-        _report_failures(failures)
+        report_failures(failures)
         raise fail(exc) from None
     except KeyboardInterrupt:
         raise interrupted("the model is as it was") from None
@@ -241,7 +241,7 @@ def calibrate(
     if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
         console.print(f"[yellow]note:[/] the frame check alone flags {unlike_good} of {len(normal)} good image(s), more than the "
                       f"false-alarm target {target:g} allows: the new threshold flags no other good image")
-    _report_failures(data.failures)
+    report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     saved = False
     try:

@@ -118,7 +118,8 @@ def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
     return names
 
 
-def _report_failures(failures: list[Failure]) -> None:
+def report_failures(failures: list[Failure]) -> None:
+    """List the inputs a command skipped, each with its reason (nothing when none was)."""
     if failures:
         console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
         for f in failures:
@@ -241,7 +242,7 @@ def fit(
             # Each image decoded once to check it, then read again as the fit encodes it: the
             # pixels of every normal image are never held at once.
             images, failures = scan_images(paths, advance)
-        _report_failures(failures)
+        report_failures(failures)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
                 f"only {len(images)} of the normal images could be read; at least {MIN_FIT_IMAGES} are needed",
@@ -616,12 +617,12 @@ def inspect(
     except DefectlensError as exc:
         # The images whose files failed too (a full or read-only disk fails them all) are listed
         # first: the summary was all that would have listed them.
-        _report_failures(failures)
+        report_failures(failures)
         fail(exc)
         raise typer.Exit(EXIT_PARTIAL if failures else 2) from None
     console.print(results_table(done, title, console.width))
     console.print(f"summary → {escape(str(summary_path))}; gallery → {escape(str(gallery_path))}")
-    _report_failures(failures)
+    report_failures(failures)
     console.print(f"results in {escape(str(output))}")
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
@@ -727,7 +728,7 @@ def evaluate(
     if unlike_good or unlike_defective:
         console.print(f"[yellow]note:[/] the frame check found {unlike_good} good and {unlike_defective} defective test image(s) "
                       "unlike every normal one: flagged whatever their score, and counted so in the operating point")
-    _report_failures(evaluation.failures)
+    report_failures(evaluation.failures)
     if json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
         write_json_atomic(json_out, result)

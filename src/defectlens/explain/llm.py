@@ -34,7 +34,9 @@ LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Words that claim a defect; on a clean part each must be negated ("no defect", "free of damage").
 _DEFECT_WORDS = re.compile(r"\b(defect\w*|damage\w*|flaw\w*|fault\w*|anomal\w*|reject\w*|crack\w*|broken)\b", re.I)
-_NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never)\b", re.I)
+NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never|lacking|lacks)\b", re.I)
+"""Words that negate what follows ("no cracks", "free of damage", "lacking pits"): a report's
+defect word after one is no claim, and a paraphrase that adds one has turned its meaning."""
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
@@ -214,8 +216,9 @@ def _tidy(text: str) -> str:
     return text
 
 
-def _mentions(text: str, name: str) -> bool:
-    # Whole word, optional plural ("crack" / "cracks", "patch" / "patches").
+def mentions_type(text: str, name: str) -> bool:
+    """Whether ``text`` names the defect type ``name``: the whole word, optionally plural ("crack"
+    / "cracks", "patch" / "patches"). One rule for reports and paraphrases."""
     return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
 
 
@@ -232,10 +235,10 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
         return Verification(False, ["the text is empty"])
     found = {f.defect_type for f in report.findings}
     for name in sorted(found - {UNKNOWN}):
-        if not _mentions(text, name):
+        if not mentions_type(text, name):
             problems.append(f"does not name the found type {name!r}")
     for name in taxonomy_names:
-        if name not in found and _mentions(text, name):
+        if name not in found and mentions_type(text, name):
             problems.append(f"names type {name!r}, which was not found")
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")
@@ -249,7 +252,7 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
             problems.append("does not say that the part is good")
         for m in _DEFECT_WORDS.finditer(text):
             before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
-            if not any(_NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
+            if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
                 problems.append(f"speaks of a defect ({m.group(0)!r}) on a clean part")
                 break
     return Verification(not problems, problems)

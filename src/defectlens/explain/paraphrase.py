@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from defectlens.errors import ConfigError
-from defectlens.explain.llm import LMConfig, LMWriter
-from defectlens.explain.llm import _mentions as mentions  # one rule for 'names a type', reports and paraphrases
+from defectlens.explain.llm import NEGATIONS, LMConfig, LMWriter, mentions_type
 from defectlens.io.atomic import atomic_write
 from defectlens.taxonomy import Taxonomy
 
@@ -50,7 +49,6 @@ _META_WORDS = re.compile(
     r"you|your|i|we|our|here|sure|create|grammar\w*|punctuation|word|words|synonym\w*)\b",
     re.I,
 )
-_NEGATIONS = re.compile(r"\b(no|not|without|lacking|lacks|free of|none|never)\b", re.I)
 # Only words of four letters or more count as content words; these longer ones do not either.
 _STOP_WORDS = frozenset(
     ("with", "from", "that", "this", "which", "along", "across", "into", "onto", "over", "under", "left", "part", "surface", "defect")
@@ -104,10 +102,10 @@ def check_paraphrase(text: str, original: str, type_name: str, other_types: Iter
         problems.append(f"speaks of the task or the text ({m.group(0)!r})")
     if re.search(r"\d", text) and not re.search(r"\d", original):
         problems.append("adds a number")
-    if _NEGATIONS.search(text) and not _NEGATIONS.search(original):
+    if NEGATIONS.search(text) and not NEGATIONS.search(original):
         problems.append("negates the defect")
     for other in other_types:
-        if other != type_name and mentions(text, other):
+        if other != type_name and mentions_type(text, other):
             problems.append(f"names another type ({other!r})")
     shared = _stems(text) & (_stems(original) | _stems(type_name))
     if len(shared) < 2:
