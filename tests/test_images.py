@@ -41,6 +41,21 @@ def test_transparent_pixels_become_mid_grey(tmp_path):
     assert tuple(arr[0, 0]) == (128, 128, 128)
 
 
+def test_transparency_is_filled_band_by_band_as_in_one_piece(monkeypatch):
+    # The fill works a band of rows at a time (a 36 M-pixel RGBA upload peaked at 3.1 GB with
+    # whole-image grids, 1.0 GB in bands): a band's edge must not change a single pixel.
+    from defectlens.io import images
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)
+    alpha = np.where(rng.random((37, 29)) < 0.4, 0, 255).astype(np.uint8)
+    alpha[5:9] = rng.integers(0, 256, (4, 29))
+    whole = images._fill_transparent(rgb, alpha)
+    monkeypatch.setattr(images, "FILL_BAND_PIXELS", 29 * 3)
+    assert np.array_equal(images._fill_transparent(rgb, alpha), whole)
+    assert np.array_equal(whole[alpha == 255], rgb[alpha == 255]) and not np.array_equal(whole, rgb)
+
+
 def test_exif_rotation_is_applied(tmp_path):
     img = Image.new("RGB", (40, 20), (10, 10, 10))
     exif = Image.Exif()
