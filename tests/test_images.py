@@ -56,6 +56,16 @@ def test_transparency_is_filled_band_by_band_as_in_one_piece(monkeypatch):
     assert np.array_equal(whole[alpha == 255], rgb[alpha == 255]) and not np.array_equal(whole, rgb)
 
 
+def test_a_side_too_long_for_the_overlay_is_refused_from_the_header(tmp_path):
+    # libpng writes no side over 1 000 000: such a strip was decoded and scored, then failed.
+    path = tmp_path / "strip.png"
+    Image.new("1", (8, 1_000_001)).save(path)
+    with pytest.raises(ImageReadError, match=r"8x1000001, a side longer than 1,000,000 pixels"):
+        load_image(path)
+    with pytest.raises(ImageReadError, match="a side longer than"):
+        as_rgb_image(np.zeros((1_000_001, 8), np.uint8))
+
+
 def test_exif_rotation_is_applied(tmp_path):
     img = Image.new("RGB", (40, 20), (10, 10, 10))
     exif = Image.Exif()

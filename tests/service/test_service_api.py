@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from service_helpers import TOKEN, PgCluster, defective, make_app, upload
 
+from defectlens.service.app import PixelBudget
 from defectlens.service.db import make_engine, migrate
 from defectlens.service.models import ModelPool
 
@@ -161,6 +162,49 @@ def test_images_over_the_pixel_limit_and_out_of_range_requests_are_422(pool: Mod
                      "/inspections?since=0001-01-01T00:00:00%2B05:00", "/inspections?until=9999-12-31T23:00:00-05:00"):
             assert client.get(path).status_code == 422, path
         assert client.post(f"/inspections/{huge}/review", json={"reviewer": "Ana"}).status_code == 422
+
+
+def test_a_strip_too_long_for_its_overlay_is_refused_from_its_header(pool: ModelPool, tmp_path: Path) -> None:
+    # Within the pixel limit, a side the PNG writer refuses (probe 2026-12-05: an 8 x 4 500 000 PNG
+    # of 9 kB was scored for 8.6 s at 4.7 GB, then failed writing its overlay with a 500).
+    strip = io.BytesIO()
+    Image.new("1", (8, 1_000_001)).save(strip, format="PNG")
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        r = client.post("/inspections", files={"file": ("strip.png", strip.getvalue(), "image/png")})
+        assert r.status_code == 422 and "strip.png" in r.json()["detail"] and "1,000,000 pixels" in r.json()["detail"], r.text
+        assert client.get("/inspections").json()["total"] == 0
+
+
+def test_large_uploads_take_turns_within_the_pixel_budget() -> None:
+    # Memory follows pixels, not requests: sixteen admitted uploads at the pixel limit would need
+    # far more memory than the server has, so past the budget an upload waits for its turn.
+    budget = PixelBudget(100)
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def big(name: str) -> None:
+        with budget.hold(80):
+            order.append(f"{name} in")
+            inside.set()
+            release.wait(5)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=big, args=("a",))
+    first.start()
+    assert inside.wait(5)
+    inside.clear()
+    second = threading.Thread(target=big, args=("b",))
+    second.start()
+    with budget.hold(20):  # a small one still fits beside the first
+        assert budget.held == 100
+    assert not inside.wait(0.2) and order == ["a in"]  # the second large one waits
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert order == ["a in", "a out", "b in", "b out"] and budget.held == 0
+    with budget.hold(10_000):  # one image larger than the budget is charged the whole budget, and runs
+        assert budget.held == 100
 
 
 def test_a_write_without_the_token_is_refused_before_its_body_or_a_slot(

@@ -21,6 +21,7 @@ from defectlens.io.images import (
     png_bytes,
     read_image,
     shape_of,
+    size_refusal,
     take,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "png_bytes",
     "read_image",
     "shape_of",
+    "size_refusal",
     "take",
     "write_bytes_atomic",
     "write_json_atomic",

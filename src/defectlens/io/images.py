@@ -34,6 +34,9 @@ ICNS file of 169 M pixels, before any size check) or fail on hostile bytes with 
 MAX_PIXELS = 64_000_000
 MIN_SIDE = 8
 """Smallest width or height accepted: the encoder needs a few pixels per feature cell."""
+MAX_SIDE = 1_000_000
+"""Longest side accepted: libpng refuses to write a longer one, so such an image was decoded and
+scored, then failed writing its overlay; it is refused from its header instead."""
 MAX_ASPECT = 20.0
 """Longer side over shorter side above which an image is inspected with a warning: it is squeezed
 onto the canvas so hard that small defects merge into one region."""
@@ -73,8 +76,14 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
     return "not a regular file", "pass an image file"
 
 
-def _too_large(width: int, height: int) -> str:
-    return f"image is {width}x{height} ({width * height:,} pixels), above the {MAX_PIXELS:,}-pixel limit"
+def size_refusal(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
+    """Why an image of ``width`` x ``height`` is refused before it is decoded (more pixels than
+    ``max_pixels``, or a side over :data:`MAX_SIDE`), or None when its size is accepted."""
+    if width * height > max_pixels:
+        return f"image is {width}x{height} ({width * height:,} pixels), above the {max_pixels:,}-pixel limit"
+    if max(width, height) > MAX_SIDE:
+        return f"image is {width}x{height}, a side longer than {MAX_SIDE:,} pixels (its overlay could not be written)"
+    return None
 
 
 FLOAT_OVERSHOOT = 2.0
@@ -185,8 +194,8 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
     h, w = arr.shape[:2]
     if h < MIN_SIDE or w < MIN_SIDE:
         raise ImageReadError(f"image is only {w}x{h} pixels", source, f"use images of at least {MIN_SIDE}x{MIN_SIDE}")
-    if h * w > MAX_PIXELS:
-        raise ImageReadError(_too_large(w, h), source, "downscale or tile the image before inspecting it")
+    if refusal := size_refusal(w, h):
+        raise ImageReadError(refusal, source, "downscale or tile the image before inspecting it")
     arr = _to_uint8(arr, str(source))
     channels = arr.shape[2]
     rgb = np.repeat(arr[..., :1], 3, axis=2) if channels <= 2 else arr[..., :3]
@@ -240,8 +249,8 @@ def load_image(path: str | Path) -> np.ndarray:
             # Our own limit, checked just below with the image's size in the message, is lower.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p, formats=IMAGE_FORMATS) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageReadError(_too_large(img.width, img.height), p, "downscale or tile the image before inspecting it")
+                if refusal := size_refusal(img.width, img.height):
+                    raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
                 img.load()  # force full decode now so truncation is detected here
                 upright = ImageOps.exif_transpose(img)
                 arr = _decode(upright)
@@ -294,8 +303,8 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         raise ImageReadError(what, p, fix)
     try:
         with Image.open(p, formats=IMAGE_FORMATS) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageReadError(_too_large(img.width, img.height), p, "pass a mask the size of its image")
+            if refusal := size_refusal(img.width, img.height):
+                raise ImageReadError(refusal, p, "pass a mask the size of its image")
             img.load()
             has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
             if has_alpha:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import io
@@ -17,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,7 @@ from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from defectlens.errors import DefectlensError
-from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image
+from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, size_refusal
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
 from defectlens.service.models import REJECT_TYPE, ModelPool
@@ -173,6 +174,35 @@ class Admission:
             self.in_flight -= 1
 
 
+class PixelBudget:
+    """Bounds the pixels of the images being decoded and inspected at once (thread-safe). Memory
+    grows with an image's pixels (a 36 M-pixel upload takes about a gigabyte while decoded and
+    scored), and the admission limit counts requests, not pixels: sixteen uploads at the pixel
+    limit would need far more memory than a line's server has. Over the budget an admitted upload
+    waits its turn; one image always fits, however large (it is charged at most the budget)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"the pixel budget must be at least 1, got {limit}")
+        self.limit = limit
+        self.held = 0
+        self._turn = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        """Hold ``pixels`` of the budget (waiting until they are free) for the ``with`` block."""
+        charge = max(0, min(pixels, self.limit))
+        with self._turn:
+            self._turn.wait_for(lambda: self.held + charge <= self.limit)
+            self.held += charge
+        try:
+            yield
+        finally:
+            with self._turn:
+                self.held -= charge
+                self._turn.notify_all()
+
+
 class Metrics:
     """Prometheus metrics of one app (own registry: several apps may live in one test process)."""
 
@@ -258,6 +288,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                               fix="pass a writable --data-dir") from None
     metrics = Metrics(list(pool.models))
     admission = Admission(config.max_in_flight)
+    pixel_budget = PixelBudget(config.max_pixels)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -369,9 +400,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, "upload is empty (0 bytes)")
         return data
 
-    def decode(data: bytes, filename: str) -> tuple[Any, str]:
-        """Pixels and file extension, by content (never by name); refusals are 422 with the reason."""
-        # The size is read from the header first: an image over the service's limit is never decoded.
+    def read_header(data: bytes, filename: str) -> tuple[str, int]:
+        """The format (by content, never by name) and the pixel count from the image's header;
+        an image over the service's limits is refused (422) before it is decoded."""
         try:
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
                 fmt, (width, height) = img.format or "", img.size
@@ -381,6 +412,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             metrics.rejected.labels("too_many_pixels").inc()
             raise _error(422, f"{filename}: image is {width}x{height} ({width * height / 1e6:.1f} M pixels), over this service's "
                               f"limit of {config.max_pixels / 1e6:.1f} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
+        if refusal := size_refusal(width, height, config.max_pixels):
+            # A strip too long for its overlay: scored for seconds, then a 500 when the overlay was written.
+            metrics.rejected.labels("too_many_pixels").inc()
+            raise _error(422, f"{filename}: {refusal} — crop or tile it")
+        return fmt, width * height
+
+    def decode(data: bytes, filename: str) -> Any:
+        """The upload's pixels; refusals are 422 with the reason."""
         # The scratch file keeps the upload's image suffix, so a refusal's fix reads the client's name, not ours.
         suffix = Path(filename).suffix.lower()
         scratch = files(blobs.scratch, data, suffix if suffix in IMAGE_SUFFIXES else ".upload")
@@ -392,8 +431,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, str(exc).replace(str(scratch), filename)) from None
         finally:
             scratch.unlink(missing_ok=True)
-        ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
-        return image, ext
+        return image
 
     @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token)],
               summary="Inspect one uploaded image and store the result")
@@ -409,12 +447,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # Only a label, stored as text: a NUL (which PostgreSQL text cannot hold) becomes U+FFFD.
         filename = (file.filename or "upload")[:500].replace("\x00", "\ufffd")
         data = read_upload(file)
-        image, ext = decode(data, filename)
-        try:
-            outcome = pool.inspect(loaded, image, filename)
-        except DefectlensError as exc:
-            # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
-            raise _error(422, f"{filename}: not inspected — {exc}") from None
+        fmt, pixels = read_header(data, filename)
+        ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
+        with pixel_budget.hold(pixels):
+            image = decode(data, filename)
+            try:
+                outcome = pool.inspect(loaded, image, filename)
+            except DefectlensError as exc:
+                # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
+                raise _error(422, f"{filename}: not inspected — {exc}") from None
+            del image  # the decoded pixels leave the budget with the block
         # Files first (atomic, by digest), then one transaction: no record ever points at a missing file.
         image_sha = files(blobs.put, data, ext)
         overlay_sha = files(blobs.put, outcome.overlay_png, "png")
