@@ -54,12 +54,18 @@ def test_no_regions_below_threshold():
     assert regions == [] and not mask.any() and not labels.any()
 
 
-def test_regions_measure_what_scipy_measures_on_many_random_maps():
+@pytest.mark.parametrize("band_pixels", [None, 50])
+def test_regions_measure_what_scipy_measures_on_many_random_maps(band_pixels, monkeypatch):
     # Sums over the thresholded pixels replace ndimage's per-label measurements (which sort the
-    # whole map per call): the same regions, order, labels and numbers.
+    # whole map per call): the same regions, order, labels and numbers — also gathered a band of
+    # rows at a time (50 pixels: regions cross many bands), as on maps of tens of megapixels.
     from scipy import ndimage
 
     from defectlens.detect.maps import smooth_map
+    from defectlens.locate import regions as regions_module
+
+    if band_pixels is not None:
+        monkeypatch.setattr(regions_module, "REGION_BAND_PIXELS", band_pixels)
 
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -19,6 +19,10 @@ def default_min_area(height: int, width: int) -> int:
     return max(4, round(1e-4 * height * width))
 
 
+REGION_BAND_PIXELS = 1 << 20
+"""Pixels per band of rows in which regions' sums are gathered (bounds their scratch memory)."""
+
+
 def extract_regions(
     anomaly_map: np.ndarray,
     threshold: float,
@@ -40,19 +44,30 @@ def extract_regions(
     raw_labels, n = ndimage.label(anomaly_map > threshold, structure=_EIGHT_CONNECTED)
     if n == 0:
         return np.zeros((h, w), bool), np.zeros((h, w), np.int32), []
-    # Per-region sums over the thresholded pixels only, one pass each. scipy's ndimage.maximum
-    # sorts the whole map for every call (a megapixel map: 0.1 s an image), and relabelling
-    # region by region read the whole label image once per region.
-    inside = np.flatnonzero(raw_labels)
-    ids = raw_labels.ravel()[inside]
-    values = anomaly_map.ravel()[inside].astype(np.float64)
-    ys, xs = np.divmod(inside, w)
-    areas = np.bincount(ids, minlength=n + 1)[1:]
-    means = np.bincount(ids, weights=values, minlength=n + 1)[1:] / areas
-    centroids = np.stack([np.bincount(ids, weights=ys, minlength=n + 1)[1:], np.bincount(ids, weights=xs, minlength=n + 1)[1:]], 1) / areas[:, None]
+    # Per-region sums over the thresholded pixels only, one pass each, a band of rows at a time.
+    # scipy's ndimage.maximum sorts the whole map for every call (a megapixel map: 0.1 s an image),
+    # relabelling region by region read the whole label image once per region, and whole-image
+    # index and value arrays took 1.9 GB on a 36 M-pixel map that was mostly over the threshold.
+    areas = np.zeros(n + 1, np.int64)
+    sums, row_sums, column_sums = np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1)
     peaks = np.full(n + 1, -np.inf)
-    np.maximum.at(peaks, ids, values)
-    peaks = peaks[1:]
+    band = max(1, REGION_BAND_PIXELS // w)
+    for top in range(0, h, band):
+        band_labels = raw_labels[top : top + band].ravel()
+        inside = np.flatnonzero(band_labels)
+        if inside.size == 0:
+            continue
+        ids = band_labels[inside]
+        values = anomaly_map[top : top + band].ravel()[inside].astype(np.float64)
+        ys, xs = np.divmod(inside, w)
+        areas += np.bincount(ids, minlength=n + 1)
+        sums += np.bincount(ids, weights=values, minlength=n + 1)
+        row_sums += np.bincount(ids, weights=ys + top, minlength=n + 1)
+        column_sums += np.bincount(ids, weights=xs, minlength=n + 1)
+        np.maximum.at(peaks, ids, values)
+    areas, peaks = areas[1:], peaks[1:]
+    means = sums[1:] / areas
+    centroids = np.stack([row_sums[1:], column_sums[1:]], 1) / areas[:, None]
     boxes = ndimage.find_objects(raw_labels)
     kept = [i for i in range(n) if areas[i] >= min_area]
     kept.sort(key=lambda i: -peaks[i])
