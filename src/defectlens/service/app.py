@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import hashlib
 import hmac
 import io
@@ -172,6 +173,18 @@ class Admission:
         """Give a slot back."""
         with self._lock:
             self.in_flight -= 1
+
+
+TRIM_AFTER_PIXELS = 4_000_000
+"""After an upload of this many pixels the freed heap is handed back to the system."""
+
+
+def return_freed_memory() -> None:
+    """Ask the C allocator to give freed heap pages back to the system. glibc keeps what a large
+    inspection freed in its per-thread arenas: after one 36 M-pixel upload the process stayed
+    2.4 GB larger for good. A no-op where there is no glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class PixelBudget:
@@ -457,6 +470,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
                 raise _error(422, f"{filename}: not inspected — {exc}") from None
             del image  # the decoded pixels leave the budget with the block
+        if pixels >= TRIM_AFTER_PIXELS:
+            return_freed_memory()
         # Files first (atomic, by digest), then one transaction: no record ever points at a missing file.
         image_sha = files(blobs.put, data, ext)
         overlay_sha = files(blobs.put, outcome.overlay_png, "png")
