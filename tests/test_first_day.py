@@ -123,6 +123,34 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     assert not json_files[1].exists()
 
 
+def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said(fitted_model, synthetic_category, tmp_path):
+    # Probe 2026-12-05: --resume with a calibrated model and other inputs overwrote four results of
+    # the first model and left 231 beside them, and the summary went from 235 rows to 4, silently.
+    lot, few = tmp_path / "lot", tmp_path / "few"
+    lot.mkdir()
+    few.mkdir()
+    for i in range(3):
+        shutil.copy(synthetic_category / "test" / "good" / f"{i:03d}.png", lot / f"{i:03d}.png")
+    shutil.copy(synthetic_category / "test" / "spot" / "000.png", few / "000.png")
+    shutil.copy(synthetic_category / "test" / "spot" / "003.png", few / "003.png")
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(lot), "-o", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for resume in ([], ["--resume"]):
+        result = runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(out), "--threshold", "123", *resume])
+        assert result.exit_code == 2, result.output
+        assert "3 result(s) already there were inspected with other thresholds" in _text(result) and "image 123" in _text(result)
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
+    # The same model: allowed, and said — the results of other inputs stay and are not in the summary,
+    # and a result of another file under the same name is replaced.
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = _text(result)
+    assert "2 earlier result(s)" in text and "are not among these inputs (e.g. 001.json)" in text and "list this run's 2 image(s) only" in text
+    assert "1 earlier result(s) of other files under the same names are replaced (e.g. 000.json" in text
+    assert {r["file"] for r in _rows(out)} == {"000.png", "003.png"}
+
+
 def test_resume_keeps_finished_names_when_an_added_folder_sorts_first(fitted_model, synthetic_category, tmp_path):
     # Output names go by input order; a folder added before a resume that sorts first used to take
     # the finished images' names ("000" → "000-2"), so every finished image was inspected again.

@@ -340,22 +340,27 @@ def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
     return payload if payload is not None and payload.get("source") == str(path) else None
 
 
-def _earlier_names(out_dir: Path, files: list[Path]) -> dict[Path, str]:
-    """The output name an earlier run gave each of ``files``, read from the inspection JSONs in
-    ``out_dir`` (their ``source``). Only JSONs named after an input's stem (``x.json``, ``x-2.json``)
-    are opened, so a large folder costs one directory listing and a read per candidate."""
-    stems = {p.stem.casefold() for p in files}
+def _earlier_results(out_dir: Path) -> dict[str, dict]:
+    """Every inspection JSON already in ``out_dir``, by output name (an earlier run's results).
+    Report JSONs (``*.report.json``) are not opened: a folder holds one per image, and only the
+    result of an input whose own stem ends in ``.report`` is missed by that."""
+    found: dict[str, dict] = {}
+    with contextlib.suppress(OSError):  # no folder yet, or unreadable: nothing earlier
+        for entry in os.scandir(out_dir):
+            is_result = entry.name.endswith(".json") and not entry.name.endswith(".report.json")
+            if is_result and (payload := read_inspection_json(Path(entry.path))) is not None:
+                found[entry.name.removesuffix(".json")] = payload
+    return found
+
+
+def _names_by_source(earlier: dict[str, dict], files: list[Path]) -> dict[Path, str]:
+    """The output name an earlier run gave each of ``files`` (matched by the ``source`` it recorded)."""
     wanted = {str(p): p for p in files}
     found: dict[Path, str] = {}
-    with contextlib.suppress(OSError):  # no folder yet, or unreadable: nothing to keep
-        for entry in os.scandir(out_dir):
-            name = entry.name.removesuffix(".json")
-            base, _, number = name.rpartition("-")
-            if name == entry.name or not (name.casefold() in stems or (number.isdigit() and base.casefold() in stems)):
-                continue
-            source = (read_inspection_json(Path(entry.path)) or {}).get("source")
-            if isinstance(source, str) and source in wanted:
-                found.setdefault(wanted[source], name)
+    for name, payload in sorted(earlier.items()):
+        source = payload.get("source")
+        if isinstance(source, str) and source in wanted:
+            found.setdefault(wanted[source], name)
     return found
 
 
@@ -518,26 +523,38 @@ def inspect(
     _note_cleaned(clean_stale_temporaries(output))
     # Output names follow the order given, whatever order the batches are scored in, and no
     # two inputs share any output file (see unique_output_names).
-    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, _earlier_names(output, files) if resume else None)
+    earlier = _earlier_results(output)
+    current = _run_thresholds(inspector)
+    mixed = {n: p for n, p in earlier.items() if recorded_thresholds(p) != current}
+    if mixed and current is not None:
+        # Made by another model or another --threshold: mixed into one folder (and, resumed, one
+        # summary), a lower score would be flagged beside a higher one passed.
+        name, payload = min(mixed.items())
+        before = recorded_thresholds(payload)
+        raise fail(ConfigError(
+            f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:g}, "
+            f"pixel {before[1]:g}, {payload.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
+            "— another model or --threshold", output,
+            "inspect into a new folder (or resume with the model and --threshold of the first run)",
+        ))
+    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, _names_by_source(earlier, files) if resume else None)
     if renamed:
         listed = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
         console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {escape(str(listed))}")
     shown = display_names(inputs, files)
     rows: dict[Path, ResultRow] = {}
     todo = files
+    taken = {names[p] for p in files}
+    if stay := sorted(set(earlier) - taken):
+        console.print(f"[yellow]note:[/] {len(stay)} earlier result(s) in {escape(str(output))} are not among these inputs (e.g. "
+                      f"{escape(stay[0])}.json): they stay, and summary.csv and index.html list this run's {len(files)} image(s) only")
+    others = [p for p in files if names[p] in earlier and earlier[names[p]].get("source") != str(p)]
+    if others:
+        console.print(f"[yellow]note:[/] {len(others)} earlier result(s) of other files under the same names are replaced "
+                      f"(e.g. {escape(names[others[0]])}.json, which was {escape(str(earlier[names[others[0]]].get('source')))})")
     if resume:
-        current = _run_thresholds(inspector)
         for path in files:
-            earlier = _completed(output, names[path], path)
-            if earlier is not None and current is not None and (before := recorded_thresholds(earlier)) != current:
-                # Made by another model or another --threshold: mixed into one summary, a lower score
-                # would be flagged beside a higher one passed.
-                raise fail(ConfigError(
-                    f"{names[path]}.json was inspected with thresholds image {before[0]:g}, pixel "
-                    f"{before[1]:g} ({earlier.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
-                    "— another model or --threshold", output, "resume with the model and --threshold of the first run, or inspect into a new folder",
-                ))
-            row = read_result(output, names[path], shown[path]) if earlier is not None else None
+            row = read_result(output, names[path], shown[path]) if _completed(output, names[path], path) is not None else None
             if row is not None:
                 rows[path] = row
         todo = [p for p in files if p not in rows]

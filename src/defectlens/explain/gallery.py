@@ -61,12 +61,14 @@ class ResultRow:
 
 def read_inspection_json(path: Path) -> dict | None:
     """The inspection JSON ``inspect`` wrote at ``path``; None when it is missing, unreadable or
-    not one (not an object with a numeric ``score``): that image counts as not inspected."""
+    not one (not an object with a numeric ``score`` and a verdict): that image counts as not inspected."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    score = payload.get("score") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("is_defective"), bool):
+        return None  # not an inspection (a report JSON has a score and a source too, not a verdict flag)
+    score = payload.get("score")
     return payload if isinstance(score, int | float) and not isinstance(score, bool) else None
 
 
