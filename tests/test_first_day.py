@@ -214,6 +214,9 @@ def test_threshold_for_false_alarms_sits_in_the_gap():
     assert threshold_for_false_alarms(normal, 0.04, already_flagged=2) == pytest.approx(98.5)
     # Spent already: no scored normal image may be flagged, the threshold lies above them all.
     assert threshold_for_false_alarms(normal, 0.01, [100.4], already_flagged=3) == pytest.approx(100.2)
+    # One defective score far above: the margin is no wider than the normal scores' own spacing at
+    # the top (the gap's midpoint, 75.0, would pass every defect between 50.5 and 75).
+    assert threshold_for_false_alarms(normal[:50], 0.0, [100.0]) == pytest.approx(50.5)
 
 
 def _copy_model(model: Path, tmp_path: Path) -> Path:
@@ -231,7 +234,10 @@ def test_calibrate_sets_and_saves_thresholds_and_plots(fitted_model, synthetic_c
     text = _text(result)
     assert "recall" in text and "false alarms" in text and "F1-optimal on the pixels of 4 masked" in text
     new = Inspector.load(model).thresholds
-    assert new.source == "f1-optimal" and (new.image, new.pixel) != (old.image, old.pixel)
+    assert new.source == "f1-optimal (calibrate: 4 good, 4 defective)" and (new.image, new.pixel) != (old.image, old.pixel)
+    # Four defective images show recall only in steps of 25 %: said, with how to check the threshold.
+    assert "4 defective image(s) give recall in steps of 25%" in text and "defectlens evaluate" in text
+    assert "show false alarms only in steps" not in text  # --f1 sets no false-alarm target
     plot = tmp_path / "model.roc.png"
     with Image.open(plot) as im:
         assert im.format == "PNG" and im.width > 200
@@ -250,7 +256,10 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(bad), "--plot", str(tmp_path / "r.png")])
     assert result.exit_code == 0, result.output
     new = Inspector.load(model).thresholds
-    assert new.pixel == old.pixel and new.source.startswith("false-alarm target") and "kept" in _text(result)
+    assert new.pixel == old.pixel and new.source == "false-alarm target 0.03 (calibrate: 4 good, 4 defective)" and "kept" in _text(result)
+    # 4 good images cannot show a 3 % false-alarm rate (one image is 25 %): said.
+    assert "4 good image(s) show false alarms only in steps of 25%, coarser than the target 0.03" in _text(result)
+    assert "at least 34 show the target" in _text(result)
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,8 @@ class Thresholds:
     """A pixel whose anomaly value exceeds this belongs to the defect mask."""
     source: str = "normal-quantile"
     """How they were set: 'normal-quantile' (fit), 'f1-optimal' or 'false-alarm target <rate>'
-    (``defectlens calibrate``), or 'user'."""
+    (``defectlens calibrate``, followed by the images it used: '(calibrate: 13 good, 1 defective)'),
+    or 'user'."""
 
     def __post_init__(self) -> None:
         # Thresholds are read back from hand-editable JSON: a string or a list there would only

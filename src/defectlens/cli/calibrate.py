@@ -114,6 +114,26 @@ def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1%}"
 
 
+MIN_DEFECTIVE_FOR_RECALL = 10
+"""Defective images below which calibrate says its recall is a coarse guide (steps of 10 % or more)."""
+
+
+def _thin_evidence(n_good: int, n_defective: int, target: float | None) -> str | None:
+    """What the labelled set is too small to show, or None: a false-alarm target finer than one
+    good image in ``n_good``, a recall in steps of one defective image in fewer than ten. A
+    threshold set on 13 good and 1 defective image read as certain as one set on hundreds."""
+    problems = []
+    if target is not None and 0 < target < 1 / n_good:
+        problems.append(f"{n_good} good image(s) show false alarms only in steps of {1 / n_good:.0%}, coarser than the "
+                        f"target {target:g}: the new threshold passes every one of them (at least {math.ceil(1 / target)} show the target)")
+    if n_defective < MIN_DEFECTIVE_FOR_RECALL:
+        problems.append(f"{n_defective} defective image(s) give recall in steps of {1 / n_defective:.0%}")
+    if not problems:
+        return None
+    return ("; ".join(problems) + " — the new threshold rests on few parts: check it with `defectlens evaluate`, or calibrate "
+            "on more (--dry-run shows a threshold without saving it)")
+
+
 def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`; its thresholds are replaced.")],
     good: Annotated[list[Path], typer.Option("--good", help="Folder (or image) of good parts; repeat for more.")],
@@ -227,6 +247,8 @@ def calibrate(
         raise fail(exc) from None
     except KeyboardInterrupt:
         raise interrupted("the model is as it was") from None
+    # Where the thresholds came from, kept with them (the card's "how set"): a rule alone read like fit's own.
+    how = f"{how} (calibrate: {len(normal)} good, {len(bad)} defective)"
     before, after = (verdict_point(t, labels, (scores > t) | unlike) for t in (old.image, image_t))
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
@@ -241,6 +263,8 @@ def calibrate(
     if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
         console.print(f"[yellow]note:[/] the frame check alone flags {unlike_good} of {len(normal)} good image(s), more than the "
                       f"false-alarm target {target:g} allows: the new threshold flags no other good image")
+    if thin := _thin_evidence(len(normal), len(bad), None if f1 else target):
+        console.print(f"[yellow]note:[/] {thin}")
     report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     saved = False
