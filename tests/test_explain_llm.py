@@ -89,3 +89,20 @@ def test_real_lm_end_to_end():
     assert llm_module.verify_text(rep.text, rep, TAX.names).ok and rep.writer_seconds > 0
     data = json.loads(json.dumps(rep.to_json()))
     assert data["writer"] == rep.writer and data["findings"][0]["defect_type"] == "crack"
+
+
+def test_model_loading_draws_no_progress_bars(capsys):
+    # transformers' GGUF reader drew "Converting and de-quantizing GGUF tensors" (a tqdm it calls
+    # directly) across `inspect --writer llm`'s terminal: loads run inside this guard.
+    import transformers.modeling_gguf_pytorch_utils as gguf_reader
+    from transformers.utils import logging as hf_logging
+
+    from defectlens.encode.text import quiet_transformers_loading
+
+    before = gguf_reader.tqdm
+    with quiet_transformers_loading():
+        for _ in gguf_reader.tqdm(range(50), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+        assert not hf_logging.is_progress_bar_enabled()
+    assert "Converting" not in capsys.readouterr().err
+    assert gguf_reader.tqdm is before and hf_logging.is_progress_bar_enabled()

@@ -592,3 +592,17 @@ def test_types_named_in_any_script_from_a_decomposed_folder_name(calibrated_mode
     flagged = [r for r in _rows(out) if r["verdict"] == "DEFECTIVE"]
     assert flagged and all(set(r["types"].split("; ")) == {"Ölfleck"} for r in flagged)
     assert "Ölfleck" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_reports_the_language_model_did_not_write_are_counted_on_the_terminal(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Probe 2026-12-05: `--writer llm` fell back to the template on every image ("A: A: A: …"
+    # rejected) and only each report's notes said so.
+    from defectlens.explain import llm as llm_module
+    from defectlens.explain.llm import LMText, facts_prompt
+
+    monkeypatch.setattr(llm_module.LMWriter, "write", lambda self, report: LMText("A: A: A: A:", 0.01, facts_prompt(report)))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--writer", "llm"])
+    assert result.exit_code == 0, result.output
+    # A good part's text is checked too: "A: A:" says neither a type nor that the part is good.
+    assert "the language model's text was not used for 8 of 8 report(s)" in _text(result), _text(result)

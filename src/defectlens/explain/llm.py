@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from defectlens.encode.text import quiet_transformers_loading
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share
 from defectlens.explain.template import SEVERITY_ORDER
@@ -107,21 +108,22 @@ def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
     p = Path(path)
     folder, name = str(p.parent), p.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        if is_accelerate_available():
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-        else:
-            from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+        with quiet_transformers_loading():
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            if is_accelerate_available():
+                model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+            else:
+                from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, gguf_file=name), dtype=torch.float32)
-            tensors = load_gguf_checkpoint(str(p), return_tensors=True, model_to_load=model)["tensors"]
-            missing, unexpected = model.load_state_dict(tensors, strict=False)
-            # The output head is tied to the embedding in SmolLM2 and is not stored in the file.
-            if unexpected or [k for k in missing if k != "lm_head.weight"]:
-                raise ModelFileError(
-                    f"GGUF tensors do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})", p, "reinstall the model package"
-                )
-            model.tie_weights()
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder, gguf_file=name), dtype=torch.float32)
+                tensors = load_gguf_checkpoint(str(p), return_tensors=True, model_to_load=model)["tensors"]
+                missing, unexpected = model.load_state_dict(tensors, strict=False)
+                # The output head is tied to the embedding in SmolLM2 and is not stored in the file.
+                if unexpected or [k for k in missing if k != "lm_head.weight"]:
+                    raise ModelFileError(
+                        f"GGUF tensors do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})", p, "reinstall the model package"
+                    )
+                model.tie_weights()
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure is reported as a model-file problem
