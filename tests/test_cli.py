@@ -75,6 +75,23 @@ def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_p
     assert "3 input(s) not inspected" in gallery and "c.png" in gallery
 
 
+def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itself(tmp_path, synthetic_category):
+    # Probe 2026-12-05: a line engineer with a folder of good parts had no way to fit, and passing
+    # train/good itself was answered "normal images in …/train/good/train/good/".
+    plain = tmp_path / "line 3 good parts"
+    shutil.copytree(synthetic_category / "train" / "good", plain)
+    for folder, name in ((plain, "plain"), (synthetic_category / "train" / "good", "train_good")):
+        model = tmp_path / name
+        result = runner.invoke(app, ["fit", str(folder), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert "has no train/good folder: fitting on the 12 image(s) in it, as images of normal parts" in text
+        assert "fitted on 12 images" in text
+    # train/good carries its category's taxonomy; a plain folder without one carries none.
+    assert json.loads((tmp_path / "train_good" / "taxonomy.json").read_text())["object"] == "metal plate"
+    assert not (tmp_path / "plain" / "taxonomy.json").exists()
+
+
 def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -41,9 +41,9 @@ from defectlens.inspector import (
     InspectorSettings,
     scan_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, list_images, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import require_replaceable_folder
-from defectlens.io.dataset import train_test_overlap
+from defectlens.io.dataset import is_good_folder, train_test_overlap
 from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
@@ -127,7 +127,9 @@ def report_failures(failures: list[Failure]) -> None:
 
 
 def fit(
-    category_dir: Annotated[Path, typer.Argument(help="Category folder in MVTec-AD layout (uses train/good).")],
+    category_dir: Annotated[
+        Path, typer.Argument(help="Category folder in MVTec-AD layout (uses train/good), or a folder of normal parts' images.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model directory to write (replaced as a whole: new, empty or a model).")],
     backbone: Annotated[str, typer.Option(help="efficientnet-lite0 or efficientnet-lite2.")] = DEFAULT_BACKBONE,
     image_size: Annotated[
@@ -169,7 +171,8 @@ def fit(
         typer.Option(help="Weight of the grounding model in the fusion, 0..1 (default: chosen on the held-out normal images, at most 0.2)."),
     ] = None,
 ) -> None:
-    """Fit a detector on the normal images of CATEGORY_DIR/train/good (fused with a grounding model when given).
+    """Fit a detector on the normal images of CATEGORY_DIR/train/good, or of CATEGORY_DIR itself when it is a
+    plain folder of images (fused with a grounding model when given).
 
     --detector batch-scoring reads no image (of CATEGORY_DIR only its taxonomy.json): the model
     folder holds its settings and the part's taxonomy, and `inspect` scores the images of each
@@ -223,14 +226,19 @@ def fit(
             console.print(f"{escape(str(detector))} model: no normal image needed;"
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
             return
-        category = load_category(category_dir)
-        notes(category.notes)
+        if (plain := _plain_normal_folder(category_dir)) is not None:
+            # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
+            paths, good_dir, part_taxonomy = plain
+            console.print(f"[yellow]note:[/] {escape(str(category_dir))} has no train/good folder: "
+                          f"fitting on the {len(paths)} image(s) in it, as images of normal parts")
+        else:
+            category = load_category(category_dir)
+            notes(category.notes)
+            paths, good_dir, part_taxonomy = category.require_train_good(), category_dir / "train" / "good", category.taxonomy_path
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
-        ground = _grounding_for_fit(grounding, taxonomy or category.taxonomy_path, fusion_mode, fusion_weight)
-        paths = category.require_train_good()
+        ground = _grounding_for_fit(grounding, taxonomy or part_taxonomy, fusion_mode, fusion_weight)
         if max_images > 0:
             paths = paths[:max_images]
-        good_dir = category_dir / "train" / "good"
         if len(paths) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
                 f"{len(paths)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
@@ -252,7 +260,7 @@ def fit(
         with progress_bar("fitting", len(images), then="fitting: building the bank, setting the thresholds") as advance:
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
-        inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or category.taxonomy_path))
+        inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or part_taxonomy))
         _note_replaced(replaced, output)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
@@ -270,6 +278,20 @@ def fit(
     )
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] | None:
+    """``(images, folder, taxonomy)`` when ``folder`` is a plain folder of normal images to fit on
+    (no ``train/`` beside its images; an MVTec ``train/good`` given itself included), else None.
+    The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
+    if not folder.is_dir() or (folder / "train").is_dir():
+        return None
+    images = list_images(folder)
+    if not images:
+        return None
+    above = folder.parent.parent if folder.parent.name.casefold() == "train" and is_good_folder(folder) else folder
+    part = next((d / TAXONOMY_FILE for d in (folder, above) if (d / TAXONOMY_FILE).is_file()), None)
+    return images, folder, part
 
 
 def _require_cue_reader(cue: str, zero_shot: bool, model_dir: Path) -> None:
