@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -265,6 +266,28 @@ def test_example_folders_bad_input(tmp_path):
     assert any("whole image" in n for n in ex.notes)
     with pytest.raises(DatasetLayoutError):
         examples_from_folders(tmp_path / "empty")
+    # Refused with the reason (probe 2026-12-05: a flat folder, or one holding only good/, was "no
+    # example images in any type folder" and nothing more).
+    flat = tmp_path / "flat"
+    (flat / "good").mkdir(parents=True)
+    Image.fromarray(img).save(flat / "a.png")
+    Image.fromarray(img).save(flat / "good" / "b.png")
+    with pytest.warns(UserWarning), pytest.raises(DatasetLayoutError) as refused:
+        examples_from_folders(flat)
+    message = str(refused.value)
+    assert "1 image(s) lie directly in it, not in a type folder" in message and "normal parts are not a defect type" in message
+
+
+def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):
+    # Probe 2026-12-05: a cookie's crack examples on a ball-screw model typed every region 'unknown'
+    # at 100 % confidence with no word why.
+    from defectlens.engine import prepare_analysis
+
+    taxonomy = tmp_path / "taxonomy.json"
+    taxonomy.write_text(json.dumps({"object": "ball screw", "defects": [{"name": "pitting", "description": "small dark pits"}]}))
+    analysis = prepare_analysis(taxonomy, example_dir, 5, "template")
+    said = [n for n in analysis.notes if "are not in the ball screw taxonomy (pitting)" in n]
+    assert len(said) == 1 and "examples of another part?" in said[0]
 
 
 def test_category_sampling_excludes_examples(synthetic_category):

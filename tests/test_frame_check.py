@@ -70,6 +70,26 @@ def test_noise_frame_is_defective_with_its_reason_and_good_parts_pass(checked_mo
     assert build_report(inspector.inspect(noise)).notes[0] == verdict.unlike_normal
 
 
+def test_a_frame_unlike_every_normal_one_is_reported_as_such_not_typed(checked_model, tmp_path):
+    # Probe 2026-12-05: a cookie inspected with a ball-screw model was flagged by the frame check,
+    # yet its report read "a pitting at the centre, reaching the edge, very large (100% of the part)".
+    from defectlens.engine import prepare_analysis, type_with_notes
+    from defectlens.taxonomy import load_taxonomy
+
+    taxonomy = tmp_path / "taxonomy.json"
+    taxonomy.write_text(json.dumps({"object": "plate", "defects": [{"name": "pitting", "description": "small dark pits"}]}))
+    inspector = Inspector.load(checked_model)
+    noise = np.random.default_rng(12).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    verdict = inspector.inspect(noise)
+    assert verdict.unlike_normal and verdict.regions
+    types, notes = type_with_notes(prepare_analysis(taxonomy, None, 5, "template"), noise, verdict)
+    assert types == [] and "regions not typed: the whole image is unlike every normal one" in notes
+    report = build_report(verdict, types, load_taxonomy(taxonomy), writer="llm")
+    assert "unlike every normal image this model was fitted on" in report.text and "pitting" not in report.text
+    assert report.writer == "template" and report.to_json()["unlike_normal"] == verdict.unlike_normal
+    assert any("language model is not asked" in n for n in report.notes)
+
+
 def test_models_without_a_frame_check_load_and_a_damaged_one_is_refused(checked_model, tmp_path):
     tensors = load_file(str(checked_model / BANK_FILE))
     older = tmp_path / "older"
@@ -223,4 +243,5 @@ def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_mo
     # One of 4 good images is flagged whatever the threshold: the reference cannot reach 1 %.
     assert evaluation.reference_point.false_alarm_rate == 0.25
     passing = [r.score for r in scored.records if r.defect_type == "good" and not r.unlike_normal]
-    assert evaluation.reference_point.threshold == max(passing)
+    # Just above every passing good image (no passing defective score above them to sit midway to).
+    assert evaluation.reference_point.threshold == np.nextafter(max(passing), np.inf)

@@ -249,6 +249,9 @@ class Report:
     """What was skipped or fell back, and why (one line each)."""
     writer_seconds: float = 0.0
     """Time the writer took for ``text``."""
+    unlike_normal: str | None = None
+    """Why the whole image is unlike every normal one (the frame check), or None (see
+    :attr:`Inspection.unlike_normal`): then the text says so instead of describing regions."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
@@ -256,6 +259,7 @@ class Report:
             "source": self.source,
             "object": self.object_name,
             "verdict": self.verdict,
+            "unlike_normal": self.unlike_normal,
             "score": round(float(self.score), 6),
             "image_size": list(self.image_size),
             "findings": [f.to_json() for f in self.findings],

@@ -180,7 +180,11 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         by_type.setdefault(defect_type, []).extend(examples)
         result.examples.extend(examples)
     if not result.examples:
-        raise DatasetLayoutError("no example images in any type folder", base, "put images in <folder>/<type>/")
+        # Why, said with the refusal: the notes that explained it were lost with the raise.
+        loose = [p for p in list_images(base) if not is_mask_file(p)]
+        why = [f"{len(loose)} image(s) lie directly in it, not in a type folder"] if loose else []
+        raise DatasetLayoutError("; ".join(["no example images in any type folder", *why, *result.notes]), base,
+                                 "put each defect type's images in <folder>/<type>/ (a good/ folder is not a type)")
     if not will_locate:
         _check_masks(by_type, result.notes)
     return result

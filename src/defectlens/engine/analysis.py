@@ -102,6 +102,14 @@ def prepare_analysis(
                 analysis.notes.extend(analysis.classifier.fit(example_set.examples).notes)
         except DefectlensError as exc:
             analysis.notes.append(f"defect-type classification skipped: {exc}")
+    if analysis.classifier is not None and analysis.taxonomy is not None:
+        # Examples of another part: every region they type is reported as unknown, said once here.
+        foreign = [t for t in analysis.classifier.class_names if analysis.taxonomy.get(t) is None]
+        if foreign:
+            analysis.notes.append(
+                f"example type(s) {', '.join(foreign)} are not in the {analysis.taxonomy.object_name} taxonomy "
+                f"({', '.join(analysis.taxonomy.names)}): examples of another part? Regions typed so are reported as unknown"
+            )
     return analysis
 
 
@@ -112,6 +120,10 @@ def type_with_notes(
     the classifier's), as `inspect` and the service both get them. A classifier that fails types
     nothing and says why in a note: the verdict and regions stand without types."""
     notes = list(analysis.notes)
+    if inspection.unlike_normal:
+        # The whole image is unlike every normal one (another part, a faulty frame): a type
+        # named for its regions ("pitting, 100 % of the part" on a cookie) would mislead.
+        return [], [*notes, "regions not typed: the whole image is unlike every normal one"]
     try:
         result = type_regions(image, inspection, analysis.classifier, analysis.taxonomy, grounding)
     except DefectlensError as exc:

@@ -101,11 +101,15 @@ def build_report(
         findings=findings,
         # Said first: it is why the verdict is what it is (check the camera and the part).
         notes=[*([inspection.unlike_normal] if inspection.unlike_normal else []), *notes, *own_notes],
+        unlike_normal=inspection.unlike_normal,
     )
     start = time.perf_counter()
     report.text = template_text(report)
     report.writer_seconds = time.perf_counter() - start
-    if writer == "llm":
+    if writer == "llm" and report.unlike_normal:
+        # Its findings say nothing about the part: there is nothing for the model to word.
+        report.notes.append("the language model is not asked about an image unlike every normal one; template text used")
+    elif writer == "llm":
         _write_with_llm(report, taxonomy, lm_config)
     return report
 

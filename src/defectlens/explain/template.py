@@ -41,6 +41,9 @@ def template_text(report: Report) -> str:
     head = f"{report.object_name[:1].upper()}{report.object_name[1:]}: {report.verdict.upper()} (score {report.score:.2f})."
     if report.verdict != "defective":
         return f"{head} No defect was found; the part can pass."
+    if report.unlike_normal:
+        return (f"{head} The whole image is unlike every normal image this model was fitted on: a faulty frame, or "
+                "another part? Check the camera and the part, and hold it for manual review.")
     if not report.findings:
         return f"{head} The image is anomalous but no defect region could be located; hold the part for manual review."
     n = len(report.findings)
