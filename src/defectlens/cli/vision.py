@@ -225,6 +225,9 @@ def fit(
             _note_replaced(replaced, output)
             console.print(f"{escape(str(detector))} model: no normal image needed;"
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
+            # Its one blind spot, said where the model is made: what most of a batch shares looks normal.
+            console.print("[yellow]note:[/] parts are judged against the others read with them: a lot in which most parts carry "
+                          "the same defect can pass whole; inspect lots mixed with known-good parts")
             return
         if (plain := _plain_normal_folder(category_dir)) is not None:
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
