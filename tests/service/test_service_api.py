@@ -164,6 +164,29 @@ def test_images_over_the_pixel_limit_and_out_of_range_requests_are_422(pool: Mod
         assert client.post(f"/inspections/{huge}/review", json={"reviewer": "Ana"}).status_code == 422
 
 
+def test_pictures_are_revalidated_by_digest_so_a_reused_id_shows_its_own(
+    pool: ModelPool, images: dict[str, Path], tmp_path: Path
+) -> None:
+    # Probe 2026-12-05: served "immutable" for a year under /inspections/<id>/…, a picture outlived
+    # its record: after the database was replaced, id 1 showed the old part's picture in a browser.
+    data = tmp_path / "data"
+    tags = []
+    for db, name in ((tmp_path / "first.sqlite", "bad"), (tmp_path / "second.sqlite", "good")):
+        with make_app(pool, f"sqlite:///{db}", data) as client:
+            ins = upload(client, images[name]).json()
+            assert ins["id"] == 1
+            for url in (ins["urls"][k] for k in ("image", "overlay", "mask")):
+                r = client.get(url)
+                assert r.status_code == 200 and r.headers["cache-control"] == "no-cache", url
+                again = client.get(url, headers={"If-None-Match": r.headers["etag"]})
+                assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == r.headers["etag"]
+            tags.append(client.get(ins["urls"]["image"]).headers["etag"])
+            # A client holding the other record's tag gets the file, not 304.
+            stale = client.get(ins["urls"]["image"], headers={"If-None-Match": '"0000"'})
+            assert stale.status_code == 200 and stale.content == images[name].read_bytes()
+    assert tags[0] != tags[1]
+
+
 def test_a_strip_too_long_for_its_overlay_is_refused_from_its_header(pool: ModelPool, tmp_path: Path) -> None:
     # Within the pixel limit, a side the PNG writer refuses (probe 2026-12-05: an 8 x 4 500 000 PNG
     # of 9 kB was scored for 8.6 s at 4.7 GB, then failed writing its overlay with a 500).

@@ -236,6 +236,8 @@ class Metrics:
 TOKEN_MESSAGE = f"missing or wrong API token: send it in the {TOKEN_HEADER} header"
 InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id")]
 """An inspection id in a path: bounded, so an id too large for the database is a 422, not a 500."""
+IfNoneMatch = Annotated[str | None, Header(description="An ETag this client holds: 304 when it is still the file")]
+"""The conditional-request header of the picture routes (their ETag is the file's digest)."""
 
 
 def _error(status: int, message: str) -> HTTPException:
@@ -515,24 +517,31 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_inspection(inspection_id: InspectionId) -> InspectionOut:
         return inspection_out(fetch(inspection_id))
 
-    def blob(sha: str, ext: str, media: str) -> FileResponse:
+    def blob(sha: str, ext: str, media: str, if_none_match: str | None) -> Response:
+        # Revalidated on every view, by digest: the URL names an inspection id, and ids start over
+        # when a database is replaced or restored — cached for a year as "immutable", a browser
+        # showed the old part's picture under the new record (probe 2026-12-05).
+        tag = f'"{sha}"'
+        headers = {"Cache-Control": "no-cache", "ETag": tag}
+        if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
+            return Response(status_code=304, headers=headers)
         path = blobs.path(sha, ext)  # built from the database's digest, never from the request
         if not path.is_file():
             raise _error(404, "file missing from the store")
-        return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        return FileResponse(path, media_type=media, headers=headers)
 
     @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received")
-    def get_image(inspection_id: InspectionId) -> FileResponse:
+    def get_image(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         row = fetch(inspection_id)
-        return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"))
+        return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"), if_none_match)
 
     @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
-    def get_overlay(inspection_id: InspectionId) -> FileResponse:
-        return blob(fetch(inspection_id).overlay_sha, "png", "image/png")
+    def get_overlay(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
+        return blob(fetch(inspection_id).overlay_sha, "png", "image/png", if_none_match)
 
     @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)")
-    def get_mask(inspection_id: InspectionId) -> FileResponse:
-        return blob(fetch(inspection_id).mask_sha, "png", "image/png")
+    def get_mask(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
+        return blob(fetch(inspection_id).mask_sha, "png", "image/png", if_none_match)
 
     @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut, dependencies=[Depends(require_token)],
               summary="Confirm or correct the verdict and the region types; add missed defects")
