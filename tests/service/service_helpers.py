@@ -47,11 +47,13 @@ def make_app(
     max_upload: int = 20 * 1024 * 1024,
     max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_hosts: tuple[str, ...] | None = None,
+    base_url: str = "http://testserver",
 ) -> TestClient:
     """A test client of an app on ``db_url`` sharing the session's loaded model."""
     cfg = ServiceConfig((pool.models[pool.default].path,), db_url, data_dir, token, max_upload_bytes=max_upload,
-                        max_pixels=max_pixels, max_in_flight=max_in_flight)
-    return TestClient(create_app(cfg, pool=pool))
+                        max_pixels=max_pixels, max_in_flight=max_in_flight, allowed_hosts=allowed_hosts)
+    return TestClient(create_app(cfg, pool=pool), base_url=base_url)
 
 
 def upload(client: TestClient, path: Path, token: str | None = None, model: str | None = None, name: str | None = None):

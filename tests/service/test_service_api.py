@@ -187,6 +187,44 @@ def test_pictures_are_revalidated_by_digest_so_a_reused_id_shows_its_own(
     assert tags[0] != tags[1]
 
 
+def test_writes_from_another_site_and_requests_to_other_host_names_are_refused(
+    pool: ModelPool, images: dict[str, Path], tmp_path: Path
+) -> None:
+    # Probe 2026-12-05: a page of any site could post inspections and reviews through a visitor's
+    # browser (a multipart form needs no preflight), and a rebound host name read the whole history.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        with images["bad"].open("rb") as fh:
+            r = client.post("/inspections", files={"file": ("b.png", fh, "image/png")}, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and "another site (http://evil.example)" in r.json()["detail"]
+        review = client.post("/inspections/1/review", json={"reviewer": "x"}, headers={"Origin": "null"})
+        assert review.status_code == 403
+        assert client.get("/inspections").json()["total"] == 0
+        assert 'reason="cross_site"} 2.0' in client.get("/metrics").text
+        with images["bad"].open("rb") as fh:  # the service's own page: its origin is the service's
+            mine = client.post("/inspections", files={"file": ("b.png", fh, "image/png")}, headers={"Origin": "http://testserver"})
+        assert mine.status_code == 201 and upload(client, images["good"]).status_code == 201  # no Origin: a station
+    loopback = ("127.0.0.1", "localhost", "::1")
+    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=loopback) as client:
+        assert client.get("/inspections").status_code == 400  # Host: testserver
+    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=loopback,
+                  base_url="http://localhost:8000") as client:
+        assert client.get("/inspections").status_code == 200
+
+
+def test_a_refusal_never_echoes_a_long_value(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Probe 2026-12-05: a 5 MB type name came back whole in the 422 (5 000 083 bytes), a 1 MB model name too.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        ins = upload(client, images["bad"]).json()
+        for body in ({"reviewer": "a", "regions": [{"index": 1, "type": "z" * 100_000}]},
+                     {"reviewer": "a", "missed": [{"type": "z" * 100_000}]},
+                     {"reviewer": "a", "regions": [{"index": 1, "type": "z" * 100}]}):
+            r = client.post(f"/inspections/{ins['id']}/review", json=body)
+            assert r.status_code == 422 and len(r.content) < 2000, (body, len(r.content))
+        with images["bad"].open("rb") as fh:
+            r = client.post("/inspections", files={"file": ("b.png", fh, "image/png")}, data={"model": "m" * 100_000})
+        assert r.status_code == 422 and len(r.content) < 2000, len(r.content)
+
+
 def test_a_strip_too_long_for_its_overlay_is_refused_from_its_header(pool: ModelPool, tmp_path: Path) -> None:
     # Within the pixel limit, a side the PNG writer refuses (probe 2026-12-05: an 8 x 4 500 000 PNG
     # of 9 kB was scored for 8.6 s at 4.7 GB, then failed writing its overlay with a 500).

@@ -16,6 +16,9 @@ from defectlens.cli.progress import console
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+"""A service listening on one of these is reached by these names only (a browser's page under
+another name reaching it is DNS rebinding)."""
 
 
 def _db_url(db: str | None, data_dir: Path) -> str:
@@ -41,6 +44,8 @@ def serve(
                                                             "(0 = no limit: they queue).")] = DEFAULT_MAX_IN_FLIGHT,
     upload_timeout: Annotated[float, typer.Option(min=0, help="Seconds an upload may take to arrive; past it 408 and its slot is freed "
                                                              "(0 = no limit).")] = DEFAULT_UPLOAD_TIMEOUT,
+    allowed_host: Annotated[list[str] | None, typer.Option(help="A host name clients address this service by (repeatable); others get 400. "
+                                                                  "Default: loopback names when --host is a loopback address, else any.")] = None,
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once)."""
     try:
@@ -62,7 +67,8 @@ def serve(
                       " — fix: pass a writable --data-dir")
         raise typer.Exit(2) from None
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                           max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None)
+                           max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
+                           allowed_hosts=tuple(allowed_host) if allowed_host else (LOOPBACK_NAMES if host in LOOPBACK_NAMES else None))
     try:
         app = create_app(config)
     except DefectlensError as exc:

@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -84,6 +86,10 @@ class ServiceConfig:
     upload_timeout: float | None = DEFAULT_UPLOAD_TIMEOUT
     """Seconds a write's body may take to arrive; past it the request is answered 408 and its
     inspection slot freed (see :class:`UploadDeadline`). None: no limit."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host names a request may address (its Host header; 400 otherwise), so a web page whose name
+    an attacker points at this machine (DNS rebinding) cannot read or write through a visitor's
+    browser. None: any (`defectlens serve` on a loopback address allows only loopback names)."""
 
 
 class UploadDeadline:
@@ -354,6 +360,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:
+        # A browser posts a multipart form to any site without asking it first: a write from a page
+        # of another origin is refused (probe 2026-12-05: any page on the line's network could store
+        # inspections). Camera stations and scripts send no Origin; the review page sends its own.
+        origin = request.headers.get("origin")
+        if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+            metrics.rejected.labels("cross_site").inc()
+            return JSONResponse({"detail": f"write from another site ({_printable(origin, 80)}) refused: this service takes writes "
+                                           "from its own page and from clients that send no Origin header"}, status_code=403)
         # A write without the token is refused first: before its body is read or spooled, and before
         # it takes an inspection slot (else clients without the token could hold every slot).
         if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
@@ -383,6 +397,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # Stored uploads are served with the type their content was decoded as; never let a browser guess another.
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+    if config.allowed_hosts is not None:
+        # Outermost (added last): a request to an unexpected host name is refused before anything else.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
 
     def token_ok(x_api_token: str | None, authorization: str | None) -> bool:
         """True when no token is configured or the request carries it (constant-time compare)."""
@@ -451,7 +469,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token)],
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
-                        model: Annotated[str | None, Form(description="Model name (default: the first served)")] = None) -> InspectionOut:
+                        model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
+                        ) -> InspectionOut:
         # Before the costly part: a down database answers 503 at once. (Whether it takes writes is
         # probed at start-up and by /health, not on every upload's path.)
         store.check()
@@ -554,7 +573,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if allowed is not None:
                 same = next((a for a in allowed if same_type_name(a, name)), None)
                 if same is None:
-                    raise _error(422, f"unknown defect type {name!r} for model {row.model!r}; known: {', '.join(allowed)}")
+                    raise _error(422, f"unknown defect type {_printable(name, 80)!r} for model {row.model!r}; known: {', '.join(allowed)}")
                 name = same
             problem = type_name_problem(name)
             if problem:

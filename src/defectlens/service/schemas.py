@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from defectlens.service.db import InspectionRow, RegionRow
+from defectlens.taxonomy import MAX_NAME_LENGTH
 
 
 class RegionOut(BaseModel):
@@ -86,13 +87,13 @@ class RegionReview(BaseModel):
     """The reviewer's type for one of the machine's regions."""
 
     index: int = Field(ge=1)
-    type: str
+    type: str = Field(max_length=MAX_NAME_LENGTH)
 
 
 class MissedDefect(BaseModel):
     """A defect the machine did not find; ``bbox`` (x0, y0, x1, y1) omitted means the whole image."""
 
-    type: str
+    type: str = Field(max_length=MAX_NAME_LENGTH)
     bbox: list[int] | None = Field(default=None, min_length=4, max_length=4)
 
 
