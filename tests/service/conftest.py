@@ -26,6 +26,15 @@ from service_helpers import TYPES, cluster, defective, texture
 from defectlens.service.models import ModelPool
 
 
+@pytest.fixture(autouse=True)
+def fresh_health_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/health probes on every call here: the tests break the database or the disk and ask at once
+    (a running service probes at most every HEALTH_PROBE_SECONDS; its own test says so)."""
+    import defectlens.service.app as service_app
+
+    monkeypatch.setattr(service_app, "HEALTH_PROBE_SECONDS", 0.0)
+
+
 @pytest.fixture(scope="session")
 def service_model(fitted_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic test model with a taxonomy of two types (what reviewers may assign)."""

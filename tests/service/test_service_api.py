@@ -225,6 +225,24 @@ def test_a_refusal_never_echoes_a_long_value(pool: ModelPool, images: dict[str, 
         assert r.status_code == 422 and len(r.content) < 2000, len(r.content)
 
 
+def test_health_probes_the_store_at_most_every_few_seconds(
+    pool: ModelPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Probe 2026-12-05: each /health took the database's write lock and wrote and synced 64 kB;
+    # unauthenticated callers in a loop doubled the uploads' p95.
+    import defectlens.service.app as service_app
+    from defectlens.service.blobs import BlobStore
+
+    checks: list[int] = []
+    real_check = BlobStore.check
+    monkeypatch.setattr(BlobStore, "check", lambda self: (checks.append(1), real_check(self))[1])
+    monkeypatch.setattr(service_app, "HEALTH_PROBE_SECONDS", 60.0)
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        before = len(checks)
+        assert all(client.get("/health").json()["status"] == "ok" for _ in range(20))
+        assert len(checks) - before == 1
+
+
 def test_a_strip_too_long_for_its_overlay_is_refused_from_its_header(pool: ModelPool, tmp_path: Path) -> None:
     # Within the pixel limit, a side the PNG writer refuses (probe 2026-12-05: an 8 x 4 500 000 PNG
     # of 9 kB was scored for 8.6 s at 4.7 GB, then failed writing its overlay with a 500).
