@@ -58,6 +58,19 @@ def test_the_file_store_is_down_when_full_or_gone(tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
 
 
+def test_scratch_files_a_killed_service_left_are_removed_at_start(tmp_path):
+    # Probe 2026-12-05: kill -9 during an upload left its decoded scratch file for good. A young
+    # one may belong to another live process on the same data folder: kept.
+    store = BlobStore(tmp_path)
+    old, young = tmp_path / "tmp" / "tmpold.png", tmp_path / "tmp" / "tmpyoung.png"
+    old.write_bytes(b"x")
+    young.write_bytes(b"y")
+    os.utime(old, (0, 0))
+    again = BlobStore(tmp_path)
+    assert store.removed_scratch == 0 and again.removed_scratch == 1
+    assert not old.exists() and young.exists()
+
+
 def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     store = Store(url)

@@ -310,6 +310,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     except OSError as exc:
         raise DefectlensError(f"cannot use it as the file store ({exc.strerror or exc})", config.data_dir,
                               fix="pass a writable --data-dir") from None
+    if blobs.removed_scratch:
+        log.warning("removed %d scratch file(s) a stopped service left in %s", blobs.removed_scratch, config.data_dir / "tmp")
     metrics = Metrics(list(pool.models))
     admission = Admission(config.max_in_flight)
     pixel_budget = PixelBudget(config.max_pixels)

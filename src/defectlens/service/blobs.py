@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from defectlens.io import write_bytes_atomic
@@ -19,6 +20,8 @@ _SHA = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 
 
+STALE_SCRATCH_SECONDS = 3600
+"""Age past which a scratch file is a killed process's leftover (an upload is decoded in seconds)."""
 MIN_FREE_BYTES = 32 * 2**20
 """Free space the file store must have to be called up: about one upload, its overlay and mask."""
 
@@ -29,7 +32,21 @@ class BlobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp()
+        self.removed_scratch = self._clean_scratch()
+
+    def _clean_scratch(self) -> int:
+        """Remove scratch files older than :data:`STALE_SCRATCH_SECONDS` (left by a process that was
+        killed mid-upload; younger ones may be another live process's) and say how many went."""
+        removed = 0
+        cutoff = time.time() - STALE_SCRATCH_SECONDS
+        for leftover in self._tmp().iterdir():
+            try:
+                if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
+            except OSError:  # gone meanwhile, or not ours to remove: left as it is
+                continue
+        return removed
 
     def path(self, sha: str, ext: str) -> Path:
         """Where the blob ``sha`` lives; refuses anything but a sha256 digest and a short extension."""
