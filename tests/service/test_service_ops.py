@@ -71,6 +71,18 @@ def test_scratch_files_a_killed_service_left_are_removed_at_start(tmp_path):
     assert not old.exists() and young.exists()
 
 
+def test_an_empty_database_beside_stored_pictures_is_said_at_start(pool, images, tmp_path, caplog):
+    # Probe 2026-12-05: a deleted SQLite file came back empty, and after a restart the history ran
+    # on from id 1 with every stored picture orphaned, without a word.
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{tmp_path / 'first.sqlite'}", data) as client:
+        assert upload(client, images["bad"]).status_code == 201
+    assert "holds no inspection" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
+        pass
+    assert "the database holds no inspection, but the file store" in caplog.text and "lost or replaced" in caplog.text
+
+
 def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     store = Store(url)

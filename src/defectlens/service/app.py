@@ -324,6 +324,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # A write probe too: a read-only database user answered reads and refused every record,
             # and the start-up said nothing.
             await run_in_threadpool(store.check, True)
+            # A lost SQLite file comes back empty on the next connection, and a restart then runs on
+            # from id 1 with every stored picture orphaned, without a word (probe 2026-12-05).
+            if await run_in_threadpool(store.count) == 0 and blobs.holds_files():
+                log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
+                            "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         yield

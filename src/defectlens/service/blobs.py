@@ -66,6 +66,10 @@ class BlobStore:
             write_bytes_atomic(target, data)
         return sha
 
+    def holds_files(self) -> bool:
+        """Whether any file is stored (stops at the first found: a store may hold millions)."""
+        return any(True for folder in self.root.glob("[0-9a-f][0-9a-f]") for _ in folder.iterdir())
+
     def _tmp(self) -> Path:
         """The scratch folder, made again if someone removed it (the store itself must still be there)."""
         tmp = self.root / "tmp"
