@@ -85,6 +85,8 @@ def test_review_override_missed_and_filters(pool: ModelPool, images: dict[str, P
         assert g["regions"] == [g["regions"][0]] and g["regions"][0]["missed"] and g["regions"][0]["area_px"] == 200
         # Filters on the final state.
         assert [i["id"] for i in client.get("/inspections", params={"type": "scratch"}).json()["items"]] == [ins["id"]]
+        # In any case, as reviews take a type (the filter found nothing for 'SCRATCH').
+        assert [i["id"] for i in client.get("/inspections", params={"type": "SCRATCH"}).json()["items"]] == [ins["id"]]
         assert client.get("/inspections", params={"type": "spot"}).json()["total"] == 1
         assert client.get("/inspections", params={"review": "reviewed"}).json()["total"] == 2
         assert client.get("/inspections", params={"review": "unreviewed"}).json()["total"] == 0

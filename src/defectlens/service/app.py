@@ -533,6 +533,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # SQLite compares the stored text, which carries no zone.
             since_utc = since_utc.replace(tzinfo=None) if since_utc else None
             until_utc = until_utc.replace(tzinfo=None) if until_utc else None
+        if type:
+            # Spelt as the models spell it: reviews take a type in any case and store the model's
+            # spelling, so a filter in another case found nothing (probe: 'UNKNOWN' 0, 'unknown' 166).
+            type = next((t for m in pool.models.values() for t in m.types if same_type_name(t, type)), type)
         rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review), limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
