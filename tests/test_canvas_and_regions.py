@@ -124,3 +124,15 @@ def test_overlay_text_grows_with_the_image():
     assert band.shape[0] == 40 and (band == 0).all(axis=2).any() and (band[-1, :3] == 0).all()
     small = np.asarray(render_outlines(np.full((200, 300, 3), 128, np.uint8), [], caption="DEFECTIVE"))
     assert (small[SMALLEST_TEXT + 3] == 128).all()  # the band ends under the small text
+
+
+def test_region_names_stay_whole_and_clear_of_the_caption():
+    # Probe 2026-12-05: a name at the right edge was cut to "unknow", and one at the top left was
+    # hidden under the score band.
+    from defectlens.locate.overlay import label_position
+
+    band = (0, 0, 60, 11)
+    assert label_position((50, 50, 60, 60), 30, 10, (200, 100), band) == (52, 40)  # above its box
+    assert label_position((190, 50, 200, 60), 40, 10, (200, 100), band) == (159, 40)  # moved in from the edge, whole
+    assert label_position((5, 3, 20, 20), 30, 10, (200, 100), band) == (7, 12)  # below the caption, not under it
+    assert label_position((100, 95, 110, 100), 30, 10, (200, 100), band) == (102, 85)

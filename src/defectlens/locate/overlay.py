@@ -58,9 +58,31 @@ def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: 
     """``text`` on a dark band across the top left of ``canvas``, sized to the image."""
     size = text_size(canvas.width, canvas.height)
     font = _font(size)
-    right = draw.textbbox((2, 0), text, font=font)[2]
-    draw.rectangle((0, 0, min(canvas.width, right + 2), size + 1), fill=(0, 0, 0))
+    draw.rectangle(_caption_box(draw, canvas, text), fill=(0, 0, 0))
     draw.text((2, 0), text, fill=colour, font=font)
+
+
+def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str) -> tuple[int, int, int, int]:
+    """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1)."""
+    size = text_size(canvas.width, canvas.height)
+    right = int(draw.textbbox((2, 0), text, font=_font(size))[2])
+    return 0, 0, min(canvas.width, right + 2), size + 1
+
+
+def label_position(
+    bbox: tuple[int, int, int, int], width: int, size: int, canvas: tuple[int, int], keep_clear: tuple[int, int, int, int]
+) -> tuple[int, int]:
+    """Where a region's name of ``width`` x ``size`` pixels goes: above its box's top left, inside
+    the box where there is no room above, moved in from the right edge so the whole name shows
+    (names there were cut to "unknow"), and below the caption band ``keep_clear`` rather than
+    under it (a name there was hidden by the score)."""
+    x0, y0, _, _ = bbox
+    x = max(0, min(x0 + 2, canvas[0] - width - 1))
+    y = y0 - size if y0 >= size else y0 + 2
+    cx0, cy0, cx1, cy1 = keep_clear
+    if x < cx1 and x + width > cx0 and y < cy1 and y + size > cy0:
+        y = cy1 + 1
+    return x, max(0, min(y, canvas[1] - size - 1))
 
 
 def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> tuple[float, float]:
@@ -88,12 +110,15 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     canvas = Image.fromarray(blended)
     draw = ImageDraw.Draw(canvas)
     size = text_size(canvas.width, canvas.height)
-    for i, region in enumerate(inspection.regions):
-        x0, y0, _, _ = region.bbox
-        name = labels[i] if labels and i < len(labels) else f"#{region.index}"
-        # A dark edge keeps the name readable on bright surfaces and on the heat map.
-        draw.text((x0 + 2, max(0, y0 - size)), name, fill=REGION_COLOUR, font=_font(size), stroke_width=1, stroke_fill=(0, 0, 0))
+    font = _font(size)
     verdict = "DEFECTIVE" if inspection.is_defective else "OK"
-    colour = (255, 60, 60) if inspection.is_defective else (60, 220, 60)
-    _caption(draw, canvas, f"{verdict}  score {inspection.score:.2f}", colour)
+    caption = f"{verdict}  score {inspection.score:.2f}"
+    band = _caption_box(draw, canvas, caption)
+    for i, region in enumerate(inspection.regions):
+        name = labels[i] if labels and i < len(labels) else f"#{region.index}"
+        width = int(draw.textbbox((0, 0), name, font=font, stroke_width=1)[2])
+        at = label_position(region.bbox, width, size, (canvas.width, canvas.height), band)
+        # A dark edge keeps the name readable on bright surfaces and on the heat map.
+        draw.text(at, name, fill=REGION_COLOUR, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60))
     return canvas
