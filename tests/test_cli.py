@@ -68,7 +68,7 @@ def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_p
     import csv
 
     rows = {r["file"]: r for r in csv.DictReader((out / "summary.csv").open())}
-    assert rows["a.png"]["verdict"] in ("DEFECTIVE", "ok")
+    assert rows["a.png"]["verdict"] in ("DEFECTIVE", "GOOD")
     assert rows["b.png"]["verdict"] == rows["c.png"]["verdict"] == "skipped" and "empty" in rows["b.png"]["report"]
     assert any(f.endswith("missing.png") and r["verdict"] == "skipped" for f, r in rows.items())
     gallery = (out / "index.html").read_text()

@@ -185,7 +185,7 @@ def test_threshold_override_is_not_saved(fitted_model, synthetic_category, tmp_p
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--threshold", "1e9"])
     assert result.exit_code == 0, result.output
-    assert all(r["verdict"] == "ok" for r in _rows(out))
+    assert all(r["verdict"] == "GOOD" for r in _rows(out))
     assert (fitted_model / "detector.json").read_bytes() == before
     bad = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--threshold", "nan"])
     assert bad.exit_code == 2 and "--threshold" in _text(bad)
@@ -244,7 +244,7 @@ def test_calibrate_sets_and_saves_thresholds_and_plots(fitted_model, synthetic_c
     # The bright squares separate perfectly: the new threshold flags every defective, no good part.
     out = tmp_path / "out"
     assert runner.invoke(app, ["inspect", str(model), str(test), "-o", str(out)]).exit_code == 0
-    assert sorted((r["file"].split("/")[0], r["verdict"]) for r in _rows(out)) == [("good", "ok")] * 4 + [("spot", "DEFECTIVE")] * 4
+    assert sorted((r["file"].split("/")[0], r["verdict"]) for r in _rows(out)) == [("good", "GOOD")] * 4 + [("spot", "DEFECTIVE")] * 4
 
 
 def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthetic_category, tmp_path):

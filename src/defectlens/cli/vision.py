@@ -171,8 +171,9 @@ def fit(
         typer.Option(help="Weight of the grounding model in the fusion, 0..1 (default: chosen on the held-out normal images, at most 0.2)."),
     ] = None,
 ) -> None:
-    """Fit a detector on the normal images of CATEGORY_DIR/train/good, or of CATEGORY_DIR itself when it is a
-    plain folder of images (fused with a grounding model when given).
+    """Fit a detector on the normal images of CATEGORY_DIR/train/good, or of a plain folder of them.
+
+    Fused with a grounding model when --grounding is given.
 
     --detector batch-scoring reads no image (of CATEGORY_DIR only its taxonomy.json): the model
     folder holds its settings and the part's taxonomy, and `inspect` scores the images of each
@@ -399,7 +400,7 @@ def _run_thresholds(inspector: Inspector) -> tuple[float, float] | None:
 
 
 def _table_row(row: ResultRow) -> tuple[str, ...]:
-    verdict = "[red]DEFECTIVE[/]" if row.defective else "[green]ok[/]"
+    verdict = "[red]DEFECTIVE[/]" if row.defective else "[green]GOOD[/]"
     # Rich markup in a file name ("[red].png") must show as typed.
     return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
 

@@ -57,8 +57,8 @@ class ResultRow:
 
     @property
     def verdict(self) -> str:
-        """'DEFECTIVE' or 'ok', as the terminal table says it."""
-        return "DEFECTIVE" if self.defective else "ok"
+        """'DEFECTIVE' or 'GOOD', as the terminal table, the overlay and the report say it."""
+        return "DEFECTIVE" if self.defective else "GOOD"
 
 
 def read_inspection_json(path: Path) -> dict | None:

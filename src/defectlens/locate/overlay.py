@@ -111,7 +111,7 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     draw = ImageDraw.Draw(canvas)
     size = text_size(canvas.width, canvas.height)
     font = _font(size)
-    verdict = "DEFECTIVE" if inspection.is_defective else "OK"
+    verdict = "DEFECTIVE" if inspection.is_defective else "GOOD"
     caption = f"{verdict}  score {inspection.score:.2f}"
     band = _caption_box(draw, canvas, caption)
     for i, region in enumerate(inspection.regions):
