@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from defectlens.cli import app as cli
 from defectlens.service.app import Metrics, Outage
 from defectlens.service.blobs import BlobStore
-from defectlens.service.export import _folder_name
+from defectlens.service.export import folder_name
 from defectlens.service.models import ModelPool
 from defectlens.service.store import Store, StoreUnavailable
 
@@ -133,7 +133,7 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
 
 def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():
     # "Ölfleck" became "lfleck", a folder `inspect --examples` could not match to the taxonomy.
-    assert _folder_name("Ölfleck") == "Ölfleck" and _folder_name("a/b") == "a_b"
+    assert folder_name("Ölfleck") == "Ölfleck" and folder_name("a/b") == "a_b"
 
 
 def test_a_model_written_again_while_served_is_said(service_model, images, tmp_path):

@@ -22,7 +22,10 @@ another name reaching it is DNS rebinding)."""
 
 
 def _db_url(db: str | None, data_dir: Path) -> str:
-    return db or f"sqlite:///{(data_dir / 'inspections.db').resolve()}"
+    """The database URL: --db, else the SQLite file in the data folder."""
+    from defectlens.service.db import sqlite_url  # the service extra's; imported when a command runs
+
+    return db or sqlite_url(data_dir / "inspections.db")
 
 
 def _need_extra(exc: ImportError) -> typer.Exit:

@@ -635,6 +635,8 @@ def inspect(
         # The images not reached are listed as such: a summary of the done ones alone read as a
         # whole batch.
         left = [(shown[p], "not inspected: the run was interrupted; run again with --resume") for p in files if p not in rows]
+        # Best effort on the way out: a summary that cannot be written (a full disk) must not hide
+        # the interruption's own message, and --resume writes it anyway.
         with contextlib.suppress(DefectlensError):
             write_batch_results(output, [rows[p] for p in files if p in rows], f"{title}, interrupted: {len(left)} not inspected", left)
         raise interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
@@ -849,11 +851,6 @@ def _metric_cell(value: object) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def default_data_root() -> Path:
-    """Where the shared datasets are: $DEFECTLENS_DATA, else ../shared/datasets from the working folder."""
-    return Path(os.environ.get("DEFECTLENS_DATA", "../shared/datasets"))
-
-
 SAMPLE_CATEGORY = "commutator"
 """The real sample that ships in the repository (``examples/commutator``, KolektorSDD, CC BY-NC-SA 4.0)."""
 
@@ -895,12 +892,14 @@ def demo(
     model_dir = output / "model"
     fit(root, model_dir, max_images=max_train)
     validation = root / "validation"
-    if (validation / "good").is_dir() and any(d.is_dir() and d.name != "good" for d in validation.iterdir()):
+    folders = sorted(d for d in validation.iterdir() if d.is_dir()) if validation.is_dir() else []
+    good = [d for d in folders if is_good_folder(d)]
+    bad = [d for d in folders if not is_good_folder(d)]
+    if good and bad:
         # The first-day flow: check and move the threshold on labelled parts the test never sees.
         from defectlens.cli.calibrate import calibrate  # here: calibrate builds on this module
 
-        bad = [d for d in sorted(validation.iterdir()) if d.is_dir() and d.name != "good"]
-        calibrate(model_dir, [validation / "good"], bad, plot=output / "roc.png")
+        calibrate(model_dir, good, bad, plot=output / "roc.png")
     tests = load_category(root).test
     # A fixed, spread-out pick: a few normal images and a few of each defect type.
     by_type: dict[str, list] = {}

@@ -4,7 +4,7 @@ Public surface: :class:`PatchEncoder`, :class:`EncoderConfig`, :class:`EncodedBa
 helpers that map between original pixels and the network canvas, and the weight loader.
 """
 
-from defectlens.encode.canvas import CanvasSpec, Placement, fixed_scale_for_sizes, footprint_grid, map_to_original, mask_to_grid, place
+from defectlens.encode.canvas import CanvasSpec, Placement, footprint_grid, map_to_original, mask_to_grid, place
 from defectlens.encode.efficientnet import BACKBONES, DEFAULT_BACKBONE, EfficientNetLite, load_efficientnet_lite
 from defectlens.encode.features import EncodedBatch, EncoderConfig, PatchEncoder, fuse_levels
 
@@ -17,7 +17,6 @@ __all__ = [
     "EncoderConfig",
     "PatchEncoder",
     "Placement",
-    "fixed_scale_for_sizes",
     "footprint_grid",
     "fuse_levels",
     "load_efficientnet_lite",

@@ -55,17 +55,6 @@ class CanvasSpec:
         return cls(up(height * scale), up(width * scale))
 
 
-def fixed_scale_for_sizes(sizes: Sequence[tuple[int, int]], side: int) -> float:
-    """One scale factor for a whole category: maps the median image (sqrt of area) to ``side``.
-
-    Keeping the same factor for every image keeps a texture's pixel scale the same across
-    images of different sizes, which a nearest-neighbour memory bank relies on.
-    """
-    if not sizes:
-        return 1.0
-    return float(side / np.median([math.sqrt(w * h) for w, h in sizes]))
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where an original image sits on the canvas."""

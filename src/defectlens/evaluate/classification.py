@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.evaluate.harness import ScoredSet
 from defectlens.evaluate.metrics import confusion, type_accuracy, type_macro_f1
-from defectlens.io import LabelledImage, load_image, load_mask
+from defectlens.io import GOOD, LabelledImage, load_image, load_mask
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection
 
@@ -224,7 +224,7 @@ def evaluate_detected_types(scored: ScoredSet, classifier: FewShotClassifier, ex
     """
     true, pred = [], []
     for source, defect, inspection, image in zip(scored.sources, scored.defect_types, scored.inspections, scored.images, strict=True):
-        if defect == "good" or source in excluded:
+        if defect == GOOD or source in excluded:
             continue
         types = classifier.classify(image, {1: _top_region_mask(inspection)})
         true.append(defect)

@@ -26,7 +26,7 @@ from defectlens.evaluate.metrics import (
     verdict_point,
 )
 from defectlens.inspector import Failure, Inspector
-from defectlens.io import Category, image_area, load_mask
+from defectlens.io import GOOD, Category, image_area, load_mask
 from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
@@ -109,7 +109,7 @@ class ScoredSet:
     @property
     def labels(self) -> list[int]:
         """1 for defective, 0 for good."""
-        return [int(r.defect_type != "good") for r in self.records]
+        return [int(r.defect_type != GOOD) for r in self.records]
 
     @property
     def scores(self) -> list[float]:
@@ -288,8 +288,8 @@ def evaluate_detection(
     labels, scores = scored.labels, scored.scores
     metrics = detection_metrics_from_pixels(labels, scores, scored.pixels)
     per_type = []
-    for defect in sorted({t for t in scored.defect_types if t != "good"}):
-        idx = [i for i, r in enumerate(scored.records) if r.defect_type in (defect, "good")]
+    for defect in sorted({t for t in scored.defect_types if t != GOOD}):
+        idx = [i for i, r in enumerate(scored.records) if r.defect_type in (defect, GOOD)]
         per_type.append((defect, image_auroc([labels[i] for i in idx], [scores[i] for i in idx])))
     thresholds = inspector.thresholds
     good_scores = [s for s, y in zip(scores, labels, strict=True) if not y]

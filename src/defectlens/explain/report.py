@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
@@ -12,6 +13,9 @@ from defectlens.explain.template import template_text
 from defectlens.io import write_json_atomic, write_text_atomic
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.types import Finding, Inspection, RegionType, Report
+
+if TYPE_CHECKING:  # for the annotation only: the writer itself is imported when a report asks for the model
+    from defectlens.explain.llm import LMConfig
 
 WRITERS = ("template", "llm")
 DEFAULT_OBJECT = "part"
@@ -80,7 +84,7 @@ def build_report(
     taxonomy: Taxonomy | None = None,
     writer: str = "template",
     notes: Sequence[str] = (),
-    lm_config: object | None = None,
+    lm_config: LMConfig | None = None,
 ) -> Report:
     """The report of one inspected image.
 
@@ -114,11 +118,11 @@ def build_report(
     return report
 
 
-def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: object | None) -> None:
+def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: LMConfig | None) -> None:
     from defectlens.explain.llm import LMWriter, verify_text
 
     try:
-        generated = LMWriter(lm_config).write(report)  # type: ignore[arg-type]
+        generated = LMWriter(lm_config).write(report)
     except DefectlensError as exc:
         report.writer = "template (llm fallback)"
         report.notes.append(f"language model unavailable, template text used: {exc}")

@@ -82,7 +82,8 @@ class OnnxRuntimeNetwork:
     def input_size(self) -> tuple[int | None, int | None]:
         """(height, width) the graph's input takes (None where it is not fixed)."""
         shape = self.session.get_inputs()[0].shape
-        return tuple(d if isinstance(d, int) else None for d in shape[-2:])  # type: ignore[return-value]
+        height, width = (d if isinstance(d, int) else None for d in shape[-2:])
+        return height, width
 
 
 @dataclass
@@ -116,7 +117,8 @@ class OpenVinoNetwork:
     def input_size(self) -> tuple[int | None, int | None]:
         """(height, width) the graph's input takes (None where it is not fixed)."""
         dims = list(self.compiled.inputs[0].get_partial_shape())[-2:]
-        return tuple(d.get_length() if d.is_static else None for d in dims)  # type: ignore[return-value]
+        height, width = (d.get_length() if d.is_static else None for d in dims)
+        return height, width
 
 
 def open_network(runtime: str, path: Path) -> OnnxRuntimeNetwork | OpenVinoNetwork:

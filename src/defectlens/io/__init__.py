@@ -9,7 +9,7 @@ from defectlens.io.atomic import (
     write_model_files,
     write_text_atomic,
 )
-from defectlens.io.dataset import Category, FolderImages, LabelledImage, images_below, list_images, load_category
+from defectlens.io.dataset import GOOD, Category, FolderImages, LabelledImage, images_below, is_good_folder, list_images, load_category
 from defectlens.io.images import (
     IMAGE_FORMATS,
     IMAGE_SUFFIXES,
@@ -26,6 +26,7 @@ from defectlens.io.images import (
 )
 
 __all__ = [
+    "GOOD",
     "IMAGE_FORMATS",
     "IMAGE_SUFFIXES",
     "Category",
@@ -38,6 +39,7 @@ __all__ = [
     "clean_stale_temporaries",
     "image_area",
     "images_below",
+    "is_good_folder",
     "list_images",
     "load_category",
     "load_image",

@@ -288,7 +288,7 @@ def write_model_files(
     if all(hasattr(v, "__array_interface__") for v in tensors.values()):
         from safetensors.numpy import save_file
     else:
-        from safetensors.torch import save_file  # type: ignore[assignment]
+        from safetensors.torch import save_file  # type: ignore[assignment]  # the torch writer, same call, for tensors
     with atomic_write(out / tensors_file) as tmp:
         try:
             save_file(dict(tensors), str(tmp), metadata={"format": fmt, "version": str(version)})
@@ -335,7 +335,7 @@ def read_model_tensors(path: str | Path, what: str, remedy: str, *, arrays: bool
     if arrays:
         from safetensors.numpy import load_file
     else:
-        from safetensors.torch import load_file  # type: ignore[assignment]
+        from safetensors.torch import load_file  # type: ignore[assignment]  # the torch reader, same call, giving tensors
     try:
         tensors = load_file(str(p))
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:

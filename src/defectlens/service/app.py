@@ -41,6 +41,7 @@ from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, size_refusal
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
+from defectlens.service.db import sqlite_url
 from defectlens.service.models import REJECT_TYPE, ModelPool
 from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
@@ -688,7 +689,7 @@ def config_from_env() -> ServiceConfig:
     """Configuration from DEFECTLENS_* environment variables (used by ``uvicorn --factory``)."""
     models = tuple(Path(p) for p in os.environ["DEFECTLENS_MODELS"].split(os.pathsep) if p)
     data = Path(os.environ.get("DEFECTLENS_DATA_DIR", "defectlens_service"))
-    url = os.environ.get("DEFECTLENS_DB") or f"sqlite:///{(data / 'inspections.db').resolve()}"
+    url = os.environ.get("DEFECTLENS_DB") or sqlite_url(data / "inspections.db")
     limit = int(os.environ.get("DEFECTLENS_MAX_UPLOAD", str(DEFAULT_MAX_UPLOAD)))
     pixels = int(os.environ.get("DEFECTLENS_MAX_PIXELS", str(DEFAULT_MAX_PIXELS)))
     return ServiceConfig(models, url, data, os.environ.get("DEFECTLENS_TOKEN") or None, limit, pixels)

@@ -48,7 +48,7 @@ class ExportSummary:
     """Inspections skipped because their image is no longer in the file store."""
 
 
-def _folder_name(defect_type: str) -> str:
+def folder_name(defect_type: str) -> str:
     """A defect type as a folder name: as it is when it is a valid type name (any script: an
     ``Ölfleck`` folder is the taxonomy's ``Ölfleck`` for ``inspect --examples``); anything else
     (a name stored before the rule) made safe, the last guard before the file system."""
@@ -120,7 +120,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 with Image.open(mask_path) as m:
                     labels = np.asarray(m.convert("L"))
             for dtype, indices in sorted(by_type.items()):
-                folder = out / "examples" / _folder_name(dtype)
+                folder = out / "examples" / folder_name(dtype)
                 (folder / "masks").mkdir(parents=True, exist_ok=True)
                 write_bytes_atomic(folder / f"{name}.{row.image_ext}", data)
                 write_bytes_atomic(folder / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, indices)))
@@ -135,4 +135,4 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     return summary
 
 
-__all__ = ["MANIFEST", "ExportSummary", "export_reviews"]
+__all__ = ["MANIFEST", "ExportSummary", "export_reviews", "folder_name"]

@@ -22,11 +22,12 @@ from safetensors.torch import save_file
 from defectlens.detect.grounding.features import GridInputs, iter_grid_inputs
 from defectlens.encode import CanvasSpec, PatchEncoder, Placement, mask_to_grid
 from defectlens.errors import ConfigError, DatasetLayoutError
-from defectlens.io import load_category, load_image, load_mask
+from defectlens.io import GOOD, load_category, load_image, load_mask
 from defectlens.io.atomic import atomic_write
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 
-NORMAL = "good"
+NORMAL = GOOD
+"""The defect type of a normal training sample: the folder name of normal parts."""
 _CACHE_VERSION = "grounding-inputs-2"
 
 Progress = Callable[[int], None]
