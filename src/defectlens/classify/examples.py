@@ -24,7 +24,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
-from defectlens.io.dataset import is_good_folder, is_mask_file
+from defectlens.io.dataset import is_good_folder, is_mask_file, mask_in
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -134,14 +134,8 @@ def examples_from_category(
 
 
 def _mask_beside(image: Path) -> Path | None:
-    """``masks/<stem>_mask.png`` or ``masks/<stem>.png``, or ``<stem>_mask.png`` beside the image.
-    Not ``<stem>.png`` beside it: that is another image of the same name (``a.jpg`` took the photo
-    ``a.png`` as its mask)."""
-    for cand in (image.parent / "masks" / f"{image.stem}_mask.png", image.parent / "masks" / f"{image.stem}.png",
-                 image.parent / f"{image.stem}_mask.png"):
-        if cand.is_file():
-            return cand
-    return None
+    """``masks/<stem>_mask.png`` or ``masks/<stem>.png``, or ``<stem>_mask.png`` beside the image."""
+    return mask_in(image.parent / "masks", image)
 
 
 def examples_from_folders(root: str | Path, will_locate: bool = False) -> ExampleSet:

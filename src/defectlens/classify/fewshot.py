@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from scipy.special import softmax
 
@@ -132,10 +133,6 @@ def square_crop_box(mask: np.ndarray, context: float, min_side: int) -> tuple[in
     return xa, ya, xb, yb
 
 
-def _l2(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
 def _rgb(image: object, source: str = "<array>") -> np.ndarray:
     """``image`` through the gate every inspected image passes (decoded when a path). An (H, W, 3)
     uint8 array is what the gate gives: it passes as it is (the gate's warnings, an extreme
@@ -209,11 +206,11 @@ class FewShotClassifier:
                         # A mask emptied by resizing cannot happen for a non-empty mask, but an
                         # empty input mask can: fall back to the whole crop rather than NaNs.
                         w_region = torch.from_numpy(mask_to_grid(np.ones_like(m), batch.placements[i], spec, grid))
-                    parts.append(_l2((fmap * w_region).sum((1, 2)) / w_region.sum()))
+                    parts.append(F.normalize((fmap * w_region).sum((1, 2)) / w_region.sum(), dim=-1))
                     if self.config.with_context:
                         w_all = torch.from_numpy(mask_to_grid(np.ones_like(m), batch.placements[i], spec, grid))
-                        parts.append(_l2((fmap * w_all).sum((1, 2)) / w_all.sum()))
-                out.append(_l2(torch.cat(parts)))
+                        parts.append(F.normalize((fmap * w_all).sum((1, 2)) / w_all.sum(), dim=-1))
+                out.append(F.normalize(torch.cat(parts), dim=-1))
         if not out:
             return np.zeros((0, self.dim), np.float32)
         return torch.stack(out).numpy().astype(np.float32)

@@ -168,14 +168,21 @@ def _images_below(folder: Path, notes: list[str]) -> list[Path]:
     return found.images
 
 
-def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
-    """``ground_truth/<type>/<stem>_mask.png`` (or ``<stem>.png``), else ``<stem>_mask.png``
-    beside the image itself."""
-    folder = root / "ground_truth" / type_folder
+def mask_in(folder: Path, image: Path) -> Path | None:
+    """The mask of ``image`` kept in ``folder`` (``<stem>_mask.png``, or ``<stem>.png``), else
+    ``<stem>_mask.png`` beside the image itself; None when there is none. Not ``<stem>.png``
+    beside it: that is another image of the same name (``a.jpg`` took the photo ``a.png`` as its
+    mask). The one rule for MVTec's ``ground_truth/<type>/`` and an examples folder's ``masks/``."""
     for candidate in (folder / f"{image.stem}{MASK_SUFFIX}.png", folder / f"{image.stem}.png", image.with_name(f"{image.stem}{MASK_SUFFIX}.png")):
         if candidate.is_file():
             return candidate
     return None
+
+
+def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
+    """``ground_truth/<type>/<stem>_mask.png`` (or ``<stem>.png``), else ``<stem>_mask.png``
+    beside the image itself."""
+    return mask_in(root / "ground_truth" / type_folder, image)
 
 
 LABELLED_SPLITS = ("test", "validation")
