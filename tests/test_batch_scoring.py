@@ -309,7 +309,7 @@ def test_batch_scoring_fit_reads_the_part_folder_and_refuses_options_it_cannot_u
     result, text = run(part, "-o", model)
     assert result.exit_code == 0 and (model / "taxonomy.json").is_file(), text
     result, text = run(part, "-o", model)
-    assert result.exit_code == 0 and "the batch-scoring model that was there is replaced" in text, text
+    assert result.exit_code == 0 and "the batch-scoring model of a brass plate that was there is replaced" in text, text
 
 
 def test_resume_on_a_batch_model_finishes_as_an_uninterrupted_run_would(tmp_path):

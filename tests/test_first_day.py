@@ -260,6 +260,11 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     # 4 good images cannot show a 3 % false-alarm rate (one image is 25 %): said.
     assert "4 good image(s) show false alarms only in steps of 25%, coarser than the target 0.03" in _text(result)
     assert "at least 34 show the target" in _text(result)
+    # A fit over the calibrated model says what it replaces (it said only "the memory-bank model").
+    refit = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert refit.exit_code == 0, refit.output
+    assert ("the memory-bank model with thresholds set by false-alarm target 0.03 (calibrate: 4 good, 4 defective) "
+            "that was there is replaced") in _text(refit)
 
 
 @pytest.mark.parametrize(

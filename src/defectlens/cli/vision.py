@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
-from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, read_descriptor, render_card
+from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, part_taxonomy, read_descriptor, render_card
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -198,7 +198,7 @@ def fit(
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
-        replaced = _model_kind(output)
+        replaced = _describe_model(output)
         if taxonomy is not None:
             # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
             load_taxonomy(taxonomy)
@@ -232,15 +232,15 @@ def fit(
             return
         if (plain := _plain_normal_folder(category_dir)) is not None:
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
-            paths, good_dir, part_taxonomy = plain
+            paths, good_dir, taxonomy_file = plain
             console.print(f"[yellow]note:[/] {escape(str(category_dir))} has no train/good folder: "
                           f"fitting on the {len(paths)} image(s) in it, as images of normal parts")
         else:
             category = load_category(category_dir)
             notes(category.notes)
-            paths, good_dir, part_taxonomy = category.require_train_good(), category_dir / "train" / "good", category.taxonomy_path
+            paths, good_dir, taxonomy_file = category.require_train_good(), category_dir / "train" / "good", category.taxonomy_path
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
-        ground = _grounding_for_fit(grounding, taxonomy or part_taxonomy, fusion_mode, fusion_weight)
+        ground = _grounding_for_fit(grounding, taxonomy or taxonomy_file, fusion_mode, fusion_weight)
         if max_images > 0:
             paths = paths[:max_images]
         if len(paths) < MIN_FIT_IMAGES:
@@ -264,7 +264,7 @@ def fit(
         with progress_bar("fitting", len(images), then="fitting: building the bank, setting the thresholds") as advance:
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
-        inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or part_taxonomy))
+        inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or taxonomy_file))
         _note_replaced(replaced, output)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
@@ -315,10 +315,28 @@ def _model_kind(folder: Path) -> str | None:
         return "unreadable"
 
 
-def _note_replaced(kind: str | None, output: Path) -> None:
-    """Say which model a fit replaced (a trained grounding model takes minutes to make again)."""
-    if kind is not None:
-        notes([f"{output}: the {kind} model that was there is replaced"])
+def _describe_model(folder: Path) -> str | None:
+    """What model ``folder`` holds, in a few words — kind, part, how its thresholds were set
+    (``memory-bank model of a ball screw, thresholds false-alarm target 0.03 (calibrate: …)``) —
+    or None when it holds none."""
+    kind = _model_kind(folder)
+    if kind is None or kind == "unreadable":
+        return None if kind is None else "unreadable model"
+    words = [f"{kind} model"]
+    with contextlib.suppress(DefectlensError):
+        if (part := part_taxonomy(folder)) is not None:
+            words.append(f"of a {load_taxonomy(part).object_name}")
+        source = (read_descriptor(folder).thresholds or {}).get("source")
+        if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
+            words.append(f"with thresholds set by {source}")
+    return " ".join(words)
+
+
+def _note_replaced(described: str | None, output: Path) -> None:
+    """Say which model a fit replaced (a calibrated model or a trained grounding model takes work
+    to make again, and a fit of another part over it was said as 'the memory-bank model')."""
+    if described is not None:
+        notes([f"{output}: the {described} that was there is replaced"])
 
 
 def _carried_taxonomy(path: Path | None) -> Path | None:
