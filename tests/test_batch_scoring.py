@@ -310,6 +310,9 @@ def test_batch_scoring_fit_reads_the_part_folder_and_refuses_options_it_cannot_u
     assert result.exit_code == 0 and (model / "taxonomy.json").is_file(), text
     result, text = run(part, "-o", model)
     assert result.exit_code == 0 and "the batch-scoring model of a brass plate that was there is replaced" in text, text
+    # Fitted on no image, it has no fingerprint to record: its card does not call that a gap.
+    card = (model / "card.md").read_text()
+    assert "| training images | 0 |" in card and "Provenance incomplete" not in card, card
 
 
 def test_resume_on_a_batch_model_finishes_as_an_uninterrupted_run_would(tmp_path):

@@ -113,8 +113,8 @@ class Provenance:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
     def missing(self) -> list[str]:
-        """The fields not recorded."""
-        return [f.name for f in fields(self) if getattr(self, f.name) is None]
+        """The fields not recorded (a fit on no image, batch scoring's, has no fingerprint to record)."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is None and not (f.name == "fingerprint" and self.n_images == 0)]
 
     @classmethod
     def now(cls, n_images: int, fingerprint: str | None) -> Provenance:

@@ -79,5 +79,5 @@ def train_grounding(
     final_loss = f", final loss {summary.losses[-1]:.4f}" if summary.losses else ""
     console.print(
         f"trained on {summary.n_images} images of {escape(', '.join(summary.categories))} "
-        f"(encoding {summary.cache_seconds:.0f} s, training {summary.train_seconds:.0f} s{final_loss}) -> {escape(str(output))}"
+        f"(encoding {summary.cache_seconds:.0f} s, training {summary.train_seconds:.0f} s{final_loss}) → {escape(str(output))}"
     )
