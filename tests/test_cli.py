@@ -70,9 +70,13 @@ def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_p
     rows = {r["file"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert rows["a.png"]["verdict"] in ("DEFECTIVE", "GOOD")
     assert rows["b.png"]["verdict"] == rows["c.png"]["verdict"] == "skipped" and "empty" in rows["b.png"]["report"]
+    # The reason without the path again (it is the file column's): it showed twice.
+    assert not rows["b.png"]["report"].startswith(str(folder)) and rows["b.png"]["report"].startswith("file is empty")
     assert any(f.endswith("missing.png") and r["verdict"] == "skipped" for f, r in rows.items())
     gallery = (out / "index.html").read_text()
     assert "3 input(s) not inspected" in gallery and "c.png" in gallery
+    # The title counts the inspected images and the other inputs apart ("3 image(s), 3 not inspected" read as all of them).
+    assert "defectlens — 1 image(s) inspected, 3 input(s) not inspected" in gallery
 
 
 def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itself(tmp_path, synthetic_category):

@@ -672,9 +672,10 @@ def inspect(
                                                "fix: run again with --resume"))
     done = [rows[p] for p in files if p in rows]
     # Inputs not inspected are listed in the summary and gallery too, not only on this terminal.
-    skipped = [(shown.get(Path(f.source), f.source), f.message) for f in failures]
-    if skipped:
-        title += f", {len(skipped)} not inspected"
+    # The file has its own column: the reason without the path the message starts with (it showed twice).
+    skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: ")) for f in failures]
+    # Inspected and not inspected counted apart ("235 image(s), 1 not inspected" read as one of the 235).
+    title = f"defectlens — {len(done)} image(s) inspected" + (f", {len(skipped)} input(s) not inspected" if skipped else "")
     try:
         summary_path, gallery_path = write_batch_results(output, done, title, skipped, unwritten=len(files) - len(done))
     except DefectlensError as exc:
