@@ -245,6 +245,15 @@ def test_health_probes_the_store_at_most_every_few_seconds(
         assert len(checks) - before == 1
 
 
+def test_several_files_in_one_upload_are_refused_not_dropped(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Probe 2026-12-05: two `file` parts gave 201 for the second; the first was dropped without a word.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        files = [("file", ("a.png", images["bad"].read_bytes(), "image/png")), ("file", ("b.png", images["good"].read_bytes(), "image/png"))]
+        r = client.post("/inspections", files=files)
+        assert r.status_code == 422 and "2 files in one request" in r.json()["detail"], r.text
+        assert client.get("/inspections").json()["total"] == 0
+
+
 def test_a_strip_too_long_for_its_overlay_is_refused_from_its_header(pool: ModelPool, tmp_path: Path) -> None:
     # Within the pixel limit, a side the PNG writer refuses (probe 2026-12-05: an 8 x 4 500 000 PNG
     # of 9 kB was scored for 8.6 s at 4.7 GB, then failed writing its overlay with a 500).

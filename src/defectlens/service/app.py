@@ -477,7 +477,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             scratch.unlink(missing_ok=True)
         return image
 
-    @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token)],
+    async def one_image(request: Request) -> None:
+        """Refuse a request carrying several ``file`` parts: the last was inspected and the others
+        dropped without a word (probe 2026-12-05). The form is the one already parsed for the route."""
+        n = len((await request.form()).getlist("file"))
+        if n > 1:
+            raise _error(422, f"{n} files in one request: post one image per request (each gets its own inspection)")
+
+    @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image)],
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
