@@ -44,9 +44,9 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
             sync_api.expect(page.locator("#overlay")).to_have_js_property("complete", True)
             page.screenshot(path=str(ARTIFACTS / "1-inspected.png"), full_page=True)
-            # The report pane: the report's text, and each of its notes once.
+            # The report pane: the report's prose (not its Markdown), and each of its notes once.
             shown = page.locator("#report").text_content() or ""
-            assert shown.startswith(page.evaluate("current.report_text"))
+            assert shown.startswith(page.evaluate("current.report.text")) and "**" not in shown
             notes = page.evaluate("current.report.notes")
             assert notes and all(shown.count(n) == 1 for n in notes)
             # One line per file of the upload, linking to its inspection.
@@ -96,9 +96,12 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             page.click("#first")
             sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
             page.click("#last")
-            # A link in the history opens that inspection.
+            # A link in the history opens that inspection, brought into view with its row marked
+            # (the panel loaded 626 px above the screen and nothing seemed to happen).
             page.locator("#history tr").nth(1).locator("a").click()
             sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+            assert page.evaluate("document.getElementById('detail').getBoundingClientRect().top") >= -1
+            sync_api.expect(page.locator("#history tr").nth(1)).to_have_class("open")
 
             # Reviewed good, the false alarm's regions are rejected (they were kept as confirmed
             # defects and exported as examples of a defect on a good part).
@@ -106,6 +109,8 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             page.click("#mark-good")
             sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
             assert set(page.evaluate("current.regions.map(r => r.type)")) == {"not-a-defect"}
+            # The person's verdict stands over the machine's report and overlay, and says so.
+            sync_api.expect(page.locator("#override")).to_contain_text("Reviewed GOOD by Dana: the report and the overlay are the machine's")
             # Confirm keeps a person's verdict (it sent the machine's, undoing theirs).
             page.click("#confirm")
             sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
@@ -120,6 +125,13 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
             assert page.evaluate("current.regions.filter(r => r.missed).map(r => [r.type, r.bbox])") == [["scratch", [2, 3, 12, 9]]]
             assert page.evaluate("current.review.comment") == "left edge"
+            # Reviewing it good would drop the missed defect: asked first; dismissed, nothing is sent.
+            asked: list[str] = []
+            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+            page.click("#mark-good")
+            page.wait_for_timeout(300)
+            assert asked and "removes the 1 missed defect(s)" in asked[0]
+            assert page.evaluate("current.final_verdict") == "defective" and page.evaluate("current.regions.filter(r => r.missed).length") == 1
             page.locator("#history tr").first.locator("a").click()
             sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name)
             assert page.input_value("#comment") == "" and page.input_value("#missed-box") == ""

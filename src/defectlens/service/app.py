@@ -681,6 +681,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # Defence in depth beside the page's own escaping: only the page's own script may run.
         return Response(page_html, media_type="text/html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp})
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # No icon, said without an error: browsers ask for one on every page load.
+        return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+
     return app
 
 
