@@ -141,6 +141,16 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             page.click("#mark-defective")
             sync_api.expect(page.locator("#review-msg")).to_contain_text("give four whole numbers x0,y0,x1,y1")
             page.screenshot(path=str(ARTIFACTS / "5-review-message.png"), full_page=True)
+            # A missed defect's box is drawn on the original (typing pixel numbers was all there was).
+            page.locator("#original").scroll_into_view_if_needed()
+            box = page.locator("#original").bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75, steps=4)
+            page.mouse.up()
+            drawn = [int(v) for v in page.input_value("#missed-box").split(",")]
+            assert all(abs(a - b) <= 3 for a, b in zip(drawn, [32, 24, 96, 72], strict=True)), drawn
+            sync_api.expect(page.locator("#drawn")).to_be_visible()
 
             # A long file name, on a phone: the page stays as wide as the screen.
             long_name = tmp_path / ("x" * 170 + ".png")
