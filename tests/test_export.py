@@ -127,7 +127,11 @@ def test_exported_model_from_another_version_is_refused(exported, tmp_path):
     meta = json.loads((copy / EXPORT_FILE).read_text())
     meta["format_version"] = 99
     (copy / EXPORT_FILE).write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match=r"export.json: exported with export format version 99; this defectlens reads version 1 .*re-export"):
+    with pytest.raises(ModelFileError, match=r"export.json: exported with export format version 99; this defectlens reads version 1 .*upgrade defectlens"):
+        Inspector.load(copy)
+    meta["format_version"] = 0  # an older one: made again from its model
+    (copy / EXPORT_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"version 0; .*re-export the original model"):
         Inspector.load(copy)
 
 
@@ -173,6 +177,36 @@ def test_export_onto_its_own_model_is_refused(fitted_model):
     with pytest.raises(ConfigError, match="would be written inside the model"):
         export_model(fitted_model, fitted_model / "sub")
     assert not (fitted_model / "sub").exists()
+
+
+def test_export_over_a_fitted_model_is_refused_and_over_an_export_said(fitted_model, exported, tmp_path):
+    # Probe 2026-12-05: `export -o` over another fitted model replaced it without a word.
+    victim = tmp_path / "fitted"
+    shutil.copytree(fitted_model, victim)
+    before = (victim / "inspector.json").read_bytes()
+    with pytest.raises(ConfigError, match="holds a fitted model, not an export"):
+        export_model(fitted_model, victim)
+    assert (victim / "inspector.json").read_bytes() == before and not (victim / EXPORT_FILE).exists()
+    again = tmp_path / "again"
+    shutil.copytree(exported, again)
+    result = runner.invoke(app, ["export", str(fitted_model), "-o", str(again), "--format", "ONNX"])
+    assert result.exit_code == 0 and "it replaces the export that was there" in " ".join(result.output.split()), result.output
+
+
+def test_calibrating_an_export_keeps_it_an_export(exported, synthetic_category, tmp_path):
+    # Probe 2026-12-05: calibrate re-saved the folder without encoder.onnx and export.json: the
+    # model ran on PyTorch afterwards, and nothing said so.
+    model = tmp_path / "model"
+    shutil.copytree(exported, model)
+    old = Inspector.load(model).thresholds
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
+    assert result.exit_code == 0, result.output
+    assert (model / EXPORT_FILE).is_file() and (model / ONNX_FILE).is_file()
+    assert "## Exported encoder" in (model / "card.md").read_text()
+    again = Inspector.load(model)
+    assert again.thresholds.image != old.image and type(again.detector.encoder.network).__name__ == "OnnxRuntimeNetwork"
+    assert runner.invoke(app, ["info", str(model), "--check"]).exit_code == 0
 
 
 def test_a_batch_scoring_model_is_not_exported(tmp_path):

@@ -564,6 +564,10 @@ class Inspector:
             if taxonomy is not None:
                 shutil.copyfile(taxonomy, out / TAXONOMY_FILE)
             write_descriptor(out, self.descriptor())
+            if keep:
+                from defectlens.export import carry_export  # export builds on this module
+
+                carry_export(old, out, self.detector)
 
     def _same_model_in(self, directory: Path) -> bool:
         """True when ``directory`` holds this very model (fitted on the same images): its part

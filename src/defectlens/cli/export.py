@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from defectlens.cli.progress import console, fail, interrupted
 from defectlens.errors import DefectlensError
-from defectlens.export import FORMATS, export_model
+from defectlens.export import FORMATS, export_model, is_exported
 
 
 def export(
@@ -23,6 +23,7 @@ def export(
     Every command taking a model accepts the exported folder and runs the encoder on ONNX Runtime
     (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage, 130 interrupted."""
     try:
+        replaced = is_exported(output)
         info = export_model(model_dir, output, fmt)
     except DefectlensError as exc:
         raise fail(exc) from None
@@ -30,5 +31,5 @@ def export(
         raise interrupted(f"nothing exported; {output} is as it was") from None
     console.print(
         f"exported to {escape(str(output))}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
-        f"{info.max_relative_error:.1e} relative from PyTorch)"
+        f"{info.max_relative_error:.1e} relative from PyTorch)" + (" — it replaces the export that was there" if replaced else "")
     )

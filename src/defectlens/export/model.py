@@ -26,7 +26,7 @@ from defectlens.descriptor import CARD_FILE, holds_model, model_kind, utc_now
 from defectlens.detect.base import Detector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.encode import EncoderConfig, PatchEncoder
-from defectlens.errors import ConfigError, ModelFileError
+from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import write_text_atomic
@@ -176,6 +176,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     ``export.json``. The folder is written beside ``output`` and swapped in whole."""
     from defectlens.inspector import Inspector  # the Inspector loads exported folders through this module
 
+    fmt = fmt.lower()  # "ONNX", "OpenVINO": the names as their projects write them
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
     runtime = FORMATS[fmt]
@@ -185,6 +186,11 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     if source.resolve() in target.resolve().parents:
         # Inside it, the export would be copied into itself and lost at the model's next re-save.
         raise ConfigError("the export would be written inside the model it is made from", target, "give an output folder outside the model")
+    if holds_model(target) and not is_exported(target):
+        # An export is made again from its model in seconds; a fitted (or calibrated) model is not,
+        # and `export -o` over one replaced it without a word.
+        raise ConfigError("holds a fitted model, not an export: exporting over it would lose it", target,
+                          "pass another folder with -o (an earlier export there is replaced)")
     require_module("onnx", "`defectlens export`")
     require_module(runtime, f"an export for {runtime}")
     if model_kind(source) == "grounding":
@@ -235,10 +241,12 @@ def read_export(root: Path) -> dict:
         raise ModelFileError("not a defectlens export record", path, "re-export the model with `defectlens export`")
     version = meta.get("format_version")
     if version != EXPORT_FORMAT_VERSION:
+        newer = isinstance(version, int) and version > EXPORT_FORMAT_VERSION
         raise ModelFileError(
             f"exported with export format version {version!r}; this defectlens reads version {EXPORT_FORMAT_VERSION}",
             path,
-            "re-export the original model with this defectlens (`defectlens export MODEL -o EXPORT`)",
+            "upgrade defectlens (a newer version exported it), or re-export the original model with this one" if newer
+            else "re-export the original model with this defectlens (`defectlens export MODEL -o EXPORT`)",
         )
     encoder = meta.get("encoder")
     if not isinstance(encoder, dict) or not isinstance(encoder.get("file"), str) or not isinstance(encoder.get("sha256"), str):
@@ -256,6 +264,28 @@ def read_export(root: Path) -> dict:
 def is_exported(root: str | Path) -> bool:
     """True when the folder holds an export record (its encoder runs on ONNX)."""
     return (Path(root) / EXPORT_FILE).exists()
+
+
+def carry_export(old: Path, new: Path, detector: Detector) -> bool:
+    """Copy the exported encoder of ``old`` into ``new`` — a re-save of the same model, such as
+    `calibrate`'s new thresholds — when it is still ``detector``'s encoder; returns whether it
+    did. Without it, calibrating an export quietly turned it back into a PyTorch model (its
+    workers then ran at PyTorch's pace, and nothing said so)."""
+    if not is_exported(old):
+        return False
+    try:
+        meta = read_export(old)
+        recorded = EncoderConfig.from_json(meta["encoder"]["config"])
+        if any(e.config != recorded for e in patch_encoders(detector, old)):
+            return False  # another encoder now (a refit with other settings): the export no longer fits
+    except (DefectlensError, KeyError, TypeError, ValueError):
+        return False
+    shutil.copyfile(old / Path(meta["encoder"]["file"]).name, new / Path(meta["encoder"]["file"]).name)
+    shutil.copyfile(old / EXPORT_FILE, new / EXPORT_FILE)
+    card = new / CARD_FILE
+    if card.is_file():
+        write_text_atomic(card, card.read_text(encoding="utf-8") + export_card_section(meta))
+    return True
 
 
 def attach_exported_encoder(detector: Detector, root: Path, runtime: str | None = None) -> str:
