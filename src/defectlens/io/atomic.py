@@ -172,16 +172,21 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article ("an exported model", "a model")."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool], what: str) -> None:
     """Refuse, before any work, a target that :func:`atomic_directory` would not replace:
     a file, or a folder that holds something and is not ``what`` (``is_ours`` says)."""
     target = Path(path)
     if target.exists() and not target.is_dir():
-        raise OutputError(f"exists and is not a folder (a {what} is a folder)", target, "pass a new folder path, or move the file away")
+        raise OutputError(f"exists and is not a folder ({_a(what)} is a folder)", target, "pass a new folder path, or move the file away")
     require_writable_parent(target, what)
     if target.is_dir() and any(target.iterdir()) and not is_ours(target):
         raise OutputError(
-            f"folder holds other files and is not a {what}; writing the {what} replaces the whole folder",
+            f"folder holds other files and is not {_a(what)}; writing the {what} replaces the whole folder",
             target,
             "pass a new or empty folder",
         )
