@@ -127,7 +127,8 @@ def test_exported_model_from_another_version_is_refused(exported, tmp_path):
     meta = json.loads((copy / EXPORT_FILE).read_text())
     meta["format_version"] = 99
     (copy / EXPORT_FILE).write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match=r"export.json: exported with export format version 99; this defectlens reads version 1 .*upgrade defectlens"):
+    newer = r"export.json: exported with export format version 99; this defectlens reads version 1 .*upgrade defectlens"
+    with pytest.raises(ModelFileError, match=newer):
         Inspector.load(copy)
     meta["format_version"] = 0  # an older one: made again from its model
     (copy / EXPORT_FILE).write_text(json.dumps(meta))

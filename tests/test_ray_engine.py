@@ -128,6 +128,45 @@ def test_unreachable_cluster_fix_names_the_token():
     assert "--address" in ray_engine.ray_start_hint("head:6379") and "ray start --head" in ray_engine.ray_start_hint(None)
 
 
+def test_an_address_where_nothing_listens_is_refused_in_seconds(fitted_model, synthetic_category, tmp_path):
+    # Probe 2026-12-05: Ray retried for ever ("Failed to connect to GCS" every 40 s under a bar
+    # stuck at 0/80) and left an empty output folder when stopped.
+    import socket
+    import time
+
+    pytest.importorskip("ray", reason="the Ray engine is optional (pip install ray)")
+    with socket.socket() as probe:  # a port free on this machine: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "o"
+    start = time.monotonic()
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out),
+                                 "--engine", "ray", "--address", f"127.0.0.1:{port}"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"nothing answers at 127.0.0.1:{port}" in text and "--address" in text, text
+    assert time.monotonic() - start < 30 and not out.exists()
+
+
+def test_ray_started_here_is_told_the_machines_cpus_not_the_workers_asked(fitted_model, tmp_path, monkeypatch):
+    # Probe 2026-12-05: `--workers 8` on two cores told Ray it had 8 CPUs: 6 workers ran at once
+    # (3.4 GB), and the pool's cut to what fits never came.
+    import os
+
+    ray = pytest.importorskip("ray", reason="the Ray engine is optional (pip install ray)")
+    asked: dict = {}
+
+    def fake_init(**kwargs):
+        asked.update(kwargs)
+        raise RuntimeError("stopped here")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    spec = ray_engine.WorkerSpec(fitted_model, None, "token", None, 5, "template", tmp_path)
+    with pytest.raises(Exception, match="cannot start or reach Ray"):
+        ray_engine.run_on_ray(spec, [], {}, ray_engine.RayOptions(workers=8), lambda outcome: None)
+    assert asked["num_cpus"] == (os.cpu_count() or 1)
+
+
 def test_workers_ask_ray_for_the_cpus_their_threads_use():
     plan = ray_engine.plan_pool
     assert plan(0, [2.0], 1) == (2, 1, None)  # exported: one per CPU

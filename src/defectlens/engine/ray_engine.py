@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +167,24 @@ def ray_start_hint(address: str | None) -> str:
     return f"on an overloaded machine start Ray first (`ray start --head`) and pass its address with --address; {AUTH_HINT}"
 
 
+ADDRESS_TIMEOUT_SECONDS = 5.0
+"""How long `--address` is given to accept a connection before the run is refused."""
+
+
+def require_listening(address: str) -> None:
+    """Refuse, in seconds, a cluster ``address`` (``host:port``, ``ray://host:port``) where nothing
+    accepts a connection: Ray itself retried for ever, its "Failed to connect" lines under a
+    progress bar stuck at 0 (probe 2026-12-05). ``auto`` and addresses without a port are left to Ray."""
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        raise ConfigError(f"nothing answers at {address} ({exc.strerror or exc.__class__.__name__})", None, ray_start_hint(address)) from None
+
+
 def run_on_ray(
     spec: WorkerSpec,
     batches: list[list[Path]],
@@ -185,11 +204,15 @@ def run_on_ray(
 
     started = not ray.is_initialized()
     if started:
+        if options.address:
+            require_listening(options.address)
         try:
             if options.address:
                 ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
             else:
-                ray.init(num_cpus=options.workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+                # The machine's own CPUs, whatever --workers asks: told it had as many as asked,
+                # Ray started eight workers on two cores (3.4 GB), and plan_pool's cut never came.
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
         except Exception as exc:  # noqa: BLE001 - ray.init raises a bare Exception when its node times out starting
             where = options.address or "this machine"
             raise ConfigError(
