@@ -20,10 +20,9 @@ from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
-from defectlens.engine import BatchOutcome, inspect_and_write, load_for_inspection, prepare_analysis
+from defectlens.engine import INSPECTION_SUFFIXES, BatchOutcome, completed_inspection, inspect_and_write, load_for_inspection, prepare_analysis
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
 from defectlens.explain.gallery import (
-    THUMBNAIL_SUFFIX,
     ResultRow,
     read_inspection_json,
     read_result,
@@ -51,10 +50,6 @@ from defectlens.types import Thresholds
 
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
-INSPECTION_SUFFIXES = (".json", ".png", THUMBNAIL_SUFFIX, ".report.json", ".report.md")
-"""Every file `inspect` writes per image (:func:`~defectlens.engine.local.write_inspection`, then
-the report files of :func:`~defectlens.engine.analysis.analyse`); output names are made unique
-across all of them."""
 ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
 
@@ -375,15 +370,6 @@ def _grounding_for_fit(
     return GroundingDetector(model, part, taxonomy_path, cue="token"), config
 
 
-def _completed(out_dir: Path, name: str, path: Path) -> dict | None:
-    """The inspection JSON of ``path`` when its outputs are complete (every file there, the JSON
-    valid and about this very input), else None: ``--resume`` redoes the image."""
-    if not all((out_dir / f"{name}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
-        return None
-    payload = read_inspection_json(out_dir / f"{name}.json")
-    return payload if payload is not None and payload.get("source") == str(path) else None
-
-
 def _earlier_results(out_dir: Path) -> dict[str, dict]:
     """Every inspection JSON already in ``out_dir``, by output name (an earlier run's results).
     Report JSONs (``*.report.json``) are not opened: a folder holds one per image, and only the
@@ -598,7 +584,7 @@ def inspect(
                       f"(e.g. {escape(names[others[0]])}.json, which was {escape(str(earlier[names[others[0]]].get('source')))})")
     if resume:
         for path in files:
-            row = read_result(output, names[path], shown[path]) if _completed(output, names[path], path) is not None else None
+            row = read_result(output, names[path], shown[path]) if completed_inspection(output, names[path], path) is not None else None
             if row is not None:
                 rows[path] = row
         todo = [p for p in files if p not in rows]
@@ -646,7 +632,7 @@ def inspect(
         # Images of the interrupted batch whose files were complete count as done (their JSON,
         # written last, is the marker); the summary and gallery cover them all for review.
         for path in files:
-            if path not in rows and _completed(output, names[path], path) is not None:
+            if path not in rows and completed_inspection(output, names[path], path) is not None:
                 row = read_result(output, names[path], shown[path])
                 if row is not None:
                     rows[path] = row

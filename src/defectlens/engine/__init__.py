@@ -5,12 +5,21 @@ one batch (this process, and each Ray worker) with the optional stages of
 when asked for: Ray is an optional extra, so it is not re-exported here)."""
 
 from defectlens.engine.analysis import Analysis, Locator, gather_examples, prepare_analysis, type_with_notes
-from defectlens.engine.local import BatchOutcome, inspect_and_write, inspection_overlay, load_for_inspection
+from defectlens.engine.local import (
+    INSPECTION_SUFFIXES,
+    BatchOutcome,
+    completed_inspection,
+    inspect_and_write,
+    inspection_overlay,
+    load_for_inspection,
+)
 
 __all__ = [
+    "INSPECTION_SUFFIXES",
     "Analysis",
     "BatchOutcome",
     "Locator",
+    "completed_inspection",
     "gather_examples",
     "inspect_and_write",
     "inspection_overlay",

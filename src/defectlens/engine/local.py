@@ -13,13 +13,26 @@ from PIL import Image
 
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
-from defectlens.explain.gallery import THUMBNAIL_SUFFIX
+from defectlens.explain.gallery import THUMBNAIL_SUFFIX, read_inspection_json
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
 from defectlens.io.images import jpeg_thumbnail
 from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
+
+INSPECTION_SUFFIXES = (".json", ".png", THUMBNAIL_SUFFIX, ".report.json", ".report.md")
+"""Every file inspecting writes per image (:func:`write_inspection`, then the report files of
+:func:`~defectlens.engine.analysis.analyse`); output names are made unique across all of them."""
+
+
+def completed_inspection(out_dir: Path, name: str, source: Path) -> dict | None:
+    """The inspection JSON of ``source`` when its outputs under ``name`` are complete (every file
+    there, the JSON valid and about this very input), else None: it is inspected again."""
+    if not all((out_dir / f"{name}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
+        return None
+    payload = read_inspection_json(out_dir / f"{name}.json")
+    return payload if payload is not None and payload.get("source") == str(source) else None
 
 
 def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Inspection, labels: list[str] | None = None) -> Image.Image:

@@ -32,8 +32,9 @@ from defectlens.inspector import Failure
 
 PIP_HINT = "pip install ray  (or: pip install 'defectlens[ray]')"
 FAULT_ENV = "DEFECTLENS_RAY_FAULT"
-"""Fault injection for tests: a worker given a batch holding an image of this file name exits
-at once, as a killed worker would (the retry-then-fail path cannot be tested otherwise)."""
+"""Fault injection for tests: a worker given a batch holding an image of this file name writes
+the images before it and exits, as a worker killed mid-batch would (the retry-then-fail path
+cannot be tested otherwise)."""
 RETRIES = 1
 """Times a batch is given to a fresh worker after its worker died."""
 
@@ -142,7 +143,11 @@ class InspectionWorker:
 
         fault = os.environ.get(FAULT_ENV)
         if fault and any(p.name == fault for p in paths):
-            os._exit(1)  # die as a killed worker does: no exception, no cleanup
+            # Die where a killed worker would, mid-batch: the images before that one written.
+            before = paths[: [p.name for p in paths].index(fault)]
+            if before:
+                inspect_and_write(self.inspector, self.analysis, before, names, self.spec.output)
+            os._exit(1)  # no exception, no cleanup
         return inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output)
 
 
@@ -200,7 +205,7 @@ def run_on_ray(
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
-    from defectlens.engine.local import BatchOutcome
+    from defectlens.engine.local import BatchOutcome, completed_inspection
 
     started = not ray.is_initialized()
     if started:
@@ -253,7 +258,11 @@ def run_on_ray(
                 if attempt < RETRIES:
                     queue.append((batch, attempt + 1))
                 else:
-                    record(BatchOutcome(failures=_died(batch, attempt + 1), n_inputs=len(batch)))
+                    # Images the worker finished before it died are results, not failures (they
+                    # were listed as not inspected beside their complete files).
+                    finished = [p for p in batch if completed_inspection(spec.output, names[p], p) is not None]
+                    left = [p for p in batch if p not in finished]
+                    record(BatchOutcome(written=finished, failures=_died(left, attempt + 1), n_inputs=len(batch)))
                 continue
             except RayTaskError as exc:
                 # A Python error inside the worker (a bug, not a death): the batch fails with it.
