@@ -192,6 +192,12 @@ def test_export_over_a_fitted_model_is_refused_and_over_an_export_said(fitted_mo
     shutil.copytree(exported, again)
     result = runner.invoke(app, ["export", str(fitted_model), "-o", str(again), "--format", "ONNX"])
     assert result.exit_code == 0 and "it replaces the export that was there" in " ".join(result.output.split()), result.output
+    # An export of an export: one export section on its card (a second was appended), and the
+    # runtime named as `export --format` names it is taken by the Python API too.
+    twice = tmp_path / "twice"
+    export_model(exported, twice)
+    assert (twice / "card.md").read_text().count("## Exported encoder") == 1
+    assert type(Inspector.load(twice, runtime="onnx").detector.encoder.network).__name__ == "OnnxRuntimeNetwork"
 
 
 def test_calibrating_an_export_keeps_it_an_export(exported, synthetic_category, tmp_path):

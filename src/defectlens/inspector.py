@@ -635,8 +635,9 @@ class Inspector:
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
         if runtime != "torch":
             # Imported here: the export module imports this one (to load the model it exports).
-            from defectlens.export import attach_exported_encoder, is_exported
+            from defectlens.export import FORMATS, attach_exported_encoder, is_exported
 
+            runtime = FORMATS.get(runtime, runtime) if runtime else None  # "onnx", as `export --format` names it
             if is_exported(root):
                 attach_exported_encoder(detector, root, runtime)
             elif runtime is not None:

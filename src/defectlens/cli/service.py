@@ -6,6 +6,7 @@ works without the extra installed.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,7 @@ def serve(
         # An empty DEFECTLENS_TOKEN turned the check off without a word.
         console.print("[red]error:[/] the API token is empty — fix: set --token (or DEFECTLENS_TOKEN) to a secret, or leave it unset for open writes")
         raise typer.Exit(2)
+    made = not data_dir.exists()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -75,6 +77,9 @@ def serve(
     try:
         app = create_app(config)
     except DefectlensError as exc:
+        if made:
+            # Refused before serving (a damaged model, say): no data folder left behind.
+            shutil.rmtree(data_dir, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     where = escape(str(", ".join(str(p) for p in model_dirs)))

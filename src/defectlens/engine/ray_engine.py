@@ -15,6 +15,7 @@ batches already done stay written (each image's JSON is written last and atomica
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import socket
 from collections import deque
@@ -212,12 +213,13 @@ def run_on_ray(
         if options.address:
             require_listening(options.address)
         try:
+            # Ray's INFO lines ("Started a local Ray instance") broke into inspect's progress lines.
             if options.address:
-                ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
+                ray.init(address=options.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             else:
                 # The machine's own CPUs, whatever --workers asks: told it had as many as asked,
                 # Ray started eight workers on two cores (3.4 GB), and plan_pool's cut never came.
-                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         except Exception as exc:  # noqa: BLE001 - ray.init raises a bare Exception when its node times out starting
             where = options.address or "this machine"
             raise ConfigError(

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from defectlens import __version__
-from defectlens.descriptor import CARD_FILE, holds_model, model_kind, utc_now
+from defectlens.descriptor import CARD_FILE, holds_model, model_kind, part_card_section, read_descriptor, render_card, utc_now
 from defectlens.detect.base import Detector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.encode import EncoderConfig, PatchEncoder
@@ -212,9 +212,9 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
             )
         info = ExportInfo(runtime, ONNX_FILE, sha256_of(onnx_path), config, error, utc_now(), __version__, torch.__version__)
         write_json_atomic(out / EXPORT_FILE, info.to_json())
-        card = out / CARD_FILE
-        if card.is_file():
-            write_text_atomic(card, card.read_text(encoding="utf-8") + export_card_section(info.to_json()))
+        # The card made again from the model's own record, then this export's section: an export of
+        # an export had carried the first export's section and added a second.
+        write_text_atomic(out / CARD_FILE, render_card(read_descriptor(out)) + part_card_section(out) + export_card_section(info.to_json()))
     return info
 
 
