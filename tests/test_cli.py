@@ -46,6 +46,7 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
         assert key in metrics
     assert metrics["n_test"] == 8 and metrics["image_auroc"] == 1.0 and 0.9 < metrics["pixel_auroc"] <= 1.0
     assert metrics["threshold_source"] == "normal-quantile" and metrics["false_alarm_rate_at_threshold"] is not None
+    assert metrics["runtime"] == "torch" and "runtime" in result.output  # what ms_per_image timed
     # The rate the label-free threshold was set to give, beside the rate it gives on the test images.
     assert metrics["false_alarm_target"] == pytest.approx(DEFAULT_FALSE_ALARM_TARGET)
     assert f"(set for {DEFAULT_FALSE_ALARM_TARGET:.1%})" in " ".join(result.output.split())

@@ -198,6 +198,9 @@ def test_export_over_a_fitted_model_is_refused_and_over_an_export_said(fitted_mo
     export_model(exported, twice)
     assert (twice / "card.md").read_text().count("## Exported encoder") == 1
     assert type(Inspector.load(twice, runtime="onnx").detector.encoder.network).__name__ == "OnnxRuntimeNetwork"
+    # What ran is recorded, so a timing can say what it timed (evaluate's JSON and table).
+    assert Inspector.load(twice).runtime == "onnxruntime" and Inspector.load(twice, runtime="torch").runtime == "torch"
+    assert Inspector.load(fitted_model).runtime == "torch"
 
 
 def test_calibrating_an_export_keeps_it_an_export(exported, synthetic_category, tmp_path):

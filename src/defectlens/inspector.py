@@ -293,6 +293,9 @@ class Inspector:
         """How fitting went (kept with the model so `evaluate` can report fit time)."""
         self.provenance = provenance
         """When, by which defectlens and on which images the model was fitted (for its card)."""
+        self.runtime = "torch"
+        """What runs the encoder network: 'torch', or an exported model's 'onnxruntime' / 'openvino'
+        (:meth:`load` sets it), so a timing can say what it timed."""
 
     def __repr__(self) -> str:
         # One line a notebook can read; the model card (`defectlens info`) says the rest.
@@ -633,16 +636,19 @@ class Inspector:
             # A ConfigError's own fix speaks of command-line options; for a saved model re-fitting is the fix.
             raise ModelFileError(f"invalid inspector settings ({getattr(exc, 'message', exc)})", path, "re-fit the model") from None
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
+        ran_on = "torch"
         if runtime != "torch":
             # Imported here: the export module imports this one (to load the model it exports).
             from defectlens.export import FORMATS, attach_exported_encoder, is_exported
 
             runtime = FORMATS.get(runtime, runtime) if runtime else None  # "onnx", as `export --format` names it
             if is_exported(root):
-                attach_exported_encoder(detector, root, runtime)
+                ran_on = attach_exported_encoder(detector, root, runtime)
             elif runtime is not None:
                 raise ConfigError(f"runtime {runtime!r} needs an exported model", root, f"export it first: defectlens export {root} -o EXPORT")
-        return cls(detector, settings, summary, descriptor.provenance)
+        inspector = cls(detector, settings, summary, descriptor.provenance)
+        inspector.runtime = ran_on
+        return inspector
 
 
 __all__ = [

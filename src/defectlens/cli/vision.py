@@ -762,6 +762,7 @@ def evaluate(
         # Measurements, not fractions: one decimal says all they can.
         value = result.get(key)
         table.add_row(key, f"{value:.1f}" if isinstance(value, float) else _metric_cell(value))
+    table.add_row("runtime", evaluation.runtime)  # what the timing above timed
     # The operating point: what the model's own threshold does on this split.
     table.add_row("image_threshold", f"{_metric_cell(result['image_threshold'])} ({evaluation.threshold_source})")
     table.add_row("recall_at_threshold", _metric_cell(result["recall_at_threshold"]))

@@ -150,6 +150,9 @@ class DetectionEvaluation:
     no_mask: list[str] = field(default_factory=list)
     """Defective images without a ground-truth mask: counted in the image metrics, left out of the
     pixel metrics (which are None when no image had one)."""
+    runtime: str = "torch"
+    """What ran the encoder (:attr:`Inspector.runtime`): timings of a PyTorch model and of its
+    exports were otherwise indistinguishable afterwards."""
 
     def to_json(self) -> dict:
         """Flat JSON: the metric names at the top level, fractions in [0, 1]; the reference point
@@ -175,6 +178,7 @@ class DetectionEvaluation:
             unlike_normal_good=self.unlike_normal[0],
             unlike_normal_defective=self.unlike_normal[1],
             ms_per_image=round(self.ms_per_image, 2),
+            runtime=self.runtime,
             fit_seconds=None if self.fit_seconds is None else round(self.fit_seconds, 2),
             n_test=self.n_test,
             peak_memory_mb=round(self.peak_memory_mb, 1),
@@ -316,6 +320,7 @@ def evaluate_detection(
         threshold_source=thresholds.source,
         false_alarm_target=stated_false_alarm_target(inspector),
         operating_point=verdict_point(thresholds.image, labels, [r.is_defective for r in scored.records]),
+        runtime=inspector.runtime,
         reference_point=verdict_point(reference, labels, reference_verdicts),
         n_good=len(good_scores),
         n_defective=len(labels) - len(good_scores),
