@@ -136,6 +136,18 @@ def test_exported_model_from_another_version_is_refused(exported, tmp_path):
         Inspector.load(copy)
 
 
+def test_an_export_without_its_record_says_it_runs_on_pytorch(exported, tmp_path):
+    # Probe 2026-12-05: export.json deleted, the model ran on PyTorch silently beside its encoder.onnx.
+    from defectlens.errors import DefectlensWarning
+
+    copy = tmp_path / "m"
+    shutil.copytree(exported, copy)
+    (copy / EXPORT_FILE).unlink()
+    with pytest.warns(DefectlensWarning, match=f"{ONNX_FILE} lies here without {EXPORT_FILE}, so the model runs on PyTorch"):
+        loaded = Inspector.load(copy)
+    assert loaded.runtime == "torch"
+
+
 def test_changed_onnx_file_is_refused(exported, tmp_path):
     copy = tmp_path / "m"
     shutil.copytree(exported, copy)

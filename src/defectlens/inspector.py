@@ -21,6 +21,7 @@ import itertools
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -54,7 +55,7 @@ from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ModelFileError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError
 from defectlens.io import ImageFiles, atomic_directory, load_image, read_image, shape_of
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -639,13 +640,17 @@ class Inspector:
         ran_on = "torch"
         if runtime != "torch":
             # Imported here: the export module imports this one (to load the model it exports).
-            from defectlens.export import FORMATS, attach_exported_encoder, is_exported
+            from defectlens.export import EXPORT_FILE, FORMATS, ONNX_FILE, attach_exported_encoder, is_exported
 
             runtime = FORMATS.get(runtime, runtime) if runtime else None  # "onnx", as `export --format` names it
             if is_exported(root):
                 ran_on = attach_exported_encoder(detector, root, runtime)
             elif runtime is not None:
                 raise ConfigError(f"runtime {runtime!r} needs an exported model", root, f"export it first: defectlens export {root} -o EXPORT")
+            elif (root / ONNX_FILE).is_file():
+                # Its record gone, an export ran on PyTorch at PyTorch's pace, its card still naming the runtime.
+                warnings.warn(f"{root}: {ONNX_FILE} lies here without {EXPORT_FILE}, so the model runs on PyTorch; "
+                              f"export it again (defectlens export) to run the exported encoder", DefectlensWarning, stacklevel=2)
         inspector = cls(detector, settings, summary, descriptor.provenance)
         inspector.runtime = ran_on
         return inspector
