@@ -87,6 +87,7 @@ def test_a_dying_worker_costs_only_its_batch(ray_running, fitted_model, syntheti
     result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--engine", "ray", "--workers", "2"])
     assert result.exit_code == 3, result.output
     assert "died 2 time(s)" in result.output
+    assert "a Ray worker died inspecting a batch of 10 image(s); the batch is given to a fresh worker" in " ".join(result.output.split())
     # The other batch (10 images) was written in full, and the dying one up to that image.
     written = {p.stem for p in out.glob("*.json") if not p.name.endswith(".report.json")}
     assert len(written) == 19 and fault not in written, sorted(written)

@@ -259,6 +259,8 @@ def run_on_ray(
                 idle.append(actor_class.remote(spec))
                 if attempt < RETRIES:
                     queue.append((batch, attempt + 1))
+                    if say:  # said, not only in Ray's long "worker died" text
+                        say(f"a Ray worker died inspecting a batch of {len(batch)} image(s); the batch is given to a fresh worker")
                 else:
                     # Images the worker finished before it died are results, not failures (they
                     # were listed as not inspected beside their complete files).
