@@ -87,7 +87,8 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
                 for i in range(20):
                     client.post("/inspections", files={"file": (f"more-{i}.png", images["good"].read_bytes(), "image/png")}).raise_for_status()
-            page.click("#f-apply")
+            # Posted by stations, not the page: the newest page follows without a press (every 15 s).
+            page.evaluate("refreshHistory()")
             sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
             page.click("#last")
             sync_api.expect(page.locator("#page-info")).to_have_text("21–22 of 22")
