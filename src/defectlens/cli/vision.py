@@ -314,16 +314,19 @@ def _describe_model(folder: Path) -> str | None:
     """What model ``folder`` holds, in a few words — kind, part, and how its thresholds were set
     when by hand or by calibrate (``memory-bank model of a ball screw with thresholds set by
     false-alarm target 0.03 (calibrate: 13 good, 1 defective)``) — or None when it holds none."""
-    kind = _model_kind(folder)
-    if kind is None or kind == "unreadable":
-        return None if kind is None else "unreadable model"
-    words = [f"{kind} model"]
+    if not Inspector.is_model_dir(folder):
+        return None
+    try:
+        descriptor = read_descriptor(folder)  # read once: its kind and its thresholds
+    except DefectlensError:
+        return "unreadable model"
+    words = [f"{descriptor.detector} model"]
     with contextlib.suppress(DefectlensError):
         if (part := part_taxonomy(folder)) is not None:
             words.append(f"of a {load_taxonomy(part).object_name}")
-        source = (read_descriptor(folder).thresholds or {}).get("source")
-        if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
-            words.append(f"with thresholds set by {source}")
+    source = (descriptor.thresholds or {}).get("source")
+    if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
+        words.append(f"with thresholds set by {source}")
     return " ".join(words)
 
 
@@ -584,7 +587,9 @@ def inspect(
                       f"(e.g. {escape(names[others[0]])}.json, which was {escape(str(earlier[names[others[0]]].get('source')))})")
     if resume:
         for path in files:
-            row = read_result(output, names[path], shown[path]) if completed_inspection(output, names[path], path) is not None else None
+            # The JSON _earlier_results already read is not read again to check it.
+            complete = completed_inspection(output, names[path], path, earlier.get(names[path])) is not None
+            row = read_result(output, names[path], shown[path]) if complete else None
             if row is not None:
                 rows[path] = row
         todo = [p for p in files if p not in rows]

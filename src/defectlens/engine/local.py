@@ -26,12 +26,13 @@ INSPECTION_SUFFIXES = (".json", ".png", THUMBNAIL_SUFFIX, ".report.json", ".repo
 :func:`~defectlens.engine.analysis.analyse`); output names are made unique across all of them."""
 
 
-def completed_inspection(out_dir: Path, name: str, source: Path) -> dict | None:
+def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict | None = None) -> dict | None:
     """The inspection JSON of ``source`` when its outputs under ``name`` are complete (every file
-    there, the JSON valid and about this very input), else None: it is inspected again."""
+    there, the JSON valid and about this very input), else None: it is inspected again.
+    ``payload``: that JSON, when the caller has already read it (it is read here otherwise)."""
     if not all((out_dir / f"{name}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
         return None
-    payload = read_inspection_json(out_dir / f"{name}.json")
+    payload = payload if payload is not None else read_inspection_json(out_dir / f"{name}.json")
     return payload if payload is not None and payload.get("source") == str(source) else None
 
 
