@@ -381,6 +381,20 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
         assert page.headers["content-type"].startswith("text/html") and ".innerHTML =" not in page.text and "insertAdjacentHTML" not in page.text
 
 
+def test_api_docs_pages_need_nothing_outside_the_service(pool: ModelPool, tmp_path: Path) -> None:
+    import re
+
+    # A line's network is offline: /docs and /redoc load their scripts and styles from the service.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page).text
+            assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html) + re.findall(r"""url:\s*['"]([^'"]+)['"]""", html)
+            assert assets and not [a for a in assets if "//" in a], (page, assets)
+            for asset in assets:
+                response = client.get(asset)
+                assert response.status_code == 200 and len(response.content) > 100, (page, asset)
+
+
 def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path) -> None:
     from defectlens.service.models import load_model
 

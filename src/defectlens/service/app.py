@@ -34,6 +34,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -337,7 +338,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
 
-    app = FastAPI(title="defectlens inspection service", version="1", lifespan=lifespan,
+    app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan,
                   description="Post images, get verdicts, outlined defects, types and reports; review them.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
 
