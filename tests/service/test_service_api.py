@@ -433,6 +433,9 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
         assert health.status_code == 503 and "down" in health.json()["store"]
         r = upload(client, images["bad"])
         assert r.status_code == 503 and "database unavailable" in r.json()["detail"]
+        # Anyone may read /health and the history: where the database lives is the log's, not theirs.
+        for answer in (health.text, r.text, client.get("/inspections").text):
+            assert "127.0.0.1" not in answer and "nobody" not in answer, answer
         assert client.get("/inspections").status_code == 503
         assert client.get("/models").status_code == 200
     # Down mid-run: the SQLite file's folder disappears under a running app.
@@ -477,7 +480,9 @@ def test_sqlite_file_replaced_or_data_folder_gone_mid_run_is_503_never_a_lost_re
         shutil.rmtree(data)
         r = upload(client, images["bad"])
         assert r.status_code == 503 and "file store unavailable" in r.json()["detail"], r.text
-        assert client.get("/health").status_code == 503
+        health = client.get("/health")
+        assert health.status_code == 503 and "file store unavailable" in health.json()["store"]
+        assert str(tmp_path) not in r.text + health.text, r.text + health.text
         assert client.get("/inspections").json()["total"] == 2
 
 
@@ -721,5 +726,5 @@ def test_health_says_a_read_only_database_is_down(pool: ModelPool, images: dict[
     with make_app(pool, f"sqlite:///file:{db}?mode=ro&uri=true", tmp_path / "data") as client:
         assert client.get("/inspections").json()["total"] == 1
         health = client.get("/health")
-        assert health.status_code == 503 and "readonly" in health.json()["store"]
+        assert health.status_code == 503 and "readonly" in health.json()["store"] and str(tmp_path) not in health.text
         assert upload(client, images["good"]).status_code == 503

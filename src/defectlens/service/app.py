@@ -37,6 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy.engine import make_url
 
 from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, size_refusal
@@ -268,15 +269,36 @@ STORE_RETRY_SECONDS = 5
 """The Retry-After of a 503 for a database or file store that is down: longer than a busy one's."""
 
 
+def store_locations(data_dir: Path, db_url: str) -> tuple[str, ...]:
+    """Where the store lives, as it may appear in an error's text: the data folder, and the
+    database's host, user, password and (a SQLite file's) path. Longest first, so a path is
+    hidden whole before any part of it."""
+    found = {str(data_dir), str(data_dir.resolve())}
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        url = make_url(db_url)
+        found |= {str(url.host or ""), str(url.username or ""), str(url.password or "")}
+        if url.get_backend_name() == "sqlite" and url.database:
+            found |= {url.database, str(Path(url.database).resolve())}
+    return tuple(sorted((s for s in found if len(s) > 1), key=len, reverse=True))
+
+
 class Outage:
     """The store's state as the log and the metrics tell it: one warning when it goes down (with the
     reason), one line when it answers again — the log said nothing through 321 refused uploads —
-    and each refused upload counted with its reason."""
+    and each refused upload counted with its reason. What a caller is told leaves out where the
+    store lives (``hidden``: see :func:`store_locations`); the log keeps it for the operator."""
 
-    def __init__(self, metrics: Metrics):
+    def __init__(self, metrics: Metrics, hidden: tuple[str, ...] = ()):
         self.metrics = metrics
+        self.hidden = hidden
         self.down: str | None = None
         self._lock = threading.Lock()
+
+    def public(self, reason: str) -> str:
+        """``reason`` as a caller may read it: the store's paths, host and user replaced by "…"."""
+        for secret in self.hidden:
+            reason = reason.replace(secret, "…")
+        return reason
 
     def began(self, reason: str) -> None:
         """The store failed: say so once."""
@@ -299,7 +321,7 @@ class Outage:
         self.began(reason)
         if request.method == "POST" and request.url.path == "/inspections":
             self.metrics.rejected.labels("store_unavailable").inc()
-        return JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
+        return JSONResponse({"detail": self.public(reason)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
@@ -342,7 +364,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                   description="Post images, get verdicts, outlined defects, types and reports; review them.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
 
-    outage = Outage(metrics)
+    # Reads need no token: an error's text must not tell anyone where the data and database are.
+    outage = Outage(metrics, hidden=store_locations(config.data_dir, config.db_url))
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(req: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -655,7 +678,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             outage.over()
         else:
             outage.began(str(store.last_error))
-        body: dict[str, Any] = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({store.last_error})",
+        body: dict[str, Any] = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({outage.public(str(store.last_error))})",
                                 "models": list(pool.models)}
         if changed := [name for name, m in pool.models.items() if m.changed_on_disk()]:
             # Still serving what it loaded: said, so an operator knows a restart is due.
