@@ -22,11 +22,12 @@ from typer.testing import CliRunner
 
 from defectlens import Inspector
 from defectlens.cli import app
-from defectlens.errors import ConfigError, DefectlensError, DefectlensWarning, ImageReadError, ModelFileError, OutputError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ImageReadError, ModelFileError, OutputError
 from defectlens.evaluate.harness import evaluate_detection
 from defectlens.inspector import InspectorSettings
 from defectlens.io import atomic_directory, clean_stale_temporaries, load_category, load_image, write_text_atomic
 from defectlens.io.outputs import unique_output_names
+from defectlens.taxonomy import load_taxonomy
 from tests.conftest import texture
 
 runner = CliRunner()
@@ -584,7 +585,14 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
     with pytest.raises(TypeError, match="wrap it in a list"):
         next(inspector.iter_batches("x.png"))
     # A stack of grey images is still a sequence of images, and any iterable of paths is taken.
-    assert len(inspector.score(np.stack(grey[:2]))) == 2
+    assert len(inspector.score(np.stack(grey[:2]))) == 2 and len(inspector.score(np.stack(grey[:5]))) == 5
+    # One channel-first image, as a network's tensor lays it out, was fitted on as 3 grey images (probe 2026-12-05).
+    chw = np.stack([grey[0]] * 3)
+    with pytest.raises(TypeError, match=r"got one array of shape \(3, 96, 128\): for one channel-first image pass \[array.transpose"):
+        Inspector.fit(chw, InspectorSettings(image_size=128))
+    # Batches read files (so a bad one is listed and the rest go on): pixels are refused with the way to inspect them.
+    with pytest.raises(TypeError, match=r"got a ndarray at position 1: inspect arrays .* with inspect\(\), or score\(\)"):
+        inspector.inspect_batch(["a.png", grey[0]])
     assert Inspector.plan_batches(iter(["a.png", "b.png"]), batch_size=1) == [[Path("a.png")], [Path("b.png")]]
     # A batch size that is no size (probe 2026-12-05: 0 gave one batch per image here and one batch of
     # everything in iter_batches; -3 failed every image).
@@ -593,6 +601,66 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
             Inspector.plan_batches(["a.png", "b.png"], batch_size=size)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="batch_size must be a whole number of images"):
             next(inspector.iter_batches(["a.png"], batch_size=size))  # type: ignore[arg-type]
+
+
+def test_a_folder_stands_for_its_images(inspector, synthetic_category, tmp_path):
+    # An ML engineer's first call: Inspector.fit(Path(".../train/good")) said "wrap it in a list",
+    # and the list then said the folder is no image (probe 2026-12-05).
+    good = synthetic_category / "train" / "good"
+    folder = tmp_path / "good"
+    shutil.copytree(good, folder)
+    (folder / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(DefectlensWarning, match=r"1 of \d+ file\(s\) in .*good could not be read and are left out: .*broken.png"):
+        fitted = Inspector.fit(folder, InspectorSettings(image_size=128, coreset_ratio=0.5))
+    assert fitted.fit_summary is not None and fitted.fit_summary.n_images == len(list(good.iterdir()))
+    test = synthetic_category / "test" / "spot"
+    batch = inspector.inspect_batch(test)
+    assert [i.path for i in batch.images] == sorted(test.iterdir()) and not batch.failures
+    assert len("".join(str(b) for b in inspector.iter_batches(str(test), batch_size=2))) < 20_000  # no pixels in a batch's repr
+    assert "array(" not in repr(batch) and len(repr(batch)) < 10_000
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="no images in"):
+        Inspector.fit(tmp_path / "empty")
+
+
+def test_save_reads_the_taxonomy_before_writing(inspector, synthetic_category, tmp_path):
+    # A wrong path was a raw FileNotFoundError, and a file that is no taxonomy was saved without a word.
+    with pytest.raises(ConfigError, match="taxonomy file not found"):
+        inspector.save(tmp_path / "m1", taxonomy=tmp_path / "nope.json")
+    (tmp_path / "other.json").write_text('{"rows": 3}')
+    with pytest.raises(ConfigError):
+        inspector.save(tmp_path / "m2", taxonomy=tmp_path / "other.json")
+    assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
+    taxonomy = load_taxonomy(synthetic_category / "taxonomy.json")
+    inspector.save(tmp_path / "m3", taxonomy=taxonomy)
+    assert load_taxonomy(tmp_path / "m3" / "taxonomy.json") == taxonomy
+    with pytest.raises(ConfigError, match=r"unknown runtime 'bogus'.*use torch, onnxruntime, openvino"):
+        Inspector.load(tmp_path / "m3", runtime="bogus")
+
+
+def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
+    import warnings
+
+    images = sorted((synthetic_category / "train" / "good").iterdir())[:6]
+    with pytest.warns(DefectlensWarning, match=r"rest on 6 normal image score\(s\).*steps of 17%, coarser than the target 0.03.*at least 34"):
+        Inspector.fit(images, InspectorSettings(image_size=128))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DefectlensWarning)
+        Inspector.fit(images, InspectorSettings(image_size=128, false_alarm_target=0.2))  # 6 scores show 17 % steps: enough
+
+
+def test_training_leaves_the_callers_random_state_alone(synthetic_category):
+    import torch
+
+    # The discriminator's training seeded torch's global generator, and every encoder built drew
+    # its (then replaced) initial weights from it: a caller's seeded run changed by fitting a model.
+    images = sorted((synthetic_category / "train" / "good").iterdir())[:6]
+    for detector in ("discriminator", "memory-bank"):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        Inspector.fit(images, InspectorSettings(image_size=128, detector=detector))
+        assert torch.equal(torch.rand(3), expected), detector
 
 
 def test_names_the_system_refuses_are_listed_not_raised(inspector, fitted_model, tmp_path):

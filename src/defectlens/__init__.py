@@ -22,16 +22,17 @@ from defectlens.types import Inspection, Region, RegionType, Thresholds
 
 if TYPE_CHECKING:
     from defectlens.inspector import Inspector, InspectorSettings
+else:
+    # Hidden from type checkers: a module __getattr__ returning Any made any misspelt name
+    # (`from defectlens import Inspectorr`) pass a user's mypy --strict.
+    def __getattr__(name: str) -> Any:
+        # The Inspector is imported on first use, not with the package: it brings PyTorch (2.5 s), and
+        # the command line's entry point must be able to take a Ctrl-C pressed while that loads.
+        if name in ("Inspector", "InspectorSettings"):
+            from defectlens import inspector
 
-
-def __getattr__(name: str) -> Any:
-    # The Inspector is imported on first use, not with the package: it brings PyTorch (2.5 s), and
-    # the command line's entry point must be able to take a Ctrl-C pressed while that loads.
-    if name in ("Inspector", "InspectorSettings"):
-        from defectlens import inspector
-
-        return getattr(inspector, name)
-    raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
+            return getattr(inspector, name)
+        raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
 
 
 __version__ = "0.1.0"

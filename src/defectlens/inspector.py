@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 import numpy as np
 from PIL import Image
@@ -56,7 +56,7 @@ from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError
-from defectlens.io import ImageFiles, atomic_directory, load_image, read_image, shape_of
+from defectlens.io import ImageFiles, atomic_directory, images_below, load_image, read_image, shape_of, write_json_atomic
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -174,12 +174,13 @@ class Failure:
     message: str
 
 
-@dataclass
+@dataclass(eq=False)
 class InspectedImage:
     """One image of a scored batch: its file, pixels, the detector's raw output and the verdict."""
 
     path: Path
-    image: np.ndarray
+    image: np.ndarray = field(repr=False)
+    """The decoded pixels, (H, W, 3) uint8 (left out of repr: a batch printed every image)."""
     result: AnomalyResult
     """Carries the grounding model's type maps when one took part."""
     inspection: Inspection
@@ -224,26 +225,68 @@ def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Pr
             progress(1)
 
 
+def _channel_first(value: np.ndarray) -> bool:
+    """(1, 3 or 4, H, W) as PyTorch lays out one image; a stack of 1, 3 or 4 grey images looks the
+    same, and is far rarer where the arrays come from a network's tensors."""
+    return value.ndim == 3 and value.shape[0] in (1, 3, 4) and value.shape[2] > 4
+
+
 def _one_image(value: object) -> bool:
     """Whether ``value`` is one image, not a sequence of them: a Pillow image, or an array (H, W)
-    grey or (H, W, C) with at most 4 channels (a stack of grey images (N, H, W) is at least 8 pixels wide)."""
+    grey, (H, W, C) with at most 4 channels, or (C, H, W) channel-first (refused with its fix);
+    any other (N, H, W) array is a stack of grey images (one is at least 8 pixels wide)."""
     if isinstance(value, Image.Image):
         return True
-    return isinstance(value, np.ndarray) and (value.ndim == 2 or (value.ndim == 3 and value.shape[2] <= 4))
+    return isinstance(value, np.ndarray) and (value.ndim == 2 or (value.ndim == 3 and (value.shape[2] <= 4 or _channel_first(value))))
 
 
 def _kind(value: object) -> str:
     return f"image array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
 
 
-def _path_list(paths: Iterable[str | Path]) -> list[str | Path]:
-    """``paths`` as a list; one path alone is refused (a str was read as its characters)."""
+def _one_image_refused(value: object) -> TypeError:
+    """The error for one image given where a sequence of them is expected."""
+    if isinstance(value, np.ndarray) and _channel_first(value):
+        # Iterated, a (3, H, W) image was fitted on as 3 grey images without a word.
+        return TypeError(f"images must be a sequence of images, got one array of shape {value.shape}: for one channel-first "
+                         "image pass [array.transpose(1, 2, 0)] (images are (H, W, C) here); for a stack of grey images, list(array)")
+    return TypeError(f"images must be a sequence of images (arrays or paths), got one {_kind(value)} (wrap it in a list)")
+
+
+def _is_folder(value: object) -> TypeGuard[str | Path]:
+    return isinstance(value, str | Path) and Path(value).is_dir()
+
+
+def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
+    """``paths`` as a list: a folder stands for the images below it (:func:`~defectlens.io.images_below`),
+    one file alone is refused (a str was read as its characters), and so are pixels: batches are read
+    from files, so that an unreadable one is listed and the rest go on."""
+    if _is_folder(paths):
+        return list(images_below(paths).images)
     if isinstance(paths, str | bytes | Path):
-        raise TypeError(f"paths must be a sequence of image paths, got one {type(paths).__name__} (wrap it in a list)")
-    return list(paths)
+        raise TypeError(f"paths must be a folder or a sequence of image paths, got one file {paths!r} (wrap it in a list)")
+    listed = list(paths)
+    if pixels := [i for i, p in enumerate(listed) if not isinstance(p, str | Path)]:
+        raise TypeError(f"paths must be image paths, got a {type(listed[pixels[0]]).__name__} at position {pixels[0]}: "
+                        "inspect arrays or Pillow images one at a time with inspect(), or score() them together")
+    return listed
 
 
-def checked_images(images: Iterable[ImageInput]) -> Sequence[np.ndarray]:
+def _folder_images(folder: Path) -> ImageFiles:
+    """The images below ``folder`` to fit on, each checked once (:func:`scan_images`); unreadable ones
+    are left out with a warning that lists them."""
+    found = images_below(folder).images
+    if not found:
+        raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")
+    files, failures = scan_images(found)
+    if failures:
+        listed = "; ".join(f.message for f in failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+        warnings.warn(DefectlensWarning(f"{len(failures)} of {len(found)} file(s) in {folder} could not be read and are left out: {listed}"),
+                      stacklevel=3)
+    return files
+
+
+def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.ndarray]:
     """``images`` through the gate every inspected image passes (:func:`~defectlens.io.as_rgb_image`):
     arrays of any accepted kind (grey, RGBA, 16-bit, float) become (H, W, 3) uint8, paths are
     decoded, :class:`~defectlens.io.ImageFiles` pass as they are (they are decoded through it).
@@ -252,7 +295,7 @@ def checked_images(images: Iterable[ImageInput]) -> Sequence[np.ndarray]:
     if isinstance(images, ImageFiles):
         return images
     if isinstance(images, str | bytes | Path) or _one_image(images):
-        raise TypeError(f"images must be a sequence of images (arrays or paths), got one {_kind(images)} (wrap it in a list)")
+        raise _one_image_refused(images)
     return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
@@ -309,21 +352,45 @@ class Inspector:
     @classmethod
     def fit(
         cls,
-        images: Iterable[ImageInput],
+        images: Iterable[ImageInput] | str | Path,
         settings: InspectorSettings | None = None,
         progress: Progress | None = None,
         secondary: Detector | None = None,
         fusion: FusionConfig | None = None,
     ) -> Inspector:
-        """Fit the detector ``settings.detector`` names on normal RGB images (arrays, or
-        :class:`~defectlens.io.ImageFiles` from :func:`scan_images`, decoded batch by batch as they
-        are encoded); the returned Inspector's :attr:`fit_summary` says what fitting did.
+        """Fit the detector ``settings.detector`` names on normal images: paths, arrays or Pillow
+        images, :class:`~defectlens.io.ImageFiles` from :func:`scan_images` (decoded batch by batch
+        as they are encoded), or a folder (its images, read as they are encoded; unreadable ones
+        left out with a warning). The returned Inspector's :attr:`fit_summary` says what fitting did.
 
         With ``secondary`` (e.g. a grounding detector with the token cue), the memory bank and
         it are fused (:class:`~defectlens.detect.fusion.FusedDetector`): both are normalised on
         the held-out normal images, and the thresholds are set on the fused scale.
+
+        Fewer normal scores than the false-alarm target can show (34 for 3 %) are warned of
+        (:class:`~defectlens.errors.DefectlensWarning`): the threshold is then their maximum or
+        near it, and new good parts are flagged more often than the target says.
         """
         settings = settings or InspectorSettings()
+        fitted = cls._fit(images, settings, progress, secondary, fusion)
+        stats, target = fitted.detector.normal_stats, settings.false_alarm_target
+        if stats is not None and stats.n_images > 0 and 0 < target < 1 / stats.n_images:
+            # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
+            warnings.warn(DefectlensWarning(
+                f"the thresholds rest on {stats.n_images} normal image score(s), which show false alarms only in steps of "
+                f"{1 / stats.n_images:.0%}, coarser than the target {target:g}: expect more false alarms than that; fit on at "
+                f"least {math.ceil(1 / target)} normal images, or set the threshold with `defectlens calibrate`"), stacklevel=2)
+        return fitted
+
+    @classmethod
+    def _fit(
+        cls,
+        images: Iterable[ImageInput] | str | Path,
+        settings: InspectorSettings,
+        progress: Progress | None,
+        secondary: Detector | None,
+        fusion: FusionConfig | None,
+    ) -> Inspector:
         if settings.detector in NO_NORMAL_DETECTORS:
             if secondary is not None:
                 raise ConfigError(f"detector {settings.detector!r} cannot be fused with another model", None, "use the memory-bank detector to fuse")
@@ -331,7 +398,7 @@ class Inspector:
             encoder = EncoderConfig(backbone=settings.backbone, standardize=settings.standardize)
             scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
             return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
-        images = checked_images(images)
+        images = _folder_images(Path(images)) if _is_folder(images) else checked_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
                 f"{len(images)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
@@ -484,7 +551,7 @@ class Inspector:
         return int(getattr(self.detector, "inspect_batch", DEFAULT_BATCH))
 
     @staticmethod
-    def plan_batches(paths: Iterable[str | Path], batch_size: int = DEFAULT_BATCH, seed: int | None = None) -> list[list[Path]]:
+    def plan_batches(paths: Iterable[str | Path] | str | Path, batch_size: int = DEFAULT_BATCH, seed: int | None = None) -> list[list[Path]]:
         """The batches :meth:`iter_batches` inspects, in its order: balanced batches of at most
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
@@ -496,9 +563,11 @@ class Inspector:
         order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
         return [[Path(paths[order[i]]) for i in batch] for batch in balanced_batches(len(paths), batch_size)]
 
-    def inspect_batch(self, paths: Iterable[str | Path]) -> InspectedBatch:
-        """Decode, score and decide one batch; unreadable files, and a batch the detector
-        refuses, become :class:`Failure` records."""
+    def inspect_batch(self, paths: Iterable[str | Path] | str | Path) -> InspectedBatch:
+        """Decode, score and decide one batch of image files (or the images below a folder);
+        unreadable files, and a batch the detector refuses, become :class:`Failure` records.
+        Arrays and Pillow images are inspected one at a time (:meth:`inspect`) or scored together
+        (:meth:`score` and :meth:`decide`)."""
         paths = _path_list(paths)
         start = time.perf_counter()
         images, kept, failures = load_images(paths)
@@ -515,7 +584,9 @@ class Inspector:
         warnings = list(dict.fromkeys(r.batch_warning for r in results if r.batch_warning))
         return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings)
 
-    def iter_batches(self, paths: Iterable[str | Path], batch_size: int | None = None, seed: int | None = None) -> Iterator[InspectedBatch]:
+    def iter_batches(
+        self, paths: Iterable[str | Path] | str | Path, batch_size: int | None = None, seed: int | None = None
+    ) -> Iterator[InspectedBatch]:
         """Decode, score and decide ``paths`` in the batches of :meth:`plan_batches` (of
         :attr:`batch_size` unless given), yielding each batch as soon as it is done.
 
@@ -543,10 +614,11 @@ class Inspector:
             detector_info=describe() if callable(describe) else {},
         )
 
-    def save(self, directory: str | Path, taxonomy: str | Path | None = None) -> None:
+    def save(self, directory: str | Path, taxonomy: Taxonomy | str | Path | None = None) -> None:
         """Write the model directory: the detector's files, ``card.md`` and the descriptor
-        ``inspector.json`` (see :mod:`defectlens.descriptor`), with a copy of the part's
-        ``taxonomy`` file when given. Re-saving a loaded model (new thresholds, say) rewrites the
+        ``inspector.json`` (see :mod:`defectlens.descriptor`), with the part's ``taxonomy`` when
+        given (a :class:`~defectlens.taxonomy.Taxonomy` or the path of its ``taxonomy.json``, checked
+        before anything is written: :class:`~defectlens.errors.ConfigError`). Re-saving a loaded model (new thresholds, say) rewrites the
         card from the same data and keeps what the folder holds about the part
         (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples).
 
@@ -554,6 +626,13 @@ class Inspector:
         (or a save cut short) sees the old model or the new one, never one's files beside the
         other's. An existing folder is replaced only when empty or a model (:meth:`is_model_dir`).
         """
+        taxonomy_file = None
+        if isinstance(taxonomy, str | Path):
+            # Read first: a wrong path was a raw FileNotFoundError, and a file that is no taxonomy
+            # was saved without a word and refused only when the model was loaded. Copied as written.
+            taxonomy_file, taxonomy = Path(taxonomy), load_taxonomy(taxonomy)
+        elif taxonomy is not None and not isinstance(taxonomy, Taxonomy):
+            raise TypeError(f"taxonomy must be a Taxonomy or the path of a taxonomy.json, not {type(taxonomy).__name__}")
         keep = self._same_model_in(Path(directory))
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
@@ -565,8 +644,10 @@ class Inspector:
                     shutil.copytree(old / name, out / name)
                 else:
                     shutil.copyfile(old / name, out / name)
-            if taxonomy is not None:
-                shutil.copyfile(taxonomy, out / TAXONOMY_FILE)
+            if taxonomy_file is not None:
+                shutil.copyfile(taxonomy_file, out / TAXONOMY_FILE)
+            elif taxonomy is not None:
+                write_json_atomic(out / TAXONOMY_FILE, taxonomy.to_json())
             write_descriptor(out, self.descriptor())
             if keep:
                 from defectlens.export import carry_export  # export builds on this module
@@ -640,9 +721,11 @@ class Inspector:
         ran_on = "torch"
         if runtime != "torch":
             # Imported here: the export module imports this one (to load the model it exports).
-            from defectlens.export import EXPORT_FILE, FORMATS, ONNX_FILE, attach_exported_encoder, is_exported
+            from defectlens.export import EXPORT_FILE, FORMATS, ONNX_FILE, RUNTIMES, attach_exported_encoder, is_exported
 
             runtime = FORMATS.get(runtime, runtime) if runtime else None  # "onnx", as `export --format` names it
+            if runtime is not None and runtime not in RUNTIMES:
+                raise ConfigError(f"unknown runtime {runtime!r}", root, f"use torch, {', '.join(RUNTIMES)} (or onnx), or leave it out")
             if is_exported(root):
                 ran_on = attach_exported_encoder(detector, root, runtime)
             elif runtime is not None:

@@ -137,8 +137,11 @@ class DiscriminatorDetector(PatchFeatureDetector):
     def _train(self, normal: torch.Tensor) -> _Network:
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        net = _Network(normal.shape[1], cfg.hidden)
+        # The layers' initial weights come from torch's global generator: seeded for a repeatable
+        # fit, inside fork_rng so that the caller's random state is as it was afterwards.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            net = _Network(normal.shape[1], cfg.hidden)
         net.mean.copy_(normal.mean(0))
         net.std.copy_(normal.std(0).clamp_min(1e-6))
         optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)

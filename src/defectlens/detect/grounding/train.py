@@ -236,8 +236,22 @@ def fit_head(
     cfg: TrainingConfig,
     progress: Progress | None = None,
 ) -> list[float]:
-    """Optimise ``model.head`` on prepared items; returns the mean loss of each epoch."""
-    torch.manual_seed(cfg.seed)
+    """Optimise ``model.head`` on prepared items; returns the mean loss of each epoch.
+
+    The augmentations draw from torch's global generator, seeded with ``cfg.seed`` for a
+    repeatable run; the caller's random state is restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _fit_head_seeded(model, items, vocabs, cfg, progress)
+
+
+def _fit_head_seeded(
+    model: GroundingModel,
+    items: Sequence[TrainingItem],
+    vocabs: Sequence[Vocabulary],
+    cfg: TrainingConfig,
+    progress: Progress | None,
+) -> list[float]:
     rng = np.random.default_rng(cfg.seed)
     all_desc = torch.cat([v.description_embeddings for v in vocabs])
     # Every vocabulary has its phrasings when paraphrases were given (embed_taxonomy), none otherwise.
@@ -304,9 +318,11 @@ def prepare_training(
     if training.paraphrases > 0 and paraphrases is None:
         raise ConfigError("paraphrases were asked for but no source of them was given", None, "pass paraphrases= (see defectlens.explain.paraphrase)")
     alternatives = [paraphrases(c.taxonomy, training.paraphrases) if paraphrases and training.paraphrases > 0 else None for c in categories]
-    # Seed before the head is built: its initial weights are part of what makes a run repeatable.
-    torch.manual_seed(training.seed)
-    model = GroundingModel(config, encoder=encoder, text=text)
+    # Seed before the head is built: its initial weights are part of what makes a run repeatable
+    # (inside fork_rng: the caller's random state is left as it was).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(training.seed)
+        model = GroundingModel(config, encoder=encoder, text=text)
     model.set_vocabularies([embed_taxonomy(model.text, c.taxonomy, config.templates, a) for c, a in zip(categories, alternatives, strict=True)])
     return model, categories
 
