@@ -6,9 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
+from PIL import Image
 from typer.testing import CliRunner
 
 from defectlens.cli import app
@@ -26,13 +29,16 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     assert (model / "detector.json").is_file() and (model / "memory_bank.safetensors").is_file()
     # Past the counted images the bar says what fitting still does (it sat silent at "n/n").
     assert "fitting: building the bank, setting the thresholds" in result.output
+    # The closing line names every bank (the default's second, of single patches, was not said).
+    assert "bank " in result.output and "(and neighbourhood bank(s) 1×1: " in " ".join(result.output.split())
 
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(model), str(synthetic_category / "test"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     jsons = sorted(p for p in out.glob("*.json") if not p.name.endswith(".report.json"))
     assert len(list(out.glob("*.report.json"))) == 8
-    assert len(jsons) == 8 and len(list(out.glob("*.png"))) == 8  # same stems in two folders get unique names
+    overlays = [p for p in out.glob("*.png") if not p.name.endswith(".mask.png")]
+    assert len(jsons) == 8 and len(overlays) == 8 and len(list(out.glob("*.mask.png"))) == 8  # same stems in two folders get unique names
     verdicts = [json.loads(p.read_text())["is_defective"] for p in jsons]
     assert sum(verdicts) >= 4
     # The results table and the summary line are printed once (a merge once printed both twice).
@@ -164,9 +170,36 @@ def _inspect_typed(model, synthetic_category, out) -> list[tuple[dict, dict]]:
     return [(json.loads(p.read_text()), json.loads(p.with_suffix(".report.json").read_text())) for p in found]
 
 
-def test_inspect_with_taxonomy_examples_and_report(fitted_model, synthetic_category, tmp_path):
-    import numpy as np
+@pytest.mark.parametrize(
+    ("detector", "said", "bar"),
+    [
+        ("discriminator", "discriminator trained on", "training the discriminator"),
+        ("bank+discriminator", ", and a discriminator", "building the bank"),
+    ],
+)
+def test_fit_says_what_it_built(synthetic_category, tmp_path, detector, said, bar):
+    # README audit 2026-12-05: a discriminator's fit closed with "bank 0 of 54040 patches", read as an
+    # empty model, and bank+discriminator's bar counted "120/60".
+    command = ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--image-size", "64", "--detector", detector, "--max-images", "6"]
+    result = runner.invoke(app, command)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert said in text and f"fitting: {bar}, setting the thresholds" in text and "bank 0 of" not in text
+    assert "12/6" not in text
 
+
+def test_help_reads_as_prose_and_flags_take_no_value(monkeypatch):
+    # README audit 2026-12-05: "--check <bool>" (then `--check true` failed), and the source's line
+    # breaks kept inside paragraphs, wrapped again by the terminal.
+    monkeypatch.setenv("COLUMNS", "200")
+    text = runner.invoke(app, ["inspect", "--help"]).output
+    assert "else from the taxonomy's descriptions" in text and "\n Exit status: 0 every image inspected" in text
+    flags = [line for line in text.splitlines() if "--resume" in line or "--help " in line]
+    assert len(flags) == 2 and not [line for line in flags if "<bool>" in line], flags
+    assert "<path>" in text  # options that take a value still say what kind
+
+
+def test_inspect_with_taxonomy_examples_and_report(fitted_model, synthetic_category, tmp_path):
     from defectlens import Inspector
     from defectlens.io import load_mask
 
@@ -175,6 +208,13 @@ def test_inspect_with_taxonomy_examples_and_report(fitted_model, synthetic_categ
     assert len(typed) == 4
     for d, report in typed:
         assert len(d["region_types"]) == len(d["regions"]) > 0
+        # Where, as data: each region's pixels in <name>.mask.png, its value the region's index.
+        with Image.open(tmp_path / "typed" / (Path(d["source"]).stem + ".mask.png")) as im:
+            labels = np.asarray(im)
+        assert list(im.size) == d["image_size"] and im.mode == "L"
+        assert [int((labels == r["index"]).sum()) for r in d["regions"]] == [r["area_px"] for r in d["regions"]]
+        x0, y0, x1, y1 = d["regions"][0]["bbox"]
+        assert labels[y0:y1, x0:x1].max() >= 1 and (labels > 0).sum() == sum(r["area_px"] for r in d["regions"])
         assert [f["defect_type"] for f in report["findings"]] == [t["defect_type"] for t in d["region_types"]]
     assert {t["defect_type"] for d, _ in typed for t in d["region_types"]} <= {"spot", "unknown"}
 
@@ -198,7 +238,9 @@ def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_p
     metrics_file = tmp_path / "m.json"
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(metrics_file), "--types-k", "1"])
     assert result.exit_code == 0, result.output
-    types = json.loads(metrics_file.read_text())["types"]
+    metrics = json.loads(metrics_file.read_text())
+    types = metrics["types"]
+    assert metrics["no_mask"] == [] and metrics["failures"] == []  # documented fields are there when empty too
     # One type and one example: 'unknown' is never predicted, so every held-out spot must come out a spot.
     assert types["n_images"] == 3 and types["k"] == 1 and types["accuracy"] == 1.0 and types["macro_f1"] == 1.0
     assert types["labels"] == ["spot", "unknown"] and types["confusion"] == [[3, 0], [0, 0]]

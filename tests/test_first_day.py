@@ -247,6 +247,26 @@ def test_calibrate_sets_and_saves_thresholds_and_plots(fitted_model, synthetic_c
     assert sorted((r["file"].split("/")[0], r["verdict"]) for r in _rows(out)) == [("good", "GOOD")] * 4 + [("spot", "DEFECTIVE")] * 4
 
 
+def test_a_part_called_defective_always_shows_where(fitted_model, synthetic_category, tmp_path):
+    # README audit 2026-12-05: calibrate on the shipped sample set the pixel threshold over the image
+    # threshold; cracks came out DEFECTIVE with no region, and a mask-free example was not found.
+    model = _copy_model(fitted_model, tmp_path)
+    inspector = Inspector.load(model)
+    spot = sorted((synthetic_category / "test" / "spot").iterdir())[0]
+    normal = inspector.inspect(spot)
+    inspector.set_thresholds(pixel=normal.score + 1000.0)
+    inspection = inspector.inspect(spot)
+    assert inspection.is_defective and inspection.regions and inspection.regions[0].peak_score == normal.regions[0].peak_score
+    inspector.save(model)
+    good, bad = synthetic_category / "test" / "good", tmp_path / "bad"
+    shutil.copytree(synthetic_category / "test" / "spot", bad)  # no masks beside them: the pixel threshold is kept ...
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(bad)])
+    assert result.exit_code == 0, result.output
+    # ... and said to be over the image threshold, with what that does.
+    new = Inspector.load(model).thresholds
+    assert new.pixel > new.image and "above the new image threshold" in _text(result) and "passes the image threshold" in _text(result)
+
+
 def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthetic_category, tmp_path):
     model = _copy_model(fitted_model, tmp_path)
     old = Inspector.load(model).thresholds

@@ -103,9 +103,9 @@ def test_every_output_file_of_every_input_gets_a_unique_name(fitted_model, synth
     result = runner.invoke(app, ["inspect", str(fitted_model), str(src / "x.png"), str(src / "x.report.png"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "renamed" in _text(result)  # the collision is reported
-    # 5 files per input (JSON, overlay, its thumbnail, two reports), none overwritten, plus the batch
+    # 6 files per input (JSON, overlay, its thumbnail, region mask, two reports), none overwritten, plus the batch
     # summary.csv and index.html.
-    assert len(list(out.iterdir())) == 12 and (out / "summary.csv").is_file() and (out / "index.html").is_file()
+    assert len(list(out.iterdir())) == 14 and (out / "summary.csv").is_file() and (out / "index.html").is_file()
     sources = {json.loads(p.read_text())["source"] for p in out.glob("*.json") if not p.name.endswith(".report.json")}
     assert sources == {str(src / "x.png"), str(src / "x.report.png")}
 

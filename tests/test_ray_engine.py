@@ -107,7 +107,7 @@ def test_ray_missing_names_the_pip_command(fitted_model, synthetic_category, tmp
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "needs the Python package 'ray'" in text and "pip install ray" in text
-    assert "'defectlens[ray]'" in text  # the extra's brackets survive the console's markup
+    assert "pip install -e '.[ray]'" in text  # the extra's brackets survive the console's markup
     assert not (tmp_path / "o").exists()
 
 

@@ -516,6 +516,11 @@ class Inspector:
         defective = result.score > t.image or result.unlike_normal is not None
         if defective:
             mask, labels, regions = extract_regions(result.anomaly_map, t.pixel, self.settings.min_region_px)
+            if not regions and result.score > t.image and t.image < t.pixel:
+                # A pixel threshold over the image threshold (set by hand, or an image threshold lowered
+                # for one run) left a part called defective with nothing to show: outlined where its map
+                # passes the image threshold, which its top values do (the score is their mean).
+                mask, labels, regions = extract_regions(result.anomaly_map, t.image, self.settings.min_region_px)
         else:
             # A part judged good reports no regions: sub-threshold blobs would only confuse the reader.
             mask, labels, regions = np.zeros((h, w), bool), np.zeros((h, w), np.int32), []

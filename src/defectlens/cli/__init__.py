@@ -6,13 +6,38 @@ Each command is a thin layer over the stages' public surfaces; see ``defectlens 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 import typer
+from typer.core import TyperOption
 
 from defectlens.cli import calibrate, examples, export, grounding, vision
 from defectlens.cli import service as service_cli
 from defectlens.cli.progress import one_line_warnings, stop_on_terminate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
+
+# typer 0.29 shows every option with a value type, flags too: "--resume <bool>", "--help <bool>",
+# and `--check true` then fails (README audit 2026-12-05). A flag takes no value: none is shown.
+_value_type = TyperOption.display_type_rich
+
+
+def _flag_takes_no_value(self: TyperOption, ctx: Any) -> str | None:
+    return None if self.is_flag else _value_type(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_takes_no_value  # type: ignore[method-assign]
+
+
+def _help_of(command: Callable[..., Any]) -> str:
+    """A command's docstring with each paragraph's lines joined: typer 0.29 keeps the source's line
+    breaks after the first paragraph, and the terminal's wrapping on top of them left ragged lines
+    ("… else from the" / "taxonomy's descriptions …"). A line that starts a list item keeps its break."""
+    paragraphs = (command.__doc__ or "").strip().split("\n\n")
+    joined = [re.sub(r"\n\s*(?![-*] |\d+\. |Exit status)", " ", re.sub(r"\n[ \t]+", "\n", p.strip())) for p in paragraphs]
+    return "\n\n".join(joined)
 
 
 @app.callback()
@@ -22,16 +47,21 @@ def _setup() -> None:
     stop_on_terminate()
 
 
-app.command()(vision.fit)
-app.command()(vision.inspect)
-app.command()(vision.evaluate)
-app.command()(vision.info)
-app.command()(vision.demo)
-app.command()(calibrate.calibrate)
-app.command("locate-examples")(examples.locate_examples_command)
-app.command()(export.export)
-app.command("train-grounding")(grounding.train_grounding)
-app.command()(service_cli.serve)
-app.command("export-reviews")(service_cli.export_reviews)
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [
+    ("fit", vision.fit),
+    ("inspect", vision.inspect),
+    ("evaluate", vision.evaluate),
+    ("info", vision.info),
+    ("demo", vision.demo),
+    ("calibrate", calibrate.calibrate),
+    ("locate-examples", examples.locate_examples_command),
+    ("export", export.export),
+    ("train-grounding", grounding.train_grounding),
+    ("serve", service_cli.serve),
+    ("export-reviews", service_cli.export_reviews),
+]
+"""Every command, by name (registered below with its help reflowed)."""
+for name, command in COMMANDS:
+    app.command(name, help=_help_of(command))(command)
 
 __all__ = ["app"]

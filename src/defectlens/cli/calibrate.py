@@ -145,7 +145,8 @@ def calibrate(
         float | None,
         typer.Option(
             help=(
-                "Target share of good parts flagged, in [0, 1): the lowest image threshold that keeps false alarms at or below it"
+                "Target share of good parts flagged, in [0, 1): the image threshold is set just above the highest good score that keeps "
+                "false alarms at or below it"
                 f" (default: the label-free target, {DEFAULT_FALSE_ALARM_TARGET:g})."
             )
         ),
@@ -242,6 +243,11 @@ def calibrate(
         if data.n_masked:
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"
+        if pixel_t > image_t:
+            # Kept (F1-optimal pixels make tighter regions), and said: a part just over the image threshold
+            # may have no pixel over this one, and is then outlined where it passes the image threshold.
+            pixel_note += ("; it is above the new image threshold, so a part flagged with no pixel above it is outlined where "
+                           "its map passes the image threshold")
     except DefectlensError as exc:
         report_failures(failures)
         raise fail(exc) from None

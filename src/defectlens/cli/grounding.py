@@ -34,7 +34,9 @@ def train_grounding(
         "cached in CACHE_DIR/paraphrases.json) and drawn as text augmentation. 0: the taxonomy's sentences only.",
     ),
 ) -> None:
-    """Train connector + segmentation tokens on categories with masks; encoders stay frozen."""
+    """Train connector + segmentation tokens on categories with masks; encoders stay frozen.
+
+    Exit status: 0 trained, 2 bad usage, 130 interrupted (nothing written)."""
     from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, utc_now, write_descriptor
     from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache

@@ -30,17 +30,22 @@ def _db_url(db: str | None, data_dir: Path) -> str:
 
 
 def _need_extra(exc: ImportError) -> typer.Exit:
-    console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — fix: pip install 'defectlens\\[service]'")
+    console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — "
+                  "fix: pip install -e '.\\[service]' in the repository (`make setup` installs it)")
     return typer.Exit(2)
 
 
 def serve(
-    model_dirs: Annotated[list[Path], typer.Argument(help="Model folders (`defectlens fit`); the first is the default model.")],
+    model_dirs: Annotated[
+        list[Path], typer.Argument(help="Model folders (`defectlens fit` or `train-grounding`, or an export); the first is the default model.")
+    ],
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir); e.g. postgresql+psycopg://user@host/db.")] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for uploads, overlays, masks (and the default SQLite file).")] = DEFAULT_DATA,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    token: Annotated[str | None, typer.Option(envvar="DEFECTLENS_TOKEN", help="API token required for every write (X-API-Token header).")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="DEFECTLENS_TOKEN", help="API token required for every write (X-API-Token header, or Authorization: Bearer).")
+    ] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
     max_megapixels: Annotated[float, typer.Option(min=0.001, help="Largest accepted image, in millions of pixels (read from its header, "
                                                                "before decoding).")] = DEFAULT_MAX_PIXELS / 1e6,

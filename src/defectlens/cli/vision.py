@@ -15,6 +15,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, part_taxonomy, read_descriptor, render_card
+from defectlens.detect import FitSummary
 from defectlens.detect.fusion import FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -256,7 +257,10 @@ def fit(
                 good_dir,
                 "fix or replace the files listed above",
             )
-        with progress_bar("fitting", len(images), then="fitting: building the bank, setting the thresholds") as advance:
+        # The bank and a discriminator each read every image: the bar counts both passes (it read "120/60").
+        passes = 2 if detector == "bank+discriminator" else 1
+        then = "fitting: training the discriminator" if detector == "discriminator" else "fitting: building the bank"
+        with progress_bar("fitting", passes * len(images), then=f"{then}, setting the thresholds") as advance:
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
         inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or taxonomy_file))
@@ -273,10 +277,25 @@ def fit(
     t = inspector.thresholds
     console.print(
         f"fitted on {summary.n_images} images ({summary.n_holdout} held out for thresholds) in {summary.seconds:.1f} s; "
-        f"bank {summary.bank_size} of {summary.n_patches} patches; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {escape(str(output))}"
+        f"{_what_was_fitted(inspector, summary)}; thresholds image {t.image:.3f}, pixel {t.pixel:.3f} → {escape(str(output))}"
     )
     if failures:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _what_was_fitted(inspector: Inspector, summary: FitSummary) -> str:
+    """The fit's closing words on what it built: "bank 6004 of 60040 patches" said of a
+    discriminator read as an empty, broken model, and of two banks it named only the first."""
+    detector = getattr(inspector.detector, "primary", inspector.detector)  # a fused model: its memory bank
+    if not summary.bank_size:
+        return f"discriminator trained on {summary.n_patches} patches"
+    said = f"bank {summary.bank_size} of {summary.n_patches} patches"
+    if extra := [n for n in getattr(detector, "neighbours", []) if getattr(n, "bank", None) is not None]:
+        sizes = ", ".join(f"{n.config.neighbourhood}×{n.config.neighbourhood}: {int(n.bank.shape[0])}" for n in extra)
+        said += f" (and neighbourhood bank(s) {sizes})"
+    if inspector.settings.detector == "bank+discriminator":
+        said += ", and a discriminator"
+    return said
 
 
 def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] | None:
@@ -696,7 +715,8 @@ def evaluate(
         typer.Option(
             "--types-k",
             min=0,
-            help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off).",
+            help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off); "
+            "the confusion matrix goes beside --json (NAME.confusion.png), else to CATEGORY.confusion.png in the current folder.",
         ),
     ] = 0,
     cue: Annotated[str, typer.Option(help="Zero-shot models only: token, batch or both (see `inspect --help`).")] = DEFAULT_CUE,

@@ -7,15 +7,18 @@ when asked for: Ray is an optional extra, so it is not re-exported here)."""
 from defectlens.engine.analysis import Analysis, Locator, gather_examples, prepare_analysis, type_with_notes
 from defectlens.engine.local import (
     INSPECTION_SUFFIXES,
+    MASK_SUFFIX,
     BatchOutcome,
     completed_inspection,
     inspect_and_write,
     inspection_overlay,
     load_for_inspection,
+    region_mask_png,
 )
 
 __all__ = [
     "INSPECTION_SUFFIXES",
+    "MASK_SUFFIX",
     "Analysis",
     "BatchOutcome",
     "Locator",
@@ -25,5 +28,6 @@ __all__ = [
     "inspection_overlay",
     "load_for_inspection",
     "prepare_analysis",
+    "region_mask_png",
     "type_with_notes",
 ]

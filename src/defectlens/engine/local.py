@@ -21,7 +21,9 @@ from defectlens.locate import overlay_scale, render_overlay
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
-INSPECTION_SUFFIXES = (".json", ".png", THUMBNAIL_SUFFIX, ".report.json", ".report.md")
+MASK_SUFFIX = ".mask.png"
+"""The region mask beside each image's overlay (see :func:`region_mask_png`)."""
+INSPECTION_SUFFIXES = (".json", ".png", THUMBNAIL_SUFFIX, MASK_SUFFIX, ".report.json", ".report.md")
 """Every file inspecting writes per image (:func:`write_inspection`, then the report files of
 :func:`~defectlens.engine.analysis.analyse`); output names are made unique across all of them."""
 
@@ -45,15 +47,25 @@ def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Insp
     return render_overlay(image, inspection, low, high, labels)
 
 
+def region_mask_png(inspection: Inspection) -> bytes:
+    """The inspection's regions as an 8-bit PNG at the image's size: pixel value = region index
+    (1 = the strongest, capped at 255), 0 = no region (the same in `inspect`'s files and the service)."""
+    w, h = inspection.image_size
+    labels = inspection.region_labels if inspection.region_labels is not None else np.zeros((h, w), np.int32)
+    return png_bytes(Image.fromarray(np.clip(labels, 0, 255).astype(np.uint8), mode="L"))
+
+
 def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
-    """Write the overlay ``<stem>.png`` and its thumbnail ``<stem>.thumb.jpg`` (the gallery's), then
-    ``<stem>.json`` (each atomically).
+    """Write the overlay ``<stem>.png``, its thumbnail ``<stem>.thumb.jpg`` (the gallery's) and the
+    region mask ``<stem>.mask.png`` (:func:`region_mask_png`), then ``<stem>.json`` (each atomically).
 
     The inspection JSON is the last file written for an image (after its report files and
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
     overlay = inspection_overlay(inspector, image, inspection, extra.get("region_labels") if extra else None)
     write_bytes_atomic(out_dir / f"{stem}.png", png_bytes(overlay))
     write_bytes_atomic(out_dir / f"{stem}{THUMBNAIL_SUFFIX}", jpeg_thumbnail(overlay))
+    # Where, as data: the overlay shows it, the JSON has only boxes (a README audit found no mask written).
+    write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     payload = inspection.to_json()
     if extra:
         payload.update({k: v for k, v in extra.items() if k != "region_labels"})

@@ -184,9 +184,9 @@ class DetectionEvaluation:
             peak_memory_mb=round(self.peak_memory_mb, 1),
             per_type_image_auroc={t: (None if math.isnan(v) else round(v, 4)) for t, v in self.per_type_image_auroc},
             failures=[{"source": f.source, "message": f.message} for f in self.failures],
+            # Always there, as `failures` is: a reader of the documented fields found it missing when empty.
+            no_mask=list(self.no_mask),
         )
-        if self.no_mask:
-            out["no_mask"] = self.no_mask
         return out
 
 

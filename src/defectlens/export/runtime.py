@@ -33,7 +33,7 @@ def require_module(module: str, what: str) -> None:
         raise ConfigError(
             f"{what} needs the Python package {_PIP.get(module, module)!r}, which is not installed",
             None,
-            f"pip install {_PIP.get(module, module)}  (or: pip install 'defectlens[{'openvino' if module == 'openvino' else 'onnx'}]')",
+            f"pip install {_PIP.get(module, module)}  (or, in the repository: pip install -e '.[{'openvino' if module == 'openvino' else 'onnx'}]')",
         )
 
 

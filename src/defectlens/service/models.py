@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from defectlens.descriptor import EXAMPLES_DIR, model_stamp, part_taxonomy
-from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, type_with_notes
+from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes
 from defectlens.errors import ConfigError
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
@@ -270,10 +269,8 @@ class ModelPool:
         report = build_report(inspection, region_types, model.analysis.taxonomy, "template", notes)
         labels = [t.defect_type for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
-        region_labels = inspection.region_labels if inspection.region_labels is not None else np.zeros(image.shape[:2], np.int32)
-        # Pixel value = region index (capped at 255): the export cuts each region's mask from it.
-        mask = png_bytes(Image.fromarray(np.clip(region_labels, 0, 255).astype(np.uint8), mode="L"))
-        return Outcome(inspection, region_types, report, render_markdown(report), overlay, mask, time.perf_counter() - start)
+        # Pixel value = region index: the export cuts each region's mask from it.
+        return Outcome(inspection, region_types, report, render_markdown(report), overlay, region_mask_png(inspection), time.perf_counter() - start)
 
     @staticmethod
     def _types(model: LoadedModel, image: np.ndarray, inspection: Inspection, result: AnomalyResult) -> tuple[list[RegionType], list[str]]:
