@@ -47,6 +47,23 @@ def test_regions_are_sorted_by_peak_and_measured():
     assert first.index == 1 and first.peak_score == 2.0 and first.bbox == (40, 30, 50, 40)
     assert first.centroid == (44.5, 34.5) and abs(first.area_fraction - 100 / 3000) < 1e-9
     assert (labels == 1).sum() == 100 and not mask[45, 0]
+    assert first.peak == (40, 30) and regions[1].peak == (5, 5)  # the first pixel at the top, in reading order
+
+
+def test_a_region_is_placed_where_its_map_peaks():
+    # A probe's pit at the left of a ball screw was reported at the "right edge": its region, raised
+    # around a strong peak, reached across the part and its centroid lay right of the pit.
+    from defectlens.explain import build_report
+    from defectlens.types import Inspection
+
+    h, w = 90, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    amap = (5.0 * np.exp(-((xx - 40) ** 2 + (yy - 45) ** 2) / 800.0) + (xx >= 40) * 1.2).astype(np.float32)
+    mask, labels, regions = extract_regions(amap, 1.0)
+    (region,) = regions
+    assert region.peak == (40, 45) and region.centroid[0] > w / 2 and region.to_json()["peak"] == [40, 45]
+    inspection = Inspection("p.png", (w, h), 5.0, True, amap, mask, regions, region_labels=labels)
+    assert build_report(inspection).findings[0].location.startswith("left")
 
 
 def test_no_regions_below_threshold():
@@ -111,6 +128,27 @@ def test_overlay_blends_the_map_and_outlines_the_mask():
     # Near the top of the colour map (pale yellow) at 65 %: red well above blue.
     assert hot[0] > hot[2] + 40
     assert tuple(out[40, 60]) == REGION_COLOUR and tuple(out[47, 60]) != REGION_COLOUR
+
+
+def test_overlay_names_each_region_with_its_index(monkeypatch):
+    # A probe's "uneven, uneven" labels could not be matched to the report's rows: "#1 uneven".
+    from PIL import ImageDraw
+
+    from defectlens.locate import extract_regions, render_overlay
+    from defectlens.types import Inspection
+
+    amap = np.zeros((60, 80), np.float32)
+    amap[5:15, 5:15], amap[40:50, 50:60] = 9.0, 8.0
+    mask, labels, regions = extract_regions(amap, 1.0)
+    inspection = Inspection("x.png", (80, 60), 9.0, True, amap, mask, regions, region_labels=labels)
+    drawn: list[str] = []
+    real_text = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", lambda self, xy, text, *a, **k: (drawn.append(text), real_text(self, xy, text, *a, **k))[1])
+    render_overlay(np.full((60, 80, 3), 128, np.uint8), inspection, 0.0, 10.0, ["uneven", "uneven"])
+    assert drawn[:2] == ["#1 uneven", "#2 uneven"] and drawn[2].startswith("DEFECTIVE")  # then the caption
+    drawn.clear()
+    render_overlay(np.full((60, 80, 3), 128, np.uint8), inspection, 0.0, 10.0)
+    assert drawn[:2] == ["#1", "#2"]
 
 
 def test_overlay_text_grows_with_the_image():

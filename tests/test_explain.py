@@ -17,7 +17,7 @@ from defectlens.explain import (
     verify_text,
     write_report_files,
 )
-from defectlens.types import Inspection, Region, RegionType
+from defectlens.types import Inspection, Region, RegionType, Thresholds
 
 TAX = parse_taxonomy(
     {
@@ -86,7 +86,7 @@ def test_a_type_that_was_the_only_one_known_is_not_given_a_confidence():
     rep = build_report(insp, types, TAX)
     words, few_shot = rep.findings
     assert words.only_type and not few_shot.only_type  # few-shot weighs the type against 'unknown'
-    assert "the only type known" in rep.text and "100% confidence" not in rep.text and "83% confidence" in rep.text
+    assert "only type known" in rep.text and "100% confidence" not in rep.text and "83% confidence" in rep.text
     assert rep.to_json()["findings"][0]["only_type"] is True and "only_type" not in rep.to_json()["findings"][1]
     assert verify_text(rep.text, rep, TAX.names).ok
 
@@ -138,7 +138,7 @@ class TestVerifier:
 
     def test_accepts_faithful_text(self):
         assert verify_text("The magnetic tile has a small crack at its upper-left edge. Reject the part.", self.rep, TAX.names).ok
-        assert verify_text("Two cracks were found.", self.rep, TAX.names).ok  # plural is fine
+        assert verify_text("Cracks were found at the top-left edge.", self.rep, TAX.names).ok  # plural, and a place's other words
         assert verify_text("The tile is good: no defects were found.", self.clean, TAX.names).ok
         assert verify_text("An unidentified defect sits at the upper-left edge.", self.unknown, TAX.names).ok
 
@@ -159,6 +159,63 @@ class TestVerifier:
         assert verify_text("  ", self.rep, TAX.names).problems == ["the text is empty"]
         assert not verify_text("The crack is fine; no defects found.", self.rep, TAX.names).ok
         assert not verify_text("There is a defect at the upper-left edge.", self.unknown, TAX.names).ok
+
+
+class TestVerifierPlacesAndEnds:
+    # A probe's accepted texts (2026-12-05) put a crack at the upper-right edge where none was, named
+    # two of three regions, and stopped mid-phrase ("... and a crack at the top of").
+    two = build_report(
+        inspection(True, [region(1, (0, 5, 60, 40)), region(2, (150, 280, 250, 300))]),
+        [RegionType(1, "crack", 0.8, "few-shot"), RegionType(2, "crack", 0.7, "few-shot")], TAX,
+    )
+
+    def test_every_place_named_and_no_other(self):
+        assert verify_text("Two cracks: one at the upper-left edge, one at the bottom edge.", self.two, TAX.names).ok
+        v = verify_text("A crack at the upper-left edge.", self.two, TAX.names)
+        assert not v.ok and v.problems == ["does not say where: no finding's place 'bottom' is named"]
+        v = verify_text("Cracks at the upper-left edge, the bottom and the upper-right edge.", self.two, TAX.names)
+        assert not v.ok and v.problems == ["names place(s) upper-right where nothing was found"]
+
+    def test_a_cut_off_sentence_is_refused(self):
+        v = verify_text("A crack at the upper-left edge and a crack at the bottom of", self.two, TAX.names)
+        assert not v.ok and "the text stops mid-sentence" in v.problems
+
+
+def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
+    # "8 defects found" for one crack: regions whose peak stays under the image threshold are listed apart.
+    strong = Region(1, (0, 5, 60, 40), 900, 0.0075, (30.0, 20.0), 3.0, 2.0)
+    weak = Region(2, (180, 130, 220, 170), 400, 0.003, (200.0, 150.0), 2.2, 2.1)
+    insp = Inspection("p.png", (W, H), 2.5, True, np.zeros((H, W), np.float32), np.zeros((H, W), bool), [strong, weak],
+                      thresholds=Thresholds(image=2.4, pixel=2.0))
+    rep = build_report(insp, [RegionType(1, "blowhole", 0.9, "few-shot"), RegionType(2, "crack", 0.6, "few-shot")], TAX)
+    assert [f.weak for f in rep.findings] == [False, True] and rep.to_json()["findings"][1]["weak"] is True
+    assert "1 defect found: #1 blowhole at the upper-left edge" in rep.text
+    assert "Also 1 weaker indication(s), each alone under the image threshold: #2 centre." in rep.text
+    # The blowhole (low severity, default action) decides, not the weaker crack (critical: reject).
+    assert "reject the part" not in rep.text and "(default)" not in rep.text  # the blowhole's severity is the taxonomy's
+    assert "(weaker indication)" in render_markdown(rep)
+    # The language model states the counted finding; a weaker one may be named, need not be.
+    assert verify_text("A blowhole sits at the upper-left edge.", rep, TAX.names).ok
+    assert verify_text("A blowhole at the upper-left edge and a faint crack at the centre.", rep, TAX.names).ok
+
+
+def test_language_model_text_gets_the_head_and_the_action(monkeypatch):
+    from defectlens.explain import llm as llm_module
+    from defectlens.explain.llm import LMText
+
+    monkeypatch.setattr(llm_module.LMWriter, "write", lambda self, report: LMText("A crack runs along the upper-left edge.", 0.01, ""))
+    rep = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.8, "few-shot")], TAX, writer="llm")
+    assert rep.writer == "llm"
+    assert rep.text == "Magnetic tile: DEFECTIVE (score 2.50). A crack runs along the upper-left edge. Recommended action: reject the part."
+
+
+def test_defaults_and_unknowns_say_what_they_are():
+    insp = inspection(True, [region(1, (0, 5, 60, 40)), region(2, (180, 130, 220, 170))])
+    rep = build_report(insp, [RegionType(1, "uneven", 0.9, "few-shot"), RegionType(2, UNKNOWN, 0.998, "few-shot")], TAX)
+    # An assumed severity is not stated as assessed, and an unknown region is not "100% confidence".
+    assert "uneven at the upper-left edge, medium (1.0% of the image), medium severity (default), 90% confidence" in rep.text
+    assert "defect of unknown type at the centre, medium (1.0% of the image), high severity, unlike every known type" in rep.text
+    assert "% of the part" not in rep.text and "an uneven" not in rep.text
 
 
 def test_bad_writer_name():

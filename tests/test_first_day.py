@@ -82,6 +82,19 @@ def test_gallery_escapes_names_and_sorts_by_score():
     assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>"]
 
 
+def test_gallery_says_when_a_whole_image_is_unlike_every_normal_one(tmp_path):
+    # A probe's real fray over a third of a tile showed as an ordinary defective card with untyped regions.
+    from defectlens.explain.gallery import read_result
+
+    reason = "the whole image is unlike every normal image (9.8 against a limit of 2.8): a large defect, another part, or a faulty frame?"
+    (tmp_path / "f.json").write_text(json.dumps({"source": "f.png", "is_defective": True, "score": 3.0, "regions": [], "unlike_normal": reason}))
+    (tmp_path / "g.json").write_text(json.dumps({"source": "g.png", "is_defective": False, "score": 1.0, "regions": []}))
+    rows = [read_result(tmp_path, "f", "f.png"), read_result(tmp_path, "g", "g.png")]
+    assert rows[0] is not None and rows[0].unlike_normal == reason and rows[1] is not None and rows[1].unlike_normal == ""
+    page = gallery_html([r for r in rows if r is not None], "t")
+    assert page.count("unlike every normal one: a large defect, another part or a faulty frame") == 1
+
+
 def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, synthetic_category, tmp_path):
     folder = tmp_path / "a folder with a rather long name for the terminal table"
     shutil.copytree(synthetic_category / "test", folder)

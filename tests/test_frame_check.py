@@ -59,7 +59,7 @@ def test_noise_frame_is_defective_with_its_reason_and_good_parts_pass(checked_mo
     noise = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     goods = [np.stack([texture(rng, 96, 128)] * 3, -1) for _ in range(4)]
     verdict = inspector.inspect(noise)
-    assert verdict.is_defective and verdict.unlike_normal and "faulty frame or another part" in verdict.unlike_normal
+    assert verdict.is_defective and verdict.unlike_normal and "a large defect, another part, or a faulty frame" in verdict.unlike_normal
     assert verdict.to_json()["unlike_normal"] == verdict.unlike_normal
     # Defective whatever its score: even a threshold no score reaches does not pass it.
     inspector.set_thresholds(image=1e9)

@@ -28,6 +28,10 @@ class Region:
     """(x, y) centre of mass of the region's pixels."""
     peak_score: float
     mean_score: float
+    peak: tuple[int, int] | None = None
+    """(x, y) of the region's highest map value: where the defect most likely is. A strong small
+    defect raises the map far around it, so the centroid of its region can sit a third of the
+    image away (None for regions made before it was recorded)."""
 
     def to_json(self) -> dict:
         """Plain-JSON form (lists and floats only)."""
@@ -37,6 +41,7 @@ class Region:
             "area_px": self.area_px,
             "area_fraction": round(self.area_fraction, 6),
             "centroid": [round(c, 2) for c in self.centroid],
+            **({"peak": list(self.peak)} if self.peak is not None else {}),
             "peak_score": round(self.peak_score, 6),
             "mean_score": round(self.mean_score, 6),
         }
@@ -90,7 +95,7 @@ class AnomalyResult:
     """Set by a detector that scores images against the rest of their batch when that batch
     defeats it (e.g. most parts share one defect): one line, the same on every image of it."""
     unlike_normal: str | None = None
-    """Set when the image as a whole is unlike every normal image (a faulty frame or another part;
+    """Set when the image as a whole is unlike every normal image (a large defect, another part or a faulty frame;
     :mod:`~defectlens.detect.frame_check`): one line saying so. The image is then judged
     defective whatever its score."""
 
@@ -195,7 +200,7 @@ class Finding:
     bbox: tuple[int, int, int, int]
     """(x0, y0, x1, y1), x1/y1 exclusive."""
     area_fraction: float
-    """Share of the part the region covers."""
+    """Share of the image the region covers."""
     size: str
     """Size in words ('tiny', 'small', 'medium', 'large', 'very large')."""
     severity: str
@@ -208,11 +213,15 @@ class Finding:
     only_type: bool = False
     """The classifier knew this one type and could not call the region anything else (no
     'unknown'): its confidence is 100 % by construction and says nothing, so it is not reported."""
+    weak: bool = False
+    """The region's peak is not over the image threshold (another region's is): a weaker
+    indication, listed apart in the text, not counted as a defect and not deciding the action."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
         return {
             **({"only_type": True} if self.only_type else {}),
+            **({"weak": True} if self.weak else {}),
             "region_index": self.region_index,
             "defect_type": self.defect_type,
             "confidence": round(float(self.confidence), 4),

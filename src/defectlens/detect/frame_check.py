@@ -66,7 +66,7 @@ class FrameCheck:
         (``units``: their distances, when the caller has them already)."""
         return [
             None if u <= self.limit else f"the whole image is unlike every normal image ({u:.1f} against a limit of {self.limit:.1f}): "
-            "a faulty frame or another part?"
+            "a large defect, another part, or a faulty frame?"
             for u in (self.gaussian.units(pooled) if units is None else units)
         ]
 

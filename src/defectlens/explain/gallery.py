@@ -54,6 +54,8 @@ class ResultRow:
     """Whether ``<name>.thumb.jpg`` is there (results written before thumbnails show the overlay)."""
     writer: str = ""
     """Who wrote the report (``Report.writer``: 'template', 'llm', 'template (llm fallback)'), or ''."""
+    unlike_normal: str = ""
+    """Why the whole image is unlike every normal one (the frame check), or ''."""
 
     @property
     def verdict(self) -> str:
@@ -102,7 +104,7 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), len(payload.get("regions") or []), types, text,
-        None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer,
+        None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
     )
 
 
@@ -153,6 +155,9 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
+            # Its regions are not typed: without this line the card read like an ordinary defective part.
+            + ('<div class="warn">the whole image is unlike every normal one: a large defect, another part or a faulty frame</div>'
+               if r.unlike_normal else "")
             + f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
         )
     return "\n".join(

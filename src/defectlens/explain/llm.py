@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from defectlens.encode.text import quiet_transformers_loading
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share
-from defectlens.explain.template import SEVERITY_ORDER
+from defectlens.explain.template import worst_finding
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
 
@@ -41,6 +41,29 @@ defect word after one is no claim, and a paraphrase that adds one has turned its
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
+# Places as describe_location words them, with the ways a sentence says them; two-word corners
+# are read first, so that "upper-left" is not also taken for "left".
+_CORNERS = {
+    "upper-left": r"(upper|top)[- ]left", "upper-right": r"(upper|top)[- ]right",
+    "lower-left": r"(lower|bottom)[- ]left", "lower-right": r"(lower|bottom)[- ]right",
+}
+_SIDES = {"top": r"top|upper", "bottom": r"bottom|lower", "left": r"left", "right": r"right", "centre": r"centre|center|middle"}
+
+
+def places_named(text: str) -> set[str]:
+    """The places (describe_location's zones) a text names."""
+    found, rest = set(), text
+    for zone, pattern in _CORNERS.items():
+        if re.search(rf"\b({pattern})\b", rest, re.I):
+            found.add(zone)
+            rest = re.sub(rf"\b({pattern})\b", " ", rest, flags=re.I)
+    found |= {zone for zone, pattern in _SIDES.items() if re.search(rf"\b({pattern})\b", rest, re.I)}
+    return found
+
+
+def _zone(location: str) -> str:
+    """The zone of a location phrase ('upper-left edge' -> 'upper-left', 'centre, reaching the edge' -> 'centre')."""
+    return location.split(",")[0].removesuffix(" edge")
 
 
 @dataclass(frozen=True)
@@ -137,7 +160,12 @@ def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
 def _finding_phrase(f: Finding) -> str:
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
     article = "an" if kind[0] in "aeiou" else "a"
-    return f"{article} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the part, {f.severity} severity)"
+    return f"{article} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image, {f.severity} severity)"
+
+
+def counted_findings(report: Report) -> list[Finding]:
+    """The findings the text must state: weaker indications (:attr:`Finding.weak`) are left to the table."""
+    return [f for f in report.findings if not f.weak]
 
 
 def facts_prompt(report: Report) -> str:
@@ -153,10 +181,10 @@ def facts_prompt(report: Report) -> str:
     if not report.findings:
         facts = "An anomaly was detected but no defect region could be located. Action: hold the part for manual review."
     else:
-        found = [_finding_phrase(f) for f in report.findings]
+        found = [_finding_phrase(f) for f in counted_findings(report)]
         listed = found[0] if len(found) == 1 else ", ".join(found[:-1]) + " and " + found[-1]
-        worst = max(report.findings, key=lambda f: SEVERITY_ORDER.index(f.severity) if f.severity in SEVERITY_ORDER else 2)
-        facts = f"Found: {listed}. Action: {worst.action}."
+        worst = worst_finding(report.findings)
+        facts = f"Found: {listed}." + (f" Action: {worst.action}." if worst else "")
     return f"Rewrite as a short inspection report of two sentences. The {obj} is defective. {facts}"
 
 
@@ -227,21 +255,33 @@ def mentions_type(text: str, name: str) -> bool:
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
     """Check a generated text against the report's findings.
 
-    Rules: not empty; names every found type; names no taxonomy type that was not found;
-    mentions an unknown-type finding as such; on a clean part says it is good and mentions no
-    defect (defect words only when negated, e.g. 'no defects'); on a defective part does not
-    call it clean.
+    Rules: not empty, and ends a sentence (a text cut off by the token limit is not used); names
+    every found type and the place of every finding, and no type or place no finding has (weaker
+    indications may be named, need not be); mentions an unknown-type finding as such; on a clean
+    part says it is good and mentions no defect (defect words only when negated, e.g. 'no
+    defects'); on a defective part does not call it clean.
     """
     problems: list[str] = []
     if not text.strip():
         return Verification(False, ["the text is empty"])
-    found = {f.defect_type for f in report.findings}
+    if text.rstrip()[-1] not in ".!?":
+        problems.append("the text stops mid-sentence")
+    counted = counted_findings(report)
+    found = {f.defect_type for f in counted}
     for name in sorted(found - {UNKNOWN}):
         if not mentions_type(text, name):
             problems.append(f"does not name the found type {name!r}")
+    anywhere = {f.defect_type for f in report.findings}
     for name in taxonomy_names:
-        if name not in found and mentions_type(text, name):
+        if name not in anywhere and mentions_type(text, name):
             problems.append(f"names type {name!r}, which was not found")
+    # A probe's accepted texts put a crack at the upper-right edge where none was, and dropped a
+    # second region: the places are facts too.
+    named = places_named(text)
+    for zone in sorted({_zone(f.location) for f in counted} - named):
+        problems.append(f"does not say where: no finding's place {zone!r} is named")
+    if stray := sorted(named - {_zone(f.location) for f in report.findings}):
+        problems.append(f"names place(s) {', '.join(stray)} where nothing was found")
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")
     if report.verdict == "defective":

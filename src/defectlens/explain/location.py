@@ -28,16 +28,16 @@ def _band(value: float, extent: float, names: tuple[str, str, str]) -> str:
 
 
 def describe_location(
-    centroid: tuple[float, float], image_size: tuple[int, int], bbox: tuple[int, int, int, int] | None = None
+    position: tuple[float, float], image_size: tuple[int, int], bbox: tuple[int, int, int, int] | None = None
 ) -> str:
-    """Position in words from the centroid (x, y) within an image of (width, height).
+    """Position in words of a point (x, y) — a region's peak, or its centroid — within an image of (width, height).
 
     Gives one of nine zones ('upper-left', 'top', ..., 'centre', ..., 'lower-right'); when
     ``bbox`` reaches a border the word 'edge' is added ('upper-left edge', 'left edge'), and a
     central region that spans to a border becomes 'centre, reaching the edge'.
     """
     w, h = image_size
-    cx, cy = centroid
+    cx, cy = position
     zone = _ZONES[(_band(cy, h, ("upper", "middle", "lower")), _band(cx, w, ("left", "centre", "right")))]
     if bbox is None:
         return zone

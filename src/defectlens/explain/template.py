@@ -19,36 +19,70 @@ def severity_rank(severity: str) -> int:
 
 
 def worst_finding(findings: list[Finding]) -> Finding | None:
-    """The finding whose severity is highest (the first such one on ties)."""
-    if not findings:
+    """The finding whose severity is highest (the first such one on ties), weaker indications
+    (:attr:`Finding.weak`) aside while there is any other."""
+    counted = [f for f in findings if not f.weak] or findings
+    if not counted:
         return None
-    return max(findings, key=lambda f: (severity_rank(f.severity), -findings.index(f)))
+    return max(counted, key=lambda f: (severity_rank(f.severity), -counted.index(f)))
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+def confidence_words(f: Finding) -> str | None:
+    """What stands for a finding's confidence when a percentage would mislead, else None: one type
+    known (100 % by construction), not classified, or unknown (a few-shot 'unknown' is sure only
+    that the region is unlike every example; "100% confidence" read as sure it is a defect)."""
+    if f.only_type:
+        return "only type known"
+    if f.method == "none":
+        return "not classified"
+    if f.defect_type == UNKNOWN:
+        return "unlike every known type"
+    return None
 
 
 def describe_finding(f: Finding) -> str:
-    """One clause: 'a crack at the upper-left edge, small (0.31% of the part), high severity, 92% confidence'."""
+    """One clause: 'crack at the upper-left edge, small (0.31% of the image), high severity, 92% confidence'.
+
+    No article: a type name is not always a countable noun ("an uneven", "a pitting")."""
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
-    conf = ", the only type known" if f.only_type else f", {f.confidence:.0%} confidence" if f.method != "none" else ", not classified"
-    return f"{_article(kind)} {kind} at the {f.location}, {f.size} ({format_share(f.area_fraction)} of the part), {f.severity} severity{conf}"
+    conf = confidence_words(f) or f"{f.confidence:.0%} confidence"
+    severity = f"{f.severity} severity" + (" (default)" if "severity" in f.defaults_used else "")
+    return f"{kind} at the {f.location}, {f.size} ({format_share(f.area_fraction)} of the image), {severity}, {conf}"
+
+
+def report_head(report: Report) -> str:
+    """The first sentence of every report text, whoever writes the rest: 'Magnetic tile: DEFECTIVE (score 2.31).'"""
+    return f"{report.object_name[:1].upper()}{report.object_name[1:]}: {report.verdict.upper()} (score {report.score:.2f})."
+
+
+def with_head_and_action(report: Report, body: str) -> str:
+    """A language model's ``body`` between the report's head and, when the body leaves it out, the
+    action the template would give: the accepted texts of a probe left out the verdict and the action."""
+    worst = worst_finding(report.findings) if report.verdict == "defective" else None
+    action = f" Recommended action: {worst.action}." if worst and worst.action.casefold() not in body.casefold() else ""
+    return f"{report_head(report)} {body}{action}"
 
 
 def template_text(report: Report) -> str:
     """The short natural-language report for ``report`` (verdict, each finding, the action)."""
-    head = f"{report.object_name[:1].upper()}{report.object_name[1:]}: {report.verdict.upper()} (score {report.score:.2f})."
+    head = report_head(report)
     if report.verdict != "defective":
         return f"{head} No defect was found; the part can pass."
     if report.unlike_normal:
-        return (f"{head} The whole image is unlike every normal image this model was fitted on: a faulty frame, or "
-                "another part? Check the camera and the part, and hold it for manual review.")
+        # A probe's fray over a third of a tile was read as a camera fault: the part comes first.
+        return (f"{head} The whole image is unlike every normal image this model was fitted on: a large defect, another "
+                "part, or a faulty frame? Check the part and the camera, and hold it for manual review.")
     if not report.findings:
         return f"{head} The image is anomalous but no defect region could be located; hold the part for manual review."
-    n = len(report.findings)
-    listed = "; ".join(describe_finding(f) for f in report.findings)
+    counted = [f for f in report.findings if not f.weak]
+    weaker = [f for f in report.findings if f.weak]
+    n = len(counted)
+    listed = "; ".join(f"#{f.region_index} {describe_finding(f)}" for f in counted)
     worst = worst_finding(report.findings)
     action = worst.action if worst else ""
     count = "1 defect found" if n == 1 else f"{n} defects found"
-    return f"{head} {count}: {listed}. Recommended action: {action}."
+    also = ""
+    if weaker:
+        places = ", ".join(f"#{f.region_index} {f.location}" for f in weaker)
+        also = f" Also {len(weaker)} weaker indication(s), each alone under the image threshold: {places}."
+    return f"{head} {count}: {listed}.{also} Recommended action: {action}."

@@ -97,7 +97,8 @@ def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> 
 def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: float, labels: list[str] | None = None) -> Image.Image:
     """Blend the anomaly map (scaled from ``low`` to ``high``) over ``image`` and outline regions.
 
-    ``labels`` optionally names each region (e.g. its defect type), in region order.
+    ``labels`` optionally names each region (e.g. its defect type), in region order: drawn after its
+    index ("#1 crack"), as the report lists it; "#1" alone without.
     """
     span = max(high - low, 1e-6)
     level = np.clip((inspection.anomaly_map - low) * (255.0 / span), 0.0, 255.0).astype(np.uint8)
@@ -115,7 +116,8 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     caption = f"{verdict}  score {inspection.score:.2f}"
     band = _caption_box(draw, canvas, caption)
     for i, region in enumerate(inspection.regions):
-        name = labels[i] if labels and i < len(labels) else f"#{region.index}"
+        # The index with the type: "uneven, uneven" could not be matched to the report's rows.
+        name = f"#{region.index} {labels[i]}" if labels and i < len(labels) else f"#{region.index}"
         width = int(draw.textbbox((0, 0), name, font=font, stroke_width=1)[2])
         at = label_position(region.bbox, width, size, (canvas.width, canvas.height), band)
         # A dark edge keeps the name readable on bright surfaces and on the heat map.

@@ -65,6 +65,17 @@ def extract_regions(
         row_sums += np.bincount(ids, weights=ys + top, minlength=n + 1)
         column_sums += np.bincount(ids, weights=xs, minlength=n + 1)
         np.maximum.at(peaks, ids, values)
+    # Where each peak is: a second pass over the labelled pixels, now that the peaks are known.
+    peak_at = np.full(n + 1, -1, np.int64)
+    for top in range(0, h, band):
+        band_labels = raw_labels[top : top + band].ravel()
+        inside = np.flatnonzero(band_labels)
+        ids = band_labels[inside]
+        at_peak = anomaly_map[top : top + band].ravel()[inside].astype(np.float64) == peaks[ids]
+        first = at_peak & (peak_at[ids] < 0)
+        # One pixel per region (the first in reading order), even when a band holds several equal peaks.
+        chosen_ids, where = np.unique(ids[first], return_index=True)
+        peak_at[chosen_ids] = inside[first][where] + top * w
     areas, peaks = areas[1:], peaks[1:]
     means = sums[1:] / areas
     centroids = np.stack([row_sums[1:], column_sums[1:]], 1) / areas[:, None]
@@ -88,6 +99,7 @@ def extract_regions(
                 centroid=(float(cx), float(cy)),
                 peak_score=float(peaks[i]),
                 mean_score=float(means[i]),
+                peak=(int(peak_at[i + 1] % w), int(peak_at[i + 1] // w)),
             )
         )
     return labels > 0, labels, regions
