@@ -77,6 +77,8 @@ def test_export_and_inspect_on_the_command_line(fitted_model, synthetic_category
     assert "onnxruntime" in result.output
     result = runner.invoke(app, ["inspect", str(out), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "res")])
     assert result.exit_code == 0, result.output
+    recorded = [json.loads(p.read_text())["runtime"] for p in (tmp_path / "res").glob("*.json") if not p.name.endswith(".report.json")]
+    assert recorded == ["onnxruntime"] * 4  # each result says what ran it, as evaluate's does
     result = runner.invoke(app, ["info", str(out)])
     # The card says the folder is exported (it is drawn from inspector.json, which the export copies).
     assert result.exit_code == 0 and "Exported encoder" in result.output and "onnxruntime" in result.output, result.output

@@ -261,6 +261,8 @@ class Report:
     unlike_normal: str | None = None
     """Why the whole image is unlike every normal one (the frame check), or None (see
     :attr:`Inspection.unlike_normal`): then the text says so instead of describing regions."""
+    image_threshold: float | None = None
+    """The image threshold the verdict was made with (None when the inspection did not record one)."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
@@ -270,6 +272,7 @@ class Report:
             "verdict": self.verdict,
             "unlike_normal": self.unlike_normal,
             "score": round(float(self.score), 6),
+            "image_threshold": None if self.image_threshold is None else round(float(self.image_threshold), 6),
             "image_size": list(self.image_size),
             "findings": [f.to_json() for f in self.findings],
             "text": self.text,

@@ -66,7 +66,8 @@ def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, s
     write_bytes_atomic(out_dir / f"{stem}{THUMBNAIL_SUFFIX}", jpeg_thumbnail(overlay))
     # Where, as data: the overlay shows it, the JSON has only boxes (a README audit found no mask written).
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
-    payload = inspection.to_json()
+    # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
+    payload = {**inspection.to_json(), "runtime": inspector.runtime}
     if extra:
         payload.update({k: v for k, v in extra.items() if k != "region_labels"})
     write_json_atomic(out_dir / f"{stem}.json", payload)

@@ -115,6 +115,7 @@ def build_report(
         # Said first: it is why the verdict is what it is (check the camera and the part).
         notes=[*([inspection.unlike_normal] if inspection.unlike_normal else []), *notes, *own_notes],
         unlike_normal=inspection.unlike_normal,
+        image_threshold=inspection.thresholds.image if inspection.thresholds is not None else None,
     )
     start = time.perf_counter()
     report.text = template_text(report)
@@ -156,7 +157,8 @@ def render_markdown(report: Report) -> str:
         f"# Inspection report: {Path(report.source).name or report.source}",
         "",
         f"- **Part:** {report.object_name}",
-        f"- **Verdict:** {report.verdict.upper()} (score {report.score:.3f})",
+        f"- **Verdict:** {report.verdict.upper()} (score {report.score:.3f}"
+        + (f", threshold {report.image_threshold:.3f})" if report.image_threshold is not None else ")"),
         f"- **Image size:** {report.image_size[0]} × {report.image_size[1]} px",
         f"- **Text written by:** {report.writer}",
         "",
