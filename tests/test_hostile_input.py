@@ -642,7 +642,7 @@ def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
     import warnings
 
     images = sorted((synthetic_category / "train" / "good").iterdir())[:6]
-    with pytest.warns(DefectlensWarning, match=r"rest on 6 normal image score\(s\).*steps of 17%, coarser than the target 0.03.*at least 34"):
+    with pytest.warns(DefectlensWarning, match=r"rest on scores of normal images: 6 good image\(s\) show false alarms only in steps of 17%, coarser than the target 0.03 \(at least 34"):
         Inspector.fit(images, InspectorSettings(image_size=128))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DefectlensWarning)

@@ -45,7 +45,14 @@ from defectlens.descriptor import (
     utc_now,
     write_descriptor,
 )
-from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET, FitSummary, MemoryBankConfig, MemoryBankDetector, f1_optimal_thresholds
+from defectlens.detect import (
+    DEFAULT_FALSE_ALARM_TARGET,
+    FitSummary,
+    MemoryBankConfig,
+    MemoryBankDetector,
+    f1_optimal_thresholds,
+    too_few_for_target,
+)
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
@@ -226,7 +233,7 @@ def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Pr
 
 
 def _channel_first(value: np.ndarray) -> bool:
-    """(1, 3 or 4, H, W) as PyTorch lays out one image; a stack of 1, 3 or 4 grey images looks the
+    """(C, H, W) with C = 1, 3 or 4, as PyTorch lays out one image; a stack of 1, 3 or 4 grey images looks the
     same, and is far rarer where the arrays come from a network's tensors."""
     return value.ndim == 3 and value.shape[0] in (1, 3, 4) and value.shape[2] > 4
 
@@ -373,13 +380,12 @@ class Inspector:
         """
         settings = settings or InspectorSettings()
         fitted = cls._fit(images, settings, progress, secondary, fusion)
-        stats, target = fitted.detector.normal_stats, settings.false_alarm_target
-        if stats is not None and stats.n_images > 0 and 0 < target < 1 / stats.n_images:
+        stats = fitted.detector.normal_stats
+        if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
-            warnings.warn(DefectlensWarning(
-                f"the thresholds rest on {stats.n_images} normal image score(s), which show false alarms only in steps of "
-                f"{1 / stats.n_images:.0%}, coarser than the target {target:g}: expect more false alarms than that; fit on at "
-                f"least {math.ceil(1 / target)} normal images, or set the threshold with `defectlens calibrate`"), stacklevel=2)
+            warnings.warn(DefectlensWarning(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms "
+                                            "than the target; fit on more normal images, or set the threshold with `defectlens calibrate`"),
+                          stacklevel=2)
         return fitted
 
     @classmethod

@@ -30,6 +30,7 @@ from defectlens.detect.calibration import (
     f1_optimal_threshold,
     subsample,
     threshold_for_false_alarms,
+    too_few_for_target,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
@@ -123,9 +124,8 @@ def _thin_evidence(n_good: int, n_defective: int, target: float | None) -> str |
     good image in ``n_good``, a recall in steps of one defective image in fewer than ten. A
     threshold set on 13 good and 1 defective image read as certain as one set on hundreds."""
     problems = []
-    if target is not None and 0 < target < 1 / n_good:
-        problems.append(f"{n_good} good image(s) show false alarms only in steps of {1 / n_good:.0%}, coarser than the "
-                        f"target {target:g}: the new threshold passes every one of them (at least {math.ceil(1 / target)} show the target)")
+    if coarse := too_few_for_target(n_good, target):
+        problems.append(f"{coarse}: the new threshold passes every one of them")
     if n_defective < MIN_DEFECTIVE_FOR_RECALL:
         problems.append(f"{n_defective} defective image(s) give recall in steps of {1 / n_defective:.0%}")
     if not problems:

@@ -18,6 +18,7 @@ from defectlens.detect.calibration import (
     normal_statistics,
     threshold_for_false_alarms,
     thresholds_from_normal,
+    too_few_for_target,
 )
 from defectlens.detect.coreset import greedy_coreset
 from defectlens.detect.frame_check import FrameCheck
@@ -44,6 +45,7 @@ __all__ = [
     "smooth_maps",
     "threshold_for_false_alarms",
     "thresholds_from_normal",
+    "too_few_for_target",
     "working_stride",
     "working_view",
 ]

@@ -197,6 +197,16 @@ def allowed_false_alarms(n_normal: int, max_false_alarm_rate: float) -> int:
     return math.floor(max_false_alarm_rate * n_normal + 1e-9)
 
 
+def too_few_for_target(n_normal: int, target: float | None) -> str | None:
+    """What ``n_normal`` good images cannot show of a false-alarm ``target``, or None: one image
+    is a step of ``1 / n_normal``, and a target finer than that passes every one of them (the
+    threshold is then their maximum or near it). One rule for `fit` and `calibrate`."""
+    if target is None or n_normal <= 0 or not 0 < target < 1 / n_normal:
+        return None
+    return (f"{n_normal} good image(s) show false alarms only in steps of {1 / n_normal:.0%}, coarser than the target "
+            f"{target:g} (at least {math.ceil(1 / target)} show the target)")
+
+
 def threshold_for_false_alarms(
     normal_scores: Sequence[float] | np.ndarray,
     max_false_alarm_rate: float,
