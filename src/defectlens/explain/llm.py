@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from defectlens.encode.text import quiet_transformers_loading
 from defectlens.errors import ModelFileError
-from defectlens.explain.location import format_share
+from defectlens.explain.location import format_share, zone_of
 from defectlens.explain.template import worst_finding
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
@@ -60,10 +60,6 @@ def places_named(text: str) -> set[str]:
     found |= {zone for zone, pattern in _SIDES.items() if re.search(rf"\b({pattern})\b", rest, re.I)}
     return found
 
-
-def _zone(location: str) -> str:
-    """The zone of a location phrase ('upper-left edge' -> 'upper-left', 'centre, reaching the edge' -> 'centre')."""
-    return location.split(",")[0].removesuffix(" edge")
 
 
 @dataclass(frozen=True)
@@ -278,9 +274,9 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     # A probe's accepted texts put a crack at the upper-right edge where none was, and dropped a
     # second region: the places are facts too.
     named = places_named(text)
-    for zone in sorted({_zone(f.location) for f in counted} - named):
+    for zone in sorted({zone_of(f.location) for f in counted} - named):
         problems.append(f"does not say where: no finding's place {zone!r} is named")
-    if stray := sorted(named - {_zone(f.location) for f in report.findings}):
+    if stray := sorted(named - {zone_of(f.location) for f in report.findings}):
         problems.append(f"names place(s) {', '.join(stray)} where nothing was found")
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")

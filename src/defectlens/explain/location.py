@@ -48,6 +48,12 @@ def describe_location(
     return "centre, reaching the edge" if zone == "centre" else f"{zone} edge"
 
 
+def zone_of(location: str) -> str:
+    """The zone of a :func:`describe_location` phrase: 'upper-left edge' -> 'upper-left',
+    'centre, reaching the edge' -> 'centre'."""
+    return location.split(",")[0].removesuffix(" edge")
+
+
 def describe_size(area_fraction: float) -> str:
     """Size in words from the share of the part a region covers."""
     for bound, word in _SIZES:
