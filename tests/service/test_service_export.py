@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from service_helpers import make_app, upload
+from service_helpers import defective, make_app, upload
 from typer.testing import CliRunner
 
 from defectlens.classify.examples import examples_from_folders
@@ -29,7 +29,9 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
         client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Ben", "missed": [{"type": "spot", "bbox": [4, 6, 20, 16]}]})
         # A false alarm reviewed good, its region still typed as the page had it selected: it was
         # kept as a confirmed scratch, and exported as an example of a scratch on a good part.
-        alarm = upload(client, images["bad"], name="false-alarm.png").json()
+        other = tmp_path / "other-bad.png"
+        Image.fromarray(defective(np.random.default_rng(21))).save(other)  # another photo: the same one is written once
+        alarm = upload(client, other, name="false-alarm.png").json()
         reviewed = client.post(f"/inspections/{alarm['id']}/review",
                                json={"reviewer": "Cy", "verdict": "good", "regions": [{"index": idx, "type": "scratch"}]}).json()
         assert reviewed["final_verdict"] == "good" and {r["type"] for r in reviewed["regions"]} == {"not-a-defect"}
@@ -56,6 +58,81 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     (other / "keep.txt").write_text("mine")
     refused = CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(other)])
     assert refused.exit_code == 2 and (other / "keep.txt").read_text() == "mine"
+
+
+def test_export_keeps_labels_people_gave_and_earlier_exports(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Review-loop probe 2026-12-05: a plain confirm exported the machine's weaker regions as labels, a
+    # missed defect without a box got a whole-image mask, one photo posted twice landed in both
+    # calibration folders, and a second export deleted a note put in the first.
+    data = tmp_path / "data"
+    db_url = f"sqlite:///{data / 'inspections.db'}"
+    two = defective(np.random.default_rng(3))
+    two[70:78, 100:108] = 150  # a second, fainter square
+    Image.fromarray(two).save(tmp_path / "two.png")
+    with make_app(pool, db_url, data) as client:
+        ins = upload(client, tmp_path / "two.png").json()
+        assert len(ins["regions"]) == 2 and not any(r["weaker"] for r in ins["regions"]), ins["regions"]
+        # Its peak set under the image threshold (the synthetic part's window between the pixel and the
+        # image threshold is under one unit wide): a weaker region beside the strong one.
+        from sqlalchemy import update
+
+        from defectlens.service.db import RegionRow
+
+        with client.app.state.store.session() as s, s.begin():  # type: ignore[attr-defined]
+            s.execute(update(RegionRow).where(RegionRow.inspection_id == ins["id"], RegionRow.index == 2).values(peak_score=ins["threshold"] - 0.5))
+        ins = client.get(f"/inspections/{ins['id']}").json()
+        assert [r["weaker"] for r in ins["regions"]] == [False, True]
+        assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana"}).status_code == 200
+        boxless = upload(client, images["good"]).json()
+        assert client.post(f"/inspections/{boxless['id']}/review", json={"reviewer": "Ben", "missed": [{"type": "spot"}]}).status_code == 200
+        refused = client.post(f"/inspections/{boxless['id']}/review", json={"reviewer": "Ben", "missed": [{"type": "unknown"}]})
+        assert refused.status_code == 422 and "needs its defect type" in refused.text
+        again = upload(client, images["good"], name="again.png").json()  # the same photo, reviewed the other way
+        assert client.post(f"/inspections/{again['id']}/review", json={"reviewer": "Cy", "verdict": "good"}).status_code == 200
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(out)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "2 reviewed inspection(s): 1 good, 1 defective" in text and "disagree on the verdict" in text
+    examples = examples_from_folders(out / "examples")
+    strong = [r for r in ins["regions"] if not r["weaker"]]
+    spot = [e for e in examples.examples if e.defect_type == "spot"]
+    assert len(spot) == 1 and spot[0].mask_path is not None  # the confirmed strong region, not the weaker one
+    assert (np.asarray(Image.open(spot[0].mask_path)) > 0).sum() == sum(r["area_px"] for r in strong)
+    assert len(list((out / "calibration" / "good").iterdir())) == 1 and not (out / "examples" / "spot" / "masks" / "000002").exists()
+    # A file put in the export is not deleted by the next one; a wrong data folder is refused, not made.
+    (out / "examples" / "note.txt").write_text("mine")
+    again_out = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(out)])
+    assert again_out.exit_code == 2 and "did not write (examples/note.txt)" in " ".join(again_out.output.split())
+    (tmp_path / "wrong").mkdir()
+    wrong = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(tmp_path / "wrong"), "-o", str(out)])
+    assert wrong.exit_code == 2 and "no inspections database there" in " ".join(wrong.output.split())
+    assert list((tmp_path / "wrong").iterdir()) == [] and (out / "examples" / "note.txt").is_file()
+
+
+def test_a_review_that_corrects_nothing_keeps_the_one_before(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # A comment-only review by a script turned an inspector's "good" back into the machine's verdict,
+    # and another wiped a reviewer's re-types and missed box.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        bad = upload(client, images["bad"]).json()
+        idx = bad["regions"][0]["index"]
+        client.post(f"/inspections/{bad['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "scratch"}],
+                                                                "missed": [{"type": "spot", "bbox": [1, 1, 9, 9]}]})
+        after = client.post(f"/inspections/{bad['id']}/review", json={"reviewer": "Fay", "comment": "checked"}).json()
+        assert after["regions"][0]["type"] == "scratch" and [r["type"] for r in after["regions"] if r["missed"]] == ["spot"]
+        good = upload(client, images["bad"], name="alarm.png").json()
+        client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Ana", "verdict": "good"})
+        kept = client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Fay", "comment": "checked"}).json()
+        assert kept["final_verdict"] == "good" and {r["type"] for r in kept["regions"]} == {"not-a-defect"}
+        assert [r["by"] for r in client.get(f"/inspections/{good['id']}").json()["reviews"]] == ["Ana", "Fay"]
+
+
+def test_export_with_no_review_writes_nothing(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
+        upload(client, images["bad"])
+    result = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "nothing to export" in " ".join(result.output.split()) and not (tmp_path / "o").exists()
 
 
 def test_export_with_database_down_is_one_clear_error(tmp_path: Path) -> None:

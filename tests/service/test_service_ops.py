@@ -121,8 +121,8 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
     db_url, data = f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data"
     try:
         with make_app(pool, db_url, data) as client:
-            for model in ("plate", "other"):
-                ins = upload(client, images["good"], model=model).json()
+            for model, image in (("plate", "good"), ("other", "bad")):
+                ins = upload(client, images[image], model=model).json()
                 assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good"}).status_code == 200
     finally:
         pool.close()
@@ -132,6 +132,10 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
     assert mixed.exit_code == 2 and "the reviews are of 2 models (other, plate)" in mixed.output and not (tmp_path / "x").exists()
     one = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "x"), "--model", "plate"])
     assert one.exit_code == 0 and "1 reviewed inspection(s): 1 good" in one.output, one.output
+    # One part served from two folders (a calibrated copy has a new name): both named, one export.
+    both = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "y"),
+                               "--model", "plate", "--model", "other"])
+    assert both.exit_code == 0 and "2 reviewed inspection(s): 2 good" in both.output, both.output
 
 
 def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():

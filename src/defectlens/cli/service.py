@@ -22,11 +22,15 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 another name reaching it is DNS rebinding)."""
 
 
+DB_FILE = "inspections.db"
+"""The SQLite file in the data folder, the database when no --db is given."""
+
+
 def _db_url(db: str | None, data_dir: Path) -> str:
     """The database URL: --db, else the SQLite file in the data folder."""
     from defectlens.service.db import sqlite_url  # the service extra's; imported when a command runs
 
-    return db or sqlite_url(data_dir / "inspections.db")
+    return db or sqlite_url(data_dir / DB_FILE)
 
 
 def _need_extra(exc: ImportError) -> typer.Exit:
@@ -88,7 +92,7 @@ def serve(
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     where = escape(str(", ".join(str(p) for p in model_dirs)))
-    console.print(f"serving {where} on http://{escape(host)}:{port}/ (API schema at /openapi.json; /docs loads Swagger UI from the internet)")
+    console.print(f"serving {where} on http://{escape(host)}:{port}/ (API schema at /openapi.json, browsable at /docs)")
     if token is None:
         console.print("[yellow]note:[/] writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
     uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -98,7 +102,10 @@ def export_reviews(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (new, empty, or an earlier export: replaced whole).")],
     db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="The service's file folder (uploads are read from it).")] = DEFAULT_DATA,
-    model: Annotated[str | None, typer.Option(help="Export this model's reviews (needed when the service served several).")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="Export this model's reviews (needed when the service served several); repeat it for the folders of one part."),
+    ] = None,
 ) -> None:
     """Write reviewed inspections out as type examples and a labelled calibration set.
 
@@ -117,6 +124,12 @@ def export_reviews(
         console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder there (uploads and the default database) "
                       "— fix: pass the --data-dir the service was started with")
         raise typer.Exit(2)
+    if db is None and not (data_dir / DB_FILE).is_file():
+        # Opened, a missing SQLite file was made and migrated empty, and the export then replaced an
+        # earlier one with nothing (probe 2026-12-05: a mistyped --data-dir emptied a 27-file export).
+        console.print(f"[red]error:[/] {escape(str(data_dir / DB_FILE))}: no inspections database there "
+                      "— fix: pass the --data-dir the service was started with, or its --db")
+        raise typer.Exit(2)
     store = Store(_db_url(db, data_dir))
     try:
         summary = run_export(store, BlobStore(data_dir), output, model)
@@ -131,6 +144,12 @@ def export_reviews(
     types = ", ".join(f"{t} {n}" for t, n in sorted(summary.types.items())) or "none"
     console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective;"
                   f" examples by type: {escape(str(types))}")
+    if summary.same_image:
+        console.print(f"[yellow]note:[/] {len(summary.same_image)} image(s) were inspected more than once "
+                      f"(inspections {escape(str(summary.same_image[:10]))}): each written once, as its latest review says")
+    if summary.disagreeing:
+        console.print(f"[yellow]note:[/] the reviews of {len(summary.disagreeing)} of them disagree on the verdict "
+                      f"(inspections {escape(str(summary.disagreeing[:10]))}): check them, the latest was taken")
     if summary.missing_files:
         missing = summary.missing_files
         console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped,"

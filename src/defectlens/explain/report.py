@@ -81,9 +81,13 @@ def build_findings(
         )
     if unclassified:
         notes.append(f"region(s) {unclassified} were not classified; reported as unknown")
-    defaulted = sorted({f.defect_type for f in findings if f.defaults_used and f.defect_type != UNKNOWN})
-    if defaulted:
-        notes.append(f"default severity/impact/action used for {', '.join(defaulted)} (not given in the taxonomy)")
+    # Which fields, per type: "severity/impact/action" was said when only the action was missing.
+    defaulted: dict[tuple[str, ...], set[str]] = {}
+    for f in findings:
+        if f.defaults_used and f.defect_type != UNKNOWN:
+            defaulted.setdefault(tuple(f.defaults_used), set()).add(f.defect_type)
+    for fields, names in sorted(defaulted.items()):
+        notes.append(f"default {'/'.join(fields)} used for {', '.join(sorted(names))} (not given in the taxonomy)")
     return findings, notes
 
 

@@ -44,7 +44,7 @@ from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, size_refusa
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import sqlite_url
-from defectlens.service.models import REJECT_TYPE, ModelPool
+from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
@@ -639,8 +639,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"missed-defect box {list(box)} is empty: give it as x0,y0,x1,y1 with x0 < x1 and y0 < y1")
             if not (x0 >= 0 and y0 >= 0 and x1 <= row.width and y1 <= row.height):
                 raise _error(422, f"missed-defect box {list(box)} is not inside the {row.width}×{row.height} image")
-            if same_type_name(m.type, REJECT_TYPE):
-                raise _error(422, f"'{REJECT_TYPE}' rejects a region the machine found; a missed defect needs its defect type")
+            if same_type_name(m.type, REJECT_TYPE) or same_type_name(m.type, UNKNOWN_TYPE):
+                # 'unknown' was taken, and then left out of export-reviews without a word.
+                raise _error(422, f"a missed defect needs its defect type, not {_printable(m.type, 80)!r} "
+                                 f"('{REJECT_TYPE}' rejects a region the machine found)")
             missed.append((check_type(m.type), (x0, y0, x1, y1)))
         if body.verdict == "good":
             # A part reviewed good has no defect: every region the machine found is rejected, whatever
@@ -649,8 +651,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if missed:
                 raise _error(422, "a part reviewed good has no missed defect: review it defective, or drop the missed defect")
             types = {r.index: REJECT_TYPE for r in row.regions if not r.missed}
-        verdict = body.verdict or ("defective" if missed else row.verdict)
-        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"))
+        # No verdict: the one that stands — a person's, once reviewed (a comment-only review by a script
+        # turned an inspector's "good" back into the machine's "defective", all its regions with it).
+        verdict = body.verdict or ("defective" if missed else row.reviewed_verdict or row.verdict)
+        corrects_nothing = body.verdict is None and not body.regions and not body.missed
+        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"), keep_missed=corrects_nothing)
         updated = store.review(inspection_id, review)
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import InspectionRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
+from defectlens.service.schemas import weaker_regions
 from defectlens.service.store import Store
 from defectlens.taxonomy import normal_type_name, type_name_problem
 
@@ -46,6 +48,23 @@ class ExportSummary:
     defective: int
     missing_files: list[int]
     """Inspections skipped because their image is no longer in the file store."""
+    same_image: list[list[int]] = field(default_factory=list)
+    """Inspections of one image (by content), each group written once as its latest review says;
+    groups whose reviews disagree on the verdict are listed in :attr:`disagreeing`."""
+    disagreeing: list[list[int]] = field(default_factory=list)
+
+
+def _foreign_files(folder: Path) -> list[Path]:
+    """Files in an earlier export that it did not write (named by its manifest): a re-export
+    replaces the folder whole, and removed a note a user had put there without a word."""
+    try:
+        earlier = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        names = {str(entry["file"]) for entry in earlier.get("inspections", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    ours = re.compile(r"(?P<name>\d{6}_[0-9a-f]{12})(_mask)?\.\w+")
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
+            and not ((m := ours.fullmatch(p.name)) and m.group("name") in names)]
 
 
 def folder_name(defect_type: str) -> str:
@@ -75,22 +94,47 @@ def _png(mask: np.ndarray) -> bytes:
     return png_bytes(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
 
 
-def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: str | None = None) -> ExportSummary:
-    """Write every reviewed inspection of ``store`` (of ``model`` when given) under ``output``
-    (replaced as a whole when it is an earlier export or empty).
+def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: str | Sequence[str] | None = None) -> ExportSummary:
+    """Write every reviewed inspection of ``store`` (of ``model`` when given: one name, or several
+    of one part — a model calibrated into a new folder is served under a new name) under
+    ``output`` (replaced as a whole when it is an earlier export or empty).
 
     Reviews of several models are refused without ``model``: one calibration set of two parts'
-    images was taken by `calibrate` without a word, and set one part's thresholds on the other's."""
+    images was taken by `calibrate` without a word, and set one part's thresholds on the other's.
+    So is an export with no review (nothing is written: an earlier export stays), and one over an
+    earlier export holding files it did not write. An image posted more than once is written once,
+    as its latest review says. A weaker region (:func:`~defectlens.service.schemas.weaker_regions`)
+    becomes an example only when a reviewer re-typed it: confirmed as the machine typed it, it is
+    the machine's guess, not a label. A missed defect given without a box gets no mask: the model
+    locates it, as in any mask-free example."""
     rows = store.reviewed()
     models = sorted({r.model for r in rows})
-    if model is not None:
-        if model not in models:
-            raise ConfigError(f"no reviewed inspection of model {model!r}", None, f"pass one of: {', '.join(models) or 'none reviewed yet'}")
-        rows = [r for r in rows if r.model == model]
+    if not rows:
+        raise ConfigError("no inspection has been reviewed yet: nothing to export", None,
+                          "review inspections first (the page, or POST /inspections/{id}/review); an earlier export is left as it is")
+    wanted = [model] if isinstance(model, str) else list(model or [])
+    if wanted:
+        if missing := [m for m in wanted if m not in models]:
+            raise ConfigError(f"no reviewed inspection of model(s) {', '.join(map(repr, missing))}", None,
+                              f"pass one of: {', '.join(models)}")
+        rows = [r for r in rows if r.model in wanted]
     elif len(models) > 1:
         raise ConfigError(f"the reviews are of {len(models)} models ({', '.join(models)})", None,
-                          "export one model at a time with --model NAME: each part has its own thresholds and types")
-    summary = ExportSummary(len(rows), 0, {}, 0, 0, [])
+                          "export one part at a time with --model NAME (repeat it for the folders one part was served from): "
+                          "each part has its own thresholds and types")
+    if foreign := _foreign_files(Path(output)):
+        shown = ", ".join(str(p.relative_to(output)) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(f"the earlier export holds {len(foreign)} file(s) it did not write ({shown}), which replacing it would delete",
+                          output, "move them out first, or export to another folder")
+    # One image posted several times: written once, as its latest review has it.
+    by_image: dict[str, list[InspectionRow]] = {}
+    for row in rows:
+        by_image.setdefault(row.image_sha, []).append(row)
+    latest = {sha: max(group, key=lambda r: (r.reviewed_at is not None, r.reviewed_at or r.created_at, r.id)) for sha, group in by_image.items()}
+    groups = [group for group in by_image.values() if len(group) > 1]
+    summary = ExportSummary(len(latest), 0, {}, 0, 0, [], [sorted(r.id for r in g) for g in groups],
+                            [sorted(r.id for r in g) for g in groups if len({r.reviewed_verdict or r.verdict for r in g}) > 1])
+    rows = [r for r in rows if latest[r.image_sha] is r]
     manifest: list[dict] = []
     with atomic_directory(output, lambda p: (p / MANIFEST).is_file(), "review export") as out:
         for sub in ("examples", "calibration/good", "calibration/defective"):
@@ -109,9 +153,12 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             else:
                 summary.defective += 1
             by_type: dict[str, list[int]] = {}
+            weaker = weaker_regions(row)
             # A part whose final verdict is good shows no defect, whatever its regions say.
             for r in row.regions if verdict != "good" else ():
                 final = r.reviewed_type or r.defect_type
+                if r.index in weaker and final == r.defect_type:
+                    continue
                 if final not in (REJECT_TYPE, UNKNOWN_TYPE):
                     by_type.setdefault(final, []).append(r.index)
             labels = None
@@ -119,11 +166,15 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             if by_type and mask_path.is_file():
                 with Image.open(mask_path) as m:
                     labels = np.asarray(m.convert("L"))
+            boxless = {r.index for r in row.regions if r.missed and (r.x0, r.y0, r.x1, r.y1) == (0, 0, row.width, row.height)}
             for dtype, indices in sorted(by_type.items()):
                 folder = out / "examples" / folder_name(dtype)
-                (folder / "masks").mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
                 write_bytes_atomic(folder / f"{name}.{row.image_ext}", data)
-                write_bytes_atomic(folder / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, indices)))
+                if not boxless & set(indices):
+                    # A missed defect without a box had a mask of the whole image: left out, the model locates it.
+                    (folder / "masks").mkdir(exist_ok=True)
+                    write_bytes_atomic(folder / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, indices)))
                 summary.n_examples += 1
                 summary.types[dtype] = summary.types.get(dtype, 0) + 1
             manifest.append({

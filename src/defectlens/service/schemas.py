@@ -26,6 +26,9 @@ class RegionOut(BaseModel):
     peak_score: float
     reviewed_type: str | None
     missed: bool
+    weaker: bool = False
+    """Its peak is not over the inspection's image threshold while another region's is: a weaker
+    indication, listed apart in the report; exported as an example only when a reviewer re-typed it."""
 
 
 class ReviewOut(BaseModel):
@@ -102,9 +105,10 @@ class ReviewIn(BaseModel):
 
     reviewer: str = Field(min_length=1, max_length=200)
     verdict: Literal["good", "defective"] | None = None
-    """None confirms the machine's verdict."""
+    """None keeps the verdict that stands: an earlier reviewer's, else the machine's (defective when
+    a missed defect is given)."""
     regions: list[RegionReview] = Field(default_factory=list, max_length=1000)
-    """Regions not named are confirmed with the machine's type."""
+    """Regions not named keep the type they have: an earlier reviewer's, else the machine's."""
     missed: list[MissedDefect] = Field(default_factory=list, max_length=100)
     comment: str | None = Field(default=None, max_length=2000)
 
@@ -143,22 +147,32 @@ def as_utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-def region_out(r: RegionRow) -> RegionOut:
+def weaker_regions(row: InspectionRow) -> set[int]:
+    """Indices of the machine's regions whose peak stays under the image threshold while another
+    region's passes it (as :func:`defectlens.explain.build_findings` sets them apart)."""
+    found = [r for r in row.regions if not r.missed]
+    if not any(r.peak_score > row.threshold for r in found):
+        return set()
+    return {r.index for r in found if r.peak_score <= row.threshold}
+
+
+def region_out(r: RegionRow, weaker: bool = False) -> RegionOut:
     """API form of a region row."""
     return RegionOut(
         index=r.index, type=r.reviewed_type or r.defect_type, machine_type=r.defect_type, confidence=r.confidence, method=r.method,
         bbox=[r.x0, r.y0, r.x1, r.y1], area_px=r.area_px, area_fraction=r.area_fraction, peak_score=r.peak_score,
-        reviewed_type=r.reviewed_type, missed=r.missed,
+        reviewed_type=r.reviewed_type, missed=r.missed, weaker=weaker,
     )
 
 
 def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
     """API form of an inspection row; URLs are relative to ``base`` (the app's root path)."""
     me = f"{base}/inspections/{row.id}"
+    weaker = weaker_regions(row)
     return InspectionOut(
         id=row.id, created_at=as_utc(row.created_at) or row.created_at, model=row.model, filename=row.filename, width=row.width, height=row.height,
         score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
-        seconds=row.seconds, regions=[region_out(r) for r in row.regions], report=row.report, report_text=row.report_text,
+        seconds=row.seconds, regions=[region_out(r, r.index in weaker) for r in row.regions], report=row.report, report_text=row.report_text,
         review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]  # state is one of ReviewOut's literals in the column
                          comment=row.review_comment),
         reviews=[

@@ -51,6 +51,8 @@ class ReviewInput:
     missed: list[tuple[str, tuple[int, int, int, int]]]
     comment: str | None
     payload: dict[str, Any]
+    keep_missed: bool = False
+    """Keep the missed defects an earlier review added (a review that corrects nothing)."""
 
 
 class Store:
@@ -204,9 +206,9 @@ class Store:
             return list(s.scalars(stmt)), int(total)
 
     def review(self, inspection_id: int, review: ReviewInput) -> InspectionRow | None:
-        """Apply a review in one transaction (None: no such inspection). A review states the
-        whole correction: regions it does not name are confirmed as typed, and missed defects of
-        an earlier review are replaced by this one's."""
+        """Apply a review in one transaction (None: no such inspection). Regions it does not name
+        keep the type they have (an earlier reviewer's, else the machine's); missed defects of an
+        earlier review are replaced by this one's, unless it names none and ``keep_missed``."""
         with self.session() as s, s.begin():
             # Write to the row first: its lock (a row lock on PostgreSQL, the database's write lock on
             # SQLite) makes concurrent reviews of one inspection take turns, each reading what the one
@@ -219,7 +221,10 @@ class Store:
             now = utcnow()
             kept = [r for r in row.regions if not r.missed]
             for r in kept:
-                r.reviewed_type = review.region_types.get(r.index, r.defect_type)
+                # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types.
+                r.reviewed_type = review.region_types.get(r.index, r.reviewed_type or r.defect_type)
+            if review.keep_missed and not review.missed:
+                kept += [r for r in row.regions if r.missed]
             row.regions = kept
             next_index = max((r.index for r in kept), default=0) + 1
             for i, (dtype, (x0, y0, x1, y1)) in enumerate(review.missed):
