@@ -85,7 +85,10 @@ def test_real_lm_end_to_end():
     # Greedy decoding is deterministic, and for this one plain finding SmolLM2 writes a faithful
     # text: the model's own words must reach the report (not the template fallback).
     assert rep.writer == "llm", rep.notes
-    assert not rep.text.startswith("Magnetic tile: DEFECTIVE") and "crack" in rep.text.lower()
+    from defectlens.explain.template import template_text
+
+    # The verdict line first, then the model's words (not the template's findings).
+    assert rep.text.startswith("Magnetic tile: DEFECTIVE (score 2.00). ") and rep.text != template_text(rep) and "crack" in rep.text.lower()
     assert llm_module.verify_text(rep.text, rep, TAX.names).ok and rep.writer_seconds > 0
     data = json.loads(json.dumps(rep.to_json()))
     assert data["writer"] == rep.writer and data["findings"][0]["defect_type"] == "crack"

@@ -67,7 +67,7 @@ def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_mode
     assert ("defectlens export" in result.output) == spread
     assert ("--workers 2: each worker runs on 2 CPU(s)" in " ".join(result.output.split())) == (spread and torch.get_num_threads() == 2)
     want, got = output_contents(local), output_contents(on_ray)
-    assert len(want) == 5 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch
+    assert len(want) == 6 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch
     assert sorted(got) == sorted(want)
     for name in want:
         assert got[name] == want[name], name
