@@ -49,6 +49,10 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         assert client.get(f"/inspections/{ins['id']}").json()["id"] == ins["id"]
         assert client.get("/inspections/999999").status_code == 404
         assert client.get("/inspections/999999/overlay.png").status_code == 404
+        # One inspection, one address: "1.0", "+1" or "1_0" were taken for 1 (probe 2026-12-05).
+        for loose in (f"{ins['id']}.0", f"+{ins['id']}", f"{ins['id']}_0", "9" * 20):
+            answer = client.get(f"/inspections/{loose}")
+            assert answer.status_code == 422, (loose, answer.status_code)
 
         page = client.get("/inspections").json()
         assert page["total"] == 2 and [i["id"] for i in page["items"]] == [good["id"], ins["id"]]

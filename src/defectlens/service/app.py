@@ -37,6 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BeforeValidator
 from sqlalchemy.engine import make_url
 
 from defectlens.errors import DefectlensError
@@ -246,8 +247,16 @@ class Metrics:
 
 
 TOKEN_MESSAGE = f"missing or wrong API token: send it in the {TOKEN_HEADER} header"
-InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id")]
-"""An inspection id in a path: bounded, so an id too large for the database is a 422, not a 500."""
+def _whole_number(value: object) -> object:
+    """An id as written in a path must be digits: pydantic's lax int took '1.0' (and ' 1', '1_0') for 1,
+    giving one inspection several addresses."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("an inspection id is a whole number, written in digits")
+    return value
+
+
+InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id"), BeforeValidator(_whole_number)]
+"""An inspection id in a path: digits only, and bounded, so an id too large for the database is a 422, not a 500."""
 IfNoneMatch = Annotated[str | None, Header(description="An ETag this client holds: 304 when it is still the file")]
 """The conditional-request header of the picture routes (their ETag is the file's digest)."""
 
