@@ -177,9 +177,19 @@ class TestVerifierPlacesAndEnds:
         v = verify_text("Cracks at the upper-left edge, the bottom and the upper-right edge.", self.two, TAX.names)
         assert not v.ok and v.problems == ["names place(s) upper-right where nothing was found"]
 
+    def test_types_and_places_are_paired_as_found(self):
+        mixed = build_report(
+            inspection(True, [region(1, (0, 5, 60, 40)), region(2, (150, 280, 250, 300))]),
+            [RegionType(1, "crack", 0.8, "few-shot"), RegionType(2, "blowhole", 0.7, "few-shot")], TAX,
+        )
+        assert verify_text("A crack at the upper-left edge and a blowhole at the bottom.", mixed, TAX.names).ok
+        v = verify_text("A crack at the bottom and a blowhole at the upper-left edge.", mixed, TAX.names)
+        assert not v.ok and "puts a crack at the bottom, where none was found" in v.problems
+
     def test_a_cut_off_sentence_is_refused(self):
         v = verify_text("A crack at the upper-left edge and a crack at the bottom of", self.two, TAX.names)
         assert not v.ok and "the text stops mid-sentence" in v.problems
+        assert "the text stops mid-sentence" in verify_text("Cracks at the upper-left edge and the bottom...", self.two, TAX.names).problems
 
 
 def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():

@@ -183,6 +183,11 @@ def test_resume_keeps_finished_names_when_an_added_folder_sorts_first(fitted_mod
     assert json.loads((out / "000.json").read_text())["source"] == str(folder / "b" / "000.png")
     assert json.loads((out / "000-2.json").read_text())["source"] == str(folder / "a" / "000.png")
     assert {r["file"] for r in _rows(out)} == {"a/000.png", "b/000.png", "b/001.png", "b/002.png"}
+    # Results written before the region mask file are redone, and the resume says why.
+    (out / "001.mask.png").unlink()
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--resume"])
+    assert again.exit_code == 0 and "3 image(s) already done, 1 to inspect" in _text(again)
+    assert "1 earlier result(s) have no region mask (.mask.png" in _text(again) and (out / "001.mask.png").is_file()
 
 
 def test_summary_refused_before_work_when_a_folder_stands_in_its_place(fitted_model, synthetic_category, tmp_path):

@@ -616,6 +616,12 @@ def test_a_folder_stands_for_its_images(inspector, synthetic_category, tmp_path)
     test = synthetic_category / "test" / "spot"
     batch = inspector.inspect_batch(test)
     assert [i.path for i in batch.images] == sorted(test.iterdir()) and not batch.failures
+    # Any path-like is a path (os.scandir's entries were refused as pixels for a while).
+    with os.scandir(test) as entries:
+        assert sorted(i.path for i in inspector.inspect_batch(entries).images) == sorted(test.iterdir())
+    # A dataset folder gives its train/good, as `defectlens fit` takes it: its test/ holds defects.
+    whole = Inspector.fit(synthetic_category, InspectorSettings(image_size=128, coreset_ratio=0.5))
+    assert whole.fit_summary is not None and whole.fit_summary.n_images == len(list(good.iterdir()))
     assert len("".join(str(b) for b in inspector.iter_batches(str(test), batch_size=2))) < 20_000  # no pixels in a batch's repr
     assert "array(" not in repr(batch) and len(repr(batch)) < 10_000
     (tmp_path / "empty").mkdir()
@@ -650,7 +656,7 @@ def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
         Inspector.fit(images, InspectorSettings(image_size=128, false_alarm_target=0.2))  # 6 scores show 17 % steps: enough
 
 
-def test_training_leaves_the_callers_random_state_alone(synthetic_category):
+def test_training_leaves_the_callers_random_state_alone(synthetic_category, tmp_path):
     import torch
 
     # The discriminator's training seeded torch's global generator, and every encoder built drew
@@ -660,8 +666,12 @@ def test_training_leaves_the_callers_random_state_alone(synthetic_category):
         torch.manual_seed(123)
         expected = torch.rand(3)
         torch.manual_seed(123)
-        Inspector.fit(images, InspectorSettings(image_size=128, detector=detector))
+        fitted = Inspector.fit(images, InspectorSettings(image_size=128, detector=detector))
         assert torch.equal(torch.rand(3), expected), detector
+        fitted.save(tmp_path / detector)
+        torch.manual_seed(123)
+        Inspector.load(tmp_path / detector)  # loading builds layers too (the discriminator's drew from it)
+        assert torch.equal(torch.rand(3), expected), f"{detector}: load"
 
 
 def test_names_the_system_refuses_are_listed_not_raised(inspector, fitted_model, tmp_path):

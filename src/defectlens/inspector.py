@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import shutil
 import time
 import warnings
@@ -270,9 +271,10 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
     from files, so that an unreadable one is listed and the rest go on."""
     if _is_folder(paths):
         return list(images_below(paths).images)
-    if isinstance(paths, str | bytes | Path):
+    if isinstance(paths, str | bytes | os.PathLike):
         raise TypeError(f"paths must be a folder or a sequence of image paths, got one file {paths!r} (wrap it in a list)")
-    listed = list(paths)
+    # Any path-like (os.scandir's entries, PurePaths) is a path; pixels are not.
+    listed: list[str | Path] = [Path(p) if isinstance(p, os.PathLike) else p for p in paths]
     if pixels := [i for i, p in enumerate(listed) if not isinstance(p, str | Path)]:
         raise TypeError(f"paths must be image paths, got a {type(listed[pixels[0]]).__name__} at position {pixels[0]}: "
                         "inspect arrays or Pillow images one at a time with inspect(), or score() them together")
@@ -281,7 +283,14 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
 
 def _folder_images(folder: Path) -> ImageFiles:
     """The images below ``folder`` to fit on, each checked once (:func:`scan_images`); unreadable ones
-    are left out with a warning that lists them."""
+    are left out with a warning that lists them. A dataset (MVTec layout) gives its ``train/good``,
+    as ``defectlens fit`` takes it; one without it is refused (its images include defects)."""
+    if (folder / "train").is_dir() or (folder / "test").is_dir():
+        # Its test/ and examples hold defective parts: fitted on whole, they became "normal".
+        if not (folder / "train" / "good").is_dir():
+            raise DatasetLayoutError(f"{folder} is a dataset (train/ or test/ in it) without train/good", folder,
+                                     "give the folder of the part's normal images")
+        folder = folder / "train" / "good"
     found = images_below(folder).images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")

@@ -440,6 +440,11 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
         # Anyone may read /health and the history: where the database lives is the log's, not theirs.
         for answer in (health.text, r.text, client.get("/inspections").text):
             assert "127.0.0.1" not in answer and "nobody" not in answer, answer
+    # By name: the driver names the address the name resolved to, and the port.
+    cfg = ServiceConfig((pool.models["plate"].path,), "postgresql+psycopg://nobody@localhost:9/none", tmp_path / "data")
+    with TestClient(create_app(cfg, pool=pool)) as client:
+        answer = client.get("/health").text
+        assert "127.0.0.1" not in answer and "::1" not in answer and "port 9" not in answer and "localhost" not in answer, answer
         assert client.get("/inspections").status_code == 503
         assert client.get("/models").status_code == 200
     # Down mid-run: the SQLite file's folder disappears under a running app.

@@ -125,6 +125,25 @@ def test_a_review_that_corrects_nothing_keeps_the_one_before(pool: ModelPool, im
         kept = client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Fay", "comment": "checked"}).json()
         assert kept["final_verdict"] == "good" and {r["type"] for r in kept["regions"]} == {"not-a-defect"}
         assert [r["by"] for r in client.get(f"/inspections/{good['id']}").json()["reviews"]] == ["Ana", "Fay"]
+        # Good, then defective: the regions are the machine's again, not all still rejected.
+        back = client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Gil", "verdict": "defective"}).json()
+        assert back["final_verdict"] == "defective" and [r["type"] for r in back["regions"]] == [r["machine_type"] for r in back["regions"]]
+        # Good, then a region typed as a defect with no verdict: defective (it was good with a crack in it).
+        other = upload(client, images["bad"], name="alarm-2.png").json()
+        client.post(f"/inspections/{other['id']}/review", json={"reviewer": "Ana", "verdict": "good"})
+        typed = client.post(f"/inspections/{other['id']}/review", json={"reviewer": "Fay", "regions": [{"index": idx, "type": "scratch"}]}).json()
+        assert typed["final_verdict"] == "defective" and typed["regions"][0]["type"] == "scratch"
+
+
+def test_an_export_past_a_million_inspections_is_still_its_own(tmp_path: Path) -> None:
+    from defectlens.service.export import _foreign_files
+
+    (tmp_path / "examples" / "spot").mkdir(parents=True)
+    (tmp_path / "manifest.json").write_text(json.dumps({"inspections": [{"file": "1000000_0123456789ab"}]}))
+    (tmp_path / "examples" / "spot" / "1000000_0123456789ab.png").write_bytes(b"x")
+    assert _foreign_files(tmp_path) == []
+    (tmp_path / "note.txt").write_text("mine")
+    assert _foreign_files(tmp_path) == [tmp_path / "note.txt"]
 
 
 def test_export_with_no_review_writes_nothing(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

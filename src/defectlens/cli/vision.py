@@ -21,7 +21,15 @@ from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
 from defectlens.encode import DEFAULT_BACKBONE
-from defectlens.engine import INSPECTION_SUFFIXES, BatchOutcome, completed_inspection, inspect_and_write, load_for_inspection, prepare_analysis
+from defectlens.engine import (
+    INSPECTION_SUFFIXES,
+    MASK_SUFFIX,
+    BatchOutcome,
+    completed_inspection,
+    inspect_and_write,
+    load_for_inspection,
+    prepare_analysis,
+)
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
 from defectlens.explain.gallery import (
     ResultRow,
@@ -613,6 +621,10 @@ def inspect(
                 rows[path] = row
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
+        # Written by a version before the region mask file: redone, and said why (it read "0 already done").
+        if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
+            console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
+                          "2026-12-05): they are inspected again")
     title = f"defectlens — {len(files)} image(s)"
     if resume and int(getattr(inspector.detector, "min_batch", 1)) > 1:
         # Scores relative to their batch: the images left are inspected in the batches the first run

@@ -218,7 +218,8 @@ class DiscriminatorDetector(PatchFeatureDetector):
         detector = cls(config, encoder)
         path = root / WEIGHTS_FILE
         tensors = read_model_tensors(path, "discriminator weights", "re-fit the model")
-        network = _Network(detector.encoder.feature_dim, config.hidden)
+        with torch.random.fork_rng(devices=[]):  # initial weights, replaced below: the caller's random state is left alone
+            network = _Network(detector.encoder.feature_dim, config.hidden)
         try:
             network.load_state_dict(tensors)
         except RuntimeError:

@@ -260,7 +260,7 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     problems: list[str] = []
     if not text.strip():
         return Verification(False, ["the text is empty"])
-    if text.rstrip()[-1] not in ".!?":
+    if text.rstrip()[-1] not in ".!?" or text.rstrip().endswith(("...", "…")):
         problems.append("the text stops mid-sentence")
     counted = counted_findings(report)
     found = {f.defect_type for f in counted}
@@ -278,6 +278,14 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
         problems.append(f"does not say where: no finding's place {zone!r} is named")
     if stray := sorted(named - {zone_of(f.location) for f in report.findings}):
         problems.append(f"names place(s) {', '.join(stray)} where nothing was found")
+    # A clause that pairs one type with one place must pair them as a finding does: "a crack at the
+    # lower right and a scratch at the upper left" named every type and place, each at the other's.
+    pairs = {(f.defect_type, zone_of(f.location)) for f in report.findings}
+    for clause in re.split(r"[.;!?,]|\band\b", text):
+        kinds = {t for t in anywhere - {UNKNOWN} if mentions_type(clause, t)} | ({UNKNOWN} if _UNKNOWN_WORDS.search(clause) else set())
+        zones = places_named(clause)
+        if len(kinds) == 1 and len(zones) == 1 and (pair := (next(iter(kinds)), next(iter(zones)))) not in pairs:
+            problems.append(f"puts a {pair[0]} at the {pair[1]}, where none was found")
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")
     if report.verdict == "defective":

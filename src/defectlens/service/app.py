@@ -304,10 +304,12 @@ class Outage:
         self._lock = threading.Lock()
 
     def public(self, reason: str) -> str:
-        """``reason`` as a caller may read it: the store's paths, host and user replaced by "…"."""
+        """``reason`` as a caller may read it: the store's paths, host and user replaced by "…", and the
+        address and port a driver names (psycopg says the address a host name resolved to)."""
         for secret in self.hidden:
             reason = reason.replace(secret, "…")
-        return reason
+        reason = re.sub(r'((?:server|host) at )"[^"]*"', r'\1"…"', reason)
+        return re.sub(r"\bport \d+", "port …", reason)
 
     def began(self, reason: str) -> None:
         """The store failed: say so once."""
@@ -660,11 +662,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if missed:
                 raise _error(422, "a part reviewed good has no missed defect: review it defective, or drop the missed defect")
             types = {r.index: REJECT_TYPE for r in row.regions if not r.missed}
-        # No verdict: the one that stands — a person's, once reviewed (a comment-only review by a script
-        # turned an inspector's "good" back into the machine's "defective", all its regions with it).
-        verdict = body.verdict or ("defective" if missed else row.reviewed_verdict or row.verdict)
+        # No verdict: defective when it names a defect, else the one that stands — a person's, once
+        # reviewed (a comment-only review by a script turned an inspector's "good" back into the
+        # machine's "defective", all its regions with it).
+        names_a_defect = bool(missed) or any(t != REJECT_TYPE for t in types.values())
+        verdict = body.verdict or ("defective" if names_a_defect else row.reviewed_verdict or row.verdict)
         corrects_nothing = body.verdict is None and not body.regions and not body.missed
-        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"), keep_missed=corrects_nothing)
+        # Good, then defective: the regions the good review rejected wholesale are the machine's again.
+        restore = verdict == "defective" and row.reviewed_verdict == "good"
+        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"),
+                             keep_missed=corrects_nothing, restore_machine_types=restore)
         updated = store.review(inspection_id, review)
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")

@@ -62,7 +62,7 @@ def _foreign_files(folder: Path) -> list[Path]:
         names = {str(entry["file"]) for entry in earlier.get("inspections", [])}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    ours = re.compile(r"(?P<name>\d{6}_[0-9a-f]{12})(_mask)?\.\w+")
+    ours = re.compile(r"(?P<name>\d{6,}_[0-9a-f]{12})(_mask)?\.\w+")  # ids past 999 999 take more digits
     return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
             and not ((m := ours.fullmatch(p.name)) and m.group("name") in names)]
 

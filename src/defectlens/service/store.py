@@ -53,6 +53,9 @@ class ReviewInput:
     payload: dict[str, Any]
     keep_missed: bool = False
     """Keep the missed defects an earlier review added (a review that corrects nothing)."""
+    restore_machine_types: bool = False
+    """Regions it does not name go back to the machine's types (a part reviewed good, whose regions
+    were all rejected, now reviewed defective)."""
 
 
 class Store:
@@ -222,7 +225,8 @@ class Store:
             kept = [r for r in row.regions if not r.missed]
             for r in kept:
                 # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types.
-                r.reviewed_type = review.region_types.get(r.index, r.reviewed_type or r.defect_type)
+                standing = r.defect_type if review.restore_machine_types else r.reviewed_type or r.defect_type
+                r.reviewed_type = review.region_types.get(r.index, standing)
             if review.keep_missed and not review.missed:
                 kept += [r for r in row.regions if r.missed]
             row.regions = kept

@@ -390,7 +390,14 @@ class GroundingModel:
         cls, directory: str | Path, encoder: PatchEncoder | None = None, text: TextEncoder | None = None
     ) -> GroundingModel:
         """Load a saved model. Every check (format, version, encoder, tokens, tensor shapes) runs
-        before the encoder or text model is built, so a wrong file fails in milliseconds."""
+        before the encoder or text model is built, so a wrong file fails in milliseconds. The layers'
+        initial weights, replaced by the saved ones, are drawn from a forked generator: the caller's
+        random state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            return cls._load(directory, encoder, text)
+
+    @classmethod
+    def _load(cls, directory: str | Path, encoder: PatchEncoder | None, text: TextEncoder | None) -> GroundingModel:
         root = Path(directory)
         meta = _read_json(root)
         path = root / CONFIG_FILE
