@@ -149,6 +149,17 @@ def test_overlay_names_each_region_with_its_index(monkeypatch):
     drawn.clear()
     render_overlay(np.full((60, 80, 3), 128, np.uint8), inspection, 0.0, 10.0)
     assert drawn[:2] == ["#1", "#2"]
+    # A region whose peak stays under the image threshold is drawn dimmer and said weaker, as the report lists it.
+    from defectlens.locate.overlay import REGION_COLOUR, WEAKER_COLOUR
+    from defectlens.types import Thresholds
+
+    weighed = Inspection("x.png", (80, 60), 9.0, True, amap, mask, regions, region_labels=labels, thresholds=Thresholds(8.5, 1.0))
+    drawn.clear()
+    out = np.asarray(render_overlay(np.full((60, 80, 3), 128, np.uint8), weighed, 0.0, 10.0, ["uneven", "uneven"]))
+    assert drawn[:2] == ["#1 uneven", "#2 uneven (weaker)"]
+    around_second, around_first = out[35:55, 45:65], out[0:20, 0:20]
+    assert (around_second == WEAKER_COLOUR).all(-1).any() and not (around_second == REGION_COLOUR).all(-1).any()
+    assert (around_first == REGION_COLOUR).all(-1).any()
 
 
 def test_overlay_text_grows_with_the_image():

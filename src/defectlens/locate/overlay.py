@@ -9,6 +9,7 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from defectlens.locate.regions import weaker_region_indices
 from defectlens.types import Inspection
 
 _HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
@@ -20,6 +21,8 @@ _ALPHA = (38.4 + 128.0 * np.arange(256) / 255.0).astype(np.uint16)
 _IMAGE_SHARE = 256 - _ALPHA
 _WEIGHTED_HEAT = _HEAT.astype(np.uint16) * _ALPHA[:, None]
 REGION_COLOUR = (0, 255, 120)
+WEAKER_COLOUR = (150, 190, 170)
+"""Outline and label of a weaker region (:func:`~defectlens.locate.weaker_region_indices`): the region colour, greyed."""
 """Colour of region outlines (and their labels) on every overlay."""
 SMALLEST_TEXT, LARGEST_TEXT = 11, 64
 """Pixel sizes of overlay text: Pillow's default font at its own size on parts up to about 500 px, growing
@@ -106,8 +109,16 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     mixed += _WEIGHTED_HEAT[level]
     mixed >>= 8
     blended = mixed.astype(np.uint8)
+    weaker = set() if inspection.unlike_normal else weaker_region_indices(
+        ((r.index, r.peak_score) for r in inspection.regions), inspection.thresholds.image if inspection.thresholds else None)
     if inspection.mask.any():
-        blended[outline(inspection.mask)] = REGION_COLOUR
+        if weaker and inspection.region_labels is not None:
+            # Dimmer, as the report lists them apart: drawn alike, they read as so many defects.
+            faint = np.isin(inspection.region_labels, sorted(weaker))
+            blended[outline(inspection.mask & ~faint)] = REGION_COLOUR
+            blended[outline(faint)] = WEAKER_COLOUR
+        else:
+            blended[outline(inspection.mask)] = REGION_COLOUR
     canvas = Image.fromarray(blended)
     draw = ImageDraw.Draw(canvas)
     size = text_size(canvas.width, canvas.height)
@@ -118,9 +129,11 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     for i, region in enumerate(inspection.regions):
         # The index with the type: "uneven, uneven" could not be matched to the report's rows.
         name = f"#{region.index} {labels[i]}" if labels and i < len(labels) else f"#{region.index}"
+        name += " (weaker)" if region.index in weaker else ""
         width = int(draw.textbbox((0, 0), name, font=font, stroke_width=1)[2])
         at = label_position(region.bbox, width, size, (canvas.width, canvas.height), band)
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
-        draw.text(at, name, fill=REGION_COLOUR, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+        colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
+        draw.text(at, name, fill=colour, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
     _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60))
     return canvas

