@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +370,19 @@ def test_located_examples_cover_the_defect(calibrated_model, synthetic_category,
         assert e.mask is not None and e.mask.shape == truth.shape
         # The strongest region lies on the planted square and is not much of the image.
         assert (e.mask & truth).sum() > 0.5 * e.mask.sum() and e.mask.sum() < 4 * truth.sum()
+
+
+def test_an_example_found_at_the_image_threshold_is_not_skipped(calibrated_model, maskless_examples):
+    # The shipped sample, calibrated: its pixel threshold (62.1) over the image threshold (53.2) left one
+    # crack example "only specks above the pixel threshold", a note in every report of `make demo`.
+    from defectlens.engine.analysis import gather_examples
+
+    inspector = Inspector.load(calibrated_model)
+    inspector.set_thresholds(pixel=1e6)  # nothing passes it
+    found = gather_examples(maskless_examples, 5, locator=Locator.of(inspector))
+    assert len(found.examples) == 4 and not found.skipped and all(e.mask is not None for e in found.examples)
+    with pytest.raises(DatasetLayoutError, match="located no defect in any example"):  # sought at the pixel threshold alone
+        gather_examples(maskless_examples, 5, locator=replace(Locator.of(inspector), image_threshold=None))
 
 
 def test_examples_are_located_on_the_bank_s_sharper_maps(calibrated_model, maskless_examples):

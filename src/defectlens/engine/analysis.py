@@ -37,6 +37,8 @@ class Locator:
     min_region_px: int | None = None
     normal_median: float | None = None
     """The normal images' median pixel: how high an example's peak must rise is measured from it."""
+    image_threshold: float | None = None
+    """Where to seek again when nothing is found at the pixel threshold (a higher one, calibrated)."""
 
     @classmethod
     def of(cls, inspector: Inspector) -> Locator:
@@ -47,7 +49,8 @@ class Locator:
         stats = detector.normal_stats
         # Examples are decoded by load_image (the pixel gate) before they are scored.
         score = detector.with_map_sigma(LOCATING_MAP_SIGMA).score if isinstance(detector, MemoryBankDetector) else detector.score
-        return cls(score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None)
+        return cls(score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None,
+                   inspector.thresholds.image)
 
 
 def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | None = None) -> ExampleSet:
@@ -62,7 +65,8 @@ def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | No
         example_set = examples_from_folders(examples, will_locate=locate)
     if locator is None:
         return example_set
-    return locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median)
+    return locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median,
+                           fallback_threshold=locator.image_threshold)
 
 
 @dataclass
