@@ -96,6 +96,21 @@ def test_gallery_says_when_a_whole_image_is_unlike_every_normal_one(tmp_path):
     assert page.count("unlike every normal one: a large defect, another part or a faulty frame") == 1
 
 
+def test_summary_and_gallery_count_the_defects_the_report_counts(tmp_path):
+    # "3 region(s)" on the card and in the summary beside a report saying "1 defect found" (regression probe).
+    from defectlens.explain.gallery import read_result
+
+    regions = [{"index": i} for i in (1, 2, 3)]
+    types = [{"region_index": i, "defect_type": t} for i, t in ((1, "crack"), (2, "unknown"), (3, "unknown"))]
+    (tmp_path / "p.json").write_text(json.dumps({"source": "p.png", "is_defective": True, "score": 3.0, "regions": regions, "region_types": types}))
+    findings = [{"region_index": 1}, {"region_index": 2, "weak": True}, {"region_index": 3, "weak": True}]
+    (tmp_path / "p.report.json").write_text(json.dumps({"text": "1 defect found", "findings": findings}))
+    row = read_result(tmp_path, "p", "p.png")
+    assert row is not None and (row.n_regions, row.types, row.n_weaker) == (1, ("crack",), 2)
+    assert "1 region(s) (+2 weaker)" in gallery_html([row], "t")
+    assert list(csv.reader(io.StringIO(summary_csv([row]))))[1][3:5] == ["1", "crack"]
+
+
 def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, synthetic_category, tmp_path):
     folder = tmp_path / "a folder with a rather long name for the terminal table"
     shutil.copytree(synthetic_category / "test", folder)

@@ -42,8 +42,9 @@ class ResultRow:
     defective: bool
     score: float
     n_regions: int
+    """Regions the report counts as defects (weaker indications apart: :attr:`n_weaker`)."""
     types: tuple[str, ...]
-    """Defect type of each region, in region order (empty when not typed)."""
+    """Defect type of each counted region, in region order (empty when not typed)."""
     report: str
     """The report's prose (empty when its report file is missing or unreadable)."""
     threshold: float | None = None
@@ -56,6 +57,8 @@ class ResultRow:
     """Who wrote the report (``Report.writer``: 'template', 'llm', 'template (llm fallback)'), or ''."""
     unlike_normal: str = ""
     """Why the whole image is unlike every normal one (the frame check), or ''."""
+    n_weaker: int = 0
+    """Weaker indications beside the :attr:`n_regions` counted (the report lists them apart)."""
 
     @property
     def verdict(self) -> str:
@@ -90,21 +93,28 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     payload = read_inspection_json(out_dir / f"{name}.json")
     if payload is None:
         return None
-    types = tuple(str(t.get("defect_type", "?")) for t in payload.get("region_types") or [] if isinstance(t, dict))
     text = writer = ""
+    weaker: set[object] = set()
     try:
         report = json.loads((out_dir / f"{name}.report.json").read_text(encoding="utf-8"))
         if isinstance(report, dict):
             text, writer = str(report.get("text", "")), str(report.get("writer", ""))
+            weaker = {f.get("region_index") for f in report.get("findings") or [] if isinstance(f, dict) and f.get("weak")}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         # A missing report only empties one cell: the verdict and score still stand.
         pass
+    # The regions the report counts as defects, as its text says them ("1 defect found"); weaker
+    # indications are in the report, and said apart on the gallery's card.
+    types = tuple(str(t.get("defect_type", "?")) for t in payload.get("region_types") or []
+                  if isinstance(t, dict) and t.get("region_index") not in weaker)
+    n_regions = sum(1 for r in payload.get("regions") or [] if not (isinstance(r, dict) and r.get("index") in weaker))
     image_threshold = recorded_thresholds(payload)[0]
     warning = str(payload.get("batch_warning") or "")
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
     return ResultRow(
-        file, name, bool(payload.get("is_defective")), float(payload["score"]), len(payload.get("regions") or []), types, text,
+        file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
+        len(weaker),
     )
 
 
@@ -152,7 +162,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             f'<div class="card {cls}"><a href="{href}.png"><img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else ".png"}" '
             f'alt="{e(r.file)}" loading="lazy"></a>'
             f'<div class="file">{e(r.file)}</div>'
-            f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)</div>'
+            f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)'
+            f'{f" (+{r.n_weaker} weaker)" if r.n_weaker else ""}</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
             # Its regions are not typed: without this line the card read like an ordinary defective part.
