@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from defectlens.encode.text import quiet_transformers_loading
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share, zone_of
-from defectlens.explain.template import worst_finding
+from defectlens.explain.template import counted_findings, worst_finding
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
 
@@ -159,11 +159,6 @@ def _finding_phrase(f: Finding) -> str:
     return f"{article} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image, {f.severity} severity)"
 
 
-def counted_findings(report: Report) -> list[Finding]:
-    """The findings the text must state: weaker indications (:attr:`Finding.weak`) are left to the table."""
-    return [f for f in report.findings if not f.weak]
-
-
 def facts_prompt(report: Report) -> str:
     """The instruction with the facts the model is given: the structured findings only, as plain sentences.
 
@@ -177,7 +172,7 @@ def facts_prompt(report: Report) -> str:
     if not report.findings:
         facts = "An anomaly was detected but no defect region could be located. Action: hold the part for manual review."
     else:
-        found = [_finding_phrase(f) for f in counted_findings(report)]
+        found = [_finding_phrase(f) for f in counted_findings(report.findings)]
         listed = found[0] if len(found) == 1 else ", ".join(found[:-1]) + " and " + found[-1]
         worst = worst_finding(report.findings)
         facts = f"Found: {listed}." + (f" Action: {worst.action}." if worst else "")
@@ -262,7 +257,7 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
         return Verification(False, ["the text is empty"])
     if text.rstrip()[-1] not in ".!?" or text.rstrip().endswith(("...", "…")):
         problems.append("the text stops mid-sentence")
-    counted = counted_findings(report)
+    counted = counted_findings(report.findings)
     found = {f.defect_type for f in counted}
     for name in sorted(found - {UNKNOWN}):
         if not mentions_type(text, name):

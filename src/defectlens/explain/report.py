@@ -11,7 +11,7 @@ from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import confidence_words, template_text, with_head_and_action
 from defectlens.io import write_json_atomic, write_text_atomic
-from defectlens.locate import weaker_region_indices
+from defectlens.locate import weaker_regions
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.types import Finding, Inspection, RegionType, Report
 
@@ -20,15 +20,6 @@ if TYPE_CHECKING:  # for the annotation only: the writer itself is imported when
 
 WRITERS = ("template", "llm")
 DEFAULT_OBJECT = "part"
-
-
-def weaker_regions_of(inspection: Inspection) -> set[int]:
-    """The inspection's weaker regions (:func:`~defectlens.locate.weaker_region_indices`); none for a
-    frame unlike every normal one, whose verdict does not rest on its regions' peaks."""
-    if inspection.unlike_normal:
-        return set()
-    threshold = inspection.thresholds.image if inspection.thresholds is not None else None
-    return weaker_region_indices(((r.index, r.peak_score) for r in inspection.regions), threshold)
 
 
 def build_findings(
@@ -52,11 +43,8 @@ def build_findings(
         return [], notes
     findings: list[Finding] = []
     unclassified: list[int] = []
-    # A region whose peak stays under the image threshold would not have flagged the part alone:
-    # on a probe's magnetic tiles such regions touched the defect 3 times in 26, and read as "8
-    # defects found" for one crack. Set apart when another region is over it (a frame unlike every
-    # normal one can have none).
-    weak_ones = weaker_regions_of(inspection)
+    # Listed apart: counted alike, a probe's magnetic tile read "8 defects found" for one crack.
+    weak_ones = weaker_regions(inspection)
     for region in inspection.regions:
         rt = by_index.get(region.index)
         if rt is None:

@@ -18,10 +18,15 @@ def severity_rank(severity: str) -> int:
     return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else SEVERITY_ORDER.index("high")
 
 
+def counted_findings(findings: list[Finding]) -> list[Finding]:
+    """The findings a report's text counts as defects: weaker indications (:attr:`Finding.weak`) aside."""
+    return [f for f in findings if not f.weak]
+
+
 def worst_finding(findings: list[Finding]) -> Finding | None:
     """The finding whose severity is highest (the first such one on ties), weaker indications
     (:attr:`Finding.weak`) aside while there is any other."""
-    counted = [f for f in findings if not f.weak] or findings
+    counted = counted_findings(findings) or findings
     if not counted:
         return None
     return max(counted, key=lambda f: (severity_rank(f.severity), -counted.index(f)))
@@ -77,7 +82,7 @@ def template_text(report: Report) -> str:
                 "part, or a faulty frame? Check the part and the camera, and hold it for manual review.")
     if not report.findings:
         return f"{head} The image is anomalous but no defect region could be located; hold the part for manual review."
-    counted = [f for f in report.findings if not f.weak]
+    counted = counted_findings(report.findings)
     weaker = [f for f in report.findings if f.weak]
     n = len(counted)
     listed = "; ".join(f"#{f.region_index} {describe_finding(f)}" for f in counted)

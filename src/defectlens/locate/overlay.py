@@ -9,7 +9,7 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from defectlens.locate.regions import weaker_region_indices
+from defectlens.locate.regions import weaker_regions
 from defectlens.types import Inspection
 
 _HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
@@ -22,7 +22,7 @@ _IMAGE_SHARE = 256 - _ALPHA
 _WEIGHTED_HEAT = _HEAT.astype(np.uint16) * _ALPHA[:, None]
 REGION_COLOUR = (0, 255, 120)
 WEAKER_COLOUR = (150, 190, 170)
-"""Outline and label of a weaker region (:func:`~defectlens.locate.weaker_region_indices`): the region colour, greyed."""
+"""Outline and label of a weaker region (:func:`~defectlens.locate.weaker_regions`): the region colour, greyed."""
 """Colour of region outlines (and their labels) on every overlay."""
 SMALLEST_TEXT, LARGEST_TEXT = 11, 64
 """Pixel sizes of overlay text: Pillow's default font at its own size on parts up to about 500 px, growing
@@ -109,8 +109,7 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     mixed += _WEIGHTED_HEAT[level]
     mixed >>= 8
     blended = mixed.astype(np.uint8)
-    weaker = set() if inspection.unlike_normal else weaker_region_indices(
-        ((r.index, r.peak_score) for r in inspection.regions), inspection.thresholds.image if inspection.thresholds else None)
+    weaker = weaker_regions(inspection)
     if inspection.mask.any():
         if weaker and inspection.region_labels is not None:
             # Dimmer, as the report lists them apart: drawn alike, they read as so many defects.

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import ndimage
 
-from defectlens.types import Region
+from defectlens.types import Inspection, Region
 
 # 8-connectivity: a diagonal crack is one defect, not a chain of pixel-sized ones.
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -31,6 +31,15 @@ def weaker_region_indices(peaks: Iterable[tuple[int, float]], image_threshold: f
     if image_threshold is None or not any(peak > image_threshold for _, peak in pairs):
         return set()
     return {index for index, peak in pairs if peak <= image_threshold}
+
+
+def weaker_regions(inspection: Inspection) -> set[int]:
+    """An inspection's weaker regions (:func:`weaker_region_indices`); none for a frame unlike every
+    normal one, whose verdict does not rest on its regions' peaks."""
+    if inspection.unlike_normal:
+        return set()
+    threshold = inspection.thresholds.image if inspection.thresholds is not None else None
+    return weaker_region_indices(((r.index, r.peak_score) for r in inspection.regions), threshold)
 
 
 REGION_BAND_PIXELS = 1 << 20
