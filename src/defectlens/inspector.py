@@ -64,7 +64,7 @@ from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError
-from defectlens.io import ImageFiles, atomic_directory, images_below, load_image, read_image, shape_of, write_json_atomic
+from defectlens.io import ImageFiles, atomic_directory, images_below, load_category, load_image, read_image, shape_of, write_json_atomic
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -285,13 +285,10 @@ def _folder_images(folder: Path) -> ImageFiles:
     """The images below ``folder`` to fit on, each checked once (:func:`scan_images`); unreadable ones
     are left out with a warning that lists them. A dataset (MVTec layout) gives its ``train/good``,
     as ``defectlens fit`` takes it; one without it is refused (its images include defects)."""
-    if (folder / "train").is_dir() or (folder / "test").is_dir():
-        # Its test/ and examples hold defective parts: fitted on whole, they became "normal".
-        if not (folder / "train" / "good").is_dir():
-            raise DatasetLayoutError(f"{folder} is a dataset (train/ or test/ in it) without train/good", folder,
-                                     "give the folder of the part's normal images")
-        folder = folder / "train" / "good"
-    found = images_below(folder).images
+    # A dataset's test/ and examples hold defective parts: fitted on whole, they became "normal".
+    # Its normal images are read as every command reads a category's (load_category).
+    dataset = (folder / "train").is_dir() or (folder / "test").is_dir()
+    found = load_category(folder).require_train_good() if dataset else images_below(folder).images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")
     files, failures = scan_images(found)
