@@ -323,8 +323,23 @@ def test_transparent_part_of_an_rgba_image_is_not_a_defect(inspector, synthetic_
 
 def test_extreme_aspect_ratio_warns(inspector):
     strip = texture(np.random.default_rng(1), 8, 5000)
-    with pytest.warns(DefectlensWarning, match="5000x8"):
+    with pytest.warns(DefectlensWarning, match="5000x8") as caught:
         inspector.inspect(strip)
+    # At the user's own line, from every call path: it had pointed into the library (issue 11 probe).
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
+
+
+def test_warnings_point_at_the_callers_line_whatever_the_depth(inspector, synthetic_category, tmp_path):
+    folder = tmp_path / "good"
+    shutil.copytree(synthetic_category / "train" / "good", folder)
+    (folder / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(DefectlensWarning) as caught:
+        Inspector.fit(folder, InspectorSettings(image_size=128, coreset_ratio=0.5))  # the folder's reader warns calls down
+        inspector.inspect(texture(np.random.default_rng(2), 8, 5000))
+    assert {(Path(w.filename).name, w.lineno) for w in caught} <= {
+        (Path(__file__).name, n) for n in range(caught[0].lineno, caught[0].lineno + 2)
+    }
+    assert len({w.lineno for w in caught}) == 2
 
 
 def test_bad_options_are_refused_before_any_image_is_decoded(fitted_model, synthetic_category, tmp_path, monkeypatch):

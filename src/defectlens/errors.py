@@ -6,7 +6,11 @@ what to do about it, so the CLI can print it as-is and a batch can report it at 
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 class DefectlensError(Exception):
@@ -53,3 +57,13 @@ class NoteWarning(UserWarning):
 class DefectlensWarning(UserWarning):
     """Something was done that may change the result (an image squeezed to an extreme aspect,
     transparency filled in): the work goes on, and the user is told."""
+
+
+def warn_caller(message: str | Warning, category: type[Warning] = UserWarning) -> None:
+    """Warn with the location of the first caller outside defectlens: the line of the user's script
+    or notebook cell, not a library line that means nothing to them (a fixed ``stacklevel`` is right
+    from one call path only). Python 3.12's ``skip_file_prefixes`` does this; 3.10 and 3.11 do not have it."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 1 is this function, 2 its caller
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, category, stacklevel=level)

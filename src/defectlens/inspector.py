@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -63,7 +62,7 @@ from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError, warn_caller
 from defectlens.io import ImageFiles, atomic_directory, images_below, load_category, load_image, read_image, shape_of, write_json_atomic
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -294,8 +293,7 @@ def _folder_images(folder: Path) -> ImageFiles:
     files, failures = scan_images(found)
     if failures:
         listed = "; ".join(f.message for f in failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
-        warnings.warn(DefectlensWarning(f"{len(failures)} of {len(found)} file(s) in {folder} could not be read and are left out: {listed}"),
-                      stacklevel=3)
+        warn_caller(DefectlensWarning(f"{len(failures)} of {len(found)} file(s) in {folder} could not be read and are left out: {listed}"))
     return files
 
 
@@ -389,9 +387,8 @@ class Inspector:
         stats = fitted.detector.normal_stats
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
-            warnings.warn(DefectlensWarning(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms "
-                                            "than the target; fit on more normal images, or set the threshold with `defectlens calibrate`"),
-                          stacklevel=2)
+            warn_caller(DefectlensWarning(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms "
+                                            "than the target; fit on more normal images, or set the threshold with `defectlens calibrate`"))
         return fitted
 
     @classmethod
@@ -749,8 +746,8 @@ class Inspector:
                 raise ConfigError(f"runtime {runtime!r} needs an exported model", root, f"export it first: defectlens export {root} -o EXPORT")
             elif (root / ONNX_FILE).is_file():
                 # Its record gone, an export ran on PyTorch at PyTorch's pace, its card still naming the runtime.
-                warnings.warn(f"{root}: {ONNX_FILE} lies here without {EXPORT_FILE}, so the model runs on PyTorch; "
-                              f"export it again (defectlens export) to run the exported encoder", DefectlensWarning, stacklevel=2)
+                warn_caller(f"{root}: {ONNX_FILE} lies here without {EXPORT_FILE}, so the model runs on PyTorch; "
+                              f"export it again (defectlens export) to run the exported encoder", DefectlensWarning)
         inspector = cls(detector, settings, summary, descriptor.provenance)
         inspector.runtime = ran_on
         return inspector

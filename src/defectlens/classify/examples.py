@@ -13,7 +13,6 @@ from the defect and not from the whole part; examples where nothing is found are
 from __future__ import annotations
 
 import random
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from defectlens.detect.maps import robust_units
-from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning
+from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
 from defectlens.io.dataset import is_good_folder, is_mask_file, mask_in
 from defectlens.locate import extract_regions
@@ -82,7 +81,7 @@ class ExampleSet:
 def _warn(notes: list[str], message: str) -> None:
     # Both: a warning for interactive users, a note that ends up in the report/benchmark output
     # (a command printing the notes ignores the warning).
-    warnings.warn(message, NoteWarning, stacklevel=3)
+    warn_caller(message, NoteWarning)
     notes.append(message)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from defectlens.errors import DefectlensWarning, ImageReadError
+from defectlens.errors import DefectlensWarning, ImageReadError, warn_caller
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -128,11 +128,10 @@ def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
             raise ImageReadError(f"float pixel values span {flow:g}..{fhigh:g}", source, "scale them to [0, 1] or [0, 255]")
         if 1.0 < fhigh <= FLOAT_OVERSHOOT:
             over = int((arr > 1.0).sum())
-            warnings.warn(
+            warn_caller(
                 f"{source}: float pixels read as [0, 1]; {over} value(s) above 1 (up to {fhigh:g}) clipped to 1 — "
                 "clip them before, or scale the image to [0, 255] if that is what it is",
                 DefectlensWarning,
-                stacklevel=3,
             )
         scaled = arr * 255.0 if fhigh <= FLOAT_OVERSHOOT else arr
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
@@ -204,20 +203,18 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
         see_through = float((alpha < 128).mean())
         if see_through > 0:
             how = "mirroring the opaque part" if see_through < 1 else "mid-grey (nothing is opaque)"
-            warnings.warn(
+            warn_caller(
                 f"{source}: {see_through:.0%} of the image is more than half transparent (alpha below 128); "
                 f"blended with a fill by {how}, so the transparent area is not judged as a defect",
                 DefectlensWarning,
-                stacklevel=2,
             )
         if (alpha < 255).any():
             rgb = _fill_transparent(rgb, alpha)
     if max(h, w) / min(h, w) > MAX_ASPECT:
-        warnings.warn(
+        warn_caller(
             f"{source}: image is {w}x{h} (aspect {max(h, w) / min(h, w):.0f}:1); squeezed onto the canvas, nearby defects merge "
             "and are located coarsely — crop or tile it to a less extreme shape",
             DefectlensWarning,
-            stacklevel=2,
         )
     return np.ascontiguousarray(rgb)
 
@@ -333,11 +330,10 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
     if share > INVERTED_MASK_SHARE:
         # Read as drawn (a defect may cover a part), but said: a mask with the defect drawn in
         # black on white reads as a part that is all defect but for its defect.
-        warnings.warn(
+        warn_caller(
             f"{p}: the mask marks {share:.0%} of the image as defect — if its defect is drawn black on white, "
             "invert it (defects white, or opaque on a see-through background)",
             DefectlensWarning,
-            stacklevel=2,
         )
     return mask
 
