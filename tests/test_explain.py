@@ -235,3 +235,11 @@ def test_defaults_and_unknowns_say_what_they_are():
 def test_bad_writer_name():
     with pytest.raises(ValueError, match="writer must be one of"):
         build_report(inspection(False), [], TAX, writer="poet")
+
+
+def test_the_report_heads_with_the_part_and_keeps_the_whole_object_on_its_page():
+    tax = parse_taxonomy({"object": "chocolate-chip cookie lying on a dark baking tray", "defects": [{"name": "crack"}]})
+    rep = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.9, "few-shot")], tax)
+    assert rep.text.startswith("Chocolate-chip cookie: DEFECTIVE")
+    assert rep.to_json()["part"] == "chocolate-chip cookie"
+    assert "**Part:** chocolate-chip cookie lying on a dark baking tray" in render_markdown(rep)

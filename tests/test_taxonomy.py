@@ -117,3 +117,23 @@ def test_type_names_that_cannot_be_folder_names_or_words_are_refused(tmp_path, n
     with pytest.raises(ConfigError) as err:
         load_taxonomy(path)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("obj", "part"),
+    [
+        ("chocolate-chip cookie lying on a dark baking tray", "chocolate-chip cookie"),
+        ("magnetic tile", "magnetic tile"),
+        ("shiny metal running surface of a ball screw drive spindle", "shiny metal running surface of a ball screw drive spindle"),
+        ("gear, photographed from above", "gear"),
+        ("bottle (top view)", "bottle"),
+    ],
+)
+def test_report_headings_name_the_part_not_its_scene(obj, part):
+    assert parse_taxonomy({"object": obj, "defects": [{"name": "crack"}]}).part_name == part
+
+
+def test_a_taxonomy_may_name_its_part_for_headings(tmp_path):
+    tax = load_taxonomy(write(tmp_path, {**GOOD, "object": "tile on a belt", "part": "tile T-7"}))
+    assert (tax.part_name, tax.object_name) == ("tile T-7", "tile on a belt")
+    assert tax.to_json()["part"] == "tile T-7"

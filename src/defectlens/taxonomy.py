@@ -12,6 +12,7 @@ naming the file and the fix.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -115,6 +116,19 @@ class DefectSpec(BaseModel):
         return v or None
 
 
+# Where an object description turns from the part to its scene: "chocolate-chip cookie lying on a
+# dark baking tray" heads a report as "Chocolate-chip cookie: DEFECTIVE".
+_SCENE_START = re.compile(r",|;|\(| - | — | (?:lying|placed|seen|shown|photographed|imaged) | on (?:a|an|the) ", re.IGNORECASE)
+
+
+def short_part_name(object_text: str) -> str:
+    """``object_text`` up to where it starts describing the scene (a comma, "lying on", "on a", ...),
+    or whole when it does not; the full text stays in the report's markdown page and the card."""
+    cut = _SCENE_START.search(object_text)
+    short = object_text[: cut.start()].strip() if cut else object_text.strip()
+    return short or object_text.strip()
+
+
 class Taxonomy(BaseModel):
     """A part's name and its defect types, in file order."""
 
@@ -122,6 +136,9 @@ class Taxonomy(BaseModel):
 
     object_name: str = Field(alias="object", min_length=1)
     defects: tuple[DefectSpec, ...] = Field(min_length=1)
+    part: str | None = Field(default=None, min_length=1)
+    """A short name for the part in report headings ("cookie"); default: the ``object`` text up to
+    where it starts describing the scene (:func:`short_part_name`)."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> Taxonomy:
@@ -132,6 +149,11 @@ class Taxonomy(BaseModel):
                 raise ValueError(f"defect name {d.name!r} is listed twice")
             seen.add(key)
         return self
+
+    @property
+    def part_name(self) -> str:
+        """The part's name in report headings: ``part`` if the file gives one, else a short ``object``."""
+        return self.part or short_part_name(self.object_name)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -263,12 +263,15 @@ class Report:
     :attr:`Inspection.unlike_normal`): then the text says so instead of describing regions."""
     image_threshold: float | None = None
     """The image threshold the verdict was made with (None when the inspection did not record one)."""
+    part_name: str = ""
+    """The part's short name for the report's first line (the taxonomy's ``part_name``); empty: ``object_name``."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
         return {
             "source": self.source,
             "object": self.object_name,
+            "part": self.part_name or self.object_name,
             "verdict": self.verdict,
             "unlike_normal": self.unlike_normal,
             "score": round(float(self.score), 6),

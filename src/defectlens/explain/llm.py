@@ -166,7 +166,7 @@ def facts_prompt(report: Report) -> str:
     fact sheet verbatim, but paraphrases sentences; one user turn and no system prompt keep
     the prefill short, which is most of the cost on a 2-core CPU.
     """
-    obj = report.object_name
+    obj = report.part_name or report.object_name
     if report.verdict != "defective":
         return f"Write one sentence: the {obj} was inspected and no defects were found, so it passes."
     if not report.findings:

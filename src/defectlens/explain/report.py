@@ -108,6 +108,7 @@ def build_report(
     report = Report(
         source=inspection.source,
         object_name=taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT,
+        part_name=taxonomy.part_name if taxonomy is not None else DEFAULT_OBJECT,
         verdict="defective" if inspection.is_defective else "good",
         score=float(inspection.score),
         image_size=(int(inspection.image_size[0]), int(inspection.image_size[1])),

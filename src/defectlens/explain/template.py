@@ -60,7 +60,8 @@ def report_head(report: Report) -> str:
     threshold 2.05).' With the threshold, a reader sees how near the line a verdict was (a probe's good
     commutator at 52.93 read "the part can pass" as surely as one at 40, against a threshold of 53.91)."""
     against = f", threshold {report.image_threshold:.2f}" if report.image_threshold is not None else ""
-    return f"{report.object_name[:1].upper()}{report.object_name[1:]}: {report.verdict.upper()} (score {report.score:.2f}{against})."
+    part = report.part_name or report.object_name
+    return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} (score {report.score:.2f}{against})."
 
 
 def with_head_and_action(report: Report, body: str) -> str:
