@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
@@ -63,7 +64,8 @@ def warn_caller(message: str | Warning, category: type[Warning] = UserWarning) -
     """Warn with the location of the first caller outside defectlens: the line of the user's script
     or notebook cell, not a library line that means nothing to them (a fixed ``stacklevel`` is right
     from one call path only). Python 3.12's ``skip_file_prefixes`` does this; 3.10 and 3.11 do not have it."""
-    level, frame = 2, sys._getframe(1)  # stacklevel 1 is this function, 2 its caller
+    level = 2  # stacklevel 1 is this function, 2 its caller
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, category, stacklevel=level)
