@@ -199,6 +199,19 @@ def test_help_reads_as_prose_and_flags_take_no_value(monkeypatch):
     assert "<path>" in text  # options that take a value still say what kind
 
 
+def test_help_at_80_columns_keeps_every_option_readable(monkeypatch):
+    # typer's option table gave the text a fifth of an 80-column terminal: "efficientnet-li…", one word a line.
+    monkeypatch.setenv("COLUMNS", "80")
+    for command in ("fit", "inspect", "calibrate", "serve"):
+        text = runner.invoke(app, [command, "--help"]).output
+        assert "…" not in text and max(map(len, text.splitlines())) <= 80, text
+    fit_help = " ".join(runner.invoke(app, ["fit", "--help"]).output.split())
+    assert "--backbone <str> efficientnet-lite0 or efficientnet-lite2. [default: efficientnet-lite2]" in fit_help
+    assert "--standardize / --no-standardize" in fit_help
+    monkeypatch.setenv("COLUMNS", "160")
+    assert "╭─ Options" in runner.invoke(app, ["fit", "--help"]).output  # the wide layout where it fits
+
+
 def test_inspect_with_taxonomy_examples_and_report(fitted_model, synthetic_category, tmp_path):
     from defectlens import Inspector
     from defectlens.io import load_mask

@@ -7,17 +7,49 @@ Each command is a thin layer over the stages' public surfaces; see ``defectlens 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from typing import Any
 
+import click
 import typer
-from typer.core import TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from defectlens.cli import calibrate, examples, export, grounding, vision
 from defectlens.cli import service as service_cli
 from defectlens.cli.progress import one_line_warnings, stop_on_terminate
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
+RICH_HELP_MIN_COLUMNS = 120
+"""Narrower terminals get click's plain help: typer's option table gives the text column a fifth of
+an 80-column terminal ("efficientnet-li…", one word a line), while the plain layout wraps it in full."""
+
+
+def _format_help(base: type[click.Command], command: Any, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    if shutil.get_terminal_size().columns >= RICH_HELP_MIN_COLUMNS:
+        base.format_help(command, ctx, formatter)
+        return
+    mode, command.rich_markup_mode = command.rich_markup_mode, None
+    try:
+        base.format_help(command, ctx, formatter)
+    finally:
+        command.rich_markup_mode = mode
+
+
+class _Command(TyperCommand):
+    """A command whose help fits the terminal (see :data:`RICH_HELP_MIN_COLUMNS`)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _format_help(TyperCommand, self, ctx, formatter)
+
+
+class _Group(TyperGroup):
+    """The command list, laid out as the commands' help is (see :data:`RICH_HELP_MIN_COLUMNS`)."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _format_help(TyperGroup, self, ctx, formatter)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.", cls=_Group)
 
 # typer 0.29 shows every option with a value type, flags too: "--resume <bool>", "--help <bool>",
 # and `--check true` then fails (README audit 2026-12-05). A flag takes no value: none is shown.
@@ -62,6 +94,6 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 ]
 """Every command, by name (registered below with its help reflowed)."""
 for name, command in COMMANDS:
-    app.command(name, help=_help_of(command))(command)
+    app.command(name, help=_help_of(command), cls=_Command)(command)
 
 __all__ = ["app"]
