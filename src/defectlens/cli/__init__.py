@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
@@ -24,7 +23,8 @@ RICH_HELP_MIN_COLUMNS = 120
 an 80-column terminal ("efficientnet-li…", one word a line), while the plain layout wraps it in full."""
 
 
-def _format_help(base: type[click.Command], command: Any, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+def _format_help(base: Any, command: Any, ctx: Any, formatter: Any) -> None:
+    # Any: typer 0.29 vendors its own click (typer._click), whose types are private.
     if shutil.get_terminal_size().columns >= RICH_HELP_MIN_COLUMNS:
         base.format_help(command, ctx, formatter)
         return
@@ -38,14 +38,14 @@ def _format_help(base: type[click.Command], command: Any, ctx: click.Context, fo
 class _Command(TyperCommand):
     """A command whose help fits the terminal (see :data:`RICH_HELP_MIN_COLUMNS`)."""
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         _format_help(TyperCommand, self, ctx, formatter)
 
 
 class _Group(TyperGroup):
     """The command list, laid out as the commands' help is (see :data:`RICH_HELP_MIN_COLUMNS`)."""
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         _format_help(TyperGroup, self, ctx, formatter)
 
 
