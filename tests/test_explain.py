@@ -112,7 +112,7 @@ def test_unclassified_and_untyped_regions_are_reported_as_unknown():
     assert rep.findings[1].method == "none" and "not classified" in rep.text
     joined = " ".join(rep.notes)
     assert "classifier: example folder empty" in joined and "'scratch' is not in the taxonomy" in joined
-    assert "[2] were not classified" in joined and "[9]" in joined
+    assert "region(s) #2 were not classified" in joined and "#9" in joined
     assert "unknown type" in rep.text
 
 

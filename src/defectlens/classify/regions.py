@@ -91,4 +91,5 @@ def type_regions(
         return Classification(classify_regions_from_words(image, list(masks.values()), taxonomy, list(masks)))
     if grounding is not None and inspection.region_labels is not None:
         return Classification(classify_from_grounding(grounding, inspection.region_labels))
-    return Classification(notes=["no defect examples and no described taxonomy: regions are not typed (give --examples or descriptions)"])
+    return Classification(notes=[("regions are not typed: the model has no defect examples and no taxonomy with descriptions "
+                                 "(add a taxonomy.json to the model folder, or give --examples)")])

@@ -34,7 +34,7 @@ def build_findings(
     by_index = {rt.region_index: rt for rt in region_types}
     stray = sorted(set(by_index) - {r.index for r in inspection.regions})
     if stray:
-        notes.append(f"type(s) given for region(s) {stray} that the inspection does not have; ignored")
+        notes.append(f"type(s) given for region(s) {', '.join(f'#{i}' for i in stray)} that the inspection does not have; ignored")
     if not inspection.is_defective:
         if inspection.regions:
             notes.append(
@@ -76,7 +76,7 @@ def build_findings(
             )
         )
     if unclassified:
-        notes.append(f"region(s) {unclassified} were not classified; reported as unknown")
+        notes.append(f"region(s) {', '.join(f'#{i}' for i in unclassified)} were not classified; reported as unknown")
     # Which fields, per type: "severity/impact/action" was said when only the action was missing.
     defaulted: dict[tuple[str, ...], set[str]] = {}
     for f in findings:
