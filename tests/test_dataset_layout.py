@@ -136,8 +136,10 @@ def test_evaluate_says_when_test_images_are_training_images(fitted_model, synthe
     category = tmp_path / "plate"
     shutil.copytree(synthetic_category, category)
     shutil.copy(next((category / "train" / "good").iterdir()), category / "test" / "good" / "copied.png")
-    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category)])
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0 and "1 test image(s) are copies of training images" in _text(result), result.output
+    # With the numbers too: a benchmark's JSON reported a score with 8 copies inside and no word of them.
+    assert json.loads((tmp_path / "m.json").read_text())["copies_of_train"] == [str(category / "test" / "good" / "copied.png")]
 
 
 def test_example_folder_names_are_type_names(tmp_path):
