@@ -231,6 +231,7 @@ def test_calibrate_reads_good_and_defective_parts_mixed_in_one_batch(tmp_path, m
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(tmp_path / "good"), "--defective", str(tmp_path / "bad"), "--f1"])
     assert result.exit_code == 0, result.output
     assert read == [16]
+    assert "holds for batches mixed like this set (38% defective), not for lots of another mix" in " ".join(result.output.split())
     calibrated = Inspector.load(model).thresholds
     assert calibrated.source != "batch-relative" and calibrated.image != 3.0
 
@@ -369,9 +370,33 @@ def test_options_a_batch_model_does_not_read_are_said(tmp_path):
     (tmp_path / "part").mkdir()
     model = tmp_path / "model"
     assert runner.invoke(app, ["fit", str(tmp_path / "part"), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
-    result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "a"), "--cue", "token"])
-    text = " ".join(result.output.split())
-    assert result.exit_code == 2 and "--cue token is for zero-shot grounding models, and this is a batch-scoring model" in text, text
+    # Every cue given, the default's name too (`--cue batch` had passed where `--cue token` was refused).
+    for cue in ("token", "batch"):
+        result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "a"), "--cue", cue])
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"--cue {cue} is for zero-shot grounding models, and this is a batch-scoring model" in text, text
     result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "b"), "--threshold", "-1"])
     text = " ".join(result.output.split())
     assert result.exit_code == 0 and "more than half of every batch will be flagged" in text, text
+    # Each report says what its verdict rests on: a probe's lot of 16 cracked and 4 good cookies passed as good.
+    reports = list((tmp_path / "b").glob("*.report.json"))
+    assert len(reports) == 8
+    for report in reports:
+        assert json.loads(report.read_text())["notes"][0].startswith("batch-relative verdict: judged against the other parts inspected")
+
+
+def test_evaluate_says_why_a_mostly_defective_split_shows_little_recall(tmp_path):
+    # Probe 2026-12-05: AUROC 0.931 beside recall 0 on cookie (70 % defective), with no word why.
+    rng = np.random.default_rng(13)
+    category = tmp_path / "plate"
+    for folder, images in (("good", _batch(rng, 3, [])), ("dent", _batch(rng, 6, list(range(6))))):
+        (category / "test" / folder).mkdir(parents=True)
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(category / "test" / folder / f"{i:02d}.png")
+    (category / "train" / "good").mkdir(parents=True)
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(category), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(model), str(category)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "6 of the 9 test images are defective: a batch-relative model judges each part against the others" in text, text

@@ -243,3 +243,11 @@ def test_the_report_heads_with_the_part_and_keeps_the_whole_object_on_its_page()
     assert rep.text.startswith("Chocolate-chip cookie: DEFECTIVE")
     assert rep.to_json()["part"] == "chocolate-chip cookie"
     assert "**Part:** chocolate-chip cookie lying on a dark baking tray" in render_markdown(rep)
+
+
+def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
+    insp = inspection(True, [region(1, (10, 10, 50, 50)), region(2, (200, 100, 260, 160))])
+    guessed = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], TAX)
+    assert sum("types guessed from the words of the taxonomy's descriptions" in n for n in guessed.notes) == 1
+    from_examples = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "blowhole", 0.8, "few-shot")], TAX)
+    assert not [n for n in from_examples.notes if "guessed" in n]

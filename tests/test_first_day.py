@@ -321,6 +321,20 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
             "that was there is replaced") in _text(refit)
 
 
+def test_calibrate_says_when_its_threshold_catches_no_defective_image(fitted_model, synthetic_category, tmp_path):
+    # Probe 2026-12-05: recall fell from 8 % to none and was saved without a word.
+    model = _copy_model(fitted_model, tmp_path)
+    look_alikes = tmp_path / "bad"
+    look_alikes.mkdir()
+    for p in sorted((synthetic_category / "test" / "good").iterdir())[:2]:
+        shutil.copy(p, look_alikes / f"copy-{p.name}")  # "defective" parts that score as the good ones do
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective",
+                                 str(look_alikes), "--plot", str(tmp_path / "r.png"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "the new threshold flags none of the 2 defective image(s)" in _text(result)
+    assert "--f1 trades false alarms for recall" in _text(result)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

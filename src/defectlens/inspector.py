@@ -688,6 +688,20 @@ class Inspector:
         (:func:`~defectlens.descriptor.holds_model`): safe to replace by :meth:`save`."""
         return holds_model(directory)
 
+    @property
+    def verdict_basis(self) -> str | None:
+        """The note every report of this model carries when its verdicts do not rest on normal images
+        of the part (None when they do): a batch-relative detector judges each part against the others
+        read with it; a zero-shot grounding model has seen no image of the part. A probe's reports of
+        both read as surely as a fitted model's, and 16 cracked cookies in a lot of 20 passed as good."""
+        if getattr(self.detector, "batch_relative", False):
+            return ("batch-relative verdict: judged against the other parts inspected with it, not against normal images; "
+                    "a defect most of them share reads as normal, and an all-defective lot as good")
+        if self.detector.name == "grounding":
+            return ("zero-shot verdict: this model has seen no image of this part, and judges it from the defect descriptions; "
+                    "check its verdicts by eye before trusting them")
+        return None
+
     @staticmethod
     def needs_taxonomy(directory: str | Path) -> bool:
         """True for a model that cannot be loaded without the part's taxonomy (a bare zero-shot

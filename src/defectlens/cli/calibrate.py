@@ -179,7 +179,8 @@ def calibrate(
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
         require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
         if Inspector.needs_taxonomy(model_dir):
-            raise ConfigError("a zero-shot grounding model is not calibrated here", model_dir, "calibrate a model written by `defectlens fit`")
+            raise ConfigError("a zero-shot grounding model keeps no threshold of its own (its cue sets one at each inspection)", model_dir,
+                              "pass `inspect --threshold X` for a run, or calibrate a model written by `defectlens fit`")
         if not dry_run:
             require_writable_parent(model_dir, "model")
             clean_stale_temporaries(model_dir.parent, model_dir.name)
@@ -271,6 +272,14 @@ def calibrate(
                       f"false-alarm target {target:g} allows: the new threshold flags no other good image")
     if thin := _thin_evidence(len(normal), len(bad), None if f1 else target):
         console.print(f"[yellow]note:[/] {thin}")
+    if after.recall == 0:
+        # Saved as asked, but said: a probe's batch model went from 8 % recall to none without a word.
+        console.print(f"[yellow]note:[/] the new threshold flags none of the {len(bad)} defective image(s) (recall "
+                      f"{_percent(before.recall)} at the old one): their scores are no higher than the good ones' it must pass"
+                      f"{'' if f1 else '; --f1 trades false alarms for recall'}")
+    if getattr(inspector.detector, "batch_relative", False):
+        console.print(f"[yellow]note:[/] this model's scores are relative to the batch they were read in: the threshold holds for "
+                      f"batches mixed like this set ({len(bad) / len(labels):.0%} defective), not for lots of another mix")
     report_failures(data.failures)
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     saved = False

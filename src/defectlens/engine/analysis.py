@@ -142,16 +142,16 @@ def analyse(
     out_dir: Path,
     stem: str,
     grounding: GroundingResult | None = None,
-    warning: str | None = None,
+    verdict_notes: Sequence[str] = (),
 ) -> list[RegionType]:
     """Type the inspection's regions and write the report files.
 
     Types come from :func:`~defectlens.classify.regions.type_regions`: labelled examples when
-    given, else the taxonomy's descriptions, else a grounding model's maps. A ``warning`` about
-    the verdict itself (a batch-relative detector's) is the report's first note.
+    given, else the taxonomy's descriptions, else a grounding model's maps. ``verdict_notes``, about the
+    verdict itself (a batch's warning, :attr:`Inspector.verdict_basis`), are the report's first notes.
     """
     region_types, notes = type_with_notes(analysis, image, inspection, grounding)
-    notes = [*([warning] if warning else []), *notes]
+    notes = [*verdict_notes, *notes]
     report = build_report(inspection, region_types, analysis.taxonomy, analysis.writer, notes)
     write_report_files(report, out_dir, stem)
     return region_types

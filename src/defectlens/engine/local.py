@@ -93,7 +93,8 @@ def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path
     for item in batch.images:
         path, inspection = item.path, item.inspection
         try:
-            region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, item.result.batch_warning)
+            said = [n for n in (item.result.batch_warning, inspector.verdict_basis) if n]
+            region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
             labels = [t.defect_type for t in region_types]
             extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
             if item.result.batch_warning:

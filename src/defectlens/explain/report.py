@@ -77,6 +77,10 @@ def build_findings(
         )
     if unclassified:
         notes.append(f"region(s) {', '.join(f'#{i}' for i in unclassified)} were not classified; reported as unknown")
+    # Types with no example of the part behind them read as surely as few-shot ones (probe 2026-12-05).
+    guessed = {f.method for f in findings if f.defect_type != UNKNOWN} & set(GUESSED_TYPE_SOURCES)
+    for method in sorted(guessed):
+        notes.append(GUESSED_TYPE_SOURCES[method])
     # Which fields, per type: "severity/impact/action" was said when only the action was missing.
     defaulted: dict[tuple[str, ...], set[str]] = {}
     for f in findings:
@@ -85,6 +89,14 @@ def build_findings(
     for fields, names in sorted(defaulted.items()):
         notes.append(f"default {'/'.join(fields)} used for {', '.join(sorted(names))} (not given in the taxonomy)")
     return findings, notes
+
+
+GUESSED_TYPE_SOURCES = {
+    "words": "types guessed from the words of the taxonomy's descriptions and the regions' shapes, with no example of this part: "
+             "confirm them by eye, or type them from labelled examples of each type",
+    "text": "types from the grounding model's maps of the descriptions, with no example of this part: confirm them by eye",
+}
+"""Region-type methods that name a type without a labelled example of the part, with what a report says of them."""
 
 
 def build_report(
