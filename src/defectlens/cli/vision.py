@@ -741,7 +741,8 @@ def evaluate(
         ),
     ] = 0,
     cue: Annotated[
-        str | None, typer.Option(help=f"Zero-shot models only: token, batch or both (see `inspect --help`). Default: {DEFAULT_CUE}.", show_default=False)
+        str | None,
+        typer.Option(help=f"Zero-shot models only: token, batch or both (see `inspect --help`). Default: {DEFAULT_CUE}.", show_default=False),
     ] = None,
 ) -> None:
     """Score a model on a labelled test split: AUROC, AP, F1-max, AUPRO, speed, operating point.
