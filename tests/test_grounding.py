@@ -431,6 +431,11 @@ def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, categ
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (fused / "fusion.json").is_file() and (fused / "grounding" / "grounding.json").is_file()
+    # Fitted on few normal images, the grounding model counts for nothing, and fit says so (a probe's said nothing).
+    said = " ".join(result.output.split())
+    weight = Inspector.load(fused).detector.config.weight  # type: ignore[attr-defined]
+    assert f"fused with the grounding model at weight {weight:g}" in said, said
+    assert weight != 0 or "(verdicts are the memory-bank's: too few normal images to choose a weight on)" in said, said
 
     inspector = Inspector.load(fused)
     assert inspector.detector.name == "fused" and inspector.thresholds.source == "normal-quantile"

@@ -17,7 +17,7 @@ from rich.table import Table
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, part_taxonomy, read_descriptor, render_card
 from defectlens.detect import FitSummary
-from defectlens.detect.fusion import FusionConfig
+from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
@@ -307,6 +307,13 @@ def _what_was_fitted(inspector: Inspector, summary: FitSummary) -> str:
         said += f" (and neighbourhood bank(s) {sizes})"
     if inspector.settings.detector == "bank+discriminator":
         said += ", and a discriminator"
+    if isinstance(fused := inspector.detector, FusedDetector):
+        # A probe's fused fit said nothing of a grounding model that counts for nothing.
+        weight = float(fused.config.weight or 0.0)
+        said += f"; fused with the {fused.secondary.name} model at weight {weight:g}"
+        if weight == 0:
+            why = ": too few normal images to choose a weight on" if fused.weight_chosen_on == 0 else ""
+            said += f" (verdicts are the {fused.primary.name}'s{why})"
     return said
 
 

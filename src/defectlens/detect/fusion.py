@@ -303,8 +303,8 @@ class FusedDetector:
         if n is None:
             return " (given)"
         if n == 0:
-            return (f" (too few normal images to choose a weight on: {MIN_WEIGHT_IMAGES} held out take {10 * MIN_WEIGHT_IMAGES} "
-                    "at a 10 % hold-out; the primary decides, with its own thresholds)")
+            return (f" (not chosen: a weight is chosen on {MIN_WEIGHT_IMAGES} held-out normal images, 10 % of at least "
+                    f"{10 * MIN_WEIGHT_IMAGES}; with fewer, the primary decides with its own thresholds)")
         if n < MIN_WEIGHT_IMAGES:
             return f" (only {n} held-out normal images, fewer than the {MIN_WEIGHT_IMAGES} a weight is chosen on: the primary decides)"
         candidates = ", ".join(str(w) for w in WEIGHT_CANDIDATES)
