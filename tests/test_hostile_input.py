@@ -739,3 +739,11 @@ def test_a_missing_grounding_model_is_named_before_the_taxonomy(synthetic_catego
     (plain / "taxonomy.json").unlink()
     result = runner.invoke(app, ["fit", str(plain), "-o", str(tmp_path / "m"), "--grounding", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "grounding model directory not found" in _text(result) and "taxonomy" not in _text(result).split("—")[0]
+
+
+def test_the_pixel_gate_given_a_path_names_the_reader_of_paths(tmp_path):
+    # Probe 2026-12-05: "got str — fix: pass a numpy array or an image file path" (a str is a path).
+    from defectlens.io import as_rgb_image
+
+    with pytest.raises(ImageReadError, match=r"as_rgb_image takes pixels, and this is a path .* fix: read the file with load_image"):
+        as_rgb_image(str(tmp_path / "part.png"))

@@ -183,6 +183,10 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
         # Decoded as a file's pixels are: a palette's colours, not its indices; CMYK as colour,
         # not its K as alpha; EXIF orientation applied.
         array = _decode(ImageOps.exif_transpose(array))
+    if isinstance(array, str | Path):
+        # A path is read_image's or load_image's; this gate takes pixels ("got str — pass an image file path" read as a contradiction).
+        raise ImageReadError("as_rgb_image takes pixels, and this is a path", array,
+                             "read the file with load_image (or read_image, which takes both)")
     if not isinstance(array, np.ndarray):
         raise ImageReadError(
             f"expected an image array, a Pillow image or a path, got {type(array).__name__}", source, "pass a numpy array or an image file path"
