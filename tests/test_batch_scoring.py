@@ -314,6 +314,9 @@ def test_batch_scoring_fit_reads_the_part_folder_and_refuses_options_it_cannot_u
     # Fitted on no image, it has no fingerprint to record: its card does not call that a gap.
     card = (model / "card.md").read_text()
     assert "| training images | 0 |" in card and "Provenance incomplete" not in card, card
+    # Only what it reads, and its rule in words (a probe's card showed a coreset ratio and a 3 % false-alarm target).
+    assert "coreset_ratio" not in card and "false_alarm_target" not in card and "Nothing fitted" in card, card
+    assert "batch-outlier: an image or a pixel 3 robust standard deviations" in card, card
 
 
 def test_resume_on_a_batch_model_finishes_as_an_uninterrupted_run_would(tmp_path):

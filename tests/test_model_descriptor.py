@@ -247,7 +247,7 @@ def test_fusion_on_too_few_normal_images_leaves_every_verdict_to_the_bank(synthe
     fused = Inspector.fit(train, InspectorSettings(image_size=128, coreset_ratio=0.5), secondary=Inspector.load(fitted_model).detector)
     assert isinstance(fused.detector, FusedDetector) and fused.detector.config.weight == 0.0
     assert (fused.thresholds.image, fused.thresholds.pixel) == (1.0, 1.0)
-    assert "the primary decides, with its own thresholds" in fused.detector.describe()["fusion"]
+    assert "the primary decides with its own thresholds" in fused.detector.describe()["fusion"]
     fused.save(tmp_path / "fused")
     loaded = Inspector.load(tmp_path / "fused")
     for item in category.test:

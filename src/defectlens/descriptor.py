@@ -307,6 +307,15 @@ def _table(rows: dict[str, Any]) -> list[str]:
     return lines
 
 
+NORMAL_FIT_SETTINGS = frozenset({"coreset_ratio", "false_alarm_target", "global_weight", "extra_neighbourhoods"})
+"""Settings of fitting on normal images (``InspectorSettings``): left off the card of a model fitted on none."""
+THRESHOLD_RULES = {
+    "batch-outlier": "an image or a pixel 3 robust standard deviations (1.4826 × MAD) above its batch's typical one",
+    "token-probability": "a SEG_DEFECT probability above 0.5",
+}
+"""What a threshold set by a rule, not by normal images, means (the card's "how set")."""
+
+
 def render_card(descriptor: ModelDescriptor) -> str:
     """The human-readable model card (Markdown) of a descriptor: what detector, fitted on what,
     when, with which thresholds set how, and what normal images scored."""
@@ -332,21 +341,31 @@ def render_card(descriptor: ModelDescriptor) -> str:
     info = dict(d.detector_info)
     encoder = info.pop("encoder", None)
     taxonomy = info.pop("taxonomy", None)
+    fitted_on_none = p is not None and p.n_images == 0
+    settings = {k: v for k, v in (d.settings or {}).items()
+                # A model fitted on no normal image (batch scoring) never read how to fit on them: a probe's
+                # card showed a coreset ratio and a false-alarm target its threshold has nothing to do with.
+                if not (fitted_on_none and k in NORMAL_FIT_SETTINGS) and not (k == "detector" and v == d.detector)}
     lines += ["", "## Detector", ""]
-    lines += _table({"kind": d.detector, **info, **(d.settings or {})})
+    lines += _table({"kind": d.detector, **info, **settings})
     if encoder:
         lines += ["", "### Encoder", "", *_table(encoder)]
     t = d.thresholds
     lines += ["", "## Thresholds", ""]
     if t:
-        lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": t.get("source")})
+        source = t.get("source")
+        how = f"{source}: {THRESHOLD_RULES[source]}" if source in THRESHOLD_RULES else source
+        lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": how})
     elif d.format_version < FORMAT_VERSION or d.settings is not None:
         lines += ["Not recorded in this descriptor (the detector's own files hold them)."]
     else:
-        lines += ["Not fixed in the model (set at inspection by the zero-shot cue)."]
+        lines += ["Not fixed in the model: set at inspection by the zero-shot cue — token: "
+                  f"{THRESHOLD_RULES['token-probability']}; batch or both: {THRESHOLD_RULES['batch-outlier']}."]
     if d.normal_stats:
         lines += ["", "## Normal-score statistics (normal images scored as unseen: held out, or each left out)", "", *_table(d.normal_stats)]
-    if d.fit_summary:
+    if d.fit_summary and fitted_on_none:
+        lines += ["", "## Fit", "", "Nothing fitted: the model reads no normal image, and scores each batch against itself."]
+    elif d.fit_summary:
         lines += ["", "## Fit", "", *_table(d.fit_summary)]
     if taxonomy:
         lines += ["", "## Taxonomy", "", f"Object: {taxonomy.get('object', '—')}", ""]
