@@ -190,3 +190,54 @@ def test_workers_ask_ray_for_the_cpus_their_threads_use():
     assert plan(1, [8.0], 2) == (1, 2, None)
     workers, cpus, note = plan(3, [2.0], 2)  # more than fit would wait for CPUs forever
     assert (workers, cpus) == (1, 2) and note is not None and "--workers 3" in note and "running 1" in note
+
+
+def test_a_worker_reads_relative_paths_from_the_commands_folder_and_says_why_it_cannot_load(fitted_model, tmp_path, monkeypatch):
+    # Probe 2026-12-05: on a cluster the workers started in their own folder, so a relative `-o` put every
+    # result there (the command: "0 image(s) inspected", exit 0), and a relative model failed every batch
+    # twice as a "died" worker. No Ray needed: the actor's class is plain Python.
+    shutil.copytree(fitted_model, tmp_path / "m")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = ray_engine.WorkerSpec(Path("m"), None, "batch", None, 5, "template", Path("out"), cwd=tmp_path)
+    worker = ray_engine.InspectionWorker(spec)
+    assert worker.ready() is None and Path.cwd() == tmp_path
+    monkeypatch.chdir(elsewhere)
+    missing = ray_engine.InspectionWorker(ray_engine.WorkerSpec(Path("nowhere"), None, "batch", None, 5, "template", Path("out"), cwd=elsewhere))
+    assert "model" in (missing.ready() or "") and "nowhere" in (missing.ready() or "")
+    with pytest.raises(Exception, match="the Ray worker could not load the model"):
+        missing.run([], {})
+    other = ray_engine.WorkerSpec(Path("m"), None, "batch", None, 5, "template", Path("out"), cwd=tmp_path, code="0" * 64)
+    assert "runs other defectlens code" in (ray_engine.InspectionWorker(other).ready() or "")
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_load_the_model_stops_the_run_in_its_words(ray_running, fitted_model, synthetic_category, tmp_path):
+    folder = _folder(synthetic_category, tmp_path)
+    spec = ray_engine.WorkerSpec(fitted_model, None, "batch", None, 5, "template", tmp_path / "out", code="0" * 64)
+    with pytest.raises(ray_engine.ConfigError, match=r"a Ray worker could not load the model: the Ray worker on .* runs other defectlens code"):
+        ray_engine.run_on_ray(spec, [sorted(folder.glob("*.png"))], {}, ray_engine.RayOptions(), lambda outcome: None)
+
+
+@pytest.mark.slow
+def test_more_workers_than_batches_is_said(ray_running, fitted_model, synthetic_category, tmp_path):
+    # Probe 2026-12-05: --workers 2 on one batch ran one worker, slower than asking for one, without a word.
+    pytest.importorskip("onnxruntime", reason="exported models need onnxruntime")
+    export_model(fitted_model, tmp_path / "exported")  # one CPU a worker: two fit on Ray's two
+    result = runner.invoke(app, ["inspect", str(tmp_path / "exported"), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "out"),
+                                 "--engine", "ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "--workers 2: the images make 1 batch(es) of up to 4, one a worker at a time; running 1" in " ".join(result.output.split())
+
+
+def test_results_said_written_but_not_in_the_output_folder_are_failures(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Probe 2026-12-05: workers that wrote to their own folder left a run of "0 image(s) inspected", exit 0.
+    import defectlens.cli.vision as vision
+    from defectlens.engine.local import BatchOutcome
+
+    monkeypatch.setattr(vision, "inspect_and_write", lambda inspector, analysis, batch, names, output: BatchOutcome(written=list(batch),
+                                                                                                                     n_inputs=len(batch)))
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "out")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 3 and "inspected, but its results are not in" in text, result.output

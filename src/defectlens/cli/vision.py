@@ -665,6 +665,10 @@ def inspect(
                     row = read_result(output, names[path], shown[path])
                     if row is not None:
                         rows[path] = row
+                    else:
+                        # Said written, not here: a Ray worker that wrote elsewhere left a run of "0 inspected", exit 0.
+                        failures.append(Failure(str(path), f"{path}: inspected, but its results are not in {output} — fix: give the "
+                                                           "output folder at a path every Ray node sees, and run again with --resume"))
                 advance(outcome.n_inputs)
 
             if engine == "ray":

@@ -14,9 +14,13 @@ batches already done stay written (each image's JSON is written last and atomica
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import importlib.util
 import logging
 import os
+import signal
 import socket
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,6 +30,7 @@ from typing import Any
 
 import torch
 
+import defectlens
 from defectlens.errors import ConfigError
 from defectlens.export.model import is_exported
 from defectlens.export.runtime import available_threads
@@ -63,6 +68,17 @@ class RayOptions:
     one per CPU for an exported model."""
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of this defectlens's source files: a worker that imports another copy (a cluster's
+    `ray start` run from another checkout) would write other outputs under the same version string."""
+    root = Path(defectlens.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".html", ".json") and p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """What an actor needs to load the model and the optional stages exactly as `inspect` did."""
@@ -79,6 +95,11 @@ class WorkerSpec:
     torch_threads: int = field(default_factory=torch.get_num_threads)
     """The driver's thread count, which a worker inspecting with a PyTorch model keeps (see
     :func:`worker_thread_count`)."""
+    cwd: Path = field(default_factory=Path.cwd)
+    """The driver's working folder, where a worker reads relative paths from: a cluster's workers
+    start in their own, and a relative `-o` put every result there while the driver found none."""
+    code: str = field(default_factory=code_fingerprint)
+    """The driver's :func:`code_fingerprint`, which every worker's must equal."""
 
 
 def worker_thread_count(spec: WorkerSpec) -> int:
@@ -133,14 +154,31 @@ class InspectionWorker:
         from defectlens.engine.local import load_for_inspection
 
         self.spec = spec
-        torch.set_num_threads(worker_thread_count(spec))
-        self.inspector, self.analysis = load_for_inspection(
-            spec.model_dir, spec.taxonomy, spec.cue, spec.examples, spec.k, spec.writer, spec.threshold
-        )
+        self.load_error: str | None = None
+        """Why the model could not be loaded here (said by :meth:`ready`), or None. Kept, not raised:
+        an actor whose constructor raises dies, and its batches were retried as a killed worker's."""
+        try:
+            os.chdir(spec.cwd)
+            if code_fingerprint() != spec.code:
+                raise ConfigError(f"the Ray worker on {socket.gethostname()} runs other defectlens code ({defectlens.__file__}) "
+                                  "than the command", None, "install the same defectlens on every node, then restart the cluster")
+            torch.set_num_threads(worker_thread_count(spec))
+            self.inspector, self.analysis = load_for_inspection(
+                spec.model_dir, spec.taxonomy, spec.cue, spec.examples, spec.k, spec.writer, spec.threshold
+            )
+        except Exception as exc:  # noqa: BLE001 - said by ready(), whatever it is
+            self.load_error = str(exc) or exc.__class__.__name__
+
+    def ready(self) -> str | None:
+        """None when the model is loaded, else why not."""
+        return self.load_error
 
     def run(self, paths: list[Path], names: dict[Path, str]) -> Any:
         """Inspect and write one batch; returns its :class:`~defectlens.engine.local.BatchOutcome`."""
         from defectlens.engine.local import inspect_and_write
+
+        if self.load_error:
+            raise ConfigError(f"the Ray worker could not load the model: {self.load_error}")
 
         fault = os.environ.get(FAULT_ENV)
         if fault and any(p.name == fault for p in paths):
@@ -209,6 +247,9 @@ def run_on_ray(
     from defectlens.engine.local import BatchOutcome, completed_inspection
 
     started = not ray.is_initialized()
+    # Ray puts its own SIGTERM handler in at init (a stack dump and abort): the command's own, which
+    # stops as Ctrl-C does, is put back after it.
+    on_terminate = signal.getsignal(signal.SIGTERM)
     if started:
         if options.address:
             require_listening(options.address)
@@ -227,6 +268,8 @@ def run_on_ray(
                 None,
                 ray_start_hint(options.address),
             ) from None
+    with contextlib.suppress(ValueError, TypeError):  # not the main thread, or a handler Python did not set
+        signal.signal(signal.SIGTERM, on_terminate)
     idle: list[Any] = []
     running: dict[bytes, tuple[Any, Any, list[Path], int]] = {}
     try:
@@ -234,6 +277,9 @@ def run_on_ray(
         n_workers, cpus, note = plan_pool(options.workers, node_cpus, worker_cpus(spec))
         if note and say:
             say(note)
+        if n_workers > len(batches) and options.workers and say:
+            say(f"--workers {options.workers}: the images make {len(batches)} batch(es) of up to {max(map(len, batches), default=0)}, "
+                f"one a worker at a time; running {len(batches)}")
         n_workers = max(1, min(n_workers, len(batches)))
         fault = {FAULT_ENV: os.environ[FAULT_ENV]} if os.environ.get(FAULT_ENV) else {}
         options_ = {"runtime_env": {"env_vars": fault}} if fault else {}
@@ -241,6 +287,11 @@ def run_on_ray(
         # on a node use its cores instead of each spreading threads over every core.
         actor_class = ray.remote(num_cpus=cpus, max_restarts=0)(InspectionWorker).options(**options_)
         idle = [actor_class.remote(spec) for _ in range(n_workers)]
+        # A worker that cannot load the model (a path its node does not see, other code) stops the
+        # run here, in its own words: each batch had failed twice as a "died" worker's.
+        if problem := next((p for p in ray.get([a.ready.remote() for a in idle]) if p), None):
+            raise ConfigError(f"a Ray worker could not load the model: {problem}", None,
+                              "give the model, inputs and output at paths every node sees (one machine, or a shared filesystem)")
         queue: deque[tuple[list[Path], int]] = deque((b, 0) for b in batches if b)
         # running is keyed by the ref's id: the ref ray.wait returns need not hash like the one submitted.
         while queue or running:
