@@ -199,7 +199,7 @@ def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
     insp = Inspection("p.png", (W, H), 2.5, True, np.zeros((H, W), np.float32), np.zeros((H, W), bool), [strong, weak],
                       thresholds=Thresholds(image=2.4, pixel=2.0))
     rep = build_report(insp, [RegionType(1, "blowhole", 0.9, "few-shot"), RegionType(2, "crack", 0.6, "few-shot")], TAX)
-    assert [f.weak for f in rep.findings] == [False, True] and rep.to_json()["findings"][1]["weak"] is True
+    assert [f.weak for f in rep.findings] == [False, True] and rep.to_json()["findings"][1]["weaker"] is True
     # The threshold beside the score: how near the line the verdict was.
     assert rep.text.startswith("Magnetic tile: DEFECTIVE (score 2.50, threshold 2.40).") and rep.to_json()["image_threshold"] == 2.4
     assert "(score 2.500, threshold 2.400)" in render_markdown(rep)

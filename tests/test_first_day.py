@@ -103,7 +103,8 @@ def test_summary_and_gallery_count_the_defects_the_report_counts(tmp_path):
     regions = [{"index": i} for i in (1, 2, 3)]
     types = [{"region_index": i, "defect_type": t} for i, t in ((1, "crack"), (2, "unknown"), (3, "unknown"))]
     (tmp_path / "p.json").write_text(json.dumps({"source": "p.png", "is_defective": True, "score": 3.0, "regions": regions, "region_types": types}))
-    findings = [{"region_index": 1}, {"region_index": 2, "weak": True}, {"region_index": 3, "weak": True}]
+    # "weak": a report written before the key became "weaker" (read again by --resume).
+    findings = [{"region_index": 1}, {"region_index": 2, "weaker": True}, {"region_index": 3, "weak": True}]
     (tmp_path / "p.report.json").write_text(json.dumps({"text": "1 defect found", "findings": findings}))
     row = read_result(tmp_path, "p", "p.png")
     assert row is not None and (row.n_regions, row.types, row.n_weaker) == (1, ("crack",), 2)
@@ -692,3 +693,22 @@ def test_reports_the_language_model_did_not_write_are_counted_on_the_terminal(fi
     assert result.exit_code == 0, result.output
     # A good part's text is checked too: "A: A:" says neither a type nor that the part is good.
     assert "the language model's text was not used for 8 of 8 report(s)" in _text(result), _text(result)
+
+
+def test_the_inspection_json_marks_the_regions_the_report_does_not_count(fitted_model, tmp_path):
+    # Export/Ray probe 2026-12-05: the report said "weak", the service "weaker", and the JSON nothing.
+    from defectlens import Inspector
+    from defectlens.engine.local import write_inspection
+    from defectlens.types import Inspection, Region, Thresholds
+
+    inspector = Inspector.load(fitted_model)
+    h, w = 60, 80
+    labels = np.zeros((h, w), np.int32)
+    labels[5:15, 5:15], labels[30:40, 40:60] = 1, 2
+    regions = [Region(1, (5, 5, 15, 15), 100, 100 / (h * w), (10.0, 10.0), 9.0, 7.0),
+               Region(2, (40, 30, 60, 40), 200, 200 / (h * w), (50.0, 35.0), 4.0, 3.0)]
+    inspection = Inspection("p.png", (w, h), 8.0, True, np.zeros((h, w), np.float32), labels > 0, regions, Thresholds(5.0, 3.0),
+                            region_labels=labels)
+    write_inspection(inspection, np.zeros((h, w, 3), np.uint8), tmp_path, "p", inspector)
+    saved = json.loads((tmp_path / "p.json").read_text())["regions"]
+    assert [r.get("weaker", False) for r in saved] == [False, True]

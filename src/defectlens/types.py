@@ -221,7 +221,7 @@ class Finding:
         """Plain-JSON form."""
         return {
             **({"only_type": True} if self.only_type else {}),
-            **({"weak": True} if self.weak else {}),
+            **({"weaker": True} if self.weak else {}),
             "region_index": self.region_index,
             "defect_type": self.defect_type,
             "confidence": round(float(self.confidence), 4),

@@ -17,7 +17,7 @@ from defectlens.explain.gallery import THUMBNAIL_SUFFIX, read_inspection_json
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
 from defectlens.io.images import jpeg_thumbnail
-from defectlens.locate import overlay_scale, render_overlay
+from defectlens.locate import overlay_scale, render_overlay, weaker_regions
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
 
@@ -68,6 +68,10 @@ def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, s
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
     payload = {**inspection.to_json(), "runtime": inspector.runtime}
+    # Marked as the report and the service mark them: a reader of the JSON alone had to compare each
+    # region's peak with the threshold to know which ones the report does not count.
+    weaker = weaker_regions(inspection)
+    payload["regions"] = [{**r, "weaker": True} if r["index"] in weaker else r for r in payload["regions"]]
     if extra:
         payload.update({k: v for k, v in extra.items() if k != "region_labels"})
     write_json_atomic(out_dir / f"{stem}.json", payload)

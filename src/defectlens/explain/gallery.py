@@ -99,7 +99,9 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
         report = json.loads((out_dir / f"{name}.report.json").read_text(encoding="utf-8"))
         if isinstance(report, dict):
             text, writer = str(report.get("text", "")), str(report.get("writer", ""))
-            weaker = {f.get("region_index") for f in report.get("findings") or [] if isinstance(f, dict) and f.get("weak")}
+            # "weak" in reports written before the inspection JSON and the service's "weaker" (2026-12-05), read on --resume.
+            weaker = {f.get("region_index") for f in report.get("findings") or []
+                      if isinstance(f, dict) and (f.get("weaker") or f.get("weak"))}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         # A missing report only empties one cell: the verdict and score still stand.
         pass
