@@ -136,6 +136,10 @@ def test_exported_model_from_another_version_is_refused(exported, tmp_path):
     (copy / EXPORT_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match=r"version 0; .*re-export the original model"):
         Inspector.load(copy)
+    meta["format_version"] = "1"  # written as text: said so, not "version '1'; this defectlens reads version 1"
+    (copy / EXPORT_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"its export format version is str '1', not a whole number"):
+        Inspector.load(copy)
 
 
 def test_an_export_without_its_record_says_it_runs_on_pytorch(exported, tmp_path):

@@ -367,7 +367,7 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
         models = client.get("/models").json()
         m = models["models"][0]
-        assert models["default"] == "plate" and m["name"] == "plate" and m["detector"] == "memory-bank"
+        assert models["default"] == "plate" and m["name"] == "plate" and m["detector"] == "memory-bank" and m["runtime"] == "torch"
         assert m["types"][:2] == ["spot", "scratch"] and "not-a-defect" in m["types"]
         assert "# Model card" in m["card"] and m["thresholds"]["image"] > 0
         assert client.get("/health").json()["status"] == "ok"

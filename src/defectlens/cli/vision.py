@@ -494,7 +494,7 @@ def inspect(
         Path,
         typer.Argument(
             help="Model directory: `defectlens fit` (memory bank; fused with a grounding model when fitted with --grounding) "
-            "or `defectlens train-grounding` (zero-shot: needs --taxonomy)."
+            "or `defectlens train-grounding` (zero-shot: needs --taxonomy), or a `defectlens export` of a fitted one (ONNX Runtime, OpenVINO)."
         ),
     ],
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
@@ -739,7 +739,7 @@ def inspect(
 
 
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` or `defectlens train-grounding`.")],
+    model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` or `defectlens train-grounding`, or an export of one.")],
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
     types_k: Annotated[

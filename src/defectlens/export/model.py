@@ -243,7 +243,9 @@ def read_export(root: Path) -> dict:
     if version != EXPORT_FORMAT_VERSION:
         newer = isinstance(version, int) and version > EXPORT_FORMAT_VERSION
         raise ModelFileError(
-            f"exported with export format version {version!r}; this defectlens reads version {EXPORT_FORMAT_VERSION}",
+            # A version written as text ("1") is said so: "version '1'; this defectlens reads version 1" read as a contradiction.
+            (f"its export format version is {type(version).__name__} {version!r}, not a whole number" if not isinstance(version, int)
+             else f"exported with export format version {version}; this defectlens reads version {EXPORT_FORMAT_VERSION}"),
             path,
             "upgrade defectlens (a newer version exported it), or re-export the original model with this one" if newer
             else "re-export the original model with this defectlens (`defectlens export MODEL -o EXPORT`)",

@@ -88,6 +88,9 @@ class LoadedModel:
         return {
             "name": self.name,
             "detector": ins.detector.name,
+            # What runs the encoder, as each inspection JSON of `inspect` says: two models served, one
+            # exported to OpenVINO, could not be told apart.
+            "runtime": ins.runtime,
             "settings": dict(ins.settings.__dict__),
             "thresholds": t.to_json() if t is not None else None,
             "fit_summary": dict(ins.fit_summary.__dict__) if ins.fit_summary else None,
