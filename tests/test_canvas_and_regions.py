@@ -180,8 +180,13 @@ def test_region_names_stay_whole_and_clear_of_the_caption():
     # hidden under the score band.
     from defectlens.locate.overlay import label_position
 
-    band = (0, 0, 60, 11)
+    band = [(0, 0, 60, 11)]
     assert label_position((50, 50, 60, 60), 30, 10, (200, 100), band) == (52, 40)  # above its box
     assert label_position((190, 50, 200, 60), 40, 10, (200, 100), band) == (159, 40)  # moved in from the edge, whole
     assert label_position((5, 3, 20, 20), 30, 10, (200, 100), band) == (7, 12)  # below the caption, not under it
     assert label_position((100, 95, 110, 100), 30, 10, (200, 100), band) == (102, 85)
+    # Nor over a name drawn before (zero-shot probe: "#9 crack" over "#10 crack" read "#9 crackk").
+    drawn = [*band, (52, 40, 82, 50)]
+    assert label_position((55, 52, 70, 70), 30, 10, (200, 100), drawn) == (57, 51)
+    # With no room below, it stays where it was rather than leave the picture.
+    assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [*band, (52, 78, 82, 89)]) == (57, 78)

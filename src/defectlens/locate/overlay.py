@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -73,18 +74,23 @@ def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str) -> t
 
 
 def label_position(
-    bbox: tuple[int, int, int, int], width: int, size: int, canvas: tuple[int, int], keep_clear: tuple[int, int, int, int]
+    bbox: tuple[int, int, int, int], width: int, size: int, canvas: tuple[int, int],
+    keep_clear: Sequence[tuple[int, int, int, int]],
 ) -> tuple[int, int]:
     """Where a region's name of ``width`` x ``size`` pixels goes: above its box's top left, inside
     the box where there is no room above, moved in from the right edge so the whole name shows
-    (names there were cut to "unknow"), and below the caption band ``keep_clear`` rather than
-    under it (a name there was hidden by the score)."""
+    (names there were cut to "unknow"), and below whatever of ``keep_clear`` it would cover — the
+    caption band (a name there was hidden by the score), names already drawn (a probe's "#9 crack"
+    over "#10 crack" read "#9 crackk") — while the canvas has room below."""
     x0, y0, _, _ = bbox
     x = max(0, min(x0 + 2, canvas[0] - width - 1))
     y = y0 - size if y0 >= size else y0 + 2
-    cx0, cy0, cx1, cy1 = keep_clear
-    if x < cx1 and x + width > cx0 and y < cy1 and y + size > cy0:
-        y = cy1 + 1
+    for _ in range(len(keep_clear)):
+        hit = next(((cx0, cy0, cx1, cy1) for cx0, cy0, cx1, cy1 in keep_clear
+                    if x < cx1 and x + width > cx0 and y < cy1 and y + size > cy0), None)
+        if hit is None or hit[3] + 1 > canvas[1] - size - 1:
+            break
+        y = hit[3] + 1
     return x, max(0, min(y, canvas[1] - size - 1))
 
 
@@ -125,12 +131,14 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     verdict = "DEFECTIVE" if inspection.is_defective else "GOOD"
     caption = f"{verdict}  score {inspection.score:.2f}"
     band = _caption_box(draw, canvas, caption)
+    taken = [band]
     for i, region in enumerate(inspection.regions):
         # The index with the type: "uneven, uneven" could not be matched to the report's rows.
         name = f"#{region.index} {labels[i]}" if labels and i < len(labels) else f"#{region.index}"
         name += " (weaker)" if region.index in weaker else ""
         width = int(draw.textbbox((0, 0), name, font=font, stroke_width=1)[2])
-        at = label_position(region.bbox, width, size, (canvas.width, canvas.height), band)
+        at = label_position(region.bbox, width, size, (canvas.width, canvas.height), taken)
+        taken.append((at[0], at[1], at[0] + width, at[1] + size))
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
         colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
         draw.text(at, name, fill=colour, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
