@@ -173,6 +173,8 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
     verdict = json.loads((out / "00.json").read_text())
     assert verdict["is_defective"] and verdict["detector"] == "batch-scoring"
     assert not json.loads((out / "05.json").read_text())["is_defective"]
+    # A batch's z-scored maps peak over its threshold on most parts: no good part is sent to look at one.
+    assert not [p for p in out.glob("[0-9][0-9].json") if "hot_spot" in json.loads(p.read_text())]
 
 
 def _record_batch_sizes(monkeypatch) -> list[int]:

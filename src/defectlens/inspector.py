@@ -533,6 +533,12 @@ class Inspector:
         else:
             # A part judged good reports no regions: sub-threshold blobs would only confuse the reader.
             mask, labels, regions = np.zeros((h, w), bool), np.zeros((h, w), np.int32), []
+        hot_spot = None
+        if not defective and not getattr(self.detector, "batch_relative", False):
+            # Its top mean under the threshold, its peak over it: where a person should look (a batch's
+            # z-scored maps peak over 3 on most parts, so those are left out).
+            y, x = np.unravel_index(int(np.argmax(result.anomaly_map)), result.anomaly_map.shape)
+            hot_spot = (int(x), int(y)) if float(result.anomaly_map[y, x]) > t.image else None
         return Inspection(
             source=source,
             image_size=(w, h),
@@ -545,6 +551,7 @@ class Inspector:
             region_labels=labels,
             detector=self.detector.name,
             unlike_normal=result.unlike_normal,
+            hot_spot=hot_spot,
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:

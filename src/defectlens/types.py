@@ -122,11 +122,18 @@ class Inspection:
     unlike_normal: str | None = None
     """Why the image as a whole is unlike every normal image, when it is (see
     :attr:`AnomalyResult.unlike_normal`); such an image is defective whatever its score."""
+    hot_spot: tuple[int, int] | None = None
+    """(x, y) where the map of a part judged good still peaks above the image threshold (its score,
+    the mean of the map's top, stayed under it), or None. Said so a person looks there: on the
+    four shared parts' test images, 20 of the 68 missed defective parts had one, and 14 of the 342
+    passing good ones."""
 
     def to_json(self) -> dict:
-        """Plain-JSON summary (maps are written separately as images); ``unlike_normal`` only when set."""
+        """Plain-JSON summary (maps are written separately as images); ``unlike_normal`` and ``hot_spot`` only when set."""
         return {
             **({"unlike_normal": self.unlike_normal} if self.unlike_normal else {}),
+            **({"hot_spot": {"at": list(self.hot_spot), "value": round(float(self.anomaly_map[self.hot_spot[1], self.hot_spot[0]]), 6)}}
+               if self.hot_spot else {}),
             "source": self.source,
             "image_size": list(self.image_size),
             "score": round(float(self.score), 6),
@@ -265,6 +272,9 @@ class Report:
     """The image threshold the verdict was made with (None when the inspection did not record one)."""
     part_name: str = ""
     """The part's short name for the report's first line (the taxonomy's ``part_name``); empty: ``object_name``."""
+    hot_spot: str | None = None
+    """A part judged good whose map peaks above the image threshold: where, in words, and how high
+    ("upper-left (55.10)"); see :attr:`Inspection.hot_spot`."""
 
     def to_json(self) -> dict:
         """Plain-JSON form."""
@@ -272,6 +282,7 @@ class Report:
             "source": self.source,
             "object": self.object_name,
             "part": self.part_name or self.object_name,
+            **({"hot_spot": self.hot_spot} if self.hot_spot else {}),
             "verdict": self.verdict,
             "unlike_normal": self.unlike_normal,
             "score": round(float(self.score), 6),

@@ -99,6 +99,13 @@ GUESSED_TYPE_SOURCES = {
 """Region-type methods that name a type without a labelled example of the part, with what a report says of them."""
 
 
+def _hot_spot_words(inspection: Inspection) -> str | None:
+    if inspection.hot_spot is None:
+        return None
+    x, y = inspection.hot_spot
+    return f"{describe_location((x, y), inspection.image_size)} ({float(inspection.anomaly_map[y, x]):.2f})"
+
+
 def build_report(
     inspection: Inspection,
     region_types: Sequence[RegionType] = (),
@@ -128,6 +135,7 @@ def build_report(
         # Said first: it is why the verdict is what it is (check the camera and the part).
         notes=[*([inspection.unlike_normal] if inspection.unlike_normal else []), *notes, *own_notes],
         unlike_normal=inspection.unlike_normal,
+        hot_spot=_hot_spot_words(inspection),
         image_threshold=inspection.thresholds.image if inspection.thresholds is not None else None,
     )
     start = time.perf_counter()

@@ -64,11 +64,23 @@ def report_head(report: Report) -> str:
     return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} (score {report.score:.2f}{against})."
 
 
+def good_part_words(report: Report) -> str:
+    """What the report says of a part judged good: that it can pass, or, when its map still peaks
+    above the threshold somewhere (:attr:`Report.hot_spot`), where to look before it does."""
+    if report.hot_spot:
+        return (f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: "
+                "look there before the part passes.")
+    return "No defect was found; the part can pass."
+
+
 def with_head_and_action(report: Report, body: str) -> str:
     """A language model's ``body`` between the report's head and, when the body leaves it out, the
-    action the template would give: the accepted texts of a probe left out the verdict and the action."""
+    action the template would give: the accepted texts of a probe left out the verdict and the action.
+    A good part's hot spot is added as the template says it (the model is told only that it passed)."""
     worst = worst_finding(report.findings) if report.verdict == "defective" else None
     action = f" Recommended action: {worst.action}." if worst and worst.action.casefold() not in body.casefold() else ""
+    if report.verdict != "defective" and report.hot_spot:
+        action = f" {good_part_words(report)}"
     return f"{report_head(report)} {body}{action}"
 
 
@@ -76,7 +88,7 @@ def template_text(report: Report) -> str:
     """The short natural-language report for ``report`` (verdict, each finding, the action)."""
     head = report_head(report)
     if report.verdict != "defective":
-        return f"{head} No defect was found; the part can pass."
+        return f"{head} {good_part_words(report)}"
     if report.unlike_normal:
         # A probe's fray over a third of a tile was read as a camera fault: the part comes first.
         return (f"{head} The whole image is unlike every normal image this model was fitted on: a large defect, another "
