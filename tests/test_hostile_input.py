@@ -6,6 +6,8 @@ DefectlensError instead), nothing silently wrong.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -747,3 +749,38 @@ def test_the_pixel_gate_given_a_path_names_the_reader_of_paths(tmp_path):
 
     with pytest.raises(ImageReadError, match=r"as_rgb_image takes pixels, and this is a path .* fix: read the file with load_image"):
         as_rgb_image(str(tmp_path / "part.png"))
+
+
+def test_inspect_will_not_write_over_a_folder_of_other_things(fitted_model, synthetic_category, tmp_path):
+    # Hostile probe 2026-12-05: `-o` over another model left it unloadable, over a dataset's test/good it
+    # replaced an image with an overlay, over a person's folder it replaced their summary.csv and index.html.
+    spot = str(synthetic_category / "test" / "spot" / "000.png")
+    victim = tmp_path / "other-model"
+    shutil.copytree(fitted_model, victim)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.csv").write_text("my,own,sheet\n")
+    (mine / "000.json").write_text('{"not": "an inspection"}')
+    for folder, said in ((victim, "holds a defectlens model"), (mine, "holds 2 item(s) that are not inspection results (e.g. 000.json)")):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        result = runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(folder)])
+        assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    # Earlier results (even of an image interrupted before its JSON) and empty folders are fine.
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(out)]).exit_code == 0
+    (out / "000.json").unlink()
+    assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(out)]).exit_code == 0
+    # Nor into the examples the run reads: the next run would take its overlays for examples.
+    examples = tmp_path / "examples"
+    shutil.copytree(synthetic_category / "test" / "spot", examples / "spot")
+    result = runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(examples / "spot" / "out"), "--examples", str(examples)])
+    assert result.exit_code == 2 and "would be written inside" in " ".join(result.output.split()), result.output
+
+
+def test_summary_cells_a_spreadsheet_would_run_are_text(tmp_path):
+    from defectlens.explain.gallery import ResultRow, summary_csv
+
+    row = ResultRow("=HYPERLINK(1).png", "=HYPERLINK(1)", True, 2.0, 1, ("crack",), "@SUM(A1)")
+    cells = list(csv.reader(io.StringIO(summary_csv([row], [("-cmd.png", "+bad")]))))
+    assert (cells[1][0], cells[1][5], cells[2][0], cells[2][5]) == ("'=HYPERLINK(1).png", "'@SUM(A1)", "'-cmd.png", "'+bad")

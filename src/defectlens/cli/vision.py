@@ -54,7 +54,7 @@ from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below,
 from defectlens.io.atomic import require_replaceable_folder
 from defectlens.io.dataset import is_good_folder, train_test_overlap
 from defectlens.io.images import describe_unreadable, path_is
-from defectlens.io.outputs import require_output_file, require_output_folder, unique_output_names
+from defectlens.io.outputs import require_apart_from, require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
 
@@ -566,6 +566,9 @@ def inspect(
             raise ConfigError(what, examples, "pass a folder of examples (DIR/<type>/*.png), an MVTec category or a saved classifier with --examples")
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files, model_dir)
+        if examples is not None:
+            # Results inside the examples folder would be read as examples by the next run.
+            require_apart_from(output, [examples], "output folder")
         require_batch_results_writable(output)
         needs = Inspector.needs_taxonomy(model_dir)
         cue = _require_cue_reader(cue, needs, model_dir)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from defectlens.descriptor import holds_model
 from defectlens.errors import OutputError
 from defectlens.io.atomic import write_text_atomic
 
@@ -129,18 +130,27 @@ def _against(row: ResultRow) -> str:
     return "" if row.threshold is None else f" (threshold {row.threshold:.3f})"
 
 
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a spreadsheet shows it rather than runs it: a file named ``=HYPERLINK(…).png``
+    written raw into ``summary.csv`` is a formula to the program most people open it with (OWASP's
+    CSV injection); a leading apostrophe makes it text."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = ()) -> str:
     """The rows as CSV text (header first; rows in the order given), then one row per input that
-    was not inspected: verdict ``skipped``, the reason where the report goes."""
+    was not inspected: verdict ``skipped``, the reason where the report goes. Text cells go through
+    :func:`spreadsheet_text`."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SUMMARY_COLUMNS)
+    t = spreadsheet_text
     for r in rows:
         # The warning heads the report cell: a verdict it qualifies must not be read without it.
         report = f"WARNING: {r.warning} | {r.report}" if r.warning else r.report
-        writer.writerow([r.file, r.verdict, f"{r.score:.4f}", r.n_regions, "; ".join(r.types), report])
+        writer.writerow([t(r.file), r.verdict, f"{r.score:.4f}", r.n_regions, t("; ".join(r.types)), t(report)])
     for file, reason in skipped:
-        writer.writerow([file, SKIPPED_VERDICT, "", "", "", reason])
+        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason)])
     return buf.getvalue()
 
 
@@ -204,12 +214,43 @@ def _skipped_section(skipped: Sequence[tuple[str, str]]) -> list[str]:
     return [f"<h2>{len(skipped)} input(s) not inspected</h2>", "<ul>", *items, "</ul>"]
 
 
+def holds_results(out_dir: Path) -> bool:
+    """True when ``out_dir`` holds something `inspect` wrote: an inspection JSON, a report JSON (an
+    image interrupted before its JSON), or a ``summary.csv`` with this tool's header."""
+    for path in out_dir.glob("*.json"):
+        if path.name.endswith(".report.json"):
+            try:
+                report = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(report, dict) and {"verdict", "findings", "writer"} <= report.keys():
+                return True
+        elif read_inspection_json(path) is not None:
+            return True
+    try:
+        with (out_dir / SUMMARY_FILE).open(encoding="utf-8") as f:
+            return next(csv.reader(f), None) == list(SUMMARY_COLUMNS)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
 def require_batch_results_writable(out_dir: Path) -> None:
     """Refuse, before any image is decoded, an output folder where ``summary.csv`` or
-    ``index.html`` is taken by a folder (the files could not be written at the end)."""
+    ``index.html`` is taken by a folder (the files could not be written at the end), and one that
+    holds files but no earlier results (:func:`holds_results`): a model, a dataset's folder, a
+    person's own files. Its overlays, masks, summary and gallery would have replaced them without a
+    word (a probe's `-o` over another model left it unloadable, and over `test/good` replaced an image)."""
     for name in (SUMMARY_FILE, GALLERY_FILE):
         if (out_dir / name).is_dir():
             raise OutputError(f"a folder stands where the batch {name} goes", out_dir / name, "move it away or pass another -o")
+    if not out_dir.is_dir() or holds_results(out_dir):
+        return
+    # Hidden files (an interrupted run's temporaries, a desktop's .DS_Store) are nobody's results to lose.
+    entries = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+    if entries:
+        what = "a defectlens model" if holds_model(out_dir) else f"{len(entries)} item(s) that are not inspection results (e.g. {entries[0]})"
+        raise OutputError(f"holds {what}, which the results could overwrite", out_dir,
+                          "pass a new or empty folder with -o, or one holding earlier results of `defectlens inspect`")
 
 
 def write_batch_results(
