@@ -260,3 +260,26 @@ def test_progress_written_to_a_log_is_a_line_now_and_then(monkeypatch, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("inspecting: ")]
     assert [line.split(" in ")[0] for line in lines] == ["inspecting: 1/3", "inspecting: 2/3"], lines
     assert "s left" in lines[0]
+
+
+def test_an_interrupt_in_the_moment_after_the_swap_says_the_new_model_was_saved(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Hostile probe 2026-12-05: Ctrl-C while the old folder was being deleted said "no model written; it is as
+    # it was" (fit) and "the model is as it was" (calibrate) over the new model, in 5 of 5 tries.
+    model = tmp_path / "m"
+    shutil.copytree(fitted_model, model)
+    old = atomic.folder_identity(model)
+
+    swap = atomic.exchange_paths
+
+    def swap_then_interrupt(a, b):  # the new folder in place, the old one not yet deleted
+        swap(a, b)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "exchange_paths", swap_then_interrupt)
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert result.exit_code == 130 and f"the new model was saved in {model} just before the interrupt" in _text(result), result.output
+    assert atomic.folder_identity(model) != old and Inspector.load(model).thresholds is not None
+    good, bad = str(synthetic_category / "test" / "good"), str(synthetic_category / "test" / "spot")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", bad, "--plot", str(tmp_path / "r.png")])
+    assert result.exit_code == 130 and "the thresholds are saved, the ROC plot not written" in _text(result), result.output
+    assert Inspector.load(model).thresholds.source.startswith("false-alarm target")

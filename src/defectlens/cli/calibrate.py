@@ -308,6 +308,8 @@ def calibrate(
                       f"{'; the thresholds are saved' if saved else ''} — fix: pass --plot with a writable path")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
+        # Saved also when the interrupt came in the moment after the model folder was swapped in.
+        saved = saved or (not dry_run and model_stamp(model_dir) != loaded)
         raise interrupted("the thresholds are saved, the ROC plot not written" if saved else "the model is as it was") from None
     if data.failures:
         raise typer.Exit(EXIT_PARTIAL)

@@ -23,7 +23,7 @@ from defectlens.engine import Locator, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.inspector import Inspector
 from defectlens.io import load_image, load_mask, write_bytes_atomic, write_json_atomic
-from defectlens.io.atomic import atomic_directory, require_replaceable_folder
+from defectlens.io.atomic import atomic_directory, folder_identity, require_replaceable_folder
 from defectlens.io.images import png_bytes
 from defectlens.io.outputs import unique_output_names
 from defectlens.locate import render_outlines
@@ -57,6 +57,7 @@ def locate_examples_command(
     the region's share of the image — and every example skipped, with why. A wrong region is
     fixed by giving that example a mask (DIR/<type>/masks/<stem>_mask.png).
     Exit status: 0 every example has a region, 3 some were skipped, 2 bad usage, 130 interrupted."""
+    before = folder_identity(output)
     try:
         require_replaceable_folder(output, _is_located_folder, "located-examples folder")
         if Inspector.needs_taxonomy(model_dir):
@@ -103,6 +104,8 @@ def locate_examples_command(
     except (DefectlensError, ValueError) as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
+        if folder_identity(output) != before:  # swapped in the moment before the interrupt
+            raise interrupted(f"the located examples were written to {output} just before the interrupt") from None
         raise interrupted(f"nothing written; {output} is as it was") from None
     notes(found.notes)
     table = Table("type", "example", "region", "share of image")

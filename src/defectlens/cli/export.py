@@ -11,6 +11,7 @@ from rich.markup import escape
 from defectlens.cli.progress import console, fail, interrupted
 from defectlens.errors import DefectlensError
 from defectlens.export import FORMATS, export_model, is_exported
+from defectlens.io.atomic import folder_identity
 
 
 def export(
@@ -22,12 +23,15 @@ def export(
 
     Every command taking a model accepts the exported folder and runs the encoder on ONNX Runtime
     (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage, 130 interrupted."""
+    before = folder_identity(output)
     try:
         replaced = is_exported(output)
         info = export_model(model_dir, output, fmt)
     except DefectlensError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
+        if folder_identity(output) != before:  # swapped in the moment before the interrupt
+            raise interrupted(f"the export was written to {output} just before the interrupt") from None
         raise interrupted(f"nothing exported; {output} is as it was") from None
     console.print(
         f"exported to {escape(str(output))}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "

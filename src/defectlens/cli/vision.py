@@ -51,7 +51,7 @@ from defectlens.inspector import (
     scan_images,
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, list_images, load_category, write_bytes_atomic, write_json_atomic
-from defectlens.io.atomic import require_replaceable_folder
+from defectlens.io.atomic import folder_identity, require_replaceable_folder
 from defectlens.io.dataset import is_good_folder, train_test_overlap
 from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.outputs import require_apart_from, require_output_file, require_output_folder, unique_output_names
@@ -186,6 +186,7 @@ def fit(
 
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
     existed = output.exists()
+    before = folder_identity(output)
     try:
         # Every setting and the output path are checked before a single image is decoded.
         settings = InspectorSettings(
@@ -284,7 +285,10 @@ def fit(
     except ValueError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
-        # The model folder is swapped in whole (Inspector.save): an interrupted fit leaves the old one.
+        # The model folder is swapped in whole (Inspector.save): an interrupted fit leaves the old one,
+        # unless the interrupt came in the moment after the swap.
+        if folder_identity(output) != before:
+            raise interrupted(f"the new model was saved in {output} just before the interrupt") from None
         raise interrupted(f"no model written; {output} is as it was" if existed else f"no model written ({output} not made)") from None
     t = inspector.thresholds
     console.print(

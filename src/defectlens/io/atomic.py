@@ -192,6 +192,17 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
         )
 
 
+def folder_identity(path: str | Path) -> tuple[int, int] | None:
+    """Which folder stands at ``path`` (device and inode), None when none: :func:`atomic_directory`
+    swaps a new folder in, so a change says the swap happened. A Ctrl-C in the moment after it
+    (while the old folder was being deleted) had the commands say "nothing written" over a new model."""
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: str = "model") -> Iterator[Path]:
     """Yield a fresh hidden sibling folder to fill; on success swap it in for ``path`` by rename.
