@@ -784,3 +784,14 @@ def test_summary_cells_a_spreadsheet_would_run_are_text(tmp_path):
     row = ResultRow("=HYPERLINK(1).png", "=HYPERLINK(1)", True, 2.0, 1, ("crack",), "@SUM(A1)")
     cells = list(csv.reader(io.StringIO(summary_csv([row], [("-cmd.png", "+bad")]))))
     assert (cells[1][0], cells[1][5], cells[2][0], cells[2][5]) == ("'=HYPERLINK(1).png", "'@SUM(A1)", "'-cmd.png", "'+bad")
+
+
+def test_calibrate_lists_a_symlink_loop_and_goes_on(fitted_model, synthetic_category, tmp_path):
+    # Hostile probe 2026-12-05: a RuntimeError traceback ("Symlink loop from ...").
+    good = tmp_path / "good"
+    shutil.copytree(synthetic_category / "test" / "good", good)
+    (good / "l1.png").symlink_to("l2.png")
+    (good / "l2.png").symlink_to("l1.png")
+    result = runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(good), "--defective", str(synthetic_category / "test" / "spot"),
+                                 "--dry-run", "--plot", str(tmp_path / "r.png")])
+    assert result.exit_code == 3 and "l1.png" in result.output and "Traceback" not in result.output, result.output

@@ -11,6 +11,7 @@ MVTec-style masks (``<category>/ground_truth/<type>/<stem>_mask.png``); otherwis
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +199,8 @@ def calibrate(
                     f"pass a folder holding images of {what} parts with --{what}",
                 )
         # One file cannot be both: it would silently count as defective only.
-        both = sorted({p.resolve() for p in good_files} & {p.resolve() for p in bad_files})
+        # realpath, not resolve: a symlink loop is an unreadable input listed later, not a traceback here.
+        both = sorted({os.path.realpath(p) for p in good_files} & {os.path.realpath(p) for p in bad_files})
         if both:
             raise DatasetLayoutError(
                 f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})",
