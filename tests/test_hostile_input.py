@@ -143,6 +143,30 @@ def test_fit_with_one_normal_image_is_refused_before_fitting(tmp_path):
         Inspector.fit([texture(np.random.default_rng(0), 64, 64)[..., None].repeat(3, 2)])
 
 
+@pytest.mark.parametrize(
+    ("where", "key", "value", "said"),
+    [
+        ("normal_stats", "pixel_median", "x", "pixel_median must be a finite number"),
+        ("normal_stats", "pixel_quantile", None, "pixel_quantile must be a finite number"),
+        ("config", "batch_size", 0, "batch_size and coreset_projection >= 1"),
+        ("config", "blur_sigma", "4", "blur_sigma must be a finite number"),
+        ("config", "blur_sigma", -4, "blur_sigma must be >= 0"),
+    ],
+)
+def test_hand_edited_settings_and_statistics_are_refused_on_load(fitted_model, tmp_path, where, key, value, said):
+    # Hostile probe 2026-12-05: each loaded and `info --check` passed; then a TypeError mid-batch, a
+    # range() traceback, or a changed score. A NaN (which Python's JSON reads) is refused alike.
+    model = _copy_model(fitted_model, tmp_path)
+    meta = json.loads((model / "detector.json").read_text())
+    meta[where][key] = value
+    (model / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=said):
+        Inspector.load(model)
+    (model / "detector.json").write_text(json.dumps(meta).replace(json.dumps(value), "NaN", 1) if value == "x" else json.dumps(meta))
+    with pytest.raises(ModelFileError):
+        Inspector.load(model)
+
+
 def test_a_model_without_thresholds_is_a_model_file_error(fitted_model, tmp_path):
     model = _copy_model(fitted_model, tmp_path)
     meta = json.loads((model / "detector.json").read_text())

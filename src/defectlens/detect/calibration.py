@@ -58,6 +58,15 @@ class NormalStatistics:
     quantile: float
     n_images: int
 
+    def __post_init__(self) -> None:
+        # Read back from hand-editable JSON: a "x" failed mid-batch in the overlay, and NaN drew no heat map.
+        for name in ("image_median", "image_quantile", "pixel_median", "pixel_quantile", "quantile"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if isinstance(self.n_images, bool) or not isinstance(self.n_images, int) or self.n_images < 0:
+            raise ValueError(f"n_images must be a whole number >= 0, got {self.n_images!r}")
+
     def to_json(self) -> dict:
         """Plain-JSON form."""
         return dict(self.__dict__)

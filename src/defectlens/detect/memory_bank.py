@@ -10,9 +10,10 @@ score (:mod:`defectlens.detect.maps`).
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import overload
 
@@ -155,6 +156,15 @@ class MemoryBankConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # Read back from hand-editable JSON: "4" or NaN for blur_sigma loaded and changed every score,
+        # and batch_size 0 failed deep in a range() (hostile probe 2026-12-05).
+        for f in fields(self):
+            value, numeric = getattr(self, f.name), isinstance(f.default, int | float) and not isinstance(f.default, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        if self.blur_sigma < 0 or self.batch_size < 1 or self.coreset_projection < 1 or not 0 < self.quantile < 1:
+            raise ValueError(f"blur_sigma must be >= 0, batch_size and coreset_projection >= 1, quantile in (0, 1); got "
+                             f"{self.blur_sigma}, {self.batch_size}, {self.coreset_projection}, {self.quantile}")
         object.__setattr__(self, "extra_neighbourhoods", tuple(int(a) for a in self.extra_neighbourhoods))
         for size in self.extra_neighbourhoods:
             if size < 1 or size % 2 == 0 or size == self.encoder.aggregate:
