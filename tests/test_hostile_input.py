@@ -819,3 +819,15 @@ def test_calibrate_lists_a_symlink_loop_and_goes_on(fitted_model, synthetic_cate
     result = runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(good), "--defective", str(synthetic_category / "test" / "spot"),
                                  "--dry-run", "--plot", str(tmp_path / "r.png")])
     assert result.exit_code == 3 and "l1.png" in result.output and "Traceback" not in result.output, result.output
+
+
+def test_fit_on_a_plain_folder_lists_what_it_cannot_read(synthetic_category, tmp_path):
+    # Hostile probe 2026-12-05: dead links and a GIF in a plain folder were dropped without a word (exit 0),
+    # where the same files in train/good were listed.
+    folder = tmp_path / "normals"
+    shutil.copytree(synthetic_category / "train" / "good", folder)
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "anim.gif")
+    result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m"), "--image-size", "64", "--extra-neighbourhood", "0"])
+    text = _text(result)
+    assert result.exit_code == 3 and "gone.png" in text and "1 image(s) in formats not read (e.g. anim.gif)" in text, result.output

@@ -50,10 +50,10 @@ from defectlens.inspector import (
     InspectorSettings,
     scan_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, list_images, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import folder_identity, require_replaceable_folder
 from defectlens.io.dataset import is_good_folder, train_test_overlap
-from defectlens.io.images import describe_unreadable, path_is
+from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import require_apart_from, require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
@@ -327,9 +327,15 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
     The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
     if not folder.is_dir() or (folder / "train").is_dir():
         return None
-    images = list_images(folder)
+    # Its own files only (a category's test/ below must never be fitted on). Dead links and other
+    # formats are said, as train/good's are: a plain folder's were dropped without a word.
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    images = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         return None
+    other = sorted(p.name for p in entries if p.suffix.lower() in OTHER_IMAGE_SUFFIXES)
+    if other:
+        notes([f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them"])
     above = folder.parent.parent if folder.parent.name.casefold() == "train" and is_good_folder(folder) else folder
     part = next((d / TAXONOMY_FILE for d in (folder, above) if (d / TAXONOMY_FILE).is_file()), None)
     return images, folder, part
