@@ -10,6 +10,7 @@ import shutil
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -735,3 +736,14 @@ def test_a_good_part_whose_map_peaks_over_the_threshold_says_where_to_look(fitte
     assert build_report(calm).text.endswith("No defect was found; the part can pass.")
     image = np.zeros((60, 90, 3), np.uint8)
     assert not np.array_equal(np.asarray(render_overlay(image, calm, 0, t)), np.asarray(render_overlay(image, spotted, 0, t)))
+
+
+def test_images_of_one_name_from_two_folders_show_apart():
+    # Hostile probe 2026-12-05: two rows named "x.png" in summary.csv, the table and the gallery.
+    from defectlens.cli.vision import display_names
+
+    day1, day2 = Path("/line/day1"), Path("/line/day2")
+    files = [day1 / "x.png", day2 / "x.png", day1 / "crack" / "y.png"]
+    with patch("defectlens.cli.vision.path_is", lambda p, kind: p in (day1, day2)):
+        names = display_names([day1, day2], files)
+    assert names == {day1 / "x.png": "day1/x.png", day2 / "x.png": "day2/x.png", day1 / "crack" / "y.png": "crack/y.png"}

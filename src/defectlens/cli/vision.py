@@ -7,6 +7,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -114,12 +115,21 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
 
 def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
     """How each image is shown in the table, summary and gallery: relative to the folder given
-    that holds it (``crack/007.png`` for a folder input), else as given — in full, never cut."""
+    that holds it (``crack/007.png`` for a folder input), else as given — in full, never cut. Two
+    images that would show alike (``x.png`` of two input folders) show with their folder's name
+    (``day1/x.png``), or whole: the summary had two rows of one name and no way to tell them apart."""
     folders = [item for item in inputs if path_is(item, "dir")]
     names: dict[Path, str] = {}
+    holders: dict[Path, Path] = {}
     for f in files:
         holder = next((d for d in folders if f.is_relative_to(d)), None)
         names[f] = str(f.relative_to(holder)) if holder is not None else str(f)
+        if holder is not None:
+            holders[f] = holder
+    for form in (lambda f: str(f.relative_to(holders[f].parent)) if f in holders else str(f), str):
+        counts = Counter(names.values())
+        for f in [f for f in files if counts[names[f]] > 1]:
+            names[f] = form(f)
     return names
 
 
