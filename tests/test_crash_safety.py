@@ -283,3 +283,16 @@ def test_an_interrupt_in_the_moment_after_the_swap_says_the_new_model_was_saved(
     result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", bad, "--plot", str(tmp_path / "r.png")])
     assert result.exit_code == 130 and "the thresholds are saved, the ROC plot not written" in _text(result), result.output
     assert Inspector.load(model).thresholds.source.startswith("false-alarm target")
+
+
+def test_resume_redoes_images_whose_files_a_power_cut_left_empty_or_cut_short(fitted_model, synthetic_category, tmp_path):
+    # Hostile probe 2026-12-05: an empty report and a truncated mask counted as "already done".
+    spot = synthetic_category / "test" / "spot"
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)]).exit_code == 0
+    (out / "000.report.md").write_bytes(b"")
+    mask = (out / "001.mask.png").read_bytes()
+    (out / "001.mask.png").write_bytes(mask[: len(mask) // 2])
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out), "--resume"])
+    assert result.exit_code == 0 and "2 image(s) already done, 2 to inspect" in _text(result), result.output
+    assert (out / "000.report.md").stat().st_size > 0 and (out / "001.mask.png").read_bytes() == mask
