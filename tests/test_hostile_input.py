@@ -506,7 +506,9 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("width", "height", "words"), [(10_000, 10_000, "10000x10000"), (20_000, 20_000, "400000000 pixels")])
+# With this tool's limit, not Pillow's higher one (hostile probe 2026-12-05).
+@pytest.mark.parametrize(("width", "height", "words"), [(10_000, 10_000, "10000x10000"),
+                                                        (20_000, 20_000, "declares 400,000,000 pixels, over the 64,000,000-pixel limit")])
 def test_huge_images_are_refused_with_their_size(tmp_path, width, height, words):
     with pytest.raises(ImageReadError, match=words):
         load_image(_png_header_only(tmp_path / "huge.png", width, height))
@@ -831,3 +833,10 @@ def test_fit_on_a_plain_folder_lists_what_it_cannot_read(synthetic_category, tmp
     result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m"), "--image-size", "64", "--extra-neighbourhood", "0"])
     text = _text(result)
     assert result.exit_code == 3 and "gone.png" in text and "1 image(s) in formats not read (e.g. anim.gif)" in text, result.output
+
+
+def test_a_multi_page_tiff_says_only_its_first_page_is_inspected(tmp_path):
+    pages = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in (10, 200)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    with pytest.warns(DefectlensWarning, match="2 pages; only the first is inspected"):
+        assert load_image(tmp_path / "scan.tif").max() == 10

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -253,6 +254,10 @@ def load_image(path: str | Path) -> np.ndarray:
                 if refusal := size_refusal(img.width, img.height):
                     raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
                 img.load()  # force full decode now so truncation is detected here
+                if getattr(img, "n_frames", 1) > 1:
+                    # A multi-page TIFF's other pages were never looked at, and nothing said so.
+                    warn_caller(f"{p}: {getattr(img, 'n_frames')} pages; only the first is inspected — save each page as its own image to "
+                                "inspect them all", DefectlensWarning)
                 upright = ImageOps.exif_transpose(img)
                 arr = _decode(upright)
     except ImageReadError:
@@ -264,7 +269,11 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageReadError("not a readable image", p, fix) from None
     except Image.DecompressionBombError as exc:
         # Pillow refuses these in Image.open, before the size is known to us; its message has the pixel count.
-        raise ImageReadError(f"image declares an enormous size ({exc})", p, "downscale or tile the image, or check the file's origin") from None
+        # Said with this tool's limit: Pillow's own, higher one read as the rule.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "an enormous size"
+        raise ImageReadError(f"image declares {size}, over the {MAX_PIXELS:,}-pixel limit", p,
+                             "downscale or tile the image, or check the file's origin") from None
     except PermissionError:
         raise ImageReadError("permission denied", p, "check the file's permissions") from None
     except (OSError, SyntaxError, ValueError) as exc:
