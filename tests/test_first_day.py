@@ -610,6 +610,8 @@ def test_inspect_types_regions_from_maskless_examples(calibrated_model, syntheti
         (["--fusion-mode", "max"], "sum|product"),
         (["--image-size", "9"], "64 to 1024"),
         (["--coreset-ratio", "0"], "(0, 1]"),
+        # Accepted and unused without --grounding (hostile probe 2026-12-05).
+        (["--fusion-weight", "0.5"], "--fusion-weight set how a grounding model is fused, and no --grounding is given"),
     ],
 )
 def test_fit_options_checked_before_any_image_is_decoded(synthetic_category, tmp_path, args, allowed):

@@ -420,6 +420,11 @@ def _grounding_for_fit(
     except ValueError as exc:
         raise ConfigError(str(exc), None, "use --fusion-mode sum|product and --fusion-weight in [0, 1]") from None
     if model_dir is None:
+        if weight is not None or mode != "sum":
+            # Accepted and unused, as the batch-scoring fit refuses them (hostile probe 2026-12-05).
+            given = ", ".join(o for o, on in (("--fusion-weight", weight is not None), ("--fusion-mode", mode != "sum")) if on)
+            raise ConfigError(f"{given} set how a grounding model is fused, and no --grounding is given", None,
+                              "add --grounding MODEL_DIR, or drop them")
         return None
     # Loaded before the taxonomy is asked for: a mistyped model path is the first thing to fix.
     model = GroundingModel.load(model_dir)
