@@ -385,6 +385,10 @@ def test_bad_options_are_refused_before_any_image_is_decoded(fitted_model, synth
     assert result.exit_code == 2 and "sum|product" in _text(result)
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--types-k", "-1"])
     assert result.exit_code == 2 and "--types-k" in _text(result)
+    # Every image of a type drawn as an example: refused, not "accuracy nan" on 0 images (hostile probe 2026-12-05).
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--types-k", "1000"])
+    assert result.exit_code == 2 and "draws every spot image (4) as an example, leaving none to type" in _text(result), result.output
+    assert "fix: pass --types-k 3 or less" in _text(result)
 
 
 def test_files_and_model_folders_respect_the_umask(inspector, tmp_path):

@@ -825,6 +825,13 @@ def evaluate(
             notes([f"{n_defective} of the {n} test images are defective: a batch-relative model judges each part against the others read "
                    "with it, so where most are defective the defective look typical and the recall at its threshold is low; "
                    "AUROC ranks them all the same"])
+        if types_k > 0:
+            # Every image of a type drawn as an example leaves none to type: "accuracy nan" on 0 images.
+            per_type = Counter(item.path.parent.name for item in category.require_test() if not is_good_folder(item.path.parent))
+            if per_type and types_k >= min(per_type.values()):
+                rarest = min(per_type, key=lambda t: per_type[t])
+                raise ConfigError(f"--types-k {types_k} draws every {rarest} image ({per_type[rarest]}) as an example, leaving none to type",
+                                  category_dir, f"pass --types-k {per_type[rarest] - 1} or less")
         analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
         with progress_bar("evaluating", n) as advance:
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)

@@ -256,7 +256,7 @@ def load_image(path: str | Path) -> np.ndarray:
                 img.load()  # force full decode now so truncation is detected here
                 if getattr(img, "n_frames", 1) > 1:
                     # A multi-page TIFF's other pages were never looked at, and nothing said so.
-                    warn_caller(f"{p}: {getattr(img, 'n_frames')} pages; only the first is inspected — save each page as its own image to "
+                    warn_caller(f"{p}: {img.n_frames} pages; only the first is inspected — save each page as its own image to "
                                 "inspect them all", DefectlensWarning)
                 upright = ImageOps.exif_transpose(img)
                 arr = _decode(upright)
