@@ -844,3 +844,14 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_inspected(tmp_path):
     pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
     with pytest.warns(DefectlensWarning, match="2 pages; only the first is inspected"):
         assert load_image(tmp_path / "scan.tif").max() == 10
+
+
+def test_an_examples_folder_that_gives_no_classifier_is_refused(fitted_model, synthetic_category, tmp_path):
+    # Hostile probe 2026-12-05: images lying directly in --examples (no type folders) gave a note and an
+    # inspection without types, exit 0, where a bad --taxonomy is refused.
+    flat = tmp_path / "examples"
+    shutil.copytree(synthetic_category / "test" / "spot", flat)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out), "--examples", str(flat)])
+    assert result.exit_code == 2 and "lie directly in it, not in a type folder" in _text(result), result.output
+    assert not out.exists()

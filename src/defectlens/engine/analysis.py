@@ -82,9 +82,12 @@ class Analysis:
 
 
 def prepare_analysis(
-    taxonomy_path: Path | None, examples: Path | None, k: int, writer: str, seed: int = 0, locator: Locator | None = None
+    taxonomy_path: Path | None, examples: Path | None, k: int, writer: str, seed: int = 0, locator: Locator | None = None,
+    examples_required: bool = False,
 ) -> Analysis:
-    """Load the taxonomy and fit (or load) the few-shot classifier; problems become notes.
+    """Load the taxonomy and fit (or load) the few-shot classifier; problems become notes, or,
+    with ``examples_required`` (the user named the examples), an examples folder that gives no
+    classifier raises its :class:`DefectlensError`.
 
     With a ``locator`` (the fitted model), examples without masks are located first: their
     strongest region is the example; without one, the whole image is."""
@@ -105,6 +108,8 @@ def prepare_analysis(
                 analysis.classifier = FewShotClassifier()
                 analysis.notes.extend(analysis.classifier.fit(example_set.examples).notes)
         except DefectlensError as exc:
+            if examples_required:
+                raise
             analysis.notes.append(f"defect-type classification skipped: {exc}")
     if analysis.classifier is not None and analysis.taxonomy is not None:
         # Examples of another part: every region they type is reported as unknown, said once here.

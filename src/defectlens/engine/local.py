@@ -159,7 +159,9 @@ def load_for_inspection(
         # This run only: the model folder is not touched (`defectlens calibrate` saves one).
         inspector.set_thresholds(image=threshold)
     # Examples without masks are located by this very model (the pixel threshold of this run).
-    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=Locator.of(inspector))
+    # Named by the user (--examples): a folder that gives no classifier is a usage error, as a bad
+    # --taxonomy is, not a note under an inspection run without types (hostile probe 2026-12-05).
+    analysis = prepare_analysis(taxonomy, examples, k, writer, locator=Locator.of(inspector), examples_required=True)
     # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     return inspector, analysis

@@ -254,9 +254,9 @@ def load_image(path: str | Path) -> np.ndarray:
                 if refusal := size_refusal(img.width, img.height):
                     raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
                 img.load()  # force full decode now so truncation is detected here
-                if getattr(img, "n_frames", 1) > 1:
+                if (pages := int(getattr(img, "n_frames", 1))) > 1:
                     # A multi-page TIFF's other pages were never looked at, and nothing said so.
-                    warn_caller(f"{p}: {img.n_frames} pages; only the first is inspected — save each page as its own image to "
+                    warn_caller(f"{p}: {pages} pages; only the first is inspected — save each page as its own image to "
                                 "inspect them all", DefectlensWarning)
                 upright = ImageOps.exif_transpose(img)
                 arr = _decode(upright)
