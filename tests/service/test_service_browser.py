@@ -223,6 +223,11 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
             first_line = page.locator(f'#batch li[data-id="{first_id}"]')
             sync_api.expect(first_line.locator(".badge")).to_have_text("good")
             sync_api.expect(first_line).to_contain_text("reviewed")
+            # The next one to review: the upload's next line nobody reviewed.
+            page.click("#next-unreviewed")
+            sync_api.expect(page.locator("#detail-file")).to_have_text("part-1.png")
+            page.locator(f'#batch li[data-id="{first_id}"] a').click()
+            sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
             # Sizes and scores as the report writes them.
             assert page.locator("#score").inner_text() == f"{page.evaluate('current.score'):.2f}"
             assert "%" in page.locator("#regions tr >> nth=0").inner_text()
@@ -242,6 +247,13 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
             sync_api.expect(page.locator("#missed-type")).to_be_disabled()
             sync_api.expect(page.locator("#missed-none")).to_contain_text("this model names no defect types")
             page.screenshot(path=str(ARTIFACTS / "7-keyboard-batch.png"), full_page=True)
+            # A service that stops answering is said at the top, and the banner goes when it is back.
+            page.route("**/inspections?*", lambda route: route.abort())
+            page.evaluate("loadHistory(0)")
+            sync_api.expect(page.locator("#offline")).to_be_visible()
+            sync_api.expect(page.locator("#offline")).to_contain_text("the service does not answer")
+            page.unroute("**/inspections?*")
+            sync_api.expect(page.locator("#offline")).to_be_hidden(timeout=15_000)
             # The reviewer's name outlives a reload typed before any review.
             page.reload()
             assert page.input_value("#reviewer") == "Ines"
