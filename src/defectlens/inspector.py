@@ -388,7 +388,7 @@ class Inspector:
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
             warn_caller(DefectlensWarning(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms "
-                                            "than the target; fit on more normal images, or set the threshold with `defectlens calibrate`"))
+                                          "than the target; fit on more normal images, or set the threshold with `defectlens calibrate`"))
         return fitted
 
     @classmethod
@@ -768,7 +768,7 @@ class Inspector:
             elif (root / ONNX_FILE).is_file():
                 # Its record gone, an export ran on PyTorch at PyTorch's pace, its card still naming the runtime.
                 warn_caller(f"{root}: {ONNX_FILE} lies here without {EXPORT_FILE}, so the model runs on PyTorch; "
-                              f"export it again (defectlens export) to run the exported encoder", DefectlensWarning)
+                            f"export it again (defectlens export) to run the exported encoder", DefectlensWarning)
         inspector = cls(detector, settings, summary, descriptor.provenance)
         inspector.runtime = ran_on
         return inspector
