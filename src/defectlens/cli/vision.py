@@ -819,7 +819,7 @@ def evaluate(
         part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path is not None else None
         inspector = Inspector.load(model_dir, part, cue)
         n = len(category.require_test())
-        n_defective = sum(not is_good_folder(item.path.parent) for item in category.require_test())
+        n_defective = sum(item.is_defective for item in category.require_test())
         if getattr(inspector.detector, "batch_relative", False) and n_defective > n / 2:
             # Said before the run: a probe read AUROC 0.931 beside recall 0 on cookie (70 % defective) with no word why.
             notes([f"{n_defective} of the {n} test images are defective: a batch-relative model judges each part against the others read "
@@ -827,7 +827,7 @@ def evaluate(
                    "AUROC ranks them all the same"])
         if types_k > 0:
             # Every image of a type drawn as an example leaves none to type: "accuracy nan" on 0 images.
-            per_type = Counter(item.path.parent.name for item in category.require_test() if not is_good_folder(item.path.parent))
+            per_type = Counter(item.defect_type for item in category.require_test() if item.is_defective)
             if per_type and types_k >= min(per_type.values()):
                 rarest = min(per_type, key=lambda t: per_type[t])
                 raise ConfigError(f"--types-k {types_k} draws every {rarest} image ({per_type[rarest]}) as an example, leaving none to type",
