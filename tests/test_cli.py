@@ -208,6 +208,9 @@ def test_help_at_80_columns_keeps_every_option_readable(monkeypatch):
     fit_help = " ".join(runner.invoke(app, ["fit", "--help"]).output.split())
     assert "--backbone <str> efficientnet-lite0 or efficientnet-lite2. [default: efficientnet-lite2]" in fit_help
     assert "--standardize / --no-standardize" in fit_help
+    # The command list wraps each summary in full (the plain layout cut them at about 45 characters).
+    assert "Fit a detector on the normal images of..." not in runner.invoke(app, ["--help"]).output
+    assert "CATEGORY_DIR/train/good" in runner.invoke(app, ["--help"]).output
     monkeypatch.setenv("COLUMNS", "160")
     assert "╭─ Options" in runner.invoke(app, ["fit", "--help"]).output  # the wide layout where it fits
 

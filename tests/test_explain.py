@@ -251,3 +251,7 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     assert sum("types guessed from the words of the taxonomy's descriptions" in n for n in guessed.notes) == 1
     from_examples = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "blowhole", 0.8, "few-shot")], TAX)
     assert not [n for n in from_examples.notes if "guessed" in n]
+    # A taxonomy of one type: nothing was guessed ("only type known"; regression probe).
+    one = parse_taxonomy({"object": "commutator", "defects": [{"name": "crack", "description": "a thin dark line"}]})
+    only = build_report(insp, [RegionType(1, "crack", 1.0, "words", candidates=(("crack", 1.0),))], one)
+    assert only.findings[0].only_type and not [n for n in only.notes if "guessed" in n]

@@ -376,6 +376,10 @@ def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_description
     assert flagged and all("/spot/" in f for f in flagged), flagged
     # Default cue 'batch': batch-relative scores, outliers of the batch are defective.
     assert all(p["thresholds"]["source"] == "batch-outlier" for p in payloads.values())
+    # Each report says both what the model never saw and that the verdict is the batch's (the regression
+    # probe found only the batch's said on the default cue).
+    first_notes = {json.loads(p.read_text())["notes"][0] for p in out.glob("*.report.json")}
+    assert first_notes and all(n.startswith("zero-shot verdict") and "batch-relative verdict" in n for n in first_notes), first_notes
     typed = [t for p in payloads.values() for t in p["region_types"]]
     # Typed from the taxonomy's descriptions read against each region's shape: every flagged
     # image is a bright square, the "bright square spot" of the taxonomy.

@@ -801,6 +801,12 @@ def test_inspect_will_not_write_over_a_folder_of_other_things(fitted_model, synt
     assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(out)]).exit_code == 0
     (out / "000.json").unlink()
     assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(out)]).exit_code == 0
+    for p in out.iterdir():  # what a power cut leaves of unflushed files: nobody's work to lose
+        p.write_bytes(b"")
+    assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(out)]).exit_code == 0
+    # --resume takes the folder as the run's own (a model excepted).
+    assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(mine), "--resume"]).exit_code == 0
+    assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(victim), "--resume"]).exit_code == 2
     # Nor into the examples the run reads: the next run would take its overlays for examples.
     examples = tmp_path / "examples"
     shutil.copytree(synthetic_category / "test" / "spot", examples / "spot")

@@ -6,12 +6,13 @@ what to do about it, so the CLI can print it as-is and a batch can report it at 
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
 from types import FrameType
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep  # with the separator: not a sibling "defectlens_x/"
 
 
 class DefectlensError(Exception):

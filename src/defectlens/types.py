@@ -126,7 +126,8 @@ class Inspection:
     """(x, y) where the map of a part judged good still peaks above the image threshold (its score,
     the mean of the map's top, stayed under it), or None. Said so a person looks there: on the
     four shared parts' test images, 20 of the 68 missed defective parts had one, and 14 of the 342
-    passing good ones."""
+    passing good ones (``benchmarks/hot_spot.py``; memory banks with label-free thresholds, the
+    only models it is set for)."""
 
     def to_json(self) -> dict:
         """Plain-JSON summary (maps are written separately as images); ``unlike_normal`` and ``hot_spot`` only when set."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperOption
 
 from defectlens.cli import calibrate, examples, export, grounding, vision
 from defectlens.cli import service as service_cli
@@ -42,14 +42,9 @@ class _Command(TyperCommand):
         _format_help(TyperCommand, self, ctx, formatter)
 
 
-class _Group(TyperGroup):
-    """The command list, laid out as the commands' help is (see :data:`RICH_HELP_MIN_COLUMNS`)."""
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        _format_help(TyperGroup, self, ctx, formatter)
-
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.", cls=_Group)
+# The command list keeps typer's layout at any width: it wraps each command's summary in full, where
+# click's plain layout cut them at about 45 characters ("Fit a detector on the normal images of...").
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
 
 # typer 0.29 shows every option with a value type, flags too: "--resume <bool>", "--help <bool>",
 # and `--check true` then fails (README audit 2026-12-05). A flag takes no value: none is shown.

@@ -594,7 +594,7 @@ def inspect(
         if examples is not None:
             # Results inside the examples folder would be read as examples by the next run.
             require_apart_from(output, [examples], "output folder")
-        require_batch_results_writable(output)
+        require_batch_results_writable(output, resume)
         needs = Inspector.needs_taxonomy(model_dir)
         cue = _require_cue_reader(cue, needs, model_dir)
         # Loaded here with the Ray engine too: a bad model fails fast, before any worker starts.

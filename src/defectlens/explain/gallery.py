@@ -234,23 +234,35 @@ def holds_results(out_dir: Path) -> bool:
         return False
 
 
-def require_batch_results_writable(out_dir: Path) -> None:
+def require_batch_results_writable(out_dir: Path, resume: bool = False) -> None:
     """Refuse, before any image is decoded, an output folder where ``summary.csv`` or
     ``index.html`` is taken by a folder (the files could not be written at the end), and one that
     holds files but no earlier results (:func:`holds_results`): a model, a dataset's folder, a
     person's own files. Its overlays, masks, summary and gallery would have replaced them without a
-    word (a probe's `-o` over another model left it unloadable, and over `test/good` replaced an image)."""
+    word (a probe's `-o` over another model left it unloadable, and over `test/good` replaced an image).
+    Empty files are nobody's work to lose (what a power cut leaves of unflushed results), and with
+    ``resume`` the folder is taken as the run's own, a model excepted."""
     for name in (SUMMARY_FILE, GALLERY_FILE):
         if (out_dir / name).is_dir():
             raise OutputError(f"a folder stands where the batch {name} goes", out_dir / name, "move it away or pass another -o")
-    if not out_dir.is_dir() or holds_results(out_dir):
+    if not out_dir.is_dir():
+        return
+    if holds_model(out_dir):
+        raise OutputError("holds a defectlens model, which the results could overwrite", out_dir, "pass another folder with -o")
+    if resume or holds_results(out_dir):
         return
     # Hidden files (an interrupted run's temporaries, a desktop's .DS_Store) are nobody's results to lose.
-    entries = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+    entries = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".") and not _empty_file(p))
     if entries:
-        what = "a defectlens model" if holds_model(out_dir) else f"{len(entries)} item(s) that are not inspection results (e.g. {entries[0]})"
-        raise OutputError(f"holds {what}, which the results could overwrite", out_dir,
-                          "pass a new or empty folder with -o, or one holding earlier results of `defectlens inspect`")
+        raise OutputError(f"holds {len(entries)} item(s) that are not inspection results (e.g. {entries[0]}), which the results could "
+                          "overwrite", out_dir, "pass a new or empty folder with -o, or --resume to finish an interrupted run there")
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def write_batch_results(

@@ -78,7 +78,8 @@ def build_findings(
     if unclassified:
         notes.append(f"region(s) {', '.join(f'#{i}' for i in unclassified)} were not classified; reported as unknown")
     # Types with no example of the part behind them read as surely as few-shot ones (probe 2026-12-05).
-    guessed = {f.method for f in findings if f.defect_type != UNKNOWN} & set(GUESSED_TYPE_SOURCES)
+    # Not where the taxonomy names one type: nothing was guessed ("only type known").
+    guessed = {f.method for f in findings if f.defect_type != UNKNOWN and not f.only_type} & set(GUESSED_TYPE_SOURCES)
     for method in sorted(guessed):
         notes.append(GUESSED_TYPE_SOURCES[method])
     # Which fields, per type: "severity/impact/action" was said when only the action was missing.

@@ -190,7 +190,8 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
                              "read the file with load_image (or read_image, which takes both)")
     if not isinstance(array, np.ndarray):
         raise ImageReadError(
-            f"expected an image array, a Pillow image or a path, got {type(array).__name__}", source, "pass a numpy array or an image file path"
+            f"expected an image array or a Pillow image, got {type(array).__name__}", source,
+            "pass a numpy array or a Pillow image (an image file: its path to read_image or Inspector.inspect)"
         )
     arr = array[..., None] if array.ndim == 2 else array
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):

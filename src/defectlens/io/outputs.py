@@ -55,7 +55,7 @@ def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:
     for item in kept:
         if _inside(out, _real(item)):
             raise OutputError(
-                f"the {what} would be written {'over' if out == _real(item) else 'inside'} {item}, an input or the model of this run",
+                f"the {what} would be written {'over' if out == _real(item) else 'inside'} {item}, an input, the model or the examples of this run",
                 path,
                 f"write the {what} outside the model and the input folders",
             )

@@ -142,8 +142,10 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
         colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
         draw.text(at, name, fill=colour, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60))
     if inspection.hot_spot is not None:
-        # A good part's map peaking above the threshold: ringed, as the report says where to look.
+        # A good part's map peaking above the threshold: ringed, as the report says where to look;
+        # drawn over the caption band, which had hidden a ring at the top edge.
         x, y = inspection.hot_spot
         r = max(6, min(canvas.width, canvas.height) // 16)
         draw.ellipse((x - r, y - r, x + r, y + r), outline=WEAKER_COLOUR, width=max(1, size // 8))
@@ -151,5 +153,4 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         width = int(draw.textbbox((0, 0), name, font=font, stroke_width=1)[2])
         at = label_position((x - r, y - r, x + r, y + r), width, size, (canvas.width, canvas.height), taken)
         draw.text(at, name, fill=WEAKER_COLOUR, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
-    _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60))
     return canvas
