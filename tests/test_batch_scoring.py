@@ -383,6 +383,7 @@ def test_options_a_batch_model_does_not_read_are_said(tmp_path):
     result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(tmp_path / "b"), "--threshold", "-1"])
     text = " ".join(result.output.split())
     assert result.exit_code == 0 and "more than half of every batch will be flagged" in text, text
+    assert "note: batch-relative verdict: judged against the other parts inspected with it" in text, text
     # Each report says what its verdict rests on: a probe's lot of 16 cracked and 4 good cookies passed as good.
     reports = list((tmp_path / "b").glob("*.report.json"))
     assert len(reports) == 8

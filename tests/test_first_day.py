@@ -738,6 +738,11 @@ def test_a_good_part_whose_map_peaks_over_the_threshold_says_where_to_look(fitte
     assert build_report(calm).text.endswith("No defect was found; the part can pass.")
     image = np.zeros((60, 90, 3), np.uint8)
     assert not np.array_equal(np.asarray(render_overlay(image, calm, 0, t)), np.asarray(render_overlay(image, spotted, 0, t)))
+    # The gallery's card says so too (a good card looked like any other).
+    from defectlens.explain.gallery import ResultRow, gallery_html
+
+    card = gallery_html([ResultRow("p.png", "p", False, t * 0.9, 0, (), text, hot_spot=True)], "t")
+    assert "the map peaks above the threshold: look at the ringed spot" in card
 
 
 def test_images_of_one_name_from_two_folders_show_apart():

@@ -670,6 +670,9 @@ def inspect(
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
                           "2026-12-05): they are inspected again")
     title = f"defectlens — {len(files)} image(s)"
+    if basis := inspector.verdict_basis:
+        # Said where the run is watched, not only in each report (regression probe 2026-12-05).
+        console.print(f"[yellow]note:[/] {escape(basis)}")
     if resume and int(getattr(inspector.detector, "min_batch", 1)) > 1:
         # Scores relative to their batch: the images left are inspected in the batches the first run
         # planned (their finished batch-mates rewritten as they were), so a resumed run writes what an
@@ -695,8 +698,9 @@ def inspect(
                         rows[path] = row
                     else:
                         # Said written, not here: a Ray worker that wrote elsewhere left a run of "0 inspected", exit 0.
-                        failures.append(Failure(str(path), f"{path}: inspected, but its results are not in {output} — fix: give the "
-                                                           "output folder at a path every Ray node sees, and run again with --resume"))
+                        failures.append(Failure(str(path), f"{path}: inspected, but its results are not in {output} — fix: check that "
+                                                           "nothing moves them away (with --engine ray: a path every node sees), and run "
+                                                           "again with --resume"))
                 advance(outcome.n_inputs)
 
             if engine == "ray":

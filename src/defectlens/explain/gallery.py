@@ -60,6 +60,8 @@ class ResultRow:
     """Why the whole image is unlike every normal one (the frame check), or ''."""
     n_weaker: int = 0
     """Weaker indications beside the :attr:`n_regions` counted (the report lists them apart)."""
+    hot_spot: bool = False
+    """A part judged good whose map still peaks above the threshold (:attr:`Inspection.hot_spot`)."""
 
     @property
     def verdict(self) -> str:
@@ -117,7 +119,7 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
-        len(weaker),
+        len(weaker), bool(payload.get("hot_spot")),
     )
 
 
@@ -181,6 +183,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             # Its regions are not typed: without this line the card read like an ordinary defective part.
             + ('<div class="warn">the whole image is unlike every normal one: a large defect, another part or a faulty frame</div>'
                if r.unlike_normal else "")
+            # A good card looked like any other: the report's "look there" was one click away (regression probe).
+            + ('<div class="warn">the map peaks above the threshold: look at the ringed spot</div>' if r.hot_spot else "")
             + f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
         )
     return "\n".join(
