@@ -4,7 +4,10 @@ Screenshots go to test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,15 +24,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _page_on_service(pool: ModelPool, tmp_path: Path, reviewer: str) -> Iterator[tuple[Any, Any, Server]]:
+    """A served model, and the page open in headless Chromium with the token and a reviewer's name
+    entered; yields (Playwright's sync API, the page, the server) and checks no script error was raised."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", TOKEN)
-    # A stored file name that is markup: the page must show it, not run it.
-    hostile = tmp_path / "<img src=x onerror=window.pwned=1>.png"
-    hostile.write_bytes(images["good"].read_bytes())
     with Server(create_app(cfg, pool=pool), free_port()) as server, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -39,224 +42,215 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
             page.goto(server.url + "/")
             page.fill("#token", TOKEN)
             page.dispatch_event("#token", "change")
-            page.fill("#reviewer", "Dana")
-            page.set_input_files("#file-input", str(images["bad"]))
-            sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
-            sync_api.expect(page.locator("#overlay")).to_have_js_property("complete", True)
-            page.screenshot(path=str(ARTIFACTS / "1-inspected.png"), full_page=True)
-            # The report pane: the report's prose (not its Markdown), and each of its notes once.
-            shown = page.locator("#report").text_content() or ""
-            assert shown.startswith(page.evaluate("current.report.text")) and "**" not in shown
-            notes = page.evaluate("current.report.notes")
-            assert notes and all(shown.count(n) == 1 for n in notes)
-            # One line per file of the upload, linking to its inspection.
-            sync_api.expect(page.locator("#batch li")).to_have_count(1)
-            sync_api.expect(page.locator("#batch li a")).to_have_text(f"#{page.evaluate('current.id')}")
-
-            # Override region 1's type and send the review.
-            page.select_option("#region-type-1", "scratch")
-            page.click("#confirm")
-            sync_api.expect(page.locator("#review-state")).to_contain_text("reviewed by Dana", timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "2-reviewed.png"), full_page=True)
-
-            # History: filtered to reviewed, the inspection is there with its new type.
-            page.select_option("#f-review", "reviewed")
-            page.click("#f-apply")
-            row = page.locator("#history tr").first
-            sync_api.expect(row.locator("td.review")).to_contain_text("reviewed (Dana)")
-            sync_api.expect(row).to_contain_text("scratch")
-            page.screenshot(path=str(ARTIFACTS / "3-history.png"), full_page=True)
-
-            # The hostile file name is shown as text.
-            page.set_input_files("#file-input", str(hostile))
-            sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name, timeout=60_000)
-            page.select_option("#f-review", "")
-            page.click("#f-apply")
-            sync_api.expect(page.locator("#history tr").first).to_contain_text(hostile.name)
-            assert page.evaluate("window.pwned") is None
-            sync_api.expect(page.locator("#error")).to_have_text("")
-            page.screenshot(path=str(ARTIFACTS / "4-escaped.png"), full_page=True)
-
-            # Until a time before every inspection: none; a page past the first: ⏭ and ⏮ jump to the
-            # oldest and the newest (the oldest rows were a click per page away; no "until" at all).
-            page.fill("#f-until", "2000-01-01T00:00")
-            page.dispatch_event("#f-until", "change")
-            sync_api.expect(page.locator("#history-msg")).to_have_text("no inspection matches these filters")
-            page.fill("#f-until", "")
-            page.dispatch_event("#f-until", "change")
-            with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
-                for i in range(20):
-                    client.post("/inspections", files={"file": (f"more-{i}.png", images["good"].read_bytes(), "image/png")}).raise_for_status()
-            # Posted by stations, not the page: the newest page follows without a press (every 15 s).
-            page.evaluate("refreshHistory()")
-            sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
-            page.click("#last")
-            sync_api.expect(page.locator("#page-info")).to_have_text("21–22 of 22")
-            sync_api.expect(page.locator("#history tr").last).to_contain_text("bad.png")
-            sync_api.expect(page.locator("#last")).to_be_disabled()
-            page.click("#first")
-            sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
-            page.click("#last")
-            # A link in the history opens that inspection, brought into view with its row marked
-            # (the panel loaded 626 px above the screen and nothing seemed to happen).
-            page.locator("#history tr").nth(1).locator("a").click()
-            sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
-            assert page.evaluate("document.getElementById('detail').getBoundingClientRect().top") >= -1
-            sync_api.expect(page.locator("#history tr").nth(1)).to_have_class("open")
-
-            # Reviewed good, the false alarm's regions are rejected (they were kept as confirmed
-            # defects and exported as examples of a defect on a good part).
-            bad_id = page.evaluate("current.id")
-            page.click("#mark-good")
-            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
-            assert set(page.evaluate("current.regions.map(r => r.type)")) == {"not-a-defect"}
-            # The person's verdict stands over the machine's report and overlay, and says so.
-            sync_api.expect(page.locator("#override")).to_contain_text("Reviewed GOOD by Dana: the report and the overlay are the machine's")
-            # Confirm keeps a person's verdict (it sent the machine's, undoing theirs).
-            page.click("#confirm")
-            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
-            assert page.evaluate("current.final_verdict") == "good"
-            # A missed defect and a comment outlive the next review, and do not follow to another inspection.
-            page.select_option("#missed-type", "scratch")
-            page.fill("#missed-box", "2,3,12,9")
-            page.fill("#comment", "left edge")
-            page.click("#mark-defective")
-            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
-            page.click("#confirm")
-            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
-            assert page.evaluate("current.regions.filter(r => r.missed).map(r => [r.type, r.bbox])") == [["scratch", [2, 3, 12, 9]]]
-            assert page.evaluate("current.review.comment") == "left edge"
-            # Reviewing it good would drop the missed defect: asked first; dismissed, nothing is sent.
-            asked: list[str] = []
-            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
-            page.click("#mark-good")
-            page.wait_for_timeout(300)
-            assert asked and "removes the 1 missed defect(s)" in asked[0]
-            assert page.evaluate("current.final_verdict") == "defective" and page.evaluate("current.regions.filter(r => r.missed).length") == 1
-            page.locator("#history tr").first.locator("a").click()
-            sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name)
-            assert page.input_value("#comment") == "" and page.input_value("#missed-box") == ""
-            # A bad box is said beside the buttons, in words; nothing is sent.
-            page.select_option("#missed-type", "scratch")
-            page.fill("#missed-box", "abc")
-            page.click("#mark-defective")
-            sync_api.expect(page.locator("#review-msg")).to_contain_text("give four whole numbers x0,y0,x1,y1")
-            page.screenshot(path=str(ARTIFACTS / "5-review-message.png"), full_page=True)
-            # A missed defect's box is drawn on the original (typing pixel numbers was all there was).
-            page.locator("#original").scroll_into_view_if_needed()
-            box = page.locator("#original").bounding_box()
-            page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75, steps=4)
-            page.mouse.up()
-            drawn = [int(v) for v in page.input_value("#missed-box").split(",")]
-            assert all(abs(a - b) <= 3 for a, b in zip(drawn, [32, 24, 96, 72], strict=True)), drawn
-            sync_api.expect(page.locator("#drawn")).to_be_visible()
-
-            # A long file name, on a phone: the page stays as wide as the screen.
-            long_name = tmp_path / ("x" * 170 + ".png")
-            long_name.write_bytes(images["good"].read_bytes())
-            page.set_viewport_size({"width": 390, "height": 844})
-            page.set_input_files("#file-input", str(long_name))
-            sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name, timeout=60_000)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            page.screenshot(path=str(ARTIFACTS / "6-phone.png"), full_page=True)
+            page.fill("#reviewer", reviewer)
+            page.dispatch_event("#reviewer", "change")
+            yield sync_api, page, server
             assert errors == []
         finally:
             browser.close()
+
+
+def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # A stored file name that is markup: the page must show it, not run it.
+    hostile = tmp_path / "<img src=x onerror=window.pwned=1>.png"
+    hostile.write_bytes(images["good"].read_bytes())
+    with _page_on_service(pool, tmp_path, "Dana") as (sync_api, page, server):
+        page.set_input_files("#file-input", str(images["bad"]))
+        sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
+        sync_api.expect(page.locator("#overlay")).to_have_js_property("complete", True)
+        page.screenshot(path=str(ARTIFACTS / "1-inspected.png"), full_page=True)
+        # The report pane: the report's prose (not its Markdown), and each of its notes once.
+        shown = page.locator("#report").text_content() or ""
+        assert shown.startswith(page.evaluate("current.report.text")) and "**" not in shown
+        notes = page.evaluate("current.report.notes")
+        assert notes and all(shown.count(n) == 1 for n in notes)
+        # One line per file of the upload, linking to its inspection.
+        sync_api.expect(page.locator("#batch li")).to_have_count(1)
+        sync_api.expect(page.locator("#batch li a")).to_have_text(f"#{page.evaluate('current.id')}")
+
+        # Override region 1's type and send the review.
+        page.select_option("#region-type-1", "scratch")
+        page.click("#confirm")
+        sync_api.expect(page.locator("#review-state")).to_contain_text("reviewed by Dana", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "2-reviewed.png"), full_page=True)
+
+        # History: filtered to reviewed, the inspection is there with its new type.
+        page.select_option("#f-review", "reviewed")
+        page.click("#f-apply")
+        row = page.locator("#history tr").first
+        sync_api.expect(row.locator("td.review")).to_contain_text("reviewed (Dana)")
+        sync_api.expect(row).to_contain_text("scratch")
+        page.screenshot(path=str(ARTIFACTS / "3-history.png"), full_page=True)
+
+        # The hostile file name is shown as text.
+        page.set_input_files("#file-input", str(hostile))
+        sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name, timeout=60_000)
+        page.select_option("#f-review", "")
+        page.click("#f-apply")
+        sync_api.expect(page.locator("#history tr").first).to_contain_text(hostile.name)
+        assert page.evaluate("window.pwned") is None
+        sync_api.expect(page.locator("#error")).to_have_text("")
+        page.screenshot(path=str(ARTIFACTS / "4-escaped.png"), full_page=True)
+
+        # Until a time before every inspection: none; a page past the first: ⏭ and ⏮ jump to the
+        # oldest and the newest (the oldest rows were a click per page away; no "until" at all).
+        page.fill("#f-until", "2000-01-01T00:00")
+        page.dispatch_event("#f-until", "change")
+        sync_api.expect(page.locator("#history-msg")).to_have_text("no inspection matches these filters")
+        page.fill("#f-until", "")
+        page.dispatch_event("#f-until", "change")
+        with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
+            for i in range(20):
+                client.post("/inspections", files={"file": (f"more-{i}.png", images["good"].read_bytes(), "image/png")}).raise_for_status()
+        # Posted by stations, not the page: the newest page follows without a press (every 15 s).
+        page.evaluate("refreshHistory()")
+        sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
+        page.click("#last")
+        sync_api.expect(page.locator("#page-info")).to_have_text("21–22 of 22")
+        sync_api.expect(page.locator("#history tr").last).to_contain_text("bad.png")
+        sync_api.expect(page.locator("#last")).to_be_disabled()
+        page.click("#first")
+        sync_api.expect(page.locator("#page-info")).to_have_text("1–20 of 22")
+        page.click("#last")
+        # A link in the history opens that inspection, brought into view with its row marked
+        # (the panel loaded 626 px above the screen and nothing seemed to happen).
+        page.locator("#history tr").nth(1).locator("a").click()
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        assert page.evaluate("document.getElementById('detail').getBoundingClientRect().top") >= -1
+        sync_api.expect(page.locator("#history tr").nth(1)).to_have_class("open")
+
+        # Reviewed good, the false alarm's regions are rejected (they were kept as confirmed
+        # defects and exported as examples of a defect on a good part).
+        bad_id = page.evaluate("current.id")
+        page.click("#mark-good")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        assert set(page.evaluate("current.regions.map(r => r.type)")) == {"not-a-defect"}
+        # The person's verdict stands over the machine's report and overlay, and says so.
+        sync_api.expect(page.locator("#override")).to_contain_text("Reviewed GOOD by Dana: the report and the overlay are the machine's")
+        # Confirm keeps a person's verdict (it sent the machine's, undoing theirs).
+        page.click("#confirm")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        assert page.evaluate("current.final_verdict") == "good"
+        # A missed defect and a comment outlive the next review, and do not follow to another inspection.
+        page.select_option("#missed-type", "scratch")
+        page.fill("#missed-box", "2,3,12,9")
+        page.fill("#comment", "left edge")
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        page.click("#confirm")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        assert page.evaluate("current.regions.filter(r => r.missed).map(r => [r.type, r.bbox])") == [["scratch", [2, 3, 12, 9]]]
+        assert page.evaluate("current.review.comment") == "left edge"
+        # Reviewing it good would drop the missed defect: asked first; dismissed, nothing is sent.
+        asked: list[str] = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.click("#mark-good")
+        page.wait_for_timeout(300)
+        assert asked and "removes the 1 missed defect(s)" in asked[0]
+        assert page.evaluate("current.final_verdict") == "defective" and page.evaluate("current.regions.filter(r => r.missed).length") == 1
+        page.locator("#history tr").first.locator("a").click()
+        sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name)
+        assert page.input_value("#comment") == "" and page.input_value("#missed-box") == ""
+        # A bad box is said beside the buttons, in words; nothing is sent.
+        page.select_option("#missed-type", "scratch")
+        page.fill("#missed-box", "abc")
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("give four whole numbers x0,y0,x1,y1")
+        page.screenshot(path=str(ARTIFACTS / "5-review-message.png"), full_page=True)
+        # A missed defect's box is drawn on the original (typing pixel numbers was all there was).
+        page.locator("#original").scroll_into_view_if_needed()
+        box = page.locator("#original").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75, steps=4)
+        page.mouse.up()
+        drawn = [int(v) for v in page.input_value("#missed-box").split(",")]
+        assert all(abs(a - b) <= 3 for a, b in zip(drawn, [32, 24, 96, 72], strict=True)), drawn
+        sync_api.expect(page.locator("#drawn")).to_be_visible()
+
+        # A long file name, on a phone: the page stays as wide as the screen.
+        long_name = tmp_path / ("x" * 170 + ".png")
+        long_name.write_bytes(images["good"].read_bytes())
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.set_input_files("#file-input", str(long_name))
+        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name, timeout=60_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "6-phone.png"), full_page=True)
 
 
 def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
     # Page probe 2026-12-05: the verdicts were never announced, a review left the batch's line on the
     # machine's verdict and the keyboard's focus on the page, "send again" wiped the batch's other
     # lines, and a model with no types offered 'unknown' as a missed defect's type, which the API refuses.
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", TOKEN)
     files = [tmp_path / f"part-{i}.png" for i in range(3)]
     for f, kind in zip(files, ["bad", "good", "bad"], strict=True):
         f.write_bytes(images[kind].read_bytes())
-    with Server(create_app(cfg, pool=pool), free_port()) as server, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url + "/")
-            page.fill("#token", TOKEN)
-            page.dispatch_event("#token", "change")
-            page.fill("#reviewer", "Ines")
-            page.dispatch_event("#reviewer", "change")
-            # The service does not answer the third file: refused, kept to send again.
-            failing = {"n": 0}
+    with _page_on_service(pool, tmp_path, "Ines") as (sync_api, page, _server):
+        # The service does not answer the third file: refused, kept to send again.
+        failing = {"n": 0}
 
-            def drop_third(route):  # type: ignore[no-untyped-def]
-                failing["n"] += 1
-                return route.abort() if failing["n"] == 3 else route.continue_()
+        def drop_third(route):  # type: ignore[no-untyped-def]
+            failing["n"] += 1
+            return route.abort() if failing["n"] == 3 else route.continue_()
 
-            page.route("**/inspections", drop_third)
-            page.set_input_files("#file-input", [str(f) for f in files])
-            status = page.locator("#upload-status")
-            sync_api.expect(status).to_have_text("2 of 3 image(s) inspected: 1 defective, 1 good; 1 not (listed below)", timeout=90_000)
-            assert page.get_attribute("#upload-status", "role") == "status"
-            page.unroute("**/inspections")
-            page.focus("#retry")
-            page.keyboard.press("Enter")
-            sync_api.expect(status).to_have_text("1 of 1 image(s) inspected: 1 defective, 0 good", timeout=60_000)
-            lines = page.locator("#batch li")
-            sync_api.expect(lines).to_have_count(3)  # the first two lines stay, the third is replaced in place
-            assert [line.split()[1] for line in lines.all_inner_texts()] == [f.name for f in files]
-            assert page.evaluate("document.activeElement.id") == "upload-status"
-            # The batch's links say what they open.
-            assert (page.get_attribute("#batch li a >> nth=0", "aria-label") or "").endswith("part-0.png, defective")
+        page.route("**/inspections", drop_third)
+        page.set_input_files("#file-input", [str(f) for f in files])
+        status = page.locator("#upload-status")
+        sync_api.expect(status).to_have_text("2 of 3 image(s) inspected: 1 defective, 1 good; 1 not (listed below)", timeout=90_000)
+        assert page.get_attribute("#upload-status", "role") == "status"
+        page.unroute("**/inspections")
+        page.focus("#retry")
+        page.keyboard.press("Enter")
+        sync_api.expect(status).to_have_text("1 of 1 image(s) inspected: 1 defective, 0 good", timeout=60_000)
+        lines = page.locator("#batch li")
+        sync_api.expect(lines).to_have_count(3)  # the first two lines stay, the third is replaced in place
+        assert [line.split()[1] for line in lines.all_inner_texts()] == [f.name for f in files]
+        assert page.evaluate("document.activeElement.id") == "upload-status"
+        # The batch's links say what they open.
+        assert (page.get_attribute("#batch li a >> nth=0", "aria-label") or "").endswith("part-0.png, defective")
 
-            # Reviewed from the keyboard: the focus stays on the pressed button, the batch's line follows.
-            page.locator("#batch li a").first.click()
-            sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
-            first_id = page.evaluate("current.id")
-            page.focus("#mark-good")
-            page.keyboard.press("Enter")
-            sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{first_id} saved", timeout=30_000)
-            assert page.evaluate("document.activeElement.id") == "mark-good"
-            first_line = page.locator(f'#batch li[data-id="{first_id}"]')
-            sync_api.expect(first_line.locator(".badge")).to_have_text("good")
-            sync_api.expect(first_line).to_contain_text("reviewed")
-            # The next one to review: the upload's next line nobody reviewed.
-            page.click("#next-unreviewed")
-            sync_api.expect(page.locator("#detail-file")).to_have_text("part-1.png")
-            page.locator(f'#batch li[data-id="{first_id}"] a').click()
-            sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
-            # Sizes and scores as the report writes them.
-            assert page.locator("#score").inner_text() == f"{page.evaluate('current.score'):.2f}"
-            assert "%" in page.locator("#regions tr >> nth=0").inner_text()
-            # The review column beside the machine's type (it was off a phone's screen, last).
-            assert page.locator("#regions").locator("xpath=..").locator("th").all_inner_texts()[:3] == ["#", "type", "review type"]
+        # Reviewed from the keyboard: the focus stays on the pressed button, the batch's line follows.
+        page.locator("#batch li a").first.click()
+        sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
+        first_id = page.evaluate("current.id")
+        page.focus("#mark-good")
+        page.keyboard.press("Enter")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{first_id} saved", timeout=30_000)
+        assert page.evaluate("document.activeElement.id") == "mark-good"
+        first_line = page.locator(f'#batch li[data-id="{first_id}"]')
+        sync_api.expect(first_line.locator(".badge")).to_have_text("good")
+        sync_api.expect(first_line).to_contain_text("reviewed")
+        # The next one to review: the upload's next line nobody reviewed.
+        page.click("#next-unreviewed")
+        sync_api.expect(page.locator("#detail-file")).to_have_text("part-1.png")
+        page.locator(f'#batch li[data-id="{first_id}"] a').click()
+        sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
+        # Sizes and scores as the report writes them.
+        assert page.locator("#score").inner_text() == f"{page.evaluate('current.score'):.2f}"
+        assert "%" in page.locator("#regions tr >> nth=0").inner_text()
+        # The review column beside the machine's type (it was off a phone's screen, last).
+        assert page.locator("#regions").locator("xpath=..").locator("th").all_inner_texts()[:3] == ["#", "type", "review type"]
 
-            # A link to the inspection on show brings it into view (nothing moved: the address was the same).
-            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-            page.locator(f'#batch li[data-id="{first_id}"] a').click()
-            assert page.evaluate("document.activeElement.id") == "detail-heading"
-            assert page.evaluate("document.getElementById('detail').getBoundingClientRect().top") >= -1
+        # A link to the inspection on show brings it into view (nothing moved: the address was the same).
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.locator(f'#batch li[data-id="{first_id}"] a').click()
+        assert page.evaluate("document.activeElement.id") == "detail-heading"
+        assert page.evaluate("document.getElementById('detail').getBoundingClientRect().top") >= -1
 
-            # Missed defects: never 'unknown' or 'not-a-defect'; a model with no types says so instead.
-            offered = page.eval_on_selector_all("#missed-type option", "os => os.map(o => o.value)")
-            assert "unknown" not in offered and "not-a-defect" not in offered and "scratch" in offered
-            page.evaluate("models.plate.types = ['unknown', 'not-a-defect']; show(current)")
-            sync_api.expect(page.locator("#missed-type")).to_be_disabled()
-            sync_api.expect(page.locator("#missed-none")).to_contain_text("this model names no defect types")
-            page.screenshot(path=str(ARTIFACTS / "7-keyboard-batch.png"), full_page=True)
-            # A service that stops answering is said at the top, and the banner goes when it is back.
-            page.route("**/inspections?*", lambda route: route.abort())
-            page.evaluate("loadHistory(0)")
-            sync_api.expect(page.locator("#offline")).to_be_visible()
-            sync_api.expect(page.locator("#offline")).to_contain_text("the service does not answer")
-            page.unroute("**/inspections?*")
-            sync_api.expect(page.locator("#offline")).to_be_hidden(timeout=15_000)
-            # The reviewer's name outlives a reload typed before any review.
-            page.reload()
-            assert page.input_value("#reviewer") == "Ines"
-            assert errors == []
-        finally:
-            browser.close()
+        # Missed defects: never 'unknown' or 'not-a-defect'; a model with no types says so instead.
+        offered = page.eval_on_selector_all("#missed-type option", "os => os.map(o => o.value)")
+        assert "unknown" not in offered and "not-a-defect" not in offered and "scratch" in offered
+        page.evaluate("models.plate.types = ['unknown', 'not-a-defect']; show(current)")
+        sync_api.expect(page.locator("#missed-type")).to_be_disabled()
+        sync_api.expect(page.locator("#missed-none")).to_contain_text("this model names no defect types")
+        page.screenshot(path=str(ARTIFACTS / "7-keyboard-batch.png"), full_page=True)
+        # A service that stops answering is said at the top, and the banner goes when it is back.
+        page.route("**/inspections?*", lambda route: route.abort())
+        page.evaluate("loadHistory(0)")
+        sync_api.expect(page.locator("#offline")).to_be_visible()
+        sync_api.expect(page.locator("#offline")).to_contain_text("the service does not answer")
+        page.unroute("**/inspections?*")
+        sync_api.expect(page.locator("#offline")).to_be_hidden(timeout=15_000)
+        # The reviewer's name outlives a reload typed before any review.
+        page.reload()
+        assert page.input_value("#reviewer") == "Ines"
