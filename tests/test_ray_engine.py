@@ -241,3 +241,20 @@ def test_results_said_written_but_not_in_the_output_folder_are_failures(fitted_m
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "out")])
     text = " ".join(result.output.split())
     assert result.exit_code == 3 and "inspected, but its results are not in" in text, result.output
+
+
+@pytest.mark.slow
+def test_a_workers_image_warnings_are_said_by_the_command(ray_running, fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-05: a multi-page TIFF and a see-through part were said by the local
+    # engine and silently lost on Ray (the workers' output is not forwarded).
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    shutil.copytree(synthetic_category / "test" / "good", folder)
+    grey = np.asarray(Image.open(folder / "000.png").convert("L"))
+    pages = [Image.fromarray(grey), Image.fromarray(255 - grey)]
+    pages[0].save(folder / "scan.tif", save_all=True, append_images=pages[1:])
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(tmp_path / "out"), "--engine", "ray"])
+    assert result.exit_code == 0, result.output
+    assert "2 pages; only the first is inspected" in " ".join(result.output.split()), result.output

@@ -110,6 +110,9 @@ class BatchOutcome:
     n_inputs: int = 0
     warnings: list[str] = field(default_factory=list)
     """What the detector said about the batch as a whole (see :attr:`InspectedBatch.warnings`)."""
+    image_warnings: list[str] = field(default_factory=list)
+    """Warnings a Ray worker raised about single images (a multi-page TIFF, a see-through part),
+    carried to the command, which says them: the workers' own output is not forwarded."""
 
 
 def inspect_and_write(inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path) -> BatchOutcome:

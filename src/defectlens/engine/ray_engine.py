@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 import torch
 
 import defectlens
-from defectlens.errors import ConfigError
+from defectlens.errors import ConfigError, DefectlensWarning, warn_caller
 from defectlens.export.model import is_exported
 from defectlens.export.runtime import available_threads
 from defectlens.inspector import Failure
@@ -187,7 +188,11 @@ class InspectionWorker:
             if before:
                 inspect_and_write(self.inspector, self.analysis, before, names, self.spec.output)
             os._exit(1)  # no exception, no cleanup
-        return inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DefectlensWarning)
+            outcome = inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output)
+        outcome.image_warnings = [str(w.message) for w in caught if issubclass(w.category, DefectlensWarning)]
+        return outcome
 
 
 def _died(paths: list[Path], attempts: int) -> list[Failure]:
@@ -329,6 +334,8 @@ def run_on_ray(
                 record(BatchOutcome(failures=failures, n_inputs=len(batch)))
                 idle.append(actor)
                 continue
+            for message in outcome.image_warnings:
+                warn_caller(message, DefectlensWarning)  # said as the local engine says them
             record(outcome)
             idle.append(actor)
     finally:
