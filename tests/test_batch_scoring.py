@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -400,9 +401,12 @@ def test_evaluate_says_why_a_mostly_defective_split_shows_little_recall(tmp_path
         for i, img in enumerate(images):
             Image.fromarray(img).save(category / "test" / folder / f"{i:02d}.png")
     (category / "train" / "good").mkdir(parents=True)
+    shutil.copy(category / "test" / "good" / "00.png", category / "train" / "good" / "00.png")
     model = tmp_path / "model"
     assert runner.invoke(app, ["fit", str(category), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
     result = runner.invoke(app, ["evaluate", str(model), str(category)])
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert "6 of the 9 test images are defective: a batch-relative model judges each part against the others" in text, text
+    # A test image that copies a training one flatters only a model fitted on them: this one read none.
+    assert "copies of training images" not in text, text

@@ -808,7 +808,9 @@ def evaluate(
             require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
         notes(category.notes)
-        if leaked := train_test_overlap(category):
+        # Only for a model fitted on those training images: batch scoring and a zero-shot model read none.
+        fitted_on_train = _model_kind(model_dir) not in NO_NORMAL_DETECTORS and not Inspector.needs_taxonomy(model_dir)
+        if fitted_on_train and (leaked := train_test_overlap(category)):
             notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                        "model — take them out of test/ or train/good/"])
         # A zero-shot grounding model reads the part through the category's own taxonomy.
