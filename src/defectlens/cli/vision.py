@@ -53,7 +53,7 @@ from defectlens.inspector import (
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import folder_identity, require_replaceable_folder
-from defectlens.io.dataset import is_good_folder, train_test_overlap
+from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import require_apart_from, require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
@@ -808,11 +808,6 @@ def evaluate(
             require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
         notes(category.notes)
-        # Only for a model fitted on those training images: batch scoring and a zero-shot model read none.
-        fitted_on_train = _model_kind(model_dir) not in NO_NORMAL_DETECTORS and not Inspector.needs_taxonomy(model_dir)
-        if fitted_on_train and (leaked := train_test_overlap(category)):
-            notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
-                       "model — take them out of test/ or train/good/"])
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)
         cue = _require_cue_reader(cue, zero_shot, model_dir)
@@ -846,6 +841,11 @@ def evaluate(
     except KeyboardInterrupt:
         raise interrupted("evaluation stopped before the metrics; nothing written") from None
     result = evaluation.to_json()
+    # Beside the metrics they qualify (found once, by the evaluation), and only for a model fitted on
+    # those training images: batch scoring and a zero-shot model read none.
+    if (leaked := evaluation.copies_of_train) and _model_kind(model_dir) not in NO_NORMAL_DETECTORS and not zero_shot:
+        notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
+               "model — take them out of test/ or train/good/"])
     if evaluation.no_mask:
         # Said once, with the files: these images count for the image metrics only.
         console.print(
