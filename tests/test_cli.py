@@ -96,7 +96,7 @@ def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itsel
         result = runner.invoke(app, ["fit", str(folder), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
-        assert "has no train/good folder: fitting on the 12 image(s) in it, as images of normal parts" in text
+        assert "has no train/good folder: fitting on the image files in it (12; any unreadable is listed), as images of normal parts" in text
         assert "fitted on 12 images" in text
     # train/good carries its category's taxonomy; a plain folder without one carries none.
     assert json.loads((tmp_path / "train_good" / "taxonomy.json").read_text())["object"] == "metal plate"

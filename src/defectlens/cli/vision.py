@@ -250,7 +250,7 @@ def fit(
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
             paths, good_dir, taxonomy_file = plain
             console.print(f"[yellow]note:[/] {escape(str(category_dir))} has no train/good folder: "
-                          f"fitting on the {len(paths)} image(s) in it, as images of normal parts")
+                          f"fitting on the image files in it ({len(paths)}; any unreadable is listed), as images of normal parts")
         else:
             category = load_category(category_dir)
             notes(category.notes)
