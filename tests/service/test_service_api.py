@@ -737,3 +737,35 @@ def test_health_says_a_read_only_database_is_down(pool: ModelPool, images: dict[
         health = client.get("/health")
         assert health.status_code == 503 and "readonly" in health.json()["store"] and str(tmp_path) not in health.text
         assert upload(client, images["good"]).status_code == 503
+
+
+def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
+    pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path
+) -> None:
+    # Review-loop probe 2026-12-05: a script's "agree" (a verdict alone) deleted another person's missed
+    # crack; a page open for minutes overturned a newer review; an inspection of a model no longer served
+    # took any made-up type.
+    from sqlalchemy import text
+
+    with make_app(pool, db_url, tmp_path / "data") as client:
+        ins = upload(client, images["bad"]).json()
+        url = f"/inspections/{ins['id']}/review"
+        missed = {"type": "spot", "bbox": [2, 2, 12, 12]}
+        assert client.post(url, json={"reviewer": "Ana", "verdict": "defective", "missed": [missed]}).status_code == 200
+        agreed = client.post(url, json={"reviewer": "Bob", "verdict": "defective"}).json()
+        assert [(r["type"], r["bbox"]) for r in agreed["regions"] if r["missed"]] == [("spot", [2, 2, 12, 12])]
+        cleared = client.post(url, json={"reviewer": "Bob", "verdict": "defective", "missed": []}).json()
+        assert not [r for r in cleared["regions"] if r["missed"]]  # an explicit empty list replaces them
+        idx = ins["regions"][0]["index"]
+        # Sent from a view of 3 reviews when there are 3: taken; from a stale view of 1: refused, nothing changed.
+        assert client.post(url, json={"reviewer": "Dee", "verdict": "good", "seen_reviews": 3}).status_code == 200
+        stale = client.post(url, json={"reviewer": "Eve", "verdict": "defective", "seen_reviews": 1})
+        assert stale.status_code == 409 and "reviewed meanwhile by Dee" in stale.json()["detail"]
+        assert client.get(f"/inspections/{ins['id']}").json()["final_verdict"] == "good"
+        # A model no longer served: only the types this inspection already has.
+        with make_engine(db_url).begin() as conn:
+            conn.execute(text("UPDATE inspections SET model = 'retired' WHERE id = :i"), {"i": ins["id"]})
+        made_up = client.post(url, json={"reviewer": "Fay", "verdict": "defective", "regions": [{"index": idx, "type": "zzz"}]})
+        assert made_up.status_code == 422 and "unknown defect type 'zzz' for model 'retired'" in made_up.json()["detail"]
+        kept = client.post(url, json={"reviewer": "Fay", "verdict": "defective", "regions": [{"index": idx, "type": "spot"}]})
+        assert kept.status_code == 200, kept.text

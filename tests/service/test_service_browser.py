@@ -185,7 +185,7 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
     files = [tmp_path / f"part-{i}.png" for i in range(3)]
     for f, kind in zip(files, ["bad", "good", "bad"], strict=True):
         f.write_bytes(images[kind].read_bytes())
-    with _page_on_service(pool, tmp_path, "Ines") as (sync_api, page, _server):
+    with _page_on_service(pool, tmp_path, "Ines") as (sync_api, page, server):
         # The service does not answer the third file: refused, kept to send again.
         failing = {"n": 0}
 
@@ -217,9 +217,19 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         page.keyboard.press("Enter")
         sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{first_id} saved", timeout=30_000)
         assert page.evaluate("document.activeElement.id") == "mark-good"
+        # Who said what is listed; the comment box is not pre-filled with it for the next reviewer.
+        sync_api.expect(page.locator("#review-history li")).to_have_count(1)
+        sync_api.expect(page.locator("#review-history li").first).to_contain_text("Ines: good")
         first_line = page.locator(f'#batch li[data-id="{first_id}"]')
         sync_api.expect(first_line.locator(".badge")).to_have_text("good")
         sync_api.expect(first_line).to_contain_text("reviewed")
+        # A review made meanwhile elsewhere: this page's review is refused, and the newer one shown.
+        with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
+            client.post(f"/inspections/{first_id}/review", json={"reviewer": "Jon", "verdict": "defective", "comment": "a crack after all"})
+        page.click("#confirm")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("it was reviewed meanwhile", timeout=30_000)
+        sync_api.expect(page.locator("#review-history li").last).to_contain_text("Jon: defective — “a crack after all”")
+        assert page.input_value("#comment") == ""
         # The next one to review: the upload's next line nobody reviewed.
         page.click("#next-unreviewed")
         sync_api.expect(page.locator("#detail-file")).to_have_text("part-1.png")

@@ -623,7 +623,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Confirm or correct the verdict and the region types; add missed defects")
     def post_review(inspection_id: InspectionId, body: ReviewIn) -> InspectionOut:
         row = fetch(inspection_id)
-        allowed = pool.models[row.model].types if row.model in pool.models else None
+        if body.seen_reviews is not None and body.seen_reviews != len(row.reviews):
+            latest = row.reviews[-1] if row.reviews else None
+            by = f" by {_printable(latest.reviewer, 80)}" if latest is not None else ""
+            raise _error(409, f"inspection {inspection_id} was reviewed meanwhile{by}: look at its review first, then send yours again")
+        # A model no longer served cannot say its types: a review may use only the types this inspection
+        # already has (a made-up type had been accepted and exported as an examples folder).
+        allowed = (pool.models[row.model].types if row.model in pool.models
+                   else tuple(dict.fromkeys([REJECT_TYPE, *(t for r in row.regions for t in (r.defect_type, r.reviewed_type) if t)])))
         known = {r.index for r in row.regions if not r.missed}
 
         def check_type(name: str) -> str:
@@ -643,7 +650,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"inspection {inspection_id} has no region {r.index} (regions: {sorted(known) or 'none'})")
             types[r.index] = check_type(r.type)
         missed: list[tuple[str, tuple[int, int, int, int]]] = []
-        for m in body.missed:
+        for m in body.missed or []:
             box = tuple(m.bbox) if m.bbox else (0, 0, row.width, row.height)
             x0, y0, x1, y1 = box
             if not (x0 < x1 and y0 < y1):
@@ -667,11 +674,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # machine's "defective", all its regions with it).
         names_a_defect = bool(missed) or any(t != REJECT_TYPE for t in types.values())
         verdict = body.verdict or ("defective" if names_a_defect else row.reviewed_verdict or row.verdict)
-        corrects_nothing = body.verdict is None and not body.regions and not body.missed
+        keep_missed = body.missed is None and verdict != "good"
         # Good, then defective: the regions the good review rejected wholesale are the machine's again.
         restore = verdict == "defective" and row.reviewed_verdict == "good"
         review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"),
-                             keep_missed=corrects_nothing, restore_machine_types=restore)
+                             keep_missed=keep_missed, restore_machine_types=restore)
         updated = store.review(inspection_id, review)
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")

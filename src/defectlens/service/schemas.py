@@ -110,8 +110,14 @@ class ReviewIn(BaseModel):
     a missed defect is given)."""
     regions: list[RegionReview] = Field(default_factory=list, max_length=1000)
     """Regions not named keep the type they have: an earlier reviewer's, else the machine's."""
-    missed: list[MissedDefect] = Field(default_factory=list, max_length=100)
+    missed: list[MissedDefect] | None = Field(default=None, max_length=100)
+    """None (left out) keeps the missed defects marked before, unless the part is reviewed good; a
+    list, an empty one included, replaces them. A script's "agree" review (a verdict alone) had
+    deleted another person's missed crack."""
     comment: str | None = Field(default=None, max_length=2000)
+    seen_reviews: int | None = Field(default=None, ge=0)
+    """How many reviews the sender saw on the inspection: one made meanwhile refuses this review
+    (409), rather than a page open for minutes overturning it without a word. None: not checked."""
 
     @field_validator("reviewer")
     @classmethod
