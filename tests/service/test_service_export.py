@@ -185,3 +185,13 @@ def test_serve_refuses_a_model_that_scores_images_against_each_other(tmp_path: P
     # Checked on the loader `serve` calls first: were the check missing, `serve` would start and never return.
     with pytest.raises(ConfigError, match="scores images only against others inspected with them"):
         load_model(model)
+
+
+def test_an_export_given_whole_as_examples_says_where_its_examples_are(fitted_model: Path, images: dict[str, Path], tmp_path: Path) -> None:
+    # Review-loop probe 2026-12-05: "no example images in any type folder" for the export's own root.
+    export = tmp_path / "export"
+    (export / "examples" / "spot").mkdir(parents=True)
+    (export / "calibration" / "good").mkdir(parents=True)
+    result = CliRunner().invoke(cli, ["inspect", str(fitted_model), str(images["bad"]), "-o", str(tmp_path / "o"), "--examples", str(export)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"pass {export / 'examples'} with --examples" in text, result.output

@@ -589,6 +589,10 @@ def inspect(
         if examples is not None and not examples.is_dir():
             what = "is a file, not an examples folder" if examples.exists() else "no such examples folder"
             raise ConfigError(what, examples, "pass a folder of examples (DIR/<type>/*.png), an MVTec category or a saved classifier with --examples")
+        if examples is not None and (examples / "examples").is_dir() and (examples / "calibration").is_dir():
+            # An export-reviews folder given whole was refused as "no images in any type folder".
+            raise ConfigError("is a folder written by `defectlens export-reviews`, whose examples are in its examples/ folder", examples,
+                              f"pass {examples / 'examples'} with --examples (and its calibration/ folders to `defectlens calibrate`)")
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files, model_dir)
         if examples is not None:
