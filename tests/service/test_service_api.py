@@ -725,6 +725,22 @@ def test_concurrent_reviews_of_one_inspection_take_turns(pool: ModelPool, images
         # Each review replaces the missed defects of the one before: one is left, whichever came last.
         missed = [r for r in client.get(f"/inspections/{ins['id']}").json()["regions"] if r["missed"]]
         assert len(missed) == 1 and missed[0]["index"] == 1
+        # Six sent at once from one view of the 6 reviews: one is taken, the others are told it changed
+        # (the check had been made before the store's lock, where all six could pass it).
+        again = threading.Barrier(6)
+        statuses.clear()
+
+        def review_from_view(k: int) -> None:
+            again.wait()
+            r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": f"s{k}", "verdict": "good", "seen_reviews": 6})
+            statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=review_from_view, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(statuses) == [200] + [409] * 5, statuses
 
 
 def test_health_says_a_read_only_database_is_down(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

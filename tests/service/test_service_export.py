@@ -51,6 +51,8 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     assert (np.asarray(Image.open(scratch.mask_path)) > 0).sum() == bad["regions"][0]["area_px"]  # type: ignore[arg-type]
     manifest = json.loads((out / "manifest.json").read_text())
     assert {m["reviewed_by"] for m in manifest["inspections"]} == {"Ana", "Ben", "Cy"}
+    # In UTC, said so, as the API says it (SQLite's times had come out without a zone).
+    assert all(m["reviewed_at"].endswith("+00:00") for m in manifest["inspections"])
     # Run again: the earlier export is replaced whole; a folder that is not an export is refused.
     assert CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
     other = tmp_path / "precious"

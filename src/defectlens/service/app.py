@@ -47,7 +47,7 @@ from defectlens.service.blobs import BlobStore
 from defectlens.service.db import sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
-from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, Store, StoreUnavailable
+from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, StaleReview, Store, StoreUnavailable
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
@@ -623,10 +623,6 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Confirm or correct the verdict and the region types; add missed defects")
     def post_review(inspection_id: InspectionId, body: ReviewIn) -> InspectionOut:
         row = fetch(inspection_id)
-        if body.seen_reviews is not None and body.seen_reviews != len(row.reviews):
-            latest = row.reviews[-1] if row.reviews else None
-            by = f" by {_printable(latest.reviewer, 80)}" if latest is not None else ""
-            raise _error(409, f"inspection {inspection_id} was reviewed meanwhile{by}: look at its review first, then send yours again")
         # A model no longer served cannot say its types: a review may use only the types this inspection
         # already has (a made-up type had been accepted and exported as an examples folder).
         allowed = (pool.models[row.model].types if row.model in pool.models
@@ -678,8 +674,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # Good, then defective: the regions the good review rejected wholesale are the machine's again.
         restore = verdict == "defective" and row.reviewed_verdict == "good"
         review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"),
-                             keep_missed=keep_missed, restore_machine_types=restore)
-        updated = store.review(inspection_id, review)
+                             keep_missed=keep_missed, restore_machine_types=restore, seen_reviews=body.seen_reviews)
+        try:
+            updated = store.review(inspection_id, review)
+        except StaleReview as stale:
+            by = f" by {_printable(stale.latest_reviewer, 80)}" if stale.latest_reviewer else ""
+            raise _error(409, f"inspection {inspection_id} was reviewed meanwhile{by}: look at its review first, then send yours again") from None
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")
         metrics.reviews.inc()

@@ -29,7 +29,7 @@ from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import InspectionRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
-from defectlens.service.schemas import weaker_regions
+from defectlens.service.schemas import as_utc, weaker_regions
 from defectlens.service.store import Store
 from defectlens.taxonomy import normal_type_name, type_name_problem
 
@@ -180,7 +180,8 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             manifest.append({
                 "inspection": row.id, "file": name, "model": row.model, "filename": row.filename, "verdict": verdict,
                 "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
-                "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None,
+                # In UTC, said so, as the API says it (SQLite gives its times back without a zone).
+                "reviewed_at": at.isoformat() if (at := as_utc(row.reviewed_at)) else None,
             })
         (out / MANIFEST).write_text(json.dumps({"inspections": manifest}, indent=2), encoding="utf-8")
     return summary

@@ -41,6 +41,15 @@ class Filters:
     review_state: str | None = None
 
 
+class StaleReview(Exception):
+    """A review sent from a view of the inspection that another review has since changed."""
+
+    def __init__(self, latest_reviewer: str | None):
+        super().__init__(latest_reviewer)
+        self.latest_reviewer = latest_reviewer
+        """Who reviewed it meanwhile (None: the sender's count was wrong, with no review to name)."""
+
+
 @dataclass(frozen=True)
 class ReviewInput:
     """A validated review: the final verdict, each region's type, missed defects."""
@@ -53,6 +62,9 @@ class ReviewInput:
     payload: dict[str, Any]
     keep_missed: bool = False
     """Keep the missed defects an earlier review added (a review that corrects nothing)."""
+    seen_reviews: int | None = None
+    """How many reviews the sender saw; another count, read under the row's lock, refuses the review
+    (:class:`StaleReview`). None: not checked."""
     restore_machine_types: bool = False
     """Regions it does not name go back to the machine's types (a part reviewed good, whose regions
     were all rejected, now reviewed defective)."""
@@ -220,7 +232,11 @@ class Store:
             touch = update(InspectionRow).where(InspectionRow.id == inspection_id).values(review_state=InspectionRow.review_state)
             if not cast(CursorResult[Any], s.execute(touch)).rowcount:
                 return None
-            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
+            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(
+                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews))).one()
+            if review.seen_reviews is not None and review.seen_reviews != len(row.reviews):
+                # Checked under the lock: two reviews sent from one view in the same instant both passed a check made before it.
+                raise StaleReview(row.reviews[-1].reviewer if row.reviews else None)
             now = utcnow()
             kept = [r for r in row.regions if not r.missed]
             for r in kept:
