@@ -7,6 +7,7 @@ import io
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -704,42 +705,35 @@ def test_hostile_bodies_are_answered_4xx_in_a_few_words(pool: ModelPool, images:
         assert client.get("/health").status_code == 200
 
 
+def _at_once(n: int, send: Callable[[int], int]) -> list[int]:
+    """``send(k)`` for k < n from n threads released together; their results in finishing order."""
+    start, results = threading.Barrier(n), []
+
+    def one(k: int) -> None:
+        start.wait()
+        results.append(send(k))
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_concurrent_reviews_of_one_inspection_take_turns(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
     with make_app(pool, db_url, tmp_path / "data") as client:
         ins = upload(client, images["good"]).json()
-        start = threading.Barrier(6)
-        statuses: list[int] = []
-
-        def review(k: int) -> None:
-            start.wait()
-            missed = [{"type": "spot", "bbox": [k, k, k + 10, k + 10]}]
-            r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": f"r{k}", "missed": missed})
-            statuses.append(r.status_code)
-
-        threads = [threading.Thread(target=review, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        statuses = _at_once(6, lambda k: client.post(f"/inspections/{ins['id']}/review", json={
+            "reviewer": f"r{k}", "missed": [{"type": "spot", "bbox": [k, k, k + 10, k + 10]}]}).status_code)
         assert statuses == [200] * 6
         # Each review replaces the missed defects of the one before: one is left, whichever came last.
         missed = [r for r in client.get(f"/inspections/{ins['id']}").json()["regions"] if r["missed"]]
         assert len(missed) == 1 and missed[0]["index"] == 1
         # Six sent at once from one view of the 6 reviews: one is taken, the others are told it changed
         # (the check had been made before the store's lock, where all six could pass it).
-        again = threading.Barrier(6)
-        statuses.clear()
-
-        def review_from_view(k: int) -> None:
-            again.wait()
-            r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": f"s{k}", "verdict": "good", "seen_reviews": 6})
-            statuses.append(r.status_code)
-
-        threads = [threading.Thread(target=review_from_view, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        statuses = _at_once(6, lambda k: client.post(f"/inspections/{ins['id']}/review", json={
+            "reviewer": f"s{k}", "verdict": "good", "seen_reviews": 6}).status_code)
         assert sorted(statuses) == [200] + [409] * 5, statuses
 
 
