@@ -232,11 +232,15 @@ class Store:
             touch = update(InspectionRow).where(InspectionRow.id == inspection_id).values(review_state=InspectionRow.review_state)
             if not cast(CursorResult[Any], s.execute(touch)).rowcount:
                 return None
-            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(
-                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews))).one()
-            if review.seen_reviews is not None and review.seen_reviews != len(row.reviews):
-                # Checked under the lock: two reviews sent from one view in the same instant both passed a check made before it.
-                raise StaleReview(row.reviews[-1].reviewer if row.reviews else None)
+            if review.seen_reviews is not None:
+                # Checked under the lock: two reviews sent from one view in the same instant both passed a check made
+                # before it. Counted, not loaded: an inspection's earlier reviews are read only when one is stale.
+                n = s.scalar(select(func.count()).select_from(ReviewRow).where(ReviewRow.inspection_id == inspection_id))
+                if n != review.seen_reviews:
+                    latest = s.scalar(select(ReviewRow.reviewer).where(ReviewRow.inspection_id == inspection_id)
+                                      .order_by(ReviewRow.id.desc()).limit(1))
+                    raise StaleReview(latest)
+            row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
             now = utcnow()
             kept = [r for r in row.regions if not r.missed]
             for r in kept:
