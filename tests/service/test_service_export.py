@@ -137,6 +137,30 @@ def test_a_review_that_corrects_nothing_keeps_the_one_before(pool: ModelPool, im
         assert typed["final_verdict"] == "defective" and typed["regions"][0]["type"] == "scratch"
 
 
+def test_a_comment_alone_is_a_note_not_a_label(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # A script's comment on an inspection nobody had judged marked it "reviewed", and export-reviews
+    # wrote the machine's verdict out as a person's label, under the commenter's name.
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with make_app(pool, db, data) as client:
+        ins = upload(client, images["bad"]).json()
+        noted = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "bot", "comment": "line 3, shift B"}).json()
+        assert noted["review"]["state"] == "unreviewed" and noted["review"]["by"] is None and noted["final_verdict"] == ins["verdict"]
+        assert [(r["by"], r["note"], r["comment"]) for r in noted["reviews"]] == [("bot", True, "line 3, shift B")]
+        assert client.get("/inspections", params={"review": "reviewed"}).json()["total"] == 0
+        assert CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(tmp_path / "none")]).exit_code == 2
+        # A person's review counts (the note was seen: one review in the view), and a note after it leaves it standing.
+        typed = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "defective", "seen_reviews": 1,
+                                                                     "regions": [{"index": ins["regions"][0]["index"], "type": "scratch"}]}).json()
+        after = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "bot", "comment": "sent to rework"}).json()
+        assert after["review"] == typed["review"] and after["regions"] == typed["regions"]
+        assert [(r["by"], r["note"]) for r in after["reviews"]] == [("bot", True), ("Ana", False), ("bot", True)]
+        # A review naming nothing, not even a comment, still confirms what stands (scripts send it).
+        assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Cy"}).json()["review"]["by"] == "Cy"
+    out = tmp_path / "export"
+    assert CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
+    assert [m["reviewed_by"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == ["Cy"]
+
+
 def test_an_export_past_a_million_inspections_is_still_its_own(tmp_path: Path) -> None:
     from defectlens.service.export import _foreign_files
 

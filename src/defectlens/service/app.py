@@ -673,8 +673,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         keep_missed = body.missed is None and verdict != "good"
         # Good, then defective: the regions the good review rejected wholesale are the machine's again.
         restore = verdict == "defective" and row.reviewed_verdict == "good"
-        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, body.model_dump(mode="json"),
-                             keep_missed=keep_missed, restore_machine_types=restore, seen_reviews=body.seen_reviews)
+        note = body.is_note()
+        # Said in what is stored: a comment alone labelled the inspection before the rule.
+        payload = body.model_dump(mode="json") | ({"note": True} if note else {})
+        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, payload,
+                             keep_missed=keep_missed, restore_machine_types=restore, seen_reviews=body.seen_reviews, note_only=note)
         try:
             updated = store.review(inspection_id, review)
         except StaleReview as stale:

@@ -51,6 +51,8 @@ class ReviewEntry(BaseModel):
     regions: list[dict[str, Any]]
     missed: list[dict[str, Any]]
     comment: str | None
+    note: bool = False
+    """A comment alone: it labelled nothing (``verdict`` is the one that stood)."""
 
 
 class InspectionOut(BaseModel):
@@ -115,9 +117,17 @@ class ReviewIn(BaseModel):
     list, an empty one included, replaces them. A script's "agree" review (a verdict alone) had
     deleted another person's missed crack."""
     comment: str | None = Field(default=None, max_length=2000)
+    """With nothing else (no verdict, no region, ``missed`` left out): a note, kept in the history,
+    that labels nothing — see :meth:`is_note`."""
     seen_reviews: int | None = Field(default=None, ge=0)
     """How many reviews the sender saw on the inspection: one made meanwhile refuses this review
     (409), rather than a page open for minutes overturning it without a word. None: not checked."""
+
+    def is_note(self) -> bool:
+        """A comment and nothing else: it leaves the verdict, the types and the review state as they
+        are, so an inspection nobody judged is not exported as a person's label. A review naming
+        nothing, not even a comment, still confirms the verdict that stands."""
+        return bool(self.comment and self.comment.strip()) and self.verdict is None and not self.regions and self.missed is None
 
     @field_validator("reviewer")
     @classmethod
@@ -183,7 +193,8 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
                          comment=row.review_comment),
         reviews=[
             ReviewEntry(by=r.reviewer, at=as_utc(r.created_at) or r.created_at, verdict=r.verdict, regions=list(r.payload.get("regions") or []),
-                        missed=list(r.payload.get("missed") or []), comment=r.payload.get("comment"))
+                        missed=list(r.payload.get("missed") or []), comment=r.payload.get("comment"),
+                        note=bool(r.payload.get("note")))
             for r in row.reviews
         ],
         urls={"self": me, "image": f"{me}/image", "overlay": f"{me}/overlay.png", "mask": f"{me}/mask.png", "page": f"{base}/#/inspections/{row.id}"},

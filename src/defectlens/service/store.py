@@ -68,6 +68,10 @@ class ReviewInput:
     restore_machine_types: bool = False
     """Regions it does not name go back to the machine's types (a part reviewed good, whose regions
     were all rejected, now reviewed defective)."""
+    note_only: bool = False
+    """A comment and nothing else: kept in the inspection's history, no label — the verdict, the
+    types, the review state and who reviewed it stay as they were (a comment by a script had made an
+    unreviewed inspection "reviewed", and `export-reviews` took the machine's verdict for a person's)."""
 
 
 class Store:
@@ -242,31 +246,11 @@ class Store:
                     raise StaleReview(latest)
             row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
             now = utcnow()
-            kept = [r for r in row.regions if not r.missed]
-            for r in kept:
-                # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types.
-                standing = r.defect_type if review.restore_machine_types else r.reviewed_type or r.defect_type
-                r.reviewed_type = review.region_types.get(r.index, standing)
-            if review.keep_missed and not review.missed:
-                kept += [r for r in row.regions if r.missed]
-            row.regions = kept
-            next_index = max((r.index for r in kept), default=0) + 1
-            for i, (dtype, (x0, y0, x1, y1)) in enumerate(review.missed):
-                area = max(0, x1 - x0) * max(0, y1 - y0)
-                row.regions.append(
-                    RegionRow(
-                        index=next_index + i, defect_type=dtype, reviewed_type=dtype, confidence=1.0, method="reviewer",
-                        x0=x0, y0=y0, x1=x1, y1=y1, area_px=area, area_fraction=area / max(1, row.width * row.height),
-                        peak_score=0.0, missed=True,
-                    )
-                )
-            row.review_state = "reviewed"
-            row.reviewed_verdict = review.verdict
-            row.final_verdict = review.verdict
-            row.reviewed_by = review.reviewer
-            row.reviewed_at = now
-            row.review_comment = review.comment
-            s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=review.verdict, payload=review.payload))
+            if review.note_only:
+                s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now,
+                                verdict=row.reviewed_verdict or row.verdict, payload=review.payload))
+            else:
+                _apply_label(s, row, review, now)
         return self.get(inspection_id)
 
     def reviewed(self) -> list[InspectionRow]:
@@ -285,6 +269,35 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datetime) -> None:
+    """A review's verdict, types and missed defects written over ``row`` (in ``s``'s transaction)."""
+    kept = [r for r in row.regions if not r.missed]
+    for r in kept:
+        # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types.
+        standing = r.defect_type if review.restore_machine_types else r.reviewed_type or r.defect_type
+        r.reviewed_type = review.region_types.get(r.index, standing)
+    if review.keep_missed and not review.missed:
+        kept += [r for r in row.regions if r.missed]
+    row.regions = kept
+    next_index = max((r.index for r in kept), default=0) + 1
+    for i, (dtype, (x0, y0, x1, y1)) in enumerate(review.missed):
+        area = max(0, x1 - x0) * max(0, y1 - y0)
+        row.regions.append(
+            RegionRow(
+                index=next_index + i, defect_type=dtype, reviewed_type=dtype, confidence=1.0, method="reviewer",
+                x0=x0, y0=y0, x1=x1, y1=y1, area_px=area, area_fraction=area / max(1, row.width * row.height),
+                peak_score=0.0, missed=True,
+            )
+        )
+    row.review_state = "reviewed"
+    row.reviewed_verdict = review.verdict
+    row.final_verdict = review.verdict
+    row.reviewed_by = review.reviewer
+    row.reviewed_at = now
+    row.review_comment = review.comment
+    s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=review.verdict, payload=review.payload))
 
 
 def _one_line(exc: BaseException) -> str:
