@@ -148,6 +148,13 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.wait_for_timeout(300)
         assert asked and "removes the 1 missed defect(s)" in asked[0]
         assert page.evaluate("current.final_verdict") == "defective" and page.evaluate("current.regions.filter(r => r.missed).length") == 1
+        # One missed defect marked wrongly is removed alone; the other stays (each review had sent them all back).
+        page.select_option("#missed-type", "scratch")
+        page.fill("#missed-box", "20,20,30,30")
+        page.check("#regions input[id^=missed-remove-]")
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        assert page.evaluate("current.regions.filter(r => r.missed).map(r => r.bbox)") == [[20, 20, 30, 30]]
         page.locator("#history tr").first.locator("a").click()
         sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name)
         assert page.input_value("#comment") == "" and page.input_value("#missed-box") == ""

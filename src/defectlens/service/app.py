@@ -676,6 +676,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         note = body.is_note()
         # Said in what is stored: a comment alone labelled the inspection before the rule.
         payload = body.model_dump(mode="json") | ({"note": True} if note else {})
+        # The history keeps the types applied, not those sent: a part reviewed good with a region still
+        # typed "scratch" on the page was stored rejected while its history entry said scratch.
+        payload["regions"] = [{"index": i, "type": t} for i, t in sorted(types.items())] if not note else []
         review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, payload,
                              keep_missed=keep_missed, restore_machine_types=restore, seen_reviews=body.seen_reviews, note_only=note)
         try:
