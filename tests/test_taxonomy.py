@@ -127,6 +127,8 @@ def test_type_names_that_cannot_be_folder_names_or_words_are_refused(tmp_path, n
         ("shiny metal running surface of a ball screw drive spindle", "shiny metal running surface of a ball screw drive spindle"),
         ("gear, photographed from above", "gear"),
         ("bottle (top view)", "bottle"),
+        ("hex nut, M8, on a conveyor", "hex nut, M8"),
+        ("shaft, 12 mm, photographed from above", "shaft, 12 mm"),
     ],
 )
 def test_report_headings_name_the_part_not_its_scene(obj, part):

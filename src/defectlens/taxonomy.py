@@ -117,8 +117,9 @@ class DefectSpec(BaseModel):
 
 
 # Where an object description turns from the part to its scene: "chocolate-chip cookie lying on a
-# dark baking tray" heads a report as "Chocolate-chip cookie: DEFECTIVE".
-_SCENE_START = re.compile(r",|;|\(| - | — | (?:lying|placed|seen|shown|photographed|imaged) | on (?:a|an|the) ", re.IGNORECASE)
+# dark baking tray" heads a report as "Chocolate-chip cookie: DEFECTIVE". A comma before a size
+# ("hex nut, M8", "shaft, 12 mm") names the part, not its scene: it is kept.
+_SCENE_START = re.compile(r",(?!\s*[A-Za-z]{0,3}\d)|;|\(| - | — | (?:lying|placed|seen|shown|photographed|imaged) | on (?:a|an|the) ", re.IGNORECASE)
 
 
 def short_part_name(object_text: str) -> str:
