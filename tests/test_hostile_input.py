@@ -112,6 +112,27 @@ def test_every_output_file_of_every_input_gets_a_unique_name(fitted_model, synth
     assert sources == {str(src / "x.png"), str(src / "x.report.png")}
 
 
+def test_a_file_name_that_is_not_utf8_is_inspected_and_shown_escaped(fitted_model, synthetic_category, tmp_path):
+    # A Latin-1 "Aé.png" (a camera's share, an old Windows copy) crashed the whole run at the first
+    # report, and --resume crashed the same way every time: no summary, no gallery.
+    src = tmp_path / "in"
+    src.mkdir()
+    latin1 = os.fsdecode(b"A\xe9.png")
+    shutil.copy(synthetic_category / "test/spot/000.png", src / latin1)
+    shutil.copy(synthetic_category / "test/good/000.png", src / "b.png")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8"))))
+    assert sorted(r["file"] for r in rows) == ["A\\xe9.png", "b.png"]
+    assert 'href="A%E9.png"' in (out / "index.html").read_text(encoding="utf-8")  # the bytes on disk
+    stem = os.fsdecode(b"A\xe9")
+    assert (out / f"{stem}.png").is_file() and "A\\xe9.png" in (out / f"{stem}.report.md").read_text(encoding="utf-8")
+    assert json.loads((out / f"{stem}.json").read_text())["source"] == str(src / latin1)
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(src), "-o", str(out), "--resume"])
+    assert again.exit_code == 0 and "2 image(s) already done" in _text(again)
+
+
 def test_unique_output_names_cover_every_suffix_and_case():
     suffixes = (".json", ".png", ".report.json", ".report.md")
     names, renamed = unique_output_names([Path("a/x.png"), Path("b/x.report.png"), Path("c/X.png"), Path("a/x.png")], suffixes)

@@ -51,7 +51,7 @@ from defectlens.inspector import (
     InspectorSettings,
     scan_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, write_bytes_atomic, write_json_atomic
+from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, printable_text, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import folder_identity, require_replaceable_folder
 from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
@@ -130,7 +130,7 @@ def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
         counts = Counter(names.values())
         for f in [f for f in files if counts[names[f]] > 1]:
             names[f] = form(f)
-    return names
+    return {f: printable_text(name) for f, name in names.items()}
 
 
 def report_failures(failures: list[Failure]) -> None:

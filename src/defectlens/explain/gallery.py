@@ -15,6 +15,7 @@ import html
 import io
 import json
 import math
+import os
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,8 +170,9 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
     warnings = list(dict.fromkeys(r.warning for r in rows if r.warning))
     cards = []
     for r in ordered:
-        # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded.
-        href = e(urllib.parse.quote(r.name))
+        # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded,
+        # as the bytes on disk (a name that is not UTF-8 links to its own file instead of crashing the gallery).
+        href = e(urllib.parse.quote(os.fsencode(r.name)))
         cls = "bad" if r.defective else "ok"
         cards.append(
             f'<div class="card {cls}"><a href="{href}.png"><img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else ".png"}" '

@@ -147,7 +147,9 @@ def _short(name: str, limit: int = 200) -> str:
     """``name`` cut to ``limit`` bytes (at a character's edge) for a temporary's name: with the dot
     and the random ``.XXXXXXXX.tmp`` added, a 239-character file name no longer fitted the file
     system's 255 bytes, and its results could not be written at all."""
-    return name.encode("utf-8")[:limit].decode("utf-8", "ignore")
+    # As the file system has it: a name that is not UTF-8 (a Latin-1 "Aé.png" from a camera's share)
+    # decodes with surrogates, which UTF-8 cannot encode; it crashed every write of such an image.
+    return os.fsdecode(os.fsencode(name)[:limit])
 
 
 @contextlib.contextmanager
@@ -282,9 +284,25 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def printable_text(text: str) -> str:
+    """``text`` with a file name's undecodable bytes (Python's surrogate escapes: a Latin-1 ``Aé.png``
+    from a camera's share reads ``A\udce9.png``) written as ``\xe9``, as ``ls -b`` shows them: UTF-8
+    cannot encode the escapes, and every write naming such a file had crashed."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def utf8_bytes(text: str) -> bytes:
+    """``text`` as UTF-8 (undecodable file-name bytes as :func:`printable_text` writes them)."""
+    return printable_text(text).encode("utf-8")
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`utf8_bytes`)."""
+    write_bytes_atomic(path, utf8_bytes(text))
 
 
 def write_json_atomic(path: str | Path, obj: object) -> None:
