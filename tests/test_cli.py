@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +157,34 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         tmp.write_text("half")
         raise Boom
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_atomic_write_goes_through_links_and_into_streams(tmp_path):
+    # Renamed onto, a link was replaced by a plain file (as root, `--json /dev/stdout` replaced the
+    # system's /dev/stdout link) and a named pipe's reader got nothing.
+    (tmp_path / "target.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("target.json")
+    write_text_atomic(tmp_path / "link.json", "new")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "target.json").read_text() == "new"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_text_atomic(fifo, "through the pipe")
+    reader.join(timeout=10)
+    assert read == [b"through the pipe"] and fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "target.json"]
+
+
+def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):
+    # '-' had written a file named '-'; the metrics are the only thing on standard output.
+    code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
+    run = subprocess.run([sys.executable, "-c", code, "evaluate", str(fitted_model), str(synthetic_category), "--json", "-"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads(run.stdout)
+    assert metrics["n_test"] == 8 and "image_auroc" in run.stderr and list(tmp_path.iterdir()) == []
 
 
 def _inspect_typed(model, synthetic_category, out) -> list[tuple[dict, dict]]:

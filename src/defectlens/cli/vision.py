@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -777,7 +778,7 @@ def inspect(
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` or `defectlens train-grounding`, or an export of one.")],
     category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file ('-': to standard output).")] = None,
     types_k: Annotated[
         int,
         typer.Option(
@@ -808,7 +809,9 @@ def evaluate(
         # Options and the output path first: a bad one must not cost a whole evaluation.
         if cue is not None:
             _require_choice("--cue", "zero-shot cue", cue, CUES)
-        if json_out is not None:
+        # '-' is standard output (a file named '-' had been written); the table goes to stderr as always.
+        to_stdout = json_out is not None and str(json_out) == "-"
+        if json_out is not None and not to_stdout:
             require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
         category = load_category(category_dir)
         notes(category.notes)
@@ -863,7 +866,7 @@ def evaluate(
             types = evaluate_detected_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json()
             console.print(f"defect types (k={types_k}, {types.n_images} images): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
-            figure = (json_out.with_suffix(".confusion.png") if json_out else Path(f"{category.name}.confusion.png"))
+            figure = (json_out.with_suffix(".confusion.png") if json_out and not to_stdout else Path(f"{category.name}.confusion.png"))
             write_bytes_atomic(figure, confusion_figure_png(types))
             console.print(f"confusion matrix → {escape(str(figure))}")
     table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
@@ -896,7 +899,10 @@ def evaluate(
         console.print(f"[yellow]note:[/] the frame check found {unlike_good} good and {unlike_defective} defective test image(s) "
                       "unlike every normal one: flagged whatever their score, and counted so in the operating point")
     report_failures(evaluation.failures)
-    if json_out:
+    if to_stdout:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.flush()
+    elif json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
         write_json_atomic(json_out, result)
         console.print(f"metrics written to {escape(str(json_out))}")

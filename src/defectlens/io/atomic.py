@@ -156,9 +156,18 @@ def _short(name: str, limit: int = 200) -> str:
 def atomic_write(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. A symbolic link
+    is written through (its target replaced, the link kept), and a path that is not a regular file
+    (``/dev/stdout``, a named pipe) is written into, since renaming onto it would replace it: as
+    root, ``evaluate --json /dev/stdout`` had put a plain file in place of the system's link.
     """
     target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    if target.exists() and not target.is_file() and not target.is_dir():
+        with _written_into(target) as tmp:
+            yield tmp
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{_short(target.name)}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -172,6 +181,21 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _written_into(target: Path) -> Iterator[Path]:
+    """A temporary file (in the system's temporary folder: ``/dev`` is no place for one) whose bytes
+    are written into ``target``, a stream, once the caller has filled it."""
+    fd, tmp_name = tempfile.mkstemp(suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(target, "wb") as stream:
+            stream.write(tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _a(noun: str) -> str:
