@@ -164,6 +164,28 @@ def test_fit_with_one_normal_image_is_refused_before_fitting(tmp_path):
         Inspector.fit([texture(np.random.default_rng(0), 64, 64)[..., None].repeat(3, 2)])
 
 
+
+def test_copies_of_a_normal_image_count_once(synthetic_category, tmp_path):
+    # One "golden sample" given three times passed the two-image check and set a threshold no defect
+    # reached (0 of 10 cookie cracks flagged): its twin in the bank scored each copy near zero.
+    rng = np.random.default_rng(0)
+    a, b, c = (texture(rng, 64, 64)[..., None].repeat(3, 2) for _ in range(3))
+    with pytest.raises(DefectlensError, match="1 distinct normal image"):
+        Inspector.fit([a, a.copy(), a])
+    with pytest.warns(DefectlensWarning, match=r"1 of the 4 normal images are copies of others \(image 3 is image 0\)"):
+        model = Inspector.fit([a, b, c, a.copy()], InspectorSettings(image_size=64))
+    assert model.fit_summary.n_images == 3
+    # Named by file in `fit`, whose bar and summary count the images fitted on.
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for p in sorted((synthetic_category / "train/good").iterdir())[:4]:
+        shutil.copy(p, folder / p.name)
+    shutil.copy(folder / "000.png", folder / "copy.png")
+    result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "model"), "--image-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert "copy.png is" in _text(result) and "fitted on 4 images" in _text(result)
+
+
 @pytest.mark.parametrize(
     ("where", "key", "value", "said"),
     [

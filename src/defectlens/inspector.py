@@ -37,7 +37,6 @@ from defectlens.descriptor import (
     ModelDescriptor,
     Provenance,
     combine_digests,
-    fingerprint_images,
     holds_model,
     image_digest,
     model_kind,
@@ -310,6 +309,37 @@ def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.nda
     return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
+def distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray], list[str]]:
+    """:meth:`Inspector.fit`'s ``images`` without pixel-for-pixel copies of one another (the first of each kept), with their
+    digests; the copies left out are warned of. A copy counts one part as two normal images: its
+    twin in the bank scores it near zero, and one image given three times set a threshold no crack
+    reached (0 of 10 cookie cracks flagged, against 10 of 10 from two distinct images)."""
+    digests = images.digests if isinstance(images, ImageFiles) and images.digests else [image_digest(im) for im in images]
+    first: dict[str, int] = {}
+    copies: list[tuple[int, int]] = []
+    for i, digest in enumerate(digests):
+        if digest in first:
+            copies.append((i, first[digest]))
+        else:
+            first[digest] = i
+    if not copies:
+        return images, digests
+    keep = sorted(first.values())
+    kept = images.subset(keep) if isinstance(images, ImageFiles) else [images[i] for i in keep]
+    if len(keep) < MIN_FIT_IMAGES:
+        return kept, [digests[i] for i in keep]  # too few to fit: the caller's error says so
+    if isinstance(images, ImageFiles):
+        def name(i: int) -> str:
+            return str(images.paths[i])
+    else:
+        def name(i: int) -> str:
+            return f"image {i}"
+    shown = "; ".join(f"{name(i)} is {name(j)}" for i, j in copies[:3]) + ("; …" if len(copies) > 3 else "")
+    warn_caller(DefectlensWarning(f"{len(copies)} of the {len(images)} normal images are copies of others ({shown}): fitted on the "
+                                  f"{len(first)} distinct ones, since a copy would count one part as several normal images"))
+    return kept, [digests[i] for i in keep]
+
+
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
     """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
     failures: list[Failure] = []
@@ -408,11 +438,12 @@ class Inspector:
             scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
             return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
         images = _folder_images(Path(images)) if _is_folder(images) else checked_images(images)
+        images, digests = distinct_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
-                f"{len(images)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
+                f"{len(images)} distinct normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
                 None,
-                f"give at least {MIN_FIT_IMAGES} normal images",
+                f"give at least {MIN_FIT_IMAGES} normal images that are not copies of one another",
             )
         sizes = [(shape[1], shape[0]) for shape in (shape_of(images, i) for i in range(len(images)))]
         canvas = CanvasSpec.for_sizes(sizes, settings.image_size)
@@ -422,8 +453,7 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        digests = images.digests if isinstance(images, ImageFiles) else []
-        provenance = Provenance.now(len(images), combine_digests(digests) if digests else fingerprint_images(images))
+        provenance = Provenance.now(len(images), combine_digests(digests))
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))

@@ -50,6 +50,7 @@ from defectlens.inspector import (
     Failure,
     Inspector,
     InspectorSettings,
+    distinct_images,
     scan_images,
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, printable_text, write_bytes_atomic, write_json_atomic
@@ -278,12 +279,14 @@ def fit(
                 good_dir,
                 "fix or replace the files listed above",
             )
+        # Copies left out here, as the fit would: the bar counts the images fitted on (it stopped at "5/6").
+        distinct = distinct_images(images)[0]
         # The bank and a discriminator each read every image: the bar counts both passes (it read "120/60").
         passes = 2 if detector == "bank+discriminator" else 1
         then = "fitting: training the discriminator" if detector == "discriminator" else "fitting: building the bank"
         started = time.perf_counter()
-        with progress_bar("fitting", passes * len(images), then=f"{then}, setting the thresholds") as advance:
-            inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
+        with progress_bar("fitting", passes * len(distinct), then=f"{then}, setting the thresholds") as advance:
+            inspector = Inspector.fit(distinct, settings, advance, *ground) if ground else Inspector.fit(distinct, settings, advance)
         # The whole fit: a bank fused with a partner summarises the bank's part only (0.2 s of 10).
         seconds = time.perf_counter() - started
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
