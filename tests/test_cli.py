@@ -177,6 +177,16 @@ def test_atomic_write_goes_through_links_and_into_streams(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "target.json"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_outputs_in_a_folder_that_takes_no_files_are_refused_before_work(fitted_model, synthetic_category):
+    # Its permission bits say writable (as root): `inspect -o /proc/x` ended in a traceback, and
+    # `evaluate --json /proc/x.json` in one after the whole evaluation.
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", "/proc/x.json"])
+    assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split()) and "evaluating" not in result.output
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good"), "-o", "/proc/nope"])
+    assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split())
+
+
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):
     # '-' had written a file named '-'; the metrics are the only thing on standard output.
     code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"

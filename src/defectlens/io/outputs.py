@@ -6,7 +6,9 @@ Every check raises :class:`~defectlens.errors.OutputError` naming the path and t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,8 +28,20 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def can_write(folder: Path) -> bool:
-    """Whether files can be made in ``folder`` (False on a read-only disk, or without permission)."""
-    return os.access(folder, os.W_OK | os.X_OK)
+    """Whether files can be made in ``folder`` (False on a read-only disk, or without permission):
+    one is made and removed, since the permission bits say yes where no file can be made (``/proc``,
+    ``/sys``: `inspect -o /proc/x` and `evaluate --json /proc/x.json` failed with a traceback, the
+    second after the whole evaluation)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        fd, name = tempfile.mkstemp(prefix=".defectlens-check-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
 
 
 def require_writable_parent(path: Path, what: str) -> None:
@@ -42,7 +56,7 @@ def require_writable_parent(path: Path, what: str) -> None:
     for folder in (parent, path) if path.is_dir() else (parent,):
         if not can_write(folder):
             raise OutputError(
-                f"{folder} cannot be written (a read-only disk, or no permission), so the {what} cannot be either", path,
+                f"{folder} cannot be written (a read-only disk, no permission, or a system folder such as /proc), so the {what} cannot be either", path,
                 "pass a folder you can write to",
             )
 
