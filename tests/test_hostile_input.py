@@ -112,6 +112,23 @@ def test_every_output_file_of_every_input_gets_a_unique_name(fitted_model, synth
     assert sources == {str(src / "x.png"), str(src / "x.report.png")}
 
 
+def test_a_second_run_into_the_same_output_folder_is_refused_while_the_first_writes(fitted_model, synthetic_category, tmp_path):
+    # Two runs started a moment apart both ran, the second with another --threshold, and its verdicts
+    # replaced the first's without a word (the thresholds check had run before either wrote).
+    from defectlens.io.outputs import lock_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    release = lock_folder(out, "output folder")  # the first run, still writing
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good"), "-o", str(out)])
+    assert result.exit_code == 2 and "another defectlens run is writing into this output folder" in _text(result)
+    assert list(out.iterdir()) == []
+    release()
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good"), "-o", str(out)]).exit_code == 0
+    # Released when the command ends: the next run into the folder goes ahead.
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good"), "-o", str(out), "--resume"]).exit_code == 0
+
+
 def test_a_file_name_that_is_not_utf8_is_inspected_and_shown_escaped(fitted_model, synthetic_category, tmp_path):
     # A Latin-1 "Aé.png" (a camera's share, an old Windows copy) crashed the whole run at the first
     # report, and --resume crashed the same way every time: no summary, no gallery.

@@ -57,7 +57,7 @@ from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below,
 from defectlens.io.atomic import folder_identity, require_replaceable_folder
 from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
-from defectlens.io.outputs import require_apart_from, require_output_file, require_output_folder, unique_output_names
+from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
 
@@ -519,6 +519,7 @@ def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
 
 
 def inspect(
+    ctx: typer.Context,
     model_dir: Annotated[
         Path,
         typer.Argument(
@@ -632,6 +633,11 @@ def inspect(
                       "more than half of every batch will be flagged")
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
+    try:
+        # Held until the command ends: what is checked below (earlier results, their thresholds) stays true.
+        ctx.call_on_close(lock_folder(output, "output folder"))
+    except DefectlensError as exc:
+        raise fail(exc) from None
     _note_cleaned(clean_stale_temporaries(output))
     # Output names follow the order given, whatever order the batches are scored in, and no
     # two inputs share any output file (see unique_output_names).
@@ -992,6 +998,7 @@ def bundled_samples() -> Path:
 
 
 def demo(
+    ctx: typer.Context,
     category: Annotated[str, typer.Option(help="Category under the data root.")] = SAMPLE_CATEGORY,
     data_root: Annotated[
         Path | None,
@@ -1041,7 +1048,7 @@ def demo(
     examples = root / "examples"
     # Sorted: the table lists them in path order, as `inspect` lists a folder's images.
     inspect(
-        model_dir, sorted(picks), output / "inspections",
+        ctx, model_dir, sorted(picks), output / "inspections",
         taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None,
     )
     inspections = output / "inspections"
