@@ -71,6 +71,31 @@ def test_scratch_files_a_killed_service_left_are_removed_at_start(tmp_path):
     assert not old.exists() and young.exists()
 
 
+def test_a_scratch_file_the_disk_had_no_room_for_is_removed(tmp_path, monkeypatch):
+    # Probe 2026-12-05: a full disk left each failed upload's partial scratch file (up to 20 MB) until a restart.
+    store = BlobStore(tmp_path)
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, fd: int, mode: str):
+            self.handle = real(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def write(self, data: bytes) -> int:
+            self.handle.write(data[:10])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", Full)
+    with pytest.raises(OSError, match="No space"):
+        store.scratch(b"x" * 1000)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_an_empty_database_beside_stored_pictures_is_said_at_start(pool, images, tmp_path, caplog):
     # Probe 2026-12-05: a deleted SQLite file came back empty, and after a restart the history ran
     # on from id 1 with every stored picture orphaned, without a word.

@@ -93,8 +93,13 @@ class BlobStore:
         """A private temporary file holding ``data`` (for decoders that read paths), named with
         ``suffix``; the caller removes it."""
         fd, name = tempfile.mkstemp(dir=self._tmp(), suffix=suffix)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except BaseException:
+            # A full disk: what was written of it goes (it stayed until a restart an hour later, up to 20 MB an upload).
+            Path(name).unlink(missing_ok=True)
+            raise
         return Path(name)
 
 
