@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import socket
 
 import pytest
 from service_helpers import make_app, upload
@@ -218,3 +220,66 @@ def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path
         rows, total = store.page(Filters(verdict=verdict), 10, 0)
         assert sorted(r.filename for r in rows) == names and total == 2
     store.dispose()
+
+
+def test_serve_refuses_a_taken_port_before_making_anything(tmp_path):
+    # Probe 2026-12-05: "serving on …" came first, then the bind error, with a new database made in the data folder.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "no-such-model", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in " ".join(result.output.split())
+    assert "serving" not in result.output and not (tmp_path / "data").exists()
+
+
+def test_the_database_url_may_come_from_the_environment(tmp_path):
+    # Probe 2026-12-05: a password in --db showed in `ps`; the token had an environment variable, the database none.
+    (tmp_path / "data").mkdir()
+    url = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
+    Store(url).check()  # a database with its tables, no review
+    args = ["export-reviews", "--data-dir", str(tmp_path / "data"), "-o", str(tmp_path / "out")]
+    assert "no inspection has been reviewed yet" in CliRunner(env={"DEFECTLENS_DB": url}).invoke(cli, args).output
+    assert "no inspections database there" in " ".join(CliRunner().invoke(cli, args).output.split())
+
+
+def test_the_service_log_dates_every_line_and_lists_requests(capsys):
+    # Probe 2026-12-05: no access log, and the service's warnings had no time: outages could not be dated.
+    import logging.config
+
+    from defectlens.cli.service import log_config
+
+    ours = logging.getLogger("defectlens")
+    saved = (ours.handlers[:], ours.level, ours.propagate)
+    try:
+        logging.config.dictConfig(log_config(access_log=True))
+        logging.getLogger("defectlens.service.app").warning("store unavailable: x")
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/health", "1.1", 200)
+        lines = capsys.readouterr().err.splitlines()
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} WARNING: +store unavailable: x$", lines[0]), lines
+        assert re.match(r"\d{4}-\d\d-\d\dT.* INFO: +127.0.0.1:5 \"GET /health HTTP/1.1\" 200", lines[1]), lines
+    finally:
+        ours.handlers[:], ours.level, ours.propagate = saved
+        for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+
+
+def test_serve_stops_on_a_sqlite_file_that_is_no_database(tmp_path, pool, monkeypatch):
+    # Probe 2026-12-05: a garbage SQLite file (or a foreign one, or a read-only folder) kept a process
+    # up answering 503 for good, "running" to systemd; a file does not come back as a server does.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "inspections.db").write_bytes(b"garbage, not a database" * 100)
+    model = next(iter(pool.models.values())).path
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))  # never served, whatever happens
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = CliRunner().invoke(cli, ["serve", str(model), "--port", str(port), "--data-dir", str(data)])
+    assert result.exit_code == 2 and "file is not a database" in " ".join(result.output.split()), result.output
+    assert "serving" not in result.output and not served
+

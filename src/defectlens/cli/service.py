@@ -7,8 +7,9 @@ works without the extra installed.
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -33,6 +34,50 @@ def _db_url(db: str | None, data_dir: Path) -> str:
     return db or sqlite_url(data_dir / DB_FILE)
 
 
+def log_config(access_log: bool) -> dict[str, Any]:
+    """Logging for `serve`: every line on standard error with its time (with the zone) and level, the
+    service's own warnings included, and one line per request unless ``access_log`` is off. The log had
+    held the "serving" line alone after dozens of requests, and outages it said could not be dated."""
+    when = {"datefmt": "%Y-%m-%dT%H:%M:%S%z", "use_colors": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(asctime)s %(levelprefix)s %(message)s", **when},
+            "access": {"()": "uvicorn.logging.AccessFormatter",
+                       "fmt": '%(asctime)s %(levelprefix)s %(client_addr)s "%(request_line)s" %(status_code)s', **when},
+        },
+        "handlers": {
+            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO" if access_log else "WARNING", "propagate": False},
+            "defectlens": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host``:``port`` cannot be listened on now (taken, not this machine's), or None. Asked
+    before anything is made: uvicorn binds after the app's start-up, which had already made a new
+    database in the data folder by the time "address already in use" came."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"{host} is not an address of this machine ({exc.strerror or exc})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
+
+
 def _need_extra(exc: ImportError) -> typer.Exit:
     console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — "
                   "fix: pip install -e '.\\[service]' in the repository (`make setup` installs it)")
@@ -43,7 +88,9 @@ def serve(
     model_dirs: Annotated[
         list[Path], typer.Argument(help="Model folders (`defectlens fit` or `train-grounding`, or an export); the first is the default model.")
     ],
-    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir); e.g. postgresql+psycopg://user@host/db.")] = None,
+    db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir); e.g. "
+                                               "postgresql+psycopg://user@host/db (a password: in DEFECTLENS_DB, PGPASSWORD or ~/.pgpass, "
+                                               "not on the command line, where `ps` shows it).")] = None,
     data_dir: Annotated[Path, typer.Option(help="Folder for uploads, overlays, masks (and the default SQLite file).")] = DEFAULT_DATA,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
@@ -59,6 +106,7 @@ def serve(
                                                              "(0 = no limit).")] = DEFAULT_UPLOAD_TIMEOUT,
     allowed_host: Annotated[list[str] | None, typer.Option(help="A host name clients address this service by (repeatable); others get 400. "
                                                                   "Default: loopback names when --host is a loopback address, else any.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (with the others: time, level, on standard error).")] = True,
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once)."""
     try:
@@ -72,6 +120,9 @@ def serve(
     if token is not None and not token.strip():
         # An empty DEFECTLENS_TOKEN turned the check off without a word.
         console.print("[red]error:[/] the API token is empty — fix: set --token (or DEFECTLENS_TOKEN) to a secret, or leave it unset for open writes")
+        raise typer.Exit(2)
+    if problem := port_problem(host, port):
+        console.print(f"[red]error:[/] {escape(problem)} — fix: pass another --port, or stop what listens there")
         raise typer.Exit(2)
     made = not data_dir.exists()
     try:
@@ -91,16 +142,30 @@ def serve(
             shutil.rmtree(data_dir, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    if config.db_url.startswith("sqlite"):
+        from defectlens.service.store import StoreUnavailable
+
+        try:
+            app.state.store.check(True)
+        except StoreUnavailable as exc:
+            # A file is no server that comes back: a damaged or foreign file, or a read-only folder, had kept
+            # a process up answering 503 for good, "running" to systemd. Locked by another writer: it may pass.
+            if "locked" not in str(exc):
+                if made:
+                    shutil.rmtree(data_dir, ignore_errors=True)
+                console.print(f"[red]error:[/] {escape(str(exc))} — fix: the SQLite file (or its folder) must be a defectlens database "
+                              "this process can write: repair or move it, or pass another --data-dir or --db")
+                raise typer.Exit(2) from None
     where = escape(str(", ".join(str(p) for p in model_dirs)))
     console.print(f"serving {where} on http://{escape(host)}:{port}/ (API schema at /openapi.json, browsable at /docs)")
     if token is None:
         console.print("[yellow]note:[/] writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))
 
 
 def export_reviews(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (new, empty, or an earlier export: replaced whole).")],
-    db: Annotated[str | None, typer.Option(help="Database URL (default: SQLite in --data-dir).")] = None,
+    db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="The service's file folder (uploads are read from it).")] = DEFAULT_DATA,
     model: Annotated[
         list[str] | None,

@@ -23,7 +23,10 @@ _EXT = re.compile(r"[a-z0-9]{1,8}")
 STALE_SCRATCH_SECONDS = 3600
 """Age past which a scratch file is a killed process's leftover (an upload is decoded in seconds)."""
 MIN_FREE_BYTES = 32 * 2**20
-"""Free space the file store must have to be called up: about one upload, its overlay and mask."""
+"""Free space under which /health warns: about one upload, its overlay and mask."""
+DOWN_FREE_BYTES = 2**20
+"""Free space under which the file store is down: a write of 64 kB may still pass on a disk whose
+last blocks are kept for root, while no upload would."""
 
 
 class BlobStore:
@@ -79,15 +82,28 @@ class BlobStore:
     def check(self) -> None:
         """Raise OSError unless a file can be written in the store now (the folder may be gone or full).
 
-        A few kilobytes are written, and the disk must have :data:`MIN_FREE_BYTES` free: an empty
-        file could still be made on a full disk, so /health said ok while every upload was refused."""
+        64 kB are written, and the disk must have :data:`DOWN_FREE_BYTES` free: an empty file could
+        still be made on a full disk, so /health said ok while every upload was refused. Less than
+        :data:`MIN_FREE_BYTES` is only a warning (:meth:`low_space`): uploads still went in while
+        /health said the store was down."""
         with tempfile.NamedTemporaryFile(dir=self._tmp(), suffix=".check") as fh:
             fh.write(b"\0" * 65536)
             fh.flush()
             os.fsync(fh.fileno())
+        if self._free() < DOWN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, f"under {DOWN_FREE_BYTES // 2**20} MiB free", str(self.root))
+
+    def _free(self) -> int:
         stats = os.statvfs(self.root)
-        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
-            raise OSError(errno.ENOSPC, f"under {MIN_FREE_BYTES // 2**20} MiB free", str(self.root))
+        return int(stats.f_bavail * stats.f_frsize)
+
+    def low_space(self) -> int | None:
+        """The bytes free on the store's disk when under :data:`MIN_FREE_BYTES`, else None."""
+        try:
+            free = self._free()
+        except OSError:
+            return None
+        return free if free < MIN_FREE_BYTES else None
 
     def scratch(self, data: bytes, suffix: str = ".upload") -> Path:
         """A private temporary file holding ``data`` (for decoders that read paths), named with
