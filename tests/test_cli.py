@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,17 @@ def test_outputs_in_a_folder_that_takes_no_files_are_refused_before_work(fitted_
     assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split()) and "evaluating" not in result.output
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good"), "-o", "/proc/nope"])
     assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split())
+
+
+def test_sigterm_while_the_command_loads_is_an_interruption(fitted_model):
+    # Sent while PyTorch loaded, SIGTERM ended the command with status 143 and no word (130 and a
+    # message at every other moment).
+    code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, "info", str(fitted_model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # the interpreter is up, PyTorch is not (seconds to load)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err, err
 
 
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):
