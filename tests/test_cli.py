@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,6 +198,13 @@ def test_sigterm_while_the_command_loads_is_an_interruption(fitted_model):
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err, err
+
+
+def test_info_piped_prints_the_card_as_written(fitted_model):
+    # Rendered for 80 columns into a pipe, the card cut the training set's sha256 in two.
+    result = runner.invoke(app, ["info", str(fitted_model)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert re.search(r"^\| training-set fingerprint \(sha256\) \| [0-9a-f]{64} \|$", result.stdout, re.MULTILINE), result.stdout
 
 
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):

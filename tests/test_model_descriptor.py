@@ -231,7 +231,7 @@ def test_fusion_refuses_a_normal_scale_without_a_unit_and_holds_out_enough_image
         FusedDetector.calibrate(_Scripted([10.0, 10.0, 10.0]), _Scripted([1.0, 2.0, 3.0]), images)
     assert [len(holdout_indices(n, 0.1, 0)) for n in (2, 4, 6, 12, 600)] == [1, 2, MIN_HOLDOUT_IMAGES, MIN_HOLDOUT_IMAGES, 60]
     with pytest.raises(ValueError, match=f"fusion needs at least {2 * MIN_HOLDOUT_IMAGES} normal images"):
-        Inspector.fit([np.zeros((64, 64, 3), np.uint8)] * 5, InspectorSettings(image_size=64), secondary=_Scripted([0.0] * 5),
+        Inspector.fit([np.full((64, 64, 3), i, np.uint8) for i in range(5)], InspectorSettings(image_size=64), secondary=_Scripted([0.0] * 5),
                       fusion=FusionConfig(weight=0.3))
 
 

@@ -949,7 +949,13 @@ def info(
             card += export_card_section(read_export(model_dir))
         except DefectlensError as exc:
             console.print(f"[yellow]note:[/] exported, but its export record does not check: {escape(str(exc))}")
-    card_console.print(Markdown(card))
+    if card_console.is_terminal:
+        card_console.print(Markdown(card))
+    else:
+        # Piped or saved: the card's Markdown as written, lines whole (rendered for 80 columns, the
+        # training set's sha256 was cut in two, "…bfa43fdb74…").
+        sys.stdout.write(card if card.endswith("\n") else card + "\n")
+        sys.stdout.flush()
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {escape(str(model_dir))} has no {CARD_FILE} (written before model cards); re-save it to write one")
     if check:
