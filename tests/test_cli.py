@@ -207,6 +207,18 @@ def test_info_piped_prints_the_card_as_written(fitted_model):
     assert re.search(r"^\| training-set fingerprint \(sha256\) \| [0-9a-f]{64} \|$", result.stdout, re.MULTILINE), result.stdout
 
 
+def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_category, tmp_path):
+    # A script could not tell "defects found" from "all good" (both 0), nor ask the version.
+    from defectlens import __version__
+
+    assert runner.invoke(app, ["--version"]).stdout == f"defectlens {__version__}\n"
+    good = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good/000.png"), "-o", str(tmp_path / "a"), "--fail-on-defect"])
+    assert good.exit_code == 0, good.output
+    spots = [str(synthetic_category / "test/spot"), "-o", str(tmp_path / "b")]
+    assert runner.invoke(app, ["inspect", str(fitted_model), *spots]).exit_code == 0
+    assert runner.invoke(app, ["inspect", str(fitted_model), *spots, "--fail-on-defect", "--resume"]).exit_code == 4
+
+
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):
     # '-' had written a file named '-'; the metrics are the only thing on standard output.
     code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"

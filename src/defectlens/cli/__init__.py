@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperOption
 
+import defectlens
 from defectlens.cli import calibrate, examples, export, grounding, vision
 from defectlens.cli import service as service_cli
 from defectlens.cli.progress import one_line_warnings, stop_on_terminate
@@ -67,8 +68,17 @@ def _help_of(command: Callable[..., Any]) -> str:
     return "\n\n".join(joined)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        # On standard output, alone: what a script or a bug report records.
+        typer.echo(f"defectlens {defectlens.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup() -> None:
+def _setup(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
     """Offline industrial defect inspection."""
     one_line_warnings()
     stop_on_terminate()

@@ -62,6 +62,8 @@ from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
 
 EXIT_PARTIAL = 3
+EXIT_DEFECTIVE = 4
+"""`inspect --fail-on-defect`: every input inspected, and at least one part judged defective."""
 """Exit status when a batch finished but some inputs could not be processed."""
 ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
@@ -565,13 +567,17 @@ def inspect(
         typer.Option(min=0, help="--engine ray: worker processes (0 = as many as fit: one per CPU for an exported model, "
                      "one per N CPUs for a PyTorch model on N threads)."),
     ] = 0,
+    fail_on_defect: Annotated[
+        bool, typer.Option("--fail-on-defect", help=f"Exit with status {EXIT_DEFECTIVE} when any part is judged defective (for scripts and CI).")
+    ] = False,
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, summary.csv and index.html, a table at the end.
 
     Regions are typed by the few-shot classifier when --examples is given, else from the
     taxonomy's descriptions (--taxonomy, or the one `fit` kept in the model folder). --engine ray
     spreads the batches over Ray workers that each load the model once.
-    Exit status: 0 every image inspected, 3 some inputs skipped, 2 bad usage, 130 interrupted."""
+    Exit status: 0 every image inspected, 3 some inputs skipped, 4 with --fail-on-defect: every input inspected and
+    at least one part defective, 2 bad usage, 130 interrupted."""
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
         _require_choice("--writer", "report writer", writer, ("template", "llm"))
@@ -781,7 +787,10 @@ def inspect(
     report_failures(failures)
     console.print(f"results in {escape(str(output))}")
     if failures:
+        # Before the verdicts: a run that skipped inputs did not judge every part (summary.csv lists both).
         raise typer.Exit(EXIT_PARTIAL)
+    if fail_on_defect and any(r.defective for r in done):
+        raise typer.Exit(EXIT_DEFECTIVE)
 
 
 def evaluate(

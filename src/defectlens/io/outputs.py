@@ -75,7 +75,8 @@ def require_writable_parent(path: Path, what: str) -> None:
     for folder in (parent, path) if path.is_dir() else (parent,):
         if not can_write(folder):
             raise OutputError(
-                f"{folder} cannot be written (a read-only disk, no permission, or a system folder such as /proc), so the {what} cannot be either", path,
+                f"{folder} cannot be written (a read-only disk, no permission, or a system folder such as /proc), "
+                f"so the {what} cannot be either", path,
                 "pass a folder you can write to",
             )
 
