@@ -212,7 +212,8 @@ def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_ca
     from defectlens import __version__
 
     assert runner.invoke(app, ["--version"]).stdout == f"defectlens {__version__}\n"
-    good = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good/000.png"), "-o", str(tmp_path / "a"), "--fail-on-defect"])
+    one_good = str(synthetic_category / "test/good/000.png")
+    good = runner.invoke(app, ["inspect", str(fitted_model), one_good, "-o", str(tmp_path / "a"), "--fail-on-defect"])
     assert good.exit_code == 0, good.output
     spots = [str(synthetic_category / "test/spot"), "-o", str(tmp_path / "b")]
     assert runner.invoke(app, ["inspect", str(fitted_model), *spots]).exit_code == 0
