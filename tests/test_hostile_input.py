@@ -129,6 +129,16 @@ def test_a_second_run_into_the_same_output_folder_is_refused_while_the_first_wri
     assert runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good"), "-o", str(out), "--resume"]).exit_code == 0
 
 
+def test_resume_knows_an_image_named_another_way(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # A run given `lot` and resumed with `/abs/lot` inspected every image again: the recorded source did not match as text.
+    shutil.copytree(synthetic_category / "test/good", tmp_path / "lot")
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["inspect", str(fitted_model), "lot", "-o", "out"]).exit_code == 0
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(tmp_path / "lot"), "-o", str(tmp_path / "out"), "--resume"])
+    assert again.exit_code == 0 and "4 image(s) already done, 0 to inspect" in _text(again)
+    assert "replaced" not in _text(again) and len(list((tmp_path / "out").glob("*.report.json"))) == 4
+
+
 def test_a_file_name_that_is_not_utf8_is_inspected_and_shown_escaped(fitted_model, synthetic_category, tmp_path):
     # A Latin-1 "Aé.png" (a camera's share, an old Windows copy) crashed the whole run at the first
     # report, and --resume crashed the same way every time: no summary, no gallery.

@@ -32,6 +32,7 @@ from defectlens.engine import (
     inspect_and_write,
     load_for_inspection,
     prepare_analysis,
+    same_source,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
 from defectlens.explain.gallery import (
@@ -459,12 +460,12 @@ def _earlier_results(out_dir: Path) -> dict[str, dict]:
 
 def _names_by_source(earlier: dict[str, dict], files: list[Path]) -> dict[Path, str]:
     """The output name an earlier run gave each of ``files`` (matched by the ``source`` it recorded)."""
-    wanted = {str(p): p for p in files}
+    wanted = {os.path.realpath(p): p for p in files}
     found: dict[Path, str] = {}
     for name, payload in sorted(earlier.items()):
         source = payload.get("source")
-        if isinstance(source, str) and source in wanted:
-            found.setdefault(wanted[source], name)
+        if isinstance(source, str) and (path := wanted.get(os.path.realpath(source))) is not None:
+            found.setdefault(path, name)
     return found
 
 
@@ -672,7 +673,7 @@ def inspect(
     if stay := sorted(set(earlier) - taken):
         console.print(f"[yellow]note:[/] {len(stay)} earlier result(s) in {escape(str(output))} are not among these inputs (e.g. "
                       f"{escape(stay[0])}.json): they stay, and summary.csv and index.html list this run's {len(files)} image(s) only")
-    others = [p for p in files if names[p] in earlier and earlier[names[p]].get("source") != str(p)]
+    others = [p for p in files if names[p] in earlier and not same_source(earlier[names[p]].get("source"), p)]
     if others:
         console.print(f"[yellow]note:[/] {len(others)} earlier result(s) of other files under the same names are replaced "
                       f"(e.g. {escape(names[others[0]])}.json, which was {escape(str(earlier[names[others[0]]].get('source')))})")

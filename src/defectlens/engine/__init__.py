@@ -14,6 +14,7 @@ from defectlens.engine.local import (
     inspection_overlay,
     load_for_inspection,
     region_mask_png,
+    same_source,
 )
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "load_for_inspection",
     "prepare_analysis",
     "region_mask_png",
+    "same_source",
     "type_with_notes",
 ]

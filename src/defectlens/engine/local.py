@@ -5,6 +5,7 @@ its own (:mod:`defectlens.engine.ray_engine`), so both write the same files."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,15 @@ def _whole(path: Path) -> bool:
         return False
 
 
+def same_source(recorded: object, path: Path) -> bool:
+    """Whether the ``source`` an inspection JSON recorded is ``path``: as typed, or the same file
+    named another way (``lot/x.png`` then ``/data/lot/x.png``: a resumed run given the absolute path
+    had inspected every image again)."""
+    if not isinstance(recorded, str):
+        return False
+    return recorded == str(path) or os.path.realpath(recorded) == os.path.realpath(path)
+
+
 def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict | None = None) -> dict | None:
     """The inspection JSON of ``source`` when its outputs under ``name`` are complete (every file
     there and whole — not empty, a picture not cut short —, the JSON valid and about this very
@@ -58,7 +68,7 @@ def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict |
     if not all(_whole(out_dir / f"{name}{suffix}") for suffix in INSPECTION_SUFFIXES):
         return None
     payload = payload if payload is not None else read_inspection_json(out_dir / f"{name}.json")
-    return payload if payload is not None and payload.get("source") == str(source) else None
+    return payload if payload is not None and same_source(payload.get("source"), source) else None
 
 
 def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Inspection, labels: list[str] | None = None) -> Image.Image:
