@@ -385,6 +385,13 @@ def test_results_table_fits_a_narrow_terminal_and_keeps_names_whole():
         assert "crack" in text and "unknown" in text
     # Wide enough (the last width), each name is on one line, whole.
     assert any(rows[1].file in line for line in lines)
+    # At 40 columns the verdict and score stay whole on the name's first line (they had folded to "DEF" / "ECT" / "IVE").
+    console = Console(width=40, record=True)
+    console.print(results_table(rows, "batch", 40))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 40 for line in lines)
+    assert [line.split()[:2] for line in lines if line.split()[:1] in (["DEFECTIVE"], ["GOOD"])] == [
+        ["DEFECTIVE", "47.524"], ["DEFECTIVE", "47.500"], ["GOOD", "30.100"]]
 
 
 def test_a_large_batch_lists_its_flagged_images_and_says_where_the_rest_are():

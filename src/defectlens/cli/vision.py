@@ -484,6 +484,8 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
     return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
 
 
+NARROW_TABLE_COLUMNS = 60
+"""Below this terminal width the results are listed unboxed, without the types (see :func:`results_table`)."""
 TABLE_OVERHEAD = 16
 """Characters a five-column table spends on borders and padding (3 per column, 1 to close)."""
 FULL_TABLE_ROWS = 50
@@ -500,7 +502,8 @@ def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
     region count are shown whole and the types have at least 12 characters: a wider image
     column makes the table overflow a narrow terminal, which crops its right-hand columns.
     Above :data:`FULL_TABLE_ROWS` images only the defective ones are listed (the highest-scoring
-    :data:`FULL_TABLE_ROWS` of them), and the caption says so."""
+    :data:`FULL_TABLE_ROWS` of them), and the caption says so. Under :data:`NARROW_TABLE_COLUMNS`
+    the rows are listed unboxed, verdict, score and regions whole, the name last."""
     shown = rows if len(rows) <= FULL_TABLE_ROWS else [r for r in rows if r.defective]
     caption = None if shown is rows else f"{len(shown)} defective of {len(rows)} shown; every image is in summary.csv and index.html"
     if len(shown) > FULL_TABLE_ROWS:
@@ -509,6 +512,17 @@ def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
         caption = (f"the {FULL_TABLE_ROWS} highest-scoring of {flagged} defective images ({len(rows)} in all) shown; "
                    "every image is in summary.csv and index.html")
     cells = [_table_row(r) for r in shown]
+    if width < NARROW_TABLE_COLUMNS:
+        # No room for five boxed columns: the verdict had folded to "DEF" / "ECT" / "IVE" and the score one
+        # digit a line. Unboxed, the short cells first and whole, the name last (the types are in summary.csv).
+        narrow = Table(title=title, caption=caption, box=None, pad_edge=False)
+        narrow.add_column("verdict", no_wrap=True)
+        narrow.add_column("score", no_wrap=True, justify="right")
+        narrow.add_column("regions", no_wrap=True, justify="right")
+        narrow.add_column("image", overflow="fold")
+        for name, verdict, score, regions, _ in cells:
+            narrow.add_row(verdict, score, regions, name)
+        return narrow
     longest_name = max((len(r.file) for r in shown), default=5)
     others = len("DEFECTIVE") + max((len(c[2]) for c in cells), default=5) + len("regions") + min(12, max((len(c[4]) for c in cells), default=5))
     table = Table(title=title, caption=caption)
