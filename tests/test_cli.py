@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -218,6 +219,18 @@ def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_ca
     spots = [str(synthetic_category / "test/spot"), "-o", str(tmp_path / "b")]
     assert runner.invoke(app, ["inspect", str(fitted_model), *spots]).exit_code == 0
     assert runner.invoke(app, ["inspect", str(fitted_model), *spots, "--fail-on-defect", "--resume"]).exit_code == 4
+
+
+def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_category, tmp_path):
+    # `-` was taken for a file of that name: thousands of paths could only go through xargs, whose
+    # split runs each wrote their own summary over the last one's.
+    listed = "\n".join(str(p) for p in sorted((synthetic_category / "test/spot").iterdir()) if not p.name.endswith("_mask.png"))
+    result = runner.invoke(app, ["inspect", str(fitted_model), "-", str(synthetic_category / "test/good/000.png"), "-o", str(tmp_path / "out")],
+                           input=listed + "\n\n")
+    assert result.exit_code == 0, result.output
+    assert len(list(csv.DictReader((tmp_path / "out" / "summary.csv").open(encoding="utf-8")))) == 5
+    empty = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "none")], input="")
+    assert empty.exit_code == 2 and "none came" in empty.output and not (tmp_path / "none").exists()
 
 
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):

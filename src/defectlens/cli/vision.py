@@ -81,6 +81,28 @@ def _note_cleaned(removed: list[Path]) -> None:
         console.print(f"[yellow]note:[/] removed {len(removed)} unfinished temporary file(s) of an interrupted run (e.g. {escape(str(removed[0]))})")
 
 
+STDIN_INPUT = Path("-")
+"""An input that stands for the paths read from standard input, one a line."""
+
+
+def with_listed_inputs(inputs: list[Path]) -> list[Path]:
+    """``inputs`` with ``-`` replaced by the paths piped in, one a line (`find … | defectlens inspect
+    MODEL - -o OUT`): thousands of paths on one command line meet the system's length limit, and
+    ``xargs`` splits them into runs that each write their own summary over the last one's."""
+    if STDIN_INPUT not in inputs:
+        return inputs
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ConfigError("'-' reads image paths from standard input, one a line, but none is piped in", None,
+                          "pipe them in (find lot -name '*.png' | defectlens inspect MODEL - -o OUT), or name the images")
+    # Bytes, decoded as the file system's names are: a Latin-1 name piped in is the file it names.
+    stream = getattr(sys.stdin, "buffer", None)
+    lines = [os.fsdecode(b) for b in stream.read().splitlines()] if stream is not None else sys.stdin.read().splitlines()
+    listed = [Path(line.rstrip("\r")) for line in lines if line.strip()]
+    if not listed:
+        raise ConfigError("'-' reads image paths from standard input, and none came", None, "pipe in one path a line")
+    return [path for item in inputs for path in (listed if item == STDIN_INPUT else [item])]
+
+
 def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
     """Files as given, folders expanded to their images (recursively, linked folders followed,
     sorted); masks beside their images (``<stem>_mask.png``) are not parts and are left out, said once."""
@@ -544,7 +566,7 @@ def inspect(
             "or `defectlens train-grounding` (zero-shot: needs --taxonomy), or a `defectlens export` of a fitted one (ONNX Runtime, OpenVINO)."
         ),
     ],
-    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images; - reads paths from standard input, one a line.")],
     output: Annotated[
         Path,
         typer.Option("-o", "--output", help="Folder for each image's JSON, overlay PNG and report, and summary.csv + index.html "
@@ -619,6 +641,7 @@ def inspect(
             # An export-reviews folder given whole was refused as "no images in any type folder".
             raise ConfigError("is a folder written by `defectlens export-reviews`, whose examples are in its examples/ folder", examples,
                               f"pass {examples / 'examples'} with --examples (and its calibration/ folders to `defectlens calibrate`)")
+        inputs = with_listed_inputs(inputs)
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files, model_dir)
         if examples is not None:
