@@ -190,16 +190,22 @@ def test_outputs_in_a_folder_that_takes_no_files_are_refused_before_work(fitted_
     assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split())
 
 
-def test_sigterm_while_the_command_loads_is_an_interruption(fitted_model):
+def test_sigterm_while_the_command_loads_is_an_interruption():
     # Sent while PyTorch loaded, SIGTERM ended the command with status 143 and no word (130 and a
-    # message at every other moment).
-    code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "info", str(fitted_model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)  # the interpreter is up, PyTorch is not (seconds to load)
-    proc.terminate()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err, err
-
+    # message at every other moment). The command line's import is stood in for by one that is
+    # signalled while it loads: the moment is then certain, not a guess at how long loading takes.
+    code = (
+        "import os, signal, sys, time, types\n"
+        "class Loading(types.ModuleType):\n"
+        "    def __getattr__(self, name):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "sys.modules['defectlens.cli'] = Loading('defectlens.cli')\n"
+        "from defectlens._entry import main\n"
+        "main()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 130 and run.stderr == "interrupted: stopped while loading, nothing done\n", (run.returncode, run.stderr)
 
 def test_info_piped_prints_the_card_as_written(fitted_model):
     # Rendered for 80 columns into a pipe, the card cut the training set's sha256 in two.

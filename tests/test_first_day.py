@@ -80,8 +80,19 @@ def test_gallery_escapes_names_and_sorts_by_score():
     assert 'href="hi%22gh.report.md"' in page and "batch &lt;1&gt;" in page
     assert 'href="a%231%20b.json"' in page  # a '#' in a name must not cut the link short
     table = list(csv.reader(io.StringIO(summary_csv(rows))))
-    assert table[0] == ["file", "verdict", "score", "regions", "types", "report"]
-    assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>"]
+    # The output stem last, the key a script joins on: the shown name changes with the folders given.
+    assert table[0] == ["file", "verdict", "score", "regions", "types", "report", "output"]
+    assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>", rows[1].name]
+
+
+
+def test_a_summary_written_before_the_output_column_still_marks_a_results_folder(tmp_path):
+    from defectlens.explain.gallery import holds_results
+
+    (tmp_path / "summary.csv").write_text("file,verdict,score,regions,types,report\nx.png,GOOD,1.0,0,,fine\n", encoding="utf-8")
+    assert holds_results(tmp_path)
+    (tmp_path / "summary.csv").write_text("name,size\nx.png,3\n", encoding="utf-8")  # a person's own summary is not ours
+    assert not holds_results(tmp_path)
 
 
 def test_gallery_says_when_a_whole_image_is_unlike_every_normal_one(tmp_path):

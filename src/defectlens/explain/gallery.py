@@ -27,7 +27,12 @@ from defectlens.io.atomic import write_text_atomic
 
 SUMMARY_FILE = "summary.csv"
 GALLERY_FILE = "index.html"
-SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report")
+SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report", "output")
+"""``output``: the stem of the image's files in the output folder (``<output>.json``, …), the key a
+script joins on: ``file`` is how the image is shown, which two input folders change, and a renamed
+output (``x.PNG`` beside ``x.png`` → ``x-2``) had been told only on the terminal."""
+EARLIER_SUMMARY_COLUMNS = SUMMARY_COLUMNS[:-1]
+"""The columns before ``output`` (an earlier run's summary is still known as results)."""
 THUMBNAIL_SUFFIX = ".thumb.jpg"
 """Each image's overlay thumbnail (``<name>.thumb.jpg``), what the gallery's cards show; the card
 links to the full overlay (``<name>.png``)."""
@@ -151,9 +156,9 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
     for r in rows:
         # The warning heads the report cell: a verdict it qualifies must not be read without it.
         report = f"WARNING: {r.warning} | {r.report}" if r.warning else r.report
-        writer.writerow([t(r.file), r.verdict, f"{r.score:.4f}", r.n_regions, t("; ".join(r.types)), t(report)])
+        writer.writerow([t(r.file), r.verdict, f"{r.score:.4f}", r.n_regions, t("; ".join(r.types)), t(report), t(r.name)])
     for file, reason in skipped:
-        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason)])
+        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason), ""])
     return buf.getvalue()
 
 
@@ -235,7 +240,7 @@ def holds_results(out_dir: Path) -> bool:
             return True
     try:
         with (out_dir / SUMMARY_FILE).open(encoding="utf-8") as f:
-            return next(csv.reader(f), None) == list(SUMMARY_COLUMNS)
+            return next(csv.reader(f), None) in (list(SUMMARY_COLUMNS), list(EARLIER_SUMMARY_COLUMNS))
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
 
