@@ -121,6 +121,25 @@ def test_threshold_override(fitted_model, synthetic_category):
     assert not result.is_defective and result.regions == [] and inspector.thresholds.source == "user"
 
 
+def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitted_model):
+    # Python had only calibrate_f1, which required a mask for every image; the command's default,
+    # a false-alarm target, had no Python form, yet the fit's warning pointed Python users to it.
+    from defectlens.detect.calibration import threshold_for_false_alarms
+
+    inspector = Inspector.load(fitted_model)
+    before = inspector.thresholds
+    items = load_category(synthetic_category).require_test()
+    images = [load_image(item.path) for item in items]
+    labels = [item.is_defective for item in items]
+    t = inspector.calibrate(images, labels, max_false_alarms=0.0)  # no masks: the pixel threshold is kept
+    scores = [r.score for r in inspector.score(images)]
+    good = [s for s, y in zip(scores, labels, strict=True) if not y]
+    assert t.image == pytest.approx(threshold_for_false_alarms(good, 0.0, [s for s, y in zip(scores, labels, strict=True) if y]))
+    assert t.image > max(good) and t.pixel == before.pixel and t.source.startswith("false-alarm target 0")
+    with pytest.raises(ValueError, match="no defective one"):
+        inspector.calibrate(images[:4], [False] * 4)
+
+
 def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fitted_model):
     """F1-optimal thresholds from labelled images: the verdicts reach the best F1 any threshold on the scores gives."""
     inspector = Inspector.load(fitted_model)
@@ -132,12 +151,15 @@ def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fi
         for item, img in zip(items, images, strict=True)
     ]
     # Mismatched inputs are named (they were scikit-learn's "inconsistent numbers of samples").
-    with pytest.raises(ValueError, match="one label and one mask per image"):
+    with pytest.raises(ValueError, match=r"one label \(and one mask or None\) per image"):
         inspector.calibrate_f1(images, labels[:-1], masks)
     with pytest.raises(ValueError, match=r"mask 0 is .*: pass masks at the images' size"):
         inspector.calibrate_f1(images, labels, [m[:, :-1] for m in masks])
+    # A label that is not 0/1 is named (a string read as "no defective example", a 2 as defective).
+    with pytest.raises(ValueError, match=r"label 0 is 'good': give 0 \(good\) or 1 \(defective\)"):
+        inspector.calibrate_f1(images, ["good" if not y else "spot" for y in labels], masks)
     thresholds = inspector.calibrate_f1(images, labels, masks)
-    assert thresholds.source == "f1-optimal"
+    assert thresholds.source.startswith("f1-optimal (calibrate: 4 good, 4 defective)")
     assert inspector.thresholds == thresholds
     inspections = [inspector.inspect(img) for img in images]
     verdicts = [i.is_defective for i in inspections]

@@ -49,11 +49,11 @@ from defectlens.detect import (
     FitSummary,
     MemoryBankConfig,
     MemoryBankDetector,
-    f1_optimal_thresholds,
     too_few_for_target,
 )
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
+from defectlens.detect.calibration import binary_labels, f1_optimal_threshold, image_threshold_from_labels, subsample
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionConfig
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
@@ -418,7 +418,8 @@ class Inspector:
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
             warn_caller(DefectlensWarning(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms "
-                                          "than the target; fit on more normal images, or set the threshold with `defectlens calibrate`"))
+                                          "than the target; fit on more normal images, or set the threshold on labelled parts "
+                                          "(`defectlens calibrate`, Inspector.calibrate)"))
         return fitted
 
     @classmethod
@@ -525,21 +526,52 @@ class Inspector:
         self.detector.thresholds = updated
         return updated
 
-    def calibrate_f1(self, images: Iterable[ImageInput], labels: Sequence[int], masks: Sequence[np.ndarray]) -> Thresholds:
-        """Replace thresholds by the F1-optimal ones on a labelled validation set: one label (1 =
-        defective) and one mask (the image's size; all False on a good image) per image."""
+    def calibrate(
+        self,
+        images: Iterable[ImageInput],
+        labels: Sequence[int | bool],
+        masks: Sequence[np.ndarray | None] | None = None,
+        max_false_alarms: float | None = DEFAULT_FALSE_ALARM_TARGET,
+    ) -> Thresholds:
+        """Set the thresholds on a labelled set, as `defectlens calibrate` does (then :meth:`save`
+        keeps them): one label per image (0 or False good, 1 or True defective). The image threshold
+        flags at most ``max_false_alarms`` of the good images (None: F1-optimal instead). The pixel
+        threshold is F1-optimal on the pixels of ``masks`` (the image's size; None for a defective
+        image without one, a good image's may be None too); without masks it is kept."""
         images = checked_images(images)
-        labels, masks = list(labels), [np.asarray(m, bool) for m in masks]
-        if not len(images) == len(labels) == len(masks):
-            raise ValueError(f"calibrate_f1 needs one label and one mask per image: {len(images)} images, {len(labels)} labels, {len(masks)} masks")
-        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
-            if mask.shape != image.shape[:2]:
-                size = f"mask {i} is {mask.shape[1]}x{mask.shape[0]}, its image {image.shape[1]}x{image.shape[0]}"
-                raise ValueError(f"{size}: pass masks at the images' size")
+        y = binary_labels(list(labels))
+        given = list(masks) if masks is not None else [None] * len(images)
+        if not len(images) == len(y) == len(given):
+            raise ValueError(f"calibrate needs one label (and one mask or None) per image: {len(images)} images, {len(y)} labels, "
+                             f"{len(given)} masks")
+        sized: list[np.ndarray | None] = []
+        for i, (image, mask) in enumerate(zip(images, given, strict=True)):
+            if mask is None:
+                sized.append(np.zeros(image.shape[:2], bool) if not y[i] and masks is not None else None)
+                continue
+            m = np.asarray(mask, bool)
+            if m.shape != image.shape[:2]:
+                raise ValueError(f"mask {i} is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
+                                 "pass masks at the images' size")
+            sized.append(m)
         results = self.detector.score(images)
-        t = f1_optimal_thresholds(labels, [r.score for r in results], masks, [r.anomaly_map for r in results])
+        image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
+        pixel_t = self.thresholds.pixel
+        if any(m is not None and m.any() for m in sized):
+            kept = [(m, r.anomaly_map) for m, r in zip(sized, results, strict=True) if m is not None]
+            values = np.concatenate([np.asarray(a, np.float32).ravel() for _, a in kept])
+            truth = np.concatenate([m.ravel() for m, _ in kept])
+            pick = subsample(np.arange(truth.size))  # its quantile needs no more pixels
+            pixel_t = f1_optimal_threshold(truth[pick], values[pick])
+        t = Thresholds(image=image_t, pixel=pixel_t, source=f"{how} (calibrate: {int((~y).sum())} good, {int(y.sum())} defective)")
         self.detector.thresholds = t
         return t
+
+    def calibrate_f1(
+        self, images: Iterable[ImageInput], labels: Sequence[int | bool], masks: Sequence[np.ndarray | None] | None = None
+    ) -> Thresholds:
+        """:meth:`calibrate` with F1-optimal thresholds."""
+        return self.calibrate(images, labels, masks, max_false_alarms=None)
 
     # ------------------------------------------------------------------ inspecting
     def score(self, images: Iterable[ImageInput], progress: Progress | None = None) -> list[AnomalyResult]:

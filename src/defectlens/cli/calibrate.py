@@ -29,8 +29,8 @@ from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
     f1_optimal_threshold,
+    image_threshold_from_labels,
     subsample,
-    threshold_for_false_alarms,
     too_few_for_target,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
@@ -227,21 +227,12 @@ def calibrate(
         # flagged at any threshold, so the threshold is chosen with those verdicts fixed.
         unlike = np.asarray(data.unlike, bool)
         unlike_good = int((unlike & (labels == 0)).sum())
-        if f1:
-            # Ranked above every score, they are positives at every threshold F1 weighs.
-            ranked = np.where(unlike, scores.max() + 1.0, scores)
-            image_t, how = f1_optimal_threshold(labels, ranked), "f1-optimal"
-        else:
-            passing = ~unlike & (labels == 0)
-            if not passing.any():
-                raise DatasetLayoutError(
-                    f"all {unlike_good} good image(s) are unlike every normal image the model was fitted on (frame check)",
-                    ", ".join(map(str, good)),
-                    "check that these are the part this model was fitted for, and re-fit it on images like them",
-                )
-            # The frame check's false alarms spend the target's allowance first.
-            image_t = threshold_for_false_alarms(scores[passing], target, scores[~unlike & (labels == 1)], already_flagged=unlike_good)
-            how = f"false-alarm target {target:g}"
+        try:
+            image_t, how = image_threshold_from_labels(labels, scores, unlike, None if f1 else target)
+        except ValueError as exc:
+            # Both kinds were read (checked above): what is left is every good image failing the frame check.
+            raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
+                                     "check that these are the part this model was fitted for, and re-fit it on images like them") from None
         pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks beside the defective images)"
         if data.n_masked:
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))

@@ -164,24 +164,6 @@ def f1_optimal_threshold(labels: Sequence[int] | np.ndarray, scores: Sequence[fl
     return float((lowest_positive + below.max()) / 2.0)
 
 
-def f1_optimal_thresholds(
-    image_labels: Sequence[int],
-    image_scores: Sequence[float],
-    masks: Sequence[np.ndarray],
-    maps: Sequence[np.ndarray],
-    max_pixels: int = 4_000_000,
-) -> Thresholds:
-    """Image and pixel thresholds that maximise F1 on a labelled validation set."""
-    image_t = f1_optimal_threshold(image_labels, image_scores)
-    y = np.concatenate([m.ravel() for m in masks])
-    s = np.concatenate([m.ravel() for m in maps])
-    if y.size > max_pixels:
-        idx = np.random.default_rng(0).choice(y.size, max_pixels, replace=False)
-        y, s = y[idx], s[idx]
-    pixel_t = f1_optimal_threshold(y, s)
-    return Thresholds(image=image_t, pixel=pixel_t, source="f1-optimal")
-
-
 def highest_unflagged_score(normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float, already_flagged: int = 0) -> float:
     """The highest normal score that must stay below a threshold flagging at most
     ``max_false_alarm_rate`` of the normal images (rule ``score > t``): with ``n`` scores at most
@@ -247,3 +229,44 @@ def threshold_for_false_alarms(
     if below.size:
         gap = min(gap, float(floor - below.max()))
     return float(floor + gap / 2.0)
+
+
+def binary_labels(labels: Sequence[object]) -> np.ndarray:
+    """``labels`` as a bool array (True = defective), each one 0, 1 or a bool: a string such as
+    ``"crack"`` had been read as "no defective example", and a 2 as defective, without a word."""
+    out = np.zeros(len(labels), bool)
+    for i, label in enumerate(labels):
+        if isinstance(label, bool | np.bool_) or (isinstance(label, int | np.integer) and label in (0, 1)):
+            out[i] = bool(label)
+        else:
+            raise ValueError(f"label {i} is {label!r}: give 0 (good) or 1 (defective) per image")
+    return out
+
+
+def image_threshold_from_labels(
+    labels: Sequence[object] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    unlike: Sequence[bool] | np.ndarray | None = None,
+    max_false_alarms: float | None = DEFAULT_FALSE_ALARM_TARGET,
+) -> tuple[float, str]:
+    """The image threshold a labelled set gives, and how it was set: flagging at most
+    ``max_false_alarms`` of its good images (:func:`threshold_for_false_alarms`), or F1-optimal when
+    it is None. ``unlike``: images the frame check flags at any threshold, whose verdicts are fixed
+    (ranked above every score for F1; spending the false-alarm allowance first otherwise). One rule
+    for `defectlens calibrate` and :meth:`~defectlens.inspector.Inspector.calibrate`."""
+    y = binary_labels(list(labels))
+    s = np.asarray(scores, np.float64)
+    fixed = np.zeros(len(s), bool) if unlike is None else np.asarray(unlike, bool)
+    if not (len(y) == len(s) == len(fixed)):
+        raise ValueError(f"{len(y)} labels for {len(s)} scores")
+    for wanted, what in ((False, "good"), (True, "defective")):
+        if not (y == wanted).any():
+            raise ValueError(f"calibration needs good and defective images; there is no {what} one")
+    if max_false_alarms is None:
+        return f1_optimal_threshold(y, np.where(fixed, s.max() + 1.0, s)), "f1-optimal"
+    passing = ~fixed & ~y
+    if not passing.any():
+        raise ValueError(f"all {int((fixed & ~y).sum())} good image(s) are unlike every normal image the model was fitted on (frame check)")
+    threshold = threshold_for_false_alarms(s[passing], max_false_alarms, s[~fixed & y], already_flagged=int((fixed & ~y).sum()))
+    return threshold, f"false-alarm target {max_false_alarms:g}"
+
