@@ -202,6 +202,12 @@ def test_copies_of_a_normal_image_count_once(synthetic_category, tmp_path):
     with pytest.warns(DefectlensWarning, match=r"1 of the 4 normal images are copies of others \(image 3 is image 0\)"):
         model = Inspector.fit([a, b, c, a.copy()], InspectorSettings(image_size=64))
     assert model.fit_summary.n_images == 3
+    # What the fit warned of stays with the model and on its card (a notebook that filtered warnings saw nothing).
+    assert any("copies of others" in n for n in model.fit_summary.notes) and any("rest on scores" in n for n in model.fit_summary.notes)
+    model.save(tmp_path / "notes")
+    card = (tmp_path / "notes" / "card.md").read_text()
+    assert "What the fit warned of:" in card and "- 1 of the 4 normal images" in card
+    assert Inspector.load(tmp_path / "notes").fit_summary.notes == model.fit_summary.notes
     # Named by file in `fit`, whose bar and summary count the images fitted on.
     folder = tmp_path / "good"
     folder.mkdir()

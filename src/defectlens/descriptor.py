@@ -366,7 +366,9 @@ def render_card(descriptor: ModelDescriptor) -> str:
     if d.fit_summary and fitted_on_none:
         lines += ["", "## Fit", "", "Nothing fitted: the model reads no normal image, and scores each batch against itself."]
     elif d.fit_summary:
-        lines += ["", "## Fit", "", *_table(d.fit_summary)]
+        lines += ["", "## Fit", "", *_table({k: v for k, v in d.fit_summary.items() if k != "notes"})]
+        if notes := d.fit_summary.get("notes"):
+            lines += ["", "What the fit warned of:", "", *(f"- {note}" for note in notes)]
     if taxonomy:
         lines += ["", "## Taxonomy", "", f"Object: {taxonomy.get('object', '—')}", ""]
         lines += [f"- **{t_['name']}**: {t_.get('description') or ''}".rstrip(": ") for t_ in taxonomy.get("defects", [])]

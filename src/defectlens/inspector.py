@@ -22,6 +22,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -413,13 +414,21 @@ class Inspector:
         near it, and new good parts are flagged more often than the target says.
         """
         settings = settings or InspectorSettings()
-        fitted = cls._fit(images, settings, progress, secondary, fusion)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DefectlensWarning)
+            fitted = cls._fit(images, settings, progress, secondary, fusion)
+        for w in caught:  # said as they were, at the caller's line
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        notes = [str(w.message) for w in caught if issubclass(w.category, DefectlensWarning)]
         stats = fitted.detector.normal_stats
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
-            warn_caller(DefectlensWarning(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms "
-                                          "than the target; fit on more normal images, or set the threshold on labelled parts "
-                                          "(`defectlens calibrate`, Inspector.calibrate)"))
+            notes.append(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms than the target; fit on "
+                         "more normal images, or set the threshold on labelled parts (`defectlens calibrate`, Inspector.calibrate)")
+            warn_caller(DefectlensWarning(notes[-1]))
+        if notes and fitted.fit_summary is not None:
+            # Kept with the model and on its card: a warning alone was gone with the notebook's output.
+            fitted.fit_summary = replace(fitted.fit_summary, notes=tuple(notes))
         return fitted
 
     @classmethod
@@ -622,7 +631,16 @@ class Inspector:
         """Inspect one image: a path, or an array — grey (H, W), RGB or RGBA, uint8, uint16 or
         float — converted and checked exactly as a file's pixels are (:func:`~defectlens.io.as_rgb_image`).
 
-        Raises :class:`~defectlens.errors.ImageReadError` for anything that is not an image."""
+        Raises :class:`~defectlens.errors.ImageReadError` for anything that is not an image, and
+        TypeError for several: ``inspect_batch`` reads files, ``score`` then ``decide`` arrays.
+
+        The maps, mask and regions are in the pixels of the image as read: a file's EXIF rotation
+        applied (:func:`~defectlens.io.load_image` reads it so), an array's as it is. Drawn over
+        ``np.asarray(Image.open(path))``, a rotated photo's mask lies transposed."""
+        if isinstance(image, list | tuple) or (not isinstance(image, np.ndarray | str | Path | Image.Image) and isinstance(image, Iterable)):
+            # It had been an ImageReadError about "<array>" advising the method just called.
+            raise TypeError(f"inspect takes one image, got a {type(image).__name__} of several: inspect_batch(paths or a folder) "
+                            "reads files (unreadable ones listed); for arrays, score(images) then decide(result) for each")
         if isinstance(image, str | Path):
             source = source or str(image)
         source = source or "<array>"
@@ -813,7 +831,8 @@ class Inspector:
             # A model saved before the settings named their extra neighbourhoods had none.
             saved = {"extra_neighbourhoods": (), **descriptor.settings} if descriptor.settings else {}
             settings = replace(InspectorSettings(), **saved)
-            summary = FitSummary(**descriptor.fit_summary) if descriptor.fit_summary else None
+            fitted = descriptor.fit_summary
+            summary = FitSummary(**{**fitted, "notes": tuple(fitted.get("notes") or ())}) if fitted else None
         except (TypeError, ValueError, ConfigError) as exc:
             # A ConfigError's own fix speaks of command-line options; for a saved model re-fitting is the fix.
             raise ModelFileError(f"invalid inspector settings ({getattr(exc, 'message', exc)})", path, "re-fit the model") from None

@@ -34,6 +34,9 @@ class FitSummary:
     bank_size: int
     """Rows of the memory bank (0 for detectors without one)."""
     seconds: float
+    notes: tuple[str, ...] = ()
+    """What the fit warned of (copies left out, thresholds resting on too few images): kept with the
+    model and on its card, where a notebook that filtered warnings, or whoever loads it later, reads them."""
 
 
 MIN_HOLDOUT_IMAGES = 3
