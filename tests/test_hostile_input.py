@@ -205,6 +205,9 @@ def test_copies_of_a_normal_image_count_once(synthetic_category, tmp_path):
     # What the fit warned of stays with the model and on its card (a notebook that filtered warnings saw nothing).
     assert any("copies of others" in n for n in model.fit_summary.notes) and any("rest on scores" in n for n in model.fit_summary.notes)
     model.save(tmp_path / "notes")
+    # Several images to inspect(): a TypeError that names the ways to do several (it was an ImageReadError about "<array>").
+    with pytest.raises(TypeError, match=r"inspect takes one image, got a list of several: inspect_batch"):
+        model.inspect([a, b])
     card = (tmp_path / "notes" / "card.md").read_text()
     assert "What the fit warned of:" in card and "- 1 of the 4 normal images" in card
     assert Inspector.load(tmp_path / "notes").fit_summary.notes == model.fit_summary.notes
