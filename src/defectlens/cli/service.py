@@ -151,6 +151,7 @@ def serve(
             # A file is no server that comes back: a damaged or foreign file, or a read-only folder, had kept
             # a process up answering 503 for good, "running" to systemd. Locked by another writer: it may pass.
             if "locked" not in str(exc):
+                app.state.pool.close()  # its scoring thread, and the models, go with the refusal
                 if made:
                     shutil.rmtree(data_dir, ignore_errors=True)
                 console.print(f"[red]error:[/] {escape(str(exc))} — fix: the SQLite file (or its folder) must be a defectlens database "
