@@ -238,6 +238,18 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     assert empty.exit_code == 2 and "none came" in empty.output and not (tmp_path / "none").exists()
 
 
+def test_each_inspection_records_when_by_which_version_and_with_which_model(fitted_model, synthetic_category, tmp_path):
+    # An inspection JSON said none of it: an archive could not be told from a re-inspection with a new model.
+    from defectlens import __version__
+    from defectlens.descriptor import read_descriptor
+
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/good/000.png"), "-o", str(tmp_path)]).exit_code == 0
+    record = json.loads((tmp_path / "000.json").read_text())
+    fit = read_descriptor(fitted_model).provenance
+    assert record["inspected_at"].endswith("+00:00") and record["defectlens_version"] == __version__
+    assert record["model"] == {"fitted_at": fit.fitted_at, "fingerprint": fit.fingerprint} and fit.fingerprint
+
+
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):
     # '-' had written a file named '-'; the metrics are the only thing on standard output.
     code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+import defectlens
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.explain.gallery import THUMBNAIL_SUFFIX, read_inspection_json
@@ -88,6 +90,18 @@ def region_mask_png(inspection: Inspection) -> bytes:
     return png_bytes(Image.fromarray(np.clip(labels, 0, 255).astype(np.uint8), mode="L"))
 
 
+def audit_record(inspector: Inspector) -> dict[str, object]:
+    """When, by which defectlens and with which model an image was inspected: an inspection JSON
+    alone had said none of it, and a year's archive could not be told apart from a re-inspection
+    with a new model. The model by its fit (UTC time and training-set fingerprint, as its card has them)."""
+    prov = inspector.provenance
+    return {
+        "inspected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "defectlens_version": defectlens.__version__,
+        "model": {"fitted_at": prov.fitted_at if prov else None, "fingerprint": prov.fingerprint if prov else None},
+    }
+
+
 def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None) -> None:
     """Write the overlay ``<stem>.png``, its thumbnail ``<stem>.thumb.jpg`` (the gallery's) and the
     region mask ``<stem>.mask.png`` (:func:`region_mask_png`), then ``<stem>.json`` (each atomically).
@@ -100,7 +114,7 @@ def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, s
     # Where, as data: the overlay shows it, the JSON has only boxes (a README audit found no mask written).
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
-    payload = {**inspection.to_json(), "runtime": inspector.runtime}
+    payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector)}
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each
     # region's peak with the threshold to know which ones the report does not count.
     weaker = weaker_regions(inspection)
@@ -182,12 +196,14 @@ def load_for_inspection(
 
 def output_contents(folder: Path) -> dict[str, bytes]:
     """Every file an inspection wrote into ``folder``, by name, as bytes to compare runs with (two
-    engines, two runtimes): a report JSON without its ``writer_seconds``, a timing, not a result."""
+    engines, two runtimes): a report JSON without its ``writer_seconds``, a timing, not a result, and
+    an inspection JSON without ``inspected_at``."""
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.name.endswith(".report.json"):
+        if path.suffix == ".json" and path.name != "summary.json":
             payload = json.loads(path.read_text(encoding="utf-8"))
             payload.pop("writer_seconds", None)
+            payload.pop("inspected_at", None)
             files[path.name] = json.dumps(payload, sort_keys=True).encode()
         else:
             files[path.name] = path.read_bytes()
