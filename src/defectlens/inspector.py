@@ -63,6 +63,7 @@ from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError, warn_caller
+from defectlens.fielddocs import with_field_docs
 from defectlens.io import ImageFiles, atomic_directory, images_below, load_category, load_image, read_image, shape_of, write_json_atomic
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -92,6 +93,7 @@ ImageInput: TypeAlias = np.ndarray | str | Path | Image.Image
 """One image as the Inspector takes it: an array, a Pillow image or a file path."""
 
 
+@with_field_docs
 @dataclass(frozen=True)
 class InspectorSettings:
     """Fit-time choices that are not part of the detector itself."""
@@ -181,6 +183,7 @@ class Failure:
     message: str
 
 
+@with_field_docs
 @dataclass(eq=False)
 class InspectedImage:
     """One image of a scored batch: its file, pixels, the detector's raw output and the verdict."""
@@ -193,6 +196,7 @@ class InspectedImage:
     inspection: Inspection
 
 
+@with_field_docs
 @dataclass
 class InspectedBatch:
     """What one batch gave: the inspected images and the inputs that failed."""

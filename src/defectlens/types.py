@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from defectlens.fielddocs import with_field_docs
 
+
+@with_field_docs
 @dataclass(frozen=True)
 class Region:
     """One connected defective area of an image, in original-image pixel coordinates."""
@@ -47,6 +50,7 @@ class Region:
         }
 
 
+@with_field_docs
 @dataclass(frozen=True)
 class Thresholds:
     """Decision thresholds, in the detector's normalised score units."""
@@ -81,6 +85,7 @@ class Thresholds:
 # The records that carry maps compare by identity (eq=False) and leave their maps out of repr:
 # compared field by field, two results raised numpy's "truth value of an array is ambiguous", and
 # a notebook printed every map in full.
+@with_field_docs
 @dataclass(eq=False)
 class AnomalyResult:
     """What a detector says about one image before regions are extracted."""
@@ -100,6 +105,7 @@ class AnomalyResult:
     defective whatever its score."""
 
 
+@with_field_docs
 @dataclass(eq=False)
 class Inspection:
     """The full verdict for one image: score, decision, pixel map, mask and regions."""
@@ -146,6 +152,7 @@ class Inspection:
         }
 
 
+@with_field_docs
 @dataclass(frozen=True)
 class RegionType:
     """The defect type assigned to one region by a classifier."""
@@ -172,6 +179,7 @@ class RegionType:
         }
 
 
+@with_field_docs
 @dataclass(eq=False)
 class GroundingResult:
     """What the vision-language grounding model says about one image."""
@@ -191,6 +199,7 @@ class GroundingResult:
     batch (log distance relative to the batch median; mutual scoring). None for a lone image."""
 
 
+@with_field_docs
 @dataclass(frozen=True)
 class Finding:
     """One located defect as the report states it: what, where, how big, how bad, what to do."""
@@ -246,6 +255,7 @@ class Finding:
         }
 
 
+@with_field_docs
 @dataclass
 class Report:
     """The per-image report: verdict, structured findings, prose, and what was skipped."""

@@ -18,10 +18,12 @@ from defectlens.detect.base import Progress
 from defectlens.detect.calibration import NormalStatistics, normal_statistics, thresholds_from_normal
 from defectlens.detect.maps import for_calibration
 from defectlens.encode import EncodedBatch, PatchEncoder
+from defectlens.fielddocs import with_field_docs
 from defectlens.io import take
 from defectlens.types import AnomalyResult, Thresholds
 
 
+@with_field_docs
 @dataclass(frozen=True)
 class FitSummary:
     """What fitting did, for logs and the benchmark table."""

@@ -1,0 +1,21 @@
+"""Field docstrings where help() shows them (an API probe, 2026-12-05: in a notebook,
+help(Inspection) never said that image_size is (width, height) while anomaly_map is (H, W))."""
+
+from __future__ import annotations
+
+import pydoc
+
+from defectlens import InspectorSettings
+from defectlens.detect import FitSummary
+from defectlens.types import Inspection, Region
+
+
+def test_help_shows_what_each_documented_field_means():
+    text = pydoc.render_doc(Inspection, renderer=pydoc.plaintext)
+    assert "image_size: (width, height) of the original image." in text
+    assert "anomaly_map: float32 (H, W) at the original resolution" in text
+    assert "(x0, y0, x1, y1), x1/y1 exclusive." in pydoc.render_doc(Region, renderer=pydoc.plaintext)
+    assert "notes: What the fit warned of" in (FitSummary.__doc__ or "")
+    # The class's own summary stays first, once.
+    assert (Inspection.__doc__ or "").startswith("The full verdict for one image") and (Inspection.__doc__ or "").count("Fields:") == 1
+    assert "Fields:" in (InspectorSettings.__doc__ or "")
