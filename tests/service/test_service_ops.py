@@ -283,3 +283,24 @@ def test_serve_stops_on_a_sqlite_file_that_is_no_database(tmp_path, pool, monkey
     assert result.exit_code == 2 and "file is not a database" in " ".join(result.output.split()), result.output
     assert "serving" not in result.output and not served
 
+
+def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):
+    # Probe 2026-12-05: a kill -9 left 6 orphan files, a database stopped mid-burst 18, and nothing removed them.
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
+        ins = upload(client, images["bad"]).json()
+    blobs = BlobStore(data)
+    old, young = blobs.put(b"orphan of a crash", "png"), blobs.put(b"an upload on its way", "png")
+    os.utime(blobs.path(old, "png"), (0, 0))
+    named = sorted(p for p in data.glob("[0-9a-f][0-9a-f]/*") if p.name.split(".")[0] not in (old, young))
+    dry = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--dry-run"])
+    assert dry.exit_code == 0 and "would remove 1 file(s)" in dry.output and blobs.path(old, "png").is_file()
+    done = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)])
+    assert done.exit_code == 0 and "removed 1 file(s)" in done.output and "3 named file(s) kept" in done.output
+    assert not blobs.path(old, "png").exists() and blobs.path(young, "png").is_file() and all(p.is_file() for p in named)
+    with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
+        assert client.get(f"/inspections/{ins['id']}/image").status_code == 200
+    # No database, nothing removed.
+    (data / "inspections.db").rename(tmp_path / "away.db")
+    assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 2
+

@@ -1,5 +1,5 @@
-"""The `defectlens` command line: fit, inspect, evaluate, info, demo, calibrate, locate-examples, export, train-grounding, serve
-and export-reviews.
+"""The `defectlens` command line: fit, inspect, evaluate, info, demo, calibrate, locate-examples, export, train-grounding, serve,
+export-reviews and prune-files.
 
 Each command is a thin layer over the stages' public surfaces; see ``defectlens --help``.
 """
@@ -96,6 +96,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("train-grounding", grounding.train_grounding),
     ("serve", service_cli.serve),
     ("export-reviews", service_cli.export_reviews),
+    ("prune-files", service_cli.prune_files),
 ]
 """Every command, by name (registered below with its help reflowed)."""
 for name, command in COMMANDS:

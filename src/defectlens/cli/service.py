@@ -225,4 +225,39 @@ def export_reviews(
         raise typer.Exit(3)
 
 
-__all__ = ["export_reviews", "serve"]
+def prune_files(
+    db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="The service's file folder.")] = DEFAULT_DATA,
+    older_than_hours: Annotated[float, typer.Option(min=0.0, help="Only files untouched this long (a younger one may be an upload "
+                                                                  "on its way to the database).")] = 1.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+) -> None:
+    """Remove stored pictures no inspection names (left by a crash or a database down mid-upload).
+
+    Safe beside a running service: only files untouched for --older-than-hours go. The database
+    must answer: without its list of what is named, nothing is removed.
+    Exit status: 0 done, 2 bad usage (no data folder, database unavailable)."""
+    try:
+        from defectlens.service.blobs import BlobStore
+        from defectlens.service.store import Store, StoreUnavailable
+    except ImportError as exc:
+        raise _need_extra(exc) from None
+    if not data_dir.is_dir() or (db is None and not (data_dir / DB_FILE).is_file()):
+        console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
+                      "— fix: pass the --data-dir the service was started with (and its --db)")
+        raise typer.Exit(2)
+    store = Store(_db_url(db, data_dir))
+    try:
+        referenced = store.referenced_files()
+    except StoreUnavailable as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}; nothing removed — fix: check --db and that the database is running")
+        raise typer.Exit(2) from None
+    finally:
+        store.dispose()
+    n_files, n_bytes = BlobStore(data_dir).prune(referenced, older_than_hours * 3600, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{verb} {n_files} file(s), {n_bytes / 2**20:.1f} MiB, that no inspection names; "
+                  f"{len(referenced)} named file(s) kept")
+
+
+__all__ = ["export_reviews", "prune_files", "serve"]

@@ -69,6 +69,27 @@ class BlobStore:
             write_bytes_atomic(target, data)
         return sha
 
+    def prune(self, referenced: set[str], older_than: float = STALE_SCRATCH_SECONDS, dry_run: bool = False) -> tuple[int, int]:
+        """Remove the stored files no inspection names (``referenced``: the digests the database
+        holds), untouched for ``older_than`` seconds (a younger one may be an upload still on its way
+        to the database); returns how many files and bytes went (would go, with ``dry_run``). A crash,
+        or a database down between an upload's files and its record, left them for good."""
+        cutoff = time.time() - older_than
+        n_files = n_bytes = 0
+        for folder in self.root.glob("[0-9a-f][0-9a-f]"):
+            for path in folder.iterdir():
+                sha = path.name.split(".", 1)[0]
+                try:
+                    stat = path.stat()
+                    if not _SHA.fullmatch(sha) or sha in referenced or stat.st_mtime >= cutoff or not path.is_file():
+                        continue
+                    if not dry_run:
+                        path.unlink()
+                except OSError:  # gone meanwhile, or not ours to remove: left
+                    continue
+                n_files, n_bytes = n_files + 1, n_bytes + stat.st_size
+        return n_files, n_bytes
+
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""
         return any(True for folder in self.root.glob("[0-9a-f][0-9a-f]") for _ in folder.iterdir())

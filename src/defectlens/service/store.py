@@ -261,6 +261,13 @@ class Store:
             )
             return list(s.scalars(stmt))
 
+    def referenced_files(self) -> set[str]:
+        """The digests of every file an inspection names (its image, overlay and mask)."""
+        self.ensure()
+        with self.session() as s:
+            rows = s.execute(select(InspectionRow.image_sha, InspectionRow.overlay_sha, InspectionRow.mask_sha))
+            return {sha for row in rows for sha in row}
+
     def count(self) -> int:
         """How many inspections are stored."""
         with self.session() as s:
