@@ -304,3 +304,25 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     (data / "inspections.db").rename(tmp_path / "away.db")
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 2
 
+
+def test_the_write_probe_waits_seconds_not_half_a_minute_for_a_held_sqlite_file(tmp_path):
+    # Probe 2026-12-05: with another process holding the write lock, /health took 30 s (an upload's wait).
+    import sqlite3
+    import time
+
+    from defectlens.service.store import PROBE_BUSY_SECONDS
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.check(writable=True)
+    holder = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert not store.ping(writable=True) and "locked" in str(store.last_error)
+        assert time.monotonic() - started < PROBE_BUSY_SECONDS + 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.ping(writable=True)
+    store.dispose()
+

@@ -23,6 +23,10 @@ from defectlens.service.db import InspectionRow, RegionRow, ReviewRow, make_engi
 from defectlens.service.models import Outcome
 
 
+PROBE_BUSY_SECONDS = 3.0
+"""How long the write probe (/health, /metrics, start-up) waits for a SQLite file another writer holds."""
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached (or migrated) right now: answer 503, try again later."""
 
@@ -120,6 +124,10 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execute(select(InspectionRow.id).limit(1))
                 if writable:
+                    if self.engine.dialect.name == "sqlite":
+                        # This connection only (each is new): a writer holding the lock made /health wait the
+                        # 30 s an upload may wait, and a watchdog took the service for hung.
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(PROBE_BUSY_SECONDS * 1000)}")
                     # An update of no row, rolled back: nothing is written, but a read-only SQLite file
                     # or PostgreSQL refuses it as it refuses a record (SQLite's BEGIN IMMEDIATE does not).
                     conn.execute(update(InspectionRow).where(false()).values(id=InspectionRow.id))
