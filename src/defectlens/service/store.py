@@ -22,7 +22,6 @@ from defectlens.errors import ConfigError
 from defectlens.service.db import InspectionRow, RegionRow, ReviewRow, make_engine, make_sessions, migrate, utcnow
 from defectlens.service.models import Outcome
 
-
 PROBE_BUSY_SECONDS = 3.0
 """How long the write probe (/health, /metrics, start-up) waits for a SQLite file another writer holds."""
 
