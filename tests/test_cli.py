@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET
-from defectlens.errors import DatasetLayoutError
+from defectlens.errors import ConfigError, DatasetLayoutError
 from defectlens.io import load_category, write_text_atomic
 
 runner = CliRunner()
@@ -143,7 +143,7 @@ def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
     assert result.exit_code == 2 and "is a file, not an examples folder" in result.output and not (tmp_path / "o").exists()
 
     result = runner.invoke(app, ["inspect", str(tmp_path / "nomodel"), str(empty), "-o", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "run `defectlens fit` first" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "run `defectlens fit` (or Inspector.fit then save) first" in " ".join(result.output.split())
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
@@ -468,6 +468,9 @@ def test_two_banks_by_default_and_one_on_request(synthetic_category, tmp_path):
     assert InspectorSettings(global_weight=0.5).extra_neighbourhoods == ()
     assert InspectorSettings(detector="discriminator").extra_neighbourhoods == ()
     assert InspectorSettings(extra_neighbourhoods=()).extra_neighbourhoods == ()
+    # Made from Python, the fix names the field too (it spoke of command-line options alone).
+    with pytest.raises(ConfigError, match=r"drop extra_neighbourhoods \(--extra-neighbourhood\)"):
+        InspectorSettings(detector="discriminator", extra_neighbourhoods=(1,))
     for extra, banks in (([], 2), (["--extra-neighbourhood", "0"], 1)):
         out = tmp_path / f"m{banks}"
         result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(out), "--image-size", "128", *extra])

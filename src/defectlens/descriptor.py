@@ -52,7 +52,8 @@ def part_taxonomy(directory: str | Path) -> Path | None:
 FORMAT = "defectlens.model"
 FORMAT_VERSION = 2
 """1 (implicit, no ``format`` key): settings and fit summary only; 2: the versioned descriptor."""
-REMEDY = "`defectlens fit`"
+REMEDY = "`defectlens fit` (or Inspector.fit then save)"
+"""What makes a model folder, said in every refusal of one (read from the command line and from Python alike)."""
 
 # File names that marked each kind before the descriptor named it (legacy folders only).
 _LEGACY_MARKERS = (("fusion.json", "fused"), ("detector.json", "memory-bank"), ("grounding.json", "grounding"))

@@ -119,6 +119,7 @@ class InspectorSettings:
     :data:`DEFAULT_EXTRA_NEIGHBOURHOODS` for the memory bank without a global weight, else off."""
 
     def __post_init__(self) -> None:
+        # Made from Python and from the command line alike: each fix names the field and its option.
         # The kind first: every other check below reads it.
         if self.detector not in FIT_DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}", None, f"choose one of {', '.join(FIT_DETECTORS)}")
@@ -129,7 +130,7 @@ class InspectorSettings:
         if self.extra_neighbourhoods and (self.detector != "memory-bank" or self.global_weight > 0):
             raise ConfigError(
                 "extra neighbourhoods are for the memory-bank detector alone, without a global weight", None,
-                "drop --extra-neighbourhood or use --detector memory-bank without --global-weight",
+                "drop extra_neighbourhoods (--extra-neighbourhood), or use detector 'memory-bank' without global_weight (--global-weight)",
             )
         try:
             # The memory bank's own check of the sizes, said before any image is decoded.
@@ -156,7 +157,8 @@ class InspectorSettings:
             )
         if self.global_weight > 0 and self.detector != "memory-bank":
             raise ConfigError(
-                f"a global weight needs the memory-bank detector, not {self.detector!r}", None, "drop --global-weight or use --detector memory-bank"
+                f"a global weight needs the memory-bank detector, not {self.detector!r}", None,
+                "drop global_weight (--global-weight), or use detector 'memory-bank' (--detector)"
             )
         if self.backbone not in BACKBONES:
             # Checked here, before any image is decoded (the encoder would only refuse it after).
@@ -489,13 +491,14 @@ class Inspector:
         calibration = "holdout" if secondary is not None and not primary_decides else "leave-one-out"
         if settings.global_weight > 0 and secondary is not None:
             raise ConfigError(
-                "a global weight is for the memory bank alone, not fused with another model", None, "drop --global-weight or the fusion"
+                "a global weight is for the memory bank alone, not fused with another model", None,
+                "drop global_weight (--global-weight) or the fusion"
             )
         if settings.global_weight > 0 and len(images) < GLOBAL_MIN_IMAGES:
             raise ConfigError(
                 f"a global weight needs at least {GLOBAL_MIN_IMAGES} normal images, got {len(images)}",
                 None,
-                "fit without --global-weight or add normal images",
+                "fit without global_weight (--global-weight), or add normal images",
             )
         detector = MemoryBankDetector(
             MemoryBankConfig(
