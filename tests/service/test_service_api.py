@@ -288,6 +288,23 @@ def test_the_latency_histogram_times_the_whole_upload(
         assert total >= 0.5 > stored["seconds"]
 
 
+
+def test_a_hot_spot_is_given_as_coordinates(pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The report said it in words and the overlay ringed it; the API had no coordinates (inspect's JSON has them).
+    import dataclasses
+
+    from defectlens.inspector import Inspector
+
+    decide = Inspector.decide
+    monkeypatch.setattr(Inspector, "decide", lambda self, result, source="<array>": (
+        lambda ins: ins if ins.is_defective else dataclasses.replace(ins, hot_spot=(5, 7)))(decide(self, result, source)))
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        good = upload(client, images["good"]).json()
+        assert good["verdict"] == "good" and good["hot_spot"] == [5, 7]
+        assert client.get(f"/inspections/{good['id']}").json()["hot_spot"] == [5, 7]
+        assert upload(client, images["bad"]).json()["hot_spot"] is None
+
+
 def test_several_files_in_one_upload_are_refused_not_dropped(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
     # Probe 2026-12-05: two `file` parts gave 201 for the second; the first was dropped without a word.
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:

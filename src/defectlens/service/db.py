@@ -70,6 +70,9 @@ class InspectionRow(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hot_spot: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    """[x, y] where the map of a part judged good still peaks above the image threshold
+    (:attr:`~defectlens.types.Inspection.hot_spot`), or None (migration 0003)."""
 
     regions: Mapped[list[RegionRow]] = relationship(back_populates="inspection", order_by="RegionRow.index", cascade="all, delete-orphan")
     reviews: Mapped[list[ReviewRow]] = relationship(back_populates="inspection", order_by="ReviewRow.id", cascade="all, delete-orphan")

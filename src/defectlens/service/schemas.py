@@ -71,6 +71,9 @@ class InspectionOut(BaseModel):
     final_verdict: str
     """The reviewer's verdict when reviewed, else the machine's."""
     seconds: float
+    hot_spot: list[int] | None = None
+    """[x, y] in image pixels where the map of a part judged good still peaks above the image
+    threshold: look there before the part passes (the report says it in words, the overlay rings it)."""
     regions: list[RegionOut]
     report: dict[str, Any]
     report_text: str
@@ -188,7 +191,8 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
     return InspectionOut(
         id=row.id, created_at=as_utc(row.created_at) or row.created_at, model=row.model, filename=row.filename, width=row.width, height=row.height,
         score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
-        seconds=row.seconds, regions=[region_out(r, r.index in weaker) for r in row.regions], report=row.report, report_text=row.report_text,
+        seconds=row.seconds, hot_spot=row.hot_spot, regions=[region_out(r, r.index in weaker) for r in row.regions], report=row.report,
+        report_text=row.report_text,
         review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]  # state is one of ReviewOut's literals in the column
                          comment=row.review_comment),
         reviews=[

@@ -171,6 +171,7 @@ class Store:
             report=out.report.to_json(),
             report_text=out.report_text,
             review_state="unreviewed",
+            hot_spot=[int(v) for v in ins.hot_spot] if ins.hot_spot is not None else None,
         )
         for r in ins.regions:
             t = types.get(r.index)
