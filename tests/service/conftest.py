@@ -35,6 +35,20 @@ def fresh_health_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service_app, "HEALTH_PROBE_SECONDS", 0.0)
 
 
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """`serve` configures logging for its process (dated lines on standard error); run in this one by
+    a test, its handlers on a closed test stream and its unpropagated loggers are undone after."""
+    import logging
+
+    names = ("defectlens", "uvicorn", "uvicorn.access", "uvicorn.error")
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level, logging.getLogger(n).propagate) for n in names}
+    yield
+    for n, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(n)
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+
+
 @pytest.fixture(scope="session")
 def service_model(fitted_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic test model with a taxonomy of two types (what reviewers may assign)."""

@@ -251,26 +251,36 @@ def test_health_probes_the_store_at_most_every_few_seconds(
 
 
 
-def test_low_disk_is_a_warning_and_a_scrape_finds_an_outage_without_traffic(
+def test_low_disk_is_a_warning_and_the_store_gauge_follows_an_outage_without_traffic(
     pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Probe 2026-12-05: with 20 MiB free /health said 503 while every upload went in (a watchdog would
-    # restart a working service), and the store_up gauge changed only when traffic came.
+    # restart a working service), and the store_up gauge changed only when traffic came. A later
+    # probe: a scrape that probed the store itself hung as long as a stalled database did.
     import defectlens.service.app as service_app
     from defectlens.service.blobs import BlobStore
 
     monkeypatch.setattr(service_app, "HEALTH_PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(service_app, "STORE_WATCH_SECONDS", 0.05)
     monkeypatch.setattr(BlobStore, "_free", lambda self: 20 * 2**20)
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
         health = client.get("/health")
         assert health.status_code == 200 and "20 MiB free" in health.json()["warnings"][0]
         assert upload(client, images["good"]).status_code == 201
         assert "defectlens_store_up 1.0" in client.get("/metrics").text
-        monkeypatch.setattr(BlobStore, "_free", lambda self: 2**19)  # full: down, found by a scrape alone
+        monkeypatch.setattr(BlobStore, "_free", lambda self: 2**19)  # full: down, found with no request at all
+        deadline = time.monotonic() + 10
+        while "defectlens_store_up 0.0" not in client.get("/metrics").text and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "defectlens_store_up 0.0" in client.get("/metrics").text
-        assert client.get("/health").status_code == 503
+        # An upload is refused as /health says: they had gone in, flipping the store's state each time.
+        assert client.get("/health").status_code == 503 and upload(client, images["good"]).status_code == 503
+        # A database that stalls holds /health, never a scrape.
+        from defectlens.service.store import Store
 
-
+        monkeypatch.setattr(Store, "ping", lambda self, writable=False: time.sleep(3) or False)
+        started = time.monotonic()
+        assert client.get("/metrics").status_code == 200 and time.monotonic() - started < 1.5
 
 def test_the_latency_histogram_times_the_whole_upload(
     pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

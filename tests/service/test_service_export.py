@@ -156,11 +156,17 @@ def test_a_comment_alone_is_a_note_not_a_label(pool: ModelPool, images: dict[str
         after = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "bot", "comment": "sent to rework"}).json()
         assert after["review"] == typed["review"] and after["regions"] == typed["regions"]
         assert [(r["by"], r["note"]) for r in after["reviews"]] == [("bot", True), ("Ana", False), ("bot", True)]
-        # A review naming nothing, not even a comment, still confirms what stands (scripts send it).
-        assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Cy"}).json()["review"]["by"] == "Cy"
+        # A review naming nothing, not even a comment (a blank one is none), still confirms what stands (scripts send it).
+        confirmed = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Cy", "comment": "   "}).json()
+        assert confirmed["review"]["by"] == "Cy" and confirmed["review"]["comment"] is None and not confirmed["reviews"][-1]["note"]
+        # The history says what was applied: a missed "Crack" without a box is crack over the whole image; kept ones are null.
+        marked = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Dee", "missed": [{"type": "Scratch"}]}).json()
+        assert marked["reviews"][-1]["missed"] == [{"type": "scratch", "bbox": [0, 0, ins["width"], ins["height"]]}]
+        kept = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Eve", "verdict": "defective"}).json()
+        assert kept["reviews"][-1]["missed"] is None and [r["type"] for r in kept["regions"] if r["missed"]] == ["scratch"]
     out = tmp_path / "export"
     assert CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
-    assert [m["reviewed_by"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == ["Cy"]
+    assert [m["reviewed_by"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == ["Eve"]
 
 
 def test_an_export_past_a_million_inspections_is_still_its_own(tmp_path: Path) -> None:

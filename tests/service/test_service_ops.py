@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+from datetime import UTC, datetime
 
 import pytest
 from service_helpers import make_app, upload
@@ -249,20 +250,14 @@ def test_the_service_log_dates_every_line_and_lists_requests(capsys):
 
     from defectlens.cli.service import log_config
 
-    ours = logging.getLogger("defectlens")
-    saved = (ours.handlers[:], ours.level, ours.propagate)
-    try:
-        logging.config.dictConfig(log_config(access_log=True))
-        logging.getLogger("defectlens.service.app").warning("store unavailable: x")
-        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/health", "1.1", 200)
-        lines = capsys.readouterr().err.splitlines()
-        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} WARNING: +store unavailable: x$", lines[0]), lines
-        assert re.match(r"\d{4}-\d\d-\d\dT.* INFO: +127.0.0.1:5 \"GET /health HTTP/1.1\" 200", lines[1]), lines
-    finally:
-        ours.handlers[:], ours.level, ours.propagate = saved
-        for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
-            logging.getLogger(name).handlers.clear()
-            logging.getLogger(name).propagate = True
+    logging.config.dictConfig(log_config(access_log=True))  # undone after by the conftest's logging_as_it_was
+    logging.getLogger("defectlens.service.app").warning("store unavailable: x")
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/health", "1.1", 200)
+    lines = capsys.readouterr().err.splitlines()
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ WARNING: +store unavailable: x$", lines[0]), lines
+    # In UTC, said with a Z (RFC 3339), whatever the machine's zone.
+    assert abs(datetime.strptime(lines[0][:20], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds() < 120
+    assert re.match(r"\d{4}-\d\d-\d\dT.* INFO: +127.0.0.1:5 \"GET /health HTTP/1.1\" 200", lines[1]), lines
 
 
 def test_serve_stops_on_a_sqlite_file_that_is_no_database(tmp_path, pool, monkeypatch):

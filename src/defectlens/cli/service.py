@@ -6,8 +6,11 @@ works without the extra installed.
 
 from __future__ import annotations
 
+import logging
+import logging.config
 import shutil
 import socket
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,16 +38,22 @@ def _db_url(db: str | None, data_dir: Path) -> str:
 
 
 def log_config(access_log: bool) -> dict[str, Any]:
-    """Logging for `serve`: every line on standard error with its time (with the zone) and level, the
-    service's own warnings included, and one line per request unless ``access_log`` is off. The log had
-    held the "serving" line alone after dozens of requests, and outages it said could not be dated."""
-    when = {"datefmt": "%Y-%m-%dT%H:%M:%S%z", "use_colors": False}
+    """Logging for `serve`: every line on standard error with its UTC time and level, the service's
+    own warnings included, and one line per request unless ``access_log`` is off. The log had held
+    the "serving" line alone after dozens of requests, and outages it said could not be dated."""
+    import uvicorn.logging  # the service extra's, as every part of `serve`
+
+    # Times in UTC, written with a "Z" (RFC 3339): "+0000" is not ISO 8601's "+00:00".
+    utc = {"converter": staticmethod(time.gmtime)}
+    default = type("UTCDefaultFormatter", (uvicorn.logging.DefaultFormatter,), utc)
+    access = type("UTCAccessFormatter", (uvicorn.logging.AccessFormatter,), utc)
+    when = {"datefmt": "%Y-%m-%dT%H:%M:%SZ", "use_colors": False}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(asctime)s %(levelprefix)s %(message)s", **when},
-            "access": {"()": "uvicorn.logging.AccessFormatter",
+            "default": {"()": default, "fmt": "%(asctime)s %(levelprefix)s %(message)s", **when},
+            "access": {"()": access,
                        "fmt": '%(asctime)s %(levelprefix)s %(client_addr)s "%(request_line)s" %(status_code)s', **when},
         },
         "handlers": {
@@ -124,6 +133,8 @@ def serve(
     if problem := port_problem(host, port):
         console.print(f"[red]error:[/] {escape(problem)} — fix: pass another --port, or stop what listens there")
         raise typer.Exit(2)
+    # From here on every line is dated: the app's start-up (scratch files removed, say) logs too.
+    logging.config.dictConfig(log_config(access_log))
     made = not data_dir.exists()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,10 +168,10 @@ def serve(
                 console.print(f"[red]error:[/] {escape(str(exc))} — fix: the SQLite file (or its folder) must be a defectlens database "
                               "this process can write: repair or move it, or pass another --data-dir or --db")
                 raise typer.Exit(2) from None
-    where = escape(str(", ".join(str(p) for p in model_dirs)))
-    console.print(f"serving {where} on http://{escape(host)}:{port}/ (API schema at /openapi.json, browsable at /docs)")
+    said = logging.getLogger("defectlens.service")
+    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), host, port)
     if token is None:
-        console.print("[yellow]note:[/] writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
+        said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
     uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))
 
 

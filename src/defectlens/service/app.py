@@ -68,6 +68,10 @@ BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
 HEALTH_PROBE_SECONDS = 2.0
 """/health probes the database and the file store at most this often; calls between read its result."""
+STORE_WATCH_SECONDS = 15.0
+"""How often a background thread probes the store, so ``defectlens_store_up`` follows an outage
+without traffic: /metrics itself never waits on the database (a scrape that probed hung for as long
+as a stalled database did, and Prometheus took the whole service for down)."""
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 log = logging.getLogger(__name__)
 
@@ -366,7 +370,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(STORE_WATCH_SECONDS):
+                probe_store()
+
+        threading.Thread(target=watch, name="defectlens-store-watch", daemon=True).start()
         yield
+        stop.set()
         store.dispose()
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
@@ -525,9 +537,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
                         ) -> InspectionOut:
         received = time.perf_counter()
-        # Before the costly part: a down database answers 503 at once. (Whether it takes writes is
-        # probed at start-up and by /health, not on every upload's path.)
+        # Before the costly part: a down database or a full disk answers 503 at once. (Whether the
+        # database takes writes is probed at start-up and by /health, not on every upload's path.)
         store.check()
+        files(blobs.check_space)
         try:
             loaded = pool.get(model)
         except KeyError as exc:
@@ -682,6 +695,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # The history keeps the types applied, not those sent: a part reviewed good with a region still
         # typed "scratch" on the page was stored rejected while its history entry said scratch.
         payload["regions"] = [{"index": i, "type": t} for i, t in sorted(types.items())] if not note else []
+        # Missed defects as stored too ("Crack" with no box is crack over the whole image); None when it named
+        # none and kept the earlier ones, which "[]" (removed them all) had looked the same as.
+        payload["missed"] = None if keep_missed or note else [{"type": t, "bbox": list(box)} for t, box in missed]
         review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, payload,
                              keep_missed=keep_missed, restore_machine_types=restore, seen_reviews=body.seen_reviews, note_only=note)
         try:
@@ -741,9 +757,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     def get_metrics() -> Response:
-        # Each scrape probes (as often as /health may): the gauge had said the store was up through a
-        # quiet outage, and down long after it, until traffic came.
-        probe_store()
+        # The store's gauge is kept by the watch thread (STORE_WATCH_SECONDS): never waited on here.
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     page_html = (STATIC / "index.html").read_bytes()

@@ -111,6 +111,12 @@ class BlobStore:
             fh.write(b"\0" * 65536)
             fh.flush()
             os.fsync(fh.fileno())
+        self.check_space()
+
+    def check_space(self) -> None:
+        """Raise OSError (no space) when the store's disk has under :data:`DOWN_FREE_BYTES` free:
+        an upload is refused then as /health says (they had gone in while /health said down, and the
+        store's state flipped with every one)."""
         if self._free() < DOWN_FREE_BYTES:
             raise OSError(errno.ENOSPC, f"under {DOWN_FREE_BYTES // 2**20} MiB free", str(self.root))
 

@@ -49,7 +49,9 @@ class ReviewEntry(BaseModel):
     at: datetime
     verdict: str
     regions: list[dict[str, Any]]
-    missed: list[dict[str, Any]]
+    missed: list[dict[str, Any]] | None
+    """The missed defects it marked, as stored (type as the model names it, box in pixels); None: it
+    named none and kept those marked before (``[]`` removed them)."""
     comment: str | None
     note: bool = False
     """A comment alone: it labelled nothing (``verdict`` is the one that stood)."""
@@ -130,7 +132,13 @@ class ReviewIn(BaseModel):
         """A comment and nothing else: it leaves the verdict, the types and the review state as they
         are, so an inspection nobody judged is not exported as a person's label. A review naming
         nothing, not even a comment, still confirms the verdict that stands."""
-        return bool(self.comment and self.comment.strip()) and self.verdict is None and not self.regions and self.missed is None
+        return bool(self.comment) and self.verdict is None and not self.regions and self.missed is None
+
+    @field_validator("comment")
+    @classmethod
+    def _no_blank_comment(cls, v: str | None) -> str | None:
+        # A blank comment is none: stored as "   ", it showed as a quote of nothing in the history.
+        return v if v is None or v.strip() else None
 
     @field_validator("reviewer")
     @classmethod
@@ -197,7 +205,7 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
                          comment=row.review_comment),
         reviews=[
             ReviewEntry(by=r.reviewer, at=as_utc(r.created_at) or r.created_at, verdict=r.verdict, regions=list(r.payload.get("regions") or []),
-                        missed=list(r.payload.get("missed") or []), comment=r.payload.get("comment"),
+                        missed=None if r.payload.get("missed") is None else list(r.payload["missed"]), comment=r.payload.get("comment"),
                         note=bool(r.payload.get("note")))
             for r in row.reviews
         ],
