@@ -161,23 +161,41 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
-def test_atomic_write_goes_through_links_and_into_streams(tmp_path):
-    # Renamed onto, a link was replaced by a plain file (as root, `--json /dev/stdout` replaced the
-    # system's /dev/stdout link) and a named pipe's reader got nothing.
+def test_a_named_output_goes_through_links_and_into_streams_and_a_made_up_one_never(tmp_path):
+    # Renamed onto, a link the user named was replaced by a plain file (as root, `--json /dev/stdout`
+    # replaced the system's /dev/stdout link) and a named pipe's reader got nothing.
     (tmp_path / "target.json").write_text("old")
     (tmp_path / "link.json").symlink_to("target.json")
-    write_text_atomic(tmp_path / "link.json", "new")
+    write_text_atomic(tmp_path / "link.json", "new", named=True)
     assert (tmp_path / "link.json").is_symlink() and (tmp_path / "target.json").read_text() == "new"
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     read: list[bytes] = []
     reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
     reader.start()
-    write_text_atomic(fifo, "through the pipe")
+    write_text_atomic(fifo, "through the pipe", named=True)
     reader.join(timeout=10)
     assert read == [b"through the pipe"] and fifo.is_fifo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "target.json"]
+    # A file this tool names in an output folder replaces a link planted there: followed, it sent a
+    # run's writes (as root) to any file on the machine.
+    (tmp_path / "planted.html").symlink_to("target.json")
+    write_text_atomic(tmp_path / "planted.html", "<html>")
+    assert not (tmp_path / "planted.html").is_symlink() and (tmp_path / "target.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "planted.html", "target.json"]
 
+
+def test_evaluate_json_dev_stdout_into_a_pipe_and_a_link_into_proc(fitted_model, synthetic_category, tmp_path):
+    # Into a pipe /dev/stdout links to /proc/PID/fd/pipe:[N], a name that is no file: the metrics were
+    # lost after the whole evaluation. A link into /proc passed the early check and failed at the end.
+    code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
+    run = subprocess.run([sys.executable, "-c", code, "evaluate", str(fitted_model), str(synthetic_category), "--json", "/dev/stdout"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["n_test"] == 8 and list(tmp_path.iterdir()) == []
+    if Path("/proc/self").is_dir():
+        (tmp_path / "p.json").symlink_to("/proc/x.json")
+        result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path / "p.json")])
+        assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split()) and "evaluating" not in result.output
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_outputs_in_a_folder_that_takes_no_files_are_refused_before_work(fitted_model, synthetic_category):

@@ -292,7 +292,7 @@ def calibrate(
             inspector.save(model_dir)
             saved = True
             console.print(f"thresholds saved → {escape(str(model_dir))}")
-        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"))
+        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"), named=True)
         console.print(f"ROC plot → {escape(str(plot_path))}")
     except DefectlensError as exc:
         raise fail(exc) from None

@@ -960,7 +960,7 @@ def evaluate(
         sys.stdout.flush()
     elif json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
-        write_json_atomic(json_out, result)
+        write_json_atomic(json_out, result, named=True)
         console.print(f"metrics written to {escape(str(json_out))}")
     if evaluation.failures:
         raise typer.Exit(EXIT_PARTIAL)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.outputs import require_writable_parent
+from defectlens.io.outputs import require_writable_parent, stream
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -153,21 +153,26 @@ def _short(name: str, limit: int = 200) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
+def atomic_write(path: str | Path, named: bool = False) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched. A symbolic link
-    is written through (its target replaced, the link kept), and a path that is not a regular file
-    (``/dev/stdout``, a named pipe) is written into, since renaming onto it would replace it: as
-    root, ``evaluate --json /dev/stdout`` had put a plain file in place of the system's link.
+    On any exception the temporary file is removed and ``path`` is left untouched.
+
+    ``named``: the path is one a user named (``evaluate --json``), not one this tool made up in an
+    output folder. Then a symbolic link is written through (its target replaced, the link kept), and
+    a path that is not a regular file (``/dev/stdout`` into a pipe, a named pipe) is written into,
+    since renaming onto it replaces it: as root, ``--json /dev/stdout`` had put a plain file in place
+    of the system's link. Never for the files of an output folder: a link planted there had sent a
+    run's writes (as root) to any file, and a pipe named like a result had held the run for ever.
     """
     target = Path(path)
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
-    if target.exists() and not target.is_file() and not target.is_dir():
-        with _written_into(target) as tmp:
-            yield tmp
-        return
+    if named:
+        if stream(target):
+            with _written_into(target) as tmp:
+                yield tmp
+            return
+        if target.is_symlink():
+            target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{_short(target.name)}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -302,9 +307,9 @@ def _not_written(code: int, target: Path, what: str) -> OutputError:
     return OutputError(f"the {what} could not be written ({os.strerror(code)}); what was there is as it was", target, fix)
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_write(path) as tmp:
+def write_bytes_atomic(path: str | Path, data: bytes, named: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (``named``: see :func:`atomic_write`)."""
+    with atomic_write(path, named) as tmp:
         tmp.write_bytes(data)
 
 
@@ -324,14 +329,14 @@ def utf8_bytes(text: str) -> bytes:
     return printable_text(text).encode("utf-8")
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`utf8_bytes`)."""
-    write_bytes_atomic(path, utf8_bytes(text))
+def write_text_atomic(path: str | Path, text: str, named: bool = False) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`utf8_bytes`; ``named``: :func:`atomic_write`)."""
+    write_bytes_atomic(path, utf8_bytes(text), named)
 
 
-def write_json_atomic(path: str | Path, obj: object) -> None:
-    """Serialise ``obj`` as indented JSON and write it atomically."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json_atomic(path: str | Path, obj: object, named: bool = False) -> None:
+    """Serialise ``obj`` as indented JSON and write it atomically (``named``: see :func:`atomic_write`)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", named)
 
 
 def write_model_files(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,17 @@ def _real(path: Path) -> Path:
 def _inside(path: Path, folder: Path) -> bool:
     """True when ``path`` is ``folder`` or lies somewhere below it (both resolved)."""
     return path == folder or folder in path.parents
+
+
+def stream(path: Path) -> bool:
+    """Whether ``path`` (links followed) is something written into, not replaced: a pipe, a terminal,
+    a device. ``/dev/stdout`` into a pipe links to ``/proc/PID/fd/pipe:[N]``, a name that is no file:
+    the kind is read from the open descriptor behind it, not from the name."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def can_write(folder: Path) -> bool:
@@ -129,10 +141,14 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
 
 def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> None:
     """Refuse, before any work, a file path that cannot or must not be written: a folder, a path
-    under a file, or one of ``kept`` or inside one (see :func:`require_apart_from`)."""
+    under a file, or one of ``kept`` or inside one (see :func:`require_apart_from`). A stream
+    (``/dev/stdout``, a pipe) is written into and passes; a link is judged by where it leads, as it
+    is written (a link into /proc passed here and failed after a whole evaluation)."""
     if path.is_dir():
         raise OutputError(f"is a folder; the {what} goes to a file", path, f"pass a file path for the {what}")
-    require_writable_parent(path, what)
+    if stream(path):
+        return
+    require_writable_parent(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
     require_apart_from(path, kept, what)
 
 
