@@ -252,6 +252,8 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
                            input=listed + "\n\n")
     assert result.exit_code == 0, result.output
     assert len(list(csv.DictReader((tmp_path / "out" / "summary.csv").open(encoding="utf-8")))) == 5
+    nul = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "nul")], input=listed.replace("\n", "\0") + "\0")
+    assert nul.exit_code == 0 and len(list(csv.DictReader((tmp_path / "nul" / "summary.csv").open(encoding="utf-8")))) == 4
     empty = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "none")], input="")
     assert empty.exit_code == 2 and "none came" in empty.output and not (tmp_path / "none").exists()
 

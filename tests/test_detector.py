@@ -138,6 +138,10 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
     assert t.image > max(good) and t.pixel == before.pixel and t.source.startswith("false-alarm target 0")
     with pytest.raises(ValueError, match="no defective one"):
         inspector.calibrate(images[:4], [False] * 4)
+    # A good image's mask that marks defects is refused (taken as a defect's pixels, it moved a pixel threshold 59.7 → 25.6).
+    marked = [np.ones(img.shape[:2], bool) for img in images]
+    with pytest.raises(ValueError, match=r"mask 0 marks \d+ defective pixel\(s\) on an image labelled good"):
+        inspector.calibrate(images, labels, marked)
 
 
 def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fitted_model):

@@ -137,6 +137,12 @@ def test_resume_knows_an_image_named_another_way(fitted_model, synthetic_categor
     again = runner.invoke(app, ["inspect", str(fitted_model), str(tmp_path / "lot"), "-o", str(tmp_path / "out"), "--resume"])
     assert again.exit_code == 0 and "4 image(s) already done, 0 to inspect" in _text(again)
     assert "replaced" not in _text(again) and len(list((tmp_path / "out").glob("*.report.json"))) == 4
+    # The same relative name from another folder is another file: inspected, not given the first one's verdict.
+    (tmp_path / "d2" / "lot").mkdir(parents=True)
+    shutil.copy(synthetic_category / "test/spot/000.png", tmp_path / "d2" / "lot" / "000.png")
+    monkeypatch.chdir(tmp_path / "d2")
+    other = runner.invoke(app, ["inspect", str(fitted_model), "lot/000.png", "-o", str(tmp_path / "out"), "--resume"])
+    assert other.exit_code == 0 and "0 image(s) already done, 1 to inspect" in _text(other), _text(other)
 
 
 def test_a_file_name_that_is_not_utf8_is_inspected_and_shown_escaped(fitted_model, synthetic_category, tmp_path):
@@ -220,6 +226,7 @@ def test_copies_of_a_normal_image_count_once(synthetic_category, tmp_path):
     result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "model"), "--image-size", "64"])
     assert result.exit_code == 0, result.output
     assert "copy.png is" in _text(result) and "fitted on 4 images" in _text(result)
+    assert "copy.png is" in (tmp_path / "model" / "card.md").read_text()  # kept with the model, as from Python
 
 
 @pytest.mark.parametrize(

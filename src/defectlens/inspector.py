@@ -64,7 +64,17 @@ from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError, warn_caller
 from defectlens.fielddocs import with_field_docs
-from defectlens.io import ImageFiles, atomic_directory, images_below, load_category, load_image, read_image, shape_of, write_json_atomic
+from defectlens.io import (
+    ImageFiles,
+    atomic_directory,
+    images_below,
+    load_category,
+    load_image,
+    printable_text,
+    read_image,
+    shape_of,
+    write_json_atomic,
+)
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -337,7 +347,7 @@ def distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray],
         return kept, [digests[i] for i in keep]  # too few to fit: the caller's error says so
     if isinstance(images, ImageFiles):
         def name(i: int) -> str:
-            return str(images.paths[i])
+            return printable_text(str(images.paths[i]))
     else:
         def name(i: int) -> str:
             return f"image {i}"
@@ -566,6 +576,9 @@ class Inspector:
                 sized.append(np.zeros(image.shape[:2], bool) if not y[i] and masks is not None else None)
                 continue
             m = np.asarray(mask, bool)
+            if not y[i] and m.any():
+                # Its "defect" pixels were taken as a defect's: one such mask moved a pixel threshold 59.7 → 25.6.
+                raise ValueError(f"mask {i} marks {int(m.sum())} defective pixel(s) on an image labelled good: fix its label or its mask")
             if m.shape != image.shape[:2]:
                 raise ValueError(f"mask {i} is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
                                  "pass masks at the images' size")
@@ -644,7 +657,8 @@ class Inspector:
         The maps, mask and regions are in the pixels of the image as read: a file's EXIF rotation
         applied (:func:`~defectlens.io.load_image` reads it so), an array's as it is. Drawn over
         ``np.asarray(Image.open(path))``, a rotated photo's mask lies transposed."""
-        if isinstance(image, list | tuple) or (not isinstance(image, np.ndarray | str | Path | Image.Image) and isinstance(image, Iterable)):
+        if isinstance(image, list | tuple) or (not isinstance(image, np.ndarray | str | bytes | bytearray | Path | Image.Image)
+                                               and isinstance(image, Iterable)):
             # It had been an ImageReadError about "<array>" advising the method just called.
             raise TypeError(f"inspect takes one image, got a {type(image).__name__} of several: inspect_batch(paths or a folder) "
                             "reads files (unreadable ones listed); for arrays, score(images) then decide(result) for each")

@@ -51,7 +51,6 @@ from defectlens.inspector import (
     Failure,
     Inspector,
     InspectorSettings,
-    distinct_images,
     scan_images,
 )
 from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, printable_text, write_bytes_atomic, write_json_atomic
@@ -94,9 +93,11 @@ def with_listed_inputs(inputs: list[Path]) -> list[Path]:
     if sys.stdin is None or sys.stdin.isatty():
         raise ConfigError("'-' reads image paths from standard input, one a line, but none is piped in", None,
                           "pipe them in (find lot -name '*.png' | defectlens inspect MODEL - -o OUT), or name the images")
-    # Bytes, decoded as the file system's names are: a Latin-1 name piped in is the file it names.
+    # Bytes, decoded as the file system's names are: a Latin-1 name piped in is the file it names. Names
+    # ended by NUL (`find -print0`, the form every name fits) are read so, else one a line.
     stream = getattr(sys.stdin, "buffer", None)
-    lines = [os.fsdecode(b) for b in stream.read().splitlines()] if stream is not None else sys.stdin.read().splitlines()
+    data = stream.read() if stream is not None else os.fsencode(sys.stdin.read())
+    lines = [os.fsdecode(b) for b in (data.split(b"\0") if b"\0" in data else data.splitlines())]
     listed = [Path(line.rstrip("\r")) for line in lines if line.strip()]
     if not listed:
         raise ConfigError("'-' reads image paths from standard input, and none came", None, "pipe in one path a line")
@@ -304,14 +305,15 @@ def fit(
                 good_dir,
                 "fix or replace the files listed above",
             )
-        # Copies left out here, as the fit would: the bar counts the images fitted on (it stopped at "5/6").
-        distinct = distinct_images(images)[0]
+        # The bar counts the images fitted on, copies once (it stopped at "5/6"); the fit leaves them out
+        # itself, so that its warning is kept in the model's notes and card.
+        n_distinct = len(set(images.digests))
         # The bank and a discriminator each read every image: the bar counts both passes (it read "120/60").
         passes = 2 if detector == "bank+discriminator" else 1
         then = "fitting: training the discriminator" if detector == "discriminator" else "fitting: building the bank"
         started = time.perf_counter()
-        with progress_bar("fitting", passes * len(distinct), then=f"{then}, setting the thresholds") as advance:
-            inspector = Inspector.fit(distinct, settings, advance, *ground) if ground else Inspector.fit(distinct, settings, advance)
+        with progress_bar("fitting", passes * n_distinct, then=f"{then}, setting the thresholds") as advance:
+            inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The whole fit: a bank fused with a partner summarises the bank's part only (0.2 s of 10).
         seconds = time.perf_counter() - started
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
@@ -482,11 +484,14 @@ def _earlier_results(out_dir: Path) -> dict[str, dict]:
 
 def _names_by_source(earlier: dict[str, dict], files: list[Path]) -> dict[Path, str]:
     """The output name an earlier run gave each of ``files`` (matched by the ``source`` it recorded)."""
-    wanted = {os.path.realpath(p): p for p in files}
+    # Looked up, not compared pair by pair (an archive of 100 000 images), by the rule of same_source.
+    by_text = {str(p): p for p in files}
+    by_file = {os.path.realpath(p): p for p in files}
     found: dict[Path, str] = {}
     for name, payload in sorted(earlier.items()):
-        source = payload.get("source")
-        if isinstance(source, str) and (path := wanted.get(os.path.realpath(source))) is not None:
+        text, file = payload.get("source"), payload.get("source_file")
+        path = by_file.get(file) if isinstance(file, str) else by_text.get(text) if isinstance(text, str) else None
+        if path is not None:
             found.setdefault(path, name)
     return found
 
@@ -566,7 +571,8 @@ def inspect(
             "or `defectlens train-grounding` (zero-shot: needs --taxonomy), or a `defectlens export` of a fitted one (ONNX Runtime, OpenVINO)."
         ),
     ],
-    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images; - reads paths from standard input, one a line.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images; - reads paths from standard input, one a line "
+                                                      "(or NUL-ended: find -print0).")],
     output: Annotated[
         Path,
         typer.Option("-o", "--output", help="Folder for each image's JSON, overlay PNG and report, and summary.csv + index.html "
@@ -710,7 +716,7 @@ def inspect(
     if stay := sorted(set(earlier) - taken):
         console.print(f"[yellow]note:[/] {len(stay)} earlier result(s) in {escape(str(output))} are not among these inputs (e.g. "
                       f"{escape(stay[0])}.json): they stay, and summary.csv and index.html list this run's {len(files)} image(s) only")
-    others = [p for p in files if names[p] in earlier and not same_source(earlier[names[p]].get("source"), p)]
+    others = [p for p in files if names[p] in earlier and not same_source(earlier[names[p]], p)]
     if others:
         console.print(f"[yellow]note:[/] {len(others)} earlier result(s) of other files under the same names are replaced "
                       f"(e.g. {escape(names[others[0]])}.json, which was {escape(str(earlier[names[others[0]]].get('source')))})")

@@ -52,13 +52,16 @@ def _whole(path: Path) -> bool:
         return False
 
 
-def same_source(recorded: object, path: Path) -> bool:
-    """Whether the ``source`` an inspection JSON recorded is ``path``: as typed, or the same file
-    named another way (``lot/x.png`` then ``/data/lot/x.png``: a resumed run given the absolute path
-    had inspected every image again)."""
-    if not isinstance(recorded, str):
-        return False
-    return recorded == str(path) or os.path.realpath(recorded) == os.path.realpath(path)
+def same_source(payload: dict, path: Path) -> bool:
+    """Whether the inspection JSON ``payload`` is of ``path``: by the file its source resolved to when
+    inspected (``source_file``), however it is named now — ``lot/x.png`` then ``/data/lot/x.png``: a
+    resumed run given the absolute path had inspected every image again; and ``lot/x.png`` typed in
+    another folder is another file, which had been given the first one's verdict. By the ``source``
+    as typed only for results written before ``source_file``."""
+    recorded = payload.get("source_file")
+    if isinstance(recorded, str):
+        return recorded == os.path.realpath(path)
+    return payload.get("source") == str(path)
 
 
 def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict | None = None) -> dict | None:
@@ -70,7 +73,7 @@ def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict |
     if not all(_whole(out_dir / f"{name}{suffix}") for suffix in INSPECTION_SUFFIXES):
         return None
     payload = payload if payload is not None else read_inspection_json(out_dir / f"{name}.json")
-    return payload if payload is not None and same_source(payload.get("source"), source) else None
+    return payload if payload is not None and same_source(payload, source) else None
 
 
 def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Inspection, labels: list[str] | None = None) -> Image.Image:
@@ -115,6 +118,8 @@ def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, s
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
     payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector)}
+    if not inspection.source.startswith("<"):  # a file, not an array ("<array>")
+        payload["source_file"] = os.path.realpath(inspection.source)
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each
     # region's peak with the threshold to know which ones the report does not count.
     weaker = weaker_regions(inspection)
