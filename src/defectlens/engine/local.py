@@ -205,7 +205,7 @@ def output_contents(folder: Path) -> dict[str, bytes]:
     an inspection JSON without ``inspected_at``."""
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix == ".json" and path.name != "summary.json":
+        if path.suffix == ".json":
             payload = json.loads(path.read_text(encoding="utf-8"))
             payload.pop("writer_seconds", None)
             payload.pop("inspected_at", None)

@@ -197,8 +197,8 @@ def _written_into(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(target, "wb") as stream:
-            stream.write(tmp.read_bytes())
+        with open(target, "wb") as sink:
+            sink.write(tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -314,7 +314,7 @@ def write_bytes_atomic(path: str | Path, data: bytes, named: bool = False) -> No
 
 
 def printable_text(text: str) -> str:
-    """``text`` with a file name's undecodable bytes (Python's surrogate escapes: a Latin-1 ``Aé.png``
+    r"""``text`` with a file name's undecodable bytes (Python's surrogate escapes: a Latin-1 ``Aé.png``
     from a camera's share reads ``A\udce9.png``) written as ``\xe9``, as ``ls -b`` shows them: UTF-8
     cannot encode the escapes, and every write naming such a file had crashed."""
     try:
