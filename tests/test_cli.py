@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET
-from defectlens.errors import ConfigError, DatasetLayoutError
+from defectlens.errors import ConfigError, DatasetLayoutError, OutputError
 from defectlens.io import load_category, write_text_atomic
 
 runner = CliRunner()
@@ -184,18 +184,30 @@ def test_a_named_output_goes_through_links_and_into_streams_and_a_made_up_one_ne
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "planted.html", "target.json"]
 
 
-def test_evaluate_json_dev_stdout_into_a_pipe_and_a_link_into_proc(fitted_model, synthetic_category, tmp_path):
+def test_evaluate_json_dev_stdout_into_a_pipe_or_a_file_and_a_link_into_proc(fitted_model, synthetic_category, tmp_path):
     # Into a pipe /dev/stdout links to /proc/PID/fd/pipe:[N], a name that is no file: the metrics were
-    # lost after the whole evaluation. A link into /proc passed the early check and failed at the end.
+    # lost after the whole evaluation. Into a file opened to append (`>> log`), the log was replaced.
+    # A link into /proc passed the early check and failed at the end.
     code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
-    run = subprocess.run([sys.executable, "-c", code, "evaluate", str(fitted_model), str(synthetic_category), "--json", "/dev/stdout"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    command = [sys.executable, "-c", code, "evaluate", str(fitted_model), str(synthetic_category), "--json", "/dev/stdout", "--types-k", "1"]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["n_test"] == 8 and list(tmp_path.iterdir()) == []
+    # The confusion figure goes to the current folder: a stream has no "beside".
+    assert json.loads(run.stdout)["n_test"] == 8 and [p.name for p in tmp_path.iterdir()] == ["plate.confusion.png"]
+    log = tmp_path / "log.txt"
+    log.write_text("PRECIOUS\n")
+    with log.open("ab") as appended:
+        assert subprocess.run(command, stdout=appended, stderr=subprocess.DEVNULL, cwd=tmp_path, timeout=300).returncode == 0
+    kept, metrics = log.read_text().split("\n", 1)
+    assert kept == "PRECIOUS" and json.loads(metrics)["n_test"] == 8
+    if Path("/dev/full").exists():
+        with pytest.raises(OutputError, match="could not be written"):
+            write_text_atomic("/dev/full", "no room", named=True)
     if Path("/proc/self").is_dir():
         (tmp_path / "p.json").symlink_to("/proc/x.json")
         result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path / "p.json")])
         assert result.exit_code == 2 and "/proc cannot be written" in " ".join(result.output.split()) and "evaluating" not in result.output
+
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_outputs_in_a_folder_that_takes_no_files_are_refused_before_work(fitted_model, synthetic_category):

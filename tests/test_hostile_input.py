@@ -145,6 +145,37 @@ def test_resume_knows_an_image_named_another_way(fitted_model, synthetic_categor
     assert other.exit_code == 0 and "0 image(s) already done, 1 to inspect" in _text(other), _text(other)
 
 
+def test_a_pipe_or_a_link_to_a_device_planted_in_a_results_folder_is_not_read(tmp_path):
+    # A named pipe under a result's name held `inspect` for ever, and a link to /dev/zero filled the memory:
+    # the folder's files were opened to see whether they were results.
+    import threading
+
+    from defectlens.explain.gallery import holds_results, result_text
+
+    os.mkfifo(tmp_path / "summary.csv")
+    os.mkfifo(tmp_path / "x.json")
+    if Path("/dev/zero").exists():
+        (tmp_path / "y.json").symlink_to("/dev/zero")
+    answers: list[bool] = []
+    looker = threading.Thread(target=lambda: answers.append(holds_results(tmp_path)), daemon=True)
+    looker.start()
+    looker.join(timeout=20)
+    assert answers == [False] and result_text(tmp_path / "x.json") is None
+
+
+def test_calibrate_replaces_a_link_at_the_plot_name_it_makes_up(fitted_model, synthetic_category, tmp_path):
+    # The plot's default name beside the model is the tool's, not the user's: a link planted there had
+    # its target overwritten with the PNG (and a pipe there held the run after the thresholds were saved).
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    (tmp_path / "victim.txt").write_text("mine")
+    (tmp_path / "model.roc.png").symlink_to(tmp_path / "victim.txt")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test/good"),
+                                 "--defective", str(synthetic_category / "test/spot"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "victim.txt").read_text() == "mine" and not (tmp_path / "model.roc.png").is_symlink()
+
+
 def test_a_file_name_that_is_not_utf8_is_inspected_and_shown_escaped(fitted_model, synthetic_category, tmp_path):
     # A Latin-1 "Aé.png" (a camera's share, an old Windows copy) crashed the whole run at the first
     # report, and --resume crashed the same way every time: no summary, no gallery.

@@ -292,7 +292,8 @@ def calibrate(
             inspector.save(model_dir)
             saved = True
             console.print(f"thresholds saved → {escape(str(model_dir))}")
-        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"), named=True)
+        # Links and streams followed for a --plot the user named only, not for the name made up beside the model.
+        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"), named=plot is not None)
         console.print(f"ROC plot → {escape(str(plot_path))}")
     except DefectlensError as exc:
         raise fail(exc) from None

@@ -57,7 +57,7 @@ from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below,
 from defectlens.io.atomic import folder_identity, require_replaceable_folder
 from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
-from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, unique_output_names
+from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
 
@@ -496,6 +496,17 @@ def _names_by_source(earlier: dict[str, dict], files: list[Path]) -> dict[Path, 
     return found
 
 
+def _of_another_file(payload: dict, path: Path) -> bool:
+    """Whether an earlier result under ``path``'s output name is of another file. Results written
+    before ``source_file`` are matched by the name as typed (:func:`same_source`) and inspected again
+    when it differs, but one whose name resolves to this very file is not "of another file" (the note
+    had said so of every image resumed by its absolute path)."""
+    if same_source(payload, path):
+        return False
+    text = payload.get("source")
+    return "source_file" in payload or not isinstance(text, str) or os.path.realpath(text) != os.path.realpath(path)
+
+
 def _run_thresholds(inspector: Inspector) -> tuple[float, float] | None:
     """(image, pixel) thresholds this run decides with; None when the detector sets them per batch."""
     try:
@@ -716,7 +727,7 @@ def inspect(
     if stay := sorted(set(earlier) - taken):
         console.print(f"[yellow]note:[/] {len(stay)} earlier result(s) in {escape(str(output))} are not among these inputs (e.g. "
                       f"{escape(stay[0])}.json): they stay, and summary.csv and index.html list this run's {len(files)} image(s) only")
-    others = [p for p in files if names[p] in earlier and not same_source(earlier[names[p]], p)]
+    others = [p for p in files if names[p] in earlier and _of_another_file(earlier[names[p]], p)]
     if others:
         console.print(f"[yellow]note:[/] {len(others)} earlier result(s) of other files under the same names are replaced "
                       f"(e.g. {escape(names[others[0]])}.json, which was {escape(str(earlier[names[others[0]]].get('source')))})")
@@ -928,7 +939,9 @@ def evaluate(
             types = evaluate_detected_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json()
             console.print(f"defect types (k={types_k}, {types.n_images} images): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
-            figure = (json_out.with_suffix(".confusion.png") if json_out and not to_stdout else Path(f"{category.name}.confusion.png"))
+            # Beside a --json file; a stream (standard output, a pipe) has no "beside".
+            beside = json_out is not None and not to_stdout and not stream(json_out)
+            figure = json_out.with_suffix(".confusion.png") if beside and json_out else Path(f"{category.name}.confusion.png")
             write_bytes_atomic(figure, confusion_figure_png(types))
             console.print(f"confusion matrix → {escape(str(figure))}")
     table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")

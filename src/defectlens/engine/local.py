@@ -118,7 +118,7 @@ def write_inspection(inspection: Inspection, image: np.ndarray, out_dir: Path, s
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
     payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector)}
-    if not inspection.source.startswith("<"):  # a file, not an array ("<array>")
+    if os.path.isfile(inspection.source):  # a file, not an array ("<array>")
         payload["source_file"] = os.path.realpath(inspection.source)
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each
     # region's peak with the threshold to know which ones the report does not count.

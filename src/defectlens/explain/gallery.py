@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import stat
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,12 +76,29 @@ class ResultRow:
         return "DEFECTIVE" if self.defective else "GOOD"
 
 
+RESULT_READ_LIMIT = 16 * 2**20
+"""Largest result file read back (an inspection JSON is a few kB, a summary a few MB)."""
+
+
+def result_text(path: Path) -> str | None:
+    """The text of a result file in an output folder, or None when it is not a regular file of at most
+    :data:`RESULT_READ_LIMIT` bytes (links followed) or cannot be read. A named pipe planted under a
+    result's name had held `inspect` for ever, and a link to /dev/zero had filled the memory."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > RESULT_READ_LIMIT:
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def read_inspection_json(path: Path) -> dict | None:
     """The inspection JSON ``inspect`` wrote at ``path``; None when it is missing, unreadable or
     not one (not an object with a numeric ``score`` and a verdict): that image counts as not inspected."""
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        payload = json.loads(text) if (text := result_text(path)) is not None else None
+    except json.JSONDecodeError:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("is_defective"), bool):
         return None  # not an inspection (a report JSON has a score and a source too, not a verdict flag)
@@ -105,7 +123,8 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     text = writer = ""
     weaker: set[object] = set()
     try:
-        report = json.loads((out_dir / f"{name}.report.json").read_text(encoding="utf-8"))
+        report_text = result_text(out_dir / f"{name}.report.json")
+        report = json.loads(report_text) if report_text is not None else None
         if isinstance(report, dict):
             text, writer = str(report.get("text", "")), str(report.get("writer", ""))
             # "weak" in reports written before the inspection JSON and the service's "weaker" (2026-12-05), read on --resume.
@@ -231,17 +250,18 @@ def holds_results(out_dir: Path) -> bool:
     for path in out_dir.glob("*.json"):
         if path.name.endswith(".report.json"):
             try:
-                report = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                report = json.loads(text) if (text := result_text(path)) is not None else None
+            except json.JSONDecodeError:
                 continue
             if isinstance(report, dict) and {"verdict", "findings", "writer"} <= report.keys():
                 return True
         elif read_inspection_json(path) is not None:
             return True
+    if (summary := result_text(out_dir / SUMMARY_FILE)) is None:
+        return False
     try:
-        with (out_dir / SUMMARY_FILE).open(encoding="utf-8") as f:
-            return next(csv.reader(f), None) in (list(SUMMARY_COLUMNS), list(EARLIER_SUMMARY_COLUMNS))
-    except (OSError, UnicodeDecodeError, csv.Error):
+        return next(csv.reader(io.StringIO(summary)), None) in (list(SUMMARY_COLUMNS), list(EARLIER_SUMMARY_COLUMNS))
+    except csv.Error:
         return False
 
 

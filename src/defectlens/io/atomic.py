@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.outputs import require_writable_parent, stream
+from defectlens.io.outputs import own_descriptor, require_writable_parent, stream
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -191,14 +192,28 @@ def atomic_write(path: str | Path, named: bool = False) -> Iterator[Path]:
 @contextlib.contextmanager
 def _written_into(target: Path) -> Iterator[Path]:
     """A temporary file (in the system's temporary folder: ``/dev`` is no place for one) whose bytes
-    are written into ``target``, a stream, once the caller has filled it."""
+    are written into ``target``, a stream, once the caller has filled it: to this process's own
+    descriptor when ``target`` names one (:func:`~defectlens.io.outputs.own_descriptor`), else
+    through a new opening. A stream that refuses them (``/dev/full``) is an :class:`OutputError`."""
     fd, tmp_name = tempfile.mkstemp(suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(target, "wb") as sink:
-            sink.write(tmp.read_bytes())
+        data = tmp.read_bytes()
+        try:
+            if (own := own_descriptor(target)) is not None:
+                for buffered in (sys.stdout, sys.stderr):  # what Python holds for them goes first
+                    if buffered is not None:
+                        buffered.flush()
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(own, view):]
+            else:
+                with open(target, "wb") as sink:
+                    sink.write(data)
+        except OSError as exc:
+            raise OutputError(f"could not be written ({exc.strerror or exc})", target, "pass another path, or - for standard output") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,21 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+_OWN_STREAMS = {"/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = re.compile(r"/(?:dev/fd|proc/self/fd)/(\d+)")
+
+
+def own_descriptor(path: Path) -> int | None:
+    """The descriptor of this process that ``path`` names (``/dev/stdout``, ``/dev/stderr``,
+    ``/dev/fd/N``, ``/proc/self/fd/N``), or None. Written to as it is, never opened again: reopened,
+    ``--json /dev/stdout >> log`` truncated the log, and renamed onto, replaced it."""
+    text = os.path.abspath(path)
+    if text in _OWN_STREAMS:
+        return _OWN_STREAMS[text]
+    found = _FD_PATH.fullmatch(text)
+    return int(found.group(1)) if found else None
+
+
 def stream(path: Path) -> bool:
     """Whether ``path`` (links followed) is something written into, not replaced: a pipe, a terminal,
     a device. ``/dev/stdout`` into a pipe links to ``/proc/PID/fd/pipe:[N]``, a name that is no file:
@@ -36,7 +52,7 @@ def stream(path: Path) -> bool:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+    return own_descriptor(path) is not None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def can_write(folder: Path) -> bool:
