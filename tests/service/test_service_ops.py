@@ -295,6 +295,11 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     assert not blobs.path(old, "png").exists() and blobs.path(young, "png").is_file() and all(p.is_file() for p in named)
     with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
         assert client.get(f"/inspections/{ins['id']}/image").status_code == 200
+    # An old unnamed file that a new upload stores again is young again: not pruned under it.
+    again = blobs.put(b"orphan of a crash, uploaded again", "png")
+    os.utime(blobs.path(again, "png"), (0, 0))
+    assert blobs.put(b"orphan of a crash, uploaded again", "png") == again
+    assert "removed 0 file(s)" in CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).output
     # No database, nothing removed.
     (data / "inspections.db").rename(tmp_path / "away.db")
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 2

@@ -67,6 +67,10 @@ class BlobStore:
             target.parent.mkdir(exist_ok=True)
             # Atomic: a crash leaves the old state or the whole file, never part of one.
             write_bytes_atomic(target, data)
+        else:
+            # Young again: an old unnamed copy (a crash's) taken by a new upload must not be pruned
+            # (prune removes only files untouched for an hour) before the upload's record names it.
+            os.utime(target)
         return sha
 
     def prune(self, referenced: set[str], older_than: float = STALE_SCRATCH_SECONDS, dry_run: bool = False) -> tuple[int, int]:
@@ -80,14 +84,14 @@ class BlobStore:
             for path in folder.iterdir():
                 sha = path.name.split(".", 1)[0]
                 try:
-                    stat = path.stat()
-                    if not _SHA.fullmatch(sha) or sha in referenced or stat.st_mtime >= cutoff or not path.is_file():
+                    info = path.stat()
+                    if not _SHA.fullmatch(sha) or sha in referenced or info.st_mtime >= cutoff or not path.is_file():
                         continue
                     if not dry_run:
                         path.unlink()
                 except OSError:  # gone meanwhile, or not ours to remove: left
                     continue
-                n_files, n_bytes = n_files + 1, n_bytes + stat.st_size
+                n_files, n_bytes = n_files + 1, n_bytes + info.st_size
         return n_files, n_bytes
 
     def holds_files(self) -> bool:
