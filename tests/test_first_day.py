@@ -75,6 +75,7 @@ def test_demo_runs_on_the_bundled_sample_and_finds_its_cracks(tmp_path):
     assert len(cracks) == len(goods) == 4
     assert sum(r["verdict"] == "DEFECTIVE" for r in cracks) >= 3 and sum(r["verdict"] == "DEFECTIVE" for r in goods) <= 1
     assert "copies of others" not in result.output  # the sample's normal images are distinct
+    assert json.loads(result.stdout.strip().splitlines()[-1])["gallery"] == str(inspections / "index.html")  # for a script
 
 
 # ------------------------------------------------------------------ summary and gallery

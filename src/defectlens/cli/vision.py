@@ -1126,4 +1126,5 @@ def demo(
         taxonomy=taxonomy if taxonomy.is_file() else None, examples=examples if examples.is_dir() else None,
     )
     inspections = output / "inspections"
-    console.print(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}), markup=False)
+    # Where everything went, for a script: on standard output, as `evaluate --json -` and `info` write theirs (it went to stderr).
+    sys.stdout.write(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}) + "\n")
