@@ -144,6 +144,30 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
         inspector.calibrate(images, labels, marked)
 
 
+
+def test_calibrate_from_python_sets_what_the_command_sets(synthetic_category, fitted_model, tmp_path):
+    # One rule for both (detect.calibration: image_threshold_from_labels, pixel_sample): a notebook's
+    # thresholds are the ones `defectlens calibrate` would save on the same parts.
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    result = CliRunner().invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test/good"),
+                                      "--defective", str(synthetic_category / "test/spot"), "--plot", str(tmp_path / "roc.png")])
+    assert result.exit_code == 0, result.output
+    saved = Inspector.load(model).thresholds
+    items = load_category(synthetic_category).require_test()
+    images = [load_image(item.path) for item in items]
+    masks = [load_mask(item.mask_path, (im.shape[1], im.shape[0])) if item.mask_path else None for item, im in zip(items, images, strict=True)]
+    mine = Inspector.load(fitted_model).calibrate(images, [item.is_defective for item in items], masks)
+    assert (mine.image, mine.pixel) == pytest.approx((saved.image, saved.pixel), rel=1e-6)
+    assert mine.pixel != Inspector.load(fitted_model).thresholds.pixel  # the masks set it
+
+
 def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fitted_model):
     """F1-optimal thresholds from labelled images: the verdicts reach the best F1 any threshold on the scores gives."""
     inspector = Inspector.load(fitted_model)

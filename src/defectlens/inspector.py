@@ -54,7 +54,7 @@ from defectlens.detect import (
 )
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
-from defectlens.detect.calibration import binary_labels, f1_optimal_threshold, image_threshold_from_labels, subsample
+from defectlens.detect.calibration import binary_labels, f1_optimal_threshold, image_threshold_from_labels, pixel_sample
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionConfig
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
@@ -326,7 +326,7 @@ def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.nda
     return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
-def distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray], list[str]]:
+def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray], list[str]]:
     """:meth:`Inspector.fit`'s ``images`` without pixel-for-pixel copies of one another (the first of each kept), with their
     digests; the copies left out are warned of. A copy counts one part as two normal images: its
     twin in the bank scores it near zero, and one image given three times set a threshold no crack
@@ -464,7 +464,7 @@ class Inspector:
             scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
             return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
         images = _folder_images(Path(images)) if _is_folder(images) else checked_images(images)
-        images, digests = distinct_images(images)
+        images, digests = _distinct_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
                 f"{len(images)} distinct normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
@@ -587,11 +587,10 @@ class Inspector:
         image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
         pixel_t = self.thresholds.pixel
         if any(m is not None and m.any() for m in sized):
-            kept = [(m, r.anomaly_map) for m, r in zip(sized, results, strict=True) if m is not None]
-            values = np.concatenate([np.asarray(a, np.float32).ravel() for _, a in kept])
-            truth = np.concatenate([m.ravel() for m, _ in kept])
-            pick = subsample(np.arange(truth.size))  # its quantile needs no more pixels
-            pixel_t = f1_optimal_threshold(truth[pick], values[pick])
+            per_label = {label: int((y == label).sum()) for label in (False, True)}
+            samples = [pixel_sample(m, r.anomaly_map, per_label[bool(y[i])])
+                       for i, (m, r) in enumerate(zip(sized, results, strict=True)) if m is not None]
+            pixel_t = f1_optimal_threshold(np.concatenate([t for t, _ in samples]), np.concatenate([v for _, v in samples]))
         t = Thresholds(image=image_t, pixel=pixel_t, source=f"{how} (calibrate: {int((~y).sum())} good, {int(y.sum())} defective)")
         self.detector.thresholds = t
         return t

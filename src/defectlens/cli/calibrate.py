@@ -30,7 +30,7 @@ from defectlens.detect.calibration import (
     allowed_false_alarms,
     f1_optimal_threshold,
     image_threshold_from_labels,
-    subsample,
+    pixel_sample,
     too_few_for_target,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
@@ -42,8 +42,6 @@ from defectlens.types import Thresholds
 
 SCORE_BATCH = 16
 """Images decoded and scored together (bounds memory on large calibration sets)."""
-MAX_PIXELS = 4_000_000
-"""Pixels drawn (seeded) for the pixel threshold: its quantile does not need more."""
 
 
 @dataclass
@@ -105,10 +103,9 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
                                                                  " — fix: draw the defect in it, or remove it"))
                     continue
                 out.n_masked += 1
-            # Every image's pixels are thinned the same way, so no image dominates by its size.
-            keep = subsample(np.arange(mask.size), MAX_PIXELS // per_label[label] + 1)
-            out.pixel_labels.append(mask.ravel()[keep])
-            out.pixel_values.append(np.asarray(result.anomaly_map, np.float32).ravel()[keep])
+            truth, values = pixel_sample(mask, result.anomaly_map, per_label[label])
+            out.pixel_labels.append(truth)
+            out.pixel_values.append(values)
         advance(len(batch))
 
 

@@ -231,6 +231,19 @@ def threshold_for_false_alarms(
     return float(floor + gap / 2.0)
 
 
+PIXEL_SAMPLE = 4_000_000
+"""Pixels drawn (seeded) to set a pixel threshold on labelled images: its quantile needs no more."""
+
+
+def pixel_sample(mask: np.ndarray, anomaly_map: np.ndarray, n_like: int) -> tuple[np.ndarray, np.ndarray]:
+    """An image's ground-truth pixels and map values for the pixel threshold, thinned (seeded) to
+    its share of :data:`PIXEL_SAMPLE` among the ``n_like`` images of its label, so that no image
+    weighs by its size. One rule for `defectlens calibrate` (which streams its images) and
+    :meth:`~defectlens.inspector.Inspector.calibrate`."""
+    keep = subsample(np.arange(mask.size), PIXEL_SAMPLE // max(1, n_like) + 1)
+    return np.asarray(mask, bool).ravel()[keep], np.asarray(anomaly_map, np.float32).ravel()[keep]
+
+
 def binary_labels(labels: Sequence[object]) -> np.ndarray:
     """``labels`` as a bool array (True = defective), each one 0, 1 or a bool: a string such as
     ``"crack"`` had been read as "no defective example", and a 2 as defective, without a word."""
