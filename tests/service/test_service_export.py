@@ -164,6 +164,9 @@ def test_a_comment_alone_is_a_note_not_a_label(pool: ModelPool, images: dict[str
         assert marked["reviews"][-1]["missed"] == [{"type": "scratch", "bbox": [0, 0, ins["width"], ins["height"]]}]
         kept = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Eve", "verdict": "defective"}).json()
         assert kept["reviews"][-1]["missed"] is None and [r["type"] for r in kept["regions"] if r["missed"]] == ["scratch"]
+        # The metrics count the two notes apart from the four reviews that label.
+        metrics = client.get("/metrics").text
+        assert 'defectlens_reviews_total{kind="note"} 2.0' in metrics and 'defectlens_reviews_total{kind="review"} 4.0' in metrics
     out = tmp_path / "export"
     assert CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
     assert [m["reviewed_by"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == ["Eve"]

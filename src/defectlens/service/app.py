@@ -243,11 +243,16 @@ class Metrics:
         self.latency = Histogram("defectlens_inspection_seconds", "Time from upload received to inspection stored", ["model"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.rejected = Counter("defectlens_rejected_uploads", "Uploads refused, by reason", ["reason"], registry=self.registry)
-        self.reviews = Counter("defectlens_reviews", "Reviews stored", registry=self.registry)
+        # By kind: a comment alone labels nothing, and a dashboard of how much the line corrects the machine
+        # had counted those notes as reviews.
+        self.reviews = Counter("defectlens_reviews", "Reviews stored, by kind (review: labels the inspection; note: a comment alone)",
+                               ["kind"], registry=self.registry)
         self.store_up = Gauge("defectlens_store_up", "1 when the database answered the last check", registry=self.registry)
         for m in models:  # zero-valued series from the start, so dashboards see every model
             for v in ("good", "defective"):
                 self.inspections.labels(m, v)
+        for kind in ("review", "note"):
+            self.reviews.labels(kind)
 
 
 TOKEN_MESSAGE = f"missing or wrong API token: send it in the {TOKEN_HEADER} header"
@@ -707,7 +712,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(409, f"inspection {inspection_id} was reviewed meanwhile{by}: look at its review first, then send yours again") from None
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")
-        metrics.reviews.inc()
+        metrics.reviews.labels("note" if note else "review").inc()
         return inspection_out(updated)
 
     @app.get("/models", summary="The models served, with settings, types and card")
