@@ -116,7 +116,7 @@ def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     store = Store(url)
     store.check()
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     store.dispose()
     newer = Store(url)
     with pytest.raises(StoreUnavailable, match="database unusable: its schema is at a revision this defectlens does not know"):
@@ -221,6 +221,50 @@ def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path
         rows, total = store.page(Filters(verdict=verdict), 10, 0)
         assert sorted(r.filename for r in rows) == names and total == 2
     store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_another_applications_database_is_refused_and_left_as_it_was(backend, tmp_path, request):
+    # Left 2026-12-05: a database of another application had the inspection tables added among its
+    # own, and one whose Alembic revision is not ours was said to be "written by a newer defectlens".
+    url = f"sqlite:///{tmp_path / 'theirs.db'}" if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+    theirs = Store(url)
+    with theirs.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)"))
+    with pytest.raises(StoreUnavailable, match=r"unusable: it holds 1 table\(s\) defectlens did not make \(orders\); give defectlens") as refused:
+        theirs.check()
+    assert refused.value.lasting
+    with theirs.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('ae1027a6acf')"))
+    again = Store(url)
+    with pytest.raises(StoreUnavailable, match="another application's schema \\(Alembic revision 'ae1027a6acf'"):
+        again.check()
+    with again.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["ae1027a6acf"]
+        assert "inspections" not in __import__("sqlalchemy").inspect(conn).get_table_names()
+    theirs.dispose()
+    again.dispose()
+
+
+def test_serve_refuses_another_applications_database_before_serving(tmp_path, pool, monkeypatch):
+    import sqlite3
+
+    import uvicorn
+
+    theirs = tmp_path / "crm.sqlite"
+    with sqlite3.connect(theirs) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    model = next(iter(pool.models.values())).path
+    result = CliRunner().invoke(cli, ["serve", str(model), "--port", str(port), "--data-dir", str(tmp_path / "data"), "--db", f"sqlite:///{theirs}"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "defectlens did not make (customers)" in said and "a database of its own" in said, result.output
+    assert not served and not (tmp_path / "data").exists()
 
 
 def test_serve_refuses_a_taken_port_before_making_anything(tmp_path):

@@ -153,21 +153,23 @@ def serve(
             shutil.rmtree(data_dir, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    if config.db_url.startswith("sqlite"):
-        from defectlens.service.store import StoreUnavailable
+    from defectlens.service.store import StoreUnavailable
 
-        try:
-            app.state.store.check(True)
-        except StoreUnavailable as exc:
-            # A file is no server that comes back: a damaged or foreign file, or a read-only folder, had kept
-            # a process up answering 503 for good, "running" to systemd. Locked by another writer: it may pass.
-            if "locked" not in str(exc):
-                app.state.pool.close()  # its scoring thread, and the models, go with the refusal
-                if made:
-                    shutil.rmtree(data_dir, ignore_errors=True)
-                console.print(f"[red]error:[/] {escape(str(exc))} — fix: the SQLite file (or its folder) must be a defectlens database "
-                              "this process can write: repair or move it, or pass another --data-dir or --db")
-                raise typer.Exit(2) from None
+    sqlite = config.db_url.startswith("sqlite")
+    try:
+        app.state.store.check(True)
+    except StoreUnavailable as exc:
+        # A file is no server that comes back: a damaged or foreign file, or a read-only folder, had kept
+        # a process up answering 503 for good, "running" to systemd. Locked by another writer: it may pass.
+        # A server that is down may come back (503 until then); one holding another application's tables will not.
+        if exc.lasting or (sqlite and "locked" not in str(exc)):
+            app.state.pool.close()  # its scoring thread, and the models, go with the refusal
+            if made:
+                shutil.rmtree(data_dir, ignore_errors=True)
+            fix = ("the SQLite file (or its folder) must be a defectlens database this process can write: repair or move it, "
+                   "or pass another --data-dir or --db") if sqlite else "pass a --db that defectlens alone uses (a new, empty database will do)"
+            console.print(f"[red]error:[/] {escape(str(exc))} — fix: {fix}")
+            raise typer.Exit(2) from None
     said = logging.getLogger("defectlens.service")
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), host, port)
     if token is None:

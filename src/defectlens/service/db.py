@@ -7,19 +7,27 @@ describe it for queries, and a test checks the two agree.
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 """Alembic script folder shipped inside the package (no alembic.ini needed)."""
+
+OUR_REVISION = re.compile(r"\d{4}")
+"""How the shipped migrations name their revisions ("0001", …): one a newer defectlens wrote looks alike."""
+
+
+class ForeignDatabase(Exception):
+    """The database holds another application's tables or schema: defectlens will not write among them."""
 
 
 def utcnow() -> datetime:
@@ -171,8 +179,24 @@ def migrate(engine: Engine) -> None:
             # alembic_version already exists") and answered 503 until the next request. The lock is
             # held to the end of this transaction; the second runs after, and finds nothing to do.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        _refuse_foreign(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def _refuse_foreign(conn: Connection) -> None:
+    """Raise :class:`ForeignDatabase` unless the database is empty or one defectlens made.
+
+    An SQLite file or PostgreSQL database of another application had our tables added among its own,
+    and one whose Alembic revision is not ours was said to be "written by a newer defectlens"."""
+    tables = set(inspect(conn).get_table_names())
+    if "alembic_version" in tables:
+        revisions = [str(r) for (r,) in conn.execute(text("SELECT version_num FROM alembic_version"))]
+        if strangers := [r for r in revisions if not OUR_REVISION.fullmatch(r)]:
+            raise ForeignDatabase(f"it holds another application's schema (Alembic revision {strangers[0]!r}, not one of defectlens's)")
+    elif tables:
+        names = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise ForeignDatabase(f"it holds {len(tables)} table(s) defectlens did not make ({names})")
 
 
 def make_sessions(engine: Engine) -> sessionmaker:
@@ -183,6 +207,7 @@ def make_sessions(engine: Engine) -> sessionmaker:
 __all__ = [
     "MIGRATIONS",
     "Base",
+    "ForeignDatabase",
     "InspectionRow",
     "RegionRow",
     "ReviewRow",

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from defectlens.errors import ConfigError
-from defectlens.service.db import InspectionRow, RegionRow, ReviewRow, make_engine, make_sessions, migrate, utcnow
+from defectlens.service.db import ForeignDatabase, InspectionRow, RegionRow, ReviewRow, make_engine, make_sessions, migrate, utcnow
 from defectlens.service.models import Outcome
 
 PROBE_BUSY_SECONDS = 3.0
@@ -28,6 +28,12 @@ PROBE_BUSY_SECONDS = 3.0
 
 class StoreUnavailable(Exception):
     """The database cannot be reached (or migrated) right now: answer 503, try again later."""
+
+    def __init__(self, message: str, lasting: bool = False):
+        super().__init__(message)
+        self.lasting = lasting
+        """Trying again will not help: the database is one this defectlens cannot use (another
+        application's, or a newer schema), not one that is down."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,13 @@ class Store:
             except (SQLAlchemyError, OSError) as exc:
                 self.last_error = _one_line(exc)
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
+            except ForeignDatabase as exc:
+                self.last_error = f"{exc}; give defectlens a database of its own"
+                raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
             except CommandError as exc:
                 # A schema revision the shipped migrations do not know: written by a newer defectlens.
                 self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}); upgrade defectlens"
-                raise StoreUnavailable(f"database unusable: {self.last_error}") from None
+                raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
             self._ready, self.last_error = True, None
 
     def check(self, writable: bool = False) -> None:
