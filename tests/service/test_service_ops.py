@@ -4,6 +4,7 @@ not what the service expects."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -347,6 +348,49 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     # No database, nothing removed.
     (data / "inspections.db").rename(tmp_path / "away.db")
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 2
+
+
+def test_prune_inspections_deletes_old_unreviewed_ones_with_their_rows_and_pictures(pool, images, tmp_path, db_url):
+    # Left 2026-12-05: nothing removed old inspections; a line at one part a second stores some 86 000 a day.
+    data = tmp_path / "data"
+    with make_app(pool, db_url, data) as client:
+        bad, good, bad_again, newest = (upload(client, images[n]).json() for n in ("bad", "good", "bad", "good"))
+        client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Ana", "verdict": "good"})
+        client.post(f"/inspections/{bad['id']}/review", json={"reviewer": "bot", "comment": "a note labels nothing"})
+    store = Store(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE inspections SET created_at = :t WHERE id IN (:a, :b, :c)"),
+                     {"t": datetime(2020, 1, 1, tzinfo=UTC), "a": bad["id"], "b": good["id"], "c": bad_again["id"]})
+    for path in data.glob("[0-9a-f][0-9a-f]/*"):
+        os.utime(path, (0, 0))
+    args = ["prune-inspections", "--db", db_url, "--data-dir", str(data), "--older-than-days", "30"]
+    dry = CliRunner().invoke(cli, [*args, "--dry-run"])
+    said = " ".join(dry.output.split())
+    assert dry.exit_code == 0 and "would delete 2 inspection(s)" in said and "1 reviewed one(s) kept" in said, dry.output
+    assert store.count() == 4
+    done = CliRunner().invoke(cli, args)
+    said = " ".join(done.output.split())
+    assert done.exit_code == 0 and "deleted 2 inspection(s)" in said and "2 inspection(s) remain" in said, done.output
+    with store.engine.connect() as conn:
+        for table in ("regions", "reviews"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE inspection_id IN (:a, :c)"),
+                                {"a": bad["id"], "c": bad_again["id"]}).scalar() == 0
+    # The bad image's pictures went with the last inspection naming them; the good one's stay, named by two.
+    bad_sha, good_sha = (hashlib.sha256(images[n].read_bytes()).hexdigest() for n in ("bad", "good"))
+    assert not any(data.glob(f"{bad_sha[:2]}/{bad_sha}.*")) and any(data.glob(f"{good_sha[:2]}/{good_sha}.*"))
+    kept = store.referenced_files()
+    assert all(any(data.glob(f"{sha[:2]}/{sha}.*")) for sha in kept)
+    assert {p.name.split(".")[0] for p in data.glob("[0-9a-f][0-9a-f]/*")} == kept
+    with make_app(pool, db_url, data) as client:
+        assert client.get(f"/inspections/{bad['id']}").status_code == 404
+        assert client.get(f"/inspections/{good['id']}/image").status_code == 200 and client.get(f"/inspections/{newest['id']}").status_code == 200
+    # --reviewed takes the reviewed one too; the newest is kept whatever its age (SQLite would give its id again).
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime(2020, 1, 1, tzinfo=UTC)})
+    every = CliRunner().invoke(cli, [*args, "--reviewed"])
+    assert every.exit_code == 0 and "deleted 1 inspection(s)" in " ".join(every.output.split()), every.output
+    assert store.count() == 1 and store.get(newest["id"]) is not None
+    store.dispose()
 
 
 def test_the_write_probe_waits_seconds_not_half_a_minute_for_a_held_sqlite_file(tmp_path):

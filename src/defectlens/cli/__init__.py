@@ -1,5 +1,5 @@
 """The `defectlens` command line: fit, inspect, evaluate, info, demo, calibrate, locate-examples, export, train-grounding, serve,
-export-reviews and prune-files.
+export-reviews, prune-files and prune-inspections.
 
 Each command is a thin layer over the stages' public surfaces; see ``defectlens --help``.
 """
@@ -97,6 +97,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("serve", service_cli.serve),
     ("export-reviews", service_cli.export_reviews),
     ("prune-files", service_cli.prune_files),
+    ("prune-inspections", service_cli.prune_inspections),
 ]
 """Every command, by name (registered below with its help reflowed)."""
 for name, command in COMMANDS:

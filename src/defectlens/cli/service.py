@@ -1,4 +1,4 @@
-"""`defectlens serve` and `defectlens export-reviews` (the ``service`` extra's commands).
+"""`defectlens serve`, `export-reviews`, `prune-files` and `prune-inspections` (the ``service`` extra's commands).
 
 FastAPI, uvicorn and SQLAlchemy are imported inside the commands, so the rest of the CLI
 works without the extra installed.
@@ -273,4 +273,53 @@ def prune_files(
                   f"{len(referenced)} named file(s) kept")
 
 
-__all__ = ["export_reviews", "prune_files", "serve"]
+def prune_inspections(
+    older_than_days: Annotated[float, typer.Option(min=0.0, help="Delete inspections recorded more than this many days ago.")],
+    db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="The service's file folder.")] = DEFAULT_DATA,
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Delete reviewed inspections too (kept by default: they are the "
+                                                              "line's labels, which export-reviews writes out).")] = False,
+    model: Annotated[str | None, typer.Option(help="Only this model's inspections.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+) -> None:
+    """Delete old inspections, with their regions, reviews and the pictures no other inspection names.
+
+    For a service that runs for months: each inspection keeps its upload, overlay and mask on disk.
+    Reviewed inspections are kept unless --reviewed; the newest inspection is always kept. Safe beside a
+    running service (deleted in batches; a page of one that went answers 404).
+    Exit status: 0 done, 2 bad usage (no data folder, database unavailable)."""
+    try:
+        from datetime import timedelta
+
+        from defectlens.service.blobs import BlobStore
+        from defectlens.service.db import utcnow
+        from defectlens.service.store import Store, StoreUnavailable
+    except ImportError as exc:
+        raise _need_extra(exc) from None
+    if not data_dir.is_dir() or (db is None and not (data_dir / DB_FILE).is_file()):
+        console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
+                      "— fix: pass the --data-dir the service was started with (and its --db)")
+        raise typer.Exit(2)
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    store = Store(_db_url(db, data_dir))
+    try:
+        gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)
+        referenced = None if dry_run else store.referenced_files()
+        left = store.count()
+    except StoreUnavailable as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))} — fix: check --db and that the database is running")
+        raise typer.Exit(2) from None
+    finally:
+        store.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    which = f" of model {escape(model)}" if model else ""
+    console.print(f"{verb} {gone.inspections} inspection(s){which} recorded before {cutoff:%Y-%m-%dT%H:%M:%SZ}"
+                  + (f"; {gone.reviewed_kept} reviewed one(s) kept (--reviewed deletes them too)" if gone.reviewed_kept else ""))
+    if referenced is not None:
+        # Their pictures, unless another inspection names the same picture (stored once by digest). The hour's
+        # grace of prune-files holds too: a picture just uploaded again may not be named yet.
+        n_files, n_bytes = BlobStore(data_dir).prune(referenced, 3600.0)
+        console.print(f"removed {n_files} picture file(s), {n_bytes / 2**20:.1f} MiB; {left} inspection(s) remain")
+
+
+__all__ = ["export_reviews", "prune_files", "prune_inspections", "serve"]

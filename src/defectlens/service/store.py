@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, exists, false, func, select, true, update
+from sqlalchemy import and_, delete, exists, false, func, select, true, update
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
@@ -48,6 +48,19 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     review_state: str | None = None
+
+
+FORGET_BATCH = 500
+"""Inspections deleted per transaction by :meth:`Store.forget_before`."""
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`Store.forget_before` deleted (would delete, in a dry run)."""
+
+    inspections: int
+    reviewed_kept: int
+    """Reviewed inspections before the cut-off that were kept (0 when reviewed ones went too)."""
 
 
 class StaleReview(Exception):
@@ -285,6 +298,43 @@ class Store:
             rows = s.execute(select(InspectionRow.image_sha, InspectionRow.overlay_sha, InspectionRow.mask_sha))
             return {sha for row in rows for sha in row}
 
+    def forget_before(self, cutoff: datetime, *, reviewed_too: bool = False, model: str | None = None, dry_run: bool = False,
+                      batch: int = FORGET_BATCH) -> Forgotten:
+        """Delete the inspections recorded before ``cutoff`` (of ``model`` only, when given), with their
+        regions and reviews; the reviewed ones are kept unless ``reviewed_too`` (they are the line's
+        labels, read by `export-reviews`). Deleted ``batch`` at a time, each batch its own transaction:
+        a service beside it waits for one batch, never for the whole purge. The newest inspection is
+        always kept, since SQLite gives the highest stored id plus one to the next row: with every
+        row gone, an id already seen (in an export, a log, a bookmark) would name a new inspection."""
+        self.ensure()
+        conds = [InspectionRow.created_at < cutoff]
+        if model is not None:
+            conds.append(InspectionRow.model == model)
+        with self.session() as s:
+            newest = s.scalar(select(func.max(InspectionRow.id)))
+            if newest is not None:
+                conds.append(InspectionRow.id != newest)
+            old = and_(*conds)
+            n_reviewed = int(s.scalar(select(func.count()).select_from(InspectionRow).where(old, InspectionRow.review_state == "reviewed")) or 0)
+            if not reviewed_too:
+                old = and_(old, InspectionRow.review_state != "reviewed")
+            if dry_run:
+                n = int(s.scalar(select(func.count()).select_from(InspectionRow).where(old)) or 0)
+                return Forgotten(n, 0 if reviewed_too else n_reviewed)
+        removed = 0
+        while True:
+            with self.session() as s, s.begin():
+                ids = list(s.scalars(select(InspectionRow.id).where(old).order_by(InspectionRow.id).limit(batch)))
+                if not ids:
+                    break
+                # Children first, by statement: the foreign keys' ON DELETE CASCADE holds in SQLite only
+                # on connections that turned it on.
+                s.execute(delete(RegionRow).where(RegionRow.inspection_id.in_(ids)))
+                s.execute(delete(ReviewRow).where(ReviewRow.inspection_id.in_(ids)))
+                s.execute(delete(InspectionRow).where(InspectionRow.id.in_(ids)))
+            removed += len(ids)
+        return Forgotten(removed, 0 if reviewed_too else n_reviewed)
+
     def count(self) -> int:
         """How many inspections are stored."""
         with self.session() as s:
@@ -343,4 +393,4 @@ def _shown(url: str) -> str:
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError)
 """Driver errors that mean the database is down or unreachable (answered with 503)."""
 
-__all__ = ["UNAVAILABLE_ERRORS", "Filters", "ReviewInput", "Store", "StoreUnavailable"]
+__all__ = ["UNAVAILABLE_ERRORS", "Filters", "Forgotten", "ReviewInput", "Store", "StoreUnavailable"]
