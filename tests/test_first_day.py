@@ -345,6 +345,24 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
             "that was there is replaced") in _text(refit)
 
 
+@pytest.mark.parametrize("where", ["beside", "masks folder"])
+def test_calibrate_reads_masks_kept_with_defective_images_in_any_folder(fitted_model, synthetic_category, tmp_path, where):
+    # Probe 2026-12-05: <stem>_mask.png beside defective images in a folder not named test/ were taken
+    # for masks (left out of the parts) and then not used, "no ground-truth masks" said.
+    model = _copy_model(fitted_model, tmp_path)
+    old = Inspector.load(model).thresholds
+    bad = tmp_path / "line export" / "pitting"
+    shutil.copytree(synthetic_category / "test" / "spot", bad)
+    for mask in (synthetic_category / "ground_truth" / "spot").iterdir():
+        target = bad / mask.name if where == "beside" else bad / "masks" / mask.name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(mask, target)
+    good = str(synthetic_category / "test" / "good")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(bad), "--f1"])
+    assert result.exit_code == 0, result.output
+    assert "F1-optimal on the pixels of 4 masked defective" in _text(result) and Inspector.load(model).thresholds.pixel != old.pixel
+
+
 def test_calibrate_says_when_its_threshold_catches_no_defective_image(fitted_model, synthetic_category, tmp_path):
     # Probe 2026-12-05: recall fell from 8 % to none and was saved without a word.
     model = _copy_model(fitted_model, tmp_path)

@@ -23,7 +23,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
-from defectlens.io.dataset import is_good_folder, is_mask_file, mask_in
+from defectlens.io.dataset import is_good_folder, is_mask_file, mask_for_image
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -132,11 +132,6 @@ def examples_from_category(
     return result, held_out
 
 
-def _mask_beside(image: Path) -> Path | None:
-    """``masks/<stem>_mask.png`` or ``masks/<stem>.png``, or ``<stem>_mask.png`` beside the image."""
-    return mask_in(image.parent / "masks", image)
-
-
 def examples_from_folders(root: str | Path, will_locate: bool = False) -> ExampleSet:
     """Examples from ``root/<type>/*`` (any folder per type), masks optional.
 
@@ -169,7 +164,7 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         defect_type = next((t for t in by_type if same_type_name(t, named)), named)
         if defect_type != named:
             _warn(result.notes, f"{type_dir}: the same type as {base / defect_type} (names compare without case); read as {defect_type!r}")
-        examples = [Example(p, defect_type, _mask_beside(p)) for p in images]
+        examples = [Example(p, defect_type, mask_for_image(p)) for p in images]
         by_type.setdefault(defect_type, []).extend(examples)
         result.examples.extend(examples)
     if not result.examples:

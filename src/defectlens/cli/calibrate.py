@@ -5,7 +5,9 @@ quantile of their scores). With a folder of good parts and one of defective part
 can see what that threshold does — recall and false-alarm rate — and move it: to the lowest
 threshold that keeps false alarms under a target (``--max-false-alarms``, the default) or to
 the F1-optimal one (``--f1``). The pixel threshold moves too when the defective images carry
-MVTec-style masks (``<category>/ground_truth/<type>/<stem>_mask.png``); otherwise it is kept.
+masks (MVTec's ``<category>/ground_truth/<type>/<stem>_mask.png``, or, in any folder,
+``<stem>_mask.png`` beside the image or in ``masks/``: :func:`defectlens.io.dataset.mask_for_image`);
+otherwise it is kept.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import is_good_folder, mask_for_test_image
+from defectlens.io.dataset import is_good_folder, mask_for_image
 from defectlens.io.outputs import require_output_file, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -88,7 +90,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
             if label == 0:
                 mask = np.zeros((h, w), bool)
             else:
-                mask_path = mask_for_test_image(path)
+                mask_path = mask_for_image(path)
                 if mask_path is None:
                     continue
                 try:
@@ -137,7 +139,8 @@ def calibrate(
     good: Annotated[list[Path], typer.Option("--good", help="Folder (or image) of good parts; repeat for more.")],
     defective: Annotated[
         list[Path],
-        typer.Option("--defective", help="Folder (or image) of defective parts, e.g. CATEGORY/test/crack (its masks set the pixel threshold)."),
+        typer.Option("--defective", help="Folder (or image) of defective parts, e.g. CATEGORY/test/crack (masks set the pixel threshold: "
+                                  "ground_truth/ in the MVTec layout, else <stem>_mask.png beside each image or in masks/)."),
     ],
     max_false_alarms: Annotated[
         float | None,
@@ -211,7 +214,7 @@ def calibrate(
                 model_dir,
                 f"pass at least {min_batch} good and defective images together",
             )
-        with_pixels = any(mask_for_test_image(p) is not None for p in bad_files)
+        with_pixels = any(mask_for_image(p) is not None for p in bad_files)
         data = LabelledScores([], [], [], [], 0, failures)
         with progress_bar("scoring", len(good_files) + len(bad_files)) as advance:
             _score_files(inspector, {**dict.fromkeys(good_files, 0), **dict.fromkeys(bad_files, 1)}, with_pixels, data, advance)
@@ -230,7 +233,7 @@ def calibrate(
             # Both kinds were read (checked above): what is left is every good image failing the frame check.
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
-        pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks beside the defective images)"
+        pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks for the defective images: <stem>_mask.png beside them or in masks/)"
         if data.n_masked:
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"

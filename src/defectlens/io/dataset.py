@@ -189,15 +189,19 @@ LABELLED_SPLITS = ("test", "validation")
 """Split folders whose images are labelled by type folder, with masks in ``ground_truth/``."""
 
 
-def mask_for_test_image(image: str | Path) -> Path | None:
-    """The ground-truth mask of an image stored as ``<category>/test/<type>/<name>`` (MVTec
-    layout: ``<category>/ground_truth/<type>/<stem>_mask.png``; a ``validation/`` split beside
-    ``test/`` shares those masks); None when there is none."""
+def mask_for_image(image: str | Path) -> Path | None:
+    """The ground-truth mask of a defective image, wherever it is kept; None when there is none.
+
+    In the MVTec layout (``<category>/test/<type>/<name>``, or a ``validation/`` split beside
+    ``test/``, which shares its masks) ``<category>/ground_truth/<type>/<stem>_mask.png``; in any
+    folder (and where ground_truth/ has none) ``masks/<stem>_mask.png`` (or ``masks/<stem>.png``) in
+    the image's folder, else ``<stem>_mask.png`` beside the image. The one rule of `calibrate` and of
+    an examples folder: masks beside images in a folder not named test/ had been left out of
+    `calibrate`, which then said there were none."""
     path = Path(image)
-    type_dir = path.parent
-    if is_good_folder(type_dir) or type_dir.parent.name not in LABELLED_SPLITS:
-        return None
-    return _mask_for(type_dir.parent.parent, type_dir.name, path)
+    folder = path.parent
+    in_split = folder.parent.name in LABELLED_SPLITS and not is_good_folder(folder)
+    return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder / "masks", path)
 
 
 def train_test_overlap(category: Category) -> list[Path]:
