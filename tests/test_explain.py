@@ -82,13 +82,17 @@ def test_defective_report_findings_and_template():
 
 def test_a_type_that_was_the_only_one_known_is_not_given_a_confidence():
     # From words with one type, every region was "crack, 100% confidence" — tray edges included.
-    insp = inspection(True, [region(1, (0, 5, 60, 40)), region(2, (180, 130, 220, 170))])
-    types = [RegionType(1, "crack", 1.0, "words", (("crack", 1.0),)), RegionType(2, "crack", 0.83, "few-shot", (("crack", 1.0),))]
+    # Few-shot examples of one type too (probe 2026-12-05): "pitting, 99% confidence" on false alarms at the border;
+    # the percentage said how like the examples a region was, read as how sure it was a defect.
+    insp = inspection(True, [region(1, (0, 5, 60, 40)), region(2, (180, 130, 220, 170)), region(3, (100, 60, 130, 90))])
+    types = [RegionType(1, "crack", 1.0, "words", (("crack", 1.0),)), RegionType(2, "crack", 0.99, "few-shot", (("crack", 1.0),)),
+             RegionType(3, "blowhole", 0.83, "few-shot", (("blowhole", 0.83), ("crack", 0.17)))]
     rep = build_report(insp, types, TAX)
-    words, few_shot = rep.findings
-    assert words.only_type and not few_shot.only_type  # few-shot weighs the type against 'unknown'
-    assert "only type known" in rep.text and "100% confidence" not in rep.text and "83% confidence" in rep.text
-    assert rep.to_json()["findings"][0]["only_type"] is True and "only_type" not in rep.to_json()["findings"][1]
+    words, few_shot, of_two = rep.findings
+    assert words.only_type and few_shot.only_type and not of_two.only_type
+    assert rep.text.count("only type known") == 2 and "100% confidence" not in rep.text and "99% confidence" not in rep.text
+    assert "83% confidence" in rep.text  # two types known: the percentage says which, and is kept
+    assert [f.get("only_type", False) for f in rep.to_json()["findings"]] == [True, True, False]
     assert verify_text(rep.text, rep, TAX.names).ok
 
 

@@ -228,8 +228,9 @@ class Finding:
     defaults_used: tuple[str, ...] = ()
     """Which of severity/impact/action came from defaults rather than the taxonomy."""
     only_type: bool = False
-    """The classifier knew this one type and could not call the region anything else (no
-    'unknown'): its confidence is 100 % by construction and says nothing, so it is not reported."""
+    """The classifier knew this one type: its confidence is 100 % by construction (from words or a
+    taxonomy) or says only how like the type's examples the region is (few-shot, which may still
+    call it 'unknown'), read as how sure it is a defect; so it is not reported as a percentage."""
     weak: bool = False
     """The region's peak is not over the image threshold (another region's is): a weaker
     indication, listed apart in the text, not counted as a defect and not deciding the action."""

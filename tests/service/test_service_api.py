@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -844,3 +845,22 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         assert made_up.status_code == 422 and "unknown defect type 'zzz' for model 'retired'" in made_up.json()["detail"]
         kept = client.post(url, json={"reviewer": "Fay", "verdict": "defective", "regions": [{"index": idx, "type": "spot"}]})
         assert kept.status_code == 200, kept.text
+
+
+def test_a_region_of_the_only_type_known_is_said_so_not_given_a_percentage():
+    # Probe 2026-12-05: with examples of one type the page said "99%" on every region, false alarms
+    # included; the report now says "only type known", and the API carries it for the page.
+    from defectlens.service.db import InspectionRow, RegionRow
+    from defectlens.service.schemas import inspection_out
+
+    def region(index: int, missed: bool = False) -> RegionRow:
+        return RegionRow(index=index, defect_type="pitting", confidence=0.99, method="reviewer" if missed else "few-shot", x0=0, y0=0,
+                         x1=4, y1=4, area_px=16, area_fraction=0.01, peak_score=9.0, reviewed_type=None, missed=missed)
+
+    row = InspectionRow(id=1, created_at=datetime.now(UTC), model="m", filename="a.png", image_sha="a", image_ext="png", overlay_sha="b",
+                        mask_sha="c", width=8, height=8, score=9.0, verdict="defective", threshold=5.0, seconds=0.1, report_text="",
+                        report={"findings": [{"region_index": 1, "only_type": True}, {"region_index": 2}]}, review_state="unreviewed",
+                        regions=[region(1), region(2), region(3, missed=True)], reviews=[])
+    assert [r.only_type for r in inspection_out(row).regions] == [True, False, False]
+    page = (Path(__file__).parents[2] / "src" / "defectlens" / "service" / "static" / "index.html").read_text()
+    assert 'r.only_type ? "only type known"' in page

@@ -70,8 +70,9 @@ def build_findings(
                 action=guidance.action,
                 method=rt.method if rt is not None else "none",
                 defaults_used=guidance.defaults_used,
-                # Few-shot weighs its type against 'unknown'; from words or text one type is all there is.
-                only_type=rt is not None and len(rt.candidates) == 1 and rt.method != "few-shot" and name != UNKNOWN,
+                # One type known, whatever named it: few-shot weighs it against 'unknown', but its percentage says
+                # only how like the examples a region is, and read "pitting, 99% confidence" on false alarms too.
+                only_type=rt is not None and len(rt.candidates) == 1 and name != UNKNOWN,
                 weak=region.index in weak_ones,
             )
         )

@@ -30,6 +30,9 @@ class RegionOut(BaseModel):
     weaker: bool = False
     """Its peak is not over the inspection's image threshold while another region's is: a weaker
     indication, listed apart in the report; exported as an example only when a reviewer re-typed it."""
+    only_type: bool = False
+    """The classifier knew one type only: ``confidence`` says how like its examples the region is, not
+    how sure it is a defect, and the page and report say "only type known" instead."""
 
 
 class ReviewOut(BaseModel):
@@ -183,24 +186,30 @@ def weaker_regions(row: InspectionRow) -> set[int]:
     return weaker_region_indices(((r.index, r.peak_score) for r in row.regions if not r.missed), row.threshold)
 
 
-def region_out(r: RegionRow, weaker: bool = False) -> RegionOut:
+def only_type_regions(row: InspectionRow) -> set[int]:
+    """The regions whose type the stored report calls the only one known (:attr:`~defectlens.types.Finding.only_type`)."""
+    findings = row.report.get("findings") if isinstance(row.report, dict) else None
+    return {int(f["region_index"]) for f in findings or [] if isinstance(f, dict) and f.get("only_type") and "region_index" in f}
+
+
+def region_out(r: RegionRow, weaker: bool = False, only_type: bool = False) -> RegionOut:
     """API form of a region row."""
     return RegionOut(
         index=r.index, type=r.reviewed_type or r.defect_type, machine_type=r.defect_type, confidence=r.confidence, method=r.method,
         bbox=[r.x0, r.y0, r.x1, r.y1], area_px=r.area_px, area_fraction=r.area_fraction, peak_score=r.peak_score,
-        reviewed_type=r.reviewed_type, missed=r.missed, weaker=weaker,
+        reviewed_type=r.reviewed_type, missed=r.missed, weaker=weaker, only_type=only_type and not r.missed,
     )
 
 
 def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
     """API form of an inspection row; URLs are relative to ``base`` (the app's root path)."""
     me = f"{base}/inspections/{row.id}"
-    weaker = weaker_regions(row)
+    weaker, only_type = weaker_regions(row), only_type_regions(row)
     return InspectionOut(
         id=row.id, created_at=as_utc(row.created_at) or row.created_at, model=row.model, filename=row.filename, width=row.width, height=row.height,
         score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
-        seconds=row.seconds, hot_spot=row.hot_spot, regions=[region_out(r, r.index in weaker) for r in row.regions], report=row.report,
-        report_text=row.report_text,
+        seconds=row.seconds, hot_spot=row.hot_spot, regions=[region_out(r, r.index in weaker, r.index in only_type) for r in row.regions],
+        report=row.report, report_text=row.report_text,
         review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]  # state is one of ReviewOut's literals in the column
                          comment=row.review_comment),
         reviews=[
