@@ -509,6 +509,26 @@ def _bump(h: int, w: int, cy: int, cx: int, height: float, sigma: float) -> np.n
     return height * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
 
 
+def test_an_example_the_model_judges_good_is_located_and_marked(calibrated_model, maskless_examples, tmp_path):
+    # Probe 2026-12-05: an example the model called GOOD had its region on the map's strongest texture,
+    # listed "located by the model" as surely as those found on their defects.
+    model = _copy_model(calibrated_model, tmp_path)
+    inspector = Inspector.load(model)
+    inspector.set_thresholds(image=inspector.thresholds.image + 1e6)  # every example now judged good
+    inspector.save(model)
+    out = tmp_path / "located"
+    result = runner.invoke(app, ["locate-examples", str(model), str(maskless_examples), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "located.json").read_text())
+    assert manifest["examples"] and all(r["judged_good"] and "judges this image good" in r["region"] for r in manifest["examples"])
+    said = _text(result)
+    assert f"{len(manifest['examples'])} of them the model judges good" in said and "locate-examples` shows where" not in said
+    # As `inspect --examples` says it, with where to look.
+    typed = runner.invoke(app, ["inspect", str(model), str(maskless_examples / "spot"), "-o", str(tmp_path / "out"),
+                                "--examples", str(maskless_examples)])
+    assert "the model judges good" in _text(typed) and "`defectlens locate-examples` shows where" in _text(typed)
+
+
 def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibrated_model, maskless_examples, tmp_path):
     Image.fromarray(texture(np.random.default_rng(3), 96, 128)).save(maskless_examples / "spot" / "normal.png")
     first = Image.open(sorted((maskless_examples / "spot").glob("*.png"))[0])

@@ -15,6 +15,7 @@ Scoring a classifier (accuracy, macro-F1, confusion) is evaluation's job:
 """
 
 from defectlens.classify.examples import (
+    LOCATE_HINT,
     Example,
     ExampleSet,
     Located,
@@ -30,6 +31,7 @@ from defectlens.classify.vlm import VLMClassifier, VLMConfig, VLMError
 from defectlens.taxonomy import UNKNOWN, DefectSpec, Severity, Taxonomy, load_taxonomy, parse_taxonomy
 
 __all__ = [
+    "LOCATE_HINT",
     "UNKNOWN",
     "Classification",
     "DefectSpec",

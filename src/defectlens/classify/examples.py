@@ -61,6 +61,13 @@ class Example:
     """Other cuts of the located region (:attr:`LocateOptions.view_levels`), bool (H, W) each.
     The classifier learns each as a view of this example: a located region's size is a guess,
     and a test region larger or smaller than :attr:`mask` still finds a view of its size."""
+    unflagged: bool = False
+    """Located, but the model judges the image good (its score is not over the image threshold): the
+    region is the map's strongest under the threshold, a guess worth a look (or a mask)."""
+
+
+LOCATE_HINT = "; `defectlens locate-examples` shows where"
+"""Said in the notes of located examples; `locate-examples` itself, which shows them, leaves it out."""
 
 
 @dataclass
@@ -376,20 +383,21 @@ def locate_examples(
     min_region_px: int | None = None,
     options: LocateOptions | None = None,
     normal_median: float | None = None,
-    fallback_threshold: float | None = None,
+    image_threshold: float | None = None,
 ) -> ExampleSet:
     """The examples with a defect located in each one that has no mask; the rest as they are.
 
     ``score`` is a fitted detector's (``Inspector.score``), ``normal_median`` its normal images'
     median pixel (``normal_stats.pixel_median``); :func:`locate_defect` finds the region in each
     example's map, which becomes its :attr:`Example.mask`. Where nothing is found at
-    ``pixel_threshold`` and ``fallback_threshold`` (the image threshold) is lower, it is sought
-    again there, as an inspection outlines a part that passes the image threshold with no pixel
-    over the pixel threshold. An example where nothing is found is listed in the notes and
-    skipped. Raises :class:`DatasetLayoutError` when no example is left.
+    ``pixel_threshold`` and ``image_threshold`` is lower, it is sought again there, as an
+    inspection outlines a part that passes the image threshold with no pixel over the pixel
+    threshold. An example whose score does not pass ``image_threshold`` is kept, marked
+    :attr:`Example.unflagged` and counted in the notes. An example where nothing is found is listed
+    in the notes and skipped. Raises :class:`DatasetLayoutError` when no example is left.
     """
     result = ExampleSet(notes=list(example_set.notes), skipped=list(example_set.skipped))
-    located, skipped = 0, []
+    located, skipped, unflagged = 0, [], []
     for e in example_set.examples:
         if e.mask_path is not None or e.mask is not None:
             result.examples.append(e)
@@ -400,22 +408,32 @@ def locate_examples(
             skipped.append(f"{e.path} ({exc})")
             result.skipped.append((e.path, str(exc)))
             continue
-        anomaly_map = score([image])[0].anomaly_map
+        scored = score([image])[0]
+        anomaly_map = scored.anomaly_map
         found = locate_defect(anomaly_map, pixel_threshold, min_region_px, options, normal_median, image)
-        if found.mask is None and fallback_threshold is not None and fallback_threshold < pixel_threshold:
+        if found.mask is None and image_threshold is not None and image_threshold < pixel_threshold:
             # A calibrated pixel threshold over the image threshold left the shipped sample's crack
             # example "only specks above the pixel threshold", said in every report of the demo.
-            found = locate_defect(anomaly_map, fallback_threshold, min_region_px, options, normal_median, image)
+            found = locate_defect(anomaly_map, image_threshold, min_region_px, options, normal_median, image)
         if found.mask is None:
             skipped.append(f"{e.path} ({found.reason})")
             result.skipped.append((e.path, found.reason))
             continue
-        result.examples.append(replace(e, mask=found.mask, views=found.views))
+        # Kept (a faint defect is still this type's), and marked: a probe's example the model called good had
+        # its region at the map's strongest texture, listed as surely as the two located on their defects.
+        weak = image_threshold is not None and scored.score <= image_threshold and scored.unlike_normal is None
+        result.examples.append(replace(e, mask=found.mask, views=found.views, unflagged=weak))
         located += 1
+        if weak:
+            unflagged.append(e.path.name)
     if located:
         result.notes.append(
-            f"{located} example(s) without masks: the defect was located by the model (its strongest region; "
-            "`defectlens locate-examples` shows where)"
+            f"{located} example(s) without masks: the defect was located by the model (its strongest region{LOCATE_HINT})"
+        )
+    if unflagged:
+        result.notes.append(
+            f"{len(unflagged)} of them the model judges good (e.g. {unflagged[0]}): its region there is a guess — "
+            f"check it{LOCATE_HINT}, or give the example a mask"
         )
     if skipped:
         _warn(result.notes, f"{len(skipped)} example(s) skipped: " + "; ".join(skipped))

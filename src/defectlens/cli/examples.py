@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from defectlens.classify import LOCATE_HINT
 from defectlens.cli.progress import console, fail, interrupted, notes
 from defectlens.cli.vision import EXIT_PARTIAL
 from defectlens.engine import Locator, gather_examples
@@ -75,7 +76,7 @@ def locate_examples_command(
                     image = load_image(e.path)
                     h, w = image.shape[:2]
                     if e.mask is not None:
-                        mask, source = e.mask, "located by the model"
+                        mask, source = e.mask, "located by the model" + (" — which judges this image good: check it" if e.unflagged else "")
                     elif e.mask_path is not None:
                         mask, source = load_mask(e.mask_path, expected_size=(w, h)), f"mask file {e.mask_path.name}"
                     else:
@@ -95,9 +96,10 @@ def locate_examples_command(
                 write_bytes_atomic(tmp / picture, png_bytes(render_outlines(image, layers, caption)))
                 rows.append(
                     {"type": e.defect_type, "image": str(e.path), "region": source, "share_of_image": round(share, 5),
-                     "views": len(e.views), "picture": picture}
+                     "views": len(e.views), "picture": picture, **({"judged_good": True} if e.unflagged else {})}
                 )
-                lines.append((escape(e.defect_type), escape(e.path.name), escape(source), f"{share:.1%}"))
+                shown = f"[yellow]{escape(source)}[/]" if e.unflagged else escape(source)
+                lines.append((escape(e.defect_type), escape(e.path.name), shown, f"{share:.1%}"))
             skipped = [{"image": str(path), "reason": reason} for path, reason in dropped]
             lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in dropped]
             write_json_atomic(tmp / MANIFEST, {"model": str(model_dir), "examples": rows, "skipped": skipped, "notes": found.notes})
@@ -107,12 +109,12 @@ def locate_examples_command(
         if folder_identity(output) != before:  # swapped in the moment before the interrupt
             raise interrupted(f"the located examples were written to {output} just before the interrupt") from None
         raise interrupted(f"nothing written; {output} is as it was") from None
-    notes(found.notes)
+    notes([n.replace(LOCATE_HINT, "") for n in found.notes])  # this command is where they are shown
     table = Table("type", "example", "region", "share of image")
     for line in lines:
         table.add_row(*line)
     console.print(table)
     console.print(f"pictures → {escape(str(output))}/<type>/; list → {escape(str(output / MANIFEST))}. A wrong region: give that example a mask "
-                  "(<type>/masks/<stem>_mask.png beside it).")
+                  "(<stem>_mask.png beside it, or in <type>/masks/).")
     if skipped:
         raise typer.Exit(EXIT_PARTIAL)

@@ -66,7 +66,7 @@ def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | No
     if locator is None:
         return example_set
     return locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median,
-                           fallback_threshold=locator.image_threshold)
+                           image_threshold=locator.image_threshold)
 
 
 @dataclass
