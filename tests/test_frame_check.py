@@ -245,3 +245,22 @@ def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_mo
     passing = [r.score for r in scored.records if r.defect_type == "good" and not r.unlike_normal]
     # Just above every passing good image (no passing defective score above them to sit midway to).
     assert evaluation.reference_point.threshold == np.nextafter(max(passing), np.inf)
+
+
+def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said_so(checked_model):
+    # Probe 2026-12-05: a quarter-size part (128×52 against 512×208) was "unlike every normal image" with
+    # nothing said of its size; a portrait image of a landscape part too.
+    inspector = Inspector.load(checked_model)
+    assert inspector.provenance is not None and inspector.provenance.image_sizes == [[128, 96], [128, 96]]
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    same_size = inspector.inspect(noise)
+    assert same_size.unlike_normal and "This image is" not in same_size.unlike_normal
+    small = inspector.inspect(noise[:40, :50])
+    assert small.unlike_normal and small.unlike_normal.endswith(
+        "This image is 50×40, the training images 128×96: one under half their size has lost the detail the model compares.")
+    assert "one under half their size" in build_report(small).text and build_report(small).text.endswith("hold it for manual review.")
+    assert "rotated, or another view" in (inspector.provenance.size_note(90, 200) or "")
+    assert inspector.provenance.size_note(256, 190) is None  # larger, of the same shape: nothing to say
+    card = (checked_model / "card.md").read_text()
+    assert "training image sizes" in card and "128×96 to 128×96" in card

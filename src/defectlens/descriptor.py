@@ -103,6 +103,9 @@ class Provenance:
     """Training images given to fit."""
     fingerprint: str | None
     """sha256 of the training images (:func:`fingerprint_images` / :func:`fingerprint_files`)."""
+    image_sizes: list[list[int]] | None = None
+    """``[[smallest width, smallest height], [largest width, largest height]]`` of the training
+    images (each side on its own); None for models saved before it was recorded."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -115,14 +118,32 @@ class Provenance:
 
     def missing(self) -> list[str]:
         """The fields not recorded (a fit on no image, batch scoring's, has no fingerprint to record)."""
-        return [f.name for f in fields(self) if getattr(self, f.name) is None and not (f.name == "fingerprint" and self.n_images == 0)]
+        return [f.name for f in fields(self)
+                if getattr(self, f.name) is None and not (f.name in ("fingerprint", "image_sizes") and self.n_images == 0)]
 
     @classmethod
-    def now(cls, n_images: int, fingerprint: str | None) -> Provenance:
-        """Provenance of a fit finishing now, by this defectlens."""
+    def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = ()) -> Provenance:
+        """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height))."""
         from defectlens import __version__
 
-        return cls(utc_now(), __version__, n_images, fingerprint)
+        widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
+        ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
+        return cls(utc_now(), __version__, n_images, fingerprint, ranged)
+
+    def size_note(self, width: int, height: int) -> str | None:
+        """Why an image of ``width`` × ``height`` may read as unlike the training images, when its size
+        or shape is far from theirs (None otherwise, or when their sizes were not recorded): a
+        quarter-size part (128×52 against 512×208) had been judged "unlike every normal image" with
+        nothing said of its size, as had a portrait image of a landscape part."""
+        if not self.image_sizes:
+            return None
+        (w0, h0), (w1, h1) = self.image_sizes
+        trained = f"{w0}×{h0}" if (w0, h0) == (w1, h1) else f"{w0}×{h0} to {w1}×{h1}"
+        if width < w0 / 2 or height < h0 / 2:
+            return f"This image is {width}×{height}, the training images {trained}: one under half their size has lost the detail the model compares."
+        if not (w0 / h1) / 1.5 <= width / height <= (w1 / h0) * 1.5:
+            return f"This image is {width}×{height}, the training images {trained}: is it rotated, or another view?"
+        return None
 
 
 @dataclass(frozen=True)
@@ -335,6 +356,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "fitted at (UTC)": p.fitted_at if p else None,
             "defectlens version": p.defectlens_version if p else None,
             "training images": p.n_images if p else None,
+            **({"training image sizes": " to ".join(f"{w}×{h}" for w, h in p.image_sizes)} if p and p.image_sizes else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
         }

@@ -479,7 +479,7 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        provenance = Provenance.now(len(images), combine_digests(digests))
+        provenance = Provenance.now(len(images), combine_digests(digests), sizes)
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))
@@ -606,6 +606,11 @@ class Inspector:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
         return self.detector.score(checked_images(images), progress=progress)
 
+    def _with_size_note(self, unlike_normal: str | None, width: int, height: int) -> str | None:
+        """The frame check's reason, with the image's size beside the training images' when that may be why."""
+        note = self.provenance.size_note(width, height) if unlike_normal and self.provenance else None
+        return f"{unlike_normal} {note}" if note else unlike_normal
+
     def decide(self, result: AnomalyResult, source: str = "<array>") -> Inspection:
         """Apply thresholds to a detector result and extract regions (only on defective images)."""
         t = self.thresholds
@@ -642,7 +647,7 @@ class Inspector:
             thresholds=t,
             region_labels=labels,
             detector=self.detector.name,
-            unlike_normal=result.unlike_normal,
+            unlike_normal=self._with_size_note(result.unlike_normal, w, h),
             hot_spot=hot_spot,
         )
 

@@ -90,9 +90,11 @@ def template_text(report: Report) -> str:
     if report.verdict != "defective":
         return f"{head} {good_part_words(report)}"
     if report.unlike_normal:
-        # A probe's fray over a third of a tile was read as a camera fault: the part comes first.
+        # A probe's fray over a third of a tile was read as a camera fault: the part comes first. What the
+        # reason says after its question (the image's size beside the training images') is kept.
+        said_after = report.unlike_normal.partition("? ")[2]
         return (f"{head} The whole image is unlike every normal image this model was fitted on: a large defect, another "
-                "part, or a faulty frame? Check the part and the camera, and hold it for manual review.")
+                f"part, or a faulty frame? {said_after + ' ' if said_after else ''}Check the part and the camera, and hold it for manual review.")
     if not report.findings:
         return f"{head} The image is anomalous but no defect region could be located; hold the part for manual review."
     counted = counted_findings(report.findings)
