@@ -190,7 +190,7 @@ def test_a_model_written_again_while_served_is_said(service_model, images, tmp_p
         pool.close()
 
 
-def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path):
+def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path, caplog):
     # Migration 0002 stores the verdict that stands in a column of its own (the history's verdict
     # filter read coalesce(reviewed, machine), which no index serves): rows written before it get it.
     from alembic import command
@@ -212,15 +212,38 @@ def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path
                 "score, verdict, threshold, seconds, report, report_text, review_state, reviewed_verdict) VALUES "
                 "('2026-12-01 00:00:00', 'm', :name, 'a', 'png', 'b', 'c', 8, 8, 1.0, :machine, 1.0, 0.1, '{}', '', :state, :reviewed)"
             ), {"name": f"{i}.png", "machine": machine, "state": "reviewed" if reviewed else "unreviewed", "reviewed": reviewed})
-    migrate(engine)
+    # Probe 2026-12-05: export-reviews and even `prune-files --dry-run` upgraded an older service's database
+    # without a word, and that service could not start on it again. Only serve upgrades, and says so.
+    data = tmp_path / "data"
+    data.mkdir()
+    for command_line in (["export-reviews", "-o", str(tmp_path / "x")], ["prune-files", "--dry-run"],
+                         ["prune-inspections", "--older-than-days", "1", "--dry-run"]):
+        refused = CliRunner().invoke(cli, [*command_line, "--db", url, "--data-dir", str(data)])
+        said = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and "its schema is at revision 0001, this defectlens's at 0003" in said, refused.output
+        assert "start `defectlens serve` of this version on it once" in said and "check --db" not in said
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    with caplog.at_level("WARNING", logger="defectlens.service"):
+        migrate(engine)
+    assert "database schema upgraded from revision 0001 to 0003" in caplog.text
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT filename, final_verdict FROM inspections ORDER BY filename")).all()
-    engine.dispose()
     assert [tuple(r) for r in stored] == [("0.png", "good"), ("1.png", "defective"), ("2.png", "good"), ("3.png", "defective")]
+    # An older service still running on it writes no standing verdict, and reviews without changing it:
+    # the filters missed those rows. The next start of this one mends them.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE inspections SET final_verdict = NULL WHERE filename = '0.png'"))
+        conn.execute(text("UPDATE inspections SET reviewed_verdict = 'good', review_state = 'reviewed' WHERE filename = '1.png'"))
+    engine.dispose()
+    caplog.clear()
     store = Store(url)
-    for verdict, names in (("good", ["0.png", "2.png"]), ("defective", ["1.png", "3.png"])):
+    with caplog.at_level("WARNING", logger="defectlens.service"):
+        store.check()
+    assert "2 inspection(s) written by an older defectlens had their standing verdict filled in" in caplog.text
+    for verdict, names in (("good", ["0.png", "1.png", "2.png"]), ("defective", ["3.png"])):
         rows, total = store.page(Filters(verdict=verdict), 10, 0)
-        assert sorted(r.filename for r in rows) == names and total == 2
+        assert sorted(r.filename for r in rows) == names and total == len(names)
     store.dispose()
 
 

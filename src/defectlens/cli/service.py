@@ -87,6 +87,14 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+def _unavailable(exc: Exception) -> str:
+    """A store refusal as one line with its remedy: a lasting one (an older or newer schema, another
+    application's database) says its own; a database that does not answer gets "check --db"."""
+    if getattr(exc, "lasting", False):
+        return str(exc)
+    return f"{exc} — fix: check --db and that the database is running"
+
+
 def _need_extra(exc: ImportError) -> typer.Exit:
     console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — "
                   "fix: pip install -e '.\\[service]' in the repository (`make setup` installs it)")
@@ -166,9 +174,11 @@ def serve(
             app.state.pool.close()  # its scoring thread, and the models, go with the refusal
             if made:
                 shutil.rmtree(data_dir, ignore_errors=True)
-            fix = ("the SQLite file (or its folder) must be a defectlens database this process can write: repair or move it, "
-                   "or pass another --data-dir or --db") if sqlite else "pass a --db that defectlens alone uses (a new, empty database will do)"
-            console.print(f"[red]error:[/] {escape(str(exc))} — fix: {fix}")
+            # A lasting refusal says its own remedy (upgrade defectlens, a database of its own); "repair or move
+            # the file" had followed "upgrade defectlens" for a schema a newer version wrote.
+            fix = "" if exc.lasting else (" — fix: the SQLite file (or its folder) must be a defectlens database this process can write: "
+                                          "repair or move it, or pass another --data-dir or --db")
+            console.print(f"[red]error:[/] {escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
     said = logging.getLogger("defectlens.service")
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), host, port)
@@ -209,11 +219,11 @@ def export_reviews(
         console.print(f"[red]error:[/] {escape(str(data_dir / DB_FILE))}: no inspections database there "
                       "— fix: pass the --data-dir the service was started with, or its --db")
         raise typer.Exit(2)
-    store = Store(_db_url(db, data_dir))
+    store = Store(_db_url(db, data_dir), upgrade=False)
     try:
         summary = run_export(store, BlobStore(data_dir), output, model)
     except StoreUnavailable as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))} — fix: check --db and that the database is running")
+        console.print(f"[red]error:[/] {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
     except DefectlensError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
@@ -259,11 +269,11 @@ def prune_files(
         console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
                       "— fix: pass the --data-dir the service was started with (and its --db)")
         raise typer.Exit(2)
-    store = Store(_db_url(db, data_dir))
+    store = Store(_db_url(db, data_dir), upgrade=False)
     try:
         referenced = store.referenced_files()
     except StoreUnavailable as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}; nothing removed — fix: check --db and that the database is running")
+        console.print(f"[red]error:[/] nothing removed: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
     finally:
         store.dispose()
@@ -301,13 +311,13 @@ def prune_inspections(
                       "— fix: pass the --data-dir the service was started with (and its --db)")
         raise typer.Exit(2)
     cutoff = utcnow() - timedelta(days=older_than_days)
-    store = Store(_db_url(db, data_dir))
+    store = Store(_db_url(db, data_dir), upgrade=False)
     try:
         gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)
         referenced = None if dry_run else store.referenced_files()
         left = store.count()
     except StoreUnavailable as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))} — fix: check --db and that the database is running")
+        console.print(f"[red]error:[/] nothing deleted: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
     finally:
         store.dispose()

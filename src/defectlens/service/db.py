@@ -7,6 +7,7 @@ describe it for queries, and a test checks the two agree.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from datetime import datetime, timezone
@@ -28,6 +29,13 @@ OUR_REVISION = re.compile(r"\d{4}")
 
 class ForeignDatabase(Exception):
     """The database holds another application's tables or schema: defectlens will not write among them."""
+
+
+class SchemaBehind(Exception):
+    """The database's schema is older than this defectlens's, and the caller may not upgrade it."""
+
+
+log = logging.getLogger("defectlens.service")
 
 
 def utcnow() -> datetime:
@@ -166,13 +174,19 @@ _MIGRATE_LOCK = threading.Lock()
 MIGRATION_LOCK_KEY = 0x64656C6E  # "deln": PostgreSQL's advisory lock for defectlens's migrations
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema with the shipped Alembic migrations."""
+def migrate(engine: Engine, upgrade: bool = True) -> None:
+    """Bring the database to the newest schema with the shipped Alembic migrations, and say so in
+    the log when it was older. With ``upgrade`` off, raise :class:`SchemaBehind` instead: the
+    commands that only read or tidy (export-reviews, prune-files) had upgraded an older service's
+    database without a word, even in a dry run, and that service then could not start again."""
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
     with _MIGRATE_LOCK, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Two services starting on one empty database migrated at once: one failed ("relation
@@ -180,8 +194,32 @@ def migrate(engine: Engine) -> None:
             # held to the end of this transaction; the second runs after, and finds nothing to do.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         _refuse_foreign(conn)
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            if upgrade:
+                _fill_standing_verdicts(conn)
+            return
+        if not upgrade:
+            if current is None:
+                raise SchemaBehind("it holds no defectlens inspections (no schema): `defectlens serve` makes one")
+            raise SchemaBehind(f"its schema is at revision {current}, this defectlens's at {head}: start `defectlens serve` of this version "
+                               "on it once to upgrade it (stop the services of the older version first), or use the defectlens that made it")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if current is not None:
+            log.warning("database schema upgraded from revision %s to %s: a defectlens older than this one cannot use it any more "
+                        "(stop its services; the rows they would write are mended at this service's next start)", current, head)
+
+
+def _fill_standing_verdicts(conn: Connection) -> None:
+    """Give rows an older service wrote into an upgraded schema the standing verdict the history's filters
+    read (a probe's older service, still running, wrote rows that no verdict filter found)."""
+    unmended = "final_verdict IS NULL OR final_verdict <> COALESCE(reviewed_verdict, verdict)"
+    # Read first: an UPDATE of no row is still a write, which a read-only database refuses (and a busy one queues).
+    if conn.execute(text(f"SELECT 1 FROM inspections WHERE {unmended} LIMIT 1")).first() is None:
+        return
+    mended = conn.execute(text(f"UPDATE inspections SET final_verdict = COALESCE(reviewed_verdict, verdict) WHERE {unmended}"))
+    log.warning("%d inspection(s) written by an older defectlens had their standing verdict filled in", mended.rowcount)
 
 
 def _refuse_foreign(conn: Connection) -> None:
@@ -212,6 +250,7 @@ __all__ = [
     "RegionRow",
     "ReviewRow",
     "SQLAlchemyError",
+    "SchemaBehind",
     "make_engine",
     "make_sessions",
     "migrate",

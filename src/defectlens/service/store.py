@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from defectlens.errors import ConfigError
-from defectlens.service.db import ForeignDatabase, InspectionRow, RegionRow, ReviewRow, make_engine, make_sessions, migrate, utcnow
+from defectlens.service.db import ForeignDatabase, InspectionRow, RegionRow, ReviewRow, SchemaBehind, make_engine, make_sessions, migrate, utcnow
 from defectlens.service.models import Outcome
 
 PROBE_BUSY_SECONDS = 3.0
@@ -99,8 +99,11 @@ class ReviewInput:
 class Store:
     """Database access for the service; safe to share between request threads."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, upgrade: bool = True):
+        """``upgrade``: bring an older schema to this defectlens's (the service); off, an older one is
+        refused (:class:`StoreUnavailable`, lasting) — the commands that read or tidy leave it as it is."""
         self.url = url
+        self.upgrade = upgrade
         try:
             self.engine = make_engine(url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -122,13 +125,16 @@ class Store:
             from alembic.util.exc import CommandError
 
             try:
-                migrate(self.engine)
+                migrate(self.engine, self.upgrade)
             except (SQLAlchemyError, OSError) as exc:
                 self.last_error = _one_line(exc)
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
             except ForeignDatabase as exc:
                 self.last_error = f"{exc}; give defectlens a database of its own"
                 raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
+            except SchemaBehind as exc:
+                self.last_error = str(exc)
+                raise StoreUnavailable(f"database not upgraded: {exc}", lasting=True) from None
             except CommandError as exc:
                 # A schema revision the shipped migrations do not know: written by a newer defectlens.
                 self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}); upgrade defectlens"
