@@ -166,7 +166,7 @@ def test_changed_onnx_file_is_refused(exported, tmp_path):
 def test_missing_runtime_names_the_pip_command(exported, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(runtime_module.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"onnxruntime.*not installed — fix: pip install onnxruntime"):
+    with pytest.raises(ConfigError, match=r"onnxruntime.*not installed — fix: pip install 'defectlens\[onnx\]'"):
         Inspector.load(exported)
 
 

@@ -59,6 +59,17 @@ def test_demo_sample_is_small_complete_and_licensed():
     assert "CC BY-NC-SA 4.0" in readme and "Tabernik" in readme and "make_demo_sample.py" in readme
 
 
+def test_demo_outside_a_clone_says_where_the_sample_is(tmp_path, monkeypatch):
+    # Packaging probe 2026-12-05: installed from a wheel, the demo said ".../python3.11/examples/commutator:
+    # category not found" (the sample ships with the repository only).
+    from defectlens.cli import vision
+
+    monkeypatch.setattr(vision, "bundled_samples", lambda: tmp_path / "site-packages" / "examples")
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "ships with the repository, not the installed package" in _text(result)
+    assert not (tmp_path / "out").exists()
+
+
 def test_demo_runs_on_the_bundled_sample_and_finds_its_cracks(tmp_path):
     # Calibrated to a 3 % false-alarm target on its 8 good validation parts, the demo passed every one
     # of its 8 cracks (all GOOD, a new user's first sight of the tool): it calibrates F1-optimal.

@@ -75,6 +75,17 @@ def test_newer_descriptor_version_says_which(fitted_model, tmp_path):
         Inspector.load(model)
 
 
+def test_settings_a_newer_defectlens_records_say_upgrade_not_refit(fitted_model, tmp_path):
+    # Probe 2026-12-05: an older defectlens reading a newer model's settings said "re-fit the model".
+    model = _copy(fitted_model, tmp_path)
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    _edit_descriptor(model, settings={**meta["settings"], "tomorrows_setting": 1},
+                     provenance={**meta["provenance"], "defectlens_version": "9.0.0"})
+    with pytest.raises(ModelFileError, match=rf"written by defectlens 9.0.0, with settings this defectlens \({__version__}\) does not know "
+                                             r"\(tomorrows_setting\) — fix: upgrade defectlens to read it"):
+        Inspector.load(model)
+
+
 def test_legacy_folders_still_load(fitted_model, tmp_path):
     model = _copy(fitted_model, tmp_path)
     meta = json.loads((model / DESCRIPTOR_FILE).read_text())

@@ -106,7 +106,7 @@ def test_ray_missing_names_the_pip_command(fitted_model, synthetic_category, tmp
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "ray"])
     assert result.exit_code == 2
     text = " ".join(result.output.split())
-    assert "needs the Python package 'ray'" in text and "pip install ray" in text
+    assert "needs the Python package 'ray'" in text and "pip install 'defectlens[ray]'" in text
     assert "pip install -e '.[ray]'" in text  # the extra's brackets survive the console's markup
     assert not (tmp_path / "o").exists()
 
@@ -121,7 +121,7 @@ def test_a_broken_ray_install_is_one_line_with_the_pip_command(fitted_model, syn
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), "--engine", "ray"])
     text = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
-    assert "installed but cannot be imported" in text and "pip install ray" in text and "Traceback" not in text
+    assert "installed but cannot be imported" in text and "pip install 'defectlens[ray]'" in text and "Traceback" not in text
     assert not (tmp_path / "o").exists()
 
 

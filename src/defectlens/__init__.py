@@ -35,7 +35,9 @@ else:
         raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+"""Raised with each change a user can see; the package's version (pyproject reads it here), and what
+models, inspection JSON and the service record as having made them."""
 
 __all__ = [
     "ConfigError",

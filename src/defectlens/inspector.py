@@ -24,13 +24,14 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TypeAlias, TypeGuard
+from typing import Any, TypeAlias, TypeGuard
 
 import numpy as np
 from PIL import Image
 
+from defectlens import __version__
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
     PART_FILES,
@@ -362,6 +363,11 @@ def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -
     failures: list[Failure] = []
     read = list(_readable(paths, failures, progress))
     return [image for _, image in read], [path for path, _ in read], failures
+
+
+def _unknown_fields(saved: dict[str, Any] | None, kind: type) -> list[str]:
+    """The keys of ``saved`` that are no field of the dataclass ``kind`` (sorted)."""
+    return sorted(set(saved or {}) - {f.name for f in fields(kind)})
 
 
 def scan_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[ImageFiles, list[Failure]]:
@@ -859,6 +865,12 @@ class Inspector:
             fitted = descriptor.fit_summary
             summary = FitSummary(**{**fitted, "notes": tuple(fitted.get("notes") or ())}) if fitted else None
         except (TypeError, ValueError, ConfigError) as exc:
+            if unknown := _unknown_fields(descriptor.settings, InspectorSettings) + _unknown_fields(descriptor.fit_summary, FitSummary):
+                # Settings a newer defectlens records: "re-fit the model" had been said of a model that only needed a newer reader.
+                by = descriptor.provenance.defectlens_version if descriptor.provenance else None
+                written = f"written by defectlens {by}" if by else "written by another defectlens"
+                raise ModelFileError(f"{written}, with settings this defectlens ({__version__}) does not know ({', '.join(unknown)})", path,
+                                     "upgrade defectlens to read it, or re-fit the model with this one") from None
             # A ConfigError's own fix speaks of command-line options; for a saved model re-fitting is the fix.
             raise ModelFileError(f"invalid inspector settings ({getattr(exc, 'message', exc)})", path, "re-fit the model") from None
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)

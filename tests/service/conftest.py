@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("fastapi", reason="the service extra is not installed (pip install -e '.[service]' in the repository)")
+pytest.importorskip("fastapi", reason="the service extra is not installed (pip install -e '.[service]' in the clone)")
 
 from service_helpers import TYPES, cluster, defective, texture
 

@@ -97,7 +97,7 @@ def _unavailable(exc: Exception) -> str:
 
 def _need_extra(exc: ImportError) -> typer.Exit:
     console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — "
-                  "fix: pip install -e '.\\[service]' in the repository (`make setup` installs it)")
+                  "fix: pip install 'defectlens\\[service]' (in a clone: `make setup`, or pip install -e '.\\[service]')")
     return typer.Exit(2)
 
 

@@ -1092,8 +1092,12 @@ def demo(
     from them: the fitted model locates the defect in each example first."""
     root = (data_root or bundled_samples()) / category
     if not root.is_dir():
-        console.print(f"[red]error:[/] {escape(str(root))}: category not found"
-                      " — fix: pass --data-root with a folder of categories (e.g. ../shared/datasets)")
+        # Installed from a wheel, the sample is not there: it lives in the repository (its licence,
+        # CC BY-NC-SA, is not the package's), and "category not found" under site-packages said nothing of that.
+        where = (" (the sample ships with the repository, not the installed package: run the demo in a clone)"
+                 if data_root is None else "")
+        console.print(f"[red]error:[/] {escape(str(root))}: category not found{where}"
+                      " — fix: pass --data-root with a folder of categories in the MVTec-AD layout (e.g. ../shared/datasets)")
         raise typer.Exit(2)
     model_dir = output / "model"
     fit(root, model_dir, max_images=max_train)

@@ -37,7 +37,7 @@ from defectlens.export.model import is_exported
 from defectlens.export.runtime import available_threads
 from defectlens.inspector import Failure
 
-PIP_HINT = "pip install ray  (or, in the repository: pip install -e '.[ray]')"
+PIP_HINT = "pip install 'defectlens[ray]'  (in a clone: pip install -e '.[ray]')"
 FAULT_ENV = "DEFECTLENS_RAY_FAULT"
 """Fault injection for tests: a worker given a batch holding an image of this file name writes
 the images before it and exits, as a worker killed mid-batch would (the retry-then-fail path

@@ -23,17 +23,21 @@ INPUT_NAME = "image"
 """The ONNX graph's one input: (N, 3, Hc, Wc) float32 canvases, already normalised."""
 FEATURES_NAME = "features"
 """The ONNX graph's first output: (N, C, h, w) fused patch features; the per-stage maps follow."""
-_PIP = {"onnxruntime": "onnxruntime", "openvino": "openvino", "onnx": "onnx"}
 """Python module -> PyPI package, for the install hint."""
+
+
+def _extra(module: str) -> str:
+    """The package extra that installs ``module``."""
+    return "openvino" if module == "openvino" else "onnx"
 
 
 def require_module(module: str, what: str) -> None:
     """Raise a one-line :class:`ConfigError` with the pip command when ``module`` is not installed."""
     if importlib.util.find_spec(module) is None:
         raise ConfigError(
-            f"{what} needs the Python package {_PIP.get(module, module)!r}, which is not installed",
+            f"{what} needs the Python package {module!r}, which is not installed",
             None,
-            f"pip install {_PIP.get(module, module)}  (or, in the repository: pip install -e '.[{'openvino' if module == 'openvino' else 'onnx'}]')",
+            f"pip install 'defectlens[{_extra(module)}]'  (in a clone: pip install -e '.[{_extra(module)}]')",
         )
 
 
