@@ -205,14 +205,22 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
         assert result.exit_code == 2, result.output
         assert "3 result(s) already there were inspected with other thresholds" in _text(result) and "image 123" in _text(result)
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
-    # The same model: allowed, and said — the results of other inputs stay and are not in the summary,
+    # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
+    # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),
     # and a result of another file under the same name is replaced.
     result = runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(out)])
     assert result.exit_code == 0, result.output
     text = _text(result)
-    assert "2 earlier result(s)" in text and "are not among these inputs (e.g. 001.json)" in text and "list this run's 2 image(s) only" in text
+    assert "2 earlier result(s)" in text and "are not among these inputs (e.g. 001.json)" in text
+    assert "listed in summary.csv and index.html after this run's 2 image(s)" in text
     assert "1 earlier result(s) of other files under the same names are replaced (e.g. 000.json" in text
-    assert {r["file"] for r in _rows(out)} == {"000.png", "003.png"}
+    rows = _rows(out)
+    assert [Path(r["file"]).name for r in rows] == ["000.png", "003.png", "001.png", "002.png"]
+    assert [r["output"] for r in rows[2:]] == ["001", "002"] and str(lot) in rows[2]["file"]
+    gallery = (out / "index.html").read_text(encoding="utf-8")
+    assert "001.report.md" in gallery and "2 earlier result(s) in this folder listed after them" in gallery
+    # The terminal's table and verdicts are this run's.
+    assert "defectlens — 2 image(s) inspected" in text
 
 
 def test_resume_keeps_finished_names_when_an_added_folder_sorts_first(fitted_model, synthetic_category, tmp_path):

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -69,7 +69,7 @@ def same_type_name(a: str, b: str) -> bool:
     return normal_type_name(a).casefold() == normal_type_name(b).casefold()
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a defect type is for the part, in increasing order."""
 
     low = "low"

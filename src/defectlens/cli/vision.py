@@ -725,8 +725,10 @@ def inspect(
     todo = files
     taken = {names[p] for p in files}
     if stay := sorted(set(earlier) - taken):
+        # Listed after this run's: a line that inspects into one folder day after day had its 1 122-row summary
+        # replaced by the 10 images of the next run, the earlier results left on disk with nothing listing them.
         console.print(f"[yellow]note:[/] {len(stay)} earlier result(s) in {escape(str(output))} are not among these inputs (e.g. "
-                      f"{escape(stay[0])}.json): they stay, and summary.csv and index.html list this run's {len(files)} image(s) only")
+                      f"{escape(stay[0])}.json): they stay, listed in summary.csv and index.html after this run's {len(files)} image(s)")
     others = [p for p in files if names[p] in earlier and _of_another_file(earlier[names[p]], p)]
     if others:
         console.print(f"[yellow]note:[/] {len(others)} earlier result(s) of other files under the same names are replaced "
@@ -805,7 +807,8 @@ def inspect(
         # Best effort on the way out: a summary that cannot be written (a full disk) must not hide
         # the interruption's own message, and --resume writes it anyway.
         with contextlib.suppress(DefectlensError):
-            write_batch_results(output, [rows[p] for p in files if p in rows], f"{title}, interrupted: {len(left)} not inspected", left)
+            write_batch_results(output, [rows[p] for p in files if p in rows] + _earlier_rows(output, earlier, stay),
+                                f"{title}, interrupted: {len(left)} not inspected", left)
         raise interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
     except DefectlensError as exc:
         if created and not any(output.iterdir()):
@@ -825,8 +828,10 @@ def inspect(
     skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: ")) for f in failures]
     # Inspected and not inspected counted apart ("235 image(s), 1 not inspected" read as one of the 235).
     title = f"defectlens — {len(done)} image(s) inspected" + (f", {len(skipped)} input(s) not inspected" if skipped else "")
+    kept = _earlier_rows(output, earlier, stay)
+    listed = title + (f"; {len(kept)} earlier result(s) in this folder listed after them" if kept else "")
     try:
-        summary_path, gallery_path = write_batch_results(output, done, title, skipped, unwritten=len(files) - len(done))
+        summary_path, gallery_path = write_batch_results(output, done + kept, listed, skipped, unwritten=len(files) - len(done))
     except DefectlensError as exc:
         # The images whose files failed too (a full or read-only disk fails them all) are listed
         # first: the summary was all that would have listed them.
@@ -846,6 +851,13 @@ def inspect(
         raise typer.Exit(EXIT_PARTIAL)
     if fail_on_defect and any(r.defective for r in done):
         raise typer.Exit(EXIT_DEFECTIVE)
+
+
+def _earlier_rows(output: Path, earlier: dict[str, dict], names: list[str]) -> list[ResultRow]:
+    """The summary rows of earlier results in ``output`` that this run leaves as they are (``names``),
+    each under the source it recorded; one whose files are incomplete is left out."""
+    rows = (read_result(output, name, str(earlier[name].get("source") or name)) for name in names)
+    return [row for row in rows if row is not None]
 
 
 def evaluate(

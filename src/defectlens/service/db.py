@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ log = logging.getLogger("defectlens.service")
 
 def utcnow() -> datetime:
     """Now, timezone-aware in UTC (stored as such in both SQLite and PostgreSQL)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

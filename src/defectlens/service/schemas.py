@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -175,7 +175,7 @@ def as_utc(dt: datetime | None) -> datetime | None:
     """``dt`` as an aware UTC time: SQLite hands back the stored UTC times without their zone."""
     if dt is None:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def weaker_regions(row: InspectionRow) -> set[int]:
