@@ -92,3 +92,24 @@ def test_an_upload_is_checked_once(service_model: Path) -> None:
     finally:
         pool.close()
     assert not [w for w in caught if "aspect" in str(w.message)]
+
+
+def test_a_model_without_defect_types_is_said_at_start(fitted_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Scale probe 2026-12-05: a model folder with no taxonomy was served; the first typed review got 422
+    # ("known: unknown, not-a-defect") and export-reviews wrote no type example, with nothing said before.
+    import shutil
+
+    from defectlens.service.app import ServiceConfig, create_app
+
+    root = tmp_path / "untyped"
+    shutil.copytree(fitted_model, root)
+    (root / "taxonomy.json").unlink(missing_ok=True)
+    pool = ModelPool.load([root])
+    try:
+        assert pool.models["untyped"].types == ("unknown", "not-a-defect")
+        with caplog.at_level("WARNING", logger="defectlens.service"):
+            create_app(ServiceConfig((root,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data"), pool)
+        assert "model untyped: no defect types (no taxonomy.json or examples/ in the model folder)" in caplog.text
+        assert any("no defect types" in n for n in pool.models["untyped"].summary()["notes"])
+    finally:
+        pool.close()

@@ -356,6 +356,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                               fix="pass a writable --data-dir") from None
     if blobs.removed_scratch:
         log.warning("removed %d scratch file(s) a stopped service left in %s", blobs.removed_scratch, config.data_dir / "tmp")
+    for served in pool.models.values():
+        # Said once at start, where an operator looks: they were only in GET /models.
+        for note in served.notes:
+            log.warning("model %s: %s", served.name, note)
     metrics = Metrics(list(pool.models))
     admission = Admission(config.max_in_flight)
     pixel_budget = PixelBudget(config.max_pixels)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defectlens.descriptor import EXAMPLES_DIR, model_stamp, part_taxonomy
+from defectlens.descriptor import EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy
 from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes
 from defectlens.errors import ConfigError
 from defectlens.explain.report import build_report, render_markdown
@@ -155,7 +155,13 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
         names += [n for n in analysis.classifier.class_names if n not in names]
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
     label = name or root.resolve().name
-    return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, list(analysis.notes), model_stamp(root))
+    notes = list(analysis.notes)
+    if not names:
+        # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.
+        notes.append(f"no defect types (no {TAXONOMY_FILE} or {EXAMPLES_DIR}/ in the model folder): reviews may give verdicts and mark "
+                     f"regions unknown or not-a-defect only, and export-reviews writes no type examples — put the part's {TAXONOMY_FILE} "
+                     "in the model folder (fit keeps it there when its data holds one)")
+    return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, notes, model_stamp(root))
 
 
 @dataclass
