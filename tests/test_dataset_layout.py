@@ -218,6 +218,12 @@ def test_an_image_given_twice_is_inspected_once(fitted_model, synthetic_category
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(lot), str(first), f"{lot}/./", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "5 image(s) given more than once" in _text(result), result.output  # the file again, and the folder's 4
+    # The file again, and the folder's 4; which name stands for it is said (scale probe: a link's name found no row).
+    assert f"5 input name(s) lead to a file already given (e.g. {first}, given twice):" in _text(result), result.output
+    link = tmp_path / "link.png"
+    link.symlink_to(first)
+    linked = runner.invoke(app, ["inspect", str(fitted_model), str(first), str(link), "-o", str(tmp_path / "out2")])
+    assert f"1 input name(s) lead to a file already given (e.g. {link} is {first})" in _text(linked), linked.output
+    assert "listed under the first name" in _text(result)
     rows = (out / "summary.csv").read_text().splitlines()[1:]
     assert len(rows) == 4, rows

@@ -75,6 +75,9 @@ def test_defective_report_findings_and_template():
     assert "Recommended action: reject the part" in rep.text  # the most severe finding decides
     # The fields that were defaulted, not all three (blowhole has its severity).
     assert "default impact/action used for blowhole (not given in the taxonomy)" in rep.notes
+    # With no taxonomy at all, it is not "not given in the taxonomy" (own-data probe 2026-12-05).
+    bare = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "pitting", 0.9, "few-shot", (("pitting", 0.9), ("dent", 0.1)))])
+    assert "default severity/impact/action used for pitting (no taxonomy: add the part's taxonomy.json to the model folder)" in bare.notes
     assert verify_text(rep.text, rep, TAX.names).ok
     data = json.loads(json.dumps(rep.to_json()))
     assert data["findings"][0]["defect_type"] == "crack" and data["writer"] == "template"

@@ -216,6 +216,8 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     assert "1 earlier result(s) of other files under the same names are replaced (e.g. 000.json" in text
     rows = _rows(out)
     assert [Path(r["file"]).name for r in rows] == ["000.png", "003.png", "001.png", "002.png"]
+    # A model with no examples and no taxonomy: why the types column is empty is said once (it was only in each report).
+    assert "regions are not typed: the model has no defect examples and no taxonomy with descriptions" in text
     assert [r["output"] for r in rows[2:]] == ["001", "002"] and str(lot) in rows[2]["file"]
     gallery = (out / "index.html").read_text(encoding="utf-8")
     assert "001.report.md" in gallery and "2 earlier result(s) in this folder listed after them" in gallery

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 import numpy as np
 from scipy import ndimage
@@ -86,10 +86,24 @@ def type_regions(
         return Classification()
     if classifier is not None:
         return classifier.classify_inspection(image, inspection)
-    if taxonomy is not None and taxonomy.defects and all(d.description for d in taxonomy.defects):
+    if _words_apply(taxonomy):
         masks = region_masks(inspection)
         return Classification(classify_regions_from_words(image, list(masks.values()), taxonomy, list(masks)))
     if grounding is not None and inspection.region_labels is not None:
         return Classification(classify_from_grounding(grounding, inspection.region_labels))
-    return Classification(notes=[("regions are not typed: the model has no defect examples and no taxonomy with descriptions "
-                                 "(add a taxonomy.json to the model folder, or give --examples)")])
+    return Classification(notes=[UNTYPED])
+
+
+UNTYPED = ("regions are not typed: the model has no defect examples and no taxonomy with descriptions "
+           "(add a taxonomy.json to the model folder, or give --examples)")
+"""Said where :func:`type_regions` has no source of types."""
+
+
+def has_type_source(classifier: RegionClassifier | None, taxonomy: Taxonomy | None, grounding_model: bool = False) -> bool:
+    """Whether :func:`type_regions` will have a source of types: examples, a taxonomy whose every type
+    has a description, or a grounding model's maps (``grounding_model``)."""
+    return classifier is not None or grounding_model or _words_apply(taxonomy)
+
+
+def _words_apply(taxonomy: Taxonomy | None) -> TypeGuard[Taxonomy]:
+    return taxonomy is not None and bool(taxonomy.defects) and all(d.description for d in taxonomy.defects)

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from defectlens.classify import UNTYPED, has_type_source
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, part_taxonomy, read_descriptor, render_card
 from defectlens.detect import FitSummary
@@ -129,15 +130,22 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
             failures.append(Failure(str(item), str(ImageReadError(what.replace("no such file", "no such file or folder"), item, fix))))
     # A file named twice (a folder and one of its files, `lot` and `./lot`) is one part: inspected
     # twice it was two rows, its files written twice, and it counted twice towards a batch's minimum.
-    seen: set[str] = set()
+    first: dict[str, Path] = {}
     unique: list[Path] = []
-    repeated: list[Path] = []
+    repeated: list[tuple[Path, Path]] = []
     for f in files:
         key = os.path.realpath(f)
-        (repeated if key in seen else unique).append(f)
-        seen.add(key)
+        if key in first:
+            repeated.append((f, first[key]))
+        else:
+            first[key] = f
+            unique.append(f)
     if repeated:
-        notes([f"{len(repeated)} image(s) given more than once (e.g. {repeated[0]}): each inspected once"])
+        # Which name it is listed under: an operator looking up the other name (a link) found no row.
+        again, listed = repeated[0]
+        example = f"{again}, given twice" if str(again) == str(listed) else f"{again} is {listed}"
+        notes([f"{len(repeated)} input name(s) lead to a file already given (e.g. {example}): "
+               "each file is inspected once, listed under the first name"])
     return unique, failures
 
 
@@ -683,6 +691,9 @@ def inspect(
     except DefectlensError as exc:
         raise fail(exc) from None
     notes(analysis.notes)
+    if not has_type_source(analysis.classifier, analysis.taxonomy, Inspector.needs_taxonomy(model_dir)):
+        # Said once here: the table's types column was blank with the reason in each report only.
+        notes([UNTYPED])
     normal = getattr(inspector.detector, "normal_stats", None)
     if threshold is not None and normal is not None and threshold < normal.image_median:
         # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.

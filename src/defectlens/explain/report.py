@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from defectlens.descriptor import TAXONOMY_FILE
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import confidence_words, template_text, with_head_and_action
@@ -89,7 +90,9 @@ def build_findings(
         if f.defaults_used and f.defect_type != UNKNOWN:
             defaulted.setdefault(tuple(f.defaults_used), set()).add(f.defect_type)
     for fields, names in sorted(defaulted.items()):
-        notes.append(f"default {'/'.join(fields)} used for {', '.join(sorted(names))} (not given in the taxonomy)")
+        # "not given in the taxonomy" had been said of a part with no taxonomy at all (probe 2026-12-05).
+        why = "not given in the taxonomy" if taxonomy is not None else f"no taxonomy: add the part's {TAXONOMY_FILE} to the model folder"
+        notes.append(f"default {'/'.join(fields)} used for {', '.join(sorted(names))} ({why})")
     return findings, notes
 
 
