@@ -835,3 +835,15 @@ def test_images_of_one_name_from_two_folders_show_apart():
     with patch("defectlens.cli.vision.path_is", lambda p, kind: p in (day1, day2)):
         names = display_names([day1, day2], files)
     assert names == {day1 / "x.png": "day1/x.png", day2 / "x.png": "day2/x.png", day1 / "crack" / "y.png": "crack/y.png"}
+
+
+def test_the_readme_s_json_examples_are_valid_and_its_taxonomy_loads():
+    # The taxonomy example was written for users copying it: it must load as written.
+    import re
+
+    from defectlens.taxonomy import parse_taxonomy
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", readme, re.S)]
+    taxonomies = [b for b in blocks if isinstance(b, dict) and "defects" in b]
+    assert taxonomies and all(parse_taxonomy(t, require_descriptions=True).names for t in taxonomies)
