@@ -263,13 +263,19 @@ def test_low_disk_is_a_warning_and_the_store_gauge_follows_an_outage_without_tra
 
     monkeypatch.setattr(service_app, "HEALTH_PROBE_SECONDS", 0.0)
     monkeypatch.setattr(service_app, "STORE_WATCH_SECONDS", 0.05)
-    monkeypatch.setattr(BlobStore, "_free", lambda self: 20 * 2**20)
+    monkeypatch.setattr(BlobStore, "free_bytes", lambda self: 20 * 2**20)
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
         health = client.get("/health")
         assert health.status_code == 200 and "20 MiB free" in health.json()["warnings"][0]
         assert upload(client, images["good"]).status_code == 201
         assert "defectlens_store_up 1.0" in client.get("/metrics").text
-        monkeypatch.setattr(BlobStore, "_free", lambda self: 2**19)  # full: down, found with no request at all
+        # What is stored and the room left, kept by the watch thread (scale probe: counters alone showed neither).
+        deadline = time.monotonic() + 10
+        while "defectlens_inspections_stored 1.0" not in client.get("/metrics").text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "defectlens_inspections_stored 1.0" in client.get("/metrics").text
+        assert "defectlens_disk_free_bytes 2.097152e+07" in client.get("/metrics").text  # 20 MiB
+        monkeypatch.setattr(BlobStore, "free_bytes", lambda self: 2**19)  # full: down, found with no request at all
         deadline = time.monotonic() + 10
         while "defectlens_store_up 0.0" not in client.get("/metrics").text and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -248,6 +248,11 @@ class Metrics:
         self.reviews = Counter("defectlens_reviews", "Reviews stored, by kind (review: labels the inspection; note: a comment alone)",
                                ["kind"], registry=self.registry)
         self.store_up = Gauge("defectlens_store_up", "1 when the database answered the last check", registry=self.registry)
+        # Kept by the watch thread: how much is stored, and the room left for it (counters alone had shown
+        # nothing of a store that grows for weeks, and /health warns only under 32 MiB free).
+        self.stored = Gauge("defectlens_inspections_stored", "Inspections in the database (as of the last check)", registry=self.registry)
+        self.disk_free = Gauge("defectlens_disk_free_bytes", "Free bytes on the file store's disk (as of the last check)",
+                               registry=self.registry)
         for m in models:  # zero-valued series from the start, so dashboards see every model
             for v in ("good", "defective"):
                 self.inspections.labels(m, v)
@@ -382,8 +387,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         stop = threading.Event()
 
         def watch() -> None:
+            refresh_sizes()
             while not stop.wait(STORE_WATCH_SECONDS):
                 probe_store()
+                refresh_sizes()
 
         threading.Thread(target=watch, name="defectlens-store-watch", daemon=True).start()
         yield
@@ -742,6 +749,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         else:
             outage.began(str(store.last_error))
         return up
+
+    def refresh_sizes() -> None:
+        """The gauges of what is stored and the disk's room (on the watch thread: /metrics never waits on them)."""
+        with contextlib.suppress(OSError):
+            metrics.disk_free.set(blobs.free_bytes())
+        with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
+            metrics.stored.set(store.count())
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer")
     def health() -> JSONResponse:

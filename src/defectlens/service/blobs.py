@@ -121,17 +121,18 @@ class BlobStore:
         """Raise OSError (no space) when the store's disk has under :data:`DOWN_FREE_BYTES` free:
         an upload is refused then as /health says (they had gone in while /health said down, and the
         store's state flipped with every one)."""
-        if self._free() < DOWN_FREE_BYTES:
+        if self.free_bytes() < DOWN_FREE_BYTES:
             raise OSError(errno.ENOSPC, f"under {DOWN_FREE_BYTES // 2**20} MiB free", str(self.root))
 
-    def _free(self) -> int:
+    def free_bytes(self) -> int:
+        """Bytes free on the store's disk for this process (raises ``OSError`` when it cannot be read)."""
         stats = os.statvfs(self.root)
         return int(stats.f_bavail * stats.f_frsize)
 
     def low_space(self) -> int | None:
         """The bytes free on the store's disk when under :data:`MIN_FREE_BYTES`, else None."""
         try:
-            free = self._free()
+            free = self.free_bytes()
         except OSError:
             return None
         return free if free < MIN_FREE_BYTES else None
