@@ -292,6 +292,31 @@ def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category,
     assert metrics["n_test"] == 8 and "image_auroc" in run.stderr and list(tmp_path.iterdir()) == []
 
 
+def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthetic_category, tmp_path):
+    # Own-data probe 2026-12-05: calibrate said "check it with defectlens evaluate", which took only an MVTec
+    # category; the engineer had to build test/{good,pitting} from links.
+    test = synthetic_category / "test"
+    out = {}
+    flat = tmp_path / "line export" / "spot"
+    shutil.copytree(test / "spot", flat)
+    for mask in (synthetic_category / "ground_truth" / "spot").iterdir():
+        shutil.copy(mask, flat / mask.name)  # <stem>_mask.png beside each image
+    for name, args in (("category", [str(synthetic_category)]), ("mvtec folders", ["--good", str(test / "good"), "--defective", str(test / "spot")]),
+                       ("flat folders", ["--good", str(test / "good"), "--defective", str(flat)])):
+        result = runner.invoke(app, ["evaluate", str(fitted_model), *args, "--json", str(tmp_path / f"{name}.json")])
+        assert result.exit_code == 0, (name, result.output)
+        out[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    same = ("image_auroc", "pixel_auroc", "aupro", "n_good", "n_defective", "recall_at_threshold", "false_alarm_rate_at_threshold")
+    for name in ("mvtec folders", "flat folders"):
+        assert {k: out[name][k] for k in same} == {k: out["category"][k] for k in same}, name
+        assert out[name]["per_type_image_auroc"].keys() == {"spot"} and out[name]["no_mask"] == []
+    for bad, said in ((["--good", str(test / "good")], "pass CATEGORY_DIR (with test/), or both --good DIR and --defective DIR"),
+                      ([str(synthetic_category), "--good", str(test / "good"), "--defective", str(flat)], "or both --good"),
+                      (["--good", str(test / "good"), "--defective", str(flat), "--types-k", "1"], "pass a category folder for --types-k")):
+        refused = runner.invoke(app, ["evaluate", str(fitted_model), *bad])
+        assert refused.exit_code == 2 and said in " ".join(refused.output.split()), refused.output
+
+
 def _inspect_typed(model, synthetic_category, out) -> list[tuple[dict, dict]]:
     """Run ``inspect`` with the taxonomy and k=2 examples on the spots; (inspection, report) JSONs per image."""
     result = runner.invoke(

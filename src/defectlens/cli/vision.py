@@ -54,7 +54,17 @@ from defectlens.inspector import (
     InspectorSettings,
     scan_images,
 )
-from defectlens.io import IMAGE_SUFFIXES, clean_stale_temporaries, images_below, load_category, printable_text, write_bytes_atomic, write_json_atomic
+from defectlens.io import (
+    IMAGE_SUFFIXES,
+    Category,
+    clean_stale_temporaries,
+    images_below,
+    labelled_category,
+    load_category,
+    printable_text,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from defectlens.io.atomic import folder_identity, require_replaceable_folder
 from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
@@ -864,6 +874,24 @@ def inspect(
         raise typer.Exit(EXIT_DEFECTIVE)
 
 
+def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
+    """The test split of `evaluate --good --defective`: each defective image typed by the folder it was
+    given in (or its own folder, for an image given alone); unreadable inputs said as notes."""
+    good_files, problems = expand_inputs(good)
+    typed: list[tuple[Path, str]] = []
+    for given in defective:
+        files, failed = expand_inputs([given])
+        problems += failed
+        typed += [(f, given.resolve().name if given.is_dir() else f.parent.resolve().name) for f in files]
+    for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):
+        if not count:
+            raise DatasetLayoutError(f"no {what} images: the evaluation compares good and defective parts and needs both",
+                                     ", ".join(map(str, folders)), f"pass a folder holding images of {what} parts")
+    category = labelled_category(good_files, typed, Path(os.path.commonpath([p.resolve() for p in [*good, *defective]])))
+    category.notes += [f.message for f in problems]
+    return category
+
+
 def _earlier_rows(output: Path, earlier: dict[str, dict], names: list[str]) -> list[ResultRow]:
     """The summary rows of earlier results in ``output`` that this run leaves as they are (``names``),
     each under the source it recorded; one whose files are incomplete is left out."""
@@ -873,8 +901,18 @@ def _earlier_rows(output: Path, earlier: dict[str, dict], names: list[str]) -> l
 
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory: `defectlens fit` or `defectlens train-grounding`, or an export of one.")],
-    category_dir: Annotated[Path, typer.Argument(help="Category folder with test/ and ground_truth/.")],
+    category_dir: Annotated[
+        Path | None, typer.Argument(help="Category folder with test/ and ground_truth/ (or give --good and --defective instead).")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics to this JSON file ('-': to standard output).")] = None,
+    good: Annotated[
+        list[Path] | None, typer.Option("--good", help="Instead of a category: folder (or image) of good parts, as `calibrate` takes them.")
+    ] = None,
+    defective: Annotated[
+        list[Path] | None,
+        typer.Option("--defective", help="With --good: folder (or image) of defective parts, typed by the folder's name; masks as "
+                                         "`calibrate` reads them (<stem>_mask.png beside each image or in masks/)."),
+    ] = None,
     types_k: Annotated[
         int,
         typer.Option(
@@ -890,6 +928,9 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a model on a labelled test split: AUROC, AP, F1-max, AUPRO, speed, operating point.
+
+    The split is a category's test/ (MVTec layout), or folders labelled by option: --good and
+    --defective, as `calibrate` takes them.
 
     Image and pixel AUROC, AP and F1-max, AUPRO, speed and memory, and the
     operating point: the model's image threshold with its recall and false-alarm rate there
@@ -907,9 +948,19 @@ def evaluate(
             _require_choice("--cue", "zero-shot cue", cue, CUES)
         # '-' is standard output (a file named '-' had been written); the table goes to stderr as always.
         to_stdout = json_out is not None and str(json_out) == "-"
+        if (category_dir is None) == (good is None and defective is None) or (good is None) != (defective is None):
+            raise ConfigError("evaluate takes a category folder, or --good and --defective folders", category_dir,
+                              "pass CATEGORY_DIR (with test/), or both --good DIR and --defective DIR")
+        if types_k > 0 and category_dir is None:
+            raise ConfigError("--types-k draws examples from a category's test/ folders", None, "pass a category folder for --types-k")
         if json_out is not None and not to_stdout:
-            require_output_file(json_out, "metrics JSON", kept=[model_dir, category_dir])
-        category = load_category(category_dir)
+            inputs = [category_dir] if category_dir else [*(good or []), *(defective or [])]
+            require_output_file(json_out, "metrics JSON", kept=[model_dir, *inputs])
+        if category_dir is None:
+            category = _labelled_folders(good or [], defective or [])
+            category_dir = category.root
+        else:
+            category = load_category(category_dir)
         notes(category.notes)
         # A zero-shot grounding model reads the part through the category's own taxonomy.
         zero_shot = Inspector.needs_taxonomy(model_dir)

@@ -10,7 +10,17 @@ from defectlens.io.atomic import (
     write_model_files,
     write_text_atomic,
 )
-from defectlens.io.dataset import GOOD, Category, FolderImages, LabelledImage, images_below, is_good_folder, list_images, load_category
+from defectlens.io.dataset import (
+    GOOD,
+    Category,
+    FolderImages,
+    LabelledImage,
+    images_below,
+    is_good_folder,
+    labelled_category,
+    list_images,
+    load_category,
+)
 from defectlens.io.images import (
     IMAGE_FORMATS,
     IMAGE_SUFFIXES,
@@ -41,6 +51,7 @@ __all__ = [
     "image_area",
     "images_below",
     "is_good_folder",
+    "labelled_category",
     "list_images",
     "load_category",
     "load_image",

@@ -1,4 +1,5 @@
-"""Reading categories stored in the MVTec-AD folder layout.
+"""Reading categories stored in the MVTec-AD folder layout (or a test split from labelled folders:
+:func:`labelled_category`).
 
     <category>/train/good/*            normal images to fit on
     <category>/test/good/*             normal test images
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,6 +204,17 @@ def mask_for_image(image: str | Path) -> Path | None:
     folder = path.parent
     in_split = folder.parent.name in LABELLED_SPLITS and not is_good_folder(folder)
     return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder / "masks", path)
+
+
+def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]], root: Path) -> Category:
+    """A test split from images labelled by the folders they were given in (no MVTec layout): every
+    ``good`` image good, each ``defective`` image of the type given beside it, its mask found as
+    :func:`mask_for_image` finds one (``<stem>_mask.png`` beside it or in ``masks/``, or MVTec's
+    ground_truth/). ``root`` names the split in reports. `calibrate` had pointed to `evaluate`, which
+    took only a category in the MVTec layout."""
+    test = [LabelledImage(Path(p), GOOD, None) for p in good]
+    test += [LabelledImage(Path(p), defect_type, mask_for_image(p)) for p, defect_type in defective]
+    return Category(Path(root), [], test)
 
 
 def train_test_overlap(category: Category) -> list[Path]:
