@@ -225,6 +225,29 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     assert "defectlens — 2 image(s) inspected" in text
 
 
+def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_them(fitted_model, synthetic_category, tmp_path):
+    # Scale probe 2026-12-05: overlay PNGs were 91 % of the output (163 kB an image), with no way to make them smaller.
+    test = synthetic_category / "test" / "spot"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--overlay", "jpg"])
+    assert result.exit_code == 0, result.output
+    stems = sorted(p.stem for p in test.glob("*.png"))
+    for stem in stems:
+        with Image.open(out / f"{stem}.jpg") as im:
+            assert im.format == "JPEG"
+        assert not (out / f"{stem}.png").exists() and (out / f"{stem}.mask.png").is_file()
+    gallery = (out / "index.html").read_text(encoding="utf-8")
+    assert f'href="{stems[0]}.jpg"' in gallery and f'href="{stems[0]}.png"' not in gallery
+    resumed = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume"])
+    assert f"resuming: {len(stems)} image(s) already done, 0 to inspect" in _text(resumed), resumed.output
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out)])
+    assert again.exit_code == 0, again.output
+    assert all((out / f"{s}.png").is_file() and not (out / f"{s}.jpg").exists() for s in stems)
+    assert f'href="{stems[0]}.png"' in (out / "index.html").read_text(encoding="utf-8")
+    refused = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(tmp_path / "o2"), "--overlay", "gif"])
+    assert refused.exit_code == 2 and "overlay format" in _text(refused)
+
+
 def test_resume_keeps_finished_names_when_an_added_folder_sorts_first(fitted_model, synthetic_category, tmp_path):
     # Output names go by input order; a folder added before a resume that sorts first used to take
     # the finished images' names ("000" → "000-2"), so every finished image was inspected again.

@@ -28,8 +28,10 @@ from defectlens.encode import DEFAULT_BACKBONE
 from defectlens.engine import (
     INSPECTION_SUFFIXES,
     MASK_SUFFIX,
+    OVERLAY_FORMATS,
     BatchOutcome,
     completed_inspection,
+    has_all_files,
     inspect_and_write,
     load_for_inspection,
     prepare_analysis,
@@ -642,6 +644,10 @@ def inspect(
     fail_on_defect: Annotated[
         bool, typer.Option("--fail-on-defect", help=f"Exit with status {EXIT_DEFECTIVE} when any part is judged defective (for scripts and CI).")
     ] = False,
+    overlay: Annotated[
+        str, typer.Option(help="Overlay picture format: png (exact) or jpg (quality 90, about a seventh of the size, for a line "
+                               "that keeps every overlay).")
+    ] = "png",
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, summary.csv and index.html, a table at the end.
 
@@ -653,6 +659,7 @@ def inspect(
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
         _require_choice("--writer", "report writer", writer, ("template", "llm"))
+        _require_choice("--overlay", "overlay format", overlay, tuple(OVERLAY_FORMATS))
         if cue is not None:
             _require_choice("--cue", "zero-shot cue", cue, CUES)
         if threshold is not None and not math.isfinite(threshold):
@@ -804,7 +811,7 @@ def inspect(
             if engine == "ray":
                 from defectlens.engine.ray_engine import RayOptions, WorkerSpec, run_on_ray, threads_note
 
-                spec = WorkerSpec(model_dir, taxonomy, cue, examples, k, writer, output, threshold)
+                spec = WorkerSpec(model_dir, taxonomy, cue, examples, k, writer, output, threshold, overlay)
                 if threads := threads_note(spec):
                     console.print(f"[yellow]note:[/] {escape(str(threads))}")
                 run_on_ray(spec, batches, names, RayOptions(address, workers), record,
@@ -813,7 +820,7 @@ def inspect(
                 # Seeded random batches (see Inspector.plan_batches); each image's files are
                 # written as soon as its batch is scored.
                 for batch in batches:
-                    record(inspect_and_write(inspector, analysis, batch, names, output))
+                    record(inspect_and_write(inspector, analysis, batch, names, output, overlay))
     except KeyboardInterrupt:
         # Images of the interrupted batch whose files were complete count as done (their JSON,
         # written last, is the marker); the summary and gallery cover them all for review.
@@ -839,7 +846,7 @@ def inspect(
     # Files removed while the run went on (the output folder deleted, say) are not results: the
     # summary listed them and the gallery linked to nothing.
     for path in [p for p in files if p in rows]:
-        if not all((output / f"{names[path]}{suffix}").is_file() for suffix in INSPECTION_SUFFIXES):
+        if not has_all_files(output, names[path]):
             del rows[path]
             failures.append(Failure(str(path), f"{path}: its results were removed from {output} while the run went on — "
                                                "fix: run again with --resume"))

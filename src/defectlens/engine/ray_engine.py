@@ -93,6 +93,8 @@ class WorkerSpec:
     output: Path
     threshold: float | None = None
     """`inspect --threshold`: this run's image threshold, the same on every worker."""
+    overlay_format: str = "png"
+    """`inspect --overlay`: the overlays' format, the same on every worker."""
     torch_threads: int = field(default_factory=torch.get_num_threads)
     """The driver's thread count, which a worker inspecting with a PyTorch model keeps (see
     :func:`worker_thread_count`)."""
@@ -186,11 +188,11 @@ class InspectionWorker:
             # Die where a killed worker would, mid-batch: the images before that one written.
             before = paths[: [p.name for p in paths].index(fault)]
             if before:
-                inspect_and_write(self.inspector, self.analysis, before, names, self.spec.output)
+                inspect_and_write(self.inspector, self.analysis, before, names, self.spec.output, self.spec.overlay_format)
             os._exit(1)  # no exception, no cleanup
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DefectlensWarning)
-            outcome = inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output)
+            outcome = inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output, self.spec.overlay_format)
         outcome.image_warnings = [str(w.message) for w in caught if issubclass(w.category, DefectlensWarning)]
         return outcome
 

