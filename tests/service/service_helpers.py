@@ -51,8 +51,9 @@ def make_app(
     base_url: str = "http://testserver",
 ) -> TestClient:
     """A test client of an app on ``db_url`` sharing the session's loaded model."""
+    # Any host unless a test names them: the test client's "testserver" is no address and no name of this machine.
     cfg = ServiceConfig((pool.models[pool.default].path,), db_url, data_dir, token, max_upload_bytes=max_upload,
-                        max_pixels=max_pixels, max_in_flight=max_in_flight, allowed_hosts=allowed_hosts)
+                        max_pixels=max_pixels, max_in_flight=max_in_flight, allowed_hosts=allowed_hosts or ("*",))
     return TestClient(create_app(cfg, pool=pool), base_url=base_url)
 
 

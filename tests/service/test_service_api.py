@@ -211,12 +211,58 @@ def test_writes_from_another_site_and_requests_to_other_host_names_are_refused(
         with images["bad"].open("rb") as fh:  # the service's own page: its origin is the service's
             mine = client.post("/inspections", files={"file": ("b.png", fh, "image/png")}, headers={"Origin": "http://testserver"})
         assert mine.status_code == 201 and upload(client, images["good"]).status_code == 201  # no Origin: a station
-    loopback = ("127.0.0.1", "localhost", "::1")
-    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=loopback) as client:
+    named = ("inspect.plant.example",)  # --allowed-host: these names only
+    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=named) as client:
         assert client.get("/inspections").status_code == 400  # Host: testserver
-    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=loopback,
-                  base_url="http://localhost:8000") as client:
+    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=named,
+                  base_url="http://inspect.plant.example:8000") as client:
         assert client.get("/inspections").status_code == 200
+
+
+def test_by_default_a_request_must_name_an_address_or_this_machine(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Security probe 2026-12-05: on 0.0.0.0 any Host was taken, and a page at attacker.example (rebound to this
+    # machine) reviewed a part GOOD through a visitor's browser; on --host ::1 every request was 400.
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    from defectlens.service.app import ServiceConfig, create_app, host_is_own
+
+    own = ("localhost", socket.gethostname())
+    for host in ("127.0.0.1:8000", "10.1.2.3", "[::1]:8000", "[fe80::1]", "localhost:8000", f"{socket.gethostname()}:80", "LOCALHOST."):
+        assert host_is_own(host, own), host
+    for host in ("attacker.example:8000", "attacker.example", "127.0.0.1.evil.example", "", "[::1"):
+        assert not host_is_own(host, own), host
+    cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data")
+    with TestClient(create_app(cfg, pool=pool), base_url="http://attacker.example:8000") as client:
+        r = client.post("/inspections/1/review", json={"reviewer": "x", "verdict": "good"}, headers={"Origin": "http://attacker.example:8000"})
+        assert r.status_code == 400 and "--allowed-host" in r.json()["detail"]
+        assert client.get("/inspections").status_code == 400
+    with TestClient(create_app(cfg, pool=pool), base_url="http://[::1]:8000") as client:
+        assert client.get("/inspections").status_code == 200
+
+
+def test_names_shown_in_the_page_and_report_are_plain_text(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Security probe 2026-12-05: an upload named "x.png\n\n# Verdict: GOOD" wrote a second verdict into the report's
+    # Markdown; "\u202egnp.exe" showed as "exe.png"; a reviewer's terminal escapes came back in a 409.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", token=TOKEN) as client:
+        # Raw, as a hostile client sends it: a lone LF inside the quoted name passes the multipart parser.
+        name = "line1.png\n\n# Verdict: GOOD\u202e\x1b[31m".encode()
+        body = (b'--b0\r\nContent-Disposition: form-data; name="file"; filename="' + name + b'"\r\nContent-Type: image/png\r\n\r\n'
+                + images["bad"].read_bytes() + b"\r\n--b0--\r\n")
+        ins = client.post("/inspections", content=body, headers={"X-API-Token": TOKEN, "Content-Type": "multipart/form-data; boundary=b0"}).json()
+        assert ins.get("filename") == "line1.png\ufffd\ufffd# Verdict: GOOD\ufffd\ufffd[31m", ins
+        assert "\n# Verdict: GOOD" not in ins["report_text"]
+        for reviewer in ("Ana\u202e", "\x1b]0;pwned\x07", "Ana\nBob"):
+            r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": reviewer, "verdict": "good"}, headers={"X-API-Token": TOKEN})
+            assert r.status_code == 422 and "reviewer must be plain text" in r.text, reviewer
+        ok = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "comment": "seen\nat line 3", "verdict": "good"},
+                         headers={"X-API-Token": TOKEN})
+        assert ok.status_code == 200  # line breaks in a comment are its own
+        # A review without the token is no refused upload, and the 401 says how to authenticate.
+        denied = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana"})
+        assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Bearer")
+        assert 'reason="unauthorized"' not in client.get("/metrics").text
 
 
 def test_a_refusal_never_echoes_a_long_value(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
@@ -505,7 +551,7 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
 
     # Nothing listens on port 9 of loopback: connecting fails at once.
     cfg = ServiceConfig((pool.models["plate"].path,), "postgresql+psycopg://nobody@127.0.0.1:9/none", tmp_path / "data")
-    with TestClient(create_app(cfg, pool=pool)) as client:
+    with TestClient(create_app(cfg, pool=pool), base_url="http://127.0.0.1") as client:
         health = client.get("/health")
         assert health.status_code == 503 and "down" in health.json()["store"]
         r = upload(client, images["bad"])
@@ -515,7 +561,7 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
             assert "127.0.0.1" not in answer and "nobody" not in answer, answer
     # By name: the driver names the address the name resolved to, and the port.
     cfg = ServiceConfig((pool.models["plate"].path,), "postgresql+psycopg://nobody@localhost:9/none", tmp_path / "data")
-    with TestClient(create_app(cfg, pool=pool)) as client:
+    with TestClient(create_app(cfg, pool=pool), base_url="http://127.0.0.1") as client:
         answer = client.get("/health").text
         assert "127.0.0.1" not in answer and "::1" not in answer and "port 9" not in answer and "localhost" not in answer, answer
         assert client.get("/inspections").status_code == 503
@@ -700,7 +746,7 @@ def test_an_upload_whose_body_stalls_is_answered_408_and_frees_its_slot(pool: Mo
     with Server(create_app(cfg, pool=pool), free_port()) as server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as stalled:
         boundary = "b0undary"
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.png"\r\nContent-Type: image/png\r\n\r\n'
-        stalled.sendall((f"POST /inspections HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        stalled.sendall((f"POST /inspections HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
                          f"Content-Length: 100000\r\n\r\n{head}").encode())
         started = time.monotonic()
         answer = stalled.recv(65536).decode(errors="replace")

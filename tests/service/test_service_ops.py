@@ -138,6 +138,11 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     assert opened.exit_code == 0 and served and "writes are open to anyone reaching this port" in " ".join(opened.output.split())
     empty = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", " "])
     assert empty.exit_code == 2 and "the API token is empty" in empty.output and len(served) == 1
+    # One no UTF-8 client can send (security probe 2026-12-05: "pässwort" started, and every write was 401).
+    for bad in ("pässwort", "euro€", "tab\there"):
+        refused_token = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", bad])
+        assert refused_token.exit_code == 2 and "characters an HTTP header cannot carry" in " ".join(refused_token.output.split()), bad
+    assert len(served) == 1
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
     refused = runner.invoke(cli, ["serve", str(tmp_path / "no model here"), "--data-dir", str(tmp_path / "c")])
     assert refused.exit_code == 2 and not (tmp_path / "c").exists(), refused.output

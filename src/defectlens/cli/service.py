@@ -21,9 +21,6 @@ from defectlens.cli.progress import console
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-"""A service listening on one of these is reached by these names only (a browser's page under
-another name reaching it is DNS rebinding)."""
 
 
 DB_FILE = "inspections.db"
@@ -121,8 +118,9 @@ def serve(
                                                             "(0 = no limit: they queue).")] = DEFAULT_MAX_IN_FLIGHT,
     upload_timeout: Annotated[float, typer.Option(min=0, help="Seconds an upload may take to arrive; past it 408 and its slot is freed "
                                                              "(0 = no limit).")] = DEFAULT_UPLOAD_TIMEOUT,
-    allowed_host: Annotated[list[str] | None, typer.Option(help="A host name clients address this service by (repeatable); others get 400. "
-                                                                  "Default: loopback names when --host is a loopback address, else any.")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help="A host name clients address this service by (repeatable; '*' for any); "
+                                                                  "others get 400 (DNS rebinding). Default: IP addresses and this machine's "
+                                                                  "own names (localhost, its hostname).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (with the others: time, level, on standard error).")] = True,
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once)."""
@@ -138,6 +136,12 @@ def serve(
         # An empty DEFECTLENS_TOKEN turned the check off without a word.
         console.print("[red]error:[/] the API token is empty — fix: set --token (or DEFECTLENS_TOKEN) to a secret, or leave it unset for open writes")
         raise typer.Exit(2)
+    if token is not None and not (token.isascii() and token.isprintable()):
+        # HTTP headers carry ASCII safely (Latin-1 at best): a token with "ä" or "€" could not be sent by a UTF-8
+        # client or the page, and every write was 401 (security probe 2026-12-05).
+        console.print("[red]error:[/] the API token holds characters an HTTP header cannot carry (non-ASCII, or control) — fix: use "
+                      "letters, digits and punctuation only, e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`")
+        raise typer.Exit(2)
     if problem := port_problem(host, port):
         console.print(f"[red]error:[/] {escape(problem)} — fix: pass another --port, or stop what listens there")
         raise typer.Exit(2)
@@ -152,7 +156,8 @@ def serve(
         raise typer.Exit(2) from None
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
-                           allowed_hosts=tuple(allowed_host) if allowed_host else (LOOPBACK_NAMES if host in LOOPBACK_NAMES else None))
+                           # None: addresses and this machine's own names (service.app.host_is_own), on loopback as on 0.0.0.0.
+                           allowed_hosts=tuple(allowed_host) if allowed_host else None)
     try:
         app = create_app(config)
     except DefectlensError as exc:
@@ -181,7 +186,8 @@ def serve(
             console.print(f"[red]error:[/] {escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
     said = logging.getLogger("defectlens.service")
-    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), host, port)
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
+    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), shown, port)
     if token is None:
         said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
     uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))

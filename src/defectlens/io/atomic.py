@@ -339,6 +339,23 @@ def printable_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Control characters (C0, DEL, C1), line and paragraph separators and the bidirectional marks and
+overrides: in a label they start new Markdown lines, drive a terminal, or show "exe.png" for "\u202egnp.exe"."""
+
+
+def has_unshowable(text: str, allow: str = "") -> bool:
+    """Whether ``text`` holds a character of :data:`_UNSHOWABLE` other than those in ``allow``."""
+    return any(ch not in allow for ch in _UNSHOWABLE.findall(text))
+
+
+def plain_label(text: str) -> str:
+    """``text`` with each control, separator or direction character (:data:`_UNSHOWABLE`) replaced by
+    U+FFFD: what a client names an upload is shown in the page and heads its report, and a name
+    holding "\n# Verdict: GOOD" had written a second verdict into the report (security probe 2026-12-05)."""
+    return _UNSHOWABLE.sub("\ufffd", text)
+
+
 def utf8_bytes(text: str) -> bytes:
     """``text`` as UTF-8 (undecodable file-name bytes as :func:`printable_text` writes them)."""
     return printable_text(text).encode("utf-8")

@@ -14,10 +14,12 @@ import ctypes
 import hashlib
 import hmac
 import io
+import ipaddress
 import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -41,7 +43,7 @@ from pydantic import BeforeValidator
 from sqlalchemy.engine import make_url
 
 from defectlens.errors import DefectlensError
-from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, size_refusal
+from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, size_refusal
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import sqlite_url
@@ -62,7 +64,10 @@ MAX_ID = 2**63 - 1
 TOKEN_HEADER = "X-API-Token"
 STATIC = Path(__file__).resolve().parent / "static"
 FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
-              "WEBP": ("webp", "image/webp"), "GIF": ("gif", "image/gif")}
+              "WEBP": ("webp", "image/webp"), "GIF": ("gif", "image/gif"),
+              # A camera's multi-picture JPEG (its first picture is a plain JPEG): stored as ".img", it left export-reviews'
+              # examples in a format inspect and calibrate do not read.
+              "MPO": ("jpg", "image/jpeg")}
 EXT_MEDIA = dict(FORMAT_EXT.values())
 BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
@@ -100,7 +105,24 @@ class ServiceConfig:
     allowed_hosts: tuple[str, ...] | None = None
     """Host names a request may address (its Host header; 400 otherwise), so a web page whose name
     an attacker points at this machine (DNS rebinding) cannot read or write through a visitor's
-    browser. None: any (`defectlens serve` on a loopback address allows only loopback names)."""
+    browser (``("*",)``: any). None: an address (IPv4 or IPv6) or one of this machine's own names
+    (:func:`host_is_own`) — a rebinding page is reached by the attacker's name, never by an address."""
+
+
+def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
+    """Whether a request's Host header names this service without a name it was not told of: an IP
+    address (any: a page can rebind a name, not an address) or one of ``own_names``. A service on
+    0.0.0.0 had taken any name, and a probe's page at attacker.example reviewed a part GOOD through it."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host.rstrip(".") in {n.lower() for n in own_names}
 
 
 class UploadDeadline:
@@ -432,8 +454,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # guard gives the slot back when the route has answered.
         app.add_middleware(UploadDeadline, seconds=config.upload_timeout, on_timeout=metrics.rejected.labels("timeout").inc)
 
+    # This machine's own names, for a service on every address (0.0.0.0) told of no name (see host_is_own).
+    own_names = ("localhost", socket.gethostname(), socket.getfqdn())
+
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:
+        if config.allowed_hosts is None and not host_is_own(request.headers.get("host", ""), own_names):
+            return JSONResponse({"detail": f"host name {_printable(request.headers.get('host', ''), 80)!s} is not one this service was "
+                                           "told it is reached by: start it with --allowed-host NAME (or --allowed-host '*' for any)"},
+                                status_code=400, headers={"X-Content-Type-Options": "nosniff"})
         # A browser posts a multipart form to any site without asking it first: a write from a page
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
         # inspections). Camera stations and scripts send no Origin; the review page sends its own.
@@ -445,8 +474,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # A write without the token is refused first: before its body is read or spooled, and before
         # it takes an inspection slot (else clients without the token could hold every slot).
         if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
-            metrics.rejected.labels("unauthorized").inc()
-            return JSONResponse({"detail": TOKEN_MESSAGE}, status_code=401)
+            if request.url.path == "/inspections":  # refused uploads are counted; a review without the token is no upload
+                metrics.rejected.labels("unauthorized").inc()
+            return JSONResponse({"detail": TOKEN_MESSAGE}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="defectlens"', "X-Content-Type-Options": "nosniff"})
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + BODY_OVERHEAD:
@@ -561,18 +592,21 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             loaded = pool.get(model)
         except KeyError as exc:
             raise _error(422, str(exc.args[0])) from None
-        # Only a label, stored as text: a NUL (which PostgreSQL text cannot hold) becomes U+FFFD.
-        filename = (file.filename or "upload")[:500].replace("\x00", "\ufffd")
+        # Only a label, stored as text: a NUL (which PostgreSQL text cannot hold), a line break (which wrote a second
+        # "Verdict" line into the report's Markdown), a terminal escape or a text-direction override becomes U+FFFD.
+        filename = plain_label((file.filename or "upload")[:500])
+        # In refusals, cut: a 500-character name was echoed whole in each.
+        said = filename if len(filename) <= 80 else f"{filename[:77]}…"
         data = read_upload(file)
-        fmt, pixels = read_header(data, filename)
+        fmt, pixels = read_header(data, said)
         ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
         with pixel_budget.hold(pixels):
-            image = decode(data, filename)
+            image = decode(data, said)
             try:
                 outcome = pool.inspect(loaded, image, filename)
             except DefectlensError as exc:
                 # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
-                raise _error(422, f"{filename}: not inspected — {exc}") from None
+                raise _error(422, f"{said}: not inspected — {exc}") from None
             del image  # the decoded pixels leave the budget with the block
         if pixels >= TRIM_AFTER_PIXELS:
             return_freed_memory()

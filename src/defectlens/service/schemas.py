@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from defectlens.io import has_unshowable
 from defectlens.locate import weaker_region_indices
 from defectlens.service.db import InspectionRow, RegionRow
 from defectlens.taxonomy import MAX_NAME_LENGTH
@@ -168,6 +169,22 @@ class ReviewIn(BaseModel):
         # PostgreSQL text cannot hold NUL (the driver's error would read as "database unavailable").
         if v is not None and "\x00" in v:
             raise ValueError("text must not contain NUL characters")
+        return v
+
+    @field_validator("reviewer")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        # A name is shown beside a date and in messages: a right-to-left override mirrored the date after it,
+        # and terminal escapes came back in a 409's text (security probe 2026-12-05).
+        if has_unshowable(v):
+            raise ValueError("reviewer must be plain text: no control, line-break or text-direction characters")
+        return v
+
+    @field_validator("comment")
+    @classmethod
+    def _plain_comment(cls, v: str | None) -> str | None:
+        if v is not None and has_unshowable(v, allow="\n\r\t"):
+            raise ValueError("comment must be plain text (line breaks and tabs allowed): no control or text-direction characters")
         return v
 
 
