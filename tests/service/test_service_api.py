@@ -916,3 +916,24 @@ def test_a_region_of_the_only_type_known_is_said_so_not_given_a_percentage():
     assert [r.only_type for r in inspection_out(row).regions] == [True, False, False]
     page = (Path(__file__).parents[2] / "src" / "defectlens" / "service" / "static" / "index.html").read_text()
     assert 'r.only_type ? "only type known"' in page
+
+
+def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Security probe 2026-12-05: a TIFF upload's original showed broken on the page (browsers show no TIFF),
+    # so a reviewer had no picture to draw a missed defect on.
+    tiff = tmp_path / "part.tif"
+    with Image.open(images["bad"]) as im:
+        im.save(tiff)
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        ins = upload(client, tiff).json()
+        original = client.get(ins["urls"]["image"])
+        assert original.headers["content-type"] == "image/tiff" and original.content == tiff.read_bytes()
+        view = client.get(ins["urls"]["view"])
+        assert view.status_code == 200 and view.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(view.content)) as shown, Image.open(images["bad"]) as first:
+            assert shown.format == "PNG" and shown.size == first.size
+        assert client.get(ins["urls"]["view"], headers={"If-None-Match": view.headers["etag"]}).status_code == 304
+        png = upload(client, images["good"]).json()
+        assert client.get(png["urls"]["view"]).content == images["good"].read_bytes()  # shown as received
+    page = (Path(__file__).parents[2] / "src" / "defectlens" / "service" / "static" / "index.html").read_text()
+    assert "ins.urls.view" in page

@@ -43,7 +43,7 @@ from pydantic import BeforeValidator
 from sqlalchemy.engine import make_url
 
 from defectlens.errors import DefectlensError
-from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, size_refusal
+from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import sqlite_url
@@ -69,6 +69,8 @@ FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP":
               # examples in a format inspect and calibrate do not read.
               "MPO": ("jpg", "image/jpeg")}
 EXT_MEDIA = dict(FORMAT_EXT.values())
+BROWSER_FORMATS = {"png", "jpg", "gif", "webp", "bmp"}
+"""Stored formats a browser shows as they are (a TIFF is shown as a PNG: ``GET /inspections/{id}/view``)."""
 BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
 HEALTH_PROBE_SECONDS = 2.0
@@ -676,6 +678,22 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_image(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         row = fetch(inspection_id)
         return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"), if_none_match)
+
+    @app.get("/inspections/{inspection_id}/view", summary="The uploaded image in a format browsers show: as received, or a PNG of a TIFF")
+    def get_view(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
+        # The page shows this one: browsers show no TIFF, and a reviewer had no original to draw a missed defect on.
+        row = fetch(inspection_id)
+        if row.image_ext in BROWSER_FORMATS:
+            return blob(row.image_sha, row.image_ext, EXT_MEDIA[row.image_ext], if_none_match)
+        tag = f'"{row.image_sha}.png"'
+        headers = {"Cache-Control": "no-cache", "ETag": tag}
+        if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
+            return Response(status_code=304, headers=headers)
+        path = blobs.path(row.image_sha, row.image_ext)
+        if not path.is_file():
+            raise _error(404, "file missing from the store")
+        # Decoded as inspection decodes it (16-bit scaled, EXIF turned): the picture the overlay was drawn over.
+        return Response(png_bytes(files(load_image, path)), media_type="image/png", headers=headers)
 
     @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
     def get_overlay(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:

@@ -235,7 +235,8 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
                         note=bool(r.payload.get("note")))
             for r in row.reviews
         ],
-        urls={"self": me, "image": f"{me}/image", "overlay": f"{me}/overlay.png", "mask": f"{me}/mask.png", "page": f"{base}/#/inspections/{row.id}"},
+        urls={"self": me, "image": f"{me}/image", "view": f"{me}/view", "overlay": f"{me}/overlay.png", "mask": f"{me}/mask.png",
+              "page": f"{base}/#/inspections/{row.id}"},
     )
 
 
