@@ -544,3 +544,18 @@ def test_a_model_saved_before_settings_named_neighbourhoods_reads_as_one_bank(fi
     descriptor["settings"].pop("extra_neighbourhoods")
     (older / "inspector.json").write_text(json.dumps(descriptor))
     assert Inspector.load(older).settings.extra_neighbourhoods == ()
+
+
+def test_the_card_says_where_the_normal_images_came_from_and_what_was_skipped(synthetic_category, tmp_path):
+    # Own-data probe 2026-12-05: the card said "training images 40" and nothing of the folder, the 2 files
+    # left out, or the images' sizes.
+    good = tmp_path / "line good"
+    shutil.copytree(synthetic_category / "train" / "good", good)
+    (good / "x.png").write_text("not an image")
+    model = tmp_path / "model"
+    result = runner.invoke(app, ["fit", str(good), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert result.exit_code == 3, result.output  # fitted, one file skipped
+    card = (model / "card.md").read_text(encoding="utf-8")
+    assert f"| training folder | {good.resolve()} |" in card and "training image sizes" in card
+    assert "1 file(s) could not be read and were left out (e.g. " in card and "x.png" in card
+    assert "Provenance incomplete" not in card

@@ -92,6 +92,10 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
     return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
+OPTIONAL_PROVENANCE = ("trained_on",)
+"""Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a model came from, for its card."""
@@ -106,6 +110,9 @@ class Provenance:
     image_sizes: list[list[int]] | None = None
     """``[[smallest width, smallest height], [largest width, largest height]]`` of the training
     images (each side on its own); None for models saved before it was recorded."""
+    trained_on: str | None = None
+    """The folder `defectlens fit` read the normal images from (None: images given in Python, or a
+    model saved before it was recorded)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -119,7 +126,8 @@ class Provenance:
     def missing(self) -> list[str]:
         """The fields not recorded (a fit on no image, batch scoring's, has no fingerprint to record)."""
         return [f.name for f in fields(self)
-                if getattr(self, f.name) is None and not (f.name in ("fingerprint", "image_sizes") and self.n_images == 0)]
+                if getattr(self, f.name) is None and f.name not in OPTIONAL_PROVENANCE
+                and not (f.name in ("fingerprint", "image_sizes") and self.n_images == 0)]
 
     @classmethod
     def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = ()) -> Provenance:
@@ -357,6 +365,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "defectlens version": p.defectlens_version if p else None,
             "training images": p.n_images if p else None,
             **({"training image sizes": " to ".join(f"{w}×{h}" for w, h in p.image_sizes)} if p and p.image_sizes else {}),
+            **({"training folder": p.trained_on} if p and p.trained_on else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
         }

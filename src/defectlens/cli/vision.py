@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -336,6 +337,13 @@ def fit(
             inspector = Inspector.fit(images, settings, advance, *ground) if ground else Inspector.fit(images, settings, advance)
         # The whole fit: a bank fused with a partner summarises the bank's part only (0.2 s of 10).
         seconds = time.perf_counter() - started
+        # Kept with the model, on its card: where its normal images came from, and what of them could not be read
+        # (a line engineer's card said "training images 40" and nothing of the folder or the 2 files skipped).
+        if inspector.provenance is not None:
+            inspector.provenance = replace(inspector.provenance, trained_on=str(good_dir.resolve()))
+        if failures and inspector.fit_summary is not None:
+            skipped = f"{len(failures)} file(s) could not be read and were left out (e.g. {failures[0].message})"
+            inspector.fit_summary = replace(inspector.fit_summary, notes=(*inspector.fit_summary.notes, skipped))
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
         inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or taxonomy_file))
         _note_replaced(replaced, output)
