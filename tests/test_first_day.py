@@ -401,10 +401,14 @@ def test_calibrate_reads_masks_kept_with_defective_images_in_any_folder(fitted_m
         target = bad / mask.name if where == "beside" else bad / "masks" / mask.name
         target.parent.mkdir(exist_ok=True)
         shutil.copy(mask, target)
+    if where == "masks folder":  # named as their images: masks/<stem>.png, counted as parts too before (regression probe)
+        for mask in (bad / "masks").iterdir():
+            mask.rename(mask.with_name(mask.name.replace("_mask", "")))
     good = str(synthetic_category / "test" / "good")
     result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(bad), "--f1"])
     assert result.exit_code == 0, result.output
     assert "F1-optimal on the pixels of 4 masked defective" in _text(result) and Inspector.load(model).thresholds.pixel != old.pixel
+    assert "(calibrate: 4 good, 4 defective)" in Inspector.load(model).thresholds.source
 
 
 def test_calibrate_says_when_its_threshold_catches_no_defective_image(fitted_model, synthetic_category, tmp_path):

@@ -131,7 +131,8 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
             )
             if found.masks:
                 example = found.masks[0].name
-                notes([f"{item}: {len(found.masks)} file(s) named as masks (`<stem>_mask`, e.g. {example}) are taken as masks, not as parts"])
+                notes([f"{item}: {len(found.masks)} file(s) named or kept as masks (`<stem>_mask`, or in a masks/ folder; e.g. {example}) "
+                       "are taken as masks, not as parts"])
             notes(f"{again}: links to a folder already read; its images are read once" for again in found.repeated_folders)
             if not found.images:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))

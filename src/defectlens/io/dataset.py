@@ -20,6 +20,8 @@ from defectlens.errors import DatasetLayoutError
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES
 
 GOOD = "good"
+MASKS_FOLDER = "masks"
+"""A folder beside images that holds their masks (``masks/<stem>[_mask].png``)."""
 
 
 def is_good_folder(folder: Path) -> bool:
@@ -115,7 +117,7 @@ class FolderImages:
     """Image files (and links to them, dangling ones included, so the loader names them), sorted by
     their path below the folder."""
     masks: list[Path] = field(default_factory=list)
-    """``<stem>_mask.<ext>`` files: the masks of images, never parts of their own."""
+    """``<stem>_mask.<ext>`` files and the files of a ``masks/`` folder: the masks of images, never parts of their own."""
     other_formats: list[Path] = field(default_factory=list)
     """Images in formats defectlens does not decode (``OTHER_IMAGE_SUFFIXES``)."""
     repeated_folders: list[Path] = field(default_factory=list)
@@ -146,7 +148,10 @@ def images_below(folder: str | Path) -> FolderImages:
                 continue
             path, suffix = here / name, Path(name).suffix.lower()
             if suffix in IMAGE_SUFFIXES:
-                (found.masks if is_mask_file(path) else found.images).append(path)
+                # A masks/ folder below the one given holds masks (mask_for_image reads masks/<stem>.png): its files
+                # had been counted as defective parts beside their own images (regression probe 2026-12-05).
+                in_masks = here != root and here.name.lower() == MASKS_FOLDER
+                (found.masks if in_masks or is_mask_file(path) else found.images).append(path)
             elif suffix in OTHER_IMAGE_SUFFIXES:
                 found.other_formats.append(path)
     for listing in (found.images, found.masks, found.other_formats):
@@ -203,7 +208,7 @@ def mask_for_image(image: str | Path) -> Path | None:
     path = Path(image)
     folder = path.parent
     in_split = folder.parent.name in LABELLED_SPLITS and not is_good_folder(folder)
-    return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder / "masks", path)
+    return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder / MASKS_FOLDER, path)
 
 
 def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]], root: Path) -> Category:
