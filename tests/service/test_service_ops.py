@@ -123,6 +123,11 @@ def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     with pytest.raises(StoreUnavailable, match="database unusable: its schema is at a revision this defectlens does not know"):
         newer.check()
     newer.dispose()
+    # The commands that do not upgrade say so too: it had been "run serve to upgrade it", which serve then refused.
+    reader = Store(url, upgrade=False)
+    with pytest.raises(StoreUnavailable, match=r"revision 0099, newer than this defectlens knows \(0003\) — fix: upgrade defectlens"):
+        reader.check()
+    reader.dispose()
 
 
 def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model, monkeypatch):
@@ -260,7 +265,7 @@ def test_another_applications_database_is_refused_and_left_as_it_was(backend, tm
     theirs = Store(url)
     with theirs.engine.begin() as conn:
         conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)"))
-    with pytest.raises(StoreUnavailable, match=r"unusable: it holds 1 table\(s\) defectlens did not make \(orders\); give defectlens") as refused:
+    with pytest.raises(StoreUnavailable, match=r"unusable: it holds 1 table\(s\) defectlens did not make \(orders\) — fix: give defectlens") as refused:
         theirs.check()
     assert refused.value.lasting
     with theirs.engine.begin() as conn:
@@ -272,8 +277,35 @@ def test_another_applications_database_is_refused_and_left_as_it_was(backend, tm
     with again.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["ae1027a6acf"]
         assert "inspections" not in __import__("sqlalchemy").inspect(conn).get_table_names()
-    theirs.dispose()
-    again.dispose()
+    # Numbered as ours, without our tables (regression probe: it got past the check and crashed the commands).
+    with again.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    third = Store(url)
+    with pytest.raises(StoreUnavailable, match="Alembic revision '0003', but no inspections table; its tables: orders"):
+        third.check()
+    for store in (theirs, again, third):
+        store.dispose()
+
+
+def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_made(tmp_path):
+    # Regression probe 2026-12-05: a refused foreign file was left in WAL mode (written into the file), and a
+    # mistyped --db of export-reviews made a new empty database.
+    import sqlite3
+
+    theirs = tmp_path / "crm.sqlite"
+    with sqlite3.connect(theirs) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    conn.close()
+    before = theirs.read_bytes()
+    for upgrade in (True, False):
+        store = Store(f"sqlite:///{theirs}", upgrade=upgrade)
+        with pytest.raises(StoreUnavailable):
+            store.check()
+        store.dispose()
+    assert theirs.read_bytes() == before and not (tmp_path / "crm.sqlite-wal").exists()
+    missing = tmp_path / "typo.db"
+    result = CliRunner().invoke(cli, ["export-reviews", "--db", f"sqlite:///{missing}", "-o", str(tmp_path / "out"), "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "no database file at" in " ".join(result.output.split()) and not missing.exists(), result.output
 
 
 def test_serve_refuses_another_applications_database_before_serving(tmp_path, pool, monkeypatch):

@@ -156,7 +156,12 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            # WAL is written into the file and stays: only for a new file or one of ours, never another
+            # application's (a refused foreign file had been left in WAL mode, its checksum changed).
+            cur.execute("SELECT count(*), coalesce(sum(name = 'inspections'), 0) FROM sqlite_master WHERE type = 'table'")
+            n_tables, ours = cur.fetchone()
+            if not n_tables or ours:
+                cur.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -183,10 +188,12 @@ def migrate(engine: Engine, upgrade: bool = True) -> None:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_current_head()
     with _MIGRATE_LOCK, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Two services starting on one empty database migrated at once: one failed ("relation
@@ -201,9 +208,15 @@ def migrate(engine: Engine, upgrade: bool = True) -> None:
             return
         if not upgrade:
             if current is None:
-                raise SchemaBehind("it holds no defectlens inspections (no schema): `defectlens serve` makes one")
-            raise SchemaBehind(f"its schema is at revision {current}, this defectlens's at {head}: start `defectlens serve` of this version "
-                               "on it once to upgrade it (stop the services of the older version first), or use the defectlens that made it")
+                raise SchemaBehind("it holds no defectlens inspections (no schema) — fix: check --db and --data-dir")
+            try:
+                script.get_revision(current)
+            except CommandError:
+                raise SchemaBehind(f"its schema is at revision {current}, newer than this defectlens knows ({head}) — fix: upgrade "
+                                   "defectlens") from None
+            raise SchemaBehind(f"its schema is at revision {current}, this defectlens's at {head} — fix: start `defectlens serve` of this "
+                               "version on it once to upgrade it (stop the services of the older version first), or use the defectlens "
+                               "that made it")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         if current is not None:
@@ -232,6 +245,11 @@ def _refuse_foreign(conn: Connection) -> None:
         revisions = [str(r) for (r,) in conn.execute(text("SELECT version_num FROM alembic_version"))]
         if strangers := [r for r in revisions if not OUR_REVISION.fullmatch(r)]:
             raise ForeignDatabase(f"it holds another application's schema (Alembic revision {strangers[0]!r}, not one of defectlens's)")
+        if revisions and "inspections" not in tables:
+            # Numbered as ours ("0003") but without our tables: another application's hand-numbered revisions.
+            names = ", ".join(sorted(tables - {"alembic_version"})[:5]) or "none"
+            raise ForeignDatabase(f"it holds another application's schema (Alembic revision {revisions[0]!r}, but no inspections table; "
+                                  f"its tables: {names})")
     elif tables:
         names = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
         raise ForeignDatabase(f"it holds {len(tables)} table(s) defectlens did not make ({names})")

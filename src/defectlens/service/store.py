@@ -8,6 +8,7 @@ go in with one transaction. A database that is down is reported as :class:`Store
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,20 +125,24 @@ class Store:
                 return
             from alembic.util.exc import CommandError
 
+            if not self.upgrade and (missing := _missing_sqlite_file(self.url)):
+                # Opened, SQLite makes the file: a mistyped --db had left a new empty database behind.
+                self.last_error = f"no database file at {missing} — fix: check --db and --data-dir"
+                raise StoreUnavailable(f"database not found: {self.last_error}", lasting=True)
             try:
                 migrate(self.engine, self.upgrade)
             except (SQLAlchemyError, OSError) as exc:
                 self.last_error = _one_line(exc)
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
             except ForeignDatabase as exc:
-                self.last_error = f"{exc}; give defectlens a database of its own"
+                self.last_error = f"{exc} — fix: give defectlens a database of its own"
                 raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
             except SchemaBehind as exc:
                 self.last_error = str(exc)
                 raise StoreUnavailable(f"database not upgraded: {exc}", lasting=True) from None
             except CommandError as exc:
                 # A schema revision the shipped migrations do not know: written by a newer defectlens.
-                self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}); upgrade defectlens"
+                self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}) — fix: upgrade defectlens"
                 raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
             self._ready, self.last_error = True, None
 
@@ -378,6 +383,17 @@ def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datet
     row.reviewed_at = now
     row.review_comment = review.comment
     s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=review.verdict, payload=review.payload))
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite URL's file when it does not exist (None: there, in memory, or not SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    database = str(parsed.database)
+    if database.startswith("file:"):  # a URI filename (mode=ro …)
+        database = database[5:].split("?", 1)[0]
+    return None if os.path.exists(database) else database
 
 
 def _one_line(exc: BaseException) -> str:
