@@ -13,6 +13,7 @@ import socket
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 from service_helpers import make_app, upload
 from sqlalchemy import text
 from starlette.requests import Request
@@ -400,6 +401,16 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     assert not blobs.path(old, "png").exists() and blobs.path(young, "png").is_file() and all(p.is_file() for p in named)
     with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
         assert client.get(f"/inspections/{ins['id']}/image").status_code == 200
+    # More unnamed pictures than named ones: another service's folder, or a database that lost its rows: refused
+    # unless --force (regression probe 2026-12-05: a wrong --db had this folder's pictures taken for orphans).
+    orphans = [blobs.put(f"orphan {i}".encode(), "png") for i in range(5)]
+    for sha in orphans:
+        os.utime(blobs.path(sha, "png"), (0, 0))
+    crowded = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)])
+    assert crowded.exit_code == 2 and "6 of the 9 pictures" in " ".join(crowded.output.split()), crowded.output
+    assert all(blobs.path(sha, "png").is_file() for sha in orphans)
+    forced = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--force"])
+    assert forced.exit_code == 0 and "removed 5 file(s)" in forced.output, forced.output
     # An old unnamed file that a new upload stores again is young again: not pruned under it.
     again = blobs.put(b"orphan of a crash, uploaded again", "png")
     os.utime(blobs.path(again, "png"), (0, 0))
@@ -426,8 +437,25 @@ def test_prune_inspections_deletes_old_unreviewed_ones_with_their_rows_and_pictu
     args = ["prune-inspections", "--db", db_url, "--data-dir", str(data), "--older-than-days", "30"]
     dry = CliRunner().invoke(cli, [*args, "--dry-run"])
     said = " ".join(dry.output.split())
-    assert dry.exit_code == 0 and "would delete 2 inspection(s)" in said and "1 reviewed one(s) kept" in said, dry.output
-    assert store.count() == 4
+    assert dry.exit_code == 0 and "would delete 2 inspection(s)" in said and "kept: 1 reviewed one(s)" in said, dry.output
+    # The dry run counts the pictures too (regression probe: it said 0 would go, then the real run removed 15).
+    assert "would remove 3 picture file(s)" in said and store.count() == 4
+    # A --db that is not this folder's database, or a model never stored: refused before anything goes.
+    other = tmp_path / "other"
+    flipped = tmp_path / "flipped.png"
+    with Image.open(images["good"]) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    with make_app(pool, f"sqlite:///{other / 'inspections.db'}", other) as client:
+        upload(client, flipped)
+    if db_url.startswith("sqlite"):
+        mixed = CliRunner().invoke(cli, ["prune-inspections", "--db", f"sqlite:///{other / 'inspections.db'}", "--data-dir", str(data),
+                                         "--older-than-days", "30"])
+    else:
+        mixed = CliRunner().invoke(cli, ["prune-inspections", "--db", db_url, "--data-dir", str(other), "--older-than-days", "30"])
+    assert mixed.exit_code == 2 and "fix: pass the --data-dir and --db of one service" in " ".join(mixed.output.split()), mixed.output
+    unknown = CliRunner().invoke(cli, [*args, "--model", "nosuch"])
+    assert unknown.exit_code == 2 and "no inspection of model 'nosuch' is stored" in " ".join(unknown.output.split()), unknown.output
+    assert CliRunner().invoke(cli, [*args[:-1], "inf"]).exit_code == 2 and store.count() == 4
     done = CliRunner().invoke(cli, args)
     said = " ".join(done.output.split())
     assert done.exit_code == 0 and "deleted 2 inspection(s)" in said and "2 inspection(s) remain" in said, done.output
@@ -448,7 +476,8 @@ def test_prune_inspections_deletes_old_unreviewed_ones_with_their_rows_and_pictu
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime(2020, 1, 1, tzinfo=UTC)})
     every = CliRunner().invoke(cli, [*args, "--reviewed"])
-    assert every.exit_code == 0 and "deleted 1 inspection(s)" in " ".join(every.output.split()), every.output
+    said = " ".join(every.output.split())
+    assert every.exit_code == 0 and "deleted 1 inspection(s)" in said and "the newest, always kept" in said, every.output
     assert store.count() == 1 and store.get(newest["id"]) is not None
     store.dispose()
 

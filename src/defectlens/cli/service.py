@@ -84,6 +84,59 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+PRUNE_GRACE_SECONDS = 3600.0
+"""prune-inspections leaves pictures touched this recently (an upload on its way to the database)."""
+
+
+def _files_store(db: str | None, data_dir: Path) -> Any:
+    """The store of the service whose file folder is ``data_dir``, opened without upgrading it; exits 2
+    when the folder or its database is missing, or when --db names another database than the SQLite file
+    the folder holds (its pictures would be taken for another database's orphans)."""
+    from defectlens.errors import DefectlensError
+    from defectlens.service.db import sqlite_url
+    from defectlens.service.store import Store
+
+    own = data_dir / DB_FILE
+    if not data_dir.is_dir() or (db is None and not own.is_file()):
+        console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
+                      "— fix: pass the --data-dir the service was started with (and its --db)")
+        raise typer.Exit(2)
+    if db is not None and own.is_file() and db != sqlite_url(own) and not _same_sqlite_file(db, own):
+        console.print(f"[red]error:[/] {escape(str(data_dir))} holds its own database ({DB_FILE}), not the --db given: its pictures "
+                      "are that database's — fix: pass the --data-dir and --db of one service (or leave --db out for this folder's)")
+        raise typer.Exit(2)
+    try:
+        return Store(_db_url(db, data_dir), upgrade=False)
+    except DefectlensError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+def _same_sqlite_file(url: str, path: Path) -> bool:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and bool(parsed.database) and Path(str(parsed.database)).resolve() == path.resolve()
+
+
+def _require_one_service(blobs: Any, referenced: set[str], data_dir: Path, verb: str, force: bool = False) -> None:
+    """Exit 2 unless the database and the file folder look like one service's: the folder holds the
+    pictures the database names (a sample of them), and no more pictures the database does not name than
+    ones it does — of one service's, only a crash's leftovers are unnamed. ``force``: the second check off
+    (a database that lost its rows). A wrong --db had had this folder's pictures taken for orphans."""
+    sample = sorted(referenced)[:50]
+    fix = "— fix: pass the --data-dir and --db of one service"
+    if sample and not any(blobs.holds(sha) for sha in sample):
+        console.print(f"[red]error:[/] nothing {verb}: the pictures the database names are not in {escape(str(data_dir))} {fix}")
+        raise typer.Exit(2)
+    named, unnamed = blobs.count_named(referenced)
+    if unnamed > named and not force:
+        console.print(f"[red]error:[/] nothing {verb}: {unnamed} of the {named + unnamed} pictures in {escape(str(data_dir))} are named by "
+                      f"no inspection of this database, more than it names: is --db this folder's service's? {fix} (or --force, "
+                      "when its database lost those rows)")
+        raise typer.Exit(2)
+
+
 def _unavailable(exc: Exception) -> str:
     """A store refusal as one line with its remedy: a lasting one (an older or newer schema, another
     application's database) says its own; a database that does not answer gets "check --db"."""
@@ -225,7 +278,11 @@ def export_reviews(
         console.print(f"[red]error:[/] {escape(str(data_dir / DB_FILE))}: no inspections database there "
                       "— fix: pass the --data-dir the service was started with, or its --db")
         raise typer.Exit(2)
-    store = Store(_db_url(db, data_dir), upgrade=False)
+    try:
+        store = Store(_db_url(db, data_dir), upgrade=False)
+    except DefectlensError as exc:  # a URL that does not parse, a driver not installed
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     try:
         summary = run_export(store, BlobStore(data_dir), output, model)
     except StoreUnavailable as exc:
@@ -260,6 +317,8 @@ def prune_files(
     older_than_hours: Annotated[float, typer.Option(min=0.0, help="Only files untouched this long (a younger one may be an upload "
                                                                   "on its way to the database).")] = 1.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Remove them even when the database names fewer pictures than it does not "
+                                                        "(refused otherwise: a --db of another service).")] = False,
 ) -> None:
     """Remove stored pictures no inspection names (left by a crash or a database down mid-upload).
 
@@ -268,14 +327,10 @@ def prune_files(
     Exit status: 0 done, 2 bad usage (no data folder, database unavailable)."""
     try:
         from defectlens.service.blobs import BlobStore
-        from defectlens.service.store import Store, StoreUnavailable
+        from defectlens.service.store import StoreUnavailable
     except ImportError as exc:
         raise _need_extra(exc) from None
-    if not data_dir.is_dir() or (db is None and not (data_dir / DB_FILE).is_file()):
-        console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
-                      "— fix: pass the --data-dir the service was started with (and its --db)")
-        raise typer.Exit(2)
-    store = Store(_db_url(db, data_dir), upgrade=False)
+    store = _files_store(db, data_dir)
     try:
         referenced = store.referenced_files()
     except StoreUnavailable as exc:
@@ -283,20 +338,24 @@ def prune_files(
         raise typer.Exit(2) from None
     finally:
         store.dispose()
-    n_files, n_bytes = BlobStore(data_dir).prune(referenced, older_than_hours * 3600, dry_run)
+    blobs = BlobStore(data_dir)
+    _require_one_service(blobs, referenced, data_dir, "removed", force)
+    n_files, n_bytes = blobs.prune(referenced, older_than_hours * 3600, dry_run)
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {n_files} file(s), {n_bytes / 2**20:.1f} MiB, that no inspection names; "
                   f"{len(referenced)} named file(s) kept")
 
 
 def prune_inspections(
-    older_than_days: Annotated[float, typer.Option(min=0.0, help="Delete inspections recorded more than this many days ago.")],
+    older_than_days: Annotated[float, typer.Option(min=0.0, max=36500.0, help="Delete inspections recorded more than this many days ago.")],
     db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="The service's file folder.")] = DEFAULT_DATA,
     reviewed: Annotated[bool, typer.Option("--reviewed", help="Delete reviewed inspections too (kept by default: they are the "
                                                               "line's labels, which export-reviews writes out).")] = False,
     model: Annotated[str | None, typer.Option(help="Only this model's inspections.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Go on even when the database names fewer of the folder's pictures than it "
+                                                        "does not (refused otherwise: a --db of another service).")] = False,
 ) -> None:
     """Delete old inspections, with their regions, reviews and the pictures no other inspection names.
 
@@ -309,19 +368,23 @@ def prune_inspections(
 
         from defectlens.service.blobs import BlobStore
         from defectlens.service.db import utcnow
-        from defectlens.service.store import Store, StoreUnavailable
+        from defectlens.service.store import StoreUnavailable
     except ImportError as exc:
         raise _need_extra(exc) from None
-    if not data_dir.is_dir() or (db is None and not (data_dir / DB_FILE).is_file()):
-        console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
-                      "— fix: pass the --data-dir the service was started with (and its --db)")
-        raise typer.Exit(2)
     cutoff = utcnow() - timedelta(days=older_than_days)
-    store = Store(_db_url(db, data_dir), upgrade=False)
+    store = _files_store(db, data_dir)
+    blobs = BlobStore(data_dir)
     try:
+        # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
+        # deleted and this folder's pictures taken for orphans.
+        _require_one_service(blobs, store.referenced_files(), data_dir, "deleted", force)
+        if model is not None and model not in (stored := store.models()):
+            console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(model)!r} is stored — fix: pass one of "
+                          f"{escape(', '.join(stored) or '(none)')}")
+            raise typer.Exit(2)
         gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)
-        referenced = None if dry_run else store.referenced_files()
-        left = store.count()
+        referenced = store.referenced_files(excluding=gone.ids)
+        left = store.count() - (gone.inspections if dry_run else 0)
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] nothing deleted: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
@@ -329,13 +392,15 @@ def prune_inspections(
         store.dispose()
     verb = "would delete" if dry_run else "deleted"
     which = f" of model {escape(model)}" if model else ""
+    kept = [f"{gone.reviewed_kept} reviewed one(s) (--reviewed deletes them too)"] if gone.reviewed_kept else []
+    kept += ["the newest, always kept (SQLite would give its id to the next upload)"] if gone.newest_kept else []
     console.print(f"{verb} {gone.inspections} inspection(s){which} recorded before {cutoff:%Y-%m-%dT%H:%M:%SZ}"
-                  + (f"; {gone.reviewed_kept} reviewed one(s) kept (--reviewed deletes them too)" if gone.reviewed_kept else ""))
-    if referenced is not None:
-        # Their pictures, unless another inspection names the same picture (stored once by digest). The hour's
-        # grace of prune-files holds too: a picture just uploaded again may not be named yet.
-        n_files, n_bytes = BlobStore(data_dir).prune(referenced, 3600.0)
-        console.print(f"removed {n_files} picture file(s), {n_bytes / 2**20:.1f} MiB; {left} inspection(s) remain")
+                  + (f"; kept: {'; '.join(kept)}" if kept else ""))
+    # Their pictures, unless another inspection names the same picture (stored once by digest), with any that a
+    # crash left unnamed; the hour's grace of prune-files holds: a picture just uploaded again may not be named yet.
+    n_files, n_bytes = blobs.prune(referenced, PRUNE_GRACE_SECONDS, dry_run)
+    console.print(f"{'would remove' if dry_run else 'removed'} {n_files} picture file(s), {n_bytes / 2**20:.1f} MiB, that no remaining "
+                  f"inspection names (any touched in the last hour wait for the next prune); {left} inspection(s) remain")
 
 
 __all__ = ["export_reviews", "prune_files", "prune_inspections", "serve"]

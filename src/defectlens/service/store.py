@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -62,6 +63,10 @@ class Forgotten:
     inspections: int
     reviewed_kept: int
     """Reviewed inspections before the cut-off that were kept (0 when reviewed ones went too)."""
+    newest_kept: bool = False
+    """The newest inspection was old enough to go, and was kept (see :meth:`Store.forget_before`)."""
+    ids: tuple[int, ...] = ()
+    """In a dry run, the inspections that would go (to count the pictures they would free)."""
 
 
 class StaleReview(Exception):
@@ -302,12 +307,19 @@ class Store:
             )
             return list(s.scalars(stmt))
 
-    def referenced_files(self) -> set[str]:
-        """The digests of every file an inspection names (its image, overlay and mask)."""
+    def referenced_files(self, excluding: Collection[int] = ()) -> set[str]:
+        """The digests of every file an inspection names (its image, overlay and mask), but those of
+        the inspections ``excluding`` names (ids: a dry run's, to count what their deletion frees)."""
         self.ensure()
+        left_out = set(excluding)
         with self.session() as s:
-            rows = s.execute(select(InspectionRow.image_sha, InspectionRow.overlay_sha, InspectionRow.mask_sha))
-            return {sha for row in rows for sha in row}
+            rows = s.execute(select(InspectionRow.id, InspectionRow.image_sha, InspectionRow.overlay_sha, InspectionRow.mask_sha))
+            return {sha for row in rows if row[0] not in left_out for sha in row[1:]}
+
+    def models(self) -> list[str]:
+        """The names of the models whose inspections are stored."""
+        with self.session() as s:
+            return sorted(s.scalars(select(InspectionRow.model).distinct()))
 
     def forget_before(self, cutoff: datetime, *, reviewed_too: bool = False, model: str | None = None, dry_run: bool = False,
                       batch: int = FORGET_BATCH) -> Forgotten:
@@ -323,15 +335,17 @@ class Store:
             conds.append(InspectionRow.model == model)
         with self.session() as s:
             newest = s.scalar(select(func.max(InspectionRow.id)))
+            newest_kept = False
             if newest is not None:
+                newest_kept = bool(s.scalar(select(func.count()).select_from(InspectionRow).where(and_(*conds), InspectionRow.id == newest)))
                 conds.append(InspectionRow.id != newest)
             old = and_(*conds)
             n_reviewed = int(s.scalar(select(func.count()).select_from(InspectionRow).where(old, InspectionRow.review_state == "reviewed")) or 0)
             if not reviewed_too:
                 old = and_(old, InspectionRow.review_state != "reviewed")
             if dry_run:
-                n = int(s.scalar(select(func.count()).select_from(InspectionRow).where(old)) or 0)
-                return Forgotten(n, 0 if reviewed_too else n_reviewed)
+                would_go = tuple(s.scalars(select(InspectionRow.id).where(old)))
+                return Forgotten(len(would_go), 0 if reviewed_too else n_reviewed, newest_kept, would_go)
         removed = 0
         while True:
             with self.session() as s, s.begin():
@@ -344,7 +358,7 @@ class Store:
                 s.execute(delete(ReviewRow).where(ReviewRow.inspection_id.in_(ids)))
                 s.execute(delete(InspectionRow).where(InspectionRow.id.in_(ids)))
             removed += len(ids)
-        return Forgotten(removed, 0 if reviewed_too else n_reviewed)
+        return Forgotten(removed, 0 if reviewed_too else n_reviewed, newest_kept)
 
     def count(self) -> int:
         """How many inspections are stored."""
