@@ -344,3 +344,17 @@ def test_classify_inspection_takes_images_as_the_inspector_does(fitted, tmp_path
         assert fitted.classify_inspection(same, insp).region_types == reference
     with pytest.raises(ValueError, match="pass that image"):
         fitted.classify_inspection(img[:, : W // 2], insp)
+
+
+def test_why_regions_go_untyped_names_the_missing_descriptions():
+    # Regression probe 2026-12-05: beside a taxonomy.json whose types had no descriptions, the note said
+    # "add a taxonomy.json to the model folder".
+    from defectlens.classify import untyped_reason
+    from defectlens.taxonomy import parse_taxonomy
+
+    bare = parse_taxonomy({"object": "plate", "defects": [{"name": "dent"}, {"name": "scratch", "description": "a thin line"}]})
+    said = untyped_reason(None, bare)
+    assert said is not None and "types dent have no description" in said and "add a taxonomy.json" not in said
+    assert "no taxonomy with descriptions (add a taxonomy.json" in (untyped_reason(None, None) or "")
+    described = parse_taxonomy({"object": "plate", "defects": [{"name": "dent", "description": "a round hollow"}]})
+    assert untyped_reason(None, described) is None and untyped_reason(None, None, grounding_model=True) is None

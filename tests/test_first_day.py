@@ -571,6 +571,7 @@ def test_an_example_the_model_judges_good_is_located_and_marked(calibrated_model
     assert manifest["examples"] and all(r["judged_good"] and "judges this image good" in r["region"] for r in manifest["examples"])
     said = _text(result)
     assert f"{len(manifest['examples'])} of them the model judges good" in said and "locate-examples` shows where" not in said
+    assert not [n for n in manifest["notes"] if "locate-examples` shows where" in n]
     # As `inspect --examples` says it, with where to look.
     typed = runner.invoke(app, ["inspect", str(model), str(maskless_examples / "spot"), "-o", str(tmp_path / "out"),
                                 "--examples", str(maskless_examples)])

@@ -247,7 +247,7 @@ def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_mo
     assert evaluation.reference_point.threshold == np.nextafter(max(passing), np.inf)
 
 
-def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said_so(checked_model):
+def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said_so(checked_model, tmp_path):
     # Probe 2026-12-05: a quarter-size part (128×52 against 512×208) was "unlike every normal image" with
     # nothing said of its size; a portrait image of a landscape part too.
     inspector = Inspector.load(checked_model)
@@ -263,4 +263,20 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert "rotated, or another view" in (inspector.provenance.size_note(90, 200) or "")
     assert inspector.provenance.size_note(256, 190) is None  # larger, of the same shape: nothing to say
     card = (checked_model / "card.md").read_text()
-    assert "training image sizes" in card and "128×96 to 128×96" in card
+    assert "| training image sizes | 128×96 |" in card  # one size said once
+    # Said in the report whatever the frame check found (regression probe: a rotated part read "pitting, 100 %
+    # of the image" with no word of its shape): through inspect's files, as a line reads them.
+    rotated = np.ascontiguousarray(np.rot90(np.stack([texture(rng, 96, 128)] * 3, -1)))
+    assert inspector.size_note(inspector.inspect(rotated)) is None  # the frame check's reason says it already
+    inspector.detector.frame_check = None  # a model without one, or a part the check passes
+    assert "rotated, or another view" in (inspector.size_note(inspector.inspect(rotated)) or "")
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    inspector.save(tmp_path / "unchecked")
+    Image.fromarray(rotated).save(tmp_path / "rotated.png")
+    CliRunner().invoke(app, ["inspect", str(tmp_path / "unchecked"), str(tmp_path / "rotated.png"), "-o", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "rotated.report.json").read_text())
+    assert any("This image is 96×128, the training images 128×96: is it rotated" in n for n in report["notes"])

@@ -364,7 +364,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "fitted at (UTC)": p.fitted_at if p else None,
             "defectlens version": p.defectlens_version if p else None,
             "training images": p.n_images if p else None,
-            **({"training image sizes": " to ".join(f"{w}×{h}" for w, h in p.image_sizes)} if p and p.image_sizes else {}),
+            **({"training image sizes": " to ".join(dict.fromkeys(f"{w}×{h}" for w, h in p.image_sizes))} if p and p.image_sizes else {}),
             **({"training folder": p.trained_on} if p and p.trained_on else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,

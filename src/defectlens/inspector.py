@@ -612,6 +612,14 @@ class Inspector:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
         return self.detector.score(checked_images(images), progress=progress)
 
+    def size_note(self, inspection: Inspection) -> str | None:
+        """What the report should say of an image far smaller than the training images, or of another
+        shape (rotated?), when the frame check's reason does not say it already; None otherwise. A
+        rotated ball screw read "pitting, 100 % of the image" with no word of its shape (regression probe)."""
+        if self.provenance is None or (inspection.unlike_normal and "This image is" in inspection.unlike_normal):
+            return None
+        return self.provenance.size_note(*inspection.image_size)
+
     def _with_size_note(self, unlike_normal: str | None, width: int, height: int) -> str | None:
         """The frame check's reason, with the image's size beside the training images' when that may be why."""
         note = self.provenance.size_note(width, height) if unlike_normal and self.provenance else None

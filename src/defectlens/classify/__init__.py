@@ -26,14 +26,13 @@ from defectlens.classify.examples import (
     locate_examples,
 )
 from defectlens.classify.fewshot import FewShotClassifier, FewShotConfig, FewShotFitSummary
-from defectlens.classify.regions import UNTYPED, Classification, has_type_source, region_masks
+from defectlens.classify.regions import Classification, region_masks, untyped_reason
 from defectlens.classify.vlm import VLMClassifier, VLMConfig, VLMError
 from defectlens.taxonomy import UNKNOWN, DefectSpec, Severity, Taxonomy, load_taxonomy, parse_taxonomy
 
 __all__ = [
     "LOCATE_HINT",
     "UNKNOWN",
-    "UNTYPED",
     "Classification",
     "DefectSpec",
     "Example",
@@ -50,10 +49,10 @@ __all__ = [
     "VLMError",
     "examples_from_category",
     "examples_from_folders",
-    "has_type_source",
     "load_taxonomy",
     "locate_defect",
     "locate_examples",
     "parse_taxonomy",
     "region_masks",
+    "untyped_reason",
 ]

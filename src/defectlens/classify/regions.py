@@ -91,18 +91,25 @@ def type_regions(
         return Classification(classify_regions_from_words(image, list(masks.values()), taxonomy, list(masks)))
     if grounding is not None and inspection.region_labels is not None:
         return Classification(classify_from_grounding(grounding, inspection.region_labels))
-    return Classification(notes=[UNTYPED])
+    return Classification(notes=[untyped_reason(None, taxonomy) or UNTYPED])
 
 
 UNTYPED = ("regions are not typed: the model has no defect examples and no taxonomy with descriptions "
            "(add a taxonomy.json to the model folder, or give --examples)")
-"""Said where :func:`type_regions` has no source of types."""
+"""Said where :func:`type_regions` has no source of types (the model holds no taxonomy)."""
 
 
-def has_type_source(classifier: RegionClassifier | None, taxonomy: Taxonomy | None, grounding_model: bool = False) -> bool:
-    """Whether :func:`type_regions` will have a source of types: examples, a taxonomy whose every type
-    has a description, or a grounding model's maps (``grounding_model``)."""
-    return classifier is not None or grounding_model or _words_apply(taxonomy)
+def untyped_reason(classifier: RegionClassifier | None, taxonomy: Taxonomy | None, grounding_model: bool = False) -> str | None:
+    """Why :func:`type_regions` will type no region, or None when it has a source of types: examples,
+    a taxonomy whose every type has a description, or a grounding model's maps (``grounding_model``).
+    A taxonomy without descriptions is named as such ("add a taxonomy.json" had been said beside one)."""
+    if classifier is not None or grounding_model or _words_apply(taxonomy):
+        return None
+    if taxonomy is not None and taxonomy.defects:
+        bare = [d.name for d in taxonomy.defects if not d.description]
+        return (f"regions are not typed: the taxonomy's types {', '.join(bare[:5])} have no description — add a description to "
+                "each type in taxonomy.json, or give --examples")
+    return UNTYPED
 
 
 def _words_apply(taxonomy: Taxonomy | None) -> TypeGuard[Taxonomy]:

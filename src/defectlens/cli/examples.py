@@ -102,6 +102,8 @@ def locate_examples_command(
                 lines.append((escape(e.defect_type), escape(e.path.name), shown, f"{share:.1%}"))
             skipped = [{"image": str(path), "reason": reason} for path, reason in dropped]
             lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in dropped]
+            # This command is where they are shown: the pointer to it is left out of its own notes.
+            found.notes = [n.replace(LOCATE_HINT, "") for n in found.notes]
             write_json_atomic(tmp / MANIFEST, {"model": str(model_dir), "examples": rows, "skipped": skipped, "notes": found.notes})
     except (DefectlensError, ValueError) as exc:
         raise fail(exc) from None
@@ -109,7 +111,7 @@ def locate_examples_command(
         if folder_identity(output) != before:  # swapped in the moment before the interrupt
             raise interrupted(f"the located examples were written to {output} just before the interrupt") from None
         raise interrupted(f"nothing written; {output} is as it was") from None
-    notes([n.replace(LOCATE_HINT, "") for n in found.notes])  # this command is where they are shown
+    notes(found.notes)
     table = Table("type", "example", "region", "share of image")
     for line in lines:
         table.add_row(*line)

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defectlens.classify import UNTYPED, has_type_source
+from defectlens.classify import untyped_reason
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, part_taxonomy, read_descriptor, render_card
 from defectlens.detect import FitSummary
@@ -717,9 +717,9 @@ def inspect(
     except DefectlensError as exc:
         raise fail(exc) from None
     notes(analysis.notes)
-    if not has_type_source(analysis.classifier, analysis.taxonomy, Inspector.needs_taxonomy(model_dir)):
+    if untyped := untyped_reason(analysis.classifier, analysis.taxonomy, Inspector.needs_taxonomy(model_dir)):
         # Said once here: the table's types column was blank with the reason in each report only.
-        notes([UNTYPED])
+        notes([untyped])
     normal = getattr(inspector.detector, "normal_stats", None)
     if threshold is not None and normal is not None and threshold < normal.image_median:
         # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.

@@ -178,7 +178,7 @@ def inspect_and_write(
     for item in batch.images:
         path, inspection = item.path, item.inspection
         try:
-            said = [n for n in (item.result.batch_warning, inspector.verdict_basis) if n]
+            said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
             region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
             labels = [t.defect_type for t in region_types]
             extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}

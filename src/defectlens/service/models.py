@@ -275,8 +275,8 @@ class ModelPool:
         fut: Future[tuple[Inspection, list[RegionType], list[str]]] = Future()
         self._jobs.put(_Job(model, image, source, fut))
         inspection, region_types, notes = fut.result()
-        basis = model.inspector.verdict_basis
-        report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*([basis] if basis else []), *notes])
+        said = [n for n in (model.inspector.verdict_basis, model.inspector.size_note(inspection)) if n]
+        report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *notes])
         labels = [t.defect_type for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
         # Pixel value = region index: the export cuts each region's mask from it.
