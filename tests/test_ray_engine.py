@@ -236,8 +236,8 @@ def test_results_said_written_but_not_in_the_output_folder_are_failures(fitted_m
     import defectlens.cli.vision as vision
     from defectlens.engine.local import BatchOutcome
 
-    monkeypatch.setattr(vision, "inspect_and_write", lambda inspector, analysis, batch, names, output: BatchOutcome(written=list(batch),
-                                                                                                                     n_inputs=len(batch)))
+    monkeypatch.setattr(vision, "inspect_and_write",
+                        lambda inspector, analysis, batch, names, output, overlay="png": BatchOutcome(written=list(batch), n_inputs=len(batch)))
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "out")])
     text = " ".join(result.output.split())
     assert result.exit_code == 3 and "inspected, but its results are not in" in text, result.output
