@@ -5,6 +5,7 @@ not what the service expects."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -142,6 +143,9 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     for app in served:
         app.state.pool.close()  # uvicorn would have, at shutdown
     assert opened.exit_code == 0 and served and "writes are open to anyone reaching this port" in " ".join(opened.output.split())
+    # Which database the folder's pictures belong to, for the prune commands (the folder's own SQLite file here).
+    recorded = json.loads((tmp_path / "a" / "service.json").read_text())
+    assert recorded == {"database": {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}}
     empty = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", " "])
     assert empty.exit_code == 2 and "the API token is empty" in empty.output and len(served) == 1
     # One no UTF-8 client can send (security probe 2026-12-05: "pässwort" started, and every write was 401).
@@ -401,16 +405,18 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     assert not blobs.path(old, "png").exists() and blobs.path(young, "png").is_file() and all(p.is_file() for p in named)
     with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
         assert client.get(f"/inspections/{ins['id']}/image").status_code == 200
-    # More unnamed pictures than named ones: another service's folder, or a database that lost its rows: refused
-    # unless --force (regression probe 2026-12-05: a wrong --db had this folder's pictures taken for orphans).
-    orphans = [blobs.put(f"orphan {i}".encode(), "png") for i in range(5)]
-    for sha in orphans:
-        os.utime(blobs.path(sha, "png"), (0, 0))
-    crowded = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)])
-    assert crowded.exit_code == 2 and "6 of the 9 pictures" in " ".join(crowded.output.split()), crowded.output
-    assert all(blobs.path(sha, "png").is_file() for sha in orphans)
-    forced = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--force"])
-    assert forced.exit_code == 0 and "removed 5 file(s)" in forced.output, forced.output
+    # A folder whose service (as `serve` recorded it) used another database: refused, nothing removed
+    # (regression probe 2026-12-05: a wrong --db had this folder's pictures taken for orphans).
+    from defectlens.cli.service import SERVICE_FILE, database_identity
+
+    orphan = blobs.put(b"orphan again", "png")
+    os.utime(blobs.path(orphan, "png"), (0, 0))
+    (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity("postgresql+psycopg://u@db.plant:5432/line3")}))
+    other = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)])
+    assert other.exit_code == 2 and "holds the pictures of another database" in " ".join(other.output.split()), other.output
+    assert blobs.path(orphan, "png").is_file()
+    (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity(f"sqlite:///{data}/./inspections.db")}))
+    assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 0 and not blobs.path(orphan, "png").exists()
     # An old unnamed file that a new upload stores again is young again: not pruned under it.
     again = blobs.put(b"orphan of a crash, uploaded again", "png")
     os.utime(blobs.path(again, "png"), (0, 0))

@@ -6,8 +6,10 @@ works without the extra installed.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
+import os
 import shutil
 import socket
 import time
@@ -18,6 +20,7 @@ import typer
 from rich.markup import escape
 
 from defectlens.cli.progress import console
+from defectlens.io import write_json_atomic
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
@@ -119,21 +122,46 @@ def _same_sqlite_file(url: str, path: Path) -> bool:
     return parsed.get_backend_name() == "sqlite" and bool(parsed.database) and Path(str(parsed.database)).resolve() == path.resolve()
 
 
-def _require_one_service(blobs: Any, referenced: set[str], data_dir: Path, verb: str, force: bool = False) -> None:
-    """Exit 2 unless the database and the file folder look like one service's: the folder holds the
-    pictures the database names (a sample of them), and no more pictures the database does not name than
-    ones it does — of one service's, only a crash's leftovers are unnamed. ``force``: the second check off
-    (a database that lost its rows). A wrong --db had had this folder's pictures taken for orphans."""
-    sample = sorted(referenced)[:50]
+SERVICE_FILE = "service.json"
+"""Written by `serve` in its data folder: which database the folder's pictures belong to."""
+
+
+def database_identity(url: str) -> dict[str, str]:
+    """What names a database, whatever the URL's spelling of it: the backend, and the SQLite file's real
+    path, or the server's host, port and database (never the user or the password)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"backend": backend, "file": os.path.realpath(str(parsed.database or ""))}
+    return {"backend": backend, "host": (parsed.host or "localhost").lower(), "port": str(parsed.port or ""), "database": str(parsed.database)}
+
+
+def _recorded_database(data_dir: Path) -> dict | None:
+    """The database `serve` recorded in ``data_dir`` (None: none recorded, or unreadable)."""
+    try:
+        recorded = json.loads((data_dir / SERVICE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    database = recorded.get("database") if isinstance(recorded, dict) else None
+    return database if isinstance(database, dict) else None
+
+
+def _require_one_service(blobs: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str) -> None:
+    """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
+    the folder (:data:`SERVICE_FILE`) is this one, and the folder holds the pictures the database names (a
+    sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe)."""
     fix = "— fix: pass the --data-dir and --db of one service"
-    if sample and not any(blobs.holds(sha) for sha in sample):
-        console.print(f"[red]error:[/] nothing {verb}: the pictures the database names are not in {escape(str(data_dir))} {fix}")
+    recorded = _recorded_database(data_dir)
+    if recorded is not None and recorded != database_identity(db_url):
+        console.print(f"[red]error:[/] nothing {verb}: {escape(str(data_dir))} holds the pictures of another database "
+                      f"({escape(json.dumps(recorded))}, as `serve` recorded in {SERVICE_FILE}) {fix}")
         raise typer.Exit(2)
-    named, unnamed = blobs.count_named(referenced)
-    if unnamed > named and not force:
-        console.print(f"[red]error:[/] nothing {verb}: {unnamed} of the {named + unnamed} pictures in {escape(str(data_dir))} are named by "
-                      f"no inspection of this database, more than it names: is --db this folder's service's? {fix} (or --force, "
-                      "when its database lost those rows)")
+    sample = sorted(referenced)[:50]
+    # Most of them, not any: an empty region mask is one picture shared by every good part of every service.
+    if sample and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample):
+        console.print(f"[red]error:[/] nothing {verb}: most pictures the database names are not in {escape(str(data_dir))} {fix}")
         raise typer.Exit(2)
 
 
@@ -238,6 +266,8 @@ def serve(
                                           "repair or move it, or pass another --data-dir or --db")
             console.print(f"[red]error:[/] {escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
+    # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
+    write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
     said = logging.getLogger("defectlens.service")
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), shown, port)
@@ -317,8 +347,6 @@ def prune_files(
     older_than_hours: Annotated[float, typer.Option(min=0.0, help="Only files untouched this long (a younger one may be an upload "
                                                                   "on its way to the database).")] = 1.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Remove them even when the database names fewer pictures than it does not "
-                                                        "(refused otherwise: a --db of another service).")] = False,
 ) -> None:
     """Remove stored pictures no inspection names (left by a crash or a database down mid-upload).
 
@@ -339,7 +367,7 @@ def prune_files(
     finally:
         store.dispose()
     blobs = BlobStore(data_dir)
-    _require_one_service(blobs, referenced, data_dir, "removed", force)
+    _require_one_service(blobs, referenced, _db_url(db, data_dir), data_dir, "removed")
     n_files, n_bytes = blobs.prune(referenced, older_than_hours * 3600, dry_run)
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {n_files} file(s), {n_bytes / 2**20:.1f} MiB, that no inspection names; "
@@ -354,8 +382,6 @@ def prune_inspections(
                                                               "line's labels, which export-reviews writes out).")] = False,
     model: Annotated[str | None, typer.Option(help="Only this model's inspections.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Go on even when the database names fewer of the folder's pictures than it "
-                                                        "does not (refused otherwise: a --db of another service).")] = False,
 ) -> None:
     """Delete old inspections, with their regions, reviews and the pictures no other inspection names.
 
@@ -377,7 +403,7 @@ def prune_inspections(
     try:
         # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
         # deleted and this folder's pictures taken for orphans.
-        _require_one_service(blobs, store.referenced_files(), data_dir, "deleted", force)
+        _require_one_service(blobs, store.referenced_files(), _db_url(db, data_dir), data_dir, "deleted")
         if model is not None and model not in (stored := store.models()):
             console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(model)!r} is stored — fix: pass one of "
                           f"{escape(', '.join(stored) or '(none)')}")

@@ -94,17 +94,6 @@ class BlobStore:
                 n_files, n_bytes = n_files + 1, n_bytes + info.st_size
         return n_files, n_bytes
 
-    def count_named(self, referenced: set[str]) -> tuple[int, int]:
-        """How many stored files ``referenced`` names, and how many it does not."""
-        named = unnamed = 0
-        for folder in self.root.glob("[0-9a-f][0-9a-f]"):
-            for path in folder.iterdir():
-                if path.name.split(".", 1)[0] in referenced:
-                    named += 1
-                else:
-                    unnamed += 1
-        return named, unnamed
-
     def holds(self, sha: str) -> bool:
         """Whether a file of digest ``sha`` is stored (in any format)."""
         return _SHA.fullmatch(sha) is not None and any((self.root / sha[:2]).glob(f"{sha}.*"))
