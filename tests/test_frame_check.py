@@ -262,6 +262,7 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert "one under half their size" in build_report(small).text and build_report(small).text.endswith("hold it for manual review.")
     assert "rotated, or another view" in (inspector.provenance.size_note(90, 200) or "")
     assert inspector.provenance.size_note(256, 190) is None  # larger, of the same shape: nothing to say
+    assert "rotated" in (inspector.provenance.size_note(40, 60) or "")  # portrait: its shape first, however small
     card = (checked_model / "card.md").read_text()
     assert "| training image sizes | 128×96 |" in card  # one size said once
     # Said in the report whatever the frame check found (regression probe: a rotated part read "pitting, 100 %

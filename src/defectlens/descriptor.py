@@ -147,10 +147,12 @@ class Provenance:
             return None
         (w0, h0), (w1, h1) = self.image_sizes
         trained = f"{w0}×{h0}" if (w0, h0) == (w1, h1) else f"{w0}×{h0} to {w1}×{h1}"
-        if width < w0 / 2 or height < h0 / 2:
-            return f"This image is {width}×{height}, the training images {trained}: one under half their size has lost the detail the model compares."
+        # The shape first: a portrait image of a long landscape part (208×512 against 512×208) is also "under half
+        # their width", and had been told it lost detail rather than asked whether it is rotated.
         if not (w0 / h1) / 1.5 <= width / height <= (w1 / h0) * 1.5:
             return f"This image is {width}×{height}, the training images {trained}: is it rotated, or another view?"
+        if width < w0 / 2 or height < h0 / 2:
+            return f"This image is {width}×{height}, the training images {trained}: one under half their size has lost the detail the model compares."
         return None
 
 

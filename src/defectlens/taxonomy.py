@@ -241,8 +241,8 @@ def parse_taxonomy(data: object, where: str | Path | None = None, require_descri
         raise ConfigError(
             f"invalid taxonomy: {_first_error(exc)}",
             where,
-            'write {"object": "<part>", "defects": [{"name", "description", "severity", "impact", "action"}]} '
-            "with unique, non-reserved names",
+            'write {"object": "<part>", "defects": [{"name": "<type>", "description": "<what it looks like>"}]} '
+            "with unique, non-reserved names (optional: part, and per type severity, impact, action; the README has an example)",
         ) from None
     if require_descriptions:
         tax.require_descriptions(where)

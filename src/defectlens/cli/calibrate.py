@@ -189,7 +189,7 @@ def calibrate(
         loaded = model_stamp(model_dir)
         old = inspector.thresholds
         good_files, good_failures = expand_inputs(good)
-        bad_files, bad_failures = expand_inputs(defective)
+        bad_files, bad_failures = expand_inputs(defective, masks_expected=True)
         failures += good_failures + bad_failures
         for files, what, folders in ((good_files, "good", good), (bad_files, "defective", defective)):
             if not files:

@@ -378,15 +378,15 @@ def prune_inspections(
     older_than_days: Annotated[float, typer.Option(min=0.0, max=36500.0, help="Delete inspections recorded more than this many days ago.")],
     db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option(help="The service's file folder.")] = DEFAULT_DATA,
-    reviewed: Annotated[bool, typer.Option("--reviewed", help="Delete reviewed inspections too (kept by default: they are the "
-                                                              "line's labels, which export-reviews writes out).")] = False,
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Delete reviewed and commented inspections too (kept by default: "
+                                                              "reviews are the line's labels, which export-reviews writes out).")] = False,
     model: Annotated[str | None, typer.Option(help="Only this model's inspections.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
 ) -> None:
     """Delete old inspections, with their regions, reviews and the pictures no other inspection names.
 
     For a service that runs for months: each inspection keeps its upload, overlay and mask on disk.
-    Reviewed inspections are kept unless --reviewed; the newest inspection is always kept. Safe beside a
+    Inspections a person reviewed or commented on are kept unless --reviewed; the newest is always kept. Safe beside a
     running service (deleted in batches; a page of one that went answers 404).
     Exit status: 0 done, 2 bad usage (no data folder, database unavailable)."""
     try:
@@ -418,7 +418,7 @@ def prune_inspections(
         store.dispose()
     verb = "would delete" if dry_run else "deleted"
     which = f" of model {escape(model)}" if model else ""
-    kept = [f"{gone.reviewed_kept} reviewed one(s) (--reviewed deletes them too)"] if gone.reviewed_kept else []
+    kept = [f"{gone.reviewed_kept} reviewed or commented one(s) (--reviewed deletes them too)"] if gone.reviewed_kept else []
     kept += ["the newest, always kept (SQLite would give its id to the next upload)"] if gone.newest_kept else []
     console.print(f"{verb} {gone.inspections} inspection(s){which} recorded before {cutoff:%Y-%m-%dT%H:%M:%SZ}"
                   + (f"; kept: {'; '.join(kept)}" if kept else ""))

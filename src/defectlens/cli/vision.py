@@ -118,9 +118,10 @@ def with_listed_inputs(inputs: list[Path]) -> list[Path]:
     return [path for item in inputs for path in (listed if item == STDIN_INPUT else [item])]
 
 
-def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
+def expand_inputs(inputs: list[Path], masks_expected: bool = False) -> tuple[list[Path], list[Failure]]:
     """Files as given, folders expanded to their images (recursively, linked folders followed,
-    sorted); masks beside their images (``<stem>_mask.png``) are not parts and are left out, said once."""
+    sorted); masks beside their images (``<stem>_mask.png``, ``masks/``) are not parts and are left out,
+    said once — unless ``masks_expected`` (defective parts' folders, where masks are the layout)."""
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
@@ -129,7 +130,7 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[Path], list[Failure]]:
             failures.extend(
                 Failure(str(p), f"{p}: {p.suffix.lower()} images are not read — fix: convert it to PNG or JPEG") for p in found.other_formats
             )
-            if found.masks:
+            if found.masks and not masks_expected:
                 example = found.masks[0].name
                 notes([f"{item}: {len(found.masks)} file(s) named or kept as masks (`<stem>_mask`, or in a masks/ folder; e.g. {example}) "
                        "are taken as masks, not as parts"])
@@ -615,7 +616,7 @@ def inspect(
                                                       "(or NUL-ended: find -print0).")],
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help="Folder for each image's JSON, overlay PNG and report, and summary.csv + index.html "
+        typer.Option("-o", "--output", help="Folder for each image's JSON, overlay picture and report, and summary.csv + index.html "
                      "(outside every input folder and the model)."),
     ],
     taxonomy: Annotated[Path | None, typer.Option(help="taxonomy.json: defect names, descriptions, severity, impact, action.")] = None,
@@ -896,7 +897,7 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
     good_files, problems = expand_inputs(good)
     typed: list[tuple[Path, str]] = []
     for given in defective:
-        files, failed = expand_inputs([given])
+        files, failed = expand_inputs([given], masks_expected=True)
         problems += failed
         typed += [(f, given.resolve().name if given.is_dir() else f.parent.resolve().name) for f in files]
     for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):

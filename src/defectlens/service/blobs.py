@@ -42,7 +42,10 @@ class BlobStore:
         killed mid-upload; younger ones may be another live process's) and say how many went."""
         removed = 0
         cutoff = time.time() - STALE_SCRATCH_SECONDS
-        for leftover in self._tmp().iterdir():
+        scratch = self.root / "tmp"
+        if not scratch.is_dir():  # made when first needed: a prune's dry run had left an empty tmp/ behind
+            return 0
+        for leftover in scratch.iterdir():
             try:
                 if leftover.is_file() and leftover.stat().st_mtime < cutoff:
                     leftover.unlink()

@@ -62,7 +62,7 @@ class Forgotten:
 
     inspections: int
     reviewed_kept: int
-    """Reviewed inspections before the cut-off that were kept (0 when reviewed ones went too)."""
+    """Inspections before the cut-off kept for a review or a note (0 when they went too)."""
     newest_kept: bool = False
     """The newest inspection was old enough to go, and was kept (see :meth:`Store.forget_before`)."""
     ids: tuple[int, ...] = ()
@@ -324,8 +324,8 @@ class Store:
     def forget_before(self, cutoff: datetime, *, reviewed_too: bool = False, model: str | None = None, dry_run: bool = False,
                       batch: int = FORGET_BATCH) -> Forgotten:
         """Delete the inspections recorded before ``cutoff`` (of ``model`` only, when given), with their
-        regions and reviews; the reviewed ones are kept unless ``reviewed_too`` (they are the line's
-        labels, read by `export-reviews`). Deleted ``batch`` at a time, each batch its own transaction:
+        regions and reviews; those a person reviewed or commented on are kept unless ``reviewed_too``
+        (reviews are the line's labels, read by `export-reviews`). Deleted ``batch`` at a time, each batch its own transaction:
         a service beside it waits for one batch, never for the whole purge. The newest inspection is
         always kept, since SQLite gives the highest stored id plus one to the next row: with every
         row gone, an id already seen (in an export, a log, a bookmark) would name a new inspection."""
@@ -340,9 +340,12 @@ class Store:
                 newest_kept = bool(s.scalar(select(func.count()).select_from(InspectionRow).where(and_(*conds), InspectionRow.id == newest)))
                 conds.append(InspectionRow.id != newest)
             old = and_(*conds)
-            n_reviewed = int(s.scalar(select(func.count()).select_from(InspectionRow).where(old, InspectionRow.review_state == "reviewed")) or 0)
+            # A person's word on it — a review, or a note (a comment alone) — keeps it: the README audit found notes
+            # deleted with their inspections while reviews were kept.
+            looked_at = exists().where(ReviewRow.inspection_id == InspectionRow.id)
+            n_reviewed = int(s.scalar(select(func.count()).select_from(InspectionRow).where(old, looked_at)) or 0)
             if not reviewed_too:
-                old = and_(old, InspectionRow.review_state != "reviewed")
+                old = and_(old, ~looked_at)
             if dry_run:
                 would_go = tuple(s.scalars(select(InspectionRow.id).where(old)))
                 return Forgotten(len(would_go), 0 if reviewed_too else n_reviewed, newest_kept, would_go)
