@@ -242,8 +242,17 @@ def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_th
     assert f"resuming: {len(stems)} image(s) already done, 0 to inspect" in _text(resumed), resumed.output
     again = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out)])
     assert again.exit_code == 0, again.output
-    assert all((out / f"{s}.png").is_file() and not (out / f"{s}.jpg").exists() for s in stems)
+    # The JSON names this run's overlay, which the gallery shows; the other is left, never removed (regression
+    # probe: removing "the other format" deleted a person's own JPEGs in a folder taken over with --resume).
+    assert all((out / f"{s}.png").is_file() and json.loads((out / f"{s}.json").read_text())["overlay"] == f"{s}.png" for s in stems)
     assert f'href="{stems[0]}.png"' in (out / "index.html").read_text(encoding="utf-8")
+    own = tmp_path / "own"
+    own.mkdir()
+    with Image.open(test / f"{stems[0]}.png") as im:
+        im.convert("RGB").save(own / f"{stems[0]}.jpg")
+    before = (own / f"{stems[0]}.jpg").read_bytes()
+    taken = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(own), "--resume"])
+    assert taken.exit_code == 0 and (own / f"{stems[0]}.jpg").read_bytes() == before, taken.output
     refused = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(tmp_path / "o2"), "--overlay", "gif"])
     assert refused.exit_code == 2 and "overlay format" in _text(refused)
 

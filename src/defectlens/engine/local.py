@@ -69,8 +69,12 @@ def same_source(payload: dict, path: Path) -> bool:
     return payload.get("source") == str(path)
 
 
-def overlay_file(out_dir: Path, name: str) -> Path | None:
-    """The whole overlay of output ``name`` in ``out_dir`` (PNG or JPEG, as `--overlay` wrote it), or None."""
+def overlay_file(out_dir: Path, name: str, payload: dict | None = None) -> Path | None:
+    """The whole overlay of output ``name`` in ``out_dir``: the one its inspection JSON (``payload``) names,
+    else (results written before it named one) the PNG or the JPEG; None when there is none."""
+    recorded = payload.get("overlay") if payload else None
+    if isinstance(recorded, str) and recorded in {f"{name}{suffix}" for suffix in OVERLAY_FORMATS.values()}:
+        return out_dir / recorded if _whole(out_dir / recorded) else None
     return next((p for suffix in OVERLAY_FORMATS.values() if _whole(p := out_dir / f"{name}{suffix}")), None)
 
 
@@ -86,10 +90,12 @@ def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict |
     input), else None: it is inspected again. Empty and truncated files, what a power cut leaves
     of files not yet flushed, had counted as done. ``payload``: that JSON, when the caller has
     already read it (it is read here otherwise)."""
-    if not all(_whole(out_dir / f"{name}{suffix}") for suffix in REQUIRED_SUFFIXES) or overlay_file(out_dir, name) is None:
+    if not all(_whole(out_dir / f"{name}{suffix}") for suffix in REQUIRED_SUFFIXES):
         return None
     payload = payload if payload is not None else read_inspection_json(out_dir / f"{name}.json")
-    return payload if payload is not None and same_source(payload, source) else None
+    if payload is None or overlay_file(out_dir, name, payload) is None:
+        return None
+    return payload if same_source(payload, source) else None
 
 
 def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Inspection, labels: list[str] | None = None) -> Image.Image:
@@ -133,15 +139,14 @@ def write_inspection(
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
     overlay = inspection_overlay(inspector, image, inspection, extra.get("region_labels") if extra else None)
     suffix = OVERLAY_FORMATS[overlay_format]
+    # An earlier run's overlay in the other format is left (never removed: in a folder taken over with --resume it
+    # may be a person's own picture of that name); the JSON names this run's, which is the one shown.
     write_bytes_atomic(out_dir / f"{stem}{suffix}", jpeg_bytes(overlay) if suffix == ".jpg" else png_bytes(overlay))
-    for other in set(OVERLAY_FORMATS.values()) - {suffix}:
-        # An earlier run's overlay in the other format would be shown in its place (the gallery takes the PNG first).
-        (out_dir / f"{stem}{other}").unlink(missing_ok=True)
     write_bytes_atomic(out_dir / f"{stem}{THUMBNAIL_SUFFIX}", jpeg_thumbnail(overlay))
     # Where, as data: the overlay shows it, the JSON has only boxes (a README audit found no mask written).
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
-    payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector)}
+    payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector), "overlay": f"{stem}{suffix}"}
     if os.path.isfile(inspection.source):  # a file, not an array ("<array>")
         payload["source_file"] = os.path.realpath(inspection.source)
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each

@@ -143,7 +143,12 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     image_threshold = recorded_thresholds(payload)[0]
     warning = str(payload.get("batch_warning") or "")
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
-    overlay_suffix = ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png"
+    # The overlay the JSON names (this run's format; the other may be an earlier run's, or a person's own file).
+    recorded = payload.get("overlay")
+    if isinstance(recorded, str) and recorded in (f"{name}.png", f"{name}.jpg"):
+        overlay_suffix = recorded[len(name):]
+    else:
+        overlay_suffix = ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png"
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
