@@ -310,7 +310,18 @@ def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthet
     for name in ("mvtec folders", "flat folders"):
         assert {k: out[name][k] for k in same} == {k: out["category"][k] for k in same}, name
         assert out[name]["per_type_image_auroc"].keys() == {"spot"} and out[name]["no_mask"] == []
+    # A defective folder holding subfolders types each image by its subfolder (regression probe: all were "defects").
+    nested = tmp_path / "defects"
+    shutil.copytree(test / "spot", nested / "spot")
+    shutil.copytree(flat, nested / "dent")
+    typed = runner.invoke(app, ["evaluate", str(fitted_model), "--good", str(test / "good"), "--defective", str(nested),
+                                "--json", str(tmp_path / "nested.json")])
+    assert typed.exit_code == 0, typed.output
+    assert json.loads((tmp_path / "nested.json").read_text())["per_type_image_auroc"].keys() == {"spot", "dent"}
     for bad, said in ((["--good", str(test / "good")], "pass CATEGORY_DIR (with test/), or both --good DIR and --defective DIR"),
+                      # One image under both labels, or a path that is not there: refused (one label had silently won).
+                      (["--good", str(test / "good"), "--defective", str(test)], "given as both good and defective"),
+                      (["--good", str(test / "good"), "--defective", str(tmp_path / "nowhere")], "no such file or folder"),
                       ([str(synthetic_category), "--good", str(test / "good"), "--defective", str(flat)], "or both --good"),
                       (["--good", str(test / "good"), "--defective", str(flat), "--types-k", "1"], "pass a category folder for --types-k")):
         refused = runner.invoke(app, ["evaluate", str(fitted_model), *bad])

@@ -894,12 +894,22 @@ def inspect(
 def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
     """The test split of `evaluate --good --defective`: each defective image typed by the folder it was
     given in (or its own folder, for an image given alone); unreadable inputs said as notes."""
+    for given in [*good, *defective]:
+        if not given.exists():
+            # A note and exit 0 had been said of a mistyped folder (calibrate refuses it).
+            raise DatasetLayoutError("no such file or folder", given, "check the path given with --good or --defective")
     good_files, problems = expand_inputs(good)
     typed: list[tuple[Path, str]] = []
     for given in defective:
         files, failed = expand_inputs([given], masks_expected=True)
         problems += failed
-        typed += [(f, given.resolve().name if given.is_dir() else f.parent.resolve().name) for f in files]
+        # The folder given, or for images in its subfolders the first subfolder (defects/crack/… is a crack).
+        typed += [(f, _type_folder(given, f)) for f in files]
+    both = sorted({os.path.realpath(p) for p in good_files} & {os.path.realpath(p) for p, _ in typed})
+    if both:
+        # One file cannot be both (a defective folder holding good/ too): one label had silently won.
+        raise DatasetLayoutError(f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})", None,
+                                 "give each image one label: keep the good and the defective images in separate folders")
     for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):
         if not count:
             raise DatasetLayoutError(f"no {what} images: the evaluation compares good and defective parts and needs both",
@@ -907,6 +917,15 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
     category = labelled_category(good_files, typed, Path(os.path.commonpath([p.resolve() for p in [*good, *defective]])))
     category.notes += [f.message for f in problems]
     return category
+
+
+def _type_folder(given: Path, image: Path) -> str:
+    """The defect type of ``image`` found under the folder ``given`` with --defective: the first subfolder
+    below it that holds it, else the folder's own name (the image's folder, for an image given alone)."""
+    if not given.is_dir():
+        return image.parent.resolve().name
+    parts = image.relative_to(given).parts
+    return parts[0] if len(parts) > 1 else given.resolve().name
 
 
 def _earlier_rows(output: Path, earlier: dict[str, dict], names: list[str]) -> list[ResultRow]:
