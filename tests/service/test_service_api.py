@@ -211,12 +211,13 @@ def test_writes_from_another_site_and_requests_to_other_host_names_are_refused(
         with images["bad"].open("rb") as fh:  # the service's own page: its origin is the service's
             mine = client.post("/inspections", files={"file": ("b.png", fh, "image/png")}, headers={"Origin": "http://testserver"})
         assert mine.status_code == 201 and upload(client, images["good"]).status_code == 201  # no Origin: a station
-    named = ("inspect.plant.example",)  # --allowed-host: these names only
+    named = ("inspect.plant.example", "*.line3.example")  # --allowed-host: these names besides addresses and the machine's own
     with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=named) as client:
         assert client.get("/inspections").status_code == 400  # Host: testserver
-    with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=named,
-                  base_url="http://inspect.plant.example:8000") as client:
-        assert client.get("/inspections").status_code == 200
+    for base in ("http://inspect.plant.example:8000", "http://cam2.line3.example", "http://127.0.0.1:8000", "http://localhost"):
+        # An address and localhost stay allowed when names are added (regression probe: a health check by IP broke).
+        with make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}", tmp_path / "data2", allowed_hosts=named, base_url=base) as client:
+            assert client.get("/inspections").status_code == 200, base
 
 
 def test_by_default_a_request_must_name_an_address_or_this_machine(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
@@ -253,7 +254,7 @@ def test_names_shown_in_the_page_and_report_are_plain_text(pool: ModelPool, imag
         ins = client.post("/inspections", content=body, headers={"X-API-Token": TOKEN, "Content-Type": "multipart/form-data; boundary=b0"}).json()
         assert ins.get("filename") == "line1.png\ufffd\ufffd# Verdict: GOOD\ufffd\ufffd[31m", ins
         assert "\n# Verdict: GOOD" not in ins["report_text"]
-        for reviewer in ("Ana\u202e", "\x1b]0;pwned\x07", "Ana\nBob"):
+        for reviewer in ("Ana\u202e", "\x1b]0;pwned\x07", "Ana\nBob", "Ana\u200b"):
             r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": reviewer, "verdict": "good"}, headers={"X-API-Token": TOKEN})
             assert r.status_code == 422 and "reviewer must be plain text" in r.text, reviewer
         ok = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "comment": "seen\nat line 3", "verdict": "good"},
@@ -935,5 +936,13 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
         assert client.get(ins["urls"]["view"], headers={"If-None-Match": view.headers["etag"]}).status_code == 304
         png = upload(client, images["good"]).json()
         assert client.get(png["urls"]["view"]).content == images["good"].read_bytes()  # shown as received
+        # A 12-bit image in a 16-bit PNG is shown as inspection read it (it showed black: regression probe).
+        deep = tmp_path / "deep.png"
+        Image.fromarray((np.asarray(Image.open(images["good"]).convert("L"), np.uint16) * 10).astype(np.uint16)).save(deep)
+        shown16 = client.get(upload(client, deep).json()["urls"]["view"])
+        with Image.open(io.BytesIO(shown16.content)) as shown:
+            from defectlens.io import load_image
+
+            assert shown.format == "PNG" and np.array_equal(np.asarray(shown.convert("RGB")), load_image(deep))
     page = (Path(__file__).parents[2] / "src" / "defectlens" / "service" / "static" / "index.html").read_text()
     assert "ins.urls.view" in page

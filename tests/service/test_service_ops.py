@@ -68,6 +68,7 @@ def test_scratch_files_a_killed_service_left_are_removed_at_start(tmp_path):
     # Probe 2026-12-05: kill -9 during an upload left its decoded scratch file for good. A young
     # one may belong to another live process on the same data folder: kept.
     store = BlobStore(tmp_path)
+    (tmp_path / "tmp").mkdir()  # made when first needed, not by opening the store
     old, young = tmp_path / "tmp" / "tmpold.png", tmp_path / "tmp" / "tmpyoung.png"
     old.write_bytes(b"x")
     young.write_bytes(b"y")
@@ -149,7 +150,7 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     empty = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", " "])
     assert empty.exit_code == 2 and "the API token is empty" in empty.output and len(served) == 1
     # One no UTF-8 client can send (security probe 2026-12-05: "pässwort" started, and every write was 401).
-    for bad in ("pässwort", "euro€", "tab\there"):
+    for bad in ("pässwort", "euro€", "tab\there", "abc "):
         refused_token = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", bad])
         assert refused_token.exit_code == 2 and "characters an HTTP header cannot carry" in " ".join(refused_token.output.split()), bad
     assert len(served) == 1
@@ -417,6 +418,17 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     assert blobs.path(orphan, "png").is_file()
     (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity(f"sqlite:///{data}/./inspections.db")}))
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 0 and not blobs.path(orphan, "png").exists()
+    # The recorded pair stands even when the folder lost the database's pictures (it had been refused as another's).
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    for folder in list(data.glob("[0-9a-f][0-9a-f]")):
+        shutil.move(str(folder), lost / folder.name)
+    assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--dry-run"]).exit_code == 0
+    (data / SERVICE_FILE).unlink()
+    unrecorded = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--dry-run"])
+    assert unrecorded.exit_code == 2 and "start `defectlens serve` on the pair once" in " ".join(unrecorded.output.split())
+    for folder in lost.iterdir():
+        shutil.move(str(folder), data / folder.name)
     # An old unnamed file that a new upload stores again is young again: not pruned under it.
     again = blobs.put(b"orphan of a crash, uploaded again", "png")
     os.utime(blobs.path(again, "png"), (0, 0))

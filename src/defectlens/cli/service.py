@@ -158,10 +158,13 @@ def _require_one_service(blobs: Any, referenced: set[str], db_url: str, data_dir
         console.print(f"[red]error:[/] nothing {verb}: {escape(str(data_dir))} holds the pictures of another database "
                       f"({escape(json.dumps(recorded))}, as `serve` recorded in {SERVICE_FILE}) {fix}")
         raise typer.Exit(2)
+    if recorded is not None:
+        return  # the pair `serve` recorded: a folder that lost pictures is still this database's (it had been refused)
     sample = sorted(referenced)[:50]
     # Most of them, not any: an empty region mask is one picture shared by every good part of every service.
     if sample and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample):
-        console.print(f"[red]error:[/] nothing {verb}: most pictures the database names are not in {escape(str(data_dir))} {fix}")
+        console.print(f"[red]error:[/] nothing {verb}: most pictures the database names are not in {escape(str(data_dir))} {fix} "
+                      f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
 
 
@@ -199,9 +202,10 @@ def serve(
                                                             "(0 = no limit: they queue).")] = DEFAULT_MAX_IN_FLIGHT,
     upload_timeout: Annotated[float, typer.Option(min=0, help="Seconds an upload may take to arrive; past it 408 and its slot is freed "
                                                              "(0 = no limit).")] = DEFAULT_UPLOAD_TIMEOUT,
-    allowed_host: Annotated[list[str] | None, typer.Option(help="A host name clients address this service by (repeatable; '*' for any); "
-                                                                  "others get 400 (DNS rebinding). Default: IP addresses and this machine's "
-                                                                  "own names (localhost, its hostname).")] = None,
+    allowed_host: Annotated[list[str] | None, typer.Option(help="A host name clients address this service by (repeatable; '*.example' for "
+                                                                  "every name below it; '*' for any), besides IP addresses and this machine's "
+                                                                  "own names (localhost, its hostname), which are always taken; others get 400 "
+                                                                  "(DNS rebinding).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (with the others: time, level, on standard error).")] = True,
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once)."""
@@ -217,10 +221,12 @@ def serve(
         # An empty DEFECTLENS_TOKEN turned the check off without a word.
         console.print("[red]error:[/] the API token is empty — fix: set --token (or DEFECTLENS_TOKEN) to a secret, or leave it unset for open writes")
         raise typer.Exit(2)
-    if token is not None and not (token.isascii() and token.isprintable()):
+    if token is not None and not (token.isascii() and token.isprintable() and token == token.strip()):
         # HTTP headers carry ASCII safely (Latin-1 at best): a token with "ä" or "€" could not be sent by a UTF-8
         # client or the page, and every write was 401 (security probe 2026-12-05).
-        console.print("[red]error:[/] the API token holds characters an HTTP header cannot carry (non-ASCII, or control) — fix: use "
+        # Spaces at either end too: a header's value is trimmed, so "abc " could never be sent (regression probe).
+        console.print("[red]error:[/] the API token holds characters an HTTP header cannot carry (non-ASCII, control, or spaces at "
+                      "either end) — fix: use "
                       "letters, digits and punctuation only, e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`")
         raise typer.Exit(2)
     if problem := port_problem(host, port):

@@ -339,9 +339,11 @@ def printable_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-"""Control characters (C0, DEL, C1), line and paragraph separators and the bidirectional marks and
-overrides: in a label they start new Markdown lines, drive a terminal, or show "exe.png" for "\u202egnp.exe"."""
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+"""Control characters (C0, DEL, C1), line and paragraph separators, the zero-width space, word joiner
+and byte-order mark (a name "Ana" with one looked like another's; the joiners some scripts need are
+kept) and the bidirectional marks and overrides: in a label they start new Markdown lines, drive a
+terminal, or show "exe.png" for "\u202egnp.exe"."""
 
 
 def has_unshowable(text: str, allow: str = "") -> bool:

@@ -34,7 +34,6 @@ from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, 
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from PIL import Image
@@ -105,10 +104,21 @@ class ServiceConfig:
     """Seconds a write's body may take to arrive; past it the request is answered 408 and its
     inspection slot freed (see :class:`UploadDeadline`). None: no limit."""
     allowed_hosts: tuple[str, ...] | None = None
-    """Host names a request may address (its Host header; 400 otherwise), so a web page whose name
-    an attacker points at this machine (DNS rebinding) cannot read or write through a visitor's
-    browser (``("*",)``: any). None: an address (IPv4 or IPv6) or one of this machine's own names
-    (:func:`host_is_own`) — a rebinding page is reached by the attacker's name, never by an address."""
+    """Host names a request may address besides an IP address and this machine's own names (its Host
+    header; 400 otherwise: :func:`host_is_own`), so a web page whose name an attacker points at this
+    machine (DNS rebinding) cannot read or write through a visitor's browser — a rebinding page is
+    reached by the attacker's name, never by an address. ``("*",)``: any name. Adding a name had
+    dropped the addresses, and a health check by IP broke (regression probe 2026-12-05)."""
+
+
+def eight_bit(path: Path) -> bool:
+    """Whether a stored picture is shown by a browser as inspection read it: 8 bits a channel (a 12-bit
+    image in a 16-bit PNG showed black, where inspection had scaled it). A missing file is said by the caller."""
+    try:
+        with Image.open(path) as img:
+            return img.mode in ("1", "L", "LA", "P", "RGB", "RGBA")
+    except (OSError, ValueError):
+        return True
 
 
 def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
@@ -124,7 +134,9 @@ def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
         ipaddress.ip_address(host)
         return True
     except ValueError:
-        return host.rstrip(".") in {n.lower() for n in own_names}
+        name = host.rstrip(".")
+        # "*.plant.example" names every host below it, as --allowed-host had taken it.
+        return any(name == n.lower() or (n.startswith("*.") and name.endswith(n[1:].lower())) for n in own_names)
 
 
 class UploadDeadline:
@@ -456,14 +468,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # guard gives the slot back when the route has answered.
         app.add_middleware(UploadDeadline, seconds=config.upload_timeout, on_timeout=metrics.rejected.labels("timeout").inc)
 
-    # This machine's own names, for a service on every address (0.0.0.0) told of no name (see host_is_own).
-    own_names = ("localhost", socket.gethostname(), socket.getfqdn())
+    # This machine's own names and those it was told of (--allowed-host): with an address, what a request may name (host_is_own).
+    own_names = ("localhost", socket.gethostname(), socket.getfqdn(), *(config.allowed_hosts or ()))
 
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:
-        if config.allowed_hosts is None and not host_is_own(request.headers.get("host", ""), own_names):
-            return JSONResponse({"detail": f"host name {_printable(request.headers.get('host', ''), 80)!s} is not one this service was "
-                                           "told it is reached by: start it with --allowed-host NAME (or --allowed-host '*' for any)"},
+        if "*" not in (config.allowed_hosts or ()) and not host_is_own(request.headers.get("host", ""), own_names):
+            named = f"host name {_printable(request.headers.get('host'), 80)!s}" if request.headers.get("host") else "a request without a Host"
+            return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: start it with --allowed-host "
+                                           "NAME (or --allowed-host '*' for any)"},
                                 status_code=400, headers={"X-Content-Type-Options": "nosniff"})
         # A browser posts a multipart form to any site without asking it first: a write from a page
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
@@ -505,9 +518,6 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    if config.allowed_hosts is not None:
-        # Outermost (added last): a request to an unexpected host name is refused before anything else.
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
 
     def token_ok(x_api_token: str | None, authorization: str | None) -> bool:
         """True when no token is configured or the request carries it (constant-time compare)."""
@@ -683,7 +693,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_view(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         # The page shows this one: browsers show no TIFF, and a reviewer had no original to draw a missed defect on.
         row = fetch(inspection_id)
-        if row.image_ext in BROWSER_FORMATS:
+        if row.image_ext in BROWSER_FORMATS and files(eight_bit, blobs.path(row.image_sha, row.image_ext)):
             return blob(row.image_sha, row.image_ext, EXT_MEDIA[row.image_ext], if_none_match)
         tag = f'"{row.image_sha}.png"'
         headers = {"Cache-Control": "no-cache", "ETag": tag}

@@ -158,9 +158,10 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             # WAL is written into the file and stays: only for a new file or one of ours, never another
             # application's (a refused foreign file had been left in WAL mode, its checksum changed).
-            cur.execute("SELECT count(*), coalesce(sum(name = 'inspections'), 0) FROM sqlite_master WHERE type = 'table'")
+            # Ours: both our tables and Alembic's (another QA tool's table may be called "inspections" too).
+            cur.execute("SELECT count(*), coalesce(sum(name IN ('inspections', 'alembic_version')), 0) FROM sqlite_master WHERE type = 'table'")
             n_tables, ours = cur.fetchone()
-            if not n_tables or ours:
+            if not n_tables or ours == 2:
                 cur.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).
             cur.execute("PRAGMA synchronous=FULL")
