@@ -6,6 +6,7 @@ works without the extra installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -96,7 +97,6 @@ def _files_store(db: str | None, data_dir: Path) -> Any:
     when the folder or its database is missing, or when --db names another database than the SQLite file
     the folder holds (its pictures would be taken for another database's orphans)."""
     from defectlens.errors import DefectlensError
-    from defectlens.service.db import sqlite_url
     from defectlens.service.store import Store
 
     own = data_dir / DB_FILE
@@ -104,7 +104,7 @@ def _files_store(db: str | None, data_dir: Path) -> Any:
         console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
                       "— fix: pass the --data-dir the service was started with (and its --db)")
         raise typer.Exit(2)
-    if db is not None and own.is_file() and db != sqlite_url(own) and not _same_sqlite_file(db, own):
+    if db is not None and own.is_file() and not _same_sqlite_file(db, own):
         console.print(f"[red]error:[/] {escape(str(data_dir))} holds its own database ({DB_FILE}), not the --db given: its pictures "
                       "are that database's — fix: pass the --data-dir and --db of one service (or leave --db out for this folder's)")
         raise typer.Exit(2)
@@ -273,7 +273,9 @@ def serve(
             console.print(f"[red]error:[/] {escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
     # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
-    write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
+    # Best effort: a folder that takes no file is said by /health, and the prune commands then check by the pictures.
+    with contextlib.suppress(OSError):
+        write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
     said = logging.getLogger("defectlens.service")
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), shown, port)

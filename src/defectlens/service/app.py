@@ -518,7 +518,6 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-
     def token_ok(x_api_token: str | None, authorization: str | None) -> bool:
         """True when no token is configured or the request carries it (constant-time compare)."""
         if config.token is None:

@@ -32,7 +32,7 @@ class ForeignDatabase(Exception):
 
 
 class SchemaBehind(Exception):
-    """The database's schema is older than this defectlens's, and the caller may not upgrade it."""
+    """The database's schema is not this defectlens's (older, newer, or none yet), and the caller may not upgrade it."""
 
 
 log = logging.getLogger("defectlens.service")

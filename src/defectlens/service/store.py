@@ -144,7 +144,7 @@ class Store:
                 raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
             except SchemaBehind as exc:
                 self.last_error = str(exc)
-                raise StoreUnavailable(f"database not upgraded: {exc}", lasting=True) from None
+                raise StoreUnavailable(f"database unusable as it is: {exc}", lasting=True) from None
             except CommandError as exc:
                 # A schema revision the shipped migrations do not know: written by a newer defectlens.
                 self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}) — fix: upgrade defectlens"
