@@ -13,7 +13,6 @@ otherwise it is kept.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
-from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures
+from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_one_label
 from defectlens.descriptor import model_stamp
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
@@ -198,15 +197,7 @@ def calibrate(
                     ", ".join(map(str, folders)),
                     f"pass a folder holding images of {what} parts with --{what}",
                 )
-        # One file cannot be both: it would silently count as defective only.
-        # realpath, not resolve: a symlink loop is an unreadable input listed later, not a traceback here.
-        both = sorted({os.path.realpath(p) for p in good_files} & {os.path.realpath(p) for p in bad_files})
-        if both:
-            raise DatasetLayoutError(
-                f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})",
-                None,
-                "give each image one label: keep the good and the defective images in separate folders",
-            )
+        require_one_label(good_files, bad_files)
         min_batch = int(getattr(inspector.detector, "min_batch", 1))
         if len(good_files) + len(bad_files) < min_batch:
             raise ConfigError(

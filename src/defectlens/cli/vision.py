@@ -891,9 +891,20 @@ def inspect(
         raise typer.Exit(EXIT_DEFECTIVE)
 
 
+def require_one_label(good: list[Path], defective: list[Path]) -> None:
+    """Refuse images given both as good and as defective (a defective folder holding good/ too): one label
+    had silently won, in `calibrate` and in `evaluate --good --defective`."""
+    # realpath, not resolve: a symlink loop is an unreadable input listed later, not a traceback here.
+    both = sorted({os.path.realpath(p) for p in good} & {os.path.realpath(p) for p in defective})
+    if both:
+        raise DatasetLayoutError(f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})", None,
+                                 "give each image one label: keep the good and the defective images in separate folders")
+
+
 def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
     """The test split of `evaluate --good --defective`: each defective image typed by the folder it was
-    given in (or its own folder, for an image given alone); unreadable inputs said as notes."""
+    given in, or by its first subfolder there (``defects/crack/…``), or by its own folder for an image given
+    alone; unreadable inputs said as notes."""
     for given in [*good, *defective]:
         if not given.exists():
             # A note and exit 0 had been said of a mistyped folder (calibrate refuses it).
@@ -905,11 +916,7 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         problems += failed
         # The folder given, or for images in its subfolders the first subfolder (defects/crack/… is a crack).
         typed += [(f, _type_folder(given, f)) for f in files]
-    both = sorted({os.path.realpath(p) for p in good_files} & {os.path.realpath(p) for p, _ in typed})
-    if both:
-        # One file cannot be both (a defective folder holding good/ too): one label had silently won.
-        raise DatasetLayoutError(f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})", None,
-                                 "give each image one label: keep the good and the defective images in separate folders")
+    require_one_label(good_files, [p for p, _ in typed])
     for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):
         if not count:
             raise DatasetLayoutError(f"no {what} images: the evaluation compares good and defective parts and needs both",
@@ -946,7 +953,8 @@ def evaluate(
     ] = None,
     defective: Annotated[
         list[Path] | None,
-        typer.Option("--defective", help="With --good: folder (or image) of defective parts, typed by the folder's name; masks as "
+        typer.Option("--defective", help="With --good: folder (or image) of defective parts, typed by the folder's name (or, for "
+                                         "images in its subfolders, the subfolder's); masks as "
                                          "`calibrate` reads them (<stem>_mask.png beside each image or in masks/)."),
     ] = None,
     types_k: Annotated[
