@@ -390,6 +390,8 @@ def prune_inspections(
                                                               "reviews are the line's labels, which export-reviews writes out).")] = False,
     model: Annotated[str | None, typer.Option(help="Only this model's inspections.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+    compact: Annotated[bool, typer.Option("--compact", help="SQLite: then give the freed space back to the disk (VACUUM; uploads wait "
+                                                            "while it runs — a quiet hour). PostgreSQL reuses it by itself.")] = False,
 ) -> None:
     """Delete old inspections, with their regions, reviews and the pictures no other inspection names.
 
@@ -419,6 +421,7 @@ def prune_inspections(
         gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)
         referenced = store.referenced_files(excluding=gone.ids)
         left = store.count() - (gone.inspections if dry_run else 0)
+        compacted = compact and not dry_run and store.compact()
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] nothing deleted: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
@@ -435,6 +438,8 @@ def prune_inspections(
     n_files, n_bytes = blobs.prune(referenced, PRUNE_GRACE_SECONDS, dry_run)
     console.print(f"{'would remove' if dry_run else 'removed'} {n_files} picture file(s), {n_bytes / 2**20:.1f} MiB, that no remaining "
                   f"inspection names (any touched in the last hour wait for the next prune); {left} inspection(s) remain")
+    if compact and not dry_run:
+        console.print("database compacted (VACUUM)" if compacted else "--compact: nothing to do on this database (it reuses the space itself)")
 
 
 __all__ = ["export_reviews", "prune_files", "prune_inspections", "serve"]

@@ -316,6 +316,17 @@ class Store:
             rows = s.execute(select(InspectionRow.id, InspectionRow.image_sha, InspectionRow.overlay_sha, InspectionRow.mask_sha))
             return {sha for row in rows if row[0] not in left_out for sha in row[1:]}
 
+    def compact(self) -> bool:
+        """Give the space of deleted rows back to the disk: SQLite's ``VACUUM`` (the file had kept its size
+        after a retention deleted most rows). It rewrites the file and holds its lock meanwhile, so uploads
+        wait (a quiet hour). PostgreSQL reuses the space itself (autovacuum): False, nothing done."""
+        self.ensure()
+        if self.engine.dialect.name != "sqlite":
+            return False
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+        return True
+
     def models(self) -> list[str]:
         """The names of the models whose inspections are stored."""
         with self.session() as s:
