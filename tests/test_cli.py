@@ -320,7 +320,8 @@ def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthet
     assert json.loads((tmp_path / "nested.json").read_text())["per_type_image_auroc"].keys() == {"spot", "dent"}
     for bad, said in ((["--good", str(test / "good")], "pass CATEGORY_DIR (with test/), or both --good DIR and --defective DIR"),
                       # One image under both labels, or a path that is not there: refused (one label had silently won).
-                      (["--good", str(test / "good"), "--defective", str(test)], "given as both good and defective"),
+                      (["--good", str(test / "good"), "--defective", str(test)], "a folder of good parts is inside a folder given as defective"),
+                      (["--good", str(flat), "--defective", str(test / "good")], "a folder of good parts was given as defective"),
                       (["--good", str(test / "good"), "--defective", str(tmp_path / "nowhere")], "no such file or folder"),
                       ([str(synthetic_category), "--good", str(test / "good"), "--defective", str(flat)], "or both --good"),
                       (["--good", str(test / "good"), "--defective", str(flat), "--types-k", "1"], "pass a category folder for --types-k")):

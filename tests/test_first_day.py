@@ -884,3 +884,11 @@ def test_the_readme_s_json_examples_are_valid_and_its_taxonomy_loads():
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", readme, re.S)]
     taxonomies = [b for b in blocks if isinstance(b, dict) and "defects" in b]
     assert taxonomies and all(parse_taxonomy(t, require_descriptions=True).names for t in taxonomies)
+
+
+def test_calibrate_refuses_a_good_folder_inside_a_defective_one(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-05: `--defective CATEGORY/test` counted test/good's images as defective parts.
+    model = _copy_model(fitted_model, tmp_path)
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "train" / "good"),
+                                 "--defective", str(synthetic_category / "test"), "--dry-run"])
+    assert result.exit_code == 2 and "a folder of good parts is inside a folder given as defective" in _text(result), result.output

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
-from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_one_label
+from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_no_good_folder, require_one_label
 from defectlens.descriptor import model_stamp
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
@@ -37,7 +37,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import is_good_folder, mask_for_image
+from defectlens.io.dataset import mask_for_image
 from defectlens.io.outputs import require_output_file, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -173,9 +173,7 @@ def calibrate(
             raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
         # A normal-parts folder given as defective moves the threshold to where good parts pass as
         # defects, and is saved into the model: refused, the folder named.
-        good_named = [d for d in defective if is_good_folder((d if d.is_dir() else d.parent).resolve())]
-        if good_named:
-            raise ConfigError("a folder of good parts was given as defective", good_named[0], f"pass it with --good {good_named[0]}")
+        require_no_good_folder(defective, [])
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
         require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
         if Inspector.needs_taxonomy(model_dir):
@@ -197,6 +195,7 @@ def calibrate(
                     ", ".join(map(str, folders)),
                     f"pass a folder holding images of {what} parts with --{what}",
                 )
+        require_no_good_folder(defective, bad_files)
         require_one_label(good_files, bad_files)
         min_batch = int(getattr(inspector.detector, "min_batch", 1))
         if len(good_files) + len(bad_files) < min_batch:

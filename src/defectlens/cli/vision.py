@@ -891,6 +891,21 @@ def inspect(
         raise typer.Exit(EXIT_DEFECTIVE)
 
 
+def require_no_good_folder(defective_given: list[Path], defective_files: list[Path]) -> None:
+    """Refuse a folder of good parts given as defective, or found below a folder given so (``test/``
+    holding ``good/``): `evaluate` had typed its images "good" and counted them good, while `calibrate`
+    counted them defective (regression probe 2026-12-05)."""
+    for given in defective_given:
+        if is_good_folder((given if given.is_dir() else given.parent).resolve()):
+            raise ConfigError("a folder of good parts was given as defective", given, f"pass it with --good {given}")
+    for image in defective_files:
+        for given in (g for g in defective_given if g.is_dir() and image.is_relative_to(g)):
+            parts = image.relative_to(given).parts
+            if len(parts) > 1 and is_good_folder(folder := given / parts[0]):
+                raise ConfigError("a folder of good parts is inside a folder given as defective", folder,
+                                  f"pass the defective types' folders themselves with --defective, and {folder} with --good")
+
+
 def require_one_label(good: list[Path], defective: list[Path]) -> None:
     """Refuse images given both as good and as defective (a defective folder holding good/ too): one label
     had silently won, in `calibrate` and in `evaluate --good --defective`."""
@@ -916,6 +931,7 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         problems += failed
         # The folder given, or for images in its subfolders the first subfolder (defects/crack/… is a crack).
         typed += [(f, _type_folder(given, f)) for f in files]
+    require_no_good_folder(defective, [p for p, _ in typed])
     require_one_label(good_files, [p for p, _ in typed])
     for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):
         if not count:
