@@ -257,9 +257,9 @@ def test_names_shown_in_the_page_and_report_are_plain_text(pool: ModelPool, imag
         for reviewer in ("Ana\u202e", "\x1b]0;pwned\x07", "Ana\nBob", "Ana\u200b"):
             r = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": reviewer, "verdict": "good"}, headers={"X-API-Token": TOKEN})
             assert r.status_code == 422 and "reviewer must be plain text" in r.text, reviewer
-        ok = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "comment": "seen\nat line 3", "verdict": "good"},
-                         headers={"X-API-Token": TOKEN})
-        assert ok.status_code == 200  # line breaks in a comment are its own
+        ok = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "comment": "seen\nat line 3, 50\u2060kg\u200b",
+                                                                  "verdict": "good"}, headers={"X-API-Token": TOKEN})
+        assert ok.status_code == 200  # line breaks, and pasted zero-width characters, in a comment are its own
         # A review without the token is no refused upload, and the 401 says how to authenticate.
         denied = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana"})
         assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Bearer")
@@ -940,9 +940,16 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
         deep = tmp_path / "deep.png"
         Image.fromarray((np.asarray(Image.open(images["good"]).convert("L"), np.uint16) * 10).astype(np.uint16)).save(deep)
         shown16 = client.get(upload(client, deep).json()["urls"]["view"])
-        with Image.open(io.BytesIO(shown16.content)) as shown:
-            from defectlens.io import load_image
+        from defectlens.io import load_image
 
+        with Image.open(io.BytesIO(shown16.content)) as shown:
             assert shown.format == "PNG" and np.array_equal(np.asarray(shown.convert("RGB")), load_image(deep))
+        # A see-through part is shown filled, as inspection read it and the overlay was drawn over it.
+        clear = tmp_path / "clear.png"
+        rgba = np.asarray(Image.open(images["good"]).convert("RGBA")).copy()
+        rgba[:10, :10, 3] = 0
+        Image.fromarray(rgba).save(clear)
+        with Image.open(io.BytesIO(client.get(upload(client, clear).json()["urls"]["view"]).content)) as shown:
+            assert shown.mode == "RGB" and np.array_equal(np.asarray(shown), load_image(clear))
     page = (Path(__file__).parents[2] / "src" / "defectlens" / "service" / "static" / "index.html").read_text()
     assert "ins.urls.view" in page

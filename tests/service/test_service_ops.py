@@ -153,6 +153,10 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     for bad in ("pässwort", "euro€", "tab\there", "abc "):
         refused_token = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", bad])
         assert refused_token.exit_code == 2 and "characters an HTTP header cannot carry" in " ".join(refused_token.output.split()), bad
+    # A host name as no request carries it (regression probe: taken at start, never matched).
+    for bad in ("http://plant.example", "Plant.example", "plant.example:8000", ""):
+        refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
+        assert refused_host.exit_code == 2 and "is no host name" in " ".join(refused_host.output.split()), bad
     assert len(served) == 1
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
     refused = runner.invoke(cli, ["serve", str(tmp_path / "no model here"), "--data-dir", str(tmp_path / "c")])
@@ -298,17 +302,22 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
     # mistyped --db of export-reviews made a new empty database.
     import sqlite3
 
-    theirs = tmp_path / "crm.sqlite"
-    with sqlite3.connect(theirs) as conn:
-        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
-    conn.close()
-    before = theirs.read_bytes()
-    for upgrade in (True, False):
-        store = Store(f"sqlite:///{theirs}", upgrade=upgrade)
-        with pytest.raises(StoreUnavailable):
-            store.check()
-        store.dispose()
-    assert theirs.read_bytes() == before and not (tmp_path / "crm.sqlite-wal").exists()
+    for name, tables in (("crm.sqlite", ["CREATE TABLE customers (id INTEGER PRIMARY KEY)"]),
+                         # Another QA tool on Alembic with a table of our name (regression probe: it was put in WAL).
+                         ("qa.sqlite", ["CREATE TABLE inspections (id INTEGER PRIMARY KEY, part TEXT)",
+                                        "CREATE TABLE alembic_version (version_num VARCHAR(32))", "INSERT INTO alembic_version VALUES ('abc123')"])):
+        theirs = tmp_path / name
+        with sqlite3.connect(theirs) as conn:
+            for statement in tables:
+                conn.execute(statement)
+        conn.close()
+        before = theirs.read_bytes()
+        for upgrade in (True, False):
+            store = Store(f"sqlite:///{theirs}", upgrade=upgrade)
+            with pytest.raises(StoreUnavailable):
+                store.check()
+            store.dispose()
+        assert theirs.read_bytes() == before and not (tmp_path / f"{name}-wal").exists(), name
     missing = tmp_path / "typo.db"
     result = CliRunner().invoke(cli, ["export-reviews", "--db", f"sqlite:///{missing}", "-o", str(tmp_path / "out"), "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "no database file at" in " ".join(result.output.split()) and not missing.exists(), result.output
@@ -418,6 +427,28 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     assert blobs.path(orphan, "png").is_file()
     (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity(f"sqlite:///{data}/./inspections.db")}))
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 0 and not blobs.path(orphan, "png").exists()
+    # A copy of the folder with its own SQLite file is still that file's (regression probe: refused as "another database").
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(copy), "--dry-run"]).exit_code == 0
+    # serve on another database with this folder: refused before its record is replaced (a prune then took the
+    # first database's pictures for the second's orphans).
+    import uvicorn
+
+    model = next(iter(pool.models.values())).path
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    served: list[object] = []
+    original_run = uvicorn.run
+    uvicorn.run = lambda app, **kw: served.append(app)
+    try:
+        other = CliRunner().invoke(cli, ["serve", str(model), "--port", str(port), "--data-dir", str(copy), "--db",
+                                         f"sqlite:///{tmp_path / 'second.db'}"])
+    finally:
+        uvicorn.run = original_run
+    assert other.exit_code == 2 and "holds the pictures of another database" in " ".join(other.output.split()) and not served
+    assert json.loads((copy / SERVICE_FILE).read_text())["database"]["file"].endswith("data/inspections.db")
     # The recorded pair stands even when the folder lost the database's pictures (it had been refused as another's).
     lost = tmp_path / "lost"
     lost.mkdir()

@@ -11,6 +11,7 @@ import json
 import logging
 import logging.config
 import os
+import re
 import shutil
 import socket
 import time
@@ -135,7 +136,21 @@ def database_identity(url: str) -> dict[str, str]:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return {"backend": backend, "file": os.path.realpath(str(parsed.database or ""))}
-    return {"backend": backend, "host": (parsed.host or "localhost").lower(), "port": str(parsed.port or ""), "database": str(parsed.database)}
+    host = (parsed.host or "localhost").lower()
+    host = "localhost" if host in ("127.0.0.1", "::1", "[::1]") else host  # one machine, spelt three ways
+    return {"backend": backend, "host": host, "port": str(parsed.port or ""), "database": str(parsed.database)}
+
+
+def same_database(recorded: dict, url: str, data_dir: Path) -> bool:
+    """Whether the database `serve` recorded in ``data_dir`` is the one ``url`` names: the same, or, for a
+    folder copied or moved with its own SQLite file, that file where the folder now is (the probe's
+    copied folder had been refused as "another database")."""
+    now = database_identity(url)
+    if recorded == now:
+        return True
+    own = os.path.realpath(data_dir / DB_FILE)
+    return (recorded.get("backend") == now.get("backend") == "sqlite" and Path(str(recorded.get("file"))).name == DB_FILE
+            and now.get("file") == own)
 
 
 def _recorded_database(data_dir: Path) -> dict | None:
@@ -154,9 +169,10 @@ def _require_one_service(blobs: Any, referenced: set[str], db_url: str, data_dir
     sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe)."""
     fix = "— fix: pass the --data-dir and --db of one service"
     recorded = _recorded_database(data_dir)
-    if recorded is not None and recorded != database_identity(db_url):
+    if recorded is not None and not same_database(recorded, db_url, data_dir):
         console.print(f"[red]error:[/] nothing {verb}: {escape(str(data_dir))} holds the pictures of another database "
-                      f"({escape(json.dumps(recorded))}, as `serve` recorded in {SERVICE_FILE}) {fix}")
+                      f"({escape(json.dumps(recorded))}, as `serve` recorded in {SERVICE_FILE}) {fix} (if they are this one's — the "
+                      f"server renamed, say — delete {SERVICE_FILE})")
         raise typer.Exit(2)
     if recorded is not None:
         return  # the pair `serve` recorded: a folder that lost pictures is still this database's (it had been refused)
@@ -213,6 +229,7 @@ def serve(
         import uvicorn
 
         from defectlens.service.app import ServiceConfig, create_app
+        from defectlens.service.blobs import BlobStore
     except ImportError as exc:
         raise _need_extra(exc) from None
     from defectlens.errors import DefectlensError
@@ -229,6 +246,12 @@ def serve(
                       "either end) — fix: use "
                       "letters, digits and punctuation only, e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`")
         raise typer.Exit(2)
+    if bad_names := [n for n in allowed_host or () if n != "*" and not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?", n)]:
+        # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
+        # "Plant.example:8000" had been taken at start and never matched (regression probe).
+        console.print(f"[red]error:[/] --allowed-host {escape(bad_names[0])!r} is no host name — fix: give the bare name in lower case "
+                      "(plant.example, or *.plant.example for the names below it, or '*' for any)")
+        raise typer.Exit(2)
     if problem := port_problem(host, port):
         console.print(f"[red]error:[/] {escape(problem)} — fix: pass another --port, or stop what listens there")
         raise typer.Exit(2)
@@ -241,6 +264,15 @@ def serve(
         console.print(f"[red]error:[/] {escape(str(data_dir))}: cannot create the data folder ({escape(str(exc.strerror or exc))})"
                       " — fix: pass a writable --data-dir")
         raise typer.Exit(2) from None
+    recorded = _recorded_database(data_dir)
+    if recorded is not None and not same_database(recorded, _db_url(db, data_dir), data_dir) and BlobStore(data_dir).holds_files():
+        # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
+        # was overwritten, and a prune then removed the first database's pictures).
+        if made:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({escape(json.dumps(recorded))}, "
+                      f"recorded in {SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
+        raise typer.Exit(2)
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
                            # None: addresses and this machine's own names (service.app.host_is_own), on loopback as on 0.0.0.0.
@@ -430,7 +462,7 @@ def prune_inspections(
     verb = "would delete" if dry_run else "deleted"
     which = f" of model {escape(model)}" if model else ""
     kept = [f"{gone.reviewed_kept} reviewed or commented one(s) (--reviewed deletes them too)"] if gone.reviewed_kept else []
-    kept += ["the newest, always kept (SQLite would give its id to the next upload)"] if gone.newest_kept else []
+    kept += ["the newest, always kept (an id is never given twice)"] if gone.newest_kept else []
     console.print(f"{verb} {gone.inspections} inspection(s){which} recorded before {cutoff:%Y-%m-%dT%H:%M:%SZ}"
                   + (f"; kept: {'; '.join(kept)}" if kept else ""))
     # Their pictures, unless another inspection names the same picture (stored once by digest), with any that a

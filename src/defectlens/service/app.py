@@ -112,11 +112,12 @@ class ServiceConfig:
 
 
 def eight_bit(path: Path) -> bool:
-    """Whether a stored picture is shown by a browser as inspection read it: 8 bits a channel (a 12-bit
-    image in a 16-bit PNG showed black, where inspection had scaled it). A missing file is said by the caller."""
+    """Whether a stored picture is shown by a browser as inspection read it: 8 bits a channel and opaque (a
+    12-bit image in a 16-bit PNG showed black, where inspection had scaled it). A missing file is said by the caller."""
     try:
         with Image.open(path) as img:
-            return img.mode in ("1", "L", "LA", "P", "RGB", "RGBA")
+            # Transparent ones too: inspection fills their see-through pixels, and the overlay is drawn over that.
+            return img.mode in ("1", "L", "P", "RGB") and "transparency" not in img.info
     except (OSError, ValueError):
         return True
 

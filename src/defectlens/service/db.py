@@ -161,6 +161,9 @@ def make_engine(url: str) -> Engine:
             # Ours: both our tables and Alembic's (another QA tool's table may be called "inspections" too).
             cur.execute("SELECT count(*), coalesce(sum(name IN ('inspections', 'alembic_version')), 0) FROM sqlite_master WHERE type = 'table'")
             n_tables, ours = cur.fetchone()
+            if ours == 2:  # and at a revision numbered as ours (another application may use Alembic too)
+                cur.execute("SELECT version_num FROM alembic_version")
+                ours = 2 if all(OUR_REVISION.fullmatch(str(r)) for (r,) in cur.fetchall()) else 0
             if not n_tables or ours == 2:
                 cur.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).

@@ -183,7 +183,9 @@ class ReviewIn(BaseModel):
     @field_validator("comment")
     @classmethod
     def _plain_comment(cls, v: str | None) -> str | None:
-        if v is not None and has_unshowable(v, allow="\n\r\t"):
+        # Line breaks, tabs, and the zero-width characters text pasted from a web page or a chat carries: a comment is
+        # shown as text, never a name (refusing them had lost whole reviews: regression probe).
+        if v is not None and has_unshowable(v, allow="\n\r\t\u200b\u2060\ufeff"):
             raise ValueError("comment must be plain text (line breaks and tabs allowed): no control or text-direction characters")
         return v
 
