@@ -921,8 +921,12 @@ def test_inspect_will_not_write_over_a_folder_of_other_things(fitted_model, synt
     for p in out.iterdir():  # what a power cut leaves of unflushed files: nobody's work to lose
         p.write_bytes(b"")
     assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(out)]).exit_code == 0
-    # --resume takes the folder as the run's own (a model excepted).
-    assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(mine), "--resume"]).exit_code == 0
+    # --resume does not take it either (regression probe 2026-12-05: a person's pictures of the inputs' names were
+    # overwritten by their overlays in a folder the refusal had pointed to --resume for).
+    before = {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    resumed = runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(mine), "--resume"])
+    assert resumed.exit_code == 2 and "it holds no earlier run to resume" in " ".join(resumed.output.split()), resumed.output
+    assert {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before
     assert runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(victim), "--resume"]).exit_code == 2
     # Nor into the examples the run reads: the next run would take its overlays for examples.
     examples = tmp_path / "examples"

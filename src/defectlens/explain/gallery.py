@@ -279,8 +279,10 @@ def require_batch_results_writable(out_dir: Path, resume: bool = False) -> None:
     holds files but no earlier results (:func:`holds_results`): a model, a dataset's folder, a
     person's own files. Its overlays, masks, summary and gallery would have replaced them without a
     word (a probe's `-o` over another model left it unloadable, and over `test/good` replaced an image).
-    Empty files are nobody's work to lose (what a power cut leaves of unflushed results), and with
-    ``resume`` the folder is taken as the run's own, a model excepted."""
+    Empty files are nobody's work to lose (what a power cut leaves of unflushed results). ``resume`` does
+    not change that: an interrupted run leaves results (a report JSON is written before any picture), and
+    a folder of a person's own pictures taken over with --resume had them overwritten by outputs of the
+    same names (regression probe 2026-12-05; the refusal had pointed to --resume)."""
     for name in (SUMMARY_FILE, GALLERY_FILE):
         if (out_dir / name).is_dir():
             raise OutputError(f"a folder stands where the batch {name} goes", out_dir / name, "move it away or pass another -o")
@@ -288,13 +290,13 @@ def require_batch_results_writable(out_dir: Path, resume: bool = False) -> None:
         return
     if holds_model(out_dir):
         raise OutputError("holds a defectlens model, which the results could overwrite", out_dir, "pass another folder with -o")
-    if resume or holds_results(out_dir):
+    if holds_results(out_dir):
         return
     # Hidden files (an interrupted run's temporaries, a desktop's .DS_Store) are nobody's results to lose.
     entries = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".") and not _empty_file(p))
     if entries:
         raise OutputError(f"holds {len(entries)} item(s) that are not inspection results (e.g. {entries[0]}), which the results could "
-                          "overwrite", out_dir, "pass a new or empty folder with -o, or --resume to finish an interrupted run there")
+                          "overwrite", out_dir, "pass a new or empty folder with -o" + (" (it holds no earlier run to resume)" if resume else ""))
 
 
 def _empty_file(path: Path) -> bool:
