@@ -16,7 +16,7 @@ from PIL import Image
 import defectlens
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
-from defectlens.explain.gallery import THUMBNAIL_SUFFIX, read_inspection_json
+from defectlens.explain.gallery import OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
 from defectlens.io.images import jpeg_bytes, jpeg_thumbnail
@@ -26,9 +26,6 @@ from defectlens.types import Inspection
 
 MASK_SUFFIX = ".mask.png"
 """The region mask beside each image's overlay (see :func:`region_mask_png`)."""
-OVERLAY_FORMATS = {"png": ".png", "jpg": ".jpg"}
-"""`inspect --overlay`: the overlay's format, by its file's suffix. PNG is exact; JPEG (quality 90)
-a seventh of the size (19 against 138 kB a magnetic tile), for a line that keeps every overlay."""
 REQUIRED_SUFFIXES = (".json", THUMBNAIL_SUFFIX, MASK_SUFFIX, ".report.json", ".report.md")
 """The files every inspected image has beside its overlay (in one of :data:`OVERLAY_FORMATS`)."""
 INSPECTION_SUFFIXES = (*REQUIRED_SUFFIXES, *OVERLAY_FORMATS.values())
@@ -72,9 +69,8 @@ def same_source(payload: dict, path: Path) -> bool:
 def overlay_file(out_dir: Path, name: str, payload: dict | None = None) -> Path | None:
     """The whole overlay of output ``name`` in ``out_dir``: the one its inspection JSON (``payload``) names,
     else (results written before it named one) the PNG or the JPEG; None when there is none."""
-    recorded = payload.get("overlay") if payload else None
-    if isinstance(recorded, str) and recorded in {f"{name}{suffix}" for suffix in OVERLAY_FORMATS.values()}:
-        return out_dir / recorded if _whole(out_dir / recorded) else None
+    if payload and (suffix := recorded_overlay_suffix(payload, name)):
+        return out_dir / f"{name}{suffix}" if _whole(out_dir / f"{name}{suffix}") else None
     return next((p for suffix in OVERLAY_FORMATS.values() if _whole(p := out_dir / f"{name}{suffix}")), None)
 
 
