@@ -240,12 +240,21 @@ def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_th
     assert f'href="{stems[0]}.jpg"' in gallery and f'href="{stems[0]}.png"' not in gallery
     resumed = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume"])
     assert f"resuming: {len(stems)} image(s) already done, 0 to inspect" in _text(resumed), resumed.output
+    # Done images are not redrawn in the format asked now, and that is said (it was silent).
+    assert f"{len(stems)} image(s) already done keep their .jpg overlay" in _text(resumed)
     again = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out)])
     assert again.exit_code == 0, again.output
     # The JSON names this run's overlay, which the gallery shows; the other is left, never removed (regression
     # probe: removing "the other format" deleted a person's own JPEGs in a folder taken over with --resume).
     assert all((out / f"{s}.png").is_file() and json.loads((out / f"{s}.json").read_text())["overlay"] == f"{s}.png" for s in stems)
     assert f'href="{stems[0]}.png"' in (out / "index.html").read_text(encoding="utf-8")
+    # An earlier result whose overlay a person removed: said on its card, no link to a missing file.
+    (out / f"{stems[0]}.png").unlink()
+    one = runner.invoke(app, ["inspect", str(fitted_model), str(test / f"{stems[1]}.png"), "-o", str(out)])
+    assert one.exit_code == 0, one.output
+    gallery = (out / "index.html").read_text(encoding="utf-8")
+    assert f'href="{stems[0]}.png"' not in gallery and f"overlay {stems[0]}.png is no longer in the folder" in gallery
+    assert f'href="{stems[1]}.png"' in gallery
     own = tmp_path / "own"
     own.mkdir()
     with Image.open(test / f"{stems[0]}.png") as im:

@@ -780,6 +780,11 @@ def inspect(
                 rows[path] = row
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
+        # Done images are not redrawn: a resume with another --overlay had left the folder in two formats without a word.
+        if other_format := [r for r in rows.values() if r.overlay_suffix != OVERLAY_FORMATS[overlay]]:
+            console.print(f"[yellow]note:[/] {len(other_format)} image(s) already done keep their {other_format[0].overlay_suffix} "
+                          f"overlay (e.g. {escape(other_format[0].name + other_format[0].overlay_suffix)}); --overlay {overlay} "
+                          "applies to the images inspected now")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "

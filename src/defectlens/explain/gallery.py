@@ -82,6 +82,8 @@ class ResultRow:
     """A part judged good whose map still peaks above the threshold (:attr:`Inspection.hot_spot`)."""
     overlay_suffix: str = ".png"
     """The overlay's file suffix: ``.png``, or ``.jpg`` for a run with `inspect --overlay jpg`."""
+    overlay_present: bool = True
+    """Whether that overlay is in the folder (a person may remove earlier results' overlays to save space)."""
 
     @property
     def verdict(self) -> str:
@@ -159,7 +161,7 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
-        len(weaker), bool(payload.get("hot_spot")), overlay_suffix,
+        len(weaker), bool(payload.get("hot_spot")), overlay_suffix, (out_dir / f"{name}{overlay_suffix}").is_file(),
     )
 
 
@@ -213,9 +215,14 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         # as the bytes on disk (a name that is not UTF-8 links to its own file instead of crashing the gallery).
         href = e(urllib.parse.quote(os.fsencode(r.name)))
         cls = "bad" if r.defective else "ok"
+        picture = f'<img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" alt="{e(r.file)}" loading="lazy">'
+        if r.overlay_present:
+            picture = f'<a href="{href}{r.overlay_suffix}">{picture}</a>'
+        else:
+            # Removed after the run (to save space): a broken link and, without a thumbnail, a broken picture had shown.
+            picture = (picture if r.thumbnail else "") + f'<div class="warn">overlay {e(r.name + r.overlay_suffix)} is no longer in the folder</div>'
         cards.append(
-            f'<div class="card {cls}"><a href="{href}{r.overlay_suffix}"><img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" '
-            f'alt="{e(r.file)}" loading="lazy"></a>'
+            f'<div class="card {cls}">{picture}'
             f'<div class="file">{e(r.file)}</div>'
             f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)'
             f'{f" (+{r.n_weaker} weaker)" if r.n_weaker else ""}</div>'
