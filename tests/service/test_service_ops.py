@@ -305,7 +305,11 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
     for name, tables in (("crm.sqlite", ["CREATE TABLE customers (id INTEGER PRIMARY KEY)"]),
                          # Another QA tool on Alembic with a table of our name (regression probe: it was put in WAL).
                          ("qa.sqlite", ["CREATE TABLE inspections (id INTEGER PRIMARY KEY, part TEXT)",
-                                        "CREATE TABLE alembic_version (version_num VARCHAR(32))", "INSERT INTO alembic_version VALUES ('abc123')"])):
+                                        "CREATE TABLE alembic_version (version_num VARCHAR(32))", "INSERT INTO alembic_version VALUES ('abc123')"]),
+                         # ... and one numbered as ours, with both our table names (it got through to a raw SQL error; left 2026-12-05).
+                         ("qa2.sqlite", ["CREATE TABLE inspections (id INTEGER PRIMARY KEY, part TEXT)",
+                                         "CREATE TABLE regions (id INTEGER PRIMARY KEY, inspection_id INTEGER)",
+                                         "CREATE TABLE alembic_version (version_num VARCHAR(32))", "INSERT INTO alembic_version VALUES ('0001')"])):
         theirs = tmp_path / name
         with sqlite3.connect(theirs) as conn:
             for statement in tables:
@@ -314,8 +318,11 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
         before = theirs.read_bytes()
         for upgrade in (True, False):
             store = Store(f"sqlite:///{theirs}", upgrade=upgrade)
-            with pytest.raises(StoreUnavailable):
+            with pytest.raises(StoreUnavailable) as refused:
                 store.check()
+            assert "another application's" in str(refused.value) or "did not make" in str(refused.value), refused.value
+            if name == "qa2.sqlite":
+                assert "its inspections table is another application's (no created_at, filename, image_sha, mask_sha, … column)" in str(refused.value)
             store.dispose()
         assert theirs.read_bytes() == before and not (tmp_path / f"{name}-wal").exists(), name
     missing = tmp_path / "typo.db"

@@ -26,6 +26,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OUR_REVISION = re.compile(r"\d{4}")
 """How the shipped migrations name their revisions ("0001", …): one a newer defectlens wrote looks alike."""
 
+OUR_INSPECTION_COLUMNS = frozenset({"id", "created_at", "model", "filename", "image_sha", "overlay_sha", "mask_sha", "score", "verdict",
+                                    "threshold", "report", "review_state"})
+"""Columns the inspections table has had since the first revision: a table of that name without them is
+another application's (revision "0001" and our table names alone had let one through to a raw SQL error)."""
+
 
 class ForeignDatabase(Exception):
     """The database holds another application's tables or schema: defectlens will not write among them."""
@@ -161,9 +166,11 @@ def make_engine(url: str) -> Engine:
             # Ours: both our tables and Alembic's (another QA tool's table may be called "inspections" too).
             cur.execute("SELECT count(*), coalesce(sum(name IN ('inspections', 'alembic_version')), 0) FROM sqlite_master WHERE type = 'table'")
             n_tables, ours = cur.fetchone()
-            if ours == 2:  # and at a revision numbered as ours (another application may use Alembic too)
+            if ours == 2:  # and at a revision numbered as ours (another application may use Alembic too), with our columns
                 cur.execute("SELECT version_num FROM alembic_version")
                 ours = 2 if all(OUR_REVISION.fullmatch(str(r)) for (r,) in cur.fetchall()) else 0
+                cur.execute("SELECT name FROM pragma_table_info('inspections')")
+                ours = ours if OUR_INSPECTION_COLUMNS <= {str(c) for (c,) in cur.fetchall()} else 0
             if not n_tables or ours == 2:
                 cur.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).
@@ -254,6 +261,11 @@ def _refuse_foreign(conn: Connection) -> None:
             names = ", ".join(sorted(tables - {"alembic_version"})[:5]) or "none"
             raise ForeignDatabase(f"it holds another application's schema (Alembic revision {revisions[0]!r}, but no inspections table; "
                                   f"its tables: {names})")
+        if "inspections" in tables:
+            columns = {str(c["name"]) for c in inspect(conn).get_columns("inspections")}
+            if missing := sorted(OUR_INSPECTION_COLUMNS - columns):
+                raise ForeignDatabase(f"its inspections table is another application's (no {', '.join(missing[:4])}"
+                                      f"{', …' if len(missing) > 4 else ''} column)")
     elif tables:
         names = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
         raise ForeignDatabase(f"it holds {len(tables)} table(s) defectlens did not make ({names})")
