@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from service_helpers import TOKEN, PgCluster, defective, make_app, upload
 
+import defectlens
 from defectlens.service.app import PixelBudget
 from defectlens.service.db import make_engine, migrate
 from defectlens.service.models import ModelPool
@@ -36,6 +37,11 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         region = ins["regions"][0]
         assert {"type", "confidence", "bbox", "area_px", "area_fraction"} <= set(region)
         assert ins["report"]["verdict"] == "defective" and "DEFECTIVE" in ins["report_text"]
+        # Which defectlens and which fit of the model judged it, as `inspect`'s JSON has them (the rows had neither).
+        prov = pool.get("plate").inspector.provenance
+        assert prov is not None and prov.fingerprint
+        made_by = (ins["defectlens_version"], ins["model_fitted_at"], ins["model_fingerprint"])
+        assert made_by == (defectlens.__version__, prov.fitted_at, prov.fingerprint)
         good = upload(client, images["good"]).json()
         assert good["verdict"] == "good" and good["regions"] == []
 

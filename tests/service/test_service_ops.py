@@ -128,7 +128,7 @@ def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     newer.dispose()
     # The commands that do not upgrade say so too: it had been "run serve to upgrade it", which serve then refused.
     reader = Store(url, upgrade=False)
-    with pytest.raises(StoreUnavailable, match=r"revision 0099, newer than this defectlens knows \(0003\) — fix: upgrade defectlens"):
+    with pytest.raises(StoreUnavailable, match=r"revision 0099, newer than this defectlens knows \(0004\) — fix: upgrade defectlens"):
         reader.check()
     reader.dispose()
 
@@ -240,16 +240,19 @@ def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path
                          ["prune-inspections", "--older-than-days", "1", "--dry-run"]):
         refused = CliRunner().invoke(cli, [*command_line, "--db", url, "--data-dir", str(data)])
         said = " ".join(refused.output.split())
-        assert refused.exit_code == 2 and "its schema is at revision 0001, this defectlens's at 0003" in said, refused.output
+        assert refused.exit_code == 2 and "its schema is at revision 0001, this defectlens's at 0004" in said, refused.output
         assert "start `defectlens serve` of this version on it once" in said and "check --db" not in said
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
     with caplog.at_level("WARNING", logger="defectlens.service"):
         migrate(engine)
-    assert "database schema upgraded from revision 0001 to 0003" in caplog.text
+    assert "database schema upgraded from revision 0001 to 0004" in caplog.text
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT filename, final_verdict FROM inspections ORDER BY filename")).all()
     assert [tuple(r) for r in stored] == [("0.png", "good"), ("1.png", "defective"), ("2.png", "good"), ("3.png", "defective")]
+    with engine.connect() as conn:
+        # Rows stored before migration 0004 say no defectlens version or model fit (none was recorded), not a guess.
+        assert conn.execute(text("SELECT count(*) FROM inspections WHERE defectlens_version IS NULL AND model_fingerprint IS NULL")).scalar() == 4
     # An older service still running on it writes no standing verdict, and reviews without changing it:
     # the filters missed those rows. The next start of this one mends them.
     with engine.begin() as conn:

@@ -94,6 +94,12 @@ class InspectionRow(Base):
     hot_spot: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     """[x, y] where the map of a part judged good still peaks above the image threshold
     (:attr:`~defectlens.types.Inspection.hot_spot`), or None (migration 0003)."""
+    defectlens_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The defectlens that inspected it; None for rows written before migration 0004."""
+    model_fitted_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    """When the model was fitted (its card's UTC time): a model refitted under the same name is another."""
+    model_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """sha256 of the model's training images (its card's fingerprint), or None."""
 
     regions: Mapped[list[RegionRow]] = relationship(back_populates="inspection", order_by="RegionRow.index", cascade="all, delete-orphan")
     reviews: Mapped[list[ReviewRow]] = relationship(back_populates="inspection", order_by="ReviewRow.id", cascade="all, delete-orphan")
@@ -170,7 +176,7 @@ def make_engine(url: str) -> Engine:
                 cur.execute("SELECT version_num FROM alembic_version")
                 ours = 2 if all(OUR_REVISION.fullmatch(str(r)) for (r,) in cur.fetchall()) else 0
                 cur.execute("SELECT name FROM pragma_table_info('inspections')")
-                ours = ours if OUR_INSPECTION_COLUMNS <= {str(c) for (c,) in cur.fetchall()} else 0
+                ours = ours if {str(c) for (c,) in cur.fetchall()} >= OUR_INSPECTION_COLUMNS else 0
             if not n_tables or ours == 2:
                 cur.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).

@@ -55,6 +55,10 @@ class Outcome:
     mask_png: bytes
     seconds: float
     """Scoring (including the wait for the batch) through rendering."""
+    model_fitted_at: str | None = None
+    """When the model that judged it was fitted (its provenance), or None."""
+    model_fingerprint: str | None = None
+    """Its training images' fingerprint, or None."""
 
 
 @dataclass
@@ -280,7 +284,9 @@ class ModelPool:
         labels = [t.defect_type for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
         # Pixel value = region index: the export cuts each region's mask from it.
-        return Outcome(inspection, region_types, report, render_markdown(report), overlay, region_mask_png(inspection), time.perf_counter() - start)
+        prov = model.inspector.provenance
+        return Outcome(inspection, region_types, report, render_markdown(report), overlay, region_mask_png(inspection), time.perf_counter() - start,
+                       prov.fitted_at if prov else None, prov.fingerprint if prov else None)
 
     @staticmethod
     def _types(model: LoadedModel, image: np.ndarray, inspection: Inspection, result: AnomalyResult) -> tuple[list[RegionType], list[str]]:

@@ -83,6 +83,12 @@ class InspectionOut(BaseModel):
     regions: list[RegionOut]
     report: dict[str, Any]
     report_text: str
+    defectlens_version: str | None = None
+    """The defectlens that inspected it (None: stored before it was recorded, 2026-12-05)."""
+    model_fitted_at: str | None = None
+    """When the model was fitted: a model refitted under the same name has another time."""
+    model_fingerprint: str | None = None
+    """sha256 of the model's training images, as its card gives it."""
     review: ReviewOut
     reviews: list[ReviewEntry]
     """Every review given, oldest first (the latest is ``review``)."""
@@ -228,7 +234,8 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
         id=row.id, created_at=as_utc(row.created_at) or row.created_at, model=row.model, filename=row.filename, width=row.width, height=row.height,
         score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
         seconds=row.seconds, hot_spot=row.hot_spot, regions=[region_out(r, r.index in weaker, r.index in only_type) for r in row.regions],
-        report=row.report, report_text=row.report_text,
+        report=row.report, report_text=row.report_text, defectlens_version=row.defectlens_version, model_fitted_at=row.model_fitted_at,
+        model_fingerprint=row.model_fingerprint,
         review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]  # state is one of ReviewOut's literals in the column
                          comment=row.review_comment),
         reviews=[

@@ -20,6 +20,7 @@ from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
+import defectlens
 from defectlens.errors import ConfigError
 from defectlens.service.db import ForeignDatabase, InspectionRow, RegionRow, ReviewRow, SchemaBehind, make_engine, make_sessions, migrate, utcnow
 from defectlens.service.models import Outcome
@@ -210,6 +211,9 @@ class Store:
             report_text=out.report_text,
             review_state="unreviewed",
             hot_spot=[int(v) for v in ins.hot_spot] if ins.hot_spot is not None else None,
+            defectlens_version=defectlens.__version__,
+            model_fitted_at=out.model_fitted_at,
+            model_fingerprint=out.model_fingerprint,
         )
         for r in ins.regions:
             t = types.get(r.index)
