@@ -358,3 +358,36 @@ def test_why_regions_go_untyped_names_the_missing_descriptions():
     assert "no taxonomy with descriptions (add a taxonomy.json" in (untyped_reason(None, None) or "")
     described = parse_taxonomy({"object": "plate", "defects": [{"name": "dent", "description": "a round hollow"}]})
     assert untyped_reason(None, described) is None and untyped_reason(None, None, grounding_model=True) is None
+
+
+def test_detected_types_are_the_types_inspect_gives_on_the_flagged_images_only():
+    # Metrics audit 2026-12-05: `evaluate --types-k` typed one raw mask per image, a path `inspect` never takes
+    # (11 of 20 magnetic-tile types differed from inspect's), and typed images the detector had passed.
+    from defectlens.evaluate.classification import evaluate_detected_types
+    from defectlens.evaluate.harness import ScoredImage, ScoredSet
+    from defectlens.types import Region, RegionType
+
+    def region(index: int) -> Region:
+        return Region(index, (0, 0, 4, 4), 16, 0.1, (2.0, 2.0), 9.0 - index, 5.0)
+
+    amap = np.zeros((40, 40), np.float32)
+    flagged = Inspection("crack.png", (40, 40), 9.0, True, amap, amap > 0, [region(1), region(2)])
+    passed = Inspection("faint.png", (40, 40), 1.0, False, amap, amap > 0, [])
+    blank = Inspection("frame.png", (40, 40), 9.0, True, amap, amap > 0, [region(1)])
+    good = Inspection("ok.png", (40, 40), 1.0, False, amap, amap > 0, [])
+    scored = ScoredSet()
+    for ins, truth in ((flagged, "crack"), (passed, "crack"), (blank, "hole"), (good, "good")):
+        scored.records.append(ScoredImage(ins.source, truth, ins.score, ins.is_defective, ins.regions, False))
+        scored.inspections.append(ins)
+        scored.images.append(np.zeros((40, 40, 3), np.uint8))
+    asked: list[str] = []
+
+    def type_image(image: np.ndarray, inspection: Inspection) -> list[RegionType]:
+        asked.append(inspection.source)
+        # The strongest region is typed crack, a weaker one hole; the frame-check image gets no type, as inspect gives it.
+        return [] if inspection.source == "frame.png" else [RegionType(2, "hole", 0.9, "few-shot"), RegionType(1, "crack", 0.8, "few-shot")]
+
+    result = evaluate_detected_types(scored, type_image, ["crack", "hole"], set(), "plate", 1)
+    assert asked == ["crack.png", "frame.png"]  # never the passed or the good image
+    assert result.n_images == 2 and result.n_not_flagged == 1 and result.accuracy == 0.5 and result.unknown_rate == 0.5
+    assert result.to_json()["n_not_flagged"] == 1

@@ -11,9 +11,12 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
@@ -37,6 +40,7 @@ from defectlens.engine import (
     load_for_inspection,
     prepare_analysis,
     same_source,
+    type_with_notes,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
 from defectlens.explain.gallery import (
@@ -73,7 +77,7 @@ from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
 from defectlens.taxonomy import load_taxonomy
-from defectlens.types import Thresholds
+from defectlens.types import Inspection, RegionType, Thresholds
 
 EXIT_PARTIAL = 3
 EXIT_DEFECTIVE = 4
@@ -1075,9 +1079,15 @@ def evaluate(
     if analysis is not None:
         notes(analysis.notes)
         if analysis.classifier is not None:
-            types = evaluate_detected_types(scored, analysis.classifier, analysis.excluded, category.name, types_k)
+            chosen = analysis
+
+            def type_image(image: np.ndarray, inspection: Inspection) -> list[RegionType]:
+                return type_with_notes(chosen, image, inspection)[0]
+
+            types = evaluate_detected_types(scored, type_image, analysis.classifier.class_names, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json()
-            console.print(f"defect types (k={types_k}, {types.n_images} images): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
+            console.print(f"defect types (k={types_k}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "
+                          f"{types.n_not_flagged} passed, untyped): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
             # Beside a --json file; a stream (standard output, a pipe) has no "beside".
             beside = json_out is not None and not to_stdout and not stream(json_out)
             figure = json_out.with_suffix(".confusion.png") if beside and json_out else Path(f"{category.name}.confusion.png")

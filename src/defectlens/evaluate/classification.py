@@ -8,8 +8,8 @@ Two ways to choose the region a classifier is asked about, one result type
   classifier from detection and localisation: a wrong type is its fault alone.
   :func:`embed_items` and :func:`evaluate_embedded` are its two halves, so that several example
   draws can reuse one encoding of the images (the benchmark does).
-* :func:`evaluate_detected_types` classifies each image's most anomalous detected region, as
-  the whole pipeline would (detection and classification together, as VELM scores it).
+* :func:`evaluate_detected_types` takes the type `inspect` gives each flagged image's most anomalous
+  region (detection and classification together, as VELM scores it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import io
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -28,7 +28,7 @@ from defectlens.evaluate.harness import ScoredSet
 from defectlens.evaluate.metrics import confusion, type_accuracy, type_macro_f1
 from defectlens.io import GOOD, LabelledImage, load_image, load_mask
 from defectlens.taxonomy import UNKNOWN
-from defectlens.types import Inspection
+from defectlens.types import Inspection, RegionType
 
 Progress = Callable[[int], None]
 
@@ -64,6 +64,8 @@ class TypeEvaluation:
     category: str | None = None
     k: int | None = None
     """Examples per type the classifier was fitted on, when known."""
+    n_not_flagged: int = 0
+    """Defective images left out because the detector passed them (on detected regions: they get no type)."""
 
     def to_json(self) -> dict:
         """Plain-JSON form: the fields by name, fractions rounded to 4 places, ``nan`` as ``None``."""
@@ -71,6 +73,7 @@ class TypeEvaluation:
             "category": self.category,
             "k": self.k,
             "n_images": self.n_images,
+            "n_not_flagged": self.n_not_flagged,
             "accuracy": _json_float(self.accuracy),
             "macro_f1": _json_float(self.macro_f1),
             "unknown_rate": _json_float(self.unknown_rate),
@@ -207,29 +210,34 @@ def evaluate_types(classifier: FewShotClassifier, items: Sequence[LabelledImage]
 # --------------------------------------------------------------------------------------------
 
 
-def _top_region_mask(inspection: Inspection) -> np.ndarray:
-    """The pixels to classify for one image: its most anomalous region, or — when the detector
-    reported none — the top 1% of its map, so every defective image still gets a type."""
-    if inspection.regions and inspection.region_labels is not None:
-        return inspection.region_labels == inspection.regions[0].index
-    amap = inspection.anomaly_map
-    return amap >= np.quantile(amap, 0.99)
+TypeImage = Callable[[np.ndarray, Inspection], Sequence[RegionType]]
+"""Types an inspected image's regions as `inspect` does (e.g. :func:`defectlens.engine.type_with_notes`'s types)."""
 
 
-def evaluate_detected_types(scored: ScoredSet, classifier: FewShotClassifier, excluded: set[str], category: str, k: int) -> TypeEvaluation:
-    """Type accuracy / macro-F1 of ``classifier`` on the defective images of ``scored``.
+def evaluate_detected_types(
+    scored: ScoredSet, type_image: TypeImage, class_names: Sequence[str], excluded: set[str], category: str, k: int,
+) -> TypeEvaluation:
+    """Type accuracy / macro-F1 of the types `inspect` gives, on the defective images of ``scored`` it flags.
 
-    Each image's predicted type is that of its most anomalous detected region. ``excluded`` are
-    the example images' paths. ``scored`` must have been built with ``keep_images=True``.
+    Each flagged image's predicted type is the type ``type_image`` gives its most anomalous region
+    ('unknown' when it gives none, as for an image unlike every normal one). Defective images the
+    detector passed get no type from `inspect`: they are counted in :attr:`TypeEvaluation.n_not_flagged`,
+    not typed here — a metrics audit found the figure typing them, and every image on one raw mask
+    that `inspect` never reads (11 of 20 types differed from `inspect`'s). ``excluded`` are the
+    example images' paths. ``scored`` must have been built with ``keep_images=True``.
     """
     true, pred = [], []
+    not_flagged = 0
     for source, defect, inspection, image in zip(scored.sources, scored.defect_types, scored.inspections, scored.images, strict=True):
         if defect == GOOD or source in excluded:
             continue
-        types = classifier.classify(image, {1: _top_region_mask(inspection)})
+        if not inspection.is_defective:
+            not_flagged += 1
+            continue
+        types = {t.region_index: t.defect_type for t in type_image(image, inspection)}
         true.append(defect)
-        pred.append(types[0].defect_type if types else UNKNOWN)
-    return type_evaluation(true, pred, classifier.class_names, category=category, k=k)
+        pred.append(types.get(inspection.regions[0].index, UNKNOWN) if inspection.regions else UNKNOWN)
+    return replace(type_evaluation(true, pred, class_names, category=category, k=k), n_not_flagged=not_flagged)
 
 
 def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
