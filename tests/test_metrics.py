@@ -90,6 +90,9 @@ def test_one_class_gives_nan():
     assert math.isnan(image_ap([1, 1], [0.1, 0.2]))
     assert math.isnan(f1_max([0, 0], [0.1, 0.2]))
     assert math.isnan(image_auroc([], []))
+    # Only defective images: flagging all of them is a trivial F1 of 1, reported n/a beside AUROC and AP (metrics audit).
+    only_defective = detection_metrics([1, 1, 1], [0.1, 0.2, 0.3], [], [])
+    assert math.isnan(only_defective.image_f1max) and math.isnan(only_defective.image_ap)
 
 
 def test_image_length_mismatch_raises():

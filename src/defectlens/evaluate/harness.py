@@ -187,7 +187,8 @@ class DetectionEvaluation:
             fit_seconds=None if self.fit_seconds is None else round(self.fit_seconds, 2),
             n_test=self.n_test,
             peak_memory_mb=round(self.peak_memory_mb, 1),
-            per_type_image_auroc={t: (None if math.isnan(v) else round(v, 4)) for t, v in self.per_type_image_auroc},
+            # Full precision, as image_auroc beside it (they were rounded to 4 places).
+            per_type_image_auroc={t: (None if math.isnan(v) else v) for t, v in self.per_type_image_auroc},
             failures=[{"source": f.source, "message": f.message} for f in self.failures],
             # Always there, as `failures` is: a reader of the documented fields found it missing when empty.
             no_mask=list(self.no_mask),

@@ -620,7 +620,8 @@ def detection_metrics_from_pixels(image_labels, image_scores, pixels: PixelAccum
     return DetectionMetrics(
         image_auroc=_auroc(y, s),
         image_ap=_ap(y, s),
-        image_f1max=_f1_max_threshold(y, s)[0],
+        # Without good images, flagging every image is a "perfect" F1 (it read 1.0 beside AUROC and AP n/a).
+        image_f1max=_f1_max_threshold(y, s)[0] if _both_classes(y) else math.nan,
         pixel_auroc=px.auroc,
         pixel_ap=px.ap,
         pixel_f1max=px.f1max,
