@@ -281,3 +281,35 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     CliRunner().invoke(app, ["inspect", str(tmp_path / "unchecked"), str(tmp_path / "rotated.png"), "-o", str(tmp_path / "out")])
     report = json.loads((tmp_path / "out" / "rotated.report.json").read_text())
     assert any("This image is 96×128, the training images 128×96: is it rotated" in n for n in report["notes"])
+
+
+def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour_is_on_the_card(tmp_path):
+    # API probe 2026-12-05: grey (and BGR) good cookies given to a model of colour cookies were all flagged,
+    # with nothing said of why.
+    from defectlens.descriptor import render_card
+
+    rng = np.random.default_rng(3)
+    tint = np.array([1.0, 0.8, 0.55])
+    colour = [np.clip(texture(rng, 64, 80)[..., None] * tint, 0, 255).astype(np.uint8) for _ in range(6)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        inspector = Inspector.fit(colour[:5], InspectorSettings(image_size=96, coreset_ratio=0.5))
+        grey_model = Inspector.fit([c[..., 0] for c in colour[:5]], InspectorSettings(image_size=96, coreset_ratio=0.5))
+    assert inspector.provenance is not None and inspector.provenance.colour is True
+    assert grey_model.provenance is not None and grey_model.provenance.colour is False
+    as_grey = colour[5].mean(axis=2).astype(np.uint8)
+    judged = inspector.inspect(as_grey)
+    assert judged.is_defective and judged.unlike_normal and "A grey image, where the model was fitted on colour images" in judged.unlike_normal
+    assert inspector.inspect(colour[5]).unlike_normal is None
+    # A model of grey parts reads grey images as ever; the batch path says it as inspect() does.
+    assert grey_model.inspect(as_grey).unlike_normal is None
+    from PIL import Image
+
+    Image.fromarray(as_grey).save(tmp_path / "grey.png")
+    batch = inspector.inspect_batch([tmp_path / "grey.png"])
+    assert batch.images[0].inspection.unlike_normal == judged.unlike_normal
+    # Kept with the model, and on its card.
+    inspector.save(tmp_path / "m")
+    loaded = Inspector.load(tmp_path / "m")
+    assert loaded.provenance is not None and loaded.provenance.colour is True
+    assert "training images in colour | yes" in render_card(loaded.descriptor())

@@ -92,7 +92,7 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
     return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
-OPTIONAL_PROVENANCE = ("trained_on",)
+OPTIONAL_PROVENANCE = ("trained_on", "colour")
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 
 
@@ -113,6 +113,9 @@ class Provenance:
     trained_on: str | None = None
     """The folder `defectlens fit` read the normal images from (None: images given in Python, or a
     model saved before it was recorded)."""
+    colour: bool | None = None
+    """Whether the training images are in colour (most of a sample of them; :func:`~defectlens.io.is_grey`);
+    None for a model saved before it was recorded."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -130,13 +133,22 @@ class Provenance:
                 and not (f.name in ("fingerprint", "image_sizes") and self.n_images == 0)]
 
     @classmethod
-    def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = ()) -> Provenance:
-        """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height))."""
+    def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = (), colour: bool | None = None) -> Provenance:
+        """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height);
+        ``colour``: whether they are in colour)."""
         from defectlens import __version__
 
         widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
         ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
-        return cls(utc_now(), __version__, n_images, fingerprint, ranged)
+        return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour)
+
+    def colour_note(self, grey: bool) -> str | None:
+        """Why a grey image is unlike the training images when they are in colour, else None. An API probe's
+        grey (and BGR-ordered) good cookies were all flagged, with nothing said of why."""
+        if grey and self.colour:
+            return ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
+                    "Its score cannot be read against theirs.")
+        return None
 
     def size_note(self, width: int, height: int) -> str | None:
         """Why an image of ``width`` × ``height`` may read as unlike the training images, when its size
@@ -368,6 +380,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "training images": p.n_images if p else None,
             **({"training image sizes": " to ".join(dict.fromkeys(f"{w}×{h}" for w, h in p.image_sizes))} if p and p.image_sizes else {}),
             **({"training folder": p.trained_on} if p and p.trained_on else {}),
+            **({"training images in colour": "yes" if p.colour else "no (grey)"} if p and p.colour is not None else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
         }

@@ -69,6 +69,7 @@ from defectlens.io import (
     ImageFiles,
     atomic_directory,
     images_below,
+    is_grey,
     load_category,
     load_image,
     printable_text,
@@ -358,6 +359,16 @@ def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray]
     return kept, [digests[i] for i in keep]
 
 
+COLOUR_SAMPLE = 16
+"""Training images read to tell whether a part is photographed in colour."""
+
+
+def _in_colour(images: Sequence[np.ndarray]) -> bool:
+    """Whether most of up to :data:`COLOUR_SAMPLE` of ``images``, spread over them, are in colour."""
+    sample = np.unique(np.linspace(0, len(images) - 1, min(COLOUR_SAMPLE, len(images))).round().astype(int))
+    return sum(not is_grey(images[int(i)]) for i in sample) * 2 > len(sample)
+
+
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
     """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
     failures: list[Failure] = []
@@ -485,7 +496,7 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        provenance = Provenance.now(len(images), combine_digests(digests), sizes)
+        provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images))
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))
@@ -589,7 +600,7 @@ class Inspector:
                 raise ValueError(f"mask {i} is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
                                  "pass masks at the images' size")
             sized.append(m)
-        results = self.detector.score(images)
+        results = self.score_read(images)
         image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
         pixel_t = self.thresholds.pixel
         if any(m is not None and m.any() for m in sized):
@@ -610,7 +621,20 @@ class Inspector:
     # ------------------------------------------------------------------ inspecting
     def score(self, images: Iterable[ImageInput], progress: Progress | None = None) -> list[AnomalyResult]:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
-        return self.detector.score(checked_images(images), progress=progress)
+        return self.score_read(checked_images(images), progress)
+
+    def score_read(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
+        """:meth:`score` of images already read (:func:`~defectlens.io.read_image`'s RGB arrays, or
+        :class:`~defectlens.io.ImageFiles`), with the Inspector's own check of each whole image: a grey one
+        for a model fitted on colour images is unlike every normal part (:meth:`Provenance.colour_note`)."""
+        results = self.detector.score(images, progress=progress)
+        if not (self.provenance and self.provenance.colour) or isinstance(images, ImageFiles):
+            return results  # (files are not decoded a second time for it)
+        checked = []
+        for image, result in zip(images, results, strict=True):
+            note = self.provenance.colour_note(is_grey(image))
+            checked.append(replace(result, unlike_normal=" ".join(filter(None, (result.unlike_normal, note)))) if note else result)
+        return checked
 
     def size_note(self, inspection: Inspection) -> str | None:
         """What the report should say of an image far smaller than the training images, or of another
@@ -668,6 +692,7 @@ class Inspector:
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:
         """Inspect one image: a path, or an array — grey (H, W), RGB or RGBA, uint8, uint16 or
         float — converted and checked exactly as a file's pixels are (:func:`~defectlens.io.as_rgb_image`).
+        Channels are read in RGB order: pass OpenCV's BGR arrays as ``image[..., ::-1]``.
 
         Raises :class:`~defectlens.errors.ImageReadError` for anything that is not an image, and
         TypeError for several: ``inspect_batch`` reads files, ``score`` then ``decide`` arrays.
@@ -683,7 +708,7 @@ class Inspector:
         if isinstance(image, str | Path):
             source = source or str(image)
         source = source or "<array>"
-        return self.decide(self.detector.score([read_image(image, source)])[0], source)
+        return self.decide(self.score_read([read_image(image, source)])[0], source)
 
     @property
     def batch_size(self) -> int:
@@ -714,7 +739,7 @@ class Inspector:
         start = time.perf_counter()
         images, kept, failures = load_images(paths)
         try:
-            results = self.detector.score(images) if images else []
+            results = self.score_read(images) if images else []
         except DefectlensError as exc:
             # E.g. unreadable files left a batch too small for the batch cue: say so per file.
             failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)

@@ -77,7 +77,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
         images, kept, failures = load_images(batch)
         out.failures.extend(failures)
         # Decoded by load_images, through the pixel gate already: scored as they are.
-        results = inspector.detector.score(images) if images else []
+        results = inspector.score_read(images) if images else []
         for path, image, result in zip(kept, images, results, strict=True):
             label = labelled[path]
             out.labels.append(label)

@@ -260,7 +260,7 @@ class ModelPool:
         try:
             # The uploads were decoded by load_image (the pixel gate) on their request threads;
             # Inspector.score would check them again and warn twice of an extreme aspect.
-            results = inspector.detector.score([j.image for j in jobs])
+            results = inspector.score_read([j.image for j in jobs])
             decided = [(r, inspector.decide(r, j.source)) for j, r in zip(jobs, results, strict=True)]
         except Exception as exc:  # noqa: BLE001 - any failure goes back to the requests; the worker must live on
             for j in jobs:
