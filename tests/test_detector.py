@@ -232,3 +232,31 @@ def test_results_print_in_a_few_lines_and_compare_without_error(synthetic_catego
     scored = evaluate_detection(inspector, category, keep_images=True)[1]
     n_test = len(category.require_test())
     assert repr(scored) == f"ScoredSet({n_test} images, {sum(scored.labels)} defective, 0 without masks with inspections and images)"
+
+
+def test_the_fits_seed_is_a_setting_kept_with_the_model_and_a_default_model_reads_as_before(tmp_path):
+    # API probe 2026-12-05: the README compares "five draws of the banks", but no setting drew another.
+    import warnings
+
+    from defectlens import InspectorSettings
+    from defectlens.errors import ConfigError, DefectlensWarning
+    from tests.conftest import texture
+
+    rng = np.random.default_rng(5)
+    images = [texture(rng, 48, 64) for _ in range(8)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        drawn = {seed: Inspector.fit(images, InspectorSettings(image_size=64, coreset_ratio=0.3, seed=seed)) for seed in (0, 0, 1)}
+        again = Inspector.fit(images, InspectorSettings(image_size=64, coreset_ratio=0.3))
+    probe = texture(rng, 48, 64)
+    assert again.inspect(probe).score == drawn[0].inspect(probe).score  # the default is seed 0, repeatable
+    assert drawn[1].inspect(probe).score != drawn[0].inspect(probe).score
+    drawn[1].save(tmp_path / "one")
+    again.save(tmp_path / "zero")
+    assert Inspector.load(tmp_path / "one").settings.seed == 1
+    assert Inspector.load(tmp_path / "one").inspect(probe).score == drawn[1].inspect(probe).score
+    # Written only when drawn otherwise: a default model has no new field for an older reader to refuse.
+    assert "seed" not in json.loads((tmp_path / "zero" / "inspector.json").read_text())["settings"]
+    for bad in (-1, 1.5, True, 2**32):
+        with pytest.raises(ConfigError, match="seed"):
+            InspectorSettings(seed=bad)  # type: ignore[arg-type]

@@ -129,6 +129,10 @@ class InspectorSettings:
     """Memory bank alone: further neighbourhood sizes whose banks' maps are averaged with the
     encoder's (``MemoryBankConfig.extra_neighbourhoods``; () = off). None, the default:
     :data:`DEFAULT_EXTRA_NEIGHBOURHOODS` for the memory bank without a global weight, else off."""
+    seed: int = 0
+    """Seed of the fit's random choices (the coreset's first patch, the held-out and calibration
+    folds): fits with other seeds show how much a result owes to the draw alone (the README's "five
+    draws"). The images' order is part of the draw too; `fit` reads a folder in sorted order."""
 
     def __post_init__(self) -> None:
         # Made from Python and from the command line alike: each fix names the field and its option.
@@ -149,6 +153,8 @@ class InspectorSettings:
             MemoryBankConfig(extra_neighbourhoods=self.extra_neighbourhoods or ())
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass 1 or 5") from None
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed {self.seed!r} is not a whole number from 0 to 2**32 - 1", None, "pass e.g. 0, 1, 2")
         for name in ("coreset_ratio", "false_alarm_target", "global_weight"):
             value = getattr(self, name)
             # "0.03" from a config file compared with a float deep in fit: a TypeError after decoding.
@@ -499,17 +505,17 @@ class Inspector:
         provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images))
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
-            alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))
+            alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile, seed=settings.seed))
             return cls(alone, settings, alone.fit(images, progress=progress), provenance)
         if settings.detector != "memory-bank" and secondary is not None:
             raise ConfigError(f"detector {settings.detector!r} cannot also be fused with another model", None, "use the memory-bank detector to fuse")
         if settings.detector == "bank+discriminator":
-            secondary = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile))
+            secondary = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile, seed=settings.seed))
             secondary.fit(images, progress=progress)
         # Fused, the bank keeps the same share of images out as its partner: both are put on
         # one scale with normal images neither has seen. Alone, it calibrates leave-one-out.
         fusion = fusion or FusionConfig()
-        holdout = MemoryBankConfig(encoder=encoder, calibration="holdout")
+        holdout = MemoryBankConfig(encoder=encoder, calibration="holdout", seed=settings.seed)
         weighable = holdout_indices(len(images), holdout.holdout_fraction, holdout.seed)
         # Too few to hold out the 20 a weight is chosen on (200 normal images): the partner would get
         # weight 0 and the bank's thresholds would rest on 3 held-out images (on cookie's 31, 8 of 14
@@ -535,6 +541,7 @@ class Inspector:
                 quantile=quantile,
                 global_weight=settings.global_weight,
                 extra_neighbourhoods=settings.extra_neighbourhoods or (),
+                seed=settings.seed,
             )
         )
         held_out = detector.holdout_indices(len(images))
@@ -772,7 +779,8 @@ class Inspector:
         describe = getattr(det, "describe", None)  # optional: what a detector says about itself
         return ModelDescriptor(
             detector=det.name,
-            settings=asdict(self.settings),
+            # The seed only when drawn otherwise: a default model stays readable by a defectlens before it.
+            settings={k: v for k, v in asdict(self.settings).items() if k != "seed" or v != 0},
             fit_summary=asdict(self.fit_summary) if self.fit_summary else None,
             provenance=self.provenance,
             saved_at=utc_now(),

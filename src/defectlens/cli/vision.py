@@ -235,6 +235,8 @@ def fit(
     taxonomy: Annotated[
         Path | None, typer.Option(help="Part taxonomy, kept with the model and read by --grounding (default: CATEGORY_DIR/taxonomy.json).")
     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fit's random choices (coreset, held-out folds); fit with several to see "
+                                           "how much a result owes to the draw.")] = 0,
     fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
     fusion_weight: Annotated[
         float | None,
@@ -263,6 +265,7 @@ def fit(
             false_alarm_target=false_alarm_target,
             global_weight=global_weight,
             extra_neighbourhoods=None if extra_neighbourhood is None else tuple(s for s in extra_neighbourhood if s != 0),
+            seed=seed,
         )
         try:
             MemoryBankConfig(coreset_ratio=coreset_ratio)
@@ -281,7 +284,7 @@ def fit(
                 ("--coreset-ratio", coreset_ratio != InspectorSettings.coreset_ratio), ("--max-images", max_images != 0),
                 ("--false-alarm-target", false_alarm_target != InspectorSettings.false_alarm_target),
                 ("--global-weight", global_weight != InspectorSettings.global_weight), ("--extra-neighbourhood", extra_neighbourhood is not None),
-                ("--fusion-weight", fusion_weight is not None), ("--fusion-mode", fusion_mode != "sum"),
+                ("--fusion-weight", fusion_weight is not None), ("--fusion-mode", fusion_mode != "sum"), ("--seed", seed != 0),
             ) if given]
             if unused:
                 raise ConfigError(f"{', '.join(unused)} set how a model is fitted on normal images; --detector {detector} fits on none",
