@@ -982,3 +982,28 @@ def test_an_examples_folder_that_gives_no_classifier_is_refused(fitted_model, sy
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out), "--examples", str(flat)])
     assert result.exit_code == 2 and "lie directly in it, not in a type folder" in _text(result), result.output
     assert not out.exists()
+
+
+def test_python_callers_mistakes_are_named_before_any_work(fitted_model, tmp_path):
+    # API probe 2026-12-05: each of these ended in a misleading or raw error (or was taken as something else).
+    import torch
+
+    with pytest.raises(DatasetLayoutError, match="no such folder or file"):
+        Inspector.fit(str(tmp_path / "goood"))  # it had said "got one str (wrap it in a list)"
+    for nothing in (None, 5):
+        with pytest.raises(TypeError, match="images must be a folder or a sequence of images"):
+            Inspector.fit(nothing)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="images must be a folder"):
+        Inspector.fit({"a.png": np.zeros((16, 16), np.uint8)})  # type: ignore[arg-type]  # its keys were read as paths
+    with pytest.raises(TypeError, match=r"settings must be an InspectorSettings, got dict: pass InspectorSettings\(\*\*values\)"):
+        Inspector.fit([texture(np.random.default_rng(0), 32, 32)] * 2, settings={"image_size": 128})  # type: ignore[arg-type]
+    model = Inspector.load(fitted_model)
+    tensor = torch.zeros(3, 64, 80)
+    with pytest.raises(ImageReadError, match=r"got a torch Tensor.*permute\(1, 2, 0\)"):
+        model.inspect(tensor)  # type: ignore[arg-type]  # it had read "inspect takes one image, got a Tensor of several"
+    with pytest.raises(ImageReadError, match=r"channels first.*transpose\(1, 2, 0\)"):
+        model.inspect(np.zeros((3, 64, 80), np.uint8))
+    for bad in ("5", float("nan"), True):
+        with pytest.raises(ConfigError, match="image threshold .* is not a finite number"):
+            model.set_thresholds(image=bad)  # type: ignore[arg-type]
+    assert model.set_thresholds(image=np.float32(40.5)).image == 40.5

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeAlias, TypeGuard
@@ -275,8 +276,11 @@ def _kind(value: object) -> str:
     return f"image array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
 
 
-def _one_image_refused(value: object) -> TypeError:
+def _one_image_refused(value: object) -> Exception:
     """The error for one image given where a sequence of them is expected."""
+    if isinstance(value, str | Path) and not Path(value).exists():
+        # A mistyped folder had read "got one str (wrap it in a list)", and wrapped, "no such file".
+        return DatasetLayoutError("no such folder or file", Path(value), "check the path (a folder of normal images, or a list of image paths)")
     if isinstance(value, np.ndarray) and _channel_first(value):
         # Iterated, a (3, H, W) image was fitted on as 3 grey images without a word.
         return TypeError(f"images must be a sequence of images, got one array of shape {value.shape}: for one channel-first "
@@ -331,6 +335,9 @@ def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.nda
         return images
     if isinstance(images, str | bytes | Path) or _one_image(images):
         raise _one_image_refused(images)
+    if not isinstance(images, Iterable) or isinstance(images, Mapping):
+        # None or a number had raised "'NoneType' object is not iterable"; a dict's keys were read as paths.
+        raise TypeError(f"images must be a folder or a sequence of images (paths, arrays or Pillow images), got {type(images).__name__}")
     return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
@@ -452,6 +459,9 @@ class Inspector:
         (:class:`~defectlens.errors.DefectlensWarning`): the threshold is then their maximum or
         near it, and new good parts are flagged more often than the target says.
         """
+        if settings is not None and not isinstance(settings, InspectorSettings):
+            # A dict had failed deep in the fit ("'dict' object has no attribute 'detector'").
+            raise TypeError(f"settings must be an InspectorSettings, got {type(settings).__name__}: pass InspectorSettings(**values)")
         settings = settings or InspectorSettings()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DefectlensWarning)
@@ -566,7 +576,11 @@ class Inspector:
         return self.detector.thresholds
 
     def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> Thresholds:
-        """Override one or both thresholds by hand."""
+        """Override one or both thresholds by hand (finite numbers)."""
+        for name, value in (("image", image), ("pixel", pixel)):
+            # "5" had been taken as 5.0, and NaN passed every part as good.
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
+                raise ConfigError(f"{name} threshold {value!r} is not a finite number", None, f"pass a number, e.g. {name}=55.0")
         current = self.detector.thresholds or Thresholds(image=float("inf"), pixel=float("inf"))
         updated = Thresholds(
             image=current.image if image is None else float(image),
@@ -707,6 +721,8 @@ class Inspector:
         The maps, mask and regions are in the pixels of the image as read: a file's EXIF rotation
         applied (:func:`~defectlens.io.load_image` reads it so), an array's as it is. Drawn over
         ``np.asarray(Image.open(path))``, a rotated photo's mask lies transposed."""
+        if type(image).__module__.split(".")[0] == "torch":
+            read_image(image, source or "<tensor>")  # raises, saying how to hand a tensor over (it had read "one of several")
         if isinstance(image, list | tuple) or (not isinstance(image, np.ndarray | str | bytes | bytearray | Path | Image.Image)
                                                and isinstance(image, Iterable)):
             # It had been an ImageReadError about "<array>" advising the method just called.

@@ -189,13 +189,21 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
         raise ImageReadError("as_rgb_image takes pixels, and this is a path", array,
                              "read the file with load_image (or read_image, which takes both)")
     if not isinstance(array, np.ndarray):
+        if type(array).__module__.split(".")[0] == "torch":
+            # A network's tensor: said how to hand it over, not only what is taken.
+            raise ImageReadError(f"expected an image array or a Pillow image, got a torch {type(array).__name__}", source,
+                                 "pass tensor.permute(1, 2, 0).cpu().numpy() for a (C, H, W) tensor (images are (H, W, C) arrays here)")
         raise ImageReadError(
             f"expected an image array or a Pillow image, got {type(array).__name__}", source,
             "pass a numpy array or a Pillow image (an image file: its path to read_image or Inspector.inspect)"
         )
     arr = array[..., None] if array.ndim == 2 else array
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] > 4:
+        raise ImageReadError(f"array has shape {array.shape}, channels first", source,
+                             "pass array.transpose(1, 2, 0): images are (H, W, C) here")
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise ImageReadError(f"array has shape {array.shape}", source, "pass (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA pixels")
+        raise ImageReadError(f"array has shape {array.shape}", source,
+                             "pass (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA pixels")
     h, w = arr.shape[:2]
     if h < MIN_SIDE or w < MIN_SIDE:
         raise ImageReadError(f"image is only {w}x{h} pixels", source, f"use images of at least {MIN_SIDE}x{MIN_SIDE}")
