@@ -314,6 +314,7 @@ def test_batch_scoring_fit_reads_the_part_folder_and_refuses_options_it_cannot_u
     assert result.exit_code == 0 and (model / "taxonomy.json").is_file(), text
     result, text = run(part, "-o", model)
     assert result.exit_code == 0 and "the batch-scoring model of a brass plate that was there is replaced" in text, text
+    assert text.count("that was there is replaced") == 1  # said by fit once (save's own warning is for Python callers)
     # Fitted on no image, it has no fingerprint to record: its card does not call that a gap.
     card = (model / "card.md").read_text()
     assert "| training images | 0 |" in card and "Provenance incomplete" not in card, card

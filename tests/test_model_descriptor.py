@@ -365,3 +365,26 @@ def test_the_package_ships_its_type_annotations():
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data["defectlens"]
     assert (REPO / "src" / "defectlens" / "py.typed").is_file()
+
+
+def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_nothing(fitted_model, tmp_path):
+    # API probe 2026-12-05: Inspector.save over a model of other images (and its taxonomy) went without a word.
+    import warnings
+
+    from defectlens.errors import DefectlensWarning, NoteWarning
+    from tests.conftest import texture
+
+    target = tmp_path / "model"
+    shutil.copytree(fitted_model, target)
+    loaded = Inspector.load(target)
+    with warnings.catch_warnings(record=True) as resaved:
+        warnings.simplefilter("always")
+        loaded.save(target)  # the same model, re-saved (calibrate does it): nothing to say
+    assert not [w for w in resaved if issubclass(w.category, NoteWarning)]
+    rng = np.random.default_rng(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        other = Inspector.fit([texture(rng, 48, 64) for _ in range(4)])
+    with pytest.warns(NoteWarning, match=r"the memory-bank model .*that was there is replaced"):
+        other.save(target)
+    assert read_descriptor(target).provenance.n_images == 4

@@ -20,6 +20,7 @@ kind from file names.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
@@ -294,6 +295,26 @@ def holds_model(directory: str | Path) -> bool:
     model, and re-fitting into its folder may replace it)."""
     root = Path(directory)
     return model_kind(root) is not None or (root / DESCRIPTOR_FILE).is_file() or legacy_kind(root) is not None
+
+
+def describe_model_in(folder: str | Path) -> str | None:
+    """What model ``folder`` holds, in a few words — kind, part, and how its thresholds were set
+    when by hand or by calibrate (``memory-bank model of a ball screw with thresholds set by
+    false-alarm target 0.03 (calibrate: 13 good, 1 defective)``) — or None when it holds none."""
+    if not holds_model(folder):
+        return None
+    try:
+        descriptor = read_descriptor(folder)  # read once: its kind and its thresholds
+    except DefectlensError:
+        return "unreadable model"
+    words = [f"{descriptor.detector} model"]
+    with contextlib.suppress(DefectlensError):  # its part unsaid: the kind and thresholds still tell it apart
+        if (part := part_taxonomy(folder)) is not None:
+            words.append(f"of a {load_taxonomy(part).object_name}")
+    source = (descriptor.thresholds or {}).get("source")
+    if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
+        words.append(f"with thresholds set by {source}")
+    return " ".join(words)
 
 
 def model_stamp(directory: str | Path) -> tuple[int, int] | None:

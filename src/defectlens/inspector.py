@@ -40,6 +40,7 @@ from defectlens.descriptor import (
     ModelDescriptor,
     Provenance,
     combine_digests,
+    describe_model_in,
     holds_model,
     image_digest,
     model_kind,
@@ -64,7 +65,7 @@ from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError, warn_caller
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError, NoteWarning, warn_caller
 from defectlens.fielddocs import with_field_docs
 from defectlens.io import (
     ImageFiles,
@@ -825,6 +826,7 @@ class Inspector:
         elif taxonomy is not None and not isinstance(taxonomy, Taxonomy):
             raise TypeError(f"taxonomy must be a Taxonomy or the path of a taxonomy.json, not {type(taxonomy).__name__}")
         keep = self._same_model_in(Path(directory))
+        replaced = None if keep else describe_model_in(directory)
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
@@ -844,6 +846,9 @@ class Inspector:
                 from defectlens.export import carry_export  # export builds on this module
 
                 carry_export(old, out, self.detector)
+        if replaced:
+            # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
+            warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced"))
 
     def _same_model_in(self, directory: Path) -> bool:
         """True when ``directory`` holds this very model (fitted on the same images): its part

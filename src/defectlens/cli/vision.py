@@ -22,7 +22,15 @@ from rich.table import Table
 
 from defectlens.classify import untyped_reason
 from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
-from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, TAXONOMY_FILE, part_card_section, part_taxonomy, read_descriptor, render_card
+from defectlens.descriptor import (
+    CARD_FILE,
+    DESCRIPTOR_FILE,
+    TAXONOMY_FILE,
+    describe_model_in,
+    part_card_section,
+    read_descriptor,
+    render_card,
+)
 from defectlens.detect import FitSummary
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
@@ -272,7 +280,7 @@ def fit(
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
-        replaced = _describe_model(output)
+        replaced = describe_model_in(output)
         if taxonomy is not None:
             # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
             load_taxonomy(taxonomy)
@@ -436,26 +444,6 @@ def _model_kind(folder: Path) -> str | None:
         return read_descriptor(folder).detector
     except DefectlensError:
         return "unreadable"
-
-
-def _describe_model(folder: Path) -> str | None:
-    """What model ``folder`` holds, in a few words — kind, part, and how its thresholds were set
-    when by hand or by calibrate (``memory-bank model of a ball screw with thresholds set by
-    false-alarm target 0.03 (calibrate: 13 good, 1 defective)``) — or None when it holds none."""
-    if not Inspector.is_model_dir(folder):
-        return None
-    try:
-        descriptor = read_descriptor(folder)  # read once: its kind and its thresholds
-    except DefectlensError:
-        return "unreadable model"
-    words = [f"{descriptor.detector} model"]
-    with contextlib.suppress(DefectlensError):
-        if (part := part_taxonomy(folder)) is not None:
-            words.append(f"of a {load_taxonomy(part).object_name}")
-    source = (descriptor.thresholds or {}).get("source")
-    if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
-        words.append(f"with thresholds set by {source}")
-    return " ".join(words)
 
 
 def _note_replaced(described: str | None, output: Path) -> None:
