@@ -25,12 +25,15 @@ class Region:
     bbox: tuple[int, int, int, int]
     """(x0, y0, x1, y1), x1/y1 exclusive."""
     area_px: int
+    """Pixels in the region, in the original image."""
     area_fraction: float
     """Area as a share of the part (the whole image when no part mask is known)."""
     centroid: tuple[float, float]
     """(x, y) centre of mass of the region's pixels."""
     peak_score: float
+    """Highest map value in the region (the map's units: compare with the pixel threshold)."""
     mean_score: float
+    """Mean map value over the region's pixels."""
     peak: tuple[int, int] | None = None
     """(x, y) of the region's highest map value: where the defect most likely is. A strong small
     defect raises the map far around it, so the centroid of its region can sit a third of the
@@ -108,19 +111,29 @@ class AnomalyResult:
 @with_field_docs
 @dataclass(eq=False)
 class Inspection:
-    """The full verdict for one image: score, decision, pixel map, mask and regions."""
+    """The full verdict for one image: score, decision, pixel map, mask and regions.
+
+    Compared by identity (its arrays have no single truth value): compare ``to_json()`` of two."""
 
     source: str
+    """The image's path as given, or '<array>' (or the name passed) for pixels."""
     image_size: tuple[int, int]
     """(width, height) of the original image."""
     score: float
+    """The image's anomaly score in the detector's own units (the memory bank's: the mean of its map's
+    top values) — no probability, no fixed range (one model's normal parts may sit near 50): read it
+    against ``thresholds.image``."""
     is_defective: bool
+    """The verdict: ``score > thresholds.image``, or the whole image unlike every normal one
+    (:attr:`unlike_normal`). Set when the inspection is made; changing ``score`` afterwards does not update it."""
     anomaly_map: np.ndarray = field(repr=False)
     """float32 (H, W) at the original resolution; same units as ``score``."""
     mask: np.ndarray = field(repr=False)
     """bool (H, W): pixels above the pixel threshold (and inside kept regions)."""
     regions: list[Region] = field(default_factory=list)
+    """Connected defective areas, strongest first; empty on a part judged good."""
     thresholds: Thresholds | None = None
+    """The image and pixel thresholds the verdict was made with."""
     region_labels: np.ndarray | None = field(default=None, repr=False)
     """int32 (H, W): 0 outside regions, else the :attr:`Region.index` the pixel belongs to."""
     detector: str = "memory-bank"

@@ -29,13 +29,16 @@ class FitSummary:
     """What fitting did, for logs and the benchmark table."""
 
     n_images: int
+    """Normal images fitted on (copies of others counted once)."""
     n_holdout: int
     """Normal images kept out of the bank to set the thresholds on. 0 for the memory bank, whose
     thresholds come from every normal image, each scored without the bank rows it gave (leave-one-out)."""
     n_patches: int
+    """Patch feature vectors the normal images gave (before the coreset chose the bank's rows)."""
     bank_size: int
     """Rows of the memory bank (0 for detectors without one)."""
     seconds: float
+    """Wall-clock time of the fit."""
     notes: tuple[str, ...] = ()
     """What the fit warned of (copies left out, thresholds resting on too few images): kept with the
     model and on its card, where a notebook that filtered warnings, or whoever loads it later, reads them."""
