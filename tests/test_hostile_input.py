@@ -1004,6 +1004,6 @@ def test_python_callers_mistakes_are_named_before_any_work(fitted_model, tmp_pat
     with pytest.raises(ImageReadError, match=r"channels first.*transpose\(1, 2, 0\)"):
         model.inspect(np.zeros((3, 64, 80), np.uint8))
     for bad in ("5", float("nan"), True):
-        with pytest.raises(ConfigError, match="image threshold .* is not a finite number"):
+        with pytest.raises(ConfigError, match=r"image threshold .* is not a finite number"):
             model.set_thresholds(image=bad)  # type: ignore[arg-type]
     assert model.set_thresholds(image=np.float32(40.5)).image == 40.5

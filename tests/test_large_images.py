@@ -60,6 +60,10 @@ def test_large_parts_are_fitted_evaluated_and_inspected_at_their_own_size(large_
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads(report.read_text())
     assert metrics["image_auroc"] == 1.0 and metrics["pixel_auroc"] > 0.9
+    # Read on a lattice, and said so beside the metrics (a metrics audit found it said only in the README).
+    assert metrics["pixel_strides"] == {"2": 4}
+    assert "pixel metrics: images over 262,144 pixels are read on a lattice each way (4 image(s) at every 2nd pixel)" in " ".join(
+        evaluated.output.split())
     # The outputs a person reads keep the image's own size.
     out = tmp_path / "out"
     inspected = runner.invoke(app, ["inspect", str(model), str(large_category / "test" / "spot"), "-o", str(out)])
