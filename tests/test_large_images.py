@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.detect import WORKING_PIXELS, image_score, working_view
+from defectlens.errors import ImageReadError
 from defectlens.detect.maps import for_calibration, smooth_map
 from defectlens.types import AnomalyResult
 from tests.conftest import write_spot_category
@@ -104,6 +105,22 @@ def test_fit_reads_its_images_from_disk_as_it_encodes_them(large_category, tmp_p
     in_memory = Inspector.fit([load_image(p) for p in paths], settings)
     assert from_disk.thresholds == in_memory.thresholds
     assert from_disk.provenance.fingerprint == in_memory.provenance.fingerprint == fingerprint_images([load_image(p) for p in paths])
+    # A list of paths from Python is read from disk as the fit goes too (API probe: the README's own
+    # Inspector.fit(cat.train_good) decoded every image into one list first), to the same model.
+    from defectlens.detect.memory_bank import MemoryBankDetector
+
+    given: list[object] = []
+    real_fit = MemoryBankDetector.fit
+
+    def recording(self, images, progress=None):
+        given.append(images)
+        return real_fit(self, images, progress=progress)
+
+    monkeypatch.setattr(MemoryBankDetector, "fit", recording)
+    from_list = Inspector.fit([str(p) for p in paths], settings)
+    assert isinstance(given[0], ImageFiles) and from_list.thresholds == in_memory.thresholds
+    with pytest.raises(ImageReadError, match="broken.png"):
+        Inspector.fit([*paths, bad], settings)
 
 
 def test_pixel_metrics_keep_within_their_budget_on_a_large_test_set(large_category, tmp_path, monkeypatch):

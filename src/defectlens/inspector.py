@@ -244,13 +244,17 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def _readable(paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None) -> Iterator[tuple[Path, np.ndarray]]:
+def _readable(
+    paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None, strict: bool = False,
+) -> Iterator[tuple[Path, np.ndarray]]:
     """Each of ``paths`` that decodes, with its pixels; unreadable files are added to ``failures``
-    as :class:`Failure` records instead of stopping the batch."""
+    as :class:`Failure` records instead of stopping the batch (``strict``: the first one's error is raised)."""
     for p in paths:
         try:
             image = load_image(p)
         except DefectlensError as exc:
+            if strict:
+                raise
             failures.append(Failure(str(p), str(exc)))
         else:
             yield Path(p), image
@@ -342,6 +346,16 @@ def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.nda
     return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
+def _paths_on_disk(images: object) -> ImageFiles | None:
+    """A list of image paths as :class:`~defectlens.io.ImageFiles`, each checked once and read again as the
+    fit encodes it (a folder's images are fitted so): decoded into one list, the README's own
+    ``Inspector.fit(cat.train_good)`` held every image at once. The first unreadable one is raised, as
+    decoding them all raised it. None for anything but a list or tuple of paths."""
+    if not isinstance(images, list | tuple) or not images or not all(isinstance(p, str | Path) for p in images):
+        return None
+    return scan_images(images, strict=True)[0]
+
+
 def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray], list[str]]:
     """:meth:`Inspector.fit`'s ``images`` without pixel-for-pixel copies of one another (the first of each kept), with their
     digests; the copies left out are warned of. A copy counts one part as two normal images: its
@@ -378,7 +392,10 @@ COLOUR_SAMPLE = 16
 
 
 def _in_colour(images: Sequence[np.ndarray]) -> bool:
-    """Whether most of up to :data:`COLOUR_SAMPLE` of ``images``, spread over them, are in colour."""
+    """Whether most of ``images`` are in colour: every one a scan noted, else up to :data:`COLOUR_SAMPLE`
+    spread over them (files are not decoded a second time for it when the scan noted them)."""
+    if isinstance(images, ImageFiles) and images.grey:
+        return sum(not g for g in images.grey) * 2 > len(images.grey)
     sample = np.unique(np.linspace(0, len(images) - 1, min(COLOUR_SAMPLE, len(images))).round().astype(int))
     return sum(not is_grey(images[int(i)]) for i in sample) * 2 > len(sample)
 
@@ -395,19 +412,22 @@ def _unknown_fields(saved: dict[str, Any] | None, kind: type) -> list[str]:
     return sorted(set(saved or {}) - {f.name for f in fields(kind)})
 
 
-def scan_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[ImageFiles, list[Failure]]:
+def scan_images(paths: Sequence[str | Path], progress: Progress | None = None, strict: bool = False) -> tuple[ImageFiles, list[Failure]]:
     """Decode each of ``paths`` once to check it and note its shape and digest, keeping no pixels:
     images to fit on, read again from disk as the fit needs them (:class:`~defectlens.io.ImageFiles`).
-    Unreadable files become :class:`Failure` records, as in :func:`load_images`."""
+    Unreadable files become :class:`Failure` records, as in :func:`load_images` (``strict``: the first
+    one's :class:`~defectlens.errors.ImageReadError` is raised instead)."""
     failures: list[Failure] = []
     kept: list[Path] = []
     shapes: list[tuple[int, ...]] = []
     digests: list[str] = []
-    for path, image in _readable(paths, failures, progress):
+    grey: list[bool] = []
+    for path, image in _readable(paths, failures, progress, strict):
         kept.append(path)
         shapes.append(tuple(image.shape))
         digests.append(image_digest(image))
-    return ImageFiles(kept, shapes, digests), failures
+        grey.append(is_grey(image))
+    return ImageFiles(kept, shapes, digests, grey), failures
 
 
 class Inspector:
@@ -497,7 +517,7 @@ class Inspector:
             encoder = EncoderConfig(backbone=settings.backbone, standardize=settings.standardize)
             scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
             return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
-        images = _folder_images(Path(images)) if _is_folder(images) else checked_images(images)
+        images = _folder_images(Path(images)) if _is_folder(images) else _paths_on_disk(images) or checked_images(images)
         images, digests = _distinct_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(

@@ -413,10 +413,12 @@ class ImageFiles(Sequence[np.ndarray]):
     one's pixels at once (250 parts of 1.4 M pixels are 1 GB decoded). Built from files already
     read once (:func:`~defectlens.inspector.scan_images`), which gave their shapes and digests."""
 
-    def __init__(self, paths: Sequence[Path], shapes: Sequence[tuple[int, ...]], digests: Sequence[str] = ()) -> None:
-        if len(shapes) != len(paths) or (digests and len(digests) != len(paths)):
-            raise ValueError(f"{len(paths)} paths but {len(shapes)} shapes and {len(digests)} digests")
+    def __init__(self, paths: Sequence[Path], shapes: Sequence[tuple[int, ...]], digests: Sequence[str] = (), grey: Sequence[bool] = ()) -> None:
+        if len(shapes) != len(paths) or (digests and len(digests) != len(paths)) or (grey and len(grey) != len(paths)):
+            raise ValueError(f"{len(paths)} paths but {len(shapes)} shapes, {len(digests)} digests and {len(grey)} grey flags")
         self.paths, self.shapes, self.digests = list(paths), [tuple(s) for s in shapes], list(digests)
+        self.grey = list(grey)
+        """Whether each image is grey (:func:`is_grey`), when the scan noted it (empty otherwise)."""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -433,7 +435,8 @@ class ImageFiles(Sequence[np.ndarray]):
     def subset(self, indices: Sequence[int]) -> ImageFiles:
         """The images at ``indices``, still on disk."""
         digests = [self.digests[i] for i in indices] if self.digests else []
-        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests)
+        grey = [self.grey[i] for i in indices] if self.grey else []
+        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests, grey)
 
 
 def image_area(path: str | Path) -> int:
