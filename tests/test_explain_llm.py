@@ -42,6 +42,10 @@ def fake_writer(text):
         ("", "the text is empty"),
         ("Tomatoes are red.", "does not name the found type 'crack'"),
         ("A crack and a blowhole.", "'blowhole', which was not found"),
+        # Accepted by a probe of real runs (2026-12-05): an action no one took, and figures cut inside their bracket.
+        ("A crack at the upper-left edge. The inspector identified the defect as a crack.", "says something was done to the part"),
+        ("A crack was found at the upper-left edge and was repaired.", "'was repaired'"),
+        ("Found: a crack at the upper-left edge (medium, 3.", "the text stops mid-sentence"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -58,6 +62,10 @@ def test_faithful_lm_text_is_used(monkeypatch):
     insp, types = defective()
     rep = build_report(insp, types, TAX, writer="llm")
     assert rep.writer == "llm" and "crack" in rep.text and rep.writer_seconds == pytest.approx(0.01)
+    # Asking for what a person should do is no claim that it was done.
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A crack at the upper-left edge (0.75% of the image): an inspector "
+                                                                  "should check it."))
+    assert build_report(insp, types, TAX, writer="llm").writer == "llm"
 
 
 def test_missing_model_falls_back(monkeypatch):

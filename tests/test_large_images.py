@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from defectlens.cli import app
 from defectlens.detect import WORKING_PIXELS, image_score, working_view
-from defectlens.errors import ImageReadError
 from defectlens.detect.maps import for_calibration, smooth_map
+from defectlens.errors import ImageReadError
 from defectlens.types import AnomalyResult
 from tests.conftest import write_spot_category
 
@@ -119,7 +119,7 @@ def test_fit_reads_its_images_from_disk_as_it_encodes_them(large_category, tmp_p
     monkeypatch.setattr(MemoryBankDetector, "fit", recording)
     from_list = Inspector.fit([str(p) for p in paths], settings)
     assert isinstance(given[0], ImageFiles) and from_list.thresholds == in_memory.thresholds
-    with pytest.raises(ImageReadError, match="broken.png"):
+    with pytest.raises(ImageReadError, match=r"broken\.png"):
         Inspector.fit([*paths, bad], settings)
 
 

@@ -40,6 +40,11 @@ NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never|lacking|lack
 defect word after one is no claim, and a paraphrase that adds one has turned its meaning."""
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
+_DONE_CLAIMS = re.compile(
+    r"\b(inspectors?|operators?|technicians?|engineers?|we)\s+(has\s+|have\s+)?(identified|confirmed|checked|verified|repaired|removed|replaced|"
+    r"fixed|reworked|classified)\b|\b(was|were|has been|have been)\s+(repaired|replaced|fixed|removed|reworked|scrapped|confirmed)\b", re.I)
+"""Words that say a person did something to the part: a probe's accepted text read "The inspector identified the
+defect as a defect of unknown type", which no one had done (the report can only ask for it)."""
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
 # Places as describe_location words them, with the ways a sentence says them; two-word corners
 # are read first, so that "upper-left" is not also taken for "left".
@@ -255,8 +260,11 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     problems: list[str] = []
     if not text.strip():
         return Verification(False, ["the text is empty"])
-    if text.rstrip()[-1] not in ".!?" or text.rstrip().endswith(("...", "…")):
+    if text.rstrip()[-1] not in ".!?" or text.rstrip().endswith(("...", "…")) or text.count("(") != text.count(")"):
+        # An open bracket too: "at the right edge (medium, 3." had been accepted, cut inside its figures.
         problems.append("the text stops mid-sentence")
+    if done := _DONE_CLAIMS.search(text):
+        problems.append(f"says something was done to the part ({done.group(0)!r}), which the inspection cannot know")
     counted = counted_findings(report.findings)
     found = {f.defect_type for f in counted}
     for name in sorted(found - {UNKNOWN}):
