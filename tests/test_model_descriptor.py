@@ -388,3 +388,45 @@ def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_no
     with pytest.warns(NoteWarning, match=r"the memory-bank model .*that was there is replaced"):
         other.save(target)
     assert read_descriptor(target).provenance.n_images == 4
+
+
+def test_a_model_folder_replaced_while_it_is_read_is_read_again_whole(fitted_model, tmp_path, monkeypatch):
+    # Interruption probe 2026-12-05: `inspect` loading a model while `fit` saved over it took one fit's bank
+    # and the other's thresholds (3 of 8 good parts flagged), or failed with "re-fit the model".
+    import warnings
+
+    import defectlens.inspector as inspector_module
+    from defectlens.errors import DefectlensWarning
+    from tests.conftest import texture
+
+    target = tmp_path / "model"
+    shutil.copytree(fitted_model, target)
+    rng = np.random.default_rng(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        other = Inspector.fit([texture(rng, 48, 64) for _ in range(4)])
+    real = inspector_module.load_detector
+    swaps = []
+
+    def swapped_midway(*args, **kwargs):
+        if not swaps:  # the descriptor is read; now a save swaps another model in
+            swaps.append(1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                other.save(target)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inspector_module, "load_detector", swapped_midway)
+    loaded = Inspector.load(target)
+    assert swaps and loaded.provenance.fingerprint == other.provenance.fingerprint
+    assert loaded.thresholds == other.thresholds and loaded.fit_summary.n_images == 4
+
+    def always_swapped(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other.save(target)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inspector_module, "load_detector", always_swapped)
+    with pytest.raises(ModelFileError, match="replaced while it was read, 3 times"):
+        Inspector.load(target)

@@ -387,6 +387,19 @@ def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray]
     return kept, [digests[i] for i in keep]
 
 
+LOAD_ATTEMPTS = 3
+"""Readings of a model folder :meth:`Inspector.load` makes when it is replaced while read."""
+
+
+def _folder_stamp(root: Path) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``root`` — a save swaps in another folder, with another inode — or None when there is none."""
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 COLOUR_SAMPLE = 16
 """Training images read to tell whether a part is photographed in colour."""
 
@@ -929,8 +942,28 @@ class Inspector:
 
         An exported folder (``defectlens export``) runs its encoder network on the runtime its
         ``export.json`` names; ``runtime`` overrides that ("onnxruntime", "openvino", or "torch"
-        for the PyTorch network, which every folder can run)."""
+        for the PyTorch network, which every folder can run).
+
+        A folder replaced while it is read (a `fit` or `calibrate` saving over it swaps the whole
+        folder in) is read again: its files are read one by one, and a probe's `inspect` had taken
+        one model's bank with the other's thresholds, and flagged 3 of 8 good parts."""
         root = Path(directory)
+        for _ in range(LOAD_ATTEMPTS):
+            before = _folder_stamp(root)
+            try:
+                inspector = cls._load_once(root, taxonomy, cue, runtime)
+            except DefectlensError:
+                if _folder_stamp(root) != before:
+                    continue  # its files were of two fits ("the files come from different fits"): read the new one
+                raise
+            if _folder_stamp(root) == before:
+                return inspector
+        raise ModelFileError(f"the model folder was replaced while it was read, {LOAD_ATTEMPTS} times", root,
+                             "load it again when the fit or calibrate saving over it has finished")
+
+    @classmethod
+    def _load_once(cls, root: Path, taxonomy: Taxonomy | str | Path | None, cue: str | None, runtime: str | None) -> Inspector:
+        """:meth:`load`'s one reading of the folder's files."""
         if isinstance(taxonomy, str | Path):
             taxonomy = load_taxonomy(taxonomy)
         elif taxonomy is not None and not isinstance(taxonomy, Taxonomy):
