@@ -296,3 +296,32 @@ def test_resume_redoes_images_whose_files_a_power_cut_left_empty_or_cut_short(fi
     result = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out), "--resume"])
     assert result.exit_code == 0 and "2 image(s) already done, 2 to inspect" in _text(result), result.output
     assert (out / "000.report.md").stat().st_size > 0 and (out / "001.mask.png").read_bytes() == mask
+
+
+def test_a_run_cut_short_while_it_replaces_another_images_result_leaves_no_mixed_pair(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Interruption probe 2026-12-05: killed while replacing an earlier result of another image under the same name,
+    # a run left that result's JSON beside the new image's overlay and report, and --resume took the pair as done.
+    from defectlens.engine import local
+
+    spot, good = synthetic_category / "test" / "spot", synthetic_category / "test" / "good"
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)]).exit_code == 0
+    stranger = tmp_path / "lot"
+    stranger.mkdir()
+    shutil.copyfile(next(iter(sorted(good.glob("*.png")))), stranger / "000.png")  # a good part under a crack's name
+
+    def cut_short(*args, **kwargs):
+        raise OSError(errno.EIO, "cut short")  # after its report files, before its overlay and JSON
+
+    monkeypatch.setattr(local, "write_inspection", cut_short)
+    runner.invoke(app, ["inspect", str(fitted_model), str(stranger), "-o", str(out)])
+    monkeypatch.undo()
+    assert not (out / "000.json").exists()  # no verdict of the earlier image beside this one's report
+    resumed = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out), "--resume"])
+    n = len(list(spot.glob("*.png")))
+    assert resumed.exit_code == 0 and f"{n - 1} image(s) already done, 1 to inspect" in _text(resumed), resumed.output
+    import json
+
+    done = json.loads((out / "000.json").read_text())
+    report = json.loads((out / "000.report.json").read_text())
+    assert done["source"].endswith("spot/000.png") and report["verdict"] == ("defective" if done["is_defective"] else "good")

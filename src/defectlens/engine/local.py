@@ -179,6 +179,9 @@ def inspect_and_write(
     for item in batch.images:
         path, inspection = item.path, item.inspection
         try:
+            # The JSON, which marks an image done, goes first: a run killed while it replaced an earlier result had
+            # left that result's JSON beside this image's overlay and report, and --resume took the pair as done.
+            (output / f"{names[path]}.json").unlink(missing_ok=True)
             said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
             region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
             labels = [t.defect_type for t in region_types]
