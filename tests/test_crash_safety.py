@@ -325,3 +325,19 @@ def test_a_run_cut_short_while_it_replaces_another_images_result_leaves_no_mixed
     done = json.loads((out / "000.json").read_text())
     report = json.loads((out / "000.report.json").read_text())
     assert done["source"].endswith("spot/000.png") and report["verdict"] == ("defective" if done["is_defective"] else "good")
+
+
+def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Interruption probe 2026-12-05: two fits into one folder both said "fitted", the later silently replacing the other.
+    model = tmp_path / "model"
+    real_fit = vision_cli.Inspector.fit
+
+    def other_run_saves_meanwhile(*args, **kwargs):
+        fitted = real_fit(*args, **kwargs)
+        Inspector.load(fitted_model).save(model)  # the other run finishes first
+        return fitted
+
+    monkeypatch.setattr(vision_cli.Inspector, "fit", other_run_saves_meanwhile)
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert result.exit_code == 2 and "another run saved a model here while this fit ran (memory-bank model" in _text(result), result.output
+    assert read_descriptor(model).provenance.fitted_at == read_descriptor(fitted_model).provenance.fitted_at  # the other run's stands

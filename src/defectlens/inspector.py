@@ -79,6 +79,7 @@ from defectlens.io import (
     shape_of,
     write_json_atomic,
 )
+from defectlens.io.atomic import folder_identity
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -389,15 +390,6 @@ def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray]
 
 LOAD_ATTEMPTS = 3
 """Readings of a model folder :meth:`Inspector.load` makes when it is replaced while read."""
-
-
-def _folder_stamp(root: Path) -> tuple[int, int] | None:
-    """(device, inode) of the folder at ``root`` — a save swaps in another folder, with another inode — or None when there is none."""
-    try:
-        info = os.stat(root)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 COLOUR_SAMPLE = 16
@@ -949,14 +941,14 @@ class Inspector:
         one model's bank with the other's thresholds, and flagged 3 of 8 good parts."""
         root = Path(directory)
         for _ in range(LOAD_ATTEMPTS):
-            before = _folder_stamp(root)
+            before = folder_identity(root)
             try:
                 inspector = cls._load_once(root, taxonomy, cue, runtime)
             except DefectlensError:
-                if _folder_stamp(root) != before:
+                if folder_identity(root) != before:
                     continue  # its files were of two fits ("the files come from different fits"): read the new one
                 raise
-            if _folder_stamp(root) == before:
+            if folder_identity(root) == before:
                 return inspector
         raise ModelFileError(f"the model folder was replaced while it was read, {LOAD_ATTEMPTS} times", root,
                              "load it again when the fit or calibrate saving over it has finished")

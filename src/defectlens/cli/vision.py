@@ -50,7 +50,7 @@ from defectlens.engine import (
     same_source,
     type_with_notes,
 )
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError, OutputError
 from defectlens.explain.gallery import (
     ResultRow,
     read_inspection_json,
@@ -361,6 +361,10 @@ def fit(
         if failures and inspector.fit_summary is not None:
             skipped = f"{len(failures)} file(s) could not be read and were left out (e.g. {failures[0].message})"
             inspector.fit_summary = replace(inspector.fit_summary, notes=(*inspector.fit_summary.notes, skipped))
+        if folder_identity(output) != before:
+            # Two fits into one folder both said "fitted → M", the later silently replacing the other (interruption probe).
+            raise OutputError(f"another run saved a model here while this fit ran ({describe_model_in(output) or 'a folder'}); this "
+                              "fit's model is not saved over it", output, "fit again into this folder to replace that model, or into another")
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
         inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or taxonomy_file))
         _note_replaced(replaced, output)
