@@ -147,6 +147,16 @@ def test_an_interrupted_batch_summary_lists_the_images_not_reached(fitted_model,
     # Every input has a row: the images done, and the others marked as not inspected.
     assert len(rows) == len(files) and len(left) == len(files) - 2
     assert f"interrupted: {len(left)} not inspected" in (out / "index.html").read_text(encoding="utf-8")
+    # Finished, then run again without --resume and interrupted after one batch: the earlier results are said
+    # apart, and nothing is left "to finish" (it read "8 of 8 image(s) done … run again with --resume to finish").
+    monkeypatch.setattr(vision_cli, "inspect_and_write", inspect_and_write)
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--resume"]).exit_code == 0
+    batches.clear()
+    monkeypatch.setattr(vision_cli, "inspect_and_write", stop_after_one)
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out)])
+    said = _text(again)
+    assert again.exit_code == 130 and f"{len(files)} of {len(files)} image(s) done ({len(files) - 2} by an earlier run)" in said, said
+    assert "run again with --resume" not in said
 
 
 def test_results_removed_during_the_run_are_not_reported_as_done(fitted_model, synthetic_category, tmp_path, monkeypatch):

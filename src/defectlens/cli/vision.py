@@ -450,6 +450,14 @@ def _model_kind(folder: Path) -> str | None:
         return "unreadable"
 
 
+def _written_before(path: Path, moment: float) -> bool:
+    """Whether the file at ``path`` was last written before ``moment`` (a time.time() value)."""
+    try:
+        return path.stat().st_mtime < moment
+    except OSError:
+        return False
+
+
 def _note_replaced(described: str | None, output: Path) -> None:
     """Say which model a fit replaced (a calibrated model or a trained grounding model takes work
     to make again, and a fit of another part over it was said as 'the memory-bank model')."""
@@ -789,6 +797,7 @@ def inspect(
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
                           "2026-12-05): they are inspected again")
     title = f"defectlens — {len(files)} image(s)"
+    run_started = time.time()
     if basis := inspector.verdict_basis:
         # Said where the run is watched, not only in each report (regression probe 2026-12-05).
         console.print(f"[yellow]note:[/] {escape(basis)}")
@@ -851,7 +860,12 @@ def inspect(
         with contextlib.suppress(DefectlensError):
             write_batch_results(output, [rows[p] for p in files if p in rows] + _earlier_rows(output, earlier, stay),
                                 f"{title}, interrupted: {len(left)} not inspected", left)
-        raise interrupted(f"{len(rows)} of {len(files)} image(s) done, results in {output}; run again with --resume to finish") from None
+        # An earlier run's complete results count as done, said apart: a re-run interrupted at its start had read
+        # "46 of 46 image(s) done … run again with --resume to finish" (interruption probe).
+        earlier_done = sum(1 for p in files if p in rows and _written_before(output / f"{names[p]}.json", run_started))
+        done_words = f"{len(rows)} of {len(files)} image(s) done" + (f" ({earlier_done} by an earlier run)" if earlier_done else "")
+        finish = "; run again with --resume to finish" if left else ""
+        raise interrupted(f"{done_words}, results in {output}{finish}") from None
     except DefectlensError as exc:
         if created and not any(output.iterdir()):
             # Refused before any image was done (Ray not reachable, say): leave no empty folder behind.
