@@ -85,6 +85,12 @@ def test_a_full_disk_is_one_line_and_the_old_model_stands(fitted_model, tmp_path
     message = str(info.value)
     assert "could not be written (No space left on device)" in message and "free space" in message and "\n" not in message
     assert (model / "inspector.json").read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model"]
+    # A file-size limit (ulimit -f) too: it had been a traceback (interruption probe 2026-12-05).
+    monkeypatch.setattr(safetensors.numpy, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EFBIG, "File too large")))
+    monkeypatch.setattr(safetensors.torch, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EFBIG, "File too large")))
+    with pytest.raises(OutputError, match=r"could not be written \(File too large\).*ulimit -f"):
+        Inspector.load(model).save(model)
+    assert (model / "inspector.json").read_bytes() == before
 
 
 def test_an_unwritable_output_folder_is_refused_before_any_image(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -301,7 +301,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
         raise
 
 
-DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG})
 """Failures of the disk, not of the program: said in one line naming the folder, not as a traceback."""
 
 
@@ -318,7 +318,10 @@ def _disk_errno(exc: BaseException) -> int | None:
 
 def _not_written(code: int, target: Path, what: str) -> OutputError:
     full = code in (errno.ENOSPC, errno.EDQUOT)
-    fix = "free space there, or pass a folder on another disk" if full else "pass a folder you can write to"
+    fix = ("free space there, or pass a folder on another disk" if full
+           # A process file-size limit (ulimit -f) or a file system's largest file.
+           else "raise the file-size limit (ulimit -f), or pass a folder on another disk" if code == errno.EFBIG
+           else "pass a folder you can write to")
     return OutputError(f"the {what} could not be written ({os.strerror(code)}); what was there is as it was", target, fix)
 
 
