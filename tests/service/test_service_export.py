@@ -62,6 +62,17 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     (other / "keep.txt").write_text("mine")
     refused = CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(other)])
     assert refused.exit_code == 2 and (other / "keep.txt").read_text() == "mine"
+    # Ctrl-C: said what stands (it ended with status 130 and not a word; interruption probe 2026-12-05).
+    import defectlens.service.export as export_module
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export_module, "export_reviews", stopped)
+        cut = CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(out)])
+    assert cut.exit_code == 130 and f"nothing written; {out} is as it was" in " ".join(cut.output.split()), cut.output
+    assert (out / "manifest.json").is_file()
 
 
 def test_export_keeps_labels_people_gave_and_earlier_exports(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

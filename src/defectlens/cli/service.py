@@ -21,8 +21,9 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from defectlens.cli.progress import console
+from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
+from defectlens.io.atomic import folder_identity
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
@@ -353,8 +354,15 @@ def export_reviews(
     except DefectlensError as exc:  # a URL that does not parse, a driver not installed
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    before = folder_identity(output)
     try:
         summary = run_export(store, BlobStore(data_dir), output, model)
+    except KeyboardInterrupt:
+        # The folder is swapped in whole: an earlier export stands unless the interrupt came just after the swap.
+        # It had ended with status 130 and not a word (interruption probe).
+        if folder_identity(output) != before:
+            raise interrupted(f"the export was written to {output} just before the interrupt") from None
+        raise interrupted(f"nothing written; {output} is as it was" if before else f"nothing written ({output} not made)") from None
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
@@ -454,6 +462,10 @@ def prune_inspections(
         referenced = store.referenced_files(excluding=gone.ids)
         left = store.count() - (gone.inspections if dry_run else 0)
         compacted = compact and not dry_run and store.compact()
+    except KeyboardInterrupt:
+        # Each batch is its own transaction: what was deleted is gone whole, the rest is as it was; no picture was removed yet.
+        raise interrupted("stopped: the batches deleted before it are gone with their regions and reviews, the one under way was rolled "
+                          "back, and no picture was removed yet; run it again to finish") from None
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] nothing deleted: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
