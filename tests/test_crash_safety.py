@@ -65,6 +65,12 @@ def test_a_folder_is_replaced_whole_with_or_without_an_atomic_swap(tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and [p.name for p in target.iterdir()] == ["new.txt"]
     # Swapped in one step where the system can (Linux): no moment without the folder, no ".old".
     assert any(".old-" in prefix for prefix in made) != one_step
+    # Through a link (current -> v3): the folder it names is replaced and the link kept (it had become a folder).
+    link = tmp_path / "current"
+    link.symlink_to(target)
+    with atomic_directory(link, lambda p: True, "test folder") as tmp:
+        (tmp / "newer.txt").write_text("newer")
+    assert link.is_symlink() and [p.name for p in target.iterdir()] == ["newer.txt"]
 
 
 def test_a_full_disk_is_one_line_and_the_old_model_stands(fitted_model, tmp_path, monkeypatch):

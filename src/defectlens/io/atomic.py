@@ -262,8 +262,14 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     puts back (:func:`restore_replaced_folders`). The new folder is flushed to the disk before it
     is swapped in. On any exception the temporary folder is removed and ``path`` is left
     untouched; a disk that is full or cannot be written is an :class:`OutputError` in one line.
+
+    A ``path`` that is a link to a folder (``current -> v3``) is written through: the folder it names
+    is replaced and the link kept. The link itself had been replaced by a folder, and whatever read
+    ``v3`` never saw the calibration saved through ``current`` (interruption probe 2026-12-05).
     """
     target = Path(path)
+    if target.is_symlink() and target.is_dir():
+        target = target.resolve()
     require_replaceable_folder(target, is_ours, what)
     # Every writer of a folder cleans up after its own killed runs (and puts back a folder one
     # left moved aside), not only the commands that remember to.
