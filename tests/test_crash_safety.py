@@ -235,6 +235,10 @@ def test_the_package_loads_without_pytorch_until_the_inspector_is_used():
 
     code = "import sys, defectlens, defectlens.io; assert 'torch' not in sys.modules; defectlens.Inspector; assert 'torch' in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+    # Nor NumPy until a result type is asked for: a Ctrl-C inside its import, before the entry point could take it,
+    # had read "Importing the numpy C-extensions failed ... bad install" (interruption probe 2026-12-05).
+    code = "import sys, defectlens; assert 'numpy' not in sys.modules; defectlens.Inspection; assert 'numpy' in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
 
 
 def test_a_file_name_near_the_limit_is_written(tmp_path):

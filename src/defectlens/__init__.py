@@ -18,20 +18,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import TYPE_CHECKING, Any
 
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError
-from defectlens.types import Inspection, Region, RegionType, Thresholds
 
 if TYPE_CHECKING:
     from defectlens.inspector import Inspector, InspectorSettings
+    from defectlens.types import Inspection, Region, RegionType, Thresholds
 else:
     # Hidden from type checkers: a module __getattr__ returning Any made any misspelt name
     # (`from defectlens import Inspectorr`) pass a user's mypy --strict.
     def __getattr__(name: str) -> Any:
-        # The Inspector is imported on first use, not with the package: it brings PyTorch (2.5 s), and
-        # the command line's entry point must be able to take a Ctrl-C pressed while that loads.
+        # Imported on first use, not with the package: the Inspector brings PyTorch (2.5 s) and the
+        # result types NumPy (0.1 s), and the command line's entry point must be able to take a Ctrl-C
+        # pressed while they load (a Ctrl-C in NumPy's import had read "numpy ... bad install").
         if name in ("Inspector", "InspectorSettings"):
             from defectlens import inspector
 
             return getattr(inspector, name)
+        if name in ("Inspection", "Region", "RegionType", "Thresholds"):
+            from defectlens import types
+
+            return getattr(types, name)
         raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
 
 
