@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.outputs import own_descriptor, require_writable_parent, stream
+from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_writable_parent, stream
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -129,7 +129,7 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
     removed: list[Path] = []
     now = time.time()
     for entry in root.iterdir():
-        if not _STALE_PATTERN.match(entry.name) or (target is not None and not entry.name.startswith(f".{target}.")):
+        if not _STALE_PATTERN.match(entry.name) or (target is not None and not entry.name.startswith((f".{target}.", CHECK_PREFIX))):
             continue
         try:
             if now - entry.lstat().st_mtime < older_than:

@@ -55,6 +55,12 @@ def stream(path: Path) -> bool:
     return own_descriptor(path) is not None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+CHECK_PREFIX = ".defectlens-check."
+"""Name of the empty file a writability check makes and removes at once (``CHECK_PREFIX`` + 8 random + ``.tmp``):
+cleaned with every folder's temporaries (:func:`~defectlens.io.atomic.clean_stale_temporaries`) when a kill
+left it (a probe's SIGKILL had left one for good)."""
+
+
 def can_write(folder: Path) -> bool:
     """Whether files can be made in ``folder`` (False on a read-only disk, or without permission):
     one is made and removed, since the permission bits say yes where no file can be made (``/proc``,
@@ -63,7 +69,7 @@ def can_write(folder: Path) -> bool:
     if not os.access(folder, os.W_OK | os.X_OK):
         return False
     try:
-        fd, name = tempfile.mkstemp(prefix=".defectlens-check-", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=CHECK_PREFIX, suffix=".tmp", dir=folder)
     except OSError:
         return False
     os.close(fd)
