@@ -117,3 +117,32 @@ def test_model_loading_draws_no_progress_bars(capsys):
         assert not hf_logging.is_progress_bar_enabled()
     assert "Converting" not in capsys.readouterr().err
     assert gguf_reader.tqdm is before and hf_logging.is_progress_bar_enabled()
+
+
+def test_several_findings_are_worded_one_sentence_each_and_a_cut_sentence_ends_the_text(monkeypatch):
+    # Given every finding at once, the 135M model wrote of the first alone: 0 of 9 reports of parts with two or more
+    # findings were accepted on the shared parts (2026-12-05); one sentence each, 5 of 9.
+    regions = [Region(1, (0, 5, 60, 40), 900, 0.0075, (30.0, 20.0), 3.0, 2.0, peak=(30, 20)),
+               Region(2, (300, 200, 390, 290), 800, 0.0067, (350.0, 250.0), 2.8, 2.0, peak=(350, 250))]
+    insp = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), regions)
+    types = [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "crack", 0.8, "few-shot")]
+    asked: list[str] = []
+
+    def one_each(self, prompt, max_new_tokens=None, sample_seed=None):
+        asked.append(prompt)
+        place = "upper-left" if "upper-left" in prompt else "lower-right"
+        return LMText(f"A crack was found at the {place} edge.", 0.01, prompt)
+
+    monkeypatch.setattr(llm_module.LMWriter, "generate", one_each)
+    rep = build_report(insp, types, TAX, writer="llm")
+    assert len(asked) == 2 and all(p.startswith("Rewrite as one sentence") for p in asked)
+    assert rep.writer == "llm" and "upper-left edge. A crack was found at the lower-right edge." in rep.text
+
+    def first_cut(self, prompt, max_new_tokens=None, sample_seed=None):
+        asked.append(prompt)
+        return LMText("A crack at the upper-left edge of the tile, small, high severity", 0.01, prompt)
+
+    asked.clear()
+    monkeypatch.setattr(llm_module.LMWriter, "generate", first_cut)
+    cut = build_report(insp, types, TAX, writer="llm")
+    assert len(asked) == 1 and cut.writer == "template (llm fallback)" and any("stops mid-sentence" in n for n in cut.notes)
