@@ -120,8 +120,8 @@ def test_model_loading_draws_no_progress_bars(capsys):
 
 
 def test_several_findings_are_worded_one_sentence_each_and_a_cut_sentence_ends_the_text(monkeypatch):
-    # Given every finding at once, the 135M model wrote of the first alone: 0 of 9 reports of parts with two or more
-    # findings were accepted on the shared parts (2026-12-05); one sentence each, 5 of 9.
+    # Given every finding at once, the 135M model wrote of the first alone: 7 of 16 defective parts' texts were used
+    # on the shared parts, 14 of 16 with one sentence each (README, 2026-12-05).
     regions = [Region(1, (0, 5, 60, 40), 900, 0.0075, (30.0, 20.0), 3.0, 2.0, peak=(30, 20)),
                Region(2, (300, 200, 390, 290), 800, 0.0067, (350.0, 250.0), 2.8, 2.0, peak=(350, 250))]
     insp = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), regions)
