@@ -267,6 +267,29 @@ def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_th
     assert refused.exit_code == 2 and "overlay format" in _text(refused)
 
 
+def test_overlay_none_keeps_verdicts_masks_reports_and_thumbnails_only(fitted_model, synthetic_category, tmp_path):
+    # Left 2026-12-05: a line keeping every verdict (86 000 a day) had no way to skip the overlays, 91 % of the output.
+    test = synthetic_category / "test" / "spot"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--overlay", "none"])
+    assert result.exit_code == 0, result.output
+    stems = sorted(p.stem for p in test.glob("*.png"))
+    for stem in stems:
+        assert not (out / f"{stem}.png").exists() and not (out / f"{stem}.jpg").exists()
+        assert all((out / f"{stem}{s}").is_file() for s in (".thumb.jpg", ".mask.png", ".json", ".report.md"))
+        assert json.loads((out / f"{stem}.json").read_text())["overlay"] is None
+    assert [r["verdict"] for r in _rows(out)].count("skipped") == 0 and len(_rows(out)) == len(stems)
+    gallery = (out / "index.html").read_text(encoding="utf-8")
+    assert f'src="{stems[0]}.thumb.jpg"' in gallery and f'href="{stems[0]}.' not in gallery.replace(".report.md", "").replace(".json", "")
+    assert "no longer in the folder" not in gallery
+    # Done is done without an overlay: a resume finds nothing to redo, and says that --overlay png does not redraw them.
+    resumed = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume", "--overlay", "png"])
+    said = _text(resumed)
+    assert f"{len(stems)} image(s) already done, 0 to inspect" in said and "keep no overlay (--overlay none)" in said, said
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out)])
+    assert again.exit_code == 0 and (out / f"{stems[0]}.png").is_file()
+
+
 def test_resume_keeps_finished_names_when_an_added_folder_sorts_first(fitted_model, synthetic_category, tmp_path):
     # Output names go by input order; a folder added before a resume that sorts first used to take
     # the finished images' names ("000" → "000-2"), so every finished image was inspected again.

@@ -52,6 +52,7 @@ from defectlens.engine import (
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError, OutputError
 from defectlens.explain.gallery import (
+    OVERLAY_CHOICES,
     ResultRow,
     read_inspection_json,
     read_result,
@@ -662,8 +663,8 @@ def inspect(
         bool, typer.Option("--fail-on-defect", help=f"Exit with status {EXIT_DEFECTIVE} when any part is judged defective (for scripts and CI).")
     ] = False,
     overlay: Annotated[
-        str, typer.Option(help="Overlay picture format: png (exact) or jpg (quality 90, about a seventh of the size, for a line "
-                               "that keeps every overlay).")
+        str, typer.Option(help="Overlay picture format: png (exact), jpg (quality 90, about a seventh of the size, for a line "
+                               "that keeps every overlay) or none (only the gallery's thumbnail: JSON, mask and report kept).")
     ] = "png",
 ) -> None:
     """Inspect images: JSON verdict, overlay picture and report per image, summary.csv and index.html, a table at the end.
@@ -676,7 +677,7 @@ def inspect(
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
         _require_choice("--writer", "report writer", writer, ("template", "llm"))
-        _require_choice("--overlay", "overlay format", overlay, tuple(OVERLAY_FORMATS))
+        _require_choice("--overlay", "overlay format", overlay, OVERLAY_CHOICES)
         if cue is not None:
             _require_choice("--cue", "zero-shot cue", cue, CUES)
         if threshold is not None and not math.isfinite(threshold):
@@ -788,9 +789,11 @@ def inspect(
         todo = [p for p in files if p not in rows]
         console.print(f"resuming: {len(rows)} image(s) already done, {len(todo)} to inspect")
         # Done images are not redrawn: a resume with another --overlay had left the folder in two formats without a word.
-        if other_format := [r for r in rows.values() if r.overlay_suffix != OVERLAY_FORMATS[overlay]]:
-            console.print(f"[yellow]note:[/] {len(other_format)} image(s) already done keep their {other_format[0].overlay_suffix} "
-                          f"overlay (e.g. {escape(other_format[0].name + other_format[0].overlay_suffix)}); --overlay {overlay} "
+        if other_format := [r for r in rows.values() if r.overlay_suffix != OVERLAY_FORMATS.get(overlay, "")]:
+            first = other_format[0]
+            keep = (f"their {first.overlay_suffix} overlay (e.g. {escape(first.name + first.overlay_suffix)})" if first.overlay_suffix
+                    else "no overlay (--overlay none)")
+            console.print(f"[yellow]note:[/] {len(other_format)} image(s) already done keep {keep}; --overlay {overlay} "
                           "applies to the images inspected now")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
@@ -874,7 +877,7 @@ def inspect(
     # Files removed while the run went on (the output folder deleted, say) are not results: the
     # summary listed them and the gallery linked to nothing.
     for path in [p for p in files if p in rows]:
-        if not has_all_files(output, names[path]):
+        if not has_all_files(output, names[path], overlay=rows[path].overlay_suffix != ""):
             del rows[path]
             failures.append(Failure(str(path), f"{path}: its results were removed from {output} while the run went on — "
                                                "fix: run again with --resume"))

@@ -69,15 +69,19 @@ def same_source(payload: dict, path: Path) -> bool:
 def overlay_file(out_dir: Path, name: str, payload: dict | None = None) -> Path | None:
     """The whole overlay of output ``name`` in ``out_dir``: the one its inspection JSON (``payload``) names,
     else (results written before it named one) the PNG or the JPEG; None when there is none."""
-    if payload and (suffix := recorded_overlay_suffix(payload, name)):
+    suffix = recorded_overlay_suffix(payload, name) if payload else None
+    if suffix == "":
+        return None  # kept none (--overlay none)
+    if suffix:
         return out_dir / f"{name}{suffix}" if _whole(out_dir / f"{name}{suffix}") else None
     return next((p for suffix in OVERLAY_FORMATS.values() if _whole(p := out_dir / f"{name}{suffix}")), None)
 
 
-def has_all_files(out_dir: Path, name: str) -> bool:
-    """Whether every file of output ``name`` is in ``out_dir`` (not checked whole: see :func:`completed_inspection`)."""
-    return all((out_dir / f"{name}{s}").is_file() for s in REQUIRED_SUFFIXES) and any(
-        (out_dir / f"{name}{s}").is_file() for s in OVERLAY_FORMATS.values())
+def has_all_files(out_dir: Path, name: str, overlay: bool = True) -> bool:
+    """Whether every file of output ``name`` is in ``out_dir`` (not checked whole: see :func:`completed_inspection`);
+    ``overlay``: an overlay too (not when the run kept none)."""
+    return all((out_dir / f"{name}{s}").is_file() for s in REQUIRED_SUFFIXES) and (not overlay or any(
+        (out_dir / f"{name}{s}").is_file() for s in OVERLAY_FORMATS.values()))
 
 
 def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict | None = None) -> dict | None:
@@ -89,7 +93,7 @@ def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict |
     if not all(_whole(out_dir / f"{name}{suffix}") for suffix in REQUIRED_SUFFIXES):
         return None
     payload = payload if payload is not None else read_inspection_json(out_dir / f"{name}.json")
-    if payload is None or overlay_file(out_dir, name, payload) is None:
+    if payload is None or (recorded_overlay_suffix(payload, name) != "" and overlay_file(out_dir, name, payload) is None):
         return None
     return payload if same_source(payload, source) else None
 
@@ -127,22 +131,23 @@ def write_inspection(
     inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None,
     overlay_format: str = "png",
 ) -> None:
-    """Write the overlay ``<stem>.png`` (or ``.jpg``: ``overlay_format``), its thumbnail
+    """Write the overlay ``<stem>.png`` (or ``.jpg``, or none: ``overlay_format``), its thumbnail
     ``<stem>.thumb.jpg`` (the gallery's) and the region mask ``<stem>.mask.png``
     (:func:`region_mask_png`), then ``<stem>.json`` (each atomically).
 
     The inspection JSON is the last file written for an image (after its report files and
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
     overlay = inspection_overlay(inspector, image, inspection, extra.get("region_labels") if extra else None)
-    suffix = OVERLAY_FORMATS[overlay_format]
+    suffix = OVERLAY_FORMATS.get(overlay_format)
     # An earlier run's overlay in the other format is left (never removed: in a folder taken over with --resume it
     # may be a person's own picture of that name); the JSON names this run's, which is the one shown.
-    write_bytes_atomic(out_dir / f"{stem}{suffix}", jpeg_bytes(overlay) if suffix == ".jpg" else png_bytes(overlay))
+    if suffix:
+        write_bytes_atomic(out_dir / f"{stem}{suffix}", jpeg_bytes(overlay) if suffix == ".jpg" else png_bytes(overlay))
     write_bytes_atomic(out_dir / f"{stem}{THUMBNAIL_SUFFIX}", jpeg_thumbnail(overlay))
     # Where, as data: the overlay shows it, the JSON has only boxes (a README audit found no mask written).
     write_bytes_atomic(out_dir / f"{stem}{MASK_SUFFIX}", region_mask_png(inspection))
     # What ran the encoder, as `evaluate` records it: exported and PyTorch scores differ in the last digits.
-    payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector), "overlay": f"{stem}{suffix}"}
+    payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector), "overlay": f"{stem}{suffix}" if suffix else None}
     if os.path.isfile(inspection.source):  # a file, not an array ("<array>")
         payload["source_file"] = os.path.realpath(inspection.source)
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each

@@ -42,9 +42,19 @@ OVERLAY_FORMATS = {"png": ".png", "jpg": ".jpg"}
 a seventh of the size (19 against 138 kB a magnetic tile), for a line that keeps every overlay."""
 
 
+NO_OVERLAY = "none"
+"""`inspect --overlay none`: no full-size overlay is kept, only its thumbnail (5 kB against 19-138 kB), for a
+line that keeps every verdict but looks at few pictures; the JSON's ``overlay`` is then null."""
+OVERLAY_CHOICES = (*OVERLAY_FORMATS, NO_OVERLAY)
+"""What `inspect --overlay` takes."""
+
+
 def recorded_overlay_suffix(payload: dict, name: str) -> str | None:
     """The suffix of the overlay an inspection JSON names (its ``overlay``: this run's format; a file of
-    the other may be an earlier run's, or a person's own), or None when it names none (written before)."""
+    the other may be an earlier run's, or a person's own); '' when the run kept none (``overlay`` null:
+    `--overlay none`), None when it names none (written before the JSON named it)."""
+    if "overlay" in payload and payload["overlay"] is None:
+        return ""
     recorded = payload.get("overlay")
     suffixes = [s for s in OVERLAY_FORMATS.values() if recorded == f"{name}{s}"]
     return suffixes[0] if suffixes else None
@@ -81,7 +91,7 @@ class ResultRow:
     hot_spot: bool = False
     """A part judged good whose map still peaks above the threshold (:attr:`Inspection.hot_spot`)."""
     overlay_suffix: str = ".png"
-    """The overlay's file suffix: ``.png``, or ``.jpg`` for a run with `inspect --overlay jpg`."""
+    """The overlay's file suffix: ``.png``, ``.jpg`` for a run with `inspect --overlay jpg`, '' for `--overlay none`."""
     overlay_present: bool = True
     """Whether that overlay is in the folder (a person may remove earlier results' overlays to save space)."""
 
@@ -156,12 +166,13 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     image_threshold = recorded_thresholds(payload)[0]
     warning = str(payload.get("batch_warning") or "")
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
-    overlay_suffix = recorded_overlay_suffix(payload, name) or (
-        ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png")
+    overlay_suffix = recorded_overlay_suffix(payload, name)
+    if overlay_suffix is None:
+        overlay_suffix = ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png"
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
-        len(weaker), bool(payload.get("hot_spot")), overlay_suffix, (out_dir / f"{name}{overlay_suffix}").is_file(),
+        len(weaker), bool(payload.get("hot_spot")), overlay_suffix, bool(overlay_suffix) and (out_dir / f"{name}{overlay_suffix}").is_file(),
     )
 
 
@@ -218,6 +229,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         picture = f'<img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" alt="{e(r.file)}" loading="lazy">'
         if r.overlay_present:
             picture = f'<a href="{href}{r.overlay_suffix}">{picture}</a>'
+        elif not r.overlay_suffix:
+            picture = picture if r.thumbnail else ""  # --overlay none: the thumbnail alone, by choice
         else:
             # Removed after the run (to save space): a broken link and, without a thumbnail, a broken picture had shown.
             picture = (picture if r.thumbnail else "") + f'<div class="warn">overlay {e(r.name + r.overlay_suffix)} is no longer in the folder</div>'
@@ -347,6 +360,8 @@ def write_batch_results(
 
 __all__ = [
     "GALLERY_FILE",
+    "NO_OVERLAY",
+    "OVERLAY_CHOICES",
     "OVERLAY_FORMATS",
     "SKIPPED_VERDICT",
     "SUMMARY_COLUMNS",
