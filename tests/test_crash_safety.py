@@ -367,3 +367,14 @@ def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert result.exit_code == 2 and "another run saved a model here while this fit ran (memory-bank model" in _text(result), result.output
     assert read_descriptor(model).provenance.fitted_at == read_descriptor(fitted_model).provenance.fitted_at  # the other run's stands
+
+
+def test_a_fit_over_a_model_a_killed_save_moved_aside_puts_it_back_and_saves_over_it(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-05: put back by the clean-up after fit had noted no folder there, the old model read as
+    # "another run saved a model here while this fit ran", and the finished fit was not saved.
+    moved = _model(fitted_model, tmp_path / ".model.old-abcd1234")
+    os.utime(moved, (0, 0))
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "model"), "--image-size", "64",
+                                 "--extra-neighbourhood", "0", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "another run" not in _text(result) and read_descriptor(tmp_path / "model").settings["seed"] == 3

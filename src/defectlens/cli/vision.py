@@ -81,7 +81,7 @@ from defectlens.io import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from defectlens.io.atomic import folder_identity, require_replaceable_folder
+from defectlens.io.atomic import folder_identity, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
@@ -261,6 +261,10 @@ def fit(
     batch against each other.
 
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
+    # A model a killed save left moved aside is put back first: put back later (by the clean-up before the
+    # fit), it read as "another run saved a model here while this fit ran", and the new model was not saved.
+    with contextlib.suppress(OSError):
+        restore_replaced_folders(output.parent, output.name)
     existed = output.exists()
     before = folder_identity(output)
     try:
