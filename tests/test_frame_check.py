@@ -313,3 +313,9 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     loaded = Inspector.load(tmp_path / "m")
     assert loaded.provenance is not None and loaded.provenance.colour is True
     assert "training images in colour | yes" in render_card(loaded.descriptor())
+    # Two cameras on one line, grey images among the colour ones: no such check, and the mix is warned of
+    # (regression probe: "most in colour" had made every grey good part of such a line defective).
+    with pytest.warns(DefectlensWarning, match=r"2 of the 5 normal images checked are grey and the others in colour \(two cameras\?\)"):
+        mixed = Inspector.fit([*colour[:3], *(c.mean(axis=2).astype(np.uint8) for c in colour[3:5])],
+                              InspectorSettings(image_size=96, coreset_ratio=0.5))
+    assert mixed.provenance is not None and mixed.provenance.colour is False and mixed.inspect(as_grey).unlike_normal is None

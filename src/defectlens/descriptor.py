@@ -115,7 +115,7 @@ class Provenance:
     """The folder `defectlens fit` read the normal images from (None: images given in Python, or a
     model saved before it was recorded)."""
     colour: bool | None = None
-    """Whether the training images are in colour (most of a sample of them; :func:`~defectlens.io.is_grey`);
+    """Whether the training images are all in colour (:func:`~defectlens.io.is_grey`; False when any is grey);
     None for a model saved before it was recorded."""
 
     @classmethod
@@ -401,7 +401,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "training images": p.n_images if p else None,
             **({"training image sizes": " to ".join(dict.fromkeys(f"{w}×{h}" for w, h in p.image_sizes))} if p and p.image_sizes else {}),
             **({"training folder": p.trained_on} if p and p.trained_on else {}),
-            **({"training images in colour": "yes" if p.colour else "no (grey)"} if p and p.colour is not None else {}),
+            **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
         }

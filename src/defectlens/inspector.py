@@ -397,12 +397,19 @@ COLOUR_SAMPLE = 16
 
 
 def _in_colour(images: Sequence[np.ndarray]) -> bool:
-    """Whether most of ``images`` are in colour: every one a scan noted, else up to :data:`COLOUR_SAMPLE`
-    spread over them (files are not decoded a second time for it when the scan noted them)."""
+    """Whether every one of ``images`` is in colour: every one a scan noted (files are not decoded a second
+    time for it), else up to :data:`COLOUR_SAMPLE` spread over them. A set with grey images among colour ones
+    (two cameras on one line) is not: "most" had made every grey good part of such a line defective. It is
+    warned of, and kept in the model's notes."""
     if isinstance(images, ImageFiles) and images.grey:
-        return sum(not g for g in images.grey) * 2 > len(images.grey)
-    sample = np.unique(np.linspace(0, len(images) - 1, min(COLOUR_SAMPLE, len(images))).round().astype(int))
-    return sum(not is_grey(images[int(i)]) for i in sample) * 2 > len(sample)
+        grey, checked = images.grey, ""
+    else:
+        sample = np.unique(np.linspace(0, len(images) - 1, min(COLOUR_SAMPLE, len(images))).round().astype(int))
+        grey, checked = [is_grey(images[int(i)]) for i in sample], " checked"
+    if 0 < sum(grey) < len(grey):
+        warn_caller(DefectlensWarning(f"{sum(grey)} of the {len(grey)} normal images{checked} are grey and the others in colour (two "
+                                      "cameras?): grey and colour images are inspected alike, each against both kinds"))
+    return not any(grey)
 
 
 def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
