@@ -371,6 +371,7 @@ def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_no
     # API probe 2026-12-05: Inspector.save over a model of other images (and its taxonomy) went without a word.
     import warnings
 
+    from defectlens import InspectorSettings
     from defectlens.errors import DefectlensWarning, NoteWarning
     from tests.conftest import texture
 
@@ -388,6 +389,18 @@ def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_no
     with pytest.warns(NoteWarning, match=r"the memory-bank model .*that was there is replaced"):
         other.save(target)
     assert read_descriptor(target).provenance.n_images == 4
+    # Thresholds set by hand, then a refit of the same images (another seed) saved over them: said too (regression
+    # probe: the same training images counted as "the same model", and the thresholds went without a word).
+    by_hand = Inspector.load(target)
+    by_hand.set_thresholds(58.0, 60.0)
+    by_hand.save(target)
+    rng = np.random.default_rng(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        refit = Inspector.fit([texture(rng, 48, 64) for _ in range(4)], InspectorSettings(seed=7))
+    assert refit.provenance.fingerprint == other.provenance.fingerprint
+    with pytest.warns(NoteWarning, match=r"with thresholds set by user that was there is replaced"):
+        refit.save(target)
 
 
 def test_a_model_folder_replaced_while_it_is_read_is_read_again_whole(fitted_model, tmp_path, monkeypatch):

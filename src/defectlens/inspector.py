@@ -858,7 +858,9 @@ class Inspector:
         elif taxonomy is not None and not isinstance(taxonomy, Taxonomy):
             raise TypeError(f"taxonomy must be a Taxonomy or the path of a taxonomy.json, not {type(taxonomy).__name__}")
         keep = self._same_model_in(Path(directory))
-        replaced = None if keep else describe_model_in(directory)
+        # Said of any other fit, of the same images too: a refit (another seed, say) over a calibrated model had
+        # dropped its calibrated thresholds without a word. A model re-saved (calibrate, set_thresholds) is no other fit.
+        replaced = None if self._same_fit_in(Path(directory)) else describe_model_in(directory)
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
@@ -895,6 +897,15 @@ class Inspector:
         if before.fingerprint is not None and self.provenance.fingerprint is not None:
             return before.fingerprint == self.provenance.fingerprint
         return before.fitted_at == self.provenance.fitted_at
+
+    def _same_fit_in(self, directory: Path) -> bool:
+        """True when ``directory`` holds this very fit (saved before: the same fit time and training images)."""
+        try:
+            before = read_descriptor(directory).provenance if self.is_model_dir(directory) else None
+        except DefectlensError:
+            return False
+        now = self.provenance
+        return before is not None and now is not None and (before.fitted_at, before.fingerprint) == (now.fitted_at, now.fingerprint)
 
     @staticmethod
     def is_model_dir(directory: str | Path) -> bool:
