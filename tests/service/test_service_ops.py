@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from defectlens.cli import app as cli
 from defectlens.service.app import Metrics, Outage
 from defectlens.service.blobs import BlobStore
+from defectlens.service.db import HEAD_REVISION
 from defectlens.service.export import folder_name
 from defectlens.service.models import ModelPool
 from defectlens.service.store import Store, StoreUnavailable
@@ -300,6 +301,17 @@ def test_another_applications_database_is_refused_and_left_as_it_was(backend, tm
         store.dispose()
 
 
+def test_the_head_revision_named_in_the_code_is_alembics():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from defectlens.service.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
 def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_made(tmp_path):
     # Regression probe 2026-12-05: a refused foreign file was left in WAL mode (written into the file), and a
     # mistyped --db of export-reviews made a new empty database.
@@ -312,7 +324,13 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
                          # ... and one numbered as ours, with both our table names (it got through to a raw SQL error; left 2026-12-05).
                          ("qa2.sqlite", ["CREATE TABLE inspections (id INTEGER PRIMARY KEY, part TEXT)",
                                          "CREATE TABLE regions (id INTEGER PRIMARY KEY, inspection_id INTEGER)",
-                                         "CREATE TABLE alembic_version (version_num VARCHAR(32))", "INSERT INTO alembic_version VALUES ('0001')"])):
+                                         "CREATE TABLE alembic_version (version_num VARCHAR(32))", "INSERT INTO alembic_version VALUES ('0001')"]),
+                         # At the newest revision with the first revision's columns alone (regression probe: export-reviews
+                         # crashed on it, and it was put in WAL).
+                         ("qa3.sqlite", [
+                             "CREATE TABLE inspections (id INTEGER PRIMARY KEY, created_at TEXT, model TEXT, filename TEXT, image_sha TEXT, "
+                             "overlay_sha TEXT, mask_sha TEXT, score REAL, verdict TEXT, threshold REAL, report TEXT, review_state TEXT)",
+                             "CREATE TABLE alembic_version (version_num VARCHAR(32))", f"INSERT INTO alembic_version VALUES ('{HEAD_REVISION}')"])):
         theirs = tmp_path / name
         with sqlite3.connect(theirs) as conn:
             for statement in tables:
@@ -325,7 +343,10 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
                 store.check()
             assert "another application's" in str(refused.value) or "did not make" in str(refused.value), refused.value
             if name == "qa2.sqlite":
-                assert "its inspections table is another application's (no created_at, filename, image_sha, mask_sha, … column)" in str(refused.value)
+                assert ("its inspections table is another application's, or damaged (no created_at, filename, image_sha, mask_sha, … "
+                        "column at revision 0001)") in str(refused.value)
+            if name == "qa3.sqlite":
+                assert f"(no defectlens_version, final_verdict, height, hot_spot, … column at revision {HEAD_REVISION})" in str(refused.value)
             store.dispose()
         assert theirs.read_bytes() == before and not (tmp_path / f"{name}-wal").exists(), name
     missing = tmp_path / "typo.db"

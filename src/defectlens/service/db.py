@@ -26,10 +26,22 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OUR_REVISION = re.compile(r"\d{4}")
 """How the shipped migrations name their revisions ("0001", …): one a newer defectlens wrote looks alike."""
 
+HEAD_REVISION = "0004"
+"""The newest shipped migration (a test holds it to Alembic's head): a database at it has every column the
+rows below map, and one without them is another application's, or damaged."""
+
 OUR_INSPECTION_COLUMNS = frozenset({"id", "created_at", "model", "filename", "image_sha", "overlay_sha", "mask_sha", "score", "verdict",
                                     "threshold", "report", "review_state"})
 """Columns the inspections table has had since the first revision: a table of that name without them is
 another application's (revision "0001" and our table names alone had let one through to a raw SQL error)."""
+
+
+def missing_columns(columns: set[str], revisions: list[str]) -> list[str]:
+    """The inspections table's columns a database at ``revisions`` should have and lacks: every mapped one at
+    :data:`HEAD_REVISION` (a table at "0004" with the first revision's columns alone had crashed export-reviews
+    and been put in WAL), the first revision's at any other."""
+    required = {c.name for c in InspectionRow.__table__.columns} if HEAD_REVISION in revisions else OUR_INSPECTION_COLUMNS
+    return sorted(required - columns)
 
 
 class ForeignDatabase(Exception):
@@ -174,9 +186,10 @@ def make_engine(url: str) -> Engine:
             n_tables, ours = cur.fetchone()
             if ours == 2:  # and at a revision numbered as ours (another application may use Alembic too), with our columns
                 cur.execute("SELECT version_num FROM alembic_version")
-                ours = 2 if all(OUR_REVISION.fullmatch(str(r)) for (r,) in cur.fetchall()) else 0
+                revisions = [str(r) for (r,) in cur.fetchall()]
+                ours = 2 if all(OUR_REVISION.fullmatch(r) for r in revisions) else 0
                 cur.execute("SELECT name FROM pragma_table_info('inspections')")
-                ours = ours if {str(c) for (c,) in cur.fetchall()} >= OUR_INSPECTION_COLUMNS else 0
+                ours = 0 if missing_columns({str(c) for (c,) in cur.fetchall()}, revisions) else ours
             if not n_tables or ours == 2:
                 cur.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed inspection is on disk before the client is answered (WAL's NORMAL could lose it on power loss).
@@ -269,9 +282,9 @@ def _refuse_foreign(conn: Connection) -> None:
                                   f"its tables: {names})")
         if "inspections" in tables:
             columns = {str(c["name"]) for c in inspect(conn).get_columns("inspections")}
-            if missing := sorted(OUR_INSPECTION_COLUMNS - columns):
-                raise ForeignDatabase(f"its inspections table is another application's (no {', '.join(missing[:4])}"
-                                      f"{', …' if len(missing) > 4 else ''} column)")
+            if missing := missing_columns(columns, revisions):
+                raise ForeignDatabase(f"its inspections table is another application's, or damaged (no {', '.join(missing[:4])}"
+                                      f"{', …' if len(missing) > 4 else ''} column at revision {revisions[0]})")
     elif tables:
         names = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
         raise ForeignDatabase(f"it holds {len(tables)} table(s) defectlens did not make ({names})")
