@@ -71,6 +71,12 @@ def test_a_folder_is_replaced_whole_with_or_without_an_atomic_swap(tmp_path, mon
     with atomic_directory(link, lambda p: True, "test folder") as tmp:
         (tmp / "newer.txt").write_text("newer")
     assert link.is_symlink() and [p.name for p in target.iterdir()] == ["newer.txt"]
+    # A link to a folder not made yet: made there (it was a NotADirectoryError traceback).
+    ahead = tmp_path / "next"
+    ahead.symlink_to(tmp_path / "v4")
+    with atomic_directory(ahead, lambda p: True, "test folder") as tmp:
+        (tmp / "first.txt").write_text("first")
+    assert ahead.is_symlink() and (tmp_path / "v4" / "first.txt").read_text() == "first"
 
 
 def test_a_full_disk_is_one_line_and_the_old_model_stands(fitted_model, tmp_path, monkeypatch):

@@ -268,7 +268,8 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     ``v3`` never saw the calibration saved through ``current`` (interruption probe 2026-12-05).
     """
     target = Path(path)
-    if target.is_symlink() and target.is_dir():
+    if target.is_symlink() and (target.is_dir() or not target.exists()):
+        # Through a link to a folder, or to one not made yet (``current -> v4``: it had been a traceback).
         target = target.resolve()
     require_replaceable_folder(target, is_ours, what)
     # Every writer of a folder cleans up after its own killed runs (and puts back a folder one
