@@ -1003,6 +1003,8 @@ def test_python_callers_mistakes_are_named_before_any_work(fitted_model, tmp_pat
             Inspector.fit(nothing)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="images must be a folder"):
         Inspector.fit({"a.png": np.zeros((16, 16), np.uint8)})  # type: ignore[arg-type]  # its keys were read as paths
+    with pytest.raises(TypeError, match=r"images must be in an order .*got a set: pass sorted\(images\)"):
+        Inspector.fit({str(tmp_path / "a.png"), str(tmp_path / "b.png")})  # its order, and the model, changed with PYTHONHASHSEED
     with pytest.raises(TypeError, match=r"settings must be an InspectorSettings, got dict: pass InspectorSettings\(\*\*values\)"):
         Inspector.fit([texture(np.random.default_rng(0), 32, 32)] * 2, settings={"image_size": 128})  # type: ignore[arg-type]
     model = Inspector.load(fitted_model)

@@ -25,6 +25,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeAlias, TypeGuard
@@ -344,6 +345,10 @@ def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.nda
     if not isinstance(images, Iterable) or isinstance(images, Mapping):
         # None or a number had raised "'NoneType' object is not iterable"; a dict's keys were read as paths.
         raise TypeError(f"images must be a folder or a sequence of images (paths, arrays or Pillow images), got {type(images).__name__}")
+    if isinstance(images, AbstractSet):
+        # Its order changes from one process to the next, and the fit's draw with it (thresholds 56.92 and 56.35
+        # from one set of paths, the same fingerprint on the card).
+        raise TypeError(f"images must be in an order (a list, a tuple or a folder), got a {type(images).__name__}: pass sorted(images)")
     return [read_image(im, f"image {i}") for i, im in enumerate(images)]
 
 
