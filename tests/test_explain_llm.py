@@ -62,10 +62,19 @@ def test_faithful_lm_text_is_used(monkeypatch):
     insp, types = defective()
     rep = build_report(insp, types, TAX, writer="llm")
     assert rep.writer == "llm" and "crack" in rep.text and rep.writer_seconds == pytest.approx(0.01)
-    # Asking for what a person should do is no claim that it was done.
-    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A crack at the upper-left edge (0.75% of the image): an inspector "
-                                                                  "should check it."))
-    assert build_report(insp, types, TAX, writer="llm").writer == "llm"
+    # Asking for what a person should do is no claim that it was done, nor is a condition, nor the action quoted
+    # (regression probe 2026-12-05: each was rejected), nor a ")" without its "(".
+    for fine in ("A crack at the upper-left edge (0.75% of the image): an inspector should check it.",
+                 "A crack at the upper-left edge. Hold the part until an operator has confirmed the crack.",
+                 "A crack at the upper-left edge: reject it if it was reworked before.",
+                 "A crack at the upper-left edge: 1) reject the part."):
+        monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
+        assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
+    quoting = parse_taxonomy({"object": "magnetic tile", "defects": [
+        {"name": "crack", "description": "a thin dark line", "action": "scrap the part unless the crack has been confirmed as cosmetic"}]})
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A crack at the upper-left edge; scrap the part unless the crack has "
+                                                                  "been confirmed as cosmetic."))
+    assert build_report(insp, types, quoting, writer="llm").writer == "llm"
 
 
 def test_missing_model_falls_back(monkeypatch):

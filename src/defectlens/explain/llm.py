@@ -271,6 +271,22 @@ def mentions_type(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
 
 
+_CONDITIONS = re.compile(r"\b(until|unless|if|once|after|before|when|whether)\b[^.;:!?]*$", re.I)
+
+
+def _done_claim(text: str, actions: Sequence[str]) -> str | None:
+    """The first words of ``text`` that say a person did something to the part, or None. The findings'
+    own ``actions`` quoted ("scrap it unless the crack has been confirmed as cosmetic") and what a condition
+    puts ahead ("hold it until an operator has confirmed the crack") claim nothing (a regression probe's
+    faithful texts had been rejected for them)."""
+    for action in {a for a in actions if a}:
+        text = re.sub(re.escape(action), " ", text, flags=re.I)
+    for found in _DONE_CLAIMS.finditer(text):
+        if not _CONDITIONS.search(text[: found.start()]):
+            return found.group(0)
+    return None
+
+
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
     """Check a generated text against the report's findings.
 
@@ -283,11 +299,12 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     problems: list[str] = []
     if not text.strip():
         return Verification(False, ["the text is empty"])
-    if text.rstrip()[-1] not in ".!?" or text.rstrip().endswith(("...", "…")) or text.count("(") != text.count(")"):
-        # An open bracket too: "at the right edge (medium, 3." had been accepted, cut inside its figures.
+    if text.rstrip()[-1] not in ".!?" or text.rstrip().endswith(("...", "…")) or text.count("(") > text.count(")"):
+        # A bracket left open too: "at the right edge (medium, 3." had been accepted, cut inside its figures
+        # (a ")" alone, as in "1)" or ":)", is no cut).
         problems.append("the text stops mid-sentence")
-    if done := _DONE_CLAIMS.search(text):
-        problems.append(f"says something was done to the part ({done.group(0)!r}), which the inspection cannot know")
+    if done := _done_claim(text, [f.action for f in report.findings]):
+        problems.append(f"says something was done to the part ({done!r}), which the inspection cannot know")
     counted = counted_findings(report.findings)
     found = {f.defect_type for f in counted}
     for name in sorted(found - {UNKNOWN}):
