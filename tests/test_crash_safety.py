@@ -384,3 +384,32 @@ def test_a_fit_over_a_model_a_killed_save_moved_aside_puts_it_back_and_saves_ove
                                  "--extra-neighbourhood", "0", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert "another run" not in _text(result) and read_descriptor(tmp_path / "model").settings["seed"] == 3
+
+
+def test_a_ctrl_c_no_command_caught_is_said_in_one_line(monkeypatch, capsys):
+    # Regression probe 2026-12-05: a Ctrl-C while typer built the command line was a traceback, and one between a
+    # command's steps ended with status 130 and not a word (typer turns it into that exit).
+    import defectlens.cli as cli_module
+    from defectlens import _entry
+    from defectlens.cli import progress
+
+    def starting():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "app", starting)
+    with pytest.raises(SystemExit) as info:
+        _entry.main()
+    assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while starting, nothing done\n"
+
+    def silent():
+        raise SystemExit(130)
+
+    monkeypatch.setattr(cli_module, "app", silent)
+    monkeypatch.setattr(progress, "INTERRUPT_SAID", [])
+    with pytest.raises(SystemExit):
+        _entry.main()
+    assert capsys.readouterr().err == f"interrupted: stopped; {_entry.UNSAID_INTERRUPT}\n"
+    progress.INTERRUPT_SAID.append("said by the command")
+    with pytest.raises(SystemExit):
+        _entry.main()
+    assert capsys.readouterr().err == ""  # the command said it already

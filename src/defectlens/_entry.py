@@ -21,4 +21,20 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: stopped while loading, nothing done\n")
         raise SystemExit(130) from None
-    app()
+    from defectlens.cli.progress import INTERRUPT_SAID
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        # While the command line was built from the commands' signatures: a traceback had said it.
+        sys.stderr.write("interrupted: stopped while starting, nothing done\n")
+        raise SystemExit(130) from None
+    except SystemExit as exc:
+        # Typer turns a Ctrl-C no command caught (between its steps) into status 130 without a word.
+        if exc.code == 130 and not INTERRUPT_SAID:
+            sys.stderr.write(f"interrupted: stopped; {UNSAID_INTERRUPT}\n")
+        raise
+
+
+UNSAID_INTERRUPT = "every file defectlens writes is written whole or not at all: run the command again to finish"
+"""What is said of a Ctrl-C that came where no command says what it had finished."""

@@ -70,9 +70,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+INTERRUPT_SAID: list[str] = []
+"""What :func:`interrupted` said in this process: the entry point speaks for a Ctrl-C no command caught."""
+
+
 def interrupted(what: str) -> typer.Exit:
     """Ctrl-C: say what was finished (and what was left as it was), and return the exit (130) to raise."""
     console.print(f"[yellow]interrupted:[/] {escape(str(what))}")
+    INTERRUPT_SAID.append(what)
     return typer.Exit(EXIT_INTERRUPTED)
 
 

@@ -463,6 +463,8 @@ def prune_inspections(
         left = store.count() - (gone.inspections if dry_run else 0)
         compacted = compact and not dry_run and store.compact()
     except KeyboardInterrupt:
+        if dry_run:
+            raise interrupted("the dry run stopped; nothing was deleted") from None
         # Each batch is its own transaction: what was deleted is gone whole, the rest is as it was; no picture was removed yet.
         raise interrupted("stopped: the batches deleted before it are gone with their regions and reviews, the one under way was rolled "
                           "back, and no picture was removed yet; run it again to finish") from None
