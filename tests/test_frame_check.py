@@ -301,6 +301,14 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     judged = inspector.inspect(as_grey)
     assert judged.is_defective and judged.unlike_normal and "A grey image, where the model was fitted on colour images" in judged.unlike_normal
     assert inspector.inspect(colour[5]).unlike_normal is None
+    # Said as its own cause, not as a frame check's "a large defect, another part, or a faulty frame?" (regression probe).
+    from defectlens.descriptor import GREY_REASON
+    from defectlens.explain.gallery import ResultRow, gallery_html
+
+    words = build_report(judged).text
+    assert GREY_REASON in words and "faulty frame" not in words
+    card = gallery_html([ResultRow("g.png", "g", True, judged.score, 0, (), words, unlike_normal=judged.unlike_normal)], "t")
+    assert "is the camera set to colour?" in card and "faulty frame" not in card
     # A model of grey parts reads grey images as ever; the batch path says it as inspect() does.
     assert grey_model.inspect(as_grey).unlike_normal is None
     from PIL import Image

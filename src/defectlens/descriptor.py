@@ -94,6 +94,10 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
 
 
 OPTIONAL_PROVENANCE = ("trained_on", "colour")
+GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
+               "Its score cannot be read against theirs.")
+"""Why a grey image is judged unlike every normal part of a model fitted on colour images (:meth:`Provenance.colour_note`);
+the report, the gallery and `calibrate` say it in its own words, not as a frame check's."""
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 
 
@@ -146,10 +150,7 @@ class Provenance:
     def colour_note(self, grey: bool) -> str | None:
         """Why a grey image is unlike the training images when they are in colour, else None. An API probe's
         grey (and BGR-ordered) good cookies were all flagged, with nothing said of why."""
-        if grey and self.colour:
-            return ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
-                    "Its score cannot be read against theirs.")
-        return None
+        return GREY_REASON if grey and self.colour else None
 
     def size_note(self, width: int, height: int) -> str | None:
         """Why an image of ``width`` × ``height`` may read as unlike the training images, when its size

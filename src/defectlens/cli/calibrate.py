@@ -25,7 +25,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_no_good_folder, require_one_label
-from defectlens.descriptor import model_stamp
+from defectlens.descriptor import GREY_REASON, model_stamp
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
@@ -58,6 +58,8 @@ class LabelledScores:
     failures: list[Failure]
     unlike: list[bool] = field(default_factory=list)
     """Per image: the frame check found it unlike every normal image (flagged at any threshold)."""
+    grey: int = 0
+    """Of those, grey images for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
 
 
 def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: bool, out: LabelledScores, advance) -> None:
@@ -83,6 +85,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
             out.labels.append(label)
             out.scores.append(result.score)
             out.unlike.append(result.unlike_normal is not None)
+            out.grey += bool(result.unlike_normal and GREY_REASON in result.unlike_normal)
             if not with_pixels:
                 continue
             h, w = image.shape[:2]
@@ -248,8 +251,9 @@ def calibrate(
     console.print(table)
     console.print(f"pixel threshold: {escape(str(pixel_note))}")
     if unlike.any():
+        grey = f"; {data.grey} of them grey, where the model was fitted on colour images" if data.grey else ""
         console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "
-                      "unlike every normal one (frame check): flagged at any threshold, and counted so above")
+                      f"unlike every normal one (frame check{grey}): flagged at any threshold, and counted so above")
     if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
         console.print(f"[yellow]note:[/] the frame check alone flags {unlike_good} of {len(normal)} good image(s), more than the "
                       f"false-alarm target {target:g} allows: the new threshold flags no other good image")

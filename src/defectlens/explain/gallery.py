@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from defectlens.descriptor import holds_model
+from defectlens.descriptor import GREY_REASON, holds_model
 from defectlens.errors import OutputError
 from defectlens.io.atomic import write_text_atomic
 
@@ -176,6 +176,14 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     )
 
 
+def _unlike_words(reason: str) -> str:
+    """A card's line for an image judged unlike every normal one: a grey image's own cause (regression probe:
+    it read as a frame check's), else the frame check's possibilities."""
+    if GREY_REASON in reason:
+        return "a grey image, where the model was fitted on colour images: is the camera set to colour?"
+    return "the whole image is unlike every normal one: a large defect, another part or a faulty frame"
+
+
 SKIPPED_VERDICT = "skipped"
 """The verdict column of an input that was not inspected (its reason in the report column)."""
 
@@ -242,8 +250,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
             # Its regions are not typed: without this line the card read like an ordinary defective part.
-            + ('<div class="warn">the whole image is unlike every normal one: a large defect, another part or a faulty frame</div>'
-               if r.unlike_normal else "")
+            + (f'<div class="warn">{_unlike_words(r.unlike_normal)}</div>' if r.unlike_normal else "")
             # A good card looked like any other: the report's "look there" was one click away (regression probe).
             + ('<div class="warn">the map peaks above the threshold: look at the ringed spot</div>' if r.hot_spot else "")
             + f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'

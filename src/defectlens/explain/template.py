@@ -6,6 +6,7 @@ findings, and the fallback whenever the language-model text fails verification.
 
 from __future__ import annotations
 
+from defectlens.descriptor import GREY_REASON
 from defectlens.explain.location import format_share
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
@@ -89,6 +90,9 @@ def template_text(report: Report) -> str:
     head = report_head(report)
     if report.verdict != "defective":
         return f"{head} {good_part_words(report)}"
+    if report.unlike_normal and GREY_REASON in report.unlike_normal:
+        # Its own cause, not the frame check's "a large defect, another part, or a faulty frame?" (regression probe).
+        return f"{head} {GREY_REASON} Check the camera's settings, and hold the part for manual review."
     if report.unlike_normal:
         # A probe's fray over a third of a tile was read as a camera fault: the part comes first. What the
         # reason says after its question (the image's size beside the training images') is kept.
