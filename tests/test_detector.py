@@ -260,3 +260,7 @@ def test_the_fits_seed_is_a_setting_kept_with_the_model_and_a_default_model_read
     for bad in (-1, 1.5, True, 2**32):
         with pytest.raises(ConfigError, match="seed"):
             InspectorSettings(seed=bad)  # type: ignore[arg-type]
+    # NumPy's integers are whole numbers too (regression probe), kept as a plain int; batch scoring draws nothing.
+    assert type(InspectorSettings(seed=np.int64(3)).seed) is int  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fits on none"):
+        InspectorSettings(detector="batch-scoring", seed=5)

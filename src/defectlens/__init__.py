@@ -40,7 +40,7 @@ else:
         raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
 
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 """Raised with each change a user can see; the package's version (pyproject reads it here), and what
 models, inspection JSON and the service record as having made them."""
 

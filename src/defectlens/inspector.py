@@ -157,8 +157,12 @@ class InspectorSettings:
             MemoryBankConfig(extra_neighbourhoods=self.extra_neighbourhoods or ())
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass 1 or 5") from None
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed {self.seed!r} is not a whole number from 0 to 2**32 - 1", None, "pass e.g. 0, 1, 2")
+        object.__setattr__(self, "seed", int(self.seed))  # numpy's integers too, written to JSON as a plain int
+        if self.seed and self.detector in NO_NORMAL_DETECTORS:
+            # Nothing is drawn from normal images that are not there (`fit --seed` refused it; Python took it and wrote it).
+            raise ConfigError(f"a seed draws from normal images, and detector {self.detector!r} fits on none", None, "drop seed (--seed)")
         for name in ("coreset_ratio", "false_alarm_target", "global_weight"):
             value = getattr(self, name)
             # "0.03" from a config file compared with a float deep in fit: a TypeError after decoding.
