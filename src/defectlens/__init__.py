@@ -39,6 +39,10 @@ else:
             return getattr(types, name)
         raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
 
+    def __dir__() -> list[str]:
+        # The names loaded on first use too: tab completion had lost them (regression probe).
+        return sorted({*globals(), *__all__})
+
 
 __version__ = "0.3.0"
 """Raised with each change a user can see; the package's version (pyproject reads it here), and what

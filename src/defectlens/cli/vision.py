@@ -870,7 +870,8 @@ def inspect(
         # An earlier run's complete results count as done, said apart: a re-run interrupted at its start had read
         # "46 of 46 image(s) done … run again with --resume to finish" (interruption probe).
         earlier_done = sum(1 for p in files if p in rows and _written_before(output / f"{names[p]}.json", run_started))
-        done_words = f"{len(rows)} of {len(files)} image(s) done" + (f" ({earlier_done} by an earlier run)" if earlier_done else "")
+        done_words = f"{len(rows)} of {len(files)} image(s) done" + (
+            f" ({earlier_done} by an earlier run, not inspected again: run again without --resume to redo them)" if earlier_done else "")
         finish = "; run again with --resume to finish" if left else ""
         raise interrupted(f"{done_words}, results in {output}{finish}") from None
     except DefectlensError as exc:

@@ -190,9 +190,12 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
                              "read the file with load_image (or read_image, which takes both)")
     if not isinstance(array, np.ndarray):
         if type(array).__module__.split(".")[0] == "torch":
-            # A network's tensor: said how to hand it over, not only what is taken.
-            raise ImageReadError(f"expected an image array or a Pillow image, got a torch {type(array).__name__}", source,
-                                 "pass tensor.permute(1, 2, 0).cpu().numpy() for a (C, H, W) tensor (images are (H, W, C) arrays here)")
+            # A network's tensor: said how to hand it over, not only what is taken (for its own layout).
+            shape = tuple(getattr(array, "shape", ()))
+            channels_first = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4
+            how = "tensor.permute(1, 2, 0).cpu().numpy() (images are (H, W, C) arrays here)" if channels_first else "tensor.cpu().numpy()"
+            raise ImageReadError(f"expected an image array or a Pillow image, got a torch {type(array).__name__} of shape {shape}",
+                                 source, f"pass {how}")
         raise ImageReadError(
             f"expected an image array or a Pillow image, got {type(array).__name__}", source,
             "pass a numpy array or a Pillow image (an image file: its path to read_image or Inspector.inspect)"
