@@ -14,9 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
@@ -87,6 +84,9 @@ from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path
 from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection, RegionType, Thresholds
+
+if TYPE_CHECKING:
+    import numpy as np  # annotations only: NumPy is not imported at the command line's start-up
 
 EXIT_PARTIAL = 3
 EXIT_DEFECTIVE = 4
@@ -1100,7 +1100,7 @@ def evaluate(
     if analysis is not None:
         notes(analysis.notes)
         if analysis.classifier is not None:
-            chosen = analysis
+            chosen = analysis  # (named: mypy narrows `analysis` to not-None outside the function only)
 
             def type_image(image: np.ndarray, inspection: Inspection) -> list[RegionType]:
                 return type_with_notes(chosen, image, inspection)[0]
