@@ -188,7 +188,7 @@ def test_evaluate_counts_and_says_what_the_frame_check_flagged(checked_model, tm
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert (metrics["unlike_normal_good"], metrics["unlike_normal_defective"]) == (0, 1)
     assert metrics["recall_at_threshold"] == 1.0
-    assert "the frame check found 0 good and 1 defective" in " ".join(result.output.split())
+    assert "0 good and 1 defective test image(s) are unlike every normal one (frame check)" in " ".join(result.output.split())
 
 
 def test_with_the_global_score_on_the_check_shares_its_gaussian(tmp_path):
@@ -316,6 +316,16 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     Image.fromarray(as_grey).save(tmp_path / "grey.png")
     batch = inspector.inspect_batch([tmp_path / "grey.png"])
     assert batch.images[0].inspection.unlike_normal == judged.unlike_normal
+    # evaluate counts them apart, as their own cause (README audit: its note blamed the frame check alone).
+    from defectlens.evaluate.harness import evaluate_detection
+    from defectlens.io import load_category
+
+    for kind, pictures in (("good", [as_grey, colour[5]]), ("spot", [colour[4]])):
+        (tmp_path / "cat" / "test" / kind).mkdir(parents=True)
+        for i, picture in enumerate(pictures):
+            Image.fromarray(picture).save(tmp_path / "cat" / "test" / kind / f"{i}.png")
+    evaluation, _ = evaluate_detection(inspector, load_category(tmp_path / "cat"))
+    assert evaluation.unlike_normal[0] >= 1 and evaluation.unlike_grey == 1 and evaluation.to_json()["unlike_normal_grey"] == 1
     # Kept with the model, and on its card.
     inspector.save(tmp_path / "m")
     loaded = Inspector.load(tmp_path / "m")

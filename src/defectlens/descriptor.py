@@ -94,11 +94,11 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
 
 
 OPTIONAL_PROVENANCE = ("trained_on", "colour")
+"""Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
                "Its score cannot be read against theirs.")
 """Why a grey image is judged unlike every normal part of a model fitted on colour images (:meth:`Provenance.colour_note`);
-the report, the gallery and `calibrate` say it in its own words, not as a frame check's."""
-"""Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
+the report, the gallery, `calibrate` and `evaluate` say it in its own words, not as a frame check's."""
 
 
 @dataclass(frozen=True)

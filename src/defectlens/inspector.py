@@ -689,7 +689,8 @@ class Inspector:
     def score_read(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """:meth:`score` of images already read (:func:`~defectlens.io.read_image`'s RGB arrays, or
         :class:`~defectlens.io.ImageFiles`), with the Inspector's own check of each whole image: a grey one
-        for a model fitted on colour images is unlike every normal part (:meth:`Provenance.colour_note`)."""
+        for a model fitted on colour images is unlike every normal part (:meth:`Provenance.colour_note`).
+        Arrays only: files on disk (:class:`~defectlens.io.ImageFiles`) are not decoded a second time for it."""
         results = self.detector.score(images, progress=progress)
         if not (self.provenance and self.provenance.colour) or isinstance(images, ImageFiles):
             return results  # (files are not decoded a second time for it)

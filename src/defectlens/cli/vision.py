@@ -244,8 +244,8 @@ def fit(
     taxonomy: Annotated[
         Path | None, typer.Option(help="Part taxonomy, kept with the model and read by --grounding (default: CATEGORY_DIR/taxonomy.json).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the fit's random choices (coreset, held-out folds); fit with several to see "
-                                           "how much a result owes to the draw.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the fit's random choices (the coreset's start, calibration and held-out draws, "
+                                           "the discriminator's training); fit with several to see how much a result owes to the draw.")] = 0,
     fusion_mode: Annotated[str, typer.Option(help="sum (either detector can raise an alarm) or product (both must agree).")] = "sum",
     fusion_weight: Annotated[
         float | None,
@@ -1004,8 +1004,9 @@ def evaluate(
         typer.Option(
             "--types-k",
             min=0,
-            help="Also score defect types: k labelled examples per type are drawn (seed 0) from the test split and excluded (0 = off); "
-            "the confusion matrix goes beside --json (NAME.confusion.png), else to CATEGORY.confusion.png in the current folder.",
+            help="Also score defect types, as `inspect` gives them, on the defective images the model flags: k labelled examples per "
+            "type are drawn (seed 0) from the test split and excluded (0 = off); the confusion matrix goes beside --json "
+            "(NAME.confusion.png), else to CATEGORY.confusion.png in the current folder.",
         ),
     ] = 0,
     cue: Annotated[
@@ -1089,7 +1090,7 @@ def evaluate(
     if strides := evaluation.pixel_strides:
         read = ", ".join(f"{n} image(s) at every {'2nd' if k == 2 else '3rd' if k == 3 else f'{k}th'} pixel" for k, n in sorted(strides.items()))
         notes([f"pixel metrics: images over {WORKING_PIXELS:,} pixels are read on a lattice each way ({read}); their maps "
-               "hold no finer detail, and the figures moved by about 0.001 or less where checked (README: Evaluation)"])
+               "hold no finer detail, and the figures moved by 0.0024 or less where checked (README: 'Pixel metrics are streamed')"])
     if evaluation.no_mask:
         # Said once, with the files: these images count for the image metrics only.
         console.print(
@@ -1141,8 +1142,9 @@ def evaluate(
     )
     unlike_good, unlike_defective = evaluation.unlike_normal
     if unlike_good or unlike_defective:
-        console.print(f"[yellow]note:[/] the frame check found {unlike_good} good and {unlike_defective} defective test image(s) "
-                      "unlike every normal one: flagged whatever their score, and counted so in the operating point")
+        grey = f" ({evaluation.unlike_grey} of them grey, where the model was fitted on colour images)" if evaluation.unlike_grey else ""
+        console.print(f"[yellow]note:[/] {unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one{grey} "
+                      "(frame check): flagged whatever their score, and counted so in the operating point")
     report_failures(evaluation.failures)
     if to_stdout:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

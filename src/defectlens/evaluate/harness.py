@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from defectlens.descriptor import GREY_REASON
 from defectlens.detect import WORKING_PIXELS, threshold_for_false_alarms, working_stride
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.evaluate.metrics import (
@@ -76,6 +77,8 @@ class ScoredImage:
     """Whether its pixels are in the pixel metrics (a defective image without a mask is not)."""
     unlike_normal: bool = False
     """Whether the frame check found the whole image unlike every normal one (defective whatever its score)."""
+    grey: bool = False
+    """Whether that is because it is grey, where the model was fitted on colour images (:data:`~defectlens.descriptor.GREY_REASON`)."""
 
 
 @dataclass
@@ -150,6 +153,8 @@ class DetectionEvaluation:
     n_defective: int
     unlike_normal: tuple[int, int] = (0, 0)
     """Good and defective test images the frame check flagged as unlike every normal image."""
+    unlike_grey: int = 0
+    """Of those, the grey images of a model fitted on colour ones (said as their own cause, not the frame check's)."""
     no_mask: list[str] = field(default_factory=list)
     """Defective images without a ground-truth mask: counted in the image metrics, left out of the
     pixel metrics (which are None when no image had one)."""
@@ -187,6 +192,7 @@ class DetectionEvaluation:
             n_defective=self.n_defective,
             unlike_normal_good=self.unlike_normal[0],
             unlike_normal_defective=self.unlike_normal[1],
+            unlike_normal_grey=self.unlike_grey,
             ms_per_image=round(self.ms_per_image, 2),
             runtime=self.runtime,
             fit_seconds=None if self.fit_seconds is None else round(self.fit_seconds, 2),
@@ -267,6 +273,7 @@ def run_inspections(
                     regions=list(inspection.regions),
                     has_mask=mask is not None,
                     unlike_normal=inspection.unlike_normal is not None,
+                    grey=bool(inspection.unlike_normal and GREY_REASON in inspection.unlike_normal),
                 )
             )
             if keep_images:
@@ -342,6 +349,7 @@ def evaluate_detection(
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category)],
+        unlike_grey=sum(r.grey for r in scored.records),
         unlike_normal=(
             sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),
             sum(r.unlike_normal and bool(y) for r, y in zip(scored.records, labels, strict=True)),

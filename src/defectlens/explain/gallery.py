@@ -43,7 +43,7 @@ a seventh of the size (19 against 138 kB a magnetic tile), for a line that keeps
 
 
 NO_OVERLAY = "none"
-"""`inspect --overlay none`: no full-size overlay is kept, only its thumbnail (5 kB against 19-138 kB), for a
+"""`inspect --overlay none`: no full-size overlay is kept, only its thumbnail (8-14 kB against 19-160 kB), for a
 line that keeps every verdict but looks at few pictures; the JSON's ``overlay`` is then null."""
 OVERLAY_CHOICES = (*OVERLAY_FORMATS, NO_OVERLAY)
 """What `inspect --overlay` takes."""
