@@ -925,3 +925,20 @@ def test_calibrate_refuses_a_good_folder_inside_a_defective_one(fitted_model, sy
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "train" / "good"),
                                  "--defective", str(synthetic_category / "test"), "--dry-run"])
     assert result.exit_code == 2 and "a folder of good parts is inside a folder given as defective" in _text(result), result.output
+
+
+def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-05: a resume with another taxonomy, --examples or --writer took the earlier results
+    # as done without a word, their types and reports those of the first run.
+    test = synthetic_category / "test" / "spot"
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out)]).exit_code == 0
+    stems = sorted(p.stem for p in test.glob("*.png"))
+    assert len(json.loads((out / f"{stems[0]}.json").read_text())["analysis"]) == 16
+    same = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume"])
+    assert same.exit_code == 0 and "typed and reported with other" not in _text(same)
+    typed = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume",
+                                "--taxonomy", str(synthetic_category / "taxonomy.json"), "--examples", str(synthetic_category), "--k", "2"])
+    said = _text(typed)
+    assert typed.exit_code == 0 and f"{len(stems)} image(s) already done were typed and reported with other examples, taxonomy or " \
+        "--writer" in said and "run again without --resume to redo them" in said, said

@@ -799,6 +799,12 @@ def inspect(
                     else "no overlay (--overlay none)")
             console.print(f"[yellow]note:[/] {len(other_format)} image(s) already done keep {keep}; --overlay {overlay} "
                           "applies to the images inspected now")
+        # Typed and worded with other examples, taxonomy or writer: kept as done, and said (stale types had shown as done).
+        stamp = analysis.stamp()
+        if typed_otherwise := [names[p] for p in rows if (earlier.get(names[p]) or {}).get("analysis") not in (None, stamp)]:
+            console.print(f"[yellow]note:[/] {len(typed_otherwise)} image(s) already done were typed and reported with other examples, "
+                          f"taxonomy or --writer (e.g. {escape(typed_otherwise[0])}.json): they stay as they were; run again without "
+                          "--resume to redo them")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "

@@ -7,6 +7,8 @@ report says so.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,18 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     excluded: set[str] = field(default_factory=set)
     """Example images (they must not be scored as test images)."""
+
+    def stamp(self) -> str:
+        """A short digest of what types and words the reports: the taxonomy, the classifier's types and number of
+        example vectors, the writer. Kept in each inspection JSON, so that `inspect --resume` can say which results
+        were typed another way (with other examples, say), where it had taken them as done without a word. Not the
+        vectors' bytes: a Ray worker's encoder may round their last digits otherwise than the command's."""
+        return hashlib.sha256(json.dumps({
+            "taxonomy": self.taxonomy.to_json() if self.taxonomy is not None else None,
+            "types": list(self.classifier.class_names) if self.classifier is not None else None,
+            "examples": len(self.classifier.vectors) if self.classifier is not None else 0,
+            "writer": self.writer,
+        }, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def prepare_analysis(

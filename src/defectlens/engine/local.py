@@ -180,6 +180,7 @@ def inspect_and_write(
     """Inspect one batch and write every image's files (reports, overlay, then the JSON): the one
     code path of both engines, so the local and the Ray engine write identical outputs."""
     batch = inspector.inspect_batch(paths)
+    stamp = analysis.stamp()
     outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
     for item in batch.images:
         path, inspection = item.path, item.inspection
@@ -190,7 +191,7 @@ def inspect_and_write(
             said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
             region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
             labels = [t.defect_type for t in region_types]
-            extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels}
+            extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}
             if item.result.batch_warning:
                 # Kept with the verdict it qualifies: a reader of one JSON sees it too.
                 extra["batch_warning"] = item.result.batch_warning
