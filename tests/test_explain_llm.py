@@ -46,6 +46,11 @@ def fake_writer(text):
         ("A crack at the upper-left edge. The inspector identified the defect as a crack.", "says something was done to the part"),
         ("A crack was found at the upper-left edge and was repaired.", "'was repaired'"),
         ("Found: a crack at the upper-left edge (medium, 3.", "the text stops mid-sentence"),
+        # When a thing was done is no condition, and the model's own ways of saying a person acted (regression probe round 2).
+        ("After inspection, the operator repaired the crack at the upper-left edge.", "says something was done to the part"),
+        ("Before shipping, the crack at the upper-left edge was repaired.", "says something was done to the part"),
+        ("A crack at the upper-left edge, high severity, and action was taken to identify the defect.", "'action was taken'"),
+        ("A crack at the upper-left edge has been identified by the inspector.", "'by the inspector'"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):

@@ -42,7 +42,11 @@ _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
 _DONE_CLAIMS = re.compile(
     r"\b(inspectors?|operators?|technicians?|engineers?|we)\s+(has\s+|have\s+)?(identified|confirmed|checked|verified|repaired|removed|replaced|"
-    r"fixed|reworked|classified)\b|\b(was|were|has been|have been)\s+(repaired|replaced|fixed|removed|reworked|scrapped|confirmed)\b", re.I)
+    r"fixed|reworked|classified)\b|\b(was|were|has been|have been)\s+(repaired|replaced|fixed|removed|reworked|scrapped|confirmed)\b"
+    # The 135M model's own ways of saying it (regression probe): "action was taken to identify the defect", "has been
+    # identified by the inspector", "the part was held".
+    r"|\baction (was|has been) taken\b|\bby (the|an?) (inspectors?|operators?|technicians?|engineers?)\b"
+    r"|\b(part|tile|piece) (was|has been) (held|rejected|scrapped|quarantined|set aside)\b", re.I)
 """Words that say a person did something to the part: a probe's accepted text read "The inspector identified the
 defect as a defect of unknown type", which no one had done (the report can only ask for it)."""
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
@@ -271,7 +275,9 @@ def mentions_type(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
 
 
-_CONDITIONS = re.compile(r"\b(until|unless|if|once|after|before|when|whether)\b[^.;:!?]*$", re.I)
+_CONDITIONS = re.compile(r"\b(until|unless|if|whether)\b[^.;:!?,]*$", re.I)
+"""A condition ahead of a claim in its clause: "hold it until an operator has confirmed it" claims nothing. Not "after",
+"before" or "when", which say when a thing was done ("after inspection, the operator repaired the crack")."""
 
 
 def _done_claim(text: str, actions: Sequence[str]) -> str | None:
