@@ -369,6 +369,7 @@ def test_the_package_ships_its_type_annotations():
 
 def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_nothing(fitted_model, tmp_path):
     # API probe 2026-12-05: Inspector.save over a model of other images (and its taxonomy) went without a word.
+    import dataclasses
     import warnings
 
     from defectlens import InspectorSettings
@@ -401,6 +402,18 @@ def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_no
     assert refit.provenance.fingerprint == other.provenance.fingerprint
     with pytest.warns(NoteWarning, match=r"with thresholds set by user that was there is replaced"):
         refit.save(target)
+    # ... also when the two fits fall in the same second (fitted_at is kept to the second; regression probe round 2).
+    same_second = Inspector.load(target)
+    same_second.set_thresholds(70.0)
+    same_second.save(target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        again = np.random.default_rng(2)
+        other_seed = Inspector.fit([texture(again, 48, 64) for _ in range(4)], InspectorSettings(seed=8))
+    assert other_seed.provenance.fingerprint == same_second.provenance.fingerprint
+    other_seed.provenance = dataclasses.replace(other_seed.provenance, fitted_at=same_second.provenance.fitted_at)
+    with pytest.warns(NoteWarning, match=r"with thresholds set by user that was there is replaced"):
+        other_seed.save(target)
 
 
 def test_a_model_folder_replaced_while_it_is_read_is_read_again_whole(fitted_model, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ Any registered detector can sit inside, chosen by the kind the folder's descript
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import numbers
 import os
@@ -909,13 +910,15 @@ class Inspector:
         return before.fitted_at == self.provenance.fitted_at
 
     def _same_fit_in(self, directory: Path) -> bool:
-        """True when ``directory`` holds this very fit (saved before: the same fit time and training images)."""
+        """True when ``directory`` holds this very fit (saved before: the same fit time, training images and settings;
+        two fits with other seeds in one second had counted as one, and a hand-set threshold went without a word)."""
         try:
-            before = read_descriptor(directory).provenance if self.is_model_dir(directory) else None
+            before = read_descriptor(directory) if self.is_model_dir(directory) else None
         except DefectlensError:
             return False
-        now = self.provenance
-        return before is not None and now is not None and (before.fitted_at, before.fingerprint) == (now.fitted_at, now.fingerprint)
+        was, now = (before.provenance if before else None), self.provenance
+        return (was is not None and now is not None and (was.fitted_at, was.fingerprint) == (now.fitted_at, now.fingerprint)
+                and before is not None and before.settings == json.loads(json.dumps(self.descriptor().settings)))  # as JSON keeps them
 
     @staticmethod
     def is_model_dir(directory: str | Path) -> bool:
