@@ -307,6 +307,11 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
 
     words = build_report(judged).text
     assert GREY_REASON in words and "faulty frame" not in words
+    # What else was said of the image stays in the summary (round 2: a rotated part's size note was dropped).
+    import dataclasses
+
+    rotated = dataclasses.replace(judged, unlike_normal=f"{judged.unlike_normal} This image is 64×80, the training images 80×64: is it rotated?")
+    assert "is it rotated?" in build_report(rotated).text
     card = gallery_html([ResultRow("g.png", "g", True, judged.score, 0, (), words, unlike_normal=judged.unlike_normal)], "t")
     assert "is the camera set to colour?" in card and "faulty frame" not in card
     # A model of grey parts reads grey images as ever; the batch path says it as inspect() does.

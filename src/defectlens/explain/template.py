@@ -91,8 +91,10 @@ def template_text(report: Report) -> str:
     if report.verdict != "defective":
         return f"{head} {good_part_words(report)}"
     if report.unlike_normal and GREY_REASON in report.unlike_normal:
-        # Its own cause, not the frame check's "a large defect, another part, or a faulty frame?" (regression probe).
-        return f"{head} {GREY_REASON} Check the camera's settings, and hold the part for manual review."
+        # Its own cause, not the frame check's "a large defect, another part, or a faulty frame?" (regression probe);
+        # what else was said of the image (its size beside the training images') is kept.
+        rest = " ".join(report.unlike_normal.replace(GREY_REASON, " ").split())
+        return f"{head} {GREY_REASON} {rest + ' ' if rest else ''}Check the camera's settings, and hold the part for manual review."
     if report.unlike_normal:
         # A probe's fray over a third of a tile was read as a camera fault: the part comes first. What the
         # reason says after its question (the image's size beside the training images') is kept.
