@@ -414,3 +414,16 @@ def test_a_ctrl_c_no_command_caught_is_said_in_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         _entry.main()
     assert capsys.readouterr().err == ""  # the command said it already
+
+
+def test_a_link_that_loops_or_leads_nowhere_is_refused_before_any_work(fitted_model, synthetic_category, tmp_path):
+    # Regression probe round 2: a fit into a looping link ran to its end, then crashed ("Symlink loop"); inspect -o
+    # through a link to a folder not made yet crashed with "File exists".
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    fitted = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(loop), "--image-size", "64"])
+    assert fitted.exit_code == 2 and "is a link that loops back on itself" in _text(fitted) and "checking" not in _text(fitted), fitted.output
+    ahead = tmp_path / "out"
+    ahead.symlink_to(tmp_path / "not-yet")
+    inspected = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(ahead)])
+    assert inspected.exit_code == 2 and "is a link to a folder not made yet" in _text(inspected), inspected.output

@@ -263,8 +263,9 @@ def fit(
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
     # A model a killed save left moved aside is put back first: put back later (by the clean-up before the
     # fit), it read as "another run saved a model here while this fit ran", and the new model was not saved.
-    with contextlib.suppress(OSError):
-        restore_replaced_folders(output.parent, output.name)
+    with contextlib.suppress(OSError, RuntimeError):  # (a link that loops is refused below, in one line)
+        real = output.resolve() if output.is_symlink() else output  # a save through a link moved its target aside
+        restore_replaced_folders(real.parent, real.name)
     existed = output.exists()
     before = folder_identity(output)
     try:
@@ -877,7 +878,7 @@ def inspect(
         # "46 of 46 image(s) done … run again with --resume to finish" (interruption probe).
         earlier_done = sum(1 for p in files if p in rows and _written_before(output / f"{names[p]}.json", run_started))
         done_words = f"{len(rows)} of {len(files)} image(s) done" + (
-            f" ({earlier_done} by an earlier run, not inspected again: run again without --resume to redo them)" if earlier_done else "")
+            f" ({earlier_done} of them an earlier run's results this run had not reached: run again to redo them)" if earlier_done else "")
         finish = "; run again with --resume to finish" if left else ""
         raise interrupted(f"{done_words}, results in {output}{finish}") from None
     except DefectlensError as exc:

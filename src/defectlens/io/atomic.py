@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_writable_parent, stream
+from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_link_resolves, require_writable_parent, stream
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -227,6 +227,7 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     """Refuse, before any work, a target that :func:`atomic_directory` would not replace:
     a file, or a folder that holds something and is not ``what`` (``is_ours`` says)."""
     target = Path(path)
+    require_link_resolves(target, what)
     if target.exists() and not target.is_dir():
         raise OutputError(f"exists and is not a folder ({_a(what)} is a folder)", target, "pass a new folder path, or move the file away")
     require_writable_parent(target, what)

@@ -129,6 +129,17 @@ def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:
             )
 
 
+def require_link_resolves(path: Path, what: str) -> None:
+    """Refuse, before any work, a ``path`` that is a link looping back on itself: a fit had run to its end and
+    then crashed with "Symlink loop" (regression probe)."""
+    if path.is_symlink():
+        try:
+            path.resolve()
+        except (RuntimeError, OSError):
+            raise OutputError(f"is a link that loops back on itself, so the {what} cannot be written there", path,
+                              "remove the link, or pass another path") from None
+
+
 def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[Path] = (), model_dir: Path | None = None) -> None:
     """Refuse an output folder that would overwrite or mix with the inputs or the model, before
     anything is written.
@@ -139,6 +150,10 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
     ``model_dir`` or inside it (an image named ``detector.png`` would write ``detector.json``), and
     no input image may sit directly in it (its overlay ``<stem>.png`` could replace it).
     """
+    require_link_resolves(output, "output folder")
+    if output.is_symlink() and not output.exists():
+        # Made below with mkdir, which a dangling link refuses ("File exists", a traceback).
+        raise OutputError(f"is a link to a folder not made yet ({output.resolve()})", output, "make that folder first, or pass another")
     if output.exists() and not output.is_dir():
         raise OutputError("exists and is not a folder", output, "pass a folder path for -o, or move the file away")
     require_writable_parent(output, "output folder")
