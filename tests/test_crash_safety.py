@@ -173,8 +173,8 @@ def test_an_interrupted_batch_summary_lists_the_images_not_reached(fitted_model,
     monkeypatch.setattr(vision_cli, "inspect_and_write", stop_after_one)
     again = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out)])
     said = _text(again)
-    assert again.exit_code == 130 and f"{len(files)} of {len(files)} image(s) done ({len(files) - 2} by an earlier run, not inspected " \
-        "again: run again without --resume to redo them)" in said, said
+    assert again.exit_code == 130 and f"{len(files)} of {len(files)} image(s) done ({len(files) - 2} of them an earlier run's results " \
+        "this run had not reached: run again to redo them)" in said, said
     assert "run again with --resume" not in said
 
 
