@@ -246,6 +246,10 @@ def test_the_package_loads_without_pytorch_until_the_inspector_is_used():
     # had read "Importing the numpy C-extensions failed ... bad install" (interruption probe 2026-12-05).
     code = "import sys, defectlens; assert 'numpy' not in sys.modules; defectlens.Inspection; assert 'numpy' in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+    import defectlens
+
+    # Tab completion offers the public names, those loaded on first use included, and not the module's imports.
+    assert dir(defectlens) == sorted(defectlens.__all__) and "Inspection" in dir(defectlens)
 
 
 def test_a_file_name_near_the_limit_is_written(tmp_path):

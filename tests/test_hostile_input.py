@@ -1011,8 +1011,10 @@ def test_python_callers_mistakes_are_named_before_any_work(fitted_model, tmp_pat
     tensor = torch.zeros(3, 64, 80)
     with pytest.raises(ImageReadError, match=r"got a torch Tensor.*permute\(1, 2, 0\)"):
         model.inspect(tensor)  # type: ignore[arg-type]  # it had read "inspect takes one image, got a Tensor of several"
-    with pytest.raises(ImageReadError, match=r"fix: pass tensor\.cpu\(\)\.numpy\(\)$"):
+    with pytest.raises(ImageReadError, match=r"fix: pass tensor\.detach\(\)\.cpu\(\)\.numpy\(\)$"):
         model.inspect(torch.zeros(64, 80, 3))  # type: ignore[arg-type]  # already (H, W, C): no permute (regression probe)
+    with pytest.raises(ImageReadError, match=r"fix: pass tensor\[0\]\.permute\(1, 2, 0\)\.detach\(\)"):
+        model.inspect(torch.zeros(1, 3, 64, 80, requires_grad=True))  # type: ignore[arg-type]  # a batch of one, as networks take it
     with pytest.raises(ImageReadError, match=r"channels first.*transpose\(1, 2, 0\)"):
         model.inspect(np.zeros((3, 64, 80), np.uint8))
     for bad in ("5", float("nan"), True):

@@ -40,8 +40,9 @@ else:
         raise AttributeError(f"module 'defectlens' has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        # The names loaded on first use too: tab completion had lost them (regression probe).
-        return sorted({*globals(), *__all__})
+        # The public names, those loaded on first use too: tab completion had lost them (regression probe), then
+        # offered the module's own imports.
+        return sorted(__all__)
 
 
 __version__ = "0.3.0"

@@ -16,7 +16,7 @@ from PIL import Image
 import defectlens
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
-from defectlens.explain.gallery import OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
+from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
 from defectlens.io.images import jpeg_bytes, jpeg_thumbnail
@@ -137,6 +137,8 @@ def write_inspection(
 
     The inspection JSON is the last file written for an image (after its report files and
     overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
+    if overlay_format not in OVERLAY_CHOICES:
+        raise ValueError(f"overlay format {overlay_format!r} is not one of {', '.join(OVERLAY_CHOICES)}")  # "PNG" had written none
     overlay = inspection_overlay(inspector, image, inspection, extra.get("region_labels") if extra else None)
     suffix = OVERLAY_FORMATS.get(overlay_format)
     # An earlier run's overlay in the other format is left (never removed: in a folder taken over with --resume it

@@ -192,8 +192,11 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
         if type(array).__module__.split(".")[0] == "torch":
             # A network's tensor: said how to hand it over, not only what is taken (for its own layout).
             shape = tuple(getattr(array, "shape", ()))
-            channels_first = len(shape) == 3 and shape[0] in (1, 3, 4) and shape[2] > 4
-            how = "tensor.permute(1, 2, 0).cpu().numpy() (images are (H, W, C) arrays here)" if channels_first else "tensor.cpu().numpy()"
+            one = "tensor[0]" if len(shape) == 4 and shape[0] == 1 else "tensor"  # a batch of one, as a network takes it
+            image_shape = shape[1:] if one != "tensor" else shape
+            channels_first = len(image_shape) == 3 and image_shape[0] in (1, 3, 4) and image_shape[2] > 4
+            how = (f"{one}.permute(1, 2, 0).detach().cpu().numpy() (images are (H, W, C) arrays here)" if channels_first
+                   else f"{one}.detach().cpu().numpy()")
             raise ImageReadError(f"expected an image array or a Pillow image, got a torch {type(array).__name__} of shape {shape}",
                                  source, f"pass {how}")
         raise ImageReadError(
