@@ -310,6 +310,40 @@ def test_the_head_revision_named_in_the_code_is_alembics():
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+    from defectlens.service.db import ADDED_COLUMNS, InspectionRow
+
+    assert max(ADDED_COLUMNS) == HEAD_REVISION and set().union(*ADDED_COLUMNS.values()) <= set(InspectionRow.__table__.columns.keys())
+
+
+def test_a_damaged_database_at_an_older_revision_is_refused_not_upgraded(tmp_path):
+    # Regression probe round 2: an 0003 database without its hot_spot column was upgraded for good, then answered
+    # 503 on every upload ("no column named hot_spot").
+    import sqlite3
+
+    from alembic import command
+    from alembic.config import Config
+
+    from defectlens.service.db import MIGRATIONS, make_engine
+
+    path = tmp_path / "damaged.db"
+    engine = make_engine(f"sqlite:///{path}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    engine.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX IF EXISTS ix_inspections_hot_spot")
+        conn.execute("ALTER TABLE inspections DROP COLUMN hot_spot")
+    conn.close()
+    store = Store(f"sqlite:///{path}")
+    with pytest.raises(StoreUnavailable, match=r"or damaged \(no hot_spot column at revision 0003\)"):
+        store.check()
+    store.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)  # not upgraded
+    conn.close()
 
 
 def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_made(tmp_path):

@@ -36,11 +36,20 @@ OUR_INSPECTION_COLUMNS = frozenset({"id", "created_at", "model", "filename", "im
 another application's (revision "0001" and our table names alone had let one through to a raw SQL error)."""
 
 
+ADDED_COLUMNS = {"0002": {"final_verdict"}, "0003": {"hot_spot"}, "0004": {"defectlens_version", "model_fitted_at", "model_fingerprint"}}
+"""The inspections columns each revision after the first adds (its migration's ``add_column``)."""
+
+
 def missing_columns(columns: set[str], revisions: list[str]) -> list[str]:
     """The inspections table's columns a database at ``revisions`` should have and lacks: every mapped one at
     :data:`HEAD_REVISION` (a table at "0004" with the first revision's columns alone had crashed export-reviews
-    and been put in WAL), the first revision's at any other."""
-    required = {c.name for c in InspectionRow.__table__.columns} if HEAD_REVISION in revisions else OUR_INSPECTION_COLUMNS
+    and been put in WAL), else the first revision's and those the revisions up to its own added (a damaged
+    "0003" without ``hot_spot`` had been upgraded for good, then answered 503 on every upload)."""
+    if HEAD_REVISION in revisions:
+        required = {c.name for c in InspectionRow.__table__.columns}
+    else:
+        at = max(revisions, default="0001")
+        required = set(OUR_INSPECTION_COLUMNS).union(*(added for rev, added in ADDED_COLUMNS.items() if rev <= at))
     return sorted(required - columns)
 
 
