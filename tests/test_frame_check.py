@@ -150,7 +150,7 @@ def test_calibrate_counts_frames_unlike_every_normal_one_as_inspect_will(checked
                                       "--max-false-alarms", "0.01", "--plot", str(tmp_path / "roc.png")])
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
-    assert "1 good and" in text and "the frame check alone flags 1 of 5 good image(s)" in text
+    assert "1 good and" in text and "images unlike every normal one alone flag 1 of 5 good image(s)" in text
     new_row = next(line for line in result.output.splitlines() if "new (" in line)
     assert "20.0%" in new_row  # the noise frame only: 1 of 5
     # Every good image unlike the normal ones: not a set to calibrate on.

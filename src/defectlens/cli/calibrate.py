@@ -255,8 +255,9 @@ def calibrate(
         console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "
                       f"unlike every normal one (frame check{grey}): flagged at any threshold, and counted so above")
     if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
-        console.print(f"[yellow]note:[/] the frame check alone flags {unlike_good} of {len(normal)} good image(s), more than the "
-                      f"false-alarm target {target:g} allows: the new threshold flags no other good image")
+        why = " (grey images for a model of colour parts among them: is the camera set to colour?)" if data.grey else ""
+        console.print(f"[yellow]note:[/] images unlike every normal one alone flag {unlike_good} of {len(normal)} good image(s){why}, more "
+                      f"than the false-alarm target {target:g} allows: the new threshold flags no other good image")
     if thin := _thin_evidence(len(normal), len(bad), None if f1 else target):
         console.print(f"[yellow]note:[/] {thin}")
     if after.recall == 0:
