@@ -293,7 +293,7 @@ def _refuse_foreign(conn: Connection) -> None:
             columns = {str(c["name"]) for c in inspect(conn).get_columns("inspections")}
             if missing := missing_columns(columns, revisions):
                 raise ForeignDatabase(f"its inspections table is another application's, or damaged (no {', '.join(missing[:4])}"
-                                      f"{', …' if len(missing) > 4 else ''} column at revision {revisions[0]})")
+                                      f"{', …' if len(missing) > 4 else ''} column at revision {revisions[0] if revisions else 'none'})")
     elif tables:
         names = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
         raise ForeignDatabase(f"it holds {len(tables)} table(s) defectlens did not make ({names})")
