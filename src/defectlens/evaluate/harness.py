@@ -95,7 +95,7 @@ class ScoredSet:
     unmasked: list[str] = field(default_factory=list)
     """Defective images with no ground-truth mask: in the image metrics, not in the pixel metrics."""
     strides: dict[int, int] = field(default_factory=dict)
-    """Images whose pixels were read on a lattice: stride → images (see :attr:`Evaluation.pixel_strides`)."""
+    """Images whose pixels were read on a lattice: stride → images (see :attr:`DetectionEvaluation.pixel_strides`)."""
 
     def __repr__(self) -> str:
         # Its maps, images and pixels printed in full ran to 3 000 lines for a 46-image category.
