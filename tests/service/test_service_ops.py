@@ -315,7 +315,8 @@ def test_the_head_revision_named_in_the_code_is_alembics():
     assert max(ADDED_COLUMNS) == HEAD_REVISION and set().union(*ADDED_COLUMNS.values()) <= set(InspectionRow.__table__.columns.keys())
 
 
-def test_a_damaged_database_at_an_older_revision_is_refused_not_upgraded(tmp_path):
+@pytest.mark.parametrize("dropped", ["hot_spot", "reviewed_verdict"])
+def test_a_damaged_database_at_an_older_revision_is_refused_not_upgraded(tmp_path, dropped):
     # Regression probe round 2: an 0003 database without its hot_spot column was upgraded for good, then answered
     # 503 on every upload ("no column named hot_spot").
     import sqlite3
@@ -334,11 +335,12 @@ def test_a_damaged_database_at_an_older_revision_is_refused_not_upgraded(tmp_pat
         command.upgrade(cfg, "0003")
     engine.dispose()
     with sqlite3.connect(path) as conn:
-        conn.execute("DROP INDEX IF EXISTS ix_inspections_hot_spot")
-        conn.execute("ALTER TABLE inspections DROP COLUMN hot_spot")
+        for (index,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE ?", (f"%{dropped}%",)).fetchall():
+            conn.execute(f"DROP INDEX {index}")
+        conn.execute(f"ALTER TABLE inspections DROP COLUMN {dropped}")  # (round 3: a first revision's column too)
     conn.close()
     store = Store(f"sqlite:///{path}")
-    with pytest.raises(StoreUnavailable, match=r"or damaged \(no hot_spot column at revision 0003\)"):
+    with pytest.raises(StoreUnavailable, match=rf"or damaged \(no {dropped} column at revision 0003\)"):
         store.check()
     store.dispose()
     with sqlite3.connect(path) as conn:
@@ -377,7 +379,7 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
                 store.check()
             assert "another application's" in str(refused.value) or "did not make" in str(refused.value), refused.value
             if name == "qa2.sqlite":
-                assert ("its inspections table is another application's, or damaged (no created_at, filename, image_sha, mask_sha, … "
+                assert ("its inspections table is another application's, or damaged (no created_at, filename, height, image_ext, … "
                         "column at revision 0001)") in str(refused.value)
             if name == "qa3.sqlite":
                 assert f"(no defectlens_version, final_verdict, height, hot_spot, … column at revision {HEAD_REVISION})" in str(refused.value)

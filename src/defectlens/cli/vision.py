@@ -1149,9 +1149,9 @@ def evaluate(
     )
     unlike_good, unlike_defective = evaluation.unlike_normal
     if unlike_good or unlike_defective:
-        grey = f" ({evaluation.unlike_grey} of them grey, where the model was fitted on colour images)" if evaluation.unlike_grey else ""
-        console.print(f"[yellow]note:[/] {unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one{grey} "
-                      "(frame check): flagged whatever their score, and counted so in the operating point")
+        grey = f"; {evaluation.unlike_grey} of them grey, where the model was fitted on colour images" if evaluation.unlike_grey else ""
+        console.print(f"[yellow]note:[/] {unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one "
+                      f"(frame check{grey}): flagged whatever their score, and counted so in the operating point")
     report_failures(evaluation.failures)
     if to_stdout:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -269,6 +269,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     ``v3`` never saw the calibration saved through ``current`` (interruption probe 2026-12-05).
     """
     target = Path(path)
+    require_link_resolves(target, what)  # before the link is followed: a loop had been a traceback (export, export-reviews)
     if target.is_symlink() and (target.is_dir() or not target.exists()):
         # Through a link to a folder, or to one not made yet (``current -> v4``: it had been a traceback).
         target = target.resolve()

@@ -30,10 +30,12 @@ HEAD_REVISION = "0004"
 """The newest shipped migration (a test holds it to Alembic's head): a database at it has every column the
 rows below map, and one without them is another application's, or damaged."""
 
-OUR_INSPECTION_COLUMNS = frozenset({"id", "created_at", "model", "filename", "image_sha", "overlay_sha", "mask_sha", "score", "verdict",
-                                    "threshold", "report", "review_state"})
-"""Columns the inspections table has had since the first revision: a table of that name without them is
-another application's (revision "0001" and our table names alone had let one through to a raw SQL error)."""
+OUR_INSPECTION_COLUMNS = frozenset({
+    "id", "created_at", "model", "filename", "image_sha", "image_ext", "overlay_sha", "mask_sha", "width", "height", "score", "verdict",
+    "threshold", "seconds", "report", "report_text", "review_state", "reviewed_verdict", "reviewed_by", "reviewed_at", "review_comment"})
+"""Columns the inspections table has had since the first revision (its migration's whole table): a table of that name
+without them is another application's, or damaged (revision "0001" and our table names alone had let one through to
+a raw SQL error; a 0003 database without ``reviewed_verdict`` had been upgraded for good, then refused every upload)."""
 
 
 ADDED_COLUMNS = {"0002": {"final_verdict"}, "0003": {"hot_spot"}, "0004": {"defectlens_version", "model_fitted_at", "model_fingerprint"}}
