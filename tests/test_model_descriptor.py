@@ -383,6 +383,16 @@ def test_saving_over_another_model_says_which_was_replaced_and_a_re_save_says_no
         warnings.simplefilter("always")
         loaded.save(target)  # the same model, re-saved (calibrate does it): nothing to say
     assert not [w for w in resaved if issubclass(w.category, NoteWarning)]
+    # ... nor of a model an older defectlens saved, its settings lacking newer keys (regression probe round 3).
+    descriptor = json.loads((target / "inspector.json").read_text())
+    descriptor["settings"] = {k: v for k, v in descriptor["settings"].items() if k not in ("extra_neighbourhoods", "seed", "global_weight")}
+    (target / "inspector.json").write_text(json.dumps(descriptor))
+    older = Inspector.load(target)
+    older.set_thresholds(image=older.thresholds.image)
+    with warnings.catch_warnings(record=True) as resaved:
+        warnings.simplefilter("always")
+        older.save(target)
+    assert not [w for w in resaved if issubclass(w.category, NoteWarning)]
     rng = np.random.default_rng(2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DefectlensWarning)

@@ -18,7 +18,6 @@ Any registered detector can sit inside, chosen by the kind the folder's descript
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import numbers
 import os
@@ -396,6 +395,13 @@ def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray]
     warn_caller(DefectlensWarning(f"{len(copies)} of the {len(images)} normal images are copies of others ({shown}): fitted on the "
                                   f"{len(first)} distinct ones, since a copy would count one part as several normal images"))
     return kept, [digests[i] for i in keep]
+
+
+def _saved_settings(descriptor: ModelDescriptor) -> InspectorSettings:
+    """The :class:`InspectorSettings` a descriptor records, as :meth:`Inspector.load` reads them: a model saved
+    before the settings named their extra neighbourhoods had none; keys it lacks take their defaults."""
+    saved = {"extra_neighbourhoods": (), **descriptor.settings} if descriptor.settings else {}
+    return replace(InspectorSettings(), **saved)
 
 
 LOAD_ATTEMPTS = 3
@@ -917,8 +923,14 @@ class Inspector:
         except DefectlensError:
             return False
         was, now = (before.provenance if before else None), self.provenance
-        return (was is not None and now is not None and (was.fitted_at, was.fingerprint) == (now.fitted_at, now.fingerprint)
-                and before is not None and before.settings == json.loads(json.dumps(self.descriptor().settings)))  # as JSON keeps them
+        if before is None or was is None or now is None or (was.fitted_at, was.fingerprint) != (now.fitted_at, now.fingerprint):
+            return False
+        try:
+            # As loading reads them (an older model's settings lack newer keys): compared as written, a re-save of
+            # such a model had been told it replaced another (regression probe round 3).
+            return _saved_settings(before) == self.settings
+        except (TypeError, ValueError, ConfigError):
+            return False
 
     @staticmethod
     def is_model_dir(directory: str | Path) -> bool:
@@ -997,9 +1009,7 @@ class Inspector:
         path = root / INSPECTOR_FILE
         try:
             # Checked before the detector is built: a bad file fails fast, not after the weights load.
-            # A model saved before the settings named their extra neighbourhoods had none.
-            saved = {"extra_neighbourhoods": (), **descriptor.settings} if descriptor.settings else {}
-            settings = replace(InspectorSettings(), **saved)
+            settings = _saved_settings(descriptor)
             fitted = descriptor.fit_summary
             summary = FitSummary(**{**fitted, "notes": tuple(fitted.get("notes") or ())}) if fitted else None
         except (TypeError, ValueError, ConfigError) as exc:
