@@ -50,7 +50,7 @@ def fake_writer(text):
         ("After inspection, the operator repaired the crack at the upper-left edge.", "says something was done to the part"),
         ("Before shipping, the crack at the upper-left edge was repaired.", "says something was done to the part"),
         ("A crack at the upper-left edge, high severity, and action was taken to identify the defect.", "'action was taken'"),
-        ("A crack at the upper-left edge has been identified by the inspector.", "'by the inspector'"),
+        ("A crack at the upper-left edge has been identified by the inspector.", "'has been identified by the inspector'"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -75,6 +75,19 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  "A crack at the upper-left edge: 1) reject the part."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
+    # Round 3: asking for a person's act, a negation and conditions ahead of a perfect tense are no claims.
+    for fine in ("A crack at the upper-left edge: it should be confirmed by an inspector.",
+                 "A crack at the upper-left edge; have it checked by an engineer.",
+                 "A crack at the upper-left edge; no action was taken by this system, hold for review.",
+                 "A crack at the upper-left edge. Scrap the part once the operator has confirmed the crack.",
+                 "A crack at the upper-left edge. Reject the part when an inspector has confirmed the crack.",
+                 "A crack at the upper-left edge. Hold the part until, on review, an inspector has confirmed it."):
+        monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
+        assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
+    for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",
+                  "A crack at the upper-left edge; the operator then repaired it.", "A crack at the upper-left edge. Action has already been taken."):
+        monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(claim))
+        assert build_report(insp, types, TAX, writer="llm").writer != "llm", claim
     quoting = parse_taxonomy({"object": "magnetic tile", "defects": [
         {"name": "crack", "description": "a thin dark line", "action": "scrap the part unless the crack has been confirmed as cosmetic"}]})
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A crack at the upper-left edge; scrap the part unless the crack has "

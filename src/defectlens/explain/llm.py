@@ -40,13 +40,16 @@ NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never|lacking|lack
 defect word after one is no claim, and a paraphrase that adds one has turned its meaning."""
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
+_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|quality|we|someone)"
 _DONE_CLAIMS = re.compile(
-    r"\b(inspectors?|operators?|technicians?|engineers?|we)\s+(has\s+|have\s+)?(identified|confirmed|checked|verified|repaired|removed|replaced|"
-    r"fixed|reworked|classified)\b|\b(was|were|has been|have been)\s+(repaired|replaced|fixed|removed|reworked|scrapped|confirmed)\b"
-    # The 135M model's own ways of saying it (regression probe): "action was taken to identify the defect", "has been
-    # identified by the inspector", "the part was held".
-    r"|\baction (was|has been) taken\b|\bby (the|an?) (inspectors?|operators?|technicians?|engineers?)\b"
-    r"|\b(part|tile|piece) (was|has been) (held|rejected|scrapped|quarantined|set aside)\b", re.I)
+    rf"\b{_PEOPLE}\s+((then|already|also|has|have|had)\s+)*(identified|confirmed|checked|verified|repaired|removed|replaced|fixed|"
+    r"reworked|classified|rejected|scrapped|discarded|sealed|held)\b"
+    r"|\b(was|were|has been|have been|had been)\s+((then|already|also)\s+)?(repaired|replaced|fixed|removed|reworked|scrapped|confirmed|"
+    r"rejected|discarded|sealed|verified|checked|quarantined|held|set aside)\b"
+    # The 135M model's own ways of saying it (regression probes): "action was taken to identify the defect", "has
+    # been identified by the inspector" (a passive with its agent; "should be confirmed by an inspector" asks for it).
+    r"|(?<!no )\baction (was|has|have)( already)? (been )?taken\b"
+    rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b", re.I)
 """Words that say a person did something to the part: a probe's accepted text read "The inspector identified the
 defect as a defect of unknown type", which no one had done (the report can only ask for it)."""
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
@@ -275,9 +278,11 @@ def mentions_type(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
 
 
-_CONDITIONS = re.compile(r"\b(until|unless|if|whether)\b[^.;:!?,]*$", re.I)
-"""A condition ahead of a claim in its clause: "hold it until an operator has confirmed it" claims nothing. Not "after",
-"before" or "when", which say when a thing was done ("after inspection, the operator repaired the crack")."""
+_CONDITIONS = re.compile(r"\b(until|unless|if|whether)\b[^.;:!?]*$", re.I)
+_PERFECT_CONDITIONS = re.compile(r"\b(until|unless|if|whether|once|when|after|before)\b[^.;:!?]*$", re.I)
+"""A condition ahead of a claim in its sentence: "hold it until an operator has confirmed it" claims nothing. "Once",
+"when", "after" and "before" are conditions only ahead of a perfect tense ("reject it when an inspector has confirmed
+the crack"); ahead of a past one they say when a thing was done ("after inspection, the operator repaired it")."""
 
 
 def _done_claim(text: str, actions: Sequence[str]) -> str | None:
@@ -288,7 +293,8 @@ def _done_claim(text: str, actions: Sequence[str]) -> str | None:
     for action in {a for a in actions if a}:
         text = re.sub(re.escape(action), " ", text, flags=re.I)
     for found in _DONE_CLAIMS.finditer(text):
-        if not _CONDITIONS.search(text[: found.start()]):
+        perfect = re.search(r"\b(has|have)\b", found.group(0), re.I) is not None
+        if not (_PERFECT_CONDITIONS if perfect else _CONDITIONS).search(text[: found.start()]):
             return found.group(0)
     return None
 
