@@ -336,6 +336,20 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     loaded = Inspector.load(tmp_path / "m")
     assert loaded.provenance is not None and loaded.provenance.colour is True
     assert "training images in colour | yes" in render_card(loaded.descriptor())
+    # calibrate on grey good images alone: the camera is named as the fix, not a re-fit on them (round 3).
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    greys, bad = tmp_path / "greys", tmp_path / "bad"
+    greys.mkdir()
+    bad.mkdir()
+    Image.fromarray(as_grey).save(greys / "g.png")
+    Image.fromarray(colour[4]).save(bad / "b.png")
+    refused = CliRunner().invoke(app, ["calibrate", str(tmp_path / "m"), "--good", str(greys), "--defective", str(bad), "--dry-run"])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "1 of them grey, where the model was fitted on colour images" in said, said
+    assert "set the camera to colour" in said
     # Two cameras on one line, grey images among the colour ones: no such check, and the mix is warned of
     # (regression probe: "most in colour" had made every grey good part of such a line defective).
     with pytest.warns(DefectlensWarning, match=r"2 of the 5 normal images checked are grey and the others in colour \(two cameras\?\)"):

@@ -224,6 +224,10 @@ def calibrate(
             image_t, how = image_threshold_from_labels(labels, scores, unlike, None if f1 else target)
         except ValueError as exc:
             # Both kinds were read (checked above): what is left is every good image failing the frame check.
+            if data.grey:
+                # Grey images for a model of colour parts: the camera, not the model, is to fix (round 3: it said re-fit on them).
+                raise DatasetLayoutError(f"{exc}: {data.grey} of them grey, where the model was fitted on colour images",
+                                         ", ".join(map(str, good)), "set the camera to colour, or give colour images of the part") from None
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
         pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks for the defective images: <stem>_mask.png beside them or in masks/)"
