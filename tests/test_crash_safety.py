@@ -426,9 +426,11 @@ def test_a_link_that_loops_or_leads_nowhere_is_refused_before_any_work(fitted_mo
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     fitted = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(loop), "--image-size", "64"])
-    assert fitted.exit_code == 2 and "is a link that loops back on itself" in _text(fitted) and "checking" not in _text(fitted), fitted.output
+    assert fitted.exit_code == 2 and "a link that loops back on itself" in _text(fitted) and "checking" not in _text(fitted), fitted.output
+    below = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(loop / "sub")])
+    assert below.exit_code == 2 and "lies below, a link that loops back on itself" in _text(below), below.output  # round 4: a traceback
     exported = runner.invoke(app, ["export", str(fitted_model), "-o", str(loop)])
-    assert exported.exit_code == 2 and "is a link that loops back on itself" in _text(exported), exported.output  # round 3: a traceback
+    assert exported.exit_code == 2 and "a link that loops back on itself" in _text(exported), exported.output  # round 3: a traceback
     ahead = tmp_path / "out"
     ahead.symlink_to(tmp_path / "not-yet")
     inspected = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(ahead)])

@@ -81,11 +81,15 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  "A crack at the upper-left edge; no action was taken by this system, hold for review.",
                  "A crack at the upper-left edge. Scrap the part once the operator has confirmed the crack.",
                  "A crack at the upper-left edge. Reject the part when an inspector has confirmed the crack.",
-                 "A crack at the upper-left edge. Hold the part until, on review, an inspector has confirmed it."):
+                 "A crack at the upper-left edge. The score was checked against the threshold and it is above it.",
+                 "A crack at the upper-left edge was flagged by quality control software; hold the part."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",
-                  "A crack at the upper-left edge; the operator then repaired it.", "A crack at the upper-left edge. Action has already been taken."):
+                  "A crack at the upper-left edge; the operator then repaired it.", "A crack at the upper-left edge. Action has already been taken.",
+                  # Round 4: a condition or a time earlier in the sentence, past a comma, excuses nothing.
+                  "A crack at the upper-left edge. Unless stated otherwise, the inspector verified the crack.",
+                  "A crack at the upper-left edge. Before shipping, the operator has repaired the tile."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(claim))
         assert build_report(insp, types, TAX, writer="llm").writer != "llm", claim
     quoting = parse_taxonomy({"object": "magnetic tile", "defects": [

@@ -40,12 +40,12 @@ NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never|lacking|lack
 defect word after one is no claim, and a paraphrase that adds one has turned its meaning."""
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
-_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|quality|we|someone)"
+_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|we|someone)"
 _DONE_CLAIMS = re.compile(
     rf"\b{_PEOPLE}\s+((then|already|also|has|have|had)\s+)*(identified|confirmed|checked|verified|repaired|removed|replaced|fixed|"
     r"reworked|classified|rejected|scrapped|discarded|sealed|held)\b"
     r"|\b(was|were|has been|have been|had been)\s+((then|already|also)\s+)?(repaired|replaced|fixed|removed|reworked|scrapped|confirmed|"
-    r"rejected|discarded|sealed|verified|checked|quarantined|held|set aside)\b"
+    r"rejected|discarded|sealed|quarantined|held|set aside)\b"
     # The 135M model's own ways of saying it (regression probes): "action was taken to identify the defect", "has
     # been identified by the inspector" (a passive with its agent; "should be confirmed by an inspector" asks for it).
     r"|(?<!no )\baction (was|has|have)( already)? (been )?taken\b"
@@ -278,9 +278,10 @@ def mentions_type(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}(e?s)?\b", text, re.I) is not None
 
 
-_CONDITIONS = re.compile(r"\b(until|unless|if|whether)\b[^.;:!?]*$", re.I)
-_PERFECT_CONDITIONS = re.compile(r"\b(until|unless|if|whether|once|when|after|before)\b[^.;:!?]*$", re.I)
-"""A condition ahead of a claim in its sentence: "hold it until an operator has confirmed it" claims nothing. "Once",
+_CONDITIONS = re.compile(r"\b(until|unless|if|whether)\b[^.;:!?,]*$", re.I)
+_PERFECT_CONDITIONS = re.compile(r"\b(until|unless|if|whether|once|when|after|before)\b[^.;:!?,]*$", re.I)
+"""A condition ahead of a claim in its clause (no comma between: "unless stated otherwise, the inspector verified it"
+is a claim): "hold it until an operator has confirmed it" claims nothing. "Once",
 "when", "after" and "before" are conditions only ahead of a perfect tense ("reject it when an inspector has confirmed
 the crack"); ahead of a past one they say when a thing was done ("after inspection, the operator repaired it")."""
 

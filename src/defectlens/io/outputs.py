@@ -130,14 +130,13 @@ def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:
 
 
 def require_link_resolves(path: Path, what: str) -> None:
-    """Refuse, before any work, a ``path`` that is a link looping back on itself: a fit had run to its end and
-    then crashed with "Symlink loop" (regression probe)."""
-    if path.is_symlink():
-        try:
-            path.resolve()
-        except (RuntimeError, OSError):
-            raise OutputError(f"is a link that loops back on itself, so the {what} cannot be written there", path,
-                              "remove the link, or pass another path") from None
+    """Refuse, before any work, a ``path`` that is, or lies below, a link looping back on itself: a fit had run to its
+    end and then crashed with "Symlink loop" (regression probes)."""
+    try:
+        path.resolve()
+    except (RuntimeError, OSError):
+        raise OutputError(f"is, or lies below, a link that loops back on itself, so the {what} cannot be written there", path,
+                          "remove the link, or pass another path") from None
 
 
 def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[Path] = (), model_dir: Path | None = None) -> None:
