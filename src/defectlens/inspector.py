@@ -397,6 +397,14 @@ def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray]
     return kept, [digests[i] for i in keep]
 
 
+def _descriptor_in(directory: Path) -> ModelDescriptor | None:
+    """The descriptor of the model in ``directory``; None when it holds none, or one that cannot be read."""
+    try:
+        return read_descriptor(directory) if holds_model(directory) else None
+    except DefectlensError:
+        return None
+
+
 def _saved_settings(descriptor: ModelDescriptor) -> InspectorSettings:
     """The :class:`InspectorSettings` a descriptor records, as :meth:`Inspector.load` reads them: a model saved
     before the settings named their extra neighbourhoods had none; keys it lacks take their defaults."""
@@ -874,10 +882,11 @@ class Inspector:
             taxonomy_file, taxonomy = Path(taxonomy), load_taxonomy(taxonomy)
         elif taxonomy is not None and not isinstance(taxonomy, Taxonomy):
             raise TypeError(f"taxonomy must be a Taxonomy or the path of a taxonomy.json, not {type(taxonomy).__name__}")
-        keep = self._same_model_in(Path(directory))
+        held = _descriptor_in(Path(directory))  # read once for both questions below
+        keep = self._same_model_in(held)
         # Said of any other fit, of the same images too: a refit (another seed, say) over a calibrated model had
         # dropped its calibrated thresholds without a word. A model re-saved (calibrate, set_thresholds) is no other fit.
-        replaced = None if self._same_fit_in(Path(directory)) else describe_model_in(directory)
+        replaced = None if self._same_fit_in(held) else describe_model_in(directory)
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
@@ -901,34 +910,29 @@ class Inspector:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
             warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced"))
 
-    def _same_model_in(self, directory: Path) -> bool:
-        """True when ``directory`` holds this very model (fitted on the same images): its part
-        files are then this model's too. A new fit of another part saved over it must not inherit
-        that part's taxonomy and examples."""
-        try:
-            before = read_descriptor(directory).provenance if self.is_model_dir(directory) else None
-        except DefectlensError:
+    def _same_model_in(self, held: ModelDescriptor | None) -> bool:
+        """True when the folder's model (``held``, :func:`_descriptor_in`) is this very model (fitted on the same
+        images): its part files are then this model's too. A new fit of another part saved over it must not
+        inherit that part's taxonomy and examples."""
+        if held is None:
             return False
+        before = held.provenance
         if before is None or self.provenance is None:
-            return before is None and self.provenance is None and self.is_model_dir(directory)
+            return before is None and self.provenance is None
         if before.fingerprint is not None and self.provenance.fingerprint is not None:
             return before.fingerprint == self.provenance.fingerprint
         return before.fitted_at == self.provenance.fitted_at
 
-    def _same_fit_in(self, directory: Path) -> bool:
-        """True when ``directory`` holds this very fit (saved before: the same fit time, training images and settings;
-        two fits with other seeds in one second had counted as one, and a hand-set threshold went without a word)."""
-        try:
-            before = read_descriptor(directory) if self.is_model_dir(directory) else None
-        except DefectlensError:
-            return False
-        was, now = (before.provenance if before else None), self.provenance
-        if before is None or was is None or now is None or (was.fitted_at, was.fingerprint) != (now.fitted_at, now.fingerprint):
+    def _same_fit_in(self, held: ModelDescriptor | None) -> bool:
+        """True when the folder's model (``held``) is this very fit (saved before: the same fit time, training images and
+        settings; two fits with other seeds in one second had counted as one, and a hand-set threshold went without a word)."""
+        was, now = (held.provenance if held else None), self.provenance
+        if held is None or was is None or now is None or (was.fitted_at, was.fingerprint) != (now.fitted_at, now.fingerprint):
             return False
         try:
             # As loading reads them (an older model's settings lack newer keys): compared as written, a re-save of
             # such a model had been told it replaced another (regression probe round 3).
-            return _saved_settings(before) == self.settings
+            return _saved_settings(held) == self.settings
         except (TypeError, ValueError, ConfigError):
             return False
 
