@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -99,6 +99,11 @@ GREY_REASON = ("A grey image, where the model was fitted on colour images of the
                "Its score cannot be read against theirs.")
 """Why a grey image is judged unlike every normal part of a model fitted on colour images (:meth:`Provenance.colour_note`);
 the report, the gallery, `calibrate` and `evaluate` say it in its own words, not as a frame check's."""
+
+
+def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
+    """Whether an image's reason for being unlike every normal one (``Inspection.unlike_normal``) is :data:`GREY_REASON`."""
+    return bool(unlike_normal) and GREY_REASON in str(unlike_normal)
 
 
 @dataclass(frozen=True)

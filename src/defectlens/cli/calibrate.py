@@ -25,7 +25,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_no_good_folder, require_one_label
-from defectlens.descriptor import GREY_REASON, model_stamp
+from defectlens.descriptor import grey_reason_in, model_stamp
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
@@ -85,7 +85,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
             out.labels.append(label)
             out.scores.append(result.score)
             out.unlike.append(result.unlike_normal is not None)
-            out.grey += bool(result.unlike_normal and GREY_REASON in result.unlike_normal)
+            out.grey += grey_reason_in(result.unlike_normal)
             if not with_pixels:
                 continue
             h, w = image.shape[:2]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectlens.descriptor import GREY_REASON
+from defectlens.descriptor import grey_reason_in
 from defectlens.detect import WORKING_PIXELS, threshold_for_false_alarms, working_stride
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.evaluate.metrics import (
@@ -273,7 +273,7 @@ def run_inspections(
                     regions=list(inspection.regions),
                     has_mask=mask is not None,
                     unlike_normal=inspection.unlike_normal is not None,
-                    grey=bool(inspection.unlike_normal and GREY_REASON in inspection.unlike_normal),
+                    grey=grey_reason_in(inspection.unlike_normal),
                 )
             )
             if keep_images:

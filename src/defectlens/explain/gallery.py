@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from defectlens.descriptor import GREY_REASON, holds_model
+from defectlens.descriptor import grey_reason_in, holds_model
 from defectlens.errors import OutputError
 from defectlens.io.atomic import write_text_atomic
 
@@ -179,7 +179,7 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
 def _unlike_words(reason: str) -> str:
     """A card's line for an image judged unlike every normal one: a grey image's own cause (regression probe:
     it read as a frame check's), else the frame check's possibilities."""
-    if GREY_REASON in reason:
+    if grey_reason_in(reason):
         return "a grey image, where the model was fitted on colour images: is the camera set to colour?"
     return "the whole image is unlike every normal one: a large defect, another part or a faulty frame"
 

@@ -6,7 +6,7 @@ findings, and the fallback whenever the language-model text fails verification.
 
 from __future__ import annotations
 
-from defectlens.descriptor import GREY_REASON
+from defectlens.descriptor import GREY_REASON, grey_reason_in
 from defectlens.explain.location import format_share
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
@@ -90,7 +90,7 @@ def template_text(report: Report) -> str:
     head = report_head(report)
     if report.verdict != "defective":
         return f"{head} {good_part_words(report)}"
-    if report.unlike_normal and GREY_REASON in report.unlike_normal:
+    if grey_reason_in(report.unlike_normal):
         # Its own cause, not the frame check's "a large defect, another part, or a faulty frame?" (regression probe);
         # what else was said of the image (its size beside the training images') is kept.
         rest = " ".join(report.unlike_normal.replace(GREY_REASON, " ").split())
