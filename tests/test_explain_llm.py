@@ -99,6 +99,35 @@ def test_faithful_lm_text_is_used(monkeypatch):
     assert build_report(insp, types, quoting, writer="llm").writer == "llm"
 
 
+# Ways of saying an act was done that a list of phrases had missed (regression probe round 4, 2026-12-05): any
+# finished form of an act on the part is a claim, whoever the subject, unless asked for, denied or a condition.
+DONE_CLAIMS = [
+    ("The crack has since been repaired.", "has since been repaired"), ("The crack is fixed.", "is fixed"),
+    ("Maintenance repaired the tile.", "repaired"), ("The tile got reworked.", "got reworked"),
+    ("The defect is being repaired.", "is being repaired"), ("The issue was addressed promptly.", "was addressed"),
+    ("The defect was taken care of.", "was taken care of"), ("It was cleaned and polished.", "was cleaned"),
+    ("We have replaced the tile.", "have replaced"), ("The tile, which was repaired, passes.", "was repaired"),
+    ("The tile was reworked, then shipped.", "was reworked"), ("Steps have been taken to fix it.", "Steps have been taken"),
+    ("Staff identified the crack.", "Staff identified"), ("A crack was found and fixed.", "fixed"),
+]
+NOT_CLAIMS = [
+    "The part should be scrapped or reworked.", "The tile must not be shipped.", "Have it reworked.", "It is to be scrapped.",
+    "No corrective action was taken.", "The crack was not repaired.", "The crack needs to be repaired.", "The crack cannot be repaired.",
+    "Please have the crack repaired.", "The tile must be immediately set aside.", "The part will be scrapped unless an engineer has confirmed it.",
+    "The crack should be repaired, and the part should be held for review.", "A crack was identified at the upper-left edge.",
+]
+
+
+@pytest.mark.parametrize(("text", "said"), DONE_CLAIMS)
+def test_any_finished_act_on_the_part_is_a_claim(text, said):
+    assert llm_module._done_claim(text, ["reject the part"]) == said
+
+
+@pytest.mark.parametrize("text", NOT_CLAIMS)
+def test_an_act_asked_for_or_denied_is_no_claim(text):
+    assert llm_module._done_claim(text, ["reject the part"]) is None
+
+
 def test_missing_model_falls_back(monkeypatch):
     rep = build_report(*defective(), TAX, writer="llm", lm_config=LMConfig(package="no_such_llm_package_xyz"))
     assert rep.writer == "template (llm fallback)"

@@ -40,18 +40,29 @@ NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never|lacking|lack
 defect word after one is no claim, and a paraphrase that adds one has turned its meaning."""
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
-_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|we|someone)"
-_DONE_CLAIMS = re.compile(
-    rf"\b{_PEOPLE}\s+((then|already|also|has|have|had)\s+)*(identified|confirmed|checked|verified|repaired|removed|replaced|fixed|"
-    r"reworked|classified|rejected|scrapped|discarded|sealed|held)\b"
-    r"|\b(was|were|has been|have been|had been)\s+((then|already|also)\s+)?(repaired|replaced|fixed|removed|reworked|scrapped|confirmed|"
-    r"rejected|discarded|sealed|quarantined|held|set aside)\b"
-    # The 135M model's own ways of saying it (regression probes): "action was taken to identify the defect", "has
-    # been identified by the inspector" (a passive with its agent; "should be confirmed by an inspector" asks for it).
-    r"|(?<!no )\baction (was|has|have)( already)? (been )?taken\b"
+_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|we|someone|maintenance|staff|workers?|the team)"
+# Acts on the part itself. The inspection cannot know that any was done, so a finished form of one ("was repaired",
+# "has since been reworked", "the crack is fixed", "maintenance repaired it") is a claim, whatever its subject; the
+# regression probes' accepted texts held twenty such ways of saying it that no list of phrases had foreseen.
+# Only asking for it ("should be scrapped", "have it reworked"), denying it or making it a condition says no more
+# than the inspection knows.
+_HANDLED = re.compile(
+    r"\b(repaired|replaced|fixed|removed|reworked|scrapped|discarded|sealed|quarantined|held|set aside|rejected|confirmed|verified|"
+    r"cleaned|polished|sanded|patched|welded|resolved|corrected|addressed|handled|isolated|segregated|disposed of|recycled|shipped|"
+    r"released|returned|sent back|taken care of|dealt with|sorted out)\b", re.I)
+# Acts a system does too ("a crack was identified", "the score was checked"): claims only with a person as doer.
+_PERSON_ACTS = re.compile(
+    rf"\b{_PEOPLE}\s+((then|already|also|has|have|had|since)\s+)*(identified|checked|classified|inspected|examined)\b"
+    # The 135M model's own ways of saying it: "action was taken to identify the defect", "has been identified by the
+    # inspector" (a passive with its agent; "should be confirmed by an inspector" asks for it).
+    r"|\b(action|measures?|steps?) (was|were|has|have)( already)? (been )?taken\b"
     rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b", re.I)
 """Words that say a person did something to the part: a probe's accepted text read "The inspector identified the
 defect as a defect of unknown type", which no one had done (the report can only ask for it)."""
+_NEGATION = re.compile(r"\b(not|never|no|nothing|none|cannot)\b|n't\b", re.I)
+_FILLERS = re.compile(r"(\w+ly|then|also|already|since|first|just|now|or|and|\w+ed)", re.I)
+_AUXILIARIES = frozenset(["is", "are", "was", "were", "am", "be", "been", "being", "has", "have", "had", "got", "gets",
+                          "since", "already", "then", "also", "just", "now"])
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
 # Places as describe_location words them, with the ways a sentence says them; two-word corners
 # are read first, so that "upper-left" is not also taken for "left".
@@ -286,18 +297,55 @@ is a claim): "hold it until an operator has confirmed it" claims nothing. "Once"
 the crack"); ahead of a past one they say when a thing was done ("after inspection, the operator repaired it")."""
 
 
+def _asked_for(clause: str) -> bool:
+    """Whether a finished form that ends ``clause`` is asked for, not said to be done: after a modal's "be" ("should
+    be scrapped", "must not be shipped", "to be reworked"), a causative "have/get it" ("have it checked") or a
+    negation ("was not repaired", "no action was taken")."""
+    words = [w.strip("\"'()") for w in clause.split()][-7:]
+    if _NEGATION.search(" ".join(words)):
+        return True
+    rest = list(words)
+    while rest and _FILLERS.fullmatch(rest[-1]) and rest[-1].lower() not in ("be", "been"):
+        rest.pop()  # adverbs and a coordinated act ("should be scrapped or reworked")
+    if not rest:
+        return False
+    last = rest[-1].lower()
+    if last == "be":
+        return True  # "should be", "to be", "will be", "can be": no finite tense
+    # A causative: "have it reworked", "get the tile checked" (an object between "have" and the act).
+    return len(rest) >= 2 and any(w.lower() in ("have", "get") for w in rest[-4:-1]) and last not in (
+        "is", "are", "was", "were", "been", "being", "has", "have", "had", "got")
+
+
 def _done_claim(text: str, actions: Sequence[str]) -> str | None:
-    """The first words of ``text`` that say a person did something to the part, or None. The findings'
-    own ``actions`` quoted ("scrap it unless the crack has been confirmed as cosmetic") and what a condition
-    puts ahead ("hold it until an operator has confirmed the crack") claim nothing (a regression probe's
-    faithful texts had been rejected for them)."""
+    """The first words of ``text`` that say something was done to the part, or None. The findings'
+    own ``actions`` quoted ("scrap it unless the crack has been confirmed as cosmetic"), what a condition
+    puts ahead ("hold it until an operator has confirmed the crack") and what is asked for or denied
+    claim nothing (a regression probe's faithful texts had been rejected for them)."""
     for action in {a for a in actions if a}:
         text = re.sub(re.escape(action), " ", text, flags=re.I)
-    for found in _DONE_CLAIMS.finditer(text):
-        perfect = re.search(r"\b(has|have)\b", found.group(0), re.I) is not None
-        if not (_PERFECT_CONDITIONS if perfect else _CONDITIONS).search(text[: found.start()]):
-            return found.group(0)
+    found = sorted([*_HANDLED.finditer(text), *_PERSON_ACTS.finditer(text)], key=lambda m: m.start())
+    for match in found:
+        before = text[: match.start()]
+        clause = re.split(r"[.;:!?,]", before)[-1]
+        perfect = re.search(r"\b(has|have|had)\b", clause.split(" by ")[0][-40:] + match.group(0), re.I) is not None
+        if (_PERFECT_CONDITIONS if perfect else _CONDITIONS).search(before):
+            continue
+        if match.re is _HANDLED and _asked_for(clause):
+            continue
+        if match.re is _PERSON_ACTS and _NEGATION.search(" ".join(clause.split()[-7:])):
+            continue
+        return _with_auxiliaries(clause, match.group(0)) if match.re is _HANDLED else match.group(0)
     return None
+
+
+def _with_auxiliaries(clause: str, act: str) -> str:
+    """``act`` with the auxiliaries and adverbs just ahead of it in ``clause`` ("has since been repaired"), as said."""
+    words = clause.split()
+    start = len(words)
+    while start and words[start - 1].lower() in _AUXILIARIES:
+        start -= 1
+    return " ".join([*words[start:], act])
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
