@@ -959,3 +959,24 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
             assert shown.mode == "RGB" and np.array_equal(np.asarray(shown), load_image(clear))
     page = (Path(__file__).parents[2] / "src" / "defectlens" / "service" / "static" / "index.html").read_text()
     assert "ins.urls.view" in page
+
+
+def test_the_model_named_in_the_url_or_left_empty(pool, images, tmp_path):
+    # Probe 2026-12-06: ?model= (as the history takes it) was ignored and the upload judged by the first model
+    # served; an empty form field (a script's unset $PART) went there too.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        name = pool.default
+        with images["bad"].open("rb") as fh:
+            r = client.post("/inspections", params={"model": "nope"}, files={"file": ("a.png", fh, "image/png")})
+        assert r.status_code == 422 and "unknown model 'nope'" in r.json()["detail"]
+        with images["bad"].open("rb") as fh:
+            r = client.post("/inspections", params={"model": name}, files={"file": ("a.png", fh, "image/png")})
+        assert r.status_code == 201 and r.json()["model"] == name
+        with images["bad"].open("rb") as fh:
+            r = client.post("/inspections", params={"model": "nope"}, data={"model": name}, files={"file": ("a.png", fh, "image/png")})
+        assert r.status_code == 422 and "named twice" in r.json()["detail"]
+        for where in ({"data": {"model": ""}}, {"params": {"model": " "}}):
+            with images["bad"].open("rb") as fh:
+                r = client.post("/inspections", files={"file": ("a.png", fh, "image/png")}, **where)
+            assert r.status_code == 422 and "the model's name is empty" in r.json()["detail"], where
+        assert client.get("/inspections").json()["total"] == 1

@@ -585,17 +585,29 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     async def one_image(request: Request) -> None:
         """Refuse a request carrying several ``file`` parts: the last was inspected and the others
-        dropped without a word (probe 2026-12-05). The form is the one already parsed for the route."""
-        n = len((await request.form()).getlist("file"))
+        dropped without a word (probe 2026-12-05), and an empty model name, which the form reads as
+        none (a station script's unset ``model=$PART`` went to the first model). The form is the one
+        already parsed for the route."""
+        form = await request.form()
+        n = len(form.getlist("file"))
         if n > 1:
             raise _error(422, f"{n} files in one request: post one image per request (each gets its own inspection)")
+        if any(isinstance(name, str) and not name.strip() for name in [*form.getlist("model"), *request.query_params.getlist("model")]):
+            raise _error(422, f"the model's name is empty: name one of {', '.join(pool.models)}, or leave it out for {pool.default}")
 
     @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image)],
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
+                        model_in_url: Annotated[str | None, Query(alias="model", max_length=200,
+                                                                  description="The model's name in the URL, as the history takes it")] = None,
                         ) -> InspectionOut:
         received = time.perf_counter()
+        # The history takes ?model=, so station scripts name the model there too; an upload ignored it and went to the
+        # first model served, a commutator judged by the cookie model (probe 2026-12-06).
+        if model is not None and model_in_url is not None and model != model_in_url:
+            raise _error(422, f"the model is named twice, {model!r} in the form and {model_in_url!r} in the URL: name it once")
+        model = model if model is not None else model_in_url
         # Before the costly part: a down database or a full disk answers 503 at once. (Whether the
         # database takes writes is probed at start-up and by /health, not on every upload's path.)
         store.check()
