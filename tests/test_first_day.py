@@ -801,10 +801,11 @@ def test_the_part_s_taxonomy_and_examples_stay_with_the_model(synthetic_category
     result = runner.invoke(app, ["inspect", str(model), str(test / "spot" / "000.png"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "000.report.json").read_text())["object"] == "metal plate"
-    # A new fit on other images saved over it is another model: it does not inherit the examples.
+    # A new fit on more images of the part keeps them (ops probe 2026-12-06: they were deleted without a word); another
+    # part's fit does not inherit them (test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_drops_them).
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--max-images", "7"])
     assert result.exit_code == 0, result.output
-    assert not (model / "examples").exists() and (model / "taxonomy.json").is_file()
+    assert (examples / "note.txt").read_text() == "kept" and (model / "taxonomy.json").is_file()
 
 
 def test_a_located_speck_is_no_example():
@@ -942,3 +943,31 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     said = _text(typed)
     assert typed.exit_code == 0 and f"{len(stems)} image(s) already done were typed and reported with other examples, taxonomy or " \
         "--writer" in said and "run again without --resume to redo them" in said, said
+
+
+def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_drops_them(synthetic_category, tmp_path):
+    # Ops probe 2026-12-06: a refit on 25 commutators where 20 had been fitted deleted examples/ (the reviewed
+    # examples export-reviews had given, copied in as the README says) without a word.
+    model = tmp_path / "model"
+    first = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0",
+                                "--max-images", "10"])
+    assert first.exit_code == 0, first.output
+    shutil.copytree(synthetic_category / "test" / "spot", model / "examples" / "spot")
+    more = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert more.exit_code == 0, more.output
+    assert "is replaced" in _text(more) and "not kept" not in _text(more)
+    assert sorted(p.name for p in (model / "examples" / "spot").iterdir()) == sorted(p.name for p in (synthetic_category / "test" / "spot").iterdir())
+    # Fitted from another folder, with the same taxonomy: the same part still.
+    elsewhere = tmp_path / "plate copy"
+    shutil.copytree(synthetic_category, elsewhere)
+    moved = runner.invoke(app, ["fit", str(elsewhere), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0", "--max-images", "11"])
+    assert moved.exit_code == 0 and (model / "examples" / "spot").is_dir(), moved.output
+    # Another part (a plain folder, no taxonomy): its examples are not carried over, and the note says so.
+    other = tmp_path / "other"
+    other.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        Image.fromarray(texture(rng, 64, 64)).save(other / f"o{i}.png")
+    replaced = runner.invoke(app, ["fit", str(other), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert replaced.exit_code in (0, 3), replaced.output
+    assert "examples/ (of another part) not kept" in _text(replaced) and not (model / "examples").exists()

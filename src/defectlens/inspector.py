@@ -36,6 +36,7 @@ from PIL import Image
 from defectlens import __version__
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
+    EXAMPLES_DIR,
     PART_FILES,
     TAXONOMY_FILE,
     ModelDescriptor,
@@ -45,6 +46,7 @@ from defectlens.descriptor import (
     holds_model,
     image_digest,
     model_kind,
+    part_taxonomy,
     read_descriptor,
     utc_now,
     write_descriptor,
@@ -869,7 +871,8 @@ class Inspector:
         given (a :class:`~defectlens.taxonomy.Taxonomy` or the path of its ``taxonomy.json``, checked
         before anything is written: :class:`~defectlens.errors.ConfigError`). Re-saving a loaded model (new thresholds, say) rewrites the
         card from the same data and keeps what the folder holds about the part
-        (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples).
+        (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples); so does a new fit of the same part
+        (the same training folder, or a ``taxonomy`` of the same object and types). Another part's are not kept.
 
         The whole folder is written beside ``directory`` and swapped in by rename, so a reader
         (or a save cut short) sees the old model or the new one, never one's files beside the
@@ -884,13 +887,18 @@ class Inspector:
             raise TypeError(f"taxonomy must be a Taxonomy or the path of a taxonomy.json, not {type(taxonomy).__name__}")
         held = _descriptor_in(Path(directory))  # read once for both questions below
         keep = self._same_model_in(held)
+        # A new fit of the same part (more images, other settings) keeps the part's examples: a probe's refit on 25
+        # commutators where 20 had been fitted deleted the reviewed examples copied in from export-reviews.
+        same_part = keep or self._same_part_in(held, Path(directory), taxonomy)
         # Said of any other fit, of the same images too: a refit (another seed, say) over a calibrated model had
         # dropped its calibrated thresholds without a word. A model re-saved (calibrate, set_thresholds) is no other fit.
         replaced = None if self._same_fit_in(held) else describe_model_in(directory)
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
-            for name in PART_FILES if keep else ():
+            # Another part's taxonomy gives way to this model's (or none) without a word; its examples are said.
+            dropped_examples = not same_part and (old / EXAMPLES_DIR).is_dir()
+            for name in PART_FILES if same_part else ():
                 if (out / name).exists() or not (old / name).exists():
                     continue
                 if (old / name).is_dir():
@@ -908,7 +916,8 @@ class Inspector:
                 carry_export(old, out, self.detector)
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
-            warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced"))
+            gone = f"; its {EXAMPLES_DIR}/ (of another part) not kept" if dropped_examples else ""
+            warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced{gone}"))
 
     def _same_model_in(self, held: ModelDescriptor | None) -> bool:
         """True when the folder's model (``held``, :func:`_descriptor_in`) is this very model (fitted on the same
@@ -922,6 +931,23 @@ class Inspector:
         if before.fingerprint is not None and self.provenance.fingerprint is not None:
             return before.fingerprint == self.provenance.fingerprint
         return before.fitted_at == self.provenance.fitted_at
+
+    def _same_part_in(self, held: ModelDescriptor | None, directory: Path, taxonomy: Taxonomy | None) -> bool:
+        """True when the folder's model (``held``) is of this model's part: fitted from the same training folder, or
+        saved with a taxonomy of the same object and types as ``taxonomy``. Its examples are then this part's too."""
+        if held is None:
+            return False
+        was, now = held.provenance, self.provenance
+        if was is not None and now is not None and was.trained_on and was.trained_on == now.trained_on:
+            return True
+        held_taxonomy = part_taxonomy(directory)
+        if taxonomy is None or held_taxonomy is None:
+            return False
+        try:
+            before = load_taxonomy(held_taxonomy)
+        except DefectlensError:
+            return False
+        return (before.object_name, sorted(before.names)) == (taxonomy.object_name, sorted(taxonomy.names))
 
     def _same_fit_in(self, held: ModelDescriptor | None) -> bool:
         """True when the folder's model (``held``) is this very fit (saved before: the same fit time, training images and

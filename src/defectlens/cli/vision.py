@@ -22,6 +22,7 @@ from defectlens.cli.progress import card_console, console, fail, interrupted, no
 from defectlens.descriptor import (
     CARD_FILE,
     DESCRIPTOR_FILE,
+    EXAMPLES_DIR,
     TAXONOMY_FILE,
     describe_model_in,
     part_card_section,
@@ -372,8 +373,9 @@ def fit(
             raise OutputError(f"another run saved a model here while this fit ran ({describe_model_in(output) or 'a folder'}); this "
                               "fit's model is not saved over it", output, "fit again into this folder to replace that model, or into another")
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
+        had_examples = (output / EXAMPLES_DIR).is_dir()
         inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or taxonomy_file))
-        _note_replaced(replaced, output)
+        _note_replaced(replaced, output, had_examples)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
@@ -464,11 +466,13 @@ def _written_before(path: Path, moment: float) -> bool:
         return False
 
 
-def _note_replaced(described: str | None, output: Path) -> None:
+def _note_replaced(described: str | None, output: Path, had_examples: bool = False) -> None:
     """Say which model a fit replaced (a calibrated model or a trained grounding model takes work
-    to make again, and a fit of another part over it was said as 'the memory-bank model')."""
+    to make again, and a fit of another part over it was said as 'the memory-bank model'), and the
+    examples it held when they were not kept (:meth:`Inspector.save` keeps only the same part's)."""
     if described is not None:
-        notes([f"{output}: the {described} that was there is replaced"])
+        gone = f"; its {EXAMPLES_DIR}/ (of another part) not kept" if had_examples and not (output / EXAMPLES_DIR).is_dir() else ""
+        notes([f"{output}: the {described} that was there is replaced{gone}"])
 
 
 def _carried_taxonomy(path: Path | None) -> Path | None:
