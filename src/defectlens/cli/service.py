@@ -374,6 +374,9 @@ def export_reviews(
     types = ", ".join(f"{t} {n}" for t, n in sorted(summary.types.items())) or "none"
     console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective;"
                   f" examples by type: {escape(str(types))}")
+    if summary.unreviewed_models:
+        console.print(f"[yellow]note:[/] no inspection of {escape(', '.join(summary.unreviewed_models))} has been reviewed yet: "
+                      "none of them is in the export")
     if summary.same_image:
         console.print(f"[yellow]note:[/] {len(summary.same_image)} image(s) were inspected more than once "
                       f"(inspections {escape(str(summary.same_image[:10]))}): each written once, as its latest review says")
