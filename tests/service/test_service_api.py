@@ -497,8 +497,12 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
         assert m["types"][:2] == ["spot", "scratch"] and "not-a-defect" in m["types"]
         assert "# Model card" in m["card"] and m["thresholds"]["image"] > 0
         assert client.get("/health").json()["status"] == "ok"
-        upload(client, images["bad"])
+        # Which fit is served, as stored inspections name theirs; and every model with stored inspections (none yet).
+        assert models["stored"] == [] and m["fitted_at"] == pool.models["plate"].inspector.provenance.fitted_at and m["fingerprint"]
+        first = upload(client, images["bad"]).json()
         upload(client, images["good"])
+        assert (first["model_fitted_at"], first["model_fingerprint"]) == (m["fitted_at"], m["fingerprint"])
+        assert client.get("/models").json()["stored"] == ["plate"]
         text = client.get("/metrics").text
         assert 'defectlens_inspections_total{model="plate",verdict="defective"} 1.0' in text
         assert 'defectlens_inspections_total{model="plate",verdict="good"} 1.0' in text

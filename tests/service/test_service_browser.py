@@ -257,10 +257,27 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         # Missed defects: never 'unknown' or 'not-a-defect'; a model with no types says so instead.
         offered = page.eval_on_selector_all("#missed-type option", "os => os.map(o => o.value)")
         assert "unknown" not in offered and "not-a-defect" not in offered and "scratch" in offered
-        page.evaluate("models.plate.types = ['unknown', 'not-a-defect']; show(current)")
+        page.evaluate("saved_types = models.plate.types; models.plate.types = ['unknown', 'not-a-defect']; show(current)")
         sync_api.expect(page.locator("#missed-type")).to_be_disabled()
         sync_api.expect(page.locator("#missed-none")).to_contain_text("this model names no defect types")
         page.screenshot(path=str(ARTIFACTS / "7-keyboard-batch.png"), full_page=True)
+        # Which fit judged it, and a model no longer served (ops probe 2026-12-06): its regions offered only their
+        # current type, a missed defect none, and its rows had no entry in the history's model filter.
+        page.evaluate("models.plate.types = saved_types")  # put back (defined below, before the first use)
+        sync_api.expect(page.locator("#detail-model")).to_contain_text("the fit served now")
+        page.evaluate("served = models.plate; models.plate = {...served, fingerprint: 'another'}; show(current)")
+        sync_api.expect(page.locator("#detail-model")).to_contain_text("another fit than the one served now")
+        page.evaluate("delete models.plate; show(current)")
+        sync_api.expect(page.locator("#detail-model")).to_contain_text("not served now")
+        region_types = page.eval_on_selector_all("#region-type-1 option", "os => os.map(o => o.value)")
+        assert "not-a-defect" in region_types and page.evaluate("current.regions[0].machine_type") in region_types
+        page.evaluate("models.plate = served; show(current)")
+        page.route("**/models", lambda route: route.fulfill(json={**page.evaluate("({default: 'plate', models: [models.plate]})"),
+                                                                   "stored": ["gone", "plate"]}))
+        page.evaluate("document.getElementById('f-model').replaceChildren(); loadModels()")
+        sync_api.expect(page.locator("#f-model option")).to_have_count(2)
+        assert page.eval_on_selector_all("#f-model option", "os => os.map(o => o.textContent)") == ["gone (not served)", "plate"]
+        page.unroute("**/models")
         # A service that stops answering is said at the top, and the banner goes when it is back.
         page.route("**/inspections?*", lambda route: route.abort())
         page.evaluate("loadHistory(0)")

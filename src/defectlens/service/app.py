@@ -800,9 +800,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         metrics.reviews.labels("note" if note else "review").inc()
         return inspection_out(updated)
 
-    @app.get("/models", summary="The models served, with settings, types and card")
+    @app.get("/models", summary="The models served, with settings, types and card; and the names of every model with stored inspections")
     def get_models() -> dict[str, Any]:
-        return {"default": pool.default, "models": [m.summary() for m in pool.models.values()]}
+        stored: list[str] | None = None
+        with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
+            # The history's filter offers these: a model no longer served (a part's folder renamed at a recalibration)
+            # had no entry there, and its rows could be found only through the API.
+            stored = store.models()
+        return {"default": pool.default, "models": [m.summary() for m in pool.models.values()], "stored": stored}
 
     probe_lock = threading.Lock()
     probed: list[float | bool] = [-math.inf, False]  # when /health last probed, and what it found

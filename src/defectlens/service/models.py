@@ -95,6 +95,10 @@ class LoadedModel:
             # What runs the encoder, as each inspection JSON of `inspect` says: two models served, one
             # exported to OpenVINO, could not be told apart.
             "runtime": ins.runtime,
+            # Which fit this is, as each stored inspection's model_fitted_at and model_fingerprint say it: they were only
+            # inside the card's text, so a page could not tell whether a row was judged by the model served now.
+            "fitted_at": ins.provenance.fitted_at if ins.provenance else None,
+            "fingerprint": ins.provenance.fingerprint if ins.provenance else None,
             "settings": dict(ins.settings.__dict__),
             "thresholds": t.to_json() if t is not None else None,
             "fit_summary": dict(ins.fit_summary.__dict__) if ins.fit_summary else None,
