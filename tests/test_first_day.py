@@ -971,3 +971,23 @@ def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_dr
     replaced = runner.invoke(app, ["fit", str(other), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert replaced.exit_code in (0, 3), replaced.output
     assert "examples/ (of another part) not kept" in _text(replaced) and not (model / "examples").exists()
+
+
+def test_python_gets_the_types_and_report_inspect_writes(synthetic_category, tmp_path):
+    # Determinism probe 2026-12-06: Inspector.inspect gives regions without types, and matching the CLI took internal code.
+    from defectlens.engine import load_for_inspection, type_with_notes
+    from defectlens.explain import build_report
+
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64"]).exit_code == 0
+    path = synthetic_category / "test" / "spot" / "001.png"
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(model), str(path), "-o", str(out)]).exit_code == 0
+    written = json.loads((out / "001.json").read_text())
+    inspector, analysis = load_for_inspection(str(model))
+    image = load_image(path)
+    inspection = inspector.inspect(image, str(path))
+    types, notes = type_with_notes(analysis, image, inspection)
+    report = build_report(inspection, types, analysis.taxonomy, analysis.writer, notes)
+    assert [(t.region_index, t.defect_type) for t in types] == [(t["region_index"], t["defect_type"]) for t in written["region_types"]]
+    assert types and report.text == json.loads((out / "001.report.json").read_text())["text"]

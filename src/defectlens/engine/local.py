@@ -211,9 +211,22 @@ def inspect_and_write(
 
 
 def load_for_inspection(
-    model_dir: Path, taxonomy: Path | None, cue: str, examples: Path | None, k: int, writer: str, threshold: float | None = None
+    model_dir: str | Path, taxonomy: str | Path | None = None, cue: str | None = None, examples: str | Path | None = None, k: int = 5,
+    writer: str = "template", threshold: float | None = None,
 ) -> tuple[Inspector, Analysis]:
-    """The model and the optional stages `inspect` runs (each Ray worker loads them the same way)."""
+    """The model and the optional stages `inspect` runs (each Ray worker loads them the same way): the part's
+    taxonomy kept in the model folder unless ``taxonomy`` names another, labelled ``examples`` (``k`` a type from
+    an MVTec category), the report ``writer``. From Python, what ``inspect`` gives an image (types, report)::
+
+        inspector, analysis = load_for_inspection("models/commutator")
+        image = load_image(path)
+        inspection = inspector.inspect(image)
+        types, notes = type_with_notes(analysis, image, inspection)
+        report = build_report(inspection, types, analysis.taxonomy, analysis.writer, notes)
+    """
+    model_dir = Path(model_dir)
+    taxonomy = Path(taxonomy) if taxonomy is not None else None
+    examples = Path(examples) if examples is not None else None
     if taxonomy is not None:
         # Named by the user (--taxonomy): a bad one is a usage error on every kind of model, not a
         # report note on some and an error on the zero-shot one.
