@@ -943,6 +943,16 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     said = _text(typed)
     assert typed.exit_code == 0 and f"{len(stems)} image(s) already done were typed and reported with other examples, taxonomy or " \
         "--writer" in said and "run again without --resume to redo them" in said, said
+    # Another fit of the model with the same thresholds (determinism probe 2026-12-06: one summary held two fits' verdicts
+    # without a word): said too.
+    other_fit = _copy_model(fitted_model, tmp_path)
+    descriptor = json.loads((other_fit / "inspector.json").read_text())
+    descriptor["provenance"]["fitted_at"] = "2001-01-01T00:00:00+00:00"
+    (other_fit / "inspector.json").write_text(json.dumps(descriptor))
+    refit = runner.invoke(app, ["inspect", str(other_fit), str(test), "-o", str(out), "--resume"])
+    said = _text(refit)
+    assert refit.exit_code == 0 and f"{len(stems)} image(s) already done were inspected by another fit of the model" in said, said
+    assert "fitted at 2001-01-01" not in said and "this one 2001-01-01T00:00:00+00:00" in said
 
 
 def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_drops_them(synthetic_category, tmp_path):

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.markup import escape
@@ -40,6 +40,7 @@ from defectlens.engine import (
     MASK_SUFFIX,
     OVERLAY_FORMATS,
     BatchOutcome,
+    audit_record,
     completed_inspection,
     has_all_files,
     inspect_and_write,
@@ -810,6 +811,14 @@ def inspect(
             console.print(f"[yellow]note:[/] {len(typed_otherwise)} image(s) already done were typed and reported with other examples, "
                           f"taxonomy or --writer (e.g. {escape(typed_otherwise[0])}.json): they stay as they were; run again without "
                           "--resume to redo them")
+        # Made by another fit with the same thresholds (a refit, thresholds set to the first's): kept as done, and said
+        # (determinism probe 2026-12-06: one summary held two fits' verdicts without a word).
+        fit = cast("dict[str, str | None]", audit_record(inspector)["model"])
+        if other_fit := [names[p] for p in rows if (earlier.get(names[p]) or {}).get("model") not in (None, fit)]:
+            was = (earlier.get(other_fit[0]) or {}).get("model") or {}
+            console.print(f"[yellow]note:[/] {len(other_fit)} image(s) already done were inspected by another fit of the model (e.g. "
+                          f"{escape(other_fit[0])}.json, fitted at {escape(str(was.get('fitted_at')))}; this one {escape(str(fit['fitted_at']))}): "
+                          "they stay as they were; run again without --resume to redo them")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
