@@ -109,6 +109,8 @@ DONE_CLAIMS = [
     ("We have replaced the tile.", "have replaced"), ("The tile, which was repaired, passes.", "was repaired"),
     ("The tile was reworked, then shipped.", "was reworked"), ("Steps have been taken to fix it.", "Steps have been taken"),
     ("Staff identified the crack.", "Staff identified"), ("A crack was found and fixed.", "fixed"),
+    # Accepted in a real run (2026-12-06): the auxiliary left out.
+    ("A crack at the upper-left edge, high severity, and action taken to identify the defect.", "action taken"),
 ]
 NOT_CLAIMS = [
     "The part should be scrapped or reworked.", "The tile must not be shipped.", "Have it reworked.", "It is to be scrapped.",

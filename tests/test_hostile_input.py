@@ -453,6 +453,45 @@ def test_twelve_bit_data_in_a_sixteen_bit_png_uses_its_real_range(tmp_path):
     assert abs(int(grey[0, 32]) - round(int(data[0, 32]) / 4095 * 255)) <= 1
 
 
+def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path):
+    # Determinism probe 2026-12-06: each 16-bit frame was scaled by its own brightest pixel, so 14-bit frames at
+    # 0.25 and 0.26 of full exposure were read at 12 and 14 bits, 4x apart in brightness (the crack 2 regions or 6).
+    from defectlens.io import read_image, sensor_bits
+
+    rng = np.random.default_rng(4)
+    frames = [(texture(rng, 96, 128).astype(np.uint16) * 64) for _ in range(6)]  # 14-bit data, up to 16 320
+    frames[1] = (frames[1] * 0.24).astype(np.uint16)  # a darker frame among them: read at 12 bits by itself
+    assert sensor_bits(frames[0]) == 14 and sensor_bits(frames[1]) == 12 and sensor_bits(frames[0].astype(np.uint8)) is None
+    with pytest.warns(DefectlensWarning):
+        fitted = Inspector.fit(frames, InspectorSettings(image_size=64, coreset_ratio=0.5))
+    assert fitted.bit_depth == 14
+    high = int(frames[0].max())
+    dark, darker = (np.rint(frames[0] * (top / high)).astype(np.uint16) for top in (4200, 4000))  # 5 % apart in exposure
+    assert sensor_bits(dark) == 14 and sensor_bits(darker) == 12
+    mean = [float(read_image(f, "f", fitted.bit_depth).mean()) for f in (dark, darker)]
+    assert mean[1] / mean[0] == pytest.approx(4000 / 4200, rel=0.02)  # by its own depth: about 4x brighter
+    assert float(read_image(darker).mean()) > 3.5 * mean[1]
+    # Every path reads it so: an array, a 16-bit file, a batch of files; its score is the same on each.
+    path = tmp_path / "darker.png"
+    Image.fromarray(darker).save(path)
+    scores = [fitted.inspect(darker).score, fitted.inspect(path).score, fitted.inspect_batch([path]).images[0].inspection.score]
+    assert scores == pytest.approx([scores[0]] * 3) and fitted.inspect(read_image(darker, "f", 14)).score == pytest.approx(scores[0])
+    # Deeper than the training images: clipped, and said.
+    with pytest.warns(DefectlensWarning, match="over the 14-bit range of the model's training images"):
+        fitted.inspect((frames[0].astype(np.uint32) * 4).astype(np.uint16))
+    # Fitted from files (read once to check them, then again as the fit encodes them): the same depth, the same model.
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    with pytest.warns(DefectlensWarning):
+        from_files = Inspector.fit(folder, InspectorSettings(image_size=64, coreset_ratio=0.5))
+    assert from_files.bit_depth == 14 and from_files.inspect(path).score == pytest.approx(scores[0], rel=1e-5)
+    # Kept with the model, and on its card.
+    fitted.save(tmp_path / "model")
+    assert Inspector.load(tmp_path / "model").bit_depth == 14 and "sensor depth | 14 bits" in (tmp_path / "model" / "card.md").read_text()
+
+
 def test_transparent_part_of_an_rgba_image_is_not_a_defect(inspector, synthetic_category, tmp_path):
     rgb = np.asarray(Image.open(synthetic_category / "test/good/001.png").convert("RGB"))
     rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
@@ -491,7 +530,7 @@ def test_bad_options_are_refused_before_any_image_is_decoded(fitted_model, synth
     def no_decoding(*_a, **_k):
         raise AssertionError("an image was decoded before the options were checked")
 
-    monkeypatch.setattr(inspector_module, "load_image", no_decoding)
+    monkeypatch.setattr(inspector_module, "decoded_pixels", no_decoding)
     monkeypatch.setattr("defectlens.cli.vision.scan_images", no_decoding)
     out = tmp_path / "o"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test/spot"), "-o", str(out), "--cue", "bogus"])

@@ -92,8 +92,8 @@ def test_fit_reads_its_images_from_disk_as_it_encodes_them(large_category, tmp_p
     held: list[int] = []
     real_load = load_image
 
-    def counting(path):  # counts the images the fit decodes
-        image = real_load(path)
+    def counting(path, bit_depth=None):  # counts the images the fit decodes
+        image = real_load(path, bit_depth)
         held.append(1)
         return image
 

@@ -93,7 +93,7 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
     return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
-OPTIONAL_PROVENANCE = ("trained_on", "colour")
+OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth")
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
                "Its score cannot be read against theirs.")
@@ -126,6 +126,10 @@ class Provenance:
     colour: bool | None = None
     """Whether the training images are all in colour (:func:`~defectlens.io.is_grey`; False when any is grey);
     None for a model saved before it was recorded."""
+    bit_depth: int | None = None
+    """The sensor depth (10 to 16 bits) pixels deeper than 8 bits are read at for this model: the deepest of its
+    training images' (:func:`~defectlens.io.sensor_bits`). None when they were 8-bit (each deeper image is then read
+    at its own), or for a model saved before it was recorded."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -143,14 +147,15 @@ class Provenance:
                 and not (f.name in ("fingerprint", "image_sizes") and self.n_images == 0)]
 
     @classmethod
-    def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = (), colour: bool | None = None) -> Provenance:
+    def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = (), colour: bool | None = None,
+            bit_depth: int | None = None) -> Provenance:
         """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height);
-        ``colour``: whether they are in colour)."""
+        ``colour``: whether they are in colour; ``bit_depth``: :attr:`bit_depth`)."""
         from defectlens import __version__
 
         widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
         ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
-        return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour)
+        return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth)
 
     def colour_note(self, grey: bool) -> str | None:
         """Why a grey image is unlike the training images when they are in colour, else None. An API probe's
@@ -408,6 +413,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             **({"training image sizes": " to ".join(dict.fromkeys(f"{w}×{h}" for w, h in p.image_sizes))} if p and p.image_sizes else {}),
             **({"training folder": p.trained_on} if p and p.trained_on else {}),
             **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
+            **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
         }

@@ -72,13 +72,15 @@ from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, 
 from defectlens.fielddocs import with_field_docs
 from defectlens.io import (
     ImageFiles,
+    as_rgb_image,
     atomic_directory,
+    decoded_pixels,
     images_below,
     is_grey,
     load_category,
-    load_image,
     printable_text,
     read_image,
+    sensor_bits,
     shape_of,
     write_json_atomic,
 )
@@ -253,19 +255,21 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
 
 
 def _readable(
-    paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None, strict: bool = False,
-) -> Iterator[tuple[Path, np.ndarray]]:
-    """Each of ``paths`` that decodes, with its pixels; unreadable files are added to ``failures``
-    as :class:`Failure` records instead of stopping the batch (``strict``: the first one's error is raised)."""
+    paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None, strict: bool = False, bit_depth: int | None = None,
+) -> Iterator[tuple[Path, np.ndarray, int | None]]:
+    """Each of ``paths`` that decodes, with its pixels (deeper ones read at ``bit_depth``) and its own sensor depth
+    (:func:`~defectlens.io.sensor_bits`); unreadable files are added to ``failures`` as :class:`Failure` records
+    instead of stopping the batch (``strict``: the first one's error is raised)."""
     for p in paths:
         try:
-            image = load_image(p)
+            pixels = decoded_pixels(p)
+            image = as_rgb_image(pixels, p, bit_depth)
         except DefectlensError as exc:
             if strict:
                 raise
             failures.append(Failure(str(p), str(exc)))
         else:
-            yield Path(p), image
+            yield Path(p), image, sensor_bits(pixels)
         if progress:
             progress(1)
 
@@ -338,14 +342,20 @@ def _folder_images(folder: Path) -> ImageFiles:
     return files
 
 
-def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.ndarray]:
+def checked_images(images: Iterable[ImageInput] | str | Path, bit_depth: int | None = None) -> Sequence[np.ndarray]:
     """``images`` through the gate every inspected image passes (:func:`~defectlens.io.as_rgb_image`):
-    arrays of any accepted kind (grey, RGBA, 16-bit, float) become (H, W, 3) uint8, paths are
-    decoded, :class:`~defectlens.io.ImageFiles` pass as they are (they are decoded through it).
-    Without it, `fit` and `score` took a float or grey array to a deep library error; a bad one
-    raises :class:`~defectlens.errors.ImageReadError` naming its position."""
+    arrays of any accepted kind (grey, RGBA, 16-bit, float) become (H, W, 3) uint8 (pixels deeper than
+    8 bits read at ``bit_depth``), paths are decoded, :class:`~defectlens.io.ImageFiles` pass as they
+    are (they are decoded through it, at ``bit_depth``). Without it, `fit` and `score` took a float or
+    grey array to a deep library error; a bad one raises :class:`~defectlens.errors.ImageReadError`
+    naming its position."""
     if isinstance(images, ImageFiles):
-        return images
+        return images if bit_depth is None else images.read_at(bit_depth)
+    return [read_image(im, f"image {i}", bit_depth) for i, im in enumerate(_image_list(images))]
+
+
+def _image_list(images: Iterable[ImageInput] | str | Path) -> list[ImageInput]:
+    """``images`` as a list, refused with a TypeError when it is no sequence of images (see :func:`checked_images`)."""
     if isinstance(images, str | bytes | Path) or _one_image(images):
         raise _one_image_refused(images)
     if not isinstance(images, Iterable) or isinstance(images, Mapping):
@@ -355,7 +365,25 @@ def checked_images(images: Iterable[ImageInput] | str | Path) -> Sequence[np.nda
         # Its order changes from one process to the next, and the fit's draw with it (thresholds 56.92 and 56.35
         # from one set of paths, the same fingerprint on the card).
         raise TypeError(f"images must be in an order (a list, a tuple or a folder), got a {type(images).__name__}: pass sorted(images)")
-    return [read_image(im, f"image {i}") for i, im in enumerate(images)]
+    return list(images)
+
+
+def _training_images(images: Iterable[ImageInput] | str | Path) -> tuple[Sequence[np.ndarray], int | None]:
+    """A fit's ``images``, checked (:func:`checked_images`) and read at one sensor depth: the deepest of theirs
+    (:func:`~defectlens.io.sensor_bits`), returned with them (None: all 8-bit). Each read at its own, frames of one
+    camera 4 % apart in exposure had been read 4× apart in brightness (a darker one taken for 12-bit data)."""
+    files = images if isinstance(images, ImageFiles) else _folder_images(Path(images)) if _is_folder(images) else _paths_on_disk(images)
+    if files is not None:
+        depth = max((b for b in files.bits if b is not None), default=None)
+        return files.read_at(depth), depth
+    listed = _image_list(images)
+    pixels = [np.asarray(im) if isinstance(im, Image.Image) and im.mode.startswith(("I;16", "I")) else im for im in listed]
+    depth = max((b for im in pixels if isinstance(im, np.ndarray) and (b := sensor_bits(im)) is not None), default=None)
+    if any(isinstance(im, str | Path) for im in listed):
+        # Files among arrays: their depth is known once decoded; read each once at its own, then all at the deepest.
+        depth = max([d for im in listed if isinstance(im, str | Path) and (d := sensor_bits(decoded_pixels(im))) is not None]
+                    + ([depth] if depth is not None else []), default=None)
+    return [read_image(im, f"image {i}", depth) for i, im in enumerate(listed)], depth
 
 
 def _paths_on_disk(images: object) -> ImageFiles | None:
@@ -438,11 +466,14 @@ def _in_colour(images: Sequence[np.ndarray]) -> bool:
     return not any(grey)
 
 
-def load_images(paths: Sequence[str | Path], progress: Progress | None = None) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
-    """Decode ``paths``; unreadable files become :class:`Failure` records instead of stopping the batch."""
+def load_images(
+    paths: Sequence[str | Path], progress: Progress | None = None, bit_depth: int | None = None,
+) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
+    """Decode ``paths`` (pixels deeper than 8 bits read at ``bit_depth``: a model's :attr:`Inspector.bit_depth`); unreadable
+    files become :class:`Failure` records instead of stopping the batch."""
     failures: list[Failure] = []
-    read = list(_readable(paths, failures, progress))
-    return [image for _, image in read], [path for path, _ in read], failures
+    read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
+    return [image for _, image, _ in read], [path for path, _, _ in read], failures
 
 
 def _unknown_fields(saved: dict[str, Any] | None, kind: type) -> list[str]:
@@ -460,12 +491,14 @@ def scan_images(paths: Sequence[str | Path], progress: Progress | None = None, s
     shapes: list[tuple[int, ...]] = []
     digests: list[str] = []
     grey: list[bool] = []
-    for path, image in _readable(paths, failures, progress, strict):
+    bits: list[int | None] = []
+    for path, image, depth in _readable(paths, failures, progress, strict):
         kept.append(path)
         shapes.append(tuple(image.shape))
         digests.append(image_digest(image))
         grey.append(is_grey(image))
-    return ImageFiles(kept, shapes, digests, grey), failures
+        bits.append(depth)
+    return ImageFiles(kept, shapes, digests, grey, bits), failures
 
 
 class Inspector:
@@ -555,7 +588,7 @@ class Inspector:
             encoder = EncoderConfig(backbone=settings.backbone, standardize=settings.standardize)
             scorer = BatchScoringDetector(BatchScoringConfig(encoder=encoder, side=settings.image_size))
             return cls(scorer, settings, FitSummary(0, 0, 0, 0, 0.0), Provenance.now(0, None))
-        images = _folder_images(Path(images)) if _is_folder(images) else _paths_on_disk(images) or checked_images(images)
+        images, bit_depth = _training_images(images)
         images, digests = _distinct_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
@@ -571,7 +604,7 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images))
+        provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images), bit_depth)
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile, seed=settings.seed))
@@ -661,7 +694,7 @@ class Inspector:
         flags at most ``max_false_alarms`` of the good images (None: F1-optimal instead). The pixel
         threshold is F1-optimal on the pixels of ``masks`` (the image's size; None for a defective
         image without one, a good image's may be None too); without masks it is kept."""
-        images = checked_images(images)
+        images = checked_images(images, self.bit_depth)
         y = binary_labels(list(labels))
         given = list(masks) if masks is not None else [None] * len(images)
         if not len(images) == len(y) == len(given):
@@ -701,7 +734,7 @@ class Inspector:
     # ------------------------------------------------------------------ inspecting
     def score(self, images: Iterable[ImageInput], progress: Progress | None = None) -> list[AnomalyResult]:
         """Raw detector output (score + map) without decisions: for evaluation and fusion."""
-        return self.score_read(checked_images(images), progress)
+        return self.score_read(checked_images(images, self.bit_depth), progress)
 
     def score_read(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """:meth:`score` of images already read (:func:`~defectlens.io.read_image`'s RGB arrays, or
@@ -791,7 +824,7 @@ class Inspector:
         if isinstance(image, str | Path):
             source = source or str(image)
         source = source or "<array>"
-        return self.decide(self.score_read([read_image(image, source)])[0], source)
+        return self.decide(self.score_read([read_image(image, source, self.bit_depth)])[0], source)
 
     @property
     def batch_size(self) -> int:
@@ -820,7 +853,7 @@ class Inspector:
         (:meth:`score` and :meth:`decide`)."""
         paths = _path_list(paths)
         start = time.perf_counter()
-        images, kept, failures = load_images(paths)
+        images, kept, failures = load_images(paths, bit_depth=self.bit_depth)
         try:
             results = self.score_read(images) if images else []
         except DefectlensError as exc:
@@ -967,6 +1000,13 @@ class Inspector:
         """True when ``directory`` holds a model of any kind, even a damaged or newer one
         (:func:`~defectlens.descriptor.holds_model`): safe to replace by :meth:`save`."""
         return holds_model(directory)
+
+    @property
+    def bit_depth(self) -> int | None:
+        """The sensor depth pixels deeper than 8 bits are read at for this model (:attr:`Provenance.bit_depth`: its
+        training images' deepest); None: each image's own. Pass it to :func:`~defectlens.io.load_image` to read a
+        file as :meth:`inspect` does."""
+        return self.provenance.bit_depth if self.provenance else None
 
     @property
     def verdict_basis(self) -> str | None:

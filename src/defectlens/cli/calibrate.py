@@ -76,7 +76,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
     else:
         batches = [files[start : start + SCORE_BATCH] for start in range(0, len(files), SCORE_BATCH)]
     for batch in batches:
-        images, kept, failures = load_images(batch)
+        images, kept, failures = load_images(batch, bit_depth=inspector.bit_depth)
         out.failures.extend(failures)
         # Decoded by load_images, through the pixel gate already: scored as they are.
         results = inspector.score_read(images) if images else []

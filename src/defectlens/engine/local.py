@@ -219,7 +219,7 @@ def load_for_inspection(
     an MVTec category), the report ``writer``. From Python, what ``inspect`` gives an image (types, report)::
 
         inspector, analysis = load_for_inspection("models/commutator")
-        image = load_image(path)
+        image = load_image(path, inspector.bit_depth)  # pixels deeper than 8 bits as the model reads them
         inspection = inspector.inspect(image)
         types, notes = type_with_notes(analysis, image, inspection)
         report = build_report(inspection, types, analysis.taxonomy, analysis.writer, notes)

@@ -55,7 +55,7 @@ _PERSON_ACTS = re.compile(
     rf"\b{_PEOPLE}\s+((then|already|also|has|have|had|since)\s+)*(identified|checked|classified|inspected|examined)\b"
     # The 135M model's own ways of saying it: "action was taken to identify the defect", "has been identified by the
     # inspector" (a passive with its agent; "should be confirmed by an inspector" asks for it).
-    r"|\b(action|measures?|steps?) (was|were|has|have)( already)? (been )?taken\b"
+    r"|\b(action|measures?|steps?) ((was|were|has|have)( already)? (been )?)?taken\b"
     rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b", re.I)
 """Words that say a person did something to the part: a probe's accepted text read "The inspector identified the
 defect as a defect of unknown type", which no one had done (the report can only ask for it)."""

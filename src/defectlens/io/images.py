@@ -92,16 +92,27 @@ FLOAT_OVERSHOOT = 2.0
 in [0, 255] that never rises above 2 would be black."""
 
 
-def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
-    """Map any numeric pixel array to uint8 with a fixed rule (not stretched per image), so that
-    training and test images of one camera map identically:
+def sensor_bits(array: np.ndarray) -> int | None:
+    """The sensor depth an image deeper than 8 bits is read at by itself (:func:`_to_uint8`): the smallest of
+    :data:`DEEP_BIT_DEPTHS` that holds its maximum. None for 8-bit, bool and float pixels."""
+    if array.dtype.kind not in "ui" or array.dtype.itemsize == 1 or not array.size:
+        return None
+    high = int(array.max())
+    return next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
+
+
+def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.ndarray:
+    """Map any numeric pixel array to uint8 with a fixed rule (not stretched per image):
 
     * bool: 0 / 255;
-    * integers up to 255: as they are;
-    * deeper integers (16-bit PNG/TIFF, uint16 arrays): scaled by the full range of the sensor depth
-      they fit — the smallest of 10, 12, 14 or 16 bits holding the image's maximum — so 12-bit
-      camera data stored in 16 bits (max 4095) spans 0..255 instead of about 11 grey levels.
-      (A 16-bit image darker than 4096 everywhere is therefore read as 12-bit data.);
+    * integers up to 255 in 8-bit arrays: as they are;
+    * deeper integers (16-bit PNG/TIFF, uint16 arrays): scaled by the full range of a sensor depth, so
+      12-bit camera data stored in 16 bits (max 4095) spans 0..255 instead of about 11 grey levels. The
+      depth is ``bit_depth`` when given — a model's, the deepest of its training images
+      (:attr:`Provenance.bit_depth`), so that every frame of one camera maps alike; pixels above it are
+      clipped, with a warning — else the smallest of 8, 10, 12, 14 or 16 bits holding the image's maximum
+      (:func:`sensor_bits`): frames 4 % apart in exposure had been read 4× apart in brightness, a darker one
+      taken for 12-bit data;
     * floats: [0, 1] scaled to 0..255, else [0, 255] as they are; NaN, infinity or values outside
       both ranges are refused. A maximum up to :data:`FLOAT_OVERSHOOT` is still [0, 1] pixels, the
       excess clipped with a warning: resampling overshoots 1 a little, and read as 0..255 such an
@@ -118,6 +129,11 @@ def _to_uint8(arr: np.ndarray, source: str) -> np.ndarray:
         bits = next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
         if bits is None:
             raise ImageReadError(f"pixel values go up to {high}, deeper than 16 bits", source, "convert to 8 or 16 bits per channel")
+        if bit_depth is not None and arr.dtype.itemsize > 1:
+            if high >= 2**bit_depth:
+                warn_caller(f"{source}: pixel values go up to {high}, over the {bit_depth}-bit range of the model's training images; "
+                            "read clipped to it — another camera setting? Fit on images of this setting", DefectlensWarning)
+            bits = bit_depth
         scale = (2**bits - 1) / 255.0
         return np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
     if arr.dtype.kind == "f":
@@ -170,7 +186,7 @@ def _fill_transparent(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
+def as_rgb_image(array: object, source: str | Path = "<array>", bit_depth: int | None = None) -> np.ndarray:
     """The one gate every image passes, from a file (:func:`load_image`) or an array
     (:meth:`~defectlens.inspector.Inspector.inspect`): returns a (H, W, 3) uint8 RGB array or
     raises :class:`ImageReadError` naming ``source``.
@@ -179,6 +195,7 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
     bool, integer or float pixels (see :func:`_to_uint8` for the intensity rule). Transparent
     pixels are filled by mirroring the opaque part (a :class:`DefectlensWarning` says how much).
     Sides below 8 pixels and images above the pixel limit are refused; an extreme aspect ratio warns.
+    ``bit_depth``: the sensor depth deeper integer pixels are read at (a model's; None: each image's own).
     """
     if isinstance(array, Image.Image):
         # Decoded as a file's pixels are: a palette's colours, not its indices; CMYK as colour,
@@ -215,7 +232,7 @@ def as_rgb_image(array: object, source: str | Path = "<array>") -> np.ndarray:
         raise ImageReadError(f"image is only {w}x{h} pixels", source, f"use images of at least {MIN_SIDE}x{MIN_SIDE}")
     if refusal := size_refusal(w, h):
         raise ImageReadError(refusal, source, "downscale or tile the image before inspecting it")
-    arr = _to_uint8(arr, str(source))
+    arr = _to_uint8(arr, str(source), bit_depth)
     channels = arr.shape[2]
     rgb = np.repeat(arr[..., :1], 3, axis=2) if channels <= 2 else arr[..., :3]
     if channels in (2, 4):
@@ -249,12 +266,19 @@ def _decode(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def load_image(path: str | Path) -> np.ndarray:
+def load_image(path: str | Path, bit_depth: int | None = None) -> np.ndarray:
     """Read ``path`` as a (H, W, 3) uint8 RGB array, applying EXIF orientation.
 
     Raises :class:`ImageReadError` for missing, empty, truncated, oversized or non-image files;
-    the pixels then pass the same checks as an array given to the Inspector (:func:`as_rgb_image`).
+    the pixels then pass the same checks as an array given to the Inspector (:func:`as_rgb_image`,
+    which reads pixels deeper than 8 bits at ``bit_depth``: pass a model's :attr:`Inspector.bit_depth`).
     """
+    return as_rgb_image(decoded_pixels(path), path, bit_depth)
+
+
+def decoded_pixels(path: str | Path) -> np.ndarray:
+    """The pixels of the image file at ``path`` as decoded (EXIF orientation applied), before the gate
+    (:func:`as_rgb_image`): 16-bit grey stays 16-bit, alpha is kept. Errors as :func:`load_image`'s."""
     p = Path(path)
     if not path_is(p, "file"):
         what, fix = describe_unreadable(p)
@@ -297,13 +321,14 @@ def load_image(path: str | Path) -> np.ndarray:
         ) from None
     except Exception as exc:  # noqa: BLE001 — Pillow's decoders raise anything on hostile bytes
         raise ImageReadError(f"image could not be decoded ({exc.__class__.__name__}: {exc})", p, "re-export or re-copy the image") from None
-    return as_rgb_image(arr, p)
+    return arr
 
 
-def read_image(image: object, source: str | Path = "<array>") -> np.ndarray:
+def read_image(image: object, source: str | Path = "<array>", bit_depth: int | None = None) -> np.ndarray:
     """Any image as the Inspector takes it — a file path (decoded by :func:`load_image`), an array
-    or a Pillow image (through :func:`as_rgb_image`, named ``source`` in messages) — as (H, W, 3) uint8."""
-    return load_image(image) if isinstance(image, str | Path) else as_rgb_image(image, source)
+    or a Pillow image (through :func:`as_rgb_image`, named ``source`` in messages) — as (H, W, 3) uint8,
+    pixels deeper than 8 bits read at ``bit_depth`` (None: each image's own, :func:`sensor_bits`)."""
+    return load_image(image, bit_depth) if isinstance(image, str | Path) else as_rgb_image(image, source, bit_depth)
 
 
 INVERTED_MASK_SHARE = 0.9
@@ -419,12 +444,18 @@ class ImageFiles(Sequence[np.ndarray]):
     one's pixels at once (250 parts of 1.4 M pixels are 1 GB decoded). Built from files already
     read once (:func:`~defectlens.inspector.scan_images`), which gave their shapes and digests."""
 
-    def __init__(self, paths: Sequence[Path], shapes: Sequence[tuple[int, ...]], digests: Sequence[str] = (), grey: Sequence[bool] = ()) -> None:
-        if len(shapes) != len(paths) or (digests and len(digests) != len(paths)) or (grey and len(grey) != len(paths)):
-            raise ValueError(f"{len(paths)} paths but {len(shapes)} shapes, {len(digests)} digests and {len(grey)} grey flags")
+    def __init__(self, paths: Sequence[Path], shapes: Sequence[tuple[int, ...]], digests: Sequence[str] = (), grey: Sequence[bool] = (),
+                 bits: Sequence[int | None] = (), bit_depth: int | None = None) -> None:
+        if len(shapes) != len(paths) or (digests and len(digests) != len(paths)) or (grey and len(grey) != len(paths)) or (
+                bits and len(bits) != len(paths)):
+            raise ValueError(f"{len(paths)} paths but {len(shapes)} shapes, {len(digests)} digests, {len(grey)} grey flags and {len(bits)} depths")
         self.paths, self.shapes, self.digests = list(paths), [tuple(s) for s in shapes], list(digests)
         self.grey = list(grey)
         """Whether each image is grey (:func:`is_grey`), when the scan noted it (empty otherwise)."""
+        self.bits = list(bits)
+        """Each image's own sensor depth (:func:`sensor_bits`; None: 8-bit), when the scan noted it (empty otherwise)."""
+        self.bit_depth = bit_depth
+        """The sensor depth deeper pixels are read at (None: each image's own)."""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -436,13 +467,18 @@ class ImageFiles(Sequence[np.ndarray]):
     def __getitem__(self, index: int | slice) -> np.ndarray | ImageFiles:
         if isinstance(index, slice):
             return self.subset(range(len(self))[index])
-        return load_image(self.paths[index])
+        return load_image(self.paths[index], self.bit_depth)
 
     def subset(self, indices: Sequence[int]) -> ImageFiles:
         """The images at ``indices``, still on disk."""
         digests = [self.digests[i] for i in indices] if self.digests else []
         grey = [self.grey[i] for i in indices] if self.grey else []
-        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests, grey)
+        bits = [self.bits[i] for i in indices] if self.bits else []
+        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests, grey, bits, self.bit_depth)
+
+    def read_at(self, bit_depth: int | None) -> ImageFiles:
+        """These images, pixels deeper than 8 bits read at ``bit_depth``."""
+        return ImageFiles(self.paths, self.shapes, self.digests, self.grey, self.bits, bit_depth)
 
 
 def image_area(path: str | Path) -> int:

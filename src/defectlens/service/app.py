@@ -568,13 +568,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, f"{filename}: {refusal} — crop or tile it")
         return fmt, width * height
 
-    def decode(data: bytes, filename: str) -> Any:
-        """The upload's pixels; refusals are 422 with the reason."""
+    def decode(data: bytes, filename: str, bit_depth: int | None) -> Any:
+        """The upload's pixels (deeper than 8 bits read at the model's ``bit_depth``); refusals are 422 with the reason."""
         # The scratch file keeps the upload's image suffix, so a refusal's fix reads the client's name, not ours.
         suffix = Path(filename).suffix.lower()
         scratch = files(blobs.scratch, data, suffix if suffix in IMAGE_SUFFIXES else ".upload")
         try:
-            image = load_image(scratch)
+            image = load_image(scratch, bit_depth)
         except DefectlensError as exc:
             metrics.rejected.labels("not_an_image").inc()
             # The message names our scratch file; the client knows its upload by its own name.
@@ -625,7 +625,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         fmt, pixels = read_header(data, said)
         ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
         with pixel_budget.hold(pixels):
-            image = decode(data, said)
+            image = decode(data, said, loaded.inspector.bit_depth)
             try:
                 outcome = pool.inspect(loaded, image, filename)
             except DefectlensError as exc:
