@@ -466,3 +466,13 @@ def test_a_model_folder_replaced_while_it_is_read_is_read_again_whole(fitted_mod
     monkeypatch.setattr(inspector_module, "load_detector", always_swapped)
     with pytest.raises(ModelFileError, match="replaced while it was read, 3 times"):
         Inspector.load(target)
+
+
+def test_a_model_is_described_with_the_right_article(fitted_model, tmp_path):
+    # Ops probe 2026-12-06: "the memory-bank model of a electrical commutator surface that was there is replaced".
+    from defectlens.descriptor import describe_model_in
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    (model / "taxonomy.json").write_text(json.dumps({"object": "electrical commutator", "defects": [{"name": "crack"}]}))
+    assert describe_model_in(model) == "memory-bank model of an electrical commutator"

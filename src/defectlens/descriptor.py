@@ -31,7 +31,7 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from defectlens.errors import DefectlensError, ModelFileError
-from defectlens.io.atomic import read_json_file, read_model_json, write_json_atomic, write_text_atomic
+from defectlens.io.atomic import read_json_file, read_model_json, with_article, write_json_atomic, write_text_atomic
 from defectlens.taxonomy import load_taxonomy
 
 DESCRIPTOR_FILE = "inspector.json"
@@ -321,7 +321,7 @@ def describe_model_in(folder: str | Path) -> str | None:
     words = [f"{descriptor.detector} model"]
     with contextlib.suppress(DefectlensError):  # its part unsaid: the kind and thresholds still tell it apart
         if (part := part_taxonomy(folder)) is not None:
-            words.append(f"of a {load_taxonomy(part).object_name}")
+            words.append(f"of {with_article(load_taxonomy(part).object_name)}")  # "of a electrical commutator" (probe)
     source = (descriptor.thresholds or {}).get("source")
     if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
         words.append(f"with thresholds set by {source}")

@@ -24,6 +24,7 @@ from defectlens.encode.text import quiet_transformers_loading
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share, zone_of
 from defectlens.explain.template import counted_findings, worst_finding
+from defectlens.io.atomic import with_article
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
 
@@ -178,8 +179,7 @@ def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
 
 def _finding_phrase(f: Finding) -> str:
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
-    article = "an" if kind[0] in "aeiou" else "a"
-    return f"{article} {kind} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image, {f.severity} severity)"
+    return f"{with_article(kind)} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image, {f.severity} severity)"
 
 
 def facts_prompt(report: Report) -> str:

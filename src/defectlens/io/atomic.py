@@ -218,8 +218,8 @@ def _written_into(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _a(noun: str) -> str:
-    """``noun`` with its indefinite article ("an exported model", "a model")."""
+def with_article(noun: str) -> str:
+    """``noun`` with its indefinite article ("an exported model", "a model", "an electrical commutator")."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
@@ -229,11 +229,11 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     target = Path(path)
     require_link_resolves(target, what)
     if target.exists() and not target.is_dir():
-        raise OutputError(f"exists and is not a folder ({_a(what)} is a folder)", target, "pass a new folder path, or move the file away")
+        raise OutputError(f"exists and is not a folder ({with_article(what)} is a folder)", target, "pass a new folder path, or move the file away")
     require_writable_parent(target, what)
     if target.is_dir() and any(target.iterdir()) and not is_ours(target):
         raise OutputError(
-            f"folder holds other files and is not {_a(what)}; writing the {what} replaces the whole folder",
+            f"folder holds other files and is not {with_article(what)}; writing the {what} replaces the whole folder",
             target,
             "pass a new or empty folder",
         )
