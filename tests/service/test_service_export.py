@@ -53,6 +53,20 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     assert (np.asarray(Image.open(scratch.mask_path)) > 0).sum() == bad["regions"][0]["area_px"]  # type: ignore[arg-type]
     manifest = json.loads((out / "manifest.json").read_text())
     assert {m["reviewed_by"] for m in manifest["inspections"]} == {"Ana", "Ben", "Cy"}
+    # Each defective image's defect pixels beside it, as calibrate reads them (ops probe 2026-12-06: none, so calibrate kept
+    # the pixel threshold), and which fit judged each inspection at what threshold.
+    masks = sorted(p.name for p in (out / "calibration" / "defective" / "masks").iterdir())
+    assert masks == sorted(f"{m['file']}_mask.png" for m in manifest["inspections"] if m["verdict"] == "defective")
+    assert all(m["mask"] == (m["verdict"] == "defective") for m in manifest["inspections"])
+    ours = pool.models["plate"].inspector.provenance
+    assert all((m["model_fitted_at"], m["model_fingerprint"]) == (ours.fitted_at, ours.fingerprint) and m["threshold"] > 0
+               for m in manifest["inspections"])
+    missed = next(m for m in manifest["inspections"] if m["reviewed_by"] == "Ben")
+    assert (np.asarray(Image.open(out / "calibration" / "defective" / "masks" / f"{missed['file']}_mask.png")) > 0)[6:16, 4:20].all()
+    calibrated = CliRunner().invoke(cli, ["calibrate", str(pool.models["plate"].path), "--good", str(out / "calibration" / "good"),
+                                          "--defective", str(out / "calibration" / "defective"), "--dry-run"])
+    said = " ".join(calibrated.output.split())
+    assert calibrated.exit_code == 0 and "F1-optimal on the pixels of 2 masked defective" in said, calibrated.output
     # In UTC, said so, as the API says it (SQLite's times had come out without a zone).
     assert all(m["reviewed_at"].endswith("+00:00") for m in manifest["inspections"])
     # Run again: the earlier export is replaced whole; a folder that is not an export is refused.

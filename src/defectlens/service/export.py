@@ -6,8 +6,11 @@ Written into one folder, swapped in whole (see :func:`defectlens.io.atomic_direc
   per reviewed inspection and type, the mask covering that type's regions; the layout
   ``defectlens inspect --examples DIR/examples`` reads (:func:`~defectlens.classify.examples.examples_from_folders`);
 * ``calibration/good/`` and ``calibration/defective/`` — every reviewed image by its final verdict,
-  a labelled set to set thresholds on;
-* ``manifest.json`` — what came from which inspection, and who reviewed it.
+  a labelled set to set thresholds on; a defective image's defect pixels (its regions not rejected,
+  of unknown type too, and missed defects' boxes) in ``calibration/defective/masks/<name>_mask.png``,
+  which set the pixel threshold;
+* ``manifest.json`` — what came from which inspection, which fit of the model judged it at what
+  threshold, and who reviewed it.
 
 Types and calibration folders are kept apart on purpose: an examples folder read type by type
 would otherwise take ``good`` and ``defective`` for defect types.
@@ -162,20 +165,29 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             else:
                 summary.defective += 1
             by_type: dict[str, list[int]] = {}
+            defects: list[int] = []
             weaker = weaker_regions(row)
             # A part whose final verdict is good shows no defect, whatever its regions say.
             for r in row.regions if verdict != "good" else ():
                 final = r.reviewed_type or r.defect_type
                 if r.index in weaker and final == r.defect_type:
                     continue
+                if final != REJECT_TYPE:
+                    defects.append(r.index)  # of unknown type too: its pixels are a defect's for the pixel threshold
                 if final not in (REJECT_TYPE, UNKNOWN_TYPE):
                     by_type.setdefault(final, []).append(r.index)
             labels = None
             mask_path = blobs.path(row.mask_sha, "png")
-            if by_type and mask_path.is_file():
+            if defects and mask_path.is_file():
                 with Image.open(mask_path) as m:
                     labels = np.asarray(m.convert("L"))
             boxless = {r.index for r in row.regions if r.missed and (r.x0, r.y0, r.x1, r.y1) == (0, 0, row.width, row.height)}
+            # The defect's pixels beside the calibration image, as `calibrate` reads them (masks/<name>_mask.png): without
+            # them it kept the pixel threshold ("no ground-truth masks"), the same images' masks under examples/ (probe).
+            masked = verdict == "defective" and bool(defects) and not boxless & set(defects)
+            if masked:
+                (out / "calibration" / "defective" / "masks").mkdir(exist_ok=True)
+                write_bytes_atomic(out / "calibration" / "defective" / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, defects)))
             for dtype, indices in sorted(by_type.items()):
                 folder = out / "examples" / folder_name(dtype)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -188,7 +200,10 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 summary.types[dtype] = summary.types.get(dtype, 0) + 1
             manifest.append({
                 "inspection": row.id, "file": name, "model": row.model, "filename": row.filename, "verdict": verdict,
-                "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
+                "machine_verdict": row.verdict, "types": sorted(by_type), "mask": masked, "reviewed_by": row.reviewed_by,
+                # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
+                "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,
+                "defectlens_version": row.defectlens_version,
                 # In UTC, said so, as the API says it (SQLite gives its times back without a zone).
                 "reviewed_at": at.isoformat() if (at := as_utc(row.reviewed_at)) else None,
             })
