@@ -424,6 +424,9 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     # 4 good images cannot show a 3 % false-alarm rate (one image is 25 %): said.
     assert "4 good image(s) show false alarms only in steps of 25%, coarser than the target 0.03" in _text(result)
     assert "at least 34 show the target" in _text(result)
+    # The card's note from the fit that the thresholds rest on normal images alone says it no longer holds (ops probe).
+    card = (model / "card.md").read_text()
+    assert "the thresholds rest on scores of normal images" in card and "(no longer: the thresholds have since been set by false-alarm" in card
     # A fit over the calibrated model says what it replaces (it said only "the memory-bank model").
     refit = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert refit.exit_code == 0, refit.output

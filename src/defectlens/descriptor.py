@@ -93,6 +93,8 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
     return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
+LABEL_FREE_NOTE = "the thresholds rest on scores of normal images"
+"""How a fit's note on thresholds too coarse for the false-alarm target begins (the card marks it once they are set otherwise)."""
 OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth")
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
@@ -448,7 +450,11 @@ def render_card(descriptor: ModelDescriptor) -> str:
     elif d.fit_summary:
         lines += ["", "## Fit", "", *_table({k: v for k, v in d.fit_summary.items() if k != "notes"})]
         if notes := d.fit_summary.get("notes"):
-            lines += ["", "What the fit warned of:", "", *(f"- {note}" for note in notes)]
+            source = (d.thresholds or {}).get("source") or ""
+            # A calibrated model's card still warned that its thresholds rest on normal images alone (ops probe 2026-12-06).
+            since = f" (no longer: the thresholds have since been set by {source})" if "calibrate" in source or source == "user" else ""
+            lines += ["", "What the fit warned of:", "",
+                      *(f"- {note}{since if str(note).startswith(LABEL_FREE_NOTE) else ''}" for note in notes)]
     if taxonomy:
         lines += ["", "## Taxonomy", "", f"Object: {taxonomy.get('object', '—')}", ""]
         lines += [f"- **{t_['name']}**: {t_.get('description') or ''}".rstrip(": ") for t_ in taxonomy.get("defects", [])]

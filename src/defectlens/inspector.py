@@ -37,6 +37,7 @@ from defectlens import __version__
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
     EXAMPLES_DIR,
+    LABEL_FREE_NOTE,
     PART_FILES,
     TAXONOMY_FILE,
     ModelDescriptor,
@@ -564,7 +565,7 @@ class Inspector:
         stats = fitted.detector.normal_stats
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.
-            notes.append(f"the thresholds rest on scores of normal images: {coarse}; expect more false alarms than the target; fit on "
+            notes.append(f"{LABEL_FREE_NOTE}: {coarse}; expect more false alarms than the target; fit on "
                          "more normal images, or set the threshold on labelled parts (`defectlens calibrate`, Inspector.calibrate)")
             warn_caller(DefectlensWarning(notes[-1]))
         if notes and fitted.fit_summary is not None:
