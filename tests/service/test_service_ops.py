@@ -211,7 +211,7 @@ def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():
     assert folder_name("Ölfleck") == "Ölfleck" and folder_name("a/b") == "a_b"
 
 
-def test_a_model_written_again_while_served_is_said(service_model, images, tmp_path):
+def test_a_model_written_again_while_served_is_said(service_model, images, tmp_path, monkeypatch, caplog):
     # A calibration saved over the served folder: the service went on with the old thresholds, and
     # /models and /health said nothing while `defectlens inspect` judged the same image otherwise.
     from defectlens import Inspector
@@ -225,6 +225,25 @@ def test_a_model_written_again_while_served_is_said(service_model, images, tmp_p
             Inspector.load(model).save(model)
             assert client.get("/health").json()["models_changed_on_disk"] == ["plate"]
             assert any("restart it to use the new one" in n for n in client.get("/models").json()["models"][0]["notes"])
+    finally:
+        pool.close()
+    # ... and in the log, once, without anyone asking /health (ops probe 2026-12-06: only /models and /health said it).
+    import time
+
+    import defectlens.service.app as app_module
+
+    monkeypatch.setattr(app_module, "STORE_WATCH_SECONDS", 0.05)
+    pool = ModelPool.load([model])
+    try:
+        with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'db2.sqlite'}",
+                                                                                          tmp_path / "data2"):
+            Inspector.load(model).save(model)
+            for _ in range(100):
+                if "was written again since this service loaded it" in caplog.text:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.2)  # a few more rounds of the watch: said once
+        assert caplog.text.count("model plate: ") == 1 and "restart it to use the new one" in caplog.text, caplog.text
     finally:
         pool.close()
 

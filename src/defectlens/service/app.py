@@ -428,6 +428,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             while not stop.wait(STORE_WATCH_SECONDS):
                 probe_store()
                 refresh_sizes()
+                note_models_changed()
 
         threading.Thread(target=watch, name="defectlens-store-watch", daemon=True).start()
         yield
@@ -828,6 +829,17 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         else:
             outage.began(str(store.last_error))
         return up
+
+    said_changed: set[str] = set()
+
+    def note_models_changed() -> None:
+        """Log once each model folder written again since it was loaded (on the watch thread): only /models and /health had
+        said so, and an operator reading the log saw nothing of a refit or a calibration the service was not using (probe)."""
+        for name, loaded in pool.models.items():
+            if name not in said_changed and loaded.changed_on_disk():
+                said_changed.add(name)
+                log.warning("model %s: %s was written again since this service loaded it (a refit or a calibration?); the service "
+                            "still uses the model it loaded — restart it to use the new one", name, loaded.path)
 
     def refresh_sizes() -> None:
         """The gauges of what is stored and the disk's room (on the watch thread: /metrics never waits on them)."""
