@@ -3,6 +3,7 @@ loading errors raised where the pool is made, and the worker stopped after them.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import warnings
@@ -111,5 +112,24 @@ def test_a_model_without_defect_types_is_said_at_start(fitted_model: Path, tmp_p
             create_app(ServiceConfig((root,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data"), pool)
         assert "model untyped: no defect types (no taxonomy.json or examples/ in the model folder)" in caplog.text
         assert any("no defect types" in n for n in pool.models["untyped"].summary()["notes"])
+    finally:
+        pool.close()
+
+
+def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_model: Path, tmp_path: Path) -> None:
+    # Ops probe 2026-12-06: versioned folders (models/cookie/v1, models/commutator/v1) were all named 'v1' and refused.
+    v1 = tmp_path / "cookie" / "v1"
+    v1.parent.mkdir()
+    shutil.copytree(service_model, v1)
+    odd = tmp_path / "a=b"
+    shutil.copytree(service_model, odd)
+    assert models.model_spec(f"cookie={v1}") == ("cookie", v1) and models.model_spec(str(v1)) == (None, v1)
+    assert models.model_spec(str(odd)) == (None, odd)  # a folder whose name holds '=' is a folder
+    assert models.model_spec("models/x=y") == (None, Path("models/x=y"))
+    with pytest.raises(ConfigError, match="is empty"):
+        models.model_spec(f"={v1}")
+    pool = ModelPool.load([f"cookie={v1}", str(odd)])
+    try:
+        assert list(pool.models) == ["cookie", "a=b"] and pool.default == "cookie" and pool.models["cookie"].path == v1
     finally:
         pool.close()

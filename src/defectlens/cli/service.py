@@ -201,7 +201,8 @@ def _need_extra(exc: ImportError) -> typer.Exit:
 
 def serve(
     model_dirs: Annotated[
-        list[Path], typer.Argument(help="Model folders (`defectlens fit` or `train-grounding`, or an export); the first is the default model.")
+        list[Path], typer.Argument(help="Model folders (`defectlens fit` or `train-grounding`, or an export), each named after its folder, "
+                                        "or NAME=DIR to name it (versioned folders: cookie=models/cookie/v3); the first is the default model.")
     ],
     db: Annotated[str | None, typer.Option(envvar="DEFECTLENS_DB", help="Database URL (default: SQLite in --data-dir); e.g. "
                                                "postgresql+psycopg://user@host/db (a password: in DEFECTLENS_DB, PGPASSWORD or ~/.pgpass, "

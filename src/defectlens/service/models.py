@@ -131,6 +131,20 @@ def _card(name: str, root: Path, inspector: Inspector) -> str:
     return "\n".join(lines) + "\n"
 
 
+def model_spec(spec: str | Path) -> tuple[str | None, Path]:
+    """``(name, folder)`` of a served model given as ``DIR`` (named after its folder) or ``NAME=DIR``: versioned folders
+    (``models/cookie/v3``) had all been named ``v3``, and a part's history split at each new version. A folder whose own
+    name holds ``=`` is taken as a folder."""
+    text = str(spec)
+    name, sep, folder = text.partition("=")
+    if not sep or Path(text).exists() or "/" in name or "\\" in name:
+        return None, Path(spec)
+    if not name.strip() or len(name) > 200 or not name.isprintable():
+        raise ConfigError(f"model name {name!r} in {text!r} is empty, too long or not printable", None,
+                          "give it as NAME=DIR, e.g. cookie=models/cookie/v3")
+    return name.strip(), Path(folder)
+
+
 def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     """Load a model folder with its optional ``taxonomy.json`` and ``examples/`` (classifier).
 
@@ -207,7 +221,8 @@ class ModelPool:
                 raise ConfigError("no model given", None, "pass at least one model folder")
             for m in models:
                 if m.name in self.models:
-                    raise ConfigError(f"two models are named {m.name!r}", m.path, "give the model folders distinct names")
+                    raise ConfigError(f"two models are named {m.name!r}", m.path,
+                                      "give the model folders distinct names, or serve them as NAME=DIR (cookie=models/cookie/v3)")
                 self.models[m.name] = m
         except ConfigError:
             self.close()
@@ -216,8 +231,9 @@ class ModelPool:
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> ModelPool:
-        """Load the model folders on the pool's own worker thread (:func:`load_model` each)."""
-        return cls(lambda: [load_model(p) for p in paths])
+        """Load the model folders on the pool's own worker thread (:func:`load_model` each); ``NAME=DIR`` serves a
+        folder under a name of its own (:func:`model_spec`)."""
+        return cls(lambda: [load_model(folder, name) for name, folder in map(model_spec, paths)])
 
     def get(self, name: str | None) -> LoadedModel:
         """The model called ``name`` (the first one when None); KeyError names the known ones."""
