@@ -431,6 +431,15 @@ def test_a_link_that_loops_or_leads_nowhere_is_refused_before_any_work(fitted_mo
     assert below.exit_code == 2 and "lies below, a link that loops back on itself" in _text(below), below.output  # round 4: a traceback
     exported = runner.invoke(app, ["export", str(fitted_model), "-o", str(loop)])
     assert exported.exit_code == 2 and "a link that loops back on itself" in _text(exported), exported.output  # round 3: a traceback
+    # A file to write there: calibrate's ROC plot below the link failed after the whole run, and one at it replaced the link.
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    test = synthetic_category / "test"
+    for plot in (loop / "roc.png", loop):
+        calibrated = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"),
+                                         "--plot", str(plot)])
+        assert calibrated.exit_code == 2 and "a link that loops back on itself" in _text(calibrated), calibrated.output
+        assert "image threshold" not in _text(calibrated) and loop.is_symlink()
     ahead = tmp_path / "out"
     ahead.symlink_to(tmp_path / "not-yet")
     inspected = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(ahead)])

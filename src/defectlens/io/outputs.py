@@ -180,6 +180,9 @@ def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> Non
     under a file, or one of ``kept`` or inside one (see :func:`require_apart_from`). A stream
     (``/dev/stdout``, a pipe) is written into and passes; a link is judged by where it leads, as it
     is written (a link into /proc passed here and failed after a whole evaluation)."""
+    # A link looping back on itself, at the path or above it: refused before the work, as output folders are (calibrate's
+    # ROC plot below one had failed after the whole run, and one at it had been replaced by the plot).
+    require_link_resolves(path, what)
     if path.is_dir():
         raise OutputError(f"is a folder; the {what} goes to a file", path, f"pass a file path for the {what}")
     if stream(path):
