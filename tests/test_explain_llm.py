@@ -111,12 +111,22 @@ DONE_CLAIMS = [
     ("Staff identified the crack.", "Staff identified"), ("A crack was found and fixed.", "fixed"),
     # Accepted in a real run (2026-12-06): the auxiliary left out.
     ("A crack at the upper-left edge, high severity, and action taken to identify the defect.", "action taken"),
+    # Regression probe 2026-12-06: other words, work said finished, a negation elsewhere in the clause, a subject's causative.
+    ("The crack has been rectified.", "has been rectified"), ("The part has been moved to quarantine.", "has been moved"),
+    ("The defective cookie went to the bin.", "went to the bin"), ("The repair has been completed.", "repair has been completed"),
+    ("The part is no longer defective because it was repaired.", "was repaired"), ("We have got it reworked.", "reworked"),
+    ("The part was never shipped but was reworked.", "was reworked"),
 ]
 NOT_CLAIMS = [
     "The part should be scrapped or reworked.", "The tile must not be shipped.", "Have it reworked.", "It is to be scrapped.",
     "No corrective action was taken.", "The crack was not repaired.", "The crack needs to be repaired.", "The crack cannot be repaired.",
     "Please have the crack repaired.", "The tile must be immediately set aside.", "The part will be scrapped unless an engineer has confirmed it.",
     "The crack should be repaired, and the part should be held for review.", "A crack was identified at the upper-left edge.",
+    # Regression probe 2026-12-06: the same words as adjectives, conditions after the act, keep/ensure, a list's elided modal.
+    "A sealed edge shows a crack.", "Removed material at the upper-left edge suggests a crack.", "The crack extends along a welded seam.",
+    "The score exceeded the fixed threshold.", "The part is rejected if the crack is confirmed.", "It needs to be reworked before it is shipped.",
+    "Until it is repaired, keep the part held.", "Leave the part set aside for review.", "Make sure the part is scrapped.",
+    "Have it checked and, if needed, scrapped.", "The part is to be held, reworked or scrapped.", "Verdict: rejected.",
 ]
 
 

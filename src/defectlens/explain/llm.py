@@ -42,28 +42,42 @@ defect word after one is no claim, and a paraphrase that adds one has turned its
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
 _PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|we|someone|maintenance|staff|workers?|the team)"
-# Acts on the part itself. The inspection cannot know that any was done, so a finished form of one ("was repaired",
-# "has since been reworked", "the crack is fixed", "maintenance repaired it") is a claim, whatever its subject; the
-# regression probes' accepted texts held twenty such ways of saying it that no list of phrases had foreseen.
-# Only asking for it ("should be scrapped", "have it reworked"), denying it or making it a condition says no more
-# than the inspection knows.
+# Acts on the part itself. The inspection cannot know that any was done, so a finished form of one used as a verb ("was
+# repaired", "has since been reworked", "the crack is fixed", "maintenance repaired it") is a claim, whatever its subject;
+# the regression probes' accepted texts held twenty such ways of saying it that no list of phrases had foreseen. Asking for
+# it ("should be scrapped", "have it reworked", "keep it held"), denying it, making it a condition, or the same word as an
+# adjective ("a sealed edge", "the fixed threshold") says no more than the inspection knows (:func:`_claims_act`).
 _HANDLED = re.compile(
     r"\b(repaired|replaced|fixed|removed|reworked|scrapped|discarded|sealed|quarantined|held|set aside|rejected|confirmed|verified|"
     r"cleaned|polished|sanded|patched|welded|resolved|corrected|addressed|handled|isolated|segregated|disposed of|recycled|shipped|"
-    r"released|returned|sent back|taken care of|dealt with|sorted out)\b", re.I)
-# Acts a system does too ("a crack was identified", "the score was checked"): claims only with a person as doer.
-_PERSON_ACTS = re.compile(
+    r"released|returned|sent back|sent|moved|taken care of|dealt with|sorted out|rectified|eliminated|ground out|binned|trashed|"
+    r"thrown away|threw|implemented|completed)\b", re.I)
+# Claims whose words say it whatever comes before: acts a system does too ("a crack was identified") with a person as
+# doer; the 135M model's own "action was taken to identify the defect" (with its auxiliary or without), a passive with a
+# person as agent ("has been identified by the inspector"; "should be confirmed by an inspector" asks for it), work said
+# finished, a part gone somewhere.
+_STATED_ACTS = re.compile(
     rf"\b{_PEOPLE}\s+((then|already|also|has|have|had|since)\s+)*(identified|checked|classified|inspected|examined)\b"
-    # The 135M model's own ways of saying it: "action was taken to identify the defect", "has been identified by the
-    # inspector" (a passive with its agent; "should be confirmed by an inspector" asks for it).
     r"|\b(action|measures?|steps?) ((was|were|has|have)( already)? (been )?)?taken\b"
-    rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b", re.I)
+    rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b"
+    r"|\b(rework|repairs?|fix|work)\w* (is|was|has been|have been) (complete|completed|done|finished)\b"
+    r"|\bwent to (the )?(bin|scrap|rework|repair|quarantine)\b", re.I)
 """Words that say a person did something to the part: a probe's accepted text read "The inspector identified the
 defect as a defect of unknown type", which no one had done (the report can only ask for it)."""
 _NEGATION = re.compile(r"\b(not|never|no|nothing|none|cannot)\b|n't\b", re.I)
-_FILLERS = re.compile(r"(\w+ly|then|also|already|since|first|just|now|or|and|\w+ed)", re.I)
-_AUXILIARIES = frozenset(["is", "are", "was", "were", "am", "be", "been", "being", "has", "have", "had", "got", "gets",
-                          "since", "already", "then", "also", "just", "now"])
+# What may stand between an act and its auxiliary or subject: adverbs, negations, and other acts joined to it ("should be
+# scrapped or reworked").
+_BETWEEN = re.compile(r"\w+ly|then|also|already|since|first|just|now|still|and|or|not|never|\w+n't|\w+ed", re.I)
+_AUXILIARIES = frozenset(["is", "are", "am", "was", "were", "be", "been", "being", "has", "have", "had", "got", "gets", "get"])
+_PRESENT = frozenset(["is", "are", "am", "gets", "get"])
+_PAST = frozenset(["was", "were", "had", "got"])
+# Words after which a finished form is an adjective ("a sealed edge", "along the welded seam", "exceeded the fixed threshold").
+_BEFORE_ADJECTIVES = frozenset(["a", "an", "the", "this", "that", "these", "those", "its", "their", "his", "her", "our", "your", "any",
+                                "some", "each", "every", "of", "in", "on", "at", "along", "near", "from", "with", "into", "onto",
+                                "across", "over", "under", "around", "for"])
+_CAUSATIVES = frozenset(["have", "get", "keep", "leave", "make"])
+_SUBJECTS = frozenset(["i", "we", "they", "he", "she", "it", "you", "someone", "who"])
+_REQUESTS = re.compile(r"\b(ensure|make sure|see that|check that|verify that|see to it)\b", re.I)
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of (defects?|damage))\b", re.I)
 # Places as describe_location words them, with the ways a sentence says them; two-word corners
 # are read first, so that "upper-left" is not also taken for "left".
@@ -297,24 +311,35 @@ is a claim): "hold it until an operator has confirmed it" claims nothing. "Once"
 the crack"); ahead of a past one they say when a thing was done ("after inspection, the operator repaired it")."""
 
 
-def _asked_for(clause: str) -> bool:
-    """Whether a finished form that ends ``clause`` is asked for, not said to be done: after a modal's "be" ("should
-    be scrapped", "must not be shipped", "to be reworked"), a causative "have/get it" ("have it checked") or a
-    negation ("was not repaired", "no action was taken")."""
-    words = [w.strip("\"'()") for w in clause.split()][-7:]
-    if _NEGATION.search(" ".join(words)):
-        return True
-    rest = list(words)
-    while rest and _FILLERS.fullmatch(rest[-1]) and rest[-1].lower() not in ("be", "been"):
-        rest.pop()  # adverbs and a coordinated act ("should be scrapped or reworked")
-    if not rest:
-        return False
-    last = rest[-1].lower()
-    if last == "be":
-        return True  # "should be", "to be", "will be", "can be": no finite tense
-    # A causative: "have it reworked", "get the tile checked" (an object between "have" and the act).
-    return len(rest) >= 2 and any(w.lower() in ("have", "get") for w in rest[-4:-1]) and last not in (
-        "is", "are", "was", "were", "been", "being", "has", "have", "had", "got")
+def _claims_act(before: str, after: str) -> bool:
+    """Whether an act on the part (a :data:`_HANDLED` word) between ``before`` and ``after`` (the sentence's text on
+    either side) is said to be done: used as a verb with an auxiliary ("was repaired", "has since been reworked", "is
+    fixed") or after its subject ("maintenance repaired it"). Not when asked for ("should be scrapped or reworked",
+    "have it reworked", "keep the part held", "make sure it is scrapped"), denied ("was not repaired"), made a condition
+    ("until an operator has confirmed it", "rejected if the crack is confirmed"), an adjective ("a sealed edge") or the
+    start of a clause ("Removed material …", a list's "…, if needed, scrapped")."""
+    clause = re.split(r"[.;:!?,]", before)[-1]
+    words = [w.strip("\"'()") for w in clause.split()]
+    chain: list[str] = []  # the words just ahead of the act that are adverbs, auxiliaries, negations or joined acts
+    while words and (_BETWEEN.fullmatch(words[-1]) or words[-1].lower() in _AUXILIARIES):
+        chain.append(words.pop().lower())
+    if any(_NEGATION.search(w) for w in chain):
+        return False  # "was not repaired", "has never been shipped"
+    auxiliary = next((w for w in chain if w in _AUXILIARIES), None)
+    if auxiliary is None:
+        if not words or words[-1].lower() in _BEFORE_ADJECTIVES:
+            return False  # "Removed material at the edge", "a welded seam"
+        causative = next((i for i in range(len(words) - 1, max(-1, len(words) - 4), -1) if words[i].lower() in _CAUSATIVES), None)
+        if causative is not None and causative < len(words) - 1:
+            # "have it reworked", "keep the part held": asked for, unless a subject says it was had done ("we have it fixed").
+            return causative > 0 and words[causative - 1].lower() in _SUBJECTS
+        return not _CONDITIONS.search(before)  # "maintenance repaired it"; "reject it if it reworked" (sic) asks
+    if auxiliary == "be":
+        return False  # "should be", "to be", "will be", "must not be": no finite tense
+    if auxiliary in _PRESENT and (_REQUESTS.search(before) or re.match(r"\s*(\w+\s+){0,3}?(if|unless|until|once|when|whether)\b", after, re.I)):
+        return False  # "make sure the part is scrapped"; "the part is rejected if the crack is confirmed"
+    conditions = _CONDITIONS if auxiliary in _PAST else _PERFECT_CONDITIONS
+    return not conditions.search(before)
 
 
 def _done_claim(text: str, actions: Sequence[str]) -> str | None:
@@ -324,18 +349,20 @@ def _done_claim(text: str, actions: Sequence[str]) -> str | None:
     claim nothing (a regression probe's faithful texts had been rejected for them)."""
     for action in {a for a in actions if a}:
         text = re.sub(re.escape(action), " ", text, flags=re.I)
-    found = sorted([*_HANDLED.finditer(text), *_PERSON_ACTS.finditer(text)], key=lambda m: m.start())
+    found = sorted([*_HANDLED.finditer(text), *_STATED_ACTS.finditer(text)], key=lambda m: m.start())
     for match in found:
-        before = text[: match.start()]
+        before, after = text[: match.start()], text[match.end() :]
         clause = re.split(r"[.;:!?,]", before)[-1]
+        if match.re is _HANDLED:
+            if _claims_act(before, re.split(r"[.;!?]", after)[0]):
+                return _with_auxiliaries(clause, match.group(0))
+            continue
         perfect = re.search(r"\b(has|have|had)\b", clause.split(" by ")[0][-40:] + match.group(0), re.I) is not None
         if (_PERFECT_CONDITIONS if perfect else _CONDITIONS).search(before):
             continue
-        if match.re is _HANDLED and _asked_for(clause):
-            continue
-        if match.re is _PERSON_ACTS and _NEGATION.search(" ".join(clause.split()[-7:])):
-            continue
-        return _with_auxiliaries(clause, match.group(0)) if match.re is _HANDLED else match.group(0)
+        if _NEGATION.search(" ".join(clause.split()[-2:])):
+            continue  # "no corrective action was taken", "not by an inspector"
+        return match.group(0)
     return None
 
 
@@ -343,7 +370,7 @@ def _with_auxiliaries(clause: str, act: str) -> str:
     """``act`` with the auxiliaries and adverbs just ahead of it in ``clause`` ("has since been repaired"), as said."""
     words = clause.split()
     start = len(words)
-    while start and words[start - 1].lower() in _AUXILIARIES:
+    while start and words[start - 1].lower() in (*_AUXILIARIES, "since", "already", "then", "also", "just", "now"):
         start -= 1
     return " ".join([*words[start:], act])
 
