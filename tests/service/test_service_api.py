@@ -978,9 +978,21 @@ def test_the_model_named_in_the_url_or_left_empty(pool, images, tmp_path):
         assert r.status_code == 201 and r.json()["model"] == name
         with images["bad"].open("rb") as fh:
             r = client.post("/inspections", params={"model": "nope"}, data={"model": name}, files={"file": ("a.png", fh, "image/png")})
-        assert r.status_code == 422 and "named twice" in r.json()["detail"]
+        assert r.status_code == 422 and "several models are named ('plate', 'nope')" in r.json()["detail"]
+        # Repeated in one place (each keeps its last value): refused too (regression probe).
+        for where in ({"params": [("model", name), ("model", "nope")]}, {"data": {"model": [name, "nope"]}}):
+            with images["bad"].open("rb") as fh:
+                r = client.post("/inspections", files={"file": ("a.png", fh, "image/png")}, **where)
+            assert r.status_code == 422 and "several models are named" in r.json()["detail"], (where, r.text)
+        with images["bad"].open("rb") as fh:  # the same name twice is one name
+            same = client.post("/inspections", params={"model": name}, data={"model": name}, files={"file": ("a.png", fh, "image/png")})
+        assert same.status_code == 201
         for where in ({"data": {"model": ""}}, {"params": {"model": " "}}):
             with images["bad"].open("rb") as fh:
                 r = client.post("/inspections", files={"file": ("a.png", fh, "image/png")}, **where)
             assert r.status_code == 422 and "the model's name is empty" in r.json()["detail"], where
-        assert client.get("/inspections").json()["total"] == 1
+        assert client.get("/inspections").json()["total"] == 2
+        # The history's filter, as the upload: two values for one filter are refused, not the last one taken.
+        both = client.get("/inspections", params=[("model", name), ("model", "nope")])
+        assert both.status_code == 422 and "model is given 2 times" in both.json()["detail"]
+        assert client.get("/inspections", params=[("model", name), ("model", name)]).json()["total"] == 2

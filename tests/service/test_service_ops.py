@@ -200,7 +200,24 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
                                 "--model", "plate", "--model", fresh.name])
     said = " ".join(later.output.split())
     assert later.exit_code == 0 and "1 reviewed inspection(s)" in said and "no inspection of fresh has been reviewed yet" in said, later.output
-    for names, words in ((["fresh"], "no inspection of model(s) 'fresh' has been reviewed yet"), (["plate", "plats"], "'plats' is stored")):
+    # Another part's model (its reports name another object) named beside this one's: refused, not merged image by image
+    # (regression probe: one part's reviewed crack went out as the other part's good part); a name twice is one name.
+    gear = tmp_path / "gear"
+    shutil.copytree(service_model, gear)
+    taxonomy = json.loads((gear / "taxonomy.json").read_text())
+    (gear / "taxonomy.json").write_text(json.dumps({**taxonomy, "object": "brass gear"}))
+    pool = ModelPool.load([gear])
+    try:
+        with make_app(pool, db_url, data) as client:
+            ins = upload(client, images["bad"], model="gear").json()
+            assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good"}).status_code == 200
+    finally:
+        pool.close()
+    twice = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "v"), "--model", "plate",
+                                "--model", "plate"])
+    assert twice.exit_code == 0 and "1 reviewed inspection(s)" in twice.output, twice.output
+    for names, words in ((["fresh"], "no inspection of model(s) 'fresh' has been reviewed yet"), (["plate", "plats"], "'plats' is stored"),
+                         (["plate", "gear"], "the models named are of 2 parts (brass gear, metal plate)")):
         refused = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "w"),
                                       *[a for n in names for a in ("--model", n)]])
         assert refused.exit_code == 2 and words in " ".join(refused.output.split()) and not (tmp_path / "w").exists(), refused.output

@@ -10,10 +10,11 @@
 
 from defectlens.explain.llm import LMConfig, LMWriter, verify_text
 from defectlens.explain.location import describe_location, describe_size
-from defectlens.explain.report import build_findings, build_report, render_markdown, write_report_files
+from defectlens.explain.report import DEFAULT_OBJECT, build_findings, build_report, render_markdown, write_report_files
 from defectlens.explain.template import template_text
 
 __all__ = [
+    "DEFAULT_OBJECT",
     "LMConfig",
     "LMWriter",
     "build_findings",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # for the annotation only: the writer itself is imported when
 
 WRITERS = ("template", "llm")
 DEFAULT_OBJECT = "part"
+"""The object a report names when no taxonomy says which part it is."""
 
 
 def build_findings(

@@ -593,8 +593,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         n = len(form.getlist("file"))
         if n > 1:
             raise _error(422, f"{n} files in one request: post one image per request (each gets its own inspection)")
-        if any(isinstance(name, str) and not name.strip() for name in [*form.getlist("model"), *request.query_params.getlist("model")]):
+        named = [*form.getlist("model"), *request.query_params.getlist("model")]
+        if any(isinstance(name, str) and not name.strip() for name in named):
             raise _error(422, f"the model's name is empty: name one of {', '.join(pool.models)}, or leave it out for {pool.default}")
+        if len(set(named)) > 1:
+            # Each source keeps its last value: ?model=cookie&model=commutator had gone to commutator without a word.
+            raise _error(422, f"several models are named ({', '.join(map(repr, dict.fromkeys(map(str, named))))}): name one")
 
     @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image)],
               summary="Inspect one uploaded image and store the result")
@@ -605,9 +609,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                         ) -> InspectionOut:
         received = time.perf_counter()
         # The history takes ?model=, so station scripts name the model there too; an upload ignored it and went to the
-        # first model served, a commutator judged by the cookie model (probe 2026-12-06).
-        if model is not None and model_in_url is not None and model != model_in_url:
-            raise _error(422, f"the model is named twice, {model!r} in the form and {model_in_url!r} in the URL: name it once")
+        # first model served, a commutator judged by the cookie model (probe 2026-12-06). Two names are refused above.
         model = model if model is not None else model_in_url
         # Before the costly part: a down database or a full disk answers 503 at once. (Whether the
         # database takes writes is probed at start-up and by /health, not on every upload's path.)
@@ -647,7 +649,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         metrics.latency.labels(loaded.name).observe(time.perf_counter() - received)
         return inspection_out(row)
 
-    @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first, paged and filtered")
+    def one_value_each(request: Request) -> None:
+        """Refuse a filter given twice with two values: each kept its last, so ?model=cookie&model=commutator listed
+        commutator alone without a word (regression probe 2026-12-06)."""
+        for key in dict.fromkeys(request.query_params.keys()):
+            if len(set(request.query_params.getlist(key))) > 1:
+                raise _error(422, f"{key} is given {len(request.query_params.getlist(key))} times with other values: give it once")
+
+    @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first, paged and filtered",
+             dependencies=[Depends(one_value_each)])
     def list_inspections(
         verdict: Annotated[str | None, Query(pattern="^(good|defective)$", description="Final verdict")] = None,
         type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,

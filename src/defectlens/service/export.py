@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from defectlens.errors import ConfigError
+from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import InspectionRow
@@ -117,7 +118,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     if not rows:
         raise ConfigError("no inspection has been reviewed yet: nothing to export", None,
                           "review inspections first (the page, or POST /inspections/{id}/review); an earlier export is left as it is")
-    wanted = [model] if isinstance(model, str) else list(model or [])
+    wanted = [model] if isinstance(model, str) else list(dict.fromkeys(model or []))
     unreviewed: list[str] = []
     if wanted:
         stored = store.models()
@@ -130,6 +131,12 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             raise ConfigError(f"no inspection of model(s) {', '.join(map(repr, unreviewed))} has been reviewed yet: nothing to export", None,
                               f"review some first, or pass one of the models reviewed: {', '.join(models)}")
         rows = [r for r in rows if r.model in wanted]
+        # Several names are for one part served from several folders: models of other parts (their reports name another
+        # object) merged one image's reviews across parts, and one part's reviewed crack went out as the other's good part.
+        objects = {m: {o for r in rows if r.model == m and (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT} for m in wanted}
+        if len(named := set().union(*objects.values())) > 1:
+            raise ConfigError(f"the models named are of {len(named)} parts ({', '.join(sorted(named))}), by their reports", None,
+                              "export one part at a time: --model NAME, repeated only for the folders one part was served from")
     elif len(models) > 1:
         raise ConfigError(f"the reviews are of {len(models)} models ({', '.join(models)})", None,
                           "export one part at a time with --model NAME (repeat it for the folders one part was served from): "
