@@ -983,7 +983,16 @@ def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_dr
         Image.fromarray(texture(rng, 64, 64)).save(other / f"o{i}.png")
     replaced = runner.invoke(app, ["fit", str(other), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert replaced.exit_code in (0, 3), replaced.output
-    assert "examples/ (of another part) not kept" in _text(replaced) and not (model / "examples").exists()
+    # Without a taxonomy the part cannot be told: said so, with the way to keep them, the taxonomy named too (regression probe).
+    assert ("its taxonomy.json and examples/ not kept (this fit has no taxonomy to tell its part by: fit again with --taxonomy"
+            in _text(replaced)) and not (model / "examples").exists()
+    # Of another part (its own taxonomy), and by batch scoring too (regression probe: it said nothing of them).
+    (model / "examples" / "spot").mkdir(parents=True)
+    gear = tmp_path / "gear"
+    gear.mkdir()
+    (gear / "taxonomy.json").write_text(json.dumps({"object": "gear", "defects": [{"name": "dent", "description": "a dent"}]}))
+    batch = runner.invoke(app, ["fit", str(gear), "-o", str(model), "--detector", "batch-scoring"])
+    assert batch.exit_code == 0 and "its examples/ not kept (of another part)" in _text(batch), batch.output
 
 
 def test_python_gets_the_types_and_report_inspect_writes(synthetic_category, tmp_path):

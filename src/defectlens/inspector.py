@@ -950,7 +950,8 @@ class Inspector:
                 carry_export(old, out, self.detector)
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
-            gone = f"; its {EXAMPLES_DIR}/ (of another part) not kept" if dropped_examples else ""
+            why = "of another part" if taxonomy is not None else "no taxonomy given to tell its part by: save with taxonomy= to keep them"
+            gone = f"; its {EXAMPLES_DIR}/ not kept ({why})" if dropped_examples else ""
             warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced{gone}"))
 
     def _same_model_in(self, held: ModelDescriptor | None) -> bool:

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
@@ -23,6 +24,7 @@ from defectlens.descriptor import (
     CARD_FILE,
     DESCRIPTOR_FILE,
     EXAMPLES_DIR,
+    PART_FILES,
     TAXONOMY_FILE,
     describe_model_in,
     part_card_section,
@@ -312,8 +314,10 @@ def fit(
             # Nothing to fit and no image to read (CATEGORY_DIR may hold none): the folder records
             # the settings and the part's taxonomy, and inspect compares the images read together.
             part = taxonomy or (category_dir / TAXONOMY_FILE if (category_dir / TAXONOMY_FILE).is_file() else None)
-            Inspector.fit([], settings).save(output, taxonomy=_carried_taxonomy(part))
-            _note_replaced(replaced, output)
+            held = _part_files(output)
+            carried = _carried_taxonomy(part)
+            Inspector.fit([], settings).save(output, taxonomy=carried)
+            _note_replaced(replaced, output, held, carried is not None)
             console.print(f"{escape(str(detector))} model: no normal image needed;"
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
             # Its one blind spot, said where the model is made: what most of a batch shares looks normal.
@@ -374,9 +378,10 @@ def fit(
             raise OutputError(f"another run saved a model here while this fit ran ({describe_model_in(output) or 'a folder'}); this "
                               "fit's model is not saved over it", output, "fit again into this folder to replace that model, or into another")
         # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
-        had_examples = (output / EXAMPLES_DIR).is_dir()
-        inspector.save(output, taxonomy=_carried_taxonomy(taxonomy or taxonomy_file))
-        _note_replaced(replaced, output, had_examples)
+        held = _part_files(output)
+        carried = _carried_taxonomy(taxonomy or taxonomy_file)
+        inspector.save(output, taxonomy=carried)
+        _note_replaced(replaced, output, held, carried is not None)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
@@ -467,13 +472,24 @@ def _written_before(path: Path, moment: float) -> bool:
         return False
 
 
-def _note_replaced(described: str | None, output: Path, had_examples: bool = False) -> None:
+def _part_files(folder: Path) -> list[str]:
+    """What ``folder`` holds about its part (:data:`~defectlens.descriptor.PART_FILES`), before a fit replaces it."""
+    return [name for name in PART_FILES if (folder / name).exists()]
+
+
+def _note_replaced(described: str | None, output: Path, held: Sequence[str] = (), with_taxonomy: bool = True) -> None:
     """Say which model a fit replaced (a calibrated model or a trained grounding model takes work
-    to make again, and a fit of another part over it was said as 'the memory-bank model'), and the
-    examples it held when they were not kept (:meth:`Inspector.save` keeps only the same part's)."""
-    if described is not None:
-        gone = f"; its {EXAMPLES_DIR}/ (of another part) not kept" if had_examples and not (output / EXAMPLES_DIR).is_dir() else ""
-        notes([f"{output}: the {described} that was there is replaced{gone}"])
+    to make again, and a fit of another part over it was said as 'the memory-bank model'), and what
+    it ``held`` about its part that was not kept (:meth:`Inspector.save` keeps only the same part's):
+    of another part, or, for a fit ``with_taxonomy`` False, of a part this fit cannot tell."""
+    if described is None:
+        return
+    gone = ""
+    if lost := [f"{name}/" if name == EXAMPLES_DIR else name for name in held if not (output / name).exists()]:
+        why = ("of another part" if with_taxonomy else
+               "this fit has no taxonomy to tell its part by: fit again with --taxonomy (the part's taxonomy.json) to keep them")
+        gone = f"; its {' and '.join(lost)} not kept ({why})"
+    notes([f"{output}: the {described} that was there is replaced{gone}"])
 
 
 def _carried_taxonomy(path: Path | None) -> Path | None:
