@@ -68,6 +68,26 @@ def _small_category(root: Path, n_good: int, extra: dict[str, bytes] | None = No
     return root
 
 
+def test_a_name_the_file_system_takes_gets_outputs_it_takes_too(fitted_model, synthetic_category, tmp_path):
+    # Probe 2026-12-06: a 250-byte name was inspected, then none of its results could be written ("File name too
+    # long"), and the fix given, --resume, failed the same way.
+    src = tmp_path / "in"
+    src.mkdir()
+    long = "é" * 60 + "x" * 126  # 246 bytes, and a cut may fall inside a character
+    shutil.copy(synthetic_category / "test" / "spot" / "000.png", src / f"{long}.png")
+    shutil.copy(synthetic_category / "test" / "good" / "000.png", src / f"{long[:-1]}y.png")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(src), "-o", str(out)])
+    assert result.exit_code in (0, 4) and "renamed" in _text(result), result.output
+    written = sorted(p.name for p in out.glob("*.json") if not p.name.endswith(".report.json"))
+    assert len(written) == 2 and all(len(os.fsencode(n)) <= 255 for p in out.iterdir() for n in [p.name])
+    assert all(n.startswith("é" * 60) for n in written) and written[0] != written[1]
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(src), "-o", str(out), "--resume"])
+    assert again.exit_code in (0, 4) and "2 image(s) already done" in _text(again), again.output
+    names, _ = unique_output_names([Path(os.fsdecode(b"\xff" * 250 + b".png"))], (".report.json",))
+    assert len(os.fsencode(next(iter(names.values())) + ".report.json")) <= 255
+
+
 # ---------------------------------------------------------------------------------------------
 # Data loss
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Every check raises :class:`~defectlens.errors.OutputError` naming the path and t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
@@ -218,13 +219,45 @@ def unique_output_names(
         kept = (earlier or {}).get(path)
         if kept is not None and path not in names and free(kept):
             take(path, kept)
+    # Room for the longest suffix and a "-NN" within the 255 bytes a file name may take: a 250-byte name was inspected,
+    # then none of its results could be written ("File name too long"), and --resume failed the same way (probe).
+    room = NAME_BYTES - max((len(_name_bytes(s)) for s in suffixes), default=0) - 4
     for path in paths:
         if path in names:
             continue
-        name, n = path.stem, 1
+        stem = _fitting_stem(path.stem, room)
+        name, n = stem, 1
         while not free(name):
             n += 1
-            name = f"{path.stem}-{n}"
+            name = f"{stem}-{n}"
         take(path, name)
     renamed = [(path, names[path]) for path in dict.fromkeys(paths) if names[path] != path.stem]
     return names, renamed
+
+
+NAME_BYTES = 255
+"""The longest file name most file systems take, in bytes."""
+
+
+def _name_bytes(name: str) -> bytes:
+    """A file name's bytes as the file system has them (a name that is no UTF-8 comes back as it was)."""
+    return os.fsencode(name)
+
+
+def _fitting_stem(stem: str, room: int) -> str:
+    """``stem`` when its bytes fit ``room``, else its start (whole characters) and a digest of the whole, which keeps two
+    long names that start alike apart and the same name the same from run to run (``--resume``)."""
+    raw = _name_bytes(stem)
+    if len(raw) <= room:
+        return stem
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    cut = raw[: max(room - len(digest) - 1, 1)]
+    for end in range(len(cut), max(len(cut) - 4, 0), -1):
+        try:
+            head = cut[:end].decode("utf-8")  # a character cut in two loses its first bytes
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        head = os.fsdecode(cut)  # a name that is no UTF-8: its bytes as they were
+    return f"{head}-{digest}"
