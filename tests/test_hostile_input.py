@@ -496,6 +496,10 @@ def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path):
     Image.fromarray(darker).save(path)
     scores = [fitted.inspect(darker).score, fitted.inspect(path).score, fitted.inspect_batch([path]).images[0].inspection.score]
     assert scores == pytest.approx([scores[0]] * 3) and fitted.inspect(read_image(darker, "f", 14)).score == pytest.approx(scores[0])
+    # A wider integer type holding 8-bit values is 8-bit data, to the model as by itself (regression probe: read 16x darker).
+    eight = (frames[0] // 64).astype(np.uint8)
+    assert sensor_bits(eight.astype(np.int64)) is None
+    assert fitted.inspect(eight.astype(np.int64)).score == pytest.approx(fitted.inspect(eight).score)
     # Deeper than the training images: clipped, and said.
     with pytest.warns(DefectlensWarning, match="over the 14-bit range of the model's training images"):
         fitted.inspect((frames[0].astype(np.uint32) * 4).astype(np.uint16))

@@ -94,11 +94,12 @@ in [0, 255] that never rises above 2 would be black."""
 
 def sensor_bits(array: np.ndarray) -> int | None:
     """The sensor depth an image deeper than 8 bits is read at by itself (:func:`_to_uint8`): the smallest of
-    :data:`DEEP_BIT_DEPTHS` that holds its maximum. None for 8-bit, bool and float pixels."""
+    :data:`DEEP_BIT_DEPTHS` that holds its maximum. None for 8-bit, bool and float pixels, and for a deeper integer type
+    holding 8-bit values (``np.asarray(img, np.int64)``: a fit on such arrays had recorded a depth of 8)."""
     if array.dtype.kind not in "ui" or array.dtype.itemsize == 1 or not array.size:
         return None
     high = int(array.max())
-    return next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
+    return next((b for b in DEEP_BIT_DEPTHS if high < 2**b and b > 8), None) if high > 255 else None
 
 
 def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.ndarray:
@@ -129,7 +130,9 @@ def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.
         bits = next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
         if bits is None:
             raise ImageReadError(f"pixel values go up to {high}, deeper than 16 bits", source, "convert to 8 or 16 bits per channel")
-        if bit_depth is not None and arr.dtype.itemsize > 1:
+        # A model's depth for 16-bit data, and for wider integers holding more than 8 bits: int64 arrays of 8-bit values (a
+        # numpy conversion) had been read 16x darker by a 12-bit model (regression probe).
+        if bit_depth is not None and (arr.dtype == np.uint16 or high > 255):
             if high >= 2**bit_depth:
                 warn_caller(f"{source}: pixel values go up to {high}, over the {bit_depth}-bit range of the model's training images; "
                             "read clipped to it — another camera setting? Fit on images of this setting", DefectlensWarning)
