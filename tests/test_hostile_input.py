@@ -473,7 +473,7 @@ def test_twelve_bit_data_in_a_sixteen_bit_png_uses_its_real_range(tmp_path):
     assert abs(int(grey[0, 32]) - round(int(data[0, 32]) / 4095 * 255)) <= 1
 
 
-def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path):
+def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path, monkeypatch):
     # Determinism probe 2026-12-06: each 16-bit frame was scaled by its own brightest pixel, so 14-bit frames at
     # 0.25 and 0.26 of full exposure were read at 12 and 14 bits, 4x apart in brightness (the crack 2 regions or 6).
     from defectlens.io import read_image, sensor_bits
@@ -511,6 +511,27 @@ def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path):
     with pytest.warns(DefectlensWarning):
         from_files = Inspector.fit(folder, InspectorSettings(image_size=64, coreset_ratio=0.5))
     assert from_files.bit_depth == 14 and from_files.inspect(path).score == pytest.approx(scores[0], rel=1e-5)
+    # Examples are read as the inspected images are (regression probe: at their own depth, located elsewhere than inspect
+    # found the defect): located, and embedded by the few-shot classifier.
+    import defectlens.classify.examples as examples_module
+    import defectlens.classify.fewshot as fewshot_module
+    from defectlens.engine import Locator, prepare_analysis
+
+    crack = tmp_path / "examples" / "crack"
+    crack.mkdir(parents=True)
+    (crack / "masks").mkdir()
+    for name, frame in (("a", darker), ("b", dark), ("c", frames[2])):
+        Image.fromarray(frame).save(crack / f"{name}.png")
+    box = np.zeros(darker.shape, np.uint8)
+    box[10:30, 10:30] = 255
+    Image.fromarray(box).save(crack / "masks" / "c_mask.png")  # a and b are located, c is given
+    depths: dict[str, list[int | None]] = {}
+    for module in (examples_module, fewshot_module):
+        real = module.load_image
+        monkeypatch.setattr(module, "load_image", lambda path, bit_depth=None, real=real, n=module.__name__:
+                            depths.setdefault(n, []).append(bit_depth) or real(path, bit_depth))
+    prepare_analysis(None, crack.parent, 5, "template", locator=Locator.of(fitted))
+    assert {n: set(d) for n, d in depths.items()} == {examples_module.__name__: {14}, fewshot_module.__name__: {14}}
     # Kept with the model, and on its card.
     fitted.save(tmp_path / "model")
     assert Inspector.load(tmp_path / "model").bit_depth == 14 and "sensor depth | 14 bits" in (tmp_path / "model" / "card.md").read_text()

@@ -384,8 +384,10 @@ def locate_examples(
     options: LocateOptions | None = None,
     normal_median: float | None = None,
     image_threshold: float | None = None,
+    bit_depth: int | None = None,
 ) -> ExampleSet:
-    """The examples with a defect located in each one that has no mask; the rest as they are.
+    """The examples with a defect located in each one that has no mask; the rest as they are (pixels deeper than 8 bits
+    read at ``bit_depth``, the model's).
 
     ``score`` is a fitted detector's (``Inspector.score``), ``normal_median`` its normal images'
     median pixel (``normal_stats.pixel_median``); :func:`locate_defect` finds the region in each
@@ -403,7 +405,7 @@ def locate_examples(
             result.examples.append(e)
             continue
         try:
-            image = load_image(e.path)
+            image = load_image(e.path, bit_depth)
         except DefectlensError as exc:
             skipped.append(f"{e.path} ({exc})")
             result.skipped.append((e.path, str(exc)))

@@ -223,8 +223,9 @@ class FewShotClassifier:
         return sum(self.encoder.channels) * (2 if self.config.with_context else 1)
 
     # ---------------------------------------------------------------------- fit
-    def fit(self, examples: Sequence[Example], progress: Progress | None = None) -> FewShotFitSummary:
-        """Encode the examples and calibrate the unknown threshold and the confidence temperature.
+    def fit(self, examples: Sequence[Example], progress: Progress | None = None, bit_depth: int | None = None) -> FewShotFitSummary:
+        """Encode the examples and calibrate the unknown threshold and the confidence temperature (pixels deeper than
+        8 bits read at ``bit_depth``: the model's, as the images it inspects are read).
 
         Unreadable example images are skipped with a note (in :attr:`notes`), never fatal,
         unless nothing is left. An example's :attr:`~Example.views` are encoded beside its mask
@@ -239,7 +240,7 @@ class FewShotClassifier:
         names = sorted({e.defect_type for e in examples})
         for e in examples:
             try:
-                image = load_image(e.path)
+                image = load_image(e.path, bit_depth)
                 h, w = image.shape[:2]
                 if e.mask is not None and e.mask.shape == (h, w):
                     mask = e.mask

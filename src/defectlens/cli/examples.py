@@ -73,7 +73,7 @@ def locate_examples_command(
         with atomic_directory(output, _is_located_folder, "located-examples folder") as tmp:
             for e in found.examples:
                 try:
-                    image = load_image(e.path)
+                    image = load_image(e.path, inspector.bit_depth)
                     h, w = image.shape[:2]
                     if e.mask is not None:
                         mask, source = e.mask, "located by the model" + (" — which judges this image good: check it" if e.unflagged else "")

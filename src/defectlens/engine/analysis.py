@@ -41,6 +41,8 @@ class Locator:
     """The normal images' median pixel: how high an example's peak must rise is measured from it."""
     image_threshold: float | None = None
     """Where to seek again when nothing is found at the pixel threshold (a higher one, calibrated)."""
+    bit_depth: int | None = None
+    """The sensor depth the model reads pixels deeper than 8 bits at (:attr:`Inspector.bit_depth`): examples too."""
 
     @classmethod
     def of(cls, inspector: Inspector) -> Locator:
@@ -52,7 +54,7 @@ class Locator:
         # Examples are decoded by load_image (the pixel gate) before they are scored.
         score = detector.with_map_sigma(LOCATING_MAP_SIGMA).score if isinstance(detector, MemoryBankDetector) else detector.score
         return cls(score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None,
-                   inspector.thresholds.image)
+                   inspector.thresholds.image, inspector.bit_depth)
 
 
 def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | None = None) -> ExampleSet:
@@ -68,7 +70,7 @@ def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | No
     if locator is None:
         return example_set
     return locate_examples(example_set, locator.score, locator.pixel_threshold, locator.min_region_px, normal_median=locator.normal_median,
-                           image_threshold=locator.image_threshold)
+                           image_threshold=locator.image_threshold, bit_depth=locator.bit_depth)
 
 
 @dataclass
@@ -120,7 +122,8 @@ def prepare_analysis(
                 analysis.notes.extend(example_set.notes)
                 analysis.excluded = {str(e.path) for e in example_set.examples}
                 analysis.classifier = FewShotClassifier()
-                analysis.notes.extend(analysis.classifier.fit(example_set.examples).notes)
+                # Read as the model reads the images it inspects (16-bit examples at its depth).
+                analysis.notes.extend(analysis.classifier.fit(example_set.examples, bit_depth=locator.bit_depth if locator else None).notes)
         except DefectlensError as exc:
             if examples_required:
                 raise
