@@ -391,6 +391,12 @@ def test_options_a_batch_model_does_not_read_are_said(tmp_path):
     assert len(reports) == 8
     for report in reports:
         assert json.loads(report.read_text())["notes"][0].startswith("batch-relative verdict: judged against the other parts inspected")
+    # ... and so do each JSON, the gallery and summary.csv (probe 2026-12-06: they read as any model's).
+    out = tmp_path / "b"
+    assert all(json.loads(j.read_text())["verdict_basis"].startswith("batch-relative verdict")
+               for j in out.glob("*.json") if not j.name.endswith(".report.json"))
+    assert "warning, 8 image(s): batch-relative verdict" in (out / "index.html").read_text()
+    assert (out / "summary.csv").read_text().count("WARNING: batch-relative verdict") == 8
 
 
 def test_evaluate_says_why_a_mostly_defective_split_shows_little_recall(tmp_path):

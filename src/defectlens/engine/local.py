@@ -197,6 +197,10 @@ def inspect_and_write(
             if item.result.batch_warning:
                 # Kept with the verdict it qualifies: a reader of one JSON sees it too.
                 extra["batch_warning"] = item.result.batch_warning
+            if inspector.verdict_basis:
+                # So is a verdict not judged against normal images (zero-shot, batch-relative): only the terminal and
+                # the report said so, and the gallery and summary.csv looked like any model's (probe 2026-12-06).
+                extra["verdict_basis"] = inspector.verdict_basis
             write_inspection(inspection, item.image, output, names[path], inspector, extra, overlay_format)
         except OSError as exc:
             # One image's files that cannot be written (a folder where one goes, a full disk) fail
