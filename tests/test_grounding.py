@@ -343,7 +343,19 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="taxonomy"):
         Inspector.load(out)
     # The taxonomy by its path too; anything else is named (a dict was an AttributeError).
-    assert Inspector.load(out, taxonomy=category / "taxonomy.json").detector.name == "grounding"
+    zero_shot = Inspector.load(out, taxonomy=category / "taxonomy.json")
+    assert zero_shot.detector.name == "grounding"
+    # No memory-bank settings made it (probe 2026-12-06: the service and the repr showed the defaults, another backbone).
+    encoder = zero_shot.detector.describe()["encoder"]["backbone"]  # type: ignore[attr-defined]
+    assert zero_shot.fit_settings is None and f"backbone={encoder!r}" in repr(zero_shot)
+    from defectlens.service.models import load_model
+
+    served = tmp_path / "served"
+    shutil.copytree(out, served)
+    with pytest.raises(ConfigError, match=r"put the part's taxonomy\.json in the model folder"):
+        load_model(served)
+    shutil.copy(category / "taxonomy.json", served / "taxonomy.json")
+    assert load_model(served).summary()["settings"] is None
     with pytest.raises(TypeError, match=r"read one with defectlens\.taxonomy\.load_taxonomy"):
         Inspector.load(out, taxonomy={"object": "plate"})  # type: ignore[arg-type]
     assert "grounding" in (out / "card.md").read_text()

@@ -527,7 +527,17 @@ class Inspector:
         t = self.detector.thresholds
         fitted = self.provenance.n_images if self.provenance and self.provenance.n_images is not None else "?"
         thresholds = f"image {t.image:.4g}, pixel {t.pixel:.4g} ({t.source})" if t else "none"
-        return f"Inspector(detector={self.detector.name!r}, backbone={self.settings.backbone!r}, fitted on {fitted} images, thresholds: {thresholds})"
+        describe = getattr(self.detector, "describe", None)  # a grounding model's encoder is its own, on its card
+        own = describe().get("encoder", {}).get("backbone") if callable(describe) and self.fit_settings is None else None
+        backbone = own or self.settings.backbone
+        return f"Inspector(detector={self.detector.name!r}, backbone={backbone!r}, fitted on {fitted} images, thresholds: {thresholds})"
+
+    @property
+    def fit_settings(self) -> InspectorSettings | None:
+        """:attr:`settings` when they made this model; None for a zero-shot grounding model, trained by `train-grounding`
+        on other parts (its settings are the grounding model's own: its card): the service and the repr had shown
+        default memory-bank settings for one (probe 2026-12-06)."""
+        return None if self.detector.name == "grounding" else self.settings
 
     # ------------------------------------------------------------------ building
     @classmethod

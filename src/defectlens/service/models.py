@@ -99,7 +99,7 @@ class LoadedModel:
             # inside the card's text, so a page could not tell whether a row was judged by the model served now.
             "fitted_at": ins.provenance.fitted_at if ins.provenance else None,
             "fingerprint": ins.provenance.fingerprint if ins.provenance else None,
-            "settings": dict(ins.settings.__dict__),
+            "settings": dict(settings.__dict__) if (settings := ins.fit_settings) is not None else None,
             "thresholds": t.to_json() if t is not None else None,
             "fit_summary": dict(ins.fit_summary.__dict__) if ins.fit_summary else None,
             "types": list(self.types),
@@ -155,6 +155,10 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     if not root.is_dir():
         raise ConfigError("model folder not found", root, "pass a folder written by `defectlens fit`")
     taxonomy_path = part_taxonomy(root)
+    if taxonomy_path is None and Inspector.needs_taxonomy(root):
+        # The detector's own refusal named `inspect --taxonomy`, which serve has not (probe 2026-12-06).
+        raise ConfigError("a zero-shot grounding model reads the part it serves through its taxonomy, and the folder holds none", root,
+                          f"put the part's {TAXONOMY_FILE} in the model folder")
     part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path and Inspector.needs_taxonomy(root) else None
     inspector = Inspector.load(root, part, "token")
     if int(getattr(inspector.detector, "min_batch", 1)) > 1:
