@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -24,7 +25,16 @@ from typer.testing import CliRunner
 
 from defectlens import Inspector
 from defectlens.cli import app
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ImageReadError, ModelFileError, OutputError
+from defectlens.errors import (
+    ClippedPixelsWarning,
+    ConfigError,
+    DatasetLayoutError,
+    DefectlensError,
+    DefectlensWarning,
+    ImageReadError,
+    ModelFileError,
+    OutputError,
+)
 from defectlens.evaluate.harness import evaluate_detection
 from defectlens.inspector import InspectorSettings
 from defectlens.io import atomic_directory, clean_stale_temporaries, load_category, load_image, write_text_atomic
@@ -501,8 +511,17 @@ def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path, monke
     assert sensor_bits(eight.astype(np.int64)) is None
     assert fitted.inspect(eight.astype(np.int64)).score == pytest.approx(fitted.inspect(eight).score)
     # Deeper than the training images: clipped, and said.
+    over = (frames[0].astype(np.uint32) * 4).astype(np.uint16)
     with pytest.warns(DefectlensWarning, match="over the 14-bit range of the model's training images"):
-        fitted.inspect((frames[0].astype(np.uint32) * 4).astype(np.uint16))
+        fitted.inspect(over)
+    # A batch of them is said once (regression probe: a folder of 100 had printed 100 lines).
+    for i in range(3):
+        Image.fromarray(over).save(tmp_path / f"over{i}.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted.inspect_batch([tmp_path / f"over{i}.png" for i in range(3)])
+    said = [str(w.message) for w in caught if issubclass(w.category, ClippedPixelsWarning)]
+    assert len(said) == 1 and said[0].startswith("3 images have pixel values over the 14-bit range"), said
     # Fitted from files (read once to check them, then again as the fit encodes them): the same depth, the same model.
     folder = tmp_path / "good"
     folder.mkdir()

@@ -61,6 +61,11 @@ class DefectlensWarning(UserWarning):
     transparency filled in): the work goes on, and the user is told."""
 
 
+class ClippedPixelsWarning(DefectlensWarning):
+    """An image's pixels went over the sensor depth of the model's training images and were read clipped to it
+    (:attr:`~defectlens.descriptor.Provenance.bit_depth`); a batch's are said together."""
+
+
 def warn_caller(message: str | Warning, category: type[Warning] = UserWarning) -> None:
     """Warn with the location of the first caller outside defectlens: the line of the user's script
     or notebook cell, not a library line that means nothing to them (a fixed ``stacklevel`` is right

@@ -69,7 +69,16 @@ from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, DefectlensWarning, ModelFileError, NoteWarning, warn_caller
+from defectlens.errors import (
+    ClippedPixelsWarning,
+    ConfigError,
+    DatasetLayoutError,
+    DefectlensError,
+    DefectlensWarning,
+    ModelFileError,
+    NoteWarning,
+    warn_caller,
+)
 from defectlens.fielddocs import with_field_docs
 from defectlens.io import (
     ImageFiles,
@@ -473,7 +482,19 @@ def load_images(
     """Decode ``paths`` (pixels deeper than 8 bits read at ``bit_depth``: a model's :attr:`Inspector.bit_depth`); unreadable
     files become :class:`Failure` records instead of stopping the batch."""
     failures: list[Failure] = []
-    read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
+    clipped = [w for w in caught if issubclass(w.category, ClippedPixelsWarning)]
+    for w in caught:
+        if w not in clipped:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if len(clipped) == 1:
+        warnings.warn_explicit(clipped[0].message, clipped[0].category, clipped[0].filename, clipped[0].lineno)
+    elif clipped:
+        # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
+        warn_caller(ClippedPixelsWarning(f"{len(clipped)} images have pixel values over the {bit_depth}-bit range of the model's training "
+                                         f"images (e.g. {clipped[0].message}); each is read clipped to it"))
     return [image for _, image, _ in read], [path for path, _, _ in read], failures
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from defectlens.errors import DefectlensWarning, ImageReadError, warn_caller
+from defectlens.errors import ClippedPixelsWarning, DefectlensWarning, ImageReadError, warn_caller
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -92,6 +92,10 @@ FLOAT_OVERSHOOT = 2.0
 in [0, 255] that never rises above 2 would be black."""
 
 
+CLIPPED_ADVICE = "read clipped to it — another camera setting? Fit on images of this setting"
+"""What a :class:`~defectlens.errors.ClippedPixelsWarning` advises."""
+
+
 def sensor_bits(array: np.ndarray) -> int | None:
     """The sensor depth an image deeper than 8 bits is read at by itself (:func:`_to_uint8`): the smallest of
     :data:`DEEP_BIT_DEPTHS` that holds its maximum. None for 8-bit, bool and float pixels, and for a deeper integer type
@@ -135,7 +139,7 @@ def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.
         if bit_depth is not None and (arr.dtype == np.uint16 or high > 255):
             if high >= 2**bit_depth:
                 warn_caller(f"{source}: pixel values go up to {high}, over the {bit_depth}-bit range of the model's training images; "
-                            "read clipped to it — another camera setting? Fit on images of this setting", DefectlensWarning)
+                            f"{CLIPPED_ADVICE}", ClippedPixelsWarning)
             bits = bit_depth
         scale = (2**bits - 1) / 255.0
         return np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
