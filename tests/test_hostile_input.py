@@ -727,6 +727,27 @@ def test_format_version_as_a_string_says_it_must_be_an_integer(fitted_model, tmp
         Inspector.load(model)
 
 
+def test_a_sixteen_bit_colour_png_is_said_to_be_read_at_eight_bits(tmp_path):
+    # Regression probe 2026-12-06: Pillow decodes a 48-bit PNG to its upper bytes, so 12-bit data came out 16x darker
+    # without a word, outside the sensor-depth rule 16-bit grey follows.
+    data = (np.random.default_rng(0).integers(0, 4096, (16, 16, 3))).astype(">u2")
+    raw = b"".join(b"\x00" + data[y].tobytes() for y in range(16))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    path = tmp_path / "rgb48.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with pytest.warns(DefectlensWarning, match="a 16-bit colour PNG, read at its upper 8 bits"):
+        image = load_image(path)
+    assert image.max() < 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "rgb24.png")
+        load_image(tmp_path / "rgb24.png")  # 8-bit colour: nothing said
+
+
 def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG that declares ``width`` x ``height`` but holds almost no data (a decompression bomb's shape)."""
 
