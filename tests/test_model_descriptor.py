@@ -17,7 +17,7 @@ from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.maps import image_score, smooth_map
 from defectlens.detect.registry import DETECTORS
 from defectlens.encode import DEFAULT_BACKBONE
-from defectlens.errors import ModelFileError
+from defectlens.errors import ModelFileError, NoteWarning
 from defectlens.io import load_category, load_image
 from defectlens.types import AnomalyResult
 
@@ -476,3 +476,21 @@ def test_a_model_is_described_with_the_right_article(fitted_model, tmp_path):
     shutil.copytree(fitted_model, model)
     (model / "taxonomy.json").write_text(json.dumps({"object": "electrical commutator", "defects": [{"name": "crack"}]}))
     assert describe_model_in(model) == "memory-bank model of an electrical commutator"
+
+
+def test_a_model_without_a_fingerprint_is_another_model_even_fitted_in_the_same_second(fitted_model, tmp_path, monkeypatch):
+    # Found by the full suite (2026-12-06): a batch-scoring fit (no image, no fingerprint) saved over a memory bank in the
+    # same second counted as the same model by its fit time, and kept the other part's examples.
+    import defectlens.descriptor as descriptor_module
+    from defectlens import InspectorSettings
+
+    target = _copy(fitted_model, tmp_path)
+    (target / "examples" / "spot").mkdir(parents=True)
+    monkeypatch.setattr(descriptor_module, "utc_now", lambda: read_descriptor(target).provenance.fitted_at)
+    batch = Inspector.fit([], InspectorSettings(detector="batch-scoring"))
+    assert batch.provenance.fitted_at == read_descriptor(target).provenance.fitted_at
+    gear = tmp_path / "taxonomy.json"
+    gear.write_text(json.dumps({"object": "gear", "defects": [{"name": "dent", "description": "a dent"}]}))
+    with pytest.warns(NoteWarning, match=r"examples/ not kept \(of another part\)"):
+        batch.save(target, taxonomy=gear)
+    assert not (target / "examples").exists()

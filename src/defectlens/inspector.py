@@ -994,9 +994,11 @@ class Inspector:
         before = held.provenance
         if before is None or self.provenance is None:
             return before is None and self.provenance is None
-        if before.fingerprint is not None and self.provenance.fingerprint is not None:
+        if before.fingerprint is not None or self.provenance.fingerprint is not None:
+            # One without a fingerprint (a batch-scoring model reads no image) is another model: by fit time alone, kept
+            # to the second, a batch-scoring fit over a memory bank saved in the same second had kept its examples.
             return before.fingerprint == self.provenance.fingerprint
-        return before.fitted_at == self.provenance.fitted_at
+        return before.fitted_at == self.provenance.fitted_at and held.detector == self.detector.name
 
     def _same_part_in(self, held: ModelDescriptor | None, directory: Path, taxonomy: Taxonomy | None) -> bool:
         """True when the folder's model (``held``) is of this model's part: fitted from the same training folder, or
