@@ -43,14 +43,16 @@ def fake_writer(text):
         ("Tomatoes are red.", "does not name the found type 'crack'"),
         ("A crack and a blowhole.", "'blowhole', which was not found"),
         # Accepted by a probe of real runs (2026-12-05): an action no one took, and figures cut inside their bracket.
-        ("A crack at the upper-left edge. The inspector identified the defect as a crack.", "says something was done to the part"),
-        ("A crack was found at the upper-left edge and was repaired.", "'was repaired'"),
+        ("A crack at the upper-left edge. The inspector identified the defect as a crack.", "speaks of an act on the part"),
+        ("A crack was found at the upper-left edge and was repaired.", "('repaired')"),
         ("Found: a crack at the upper-left edge (medium, 3.", "the text stops mid-sentence"),
         # When a thing was done is no condition, and the model's own ways of saying a person acted (regression probe round 2).
-        ("After inspection, the operator repaired the crack at the upper-left edge.", "says something was done to the part"),
-        ("Before shipping, the crack at the upper-left edge was repaired.", "says something was done to the part"),
-        ("A crack at the upper-left edge, high severity, and action was taken to identify the defect.", "'action was taken'"),
+        ("After inspection, the operator repaired the crack at the upper-left edge.", "speaks of an act on the part"),
+        ("Before shipping, the crack at the upper-left edge was repaired.", "speaks of an act on the part"),
+        ("A crack at the upper-left edge, high severity, and action was taken to identify the defect.", "('action')"),
         ("A crack at the upper-left edge has been identified by the inspector.", "'has been identified by the inspector'"),
+        # 2026-12-06: the model describes, the template prescribes: an act asked for is the template's to say.
+        ("A crack at the upper-left edge; the part should be scrapped.", "('scrapped')"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -63,81 +65,68 @@ def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
 
 
 def test_faithful_lm_text_is_used(monkeypatch):
-    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile has a small crack at the upper-left edge; reject it."))
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile has a small crack at the upper-left edge."))
     insp, types = defective()
     rep = build_report(insp, types, TAX, writer="llm")
     assert rep.writer == "llm" and "crack" in rep.text and rep.writer_seconds == pytest.approx(0.01)
-    # Asking for what a person should do is no claim that it was done, nor is a condition, nor the action quoted
-    # (regression probe 2026-12-05: each was rejected), nor a ")" without its "(".
-    for fine in ("A crack at the upper-left edge (0.75% of the image): an inspector should check it.",
-                 "A crack at the upper-left edge. Hold the part until an operator has confirmed the crack.",
-                 "A crack at the upper-left edge: reject it if it was reworked before.",
-                 "A crack at the upper-left edge: 1) reject the part."):
-        monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
-        assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
-    # Round 3: asking for a person's act, a negation and conditions ahead of a perfect tense are no claims.
-    for fine in ("A crack at the upper-left edge: it should be confirmed by an inspector.",
-                 "A crack at the upper-left edge; have it checked by an engineer.",
-                 "A crack at the upper-left edge; no action was taken by this system, hold for review.",
-                 "A crack at the upper-left edge. Scrap the part once the operator has confirmed the crack.",
-                 "A crack at the upper-left edge. Reject the part when an inspector has confirmed the crack.",
+    # The action is the template's, added after the model's words (2026-12-06: the model is given none and may say none).
+    assert rep.text.endswith("The tile has a small crack at the upper-left edge. Recommended action: reject the part.")
+    # What the system did is no act on the part, nor the action quoted whole, nor a ")" without its "(" (earlier probes).
+    for fine in ("A crack at the upper-left edge (0.75% of the image).",
+                 "A crack was identified at the upper-left edge.",
+                 "A crack at the upper-left edge: 1) reject the part.",
                  "A crack at the upper-left edge. The score was checked against the threshold and it is above it.",
-                 "A crack at the upper-left edge was flagged by quality control software; hold the part."):
+                 "A crack at the upper-left edge was flagged by quality control software.",
+                 "A crack at the upper-left edge of the magnetic tile, 0.75% of the image, high severity."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",
                   "A crack at the upper-left edge; the operator then repaired it.", "A crack at the upper-left edge. Action has already been taken.",
-                  # Round 4: a condition or a time earlier in the sentence, past a comma, excuses nothing.
                   "A crack at the upper-left edge. Unless stated otherwise, the inspector verified the crack.",
-                  "A crack at the upper-left edge. Before shipping, the operator has repaired the tile."):
+                  "A crack at the upper-left edge. Hold the part until an operator has confirmed the crack."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(claim))
         assert build_report(insp, types, TAX, writer="llm").writer != "llm", claim
+    # A taxonomy action quoted whole is the report's own words; a one-word action quoted does not hide a longer word.
     quoting = parse_taxonomy({"object": "magnetic tile", "defects": [
         {"name": "crack", "description": "a thin dark line", "action": "scrap the part unless the crack has been confirmed as cosmetic"}]})
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A crack at the upper-left edge; scrap the part unless the crack has "
                                                                   "been confirmed as cosmetic."))
     assert build_report(insp, types, quoting, writer="llm").writer == "llm"
+    assert llm_module._act_named("The part was rejected.", ["reject"], []) == "rejected"
 
 
-# Ways of saying an act was done that a list of phrases had missed (regression probe round 4, 2026-12-05): any
-# finished form of an act on the part is a claim, whoever the subject, unless asked for, denied or a condition.
-DONE_CLAIMS = [
-    ("The crack has since been repaired.", "has since been repaired"), ("The crack is fixed.", "is fixed"),
-    ("Maintenance repaired the tile.", "repaired"), ("The tile got reworked.", "got reworked"),
-    ("The defect is being repaired.", "is being repaired"), ("The issue was addressed promptly.", "was addressed"),
-    ("The defect was taken care of.", "was taken care of"), ("It was cleaned and polished.", "was cleaned"),
-    ("We have replaced the tile.", "have replaced"), ("The tile, which was repaired, passes.", "was repaired"),
-    ("The tile was reworked, then shipped.", "was reworked"), ("Steps have been taken to fix it.", "Steps have been taken"),
-    ("Staff identified the crack.", "Staff identified"), ("A crack was found and fixed.", "fixed"),
-    # Accepted in a real run (2026-12-06): the auxiliary left out.
-    ("A crack at the upper-left edge, high severity, and action taken to identify the defect.", "action taken"),
-    # Regression probe 2026-12-06: other words, work said finished, a negation elsewhere in the clause, a subject's causative.
-    ("The crack has been rectified.", "has been rectified"), ("The part has been moved to quarantine.", "has been moved"),
-    ("The defective cookie went to the bin.", "went to the bin"), ("The repair has been completed.", "repair has been completed"),
-    ("The part is no longer defective because it was repaired.", "was repaired"), ("We have got it reworked.", "reworked"),
-    ("The part was never shipped but was reworked.", "was reworked"),
+# Acts on the part in any form (2026-12-06): claimed, asked for, denied or a condition, each the template's to say or no
+# one's to claim; two regression probes had broken each grammar that told them apart (half of 100 sentences misjudged).
+ACTS = [
+    "The crack has since been repaired.", "The crack is fixed.", "Maintenance repaired the tile.", "The tile got re-worked.",
+    "Scrapped at 10:42 by the operator.", "Status: scrapped.", "The part, already scrapped, shows a crack.", "Corrective actions were taken.",
+    "The operator took corrective action.", "Repairs are completed.", "The part went into quarantine.",
+    "Even if the crack is small the part was scrapped.",
+    "The cookie was destroyed.", "It was despatched to the customer.", "Approved and signed off.", "The part should be scrapped or reworked.",
+    "Have it reworked.", "No corrective action was taken.", "The crack was not repaired.", "Hold it until an operator has confirmed the crack.",
+    "Make sure the part is scrapped.", "Staff identified the crack.", "The crack has been rectified.", "The part has been moved to quarantine.",
 ]
-NOT_CLAIMS = [
-    "The part should be scrapped or reworked.", "The tile must not be shipped.", "Have it reworked.", "It is to be scrapped.",
-    "No corrective action was taken.", "The crack was not repaired.", "The crack needs to be repaired.", "The crack cannot be repaired.",
-    "Please have the crack repaired.", "The tile must be immediately set aside.", "The part will be scrapped unless an engineer has confirmed it.",
-    "The crack should be repaired, and the part should be held for review.", "A crack was identified at the upper-left edge.",
-    # Regression probe 2026-12-06: the same words as adjectives, conditions after the act, keep/ensure, a list's elided modal.
-    "A sealed edge shows a crack.", "Removed material at the upper-left edge suggests a crack.", "The crack extends along a welded seam.",
-    "The score exceeded the fixed threshold.", "The part is rejected if the crack is confirmed.", "It needs to be reworked before it is shipped.",
-    "Until it is repaired, keep the part held.", "Leave the part set aside for review.", "Make sure the part is scrapped.",
-    "Have it checked and, if needed, scrapped.", "The part is to be held, reworked or scrapped.", "Verdict: rejected.",
+NOT_ACTS = [
+    "A crack at the upper-left edge.", "A crack was identified at the upper-left edge.", "The score was checked against the threshold.",
+    "A defect of unknown type was found at the centre of a chocolate-chip cookie.", "The magnetic tile was inspected and no defects were found.",
+    "A crack at the upper-left edge of the image (0.75% of the image, high severity).", "The defect covers the lower-right corner.",
 ]
 
 
-@pytest.mark.parametrize(("text", "said"), DONE_CLAIMS)
-def test_any_finished_act_on_the_part_is_a_claim(text, said):
-    assert llm_module._done_claim(text, ["reject the part"]) == said
+@pytest.mark.parametrize("text", ACTS)
+def test_any_act_on_the_part_is_the_template_s_to_say(text):
+    assert llm_module._act_named(text, ["reject the part"], ["crack"]) is not None
 
 
-@pytest.mark.parametrize("text", NOT_CLAIMS)
-def test_an_act_asked_for_or_denied_is_no_claim(text):
-    assert llm_module._done_claim(text, ["reject the part"]) is None
+@pytest.mark.parametrize("text", NOT_ACTS)
+def test_a_description_speaks_of_no_act(text):
+    assert llm_module._act_named(text, ["reject the part"], ["crack"]) is None
+
+
+def test_the_part_s_and_the_types_names_are_no_acts():
+    # A part or a type named like an act ("patches" on steel, a "seal" housing) is a fact given.
+    assert llm_module._act_named("Patches at the centre of the seal housing.", [], ["patches", "seal housing"]) is None
+    assert llm_module._act_named("Patches at the centre; the seal housing was patched.", [], ["patches", "seal housing"]) == "patched"
 
 
 def test_missing_model_falls_back(monkeypatch):
@@ -152,7 +141,8 @@ def test_prompt_holds_only_the_findings():
     insp, types = defective()
     rep = build_report(insp, types, TAX)
     prompt = facts_prompt(rep)
-    assert "crack" in prompt and "upper-left edge" in prompt and "reject the part" in prompt
+    # The action is not given: the template adds it after the model's words (2026-12-06).
+    assert "crack" in prompt and "upper-left edge" in prompt and "reject the part" not in prompt and "action" not in prompt.lower()
     assert "blowhole" not in prompt and "a.png" not in prompt
 
 

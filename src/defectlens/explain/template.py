@@ -74,12 +74,18 @@ def good_part_words(report: Report) -> str:
     return "No defect was found; the part can pass."
 
 
+NO_REGION_ACTION = "hold the part for manual review"
+"""The action for a part judged defective where no region could be located."""
+
+
 def with_head_and_action(report: Report, body: str) -> str:
     """A language model's ``body`` between the report's head and, when the body leaves it out, the
     action the template would give: the accepted texts of a probe left out the verdict and the action.
     A good part's hot spot is added as the template says it (the model is told only that it passed)."""
     worst = worst_finding(report.findings) if report.verdict == "defective" else None
-    action = f" Recommended action: {worst.action}." if worst and worst.action.casefold() not in body.casefold() else ""
+    # The model is given no action and may state none (it describes; the template prescribes): the action is always the template's.
+    wanted = worst.action if worst else NO_REGION_ACTION if report.verdict == "defective" else ""
+    action = f" Recommended action: {wanted}." if wanted and wanted.casefold() not in body.casefold() else ""
     if report.verdict != "defective" and report.hot_spot:
         action = f" {good_part_words(report)}"
     return f"{report_head(report)} {body}{action}"
@@ -102,7 +108,7 @@ def template_text(report: Report) -> str:
         return (f"{head} The whole image is unlike every normal image this model was fitted on: a large defect, another "
                 f"part, or a faulty frame? {said_after + ' ' if said_after else ''}Check the part and the camera, and hold it for manual review.")
     if not report.findings:
-        return f"{head} The image is anomalous but no defect region could be located; hold the part for manual review."
+        return f"{head} The image is anomalous but no defect region could be located; {NO_REGION_ACTION}."
     counted = counted_findings(report.findings)
     weaker = [f for f in report.findings if f.weak]
     n = len(counted)
