@@ -94,6 +94,15 @@ def test_a_name_the_file_system_takes_gets_outputs_it_takes_too(fitted_model, sy
     assert all(n.startswith("é" * 60) for n in written) and written[0] != written[1]
     again = runner.invoke(app, ["inspect", str(fitted_model), str(src), "-o", str(out), "--resume"])
     assert again.exit_code in (0, 4) and "2 image(s) already done" in _text(again), again.output
+    # Its mask looked up (evaluate, calibrate, examples): none, where its long name had raised a traceback (regression probe).
+    from defectlens.io.dataset import mask_for_image
+
+    longest = tmp_path / "ex" / "spot" / f"{'m' * 250}.png"  # the longest name there is: with _mask.png past 255 bytes
+    longest.parent.mkdir(parents=True)
+    shutil.copy(synthetic_category / "test" / "spot" / "001.png", longest)
+    assert mask_for_image(longest) is None
+    located = runner.invoke(app, ["locate-examples", str(fitted_model), str(tmp_path / "ex"), "-o", str(tmp_path / "loc")])
+    assert located.exit_code in (0, 3) and located.exception is None, located.output
     names, _ = unique_output_names([Path(os.fsdecode(b"\xff" * 250 + b".png"))], (".report.json",))
     assert len(os.fsencode(next(iter(names.values())) + ".report.json")) <= 255
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defectlens.errors import DatasetLayoutError
-from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES
+from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, path_is
 
 GOOD = "good"
 MASKS_FOLDER = "masks"
@@ -181,7 +181,7 @@ def mask_in(folder: Path, image: Path) -> Path | None:
     beside it: that is another image of the same name (``a.jpg`` took the photo ``a.png`` as its
     mask). The one rule for MVTec's ``ground_truth/<type>/`` and an examples folder's ``masks/``."""
     for candidate in (folder / f"{image.stem}{MASK_SUFFIX}.png", folder / f"{image.stem}.png", image.with_name(f"{image.stem}{MASK_SUFFIX}.png")):
-        if candidate.is_file():
+        if path_is(candidate, "file"):  # a long stem's mask name can pass 255 bytes: none there (it had raised a traceback)
             return candidate
     return None
 
