@@ -748,9 +748,16 @@ def test_a_sixteen_bit_colour_png_is_said_to_be_read_at_eight_bits(tmp_path):
     path = tmp_path / "rgb48.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 16, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    with pytest.warns(DefectlensWarning, match="a 16-bit colour PNG, read at its upper 8 bits"):
+    with pytest.warns(DefectlensWarning, match="16 bits a channel in colour or with transparency, read at the upper 8 bits"):
         image = load_image(path)
     assert image.max() < 16
+    # Grey with transparency, 16 bits a channel (colour type 4), and a 16-bit colour TIFF: said too (regression probe).
+    grey_alpha = tmp_path / "la32.png"
+    raw = b"".join(b"\x00" + data[y, :, :2].tobytes() for y in range(16))
+    grey_alpha.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 16, 4, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with pytest.warns(DefectlensWarning, match="read at the upper 8 bits"):
+        load_image(grey_alpha)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "rgb24.png")

@@ -299,11 +299,14 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
             with Image.open(p, formats=IMAGE_FORMATS) as img:
                 if refusal := size_refusal(img.width, img.height):
                     raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
-                # Pillow decodes a 16-bit colour PNG to its upper 8 bits (it has no deeper colour mode): 12-bit data comes out
-                # 16x darker, outside the sensor-depth rule 16-bit grey follows (regression probe 2026-12-06). Said.
-                if img.format == "PNG" and any(str(getattr(t, "args", "")).startswith(("RGB;16", "RGBA;16")) for t in img.tile or []):
-                    warn_caller(f"{p}: a 16-bit colour PNG, read at its upper 8 bits (Pillow decodes no deeper colour): data of fewer "
-                                "than 16 bits reads darker than it is — save such images as 16-bit grey or 8-bit colour", DefectlensWarning)
+                # Pillow decodes 16-bit colour to its upper 8 bits (it has no deeper colour mode): 12-bit data comes out 16x
+                # darker, outside the sensor-depth rule 16-bit grey follows (regression probe 2026-12-06). Said.
+                # So are 16-bit colour TIFFs and grey with transparency (regression probe: no word of either).
+                if (img.format in ("PNG", "TIFF") and not img.mode.startswith(("I", "F"))  # a BMP's "BGR;16" is 5-6 bits a channel
+                        and any(";16" in str(getattr(t, "args", "")) for t in img.tile or [])):
+                    warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits (Pillow decodes "
+                                "no deeper): data of fewer than 16 bits reads darker than it is — save such images as 16-bit grey "
+                                "or 8-bit colour", DefectlensWarning)
                 img.load()  # force full decode now so truncation is detected here
                 if (pages := int(getattr(img, "n_frames", 1))) > 1:
                     # A multi-page TIFF's other pages were never looked at, and nothing said so.
