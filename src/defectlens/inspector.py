@@ -494,7 +494,7 @@ def load_images(
     elif clipped:
         # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
         warn_caller(ClippedPixelsWarning(f"{len(clipped)} images have pixel values over the {bit_depth}-bit range of the model's training "
-                                         f"images (e.g. {clipped[0].message}); each is read clipped to it"))
+                                         f"images, e.g. {clipped[0].message}"))
     return [image for _, image, _ in read], [path for path, _, _ in read], failures
 
 

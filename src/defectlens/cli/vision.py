@@ -789,9 +789,13 @@ def inspect(
             "inspect into a new folder (or resume with the model and --threshold of the first run)",
         ))
     names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, _names_by_source(earlier, files) if resume else None)
-    if renamed:
-        listed = ", ".join(f"{p} → {n}" for p, n in renamed[:3]) + (", …" if len(renamed) > 3 else "")
-        console.print(f"[yellow]note:[/] {len(renamed)} image(s) share output names with others; renamed: {escape(str(listed))}")
+    # Shortened (a name too long for its results' file names keeps its start) apart from the ones that shared a name.
+    shortened = [(p, n) for p, n in renamed if not n.startswith(p.stem)]
+    for pairs, why in (([r for r in renamed if r not in shortened], "share output names with others; renamed"),
+                       (shortened, "have names too long for their results' file names; shortened, with a digest of the whole name")):
+        if pairs:
+            listed = ", ".join(f"{p} → {n}" for p, n in pairs[:3]) + (", …" if len(pairs) > 3 else "")
+            console.print(f"[yellow]note:[/] {len(pairs)} image(s) {why}: {escape(str(listed))}")
     shown = display_names(inputs, files)
     rows: dict[Path, ResultRow] = {}
     todo = files
