@@ -984,8 +984,8 @@ def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_dr
     replaced = runner.invoke(app, ["fit", str(other), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert replaced.exit_code in (0, 3), replaced.output
     # Without a taxonomy the part cannot be told: said so, with the way to keep them, the taxonomy named too (regression probe).
-    assert ("its taxonomy.json and examples/ not kept (this fit has no taxonomy to tell its part by: fit again with --taxonomy"
-            in _text(replaced)) and not (model / "examples").exists()
+    assert ("its taxonomy.json and examples/ not kept (no taxonomy to tell its part by: fit again with --taxonomy (the part's "
+            "taxonomy.json) to keep them)" in _text(replaced)) and not (model / "examples").exists()
     # Of another part (its own taxonomy), and by batch scoring too (regression probe: it said nothing of them).
     (model / "examples" / "spot").mkdir(parents=True)
     gear = tmp_path / "gear"

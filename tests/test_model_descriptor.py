@@ -494,3 +494,7 @@ def test_a_model_without_a_fingerprint_is_another_model_even_fitted_in_the_same_
     with pytest.warns(NoteWarning, match=r"examples/ not kept \(of another part\)"):
         batch.save(target, taxonomy=gear)
     assert not (target / "examples").exists()
+    # Saved from Python with no taxonomy over a folder holding one: said, the taxonomy named (regression probe: dropped
+    # without a word), in the singular.
+    with pytest.warns(NoteWarning, match=r"its taxonomy\.json not kept \(no taxonomy to tell its part by: save with taxonomy= to keep it\)"):
+        Inspector.load(fitted_model).save(target)

@@ -46,6 +46,17 @@ PART_FILES = (TAXONOMY_FILE, EXAMPLES_DIR)
 threshold from `calibrate`) carries them over; a re-save had dropped them."""
 
 
+def not_kept_note(lost: Sequence[str], with_taxonomy: bool, how: str) -> str:
+    """The words a replaced model's note ends with when a new model did not keep what the folder held about its part
+    (``lost``, of :data:`PART_FILES`): of another part, or, saved ``with_taxonomy`` False, of a part it cannot tell, kept
+    ``how`` (``--taxonomy``, ``taxonomy=``). Empty when nothing was lost."""
+    if not lost:
+        return ""
+    names = [f"{name}/" if name == EXAMPLES_DIR else name for name in lost]
+    why = "of another part" if with_taxonomy else f"no taxonomy to tell its part by: {how} to keep {'them' if len(names) > 1 else 'it'}"
+    return f"; its {' and '.join(names)} not kept ({why})"
+
+
 def part_taxonomy(directory: str | Path) -> Path | None:
     """The taxonomy file a model folder holds, or None."""
     path = Path(directory) / TAXONOMY_FILE

@@ -36,7 +36,6 @@ from PIL import Image
 from defectlens import __version__
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
-    EXAMPLES_DIR,
     LABEL_FREE_NOTE,
     PART_FILES,
     TAXONOMY_FILE,
@@ -47,6 +46,7 @@ from defectlens.descriptor import (
     holds_model,
     image_digest,
     model_kind,
+    not_kept_note,
     part_taxonomy,
     read_descriptor,
     utc_now,
@@ -961,8 +961,6 @@ class Inspector:
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
-            # Another part's taxonomy gives way to this model's (or none) without a word; its examples are said.
-            dropped_examples = not same_part and (old / EXAMPLES_DIR).is_dir()
             for name in PART_FILES if same_part else ():
                 if (out / name).exists() or not (old / name).exists():
                     continue
@@ -975,14 +973,15 @@ class Inspector:
             elif taxonomy is not None:
                 write_json_atomic(out / TAXONOMY_FILE, taxonomy.to_json())
             write_descriptor(out, self.descriptor())
+            # What the folder held about its part that this model does not carry (another part's, or one it cannot tell).
+            lost = [name for name in PART_FILES if (old / name).exists() and not (out / name).exists()]
             if keep:
                 from defectlens.export import carry_export  # export builds on this module
 
                 carry_export(old, out, self.detector)
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
-            why = "of another part" if taxonomy is not None else "no taxonomy given to tell its part by: save with taxonomy= to keep them"
-            gone = f"; its {EXAMPLES_DIR}/ not kept ({why})" if dropped_examples else ""
+            gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")
             warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced{gone}"))
 
     def _same_model_in(self, held: ModelDescriptor | None) -> bool:

@@ -23,10 +23,10 @@ from defectlens.cli.progress import card_console, console, fail, interrupted, no
 from defectlens.descriptor import (
     CARD_FILE,
     DESCRIPTOR_FILE,
-    EXAMPLES_DIR,
     PART_FILES,
     TAXONOMY_FILE,
     describe_model_in,
+    not_kept_note,
     part_card_section,
     read_descriptor,
     render_card,
@@ -484,11 +484,8 @@ def _note_replaced(described: str | None, output: Path, held: Sequence[str] = ()
     of another part, or, for a fit ``with_taxonomy`` False, of a part this fit cannot tell."""
     if described is None:
         return
-    gone = ""
-    if lost := [f"{name}/" if name == EXAMPLES_DIR else name for name in held if not (output / name).exists()]:
-        why = ("of another part" if with_taxonomy else
-               "this fit has no taxonomy to tell its part by: fit again with --taxonomy (the part's taxonomy.json) to keep them")
-        gone = f"; its {' and '.join(lost)} not kept ({why})"
+    gone = not_kept_note([name for name in held if not (output / name).exists()], with_taxonomy,
+                         "fit again with --taxonomy (the part's taxonomy.json)")
     notes([f"{output}: the {described} that was there is replaced{gone}"])
 
 
