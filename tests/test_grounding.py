@@ -408,7 +408,7 @@ def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_description
     assert payload["thresholds"]["source"] == "token-probability" and 0.0 <= payload["score"] <= 1.0
     # The report says the model never saw this part (probe 2026-12-05: it read as surely as a fitted model's).
     notes = json.loads((tmp_path / "one" / "000.report.json").read_text())["notes"]
-    assert notes[0].startswith("zero-shot verdict: this model has seen no image of this part"), notes
+    assert notes[0].startswith("zero-shot verdict: this model is fitted on no normal image of this part"), notes
     result = runner.invoke(app, ["inspect", str(model_dir), one, "-o", str(tmp_path / "one"), *tax, "--cue", "loud"])
     assert result.exit_code == 2 and "unknown zero-shot cue" in result.output
 

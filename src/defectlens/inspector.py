@@ -1046,11 +1046,12 @@ class Inspector:
     def verdict_basis(self) -> str | None:
         """The note every report of this model carries when its verdicts do not rest on normal images
         of the part (None when they do): a batch-relative detector judges each part against the others
-        read with it; a zero-shot grounding model has seen no image of the part. A probe's reports of
+        read with it; a zero-shot grounding model is fitted on no normal image of the part (it may have been trained on
+        the part's defects among others', which nothing here can tell: "has seen no image" was false then). A probe's reports of
         both read as surely as a fitted model's, and 16 cracked cookies in a lot of 20 passed as good."""
         said = []
         if self.detector.name == "grounding":
-            said.append("zero-shot verdict: this model has seen no image of this part, and judges it from the defect descriptions; "
+            said.append("zero-shot verdict: this model is fitted on no normal image of this part, and judges it from the defect descriptions; "
                         "check its verdicts by eye before trusting them")
         if getattr(self.detector, "batch_relative", False):
             said.append("batch-relative verdict: judged against the other parts inspected with it, not against normal images; "
