@@ -78,7 +78,8 @@ def test_defective_report_findings_and_template():
     # With no taxonomy at all, it is not "not given in the taxonomy" (own-data probe 2026-12-05).
     bare = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "pitting", 0.9, "few-shot", (("pitting", 0.9), ("dent", 0.1)))])
     assert "default severity/impact/action used for pitting (no taxonomy: add the part's taxonomy.json to the model folder)" in bare.notes
-    assert verify_text(rep.text, rep, TAX.names).ok
+    # The template's description passes the check a model's text must (its action is its own: a model's may not say one).
+    assert verify_text(rep.text.split(" Recommended action:")[0], rep, TAX.names).ok
     data = json.loads(json.dumps(rep.to_json()))
     assert data["findings"][0]["defect_type"] == "crack" and data["writer"] == "template"
 
@@ -96,7 +97,7 @@ def test_a_type_that_was_the_only_one_known_is_not_given_a_confidence():
     assert rep.text.count("only type known") == 2 and "100% confidence" not in rep.text and "99% confidence" not in rep.text
     assert "83% confidence" in rep.text  # two types known: the percentage says which, and is kept
     assert [f.get("only_type", False) for f in rep.to_json()["findings"]] == [True, True, False]
-    assert verify_text(rep.text, rep, TAX.names).ok
+    assert verify_text(rep.text.split(" Recommended action:")[0], rep, TAX.names).ok
 
 
 def test_clean_part_and_located_nothing():
@@ -145,7 +146,8 @@ class TestVerifier:
     unknown = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, UNKNOWN, 0.5, "few-shot")], TAX)
 
     def test_accepts_faithful_text(self):
-        assert verify_text("The magnetic tile has a small crack at its upper-left edge. Reject the part.", self.rep, TAX.names).ok
+        assert verify_text("The magnetic tile has a small crack at its upper-left edge.", self.rep, TAX.names).ok
+        assert not verify_text("The magnetic tile has a small crack at its upper-left edge. Reject the part.", self.rep, TAX.names).ok
         assert verify_text("Cracks were found at the top-left edge.", self.rep, TAX.names).ok  # plural, and a place's other words
         assert verify_text("The tile is good: no defects were found.", self.clean, TAX.names).ok
         assert verify_text("An unidentified defect sits at the upper-left edge.", self.unknown, TAX.names).ok

@@ -52,7 +52,7 @@ def fake_writer(text):
         ("A crack at the upper-left edge, high severity, and action was taken to identify the defect.", "('action')"),
         ("A crack at the upper-left edge has been identified by the inspector.", "'has been identified by the inspector'"),
         # 2026-12-06: the model describes, the template prescribes: an act asked for is the template's to say.
-        ("A crack at the upper-left edge; the part should be scrapped.", "('scrapped')"),
+        ("A crack at the upper-left edge; the part should be scrapped.", "('should')"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -74,7 +74,7 @@ def test_faithful_lm_text_is_used(monkeypatch):
     # What the system did is no act on the part, nor the action quoted whole, nor a ")" without its "(" (earlier probes).
     for fine in ("A crack at the upper-left edge (0.75% of the image).",
                  "A crack was identified at the upper-left edge.",
-                 "A crack at the upper-left edge: 1) reject the part.",
+                 "A crack at the upper-left edge: 1) a small one.",
                  "A crack at the upper-left edge. The score was checked against the threshold and it is above it.",
                  "A crack at the upper-left edge was flagged by quality control software.",
                  "A crack at the upper-left edge of the magnetic tile, 0.75% of the image, high severity."):
@@ -86,13 +86,21 @@ def test_faithful_lm_text_is_used(monkeypatch):
                   "A crack at the upper-left edge. Hold the part until an operator has confirmed the crack."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(claim))
         assert build_report(insp, types, TAX, writer="llm").writer != "llm", claim
-    # A taxonomy action quoted whole is the report's own words; a one-word action quoted does not hide a longer word.
-    quoting = parse_taxonomy({"object": "magnetic tile", "defects": [
-        {"name": "crack", "description": "a thin dark line", "action": "scrap the part unless the crack has been confirmed as cosmetic"}]})
-    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A crack at the upper-left edge; scrap the part unless the crack has "
-                                                                  "been confirmed as cosmetic."))
-    assert build_report(insp, types, quoting, writer="llm").writer == "llm"
-    assert llm_module._act_named("The part was rejected.", ["reject"], []) == "rejected"
+    # The action quoted is refused too: quoted, "do not hold the part for manual review" had passed and taken the
+    # template's action's place; the template's action ends every report (regression probe round 3).
+    for taken in ("A crack at the upper-left edge. Do not reject the part.", "A crack at the upper-left edge. Recommended action: pass the part."):
+        monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(taken))
+        assert build_report(insp, types, TAX, writer="llm").writer != "llm", taken
+    # Faithful descriptions a probe's check had refused: the part's and a type's words in other forms, a place undecided.
+    steel = parse_taxonomy({"object": "steel strip", "defects": [{"name": "patches", "description": "dark patches"}]})
+    patch = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool),
+                       [Region(1, (180, 130, 220, 170), 900, 0.0075, (200.0, 150.0), 3.0, 2.0)])
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A large dark patch at the centre of the steel strip."))
+    assert build_report(patch, [RegionType(1, "patches", 0.9, "words")], steel, writer="llm").writer == "llm"
+    no_region = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), [])
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("An anomaly was found on the tile but no defect region could be located."))
+    located_none = build_report(no_region, [], TAX, writer="llm")
+    assert located_none.writer == "llm" and located_none.text.endswith("Recommended action: hold the part for manual review.")
 
 
 # Acts on the part in any form (2026-12-06): claimed, asked for, denied or a condition, each the template's to say or no
@@ -105,28 +113,36 @@ ACTS = [
     "The cookie was destroyed.", "It was despatched to the customer.", "Approved and signed off.", "The part should be scrapped or reworked.",
     "Have it reworked.", "No corrective action was taken.", "The crack was not repaired.", "Hold it until an operator has confirmed the crack.",
     "Make sure the part is scrapped.", "Staff identified the crack.", "The crack has been rectified.", "The part has been moved to quarantine.",
+    # Regression probe round 3 (2026-12-06): other acts, requests and a part said usable.
+    "The part was accepted as is.", "The tile can be used.", "The blowhole was filled with epoxy.", "The tile was thrown out.",
+    "An operator re-checked the tile.", "The supervisor was notified.", "Further inspection is recommended.", "Please review the tile.",
+    "The surface needs attention.", "Corrective measures were taken.",
 ]
 NOT_ACTS = [
     "A crack at the upper-left edge.", "A crack was identified at the upper-left edge.", "The score was checked against the threshold.",
     "A defect of unknown type was found at the centre of a chocolate-chip cookie.", "The magnetic tile was inspected and no defects were found.",
     "A crack at the upper-left edge of the image (0.75% of the image, high severity).", "The defect covers the lower-right corner.",
+    # Regression probe round 3: words a description uses too.
+    "A crack at the centre of the polished running surface.", "An isolated crack near a welded joint, moving toward the edge.",
+    "A crack at the centre of the cookie held on the dark baking tray.", "The crack at the centre measures 0.75% of the image.",
+    "We found a crack at the centre.", "The inspection confirmed a crack at the centre.",
 ]
 
 
 @pytest.mark.parametrize("text", ACTS)
 def test_any_act_on_the_part_is_the_template_s_to_say(text):
-    assert llm_module._act_named(text, ["reject the part"], ["crack"]) is not None
+    assert llm_module._act_named(text, ["crack"]) is not None
 
 
 @pytest.mark.parametrize("text", NOT_ACTS)
 def test_a_description_speaks_of_no_act(text):
-    assert llm_module._act_named(text, ["reject the part"], ["crack"]) is None
+    assert llm_module._act_named(text, ["crack"]) is None
 
 
 def test_the_part_s_and_the_types_names_are_no_acts():
     # A part or a type named like an act ("patches" on steel, a "seal" housing) is a fact given.
-    assert llm_module._act_named("Patches at the centre of the seal housing.", [], ["patches", "seal housing"]) is None
-    assert llm_module._act_named("Patches at the centre; the seal housing was patched.", [], ["patches", "seal housing"]) == "patched"
+    assert llm_module._act_named("Patches at the centre of the seal housing.", ["patches", "seal housing"]) is None
+    assert llm_module._act_named("A patch at the centre; the seal housing was repaired.", ["patches", "seal housing"]) == "repaired"
 
 
 def test_missing_model_falls_back(monkeypatch):

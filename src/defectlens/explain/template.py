@@ -85,7 +85,7 @@ def with_head_and_action(report: Report, body: str) -> str:
     worst = worst_finding(report.findings) if report.verdict == "defective" else None
     # The model is given no action and may state none (it describes; the template prescribes): the action is always the template's.
     wanted = worst.action if worst else NO_REGION_ACTION if report.verdict == "defective" else ""
-    action = f" Recommended action: {wanted}." if wanted and wanted.casefold() not in body.casefold() else ""
+    action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
     if report.verdict != "defective" and report.hot_spot:
         action = f" {good_part_words(report)}"
     return f"{report_head(report)} {body}{action}"
