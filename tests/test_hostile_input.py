@@ -758,6 +758,15 @@ def test_a_sixteen_bit_colour_png_is_said_to_be_read_at_eight_bits(tmp_path):
                            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     with pytest.warns(DefectlensWarning, match="read at the upper 8 bits"):
         load_image(grey_alpha)
+    # A batch of them is said once (regression probe: a line an image).
+    from defectlens.errors import ShallowColourWarning
+    from defectlens.inspector import load_images
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_images([path, grey_alpha, path])
+    said = [str(w.message) for w in caught if issubclass(w.category, ShallowColourWarning)]
+    assert len(said) == 1 and said[0].startswith("3 images are 16 bits a channel in colour or with transparency"), said
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "rgb24.png")

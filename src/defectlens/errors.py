@@ -66,6 +66,11 @@ class ClippedPixelsWarning(DefectlensWarning):
     (:attr:`~defectlens.descriptor.Provenance.bit_depth`); a batch's are said together."""
 
 
+class ShallowColourWarning(DefectlensWarning):
+    """An image of 16 bits a channel in colour or with transparency, read at its upper 8 bits (Pillow decodes no deeper
+    colour); a batch's are said together."""
+
+
 def warn_caller(message: str | Warning, category: type[Warning] = UserWarning) -> None:
     """Warn with the location of the first caller outside defectlens: the line of the user's script
     or notebook cell, not a library line that means nothing to them (a fixed ``stacklevel`` is right

@@ -77,6 +77,7 @@ from defectlens.errors import (
     DefectlensWarning,
     ModelFileError,
     NoteWarning,
+    ShallowColourWarning,
     warn_caller,
 )
 from defectlens.fielddocs import with_field_docs
@@ -485,16 +486,15 @@ def load_images(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
-    clipped = [w for w in caught if issubclass(w.category, ClippedPixelsWarning)]
+    # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
+    per_image = {ClippedPixelsWarning: f"have pixel values over the {bit_depth}-bit range of the model's training images",
+                 ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits"}
     for w in caught:
-        if w not in clipped:
+        if w.category not in per_image or sum(v.category is w.category for v in caught) == 1:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if len(clipped) == 1:
-        warnings.warn_explicit(clipped[0].message, clipped[0].category, clipped[0].filename, clipped[0].lineno)
-    elif clipped:
-        # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
-        warn_caller(ClippedPixelsWarning(f"{len(clipped)} images have pixel values over the {bit_depth}-bit range of the model's training "
-                                         f"images, e.g. {clipped[0].message}"))
+    for category, said in per_image.items():
+        if len(alike := [w for w in caught if w.category is category]) > 1:
+            warn_caller(category(f"{len(alike)} images {said}, e.g. {alike[0].message}"))
     return [image for _, image, _ in read], [path for path, _, _ in read], failures
 
 

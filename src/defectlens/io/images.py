@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from defectlens.errors import ClippedPixelsWarning, DefectlensWarning, ImageReadError, warn_caller
+from defectlens.errors import ClippedPixelsWarning, DefectlensWarning, ImageReadError, ShallowColourWarning, warn_caller
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -306,7 +306,7 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
                         and any(";16" in str(getattr(t, "args", "")) for t in img.tile or [])):
                     warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits (Pillow decodes "
                                 "no deeper): data of fewer than 16 bits reads darker than it is — save such images as 16-bit grey "
-                                "or 8-bit colour", DefectlensWarning)
+                                "or 8-bit colour", ShallowColourWarning)
                 img.load()  # force full decode now so truncation is detected here
                 if (pages := int(getattr(img, "n_frames", 1))) > 1:
                     # A multi-page TIFF's other pages were never looked at, and nothing said so.
