@@ -101,6 +101,23 @@ def test_faithful_lm_text_is_used(monkeypatch):
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("An anomaly was found on the tile but no defect region could be located."))
     located_none = build_report(no_region, [], TAX, writer="llm")
     assert located_none.writer == "llm" and located_none.text.endswith("Recommended action: hold the part for manual review.")
+    # Round 4: negated verdict words, a type in its descriptions' forms, "left" as a verb; a negated type on a good part.
+    for fine in ("The magnetic tile did not pass inspection: a crack at the upper-left edge.",
+                 "The tile is not acceptable because of a crack at the upper-left edge.",
+                 "The tile is cracked at the upper-left edge.", "A crack left by a knock at the upper-left edge."):
+        monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
+        assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
+    good = Inspection("a.png", (400, 300), 0.5, False, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), [])
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile was inspected, no cracks were found, and it is good."))
+    assert build_report(good, [], TAX, writer="llm").writer == "llm"
+    # A good part whose map still peaks above the threshold: "so it passes" would stand before "look there before the part
+    # passes" (round 4); its text may not say it passes.
+    peaked = np.zeros((300, 400), np.float32)
+    peaked[250, 350] = 3.0
+    spotted = Inspection("a.png", (400, 300), 0.5, False, peaked, np.zeros((300, 400), bool), [], hot_spot=(350, 250))
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile was inspected and no defects were found, so it passes."))
+    rep = build_report(spotted, [], TAX, writer="llm")
+    assert rep.writer != "llm" and any("says the part passes, where its map still peaks" in n for n in rep.notes), rep.notes
 
 
 # Acts on the part in any form (2026-12-06): claimed, asked for, denied or a condition, each the template's to say or no
@@ -117,6 +134,10 @@ ACTS = [
     "The part was accepted as is.", "The tile can be used.", "The blowhole was filled with epoxy.", "The tile was thrown out.",
     "An operator re-checked the tile.", "The supervisor was notified.", "Further inspection is recommended.", "Please review the tile.",
     "The surface needs attention.", "Corrective measures were taken.",
+    # Round 4: said usable, waived, imperatives, acts in other words, a person's detection.
+    "A small crack; the tile is within tolerance.", "It is still edible.", "No further steps are needed.", "A manual review is required.",
+    "Review the tile manually.", "Keep the tile in production.", "Next step: release the tile.", "It was welded shut.",
+    "The scratches were polished out.", "The tile was taken off the line.", "The inspector detected the crack.",
 ]
 NOT_ACTS = [
     "A crack at the upper-left edge.", "A crack was identified at the upper-left edge.", "The score was checked against the threshold.",
@@ -125,7 +146,8 @@ NOT_ACTS = [
     # Regression probe round 3: words a description uses too.
     "A crack at the centre of the polished running surface.", "An isolated crack near a welded joint, moving toward the edge.",
     "A crack at the centre of the cookie held on the dark baking tray.", "The crack at the centre measures 0.75% of the image.",
-    "We found a crack at the centre.", "The inspection confirmed a crack at the centre.",
+    "We found a crack at the centre.", "The inspection confirmed a crack at the centre.", "We inspected the tile and found a crack.",
+    "A fine crack at the centre.", "The crack runs through the centre, continuous from edge to edge.",
 ]
 
 

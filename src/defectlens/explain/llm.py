@@ -41,7 +41,7 @@ NEGATIONS = re.compile(r"\b(no|not|without|free|none|zero|nor|never|lacking|lack
 defect word after one is no claim, and a paraphrase that adds one has turned its meaning."""
 _UNKNOWN_WORDS = re.compile(r"\b(unknown|unidentified|unclassified|unrecognised|unrecognized)\b", re.I)
 _CLEAN_VERDICT = re.compile(r"\b(good|pass\w*|acceptable|ok|clean|no (visible )?(defects?|damage|flaws?)|defect[- ]free|free of)\b", re.I)
-_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|QA|we|someone|maintenance|staff|workers?|the team)"
+_PEOPLE = r"(inspectors?|operators?|technicians?|engineers?|supervisors?|QA|someone|maintenance|staff|workers?|the team)"
 # The model describes; the template prescribes. The model is given no action, and its text may speak of none: the report's
 # action is added after it as the template words it (:func:`~defectlens.explain.template.with_head_and_action`). A text that
 # speaks of an act on the part in any form is not used, since the inspection cannot know that one was done. Telling a
@@ -57,17 +57,23 @@ _ACT_WORDS = re.compile(
     r"dispos\w*|recycl\w*|ship(s|ped|ping)?|return(s|ed|ing)?|send(s|ing)?|sent|binned|trash\w*|thr(ew|own) (away|out)|"
     r"throw\w* (away|out)|pulled from|filled|glued|refurbish\w*|restor\w*|touched up|ground (out|down)|implement\w*|destroy\w*|"
     r"de?spatch\w*|sign(s|ed)? off|approv\w*|eliminat\w*|dealt with|taken care of|sorted out|notif\w*|reported to|"
+    r"sealed (with|up|off)|welded (shut|up)|polished (out|off|away)|patched (over|up)|ground off|taken off|put back|lubricated|eaten|"
     r"re-?(check|inspect|examin|test)\w*|line (was |is )?stopped|action|actions|measures (were |have been )?taken|steps taken|"
     # Asked for: the action is the template's ("should be recoated", "we recommend reinspection", "please review it").
-    r"should|must|needs? to|need(s|ed)? attention|ought to|has to|have to|recommend\w*|advis\w*|suggest\w*|please|"
+    r"should|must|needs?|needed|required|necessary|ought to|has to|have to|recommend\w*|advis\w*|suggest\w*|please|"
     # Said usable: the verdict is the detector's ("the tile can be used", "good to use").
-    r"usable|(can|may) be used|fit for use|good to use)\b", re.I)
+    r"usable|(can|may) be (used|sold|ignored|tolerated)|fit for use|good to use|ready for use|within tolerances?|serviceable|edible|"
+    r"meets? spec\w*|safe to|in service|in production|proceed\w*|as is|next step|decision|go on)\b"
+    # An imperative at a sentence's start ("Review the tile manually.", "Keep it in production."): asked for.
+    r"|(^|[.;:!?]\s*)(review|inspect|monitor|keep|check|use|ship|send|mark|tag|measure|test|proceed|stop|release|accept|ignore|"
+    r"leave|put|place|grind|polish|seal|weld|patch|mend|inform|notify|report|contact|escalate|investigate|examine|evaluate|assess|"
+    r"consider|flag|record|document|log|do|don't|let)\b", re.I)
 # A person as the doer of what a system does too ("the inspector identified the defect"): the report can only ask for it.
 _PERSON_ACTS = re.compile(
-    rf"\b{_PEOPLE}\s+((then|already|also|has|have|had|since)\s+)*(identified|checked|classified|inspected|examined|reviewed|confirmed|verified|took)\b"
+    rf"\b{_PEOPLE}\s+((then|already|also|has|have|had|since)\s+)*(identified|checked|classified|inspected|examined|reviewed|confirmed|verified|detected|noticed|spotted|observed|found|took)\b"
     rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b", re.I)
-_CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)(?! regions?)|defect[- ]free|free of (defects?|damage)|acceptable|"
-                           r"pass(es|ed)?|good|ok)\b", re.I)
+_CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)(?! (regions?|could|was|were))|defect[- ]free|free of (defects?|damage)|"
+                           r"acceptable|pass(es|ed)?|good|ok|clean)\b", re.I)
 """Words that call a part clean: on a defective part's text each is refused ("the part is acceptable and passes", beside
 the template's action to hold it); "no defect region could be located" says where, not whether."""
 # Places as describe_location words them, with the ways a sentence says them; two-word corners
@@ -76,7 +82,9 @@ _CORNERS = {
     "upper-left": r"(upper|top)[- ]left", "upper-right": r"(upper|top)[- ]right",
     "lower-left": r"(lower|bottom)[- ]left", "lower-right": r"(lower|bottom)[- ]right",
 }
-_SIDES = {"top": r"top|upper", "bottom": r"bottom|lower", "left": r"left", "right": r"right", "centre": r"centre|center|middle"}
+_SIDES = {"top": r"top|upper", "bottom": r"bottom|lower", "left": r"left(?! (by|behind|over|where|when|after|from|in|on))",
+          "right": r"right", "centre": r"centre|center|middle"}
+# ("a pore left by trapped gas", a blowhole's own description, had named a place)
 
 
 def places_named(text: str) -> set[str]:
@@ -196,7 +204,8 @@ def facts_prompt(report: Report) -> str:
     """
     obj = report.part_name or report.object_name
     if report.verdict != "defective":
-        return f"Write one sentence: the {obj} was inspected and no defects were found, so it passes."
+        # Not "so it passes": a part whose map still peaks above the threshold is told to be looked at before it passes.
+        return f"Write one sentence: the {obj} was inspected and no defects were found."
     if not report.findings:
         facts = "An anomaly was detected but no defect region could be located."
     else:
@@ -292,7 +301,9 @@ def _tidy(text: str) -> str:
 def _name_forms(name: str) -> list[str]:
     """A type's or part's name in the forms a text says it: as given, plural and singular ("patches", "patch")."""
     singular = name[:-2] if name.endswith(("ches", "shes", "sses", "xes")) else name[:-1] if name.endswith("s") and not name.endswith("ss") else name
-    return list(dict.fromkeys([name, f"{name}s", f"{name}es", singular, f"{singular}s", f"{singular}es"]))
+    # "cracked", "frayed", "unevenness": the descriptions' own words for a type (regression probe).
+    adjectives = [f"{singular}d" if singular.endswith("e") else f"{singular}ed", f"{singular}ness"]
+    return list(dict.fromkeys([name, f"{name}s", f"{name}es", singular, f"{singular}s", f"{singular}es", *adjectives]))
 
 
 def mentions_type(text: str, name: str) -> bool:
@@ -309,6 +320,16 @@ def _act_named(text: str, names: Sequence[str]) -> str | None:
         text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", " ", text, flags=re.I)
     found = [m for m in (_PERSON_ACTS.search(text), _ACT_WORDS.search(text)) if m]
     return min(found, key=lambda m: m.start()).group(0) if found else None
+
+
+def _said_outright(text: str, patterns: Sequence[str]) -> bool:
+    """Whether one of ``patterns`` matches ``text`` with no negation among the four words ahead of it."""
+    for pattern in patterns:
+        for m in re.finditer(pattern, text, re.I):
+            before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
+            if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
+                return True
+    return False
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
@@ -337,8 +358,8 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
             problems.append(f"does not name the found type {name!r}")
     anywhere = {f.defect_type for f in report.findings}
     for name in taxonomy_names:
-        if name not in anywhere and mentions_type(text, name):
-            problems.append(f"names type {name!r}, which was not found")
+        if name not in anywhere and _said_outright(text, [rf"\b{re.escape(form)}\b" for form in _name_forms(name)]):
+            problems.append(f"names type {name!r}, which was not found")  # "no cracks were found" names none
     # A probe's accepted texts put a crack at the upper-right edge where none was, and dropped a
     # second region: the places are facts too.
     named = places_named(text)
@@ -357,13 +378,16 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")
     if report.verdict == "defective":
-        if _CLEAN_CLAIMS.search(text):
-            problems.append("calls a defective part clean")
+        if _said_outright(text, [_CLEAN_CLAIMS.pattern]):
+            problems.append("calls a defective part clean")  # "did not pass", "is not acceptable" do not
         elif not report.findings and not _DEFECT_WORDS.search(text):
             problems.append("does not say that the part is defective")
     else:
         if not _CLEAN_VERDICT.search(text):
             problems.append("does not say that the part is good")
+        if report.hot_spot and re.search(r"\bpass(es|ed)?\b", text, re.I):
+            # The template's words follow: "the map peaks above the threshold …: look there before the part passes".
+            problems.append("says the part passes, where its map still peaks above the threshold")
         for m in _DEFECT_WORDS.finditer(text):
             before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
             if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
