@@ -197,7 +197,10 @@ def test_real_lm_end_to_end():
 
     # The verdict line first, then the model's words (not the template's findings).
     assert rep.text.startswith("Magnetic tile: DEFECTIVE (score 2.00). ") and rep.text != template_text(rep) and "crack" in rep.text.lower()
-    assert llm_module.verify_text(rep.text, rep, TAX.names).ok and rep.writer_seconds > 0
+    # The model's words, between the verdict line and the template's action, pass the check; the action ends the report.
+    body = rep.text.removeprefix("Magnetic tile: DEFECTIVE (score 2.00). ").split(" Recommended action:")[0]
+    assert llm_module.verify_text(body, rep, TAX.names).ok and rep.writer_seconds > 0
+    assert rep.text.endswith("Recommended action: reject the part.") and rep.text.count("Recommended action") == 1
     data = json.loads(json.dumps(rep.to_json()))
     assert data["writer"] == rep.writer and data["findings"][0]["defect_type"] == "crack"
 
