@@ -472,6 +472,11 @@ def _written_before(path: Path, moment: float) -> bool:
         return False
 
 
+def _short_name(name: str, most: int = 80) -> str:
+    """``name`` as a note shows it: whole up to ``most`` characters, else its start and end around "…"."""
+    return name if len(name) <= most else f"{name[: most // 2 - 1]}…{name[-(most // 2 - 1):]}"
+
+
 def _part_files(folder: Path) -> list[str]:
     """What ``folder`` holds about its part (:data:`~defectlens.descriptor.PART_FILES`), before a fit replaces it."""
     return [name for name in PART_FILES if (folder / name).exists()]
@@ -791,7 +796,8 @@ def inspect(
     for pairs, why in (([r for r in renamed if r not in shortened], "share output names with others; renamed"),
                        (shortened, "have names too long for their results' file names; shortened, with a digest of the whole name")):
         if pairs:
-            listed = ", ".join(f"{p} → {n}" for p, n in pairs[:3]) + (", …" if len(pairs) > 3 else "")
+            # A 250-byte name shown whole, three times, filled the terminal (regression probe): its start and end are enough.
+            listed = ", ".join(f"{_short_name(str(p))} → {_short_name(n)}" for p, n in pairs[:3]) + (", …" if len(pairs) > 3 else "")
             console.print(f"[yellow]note:[/] {len(pairs)} image(s) {why}: {escape(str(listed))}")
     shown = display_names(inputs, files)
     rows: dict[Path, ResultRow] = {}
