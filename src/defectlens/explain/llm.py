@@ -322,14 +322,15 @@ def _act_named(text: str, names: Sequence[str]) -> str | None:
     return min(found, key=lambda m: m.start()).group(0) if found else None
 
 
-def _said_outright(text: str, patterns: Sequence[str]) -> bool:
-    """Whether one of ``patterns`` matches ``text`` with no negation among the four words ahead of it."""
+def _said_outright(text: str, patterns: Sequence[str]) -> str | None:
+    """The first words one of ``patterns`` matches in ``text`` with no negation among the four words ahead of them ("no
+    cracks", "did not pass" say the opposite), or None."""
     for pattern in patterns:
         for m in re.finditer(pattern, text, re.I):
             before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
             if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
-                return True
-    return False
+                return m.group(0)
+    return None
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
@@ -388,9 +389,6 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
         if report.hot_spot and re.search(r"\bpass(es|ed)?\b", text, re.I):
             # The template's words follow: "the map peaks above the threshold …: look there before the part passes".
             problems.append("says the part passes, where its map still peaks above the threshold")
-        for m in _DEFECT_WORDS.finditer(text):
-            before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
-            if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
-                problems.append(f"speaks of a defect ({m.group(0)!r}) on a clean part")
-                break
+        if defect := _said_outright(text, [_DEFECT_WORDS.pattern]):
+            problems.append(f"speaks of a defect ({defect!r}) on a clean part")
     return Verification(not problems, problems)
