@@ -388,7 +388,7 @@ def _training_images(images: Iterable[ImageInput] | str | Path) -> tuple[Sequenc
         depth = max((b for b in files.bits if b is not None), default=None)
         return files.read_at(depth), depth
     listed = _image_list(images)
-    pixels = [np.asarray(im) if isinstance(im, Image.Image) and im.mode.startswith(("I;16", "I")) else im for im in listed]
+    pixels = [np.asarray(im) if isinstance(im, Image.Image) and im.mode.startswith("I") else im for im in listed]  # "I;16", "I"
     depth = max((b for im in pixels if isinstance(im, np.ndarray) and (b := sensor_bits(im)) is not None), default=None)
     if any(isinstance(im, str | Path) for im in listed):
         # Files among arrays: their depth is known once decoded; read each once at its own, then all at the deepest.
