@@ -631,6 +631,8 @@ def test_locate_examples_command_writes_each_region_for_a_person_to_check(calibr
     out = tmp_path / "located"
     result = runner.invoke(app, ["locate-examples", str(calibrated_model), str(maskless_examples), "-o", str(out)])
     assert result.exit_code == 3, result.output  # done, one example skipped
+    # How to give a mask, in a way a name of any length can take (regression probe: <stem>_mask.png can pass 255 bytes).
+    assert "<stem>.png in <type>/masks/, which a name of any length can have" in _text(result)
     manifest = json.loads((out / "located.json").read_text())
     assert [r["region"] for r in manifest["examples"]] == ["located by the model"] * 6
     assert len({r["picture"] for r in manifest["examples"]}) == 6

@@ -117,6 +117,6 @@ def locate_examples_command(
         table.add_row(*line)
     console.print(table)
     console.print(f"pictures → {escape(str(output))}/<type>/; list → {escape(str(output / MANIFEST))}. A wrong region: give that example a mask "
-                  "(<stem>_mask.png beside it, or in <type>/masks/).")
+                  "(<stem>_mask.png beside it, or <stem>.png in <type>/masks/, which a name of any length can have).")
     if skipped:
         raise typer.Exit(EXIT_PARTIAL)
