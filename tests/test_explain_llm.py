@@ -104,7 +104,9 @@ def test_faithful_lm_text_is_used(monkeypatch):
     # Round 4: negated verdict words, a type in its descriptions' forms, "left" as a verb; a negated type on a good part.
     for fine in ("The magnetic tile did not pass inspection: a crack at the upper-left edge.",
                  "The tile is not acceptable because of a crack at the upper-left edge.",
-                 "The tile is cracked at the upper-left edge.", "A crack left by a knock at the upper-left edge."):
+                 "The tile is cracked at the upper-left edge.", "A crack left by a knock at the upper-left edge.",
+                 # Round 5: "passes through" and a clean break describe; a negation in another sentence excuses nothing.
+                 "A crack passes through the tile at the upper-left edge.", "A clean crack at the upper-left edge."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     good = Inspection("a.png", (400, 300), 0.5, False, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), [])
@@ -115,6 +117,8 @@ def test_faithful_lm_text_is_used(monkeypatch):
     peaked = np.zeros((300, 400), np.float32)
     peaked[250, 350] = 3.0
     spotted = Inspection("a.png", (400, 300), 0.5, False, peaked, np.zeros((300, 400), bool), [], hot_spot=(350, 250))
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The crack at the upper-left edge is not serious. The tile passes."))
+    assert build_report(insp, types, TAX, writer="llm").writer != "llm"
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile was inspected and no defects were found, so it passes."))
     rep = build_report(spotted, [], TAX, writer="llm")
     assert rep.writer != "llm" and any("says the part passes, where its map still peaks" in n for n in rep.notes), rep.notes
@@ -138,6 +142,9 @@ ACTS = [
     "A small crack; the tile is within tolerance.", "It is still edible.", "No further steps are needed.", "A manual review is required.",
     "Review the tile manually.", "Keep the tile in production.", "Next step: release the tile.", "It was welded shut.",
     "The scratches were polished out.", "The tile was taken off the line.", "The inspector detected the crack.",
+    # Round 5: "usable" and acts in other words, a person with "our".
+    "The tile can still be used.", "It is best to hold the tile.", "The tile was pulled off the line.", "The operator was alerted.",
+    "The crack was found by our inspector.", "The tile is fit to use.", "It is within limits.",
 ]
 NOT_ACTS = [
     "A crack at the upper-left edge.", "A crack was identified at the upper-left edge.", "The score was checked against the threshold.",
@@ -148,6 +155,9 @@ NOT_ACTS = [
     "A crack at the centre of the cookie held on the dark baking tray.", "The crack at the centre measures 0.75% of the image.",
     "We found a crack at the centre.", "The inspection confirmed a crack at the centre.", "We inspected the tile and found a crack.",
     "A fine crack at the centre.", "The crack runs through the centre, continuous from edge to edge.",
+    # Round 5: labels, not orders; a description's "as is".
+    "Report: a crack was found at the centre.", "Test result: a crack at the centre.", "Defect: crack. Place: centre. Severity: medium.",
+    "The tile has a crack, as is typical of a thin dark fissure.",
 ]
 
 

@@ -52,28 +52,31 @@ _ACT_WORDS = re.compile(
     # What is done with a part: its disposition and its mending. Words a description uses too ("a polished surface", "a
     # welded joint", "patches" on steel, "moving toward the edge", "held on the tray") are left out (regression probe).
     r"\b(repair\w*|replac\w*|fix(es|ed|ing)|remov(e|es|ed|ing|al)|re-?work\w*|scrap(s|ped|ping)?|discard\w*|quarantin\w*|set(ting)? aside|"
-    r"put aside|hold (it|them|this|the part|the \w+ for)|reject\w*|accepted|verif(y|ied|ies)|clean(s|ed|ing)|resolv\w*|"
+    r"put aside|hold (it|them|this|the \w+)|reject\w*|accepted|verif(y|ied|ies)|clean(s|ed|ing)|resolv\w*|"
     r"correct(s|ed|ing|ive)|remed(y|ied|ies)|rectif\w*|segregat\w*|"
     r"dispos\w*|recycl\w*|ship(s|ped|ping)?|return(s|ed|ing)?|send(s|ing)?|sent|binned|trash\w*|thr(ew|own) (away|out)|"
-    r"throw\w* (away|out)|pulled from|filled|glued|refurbish\w*|restor\w*|touched up|ground (out|down)|implement\w*|destroy\w*|"
+    r"throw\w* (away|out)|pulled (from|off)|alerted|halted|sanded (down|off)|filled|glued|refurbish\w*|restor\w*|touched up|"
+    r"ground (out|down)|implement\w*|destroy\w*|"
     r"de?spatch\w*|sign(s|ed)? off|approv\w*|eliminat\w*|dealt with|taken care of|sorted out|notif\w*|reported to|"
-    r"sealed (with|up|off)|welded (shut|up)|polished (out|off|away)|patched (over|up)|ground off|taken off|put back|lubricated|eaten|"
+    r"sealed (with|up|off)|welded (shut|up)|polished (out|off|away)|patched (over|up)|ground off|taken off|put back|eaten|"
     r"re-?(check|inspect|examin|test)\w*|line (was |is )?stopped|action|actions|measures (were |have been )?taken|steps taken|"
     # Asked for: the action is the template's ("should be recoated", "we recommend reinspection", "please review it").
     r"should|must|needs?|needed|required|necessary|ought to|has to|have to|recommend\w*|advis\w*|suggest\w*|please|"
     # Said usable: the verdict is the detector's ("the tile can be used", "good to use").
-    r"usable|(can|may) be (used|sold|ignored|tolerated)|fit for use|good to use|ready for use|within tolerances?|serviceable|edible|"
-    r"meets? spec\w*|safe to|in service|in production|proceed\w*|as is|next step|decision|go on)\b"
+    r"usable|(can|may) (still )?(be|remain|stay) (used|sold|ignored|tolerated|in use|on the line)|continue to be used|fit (for|to) use|"
+    r"(good|fine) to use|ready for use|within (tolerances?|limits|spec\w*)|serviceable|edible|meets? spec\w*|safe to|in service|"
+    r"in production|proceed\w*|(use|used|ship|shipped|kept|accepted) as is|next step|decision|go on)\b"
     # An imperative at a sentence's start ("Review the tile manually.", "Keep it in production."): asked for.
     r"|(^|[.;:!?]\s*)(review|inspect|monitor|keep|check|use|ship|send|mark|tag|measure|test|proceed|stop|release|accept|ignore|"
     r"leave|put|place|grind|polish|seal|weld|patch|mend|inform|notify|report|contact|escalate|investigate|examine|evaluate|assess|"
-    r"consider|flag|record|document|log|do|don't|let)\b", re.I)
+    r"consider|flag|record|document|log|do|don't|let)\b(?!\s*:|\s+(result|results|of)\b)", re.I)  # "Report:", "Test result:" are labels
 # A person as the doer of what a system does too ("the inspector identified the defect"): the report can only ask for it.
 _PERSON_ACTS = re.compile(
     rf"\b{_PEOPLE}\s+((then|already|also|has|have|had|since)\s+)*(identified|checked|classified|inspected|examined|reviewed|confirmed|verified|detected|noticed|spotted|observed|found|took)\b"
-    rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? )?{_PEOPLE}\b", re.I)
+    rf"|\b(was|were|has been|have been|had been) \w+ by (the |an? |our |their )?{_PEOPLE}\b", re.I)
 _CLEAN_CLAIMS = re.compile(r"\b(no (visible )?(defects?|damage|flaws?)(?! (regions?|could|was|were))|defect[- ]free|free of (defects?|damage)|"
-                           r"acceptable|pass(es|ed)?|good|ok|clean)\b", re.I)
+                           r"acceptable|pass(es|ed|ing)?(?! (through|across|along|over|into))|good|ok|"
+                           r"clean(?! (break|split|cut|edge|fracture|crack)))\b", re.I)
 """Words that call a part clean: on a defective part's text each is refused ("the part is acceptable and passes", beside
 the template's action to hold it); "no defect region could be located" says where, not whether."""
 # Places as describe_location words them, with the ways a sentence says them; two-word corners
@@ -303,6 +306,10 @@ def _name_forms(name: str) -> list[str]:
     singular = name[:-2] if name.endswith(("ches", "shes", "sses", "xes")) else name[:-1] if name.endswith("s") and not name.endswith("ss") else name
     # "cracked", "frayed", "unevenness": the descriptions' own words for a type (regression probe).
     adjectives = [f"{singular}d" if singular.endswith("e") else f"{singular}ed", f"{singular}ness"]
+    if name.endswith("ing"):  # "pitting": "pits", "pitted"; "crazing": "crazed"
+        root = name[:-3]
+        single = root[:-1] if len(root) > 2 and root[-1] == root[-2] else root
+        adjectives += [single, f"{single}s", f"{root}ed", f"{single}ed"]
     return list(dict.fromkeys([name, f"{name}s", f"{name}es", singular, f"{singular}s", f"{singular}es", *adjectives]))
 
 
@@ -327,7 +334,8 @@ def _said_outright(text: str, patterns: Sequence[str]) -> str | None:
     cracks", "did not pass" say the opposite), or None."""
     for pattern in patterns:
         for m in re.finditer(pattern, text, re.I):
-            before = text[max(0, m.start() - 40) : m.start()].split()[-4:]
+            # Within its clause: "The crack is not serious. The tile passes." had read as "not … passes".
+            before = re.split(r"[.;:!?,]", text[max(0, m.start() - 40) : m.start()])[-1].split()[-4:]
             if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
                 return m.group(0)
     return None
@@ -386,7 +394,7 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     else:
         if not _CLEAN_VERDICT.search(text):
             problems.append("does not say that the part is good")
-        if report.hot_spot and re.search(r"\bpass(es|ed)?\b", text, re.I):
+        if report.hot_spot and re.search(r"\bpass(es|ed|ing)?\b|\b(fine|good|fit) to (use|go|ship)\b", text, re.I):
             # The template's words follow: "the map peaks above the threshold …: look there before the part passes".
             problems.append("says the part passes, where its map still peaks above the threshold")
         if defect := _said_outright(text, [_DEFECT_WORDS.pattern]):
