@@ -225,13 +225,18 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     assert "defectlens — 2 image(s) inspected" in text
 
 
-def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_them(fitted_model, synthetic_category, tmp_path):
-    # Scale probe 2026-12-05: overlay PNGs were 91 % of the output (163 kB an image), with no way to make them smaller.
+def _inspected_spots(fitted_model: Path, synthetic_category: Path, tmp_path: Path, overlay: str) -> tuple[Path, Path, list[str]]:
+    """The synthetic category's spot images inspected into ``tmp_path/out`` with ``--overlay``: (inputs, output, stems)."""
     test = synthetic_category / "test" / "spot"
     out = tmp_path / "out"
-    result = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--overlay", "jpg"])
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--overlay", overlay])
     assert result.exit_code == 0, result.output
-    stems = sorted(p.stem for p in test.glob("*.png"))
+    return test, out, sorted(p.stem for p in test.glob("*.png"))
+
+
+def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_them(fitted_model, synthetic_category, tmp_path):
+    # Scale probe 2026-12-05: overlay PNGs were 91 % of the output (163 kB an image), with no way to make them smaller.
+    test, out, stems = _inspected_spots(fitted_model, synthetic_category, tmp_path, "jpg")
     for stem in stems:
         with Image.open(out / f"{stem}.jpg") as im:
             assert im.format == "JPEG"
@@ -269,11 +274,7 @@ def test_overlays_as_jpeg_keep_the_outputs_whole_and_a_later_png_run_replaces_th
 
 def test_overlay_none_keeps_verdicts_masks_reports_and_thumbnails_only(fitted_model, synthetic_category, tmp_path):
     # Left 2026-12-05: a line keeping every verdict (86 000 a day) had no way to skip the overlays, 91 % of the output.
-    test = synthetic_category / "test" / "spot"
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--overlay", "none"])
-    assert result.exit_code == 0, result.output
-    stems = sorted(p.stem for p in test.glob("*.png"))
+    test, out, stems = _inspected_spots(fitted_model, synthetic_category, tmp_path, "none")
     for stem in stems:
         assert not (out / f"{stem}.png").exists() and not (out / f"{stem}.jpg").exists()
         assert all((out / f"{stem}{s}").is_file() for s in (".thumb.jpg", ".mask.png", ".json", ".report.md"))
