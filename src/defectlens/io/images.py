@@ -92,10 +92,6 @@ FLOAT_OVERSHOOT = 2.0
 in [0, 255] that never rises above 2 would be black."""
 
 
-CLIPPED_ADVICE = "read clipped to it — another camera setting? Fit on images of this setting"
-"""What a :class:`~defectlens.errors.ClippedPixelsWarning` advises."""
-
-
 def sensor_bits(array: np.ndarray) -> int | None:
     """The sensor depth an image deeper than 8 bits is read at by itself (:func:`_to_uint8`): the smallest of
     :data:`DEEP_BIT_DEPTHS` that holds its maximum. None for 8-bit, bool and float pixels, and for a deeper integer type
@@ -139,7 +135,7 @@ def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.
         if bit_depth is not None and (arr.dtype == np.uint16 or high > 255):
             if high >= 2**bit_depth:
                 warn_caller(f"{source}: pixel values go up to {high}, over the {bit_depth}-bit range of the model's training images; "
-                            f"{CLIPPED_ADVICE}", ClippedPixelsWarning)
+                            "read clipped to it — another camera setting? Fit on images of this setting", ClippedPixelsWarning)
             bits = bit_depth
         scale = (2**bits - 1) / 255.0
         return np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)

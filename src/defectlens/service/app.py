@@ -584,7 +584,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             scratch.unlink(missing_ok=True)
         return image
 
-    async def one_image(request: Request) -> None:
+    async def one_image_one_model(request: Request) -> None:
         """Refuse a request carrying several ``file`` parts: the last was inspected and the others
         dropped without a word (probe 2026-12-05), and an empty model name, which the form reads as
         none (a station script's unset ``model=$PART`` went to the first model). The form is the one
@@ -600,7 +600,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # Each source keeps its last value: ?model=cookie&model=commutator had gone to commutator without a word.
             raise _error(422, f"several models are named ({', '.join(map(repr, dict.fromkeys(map(str, named))))}): name one")
 
-    @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image)],
+    @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image_one_model)],
               summary="Inspect one uploaded image and store the result")
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
