@@ -53,6 +53,13 @@ def fake_writer(text):
         ("A crack at the upper-left edge has been identified by the inspector.", "'has been identified by the inspector'"),
         # 2026-12-06: the model describes, the template prescribes: an act asked for is the template's to say.
         ("A crack at the upper-left edge; the part should be scrapped.", "('should')"),
+        # Figures the findings do not give: a real run's accepted text made the part "12-inch" (2026-12-06).
+        ("A crack was found at the upper-left edge of a 12-inch magnetic tile.", "states figure(s) the findings do not give (12)"),
+        ("A crack 3.5 mm long at the upper-left edge (0.75% of the image).", "(3.5)"),
+        ("A crack at the upper-left edge covers 2% of the image.", "(2)"),
+        ("Two cracks were found at the upper-left edge.", "counts what the findings do not (two)"),
+        ("A crack at the upper-left edge, high severity.", "gives a severity no finding has (high)"),
+        ("A large crack was found at the upper-left edge.", "gives a size no finding has (large)"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -77,7 +84,8 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  "A crack at the upper-left edge: 1) a small one.",
                  "A crack at the upper-left edge. The score was checked against the threshold and it is above it.",
                  "A crack at the upper-left edge was flagged by quality control software.",
-                 "A crack at the upper-left edge of the magnetic tile, 0.75% of the image, high severity."):
+                 "A crack at the upper-left edge of the magnetic tile, 0.75% of the image, medium severity.",
+                 "One small crack (0.75%) was found at the upper-left edge."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",
@@ -95,7 +103,7 @@ def test_faithful_lm_text_is_used(monkeypatch):
     steel = parse_taxonomy({"object": "steel strip", "defects": [{"name": "patches", "description": "dark patches"}]})
     patch = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool),
                        [Region(1, (180, 130, 220, 170), 900, 0.0075, (200.0, 150.0), 3.0, 2.0)])
-    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A large dark patch at the centre of the steel strip."))
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("A small dark patch at the centre of the steel strip."))
     assert build_report(patch, [RegionType(1, "patches", 0.9, "words")], steel, writer="llm").writer == "llm"
     no_region = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), [])
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("An anomaly was found on the tile but no defect region could be located."))

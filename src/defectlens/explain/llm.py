@@ -341,6 +341,39 @@ def _said_outright(text: str, patterns: Sequence[str]) -> str | None:
     return None
 
 
+_FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\d.]\d)")
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "both": 2}
+_COUNTED = re.compile(rf"\b({'|'.join(_COUNT_WORDS)})\b", re.I)
+_SEVERITY_SAID = re.compile(r"\b(low|medium|high|critical)[- ]severity\b|\bseverity (?:is |of |was )?(low|medium|high|critical)\b", re.I)
+_SIZE_SAID = re.compile(r"\b(very large|tiny|small|medium|large)\b(?![- ]severity)", re.I)
+
+
+def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]:
+    """What ``text`` states of figures that the findings do not give: a number that is not one of their shares (or part
+    of a given name), a count no group of them has, a severity or size none has. An accepted text had made a
+    commutator "12-inch"; the model knows no dimension, so any it states is invented."""
+    problems: list[str] = []
+    counted = counted_findings(report.findings)
+    given = {format_share(f.area_fraction).rstrip("%") for f in report.findings}
+    given |= {m.group(0) for name in names for m in _FIGURE.finditer(name)}
+    per_type = [sum(f.defect_type == t for f in counted) for t in {f.defect_type for f in counted}]
+    counts = {len(counted), len(report.findings), *per_type, 0 if not counted else 1}
+    given |= {str(n) for n in counts}
+    for name in names:  # digits of a name ("M8 screw") are the name's, not a figure
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", text, flags=re.I) if name else text
+    if stray := sorted({m.group(0) for m in _FIGURE.finditer(text)} - given, key=text.find):
+        problems.append(f"states figure(s) the findings do not give ({', '.join(stray)})")
+    if stray := sorted({m.group(0).lower() for m in _COUNTED.finditer(text)} - {w for w, n in _COUNT_WORDS.items() if n in counts}):
+        problems.append(f"counts what the findings do not ({', '.join(stray)})")
+    severities = {f.severity for f in report.findings}
+    if stray := sorted({(m.group(1) or m.group(2)).lower() for m in _SEVERITY_SAID.finditer(text)} - severities):
+        problems.append(f"gives a severity no finding has ({', '.join(stray)})")
+    sizes = {f.size for f in report.findings} | ({"large"} if any(f.size == "very large" for f in report.findings) else set())
+    if stray := sorted({m.group(1).lower() for m in _SIZE_SAID.finditer(text)} - sizes):
+        problems.append(f"gives a size no finding has ({', '.join(stray)})")
+    return problems
+
+
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
     """Check a generated text against the report's findings.
 
@@ -360,6 +393,7 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
     if act := _act_named(text, [*taxonomy_names, report.object_name, report.part_name or ""]):
         # The report's action is added after the text, as the template words it; the model is asked for none.
         problems.append(f"speaks of an act on the part ({act!r}): the action is the template's, and the inspection cannot know one was done")
+    problems += _stray_figures(text, report, [*taxonomy_names, report.object_name, report.part_name or ""])
     counted = counted_findings(report.findings)
     found = {f.defect_type for f in counted}
     for name in sorted(found - {UNKNOWN}):
