@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
@@ -86,6 +87,12 @@ def test_a_frame_unlike_every_normal_one_is_reported_as_such_not_typed(checked_m
     assert types == [] and "regions not typed: the whole image is unlike every normal one" in notes
     report = build_report(verdict, types, load_taxonomy(taxonomy), writer="llm")
     assert "unlike every normal image this model was fitted on" in report.text and "pitting" not in report.text
+    # A grey image for a model of colour parts in its own words (drift probe 2026-12-06: read as the frame check's).
+    from defectlens.descriptor import GREY_REASON
+
+    grey = dataclasses.replace(verdict, unlike_normal=GREY_REASON)
+    assert "regions not typed: a grey image, where the model was fitted on colour images" in type_with_notes(
+        prepare_analysis(taxonomy, None, 5, "template"), noise, grey)[1]
     assert report.writer == "template" and report.to_json()["unlike_normal"] == verdict.unlike_normal
     assert any("language model is not asked" in n for n in report.notes)
 
@@ -314,6 +321,15 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     assert "is it rotated?" in build_report(rotated).text
     card = gallery_html([ResultRow("g.png", "g", True, judged.score, 0, (), words, unlike_normal=judged.unlike_normal)], "t")
     assert "is the camera set to colour?" in card and "faulty frame" not in card
+    # A grey image of another part: the frame check's reason and the size note on the card too (drift probe 2026-12-06: only
+    # "is the camera set to colour?", and the camera set to colour would still see the wrong part).
+    from defectlens.descriptor import FRAME_REASON
+
+    other_part = f"{FRAME_REASON} (6.1 against a limit of 4.3): a large defect, another part, or a faulty frame? {GREY_REASON} " \
+                 "This image is 250×625, the training images 288×384: is it rotated, or another view?"
+    card = gallery_html([ResultRow("g.png", "g", True, judged.score, 0, (), words, unlike_normal=other_part)], "t")
+    assert "is the camera set to colour?" in card and "another part or a faulty frame" in card
+    assert "This image is 250×625, the training images 288×384: is it rotated, or another view?" in card
     # A model of grey parts reads grey images as ever; the batch path says it as inspect() does.
     assert grey_model.inspect(as_grey).unlike_normal is None
     from PIL import Image

@@ -114,6 +114,13 @@ GREY_REASON = ("A grey image, where the model was fitted on colour images of the
 the report, the gallery, `calibrate` and `evaluate` say it in its own words, not as a frame check's."""
 
 
+FRAME_REASON = "the whole image is unlike every normal image"
+"""How the frame check's reason begins (:mod:`~defectlens.detect.frame_check`): an image's ``unlike_normal`` may hold it,
+:data:`GREY_REASON` and :data:`SIZE_NOTE`, in that order."""
+SIZE_NOTE = "This image is"
+"""How :meth:`Provenance.size_note` begins."""
+
+
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
     """Whether an image's reason for being unlike every normal one (``Inspection.unlike_normal``) is :data:`GREY_REASON`."""
     return bool(unlike_normal) and GREY_REASON in str(unlike_normal)
@@ -187,9 +194,9 @@ class Provenance:
         # The shape first: a portrait image of a long landscape part (208×512 against 512×208) is also "under half
         # their width", and had been told it lost detail rather than asked whether it is rotated.
         if not (w0 / h1) / 1.5 <= width / height <= (w1 / h0) * 1.5:
-            return f"This image is {width}×{height}, the training images {trained}: is it rotated, or another view?"
+            return f"{SIZE_NOTE} {width}×{height}, the training images {trained}: is it rotated, or another view?"
         if width < w0 / 2 or height < h0 / 2:
-            return f"This image is {width}×{height}, the training images {trained}: one under half their size has lost the detail the model compares."
+            return f"{SIZE_NOTE} {width}×{height}, the training images {trained}: one under half their size has lost the detail the model compares."
         return None
 
 

@@ -38,6 +38,7 @@ from defectlens.descriptor import (
     DESCRIPTOR_FILE,
     LABEL_FREE_NOTE,
     PART_FILES,
+    SIZE_NOTE,
     TAXONOMY_FILE,
     ModelDescriptor,
     Provenance,
@@ -786,7 +787,7 @@ class Inspector:
         """What the report should say of an image far smaller than the training images, or of another
         shape (rotated?), when the frame check's reason does not say it already; None otherwise. A
         rotated ball screw read "pitting, 100 % of the image" with no word of its shape (regression probe)."""
-        if self.provenance is None or (inspection.unlike_normal and "This image is" in inspection.unlike_normal):
+        if self.provenance is None or (inspection.unlike_normal and SIZE_NOTE in inspection.unlike_normal):
             return None
         return self.provenance.size_note(*inspection.image_size)
 

@@ -197,6 +197,45 @@ def test_a_comment_alone_is_a_note_not_a_label(pool: ModelPool, images: dict[str
     assert [m["reviewed_by"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == ["Eve"]
 
 
+def test_an_image_reviewed_unusable_is_kept_and_never_exported(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Another part's image posted to this model, or a bad frame: reviewed good, it went into this part's calibration set
+    # (2026-12-06); a reviewer now says "unusable", kept in the history, labelling nothing.
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    runner = CliRunner()
+    with make_app(pool, db, data) as client:
+        ins = upload(client, images["bad"]).json()
+        index = ins["regions"][0]["index"]
+        typed = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": index, "type": "scratch"}],
+                                                                     "missed": [{"type": "spot", "bbox": [4, 6, 20, 16]}]}).json()
+        assert typed["final_verdict"] == "defective"
+        labelled = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ben", "verdict": "unusable",
+                                                                        "regions": [{"index": index, "type": "scratch"}]})
+        assert labelled.status_code == 422 and "an unusable image is not labelled" in labelled.text
+        unusable = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ben", "verdict": "unusable",
+                                                                        "comment": "a gear, posted to the plate line"}).json()
+        # The machine's regions as they were (the scratch and the missed spot taken back), the history kept.
+        assert unusable["final_verdict"] == "unusable" and unusable["verdict"] == ins["verdict"]
+        assert [(r["index"], r["type"], r["missed"]) for r in unusable["regions"]] == [(r["index"], r["type"], False) for r in ins["regions"]]
+        assert [r["verdict"] for r in unusable["reviews"]] == ["defective", "unusable"]
+        # Confirmed as it stands, it stays unusable; the history finds it by its verdict.
+        confirmed = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Cy"}).json()
+        assert confirmed["final_verdict"] == "unusable"
+        assert [i["id"] for i in client.get("/inspections", params={"verdict": "unusable"}).json()["items"]] == [ins["id"]]
+        nothing = runner.invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(tmp_path / "none")])
+        assert nothing.exit_code == 2 and "(1 reviewed unusable, which are never exported)" in " ".join(nothing.output.split())
+        good = upload(client, images["good"]).json()
+        client.post(f"/inspections/{good['id']}/review", json={"reviewer": "Ana", "verdict": "good"})
+    out = tmp_path / "export"
+    result = runner.invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "1 reviewed inspection(s): 1 good, 0 defective" in said, result.output
+    assert f"1 image(s) reviewed unusable left out (inspections [{ins['id']}])" in said
+    assert [m["inspection"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == [good["id"]]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [f"calibration/good/{good['id']:06d}_{p}"
+                                                                                  for p in [next((out / "calibration" / "good").iterdir()).name[7:]]]
+    assert not any((out / "examples").iterdir())
+
+
 def test_an_export_past_a_million_inspections_is_still_its_own(tmp_path: Path) -> None:
     from defectlens.service.export import _foreign_files
 

@@ -376,7 +376,7 @@ def export_reviews(
     console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective;"
                   f" examples by type: {escape(str(types))}")
     if summary.unreviewed_models:
-        console.print(f"[yellow]note:[/] no inspection of {escape(', '.join(summary.unreviewed_models))} has been reviewed yet: "
+        console.print(f"[yellow]note:[/] no inspection of {escape(', '.join(summary.unreviewed_models))} has been reviewed good or defective yet: "
                       "none of them is in the export")
     if summary.same_image:
         console.print(f"[yellow]note:[/] {len(summary.same_image)} image(s) were inspected more than once "
@@ -384,6 +384,9 @@ def export_reviews(
     if summary.disagreeing:
         console.print(f"[yellow]note:[/] the reviews of {len(summary.disagreeing)} of them disagree on the verdict "
                       f"(inspections {escape(str(summary.disagreeing[:10]))}): check them, the latest was taken")
+    if summary.unusable:
+        console.print(f"[yellow]note:[/] {len(summary.unusable)} image(s) reviewed unusable left out "
+                      f"(inspections {escape(str(summary.unusable[:10]))})")
     if summary.missing_files:
         missing = summary.missing_files
         console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped,"

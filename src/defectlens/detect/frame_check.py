@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from defectlens.descriptor import FRAME_REASON
 from defectlens.detect.global_score import GlobalScore
 
 LIMIT_FACTOR = 2.0
@@ -65,7 +66,7 @@ class FrameCheck:
         """For each image's pooled features (N, C): why it is unlike the normal images, or None
         (``units``: their distances, when the caller has them already)."""
         return [
-            None if u <= self.limit else f"the whole image is unlike every normal image ({u:.1f} against a limit of {self.limit:.1f}): "
+            None if u <= self.limit else f"{FRAME_REASON} ({u:.1f} against a limit of {self.limit:.1f}): "
             "a large defect, another part, or a faulty frame?"
             for u in (self.gaussian.units(pooled) if units is None else units)
         ]

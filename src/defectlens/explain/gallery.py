@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from defectlens.descriptor import grey_reason_in, holds_model
+from defectlens.descriptor import FRAME_REASON, GREY_REASON, SIZE_NOTE, grey_reason_in, holds_model
 from defectlens.errors import OutputError
 from defectlens.io.atomic import write_text_atomic
 
@@ -179,10 +179,15 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
 
 def _unlike_words(reason: str) -> str:
     """A card's line for an image judged unlike every normal one: a grey image's own cause (regression probe:
-    it read as a frame check's), else the frame check's possibilities."""
-    if grey_reason_in(reason):
-        return "a grey image, where the model was fitted on colour images: is the camera set to colour?"
-    return "the whole image is unlike every normal one: a large defect, another part or a faulty frame"
+    it read as a frame check's), the frame check's possibilities, and the image's size beside the training images',
+    each that the reason holds (a grey image of another part had read only "is the camera set to colour?", and an
+    engineer set the camera to colour with the wrong part still under it: drift probe)."""
+    said = ["a grey image, where the model was fitted on colour images: is the camera set to colour?"] if grey_reason_in(reason) else []
+    if FRAME_REASON in reason or not said:
+        said.append("the whole image is unlike every normal one: a large defect, another part or a faulty frame")
+    if SIZE_NOTE in reason:
+        said.append(" ".join(reason[reason.index(SIZE_NOTE):].replace(GREY_REASON, " ").split()))
+    return html.escape("; ".join(said))
 
 
 SKIPPED_VERDICT = "skipped"

@@ -47,7 +47,7 @@ from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAUL
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
-from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.schemas import UNUSABLE, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, StaleReview, Store, StoreUnavailable
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 
@@ -659,7 +659,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first, paged and filtered",
              dependencies=[Depends(one_value_each)])
     def list_inspections(
-        verdict: Annotated[str | None, Query(pattern="^(good|defective)$", description="Final verdict")] = None,
+        verdict: Annotated[str | None, Query(pattern=f"^(good|defective|{UNUSABLE})$", description="Final verdict")] = None,
         type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,
         model: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
         since: Annotated[datetime | None, Query(description="ISO time, inclusive")] = None,
@@ -775,6 +775,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"a missed defect needs its defect type, not {_printable(m.type, 80)!r} "
                                  f"('{REJECT_TYPE}' rejects a region the machine found)")
             missed.append((check_type(m.type), (x0, y0, x1, y1)))
+        if body.verdict == UNUSABLE and (body.regions or body.missed):
+            raise _error(422, "an unusable image is not labelled: send the verdict alone (a comment may say why), "
+                              "without region types or missed defects")
         if body.verdict == "good":
             # A part reviewed good has no defect: every region the machine found is rejected, whatever
             # type the page still had selected (kept as confirmed, they went to export-reviews as
@@ -787,9 +790,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # machine's "defective", all its regions with it).
         names_a_defect = bool(missed) or any(t != REJECT_TYPE for t in types.values())
         verdict = body.verdict or ("defective" if names_a_defect else row.reviewed_verdict or row.verdict)
-        keep_missed = body.missed is None and verdict != "good"
-        # Good, then defective: the regions the good review rejected wholesale are the machine's again.
-        restore = verdict == "defective" and row.reviewed_verdict == "good"
+        keep_missed = body.missed is None and verdict not in ("good", UNUSABLE)
+        # Good, then defective: the regions the good review rejected wholesale are the machine's again. Unusable labels
+        # nothing: the machine's regions as they were, so a later review starts from them.
+        restore = (verdict == "defective" and row.reviewed_verdict == "good") or verdict == UNUSABLE
         note = body.is_note()
         # Said in what is stored: a comment alone labelled the inspection before the rule.
         payload = body.model_dump(mode="json") | ({"note": True} if note else {})

@@ -9,6 +9,7 @@ Written into one folder, swapped in whole (see :func:`defectlens.io.atomic_direc
   a labelled set to set thresholds on; a defective image's defect pixels (its regions not rejected,
   of unknown type too, and missed defects' boxes) in ``calibration/defective/masks/<name>_mask.png``,
   which set the pixel threshold;
+* nothing of an image reviewed unusable (:data:`~defectlens.service.schemas.UNUSABLE`: another part, a bad frame);
 * ``manifest.json`` — what came from which inspection, which fit of the model judged it at what
   threshold, and who reviewed it.
 
@@ -33,7 +34,7 @@ from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import InspectionRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
-from defectlens.service.schemas import as_utc, weaker_regions
+from defectlens.service.schemas import UNUSABLE, as_utc, weaker_regions
 from defectlens.service.store import Store
 from defectlens.taxonomy import normal_type_name, type_name_problem
 
@@ -58,6 +59,8 @@ class ExportSummary:
     disagreeing: list[list[int]] = field(default_factory=list)
     unreviewed_models: list[str] = field(default_factory=list)
     """Models asked for whose inspections are stored but none reviewed yet: nothing of them is in the export."""
+    unusable: list[int] = field(default_factory=list)
+    """Inspections whose latest review calls the image unusable (another part, a bad frame): left out."""
 
 
 def _foreign_files(folder: Path) -> list[Path]:
@@ -114,9 +117,12 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     the machine's guess, not a label. A missed defect given without a box gets no mask: the model
     locates it, as in any mask-free example."""
     rows = store.reviewed()
-    models = sorted({r.model for r in rows})
-    if not rows:
-        raise ConfigError("no inspection has been reviewed yet: nothing to export", None,
+    # Models by their labelled reviews: one whose reviews all say "unusable" (another part's images posted to it) has
+    # labelled nothing, and is no second part to refuse an export for.
+    models = sorted({r.model for r in rows if r.reviewed_verdict != UNUSABLE})
+    if not models:
+        unusable = f" ({len(rows)} reviewed unusable, which are never exported)" if rows else ""
+        raise ConfigError(f"no inspection has been reviewed good or defective yet{unusable}: nothing to export", None,
                           "review inspections first (the page, or POST /inspections/{id}/review); an earlier export is left as it is")
     wanted = [model] if isinstance(model, str) else list(dict.fromkeys(model or []))
     unreviewed: list[str] = []
@@ -128,9 +134,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
         # export naming both of a part's folders had failed until someone reviewed an inspection of the new one (probe).
         unreviewed = [m for m in wanted if m not in models]
         if len(unreviewed) == len(wanted):
-            raise ConfigError(f"no inspection of model(s) {', '.join(map(repr, unreviewed))} has been reviewed yet: nothing to export", None,
+            raise ConfigError(f"no inspection of model(s) {', '.join(map(repr, unreviewed))} has been reviewed good or defective yet: "
+                              "nothing to export", None,
                               f"review some first, or pass one of the models reviewed: {', '.join(models)}")
-        rows = [r for r in rows if r.model in wanted]
         # Several names are for one part served from several folders: models of other parts (their reports name another
         # object) merged one image's reviews across parts, and one part's reviewed crack went out as the other's good part.
         objects = {m: {o for r in rows if r.model == m and (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT} for m in wanted}
@@ -141,6 +147,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
         raise ConfigError(f"the reviews are of {len(models)} models ({', '.join(models)})", None,
                           "export one part at a time with --model NAME (repeat it for the folders one part was served from): "
                           "each part has its own thresholds and types")
+    # The models exported only: an image posted to two models and reviewed unusable on the one it was not for would
+    # otherwise, as its latest review, take it out of the other's export.
+    rows = [r for r in rows if r.model in (wanted or models)]
     if foreign := _foreign_files(Path(output)):
         shown = ", ".join(str(p.relative_to(output)) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ConfigError(f"the earlier export holds {len(foreign)} file(s) it did not write ({shown}), which replacing it would delete",
@@ -154,6 +163,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     summary = ExportSummary(len(latest), 0, {}, 0, 0, [], [sorted(r.id for r in g) for g in groups],
                             [sorted(r.id for r in g) for g in groups if len({r.reviewed_verdict or r.verdict for r in g}) > 1], unreviewed)
     rows = [r for r in rows if latest[r.image_sha] is r]
+    summary.unusable = [r.id for r in rows if r.reviewed_verdict == UNUSABLE]
+    summary.n_inspections -= len(summary.unusable)
+    rows = [r for r in rows if r.reviewed_verdict != UNUSABLE]
     manifest: list[dict] = []
     with atomic_directory(output, lambda p: (p / MANIFEST).is_file(), "review export") as out:
         for sub in ("examples", "calibration/good", "calibration/defective"):
