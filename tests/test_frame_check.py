@@ -372,3 +372,43 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
         mixed = Inspector.fit([*colour[:3], *(c.mean(axis=2).astype(np.uint8) for c in colour[3:5])],
                               InspectorSettings(image_size=96, coreset_ratio=0.5))
     assert mixed.provenance is not None and mixed.provenance.colour is False and mixed.inspect(as_grey).unlike_normal is None
+
+
+def test_drift_is_said_over_a_batch_whose_images_moved_away_from_the_normal_ones():
+    from defectlens.detect.frame_check import DRIFT_MIN_IMAGES, drift_note
+
+    assert drift_note([3.0] * (DRIFT_MIN_IMAGES - 1) + [None] * 5) is None  # too few known to say
+    assert drift_note([0.2] * 5 + [3.0] * 4) is None  # a few far ones (large defects) are no drift
+    note = drift_note([0.2] * 4 + [3.0] * 5 + [None])
+    assert note is not None and note.startswith("5 of 9 images lie further from the normal images") and "focus" in note
+
+
+def test_a_blurred_line_is_said_to_drift_from_the_fit_in_the_json_the_terminal_and_the_gallery(checked_model, tmp_path):
+    # Drift probe 2026-12-06: good cookies blurred by sigma 2 (a camera losing focus): 9 of 14 flagged, no image over the
+    # frame check's limit, and nothing said.
+    from PIL import Image, ImageFilter
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    rng = np.random.default_rng(31)
+    sharp, blurred = tmp_path / "sharp", tmp_path / "blurred"
+    sharp.mkdir(), blurred.mkdir()
+    for i in range(8):
+        image = Image.fromarray(np.stack([texture(rng, 96, 128)] * 3, -1))
+        image.save(sharp / f"part-{i}.png")
+        image.filter(ImageFilter.GaussianBlur(2)).save(blurred / f"part-{i}.png")
+    inspector = Inspector.load(checked_model)
+    good = inspector.inspect(str(sharp / "part-0.png"))
+    far = inspector.inspect(str(blurred / "part-0.png"))
+    assert good.frame_units is not None and far.frame_units is not None and far.frame_units > 1 > good.frame_units
+    assert far.to_json()["frame_units"] == round(far.frame_units, 3)
+    runner = CliRunner()
+    for folder, drifted in ((sharp, False), (blurred, True)):
+        out = tmp_path / f"out-{folder.name}"
+        result = runner.invoke(app, ["inspect", str(checked_model), str(folder), "-o", str(out)])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "part-1.json").read_text())["frame_units"] is not None
+        assert ("images lie further from the normal images" in said) is drifted, said
+        assert ("focus, the light or the part" in (out / "index.html").read_text()) is drifted

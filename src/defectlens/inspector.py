@@ -834,6 +834,7 @@ class Inspector:
             detector=self.detector.name,
             unlike_normal=self._with_size_note(result.unlike_normal, w, h),
             hot_spot=hot_spot,
+            frame_units=result.frame_units,
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:

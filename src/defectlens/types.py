@@ -106,6 +106,9 @@ class AnomalyResult:
     """Set when the image as a whole is unlike every normal image (a large defect, another part or a faulty frame;
     :mod:`~defectlens.detect.frame_check`): one line saying so. The image is then judged
     defective whatever its score."""
+    frame_units: float | None = None
+    """How far the image as a whole lies from the normal images (the frame check's distance: 0 = their median, 1 = their
+    98th percentile), or None for a detector without a frame check."""
 
 
 @with_field_docs
@@ -141,6 +144,11 @@ class Inspection:
     unlike_normal: str | None = None
     """Why the image as a whole is unlike every normal image, when it is (see
     :attr:`AnomalyResult.unlike_normal`); such an image is defective whatever its score."""
+    frame_units: float | None = None
+    """How far the image as a whole lies from the normal images (:attr:`AnomalyResult.frame_units`: 0 = their median,
+    1 = their 98th percentile; over :data:`~defectlens.detect.frame_check.LIMIT_FACTOR` times their largest it is
+    :attr:`unlike_normal`). A line's images drifting from the fit's (focus, lighting, a moved camera) raise it before
+    they raise false alarms: :func:`~defectlens.detect.frame_check.drift_note` reads it over a batch."""
     hot_spot: tuple[int, int] | None = None
     """(x, y) where the map of a part judged good still peaks above the image threshold (its score,
     the mean of the map's top, stayed under it), or None. Said so a person looks there: on the
@@ -163,6 +171,7 @@ class Inspection:
             "thresholds": self.thresholds.to_json() if self.thresholds else None,
             "n_regions": len(self.regions),
             "regions": [r.to_json() for r in self.regions],
+            **({"frame_units": round(float(self.frame_units), 3)} if self.frame_units is not None else {}),
         }
 
 

@@ -996,3 +996,32 @@ def test_the_model_named_in_the_url_or_left_empty(pool, images, tmp_path):
         both = client.get("/inspections", params=[("model", name), ("model", "nope")])
         assert both.status_code == 422 and "model is given 2 times" in both.json()["detail"]
         assert client.get("/inspections", params=[("model", name), ("model", name)]).json()["total"] == 2
+
+
+def test_metrics_keep_how_far_each_image_lies_from_the_normal_ones(tmp_path: Path) -> None:
+    # Drift probe 2026-12-06: a camera losing focus raised false alarms with no image over the frame check's limit; the
+    # service kept nothing a dashboard could watch for it.
+    from PIL import ImageFilter
+    from service_helpers import texture
+
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.detect.frame_check import MIN_IMAGES
+
+    rng = np.random.default_rng(5)
+    with pytest.warns(defectlens.errors.DefectlensWarning):
+        model = Inspector.fit([texture(rng, 96, 128) for _ in range(MIN_IMAGES + 2)], InspectorSettings(image_size=128, coreset_ratio=0.5))
+    model.save(tmp_path / "line")
+    sharp = Image.fromarray(texture(rng, 96, 128))
+    sharp.save(tmp_path / "sharp.png")
+    sharp.filter(ImageFilter.GaussianBlur(2)).save(tmp_path / "blurred.png")
+    pool = ModelPool.load([tmp_path / "line"])
+    try:
+        with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+            for name in ("sharp", "blurred"):
+                assert upload(client, tmp_path / f"{name}.png").status_code == 201
+            metrics = client.get("/metrics").text
+    finally:
+        pool.close()
+    assert 'defectlens_frame_distance_count{model="line"} 2.0' in metrics
+    # The sharp one within the normal images' 98th percentile, the blurred one beyond it.
+    assert 'defectlens_frame_distance_bucket{le="1.0",model="line"} 1.0' in metrics

@@ -282,7 +282,8 @@ class FusedDetector:
         for x, y in zip(a, b, strict=True):
             score, fused_map = fuse(x.score, x.anomaly_map, y.score, y.anomaly_map, self.primary_stats, self.secondary_stats, self.config)
             # The primary's frame check (a memory bank's) stands in the fused verdict too.
-            out.append(AnomalyResult(score, fused_map, grounding=y.grounding or x.grounding, unlike_normal=x.unlike_normal))
+            out.append(AnomalyResult(score, fused_map, grounding=y.grounding or x.grounding, unlike_normal=x.unlike_normal,
+                                     frame_units=x.frame_units))
         return out
 
     def describe(self) -> dict:

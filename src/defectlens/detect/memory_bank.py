@@ -282,7 +282,8 @@ class MemoryBankDetector(PatchFeatureDetector):
         out = []
         for i, result in enumerate(own):
             amap = np.mean([result.anomaly_map, *(o[i].anomaly_map for o in others)], axis=0).astype(np.float32)
-            out.append(AnomalyResult(score=image_score(amap, self.config.score_top_fraction), anomaly_map=amap, unlike_normal=result.unlike_normal))
+            out.append(AnomalyResult(score=image_score(amap, self.config.score_top_fraction), anomaly_map=amap, unlike_normal=result.unlike_normal,
+                                     frame_units=result.frame_units))
         return out
 
     # ------------------------------------------------------------------ fitting
@@ -488,7 +489,9 @@ class MemoryBankDetector(PatchFeatureDetector):
         units = None if self.global_score is None else self.global_score.units(pooled)
         if self.frame_check is not None:
             shared = units if self.frame_check.gaussian is self.global_score else None
-            results = [replace(r, unlike_normal=why) for r, why in zip(results, self.frame_check.reasons(pooled, shared), strict=True)]
+            frame_units = self.frame_check.gaussian.units(pooled) if shared is None else shared
+            results = [replace(r, unlike_normal=why, frame_units=float(u))
+                       for r, why, u in zip(results, self.frame_check.reasons(pooled, frame_units), frame_units, strict=True)]
         if units is None:
             return results
         return [replace(r, score=r.score + self.global_scale * float(u)) for r, u in zip(results, units, strict=True)]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from defectlens.descriptor import FRAME_REASON, GREY_REASON, SIZE_NOTE, grey_reason_in, holds_model
+from defectlens.detect.frame_check import drift_note
 from defectlens.errors import OutputError
 from defectlens.io.atomic import write_text_atomic
 
@@ -95,6 +96,8 @@ class ResultRow:
     """The overlay's file suffix: ``.png``, ``.jpg`` for a run with `inspect --overlay jpg`, '' for `--overlay none`."""
     overlay_present: bool = True
     """Whether that overlay is in the folder (a person may remove earlier results' overlays to save space)."""
+    frame_units: float | None = None
+    """How far the image as a whole lies from the normal images (:attr:`~defectlens.types.Inspection.frame_units`), or None."""
 
     @property
     def verdict(self) -> str:
@@ -170,10 +173,12 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     overlay_suffix = recorded_overlay_suffix(payload, name)
     if overlay_suffix is None:
         overlay_suffix = ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png"
+    frame = payload.get("frame_units")
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
         len(weaker), bool(payload.get("hot_spot")), overlay_suffix, bool(overlay_suffix) and (out_dir / f"{name}{overlay_suffix}").is_file(),
+        float(frame) if isinstance(frame, int | float) and not isinstance(frame, bool) and math.isfinite(frame) else None,
     )
 
 
@@ -234,6 +239,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
     ordered = sorted(rows, key=lambda r: (-r.score, r.file))
     n_bad = sum(r.defective for r in rows)
     warnings = list(dict.fromkeys(r.warning for r in rows if r.warning))
+    drift = drift_note([r.frame_units for r in rows])
     cards = []
     for r in ordered:
         # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded,
@@ -274,6 +280,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             f"<p>{len(rows)} image(s), {n_bad} defective; sorted by score, highest first. "
             f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.</p>',
             *[f'<p class="warn">warning, {sum(r.warning == w for r in rows)} image(s): {e(w)}</p>' for w in warnings],
+            *([f'<p class="warn">warning: {e(drift)}</p>'] if drift else []),
             '<div class="grid">',
             *cards,
             "</div>",

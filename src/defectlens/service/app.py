@@ -79,6 +79,9 @@ STORE_WATCH_SECONDS = 15.0
 without traffic: /metrics itself never waits on the database (a scrape that probed hung for as long
 as a stalled database did, and Prometheus took the whole service for down)."""
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+FRAME_BUCKETS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+"""Buckets of the images' frame distance (:attr:`~defectlens.types.Inspection.frame_units`): 1 is the normal images' 98th
+percentile, so a median over 1 is :func:`~defectlens.detect.frame_check.drift_note`'s drift."""
 log = logging.getLogger(__name__)
 
 
@@ -280,6 +283,11 @@ class Metrics:
         self.latency = Histogram("defectlens_inspection_seconds", "Time from upload received to inspection stored", ["model"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.rejected = Counter("defectlens_rejected_uploads", "Uploads refused, by reason", ["reason"], registry=self.registry)
+        # A camera drifting since the fit (focus, light, position) moves every image away from the normal ones before any
+        # crosses the frame check's limit, and false alarms rise first (drift probe 2026-12-06): a dashboard alerts on the median.
+        self.frame_distance = Histogram("defectlens_frame_distance", "How far each image as a whole lies from the model's normal "
+                                        "images (1 = their 98th percentile; a median over 1: the line has drifted since the fit)",
+                                        ["model"], buckets=FRAME_BUCKETS, registry=self.registry)
         # By kind: a comment alone labels nothing, and a dashboard of how much the line corrects the machine
         # had counted those notes as reviews.
         self.reviews = Counter("defectlens_reviews", "Reviews stored, by kind (review: labels the inspection; note: a comment alone)",
@@ -644,6 +652,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome)
         outage.over()
         metrics.inspections.labels(loaded.name, row.verdict).inc()
+        if outcome.inspection.frame_units is not None:
+            metrics.frame_distance.labels(loaded.name).observe(outcome.inspection.frame_units)
         # The whole request once its body is in: decoding, files and the commit too (the inspection alone
         # had been timed, a third less than clients measured).
         metrics.latency.labels(loaded.name).observe(time.perf_counter() - received)
