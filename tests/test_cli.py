@@ -18,6 +18,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+import defectlens
 from defectlens.cli import app
 from defectlens.detect import DEFAULT_FALSE_ALARM_TARGET
 from defectlens.errors import ConfigError, DatasetLayoutError, OutputError
@@ -61,6 +62,11 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     assert metrics["false_alarm_target"] == pytest.approx(DEFAULT_FALSE_ALARM_TARGET)
     assert f"(set for {DEFAULT_FALSE_ALARM_TARGET:.1%})" in " ".join(result.output.split())
     assert metrics["reference_1pct_false_alarms"]["recall"] == 1.0
+    # What made the figures (automation probe 2026-12-06: a CI job could not tell runs of two versions or fits apart).
+    descriptor = json.loads((model / "inspector.json").read_text())["provenance"]
+    assert metrics["model"] == {"fitted_at": descriptor["fitted_at"], "fingerprint": descriptor["fingerprint"]}
+    assert metrics["defectlens_version"] == defectlens.__version__ and metrics["model_dir"] == os.path.realpath(model)
+    assert metrics["evaluated_at"].endswith("+00:00")
 
 
 def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_path):

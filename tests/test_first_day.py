@@ -959,6 +959,14 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     said = _text(refit)
     assert refit.exit_code == 0 and f"{len(stems)} image(s) already done were inspected by another fit of the model" in said, said
     assert "fitted at 2001-01-01" not in said and "this one 2001-01-01T00:00:00+00:00" in said
+    assert "did not record the fit" not in said
+    # Results of a defectlens that recorded neither (0.2, automation probe 2026-12-06: kept as done without a word).
+    for stem in stems:
+        payload = json.loads((out / f"{stem}.json").read_text())
+        del payload["analysis"], payload["model"]
+        (out / f"{stem}.json").write_text(json.dumps({**payload, "defectlens_version": "0.2.0"}))
+    older = _text(runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume"]))
+    assert f"{len(stems)} image(s) already done were written by defectlens 0.2.0, which did not record the fit" in older, older
 
 
 def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_drops_them(synthetic_category, tmp_path):

@@ -565,6 +565,12 @@ def test_deep_frames_of_one_camera_are_read_at_the_model_s_depth(tmp_path, monke
     # Kept with the model, and on its card.
     fitted.save(tmp_path / "model")
     assert Inspector.load(tmp_path / "model").bit_depth == 14 and "sensor depth | 14 bits" in (tmp_path / "model" / "card.md").read_text()
+    # Written as a version readers before 0.3.1 refuse ("upgrade"): they ignored the depth and read each frame at its own,
+    # scores moving without a word (automation probe 2026-12-06). A model of 8-bit images stays at the version they read
+    # (test_model_descriptor).
+    from defectlens.descriptor import FORMAT_VERSION, SENSOR_DEPTH_FORMAT_VERSION
+
+    assert json.loads((tmp_path / "model" / "inspector.json").read_text())["format_version"] == SENSOR_DEPTH_FORMAT_VERSION > FORMAT_VERSION
 
 
 def test_transparent_part_of_an_rgba_image_is_not_a_defect(inspector, synthetic_category, tmp_path):

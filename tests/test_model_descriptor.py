@@ -12,7 +12,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from defectlens import Inspector, __version__
-from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, FORMAT, FORMAT_VERSION, fingerprint_images, read_descriptor
+from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, FORMAT, FORMAT_VERSION, fingerprint_images, read_descriptor, render_card
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.maps import image_score, smooth_map
 from defectlens.detect.registry import DETECTORS
@@ -65,8 +65,8 @@ def test_unknown_kind_names_the_known_ones(fitted_model, tmp_path):
 
 def test_newer_descriptor_version_says_which(fitted_model, tmp_path):
     model = _copy(fitted_model, tmp_path)
-    _edit_descriptor(model, format_version=3)
-    with pytest.raises(ModelFileError, match=r"format version 3 is newer than this defectlens reads \(2\)"):
+    _edit_descriptor(model, format_version=4)
+    with pytest.raises(ModelFileError, match=r"format version 4 is newer than this defectlens reads \(3\)"):
         Inspector.load(model)
     # Still a model: re-fitting into its folder may replace it.
     assert Inspector.is_model_dir(model) and not Inspector.needs_taxonomy(model)
@@ -148,6 +148,13 @@ def test_card_carries_the_model_data_and_follows_a_resave(fitted_model, tmp_path
     card = (model / CARD_FILE).read_text()
     assert "| image | 7.25 |" in card and "| how set | user |" in card
     assert prov.fitted_at in card  # the fit's provenance survives the re-save
+    # A model of 8-bit images records no depth and needs none; one fitted before 0.3.1 may have been fitted on deep frames,
+    # read each at its own depth: the card says to refit (automation probe 2026-12-06: nothing said).
+    assert "sensor depth" not in card
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    meta["provenance"]["defectlens_version"] = "0.3.0"
+    (model / DESCRIPTOR_FILE).write_text(json.dumps(meta))
+    assert "| sensor depth | not recorded (fitted before 0.3.1)" in render_card(read_descriptor(model))
 
 
 def test_info_prints_the_card(fitted_model, tmp_path):

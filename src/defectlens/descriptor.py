@@ -63,7 +63,13 @@ def part_taxonomy(directory: str | Path) -> Path | None:
     return path if path.is_file() else None
 FORMAT = "defectlens.model"
 FORMAT_VERSION = 2
-"""1 (implicit, no ``format`` key): settings and fit summary only; 2: the versioned descriptor."""
+"""1 (implicit, no ``format`` key): settings and fit summary only; 2: the versioned descriptor (3: see
+:data:`SENSOR_DEPTH_FORMAT_VERSION`)."""
+SENSOR_DEPTH_FORMAT_VERSION = 3
+"""The version a model that records a sensor depth (:attr:`Provenance.bit_depth`) is written as; others stay at
+:data:`FORMAT_VERSION`, which every reader since 0.2 takes. Readers before 0.3.1 ignored the field and read each deep
+frame at its own depth, scores moving by 3 on dark 12-bit frames without a word (automation probe 2026-12-06); they
+refuse a version 3 with "upgrade defectlens"."""
 REMEDY = "`defectlens fit` (or Inspector.fit then save)"
 """What makes a model folder, said in every refusal of one (read from the command line and from Python alike)."""
 
@@ -119,6 +125,14 @@ FRAME_REASON = "the whole image is unlike every normal image"
 :data:`GREY_REASON` and :data:`SIZE_NOTE`, in that order."""
 SIZE_NOTE = "This image is"
 """How :meth:`Provenance.size_note` begins."""
+
+
+def _before(version: str | None, release: tuple[int, ...]) -> bool:
+    """Whether ``version`` ('0.3.0') is a release before ``release``; False when it is not recorded or not read."""
+    try:
+        return version is not None and tuple(int(part) for part in version.split(".")[:3]) < release
+    except ValueError:
+        return False
 
 
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
@@ -219,10 +233,10 @@ class ModelDescriptor:
     """Version the folder was written with (1 for a legacy folder read by :func:`read_descriptor`)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The ``inspector.json`` payload (always the current version)."""
+        """The ``inspector.json`` payload: :data:`SENSOR_DEPTH_FORMAT_VERSION` when it records a sensor depth, else :data:`FORMAT_VERSION`."""
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": SENSOR_DEPTH_FORMAT_VERSION if self.provenance and self.provenance.bit_depth else FORMAT_VERSION,
             "detector": self.detector,
             "settings": self.settings,
             "fit_summary": self.fit_summary,
@@ -292,7 +306,7 @@ def read_descriptor(directory: str | Path) -> ModelDescriptor:
     if path.is_file():
         meta = read_json_file(path, ModelFileError, "", "", f"re-create it with {REMEDY}")
     if isinstance(meta, dict) and "format" in meta:
-        meta = read_model_json(root, DESCRIPTOR_FILE, FORMAT, FORMAT_VERSION, "model", REMEDY)
+        meta = read_model_json(root, DESCRIPTOR_FILE, FORMAT, SENSOR_DEPTH_FORMAT_VERSION, "model", REMEDY, oldest=FORMAT_VERSION)
         return ModelDescriptor.from_json(meta, path)
     # LEGACY (format version 1): no format key, or no inspector.json at all.
     kind = legacy_kind(root)
@@ -433,7 +447,10 @@ def render_card(descriptor: ModelDescriptor) -> str:
             **({"training image sizes": " to ".join(dict.fromkeys(f"{w}×{h}" for w, h in p.image_sizes))} if p and p.image_sizes else {}),
             **({"training folder": p.trained_on} if p and p.trained_on else {}),
             **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
-            **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth else {}),
+            **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth
+               else {"sensor depth": "not recorded (fitted before 0.3.1): a frame deeper than 8 bits is read at its own depth; "
+                                     "refit to read a camera's deep frames alike"} if p and _before(p.defectlens_version, (0, 3, 1))
+               else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
         }

@@ -843,6 +843,14 @@ def inspect(
             console.print(f"[yellow]note:[/] {len(other_fit)} image(s) already done were inspected by another fit of the model (e.g. "
                           f"{escape(other_fit[0])}.json, fitted at {escape(str(was.get('fitted_at')))}; this one {escape(str(fit['fitted_at']))}): "
                           "they stay as they were; run again without --resume to redo them")
+        # Written before results recorded them (no "analysis" or "model"): kept as done, and said — they had been taken as made
+        # with this run's taxonomy and fit without a word, where a result that records another is noted (automation probe).
+        if unrecorded := [names[p] for p in rows if not {"analysis", "model"} <= set(earlier.get(names[p]) or {})]:
+            by = (earlier.get(unrecorded[0]) or {}).get("defectlens_version")
+            console.print(f"[yellow]note:[/] {len(unrecorded)} image(s) already done were written by "
+                          f"{escape('defectlens ' + str(by)) if by else 'an earlier defectlens'}, which did not record the fit, "
+                          f"taxonomy, examples or --writer that made them (e.g. {escape(unrecorded[0])}.json): they stay as they were; "
+                          "run again without --resume to redo them")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
@@ -1130,6 +1138,10 @@ def evaluate(
     except KeyboardInterrupt:
         raise interrupted("evaluation stopped before the metrics; nothing written") from None
     result = evaluation.to_json()
+    # What made these figures, as an inspection JSON records it: a CI job comparing runs across upgrades and refits could
+    # not tell them apart (automation probe 2026-12-06).
+    made = audit_record(inspector)
+    result.update({"evaluated_at": made.pop("inspected_at"), **made, "model_dir": os.path.realpath(model_dir)})
     # Beside the metrics they qualify (found once, by the evaluation), and only for a model fitted on
     # those training images: batch scoring and a zero-shot model read none.
     if (leaked := evaluation.copies_of_train) and _model_kind(model_dir) not in NO_NORMAL_DETECTORS and not zero_shot:
