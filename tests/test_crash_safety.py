@@ -114,6 +114,8 @@ def test_an_unwritable_output_folder_is_refused_before_any_image(fitted_model, s
     monkeypatch.setattr(vision_cli, "inspect_and_write", lambda *a: inspected.append(1))
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out)])
     assert result.exit_code == 2 and "cannot be written (a read-only disk, no permission" in _text(result) and not inspected
+    # Said once of the folder itself (automation probe 2026-12-06: "ro: ro cannot be written …, so the output folder cannot be either").
+    assert f"{out}: the output folder cannot be written (a read-only disk" in _text(result) and "cannot be either" not in _text(result)
 
 
 def test_a_summary_that_cannot_be_written_says_why_and_what_to_do(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -425,6 +425,10 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     # 4 good images cannot show a 3 % false-alarm rate (one image is 25 %): said.
     assert "4 good image(s) show false alarms only in steps of 25%, coarser than the target 0.03" in _text(result)
     assert "at least 34 show the target" in _text(result)
+    # To a tenth where a whole percentage would round it (README audit 2026-12-06: "steps of 12%" beside a table's 12.5 %).
+    from defectlens.detect.calibration import step_of
+
+    assert [step_of(n) for n in (4, 8, 6, 3, 100)] == ["25%", "12.5%", "16.7%", "33.3%", "1%"]
     # The card's note from the fit that the thresholds rest on normal images alone says it no longer holds (ops probe).
     card = (model / "card.md").read_text()
     assert "the thresholds rest on scores of normal images" in card and "(no longer: the thresholds have since been set by false-alarm" in card

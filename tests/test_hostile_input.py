@@ -977,7 +977,7 @@ def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
     import warnings
 
     images = sorted((synthetic_category / "train" / "good").iterdir())[:6]
-    expected = r"rest on scores of normal images: 6 good image\(s\) show false alarms only in steps of 17%, coarser than the target 0.03 \(at least"
+    expected = r"rest on scores of normal images: 6 good image\(s\) show false alarms only in steps of 16.7%, coarser than the target 0.03 \(at least"
     with pytest.warns(DefectlensWarning, match=expected):
         Inspector.fit(images, InspectorSettings(image_size=128))
     with warnings.catch_warnings():

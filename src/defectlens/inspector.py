@@ -111,7 +111,7 @@ images, or — 'batch-scoring' — from none (the images inspected together scor
 NO_NORMAL_DETECTORS = ("batch-scoring",)
 """Families that need no normal image: fitting one only records its settings."""
 MIN_FIT_IMAGES = 2
-"""Normal images needed to fit: at least one is held out to set the thresholds."""
+"""Normal images needed to fit: each is scored against the others (leave one out) to set the thresholds."""
 DEFAULT_BATCH = 16
 """Images decoded and scored together, unless the detector reads another number (``inspect_batch``)."""
 DEFAULT_EXTRA_NEIGHBOURHOODS = (1,)
@@ -625,7 +625,8 @@ class Inspector:
         images, digests = _distinct_images(images)
         if len(images) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
-                f"{len(images)} distinct normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
+                f"{len(images)} distinct normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed "
+                "(each is scored against the others to set the thresholds)",
                 None,
                 f"give at least {MIN_FIT_IMAGES} normal images that are not copies of one another",
             )

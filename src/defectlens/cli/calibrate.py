@@ -32,6 +32,7 @@ from defectlens.detect.calibration import (
     f1_optimal_threshold,
     image_threshold_from_labels,
     pixel_sample,
+    step_of,
     too_few_for_target,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
@@ -129,7 +130,7 @@ def _thin_evidence(n_good: int, n_defective: int, target: float | None) -> str |
     if coarse := too_few_for_target(n_good, target):
         problems.append(f"{coarse}: the new threshold passes every one of them")
     if n_defective < MIN_DEFECTIVE_FOR_RECALL:
-        problems.append(f"{n_defective} defective image(s) give recall in steps of {1 / n_defective:.0%}")
+        problems.append(f"{n_defective} defective image(s) give recall in steps of {step_of(n_defective)}")
     if not problems:
         return None
     return ("; ".join(problems) + " — the new threshold rests on few parts: check it with `defectlens evaluate`, or calibrate "

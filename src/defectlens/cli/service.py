@@ -226,7 +226,10 @@ def serve(
                                                                   "(DNS rebinding).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (with the others: time, level, on standard error).")] = True,
 ) -> None:
-    """Serve the inspection API, the web page and the review loop (models loaded once)."""
+    """Serve the inspection API, the web page and the review loop (models loaded once).
+
+    Exit status: 0 stopped (Ctrl-C or SIGTERM, after the requests in hand), 2 bad usage (a model, token, host or port refused
+    before it starts)."""
     try:
         import uvicorn
 

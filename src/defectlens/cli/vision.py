@@ -340,7 +340,8 @@ def fit(
             paths = paths[:max_images]
         if len(paths) < MIN_FIT_IMAGES:
             raise DatasetLayoutError(
-                f"{len(paths)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed (one is held out to set the thresholds)",
+                f"{len(paths)} normal image(s) to fit on; at least {MIN_FIT_IMAGES} are needed "
+                "(each is scored against the others to set the thresholds)",
                 good_dir,
                 f"put at least {MIN_FIT_IMAGES} normal images there (and --max-images 0 or >= {MIN_FIT_IMAGES})",
             )

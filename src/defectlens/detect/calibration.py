@@ -188,13 +188,20 @@ def allowed_false_alarms(n_normal: int, max_false_alarm_rate: float) -> int:
     return math.floor(max_false_alarm_rate * n_normal + 1e-9)
 
 
+def step_of(n_images: int) -> str:
+    """One image's share of ``n_images`` as a percentage, to a tenth where a whole one would round it ('12.5%' for 8:
+    '12%' had been said beside a table reading 12.5 %, README audit)."""
+    share = 100 / n_images
+    return f"{share:.0f}%" if abs(share - round(share)) < 0.05 else f"{share:.1f}%"
+
+
 def too_few_for_target(n_normal: int, target: float | None) -> str | None:
     """What ``n_normal`` good images cannot show of a false-alarm ``target``, or None: one image
     is a step of ``1 / n_normal``, and a target finer than that passes every one of them (the
     threshold is then their maximum or near it). One rule for `fit` and `calibrate`."""
     if target is None or n_normal <= 0 or not 0 < target < 1 / n_normal:
         return None
-    return (f"{n_normal} good image(s) show false alarms only in steps of {1 / n_normal:.0%}, coarser than the target "
+    return (f"{n_normal} good image(s) show false alarms only in steps of {step_of(n_normal)}, coarser than the target "
             f"{target:g} (at least {math.ceil(1 / target)} show the target)")
 
 

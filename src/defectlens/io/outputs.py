@@ -109,9 +109,11 @@ def require_writable_parent(path: Path, what: str) -> None:
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
     for folder in (parent, path) if path.is_dir() else (parent,):
         if not can_write(folder):
+            # Of the path itself, said once: "ro2: ro2 cannot be written …, so the output folder cannot be either" (probe).
+            whose = f"the {what} cannot be written" if folder == path else f"{folder} cannot be written"
             raise OutputError(
-                f"{folder} cannot be written (a read-only disk, no permission, or a system folder such as /proc), "
-                f"so the {what} cannot be either", path,
+                f"{whose} (a read-only disk, no permission, or a system folder such as /proc)"
+                + ("" if folder == path else f", so the {what} cannot be either"), path,
                 "pass a folder you can write to",
             )
 
