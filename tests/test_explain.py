@@ -146,8 +146,10 @@ class TestVerifier:
     unknown = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, UNKNOWN, 0.5, "few-shot")], TAX)
 
     def test_accepts_faithful_text(self):
-        assert verify_text("The magnetic tile has a small crack at its upper-left edge.", self.rep, TAX.names).ok
-        assert not verify_text("The magnetic tile has a small crack at its upper-left edge. Reject the part.", self.rep, TAX.names).ok
+        # 1.0 % of the image is "medium" (small ends below 1 %): the size given is the one to say (2026-12-06).
+        assert verify_text("The magnetic tile has a medium-sized crack at its upper-left edge.", self.rep, TAX.names).ok
+        assert not verify_text("The magnetic tile has a small crack at its upper-left edge.", self.rep, TAX.names).ok
+        assert not verify_text("The magnetic tile has a medium-sized crack at its upper-left edge. Reject the part.", self.rep, TAX.names).ok
         assert verify_text("Cracks were found at the top-left edge.", self.rep, TAX.names).ok  # plural, and a place's other words
         assert verify_text("The tile is good: no defects were found.", self.clean, TAX.names).ok
         assert verify_text("An unidentified defect sits at the upper-left edge.", self.unknown, TAX.names).ok

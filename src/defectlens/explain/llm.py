@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from defectlens.encode.text import quiet_transformers_loading
 from defectlens.errors import ModelFileError
 from defectlens.explain.location import format_share, zone_of
-from defectlens.explain.template import counted_findings
+from defectlens.explain.template import counted_findings, template_text
 from defectlens.io.atomic import with_article
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
@@ -349,13 +349,15 @@ _SIZE_SAID = re.compile(r"\b(very large|tiny|small|medium|large)\b(?![- ]severit
 
 
 def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]:
-    """What ``text`` states of figures that the findings do not give: a number that is not one of their shares (or part
-    of a given name), a count no group of them has, a severity or size none has. An accepted text had made a
+    """What ``text`` states of figures that the findings do not give: a number that is not one of their shares, nor
+    another the report states (score, confidences: its template text) or a given name holds, a count no group of them has,
+    a severity or size none has. An accepted text had made a
     commutator "12-inch"; the model knows no dimension, so any it states is invented."""
     problems: list[str] = []
     counted = counted_findings(report.findings)
     given = {format_share(f.area_fraction).rstrip("%") for f in report.findings}
-    given |= {m.group(0) for name in names for m in _FIGURE.finditer(name)}
+    # What the report itself states (its score, each type's confidence, "#2", "3 defects found"), in the template's words.
+    given |= {m.group(0) for text_ in (template_text(report), *names) for m in _FIGURE.finditer(text_)}
     per_type = [sum(f.defect_type == t for f in counted) for t in {f.defect_type for f in counted}]
     counts = {len(counted), len(report.findings), *per_type, 0 if not counted else 1}
     given |= {str(n) for n in counts}
