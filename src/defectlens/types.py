@@ -310,9 +310,12 @@ class Report:
     hot_spot: str | None = None
     """A part judged good whose map peaks above the image threshold: where, in words, and how high
     ("upper-left (55.10)"); see :attr:`Inspection.hot_spot`."""
+    frame_units: float | None = None
+    """How far the image as a whole lies from the normal images (:attr:`Inspection.frame_units`), or None: kept with the
+    report so the service's stored inspections say it too (a drift alarm had no image to point at)."""
 
     def to_json(self) -> dict:
-        """Plain-JSON form."""
+        """Plain-JSON form (``frame_units`` only when known)."""
         return {
             "source": self.source,
             "object": self.object_name,
@@ -328,4 +331,5 @@ class Report:
             "writer": self.writer,
             "writer_seconds": round(float(self.writer_seconds), 4),
             "notes": list(self.notes),
+            **({"frame_units": round(float(self.frame_units), 3)} if self.frame_units is not None else {}),
         }

@@ -910,6 +910,36 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         assert kept.status_code == 200, kept.text
 
 
+def test_a_review_without_a_verdict_reads_the_one_that_stands_when_it_is_stored(
+    pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression probe 2026-12-06: an inspector's "unusable" and a script's re-type (no verdict) sent at once: the script's
+    # verdict, worked out from the inspection as read before the other was stored, made a defective part with no defect.
+    # Reviews at once take turns, each on what the one before stored.
+    from defectlens.service.store import ReviewInput, Store
+
+    real = Store.review
+    slipped: list[int] = []
+
+    def meanwhile(self: Store, inspection_id: int, review: ReviewInput):  # another review lands between the read and this write
+        if review.reviewer == "script" and not slipped:
+            slipped.append(inspection_id)
+            real(self, inspection_id, ReviewInput("Ina", "unusable", {}, [], None, {"verdict": "unusable"}))
+        return real(self, inspection_id, review)
+
+    monkeypatch.setattr(Store, "review", meanwhile)
+    with make_app(pool, db_url, tmp_path / "data") as client:
+        ins = upload(client, images["bad"]).json()
+        url = f"/inspections/{ins['id']}/review"
+        raced = client.post(url, json={"reviewer": "script", "regions": [{"index": ins["regions"][0]["index"], "type": "not-a-defect"}]})
+        assert raced.status_code == 422 and "an unusable image is not labelled" in raced.text
+        stored = client.get(url.removesuffix("/review")).json()
+        assert stored["final_verdict"] == "unusable" and [r["by"] for r in stored["reviews"]] == ["Ina"]
+        # A confirm after it keeps "unusable", and says so in the history (the verdict applied, not the none sent).
+        confirmed = client.post(url, json={"reviewer": "script"}).json()
+        assert confirmed["final_verdict"] == "unusable" and confirmed["reviews"][-1]["verdict"] == "unusable"
+
+
 def test_a_region_of_the_only_type_known_is_said_so_not_given_a_percentage():
     # Probe 2026-12-05: with examples of one type the page said "99%" on every region, false alarms
     # included; the report now says "only type known", and the API carries it for the page.

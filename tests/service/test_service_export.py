@@ -217,10 +217,17 @@ def test_an_image_reviewed_unusable_is_kept_and_never_exported(pool: ModelPool, 
         assert unusable["final_verdict"] == "unusable" and unusable["verdict"] == ins["verdict"]
         assert [(r["index"], r["type"], r["missed"]) for r in unusable["regions"]] == [(r["index"], r["type"], False) for r in ins["regions"]]
         assert [r["verdict"] for r in unusable["reviews"]] == ["defective", "unusable"]
-        # Confirmed as it stands, it stays unusable; the history finds it by its verdict.
+        # Confirmed as it stands, it stays unusable; the history finds it by its verdict, and not by the machine's types
+        # it keeps (regression probe: counted among the scratches).
         confirmed = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Cy"}).json()
         assert confirmed["final_verdict"] == "unusable"
         assert [i["id"] for i in client.get("/inspections", params={"verdict": "unusable"}).json()["items"]] == [ins["id"]]
+        assert client.get("/inspections", params={"type": ins["regions"][0]["type"]}).json()["total"] == 0
+        # A re-type without a verdict keeps it unusable, so it is refused as one sent with the verdict is (regression probe:
+        # stored, then undone by the next confirm).
+        retyped = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Cy", "regions": [{"index": index, "type": "not-a-defect"}]})
+        assert retyped.status_code == 422 and "review it good or defective" in retyped.text
+        assert 'defectlens_reviews_total{kind="unusable"} 2.0' in client.get("/metrics").text  # Ben's, and Cy's confirm
         nothing = runner.invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(tmp_path / "none")])
         assert nothing.exit_code == 2 and "(1 reviewed unusable, which are never exported)" in " ".join(nothing.output.split())
         good = upload(client, images["good"]).json()

@@ -143,6 +143,7 @@ def build_report(
         unlike_normal=inspection.unlike_normal,
         hot_spot=_hot_spot_words(inspection),
         image_threshold=inspection.thresholds.image if inspection.thresholds is not None else None,
+        frame_units=inspection.frame_units,
     )
     start = time.perf_counter()
     report.text = template_text(report)

@@ -45,10 +45,10 @@ from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
-from defectlens.service.db import sqlite_url
+from defectlens.service.db import UNUSABLE, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
-from defectlens.service.schemas import UNUSABLE, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
-from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, StaleReview, Store, StoreUnavailable
+from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, StaleReview, Store, StoreUnavailable, UnusableLabelled
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
@@ -290,8 +290,8 @@ class Metrics:
                                         ["model"], buckets=FRAME_BUCKETS, registry=self.registry)
         # By kind: a comment alone labels nothing, and a dashboard of how much the line corrects the machine
         # had counted those notes as reviews.
-        self.reviews = Counter("defectlens_reviews", "Reviews stored, by kind (review: labels the inspection; note: a comment alone)",
-                               ["kind"], registry=self.registry)
+        self.reviews = Counter("defectlens_reviews", "Reviews stored, by kind (review: labels the inspection; note: a comment alone; "
+                               "unusable: an image the model cannot judge, which labels nothing)", ["kind"], registry=self.registry)
         self.store_up = Gauge("defectlens_store_up", "1 when the database answered the last check", registry=self.registry)
         # Kept by the watch thread: how much is stored, and the room left for it (counters alone had shown
         # nothing of a store that grows for weeks, and /health warns only under 32 MiB free).
@@ -301,7 +301,7 @@ class Metrics:
         for m in models:  # zero-valued series from the start, so dashboards see every model
             for v in ("good", "defective"):
                 self.inspections.labels(m, v)
-        for kind in ("review", "note"):
+        for kind in ("review", "note", UNUSABLE):
             self.reviews.labels(kind)
 
 
@@ -785,9 +785,6 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"a missed defect needs its defect type, not {_printable(m.type, 80)!r} "
                                  f"('{REJECT_TYPE}' rejects a region the machine found)")
             missed.append((check_type(m.type), (x0, y0, x1, y1)))
-        if body.verdict == UNUSABLE and (body.regions or body.missed):
-            raise _error(422, "an unusable image is not labelled: send the verdict alone (a comment may say why), "
-                              "without region types or missed defects")
         if body.verdict == "good":
             # A part reviewed good has no defect: every region the machine found is rejected, whatever
             # type the page still had selected (kept as confirmed, they went to export-reviews as
@@ -799,30 +796,31 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # reviewed (a comment-only review by a script turned an inspector's "good" back into the
         # machine's "defective", all its regions with it).
         names_a_defect = bool(missed) or any(t != REJECT_TYPE for t in types.values())
-        verdict = body.verdict or ("defective" if names_a_defect else row.reviewed_verdict or row.verdict)
-        keep_missed = body.missed is None and verdict not in ("good", UNUSABLE)
-        # Good, then defective: the regions the good review rejected wholesale are the machine's again. Unusable labels
-        # nothing: the machine's regions as they were, so a later review starts from them.
-        restore = (verdict == "defective" and row.reviewed_verdict == "good") or verdict == UNUSABLE
         note = body.is_note()
         # Said in what is stored: a comment alone labelled the inspection before the rule.
         payload = body.model_dump(mode="json") | ({"note": True} if note else {})
         # The history keeps the types applied, not those sent: a part reviewed good with a region still
         # typed "scratch" on the page was stored rejected while its history entry said scratch.
         payload["regions"] = [{"index": i, "type": t} for i, t in sorted(types.items())] if not note else []
-        # Missed defects as stored too ("Crack" with no box is crack over the whole image); None when it named
-        # none and kept the earlier ones, which "[]" (removed them all) had looked the same as.
-        payload["missed"] = None if keep_missed or note else [{"type": t, "bbox": list(box)} for t, box in missed]
-        review = ReviewInput(body.reviewer, verdict, types, missed, body.comment, payload,
-                             keep_missed=keep_missed, restore_machine_types=restore, seen_reviews=body.seen_reviews, note_only=note)
+        # The verdict, when none is sent and none is named by a defect, is the one that stands — a person's, once reviewed
+        # (a comment-only review by a script turned an inspector's "good" back into the machine's "defective") — and the
+        # store reads it under the row's lock, where concurrent reviews take turns.
+        review = ReviewInput(body.reviewer, body.verdict or ("defective" if names_a_defect else None), types, missed, body.comment,
+                             payload, keep_missed=body.missed is None, labels=bool(body.regions or body.missed),
+                             seen_reviews=body.seen_reviews, note_only=note)
         try:
             updated = store.review(inspection_id, review)
+        except UnusableLabelled:
+            # Sent with the verdict, or without one on an image reviewed unusable (regression probe: a re-type kept as
+            # "unusable", then undone by the next confirm without a word).
+            raise _error(422, "an unusable image is not labelled: send the verdict alone (a comment may say why), without region "
+                              "types or missed defects; to type its regions, review it good or defective") from None
         except StaleReview as stale:
             by = f" by {_printable(stale.latest_reviewer, 80)}" if stale.latest_reviewer else ""
             raise _error(409, f"inspection {inspection_id} was reviewed meanwhile{by}: look at its review first, then send yours again") from None
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")
-        metrics.reviews.labels("note" if note else "review").inc()
+        metrics.reviews.labels("note" if note else UNUSABLE if updated.reviewed_verdict == UNUSABLE else "review").inc()
         return inspection_out(updated)
 
     @app.get("/models", summary="The models served, with settings, types and card; and the names of every model with stored inspections")

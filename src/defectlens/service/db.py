@@ -38,6 +38,11 @@ without them is another application's, or damaged (revision "0001" and our table
 a raw SQL error; a 0003 database without ``reviewed_verdict`` had been upgraded for good, then refused every upload)."""
 
 
+UNUSABLE = "unusable"
+"""A reviewer's verdict on an image the model cannot judge: another part posted to this model, or an empty, cut or
+blurred frame. Kept in the history; labels nothing, so `export-reviews` leaves it out (reviewed good, another part's
+image had gone into this part's calibration set)."""
+
 ADDED_COLUMNS = {"0002": {"final_verdict"}, "0003": {"hot_spot"}, "0004": {"defectlens_version", "model_fitted_at", "model_fingerprint"}}
 """The inspections columns each revision after the first adds (its migration's ``add_column``)."""
 

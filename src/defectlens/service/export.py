@@ -9,7 +9,7 @@ Written into one folder, swapped in whole (see :func:`defectlens.io.atomic_direc
   a labelled set to set thresholds on; a defective image's defect pixels (its regions not rejected,
   of unknown type too, and missed defects' boxes) in ``calibration/defective/masks/<name>_mask.png``,
   which set the pixel threshold;
-* nothing of an image reviewed unusable (:data:`~defectlens.service.schemas.UNUSABLE`: another part, a bad frame);
+* nothing of an image reviewed unusable (:data:`~defectlens.service.db.UNUSABLE`: another part, a bad frame);
 * ``manifest.json`` — what came from which inspection, which fit of the model judged it at what
   threshold, and who reviewed it.
 
@@ -32,9 +32,9 @@ from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
-from defectlens.service.db import InspectionRow
+from defectlens.service.db import UNUSABLE, InspectionRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
-from defectlens.service.schemas import UNUSABLE, as_utc, weaker_regions
+from defectlens.service.schemas import as_utc, weaker_regions
 from defectlens.service.store import Store
 from defectlens.taxonomy import normal_type_name, type_name_problem
 

@@ -12,11 +12,6 @@ from defectlens.locate import weaker_region_indices
 from defectlens.service.db import InspectionRow, RegionRow
 from defectlens.taxonomy import MAX_NAME_LENGTH
 
-UNUSABLE = "unusable"
-"""A reviewer's verdict on an image the model cannot judge: another part posted to this model, or an empty, cut or
-blurred frame. Kept in the history; labels nothing, so `export-reviews` leaves it out (reviewed good, another part's
-image had gone into this part's calibration set)."""
-
 
 class RegionOut(BaseModel):
     """A region as the API shows it."""
@@ -80,7 +75,7 @@ class InspectionOut(BaseModel):
     verdict: str
     """The machine's verdict."""
     final_verdict: str
-    """The reviewer's verdict when reviewed ('good', 'defective' or 'unusable': :data:`UNUSABLE`), else the machine's."""
+    """The reviewer's verdict when reviewed ('good', 'defective' or 'unusable': :data:`~defectlens.service.db.UNUSABLE`), else the machine's."""
     seconds: float
     hot_spot: list[int] | None = None
     """[x, y] in image pixels where the map of a part judged good still peaks above the image
@@ -129,7 +124,7 @@ class ReviewIn(BaseModel):
     reviewer: str = Field(min_length=1, max_length=200)
     verdict: Literal["good", "defective", "unusable"] | None = None
     """None keeps the verdict that stands: an earlier reviewer's, else the machine's (defective when
-    a missed defect is given). 'unusable' (:data:`UNUSABLE`): not an image this model can judge; sent alone (a comment
+    a missed defect is given). 'unusable' (:data:`~defectlens.service.db.UNUSABLE`): not an image this model can judge; sent alone (a comment
     may say why), it takes back the region types and missed defects reviews gave it."""
     regions: list[RegionReview] = Field(default_factory=list, max_length=1000)
     """Regions not named keep the type they have: an earlier reviewer's, else the machine's."""

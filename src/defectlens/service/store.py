@@ -22,7 +22,18 @@ from sqlalchemy.orm import Session, selectinload
 
 import defectlens
 from defectlens.errors import ConfigError
-from defectlens.service.db import ForeignDatabase, InspectionRow, RegionRow, ReviewRow, SchemaBehind, make_engine, make_sessions, migrate, utcnow
+from defectlens.service.db import (
+    UNUSABLE,
+    ForeignDatabase,
+    InspectionRow,
+    RegionRow,
+    ReviewRow,
+    SchemaBehind,
+    make_engine,
+    make_sessions,
+    migrate,
+    utcnow,
+)
 from defectlens.service.models import Outcome
 
 PROBE_BUSY_SECONDS = 3.0
@@ -70,6 +81,11 @@ class Forgotten:
     """In a dry run, the inspections that would go (to count the pictures they would free)."""
 
 
+class UnusableLabelled(Exception):
+    """A review that types regions or marks missed defects on an image whose verdict, as it stands, is
+    :data:`~defectlens.service.db.UNUSABLE` (which labels nothing)."""
+
+
 class StaleReview(Exception):
     """A review sent from a view of the inspection that another review has since changed."""
 
@@ -84,19 +100,20 @@ class ReviewInput:
     """A validated review: the final verdict, each region's type, missed defects."""
 
     reviewer: str
-    verdict: str
+    verdict: str | None
+    """None: the verdict that stands (a person's, else the machine's), read under the row's lock: read before it, two
+    reviews at once had stored a verdict neither order gives (regression probe 2026-12-06)."""
     region_types: dict[int, str]
     missed: list[tuple[str, tuple[int, int, int, int]]]
     comment: str | None
     payload: dict[str, Any]
     keep_missed: bool = False
-    """Keep the missed defects an earlier review added (a review that corrects nothing)."""
+    """Keep the missed defects an earlier review added (a review that names none), unless its verdict is good or unusable."""
     seen_reviews: int | None = None
     """How many reviews the sender saw; another count, read under the row's lock, refuses the review
     (:class:`StaleReview`). None: not checked."""
-    restore_machine_types: bool = False
-    """Regions it does not name go back to the machine's types (a part reviewed good, whose regions
-    were all rejected, now reviewed defective)."""
+    labels: bool = False
+    """It names region types or missed defects: refused (:class:`UnusableLabelled`) on an image whose verdict is unusable."""
     note_only: bool = False
     """A comment and nothing else: kept in the inspection's history, no label — the verdict, the
     types, the review state and who reviewed it stay as they were (a comment by a script had made an
@@ -265,6 +282,9 @@ class Store:
         if filters.defect_type:
             final_type = func.coalesce(RegionRow.reviewed_type, RegionRow.defect_type)
             conds.append(exists().where(and_(RegionRow.inspection_id == InspectionRow.id, final_type == filters.defect_type)))
+            # An image reviewed unusable labels nothing: its regions keep the machine's types, which are no one's word
+            # on the part (regression probe: it was counted among the cracks).
+            conds.append(func.coalesce(InspectionRow.final_verdict, "") != UNUSABLE)
         where = and_(*conds) if conds else true()
         with self.session() as s:
             total = s.scalar(select(func.count()).select_from(InspectionRow).where(where)) or 0
@@ -296,6 +316,8 @@ class Store:
                     raise StaleReview(latest)
             row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
             now = utcnow()
+            if not review.note_only and (review.verdict or row.reviewed_verdict or row.verdict) == UNUSABLE and review.labels:
+                raise UnusableLabelled()
             if review.note_only:
                 s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now,
                                 verdict=row.reviewed_verdict or row.verdict, payload=review.payload))
@@ -390,12 +412,17 @@ class Store:
 
 def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datetime) -> None:
     """A review's verdict, types and missed defects written over ``row`` (in ``s``'s transaction)."""
+    verdict = review.verdict or row.reviewed_verdict or row.verdict
+    # Good, then defective: the regions the good review rejected wholesale are the machine's again. Unusable labels
+    # nothing: the machine's regions as they were, so a later review starts from them.
+    restore = (verdict == "defective" and row.reviewed_verdict == "good") or verdict == UNUSABLE
+    keep_missed = review.keep_missed and verdict not in ("good", UNUSABLE)
     kept = [r for r in row.regions if not r.missed]
     for r in kept:
         # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types.
-        standing = r.defect_type if review.restore_machine_types else r.reviewed_type or r.defect_type
+        standing = r.defect_type if restore else r.reviewed_type or r.defect_type
         r.reviewed_type = review.region_types.get(r.index, standing)
-    if review.keep_missed and not review.missed:
+    if keep_missed and not review.missed:
         kept += [r for r in row.regions if r.missed]
     row.regions = kept
     next_index = max((r.index for r in kept), default=0) + 1
@@ -409,12 +436,17 @@ def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datet
             )
         )
     row.review_state = "reviewed"
-    row.reviewed_verdict = review.verdict
-    row.final_verdict = review.verdict
+    row.reviewed_verdict = verdict
+    row.final_verdict = verdict
     row.reviewed_by = review.reviewer
     row.reviewed_at = now
     row.review_comment = review.comment
-    s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=review.verdict, payload=review.payload))
+    # The history says what was applied: the verdict that stood when none was sent, and the missed defects as stored
+    # ("Crack" with no box is crack over the whole image); None when it named none and kept the earlier ones, which
+    # "[]" (removed them all) had looked the same as.
+    payload = {**review.payload, "verdict": verdict,
+               "missed": None if keep_missed else [{"type": t, "bbox": list(box)} for t, box in review.missed]}
+    s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=verdict, payload=payload))
 
 
 def _missing_sqlite_file(url: str) -> str | None:
