@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -128,11 +129,10 @@ SIZE_NOTE = "This image is"
 
 
 def _before(version: str | None, release: tuple[int, ...]) -> bool:
-    """Whether ``version`` ('0.3.0') is a release before ``release``; False when it is not recorded or not read."""
-    try:
-        return version is not None and tuple(int(part) for part in version.split(".")[:3]) < release
-    except ValueError:
-        return False
+    """Whether ``version`` ('0.3.0', '0.3.0rc1': its release before ``release`` too) is before ``release``; False when it
+    is not recorded or not read."""
+    numbers = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version or "")
+    return numbers is not None and tuple(int(n or 0) for n in numbers.groups()) < release
 
 
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:

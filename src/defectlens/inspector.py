@@ -64,6 +64,7 @@ from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
 from defectlens.detect.calibration import binary_labels, f1_optimal_threshold, image_threshold_from_labels, pixel_sample
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
+from defectlens.detect.frame_check import drift_note
 from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionConfig
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
 from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
@@ -253,6 +254,10 @@ class InspectedBatch:
     """Decoding, scoring and decisions of this batch."""
     warnings: list[str] = field(default_factory=list)
     """What the detector said about the batch as a whole (e.g. most parts look alike-anomalous), once each."""
+    drift: str | None = None
+    """Whether the batch's images, as a whole, have moved away from the normal ones since the fit (focus, light, a moved
+    camera; :func:`~defectlens.detect.frame_check.drift_note`), or None. Apart from :attr:`warnings`: `inspect` says it
+    once over a run, not per batch."""
 
 
 def balanced_batches(n_items: int, size: int) -> list[range]:
@@ -900,7 +905,8 @@ class Inspector:
             for path, image, result in zip(kept, images, results, strict=True)
         ]
         warnings = list(dict.fromkeys(r.batch_warning for r in results if r.batch_warning))
-        return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings)
+        drift = drift_note([i.inspection.frame_units for i in inspected], [i.inspection.unlike_normal is not None for i in inspected])
+        return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings, drift)
 
     def iter_batches(
         self, paths: Iterable[str | Path] | str | Path, batch_size: int | None = None, seed: int | None = None

@@ -956,7 +956,7 @@ def inspect(
         fail(exc)
         raise typer.Exit(EXIT_PARTIAL if failures else 2) from None
     console.print(results_table(done, title, console.width))
-    if drift := drift_note([r.frame_units for r in done]):
+    if drift := drift_note([r.frame_units for r in done], [bool(r.unlike_normal) for r in done]):
         # Over the run, once: focus or light drifting since the fit raises false alarms with no image over the frame check's
         # limit (drift probe 2026-12-06: 9 of 14 good cookies blurred by σ = 2 flagged, nothing said).
         console.print(f"[yellow]warning:[/] {escape(drift)}")

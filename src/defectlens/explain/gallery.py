@@ -239,7 +239,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
     ordered = sorted(rows, key=lambda r: (-r.score, r.file))
     n_bad = sum(r.defective for r in rows)
     warnings = list(dict.fromkeys(r.warning for r in rows if r.warning))
-    drift = drift_note([r.frame_units for r in rows])
+    drift = drift_note([r.frame_units for r in rows], [bool(r.unlike_normal) for r in rows])
     cards = []
     for r in ordered:
         # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded,
