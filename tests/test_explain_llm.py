@@ -60,6 +60,14 @@ def fake_writer(text):
         ("Two cracks were found at the upper-left edge.", "counts what the findings do not (two)"),
         ("A crack at the upper-left edge, high severity.", "gives a severity no finding has (high)"),
         ("A large crack was found at the upper-left edge.", "gives a size no finding has (large)"),
+        # Regression probe: in words, as a count, and sizes in other words (2026-12-06).
+        ("A crack was found at the upper-left edge of a twelve-inch magnetic tile.", "counts what the findings do not (twelve)"),
+        ("A crack, 1 inch long, at the upper-left edge.", "states a dimension ('1 inch')"),
+        ("A crack at the upper-left edge, about one millimetre wide.", "states a dimension ('one millimetre')"),
+        ("A huge crack at the upper-left edge.", "gives a size no finding has (very large)"),
+        ("A crack at the upper-left edge, a critical defect.", "gives a severity no finding has (critical)"),
+        ("A crack at the upper-left edge; severity: high.", "gives a severity no finding has (high)"),
+        ("A dozen cracks at the upper-left edge.", "counts what the findings do not (dozen)"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -85,7 +93,10 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  "A crack at the upper-left edge. The score was checked against the threshold and it is above it.",
                  "A crack at the upper-left edge was flagged by quality control software.",
                  "A crack at the upper-left edge of the magnetic tile, 0.75% of the image, medium severity.",
-                 "One small crack (0.75%) was found at the upper-left edge."):
+                 "One small crack (0.75%) was found at the upper-left edge.",
+                 # Regression probe: a severity said in other orders is no size, digits as the template writes them, "medium grey".
+                 "A small crack at the upper-left edge (0.750 % of the image); its severity is medium.",
+                 "A small crack at the upper-left edge, rated medium for severity, on a medium grey tile."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",
@@ -267,3 +278,21 @@ def test_several_findings_are_worded_one_sentence_each_and_a_cut_sentence_ends_t
     monkeypatch.setattr(llm_module.LMWriter, "generate", first_cut)
     cut = build_report(insp, types, TAX, writer="llm")
     assert len(asked) == 1 and cut.writer == "template (llm fallback)" and any("stops mid-sentence" in n for n in cut.notes)
+
+
+def test_figures_a_report_gives_are_taken_in_any_grouping_and_a_name_s_words_are_the_name_s():
+    # Regression probe 2026-12-06: "two of them large" (a count by size), "#2" and a type named "small pits" said
+    # "small pit" on a large finding were refused as invented figures.
+    from defectlens.explain.llm import verify_text
+
+    pits = parse_taxonomy({"object": "magnetic tile", "defects": [{"name": "small pits", "description": "small round pits"},
+                                                                  {"name": "crack", "description": "a thin dark line"}]})
+    regions = [Region(1, (0, 5, 120, 100), 12000, 0.1, (60.0, 50.0), 3.0, 2.0), Region(2, (280, 200, 399, 299), 12000, 0.1, (340.0, 250.0), 3.0, 2.0),
+               Region(3, (180, 130, 200, 150), 400, 0.0033, (190.0, 140.0), 3.0, 2.0)]
+    insp = Inspection("a.png", (400, 300), 2.0, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), regions)
+    types = [RegionType(1, "small pits", 0.9, "few-shot"), RegionType(2, "small pits", 0.9, "few-shot"), RegionType(3, "crack", 0.9, "few-shot")]
+    rep = build_report(insp, types, pits)
+    text = ("Three defects: #1 small pit marks at the upper-left edge and #2 small pits at the lower-right edge, two of them large "
+            "(10% of the image each), and #3 a small crack at the centre.")
+    assert verify_text(text, rep, pits.names).problems == []
+    assert "counts what the findings do not (four)" in verify_text(text.replace("two of them", "four of them"), rep, pits.names).problems[0]

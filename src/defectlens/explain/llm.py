@@ -342,36 +342,66 @@ def _said_outright(text: str, patterns: Sequence[str]) -> str | None:
 
 
 _FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\d.]\d)")
-_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "both": 2}
-_COUNTED = re.compile(rf"\b({'|'.join(_COUNT_WORDS)})\b", re.I)
-_SEVERITY_SAID = re.compile(r"\b(low|medium|high|critical)[- ]severity\b|\bseverity (?:is |of |was )?(low|medium|high|critical)\b", re.I)
-_SIZE_SAID = re.compile(r"\b(very large|tiny|small|medium|large)\b(?![- ]severity)", re.I)
+_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
+                 "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+                 "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000, "dozen": 12,
+                 "both": 2, "pair": 2}
+_NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b", re.I)
+# A dimension after a number: the inspection measures none (an accepted text had made a commutator "12-inch", then a
+# regression probe's "twelve-inch", "1 inch long", "2 cm long", "3 mm wide" passed as counts).
+_DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|millimet\w*|cm|centimet\w*|µm|um|microns?|"
+                        r"met(?:er|re)s?|m\b|inch(?:es)?|in\.|\"|ft\b|feet|foot|volts?|v\b|kv\b|kg|grams?|g\b|°|degrees?|px\b|pixels?)", re.I)
+# Severity said of a finding in any order ("high severity", "severity: medium", "rated medium for severity"); "critical"
+# only ever is one.
+_SEVERITY_SAID = re.compile(r"\b(low|medium|high|critical)[- ](?:severity|priority|risk)\b|\bseverity\W{1,3}(?:\w+\W+){0,2}?"
+                            r"(low|medium|high|critical)\b|\b(low|medium|high|critical)\b\W+(?:\w+\W+){0,2}?severity\b|\b(critical)\b", re.I)
+_SIZES = ("tiny", "small", "medium", "large", "very large")
+_SIZE_WORDS = {"huge": "very large", "enormous": "very large", "massive": "very large", "giant": "very large", "big": "large",
+               "sizeable": "large", "sizable": "large", "little": "small", "minute": "tiny", "microscopic": "tiny", "pinpoint": "tiny"}
+# "medium grey" is a colour, not a size.
+_SIZE_SAID = re.compile(rf"\b(very large|{'|'.join([*_SIZES[:-1], *_SIZE_WORDS])})\b(?![- ](?:grey|gray|brown|dark|light|blue|green|tone))",
+                        re.I)
 
 
 def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]:
-    """What ``text`` states of figures that the findings do not give: a number that is not one of their shares, nor
-    another the report states (score, confidences: its template text) or a given name holds, a count no group of them has,
-    a severity or size none has. An accepted text had made a
-    commutator "12-inch"; the model knows no dimension, so any it states is invented."""
+    """What ``text`` states of figures that the findings do not give: a dimension (the inspection measures none), a
+    number that is not one of their shares, nor another the report states (score, confidences: its template text) or a
+    given name holds, a count no group of them has (by type, size, severity or place), a severity or size none has. An
+    accepted text had made a commutator "12-inch"; the model knows no dimension, so any it states is invented.
+
+    Checked as sets, not finding by finding: shares or sizes said of the wrong one of two findings pass."""
     problems: list[str] = []
     counted = counted_findings(report.findings)
-    given = {format_share(f.area_fraction).rstrip("%") for f in report.findings}
     # What the report itself states (its score, each type's confidence, "#2", "3 defects found"), in the template's words.
-    given |= {m.group(0) for text_ in (template_text(report), *names) for m in _FIGURE.finditer(text_)}
-    per_type = [sum(f.defect_type == t for f in counted) for t in {f.defect_type for f in counted}]
-    counts = {len(counted), len(report.findings), *per_type, 0 if not counted else 1}
-    given |= {str(n) for n in counts}
-    for name in names:  # digits of a name ("M8 screw") are the name's, not a figure
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", text, flags=re.I) if name else text
-    if stray := sorted({m.group(0) for m in _FIGURE.finditer(text)} - given, key=text.find):
+    # A percentage is one of theirs (shares, confidences), a plain number any figure of theirs: "2%" had passed as the
+    # score 2.00.
+    template = template_text(report)
+    shares = {float(format_share(f.area_fraction).rstrip("%")) for f in report.findings}
+    shares |= {float(m.group(0)) for m in _FIGURE.finditer(template) if template[m.end():].lstrip().startswith("%")}
+    given = {float(m.group(0)) for text_ in (template, *names) for m in _FIGURE.finditer(text_)}
+    groups = [[f.defect_type for f in counted], [f.size for f in counted], [f.severity for f in counted], [zone_of(f.location) for f in counted]]
+    counts = {len(counted), len(report.findings), *(sum(v == k for v in g) for g in groups for k in set(g)), 0 if not counted else 1}
+    given |= {float(n) for n in counts}
+    # A name's words are the name's, not a figure, count or size ("M8 screw", a type "small pits", said "small pit").
+    for said in sorted({form for name in names if name for form in _name_forms(name)}, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", " ", text, flags=re.I)
+    if dimension := _DIMENSION.search(text):
+        problems.append(f"states a dimension ({dimension.group(0).strip()!r}): the inspection measures none")
+    if stray := sorted({m.group(0) for m in _FIGURE.finditer(text)
+                        if float(m.group(0)) not in (shares if text[m.end():].lstrip().startswith(("%", "percent")) else given | shares)},
+                       key=text.find):
         problems.append(f"states figure(s) the findings do not give ({', '.join(stray)})")
-    if stray := sorted({m.group(0).lower() for m in _COUNTED.finditer(text)} - {w for w, n in _COUNT_WORDS.items() if n in counts}):
+    if stray := sorted({m.group(0).lower() for m in _NUMBER_WORD.finditer(text)} - {w for w, n in _NUMBER_WORDS.items() if n in counts}):
         problems.append(f"counts what the findings do not ({', '.join(stray)})")
     severities = {f.severity for f in report.findings}
-    if stray := sorted({(m.group(1) or m.group(2)).lower() for m in _SEVERITY_SAID.finditer(text)} - severities):
+    said_severity = {next(g for g in m.groups() if g).lower(): m for m in _SEVERITY_SAID.finditer(text)}
+    if stray := sorted(set(said_severity) - severities):
         problems.append(f"gives a severity no finding has ({', '.join(stray)})")
-    sizes = {f.size for f in report.findings} | ({"large"} if any(f.size == "very large" for f in report.findings) else set())
-    if stray := sorted({m.group(1).lower() for m in _SIZE_SAID.finditer(text)} - sizes):
+    for m in said_severity.values():  # "medium" said as a severity is no size
+        text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+    sizes = {f.size for f in report.findings}
+    sizes |= {"large", "very large"} if sizes & {"large", "very large"} else set()  # large and very large one step apart
+    if stray := sorted({_SIZE_WORDS.get(w := m.group(1).lower(), w) for m in _SIZE_SAID.finditer(text)} - sizes):
         problems.append(f"gives a size no finding has ({', '.join(stray)})")
     return problems
 
