@@ -386,6 +386,10 @@ def test_drift_is_said_over_a_batch_whose_images_moved_away_from_the_normal_ones
     # Most of those beyond it unlike every normal one: another part or the wrong model, not a refit (regression probe).
     other = drift_note([6.0] * 9 + [0.1] * 2, [True] * 9 + [False] * 2)
     assert other is not None and "9 of them unlike every normal one: another part, the wrong model" in other and "refit" not in other
+    # A few among blurred frames too (regression probe round 2: 4 commutators among 5 blurred cookies, told to refit).
+    mixed = drift_note([2.2] * 5 + [6.0] * 4, [False] * 5 + [True] * 4)
+    assert mixed is not None and "9 of 9" in mixed and "4 of them unlike every normal one" in mixed and "refit" not in mixed
+    assert "refit only if the line's images are meant to look so" in (note or "")
 
 
 def test_a_blurred_line_is_said_to_drift_from_the_fit_in_the_json_the_terminal_and_the_gallery(checked_model, tmp_path):

@@ -899,7 +899,7 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         # Sent from a view of 3 reviews when there are 3: taken; from a stale view of 1: refused, nothing changed.
         assert client.post(url, json={"reviewer": "Dee", "verdict": "good", "seen_reviews": 3}).status_code == 200
         stale = client.post(url, json={"reviewer": "Eve", "verdict": "defective", "seen_reviews": 1})
-        assert stale.status_code == 409 and "reviewed meanwhile by Dee" in stale.json()["detail"]
+        assert stale.status_code == 409 and "reviewed or commented on meanwhile by Dee" in stale.json()["detail"]
         assert client.get(f"/inspections/{ins['id']}").json()["final_verdict"] == "good"
         # A model no longer served: only the types this inspection already has.
         with make_engine(db_url).begin() as conn:
@@ -938,6 +938,17 @@ def test_a_review_without_a_verdict_reads_the_one_that_stands_when_it_is_stored(
         # A confirm after it keeps "unusable", and says so in the history (the verdict applied, not the none sent).
         confirmed = client.post(url, json={"reviewer": "script"}).json()
         assert confirmed["final_verdict"] == "unusable" and confirmed["reviews"][-1]["verdict"] == "unusable"
+        # A re-type to a defect type, or a missed defect, with no verdict: refused too, not taken for "defective" (regression
+        # probe round 2: decided before the lock, it turned the inspector's "unusable" over).
+        for body in ({"regions": [{"index": ins["regions"][0]["index"], "type": "scratch"}]}, {"missed": [{"type": "spot"}]}):
+            assert client.post(url, json={"reviewer": "script", **body}).status_code == 422
+        assert client.get(url.removesuffix("/review")).json()["final_verdict"] == "unusable"
+        # Sent with its verdict, it is a review like any other.
+        typed = client.post(url, json={"reviewer": "Ina", "verdict": "defective", "regions": [{"index": ins["regions"][0]["index"], "type": "scratch"}]})
+        assert typed.status_code == 200 and typed.json()["final_verdict"] == "defective"
+        # A comment alone is never refused, a stale count or not (regression probe round 2: 409, and every inspector's
+        # review after it told "reviewed meanwhile" by the commenter).
+        assert client.post(url, json={"reviewer": "bot", "comment": "shift B", "seen_reviews": 0}).status_code == 200
 
 
 def test_a_region_of_the_only_type_known_is_said_so_not_given_a_percentage():

@@ -805,9 +805,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # The verdict, when none is sent and none is named by a defect, is the one that stands — a person's, once reviewed
         # (a comment-only review by a script turned an inspector's "good" back into the machine's "defective") — and the
         # store reads it under the row's lock, where concurrent reviews take turns.
-        review = ReviewInput(body.reviewer, body.verdict or ("defective" if names_a_defect else None), types, missed, body.comment,
-                             payload, keep_missed=body.missed is None, labels=bool(body.regions or body.missed),
-                             seen_reviews=body.seen_reviews, note_only=note)
+        review = ReviewInput(body.reviewer, body.verdict, types, missed, body.comment, payload, keep_missed=body.missed is None,
+                             labels=bool(body.regions or body.missed), names_a_defect=names_a_defect, seen_reviews=body.seen_reviews,
+                             note_only=note)
         try:
             updated = store.review(inspection_id, review)
         except UnusableLabelled:
@@ -817,7 +817,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                               "types or missed defects; to type its regions, review it good or defective") from None
         except StaleReview as stale:
             by = f" by {_printable(stale.latest_reviewer, 80)}" if stale.latest_reviewer else ""
-            raise _error(409, f"inspection {inspection_id} was reviewed meanwhile{by}: look at its review first, then send yours again") from None
+            raise _error(409, f"inspection {inspection_id} was reviewed or commented on meanwhile{by}: look at its review first, "
+                              "then send yours again") from None
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")
         metrics.reviews.labels("note" if note else UNUSABLE if updated.reviewed_verdict == UNUSABLE else "review").inc()

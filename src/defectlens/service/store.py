@@ -101,8 +101,9 @@ class ReviewInput:
 
     reviewer: str
     verdict: str | None
-    """None: the verdict that stands (a person's, else the machine's), read under the row's lock: read before it, two
-    reviews at once had stored a verdict neither order gives (regression probe 2026-12-06)."""
+    """None: 'defective' when it names a defect (:attr:`names_a_defect`), else the verdict that stands (a person's, else the
+    machine's) — read under the row's lock: read before it, two reviews at once had stored a verdict neither order gives
+    (regression probe 2026-12-06)."""
     region_types: dict[int, str]
     missed: list[tuple[str, tuple[int, int, int, int]]]
     comment: str | None
@@ -114,6 +115,8 @@ class ReviewInput:
     (:class:`StaleReview`). None: not checked."""
     labels: bool = False
     """It names region types or missed defects: refused (:class:`UnusableLabelled`) on an image whose verdict is unusable."""
+    names_a_defect: bool = False
+    """A region typed as a defect, or a missed defect: with no verdict sent, the verdict is defective."""
     note_only: bool = False
     """A comment and nothing else: kept in the inspection's history, no label — the verdict, the
     types, the review state and who reviewed it stay as they were (a comment by a script had made an
@@ -306,7 +309,9 @@ class Store:
             touch = update(InspectionRow).where(InspectionRow.id == inspection_id).values(review_state=InspectionRow.review_state)
             if not cast(CursorResult[Any], s.execute(touch)).rowcount:
                 return None
-            if review.seen_reviews is not None:
+            if review.seen_reviews is not None and not review.note_only:
+                # A comment alone is never refused: it changes nothing another review decided (regression probe: a note with a
+                # stale count was 409, and one that landed first had every inspector told "reviewed meanwhile").
                 # Checked under the lock: two reviews sent from one view in the same instant both passed a check made
                 # before it. Counted, not loaded: an inspection's earlier reviews are read only when one is stale.
                 n = s.scalar(select(func.count()).select_from(ReviewRow).where(ReviewRow.inspection_id == inspection_id))
@@ -317,6 +322,8 @@ class Store:
             row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
             now = utcnow()
             if not review.note_only and (review.verdict or row.reviewed_verdict or row.verdict) == UNUSABLE and review.labels:
+                # Also when no verdict is sent and the review names a defect: read before the lock, it had been taken for
+                # "defective" and turned an inspector's "unusable" over without a word (regression probe round 2).
                 raise UnusableLabelled()
             if review.note_only:
                 s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now,
@@ -412,7 +419,7 @@ class Store:
 
 def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datetime) -> None:
     """A review's verdict, types and missed defects written over ``row`` (in ``s``'s transaction)."""
-    verdict = review.verdict or row.reviewed_verdict or row.verdict
+    verdict = review.verdict or ("defective" if review.names_a_defect else row.reviewed_verdict or row.verdict)
     # Good, then defective: the regions the good review rejected wholesale are the machine's again. Unusable labels
     # nothing: the machine's regions as they were, so a later review starts from them.
     restore = (verdict == "defective" and row.reviewed_verdict == "good") or verdict == UNUSABLE
