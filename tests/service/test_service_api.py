@@ -944,7 +944,8 @@ def test_a_review_without_a_verdict_reads_the_one_that_stands_when_it_is_stored(
             assert client.post(url, json={"reviewer": "script", **body}).status_code == 422
         assert client.get(url.removesuffix("/review")).json()["final_verdict"] == "unusable"
         # Sent with its verdict, it is a review like any other.
-        typed = client.post(url, json={"reviewer": "Ina", "verdict": "defective", "regions": [{"index": ins["regions"][0]["index"], "type": "scratch"}]})
+        scratch = [{"index": ins["regions"][0]["index"], "type": "scratch"}]
+        typed = client.post(url, json={"reviewer": "Ina", "verdict": "defective", "regions": scratch})
         assert typed.status_code == 200 and typed.json()["final_verdict"] == "defective"
         # A comment alone is never refused, a stale count or not (regression probe round 2: 409, and every inspector's
         # review after it told "reviewed meanwhile" by the commenter).
