@@ -62,12 +62,19 @@ def fake_writer(text):
         ("A large crack was found at the upper-left edge.", "gives a size no finding has (large)"),
         # Regression probe: in words, as a count, and sizes in other words (2026-12-06).
         ("A crack was found at the upper-left edge of a twelve-inch magnetic tile.", "counts what the findings do not (twelve)"),
-        ("A crack, 1 inch long, at the upper-left edge.", "states a dimension ('1 inch')"),
-        ("A crack at the upper-left edge, about one millimetre wide.", "states a dimension ('one millimetre')"),
+        ("A crack, 1 inch long, at the upper-left edge.", "states a dimension ('inch')"),
+        ("A crack at the upper-left edge, about one millimetre wide.", "states a dimension ('millimetre')"),
         ("A huge crack at the upper-left edge.", "gives a size no finding has (very large)"),
         ("A crack at the upper-left edge, a critical defect.", "gives a severity no finding has (critical)"),
         ("A crack at the upper-left edge; severity: high.", "gives a severity no finding has (high)"),
         ("A dozen cracks at the upper-left edge.", "counts what the findings do not (dozen)"),
+        # Round 2: units without a number, shares and counts in words, comparisons, severities in other words.
+        ("A sub-millimetre crack at the upper-left edge.", "states a dimension ('millimetre')"),
+        ("A crack at the upper-left edge across half the tile.", "gives a share no finding has (half)"),
+        ("Several cracks at the upper-left edge.", "counts what the findings do not (several)"),
+        ("A crack at the upper-left edge, twice the usual size.", "compares sizes the findings do not ('twice')"),
+        ("A severe crack at the upper-left edge.", "gives a severity no finding has (high)"),
+        ("A crack at the upper-left edge covering 2 per cent of the image.", "states figure(s) the findings do not give (2)"),
     ],
 )
 def test_unfaithful_lm_text_falls_back_to_template(monkeypatch, text, reason):
@@ -96,7 +103,8 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  "One small crack (0.75%) was found at the upper-left edge.",
                  # Regression probe: a severity said in other orders is no size, digits as the template writes them, "medium grey".
                  "A small crack at the upper-left edge (0.750 % of the image); its severity is medium.",
-                 "A small crack at the upper-left edge, rated medium for severity, on a medium grey tile."):
+                 "A small crack at the upper-left edge, rated medium for severity, on a medium grey tile.",
+                 "A small crack at the upper-left edge, about 1% of the image, of moderate severity."):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",

@@ -346,18 +346,30 @@ _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 
                  "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
                  "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "thousand": 1000, "dozen": 12,
                  "both": 2, "pair": 2}
-_NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b", re.I)
+_NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)}|dozens|hundreds|thousands)\b", re.I)
+# Counts said vaguely: taken where the findings are several (two or more counted).
+_SEVERAL = re.compile(r"\b(several|multiple|numerous|many|a couple of|various)\b", re.I)
+# Shares said in words, the smallest share of the part each says (regression probe round 2: "half the surface" of a crack
+# of 7 %); "twice", "three times" compare sizes the findings do not.
+_FRACTIONS = {"half": 0.4, "a third": 0.25, "one third": 0.25, "a quarter": 0.2, "one quarter": 0.2, "three quarters": 0.6,
+              "most of": 0.4, "the entire": 0.8, "the whole": 0.8, "all of the": 0.8, "the full": 0.8}
+_FRACTION_SAID = re.compile(rf"\b({'|'.join(_FRACTIONS)})\b", re.I)
+_COMPARED = re.compile(r"\b(twice|thrice|\w+ times (?:as|larger|bigger|smaller|the))\b", re.I)
 # A dimension after a number: the inspection measures none (an accepted text had made a commutator "12-inch", then a
 # regression probe's "twelve-inch", "1 inch long", "2 cm long", "3 mm wide" passed as counts).
-_DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|millimet\w*|cm|centimet\w*|µm|um|microns?|"
-                        r"met(?:er|re)s?|m\b|inch(?:es)?|in\.|\"|ft\b|feet|foot|volts?|v\b|kv\b|kg|grams?|g\b|°|degrees?|px\b|pixels?)", re.I)
+_DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|cm|µm|um|met(?:er|re)s?|m\b|in\.|\"|"
+                        r"ft\b|feet|foot|volts?|v\b|kv\b|kg|grams?|g\b|°|degrees?|px\b|pixels?)|"
+                        r"\b\w*(millimet\w*|centimet\w*|micron\w*|micromet\w*|inch(?:es)?)\b", re.I)
 # Severity said of a finding in any order ("high severity", "severity: medium", "rated medium for severity"); "critical"
 # only ever is one.
-_SEVERITY_SAID = re.compile(r"\b(low|medium|high|critical)[- ](?:severity|priority|risk)\b|\bseverity\W{1,3}(?:\w+\W+){0,2}?"
-                            r"(low|medium|high|critical)\b|\b(low|medium|high|critical)\b\W+(?:\w+\W+){0,2}?severity\b|\b(critical)\b", re.I)
+_SEVERITY_SAID = re.compile(r"\b(low|medium|high|critical|moderate)[- ](?:severity|priority|risk)\b|\bseverity\W{1,3}(?:\w+\W+){0,2}?"
+                            r"(low|medium|high|critical|moderate)\b|\b(low|medium|high|critical|moderate)\b\W+(?:\w+\W+){0,2}?severity\b|"
+                            r"\b(critical|severe|serious|major|minor|slight|moderate)\b", re.I)
+_SEVERITY_WORDS = {"moderate": "medium", "severe": "high", "serious": "high", "major": "high", "minor": "low", "slight": "low"}
 _SIZES = ("tiny", "small", "medium", "large", "very large")
 _SIZE_WORDS = {"huge": "very large", "enormous": "very large", "massive": "very large", "giant": "very large", "big": "large",
-               "sizeable": "large", "sizable": "large", "little": "small", "minute": "tiny", "microscopic": "tiny", "pinpoint": "tiny"}
+               "sizeable": "large", "sizable": "large", "extensive": "large", "little": "small", "minute": "tiny", "microscopic": "tiny",
+               "pinpoint": "tiny"}
 # "medium grey" is a colour, not a size.
 _SIZE_SAID = re.compile(rf"\b(very large|{'|'.join([*_SIZES[:-1], *_SIZE_WORDS])})\b(?![- ](?:grey|gray|brown|dark|light|blue|green|tone))",
                         re.I)
@@ -387,14 +399,25 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
         text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", " ", text, flags=re.I)
     if dimension := _DIMENSION.search(text):
         problems.append(f"states a dimension ({dimension.group(0).strip()!r}): the inspection measures none")
-    if stray := sorted({m.group(0) for m in _FIGURE.finditer(text)
-                        if float(m.group(0)) not in (shares if text[m.end():].lstrip().startswith(("%", "percent")) else given | shares)},
-                       key=text.find):
+    def stated(m: re.Match[str]) -> bool:
+        # As written, to its own precision: "about 7%" of 7.1 %, "score 57.6" of 57.63 (regression probe round 2).
+        digits = len(m.group(0).partition(".")[2])
+        percent = text[m.end():].lstrip().lower().startswith(("%", "percent", "per cent"))
+        return any(round(v, digits) == float(m.group(0)) for v in (shares if percent else given | shares))
+
+    if stray := sorted({m.group(0) for m in _FIGURE.finditer(text) if not stated(m)}, key=text.find):
         problems.append(f"states figure(s) the findings do not give ({', '.join(stray)})")
     if stray := sorted({m.group(0).lower() for m in _NUMBER_WORD.finditer(text)} - {w for w, n in _NUMBER_WORDS.items() if n in counts}):
         problems.append(f"counts what the findings do not ({', '.join(stray)})")
+    if len(counted) < 2 and (vague := _SEVERAL.search(text)):
+        problems.append(f"counts what the findings do not ({vague.group(0).lower()})")
+    largest = max((f.area_fraction for f in report.findings), default=0.0)
+    if stray := sorted({m.group(0).lower() for m in _FRACTION_SAID.finditer(text) if largest < _FRACTIONS[m.group(0).lower()]}):
+        problems.append(f"gives a share no finding has ({', '.join(stray)})")
+    if compared := _COMPARED.search(text):
+        problems.append(f"compares sizes the findings do not ({compared.group(0).lower()!r})")
     severities = {f.severity for f in report.findings}
-    said_severity = {next(g for g in m.groups() if g).lower(): m for m in _SEVERITY_SAID.finditer(text)}
+    said_severity = {_SEVERITY_WORDS.get(w := next(g for g in m.groups() if g).lower(), w): m for m in _SEVERITY_SAID.finditer(text)}
     if stray := sorted(set(said_severity) - severities):
         problems.append(f"gives a severity no finding has ({', '.join(stray)})")
     for m in said_severity.values():  # "medium" said as a severity is no size
