@@ -104,7 +104,9 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  # Regression probe: a severity said in other orders is no size, digits as the template writes them, "medium grey".
                  "A small crack at the upper-left edge (0.750 % of the image); its severity is medium.",
                  "A small crack at the upper-left edge, rated medium for severity, on a medium grey tile.",
-                 "A small crack at the upper-left edge, about 1% of the image, of moderate severity."):
+                 "A small crack at the upper-left edge, about 1% of the image, of moderate severity.",
+                 # Each severity said is no size, not only the last; a quote is no inch mark; "all of the" is no share.
+                 'A small "crack" at the upper-left edge, medium severity; all of the tile was seen, medium severity overall.'):
         monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer(fine))
         assert build_report(insp, types, TAX, writer="llm").writer == "llm", fine
     for claim in ("A crack at the upper-left edge. The tile was rejected.", "A crack at the upper-left edge was verified by QA.",

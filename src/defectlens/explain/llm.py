@@ -352,12 +352,12 @@ _SEVERAL = re.compile(r"\b(several|multiple|numerous|many|a couple of|various)\b
 # Shares said in words, the smallest share of the part each says (regression probe round 2: "half the surface" of a crack
 # of 7 %); "twice", "three times" compare sizes the findings do not.
 _FRACTIONS = {"half": 0.4, "a third": 0.25, "one third": 0.25, "a quarter": 0.2, "one quarter": 0.2, "three quarters": 0.6,
-              "most of": 0.4, "the entire": 0.8, "the whole": 0.8, "all of the": 0.8, "the full": 0.8}
+              "most of": 0.4, "the entire": 0.8, "the whole": 0.8}
 _FRACTION_SAID = re.compile(rf"\b({'|'.join(_FRACTIONS)})\b", re.I)
 _COMPARED = re.compile(r"\b(twice|thrice|\w+ times (?:as|larger|bigger|smaller|the))\b", re.I)
 # A dimension after a number: the inspection measures none (an accepted text had made a commutator "12-inch", then a
 # regression probe's "twelve-inch", "1 inch long", "2 cm long", "3 mm wide" passed as counts).
-_DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|cm|µm|um|met(?:er|re)s?|m\b|in\.|\"|"
+_DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|cm|µm|um|met(?:er|re)s?|m\b|in\.|"
                         r"ft\b|feet|foot|volts?|v\b|kv\b|kg|grams?|g\b|°|degrees?|px\b|pixels?)|"
                         r"\b\w*(millimet\w*|centimet\w*|micron\w*|micromet\w*|inch(?:es)?)\b", re.I)
 # Severity said of a finding in any order ("high severity", "severity: medium", "rated medium for severity"); "critical"
@@ -417,10 +417,10 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
     if compared := _COMPARED.search(text):
         problems.append(f"compares sizes the findings do not ({compared.group(0).lower()!r})")
     severities = {f.severity for f in report.findings}
-    said_severity = {_SEVERITY_WORDS.get(w := next(g for g in m.groups() if g).lower(), w): m for m in _SEVERITY_SAID.finditer(text)}
-    if stray := sorted(set(said_severity) - severities):
+    said_severity = list(_SEVERITY_SAID.finditer(text))
+    if stray := sorted({_SEVERITY_WORDS.get(w := next(g for g in m.groups() if g).lower(), w) for m in said_severity} - severities):
         problems.append(f"gives a severity no finding has ({', '.join(stray)})")
-    for m in said_severity.values():  # "medium" said as a severity is no size
+    for m in said_severity:  # "medium" said as a severity is no size
         text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end():]
     sizes = {f.size for f in report.findings}
     sizes |= {"large", "very large"} if sizes & {"large", "very large"} else set()  # large and very large one step apart
