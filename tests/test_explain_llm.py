@@ -72,7 +72,7 @@ def fake_writer(text):
         ("A sub-millimetre crack at the upper-left edge.", "states a dimension ('millimetre')"),
         ("A crack at the upper-left edge across half the tile.", "gives a share no finding has (half)"),
         ("Several cracks at the upper-left edge.", "counts what the findings do not (several)"),
-        ("A crack at the upper-left edge, twice the usual size.", "compares sizes the findings do not ('twice')"),
+        ("A crack at the upper-left edge, twice the usual size.", "compares sizes the findings do not ('twice the')"),
         ("A severe crack at the upper-left edge.", "gives a severity no finding has (high)"),
         ("A crack at the upper-left edge covering 2 per cent of the image.", "states figure(s) the findings do not give (2)"),
     ],
@@ -306,3 +306,28 @@ def test_figures_a_report_gives_are_taken_in_any_grouping_and_a_name_s_words_are
             "(10% of the image each), and #3 a small crack at the centre.")
     assert verify_text(text, rep, pits.names).problems == []
     assert "counts what the findings do not (four)" in verify_text(text.replace("two of them", "four of them"), rep, pits.names).problems[0]
+
+
+def test_words_of_shares_severities_and_comparisons_are_read_only_where_they_say_one():
+    # Regression probe round 3 (2026-12-06): "the whole tile looks normal" on a good part, "not severe", "the tile's major
+    # axis", "a crack appears twice" were refused; "3 cracks" passed as the 2.7 % share rounded, "about 5%" of 4.5 % was refused.
+    from defectlens.explain.llm import verify_text
+
+    insp, types = defective()  # one crack, 0.75 % of the image, medium severity
+    rep = build_report(insp, types, TAX)
+    clean = build_report(Inspection("a.png", (400, 300), 0.4, False, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), []), [], TAX)
+    for text, report in (("The whole tile looks normal; no defect was found.", clean),
+                         ("No defect in either half of the tile; it is good.", clean),
+                         ("A small crack at the upper-left edge; it is not severe, and the rest of the tile looks normal.", rep),
+                         ("A small crack at the upper-left edge runs along the tile's major axis.", rep),
+                         ("A small crack at the upper-left edge; at times the crack is hard to see.", rep),
+                         ("A small crack at the upper-left edge, about 1% of the image.", rep)):
+        assert verify_text(text, report, TAX.names).problems == [], text
+    for text, words in (("A small crack at the upper-left edge covers half the tile.", "gives a share no finding has (half)"),
+                        ("A small crack at the upper-left edge; a severe crack.", "gives a severity no finding has (high)"),
+                        ("3 small cracks at the upper-left edge.", "states figure(s) the findings do not give (3)"),
+                        ("A small crack at the upper-left edge, 0% of the image.", "states figure(s) the findings do not give (0)")):
+        assert any(words in p for p in verify_text(text, rep, TAX.names).problems), text
+    from defectlens.explain.llm import _rounded
+
+    assert (_rounded(4.5, 0), _rounded(0.745, 1)) == (5.0, 0.7)

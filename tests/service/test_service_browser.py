@@ -253,7 +253,7 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
             client.post(f"/inspections/{first_id}/review", json={"reviewer": "Jon", "verdict": "defective", "comment": "a crack after all"})
         page.click("#confirm")
-        sync_api.expect(page.locator("#review-msg")).to_contain_text("it was reviewed meanwhile", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("it was reviewed or commented on meanwhile", timeout=30_000)
         sync_api.expect(page.locator("#review-history li").last).to_contain_text("Jon: defective — “a crack after all”")
         assert page.input_value("#comment") == ""
         # The next one to review: the upload's next line nobody reviewed.

@@ -216,6 +216,7 @@ def test_an_image_reviewed_unusable_is_kept_and_never_exported(pool: ModelPool, 
         # The machine's regions as they were (the scratch and the missed spot taken back), the history kept.
         assert unusable["final_verdict"] == "unusable" and unusable["verdict"] == ins["verdict"]
         assert [(r["index"], r["type"], r["missed"]) for r in unusable["regions"]] == [(r["index"], r["type"], False) for r in ins["regions"]]
+        assert all(r["reviewed_type"] is None for r in unusable["regions"])  # no person's type (regression probe round 3)
         assert [r["verdict"] for r in unusable["reviews"]] == ["defective", "unusable"]
         # Confirmed as it stands, it stays unusable; the history finds it by its verdict, and not by the machine's types
         # it keeps (regression probe: counted among the scratches).

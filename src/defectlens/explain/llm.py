@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -334,9 +335,7 @@ def _said_outright(text: str, patterns: Sequence[str]) -> str | None:
     cracks", "did not pass" say the opposite), or None."""
     for pattern in patterns:
         for m in re.finditer(pattern, text, re.I):
-            # Within its clause: "The crack is not serious. The tile passes." had read as "not … passes".
-            before = re.split(r"[.;:!?,]", text[max(0, m.start() - 40) : m.start()])[-1].split()[-4:]
-            if not any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before):
+            if not _negated(text, m.start()):
                 return m.group(0)
     return None
 
@@ -349,12 +348,15 @@ _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 
 _NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)}|dozens|hundreds|thousands)\b", re.I)
 # Counts said vaguely: taken where the findings are several (two or more counted).
 _SEVERAL = re.compile(r"\b(several|multiple|numerous|many|a couple of|various)\b", re.I)
-# Shares said in words, the smallest share of the part each says (regression probe round 2: "half the surface" of a crack
-# of 7 %); "twice", "three times" compare sizes the findings do not.
+# Shares said in words of what a defect covers, the smallest share of the part each says (regression probe round 2: "half
+# the surface" of a crack of 7 %); only after a verb of covering and before the image or the part (round 3: "the whole
+# tile looks normal", "the other half of the tile" are no shares).
 _FRACTIONS = {"half": 0.4, "a third": 0.25, "one third": 0.25, "a quarter": 0.2, "one quarter": 0.2, "three quarters": 0.6,
-              "most of": 0.4, "the entire": 0.8, "the whole": 0.8}
-_FRACTION_SAID = re.compile(rf"\b({'|'.join(_FRACTIONS)})\b", re.I)
-_COMPARED = re.compile(r"\b(twice|thrice|\w+ times (?:as|larger|bigger|smaller|the))\b", re.I)
+              "most": 0.4, "the entire": 0.8, "the whole": 0.8, "all": 0.8, "nearly all": 0.6, "the bulk": 0.4, "a tenth": 0.08}
+_COVERING = r"\b(?:cover\w*|span\w*|takes? up|taking up|occup\w+|across|over|extend\w* (?:over|across)|affect\w*|reach\w* across)"
+_SURFACE = r"(?:image|picture|frame|part|surface|area|OBJECT)"
+_COMPARED = re.compile(r"\b(twice (?:as|the)|(?:\d+|two|three|four|five|ten|several|many) times (?:as|larger|bigger|smaller|the)|double the|"
+                       r"half the size)\b", re.I)
 # A dimension after a number: the inspection measures none (an accepted text had made a commutator "12-inch", then a
 # regression probe's "twelve-inch", "1 inch long", "2 cm long", "3 mm wide" passed as counts).
 _DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|cm|µm|um|met(?:er|re)s?|m\b|in\.|"
@@ -362,9 +364,11 @@ _DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an
                         r"\b\w*(millimet\w*|centimet\w*|micron\w*|micromet\w*|inch(?:es)?)\b", re.I)
 # Severity said of a finding in any order ("high severity", "severity: medium", "rated medium for severity"); "critical"
 # only ever is one.
-_SEVERITY_SAID = re.compile(r"\b(low|medium|high|critical|moderate)[- ](?:severity|priority|risk)\b|\bseverity\W{1,3}(?:\w+\W+){0,2}?"
-                            r"(low|medium|high|critical|moderate)\b|\b(low|medium|high|critical|moderate)\b\W+(?:\w+\W+){0,2}?severity\b|"
-                            r"\b(critical|severe|serious|major|minor|slight|moderate)\b", re.I)
+_SEVERITY_SAID = (r"\b(low|medium|high|critical|moderate)[- ](?:severity|priority|risk)\b|\bseverity\W{1,3}(?:\w+\W+){0,2}?"
+                  r"(low|medium|high|critical|moderate)\b|\b(low|medium|high|critical|moderate)\b\W+(?:\w+\W+){0,2}?severity\b|"
+                  # A bare word only of a defect ("a severe crack"): "the tile's major axis", "only minor" are none (round 3).
+                  r"\b(critical|severe|serious|major|minor|slight|moderate)\b(?=\s+(?:\w+\s+)?(?:defects?|flaws?|damage|faults?|"
+                  r"anomal\w*|issues?|problems?|TYPES)\b)")
 _SEVERITY_WORDS = {"moderate": "medium", "severe": "high", "serious": "high", "major": "high", "minor": "low", "slight": "low"}
 _SIZES = ("tiny", "small", "medium", "large", "very large")
 _SIZE_WORDS = {"huge": "very large", "enormous": "very large", "massive": "very large", "giant": "very large", "big": "large",
@@ -375,53 +379,83 @@ _SIZE_SAID = re.compile(rf"\b(very large|{'|'.join([*_SIZES[:-1], *_SIZE_WORDS])
                         re.I)
 
 
+def _rounded(value: float, digits: int) -> float:
+    """``value`` rounded half up to ``digits`` decimals, as a person rounds (Python's ``round`` gives 4 for 4.5)."""
+    return math.floor(value * 10**digits + 0.5) / 10**digits
+
+
+def _negated(text: str, start: int) -> bool:
+    """Whether a negation stands among the four words before ``start`` in its clause ("it is not severe"; "The crack is
+    not serious. The tile passes." had read as "not … passes")."""
+    before = re.split(r"[.;:!?,]", text[max(0, start - 40) : start])[-1].split()[-4:]
+    return any(NEGATIONS.fullmatch(w.strip(",.;:").lower()) for w in before)
+
+
 def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]:
     """What ``text`` states of figures that the findings do not give: a dimension (the inspection measures none), a
     number that is not one of their shares, nor another the report states (score, confidences: its template text) or a
-    given name holds, a count no group of them has (by type, size, severity or place), a severity or size none has. An
-    accepted text had made a commutator "12-inch"; the model knows no dimension, so any it states is invented.
+    given name holds, a count no group of them has (by type, size, severity or place), a share said in words beyond the
+    largest finding's, a comparison of sizes, a severity or size none has. An accepted text had made a commutator
+    "12-inch"; the model knows no dimension, so any it states is invented.
 
     Checked as sets, not finding by finding: shares or sizes said of the wrong one of two findings pass."""
-    problems: list[str] = []
     counted = counted_findings(report.findings)
-    # What the report itself states (its score, each type's confidence, "#2", "3 defects found"), in the template's words.
-    # A percentage is one of theirs (shares, confidences), a plain number any figure of theirs: "2%" had passed as the
-    # score 2.00.
+    # What the report itself states (its score, each type's confidence, "#2", "3 defects found"), in the template's words:
+    # its percentages apart from its other figures ("2%" had passed as the score 2.00).
     template = template_text(report)
     shares = {float(format_share(f.area_fraction).rstrip("%")) for f in report.findings}
     shares |= {float(m.group(0)) for m in _FIGURE.finditer(template) if template[m.end():].lstrip().startswith("%")}
-    given = {float(m.group(0)) for text_ in (template, *names) for m in _FIGURE.finditer(text_)}
+    given = {float(m.group(0)) for text_ in (template, *names) for m in _FIGURE.finditer(text_) if not text_[m.end():].lstrip().startswith("%")}
     groups = [[f.defect_type for f in counted], [f.size for f in counted], [f.severity for f in counted], [zone_of(f.location) for f in counted]]
     counts = {len(counted), len(report.findings), *(sum(v == k for v in g) for g in groups for k in set(g)), 0 if not counted else 1}
     given |= {float(n) for n in counts}
-    # A name's words are the name's, not a figure, count or size ("M8 screw", a type "small pits", said "small pit").
-    for said in sorted({form for name in names if name for form in _name_forms(name)}, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", " ", text, flags=re.I)
+    forms = sorted({form for name in names if name for form in _name_forms(name)}, key=len, reverse=True)
+
+    # Read on the text as written: severities (not negated: "it is not severe"), and shares in words said of the image or
+    # the part ("covers half the tile").
+    severity_said = re.compile(_SEVERITY_SAID.replace("TYPES", "|".join(re.escape(f) for f in forms) or "defect"), re.I)
+    said_severity = [m for m in severity_said.finditer(text) if not _negated(text, m.start())]
+    obj = "|".join(re.escape(w) for name in (report.object_name, report.part_name) if name for w in {name, name.split()[-1]}) or "part"
+    fraction_said = re.compile(rf"{_COVERING}\s+(?:nearly |almost |about |roughly |more than |some |at least )?"
+                               rf"({'|'.join(sorted(_FRACTIONS, key=len, reverse=True))})\b(?:\s+of)?\s+(?:the\s+|its\s+)?(?:\w+\s+)?"
+                               + _SURFACE.replace("OBJECT", obj), re.I)
+    largest = max((f.area_fraction for f in report.findings), default=0.0)
+    fractions = {m.group(1).lower() for m in fraction_said.finditer(text) if largest < _FRACTIONS[m.group(1).lower()]}
+    # Then without them: a severity's "medium" is no size, and a name's words are the name's, not a figure, count or size
+    # ("M8 screw", a type "small pits" said "small pit"). Blanked to their length, so places read later stay put.
+    for m in said_severity:
+        text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+    for said in forms:
+        text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", lambda m: " " * len(m.group(0)), text, flags=re.I)
+
+    def stated(m: re.Match[str]) -> bool:
+        # A percentage is a share or a confidence, to the precision written ("about 7%" of 7.1 %, rounded half up: "about
+        # 5%" of 4.5 %), and never 0; a number with decimals a figure of the report so; a whole number one of its counts or
+        # whole figures exactly ("3 cracks" had passed as the share 2.7 % rounded: regression probe round 3), or its score or
+        # threshold rounded when it says so.
+        value, digits = float(m.group(0)), len(m.group(0).partition(".")[2])
+        if text[m.end():].lstrip().lower().startswith(("%", "percent", "per cent")):
+            return value > 0 and any(_rounded(v, digits) == value for v in shares)
+        if digits or re.search(r"\b(score|threshold)\W+(?:\w+\W+){0,2}$", text[max(0, m.start() - 40) : m.start()], re.I):
+            return any(_rounded(v, digits) == value for v in given)
+        return value in given
+
+    problems: list[str] = []
     if dimension := _DIMENSION.search(text):
         problems.append(f"states a dimension ({dimension.group(0).strip()!r}): the inspection measures none")
-    def stated(m: re.Match[str]) -> bool:
-        # As written, to its own precision: "about 7%" of 7.1 %, "score 57.6" of 57.63 (regression probe round 2).
-        digits = len(m.group(0).partition(".")[2])
-        percent = text[m.end():].lstrip().lower().startswith(("%", "percent", "per cent"))
-        return any(round(v, digits) == float(m.group(0)) for v in (shares if percent else given | shares))
-
     if stray := sorted({m.group(0) for m in _FIGURE.finditer(text) if not stated(m)}, key=text.find):
         problems.append(f"states figure(s) the findings do not give ({', '.join(stray)})")
     if stray := sorted({m.group(0).lower() for m in _NUMBER_WORD.finditer(text)} - {w for w, n in _NUMBER_WORDS.items() if n in counts}):
         problems.append(f"counts what the findings do not ({', '.join(stray)})")
     if len(counted) < 2 and (vague := _SEVERAL.search(text)):
         problems.append(f"counts what the findings do not ({vague.group(0).lower()})")
-    largest = max((f.area_fraction for f in report.findings), default=0.0)
-    if stray := sorted({m.group(0).lower() for m in _FRACTION_SAID.finditer(text) if largest < _FRACTIONS[m.group(0).lower()]}):
-        problems.append(f"gives a share no finding has ({', '.join(stray)})")
+    if fractions:
+        problems.append(f"gives a share no finding has ({', '.join(sorted(fractions))})")
     if compared := _COMPARED.search(text):
         problems.append(f"compares sizes the findings do not ({compared.group(0).lower()!r})")
     severities = {f.severity for f in report.findings}
-    said_severity = list(_SEVERITY_SAID.finditer(text))
     if stray := sorted({_SEVERITY_WORDS.get(w := next(g for g in m.groups() if g).lower(), w) for m in said_severity} - severities):
         problems.append(f"gives a severity no finding has ({', '.join(stray)})")
-    for m in said_severity:  # "medium" said as a severity is no size
-        text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end():]
     sizes = {f.size for f in report.findings}
     sizes |= {"large", "very large"} if sizes & {"large", "very large"} else set()  # large and very large one step apart
     if stray := sorted({_SIZE_WORDS.get(w := m.group(1).lower(), w) for m in _SIZE_SAID.finditer(text)} - sizes):

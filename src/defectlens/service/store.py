@@ -426,9 +426,10 @@ def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datet
     keep_missed = review.keep_missed and verdict not in ("good", UNUSABLE)
     kept = [r for r in row.regions if not r.missed]
     for r in kept:
-        # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types.
+        # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types. Unusable: no person's type
+        # at all (the machine's, set as reviewed, read as a person's confirmed crack: regression probe round 3).
         standing = r.defect_type if restore else r.reviewed_type or r.defect_type
-        r.reviewed_type = review.region_types.get(r.index, standing)
+        r.reviewed_type = None if verdict == UNUSABLE else review.region_types.get(r.index, standing)
     if keep_missed and not review.missed:
         kept += [r for r in row.regions if r.missed]
     row.regions = kept
