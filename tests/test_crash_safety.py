@@ -167,6 +167,11 @@ def test_an_interrupted_batch_summary_lists_the_images_not_reached(fitted_model,
     # Every input has a row: the images done, and the others marked as not inspected.
     assert len(rows) == len(files) and len(left) == len(files) - 2
     assert f"interrupted: {len(left)} not inspected" in (out / "index.html").read_text(encoding="utf-8")
+    # Resumed and interrupted again: the earlier run's results were left on purpose, done, not to be redone (scale probe
+    # 2026-12-06: "run again to redo them" read as 623 stale results).
+    batches.clear()
+    resumed = _text(runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--resume"]))
+    assert f"4 of {len(files)} image(s) done (2 of them from an earlier run)" in resumed and "redo" not in resumed, resumed
     # Finished, then run again without --resume and interrupted after one batch: the earlier results are said
     # apart, and nothing is left "to finish" (it read "8 of 8 image(s) done … run again with --resume to finish").
     monkeypatch.setattr(vision_cli, "inspect_and_write", inspect_and_write)

@@ -385,7 +385,8 @@ def test_drift_is_said_over_a_batch_whose_images_moved_away_from_the_normal_ones
     assert drift_note([0, 0, 0, 0.9, 1.5, 2, 2, 2]) is None
     # Most of those beyond it unlike every normal one: another part or the wrong model, not a refit (regression probe).
     other = drift_note([6.0] * 9 + [0.1] * 2, [True] * 9 + [False] * 2)
-    assert other is not None and "9 of them unlike every normal one: another part, the wrong model" in other and "refit" not in other
+    assert other is not None and "(median frame distance 6.0), all of them unlike every normal one: another part, the wrong model" in other
+    assert other.startswith("9 of 11 images") and "refit" not in other
     # A few among blurred frames too (regression probe round 2: 4 commutators among 5 blurred cookies, told to refit).
     mixed = drift_note([2.2] * 5 + [6.0] * 4, [False] * 5 + [True] * 4)
     assert mixed is not None and "9 of 9" in mixed and "4 of them unlike every normal one" in mixed and "refit" not in mixed

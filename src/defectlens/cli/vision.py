@@ -924,7 +924,9 @@ def inspect(
         # "46 of 46 image(s) done … run again with --resume to finish" (interruption probe).
         earlier_done = sum(1 for p in files if p in rows and _written_before(output / f"{names[p]}.json", run_started))
         done_words = f"{len(rows)} of {len(files)} image(s) done" + (
-            f" ({earlier_done} of them an earlier run's results this run had not reached: run again to redo them)" if earlier_done else "")
+            # Resumed, they were left on purpose, done (scale probe: "run again to redo them" read as 623 stale results).
+            (f" ({earlier_done} of them from an earlier run)" if resume else
+             f" ({earlier_done} of them an earlier run's results this run had not reached: run again to redo them)") if earlier_done else "")
         finish = "; run again with --resume to finish" if left else ""
         raise interrupted(f"{done_words}, results in {output}{finish}") from None
     except DefectlensError as exc:

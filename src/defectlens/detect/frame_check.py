@@ -68,7 +68,8 @@ def drift_note(frame_units: Sequence[float | None], unlike_normal: Sequence[bool
     if any(beyond):
         # Any of them: a refit on a batch holding other parts' images would learn them (regression probe round 2: 4 of 9
         # were commutators, and the note advised a refit).
-        return (f"{said}, {sum(beyond)} of them unlike every normal one: another part, the wrong model, or a camera out of focus "
+        unlike = "all" if all(beyond) else sum(beyond)  # "1490 of 1950 …, 1490 of them" had said the count twice (scale probe)
+        return (f"{said}, {unlike} of them unlike every normal one: another part, the wrong model, or a camera out of focus "
                 "or faulty? Check what is under the camera, its focus and light, and which model judges it before trusting these verdicts")
     # No refit advised outright: on frames out of focus it would learn the blur.
     return (f"{said}: unless most of these parts bear large defects, the camera's focus, the light or the part's position "
