@@ -13,7 +13,7 @@ from defectlens.errors import ModelFileError
 from defectlens.explain import LMConfig, build_report
 from defectlens.explain import llm as llm_module
 from defectlens.explain.llm import LMText, facts_prompt
-from defectlens.types import Inspection, Region, RegionType
+from defectlens.types import Inspection, Region, RegionType, Thresholds
 
 TAX = parse_taxonomy(
     {
@@ -331,3 +331,29 @@ def test_words_of_shares_severities_and_comparisons_are_read_only_where_they_say
     from defectlens.explain.llm import _rounded
 
     assert (_rounded(4.5, 0), _rounded(0.745, 1)) == (5.0, 0.7)
+
+
+def test_counts_are_of_the_counted_findings_and_the_weaker_apart():
+    # Regression probe round 4 (2026-12-06): the template's "#4" and the total with weaker indications let "3 breaks" and
+    # "four breaks" pass beside one; two weaker indications counted right were refused; "affects half the commutator"
+    # (a part named "electrical commutator surface") and "scored 58" of 57.6 were misread.
+    from defectlens.explain.llm import verify_text
+
+    regions = [Region(1, (0, 5, 60, 40), 900, 0.0075, (30.0, 20.0), 9.0, 8.0), Region(2, (300, 200, 340, 240), 400, 0.003, (320.0, 220.0), 2.2, 2.1),
+               Region(3, (300, 10, 340, 50), 400, 0.003, (320.0, 30.0), 2.1, 2.05), Region(4, (10, 200, 50, 240), 400, 0.003, (30.0, 220.0), 2.05, 2.01)]
+    insp = Inspection("a.png", (400, 300), 2.5, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), regions,
+                      thresholds=Thresholds(2.4, 2.3))
+    rep = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot")], TAX)
+    weaker = len(rep.findings) - 1
+    assert weaker >= 2, rep.findings
+    assert weaker == 3  # counted: 1 crack; 3 weaker indications; "#4" and the 4 findings in all are no count
+    assert any("(4)" in p for p in verify_text("4 cracks at the upper-left edge.", rep, TAX.names).problems)
+    assert any("(four)" in p for p in verify_text("Four cracks at the upper-left edge.", rep, TAX.names).problems)
+    assert verify_text("A small crack at the upper-left edge, scored 2.5.", rep, TAX.names).problems == []
+    counted = {2: "two", 3: "three"}[weaker]
+    said = f"A small crack at the upper-left edge, and {counted} weaker indications at the right, lower-right and lower-left."
+    assert not any("counts" in p for p in verify_text(said, rep, TAX.names).problems)
+    commutator = parse_taxonomy({"object": "electrical commutator surface", "defects": [{"name": "crack", "description": "a dark line"}]})
+    big = build_report(defective()[0], defective()[1], commutator)
+    assert any("(half)" in p for p in verify_text("A small crack at the upper-left edge affects half the commutator.", big,
+                                                   commutator.names).problems)

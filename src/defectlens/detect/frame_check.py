@@ -51,12 +51,10 @@ def drift_note(frame_units: Sequence[float | None], unlike_normal: Sequence[bool
     when any of those beyond are, the batch may hold another part, and the note asks so rather than speak of a refit
     (regression probe: nine commutators given to the cookie model were told to refit).
 
-    Measured on the shared parts' test images (20 good, 20 defective and 20 altered good ones a part; cookie,
-    commutator, magnetic tile, 2026-12-06): the median distance of good ones 0.02 / −0.14 / 0.01, of defective ones
-    0.16 / 0.50 / 0.68 (their defects are small beside the whole image), of good ones blurred by σ = 1 0.58 / 0.31 /
-    1.66 (magnetic tile's false alarms 0 → 25 %) and by σ = 2 2.1 / 5.8 / 9.7 (false alarms 7 → 64 %, 5 → 25 %, 0 → 75 %);
-    a gain of ±15 % or JPEG at quality 70 stayed at 0.5 or under. A batch of parts most of which bear large defects can
-    cross it too, which the note says."""
+    Measured by ``benchmarks/drift_study.py`` (docs/measurements.md, "A line that drifts from the fit"): on cookie,
+    commutator and magnetic tile, good, defective and harmlessly changed images (gain ±15 %, JPEG quality 70) stay under 1,
+    and every blur that raises false alarms crosses it. Ball screw drive's shiny surface crosses it with its defective
+    parts (a median of 1.07) and with a blur or recompression that flags nothing, which the note's first words allow for."""
     flags = list(unlike_normal) if unlike_normal is not None else [False] * len(frame_units)
     known = [(float(u), bool(f)) for u, f in zip(frame_units, flags, strict=True) if u is not None]
     beyond = [f for u, f in known if u > DRIFT_UNITS]

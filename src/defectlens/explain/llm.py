@@ -405,9 +405,13 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
     template = template_text(report)
     shares = {float(format_share(f.area_fraction).rstrip("%")) for f in report.findings}
     shares |= {float(m.group(0)) for m in _FIGURE.finditer(template) if template[m.end():].lstrip().startswith("%")}
-    given = {float(m.group(0)) for text_ in (template, *names) for m in _FIGURE.finditer(text_) if not text_[m.end():].lstrip().startswith("%")}
+    # Not a finding's number ("#4"): taken as a figure, "3 breaks" had passed beside a fourth finding (regression probe
+    # round 4). Counts are of the counted findings, by group, and of the weaker indications apart.
+    given = {float(m.group(0)) for text_ in (template, *names) for m in _FIGURE.finditer(text_)
+             if not text_[m.end():].lstrip().startswith("%") and not text_[: m.start()].endswith("#")}
     groups = [[f.defect_type for f in counted], [f.size for f in counted], [f.severity for f in counted], [zone_of(f.location) for f in counted]]
-    counts = {len(counted), len(report.findings), *(sum(v == k for v in g) for g in groups for k in set(g)), 0 if not counted else 1}
+    weaker = len(report.findings) - len(counted)
+    counts = {len(counted), *(sum(v == k for v in g) for g in groups for k in set(g)), *([weaker] if weaker else []), 0 if not counted else 1}
     given |= {float(n) for n in counts}
     forms = sorted({form for name in names if name for form in _name_forms(name)}, key=len, reverse=True)
 
@@ -415,7 +419,9 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
     # the part ("covers half the tile").
     severity_said = re.compile(_SEVERITY_SAID.replace("TYPES", "|".join(re.escape(f) for f in forms) or "defect"), re.I)
     said_severity = [m for m in severity_said.finditer(text) if not _negated(text, m.start())]
-    obj = "|".join(re.escape(w) for name in (report.object_name, report.part_name) if name for w in {name, name.split()[-1]}) or "part"
+    # The part by its name or any word of it ("electrical commutator surface": "the commutator", round 4).
+    obj = "|".join(re.escape(w) for name in (report.object_name, report.part_name) if name
+                   for w in {name, *(w for w in name.split() if len(w) > 2)}) or "part"
     fraction_said = re.compile(rf"{_COVERING}\s+(?:nearly |almost |about |roughly |more than |some |at least )?"
                                rf"({'|'.join(sorted(_FRACTIONS, key=len, reverse=True))})\b(?:\s+of)?\s+(?:the\s+|its\s+)?(?:\w+\s+)?"
                                + _SURFACE.replace("OBJECT", obj), re.I)
@@ -436,7 +442,7 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
         value, digits = float(m.group(0)), len(m.group(0).partition(".")[2])
         if text[m.end():].lstrip().lower().startswith(("%", "percent", "per cent")):
             return value > 0 and any(_rounded(v, digits) == value for v in shares)
-        if digits or re.search(r"\b(score|threshold)\W+(?:\w+\W+){0,2}$", text[max(0, m.start() - 40) : m.start()], re.I):
+        if digits or re.search(r"\b(scor\w*|threshold)\W+(?:\w+\W+){0,2}$", text[max(0, m.start() - 40) : m.start()], re.I):
             return any(_rounded(v, digits) == value for v in given)
         return value in given
 
