@@ -340,7 +340,9 @@ def test_counts_are_of_the_counted_findings_and_the_weaker_apart():
     from defectlens.explain.llm import verify_text
 
     regions = [Region(1, (0, 5, 60, 40), 900, 0.0075, (30.0, 20.0), 9.0, 8.0),
-               Region(2, (300, 200, 340, 240), 400, 0.003, (320.0, 220.0), 2.2, 2.1), Region(3, (300, 10, 340, 50), 400, 0.003, (320.0, 30.0), 2.1, 2.05), Region(4, (10, 200, 50, 240), 400, 0.003, (30.0, 220.0), 2.05, 2.01)]
+               Region(2, (300, 200, 340, 240), 400, 0.003, (320.0, 220.0), 2.2, 2.1),
+               Region(3, (300, 10, 340, 50), 400, 0.003, (320.0, 30.0), 2.1, 2.05),
+               Region(4, (10, 200, 50, 240), 400, 0.003, (30.0, 220.0), 2.05, 2.01)]
     insp = Inspection("a.png", (400, 300), 2.5, True, np.zeros((300, 400), np.float32), np.zeros((300, 400), bool), regions,
                       thresholds=Thresholds(2.4, 2.3))
     rep = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot")], TAX)
