@@ -240,7 +240,7 @@ def test_sigterm_while_the_command_loads_is_an_interruption():
         "main()\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 130 and run.stderr == "interrupted: stopped while loading, nothing done\n", (run.returncode, run.stderr)
+    assert run.returncode == 130 and run.stderr == "interrupted: stopped while loading, nothing done by this run\n", (run.returncode, run.stderr)
 
 def test_info_piped_prints_the_card_as_written(fitted_model):
     # Rendered for 80 columns into a pipe, the card cut the training set's sha256 in two.

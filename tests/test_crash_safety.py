@@ -240,7 +240,7 @@ def test_ctrl_c_while_the_command_loads_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", interrupted_import)
     with pytest.raises(SystemExit) as info:
         main()
-    assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while loading, nothing done\n"
+    assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while loading, nothing done by this run\n"
 
 
 def test_the_package_loads_without_pytorch_until_the_inspector_is_used():
@@ -411,7 +411,7 @@ def test_a_ctrl_c_no_command_caught_is_said_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli_module, "app", starting)
     with pytest.raises(SystemExit) as info:
         _entry.main()
-    assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while starting, nothing done\n"
+    assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while starting, nothing done by this run\n"
 
     def silent():
         raise SystemExit(130)

@@ -355,6 +355,12 @@ def test_counts_are_of_the_counted_findings_and_the_weaker_apart():
     counted = {2: "two", 3: "three"}[weaker]
     said = f"A small crack at the upper-left edge, and {counted} weaker indications at the right, lower-right and lower-left."
     assert not any("counts" in p for p in verify_text(said, rep, TAX.names).problems)
+    # The total of regions, weaker ones included, is a count of regions, not of defects; "#4" as the template writes it is
+    # no figure, "#9" is (regression probe round 5).
+    assert verify_text("Four regions stood out: a small crack at the upper-left edge, and three weaker indications at the upper-right, "
+                       "lower-right and lower-left; #4 is the faintest.", rep, TAX.names).problems == []
+    assert any("(four)" in p for p in verify_text("Four defects: a small crack at the upper-left edge.", rep, TAX.names).problems)
+    assert any("(9)" in p for p in verify_text("A small crack at the upper-left edge, #9.", rep, TAX.names).problems)
     commutator = parse_taxonomy({"object": "electrical commutator surface", "defects": [{"name": "crack", "description": "a dark line"}]})
     big = build_report(defective()[0], defective()[1], commutator)
     assert any("(half)" in p for p in verify_text("A small crack at the upper-left edge affects half the commutator.", big,

@@ -19,7 +19,8 @@ def main() -> None:
     try:
         from defectlens.cli import app
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted: stopped while loading, nothing done\n")
+        # "By this run": a --resume stopped here had read "nothing done" beside 32 finished results (probe).
+        sys.stderr.write("interrupted: stopped while loading, nothing done by this run\n")
         raise SystemExit(130) from None
     from defectlens.cli.progress import INTERRUPT_SAID
 
@@ -27,7 +28,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         # While the command line was built from the commands' signatures: a traceback had said it.
-        sys.stderr.write("interrupted: stopped while starting, nothing done\n")
+        sys.stderr.write("interrupted: stopped while starting, nothing done by this run\n")
         raise SystemExit(130) from None
     except SystemExit as exc:
         # Typer turns a Ctrl-C no command caught (between its steps) into status 130 without a word.

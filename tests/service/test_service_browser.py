@@ -182,6 +182,16 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.select_option("#f-verdict", "unusable")
         sync_api.expect(page.locator("#page-info")).to_have_text("1–1 of 1")
         sync_api.expect(page.locator("#history tr").first).to_contain_text(hostile.name)
+        # An unusable part with regions: its types in the history are the machine's, said so (regression probe round 5:
+        # "scratch" in the row read as a label).
+        page.evaluate("async (id) => show(await api(`/inspections/${id}`))", bad_id)
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        page.once("dialog", lambda d: d.accept())  # its missed defect goes with the review
+        page.fill("#comment", "")
+        page.click("#mark-unusable")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        bad_row = page.locator("#history tr", has_text="bad.png")
+        sync_api.expect(bad_row).to_contain_text("(machine: ")
         page.select_option("#f-verdict", "")
         # A missed defect's box is drawn on the original (typing pixel numbers was all there was).
         page.locator("#original").scroll_into_view_if_needed()

@@ -434,6 +434,13 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
     for said in forms:
         text = re.sub(rf"(?<!\w){re.escape(said)}(?!\w)", lambda m: " " * len(m.group(0)), text, flags=re.I)
 
+    # The total of regions, weaker ones included, is a count only of regions ("four regions stood out": round 5), not of
+    # defects; a finding's number as the template writes it ("#4") is no figure.
+    regions_after = r"\s+(?:\w+\s+)?(?:regions?|areas?|indications?|spots?|places?|marks?)\b"
+
+    def is_total(m: re.Match[str]) -> bool:
+        return bool(re.match(regions_after, text[m.end():], re.I))
+
     def stated(m: re.Match[str]) -> bool:
         # A percentage is a share or a confidence, to the precision written ("about 7%" of 7.1 %, rounded half up: "about
         # 5%" of 4.5 %), and never 0; a number with decimals a figure of the report so; a whole number one of its counts or
@@ -444,14 +451,18 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
             return value > 0 and any(_rounded(v, digits) == value for v in shares)
         if digits or re.search(r"\b(scor\w*|threshold)\W+(?:\w+\W+){0,2}$", text[max(0, m.start() - 40) : m.start()], re.I):
             return any(_rounded(v, digits) == value for v in given)
-        return value in given
+        if text[: m.start()].endswith("#"):
+            return value.is_integer() and 1 <= value <= len(report.findings)
+        return value in given or (value == len(report.findings) and is_total(m))
 
     problems: list[str] = []
     if dimension := _DIMENSION.search(text):
         problems.append(f"states a dimension ({dimension.group(0).strip()!r}): the inspection measures none")
     if stray := sorted({m.group(0) for m in _FIGURE.finditer(text) if not stated(m)}, key=text.find):
         problems.append(f"states figure(s) the findings do not give ({', '.join(stray)})")
-    if stray := sorted({m.group(0).lower() for m in _NUMBER_WORD.finditer(text)} - {w for w, n in _NUMBER_WORDS.items() if n in counts}):
+    if stray := sorted({m.group(0).lower() for m in _NUMBER_WORD.finditer(text)
+                        if _NUMBER_WORDS.get(m.group(0).lower()) not in counts
+                        and not (_NUMBER_WORDS.get(m.group(0).lower()) == len(report.findings) and is_total(m))}):
         problems.append(f"counts what the findings do not ({', '.join(stray)})")
     if len(counted) < 2 and (vague := _SEVERAL.search(text)):
         problems.append(f"counts what the findings do not ({vague.group(0).lower()})")
