@@ -429,6 +429,7 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
     fractions = {m.group(1).lower() for m in fraction_said.finditer(text) if largest < _FRACTIONS[m.group(1).lower()]}
     # Then without them: a severity's "medium" is no size, and a name's words are the name's, not a figure, count or size
     # ("M8 screw", a type "small pits" said "small pit"). Blanked to their length, so places read later stay put.
+    written = text  # as written, for what the blanking below would hide ("7 blowhole regions" read as "7 regions")
     for m in said_severity:
         text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end():]
     for said in forms:
@@ -436,10 +437,12 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
 
     # The total of regions, weaker ones included, is a count only of regions ("four regions stood out": round 5), not of
     # defects; a finding's number as the template writes it ("#4") is no figure.
-    regions_after = r"\s+(?:\w+\s+)?(?:regions?|areas?|indications?|spots?|places?|marks?)\b"
+    # Only words that narrow nothing may stand between (final probe: "seven weaker regions", "7 defect regions" had passed).
+    regions_after = (r"\s+(?:(?:anomalous|marked|flagged|suspicious|separate|distinct|anomaly|highlighted|notable)\s+){0,2}"
+                     r"(?:regions?|areas?|indications?|spots?|places?|marks?)\b")
 
     def is_total(m: re.Match[str]) -> bool:
-        return bool(re.match(regions_after, text[m.end():], re.I))
+        return bool(re.match(regions_after, written[m.end():], re.I))
 
     def stated(m: re.Match[str]) -> bool:
         # A percentage is a share or a confidence, to the precision written ("about 7%" of 7.1 %, rounded half up: "about
@@ -451,8 +454,8 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
             return value > 0 and any(_rounded(v, digits) == value for v in shares)
         if digits or re.search(r"\b(scor\w*|threshold)\W+(?:\w+\W+){0,2}$", text[max(0, m.start() - 40) : m.start()], re.I):
             return any(_rounded(v, digits) == value for v in given)
-        if text[: m.start()].endswith("#"):
-            return value.is_integer() and 1 <= value <= len(report.findings)
+        if text[: m.start()].endswith(("#", "#-")):
+            return not text[: m.start()].endswith("-") and value.is_integer() and 1 <= value <= len(report.findings)
         return value in given or (value == len(report.findings) and is_total(m))
 
     problems: list[str] = []
