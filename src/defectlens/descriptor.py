@@ -69,8 +69,8 @@ FORMAT_VERSION = 2
 SENSOR_DEPTH_FORMAT_VERSION = 3
 """The version a model that records a sensor depth (:attr:`Provenance.bit_depth`) is written as; others stay at
 :data:`FORMAT_VERSION`, which every reader since 0.2 takes. Readers before 0.3.1 ignored the field and read each deep
-frame at its own depth, scores moving by 3 on dark 12-bit frames without a word (automation probe 2026-12-06); they
-refuse a version 3 with "upgrade defectlens"."""
+frame at its own depth, scores moving by 3 on dark 12-bit frames without a word (automation probe 2026-12-06); they,
+and 0.3.1, refuse a version 3 with "upgrade defectlens". Written since 0.3.2."""
 REMEDY = "`defectlens fit` (or Inspector.fit then save)"
 """What makes a model folder, said in every refusal of one (read from the command line and from Python alike)."""
 
