@@ -363,7 +363,8 @@ def test_counts_are_of_the_counted_findings_and_the_weaker_apart():
     assert any("(9)" in p for p in verify_text("A small crack at the upper-left edge, #9.", rep, TAX.names).problems)
     # Only words that narrow nothing between the total and "regions", a type's name included; no negative number (final probe).
     for text in ("A small crack at the upper-left edge; four weaker regions stood out.", "A small crack at the upper-left edge; 4 crack regions.",
-                 "A small crack at the upper-left edge, #-1."):
+                 "A small crack at the upper-left edge, #-1.", "A small crack at the upper-left edge, # − 1.",
+                 "A small crack at the upper-left edge; 4 regions of crack."):
         assert verify_text(text, rep, TAX.names).problems, text
     assert verify_text("A small crack at the upper-left edge; four distinct marked regions in all.", rep, TAX.names).problems == []
     commutator = parse_taxonomy({"object": "electrical commutator surface", "defects": [{"name": "crack", "description": "a dark line"}]})

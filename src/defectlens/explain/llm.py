@@ -441,8 +441,12 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
     regions_after = (r"\s+(?:(?:anomalous|marked|flagged|suspicious|separate|distinct|anomaly|highlighted|notable)\s+){0,2}"
                      r"(?:regions?|areas?|indications?|spots?|places?|marks?)\b")
 
+    # Nor a type's name after the noun ("4 regions of fray" is "4 fray regions": last probe).
+    typed_after = rf"[\s,]+(?:of|all|each|being)\s+(?:\w+\s+)?(?:{'|'.join(re.escape(f) for f in forms) or 'defect'})\b"
+
     def is_total(m: re.Match[str]) -> bool:
-        return bool(re.match(regions_after, written[m.end():], re.I))
+        noun = re.match(regions_after, written[m.end():], re.I)
+        return noun is not None and not re.match(typed_after, written[m.end() + noun.end():], re.I)
 
     def stated(m: re.Match[str]) -> bool:
         # A percentage is a share or a confidence, to the precision written ("about 7%" of 7.1 %, rounded half up: "about
@@ -454,8 +458,8 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
             return value > 0 and any(_rounded(v, digits) == value for v in shares)
         if digits or re.search(r"\b(scor\w*|threshold)\W+(?:\w+\W+){0,2}$", text[max(0, m.start() - 40) : m.start()], re.I):
             return any(_rounded(v, digits) == value for v in given)
-        if text[: m.start()].endswith(("#", "#-")):
-            return not text[: m.start()].endswith("-") and value.is_integer() and 1 <= value <= len(report.findings)
+        if numbered := re.search(r"#\s*([-−–]\s*)?$", text[: m.start()]):  # "#4", "# 4"; "#-1", "# − 1" are no finding's
+            return not numbered.group(1) and value.is_integer() and 1 <= value <= len(report.findings)
         return value in given or (value == len(report.findings) and is_total(m))
 
     problems: list[str] = []
