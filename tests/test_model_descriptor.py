@@ -148,9 +148,9 @@ def test_card_carries_the_model_data_and_follows_a_resave(fitted_model, tmp_path
     card = (model / CARD_FILE).read_text()
     assert "| image | 7.25 |" in card and "| how set | user |" in card
     assert prov.fitted_at in card  # the fit's provenance survives the re-save
-    # A model of 8-bit images records no depth and needs none; one fitted before 0.3.1 may have been fitted on deep frames,
+    # A model of 8-bit images records no depth and says 8 bits; one fitted before 0.3.1 may have been fitted on deep frames,
     # read each at its own depth: the card says to refit (automation probe 2026-12-06: nothing said).
-    assert "sensor depth" not in card
+    assert "| sensor depth | 8 bits (no training image deeper" in card
     meta = json.loads((model / DESCRIPTOR_FILE).read_text())
     meta["provenance"]["defectlens_version"] = "0.3.0"
     (model / DESCRIPTOR_FILE).write_text(json.dumps(meta))

@@ -450,6 +450,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
             **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth
                else {"sensor depth": "not recorded (fitted before 0.3.1): a frame deeper than 8 bits is read at its own depth; "
                                      "refit to read a camera's deep frames alike"} if p and _before(p.defectlens_version, (0, 3, 1))
+               # Said for 8-bit models too, so the three cases read alike (last probe: no line at all).
+               else {"sensor depth": "8 bits (no training image deeper; a deeper frame is read at its own depth)"} if p and p.n_images
                else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
             "saved at (UTC)": d.saved_at,
