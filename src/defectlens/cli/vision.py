@@ -32,7 +32,6 @@ from defectlens.descriptor import (
     render_card,
 )
 from defectlens.detect import WORKING_PIXELS, FitSummary
-from defectlens.detect.frame_check import drift_note
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -60,6 +59,7 @@ from defectlens.explain.gallery import (
     read_result,
     recorded_thresholds,
     require_batch_results_writable,
+    rows_drift,
     write_batch_results,
 )
 from defectlens.inspector import (
@@ -958,7 +958,7 @@ def inspect(
         fail(exc)
         raise typer.Exit(EXIT_PARTIAL if failures else 2) from None
     console.print(results_table(done, title, console.width))
-    if drift := drift_note([r.frame_units for r in done], [bool(r.unlike_normal) for r in done]):
+    if drift := rows_drift(done):
         # Over the run, once: focus or light drifting since the fit raises false alarms with no image over the frame check's
         # limit (drift probe 2026-12-06: 9 of 14 good cookies blurred by σ = 2 flagged, nothing said).
         console.print(f"[yellow]warning:[/] {escape(drift)}")

@@ -122,6 +122,11 @@ def result_text(path: Path) -> str | None:
         return None
 
 
+def _json_number(value: object) -> float | None:
+    """A number read from JSON (an int or a float, not a bool), or None."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def read_inspection_json(path: Path) -> dict | None:
     """The inspection JSON ``inspect`` wrote at ``path``; None when it is missing, unreadable or
     not one (not an object with a numeric ``score`` and a verdict): that image counts as not inspected."""
@@ -131,16 +136,14 @@ def read_inspection_json(path: Path) -> dict | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("is_defective"), bool):
         return None  # not an inspection (a report JSON has a score and a source too, not a verdict flag)
-    score = payload.get("score")
-    return payload if isinstance(score, int | float) and not isinstance(score, bool) else None
+    return payload if _json_number(payload.get("score")) is not None else None
 
 
 def recorded_thresholds(payload: dict) -> tuple[float, float]:
     """(image, pixel) thresholds an inspection JSON was decided with; NaN for one not recorded."""
     t = payload.get("thresholds")
     t = t if isinstance(t, dict) else {}
-    return tuple(float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan  # type: ignore[return-value]  # two items
-                 for v in (t.get("image"), t.get("pixel")))
+    return tuple(math.nan if (n := _json_number(v)) is None else n for v in (t.get("image"), t.get("pixel")))  # type: ignore[return-value]  # two items
 
 
 def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
@@ -173,13 +176,18 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
     overlay_suffix = recorded_overlay_suffix(payload, name)
     if overlay_suffix is None:
         overlay_suffix = ".jpg" if not (out_dir / f"{name}.png").is_file() and (out_dir / f"{name}.jpg").is_file() else ".png"
-    frame = payload.get("frame_units")
+    frame = _json_number(payload.get("frame_units"))
     return ResultRow(
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
         len(weaker), bool(payload.get("hot_spot")), overlay_suffix, bool(overlay_suffix) and (out_dir / f"{name}{overlay_suffix}").is_file(),
-        float(frame) if isinstance(frame, int | float) and not isinstance(frame, bool) and math.isfinite(frame) else None,
+        frame if frame is not None and math.isfinite(frame) else None,
     )
+
+
+def rows_drift(rows: Sequence[ResultRow]) -> str | None:
+    """What :func:`~defectlens.detect.frame_check.drift_note` says of a run's results (the terminal and the gallery alike)."""
+    return drift_note([r.frame_units for r in rows], [bool(r.unlike_normal) for r in rows])
 
 
 def _unlike_words(reason: str) -> str:
@@ -239,7 +247,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
     ordered = sorted(rows, key=lambda r: (-r.score, r.file))
     n_bad = sum(r.defective for r in rows)
     warnings = list(dict.fromkeys(r.warning for r in rows if r.warning))
-    drift = drift_note([r.frame_units for r in rows], [bool(r.unlike_normal) for r in rows])
+    drift = rows_drift(rows)
     cards = []
     for r in ordered:
         # A relative URL: '#', '?' and '%' in a file name would end or re-read it, so the name is percent-encoded,
@@ -394,6 +402,7 @@ __all__ = [
     "recorded_overlay_suffix",
     "recorded_thresholds",
     "require_batch_results_writable",
+    "rows_drift",
     "summary_csv",
     "write_batch_results",
 ]
