@@ -103,8 +103,23 @@ def test_gallery_escapes_names_and_sorts_by_score():
     assert 'href="a%231%20b.json"' in page  # a '#' in a name must not cut the link short
     table = list(csv.reader(io.StringIO(summary_csv(rows))))
     # The output stem last, the key a script joins on: the shown name changes with the folders given.
-    assert table[0] == ["file", "verdict", "score", "regions", "types", "report", "output"]
-    assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>", rows[1].name]
+    assert table[0] == ["file", "verdict", "score", "regions", "types", "report", "output", "threshold", "frame_units"]
+    assert table[2] == ["b/high.png", "DEFECTIVE", "0.9000", "2", "spot; <b>", "two <defects>", rows[1].name, "", ""]
+
+
+def test_summary_gives_each_verdicts_threshold_and_frame_distance(tmp_path):
+    # A score in a spreadsheet was read against nothing, and a drifting line could be sorted out only by
+    # opening each JSON (left by the drift work, 2026-12-06).
+    from defectlens.explain.gallery import read_result
+
+    payload = {"source": "p.png", "is_defective": False, "score": 51.25, "regions": [],
+               "thresholds": {"image": 56.73114, "pixel": 40.0}, "frame_units": 1.23456}
+    (tmp_path / "p.json").write_text(json.dumps(payload))
+    row = read_result(tmp_path, "p", "p.png")
+    assert row is not None
+    table = list(csv.DictReader(io.StringIO(summary_csv([row], [("q.png", "unreadable")]))))
+    assert (table[0]["score"], table[0]["threshold"], table[0]["frame_units"]) == ("51.2500", "56.7311", "1.235")
+    assert (table[1]["verdict"], table[1]["threshold"], table[1]["frame_units"]) == ("skipped", "", "")
 
 
 
@@ -112,6 +127,9 @@ def test_a_summary_written_before_the_output_column_still_marks_a_results_folder
     from defectlens.explain.gallery import holds_results
 
     (tmp_path / "summary.csv").write_text("file,verdict,score,regions,types,report\nx.png,GOOD,1.0,0,,fine\n", encoding="utf-8")
+    assert holds_results(tmp_path)
+    # ... and one written before the threshold and frame_units columns (0.3.2)
+    (tmp_path / "summary.csv").write_text("file,verdict,score,regions,types,report,output\nx.png,GOOD,1.0,0,,fine,x\n", encoding="utf-8")
     assert holds_results(tmp_path)
     (tmp_path / "summary.csv").write_text("name,size\nx.png,3\n", encoding="utf-8")  # a person's own summary is not ours
     assert not holds_results(tmp_path)

@@ -29,12 +29,16 @@ from defectlens.io.atomic import write_text_atomic
 
 SUMMARY_FILE = "summary.csv"
 GALLERY_FILE = "index.html"
-SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report", "output")
+SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report", "output", "threshold", "frame_units")
 """``output``: the stem of the image's files in the output folder (``<output>.json``, …), the key a
 script joins on: ``file`` is how the image is shown, which two input folders change, and a renamed
-output (``x.PNG`` beside ``x.png`` → ``x-2``) had been told only on the terminal."""
-EARLIER_SUMMARY_COLUMNS = SUMMARY_COLUMNS[:-1]
-"""The columns before ``output`` (an earlier run's summary is still known as results)."""
+output (``x.PNG`` beside ``x.png`` → ``x-2``) had been told only on the terminal. ``threshold``: the
+image threshold the verdict was made with (a score alone is read against nothing); ``frame_units``:
+how far the image as a whole lies from the normal images (a drifting line is sorted out in the
+spreadsheet, not only in each JSON). Both empty where the inspection recorded none."""
+EARLIER_SUMMARY_HEADERS = (SUMMARY_COLUMNS[:6], SUMMARY_COLUMNS[:7])
+"""The headers of earlier versions' summaries (before ``output``; before ``threshold`` and
+``frame_units``): an earlier run's summary is still known as results."""
 THUMBNAIL_SUFFIX = ".thumb.jpg"
 """Each image's overlay thumbnail (``<name>.thumb.jpg``), what the gallery's cards show; the card
 links to the full overlay (``<name>.png``)."""
@@ -230,9 +234,11 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
     for r in rows:
         # The warning heads the report cell: a verdict it qualifies must not be read without it.
         report = f"WARNING: {r.warning} | {r.report}" if r.warning else r.report
-        writer.writerow([t(r.file), r.verdict, f"{r.score:.4f}", r.n_regions, t("; ".join(r.types)), t(report), t(r.name)])
+        threshold = "" if r.threshold is None else f"{r.threshold:.4f}"
+        frame_units = "" if r.frame_units is None else f"{r.frame_units:.3f}"
+        writer.writerow([t(r.file), r.verdict, f"{r.score:.4f}", r.n_regions, t("; ".join(r.types)), t(report), t(r.name), threshold, frame_units])
     for file, reason in skipped:
-        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason), ""])
+        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason), "", "", ""])
     return buf.getvalue()
 
 
@@ -323,7 +329,7 @@ def holds_results(out_dir: Path) -> bool:
     if (summary := result_text(out_dir / SUMMARY_FILE)) is None:
         return False
     try:
-        return next(csv.reader(io.StringIO(summary)), None) in (list(SUMMARY_COLUMNS), list(EARLIER_SUMMARY_COLUMNS))
+        return next(csv.reader(io.StringIO(summary)), None) in [list(h) for h in (SUMMARY_COLUMNS, *EARLIER_SUMMARY_HEADERS)]
     except csv.Error:
         return False
 
