@@ -1178,3 +1178,26 @@ def test_python_callers_mistakes_are_named_before_any_work(fitted_model, tmp_pat
         with pytest.raises(ConfigError, match=r"image threshold .* is not a finite number"):
             model.set_thresholds(image=bad)  # type: ignore[arg-type]
     assert model.set_thresholds(image=np.float32(40.5)).image == 40.5
+
+
+def test_an_inspector_used_from_several_threads_leaves_the_process_warnings_as_they_were(fitted_model, synthetic_category, tmp_path):
+    # API probe 2026-12-06: eight threads of inspect_batch left every later warning of the process -- the user's own too --
+    # in a hidden list that grew for ever (warnings.catch_warnings swaps the process's one filter list).
+    from concurrent.futures import ThreadPoolExecutor
+
+    inspector = Inspector.load(fitted_model)
+    grey = texture(np.random.default_rng(3), 64, 64)
+    see_through = np.dstack([grey, grey, grey, np.full((64, 64), 60, np.uint8)])
+    files = [tmp_path / "see-through.png", *sorted((synthetic_category / "test" / "good").glob("*.png"))[:2]]
+    Image.fromarray(see_through, "RGBA").save(files[0])  # its transparency filled: warned in every batch
+    shown_before, filters_before = warnings.showwarning, list(warnings.filters)
+    with pytest.warns(DefectlensWarning, match="transparen"):
+        serial = [r.inspection.score for r in inspector.inspect_batch(files).images]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(inspector.inspect_batch, [files] * 24))
+    assert all([r.inspection.score for r in batch.images] == pytest.approx(serial) for batch in threaded)
+    assert warnings.showwarning is shown_before and warnings.filters == filters_before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("the user's own", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["the user's own"]

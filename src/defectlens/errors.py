@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import FrameType
 
@@ -71,10 +74,31 @@ class ShallowColourWarning(DefectlensWarning):
     colour); a batch's are said together."""
 
 
+_COLLECTED: ContextVar[list[Warning] | None] = ContextVar("defectlens_collected_warnings", default=None)
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[Warning]]:
+    """Within the block, the warnings :func:`warn_caller` gives in this thread are kept in the list yielded
+    instead of issued: a batch says a hundred alike as one, and a fit keeps its warnings as the model's notes.
+    ``warnings.catch_warnings`` had done this, but it swaps the process's one filter list: an Inspector used
+    from several threads left every later warning of the process, the user's own too, in a hidden list that
+    grew for ever (API probe 2026-12-06). Blocks nest; the caller issues what it keeps (:func:`warn_caller`)."""
+    bucket: list[Warning] = []
+    token = _COLLECTED.set(bucket)
+    try:
+        yield bucket
+    finally:
+        _COLLECTED.reset(token)
+
+
 def warn_caller(message: str | Warning, category: type[Warning] = UserWarning) -> None:
     """Warn with the location of the first caller outside defectlens: the line of the user's script
     or notebook cell, not a library line that means nothing to them (a fixed ``stacklevel`` is right
     from one call path only). Python 3.12's ``skip_file_prefixes`` does this; 3.10 and 3.11 do not have it."""
+    if (bucket := _COLLECTED.get()) is not None:
+        bucket.append(message if isinstance(message, Warning) else category(message))
+        return
     level = 2  # stacklevel 1 is this function, 2 its caller
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):

@@ -23,7 +23,6 @@ import numbers
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -80,6 +79,7 @@ from defectlens.errors import (
     ModelFileError,
     NoteWarning,
     ShallowColourWarning,
+    collected_warnings,
     warn_caller,
 )
 from defectlens.fielddocs import with_field_docs
@@ -489,18 +489,17 @@ def load_images(
     """Decode ``paths`` (pixels deeper than 8 bits read at ``bit_depth``: a model's :attr:`Inspector.bit_depth`); unreadable
     files become :class:`Failure` records instead of stopping the batch."""
     failures: list[Failure] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with collected_warnings() as caught:
         read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
     # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
     per_image = {ClippedPixelsWarning: f"have pixel values over the {bit_depth}-bit range of the model's training images",
                  ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits"}
     for w in caught:
-        if w.category not in per_image or sum(v.category is w.category for v in caught) == 1:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if type(w) not in per_image or sum(type(v) is type(w) for v in caught) == 1:
+            warn_caller(w)
     for category, said in per_image.items():
-        if len(alike := [w for w in caught if w.category is category]) > 1:
-            warn_caller(category(f"{len(alike)} images {said}, e.g. {alike[0].message}"))
+        if len(alike := [w for w in caught if type(w) is category]) > 1:
+            warn_caller(category(f"{len(alike)} images {said}, e.g. {alike[0]}"))
     return [image for _, image, _ in read], [path for path, _, _ in read], failures
 
 
@@ -593,12 +592,11 @@ class Inspector:
             # A dict had failed deep in the fit ("'dict' object has no attribute 'detector'").
             raise TypeError(f"settings must be an InspectorSettings, got {type(settings).__name__}: pass InspectorSettings(**values)")
         settings = settings or InspectorSettings()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DefectlensWarning)
+        with collected_warnings() as caught:
             fitted = cls._fit(images, settings, progress, secondary, fusion)
         for w in caught:  # said as they were, at the caller's line
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        notes = [str(w.message) for w in caught if issubclass(w.category, DefectlensWarning)]
+            warn_caller(w)
+        notes = [str(w) for w in caught if isinstance(w, DefectlensWarning)]
         stats = fitted.detector.normal_stats
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.

@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import socket
-import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 
 import defectlens
-from defectlens.errors import ConfigError, DefectlensWarning, warn_caller
+from defectlens.errors import ConfigError, DefectlensWarning, collected_warnings, warn_caller
 from defectlens.export.model import is_exported
 from defectlens.export.runtime import available_threads
 from defectlens.inspector import Failure
@@ -190,10 +189,9 @@ class InspectionWorker:
             if before:
                 inspect_and_write(self.inspector, self.analysis, before, names, self.spec.output, self.spec.overlay_format)
             os._exit(1)  # no exception, no cleanup
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DefectlensWarning)
+        with collected_warnings() as caught:
             outcome = inspect_and_write(self.inspector, self.analysis, paths, names, self.spec.output, self.spec.overlay_format)
-        outcome.image_warnings = [str(w.message) for w in caught if issubclass(w.category, DefectlensWarning)]
+        outcome.image_warnings = [str(w) for w in caught if isinstance(w, DefectlensWarning)]
         return outcome
 
 

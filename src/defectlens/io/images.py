@@ -10,6 +10,7 @@ import errno
 import io
 import os
 import re
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ any bytes, and some of its readers decode a whole embedded image just to read a 
 ICNS file of 169 M pixels, before any size check) or fail on hostile bytes with errors of their own."""
 
 # A hostile or mistaken upload can declare a gigantic canvas; refuse before decoding it.
+_OPENING = threading.Lock()
+"""Held while :func:`decoded_pixels` opens a file under its own warning filter (the filter list is the process's)."""
 MAX_PIXELS = 64_000_000
 MIN_SIDE = 8
 """Smallest width or height accepted: the encoder needs a few pixels per feature cell."""
@@ -289,10 +292,13 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
     if p.stat().st_size == 0:
         raise ImageReadError("file is empty (0 bytes)", p, "re-export or re-copy the image")
     try:
-        with warnings.catch_warnings():
-            # Our own limit, checked just below with the image's size in the message, is lower.
+        with _OPENING, warnings.catch_warnings():
+            # Our own limit, checked just below with the image's size in the message, is lower. The filter list is
+            # the process's: opening (the header only) is one thread at a time, or two threads' blocks, ending out of
+            # order, leave the filter behind (API probe 2026-12-06); the decode below runs outside it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p, formats=IMAGE_FORMATS) as img:
+            opened = Image.open(p, formats=IMAGE_FORMATS)
+        with opened as img:
                 if refusal := size_refusal(img.width, img.height):
                     raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
                 # Pillow decodes 16-bit colour to its upper 8 bits (it has no deeper colour mode): 12-bit data comes out 16x
