@@ -290,6 +290,24 @@ def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_pat
     assert len(said) == 1 and "examples of another part?" in said[0]
 
 
+def test_a_type_the_taxonomy_lacks_is_unknown_in_every_output(fitted):
+    # Layout probe 2026-12-06: the report said "unknown" while the JSON, the overlay, the table and summary.csv,
+    # which all read the region types, named the examples' own type.
+    from defectlens.classify.regions import type_regions
+    from defectlens.explain.report import build_report
+    from defectlens.taxonomy import parse_taxonomy
+
+    img, _, insp = _inspected_line()
+    assert fitted.classify_inspection(img, insp).region_types[0].defect_type == "line"
+    blob_only = parse_taxonomy({"object": "part", "defects": [{"name": "blob", "description": "a round blob"}]})
+    result = type_regions(img, insp, fitted, blob_only)
+    (rt,) = result.region_types
+    assert rt.defect_type == UNKNOWN and rt.candidates[0][0] == "line"  # its candidates say why
+    assert result.notes == ["region 1: typed 'line' by its examples, a type not in the taxonomy; reported as unknown"]
+    report = build_report(insp, result.region_types, blob_only, notes=result.notes)
+    assert [f.defect_type for f in report.findings] == [UNKNOWN] and report.notes.count(result.notes[0]) == 1
+
+
 def test_category_sampling_excludes_examples(synthetic_category):
     ex, held = examples_from_category(synthetic_category, k=2, seed=1)
     again, _ = examples_from_category(synthetic_category, k=2, seed=1)

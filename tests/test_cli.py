@@ -428,6 +428,20 @@ def test_inspect_with_taxonomy_examples_and_report(fitted_model, synthetic_categ
     assert "spot" in found, found
 
 
+def test_evaluate_types_examples_without_masks_as_inspect_does(fitted_model, synthetic_category, tmp_path):
+    # Layout probe 2026-12-06: `evaluate --types-k` took a mask-free example's whole image as its region, where
+    # `inspect --examples` locates the defect with the model: its accuracy was another classifier's.
+    import shutil
+
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    shutil.rmtree(category / "ground_truth")
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--types-k", "1"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, text
+    assert "the defect was located by the model" in text and "the whole image is used" not in text
+
+
 def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_path):
     metrics_file = tmp_path / "m.json"
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(metrics_file), "--types-k", "1"])

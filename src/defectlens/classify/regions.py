@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeGuard
+from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeGuard
 
 import numpy as np
 from scipy import ndimage
 
+from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.types import GroundingResult, Inspection, RegionType
-
-if TYPE_CHECKING:
-    from defectlens.taxonomy import Taxonomy
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -85,13 +83,29 @@ def type_regions(
     if not inspection.regions:
         return Classification()
     if classifier is not None:
-        return classifier.classify_inspection(image, inspection)
+        return _within_taxonomy(classifier.classify_inspection(image, inspection), taxonomy)
     if _words_apply(taxonomy):
         masks = region_masks(inspection)
         return Classification(classify_regions_from_words(image, list(masks.values()), taxonomy, list(masks)))
     if grounding is not None and inspection.region_labels is not None:
         return Classification(classify_from_grounding(grounding, inspection.region_labels))
     return Classification(notes=[untyped_reason(None, taxonomy) or UNTYPED])
+
+
+def _within_taxonomy(result: Classification, taxonomy: Taxonomy | None) -> Classification:
+    """Examples' types the taxonomy does not know (examples of another part), as 'unknown' with a note: the
+    report had said unknown while the JSON, the overlay, the table and summary.csv named the examples' type
+    (layout probe 2026-12-06). Its candidates keep the examples' names: why the region was so typed."""
+    if taxonomy is None:
+        return result
+    kept, notes = [], list(result.notes)
+    for rt in result.region_types:
+        if rt.defect_type != UNKNOWN and taxonomy.get(rt.defect_type) is None:
+            notes.append(f"region {rt.region_index}: typed {rt.defect_type!r} by its examples, a type not in the taxonomy; "
+                         "reported as unknown")
+            rt = replace(rt, defect_type=UNKNOWN)
+        kept.append(rt)
+    return Classification(kept, notes)
 
 
 UNTYPED = ("regions are not typed: the model has no defect examples and no taxonomy with descriptions "

@@ -42,6 +42,7 @@ from defectlens.engine import (
     MASK_SUFFIX,
     OVERLAY_FORMATS,
     BatchOutcome,
+    Locator,
     audit_record,
     completed_inspection,
     has_all_files,
@@ -1133,7 +1134,9 @@ def evaluate(
                 rarest = min(per_type, key=lambda t: per_type[t])
                 raise ConfigError(f"--types-k {types_k} draws every {rarest} image ({per_type[rarest]}) as an example, leaving none to type",
                                   category_dir, f"pass --types-k {per_type[rarest] - 1} or less")
-        analysis = prepare_analysis(None, category_dir, types_k, "template") if types_k > 0 else None
+        # Examples without masks located by the model, as `inspect --examples` has them: the whole image had been the
+        # example here, so the accuracy was another classifier's (layout probe 2026-12-06).
+        analysis = prepare_analysis(None, category_dir, types_k, "template", locator=Locator.of(inspector)) if types_k > 0 else None
         with progress_bar("evaluating", n) as advance:
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
     except DefectlensError as exc:
