@@ -228,3 +228,37 @@ def test_an_image_given_twice_is_inspected_once(fitted_model, synthetic_category
     assert "listed under the first name" in _text(result)
     rows = (out / "summary.csv").read_text().splitlines()[1:]
     assert len(rows) == 4, rows
+
+
+def test_masks_of_any_format_and_case_and_ground_truth_folders_of_any_case_are_read(tmp_path):
+    # Layout probe 2026-12-06: masks saved as .bmp, .tif, .PNG or .jpg, and ground_truth/Crack beside test/crack, were
+    # passed over ("no usable ground-truth mask (none, or an empty one)"), and D_MASK.PNG was a defective part of its own.
+    rng = np.random.default_rng(5)
+    root = tmp_path / "part"
+    _image(root / "train" / "good" / "0.png", rng)
+    suffixes = {"000": "_mask.bmp", "001": "_mask.tif", "002": "_MASK.PNG", "003": "_mask.jpg"}
+    for stem, suffix in suffixes.items():
+        _image(root / "test" / "crack" / f"{stem}.png", rng)
+        _mask(root / "ground_truth" / "Crack" / f"{stem}{suffix}")
+    _image(root / "test" / "dent" / "d.png", rng)
+    _mask(root / "test" / "dent" / "D_MASK.PNG")  # beside its image, upper case
+    _mask(root / "ground_truth" / "scratch" / "x_mask.png")  # no test/scratch
+    category = load_category(root)
+    by_name = {item.path.name: item for item in category.test}
+    assert sorted(by_name) == ["000.png", "001.png", "002.png", "003.png", "d.png"]
+    for stem, suffix in suffixes.items():
+        mask = by_name[f"{stem}.png"].mask_path
+        assert mask is not None and mask.name == f"{stem}{suffix}" and np.array_equal(load_mask(mask, (60, 40)), TRUTH)
+    assert by_name["d.png"].mask_path == root / "test" / "dent" / "D_MASK.PNG"
+    said = [n for n in category.notes if "ground_truth/scratch" in n]
+    assert len(said) == 1 and "no test/scratch folder beside it; its masks are not read" in said[0]
+
+
+def test_a_train_good_folder_of_another_case_is_named_in_the_fix(tmp_path):
+    from defectlens.errors import DatasetLayoutError
+
+    rng = np.random.default_rng(6)
+    _image(tmp_path / "part" / "Train" / "Good" / "0.png", rng)
+    _image(tmp_path / "part" / "test" / "good" / "1.png", rng)
+    with pytest.raises(DatasetLayoutError, match="rename Train/Good to train/good"):
+        load_category(tmp_path / "part").require_train_good()

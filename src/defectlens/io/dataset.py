@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,11 +85,13 @@ class Category:
     def require_train_good(self) -> list[Path]:
         """Normal training images, or a clear error when there are none."""
         if not self.train_good:
-            raise DatasetLayoutError(
-                "no normal training images in train/good",
-                self.root / "train" / "good",
-                "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring",
-            )
+            fix = "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring"
+            # "Train/Good" beside: named, not passed over in silence (layout probe 2026-12-06).
+            near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ()) if d.is_dir() and _folded(d.name) == "train"]
+            near = [g for d in near for g in d.iterdir() if g.is_dir() and _folded(g.name) == GOOD and g != self.root / "train" / GOOD]
+            if near:
+                fix = f"rename {near[0].relative_to(self.root)} to train/good (folder names are read as written)"
+            raise DatasetLayoutError("no normal training images in train/good", self.root / "train" / "good", fix)
         return self.train_good
 
     def require_test(self) -> list[LabelledImage]:
@@ -105,8 +108,49 @@ MASK_SUFFIX = "_mask"
 
 
 def is_mask_file(path: Path) -> bool:
-    """Whether ``path`` is named as a mask (``<stem>_mask.<ext>``)."""
-    return path.stem.endswith(MASK_SUFFIX)
+    """Whether ``path`` is named as a mask (``<stem>_mask.<ext>``, whatever the case: ``D_MASK.PNG`` had been
+    counted as a defective part of its own)."""
+    return path.stem.casefold().endswith(MASK_SUFFIX)
+
+
+def _folder_names(folder: Path) -> dict[str, str]:
+    """The names in ``folder`` keyed by their case-folded NFC form (first in sorted order wins), read once per
+    change of the folder: a mask is looked up for each image, and a listing per image of a large folder
+    would cost its square."""
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except (OSError, ValueError):
+        return {}
+    key = str(folder)
+    if (cached := _FOLDER_NAMES.get(key)) is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return {}
+    index: dict[str, str] = {}
+    for name in names:
+        index.setdefault(_folded(name), name)
+    if len(_FOLDER_NAMES) >= 64:
+        _FOLDER_NAMES.pop(next(iter(_FOLDER_NAMES)))
+    _FOLDER_NAMES[key] = (stamp, index)
+    return index
+
+
+_FOLDER_NAMES: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _named_in(folder: Path, stem: str) -> Path | None:
+    """The file in ``folder`` named ``<stem>.<an image suffix>``, whatever the case of either (``.png`` first)."""
+    index = _folder_names(folder)
+    for suffix in (".png", *sorted(IMAGE_SUFFIXES - {".png"})):
+        if (name := index.get(_folded(stem + suffix))) is not None and path_is(folder / name, "file"):
+            return folder / name
+    return None
 
 
 @dataclass(frozen=True)
@@ -179,17 +223,34 @@ def mask_in(folder: Path, image: Path) -> Path | None:
     """The mask of ``image`` kept in ``folder`` (``<stem>_mask.png``, or ``<stem>.png``), else
     ``<stem>_mask.png`` beside the image itself; None when there is none. Not ``<stem>.png``
     beside it: that is another image of the same name (``a.jpg`` took the photo ``a.png`` as its
-    mask). The one rule for MVTec's ``ground_truth/<type>/`` and an examples folder's ``masks/``."""
-    for candidate in (folder / f"{image.stem}{MASK_SUFFIX}.png", folder / f"{image.stem}.png", image.with_name(f"{image.stem}{MASK_SUFFIX}.png")):
+    mask). The one rule for MVTec's ``ground_truth/<type>/`` and an examples folder's ``masks/``.
+
+    A mask may be in any image format and its name in any case (``000_mask.bmp``, ``002_MASK.PNG``;
+    PNG first where there are several): others had been passed over, and the image said to have none."""
+    fast = (folder / f"{image.stem}{MASK_SUFFIX}.png", folder / f"{image.stem}.png", image.with_name(f"{image.stem}{MASK_SUFFIX}.png"))
+    for candidate in fast:
         if path_is(candidate, "file"):  # a long stem's mask name can pass 255 bytes: none there (it had raised a traceback)
             return candidate
-    return None
+    return _named_in(folder, image.stem + MASK_SUFFIX) or _named_in(folder, image.stem) or _named_in(image.parent, image.stem + MASK_SUFFIX)
+
+
+GROUND_TRUTH = "ground_truth"
+
+
+def _ground_truth_folder(root: Path, type_folder: str) -> Path:
+    """``<root>/ground_truth/<type>``, its type folder matched whatever its case and Unicode form (``Crack`` for
+    ``test/crack``: its masks had been passed over without a word)."""
+    exact = root / GROUND_TRUTH / type_folder
+    if path_is(exact, "dir"):
+        return exact
+    name = _folder_names(root / GROUND_TRUTH).get(_folded(type_folder))
+    return root / GROUND_TRUTH / name if name is not None else exact
 
 
 def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
     """``ground_truth/<type>/<stem>_mask.png`` (or ``<stem>.png``), else ``<stem>_mask.png``
-    beside the image itself."""
-    return mask_in(root / "ground_truth" / type_folder, image)
+    beside the image itself (any image format, any case: :func:`mask_in`)."""
+    return mask_in(_ground_truth_folder(root, type_folder), image)
 
 
 LABELLED_SPLITS = ("test", "validation")
@@ -271,10 +332,15 @@ def load_category(root: str | Path) -> Category:
             masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
             _drop_shared_masks(masks, notes)
             beside = [m for m in masks.values() if m is not None and m.parent == type_dir]
-            if beside and not (base / "ground_truth" / type_dir.name).is_dir():
+            if beside and not _ground_truth_folder(base, type_dir.name).is_dir():
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")
             for img in images:
                 test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
+    if path_is(gt := base / GROUND_TRUTH, "dir"):
+        types = {_folded(d.name) for d in test_dir.iterdir() if d.is_dir()} if test_dir.is_dir() else set()
+        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and _folded(d.name) not in types):
+            # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
+            notes.append(f"{folder}: no test/{folder.name} folder beside it; its masks are not read — rename it as its test folder is named")
     if not train and not test:
         raise DatasetLayoutError(
             "no images found under train/good or test/*",
