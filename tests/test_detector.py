@@ -140,7 +140,7 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
         inspector.calibrate(images[:4], [False] * 4)
     # A good image's mask that marks defects is refused (taken as a defect's pixels, it moved a pixel threshold 59.7 → 25.6).
     marked = [np.ones(img.shape[:2], bool) for img in images]
-    with pytest.raises(ValueError, match=r"mask 0 marks \d+ defective pixel\(s\) on an image labelled good"):
+    with pytest.raises(ValueError, match=r"masks\[0\] marks \d+ defective pixel\(s\) on an image labelled good"):
         inspector.calibrate(images, labels, marked)
 
 
@@ -166,6 +166,23 @@ def test_calibrate_from_python_sets_what_the_command_sets(synthetic_category, fi
     mine = Inspector.load(fitted_model).calibrate(images, [item.is_defective for item in items], masks)
     assert (mine.image, mine.pixel) == pytest.approx((saved.image, saved.pixel), rel=1e-6)
     assert mine.pixel != Inspector.load(fitted_model).thresholds.pixel  # the masks set it
+    # The mask files themselves, and arrays as a person draws them -- 0/255 with a faint anti-aliased rim, in colour --
+    # read as the command reads its files (API probe 2026-12-06: a path crashed with an IndexError, and a uint8
+    # mask's every value above 0 counted as defect).
+    labels = [item.is_defective for item in items]
+    by_path = Inspector.load(fitted_model).calibrate(images, labels, [item.mask_path for item in items])
+    drawn = []
+    for m in masks:
+        if m is not None:
+            rim = np.zeros(m.shape, np.uint8)
+            rim[max(0, np.argwhere(m)[:, 0].min() - 2), :] = 40  # a faint line: not defect
+            m = np.dstack([np.where(m, 255, rim).astype(np.uint8)] * 3)
+        drawn.append(m)
+    by_array = Inspector.load(fitted_model).calibrate(images, labels, drawn)
+    for t in (by_path, by_array):
+        assert (t.image, t.pixel) == pytest.approx((saved.image, saved.pixel), rel=1e-6)
+    with pytest.raises(ValueError, match=r"masks\[4\] has shape \(2, 3, 4, 5\): pass an \(H, W\) array"):
+        Inspector.load(fitted_model).calibrate(images, labels, [None] * 4 + [np.zeros((2, 3, 4, 5))] + [None] * (len(images) - 5))
 
 
 def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fitted_model):
@@ -181,7 +198,7 @@ def test_calibrate_f1_separates_a_labelled_validation_set(synthetic_category, fi
     # Mismatched inputs are named (they were scikit-learn's "inconsistent numbers of samples").
     with pytest.raises(ValueError, match=r"one label \(and one mask or None\) per image"):
         inspector.calibrate_f1(images, labels[:-1], masks)
-    with pytest.raises(ValueError, match=r"mask 0 is .*: pass masks at the images' size"):
+    with pytest.raises(ValueError, match=r"masks\[0\] is .*: pass masks at the images' size"):
         inspector.calibrate_f1(images, labels, [m[:, :-1] for m in masks])
     # A label that is not 0/1 is named (a string read as "no defective example", a 2 as defective).
     with pytest.raises(ValueError, match=r"label 0 is 'good': give 0 \(good\) or 1 \(defective\)"):

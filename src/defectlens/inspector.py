@@ -91,6 +91,8 @@ from defectlens.io import (
     images_below,
     is_grey,
     load_category,
+    load_mask,
+    mask_as_drawn,
     printable_text,
     read_image,
     sensor_bits,
@@ -723,14 +725,15 @@ class Inspector:
         self,
         images: Iterable[ImageInput],
         labels: Sequence[int | bool],
-        masks: Sequence[np.ndarray | None] | None = None,
+        masks: Sequence[np.ndarray | str | os.PathLike[str] | None] | None = None,
         max_false_alarms: float | None = DEFAULT_FALSE_ALARM_TARGET,
     ) -> Thresholds:
         """Set the thresholds on a labelled set, as `defectlens calibrate` does (then :meth:`save`
         keeps them): one label per image (0 or False good, 1 or True defective). The image threshold
         flags at most ``max_false_alarms`` of the good images (None: F1-optimal instead). The pixel
-        threshold is F1-optimal on the pixels of ``masks`` (the image's size; None for a defective
-        image without one, a good image's may be None too); without masks it is kept."""
+        threshold is F1-optimal on the pixels of ``masks`` (the image's size, as arrays or mask files, read as drawn:
+        :func:`~defectlens.io.mask_as_drawn`; None for a defective image without one, a good image's may be None
+        too); without masks it is kept."""
         images = checked_images(images, self.bit_depth)
         y = binary_labels(list(labels))
         given = list(masks) if masks is not None else [None] * len(images)
@@ -742,12 +745,17 @@ class Inspector:
             if mask is None:
                 sized.append(np.zeros(image.shape[:2], bool) if not y[i] and masks is not None else None)
                 continue
-            m = np.asarray(mask, bool)
+            # Read as `defectlens calibrate` reads mask files (API probe 2026-12-06: a path crashed with an IndexError,
+            # and a uint8 mask's anti-aliased edge counted as defect here and not there).
+            if isinstance(mask, (str, os.PathLike)):
+                m = load_mask(Path(mask), (image.shape[1], image.shape[0]))
+            else:
+                m = mask_as_drawn(mask, f"masks[{i}]")
             if not y[i] and m.any():
                 # Its "defect" pixels were taken as a defect's: one such mask moved a pixel threshold 59.7 → 25.6.
-                raise ValueError(f"mask {i} marks {int(m.sum())} defective pixel(s) on an image labelled good: fix its label or its mask")
+                raise ValueError(f"masks[{i}] marks {int(m.sum())} defective pixel(s) on an image labelled good: fix its label or its mask")
             if m.shape != image.shape[:2]:
-                raise ValueError(f"mask {i} is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
+                raise ValueError(f"masks[{i}] is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
                                  "pass masks at the images' size")
             sized.append(m)
         results = self.score_read(images)
@@ -763,7 +771,7 @@ class Inspector:
         return t
 
     def calibrate_f1(
-        self, images: Iterable[ImageInput], labels: Sequence[int | bool], masks: Sequence[np.ndarray | None] | None = None
+        self, images: Iterable[ImageInput], labels: Sequence[int | bool], masks: Sequence[np.ndarray | str | os.PathLike[str] | None] | None = None
     ) -> Thresholds:
         """:meth:`calibrate` with F1-optimal thresholds."""
         return self.calibrate(images, labels, masks, max_false_alarms=None)

@@ -353,6 +353,32 @@ INVERTED_MASK_SHARE = 0.9
 shared datasets' largest true masks cover 49 % (magnetic tile) and 63 % (steel strip)."""
 
 
+def mask_as_drawn(values: object, name: str = "mask") -> np.ndarray:
+    """A mask's pixel values — (H, W), (H, W, 3) or (H, W, 4) numbers or booleans — as the bool (H, W) mask a person
+    drew: the pixels above half the mask's own maximum (0/255, 0/1, 0/100, 16-bit alike), the brightest channel of a
+    colour mask, the alpha of one with varying transparency. The rule of :func:`load_mask`, for masks given as arrays
+    too (``Inspector.calibrate`` had read a uint8 mask as any value above 0, and crashed on a path). ``name`` is
+    how an error names it."""
+    arr = np.asarray(values)
+    if arr.dtype == bool and arr.ndim == 2:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} is a {type(values).__name__} of {arr.dtype}: pass an (H, W) array of 0 and 1 (or 0 and 255), "
+                         "or the path of a mask image")
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = arr[..., 3]
+        arr = alpha if alpha.min() < alpha.max() else arr[..., :3]
+    if arr.ndim == 3 and arr.shape[2] in (1, 3):
+        arr = arr.max(axis=2)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} has shape {arr.shape}: pass an (H, W) array (or (H, W, 3) / (H, W, 4) colour), or the path of a mask image")
+    arr = arr.astype(np.float64) if arr.dtype == bool else arr
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values: pass finite values, 0 for normal pixels")
+    top = float(arr.max()) if arr.size else 0.0
+    return arr > top / 2 if top > 0 else np.zeros(arr.shape, bool)
+
+
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a ground-truth mask as a bool (H, W) array: the pixels above half the mask's own
     maximum, so 0/255, 0/1 (a label image), 0/100 and 16-bit masks all read as drawn, and a
@@ -375,21 +401,18 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
             img.load()
             has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
             if has_alpha:
-                rgba = np.asarray(img.convert("RGBA"))
-                alpha = rgba[..., 3]
-                values = alpha if alpha.min() < alpha.max() else rgba[..., :3].max(axis=2)
+                values = np.asarray(img.convert("RGBA"))
             elif img.mode.startswith("I") or img.mode == "F":
                 values = np.asarray(img)
             else:
-                values = np.asarray(img.convert("RGB")).max(axis=2)
+                values = np.asarray(img.convert("RGB"))
     except ImageReadError:
         raise
     except UnidentifiedImageError:
         raise ImageReadError("not a readable image", p, "re-export the mask as a PNG") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask as a PNG") from None
-    top = float(values.max()) if values.size else 0.0
-    mask = values > top / 2 if top > 0 else np.zeros(values.shape, bool)
+    mask = mask_as_drawn(values)
     if expected_size is not None and (mask.shape[1], mask.shape[0]) != tuple(expected_size):
         raise ImageReadError(
             f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {expected_size[0]}x{expected_size[1]}",
