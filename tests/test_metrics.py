@@ -396,3 +396,12 @@ def test_detection_metrics_nan_becomes_none():
     m = detection_metrics([0, 1], [0.1, 0.2], [], [])
     assert m.image_auroc == pytest.approx(1.0)
     assert m.to_json()["pixel_auroc"] is None
+
+
+def test_image_labels_follow_calibrates_rule():
+    # API probe 2026-12-06: "good"/"crack" read as two defective images (AUROC nan, no word), and a 2 as defective,
+    # where calibrate refuses both.
+    assert image_auroc([0, 1], [0.1, 0.2]) == image_auroc([False, True], [0.1, 0.2]) == image_auroc(np.array([0.0, 1.0]), [0.1, 0.2]) == 1.0
+    for labels, said in ((["good", "crack"], "label 0 is 'good'"), ([0, 2], "label 1 is 2"), ([1, None], "label 1 is None")):
+        with pytest.raises(ValueError, match=said):
+            image_auroc(labels, [0.1, 0.2])

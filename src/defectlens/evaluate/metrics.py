@@ -75,8 +75,17 @@ def _image_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(s).all():
         # sklearn would raise a less specific error deep inside; say what is wrong here.
         raise ValueError("scores contain NaN or infinite values")
-    # Non-bool labels (0/1 ints, 0/255 masks) become "is defective".
-    return (y if y.dtype == bool else y != 0), s
+    if y.dtype == bool:
+        return y, s
+    # One label rule with calibrate (binary_labels): "good"/"crack" had read as two defective images and the AUROC as
+    # nan without a word, and a 2 as defective (API probe 2026-12-06).
+    numeric = np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.complexfloating)
+    wrong = ~np.isin(y, (0, 1)) if numeric else np.array([not (isinstance(v, bool | int | float | np.number | np.bool_) and v in (0, 1)) for v in y])
+    if wrong.any():
+        first = int(np.flatnonzero(wrong)[0])
+        value = y[first].item() if isinstance(y[first], np.generic) else y[first]
+        raise ValueError(f"label {first} is {value!r}: give 0 (good) or 1 (defective), or True / False, per image")
+    return y != 0, s
 
 
 def _both_classes(y: np.ndarray) -> bool:
