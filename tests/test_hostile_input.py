@@ -284,8 +284,13 @@ def test_copies_of_a_normal_image_count_once(synthetic_category, tmp_path):
     assert any("copies of others" in n for n in model.fit_summary.notes) and any("rest on scores" in n for n in model.fit_summary.notes)
     model.save(tmp_path / "notes")
     # Several images to inspect(): a TypeError that names the ways to do several (it was an ImageReadError about "<array>").
-    with pytest.raises(TypeError, match=r"inspect takes one image, got a list of several: inspect_batch"):
+    with pytest.raises(TypeError, match=r"inspect takes one image, got a list of 2: pass the image itself; for several, inspect_batch"):
         model.inspect([a, b])
+    with pytest.raises(TypeError, match=r"got a list of 1: pass the image itself"):  # not "several" (API probe 2026-12-06)
+        model.inspect([a])
+    # Nothing to set is nothing changed: a label-free model's thresholds had become "user", its hot spots no longer noted.
+    before = model.thresholds
+    assert model.set_thresholds() == before and model.thresholds.source == before.source != "user"
     card = (tmp_path / "notes" / "card.md").read_text()
     assert "What the fit warned of:" in card and "- 1 of the 4 normal images" in card
     assert Inspector.load(tmp_path / "notes").fit_summary.notes == model.fit_summary.notes
@@ -1196,6 +1201,9 @@ def test_an_inspector_used_from_several_threads_leaves_the_process_warnings_as_t
     with ThreadPoolExecutor(8) as pool:
         threaded = list(pool.map(inspector.inspect_batch, [files] * 24))
     assert all([r.inspection.score for r in batch.images] == pytest.approx(serial) for batch in threaded)
+    # A batch reads as a line in a notebook (every nested result had run to 50 kB for 48 images).
+    shown = repr(threaded[0])
+    assert shown.startswith("InspectedBatch(3 inspected: ") and "0 failed of 3 input(s)" in shown and len(shown) < 200
     assert warnings.showwarning is shown_before and warnings.filters == filters_before
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -23,7 +23,7 @@ import numbers
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -260,6 +260,13 @@ class InspectedBatch:
     """Whether the batch's images, as a whole, have moved away from the normal ones since the fit (focus, light, a moved
     camera; :func:`~defectlens.detect.frame_check.drift_note`), or None. Apart from :attr:`warnings`: `inspect` says it
     once over a run, not per batch."""
+
+    def __repr__(self) -> str:
+        # Every nested result with its regions had run to 50 kB for a batch of 48 in a notebook (API probe 2026-12-06).
+        flagged = sum(item.inspection.is_defective for item in self.images)
+        extra = "".join(f", {n} {what}" for n, what in ((len(self.warnings), "warning(s)"), (self.drift is not None, "drift note")) if n)
+        return (f"InspectedBatch({len(self.images)} inspected: {flagged} defective; {len(self.failures)} failed of {self.n_inputs} "
+                f"input(s); {self.seconds:.2f} s{extra})")
 
 
 def balanced_batches(n_items: int, size: int) -> list[range]:
@@ -707,12 +714,17 @@ class Inspector:
         return self.detector.thresholds
 
     def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> Thresholds:
-        """Override one or both thresholds by hand (finite numbers)."""
+        """Override one or both thresholds by hand (finite numbers); one left None keeps its value, and with both None
+        nothing changes."""
         for name, value in (("image", image), ("pixel", pixel)):
             # "5" had been taken as 5.0, and NaN passed every part as good.
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
                 raise ConfigError(f"{name} threshold {value!r} is not a finite number", None, f"pass a number, e.g. {name}=55.0")
         current = self.detector.thresholds or Thresholds(image=float("inf"), pixel=float("inf"))
+        if image is None and pixel is None:
+            # Nothing to set: the thresholds and where they came from stand (marked "user", a label-free model had
+            # quietly stopped noting hot spots, which only label-free thresholds do; API probe 2026-12-06).
+            return current
         updated = Thresholds(
             image=current.image if image is None else float(image),
             pixel=current.pixel if pixel is None else float(pixel),
@@ -862,11 +874,12 @@ class Inspector:
         ``np.asarray(Image.open(path))``, a rotated photo's mask lies transposed."""
         if type(image).__module__.split(".")[0] == "torch":
             read_image(image, source or "<tensor>")  # raises, saying how to hand a tensor over (it had read "one of several")
-        if isinstance(image, list | tuple) or (not isinstance(image, np.ndarray | str | bytes | bytearray | Path | Image.Image)
+        if isinstance(image, list | tuple) or (not isinstance(image, np.ndarray | str | bytes | bytearray | memoryview | Path | Image.Image)
                                                and isinstance(image, Iterable)):
-            # It had been an ImageReadError about "<array>" advising the method just called.
-            raise TypeError(f"inspect takes one image, got a {type(image).__name__} of several: inspect_batch(paths or a folder) "
-                            "reads files (unreadable ones listed); for arrays, score(images) then decide(result) for each")
+            # It had been an ImageReadError about "<array>" advising the method just called. A list of one is not "several".
+            what = f"a {type(image).__name__} of {len(image)}" if isinstance(image, Sized) else f"a {type(image).__name__}"
+            raise TypeError(f"inspect takes one image, got {what}: pass the image itself; for several, inspect_batch(paths or a folder) "
+                            "reads files (unreadable ones listed), and for arrays score(images) then decide(result) for each")
         if isinstance(image, str | Path):
             source = source or str(image)
         source = source or "<array>"
