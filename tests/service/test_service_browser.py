@@ -211,6 +211,18 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.set_input_files("#file-input", str(long_name))
         sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name, timeout=60_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # Tablet probe 2026-12-06: a comment with no spaces in the review history (a path, a serial number) made the page
+        # 19,070 px wide, a long type name in a select wider than a phone, and a comment over the service's limit was
+        # typed in full and refused on sending.
+        from defectlens.service.schemas import MAX_COMMENT_LENGTH, MAX_REVIEWER_LENGTH
+
+        assert page.get_attribute("#comment", "maxlength") == str(MAX_COMMENT_LENGTH)
+        assert page.get_attribute("#reviewer", "maxlength") == str(MAX_REVIEWER_LENGTH)
+        page.fill("#comment", "C:\\line4\\camera2\\" + "x" * 300)
+        page.click("#mark-good")
+        sync_api.expect(page.locator("#review-history li")).to_contain_text("xxxx", timeout=30_000)
+        page.evaluate("$('missed-type').add(new Option('a defect type with a rather long name '.repeat(6), 'long'))")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path=str(ARTIFACTS / "6-phone.png"), full_page=True)
 
 

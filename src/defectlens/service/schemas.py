@@ -118,10 +118,16 @@ class MissedDefect(BaseModel):
     bbox: list[int] | None = Field(default=None, min_length=4, max_length=4)
 
 
+MAX_REVIEWER_LENGTH = 200
+MAX_COMMENT_LENGTH = 2000
+"""Longest reviewer name and comment a review takes; the page's fields stop typing there (a 5,000-character comment
+had been typed in full and refused on sending)."""
+
+
 class ReviewIn(BaseModel):
     """`POST /inspections/{id}/review`: confirm or correct the machine."""
 
-    reviewer: str = Field(min_length=1, max_length=200)
+    reviewer: str = Field(min_length=1, max_length=MAX_REVIEWER_LENGTH)
     verdict: Literal["good", "defective", "unusable"] | None = None
     """None keeps the verdict that stands: an earlier reviewer's, else the machine's (defective when
     a missed defect is given). 'unusable' (:data:`~defectlens.service.db.UNUSABLE`): not an image this model can judge; sent alone (a comment
@@ -132,7 +138,7 @@ class ReviewIn(BaseModel):
     """None (left out) keeps the missed defects marked before, unless the part is reviewed good; a
     list, an empty one included, replaces them. A script's "agree" review (a verdict alone) had
     deleted another person's missed crack."""
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_LENGTH)
     """With nothing else (no verdict, no region, ``missed`` left out): a note, kept in the history,
     that labels nothing — see :meth:`is_note`."""
     seen_reviews: int | None = Field(default=None, ge=0)
