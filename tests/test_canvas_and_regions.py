@@ -188,5 +188,9 @@ def test_region_names_stay_whole_and_clear_of_the_caption():
     # Nor over a name drawn before (zero-shot probe: "#9 crack" over "#10 crack" read "#9 crackk").
     drawn = [*band, (52, 40, 82, 50)]
     assert label_position((55, 52, 70, 70), 30, 10, (200, 100), drawn) == (57, 51)
-    # With no room below, it stays where it was rather than leave the picture.
-    assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [*band, (52, 78, 82, 89)]) == (57, 78)
+    # With no room below, above the name in its way (tablet probe 2026-12-06: two boxes at the bottom edge drew "#4 c#6ack"),
+    # else beside it; never out of the picture.
+    assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [*band, (52, 78, 82, 89)]) == (57, 67)
+    wall = [(0, 0, 200, 11), (0, 12, 60, 89), (62, 12, 200, 77)]  # room only right of the first block, low down
+    assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [*wall, (52, 78, 82, 89)]) == (83, 78)
+    assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [(0, 0, 200, 100)]) == (57, 78)  # nowhere clear: as put

@@ -79,19 +79,30 @@ def label_position(
 ) -> tuple[int, int]:
     """Where a region's name of ``width`` x ``size`` pixels goes: above its box's top left, inside
     the box where there is no room above, moved in from the right edge so the whole name shows
-    (names there were cut to "unknow"), and below whatever of ``keep_clear`` it would cover — the
+    (names there were cut to "unknow"), and clear of whatever of ``keep_clear`` it would cover — the
     caption band (a name there was hidden by the score), names already drawn (a probe's "#9 crack"
-    over "#10 crack" read "#9 crackk") — while the canvas has room below."""
+    over "#10 crack" read "#9 crackk"): moved below what is in its way, else above it (at the bottom
+    edge two names had been drawn over each other: "#4 c#6ack"), else beside it. Where no place is
+    clear it stays where it was put."""
     x0, y0, _, _ = bbox
-    x = max(0, min(x0 + 2, canvas[0] - width - 1))
-    y = y0 - size if y0 >= size else y0 + 2
-    for _ in range(len(keep_clear)):
-        hit = next(((cx0, cy0, cx1, cy1) for cx0, cy0, cx1, cy1 in keep_clear
-                    if x < cx1 and x + width > cx0 and y < cy1 and y + size > cy0), None)
-        if hit is None or hit[3] + 1 > canvas[1] - size - 1:
-            break
-        y = hit[3] + 1
-    return x, max(0, min(y, canvas[1] - size - 1))
+    bottom, right = canvas[1] - size - 1, canvas[0] - width - 1
+    start = (max(0, min(x0 + 2, right)), max(0, min(y0 - size if y0 >= size else y0 + 2, bottom)))
+
+    def in_the_way(x: int, y: int) -> tuple[int, int, int, int] | None:
+        return next(((cx0, cy0, cx1, cy1) for cx0, cy0, cx1, cy1 in keep_clear
+                     if x < cx1 and x + width > cx0 and y < cy1 and y + size > cy0), None)
+
+    moves = (lambda hit, x, y: (x, hit[3] + 1), lambda hit, x, y: (x, hit[1] - size - 1),  # below, above
+             lambda hit, x, y: (hit[2] + 1, y), lambda hit, x, y: (hit[0] - width - 1, y))  # right, left
+    for move in moves:
+        x, y = start
+        for _ in range(len(keep_clear) + 1):
+            if not (0 <= x <= right and 0 <= y <= bottom):
+                break
+            if (hit := in_the_way(x, y)) is None:
+                return x, y
+            x, y = move(hit, x, y)
+    return start
 
 
 def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> tuple[float, float]:
