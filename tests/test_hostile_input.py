@@ -251,6 +251,9 @@ def test_unique_output_names_cover_every_suffix_and_case():
     names, renamed = unique_output_names([Path("z/x.png"), Path("a/x.png"), Path("c/X.png"), Path("d/y.png")], suffixes, earlier)
     assert names == {Path("z/x.png"): "x", Path("a/x.png"): "x-2", Path("c/X.png"): "X-3", Path("d/y.png"): "y"}
     assert renamed == [(Path("a/x.png"), "x-2"), (Path("c/X.png"), "X-3")]
+    # One name composed and decomposed is one file on macOS and SMB shares (layout probe 2026-12-06: one result overwrote the other).
+    names, _ = unique_output_names([Path("a/caf\u00e9.png"), Path("b/cafe\u0301.png")], suffixes)
+    assert list(names.values()) == ["caf\u00e9", "cafe\u0301-2"]
 
 
 # ---------------------------------------------------------------------------------------------

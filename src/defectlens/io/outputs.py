@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -201,8 +202,8 @@ def unique_output_names(
 
     De-duplicating stems alone is not enough: ``x.png`` writes ``x.report.json`` and so does
     ``x.report.png`` (as its ``.json``). Names are given in input order (stable across runs,
-    which ``--resume`` relies on); a clash adds ``-2``, ``-3``…; comparison ignores case, for
-    case-insensitive file systems. ``earlier`` holds names an earlier run gave some of the inputs
+    which ``--resume`` relies on); a clash adds ``-2``, ``-3``…; comparison ignores case and Unicode
+    form (NFC), for file systems that do. ``earlier`` holds names an earlier run gave some of the inputs
     (``--resume``): they are kept first, so an input added since (a new folder that sorts first)
     takes a new name instead of renaming every finished image and having it redone. Returns the
     names and the ``(input, name)`` pairs whose name is not their stem, to be reported.
@@ -210,12 +211,17 @@ def unique_output_names(
     used: set[str] = set()
     names: dict[Path, str] = {}
 
+    def key(file_name: str) -> str:
+        # Case and Unicode form both ignored: macOS and SMB shares take "café" composed and decomposed as one name,
+        # and one result had overwritten the other (layout probe 2026-12-06).
+        return unicodedata.normalize("NFC", file_name).casefold()
+
     def take(path: Path, name: str) -> None:
-        used.update((name + s).casefold() for s in suffixes)
+        used.update(key(name + s) for s in suffixes)
         names[path] = name
 
     def free(name: str) -> bool:
-        return not any((name + s).casefold() in used for s in suffixes)
+        return not any(key(name + s) in used for s in suffixes)
 
     for path in paths:
         kept = (earlier or {}).get(path)
