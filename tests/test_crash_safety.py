@@ -50,6 +50,20 @@ def test_a_model_moved_aside_by_a_killed_save_is_put_back_not_cleaned_away(fitte
     assert not moved.exists() and Inspector.load(tmp_path / "model").thresholds is not None
 
 
+def test_a_folder_being_written_is_never_cleaned_away_whatever_its_age(tmp_path):
+    # Concurrency probe 2026-12-06: copytree gave a live export's temporary folder its source's time (hours old), and a
+    # second export's cleaning removed it mid-write: the first crashed with a traceback. A dead run's is still removed.
+    dead = tmp_path / ".out.tmp-dead1234"
+    dead.mkdir()
+    os.utime(dead, (0, 0))
+    with atomic_directory(tmp_path / "out", lambda p: False) as live:
+        (live / "part.txt").write_text("written")
+        os.utime(live, (0, 0))  # looks long stale
+        assert clean_stale_temporaries(tmp_path, "out") == [] and live.is_dir()  # (the dead one went as the folder was made)
+        assert not dead.exists()
+    assert (tmp_path / "out" / "part.txt").read_text() == "written"
+
+
 @pytest.mark.parametrize("one_step", [True, False])
 def test_a_folder_is_replaced_whole_with_or_without_an_atomic_swap(tmp_path, monkeypatch, one_step):
     target = tmp_path / "out"
@@ -357,18 +371,24 @@ def test_a_run_cut_short_while_it_replaces_another_images_result_leaves_no_mixed
     def cut_short(*args, **kwargs):
         raise OSError(errno.EIO, "cut short")  # after its report files, before its overlay and JSON
 
-    monkeypatch.setattr(local, "write_inspection", cut_short)
-    runner.invoke(app, ["inspect", str(fitted_model), str(stranger), "-o", str(out)])
-    monkeypatch.undo()
-    assert not (out / "000.json").exists()  # no verdict of the earlier image beside this one's report
-    resumed = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out), "--resume"])
-    n = len(list(spot.glob("*.png")))
-    assert resumed.exit_code == 0 and f"{n - 1} image(s) already done, 1 to inspect" in _text(resumed), resumed.output
     import json
 
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")}
+    monkeypatch.setattr(local, "write_inspection", cut_short)
+    failed = runner.invoke(app, ["inspect", str(fitted_model), str(stranger), "-o", str(out)])
+    monkeypatch.undo()
+    # The image's files are one unit: none of the new image's is there, and the earlier result stands whole, JSON, report
+    # and overlay alike (concurrency probe 2026-12-06: a failed re-write on a full disk had removed the earlier finished
+    # JSON and written none). Nothing is left under a temporary name.
+    assert "its earlier results stay as they were" in _text(failed)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     done = json.loads((out / "000.json").read_text())
     report = json.loads((out / "000.report.json").read_text())
     assert done["source"].endswith("spot/000.png") and report["verdict"] == ("defective" if done["is_defective"] else "good")
+    resumed = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out), "--resume"])
+    n = len(list(spot.glob("*.png")))
+    assert resumed.exit_code == 0 and f"{n} image(s) already done" in _text(resumed), resumed.output
 
 
 def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -600,6 +600,27 @@ def test_extreme_aspect_ratio_warns(inspector):
     assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
 
 
+def test_a_batch_of_line_scan_strips_is_warned_of_once(inspector, tmp_path):
+    # Layout probe 2026-12-06: a line-scan run printed the aspect warning once per image.
+    for i in range(3):
+        Image.fromarray(texture(np.random.default_rng(i), 8, 5000)).save(tmp_path / f"strip{i}.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inspector.inspect_batch(sorted(tmp_path.glob("*.png")))
+    said = [str(w.message) for w in caught if "aspect" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("3 images are of an extreme aspect, squeezed onto the canvas, e.g. "), said
+
+
+def test_a_few_see_through_pixels_are_counted_not_called_0_percent():
+    # Layout probe 2026-12-06: a palette PNG with a few transparent pixels warned of "0% of the image".
+    from defectlens.io import read_image
+
+    rgba = np.dstack([texture(np.random.default_rng(4), 64, 64)] * 3 + [np.full((64, 64), 255, np.uint8)])
+    rgba[:2, :3, 3] = 0
+    with pytest.warns(DefectlensWarning, match=r": 6 pixel\(s\) of the image are more than half transparent"):
+        read_image(rgba)
+
+
 def test_warnings_point_at_the_callers_line_whatever_the_depth(inspector, synthetic_category, tmp_path):
     folder = tmp_path / "good"
     shutil.copytree(synthetic_category / "train" / "good", folder)

@@ -69,6 +69,11 @@ class ClippedPixelsWarning(DefectlensWarning):
     (:attr:`~defectlens.descriptor.Provenance.bit_depth`); a batch's are said together."""
 
 
+class ExtremeAspectWarning(DefectlensWarning):
+    """An image longer than :data:`~defectlens.io.images.MAX_ASPECT` times its width (a line-scan strip), squeezed onto the
+    canvas; a batch's are said together (a line-scan run had printed one line per image)."""
+
+
 class ShallowColourWarning(DefectlensWarning):
     """An image of 16 bits a channel in colour or with transparency, read at its upper 8 bits (Pillow decodes no deeper
     colour); a batch's are said together."""

@@ -76,6 +76,7 @@ from defectlens.errors import (
     DatasetLayoutError,
     DefectlensError,
     DefectlensWarning,
+    ExtremeAspectWarning,
     ModelFileError,
     NoteWarning,
     ShallowColourWarning,
@@ -502,7 +503,8 @@ def load_images(
         read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
     # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
     per_image = {ClippedPixelsWarning: f"have pixel values over the {bit_depth}-bit range of the model's training images",
-                 ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits"}
+                 ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits",
+                 ExtremeAspectWarning: "are of an extreme aspect, squeezed onto the canvas"}
     for w in caught:
         if type(w) not in per_image or sum(type(v) is type(w) for v in caught) == 1:
             warn_caller(w)

@@ -18,7 +18,7 @@ from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
-from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic
+from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
 from defectlens.io.images import jpeg_bytes, jpeg_thumbnail
 from defectlens.locate import overlay_scale, render_overlay, weaker_regions
 from defectlens.taxonomy import load_taxonomy
@@ -186,27 +186,31 @@ def inspect_and_write(
     outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
     for item in batch.images:
         path, inspection = item.path, item.inspection
+        earlier = output / f"{names[path]}.json"
         try:
-            # The JSON, which marks an image done, goes first: a run killed while it replaced an earlier result had
-            # left that result's JSON beside this image's overlay and report, and --resume took the pair as done.
-            (output / f"{names[path]}.json").unlink(missing_ok=True)
-            said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
-            region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
-            labels = [t.defect_type for t in region_types]
-            extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}
-            if item.result.batch_warning:
-                # Kept with the verdict it qualifies: a reader of one JSON sees it too.
-                extra["batch_warning"] = item.result.batch_warning
-            if inspector.verdict_basis:
-                # So is a verdict not judged against normal images (zero-shot, batch-relative): only the terminal and
-                # the report said so, and the gallery and summary.csv looked like any model's (probe 2026-12-06).
-                extra["verdict_basis"] = inspector.verdict_basis
-            write_inspection(inspection, item.image, output, names[path], inspector, extra, overlay_format)
+            # One unit: written under temporary names, then the earlier JSON (which marks an image done) removed and the
+            # files renamed into place, the JSON last. A run killed while it replaced an earlier result had left that
+            # result's JSON beside this image's overlay and report, and --resume took the pair as done; a write that
+            # failed (a full disk) had removed the earlier finished result and written none.
+            with written_as_one(remove_first=[earlier]):
+                said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
+                region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
+                labels = [t.defect_type for t in region_types]
+                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}
+                if item.result.batch_warning:
+                    # Kept with the verdict it qualifies: a reader of one JSON sees it too.
+                    extra["batch_warning"] = item.result.batch_warning
+                if inspector.verdict_basis:
+                    # So is a verdict not judged against normal images (zero-shot, batch-relative): only the terminal and
+                    # the report said so, and the gallery and summary.csv looked like any model's (probe 2026-12-06).
+                    extra["verdict_basis"] = inspector.verdict_basis
+                write_inspection(inspection, item.image, output, names[path], inspector, extra, overlay_format)
         except OSError as exc:
             # One image's files that cannot be written (a folder where one goes, a full disk) fail
-            # that image, listed with the rest; the batch goes on.
+            # that image, listed with the rest; the batch goes on. Its earlier results, if any, stand as they were.
             where = exc.filename2 or exc.filename or output
-            message = (f"{path}: inspected, but its results could not be written to {where} ({exc.strerror or exc}) — "
+            kept = " (its earlier results stay as they were)" if earlier.is_file() else ""
+            message = (f"{path}: inspected, but its results could not be written to {where} ({exc.strerror or exc}){kept} — "
                        "fix: free the output folder's names or space and run again with --resume")
             outcome.failures.append(Failure(str(path), message))
             continue

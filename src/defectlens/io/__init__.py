@@ -11,6 +11,7 @@ from defectlens.io.atomic import (
     write_json_atomic,
     write_model_files,
     write_text_atomic,
+    written_as_one,
 )
 from defectlens.io.dataset import (
     GOOD,
@@ -78,4 +79,5 @@ __all__ = [
     "write_json_atomic",
     "write_model_files",
     "write_text_atomic",
+    "written_as_one",
 ]

@@ -25,7 +25,8 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,45 @@ from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_link_res
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
-moments, so a concurrent run writing to the same folder never loses a file in flight."""
+moments, so a concurrent run writing to the same folder never loses a file in flight. A temporary
+folder is also held by its writer (:func:`_hold`) and never removed while held, whatever its age: a
+folder's time is that of its last entry (``copytree`` even gives it its source's), and a live export
+had lost its folder to a second export's cleaning (concurrency probe 2026-12-06)."""
+
+
+def _hold(folder: Path) -> Callable[[], None]:
+    """A shared lock on ``folder`` (``flock``) until the returned function is called, or the process ends however
+    it ends: the mark of a temporary folder in use (:func:`_in_use`). Nothing where the system has no ``flock``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return lambda: None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return lambda: None
+    return lambda: os.close(fd)
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a live writer holds ``folder`` (:func:`_hold`): an exclusive lock cannot be had."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 # tempfile's random part: 8 characters of [a-z0-9_].
 _STALE_PATTERN = re.compile(r"^\..+\.(?:[a-z0-9_]{8}\.tmp|tmp-[a-z0-9_]{8}|old-[a-z0-9_]{8})$")
@@ -135,6 +174,8 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
             if now - entry.lstat().st_mtime < older_than:
                 continue
             if entry.is_dir() and not entry.is_symlink():
+                if _in_use(entry):
+                    continue
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
@@ -151,6 +192,39 @@ def _short(name: str, limit: int = 200) -> str:
     # As the file system has it: a name that is not UTF-8 (a Latin-1 "Aé.png" from a camera's share)
     # decodes with surrogates, which UTF-8 cannot encode; it crashed every write of such an image.
     return os.fsdecode(os.fsencode(name)[:limit])
+
+
+_UNIT: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("defectlens_write_unit", default=None)
+
+
+@contextlib.contextmanager
+def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
+    """Within the block, the files :func:`atomic_write` writes (this thread's, not ``named`` ones) stay under their
+    temporary names; when the block ends, ``remove_first`` is removed and every file renamed into place in the order
+    written. On an exception none is: the temporaries go and the files there before stay, ``remove_first`` too.
+
+    An image's results (overlay, mask, reports, then the JSON that marks them done) stand or fall together: a re-run
+    on a full disk had removed the earlier run's finished JSON and written none (concurrency probe 2026-12-06).
+    A run killed while renaming leaves the files without their JSON (removed first), which ``--resume`` redoes."""
+    pending: list[tuple[Path, Path]] = []
+    token = _UNIT.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _UNIT.reset(token)
+    try:
+        for path in remove_first:
+            path.unlink(missing_ok=True)
+        for tmp, target in pending:
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager
@@ -183,7 +257,10 @@ def atomic_write(path: str | Path, named: bool = False) -> Iterator[Path]:
         # mkstemp makes 0600 whatever the umask (and some writers recreate the file): set the
         # mode open() would have given, just before the file becomes visible.
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        if (unit := _UNIT.get()) is not None and not named:
+            unit.append((tmp, target))  # renamed with the rest of its unit (written_as_one)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -282,6 +359,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     except OSError as exc:
         raise _not_written(exc.errno or errno.EIO, target, what) from None
+    release = _hold(tmp)
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 whatever the umask
         yield tmp
@@ -308,6 +386,8 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
         if code is not None:
             raise _not_written(code, target, what) from None
         raise
+    finally:
+        release()
 
 
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG})

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from defectlens.errors import ClippedPixelsWarning, DefectlensWarning, ImageReadError, ShallowColourWarning, warn_caller
+from defectlens.errors import ClippedPixelsWarning, DefectlensWarning, ExtremeAspectWarning, ImageReadError, ShallowColourWarning, warn_caller
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -246,8 +246,10 @@ def as_rgb_image(array: object, source: str | Path = "<array>", bit_depth: int |
         see_through = float((alpha < 128).mean())
         if see_through > 0:
             how = "mirroring the opaque part" if see_through < 1 else "mid-grey (nothing is opaque)"
+            # A few pixels had read "0% of the image" (layout probe 2026-12-06).
+            share = f"{see_through:.0%} of the image is" if see_through >= 0.005 else f"{int((alpha < 128).sum())} pixel(s) of the image are"
             warn_caller(
-                f"{source}: {see_through:.0%} of the image is more than half transparent (alpha below 128); "
+                f"{source}: {share} more than half transparent (alpha below 128); "
                 f"blended with a fill by {how}, so the transparent area is not judged as a defect",
                 DefectlensWarning,
             )
@@ -257,7 +259,7 @@ def as_rgb_image(array: object, source: str | Path = "<array>", bit_depth: int |
         warn_caller(
             f"{source}: image is {w}x{h} (aspect {max(h, w) / min(h, w):.0f}:1); squeezed onto the canvas, nearby defects merge "
             "and are located coarsely — crop or tile it to a less extreme shape",
-            DefectlensWarning,
+            ExtremeAspectWarning,
         )
     return np.ascontiguousarray(rgb)
 
