@@ -272,6 +272,10 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert "rotated" in (inspector.provenance.size_note(40, 60) or "")  # portrait: its shape first, however small
     card = (checked_model / "card.md").read_text()
     assert "| training image sizes | 128×96 |" in card  # one size said once
+    # Portrait and landscape images: each side's range, not "288×288 to 384×384", two sizes no image had (layout probe 2026-12-06).
+    mixed = dataclasses.replace(inspector.provenance, image_sizes=[[288, 288], [384, 384]])
+    assert mixed.sizes_text() == "288 to 384 wide, 288 to 384 high"
+    assert dataclasses.replace(inspector.provenance, image_sizes=[[288, 200], [384, 200]]).sizes_text() == "288 to 384 wide, 200 high"
     # Said in the report whatever the frame check found (regression probe: a rotated part read "pitting, 100 %
     # of the image" with no word of its shape): through inspect's files, as a line reads them.
     rotated = np.ascontiguousarray(np.rot90(np.stack([texture(rng, 96, 128)] * 3, -1)))

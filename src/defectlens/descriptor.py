@@ -196,6 +196,17 @@ class Provenance:
         grey (and BGR-ordered) good cookies were all flagged, with nothing said of why."""
         return GREY_REASON if grey and self.colour else None
 
+    def sizes_text(self) -> str:
+        """The training images' sizes as a person reads them: "288×384", or each side's range ("288 to 384 wide, 288 to
+        384 high"), since the smallest and largest are taken side by side: "288×288 to 384×384" had named two sizes no
+        image had (portrait and landscape images; layout probe 2026-12-06). '' when not recorded."""
+        if not self.image_sizes:
+            return ""
+        (w0, h0), (w1, h1) = self.image_sizes
+        if (w0, h0) == (w1, h1):
+            return f"{w0}×{h0}"
+        return " ".join([f"{w0} to {w1} wide," if w0 != w1 else f"{w0} wide,", f"{h0} to {h1} high" if h0 != h1 else f"{h0} high"])
+
     def size_note(self, width: int, height: int) -> str | None:
         """Why an image of ``width`` × ``height`` may read as unlike the training images, when its size
         or shape is far from theirs (None otherwise, or when their sizes were not recorded): a
@@ -204,7 +215,7 @@ class Provenance:
         if not self.image_sizes:
             return None
         (w0, h0), (w1, h1) = self.image_sizes
-        trained = f"{w0}×{h0}" if (w0, h0) == (w1, h1) else f"{w0}×{h0} to {w1}×{h1}"
+        trained = self.sizes_text()
         # The shape first: a portrait image of a long landscape part (208×512 against 512×208) is also "under half
         # their width", and had been told it lost detail rather than asked whether it is rotated.
         if not (w0 / h1) / 1.5 <= width / height <= (w1 / h0) * 1.5:
@@ -444,7 +455,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "fitted at (UTC)": p.fitted_at if p else None,
             "defectlens version": p.defectlens_version if p else None,
             "training images": p.n_images if p else None,
-            **({"training image sizes": " to ".join(dict.fromkeys(f"{w}×{h}" for w, h in p.image_sizes))} if p and p.image_sizes else {}),
+            **({"training image sizes": p.sizes_text()} if p and p.image_sizes else {}),
             **({"training folder": p.trained_on} if p and p.trained_on else {}),
             **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
             **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth
