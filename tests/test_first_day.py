@@ -956,6 +956,21 @@ def test_calibrate_refuses_a_good_folder_inside_a_defective_one(fitted_model, sy
     assert result.exit_code == 2 and "a folder of good parts is inside a folder given as defective" in _text(result), result.output
 
 
+def test_calibrate_on_a_model_that_cannot_be_written_says_so_first_and_names_plot(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Concurrency probe 2026-12-06: a read-only model folder was found out only on a second try, after the plot's error, and
+    # `--dry-run` there failed on the default plot beside it with "pass a folder you can write to", naming no option.
+    from defectlens.io import outputs
+
+    model = _copy_model(fitted_model, tmp_path)
+    can_write = outputs.can_write
+    monkeypatch.setattr(outputs, "can_write", lambda folder: folder not in (model, model.parent) and can_write(folder))
+    args = ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective", str(synthetic_category / "test" / "spot")]
+    saving = runner.invoke(app, args)
+    assert saving.exit_code == 2 and "so the model cannot be either" in _text(saving) and "ROC plot" not in _text(saving), saving.output
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 2 and "fix: pass --plot PATH in a folder you can write to" in _text(dry), dry.output
+
+
 def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitted_model, synthetic_category, tmp_path):
     # Regression probe 2026-12-05: a resume with another taxonomy, --examples or --writer took the earlier results
     # as done without a word, their types and reports those of the first run.

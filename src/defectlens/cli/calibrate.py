@@ -35,7 +35,7 @@ from defectlens.detect.calibration import (
     step_of,
     too_few_for_target,
 )
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import mask_for_image
@@ -178,14 +178,23 @@ def calibrate(
         # A normal-parts folder given as defective moves the threshold to where good parts pass as
         # defects, and is saved into the model: refused, the folder named.
         require_no_good_folder(defective, [])
-        plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
-        require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
         if Inspector.needs_taxonomy(model_dir):
             raise ConfigError("a zero-shot grounding model keeps no threshold of its own (its cue sets one at each inspection)", model_dir,
                               "pass `inspect --threshold X` for a run, or calibrate a model written by `defectlens fit`")
         if not dry_run:
+            # The model before its plot: a read-only model folder had been found out on a second try, after the plot's error.
             require_writable_parent(model_dir, "model")
             clean_stale_temporaries(model_dir.parent, model_dir.name)
+        plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
+        try:
+            require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
+        except OutputError as exc:
+            if plot is not None:
+                raise
+            # The default place beside the model cannot be written (a read-only model, checked with --dry-run): the option
+            # that moves it, named (concurrency probe 2026-12-06: "pass a folder you can write to" named none).
+            raise OutputError(exc.message, exc.path, "pass --plot PATH in a folder you can write to (by default the plot goes beside "
+                              "the model folder)") from None
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         old = inspector.thresholds
