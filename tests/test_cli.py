@@ -436,7 +436,7 @@ def test_evaluate_types_examples_without_masks_as_inspect_does(fitted_model, syn
     category = tmp_path / "plate"
     shutil.copytree(synthetic_category, category)
     shutil.rmtree(category / "ground_truth")
-    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--types-k", "1"])
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--types-k", "1", "--json", str(tmp_path / "m.json")])
     text = " ".join(result.output.split())
     assert result.exit_code == 0, text
     assert "the defect was located by the model" in text and "the whole image is used" not in text
