@@ -262,3 +262,15 @@ def test_a_train_good_folder_of_another_case_is_named_in_the_fix(tmp_path):
     _image(tmp_path / "part" / "test" / "good" / "1.png", rng)
     with pytest.raises(DatasetLayoutError, match="rename Train/Good to train/good"):
         load_category(tmp_path / "part").require_train_good()
+
+
+def test_a_mask_holding_nan_is_an_error_naming_it(tmp_path):
+    # Read through the arrays' rule since 2026-12-06, a float mask with NaN would have escaped as a bare ValueError
+    # (before, it read as an empty mask without a word).
+    from defectlens.errors import ImageReadError
+
+    values = TRUTH.astype(np.float32)
+    values[0, 0] = np.nan
+    Image.fromarray(values, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageReadError, match=r"nan\.tif: mask cannot be read \(mask holds NaN or infinite values"):
+        load_mask(tmp_path / "nan.tif", (60, 40))

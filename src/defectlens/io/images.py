@@ -32,9 +32,10 @@ the multi-picture JPEGs that cameras write). Pillow would otherwise try every fo
 any bytes, and some of its readers decode a whole embedded image just to read a header (an ICO or
 ICNS file of 169 M pixels, before any size check) or fail on hostile bytes with errors of their own."""
 
-# A hostile or mistaken upload can declare a gigantic canvas; refuse before decoding it.
 _OPENING = threading.Lock()
 """Held while :func:`decoded_pixels` opens a file under its own warning filter (the filter list is the process's)."""
+
+# A hostile or mistaken upload can declare a gigantic canvas; refuse before decoding it.
 MAX_PIXELS = 64_000_000
 MIN_SIDE = 8
 """Smallest width or height accepted: the encoder needs a few pixels per feature cell."""
@@ -301,23 +302,23 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             opened = Image.open(p, formats=IMAGE_FORMATS)
         with opened as img:
-                if refusal := size_refusal(img.width, img.height):
-                    raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
-                # Pillow decodes 16-bit colour to its upper 8 bits (it has no deeper colour mode): 12-bit data comes out 16x
-                # darker, outside the sensor-depth rule 16-bit grey follows (regression probe 2026-12-06). Said.
-                # So are 16-bit colour TIFFs and grey with transparency (regression probe: no word of either).
-                if (img.format in ("PNG", "TIFF") and not img.mode.startswith(("I", "F"))  # a BMP's "BGR;16" is 5-6 bits a channel
-                        and any(";16" in str(getattr(t, "args", "")) for t in img.tile or [])):
-                    warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits (Pillow decodes "
-                                "no deeper): data of fewer than 16 bits reads darker than it is — save such images as 16-bit grey "
-                                "or 8-bit colour", ShallowColourWarning)
-                img.load()  # force full decode now so truncation is detected here
-                if (pages := int(getattr(img, "n_frames", 1))) > 1:
-                    # A multi-page TIFF's other pages were never looked at, and nothing said so.
-                    warn_caller(f"{p}: {pages} pages; only the first is inspected — save each page as its own image to "
-                                "inspect them all", DefectlensWarning)
-                upright = ImageOps.exif_transpose(img)
-                arr = _decode(upright)
+            if refusal := size_refusal(img.width, img.height):
+                raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
+            # Pillow decodes 16-bit colour to its upper 8 bits (it has no deeper colour mode): 12-bit data comes out 16x
+            # darker, outside the sensor-depth rule 16-bit grey follows (regression probe 2026-12-06). Said.
+            # So are 16-bit colour TIFFs and grey with transparency (regression probe: no word of either).
+            if (img.format in ("PNG", "TIFF") and not img.mode.startswith(("I", "F"))  # a BMP's "BGR;16" is 5-6 bits a channel
+                    and any(";16" in str(getattr(t, "args", "")) for t in img.tile or [])):
+                warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits (Pillow decodes "
+                            "no deeper): data of fewer than 16 bits reads darker than it is — save such images as 16-bit grey "
+                            "or 8-bit colour", ShallowColourWarning)
+            img.load()  # force full decode now so truncation is detected here
+            if (pages := int(getattr(img, "n_frames", 1))) > 1:
+                # A multi-page TIFF's other pages were never looked at, and nothing said so.
+                warn_caller(f"{p}: {pages} pages; only the first is inspected — save each page as its own image to "
+                            "inspect them all", DefectlensWarning)
+            upright = ImageOps.exif_transpose(img)
+            arr = _decode(upright)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -414,7 +415,10 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         raise ImageReadError("not a readable image", p, "re-export the mask as a PNG") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask as a PNG") from None
-    mask = mask_as_drawn(values)
+    try:
+        mask = mask_as_drawn(values)
+    except ValueError as exc:  # NaN in a float mask
+        raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask with 0 for normal pixels and 255 for defect") from None
     if expected_size is not None and (mask.shape[1], mask.shape[0]) != tuple(expected_size):
         raise ImageReadError(
             f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {expected_size[0]}x{expected_size[1]}",
