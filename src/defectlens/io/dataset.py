@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from defectlens.errors import DatasetLayoutError
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, path_is
+from defectlens.io.outputs import folded_name
 
 GOOD = "good"
 MASKS_FOLDER = "masks"
@@ -87,8 +87,8 @@ class Category:
         if not self.train_good:
             fix = "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring"
             # "Train/Good" beside: named, not passed over in silence (layout probe 2026-12-06).
-            near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ()) if d.is_dir() and _folded(d.name) == "train"]
-            near = [g for d in near for g in d.iterdir() if g.is_dir() and _folded(g.name) == GOOD and g != self.root / "train" / GOOD]
+            near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ()) if d.is_dir() and folded_name(d.name) == "train"]
+            near = [g for d in near for g in d.iterdir() if g.is_dir() and folded_name(g.name) == GOOD and g != self.root / "train" / GOOD]
             if near:
                 fix = f"rename {near[0].relative_to(self.root)} to train/good (folder names are read as written)"
             raise DatasetLayoutError("no normal training images in train/good", self.root / "train" / "good", fix)
@@ -130,7 +130,7 @@ def _folder_names(folder: Path) -> dict[str, str]:
         return {}
     index: dict[str, str] = {}
     for name in names:
-        index.setdefault(_folded(name), name)
+        index.setdefault(folded_name(name), name)
     if len(_FOLDER_NAMES) >= 64:
         _FOLDER_NAMES.pop(next(iter(_FOLDER_NAMES)))
     _FOLDER_NAMES[key] = (stamp, index)
@@ -140,15 +140,11 @@ def _folder_names(folder: Path) -> dict[str, str]:
 _FOLDER_NAMES: dict[str, tuple[int, dict[str, str]]] = {}
 
 
-def _folded(name: str) -> str:
-    return unicodedata.normalize("NFC", name).casefold()
-
-
 def _named_in(folder: Path, stem: str) -> Path | None:
     """The file in ``folder`` named ``<stem>.<an image suffix>``, whatever the case of either (``.png`` first)."""
     index = _folder_names(folder)
     for suffix in (".png", *sorted(IMAGE_SUFFIXES - {".png"})):
-        if (name := index.get(_folded(stem + suffix))) is not None and path_is(folder / name, "file"):
+        if (name := index.get(folded_name(stem + suffix))) is not None and path_is(folder / name, "file"):
             return folder / name
     return None
 
@@ -243,7 +239,7 @@ def _ground_truth_folder(root: Path, type_folder: str) -> Path:
     exact = root / GROUND_TRUTH / type_folder
     if path_is(exact, "dir"):
         return exact
-    name = _folder_names(root / GROUND_TRUTH).get(_folded(type_folder))
+    name = _folder_names(root / GROUND_TRUTH).get(folded_name(type_folder))
     return root / GROUND_TRUTH / name if name is not None else exact
 
 
@@ -337,8 +333,8 @@ def load_category(root: str | Path) -> Category:
             for img in images:
                 test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
     if path_is(gt := base / GROUND_TRUTH, "dir"):
-        types = {_folded(d.name) for d in test_dir.iterdir() if d.is_dir()} if test_dir.is_dir() else set()
-        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and _folded(d.name) not in types):
+        types = {folded_name(d.name) for d in test_dir.iterdir() if d.is_dir()} if test_dir.is_dir() else set()
+        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
             notes.append(f"{folder}: no test/{folder.name} folder beside it; its masks are not read — rename it as its test folder is named")
     if not train and not test:

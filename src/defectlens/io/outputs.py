@@ -195,6 +195,13 @@ def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> Non
     require_apart_from(path, kept, what)
 
 
+def folded_name(name: str) -> str:
+    """``name`` as a file system that ignores case and Unicode form compares it (NFC, case-folded): macOS and SMB
+    shares take "café" composed and decomposed, or ``X.PNG`` and ``x.png``, as one name (a second result had
+    overwritten the first; layout probe 2026-12-06)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def unique_output_names(
     paths: Sequence[Path], suffixes: Sequence[str], earlier: Mapping[Path, str] | None = None,
 ) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
@@ -211,17 +218,12 @@ def unique_output_names(
     used: set[str] = set()
     names: dict[Path, str] = {}
 
-    def key(file_name: str) -> str:
-        # Case and Unicode form both ignored: macOS and SMB shares take "café" composed and decomposed as one name,
-        # and one result had overwritten the other (layout probe 2026-12-06).
-        return unicodedata.normalize("NFC", file_name).casefold()
-
     def take(path: Path, name: str) -> None:
-        used.update(key(name + s) for s in suffixes)
+        used.update(folded_name(name + s) for s in suffixes)
         names[path] = name
 
     def free(name: str) -> bool:
-        return not any(key(name + s) in used for s in suffixes)
+        return not any(folded_name(name + s) in used for s in suffixes)
 
     for path in paths:
         kept = (earlier or {}).get(path)
