@@ -100,6 +100,17 @@ def test_inspections_are_typed_from_words_when_there_are_no_examples():
     undescribed = parse_taxonomy({"object": "tile", "defects": [{"name": "crack"}]})
     untyped = type_regions(image, inspection, taxonomy=undescribed)
     assert untyped.region_types == [] and "not typed" in untyped.notes[0]
+    # Descriptions in words the lexicon does not read (German, Japanese) type nothing, and say so: every region had taken
+    # the first type, with its severity and action (language probe 2026-12-06).
+    german = parse_taxonomy({"object": "Keks", "defects": [{"name": "Riss", "description": "ein Riss im Gebäck"},
+                                                            {"name": "Fleck", "description": "ein Ölfleck auf der Oberfläche"}]})
+    unread = type_regions(image, inspection, taxonomy=german)
+    assert unread.region_types == [] and unread.notes[0].startswith("regions are not typed: no word of the taxonomy's descriptions")
+    from defectlens.classify.regions import untyped_reason
+
+    assert untyped_reason(None, german) == unread.notes[0]
+    one_type = parse_taxonomy({"object": "Keks", "defects": [{"name": "Riss", "description": "ein Riss im Gebäck"}]})
+    assert {t.defect_type for t in type_regions(image, inspection, taxonomy=one_type).region_types} == {"Riss"}  # the only type
 
 
 def test_a_sentence_naming_more_qualities_does_not_win_by_naming_more():

@@ -115,16 +115,32 @@ UNTYPED = ("regions are not typed: the model has no defect examples and no taxon
 
 def untyped_reason(classifier: RegionClassifier | None, taxonomy: Taxonomy | None, grounding_model: bool = False) -> str | None:
     """Why :func:`type_regions` will type no region, or None when it has a source of types: examples,
-    a taxonomy whose every type has a description, or a grounding model's maps (``grounding_model``).
-    A taxonomy without descriptions is named as such ("add a taxonomy.json" had been said beside one)."""
+    a taxonomy whose every type has a description in words the words classifier reads, or a grounding
+    model's maps (``grounding_model``). A taxonomy without descriptions is named as such ("add a
+    taxonomy.json" had been said beside one), and one whose descriptions give no word it reads too."""
     if classifier is not None or grounding_model or _words_apply(taxonomy):
         return None
     if taxonomy is not None and taxonomy.defects:
         bare = [d.name for d in taxonomy.defects if not d.description]
+        if not bare:
+            return UNREAD_DESCRIPTIONS
         return (f"regions are not typed: the taxonomy's types {', '.join(bare[:5])} have no description — add a description to "
                 "each type in taxonomy.json, or give --examples")
     return UNTYPED
 
 
+UNREAD_DESCRIPTIONS = ("regions are not typed: no word of the taxonomy's descriptions is one the words classifier reads (English "
+                       "words of shape, size, place and brightness: line, round, small, large, edge, dark, bright, …) — give --examples, "
+                       "or add such words to the descriptions")
+"""Said where every type has a description but none gives a cue: descriptions in German or Japanese had typed every
+region as the taxonomy's first type, with its severity and action, at a third's confidence (language probe 2026-12-06)."""
+
+
 def _words_apply(taxonomy: Taxonomy | None) -> TypeGuard[Taxonomy]:
-    return taxonomy is not None and bool(taxonomy.defects) and all(d.description for d in taxonomy.defects)
+    """Whether the taxonomy's descriptions can type regions: every type has one, and for more than one type at least
+    one of them gives a cue (with none, every region had taken the first type)."""
+    from defectlens.classify.from_words import description_cues
+
+    if taxonomy is None or not taxonomy.defects or not all(d.description for d in taxonomy.defects):
+        return False
+    return len(taxonomy.defects) == 1 or any(description_cues(d.description or "") for d in taxonomy.defects)
