@@ -194,3 +194,18 @@ def test_region_names_stay_whole_and_clear_of_the_caption():
     wall = [(0, 0, 200, 11), (0, 12, 60, 89), (62, 12, 200, 77)]  # room only right of the first block, low down
     assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [*wall, (52, 78, 82, 89)]) == (83, 78)
     assert label_position((55, 88, 70, 100), 30, 10, (200, 100), [(0, 0, 200, 100)]) == (57, 78)  # nowhere clear: as put
+
+
+def test_type_names_beyond_ascii_are_drawn_in_a_font_that_has_them():
+    # Language probe 2026-12-06: Pillow's own font drew "Ölfleck" as "▯lfleck" and Japanese names as boxes alone.
+    from defectlens.locate.overlay import _drawable, _draws, _font
+
+    font, text = _drawable("#1 crack", 20, "#1")
+    assert font is _font(20) and text == "#1 crack"  # ASCII: Pillow's font, as before
+    assert not _draws(_font(20), "Ö")  # why another font is needed
+    font, text = _drawable("#1 Ölfleck", 20, "#1")
+    if text == "#1":
+        pytest.skip("no installed font draws Ö (fonts-dejavu-core)")
+    assert text == "#1 Ölfleck" and _draws(font, "Ö")
+    # A name no font can draw: the index alone, not boxes.
+    assert _drawable("#2 \U0010fffd\U0010fffe", 20, "#2")[1] == "#2"

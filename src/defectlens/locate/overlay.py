@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -22,9 +24,9 @@ _ALPHA = (38.4 + 128.0 * np.arange(256) / 255.0).astype(np.uint16)
 _IMAGE_SHARE = 256 - _ALPHA
 _WEIGHTED_HEAT = _HEAT.astype(np.uint16) * _ALPHA[:, None]
 REGION_COLOUR = (0, 255, 120)
+"""Colour of region outlines (and their labels) on every overlay."""
 WEAKER_COLOUR = (150, 190, 170)
 """Outline and label of a weaker region (:func:`~defectlens.locate.weaker_regions`): the region colour, greyed."""
-"""Colour of region outlines (and their labels) on every overlay."""
 SMALLEST_TEXT, LARGEST_TEXT = 11, 64
 """Pixel sizes of overlay text: Pillow's default font at its own size on parts up to about 500 px, growing
 with the image's longer side above that (a commutator's 1240-pixel overlay wrote 11-pixel labels,
@@ -34,6 +36,52 @@ unreadable once the gallery showed it 260 pixels tall)."""
 @lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size) if size > SMALLEST_TEXT else ImageFont.load_default()
+
+
+_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+          "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf", "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
+          "/Library/Fonts/Arial Unicode.ttf", "C:/Windows/Fonts/arial.ttf", "C:/Windows/Fonts/msgothic.ttc")
+"""Fonts tried for text beyond ASCII, after the one fontconfig names for its characters (where there is fontconfig)."""
+
+
+def _draws(font: ImageFont.FreeTypeFont, char: str) -> bool:
+    """Whether ``font`` has a glyph for ``char``: one unlike the box it draws for a character no font has."""
+    if char.isspace():
+        return True
+    missing = font.getmask("\U0010fffd")
+    glyph = font.getmask(char)
+    return glyph.size != missing.size or bytes(glyph) != bytes(missing)
+
+
+@lru_cache(maxsize=64)
+def _font_covering(chars: frozenset[str], size: int) -> ImageFont.FreeTypeFont | None:
+    """A font of ``size`` pixels that draws every one of ``chars``, or None where none is installed."""
+    candidates: list[str] = []
+    if shutil.which("fc-match"):
+        pattern = ":charset=" + " ".join(f"{ord(c):x}" for c in sorted(chars))
+        try:
+            found = subprocess.run(["fc-match", "-f", "%{file}", pattern], capture_output=True, text=True, timeout=5, check=False)
+            candidates.append(found.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for path in (*candidates, *_FONTS):
+        try:
+            font = ImageFont.truetype(path, size)
+        except OSError:
+            continue
+        if all(_draws(font, c) for c in chars):
+            return font
+    return None
+
+
+def _drawable(text: str, size: int, fallback: str) -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont, str]:
+    """The font to draw ``text`` with at ``size`` pixels, and the text to draw: Pillow's own font for ASCII, else an
+    installed font that has every character, else ``fallback`` in Pillow's font. Its font drew 'Ölfleck' as
+    '▯lfleck' and Japanese type names as boxes alone (language probe 2026-12-06)."""
+    if text.isascii():
+        return _font(size), text
+    font = _font_covering(frozenset(c for c in text if not c.isascii()), max(size, SMALLEST_TEXT))
+    return (font, text) if font is not None else (_font(size), fallback)
 
 
 def text_size(width: int, height: int) -> int:
@@ -59,17 +107,19 @@ def render_outlines(image: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, 
 
 
 def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: tuple[int, int, int]) -> None:
-    """``text`` on a dark band across the top left of ``canvas``, sized to the image."""
+    """``text`` on a dark band across the top left of ``canvas``, sized to the image (characters no installed font
+    has shown as '?')."""
     size = text_size(canvas.width, canvas.height)
-    font = _font(size)
+    font, shown = _drawable(text, size, "".join(c if c.isascii() else "?" for c in text))
     draw.rectangle(_caption_box(draw, canvas, text), fill=(0, 0, 0))
-    draw.text((2, 0), text, fill=colour, font=font)
+    draw.text((2, 0), shown, fill=colour, font=font)
 
 
 def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str) -> tuple[int, int, int, int]:
     """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1)."""
     size = text_size(canvas.width, canvas.height)
-    right = int(draw.textbbox((2, 0), text, font=_font(size))[2])
+    font, shown = _drawable(text, size, "".join(c if c.isascii() else "?" for c in text))
+    right = int(draw.textbbox((2, 0), shown, font=font)[2])
     return 0, 0, min(canvas.width, right + 2), size + 1
 
 
@@ -147,12 +197,14 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         # The index with the type: "uneven, uneven" could not be matched to the report's rows.
         name = f"#{region.index} {labels[i]}" if labels and i < len(labels) else f"#{region.index}"
         name += " (weaker)" if region.index in weaker else ""
-        width = int(draw.textbbox((0, 0), name, font=font, stroke_width=1)[2])
+        # A type name no installed font can draw: the index alone, which the report's rows carry (boxes said nothing).
+        label_font, name = _drawable(name, size, f"#{region.index}" + (" (weaker)" if region.index in weaker else ""))
+        width = int(draw.textbbox((0, 0), name, font=label_font, stroke_width=1)[2])
         at = label_position(region.bbox, width, size, (canvas.width, canvas.height), taken)
         taken.append((at[0], at[1], at[0] + width, at[1] + size))
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
         colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
-        draw.text(at, name, fill=colour, font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+        draw.text(at, name, fill=colour, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
     _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60))
     if inspection.hot_spot is not None:
         # A good part's map peaking above the threshold: ringed, as the report says where to look;
