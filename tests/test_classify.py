@@ -276,6 +276,14 @@ def test_example_folders_bad_input(tmp_path):
         examples_from_folders(flat)
     message = str(refused.value)
     assert "1 image(s) lie directly in it, not in a type folder" in message and "normal parts are not a defect type" in message
+    # "unknown" is no type (language probe 2026-12-06: learnt as one, a region like its examples read "unlike every known type").
+    reserved = tmp_path / "reserved"
+    for folder in ("Unknown", "dent"):
+        (reserved / folder).mkdir(parents=True)
+        Image.fromarray(img).save(reserved / folder / "a.png")
+    with pytest.warns(UserWarning):
+        found = examples_from_folders(reserved)
+    assert found.types == ["dent"] and any("'Unknown' is reserved" in n and "type skipped" in n for n in found.notes)
 
 
 def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):
