@@ -254,6 +254,20 @@ def test_masks_of_any_format_and_case_and_ground_truth_folders_of_any_case_are_r
     assert len(said) == 1 and "no test/scratch folder beside it; its masks are not read" in said[0]
 
 
+def test_a_mask_named_for_one_image_is_not_handed_to_another_of_its_name_in_another_case(tmp_path):
+    # Regression probe 2026-12-06: with case-blind lookup, a_mask.png went to A.png as well as a.png, and a mask of two
+    # images is used for neither: both lost their masks.
+    rng = np.random.default_rng(7)
+    root = tmp_path / "part"
+    _image(root / "train" / "good" / "0.png", rng)
+    _image(root / "test" / "crack" / "a.png", rng)
+    _image(root / "test" / "crack" / "A.png", rng)
+    _mask(root / "ground_truth" / "crack" / "a_mask.png")
+    category = load_category(root)
+    masks = {item.path.name: item.mask_path for item in category.test}
+    assert masks == {"A.png": None, "a.png": root / "ground_truth" / "crack" / "a_mask.png"} and not category.notes
+
+
 def test_a_train_good_folder_of_another_case_is_named_in_the_fix(tmp_path):
     from defectlens.errors import DatasetLayoutError
 

@@ -113,10 +113,10 @@ def is_mask_file(path: Path) -> bool:
     return path.stem.casefold().endswith(MASK_SUFFIX)
 
 
-def _folder_names(folder: Path) -> dict[str, str]:
-    """The names in ``folder`` keyed by their case-folded NFC form (first in sorted order wins), read once per
-    change of the folder: a mask is looked up for each image, and a listing per image of a large folder
-    would cost its square."""
+def _folder_names(folder: Path) -> dict[str, list[str]]:
+    """The names in ``folder`` keyed by their case-folded NFC form (sorted), read once per change of the
+    folder: a mask is looked up for each image, and a listing per image of a large folder would cost its
+    square."""
     try:
         stamp = os.stat(folder).st_mtime_ns
     except (OSError, ValueError):
@@ -128,24 +128,30 @@ def _folder_names(folder: Path) -> dict[str, str]:
         names = sorted(os.listdir(folder))
     except OSError:
         return {}
-    index: dict[str, str] = {}
+    index: dict[str, list[str]] = {}
     for name in names:
-        index.setdefault(folded_name(name), name)
+        index.setdefault(folded_name(name), []).append(name)
     if len(_FOLDER_NAMES) >= 64:
         _FOLDER_NAMES.pop(next(iter(_FOLDER_NAMES)))
     _FOLDER_NAMES[key] = (stamp, index)
     return index
 
 
-_FOLDER_NAMES: dict[str, tuple[int, dict[str, str]]] = {}
+_FOLDER_NAMES: dict[str, tuple[int, dict[str, list[str]]]] = {}
 
 
-def _named_in(folder: Path, stem: str) -> Path | None:
-    """The file in ``folder`` named ``<stem>.<an image suffix>``, whatever the case of either (``.png`` first)."""
-    index = _folder_names(folder)
-    for suffix in (".png", *sorted(IMAGE_SUFFIXES - {".png"})):
-        if (name := index.get(folded_name(stem + suffix))) is not None and path_is(folder / name, "file"):
-            return folder / name
+def _named_in(folder: Path, stem: str, image: Path) -> Path | None:
+    """The file in ``folder`` named ``<stem>.<an image suffix>``, whatever the case of either (``.png`` first) —
+    but not one whose name is, to the letter, that of another image beside ``image`` (``a_mask.png`` is ``a.png``'s,
+    not ``A.png``'s: handed to both, it had been used for neither)."""
+    suffixes = (".png", *sorted(IMAGE_SUFFIXES - {".png"}))
+    index, beside = _folder_names(folder), _folder_names(image.parent)
+    for suffix in suffixes:
+        for name in index.get(folded_name(stem + suffix), []):
+            owner = Path(name).stem[: -len(MASK_SUFFIX)] if stem.casefold().endswith(MASK_SUFFIX) else Path(name).stem
+            taken = owner != image.stem and any(Path(n).stem == owner for s in suffixes for n in beside.get(folded_name(owner + s), []))
+            if not taken and path_is(folder / name, "file"):
+                return folder / name
     return None
 
 
@@ -223,11 +229,14 @@ def mask_in(folder: Path, image: Path) -> Path | None:
 
     A mask may be in any image format and its name in any case (``000_mask.bmp``, ``002_MASK.PNG``;
     PNG first where there are several): others had been passed over, and the image said to have none."""
-    fast = (folder / f"{image.stem}{MASK_SUFFIX}.png", folder / f"{image.stem}.png", image.with_name(f"{image.stem}{MASK_SUFFIX}.png"))
-    for candidate in fast:
-        if path_is(candidate, "file"):  # a long stem's mask name can pass 255 bytes: none there (it had raised a traceback)
-            return candidate
-    return _named_in(folder, image.stem + MASK_SUFFIX) or _named_in(folder, image.stem) or _named_in(image.parent, image.stem + MASK_SUFFIX)
+    # Each name exactly as PNG first (a folder of thousands is not listed for it), then in any format and case.
+    # A long stem's mask name can pass 255 bytes: none there (it had raised a traceback).
+    for where, stem in ((folder, image.stem + MASK_SUFFIX), (folder, image.stem), (image.parent, image.stem + MASK_SUFFIX)):
+        if path_is(where / f"{stem}.png", "file"):
+            return where / f"{stem}.png"
+        if (found := _named_in(where, stem, image)) is not None:
+            return found
+    return None
 
 
 GROUND_TRUTH = "ground_truth"
@@ -239,8 +248,8 @@ def _ground_truth_folder(root: Path, type_folder: str) -> Path:
     exact = root / GROUND_TRUTH / type_folder
     if path_is(exact, "dir"):
         return exact
-    name = _folder_names(root / GROUND_TRUTH).get(folded_name(type_folder))
-    return root / GROUND_TRUTH / name if name is not None else exact
+    names = _folder_names(root / GROUND_TRUTH).get(folded_name(type_folder))
+    return root / GROUND_TRUTH / names[0] if names else exact
 
 
 def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
