@@ -12,6 +12,7 @@ from sklearn.metrics import f1_score
 from defectlens import Inspector, ModelFileError
 from defectlens.detect import f1_optimal_threshold, greedy_coreset
 from defectlens.detect.coreset import take_rows
+from defectlens.errors import DefectlensWarning
 from defectlens.evaluate.metrics import f1_max
 from defectlens.io import load_category, load_image, load_mask
 
@@ -181,6 +182,14 @@ def test_calibrate_from_python_sets_what_the_command_sets(synthetic_category, fi
     by_array = Inspector.load(fitted_model).calibrate(images, labels, drawn)
     for t in (by_path, by_array):
         assert (t.image, t.pixel) == pytest.approx((saved.image, saved.pixel), rel=1e-6)
+    # An empty mask of a defective image is left out, as the command leaves out an empty mask file (regression probe:
+    # its pixels, all counted as normal ones, had moved the pixel threshold).
+    bad = next(i for i, m in enumerate(masks) if m is not None)
+    emptied = [np.zeros(m.shape, np.uint8) if i == bad else m for i, m in enumerate(masks)]
+    without = [None if i == bad else m for i, m in enumerate(masks)]
+    with pytest.warns(DefectlensWarning, match=rf"masks\[{bad}\] is empty: its image counts for the image threshold only"):
+        t_empty = Inspector.load(fitted_model).calibrate(images, labels, emptied)
+    assert t_empty.pixel == pytest.approx(Inspector.load(fitted_model).calibrate(images, labels, without).pixel)
     with pytest.raises(ValueError, match=r"masks\[4\] has shape \(2, 3, 4, 5\): pass an \(H, W\) array"):
         Inspector.load(fitted_model).calibrate(images, labels, [None] * 4 + [np.zeros((2, 3, 4, 5))] + [None] * (len(images) - 5))
 

@@ -771,6 +771,13 @@ class Inspector:
             if m.shape != image.shape[:2]:
                 raise ValueError(f"masks[{i}] is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
                                  "pass masks at the images' size")
+            if y[i] and not m.any():
+                # As the command skips an empty mask file: all its pixels counted as normal ones of a defective part had moved
+                # the pixel threshold (regression probe 2026-12-06: 61.03 from Python, 60.51 from `defectlens calibrate`).
+                warn_caller(DefectlensWarning(f"masks[{i}] is empty: its image counts for the image threshold only — "
+                                              "draw its defect, or pass None for it"))
+                sized.append(None)
+                continue
             sized.append(m)
         results = self.score_read(images)
         image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
