@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections import deque
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -142,17 +143,23 @@ def label_position(
         return next(((cx0, cy0, cx1, cy1) for cx0, cy0, cx1, cy1 in keep_clear
                      if x < cx1 and x + width > cx0 and y < cy1 and y + size > cy0), None)
 
-    moves = (lambda hit, x, y: (x, hit[3] + 1), lambda hit, x, y: (x, hit[1] - size - 1),  # below, above
-             lambda hit, x, y: (hit[2] + 1, y), lambda hit, x, y: (hit[0] - width - 1, y))  # right, left
-    for move in moves:
-        x, y = start
-        for _ in range(len(keep_clear) + 1):
-            if not (0 <= x <= right and 0 <= y <= bottom):
-                break
-            if (hit := in_the_way(x, y)) is None:
-                return x, y
-            x, y = move(hit, x, y)
+    # Breadth first from where it was put, fewest moves first (below, above, right, left of what is in the way): moved
+    # one way only from there, a name on a crowded bottom edge had been drawn over another with room beside the caption
+    # (regression probe 2026-12-06: "#22 cra#26 crack").
+    queue, seen = deque([start]), {start}
+    while queue and len(seen) <= LABEL_SEARCH_LIMIT:
+        x, y = queue.popleft()
+        if (hit := in_the_way(x, y)) is None:
+            return x, y
+        for step in ((x, hit[3] + 1), (x, hit[1] - size - 1), (hit[2] + 1, y), (hit[0] - width - 1, y)):
+            if 0 <= step[0] <= right and 0 <= step[1] <= bottom and step not in seen:
+                seen.add(step)
+                queue.append(step)
     return start
+
+
+LABEL_SEARCH_LIMIT = 400
+"""Places a region's name is tried at before it is left where it was put (an image crowded with regions)."""
 
 
 def overlay_scale(inspection: Inspection, normal_pixel_median: float | None) -> tuple[float, float]:
@@ -201,7 +208,8 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         label_font, name = _drawable(name, size, f"#{region.index}" + (" (weaker)" if region.index in weaker else ""))
         width = int(draw.textbbox((0, 0), name, font=label_font, stroke_width=1)[2])
         at = label_position(region.bbox, width, size, (canvas.width, canvas.height), taken)
-        taken.append((at[0], at[1], at[0] + width, at[1] + size))
+        # One pixel round it: the dark stroke reaches beyond the text's box, and side by side two names touched.
+        taken.append((at[0] - 1, at[1] - 1, at[0] + width + 1, at[1] + size + 1))
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
         colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
         draw.text(at, name, fill=colour, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
