@@ -311,7 +311,7 @@ def test_a_type_the_taxonomy_lacks_is_unknown_in_every_output(fitted):
     result = type_regions(img, insp, fitted, blob_only)
     (rt,) = result.region_types
     assert rt.defect_type == UNKNOWN and rt.candidates[0][0] == "line"  # its candidates say why
-    assert result.notes == ["region 1: typed 'line' by its examples, a type not in the taxonomy; reported as unknown"]
+    assert result.notes == ["region(s) #1: typed 'line' by the examples, a type not in the taxonomy; reported as unknown"]
     report = build_report(insp, result.region_types, blob_only, notes=result.notes)
     assert [f.defect_type for f in report.findings] == [UNKNOWN] and report.notes.count(result.notes[0]) == 1
 

@@ -98,13 +98,16 @@ def _within_taxonomy(result: Classification, taxonomy: Taxonomy | None) -> Class
     (layout probe 2026-12-06). Its candidates keep the examples' names: why the region was so typed."""
     if taxonomy is None:
         return result
-    kept, notes = [], list(result.notes)
+    kept: list[RegionType] = []
+    foreign: dict[str, list[int]] = {}
     for rt in result.region_types:
         if rt.defect_type != UNKNOWN and taxonomy.get(rt.defect_type) is None:
-            notes.append(f"region {rt.region_index}: typed {rt.defect_type!r} by its examples, a type not in the taxonomy; "
-                         "reported as unknown")
+            foreign.setdefault(rt.defect_type, []).append(rt.region_index)
             rt = replace(rt, defect_type=UNKNOWN)
         kept.append(rt)
+    # One line a type, not one a region (six regions had given six lines alike).
+    notes = [*result.notes, *(f"region(s) {', '.join(f'#{i}' for i in indices)}: typed {name!r} by the examples, a type not in the "
+                              "taxonomy; reported as unknown" for name, indices in foreign.items())]
     return Classification(kept, notes)
 
 
