@@ -1067,3 +1067,34 @@ def test_metrics_keep_how_far_each_image_lies_from_the_normal_ones(tmp_path: Pat
     assert 'defectlens_frame_distance_count{model="line"} 2.0' in metrics
     # The sharp one within the normal images' 98th percentile, the blurred one beyond it.
     assert 'defectlens_frame_distance_bucket{le="1.0",model="line"} 1.0' in metrics
+
+
+def test_a_retried_upload_with_its_idempotency_key_is_answered_with_the_first(pool, images, tmp_path, monkeypatch):
+    # Integration probe 2026-12-06: a gateway that timed out and sent the upload again stored the part twice (the first
+    # request had been committed after the client gave up), and an Idempotency-Key header was silently ignored.
+    def post(path: Path, key: str | None):
+        headers = {"Idempotency-Key": key} if key else {}
+        with path.open("rb") as fh:
+            return client.post("/inspections", files={"file": (path.name, fh, "image/png")}, headers=headers)
+
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        first = post(images["bad"], "line4-0001")
+        assert first.status_code == 201 and first.json()["client_key"] == "line4-0001"
+        inspected = []
+        monkeypatch.setattr(pool, "inspect", lambda *a, **k: inspected.append(1) or pytest.fail("inspected again"))
+        again = post(images["bad"], "line4-0001")
+        assert again.status_code == 200 and again.json()["id"] == first.json()["id"] and inspected == []
+        assert client.get("/inspections").json()["total"] == 1
+        other = post(images["good"], "line4-0001")  # the key given to another image: refused, nothing stored
+        assert other.status_code == 409 and "was given to another upload (inspection 1" in other.json()["detail"]
+        monkeypatch.undo()
+        assert post(images["good"], None).status_code == post(images["good"], None).status_code == 201  # no key: each stored
+        assert client.get("/inspections").json()["total"] == 3
+        assert post(images["good"], "bad key with spaces").status_code == 422
+        # A retry racing its first try: both look before either is stored; the later write finds the key taken.
+        store = client.app.state.store
+        looked = store.by_client_key
+        calls = []
+        monkeypatch.setattr(store, "by_client_key", lambda key: looked(key) if calls.append(key) or len(calls) > 1 else None)
+        raced = post(images["bad"], "line4-0001")
+        assert raced.status_code == 200 and raced.json()["id"] == first.json()["id"] and client.get("/inspections").json()["total"] == 3

@@ -129,7 +129,7 @@ def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     newer.dispose()
     # The commands that do not upgrade say so too: it had been "run serve to upgrade it", which serve then refused.
     reader = Store(url, upgrade=False)
-    with pytest.raises(StoreUnavailable, match=r"revision 0099, newer than this defectlens knows \(0004\) — fix: upgrade defectlens"):
+    with pytest.raises(StoreUnavailable, match=rf"revision 0099, newer than this defectlens knows \({HEAD_REVISION}\) — fix: upgrade defectlens"):
         reader.check()
     reader.dispose()
 
@@ -297,13 +297,13 @@ def test_a_database_of_the_first_schema_is_brought_up_with_its_verdicts(tmp_path
                          ["prune-inspections", "--older-than-days", "1", "--dry-run"]):
         refused = CliRunner().invoke(cli, [*command_line, "--db", url, "--data-dir", str(data)])
         said = " ".join(refused.output.split())
-        assert refused.exit_code == 2 and "its schema is at revision 0001, this defectlens's at 0004" in said, refused.output
+        assert refused.exit_code == 2 and f"its schema is at revision 0001, this defectlens's at {HEAD_REVISION}" in said, refused.output
         assert "start `defectlens serve` of this version on it once" in said and "check --db" not in said
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
     with caplog.at_level("WARNING", logger="defectlens.service"):
         migrate(engine)
-    assert "database schema upgraded from revision 0001 to 0004" in caplog.text
+    assert f"database schema upgraded from revision 0001 to {HEAD_REVISION}" in caplog.text
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT filename, final_verdict FROM inspections ORDER BY filename")).all()
     assert [tuple(r) for r in stored] == [("0.png", "good"), ("1.png", "defective"), ("2.png", "good"), ("3.png", "defective")]
@@ -438,7 +438,7 @@ def test_a_foreign_sqlite_file_is_left_byte_for_byte_and_a_missing_one_is_not_ma
                 assert ("its inspections table is another application's, or damaged (no created_at, filename, height, image_ext, … "
                         "column at revision 0001)") in str(refused.value)
             if name == "qa3.sqlite":
-                assert f"(no defectlens_version, final_verdict, height, hot_spot, … column at revision {HEAD_REVISION})" in str(refused.value)
+                assert f"(no client_key, defectlens_version, final_verdict, height, … column at revision {HEAD_REVISION})" in str(refused.value)
             store.dispose()
         assert theirs.read_bytes() == before and not (tmp_path / f"{name}-wal").exists(), name
     missing = tmp_path / "typo.db"

@@ -48,7 +48,16 @@ from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
-from defectlens.service.store import UNAVAILABLE_ERRORS, Filters, ReviewInput, StaleReview, Store, StoreUnavailable, UnusableLabelled
+from defectlens.service.store import (
+    UNAVAILABLE_ERRORS,
+    ClientKeyTaken,
+    Filters,
+    ReviewInput,
+    StaleReview,
+    Store,
+    StoreUnavailable,
+    UnusableLabelled,
+)
 from defectlens.taxonomy import normal_type_name, same_type_name, type_name_problem
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
@@ -614,6 +623,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
                         model_in_url: Annotated[str | None, Query(alias="model", max_length=200,
                                                                   description="The model's name in the URL, as the history takes it")] = None,
+                        idempotency_key: Annotated[str | None, Header(
+                            alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,200}$",
+                            description="A key of the client's own for this upload (printable ASCII, up to 200 characters): sent "
+                                        "again with the same image, as a retry after a timeout, it is answered with the first "
+                                        "upload's inspection (status 200) instead of storing the part twice")] = None,
+                        response: Response = None,  # type: ignore[assignment]  # FastAPI fills it in
                         ) -> InspectionOut:
         received = time.perf_counter()
         # The history takes ?model=, so station scripts name the model there too; an upload ignored it and went to the
@@ -633,6 +648,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # In refusals, cut: a 500-character name was echoed whole in each.
         said = filename if len(filename) <= 80 else f"{filename[:77]}…"
         data = read_upload(file)
+        if idempotency_key is not None and (first := store.by_client_key(idempotency_key)) is not None:
+            # A retry (the gateway timed out while the first try was stored): its first answer, nothing stored again.
+            return answered_before(first, data, loaded.name, idempotency_key, response)
         fmt, pixels = read_header(data, said)
         ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
         with pixel_budget.hold(pixels):
@@ -649,7 +667,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         image_sha = files(blobs.put, data, ext)
         overlay_sha = files(blobs.put, outcome.overlay_png, "png")
         mask_sha = files(blobs.put, outcome.mask_png, "png")
-        row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome)
+        try:
+            row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome, idempotency_key)
+        except ClientKeyTaken as taken:  # the key's other request (a retry racing its first try) was stored first
+            return answered_before(taken.first, data, loaded.name, str(idempotency_key), response)
         outage.over()
         metrics.inspections.labels(loaded.name, row.verdict).inc()
         if outcome.inspection.frame_units is not None:
@@ -658,6 +679,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # had been timed, a third less than clients measured).
         metrics.latency.labels(loaded.name).observe(time.perf_counter() - received)
         return inspection_out(row)
+
+    def answered_before(first: Any, data: bytes, model: str, key: str, response: Response) -> InspectionOut:
+        """The inspection an upload with ``key`` stored, answered again (status 200) when this upload is the same image
+        for the same model; refused (409) when the key was given to another."""
+        if (first.image_sha, first.model) != (hashlib.sha256(data).hexdigest(), model):
+            raise _error(409, f"Idempotency-Key {_printable(key, 80)!r} was given to another upload (inspection {first.id}, "
+                              f"{_printable(first.filename, 80)!r} for model {first.model!r}): give each upload a key of its own")
+        response.status_code = 200
+        return inspection_out(first)
 
     def one_value_each(request: Request) -> None:
         """Refuse a filter given twice with two values: each kept its last, so ?model=cookie&model=commutator listed

@@ -26,7 +26,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OUR_REVISION = re.compile(r"\d{4}")
 """How the shipped migrations name their revisions ("0001", …): one a newer defectlens wrote looks alike."""
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest shipped migration (a test holds it to Alembic's head): a database at it has every column the
 rows below map, and one without them is another application's, or damaged."""
 
@@ -43,7 +43,8 @@ UNUSABLE = "unusable"
 blurred frame. Kept in the history; labels nothing, so `export-reviews` leaves it out (reviewed good, another part's
 image had gone into this part's calibration set)."""
 
-ADDED_COLUMNS = {"0002": {"final_verdict"}, "0003": {"hot_spot"}, "0004": {"defectlens_version", "model_fitted_at", "model_fingerprint"}}
+ADDED_COLUMNS = {"0002": {"final_verdict"}, "0003": {"hot_spot"}, "0004": {"defectlens_version", "model_fitted_at", "model_fingerprint"},
+                 "0005": {"client_key"}}
 """The inspections columns each revision after the first adds (its migration's ``add_column``)."""
 
 
@@ -128,6 +129,8 @@ class InspectionRow(Base):
     """When the model was fitted (its card's UTC time): a model refitted under the same name is another."""
     model_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """sha256 of the model's training images (its card's fingerprint), or None."""
+    client_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True, index=True)
+    """The upload's ``Idempotency-Key`` (a retry with it is answered with this row), or None (migration 0005)."""
 
     regions: Mapped[list[RegionRow]] = relationship(back_populates="inspection", order_by="RegionRow.index", cascade="all, delete-orphan")
     reviews: Mapped[list[ReviewRow]] = relationship(back_populates="inspection", order_by="ReviewRow.id", cascade="all, delete-orphan")

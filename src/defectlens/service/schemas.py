@@ -89,6 +89,8 @@ class InspectionOut(BaseModel):
     """When the model was fitted: a model refitted under the same name has another time."""
     model_fingerprint: str | None = None
     """sha256 of the model's training images, as its card gives it."""
+    client_key: str | None = None
+    """The ``Idempotency-Key`` the upload was sent with, or None."""
     review: ReviewOut
     reviews: list[ReviewEntry]
     """Every review given, oldest first (the latest is ``review``)."""
@@ -242,7 +244,7 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
         score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
         seconds=row.seconds, hot_spot=row.hot_spot, regions=[region_out(r, r.index in weaker, r.index in only_type) for r in row.regions],
         report=row.report, report_text=row.report_text, defectlens_version=row.defectlens_version, model_fitted_at=row.model_fitted_at,
-        model_fingerprint=row.model_fingerprint,
+        model_fingerprint=row.model_fingerprint, client_key=row.client_key,
         review=ReviewOut(state=row.review_state, verdict=row.reviewed_verdict, by=row.reviewed_by, at=as_utc(row.reviewed_at),  # type: ignore[arg-type]  # state is one of ReviewOut's literals in the column
                          comment=row.review_comment),
         reviews=[

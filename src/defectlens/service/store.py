@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from sqlalchemy import and_, delete, exists, false, func, select, true, update
 from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 import defectlens
@@ -38,6 +38,14 @@ from defectlens.service.models import Outcome
 
 PROBE_BUSY_SECONDS = 3.0
 """How long the write probe (/health, /metrics, start-up) waits for a SQLite file another writer holds."""
+
+
+class ClientKeyTaken(Exception):
+    """An upload's ``Idempotency-Key`` was stored by another request meanwhile: :attr:`first` is that request's row."""
+
+    def __init__(self, first: InspectionRow):
+        super().__init__(f"client key taken by inspection {first.id}")
+        self.first = first
 
 
 class StoreUnavailable(Exception):
@@ -207,8 +215,10 @@ class Store:
         self.ensure()
         return self.sessions()
 
-    def record(self, model: str, filename: str, image_sha: str, image_ext: str, overlay_sha: str, mask_sha: str, out: Outcome) -> InspectionRow:
-        """Insert one inspection and its regions in one transaction; returns the stored row."""
+    def record(self, model: str, filename: str, image_sha: str, image_ext: str, overlay_sha: str, mask_sha: str, out: Outcome,
+               client_key: str | None = None) -> InspectionRow:
+        """Insert one inspection and its regions in one transaction; returns the stored row. With a ``client_key``
+        another upload stored first (a retry racing its first try), :class:`ClientKeyTaken` carries that upload's row."""
         ins = out.inspection
         types = {t.region_index: t for t in out.region_types}
         machine = "defective" if ins.is_defective else "good"
@@ -234,6 +244,7 @@ class Store:
             defectlens_version=defectlens.__version__,
             model_fitted_at=out.model_fitted_at,
             model_fingerprint=out.model_fingerprint,
+            client_key=client_key,
         )
         for r in ins.regions:
             t = types.get(r.index)
@@ -254,12 +265,26 @@ class Store:
         # would be lazily loaded from a session it no longer has.
         row.regions = list(row.regions)
         row.reviews = []
-        with self.session() as s, s.begin():
-            s.add(row)
+        try:
+            with self.session() as s, s.begin():
+                s.add(row)
+        except IntegrityError:
+            # Only the client key is unique: the same key's other request committed between this one's look and its write.
+            if client_key is None or (first := self.by_client_key(client_key)) is None:
+                raise
+            raise ClientKeyTaken(first) from None
         # The response is built from the row as committed (its id filled in, objects kept readable
         # after commit), not read back: a failed read after the commit would answer 503 for an
         # inspection that was stored, and the station's retry would store it twice.
         return row
+
+    def by_client_key(self, client_key: str) -> InspectionRow | None:
+        """The inspection an upload with this ``Idempotency-Key`` stored, with its regions and reviews, or None."""
+        with self.session() as s:
+            stmt = select(InspectionRow).where(InspectionRow.client_key == client_key).options(
+                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews)
+            )
+            return s.scalars(stmt).first()
 
     def get(self, inspection_id: int) -> InspectionRow | None:
         """One inspection with its regions and reviews, or None."""
@@ -487,4 +512,4 @@ def _shown(url: str) -> str:
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError)
 """Driver errors that mean the database is down or unreachable (answered with 503)."""
 
-__all__ = ["UNAVAILABLE_ERRORS", "Filters", "Forgotten", "ReviewInput", "Store", "StoreUnavailable"]
+__all__ = ["UNAVAILABLE_ERRORS", "ClientKeyTaken", "Filters", "Forgotten", "ReviewInput", "Store", "StoreUnavailable"]
