@@ -564,7 +564,7 @@ def test_database_down_answers_503_and_the_service_lives(pool: ModelPool, images
     cfg = ServiceConfig((pool.models["plate"].path,), "postgresql+psycopg://nobody@127.0.0.1:9/none", tmp_path / "data")
     with TestClient(create_app(cfg, pool=pool), base_url="http://127.0.0.1") as client:
         health = client.get("/health")
-        assert health.status_code == 503 and "down" in health.json()["store"]
+        assert health.status_code == 503 and "down" in health.json()["store"] and health.headers["retry-after"] == "5"
         r = upload(client, images["bad"])
         assert r.status_code == 503 and "database unavailable" in r.json()["detail"]
         # Anyone may read /health and the history: where the database lives is the log's, not theirs.
@@ -900,6 +900,9 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         assert client.post(url, json={"reviewer": "Dee", "verdict": "good", "seen_reviews": 3}).status_code == 200
         stale = client.post(url, json={"reviewer": "Eve", "verdict": "defective", "seen_reviews": 1})
         assert stale.status_code == 409 and "reviewed or commented on meanwhile by Dee" in stale.json()["detail"]
+        # A count above the reviews stored is a wrong count, not a review given meanwhile (integration probe 2026-12-06).
+        over = client.post(url, json={"reviewer": "Eve", "verdict": "defective", "seen_reviews": 9})
+        assert over.status_code == 422 and "seen_reviews is 9, but inspection" in over.json()["detail"] and "has 4 review(s)" in over.json()["detail"]
         assert client.get(f"/inspections/{ins['id']}").json()["final_verdict"] == "good"
         # A model no longer served: only the types this inspection already has.
         with make_engine(db_url).begin() as conn:
@@ -1098,3 +1101,18 @@ def test_a_retried_upload_with_its_idempotency_key_is_answered_with_the_first(po
         monkeypatch.setattr(store, "by_client_key", lambda key: looked(key) if calls.append(key) or len(calls) > 1 else None)
         raced = post(images["bad"], "line4-0001")
         assert raced.status_code == 200 and raced.json()["id"] == first.json()["id"] and client.get("/inspections").json()["total"] == 3
+
+
+def test_the_history_finds_what_was_reviewed_since_a_time(pool, images, tmp_path):
+    # Integration probe 2026-12-06: a line's system could not ask which parts were reviewed since it last looked: since
+    # and until read the upload time only, so a late review of an old part was found by reading the whole history.
+    from datetime import UTC, datetime, timedelta
+
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        old, new = upload(client, images["bad"]).json(), upload(client, images["good"]).json()
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        assert client.post(f"/inspections/{old['id']}/review", json={"reviewer": "Ana", "verdict": "good"}).status_code == 200
+        found = client.get("/inspections", params={"reviewed_since": before.isoformat()}).json()
+        assert [i["id"] for i in found["items"]] == [old["id"]] and new["id"] != old["id"]
+        later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
+        assert client.get("/inspections", params={"reviewed_since": later}).json()["total"] == 0

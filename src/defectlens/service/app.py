@@ -705,23 +705,24 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         since: Annotated[datetime | None, Query(description="ISO time, inclusive")] = None,
         until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
         review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
+        reviewed_since: Annotated[datetime | None, Query(description="ISO time, inclusive: reviewed (its latest review) at or "
+                                                                     "after it, whenever the part was inspected")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> InspectionPage:
         # Stored times are UTC; a time given without a zone is read as UTC too.
         try:
-            since_utc, until_utc = as_utc(since), as_utc(until)
+            since_utc, until_utc, reviewed_utc = as_utc(since), as_utc(until), as_utc(reviewed_since)
         except OverflowError:
-            raise _error(422, "since / until must be times between the years 1 and 9999 once turned to UTC") from None
+            raise _error(422, "since / until / reviewed_since must be times between the years 1 and 9999 once turned to UTC") from None
         if store.engine.dialect.name == "sqlite":
             # SQLite compares the stored text, which carries no zone.
-            since_utc = since_utc.replace(tzinfo=None) if since_utc else None
-            until_utc = until_utc.replace(tzinfo=None) if until_utc else None
+            since_utc, until_utc, reviewed_utc = (t.replace(tzinfo=None) if t else None for t in (since_utc, until_utc, reviewed_utc))
         if type:
             # Spelt as the models spell it: reviews take a type in any case and store the model's
             # spelling, so a filter in another case found nothing (probe: 'UNKNOWN' 0, 'unknown' 166).
             type = next((t for m in pool.models.values() for t in m.types if same_type_name(t, type)), type)
-        rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review), limit, offset)
+        rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc), limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
     def fetch(inspection_id: int) -> Any:
@@ -846,6 +847,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, "an unusable image is not labelled: send the verdict alone (a comment may say why), without region "
                               "types or missed defects; to type its regions, review it good or defective") from None
         except StaleReview as stale:
+            if (body.seen_reviews or 0) > stale.stored:
+                # No review came meanwhile: the count is wrong ("reviewed meanwhile by Ana" had been said of none; probe 2026-12-06).
+                raise _error(422, f"seen_reviews is {body.seen_reviews}, but inspection {inspection_id} has {stale.stored} review(s): "
+                                  "send the number of reviews in the view you reviewed from") from None
             by = f" by {_printable(stale.latest_reviewer, 80)}" if stale.latest_reviewer else ""
             raise _error(409, f"inspection {inspection_id} was reviewed or commented on meanwhile{by}: look at its review first, "
                               "then send yours again") from None
@@ -912,7 +917,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if changed := [name for name, m in pool.models.items() if m.changed_on_disk()]:
             # Still serving what it loaded: said, so an operator knows a restart is due.
             body["models_changed_on_disk"] = changed
-        return JSONResponse(body, status_code=200 if up else 503)
+        # Retry-After on this 503 too, as on every other (integration probe 2026-12-06: a balancer's check had none).
+        return JSONResponse(body, status_code=200 if up else 503, headers=None if up else {"Retry-After": str(STORE_RETRY_SECONDS)})
 
     def blobs_writable() -> bool:
         try:

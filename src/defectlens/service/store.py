@@ -70,6 +70,9 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     review_state: str | None = None
+    reviewed_since: datetime | None = None
+    """Reviewed at or after this time (the latest review's): what a line's system polls to learn of reviews given
+    since it last looked, on inspections of any age."""
 
 
 FORGET_BATCH = 500
@@ -97,10 +100,12 @@ class UnusableLabelled(Exception):
 class StaleReview(Exception):
     """A review sent from a view of the inspection that another review has since changed."""
 
-    def __init__(self, latest_reviewer: str | None):
+    def __init__(self, latest_reviewer: str | None, stored: int = 0):
         super().__init__(latest_reviewer)
         self.latest_reviewer = latest_reviewer
         """Who reviewed it meanwhile (None: the sender's count was wrong, with no review to name)."""
+        self.stored = stored
+        """How many reviews the inspection has: fewer than the sender saw is no review given meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -307,6 +312,8 @@ class Store:
             conds.append(InspectionRow.created_at < filters.until)
         if filters.review_state:
             conds.append(InspectionRow.review_state == filters.review_state)
+        if filters.reviewed_since:
+            conds.append(InspectionRow.reviewed_at >= filters.reviewed_since)
         if filters.defect_type:
             final_type = func.coalesce(RegionRow.reviewed_type, RegionRow.defect_type)
             conds.append(exists().where(and_(RegionRow.inspection_id == InspectionRow.id, final_type == filters.defect_type)))
@@ -343,7 +350,7 @@ class Store:
                 if n != review.seen_reviews:
                     latest = s.scalar(select(ReviewRow.reviewer).where(ReviewRow.inspection_id == inspection_id)
                                       .order_by(ReviewRow.id.desc()).limit(1))
-                    raise StaleReview(latest)
+                    raise StaleReview(latest, n or 0)
             row = s.scalars(select(InspectionRow).where(InspectionRow.id == inspection_id).options(selectinload(InspectionRow.regions))).one()
             now = utcnow()
             if not review.note_only and (review.verdict or row.reviewed_verdict or row.verdict) == UNUSABLE and review.labels:
