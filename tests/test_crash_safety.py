@@ -391,6 +391,38 @@ def test_a_run_cut_short_while_it_replaces_another_images_result_leaves_no_mixed
     assert resumed.exit_code == 0 and f"{n} image(s) already done" in _text(resumed), resumed.output
 
 
+def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-06: an immutable mask file (or a folder where one goes) failed the unit's renames midway:
+    # the earlier JSON was gone and its report and overlay replaced, its mask not. Now what was replaced is put back.
+    import json
+
+    spot = synthetic_category / "test" / "spot"
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")}
+    real_replace = atomic.os.replace
+
+    refused: list[str] = []
+
+    def refuse_the_mask(src, dst, *args, **kwargs):
+        if str(dst).endswith("000.mask.png") and not refused:  # the new mask put in place: refused once
+            refused.append(str(src))
+            raise PermissionError(1, "Operation not permitted", str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "replace", refuse_the_mask)
+    failed = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)])  # run again, not resumed
+    monkeypatch.undo()
+    assert failed.exit_code == 3 and "its earlier results stay as they were" in _text(failed), failed.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # The summary and gallery list it as it stands on disk, an earlier run's result (they had left it out, as if gone).
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8"))))
+    (row,) = [r for r in rows if r["output"] == "000"]
+    assert row["verdict"] != "skipped" and row["report"].startswith("WARNING: an earlier run's result: not inspected again by this run")
+    assert json.loads((out / "000.json").read_text())["source"].endswith("spot/000.png")
+
+
 def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_model, synthetic_category, tmp_path, monkeypatch):
     # Interruption probe 2026-12-05: two fits into one folder both said "fitted", the later silently replacing the other.
     model = tmp_path / "model"

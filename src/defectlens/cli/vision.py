@@ -943,12 +943,24 @@ def inspect(
             failures.append(Failure(str(path), f"{path}: its results were removed from {output} while the run went on — "
                                                "fix: run again with --resume"))
     done = [rows[p] for p in files if p in rows]
-    # Inputs not inspected are listed in the summary and gallery too, not only on this terminal.
+    # An image whose new results could not be written keeps its earlier run's, whole (an image's files are one unit):
+    # listed as they stand on disk, said not inspected again. The summary and gallery of a re-run on a full disk had
+    # left them out, as if gone (regression probe 2026-12-06).
+    stood: dict[str, ResultRow] = {}
+    for f in failures:
+        path = Path(f.source)
+        complete = path in names and path not in rows and completed_inspection(output, names[path], path) is not None
+        if complete and (row := read_result(output, names[path], shown[path])) is not None:
+            reason = f.message.removeprefix(f"{f.source}: ")
+            stood[f.source] = replace(row, warning=f"an earlier run's result: not inspected again by this run ({reason})")
+    # Inputs not inspected are listed in the summary and gallery too, not only on this terminal, in the inputs' order.
     # The file has its own column: the reason without the path the message starts with (it showed twice).
-    skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: ")) for f in failures]
+    order = {str(p): i for i, p in enumerate(files)}
+    skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: "))
+               for f in sorted(failures, key=lambda f: order.get(f.source, len(order))) if f.source not in stood]
     # Inspected and not inspected counted apart ("235 image(s), 1 not inspected" read as one of the 235).
-    title = f"defectlens — {len(done)} image(s) inspected" + (f", {len(skipped)} input(s) not inspected" if skipped else "")
-    kept = _earlier_rows(output, earlier, stay)
+    title = f"defectlens — {len(done)} image(s) inspected" + (f", {len(skipped) + len(stood)} input(s) not inspected" if skipped or stood else "")
+    kept = [stood[str(p)] for p in files if str(p) in stood] + _earlier_rows(output, earlier, stay)
     listed = title + (f"; {len(kept)} earlier result(s) in this folder listed after them" if kept else "")
     try:
         summary_path, gallery_path = write_batch_results(output, done + kept, listed, skipped, unwritten=len(files) - len(done))

@@ -204,8 +204,10 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
     written. On an exception none is: the temporaries go and the files there before stay, ``remove_first`` too.
 
     An image's results (overlay, mask, reports, then the JSON that marks them done) stand or fall together: a re-run
-    on a full disk had removed the earlier run's finished JSON and written none (concurrency probe 2026-12-06).
-    A run killed while renaming leaves the files without their JSON (removed first), which ``--resume`` redoes."""
+    on a full disk had removed the earlier run's finished JSON and written none (concurrency probe 2026-12-06). The
+    files replaced are moved aside as each new one goes in, and put back if a rename fails (a folder or an immutable
+    file where one goes: the earlier result had been left half replaced). A run killed while renaming leaves the files
+    without their JSON (moved aside first), which ``--resume`` redoes."""
     pending: list[tuple[Path, Path]] = []
     token = _UNIT.set(pending)
     try:
@@ -216,15 +218,33 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
         raise
     finally:
         _UNIT.reset(token)
+    aside: list[tuple[Path, Path]] = []  # (where the earlier file was moved, its place)
+    placed: list[Path] = []
+
+    def move_aside(path: Path) -> None:
+        if path.is_file() and not path.is_symlink() and path not in {place for _, place in aside}:
+            moved = path.with_name(f".{_short(path.name)}.{os.urandom(4).hex()}.tmp")
+            os.replace(path, moved)
+            aside.append((moved, path))
+
     try:
         for path in remove_first:
-            path.unlink(missing_ok=True)
+            move_aside(path)
         for tmp, target in pending:
+            move_aside(target)
             os.replace(tmp, target)
+            placed.append(target)
     except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        for moved, path in reversed(aside):
+            with contextlib.suppress(OSError):
+                os.replace(moved, path)
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
         raise
+    for moved, _ in aside:
+        moved.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
