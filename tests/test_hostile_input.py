@@ -245,15 +245,20 @@ def test_unique_output_names_cover_every_suffix_and_case():
     assert renamed == [(Path("b/x.report.png"), "x.report-2"), (Path("c/X.png"), "X-2")]
     files = [(n + s).casefold() for n in names.values() for s in suffixes]
     assert len(files) == len(set(files))
-    # Names from an earlier run (--resume) are kept first; a kept name that clashes with another
-    # kept one (a hand-edited folder) is given once, and the other input is named afresh.
-    earlier = {Path("a/x.png"): "x-2", Path("c/X.png"): "X-2", Path("d/y.png"): "y"}
-    names, renamed = unique_output_names([Path("z/x.png"), Path("a/x.png"), Path("c/X.png"), Path("d/y.png")], suffixes, earlier)
-    assert names == {Path("z/x.png"): "x", Path("a/x.png"): "x-2", Path("c/X.png"): "X-3", Path("d/y.png"): "y"}
+    # Names from an earlier run (--resume) are kept first; a kept name that is another kept one's (a hand-edited folder)
+    # is given once, and the other input is named afresh. Two that differ in case only were two files on the folder's
+    # file system: both kept.
+    earlier = {Path("a/x.png"): "x-2", Path("c/X.png"): "x-2", Path("d/y.png"): "y", Path("e/Y.png"): "Y"}
+    inputs = [Path("z/x.png"), Path("a/x.png"), Path("c/X.png"), Path("d/y.png"), Path("e/Y.png")]
+    names, renamed = unique_output_names(inputs, suffixes, earlier)
+    assert names == {Path("z/x.png"): "x", Path("a/x.png"): "x-2", Path("c/X.png"): "X-3", Path("d/y.png"): "y", Path("e/Y.png"): "Y"}
     assert renamed == [(Path("a/x.png"), "x-2"), (Path("c/X.png"), "X-3")]
     # One name composed and decomposed is one file on macOS and SMB shares (layout probe 2026-12-06: one result overwrote the other).
     names, _ = unique_output_names([Path("a/caf\u00e9.png"), Path("b/cafe\u0301.png")], suffixes)
     assert list(names.values()) == ["caf\u00e9", "cafe\u0301-2"]
+    # ... and an earlier run that gave each its own stem (before this rule) is resumed under those names.
+    before = {Path("a/caf\u00e9.png"): "caf\u00e9", Path("b/cafe\u0301.png"): "cafe\u0301"}
+    assert unique_output_names(list(before), suffixes, before)[0] == before
 
 
 # ---------------------------------------------------------------------------------------------

@@ -225,9 +225,14 @@ def unique_output_names(
     def free(name: str) -> bool:
         return not any(folded_name(name + s) in used for s in suffixes)
 
+    # Earlier names are kept unless another input kept the very same name: two that differ in case or Unicode form were
+    # distinct files on the folder's file system, which made them (a resume had renamed one of an NFC and an NFD
+    # "café" and inspected it again, its finished result then called another input's; regression probe 2026-12-06).
+    kept_exact: set[str] = set()
     for path in paths:
         kept = (earlier or {}).get(path)
-        if kept is not None and path not in names and free(kept):
+        if kept is not None and path not in names and kept not in kept_exact:
+            kept_exact.add(kept)
             take(path, kept)
     # Room for the longest suffix and a "-NN" within the 255 bytes a file name may take: a 250-byte name was inspected,
     # then none of its results could be written ("File name too long"), and --resume failed the same way (probe).
