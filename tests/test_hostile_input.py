@@ -616,6 +616,22 @@ def test_a_batch_of_line_scan_strips_is_warned_of_once(inspector, tmp_path):
     assert len(said) == 1 and said[0].startswith("3 images are of an extreme aspect, squeezed onto the canvas, e.g. "), said
 
 
+def test_a_fit_on_line_scan_strips_says_their_aspect_once_and_keeps_it_once(tmp_path):
+    # Regression probe 2026-12-06: `fit` on four strips printed each strip's aspect warning twice (the check, then the
+    # fit's reading), and the card kept eight notes.
+    from defectlens.inspector import scan_images
+
+    for i in range(6):
+        Image.fromarray(texture(np.random.default_rng(i), 16, 400)).save(tmp_path / f"s{i}.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files, _ = scan_images(sorted(tmp_path.glob("*.png")))  # as `defectlens fit` checks them first
+        model = Inspector.fit(files, InspectorSettings(image_size=64, coreset_ratio=0.5))
+    said = [str(w.message) for w in caught if "aspect" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("6 images are of an extreme aspect"), said
+    assert sum("aspect" in n for n in model.fit_summary.notes) == 1
+
+
 def test_a_few_see_through_pixels_are_counted_not_called_0_percent():
     # Layout probe 2026-12-06: a palette PNG with a few transparent pixels warned of "0% of the image".
     from defectlens.io import read_image

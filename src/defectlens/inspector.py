@@ -23,6 +23,7 @@ import numbers
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -501,17 +502,29 @@ def load_images(
     failures: list[Failure] = []
     with collected_warnings() as caught:
         read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
-    # Said once for the batch: a folder of 100 over-bright frames had printed 100 lines (regression probe).
-    per_image = {ClippedPixelsWarning: f"have pixel values over the {bit_depth}-bit range of the model's training images",
-                 ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits",
-                 ExtremeAspectWarning: "are of an extreme aspect, squeezed onto the canvas"}
-    for w in caught:
-        if type(w) not in per_image or sum(type(v) is type(w) for v in caught) == 1:
-            warn_caller(w)
-    for category, said in per_image.items():
-        if len(alike := [w for w in caught if type(w) is category]) > 1:
-            warn_caller(category(f"{len(alike)} images {said}, e.g. {alike[0]}"))
+    for w in said_per_batch(caught, bit_depth):
+        warn_caller(w)
     return [image for _, image, _ in read], [path for path, _, _ in read], failures
+
+
+def said_per_batch(caught: Sequence[Warning], bit_depth: int | None = None) -> list[Warning]:
+    """The warnings a batch of images gave, as they are said: those of a kind every image of a batch may give (clipped
+    pixels, shallow colour, an extreme aspect) once for the batch with their count, the others each once. A folder of
+    100 over-bright frames had printed 100 lines (regression probe), a line-scan folder one line a strip."""
+    per_image: dict[type[Warning], str] = {
+        ClippedPixelsWarning: f"have pixel values over the {bit_depth}-bit range of the model's training images",
+        ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits",
+        ExtremeAspectWarning: "are of an extreme aspect, squeezed onto the canvas",
+    }
+    first: dict[type, Warning] = {}
+    counts = Counter(type(w) for w in caught)
+    said: dict[tuple[type, str], Warning] = {}
+    for w in caught:
+        kind = type(w)
+        if kind in per_image and counts[kind] > 1:
+            w = kind(f"{counts[kind]} images {per_image[kind]}, e.g. {first.setdefault(kind, w)}")
+        said.setdefault((kind, str(w)), w)
+    return list(said.values())
 
 
 def _unknown_fields(saved: dict[str, Any] | None, kind: type) -> list[str]:
@@ -530,13 +543,18 @@ def scan_images(paths: Sequence[str | Path], progress: Progress | None = None, s
     digests: list[str] = []
     grey: list[bool] = []
     bits: list[int | None] = []
-    for path, image, depth in _readable(paths, failures, progress, strict):
-        kept.append(path)
-        shapes.append(tuple(image.shape))
-        digests.append(image_digest(image))
-        grey.append(is_grey(image))
-        bits.append(depth)
-    return ImageFiles(kept, shapes, digests, grey, bits), failures
+    with collected_warnings() as caught:
+        for path, image, depth in _readable(paths, failures, progress, strict):
+            kept.append(path)
+            shapes.append(tuple(image.shape))
+            digests.append(image_digest(image))
+            grey.append(is_grey(image))
+            bits.append(depth)
+    said = said_per_batch(caught)
+    for w in said:
+        warn_caller(w)
+    notes = [str(w) for w in said if isinstance(w, DefectlensWarning)]
+    return ImageFiles(kept, shapes, digests, grey, bits, notes=notes), failures
 
 
 class Inspector:
@@ -607,7 +625,9 @@ class Inspector:
             fitted = cls._fit(images, settings, progress, secondary, fusion)
         for w in caught:  # said as they were, at the caller's line
             warn_caller(w)
-        notes = [str(w) for w in caught if isinstance(w, DefectlensWarning)]
+        # With what the scan of the files said (said then, not again), each once.
+        scanned = images.notes if isinstance(images, ImageFiles) else ()
+        notes = list(dict.fromkeys([*scanned, *(str(w) for w in caught if isinstance(w, DefectlensWarning))]))
         stats = fitted.detector.normal_stats
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.

@@ -20,7 +20,15 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from defectlens.errors import ClippedPixelsWarning, DefectlensWarning, ExtremeAspectWarning, ImageReadError, ShallowColourWarning, warn_caller
+from defectlens.errors import (
+    ClippedPixelsWarning,
+    DefectlensWarning,
+    ExtremeAspectWarning,
+    ImageReadError,
+    ShallowColourWarning,
+    collected_warnings,
+    warn_caller,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -491,7 +499,7 @@ class ImageFiles(Sequence[np.ndarray]):
     read once (:func:`~defectlens.inspector.scan_images`), which gave their shapes and digests."""
 
     def __init__(self, paths: Sequence[Path], shapes: Sequence[tuple[int, ...]], digests: Sequence[str] = (), grey: Sequence[bool] = (),
-                 bits: Sequence[int | None] = (), bit_depth: int | None = None) -> None:
+                 bits: Sequence[int | None] = (), bit_depth: int | None = None, notes: Sequence[str] = ()) -> None:
         if len(shapes) != len(paths) or (digests and len(digests) != len(paths)) or (grey and len(grey) != len(paths)) or (
                 bits and len(bits) != len(paths)):
             raise ValueError(f"{len(paths)} paths but {len(shapes)} shapes, {len(digests)} digests, {len(grey)} grey flags and {len(bits)} depths")
@@ -502,6 +510,8 @@ class ImageFiles(Sequence[np.ndarray]):
         """Each image's own sensor depth (:func:`sensor_bits`; None: 8-bit), when the scan noted it (empty otherwise)."""
         self.bit_depth = bit_depth
         """The sensor depth deeper pixels are read at (None: each image's own)."""
+        self.notes = tuple(notes)
+        """What the scan warned of these images (said then; a fit keeps it in the model's notes)."""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -513,18 +523,19 @@ class ImageFiles(Sequence[np.ndarray]):
     def __getitem__(self, index: int | slice) -> np.ndarray | ImageFiles:
         if isinstance(index, slice):
             return self.subset(range(len(self))[index])
-        return load_image(self.paths[index], self.bit_depth)
+        with collected_warnings():  # said once, by the scan that checked these files (a fit had said each twice)
+            return load_image(self.paths[index], self.bit_depth)
 
     def subset(self, indices: Sequence[int]) -> ImageFiles:
         """The images at ``indices``, still on disk."""
         digests = [self.digests[i] for i in indices] if self.digests else []
         grey = [self.grey[i] for i in indices] if self.grey else []
         bits = [self.bits[i] for i in indices] if self.bits else []
-        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests, grey, bits, self.bit_depth)
+        return ImageFiles([self.paths[i] for i in indices], [self.shapes[i] for i in indices], digests, grey, bits, self.bit_depth, self.notes)
 
     def read_at(self, bit_depth: int | None) -> ImageFiles:
         """These images, pixels deeper than 8 bits read at ``bit_depth``."""
-        return ImageFiles(self.paths, self.shapes, self.digests, self.grey, self.bits, bit_depth)
+        return ImageFiles(self.paths, self.shapes, self.digests, self.grey, self.bits, bit_depth, self.notes)
 
 
 def image_area(path: str | Path) -> int:
