@@ -1254,3 +1254,23 @@ def test_an_inspector_used_from_several_threads_leaves_the_process_warnings_as_t
         warnings.simplefilter("always")
         warnings.warn("the user's own", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["the user's own"]
+
+
+def test_a_warning_made_an_error_is_raised_as_itself_not_as_a_bad_file(tmp_path):
+    # Regression probe 2026-12-06: under simplefilter("error"), a 16-bit colour PNG's warning came out as "image could not
+    # be decoded (ShallowColourWarning: ...) — fix: re-export or re-copy the image".
+    from defectlens.errors import ShallowColourWarning
+
+    deep = np.random.default_rng(0).integers(0, 65535, (32, 32, 3)).astype(np.uint16)
+    path = tmp_path / "c16.png"  # 16 bits a channel in colour, which Pillow cannot write: the PNG chunks by hand
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in deep)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ShallowColourWarning):
+            load_image(path)

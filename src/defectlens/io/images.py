@@ -327,7 +327,7 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
                             "inspect them all", DefectlensWarning)
             upright = ImageOps.exif_transpose(img)
             arr = _decode(upright)
-    except ImageReadError:
+    except (ImageReadError, Warning):  # a warning the caller made an error (simplefilter("error")) is theirs, not a bad file
         raise
     except UnidentifiedImageError:
         # A known suffix on bytes no decoder recognises is a mislabelled or damaged file, not a format choice.
