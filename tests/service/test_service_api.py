@@ -1116,3 +1116,16 @@ def test_the_history_finds_what_was_reviewed_since_a_time(pool, images, tmp_path
         assert [i["id"] for i in found["items"]] == [old["id"]] and new["id"] != old["id"]
         later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
         assert client.get("/inspections", params={"reviewed_since": later}).json()["total"] == 0
+
+
+def test_head_is_answered_as_get_without_the_body(pool, images, tmp_path):
+    # Integration probe 2026-12-06: HEAD was 405 everywhere, so a load balancer's `HEAD /health` check marked the service
+    # down and `curl -I` failed on every picture.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        ins = upload(client, images["bad"]).json()
+        for url in ("/health", ins["urls"]["image"], ins["urls"]["overlay"], f"/inspections/{ins['id']}", "/metrics"):
+            got, head = client.get(url), client.head(url)
+            assert head.status_code == got.status_code == 200 and head.content == b"", url
+            assert head.headers.get("content-type") == got.headers.get("content-type"), url
+        assert client.head(ins["urls"]["image"]).headers["content-length"] == str(images["bad"].stat().st_size)
+        assert client.head("/inspections/999").status_code == 404

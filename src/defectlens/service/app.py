@@ -187,6 +187,29 @@ class UploadDeadline:
         await self.app(scope, timed_receive, send)
 
 
+class HeadAsGet:
+    """ASGI middleware: a HEAD request is answered as its GET is, without the body (status, headers and length alike).
+    Every route answered HEAD with 405: a load balancer's `HEAD /health` check marked the service down, and `curl -I`
+    failed (integration probe 2026-12-06)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # the body's chunks are dropped; the last one ends the response
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 class BodyLimit:
     """ASGI middleware: a POST body longer than ``limit`` bytes is answered 413 as soon as that many
     have arrived, whether or not it announced its length (a chunked body announces none, and the
@@ -946,6 +969,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # No icon, said without an error: browsers ask for one on every page load.
         return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
 
+    # Outermost: every check and route sees the GET a HEAD stands for.
+    app.add_middleware(HeadAsGet)
     return app
 
 
