@@ -19,3 +19,12 @@ def test_help_shows_what_each_documented_field_means():
     # The class's own summary stays first, once.
     assert (Inspection.__doc__ or "").startswith("The full verdict for one image") and (Inspection.__doc__ or "").count("Fields:") == 1
     assert "Fields:" in (InspectorSettings.__doc__ or "")
+
+
+def test_every_setting_a_user_passes_says_what_it_does():
+    # API probe 2026-12-06: help(InspectorSettings) said nothing of backbone, coreset_ratio or standardize.
+    import dataclasses
+
+    doc = InspectorSettings.__doc__ or ""
+    missing = [f.name for f in dataclasses.fields(InspectorSettings) if f"{f.name}:" not in doc]
+    assert missing == []

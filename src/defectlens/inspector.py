@@ -136,10 +136,14 @@ class InspectorSettings:
     """Fit-time choices that are not part of the detector itself."""
 
     backbone: str = DEFAULT_BACKBONE
+    """The encoder's network: 'efficientnet-lite2' (the default, best in the detector study) or 'efficientnet-lite0'."""
     image_size: int = 256
     """Side of the square the median training image is mapped to."""
     coreset_ratio: float = 0.1
+    """Share of the normal patches the memory bank keeps (greedy coreset; 1 keeps every patch): less is faster to
+    search, more is closer to every normal patch."""
     standardize: bool = True
+    """Equalise each image's exposure before encoding (a part photographed brighter is not unlike the normal ones)."""
     min_region_px: int | None = None
     """Regions smaller than this are dropped (default: 0.01% of the image)."""
     detector: str = "memory-bank"
