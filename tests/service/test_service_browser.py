@@ -72,6 +72,8 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.select_option("#region-type-1", "scratch")
         page.click("#confirm")
         sync_api.expect(page.locator("#review-state")).to_contain_text("reviewed by Dana", timeout=30_000)
+        # What the reviewer changed, in words: a re-type is not an added defect (tablet probe 2026-12-06: "corrected" both).
+        sync_api.expect(page.locator("#override")).to_contain_text("Reviewed by Dana, who re-typed region(s) #1: the report")
         page.screenshot(path=str(ARTIFACTS / "2-reviewed.png"), full_page=True)
 
         # History: filtered to reviewed, the inspection is there with its new type.
