@@ -194,6 +194,9 @@ def test_pictures_are_revalidated_by_digest_so_a_reused_id_shows_its_own(
                 assert r.status_code == 200 and r.headers["cache-control"] == "no-cache", url
                 again = client.get(url, headers={"If-None-Match": r.headers["etag"]})
                 assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == r.headers["etag"]
+                # Compared weakly, as RFC 9110 has it for If-None-Match; "*" holds any (integration probe 2026-12-06).
+                for held in (f'W/{r.headers["etag"]}', '"0000", ' + r.headers["etag"], "*"):
+                    assert client.get(url, headers={"If-None-Match": held}).status_code == 304, held
             tags.append(client.get(ins["urls"]["image"]).headers["etag"])
             # A client holding the other record's tag gets the file, not 304.
             stale = client.get(ins["urls"]["image"], headers={"If-None-Match": '"0000"'})

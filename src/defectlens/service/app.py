@@ -758,13 +758,19 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_inspection(inspection_id: InspectionId) -> InspectionOut:
         return inspection_out(fetch(inspection_id))
 
+    def still_held(tag: str, if_none_match: str | None) -> bool:
+        """Whether ``If-None-Match`` names ``tag`` (RFC 9110: compared weakly, so ``W/"…"`` matches, and ``*``
+        matches any): a weak tag or ``*`` had been answered with the whole file (integration probe 2026-12-06)."""
+        held = [t.strip().removeprefix("W/") for t in (if_none_match or "").split(",")]
+        return if_none_match is not None and ("*" in held or tag in held)
+
     def blob(sha: str, ext: str, media: str, if_none_match: str | None) -> Response:
         # Revalidated on every view, by digest: the URL names an inspection id, and ids start over
         # when a database is replaced or restored — cached for a year as "immutable", a browser
         # showed the old part's picture under the new record (probe 2026-12-05).
         tag = f'"{sha}"'
         headers = {"Cache-Control": "no-cache", "ETag": tag}
-        if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
+        if still_held(tag, if_none_match):
             return Response(status_code=304, headers=headers)
         path = blobs.path(sha, ext)  # built from the database's digest, never from the request
         if not path.is_file():
@@ -784,7 +790,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return blob(row.image_sha, row.image_ext, EXT_MEDIA[row.image_ext], if_none_match)
         tag = f'"{row.image_sha}.png"'
         headers = {"Cache-Control": "no-cache", "ETag": tag}
-        if if_none_match is not None and tag in (t.strip() for t in if_none_match.split(",")):
+        if still_held(tag, if_none_match):
             return Response(status_code=304, headers=headers)
         path = blobs.path(row.image_sha, row.image_ext)
         if not path.is_file():
