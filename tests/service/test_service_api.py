@@ -1132,3 +1132,17 @@ def test_head_is_answered_as_get_without_the_body(pool, images, tmp_path):
             assert head.headers.get("content-type") == got.headers.get("content-type"), url
         assert client.head(ins["urls"]["image"]).headers["content-length"] == str(images["bad"].stat().st_size)
         assert client.head("/inspections/999").status_code == 404
+
+
+def test_a_poller_pages_after_the_last_id_it_saw_and_misses_or_repeats_none(pool, images, tmp_path):
+    # Integration probe 2026-12-06: paging by offset, newest first, repeated two items when two uploads arrived between
+    # pages (ids 16 and 15 twice); there was no cursor.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        ids = [upload(client, images["good"]).json()["id"] for _ in range(5)]
+        first = client.get("/inspections", params={"after_id": 0, "limit": 3}).json()
+        assert [i["id"] for i in first["items"]] == ids[:3] and first["total"] == 5
+        ids += [upload(client, images["bad"]).json()["id"] for _ in range(2)]  # arriving between two polls
+        second = client.get("/inspections", params={"after_id": first["items"][-1]["id"], "limit": 3}).json()
+        third = client.get("/inspections", params={"after_id": second["items"][-1]["id"], "limit": 3}).json()
+        assert [i["id"] for i in first["items"] + second["items"] + third["items"]] == ids
+        assert client.get("/inspections", params={"after_id": -1}).status_code == 422

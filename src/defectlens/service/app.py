@@ -719,7 +719,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if len(set(request.query_params.getlist(key))) > 1:
                 raise _error(422, f"{key} is given {len(request.query_params.getlist(key))} times with other values: give it once")
 
-    @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first, paged and filtered",
+    @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first (oldest first after_id), paged and filtered",
              dependencies=[Depends(one_value_each)])
     def list_inspections(
         verdict: Annotated[str | None, Query(pattern=f"^(good|defective|{UNUSABLE})$", description="Final verdict")] = None,
@@ -730,6 +730,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
         reviewed_since: Annotated[datetime | None, Query(description="ISO time, inclusive: reviewed (its latest review) at or "
                                                                      "after it, whenever the part was inspected")] = None,
+        after_id: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only inspections of a higher id, oldest first: poll "
+                                                                         "with the last id seen, nothing skipped or repeated")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> InspectionPage:
@@ -745,7 +747,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # Spelt as the models spell it: reviews take a type in any case and store the model's
             # spelling, so a filter in another case found nothing (probe: 'UNKNOWN' 0, 'unknown' 166).
             type = next((t for m in pool.models.values() for t in m.types if same_type_name(t, type)), type)
-        rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc), limit, offset)
+        rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id), limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
     def fetch(inspection_id: int) -> Any:

@@ -98,7 +98,7 @@ class InspectionOut(BaseModel):
 
 
 class InspectionPage(BaseModel):
-    """A page of the history, newest first."""
+    """A page of the history, newest first (oldest first when asked for the inspections after an id)."""
 
     items: list[InspectionOut]
     total: int

@@ -73,6 +73,9 @@ class Filters:
     reviewed_since: datetime | None = None
     """Reviewed at or after this time (the latest review's): what a line's system polls to learn of reviews given
     since it last looked, on inspections of any age."""
+    after_id: int | None = None
+    """Only inspections of a higher id, oldest first: a cursor that neither skips nor repeats an item while uploads
+    arrive (paging by offset, newest first, repeats the items that new ones push down)."""
 
 
 FORGET_BATCH = 500
@@ -300,7 +303,7 @@ class Store:
             return s.scalars(stmt).first()
 
     def page(self, filters: Filters, limit: int, offset: int) -> tuple[list[InspectionRow], int]:
-        """A page of the history, newest first, and how many match in all."""
+        """A page of the history, newest first (oldest first after an id: :attr:`Filters.after_id`), and how many match in all."""
         conds = []
         if filters.verdict:
             conds.append(InspectionRow.final_verdict == filters.verdict)
@@ -314,6 +317,8 @@ class Store:
             conds.append(InspectionRow.review_state == filters.review_state)
         if filters.reviewed_since:
             conds.append(InspectionRow.reviewed_at >= filters.reviewed_since)
+        if filters.after_id is not None:
+            conds.append(InspectionRow.id > filters.after_id)
         if filters.defect_type:
             final_type = func.coalesce(RegionRow.reviewed_type, RegionRow.defect_type)
             conds.append(exists().where(and_(RegionRow.inspection_id == InspectionRow.id, final_type == filters.defect_type)))
@@ -323,8 +328,9 @@ class Store:
         where = and_(*conds) if conds else true()
         with self.session() as s:
             total = s.scalar(select(func.count()).select_from(InspectionRow).where(where)) or 0
+            order = (InspectionRow.id.asc(),) if filters.after_id is not None else (InspectionRow.created_at.desc(), InspectionRow.id.desc())
             stmt = (
-                select(InspectionRow).where(where).order_by(InspectionRow.created_at.desc(), InspectionRow.id.desc()).limit(limit).offset(offset)
+                select(InspectionRow).where(where).order_by(*order).limit(limit).offset(offset)
                 .options(selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews))
             )
             return list(s.scalars(stmt)), int(total)
