@@ -1274,3 +1274,17 @@ def test_a_warning_made_an_error_is_raised_as_itself_not_as_a_bad_file(tmp_path)
         warnings.simplefilter("error")
         with pytest.raises(ShallowColourWarning):
             load_image(path)
+
+
+def test_json_results_keep_letters_beyond_ascii_readable_and_odd_names_exact(tmp_path):
+    # Language probe 2026-12-06: every JSON wrote "\u00d6lfleck" for Ölfleck; a person reads these files too. A file name's
+    # undecodable bytes (surrogate escapes) must still come back exactly.
+    from defectlens.io import write_json_atomic
+
+    odd = os.fsdecode(b"A\xe9.png")
+
+    write_json_atomic(tmp_path / "r.json", {"type": "Ölfleck", "source": odd})
+    text = (tmp_path / "r.json").read_text(encoding="utf-8")
+    assert json.loads(text) == {"type": "Ölfleck", "source": odd}
+    write_json_atomic(tmp_path / "k.json", {"type": "Ölfleck ひび割れ"})
+    assert "Ölfleck ひび割れ" in (tmp_path / "k.json").read_text(encoding="utf-8")

@@ -481,8 +481,15 @@ def write_text_atomic(path: str | Path, text: str, named: bool = False) -> None:
 
 
 def write_json_atomic(path: str | Path, obj: object, named: bool = False) -> None:
-    """Serialise ``obj`` as indented JSON and write it atomically (``named``: see :func:`atomic_write`)."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", named)
+    """Serialise ``obj`` as indented JSON and write it atomically (``named``: see :func:`atomic_write`). Letters
+    beyond ASCII as themselves ("Ölfleck", not "\\u00d6lfleck": a person reads these files too); a text holding a
+    file name's undecodable bytes as escapes, which JSON keeps exactly."""
+    text = json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate-escaped bytes of a name that is not UTF-8
+        text = json.dumps(obj, indent=2, sort_keys=False)
+    write_text_atomic(path, text + "\n", named)
 
 
 def write_model_files(
