@@ -1146,3 +1146,21 @@ def test_a_poller_pages_after_the_last_id_it_saw_and_misses_or_repeats_none(pool
         third = client.get("/inspections", params={"after_id": second["items"][-1]["id"], "limit": 3}).json()
         assert [i["id"] for i in first["items"] + second["items"] + third["items"]] == ids
         assert client.get("/inspections", params={"after_id": -1}).status_code == 422
+
+
+def test_the_openapi_document_lists_every_refusal_and_its_body(pool, images, tmp_path):
+    # Integration probe 2026-12-06: every route listed 422 alone, with a body (an array of fields) that half the real 422s
+    # did not have (a one-line string); 401, 404, 409, 413 and 503 were not listed.
+    from defectlens.service.schemas import ErrorOut
+
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        doc = client.get("/openapi.json").json()
+        post = doc["paths"]["/inspections"]["post"]["responses"]
+        assert {"201", "401", "409", "413", "422", "503"} <= set(post)
+        assert post["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+        not_an_image = tmp_path / "a.png"
+        not_an_image.write_bytes(b"not an image")
+        refusals = [upload(client, not_an_image), client.get("/inspections", params={"limit": 0}), client.get("/inspections/999")]
+        assert [r.status_code for r in refusals] == [422, 422, 404]
+        for refused in refusals:
+            ErrorOut.model_validate(refused.json())

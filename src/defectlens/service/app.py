@@ -47,7 +47,7 @@ from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAUL
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
-from defectlens.service.schemas import InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.schemas import ERROR_RESPONSES, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import (
     UNAVAILABLE_ERRORS,
     ClientKeyTaken,
@@ -477,7 +477,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
 
-    app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan,
+    app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan, responses=ERROR_RESPONSES,
                   description="Post images, get verdicts, outlined defects, types and reports; review them.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
 

@@ -106,6 +106,38 @@ class InspectionPage(BaseModel):
     offset: int
 
 
+class ProblemItem(BaseModel):
+    """One thing wrong with a request's fields (a 422 from the request's shape)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal's body: ``detail`` is one line saying what is wrong and the fix, or, for a request whose fields do
+    not have the shape the API takes (422), one item per field."""
+
+    detail: str | list[ProblemItem]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": what} for code, what in (
+        (400, "A request the service will not read (a Host not its own, a body it cannot parse)"),
+        (401, "No token, or a wrong one, on a route that needs it"),
+        (403, "A write from a page of another origin"),
+        (404, "No such inspection, or its file is missing from the store"),
+        (408, "An upload's body did not arrive in time"),
+        (409, "A review sent from a view another review changed, or an Idempotency-Key given to another upload"),
+        (413, "A body over the upload limit"),
+        (422, "A request that cannot be taken as it is (the detail says why and the fix)"),
+        (503, "The database or the file store is unavailable, or the service is busy: try again after Retry-After seconds"),
+    )
+}
+"""The refusals every route may answer, as the OpenAPI document lists them (it had listed 422 alone, with a body of
+another shape than half the 422s had: integration probe 2026-12-06)."""
+
+
 class RegionReview(BaseModel):
     """The reviewer's type for one of the machine's regions."""
 
@@ -259,6 +291,8 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
 
 
 __all__ = [
+    "ERROR_RESPONSES",
+    "ErrorOut",
     "InspectionOut",
     "InspectionPage",
     "MissedDefect",
