@@ -198,6 +198,11 @@ def test_pictures_are_revalidated_by_digest_so_a_reused_id_shows_its_own(
                 for held in (f'W/{r.headers["etag"]}', '"0000", ' + r.headers["etag"], "*"):
                     assert client.get(url, headers={"If-None-Match": held}).status_code == 304, held
             tags.append(client.get(ins["urls"]["image"]).headers["etag"])
+            # "*" holds only what exists: a picture gone from the store is 404, not 304 (regression probe 2026-12-06).
+            mask = client.app.state.blobs.path(client.get(ins["urls"]["mask"]).headers["etag"].strip('"'), "png")
+            mask.rename(mask.with_suffix(".gone"))
+            assert client.get(ins["urls"]["mask"], headers={"If-None-Match": "*"}).status_code == 404
+            mask.with_suffix(".gone").rename(mask)
             # A client holding the other record's tag gets the file, not 304.
             stale = client.get(ins["urls"]["image"], headers={"If-None-Match": '"0000"'})
             assert stale.status_code == 200 and stale.content == images[name].read_bytes()
@@ -1096,7 +1101,14 @@ def test_a_retried_upload_with_its_idempotency_key_is_answered_with_the_first(po
         monkeypatch.undo()
         assert post(images["good"], None).status_code == post(images["good"], None).status_code == 201  # no key: each stored
         assert client.get("/inspections").json()["total"] == 3
-        assert post(images["good"], "bad key with spaces").status_code == 422
+        refused = post(images["good"], "bad key with spaces")
+        assert refused.status_code == 422 and refused.json()["detail"].startswith("Idempotency-Key must be 1 to 200 printable ASCII")
+        with images["good"].open("rb") as fh:  # two keys at once: not the first taken silently (regression probe)
+            two = client.post("/inspections", files={"file": ("g.png", fh, "image/png")},
+                              headers=[("Idempotency-Key", "a-1"), ("Idempotency-Key", "a-2")])
+        assert two.status_code == 422 and "given 2 times" in two.json()["detail"]
+        responses = client.get("/openapi.json").json()["paths"]["/inspections"]["post"]["responses"]
+        assert {"200", "201", "409"} <= set(responses)
         # A retry racing its first try: both look before either is stored; the later write finds the key taken.
         store = client.app.state.store
         looked = store.by_client_key
@@ -1119,6 +1131,12 @@ def test_the_history_finds_what_was_reviewed_since_a_time(pool, images, tmp_path
         assert [i["id"] for i in found["items"]] == [old["id"]] and new["id"] != old["id"]
         later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
         assert client.get("/inspections", params={"reviewed_since": later}).json()["total"] == 0
+        # A comment is found too (regression probe: the filter read the latest labelling review's time alone).
+        time.sleep(0.01)
+        since_note = datetime.now(UTC)
+        assert client.post(f"/inspections/{new['id']}/review", json={"reviewer": "Bo", "comment": "check the rim"}).status_code == 200
+        found = client.get("/inspections", params={"reviewed_since": since_note.isoformat()}).json()
+        assert [i["id"] for i in found["items"]] == [new["id"]]
 
 
 def test_head_is_answered_as_get_without_the_body(pool, images, tmp_path):
@@ -1146,6 +1164,9 @@ def test_a_poller_pages_after_the_last_id_it_saw_and_misses_or_repeats_none(pool
         third = client.get("/inspections", params={"after_id": second["items"][-1]["id"], "limit": 3}).json()
         assert [i["id"] for i in first["items"] + second["items"] + third["items"]] == ids
         assert client.get("/inspections", params={"after_id": -1}).status_code == 422
+        # Beyond a 32-bit id (PostgreSQL's column): 422, not "database unavailable" (regression probe 2026-12-06).
+        assert client.get("/inspections", params={"after_id": 2**31}).status_code == 422
+        assert client.get(f"/inspections/{2**31}").status_code == 422
 
 
 def test_the_openapi_document_lists_every_refusal_and_its_body(pool, images, tmp_path):

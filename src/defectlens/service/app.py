@@ -67,8 +67,14 @@ BODY_OVERHEAD = 64 * 1024
 around the image."""
 NO_NUL = "^[^\\x00]*$"
 """Pattern of a text filter: anything but NUL, which no stored text holds (PostgreSQL cannot)."""
-MAX_ID = 2**63 - 1
-"""Largest id or offset a request may name (a database integer); larger ones are refused with 422."""
+MAX_ID = 2**31 - 1
+"""Largest inspection id a request may name (the id column is a 32-bit integer on PostgreSQL: a larger one had been
+answered 503 "database unavailable", and the store's gauge dropped; regression probe 2026-12-06); larger ones are
+refused with 422."""
+CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+"""What an upload's ``Idempotency-Key`` may be: printable ASCII without spaces, as request headers carry them."""
+MAX_OFFSET = 2**63 - 1
+"""Largest offset a request may name (a database integer); larger ones are refused with 422."""
 TOKEN_HEADER = "X-API-Token"
 STATIC = Path(__file__).resolve().parent / "static"
 FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
@@ -641,19 +647,24 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, f"several models are named ({', '.join(map(repr, dict.fromkeys(map(str, named))))}): name one")
 
     @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image_one_model)],
-              summary="Inspect one uploaded image and store the result")
+              summary="Inspect one uploaded image and store the result",
+              responses={200: {"model": InspectionOut, "description": "A retry with the Idempotency-Key of an upload stored before: "
+                                                                     "its inspection, nothing stored again"}})
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
                         model_in_url: Annotated[str | None, Query(alias="model", max_length=200,
                                                                   description="The model's name in the URL, as the history takes it")] = None,
                         idempotency_key: Annotated[str | None, Header(
-                            alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,200}$",
+                            alias="Idempotency-Key",
                             description="A key of the client's own for this upload (printable ASCII, up to 200 characters): sent "
                                         "again with the same image, as a retry after a timeout, it is answered with the first "
                                         "upload's inspection (status 200) instead of storing the part twice")] = None,
                         response: Response = None,  # type: ignore[assignment]  # FastAPI fills it in
+                        request: Request = None,  # type: ignore[assignment]  # FastAPI fills it in
                         ) -> InspectionOut:
         received = time.perf_counter()
+        if idempotency_key is not None:
+            idempotency_key = client_key_of(request.headers.getlist("Idempotency-Key"))
         # The history takes ?model=, so station scripts name the model there too; an upload ignored it and went to the
         # first model served, a commutator judged by the cookie model (probe 2026-12-06). Two names are refused above.
         model = model if model is not None else model_in_url
@@ -703,6 +714,17 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         metrics.latency.labels(loaded.name).observe(time.perf_counter() - received)
         return inspection_out(row)
 
+    def client_key_of(given: list[str]) -> str:
+        """The upload's ``Idempotency-Key``, refused (422) in plain words when it is not one key of printable ASCII (two
+        had been taken as the first, silently; a bad one was answered with the validator's pattern)."""
+        keys = list(dict.fromkeys(k.strip() for k in given))
+        if len(keys) > 1:
+            raise _error(422, f"Idempotency-Key is given {len(given)} times with other values: give one key per upload")
+        if not CLIENT_KEY.fullmatch(keys[0]):
+            raise _error(422, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces (a UUID, or the line's "
+                              "own part number)")
+        return keys[0]
+
     def answered_before(first: Any, data: bytes, model: str, key: str, response: Response) -> InspectionOut:
         """The inspection an upload with ``key`` stored, answered again (status 200) when this upload is the same image
         for the same model; refused (409) when the key was given to another."""
@@ -728,12 +750,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         since: Annotated[datetime | None, Query(description="ISO time, inclusive")] = None,
         until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
         review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
-        reviewed_since: Annotated[datetime | None, Query(description="ISO time, inclusive: reviewed (its latest review) at or "
-                                                                     "after it, whenever the part was inspected")] = None,
+        reviewed_since: Annotated[datetime | None, Query(description="ISO time, inclusive: reviewed or commented on at or after "
+                                                                     "it, whenever the part was inspected")] = None,
         after_id: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only inspections of a higher id, oldest first: poll "
                                                                          "with the last id seen, nothing skipped or repeated")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> InspectionPage:
         # Stored times are UTC; a time given without a zone is read as UTC too.
         try:
@@ -772,11 +794,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # showed the old part's picture under the new record (probe 2026-12-05).
         tag = f'"{sha}"'
         headers = {"Cache-Control": "no-cache", "ETag": tag}
+        path = blobs.path(sha, ext)  # built from the database's digest, never from the request
+        if not path.is_file():  # before If-None-Match: "*" holds only what exists
+            raise _error(404, "file missing from the store")
         if still_held(tag, if_none_match):
             return Response(status_code=304, headers=headers)
-        path = blobs.path(sha, ext)  # built from the database's digest, never from the request
-        if not path.is_file():
-            raise _error(404, "file missing from the store")
         return FileResponse(path, media_type=media, headers=headers)
 
     @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received")
@@ -792,11 +814,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return blob(row.image_sha, row.image_ext, EXT_MEDIA[row.image_ext], if_none_match)
         tag = f'"{row.image_sha}.png"'
         headers = {"Cache-Control": "no-cache", "ETag": tag}
-        if still_held(tag, if_none_match):
-            return Response(status_code=304, headers=headers)
         path = blobs.path(row.image_sha, row.image_ext)
         if not path.is_file():
             raise _error(404, "file missing from the store")
+        if still_held(tag, if_none_match):
+            return Response(status_code=304, headers=headers)
         # Decoded as inspection decodes it (16-bit scaled, EXIF turned): the picture the overlay was drawn over.
         return Response(png_bytes(files(load_image, path)), media_type="image/png", headers=headers)
 

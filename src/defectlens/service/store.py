@@ -71,8 +71,8 @@ class Filters:
     until: datetime | None = None
     review_state: str | None = None
     reviewed_since: datetime | None = None
-    """Reviewed at or after this time (the latest review's): what a line's system polls to learn of reviews given
-    since it last looked, on inspections of any age."""
+    """Reviewed or commented on at or after this time: what a line's system polls to learn of reviews given since it
+    last looked, on inspections of any age."""
     after_id: int | None = None
     """Only inspections of a higher id, oldest first: a cursor that neither skips nor repeats an item while uploads
     arrive (paging by offset, newest first, repeats the items that new ones push down)."""
@@ -316,7 +316,9 @@ class Store:
         if filters.review_state:
             conds.append(InspectionRow.review_state == filters.review_state)
         if filters.reviewed_since:
-            conds.append(InspectionRow.reviewed_at >= filters.reviewed_since)
+            # Any review row, notes too: the inspection's reviewed_at is its latest labelling review's, and a comment given
+            # since had not been found (regression probe 2026-12-06).
+            conds.append(exists().where(and_(ReviewRow.inspection_id == InspectionRow.id, ReviewRow.created_at >= filters.reviewed_since)))
         if filters.after_id is not None:
             conds.append(InspectionRow.id > filters.after_id)
         if filters.defect_type:
