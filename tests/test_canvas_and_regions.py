@@ -211,7 +211,12 @@ def test_type_names_beyond_ascii_are_drawn_in_a_font_that_has_them():
     assert _drawable("#2 \U0010fffd\U0010fffe", 20, "#2")[1] == "#2"
 
 
-def test_names_on_a_crowded_edge_find_the_room_there_is(monkeypatch):
+@pytest.mark.parametrize(("size", "label", "boxes"), [
+    ((1024, 128), "crack", [(x, 110, x + 20, 128) for x in range(0, 1024, 40)]),
+    # An installed font's accents and descenders reach beyond the text size: names stacked had run into each other.
+    ((400, 300), "Ölgyp", [(150, 40 + 12 * i, 170, 50 + 12 * i) for i in range(8)]),
+])
+def test_names_on_a_crowded_edge_find_the_room_there_is(monkeypatch, size, label, boxes):
     # Regression probe 2026-12-06: 26 regions along the bottom of a 1024 x 128 strip drew "#22 cra#26 crack", with the
     # strip beside the caption empty: each name had been moved one way only from where it was put; and side by side,
     # two names' dark strokes touched.
@@ -229,15 +234,14 @@ def test_names_on_a_crowded_edge_find_the_room_there_is(monkeypatch):
         return text(self, xy, shown, *args, **kwargs)
 
     monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
-    w, h = 1024, 128
-    boxes = [(x, 110, x + 20, 128) for x in range(0, w, 40)]
+    w, h = size
     mask = np.zeros((h, w), bool)
     for x0, y0, x1, y1 in boxes:
         mask[y0:y1, x0:x1] = True
-    regions = [Region(i + 1, b, 360, 0.003, ((b[0] + b[2]) / 2, 119.0), 9 - i * 0.01, 5.0) for i, b in enumerate(boxes)]
+    regions = [Region(i + 1, b, 200, 0.003, ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2), 9 - i * 0.01, 5.0) for i, b in enumerate(boxes)]
     inspection = Inspection("strip.png", (w, h), 70.0, True, np.zeros((h, w), np.float32), mask, regions)
-    render_overlay(np.full((h, w, 3), 90, np.uint8), inspection, 0.0, 1.0, ["crack"] * len(boxes))
+    render_overlay(np.full((h, w, 3), 90, np.uint8), inspection, 0.0, 1.0, [label] * len(boxes))
     assert len(drawn) == len(boxes)
-    assert all(min(b[0], b[1]) >= 0 and b[2] <= w and b[3] <= h for b in drawn)
+    assert all(b[0] >= -1 and b[1] >= -1 and b[2] <= w + 1 and b[3] <= h + 1 for b in drawn)  # a stroke may touch the edge
     clashes = [(a, b) for n, a in enumerate(drawn) for b in drawn[n + 1:] if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
     assert clashes == []

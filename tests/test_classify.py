@@ -284,6 +284,16 @@ def test_example_folders_bad_input(tmp_path):
     with pytest.warns(UserWarning):
         found = examples_from_folders(reserved)
     assert found.types == ["dent"] and any("'Unknown' is reserved" in n and "type skipped" in n for n in found.notes)
+    # ... in full-width letters too, and in a category's test/ folders (regression probe 2026-12-06).
+    from defectlens.classify import examples_from_category
+
+    category = tmp_path / "category"
+    for folder in ("\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e", "dent"):  # full-width "unknown"
+        (category / "test" / folder).mkdir(parents=True)
+        Image.fromarray(img).save(category / "test" / folder / "a.png")
+    with pytest.warns(UserWarning):
+        sampled, _ = examples_from_category(category, k=1)
+    assert sampled.types == ["dent"] and any("the name is reserved" in n for n in sampled.notes)
 
 
 def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):

@@ -400,13 +400,17 @@ def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, sy
     out = tmp_path / "out"
     assert runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)]).exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")}
+    for p in out.iterdir():
+        os.utime(p, (p.stat().st_mtime - 3600,) * 2)  # an hour-old earlier run
     real_replace = atomic.os.replace
-
     refused: list[str] = []
 
     def refuse_the_mask(src, dst, *args, **kwargs):
         if str(dst).endswith("000.mask.png") and not refused:  # the new mask put in place: refused once
             refused.append(str(src))
+            # Another run starting on the folder meanwhile cleans what looks like dead runs' temporaries: the files moved
+            # aside, which keep the earlier run's time, had been taken for such and lost (regression probe 2026-12-06).
+            atomic.clean_stale_temporaries(out)
             raise PermissionError(1, "Operation not permitted", str(dst))
         return real_replace(src, dst, *args, **kwargs)
 

@@ -109,6 +109,15 @@ def test_inspections_are_typed_from_words_when_there_are_no_examples():
     from defectlens.classify.regions import untyped_reason
 
     assert untyped_reason(None, german) == unread.notes[0]
+    # Partly readable: the types without a cue cannot be told apart; a tie between them reads unknown, and it is said.
+    mixed = parse_taxonomy({"object": "Keks", "defects": [{"name": "Riss", "description": "ein Riss im Gebäck"},
+                                                           {"name": "Ausbruch", "description": "Ausbruch am Rand"},
+                                                           {"name": "Fleck", "description": "ein heller Fleck (spot)"}]})
+    partly = type_regions(image, inspection, taxonomy=mixed)
+    assert partly.notes == ["type(s) Riss, Ausbruch: no word of their descriptions is one the words classifier reads (English "
+                            "words of shape, size, place and brightness), so it cannot tell them apart — give --examples, or add such words"]
+    assert all(t.defect_type in ("Fleck", "unknown") for t in partly.region_types)
+    assert any(t.defect_type == "unknown" for t in partly.region_types)  # the line and the band: no Fleck, and a tie below it
     one_type = parse_taxonomy({"object": "Keks", "defects": [{"name": "Riss", "description": "ein Riss im Gebäck"}]})
     assert {t.defect_type for t in type_regions(image, inspection, taxonomy=one_type).region_types} == {"Riss"}  # the only type
 

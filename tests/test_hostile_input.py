@@ -630,6 +630,12 @@ def test_a_fit_on_line_scan_strips_says_their_aspect_once_and_keeps_it_once(tmp_
     said = [str(w.message) for w in caught if "aspect" in str(w.message)]
     assert len(said) == 1 and said[0].startswith("6 images are of an extreme aspect"), said
     assert sum("aspect" in n for n in model.fit_summary.notes) == 1
+    # ... and from arrays, which no scan checked (regression probe: one line and one note a strip).
+    arrays = [np.asarray(Image.open(p)) for p in sorted(tmp_path.glob("*.png"))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = Inspector.fit(arrays, InspectorSettings(image_size=64, coreset_ratio=0.5))
+    assert len([w for w in caught if "aspect" in str(w.message)]) == 1 and sum("aspect" in n for n in model.fit_summary.notes) == 1
 
 
 def test_a_few_see_through_pixels_are_counted_not_called_0_percent():

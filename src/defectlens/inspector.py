@@ -627,11 +627,12 @@ class Inspector:
         settings = settings or InspectorSettings()
         with collected_warnings() as caught:
             fitted = cls._fit(images, settings, progress, secondary, fusion)
-        for w in caught:  # said as they were, at the caller's line
+        said = said_per_batch(caught, fitted.bit_depth)  # a warning every image gave, once (arrays of strips: one a strip)
+        for w in said:  # at the caller's line
             warn_caller(w)
         # With what the scan of the files said (said then, not again), each once.
         scanned = images.notes if isinstance(images, ImageFiles) else ()
-        notes = list(dict.fromkeys([*scanned, *(str(w) for w in caught if isinstance(w, DefectlensWarning))]))
+        notes = list(dict.fromkeys([*scanned, *(str(w) for w in said if isinstance(w, DefectlensWarning))]))
         stats = fitted.detector.normal_stats
         if stats is not None and (coarse := too_few_for_target(stats.n_images, settings.false_alarm_target)):
             # A probe's 20-image fit at 3 % flagged 1 of 8 good parts: nothing had said the target was out of reach.

@@ -64,6 +64,12 @@ def type_name_problem(name: str) -> str | None:
     return None
 
 
+def is_reserved_name(name: str) -> bool:
+    """Whether ``name`` is one no defect type may have ('unknown', 'good'), in any case and in full-width letters
+    (``ｕｎｋｎｏｗｎ``, as Japanese input methods type it, had passed: language probe 2026-12-06)."""
+    return unicodedata.normalize("NFKC", name).casefold() in RESERVED_NAMES
+
+
 def same_type_name(a: str, b: str) -> bool:
     """Whether two type names are one type: case and Unicode composition aside."""
     return normal_type_name(a).casefold() == normal_type_name(b).casefold()
@@ -106,7 +112,7 @@ class DefectSpec(BaseModel):
         problem = type_name_problem(v)
         if problem:
             raise ValueError(f"defect name {v!r} {problem}")
-        if v.casefold() in RESERVED_NAMES:
+        if is_reserved_name(v):
             raise ValueError(f"defect name {v!r} is reserved")
         return v
 

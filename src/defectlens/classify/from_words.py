@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import softmax
 
-from defectlens.taxonomy import Taxonomy
+from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.types import RegionType
 
 WORD_CUES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -139,10 +139,13 @@ def classify_regions_from_words(
         qualities = region_qualities(grey, mask)
         probs = softmax(LOGIT_SCALE * type_scores(qualities, cues))
         order = np.argsort(-probs, kind="stable")
+        # Two types the words cannot tell apart (neither description gives a cue the region speaks to): unknown, not the
+        # first listed (regression probe 2026-12-06: of two German types without a cue, the first always won).
+        tied = len(order) > 1 and probs[order[0]] - probs[order[1]] < 1e-9
         out.append(
             RegionType(
                 region_index=int(index),
-                defect_type=names[int(order[0])],
+                defect_type=UNKNOWN if tied else names[int(order[0])],
                 confidence=float(probs[order[0]]),
                 method="words",
                 candidates=tuple((names[i], float(probs[i])) for i in order),

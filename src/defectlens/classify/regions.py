@@ -86,7 +86,8 @@ def type_regions(
         return _within_taxonomy(classifier.classify_inspection(image, inspection), taxonomy)
     if _words_apply(taxonomy):
         masks = region_masks(inspection)
-        return Classification(classify_regions_from_words(image, list(masks.values()), taxonomy, list(masks)))
+        typed = classify_regions_from_words(image, list(masks.values()), taxonomy, list(masks))
+        return Classification(typed, [unread] if (unread := _unread_types(taxonomy)) else [])
     if grounding is not None and inspection.region_labels is not None:
         return Classification(classify_from_grounding(grounding, inspection.region_labels))
     return Classification(notes=[untyped_reason(None, taxonomy) or UNTYPED])
@@ -137,6 +138,18 @@ UNREAD_DESCRIPTIONS = ("regions are not typed: no word of the taxonomy's descrip
                        "or add such words to the descriptions")
 """Said where every type has a description but none gives a cue: descriptions in German or Japanese had typed every
 region as the taxonomy's first type, with its severity and action, at a third's confidence (language probe 2026-12-06)."""
+
+
+def _unread_types(taxonomy: Taxonomy) -> str | None:
+    """Said where some of several types' descriptions give no word the words classifier reads: those types win a region
+    only by a tie, which reads unknown (a partly German taxonomy's cue-less types had been chosen by their order)."""
+    from defectlens.classify.from_words import description_cues
+
+    unread = [d.name for d in taxonomy.defects if not description_cues(d.description or "")]
+    if len(taxonomy.defects) < 2 or not unread:
+        return None
+    return (f"type(s) {', '.join(unread)}: no word of their descriptions is one the words classifier reads (English words of "
+            "shape, size, place and brightness), so it cannot tell them apart — give --examples, or add such words")
 
 
 def _words_apply(taxonomy: Taxonomy | None) -> TypeGuard[Taxonomy]:

@@ -226,6 +226,9 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
             moved = path.with_name(f".{_short(path.name)}.{os.urandom(4).hex()}.tmp")
             os.replace(path, moved)
             aside.append((moved, path))
+            # Young again: a rename keeps the earlier run's time, and another run's cleaning had taken the moved file for
+            # a dead run's temporary and removed it, losing the result this unit would put back (regression probe).
+            os.utime(moved)
 
     try:
         for path in remove_first:

@@ -206,10 +206,13 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         name += " (weaker)" if region.index in weaker else ""
         # A type name no installed font can draw: the index alone, which the report's rows carry (boxes said nothing).
         label_font, name = _drawable(name, size, f"#{region.index}" + (" (weaker)" if region.index in weaker else ""))
-        width = int(draw.textbbox((0, 0), name, font=label_font, stroke_width=1)[2])
-        at = label_position(region.bbox, width, size, (canvas.width, canvas.height), taken)
+        box = draw.textbbox((0, 0), name, font=label_font, stroke_width=1)
+        # As tall as it is drawn: an installed font's accents and descenders reach beyond the text size, and names ran
+        # into each other (regression probe 2026-12-06).
+        width, height = int(box[2]), max(size, int(box[3]))
+        at = label_position(region.bbox, width, height, (canvas.width, canvas.height), taken)
         # One pixel round it: the dark stroke reaches beyond the text's box, and side by side two names touched.
-        taken.append((at[0] - 1, at[1] - 1, at[0] + width + 1, at[1] + size + 1))
+        taken.append((at[0] - 1, at[1] - 1, at[0] + width + 1, at[1] + height + 1))
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
         colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
         draw.text(at, name, fill=colour, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
