@@ -256,6 +256,10 @@ def test_unique_output_names_cover_every_suffix_and_case():
     # One name composed and decomposed is one file on macOS and SMB shares (layout probe 2026-12-06: one result overwrote the other).
     names, _ = unique_output_names([Path("a/caf\u00e9.png"), Path("b/cafe\u0301.png")], suffixes)
     assert list(names.values()) == ["caf\u00e9", "cafe\u0301-2"]
+    # Results already in the folder: a name may be one of them (replaced, as said), none of its files another's
+    # (regression probe 2026-12-06: a.report.png's a.report.json replaced a.png's report, said to stay).
+    names, _ = unique_output_names([Path("s2/a.report.png"), Path("s3/a.png")], suffixes, standing=["a"])
+    assert names == {Path("s2/a.report.png"): "a.report-2", Path("s3/a.png"): "a"}
     # ... and an earlier run that gave each its own stem (before this rule) is resumed under those names.
     before = {Path("a/caf\u00e9.png"): "caf\u00e9", Path("b/cafe\u0301.png"): "cafe\u0301"}
     assert unique_output_names(list(before), suffixes, before)[0] == before

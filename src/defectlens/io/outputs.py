@@ -13,7 +13,7 @@ import re
 import stat
 import tempfile
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from defectlens.errors import OutputError
@@ -203,7 +203,7 @@ def folded_name(name: str) -> str:
 
 
 def unique_output_names(
-    paths: Sequence[Path], suffixes: Sequence[str], earlier: Mapping[Path, str] | None = None,
+    paths: Sequence[Path], suffixes: Sequence[str], earlier: Mapping[Path, str] | None = None, standing: Iterable[str] = (),
 ) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
     """A name per input such that no two inputs share any output file ``name + suffix``.
 
@@ -212,18 +212,22 @@ def unique_output_names(
     which ``--resume`` relies on); a clash adds ``-2``, ``-3``…; comparison ignores case and Unicode
     form (NFC), for file systems that do. ``earlier`` holds names an earlier run gave some of the inputs
     (``--resume``): they are kept first, so an input added since (a new folder that sorts first)
-    takes a new name instead of renaming every finished image and having it redone. Returns the
+    takes a new name instead of renaming every finished image and having it redone. ``standing``: the names of results
+    already in the output folder; a new name may be one of them (its result is replaced, as said), but none of its
+    files another's (``a.report.png``'s ``a.report.json`` had replaced ``a.png``'s report, said to stay). Returns the
     names and the ``(input, name)`` pairs whose name is not their stem, to be reported.
     """
     used: set[str] = set()
     names: dict[Path, str] = {}
+    owner = {folded_name(name + s): name for name in standing for s in suffixes}
 
     def take(path: Path, name: str) -> None:
         used.update(folded_name(name + s) for s in suffixes)
         names[path] = name
 
     def free(name: str) -> bool:
-        return not any(folded_name(name + s) in used for s in suffixes)
+        keys = [folded_name(name + s) for s in suffixes]
+        return not any(k in used or owner.get(k, name) != name for k in keys)
 
     # Earlier names are kept unless another input kept the very same name: two that differ in case or Unicode form were
     # distinct files on the folder's file system, which made them (a resume had renamed one of an NFC and an NFD
