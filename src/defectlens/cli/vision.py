@@ -1172,7 +1172,9 @@ def evaluate(
     if evaluation.no_mask:
         # Said once, with the files: these images count for the image metrics only.
         console.print(
-            f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, or an empty one): "
+            # Its cause named: a mask of the wrong size had been said to be "none, or an empty one" (layout probe 2026-12-06).
+            f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, an empty one, or "
+            "one that could not be read, listed with the skipped inputs): "
             "counted in the image metrics, "
             f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
         )
