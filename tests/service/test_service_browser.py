@@ -280,9 +280,20 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         sync_api.expect(page.locator("#review-msg")).to_contain_text("it was reviewed or commented on meanwhile", timeout=30_000)
         sync_api.expect(page.locator("#review-history li").last).to_contain_text("Jon: defective — “a crack after all”")
         assert page.input_value("#comment") == ""
-        # The next one to review: the upload's next line nobody reviewed.
-        page.click("#next-unreviewed")
+        # The next one to review: the upload's next line nobody reviewed — by its key, as the review (tablet probe
+        # 2026-12-06: "Confirm" had been 72 Tab presses away); a key typed in a field is the field's.
+        page.focus("#detail-heading")
+        page.keyboard.press("n")
         sync_api.expect(page.locator("#detail-file")).to_have_text("part-1.png")
+        second_id = page.evaluate("current.id")
+        page.focus("#comment")
+        page.keyboard.type("gd")
+        assert page.input_value("#comment") == "gd" and page.evaluate("current.reviews.length") == 0
+        page.fill("#comment", "")
+        page.focus("#detail-heading")
+        page.keyboard.press("u")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{second_id} saved", timeout=30_000)
+        assert page.evaluate("current.final_verdict") == "unusable"
         page.locator(f'#batch li[data-id="{first_id}"] a').click()
         sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
         # Sizes and scores as the report writes them.
