@@ -591,3 +591,16 @@ def test_the_card_says_where_the_normal_images_came_from_and_what_was_skipped(sy
     assert f"| training folder | {good.resolve()} |" in card and "training image sizes" in card
     assert "1 file(s) could not be read and were left out (e.g. " in card and "x.png" in card
     assert "Provenance incomplete" not in card
+
+
+def test_skipped_inputs_are_listed_in_the_inputs_order(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-06: summary.csv listed them in the inputs' order, the terminal in the batches' (c, e, a).
+    import shutil
+
+    folder = tmp_path / "lot"
+    shutil.copytree(synthetic_category / "test" / "good", folder)
+    for name in ("b1", "b2", "b3", "b4", "b5", "b6", "b7"):
+        (folder / f"{name}.png").write_bytes(b"not a png")
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(tmp_path / "out")])
+    listed = [line.split("/")[-1].split(":")[0] for line in result.output.splitlines() if line.strip().startswith("•")]
+    assert result.exit_code == 3 and listed == [f"b{i}.png" for i in range(1, 8)], result.output

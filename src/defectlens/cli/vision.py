@@ -955,9 +955,10 @@ def inspect(
             stood[f.source] = replace(row, warning=f"an earlier run's result: not inspected again by this run ({reason})")
     # Inputs not inspected are listed in the summary and gallery too, not only on this terminal, in the inputs' order.
     # The file has its own column: the reason without the path the message starts with (it showed twice).
+    # The terminal's list in that order too (it had followed the batches'); inputs refused before any batch come first.
     order = {str(p): i for i, p in enumerate(files)}
-    skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: "))
-               for f in sorted(failures, key=lambda f: order.get(f.source, len(order))) if f.source not in stood]
+    failures.sort(key=lambda f: order.get(f.source, -1))
+    skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: ")) for f in failures if f.source not in stood]
     # Inspected and not inspected counted apart ("235 image(s), 1 not inspected" read as one of the 235).
     title = f"defectlens — {len(done)} image(s) inspected" + (f", {len(skipped) + len(stood)} input(s) not inspected" if skipped or stood else "")
     kept = [stood[str(p)] for p in files if str(p) in stood] + _earlier_rows(output, earlier, stay)
