@@ -604,3 +604,16 @@ def test_skipped_inputs_are_listed_in_the_inputs_order(fitted_model, synthetic_c
     result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(tmp_path / "out")])
     listed = [line.split("/")[-1].split(":")[0] for line in result.output.splitlines() if line.strip().startswith("•")]
     assert result.exit_code == 3 and listed == [f"b{i}.png" for i in range(1, 8)], result.output
+
+
+def test_a_resume_does_not_say_again_the_names_its_first_run_gave(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-06: each resume repeated "1 image(s) share output names with others; renamed: b/000.png → 000-2".
+    import shutil
+
+    for folder in ("a", "b"):
+        shutil.copytree(synthetic_category / "test" / "good", tmp_path / folder)
+    args = ["inspect", str(fitted_model), str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "out")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "share output names with others; renamed" in " ".join(first.output.split())
+    again = runner.invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0 and "renamed" not in again.output and "already done, 0 to inspect" in " ".join(again.output.split())

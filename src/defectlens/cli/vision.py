@@ -793,7 +793,10 @@ def inspect(
             "— another model or --threshold", output,
             "inspect into a new folder (or resume with the model and --threshold of the first run)",
         ))
-    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, _names_by_source(earlier, files) if resume else None, earlier)
+    by_source = _names_by_source(earlier, files) if resume else None
+    names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, by_source, earlier)
+    # A name kept from the run resumed was said by that run: not again at each resume (regression probe 2026-12-06).
+    renamed = [(p, n) for p, n in renamed if not by_source or by_source.get(p) != n]
     # Shortened (a name too long for its results' file names keeps its start) apart from the ones that shared a name.
     shortened = [(p, n) for p, n in renamed if not n.startswith(p.stem)]
     for pairs, why in (([r for r in renamed if r not in shortened], "share output names with others; renamed"),
