@@ -190,6 +190,10 @@ def test_calibrate_from_python_sets_what_the_command_sets(synthetic_category, fi
     with pytest.warns(DefectlensWarning, match=rf"masks\[{bad}\] is empty: its image counts for the image threshold only"):
         t_empty = Inspector.load(fitted_model).calibrate(images, labels, emptied)
     assert t_empty.pixel == pytest.approx(Inspector.load(fitted_model).calibrate(images, labels, without).pixel)
+    all_empty = [None if m is None else np.zeros(m.shape, np.uint8) for m in masks]
+    with pytest.warns(DefectlensWarning, match=r"no defective image's mask marks a defect: the pixel threshold is kept"):
+        kept = Inspector.load(fitted_model).calibrate(images, labels, all_empty)
+    assert kept.pixel == Inspector.load(fitted_model).thresholds.pixel
     with pytest.raises(ValueError, match=r"masks\[4\] has shape \(2, 3, 4, 5\): pass an \(H, W\) array"):
         Inspector.load(fitted_model).calibrate(images, labels, [None] * 4 + [np.zeros((2, 3, 4, 5))] + [None] * (len(images) - 5))
 

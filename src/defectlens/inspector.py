@@ -812,6 +812,9 @@ class Inspector:
             samples = [pixel_sample(m, r.anomaly_map, per_label[bool(y[i])])
                        for i, (m, r) in enumerate(zip(sized, results, strict=True)) if m is not None]
             pixel_t = f1_optimal_threshold(np.concatenate([t for t, _ in samples]), np.concatenate([v for _, v in samples]))
+        elif masks is not None and any(m is not None for m in given):
+            # Masks given, none of them usable: said, as the command says it (the pixel threshold had stayed without a word).
+            warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({pixel_t:g})"))
         t = Thresholds(image=image_t, pixel=pixel_t, source=f"{how} (calibrate: {int((~y).sum())} good, {int(y.sum())} defective)")
         self.detector.thresholds = t
         return t
