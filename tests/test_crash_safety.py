@@ -425,6 +425,18 @@ def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, sy
     (row,) = [r for r in rows if r["output"] == "000"]
     assert row["verdict"] != "skipped" and row["report"].startswith("WARNING: an earlier run's result: not inspected again by this run")
     assert json.loads((out / "000.json").read_text())["source"].endswith("spot/000.png")
+    # An earlier file that cannot be moved aside (immutable): the message names it, not a hidden temporary's name.
+    def refuse_moving_the_report(src, dst, *args, **kwargs):
+        if str(src).endswith("000.report.md") and str(dst).endswith(".tmp"):
+            raise PermissionError(1, "Operation not permitted", str(src), None, str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "replace", refuse_moving_the_report)
+    again = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)])
+    monkeypatch.undo()
+    said = _text(again)
+    assert f"results could not be written to {out / '000.report.md'} (Operation not permitted)" in said, said
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
 
 
 def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_model, synthetic_category, tmp_path, monkeypatch):

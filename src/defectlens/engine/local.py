@@ -211,7 +211,7 @@ def inspect_and_write(
             where = exc.filename2 or exc.filename or output
             kept = " (its earlier results stay as they were)" if earlier.is_file() else ""
             message = (f"{path}: inspected, but its results could not be written to {where} ({exc.strerror or exc}){kept} — "
-                       "fix: free the output folder's names or space and run again with --resume")
+                       "fix: free the output folder's names or space (or make its files writable) and run again with --resume")
             outcome.failures.append(Failure(str(path), message))
             continue
         outcome.written.append(path)

@@ -230,14 +230,15 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
             # a dead run's temporary and removed it, losing the result this unit would put back (regression probe).
             os.utime(moved)
 
+    at: Path | None = None  # the file being put in place (what a failure names, not a hidden temporary's name)
     try:
-        for path in remove_first:
-            move_aside(path)
-        for tmp, target in pending:
-            move_aside(target)
-            os.replace(tmp, target)
-            placed.append(target)
-    except BaseException:
+        for at in remove_first:
+            move_aside(at)
+        for tmp, at in pending:
+            move_aside(at)
+            os.replace(tmp, at)
+            placed.append(at)
+    except BaseException as exc:
         for path in placed:
             path.unlink(missing_ok=True)
         for moved, path in reversed(aside):
@@ -245,6 +246,8 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
                 os.replace(moved, path)
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and at is not None:
+            raise OSError(exc.errno, exc.strerror, str(at)) from exc
         raise
     for moved, _ in aside:
         moved.unlink(missing_ok=True)
