@@ -617,3 +617,22 @@ def test_a_resume_does_not_say_again_the_names_its_first_run_gave(fitted_model, 
     assert first.exit_code == 0 and "share output names with others; renamed" in " ".join(first.output.split())
     again = runner.invoke(app, [*args, "--resume"])
     assert again.exit_code == 0 and "renamed" not in again.output and "already done, 0 to inspect" in " ".join(again.output.split())
+
+
+def test_an_input_whose_stem_ends_in_report_keeps_its_result_from_a_later_run(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-06: a.report.png's result (a.report.json) was taken for a report and not read back, so
+    # a later run's a.png replaced it with its own report, and a resume redid a.report.png under another name.
+    import shutil
+
+    lot = tmp_path / "lot"
+    lot.mkdir()
+    first = sorted((synthetic_category / "test" / "spot").glob("*.png"))[0]
+    shutil.copyfile(first, lot / "a.report.png")
+    shutil.copyfile(first, lot / "a.png")
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(lot / "a.report.png"), "-o", str(out)]).exit_code == 0
+    later = runner.invoke(app, ["inspect", str(fitted_model), str(lot / "a.png"), "-o", str(out)])
+    assert later.exit_code == 0 and json.loads((out / "a.report.json").read_text())["source"].endswith("a.report.png")
+    assert json.loads((out / "a-2.json").read_text())["source"].endswith("lot/a.png")
+    resumed = runner.invoke(app, ["inspect", str(fitted_model), str(lot), "-o", str(out), "--resume"])
+    assert resumed.exit_code == 0 and "2 image(s) already done, 0 to inspect" in " ".join(resumed.output.split()), resumed.output

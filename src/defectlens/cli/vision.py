@@ -540,14 +540,19 @@ def _grounding_for_fit(
 
 def _earlier_results(out_dir: Path) -> dict[str, dict]:
     """Every inspection JSON already in ``out_dir``, by output name (an earlier run's results).
-    Report JSONs (``*.report.json``) are not opened: a folder holds one per image, and only the
-    result of an input whose own stem ends in ``.report`` is missed by that."""
+    Report JSONs (``*.report.json``, one per image) are not opened, unless a report of their own
+    stands beside them: ``a.report.json`` is the result of an input ``a.report.png`` when
+    ``a.report.report.json`` is there (it had been missed, and replaced by ``a.png``'s report)."""
+    try:
+        names = {entry.name for entry in os.scandir(out_dir)}
+    except OSError:  # no folder yet, or unreadable: nothing earlier
+        return {}
     found: dict[str, dict] = {}
-    with contextlib.suppress(OSError):  # no folder yet, or unreadable: nothing earlier
-        for entry in os.scandir(out_dir):
-            is_result = entry.name.endswith(".json") and not entry.name.endswith(".report.json")
-            if is_result and (payload := read_inspection_json(Path(entry.path))) is not None:
-                found[entry.name.removesuffix(".json")] = payload
+    for name in sorted(names):
+        stem = name.removesuffix(".json")
+        is_result = name.endswith(".json") and (not name.endswith(".report.json") or f"{stem}.report.json" in names)
+        if is_result and (payload := read_inspection_json(out_dir / name)) is not None:
+            found[stem] = payload
     return found
 
 
