@@ -402,6 +402,7 @@ def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, sy
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")}
     for p in out.iterdir():
         os.utime(p, (p.stat().st_mtime - 3600,) * 2)  # an hour-old earlier run
+    times = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith("000.")}
     real_replace = atomic.os.replace
     refused: list[str] = []
 
@@ -419,6 +420,8 @@ def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, sy
     monkeypatch.undo()
     assert failed.exit_code == 3 and "its earlier results stay as they were" in _text(failed), failed.output
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
+    # ... with their times too ("as they were"; a resume reads a result's time to tell an earlier run's).
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith("000.")} == times
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     # The summary and gallery list it as it stands on disk, an earlier run's result (they had left it out, as if gone).
     rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8"))))

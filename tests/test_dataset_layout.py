@@ -288,3 +288,12 @@ def test_a_mask_holding_nan_is_an_error_naming_it(tmp_path):
     Image.fromarray(values, "F").save(tmp_path / "nan.tif")
     with pytest.raises(ImageReadError, match=r"nan\.tif: mask cannot be read \(mask holds NaN or infinite values"):
         load_mask(tmp_path / "nan.tif", (60, 40))
+
+
+def test_a_good_folder_in_full_width_letters_holds_normal_parts(tmp_path):
+    # Regression probe 2026-12-06: test/ＧＯＯＤ (as Japanese input methods type it) was read as a defect type of its own.
+    rng = np.random.default_rng(8)
+    _image(tmp_path / "part" / "train" / "good" / "0.png", rng)
+    _image(tmp_path / "part" / "test" / "\uff27\uff2f\uff2f\uff24" / "1.png", rng)
+    (item,) = load_category(tmp_path / "part").test
+    assert item.defect_type == "good" and not item.is_defective

@@ -64,6 +64,10 @@ def type_name_problem(name: str) -> str | None:
     return None
 
 
+RESERVED_WHY = "'unknown' is what a region unlike every type is reported as, 'good' the normal parts"
+"""Why a reserved name is no defect type's, as the notes that refuse one say it."""
+
+
 def is_reserved_name(name: str) -> bool:
     """Whether ``name`` is one no defect type may have ('unknown', 'good'), in any case and in full-width letters
     (``ｕｎｋｎｏｗｎ``, as Japanese input methods type it, had passed: language probe 2026-12-06)."""

@@ -25,7 +25,7 @@ from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, 
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image
 from defectlens.io.dataset import is_good_folder, is_mask_file, mask_for_image
 from defectlens.locate import extract_regions
-from defectlens.taxonomy import is_reserved_name, normal_type_name, same_type_name, type_name_problem
+from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
 
 PEAK_LEVEL = 0.5
@@ -124,8 +124,7 @@ def examples_from_category(
     for t in wanted:
         if is_reserved_name(t):
             # As an examples folder of that name is (regression probe 2026-12-06: test/unknown was learnt as a type).
-            result.notes.append(f"type {t!r}: the name is reserved (a region unlike every type is reported so); type skipped — "
-                                "rename the folder")
+            result.notes.append(f"type {t!r}: the name is reserved ({RESERVED_WHY}); type skipped — rename the folder")
             continue
         items = sorted((x for x in category.test if x.defect_type == t), key=lambda x: x.path.name)
         if not items:
@@ -175,8 +174,7 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         if is_reserved_name(named):
             # Learnt as a type, a folder named "unknown" made a region like its examples read "unknown type, unlike every
             # known type" (language probe 2026-12-06); a taxonomy refuses the name too.
-            _warn(result.notes, f"{type_dir}: {named!r} is reserved (a region unlike every type is reported so); type skipped — "
-                                "rename the folder")
+            _warn(result.notes, f"{type_dir}: {named!r} is reserved ({RESERVED_WHY}); type skipped — rename the folder")
             continue
         # "Crack/" and "crack/" are one type (names compare without case), spelt as first found.
         defect_type = next((t for t in by_type if same_type_name(t, named)), named)

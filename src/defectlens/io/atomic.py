@@ -218,16 +218,18 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
         raise
     finally:
         _UNIT.reset(token)
-    aside: list[tuple[Path, Path]] = []  # (where the earlier file was moved, its place)
+    aside: list[tuple[Path, Path, tuple[int, int]]] = []  # (where the earlier file was moved, its place, its times)
     placed: list[Path] = []
 
     def move_aside(path: Path) -> None:
-        if path.is_file() and not path.is_symlink() and path not in {place for _, place in aside}:
+        if path.is_file() and not path.is_symlink() and path not in {place for _, place, _ in aside}:
             moved = path.with_name(f".{_short(path.name)}.{os.urandom(4).hex()}.tmp")
+            times = (path.stat().st_atime_ns, path.stat().st_mtime_ns)
             os.replace(path, moved)
-            aside.append((moved, path))
+            aside.append((moved, path, times))
             # Young again: a rename keeps the earlier run's time, and another run's cleaning had taken the moved file for
-            # a dead run's temporary and removed it, losing the result this unit would put back (regression probe).
+            # a dead run's temporary and removed it, losing the result this unit would put back (regression probe). Its
+            # own times are given back with it, should it be put back ("as they were", and resumes read its time).
             os.utime(moved)
 
     at: Path | None = None  # the file being put in place (what a failure names, not a hidden temporary's name)
@@ -241,15 +243,16 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
     except BaseException as exc:
         for path in placed:
             path.unlink(missing_ok=True)
-        for moved, path in reversed(aside):
+        for moved, path, times in reversed(aside):
             with contextlib.suppress(OSError):
                 os.replace(moved, path)
+                os.utime(path, ns=times)
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and at is not None:
             raise OSError(exc.errno, exc.strerror, str(at)) from exc
         raise
-    for moved, _ in aside:
+    for moved, _, _ in aside:
         moved.unlink(missing_ok=True)
 
 

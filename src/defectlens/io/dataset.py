@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ MASKS_FOLDER = "masks"
 
 
 def is_good_folder(folder: Path) -> bool:
-    """Whether ``folder`` is named for normal parts: ``good``, whatever its case (``Good``, ``GOOD``)."""
-    return folder.name.casefold() == GOOD
+    """Whether ``folder`` is named for normal parts: ``good``, whatever its case (``Good``, ``GOOD``) and in
+    full-width letters (``ＧＯＯＤ``, as Japanese input methods type it: its normal parts had been counted as defects)."""
+    return unicodedata.normalize("NFKC", folder.name).casefold() == GOOD
 
 
 def list_images(folder: str | Path) -> list[Path]:
