@@ -291,6 +291,14 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         assert page.input_value("#comment") == "gd" and page.evaluate("current.reviews.length") == 0
         page.fill("#comment", "")
         page.focus("#detail-heading")
+        page.keyboard.press("Shift+U")  # not a shortcut (regression probe 2026-12-06: Shift+C had filed a review)
+        page.uncheck("#keys-on")  # and they can be turned off (WCAG 2.1.4)
+        page.focus("#detail-heading")
+        page.keyboard.press("u")
+        page.wait_for_timeout(500)  # what a review sent would have answered by now
+        assert page.evaluate("current.reviews.length") == 0
+        page.check("#keys-on")
+        page.focus("#detail-heading")
         page.keyboard.press("u")
         sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{second_id} saved", timeout=30_000)
         assert page.evaluate("current.final_verdict") == "unusable"

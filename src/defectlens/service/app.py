@@ -40,6 +40,7 @@ from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BeforeValidator
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 
 from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
@@ -47,7 +48,7 @@ from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAUL
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
-from defectlens.service.schemas import ERROR_RESPONSES, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.schemas import ERROR_RESPONSES, HealthOut, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
 from defectlens.service.store import (
     UNAVAILABLE_ERRORS,
     ClientKeyTaken,
@@ -67,12 +68,11 @@ BODY_OVERHEAD = 64 * 1024
 around the image."""
 NO_NUL = "^[^\\x00]*$"
 """Pattern of a text filter: anything but NUL, which no stored text holds (PostgreSQL cannot)."""
-MAX_ID = 2**31 - 1
-"""Largest inspection id a request may name (the id column is a 32-bit integer on PostgreSQL: a larger one had been
-answered 503 "database unavailable", and the store's gauge dropped; regression probe 2026-12-06); larger ones are
-refused with 422."""
-CLIENT_KEY = re.compile(r"[\x21-\x7e]{1,200}")
-"""What an upload's ``Idempotency-Key`` may be: printable ASCII without spaces, as request headers carry them."""
+MAX_ID = 2**63 - 1
+"""Largest inspection id a request may name (a database integer); larger ones are refused with 422, and one beyond
+the database's own range (PostgreSQL's id column is 32-bit) too, by the database's answer (:class:`DataError`)."""
+CLIENT_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,200}")
+"""What an upload's ``Idempotency-Key`` may be: printable ASCII without spaces or commas (a comma joins repeated headers)."""
 MAX_OFFSET = 2**63 - 1
 """Largest offset a request may name (a database integer); larger ones are refused with 422."""
 TOKEN_HEADER = "X-API-Token"
@@ -494,6 +494,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     async def _unavailable(req: Request, exc: StoreUnavailable) -> JSONResponse:
         return outage.refuse(req, str(exc))
 
+    @app.exception_handler(DataError)
+    async def _out_of_range(_req: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold is the request's, not an outage: an id above PostgreSQL's 32-bit column had been
+        # answered 503 "database unavailable", retried for ever, and the store's gauge dropped (regression probe 2026-12-06).
+        first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+        return JSONResponse({"detail": f"a value is out of the database's range: {_printable(first[0] if first else 'data error', 200)}"},
+                            status_code=422)
+
     for err in UNAVAILABLE_ERRORS:
         @app.exception_handler(err)
         async def _db_down(req: Request, exc: Exception) -> JSONResponse:
@@ -716,13 +724,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     def client_key_of(given: list[str]) -> str:
         """The upload's ``Idempotency-Key``, refused (422) in plain words when it is not one key of printable ASCII (two
-        had been taken as the first, silently; a bad one was answered with the validator's pattern)."""
-        keys = list(dict.fromkeys(k.strip() for k in given))
+        had been taken as the first, silently; a bad one was answered with the validator's pattern). Repeated headers and
+        a comma-joined one (a proxy's merge of them) read alike."""
+        keys = list(dict.fromkeys(k.strip() for line in given for k in line.split(",")))
         if len(keys) > 1:
             raise _error(422, f"Idempotency-Key is given {len(given)} times with other values: give one key per upload")
         if not CLIENT_KEY.fullmatch(keys[0]):
-            raise _error(422, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces (a UUID, or the line's "
-                              "own part number)")
+            raise _error(422, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces or commas (a UUID, or "
+                              "the line's own part number)")
         return keys[0]
 
     def answered_before(first: Any, data: bytes, model: str, key: str, response: Response) -> InspectionOut:
@@ -820,7 +829,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if still_held(tag, if_none_match):
             return Response(status_code=304, headers=headers)
         # Decoded as inspection decodes it (16-bit scaled, EXIF turned): the picture the overlay was drawn over.
-        return Response(png_bytes(files(load_image, path)), media_type="image/png", headers=headers)
+        try:
+            shown = files(load_image, path)
+        except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
+            raise _error(500, f"the stored image cannot be shown ({_printable(exc.message, 200)}): its file in the store is damaged") from None
+        return Response(png_bytes(shown), media_type="image/png", headers=headers)
 
     @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
     def get_overlay(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
@@ -959,7 +972,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
             metrics.stored.set(store.count())
 
-    @app.get("/health", summary="Liveness, and whether the database and the file store answer")
+    @app.get("/health", summary="Liveness, and whether the database and the file store answer",
+             responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database or the file store does not "
+                                                                                           "answer: try again after Retry-After seconds"}})
     def health() -> JSONResponse:
         up = probe_store()
         body: dict[str, Any] = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({outage.public(str(store.last_error))})",

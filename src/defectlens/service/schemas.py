@@ -121,6 +121,19 @@ class ErrorOut(BaseModel):
     detail: str | list[ProblemItem]
 
 
+class HealthOut(BaseModel):
+    """`GET /health`: 200 when the database and the file store answer, 503 (with ``Retry-After``) when one does not."""
+
+    status: Literal["ok", "degraded"]
+    store: str
+    """'up', or 'down (why)'."""
+    models: list[str]
+    warnings: list[str] = []
+    """What is to be done soon, though the service works (a file store's disk nearly full)."""
+    models_changed_on_disk: list[str] = []
+    """Models written again since the service loaded them: a restart takes them."""
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": what} for code, what in (
         (400, "A request the service will not read (a Host not its own, a body it cannot parse)"),
@@ -293,6 +306,7 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
 __all__ = [
     "ERROR_RESPONSES",
     "ErrorOut",
+    "HealthOut",
     "InspectionOut",
     "InspectionPage",
     "MissedDefect",
