@@ -143,7 +143,7 @@ def calibrate(
     defective: Annotated[
         list[Path],
         typer.Option("--defective", help="Folder (or image) of defective parts, e.g. CATEGORY/test/crack (masks set the pixel threshold: "
-                                  "ground_truth/ in the MVTec layout, else <stem>_mask.png beside each image or in masks/)."),
+                                  "ground_truth/ in the MVTec layout, else <stem>_mask.* (any image format) beside each image or in masks/)."),
     ],
     max_false_alarms: Annotated[
         float | None,
@@ -240,7 +240,8 @@ def calibrate(
                                          ", ".join(map(str, good)), "set the camera to colour, or give colour images of the part") from None
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
-        pixel_t, pixel_note = old.pixel, "kept (no ground-truth masks for the defective images: <stem>_mask.png beside them or in masks/)"
+        pixel_t, pixel_note = old.pixel, ("kept (no ground-truth masks for the defective images: <stem>_mask.* (any image format) "
+                                          "beside them or in masks/)")
         if data.n_masked:
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"

@@ -1078,7 +1078,7 @@ def evaluate(
         list[Path] | None,
         typer.Option("--defective", help="With --good: folder (or image) of defective parts, typed by the folder's name (or, for "
                                          "images in its subfolders, the subfolder's); masks as "
-                                         "`calibrate` reads them (<stem>_mask.png beside each image or in masks/)."),
+                                         "`calibrate` reads them (<stem>_mask.* (any image format) beside each image or in masks/)."),
     ] = None,
     types_k: Annotated[
         int,

@@ -664,9 +664,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                                                                   description="The model's name in the URL, as the history takes it")] = None,
                         idempotency_key: Annotated[str | None, Header(
                             alias="Idempotency-Key",
-                            description="A key of the client's own for this upload (printable ASCII, up to 200 characters): sent "
-                                        "again with the same image, as a retry after a timeout, it is answered with the first "
-                                        "upload's inspection (status 200) instead of storing the part twice")] = None,
+                            description="A key of the client's own for this upload (1 to 200 printable ASCII characters without spaces "
+                                        "or commas): sent again with the same image, as a retry after a timeout, it is answered with "
+                                        "the first upload's inspection (status 200) instead of storing the part twice")] = None,
                         response: Response = None,  # type: ignore[assignment]  # FastAPI fills it in
                         request: Request = None,  # type: ignore[assignment]  # FastAPI fills it in
                         ) -> InspectionOut:
@@ -728,7 +728,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         a comma-joined one (a proxy's merge of them) read alike."""
         keys = list(dict.fromkeys(k.strip() for line in given for k in line.split(",")))
         if len(keys) > 1:
-            raise _error(422, f"Idempotency-Key is given {len(given)} times with other values: give one key per upload")
+            raise _error(422, f"Idempotency-Key holds {len(keys)} different keys: give one key per upload")
         if not CLIENT_KEY.fullmatch(keys[0]):
             raise _error(422, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces or commas (a UUID, or "
                               "the line's own part number)")

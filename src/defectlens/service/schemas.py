@@ -147,8 +147,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "The database or the file store is unavailable, or the service is busy: try again after Retry-After seconds"),
     )
 }
-"""The refusals every route may answer, as the OpenAPI document lists them (it had listed 422 alone, with a body of
-another shape than half the 422s had: integration probe 2026-12-06)."""
+"""The refusals the service answers, each with the one body they all have, as the OpenAPI document lists them for every
+route (a route answers only those its checks make: a GET no 401 or 413); it had listed 422 alone, with a body of another
+shape than half the 422s had (integration probe 2026-12-06)."""
 
 
 class RegionReview(BaseModel):
