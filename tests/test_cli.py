@@ -614,7 +614,7 @@ def test_a_resume_does_not_say_again_the_names_its_first_run_gave(fitted_model, 
         shutil.copytree(synthetic_category / "test" / "good", tmp_path / folder)
     args = ["inspect", str(fitted_model), str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "out")]
     first = runner.invoke(app, args)
-    assert first.exit_code == 0 and "share output names with others; renamed" in " ".join(first.output.split())
+    assert first.exit_code == 0 and "share output names with other inputs or earlier results; renamed" in " ".join(first.output.split())
     again = runner.invoke(app, [*args, "--resume"])
     assert again.exit_code == 0 and "renamed" not in again.output and "already done, 0 to inspect" in " ".join(again.output.split())
 

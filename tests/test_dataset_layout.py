@@ -276,6 +276,10 @@ def test_a_train_good_folder_of_another_case_is_named_in_the_fix(tmp_path):
     _image(tmp_path / "part" / "test" / "good" / "1.png", rng)
     with pytest.raises(DatasetLayoutError, match="rename Train/Good to train/good"):
         load_category(tmp_path / "part").require_train_good()
+    _image(tmp_path / "wide" / "train" / "\uff27\uff2f\uff2f\uff24" / "0.png", rng)  # full-width, as test/ takes it
+    _image(tmp_path / "wide" / "test" / "good" / "1.png", rng)
+    with pytest.raises(DatasetLayoutError, match="rename train/\uff27\uff2f\uff2f\uff24 to train/good"):
+        load_category(tmp_path / "wide").require_train_good()
 
 
 def test_a_mask_holding_nan_is_an_error_naming_it(tmp_path):

@@ -804,7 +804,7 @@ def inspect(
     renamed = [(p, n) for p, n in renamed if not by_source or by_source.get(p) != n]
     # Shortened (a name too long for its results' file names keeps its start) apart from the ones that shared a name.
     shortened = [(p, n) for p, n in renamed if not n.startswith(p.stem)]
-    for pairs, why in (([r for r in renamed if r not in shortened], "share output names with others; renamed"),
+    for pairs, why in (([r for r in renamed if r not in shortened], "share output names with other inputs or earlier results; renamed"),
                        (shortened, "have names too long for their results' file names; shortened, with a digest of the whole name")):
         if pairs:
             # A 250-byte name shown whole, three times, filled the terminal (regression probe): its start and end are enough.

@@ -89,8 +89,9 @@ class Category:
         if not self.train_good:
             fix = "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring"
             # "Train/Good" beside: named, not passed over in silence (layout probe 2026-12-06).
-            near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ()) if d.is_dir() and folded_name(d.name) == "train"]
-            near = [g for d in near for g in d.iterdir() if g.is_dir() and folded_name(g.name) == GOOD and g != self.root / "train" / GOOD]
+            near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ())
+                    if d.is_dir() and unicodedata.normalize("NFKC", d.name).casefold() == "train"]
+            near = [g for d in near for g in d.iterdir() if g.is_dir() and is_good_folder(g) and g != self.root / "train" / GOOD]
             if near:
                 fix = f"rename {near[0].relative_to(self.root)} to train/good (folder names are read as written)"
             raise DatasetLayoutError("no normal training images in train/good", self.root / "train" / "good", fix)

@@ -726,7 +726,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         """The upload's ``Idempotency-Key``, refused (422) in plain words when it is not one key of printable ASCII (two
         had been taken as the first, silently; a bad one was answered with the validator's pattern). Repeated headers and
         a comma-joined one (a proxy's merge of them) read alike."""
-        keys = list(dict.fromkeys(k.strip() for line in given for k in line.split(",")))
+        keys = list(dict.fromkeys(k.strip() for line in given for k in line.split(",") if k.strip())) or [""]
         if len(keys) > 1:
             raise _error(422, f"Idempotency-Key holds {len(keys)} different keys: give one key per upload")
         if not CLIENT_KEY.fullmatch(keys[0]):
@@ -832,7 +832,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             shown = files(load_image, path)
         except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
-            raise _error(500, f"the stored image cannot be shown ({_printable(exc.message, 200)}): its file in the store is damaged") from None
+            raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
         return Response(png_bytes(shown), media_type="image/png", headers=headers)
 
     @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
