@@ -110,18 +110,21 @@ def render_outlines(image: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, 
 def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: tuple[int, int, int]) -> None:
     """``text`` on a dark band across the top left of ``canvas``, sized to the image (characters no installed font
     has shown as '?')."""
-    size = text_size(canvas.width, canvas.height)
-    font, shown = _drawable(text, size, "".join(c if c.isascii() else "?" for c in text))
+    font, shown = _caption_drawn(canvas, text)
     draw.rectangle(_caption_box(draw, canvas, text), fill=(0, 0, 0))
     draw.text((2, 0), shown, fill=colour, font=font)
 
 
+def _caption_drawn(canvas: Image.Image, text: str) -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont, str]:
+    """The font and text :func:`_caption` draws ``text`` with on ``canvas``."""
+    return _drawable(text, text_size(canvas.width, canvas.height), "".join(c if c.isascii() else "?" for c in text))
+
+
 def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str) -> tuple[int, int, int, int]:
-    """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1)."""
-    size = text_size(canvas.width, canvas.height)
-    font, shown = _drawable(text, size, "".join(c if c.isascii() else "?" for c in text))
-    right = int(draw.textbbox((2, 0), shown, font=font)[2])
-    return 0, 0, min(canvas.width, right + 2), size + 1
+    """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1), as tall as the text is drawn."""
+    font, shown = _caption_drawn(canvas, text)
+    box = draw.textbbox((2, 0), shown, font=font)
+    return 0, 0, min(canvas.width, int(box[2]) + 2), max(text_size(canvas.width, canvas.height), int(box[3])) + 1
 
 
 def label_position(
