@@ -285,6 +285,10 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         page.focus("#detail-heading")
         page.keyboard.press("n")
         sync_api.expect(page.locator("#detail-file")).to_have_text("part-1.png")
+        # A screen reader landing on the heading hears the verdict, and each picture is named for its part.
+        said = page.get_attribute("#detail-heading", "aria-label") or ""
+        assert said.startswith("Inspection #") and "part-1.png:" in said and said.endswith(", unreviewed"), said
+        assert page.get_attribute("#original", "alt") == "original image of part-1.png"
         second_id = page.evaluate("current.id")
         page.focus("#comment")
         page.keyboard.type("gd")
