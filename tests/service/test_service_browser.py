@@ -354,3 +354,28 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         # The reviewer's name outlives a reload typed before any review.
         page.reload()
         assert page.input_value("#reviewer") == "Ines"
+
+
+def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Tablet probe 2026-12-06: at 1024 x 768 the review buttons began at y = 1086, below the picture: a scroll away for
+    # every part. On a touch screen they now keep to the screen's foot while the inspection is on show.
+    from PIL import Image
+
+    tall = tmp_path / "tall.png"  # a part photographed as large as the probe's (its picture fills the screen's height)
+    with Image.open(images["bad"]) as im:
+        im.resize((im.width * 4, im.height * 4)).save(tall)
+    with _page_on_service(pool, tmp_path, "Tia") as (sync_api, page, server):
+        page.set_input_files("#file-input", str(tall))
+        sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
+        hash_ = page.evaluate("location.hash")
+        context = page.context.browser.new_context(viewport={"width": 1024, "height": 768}, has_touch=True, is_mobile=True)
+        try:
+            tablet = context.new_page()
+            tablet.goto(server.url + "/" + hash_)
+            sync_api.expect(tablet.locator("#verdict")).to_have_text("DEFECTIVE", timeout=30_000)
+            tablet.locator("#detail-heading").scroll_into_view_if_needed()
+            box = tablet.locator("#mark-good").bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 768 and box["height"] >= 44, box
+            assert tablet.evaluate("document.documentElement.scrollWidth") <= 1024
+        finally:
+            context.close()
