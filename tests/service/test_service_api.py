@@ -1199,3 +1199,12 @@ def test_the_openapi_document_lists_every_refusal_and_its_body(pool, images, tmp
         assert [r.status_code for r in refusals] == [422, 422, 404]
         for refused in refusals:
             ErrorOut.model_validate(refused.json())
+
+
+def test_a_history_filter_it_does_not_have_is_refused_not_ignored(pool, images, tmp_path):
+    # Integration probe 2026-12-06: a typo (?sinse=) was ignored and the whole history listed, as if filtered.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        upload(client, images["good"])
+        typo = client.get("/inspections", params={"sinse": "2026-01-01"})
+        assert typo.status_code == 422 and typo.json()["detail"].startswith("no filter 'sinse' in the history: known are after_id")
+        assert client.get("/inspections", params={"_": "1712", "limit": 5}).json()["total"] == 1  # a cache-buster passes

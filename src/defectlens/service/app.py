@@ -745,7 +745,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     def one_value_each(request: Request) -> None:
         """Refuse a filter given twice with two values: each kept its last, so ?model=cookie&model=commutator listed
-        commutator alone without a word (regression probe 2026-12-06)."""
+        commutator alone without a word (regression probe 2026-12-06). And one the history does not have: a typo
+        (``?sinse=``) had listed everything (integration probe 2026-12-06); a name starting with '_' (a cache-buster)
+        passes."""
+        known = {p.alias or p.name for p in list_params}
+        if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if k not in known and not k.startswith("_")]:
+            raise _error(422, f"no filter {_printable(unknown[0], 40)!r} in the history: known are {', '.join(sorted(known))}")
         for key in dict.fromkeys(request.query_params.keys()):
             if len(set(request.query_params.getlist(key))) > 1:
                 raise _error(422, f"{key} is given {len(request.query_params.getlist(key))} times with other values: give it once")
@@ -780,6 +785,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             type = next((t for m in pool.models.values() for t in m.types if same_type_name(t, type)), type)
         rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id), limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+    # The history's own query parameters, as FastAPI read them from its signature (what one_value_each knows).
+    list_params = next(r for r in app.routes if getattr(r, "endpoint", None) is list_inspections).dependant.query_params  # type: ignore[attr-defined]
 
     def fetch(inspection_id: int) -> Any:
         row = store.get(inspection_id)
