@@ -1190,6 +1190,9 @@ def test_the_openapi_document_lists_every_refusal_and_its_body(pool, images, tmp
         post = doc["paths"]["/inspections"]["post"]["responses"]
         assert {"201", "401", "409", "413", "422", "503"} <= set(post)
         assert post["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+        # Each route lists what it may answer, not every refusal (regression probe: a GET listed 401 and 413).
+        listing = doc["paths"]["/inspections"]["get"]["responses"]
+        assert {"422", "503"} <= set(listing) and not {"401", "409", "413"} & set(listing)
         # /health's 503 has its own body (regression probe: listed as ErrorOut, which it is not).
         health = doc["paths"]["/health"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
         assert health == {"$ref": "#/components/schemas/HealthOut"}

@@ -48,7 +48,7 @@ from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAUL
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
-from defectlens.service.schemas import ERROR_RESPONSES, HealthOut, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out
+from defectlens.service.schemas import HealthOut, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out, refusals
 from defectlens.service.store import (
     UNAVAILABLE_ERRORS,
     ClientKeyTaken,
@@ -483,7 +483,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
 
-    app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan, responses=ERROR_RESPONSES,
+    app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan, responses=refusals(400),
                   description="Post images, get verdicts, outlined defects, types and reports; review them.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
 
@@ -657,7 +657,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     @app.post("/inspections", response_model=InspectionOut, status_code=201, dependencies=[Depends(require_token), Depends(one_image_one_model)],
               summary="Inspect one uploaded image and store the result",
               responses={200: {"model": InspectionOut, "description": "A retry with the Idempotency-Key of an upload stored before: "
-                                                                     "its inspection, nothing stored again"}})
+                                                                     "its inspection, nothing stored again"},
+                         **refusals(401, 403, 408, 409, 413, 422, 503)})
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
                         model_in_url: Annotated[str | None, Query(alias="model", max_length=200,
@@ -756,6 +757,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"{key} is given {len(request.query_params.getlist(key))} times with other values: give it once")
 
     @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first (oldest first after_id), paged and filtered",
+             responses=refusals(422, 503),
              dependencies=[Depends(one_value_each)])
     def list_inspections(
         verdict: Annotated[str | None, Query(pattern=f"^(good|defective|{UNUSABLE})$", description="Final verdict")] = None,
@@ -795,7 +797,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(404, f"no inspection {inspection_id}")
         return row
 
-    @app.get("/inspections/{inspection_id}", response_model=InspectionOut, summary="One inspection")
+    @app.get("/inspections/{inspection_id}", response_model=InspectionOut, summary="One inspection", responses=refusals(404, 422, 503))
     def get_inspection(inspection_id: InspectionId) -> InspectionOut:
         return inspection_out(fetch(inspection_id))
 
@@ -818,12 +820,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return Response(status_code=304, headers=headers)
         return FileResponse(path, media_type=media, headers=headers)
 
-    @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received")
+    @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received", responses=refusals(404, 422, 503))
     def get_image(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         row = fetch(inspection_id)
         return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"), if_none_match)
 
-    @app.get("/inspections/{inspection_id}/view", summary="The uploaded image in a format browsers show: as received, or a PNG of a TIFF")
+    @app.get("/inspections/{inspection_id}/view", summary="The uploaded image in a format browsers show: as received, or a PNG of a TIFF",
+             responses=refusals(404, 422, 500, 503))
     def get_view(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         # The page shows this one: browsers show no TIFF, and a reviewer had no original to draw a missed defect on.
         row = fetch(inspection_id)
@@ -843,16 +846,18 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
         return Response(png_bytes(shown), media_type="image/png", headers=headers)
 
-    @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image")
+    @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image", responses=refusals(404, 422, 503))
     def get_overlay(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         return blob(fetch(inspection_id).overlay_sha, "png", "image/png", if_none_match)
 
-    @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)")
+    @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)",
+             responses=refusals(404, 422, 503))
     def get_mask(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         return blob(fetch(inspection_id).mask_sha, "png", "image/png", if_none_match)
 
     @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut, dependencies=[Depends(require_token)],
-              summary="Confirm or correct the verdict and the region types; add missed defects")
+              summary="Confirm or correct the verdict and the region types; add missed defects",
+              responses=refusals(401, 403, 404, 408, 409, 413, 422, 503))
     def post_review(inspection_id: InspectionId, body: ReviewIn) -> InspectionOut:
         row = fetch(inspection_id)
         # A model no longer served cannot say its types: a review may use only the types this inspection
@@ -933,7 +938,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         metrics.reviews.labels("note" if note else UNUSABLE if updated.reviewed_verdict == UNUSABLE else "review").inc()
         return inspection_out(updated)
 
-    @app.get("/models", summary="The models served, with settings, types and card; and the names of every model with stored inspections")
+    @app.get("/models", summary="The models served, with settings, types and card; and the names of every model with stored inspections",
+             responses=refusals(503))
     def get_models() -> dict[str, Any]:
         stored: list[str] | None = None
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):

@@ -144,12 +144,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "A review sent from a view another review changed, or an Idempotency-Key given to another upload"),
         (413, "A body over the upload limit"),
         (422, "A request that cannot be taken as it is (the detail says why and the fix)"),
+        (500, "A file in the store is damaged"),
         (503, "The database or the file store is unavailable, or the service is busy: try again after Retry-After seconds"),
     )
 }
-"""The refusals the service answers, each with the one body they all have, as the OpenAPI document lists them for every
-route (a route answers only those its checks make: a GET no 401 or 413); it had listed 422 alone, with a body of another
+"""The refusals the service answers, each with the one body they all have; it had listed 422 alone, with a body of another
 shape than half the 422s had (integration probe 2026-12-06)."""
+
+
+def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The :data:`ERROR_RESPONSES` of ``codes``: what one route may answer, as the OpenAPI document lists it for that
+    route (every route had listed every refusal, a GET 401 and 413 too)."""
+    return {code: ERROR_RESPONSES[code] for code in codes}
 
 
 class RegionReview(BaseModel):
@@ -318,5 +324,6 @@ __all__ = [
     "ReviewOut",
     "as_utc",
     "inspection_out",
+    "refusals",
     "region_out",
 ]
