@@ -1061,3 +1061,19 @@ def test_python_gets_the_types_and_report_inspect_writes(synthetic_category, tmp
     report = build_report(inspection, types, analysis.taxonomy, analysis.writer, notes)
     assert [(t.region_index, t.defect_type) for t in types] == [(t["region_index"], t["defect_type"]) for t in written["region_types"]]
     assert types and report.text == json.loads((out / "001.report.json").read_text())["text"]
+
+
+def test_locate_examples_lists_a_type_folder_it_cannot_use(calibrated_model, maskless_examples, tmp_path):
+    # Regression probe 2026-12-06: a folder whose name no type may have ("unknown", "-rf") was noted and its images left
+    # unused, and the command exited 0 as if every example had a region.
+    import shutil
+
+    examples = tmp_path / "with-unknown"
+    shutil.copytree(maskless_examples, examples)
+    (examples / "Unknown").mkdir()
+    shutil.copyfile(sorted((examples / "spot").glob("*.png"))[0], examples / "Unknown" / "a.png")
+    out = tmp_path / "located"
+    result = runner.invoke(app, ["locate-examples", str(calibrated_model), str(examples), "-o", str(out)])
+    assert result.exit_code == 3, result.output
+    skipped = json.loads((out / "located.json").read_text())["skipped"]
+    assert [Path(s["image"]).name for s in skipped] == ["Unknown"] and "is reserved" in skipped[0]["reason"]

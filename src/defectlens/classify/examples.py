@@ -77,7 +77,8 @@ class ExampleSet:
     examples: list[Example] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-    """Examples :func:`locate_examples` left out, each with why (also summed up in :attr:`notes`)."""
+    """Examples left out, each with why (also summed up in :attr:`notes`): by :func:`locate_examples`, or a whole type
+    folder whose name no type may have (`locate-examples` had exited 0 beside such a folder, its images unused)."""
 
     @property
     def types(self) -> list[str]:
@@ -169,12 +170,14 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         if problem:
             # The folder's name becomes the type's: one no taxonomy could hold is said, not learnt.
             _warn(result.notes, f"{type_dir}: its name cannot be a defect type's: it {problem}; type skipped — rename the folder")
+            result.skipped.append((type_dir, f"its name cannot be a defect type's: it {problem} — rename the folder"))
             continue
         named = normal_type_name(type_dir.name)
         if is_reserved_name(named):
             # Learnt as a type, a folder named "unknown" made a region like its examples read "unknown type, unlike every
             # known type" (language probe 2026-12-06); a taxonomy refuses the name too.
             _warn(result.notes, f"{type_dir}: {named!r} is reserved ({RESERVED_WHY}); type skipped — rename the folder")
+            result.skipped.append((type_dir, f"{named!r} is reserved — rename the folder"))
             continue
         # "Crack/" and "crack/" are one type (names compare without case), spelt as first found.
         defect_type = next((t for t in by_type if same_type_name(t, named)), named)
