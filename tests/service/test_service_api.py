@@ -1211,3 +1211,6 @@ def test_a_history_filter_it_does_not_have_is_refused_not_ignored(pool, images, 
         typo = client.get("/inspections", params={"sinse": "2026-01-01"})
         assert typo.status_code == 422 and typo.json()["detail"].startswith("no filter 'sinse' in the history: known are after_id")
         assert client.get("/inspections", params={"_": "1712", "limit": 5}).json()["total"] == 1  # a cache-buster passes
+        with images["good"].open("rb") as fh:  # nor on an upload (?modle= had gone to the first model served)
+            typo_up = client.post("/inspections?modle=plate", files={"file": ("g.png", fh, "image/png")})
+        assert typo_up.status_code == 422 and "no parameter 'modle' on an upload" in typo_up.json()["detail"]

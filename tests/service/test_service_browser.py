@@ -377,5 +377,9 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
             box = tablet.locator("#mark-good").bounding_box()
             assert box is not None and box["y"] + box["height"] <= 768 and box["height"] >= 44, box
             assert tablet.evaluate("document.documentElement.scrollWidth") <= 1024
+            assert not tablet.locator("#review-keys").is_visible()  # keys are for keyboards
+            # Not on a phone, where the buttons wrap to three lines (regression probe: a bar of 38 % of the screen).
+            tablet.set_viewport_size({"width": 360, "height": 740})
+            assert tablet.evaluate("getComputedStyle(document.getElementById('review-bar')).position") == "static"
         finally:
             context.close()

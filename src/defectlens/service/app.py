@@ -643,6 +643,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         dropped without a word (probe 2026-12-05), and an empty model name, which the form reads as
         none (a station script's unset ``model=$PART`` went to the first model). The form is the one
         already parsed for the route."""
+        # A query parameter the upload does not take (``?modle=commutator``) had been ignored, the part judged by the first
+        # model served (regression probe 2026-12-06); '_'-names pass as cache-busters, as in the history.
+        if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if k != "model" and not k.startswith("_")]:
+            raise _error(422, f"no parameter {_printable(unknown[0], 40)!r} on an upload: the model is named by ?model= or the form")
         form = await request.form()
         n = len(form.getlist("file"))
         if n > 1:
