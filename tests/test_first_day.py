@@ -971,6 +971,25 @@ def test_calibrate_on_a_model_that_cannot_be_written_says_so_first_and_names_plo
     assert dry.exit_code == 2 and "fix: pass --plot PATH in a folder you can write to" in _text(dry), dry.output
 
 
+def test_calibrate_on_a_full_disk_says_so_before_scoring(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Concurrency probe 2026-12-06: on a full disk, calibrate scored every image and then found no room to save the model.
+    import shutil as shell
+    from collections import namedtuple
+
+    from defectlens.cli import calibrate as calibrate_cli
+
+    model = _copy_model(fitted_model, tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shell, "disk_usage", lambda path: usage(10**9, 10**9 - 2**16, 2**16))
+    scored: list[int] = []
+    monkeypatch.setattr(calibrate_cli, "load_images", lambda *a, **k: scored.append(1) or ([], [], []))
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
+                                 "--defective", str(synthetic_category / "test" / "spot")])
+    said = _text(result)
+    assert result.exit_code == 2 and "MB free on its disk, and the calibrated model needs about" in said, said
+    assert "fix: free space on that disk first" in said and scored == []
+
+
 def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitted_model, synthetic_category, tmp_path):
     # Regression probe 2026-12-05: a resume with another taxonomy, --examples or --writer took the earlier results
     # as done without a word, their types and reports those of the first run.

@@ -39,7 +39,7 @@ from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, 
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import mask_for_image
-from defectlens.io.outputs import require_output_file, require_writable_parent
+from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
 from defectlens.types import Thresholds
 
 SCORE_BATCH = 16
@@ -185,6 +185,10 @@ def calibrate(
             # The model before its plot: a read-only model folder had been found out on a second try, after the plot's error.
             require_writable_parent(model_dir, "model")
             clean_stale_temporaries(model_dir.parent, model_dir.name)
+            # Saved as a copy swapped in for the old: room for that copy, before the scoring (a full disk had been found out
+            # after it; concurrency probe 2026-12-06).
+            size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
+            require_room(model_dir.parent, 2 * size, "calibrated model")
         plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
         try:
             require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import stat
 import tempfile
 import unicodedata
@@ -97,6 +98,18 @@ def lock_folder(folder: Path, what: str) -> Callable[[], None]:
         raise OutputError(f"another defectlens run is writing into this {what} now", folder,
                           "wait for it to finish, or write into another folder") from None
     return lambda: os.close(fd)
+
+
+def require_room(folder: Path, needed: int, what: str) -> None:
+    """Refuse, before any work, a ``folder`` whose disk has less than ``needed`` bytes free for the ``what`` written
+    there: `calibrate` on a full disk had scored every image, then found no room to save the model."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # said by the write itself, if it fails
+    if free < needed:
+        raise OutputError(f"{free / 2**20:.1f} MB free on its disk, and the {what} needs about {needed / 2**20:.1f} MB there", folder,
+                          "free space on that disk first")
 
 
 def require_writable_parent(path: Path, what: str) -> None:
