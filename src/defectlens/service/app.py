@@ -362,6 +362,13 @@ def _error(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
 
+def _driver_says(exc: Exception, otherwise: str) -> str:
+    """The first line of what the database driver said of ``exc`` (SQLAlchemy's wrapper adds the statement), or
+    ``otherwise`` when it said nothing."""
+    first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    return first[0] if first else otherwise
+
+
 def _printable(value: object, limit: int = 200) -> object:
     """``value`` as it can go into a JSON answer: text cut to ``limit`` characters, with what UTF-8
     cannot encode (lone surrogates) escaped; numbers as they are."""
@@ -498,15 +505,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     async def _out_of_range(_req: Request, exc: DataError) -> JSONResponse:
         # A value the database cannot hold is the request's, not an outage: an id above PostgreSQL's 32-bit column had been
         # answered 503 "database unavailable", retried for ever, and the store's gauge dropped (regression probe 2026-12-06).
-        first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-        return JSONResponse({"detail": f"a value is out of the database's range: {_printable(first[0] if first else 'data error', 200)}"},
+        return JSONResponse({"detail": f"a value is out of the database's range: {_printable(_driver_says(exc, 'data error'), 200)}"},
                             status_code=422)
 
     for err in UNAVAILABLE_ERRORS:
         @app.exception_handler(err)
         async def _db_down(req: Request, exc: Exception) -> JSONResponse:
-            first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
-            return outage.refuse(req, f"database unavailable: {first[0] if first else exc.__class__.__name__}")
+            return outage.refuse(req, f"database unavailable: {_driver_says(exc, exc.__class__.__name__)}")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:

@@ -288,18 +288,16 @@ class Store:
 
     def by_client_key(self, client_key: str) -> InspectionRow | None:
         """The inspection an upload with this ``Idempotency-Key`` stored, with its regions and reviews, or None."""
-        with self.session() as s:
-            stmt = select(InspectionRow).where(InspectionRow.client_key == client_key).options(
-                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews)
-            )
-            return s.scalars(stmt).first()
+        return self._one(InspectionRow.client_key == client_key)
 
     def get(self, inspection_id: int) -> InspectionRow | None:
         """One inspection with its regions and reviews, or None."""
+        return self._one(InspectionRow.id == inspection_id)
+
+    def _one(self, where: Any) -> InspectionRow | None:
+        """The inspection ``where`` picks, with its regions and reviews loaded (the row is read after its session), or None."""
         with self.session() as s:
-            stmt = select(InspectionRow).where(InspectionRow.id == inspection_id).options(
-                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews)
-            )
+            stmt = select(InspectionRow).where(where).options(selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews))
             return s.scalars(stmt).first()
 
     def page(self, filters: Filters, limit: int, offset: int) -> tuple[list[InspectionRow], int]:
