@@ -1096,3 +1096,17 @@ def test_locate_examples_lists_a_type_folder_it_cannot_use(calibrated_model, mas
     assert result.exit_code == 3, result.output
     skipped = json.loads((out / "located.json").read_text())["skipped"]
     assert [Path(s["image"]).name for s in skipped] == ["Unknown"] and "is reserved" in skipped[0]["reason"]
+
+
+def test_locate_examples_lists_an_empty_type_folder(calibrated_model, maskless_examples, tmp_path):
+    # A type folder made and left empty (its examples not copied yet) was a note only, and the command exited 0.
+    import shutil
+
+    examples = tmp_path / "with-empty"
+    shutil.copytree(maskless_examples, examples)
+    (examples / "scratch").mkdir()
+    out = tmp_path / "located"
+    result = runner.invoke(app, ["locate-examples", str(calibrated_model), str(examples), "-o", str(out)])
+    assert result.exit_code == 3, result.output
+    skipped = json.loads((out / "located.json").read_text())["skipped"]
+    assert [(Path(s["image"]).name, "no images" in s["reason"]) for s in skipped] == [("scratch", True)]

@@ -78,7 +78,7 @@ class ExampleSet:
     notes: list[str] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     """Examples left out, each with why (also summed up in :attr:`notes`): by :func:`locate_examples`, or a whole type
-    folder whose name no type may have (`locate-examples` had exited 0 beside such a folder, its images unused)."""
+    folder whose name no type may have or that holds no images (`locate-examples` had exited 0 beside such a folder)."""
 
     @property
     def types(self) -> list[str]:
@@ -165,6 +165,8 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         images = [p for p in list_images(type_dir) if not is_mask_file(p)]
         if not images:
             _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
+            # Listed with the skipped examples too: `locate-examples` had exited 0 beside a type folder left empty.
+            result.skipped.append((type_dir, "no images in the type folder — add its examples, or remove the folder"))
             continue
         problem = type_name_problem(type_dir.name)
         if problem:
