@@ -290,6 +290,8 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         assert said.startswith("Inspection #") and "part-1.png:" in said and said.endswith(", unreviewed"), said
         assert page.get_attribute("#original", "alt") == "original image of part-1.png"
         second_id = page.evaluate("current.id")
+        # The comment box has a name on screen, not only a placeholder that typing hides.
+        assert page.locator("label[for=comment]").inner_text().strip().lower().startswith("comment")
         page.focus("#comment")
         page.keyboard.type("gd")
         assert page.input_value("#comment") == "gd" and page.evaluate("current.reviews.length") == 0
@@ -302,7 +304,9 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         page.wait_for_timeout(500)  # what a review sent would have answered by now
         assert page.evaluate("current.reviews.length") == 0
         page.check("#keys-on")
-        page.focus("#detail-heading")
+        # Pressed with the focus still on the box just ticked: a box takes no letters (it had counted as a field, and the
+        # keys did nothing until a click elsewhere).
+        assert page.evaluate("document.activeElement.id") == "keys-on"
         page.keyboard.press("u")
         sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{second_id} saved", timeout=30_000)
         assert page.evaluate("current.final_verdict") == "unusable"
