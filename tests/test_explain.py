@@ -238,8 +238,8 @@ def test_defaults_and_unknowns_say_what_they_are():
     insp = inspection(True, [region(1, (0, 5, 60, 40)), region(2, (180, 130, 220, 170))])
     rep = build_report(insp, [RegionType(1, "uneven", 0.9, "few-shot"), RegionType(2, UNKNOWN, 0.998, "few-shot")], TAX)
     # An assumed severity is not stated as assessed, and an unknown region is not "100% confidence".
-    assert "uneven at the upper-left edge, medium (1.0% of the image), medium severity (default), 90% confidence" in rep.text
-    assert "defect of unknown type at the centre, medium (1.0% of the image), high severity, unlike every known type" in rep.text
+    assert "uneven at the upper-left edge, medium marked area (1.0% of the image), medium severity (default), 90% confidence" in rep.text
+    assert "defect of unknown type at the centre, medium marked area (1.0% of the image), high severity, unlike every known type" in rep.text
     assert "% of the part" not in rep.text and "an uneven" not in rep.text
 
 

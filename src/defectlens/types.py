@@ -242,7 +242,8 @@ class Finding:
     area_fraction: float
     """Share of the image the region covers."""
     size: str
-    """Size in words ('tiny', 'small', 'medium', 'large', 'very large')."""
+    """Size in words ('tiny', 'small', 'medium', 'large', 'very large') of the area the map marks, which is often several
+    times a small defect's own."""
     severity: str
     impact: str
     action: str

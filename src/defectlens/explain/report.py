@@ -199,7 +199,7 @@ def render_markdown(report: Report) -> str:
         lines += [
             "## Findings",
             "",
-            "| # | type | confidence | location | size | severity | impact | action |",
+            "| # | type | confidence | location | marked area | severity | impact | action |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for f in report.findings:
