@@ -387,6 +387,10 @@ def export_reviews(
     if summary.disagreeing:
         console.print(f"[yellow]note:[/] the reviews of {len(summary.disagreeing)} of them disagree on the verdict "
                       f"(inspections {escape(str(summary.disagreeing[:10]))}): check them, the latest was taken")
+    if summary.contested:
+        console.print(f"[yellow]note:[/] the reviewers of {len(summary.contested)} inspection(s) disagree on the verdict "
+                      f"(inspections {escape(str(summary.contested[:10]))}): the latest review was taken — check them "
+                      "(manifest.json lists every review)")
     if summary.unusable:
         console.print(f"[yellow]note:[/] {len(summary.unusable)} image(s) reviewed unusable left out "
                       f"(inspections {escape(str(summary.unusable[:10]))})")

@@ -6,9 +6,8 @@ Written into one folder, swapped in whole (see :func:`defectlens.io.atomic_direc
   per reviewed inspection and type, the mask covering that type's regions; the layout
   ``defectlens inspect --examples DIR/examples`` reads (:func:`~defectlens.classify.examples.examples_from_folders`);
 * ``calibration/good/`` and ``calibration/defective/`` — every reviewed image by its final verdict,
-  a labelled set to set thresholds on; a defective image's defect pixels (its regions not rejected,
-  of unknown type too, and missed defects' boxes) in ``calibration/defective/masks/<name>_mask.png``,
-  which set the pixel threshold;
+  a labelled set to set the image threshold on; no masks: the regions are the model's own pixels over its pixel
+  threshold, which calibrated on them comes back unchanged (masks a person draws, beside them, move it);
 * nothing of an image reviewed unusable (:data:`~defectlens.service.db.UNUSABLE`: another part, a bad frame);
 * ``manifest.json`` — what came from which inspection, which fit of the model judged it at what
   threshold, and who reviewed it.
@@ -32,7 +31,7 @@ from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
 from defectlens.service.blobs import BlobStore
-from defectlens.service.db import UNUSABLE, InspectionRow
+from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
 from defectlens.service.schemas import as_utc, weaker_regions
 from defectlens.service.store import Store
@@ -61,6 +60,20 @@ class ExportSummary:
     """Models asked for whose inspections are stored but none reviewed yet: nothing of them is in the export."""
     unusable: list[int] = field(default_factory=list)
     """Inspections whose latest review calls the image unusable (another part, a bad frame): left out."""
+    contested: list[int] = field(default_factory=list)
+    """Exported inspections whose reviewers disagree on the verdict (each one's latest review read): the latest review
+    is exported, and the manifest lists every review."""
+
+
+def _person_reviews(row: InspectionRow) -> list[ReviewRow]:
+    """The reviews of ``row`` that label it, oldest first: notes (a comment alone) aside."""
+    return [r for r in row.reviews if not (r.payload or {}).get("note")]
+
+
+def _reviewers_disagree(row: InspectionRow) -> bool:
+    """Whether two people's latest verdicts on ``row`` differ (one person changing their mind is no disagreement)."""
+    latest = {r.reviewer: r.verdict for r in _person_reviews(row)}
+    return len(set(latest.values())) > 1
 
 
 def _foreign_files(folder: Path) -> list[Path]:
@@ -184,29 +197,23 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             else:
                 summary.defective += 1
             by_type: dict[str, list[int]] = {}
-            defects: list[int] = []
             weaker = weaker_regions(row)
             # A part whose final verdict is good shows no defect, whatever its regions say.
             for r in row.regions if verdict != "good" else ():
                 final = r.reviewed_type or r.defect_type
                 if r.index in weaker and final == r.defect_type:
                     continue
-                if final != REJECT_TYPE:
-                    defects.append(r.index)  # of unknown type too: its pixels are a defect's for the pixel threshold
                 if final not in (REJECT_TYPE, UNKNOWN_TYPE):
                     by_type.setdefault(final, []).append(r.index)
             labels = None
             mask_path = blobs.path(row.mask_sha, "png")
-            if defects and mask_path.is_file():
+            if by_type and mask_path.is_file():
                 with Image.open(mask_path) as m:
                     labels = np.asarray(m.convert("L"))
             boxless = {r.index for r in row.regions if r.missed and (r.x0, r.y0, r.x1, r.y1) == (0, 0, row.width, row.height)}
-            # The defect's pixels beside the calibration image, as `calibrate` reads them (masks/<name>_mask.png): without
-            # them it kept the pixel threshold ("no ground-truth masks"), the same images' masks under examples/ (probe).
-            masked = verdict == "defective" and bool(defects) and not boxless & set(defects)
-            if masked:
-                (out / "calibration" / "defective" / "masks").mkdir(exist_ok=True)
-                write_bytes_atomic(out / "calibration" / "defective" / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, defects)))
+            # No mask beside a calibration image: the regions are the pixels over the model's own pixel threshold, and
+            # `calibrate` set on them gave that very threshold back (63.92085 → 63.92088; loop probe 2026-12-06) while it
+            # said "F1-optimal on the pixels of 8 masked defective images". A mask a person draws moves it.
             for dtype, indices in sorted(by_type.items()):
                 folder = out / "examples" / folder_name(dtype)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -217,9 +224,15 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                     write_bytes_atomic(folder / "masks" / f"{name}_mask.png", _png(_type_mask(row, labels, indices)))
                 summary.n_examples += 1
                 summary.types[dtype] = summary.types.get(dtype, 0) + 1
+            if _reviewers_disagree(row):
+                summary.contested.append(row.id)
             manifest.append({
                 "inspection": row.id, "file": name, "model": row.model, "filename": row.filename, "verdict": verdict,
-                "machine_verdict": row.verdict, "types": sorted(by_type), "mask": masked, "reviewed_by": row.reviewed_by,
+                "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
+                # Every review, not only the one that stands: a second reviewer's "defective" had hidden the first's "good",
+                # and the export's label rested on who clicked last without a word (loop probe 2026-12-06).
+                "reviews": [{"by": r.reviewer, "verdict": r.verdict, "at": at.isoformat() if (at := as_utc(r.created_at)) else None}
+                            for r in _person_reviews(row)],
                 # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
                 "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,
                 "defectlens_version": row.defectlens_version,

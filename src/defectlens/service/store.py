@@ -34,7 +34,7 @@ from defectlens.service.db import (
     migrate,
     utcnow,
 )
-from defectlens.service.models import Outcome
+from defectlens.service.models import REJECT_TYPE, Outcome
 
 PROBE_BUSY_SECONDS = 3.0
 """How long the write probe (/health, /metrics, start-up) waits for a SQLite file another writer holds."""
@@ -371,10 +371,10 @@ class Store:
         return self.get(inspection_id)
 
     def reviewed(self) -> list[InspectionRow]:
-        """Every reviewed inspection with its regions (for export), oldest first."""
+        """Every reviewed inspection with its regions and its reviews (for export), oldest first."""
         with self.session() as s:
             stmt = select(InspectionRow).where(InspectionRow.review_state == "reviewed").order_by(InspectionRow.id).options(
-                selectinload(InspectionRow.regions)
+                selectinload(InspectionRow.regions), selectinload(InspectionRow.reviews)
             )
             return list(s.scalars(stmt))
 
@@ -458,15 +458,19 @@ class Store:
 def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datetime) -> None:
     """A review's verdict, types and missed defects written over ``row`` (in ``s``'s transaction)."""
     verdict = review.verdict or ("defective" if review.names_a_defect else row.reviewed_verdict or row.verdict)
-    # Good, then defective: the regions the good review rejected wholesale are the machine's again. Unusable labels
-    # nothing: the machine's regions as they were, so a later review starts from them.
-    restore = (verdict == "defective" and row.reviewed_verdict == "good") or verdict == UNUSABLE
+    # Good, then defective naming nothing: the regions the good review rejected wholesale are the machine's again. Naming
+    # some (or a missed defect), the others stay rejected: a second reviewer's one crack had made the six specks the first
+    # had rejected confirmed cracks, exported as examples (loop probe 2026-12-06). Unusable labels nothing: the machine's
+    # regions as they were, so a later review starts from them.
+    after_good = verdict == "defective" and row.reviewed_verdict == "good"
+    restore = (after_good and not (review.region_types or review.missed)) or verdict == UNUSABLE
+    still_rejected = after_good and not restore
     keep_missed = review.keep_missed and verdict not in ("good", UNUSABLE)
     kept = [r for r in row.regions if not r.missed]
     for r in kept:
         # Not named: as it stands. A comment-only review wiped an earlier reviewer's re-types. Unusable: no person's type
         # at all (the machine's, set as reviewed, read as a person's confirmed crack: regression probe round 3).
-        standing = r.defect_type if restore else r.reviewed_type or r.defect_type
+        standing = r.defect_type if restore else REJECT_TYPE if still_rejected else r.reviewed_type or r.defect_type
         r.reviewed_type = None if verdict == UNUSABLE else review.region_types.get(r.index, standing)
     if keep_missed and not review.missed:
         kept += [r for r in row.regions if r.missed]
