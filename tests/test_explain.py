@@ -222,6 +222,12 @@ def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
     # The language model states the counted finding; a weaker one may be named, need not be.
     assert verify_text("A blowhole sits at the upper-left edge.", rep, TAX.names).ok
     assert verify_text("A blowhole at the upper-left edge and a faint crack at the centre.", rep, TAX.names).ok
+    # On a frame unlike every normal one too (report probe 2026-12-06: the regions under the threshold read as full defects).
+    from dataclasses import replace
+
+    unlike = build_report(replace(insp, unlike_normal="unlike every normal image"), [RegionType(1, "blowhole", 0.9, "few-shot"),
+                                                                                   RegionType(2, "crack", 0.6, "few-shot")], TAX)
+    assert [f.weak for f in unlike.findings] == [False, True]
 
 
 def test_language_model_text_gets_the_head_and_the_action(monkeypatch):

@@ -34,10 +34,9 @@ def weaker_region_indices(peaks: Iterable[tuple[int, float]], image_threshold: f
 
 
 def weaker_regions(inspection: Inspection) -> set[int]:
-    """An inspection's weaker regions (:func:`weaker_region_indices`); none for a frame unlike every
-    normal one, whose verdict does not rest on its regions' peaks."""
-    if inspection.unlike_normal:
-        return set()
+    """An inspection's weaker regions (:func:`weaker_region_indices`). A frame unlike every normal one too: its verdict
+    does not rest on its regions' peaks, but one region over the image threshold beside two under it had all three read
+    as full defects, bright on the overlay, the two touching no defect (report probe 2026-12-06)."""
     threshold = inspection.thresholds.image if inspection.thresholds is not None else None
     return weaker_region_indices(((r.index, r.peak_score) for r in inspection.regions), threshold)
 

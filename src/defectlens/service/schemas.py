@@ -265,10 +265,8 @@ def as_utc(dt: datetime | None) -> datetime | None:
 
 
 def weaker_regions(row: InspectionRow) -> set[int]:
-    """The machine's weaker regions of a stored inspection (:func:`~defectlens.locate.weaker_region_indices`);
-    none for a frame unlike every normal one, as its report has it."""
-    if isinstance(row.report, dict) and row.report.get("unlike_normal"):
-        return set()
+    """The machine's weaker regions of a stored inspection (:func:`~defectlens.locate.weaker_region_indices`), as its
+    report has them (:func:`~defectlens.locate.weaker_regions`)."""
     return weaker_region_indices(((r.index, r.peak_score) for r in row.regions if not r.missed), row.threshold)
 
 
