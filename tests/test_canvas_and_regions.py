@@ -175,6 +175,33 @@ def test_overlay_text_grows_with_the_image():
     assert (small[SMALLEST_TEXT + 3] == 128).all()  # the band ends under the small text
 
 
+def test_the_caption_goes_to_the_corner_where_it_hides_least_and_names_stay_off_other_boxes():
+    # Report probe 2026-12-06: the score band, always at the top left, hid magnetic tiles' corner breaks and a whole region
+    # whose name pointed at nothing; "#1" of a region over most of the frame was drawn on #2's outline.
+    from PIL import Image, ImageDraw
+
+    from defectlens.locate.overlay import REGION_COLOUR, _caption_box, render_outlines, render_overlay
+    from defectlens.types import Inspection, Region, Thresholds
+
+    grey = np.full((100, 200, 3), 128, np.uint8)
+    corner = np.zeros((100, 200), bool)
+    corner[:30, :40] = True
+    draw = ImageDraw.Draw(Image.fromarray(grey))
+    x0, y0, x1, y1 = _caption_box(draw, Image.fromarray(grey), "DEFECTIVE", corner)
+    assert (x0, y0) != (0, 0) and not corner[y0:y1, x0:x1].any()
+    assert _caption_box(draw, Image.fromarray(grey), "DEFECTIVE", None)[:2] == (0, 0)  # nothing to hide: the top left
+    drawn = np.asarray(render_outlines(grey, [(corner, (0, 255, 0))], caption="DEFECTIVE"))
+    assert (drawn[y0:y1, x0:x1] == 0).all(axis=2).any() and not (drawn[:5, 50:60] == 0).all()
+    # "#1" of a region over the whole frame keeps off the box of region 2 (weaker: its name and outline in another colour).
+    small = np.zeros((100, 200), bool)
+    small[8:38, 0:41] = True
+    regions = [Region(1, (0, 0, 200, 100), 18770, 0.94, (100.0, 50.0), 9.0, 6.0), Region(2, (0, 8, 41, 38), 1230, 0.06, (20.0, 23.0), 4.5, 4.0)]
+    insp = Inspection("p.png", (200, 100), 9.0, True, np.full((100, 200), 6.0, np.float32), np.ones((100, 200), bool), regions,
+                      Thresholds(5.0, 5.0), np.where(small, 2, 1).astype(np.int32))
+    picture = np.asarray(render_overlay(grey, insp, 0.0, 10.0))
+    assert not (picture[13:37, 1:40] == REGION_COLOUR).all(axis=2).any()
+
+
 def test_region_names_stay_whole_and_clear_of_the_caption():
     # Probe 2026-12-05: a name at the right edge was cut to "unknow", and one at the top left was
     # hidden under the score band.

@@ -103,16 +103,18 @@ def render_outlines(image: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, 
         drawn[outline(mask)] = colour
     canvas = Image.fromarray(drawn)
     if caption:
-        _caption(ImageDraw.Draw(canvas), canvas, caption, REGION_COLOUR)
+        draw = ImageDraw.Draw(canvas)
+        covered = np.logical_or.reduce([m for m, _ in masks]) if masks else None
+        _caption(draw, canvas, caption, REGION_COLOUR, _caption_box(draw, canvas, caption, covered))
     return canvas
 
 
-def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: tuple[int, int, int]) -> None:
-    """``text`` on a dark band across the top left of ``canvas``, sized to the image (characters no installed font
+def _caption(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, colour: tuple[int, int, int], band: tuple[int, int, int, int]) -> None:
+    """``text`` on a dark ``band`` of ``canvas`` (:func:`_caption_box`), sized to the image (characters no installed font
     has shown as '?')."""
     font, shown = _caption_drawn(canvas, text)
-    draw.rectangle(_caption_box(draw, canvas, text), fill=(0, 0, 0))
-    draw.text((2, 0), shown, fill=colour, font=font)
+    draw.rectangle(band, fill=(0, 0, 0))
+    draw.text((band[0] + 2, band[1]), shown, fill=colour, font=font)
 
 
 def _caption_drawn(canvas: Image.Image, text: str) -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont, str]:
@@ -120,11 +122,21 @@ def _caption_drawn(canvas: Image.Image, text: str) -> tuple[ImageFont.ImageFont 
     return _drawable(text, text_size(canvas.width, canvas.height), "".join(c if c.isascii() else "?" for c in text))
 
 
-def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str) -> tuple[int, int, int, int]:
-    """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1), as tall as the text is drawn."""
+def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, covered: np.ndarray | None = None) -> tuple[int, int, int, int]:
+    """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1), as tall as the text is drawn, in the corner of
+    the image where it hides the fewest ``covered`` pixels (the regions), the top left on a tie. Always at the top left, it
+    had hidden the breaks magnetic tiles have at their corners, and a whole region whose name then pointed at nothing
+    (report probe 2026-12-06)."""
     font, shown = _caption_drawn(canvas, text)
     box = draw.textbbox((2, 0), shown, font=font)
-    return 0, 0, min(canvas.width, int(box[2]) + 2), max(text_size(canvas.width, canvas.height), int(box[3])) + 1
+    width, height = min(canvas.width, int(box[2]) + 2), max(text_size(canvas.width, canvas.height), int(box[3])) + 1
+    corners = [(0, 0), (canvas.width - width, 0), (0, canvas.height - height), (canvas.width - width, canvas.height - height)]
+    if covered is None or not covered.any():
+        x, y = corners[0]
+    else:
+        hidden = [int(covered[max(0, y) : y + height, max(0, x) : x + width].sum()) for x, y in corners]
+        x, y = corners[hidden.index(min(hidden))]
+    return max(0, x), max(0, y), max(0, x) + width, max(0, y) + height
 
 
 def label_position(
@@ -201,8 +213,11 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     font = _font(size)
     verdict = "DEFECTIVE" if inspection.is_defective else "GOOD"
     caption = f"{verdict}  score {inspection.score:.2f}"
-    band = _caption_box(draw, canvas, caption)
+    band = _caption_box(draw, canvas, caption, inspection.mask)
     taken = [band]
+    # Names stay off the other regions' boxes too ("#1" of a region over most of the frame had been drawn on #2's outline;
+    # report probe 2026-12-06); a box over a quarter of the image is no place to keep clear of, or no name would fit.
+    boxes = [(r.index, r.bbox) for r in inspection.regions if (r.bbox[2] - r.bbox[0]) * (r.bbox[3] - r.bbox[1]) * 4 < canvas.width * canvas.height]
     for i, region in enumerate(inspection.regions):
         # The index with the type: "uneven, uneven" could not be matched to the report's rows.
         name = f"#{region.index} {labels[i]}" if labels and i < len(labels) else f"#{region.index}"
@@ -213,13 +228,14 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
         # As tall as it is drawn: an installed font's accents and descenders reach beyond the text size, and names ran
         # into each other (regression probe 2026-12-06).
         width, height = int(box[2]), max(size, int(box[3]))
-        at = label_position(region.bbox, width, height, (canvas.width, canvas.height), taken)
+        others = [box for index, box in boxes if index != region.index]
+        at = label_position(region.bbox, width, height, (canvas.width, canvas.height), [*taken, *others])
         # One pixel round it: the dark stroke reaches beyond the text's box, and side by side two names touched.
         taken.append((at[0] - 1, at[1] - 1, at[0] + width + 1, at[1] + height + 1))
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
         colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
         draw.text(at, name, fill=colour, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
-    _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60))
+    _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60), band)
     if inspection.hot_spot is not None:
         # A good part's map peaking above the threshold: ringed, as the report says where to look;
         # drawn over the caption band, which had hidden a ring at the top edge.
