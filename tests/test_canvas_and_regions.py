@@ -199,7 +199,8 @@ def test_the_caption_goes_to_the_corner_where_it_hides_least_and_names_stay_off_
     insp = Inspection("p.png", (200, 100), 9.0, True, np.full((100, 200), 6.0, np.float32), np.ones((100, 200), bool), regions,
                       Thresholds(5.0, 5.0), np.where(small, 2, 1).astype(np.int32))
     picture = np.asarray(render_overlay(grey, insp, 0.0, 10.0))
-    assert not (picture[13:37, 1:40] == REGION_COLOUR).all(axis=2).any()
+    named = np.abs(picture[13:37, 1:40].astype(int) - np.array(REGION_COLOUR)).sum(axis=2) < 60  # its letters, anti-aliased
+    assert not named.any()
 
 
 def test_region_names_stay_whole_and_clear_of_the_caption():
