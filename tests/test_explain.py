@@ -266,6 +266,12 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     insp = inspection(True, [region(1, (10, 10, 50, 50)), region(2, (200, 100, 260, 160))])
     guessed = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], TAX)
     assert sum("types guessed from the words of the taxonomy's descriptions" in n for n in guessed.notes) == 1
+    # Said where it is read too (report probe 2026-12-06: the text, the gallery and the overlay read "break" for blowholes).
+    from defectlens.explain import shown_type
+
+    assert "#1 crack at" in guessed.text and "type guessed from the descriptions, 50%" in guessed.text
+    assert [shown_type(t, m) for t, m in (("crack", "words"), ("crack", "text"), ("crack", "few-shot"), ("unknown", "words"))] == [
+        "crack?", "crack?", "crack", "unknown"]
     from_examples = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "blowhole", 0.8, "few-shot")], TAX)
     assert not [n for n in from_examples.notes if "guessed" in n]
     # A taxonomy of one type: nothing was guessed ("only type known"; regression probe).

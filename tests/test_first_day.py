@@ -162,6 +162,11 @@ def test_summary_and_gallery_count_the_defects_the_report_counts(tmp_path):
     assert row is not None and (row.n_regions, row.types, row.n_weaker) == (1, ("crack",), 2)
     assert "1 region(s) (+2 weaker)" in gallery_html([row], "t")
     assert list(csv.reader(io.StringIO(summary_csv([row]))))[1][3:5] == ["1", "crack"]
+    # A type guessed from the taxonomy's words is shown as one (report probe 2026-12-06).
+    (tmp_path / "p.json").write_text(json.dumps({"source": "p.png", "is_defective": True, "score": 3.0, "regions": regions,
+                                                 "region_types": [{**t, "method": "words"} for t in types]}))
+    guessed = read_result(tmp_path, "p", "p.png")
+    assert guessed is not None and guessed.types == ("crack?",) and "crack?" in gallery_html([guessed], "t")
 
 
 def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, synthetic_category, tmp_path):

@@ -16,6 +16,7 @@ from PIL import Image
 import defectlens
 from defectlens.descriptor import part_taxonomy
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
+from defectlens.explain import shown_type
 from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
@@ -195,7 +196,7 @@ def inspect_and_write(
             with written_as_one(remove_first=[earlier]):
                 said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
                 region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
-                labels = [t.defect_type for t in region_types]
+                labels = [shown_type(t.defect_type, t.method) for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}
                 if item.result.batch_warning:
                     # Kept with the verdict it qualifies: a reader of one JSON sees it too.

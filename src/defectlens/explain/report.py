@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from defectlens.descriptor import TAXONOMY_FILE
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
-from defectlens.explain.template import confidence_words, template_text, with_head_and_action
+from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, template_text, with_head_and_action
 from defectlens.io import write_json_atomic, write_text_atomic
 from defectlens.locate import weaker_regions
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
@@ -97,12 +97,6 @@ def build_findings(
     return findings, notes
 
 
-GUESSED_TYPE_SOURCES = {
-    "words": "types guessed from the words of the taxonomy's descriptions and the regions' shapes, with no example of this part: "
-             "confirm them by eye, or type them from labelled examples of each type",
-    "text": "types from the grounding model's maps of the descriptions, with no example of this part: confirm them by eye",
-}
-"""Region-type methods that name a type without a labelled example of the part, with what a report says of them."""
 
 
 def _hot_spot_words(inspection: Inspection) -> str | None:

@@ -33,6 +33,21 @@ def worst_finding(findings: list[Finding]) -> Finding | None:
     return max(counted, key=lambda f: (severity_rank(f.severity), -counted.index(f)))
 
 
+GUESSED_TYPE_SOURCES = {
+    "words": "types guessed from the words of the taxonomy's descriptions and the regions' shapes, with no example of this part: "
+             "confirm them by eye, or type them from labelled examples of each type",
+    "text": "types from the grounding model's maps of the descriptions, with no example of this part: confirm them by eye",
+}
+"""Region-type methods that name a type without a labelled example of the part, with what a report says of them."""
+
+
+def shown_type(defect_type: str, method: str) -> str:
+    """A region's type as the overlay and the gallery show it: 'break?' when guessed without an example of the part
+    (:data:`GUESSED_TYPE_SOURCES`). The doubt had been in the report's notes only, and the gallery read "break" for
+    blowholes (report probe 2026-12-06: 3 of 8 regions on a true defect typed right)."""
+    return f"{defect_type}?" if method in GUESSED_TYPE_SOURCES and defect_type != UNKNOWN else defect_type
+
+
 def confidence_words(f: Finding) -> str | None:
     """What stands for a finding's confidence when a percentage would mislead, else None: one type
     known (100 % by construction), not classified, or unknown (a few-shot 'unknown' is sure only
@@ -43,6 +58,9 @@ def confidence_words(f: Finding) -> str | None:
         return "not classified"
     if f.defect_type == UNKNOWN:
         return "unlike every known type"
+    if f.method in GUESSED_TYPE_SOURCES:
+        # Said where it is read, not only in the notes (report probe 2026-12-06: blowholes read "break, 40% confidence").
+        return f"type guessed from the descriptions, {f.confidence:.0%}"
     return None
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from defectlens.descriptor import EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy
 from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes
 from defectlens.errors import ConfigError
+from defectlens.explain import shown_type
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
 from defectlens.io import png_bytes
@@ -305,7 +306,7 @@ class ModelPool:
         inspection, region_types, notes = fut.result()
         said = [n for n in (model.inspector.verdict_basis, model.inspector.size_note(inspection)) if n]
         report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *notes])
-        labels = [t.defect_type for t in region_types]
+        labels = [shown_type(t.defect_type, t.method) for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
         # Pixel value = region index: the export cuts each region's mask from it.
         prov = model.inspector.provenance
