@@ -214,6 +214,13 @@ def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
     # The threshold beside the score: how near the line the verdict was.
     assert rep.text.startswith("Magnetic tile: DEFECTIVE (score 2.50, threshold 2.40).") and rep.to_json()["image_threshold"] == 2.4
     assert "(score 2.500, threshold 2.400)" in render_markdown(rep)
+    # Never shown equal when they differ (report probe 2026-12-06: "score 50.44, threshold 50.44").
+    from dataclasses import replace
+
+    from defectlens.explain.template import report_head
+
+    assert "(score 50.4400, threshold 50.4399)" in report_head(
+        replace(rep, score=50.44, image_threshold=50.4399))
     assert "1 defect found: #1 blowhole at the upper-left edge" in rep.text
     assert "Also 1 weaker indication(s), each alone under the image threshold: #2 centre." in rep.text
     # The blowhole (low severity, default action) decides, not the weaker crack (critical: reject).

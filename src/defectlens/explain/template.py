@@ -85,9 +85,15 @@ def report_head(report: Report) -> str:
     """The first sentence of every report text, whoever writes the rest: 'Magnetic tile: DEFECTIVE (score 2.31,
     threshold 2.05).' With the threshold, a reader sees how near the line a verdict was (a probe's good
     commutator at 52.93 read "the part can pass" as surely as one at 40, against a threshold of 53.91)."""
-    against = f", threshold {report.image_threshold:.2f}" if report.image_threshold is not None else ""
+    digits = 2
+    if report.image_threshold is not None and report.score != report.image_threshold:
+        # Enough digits that a score and a threshold that differ read differently ("score 50.44, threshold 50.44" had
+        # been a part flagged at 50.4400 against 50.4399; report probe 2026-12-06).
+        while digits < 6 and f"{report.score:.{digits}f}" == f"{report.image_threshold:.{digits}f}":
+            digits += 1
+    against = f", threshold {report.image_threshold:.{digits}f}" if report.image_threshold is not None else ""
     part = report.part_name or report.object_name
-    return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} (score {report.score:.2f}{against})."
+    return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} (score {report.score:.{digits}f}{against})."
 
 
 def good_part_words(report: Report) -> str:
