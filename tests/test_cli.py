@@ -298,6 +298,37 @@ def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category,
     assert metrics["n_test"] == 8 and "image_auroc" in run.stderr and list(tmp_path.iterdir()) == []
 
 
+def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synthetic_category, tmp_path):
+    # Environment probe 2026-12-06: with standard error closed every command ended with status 1 and not a word; with
+    # standard output closed `info` and `evaluate --json -` ended in a traceback, the latter after the evaluation; `info`
+    # on an ASCII output failed on the card's "×"; OMP_NUM_THREADS=100000 had an exported model make 32 000 threads.
+    code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
+
+    def run(*args: str, **streams: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *args], text=True, cwd=tmp_path, timeout=300, **streams)  # type: ignore[call-overload]
+
+    shut = subprocess.run(f"'{sys.executable}' -c \"{code}\" --version 2>&-", shell=True, capture_output=False, stdout=subprocess.PIPE,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert shut.returncode == 0 and shut.stdout.startswith("defectlens ")
+    for args in (["info", str(fitted_model)], ["evaluate", str(fitted_model), str(synthetic_category), "--json", "-"]):
+        closed = subprocess.run(f"'{sys.executable}' -c \"{code}\" {' '.join(args)} >&-", shell=True, stderr=subprocess.PIPE, text=True,
+                                cwd=tmp_path, timeout=300)
+        said = " ".join(closed.stderr.split())
+        assert closed.returncode == 2 and "standard output is closed" in said and "Traceback" not in said, said
+        assert "image_auroc" not in said  # refused before the evaluation
+    ascii_out = run("info", str(fitted_model), capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert ascii_out.returncode == 0 and "fingerprint" in ascii_out.stdout.lower(), ascii_out.stderr
+    from defectlens._entry import cap_threads
+    from defectlens.export.runtime import available_threads
+
+    cores = len(os.sched_getaffinity(0))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "100000")
+        assert available_threads() == cores
+        cap_threads()
+        assert os.environ["OMP_NUM_THREADS"] == str(cores)
+
+
 def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthetic_category, tmp_path):
     # Own-data probe 2026-12-05: calibrate said "check it with defectlens evaluate", which took only an MVTec
     # category; the engineer had to build test/{good,pitting} from links.

@@ -17,17 +17,36 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from defectlens.errors import NoteWarning
+from defectlens.errors import ConfigError, NoteWarning
 
 # soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
 # 80 columns when stderr is not a terminal (CI, logs, a pipe), which split each error's fix onto a
 # second line; tables still fit the width.
-console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else 200)
+console = Console(stderr=True, soft_wrap=True, width=None if (sys.stderr is not None and sys.stderr.isatty()) or "COLUMNS" in os.environ else 200)
 """Progress, notes, warnings, errors and result tables, on standard error. Not a terminal (a log,
 CI, a pipe) and no COLUMNS: 200 columns, not rich's 80, so a table's file names stay whole."""
 card_console = Console()
 """Standard output, for what a command is asked for (the model card of `info`), so it can be
 piped or saved; progress, notes, warnings and errors go to ``console`` (standard error)."""
+
+
+def require_standard_output(what: str) -> None:
+    """Refuse, before any work, to write ``what`` to a standard output that is closed (``>&-``): `info` and
+    `evaluate --json -` had ended in a traceback, the latter after the whole evaluation (environment probe 2026-12-06)."""
+    if sys.stdout is None:
+        raise ConfigError(f"standard output is closed: {what} cannot be written there", None,
+                          "redirect it to a file (> FILE)" + (", or pass --json FILE" if "--json" in what else ""))
+
+
+def write_standard_output(text: str) -> None:
+    """``text`` on standard output, whole: as UTF-8 bytes where its encoding cannot hold a character (an ASCII locale:
+    `info` had failed on the card's "×" with an empty file)."""
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.flush()
 
 
 def one_line_warnings() -> None:

@@ -19,7 +19,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.classify import untyped_reason
-from defectlens.cli.progress import card_console, console, fail, interrupted, notes, progress_bar
+from defectlens.cli.progress import (
+    card_console,
+    console,
+    fail,
+    interrupted,
+    notes,
+    progress_bar,
+    require_standard_output,
+    write_standard_output,
+)
 from defectlens.descriptor import (
     CARD_FILE,
     DESCRIPTOR_FILE,
@@ -1116,6 +1125,8 @@ def evaluate(
             _require_choice("--cue", "zero-shot cue", cue, CUES)
         # '-' is standard output (a file named '-' had been written); the table goes to stderr as always.
         to_stdout = json_out is not None and str(json_out) == "-"
+        if to_stdout:
+            require_standard_output("--json - (the metrics)")
         if (category_dir is None) == (good is None and defective is None) or (good is None) != (defective is None):
             raise ConfigError("evaluate takes a category folder, or --good and --defective folders", category_dir,
                               "pass CATEGORY_DIR (with test/), or both --good DIR and --defective DIR")
@@ -1236,8 +1247,7 @@ def evaluate(
                       f"(frame check{grey}): flagged whatever their score, and counted so in the operating point")
     report_failures(evaluation.failures)
     if to_stdout:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
-        sys.stdout.flush()
+        write_standard_output(json.dumps(result, indent=2) + "\n")
     elif json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
         write_json_atomic(json_out, result, named=True)
@@ -1266,6 +1276,7 @@ def info(
     from defectlens.export import export_card_section, is_exported, read_export
 
     try:
+        require_standard_output("the model card")
         descriptor = read_descriptor(model_dir)
         card = render_card(descriptor) + part_card_section(model_dir)
     except DefectlensError as exc:
@@ -1281,8 +1292,7 @@ def info(
     else:
         # Piped or saved: the card's Markdown as written, lines whole (rendered for 80 columns, the
         # training set's sha256 was cut in two, "…bfa43fdb74…").
-        sys.stdout.write(card if card.endswith("\n") else card + "\n")
-        sys.stdout.flush()
+        write_standard_output(card if card.endswith("\n") else card + "\n")
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {escape(str(model_dir))} has no {CARD_FILE} (written before model cards); re-save it to write one")
     if check:
@@ -1392,4 +1402,6 @@ def demo(
     )
     inspections = output / "inspections"
     # Where everything went, for a script: on standard output, as `evaluate --json -` and `info` write theirs (it went to stderr).
-    sys.stdout.write(json.dumps({"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}) + "\n")
+    if sys.stdout is not None:  # closed (>&-): the results are in their files all the same
+        where = {"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}
+        write_standard_output(json.dumps(where) + "\n")

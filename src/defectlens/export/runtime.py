@@ -43,11 +43,13 @@ def require_module(module: str, what: str) -> None:
 
 def available_threads() -> int:
     """Intra-op threads for this process: the cores it may use (a Ray actor is given its share by
-    ``OMP_NUM_THREADS``), so two runtimes in two processes do not fight over every core."""
+    ``OMP_NUM_THREADS``, never more than those cores: 100 000 had made 32 000 threads), so two runtimes in two processes
+    do not fight over every core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     env = os.environ.get("OMP_NUM_THREADS")
     if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(int(env), cores)
+    return cores
 
 
 def _outputs(arrays: list[np.ndarray]) -> tuple[torch.Tensor, list[torch.Tensor]]:
