@@ -329,6 +329,23 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
         assert os.environ["OMP_NUM_THREADS"] == str(cores)
 
 
+def test_an_output_folder_made_unwritable_by_the_umask_is_refused_before_the_work(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Environment probe 2026-12-06: under umask 0222 every image was inspected, then each write failed with a fix about
+    # freeing names or space. Root writes anywhere, so the user's view of the folder is put in place of the check.
+    import defectlens.cli.vision as vision
+
+    monkeypatch.setattr(vision, "can_write", lambda folder: False)
+    out = tmp_path / "made"
+    before = os.umask(0o222)
+    try:
+        result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "good"), "-o", str(out)])
+    finally:
+        os.umask(before)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "made with mode 0555 and cannot be written (umask 0222?)" in said and "umask 022" in said, said
+    assert not out.exists() and "inspected" not in said.lower()
+
+
 def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthetic_category, tmp_path):
     # Own-data probe 2026-12-05: calibrate said "check it with defectlens evaluate", which took only an MVTec
     # category; the engineer had to build test/{good,pitting} from links.

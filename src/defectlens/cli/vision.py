@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import sys
 import time
 from collections import Counter
@@ -96,7 +97,7 @@ from defectlens.io import (
 from defectlens.io.atomic import folder_identity, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
-from defectlens.io.outputs import lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
+from defectlens.io.outputs import can_write, lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection, RegionType, Thresholds
 
@@ -785,6 +786,14 @@ def inspect(
                       "more than half of every batch will be flagged")
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
+    if created and not can_write(output):
+        # Made, but not writable by its maker (a umask such as 0222): every image had been inspected before each write
+        # failed, with a fix about "free names or space" (environment probe 2026-12-06).
+        mode = stat.S_IMODE(output.stat().st_mode)
+        with contextlib.suppress(OSError):
+            output.rmdir()
+        raise fail(OutputError(f"the output folder was made with mode {mode:04o} and cannot be written (umask {0o777 & ~mode:04o}?)",
+                               output, "set a umask that leaves you write permission (umask 022), or pass a folder you can write to"))
     try:
         # Held until the command ends: what is checked below (earlier results, their thresholds) stays true.
         ctx.call_on_close(lock_folder(output, "output folder"))
