@@ -318,6 +318,11 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
         assert "image_auroc" not in said  # refused before the evaluation
     ascii_out = run("info", str(fitted_model), capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert ascii_out.returncode == 0 and "fingerprint" in ascii_out.stdout.lower(), ascii_out.stderr
+    # No home for Matplotlib's cache (a service account): its two-line warning had begun every command, --version too.
+    (tmp_path / "a-file").write_text("")
+    homeless = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"} | {"XDG_CONFIG_HOME": str(tmp_path / "a-file" / "cfg")}
+    version = run("--version", capture_output=True, env=homeless)
+    assert version.returncode == 0 and version.stderr == "", version.stderr
     from defectlens._entry import cap_threads
     from defectlens.export.runtime import available_threads
 

@@ -22,6 +22,7 @@ def main() -> None:
         # and not a word, the console failing as it was made (environment probe 2026-12-06). What it says goes nowhere.
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
     cap_threads()
+    quiet_plot_cache()
     try:
         from defectlens.cli import app
     except KeyboardInterrupt:
@@ -51,6 +52,31 @@ def cap_threads() -> None:
     asked = os.environ.get("OMP_NUM_THREADS", "")
     if asked.isdigit() and int(asked) > cores:
         os.environ["OMP_NUM_THREADS"] = str(cores)
+
+
+def quiet_plot_cache() -> None:
+    """A writable folder for Matplotlib's cache where the home folder has none (unset, missing or read-only HOME: a
+    service account): every command, `--version` too, had begun with Matplotlib's two-line warning about it
+    (environment probe 2026-12-06). One folder per user under the temporary folder, kept for the next run."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    wanted = os.path.join(home, "matplotlib")
+    if os.path.isabs(wanted):
+        # Nothing made here: the nearest folder that exists, writable, is where Matplotlib makes its own.
+        there = wanted
+        while not os.path.exists(there) and os.path.dirname(there) != there:
+            there = os.path.dirname(there)
+        if os.path.isdir(there) and os.access(there, os.W_OK | os.X_OK):
+            return
+    import tempfile
+
+    own = os.path.join(tempfile.gettempdir(), f"defectlens-matplotlib-{os.getuid()}")
+    try:
+        os.makedirs(own, mode=0o700, exist_ok=True)
+    except OSError:
+        return  # Matplotlib says why, as before
+    os.environ["MPLCONFIGDIR"] = own
 
 
 UNSAID_INTERRUPT = "every file defectlens writes is written whole or not at all: run the command again to finish"
