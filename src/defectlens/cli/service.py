@@ -194,6 +194,12 @@ def _unavailable(exc: Exception) -> str:
 
 
 def _need_extra(exc: ImportError) -> typer.Exit:
+    if not isinstance(exc, ModuleNotFoundError):
+        # Installed but broken (a module that fails to load, as Python's own _ssl in a copied interpreter): said as it is,
+        # not as an extra to install (environment probe 2026-12-06).
+        console.print(f"[red]error:[/] the service could not load {escape(str(exc.name or 'a module'))}: {escape(str(exc))} — "
+                      "fix: repair that installation (pip install --force-reinstall 'defectlens\\[service]' for the service's own)")
+        return typer.Exit(2)
     console.print(f"[red]error:[/] the service needs its extra ({escape(str(exc.name))} missing) — "
                   "fix: pip install 'defectlens\\[service]' (in a clone: `make setup`, or pip install -e '.\\[service]')")
     return typer.Exit(2)
