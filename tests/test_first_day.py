@@ -415,6 +415,39 @@ def test_calibrate_sets_and_saves_thresholds_and_plots(fitted_model, synthetic_c
     assert sorted((r["file"].split("/")[0], r["verdict"]) for r in _rows(out)) == [("good", "GOOD")] * 4 + [("spot", "DEFECTIVE")] * 4
 
 
+def test_calibrate_keeps_the_thresholds_it_replaces_and_restores_them(fitted_model, synthetic_category, tmp_path):
+    # Loop probe 2026-12-06: calibrate overwrote the thresholds with no way back and no trace on the card.
+    model = _copy_model(fitted_model, tmp_path)
+    fit_thresholds = Inspector.load(model).thresholds
+    test = synthetic_category / "test"
+    args = ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot")]
+    assert runner.invoke(app, [*args, "--f1"]).exit_code == 0
+    assert runner.invoke(app, [*args, "--max-false-alarms", "0.2"]).exit_code == 0
+    loaded = Inspector.load(model)
+    assert [t.source.split(" (")[0] for t in loaded.earlier_thresholds] == ["normal-quantile", "f1-optimal"]
+    assert loaded.earlier_thresholds[0] == fit_thresholds
+    card = runner.invoke(app, ["info", str(model)]).output
+    assert "Earlier thresholds of this fit" in card and "--restore N" in card and "| 1 |" in card and "| 2 |" in card
+    # Back to the fit's own, the calibrated ones kept in turn; a number the card does not list is refused.
+    looked = runner.invoke(app, ["calibrate", str(model), "--restore", "1", "--dry-run"])
+    assert looked.exit_code == 0 and "dry run" in _text(looked) and Inspector.load(model).thresholds != fit_thresholds
+    assert runner.invoke(app, ["calibrate", str(model), "--restore", "1"]).exit_code == 0
+    back = Inspector.load(model)
+    assert back.thresholds == fit_thresholds and len(back.earlier_thresholds) == 3
+    assert back.earlier_thresholds[-1].source.startswith("false-alarm target 0.2")
+    refused = runner.invoke(app, ["calibrate", str(model), "--restore", "9"])
+    assert refused.exit_code == 2 and "has 3 earlier threshold(s), so none numbered 9" in _text(refused)
+    mixed = runner.invoke(app, [*args, "--restore", "1"])
+    assert mixed.exit_code == 2 and "pass --restore N alone" in _text(mixed)
+    none = runner.invoke(app, ["calibrate", str(model)])
+    assert none.exit_code == 2 and "pass --good DIR and --defective DIR" in _text(none)
+    # The same from Python, saved elsewhere: the history goes with the model.
+    elsewhere = tmp_path / "copy"
+    back.set_thresholds(image=back.thresholds.image + 1.0)
+    back.save(elsewhere)
+    assert [t.source for t in Inspector.load(elsewhere).earlier_thresholds][-1] == "normal-quantile"
+
+
 def test_a_part_called_defective_always_shows_where(fitted_model, synthetic_category, tmp_path):
     # README audit 2026-12-05: calibrate on the shipped sample set the pixel threshold over the image
     # threshold; cracks came out DEFECTIVE with no region, and a mask-free example was not found.

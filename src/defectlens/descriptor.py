@@ -242,6 +242,10 @@ class ModelDescriptor:
     """What the detector says about itself (encoder, members, taxonomy), for the card."""
     format_version: int = FORMAT_VERSION
     """Version the folder was written with (1 for a legacy folder read by :func:`read_descriptor`)."""
+    earlier_thresholds: list[dict[str, Any]] = field(default_factory=list)
+    """The thresholds this fit held before, oldest first, each as ``thresholds`` is with ``replaced_at`` (UTC) and
+    ``replaced_by`` (the defectlens version that replaced it): `calibrate` had overwritten them with no way back
+    (loop probe 2026-12-06); ``calibrate --restore N`` returns to one."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``inspector.json`` payload: :data:`SENSOR_DEPTH_FORMAT_VERSION` when it records a sensor depth, else :data:`FORMAT_VERSION`."""
@@ -256,6 +260,8 @@ class ModelDescriptor:
             "thresholds": self.thresholds,
             "normal_stats": self.normal_stats,
             "detector_info": self.detector_info,
+            # Only when there is any: a model never calibrated is written as before.
+            **({"earlier_thresholds": self.earlier_thresholds} if self.earlier_thresholds else {}),
         }
 
     @classmethod
@@ -276,9 +282,17 @@ class ModelDescriptor:
                 normal_stats=_optional_dict(meta, "normal_stats"),
                 detector_info=_optional_dict(meta, "detector_info") or {},
                 format_version=int(meta["format_version"]),
+                earlier_thresholds=_earlier_thresholds(meta),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"invalid model descriptor ({exc})", path, f"re-create it with {REMEDY}") from None
+
+
+def _earlier_thresholds(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    value = meta.get("earlier_thresholds") or []
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise TypeError(f"earlier_thresholds must be a list of objects, got {value!r}")
+    return value
 
 
 def _optional_dict(meta: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -488,6 +502,12 @@ def render_card(descriptor: ModelDescriptor) -> str:
         lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": how})
     elif d.format_version < FORMAT_VERSION or d.settings is not None:
         lines += ["Not recorded in this descriptor (the detector's own files hold them)."]
+    if d.earlier_thresholds:
+        lines += ["", "### Earlier thresholds of this fit (newest first; `defectlens calibrate MODEL_DIR --restore N` returns to one)", "",
+                  "| N | image | pixel | how set | replaced at (UTC) | replaced by |", "|---|---|---|---|---|---|"]
+        for n, e in reversed(list(enumerate(d.earlier_thresholds, start=1))):
+            cells = [n, e.get("image"), e.get("pixel"), e.get("source"), e.get("replaced_at"), e.get("replaced_by")]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     else:
         lines += ["Not fixed in the model: set at inspection by the zero-shot cue — token: "
                   f"{THRESHOLD_RULES['token-probability']}; batch or both: {THRESHOLD_RULES['batch-outlier']}."]

@@ -561,6 +561,9 @@ def scan_images(paths: Sequence[str | Path], progress: Progress | None = None, s
     return ImageFiles(kept, shapes, digests, grey, bits, notes=notes), failures
 
 
+MAX_EARLIER_THRESHOLDS = 50
+"""Earlier thresholds a model keeps (:attr:`Inspector.earlier_thresholds`), the oldest dropped first."""
+
 class Inspector:
     """Fit on normal images, then inspect: score, decision, map, mask and regions per image."""
 
@@ -580,6 +583,10 @@ class Inspector:
         self.runtime = "torch"
         """What runs the encoder network: 'torch', or an exported model's 'onnxruntime' / 'openvino'
         (:meth:`load` sets it), so a timing can say what it timed."""
+        self._saved_thresholds: dict[str, Any] | None = None
+        self._earlier_thresholds: list[dict[str, Any]] = []
+        # The thresholds as last loaded or saved, and those before them (:attr:`ModelDescriptor.earlier_thresholds`):
+        # a save of other thresholds keeps the ones it replaces, wherever the model is saved.
 
     def __repr__(self) -> str:
         # One line a notebook can read; the model card (`defectlens info`) says the rest.
@@ -1022,7 +1029,9 @@ class Inspector:
         same_part = keep or self._same_part_in(held, Path(directory), taxonomy)
         # Said of any other fit, of the same images too: a refit (another seed, say) over a calibrated model had
         # dropped its calibrated thresholds without a word. A model re-saved (calibrate, set_thresholds) is no other fit.
-        replaced = None if self._same_fit_in(held) else describe_model_in(directory)
+        same_fit = self._same_fit_in(held)
+        replaced = None if same_fit else describe_model_in(directory)
+        descriptor = replace(self.descriptor(), earlier_thresholds=self._threshold_history(held, same_fit))
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
@@ -1037,13 +1046,14 @@ class Inspector:
                 shutil.copyfile(taxonomy_file, out / TAXONOMY_FILE)
             elif taxonomy is not None:
                 write_json_atomic(out / TAXONOMY_FILE, taxonomy.to_json())
-            write_descriptor(out, self.descriptor())
+            write_descriptor(out, descriptor)
             # What the folder held about its part that this model does not carry (another part's, or one it cannot tell).
             lost = [name for name in PART_FILES if (old / name).exists() and not (out / name).exists()]
             if keep:
                 from defectlens.export import carry_export  # export builds on this module
 
                 carry_export(old, out, self.detector)
+        self._saved_thresholds, self._earlier_thresholds = descriptor.thresholds, descriptor.earlier_thresholds
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
             gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")
@@ -1210,7 +1220,26 @@ class Inspector:
                             f"export it again (defectlens export) to run the exported encoder", DefectlensWarning)
         inspector = cls(detector, settings, summary, descriptor.provenance)
         inspector.runtime = ran_on
+        inspector._saved_thresholds, inspector._earlier_thresholds = descriptor.thresholds, list(descriptor.earlier_thresholds)
         return inspector
+
+    @property
+    def earlier_thresholds(self) -> list[Thresholds]:
+        """The thresholds this fit held before its present ones, oldest first (kept by :meth:`save`; shown on the card,
+        where ``defectlens calibrate MODEL_DIR --restore N`` numbers them from 1)."""
+        return [Thresholds(float(t["image"]), float(t["pixel"]), str(t.get("source", "user"))) for t in self._earlier_thresholds]
+
+    def _threshold_history(self, held: ModelDescriptor | None, same_fit: bool) -> list[dict[str, Any]]:
+        """The earlier thresholds to save with this model: the folder's, when it holds this fit, else those loaded with it,
+        and the thresholds this save replaces when they differ from the present ones."""
+        if held is not None and same_fit:
+            before, earlier = held.thresholds, held.earlier_thresholds
+        else:
+            before, earlier = self._saved_thresholds, self._earlier_thresholds
+        now = self.detector.thresholds.to_json() if self.detector.thresholds else None
+        if before and now and any(before.get(k) != now.get(k) for k in ("image", "pixel", "source")):
+            earlier = [*earlier, {**before, "replaced_at": utc_now(), "replaced_by": __version__}]
+        return list(earlier)[-MAX_EARLIER_THRESHOLDS:]
 
 
 __all__ = [

@@ -114,6 +114,43 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
         advance(len(batch))
 
 
+def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
+    """Set ``model_dir``'s thresholds back to its earlier ones numbered ``number`` (oldest first, as the card numbers them)."""
+    loaded = None
+    try:
+        if not dry_run:
+            require_writable_parent(model_dir, "model")
+            clean_stale_temporaries(model_dir.parent, model_dir.name)
+        inspector = Inspector.load(model_dir)
+        loaded = model_stamp(model_dir)
+        earlier = inspector.earlier_thresholds
+        if number > len(earlier):
+            raise ConfigError(f"has {len(earlier)} earlier threshold(s), so none numbered {number}", model_dir,
+                              "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
+                              "calibrate it first: only thresholds a save replaced are kept")
+        old, new = inspector.thresholds, earlier[number - 1]
+        table = Table(title=f"{model_dir}: thresholds")
+        for column in ("", "image threshold", "pixel threshold"):
+            table.add_column(column, overflow="fold")
+        table.add_row(f"now ({old.source})", f"{old.image:.4f}", f"{old.pixel:.4f}")
+        table.add_row(f"earlier no. {number} ({new.source})", f"{new.image:.4f}", f"{new.pixel:.4f}")
+        console.print(table)
+        if dry_run:
+            console.print("dry run: the model is unchanged")
+            return
+        if model_stamp(model_dir) != loaded:
+            raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
+                              "run calibrate again on the model now there")
+        inspector.detector.thresholds = new
+        inspector.save(model_dir)
+    except DefectlensError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        saved = not dry_run and model_stamp(model_dir) != loaded
+        raise interrupted("the earlier thresholds are restored" if saved else "the model is as it was") from None
+    console.print(f"thresholds restored → {escape(str(model_dir))} (the ones replaced are kept as earlier thresholds)")
+
+
 def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1%}"
 
@@ -139,12 +176,12 @@ def _thin_evidence(n_good: int, n_defective: int, target: float | None) -> str |
 
 def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`; its thresholds are replaced.")],
-    good: Annotated[list[Path], typer.Option("--good", help="Folder (or image) of good parts; repeat for more.")],
+    good: Annotated[list[Path] | None, typer.Option("--good", help="Folder (or image) of good parts; repeat for more.")] = None,
     defective: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option("--defective", help="Folder (or image) of defective parts, e.g. CATEGORY/test/crack (masks set the pixel threshold: "
                                   "ground_truth/ in the MVTec layout, else <stem>_mask.* (any image format) beside each image or in masks/)."),
-    ],
+    ] = None,
     max_false_alarms: Annotated[
         float | None,
         typer.Option(
@@ -158,18 +195,34 @@ def calibrate(
     f1: Annotated[bool, typer.Option("--f1", help="Use the F1-optimal thresholds instead of a false-alarm target.")] = False,
     plot: Annotated[Path | None, typer.Option(help="ROC plot PNG to write (default: MODEL_DIR.roc.png beside the model folder).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the new thresholds would do; leave the model as it is.")] = False,
+    restore: Annotated[
+        int | None,
+        typer.Option("--restore", min=1, help="Return to the earlier thresholds numbered N on the model card (`defectlens info`: "
+                                              "'Earlier thresholds'), with no images; the present ones are kept there in turn."),
+    ] = None,
 ) -> None:
     """Set a model's image and pixel thresholds from labelled good and defective images, and save it.
 
     Prints recall and false-alarm rate at the old and the new threshold and writes a ROC plot
-    with both marked. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage, 130 interrupted."""
+    with both marked. Every save keeps the thresholds it replaces on the model card; --restore N
+    returns to one. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage, 130 interrupted."""
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
     from defectlens.evaluate.metrics import OperatingPoint, verdict_point
     from defectlens.evaluate.roc import roc_figure_png
 
+    if restore is not None:
+        if good or defective or f1 or max_false_alarms is not None or plot is not None:
+            raise fail(ConfigError("--restore returns to earlier thresholds, with no images to score", None,
+                                   "pass --restore N alone (with --dry-run to see it first)"))
+        _restore(model_dir, restore, dry_run)
+        return
     failures: list[Failure] = []
+    good, defective = good or [], defective or []
     try:
         # Every option and path is checked before a single image is decoded.
+        if not good or not defective:
+            raise ConfigError("calibrate compares good and defective parts", model_dir,
+                              "pass --good DIR and --defective DIR (or --restore N to return to earlier thresholds)")
         if f1 and max_false_alarms is not None:
             raise ConfigError("--f1 and --max-false-alarms choose the threshold in two different ways", None, "pass one of them")
         target = DEFAULT_FALSE_ALARM_TARGET if max_false_alarms is None else max_false_alarms

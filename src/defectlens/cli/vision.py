@@ -1412,5 +1412,5 @@ def demo(
     inspections = output / "inspections"
     # Where everything went, for a script: on standard output, as `evaluate --json -` and `info` write theirs (it went to stderr).
     if sys.stdout is not None:  # closed (>&-): the results are in their files all the same
-        where = {"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}
-        write_standard_output(json.dumps(where) + "\n")
+        written = {"model": str(model_dir), "inspections": str(inspections), "gallery": str(inspections / "index.html")}
+        write_standard_output(json.dumps(written) + "\n")
