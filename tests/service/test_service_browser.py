@@ -335,7 +335,13 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         # current type, a missed defect none, and its rows had no entry in the history's model filter.
         page.evaluate("models.plate.types = saved_types")  # put back (defined below, before the first use)
         sync_api.expect(page.locator("#detail-model")).to_contain_text("the fit served now")
-        page.evaluate("served = models.plate; models.plate = {...served, fingerprint: 'another'}; show(current)")
+        assert "judges at threshold" not in page.locator("#detail-model").inner_text()
+        # Calibrated since (loop probe 2026-12-06): the same fit, another threshold, said.
+        page.evaluate("served = models.plate; models.plate = {...served, thresholds: {...served.thresholds, image: current.threshold + 5}};"
+                      " show(current)")
+        sync_api.expect(page.locator("#detail-model")).to_contain_text(
+            f"the fit served now, which judges at threshold {page.evaluate('current.threshold') + 5:.2f} since")
+        page.evaluate("models.plate = {...served, fingerprint: 'another'}; show(current)")
         sync_api.expect(page.locator("#detail-model")).to_contain_text("another fit than the one served now")
         page.evaluate("delete models.plate; show(current)")
         sync_api.expect(page.locator("#detail-model")).to_contain_text("not served now")
