@@ -18,7 +18,8 @@ from defectlens.types import Inspection, Region, RegionType, Thresholds
 TAX = parse_taxonomy(
     {
         "object": "magnetic tile",
-        "defects": [{"name": "crack", "description": "a thin dark line", "action": "reject the part"}, {"name": "blowhole", "description": "pits"}],
+        "defects": [{"name": "crack", "description": "a thin dark line", "action": "reject the part", "severity": "medium"},
+                    {"name": "blowhole", "description": "pits"}],
     }
 )
 
@@ -331,6 +332,27 @@ def test_words_of_shares_severities_and_comparisons_are_read_only_where_they_say
     from defectlens.explain.llm import _rounded
 
     assert (_rounded(4.5, 0), _rounded(0.745, 1)) == (5.0, 0.7)
+
+
+def test_a_default_severity_a_share_as_severity_and_a_finding_told_twice_are_refused():
+    # Report probe 2026-12-06: accepted texts said "found at a 5.1% severity" (a share), told one break twice ("A broken
+    # break at the right edge … was found. Found: A break at the right edge … was found."), and stated the default
+    # "medium severity" as assessed on parts whose taxonomy gives none.
+    from defectlens.explain.llm import verify_text
+
+    insp, types = defective()
+    rep = build_report(insp, types, TAX)  # crack: its severity is the taxonomy's ("medium")
+    unset = build_report(insp, [RegionType(1, "blowhole", 0.9, "few-shot")], TAX)  # blowhole: a default severity
+    assert "severity" in unset.findings[0].defaults_used and "severity" not in facts_prompt(unset).split("image")[-1]
+    assert verify_text("A blowhole at the upper-left edge.", unset, TAX.names).problems == []
+    assert "states a default severity as assessed (medium): the taxonomy gives none" in verify_text(
+        "A blowhole at the upper-left edge, medium severity.", unset, TAX.names).problems
+    assert verify_text("A crack at the upper-left edge, medium severity.", rep, TAX.names).problems == []
+    assert any("gives a share as a severity ('0.75% severity')" in p
+               for p in verify_text("A crack at the upper-left edge is found at a 0.75% severity.", rep, TAX.names).problems)
+    twice = verify_text("A crack at the upper-left edge of the tile was found. Found: a crack at the upper-left edge of the tile.", rep, TAX.names)
+    assert "tells of a crack at the upper-left 2 times, where 1 was found" in twice.problems
+    assert verify_text("A crack at the upper-left edge. The crack is small.", rep, TAX.names).problems == []
 
 
 def test_counts_are_of_the_counted_findings_and_the_weaker_apart():

@@ -16,6 +16,7 @@ import importlib.util
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +197,9 @@ def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
 
 def _finding_phrase(f: Finding) -> str:
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
-    return f"{with_article(kind)} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image, {f.severity} severity)"
+    # A default severity is not given as a fact (the verifier refuses it stated as assessed).
+    severity = "" if "severity" in f.defaults_used else f", {f.severity} severity"
+    return f"{with_article(kind)} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image{severity})"
 
 
 def facts_prompt(report: Report) -> str:
@@ -362,6 +365,8 @@ _COMPARED = re.compile(r"\b(twice (?:as|the)|(?:\d+|two|three|four|five|ten|seve
 _DIMENSION = re.compile(rf"(?:\d|\b(?:{'|'.join(_NUMBER_WORDS)}|one|a|an|half an?)\b)[\s-]*(mm|cm|µm|um|met(?:er|re)s?|m\b|in\.|"
                         r"ft\b|feet|foot|volts?|v\b|kv\b|kg|grams?|g\b|°|degrees?|px\b|pixels?)|"
                         r"\b\w*(millimet\w*|centimet\w*|micron\w*|micromet\w*|inch(?:es)?)\b", re.I)
+# A share given as a severity ("found at a 5.1% severity": region #2's share; report probe 2026-12-06).
+_SHARE_AS_SEVERITY = re.compile(r"\d+(?:[.,]\d+)?\s*%\s+(?:\w+\s+)?(?:severity|priority|risk)\b", re.I)
 # Severity said of a finding in any order ("high severity", "severity: medium", "rated medium for severity"); "critical"
 # only ever is one.
 _SEVERITY_SAID = (r"\b(low|medium|high|critical|moderate)[- ](?:severity|priority|risk)\b|\bseverity\W{1,3}(?:\w+\W+){0,2}?"
@@ -477,14 +482,35 @@ def _stray_figures(text: str, report: Report, names: Sequence[str]) -> list[str]
         problems.append(f"gives a share no finding has ({', '.join(sorted(fractions))})")
     if compared := _COMPARED.search(text):
         problems.append(f"compares sizes the findings do not ({compared.group(0).lower()!r})")
-    severities = {f.severity for f in report.findings}
-    if stray := sorted({_SEVERITY_WORDS.get(w := next(g for g in m.groups() if g).lower(), w) for m in said_severity} - severities):
+    # A default severity is no finding's to state: said as assessed, "medium severity" had dropped the template's
+    # "(default)" on every part of the shared taxonomies, which give none (report probe 2026-12-06).
+    severities = {f.severity for f in report.findings if "severity" not in f.defaults_used}
+    defaults = {f.severity for f in report.findings} - severities
+    severities_said = {_SEVERITY_WORDS.get(w := next(g for g in m.groups() if g).lower(), w) for m in said_severity}
+    if stray := sorted(severities_said - severities - defaults):
         problems.append(f"gives a severity no finding has ({', '.join(stray)})")
+    if assumed := sorted(severities_said & defaults - severities):
+        problems.append(f"states a default severity as assessed ({', '.join(assumed)}): the taxonomy gives none")
+    if share := _SHARE_AS_SEVERITY.search(text):
+        problems.append(f"gives a share as a severity ({share.group(0)!r})")
     sizes = {f.size for f in report.findings}
     sizes |= {"large", "very large"} if sizes & {"large", "very large"} else set()  # large and very large one step apart
     if stray := sorted({_SIZE_WORDS.get(w := m.group(1).lower(), w) for m in _SIZE_SAID.finditer(text)} - sizes):
         problems.append(f"gives a size no finding has ({', '.join(stray)})")
     return problems
+
+
+def _pairs_told(text: str, kinds: set[str]) -> Counter[tuple[str, str]]:
+    """How many times ``text`` places each type at a place: a mention of the type followed, in its sentence and within
+    eight words, by exactly one place."""
+    told: Counter[tuple[str, str]] = Counter()
+    for kind in kinds:
+        pattern = "|".join(rf"\b{re.escape(form)}\b" for form in _name_forms(kind))
+        for m in re.finditer(pattern, text, re.I):
+            after = " ".join(re.split(r"[.!?;]", text[m.end():], maxsplit=1)[0].split()[:8])
+            if len(zones := places_named(after)) == 1:
+                told[(kind, next(iter(zones)))] += 1
+    return told
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
@@ -531,6 +557,11 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
         zones = places_named(clause)
         if len(kinds) == 1 and len(zones) == 1 and (pair := (next(iter(kinds)), next(iter(zones)))) not in pairs:
             problems.append(f"puts a {pair[0]} at the {pair[1]}, where none was found")
+    # The same finding told twice reads as two ("A broken break at the right edge … was found. Found: A break at the
+    # right edge … was found." for one break; report probe 2026-12-06).
+    for (kind, zone), times in _pairs_told(text, anywhere - {UNKNOWN}).items():
+        if times > (had := sum(1 for f in report.findings if (f.defect_type, zone_of(f.location)) == (kind, zone))):
+            problems.append(f"tells of a {kind} at the {zone} {times} times, where {had} was found")
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")
     if report.verdict == "defective":
