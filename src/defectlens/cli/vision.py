@@ -606,6 +606,8 @@ def _table_row(row: ResultRow) -> tuple[str, ...]:
     return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
 
 
+TINY_TABLE_COLUMNS = 36
+"""Below this terminal width each image is listed on two lines: its name, then its verdict, score and regions."""
 NARROW_TABLE_COLUMNS = 60
 """Below this terminal width the results are listed unboxed, without the types (see :func:`results_table`)."""
 TABLE_OVERHEAD = 16
@@ -634,6 +636,14 @@ def results_table(rows: list[ResultRow], title: str, width: int) -> Table:
         caption = (f"the {FULL_TABLE_ROWS} highest-scoring of {flagged} defective images ({len(rows)} in all) shown; "
                    "every image is in summary.csv and index.html")
     cells = [_table_row(r) for r in shown]
+    if width < TINY_TABLE_COLUMNS:
+        # Too narrow even for that: at 20 columns the name's column had no room left and every row read "DEFECT… 94.… 3",
+        # no image named (environment probe 2026-12-06). One column: the name, then what was found under it.
+        tiny = Table(title=title, caption=caption, box=None, pad_edge=False, show_header=False)
+        tiny.add_column("image", overflow="fold")
+        for name, verdict, score, regions, _ in cells:
+            tiny.add_row(f"{name}\n  {verdict} {score}, {regions} region(s)")
+        return tiny
     if width < NARROW_TABLE_COLUMNS:
         # No room for five boxed columns: the verdict had folded to "DEF" / "ECT" / "IVE" and the score one
         # digit a line. Unboxed, the short cells first and whole, the name last (the types are in summary.csv).
