@@ -316,6 +316,10 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
         said = " ".join(closed.stderr.split())
         assert closed.returncode == 2 and "standard output is closed" in said and "Traceback" not in said, said
         assert "image_auroc" not in said  # refused before the evaluation
+    # A reader that leaves (`| head -1`): the command goes on to its own status (rich's had made it 1, whatever was done).
+    left = subprocess.run(["bash", "-c", f"'{sys.executable}' -c \"{code}\" inspect {fitted_model} {synthetic_category / 'test'} "
+                           f"--fail-on-defect -o out 2>&1 | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}"], cwd=tmp_path, timeout=300)
+    assert left.returncode == 4 and (tmp_path / "out" / "summary.csv").is_file()
     ascii_out = run("info", str(fitted_model), capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert ascii_out.returncode == 0 and "fingerprint" in ascii_out.stdout.lower(), ascii_out.stderr
     # No home for Matplotlib's cache (a service account): its two-line warning had begun every command, --version too.

@@ -19,13 +19,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from defectlens.errors import ConfigError, NoteWarning
 
+
 # soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
 # 80 columns when stderr is not a terminal (CI, logs, a pipe), which split each error's fix onto a
 # second line; tables still fit the width.
-console = Console(stderr=True, soft_wrap=True, width=None if (sys.stderr is not None and sys.stderr.isatty()) or "COLUMNS" in os.environ else 200)
+class _GoesOnWhenReadersLeave(Console):
+    """A console whose reader may leave (`| head -1`): what it says after goes nowhere, and the command goes on to its
+    own end and status. Rich's own ended it with status 1 there, whatever it had done (`--fail-on-defect`'s 4 read 1;
+    environment probe 2026-12-06)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        stream = sys.stderr if self.stderr else sys.stdout
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+_STDERR_TERMINAL = sys.stderr is not None and sys.stderr.isatty()
+console = _GoesOnWhenReadersLeave(stderr=True, soft_wrap=True, width=None if _STDERR_TERMINAL or "COLUMNS" in os.environ else 200)
 """Progress, notes, warnings, errors and result tables, on standard error. Not a terminal (a log,
 CI, a pipe) and no COLUMNS: 200 columns, not rich's 80, so a table's file names stay whole."""
-card_console = Console()
+card_console = _GoesOnWhenReadersLeave()
 """Standard output, for what a command is asked for (the model card of `info`), so it can be
 piped or saved; progress, notes, warnings and errors go to ``console`` (standard error)."""
 
