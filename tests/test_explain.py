@@ -279,6 +279,7 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     assert "#1 crack at" in guessed.text and "type guessed from the descriptions, 50%" in guessed.text
     assert [shown_type(t, m) for t, m in (("crack", "words"), ("crack", "text"), ("crack", "few-shot"), ("unknown", "words"))] == [
         "crack?", "crack?", "crack", "unknown"]
+    assert shown_type("crack", "words", candidates=1) == "crack"  # the only type known: nothing guessed (regression probe)
     from_examples = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "blowhole", 0.8, "few-shot")], TAX)
     assert not [n for n in from_examples.notes if "guessed" in n]
     # A taxonomy of one type: nothing was guessed ("only type known"; regression probe).

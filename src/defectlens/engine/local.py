@@ -196,7 +196,7 @@ def inspect_and_write(
             with written_as_one(remove_first=[earlier]):
                 said = [n for n in (item.result.batch_warning, inspector.verdict_basis, inspector.size_note(inspection)) if n]
                 region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
-                labels = [shown_type(t.defect_type, t.method) for t in region_types]
+                labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}
                 if item.result.batch_warning:
                     # Kept with the verdict it qualifies: a reader of one JSON sees it too.

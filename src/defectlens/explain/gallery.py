@@ -172,7 +172,8 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
         pass
     # The regions the report counts as defects, as its text says them ("1 defect found"); weaker
     # indications are in the report, and said apart on the gallery's card.
-    types = tuple(shown_type(str(t.get("defect_type", "?")), str(t.get("method", ""))) for t in payload.get("region_types") or []
+    types = tuple(shown_type(str(t.get("defect_type", "?")), str(t.get("method", "")), len(c) if isinstance(c := t.get("candidates"), list) else 0)
+                  for t in payload.get("region_types") or []
                   if isinstance(t, dict) and t.get("region_index") not in weaker)
     n_regions = sum(1 for r in payload.get("regions") or [] if not (isinstance(r, dict) and r.get("index") in weaker))
     image_threshold = recorded_thresholds(payload)[0]

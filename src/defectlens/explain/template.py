@@ -41,11 +41,13 @@ GUESSED_TYPE_SOURCES = {
 """Region-type methods that name a type without a labelled example of the part, with what a report says of them."""
 
 
-def shown_type(defect_type: str, method: str) -> str:
+def shown_type(defect_type: str, method: str, candidates: int = 0) -> str:
     """A region's type as the overlay and the gallery show it: 'break?' when guessed without an example of the part
-    (:data:`GUESSED_TYPE_SOURCES`). The doubt had been in the report's notes only, and the gallery read "break" for
-    blowholes (report probe 2026-12-06: 3 of 8 regions on a true defect typed right)."""
-    return f"{defect_type}?" if method in GUESSED_TYPE_SOURCES and defect_type != UNKNOWN else defect_type
+    (:data:`GUESSED_TYPE_SOURCES`), but not where the taxonomy knows one type (``candidates`` == 1: "only type known",
+    nothing guessed). The doubt had been in the report's notes only, and the gallery read "break" for blowholes (report
+    probe 2026-12-06: 3 of 8 regions on a true defect typed right)."""
+    guessed = method in GUESSED_TYPE_SOURCES and defect_type != UNKNOWN and candidates != 1
+    return f"{defect_type}?" if guessed else defect_type
 
 
 def confidence_words(f: Finding) -> str | None:

@@ -306,7 +306,7 @@ class ModelPool:
         inspection, region_types, notes = fut.result()
         said = [n for n in (model.inspector.verdict_basis, model.inspector.size_note(inspection)) if n]
         report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *notes])
-        labels = [shown_type(t.defect_type, t.method) for t in region_types]
+        labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
         # Pixel value = region index: the export cuts each region's mask from it.
         prov = model.inspector.provenance
