@@ -221,6 +221,11 @@ def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
 
     assert "(score 50.4400, threshold 50.4399)" in report_head(
         replace(rep, score=50.44, image_threshold=50.4399))
+    # On every surface (regression probe: the Markdown's verdict line and the gallery still read 64.135 twice), and a score
+    # at its threshold is said to be at it, not over it.
+    close = replace(rep, score=64.13478088, image_threshold=64.13478)
+    assert "(score 64.134781, threshold 64.134780)" in render_markdown(close)
+    assert "(score 64.13, at the threshold, not over it)" in report_head(replace(rep, score=64.13, image_threshold=64.13))
     assert "1 defect found: #1 blowhole at the upper-left edge" in rep.text
     assert "Also 1 weaker indication(s), each alone under the image threshold: #2 centre." in rep.text
     # The blowhole (low severity, default action) decides, not the weaker crack (critical: reject).

@@ -167,6 +167,10 @@ def test_summary_and_gallery_count_the_defects_the_report_counts(tmp_path):
                                                  "region_types": [{**t, "method": "words"} for t in types]}))
     guessed = read_result(tmp_path, "p", "p.png")
     assert guessed is not None and guessed.types == ("crack?",) and "crack?" in gallery_html([guessed], "t")
+    # A score and its threshold that differ read differently on the card and in summary.csv (regression probe 2026-12-06).
+    close = replace(row, score=64.13478088, threshold=64.13478)
+    assert "score 64.134781 (threshold 64.134780)" in gallery_html([close], "t")
+    assert list(csv.reader(io.StringIO(summary_csv([close]))))[1][2] == "64.134781"
 
 
 def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, synthetic_category, tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 from defectlens.descriptor import FRAME_REASON, GREY_REASON, SIZE_NOTE, grey_reason_in, holds_model
 from defectlens.detect.frame_check import drift_note
 from defectlens.errors import OutputError
-from defectlens.explain.template import shown_type
+from defectlens.explain.template import distinct_digits, shown_type
 from defectlens.io.atomic import write_text_atomic
 
 SUMMARY_FILE = "summary.csv"
@@ -214,8 +214,13 @@ SKIPPED_VERDICT = "skipped"
 
 
 def _against(row: ResultRow) -> str:
-    """" (threshold 56.731)": a score means nothing to a reader without the line it is judged by."""
-    return "" if row.threshold is None else f" (threshold {row.threshold:.3f})"
+    """"score 57.020 (threshold 56.731)": a score means nothing to a reader without the line it is judged by."""
+    if row.threshold is None:
+        return f"score {row.score:.3f}"
+    if row.score == row.threshold:
+        return f"score {row.score:.3f} (at the threshold, not over it)"
+    digits = distinct_digits(row.score, row.threshold, 3)
+    return f"score {row.score:.{digits}f} (threshold {row.threshold:.{digits}f})"
 
 
 def spreadsheet_text(text: str) -> str:
@@ -236,9 +241,11 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
     for r in rows:
         # The warning heads the report cell: a verdict it qualifies must not be read without it.
         report = f"WARNING: {r.warning} | {r.report}" if r.warning else r.report
-        threshold = "" if r.threshold is None else f"{r.threshold:.4f}"
+        digits = distinct_digits(r.score, r.threshold, 4)  # a score and its threshold that differ read differently
+        threshold = "" if r.threshold is None else f"{r.threshold:.{digits}f}"
         frame_units = "" if r.frame_units is None else f"{r.frame_units:.3f}"
-        writer.writerow([t(r.file), r.verdict, f"{r.score:.4f}", r.n_regions, t("; ".join(r.types)), t(report), t(r.name), threshold, frame_units])
+        writer.writerow([t(r.file), r.verdict, f"{r.score:.{digits}f}", r.n_regions, t("; ".join(r.types)), t(report), t(r.name), threshold,
+                         frame_units])
     for file, reason in skipped:
         writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason), "", "", ""])
     return buf.getvalue()
@@ -273,7 +280,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         cards.append(
             f'<div class="card {cls}">{picture}'
             f'<div class="file">{e(r.file)}</div>'
-            f'<div><b class="{cls}">{e(r.verdict)}</b> score {r.score:.3f}{_against(r)} · {r.n_regions} region(s)'
+            f'<div><b class="{cls}">{e(r.verdict)}</b> {_against(r)} · {r.n_regions} region(s)'
             f'{f" (+{r.n_weaker} weaker)" if r.n_weaker else ""}</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")

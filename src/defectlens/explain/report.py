@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from defectlens.descriptor import TAXONOMY_FILE
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
-from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, template_text, with_head_and_action
+from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, score_against, template_text, with_head_and_action
 from defectlens.io import write_json_atomic, write_text_atomic
 from defectlens.locate import weaker_regions
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
@@ -179,8 +179,7 @@ def render_markdown(report: Report) -> str:
         f"# Inspection report: {Path(report.source).name or report.source}",
         "",
         f"- **Part:** {report.object_name}",
-        f"- **Verdict:** {report.verdict.upper()} (score {report.score:.3f}"
-        + (f", threshold {report.image_threshold:.3f})" if report.image_threshold is not None else ")"),
+        f"- **Verdict:** {report.verdict.upper()} ({score_against(report.score, report.image_threshold, 3)})",
         f"- **Image size:** {report.image_size[0]} × {report.image_size[1]} px",
         f"- **Text written by:** {report.writer}",
         "",

@@ -87,15 +87,29 @@ def report_head(report: Report) -> str:
     """The first sentence of every report text, whoever writes the rest: 'Magnetic tile: DEFECTIVE (score 2.31,
     threshold 2.05).' With the threshold, a reader sees how near the line a verdict was (a probe's good
     commutator at 52.93 read "the part can pass" as surely as one at 40, against a threshold of 53.91)."""
-    digits = 2
-    if report.image_threshold is not None and report.score != report.image_threshold:
-        # Enough digits that a score and a threshold that differ read differently ("score 50.44, threshold 50.44" had
-        # been a part flagged at 50.4400 against 50.4399; report probe 2026-12-06).
-        while digits < 6 and f"{report.score:.{digits}f}" == f"{report.image_threshold:.{digits}f}":
-            digits += 1
-    against = f", threshold {report.image_threshold:.{digits}f}" if report.image_threshold is not None else ""
     part = report.part_name or report.object_name
-    return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} (score {report.score:.{digits}f}{against})."
+    return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} ({score_against(report.score, report.image_threshold)})."
+
+
+def distinct_digits(score: float, threshold: float | None, fewest: int = 2) -> int:
+    """Decimal places, at least ``fewest``, that show ``score`` and ``threshold`` apart when they differ ("score 50.44,
+    threshold 50.44" had been a part flagged at 50.4400 against 50.4399; report probe 2026-12-06)."""
+    digits = fewest
+    if threshold is not None and score != threshold:
+        while digits < 12 and f"{score:.{digits}f}" == f"{threshold:.{digits}f}":
+            digits += 1
+    return digits
+
+
+def score_against(score: float, threshold: float | None, fewest: int = 2) -> str:
+    """'score 2.31, threshold 2.05' with :func:`distinct_digits`; a score equal to its threshold is said to be at it, not
+    over it (a part there is not flagged by its score: it must exceed the threshold)."""
+    if threshold is None:
+        return f"score {score:.{fewest}f}"
+    if score == threshold:
+        return f"score {score:.{fewest}f}, at the threshold, not over it"
+    digits = distinct_digits(score, threshold, fewest)
+    return f"score {score:.{digits}f}, threshold {threshold:.{digits}f}"
 
 
 def good_part_words(report: Report) -> str:
