@@ -156,7 +156,8 @@ def test_overlay_names_each_region_with_its_index(monkeypatch):
     weighed = Inspection("x.png", (80, 60), 9.0, True, amap, mask, regions, region_labels=labels, thresholds=Thresholds(8.5, 1.0))
     drawn.clear()
     out = np.asarray(render_overlay(np.full((60, 80, 3), 128, np.uint8), weighed, 0.0, 10.0, ["uneven", "uneven"]))
-    assert drawn[:2] == ["#1 uneven", "#2 uneven (weaker)"]
+    # (On 80 pixels "#2 uneven (weaker)" had run off the image: its index and the word only, which fit.)
+    assert drawn[:2] == ["#1 uneven", "#2 (weaker)"]
     around_second, around_first = out[35:55, 45:65], out[0:20, 0:20]
     assert (around_second == WEAKER_COLOUR).all(-1).any() and not (around_second == REGION_COLOUR).all(-1).any()
     assert (around_first == REGION_COLOUR).all(-1).any()
@@ -201,6 +202,47 @@ def test_the_caption_goes_to_the_corner_where_it_hides_least_and_names_stay_off_
     picture = np.asarray(render_overlay(grey, insp, 0.0, 10.0))
     named = np.abs(picture[13:37, 1:40].astype(int) - np.array(REGION_COLOUR)).sum(axis=2) < 60  # its letters, anti-aliased
     assert not named.any()
+
+
+def test_on_a_small_image_names_stay_on_it_and_off_each_other_and_the_band_off_a_hot_spot(monkeypatch):
+    # Regression probe 2026-12-06: on 64 x 48 pixels "#3 t3 (weaker)" ran off the image and weaker names were drawn over
+    # the counted ones; the band blacked out a good part's hot spot at the top edge.
+    from PIL import Image, ImageDraw
+
+    from defectlens.locate import extract_regions, render_overlay
+    from defectlens.locate.overlay import _caption_box
+    from defectlens.types import Inspection, Thresholds
+
+    amap = np.zeros((48, 64), np.float32)
+    for (y, x), peak in zip(((3, 3), (3, 40), (30, 5), (30, 30), (30, 50)), (9.0, 8.8, 4.0, 3.9, 3.8), strict=True):
+        amap[y : y + 6, x : x + 6] = peak
+    mask, labels, regions = extract_regions(amap, 1.0)
+    insp = Inspection("x.png", (64, 48), 9.0, True, amap, mask, regions, Thresholds(5.0, 1.0), labels)
+    boxes: list[tuple[str, tuple[int, int, int, int]]] = []
+    real_text = ImageDraw.ImageDraw.text
+
+    def record(self, xy, text, *a, **k):
+        box = self.textbbox(xy, text, font=k.get("font"), stroke_width=k.get("stroke_width", 0))
+        boxes.append((text, tuple(int(v) for v in box)))
+        return real_text(self, xy, text, *a, **k)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", record)
+    render_overlay(np.full((48, 64, 3), 128, np.uint8), insp, 0.0, 10.0, [f"t{i}" for i in range(1, 6)])
+    names = [(t, b) for t, b in boxes if t.startswith("#")]
+    assert {t.split()[0] for t, _ in names} >= {"#1", "#2"}  # the counted regions are named
+    assert all(b[0] >= 0 and b[2] <= 64 for _, b in names), names  # none runs off the image
+    for i, (_, a) in enumerate(names):
+        assert all(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1] for _, b in names[i + 1 :]), names
+    good = Inspection("g.png", (200, 100), 1.0, False, np.zeros((100, 200), np.float32), np.zeros((100, 200), bool), [],
+                      Thresholds(5.0, 1.0), hot_spot=(10, 2))
+    covered = np.zeros((100, 200), bool)
+    covered[0:9, 4:17] = True
+    picture = Image.fromarray(np.full((100, 200, 3), 128, np.uint8))
+    band = _caption_box(ImageDraw.Draw(picture), picture, "GOOD  score 1.00", covered)
+    assert band[:2] != (0, 0)
+    boxes.clear()
+    render_overlay(np.full((100, 200, 3), 128, np.uint8), good, 0.0, 10.0)
+    assert not any(t.startswith("GOOD") and b[0] < 16 and b[1] < 8 for t, b in boxes), boxes
 
 
 def test_region_names_stay_whole_and_clear_of_the_caption():

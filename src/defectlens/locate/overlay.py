@@ -7,6 +7,7 @@ import subprocess
 from collections import deque
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal, overload
 
 import numpy as np
 from matplotlib import colormaps
@@ -130,7 +131,10 @@ def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, cove
     font, shown = _caption_drawn(canvas, text)
     box = draw.textbbox((2, 0), shown, font=font)
     width, height = min(canvas.width, int(box[2]) + 2), max(text_size(canvas.width, canvas.height), int(box[3])) + 1
-    corners = [(0, 0), (canvas.width - width, 0), (0, canvas.height - height), (canvas.width - width, canvas.height - height)]
+    middle = (canvas.width - width) // 2
+    # The corners first, then the middle of the top and the bottom edge (a region in each corner: the band had covered one).
+    corners = [(0, 0), (canvas.width - width, 0), (0, canvas.height - height), (canvas.width - width, canvas.height - height),
+               (middle, 0), (middle, canvas.height - height)]
     if covered is None or not covered.any():
         x, y = corners[0]
     else:
@@ -139,19 +143,27 @@ def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, cove
     return max(0, x), max(0, y), max(0, x) + width, max(0, y) + height
 
 
+@overload
+def label_position(bbox: tuple[int, int, int, int], width: int, size: int, canvas: tuple[int, int],
+                   keep_clear: Sequence[tuple[int, int, int, int]], or_none: Literal[False] = False) -> tuple[int, int]: ...
+@overload
+def label_position(bbox: tuple[int, int, int, int], width: int, size: int, canvas: tuple[int, int],
+                   keep_clear: Sequence[tuple[int, int, int, int]], or_none: bool) -> tuple[int, int] | None: ...
 def label_position(
     bbox: tuple[int, int, int, int], width: int, size: int, canvas: tuple[int, int],
-    keep_clear: Sequence[tuple[int, int, int, int]],
-) -> tuple[int, int]:
+    keep_clear: Sequence[tuple[int, int, int, int]], or_none: bool = False,
+) -> tuple[int, int] | None:
     """Where a region's name of ``width`` x ``size`` pixels goes: above its box's top left, inside
     the box where there is no room above, moved in from the right edge so the whole name shows
     (names there were cut to "unknow"), and clear of whatever of ``keep_clear`` it would cover — the
     caption band (a name there was hidden by the score), names already drawn (a probe's "#9 crack"
     over "#10 crack" read "#9 crackk"): moved below what is in its way, else above it (at the bottom
     edge two names had been drawn over each other: "#4 c#6ack"), else beside it. Where no place is
-    clear it stays where it was put."""
+    clear (or the name is wider than the image) it stays where it was put, or with ``or_none`` None is returned."""
     x0, y0, _, _ = bbox
     bottom, right = canvas[1] - size - 1, canvas[0] - width - 1
+    if or_none and (right < 0 or bottom < 0):
+        return None  # wider or taller than the image: it could only run off it
     start = (max(0, min(x0 + 2, right)), max(0, min(y0 - size if y0 >= size else y0 + 2, bottom)))
 
     def in_the_way(x: int, y: int) -> tuple[int, int, int, int] | None:
@@ -170,7 +182,12 @@ def label_position(
             if 0 <= step[0] <= right and 0 <= step[1] <= bottom and step not in seen:
                 seen.add(step)
                 queue.append(step)
-    return start
+    return None if or_none else start
+
+
+def _gap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    """Pixels between two boxes (x0, y0, x1, y1) along the axis they are farthest apart on; 0 when they touch."""
+    return max(0, a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3])
 
 
 LABEL_SEARCH_LIMIT = 400
@@ -213,28 +230,55 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
     font = _font(size)
     verdict = "DEFECTIVE" if inspection.is_defective else "GOOD"
     caption = f"{verdict}  score {inspection.score:.2f}"
-    band = _caption_box(draw, canvas, caption, inspection.mask)
+    covered = inspection.mask
+    if inspection.hot_spot is not None:
+        # A good part's hot spot is where a person should look: the band had blacked it out at the top edge.
+        covered = covered.copy()
+        x, y = inspection.hot_spot
+        r = max(6, min(canvas.width, canvas.height) // 16)
+        covered[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = True
+    band = _caption_box(draw, canvas, caption, covered)
     taken = [band]
     # Names stay off the other regions' boxes too ("#1" of a region over most of the frame had been drawn on #2's outline;
     # report probe 2026-12-06); a box over a quarter of the image is no place to keep clear of, or no name would fit.
     boxes = [(r.index, r.bbox) for r in inspection.regions if (r.bbox[2] - r.bbox[0]) * (r.bbox[3] - r.bbox[1]) * 4 < canvas.width * canvas.height]
-    for i, region in enumerate(inspection.regions):
+    # The counted regions' names first, then the weaker ones': on a small image a weaker name had taken the place of a
+    # counted one and been drawn over it (regression probe 2026-12-06).
+    order = sorted(range(len(inspection.regions)), key=lambda i: inspection.regions[i].index in weaker)
+    for i in order:
+        region = inspection.regions[i]
+        is_weaker = region.index in weaker
         # The index with the type: "uneven, uneven" could not be matched to the report's rows.
         name = f"#{region.index} {labels[i]}" if labels and i < len(labels) else f"#{region.index}"
-        name += " (weaker)" if region.index in weaker else ""
+        name += " (weaker)" if is_weaker else ""
         # A type name no installed font can draw: the index alone, which the report's rows carry (boxes said nothing).
-        label_font, name = _drawable(name, size, f"#{region.index}" + (" (weaker)" if region.index in weaker else ""))
-        box = draw.textbbox((0, 0), name, font=label_font, stroke_width=1)
-        # As tall as it is drawn: an installed font's accents and descenders reach beyond the text size, and names ran
-        # into each other (regression probe 2026-12-06).
-        width, height = int(box[2]), max(size, int(box[3]))
+        label_font, name = _drawable(name, size, f"#{region.index}" + (" (weaker)" if is_weaker else ""))
         others = [box for index, box in boxes if index != region.index]
-        at = label_position(region.bbox, width, height, (canvas.width, canvas.height), [*taken, *others])
+        placed = None
+        # The whole name, else the index (which the report's rows carry) where the whole one finds no clear place.
+        for shown in dict.fromkeys((name, f"#{region.index}" + (" (weaker)" if is_weaker else ""), f"#{region.index}")):
+            box = draw.textbbox((0, 0), shown, font=label_font, stroke_width=1)
+            # As tall as it is drawn: an installed font's accents and descenders reach beyond the text size, and names ran
+            # into each other (regression probe 2026-12-06).
+            width, height = int(box[2]), max(size, int(box[3]))
+            at = label_position(region.bbox, width, height, (canvas.width, canvas.height), [*taken, *others], or_none=True)
+            if at is None or _gap((at[0], at[1], at[0] + width, at[1] + height), region.bbox) > max(3 * height, 24):
+                # The other regions' boxes are kept clear only near its own: kept clear at any cost, a name had been put
+                # 195 px away, beside another region (regression probe 2026-12-06).
+                at = label_position(region.bbox, width, height, (canvas.width, canvas.height), taken, or_none=True)
+            if at is not None:
+                placed = (at, shown, width, height)
+                break
+        if placed is None:
+            if is_weaker:
+                continue  # outlined, listed in the report; a name over another's would hide both
+            width, height = int(draw.textbbox((0, 0), f"#{region.index}", font=label_font, stroke_width=1)[2]), size
+            placed = (label_position(region.bbox, width, height, (canvas.width, canvas.height), taken), f"#{region.index}", width, height)
+        at, shown, width, height = placed
         # One pixel round it: the dark stroke reaches beyond the text's box, and side by side two names touched.
         taken.append((at[0] - 1, at[1] - 1, at[0] + width + 1, at[1] + height + 1))
         # A dark edge keeps the name readable on bright surfaces and on the heat map.
-        colour = WEAKER_COLOUR if region.index in weaker else REGION_COLOUR
-        draw.text(at, name, fill=colour, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
+        draw.text(at, shown, fill=WEAKER_COLOUR if is_weaker else REGION_COLOUR, font=label_font, stroke_width=1, stroke_fill=(0, 0, 0))
     _caption(draw, canvas, caption, (255, 60, 60) if inspection.is_defective else (60, 220, 60), band)
     if inspection.hot_spot is not None:
         # A good part's map peaking above the threshold: ringed, as the report says where to look;
