@@ -330,3 +330,28 @@ def test_export_says_when_reviewers_disagree_and_lists_every_review(pool: ModelP
     assert [(r["by"], r["verdict"]) for r in entries[argued["id"]]["reviews"]] == [("Ana", "good"), ("Ben", "defective")]
     assert entries[argued["id"]]["verdict"] == "defective" and all(r["at"].endswith("+00:00") for r in entries[argued["id"]]["reviews"])
     assert [(r["by"], r["verdict"]) for r in entries[changed["id"]]["reviews"]] == [("Ana", "defective"), ("Ana", "good")]
+
+
+def test_a_mask_drawn_beside_a_calibration_image_is_not_deleted_by_the_next_export(pool: ModelPool, images: dict[str, Path],
+                                                                                   tmp_path: Path) -> None:
+    # Regression probe 2026-12-06: the README says to draw masks in calibration/defective/masks/, and the next export
+    # deleted them without a word (they looked like the masks exports used to write there).
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with make_app(pool, db, data) as client:
+        bad = upload(client, images["bad"]).json()
+        client.post(f"/inspections/{bad['id']}/review", json={"reviewer": "Ana", "verdict": "defective"})
+    out = tmp_path / "export"
+    args = ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    entry = json.loads((out / "manifest.json").read_text())["inspections"][0]
+    drawn = out / "calibration" / "defective" / "masks" / f"{entry['file']}_mask.png"
+    drawn.parent.mkdir()
+    Image.fromarray(np.zeros((bad["height"], bad["width"]), np.uint8)).save(drawn)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and f"did not write (calibration/defective/masks/{drawn.name})" in " ".join(again.output.split())
+    assert drawn.is_file()
+    # One an export before 0.3.4 wrote (its manifest entry says "mask": true) is the export's own, replaced as before.
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["inspections"][0]["mask"] = True
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert CliRunner().invoke(cli, args).exit_code == 0 and not drawn.exists()

@@ -82,11 +82,22 @@ def _foreign_files(folder: Path) -> list[Path]:
     try:
         earlier = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         names = {str(entry["file"]) for entry in earlier.get("inspections", [])}
+        # Masks beside the calibration images were written by exports before 0.3.4 only (their entries say "mask": true);
+        # any other is a person's, drawn to set the pixel threshold, and had been deleted by the next export (regression
+        # probe 2026-12-06).
+        masked = {str(entry["file"]) for entry in earlier.get("inspections", []) if entry.get("mask") is True}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    ours = re.compile(r"(?P<name>\d{6,}_[0-9a-f]{12})(_mask)?\.\w+")  # ids past 999 999 take more digits
-    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
-            and not ((m := ours.fullmatch(p.name)) and m.group("name") in names)]
+    ours = re.compile(r"(?P<name>\d{6,}_[0-9a-f]{12})(?P<mask>_mask)?\.\w+")  # ids past 999 999 take more digits
+
+    def written_by_export(p: Path) -> bool:
+        m = ours.fullmatch(p.name)
+        if not m or m.group("name") not in names:
+            return False
+        calibration_mask = m.group("mask") is not None and p.relative_to(folder).parts[0] == "calibration"
+        return not calibration_mask or m.group("name") in masked
+
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST and not written_by_export(p)]
 
 
 def folder_name(defect_type: str) -> str:
