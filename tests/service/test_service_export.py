@@ -320,7 +320,10 @@ def test_export_says_when_reviewers_disagree_and_lists_every_review(pool: ModelP
         client.post(f"/inspections/{argued['id']}/review", json={"reviewer": "Ben", "verdict": "defective", "seen_reviews": 2})
         changed = upload(client, images["good"]).json()
         client.post(f"/inspections/{changed['id']}/review", json={"reviewer": "Ana", "verdict": "defective"})
-        client.post(f"/inspections/{changed['id']}/review", json={"reviewer": "Ana", "verdict": "good"})
+        client.post(f"/inspections/{changed['id']}/review", json={"reviewer": "ana", "verdict": "good"})  # one person, any case
+        # The same photo posted again and reviewed: the review of the inspection left out is in the manifest too.
+        again = upload(client, images["good"], name="again.png").json()
+        client.post(f"/inspections/{again['id']}/review", json={"reviewer": "Cy", "verdict": "good"})
     out = tmp_path / "export"
     result = CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -329,7 +332,8 @@ def test_export_says_when_reviewers_disagree_and_lists_every_review(pool: ModelP
     entries = {e["inspection"]: e for e in json.loads((out / "manifest.json").read_text())["inspections"]}
     assert [(r["by"], r["verdict"]) for r in entries[argued["id"]]["reviews"]] == [("Ana", "good"), ("Ben", "defective")]
     assert entries[argued["id"]]["verdict"] == "defective" and all(r["at"].endswith("+00:00") for r in entries[argued["id"]]["reviews"])
-    assert [(r["by"], r["verdict"]) for r in entries[changed["id"]]["reviews"]] == [("Ana", "defective"), ("Ana", "good")]
+    assert [(r["inspection"], r["by"], r["verdict"]) for r in entries[again["id"]]["reviews"]] == [
+        (changed["id"], "Ana", "defective"), (changed["id"], "ana", "good"), (again["id"], "Cy", "good")]
 
 
 def test_a_mask_drawn_beside_a_calibration_image_is_not_deleted_by_the_next_export(pool: ModelPool, images: dict[str, Path],

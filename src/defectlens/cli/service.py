@@ -193,6 +193,11 @@ def _unavailable(exc: Exception) -> str:
     return f"{exc} — fix: check --db and that the database is running"
 
 
+def _first_ids(ids: list) -> str:
+    """The first ten of ``ids`` as a list, and how many more there are (the list had been cut at ten without a word)."""
+    return str(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
 def _need_extra(exc: ImportError) -> typer.Exit:
     if not isinstance(exc, ModuleNotFoundError):
         # Installed but broken (a module that fails to load, as Python's own _ssl in a copied interpreter): said as it is,
@@ -389,21 +394,21 @@ def export_reviews(
                       "none of them is in the export")
     if summary.same_image:
         console.print(f"[yellow]note:[/] {len(summary.same_image)} image(s) were inspected more than once "
-                      f"(inspections {escape(str(summary.same_image[:10]))}): each written once, as its latest review says")
+                      f"(inspections {escape(_first_ids(summary.same_image))}): each written once, as its latest review says")
     if summary.disagreeing:
         console.print(f"[yellow]note:[/] the reviews of {len(summary.disagreeing)} of them disagree on the verdict "
-                      f"(inspections {escape(str(summary.disagreeing[:10]))}): check them, the latest was taken")
+                      f"(inspections {escape(_first_ids(summary.disagreeing))}): check them, the latest was taken")
     if summary.contested:
         console.print(f"[yellow]note:[/] the reviewers of {len(summary.contested)} inspection(s) disagree on the verdict "
-                      f"(inspections {escape(str(summary.contested[:10]))}): the latest review was taken — check them "
+                      f"(inspections {escape(_first_ids(summary.contested))}): the latest review was taken — check them "
                       "(manifest.json lists every review)")
     if summary.unusable:
         console.print(f"[yellow]note:[/] {len(summary.unusable)} image(s) reviewed unusable left out "
-                      f"(inspections {escape(str(summary.unusable[:10]))})")
+                      f"(inspections {escape(_first_ids(summary.unusable))})")
     if summary.missing_files:
         missing = summary.missing_files
         console.print(f"[yellow]note:[/] {len(missing)} inspection(s) skipped,"
-                      f" image missing from {escape(str(data_dir))}: {escape(str(missing[:10]))}")
+                      f" image missing from {escape(str(data_dir))}: {escape(_first_ids(missing))}")
     console.print(f"written to {escape(str(output))}")
     if summary.missing_files:
         raise typer.Exit(3)

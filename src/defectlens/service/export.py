@@ -71,8 +71,9 @@ def _person_reviews(row: InspectionRow) -> list[ReviewRow]:
 
 
 def _reviewers_disagree(row: InspectionRow) -> bool:
-    """Whether two people's latest verdicts on ``row`` differ (one person changing their mind is no disagreement)."""
-    latest = {r.reviewer: r.verdict for r in _person_reviews(row)}
+    """Whether two people's latest verdicts on ``row`` differ (one person changing their mind is no disagreement; names
+    compare without case, as "ana" and "Ana" are one person)."""
+    latest = {r.reviewer.casefold(): r.verdict for r in _person_reviews(row)}
     return len(set(latest.values())) > 1
 
 
@@ -242,8 +243,11 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
                 # Every review, not only the one that stands: a second reviewer's "defective" had hidden the first's "good",
                 # and the export's label rested on who clicked last without a word (loop probe 2026-12-06).
-                "reviews": [{"by": r.reviewer, "verdict": r.verdict, "at": at.isoformat() if (at := as_utc(r.created_at)) else None}
-                            for r in _person_reviews(row)],
+                # Of every inspection of the same image too, each review with its inspection's id (regression probe: the
+                # review of the one left out was nowhere).
+                "reviews": [{"inspection": each.id, "by": r.reviewer, "verdict": r.verdict,
+                             "at": at.isoformat() if (at := as_utc(r.created_at)) else None}
+                            for each in sorted(by_image[row.image_sha], key=lambda g: g.id) for r in _person_reviews(each)],
                 # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
                 "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,
                 "defectlens_version": row.defectlens_version,
