@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -327,7 +329,16 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
     homeless = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"} | {"XDG_CONFIG_HOME": str(tmp_path / "a-file" / "cfg")}
     version = run("--version", capture_output=True, env=homeless)
     assert version.returncode == 0 and version.stderr == "", version.stderr
-    from defectlens._entry import cap_threads
+    # On a terminal that is not UTF-8 too (regression probe 2026-12-06: rendered, the card failed on its "×").
+    master, slave = os.openpty()
+    on_terminal = run("info", str(fitted_model), stdout=slave, stderr=subprocess.PIPE, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    os.close(slave)
+    with contextlib.suppress(OSError):
+        while os.read(master, 65536):
+            pass
+    os.close(master)
+    assert on_terminal.returncode == 0, on_terminal.stderr
+    from defectlens._entry import cap_threads, quiet_plot_cache
     from defectlens.export.runtime import available_threads
 
     cores = len(os.sched_getaffinity(0))
@@ -336,6 +347,27 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
         assert available_threads() == cores
         cap_threads()
         assert os.environ["OMP_NUM_THREADS"] == str(cores)
+        for asked, capped in ((" 100000", str(cores)), (f"100000,{cores}", f"{cores},{cores}")):  # OpenMP's other forms
+            patch.setenv("OMP_NUM_THREADS", asked)
+            cap_threads()
+            assert os.environ["OMP_NUM_THREADS"] == capped, asked
+    # Matplotlib's folder under the temporary folder: never one another user made (its matplotlibrc would be read), and
+    # one made unwritable (a umask 0222) made writable.
+    import tempfile
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MPLCONFIGDIR", raising=False)
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path / "a-file" / "cfg"))
+        patch.setattr(tempfile, "tempdir", str(tmp_path))
+        planted = tmp_path / f"defectlens-matplotlib-{os.getuid()}"
+        planted.mkdir(mode=0o777)
+        os.chown(planted, 12345, 12345)
+        quiet_plot_cache()
+        assert "MPLCONFIGDIR" not in os.environ
+        os.chown(planted, os.getuid(), os.getgid())
+        planted.chmod(0o500)
+        quiet_plot_cache()
+        assert os.environ["MPLCONFIGDIR"] == str(planted) and stat.S_IMODE(planted.stat().st_mode) == 0o700
 
 
 def test_an_output_folder_made_unwritable_by_the_umask_is_refused_before_the_work(fitted_model, synthetic_category, tmp_path, monkeypatch):

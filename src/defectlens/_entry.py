@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 
 
@@ -49,9 +50,10 @@ def cap_threads() -> None:
     100 000 an exported model's run made 32 000 threads, took 17 GB and did not stop on SIGTERM, and PyTorch ran 4 times
     slower (environment probe 2026-12-06)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    asked = os.environ.get("OMP_NUM_THREADS", "")
-    if asked.isdigit() and int(asked) > cores:
-        os.environ["OMP_NUM_THREADS"] = str(cores)
+    # OpenMP's forms too: " 100000" and a list per nesting level, "100000,1" (regression probe 2026-12-06).
+    levels = [level.strip() for level in os.environ.get("OMP_NUM_THREADS", "").split(",")]
+    if all(level.isdigit() for level in levels) and any(int(level) > cores for level in levels):
+        os.environ["OMP_NUM_THREADS"] = ",".join(str(min(int(level), cores)) for level in levels)
 
 
 def quiet_plot_cache() -> None:
@@ -74,6 +76,11 @@ def quiet_plot_cache() -> None:
     own = os.path.join(tempfile.gettempdir(), f"defectlens-matplotlib-{os.getuid()}")
     try:
         os.makedirs(own, mode=0o700, exist_ok=True)
+        info = os.lstat(own)
+        if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
+            return  # another user's (planted: its matplotlibrc would be read) or a link: Matplotlib says why, as before
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(own, 0o700)  # made under a umask such as 0222 (unwritable), or opened to others since
     except OSError:
         return  # Matplotlib says why, as before
     os.environ["MPLCONFIGDIR"] = own

@@ -1306,11 +1306,12 @@ def info(
             card += export_card_section(read_export(model_dir))
         except DefectlensError as exc:
             console.print(f"[yellow]note:[/] exported, but its export record does not check: {escape(str(exc))}")
-    if card_console.is_terminal:
+    if card_console.is_terminal and (card_console.encoding or "").lower().replace("-", "").startswith("utf"):
         card_console.print(Markdown(card))
     else:
         # Piped or saved: the card's Markdown as written, lines whole (rendered for 80 columns, the
-        # training set's sha256 was cut in two, "…bfa43fdb74…").
+        # training set's sha256 was cut in two, "…bfa43fdb74…"); so on a terminal that is not UTF-8, whose rendering
+        # failed on the card's "×" (regression probe 2026-12-06).
         write_standard_output(card if card.endswith("\n") else card + "\n")
     if not (model_dir / CARD_FILE).is_file():
         console.print(f"[yellow]note:[/] {escape(str(model_dir))} has no {CARD_FILE} (written before model cards); re-save it to write one")
