@@ -387,6 +387,22 @@ def test_an_output_folder_made_unwritable_by_the_umask_is_refused_before_the_wor
     assert not out.exists() and "inspected" not in said.lower()
 
 
+def test_folders_a_umask_would_make_read_only_are_refused_before_the_work(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-06: under umask 0222 `inspect -o deep/a/b` ended in a traceback leaving deep/ behind, and
+    # `evaluate --json jdir/m.json` failed after the whole evaluation. Root writes anywhere: another user is played.
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    before = os.umask(0o222)
+    try:
+        deep = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "good"), "-o", str(tmp_path / "deep" / "a")])
+        metrics = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path / "jdir" / "m.json")])
+    finally:
+        os.umask(before)
+    for result in (deep, metrics):
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and "would be made read-only to you (umask 0222)" in said and "umask 022" in said, said
+    assert not (tmp_path / "deep").exists() and not (tmp_path / "jdir").exists() and "image_auroc" not in metrics.output
+
+
 def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthetic_category, tmp_path):
     # Own-data probe 2026-12-05: calibrate said "check it with defectlens evaluate", which took only an MVTec
     # category; the engineer had to build test/{good,pitting} from links.

@@ -64,6 +64,16 @@ cleaned with every folder's temporaries (:func:`~defectlens.io.atomic.clean_stal
 left it (a probe's SIGKILL had left one for good)."""
 
 
+def _umask_blocks_owner() -> int:
+    """The process's umask when it takes write or search permission from a folder's owner (0 otherwise, and for root,
+    whom permissions do not stop)."""
+    if os.geteuid() == 0:
+        return 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask if mask & 0o300 else 0
+
+
 def can_write(folder: Path) -> bool:
     """Whether files can be made in ``folder`` (False on a read-only disk, or without permission):
     one is made and removed, since the permission bits say yes where no file can be made (``/proc``,
@@ -112,15 +122,21 @@ def require_room(folder: Path, needed: int, what: str) -> None:
                           "free space on that disk first")
 
 
-def require_writable_parent(path: Path, what: str) -> None:
+def require_writable_parent(path: Path, what: str, is_folder: bool = False) -> None:
     """Refuse, before any work, a path below a file (its folders could never be made), or one
     whose folder cannot be written: a read-only disk was found out after the whole fit, or after
-    every image was inspected."""
+    every image was inspected. Nor where folders must be made (``path``'s, or ``path`` itself when it ``is_folder``)
+    under a umask that leaves their maker no write permission."""
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
+    if (parent != path.parent or (is_folder and not path.exists())) and (blocked := _umask_blocks_owner()):
+        # Made under umask 0222 a folder is read-only to its maker: every image had been inspected before each write
+        # failed, and `-o a/b/c` ended in a traceback leaving a/ behind (environment probes 2026-12-06).
+        raise OutputError(f"the folders it needs would be made read-only to you (umask {blocked:04o})", path,
+                          "set a umask that leaves you write permission, such as `umask 022`, and run again")
     for folder in (parent, path) if path.is_dir() else (parent,):
         if not can_write(folder):
             # Of the path itself, said once: "ro2: ro2 cannot be written …, so the output folder cannot be either" (probe).
@@ -172,7 +188,7 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
         raise OutputError(f"is a link to a folder not made yet ({output.resolve()})", output, "make that folder first, or pass another")
     if output.exists() and not output.is_dir():
         raise OutputError("exists and is not a folder", output, "pass a folder path for -o, or move the file away")
-    require_writable_parent(output, "output folder")
+    require_writable_parent(output, "output folder", is_folder=True)
     if model_dir is not None:
         require_apart_from(output, [model_dir], "output folder")
     out = _real(output)
