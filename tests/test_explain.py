@@ -250,6 +250,14 @@ def test_language_model_text_gets_the_head_and_the_action(monkeypatch):
     rep = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.8, "few-shot")], TAX, writer="llm")
     assert rep.writer == "llm"
     assert rep.text == "Magnetic tile: DEFECTIVE (score 2.50). A crack runs along the upper-left edge. Recommended action: reject the part."
+    # A type guessed from the words is said to be one after the model's words, which state it as fact (regression probe
+    # 2026-12-06); the model is given the marked area's size, as the template says it.
+    guessed = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.5, "words")], TAX, writer="llm")
+    assert guessed.writer == "llm" and ("A crack runs along the upper-left edge. Type(s) guessed from the descriptions, with no example of "
+                                        "this part: crack — confirm by eye. Recommended action") in guessed.text
+    from defectlens.explain.llm import facts_prompt
+
+    assert "marked area, " in facts_prompt(guessed)
 
 
 def test_defaults_and_unknowns_say_what_they_are():

@@ -432,3 +432,28 @@ def test_a_blurred_line_is_said_to_drift_from_the_fit_in_the_json_the_terminal_a
         # (Blurred by 2 pixels, these synthetic parts are beyond the frame check's limit too: the note asks what is under the camera.)
         assert ("images lie further from the normal images, as a whole" in (out / "index.html").read_text()) is drifted
         assert ("a camera out of focus or faulty?" in said) is drifted
+
+
+def test_inspect_with_the_language_model_says_which_images_it_was_not_asked_about(checked_model, tmp_path, monkeypatch):
+    # Regression probe 2026-12-06: a frame unlike every normal one, about which the model is never asked, was counted as a
+    # text "rejected by the checks, or the model failed".
+    from PIL import Image
+
+    from defectlens.explain import llm as llm_module
+    from defectlens.explain.llm import LMText
+
+    monkeypatch.setattr(llm_module.LMWriter, "write", lambda self, report: LMText("The part is good; no defect.", 0.01, ""))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(folder / "noise.png")
+    Image.fromarray(np.stack([texture(rng, 96, 128)] * 3, -1)).save(folder / "part.png")
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    result = CliRunner().invoke(app, ["inspect", str(checked_model), str(folder), "-o", str(tmp_path / "out"), "--writer", "llm"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "the language model was not asked about 1 of 2 image(s), unlike every normal one" in said
+    assert "was not used for" not in said

@@ -1012,10 +1012,14 @@ def inspect(
         # Over the run, once: focus or light drifting since the fit raises false alarms with no image over the frame check's
         # limit (drift probe 2026-12-06: 9 of 14 good cookies blurred by σ = 2 flagged, nothing said).
         console.print(f"[yellow]warning:[/] {escape(drift)}")
-    if writer == "llm" and (fell_back := sum(r.writer != "llm" for r in done)):
+    if writer == "llm" and (fell_back := sum(r.writer == "template (llm fallback)" for r in done)):
         # Said here, not only in each report: every report of a run could be the template's unseen.
         console.print(f"[yellow]note:[/] the language model's text was not used for {fell_back} of {len(done)} report(s) "
                       "(rejected by the checks, or the model failed): those are the template's, and each report's notes say why")
+    if writer == "llm" and (not_asked := sum(r.writer == "template" for r in done)):
+        # Not counted as rejected: the model is not asked about them (regression probe 2026-12-06).
+        console.print(f"[yellow]note:[/] the language model was not asked about {not_asked} of {len(done)} image(s), unlike every normal "
+                      "one (the template says so)")
     console.print(f"summary → {escape(str(summary_path))}; gallery → {escape(str(gallery_path))}")
     report_failures(failures)
     console.print(f"results in {escape(str(output))}")

@@ -135,7 +135,12 @@ def with_head_and_action(report: Report, body: str) -> str:
     action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
     if report.verdict != "defective" and report.hot_spot:
         action = f" {good_part_words(report)}"
-    return f"{report_head(report)} {body}{action}"
+    # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):
+    # the model's "a break at the top edge" had stated it as fact (regression probe 2026-12-06).
+    guessed = sorted({f.defect_type for f in counted_findings(report.findings)
+                      if f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN})
+    doubt = f" Type(s) guessed from the descriptions, with no example of this part: {', '.join(guessed)} — confirm by eye." if guessed else ""
+    return f"{report_head(report)} {body}{doubt}{action}"
 
 
 def template_text(report: Report) -> str:
