@@ -255,9 +255,10 @@ def test_language_model_text_gets_the_head_and_the_action(monkeypatch):
     guessed = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.5, "words")], TAX, writer="llm")
     assert guessed.writer == "llm" and ("A crack runs along the upper-left edge. Type(s) guessed from the descriptions, with no example of "
                                         "this part: crack — confirm by eye. Recommended action") in guessed.text
-    from defectlens.explain.llm import facts_prompt
-
-    assert "marked area, " in facts_prompt(guessed)
+    # Whose size the model's words give is said after them (the template says "marked area").
+    monkeypatch.setattr(llm_module.LMWriter, "write", lambda self, report: LMText("A crack at the upper-left edge, 1.0% of the image.", 0.01, ""))
+    sized = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.8, "few-shot")], TAX, writer="llm")
+    assert sized.writer == "llm" and "1.0% of the image. Sizes are of the areas the map marks, often larger than the defect." in sized.text
 
 
 def test_defaults_and_unknowns_say_what_they_are():

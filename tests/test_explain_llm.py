@@ -93,7 +93,8 @@ def test_faithful_lm_text_is_used(monkeypatch):
     rep = build_report(insp, types, TAX, writer="llm")
     assert rep.writer == "llm" and "crack" in rep.text and rep.writer_seconds == pytest.approx(0.01)
     # The action is the template's, added after the model's words (2026-12-06: the model is given none and may say none).
-    assert rep.text.endswith("The tile has a small crack at the upper-left edge. Recommended action: reject the part.")
+    assert rep.text.endswith("The tile has a small crack at the upper-left edge. Sizes are of the areas the map marks, often larger than "
+                             "the defect. Recommended action: reject the part.")
     # What the system did is no act on the part, nor the action quoted whole, nor a ")" without its "(" (earlier probes).
     for fine in ("A crack at the upper-left edge (0.75% of the image).",
                  "A crack was identified at the upper-left edge.",

@@ -199,8 +199,9 @@ def _finding_phrase(f: Finding) -> str:
     kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
     # A default severity is not given as a fact (the verifier refuses it stated as assessed).
     severity = "" if "severity" in f.defaults_used else f", {f.severity} severity"
-    # The marked area's size, as the template says it: the map marks several times a small defect's own.
-    return f"{with_article(kind)} at the {f.location} ({f.size} marked area, {format_share(f.area_fraction)} of the image{severity})"
+    # Sizes as words and shares only: told "small marked area", SmolLM2 told each finding twice (with_head_and_action says
+    # whose size it is after the model's words).
+    return f"{with_article(kind)} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image{severity})"
 
 
 def facts_prompt(report: Report) -> str:

@@ -6,6 +6,8 @@ findings, and the fallback whenever the language-model text fails verification.
 
 from __future__ import annotations
 
+import re
+
 from defectlens.descriptor import GREY_REASON, grey_reason_in
 from defectlens.explain.location import format_share
 from defectlens.taxonomy import UNKNOWN
@@ -140,7 +142,14 @@ def with_head_and_action(report: Report, body: str) -> str:
     guessed = sorted({f.defect_type for f in counted_findings(report.findings)
                       if f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN})
     doubt = f" Type(s) guessed from the descriptions, with no example of this part: {', '.join(guessed)} — confirm by eye." if guessed else ""
-    return f"{report_head(report)} {body}{doubt}{action}"
+    # Whose size the model's words give, as the template says "marked area" (regression probe 2026-12-06: "large, 5.9% of
+    # the image" read as the defect's own).
+    sizes = " Sizes are of the areas the map marks, often larger than the defect." if _SIZE_OR_SHARE.search(body) else ""
+    return f"{report_head(report)} {body}{sizes}{doubt}{action}"
+
+
+_SIZE_OR_SHARE = re.compile(r"\d\s*%|\b(?:tiny|small|large|big|huge|sizeable|extensive|covers?|covering)\b", re.I)
+"""A size or a share said of a finding, in a language model's words."""
 
 
 def template_text(report: Report) -> str:
