@@ -547,6 +547,27 @@ def test_evaluate_types_examples_without_masks_as_inspect_does(fitted_model, syn
     assert "the defect was located by the model" in text and "the whole image is used" not in text
 
 
+def test_evaluate_types_with_a_folder_of_examples_as_inspect_uses_them(fitted_model, synthetic_category, tmp_path):
+    # Loop probe 2026-12-06: the examples a line uses (a model's examples/, an export's) could not be measured by
+    # `evaluate`, whose --types-k draws them from the test split.
+    import shutil
+
+    examples = tmp_path / "examples" / "spot"
+    examples.mkdir(parents=True)
+    shutil.copy(synthetic_category / "test" / "spot" / "000.png", examples / "a.png")
+    metrics_file = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(metrics_file),
+                                 "--examples", str(tmp_path / "examples")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    types = json.loads(metrics_file.read_text())["types"]
+    assert f"defect types (examples from {tmp_path / 'examples'}" in said and types["examples"] == os.path.realpath(tmp_path / "examples")
+    # The example is a copy of a test image: that one is not typed by itself.
+    assert types["n_images"] == 3 and types["labels"] == ["spot", "unknown"] and types["confusion"][0][0] >= 2
+    both = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--types-k", "1", "--examples", str(tmp_path / "examples")])
+    assert both.exit_code == 2 and "pass one of them" in " ".join(both.output.split())
+
+
 def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_path):
     metrics_file = tmp_path / "m.json"
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(metrics_file), "--types-k", "1"])

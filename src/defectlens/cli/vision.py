@@ -95,7 +95,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import folder_identity, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import is_good_folder
+from defectlens.io.dataset import copies_among, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import can_write, lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
 from defectlens.taxonomy import load_taxonomy
@@ -1122,6 +1122,12 @@ def evaluate(
             "(NAME.confusion.png), else to CATEGORY.confusion.png in the current folder.",
         ),
     ] = 0,
+    examples: Annotated[
+        Path | None,
+        typer.Option("--examples", help="Also score defect types as `inspect --examples DIR` gives them, with these labelled examples "
+                                        "(one folder per type, e.g. MODEL_DIR/examples or an export's examples/), on the defective "
+                                        "images the model flags; instead of --types-k."),
+    ] = None,
     cue: Annotated[
         str | None,
         typer.Option(help=f"Zero-shot models only: token, batch or both (see `inspect --help`). Default: {DEFAULT_CUE}.", show_default=False),
@@ -1153,6 +1159,9 @@ def evaluate(
         if (category_dir is None) == (good is None and defective is None) or (good is None) != (defective is None):
             raise ConfigError("evaluate takes a category folder, or --good and --defective folders", category_dir,
                               "pass CATEGORY_DIR (with test/), or both --good DIR and --defective DIR")
+        if types_k > 0 and examples is not None:
+            raise ConfigError("--types-k draws examples from the test split, --examples takes them from a folder", examples,
+                              "pass one of them")
         if types_k > 0 and category_dir is None:
             raise ConfigError("--types-k draws examples from a category's test/ folders", None, "pass a category folder for --types-k")
         if json_out is not None and not to_stdout:
@@ -1192,6 +1201,13 @@ def evaluate(
         # Examples without masks located by the model, as `inspect --examples` has them: the whole image had been the
         # example here, so the accuracy was another classifier's (layout probe 2026-12-06).
         analysis = prepare_analysis(None, category_dir, types_k, "template", locator=Locator.of(inspector)) if types_k > 0 else None
+        if examples is not None:
+            # The examples a line uses (a model's examples/, an export's): the loop of reviews, exported examples and
+            # their effect on the types could not be measured (loop probe 2026-12-06).
+            analysis = prepare_analysis(None, examples, 5, "template", locator=Locator.of(inspector), examples_required=True)
+            # A test image copied in as an example (an export's are the line's images) is not typed by itself.
+            copied = copies_among([t.path for t in category.test if t.is_defective], [Path(p) for p in analysis.excluded])
+            analysis.excluded |= {str(p) for p in copied}
         with progress_bar("evaluating", n) as advance:
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
     except DefectlensError as exc:
@@ -1230,8 +1246,9 @@ def evaluate(
                 return type_with_notes(chosen, image, inspection)[0]
 
             types = evaluate_detected_types(scored, type_image, analysis.classifier.class_names, analysis.excluded, category.name, types_k)
-            result["types"] = types.to_json()
-            console.print(f"defect types (k={types_k}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "
+            result["types"] = types.to_json() | ({"examples": os.path.realpath(examples)} if examples is not None else {})
+            drawn = f"examples from {examples}" if examples is not None else f"k={types_k}"
+            console.print(f"defect types ({escape(drawn)}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "
                           f"{types.n_not_flagged} passed, untyped): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
             # Beside a --json file; a stream (standard output, a pipe) has no "beside".
             beside = json_out is not None and not to_stdout and not stream(json_out)
