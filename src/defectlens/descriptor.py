@@ -502,15 +502,15 @@ def render_card(descriptor: ModelDescriptor) -> str:
         lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": how})
     elif d.format_version < FORMAT_VERSION or d.settings is not None:
         lines += ["Not recorded in this descriptor (the detector's own files hold them)."]
+    else:
+        lines += ["Not fixed in the model: set at inspection by the zero-shot cue — token: "
+                  f"{THRESHOLD_RULES['token-probability']}; batch or both: {THRESHOLD_RULES['batch-outlier']}."]
     if d.earlier_thresholds:
         lines += ["", "### Earlier thresholds of this fit (newest first; `defectlens calibrate MODEL_DIR --restore N` returns to one)", "",
                   "| N | image | pixel | how set | replaced at (UTC) | replaced by |", "|---|---|---|---|---|---|"]
         for n, e in reversed(list(enumerate(d.earlier_thresholds, start=1))):
             cells = [n, e.get("image"), e.get("pixel"), e.get("source"), e.get("replaced_at"), e.get("replaced_by")]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    else:
-        lines += ["Not fixed in the model: set at inspection by the zero-shot cue — token: "
-                  f"{THRESHOLD_RULES['token-probability']}; batch or both: {THRESHOLD_RULES['batch-outlier']}."]
     if d.normal_stats:
         lines += ["", "## Normal-score statistics (normal images scored as unseen: held out, or each left out)", "", *_table(d.normal_stats)]
     if d.fit_summary and fitted_on_none:
