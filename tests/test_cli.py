@@ -395,12 +395,21 @@ def test_folders_a_umask_would_make_read_only_are_refused_before_the_work(fitted
     try:
         deep = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "good"), "-o", str(tmp_path / "deep" / "a")])
         metrics = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path / "jdir" / "m.json")])
+        # A model or an export is written whole in a new folder beside its place, whether that place exists or not (regression
+        # probe: fit, calibrate and export did all their work, then failed with "pass a folder you can write to").
+        fitted = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "model"), "--max-images", "4"])
+        test = synthetic_category / "test"
+        moved = runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--dry-run"])
+        calibrated = runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot")])
+        exported = runner.invoke(app, ["export", str(fitted_model), "-o", str(tmp_path / "exported")])
     finally:
         os.umask(before)
-    for result in (deep, metrics):
+    assert moved.exit_code == 0  # a dry run writes no model
+    for result in (deep, metrics, fitted, calibrated, exported):
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and "would be made read-only to you (umask 0222)" in said and "umask 022" in said, said
     assert not (tmp_path / "deep").exists() and not (tmp_path / "jdir").exists() and "image_auroc" not in metrics.output
+    assert not (tmp_path / "model").exists() and not (tmp_path / "exported").exists() and "fitting" not in fitted.output
 
 
 def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthetic_category, tmp_path):

@@ -119,7 +119,7 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     loaded = None
     try:
         if not dry_run:
-            require_writable_parent(model_dir, "model")
+            require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
             clean_stale_temporaries(model_dir.parent, model_dir.name)
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
@@ -236,7 +236,7 @@ def calibrate(
                               "pass `inspect --threshold X` for a run, or calibrate a model written by `defectlens fit`")
         if not dry_run:
             # The model before its plot: a read-only model folder had been found out on a second try, after the plot's error.
-            require_writable_parent(model_dir, "model")
+            require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
             clean_stale_temporaries(model_dir.parent, model_dir.name)
             # Saved as a copy swapped in for the old: room for that copy, before the scoring (a full disk had been found out
             # after it; concurrency probe 2026-12-06).

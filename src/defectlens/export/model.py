@@ -30,7 +30,7 @@ from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import write_text_atomic
-from defectlens.io.outputs import require_link_resolves
+from defectlens.io.outputs import require_link_resolves, require_writable_parent
 
 EXPORT_FILE = "export.json"
 ONNX_FILE = "encoder.onnx"
@@ -183,6 +183,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     runtime = FORMATS[fmt]
     source, target = Path(model_dir), Path(output)
     require_link_resolves(target, "export")  # before it is followed below: a loop had been a traceback
+    require_writable_parent(target, "exported model", makes_folder=True)  # before the work: written whole in a new folder
     if target.resolve() == source.resolve():
         raise ConfigError("the export would overwrite the model it is made from", target, "give another output folder with -o")
     if source.resolve() in target.resolve().parents:

@@ -336,7 +336,7 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     require_link_resolves(target, what)
     if target.exists() and not target.is_dir():
         raise OutputError(f"exists and is not a folder ({with_article(what)} is a folder)", target, "pass a new folder path, or move the file away")
-    require_writable_parent(target, what)
+    require_writable_parent(target, what, makes_folder=True)  # written whole in a new folder beside it
     if target.is_dir() and any(target.iterdir()) and not is_ours(target):
         raise OutputError(
             f"folder holds other files and is not {with_article(what)}; writing the {what} replaces the whole folder",

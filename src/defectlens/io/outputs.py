@@ -122,17 +122,17 @@ def require_room(folder: Path, needed: int, what: str) -> None:
                           "free space on that disk first")
 
 
-def require_writable_parent(path: Path, what: str, is_folder: bool = False) -> None:
+def require_writable_parent(path: Path, what: str, makes_folder: bool = False) -> None:
     """Refuse, before any work, a path below a file (its folders could never be made), or one
     whose folder cannot be written: a read-only disk was found out after the whole fit, or after
-    every image was inspected. Nor where folders must be made (``path``'s, or ``path`` itself when it ``is_folder``)
-    under a umask that leaves their maker no write permission."""
+    every image was inspected. Nor where folders must be made (``path``'s, or ``path`` itself: ``makes_folder``, a folder
+    not there yet or written whole beside the old one) under a umask that leaves their maker no write permission."""
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
-    if (parent != path.parent or (is_folder and not path.exists())) and (blocked := _umask_blocks_owner()):
+    if (parent != path.parent or makes_folder) and (blocked := _umask_blocks_owner()):
         # Made under umask 0222 a folder is read-only to its maker: every image had been inspected before each write
         # failed, and `-o a/b/c` ended in a traceback leaving a/ behind (environment probes 2026-12-06).
         raise OutputError(f"the folders it needs would be made read-only to you (umask {blocked:04o})", path,
@@ -188,7 +188,7 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
         raise OutputError(f"is a link to a folder not made yet ({output.resolve()})", output, "make that folder first, or pass another")
     if output.exists() and not output.is_dir():
         raise OutputError("exists and is not a folder", output, "pass a folder path for -o, or move the file away")
-    require_writable_parent(output, "output folder", is_folder=True)
+    require_writable_parent(output, "output folder", makes_folder=not output.exists())
     if model_dir is not None:
         require_apart_from(output, [model_dir], "output folder")
     out = _real(output)
