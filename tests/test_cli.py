@@ -322,6 +322,9 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
     left = subprocess.run(["bash", "-c", f"'{sys.executable}' -c \"{code}\" inspect {fitted_model} {synthetic_category / 'test'} "
                            f"--fail-on-defect -o out 2>&1 | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}"], cwd=tmp_path, timeout=300)
     assert left.returncode == 4 and (tmp_path / "out" / "summary.csv").is_file()
+    gone = subprocess.run(["bash", "-c", f"'{sys.executable}' -c \"{code}\" info {fitted_model} | true; exit ${{PIPESTATUS[0]}}"],
+                          cwd=tmp_path, timeout=300, stderr=subprocess.PIPE, text=True)
+    assert gone.returncode == 0, gone.stderr  # the card's reader left before it was written (regression probe: status 1)
     ascii_out = run("info", str(fitted_model), capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert ascii_out.returncode == 0 and "fingerprint" in ascii_out.stdout.lower(), ascii_out.stderr
     # No home for Matplotlib's cache (a service account): its two-line warning had begun every command, --version too.

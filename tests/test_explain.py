@@ -226,6 +226,8 @@ def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
     close = replace(rep, score=64.13478088, image_threshold=64.13478)
     assert "(score 64.134781, threshold 64.134780)" in render_markdown(close)
     assert "(score 64.13, at the threshold, not over it)" in report_head(replace(rep, score=64.13, image_threshold=64.13))
+    # Apart by one unit in the last place: which side, in words (regression probe 2026-12-06).
+    assert report_head(replace(rep, score=94.38866424560547, image_threshold=94.38866424560548)).endswith(": just under it).")
     assert "1 defect found: #1 blowhole at the upper-left edge" in rep.text
     assert "Also 1 weaker indication(s), each alone under the image threshold: #2 centre." in rep.text
     # The blowhole (low severity, default action) decides, not the weaker crack (critical: reject).

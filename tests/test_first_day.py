@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from defectlens import Inspector
+from defectlens import Inspector, InspectorSettings
 from defectlens.classify import LocateOptions, examples_from_folders, locate_defect, locate_examples
 from defectlens.classify.examples import LOCATING_MAP_SIGMA
 from defectlens.cli import app
@@ -450,6 +450,22 @@ def test_calibrate_keeps_the_thresholds_it_replaces_and_restores_them(fitted_mod
     back.set_thresholds(image=back.thresholds.image + 1.0)
     back.save(elsewhere)
     assert [t.source for t in Inspector.load(elsewhere).earlier_thresholds][-1] == "normal-quantile"
+    # Thresholds already in force: nothing replaced, nothing saved (regression probe: "restored", the model re-saved).
+    stamp = (model / "inspector.json").read_bytes()
+    same = runner.invoke(app, ["calibrate", str(model), "--restore", "1"])
+    assert same.exit_code == 0 and "are the ones in force" in _text(same) and (model / "inspector.json").read_bytes() == stamp
+    # A hand-damaged record is left out, not a traceback nor an infinite threshold restored (regression probe 2026-12-06).
+    meta = json.loads((model / "inspector.json").read_text())
+    meta["earlier_thresholds"] = [{}, {"image": "abc", "pixel": 1}, {"image": float("inf"), "pixel": 1}, meta["earlier_thresholds"][0]]
+    (model / "inspector.json").write_text(json.dumps(meta))
+    assert len(Inspector.load(model).earlier_thresholds) == 1 and runner.invoke(app, ["info", str(model)]).exit_code == 0
+    assert runner.invoke(app, ["calibrate", str(model), "--restore", "2"]).exit_code == 2
+    # A fresh fit's own thresholds, set by hand and saved, are kept too (regression probe: a first save kept none).
+    fresh = Inspector.fit([np.asarray(Image.open(p).convert("RGB")) for p in sorted((synthetic_category / "train" / "good").iterdir())[:6]],
+                          InspectorSettings(image_size=128, coreset_ratio=0.5))
+    fresh.set_thresholds(image=99.0)
+    fresh.save(tmp_path / "fresh")
+    assert [t.source for t in Inspector.load(tmp_path / "fresh").earlier_thresholds] == ["normal-quantile"]
 
 
 def test_a_part_called_defective_always_shows_where(fitted_model, synthetic_category, tmp_path):

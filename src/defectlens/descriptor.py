@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -289,10 +290,19 @@ class ModelDescriptor:
 
 
 def _earlier_thresholds(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    value = meta.get("earlier_thresholds") or []
-    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-        raise TypeError(f"earlier_thresholds must be a list of objects, got {value!r}")
-    return value
+    """The earlier thresholds recorded, those that can be returned to: a record, not what the model decides by, so a
+    damaged entry (no number, NaN, infinite) is left out rather than making the model unusable (regression probe
+    2026-12-06: a hand-edited entry had been a traceback at `--restore`, and an infinite one restored, passing every part)."""
+    value = meta.get("earlier_thresholds")
+    kept: list[dict[str, Any]] = []
+    for entry in value if isinstance(value, list) else []:
+        try:
+            image, pixel = float(entry["image"]), float(entry["pixel"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(image) and math.isfinite(pixel):
+            kept.append({**entry, "image": image, "pixel": pixel, "source": str(entry.get("source", "user"))})
+    return kept
 
 
 def _optional_dict(meta: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -510,7 +520,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
                   "| N | image | pixel | how set | replaced at (UTC) | replaced by |", "|---|---|---|---|---|---|"]
         for n, e in reversed(list(enumerate(d.earlier_thresholds, start=1))):
             cells = [n, e.get("image"), e.get("pixel"), e.get("source"), e.get("replaced_at"), e.get("replaced_by")]
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |")
     if d.normal_stats:
         lines += ["", "## Normal-score statistics (normal images scored as unseen: held out, or each left out)", "", *_table(d.normal_stats)]
     if d.fit_summary and fitted_on_none:

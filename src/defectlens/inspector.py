@@ -583,7 +583,9 @@ class Inspector:
         self.runtime = "torch"
         """What runs the encoder network: 'torch', or an exported model's 'onnxruntime' / 'openvino'
         (:meth:`load` sets it), so a timing can say what it timed."""
-        self._saved_thresholds: dict[str, Any] | None = None
+        # A fresh fit's own thresholds count as saved: set by hand and saved, they had left no trace (regression probe).
+        fitted = getattr(detector, "thresholds", None)
+        self._saved_thresholds: dict[str, Any] | None = fitted.to_json() if fitted is not None else None
         self._earlier_thresholds: list[dict[str, Any]] = []
         # The thresholds as last loaded or saved, and those before them (:attr:`ModelDescriptor.earlier_thresholds`):
         # a save of other thresholds keeps the ones it replaces, wherever the model is saved.

@@ -129,6 +129,10 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
                               "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
                               "calibrate it first: only thresholds a save replaced are kept")
         old, new = inspector.thresholds, earlier[number - 1]
+        if (old.image, old.pixel, old.source) == (new.image, new.pixel, new.source):
+            # Nothing to replace: said, and the model left as it is (it had been re-saved, "restored").
+            console.print(f"earlier thresholds no. {number} are the ones in force: {escape(str(model_dir))} is unchanged")
+            return
         table = Table(title=f"{model_dir}: thresholds")
         for column in ("", "image threshold", "pixel threshold"):
             table.add_column(column, overflow="fold")

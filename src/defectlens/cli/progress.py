@@ -56,11 +56,17 @@ def write_standard_output(text: str) -> None:
     """``text`` on standard output, whole: as UTF-8 bytes where its encoding cannot hold a character (an ASCII locale:
     `info` had failed on the card's "×" with an empty file)."""
     try:
-        sys.stdout.write(text)
-    except UnicodeEncodeError:
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode("utf-8"))
         sys.stdout.flush()
-        sys.stdout.buffer.write(text.encode("utf-8"))
-    sys.stdout.flush()
+    except BrokenPipeError:
+        # Its reader left (`| head -0`, `| true`): the rest goes nowhere, and the command ends with its own status (it had
+        # been 1, with nothing said; regression probe 2026-12-06).
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def one_line_warnings() -> None:

@@ -220,7 +220,8 @@ def _against(row: ResultRow) -> str:
     if row.score == row.threshold:
         return f"score {row.score:.3f} (at the threshold, not over it)"
     digits = distinct_digits(row.score, row.threshold, 3)
-    return f"score {row.score:.{digits}f} (threshold {row.threshold:.{digits}f})"
+    side = "" if f"{row.score:.{digits}f}" != f"{row.threshold:.{digits}f}" else ", just over it" if row.score > row.threshold else ", just under it"
+    return f"score {row.score:.{digits}f} (threshold {row.threshold:.{digits}f}{side})"
 
 
 def spreadsheet_text(text: str) -> str:

@@ -111,7 +111,11 @@ def score_against(score: float, threshold: float | None, fewest: int = 2) -> str
     if score == threshold:
         return f"score {score:.{fewest}f}, at the threshold, not over it"
     digits = distinct_digits(score, threshold, fewest)
-    return f"score {score:.{digits}f}, threshold {threshold:.{digits}f}"
+    shown = f"score {score:.{digits}f}, threshold {threshold:.{digits}f}"
+    if f"{score:.{digits}f}" == f"{threshold:.{digits}f}":
+        # Apart by less than any printed digit (one unit in the last place): which side is said in words.
+        return shown + (": just over it" if score > threshold else ": just under it")
+    return shown
 
 
 def good_part_words(report: Report) -> str:
@@ -139,8 +143,8 @@ def with_head_and_action(report: Report, body: str) -> str:
         action = f" {good_part_words(report)}"
     # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):
     # the model's "a break at the top edge" had stated it as fact (regression probe 2026-12-06).
-    guessed = sorted({f.defect_type for f in counted_findings(report.findings)
-                      if f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN})
+    guessed = list(dict.fromkeys(f.defect_type for f in counted_findings(report.findings)  # in the findings' order
+                                 if f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN))
     doubt = f" Type(s) guessed from the descriptions, with no example of this part: {', '.join(guessed)} — confirm by eye." if guessed else ""
     # Whose size the model's words give, as the template says "marked area" (regression probe 2026-12-06: "large, 5.9% of
     # the image" read as the defect's own).

@@ -185,6 +185,12 @@ def label_position(
     return None if or_none else start
 
 
+def _far(at: tuple[int, int] | None, width: int, height: int, bbox: tuple[int, int, int, int]) -> bool:
+    """Whether a name of ``width`` x ``height`` put ``at`` (None: nowhere) lies too far from its region's ``bbox`` to be read
+    as its name: more than three text lines, and at least 24 pixels, away."""
+    return at is None or _gap((at[0], at[1], at[0] + width, at[1] + height), bbox) > max(3 * height, 24)
+
+
 def _gap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
     """Pixels between two boxes (x0, y0, x1, y1) along the axis they are farthest apart on; 0 when they touch."""
     return max(0, a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3])
@@ -262,10 +268,12 @@ def render_overlay(image: np.ndarray, inspection: Inspection, low: float, high: 
             # into each other (regression probe 2026-12-06).
             width, height = int(box[2]), max(size, int(box[3]))
             at = label_position(region.bbox, width, height, (canvas.width, canvas.height), [*taken, *others], or_none=True)
-            if at is None or _gap((at[0], at[1], at[0] + width, at[1] + height), region.bbox) > max(3 * height, 24):
+            if _far(at, width, height, region.bbox):
                 # The other regions' boxes are kept clear only near its own: kept clear at any cost, a name had been put
                 # 195 px away, beside another region (regression probe 2026-12-06).
                 at = label_position(region.bbox, width, height, (canvas.width, canvas.height), taken, or_none=True)
+            if is_weaker and _far(at, width, height, region.bbox):
+                at = None  # a weaker region's name far from it points at nothing: left out, as where no place is clear
             if at is not None:
                 placed = (at, shown, width, height)
                 break
