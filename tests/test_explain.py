@@ -128,7 +128,8 @@ def test_markdown_and_files(tmp_path):
     insp = inspection(True, [region(1, (0, 5, 60, 40))])
     rep = build_report(insp, [RegionType(1, "crack", 0.8, "few-shot")], TAX)
     md = render_markdown(rep)
-    assert md.startswith("# Inspection report: part_7.png") and "| 1 | crack | 80% | upper-left edge |" in md
+    # The path as given (gallery probe 2026-12-06: the name alone, reports of sub/a.png and a.png had read alike).
+    assert md.startswith("# Inspection report: imgs/part_7.png") and "| 1 | crack | 80% | upper-left edge |" in md
     j, m = write_report_files(rep, tmp_path / "out", "part_7")
     assert json.loads(j.read_text())["verdict"] == "defective" and m.read_text() == md
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left

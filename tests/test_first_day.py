@@ -101,6 +101,12 @@ def test_gallery_escapes_names_and_sorts_by_score():
     assert page.index("b/high.png") < page.index("a/&lt;script")  # highest score first
     assert 'href="hi%22gh.report.md"' in page and "batch &lt;1&gt;" in page
     assert 'href="a%231%20b.json"' in page  # a '#' in a name must not cut the link short
+    # Gallery probe 2026-12-06: no viewport (981 px wide on a phone), 300 links named "report", no card headings.
+    assert 'name="viewport"' in page and '<h2 class="file">b/high.png</h2>' in page and 'aria-label="report of b/high.png"' in page
+    assert "was guessed from the taxonomy" not in page and "not-inspected" not in page
+    guessed = gallery_html([replace(rows[1], types=("spot?",))], "t", skipped=[("x.png", "unreadable")])
+    assert "A type ending in \"?\" was guessed" in guessed and '<a href="#not-inspected">1 input(s) not inspected</a>' in guessed
+    assert '<h2 id="not-inspected">' in guessed
     table = list(csv.reader(io.StringIO(summary_csv(rows))))
     # The output stem last, the key a script joins on: the shown name changes with the folders given.
     assert table[0] == ["file", "verdict", "score", "regions", "types", "report", "output", "threshold", "frame_units"]
@@ -239,7 +245,7 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     assert result.exit_code == 0, result.output
     text = _text(result)
     assert "2 earlier result(s)" in text and "are not among these inputs (e.g. 001.json)" in text
-    assert "listed in summary.csv and index.html after this run's 2 image(s)" in text
+    assert "listed in summary.csv after this run's 2 image(s) and among them on index.html, marked as earlier" in text
     assert "1 earlier result(s) of other files under the same names are replaced (e.g. 000.json" in text
     rows = _rows(out)
     assert [Path(r["file"]).name for r in rows] == ["000.png", "003.png", "001.png", "002.png"]
@@ -247,7 +253,8 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     assert "regions are not typed: the model has no defect examples and no taxonomy with descriptions" in text
     assert [r["output"] for r in rows[2:]] == ["001", "002"] and str(lot) in rows[2]["file"]
     gallery = (out / "index.html").read_text(encoding="utf-8")
-    assert "001.report.md" in gallery and "2 earlier result(s) in this folder listed after them" in gallery
+    assert "001.report.md" in gallery and "2 earlier result(s) in this folder kept beside them" in gallery
+    assert gallery.count("an earlier run's result") == 2  # marked, among this run's by score (gallery probe 2026-12-06)
     # The terminal's table and verdicts are this run's.
     assert "defectlens — 2 image(s) inspected" in text
 

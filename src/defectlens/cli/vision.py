@@ -846,7 +846,8 @@ def inspect(
         # Listed after this run's: a line that inspects into one folder day after day had its 1 122-row summary
         # replaced by the 10 images of the next run, the earlier results left on disk with nothing listing them.
         console.print(f"[yellow]note:[/] {len(stay)} earlier result(s) in {escape(str(output))} are not among these inputs (e.g. "
-                      f"{escape(stay[0])}.json): they stay, listed in summary.csv and index.html after this run's {len(files)} image(s)")
+                      f"{escape(stay[0])}.json): they stay, listed in summary.csv after this run's {len(files)} image(s) and among "
+                      "them on index.html, marked as earlier")
     others = [p for p in files if names[p] in earlier and _of_another_file(earlier[names[p]], p)]
     if others:
         console.print(f"[yellow]note:[/] {len(others)} earlier result(s) of other files under the same names are replaced "
@@ -997,8 +998,9 @@ def inspect(
     skipped = [(shown.get(Path(f.source), f.source), f.message.removeprefix(f"{f.source}: ")) for f in failures if f.source not in stood]
     # Inspected and not inspected counted apart ("235 image(s), 1 not inspected" read as one of the 235).
     title = f"defectlens — {len(done)} image(s) inspected" + (f", {len(skipped) + len(stood)} input(s) not inspected" if skipped or stood else "")
-    kept = [stood[str(p)] for p in files if str(p) in stood] + _earlier_rows(output, earlier, stay)
-    listed = title + (f"; {len(kept)} earlier result(s) in this folder listed after them" if kept else "")
+    kept = [replace(row, earlier=True) for row in [stood[str(p)] for p in files if str(p) in stood] + _earlier_rows(output, earlier, stay)]
+    # Where they are in each: after this run's in summary.csv, among them by score on the page (which had said "after").
+    listed = title + (f"; {len(kept)} earlier result(s) in this folder kept beside them" if kept else "")
     try:
         summary_path, gallery_path = write_batch_results(output, done + kept, listed, skipped, unwritten=len(files) - len(done))
     except DefectlensError as exc:

@@ -103,6 +103,8 @@ class ResultRow:
     """Whether that overlay is in the folder (a person may remove earlier results' overlays to save space)."""
     frame_units: float | None = None
     """How far the image as a whole lies from the normal images (:attr:`~defectlens.types.Inspection.frame_units`), or None."""
+    earlier: bool = False
+    """An earlier run's result in the folder, which this run left as it was (its card says so)."""
 
     @property
     def verdict(self) -> str:
@@ -272,37 +274,48 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         cls = "bad" if r.defective else "ok"
         picture = f'<img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" alt="{e(r.file)}" loading="lazy">'
         if r.overlay_present:
-            picture = f'<a href="{href}{r.overlay_suffix}">{picture}</a>'
+            picture = f'<a href="{href}{r.overlay_suffix}" aria-label="overlay of {e(r.file)}">{picture}</a>'
         elif not r.overlay_suffix:
             picture = picture if r.thumbnail else ""  # --overlay none: the thumbnail alone, by choice
         else:
             # Removed after the run (to save space): a broken link and, without a thumbnail, a broken picture had shown.
             picture = (picture if r.thumbnail else "") + f'<div class="warn">overlay {e(r.name + r.overlay_suffix)} is no longer in the folder</div>'
+        # A card is an article headed by its file, and its links are named for it: a screen reader heard 300 links called
+        # "report" and could not go from card to card (gallery probe 2026-12-06).
+        named = e(r.file)
         cards.append(
-            f'<div class="card {cls}">{picture}'
-            f'<div class="file">{e(r.file)}</div>'
+            f'<article class="card {cls}"><h2 class="file">{named}</h2>{picture}'
             f'<div><b class="{cls}">{e(r.verdict)}</b> {_against(r)} · {r.n_regions} region(s)'
             f'{f" (+{r.n_weaker} weaker)" if r.n_weaker else ""}</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
+            + ('<div class="note">an earlier run\'s result</div>' if r.earlier else "")
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
             # Its regions are not typed: without this line the card read like an ordinary defective part.
             + (f'<div class="warn">{_unlike_words(r.unlike_normal)}</div>' if r.unlike_normal else "")
             # A good card looked like any other: the report's "look there" was one click away (regression probe).
             + ('<div class="warn">the map peaks above the threshold: look at the ringed spot</div>' if r.hot_spot else "")
-            + f'<div><a href="{href}.report.md">report</a> · <a href="{href}.json">json</a></div></div>'
+            + f'<div><a href="{href}.report.md" aria-label="report of {named}">report</a> · '
+            f'<a href="{href}.json" aria-label="JSON of {named}">json</a></div></article>'
         )
     return "\n".join(
         [
             "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
+            # The viewport: on a phone the page had been laid out 981 px wide, its text shrunk to 5 px (gallery probe).
+            '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">',
             f"<title>{e(title)}</title>",
             "<style>body{font-family:sans-serif;margin:1em}.grid{display:flex;flex-wrap:wrap;gap:12px}"
-            ".card{width:220px;border:2px solid #ccc;padding:6px;font-size:13px}.card.bad{border-color:#c33}"
-            ".card img{max-width:100%;max-height:260px;display:block;margin:auto}.file{word-break:break-all;font-family:monospace}"
-            "b.bad{color:#c33}b.ok{color:#383}.types{color:#555}.warn{color:#a60;font-weight:bold}</style></head><body>",
+            # Contrast to WCAG AA: the good verdict's green (#383) and the good card's border (#ccc) had been under it.
+            ".card{width:220px;border:2px solid #888;padding:6px;font-size:13px}.card.bad{border-color:#c33}"
+            ".card img{max-width:100%;max-height:260px;display:block;margin:auto}"
+            ".file{word-break:break-all;font-family:monospace;font-size:13px;font-weight:normal;margin:0 0 4px}"
+            "b.bad{color:#c33}b.ok{color:#2a6e2a}.types{color:#555}.note{color:#555;font-style:italic}"
+            ".warn{color:#a60;font-weight:bold}</style></head><body>",
             f"<h1>{e(title)}</h1>",
             f"<p>{len(rows)} image(s), {n_bad} defective; sorted by score, highest first. "
-            f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.</p>',
+            f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.'
+            + (f' <a href="#not-inspected">{len(skipped)} input(s) not inspected</a>, listed below.' if skipped else "") + "</p>",
+            *(['<p class="note">A type ending in "?" was guessed from the taxonomy\'s descriptions, with no example of this part: '
+               "confirm it by eye.</p>"] if any(t.endswith("?") for r in rows for t in r.types) else []),
             *[f'<p class="warn">warning, {sum(r.warning == w for r in rows)} image(s): {e(w)}</p>' for w in warnings],
             *([f'<p class="warn">warning: {e(drift)}</p>'] if drift else []),
             '<div class="grid">',
@@ -320,7 +333,7 @@ def _skipped_section(skipped: Sequence[tuple[str, str]]) -> list[str]:
         return []
     e = html.escape
     items = [f'<li><span class="file">{e(file)}</span>: {e(reason)}</li>' for file, reason in skipped]
-    return [f"<h2>{len(skipped)} input(s) not inspected</h2>", "<ul>", *items, "</ul>"]
+    return [f'<h2 id="not-inspected">{len(skipped)} input(s) not inspected</h2>', "<ul>", *items, "</ul>"]
 
 
 def holds_results(out_dir: Path) -> bool:

@@ -176,7 +176,8 @@ def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: LMConf
 def render_markdown(report: Report) -> str:
     """The report as a markdown page: verdict, prose, a findings table, notes."""
     lines = [
-        f"# Inspection report: {Path(report.source).name or report.source}",
+        # The path as given, not the file's name alone: two reports of sub/a.png and a.png had read alike (gallery probe).
+        f"# Inspection report: {report.source}",
         "",
         f"- **Part:** {report.object_name}",
         f"- **Verdict:** {report.verdict.upper()} ({score_against(report.score, report.image_threshold, 3)})",
