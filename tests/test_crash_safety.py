@@ -522,3 +522,20 @@ def test_a_link_that_loops_or_leads_nowhere_is_refused_before_any_work(fitted_mo
     ahead.symlink_to(tmp_path / "not-yet")
     inspected = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(ahead)])
     assert inspected.exit_code == 2 and "is a link to a folder not made yet" in _text(inspected), inspected.output
+
+
+def test_a_file_is_writable_while_it_is_written_under_any_umask(tmp_path):
+    # Regression probe 2026-12-06: under umask 0222 the temporary file was made 0400, and its writer, opening it by name,
+    # was refused: no result of any command could be written (root, who is never refused, did not see it).
+    import stat
+
+    from defectlens.io.atomic import atomic_write, write_text_atomic
+
+    before = os.umask(0o222)
+    try:
+        with atomic_write(tmp_path / "a.txt") as tmp:
+            assert stat.S_IMODE(tmp.stat().st_mode) & 0o200
+        write_text_atomic(tmp_path / "b.txt", "kept")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "b.txt").read_text() == "kept" and stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o444

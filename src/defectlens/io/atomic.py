@@ -279,12 +279,14 @@ def atomic_write(path: str | Path, named: bool = False) -> Iterator[Path]:
             target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{_short(target.name)}.", suffix=".tmp", dir=target.parent)
+    # Writable by its owner while it is written: mkstemp's 0600 less the umask is 0400 under a umask of 0222, and every
+    # result had been refused as its writer opened it (regression probe 2026-12-06).
+    os.fchmod(fd, 0o600)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        # mkstemp makes 0600 whatever the umask (and some writers recreate the file): set the
-        # mode open() would have given, just before the file becomes visible.
+        # Then the mode open() would have given (some writers recreate the file), just before the file becomes visible.
         os.chmod(tmp, 0o666 & ~_umask())
         if (unit := _UNIT.get()) is not None and not named:
             unit.append((tmp, target))  # renamed with the rest of its unit (written_as_one)
@@ -302,6 +304,7 @@ def _written_into(target: Path) -> Iterator[Path]:
     descriptor when ``target`` names one (:func:`~defectlens.io.outputs.own_descriptor`), else
     through a new opening. A stream that refuses them (``/dev/full``) is an :class:`OutputError`."""
     fd, tmp_name = tempfile.mkstemp(suffix=".tmp")
+    os.fchmod(fd, 0o600)  # writable while it is written, whatever the umask (see atomic_write)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
