@@ -325,6 +325,10 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
     gone = subprocess.run(["bash", "-c", f"'{sys.executable}' -c \"{code}\" info {fitted_model} | true; exit ${{PIPESTATUS[0]}}"],
                           cwd=tmp_path, timeout=300, stderr=subprocess.PIPE, text=True)
     assert gone.returncode == 0, gone.stderr  # the card's reader left before it was written (regression probe: status 1)
+    full = subprocess.run(["bash", "-c", f"'{sys.executable}' -c \"{code}\" info {fitted_model} > /dev/full"], cwd=tmp_path, timeout=300,
+                          stderr=subprocess.PIPE, text=True)
+    said = " ".join(full.stderr.split())
+    assert full.returncode == 2 and "standard output could not be written (No space left on device)" in said and "Traceback" not in said
     ascii_out = run("info", str(fitted_model), capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert ascii_out.returncode == 0 and "fingerprint" in ascii_out.stdout.lower(), ascii_out.stderr
     # No home for Matplotlib's cache (a service account): its two-line warning had begun every command, --version too.

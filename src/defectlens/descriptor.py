@@ -243,6 +243,8 @@ class ModelDescriptor:
     """What the detector says about itself (encoder, members, taxonomy), for the card."""
     format_version: int = FORMAT_VERSION
     """Version the folder was written with (1 for a legacy folder read by :func:`read_descriptor`)."""
+    earlier_thresholds_damaged: int = 0
+    """Recorded earlier thresholds left out as damaged (not written back: the card says how many)."""
     earlier_thresholds: list[dict[str, Any]] = field(default_factory=list)
     """The thresholds this fit held before, oldest first, each as ``thresholds`` is with ``replaced_at`` (UTC) and
     ``replaced_by`` (the defectlens version that replaced it): `calibrate` had overwritten them with no way back
@@ -284,25 +286,44 @@ class ModelDescriptor:
                 detector_info=_optional_dict(meta, "detector_info") or {},
                 format_version=int(meta["format_version"]),
                 earlier_thresholds=_earlier_thresholds(meta),
+                earlier_thresholds_damaged=_damaged_earlier_thresholds(meta),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"invalid model descriptor ({exc})", path, f"re-create it with {REMEDY}") from None
 
 
 def _earlier_thresholds(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The earlier thresholds recorded, those that can be returned to: a record, not what the model decides by, so a
-    damaged entry (no number, NaN, infinite) is left out rather than making the model unusable (regression probe
-    2026-12-06: a hand-edited entry had been a traceback at `--restore`, and an infinite one restored, passing every part)."""
+    """The earlier thresholds recorded, those that can be returned to (the last :data:`MAX_EARLIER_THRESHOLDS`, as a save
+    keeps them: numbered otherwise on the card, a restore's save had renumbered them). A record, not what the model
+    decides by: a damaged entry is left out (and counted, :func:`_damaged_earlier_thresholds`) rather than making the
+    model unusable (regression probes 2026-12-06: a hand-edited entry had been a traceback at `--restore`, and infinite
+    or boolean ones restored, passing or flagging every part)."""
     value = meta.get("earlier_thresholds")
-    kept: list[dict[str, Any]] = []
-    for entry in value if isinstance(value, list) else []:
-        try:
-            image, pixel = float(entry["image"]), float(entry["pixel"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(image) and math.isfinite(pixel):
-            kept.append({**entry, "image": image, "pixel": pixel, "source": str(entry.get("source", "user"))})
-    return kept
+    return [kept for entry in (value if isinstance(value, list) else []) if (kept := _usable_thresholds(entry))][-MAX_EARLIER_THRESHOLDS:]
+
+
+def _damaged_earlier_thresholds(meta: dict[str, Any]) -> int:
+    """How many recorded earlier thresholds are damaged (all of them, one, when the record is not a list)."""
+    value = meta.get("earlier_thresholds")
+    if value is None:
+        return 0
+    return sum(_usable_thresholds(entry) is None for entry in value) if isinstance(value, list) else 1
+
+
+def _usable_thresholds(entry: object) -> dict[str, Any] | None:
+    """``entry`` as an earlier thresholds' record, numbers as :class:`~defectlens.types.Thresholds` takes them (finite, not
+    a bool, not a string), or None."""
+    if not isinstance(entry, dict):
+        return None
+    image, pixel = entry.get("image"), entry.get("pixel")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (image, pixel)):
+        return None
+    source = entry.get("source")
+    return {**entry, "image": float(image), "pixel": float(pixel), "source": source if isinstance(source, str) else "user"}  # type: ignore[arg-type]
+
+
+MAX_EARLIER_THRESHOLDS = 50
+"""Earlier thresholds a model keeps (:attr:`ModelDescriptor.earlier_thresholds`), the oldest dropped first."""
 
 
 def _optional_dict(meta: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -519,8 +540,11 @@ def render_card(descriptor: ModelDescriptor) -> str:
         lines += ["", "### Earlier thresholds of this fit (newest first; `defectlens calibrate MODEL_DIR --restore N` returns to one)", "",
                   "| N | image | pixel | how set | replaced at (UTC) | replaced by |", "|---|---|---|---|---|---|"]
         for n, e in reversed(list(enumerate(d.earlier_thresholds, start=1))):
-            cells = [n, e.get("image"), e.get("pixel"), e.get("source"), e.get("replaced_at"), e.get("replaced_by")]
+            cells = [n, f"{e['image']:.4f}", f"{e['pixel']:.4f}", e.get("source"), e.get("replaced_at") or "—", e.get("replaced_by") or "—"]
             lines.append("| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |")
+    if d.earlier_thresholds_damaged:
+        lines += ["", f"_{d.earlier_thresholds_damaged} damaged record(s) of earlier thresholds in {DESCRIPTOR_FILE} left out (not numbers, "
+                      "or not finite)._"]
     if d.normal_stats:
         lines += ["", "## Normal-score statistics (normal images scored as unseen: held out, or each left out)", "", *_table(d.normal_stats)]
     if d.fit_summary and fitted_on_none:

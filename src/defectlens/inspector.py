@@ -37,6 +37,7 @@ from defectlens import __version__
 from defectlens.descriptor import (
     DESCRIPTOR_FILE,
     LABEL_FREE_NOTE,
+    MAX_EARLIER_THRESHOLDS,
     PART_FILES,
     SIZE_NOTE,
     TAXONOMY_FILE,
@@ -560,9 +561,6 @@ def scan_images(paths: Sequence[str | Path], progress: Progress | None = None, s
     notes = [str(w) for w in said if isinstance(w, DefectlensWarning)]
     return ImageFiles(kept, shapes, digests, grey, bits, notes=notes), failures
 
-
-MAX_EARLIER_THRESHOLDS = 50
-"""Earlier thresholds a model keeps (:attr:`Inspector.earlier_thresholds`), the oldest dropped first."""
 
 class Inspector:
     """Fit on normal images, then inspect: score, decision, map, mask and regions per image."""

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_no_good_folder, require_one_label
-from defectlens.descriptor import grey_reason_in, model_stamp
+from defectlens.descriptor import grey_reason_in, model_stamp, read_descriptor
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
@@ -118,14 +118,13 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     """Set ``model_dir``'s thresholds back to its earlier ones numbered ``number`` (oldest first, as the card numbers them)."""
     loaded = None
     try:
-        if not dry_run:
-            require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
-            clean_stale_temporaries(model_dir.parent, model_dir.name)
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         earlier = inspector.earlier_thresholds
         if number > len(earlier):
-            raise ConfigError(f"has {len(earlier)} earlier threshold(s), so none numbered {number}", model_dir,
+            damaged = read_descriptor(model_dir).earlier_thresholds_damaged
+            said = f" ({damaged} damaged record(s) left out)" if damaged else ""
+            raise ConfigError(f"has {len(earlier)} earlier threshold(s){said}, so none numbered {number}", model_dir,
                               "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
                               "calibrate it first: only thresholds a save replaced are kept")
         old, new = inspector.thresholds, earlier[number - 1]
@@ -133,6 +132,10 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
             # Nothing to replace: said, and the model left as it is (it had been re-saved, "restored").
             console.print(f"earlier thresholds no. {number} are the ones in force: {escape(str(model_dir))} is unchanged")
             return
+        if not dry_run:
+            # Checked once there is something to write (a read-only model whose thresholds are in force is no error).
+            require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
+            clean_stale_temporaries(model_dir.parent, model_dir.name)
         table = Table(title=f"{model_dir}: thresholds")
         for column in ("", "image threshold", "pixel threshold"):
             table.add_column(column, overflow="fold")

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from defectlens.errors import ConfigError, NoteWarning
+from defectlens.errors import ConfigError, NoteWarning, OutputError
 
 
 # soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
@@ -67,6 +67,10 @@ def write_standard_output(text: str) -> None:
         # been 1, with nothing said; regression probe 2026-12-06).
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:
+        # A full disk or device (`> /dev/full`): one line, not a traceback.
+        raise fail(OutputError(f"standard output could not be written ({exc.strerror or exc})", None,
+                               "send it where there is room (> FILE on another disk)")) from None
 
 
 def one_line_warnings() -> None:
