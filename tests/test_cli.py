@@ -578,6 +578,7 @@ def test_evaluate_types_with_a_folder_of_examples_as_inspect_uses_them(fitted_mo
     assert result.exit_code == 0, said
     types = json.loads(metrics_file.read_text())["types"]
     assert f"defect types (examples from {tmp_path / 'examples'}" in said and types["examples"] == os.path.realpath(tmp_path / "examples")
+    assert "1 defective test image(s) are copies of examples" in said and types["k"] is None
     # The example is a copy of a test image: that one is not typed by itself.
     assert types["n_images"] == 3 and types["labels"] == ["spot", "unknown"] and types["confusion"][0][0] >= 2
     both = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--types-k", "1", "--examples", str(tmp_path / "examples")])

@@ -1210,6 +1210,8 @@ def evaluate(
             # A test image copied in as an example (an export's are the line's images) is not typed by itself.
             copied = copies_among([t.path for t in category.test if t.is_defective], [Path(p) for p in analysis.excluded])
             analysis.excluded |= {str(p) for p in copied}
+            if copied:
+                analysis.notes.append(f"{len(copied)} defective test image(s) are copies of examples (e.g. {copied[0]}): not typed")
         with progress_bar("evaluating", n) as advance:
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
     except DefectlensError as exc:
@@ -1248,7 +1250,7 @@ def evaluate(
                 return type_with_notes(chosen, image, inspection)[0]
 
             types = evaluate_detected_types(scored, type_image, analysis.classifier.class_names, analysis.excluded, category.name, types_k)
-            result["types"] = types.to_json() | ({"examples": os.path.realpath(examples)} if examples is not None else {})
+            result["types"] = types.to_json() | ({"examples": os.path.realpath(examples), "k": None} if examples is not None else {})
             drawn = f"examples from {examples}" if examples is not None else f"k={types_k}"
             console.print(f"defect types ({escape(drawn)}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "
                           f"{types.n_not_flagged} passed, untyped): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
