@@ -254,6 +254,7 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     assert [r["output"] for r in rows[2:]] == ["001", "002"] and str(lot) in rows[2]["file"]
     gallery = (out / "index.html").read_text(encoding="utf-8")
     assert "001.report.md" in gallery and "2 earlier result(s) in this folder kept beside them" in gallery
+    assert f"model {fitted_model}, " in gallery and " UTC</h1>" in gallery  # which model, when (gallery probe 2026-12-06)
     assert gallery.count("an earlier run's result") == 2  # marked, among this run's by score (gallery probe 2026-12-06)
     # The terminal's table and verdicts are this run's.
     assert "defectlens — 2 image(s) inspected" in text

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -1001,6 +1002,8 @@ def inspect(
     kept = [replace(row, earlier=True) for row in [stood[str(p)] for p in files if str(p) in stood] + _earlier_rows(output, earlier, stay)]
     # Where they are in each: after this run's in summary.csv, among them by score on the page (which had said "after").
     listed = title + (f"; {len(kept)} earlier result(s) in this folder kept beside them" if kept else "")
+    # Which model and when, on the page: galleries of two runs had read alike in a browser's tabs and an archive (gallery probe).
+    listed += f" — model {model_dir}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     try:
         summary_path, gallery_path = write_batch_results(output, done + kept, listed, skipped, unwritten=len(files) - len(done))
     except DefectlensError as exc:
