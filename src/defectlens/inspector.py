@@ -581,12 +581,12 @@ class Inspector:
         self.runtime = "torch"
         """What runs the encoder network: 'torch', or an exported model's 'onnxruntime' / 'openvino'
         (:meth:`load` sets it), so a timing can say what it timed."""
-        # A fresh fit's own thresholds count as saved: set by hand and saved, they had left no trace (regression probe).
+        # The thresholds as last loaded or saved, and those before them (:attr:`ModelDescriptor.earlier_thresholds`):
+        # a save of other thresholds keeps the ones it replaces, wherever the model is saved. A fresh fit's own count as
+        # saved: set by hand and saved, they had left no trace (regression probe 2026-12-06).
         fitted = getattr(detector, "thresholds", None)
         self._saved_thresholds: dict[str, Any] | None = fitted.to_json() if fitted is not None else None
         self._earlier_thresholds: list[dict[str, Any]] = []
-        # The thresholds as last loaded or saved, and those before them (:attr:`ModelDescriptor.earlier_thresholds`):
-        # a save of other thresholds keeps the ones it replaces, wherever the model is saved.
 
     def __repr__(self) -> str:
         # One line a notebook can read; the model card (`defectlens info`) says the rest.

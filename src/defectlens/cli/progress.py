@@ -20,9 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from defectlens.errors import ConfigError, NoteWarning, OutputError
 
 
-# soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
-# 80 columns when stderr is not a terminal (CI, logs, a pipe), which split each error's fix onto a
-# second line; tables still fit the width.
 class _GoesOnWhenReadersLeave(Console):
     """A console whose reader may leave (`| head -1`): what it says after goes nowhere, and the command goes on to its
     own end and status. Rich's own ended it with status 1 there, whatever it had done (`--fail-on-defect`'s 4 read 1;
@@ -36,6 +33,9 @@ class _GoesOnWhenReadersLeave(Console):
 
 
 _STDERR_TERMINAL = sys.stderr is not None and sys.stderr.isatty()
+# soft_wrap: a message is one line whatever the width. Rich hard-wraps text at the console's width,
+# 80 columns when stderr is not a terminal (CI, logs, a pipe), which split each error's fix onto a
+# second line; tables still fit the width.
 console = _GoesOnWhenReadersLeave(stderr=True, soft_wrap=True, width=None if _STDERR_TERMINAL or "COLUMNS" in os.environ else 200)
 """Progress, notes, warnings, errors and result tables, on standard error. Not a terminal (a log,
 CI, a pipe) and no COLUMNS: 200 columns, not rich's 80, so a table's file names stay whole."""
