@@ -465,12 +465,12 @@ def test_calibrate_keeps_the_thresholds_it_replaces_and_restores_them(fitted_mod
     # A hand-damaged record is left out, not a traceback nor an infinite threshold restored (regression probe 2026-12-06).
     meta = json.loads((model / "inspector.json").read_text())
     meta["earlier_thresholds"] = [{}, {"image": "50.5", "pixel": 1}, {"image": float("inf"), "pixel": 1}, {"image": True, "pixel": False},
-                                  meta["earlier_thresholds"][0]]
+                                  {"image": 10**400, "pixel": 1}, meta["earlier_thresholds"][0]]
     (model / "inspector.json").write_text(json.dumps(meta))
     card = runner.invoke(app, ["info", str(model)])
-    assert len(Inspector.load(model).earlier_thresholds) == 1 and card.exit_code == 0 and "4 damaged record(s) of earlier thresholds" in card.output
+    assert len(Inspector.load(model).earlier_thresholds) == 1 and card.exit_code == 0 and "5 damaged record(s) of earlier thresholds" in card.output
     refused = runner.invoke(app, ["calibrate", str(model), "--restore", "2"])
-    assert refused.exit_code == 2 and "has 1 earlier threshold(s) (4 damaged record(s) left out), so none numbered 2" in _text(refused)
+    assert refused.exit_code == 2 and "has 1 earlier threshold(s) (5 damaged record(s) left out), so none numbered 2" in _text(refused)
     # A fresh fit's own thresholds, set by hand and saved, are kept too (regression probe: a first save kept none).
     fresh = Inspector.fit([np.asarray(Image.open(p).convert("RGB")) for p in sorted((synthetic_category / "train" / "good").iterdir())[:6]],
                           InspectorSettings(image_size=128, coreset_ratio=0.5))

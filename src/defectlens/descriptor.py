@@ -316,7 +316,10 @@ def _usable_thresholds(entry: object) -> dict[str, Any] | None:
     if not isinstance(entry, dict):
         return None
     image, pixel = entry.get("image"), entry.get("pixel")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (image, pixel)):
+    try:
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (image, pixel)):
+            return None
+    except OverflowError:  # an integer of 400 digits: no float holds it (it had made the whole model unloadable)
         return None
     source = entry.get("source")
     return {**entry, "image": float(image), "pixel": float(pixel), "source": source if isinstance(source, str) else "user"}  # type: ignore[arg-type]
@@ -543,8 +546,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
             cells = [n, f"{e['image']:.4f}", f"{e['pixel']:.4f}", e.get("source"), e.get("replaced_at") or "—", e.get("replaced_by") or "—"]
             lines.append("| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |")
     if d.earlier_thresholds_damaged:
-        lines += ["", f"_{d.earlier_thresholds_damaged} damaged record(s) of earlier thresholds in {DESCRIPTOR_FILE} left out (not numbers, "
-                      "or not finite)._"]
+        lines += ["", f"_{d.earlier_thresholds_damaged} damaged record(s) of earlier thresholds in {DESCRIPTOR_FILE} left out (no finite "
+                      "image and pixel thresholds in them)._"]
     if d.normal_stats:
         lines += ["", "## Normal-score statistics (normal images scored as unseen: held out, or each left out)", "", *_table(d.normal_stats)]
     if d.fit_summary and fitted_on_none:

@@ -148,6 +148,16 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     # Which database the folder's pictures belong to, for the prune commands (the folder's own SQLite file here).
     recorded = json.loads((tmp_path / "a" / "service.json").read_text())
     assert recorded == {"database": {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}}
+    # A umask that makes its files read-only to it (regression probe 2026-12-06: the database left unusable, a picture folder
+    # refusing its prefix's uploads for good): refused at start, nothing made. Root writes anywhere: another user is played.
+    before = os.umask(0o222)
+    try:
+        with pytest.MonkeyPatch.context() as as_another_user:
+            as_another_user.setattr(os, "geteuid", lambda: 1000)
+            masked = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "m")])
+    finally:
+        os.umask(before)
+    assert masked.exit_code == 2 and "read-only to it (umask 0222)" in " ".join(masked.output.split()) and not (tmp_path / "m").exists()
     empty = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", " "])
     assert empty.exit_code == 2 and "the API token is empty" in empty.output and len(served) == 1
     # One no UTF-8 client can send (security probe 2026-12-05: "pässwort" started, and every write was 401).

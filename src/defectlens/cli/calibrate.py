@@ -125,7 +125,7 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
             damaged = read_descriptor(model_dir).earlier_thresholds_damaged
             said = f" ({damaged} damaged record(s) left out)" if damaged else ""
             raise ConfigError(f"has {len(earlier)} earlier threshold(s){said}, so none numbered {number}", model_dir,
-                              "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
+                              "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier or damaged else
                               "calibrate it first: only thresholds a save replaced are kept")
         old, new = inspector.thresholds, earlier[number - 1]
         if (old.image, old.pixel, old.source) == (new.image, new.pixel, new.source):

@@ -24,6 +24,7 @@ from rich.markup import escape
 from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
 from defectlens.io.atomic import folder_identity
+from defectlens.io.outputs import umask_blocks_owner
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
@@ -270,6 +271,13 @@ def serve(
         raise typer.Exit(2)
     if problem := port_problem(host, port):
         console.print(f"[red]error:[/] {escape(problem)} — fix: pass another --port, or stop what listens there")
+        raise typer.Exit(2)
+    if blocked := umask_blocks_owner():
+        # Every folder and file the service makes (the database, the pictures' folders) would be read-only to it: the
+        # database had been left unusable, and a picture folder made once refused that prefix's uploads for good while
+        # /health said ok (regression probe 2026-12-06).
+        console.print(f"[red]error:[/] the service's files would be made read-only to it (umask {blocked:04o}) — fix: set a umask that "
+                      "leaves you write permission, such as `umask 022`, and start it again")
         raise typer.Exit(2)
     # From here on every line is dated: the app's start-up (scratch files removed, say) logs too.
     logging.config.dictConfig(log_config(access_log))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, score_against, template_text, with_head_and_action
 from defectlens.io import write_json_atomic, write_text_atomic
+from defectlens.io.atomic import plain_label
 from defectlens.locate import weaker_regions
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.types import Finding, Inspection, RegionType, Report
@@ -173,11 +175,19 @@ def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: LMConf
         report.notes.append(f"language-model text rejected ({'; '.join(check.problems)}), template text used; it wrote: {excerpt!r}")
 
 
+def _markdown_text(text: str) -> str:
+    """``text`` shown as it is on a Markdown page: the characters that open emphasis, a link, code, HTML or a table cell
+    escaped ("x *y* [z](q) <b>" had rendered emphasis, a link and bold). Those a file name is full of and that mark up
+    nothing inside it ("_", "-") are left, so the page's text reads as the name."""
+    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", text)
+
+
 def render_markdown(report: Report) -> str:
     """The report as a markdown page: verdict, prose, a findings table, notes."""
     lines = [
-        # The path as given, not the file's name alone: two reports of sub/a.png and a.png had read alike (gallery probe).
-        f"# Inspection report: {report.source}",
+        # The path as given, not the file's name alone: two reports of sub/a.png and a.png had read alike (gallery probe);
+        # read as text, not Markdown: a folder named "lot7\n- **Verdict:** GOOD" had written a verdict line (regression probe).
+        f"# Inspection report: {_markdown_text(plain_label(report.source))}",
         "",
         f"- **Part:** {report.object_name}",
         f"- **Verdict:** {report.verdict.upper()} ({score_against(report.score, report.image_threshold, 3)})",

@@ -64,7 +64,7 @@ cleaned with every folder's temporaries (:func:`~defectlens.io.atomic.clean_stal
 left it (a probe's SIGKILL had left one for good)."""
 
 
-def _umask_blocks_owner() -> int:
+def umask_blocks_owner() -> int:
     """The process's umask when it takes write or search permission from a folder's owner (0 otherwise, and for root,
     whom permissions do not stop)."""
     if os.geteuid() == 0:
@@ -132,7 +132,7 @@ def require_writable_parent(path: Path, what: str, makes_folder: bool = False) -
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
-    if (parent != path.parent or makes_folder) and (blocked := _umask_blocks_owner()):
+    if (parent != path.parent or makes_folder) and (blocked := umask_blocks_owner()):
         # Made under umask 0222 a folder is read-only to its maker: every image had been inspected before each write
         # failed, and `-o a/b/c` ended in a traceback leaving a/ behind (environment probes 2026-12-06).
         raise OutputError(f"the folders it needs would be made read-only to you (umask {blocked:04o})", path,

@@ -125,9 +125,9 @@ def _caption_drawn(canvas: Image.Image, text: str) -> tuple[ImageFont.ImageFont 
 
 def _caption_box(draw: ImageDraw.ImageDraw, canvas: Image.Image, text: str, covered: np.ndarray | None = None) -> tuple[int, int, int, int]:
     """The dark band :func:`_caption` draws ``text`` on: (x0, y0, x1, y1), as tall as the text is drawn, in the corner (or
-    the middle of the top or bottom edge) where it hides the fewest ``covered`` pixels (the regions), the top left on a tie. Always at the top left, it
-    had hidden the breaks magnetic tiles have at their corners, and a whole region whose name then pointed at nothing
-    (report probe 2026-12-06)."""
+    the middle of the top or bottom edge) where it hides the fewest ``covered`` pixels (the regions), the top left on a
+    tie. Always at the top left, it had hidden the breaks magnetic tiles have at their corners, and a whole region whose
+    name then pointed at nothing (report probe 2026-12-06)."""
     font, shown = _caption_drawn(canvas, text)
     box = draw.textbbox((2, 0), shown, font=font)
     width, height = min(canvas.width, int(box[2]) + 2), max(text_size(canvas.width, canvas.height), int(box[3])) + 1
