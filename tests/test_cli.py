@@ -414,7 +414,7 @@ def test_folders_a_umask_would_make_read_only_are_refused_before_the_work(fitted
     assert moved.exit_code == 0  # a dry run writes no model
     for result in (deep, metrics, fitted, calibrated, exported):
         said = " ".join(result.output.split())
-        assert result.exit_code == 2 and "would be made read-only to you (umask 0222)" in said and "umask 022" in said, said
+        assert result.exit_code == 2 and "would be made unusable to you (umask 0222" in said and "umask 022" in said, said
     assert not (tmp_path / "deep").exists() and not (tmp_path / "jdir").exists() and "image_auroc" not in metrics.output
     assert not (tmp_path / "model").exists() and not (tmp_path / "exported").exists() and "fitting" not in fitted.output
 

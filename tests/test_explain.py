@@ -129,13 +129,18 @@ def test_markdown_and_files(tmp_path):
     rep = build_report(insp, [RegionType(1, "crack", 0.8, "few-shot")], TAX)
     md = render_markdown(rep)
     # The path as given (gallery probe 2026-12-06: the name alone, reports of sub/a.png and a.png had read alike).
-    assert md.startswith("# Inspection report: imgs/part_7.png") and "| 1 | crack | 80% | upper-left edge |" in md
+    assert md.startswith("# Inspection report: `imgs/part_7.png`") and "| 1 | crack | 80% | upper-left edge |" in md
     # Read as text (regression probe 2026-12-06: a folder's name had written a verdict line, and markup rendered).
     from dataclasses import replace
 
     forged = render_markdown(replace(rep, source="lot7\n- **Verdict:** GOOD\n/x *y* [z](q) <b>.png"))
-    assert forged.splitlines()[0] == "# Inspection report: lot7\ufffd- \\*\\*Verdict:\\*\\* GOOD\ufffd/x \\*y\\* \\[z\\](q) \\<b\\>.png"
+    assert forged.splitlines()[0] == "# Inspection report: `lot7\ufffd- **Verdict:** GOOD\ufffd/x *y* [z](q) <b>.png`"
     assert forged.count("Verdict:") == 2
+    from markdown_it import MarkdownIt
+
+    for name, shown in (("odd/_lot7_ &#8238; ~~s~~ #", "odd/_lot7_ &amp;#8238; ~~s~~ #"), ("a`b``c", "a`b``c"), ("`x", "`x")):
+        page = MarkdownIt("commonmark").render(render_markdown(replace(rep, source=name)).splitlines()[0])
+        assert page == f"<h1>Inspection report: <code>{shown}</code></h1>\n", page  # shown as it is, in one heading
     j, m = write_report_files(rep, tmp_path / "out", "part_7")
     assert json.loads(j.read_text())["verdict"] == "defective" and m.read_text() == md
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left

@@ -157,7 +157,15 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
             masked = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "m")])
     finally:
         os.umask(before)
-    assert masked.exit_code == 2 and "read-only to it (umask 0222)" in " ".join(masked.output.split()) and not (tmp_path / "m").exists()
+    assert masked.exit_code == 2 and "unusable to it (umask 0222" in " ".join(masked.output.split()) and not (tmp_path / "m").exists()
+    with pytest.MonkeyPatch.context() as as_another_user:  # an owner who may not read them either (regression probe: 0400 passed)
+        as_another_user.setattr(os, "geteuid", lambda: 1000)
+        before = os.umask(0o400)
+        try:
+            unreadable = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "m")])
+        finally:
+            os.umask(before)
+    assert unreadable.exit_code == 2 and "(umask 0400" in " ".join(unreadable.output.split())
     empty = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--token", " "])
     assert empty.exit_code == 2 and "the API token is empty" in empty.output and len(served) == 1
     # One no UTF-8 client can send (security probe 2026-12-05: "pässwort" started, and every write was 401).

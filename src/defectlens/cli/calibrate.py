@@ -116,16 +116,17 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
 
 def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     """Set ``model_dir``'s thresholds back to its earlier ones numbered ``number`` (oldest first, as the card numbers them)."""
-    loaded = None
+    loaded, damaged = None, 0
     try:
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         earlier = inspector.earlier_thresholds
+        damaged = read_descriptor(model_dir).earlier_thresholds_damaged
         if number > len(earlier):
-            damaged = read_descriptor(model_dir).earlier_thresholds_damaged
             said = f" ({damaged} damaged record(s) left out)" if damaged else ""
             raise ConfigError(f"has {len(earlier)} earlier threshold(s){said}, so none numbered {number}", model_dir,
-                              "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier or damaged else
+                              "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
+                              "none can be returned to; thresholds a save replaces from now on are kept" if damaged else
                               "calibrate it first: only thresholds a save replaced are kept")
         old, new = inspector.thresholds, earlier[number - 1]
         if (old.image, old.pixel, old.source) == (new.image, new.pixel, new.source):
@@ -155,7 +156,8 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     except KeyboardInterrupt:
         saved = not dry_run and model_stamp(model_dir) != loaded
         raise interrupted("the earlier thresholds are restored" if saved else "the model is as it was") from None
-    console.print(f"thresholds restored → {escape(str(model_dir))} (the ones replaced are kept as earlier thresholds)")
+    gone = f"; {damaged} damaged record(s) left out of it" if damaged else ""  # said: the save does not write them back
+    console.print(f"thresholds restored → {escape(str(model_dir))} (the ones replaced are kept as earlier thresholds{gone})")
 
 
 def _percent(value: float) -> str:

@@ -276,8 +276,9 @@ def serve(
         # Every folder and file the service makes (the database, the pictures' folders) would be read-only to it: the
         # database had been left unusable, and a picture folder made once refused that prefix's uploads for good while
         # /health said ok (regression probe 2026-12-06).
-        console.print(f"[red]error:[/] the service's files would be made read-only to it (umask {blocked:04o}) — fix: set a umask that "
-                      "leaves you write permission, such as `umask 022`, and start it again")
+        console.print(f"[red]error:[/] the service's folders and files would be made unusable to it (umask {blocked:04o} takes their "
+                      "owner's read, write or search permission) — fix: set a umask that leaves them to you, such as `umask 022`, and start "
+                      "it again")
         raise typer.Exit(2)
     # From here on every line is dated: the app's start-up (scratch files removed, say) logs too.
     logging.config.dictConfig(log_config(access_log))

@@ -1362,7 +1362,11 @@ def _require_card_thresholds(recorded: dict | None, used: Thresholds, model_dir:
         return
     for name in ("image", "pixel"):
         value, actual = recorded.get(name), float(getattr(used, name))
-        if not isinstance(value, int | float) or not math.isclose(float(value), actual, rel_tol=1e-6, abs_tol=1e-9):
+        try:
+            same = isinstance(value, int | float) and math.isclose(float(value), actual, rel_tol=1e-6, abs_tol=1e-9)
+        except OverflowError:  # an integer no float holds (it had been a traceback)
+            same = False
+        if not same:
             raise ModelFileError(
                 f"inspector.json records the {name} threshold as {value!r} but the detector's files, which `inspect` uses, hold {actual:g}",
                 model_dir / DESCRIPTOR_FILE,

@@ -175,19 +175,21 @@ def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: LMConf
         report.notes.append(f"language-model text rejected ({'; '.join(check.problems)}), template text used; it wrote: {excerpt!r}")
 
 
-def _markdown_text(text: str) -> str:
-    """``text`` shown as it is on a Markdown page: the characters that open emphasis, a link, code, HTML or a table cell
-    escaped ("x *y* [z](q) <b>" had rendered emphasis, a link and bold). Those a file name is full of and that mark up
-    nothing inside it ("_", "-") are left, so the page's text reads as the name."""
-    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", text)
+def _markdown_code(text: str) -> str:
+    """``text`` as a Markdown code span, shown as it is: no emphasis ("_lot7_"), link, HTML, entity ("&#8238;" had brought
+    back a direction mark) or heading's closing "#" is read in it (regression probes 2026-12-06); its fence longer than
+    any run of backticks in it."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def render_markdown(report: Report) -> str:
     """The report as a markdown page: verdict, prose, a findings table, notes."""
     lines = [
         # The path as given, not the file's name alone: two reports of sub/a.png and a.png had read alike (gallery probe);
-        # read as text, not Markdown: a folder named "lot7\n- **Verdict:** GOOD" had written a verdict line (regression probe).
-        f"# Inspection report: {_markdown_text(plain_label(report.source))}",
+        # shown as code, not read as Markdown: a folder named "lot7\n- **Verdict:** GOOD" had written a verdict line (regression probe).
+        f"# Inspection report: {_markdown_code(plain_label(report.source))}",
         "",
         f"- **Part:** {report.object_name}",
         f"- **Verdict:** {report.verdict.upper()} ({score_against(report.score, report.image_threshold, 3)})",

@@ -65,13 +65,13 @@ left it (a probe's SIGKILL had left one for good)."""
 
 
 def umask_blocks_owner() -> int:
-    """The process's umask when it takes write or search permission from a folder's owner (0 otherwise, and for root,
-    whom permissions do not stop)."""
+    """The process's umask when it takes read, write or search permission from a folder's owner (0 otherwise, and for
+    root, whom permissions do not stop): 0400 had left folders their maker could not open (regression probe 2026-12-06)."""
     if os.geteuid() == 0:
         return 0
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask if mask & 0o300 else 0
+    return mask if mask & 0o700 else 0
 
 
 def can_write(folder: Path) -> bool:
@@ -135,8 +135,9 @@ def require_writable_parent(path: Path, what: str, makes_folder: bool = False) -
     if (parent != path.parent or makes_folder) and (blocked := umask_blocks_owner()):
         # Made under umask 0222 a folder is read-only to its maker: every image had been inspected before each write
         # failed, and `-o a/b/c` ended in a traceback leaving a/ behind (environment probes 2026-12-06).
-        raise OutputError(f"the folders it needs would be made read-only to you (umask {blocked:04o})", path,
-                          "set a umask that leaves you write permission, such as `umask 022`, and run again")
+        raise OutputError(f"the folders it needs would be made unusable to you (umask {blocked:04o} takes their owner's read, write or "
+                          "search permission)", path,
+                          "set a umask that leaves them to you, such as `umask 022`, and run again")
     for folder in (parent, path) if path.is_dir() else (parent,):
         if not can_write(folder):
             # Of the path itself, said once: "ro2: ro2 cannot be written …, so the output folder cannot be either" (probe).
