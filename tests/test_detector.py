@@ -141,7 +141,7 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
         inspector.calibrate(images[:4], [False] * 4)
     # A good image's mask that marks defects is refused (taken as a defect's pixels, it moved a pixel threshold 59.7 → 25.6).
     marked = [np.ones(img.shape[:2], bool) for img in images]
-    with pytest.raises(ValueError, match=r"masks\[0\] marks \d+ defective pixel\(s\) on an image labelled good"):
+    with pytest.raises(ValueError, match=r"masks\[0\]: its mask marks \d+ defective pixel\(s\) on an image labelled good"):
         inspector.calibrate(images, labels, marked)
 
 

@@ -63,7 +63,14 @@ from defectlens.detect import (
 )
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
-from defectlens.detect.calibration import binary_labels, f1_optimal_threshold, image_threshold_from_labels, pixel_sample
+from defectlens.detect.calibration import (
+    binary_labels,
+    calibration_source,
+    f1_optimal_threshold,
+    image_threshold_from_labels,
+    labelled_pixels,
+    require_clear_mask,
+)
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.frame_check import drift_note
 from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionConfig
@@ -786,10 +793,10 @@ class Inspector:
         if not len(images) == len(y) == len(given):
             raise ValueError(f"calibrate needs one label (and one mask or None) per image: {len(images)} images, {len(y)} labels, "
                              f"{len(given)} masks")
-        sized: list[np.ndarray | None] = []
+        drawn: list[np.ndarray | None] = []  # each image's mask as drawn, None where none was given
         for i, (image, mask) in enumerate(zip(images, given, strict=True)):
             if mask is None:
-                sized.append(np.zeros(image.shape[:2], bool) if not y[i] and masks is not None else None)
+                drawn.append(None)
                 continue
             # Read as `defectlens calibrate` reads mask files (API probe 2026-12-06: a path crashed with an IndexError,
             # and a uint8 mask's anti-aliased edge counted as defect here and not there).
@@ -797,32 +804,31 @@ class Inspector:
                 m = load_mask(Path(mask), (image.shape[1], image.shape[0]))
             else:
                 m = mask_as_drawn(mask, f"masks[{i}]")
-            if not y[i] and m.any():
-                # Its "defect" pixels were taken as a defect's: one such mask moved a pixel threshold 59.7 → 25.6.
-                raise ValueError(f"masks[{i}] marks {int(m.sum())} defective pixel(s) on an image labelled good: fix its label or its mask")
             if m.shape != image.shape[:2]:
                 raise ValueError(f"masks[{i}] is {m.shape[1]}x{m.shape[0]}, its image {image.shape[1]}x{image.shape[0]}: "
                                  "pass masks at the images' size")
-            if y[i] and not m.any():
-                # As the command skips an empty mask file: all its pixels counted as normal ones of a defective part had moved
-                # the pixel threshold (regression probe 2026-12-06: 61.03 from Python, 60.51 from `defectlens calibrate`).
+            if not y[i]:
+                try:
+                    require_clear_mask(m)  # before the scoring
+                except ValueError as exc:
+                    raise ValueError(f"masks[{i}]: {exc}") from None
+            elif not m.any():
+                # As the command skips an empty mask file (regression probe 2026-12-06: 61.03 from Python, 60.51 from the command).
                 warn_caller(DefectlensWarning(f"masks[{i}] is empty: its image counts for the image threshold only — "
                                               "draw its defect, or pass None for it"))
-                sized.append(None)
-                continue
-            sized.append(m)
+            drawn.append(m)
         results = self.score_read(images)
         image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
         pixel_t = self.thresholds.pixel
-        if any(m is not None and m.any() for m in sized):
+        if any(y[i] and m is not None and m.any() for i, m in enumerate(drawn)):
             per_label = {label: int((y == label).sum()) for label in (False, True)}
-            samples = [pixel_sample(m, r.anomaly_map, per_label[bool(y[i])])
-                       for i, (m, r) in enumerate(zip(sized, results, strict=True)) if m is not None]
+            samples = [s for i, (m, r) in enumerate(zip(drawn, results, strict=True))
+                       if (s := labelled_pixels(bool(y[i]), m, r.anomaly_map, per_label[bool(y[i])])) is not None]
             pixel_t = f1_optimal_threshold(np.concatenate([t for t, _ in samples]), np.concatenate([v for _, v in samples]))
         elif masks is not None and any(m is not None for m in given):
             # Masks given, none of them usable: said, as the command says it (the pixel threshold had stayed without a word).
             warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({pixel_t:g})"))
-        t = Thresholds(image=image_t, pixel=pixel_t, source=f"{how} (calibrate: {int((~y).sum())} good, {int(y.sum())} defective)")
+        t = Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, int((~y).sum()), int(y.sum())))
         self.detector.thresholds = t
         return t
 

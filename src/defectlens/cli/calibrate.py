@@ -29,9 +29,10 @@ from defectlens.descriptor import grey_reason_in, model_stamp, read_descriptor
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
+    calibration_source,
     f1_optimal_threshold,
     image_threshold_from_labels,
-    pixel_sample,
+    labelled_pixels,
     step_of,
     too_few_for_target,
 )
@@ -90,27 +91,26 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
             if not with_pixels:
                 continue
             h, w = image.shape[:2]
-            if label == 0:
-                mask = np.zeros((h, w), bool)
-            else:
-                mask_path = mask_for_image(path)
-                if mask_path is None:
-                    continue
+            mask, mask_path = None, mask_for_image(path) if label else None
+            if label and mask_path is None:
+                continue
+            if mask_path is not None:
                 try:
                     mask = load_mask(mask_path, expected_size=(w, h))
                 except DefectlensError as exc:
                     # One bad mask costs its pixels, not the run (it stopped the calibration midway).
                     out.failures.append(Failure(str(mask_path), f"{exc} (its image counts for the image threshold only)"))
                     continue
-                if not mask.any():
-                    # An empty mask marks no defect: its pixels would all count as normal ones.
-                    out.failures.append(Failure(str(mask_path), f"{mask_path}: the mask is empty (its image counts for the image threshold only)"
-                                                                 " — fix: draw the defect in it, or remove it"))
-                    continue
-                out.n_masked += 1
-            truth, values = pixel_sample(mask, result.anomaly_map, per_label[label])
-            out.pixel_labels.append(truth)
-            out.pixel_values.append(values)
+            # The rule Inspector.calibrate follows (detect.calibration.labelled_pixels): a good image's pixels all normal, an
+            # empty mask none (its pixels, all counted normal, would move the threshold).
+            sample = labelled_pixels(bool(label), mask, result.anomaly_map, per_label[label])
+            if sample is None:
+                out.failures.append(Failure(str(mask_path), f"{mask_path}: the mask is empty (its image counts for the image threshold only)"
+                                                             " — fix: draw the defect in it, or remove it"))
+                continue
+            out.n_masked += bool(label)
+            out.pixel_labels.append(sample[0])
+            out.pixel_values.append(sample[1])
         advance(len(batch))
 
 
@@ -322,7 +322,7 @@ def calibrate(
     except KeyboardInterrupt:
         raise interrupted("the model is as it was") from None
     # Where the thresholds came from, kept with them (the card's "how set"): a rule alone read like fit's own.
-    how = f"{how} (calibrate: {len(normal)} good, {len(bad)} defective)"
+    how = calibration_source(how, len(normal), len(bad))
     before, after = (verdict_point(t, labels, (scores > t) | unlike) for t in (old.image, image_t))
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):

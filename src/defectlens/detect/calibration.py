@@ -251,6 +251,32 @@ def pixel_sample(mask: np.ndarray, anomaly_map: np.ndarray, n_like: int) -> tupl
     return np.asarray(mask, bool).ravel()[keep], np.asarray(anomaly_map, np.float32).ravel()[keep]
 
 
+def labelled_pixels(defective: bool, mask: np.ndarray | None, anomaly_map: np.ndarray, n_like: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """What one labelled image gives the pixel threshold (:func:`pixel_sample`): a good image's map as all normal, a
+    defective one's as its ``mask`` marks it, or None for a defective image without a mask or with an empty one (its
+    pixels, all counted normal, had moved a pixel threshold: it counts for the image threshold only). A good image's mask
+    that marks a defect is a :class:`ValueError`. One rule for `defectlens calibrate` and
+    :meth:`~defectlens.inspector.Inspector.calibrate`, which had each their own (they set 60.51 and 61.03 on one set)."""
+    if not defective:
+        require_clear_mask(mask)
+        return pixel_sample(np.zeros(anomaly_map.shape, bool), anomaly_map, n_like)
+    if mask is None or not mask.any():
+        return None
+    return pixel_sample(mask, anomaly_map, n_like)
+
+
+def require_clear_mask(mask: np.ndarray | None) -> None:
+    """Refuse (:class:`ValueError`) the mask of an image labelled good that marks a defect: its "defect" pixels had been
+    taken as a defect's, and one such mask moved a pixel threshold 59.7 → 25.6."""
+    if mask is not None and mask.any():
+        raise ValueError(f"its mask marks {int(np.count_nonzero(mask))} defective pixel(s) on an image labelled good: fix its label or its mask")
+
+
+def calibration_source(rule: str, n_good: int, n_defective: int) -> str:
+    """How calibrated thresholds were set, as the card and the inspections record it: 'f1-optimal (calibrate: 13 good, 1 defective)'."""
+    return f"{rule} (calibrate: {n_good} good, {n_defective} defective)"
+
+
 def binary_labels(labels: Sequence[object]) -> np.ndarray:
     """``labels`` as a bool array (True = defective), each one 0, 1 or a bool: a string such as
     ``"crack"`` had been read as "no defective example", and a 2 as defective, without a word."""
