@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -354,8 +355,22 @@ def test_a_mask_drawn_beside_a_calibration_image_is_not_deleted_by_the_next_expo
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 2 and f"did not write (calibration/defective/masks/{drawn.name})" in " ".join(again.output.split())
     assert drawn.is_file()
-    # One an export before 0.3.4 wrote (its manifest entry says "mask": true) is the export's own, replaced as before.
+    # One an export before 0.3.4 wrote (its manifest entry says "mask": true, the manifest written after it) is the export's
+    # own: calibrate leaves it out (upgrade probe 2026-12-06: it gave the pixel threshold back, said as set on masks) ...
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["inspections"][0]["mask"] = True
     (out / "manifest.json").write_text(json.dumps(manifest))
+    Image.fromarray(np.full((bad["height"], bad["width"]), 255, np.uint8)).save(out / "calibration" / "good" / "g.png")
+    model = str(pool.models["plate"].path)
+    calibrated = CliRunner().invoke(cli, ["calibrate", model, "--good", str(out / "calibration" / "good"),
+                                          "--defective", str(out / "calibration" / "defective"), "--dry-run", "--plot", str(tmp_path / "p.png")])
+    said = " ".join(calibrated.output.split())
+    assert "1 mask(s) beside the calibration images are the model's own regions" in said and "kept (no ground-truth masks" in said, said
+    (out / "calibration" / "good" / "g.png").unlink()
+    # ... and one changed since the manifest was written is a person's: refused, not deleted ...
+    later = (out / "manifest.json").stat().st_mtime + 60
+    os.utime(drawn, (later, later))
+    assert CliRunner().invoke(cli, args).exit_code == 2 and drawn.is_file()
+    # ... while the export's own is replaced as before.
+    os.utime(drawn, (later - 120, later - 120))
     assert CliRunner().invoke(cli, args).exit_code == 0 and not drawn.exists()

@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import mask_for_image
+from defectlens.io.dataset import exported_machine_masks, mask_for_image
 from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -64,9 +64,10 @@ class LabelledScores:
     """Of those, grey images for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
 
 
-def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: bool, out: LabelledScores, advance) -> None:
+def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: bool, out: LabelledScores, advance,
+                 machine_masks: frozenset[Path] = frozenset()) -> None:
     """Score the files of ``labelled`` (file: label, 1 = defective) into ``out``; keep map
-    pixels when ``with_pixels``.
+    pixels when ``with_pixels``, but none from ``machine_masks`` (a review export's own regions).
 
     A detector that rates each image against the others read with it (batch scoring) reads
     good and defective parts mixed, in the seeded batches ``inspect`` would make: batches of
@@ -92,7 +93,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
                 continue
             h, w = image.shape[:2]
             mask, mask_path = None, mask_for_image(path) if label else None
-            if label and mask_path is None:
+            if label and (mask_path is None or mask_path.resolve() in machine_masks):
                 continue
             if mask_path is not None:
                 try:
@@ -283,10 +284,19 @@ def calibrate(
                 model_dir,
                 f"pass at least {min_batch} good and defective images together",
             )
-        with_pixels = any(mask_for_image(p) is not None for p in bad_files)
+        # Masks an export of defectlens 0.3.3 or earlier left beside its calibration images are the model's own regions:
+        # calibrated on them, the pixel threshold came back unchanged, said as set on masks (upgrade probe 2026-12-06).
+        exports = [f.parent.parent for f in defective if (f.parent.name, f.name) == ("calibration", "defective")]
+        machine = frozenset(m.resolve() for root in exports for m in exported_machine_masks(root))
+        masked = [m.resolve() for p in bad_files if (m := mask_for_image(p)) is not None]
+        if left_out := [m for m in masked if m in machine]:
+            console.print(f"[yellow]note:[/] {len(left_out)} mask(s) beside the calibration images are the model's own regions, written by an "
+                          "export of defectlens 0.3.3 or earlier: left out (they give the pixel threshold back) — export the reviews again, "
+                          "or draw the defects' masks")
+        with_pixels = any(m not in machine for m in masked)
         data = LabelledScores([], [], [], [], 0, failures)
         with progress_bar("scoring", len(good_files) + len(bad_files)) as advance:
-            _score_files(inspector, {**dict.fromkeys(good_files, 0), **dict.fromkeys(bad_files, 1)}, with_pixels, data, advance)
+            _score_files(inspector, {**dict.fromkeys(good_files, 0), **dict.fromkeys(bad_files, 1)}, with_pixels, data, advance, machine)
         labels, scores = np.asarray(data.labels), np.asarray(data.scores)
         for value, what in ((0, "good"), (1, "defective")):
             if not (labels == value).any():

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import unicodedata
 from collections.abc import Sequence
@@ -278,6 +280,32 @@ def mask_for_image(image: str | Path) -> Path | None:
     folder = path.parent
     in_split = folder.parent.name in LABELLED_SPLITS and not is_good_folder(folder)
     return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder / MASKS_FOLDER, path)
+
+
+REVIEW_EXPORT_MANIFEST = "manifest.json"
+"""The file `export-reviews` writes last in its folder: what came from which inspection."""
+
+
+def exported_machine_masks(export: Path) -> set[Path]:
+    """The masks beside a review export's calibration images that the export itself wrote, as they were: an export by
+    defectlens 0.3.3 or earlier put the model's own regions there (its manifest's entries say ``"mask": true``), which
+    give the pixel threshold back unchanged. A mask changed since the manifest was written, or in another format, is a
+    person's (upgrade probe 2026-12-06: 0.3.4 had deleted a redrawn one, and `calibrate` had used the machine's)."""
+    manifest = export / REVIEW_EXPORT_MANIFEST
+    try:
+        written = manifest.stat().st_mtime
+        entries = json.loads(manifest.read_text(encoding="utf-8")).get("inspections", [])
+        names = {str(e["file"]) for e in entries if isinstance(e, dict) and e.get("mask") is True}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+    masks = export / "calibration" / "defective" / MASKS_FOLDER
+    found = set()
+    for name in names:
+        mask = masks / f"{name}_mask.png"
+        with contextlib.suppress(OSError):
+            if mask.stat().st_mtime <= written + 1.0:  # the export writes its manifest last
+                found.add(mask)
+    return found
 
 
 def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]], root: Path) -> Category:

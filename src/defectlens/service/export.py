@@ -30,6 +30,7 @@ from PIL import Image
 from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
+from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST, exported_machine_masks
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
@@ -37,7 +38,7 @@ from defectlens.service.schemas import as_utc, weaker_regions
 from defectlens.service.store import Store
 from defectlens.taxonomy import normal_type_name, type_name_problem
 
-MANIFEST = "manifest.json"
+MANIFEST = REVIEW_EXPORT_MANIFEST
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
@@ -83,12 +84,12 @@ def _foreign_files(folder: Path) -> list[Path]:
     try:
         earlier = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         names = {str(entry["file"]) for entry in earlier.get("inspections", [])}
-        # Masks beside the calibration images were written by exports before 0.3.4 only (their entries say "mask": true);
-        # any other is a person's, drawn to set the pixel threshold, and had been deleted by the next export (regression
-        # probe 2026-12-06).
-        masked = {str(entry["file"]) for entry in earlier.get("inspections", []) if entry.get("mask") is True}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
+    # Masks beside the calibration images were written by exports before 0.3.4 only; any other, or one changed since, is
+    # a person's, drawn to set the pixel threshold, and had been deleted by the next export (regression and upgrade
+    # probes 2026-12-06).
+    machine_masks = exported_machine_masks(folder)
     ours = re.compile(r"(?P<name>\d{6,}_[0-9a-f]{12})(?P<mask>_mask)?\.\w+")  # ids past 999 999 take more digits
 
     def written_by_export(p: Path) -> bool:
@@ -96,7 +97,7 @@ def _foreign_files(folder: Path) -> list[Path]:
         if not m or m.group("name") not in names:
             return False
         calibration_mask = m.group("mask") is not None and p.relative_to(folder).parts[0] == "calibration"
-        return not calibration_mask or m.group("name") in masked
+        return not calibration_mask or p in machine_masks
 
     return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST and not written_by_export(p)]
 
