@@ -445,10 +445,15 @@ def test_calibrate_keeps_the_thresholds_it_replaces_and_restores_them(fitted_mod
     assert looked.exit_code == 0 and "dry run" in _text(looked) and Inspector.load(model).thresholds != fit_thresholds
     assert runner.invoke(app, ["calibrate", str(model), "--restore", "1"]).exit_code == 0
     back = Inspector.load(model)
-    assert back.thresholds == fit_thresholds and len(back.earlier_thresholds) == 3
+    assert back.thresholds == fit_thresholds and len(back.earlier_thresholds) == 3, back.earlier_thresholds
     assert back.earlier_thresholds[-1].source.startswith("false-alarm target 0.2")
     refused = runner.invoke(app, ["calibrate", str(model), "--restore", "9"])
     assert refused.exit_code == 2 and "has 3 earlier threshold(s), so none numbered 9" in _text(refused)
+    # The fit's own label-free thresholds, from its normal-score statistics: 0, always there (upgrade probe 2026-12-06: a model
+    # calibrated by 0.3.3 kept no earlier thresholds and had no way back to them).
+    runner.invoke(app, [*args, "--f1"])
+    zero = runner.invoke(app, ["calibrate", str(model), "--restore", "0"])
+    assert zero.exit_code == 0 and "the fit's label-free" in _text(zero) and Inspector.load(model).thresholds == fit_thresholds
     mixed = runner.invoke(app, [*args, "--restore", "1"])
     assert mixed.exit_code == 2 and "pass --restore N alone" in _text(mixed)
     none = runner.invoke(app, ["calibrate", str(model)])
@@ -1084,7 +1089,14 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     said = _text(refit)
     assert refit.exit_code == 0 and f"{len(stems)} image(s) already done were inspected by another fit of the model" in said, said
     assert "fitted at 2001-01-01" not in said and "this one 2001-01-01T00:00:00+00:00" in said
-    assert "did not record the fit" not in said
+    assert "did not record the fit" not in said and "whose reports word some things otherwise" not in said
+    # Results of an earlier defectlens that recorded both (upgrade probe 2026-12-06: 0.3.3's "medium (2.1% of the image)"
+    # kept beside this one's "marked area" without a word).
+    for stem in stems:
+        payload = json.loads((out / f"{stem}.json").read_text())
+        (out / f"{stem}.json").write_text(json.dumps({**payload, "defectlens_version": "0.3.3"}))
+    older = _text(runner.invoke(app, ["inspect", str(fitted_model), str(test), "-o", str(out), "--resume"]))
+    assert f"{len(stems)} image(s) already done were written by defectlens 0.3.3 (e.g." in older and "word some things otherwise" in older
     # Results of a defectlens that recorded neither (0.2, automation probe 2026-12-06: kept as done without a word).
     for stem in stems:
         payload = json.loads((out / f"{stem}.json").read_text())

@@ -129,11 +129,17 @@ SIZE_NOTE = "This image is"
 """How :meth:`Provenance.size_note` begins."""
 
 
-def _before(version: str | None, release: tuple[int, ...]) -> bool:
-    """Whether ``version`` ('0.3.0', '0.3.0rc1': its release before ``release`` too) is before ``release``; False when it
-    is not recorded or not read."""
-    numbers = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version or "")
-    return numbers is not None and tuple(int(n or 0) for n in numbers.groups()) < release
+def release_of(version: object) -> tuple[int, ...] | None:
+    """The release numbers of a recorded version ('0.3.0', '0.3.0rc1': (0, 3, 0)), or None when it is none or not read."""
+    numbers = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version) if isinstance(version, str) else None
+    return tuple(int(n or 0) for n in numbers.groups()) if numbers else None
+
+
+def released_before(version: object, release: tuple[int, ...] | None) -> bool:
+    """Whether ``version`` ('0.3.0', '0.3.0rc1': its release before ``release`` too) is before ``release``; False when
+    either is not recorded or not read."""
+    was = release_of(version)
+    return was is not None and release is not None and was < release
 
 
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
@@ -508,7 +514,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
             **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth
                else {"sensor depth": "not recorded (fitted before 0.3.1): a frame deeper than 8 bits is read at its own depth; "
-                                     "refit to read a camera's deep frames alike"} if p and _before(p.defectlens_version, (0, 3, 1))
+                                     "refit to read a camera's deep frames alike"} if p and released_before(p.defectlens_version, (0, 3, 1))
                # Said for 8-bit models too, so the three cases read alike (last probe: no line at all).
                else {"sensor depth": "8 bits (no training image deeper; a deeper frame is read at its own depth)"} if p and p.n_images
                else {}),
@@ -540,7 +546,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
         lines += ["Not fixed in the model: set at inspection by the zero-shot cue — token: "
                   f"{THRESHOLD_RULES['token-probability']}; batch or both: {THRESHOLD_RULES['batch-outlier']}."]
     if d.earlier_thresholds:
-        lines += ["", "### Earlier thresholds of this fit (newest first; `defectlens calibrate MODEL_DIR --restore N` returns to one)", "",
+        lines += ["", "### Earlier thresholds of this fit (newest first; `defectlens calibrate MODEL_DIR --restore N` returns to one, "
+                      "`--restore 0` to the fit's own label-free ones)", "",
                   "| N | image | pixel | how set | replaced at (UTC) | replaced by |", "|---|---|---|---|---|---|"]
         for n, e in reversed(list(enumerate(d.earlier_thresholds, start=1))):
             cells = [n, f"{e['image']:.4f}", f"{e['pixel']:.4f}", e.get("source"), e.get("replaced_at") or "—", e.get("replaced_by") or "—"]

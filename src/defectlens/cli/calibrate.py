@@ -34,6 +34,7 @@ from defectlens.detect.calibration import (
     image_threshold_from_labels,
     labelled_pixels,
     step_of,
+    thresholds_from_normal,
     too_few_for_target,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
@@ -116,23 +117,34 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
 
 
 def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
-    """Set ``model_dir``'s thresholds back to its earlier ones numbered ``number`` (oldest first, as the card numbers them)."""
+    """Set ``model_dir``'s thresholds back to its earlier ones numbered ``number`` (oldest first, as the card numbers them), or
+    with 0 to the fit's own label-free ones: a model calibrated by a defectlens that kept no earlier thresholds (0.3.3)
+    had no way back to them, though its normal-score statistics hold them (upgrade probe 2026-12-06)."""
     loaded, damaged = None, 0
     try:
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         earlier = inspector.earlier_thresholds
         damaged = read_descriptor(model_dir).earlier_thresholds_damaged
-        if number > len(earlier):
+        stats = getattr(inspector.detector, "normal_stats", None)
+        if number == 0:
+            if stats is None:
+                raise ConfigError("keeps no normal-score statistics, so no label-free thresholds of its own", model_dir,
+                                  "pass --restore N for an earlier threshold on its card, or calibrate it on labelled images")
+            chosen = thresholds_from_normal(stats)
+        elif number > len(earlier):
             said = f" ({damaged} damaged record(s) left out)" if damaged else ""
             raise ConfigError(f"has {len(earlier)} earlier threshold(s){said}, so none numbered {number}", model_dir,
                               "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
-                              "none can be returned to; thresholds a save replaces from now on are kept" if damaged else
-                              "calibrate it first: only thresholds a save replaced are kept")
-        old, new = inspector.thresholds, earlier[number - 1]
+                              "--restore 0 returns to the fit's own label-free thresholds" if stats is not None else
+                              "calibrate it on labelled images: the thresholds a save replaces are kept from then on")
+        else:
+            chosen = earlier[number - 1]
+        old, new = inspector.thresholds, chosen
         if (old.image, old.pixel, old.source) == (new.image, new.pixel, new.source):
             # Nothing to replace: said, and the model left as it is (it had been re-saved, "restored").
-            console.print(f"earlier thresholds no. {number} are the ones in force: {escape(str(model_dir))} is unchanged")
+            what = "the fit's label-free thresholds are" if number == 0 else f"earlier thresholds no. {number} are"
+            console.print(f"{what} the ones in force: {escape(str(model_dir))} is unchanged")
             return
         if not dry_run:
             # Checked once there is something to write (a read-only model whose thresholds are in force is no error).
@@ -142,7 +154,8 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
         for column in ("", "image threshold", "pixel threshold"):
             table.add_column(column, overflow="fold")
         table.add_row(f"now ({old.source})", f"{old.image:.4f}", f"{old.pixel:.4f}")
-        table.add_row(f"earlier no. {number} ({new.source})", f"{new.image:.4f}", f"{new.pixel:.4f}")
+        table.add_row(f"the fit's label-free ({new.source})" if number == 0 else f"earlier no. {number} ({new.source})",
+                      f"{new.image:.4f}", f"{new.pixel:.4f}")
         console.print(table)
         if dry_run:
             console.print("dry run: the model is unchanged")
@@ -207,8 +220,9 @@ def calibrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the new thresholds would do; leave the model as it is.")] = False,
     restore: Annotated[
         int | None,
-        typer.Option("--restore", min=1, help="Return to the earlier thresholds numbered N on the model card (`defectlens info`: "
-                                              "'Earlier thresholds'), with no images; the present ones are kept there in turn."),
+        typer.Option("--restore", min=0, help="Return to the earlier thresholds numbered N on the model card (`defectlens info`: "
+                                              "'Earlier thresholds'), or with 0 to the fit's own label-free ones (from its normal-score "
+                                              "statistics), with no images; the present ones are kept there in turn."),
     ] = None,
 ) -> None:
     """Set a model's image and pixel thresholds from labelled good and defective images, and save it.

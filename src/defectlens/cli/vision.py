@@ -20,6 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from defectlens import __version__
 from defectlens.classify import untyped_reason
 from defectlens.cli.progress import (
     card_console,
@@ -40,6 +41,8 @@ from defectlens.descriptor import (
     not_kept_note,
     part_card_section,
     read_descriptor,
+    release_of,
+    released_before,
     render_card,
 )
 from defectlens.detect import WORKING_PIXELS, FitSummary
@@ -883,6 +886,7 @@ def inspect(
             console.print(f"[yellow]note:[/] {len(other_fit)} image(s) already done were inspected by another fit of the model (e.g. "
                           f"{escape(other_fit[0])}.json, fitted at {escape(str(was.get('fitted_at')))}; this one {escape(str(fit['fitted_at']))}): "
                           "they stay as they were; run again without --resume to redo them")
+        this_release = release_of(__version__)
         # Written before results recorded them (no "analysis" or "model"): kept as done, and said — they had been taken as made
         # with this run's taxonomy and fit without a word, where a result that records another is noted (automation probe).
         if unrecorded := [names[p] for p in rows if not {"analysis", "model"} <= set(earlier.get(names[p]) or {})]:
@@ -891,6 +895,13 @@ def inspect(
                           f"{escape('defectlens ' + str(by)) if by else 'an earlier defectlens'}, which did not record the fit, "
                           f"taxonomy, examples or --writer that made them (e.g. {escape(unrecorded[0])}.json): they stay as they were; "
                           "run again without --resume to redo them")
+        # Written by an earlier version that recorded them: their reports keep its wording (0.3.3's "medium (2.1% of the
+        # image)" beside this one's "medium marked area"; upgrade probe 2026-12-06).
+        elif older := [names[p] for p in rows if released_before((earlier.get(names[p]) or {}).get("defectlens_version"), this_release)]:
+            by = (earlier.get(older[0]) or {}).get("defectlens_version")
+            console.print(f"[yellow]note:[/] {len(older)} image(s) already done were written by defectlens {escape(str(by))} (e.g. "
+                          f"{escape(older[0])}.json), whose reports word some things otherwise: they stay as they were; run again "
+                          "without --resume to redo them")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
