@@ -155,10 +155,10 @@ def test_card_carries_the_model_data_and_follows_a_resave(fitted_model, tmp_path
     meta["provenance"]["defectlens_version"] = "0.3.0"
     (model / DESCRIPTOR_FILE).write_text(json.dumps(meta))
     assert "| sensor depth | not recorded (fitted before 0.3.1)" in render_card(read_descriptor(model))
-    from defectlens.descriptor import _before
+    from defectlens.descriptor import released_before
 
     versions = ("0.3.0rc1", "0.2", "0.3.1", "0.3.1rc1", "1.0.0", None, "dev")
-    assert [_before(v, (0, 3, 1)) for v in versions] == [True, True, False, False, False, False, False]
+    assert [released_before(v, (0, 3, 1)) for v in versions] == [True, True, False, False, False, False, False]
 
 
 def test_info_prints_the_card(fitted_model, tmp_path):
