@@ -376,6 +376,9 @@ def test_inspect_zero_shot_with_a_grounding_model_types_regions_from_description
     result = runner.invoke(app, ["inspect", str(model_dir), str(category / "test" / "spot"), "-o", str(out)])
     assert result.exit_code == 2 and "--taxonomy" in result.output
     assert not out.exists() or not any(out.iterdir())
+    # Nor thresholds of its own to return to (regression probe 2026-12-06: --restore asked for a taxonomy calibrate does not take).
+    restored = runner.invoke(app, ["calibrate", str(model_dir), "--restore", "0"])
+    assert restored.exit_code == 2 and "keeps no threshold of its own" in " ".join(restored.output.split())
 
     # A line where most parts are good: 12 good plates and 2 with a spot.
     batch = [str(category / "train" / "good"), str(category / "test" / "good")]

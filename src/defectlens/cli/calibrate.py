@@ -122,6 +122,10 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     had no way back to them, though its normal-score statistics hold them (upgrade probe 2026-12-06)."""
     loaded, damaged = None, 0
     try:
+        if Inspector.needs_taxonomy(model_dir):
+            # As calibrate says it (it had asked for a taxonomy, which calibrate does not take).
+            raise ConfigError("a zero-shot grounding model keeps no threshold of its own (its cue sets one at each inspection)", model_dir,
+                              "pass `inspect --threshold X` for a run")
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         earlier = inspector.earlier_thresholds
@@ -130,7 +134,7 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
         if number == 0:
             if stats is None:
                 raise ConfigError("keeps no normal-score statistics, so no label-free thresholds of its own", model_dir,
-                                  "pass --restore N for an earlier threshold on its card, or calibrate it on labelled images")
+                                  "pass --restore N for an earlier threshold on its card (`defectlens info`)")
             chosen = thresholds_from_normal(stats)
         elif number > len(earlier):
             said = f" ({damaged} damaged record(s) left out)" if damaged else ""
@@ -300,7 +304,8 @@ def calibrate(
             )
         # Masks an export of defectlens 0.3.3 or earlier left beside its calibration images are the model's own regions:
         # calibrated on them, the pixel threshold came back unchanged, said as set on masks (upgrade probe 2026-12-06).
-        exports = [f.parent.parent for f in defective if (f.parent.name, f.name) == ("calibration", "defective")]
+        # Found from each image's own place, however its folder was named (a link to it, ".", the files one by one).
+        exports = {r.parents[2] for p in bad_files if ((r := p.resolve()).parent.parent.name, r.parent.name) == ("calibration", "defective")}
         machine = frozenset(m.resolve() for root in exports for m in exported_machine_masks(root))
         masked = [m.resolve() for p in bad_files if (m := mask_for_image(p)) is not None]
         if left_out := [m for m in masked if m in machine]:
@@ -331,7 +336,8 @@ def calibrate(
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
         pixel_t, pixel_note = old.pixel, ("kept (no ground-truth masks for the defective images: <stem>_mask.* (any image format) "
-                                          "beside them or in masks/)")
+                                          "beside them or in masks/)" if not left_out else "kept (the only masks were the model's own regions, "
+                                          "left out above)")
         if data.n_masked:
             pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"

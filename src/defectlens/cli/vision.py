@@ -898,8 +898,8 @@ def inspect(
         # Written by an earlier version that recorded them: their reports keep its wording (0.3.3's "medium (2.1% of the
         # image)" beside this one's "medium marked area"; upgrade probe 2026-12-06).
         elif older := [names[p] for p in rows if released_before((earlier.get(names[p]) or {}).get("defectlens_version"), this_release)]:
-            by = (earlier.get(older[0]) or {}).get("defectlens_version")
-            console.print(f"[yellow]note:[/] {len(older)} image(s) already done were written by defectlens {escape(str(by))} (e.g. "
+            by = ", ".join(sorted({str((earlier.get(name) or {}).get("defectlens_version")) for name in older}))
+            console.print(f"[yellow]note:[/] {len(older)} image(s) already done were written by defectlens {escape(by)} (e.g. "
                           f"{escape(older[0])}.json), whose reports word some things otherwise: they stay as they were; run again "
                           "without --resume to redo them")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").

@@ -289,8 +289,8 @@ REVIEW_EXPORT_MANIFEST = "manifest.json"
 def exported_machine_masks(export: Path) -> set[Path]:
     """The masks beside a review export's calibration images that the export itself wrote, as they were: an export by
     defectlens 0.3.3 or earlier put the model's own regions there (its manifest's entries say ``"mask": true``), which
-    give the pixel threshold back unchanged. A mask changed since the manifest was written, or in another format, is a
-    person's (upgrade probe 2026-12-06: 0.3.4 had deleted a redrawn one, and `calibrate` had used the machine's)."""
+    give the pixel threshold back unchanged (`calibrate` had used them; upgrade probe 2026-12-06). A mask changed since the
+    manifest was written (by the file's time, which a copy may reset), or in another format, is taken as a person's."""
     manifest = export / REVIEW_EXPORT_MANIFEST
     try:
         written = manifest.stat().st_mtime

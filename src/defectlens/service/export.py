@@ -30,7 +30,7 @@ from PIL import Image
 from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
-from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST, exported_machine_masks
+from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
@@ -86,18 +86,16 @@ def _foreign_files(folder: Path) -> list[Path]:
         names = {str(entry["file"]) for entry in earlier.get("inspections", [])}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    # Masks beside the calibration images were written by exports before 0.3.4 only; any other, or one changed since, is
-    # a person's, drawn to set the pixel threshold, and had been deleted by the next export (regression and upgrade
-    # probes 2026-12-06).
-    machine_masks = exported_machine_masks(folder)
+    # Masks beside the calibration images are never replaced: this defectlens writes none, one an export before 0.3.4 wrote
+    # may have been redrawn by a person since, and a file's time cannot tell (a copy resets it): a person's had been deleted
+    # by the next export (regression and upgrade probes 2026-12-06).
     ours = re.compile(r"(?P<name>\d{6,}_[0-9a-f]{12})(?P<mask>_mask)?\.\w+")  # ids past 999 999 take more digits
 
     def written_by_export(p: Path) -> bool:
         m = ours.fullmatch(p.name)
         if not m or m.group("name") not in names:
             return False
-        calibration_mask = m.group("mask") is not None and p.relative_to(folder).parts[0] == "calibration"
-        return not calibration_mask or p in machine_masks
+        return m.group("mask") is None or p.relative_to(folder).parts[0] != "calibration"
 
     return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST and not written_by_export(p)]
 
@@ -178,7 +176,10 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     rows = [r for r in rows if r.model in (wanted or models)]
     if foreign := _foreign_files(Path(output)):
         shown = ", ".join(str(p.relative_to(output)) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise ConfigError(f"the earlier export holds {len(foreign)} file(s) it did not write ({shown}), which replacing it would delete",
+        masks = any(p.relative_to(output).parts[:3] == ("calibration", "defective", "masks") for p in foreign)
+        why = (" (masks beside the calibration images: drawn by a person, or the model's own regions an export by defectlens 0.3.3 "
+               "or earlier wrote there; which, this defectlens cannot tell)") if masks else ""
+        raise ConfigError(f"the earlier export holds {len(foreign)} file(s) it did not write{why} ({shown}), which replacing it would delete",
                           output, "move them out first, or export to another folder")
     # One image posted several times: written once, as its latest review has it.
     by_image: dict[str, list[InspectionRow]] = {}
