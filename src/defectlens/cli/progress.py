@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -27,9 +28,16 @@ class _GoesOnWhenReadersLeave(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        stream = sys.stderr if self.stderr else sys.stdout
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        _to_nowhere(sys.stderr if self.stderr else sys.stdout)
+
+
+def _to_nowhere(stream: TextIO) -> None:
+    """Send what is still written to ``stream``, whose reader left, to ``/dev/null`` (its descriptor taken over, so Python's
+    own flush at exit finds a reader too)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, stream.fileno())
+        os.close(nowhere)
 
 
 _STDERR_TERMINAL = sys.stderr is not None and sys.stderr.isatty()
@@ -65,8 +73,7 @@ def write_standard_output(text: str) -> None:
     except BrokenPipeError:
         # Its reader left (`| head -0`, `| true`): the rest goes nowhere, and the command ends with its own status (it had
         # been 1, with nothing said; regression probe 2026-12-06).
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_nowhere(sys.stdout)
     except OSError as exc:
         # A full disk or device (`> /dev/full`): one line, not a traceback.
         raise fail(OutputError(f"standard output could not be written ({exc.strerror or exc})", None,
