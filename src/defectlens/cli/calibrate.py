@@ -65,10 +65,9 @@ class LabelledScores:
     """Of those, grey images for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
 
 
-def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: bool, out: LabelledScores, advance,
-                 machine_masks: frozenset[Path] = frozenset()) -> None:
-    """Score the files of ``labelled`` (file: label, 1 = defective) into ``out``; keep map
-    pixels when ``with_pixels``, but none from ``machine_masks`` (a review export's own regions).
+def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Path, Path], out: LabelledScores, advance) -> None:
+    """Score the files of ``labelled`` (file: label, 1 = defective) into ``out``; keep map pixels when any defective file has
+    a mask to set the pixel threshold with (``masks``: file → its mask).
 
     A detector that rates each image against the others read with it (batch scoring) reads
     good and defective parts mixed, in the seeded batches ``inspect`` would make: batches of
@@ -90,11 +89,11 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
             out.scores.append(result.score)
             out.unlike.append(result.unlike_normal is not None)
             out.grey += grey_reason_in(result.unlike_normal)
-            if not with_pixels:
+            if not masks:
                 continue
             h, w = image.shape[:2]
-            mask, mask_path = None, mask_for_image(path) if label else None
-            if label and (mask_path is None or mask_path.resolve() in machine_masks):
+            mask, mask_path = None, masks.get(path) if label else None
+            if label and mask_path is None:
                 continue
             if mask_path is not None:
                 try:
@@ -116,16 +115,31 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], with_pixels: b
         advance(len(batch))
 
 
+def _require_own_thresholds(model_dir: Path) -> None:
+    """Refuse a model whose thresholds are not its own to set: a zero-shot grounding model's cue sets one at each inspection."""
+    if Inspector.needs_taxonomy(model_dir):
+        raise ConfigError("a zero-shot grounding model keeps no threshold of its own (its cue sets one at each inspection)", model_dir,
+                          "pass `inspect --threshold X` for a run, or calibrate a model written by `defectlens fit`")
+
+
+def _save_thresholds(inspector: Inspector, model_dir: Path, loaded: object, thresholds: Thresholds) -> None:
+    """Save ``thresholds`` into ``model_dir``, whole and swapped in (:meth:`Inspector.save`: a reader never sees half a model),
+    unless the folder was written since it was ``loaded`` (:func:`model_stamp`): a fit (or another calibrate) meanwhile would
+    have been put back over, the new fit lost without a word."""
+    if model_stamp(model_dir) != loaded:
+        raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
+                          "run calibrate again on the model now there")
+    inspector.detector.thresholds = thresholds
+    inspector.save(model_dir)
+
+
 def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     """Set ``model_dir``'s thresholds back to its earlier ones numbered ``number`` (oldest first, as the card numbers them), or
     with 0 to the fit's own label-free ones: a model calibrated by a defectlens that kept no earlier thresholds (0.3.3)
     had no way back to them, though its normal-score statistics hold them (upgrade probe 2026-12-06)."""
     loaded, damaged = None, 0
     try:
-        if Inspector.needs_taxonomy(model_dir):
-            # As calibrate says it (it had asked for a taxonomy, which calibrate does not take).
-            raise ConfigError("a zero-shot grounding model keeps no threshold of its own (its cue sets one at each inspection)", model_dir,
-                              "pass `inspect --threshold X` for a run")
+        _require_own_thresholds(model_dir)  # (loaded, a zero-shot model had asked for a taxonomy calibrate does not take)
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         earlier = inspector.earlier_thresholds
@@ -164,11 +178,7 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
         if dry_run:
             console.print("dry run: the model is unchanged")
             return
-        if model_stamp(model_dir) != loaded:
-            raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
-                              "run calibrate again on the model now there")
-        inspector.detector.thresholds = new
-        inspector.save(model_dir)
+        _save_thresholds(inspector, model_dir, loaded, new)
     except DefectlensError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
@@ -259,9 +269,7 @@ def calibrate(
         # A normal-parts folder given as defective moves the threshold to where good parts pass as
         # defects, and is saved into the model: refused, the folder named.
         require_no_good_folder(defective, [])
-        if Inspector.needs_taxonomy(model_dir):
-            raise ConfigError("a zero-shot grounding model keeps no threshold of its own (its cue sets one at each inspection)", model_dir,
-                              "pass `inspect --threshold X` for a run, or calibrate a model written by `defectlens fit`")
+        _require_own_thresholds(model_dir)
         if not dry_run:
             # The model before its plot: a read-only model folder had been found out on a second try, after the plot's error.
             require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
@@ -306,16 +314,16 @@ def calibrate(
         # calibrated on them, the pixel threshold came back unchanged, said as set on masks (upgrade probe 2026-12-06).
         # Found from each image's own place, however its folder was named (a link to it, ".", the files one by one).
         exports = {r.parents[2] for p in bad_files if ((r := p.resolve()).parent.parent.name, r.parent.name) == ("calibration", "defective")}
-        machine = frozenset(m.resolve() for root in exports for m in exported_machine_masks(root))
-        masked = [m.resolve() for p in bad_files if (m := mask_for_image(p)) is not None]
-        if left_out := [m for m in masked if m in machine]:
-            console.print(f"[yellow]note:[/] {len(left_out)} mask(s) beside the calibration images are the model's own regions, written by an "
+        machine = {m.resolve() for root in exports for m in exported_machine_masks(root)}
+        found = {p: m for p in bad_files if (m := mask_for_image(p)) is not None}
+        masks = {p: m for p, m in found.items() if m.resolve() not in machine}
+        if left_out := len(found) - len(masks):
+            console.print(f"[yellow]note:[/] {left_out} mask(s) beside the calibration images are the model's own regions, written by an "
                           "export of defectlens 0.3.3 or earlier: left out (they give the pixel threshold back) — export the reviews again, "
                           "or draw the defects' masks")
-        with_pixels = any(m not in machine for m in masked)
         data = LabelledScores([], [], [], [], 0, failures)
         with progress_bar("scoring", len(good_files) + len(bad_files)) as advance:
-            _score_files(inspector, {**dict.fromkeys(good_files, 0), **dict.fromkeys(bad_files, 1)}, with_pixels, data, advance, machine)
+            _score_files(inspector, {**dict.fromkeys(good_files, 0), **dict.fromkeys(bad_files, 1)}, masks, data, advance)
         labels, scores = np.asarray(data.labels), np.asarray(data.scores)
         for value, what in ((0, "good"), (1, "defective")):
             if not (labels == value).any():
@@ -388,14 +396,7 @@ def calibrate(
         if dry_run:
             console.print("dry run: the model is unchanged")
         else:
-            if model_stamp(model_dir) != loaded:
-                # A fit (or another calibrate) wrote the folder meanwhile: saving would put this
-                # model back over it, the new fit lost without a word.
-                raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
-                                  "run calibrate again on the model now there")
-            inspector.detector.thresholds = Thresholds(image=image_t, pixel=pixel_t, source=how)
-            # Saved whole and swapped in (Inspector.save): a reader never sees half a model.
-            inspector.save(model_dir)
+            _save_thresholds(inspector, model_dir, loaded, Thresholds(image=image_t, pixel=pixel_t, source=how))
             saved = True
             console.print(f"thresholds saved → {escape(str(model_dir))}")
         # Links and streams followed for a --plot the user named only, not for the name made up beside the model.
