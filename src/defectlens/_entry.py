@@ -45,11 +45,16 @@ def main() -> None:
         raise
 
 
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cap_threads() -> None:
     """``OMP_NUM_THREADS`` no larger than the cores this process may use, before PyTorch or ONNX Runtime reads it: at
     100 000 an exported model's run made 32 000 threads, took 17 GB and did not stop on SIGTERM, and PyTorch ran 4 times
     slower (environment probe 2026-12-06)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     # OpenMP's forms too: " 100000" and a list per nesting level, "100000,1" (regression probe 2026-12-06).
     levels = [level.strip() for level in os.environ.get("OMP_NUM_THREADS", "").split(",")]
     if all(level.isdigit() for level in levels) and any(int(level) > cores for level in levels):

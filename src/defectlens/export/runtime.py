@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defectlens._entry import usable_cores
 from defectlens.errors import ConfigError, ModelFileError
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -45,7 +46,7 @@ def available_threads() -> int:
     """Intra-op threads for this process: the cores it may use (a Ray actor is given its share by
     ``OMP_NUM_THREADS``, never more than those cores: 100 000 had made 32 000 threads), so two runtimes in two processes
     do not fight over every core."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     env = os.environ.get("OMP_NUM_THREADS")
     if env and env.isdigit() and int(env) > 0:
         return min(int(env), cores)
