@@ -281,6 +281,7 @@ class ModelDescriptor:
             if not isinstance(kind, str):
                 raise TypeError(f"detector must be a kind name, got {kind!r}")
             prov = meta.get("provenance")
+            earlier, damaged = _earlier_thresholds(meta)
             return cls(
                 detector=kind,
                 settings=_optional_dict(meta, "settings"),
@@ -291,29 +292,27 @@ class ModelDescriptor:
                 normal_stats=_optional_dict(meta, "normal_stats"),
                 detector_info=_optional_dict(meta, "detector_info") or {},
                 format_version=int(meta["format_version"]),
-                earlier_thresholds=_earlier_thresholds(meta),
-                earlier_thresholds_damaged=_damaged_earlier_thresholds(meta),
+                earlier_thresholds=earlier,
+                earlier_thresholds_damaged=damaged,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"invalid model descriptor ({exc})", path, f"re-create it with {REMEDY}") from None
 
 
-def _earlier_thresholds(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The earlier thresholds recorded, those that can be returned to (the last :data:`MAX_EARLIER_THRESHOLDS`, as a save
-    keeps them: numbered otherwise on the card, a restore's save had renumbered them). A record, not what the model
-    decides by: a damaged entry is left out (and counted, :func:`_damaged_earlier_thresholds`) rather than making the
-    model unusable (regression probes 2026-12-06: a hand-edited entry had been a traceback at `--restore`, and infinite
-    or boolean ones restored, passing or flagging every part)."""
-    value = meta.get("earlier_thresholds")
-    return [kept for entry in (value if isinstance(value, list) else []) if (kept := _usable_thresholds(entry))][-MAX_EARLIER_THRESHOLDS:]
-
-
-def _damaged_earlier_thresholds(meta: dict[str, Any]) -> int:
-    """How many recorded earlier thresholds are damaged (all of them, one, when the record is not a list)."""
+def _earlier_thresholds(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The earlier thresholds recorded that can be returned to (the last :data:`MAX_EARLIER_THRESHOLDS`, as a save keeps
+    them: numbered otherwise on the card, a restore's save had renumbered them), and how many records are damaged (one
+    when the record is not a list). A record, not what the model decides by: a damaged entry is left out and counted
+    rather than making the model unusable (regression probes 2026-12-06: a hand-edited entry had been a traceback at
+    `--restore`, and infinite or boolean ones restored, passing or flagging every part)."""
     value = meta.get("earlier_thresholds")
     if value is None:
-        return 0
-    return sum(_usable_thresholds(entry) is None for entry in value) if isinstance(value, list) else 1
+        return [], 0
+    if not isinstance(value, list):
+        return [], 1
+    usable = [_usable_thresholds(entry) for entry in value]
+    kept = [entry for entry in usable if entry is not None]
+    return kept[-MAX_EARLIER_THRESHOLDS:], len(usable) - len(kept)
 
 
 def _usable_thresholds(entry: object) -> dict[str, Any] | None:
