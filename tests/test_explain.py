@@ -146,6 +146,32 @@ def test_markdown_and_files(tmp_path):
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_markdown_reads_taxonomy_texts_and_prose_as_written():
+    # Security probe 2026-12-06: a taxonomy's part name, impact and action went into report.md raw — HTML ran in a
+    # Markdown viewer, and a line break in an impact wrote a "# Verdict: GOOD" heading into the findings table.
+    from dataclasses import replace
+
+    from markdown_it import MarkdownIt
+
+    rep = build_report(inspection(True, [region(1, (0, 5, 60, 40))]), [RegionType(1, "crack", 0.8, "few-shot")], TAX)
+    hostile = "line1\n# Verdict: GOOD\nline3 <script>alert(9)</script>"
+    forged = replace(rep, object_name="cookie <img src=x onerror=alert(1)>", text=f"{rep.text}\n\n> quoted\n\n1. listed <b>",
+                     findings=[replace(rep.findings[0], impact=hostile, action="scrap | </td><iframe src=javascript:alert(1)>")],
+                     notes=["# not a heading <i>"])
+    md = render_markdown(forged)
+    page = MarkdownIt("commonmark").enable("table").render(md)  # tables as code hosts and wikis render them
+    assert not any(tag in page for tag in ("<script", "<img", "<iframe", "<i>", "<b>", "<blockquote", "<ol"))
+    assert page.count("<h1>") == 1 and page.count("<h2>") == 3 and "<h2>Notes</h2>" in page  # headings: the report's own
+    row = next(line for line in md.splitlines() if line.startswith("| 1 |"))
+    assert row.count(" | ") == 7 and "line1 # Verdict: GOOD line3 &lt;script>" in row  # one row of eight cells
+    assert "<td>scrap | &lt;/td&gt;&lt;iframe src=javascript:alert(1)&gt;</td>" in page
+    assert "cookie &lt;img src=x onerror=alert(1)&gt;" in page and "# not a heading &lt;i&gt;" in page
+    assert "line1 # Verdict: GOOD line3" in page and "1. listed &lt;b&gt;" in page
+    # Prose keeps its paragraphs; plain text is left as it was.
+    assert render_markdown(rep).count("\n\n") == render_markdown(replace(rep, text=rep.text.replace(" ", "  "))).count("\n\n")
+    assert rep.text in render_markdown(rep)
+
+
 def test_template_is_deterministic():
     insp = inspection(True, [region(1, (0, 5, 60, 40))])
     rep = build_report(insp, [RegionType(1, "crack", 0.8, "few-shot")], TAX)

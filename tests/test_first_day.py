@@ -89,6 +89,19 @@ def test_demo_runs_on_the_bundled_sample_and_finds_its_cracks(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1])["gallery"] == str(inspections / "index.html")  # for a script
 
 
+def test_demo_on_a_category_without_validation_says_it_did_not_calibrate(synthetic_category, tmp_path):
+    # README probe 2026-12-06: "fit → calibrate → inspect" skipped its middle step without a word, and a fit on
+    # fewer than 30 normal images had no frame check, said on its card alone ("frame_check_limit | —").
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--data-root", str(synthetic_category.parent), "--category", synthetic_category.name,
+                                 "-o", str(out), "--n-images", "4"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "not calibrated: " in said and "has no validation/good and validation/<type> folders" in said
+    assert "are too few for the frame check (it needs 30)" in said and not (out / "roc.png").exists()
+    assert "too few for the frame check" in (out / "model" / "card.md").read_text()
+
+
 # ------------------------------------------------------------------ summary and gallery
 def test_gallery_escapes_names_and_sorts_by_score():
     rows = [
@@ -103,6 +116,8 @@ def test_gallery_escapes_names_and_sorts_by_score():
     assert 'href="a%231%20b.json"' in page  # a '#' in a name must not cut the link short
     # Gallery probe 2026-12-06: no viewport (981 px wide on a phone), 300 links named "report", no card headings.
     assert 'name="viewport"' in page and '<h2 class="file">b/high.png</h2>' in page and 'aria-label="report of b/high.png"' in page
+    # A main landmark holds the whole page's content (gallery probe 2026-12-06): one, opened before the heading, closed after the cards.
+    assert page.count("<main>") == page.count("</main>") == 1 and page.index("<main>") < page.index("<h1>") < page.index("</main>")
     assert "was guessed from the taxonomy" not in page and "not-inspected" not in page
     guessed = gallery_html([replace(rows[1], types=("spot?",))], "t", skipped=[("x.png", "unreadable")])
     assert "A type ending in \"?\" was guessed" in guessed and '<a href="#not-inspected">1 input(s) not inspected</a>' in guessed
@@ -175,7 +190,7 @@ def test_summary_and_gallery_count_the_defects_the_report_counts(tmp_path):
     assert guessed is not None and guessed.types == ("crack?",) and "crack?" in gallery_html([guessed], "t")
     # A score and its threshold that differ read differently on the card and in summary.csv (regression probe 2026-12-06).
     close = replace(row, score=64.13478088, threshold=64.13478)
-    assert "score 64.134781 (threshold 64.134780)" in gallery_html([close], "t")
+    assert "score 64.134781, threshold 64.134780" in gallery_html([close], "t")
     assert list(csv.reader(io.StringIO(summary_csv([close]))))[1][2] == "64.134781"
 
 
@@ -195,7 +210,7 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     assert page.count('class="card') == 8 and 'href="summary.csv"' in page
     # Each card's score beside the threshold it was judged by (a bare score meant nothing to a reader).
     threshold = Inspector.load(fitted_model).thresholds.image
-    assert page.count(f"(threshold {threshold:.3f})") == 8
+    assert page.count(f", threshold {threshold:.3f}") == 8
     # Cards show small JPEG thumbnails and link to the full overlay (scale probe 2026-12-05: the full
     # overlays, 162 kB each on magnetic tile, made scrolling 3 000 cards fetch about 480 MB).
     thumbs = sorted(out.glob("*.thumb.jpg"))
@@ -631,6 +646,25 @@ def test_located_examples_cover_the_defect(calibrated_model, synthetic_category,
         assert e.mask is not None and e.mask.shape == truth.shape
         # The strongest region lies on the planted square and is not much of the image.
         assert (e.mask & truth).sum() > 0.5 * e.mask.sum() and e.mask.sum() < 4 * truth.sum()
+
+
+def test_masked_examples_are_read_where_their_masks_say(calibrated_model, synthetic_category, maskless_examples, tmp_path):
+    # README probe 2026-12-06: masked examples typed worse than mask-free ones (read on their tight masks, not as regions).
+    inspector = Inspector.load(calibrated_model)
+    images = sorted((maskless_examples / "spot").glob("*.png"))
+    (maskless_examples / "spot" / "masks").mkdir()
+    for image in images[:2]:
+        shutil.copy(synthetic_category / "ground_truth" / "spot" / f"{image.stem}_mask.png", maskless_examples / "spot" / "masks")
+    (maskless_examples / "spot" / "masks" / f"{images[2].stem}_mask.png").write_text("not an image")
+    found = examples_from_folders(maskless_examples, will_locate=True)
+    read = {e.path: e for e in locate_examples(found, inspector.score, inspector.thresholds.pixel).examples}
+    for image in images[:2]:
+        truth = np.asarray(Image.open(synthetic_category / "ground_truth" / "spot" / f"{image.stem}_mask.png")) > 0
+        e = read[image]
+        assert e.mask_path is not None and e.mask is not None and not np.array_equal(e.mask, truth)
+        assert (e.mask & truth).any()  # on the masked defect
+    assert read[images[2]].mask is None and read[images[2]].mask_path is not None  # unreadable: left for the fit to skip and say
+    assert read[images[3]].mask is not None and read[images[3]].mask_path is None  # no mask: located as before
 
 
 def test_an_example_found_at_the_image_threshold_is_not_skipped(calibrated_model, maskless_examples):

@@ -279,9 +279,10 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     # Said in the report whatever the frame check found (regression probe: a rotated part read "pitting, 100 %
     # of the image" with no word of its shape): through inspect's files, as a line reads them.
     rotated = np.ascontiguousarray(np.rot90(np.stack([texture(rng, 96, 128)] * 3, -1)))
-    assert inspector.size_note(inspector.inspect(rotated)) is None  # the frame check's reason says it already
+    checked = inspector.inspect(rotated)
+    assert checked.view_note is None and "is it rotated" in (checked.unlike_normal or "")  # the frame check's reason says it
     inspector.detector.frame_check = None  # a model without one, or a part the check passes
-    assert "rotated, or another view" in (inspector.size_note(inspector.inspect(rotated)) or "")
+    assert "rotated, or another view" in (inspector.inspect(rotated).view_note or "")
     from PIL import Image
     from typer.testing import CliRunner
 
@@ -289,9 +290,15 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
 
     inspector.save(tmp_path / "unchecked")
     Image.fromarray(rotated).save(tmp_path / "rotated.png")
-    CliRunner().invoke(app, ["inspect", str(tmp_path / "unchecked"), str(tmp_path / "rotated.png"), "-o", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "unchecked"), str(tmp_path / "rotated.png"), "-o", str(tmp_path / "out")])
     report = json.loads((tmp_path / "out" / "rotated.report.json").read_text())
-    assert any("This image is 96×128, the training images 128×96: is it rotated" in n for n in report["notes"])
+    # Beside the verdict, and wherever a verdict is read (camera probe 2026-12-06: a rotated cookie was a confident "crack"
+    # on the card, in summary.csv, the JSON and the terminal, its size said in the report's notes alone).
+    said = "This image is 96×128, the training images 128×96: is it rotated, or another view?"
+    assert report["text"].split(". ", 1)[1].startswith(said) and "may be the view's, not the part's" in report["text"]
+    assert json.loads((tmp_path / "out" / "rotated.json").read_text())["view_note"] == said
+    assert said in (tmp_path / "out" / "index.html").read_text() and "1 image(s) of another size or shape" in result.output
+    assert f"WARNING: {said} | " in (tmp_path / "out" / "summary.csv").read_text()
 
 
 def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour_is_on_the_card(tmp_path):
@@ -334,6 +341,11 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     card = gallery_html([ResultRow("g.png", "g", True, judged.score, 0, (), words, unlike_normal=other_part)], "t")
     assert "is the camera set to colour?" in card and "another part or a faulty frame" in card
     assert "This image is 250×625, the training images 288×384: is it rotated, or another view?" in card
+    # In the report, each sentence starts as one, and what is under the camera is asked of too (camera probe 2026-12-06).
+    text = build_report(dataclasses.replace(judged, unlike_normal=other_part)).text
+    assert ". The whole image is unlike every normal image (6.1" in text and ". the whole" not in text
+    assert "Check the camera's settings and what is under it, and hold the part" in text
+    assert "Check the camera's settings, and hold the part" in words  # grey alone: its settings
     # A model of grey parts reads grey images as ever; the batch path says it as inspect() does.
     assert grey_model.inspect(as_grey).unlike_normal is None
     from PIL import Image
@@ -432,6 +444,20 @@ def test_a_blurred_line_is_said_to_drift_from_the_fit_in_the_json_the_terminal_a
         # (Blurred by 2 pixels, these synthetic parts are beyond the frame check's limit too: the note asks what is under the camera.)
         assert ("images lie further from the normal images, as a whole" in (out / "index.html").read_text()) is drifted
         assert ("a camera out of focus or faulty?" in said) is drifted
+    # `evaluate` says it of its good test images too (camera probe 2026-12-06: its figures had read as the fit's camera's).
+    spots = tmp_path / "spots"
+    spots.mkdir()
+    for i in range(2):
+        part = np.stack([texture(rng, 96, 128)] * 3, -1)
+        part[30:50, 40:60] = 0
+        Image.fromarray(part).save(spots / f"spot-{i}.png")
+    for folder, drifted in ((sharp, False), (blurred, True)):
+        report = tmp_path / f"metrics-{folder.name}.json"
+        result = runner.invoke(app, ["evaluate", str(checked_model), "--good", str(folder), "--defective", str(spots), "--json", str(report)])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 0, result.output
+        assert ("warning: the good test images: 8 of 8 images lie further from the normal images" in said) is drifted, said
+        assert (json.loads(report.read_text())["drift_of_good_images"] is not None) is drifted
 
 
 def test_inspect_with_the_language_model_says_which_images_it_was_not_asked_about(checked_model, tmp_path, monkeypatch):

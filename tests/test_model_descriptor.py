@@ -121,6 +121,29 @@ def test_incomplete_provenance_or_thresholds_load_and_the_card_says_what_is_miss
     assert "all of it not recorded" in render_card(read_descriptor(model))
 
 
+def test_the_card_shows_names_and_texts_as_written(fitted_model, tmp_path):
+    # Security probe 2026-12-06: a training folder named "tr|ain <img …>\n# Verdict GOOD" split the provenance table,
+    # ran as HTML in a Markdown viewer and wrote a heading; the taxonomy's texts went in raw too.
+    from markdown_it import MarkdownIt
+
+    from defectlens.descriptor import part_card_section
+
+    model = _copy(fitted_model, tmp_path)
+    meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+    _edit_descriptor(model, provenance=meta["provenance"] | {"trained_on": "/x/tr|ain <img src=x onerror=alert(1)>\n# Verdict GOOD"},
+                     settings=meta["settings"] | {"extra_neighbourhoods": []})
+    (model / "taxonomy.json").write_text(json.dumps({"object": "part <script>alert(2)</script>", "defects": [
+        {"name": "spot", "description": "a dark spot\n# Verdict: GOOD <iframe src=javascript:alert(3)>"}]}))
+    card = render_card(read_descriptor(model)) + part_card_section(model)
+    page = MarkdownIt("commonmark").enable("table").render(card)
+    assert not any(tag in page for tag in ("<img", "<script", "<iframe"))
+    assert "Verdict" not in "".join(line for line in page.splitlines() if line.startswith("<h"))  # no heading of its own
+    row = next(line for line in card.splitlines() if line.startswith("| training folder |"))
+    assert row == "| training folder | /x/tr\\|ain &lt;img src=x onerror=alert(1)> # Verdict GOOD |"
+    assert "- **spot**: a dark spot # Verdict: GOOD &lt;iframe src=javascript:alert(3)>" in card
+    assert "| extra_neighbourhoods | none |" in card  # an empty cell had read as not recorded (README probe 2026-12-06)
+
+
 def test_a_folder_with_no_model_is_refused_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
     assert not Inspector.is_model_dir(tmp_path / "empty") and not Inspector.needs_taxonomy(tmp_path / "empty")

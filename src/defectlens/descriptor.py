@@ -34,6 +34,7 @@ import numpy as np
 
 from defectlens.errors import DefectlensError, ModelFileError
 from defectlens.io.atomic import read_json_file, read_model_json, with_article, write_json_atomic, write_text_atomic
+from defectlens.io.markdown import markdown_cell, markdown_line
 from defectlens.taxonomy import load_taxonomy
 
 DESCRIPTOR_FILE = "inspector.json"
@@ -456,10 +457,10 @@ def part_card_section(directory: str | Path) -> str:
         lines += ["", f"## Part ({TAXONOMY_FILE})", ""]
         try:
             part = load_taxonomy(taxonomy)
-            lines += [f"Object: {part.object_name}", ""]
-            lines += [f"- **{d.name}**: {d.description or ''}".rstrip(": ") for d in part.defects]
+            lines += [f"Object: {markdown_line(part.object_name)}", ""]
+            lines += [_type_line(d.name, d.description) for d in part.defects]
         except DefectlensError as exc:
-            lines += [f"Not a valid taxonomy: {exc.message}"]
+            lines += [f"Not a valid taxonomy: {markdown_line(exc.message)}"]
     examples = root / EXAMPLES_DIR
     if examples.is_dir():
         counts = {t.name: sum(1 for f in t.iterdir() if f.is_file() and not f.name.startswith(".")) for t in sorted(examples.iterdir()) if t.is_dir()}
@@ -467,17 +468,24 @@ def part_card_section(directory: str | Path) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _type_line(name: str, description: str | None) -> str:
+    """A defect type's list item on the card: its name in bold, then its description, each as written."""
+    return f"- **{markdown_line(name)}**" + (f": {markdown_line(description)}" if description else "")
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt(v) for v in value)
+        return ", ".join(_fmt(v) for v in value) or "none"  # an empty cell had read as not recorded (--extra-neighbourhood 0)
     return "—" if value is None else str(value)
 
 
 def _table(rows: dict[str, Any]) -> list[str]:
     lines = ["| field | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in rows.items() if not isinstance(v, dict)]
+    # Cells as written: a training folder named "tr|ain <img …>\n# Verdict" had split the row, run as HTML and made a heading
+    # (security probe 2026-12-06).
+    lines += [f"| {markdown_cell(str(k))} | {markdown_cell(_fmt(v))} |" for k, v in rows.items() if not isinstance(v, dict)]
     return lines
 
 
@@ -550,7 +558,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
                   "| N | image | pixel | how set | replaced at (UTC) | replaced by |", "|---|---|---|---|---|---|"]
         for n, e in reversed(list(enumerate(d.earlier_thresholds, start=1))):
             cells = [n, f"{e['image']:.4f}", f"{e['pixel']:.4f}", e.get("source"), e.get("replaced_at") or "—", e.get("replaced_by") or "—"]
-            lines.append("| " + " | ".join(" ".join(str(c).split()).replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(markdown_cell(str(c)) for c in cells) + " |")
     if d.earlier_thresholds_damaged:
         lines += ["", f"_{d.earlier_thresholds_damaged} damaged record(s) of earlier thresholds in {DESCRIPTOR_FILE} left out (no finite "
                       "image and pixel thresholds in them)._"]
@@ -565,8 +573,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
             # A calibrated model's card still warned that its thresholds rest on normal images alone (ops probe 2026-12-06).
             since = f" (no longer: the thresholds have since been set by {source})" if "calibrate" in source or source == "user" else ""
             lines += ["", "What the fit warned of:", "",
-                      *(f"- {note}{since if str(note).startswith(LABEL_FREE_NOTE) else ''}" for note in notes)]
+                      *(f"- {markdown_line(str(note))}{since if str(note).startswith(LABEL_FREE_NOTE) else ''}" for note in notes)]
     if taxonomy:
-        lines += ["", "## Taxonomy", "", f"Object: {taxonomy.get('object', '—')}", ""]
-        lines += [f"- **{t_['name']}**: {t_.get('description') or ''}".rstrip(": ") for t_ in taxonomy.get("defects", [])]
+        lines += ["", "## Taxonomy", "", f"Object: {markdown_line(str(taxonomy.get('object', '—')))}", ""]
+        lines += [_type_line(str(t_['name']), t_.get('description')) for t_ in taxonomy.get("defects", [])]
     return "\n".join(lines) + "\n"

@@ -39,7 +39,6 @@ from defectlens.descriptor import (
     LABEL_FREE_NOTE,
     MAX_EARLIER_THRESHOLDS,
     PART_FILES,
-    SIZE_NOTE,
     TAXONOMY_FILE,
     ModelDescriptor,
     Provenance,
@@ -70,8 +69,10 @@ from defectlens.detect.calibration import (
     image_threshold_from_labels,
     labelled_pixels,
     require_clear_mask,
+    thin_evidence,
 )
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
+from defectlens.detect.frame_check import MIN_IMAGES as FRAME_MIN_IMAGES
 from defectlens.detect.frame_check import drift_note
 from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionConfig
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
@@ -278,7 +279,7 @@ class InspectedBatch:
     def __repr__(self) -> str:
         # Every nested result with its regions had run to 50 kB for a batch of 48 in a notebook (API probe 2026-12-06).
         flagged = sum(item.inspection.is_defective for item in self.images)
-        extra = "".join(f", {n} {what}" for n, what in ((len(self.warnings), "warning(s)"), (self.drift is not None, "drift note")) if n)
+        extra = (f", {len(self.warnings)} warning(s)" if self.warnings else "") + (", a drift note" if self.drift is not None else "")
         return (f"InspectedBatch({len(self.images)} inspected: {flagged} defective; {len(self.failures)} failed of {self.n_inputs} "
                 f"input(s); {self.seconds:.2f} s{extra})")
 
@@ -653,6 +654,11 @@ class Inspector:
             notes.append(f"{LABEL_FREE_NOTE}: {coarse}; expect more false alarms than the target; fit on "
                          "more normal images, or set the threshold on labelled parts (`defectlens calibrate`, Inspector.calibrate)")
             warn_caller(DefectlensWarning(notes[-1]))
+        if stats is not None and stats.n_images < FRAME_MIN_IMAGES and isinstance(fitted.detector, MemoryBankDetector):
+            # The card's "frame_check_limit | —" had been all that said it (README probe 2026-12-06).
+            notes.append(f"{stats.n_images} normal image(s) are too few for the frame check (it needs {FRAME_MIN_IMAGES}): an image of "
+                         "another part or a faulty frame is judged on its score alone; fit on more normal images to have it")
+            warn_caller(DefectlensWarning(notes[-1]))
         if notes and fitted.fit_summary is not None:
             # Kept with the model and on its card: a warning alone was gone with the notebook's output.
             fitted.fit_summary = replace(fitted.fit_summary, notes=tuple(notes))
@@ -830,6 +836,8 @@ class Inspector:
             warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({pixel_t:g})"))
         t = Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, int((~y).sum()), int(y.sum())))
         self.detector.thresholds = t
+        if thin := thin_evidence(int((~y).sum()), int(y.sum()), max_false_alarms):
+            warn_caller(DefectlensWarning(f"{thin}: check it on other labelled parts (defectlens.evaluate), or calibrate on more"))
         return t
 
     def calibrate_f1(
@@ -857,13 +865,6 @@ class Inspector:
             checked.append(replace(result, unlike_normal=" ".join(filter(None, (result.unlike_normal, note)))) if note else result)
         return checked
 
-    def size_note(self, inspection: Inspection) -> str | None:
-        """What the report should say of an image far smaller than the training images, or of another
-        shape (rotated?), when the frame check's reason does not say it already; None otherwise. A
-        rotated ball screw read "pitting, 100 % of the image" with no word of its shape (regression probe)."""
-        if self.provenance is None or (inspection.unlike_normal and SIZE_NOTE in inspection.unlike_normal):
-            return None
-        return self.provenance.size_note(*inspection.image_size)
 
     def _with_size_note(self, unlike_normal: str | None, width: int, height: int) -> str | None:
         """The frame check's reason, with the image's size beside the training images' when that may be why."""
@@ -909,6 +910,7 @@ class Inspector:
             unlike_normal=self._with_size_note(result.unlike_normal, w, h),
             hot_spot=hot_spot,
             frame_units=result.frame_units,
+            view_note=None if result.unlike_normal or self.provenance is None else self.provenance.size_note(w, h),
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:

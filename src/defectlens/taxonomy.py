@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from defectlens.errors import ConfigError
 from defectlens.io.atomic import read_json_file
+from defectlens.io.outputs import word_folded
 
 UNKNOWN = "unknown"
 """Type given to a region far from every known type."""
@@ -71,7 +72,7 @@ RESERVED_WHY = "'unknown' is what a region unlike every type is reported as, 'go
 def is_reserved_name(name: str) -> bool:
     """Whether ``name`` is one no defect type may have ('unknown', 'good'), in any case and in full-width letters
     (``ｕｎｋｎｏｗｎ``, as Japanese input methods type it, had passed: language probe 2026-12-06)."""
-    return unicodedata.normalize("NFKC", name).casefold() in RESERVED_NAMES
+    return word_folded(name) in RESERVED_NAMES
 
 
 def same_type_name(a: str, b: str) -> bool:

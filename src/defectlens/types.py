@@ -155,11 +155,18 @@ class Inspection:
     four shared parts' test images, 20 of the 68 missed defective parts had one, and 14 of the 342
     passing good ones (``benchmarks/hot_spot.py``; memory banks with label-free thresholds, the
     only models it is set for)."""
+    view_note: str | None = None
+    """The image's size or shape against the training images', when it is far from theirs and the image was judged on
+    its score ("This image is 384×288, the training images 288×384: is it rotated, or another view?"), else None.
+    A rotated or half-cropped cookie passes the frame check and reads as a confident "crack": its verdict is not one
+    to trust (camera probe 2026-12-06). Said in :attr:`unlike_normal` instead when the frame check failed it."""
 
     def to_json(self) -> dict:
-        """Plain-JSON summary (maps are written separately as images); ``unlike_normal`` and ``hot_spot`` only when set."""
+        """Plain-JSON summary (maps are written separately as images); ``unlike_normal``, ``view_note`` and ``hot_spot``
+        only when set."""
         return {
             **({"unlike_normal": self.unlike_normal} if self.unlike_normal else {}),
+            **({"view_note": self.view_note} if self.view_note else {}),
             **({"hot_spot": {"at": list(self.hot_spot), "value": round(float(self.anomaly_map[self.hot_spot[1], self.hot_spot[0]]), 6)}}
                if self.hot_spot else {}),
             "source": self.source,
@@ -314,9 +321,11 @@ class Report:
     frame_units: float | None = None
     """How far the image as a whole lies from the normal images (:attr:`Inspection.frame_units`), or None: kept with the
     report so the service's stored inspections say it too (a drift alarm had no image to point at)."""
+    view_note: str | None = None
+    """The image's size or shape against the training images' (:attr:`Inspection.view_note`), said after the verdict."""
 
     def to_json(self) -> dict:
-        """Plain-JSON form (``frame_units`` only when known)."""
+        """Plain-JSON form (``frame_units`` and ``view_note`` only when known)."""
         return {
             "source": self.source,
             "object": self.object_name,
@@ -333,4 +342,5 @@ class Report:
             "writer_seconds": round(float(self.writer_seconds), 4),
             "notes": list(self.notes),
             **({"frame_units": round(float(self.frame_units), 3)} if self.frame_units is not None else {}),
+            **({"view_note": self.view_note} if self.view_note else {}),
         }

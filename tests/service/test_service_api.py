@@ -17,6 +17,7 @@ from PIL import Image
 from service_helpers import TOKEN, PgCluster, defective, make_app, upload
 
 import defectlens
+import defectlens.service.app as service_app
 from defectlens.service.app import PixelBudget
 from defectlens.service.db import make_engine, migrate
 from defectlens.service.models import ModelPool
@@ -136,7 +137,8 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
         for name, status, words in [
             ("text", 422, "not a readable image"),
             ("truncated", 422, "truncated"),
-            ("bomb", 422, "over the 64,000,000-pixel limit"),
+            # The service's own limit, not the library's 64,000,000 pixels (security probe 2026-12-06).
+            ("bomb", 422, "image is declared at 400.0 M pixels, over this service's limit of 36.0 M pixels"),
         ]:
             r = upload(client, images[name], name=f"{name}.png")
             assert r.status_code == status, (name, r.text)
@@ -157,7 +159,8 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
         # Still serving.
         assert upload(client, images["bad"]).status_code == 201
         metrics = client.get("/metrics").text
-        assert 'defectlens_rejected_uploads_total{reason="not_an_image"} 3.0' in metrics
+        assert 'defectlens_rejected_uploads_total{reason="not_an_image"} 2.0' in metrics
+        assert 'defectlens_rejected_uploads_total{reason="too_many_pixels"} 1.0' in metrics  # the bomb: by the service's limit
         assert 'defectlens_rejected_uploads_total{reason="too_large"} 2.0' in metrics
 
 
@@ -299,7 +302,6 @@ def test_health_probes_the_store_at_most_every_few_seconds(
 ) -> None:
     # Probe 2026-12-05: each /health took the database's write lock and wrote and synced 64 kB;
     # unauthenticated callers in a loop doubled the uploads' p95.
-    import defectlens.service.app as service_app
     from defectlens.service.blobs import BlobStore
 
     checks: list[int] = []
@@ -319,7 +321,6 @@ def test_low_disk_is_a_warning_and_the_store_gauge_follows_an_outage_without_tra
     # Probe 2026-12-05: with 20 MiB free /health said 503 while every upload went in (a watchdog would
     # restart a working service), and the store_up gauge changed only when traffic came. A later
     # probe: a scrape that probed the store itself hung as long as a stalled database did.
-    import defectlens.service.app as service_app
     from defectlens.service.blobs import BlobStore
 
     monkeypatch.setattr(service_app, "HEALTH_PROBE_SECONDS", 0.0)
@@ -439,7 +440,6 @@ def test_the_heap_is_handed_back_after_a_large_upload_only(
     pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # glibc kept what a 36 M-pixel inspection freed: the process stayed 2.4 GB larger for good.
-    import defectlens.service.app as service_app
 
     service_app.return_freed_memory()  # the real call: harmless with or without glibc
     trims: list[int] = []
@@ -813,7 +813,8 @@ def test_hostile_bodies_are_answered_4xx_in_a_few_words(pool: ModelPool, images:
                 yield b"\0" * 100_000
 
         r = client.post("/inspections", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
-        assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+        # The limit quoted is the upload's, as with a Content-Length, not it plus the form's framing (security probe 2026-12-06).
+        assert r.status_code == 413 and r.json()["detail"] == "upload is over the limit of 200000 bytes"
         ins = upload(client, images["bad"]).json()
         r = client.post(f"/inspections/{ins['id']}/review", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
@@ -982,18 +983,31 @@ def test_a_region_of_the_only_type_known_is_said_so_not_given_a_percentage():
     assert 'r.only_type ? "only type known"' in page
 
 
-def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
     # Security probe 2026-12-05: a TIFF upload's original showed broken on the page (browsers show no TIFF),
     # so a reviewer had no picture to draw a missed defect on.
     tiff = tmp_path / "part.tif"
     with Image.open(images["bad"]) as im:
         im.save(tiff)
+        size = im.width * im.height
+    charged: list[int] = []
+    hold = service_app.PixelBudget.hold
+
+    def recorded(self, pixels):
+        charged.append(pixels)
+        return hold(self, pixels)
+
+    monkeypatch.setattr(service_app.PixelBudget, "hold", recorded)
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
         ins = upload(client, tiff).json()
         original = client.get(ins["urls"]["image"])
         assert original.headers["content-type"] == "image/tiff" and original.content == tiff.read_bytes()
+        charged.clear()
         view = client.get(ins["urls"]["view"])
         assert view.status_code == 200 and view.headers["content-type"] == "image/png"
+        # Decoded for the view under the service's pixel budget, as an upload is (security probe 2026-12-06: twelve views of
+        # a 16 M-pixel TIFF at once, with no token, had taken 3.7 GB).
+        assert charged == [size]
         with Image.open(io.BytesIO(view.content)) as shown, Image.open(images["bad"]) as first:
             assert shown.format == "PNG" and shown.size == first.size
         assert client.get(ins["urls"]["view"], headers={"If-None-Match": view.headers["etag"]}).status_code == 304

@@ -145,6 +145,18 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     for app in served:
         app.state.pool.close()  # uvicorn would have, at shutdown
     assert opened.exit_code == 0 and served and "writes are open to anyone reaching this port" in " ".join(opened.output.split())
+    assert "reads are open" not in opened.output  # on loopback, the default: this machine alone
+    # Off loopback, with a token: reads are open still, and said (security probe 2026-12-06: nothing said it).
+    shared = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "shared"), "--host", "0.0.0.0", "--token", "s3cret"])
+    for app in served[1:]:
+        app.state.pool.close()
+    del served[1:]
+    said = " ".join(shared.output.split())
+    assert shared.exit_code == 0 and "reads are open to anyone reaching 0.0.0.0:" in said and "writes are open" not in said
+    from defectlens.cli.service import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("[::1]") and is_loopback("LOCALHOST")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("inspect.plant")
     # Which database the folder's pictures belong to, for the prune commands (the folder's own SQLite file here).
     recorded = json.loads((tmp_path / "a" / "service.json").read_text())
     assert recorded == {"database": {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}}

@@ -33,9 +33,8 @@ from defectlens.detect.calibration import (
     f1_optimal_threshold,
     image_threshold_from_labels,
     labelled_pixels,
-    step_of,
+    thin_evidence,
     thresholds_from_normal,
-    too_few_for_target,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
@@ -190,25 +189,6 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
 
 def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1%}"
-
-
-MIN_DEFECTIVE_FOR_RECALL = 10
-"""Defective images below which calibrate says its recall is a coarse guide (steps of 10 % or more)."""
-
-
-def _thin_evidence(n_good: int, n_defective: int, target: float | None) -> str | None:
-    """What the labelled set is too small to show, or None: a false-alarm target finer than one
-    good image in ``n_good``, a recall in steps of one defective image in fewer than ten. A
-    threshold set on 13 good and 1 defective image read as certain as one set on hundreds."""
-    problems = []
-    if coarse := too_few_for_target(n_good, target):
-        problems.append(f"{coarse}: the new threshold passes every one of them")
-    if n_defective < MIN_DEFECTIVE_FOR_RECALL:
-        problems.append(f"{n_defective} defective image(s) give recall in steps of {step_of(n_defective)}")
-    if not problems:
-        return None
-    return ("; ".join(problems) + " — the new threshold rests on few parts: check it with `defectlens evaluate`, or calibrate "
-            "on more (--dry-run shows a threshold without saving it)")
 
 
 def calibrate(
@@ -377,8 +357,9 @@ def calibrate(
         why = " (grey images for a model of colour parts among them: is the camera set to colour?)" if data.grey else ""
         console.print(f"[yellow]note:[/] images unlike every normal one alone flag {unlike_good} of {len(normal)} good image(s){why}, more "
                       f"than the false-alarm target {target:g} allows: the new threshold flags no other good image")
-    if thin := _thin_evidence(len(normal), len(bad), None if f1 else target):
-        console.print(f"[yellow]note:[/] {thin}")
+    if thin := thin_evidence(len(normal), len(bad), None if f1 else target):
+        console.print(f"[yellow]note:[/] {thin}: check it with `defectlens evaluate`, or calibrate on more (--dry-run shows a threshold "
+                      "without saving it)")
     if after.recall == 0:
         # Saved as asked, but said: a probe's batch model went from 8 % recall to none without a word.
         console.print(f"[yellow]note:[/] the new threshold flags none of the {len(bad)} defective image(s) (recall "

@@ -75,7 +75,10 @@ def locate_examples_command(
                 try:
                     image = load_image(e.path, inspector.bit_depth)
                     h, w = image.shape[:2]
-                    if e.mask is not None:
+                    if e.mask is not None and e.mask_path is not None:
+                        # What the classifier learns: the map's region where the mask file says (classify.examples.masked_views).
+                        mask, source = e.mask, f"mask file {e.mask_path.name}, read on the model's map there"
+                    elif e.mask is not None:
                         mask, source = e.mask, "located by the model" + (" — which judges this image good: check it" if e.unflagged else "")
                     elif e.mask_path is not None:
                         mask, source = load_mask(e.mask_path, expected_size=(w, h)), f"mask file {e.mask_path.name}"

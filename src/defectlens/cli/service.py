@@ -7,6 +7,7 @@ works without the extra installed.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import logging.config
@@ -338,7 +339,23 @@ def serve(
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), shown, port)
     if token is None:
         said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
+    if not is_loopback(host):
+        # Reads take no token (the page and a line's dashboards read without one): with a token set, nothing had said that
+        # the parts' pictures, names and reviews are there for anyone on the network (security probe 2026-12-06).
+        said.warning("reads are open to anyone reaching %s:%s (pictures, file names, reviews; the token guards writes only): "
+                     "keep the port on the plant's network, or behind a proxy that checks who reads", shown, port)
     uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` answers this machine alone (``127.0.0.1``, ``::1``, ``localhost``)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def export_reviews(

@@ -75,6 +75,7 @@ from defectlens.explain.gallery import (
     recorded_thresholds,
     require_batch_results_writable,
     rows_drift,
+    view_summary,
     write_batch_results,
 )
 from defectlens.inspector import (
@@ -101,7 +102,16 @@ from defectlens.io import (
 from defectlens.io.atomic import folder_identity, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import copies_among, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
-from defectlens.io.outputs import can_write, lock_folder, require_apart_from, require_output_file, require_output_folder, stream, unique_output_names
+from defectlens.io.outputs import (
+    can_write,
+    lock_folder,
+    require_apart_from,
+    require_output_file,
+    require_output_folder,
+    stream,
+    unique_output_names,
+    word_folded,
+)
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection, RegionType, Thresholds
 
@@ -457,7 +467,7 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
     other = sorted(p.name for p in entries if p.suffix.lower() in OTHER_IMAGE_SUFFIXES)
     if other:
         notes([f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them"])
-    above = folder.parent.parent if folder.parent.name.casefold() == "train" and is_good_folder(folder) else folder
+    above = folder.parent.parent if word_folded(folder.parent.name) == "train" and is_good_folder(folder) else folder
     part = next((d / TAXONOMY_FILE for d in (folder, above) if (d / TAXONOMY_FILE).is_file()), None)
     return images, folder, part
 
@@ -801,8 +811,9 @@ def inspect(
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     if created and not can_write(output):
-        # Made, but not writable by its maker (a umask such as 0222): every image had been inspected before each write
-        # failed, with a fix about "free names or space" (environment probe 2026-12-06).
+        # Made, but not writable by its maker: every image had been inspected before each write failed, with a fix about
+        # "free names or space" (environment probe 2026-12-06). A umask that does it is refused before (require_output_folder);
+        # this is for what the umask does not show: a parent's default ACL, a file system that sets its own modes.
         mode = stat.S_IMODE(output.stat().st_mode)
         with contextlib.suppress(OSError):
             output.rmdir()
@@ -1028,6 +1039,9 @@ def inspect(
         # Over the run, once: focus or light drifting since the fit raises false alarms with no image over the frame check's
         # limit (drift probe 2026-12-06: 9 of 14 good cookies blurred by σ = 2 flagged, nothing said).
         console.print(f"[yellow]warning:[/] {escape(drift)}")
+    if views := view_summary(done):
+        # A rotated or half-cropped cookie was a confident "crack", its size said in the report's notes alone (camera probe 2026-12-06).
+        console.print(f"[yellow]warning:[/] {escape(views)}")
     if writer == "llm" and (fell_back := sum(r.writer == "template (llm fallback)" for r in done)):
         # Said here, not only in each report: every report of a run could be the template's unseen.
         console.print(f"[yellow]note:[/] the language model's text was not used for {fell_back} of {len(done)} report(s) "
@@ -1303,6 +1317,9 @@ def evaluate(
         grey = f"; {evaluation.unlike_grey} of them grey, where the model was fitted on colour images" if evaluation.unlike_grey else ""
         console.print(f"[yellow]note:[/] {unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one "
                       f"(frame check{grey}): flagged whatever their score, and counted so in the operating point")
+    if evaluation.drift:
+        console.print(f"[yellow]warning:[/] the good test images: {escape(evaluation.drift)}; these figures are then of the camera as it "
+                      "is now, not as it was at the fit")
     report_failures(evaluation.failures)
     if to_stdout:
         write_standard_output(json.dumps(result, indent=2) + "\n")
@@ -1446,6 +1463,10 @@ def demo(
         from defectlens.cli.calibrate import calibrate  # here: calibrate builds on this module
 
         calibrate(model_dir, good, bad, f1=True, plot=output / "roc.png")
+    else:
+        # Said: the README's "fit → calibrate → inspect" had skipped its middle step without a word (README probe 2026-12-06).
+        console.print(f"[yellow]note:[/] not calibrated: {escape(str(root))} has no validation/good and validation/<type> folders of "
+                      "labelled parts; the fit's label-free thresholds judge the images")
     tests = load_category(root).test
     # A fixed, spread-out pick: a few normal images and a few of each defect type.
     by_type: dict[str, list] = {}

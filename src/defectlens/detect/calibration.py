@@ -205,6 +205,25 @@ def too_few_for_target(n_normal: int, target: float | None) -> str | None:
             f"{target:g} (at least {math.ceil(1 / target)} show the target)")
 
 
+MIN_DEFECTIVE_FOR_RECALL = 10
+"""Defective images below which calibrating says its recall is a coarse guide (steps of 10 % or more)."""
+
+
+def thin_evidence(n_good: int, n_defective: int, target: float | None) -> str | None:
+    """What a labelled set is too small to show, or None: a false-alarm target finer than one good image in ``n_good``, a
+    recall in steps of one defective image in fewer than ten. A threshold set on 13 good and 1 defective image read as
+    certain as one set on hundreds. One rule for `calibrate` and :meth:`~defectlens.Inspector.calibrate`, each adding its
+    own way to check it (the method had said nothing: README probe 2026-12-06)."""
+    problems = []
+    if coarse := too_few_for_target(n_good, target):
+        problems.append(f"{coarse}: the new threshold passes every one of them")
+    if n_defective < MIN_DEFECTIVE_FOR_RECALL:
+        problems.append(f"{n_defective} defective image(s) give recall in steps of {step_of(n_defective)}")
+    if not problems:
+        return None
+    return "; ".join(problems) + " — the new threshold rests on few parts"
+
+
 def threshold_for_false_alarms(
     normal_scores: Sequence[float] | np.ndarray,
     max_false_alarm_rate: float,

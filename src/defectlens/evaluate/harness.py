@@ -17,6 +17,7 @@ import numpy as np
 
 from defectlens.descriptor import grey_reason_in
 from defectlens.detect import WORKING_PIXELS, threshold_for_false_alarms, working_stride
+from defectlens.detect.frame_check import drift_note
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.evaluate.metrics import (
     DetectionMetrics,
@@ -79,6 +80,8 @@ class ScoredImage:
     """Whether the frame check found the whole image unlike every normal one (defective whatever its score)."""
     grey: bool = False
     """Whether that is because it is grey, where the model was fitted on colour images (:data:`~defectlens.descriptor.GREY_REASON`)."""
+    frame_units: float | None = None
+    """How far the image as a whole lies from the normal images (:attr:`~defectlens.types.Inspection.frame_units`), or None."""
 
 
 @dataclass
@@ -168,6 +171,10 @@ class DetectionEvaluation:
     """Test images whose bytes are a training image's (:func:`~defectlens.io.train_test_overlap`): the
     metrics flatter the model by them. Kept with the numbers, not only said on the terminal: a
     benchmark's JSON had reported commutator's 0.9508 with 8 copies inside and no word of them."""
+    drift: str | None = None
+    """What :func:`~defectlens.detect.frame_check.drift_note` says of the good test images, or None: good parts that have,
+    as a whole, moved away from the normal images since the fit (focus, light, a moved camera) make every figure here one
+    of another camera (camera probe 2026-12-06: `inspect` said so of 20 blurred tiles, `evaluate` nothing)."""
 
     def to_json(self) -> dict:
         """Flat JSON: the metric names at the top level, fractions in [0, 1]; the reference point
@@ -204,6 +211,7 @@ class DetectionEvaluation:
             # Always there, as `failures` is: a reader of the documented fields found it missing when empty.
             no_mask=list(self.no_mask),
             copies_of_train=list(self.copies_of_train),
+            drift_of_good_images=self.drift,
             pixel_strides={str(k): v for k, v in sorted(self.pixel_strides.items())},
         )
         return out
@@ -274,6 +282,7 @@ def run_inspections(
                     has_mask=mask is not None,
                     unlike_normal=inspection.unlike_normal is not None,
                     grey=grey_reason_in(inspection.unlike_normal),
+                    frame_units=inspection.frame_units,
                 )
             )
             if keep_images:
@@ -349,6 +358,8 @@ def evaluate_detection(
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category)],
+        drift=drift_note([r.frame_units for r, y in zip(scored.records, labels, strict=True) if not y],
+                         [r.unlike_normal for r, y in zip(scored.records, labels, strict=True) if not y]),
         unlike_grey=sum(r.grey for r in scored.records),
         unlike_normal=(
             sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),

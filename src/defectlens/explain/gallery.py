@@ -25,7 +25,7 @@ from pathlib import Path
 from defectlens.descriptor import FRAME_REASON, GREY_REASON, SIZE_NOTE, grey_reason_in, holds_model
 from defectlens.detect.frame_check import drift_note
 from defectlens.errors import OutputError
-from defectlens.explain.template import distinct_digits, shown_type
+from defectlens.explain.template import distinct_digits, score_against, shown_type
 from defectlens.io.atomic import write_text_atomic
 
 SUMMARY_FILE = "summary.csv"
@@ -105,6 +105,8 @@ class ResultRow:
     """How far the image as a whole lies from the normal images (:attr:`~defectlens.types.Inspection.frame_units`), or None."""
     earlier: bool = False
     """An earlier run's result in the folder, which this run left as it was (its card says so)."""
+    view_note: str = ""
+    """The image's size or shape against the training images' (:attr:`~defectlens.types.Inspection.view_note`), or ''."""
 
     @property
     def verdict(self) -> str:
@@ -189,8 +191,17 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
         file, name, bool(payload.get("is_defective")), float(payload["score"]), n_regions, types, text,
         None if math.isnan(image_threshold) else image_threshold, warning, thumbnail, writer, str(payload.get("unlike_normal") or ""),
         len(weaker), bool(payload.get("hot_spot")), overlay_suffix, bool(overlay_suffix) and (out_dir / f"{name}{overlay_suffix}").is_file(),
-        frame if frame is not None and math.isfinite(frame) else None,
+        frame if frame is not None and math.isfinite(frame) else None, view_note=str(payload.get("view_note") or ""),
     )
+
+
+def view_summary(rows: Sequence[ResultRow]) -> str | None:
+    """Once over a run, the images whose size or shape is far from the training images' (each card says its own), or None."""
+    noted = [r for r in rows if r.view_note]
+    if not noted:
+        return None
+    return (f"{len(noted)} image(s) of another size or shape than the training images (e.g. {noted[0].file}): rotated, cropped or "
+            "another view? Their verdicts may be the view's, not the part's: check the camera, or fit on images of this view")
 
 
 def rows_drift(rows: Sequence[ResultRow]) -> str | None:
@@ -215,17 +226,6 @@ SKIPPED_VERDICT = "skipped"
 """The verdict column of an input that was not inspected (its reason in the report column)."""
 
 
-def _against(row: ResultRow) -> str:
-    """"score 57.020 (threshold 56.731)": a score means nothing to a reader without the line it is judged by."""
-    if row.threshold is None:
-        return f"score {row.score:.3f}"
-    if row.score == row.threshold:
-        return f"score {row.score:.3f} (at the threshold, not over it)"
-    digits = distinct_digits(row.score, row.threshold, 3)
-    side = "" if f"{row.score:.{digits}f}" != f"{row.threshold:.{digits}f}" else ", just over it" if row.score > row.threshold else ", just under it"
-    return f"score {row.score:.{digits}f} (threshold {row.threshold:.{digits}f}{side})"
-
-
 def spreadsheet_text(text: str) -> str:
     """``text`` as a spreadsheet shows it rather than runs it: a file named ``=HYPERLINK(…).png``
     written raw into ``summary.csv`` is a formula to the program most people open it with (OWASP's
@@ -243,7 +243,8 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
     t = spreadsheet_text
     for r in rows:
         # The warning heads the report cell: a verdict it qualifies must not be read without it.
-        report = f"WARNING: {r.warning} | {r.report}" if r.warning else r.report
+        qualifiers = "; ".join(w for w in (r.warning, r.view_note) if w)
+        report = f"WARNING: {qualifiers} | {r.report}" if qualifiers else r.report
         digits = distinct_digits(r.score, r.threshold, 4)  # a score and its threshold that differ read differently
         threshold = "" if r.threshold is None else f"{r.threshold:.{digits}f}"
         frame_units = "" if r.frame_units is None else f"{r.frame_units:.3f}"
@@ -285,11 +286,13 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         named = e(r.file)
         cards.append(
             f'<article class="card {cls}"><h2 class="file">{named}</h2>{picture}'
-            f'<div><b class="{cls}">{e(r.verdict)}</b> {_against(r)} · {r.n_regions} region(s)'
+            f'<div><b class="{cls}">{e(r.verdict)}</b> {e(score_against(r.score, r.threshold, 3))} · {r.n_regions} region(s)'
             f'{f" (+{r.n_weaker} weaker)" if r.n_weaker else ""}</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
             + ('<div class="note">an earlier run\'s result</div>' if r.earlier else "")
             + (f'<div class="warn">warning: {e(r.warning)}</div>' if r.warning else "")
+            # A rotated or half-cropped part read as a confident "crack", its size said in the report's notes alone (camera probe).
+            + (f'<div class="warn">{e(r.view_note)}</div>' if r.view_note else "")
             # Its regions are not typed: without this line the card read like an ordinary defective part.
             + (f'<div class="warn">{_unlike_words(r.unlike_normal)}</div>' if r.unlike_normal else "")
             # A good card looked like any other: the report's "look there" was one click away (regression probe).
@@ -310,7 +313,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             ".file{word-break:break-all;font-family:monospace;font-size:13px;font-weight:normal;margin:0 0 4px}"
             "b.bad{color:#c33}b.ok{color:#2a6e2a}.types{color:#555}.note{color:#555;font-style:italic}"
             ".warn{color:#a60;font-weight:bold}</style></head><body>",
-            f"<h1>{e(title)}</h1>",
+            # A landmark a screen reader's user jumps to past the page's head (gallery probe 2026-12-06).
+            f"<main><h1>{e(title)}</h1>",
             f"<p>{len(rows)} image(s), {n_bad} defective; sorted by score, highest first. "
             f'Table: <a href="{SUMMARY_FILE}">{SUMMARY_FILE}</a>.'
             + (f' <a href="#not-inspected">{len(skipped)} input(s) not inspected</a>, listed below.' if skipped else "") + "</p>",
@@ -318,11 +322,12 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
                "confirm it by eye.</p>"] if any(t.endswith("?") for r in rows for t in r.types) else []),
             *[f'<p class="warn">warning, {sum(r.warning == w for r in rows)} image(s): {e(w)}</p>' for w in warnings],
             *([f'<p class="warn">warning: {e(drift)}</p>'] if drift else []),
+            *([f'<p class="warn">warning: {e(views)}</p>'] if (views := view_summary(rows)) else []),
             '<div class="grid">',
             *cards,
             "</div>",
             *_skipped_section(skipped),
-            "</body></html>",
+            "</main></body></html>",
             "",
         ]
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from defectlens.explain.location import describe_location, describe_size, format
 from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, score_against, template_text, with_head_and_action
 from defectlens.io import write_json_atomic, write_text_atomic
 from defectlens.io.atomic import plain_label
+from defectlens.io.markdown import markdown_cell, markdown_code, markdown_line, markdown_paragraphs
 from defectlens.locate import weaker_regions
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
 from defectlens.types import Finding, Inspection, RegionType, Report
@@ -140,6 +140,7 @@ def build_report(
         hot_spot=_hot_spot_words(inspection),
         image_threshold=inspection.thresholds.image if inspection.thresholds is not None else None,
         frame_units=inspection.frame_units,
+        view_note=inspection.view_note,
     )
     start = time.perf_counter()
     report.text = template_text(report)
@@ -175,30 +176,21 @@ def _write_with_llm(report: Report, taxonomy: Taxonomy | None, lm_config: LMConf
         report.notes.append(f"language-model text rejected ({'; '.join(check.problems)}), template text used; it wrote: {excerpt!r}")
 
 
-def _markdown_code(text: str) -> str:
-    """``text`` as a Markdown code span, shown as it is: no emphasis ("_lot7_"), link, HTML, entity ("&#8238;" had brought
-    back a direction mark) or heading's closing "#" is read in it (regression probes 2026-12-06); its fence longer than
-    any run of backticks in it."""
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 def render_markdown(report: Report) -> str:
     """The report as a markdown page: verdict, prose, a findings table, notes."""
     lines = [
         # The path as given, not the file's name alone: two reports of sub/a.png and a.png had read alike (gallery probe);
         # shown as code, not read as Markdown: a folder named "lot7\n- **Verdict:** GOOD" had written a verdict line (regression probe).
-        f"# Inspection report: {_markdown_code(plain_label(report.source))}",
+        f"# Inspection report: {markdown_code(plain_label(report.source))}",
         "",
-        f"- **Part:** {report.object_name}",
+        f"- **Part:** {markdown_line(report.object_name)}",
         f"- **Verdict:** {report.verdict.upper()} ({score_against(report.score, report.image_threshold, 3)})",
         f"- **Image size:** {report.image_size[0]} × {report.image_size[1]} px",
         f"- **Text written by:** {report.writer}",
         "",
         "## Summary",
         "",
-        report.text,
+        markdown_paragraphs(report.text),
         "",
     ]
     if report.findings:
@@ -219,10 +211,10 @@ def render_markdown(report: Report) -> str:
                 f.impact,
                 f.action,
             ]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         lines.append("")
     if report.notes:
-        lines += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
+        lines += ["## Notes", "", *[f"- {markdown_line(n)}" for n in report.notes], ""]
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from defectlens.descriptor import GREY_REASON, grey_reason_in
+from defectlens.descriptor import FRAME_REASON, GREY_REASON, grey_reason_in
 from defectlens.explain.location import format_share
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
@@ -90,7 +90,9 @@ def report_head(report: Report) -> str:
     threshold 2.05).' With the threshold, a reader sees how near the line a verdict was (a probe's good
     commutator at 52.93 read "the part can pass" as surely as one at 40, against a threshold of 53.91)."""
     part = report.part_name or report.object_name
-    return f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} ({score_against(report.score, report.image_threshold)})."
+    head = f"{part[:1].upper()}{part[1:]}: {report.verdict.upper()} ({score_against(report.score, report.image_threshold)})."
+    # Beside the verdict it qualifies: a rotated cookie's "1 defect found: #1 crack" had it in the notes alone (camera probe).
+    return f"{head} {report.view_note} The verdict may be the view's, not the part's." if report.view_note else head
 
 
 def distinct_digits(score: float, threshold: float | None, fewest: int = 2) -> int:
@@ -165,7 +167,10 @@ def template_text(report: Report) -> str:
         # Its own cause, not the frame check's "a large defect, another part, or a faulty frame?" (regression probe);
         # what else was said of the image (its size beside the training images') is kept.
         rest = " ".join(report.unlike_normal.replace(GREY_REASON, " ").split())
-        return f"{head} {GREY_REASON} {rest + ' ' if rest else ''}Check the camera's settings, and hold the part for manual review."
+        rest = rest[:1].upper() + rest[1:]  # a sentence of its own ("…theirs. the whole image is…": camera probe 2026-12-06)
+        # Unlike every normal image beyond its colour too: what is under the camera may be another part.
+        what = "the camera's settings and what is under it" if FRAME_REASON in rest.lower() else "the camera's settings"
+        return f"{head} {GREY_REASON} {rest + ' ' if rest else ''}Check {what}, and hold the part for manual review."
     if report.unlike_normal:
         # A probe's fray over a third of a tile was read as a camera fault: the part comes first. What the
         # reason says after its question (the image's size beside the training images') is kept.

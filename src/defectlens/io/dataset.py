@@ -14,14 +14,13 @@ import contextlib
 import hashlib
 import json
 import os
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from defectlens.errors import DatasetLayoutError
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, path_is
-from defectlens.io.outputs import folded_name
+from defectlens.io.outputs import folded_name, word_folded
 
 GOOD = "good"
 MASKS_FOLDER = "masks"
@@ -31,7 +30,7 @@ MASKS_FOLDER = "masks"
 def is_good_folder(folder: Path) -> bool:
     """Whether ``folder`` is named for normal parts: ``good``, whatever its case (``Good``, ``GOOD``) and in
     full-width letters (``ＧＯＯＤ``, as Japanese input methods type it: its normal parts had been counted as defects)."""
-    return unicodedata.normalize("NFKC", folder.name).casefold() == GOOD
+    return word_folded(folder.name) == GOOD
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -92,7 +91,7 @@ class Category:
             fix = "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring"
             # "Train/Good" beside: named, not passed over in silence (layout probe 2026-12-06).
             near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ())
-                    if d.is_dir() and unicodedata.normalize("NFKC", d.name).casefold() == "train"]
+                    if d.is_dir() and word_folded(d.name) == "train"]
             near = [g for d in near for g in d.iterdir() if g.is_dir() and is_good_folder(g) and g != self.root / "train" / GOOD]
             if near:
                 fix = f"rename {near[0].relative_to(self.root)} to train/good (folder names are read as written)"

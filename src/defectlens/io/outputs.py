@@ -232,6 +232,13 @@ def folded_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def word_folded(name: str) -> str:
+    """``name`` as a person reads the word: any case, and full-width letters (``ＧＯＯＤ``, as Japanese input methods
+    type them) as their ASCII ones (NFKC, case-folded). For names that carry a meaning (``good``, ``train``,
+    ``unknown``), not for file identity (:func:`folded_name`): NFKC also merges signs such as ``²`` and ``2``."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 def unique_output_names(
     paths: Sequence[Path], suffixes: Sequence[str], earlier: Mapping[Path, str] | None = None, standing: Iterable[str] = (),
 ) -> tuple[dict[Path, str], list[tuple[Path, str]]]:

@@ -140,6 +140,16 @@ def eight_bit(path: Path) -> bool:
         return True
 
 
+def stored_pixels(path: Path, unknown: int) -> int:
+    """Pixels of a stored picture, from its header alone; ``unknown`` where the header cannot be read (a damaged file is
+    then charged as the largest, and said by its decoder)."""
+    try:
+        with Image.open(path) as img:
+            return int(img.width) * int(img.height)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return unknown
+
+
 def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
     """Whether a request's Host header names this service without a name it was not told of: an IP
     address (any: a page can rebind a name, not an address) or one of ``own_names``. A service on
@@ -222,8 +232,11 @@ class BodyLimit:
     check on Content-Length alone let a 400 MB upload spool to disk and a 300 MB review into memory).
     ``on_refused`` is called once per refused request (the metrics count them)."""
 
-    def __init__(self, app: Any, limit: int, on_refused: Callable[[], object] | None = None) -> None:
+    def __init__(self, app: Any, limit: int, on_refused: Callable[[], object] | None = None, said_limit: int | None = None) -> None:
         self.app, self.limit, self.on_refused = app, limit, on_refused
+        self.said_limit = limit if said_limit is None else said_limit
+        """The limit a refusal quotes: the upload's own, where ``limit`` allows the form's framing around it (a chunked
+        upload had been told 21037056 bytes, one with a Content-Length 20971520: security probe 2026-12-06)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -240,7 +253,7 @@ class BodyLimit:
                     if self.on_refused is not None:
                         self.on_refused()
                     # Answered by its handler, as UploadDeadline's 408 is (see there).
-                    raise HTTPException(413, f"request body is over the limit of {self.limit} bytes")
+                    raise HTTPException(413, f"upload is over the limit of {self.said_limit} bytes")
             return message
 
         await self.app(scope, counted_receive, send)
@@ -522,7 +535,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     # Innermost: the token guard and the upload deadline below see the request first.
-    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + BODY_OVERHEAD, on_refused=lambda: metrics.rejected.labels("too_large").inc())
+    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + BODY_OVERHEAD, on_refused=lambda: metrics.rejected.labels("too_large").inc(),
+                       said_limit=config.max_upload_bytes)
     if config.upload_timeout is not None:
         # Added before the guard below, so inside it: the route's own task raises the 408 (raised
         # through the guard's task group it would arrive wrapped, and be answered 400), and the
@@ -616,11 +630,20 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
                 fmt, (width, height) = img.format or "", img.size
+                said = f"{width}x{height} ({width * height / 1e6:.1f} M pixels)"
+        except Image.DecompressionBombError as exc:
+            # Past Pillow's own bound its reader gives no size, only its message: the service's limit is still the one said
+            # (a 50000 x 50000 PNG had been told of the library's 64,000,000 pixels; security probe 2026-12-06).
+            declared = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = int(declared.group(1)) if declared else config.max_pixels + 1
+            # Under this service's limit (a --max-megapixels over Pillow's bound), load_image below says the library's.
+            fmt, width, height = ("", pixels, 1) if pixels > config.max_pixels else ("", 0, 0)
+            said = f"declared at {pixels / 1e6:.1f} M pixels" if declared else "declared larger than any limit"
         except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes
-            fmt, width, height = "", 0, 0  # load_image below says what is wrong with it
+            fmt, width, height, said = "", 0, 0, ""  # load_image below says what is wrong with it
         if width * height > config.max_pixels:
             metrics.rejected.labels("too_many_pixels").inc()
-            raise _error(422, f"{filename}: image is {width}x{height} ({width * height / 1e6:.1f} M pixels), over this service's "
+            raise _error(422, f"{filename}: image is {said}, over this service's "
                               f"limit of {config.max_pixels / 1e6:.1f} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
         if refusal := size_refusal(width, height, config.max_pixels):
             # A strip too long for its overlay: scored for seconds, then a 500 when the overlay was written.
@@ -848,12 +871,20 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(404, "file missing from the store")
         if still_held(tag, if_none_match):
             return Response(status_code=304, headers=headers)
-        # Decoded as inspection decodes it (16-bit scaled, EXIF turned): the picture the overlay was drawn over.
-        try:
-            shown = files(load_image, path)
-        except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
-            raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
-        return Response(png_bytes(shown), media_type="image/png", headers=headers)
+        # Decoded as inspection decodes it (16-bit scaled, EXIF turned): the picture the overlay was drawn over. Under the
+        # pixel budget, as an upload's decoding is: twelve views of a 16 M-pixel TIFF at once, asked with no token, had
+        # taken 3.7 GB (security probe 2026-12-06).
+        pixels = stored_pixels(path, pixel_budget.limit)
+        with pixel_budget.hold(pixels):
+            try:
+                shown = files(load_image, path)
+            except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
+                raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
+            data = png_bytes(shown)
+            del shown
+        if pixels >= TRIM_AFTER_PIXELS:
+            return_freed_memory()
+        return Response(data, media_type="image/png", headers=headers)
 
     @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image", responses=refusals(404, 422, 503))
     def get_overlay(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:

@@ -304,7 +304,7 @@ class ModelPool:
         fut: Future[tuple[Inspection, list[RegionType], list[str]]] = Future()
         self._jobs.put(_Job(model, image, source, fut))
         inspection, region_types, notes = fut.result()
-        said = [n for n in (model.inspector.verdict_basis, model.inspector.size_note(inspection)) if n]
+        said = [n for n in (model.inspector.verdict_basis,) if n]  # a view note heads the text
         report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *notes])
         labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
