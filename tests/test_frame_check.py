@@ -95,6 +95,21 @@ def test_a_frame_unlike_every_normal_one_is_reported_as_such_not_typed(checked_m
         prepare_analysis(taxonomy, None, 5, "template"), noise, grey)[1]
     assert report.writer == "template" and report.to_json()["unlike_normal"] == verdict.unlike_normal
     assert any("language model is not asked" in n for n in report.notes)
+    # Said on the terminal too, below the drift note's eight images (camera probe 2026-12-06: the table showed it as any
+    # DEFECTIVE part with its types blank, the reason in its files alone).
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    folder = tmp_path / "lot"
+    folder.mkdir()
+    Image.fromarray(noise).save(folder / "noise.png")
+    Image.fromarray(np.stack([texture(np.random.default_rng(13), 96, 128)] * 3, -1)).save(folder / "part.png")
+    result = CliRunner().invoke(app, ["inspect", str(checked_model), str(folder), "-o", str(tmp_path / "out")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "note: 1 image(s) judged unlike every normal image, whatever their score" in said, said
+    assert "(e.g. noise.png: the whole image is unlike every normal one: a large defect, another part or a faulty frame)" in said
 
 
 def test_models_without_a_frame_check_load_and_a_damaged_one_is_refused(checked_model, tmp_path):

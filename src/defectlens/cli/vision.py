@@ -75,6 +75,7 @@ from defectlens.explain.gallery import (
     recorded_thresholds,
     require_batch_results_writable,
     rows_drift,
+    unlike_summary,
     view_summary,
     write_batch_results,
 )
@@ -1039,6 +1040,10 @@ def inspect(
         # Over the run, once: focus or light drifting since the fit raises false alarms with no image over the frame check's
         # limit (drift probe 2026-12-06: 9 of 14 good cookies blurred by σ = 2 flagged, nothing said).
         console.print(f"[yellow]warning:[/] {escape(drift)}")
+    elif unlike := unlike_summary(done):
+        # Fewer than the drift note needs (or not most of the run): the table showed such an image as any DEFECTIVE one with
+        # its types blank, the reason in its files alone (camera probe 2026-12-06).
+        console.print(f"[yellow]note:[/] {escape(unlike)}")
     if views := view_summary(done):
         # A rotated or half-cropped cookie was a confident "crack", its size said in the report's notes alone (camera probe 2026-12-06).
         console.print(f"[yellow]warning:[/] {escape(views)}")

@@ -204,12 +204,21 @@ def view_summary(rows: Sequence[ResultRow]) -> str | None:
             "another view? Their verdicts may be the view's, not the part's: check the camera, or fit on images of this view")
 
 
+def unlike_summary(rows: Sequence[ResultRow]) -> str | None:
+    """Once over a run, the images judged unlike every normal one (their cards and reports say why), or None."""
+    unlike = [r for r in rows if r.unlike_normal]
+    if not unlike:
+        return None
+    return (f"{len(unlike)} image(s) judged unlike every normal image, whatever their score, their regions not typed (e.g. "
+            f"{unlike[0].file}: {unlike_words(unlike[0].unlike_normal)})")
+
+
 def rows_drift(rows: Sequence[ResultRow]) -> str | None:
     """What :func:`~defectlens.detect.frame_check.drift_note` says of a run's results (the terminal and the gallery alike)."""
     return drift_note([r.frame_units for r in rows], [bool(r.unlike_normal) for r in rows])
 
 
-def _unlike_words(reason: str) -> str:
+def unlike_words(reason: str) -> str:
     """A card's line for an image judged unlike every normal one: a grey image's own cause (regression probe:
     it read as a frame check's), the frame check's possibilities, and the image's size beside the training images',
     each that the reason holds (a grey image of another part had read only "is the camera set to colour?", and an
@@ -219,7 +228,7 @@ def _unlike_words(reason: str) -> str:
         said.append("the whole image is unlike every normal one: a large defect, another part or a faulty frame")
     if SIZE_NOTE in reason:
         said.append(" ".join(reason[reason.index(SIZE_NOTE):].replace(GREY_REASON, " ").split()))
-    return html.escape("; ".join(said))
+    return "; ".join(said)
 
 
 SKIPPED_VERDICT = "skipped"
@@ -294,7 +303,7 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             # A rotated or half-cropped part read as a confident "crack", its size said in the report's notes alone (camera probe).
             + (f'<div class="warn">{e(r.view_note)}</div>' if r.view_note else "")
             # Its regions are not typed: without this line the card read like an ordinary defective part.
-            + (f'<div class="warn">{_unlike_words(r.unlike_normal)}</div>' if r.unlike_normal else "")
+            + (f'<div class="warn">{e(unlike_words(r.unlike_normal))}</div>' if r.unlike_normal else "")
             # A good card looked like any other: the report's "look there" was one click away (regression probe).
             + ('<div class="warn">the map peaks above the threshold: look at the ringed spot</div>' if r.hot_spot else "")
             + f'<div><a href="{href}.report.md" aria-label="report of {named}">report</a> · '
