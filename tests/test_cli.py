@@ -300,6 +300,20 @@ def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category,
     assert metrics["n_test"] == 8 and "image_auroc" in run.stderr and list(tmp_path.iterdir()) == []
 
 
+def test_a_file_named_like_an_option_is_said_to_be_one(fitted_model, tmp_path, monkeypatch):
+    # Environment probe 2026-12-06: a part photographed as "-x.png" read "No such option: -x" and nothing more.
+    code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
+    (tmp_path / "-x.png").write_bytes(b"")
+    run = subprocess.run([sys.executable, "-c", code, "inspect", str(fitted_model), "-x.png", "-o", "out"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert run.returncode == 2 and "note: -x.png is a file here: pass it as ./-x.png, or after --" in run.stderr, run.stderr
+    from defectlens._entry import dashed_files
+
+    monkeypatch.chdir(tmp_path)
+    assert dashed_files(["-x.png", "-o", "--", "-x.png"]) == ["-x.png"] and dashed_files(["--", "-x.png"]) == []
+    assert dashed_files(["-", "--help", "-y.png"]) == []  # standard input, an option, a file not there
+
+
 def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synthetic_category, tmp_path):
     # Environment probe 2026-12-06: with standard error closed every command ended with status 1 and not a word; with
     # standard output closed `info` and `evaluate --json -` ended in a traceback, the latter after the evaluation; `info`

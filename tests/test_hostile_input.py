@@ -796,6 +796,17 @@ def test_symlink_loop_is_reported_as_a_loop(fitted_model, tmp_path):
     assert result.exit_code == 3 and _text(result).count("symlink loop") == 3 and "no such file" not in _text(result)
 
 
+def test_a_quoted_tilde_is_said_to_be_no_home_folder(tmp_path, monkeypatch):
+    # Environment probe 2026-12-06: '~/x.png' (quoted, so the shell left it) read "no such file — check the path".
+    from defectlens.io.images import describe_unreadable
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.png").write_bytes(b"")
+    what, fix = describe_unreadable(Path("~/x.png"))
+    assert what == "no such file" and fix == f"write the home folder out ({tmp_path / 'x.png'}): a quoted ~ is not the home folder"
+    assert describe_unreadable(Path("~/missing.png"))[1] == "check the path"  # nothing there either way
+
+
 def test_format_version_as_a_string_says_it_must_be_an_integer(fitted_model, tmp_path):
     model = _copy_model(fitted_model, tmp_path)
     meta = json.loads((model / "detector.json").read_text())

@@ -42,7 +42,16 @@ def main() -> None:
         # Typer turns a Ctrl-C no command caught (between its steps) into status 130 without a word.
         if exc.code == 130 and not INTERRUPT_SAID:
             sys.stderr.write(f"interrupted: stopped; {UNSAID_INTERRUPT}\n")
+        if exc.code == 2 and (dashed := dashed_files(sys.argv[1:])):
+            # A part photographed as "-x.png" read as an unknown option -x (environment probe 2026-12-06).
+            sys.stderr.write(f"note: {dashed[0]} is a file here: pass it as ./{dashed[0]}, or after --, or it is read as an option\n")
         raise
+
+
+def dashed_files(arguments: list[str]) -> list[str]:
+    """Arguments that start with a dash and name a file or folder that is there (before any ``--``)."""
+    ahead = arguments[: arguments.index("--")] if "--" in arguments else arguments
+    return [a for a in ahead if a.startswith("-") and a != "-" and os.path.exists(a)]
 
 
 def usable_cores() -> int:

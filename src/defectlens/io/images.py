@@ -82,6 +82,9 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
         if path.is_symlink():
             return f"broken symlink (points to {os.readlink(path)})", "point the link at an existing file"
         if exc.errno == errno.ENOENT:
+            if str(path).startswith("~") and (expanded := path.expanduser()) != path and expanded.exists():
+                # Quoted, or after "=", the shell leaves "~" as it is (environment probe 2026-12-06).
+                return "no such file", f"write the home folder out ({expanded}): a quoted ~ is not the home folder"
             return "no such file", "check the path"
         return f"cannot be read ({exc.strerror})", "check the path and its permissions"
     if path.is_dir():
