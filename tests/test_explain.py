@@ -167,6 +167,13 @@ def test_markdown_reads_taxonomy_texts_and_prose_as_written():
     assert "<td>scrap | &lt;/td&gt;&lt;iframe src=javascript:alert(1)&gt;</td>" in page
     assert "cookie &lt;img src=x onerror=alert(1)&gt;" in page and "# not a heading &lt;i&gt;" in page
     assert "line1 # Verdict: GOOD line3" in page and "1. listed &lt;b&gt;" in page
+    # Regression probe 2026-12-06: a direction override turned a paragraph round, a remote image and links passed, a
+    # backslash and "_lot7_" did not read as written, and the raw file (the gallery opens it as text) read "Nut &amp; bolt".
+    odd = render_markdown(replace(rep, object_name="\u202eeikooc & bolt <2 mm", findings=[replace(rep.findings[0],
+                          action="see /data/_lot7_/spec, C:\\specs\\*.pdf ![PASS](http://evil.example/p.png) [x](http://evil.example)")]))
+    shown = MarkdownIt("commonmark").enable("table").render(odd)
+    assert "\u202e" not in odd and "- **Part:** \ufffdeikooc & bolt <2 mm" in odd and "<img" not in shown and "<a " not in shown
+    assert "see /data/_lot7_/spec, C:\\specs\\*.pdf ![PASS](http://evil.example/p.png) [x](http://evil.example)" in shown
     # Prose keeps its paragraphs; plain text is left as it was.
     assert render_markdown(rep).count("\n\n") == render_markdown(replace(rep, text=rep.text.replace(" ", "  "))).count("\n\n")
     assert rep.text in render_markdown(rep)

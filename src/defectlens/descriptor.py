@@ -34,7 +34,7 @@ import numpy as np
 
 from defectlens.errors import DefectlensError, ModelFileError
 from defectlens.io.atomic import read_json_file, read_model_json, with_article, write_json_atomic, write_text_atomic
-from defectlens.io.markdown import markdown_cell, markdown_line
+from defectlens.io.markdown import markdown_cell, markdown_code_cell, markdown_line
 from defectlens.taxonomy import load_taxonomy
 
 DESCRIPTOR_FILE = "inspector.json"
@@ -468,6 +468,10 @@ def part_card_section(directory: str | Path) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+class _Code(str):
+    """A card value shown as code (a path), not as prose."""
+
+
 def _type_line(name: str, description: str | None) -> str:
     """A defect type's list item on the card: its name in bold, then its description, each as written."""
     return f"- **{markdown_line(name)}**" + (f": {markdown_line(description)}" if description else "")
@@ -485,7 +489,8 @@ def _table(rows: dict[str, Any]) -> list[str]:
     lines = ["| field | value |", "|---|---|"]
     # Cells as written: a training folder named "tr|ain <img …>\n# Verdict" had split the row, run as HTML and made a heading
     # (security probe 2026-12-06).
-    lines += [f"| {markdown_cell(str(k))} | {markdown_cell(_fmt(v))} |" for k, v in rows.items() if not isinstance(v, dict)]
+    lines += [f"| {markdown_cell(str(k))} | {markdown_code_cell(v) if isinstance(v, _Code) else markdown_cell(_fmt(v))} |"
+              for k, v in rows.items() if not isinstance(v, dict)]
     return lines
 
 
@@ -517,7 +522,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "defectlens version": p.defectlens_version if p else None,
             "training images": p.n_images if p else None,
             **({"training image sizes": p.sizes_text()} if p and p.image_sizes else {}),
-            **({"training folder": p.trained_on} if p and p.trained_on else {}),
+            # A path as it is, in a code span: "_lot7_" in one had read as emphasis (regression probe 2026-12-06).
+            **({"training folder": _Code(p.trained_on)} if p and p.trained_on else {}),
             **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
             **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth
                else {"sensor depth": "not recorded (fitted before 0.3.1): a frame deeper than 8 bits is read at its own depth; "

@@ -814,7 +814,7 @@ def test_hostile_bodies_are_answered_4xx_in_a_few_words(pool: ModelPool, images:
 
         r = client.post("/inspections", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
         # The limit quoted is the upload's, as with a Content-Length, not it plus the form's framing (security probe 2026-12-06).
-        assert r.status_code == 413 and r.json()["detail"] == "upload is over the limit of 200000 bytes"
+        assert r.status_code == 413 and r.json()["detail"].startswith("upload is over the limit of 200000 bytes (0.190735 MB: serve with a")
         ins = upload(client, images["bad"]).json()
         r = client.post(f"/inspections/{ins['id']}/review", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
@@ -993,9 +993,9 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
     charged: list[int] = []
     hold = service_app.PixelBudget.hold
 
-    def recorded(self, pixels):
+    def recorded(self, pixels, timeout=None):
         charged.append(pixels)
-        return hold(self, pixels)
+        return hold(self, pixels, timeout)
 
     monkeypatch.setattr(service_app.PixelBudget, "hold", recorded)
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
@@ -1008,6 +1008,21 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
         # Decoded for the view under the service's pixel budget, as an upload is (security probe 2026-12-06: twelve views of
         # a 16 M-pixel TIFF at once, with no token, had taken 3.7 GB).
         assert charged == [size]
+        # Not waited for without end: past VIEW_WAIT_SECONDS a view is answered 503 (regression probe 2026-12-06: sixty waiting
+        # views held the server's threads and kept /health waiting 13 s).
+        budget = PixelBudget(size)
+        with budget.hold(size), pytest.raises(TimeoutError), budget.hold(1, timeout=0.05):
+            pass
+        with budget.hold(size, timeout=0.05):  # free again
+            pass
+
+        def busy(self, pixels, timeout=None):
+            raise TimeoutError
+
+        monkeypatch.setattr(service_app.PixelBudget, "hold", busy)
+        waited = client.get(ins["urls"]["view"])
+        assert waited.status_code == 503 and waited.headers["retry-after"] == "1" and "retry shortly" in waited.json()["detail"]
+        monkeypatch.setattr(service_app.PixelBudget, "hold", recorded)
         with Image.open(io.BytesIO(view.content)) as shown, Image.open(images["bad"]) as first:
             assert shown.format == "PNG" and shown.size == first.size
         assert client.get(ins["urls"]["view"], headers={"If-None-Match": view.headers["etag"]}).status_code == 304

@@ -152,11 +152,15 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
         app.state.pool.close()
     del served[1:]
     said = " ".join(shared.output.split())
-    assert shared.exit_code == 0 and "reads are open to anyone reaching 0.0.0.0:" in said and "writes are open" not in said
+    assert shared.exit_code == 0 and "reads are open to anyone on the network reaching port 8000 (bound to 0.0.0.0)" in said
+    assert "(the token guards writes only)" in said and "writes are open" not in said
     from defectlens.cli.service import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("[::1]") and is_loopback("LOCALHOST")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("inspect.plant")
+    # Names that resolve to loopback alone, a trailing dot, an IPv4-mapped address (regression probe 2026-12-06).
+    assert is_loopback("localhost.") and is_loopback("::ffff:127.0.0.1") and is_loopback("127.0.1.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.1.2.3")
+    assert not is_loopback("no-such-host.invalid")
     # Which database the folder's pictures belong to, for the prune commands (the folder's own SQLite file here).
     recorded = json.loads((tmp_path / "a" / "service.json").read_text())
     assert recorded == {"database": {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}}

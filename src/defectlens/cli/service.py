@@ -337,25 +337,36 @@ def serve(
     said = logging.getLogger("defectlens.service")
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), shown, port)
+    local = is_loopback(host)
     if token is None:
         said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
-    if not is_loopback(host):
+    if not local:
         # Reads take no token (the page and a line's dashboards read without one): with a token set, nothing had said that
         # the parts' pictures, names and reviews are there for anyone on the network (security probe 2026-12-06).
-        said.warning("reads are open to anyone reaching %s:%s (pictures, file names, reviews; the token guards writes only): "
-                     "keep the port on the plant's network, or behind a proxy that checks who reads", shown, port)
+        said.warning("reads are open to anyone on the network reaching port %s (bound to %s): pictures, file names and reviews%s; "
+                     "keep the port on the plant's network, or behind a proxy that checks who reads", port, shown,
+                     "" if token is None else " (the token guards writes only)")
     uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))
 
 
 def is_loopback(host: str) -> bool:
-    """Whether a server bound to ``host`` answers this machine alone (``127.0.0.1``, ``::1``, ``localhost``)."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
+    """Whether a server bound to ``host`` answers this machine alone: a loopback address (``127.0.0.1``, ``::1``,
+    ``::ffff:127.0.0.1``) or a name every address of which is one (``localhost``, a host name the system maps to
+    127.0.1.1: regression probe 2026-12-06). A name that does not resolve is not."""
+    name = host.strip("[]").rstrip(".").lower()
     try:
-        return ipaddress.ip_address(name).is_loopback
+        addresses = {ipaddress.ip_address(name)}
     except ValueError:
-        return False
+        try:
+            addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in socket.getaddrinfo(name, None)}
+        except (OSError, UnicodeError, ValueError):
+            return False
+
+    def loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+    return bool(addresses) and all(loopback(a) for a in addresses)
 
 
 def export_reviews(

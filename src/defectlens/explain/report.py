@@ -12,7 +12,6 @@ from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, score_against, template_text, with_head_and_action
 from defectlens.io import write_json_atomic, write_text_atomic
-from defectlens.io.atomic import plain_label
 from defectlens.io.markdown import markdown_cell, markdown_code, markdown_line, markdown_paragraphs
 from defectlens.locate import weaker_regions
 from defectlens.taxonomy import UNKNOWN, Taxonomy, resolve_guidance
@@ -181,7 +180,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         # The path as given, not the file's name alone: two reports of sub/a.png and a.png had read alike (gallery probe);
         # shown as code, not read as Markdown: a folder named "lot7\n- **Verdict:** GOOD" had written a verdict line (regression probe).
-        f"# Inspection report: {markdown_code(plain_label(report.source))}",
+        f"# Inspection report: {markdown_code(report.source)}",
         "",
         f"- **Part:** {markdown_line(report.object_name)}",
         f"- **Verdict:** {report.verdict.upper()} ({score_against(report.score, report.image_threshold, 3)})",

@@ -3,32 +3,45 @@
 What goes in comes from people and files the tool does not control: a taxonomy's part name, impact and action, a
 folder's name, a language model's prose. Rendered by a Markdown viewer (a wiki, a code host, an IDE's preview), raw HTML in
 them ran as script, and a line break followed by "# Verdict: GOOD" wrote a heading (security probe 2026-12-06).
+
+The same files are read as plain text too (the gallery's "report" link opens one in the browser as it is), so only what a
+viewer would read as markup is escaped: "Nut & bolt" and "<2 mm" stay as they are.
 """
 
 from __future__ import annotations
 
 import re
 
+from defectlens.io.atomic import plain_label
+
 _BLOCK_START = re.compile(r"(?P<mark>#{1,6}(?=\s|$)|>|[-+*](?=\s|$)|`{3}|~{3}|\||(?P<rule>[-*_=])(?:\s*(?P=rule))*\s*$)"
                           r"|(?P<number>\d{1,9})[.)](?=\s|$)")
 """What opens a Markdown block at a line's start: a heading, quote, list item, fence, table row, rule or setext underline
 (CommonMark's rules: "7.25" and "-0.5" open none, and are left as they are)."""
+_INLINE = re.compile(r"\\|`|\*|\[|(?<![^\W_])_|_(?![^\W_])|<(?=[A-Za-z/!?])|&(?=#?\w+;)")
+"""What a viewer reads as markup inside a line: a backslash (which escapes what follows: "C:\\specs\\*.pdf" lost one), a
+code span's backtick, emphasis (``*`` anywhere, ``_`` at a word's edge: "lot_7_a" is no emphasis, "_lot7_" is), a link or
+image's ``[``, an HTML tag, comment or autolink, an entity ("&#8238;" is a direction override)."""
 
 
 def markdown_code(text: str) -> str:
     """``text`` as a Markdown code span, shown as it is: no emphasis ("_lot7_"), link, HTML, entity ("&#8238;" had brought
     back a direction mark) or heading's closing "#" is read in it (regression probes 2026-12-06); its fence longer than
-    any run of backticks in it."""
+    any run of backticks in it. Line breaks and unshowable characters (:func:`~defectlens.io.atomic.plain_label`) are
+    U+FFFD: a span cannot hold a line break, and one had ended the heading it was in."""
+    text = plain_label(text) or " "
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def markdown_line(text: str) -> str:
-    """``text`` as one line of Markdown prose: its line breaks and runs of space made one space, ``<`` and ``&`` as
-    entities (no HTML tag, comment or entity of its own is read), and a start that would open a block (``#``, ``>``,
-    ``- ``, ``1.``) escaped. Emphasis and links are left to the viewer: they change how a text looks, not what it says."""
-    flat = " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;")
+    """``text`` as one line of Markdown prose that reads as written, rendered or not: its line breaks and runs of space
+    made one space, control and direction characters U+FFFD (a part name holding U+202E had turned its paragraph's
+    "DEFECTIVE" round), what a viewer reads as markup inside a line escaped (:data:`_INLINE`), and a start that would
+    open a block (``#``, ``>``, ``- ``, ``1.``) escaped."""
+    flat = plain_label(" ".join(text.split()))
+    flat = _INLINE.sub(lambda m: {"<": "&lt;", "&": "&amp;"}.get(m.group(), "\\" + m.group()), flat)
     found = _BLOCK_START.match(flat)
     if found is None:
         return flat
@@ -46,3 +59,8 @@ def markdown_paragraphs(text: str) -> str:
 def markdown_cell(text: str) -> str:
     """``text`` as a Markdown table cell: :func:`markdown_line`, and its ``|`` escaped (it had split the row)."""
     return markdown_line(text).replace("|", "\\|")
+
+
+def markdown_code_cell(text: str) -> str:
+    """``text`` as a code span in a table cell (:func:`markdown_code`; a ``|`` even inside one ends a cell unless escaped)."""
+    return markdown_code(text).replace("|", "\\|")

@@ -87,6 +87,9 @@ BROWSER_FORMATS = {"png", "jpg", "gif", "webp", "bmp"}
 """Stored formats a browser shows as they are (a TIFF is shown as a PNG: ``GET /inspections/{id}/view``)."""
 BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
+VIEW_WAIT_SECONDS = 10.0
+"""How long a view of a stored TIFF waits for its share of the pixel budget before it is answered 503: waiting views held
+the server's threads, and sixty of them kept /health waiting 13 s (regression probe 2026-12-06)."""
 HEALTH_PROBE_SECONDS = 2.0
 """/health probes the database and the file store at most this often; calls between read its result."""
 STORE_WATCH_SECONDS = 15.0
@@ -226,6 +229,12 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+def upload_limit_words(limit: int) -> str:
+    """The one refusal of an upload over ``limit`` bytes, however it was found (announced, chunked, read): the three had
+    said it three ways, one with the form's framing counted in (regression probe 2026-12-06)."""
+    return f"upload is over the limit of {limit} bytes ({limit / 2**20:g} MB: serve with a larger --max-upload-mb to take it)"
+
+
 class BodyLimit:
     """ASGI middleware: a POST body longer than ``limit`` bytes is answered 413 as soon as that many
     have arrived, whether or not it announced its length (a chunked body announces none, and the
@@ -253,7 +262,7 @@ class BodyLimit:
                     if self.on_refused is not None:
                         self.on_refused()
                     # Answered by its handler, as UploadDeadline's 408 is (see there).
-                    raise HTTPException(413, f"upload is over the limit of {self.said_limit} bytes")
+                    raise HTTPException(413, upload_limit_words(self.said_limit))
             return message
 
         await self.app(scope, counted_receive, send)
@@ -310,11 +319,13 @@ class PixelBudget:
         self._turn = threading.Condition()
 
     @contextlib.contextmanager
-    def hold(self, pixels: int) -> Iterator[None]:
-        """Hold ``pixels`` of the budget (waiting until they are free) for the ``with`` block."""
+    def hold(self, pixels: int, timeout: float | None = None) -> Iterator[None]:
+        """Hold ``pixels`` of the budget (waiting until they are free, at most ``timeout`` seconds: then TimeoutError)
+        for the ``with`` block."""
         charge = max(0, min(pixels, self.limit))
         with self._turn:
-            self._turn.wait_for(lambda: self.held + charge <= self.limit)
+            if not self._turn.wait_for(lambda: self.held + charge <= self.limit, timeout):
+                raise TimeoutError(f"{pixels} pixels of the budget not free within {timeout} s")
             self.held += charge
         try:
             yield
@@ -572,8 +583,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + BODY_OVERHEAD:
             metrics.rejected.labels("too_large").inc()
-            return JSONResponse({"detail": f"upload of {int(length)} bytes is over the limit of {config.max_upload_bytes} bytes"},
-                                status_code=413)
+            return JSONResponse({"detail": upload_limit_words(config.max_upload_bytes)}, status_code=413)
         # A busy service refuses an upload before its body is parsed: a refusal must cost next to
         # nothing, or stations asking again would take the cores from the inspections in progress.
         admitted = request.method == "POST" and request.url.path == "/inspections"
@@ -618,7 +628,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         data = file.file.read(limit + 1)
         if len(data) > limit:
             metrics.rejected.labels("too_large").inc()
-            raise _error(413, f"upload is over the limit of {limit} bytes")
+            raise _error(413, upload_limit_words(limit))
         if not data:
             metrics.rejected.labels("empty").inc()
             raise _error(422, "upload is empty (0 bytes)")
@@ -875,13 +885,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # pixel budget, as an upload's decoding is: twelve views of a 16 M-pixel TIFF at once, asked with no token, had
         # taken 3.7 GB (security probe 2026-12-06).
         pixels = stored_pixels(path, pixel_budget.limit)
-        with pixel_budget.hold(pixels):
-            try:
-                shown = files(load_image, path)
-            except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
-                raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
-            data = png_bytes(shown)
-            del shown
+        try:
+            with pixel_budget.hold(pixels, VIEW_WAIT_SECONDS):
+                try:
+                    shown = files(load_image, path)
+                except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
+                    raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
+                data = png_bytes(shown)
+                del shown
+        except TimeoutError:
+            raise HTTPException(503, "busy decoding other images; retry shortly", headers={"Retry-After": str(BUSY_RETRY_SECONDS)}) from None
         if pixels >= TRIM_AFTER_PIXELS:
             return_freed_memory()
         return Response(data, media_type="image/png", headers=headers)
