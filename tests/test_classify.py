@@ -227,14 +227,25 @@ def test_a_masked_example_is_read_on_its_map_as_an_inspected_region_is():
     rng = np.random.default_rng(4)
     img, mask = draw("blob", rng)
     amap = _glow_around(mask)
-    views = masked_views(amap, mask, 0.3, img)
+    read = masked_views(amap, mask, 0.3, img)
     # As the inspected region that holds the defect reads (the map's region over the threshold touching the mask).
-    expected = region_views(amap, extract_regions(amap, 0.3, 1)[0], 0.3, img)
-    assert len(views) == len(expected) and all(np.array_equal(a, b) for a, b in zip(views, expected, strict=True))
-    assert not np.array_equal(views[0], mask)
-    # A mask where the map passes nowhere: the mask itself, cut around its own peak.
+    flagged = extract_regions(amap, 0.3, 1)[0]
+    peak = np.unravel_index(int(np.argmax(np.where(mask, amap, -np.inf))), amap.shape)
+    assert read.on_map and len(read.views) >= 3 and read.views[0][peak] and not (read.views[0] & ~flagged).any()
+    assert not np.array_equal(read.views[0], mask)
+    # A mask where the map passes nowhere: the mask itself, cut around its own peak, and said.
     faint = masked_views(amap * 0.1, mask, 0.3, img)
-    assert np.array_equal(faint[0] | mask, mask) and faint[0].any()
+    assert not faint.on_map and np.array_equal(faint.views[0] | mask, mask) and faint.views[0].any()
+    # A region that runs from the mask to a stronger spot far from it is read near the mask, around the peak on it
+    # (regression probe 2026-12-06: an uneven band's example had been read wholly off its mask).
+    ridge = np.zeros((H, W), np.float32)
+    ridge[30:34, 10:W - 10] = 1.0  # one region over the threshold, along the whole image
+    ridge[30:34, W - 30:W - 10] = 3.0  # its strongest part, far from the mask
+    spot = np.zeros((H, W), bool)
+    spot[28:36, 12:20] = True
+    near = masked_views(ridge, spot, 0.5)
+    main = near.views[0]
+    assert near.on_map and (main & spot).any() and not main[:, W - 30:].any()
 
 
 def _inspected_line() -> tuple[np.ndarray, np.ndarray, Inspection]:

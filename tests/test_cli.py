@@ -751,7 +751,7 @@ def test_the_card_says_where_the_normal_images_came_from_and_what_was_skipped(sy
     result = runner.invoke(app, ["fit", str(good), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert result.exit_code == 3, result.output  # fitted, one file skipped
     card = (model / "card.md").read_text(encoding="utf-8")
-    assert f"| training folder | {good.resolve()} |" in card and "training image sizes" in card
+    assert f"| training folder | `{good.resolve()}` |" in card and "training image sizes" in card
     assert "1 file(s) could not be read and were left out (e.g. " in card and "x.png" in card
     assert "Provenance incomplete" not in card
 

@@ -179,6 +179,19 @@ def test_markdown_reads_taxonomy_texts_and_prose_as_written():
     assert rep.text in render_markdown(rep)
 
 
+def test_a_view_note_heads_the_text_and_a_good_view_does_not_pass_the_part():
+    # Camera probe 2026-12-06: a rotated part's size was said in the notes alone; regression probe: a cropped view judged good
+    # still ended "the part can pass".
+    from dataclasses import replace
+
+    note = "This image is 250×208, the training images 250 wide, 618 to 642 high: is it rotated, or another view?"
+    good = build_report(replace(inspection(False), view_note=note), [], TAX)
+    assert good.text.split(". ", 1)[1].startswith(note) and "may be the view's, not the part's" in good.text
+    assert good.text.endswith("No defect was found in this view; image the part as the training images show it before it passes.")
+    assert "can pass" not in good.text and good.to_json()["view_note"] == note
+    assert build_report(inspection(False), [], TAX).text.endswith("the part can pass.")
+
+
 def test_template_is_deterministic():
     insp = inspection(True, [region(1, (0, 5, 60, 40))])
     rep = build_report(insp, [RegionType(1, "crack", 0.8, "few-shot")], TAX)

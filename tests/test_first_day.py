@@ -656,8 +656,20 @@ def test_masked_examples_are_read_where_their_masks_say(calibrated_model, synthe
     for image in images[:2]:
         shutil.copy(synthetic_category / "ground_truth" / "spot" / f"{image.stem}_mask.png", maskless_examples / "spot" / "masks")
     (maskless_examples / "spot" / "masks" / f"{images[2].stem}_mask.png").write_text("not an image")
+    # A mask where the map marks nothing (away from the planted spot): read on the mask itself, and said.
+    truth = np.asarray(Image.open(synthetic_category / "ground_truth" / "spot" / f"{images[3].stem}_mask.png")) > 0
+    elsewhere = np.zeros_like(truth)
+    rows = np.nonzero(truth)[0]
+    y, x = (truth.shape[0] - 12, truth.shape[1] - 12) if rows.mean() < truth.shape[0] / 2 else (6, 6)
+    elsewhere[y:y + 6, x:x + 6] = True
+    extra = maskless_examples / "spot" / "elsewhere.png"
+    shutil.copy(images[3], extra)
+    Image.fromarray(elsewhere.astype(np.uint8) * 255).save(maskless_examples / "spot" / "masks" / "elsewhere_mask.png")
     found = examples_from_folders(maskless_examples, will_locate=True)
-    read = {e.path: e for e in locate_examples(found, inspector.score, inspector.thresholds.pixel).examples}
+    located = locate_examples(found, inspector.score, inspector.thresholds.pixel)
+    read = {e.path: e for e in located.examples}
+    assert read[extra].off_map and read[extra].mask.any() and not (read[extra].mask & ~elsewhere).any()
+    assert any("1 masked example(s) where the model's map marks nothing on the mask (e.g. elsewhere.png)" in n for n in located.notes)
     for image in images[:2]:
         truth = np.asarray(Image.open(synthetic_category / "ground_truth" / "spot" / f"{image.stem}_mask.png")) > 0
         e = read[image]
@@ -1015,16 +1027,16 @@ def test_a_good_part_whose_map_peaks_over_the_threshold_says_where_to_look(fitte
 
     inspector = Inspector.load(fitted_model)
     t = inspector.thresholds.image
-    quiet = np.full((60, 90), t * 0.5, np.float32)
+    quiet = np.full((80, 110), t * 0.5, np.float32)  # over half the training images' area: no view note
     hot = quiet.copy()
-    hot[10, 80] = t * 1.1  # upper right
+    hot[10, 100] = t * 1.1  # upper right
     calm, spotted = (inspector.decide(AnomalyResult(t * 0.9, m)) for m in (quiet, hot))
-    assert not calm.is_defective and not spotted.is_defective and calm.hot_spot is None and spotted.hot_spot == (80, 10)
-    assert spotted.to_json()["hot_spot"] == {"at": [80, 10], "value": pytest.approx(t * 1.1, rel=1e-5)} and "hot_spot" not in calm.to_json()
+    assert not calm.is_defective and not spotted.is_defective and calm.hot_spot is None and spotted.hot_spot == (100, 10)
+    assert spotted.to_json()["hot_spot"] == {"at": [100, 10], "value": pytest.approx(t * 1.1, rel=1e-5)} and "hot_spot" not in calm.to_json()
     text = build_report(spotted).text
     assert f"the map peaks above the threshold at the upper-right ({t * 1.1:.2f}): look there before the part passes" in text, text
     assert build_report(calm).text.endswith("No defect was found; the part can pass.")
-    image = np.zeros((60, 90, 3), np.uint8)
+    image = np.zeros((80, 110, 3), np.uint8)
     assert not np.array_equal(np.asarray(render_overlay(image, calm, 0, t)), np.asarray(render_overlay(image, spotted, 0, t)))
     # The gallery's card says so too (a good card looked like any other).
     from defectlens.explain.gallery import ResultRow, gallery_html

@@ -280,8 +280,12 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert same_size.unlike_normal and "This image is" not in same_size.unlike_normal
     small = inspector.inspect(noise[:40, :50])
     assert small.unlike_normal and small.unlike_normal.endswith(
-        "This image is 50×40, the training images 128×96: one under half their size has lost the detail the model compares.")
-    assert "one under half their size" in build_report(small).text and build_report(small).text.endswith("hold it for manual review.")
+        "This image is 50×40, the training images 128×96: under half their area, it is a crop, a smaller scale or another view, and "
+        "does not show what they show.")
+    assert "under half their area" in build_report(small).text and build_report(small).text.endswith("hold it for manual review.")
+    # A quarter of the area, each side half (regression probe 2026-12-06: a cookie cropped so kept its shape, and nothing was said).
+    assert "under half their area" in (inspector.provenance.size_note(64, 48) or "")
+    assert inspector.provenance.size_note(91, 68) is None  # just over half the area: a crop the model can still read
     assert "rotated, or another view" in (inspector.provenance.size_note(90, 200) or "")
     assert inspector.provenance.size_note(256, 190) is None  # larger, of the same shape: nothing to say
     assert "rotated" in (inspector.provenance.size_note(40, 60) or "")  # portrait: its shape first, however small
@@ -313,7 +317,8 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert report["text"].split(". ", 1)[1].startswith(said) and "may be the view's, not the part's" in report["text"]
     assert json.loads((tmp_path / "out" / "rotated.json").read_text())["view_note"] == said
     assert said in (tmp_path / "out" / "index.html").read_text() and "1 image(s) of another size or shape" in result.output
-    assert f"WARNING: {said} | " in (tmp_path / "out" / "summary.csv").read_text()
+    summary = (tmp_path / "out" / "summary.csv").read_text()
+    assert summary.count(said) == 1 and "WARNING" not in summary  # in the report's text once (regression probe: twice a cell)
 
 
 def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour_is_on_the_card(tmp_path):
@@ -355,7 +360,8 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
                  "This image is 250×625, the training images 288×384: is it rotated, or another view?"
     card = gallery_html([ResultRow("g.png", "g", True, judged.score, 0, (), words, unlike_normal=other_part)], "t")
     assert "is the camera set to colour?" in card and "another part or a faulty frame" in card
-    assert "This image is 250×625, the training images 288×384: is it rotated, or another view?" in card
+    # After a "; ", as one sentence goes on (regression probe 2026-12-06: "…colour?; This image is…").
+    assert "frame; this image is 250×625, the training images 288×384: is it rotated, or another view?" in card
     # In the report, each sentence starts as one, and what is under the camera is asked of too (camera probe 2026-12-06).
     text = build_report(dataclasses.replace(judged, unlike_normal=other_part)).text
     assert ". The whole image is unlike every normal image (6.1" in text and ". the whole" not in text
@@ -418,6 +424,9 @@ def test_drift_is_said_over_a_batch_whose_images_moved_away_from_the_normal_ones
     other = drift_note([6.0] * 9 + [0.1] * 2, [True] * 9 + [False] * 2)
     assert other is not None and "(median frame distance 6.0), all of them unlike every normal one: another part, the wrong model" in other
     assert other.startswith("9 of 11 images") and "refit" not in other
+    # Good parts by their labels (evaluate's): no defect offered as the cause (regression probe 2026-12-06).
+    labelled = drift_note([0.2] * 4 + [3.0] * 5, labelled_good=True)
+    assert labelled is not None and "large defects" not in labelled and "these figures are of the camera as it is now" in labelled
     # A few among blurred frames too (regression probe round 2: 4 commutators among 5 blurred cookies, told to refit).
     mixed = drift_note([2.2] * 5 + [6.0] * 4, [False] * 5 + [True] * 4)
     assert mixed is not None and "9 of 9" in mixed and "4 of them unlike every normal one" in mixed and "refit" not in mixed
@@ -472,6 +481,8 @@ def test_a_blurred_line_is_said_to_drift_from_the_fit_in_the_json_the_terminal_a
         said = " ".join(result.output.split())
         assert result.exit_code == 0, result.output
         assert ("warning: the good test images: 8 of 8 images lie further from the normal images" in said) is drifted, said
+        # Good by their labels: no "unless most of these parts bear large defects" (regression probe 2026-12-06).
+        assert ("before trusting these figures" in said) is drifted and "large defects" not in said and "these verdicts" not in said
         assert (json.loads(report.read_text())["drift_of_good_images"] is not None) is drifted
 
 

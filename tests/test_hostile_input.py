@@ -1056,6 +1056,9 @@ def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
         warnings.filterwarnings("error", "the thresholds rest on", DefectlensWarning)
         with pytest.warns(DefectlensWarning, match="6 normal image\\(s\\) are too few for the frame check"):  # said apart
             Inspector.fit(images, InspectorSettings(image_size=128, false_alarm_target=0.2))  # 6 scores show 17 % steps: enough
+        # A fusion's bank too (regression probe 2026-12-06: bank+discriminator on 20 images said nothing).
+        with pytest.warns(DefectlensWarning, match="2 normal image\\(s\\) are too few for the frame check"):
+            Inspector.fit(images[:2], InspectorSettings(image_size=64, false_alarm_target=0.5, detector="bank+discriminator"))
 
 
 def test_training_leaves_the_callers_random_state_alone(synthetic_category, tmp_path):

@@ -228,8 +228,11 @@ class Provenance:
         # their width", and had been told it lost detail rather than asked whether it is rotated.
         if not (w0 / h1) / 1.5 <= width / height <= (w1 / h0) * 1.5:
             return f"{SIZE_NOTE} {width}×{height}, the training images {trained}: is it rotated, or another view?"
-        if width < w0 / 2 or height < h0 / 2:
-            return f"{SIZE_NOTE} {width}×{height}, the training images {trained}: one under half their size has lost the detail the model compares."
+        if width * height < w0 * h0 / 2:
+            # By area: a cookie cropped to a quarter (144×192 against 288×384, half of each side) kept its shape and read as
+            # three confident cracks with nothing said (regression probe 2026-12-06).
+            return (f"{SIZE_NOTE} {width}×{height}, the training images {trained}: under half their area, it is a crop, a smaller "
+                    "scale or another view, and does not show what they show.")
         return None
 
 

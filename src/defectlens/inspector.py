@@ -654,7 +654,9 @@ class Inspector:
             notes.append(f"{LABEL_FREE_NOTE}: {coarse}; expect more false alarms than the target; fit on "
                          "more normal images, or set the threshold on labelled parts (`defectlens calibrate`, Inspector.calibrate)")
             warn_caller(DefectlensWarning(notes[-1]))
-        if stats is not None and stats.n_images < FRAME_MIN_IMAGES and isinstance(fitted.detector, MemoryBankDetector):
+        # The bank's, alone or as a fusion's primary member (a bank+discriminator fit on 20 images had said nothing: regression probe).
+        bank = fitted.detector if isinstance(fitted.detector, MemoryBankDetector) else getattr(fitted.detector, "primary", None)
+        if stats is not None and stats.n_images < FRAME_MIN_IMAGES and isinstance(bank, MemoryBankDetector) and bank.frame_check is None:
             # The card's "frame_check_limit | —" had been all that said it (README probe 2026-12-06).
             notes.append(f"{stats.n_images} normal image(s) are too few for the frame check (it needs {FRAME_MIN_IMAGES}): an image of "
                          "another part or a faulty frame is judged on its score alone; fit on more normal images to have it")
@@ -837,7 +839,7 @@ class Inspector:
         t = Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, int((~y).sum()), int(y.sum())))
         self.detector.thresholds = t
         if thin := thin_evidence(int((~y).sum()), int(y.sum()), max_false_alarms):
-            warn_caller(DefectlensWarning(f"{thin}: check it on other labelled parts (defectlens.evaluate), or calibrate on more"))
+            warn_caller(DefectlensWarning(f"{thin}: check it on other labelled parts (`defectlens evaluate`), or calibrate on more"))
         return t
 
     def calibrate_f1(

@@ -64,6 +64,8 @@ class Example:
     unflagged: bool = False
     """Located, but the model judges the image good (its score is not over the image threshold): the
     region is the map's strongest under the threshold, a guess worth a look (or a mask)."""
+    off_map: bool = False
+    """Masked, but the map passes the pixel threshold nowhere on the mask: read on the mask itself (is it on the defect?)."""
 
 
 LOCATE_HINT = "; `defectlens locate-examples` shows where"
@@ -331,7 +333,8 @@ def locate_defect(
 
 
 def region_views(
-    anomaly_map: np.ndarray, region: np.ndarray, pixel_threshold: float, image: np.ndarray | None = None, options: LocateOptions | None = None
+    anomaly_map: np.ndarray, region: np.ndarray, pixel_threshold: float, image: np.ndarray | None = None, options: LocateOptions | None = None,
+    peak_in: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """An inspected region described as a located example is (:func:`locate_defect`): the part of
     ``region`` around its peak cut at ``options.level``, then its other cuts and its contrast view.
@@ -350,7 +353,9 @@ def region_views(
         raise ValueError(f"region is {region.shape}, map {anomaly_map.shape}")
     if not region.any():
         return (region,)
-    peak_at = np.unravel_index(int(np.argmax(np.where(region, anomaly_map, -np.inf))), region.shape)
+    # ``peak_in``: where the peak is sought (a person's mask), when it holds any of the region.
+    sought = region & peak_in if peak_in is not None and (region & peak_in).any() else region
+    peak_at = np.unravel_index(int(np.argmax(np.where(sought, anomaly_map, -np.inf))), region.shape)
     # Cut on the whole map (its median), as an example is; the cuts at or above the threshold the
     # region was made at stay inside it, and the intersection keeps any other cut there too.
     peak = (int(peak_at[0]), int(peak_at[1]))
@@ -361,22 +366,42 @@ def region_views(
     return (main, *_distinct(cuts[1:], main))
 
 
+@dataclass(frozen=True)
+class MaskedViews:
+    """How a masked example is read (:func:`masked_views`)."""
+
+    views: tuple[np.ndarray, ...]
+    """The region read (first) and its other views."""
+    on_map: bool
+    """Whether the map passes the pixel threshold on the mask; False: read on the mask itself (is it on the defect?)."""
+
+
 def masked_views(
     anomaly_map: np.ndarray, mask: np.ndarray, pixel_threshold: float, image: np.ndarray | None = None, options: LocateOptions | None = None
-) -> tuple[np.ndarray, ...]:
+) -> MaskedViews:
     """An example whose defect a person masked, read as the regions it will type are read (:func:`region_views`): the
-    map's regions above ``pixel_threshold`` that touch ``mask`` (``mask`` itself where none does), cut around their peak.
+    map's regions above ``pixel_threshold`` that touch ``mask``, near it (its box widened by half its longer side each
+    way), cut around their peak on the mask; ``mask`` itself where the map passes the threshold nowhere on it.
 
     The mask says where the defect is; the example is then read there as an inspection reads a region. Encoded on their
     tight masks instead, examples were far from every region an inspection cut around its map's peak: with 5 masked
     crack examples 50 of 60 flagged cookies' strongest regions were 'unknown' (5 located without their masks: none), and
-    on magnetic tile 50 of 96 flagged tiles were typed right (63 located; 65 read here; README, "Examples with masks")."""
+    on magnetic tile 50 of 96 flagged tiles were typed right (63 located; 67 read here; README, "--examples").
+    Near it and peaked on it: a region that ran from an uneven band's mask to a stronger spot outside had been read
+    there, wholly off the mask (regression probe 2026-12-06)."""
     mask = np.asarray(mask, bool)
-    _, labels, _ = extract_regions(np.asarray(anomaly_map, np.float32), pixel_threshold, 1)
+    anomaly_map = np.asarray(anomaly_map, np.float32)
+    _, labels, _ = extract_regions(anomaly_map, pixel_threshold, 1)
     touching = np.unique(labels[mask])
     touching = touching[touching > 0]
-    region = np.isin(labels, touching) if touching.size else mask
-    return region_views(anomaly_map, region, pixel_threshold, image, options)
+    if not touching.size:
+        return MaskedViews(region_views(anomaly_map, mask, pixel_threshold, image, options), on_map=False)
+    rows, cols = np.nonzero(mask)
+    margin = max(8, (max(rows.max() - rows.min(), cols.max() - cols.min()) + 1) // 2)
+    near = np.zeros_like(mask)
+    near[max(0, rows.min() - margin): rows.max() + margin + 1, max(0, cols.min() - margin): cols.max() + margin + 1] = True
+    region = np.isin(labels, touching) & near
+    return MaskedViews(region_views(anomaly_map, region, pixel_threshold, image, options, peak_in=mask), on_map=True)
 
 
 def _cuts_around(
@@ -422,8 +447,8 @@ def _read_where_masked(
         return example
     if mask is None or not mask.any():
         return example
-    views = masked_views(score([image])[0].anomaly_map, mask, pixel_threshold, image, options)
-    return replace(example, mask=views[0], views=views[1:])
+    read = masked_views(score([image])[0].anomaly_map, mask, pixel_threshold, image, options)
+    return replace(example, mask=read.views[0], views=read.views[1:], off_map=not read.on_map)
 
 
 def locate_examples(
@@ -490,6 +515,10 @@ def locate_examples(
             f"{len(unflagged)} of them the model judges good (e.g. {unflagged[0]}): its region there is a guess — "
             f"check it{LOCATE_HINT}, or give the example a mask"
         )
+    if off_map := [e.path.name for e in result.examples if e.off_map]:
+        # Read on the mask itself, said: a mask in the wrong place had been taken without a word (regression probe 2026-12-06).
+        result.notes.append(f"{len(off_map)} masked example(s) where the model's map marks nothing on the mask (e.g. {off_map[0]}): "
+                            f"read on the mask itself — is it on the defect?{LOCATE_HINT}")
     if skipped:
         _warn(result.notes, f"{len(skipped)} example(s) skipped: " + "; ".join(skipped))
     if not result.examples:

@@ -1,8 +1,9 @@
-"""`defectlens locate-examples`: show where a model finds the defect in each mask-free example.
+"""`defectlens locate-examples`: show where a model finds the defect in each example.
 
 `inspect --examples DIR` learns each defect type from the region the model locates in every
-example without a mask. This command writes those regions as pictures first, so a person can
-check them (and add a mask where one is wrong) before they decide anything.
+example without a mask, and from the region its map marks on the mask of every example with one. This command
+writes those regions as pictures first, so a person can check them (and add a mask where one is wrong) before they
+decide anything.
 
 Registered by the CLI root (``app.command("locate-examples")(examples.locate_examples_command)``).
 """
@@ -48,13 +49,13 @@ def locate_examples_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (replaced as a whole: new, empty or one this command wrote).")],
     k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category (as `inspect --k`).")] = 5,
 ) -> None:
-    """Show where the model finds the defect in each example without a mask.
+    """Show where the model finds the defect in each example: located without a mask, read on the map where a mask says.
 
     That region is what `inspect --examples` learns each type from.
 
     OUTPUT/<type>/<image>.png shows each example with its region outlined in green (and the
     region's other views in amber: looser and tighter cuts, the pixels that stand out), and
-    OUTPUT/located.json lists every example — located by the model or given by a mask file,
+    OUTPUT/located.json lists every example — located by the model or read where a mask file says,
     the region's share of the image — and every example skipped, with why. A wrong region is
     fixed by giving that example a mask (DIR/<type>/masks/<stem>_mask.png).
     Exit status: 0 every example has a region, 3 some were skipped, 2 bad usage, 130 interrupted."""
@@ -77,7 +78,8 @@ def locate_examples_command(
                     h, w = image.shape[:2]
                     if e.mask is not None and e.mask_path is not None:
                         # What the classifier learns: the map's region where the mask file says (classify.examples.masked_views).
-                        mask, source = e.mask, f"mask file {e.mask_path.name}, read on the model's map there"
+                        mask, source = e.mask, (f"mask file {e.mask_path.name}: the map marks nothing there, read on the mask itself"
+                                                if e.off_map else f"mask file {e.mask_path.name}, read on the model's map there")
                     elif e.mask is not None:
                         mask, source = e.mask, "located by the model" + (" — which judges this image good: check it" if e.unflagged else "")
                     elif e.mask_path is not None:

@@ -1323,8 +1323,7 @@ def evaluate(
         console.print(f"[yellow]note:[/] {unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one "
                       f"(frame check{grey}): flagged whatever their score, and counted so in the operating point")
     if evaluation.drift:
-        console.print(f"[yellow]warning:[/] the good test images: {escape(evaluation.drift)}; these figures are then of the camera as it "
-                      "is now, not as it was at the fit")
+        console.print(f"[yellow]warning:[/] the good test images: {escape(evaluation.drift)}")
     report_failures(evaluation.failures)
     if to_stdout:
         write_standard_output(json.dumps(result, indent=2) + "\n")

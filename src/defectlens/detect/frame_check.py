@@ -44,9 +44,10 @@ DRIFT_UNITS = 1.0
 images than 49 in 50 of those are (their 98th percentile, out of fold)."""
 
 
-def drift_note(frame_units: Sequence[float | None], unlike_normal: Sequence[bool] | None = None) -> str | None:
+def drift_note(frame_units: Sequence[float | None], unlike_normal: Sequence[bool] | None = None, labelled_good: bool = False) -> str | None:
     """What to say of a batch whose images, as a whole, have moved away from the normal ones the model was fitted on —
     more than half of them beyond :data:`DRIFT_UNITS` — or None (fewer than :data:`DRIFT_MIN_IMAGES` distances known).
+    ``labelled_good``: the images are good parts by their labels (`evaluate`'s), so no defect is offered as the cause.
     ``unlike_normal``: for each image, whether the frame check (or the colour check) found it unlike every normal one;
     when any of those beyond are, the batch may hold another part, and the note asks so rather than speak of a refit
     (regression probe: nine commutators given to the cookie model were told to refit).
@@ -68,8 +69,13 @@ def drift_note(frame_units: Sequence[float | None], unlike_normal: Sequence[bool
         # were commutators, and the note advised a refit).
         unlike = "all" if all(beyond) else sum(beyond)  # "1490 of 1950 …, 1490 of them" had said the count twice (scale probe)
         return (f"{said}, {unlike} of them unlike every normal one: another part, the wrong model, or a camera out of focus "
-                "or faulty? Check what is under the camera, its focus and light, and which model judges it before trusting these verdicts")
+                "or faulty? Check what is under the camera, its focus and light, and which model judges it before trusting these "
+                + ("figures" if labelled_good else "verdicts"))
     # No refit advised outright: on frames out of focus it would learn the blur.
+    if labelled_good:
+        # Good parts by their labels (evaluate's): no large defect explains it (regression probe 2026-12-06).
+        return (f"{said}: the camera's focus, the light or the part's position has changed since the fit — these figures are "
+                "of the camera as it is now; refit only if the line's images are meant to look so from now on")
     return (f"{said}: unless most of these parts bear large defects, the camera's focus, the light or the part's position "
             "has changed since the fit — check them before trusting these verdicts; refit only if the line's images are meant to "
             "look so from now on")

@@ -359,7 +359,7 @@ def evaluate_detection(
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category)],
         drift=drift_note([r.frame_units for r, y in zip(scored.records, labels, strict=True) if not y],
-                         [r.unlike_normal for r, y in zip(scored.records, labels, strict=True) if not y]),
+                         [r.unlike_normal for r, y in zip(scored.records, labels, strict=True) if not y], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),
         unlike_normal=(
             sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),

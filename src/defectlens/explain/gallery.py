@@ -227,7 +227,8 @@ def unlike_words(reason: str) -> str:
     if FRAME_REASON in reason or not said:
         said.append("the whole image is unlike every normal one: a large defect, another part or a faulty frame")
     if SIZE_NOTE in reason:
-        said.append(" ".join(reason[reason.index(SIZE_NOTE):].replace(GREY_REASON, " ").split()))
+        size = " ".join(reason[reason.index(SIZE_NOTE):].replace(GREY_REASON, " ").split())
+        said.append(size[:1].lower() + size[1:])  # after a "; ": "…colour?; This image is…" (regression probe 2026-12-06)
     return "; ".join(said)
 
 
@@ -252,7 +253,8 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
     t = spreadsheet_text
     for r in rows:
         # The warning heads the report cell: a verdict it qualifies must not be read without it.
-        qualifiers = "; ".join(w for w in (r.warning, r.view_note) if w)
+        # The view note once: the report's text carries it when it is there (regression probe 2026-12-06: said twice a cell).
+        qualifiers = "; ".join(w for w in (r.warning, r.view_note if r.view_note not in r.report else "") if w)
         report = f"WARNING: {qualifiers} | {r.report}" if qualifiers else r.report
         digits = distinct_digits(r.score, r.threshold, 4)  # a score and its threshold that differ read differently
         threshold = "" if r.threshold is None else f"{r.threshold:.{digits}f}"

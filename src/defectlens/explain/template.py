@@ -126,6 +126,9 @@ def good_part_words(report: Report) -> str:
     if report.hot_spot:
         return (f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: "
                 "look there before the part passes.")
+    if report.view_note:
+        # Not "can pass": a view that does not show the part as the training images did passes nothing (regression probe).
+        return "No defect was found in this view; image the part as the training images show it before it passes."
     return "No defect was found; the part can pass."
 
 
@@ -141,7 +144,7 @@ def with_head_and_action(report: Report, body: str) -> str:
     # The model is given no action and may state none (it describes; the template prescribes): the action is always the template's.
     wanted = worst.action if worst else NO_REGION_ACTION if report.verdict == "defective" else ""
     action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
-    if report.verdict != "defective" and report.hot_spot:
+    if report.verdict != "defective" and (report.hot_spot or report.view_note):
         action = f" {good_part_words(report)}"
     # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):
     # the model's "a break at the top edge" had stated it as fact (regression probe 2026-12-06).
