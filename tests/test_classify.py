@@ -248,6 +248,22 @@ def test_a_masked_example_is_read_on_its_map_as_an_inspected_region_is():
     assert near.on_map and (main & spot).any() and not main[:, W - 30:].any()
 
 
+def test_examples_that_barely_tell_the_types_apart_are_said_to():
+    # Review-loop probe 2026-12-06: fourteen reviewed examples typed every region at chance confidence, nothing said.
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c", "d", "e"]
+    labels = np.repeat(np.arange(5), 4)
+    noise = rng.normal(size=(20, 32)).astype(np.float32)
+    mixed = FewShotClassifier()
+    summary = mixed.fit_vectors(noise / np.linalg.norm(noise, axis=1, keepdims=True), labels, names)
+    assert any(n.startswith("the examples tell the types apart poorly: each typed by the others, ") and "(chance 20%)" in n
+               for n in summary.notes), summary.notes
+    centres = rng.normal(size=(5, 32)) * 4
+    apart = (centres[labels] + rng.normal(size=(20, 32))).astype(np.float32)
+    clear = FewShotClassifier()
+    assert not any("apart poorly" in n for n in clear.fit_vectors(apart / np.linalg.norm(apart, axis=1, keepdims=True), labels, names).notes)
+
+
 def _inspected_line() -> tuple[np.ndarray, np.ndarray, Inspection]:
     """A drawn line, a map glowing around it and its inspection (one region)."""
     img, mask = draw("line", np.random.default_rng(8))

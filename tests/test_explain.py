@@ -163,7 +163,7 @@ def test_markdown_reads_taxonomy_texts_and_prose_as_written():
     assert not any(tag in page for tag in ("<script", "<img", "<iframe", "<i>", "<b>", "<blockquote", "<ol"))
     assert page.count("<h1>") == 1 and page.count("<h2>") == 3 and "<h2>Notes</h2>" in page  # headings: the report's own
     row = next(line for line in md.splitlines() if line.startswith("| 1 |"))
-    assert row.count(" | ") == 7 and "line1 # Verdict: GOOD line3 &lt;script>" in row  # one row of eight cells
+    assert row.count(" | ") == 7 and "line1 # Verdict: GOOD line3 \\<script>" in row  # one row of eight cells
     assert "<td>scrap | &lt;/td&gt;&lt;iframe src=javascript:alert(1)&gt;</td>" in page
     assert "cookie &lt;img src=x onerror=alert(1)&gt;" in page and "# not a heading &lt;i&gt;" in page
     assert "line1 # Verdict: GOOD line3" in page and "1. listed &lt;b&gt;" in page
@@ -174,6 +174,17 @@ def test_markdown_reads_taxonomy_texts_and_prose_as_written():
     shown = MarkdownIt("commonmark").enable("table").render(odd)
     assert "\u202e" not in odd and "- **Part:** \ufffdeikooc & bolt <2 mm" in odd and "<img" not in shown and "<a " not in shown
     assert "see /data/_lot7_/spec, C:\\specs\\*.pdf ![PASS](http://evil.example/p.png) [x](http://evil.example)" in shown
+    # Round 2 (regression probe 2026-12-06): an email autolink became a mailto link; the tool's own `commands` showed as
+    # \`…\`; Windows paths and "x__y" read with backslashes in the plain file.
+    from defectlens.io.markdown import markdown_line
+
+    assert "<a " not in MarkdownIt("commonmark").render(markdown_line("<1evil@example.com> and <.x@y.z>"))
+    assert markdown_line("see `defectlens locate-examples`") == "see `defectlens locate-examples`"
+    assert markdown_line("C:\\specs\\lot7, x__y__z, <M8 bolt") == "C:\\specs\\lot7, x__y__z, \\<M8 bolt"
+    from defectlens.io.markdown import markdown_cell
+
+    row = MarkdownIt("commonmark").enable("table").render(f"| a | b |\n|---|---|\n| {markdown_cell('|x|y')} | z |\n")
+    assert "<td>|x|y</td>" in row and "<td>z</td>" in row  # a cell starting with "|" stays one cell (review of the diff)
     # Prose keeps its paragraphs; plain text is left as it was.
     assert render_markdown(rep).count("\n\n") == render_markdown(replace(rep, text=rep.text.replace(" ", "  "))).count("\n\n")
     assert rep.text in render_markdown(rep)
@@ -190,6 +201,12 @@ def test_a_view_note_heads_the_text_and_a_good_view_does_not_pass_the_part():
     assert good.text.endswith("No defect was found in this view; image the part as the training images show it before it passes.")
     assert "can pass" not in good.text and good.to_json()["view_note"] == note
     assert build_report(inspection(False), [], TAX).text.endswith("the part can pass.")
+    # A language model's body that says it was found clean is not followed by the template's saying it again (round 2).
+    from defectlens.explain.template import with_head_and_action
+
+    worded = with_head_and_action(good, "The part was inspected and no defects were found.")
+    assert worded.endswith("no defects were found. Image the part as the training images show it before it passes.")
+    assert "No defect was found in this view" not in worded
 
 
 def test_template_is_deterministic():

@@ -142,7 +142,7 @@ def test_the_card_shows_names_and_texts_as_written(fitted_model, tmp_path):
     # A path in a code span, as written (regression probe 2026-12-06: "_lot7_" in a folder name had read as emphasis).
     assert row == "| training folder | `/x/tr\\|ain <img src=x onerror=alert(1)>\ufffd# Verdict GOOD` |"
     assert "<code>/x/tr|ain &lt;img src=x onerror=alert(1)&gt;\ufffd# Verdict GOOD</code>" in page
-    assert "- **spot**: a dark spot # Verdict: GOOD &lt;iframe src=javascript:alert(3)>" in card
+    assert "- **spot**: a dark spot # Verdict: GOOD \\<iframe src=javascript:alert(3)>" in card
     assert "| extra_neighbourhoods | none |" in card  # an empty cell had read as not recorded (README probe 2026-12-06)
 
 

@@ -559,6 +559,8 @@ def test_examples_without_masks_in_a_served_model_are_located_by_it(service_mode
         Image.fromarray(defective(rng)).save(spot / f"{i}.png")
     loaded = load_model(model)
     assert loaded.analysis.classifier is not None and loaded.analysis.classifier.class_names == ["spot"]
+    # Which examples it types with, by type (review-loop probe 2026-12-06: after a restart, nothing said which were loaded).
+    assert loaded.summary()["examples"] == {"spot": 3}
     # As `inspect --examples` does it: the defect is located, not the whole image taken as the example.
     assert any("located by the model" in n for n in loaded.notes) and not any("whole image" in n for n in loaded.notes)
 
@@ -814,7 +816,7 @@ def test_hostile_bodies_are_answered_4xx_in_a_few_words(pool: ModelPool, images:
 
         r = client.post("/inspections", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
         # The limit quoted is the upload's, as with a Content-Length, not it plus the form's framing (security probe 2026-12-06).
-        assert r.status_code == 413 and r.json()["detail"].startswith("upload is over the limit of 200000 bytes (0.190735 MB: serve with a")
+        assert r.status_code == 413 and r.json()["detail"].startswith("upload is over the limit of 200000 bytes (0.191 MB: serve with a")
         ins = upload(client, images["bad"]).json()
         r = client.post(f"/inspections/{ins['id']}/review", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
@@ -1021,7 +1023,7 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
 
         monkeypatch.setattr(service_app.PixelBudget, "hold", busy)
         waited = client.get(ins["urls"]["view"])
-        assert waited.status_code == 503 and waited.headers["retry-after"] == "1" and "retry shortly" in waited.json()["detail"]
+        assert waited.status_code == 503 and waited.headers["retry-after"] == "5" and "retry shortly" in waited.json()["detail"]
         monkeypatch.setattr(service_app.PixelBudget, "hold", recorded)
         with Image.open(io.BytesIO(view.content)) as shown, Image.open(images["bad"]) as first:
             assert shown.format == "PNG" and shown.size == first.size

@@ -136,6 +136,41 @@ def test_export_keeps_labels_people_gave_and_earlier_exports(pool: ModelPool, im
     assert list((tmp_path / "wrong").iterdir()) == [] and (out / "examples" / "note.txt").is_file()
 
 
+def test_a_weaker_region_kept_alone_is_a_label_and_a_defect_without_example_is_said(pool: ModelPool, tmp_path: Path) -> None:
+    # Review-loop probe 2026-12-06: a reviewer rejected every region but the weaker crack the machine had typed crack; the
+    # export wrote no example and said nothing, and the reviewer's comments were in the database alone.
+    from sqlalchemy import update
+
+    from defectlens.service.db import RegionRow
+
+    data = tmp_path / "data"
+    two = defective(np.random.default_rng(3))
+    two[70:78, 100:108] = 150  # a second, fainter square
+    Image.fromarray(two).save(tmp_path / "two.png")
+    Image.fromarray(defective(np.random.default_rng(4))).save(tmp_path / "one.png")
+    with make_app(pool, f"sqlite:///{data / 'inspections.db'}", data) as client:
+        ins = upload(client, tmp_path / "two.png").json()
+        with client.app.state.store.session() as s, s.begin():  # type: ignore[attr-defined]
+            s.execute(update(RegionRow).where(RegionRow.inspection_id == ins["id"], RegionRow.index == 2).values(peak_score=ins["threshold"] - 0.5))
+        kept = client.post(f"/inspections/{ins['id']}/review", json={
+            "reviewer": "Ana", "comment": "the faint square is the defect",
+            "regions": [{"index": 1, "type": "not-a-defect"}, {"index": 2, "type": ins["regions"][1]["type"]}]})
+        assert kept.status_code == 200 and kept.json()["regions"][1]["weaker"]
+        none = upload(client, tmp_path / "one.png").json()
+        rejected = [{"index": r["index"], "type": "not-a-defect"} for r in none["regions"]]
+        assert client.post(f"/inspections/{none['id']}/review", json={"reviewer": "Ben", "verdict": "defective",
+                                                                       "regions": rejected}).status_code == 200
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    spot = examples_from_folders(out / "examples").examples
+    assert len(spot) == 1 and (np.asarray(Image.open(spot[0].mask_path)) > 0).sum() == ins["regions"][1]["area_px"]
+    assert "1 inspection(s) reviewed defective give no type example" in said and f"(inspections [{none['id']}])" in said
+    manifest = json.loads((out / "manifest.json").read_text())["inspections"]
+    assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None]
+
+
 def test_a_review_that_corrects_nothing_keeps_the_one_before(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
     # A comment-only review by a script turned an inspector's "good" back into the machine's verdict,
     # and another wiped a reviewer's re-types and missed box.

@@ -518,7 +518,7 @@ def locate_examples(
     if off_map := [e.path.name for e in result.examples if e.off_map]:
         # Read on the mask itself, said: a mask in the wrong place had been taken without a word (regression probe 2026-12-06).
         result.notes.append(f"{len(off_map)} masked example(s) where the model's map marks nothing on the mask (e.g. {off_map[0]}): "
-                            f"read on the mask itself — is it on the defect?{LOCATE_HINT}")
+                            f"read on the mask itself: check that it is on the defect{LOCATE_HINT}")
     if skipped:
         _warn(result.notes, f"{len(skipped)} example(s) skipped: " + "; ".join(skipped))
     if not result.examples:

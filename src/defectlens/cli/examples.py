@@ -121,7 +121,9 @@ def locate_examples_command(
     for line in lines:
         table.add_row(*line)
     console.print(table)
-    console.print(f"pictures → {escape(str(output))}/<type>/; list → {escape(str(output / MANIFEST))}. A wrong region: give that example a mask "
-                  "(<stem>_mask.png beside it, or <stem>.png in <type>/masks/, which a name of any length can have).")
+    # The hint where an example has no mask (every example of an export has one: review-loop probe 2026-12-06).
+    hint = (" A wrong region: give that example a mask (<stem>_mask.png beside it, or <stem>.png in <type>/masks/, which a name of "
+            "any length can have).") if any(e.mask_path is None for e in found.examples) else ""
+    console.print(f"pictures → {escape(str(output))}/<type>/; list → {escape(str(output / MANIFEST))}.{hint}")
     if skipped:
         raise typer.Exit(EXIT_PARTIAL)

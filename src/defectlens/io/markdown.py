@@ -14,14 +14,27 @@ import re
 
 from defectlens.io.atomic import plain_label
 
-_BLOCK_START = re.compile(r"(?P<mark>#{1,6}(?=\s|$)|>|[-+*](?=\s|$)|`{3}|~{3}|\||(?P<rule>[-*_=])(?:\s*(?P=rule))*\s*$)"
+_BLOCK_START = re.compile(r"(?P<mark>#{1,6}(?=\s|$)|>|[-+*](?=\s|$)|`{3}|~{3}|(?P<rule>[-*_=])(?:\s*(?P=rule))*\s*$)"
                           r"|(?P<number>\d{1,9})[.)](?=\s|$)")
-"""What opens a Markdown block at a line's start: a heading, quote, list item, fence, table row, rule or setext underline
-(CommonMark's rules: "7.25" and "-0.5" open none, and are left as they are)."""
-_INLINE = re.compile(r"\\|`|\*|\[|(?<![^\W_])_|_(?![^\W_])|<(?=[A-Za-z/!?])|&(?=#?\w+;)")
-"""What a viewer reads as markup inside a line: a backslash (which escapes what follows: "C:\\specs\\*.pdf" lost one), a
-code span's backtick, emphasis (``*`` anywhere, ``_`` at a word's edge: "lot_7_a" is no emphasis, "_lot7_" is), a link or
-image's ``[``, an HTML tag, comment or autolink, an entity ("&#8238;" is a direction override)."""
+"""What opens a Markdown block at a line's start: a heading, quote, list item, fence, rule or setext underline
+(CommonMark's rules: "7.25" and "-0.5" open none, and are left as they are). A table needs a delimiter row below, which a
+line of prose never has: in a cell, :func:`markdown_cell` escapes every ``|``."""
+_INLINE = re.compile(r"\\(?=[!-/:-@\[-`{-~]|$)|`|\*|\[|<(?=[A-Za-z/!?]|[\w.!#$%&'*+/=?^`{|}~-]+@)|&(?=#?\w+;)|_+")
+"""What a viewer reads as markup inside a line: a backslash before punctuation or at the end (where it escapes what
+follows: "C:\\specs\\*.pdf" lost one; "C:\\specs\\lot7" is left as it is), a code span's backtick, emphasis (``*``; runs
+of ``_`` at a word's edge, checked in :func:`_escaped`), a link or image's ``[``, an HTML tag, comment, autolink or email
+autolink (``<1x@y.z>`` had become a mailto link), an entity ("&#8238;" is a direction override)."""
+_CODE_SPAN = re.compile(r"`[^`]+`")
+"""A code span written in a text (the tool's own notes name commands so): kept as one, shown as it is."""
+
+
+def _escaped(found: re.Match[str]) -> str:
+    """One :data:`_INLINE` match, backslash-escaped; a run of ``_`` only at a word's edge ("x__y" is no emphasis)."""
+    mark, text, start, end = found.group(), found.string, found.start(), found.end()
+    if mark[0] == "_":
+        inner = start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
+        return mark if inner else "\\_" * len(mark)
+    return "\\" + mark
 
 
 def markdown_code(text: str) -> str:
@@ -38,10 +51,14 @@ def markdown_code(text: str) -> str:
 def markdown_line(text: str) -> str:
     """``text`` as one line of Markdown prose that reads as written, rendered or not: its line breaks and runs of space
     made one space, control and direction characters U+FFFD (a part name holding U+202E had turned its paragraph's
-    "DEFECTIVE" round), what a viewer reads as markup inside a line escaped (:data:`_INLINE`), and a start that would
-    open a block (``#``, ``>``, ``- ``, ``1.``) escaped."""
+    "DEFECTIVE" round), what a viewer reads as markup inside a line backslash-escaped (:data:`_INLINE`; a pair of
+    backticks stays a code span), and a start that would open a block (``#``, ``>``, ``- ``, ``1.``) escaped."""
     flat = plain_label(" ".join(text.split()))
-    flat = _INLINE.sub(lambda m: {"<": "&lt;", "&": "&amp;"}.get(m.group(), "\\" + m.group()), flat)
+    pieces, at = [], 0
+    for span in _CODE_SPAN.finditer(flat):
+        pieces += [_INLINE.sub(_escaped, flat[at:span.start()]), markdown_code(span.group()[1:-1])]
+        at = span.end()
+    flat = "".join([*pieces, _INLINE.sub(_escaped, flat[at:])])
     found = _BLOCK_START.match(flat)
     if found is None:
         return flat

@@ -87,6 +87,8 @@ BROWSER_FORMATS = {"png", "jpg", "gif", "webp", "bmp"}
 """Stored formats a browser shows as they are (a TIFF is shown as a PNG: ``GET /inspections/{id}/view``)."""
 BUSY_RETRY_SECONDS = 1
 """The Retry-After a refused upload gets (HTTP allows whole seconds only; clients may retry sooner)."""
+VIEW_RETRY_SECONDS = 5
+"""The Retry-After of a view that waited :data:`VIEW_WAIT_SECONDS` in vain."""
 VIEW_WAIT_SECONDS = 10.0
 """How long a view of a stored TIFF waits for its share of the pixel budget before it is answered 503: waiting views held
 the server's threads, and sixty of them kept /health waiting 13 s (regression probe 2026-12-06)."""
@@ -232,7 +234,7 @@ class HeadAsGet:
 def upload_limit_words(limit: int) -> str:
     """The one refusal of an upload over ``limit`` bytes, however it was found (announced, chunked, read): the three had
     said it three ways, one with the form's framing counted in (regression probe 2026-12-06)."""
-    return f"upload is over the limit of {limit} bytes ({limit / 2**20:g} MB: serve with a larger --max-upload-mb to take it)"
+    return f"upload is over the limit of {limit} bytes ({limit / 2**20:.3g} MB: serve with a larger --max-upload-mb to take it)"
 
 
 class BodyLimit:
@@ -894,7 +896,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 data = png_bytes(shown)
                 del shown
         except TimeoutError:
-            raise HTTPException(503, "busy decoding other images; retry shortly", headers={"Retry-After": str(BUSY_RETRY_SECONDS)}) from None
+            # Not the upload's one second: the budget has been full for ten already (regression probe 2026-12-06).
+            raise HTTPException(503, "busy decoding other images; retry shortly", headers={"Retry-After": str(VIEW_RETRY_SECONDS)}) from None
         if pixels >= TRIM_AFTER_PIXELS:
             return_freed_memory()
         return Response(data, media_type="image/png", headers=headers)

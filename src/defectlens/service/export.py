@@ -64,6 +64,25 @@ class ExportSummary:
     contested: list[int] = field(default_factory=list)
     """Exported inspections whose reviewers disagree on the verdict (each one's latest review read): the latest review
     is exported, and the manifest lists every review."""
+    no_example: list[int] = field(default_factory=list)
+    """Inspections reviewed defective that give no type example: every region rejected or unknown, and no missed defect
+    with a type (written to calibration/defective all the same). Had gone without a word (review-loop probe 2026-12-06)."""
+
+
+def _labelled_regions(row: InspectionRow) -> dict[str, list[int]]:
+    """The regions of an inspection reviewed defective that are labels, by type. A weaker region
+    (:func:`~defectlens.service.schemas.weaker_regions`) confirmed as the machine typed it is the machine's guess, not a
+    label, unless it is all the reviewer kept: a reviewer who rejected every other region and kept the weaker crack had
+    had the part exported with no example and nothing said (review-loop probe 2026-12-06)."""
+    weaker = weaker_regions(row)
+    labelled: dict[str, list[int]] = {}
+    confirmed: dict[str, list[int]] = {}
+    for r in row.regions:
+        final = r.reviewed_type or r.defect_type
+        if final in (REJECT_TYPE, UNKNOWN_TYPE):
+            continue
+        (confirmed if r.index in weaker and final == r.defect_type else labelled).setdefault(final, []).append(r.index)
+    return labelled or confirmed
 
 
 def _person_reviews(row: InspectionRow) -> list[ReviewRow]:
@@ -210,15 +229,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 summary.good += 1
             else:
                 summary.defective += 1
-            by_type: dict[str, list[int]] = {}
-            weaker = weaker_regions(row)
-            # A part whose final verdict is good shows no defect, whatever its regions say.
-            for r in row.regions if verdict != "good" else ():
-                final = r.reviewed_type or r.defect_type
-                if r.index in weaker and final == r.defect_type:
-                    continue
-                if final not in (REJECT_TYPE, UNKNOWN_TYPE):
-                    by_type.setdefault(final, []).append(r.index)
+            by_type = _labelled_regions(row) if verdict != "good" else {}  # a part reviewed good shows no defect
+            if verdict != "good" and not by_type:
+                summary.no_example.append(row.id)
             labels = None
             mask_path = blobs.path(row.mask_sha, "png")
             if by_type and mask_path.is_file():
@@ -247,8 +260,10 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 # and the export's label rested on who clicked last without a word (loop probe 2026-12-06).
                 # Of every inspection of the same image too, each review with its inspection's id (regression probe: the
                 # review of the one left out was nowhere).
+                # With its comment: a reviewer's "blotches at #1 #2 are the uneven defect" was in the database alone (probe).
                 "reviews": [{"inspection": each.id, "by": r.reviewer, "verdict": r.verdict,
-                             "at": at.isoformat() if (at := as_utc(r.created_at)) else None}
+                             "at": at.isoformat() if (at := as_utc(r.created_at)) else None,
+                             **({"comment": c} if (c := (r.payload or {}).get("comment")) else {})}
                             for each in sorted(by_image[row.image_sha], key=lambda g: g.id) for r in _person_reviews(each)],
                 # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
                 "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,

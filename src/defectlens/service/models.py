@@ -105,6 +105,9 @@ class LoadedModel:
             "fit_summary": dict(ins.fit_summary.__dict__) if ins.fit_summary else None,
             "types": list(self.types),
             "classifier": self.analysis.classifier is not None,
+            # Which examples it types with, by type: after a restart on an export's examples, nothing had said which were
+            # loaded (review-loop probe 2026-12-06).
+            "examples": self.analysis.classifier.examples_per_type() if self.analysis.classifier is not None else None,
             "card": self.card,
             "notes": notes,
         }
