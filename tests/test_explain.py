@@ -207,6 +207,11 @@ def test_a_view_note_heads_the_text_and_a_good_view_does_not_pass_the_part():
     worded = with_head_and_action(good, "The part was inspected and no defects were found.")
     assert worded.endswith("no defects were found. Image the part as the training images show it before it passes.")
     assert "No defect was found in this view" not in worded
+    # With a hot spot too: look there and image the part, never "before the part passes" after a look (round 3).
+    spotted = replace(good, hot_spot="lower-right (73.72)")
+    assert template_text(spotted).endswith("look there, and image the part as the training images show it before it passes.")
+    spotted_worded = with_head_and_action(spotted, "The part was inspected and no defects were found.")
+    assert spotted_worded.endswith("lower-right (73.72): look there. Image the part as the training images show it before it passes.")
 
 
 def test_template_is_deterministic():

@@ -160,15 +160,30 @@ def test_a_weaker_region_kept_alone_is_a_label_and_a_defect_without_example_is_s
         rejected = [{"index": r["index"], "type": "not-a-defect"} for r in none["regions"]]
         assert client.post(f"/inspections/{none['id']}/review", json={"reviewer": "Ben", "verdict": "defective",
                                                                        "regions": rejected}).status_code == 200
+        # The strong region kept as unknown: the weaker one, left as the machine typed it, is no label (regression probe).
+        three = two.copy()
+        three[0, 0] ^= 1  # another photo of the same part: another image, the same regions
+        Image.fromarray(three).save(tmp_path / "three.png")
+        unsure = upload(client, tmp_path / "three.png").json()
+        assert len(unsure["regions"]) == 2
+        with client.app.state.store.session() as s, s.begin():  # type: ignore[attr-defined]
+            s.execute(update(RegionRow).where(RegionRow.inspection_id == unsure["id"], RegionRow.index == 2)
+                      .values(peak_score=unsure["threshold"] - 0.5))
+        assert client.post(f"/inspections/{unsure['id']}/review", json={"reviewer": "Cy", "regions": [{"index": 1, "type": "unknown"}]}
+                           ).status_code == 200
+        # A comment posted alone (a note) goes into the manifest too.
+        assert client.post(f"/inspections/{none['id']}/review", json={"reviewer": "Di", "comment": "see the left edge"}).status_code == 200
     out = tmp_path / "export"
     result = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(out)])
     said = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     spot = examples_from_folders(out / "examples").examples
     assert len(spot) == 1 and (np.asarray(Image.open(spot[0].mask_path)) > 0).sum() == ins["regions"][1]["area_px"]
-    assert "1 inspection(s) reviewed defective give no type example" in said and f"(inspections [{none['id']}])" in said
+    # The part all rejected, and the one whose strong region was kept as unknown (its weaker guess no label).
+    assert "2 inspection(s) reviewed defective give no type example" in said and f"(inspections [{none['id']}, {unsure['id']}])" in said
     manifest = json.loads((out / "manifest.json").read_text())["inspections"]
-    assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None]
+    assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None, None]
+    assert [n["comment"] for m in manifest for n in m["notes"]] == ["see the left edge"]
 
 
 def test_a_review_that_corrects_nothing_keeps_the_one_before(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

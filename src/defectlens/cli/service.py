@@ -442,7 +442,7 @@ def export_reviews(
     if summary.no_example:
         console.print(f"[yellow]note:[/] {len(summary.no_example)} inspection(s) reviewed defective give no type example, every region "
                       f"rejected or unknown and no missed defect typed (inspections {escape(_first_ids(summary.no_example))}): in "
-                      "calibration/defective only — type a region, or add the missed defect with a box, to make one an example")
+                      "calibration/defective only — type a region, or add the missed defect with its type, to make one an example")
     if summary.unusable:
         console.print(f"[yellow]note:[/] {len(summary.unusable)} image(s) reviewed unusable left out "
                       f"(inspections {escape(_first_ids(summary.unusable))})")

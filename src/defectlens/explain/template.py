@@ -127,6 +127,10 @@ VIEW_ACTION = "Image the part as the training images show it before it passes."
 def good_part_words(report: Report) -> str:
     """What the report says of a part judged good: that it can pass, or, when its map still peaks
     above the threshold somewhere (:attr:`Report.hot_spot`), where to look before it does."""
+    if report.hot_spot and report.view_note:
+        # Not "before the part passes" after a look: the view passes nothing (regression probe 2026-12-06).
+        return (f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: look there, and "
+                f"{VIEW_ACTION[:1].lower()}{VIEW_ACTION[1:]}")
     if report.hot_spot:
         return (f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: "
                 "look there before the part passes.")
@@ -148,11 +152,12 @@ def with_head_and_action(report: Report, body: str) -> str:
     # The model is given no action and may state none (it describes; the template prescribes): the action is always the template's.
     wanted = worst.action if worst else NO_REGION_ACTION if report.verdict == "defective" else ""
     action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
-    if report.verdict != "defective" and report.hot_spot:
-        action = f" {good_part_words(report)}"
-    elif report.verdict != "defective" and report.view_note:
+    if report.verdict != "defective" and report.view_note:
         # The model's body has said the part was found clean: not said twice (regression probe 2026-12-06).
-        action = f" {VIEW_ACTION}"
+        spot = f" The map peaks above the threshold at the {report.hot_spot}: look there." if report.hot_spot else ""
+        action = f"{spot} {VIEW_ACTION}"
+    elif report.verdict != "defective" and report.hot_spot:
+        action = f" {good_part_words(report)}"
     # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):
     # the model's "a break at the top edge" had stated it as fact (regression probe 2026-12-06).
     guessed = list(dict.fromkeys(f.defect_type for f in counted_findings(report.findings)  # in the findings' order

@@ -77,12 +77,17 @@ def _labelled_regions(row: InspectionRow) -> dict[str, list[int]]:
     weaker = weaker_regions(row)
     labelled: dict[str, list[int]] = {}
     confirmed: dict[str, list[int]] = {}
+    kept_other = False  # a region other than a weaker one kept as a defect, of a known type or 'unknown'
     for r in row.regions:
         final = r.reviewed_type or r.defect_type
+        as_typed = r.index in weaker and final == r.defect_type
+        kept_other = kept_other or (final != REJECT_TYPE and not as_typed)
         if final in (REJECT_TYPE, UNKNOWN_TYPE):
             continue
-        (confirmed if r.index in weaker and final == r.defect_type else labelled).setdefault(final, []).append(r.index)
-    return labelled or confirmed
+        (confirmed if as_typed else labelled).setdefault(final, []).append(r.index)
+    # Not when another region is kept, even as 'unknown': a plain confirm of a part whose strong region the machine called
+    # unknown had exported its weaker guesses as labels (regression probe 2026-12-06).
+    return labelled if kept_other else {**confirmed, **labelled}
 
 
 def _person_reviews(row: InspectionRow) -> list[ReviewRow]:
@@ -265,6 +270,11 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                              "at": at.isoformat() if (at := as_utc(r.created_at)) else None,
                              **({"comment": c} if (c := (r.payload or {}).get("comment")) else {})}
                             for each in sorted(by_image[row.image_sha], key=lambda g: g.id) for r in _person_reviews(each)],
+                # Comments posted alone (notes): they label nothing, and were left out with the reviews (regression probe).
+                "notes": [{"inspection": each.id, "by": r.reviewer, "at": at.isoformat() if (at := as_utc(r.created_at)) else None,
+                           "comment": (r.payload or {}).get("comment")}
+                          for each in sorted(by_image[row.image_sha], key=lambda g: g.id) for r in each.reviews
+                          if (r.payload or {}).get("note")],
                 # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
                 "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,
                 "defectlens_version": row.defectlens_version,
