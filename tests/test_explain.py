@@ -181,8 +181,9 @@ def test_markdown_reads_taxonomy_texts_and_prose_as_written():
     assert "<a " not in MarkdownIt("commonmark").render(markdown_line("<1evil@example.com> and <.x@y.z>"))
     assert markdown_line("see `defectlens locate-examples`") == "see `defectlens locate-examples`"
     assert markdown_line("C:\\specs\\lot7, x__y__z, <M8 bolt") == "C:\\specs\\lot7, x__y__z, \\<M8 bolt"
-    # A code host's strikethrough (round 3): "~5 mm to ~7 mm" had struck "5 mm to ".
-    assert markdown_line("about ~5 mm to ~7 mm, a~b") == "about \\~5 mm to \\~7 mm, a~b"
+    # A code host's strikethrough (rounds 3 and 4): "lot~~7~~b" and "2~~3 mm and 4~~5 mm" struck text.
+    assert markdown_line("about ~5 mm, lot~~7~~b") == "about \\~5 mm, lot\\~\\~7\\~\\~b"
+    assert "<s>" not in MarkdownIt("commonmark").enable("strikethrough").render(markdown_line("range 2~~3 mm and 4~~5 mm"))
     from defectlens.io.markdown import markdown_cell
 
     row = MarkdownIt("commonmark").enable("table").render(f"| a | b |\n|---|---|\n| {markdown_cell('|x|y')} | z |\n")

@@ -440,9 +440,10 @@ def export_reviews(
                       f"(inspections {escape(_first_ids(summary.contested))}): the latest review was taken — check them "
                       "(manifest.json lists every review)")
     if summary.no_example:
-        console.print(f"[yellow]note:[/] {len(summary.no_example)} inspection(s) reviewed defective give no type example, every region "
-                      f"rejected or unknown and no missed defect typed (inspections {escape(_first_ids(summary.no_example))}): in "
-                      "calibration/defective only — type a region, or add the missed defect with its type, to make one an example")
+        console.print(f"[yellow]note:[/] {len(summary.no_example)} inspection(s) reviewed defective give no type example: no region kept "
+                      "with a known type (weaker ones left as the machine typed them count only when nothing else is kept) and no "
+                      f"missed defect typed (inspections {escape(_first_ids(summary.no_example))}); in calibration/defective only — "
+                      "type a region (a weaker one too), or add the missed defect with its type, to make one an example")
     if summary.unusable:
         console.print(f"[yellow]note:[/] {len(summary.unusable)} image(s) reviewed unusable left out "
                       f"(inspections {escape(_first_ids(summary.unusable))})")

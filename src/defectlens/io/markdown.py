@@ -22,20 +22,19 @@ line of prose never has: in a cell, :func:`markdown_cell` escapes every ``|``.""
 _INLINE = re.compile(r"\\(?=[!-/:-@\[-`{-~]|$)|`|\*|\[|<(?=[A-Za-z/!?]|[\w.!#$%&'*+/=?^`{|}~-]+@)|&(?=#?\w+;)|_+|~+")
 """What a viewer reads as markup inside a line: a backslash before punctuation or at the end (where it escapes what
 follows: "C:\\specs\\*.pdf" lost one; "C:\\specs\\lot7" is left as it is), a code span's backtick, emphasis (``*``; runs
-of ``_``, and of ``~`` — a code host's strikethrough: "~5 mm to ~7 mm" struck "5 mm to " —, at a word's edge, checked in
-:func:`_escaped`), a link or image's ``[``, an HTML tag, comment, autolink or email
+of ``_`` at a word's edge, checked in :func:`_escaped`), a code host's strikethrough (every ``~``: inside words too,
+"2~~3 mm" had struck text), a link or image's ``[``, an HTML tag, comment, autolink or email
 autolink (``<1x@y.z>`` had become a mailto link), an entity ("&#8238;" is a direction override)."""
 _CODE_SPAN = re.compile(r"`[^`]+`")
 """A code span written in a text (the tool's own notes name commands so): kept as one, shown as it is."""
 
 
 def _escaped(found: re.Match[str]) -> str:
-    """One :data:`_INLINE` match, backslash-escaped; a run of ``_`` or ``~`` only at a word's edge ("x__y" is no emphasis)."""
+    """One :data:`_INLINE` match, backslash-escaped; a run of ``_`` only at a word's edge ("x__y" is no emphasis)."""
     mark, text, start, end = found.group(), found.string, found.start(), found.end()
-    if mark[0] in "_~":
-        inner = start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
-        return mark if inner else "".join("\\" + c for c in mark)
-    return "\\" + mark
+    if mark[0] == "_" and start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum():
+        return mark
+    return "".join("\\" + c for c in mark)
 
 
 def markdown_code(text: str) -> str:

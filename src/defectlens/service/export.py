@@ -65,8 +65,9 @@ class ExportSummary:
     """Exported inspections whose reviewers disagree on the verdict (each one's latest review read): the latest review
     is exported, and the manifest lists every review."""
     no_example: list[int] = field(default_factory=list)
-    """Inspections reviewed defective that give no type example: every region rejected or unknown, and no missed defect
-    with a type (written to calibration/defective all the same). Had gone without a word (review-loop probe 2026-12-06)."""
+    """Inspections reviewed defective that give no type example: no region kept with a known type (weaker ones left as
+    the machine typed them count only when nothing else is kept: :func:`_labelled_regions`) and no missed defect with a
+    type (written to calibration/defective all the same). Had gone without a word (review-loop probe 2026-12-06)."""
 
 
 def _labelled_regions(row: InspectionRow) -> dict[str, list[int]]:
