@@ -88,7 +88,7 @@ def _labelled_regions(row: InspectionRow) -> dict[str, list[int]]:
         (confirmed if as_typed else labelled).setdefault(final, []).append(r.index)
     # Not when another region is kept, even as 'unknown': a plain confirm of a part whose strong region the machine called
     # unknown had exported its weaker guesses as labels (regression probe 2026-12-06).
-    return labelled if kept_other else {**confirmed, **labelled}
+    return labelled if kept_other else confirmed  # (with nothing else kept, nothing was re-typed either)
 
 
 def _person_reviews(row: InspectionRow) -> list[ReviewRow]:
