@@ -328,6 +328,7 @@ def evaluate_detection(
         per_type.append((defect, image_auroc([labels[i] for i in idx], [scores[i] for i in idx])))
     thresholds = inspector.thresholds
     good_scores = [s for s, y in zip(scores, labels, strict=True) if not y]
+    good_records = [r for r, y in zip(scored.records, labels, strict=True) if not y]
     unlike = [r.unlike_normal for r in scored.records]
     # As `inspect` decides and `calibrate` counts: a good image the frame check stops is a false
     # alarm at any threshold and spends the reference's allowance first. Left out, the reference
@@ -358,8 +359,7 @@ def evaluate_detection(
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category)],
-        drift=drift_note([r.frame_units for r, y in zip(scored.records, labels, strict=True) if not y],
-                         [r.unlike_normal for r, y in zip(scored.records, labels, strict=True) if not y], labelled_good=True),
+        drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),
         unlike_normal=(
             sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),

@@ -120,7 +120,7 @@ def score_against(score: float, threshold: float | None, fewest: int = 2) -> str
     return shown
 
 
-VIEW_ACTION = "Image the part as the training images show it before it passes."
+VIEW_ACTION = "image the part as the training images show it before it passes."
 """What a part judged good in a view unlike the training images' (:attr:`Report.view_note`) needs before it passes."""
 
 
@@ -129,14 +129,13 @@ def good_part_words(report: Report) -> str:
     above the threshold somewhere (:attr:`Report.hot_spot`), where to look before it does."""
     if report.hot_spot and report.view_note:
         # Not "before the part passes" after a look: the view passes nothing (regression probe 2026-12-06).
-        return (f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: look there, and "
-                f"{VIEW_ACTION[:1].lower()}{VIEW_ACTION[1:]}")
+        return f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: look there, and {VIEW_ACTION}"
     if report.hot_spot:
         return (f"No defect was counted, but the map peaks above the threshold at the {report.hot_spot}: "
                 "look there before the part passes.")
     if report.view_note:
         # Not "can pass": a view that does not show the part as the training images did passes nothing (regression probe).
-        return f"No defect was found in this view; {VIEW_ACTION[:1].lower()}{VIEW_ACTION[1:]}"
+        return f"No defect was found in this view; {VIEW_ACTION}"
     return "No defect was found; the part can pass."
 
 
@@ -155,7 +154,7 @@ def with_head_and_action(report: Report, body: str) -> str:
     if report.verdict != "defective" and report.view_note:
         # The model's body has said the part was found clean: not said twice (regression probe 2026-12-06).
         spot = f" The map peaks above the threshold at the {report.hot_spot}: look there." if report.hot_spot else ""
-        action = f"{spot} {VIEW_ACTION}"
+        action = f"{spot} {VIEW_ACTION[:1].upper()}{VIEW_ACTION[1:]}"
     elif report.verdict != "defective" and report.hot_spot:
         action = f" {good_part_words(report)}"
     # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):

@@ -649,7 +649,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             declared = re.search(r"\((\d+) pixels\)", str(exc))
             pixels = int(declared.group(1)) if declared else config.max_pixels + 1
             # Under this service's limit (a --max-megapixels over Pillow's bound), load_image below says the library's.
-            fmt, width, height = ("", pixels, 1) if pixels > config.max_pixels else ("", 0, 0)
+            fmt, (width, height) = "", (pixels, 1) if pixels > config.max_pixels else (0, 0)
             said = f"declared at {pixels / 1e6:.1f} M pixels" if declared else "declared larger than any limit"
         except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes
             fmt, width, height, said = "", 0, 0, ""  # load_image below says what is wrong with it
