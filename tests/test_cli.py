@@ -674,6 +674,12 @@ def test_results_table_fits_a_narrow_terminal_and_keeps_names_whole():
     text = console.export_text()
     assert all(len(line) <= 20 for line in text.splitlines()) and "ok.png" in text and "train_093." in text
     assert text.count("DEFECTIVE") == 2 and "GOOD" in text
+    # A line break or direction mark in a name shows as U+FFFD, one row (regression probe 2026-12-06: split, turned round).
+    console = Console(width=120, record=True)
+    console.print(results_table([ResultRow("nl\nbreak.png", "n", False, 1.0, 0, (), ""), ResultRow("rtl\u202eevil.png", "r", False, 1.0, 0, (), "")],
+                                "batch", 120))
+    text = console.export_text()
+    assert "nl\ufffdbreak.png" in text and "rtl\ufffdevil.png" in text and "\u202e" not in text
 
 
 def test_a_large_batch_lists_its_flagged_images_and_says_where_the_rest_are():

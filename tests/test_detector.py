@@ -147,6 +147,12 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
     with pytest.warns(DefectlensWarning, match=r"\d+ good image\(s\) show false alarms only in steps of .* coarser than the target 0.01.*"
                       r"rests on few parts: check it on other labelled parts"):
         inspector.calibrate(images, labels, max_false_alarms=0.01)
+    # A copy counts one part once (as the command counts files); a copy under the other label is refused.
+    with pytest.warns(DefectlensWarning, match=r"1 of the \d+ images are copies of others: each part counted once"):
+        again = inspector.calibrate([*images, images[0].copy()], [*labels, labels[0]], max_false_alarms=0.0)
+    assert again.source == t.source and again.image == pytest.approx(t.image)
+    with pytest.raises(ValueError, match=r"images\[\d+\] is images\[0\] pixel for pixel, labelled 1 and 0"):
+        inspector.calibrate([*images, images[0]], [*labels, True])
 
 
 

@@ -184,6 +184,9 @@ def test_markdown_reads_taxonomy_texts_and_prose_as_written():
     # A code host's strikethrough (rounds 3 and 4): "lot~~7~~b" and "2~~3 mm and 4~~5 mm" struck text.
     assert markdown_line("about ~5 mm, lot~~7~~b") == "about \\~5 mm, lot\\~\\~7\\~\\~b"
     assert "<s>" not in MarkdownIt("commonmark").enable("strikethrough").render(markdown_line("range 2~~3 mm and 4~~5 mm"))
+    # A span fenced by two backticks holds one (it came out as backticks around a span of "a"); an unclosed run is text.
+    assert MarkdownIt("commonmark").render(markdown_line("run ``a`b`` or `c`")) == "<p>run <code>a`b</code> or <code>c</code></p>\n"
+    assert MarkdownIt("commonmark").render(markdown_line("a ``b` c")) == "<p>a ``b` c</p>\n"
     from defectlens.io.markdown import markdown_cell
 
     row = MarkdownIt("commonmark").enable("table").render(f"| a | b |\n|---|---|\n| {markdown_cell('|x|y')} | z |\n")
@@ -214,7 +217,8 @@ def test_a_view_note_heads_the_text_and_a_good_view_does_not_pass_the_part():
     spotted = replace(good, hot_spot="lower-right (73.72)")
     assert template_text(spotted).endswith("look there, and image the part as the training images show it before it passes.")
     spotted_worded = with_head_and_action(spotted, "The part was inspected and no defects were found.")
-    assert spotted_worded.endswith("lower-right (73.72): look there. Image the part as the training images show it before it passes.")
+    assert spotted_worded.endswith("no defects were found. But the map peaks above the threshold at the lower-right (73.72): look there. "
+                                   "Image the part as the training images show it before it passes.")
 
 
 def test_template_is_deterministic():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,13 +211,14 @@ def test_export_over_a_fitted_model_is_refused_and_over_an_export_said(fitted_mo
     again = tmp_path / "again"
     shutil.copytree(exported, again)
     result = runner.invoke(app, ["export", str(fitted_model), "-o", str(again), "--format", "ONNX"])
-    assert result.exit_code == 0 and "it replaces the export that was there" in " ".join(result.output.split()), result.output
+    assert result.exit_code == 0 and "it replaces the memory-bank model that was there" in " ".join(result.output.split()), result.output
     # An export of an export: one export section on its card (a second was appended), and the
     # runtime named as `export --format` names it is taken by the Python API too.
     twice = tmp_path / "twice"
     export_model(exported, twice)
     assert (twice / "card.md").read_text().count("## Exported encoder") == 1
     assert type(Inspector.load(twice, runtime="onnx").detector.encoder.network).__name__ == "OnnxRuntimeNetwork"
+    assert Inspector.load(twice, runtime="ONNX").runtime == "onnxruntime" and Inspector.load(twice, runtime="Torch").runtime == "torch"
     # What ran is recorded, so a timing can say what it timed (evaluate's JSON and table).
     assert Inspector.load(twice).runtime == "onnxruntime" and Inspector.load(twice, runtime="torch").runtime == "torch"
     assert Inspector.load(fitted_model).runtime == "torch"
@@ -235,6 +238,89 @@ def test_calibrating_an_export_keeps_it_an_export(exported, synthetic_category, 
     again = Inspector.load(model)
     assert again.thresholds.image != old.image and type(again.detector.encoder.network).__name__ == "OnnxRuntimeNetwork"
     assert runner.invoke(app, ["info", str(model), "--check"]).exit_code == 0
+
+
+def test_a_loaded_model_saved_elsewhere_keeps_its_part_files_and_export(exported, synthetic_category, tmp_path):
+    # Probe 2026-12-06: Inspector.load(A).save(B) left A's taxonomy, examples and exported encoder behind without a word.
+    source = tmp_path / "a"
+    shutil.copytree(exported, source)
+    shutil.copyfile(synthetic_category / "taxonomy.json", source / "taxonomy.json")
+    (source / "examples" / "spot").mkdir(parents=True)
+    (source / "examples" / "spot" / "one.png").write_bytes(b"kept as written")
+    Inspector.load(source).save(tmp_path / "b")
+    copy = tmp_path / "b"
+    assert (copy / "taxonomy.json").read_bytes() == (source / "taxonomy.json").read_bytes()
+    assert (copy / "examples" / "spot" / "one.png").read_bytes() == b"kept as written"
+    assert (copy / EXPORT_FILE).is_file() and (copy / ONNX_FILE).is_file()
+    assert type(Inspector.load(copy).detector.encoder.network).__name__ == "OnnxRuntimeNetwork"
+    # Not from a folder that now holds another model: the part files are that one's.
+    refit = tmp_path / "c"
+    shutil.copytree(source, refit)
+    loaded = Inspector.load(refit)
+    Inspector.fit([load_image(p) for p in sorted((synthetic_category / "train" / "good").glob("*.png"))[:6]],
+                  loaded.settings).save(refit)
+    loaded.save(tmp_path / "d")
+    assert not (tmp_path / "d" / "taxonomy.json").exists() and not (tmp_path / "d" / EXPORT_FILE).exists()
+
+
+def test_an_export_keeps_out_of_model_folders_and_says_what_it_replaces(fitted_model, exported, synthetic_category, tmp_path):
+    # Export probe 2026-12-06: an export written inside another model's folder, and a person's notes there, went with that
+    # model's next calibrate without a word; a re-export over an export calibrated on the line said only "replaces the export".
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    with pytest.raises(ConfigError, match="the export would be written inside the model folder"):
+        export_model(fitted_model.parent / fitted_model.name, model / "exp")
+    (model / "notes.txt").write_text("line notes")
+    (model / "mine").mkdir()
+    (model / "mine" / "a.txt").write_text("kept")
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
+    assert result.exit_code == 0, result.output
+    assert (model / "notes.txt").read_text() == "line notes" and (model / "mine" / "a.txt").read_text() == "kept"
+    assert not (model / "mine" / "a.txt").is_symlink()
+    on_line = tmp_path / "on_line"
+    shutil.copytree(exported, on_line)
+    assert runner.invoke(app, ["calibrate", str(on_line), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"]).exit_code == 0
+    again = runner.invoke(app, ["export", str(fitted_model), "-o", str(on_line)])
+    said = " ".join(again.output.split())
+    assert again.exit_code == 0 and "it replaces the memory-bank model with thresholds set by f1-optimal (calibrate: 4 good, 4 defective)" in said
+    assert "note: the export replaced had thresholds set on the line" in said and "calibrate it again" in said, said
+
+
+def test_a_new_fit_over_an_export_stays_one_while_its_encoder_is_the_same(exported, synthetic_category, tmp_path):
+    # Export probe 2026-12-06: `fit -o` over an export with the same encoder turned it into a PyTorch model, said of nothing.
+    images = [load_image(p) for p in sorted((synthetic_category / "train" / "good").glob("*.png"))]
+    settings = Inspector.load(exported).settings
+    same = tmp_path / "same"
+    shutil.copytree(exported, same)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Inspector.fit(images, settings).save(same)
+    assert (same / EXPORT_FILE).is_file() and Inspector.load(same).runtime == "onnxruntime"
+    other = tmp_path / "other"
+    shutil.copytree(exported, other)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        Inspector.fit(images, replace(settings, image_size=96)).save(other)
+    assert not (other / EXPORT_FILE).exists() and Inspector.load(other).runtime == "torch"
+    assert any("it held an exported model, whose encoder is not this model's: the model saved runs on PyTorch" in str(w.message) for w in said)
+
+
+def test_an_export_records_its_model_and_says_when_that_changed(fitted_model, synthetic_category, tmp_path):
+    # Export probe 2026-12-06: nothing said where an export came from, and a calibrate of its model left it stale unseen.
+    model, out = tmp_path / "model", tmp_path / "exported"
+    shutil.copytree(fitted_model, model)
+    export_model(model, out)
+    record = json.loads((out / EXPORT_FILE).read_text())["source"]
+    assert record["path"] == str(model.resolve()) and record["thresholds"]["image"] == Inspector.load(model).thresholds.image
+    assert f"from `{model.resolve()}`" in (out / "card.md").read_text() and "Exported 20" in (out / "card.md").read_text()
+    fresh = runner.invoke(app, ["info", str(out)])
+    assert fresh.exit_code == 0 and "has changed since" not in fresh.output
+    test = synthetic_category / "test"
+    assert runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"]).exit_code == 0
+    stale = runner.invoke(app, ["info", str(out)])
+    said = " ".join(stale.output.split())
+    assert stale.exit_code == 0 and "note: the model this was exported from has changed since:" in said and "has other thresholds now" in said
 
 
 def test_a_batch_scoring_model_is_not_exported(tmp_path):

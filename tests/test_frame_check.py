@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import shutil
 import warnings
@@ -318,7 +320,16 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert json.loads((tmp_path / "out" / "rotated.json").read_text())["view_note"] == said
     assert said in (tmp_path / "out" / "index.html").read_text() and "1 image(s) of another size or shape" in result.output
     summary = (tmp_path / "out" / "summary.csv").read_text()
-    assert summary.count(said) == 1 and "WARNING" not in summary  # in the report's text once (regression probe: twice a cell)
+    assert "WARNING" not in summary
+    (row,) = csv.DictReader(io.StringIO(summary))
+    # In the report's text once (regression probe: twice a cell), and in a column of its own that a script reads (regression
+    # probe 2026-12-06: a script gating on the verdict alone passed a good part in another view).
+    assert row["report"].count(said) == 1 and row["view_note"] == said
+    # Judged good in another view, a part has not passed: --fail-on-defect says so with its status.
+    passed = CliRunner().invoke(app, ["inspect", str(tmp_path / "unchecked"), str(tmp_path / "rotated.png"), "-o", str(tmp_path / "gate"),
+                                      "--threshold", "1e9", "--fail-on-defect"])
+    assert passed.exit_code == 4 and "1 part(s) judged good in another view than the training images have not passed" in " ".join(
+        passed.output.split()), passed.output
 
 
 def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour_is_on_the_card(tmp_path):

@@ -974,7 +974,11 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
     bad = [*grey[:2], np.full((96, 128), np.nan, np.float32)]
     with pytest.raises(ImageReadError, match="image 2: pixel values include NaN"):
         Inspector.fit(bad, InspectorSettings(image_size=128))
+    one_file = str(next(Path(__file__).parent.glob("*.py")))  # a file that exists: one path where a sequence belongs
     with pytest.raises(TypeError, match="wrap it in a list"):
+        inspector.inspect_batch(one_file)
+    # A mistyped folder is said as such (API probe 2026-12-06: told to wrap it in a list, then "no such file").
+    with pytest.raises(DatasetLayoutError, match="no such folder or file"):
         inspector.inspect_batch("x.png")
     # One image where a sequence belongs: an (H, W, 3) array was read as H images of W x 3 pixels
     # ("image is only 3x128 pixels"), a str path as one path per character.
@@ -982,9 +986,11 @@ def test_fit_and_score_take_arrays_through_the_inspect_gate(inspector):
         with pytest.raises(TypeError, match=r"got one (image array of shape .*|Image) \(wrap it in a list\)"):
             inspector.score(one)
     with pytest.raises(TypeError, match="wrap it in a list"):
-        Inspector.plan_batches("folder/x.png")
+        Inspector.plan_batches(one_file)
     with pytest.raises(TypeError, match="wrap it in a list"):
-        next(inspector.iter_batches("x.png"))
+        next(inspector.iter_batches(one_file))
+    with pytest.raises(DatasetLayoutError, match="no such folder or file"):
+        Inspector.plan_batches("folder/x.png")
     # A stack of grey images is still a sequence of images, and any iterable of paths is taken.
     assert len(inspector.score(np.stack(grey[:2]))) == 2 and len(inspector.score(np.stack(grey[:5]))) == 5
     # One channel-first image, as a network's tensor lays it out, was fitted on as 3 grey images (probe 2026-12-05).
@@ -1028,6 +1034,14 @@ def test_a_folder_stands_for_its_images(inspector, synthetic_category, tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetLayoutError, match="no images in"):
         Inspector.fit(tmp_path / "empty")
+    # An empty folder inspected is said, not raised (a loop polling a camera's folder finds it empty now and then).
+    with pytest.warns(DefectlensWarning, match="no images in .*empty: nothing inspected"):
+        assert inspector.inspect_batch(tmp_path / "empty").images == []
+    # A file named twice is one part, inspected once under its first name (as `defectlens inspect` does it).
+    spot = sorted(test.iterdir())
+    with pytest.warns(DefectlensWarning, match=r"1 path\(s\) lead to a file already given: each file is inspected once"):
+        again = inspector.inspect_batch([spot[0], spot[1], str(spot[0])])
+    assert [i.path for i in again.images] == [spot[0], spot[1]]
 
 
 def test_save_reads_the_taxonomy_before_writing(inspector, synthetic_category, tmp_path):
@@ -1121,6 +1135,15 @@ def test_settings_of_the_wrong_kind_are_named():
         with pytest.raises(ConfigError, match=words):
             InspectorSettings(**kwargs)
     assert InspectorSettings(min_region_px=20).min_region_px == 20
+    # numpy's numbers, as a settings grid gives them, are numbers (API probe 2026-12-06: "np.int64(256) is not a whole
+    # number of pixels"), kept as plain Python ones so that the descriptor's JSON reads them.
+    grid = InspectorSettings(image_size=np.int64(256), min_region_px=np.int64(20), coreset_ratio=np.float32(0.25),
+                             false_alarm_target=np.float64(0.02), standardize=np.True_)
+    assert (grid.image_size, grid.min_region_px, grid.coreset_ratio, grid.false_alarm_target, grid.standardize) == (256, 20, 0.25, 0.02, True)
+    assert all(type(v) in (int, float, bool) for v in (grid.image_size, grid.min_region_px, grid.coreset_ratio, grid.standardize))
+    json.dumps(grid.__dict__)
+    with pytest.raises(ConfigError, match="not a whole number of pixels"):
+        InspectorSettings(image_size=np.float64(256.0))
 
 
 def test_a_missing_grounding_model_is_named_before_the_taxonomy(synthetic_category, tmp_path):

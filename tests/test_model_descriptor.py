@@ -534,3 +534,13 @@ def test_a_model_without_a_fingerprint_is_another_model_even_fitted_in_the_same_
     # without a word), in the singular.
     with pytest.warns(NoteWarning, match=r"its taxonomy\.json not kept \(no taxonomy to tell its part by: save with taxonomy= to keep it\)"):
         Inspector.load(fitted_model).save(target)
+
+
+def test_a_taxonomy_given_to_load_is_saved_with_the_model(fitted_model, synthetic_category, tmp_path):
+    # API probe 2026-12-06: Inspector.load(model, taxonomy=...) read and checked the file, then a save dropped it unsaid.
+    given = synthetic_category / "taxonomy.json"
+    Inspector.load(fitted_model, taxonomy=given).save(tmp_path / "with")
+    assert json.loads((tmp_path / "with" / "taxonomy.json").read_text()) == json.loads(given.read_text())
+    assert "## Part" in (tmp_path / "with" / CARD_FILE).read_text()
+    Inspector.load(fitted_model).save(tmp_path / "without")
+    assert not (tmp_path / "without" / "taxonomy.json").exists()

@@ -21,6 +21,7 @@ import itertools
 import math
 import numbers
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -78,7 +79,7 @@ from defectlens.detect.fusion import MIN_WEIGHT_IMAGES, FusedDetector, FusionCon
 from defectlens.detect.global_score import MAX_WEIGHT as GLOBAL_MAX_WEIGHT
 from defectlens.detect.global_score import MIN_IMAGES as GLOBAL_MIN_IMAGES
 from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
-from defectlens.detect.registry import detector_class, load_detector
+from defectlens.detect.registry import DETECTORS, detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import (
     ClippedPixelsWarning,
@@ -200,7 +201,7 @@ class InspectorSettings:
         for name in ("coreset_ratio", "false_alarm_target", "global_weight"):
             value = getattr(self, name)
             # "0.03" from a config file compared with a float deep in fit: a TypeError after decoding.
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ConfigError(f"{name} {value!r} is not a number", None, f"pass a number such as {getattr(InspectorSettings, name)!r}")
         if not 0.0 < self.coreset_ratio <= 1.0:
             # The bank's own check, said here: it came only after every image was encoded.
@@ -224,17 +225,25 @@ class InspectorSettings:
             # Checked here, before any image is decoded (the encoder would only refuse it after).
             raise ConfigError(f"unknown backbone {self.backbone!r}", None, f"use one of {', '.join(BACKBONES)}")
         low, high = IMAGE_SIZE_RANGE
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int):
+        if isinstance(self.image_size, bool | np.bool_) or not isinstance(self.image_size, numbers.Integral):
             raise ConfigError(f"image_size {self.image_size!r} is not a whole number of pixels", None, f"use an integer from {low} to {high}")
+        object.__setattr__(self, "image_size", int(self.image_size))
         if not low <= self.image_size <= high:
             # Checked here, before a canvas of this size is ever allocated.
             raise ConfigError(f"image_size {self.image_size!r} is outside {low}..{high}", None, f"use an image size from {low} to {high}")
-        if not isinstance(self.standardize, bool):
+        if not isinstance(self.standardize, bool | np.bool_):
             raise ConfigError(f"standardize must be True or False, got {self.standardize!r}", None, "pass a boolean")
-        if self.min_region_px is not None and (isinstance(self.min_region_px, bool) or not isinstance(self.min_region_px, int)
-                                               or self.min_region_px < 1):
-            raise ConfigError(f"min_region_px must be a whole number of pixels >= 1 or None, got {self.min_region_px!r}", None,
-                              "pass e.g. 20, or None for no minimum")
+        object.__setattr__(self, "standardize", bool(self.standardize))
+        if self.min_region_px is not None:
+            if (isinstance(self.min_region_px, bool | np.bool_) or not isinstance(self.min_region_px, numbers.Integral)
+                    or self.min_region_px < 1):
+                raise ConfigError(f"min_region_px must be a whole number of pixels >= 1 or None, got {self.min_region_px!r}", None,
+                                  "pass e.g. 20, or None for no minimum")
+            object.__setattr__(self, "min_region_px", int(self.min_region_px))
+        for name in ("coreset_ratio", "false_alarm_target", "global_weight"):
+            # numpy's numbers too (a settings grid's np.float32(0.1) was "not a number"), saved to JSON as plain floats;
+            # converted after the checks, so that their messages quote the value as given.
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass
@@ -355,15 +364,34 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
     one file alone is refused (a str was read as its characters), and so are pixels: batches are read
     from files, so that an unreadable one is listed and the rest go on."""
     if _is_folder(paths):
-        return list(images_below(paths).images)
+        found: list[str | Path] = list(images_below(paths).images)
+        if not found:
+            # Said, not raised: a loop polling a folder the camera fills finds it empty now and then (API probe 2026-12-06:
+            # an empty batch came back without a word).
+            warn_caller(DefectlensWarning(f"no images in {paths}: nothing inspected"))
+        return found
     if isinstance(paths, str | bytes | os.PathLike):
+        if isinstance(paths, str | Path) and not Path(paths).exists():
+            raise _one_image_refused(paths)  # a mistyped folder had been told to be wrapped in a list
         raise TypeError(f"paths must be a folder or a sequence of image paths, got one file {paths!r} (wrap it in a list)")
     # Any path-like (os.scandir's entries, PurePaths) is a path; pixels are not.
     listed: list[str | Path] = [Path(p) if isinstance(p, os.PathLike) else p for p in paths]
     if pixels := [i for i, p in enumerate(listed) if not isinstance(p, str | Path)]:
         raise TypeError(f"paths must be image paths, got a {type(listed[pixels[0]]).__name__} at position {pixels[0]}: "
                         "inspect arrays or Pillow images one at a time with inspect(), or score() them together")
-    return listed
+    # A file named twice is one part, inspected once under its first name, as `defectlens inspect` does (it was two results).
+    firsts: dict[str, str | Path] = {}
+    for path in listed:
+        try:
+            key = os.path.realpath(path)
+        except (ValueError, OSError):  # a name the system refuses (a NUL in it): its reader lists it
+            key = f"{path}"
+        firsts.setdefault(key, path)
+    unique = list(firsts.values())
+    if len(unique) < len(listed):
+        warn_caller(DefectlensWarning(f"{len(listed) - len(unique)} path(s) lead to a file already given: each file is inspected once, "
+                                      "under its first name"))
+    return unique
 
 
 def _folder_images(folder: Path) -> ImageFiles:
@@ -437,12 +465,36 @@ def _paths_on_disk(images: object) -> ImageFiles | None:
     return scan_images(images, strict=True)[0]
 
 
+_MODEL_NAMES = re.compile(r"[\w.-]+\.(json|safetensors|onnx|md)|neighbourhood-\d+|examples|grounding")
+"""What a model of any kind writes in its folder (descriptor, card, detectors' configs and tensors, an exported encoder,
+a taxonomy, examples, a fused partner's folder — named after its kind, :data:`~defectlens.detect.registry.DETECTORS`)."""
+
+
+def _not_model_entries(folder: Path) -> list[Path]:
+    """The files and folders in model ``folder`` that no model writes: put there by a person, kept by :meth:`Inspector.save`."""
+    if not folder.is_dir() or not Inspector.is_model_dir(folder):
+        return []
+    # A killed write's leftover (".card.md.x1y2.tmp") is none of a person's.
+    return [e for e in sorted(folder.iterdir())
+            if not (_MODEL_NAMES.fullmatch(e.name) or e.name in DETECTORS or (e.name.startswith(".") and e.name.endswith(".tmp")))]
+
+
+def _digests(images: Sequence[np.ndarray]) -> list[str]:
+    """Each image's pixel digest (:func:`~defectlens.io.image_digest`), those of files on disk as read once already."""
+    return images.digests if isinstance(images, ImageFiles) and images.digests else [image_digest(im) for im in images]
+
+
+def _subset(images: Sequence[np.ndarray], keep: Sequence[int]) -> Sequence[np.ndarray]:
+    """The images at ``keep``, files on disk still read as needed."""
+    return images.subset(keep) if isinstance(images, ImageFiles) else [images[i] for i in keep]
+
+
 def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray], list[str]]:
     """:meth:`Inspector.fit`'s ``images`` without pixel-for-pixel copies of one another (the first of each kept), with their
     digests; the copies left out are warned of. A copy counts one part as two normal images: its
     twin in the bank scores it near zero, and one image given three times set a threshold no crack
     reached (0 of 10 cookie cracks flagged, against 10 of 10 from two distinct images)."""
-    digests = images.digests if isinstance(images, ImageFiles) and images.digests else [image_digest(im) for im in images]
+    digests = _digests(images)
     first: dict[str, int] = {}
     copies: list[tuple[int, int]] = []
     for i, digest in enumerate(digests):
@@ -453,7 +505,7 @@ def _distinct_images(images: Sequence[np.ndarray]) -> tuple[Sequence[np.ndarray]
     if not copies:
         return images, digests
     keep = sorted(first.values())
-    kept = images.subset(keep) if isinstance(images, ImageFiles) else [images[i] for i in keep]
+    kept = _subset(images, keep)
     if len(keep) < MIN_FIT_IMAGES:
         return kept, [digests[i] for i in keep]  # too few to fit: the caller's error says so
     if isinstance(images, ImageFiles):
@@ -595,6 +647,10 @@ class Inspector:
         fitted = getattr(detector, "thresholds", None)
         self._saved_thresholds: dict[str, Any] | None = fitted.to_json() if fitted is not None else None
         self._earlier_thresholds: list[dict[str, Any]] = []
+        # The folder :meth:`load` read this model from: a save elsewhere carries what it held about the part from there.
+        self._loaded_from: Path | None = None
+        # The taxonomy :meth:`load` was given: a memory bank does not read it, but a save keeps it (it was dropped unsaid).
+        self._given_taxonomy: Taxonomy | None = None
 
     def __repr__(self) -> str:
         # One line a notebook can read; the model card (`defectlens info`) says the rest.
@@ -825,6 +881,16 @@ class Inspector:
                 warn_caller(DefectlensWarning(f"masks[{i}] is empty: its image counts for the image threshold only — "
                                               "draw its defect, or pass None for it"))
             drawn.append(m)
+        # As `defectlens calibrate` counts files: a copy counts one part twice, under two labels it is no part at all.
+        first: dict[str, int] = {}
+        for i, digest in enumerate(_digests(images)):
+            j = first.setdefault(digest, i)
+            if j != i and y[j] != y[i]:
+                raise ValueError(f"images[{i}] is images[{j}] pixel for pixel, labelled {int(y[i])} and {int(y[j])}: give each part one label")
+        if len(first) < len(images):
+            warn_caller(DefectlensWarning(f"{len(images) - len(first)} of the {len(images)} images are copies of others: each part counted once"))
+            keep = sorted(first.values())
+            images, y, drawn = _subset(images, keep), y[keep], [drawn[i] for i in keep]
         results = self.score_read(images)
         image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
         pixel_t = self.thresholds.pixel
@@ -1020,12 +1086,16 @@ class Inspector:
         card from the same data and keeps what the folder holds about the part
         (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples); so does a new fit of the same part
         (the same training folder, or a ``taxonomy`` of the same object and types). Another part's are not kept.
+        A loaded model saved to another folder takes its part files and exported encoder from the folder it was loaded from;
+        a ``taxonomy`` given to :meth:`load` is saved when none is given here.
 
         The whole folder is written beside ``directory`` and swapped in by rename, so a reader
         (or a save cut short) sees the old model or the new one, never one's files beside the
         other's. An existing folder is replaced only when empty or a model (:meth:`is_model_dir`).
         """
         taxonomy_file = None
+        if taxonomy is None:
+            taxonomy = self._given_taxonomy
         if isinstance(taxonomy, str | Path):
             # Read first: a wrong path was a raw FileNotFoundError, and a file that is no taxonomy
             # was saved without a word and refused only when the model was loaded. Copied as written.
@@ -1042,16 +1112,23 @@ class Inspector:
         same_fit = self._same_fit_in(held)
         replaced = None if same_fit else describe_model_in(directory)
         descriptor = replace(self.descriptor(), earlier_thresholds=self._threshold_history(held, same_fit))
+        # A model loaded from one folder and saved to another (a copy kept before calibrating, say) had left its taxonomy,
+        # examples and exported encoder behind without a word: they are this very model's, so they come along.
+        source = self._loaded_from
+        if source is not None and (source.resolve() == Path(directory).resolve() or not self._same_model_in(_descriptor_in(source))):
+            source = None
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
-            for name in PART_FILES if same_part else ():
-                if (out / name).exists() or not (old / name).exists():
-                    continue
-                if (old / name).is_dir():
-                    shutil.copytree(old / name, out / name)
-                else:
-                    shutil.copyfile(old / name, out / name)
+            for name in PART_FILES:
+                # The folder's own part files first (they may be newer: reviewed examples copied in), then the source's.
+                for folder in ((old,) if same_part else ()) + ((source,) if source is not None else ()):
+                    if (out / name).exists() or not (folder / name).exists():
+                        continue
+                    if (folder / name).is_dir():
+                        shutil.copytree(folder / name, out / name)
+                    else:
+                        shutil.copyfile(folder / name, out / name)
             if taxonomy_file is not None:
                 shutil.copyfile(taxonomy_file, out / TAXONOMY_FILE)
             elif taxonomy is not None:
@@ -1059,11 +1136,25 @@ class Inspector:
             write_descriptor(out, descriptor)
             # What the folder held about its part that this model does not carry (another part's, or one it cannot tell).
             lost = [name for name in PART_FILES if (old / name).exists() and not (out / name).exists()]
-            if keep:
-                from defectlens.export import carry_export  # export builds on this module
+            # What a person put in the folder (line notes, a folder of their own) is kept: a calibrate had deleted a notes file
+            # and a whole export made inside the folder without a word (export probe 2026-12-06).
+            for entry in _not_model_entries(old):
+                if not (out / entry.name).exists() and not (out / entry.name).is_symlink():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.copytree(entry, out / entry.name, symlinks=True)
+                    else:
+                        shutil.copy2(entry, out / entry.name, follow_symlinks=False)
+            from defectlens.export import carry_export, is_exported  # export builds on this module
 
-                carry_export(old, out, self.detector)
+            # An export stays one while its encoder is this model's: a new fit over one (the same encoder settings) had turned
+            # it back into a PyTorch model, said of nothing (export probe 2026-12-06).
+            was_export = is_exported(old)
+            carried = any(carry_export(folder, out, self.detector)
+                          for folder in ((old,) if keep or was_export else ()) + ((source,) if source is not None else ()))
         self._saved_thresholds, self._earlier_thresholds = descriptor.thresholds, descriptor.earlier_thresholds
+        if was_export and not carried:
+            warn_caller(NoteWarning(f"{directory}: it held an exported model, whose encoder is not this model's: the model saved runs on "
+                                    "PyTorch — export it again (defectlens export) to run it on ONNX Runtime or OpenVINO"))
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
             gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")
@@ -1163,7 +1254,7 @@ class Inspector:
         (:mod:`defectlens.detect.registry`) loads it. A zero-shot grounding model needs the
         part's ``taxonomy`` (a :class:`~defectlens.taxonomy.Taxonomy` or the path of its
         ``taxonomy.json``) and reads images with ``cue`` (default: the detector's; see
-        :mod:`defectlens.detect.grounding.detector`).
+        :mod:`defectlens.detect.grounding.detector`). Another model keeps a ``taxonomy`` given for :meth:`save`.
 
         An exported folder (``defectlens export``) runs its encoder network on the runtime its
         ``export.json`` names; ``runtime`` overrides that ("onnxruntime", "openvino", or "torch"
@@ -1213,6 +1304,7 @@ class Inspector:
             raise ModelFileError(f"invalid inspector settings ({getattr(exc, 'message', exc)})", path, "re-fit the model") from None
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
         ran_on = "torch"
+        runtime = runtime.lower() if runtime else None  # in any case, as `export --format` takes it (export probe 2026-12-06)
         if runtime != "torch":
             # Imported here: the export module imports this one (to load the model it exports).
             from defectlens.export import EXPORT_FILE, FORMATS, ONNX_FILE, RUNTIMES, attach_exported_encoder, is_exported
@@ -1231,6 +1323,7 @@ class Inspector:
         inspector = cls(detector, settings, summary, descriptor.provenance)
         inspector.runtime = ran_on
         inspector._saved_thresholds, inspector._earlier_thresholds = descriptor.thresholds, list(descriptor.earlier_thresholds)
+        inspector._loaded_from, inspector._given_taxonomy = root, taxonomy
         return inspector
 
     @property

@@ -1013,13 +1013,13 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
         # Not waited for without end: past VIEW_WAIT_SECONDS a view is answered 503 (regression probe 2026-12-06: sixty waiting
         # views held the server's threads and kept /health waiting 13 s).
         budget = PixelBudget(size)
-        with budget.hold(size), pytest.raises(TimeoutError), budget.hold(1, timeout=0.05):
+        with budget.hold(size), pytest.raises(service_app.BudgetTimeout), budget.hold(1, timeout=0.05):
             pass
         with budget.hold(size, timeout=0.05):  # free again
             pass
 
         def busy(self, pixels, timeout=None):
-            raise TimeoutError
+            raise service_app.BudgetTimeout
 
         monkeypatch.setattr(service_app.PixelBudget, "hold", busy)
         waited = client.get(ins["urls"]["view"])

@@ -173,16 +173,29 @@ def test_a_weaker_region_kept_alone_is_a_label_and_a_defect_without_example_is_s
                            ).status_code == 200
         # A comment posted alone (a note) goes into the manifest too.
         assert client.post(f"/inspections/{none['id']}/review", json={"reviewer": "Di", "comment": "see the left edge"}).status_code == 200
+        # A weaker region named with the machine's own type beside a kept strong one is a label (regression probe 2026-12-06:
+        # the store kept no trace of the choice, and the export took it for the machine's guess).
+        four = two.copy()
+        four[0, 1] ^= 1
+        Image.fromarray(four).save(tmp_path / "four.png")
+        both = upload(client, tmp_path / "four.png").json()
+        with client.app.state.store.session() as s, s.begin():  # type: ignore[attr-defined]
+            s.execute(update(RegionRow).where(RegionRow.inspection_id == both["id"], RegionRow.index == 2)
+                      .values(peak_score=both["threshold"] - 0.5))
+        assert client.post(f"/inspections/{both['id']}/review", json={
+            "reviewer": "Ed", "regions": [{"index": 2, "type": both["regions"][1]["type"]}]}).status_code == 200
     out = tmp_path / "export"
     result = CliRunner().invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(out)])
     said = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
-    spot = examples_from_folders(out / "examples").examples
-    assert len(spot) == 1 and (np.asarray(Image.open(spot[0].mask_path)) > 0).sum() == ins["regions"][1]["area_px"]
+    spot = sorted(examples_from_folders(out / "examples").examples, key=lambda e: e.path.name)
+    assert len(spot) == 2 and (np.asarray(Image.open(spot[0].mask_path)) > 0).sum() == ins["regions"][1]["area_px"]
+    assert spot[1].path.name.startswith(f"{both['id']:06d}_")
+    assert (np.asarray(Image.open(spot[1].mask_path)) > 0).sum() == sum(r["area_px"] for r in both["regions"])
     # The part all rejected, and the one whose strong region was kept as unknown (its weaker guess no label).
     assert "2 inspection(s) reviewed defective give no type example" in said and f"(inspections [{none['id']}, {unsure['id']}])" in said
     manifest = json.loads((out / "manifest.json").read_text())["inspections"]
-    assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None, None]
+    assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None, None, None]
     assert [n["comment"] for m in manifest for n in m["notes"]] == ["see the left edge"]
 
 
@@ -429,3 +442,28 @@ def test_a_mask_drawn_beside_a_calibration_image_is_not_deleted_by_the_next_expo
     os.utime(drawn, (later - 120, later - 120))
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 2 and "which, this defectlens cannot tell" in " ".join(refused.output.split()) and drawn.is_file()
+
+
+def test_another_view_reviewed_is_left_out_of_the_calibration_set(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Regression probe 2026-12-06: a quarter crop reviewed good went to calibration/good, and `calibrate` on the export set a
+    # threshold over its score (recall 100 % → 0 %).
+    data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with Image.open(images["good"]) as im:
+        quarter = tmp_path / "quarter.png"
+        im.crop((0, 0, im.width // 2, im.height // 2)).save(quarter)
+    with make_app(pool, db, data) as client:
+        crop = upload(client, quarter).json()
+        assert crop["report"].get("view_note"), crop["report"]
+        whole = upload(client, images["good"]).json()
+        for ins in (crop, whole):
+            client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good"})
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "2 reviewed inspection(s): 1 good, 0 defective" in said, result.output
+    assert ("1 image(s) show the part in another view than the training images (cropped, turned or of another size; inspections "
+            f"[{crop['id']}])") in said
+    assert [p.name[:6] for p in (out / "calibration" / "good").iterdir()] == [f"{whole['id']:06d}"]
+    entries = {m["inspection"]: m for m in json.loads((out / "manifest.json").read_text())["inspections"]}
+    assert entries[crop["id"]]["calibration"] is False and entries[crop["id"]]["view_note"] == crop["report"]["view_note"]
+    assert entries[whole["id"]]["calibration"] is True and "view_note" not in entries[whole["id"]]

@@ -161,6 +161,26 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     assert is_loopback("localhost.") and is_loopback("::ffff:127.0.0.1") and is_loopback("127.0.1.1")
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.1.2.3")
     assert not is_loopback("no-such-host.invalid")
+    # An IPv6 address in brackets, as a URL writes it, is served (regression probe 2026-12-06: refused as no address, with a
+    # fix about ports); a host that is none gets a fix about hosts.
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as v6:
+            v6.bind(("::1", 0))
+            free = str(v6.getsockname()[1])
+    except OSError:
+        pass  # a machine without IPv6 loopback: its refusal is right there
+    else:
+        bracketed = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "v6"), "--host", "[::1]", "--port", free])
+        for app in served[1:]:
+            app.state.pool.close()
+        del served[1:]
+        assert bracketed.exit_code == 0 and "reads are open" not in bracketed.output, bracketed.output
+    nowhere = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "v6"), "--host", "no-such-host.invalid"])
+    said = " ".join(nowhere.output.split())
+    assert nowhere.exit_code == 2 and "is not an address of this machine" in said and "fix: pass --host with one of its" in said
+    assert "--port" not in said
     # Which database the folder's pictures belong to, for the prune commands (the folder's own SQLite file here).
     recorded = json.loads((tmp_path / "a" / "service.json").read_text())
     assert recorded == {"database": {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}}

@@ -34,7 +34,7 @@ from defectlens.classify.examples import Example, region_views
 from defectlens.classify.regions import Classification, region_masks
 from defectlens.encode import CanvasSpec, EncoderConfig, PatchEncoder, mask_to_grid
 from defectlens.errors import DatasetLayoutError, ModelFileError
-from defectlens.io import load_image, load_mask, read_image
+from defectlens.io import load_image, load_mask, mask_as_drawn, read_image
 from defectlens.io.atomic import read_model_json, read_model_tensors, write_model_files
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
@@ -342,16 +342,22 @@ class FewShotClassifier:
         from scipy.stats import binom  # fitting only, as scipy.optimize above
 
         right = n = 0
+        types: set[int] = set()
         for group in np.unique(self.groups[valid]):
             rows = valid & (self.groups == group)
             scores = np.where(np.isfinite(loo_scores[rows]), loo_scores[rows], -1.0).mean(axis=0)
+            types.add(int(self.labels[rows][0]))
             right += int(np.argmax(scores) == self.labels[rows][0])
             n += 1
-        chance = 1.0 / len(self.class_names)
-        if n < 4 or (right > binom.ppf(0.95, n, chance) and 2 * right >= n):
+        # Among the types with an example to type by: the types left without one had counted too (regression probe 2026-12-06).
+        chance = 1.0 / max(len(types), 1)
+        guessed = right <= binom.ppf(0.95, n, chance)
+        if n < 4 or (not guessed and 2 * right >= n):
             return None
-        return (f"the examples tell the types apart poorly: each typed by the others, {right} of {n} got their own type "
-                f"(chance {chance:.0%}); expect regions' types about as often wrong — add examples, or check their labels and masks")
+        # Said as what it is, not "poorly ... about as often wrong" (8 of 11 right, regression probe).
+        how = "no more often than guessing could" if guessed else "under half the time"
+        return (f"the examples tell the types apart {how}: each typed by the others, {right} of {n} got their own type (guessing among "
+                f"{len(types)} types gets {chance:.0%}); expect many regions' types wrong — add examples, or check their labels and masks")
 
     def _type_scores(self, sims_row: np.ndarray, exclude: int | None = None) -> np.ndarray:
         """Per-type similarity of one query (given its similarities to every example vector);
@@ -429,7 +435,16 @@ class FewShotClassifier:
     ) -> list[RegionType]:
         """Type of each region of ``image`` (an array, a Pillow image or a path, checked as the
         Inspector checks them); ``masks`` is a list (indices 1..R) or {region index: mask}."""
-        items = list(masks.items()) if isinstance(masks, Mapping) else list(enumerate(masks, start=1))
+        if isinstance(masks, np.ndarray) and masks.ndim == 2:
+            # Iterated, one mask's rows were read as masks ("mask of region 1 has shape (248,)"; API probe 2026-12-06).
+            raise TypeError(f"masks must be a list of region masks (or {{index: mask}}), got one array of shape {masks.shape}: "
+                            "wrap it in a list")
+        given = list(masks.items()) if isinstance(masks, Mapping) else list(enumerate(masks, start=1))
+        # Read as drawn, as Inspector.calibrate reads masks (a float mask of 0.3 everywhere had been all region); an empty one
+        # is no region (it had been typed as the whole image, without a word).
+        items = [(i, mask_as_drawn(m, f"mask of region {i}")) for i, m in given]
+        if empty := [i for i, m in items if not m.any()]:
+            raise ValueError(f"mask of region {empty[0]} marks no pixel: pass masks that mark each region")
         return self._classify_masks(_rgb(image), items)
 
     def _classify_masks(self, image: np.ndarray, items: Sequence[tuple[int, np.ndarray]]) -> list[RegionType]:

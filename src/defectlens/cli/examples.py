@@ -78,7 +78,8 @@ def locate_examples_command(
                     h, w = image.shape[:2]
                     if e.mask is not None and e.mask_path is not None:
                         # What the classifier learns: the map's region where the mask file says (classify.examples.masked_views).
-                        mask, source = e.mask, (f"mask file {e.mask_path.name}: the map marks nothing there, read on the mask itself"
+                        mask, source = e.mask, (f"mask file {e.mask_path.name}: the map stays under the pixel threshold there, "
+                                                "read around its highest point on the mask"
                                                 if e.off_map else f"mask file {e.mask_path.name}, read on the model's map there")
                     elif e.mask is not None:
                         mask, source = e.mask, "located by the model" + (" — which judges this image good: check it" if e.unflagged else "")
@@ -96,7 +97,9 @@ def locate_examples_command(
                 picture = f"{e.defect_type}/{names[e.defect_type][e.path]}.png"
                 share = float(mask.mean())
                 layers = [(v, VIEW_COLOUR) for v in e.views] + [(mask, REGION_COLOUR)]
-                caption = f"{e.defect_type}: {share:.1%} of the image"
+                # A small share in pixels: "0.0%" had read as an empty region (regression probe 2026-12-06).
+                size = f"{share:.1%}" if share >= 0.001 else f"{int(mask.sum())} px"
+                caption = f"{e.defect_type}: {size} of the image"
                 (tmp / e.defect_type).mkdir(exist_ok=True)
                 write_bytes_atomic(tmp / picture, png_bytes(render_outlines(image, layers, caption)))
                 rows.append(
@@ -104,7 +107,7 @@ def locate_examples_command(
                      "views": len(e.views), "picture": picture, **({"judged_good": True} if e.unflagged else {})}
                 )
                 shown = f"[yellow]{escape(source)}[/]" if e.unflagged else escape(source)
-                lines.append((escape(e.defect_type), escape(e.path.name), shown, f"{share:.1%}"))
+                lines.append((escape(e.defect_type), escape(e.path.name), shown, size))
             skipped = [{"image": str(path), "reason": reason} for path, reason in dropped]
             lines += [("", escape(path.name), f"[yellow]skipped: {escape(reason)}[/]", "") for path, reason in dropped]
             # This command is where they are shown: the pointer to it is left out of its own notes.

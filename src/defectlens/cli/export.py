@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from defectlens.cli.progress import console, fail, interrupted
+from defectlens.descriptor import describe_model_in, read_descriptor
 from defectlens.errors import DefectlensError
 from defectlens.export import FORMATS, export_model, is_exported
 from defectlens.io.atomic import folder_identity
@@ -16,7 +17,7 @@ from defectlens.io.atomic import folder_identity
 
 def export(
     model_dir: Annotated[Path, typer.Argument(help="Model directory from `defectlens fit` (memory bank, discriminator or both).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (replaced as a whole: new, empty or a model).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write (replaced as a whole: new, empty or an earlier export).")],
     fmt: Annotated[str, typer.Option("--format", help=f"Runtime of the exported encoder: {', '.join(FORMATS)}.")] = "onnx",
 ) -> None:
     """Export MODEL_DIR: its encoder network as ONNX (dynamic batch), the rest of the model as is.
@@ -25,7 +26,10 @@ def export(
     (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage, 130 interrupted."""
     before = folder_identity(output)
     try:
-        replaced = is_exported(output)
+        # Said as `fit` says what it replaces: "the export that was there" had been said of another part's export, and of one
+        # calibrated on the line whose thresholds the new one does not carry (export probe 2026-12-06).
+        replaced = describe_model_in(output) if is_exported(output) else None
+        calibrated = read_descriptor(output).thresholds if replaced and "with thresholds set by" in replaced else None
         info = export_model(model_dir, output, fmt)
     except DefectlensError as exc:
         raise fail(exc) from None
@@ -35,5 +39,10 @@ def export(
         raise interrupted(f"nothing exported; {output} is as it was") from None
     console.print(
         f"exported to {escape(str(output))}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
-        f"{info.max_relative_error:.1e} relative from PyTorch)" + (" — it replaces the export that was there" if replaced else "")
+        f"{info.max_relative_error:.1e} relative from PyTorch)" + (f" — it replaces the {escape(replaced)} that was there" if replaced else "")
     )
+    if calibrated:
+        now = read_descriptor(output).thresholds or {}
+        console.print(f"[yellow]note:[/] the export replaced had thresholds set on the line (image {calibrated.get('image'):.4g}); this one has "
+                      f"{escape(str(model_dir))}'s (image {now.get('image', float('nan')):.4g}, {escape(str(now.get('source')))}): calibrate it "
+                      "again, or calibrate the source model and export that")

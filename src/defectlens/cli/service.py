@@ -75,21 +75,30 @@ def log_config(access_log: bool) -> dict[str, Any]:
 
 
 def port_problem(host: str, port: int) -> str | None:
-    """Why ``host``:``port`` cannot be listened on now (taken, not this machine's), or None. Asked
+    """Why ``host``:``port`` cannot be listened on now (taken, not this machine's), as "what — fix: how", or None. Asked
     before anything is made: uvicorn binds after the app's start-up, which had already made a new
     database in the data folder by the time "address already in use" came."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
-        return f"{host} is not an address of this machine ({exc.strerror or exc})"
+        # Its own fix: "pass another --port" had been said of a host that is no address (regression probe 2026-12-06).
+        return (f"{host} is not an address of this machine ({exc.strerror or exc}) — fix: pass --host with one of its addresses or "
+                "names (127.0.0.1, ::1, localhost; 0.0.0.0 or :: for every network)")
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as exc:
-            return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc}) — fix: pass another --port, or stop what listens there"
     return None
+
+
+def bare_host(host: str) -> str:
+    """``host`` as a socket takes it: an IPv6 address written in brackets, as in a URL (``[::1]``), without them (refused
+    as "not an address of this machine": regression probe 2026-12-06)."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 PRUNE_GRACE_SECONDS = 3600.0
@@ -270,8 +279,9 @@ def serve(
         console.print(f"[red]error:[/] --allowed-host {escape(bad_names[0])!r} is no host name — fix: give the bare name in lower case "
                       "(plant.example, or *.plant.example for the names below it, or '*' for any)")
         raise typer.Exit(2)
+    host = bare_host(host)
     if problem := port_problem(host, port):
-        console.print(f"[red]error:[/] {escape(problem)} — fix: pass another --port, or stop what listens there")
+        console.print(f"[red]error:[/] {escape(problem)}")
         raise typer.Exit(2)
     if blocked := umask_blocks_owner():
         # Every folder and file the service makes (the database, the pictures' folders) would be read-only to it: the
@@ -441,9 +451,13 @@ def export_reviews(
                       "(manifest.json lists every review)")
     if summary.no_example:
         console.print(f"[yellow]note:[/] {len(summary.no_example)} inspection(s) reviewed defective give no type example: no region kept "
-                      "with a known type (weaker ones left as the machine typed them count only when nothing else is kept) and no "
-                      f"missed defect typed (inspections {escape(_first_ids(summary.no_example))}); in calibration/defective only — "
-                      "type a region (a weaker one too), or add the missed defect with its type, to make one an example")
+                      "with a known type (weaker ones left as the machine typed them count only when a review names them or nothing else "
+                      f"is kept) and no missed defect typed (inspections {escape(_first_ids(summary.no_example))}); in calibration/defective only — "
+                      "name a region with its type in a review (a weaker one too), or add the missed defect with its type, to make one an example")
+    if summary.other_view:
+        console.print(f"[yellow]note:[/] {len(summary.other_view)} image(s) show the part in another view than the training images "
+                      f"(cropped, turned or of another size; inspections {escape(_first_ids(summary.other_view))}): left out of "
+                      "calibration/ (a threshold set on them would not hold for whole parts); their examples are kept")
     if summary.unusable:
         console.print(f"[yellow]note:[/] {len(summary.unusable)} image(s) reviewed unusable left out "
                       f"(inspections {escape(_first_ids(summary.unusable))})")

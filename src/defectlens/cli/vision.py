@@ -100,8 +100,8 @@ from defectlens.io import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from defectlens.io.atomic import folder_identity, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import copies_among, is_good_folder
+from defectlens.io.atomic import folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
+from defectlens.io.dataset import byte_copies, copies_among, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import (
     can_write,
@@ -120,9 +120,10 @@ if TYPE_CHECKING:
     import numpy as np  # annotations only: NumPy is not imported at the command line's start-up
 
 EXIT_PARTIAL = 3
-EXIT_DEFECTIVE = 4
-"""`inspect --fail-on-defect`: every input inspected, and at least one part judged defective."""
 """Exit status when a batch finished but some inputs could not be processed."""
+EXIT_DEFECTIVE = 4
+"""`inspect --fail-on-defect`: every input inspected, and at least one part judged defective, or judged good in another
+view than the training images' (which has not passed: :attr:`~defectlens.types.Inspection.view_note`)."""
 ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
 
@@ -617,8 +618,9 @@ def _run_thresholds(inspector: Inspector) -> tuple[float, float] | None:
 
 def _table_row(row: ResultRow) -> tuple[str, ...]:
     verdict = "[red]DEFECTIVE[/]" if row.defective else "[green]GOOD[/]"
-    # Rich markup in a file name ("[red].png") must show as typed.
-    return (escape(row.file), verdict, f"{row.score:.3f}", str(row.n_regions), escape(", ".join(row.types)))
+    # Rich markup in a file name ("[red].png") must show as typed; a line break or direction mark in one as U+FFFD, as the
+    # reports show it (regression probe 2026-12-06: "nl\nbreak.png" split a row in two, U+202E turned a name round).
+    return (escape(plain_label(row.file)), verdict, f"{row.score:.3f}", str(row.n_regions), escape(plain_label(", ".join(row.types))))
 
 
 TINY_TABLE_COLUMNS = 36
@@ -731,7 +733,8 @@ def inspect(
                      "one per N CPUs for a PyTorch model on N threads)."),
     ] = 0,
     fail_on_defect: Annotated[
-        bool, typer.Option("--fail-on-defect", help=f"Exit with status {EXIT_DEFECTIVE} when any part is judged defective (for scripts and CI).")
+        bool, typer.Option("--fail-on-defect", help=f"Exit with status {EXIT_DEFECTIVE} when any part is judged defective, or good in another "
+                                            "view than the training images' (not passed; for scripts and CI).")
     ] = False,
     overlay: Annotated[
         str, typer.Option(help="Overlay picture format: png (exact), jpg (quality 90, about a seventh of the size, for a line "
@@ -744,7 +747,7 @@ def inspect(
     taxonomy's descriptions (--taxonomy, or the one `fit` kept in the model folder). --engine ray
     spreads the batches over Ray workers that each load the model once.
     Exit status: 0 every image inspected, 3 some inputs skipped, 4 with --fail-on-defect: every input inspected and
-    at least one part defective, 2 bad usage, 130 interrupted."""
+    at least one part defective (or good in another view), 2 bad usage, 130 interrupted."""
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
         _require_choice("--writer", "report writer", writer, ("template", "llm"))
@@ -1063,6 +1066,12 @@ def inspect(
         raise typer.Exit(EXIT_PARTIAL)
     if fail_on_defect and any(r.defective for r in done):
         raise typer.Exit(EXIT_DEFECTIVE)
+    if fail_on_defect and (other_views := sum(bool(r.view_note) for r in done)):
+        # The report says such a part passes only once imaged as the training images show it: a gate had passed it (exit 0;
+        # regression probe 2026-12-06).
+        console.print(f"[yellow]note:[/] {other_views} part(s) judged good in another view than the training images have not passed: "
+                      f"exit status {EXIT_DEFECTIVE} (--fail-on-defect); image them as the training images show them")
+        raise typer.Exit(EXIT_DEFECTIVE)
 
 
 def require_no_good_folder(defective_given: list[Path], defective_files: list[Path]) -> None:
@@ -1088,6 +1097,12 @@ def require_one_label(good: list[Path], defective: list[Path]) -> None:
     if both:
         raise DatasetLayoutError(f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})", None,
                                  "give each image one label: keep the good and the defective images in separate folders")
+    # The same picture under two names had the label of whichever came first in each count.
+    given_good = set(good)
+    if same := [(p, first) for p, first in byte_copies([*good, *defective]).items() if (p in given_good) != (first in given_good)]:
+        copy, first = same[0]
+        raise DatasetLayoutError(f"{len(same)} defective image(s) are byte copies of good ones (e.g. {copy} is {first})", None,
+                                 "give each part one label: remove the copy from the folder it does not belong in")
 
 
 def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
@@ -1352,7 +1367,7 @@ def info(
     usable, with --check), 2 not a readable or usable model."""
     from rich.markdown import Markdown
 
-    from defectlens.export import export_card_section, is_exported, read_export
+    from defectlens.export import export_card_section, is_exported, read_export, source_changes
 
     try:
         require_standard_output("the model card")
@@ -1363,7 +1378,12 @@ def info(
     if is_exported(model_dir):
         # An exported folder says so, as its card.md does: which runtime, which file, how close to PyTorch.
         try:
-            card += export_card_section(read_export(model_dir))
+            export_record = read_export(model_dir)
+            card += export_card_section(export_record)
+            if changed := source_changes(export_record):
+                # An export went stale unseen when its model was calibrated again (export probe 2026-12-06).
+                console.print(f"[yellow]note:[/] the model this was exported from has changed since: {escape(changed)} — export it again "
+                              "to carry that, or keep this one as it is")
         except DefectlensError as exc:
             console.print(f"[yellow]note:[/] exported, but its export record does not check: {escape(str(exc))}")
     if card_console.is_terminal and (card_console.encoding or "").lower().replace("-", "").startswith("utf"):

@@ -30,16 +30,18 @@ from defectlens.io.atomic import write_text_atomic
 
 SUMMARY_FILE = "summary.csv"
 GALLERY_FILE = "index.html"
-SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report", "output", "threshold", "frame_units")
+SUMMARY_COLUMNS = ("file", "verdict", "score", "regions", "types", "report", "output", "threshold", "frame_units", "view_note")
 """``output``: the stem of the image's files in the output folder (``<output>.json``, …), the key a
 script joins on: ``file`` is how the image is shown, which two input folders change, and a renamed
 output (``x.PNG`` beside ``x.png`` → ``x-2``) had been told only on the terminal. ``threshold``: the
 image threshold the verdict was made with (a score alone is read against nothing); ``frame_units``:
 how far the image as a whole lies from the normal images (a drifting line is sorted out in the
-spreadsheet, not only in each JSON). Both empty where the inspection recorded none."""
-EARLIER_SUMMARY_HEADERS = (SUMMARY_COLUMNS[:6], SUMMARY_COLUMNS[:7])
+spreadsheet, not only in each JSON). Both empty where the inspection recorded none. ``view_note``: what was said of an
+image of another size or shape than the training images' (:attr:`~defectlens.types.Inspection.view_note`), else empty: a
+part judged good in such a view has not passed, and a script reading the verdict alone had passed it."""
+EARLIER_SUMMARY_HEADERS = (SUMMARY_COLUMNS[:6], SUMMARY_COLUMNS[:7], SUMMARY_COLUMNS[:9])
 """The headers of earlier versions' summaries (before ``output``; before ``threshold`` and
-``frame_units``): an earlier run's summary is still known as results."""
+``frame_units``; before ``view_note``): an earlier run's summary is still known as results."""
 THUMBNAIL_SUFFIX = ".thumb.jpg"
 """Each image's overlay thumbnail (``<name>.thumb.jpg``), what the gallery's cards show; the card
 links to the full overlay (``<name>.png``)."""
@@ -260,9 +262,9 @@ def summary_csv(rows: Sequence[ResultRow], skipped: Sequence[tuple[str, str]] = 
         threshold = "" if r.threshold is None else f"{r.threshold:.{digits}f}"
         frame_units = "" if r.frame_units is None else f"{r.frame_units:.3f}"
         writer.writerow([t(r.file), r.verdict, f"{r.score:.{digits}f}", r.n_regions, t("; ".join(r.types)), t(report), t(r.name), threshold,
-                         frame_units])
+                         frame_units, t(r.view_note)])
     for file, reason in skipped:
-        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason), "", "", ""])
+        writer.writerow([t(file), SKIPPED_VERDICT, "", "", "", t(reason), "", "", "", ""])
     return buf.getvalue()
 
 

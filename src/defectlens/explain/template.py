@@ -153,7 +153,8 @@ def with_head_and_action(report: Report, body: str) -> str:
     action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
     if report.verdict != "defective" and report.view_note:
         # The model's body has said the part was found clean: not said twice (regression probe 2026-12-06).
-        spot = f" The map peaks above the threshold at the {report.hot_spot}: look there." if report.hot_spot else ""
+        # "But": after the body's "no defects were found" a plain "The map peaks…" read as a second finding of the same.
+        spot = f" But the map peaks above the threshold at the {report.hot_spot}: look there." if report.hot_spot else ""
         action = f"{spot} {VIEW_ACTION[:1].upper()}{VIEW_ACTION[1:]}"
     elif report.verdict != "defective" and report.hot_spot:
         action = f" {good_part_words(report)}"

@@ -17,6 +17,7 @@ from defectlens.export.model import (
     export_model,
     is_exported,
     read_export,
+    source_changes,
 )
 from defectlens.export.runtime import RUNTIMES, OnnxRuntimeNetwork, OpenVinoNetwork, open_network
 
@@ -37,4 +38,5 @@ __all__ = [
     "is_exported",
     "open_network",
     "read_export",
+    "source_changes",
 ]

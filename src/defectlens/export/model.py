@@ -30,6 +30,7 @@ from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import write_text_atomic
+from defectlens.io.markdown import markdown_code, markdown_line
 from defectlens.io.outputs import require_link_resolves, require_writable_parent
 
 EXPORT_FILE = "export.json"
@@ -60,6 +61,9 @@ class ExportInfo:
     torch: str
     opset: int = OPSET
     format_version: int = EXPORT_FORMAT_VERSION
+    source: dict | None = None
+    """The model exported: its folder (resolved), fit time and thresholds then (:func:`source_changes` compares them with
+    the folder's now). An export had recorded nothing of where it came from, and went stale unseen (export probe 2026-12-06)."""
 
     def to_json(self) -> dict:
         """Plain-JSON form, as written to ``export.json``."""
@@ -79,6 +83,7 @@ class ExportInfo:
             "exported_at": self.exported_at,
             "defectlens": self.defectlens,
             "torch": self.torch,
+            **({"source": self.source} if self.source else {}),
         }
 
 
@@ -189,6 +194,9 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     if source.resolve() in target.resolve().parents:
         # Inside it, the export would be copied into itself and lost at the model's next re-save.
         raise ConfigError("the export would be written inside the model it is made from", target, "give an output folder outside the model")
+    if holder := next((parent for parent in target.resolve().parents if holds_model(parent)), None):
+        # Inside another model, it went with that model's next calibrate or fit without a word (export probe 2026-12-06).
+        raise ConfigError(f"the export would be written inside the model folder {holder}", target, "give an output folder outside any model")
     if holds_model(target) and not is_exported(target):
         # An export is made again from its model in seconds; a fitted (or calibrated) model is not,
         # and `export -o` over one replaced it without a word.
@@ -200,6 +208,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
         # Said before loading: a bare zero-shot model would first ask for its taxonomy.
         raise grounding_refused(source)
     inspector = Inspector.load(source, runtime="torch")
+    exported_from = _source_record(source)
     encoders = patch_encoders(inspector.detector, source)
     config = _shared_config(encoders, source)
     with atomic_directory(target, holds_model, "exported model") as out:
@@ -213,7 +222,8 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
                 source,
                 "report it; inspect with the PyTorch model meanwhile",
             )
-        info = ExportInfo(runtime, ONNX_FILE, sha256_of(onnx_path), config, error, utc_now(), __version__, torch.__version__)
+        info = ExportInfo(runtime, ONNX_FILE, sha256_of(onnx_path), config, error, utc_now(), __version__, torch.__version__,
+                          source=exported_from)
         write_json_atomic(out / EXPORT_FILE, info.to_json())
         # The card made again from the model's own record, then this export's section: an export of
         # an export had carried the first export's section and added a second.
@@ -223,14 +233,46 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
 
 def export_card_section(meta: dict) -> str:
     """The model card's section on an exported encoder, from its ``export.json`` record (`export`
-    appends it to ``card.md``; `info` to the card it renders)."""
+    appends it to ``card.md``; `info` to the card it renders): what runs it, and when, by which defectlens and from which
+    model folder it was exported."""
     encoder = meta.get("encoder") or {}
     error = encoder.get("max_relative_error")
     measured = f"{error:.1e} relative" if isinstance(error, int | float) else "not recorded"
+    recorded = meta.get("source")
+    source: dict = recorded if isinstance(recorded, dict) else {}
+    origin = f" from {markdown_code(str(source['path']))}" if source.get("path") else ""
+    when = f"Exported {markdown_line(str(meta.get('exported_at')))} by defectlens {markdown_line(str(meta.get('defectlens')))}{origin}. "
     return (
-        f"\n## Exported encoder\n\nThe encoder network runs on {meta.get('runtime')} from `{encoder.get('file')}` (ONNX opset "
-        f"{encoder.get('opset')}, sha256 `{str(encoder.get('sha256'))[:16]}…`); measured difference from PyTorch at export: {measured}.\n"
+        f"\n## Exported encoder\n\n{when if meta.get('exported_at') else ''}The encoder network runs on {meta.get('runtime')} from "
+        f"`{encoder.get('file')}` (ONNX opset {encoder.get('opset')}, sha256 `{str(encoder.get('sha256'))[:16]}…`); measured difference "
+        f"from PyTorch at export: {measured}.\n"
     )
+
+
+def _source_record(source: Path) -> dict:
+    """What :attr:`ExportInfo.source` records of the model folder ``source``."""
+    descriptor = read_descriptor(source)
+    return {"path": str(source.resolve()), "fitted_at": descriptor.provenance.fitted_at if descriptor.provenance else None,
+            "thresholds": descriptor.thresholds}
+
+
+def source_changes(meta: dict) -> str | None:
+    """How the model an export was made from (its ``export.json`` record) has changed since, when its folder is still there:
+    another fit, or other thresholds; None when it has not, or cannot be told."""
+    source = meta.get("source")
+    if not isinstance(source, dict) or not source.get("path") or not holds_model(Path(source["path"])):
+        return None
+    try:
+        now = _source_record(Path(source["path"]))
+    except DefectlensError:
+        return None
+    if now["fitted_at"] != source.get("fitted_at"):
+        return f"{source['path']} holds another fit now (fitted {now['fitted_at']}, exported from the fit of {source.get('fitted_at')})"
+    before, after = source.get("thresholds") or {}, now["thresholds"] or {}
+    if any(before.get(k) != after.get(k) for k in ("image", "pixel")):
+        return (f"{source['path']} has other thresholds now (image {after.get('image')}, {after.get('source')}; exported with image "
+                f"{before.get('image')}, {before.get('source')})")
+    return None
 
 
 def read_export(root: Path) -> dict:
@@ -247,7 +289,8 @@ def read_export(root: Path) -> dict:
         newer = isinstance(version, int) and version > EXPORT_FORMAT_VERSION
         raise ModelFileError(
             # A version written as text ("1") is said so: "version '1'; this defectlens reads version 1" read as a contradiction.
-            (f"its export format version is {type(version).__name__} {version!r}, not a whole number" if not isinstance(version, int)
+            ("it records no export format version" if version is None else
+             f"its export format version is {type(version).__name__} {version!r}, not a whole number" if not isinstance(version, int)
              else f"exported with export format version {version}; this defectlens reads version {EXPORT_FORMAT_VERSION}"),
             path,
             "upgrade defectlens (a newer version exported it), or re-export the original model with this one" if newer

@@ -324,16 +324,32 @@ def train_test_overlap(category: Category) -> list[Path]:
     return copies_among([t.path for t in category.test], category.train_good)
 
 
+def file_digest(path: Path) -> str | None:
+    """The SHA-256 of ``path``'s bytes (None for a file that cannot be read: its reader lists it)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def copies_among(paths: Sequence[Path], originals: Sequence[Path]) -> list[Path]:
     """Those of ``paths`` whose bytes are those of one of ``originals`` (unreadable files are none: their readers list them)."""
-    def digest(path: Path) -> str | None:
-        try:
-            return hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            return None
+    seen = {file_digest(p) for p in originals} - {None}
+    return [p for p in paths if file_digest(p) in seen]
 
-    seen = {digest(p) for p in originals} - {None}
-    return [p for p in paths if digest(p) in seen]
+
+def byte_copies(paths: Sequence[Path]) -> dict[Path, Path]:
+    """Each of ``paths`` whose bytes are those of an earlier one, with that earlier one (the first of its bytes)."""
+    first: dict[str, Path] = {}
+    copies: dict[Path, Path] = {}
+    for path in paths:
+        if (digest := file_digest(path)) is None:
+            continue
+        if digest in first:
+            copies[path] = first[digest]
+        else:
+            first[digest] = path
+    return copies
 
 
 def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:

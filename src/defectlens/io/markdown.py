@@ -25,8 +25,10 @@ follows: "C:\\specs\\*.pdf" lost one; "C:\\specs\\lot7" is left as it is), a cod
 of ``_`` at a word's edge, checked in :func:`_escaped`), a code host's strikethrough (every ``~``: inside words too,
 "2~~3 mm" had struck text), a link or image's ``[``, an HTML tag, comment, autolink or email
 autolink (``<1x@y.z>`` had become a mailto link), an entity ("&#8238;" is a direction override)."""
-_CODE_SPAN = re.compile(r"`[^`]+`")
-"""A code span written in a text (the tool's own notes name commands so): kept as one, shown as it is."""
+_CODE_SPAN = re.compile(r"(?<!`)(?P<fence>`+)(?!`)(?P<code>.+?)(?<!`)(?P=fence)(?!`)")
+"""A code span written in a text (the tool's own notes name commands so): kept as one, shown as it is. Its fence is a run
+of backticks closed by a run as long (CommonMark): "``a`b``" is one span of "a`b" (it had come out as backticks around
+a span of "a")."""
 
 
 def _escaped(found: re.Match[str]) -> str:
@@ -56,7 +58,10 @@ def markdown_line(text: str) -> str:
     flat = plain_label(" ".join(text.split()))
     pieces, at = [], 0
     for span in _CODE_SPAN.finditer(flat):
-        pieces += [_INLINE.sub(_escaped, flat[at:span.start()]), markdown_code(span.group()[1:-1])]
+        code = span.group("code")
+        if len(code) > 2 and code[0] == code[-1] == " " and code.strip():
+            code = code[1:-1]  # the space that keeps a fence off a backtick is no part of the code
+        pieces += [_INLINE.sub(_escaped, flat[at:span.start()]), markdown_code(code)]
         at = span.end()
     flat = "".join([*pieces, _INLINE.sub(_escaped, flat[at:])])
     found = _BLOCK_START.match(flat)

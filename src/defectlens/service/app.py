@@ -306,6 +306,10 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+class BudgetTimeout(TimeoutError):
+    """:meth:`PixelBudget.hold` waited its ``timeout`` for pixels that stayed held (a file read that timed out is not this)."""
+
+
 class PixelBudget:
     """Bounds the pixels of the images being decoded and inspected at once (thread-safe). Memory
     grows with an image's pixels (a 36 M-pixel upload takes about a gigabyte while decoded and
@@ -322,12 +326,12 @@ class PixelBudget:
 
     @contextlib.contextmanager
     def hold(self, pixels: int, timeout: float | None = None) -> Iterator[None]:
-        """Hold ``pixels`` of the budget (waiting until they are free, at most ``timeout`` seconds: then TimeoutError)
+        """Hold ``pixels`` of the budget (waiting until they are free, at most ``timeout`` seconds: then BudgetTimeout)
         for the ``with`` block."""
         charge = max(0, min(pixels, self.limit))
         with self._turn:
             if not self._turn.wait_for(lambda: self.held + charge <= self.limit, timeout):
-                raise TimeoutError(f"{pixels} pixels of the budget not free within {timeout} s")
+                raise BudgetTimeout(f"{pixels} pixels of the budget not free within {timeout} s")
             self.held += charge
         try:
             yield
@@ -895,8 +899,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                     raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
                 data = png_bytes(shown)
                 del shown
-        except TimeoutError:
-            # Not the upload's one second: the budget has been full for ten already (regression probe 2026-12-06).
+        except BudgetTimeout:
+            # Not the upload's one second: the budget has been full for ten already (regression probe 2026-12-06). The budget's
+            # own wait only: a read of the file that timed out is no "busy" (regression probe).
             raise HTTPException(503, "busy decoding other images; retry shortly", headers={"Retry-After": str(VIEW_RETRY_SECONDS)}) from None
         if pixels >= TRIM_AFTER_PIXELS:
             return_freed_memory()

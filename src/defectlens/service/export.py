@@ -5,7 +5,8 @@ Written into one folder, swapped in whole (see :func:`defectlens.io.atomic_direc
 * ``examples/<type>/<name>.<ext>`` with ``examples/<type>/masks/<name>_mask.png`` — one image
   per reviewed inspection and type, the mask covering that type's regions; the layout
   ``defectlens inspect --examples DIR/examples`` reads (:func:`~defectlens.classify.examples.examples_from_folders`);
-* ``calibration/good/`` and ``calibration/defective/`` — every reviewed image by its final verdict,
+* ``calibration/good/`` and ``calibration/defective/`` — every reviewed image by its final verdict (but those of
+  another view than the training images', said in their reports: a crop's score sets no threshold for whole parts),
   a labelled set to set the image threshold on; no masks: the regions are the model's own pixels over its pixel
   threshold, which calibrated on them comes back unchanged (masks a person draws, beside them, move it);
 * nothing of an image reviewed unusable (:data:`~defectlens.service.db.UNUSABLE`: another part, a bad frame);
@@ -66,22 +67,30 @@ class ExportSummary:
     is exported, and the manifest lists every review."""
     no_example: list[int] = field(default_factory=list)
     """Inspections reviewed defective that give no type example: no region kept with a known type (weaker ones left as
-    the machine typed them count only when nothing else is kept: :func:`_labelled_regions`) and no missed defect with a
+    the machine typed them count only when a review names them or nothing else is kept: :func:`_labelled_regions`) and no missed defect with a
     type (written to calibration/defective all the same). Had gone without a word (review-loop probe 2026-12-06)."""
+    other_view: list[int] = field(default_factory=list)
+    """Inspections of an image unlike the training images' view (a crop, a turned part: its report's ``view_note``): left out
+    of calibration/, whose scores would set a threshold for views the line does not make; their examples are kept."""
 
 
 def _labelled_regions(row: InspectionRow) -> dict[str, list[int]]:
     """The regions of an inspection reviewed defective that are labels, by type. A weaker region
-    (:func:`~defectlens.service.schemas.weaker_regions`) confirmed as the machine typed it is the machine's guess, not a
-    label, unless it is all the reviewer kept: a reviewer who rejected every other region and kept the weaker crack had
-    had the part exported with no example and nothing said (review-loop probe 2026-12-06)."""
+    (:func:`~defectlens.service.schemas.weaker_regions`) left as the machine typed it is the machine's guess, not a
+    label, unless a review named it with that type or it is all the reviewer kept: a reviewer who rejected every other
+    region and kept the weaker crack had had the part exported with no example and nothing said (review-loop probe
+    2026-12-06)."""
     weaker = weaker_regions(row)
+    # The (region, type) pairs a person's review named: a weaker region named with the machine's own type is a label (the store
+    # sets every region a review leaves out to the type it has, so that choice had left no trace; regression probe 2026-12-06).
+    named = {(entry.get("index"), entry.get("type")) for review in _person_reviews(row) for entry in (review.payload or {}).get("regions") or []
+             if isinstance(entry, dict)}
     labelled: dict[str, list[int]] = {}
     confirmed: dict[str, list[int]] = {}
     kept_other = False  # a region other than a weaker one kept as a defect, of a known type or 'unknown'
     for r in row.regions:
         final = r.reviewed_type or r.defect_type
-        as_typed = r.index in weaker and final == r.defect_type
+        as_typed = r.index in weaker and final == r.defect_type and (r.index, final) not in named
         kept_other = kept_other or (final != REJECT_TYPE and not as_typed)
         if final in (REJECT_TYPE, UNKNOWN_TYPE):
             continue
@@ -230,11 +239,17 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             data = src.read_bytes()
             name = f"{row.id:06d}_{row.image_sha[:12]}"
             verdict = row.reviewed_verdict or row.verdict
-            write_bytes_atomic(out / "calibration" / verdict / f"{name}.{row.image_ext}", data)
-            if verdict == "good":
-                summary.good += 1
+            # A cropped view reviewed good had gone to calibration/good, and `calibrate` set the threshold over its score
+            # (recall 100 % → 0 %; regression probe 2026-12-06): another view's score says nothing of the line's parts.
+            view_note = (row.report or {}).get("view_note")
+            if view_note:
+                summary.other_view.append(row.id)
             else:
-                summary.defective += 1
+                write_bytes_atomic(out / "calibration" / verdict / f"{name}.{row.image_ext}", data)
+                if verdict == "good":
+                    summary.good += 1
+                else:
+                    summary.defective += 1
             by_type = _labelled_regions(row) if verdict != "good" else {}  # a part reviewed good shows no defect
             if verdict != "good" and not by_type:
                 summary.no_example.append(row.id)
@@ -262,6 +277,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             manifest.append({
                 "inspection": row.id, "file": name, "model": row.model, "filename": row.filename, "verdict": verdict,
                 "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
+                "calibration": not view_note, **({"view_note": view_note} if view_note else {}),
                 # Every review, not only the one that stands: a second reviewer's "defective" had hidden the first's "good",
                 # and the export's label rested on who clicked last without a word (loop probe 2026-12-06).
                 # Of every inspection of the same image too, each review with its inspection's id (regression probe: the
