@@ -48,6 +48,16 @@ def test_regions_are_sorted_by_peak_and_measured():
     assert first.centroid == (44.5, 34.5) and abs(first.area_fraction - 100 / 3000) < 1e-9
     assert (labels == 1).sum() == 100 and not mask[45, 0]
     assert first.peak == (40, 30) and regions[1].peak == (5, 5)  # the first pixel at the top, in reading order
+    # Back from its JSON, a region is the same hashable region (API probe 2026-12-06: its lists left it unhashable), and
+    # its peak is written unrounded, as the image's score is (read against the pixel threshold).
+    from dataclasses import replace
+
+    from defectlens.types import Region
+
+    again = Region(**first.to_json())
+    assert again == replace(first, area_fraction=round(first.area_fraction, 6)) and hash(again)
+    near = replace(first, peak_score=0.5 + 1e-9)
+    assert near.to_json()["peak_score"] > 0.5
 
 
 def test_a_region_is_placed_where_its_map_peaks():

@@ -90,7 +90,7 @@ def test_correct_types_on_new_images(fitted):
         assert rt.candidates[0][0] == kind
 
 
-def test_several_regions_of_different_types_in_one_image(fitted):
+def test_several_regions_of_different_types_in_one_image(fitted, tmp_path):
     rng = np.random.default_rng(5)
     img_a, mask_a = draw("blob", rng)
     img_b, mask_b = draw("line", rng)
@@ -106,6 +106,8 @@ def test_several_regions_of_different_types_in_one_image(fitted):
     # Masks read as drawn (a 0/255 mask as its bool); a bare mask or an empty one is refused (API probe 2026-12-06: its rows
     # were read as masks; an empty mask was typed as the whole image).
     assert fitted.classify(img, {3: ma.astype(np.uint8) * 255, 7: mb}) == types
+    Image.fromarray(mb.astype(np.uint8) * 255).save(tmp_path / "b_mask.png")
+    assert fitted.classify(img, {3: ma, 7: tmp_path / "b_mask.png"}) == types  # a mask file, as calibrate takes one
     with pytest.raises(TypeError, match=r"got one array of shape .*: wrap it in a list"):
         fitted.classify(img, ma)
     with pytest.raises(ValueError, match="mask of region 2 marks no pixel"):

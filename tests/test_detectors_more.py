@@ -220,6 +220,10 @@ def test_fit_names_the_detector_and_fused_models_load_back(synthetic_category, t
     inspector = Inspector.fit(train, InspectorSettings(image_size=128, coreset_ratio=0.5, detector="bank+discriminator"))
     assert inspector.detector.name == "fused"
     inspector.save(tmp_path / "m")
+    # Every name a fused model writes is known as the model's: none would be kept as a person's file by the next save.
+    from defectlens.inspector import _not_model_entries
+
+    assert _not_model_entries(tmp_path / "m") == []
     again = Inspector.load(tmp_path / "m")
     verdicts = {t.is_defective: [] for t in cat.test}
     for t in cat.test:

@@ -79,3 +79,29 @@ def test_evaluate_reports_the_operating_point(fitted_model, synthetic_category, 
     text = " ".join(result.output.split())
     assert "(user)" in text and "from test labels, for reference: not a deployable threshold" in text
     assert "4 defective and 4 good test images" in text
+
+
+def test_evaluation_says_repeated_images_and_refuses_one_part_under_both_labels(fitted_model, synthetic_category, tmp_path):
+    # Metrics audit 2026-12-06: a crack copied into test/good (image AUROC 1.0 -> 0.94), a duplicated test image and a copy of
+    # a training image in a test folder beside no train/ all went without a word.
+    import dataclasses
+    import shutil
+
+    from defectlens.errors import DatasetLayoutError
+
+    inspector = Inspector.load(fitted_model)
+    train = synthetic_category / "train" / "good"
+    inspector.provenance = dataclasses.replace(inspector.provenance, trained_on=str(train))
+    plant = tmp_path / "plant"
+    shutil.copytree(synthetic_category / "test", plant / "test")
+    shutil.copytree(synthetic_category / "ground_truth", plant / "ground_truth")
+    good = sorted((plant / "test" / "good").glob("*.png"))
+    shutil.copyfile(good[0], plant / "test" / "good" / "again.png")
+    shutil.copyfile(sorted(train.glob("*.png"))[0], plant / "test" / "good" / "from_training.png")
+    evaluation, _ = evaluate_detection(inspector, load_category(plant))
+    assert evaluation.repeated_test == [f"{plant / 'test' / 'good' / 'again.png'} is {good[0]}"]
+    assert evaluation.copies_of_train == [str(plant / "test" / "good" / "from_training.png")]
+    assert evaluation.to_json()["repeated_test"] == evaluation.repeated_test
+    shutil.copyfile(sorted((plant / "test" / "spot").glob("*.png"))[0], plant / "test" / "good" / "a_crack.png")
+    with pytest.raises(DatasetLayoutError, match=r"1 defective test image\(s\) are byte copies of good ones"):
+        evaluate_detection(inspector, load_category(plant))

@@ -273,10 +273,17 @@ def test_an_export_keeps_out_of_model_folders_and_says_what_it_replaces(fitted_m
     (model / "notes.txt").write_text("line notes")
     (model / "mine").mkdir()
     (model / "mine" / "a.txt").write_text("kept")
+    # Named like a model's files, but none a model writes (regression probe 2026-12-06: every *.json and *.md went).
+    (model / "README.md").write_text("how this line uses the model")
+    (model / "notes.json").write_text("{}")
     test = synthetic_category / "test"
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
     assert result.exit_code == 0, result.output
     assert (model / "notes.txt").read_text() == "line notes" and (model / "mine" / "a.txt").read_text() == "kept"
+    assert (model / "README.md").read_text() == "how this line uses the model" and (model / "notes.json").read_text() == "{}"
+    from defectlens.inspector import _not_model_entries
+
+    assert _not_model_entries(fitted_model) == [] and _not_model_entries(exported) == []
     assert not (model / "mine" / "a.txt").is_symlink()
     on_line = tmp_path / "on_line"
     shutil.copytree(exported, on_line)
@@ -297,6 +304,9 @@ def test_a_new_fit_over_an_export_stays_one_while_its_encoder_is_the_same(export
         warnings.simplefilter("ignore")
         Inspector.fit(images, settings).save(same)
     assert (same / EXPORT_FILE).is_file() and Inspector.load(same).runtime == "onnxruntime"
+    # Another fit than the one exported: the record of the model it was exported from is dropped (regression probe
+    # 2026-12-06: it still named that model, and `info` advised re-exporting it over the newer fit).
+    assert "source" in json.loads((exported / EXPORT_FILE).read_text()) and "source" not in json.loads((same / EXPORT_FILE).read_text())
     other = tmp_path / "other"
     shutil.copytree(exported, other)
     with warnings.catch_warnings(record=True) as said:
@@ -304,6 +314,11 @@ def test_a_new_fit_over_an_export_stays_one_while_its_encoder_is_the_same(export
         Inspector.fit(images, replace(settings, image_size=96)).save(other)
     assert not (other / EXPORT_FILE).exists() and Inspector.load(other).runtime == "torch"
     assert any("it held an exported model, whose encoder is not this model's: the model saved runs on PyTorch" in str(w.message) for w in said)
+    # Said by `fit -o` too (regression probe 2026-12-06: the command's notes had swallowed it).
+    again = tmp_path / "again"
+    shutil.copytree(exported, again)
+    fitted = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(again), "--image-size", "96"])
+    assert fitted.exit_code == 0 and "it held an exported model" in " ".join(fitted.output.split()), fitted.output
 
 
 def test_an_export_records_its_model_and_says_when_that_changed(fitted_model, synthetic_category, tmp_path):

@@ -617,9 +617,9 @@ def test_calibrate_needs_good_and_defective_images(fitted_model, synthetic_categ
     assert (model / "detector.json").read_bytes() == before
 
 
-def test_calibrate_counts_each_part_once_and_leaves_out_training_images(fitted_model, synthetic_category, tmp_path):
+def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, synthetic_category, tmp_path):
     # Probe 2026-12-06: a copy counted one part twice, and a training image (scored near zero by a bank that holds it)
-    # counted as a good part the threshold passed.
+    # counted as a good part the threshold passed, unsaid.
     model = _copy_model(fitted_model, tmp_path)
     meta = json.loads((model / "inspector.json").read_text())
     meta["provenance"]["trained_on"] = str(synthetic_category / "train" / "good")  # as `fit` records it
@@ -633,8 +633,17 @@ def test_calibrate_counts_each_part_once_and_leaves_out_training_images(fitted_m
     assert result.exit_code == 0, result.output
     text = _text(result)
     assert "1 image(s) are byte copies of others" in text and "again.png" in text, text
-    assert "1 image(s) are copies of the model's training images" in text and "from_training.png" in text
-    assert Inspector.load(model).thresholds.source == "f1-optimal (calibrate: 4 good, 4 defective)"
+    assert "1 good image(s) are copies of images in the model's training folder" in text and "from_training.png" in text
+    # Said, and kept: which of the folder's images the fit took is not recorded (regression probe 2026-12-06: one --max-images
+    # left out was dropped as "fitted on").
+    assert Inspector.load(model).thresholds.source == "f1-optimal (calibrate: 5 good, 4 defective)"
+    # A normal part's image given as defective is refused.
+    mislabelled = tmp_path / "mislabelled"
+    shutil.copytree(test / "spot", mislabelled)
+    shutil.copyfile(good / "from_training.png", mislabelled / "normal.png")
+    (good / "from_training.png").unlink()
+    refused = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(mislabelled), "--dry-run"])
+    assert refused.exit_code == 2 and "1 defective image(s) are copies of images in the model's training folder" in _text(refused)
     # A defective image that is a good one's copy under another name: refused, as the same file under both labels is.
     spot = tmp_path / "spot"
     shutil.copytree(test / "spot", spot)

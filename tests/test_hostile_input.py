@@ -301,6 +301,12 @@ def test_copies_of_a_normal_image_count_once(synthetic_category, tmp_path):
         model.inspect([a, b])
     with pytest.raises(TypeError, match=r"got a list of 1: pass the image itself"):  # not "several" (API probe 2026-12-06)
         model.inspect([a])
+    # Named by what it is: a Pillow image by the file it was opened from, anything else by its kind (both were "<array>").
+    Image.fromarray(b).save(tmp_path / "b.png")
+    with Image.open(tmp_path / "b.png") as opened:
+        assert model.inspect(opened).source == str(tmp_path / "b.png")
+    with pytest.raises(ImageReadError, match="<int>"):
+        model.inspect(5)  # type: ignore[arg-type]
     # Nothing to set is nothing changed: a label-free model's thresholds had become "user", its hot spots no longer noted.
     before = model.thresholds
     assert model.set_thresholds() == before and model.thresholds.source == before.source != "user"
@@ -1142,6 +1148,7 @@ def test_settings_of_the_wrong_kind_are_named():
     assert (grid.image_size, grid.min_region_px, grid.coreset_ratio, grid.false_alarm_target, grid.standardize) == (256, 20, 0.25, 0.02, True)
     assert all(type(v) in (int, float, bool) for v in (grid.image_size, grid.min_region_px, grid.coreset_ratio, grid.standardize))
     json.dumps(grid.__dict__)
+    assert type(InspectorSettings(extra_neighbourhoods=(np.int64(5),)).extra_neighbourhoods[0]) is int  # saved to JSON after the fit
     with pytest.raises(ConfigError, match="not a whole number of pixels"):
         InspectorSettings(image_size=np.float64(256.0))
 

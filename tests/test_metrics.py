@@ -37,6 +37,13 @@ def test_image_auroc_one_swapped_pair():
     assert image_auroc([0, 0, 1, 1], [0.1, 0.3, 0.2, 0.4]) == pytest.approx(0.75)
 
 
+def test_image_metrics_refuse_tables_and_maps():
+    # API probe 2026-12-06: a (1, N) table was flattened without a word.
+    with pytest.raises(ValueError, match=r"one label and one score per image \(1-D\), got shapes \(1, 2\) and \(1, 2\)"):
+        image_auroc([[0, 1]], [[0.1, 0.9]])
+    assert image_auroc([0, 1], [0.1, 0.9]) == 1.0
+
+
 def test_image_auroc_ties_give_half_credit():
     # positives {0.5, 0.9}, negatives {0.1, 0.5}:
     # (0.5,0.1) 1, (0.5,0.5) tie 0.5, (0.9,0.1) 1, (0.9,0.5) 1 -> 3.5/4

@@ -181,7 +181,9 @@ class InspectorSettings:
         extra = self.extra_neighbourhoods
         if extra is None:
             extra = DEFAULT_EXTRA_NEIGHBOURHOODS if self.detector == "memory-bank" and self.global_weight == 0 else ()
-        object.__setattr__(self, "extra_neighbourhoods", tuple(extra))
+        # numpy's integers as plain ones (saved to JSON: a settings grid's np.int64(5) failed the save after the whole fit).
+        object.__setattr__(self, "extra_neighbourhoods", tuple(int(n) if isinstance(n, numbers.Integral) and not isinstance(n, bool) else n
+                                                               for n in extra))
         if self.extra_neighbourhoods and (self.detector != "memory-bank" or self.global_weight > 0):
             raise ConfigError(
                 "extra neighbourhoods are for the memory-bank detector alone, without a global weight", None,
@@ -465,9 +467,15 @@ def _paths_on_disk(images: object) -> ImageFiles | None:
     return scan_images(images, strict=True)[0]
 
 
-_MODEL_NAMES = re.compile(r"[\w.-]+\.(json|safetensors|onnx|md)|neighbourhood-\d+|examples|grounding")
-"""What a model of any kind writes in its folder (descriptor, card, detectors' configs and tensors, an exported encoder,
-a taxonomy, examples, a fused partner's folder — named after its kind, :data:`~defectlens.detect.registry.DETECTORS`)."""
+_MODEL_NAMES = re.compile(
+    r"inspector\.json|card\.md|taxonomy\.json|examples|export\.json|encoder\.onnx|detector\.json|memory_bank\.safetensors"
+    r"|fusion\.json|batch_scoring\.json|discriminator\.(json|safetensors)|grounding(\.json|\.safetensors)?|part\.json"
+    r"|fewshot\.(json|safetensors)|neighbourhood-\d+"
+)
+"""What a model of any kind writes in its folder, each by its name (descriptor, card, taxonomy, examples, an exported
+encoder, the detectors' configs and tensors, a bank's extra neighbourhoods) — besides a fused partner's folder, named
+after its kind (:data:`~defectlens.detect.registry.DETECTORS`). Any ``*.json`` or ``*.md`` had counted: a person's
+``README.md`` and ``notes.json`` went with the next calibrate (regression probe 2026-12-06)."""
 
 
 def _not_model_entries(folder: Path) -> list[Path]:
@@ -841,7 +849,7 @@ class Inspector:
     def calibrate(
         self,
         images: Iterable[ImageInput],
-        labels: Sequence[int | bool],
+        labels: Sequence[int | bool] | np.ndarray,
         masks: Sequence[np.ndarray | str | os.PathLike[str] | None] | None = None,
         max_false_alarms: float | None = DEFAULT_FALSE_ALARM_TARGET,
     ) -> Thresholds:
@@ -909,7 +917,10 @@ class Inspector:
         return t
 
     def calibrate_f1(
-        self, images: Iterable[ImageInput], labels: Sequence[int | bool], masks: Sequence[np.ndarray | str | os.PathLike[str] | None] | None = None
+        self,
+        images: Iterable[ImageInput],
+        labels: Sequence[int | bool] | np.ndarray,
+        masks: Sequence[np.ndarray | str | os.PathLike[str] | None] | None = None,
     ) -> Thresholds:
         """:meth:`calibrate` with F1-optimal thresholds."""
         return self.calibrate(images, labels, masks, max_false_alarms=None)
@@ -1002,7 +1013,9 @@ class Inspector:
                             "reads files (unreadable ones listed), and for arrays score(images) then decide(result) for each")
         if isinstance(image, str | Path):
             source = source or str(image)
-        source = source or "<array>"
+        elif isinstance(image, Image.Image) and (opened_from := str(getattr(image, "filename", None) or "")):
+            source = source or opened_from  # opened from a file: named by it (it had been "<array>"; API probe 2026-12-06)
+        source = source or ("<array>" if isinstance(image, np.ndarray) else f"<{type(image).__name__}>")
         return self.decide(self.score_read([read_image(image, source, self.bit_depth)])[0], source)
 
     @property
@@ -1149,12 +1162,14 @@ class Inspector:
             # An export stays one while its encoder is this model's: a new fit over one (the same encoder settings) had turned
             # it back into a PyTorch model, said of nothing (export probe 2026-12-06).
             was_export = is_exported(old)
-            carried = any(carry_export(folder, out, self.detector)
+            fitted_at = self.provenance.fitted_at if self.provenance else None
+            carried = any(carry_export(folder, out, self.detector, fitted_at)
                           for folder in ((old,) if keep or was_export else ()) + ((source,) if source is not None else ()))
         self._saved_thresholds, self._earlier_thresholds = descriptor.thresholds, descriptor.earlier_thresholds
         if was_export and not carried:
-            warn_caller(NoteWarning(f"{directory}: it held an exported model, whose encoder is not this model's: the model saved runs on "
-                                    "PyTorch — export it again (defectlens export) to run it on ONNX Runtime or OpenVINO"))
+            # A warning, not a note: the commands print it too (`fit -o` over an export had said nothing; regression probe).
+            warn_caller(DefectlensWarning(f"{directory}: it held an exported model, whose encoder is not this model's: the model saved runs "
+                                          "on PyTorch — export it again (defectlens export) to run it on ONNX Runtime or OpenVINO"))
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
             gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")

@@ -39,6 +39,12 @@ class Region:
     defect raises the map far around it, so the centroid of its region can sit a third of the
     image away (None for regions made before it was recorded)."""
 
+    def __post_init__(self) -> None:
+        # Made from JSON (Region(**payload)), its lists would leave a frozen region unhashable (API probe 2026-12-06).
+        for name in ("bbox", "centroid", "peak"):
+            if isinstance(value := getattr(self, name), list):
+                object.__setattr__(self, name, tuple(value))
+
     def to_json(self) -> dict:
         """Plain-JSON form (lists and floats only)."""
         return {
@@ -48,7 +54,8 @@ class Region:
             "area_fraction": round(self.area_fraction, 6),
             "centroid": [round(c, 2) for c in self.centroid],
             **({"peak": list(self.peak)} if self.peak is not None else {}),
-            "peak_score": round(self.peak_score, 6),
+            # Unrounded, as the image's score is: read against the pixel threshold, a rounded peak could meet it (API probe).
+            "peak_score": float(self.peak_score),
             "mean_score": round(self.mean_score, 6),
         }
 
@@ -56,7 +63,8 @@ class Region:
 @with_field_docs
 @dataclass(frozen=True)
 class Thresholds:
-    """Decision thresholds, in the detector's normalised score units."""
+    """Decision thresholds, in the units of the detector's scores and map values (:attr:`Inspection.score`: no fixed
+    range, a scale of the model's own)."""
 
     image: float
     """An image whose score exceeds this is defective."""
@@ -94,6 +102,8 @@ class AnomalyResult:
     """What a detector says about one image before regions are extracted."""
 
     score: float
+    """The image's anomaly score in the detector's own units (see :attr:`Inspection.score`), read against
+    :attr:`Thresholds.image`."""
     anomaly_map: np.ndarray = field(repr=False)
     """float32 (H, W) at the input image's own resolution."""
     grounding: GroundingResult | None = None
@@ -252,8 +262,11 @@ class Finding:
     """Size in words ('tiny', 'small', 'medium', 'large', 'very large') of the area the map marks, which is often several
     times a small defect's own."""
     severity: str
+    """How serious the type is: 'low', 'medium', 'high' or 'critical' (the taxonomy's, else the default)."""
     impact: str
+    """What the defect does to the part, from the taxonomy."""
     action: str
+    """What to do about it, from the taxonomy (the report's recommended action comes from the worst finding's)."""
     method: str = "none"
     """Classifier that decided the type ('few-shot', 'vlm', 'text'), or 'none' when skipped."""
     defaults_used: tuple[str, ...] = ()
@@ -293,10 +306,13 @@ class Report:
     """The per-image report: verdict, structured findings, prose, and what was skipped."""
 
     source: str
+    """The inspected image, as given (:attr:`Inspection.source`)."""
     object_name: str
+    """The part as the taxonomy describes it (its ``object``), or a generic name without a taxonomy."""
     verdict: str
     """'defective' or 'good'."""
     score: float
+    """The image's anomaly score (:attr:`Inspection.score`)."""
     image_size: tuple[int, int]
     """(width, height)."""
     findings: list[Finding] = field(default_factory=list)

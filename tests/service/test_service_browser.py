@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/ (git-ignored)."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
         sync_api.expect(page.locator("#overlay")).to_have_js_property("complete", True)
         page.screenshot(path=str(ARTIFACTS / "1-inspected.png"), full_page=True)
+        # The page's name says which inspection is open, and its tables have names and column headers (a11y probe 2026-12-06).
+        assert page.title() == f"#{page.evaluate('current.id')} bad.png — defectlens"
+        assert page.locator("table[aria-label]").count() == 2 and page.locator("th:not([scope=col])").count() == 0
         # The report pane: the report's prose (not its Markdown), and each of its notes once.
         shown = page.locator("#report").text_content() or ""
         assert shown.startswith(page.evaluate("current.report.text")) and "**" not in shown
@@ -125,22 +129,23 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         # defects and exported as examples of a defect on a good part).
         bad_id = page.evaluate("current.id")
         page.click("#mark-good")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        # The verdict said with "saved" (a11y probe 2026-12-06: after a key press, "saved" alone did not tell g from d).
+        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved: GOOD (machine: defective)", timeout=30_000)
         assert set(page.evaluate("current.regions.map(r => r.type)")) == {"not-a-defect"}
         # The person's verdict stands over the machine's report and overlay, and says so.
         sync_api.expect(page.locator("#override")).to_contain_text("Reviewed GOOD by Dana: the report and the overlay are the machine's")
         # Confirm keeps a person's verdict (it sent the machine's, undoing theirs).
         page.click("#confirm")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{bad_id} saved: "), timeout=30_000)
         assert page.evaluate("current.final_verdict") == "good"
         # A missed defect and a comment outlive the next review, and do not follow to another inspection.
         page.select_option("#missed-type", "scratch")
         page.fill("#missed-box", "2,3,12,9")
         page.fill("#comment", "left edge")
         page.click("#mark-defective")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{bad_id} saved: "), timeout=30_000)
         page.click("#confirm")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{bad_id} saved: "), timeout=30_000)
         assert page.evaluate("current.regions.filter(r => r.missed).map(r => [r.type, r.bbox])") == [["scratch", [2, 3, 12, 9]]]
         assert page.evaluate("current.review.comment") == "left edge"
         # Reviewing it good would drop the missed defect: asked first; dismissed, nothing is sent.
@@ -155,7 +160,7 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.fill("#missed-box", "20,20,30,30")
         page.check("#regions input[id^=missed-remove-]")
         page.click("#mark-defective")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{bad_id} saved: "), timeout=30_000)
         assert page.evaluate("current.regions.filter(r => r.missed).map(r => r.bbox)") == [[20, 20, 30, 30]]
         page.locator("#history tr").first.locator("a").click()
         sync_api.expect(page.locator("#detail-file")).to_have_text(hostile.name)
@@ -176,10 +181,10 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.fill("#comment", "a gear, posted to the plate line")
         page.click("#mark-unusable")
         hostile_id = page.evaluate("current.id")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{hostile_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{hostile_id} saved: "), timeout=30_000)
         sync_api.expect(page.locator("#verdict")).to_have_text(f"UNUSABLE (machine: {page.evaluate('current.verdict')})")
         page.click("#confirm")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{hostile_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{hostile_id} saved: "), timeout=30_000)
         assert page.evaluate("current.final_verdict") == "unusable"
         page.select_option("#f-verdict", "unusable")
         sync_api.expect(page.locator("#page-info")).to_have_text("1–1 of 1")
@@ -191,7 +196,7 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.once("dialog", lambda d: d.accept())  # its missed defect goes with the review
         page.fill("#comment", "")
         page.click("#mark-unusable")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{bad_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{bad_id} saved: "), timeout=30_000)
         bad_row = page.locator("#history tr", has_text="bad.png")
         sync_api.expect(bad_row).to_contain_text("(machine: ")
         page.select_option("#f-verdict", "")
@@ -211,6 +216,19 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         long_name.write_bytes(images["good"].read_bytes())
         page.set_viewport_size({"width": 390, "height": 844})
         page.set_input_files("#file-input", str(long_name))
+        # Not over the box just drawn and not sent (a11y probe 2026-12-06: edits went without a word): the result waits in
+        # the list, and opening it asks first.
+        sync_api.expect(page.locator("#batch li a")).to_have_count(1, timeout=60_000)
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        asked.clear()
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.locator("#batch li a").click()
+        page.wait_for_timeout(300)
+        assert asked and "has a missed defect not sent. Leave it without saving?" in asked[0]
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        page.fill("#missed-box", "")
+        page.select_option("#missed-type", "")
+        page.locator("#batch li a").click()
         sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name, timeout=60_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         # Tablet probe 2026-12-06: a comment with no spaces in the review history (a path, a serial number) made the page
@@ -265,7 +283,7 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         first_id = page.evaluate("current.id")
         page.focus("#mark-good")
         page.keyboard.press("Enter")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{first_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{first_id} saved: "), timeout=30_000)
         assert page.evaluate("document.activeElement.id") == "mark-good"
         # Who said what is listed; the comment box is not pre-filled with it for the next reviewer.
         sync_api.expect(page.locator("#review-history li")).to_have_count(1)
@@ -308,7 +326,7 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         # keys did nothing until a click elsewhere).
         assert page.evaluate("document.activeElement.id") == "keys-on"
         page.keyboard.press("u")
-        sync_api.expect(page.locator("#review-msg")).to_have_text(f"review of #{second_id} saved", timeout=30_000)
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(rf"^review of #{second_id} saved: "), timeout=30_000)
         assert page.evaluate("current.final_verdict") == "unusable"
         page.locator(f'#batch li[data-id="{first_id}"] a').click()
         sync_api.expect(page.locator("#detail-file")).to_have_text("part-0.png")
@@ -364,6 +382,14 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         # The reviewer's name outlives a reload typed before any review.
         page.reload()
         assert page.input_value("#reviewer") == "Ines"
+        # A file refused alone: its reason in what is announced, not only a count (a11y probe 2026-12-06).
+        notes = tmp_path / "notes.png"
+        notes.write_text("line notes, not a picture")
+        page.set_input_files("#file-input", str(notes))
+        sync_api.expect(page.locator("#upload-status")).to_contain_text("0 of 1 image(s) inspected; 1 not (listed below) — ", timeout=60_000)
+        sync_api.expect(page.locator("#upload-status")).to_contain_text("not a readable image")
+        # The history's changes are announced too.
+        assert page.get_attribute("#history-msg", "role") == page.get_attribute("#page-info", "role") == "status"
 
 
 def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
@@ -387,7 +413,18 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
             box = tablet.locator("#mark-good").bounding_box()
             assert box is not None and box["y"] + box["height"] <= 768 and box["height"] >= 44, box
             assert tablet.evaluate("document.documentElement.scrollWidth") <= 1024
-            assert not tablet.locator("#review-keys").is_visible()  # keys are for keyboards
+            # The keys' box wherever the keys work (a11y probe 2026-12-06: hidden on a tablet, whose keyboard cover filed a review
+            # with a stray letter and no switch to find), and the bar kept to a third of the screen with it.
+            assert tablet.locator("#review-keys").is_visible()
+            assert tablet.locator("#review-bar").bounding_box()["height"] <= 768 / 3
+            # A review keeps the page where it was (it had jumped 500 px, the pictures out of view).
+            tablet.fill("#reviewer", "Dana")
+            tablet.locator("#detail-heading").scroll_into_view_if_needed()
+            tablet.locator("#confirm").focus()
+            before = tablet.evaluate("window.scrollY")
+            tablet.keyboard.press("Enter")
+            sync_api.expect(tablet.locator("#review-msg")).to_contain_text("saved", timeout=30_000)
+            assert tablet.evaluate("window.scrollY") == before
             # Not on a phone, where the buttons wrap to three lines (regression probe: a bar of 38 % of the screen).
             tablet.set_viewport_size({"width": 360, "height": 740})
             assert tablet.evaluate("getComputedStyle(document.getElementById('review-bar')).position") == "static"

@@ -19,6 +19,7 @@ its type (among the types alone, a classifier of one type was 100 % sure of ever
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -431,21 +432,26 @@ class FewShotClassifier:
         return probs
 
     def classify(
-        self, image: np.ndarray | Image.Image | str | Path, masks: Sequence[np.ndarray] | Mapping[int, np.ndarray]
+        self,
+        image: np.ndarray | Image.Image | str | Path,
+        masks: Sequence[np.ndarray | str | os.PathLike[str]] | Mapping[int, np.ndarray | str | os.PathLike[str]],
     ) -> list[RegionType]:
         """Type of each region of ``image`` (an array, a Pillow image or a path, checked as the
-        Inspector checks them); ``masks`` is a list (indices 1..R) or {region index: mask}."""
+        Inspector checks them); ``masks`` is a list (indices 1..R) or {region index: mask}, each an array or a mask file,
+        read as drawn (:func:`~defectlens.io.mask_as_drawn`)."""
         if isinstance(masks, np.ndarray) and masks.ndim == 2:
             # Iterated, one mask's rows were read as masks ("mask of region 1 has shape (248,)"; API probe 2026-12-06).
             raise TypeError(f"masks must be a list of region masks (or {{index: mask}}), got one array of shape {masks.shape}: "
                             "wrap it in a list")
         given = list(masks.items()) if isinstance(masks, Mapping) else list(enumerate(masks, start=1))
-        # Read as drawn, as Inspector.calibrate reads masks (a float mask of 0.3 everywhere had been all region); an empty one
-        # is no region (it had been typed as the whole image, without a word).
-        items = [(i, mask_as_drawn(m, f"mask of region {i}")) for i, m in given]
+        rgb = _rgb(image)
+        # Read as drawn, as Inspector.calibrate reads masks, arrays or mask files (an anti-aliased edge had counted as region);
+        # an empty one is no region (it had been typed as the whole image, without a word).
+        size = (rgb.shape[1], rgb.shape[0])
+        items = [(i, load_mask(Path(m), size) if isinstance(m, str | os.PathLike) else mask_as_drawn(m, f"mask of region {i}")) for i, m in given]
         if empty := [i for i, m in items if not m.any()]:
             raise ValueError(f"mask of region {empty[0]} marks no pixel: pass masks that mark each region")
-        return self._classify_masks(_rgb(image), items)
+        return self._classify_masks(rgb, items)
 
     def _classify_masks(self, image: np.ndarray, items: Sequence[tuple[int, np.ndarray]]) -> list[RegionType]:
         """Types of (region index, mask) pairs of ``image``; pairs that share an index are views of one region."""

@@ -37,7 +37,7 @@ from defectlens.detect.calibration import (
     thresholds_from_normal,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
-from defectlens.inspector import NO_NORMAL_DETECTORS, Failure, Inspector, load_images
+from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import byte_copies, copies_among, exported_machine_masks, images_below, mask_for_image
 from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
@@ -118,28 +118,29 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
         advance(len(batch))
 
 
-def _distinct_files(inspector: Inspector, model_dir: Path, good: list[Path], defective: list[Path]) -> tuple[list[Path], list[Path]]:
-    """``good`` and ``defective`` without byte copies of one another (the first of each kept) or of the model's training
-    images (when its training folder is still there), each left out said once. A copy counts one part as two in the
-    false-alarm rate, and a training image scores near zero against a bank that holds it: both flatter the threshold."""
+def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``good`` and ``defective`` without byte copies of one another (the first of each kept), said once: a copy counts
+    one part as two in the false-alarm rate. Copies of images in the model's training folder (when it is still there)
+    are said when good — a bank fitted on them scores them near zero, flattering the false-alarm rate; which of the
+    folder's images the fit took (``--max-images``) is not recorded, so they are kept — and refused when defective (a
+    normal part's image)."""
     copies = byte_copies([*good, *defective])
     if copies:
         copy, first = next(iter(copies.items()))
         console.print(f"[yellow]note:[/] {len(copies)} image(s) are byte copies of others (e.g. {escape(str(copy))} is "
                       f"{escape(str(first))}): each part counted once")
+    distinct_good, distinct_bad = [p for p in good if p not in copies], [p for p in defective if p not in copies]
     trained = inspector.provenance.trained_on if inspector.provenance else None
-    seen: list[Path] = []
-    if trained and Path(trained).is_dir() and inspector.detector.name not in NO_NORMAL_DETECTORS:
-        kept = [p for p in [*good, *defective] if p not in copies]
-        if seen := copies_among(kept, images_below(trained).images):
-            console.print(f"[yellow]note:[/] {len(seen)} image(s) are copies of the model's training images (e.g. "
-                          f"{escape(str(seen[0]))}): left out — the model scores them as the normal parts it was fitted on")
-    dropped = set(copies) | set(seen)
-    distinct_good, distinct_bad = [p for p in good if p not in dropped], [p for p in defective if p not in dropped]
-    for files, what in ((distinct_good, "good"), (distinct_bad, "defective")):
-        if not files:
-            raise DatasetLayoutError(f"every {what} image is a copy of one of the model's training images", model_dir,
-                                     f"pass {what} parts the model was not fitted on with --{what}")
+    if trained and Path(trained).is_dir():
+        folder = images_below(trained).images
+        if mislabelled := copies_among(distinct_bad, folder):
+            raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images in the model's training folder of "
+                                     f"normal parts (e.g. {mislabelled[0]})", Path(trained),
+                                     "give each part one label: take the normal parts' images out of the defective ones")
+        if seen := copies_among(distinct_good, folder):
+            console.print(f"[yellow]note:[/] {len(seen)} good image(s) are copies of images in the model's training folder (e.g. "
+                          f"{escape(str(seen[0]))}): a model fitted on them scores them near zero, which flatters the false-alarm "
+                          "rate — calibrate on good parts it was not fitted on")
     return distinct_good, distinct_bad
 
 
@@ -312,7 +313,7 @@ def calibrate(
                 )
         require_no_good_folder(defective, bad_files)
         require_one_label(good_files, bad_files)
-        good_files, bad_files = _distinct_files(inspector, model_dir, good_files, bad_files)
+        good_files, bad_files = _distinct_files(inspector, good_files, bad_files)
         min_batch = int(getattr(inspector.detector, "min_batch", 1))
         if len(good_files) + len(bad_files) < min_batch:
             raise ConfigError(

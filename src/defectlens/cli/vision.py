@@ -101,7 +101,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import byte_copies, copies_among, is_good_folder
+from defectlens.io.dataset import copies_among, cross_label_copies, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import (
     can_write,
@@ -1098,8 +1098,7 @@ def require_one_label(good: list[Path], defective: list[Path]) -> None:
         raise DatasetLayoutError(f"{len(both)} image(s) given as both good and defective (e.g. {both[0]})", None,
                                  "give each image one label: keep the good and the defective images in separate folders")
     # The same picture under two names had the label of whichever came first in each count.
-    given_good = set(good)
-    if same := [(p, first) for p, first in byte_copies([*good, *defective]).items() if (p in given_good) != (first in given_good)]:
+    if same := cross_label_copies(good, defective):
         copy, first = same[0]
         raise DatasetLayoutError(f"{len(same)} defective image(s) are byte copies of good ones (e.g. {copy} is {first})", None,
                                  "give each part one label: remove the copy from the folder it does not belong in")
@@ -1276,6 +1275,9 @@ def evaluate(
     if (leaked := evaluation.copies_of_train) and _model_kind(model_dir) not in NO_NORMAL_DETECTORS and not zero_shot:
         notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                "model — take them out of test/ or train/good/"])
+    if repeated := evaluation.repeated_test:
+        notes([f"{len(repeated)} test image(s) are byte copies of other test images (e.g. {repeated[0]}): each counts in the metrics "
+               "as often as it appears — take the copies out for figures of distinct parts"])
     if strides := evaluation.pixel_strides:
         read = ", ".join(f"{n} image(s) at every {'2nd' if k == 2 else '3rd' if k == 3 else f'{k}th'} pixel" for k, n in sorted(strides.items()))
         notes([f"pixel metrics: images over {WORKING_PIXELS:,} pixels are read on a lattice each way ({read}); their maps "

@@ -18,7 +18,7 @@ import numpy as np
 from defectlens.descriptor import grey_reason_in
 from defectlens.detect import WORKING_PIXELS, threshold_for_false_alarms, working_stride
 from defectlens.detect.frame_check import drift_note
-from defectlens.errors import ConfigError, DefectlensError
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.evaluate.metrics import (
     DetectionMetrics,
     OperatingPoint,
@@ -29,7 +29,7 @@ from defectlens.evaluate.metrics import (
 )
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import GOOD, Category, image_area, load_mask
-from defectlens.io.dataset import train_test_overlap
+from defectlens.io.dataset import byte_copies, cross_label_copies, train_test_overlap
 from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
@@ -171,6 +171,9 @@ class DetectionEvaluation:
     """Test images whose bytes are a training image's (:func:`~defectlens.io.train_test_overlap`): the
     metrics flatter the model by them. Kept with the numbers, not only said on the terminal: a
     benchmark's JSON had reported commutator's 0.9508 with 8 copies inside and no word of them."""
+    repeated_test: list[str] = field(default_factory=list)
+    """Test images whose bytes are another test image's ("copy is first"): each counts in the metrics as often as it
+    appears, which a duplicated file had done without a word (metrics audit 2026-12-06)."""
     drift: str | None = None
     """What :func:`~defectlens.detect.frame_check.drift_note` says of the good test images, or None: good parts that have,
     as a whole, moved away from the normal images since the fit (focus, light, a moved camera) make every figure here one
@@ -211,6 +214,7 @@ class DetectionEvaluation:
             # Always there, as `failures` is: a reader of the documented fields found it missing when empty.
             no_mask=list(self.no_mask),
             copies_of_train=list(self.copies_of_train),
+            repeated_test=list(self.repeated_test),
             drift_of_good_images=self.drift,
             pixel_strides={str(k): v for k, v in sorted(self.pixel_strides.items())},
         )
@@ -309,6 +313,12 @@ def evaluate_detection(
     ``category``'s test split."""
     # A detector that compares the images read together says how many it needs: refused before any is decoded.
     min_batch, n_test = int(getattr(inspector.detector, "min_batch", 1)), len(category.require_test())
+    # One part under both labels sets every metric against itself (a crack copied into test/good took image AUROC 1.0 →
+    # 0.94 without a word; metrics audit 2026-12-06): refused, as `evaluate --good --defective` and `calibrate` refuse it.
+    if crossed := cross_label_copies([t.path for t in category.test if not t.is_defective], [t.path for t in category.test if t.is_defective]):
+        copy, first = crossed[0]
+        raise DatasetLayoutError(f"{len(crossed)} defective test image(s) are byte copies of good ones (e.g. {copy} is {first})",
+                                 category.root / "test", "give each part one label: remove the copy from the folder it does not belong in")
     if n_test < min_batch:
         raise ConfigError(
             f"the {inspector.detector.name} detector compares the images inspected together and the test split has {n_test} "
@@ -358,7 +368,8 @@ def evaluate_detection(
         n_defective=len(labels) - len(good_scores),
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
-        copies_of_train=[str(p) for p in train_test_overlap(category)],
+        copies_of_train=[str(p) for p in train_test_overlap(category, inspector.provenance.trained_on if inspector.provenance else None)],
+        repeated_test=[f"{copy} is {first}" for copy, first in byte_copies([t.path for t in category.test]).items()],
         drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),
         unlike_normal=(

@@ -68,8 +68,13 @@ _REGION_STRUCTURE = np.ones((3, 3), dtype=int)
 
 def _image_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``(bool labels, float64 scores)`` 1-D arrays of equal length."""
-    y = np.asarray(labels).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    y, s = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if y.ndim > 1 or s.ndim > 1:
+        # One per image: a (1, N) table or a map had been flattened without a word (API probe 2026-12-06); pixel metrics
+        # take maps (pixel_auroc).
+        raise ValueError(f"image metrics take one label and one score per image (1-D), got shapes {y.shape} and {s.shape}: "
+                         "pass flat sequences (for maps and masks, use the pixel metrics)")
+    y, s = y.ravel(), s.ravel()
     if y.shape != s.shape:
         raise ValueError(f"labels and scores differ in length: {y.size} vs {s.size}")
     if not np.isfinite(s).all():

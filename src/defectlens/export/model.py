@@ -314,11 +314,12 @@ def is_exported(root: str | Path) -> bool:
     return (Path(root) / EXPORT_FILE).exists()
 
 
-def carry_export(old: Path, new: Path, detector: Detector) -> bool:
+def carry_export(old: Path, new: Path, detector: Detector, fitted_at: str | None = None) -> bool:
     """Copy the exported encoder of ``old`` into ``new`` — a re-save of the same model, such as
-    `calibrate`'s new thresholds — when it is still ``detector``'s encoder; returns whether it
-    did. Without it, calibrating an export quietly turned it back into a PyTorch model (its
-    workers then ran at PyTorch's pace, and nothing said so)."""
+    `calibrate`'s new thresholds, or a new fit (``fitted_at``) with the same encoder settings — when it is still
+    ``detector``'s encoder; returns whether it did. Without it, calibrating an export quietly turned it back into a
+    PyTorch model (its workers then ran at PyTorch's pace, and nothing said so). Carried into another fit than the one
+    exported, the record of the model it was exported from is dropped: it would name a model this one is not."""
     if not is_exported(old):
         return False
     try:
@@ -329,7 +330,14 @@ def carry_export(old: Path, new: Path, detector: Detector) -> bool:
     except (DefectlensError, KeyError, TypeError, ValueError):
         return False
     shutil.copyfile(old / Path(meta["encoder"]["file"]).name, new / Path(meta["encoder"]["file"]).name)
-    shutil.copyfile(old / EXPORT_FILE, new / EXPORT_FILE)
+    source = meta.get("source")
+    if fitted_at is not None and isinstance(source, dict) and source.get("fitted_at") != fitted_at:
+        # Regression probe 2026-12-06: a fit saved over an export kept "exported from F", and `info` then advised re-exporting
+        # F over the newer fit.
+        meta = {k: v for k, v in meta.items() if k != "source"}
+        write_json_atomic(new / EXPORT_FILE, meta)
+    else:
+        shutil.copyfile(old / EXPORT_FILE, new / EXPORT_FILE)
     card = new / CARD_FILE
     if card.is_file():
         write_text_atomic(card, card.read_text(encoding="utf-8") + export_card_section(meta))

@@ -318,10 +318,21 @@ def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]
     return Category(Path(root), [], test)
 
 
-def train_test_overlap(category: Category) -> list[Path]:
-    """Test images whose bytes are those of a training image: scored against a bank that holds
-    them, they flatter every metric (4 copies lifted image AUROC 0.979 → 0.988 without a word)."""
-    return copies_among([t.path for t in category.test], category.train_good)
+def train_test_overlap(category: Category, trained_on: str | Path | None = None) -> list[Path]:
+    """Test images whose bytes are those of a training image — of the category's ``train/good`` and of the folder the
+    model was fitted on (``trained_on``, when it is still there): scored against a bank that holds them, they flatter every
+    metric (4 copies lifted image AUROC 0.979 → 0.988 without a word). A plant's own test folder beside no ``train/`` had
+    been said to hold none (metrics audit 2026-12-06)."""
+    originals = list(category.train_good)
+    if trained_on is not None and Path(trained_on).is_dir():
+        originals += images_below(trained_on).images
+    return copies_among([t.path for t in category.test], list(dict.fromkeys(originals)))
+
+
+def cross_label_copies(good: Sequence[Path], defective: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Defective images whose bytes are those of a good one, each with that good one: one part given both labels."""
+    given_good = set(good)
+    return [(p, first) for p, first in byte_copies([*good, *defective]).items() if (p in given_good) != (first in given_good)]
 
 
 def file_digest(path: Path) -> str | None:
