@@ -89,11 +89,33 @@ def test_planted_defects_stand_out_and_are_located(detector):
     scores = [r.score for r in results]
     assert min(scores[:2]) > max(scores[2:])
     assert min(scores[:2]) > detector.thresholds.image  # outliers of the batch
-    assert all(r.batch_warning is None for r in results)
+    # Nothing said of the batch but its size (zero-shot probe 2026-12-06: batches under 16 are noisy, and said to be).
+    assert all(r.batch_warning == "a batch of 12 distinct images: each is judged against so few others that its verdict and regions "
+               "are noisy — inspect at least 16 of the part together" for r in results)
+    assert all(r.batch_warning is None for r in detector.score(_batch(rng, 16, [0, 1])))
     for i in (0, 1):
         y, x = np.unravel_index(np.argmax(results[i].anomaly_map), results[i].anomaly_map.shape)
         top, left = 10 + 6 * i, 10 + 8 * i
         assert top - SQUARE <= y <= top + 2 * SQUARE and left - SQUARE <= x <= left + 2 * SQUARE
+
+
+def test_copies_in_a_batch_are_one_part(detector, monkeypatch):
+    # Zero-shot probe 2026-12-06: a camera's re-trigger (a crack's file twice) scored the crack GOOD, and a copy's verdict
+    # differed from its twin's. Each picture is scored once; its copies take its result, said.
+    rng = np.random.default_rng(3)
+    images = _batch(rng, 12, [0, 1])
+    alone = detector.score(images)
+    twice = detector.score([*images, images[0].copy(), images[0].copy()])
+    assert [r.score for r in twice[:12]] == pytest.approx([r.score for r in alone]) and twice[12].score == twice[13].score == twice[0].score
+    assert np.array_equal(twice[12].anomaly_map, twice[0].anomaly_map) and twice[0].score > detector.thresholds.image
+    assert all("2 of the 14 images of this batch are copies of others, pixel for pixel" in (r.batch_warning or "") for r in twice)
+    # Two shapes in one batch: another view or part among them, said (probe: 20 commutators and 20 ball screws, all good).
+    mixed = detector.score([*_batch(rng, 8, []), *(np.ascontiguousarray(im.transpose(1, 0, 2)) for im in _batch(rng, 8, []))])
+    assert all("the batch's images are of different shapes (128×96 and 96×128)" in (r.batch_warning or "") for r in mixed)
+    # Too few distinct pictures is refused as too few images is, said with the copies.
+    monkeypatch.setattr(detector.encoder, "encode", lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoded")))
+    with pytest.raises(ConfigError, match=rf"of {MIN_BATCH} images, 1 copies of others\) .*needs at least {MIN_BATCH}"):
+        detector.score([*images[:MIN_BATCH - 1], images[0]])
 
 
 def test_a_batch_where_most_parts_share_one_defect_is_said(detector):
@@ -237,6 +259,11 @@ def test_calibrate_reads_good_and_defective_parts_mixed_in_one_batch(tmp_path, m
     assert "holds for batches mixed like this set (38% defective), not for lots of another mix" in " ".join(result.output.split())
     calibrated = Inspector.load(model).thresholds
     assert calibrated.source != "batch-relative" and calibrated.image != 3.0
+    # Back to the fit's own: its fixed outlier level (zero-shot probe 2026-12-06: refused as "no label-free thresholds").
+    restored = runner.invoke(app, ["calibrate", str(model), "--restore", "0"])
+    assert restored.exit_code == 0, restored.output
+    back = Inspector.load(model).thresholds
+    assert (back.image, back.pixel, back.source) == (3.0, 3.0, "batch-outlier")
 
 
 def test_fit_refuses_fusing_batch_scoring():
@@ -363,7 +390,8 @@ def test_the_shared_defect_warning_reaches_every_place_a_verdict_is_read(tmp_pat
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert len(rows) == 12 and all(r["report"].startswith("WARNING: ") and "share one defect" in r["report"] for r in rows)
     assert "warning, 12 image(s):" in (out / "index.html").read_text()
-    assert all("share one defect" in json.loads(p.read_text())["notes"][0] for p in out.glob("*.report.json"))
+    # After what the verdict rests on (batch-relative), first of what is said of the batch.
+    assert all(any("share one defect" in n for n in json.loads(p.read_text())["notes"][:2]) for p in out.glob("*.report.json"))
 
 
 def test_options_a_batch_model_does_not_read_are_said(tmp_path):

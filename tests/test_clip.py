@@ -180,3 +180,19 @@ def test_siglip_checkpoints_work_too(tmp_path):
     assert patches.tokens.shape == (2, 4, 4, 32) and enc.embed_text(["a tile"]).shape == (1, 32)
     results = WinClipScorer(enc, "tile").predict(_images(2, 40, 50))
     assert results[0].anomaly_map.shape == (40, 50)
+
+
+def test_a_hub_name_is_read_from_the_cache_first_and_a_miss_says_offline(monkeypatch):
+    # Zero-shot probe 2026-12-06: offline, a hub name was retried for 26 s and then told to "check the name or the folder".
+    import transformers
+
+    asked: list[bool] = []
+
+    def nowhere(name, local_files_only=False, **kwargs):
+        asked.append(local_files_only)
+        raise OSError("no connection")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", nowhere)
+    with pytest.raises(ModelFileError, match=r"not in this machine's model cache, and the Hugging Face hub did not give it .*offline\?"):
+        ClipEncoder.load("nobody/no-such-clip")
+    assert asked == [True, False]  # the cache first, then the hub

@@ -42,6 +42,13 @@ def test_image_metrics_refuse_tables_and_maps():
     with pytest.raises(ValueError, match=r"one label and one score per image \(1-D\), got shapes \(1, 2\) and \(1, 2\)"):
         image_auroc([[0, 1]], [[0.1, 0.9]])
     assert image_auroc([0, 1], [0.1, 0.9]) == 1.0
+    from defectlens.evaluate.metrics import flagged_share, verdict_point
+
+    with pytest.raises(ValueError, match="one label and one score per image"):
+        verdict_point(0.3, [[0, 0, 1, 1]], [[False, True, True, True]])
+    with pytest.raises(ValueError, match="one score per image"):
+        flagged_share([[0.1, 0.9]], 0.5)
+    assert verdict_point(0.3, [0, 0, 1, 1], [False, True, True, True]).false_alarm_rate == 0.5
 
 
 def test_image_auroc_ties_give_half_credit():

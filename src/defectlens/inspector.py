@@ -374,7 +374,8 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
         return found
     if isinstance(paths, str | bytes | os.PathLike):
         if isinstance(paths, str | Path) and not Path(paths).exists():
-            raise _one_image_refused(paths)  # a mistyped folder had been told to be wrapped in a list
+            # A mistyped folder had been told to be wrapped in a list.
+            raise DatasetLayoutError("no such folder or file", Path(paths), "check the path (a folder of images, or a list of image paths)")
         raise TypeError(f"paths must be a folder or a sequence of image paths, got one file {paths!r} (wrap it in a list)")
     # Any path-like (os.scandir's entries, PurePaths) is a path; pixels are not.
     listed: list[str | Path] = [Path(p) if isinstance(p, os.PathLike) else p for p in paths]
@@ -470,12 +471,13 @@ def _paths_on_disk(images: object) -> ImageFiles | None:
 _MODEL_NAMES = re.compile(
     r"inspector\.json|card\.md|taxonomy\.json|examples|export\.json|encoder\.onnx|detector\.json|memory_bank\.safetensors"
     r"|fusion\.json|batch_scoring\.json|discriminator\.(json|safetensors)|grounding(\.json|\.safetensors)?|part\.json"
-    r"|fewshot\.(json|safetensors)|neighbourhood-\d+"
+    r"|fewshot\.(json|safetensors)|neighbourhood-\d+|feature_cache"
 )
 """What a model of any kind writes in its folder, each by its name (descriptor, card, taxonomy, examples, an exported
-encoder, the detectors' configs and tensors, a bank's extra neighbourhoods) — besides a fused partner's folder, named
-after its kind (:data:`~defectlens.detect.registry.DETECTORS`). Any ``*.json`` or ``*.md`` had counted: a person's
-``README.md`` and ``notes.json`` went with the next calibrate (regression probe 2026-12-06)."""
+encoder, the detectors' configs and tensors, a bank's extra neighbourhoods, `train-grounding`'s feature cache) —
+besides a fused partner's folder, named after its kind (:data:`~defectlens.detect.registry.DETECTORS`). Any ``*.json``
+or ``*.md`` had counted: a person's ``README.md`` and ``notes.json`` went with the next calibrate (regression probe
+2026-12-06)."""
 
 
 def _not_model_entries(folder: Path) -> list[Path]:
@@ -1167,9 +1169,16 @@ class Inspector:
                           for folder in ((old,) if keep or was_export else ()) + ((source,) if source is not None else ()))
         self._saved_thresholds, self._earlier_thresholds = descriptor.thresholds, descriptor.earlier_thresholds
         if was_export and not carried:
+            from defectlens.export.model import patch_encoders
+
+            try:
+                patch_encoders(self.detector, Path(directory))
+                again = "export it again (defectlens export) to run it on ONNX Runtime or OpenVINO"
+            except DefectlensError as exc:  # "export it again" had been said of a batch-scoring model export refuses (probe)
+                again = f"this model cannot be exported: {exc.message}"
             # A warning, not a note: the commands print it too (`fit -o` over an export had said nothing; regression probe).
             warn_caller(DefectlensWarning(f"{directory}: it held an exported model, whose encoder is not this model's: the model saved runs "
-                                          "on PyTorch — export it again (defectlens export) to run it on ONNX Runtime or OpenVINO"))
+                                          f"on PyTorch — {again}"))
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
             gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")

@@ -230,6 +230,20 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.select_option("#missed-type", "")
         page.locator("#batch li a").click()
         sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name, timeout=60_000)
+        # Back over a comment not sent is asked about too; kept, Back still leads where it did (regression probe 2026-12-06:
+        # the entry Back came from had been overwritten, and that inspection left the history).
+        page.fill("#comment", "not sent")
+        asked.clear()
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.go_back()
+        page.wait_for_timeout(300)
+        assert asked and "has a comment not sent" in asked[0]
+        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
+        page.fill("#comment", "")
+        page.go_back()
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        page.go_forward()
+        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         # Tablet probe 2026-12-06: a comment with no spaces in the review history (a path, a serial number) made the page
         # 19,070 px wide, a long type name in a select wider than a phone, and a comment over the service's limit was

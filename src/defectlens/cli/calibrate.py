@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import byte_copies, copies_among, exported_machine_masks, images_below, mask_for_image
+from defectlens.io.dataset import byte_copies, copies_among, exported_machine_masks, mask_for_image, training_folder_images
 from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -131,8 +131,7 @@ def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path
                       f"{escape(str(first))}): each part counted once")
     distinct_good, distinct_bad = [p for p in good if p not in copies], [p for p in defective if p not in copies]
     trained = inspector.provenance.trained_on if inspector.provenance else None
-    if trained and Path(trained).is_dir():
-        folder = images_below(trained).images
+    if trained and (folder := training_folder_images(trained)):
         if mislabelled := copies_among(distinct_bad, folder):
             raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images in the model's training folder of "
                                      f"normal parts (e.g. {mislabelled[0]})", Path(trained),
@@ -174,16 +173,21 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
         earlier = inspector.earlier_thresholds
         damaged = read_descriptor(model_dir).earlier_thresholds_damaged
         stats = getattr(inspector.detector, "normal_stats", None)
+        # A batch-scoring model's own: its fixed outlier level (refused as "no label-free thresholds"; zero-shot probe 2026-12-06).
+        fixed = getattr(inspector.detector, "label_free_thresholds", lambda: None)()
         if number == 0:
-            if stats is None:
+            if stats is not None:
+                chosen = thresholds_from_normal(stats)
+            elif isinstance(fixed, Thresholds):
+                chosen = fixed
+            else:
                 raise ConfigError("keeps no normal-score statistics, so no label-free thresholds of its own", model_dir,
                                   "pass --restore N for an earlier threshold on its card (`defectlens info`)")
-            chosen = thresholds_from_normal(stats)
         elif number > len(earlier):
             said = f" ({damaged} damaged record(s) left out)" if damaged else ""
             raise ConfigError(f"has {len(earlier)} earlier threshold(s){said}, so none numbered {number}", model_dir,
                               "see them with `defectlens info MODEL_DIR` ('Earlier thresholds')" if earlier else
-                              "--restore 0 returns to the fit's own label-free thresholds" if stats is not None else
+                              "--restore 0 returns to the fit's own label-free thresholds" if stats is not None or fixed is not None else
                               "calibrate it on labelled images: the thresholds a save replaces are kept from then on")
         else:
             chosen = earlier[number - 1]

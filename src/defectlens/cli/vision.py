@@ -1273,8 +1273,9 @@ def evaluate(
     # Beside the metrics they qualify (found once, by the evaluation), and only for a model fitted on
     # those training images: batch scoring and a zero-shot model read none.
     if (leaked := evaluation.copies_of_train) and _model_kind(model_dir) not in NO_NORMAL_DETECTORS and not zero_shot:
+        # Not "test/ or train/good/": neither is there with --good/--defective (regression probe 2026-12-06).
         notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
-               "model — take them out of test/ or train/good/"])
+               "model — take them out of the test images, or out of the training folder and fit again"])
     if repeated := evaluation.repeated_test:
         notes([f"{len(repeated)} test image(s) are byte copies of other test images (e.g. {repeated[0]}): each counts in the metrics "
                "as often as it appears — take the copies out for figures of distinct parts"])

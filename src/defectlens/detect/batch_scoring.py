@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defectlens.descriptor import image_digest
 from defectlens.detect.base import LoadContext, Progress
 from defectlens.detect.maps import (
     MIN_BATCH,
@@ -66,6 +67,7 @@ from defectlens.detect.maps import (
 )
 from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEncoder, footprint_grid, fuse_levels
 from defectlens.errors import ConfigError, ModelFileError
+from defectlens.io import ImageFiles
 from defectlens.io.atomic import read_model_json, write_json_atomic
 from defectlens.types import AnomalyResult, Thresholds
 
@@ -75,6 +77,12 @@ CONFIG_FILE = "batch_scoring.json"
 UNITS = ("batch-outlier", "typical-patch")
 OUTLIER_THRESHOLD = 3.0
 """Robust z-score above which a batch-relative score is an outlier (the classic rule)."""
+SMALL_BATCH = 16
+"""Fewer images than this in a batch are scored, but said to be noisy: 5 of 40 good commutators were flagged in batches of
+8 (10-14 regions each), 2 of the same 40 in one batch (zero-shot probe 2026-12-06)."""
+OTHER_SHAPE = 1.5
+"""A batch whose images' aspect ratios differ by more than this factor holds more than one view or part: said (20
+commutators and 20 ball screws in one batch were all judged good, nothing said; zero-shot probe 2026-12-06)."""
 SHARED_PATTERN_LIMIT = 0.65
 """Shared-pattern ratio above which a batch is said to look alike-anomalous (see the module
 notes). Set just above the highest ratio of a normal-only batch measured by
@@ -204,6 +212,24 @@ class BatchReading:
             "many parts may share one defect, which batch scoring reads as normal — check a few by eye, "
             "or inspect them mixed with known-good parts"
         )
+
+
+def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int) -> list[str]:
+    """What to say of a batch whose distinct images have these (width, height) ``sizes`` (``n_given`` images in all, copies
+    included): its copies, a size too small to compare well, shapes of more than one view or part."""
+    notes = []
+    if n_given > len(sizes):
+        notes.append(f"{n_given - len(sizes)} of the {n_given} images of this batch are copies of others, pixel for pixel: each picture "
+                     "was scored once, and its copies take its result")
+    if len(sizes) < SMALL_BATCH:
+        notes.append(f"a batch of {len(sizes)} distinct images: each is judged against so few others that its verdict and regions "
+                     f"are noisy — inspect at least {SMALL_BATCH} of the part together")
+    aspects = [w / h for w, h in sizes]
+    if max(aspects) > OTHER_SHAPE * min(aspects):
+        wide, tall = sizes[int(np.argmax(aspects))], sizes[int(np.argmin(aspects))]
+        notes.append(f"the batch's images are of different shapes ({wide[0]}×{wide[1]} and {tall[0]}×{tall[1]}): parts of another view or "
+                     "kind are judged against each other — inspect one part, in one view, per batch")
+    return notes
 
 
 def require_batch(n_images: int, what: str = "batch scoring") -> None:
@@ -348,13 +374,16 @@ class BatchScoringDetector:
     def __init__(self, config: BatchScoringConfig | None = None, encoder: PatchEncoder | None = None):
         self.config = config or BatchScoringConfig()
         self.encoder = encoder or PatchEncoder(self.config.encoder)
-        self.thresholds: Thresholds | None = (
-            Thresholds(OUTLIER_THRESHOLD, OUTLIER_THRESHOLD, source="batch-outlier") if self.config.units == "batch-outlier" else None
-        )
+        self.thresholds: Thresholds | None = self.label_free_thresholds()
         self.normal_stats = None
         """No normal image was seen; a fused model holds the statistics of this detector's output."""
         self.last_reading: BatchReading | None = None
         """The reading of the batch scored last (its shared-pattern ratio, raw scores)."""
+
+    def label_free_thresholds(self) -> Thresholds | None:
+        """The thresholds this detector holds unless calibrated: a fixed outlier level of the batch in 'batch-outlier' units
+        (what `calibrate --restore 0` returns to), None in 'typical-patch' units (a fused model sets them)."""
+        return Thresholds(OUTLIER_THRESHOLD, OUTLIER_THRESHOLD, source="batch-outlier") if self.config.units == "batch-outlier" else None
 
     @property
     def batch_relative(self) -> bool:
@@ -387,13 +416,31 @@ class BatchScoringDetector:
         """Score the images of one batch of the same part against each other (at least
         :data:`~defectlens.detect.maps.MIN_BATCH`; checked before anything is encoded)."""
         require_batch(len(images))
-        reading = read_batch(self.encode(images), self.config)
+        # Each picture once: a camera's re-trigger (a file copied twice) counted as another part sharing its defect, and
+        # two copies of a crack scored it GOOD, a copy's verdict differing from its twin's (zero-shot probe 2026-12-06).
+        first: dict[str, int] = {}
+        # Files on disk by the digests their check took (decoded once more, each, otherwise).
+        digests = images.digests if isinstance(images, ImageFiles) and images.digests else [image_digest(image) for image in images]
+        of = [first.setdefault(digest, i) for i, digest in enumerate(digests)]
+        distinct = sorted(first.values())
+        if len(distinct) < len(images):
+            require_batch(len(distinct), f"batch scoring (of {len(images)} images, {len(images) - len(distinct)} copies of others)")
+            images = images.subset(distinct) if isinstance(images, ImageFiles) else [images[i] for i in distinct]
+        encoded = self.encode(images)
+        sizes = [(p.original_width, p.original_height) for p in encoded.placements]
+        reading = read_batch(encoded, self.config)
         # Kept without its maps (what is read of it later is the batch's scores and warning): a
         # batch's maps of large parts are hundreds of MB, held until the next batch otherwise.
         self.last_reading = replace(reading, maps=[])
         if progress:
-            progress(len(images))
-        return results_in_units(reading, self.config.units)
+            progress(len(of))
+        results = results_in_units(reading, self.config.units)
+        said = lot_notes(sizes, len(of))
+        if not said and len(distinct) == len(of):
+            return results
+        at = {i: k for k, i in enumerate(distinct)}
+        return [replace(results[at[first_i]], batch_warning="; ".join(filter(None, (results[at[first_i]].batch_warning, *said))))
+                for first_i in of]
 
     def describe(self) -> dict:
         """What the model card says about this detector (plain JSON)."""

@@ -76,11 +76,20 @@ class ClipEncoder:
                 raise ModelFileError("no config.json in the CLIP model folder", path, "pass a folder written by save_pretrained")
             local_files_only = True
         try:
-            config = AutoConfig.from_pretrained(str(name_or_dir), local_files_only=local_files_only)
+            # A hub name the local cache holds is read from it: asked of the hub first, an offline machine retried for 26 s.
+            config = AutoConfig.from_pretrained(str(name_or_dir), local_files_only=True)
+            local_files_only = True
         except (OSError, ValueError) as exc:
-            raise ModelFileError(
-                f"cannot read the CLIP config ({exc.__class__.__name__})", name_or_dir, "check the name or the folder"
-            ) from None
+            if local_files_only:
+                raise ModelFileError(f"cannot read the CLIP config ({exc.__class__.__name__})", name_or_dir, "check the name or the folder") from None
+            try:
+                config = AutoConfig.from_pretrained(str(name_or_dir))
+            except (OSError, ValueError) as hub:
+                # Its own fix: "check the name" had been said on a machine that cannot reach the hub (zero-shot probe 2026-12-06).
+                raise ModelFileError(
+                    f"not in this machine's model cache, and the Hugging Face hub did not give it ({hub.__class__.__name__}): offline?",
+                    name_or_dir, "check the name, or save the model with save_pretrained on a machine that has it and pass that folder",
+                ) from None
         model_type = getattr(config, "model_type", "")
         model_cls: type[CLIPModel] | type[SiglipModel]
         if model_type == "clip":

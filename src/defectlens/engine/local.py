@@ -194,7 +194,8 @@ def inspect_and_write(
             # result's JSON beside this image's overlay and report, and --resume took the pair as done; a write that
             # failed (a full disk) had removed the earlier finished result and written none.
             with written_as_one(remove_first=[earlier]):
-                said = [n for n in (item.result.batch_warning, inspector.verdict_basis) if n]  # a view note heads the text
+                # What the verdict rests on first, then what was said of its batch; a view note heads the text.
+                said = [n for n in (inspector.verdict_basis, item.result.batch_warning) if n]
                 region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
                 labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}

@@ -157,7 +157,10 @@ def f1_max_threshold(labels, scores) -> tuple[float, float]:
 
 def flagged_share(scores, threshold: float) -> float:
     """Share of ``scores`` strictly above ``threshold`` (the share flagged); ``nan`` when empty."""
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim > 1:
+        raise ValueError(f"flagged_share takes one score per image (1-D), got shape {s.shape}")
+    s = s.ravel()
     return float(np.count_nonzero(s > threshold) / s.size) if s.size else math.nan
 
 
@@ -191,9 +194,12 @@ def verdict_point(threshold: float, labels: npt.ArrayLike, verdicts: npt.ArrayLi
     (:func:`operating_point` is this with ``score > threshold`` as the verdicts)."""
     if math.isnan(threshold):
         return OperatingPoint(math.nan, math.nan, math.nan)
-    y, flagged = np.asarray(labels).ravel() != 0, np.asarray(verdicts, bool).ravel()
-    if y.shape != flagged.shape:
-        raise ValueError(f"labels and verdicts differ in length: {y.size} vs {flagged.size}")
+    # Labels and verdicts checked as the image metrics check theirs: one per image, 1-D (a table had been flattened).
+    try:
+        y, as_numbers = _image_arrays(labels, np.asarray(verdicts, bool))
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("scores", "verdicts")) from None
+    flagged = as_numbers != 0
     return OperatingPoint(
         float(threshold),
         float(flagged[y].mean()) if y.any() else math.nan,

@@ -183,7 +183,7 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
                   if isinstance(t, dict) and t.get("region_index") not in weaker)
     n_regions = sum(1 for r in payload.get("regions") or [] if not (isinstance(r, dict) and r.get("index") in weaker))
     image_threshold = recorded_thresholds(payload)[0]
-    warning = "; ".join(str(w) for w in (payload.get("batch_warning"), payload.get("verdict_basis")) if w)
+    warning = "; ".join(str(w) for w in (payload.get("verdict_basis"), payload.get("batch_warning")) if w)
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
     overlay_suffix = recorded_overlay_suffix(payload, name)
     if overlay_suffix is None:

@@ -324,9 +324,19 @@ def train_test_overlap(category: Category, trained_on: str | Path | None = None)
     metric (4 copies lifted image AUROC 0.979 → 0.988 without a word). A plant's own test folder beside no ``train/`` had
     been said to hold none (metrics audit 2026-12-06)."""
     originals = list(category.train_good)
-    if trained_on is not None and Path(trained_on).is_dir():
-        originals += images_below(trained_on).images
+    if trained_on is not None:
+        originals += training_folder_images(trained_on)
     return copies_among([t.path for t in category.test], list(dict.fromkeys(originals)))
+
+
+def training_folder_images(folder: str | Path) -> list[Path]:
+    """The image files directly in a model's training folder (its recorded ``trained_on``), as a fit of a plain folder reads
+    it: its subfolders (a lot's ``rejects/``) were never fitted on, and had been taken for training images (regression
+    probe 2026-12-06). Empty when the folder is gone."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def cross_label_copies(good: Sequence[Path], defective: Sequence[Path]) -> list[tuple[Path, Path]]:
