@@ -109,12 +109,21 @@ def test_copies_in_a_batch_are_one_part(detector, monkeypatch):
     assert [r.score for r in twice[:12]] == pytest.approx([r.score for r in alone]) and twice[12].score == twice[13].score == twice[0].score
     assert np.array_equal(twice[12].anomaly_map, twice[0].anomaly_map) and twice[0].score > detector.thresholds.image
     assert all("2 of the 14 images of this batch are copies of others, pixel for pixel" in (r.batch_warning or "") for r in twice)
+    # A near-identical picture (a re-trigger) is left out of its twin's references, said on those two alone
+    # (regression probe 2026-12-06: one pixel changed, or ±2 grey levels and a JPEG save, and the crack scored GOOD).
+    lot = _batch(rng, 16, [0])
+    retrigger = lot[0].copy()
+    retrigger[::7, ::5] ^= 1  # a few pixels one grey level off: the same picture, not a byte copy
+    read = detector.score([*lot, retrigger])
+    assert read[0].score > detector.thresholds.image and read[16].score > detector.thresholds.image
+    twinned = [i for i, r in enumerate(read) if "near-identical picture of this part" in (r.batch_warning or "")]
+    assert twinned == [0, 16]
     # Two shapes in one batch: another view or part among them, said (probe: 20 commutators and 20 ball screws, all good).
     mixed = detector.score([*_batch(rng, 8, []), *(np.ascontiguousarray(im.transpose(1, 0, 2)) for im in _batch(rng, 8, []))])
     assert all("the batch's images are of different shapes (128×96 and 96×128)" in (r.batch_warning or "") for r in mixed)
     # Too few distinct pictures is refused as too few images is, said with the copies.
     monkeypatch.setattr(detector.encoder, "encode", lambda *a, **k: (_ for _ in ()).throw(AssertionError("encoded")))
-    with pytest.raises(ConfigError, match=rf"of {MIN_BATCH} images, 1 copies of others\) .*needs at least {MIN_BATCH}"):
+    with pytest.raises(ConfigError, match=rf"of {MIN_BATCH} images, 1 copy of others, each picture counted once\) .*needs at least {MIN_BATCH}"):
         detector.score([*images[:MIN_BATCH - 1], images[0]])
 
 

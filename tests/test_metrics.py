@@ -44,7 +44,7 @@ def test_image_metrics_refuse_tables_and_maps():
     assert image_auroc([0, 1], [0.1, 0.9]) == 1.0
     from defectlens.evaluate.metrics import flagged_share, verdict_point
 
-    with pytest.raises(ValueError, match="one label and one score per image"):
+    with pytest.raises(ValueError, match="one label and one verdict per image"):
         verdict_point(0.3, [[0, 0, 1, 1]], [[False, True, True, True]])
     with pytest.raises(ValueError, match="one score per image"):
         flagged_share([[0.1, 0.9]], 0.5)

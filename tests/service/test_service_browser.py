@@ -244,6 +244,38 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
         page.go_forward()
         sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
+        # Forward over edits, kept, keeps what lies ahead too (regression probe 2026-12-06: it had dropped it).
+        page.go_back()
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        page.fill("#comment", "not sent either")
+        asked.clear()
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.go_forward()
+        page.wait_for_timeout(300)
+        assert asked and "has a comment not sent" in asked[0]
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        page.fill("#comment", "")
+        page.go_forward()
+        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
+        # A click that opens another tab asks nothing and leaves no "leave" behind for a later Back (regression probe).
+        page.fill("#comment", "kept here")
+        asked.clear()
+        def dismissed(d):  # type: ignore[no-untyped-def]
+            asked.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", dismissed)
+        page.locator("#history tr").first.locator("a").click(modifiers=["Control"])
+        page.wait_for_timeout(300)
+        for other in page.context.pages[1:]:
+            other.close()
+        assert not asked
+        page.go_back()
+        page.wait_for_timeout(300)
+        assert asked and "has a comment not sent" in asked[-1]
+        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
+        page.remove_listener("dialog", dismissed)
+        page.fill("#comment", "")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         # Tablet probe 2026-12-06: a comment with no spaces in the review history (a path, a serial number) made the page
         # 19,070 px wide, a long type name in a select wider than a phone, and a comment over the service's limit was

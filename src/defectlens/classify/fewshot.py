@@ -439,7 +439,7 @@ class FewShotClassifier:
         """Type of each region of ``image`` (an array, a Pillow image or a path, checked as the
         Inspector checks them); ``masks`` is a list (indices 1..R) or {region index: mask}, each an array or a mask file,
         read as drawn (:func:`~defectlens.io.mask_as_drawn`)."""
-        if isinstance(masks, str | os.PathLike):
+        if isinstance(masks, str | bytes | os.PathLike):
             # Iterated, a path's characters were read as mask files ("/: is a folder"; regression probe 2026-12-06).
             raise TypeError(f"masks must be a list of region masks (or {{index: mask}}), got one path {str(masks)!r}: wrap it in a list")
         if isinstance(masks, np.ndarray) and masks.ndim == 2:

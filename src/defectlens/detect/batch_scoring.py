@@ -83,6 +83,13 @@ SMALL_BATCH = 16
 OTHER_SHAPE = 1.5
 """A batch whose images' aspect ratios differ by more than this factor holds more than one view or part: said (20
 commutators and 20 ball screws in one batch were all judged good, nothing said; zero-shot probe 2026-12-06)."""
+TWIN_RATIO = 0.35
+"""A reference whose nearest-cell distances to an image (their 95th percentile) are under this share of that image's median
+over its references is a near-identical picture of the same part (a camera re-trigger: noise, a JPEG re-save): the
+image is judged without it. Measured (2026-12-06, 16-20 test images of each part plus two copies with ±2 grey levels of
+noise and JPEG q95): copies at 0.17-0.19 (cookie), 0.24-0.33 (commutator), 0.22-0.28 (ball screw drive), 0.40-0.47
+(magnetic tile, not caught); distinct parts at 0.90 / 0.90 / 0.44 / 0.38 at the least. One such copy of a crack had
+scored it GOOD (zero-shot regression probe 2026-12-06)."""
 SHARED_PATTERN_LIMIT = 0.65
 """Shared-pattern ratio above which a batch is said to look alike-anomalous (see the module
 notes). Set just above the highest ratio of a normal-only batch measured by
@@ -201,6 +208,8 @@ class BatchReading:
     batch at each position when the settings say so)."""
     shared_pattern: float
     """Median over images of the far/close reference-distance ratio of their most shared-looking cells, minus 1."""
+    with_twin: tuple[int, ...] = ()
+    """Images judged without a near-identical picture of theirs in the batch (:func:`twin_references`)."""
 
     @property
     def warning(self) -> str | None:
@@ -277,10 +286,27 @@ def nearest_distances(features: torch.Tensor, on_image: torch.Tensor, references
     return torch.stack([torch.stack([found[(i, int(j))] for j in refs], dim=1) for i, refs in enumerate(references)])
 
 
-def closest_mean(distances: torch.Tensor, fraction: float) -> torch.Tensor:
-    """(N, P) mean of each cell's ``fraction`` smallest reference distances (at least one)."""
-    k = max(1, math.ceil(fraction * distances.shape[-1]))
-    return torch.topk(distances, k, dim=-1, largest=False).values.mean(dim=-1)
+def closest_mean(distances: torch.Tensor, fraction: float, left_out: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, P) mean of each cell's ``fraction`` smallest reference distances (at least one); ``left_out`` (N, R) marks
+    references an image is not compared with (its near-identical pictures: :func:`twin_references`), the fraction then
+    taken of the others."""
+    if left_out is None or not bool(left_out.any()):
+        k = max(1, math.ceil(fraction * distances.shape[-1]))
+        return torch.topk(distances, k, dim=-1, largest=False).values.mean(dim=-1)
+    out = torch.empty(distances.shape[:2], dtype=distances.dtype)
+    for i in range(distances.shape[0]):
+        kept = distances[i][:, ~left_out[i]] if bool((~left_out[i]).any()) else distances[i]  # nothing else: as it was
+        k = max(1, math.ceil(fraction * kept.shape[-1]))
+        out[i] = torch.topk(kept, k, dim=-1, largest=False).values.mean(dim=-1)
+    return out
+
+
+def twin_references(distances: torch.Tensor, on_image: torch.Tensor) -> torch.Tensor:
+    """(N, R) True where a reference is a near-identical picture of the image (see :data:`TWIN_RATIO`): the 95th
+    percentile of the image's on-image cells' distances to it, against that image's median over its references."""
+    rows = [torch.quantile(distances[i][on_image[i]], 0.95, dim=0) for i in range(distances.shape[0])]
+    q = torch.stack(rows)
+    return q < TWIN_RATIO * q.median(dim=1, keepdim=True).values
 
 
 def rescore(scores: np.ndarray, image_features: torch.Tensor, windows: Sequence[int]) -> np.ndarray:
@@ -316,15 +342,18 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
     references = reference_sets(n, config.max_references, config.seed)
     closest = torch.zeros(n, h * w)
     spread = torch.zeros(n, h * w)
+    twins: torch.Tensor | None = None
     for feats in per_radius:
         d = nearest_distances(feats.flatten(2).transpose(1, 2).contiguous(), on_image, references)
-        near = closest_mean(d, config.closest_fraction)
+        if twins is None:
+            twins = twin_references(d, on_image)  # read at the first radius, kept for the others
+        near = closest_mean(d, config.closest_fraction, twins)
         # One unit for every radius and batch: the batch's median on-image patch.
         closest += near / near[on_image].median().clamp_min(1e-6)
         # Far references against close ones: near 1 for a patch every image shares, large for
         # one only a sub-population of the batch shares (closest_mean of the negated distances
         # is minus the mean of the farthest share).
-        spread += -closest_mean(-d, SHARED_PATTERN_SHARE) / closest_mean(d, SHARED_PATTERN_SHARE).clamp_min(1e-6)
+        spread += -closest_mean(-d, SHARED_PATTERN_SHARE) / closest_mean(d, SHARED_PATTERN_SHARE, twins).clamp_min(1e-6)
     closest /= len(per_radius)
     spread /= len(per_radius)
     # Against the image's own typical cell: how far/close ratios run differs between parts
@@ -351,6 +380,7 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
         scores=rescore(raw, image_features, config.rescore_windows),
         maps=maps,
         shared_pattern=float(np.median(shared)),
+        with_twin=tuple(i for i in range(n) if twins is not None and bool(twins[i].any())),
     )
 
 
@@ -424,7 +454,9 @@ class BatchScoringDetector:
         of = [first.setdefault(digest, i) for i, digest in enumerate(digests)]
         distinct = sorted(first.values())
         if len(distinct) < len(images):
-            require_batch(len(distinct), f"batch scoring (of {len(images)} images, {len(images) - len(distinct)} copies of others)")
+            copies = len(images) - len(distinct)
+            require_batch(len(distinct), f"batch scoring (of {len(images)} images, {copies} {'copy' if copies == 1 else 'copies'} of others, "
+                                         "each picture counted once)")
             images = images.subset(distinct) if isinstance(images, ImageFiles) else [images[i] for i in distinct]
         encoded = self.encode(images)
         sizes = [(p.original_width, p.original_height) for p in encoded.placements]
@@ -436,11 +468,16 @@ class BatchScoringDetector:
             progress(len(of))
         results = results_in_units(reading, self.config.units)
         said = lot_notes(sizes, len(of))
-        if not said and len(distinct) == len(of):
+        if not said and len(distinct) == len(of) and not reading.with_twin:
             return results
         at = {i: k for k, i in enumerate(distinct)}
-        return [replace(results[at[first_i]], batch_warning="; ".join(filter(None, (results[at[first_i]].batch_warning, *said))))
-                for first_i in of]
+        twin = ("a near-identical picture of this part is in its batch (a camera re-trigger?): it was judged without it, as a "
+                "copy would otherwise hide a defect they share")
+
+        def notes_of(k: int) -> str | None:
+            return "; ".join(filter(None, (results[k].batch_warning, *said, twin if k in reading.with_twin else None))) or None
+
+        return [replace(results[at[first_i]], batch_warning=notes_of(at[first_i])) for first_i in of]
 
     def describe(self) -> dict:
         """What the model card says about this detector (plain JSON)."""

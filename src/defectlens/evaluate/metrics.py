@@ -198,7 +198,7 @@ def verdict_point(threshold: float, labels: npt.ArrayLike, verdicts: npt.ArrayLi
     try:
         y, as_numbers = _image_arrays(labels, np.asarray(verdicts, bool))
     except ValueError as exc:
-        raise ValueError(str(exc).replace("scores", "verdicts")) from None
+        raise ValueError(str(exc).replace("scores", "verdicts").replace("one score", "one verdict")) from None
     flagged = as_numbers != 0
     return OperatingPoint(
         float(threshold),
