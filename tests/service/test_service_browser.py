@@ -220,12 +220,17 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         # the list, and opening it asks first.
         sync_api.expect(page.locator("#batch li a")).to_have_count(1, timeout=60_000)
         sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
-        asked.clear()
-        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
-        page.locator("#batch li a").click()
-        page.wait_for_timeout(300)
-        assert asked and "has a missed defect not sent. Leave it without saving?" in asked[0]
-        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+
+        def kept_after(move, edits: str, on: str) -> None:  # type: ignore[no-untyped-def]
+            """``move`` asks about the edits not sent; dismissed, the page stays on ``on``."""
+            asked.clear()
+            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+            move()
+            page.wait_for_timeout(300)
+            assert asked and f"has {edits} not sent. Leave it without saving?" in asked[0], asked
+            sync_api.expect(page.locator("#detail-file")).to_have_text(on)
+
+        kept_after(page.locator("#batch li a").click, "a missed defect", "bad.png")
         page.fill("#missed-box", "")
         page.select_option("#missed-type", "")
         page.locator("#batch li a").click()
@@ -233,12 +238,7 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         # Back over a comment not sent is asked about too; kept, Back still leads where it did (regression probe 2026-12-06:
         # the entry Back came from had been overwritten, and that inspection left the history).
         page.fill("#comment", "not sent")
-        asked.clear()
-        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
-        page.go_back()
-        page.wait_for_timeout(300)
-        assert asked and "has a comment not sent" in asked[0]
-        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
+        kept_after(page.go_back, "a comment", long_name.name)
         page.fill("#comment", "")
         page.go_back()
         sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
@@ -248,12 +248,7 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         page.go_back()
         sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
         page.fill("#comment", "not sent either")
-        asked.clear()
-        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
-        page.go_forward()
-        page.wait_for_timeout(300)
-        assert asked and "has a comment not sent" in asked[0]
-        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        kept_after(page.go_forward, "a comment", "bad.png")
         page.fill("#comment", "")
         page.go_forward()
         sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
