@@ -454,3 +454,31 @@ def test_evaluate_says_why_a_mostly_defective_split_shows_little_recall(tmp_path
     assert "6 of the 9 test images are defective: a batch-relative model judges each part against the others" in text, text
     # A test image that copies a training one flatters only a model fitted on them: this one read none.
     assert "copies of training images" not in text, text
+
+
+def test_a_files_copies_join_its_batch(tmp_path):
+    # Regression probe 2026-12-06: copies split across batches got two scores, and 11 pictures with 39 copies of one were
+    # refused batch by batch as too few distinct images.
+    rng = np.random.default_rng(5)
+    files = []
+    for i, img in enumerate(_batch(rng, 11, [0])):
+        files.append(tmp_path / f"part-{i:02d}.png")
+        Image.fromarray(img).save(files[-1])
+    for k in range(39):
+        (tmp_path / f"retrigger-{k:02d}.png").write_bytes(files[0].read_bytes())
+    every = sorted(tmp_path.glob("*.png"))
+    batches = Inspector.plan_batches(every, batch_size=6, seed=0)
+    assert sorted(p for b in batches for p in b) == every and len(batches) == 2
+    (with_copies,) = [b for b in batches if files[0] in b]
+    assert sum(p.name.startswith("retrigger") for p in with_copies) == 39
+    assert sorted(len({p.read_bytes() for p in b}) for b in batches) == [5, 6]
+    # Without copies, the batches are what they were.
+    assert Inspector.plan_batches(files, batch_size=6, seed=0) == [[files[i] for i in batch]
+                                                                  for batch in _seeded_batches(len(files), 6, 0)]
+
+
+def _seeded_batches(n: int, size: int, seed: int) -> list[list[int]]:
+    from defectlens.inspector import balanced_batches
+
+    order = np.random.default_rng(seed).permutation(n)
+    return [[int(order[i]) for i in batch] for batch in balanced_batches(n, size)]

@@ -112,6 +112,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import folder_identity
+from defectlens.io.dataset import byte_copies
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -1032,13 +1033,24 @@ class Inspector:
         """The batches :meth:`iter_batches` inspects, in its order: balanced batches of at most
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
-        compares the images of a batch gives the same verdicts on each."""
+        compares the images of a batch gives the same verdicts on each. A file's byte copies join its batch (beyond
+        ``batch_size``: a batch-scoring detector reads each picture once)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             # 0 made one batch per image here and one of every image in iter_batches; -3 failed each image.
             raise ValueError(f"batch_size must be a whole number of images, at least 1; got {batch_size!r}")
         paths = _path_list(paths)
-        order = np.arange(len(paths)) if seed is None else np.random.default_rng(seed).permutation(len(paths))
-        return [[Path(paths[order[i]]) for i in batch] for batch in balanced_batches(len(paths), batch_size)]
+        # Byte copies of a file (one written twice) go in its batch: split apart, twins got two scores from a detector that
+        # compares a batch's images, and a lot of 11 pictures and 39 copies of one was refused batch by batch as too few
+        # (regression probe 2026-12-06). Without copies, the batches are what they were.
+        copies = byte_copies([Path(p) for p in paths])
+        firsts = [i for i, p in enumerate(paths) if Path(p) not in copies]
+        order = np.arange(len(firsts)) if seed is None else np.random.default_rng(seed).permutation(len(firsts))
+        batches = [[Path(paths[firsts[order[i]]]) for i in batch] for batch in balanced_batches(len(firsts), batch_size)]
+        if copies:
+            batch_of = {path: k for k, batch in enumerate(batches) for path in batch}
+            for copy, first in copies.items():
+                batches[batch_of[first]].append(copy)
+        return batches
 
     def inspect_batch(self, paths: Iterable[str | Path] | str | Path) -> InspectedBatch:
         """Decode, score and decide one batch of image files (or the images below a folder);
