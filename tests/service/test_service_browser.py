@@ -270,7 +270,18 @@ def test_upload_review_and_history_in_chromium(pool: ModelPool, images: dict[str
         assert asked and "has a comment not sent" in asked[-1]
         sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
         page.remove_listener("dialog", dismissed)
+        # A typed address over edits, kept, leaves the history counting right (regression probe 2026-12-06: a later kept
+        # Forward had left the address on another inspection than the one shown).
+        kept_after(lambda: page.evaluate(f"location.hash = '#/inspections/{bad_id}'"), "a comment", long_name.name)
         page.fill("#comment", "")
+        page.go_back()
+        sync_api.expect(page.locator("#detail-file")).to_have_text("bad.png")
+        page.fill("#comment", "moving on")
+        kept_after(page.go_forward, "a comment", "bad.png")
+        assert page.evaluate("location.hash") == f"#/inspections/{bad_id}"
+        page.fill("#comment", "")
+        page.go_forward()
+        sync_api.expect(page.locator("#detail-file")).to_have_text(long_name.name)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         # Tablet probe 2026-12-06: a comment with no spaces in the review history (a path, a serial number) made the page
         # 19,070 px wide, a long type name in a select wider than a phone, and a comment over the service's limit was
