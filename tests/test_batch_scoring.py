@@ -479,13 +479,13 @@ def test_a_files_copies_join_its_batch(tmp_path):
     for k in range(39):
         (tmp_path / f"retrigger-{k:02d}.png").write_bytes(files[0].read_bytes())
     every = sorted(tmp_path.glob("*.png"))
-    batches = Inspector.plan_batches(every, batch_size=6, seed=0)
+    batches = Inspector.plan_batches(every, batch_size=6, seed=0, copies_together=True)
     assert sorted(p for b in batches for p in b) == every and len(batches) == 2
     (with_copies,) = [b for b in batches if files[0] in b]
     assert sum(p.name.startswith("retrigger") for p in with_copies) == 39
     assert sorted(len({p.read_bytes() for p in b}) for b in batches) == [5, 6]
     # Without copies, the batches are what they were.
-    assert Inspector.plan_batches(files, batch_size=6, seed=0) == [[files[i] for i in batch]
+    assert Inspector.plan_batches(files, batch_size=6, seed=0, copies_together=True) == [[files[i] for i in batch]
                                                                   for batch in _seeded_batches(len(files), 6, 0)]
 
 

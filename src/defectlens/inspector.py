@@ -1022,6 +1022,12 @@ class Inspector:
         return self.decide(self.score_read([read_image(image, source, self.bit_depth)])[0], source)
 
     @property
+    def compares_batch(self) -> bool:
+        """Whether the detector scores the images read together against each other (batch scoring): its batches are planned
+        with each file's copies together (:meth:`plan_batches`)."""
+        return int(getattr(self.detector, "min_batch", 1)) > 1
+
+    @property
     def batch_size(self) -> int:
         """Images read together by ``inspect``, ``evaluate`` and ``calibrate``: the detector's
         ``inspect_batch`` when it has one (batch scoring reads larger batches), else
@@ -1029,12 +1035,15 @@ class Inspector:
         return int(getattr(self.detector, "inspect_batch", DEFAULT_BATCH))
 
     @staticmethod
-    def plan_batches(paths: Iterable[str | Path] | str | Path, batch_size: int = DEFAULT_BATCH, seed: int | None = None) -> list[list[Path]]:
+    def plan_batches(
+        paths: Iterable[str | Path] | str | Path, batch_size: int = DEFAULT_BATCH, seed: int | None = None, copies_together: bool = False
+    ) -> list[list[Path]]:
         """The batches :meth:`iter_batches` inspects, in its order: balanced batches of at most
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
-        compares the images of a batch gives the same verdicts on each. A file's byte copies join its batch (beyond
-        ``batch_size``: a batch-scoring detector reads each picture once)."""
+        compares the images of a batch gives the same verdicts on each. With ``copies_together`` (for a detector that compares
+        a batch's images: :attr:`compares_batch`) a file's byte copies join its batch, beyond ``batch_size`` (a batch-scoring
+        detector reads each picture once); the files are then read for their digests."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             # 0 made one batch per image here and one of every image in iter_batches; -3 failed each image.
             raise ValueError(f"batch_size must be a whole number of images, at least 1; got {batch_size!r}")
@@ -1042,7 +1051,7 @@ class Inspector:
         # Byte copies of a file (one written twice) go in its batch: split apart, twins got two scores from a detector that
         # compares a batch's images, and a lot of 11 pictures and 39 copies of one was refused batch by batch as too few
         # (regression probe 2026-12-06). Without copies, the batches are what they were.
-        copies = byte_copies([Path(p) for p in paths])
+        copies = byte_copies([Path(p) for p in paths]) if copies_together else {}
         firsts = [i for i, p in enumerate(paths) if Path(p) not in copies]
         order = np.arange(len(firsts)) if seed is None else np.random.default_rng(seed).permutation(len(firsts))
         batches = [[Path(paths[firsts[order[i]]]) for i in batch] for batch in balanced_batches(len(firsts), batch_size)]
@@ -1085,7 +1094,7 @@ class Inspector:
         after another (all cracks, then all good parts) would make one-kind batches.
         Unreadable files, and a batch the detector refuses, become :class:`Failure` records.
         """
-        for batch in self.plan_batches(paths, self.batch_size if batch_size is None else batch_size, seed):
+        for batch in self.plan_batches(paths, self.batch_size if batch_size is None else batch_size, seed, self.compares_batch):
             yield self.inspect_batch(batch)
 
     # ------------------------------------------------------------------ persistence

@@ -75,7 +75,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
     one kind would each be judged against themselves."""
     files = list(labelled)
     per_label = Counter(labelled.values())
-    if int(getattr(inspector.detector, "min_batch", 1)) > 1:
+    if inspector.compares_batch:
         batches = Inspector.plan_batches(files, inspector.batch_size, seed=0)
     else:
         batches = [files[start : start + SCORE_BATCH] for start in range(0, len(files), SCORE_BATCH)]

@@ -363,7 +363,7 @@ def is_loopback(host: str) -> bool:
     """Whether a server bound to ``host`` answers this machine alone: a loopback address (``127.0.0.1``, ``::1``,
     ``::ffff:127.0.0.1``) or a name every address of which is one (``localhost``, a host name the system maps to
     127.0.1.1: regression probe 2026-12-06). A name that does not resolve is not."""
-    name = host.strip("[]").rstrip(".").lower()
+    name = bare_host(host).rstrip(".").lower()
     try:
         addresses = {ipaddress.ip_address(name)}
     except ValueError:

@@ -926,16 +926,16 @@ def inspect(
     if basis := inspector.verdict_basis:
         # Said where the run is watched, not only in each report (regression probe 2026-12-05).
         console.print(f"[yellow]note:[/] {escape(basis)}")
-    if resume and int(getattr(inspector.detector, "min_batch", 1)) > 1:
+    if resume and inspector.compares_batch:
         # Scores relative to their batch: the images left are inspected in the batches the first run
         # planned (their finished batch-mates rewritten as they were), so a resumed run writes what an
         # uninterrupted one would have. Left alone they were too few to compare and never finished.
-        batches = [b for b in Inspector.plan_batches(files, inspector.batch_size, seed=0) if any(p not in rows for p in b)]
+        batches = [b for b in Inspector.plan_batches(files, inspector.batch_size, seed=0, copies_together=True) if any(p not in rows for p in b)]
         mates = sum(p in rows for b in batches for p in b)
         if mates:
             console.print(f"[yellow]note:[/] scored with their batch: {mates} finished image(s) of those batches are inspected again, as they were")
     else:
-        batches = Inspector.plan_batches(todo, inspector.batch_size, seed=0)
+        batches = Inspector.plan_batches(todo, inspector.batch_size, seed=0, copies_together=inspector.compares_batch)
     try:
         with progress_bar("inspecting", sum(len(b) for b in batches)) as advance:
 

@@ -48,6 +48,7 @@ images are refused before anything is encoded.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -330,7 +331,7 @@ def closest_mean(distances: torch.Tensor, fraction: float, left_out: torch.Tenso
 
 def twin_references(distances: torch.Tensor, on_image: torch.Tensor) -> torch.Tensor:
     """(N, R) True where a reference is a near-identical picture of the image (see :data:`TWIN_RATIO`): the 95th
-    percentile of the image's on-image cells' distances to it, against that image's median over its references."""
+    percentile of the image's on-image cells' distances to it, against that image's 75th percentile over its references."""
     rows = [torch.quantile(distances[i][on_image[i]], 0.95, dim=0) for i in range(distances.shape[0])]
     q = torch.stack(rows)
     return q < TWIN_RATIO * torch.quantile(q, 0.75, dim=1, keepdim=True)
@@ -508,7 +509,8 @@ class BatchScoringDetector:
         slot = {picture: k for k, picture in enumerate(pictures)}
         results = [read[slot[group[k]]] for k in range(len(group))]  # each distinct image: its picture's result
         said = lot_notes([sizes[k] for k in pictures], len(of), len(distinct))
-        grouped = {k for k in range(len(group)) if group.count(group[k]) > 1}
+        members = Counter(group)
+        grouped = {k for k in range(len(group)) if members[group[k]] > 1}
         if not said and len(distinct) == len(of) and not grouped and not reading.with_twin:
             return results
         at = {i: k for k, i in enumerate(distinct)}

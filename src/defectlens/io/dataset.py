@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -346,9 +347,20 @@ def cross_label_copies(good: Sequence[Path], defective: Sequence[Path]) -> list[
 
 
 def file_digest(path: Path) -> str | None:
-    """The SHA-256 of ``path``'s bytes (None for a file that cannot be read: its reader lists it)."""
+    """The SHA-256 of ``path``'s bytes (None for a file that cannot be read: its reader lists it). Remembered for the file
+    as it is (its size and modification time): `calibrate` and `evaluate` ask it of each image in two or three checks."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        state = path.stat()
+    except OSError:
+        return None
+    return _digest_of(os.fspath(path), state.st_size, state.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8192)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str | None:
+    """:func:`file_digest` of the file at ``path`` while it has this size and modification time."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return None
 

@@ -165,7 +165,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
                           f"put the part's {TAXONOMY_FILE} in the model folder")
     part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path and Inspector.needs_taxonomy(root) else None
     inspector = Inspector.load(root, part, "token")
-    if int(getattr(inspector.detector, "min_batch", 1)) > 1:
+    if inspector.compares_batch:
         # Batch scoring rates each image against the others read with it: in a service those are
         # whatever uploads arrive together, so a verdict would depend on its neighbours.
         raise ConfigError(
