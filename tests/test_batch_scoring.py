@@ -219,6 +219,19 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
     assert not json.loads((out / "05.json").read_text())["is_defective"]
     # A batch's z-scored maps peak over its threshold on most parts: no good part is sent to look at one.
     assert not [p for p in out.glob("[0-9][0-9].json") if "hot_spot" in json.loads(p.read_text())]
+    # A lot one unreadable file takes under the minimum: the reason once, naming the seven, and no empty table (the same
+    # line had come once per image).
+    lot = tmp_path / "lot"
+    lot.mkdir()
+    for p in sorted(images.iterdir())[:7]:
+        (lot / p.name).write_bytes(p.read_bytes())
+    (lot / "zz.png").write_bytes(b"not an image")
+    result = runner.invoke(app, ["inspect", str(model), str(lot), "-o", str(tmp_path / "lot-out")], terminal_width=400)
+    assert result.exit_code == 3, result.output
+    said = [line for line in result.output.splitlines() if "got 7" in line]
+    assert len(said) == 1 and said[0].lstrip().startswith("• 7 inputs (") and all(f"0{i}.png" in said[0] for i in range(7)), result.output
+    assert "zz.png: not a readable image" in result.output and "┏" not in result.output
+    assert "0 image(s) inspected, 8 input(s) not inspected" in result.output
 
 
 def _record_batch_sizes(monkeypatch) -> list[int]:
@@ -476,14 +489,23 @@ def test_a_files_copies_join_its_batch(tmp_path):
     for i, img in enumerate(_batch(rng, 11, [0])):
         files.append(tmp_path / f"part-{i:02d}.png")
         Image.fromarray(img).save(files[-1])
-    for k in range(39):
+    for k in range(38):
         (tmp_path / f"retrigger-{k:02d}.png").write_bytes(files[0].read_bytes())
+    # And one with other bytes, the same pixels (re-saved with a comment; regression probe 2026-12-06: a copy told by its
+    # bytes alone was split from its twin, and scored 7.5 against its twin's 13.0).
+    from PIL import PngImagePlugin
+
+    comment = PngImagePlugin.PngInfo()
+    comment.add_text("Comment", "re-saved by the line PC")
+    with Image.open(files[0]) as im:
+        im.save(tmp_path / "retrigger-38.png", pnginfo=comment)
+    assert (tmp_path / "retrigger-38.png").read_bytes() != files[0].read_bytes()
     every = sorted(tmp_path.glob("*.png"))
     batches = Inspector.plan_batches(every, batch_size=6, seed=0, copies_together=True)
     assert sorted(p for b in batches for p in b) == every and len(batches) == 2
     (with_copies,) = [b for b in batches if files[0] in b]
     assert sum(p.name.startswith("retrigger") for p in with_copies) == 39
-    assert sorted(len({p.read_bytes() for p in b}) for b in batches) == [5, 6]
+    assert sorted(len({np.asarray(Image.open(p)).tobytes() for p in b}) for b in batches) == [5, 6]
     # Without copies, the batches are what they were.
     assert Inspector.plan_batches(files, batch_size=6, seed=0, copies_together=True) == [[files[i] for i in batch]
                                                                   for batch in _seeded_batches(len(files), 6, 0)]
@@ -494,3 +516,14 @@ def _seeded_batches(n: int, size: int, seed: int) -> list[list[int]]:
 
     order = np.random.default_rng(seed).permutation(n)
     return [[int(order[i]) for i in batch] for batch in balanced_batches(n, size)]
+
+
+def test_a_batchs_notes_are_said_once_each():
+    # Regression probe 2026-12-06: a batch's note was said twice, the second time with the near-copies' clause added.
+    from defectlens.inspector import batch_warnings
+
+    small, near = "a batch of 9 distinct pictures", "near-identical pictures of this part are in its batch"
+    notes = [small] * 6 + [f"{small}; {near}"] * 3
+    assert batch_warnings(notes) == [small, f"{near} (3 of the 9 images)"]
+    assert batch_warnings([None, near, near]) == [f"{near} (2 of the 3 images)"]
+    assert batch_warnings([small, small]) == [small] and batch_warnings([None, None]) == []

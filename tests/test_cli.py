@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -805,3 +806,31 @@ def test_an_input_whose_stem_ends_in_report_keeps_its_result_from_a_later_run(fi
     assert json.loads((out / "a-2.json").read_text())["source"].endswith("lot/a.png")
     resumed = runner.invoke(app, ["inspect", str(fitted_model), str(lot), "-o", str(out), "--resume"])
     assert resumed.exit_code == 0 and "2 image(s) already done, 0 to inspect" in " ".join(resumed.output.split()), resumed.output
+
+
+def test_a_file_a_save_cannot_keep_fails_the_save_by_name(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-06: a named pipe in a model folder failed calibrate's save, told as "ROC plot could not be
+    # written — pass --plot with a writable path" (the API raised a bare SpecialFileError).
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    os.mkfifo(model / "pipe")
+    held = (model / "inspector.json").read_bytes()
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{model / 'pipe'}: cannot keep it in the saved model" in said, said
+    assert "nothing was saved, the model folder is as it was" in said and "ROC plot" not in said and "--plot" not in said
+    assert (model / "inspector.json").read_bytes() == held and (model / "pipe").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no half-written folder beside it
+
+
+@pytest.mark.parametrize(("arguments", "status"), [(["--version"], 0), (["info", "/nowhere"], 2)])
+def test_a_signal_after_the_command_finished_keeps_its_status(arguments, status, tmp_path):
+    # Interruption probe 2026-12-06: a Ctrl-C or SIGTERM in the most of a second Python takes to shut down after a command
+    # had finished turned "saved" into status 130 or 143. It now ends the process at once with the command's own status.
+    code = ("import os, signal, sys, time\nfrom defectlens._entry import main\nsys.argv = ['defectlens', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\nsys.exit(99)\n")
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == status and time.monotonic() - started < 25, (run.returncode, run.stderr)
+    assert "interrupted" not in run.stderr

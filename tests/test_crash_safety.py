@@ -441,6 +441,20 @@ def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, sy
     assert f"results could not be written to {out / '000.report.md'} (Operation not permitted)" in said, said
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
 
+    # A Ctrl-C arriving as an earlier file's move aside returns (interruption probe 2026-12-06: that file was never put back,
+    # its JSON saying the result done).
+    def interrupt_after_moving_the_mask(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        if str(src).endswith("000.mask.png") and str(dst).endswith(".tmp"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", interrupt_after_moving_the_mask)
+    stopped = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(out)])
+    monkeypatch.undo()
+    assert stopped.exit_code == 130, stopped.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
 
 def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_model, synthetic_category, tmp_path, monkeypatch):
     # Interruption probe 2026-12-05: two fits into one folder both said "fitted", the later silently replacing the other.
@@ -539,3 +553,20 @@ def test_a_file_is_writable_while_it_is_written_under_any_umask(tmp_path):
     finally:
         os.umask(before)
     assert (tmp_path / "b.txt").read_text() == "kept" and stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o444
+
+
+def test_evaluate_says_in_one_line_that_its_metrics_file_could_not_be_written(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Interruption probe 2026-12-06: a disk that filled while evaluate ran, and --json /dev/full, ended in a traceback (exit 1).
+    full = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", "/dev/full"])
+    assert full.exit_code == 2 and "/dev/full: could not be written (No space left on device)" in _text(full), full.output
+    assert "Traceback" not in full.output
+
+    def disk_fills(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vision_cli, "write_json_atomic", disk_fills)
+    out = tmp_path / "m.json"
+    filled = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(out)])
+    said = _text(filled)
+    assert filled.exit_code == 2 and f"{out}: could not be written (No space left on device); the metrics are printed above" in said, said
+    assert "image_auroc" in said.lower().replace(" ", "_") or "AUROC" in said

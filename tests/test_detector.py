@@ -153,6 +153,16 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
     assert again.source == t.source and again.image == pytest.approx(t.image)
     with pytest.raises(ValueError, match=r"images\[\d+\] is images\[0\] pixel for pixel, labelled 1 and 0"):
         inspector.calibrate([*images, images[0]], [*labels, True])
+    # The copy with a mask stands for its part, whichever comes first (regression probe 2026-12-06: the first, without one, was
+    # kept and the mask dropped).
+    d = labels.index(True)
+    masks = [item.mask_path for item in items]
+    assert masks[d] is not None
+    once = inspector.calibrate(images, labels, masks, max_false_alarms=0.0)
+    bare = [None if i == d else m for i, m in enumerate(masks)]
+    with pytest.warns(DefectlensWarning, match="copies of others"):
+        twice = inspector.calibrate([*images, images[d].copy()], [*labels, True], [*bare, masks[d]], max_false_alarms=0.0)
+    assert twice.pixel == pytest.approx(once.pixel)
 
 
 

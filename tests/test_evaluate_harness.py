@@ -96,12 +96,19 @@ def test_evaluation_says_repeated_images_and_refuses_one_part_under_both_labels(
     shutil.copytree(synthetic_category / "test", plant / "test")
     shutil.copytree(synthetic_category / "ground_truth", plant / "ground_truth")
     good = sorted((plant / "test" / "good").glob("*.png"))
-    shutil.copyfile(good[0], plant / "test" / "good" / "again.png")
-    shutil.copyfile(sorted(train.glob("*.png"))[0], plant / "test" / "good" / "from_training.png")
+    from PIL import Image
+
+    # Re-saved copies (other bytes, the same pictures): told apart by their pixels (regression probe 2026-12-06: by bytes,
+    # a re-saved crack in test/good and a re-saved training image went without a word).
+    for original, copy in ((good[0], "again.png"), (sorted(train.glob("*.png"))[0], "from_training.png")):
+        with Image.open(original) as im:
+            im.save(plant / "test" / "good" / copy, compress_level=0)
+        assert (plant / "test" / "good" / copy).read_bytes() != original.read_bytes()
     evaluation, _ = evaluate_detection(inspector, load_category(plant))
     assert evaluation.repeated_test == [f"{plant / 'test' / 'good' / 'again.png'} is {good[0]}"]
     assert evaluation.copies_of_train == [str(plant / "test" / "good" / "from_training.png")]
     assert evaluation.to_json()["repeated_test"] == evaluation.repeated_test
-    shutil.copyfile(sorted((plant / "test" / "spot").glob("*.png"))[0], plant / "test" / "good" / "a_crack.png")
-    with pytest.raises(DatasetLayoutError, match=r"1 defective test image\(s\) are byte copies of good ones"):
+    with Image.open(sorted((plant / "test" / "spot").glob("*.png"))[0]) as im:
+        im.save(plant / "test" / "good" / "a_crack.png", compress_level=0)
+    with pytest.raises(DatasetLayoutError, match=r"1 defective test image\(s\) are copies of good ones, pixel for pixel"):
         evaluate_detection(inspector, load_category(plant))

@@ -336,6 +336,16 @@ def test_an_export_records_its_model_and_says_when_that_changed(fitted_model, sy
     stale = runner.invoke(app, ["info", str(out)])
     said = " ".join(stale.output.split())
     assert stale.exit_code == 0 and "note: the model this was exported from has changed since:" in said and "has other thresholds now" in said
+    assert "export it again to carry that" in said
+    # The export calibrated alike: nothing to say (regression probe 2026-12-06: "export it again" stayed). Calibrated otherwise
+    # on its own: said, without advice to export again, which would replace its calibration.
+    calibrate = ["calibrate", str(out), "--good", str(test / "good"), "--defective", str(test / "spot")]
+    assert runner.invoke(app, [*calibrate, "--f1"]).exit_code == 0
+    assert "has changed since" not in runner.invoke(app, ["info", str(out)]).output
+    assert runner.invoke(app, [*calibrate, "--max-false-alarms", "0.5"]).exit_code == 0
+    own = " ".join(runner.invoke(app, ["info", str(out)]).output.split())
+    assert "this export has been calibrated itself since" in own and "exporting again would replace that" in own
+    assert "export it again to carry" not in own
 
 
 def test_a_batch_scoring_model_is_not_exported(tmp_path):

@@ -574,10 +574,12 @@ def test_calibrate_says_when_its_threshold_catches_no_defective_image(fitted_mod
     look_alikes = tmp_path / "bad"
     look_alikes.mkdir()
     for p in sorted((synthetic_category / "test" / "good").iterdir())[:2]:
-        # "Defective" parts that score as the good ones do: their pixels, other bytes (a byte copy is refused as one part
-        # given both labels).
+        # "Defective" parts that score as the good ones do: their pixels but one a grey level off (a copy, pixel for pixel, is
+        # refused as one part given both labels).
         with Image.open(p) as im:
-            im.save(look_alikes / f"copy-{p.name}", compress_level=0)
+            pixels = np.array(im)
+        pixels[0, 0] ^= 1
+        Image.fromarray(pixels).save(look_alikes / f"copy-{p.name}")
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective",
                                  str(look_alikes), "--plot", str(tmp_path / "r.png"), "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -628,11 +630,12 @@ def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, 
     shutil.copytree(test / "good", good)
     first = sorted(good.glob("*.png"))[0]
     shutil.copyfile(first, good / "again.png")
-    shutil.copyfile(sorted((synthetic_category / "train" / "good").glob("*.png"))[0], good / "from_training.png")
+    with Image.open(sorted((synthetic_category / "train" / "good").glob("*.png"))[0]) as im:
+        im.save(good / "from_training.png", compress_level=1)  # re-saved: its picture, not its bytes, is the training image's
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(test / "spot"), "--f1"])
     assert result.exit_code == 0, result.output
     text = _text(result)
-    assert "1 image(s) are byte copies of others" in text and "again.png" in text, text
+    assert "1 image(s) are copies of others, pixel for pixel" in text and "again.png" in text, text
     assert "1 good image(s) are copies of images in the model's training folder" in text and "from_training.png" in text
     # Said, and kept: which of the folder's images the fit took is not recorded (regression probe 2026-12-06: one --max-images
     # left out was dropped as "fitted on").
@@ -647,10 +650,12 @@ def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, 
     # A defective image that is a good one's copy under another name: refused, as the same file under both labels is.
     spot = tmp_path / "spot"
     shutil.copytree(test / "spot", spot)
-    shutil.copyfile(first, spot / "renamed.png")
+    with Image.open(first) as im:  # re-saved: other bytes, the same picture (regression probe 2026-12-06: taken as a good part)
+        im.save(spot / "renamed.png", compress_level=0)
+    assert (spot / "renamed.png").read_bytes() != first.read_bytes()
     before = (model / "detector.json").read_bytes()
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(spot)])
-    assert result.exit_code == 2 and "1 defective image(s) are byte copies of good ones" in _text(result), result.output
+    assert result.exit_code == 2 and "1 defective image(s) are copies of good ones, pixel for pixel" in _text(result), result.output
     assert (model / "detector.json").read_bytes() == before
     # A crop among them is said, as `inspect` says it of one image (regression probe 2026-12-06: said nothing).
     with Image.open(first) as im:
@@ -1135,8 +1140,12 @@ def test_calibrate_on_a_model_that_cannot_be_written_says_so_first_and_names_plo
     args = ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective", str(synthetic_category / "test" / "spot")]
     saving = runner.invoke(app, args)
     assert saving.exit_code == 2 and "so the model cannot be either" in _text(saving) and "ROC plot" not in _text(saving), saving.output
+    # A dry run writes no model: it shows the threshold without the plot, and says how to have one (interruption probe
+    # 2026-12-06: refused for the plot's sake).
     dry = runner.invoke(app, [*args, "--dry-run"])
-    assert dry.exit_code == 2 and "fix: pass --plot PATH in a folder you can write to" in _text(dry), dry.output
+    assert dry.exit_code == 0 and "note: no ROC plot:" in _text(dry) and "pass --plot PATH to have one" in _text(dry), dry.output
+    assert "dry run: the model is unchanged" in _text(dry) and "ROC plot →" not in _text(dry)
+    assert not (tmp_path / f"{model.name}.roc.png").exists()
 
 
 def test_calibrate_on_a_full_disk_says_so_before_scoring(fitted_model, synthetic_category, tmp_path, monkeypatch):
@@ -1154,8 +1163,16 @@ def test_calibrate_on_a_full_disk_says_so_before_scoring(fitted_model, synthetic
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
                                  "--defective", str(synthetic_category / "test" / "spot")])
     said = _text(result)
-    assert result.exit_code == 2 and "MB free on its disk, and the calibrated model needs about" in said, said
+    assert result.exit_code == 2 and "MiB free on its disk, and the calibrated model needs about" in said, said
     assert "fix: free space on that disk first" in said and scored == []
+    # Room for one copy of the model is enough: its files are on that disk already (interruption probe 2026-12-06: twice its
+    # size had been asked).
+    size = sum(f.stat().st_size for f in model.rglob("*") if f.is_file())
+    assert size > 2**20 + 2**16  # so that twice its size is more than is free below
+    monkeypatch.setattr(shell, "disk_usage", lambda path: usage(10**9, 10**9 - size - 2**20 - 2**16, size + 2**20 + 2**16))
+    room = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
+                               "--defective", str(synthetic_category / "test" / "spot")])
+    assert "free on its disk" not in _text(room) and scored == [1], room.output
 
 
 def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitted_model, synthetic_category, tmp_path):

@@ -544,3 +544,30 @@ def test_a_taxonomy_given_to_load_is_saved_with_the_model(fitted_model, syntheti
     assert "## Part" in (tmp_path / "with" / CARD_FILE).read_text()
     Inspector.load(fitted_model).save(tmp_path / "without")
     assert not (tmp_path / "without" / "taxonomy.json").exists()
+    # Given to load a model with its own taxonomy of another part, it does not replace that one on a re-save (regression
+    # probe 2026-12-06: a magnetic tile's taxonomy replaced a cookie model's, unsaid, and its cracks were typed "fray?").
+    own = json.loads(given.read_text())
+    gear = tmp_path / "gear.json"
+    gear.write_text(json.dumps({"object": "gear", "defects": [{"name": "dent", "description": "a dent"}]}))
+    with pytest.warns(NoteWarning, match=r"the taxonomy given to load \(gear: dent\) is not saved: the model's own .* is kept — pass taxonomy="):
+        Inspector.load(tmp_path / "with", taxonomy=gear).save(tmp_path / "with")
+    assert json.loads((tmp_path / "with" / "taxonomy.json").read_text()) == own
+    Inspector.load(tmp_path / "with", taxonomy=gear).save(tmp_path / "with", taxonomy=gear)  # asked for: replaced
+    assert json.loads((tmp_path / "with" / "taxonomy.json").read_text())["object"] == "gear"
+
+
+def test_a_model_is_not_saved_inside_another_model(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-06: `fit -o A/inner` and load(A).save(A/"sub") were taken without a word, and every later save
+    # of A carried the nested model along as a person's folder (an export of A copied its bank), where export refuses it.
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from defectlens.errors import ConfigError
+
+    model = _copy(fitted_model, tmp_path)
+    with pytest.raises(ConfigError, match=rf"the model would be written inside the model folder {model}"):
+        Inspector.load(model).save(model / "sub")
+    fitted = CliRunner().invoke(app, ["fit", str(synthetic_category), "-o", str(model / "inner" / "v1"), "--max-images", "4"])
+    assert fitted.exit_code == 2 and "inside the model folder" in fitted.output and "fitting" not in fitted.output.lower()
+    assert not (model / "sub").exists() and not (model / "inner").exists()
+    Inspector.load(model).save(model)  # its own folder is no model inside a model

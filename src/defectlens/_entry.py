@@ -45,7 +45,26 @@ def main() -> None:
         if exc.code == 2 and (dashed := dashed_files(sys.argv[1:])):
             # A part photographed as "-x.png" read as an unknown option -x (environment probe 2026-12-06).
             sys.stderr.write(f"note: {dashed[0]} is a file here: pass it as ./{dashed[0]}, or after --, or it is read as an option\n")
+        end_with(0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1)
         raise
+    end_with(0)
+
+
+def end_with(status: int) -> None:
+    """From here the command has finished with ``status``: a Ctrl-C or SIGTERM while Python shuts down (most of a second
+    after the last line) ends the process at once with that status. It had turned a finished fit, calibrate or export into
+    status 130 or 143, a CI job or `docker stop` reading a failure after "saved" (interruption probe 2026-12-06)."""
+
+    def finished(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed or broken stream: what it held goes, the status stays
+                continue
+        os._exit(status)
+
+    signal.signal(signal.SIGINT, finished)
+    signal.signal(signal.SIGTERM, finished)
 
 
 def dashed_files(arguments: list[str]) -> list[str]:

@@ -32,8 +32,9 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from defectlens.errors import DefectlensError, ModelFileError
+from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.io.atomic import read_json_file, read_model_json, with_article, write_json_atomic, write_text_atomic
+from defectlens.io.images import image_digest
 from defectlens.io.markdown import markdown_cell, markdown_code_cell, markdown_line
 from defectlens.taxonomy import load_taxonomy
 
@@ -83,14 +84,6 @@ _LEGACY_MARKERS = (("fusion.json", "fused"), ("detector.json", "memory-bank"), (
 def utc_now() -> str:
     """The current UTC time, ISO 8601, to the second."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
-
-def image_digest(img: np.ndarray) -> str:
-    """sha256 of one image's pixels (its shape, dtype and bytes): a part of :func:`fingerprint_images`."""
-    a = np.ascontiguousarray(img)
-    h = hashlib.sha256(f"{a.shape}|{a.dtype.str}|".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def combine_digests(digests: Sequence[str]) -> str:
@@ -408,6 +401,18 @@ def holds_model(directory: str | Path) -> bool:
     model, and re-fitting into its folder may replace it)."""
     root = Path(directory)
     return model_kind(root) is not None or (root / DESCRIPTOR_FILE).is_file() or legacy_kind(root) is not None
+
+
+def model_holding(path: str | Path) -> Path | None:
+    """The model folder that ``path`` lies inside (any of its parents, links resolved), or None: a model or an export
+    written there went with that model's next save, or was carried along as a person's folder (probes 2026-12-06)."""
+    return next((parent for parent in Path(path).resolve().parents if holds_model(parent)), None)
+
+
+def require_outside_models(path: str | Path, what: str) -> None:
+    """Refuse ``path`` for a model or an export (``what``) when it lies inside a model folder (:func:`model_holding`)."""
+    if holder := model_holding(path):
+        raise ConfigError(f"the {what} would be written inside the model folder {holder}", path, "give a folder outside any model")
 
 
 def describe_model_in(folder: str | Path) -> str | None:

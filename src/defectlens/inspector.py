@@ -51,6 +51,7 @@ from defectlens.descriptor import (
     not_kept_note,
     part_taxonomy,
     read_descriptor,
+    require_outside_models,
     utc_now,
     write_descriptor,
 )
@@ -90,6 +91,7 @@ from defectlens.errors import (
     ExtremeAspectWarning,
     ModelFileError,
     NoteWarning,
+    OutputError,
     ShallowColourWarning,
     collected_warnings,
     warn_caller,
@@ -112,7 +114,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import folder_identity
-from defectlens.io.dataset import byte_copies
+from defectlens.io.dataset import picture_copies
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -249,12 +251,33 @@ class InspectorSettings:
             object.__setattr__(self, name, float(getattr(self, name)))
 
 
+def batch_warnings(notes: Sequence[str | None]) -> list[str]:
+    """What the images of one batch were told of it (:attr:`AnomalyResult.batch_warning`), each thing once: a note some of
+    them add to the batch's own is said apart, with how many images have it (the batch's note had been said twice, once
+    with the near-copies' clause; regression probe 2026-12-06)."""
+    distinct = list(dict.fromkeys(n for n in notes if n))
+    carried: Counter[str] = Counter()
+    for note in notes:
+        if not note:
+            continue
+        base = max((v for v in distinct if note.startswith(v + "; ")), key=len, default=None)
+        for piece in (note,) if base is None else (base, note[len(base) + 2:]):
+            carried[piece] += 1
+    return [piece if n == len(notes) else f"{piece} ({n} of the {len(notes)} images)" for piece, n in carried.items()]
+
+
+@with_field_docs
 @dataclass
 class Failure:
     """An input that could not be processed, with a message naming the file and the fix."""
 
     source: str
+    """The input as given."""
     message: str
+    """Why, starting with the input's name, and the fix."""
+    of_batch: bool = False
+    """The refusal of the whole batch the input was in (too few images left, say), the same for each of its images: the
+    commands say it once for them all."""
 
 
 @with_field_docs
@@ -898,6 +921,8 @@ class Inspector:
             j = first.setdefault(digest, i)
             if j != i and y[j] != y[i]:
                 raise ValueError(f"images[{i}] is images[{j}] pixel for pixel, labelled {int(y[i])} and {int(y[j])}: give each part one label")
+            if j != i and drawn[j] is None and drawn[i] is not None:
+                first[digest] = i  # the copy with a mask stands for the part (the first, without one, had dropped it; probe)
         if len(first) < len(images):
             warn_caller(DefectlensWarning(f"{len(images) - len(first)} of the {len(images)} images are copies of others: each part counted once"))
             keep = sorted(first.values())
@@ -1042,7 +1067,7 @@ class Inspector:
         ``batch_size`` (:func:`balanced_batches`), drawn in a seeded random order when ``seed``
         is given. Every engine (local, Ray) scores these same batches, so a zero-shot model that
         compares the images of a batch gives the same verdicts on each. With ``copies_together`` (for a detector that compares
-        a batch's images: :attr:`compares_batch`) a file's byte copies join its batch, beyond ``batch_size`` (a batch-scoring
+        a batch's images: :attr:`compares_batch`) a file's copies (pixel for pixel) join its batch, beyond ``batch_size`` (a batch-scoring
         detector reads each picture once); the files are then read for their digests."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             # 0 made one batch per image here and one of every image in iter_batches; -3 failed each image.
@@ -1051,7 +1076,7 @@ class Inspector:
         # Byte copies of a file (one written twice) go in its batch: split apart, twins got two scores from a detector that
         # compares a batch's images, and a lot of 11 pictures and 39 copies of one was refused batch by batch as too few
         # (regression probe 2026-12-06). Without copies, the batches are what they were.
-        copies = byte_copies([Path(p) for p in paths]) if copies_together else {}
+        copies = picture_copies([Path(p) for p in paths]) if copies_together else {}
         firsts = [i for i, p in enumerate(paths) if Path(p) not in copies]
         order = np.arange(len(firsts)) if seed is None else np.random.default_rng(seed).permutation(len(firsts))
         batches = [[Path(paths[firsts[order[i]]]) for i in batch] for batch in balanced_batches(len(firsts), batch_size)]
@@ -1073,13 +1098,13 @@ class Inspector:
             results = self.score_read(images) if images else []
         except DefectlensError as exc:
             # E.g. unreadable files left a batch too small for the batch cue: say so per file.
-            failures.extend(Failure(str(p), f"{p}: not inspected — {exc}") for p in kept)
+            failures.extend(Failure(str(p), f"{p}: not inspected — {exc}", of_batch=True) for p in kept)
             kept, images, results = [], [], []
         inspected = [
             InspectedImage(path, image, result, self.decide(result, str(path)))
             for path, image, result in zip(kept, images, results, strict=True)
         ]
-        warnings = list(dict.fromkeys(r.batch_warning for r in results if r.batch_warning))
+        warnings = batch_warnings([r.batch_warning for r in results])
         drift = drift_note([i.inspection.frame_units for i in inspected], [i.inspection.unlike_normal is not None for i in inspected])
         return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings, drift)
 
@@ -1123,15 +1148,19 @@ class Inspector:
         (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples); so does a new fit of the same part
         (the same training folder, or a ``taxonomy`` of the same object and types). Another part's are not kept.
         A loaded model saved to another folder takes its part files and exported encoder from the folder it was loaded from;
-        a ``taxonomy`` given to :meth:`load` is saved when none is given here.
+        a ``taxonomy`` given to :meth:`load` is saved when none is given here, unless the model has one of its own for another
+        part or other types (kept, and said).
 
         The whole folder is written beside ``directory`` and swapped in by rename, so a reader
         (or a save cut short) sees the old model or the new one, never one's files beside the
         other's. An existing folder is replaced only when empty or a model (:meth:`is_model_dir`).
         """
+        # A model inside another model's folder went with that model's next save as a person's folder (its bank copied into
+        # every export; regression probe 2026-12-06), as an export there is refused.
+        require_outside_models(directory, "model")
         taxonomy_file = None
-        if taxonomy is None:
-            taxonomy = self._given_taxonomy
+        if taxonomy is None and self._given_taxonomy is not None:
+            taxonomy = self._given_taxonomy_to_save()
         if isinstance(taxonomy, str | Path):
             # Read first: a wrong path was a raw FileNotFoundError, and a file that is no taxonomy
             # was saved without a word and refused only when the model was loaded. Copied as written.
@@ -1176,10 +1205,16 @@ class Inspector:
             # and a whole export made inside the folder without a word (export probe 2026-12-06).
             for entry in _not_model_entries(old):
                 if not (out / entry.name).exists() and not (out / entry.name).is_symlink():
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.copytree(entry, out / entry.name, symlinks=True)
-                    else:
-                        shutil.copy2(entry, out / entry.name, follow_symlinks=False)
+                    try:
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.copytree(entry, out / entry.name, symlinks=True)
+                        else:
+                            shutil.copy2(entry, out / entry.name, follow_symlinks=False)
+                    except OSError as exc:
+                        # Said as the save's failure, naming the file: a named pipe put in the folder had been told as a failed
+                        # ROC plot by calibrate, and raised bare by the API (regression probe 2026-12-06).
+                        raise OutputError(f"cannot keep it in the saved model ({exc.strerror or exc}); nothing was saved, the model "
+                                          "folder is as it was", entry, "move it out of the model folder, or make it readable") from None
             from defectlens.export import carry_export, is_exported  # export builds on this module
 
             # An export stays one while its encoder is this model's: a new fit over one (the same encoder settings) had turned
@@ -1204,6 +1239,25 @@ class Inspector:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
             gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")
             warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced{gone}"))
+
+    def _given_taxonomy_to_save(self) -> Taxonomy | None:
+        """The taxonomy given to :meth:`load`, to be saved with the model: unless the folder it was loaded from has one of
+        its own for another object or other types, which is kept, and said (given to read the model once, a magnetic
+        tile's taxonomy had replaced a cookie model's own on a re-save, and its cracks were then typed "fray?"; regression
+        probe 2026-12-06). ``save(taxonomy=)`` replaces it."""
+        given = self._given_taxonomy
+        own_file = part_taxonomy(self._loaded_from) if self._loaded_from is not None else None
+        if given is None or own_file is None:
+            return given
+        try:
+            own = load_taxonomy(own_file)
+        except DefectlensError:
+            return given  # its own file is unreadable: the one given, which was read, stands in
+        if (own.object_name, sorted(own.names)) == (given.object_name, sorted(given.names)):
+            return given
+        warn_caller(NoteWarning(f"the taxonomy given to load ({given.object_name}: {', '.join(given.names)}) is not saved: the model's own "
+                                f"{own_file} ({own.object_name}: {', '.join(own.names)}) is kept — pass taxonomy= to save to replace it"))
+        return None
 
     def _same_model_in(self, held: ModelDescriptor | None) -> bool:
         """True when the folder's model (``held``, :func:`_descriptor_in`) is this very model (fitted on the same

@@ -67,7 +67,9 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         assert page["total"] == 2 and [i["id"] for i in page["items"]] == [good["id"], ins["id"]]
         assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
         assert client.get("/inspections", params={"model": "plate"}).json()["total"] == 2
-        assert client.get("/inspections", params={"model": "other"}).json()["total"] == 0
+        # A model neither served nor stored is refused as an upload refuses it (an empty page read as "nothing yet").
+        other = client.get("/inspections", params={"model": "other"})
+        assert other.status_code == 422 and other.json()["detail"].endswith("is served or has stored inspections; known: plate")
         assert client.get("/inspections", params={"limit": 1, "offset": 1}).json()["items"][0]["id"] == ins["id"]
         assert client.get("/inspections", params={"since": "2999-01-01T00:00:00Z"}).json()["total"] == 0
         assert client.get("/inspections", params={"since": "2000-01-01T00:00:00+02:00"}).json()["total"] == 2
@@ -816,7 +818,7 @@ def test_hostile_bodies_are_answered_4xx_in_a_few_words(pool: ModelPool, images:
 
         r = client.post("/inspections", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
         # The limit quoted is the upload's, as with a Content-Length, not it plus the form's framing (security probe 2026-12-06).
-        assert r.status_code == 413 and r.json()["detail"].startswith("upload is over the limit of 200000 bytes (0.191 MB: serve with a")
+        assert r.status_code == 413 and r.json()["detail"].startswith("upload is over the limit of 200000 bytes (0.191 MiB: serve with a")
         ins = upload(client, images["bad"]).json()
         r = client.post(f"/inspections/{ins['id']}/review", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
@@ -1245,3 +1247,66 @@ def test_a_history_filter_it_does_not_have_is_refused_not_ignored(pool, images, 
         with images["good"].open("rb") as fh:  # nor on an upload (?modle= had gone to the first model served)
             typo_up = client.post("/inspections?modle=plate", files={"file": ("g.png", fh, "image/png")})
         assert typo_up.status_code == 422 and "no parameter 'modle' on an upload" in typo_up.json()["detail"]
+
+
+def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, images: dict[str, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Integration probe 2026-12-06 (curl and urllib only): a misspelt review key was dropped and the review stored as a
+    # person's label (200), a misspelt form field sent the part to the first model (201), raw image bytes were told
+    # "body file: Field required", a token not sent and a wrong one read alike, and the pictures were documented as JSON.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", token=TOKEN) as client:
+        auth = {"X-API-Token": TOKEN}
+        ins = upload(client, images["bad"], token=TOKEN).json()
+        review = f"/inspections/{ins['id']}/review"
+        for body, field, takes in (({"reviewer": "MES", "verdikt": "good"}, "verdikt", "reviewer, verdict"),
+                                   ({"reviewer": "MES", "verdict": "good", "coment": "rim"}, "coment", "reviewer, verdict"),
+                                   ({"reviewer": "MES", "missed": [{"type": "scratch", "box": [1, 2, 30, 40]}]}, "box", "type, bbox"),
+                                   ({"reviewer": "MES", "regions": [{"index": 1, "name": "scratch"}]}, "name", "index, type")):
+            refused = client.post(review, json=body, headers=auth)
+            assert refused.status_code == 422, (body, refused.text)
+            said = " ".join(d["msg"] for d in refused.json()["detail"])
+            assert f"no field {field!r} here: it takes {takes}" in said, said
+        assert client.get(f"/inspections/{ins['id']}").json()["review"]["state"] == "unreviewed"
+
+        data = images["good"].read_bytes()
+        for form, said in (({"modle": "plate"}, "no form field 'modle' on an upload: it takes 'file' (the image) and 'model'"),
+                           ({"Model": "plate"}, "no form field 'Model'")):
+            refused = client.post("/inspections", files={"file": ("g.png", data, "image/png")}, data=form, headers=auth)
+            assert refused.status_code == 422 and said in refused.json()["detail"], refused.text
+        raw = client.post("/inspections", content=data, headers={**auth, "Content-Type": "image/png"})
+        assert raw.status_code == 415 and "multipart/form-data form with the image in a part named 'file'" in raw.json()["detail"]
+        assert raw.json()["detail"].endswith("not image/png")
+        named = client.post("/inspections", files={"image": ("g.png", data, "image/png")}, headers=auth)
+        assert named.status_code == 422 and "no form field 'image'" in named.json()["detail"]
+        text = client.post("/inspections", data={"file": "<g.png"}, files={"_": ("x", b"x")}, headers=auth)
+        assert text.status_code == 422 and "the part 'file' holds text, not a file" in text.json()["detail"], text.text
+        assert client.get("/inspections").json()["total"] == 1  # nothing of the above was stored
+
+        # A name in another Unicode spelling (macOS sends "ä" decomposed) is the same model.
+        monkeypatch.setitem(pool.models, "kommutator \u00e4", pool.models["plate"])
+        assert upload(client, images["good"], token=TOKEN, model="kommutator a\u0308").status_code == 201
+        assert client.get("/inspections", params={"model": "kommutator a\u0308"}).status_code == 200
+
+        # Which token problem it is.
+        assert upload(client, images["good"]).json()["detail"].startswith("no API token sent")
+        assert upload(client, images["good"], token="wrong").json()["detail"].startswith("wrong API token")
+        assert client.post(review, json={"reviewer": "a"}, headers={"Authorization": "Bearer x"}).json()["detail"].startswith("wrong API token")
+
+        # The pictures are documented as what they are, with the 304 their ETag gives; uploads may be answered 415.
+        spec = client.get("/openapi.json").json()["paths"]
+        assert set(spec["/inspections/{inspection_id}/overlay.png"]["get"]["responses"]["200"]["content"]) == {"image/png"}
+        assert "304" in spec["/inspections/{inspection_id}/mask.png"]["get"]["responses"]
+        assert {"image/png", "image/jpeg", "image/tiff"} <= set(spec["/inspections/{inspection_id}/image"]["get"]["responses"]["200"]["content"])
+        assert "image/tiff" not in spec["/inspections/{inspection_id}/view"]["get"]["responses"]["200"]["content"]
+        assert "415" in spec["/inspections"]["post"]["responses"]
+
+
+def test_a_model_name_with_a_slash_is_refused_as_a_name(tmp_path: Path) -> None:
+    from defectlens.errors import ConfigError
+    from defectlens.service.models import model_spec
+
+    (tmp_path / "cookie").mkdir()
+    with pytest.raises(ConfigError, match="holds a / or"):
+        model_spec(f"line/3={tmp_path / 'cookie'}")
+    assert model_spec(f"kommutator a\u0308={tmp_path / 'cookie'}") == ("kommutator \u00e4", tmp_path / "cookie")
+    assert model_spec(f"{tmp_path}/x=y") == (None, Path(f"{tmp_path}/x=y"))  # a folder whose name holds '=': still a folder

@@ -394,6 +394,20 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         assert page.evaluate("document.activeElement.id") == "detail-heading"
         assert page.evaluate("document.getElementById('detail').getBoundingClientRect().top") >= -1
 
+        # The verdict's mark is not read out before it (it had been "check mark good"), and the first Tab stop skips the
+        # header and the upload to the inspections without changing the address (Left in the 2026-12-06 note).
+        assert page.locator("#verdict").aria_snapshot().strip().lower() == f"- text: {page.evaluate('current.final_verdict')}"
+        address = page.evaluate("location.hash")
+        page.focus("#model")  # the header's first field: the skip link is the one Tab stop before it
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
+        assert page.locator("a.skip").is_visible()
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "history-heading"
+        assert page.evaluate("location.hash") == address
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "f-verdict"
+
         # Missed defects: never 'unknown' or 'not-a-defect'; a model with no types says so instead.
         offered = page.eval_on_selector_all("#missed-type option", "os => os.map(o => o.value)")
         assert "unknown" not in offered and "not-a-defect" not in offered and "scratch" in offered
@@ -424,6 +438,32 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         sync_api.expect(page.locator("#f-model option")).to_have_count(2)
         assert page.eval_on_selector_all("#f-model option", "os => os.map(o => o.textContent)") == ["gone (not served)", "plate"]
         page.unroute("**/models")
+        # Keys pressed while a review is on its way: said, not dropped, and "next" asks nothing about the comment being sent
+        # (regression probe 2026-12-06: g after d was dropped unsaid, n asked to leave the comment as it was saved).
+        on_its_way: list[Any] = []
+        asked: list[str] = []
+
+        def answer(dialog):  # type: ignore[no-untyped-def]
+            asked.append(dialog.message)
+            return dialog.accept() if dialog.message.startswith("No defect is marked") else dialog.dismiss()
+
+        page.on("dialog", answer)
+        page.route("**/review", lambda route: on_its_way.append(route))
+        reviews = page.evaluate("current.reviews.length")
+        page.fill("#comment", "seen at the rim")
+        page.focus("#detail-heading")
+        page.keyboard.press("d")
+        page.wait_for_function("document.getElementById('confirm').disabled")
+        page.keyboard.press("g")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(r"is on its way: press g again once it is saved$"))
+        page.keyboard.press("n")
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(r"is on its way: press n again once it is saved$"))
+        assert len(on_its_way) == 1 and not [m for m in asked if "not sent" in m], asked
+        on_its_way[0].continue_()
+        sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(r"^review of #\d+ saved: DEFECTIVE"), timeout=30_000)
+        page.unroute("**/review")
+        page.remove_listener("dialog", answer)
+        assert page.evaluate("current.reviews.length") == reviews + 1
         # A service that stops answering is said at the top, and the banner goes when it is back.
         page.route("**/inspections?*", lambda route: route.abort())
         page.evaluate("loadHistory(0)")

@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import byte_copies, copies_among, exported_machine_masks, mask_for_image, training_folder_images
+from defectlens.io.dataset import copies_among, exported_machine_masks, mask_for_image, picture_copies, training_folder_images
 from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -119,15 +119,15 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
 
 
 def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path]) -> tuple[list[Path], list[Path]]:
-    """``good`` and ``defective`` without byte copies of one another (the first of each kept), said once: a copy counts
+    """``good`` and ``defective`` without copies of one another (pixel for pixel) (the first of each kept), said once: a copy counts
     one part as two in the false-alarm rate. Copies of images in the model's training folder (when it is still there)
     are said when good — a bank fitted on them scores them near zero, flattering the false-alarm rate; which of the
     folder's images the fit took (``--max-images``) is not recorded, so they are kept — and refused when defective (a
     normal part's image)."""
-    copies = byte_copies([*good, *defective])
+    copies = picture_copies([*good, *defective])
     if copies:
         copy, first = next(iter(copies.items()))
-        console.print(f"[yellow]note:[/] {len(copies)} image(s) are byte copies of others (e.g. {escape(str(copy))} is "
+        console.print(f"[yellow]note:[/] {len(copies)} image(s) are copies of others, pixel for pixel (e.g. {escape(str(copy))} is "
                       f"{escape(str(first))}): each part counted once")
     distinct_good, distinct_bad = [p for p in good if p not in copies], [p for p in defective if p not in copies]
     trained = inspector.provenance.trained_on if inspector.provenance else None
@@ -291,17 +291,26 @@ def calibrate(
             # Saved as a copy swapped in for the old: room for that copy, before the scoring (a full disk had been found out
             # after it; concurrency probe 2026-12-06).
             size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
-            require_room(model_dir.parent, 2 * size, "calibrated model")
-        plot_path = plot or model_dir.parent / f"{model_dir.name}.roc.png"
+            # One copy: the old model's files are on that disk already (twice their size had refused a disk that could take it;
+            # interruption probe 2026-12-06), and a MiB for the plot and the descriptor.
+            require_room(model_dir.parent, size + 2**20, "calibrated model")
+        planned = plot or model_dir.parent / f"{model_dir.name}.roc.png"
+        plot_path: Path | None = planned
         try:
-            require_output_file(plot_path, "ROC plot", kept=[model_dir, *good, *defective])
+            require_output_file(planned, "ROC plot", kept=[model_dir, *good, *defective])
         except OutputError as exc:
             if plot is not None:
                 raise
-            # The default place beside the model cannot be written (a read-only model, checked with --dry-run): the option
-            # that moves it, named (concurrency probe 2026-12-06: "pass a folder you can write to" named none).
-            raise OutputError(exc.message, exc.path, "pass --plot PATH in a folder you can write to (by default the plot goes beside "
-                              "the model folder)") from None
+            if dry_run:
+                # A dry run writes no model: its plot's default place, unwritable beside a read-only model, is no reason to
+                # refuse showing the threshold (interruption probe 2026-12-06).
+                console.print(f"[yellow]note:[/] no ROC plot: {escape(exc.message)} beside the model — pass --plot PATH to have one")
+                plot_path = None
+            else:
+                # The default place beside the model cannot be written: the option that moves it, named (concurrency probe
+                # 2026-12-06: "pass a folder you can write to" named none).
+                raise OutputError(exc.message, exc.path, "pass --plot PATH in a folder you can write to (by default the plot goes beside "
+                                  "the model folder)") from None
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         old = inspector.thresholds
@@ -417,12 +426,18 @@ def calibrate(
         if dry_run:
             console.print("dry run: the model is unchanged")
         else:
-            _save_thresholds(inspector, model_dir, loaded, Thresholds(image=image_t, pixel=pixel_t, source=how))
+            try:
+                _save_thresholds(inspector, model_dir, loaded, Thresholds(image=image_t, pixel=pixel_t, source=how))
+            except OSError as exc:
+                # The model's own failure, not the plot's (a full disk had been told "ROC plot could not be written").
+                raise OutputError(f"the model could not be saved ({exc.strerror or exc}); it is as it was", getattr(exc, "filename", None)
+                                  or model_dir, "free space or fix the permissions of the model folder's parent, and run calibrate again") from None
             saved = True
             console.print(f"thresholds saved → {escape(str(model_dir))}")
         # Links and streams followed for a --plot the user named only, not for the name made up beside the model.
-        write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"), named=plot is not None)
-        console.print(f"ROC plot → {escape(str(plot_path))}")
+        if plot_path is not None:
+            write_bytes_atomic(plot_path, roc_figure_png(labels, scores, points, f"{model_dir.name}: image thresholds"), named=plot is not None)
+            console.print(f"ROC plot → {escape(str(plot_path))}")
     except DefectlensError as exc:
         raise fail(exc) from None
     except OSError as exc:

@@ -235,7 +235,7 @@ def serve(
     token: Annotated[
         str | None, typer.Option(envvar="DEFECTLENS_TOKEN", help="API token required for every write (X-API-Token header, or Authorization: Bearer).")
     ] = None,
-    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MiB (1,048,576 bytes).")] = 20.0,
     max_megapixels: Annotated[float, typer.Option(min=0.001, help="Largest accepted image, in millions of pixels (read from its header, "
                                                                "before decoding).")] = DEFAULT_MAX_PIXELS / 1e6,
     max_in_flight: Annotated[int, typer.Option(min=0, help="Inspections worked on at once; more are refused with 503 + Retry-After "

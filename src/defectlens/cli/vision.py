@@ -44,6 +44,7 @@ from defectlens.descriptor import (
     release_of,
     released_before,
     render_card,
+    require_outside_models,
 )
 from defectlens.detect import WORKING_PIXELS, FitSummary
 from defectlens.detect.fusion import FusedDetector, FusionConfig
@@ -230,11 +231,23 @@ def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
 
 
 def report_failures(failures: list[Failure]) -> None:
-    """List the inputs a command skipped, each with its reason (nothing when none was)."""
-    if failures:
-        console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
-        for f in failures:
+    """List the inputs a command skipped, each with its reason (nothing when none was); those of one batch refused whole
+    (:attr:`Failure.of_batch`: too few images left once a file failed) share one line naming them all."""
+    if not failures:
+        return
+    console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
+    reasons = {id(f): str(f.message).removeprefix(f"{f.source}: ") for f in failures}
+    sharing = Counter(reason for f in failures if f.of_batch and (reason := reasons[id(f)]))
+    said: set[str] = set()
+    for f in failures:
+        reason = reasons[id(f)]
+        if sharing[reason] < 2:
             console.print(f"  [yellow]•[/] {escape(str(f.message))}")
+        elif reason not in said:
+            # The same sentence once per image had filled a screen for a lot one unreadable file took under its minimum.
+            said.add(reason)
+            names = ", ".join(g.source for g in failures if g.of_batch and reasons[id(g)] == reason)
+            console.print(f"  [yellow]•[/] {sharing[reason]} inputs ({escape(names)}): {escape(reason)}")
 
 
 def fit(
@@ -318,6 +331,7 @@ def fit(
         except ValueError as exc:
             raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
+        require_outside_models(output, "model")  # before the work, as save refuses it
         replaced = describe_model_in(output)
         if taxonomy is not None:
             # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
@@ -1038,7 +1052,8 @@ def inspect(
         report_failures(failures)
         fail(exc)
         raise typer.Exit(EXIT_PARTIAL if failures else 2) from None
-    console.print(results_table(done, title, console.width))
+    # No empty table under a run that inspected nothing: its title says so.
+    console.print(results_table(done, title, console.width) if done else f"[bold]{escape(title)}[/]")
     if drift := rows_drift(done):
         # Over the run, once: focus or light drifting since the fit raises false alarms with no image over the frame check's
         # limit (drift probe 2026-12-06: 9 of 14 good cookies blurred by σ = 2 flagged, nothing said).
@@ -1100,7 +1115,7 @@ def require_one_label(good: list[Path], defective: list[Path]) -> None:
     # The same picture under two names had the label of whichever came first in each count.
     if same := cross_label_copies(good, defective):
         copy, first = same[0]
-        raise DatasetLayoutError(f"{len(same)} defective image(s) are byte copies of good ones (e.g. {copy} is {first})", None,
+        raise DatasetLayoutError(f"{len(same)} defective image(s) are copies of good ones, pixel for pixel (e.g. {copy} is {first})", None,
                                  "give each part one label: remove the copy from the folder it does not belong in")
 
 
@@ -1277,7 +1292,7 @@ def evaluate(
         notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                "model — take them out of the test images, or out of the training folder and fit again"])
     if repeated := evaluation.repeated_test:
-        notes([f"{len(repeated)} test image(s) are byte copies of other test images (e.g. {repeated[0]}): each counts in the metrics "
+        notes([f"{len(repeated)} test image(s) are copies of other test images, pixel for pixel (e.g. {repeated[0]}): each counts in the metrics "
                "as often as it appears — take the copies out for figures of distinct parts"])
     if strides := evaluation.pixel_strides:
         read = ", ".join(f"{n} image(s) at every {'2nd' if k == 2 else '3rd' if k == 3 else f'{k}th'} pixel" for k, n in sorted(strides.items()))
@@ -1347,8 +1362,15 @@ def evaluate(
         write_standard_output(json.dumps(result, indent=2) + "\n")
     elif json_out:
         _note_cleaned(clean_stale_temporaries(json_out.parent, json_out.name))
-        write_json_atomic(json_out, result, named=True)
-        console.print(f"metrics written to {escape(str(json_out))}")
+        try:
+            write_json_atomic(json_out, result, named=True)
+        except DefectlensError as exc:
+            raise fail(exc) from None
+        except OSError as exc:
+            # A disk that filled while the evaluation ran (the check before it saw room): one line, not a traceback (exit 1;
+            # interruption probe 2026-12-06). The metrics are on the terminal above.
+            raise fail(OutputError(f"could not be written ({exc.strerror or exc}); the metrics are printed above", json_out,
+                                   "free space on its disk, or pass --json with a path on another")) from None
     if evaluation.failures:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -1383,10 +1405,9 @@ def info(
         try:
             export_record = read_export(model_dir)
             card += export_card_section(export_record)
-            if changed := source_changes(export_record):
+            if changed := source_changes(export_record, descriptor.thresholds):
                 # An export went stale unseen when its model was calibrated again (export probe 2026-12-06).
-                console.print(f"[yellow]note:[/] the model this was exported from has changed since: {escape(changed)} — export it again "
-                              "to carry that, or keep this one as it is")
+                console.print(f"[yellow]note:[/] the model this was exported from has changed since: {escape(changed)}")
         except DefectlensError as exc:
             console.print(f"[yellow]note:[/] exported, but its export record does not check: {escape(str(exc))}")
     if card_console.is_terminal and (card_console.encoding or "").lower().replace("-", "").startswith("utf"):

@@ -56,7 +56,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from defectlens.descriptor import image_digest
 from defectlens.detect.base import LoadContext, Progress
 from defectlens.detect.maps import (
     MIN_BATCH,
@@ -70,6 +69,7 @@ from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEnco
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io import ImageFiles
 from defectlens.io.atomic import read_model_json, write_json_atomic
+from defectlens.io.images import image_digest
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.batch-scoring"

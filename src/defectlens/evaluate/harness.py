@@ -29,7 +29,7 @@ from defectlens.evaluate.metrics import (
 )
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import GOOD, Category, image_area, load_mask
-from defectlens.io.dataset import byte_copies, cross_label_copies, train_test_overlap
+from defectlens.io.dataset import cross_label_copies, picture_copies, train_test_overlap
 from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
@@ -168,11 +168,11 @@ class DetectionEvaluation:
     """Images whose pixels the pixel metrics read on a lattice: stride (every k-th pixel each way) → images.
     Empty when every pixel was read; said beside the metrics (a metrics audit found it said nowhere but the README)."""
     copies_of_train: list[str] = field(default_factory=list)
-    """Test images whose bytes are a training image's (:func:`~defectlens.io.train_test_overlap`): the
+    """Test images whose picture is a training image's (:func:`~defectlens.io.train_test_overlap`): the
     metrics flatter the model by them. Kept with the numbers, not only said on the terminal: a
     benchmark's JSON had reported commutator's 0.9508 with 8 copies inside and no word of them."""
     repeated_test: list[str] = field(default_factory=list)
-    """Test images whose bytes are another test image's ("copy is first"): each counts in the metrics as often as it
+    """Test images whose picture is another test image's ("copy is first"): each counts in the metrics as often as it
     appears, which a duplicated file had done without a word (metrics audit 2026-12-06)."""
     drift: str | None = None
     """What :func:`~defectlens.detect.frame_check.drift_note` says of the good test images, or None: good parts that have,
@@ -317,7 +317,7 @@ def evaluate_detection(
     # 0.94 without a word; metrics audit 2026-12-06): refused, as `evaluate --good --defective` and `calibrate` refuse it.
     if crossed := cross_label_copies([t.path for t in category.test if not t.is_defective], [t.path for t in category.test if t.is_defective]):
         copy, first = crossed[0]
-        raise DatasetLayoutError(f"{len(crossed)} defective test image(s) are byte copies of good ones (e.g. {copy} is {first})",
+        raise DatasetLayoutError(f"{len(crossed)} defective test image(s) are copies of good ones, pixel for pixel (e.g. {copy} is {first})",
                                  category.root / "test", "give each part one label: remove the copy from the folder it does not belong in")
     if n_test < min_batch:
         raise ConfigError(
@@ -369,7 +369,7 @@ def evaluate_detection(
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category, inspector.provenance.trained_on if inspector.provenance else None)],
-        repeated_test=[f"{copy} is {first}" for copy, first in byte_copies([t.path for t in category.test]).items()],
+        repeated_test=[f"{copy} is {first}" for copy, first in picture_copies([t.path for t in category.test]).items()],
         drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),
         unlike_normal=(

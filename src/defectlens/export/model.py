@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -22,7 +23,16 @@ import numpy as np
 import torch
 
 from defectlens import __version__
-from defectlens.descriptor import CARD_FILE, holds_model, model_kind, part_card_section, read_descriptor, render_card, utc_now
+from defectlens.descriptor import (
+    CARD_FILE,
+    holds_model,
+    model_kind,
+    part_card_section,
+    read_descriptor,
+    render_card,
+    require_outside_models,
+    utc_now,
+)
 from defectlens.detect.base import Detector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.encode import EncoderConfig, PatchEncoder
@@ -194,9 +204,8 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     if source.resolve() in target.resolve().parents:
         # Inside it, the export would be copied into itself and lost at the model's next re-save.
         raise ConfigError("the export would be written inside the model it is made from", target, "give an output folder outside the model")
-    if holder := next((parent for parent in target.resolve().parents if holds_model(parent)), None):
-        # Inside another model, it went with that model's next calibrate or fit without a word (export probe 2026-12-06).
-        raise ConfigError(f"the export would be written inside the model folder {holder}", target, "give an output folder outside any model")
+    # Inside another model, it went with that model's next calibrate or fit without a word (export probe 2026-12-06).
+    require_outside_models(target, "export")
     if holds_model(target) and not is_exported(target):
         # An export is made again from its model in seconds; a fitted (or calibrated) model is not,
         # and `export -o` over one replaced it without a word.
@@ -256,9 +265,10 @@ def _source_record(source: Path) -> dict:
             "thresholds": descriptor.thresholds}
 
 
-def source_changes(meta: dict) -> str | None:
+def source_changes(meta: dict, thresholds: dict | None = None) -> str | None:
     """How the model an export was made from (its ``export.json`` record) has changed since, when its folder is still there:
-    another fit, or other thresholds; None when it has not, or cannot be told."""
+    another fit, or other thresholds than the export holds now (``thresholds``, its descriptor's; the record's when not
+    given), with what to do; None when it has not, or cannot be told."""
     source = meta.get("source")
     if not isinstance(source, dict) or not source.get("path") or not holds_model(Path(source["path"])):
         return None
@@ -266,12 +276,27 @@ def source_changes(meta: dict) -> str | None:
         now = _source_record(Path(source["path"]))
     except DefectlensError:
         return None
+    again = "export it again to carry that, or keep this one as it is"
     if now["fitted_at"] != source.get("fitted_at"):
-        return f"{source['path']} holds another fit now (fitted {now['fitted_at']}, exported from the fit of {source.get('fitted_at')})"
-    before, after = source.get("thresholds") or {}, now["thresholds"] or {}
-    if any(before.get(k) != after.get(k) for k in ("image", "pixel")):
+        return f"{source['path']} holds another fit now (fitted {now['fitted_at']}, exported from the fit of {source.get('fitted_at')}) — {again}"
+    before, after, held = source.get("thresholds") or {}, now["thresholds"] or {}, thresholds or source.get("thresholds") or {}
+    if not all(isinstance(t.get(k), float | int) for t in (before, after, held) for k in ("image", "pixel")):
+        return None  # a record without thresholds: nothing to compare
+
+    def alike(a: dict, b: dict) -> bool:
+        # Within the last digits an exported encoder's scores differ in from PyTorch's: the same set calibrated on each.
+        return all(math.isclose(a[k], b[k], rel_tol=1e-5) for k in ("image", "pixel"))
+
+    if alike(held, after):
+        return None  # the export holds the model's thresholds (both calibrated alike, say: regression probe 2026-12-06)
+    if not alike(before, after):
+        if not alike(held, before):
+            # Calibrated on its own since: "export it again" would have replaced that calibration.
+            return (f"{source['path']} has other thresholds now (image {after.get('image')}, {after.get('source')}); this export has been "
+                    f"calibrated itself since (image {held.get('image')}, {held.get('source')}): exporting again would replace that — "
+                    "calibrate this one if the model's are wanted")
         return (f"{source['path']} has other thresholds now (image {after.get('image')}, {after.get('source')}; exported with image "
-                f"{before.get('image')}, {before.get('source')})")
+                f"{before.get('image')}, {before.get('source')}) — {again}")
     return None
 
 

@@ -225,8 +225,11 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
         if path.is_file() and not path.is_symlink() and path not in {place for _, place, _ in aside}:
             moved = path.with_name(f".{_short(path.name)}.{os.urandom(4).hex()}.tmp")
             times = (path.stat().st_atime_ns, path.stat().st_mtime_ns)
-            os.replace(path, moved)
+            # Recorded before the rename: a Ctrl-C arriving as the rename returned had left the earlier file moved aside
+            # unrecorded, so never put back — an earlier result's mask gone under a JSON that says it is done (interruption
+            # probe 2026-12-06). Put back, a file never moved is no harm (its rename fails, and is let go).
             aside.append((moved, path, times))
+            os.replace(path, moved)
             # Young again: a rename keeps the earlier run's time, and another run's cleaning had taken the moved file for
             # a dead run's temporary and removed it, losing the result this unit would put back (regression probe). Its
             # own times are given back with it, should it be put back ("as they were", and resumes read its time).

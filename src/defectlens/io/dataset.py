@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from defectlens.errors import DatasetLayoutError
-from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, path_is
+from defectlens.errors import DatasetLayoutError, DefectlensError
+from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, path_is
 from defectlens.io.outputs import folded_name, word_folded
 
 GOOD = "good"
@@ -320,7 +320,7 @@ def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]
 
 
 def train_test_overlap(category: Category, trained_on: str | Path | None = None) -> list[Path]:
-    """Test images whose bytes are those of a training image — of the category's ``train/good`` and of the folder the
+    """Test images whose picture is a training image's — of the category's ``train/good`` and of the folder the
     model was fitted on (``trained_on``, when it is still there): scored against a bank that holds them, they flatter every
     metric (4 copies lifted image AUROC 0.979 → 0.988 without a word). A plant's own test folder beside no ``train/`` had
     been said to hold none (metrics audit 2026-12-06)."""
@@ -341,14 +341,19 @@ def training_folder_images(folder: str | Path) -> list[Path]:
 
 
 def cross_label_copies(good: Sequence[Path], defective: Sequence[Path]) -> list[tuple[Path, Path]]:
-    """Defective images whose bytes are those of a good one, each with that good one: one part given both labels."""
+    """Defective images that are a good one's picture (:func:`picture_digest`), each with that good one: one part given both
+    labels."""
     given_good = set(good)
-    return [(p, first) for p, first in byte_copies([*good, *defective]).items() if (p in given_good) != (first in given_good)]
+    return [(p, first) for p, first in picture_copies([*good, *defective]).items() if (p in given_good) != (first in given_good)]
 
 
-def file_digest(path: Path) -> str | None:
-    """The SHA-256 of ``path``'s bytes (None for a file that cannot be read: its reader lists it). Remembered for the file
-    as it is (its size and modification time): `calibrate` and `evaluate` ask it of each image in two or three checks."""
+def picture_digest(path: Path) -> str | None:
+    """The digest of the picture in ``path``: its pixels as read for inspection (:func:`~defectlens.io.images.image_digest`),
+    so that a copy saved with other metadata or compression is the same picture, as :meth:`Inspector.calibrate` and batch
+    scoring tell copies (the files' bytes had let a crack re-saved with a PNG comment be a good part in `calibrate`, and be
+    split from its twin's batch; regression probe 2026-12-06). None for a file that cannot be read: its reader lists it.
+    Remembered for the file as it is (its size and modification time): `calibrate` and `evaluate` ask it of each image in
+    two or three checks. Decoding costs 1 to 3 ms an image on the shared parts."""
     try:
         state = path.stat()
     except OSError:
@@ -358,25 +363,27 @@ def file_digest(path: Path) -> str | None:
 
 @functools.lru_cache(maxsize=8192)
 def _digest_of(path: str, size: int, mtime_ns: int) -> str | None:
-    """:func:`file_digest` of the file at ``path`` while it has this size and modification time."""
+    """:func:`picture_digest` of the file at ``path`` while it has this size and modification time."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # what reading the image has to say is said when it is read to be scored
+            return image_digest(load_image(path))
+    except (DefectlensError, OSError):
         return None
 
 
 def copies_among(paths: Sequence[Path], originals: Sequence[Path]) -> list[Path]:
-    """Those of ``paths`` whose bytes are those of one of ``originals`` (unreadable files are none: their readers list them)."""
-    seen = {file_digest(p) for p in originals} - {None}
-    return [p for p in paths if file_digest(p) in seen]
+    """Those of ``paths`` whose picture is one of ``originals``' (unreadable files are none: their readers list them)."""
+    seen = {picture_digest(p) for p in originals} - {None}
+    return [p for p in paths if picture_digest(p) in seen]
 
 
-def byte_copies(paths: Sequence[Path]) -> dict[Path, Path]:
-    """Each of ``paths`` whose bytes are those of an earlier one, with that earlier one (the first of its bytes)."""
+def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:
+    """Each of ``paths`` whose picture is an earlier one's (:func:`picture_digest`), with that earlier one (the first of it)."""
     first: dict[str, Path] = {}
     copies: dict[Path, Path] = {}
     for path in paths:
-        if (digest := file_digest(path)) is None:
+        if (digest := picture_digest(path)) is None:
             continue
         if digest in first:
             copies[path] = first[digest]

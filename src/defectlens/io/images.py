@@ -7,6 +7,7 @@ so a batch can skip it and report it at the end.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
 import re
@@ -284,6 +285,15 @@ def _decode(img: Image.Image) -> np.ndarray:
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
         return np.asarray(img.convert("RGBA"))
     return np.asarray(img.convert("RGB"))
+
+
+def image_digest(img: np.ndarray) -> str:
+    """sha256 of one image's pixels (its shape, dtype and bytes): what tells one picture from another, whatever file holds
+    it (a model's training-set fingerprint, copies among images)."""
+    a = np.ascontiguousarray(img)
+    h = hashlib.sha256(f"{a.shape}|{a.dtype.str}|".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def load_image(path: str | Path, bit_depth: int | None = None) -> np.ndarray:

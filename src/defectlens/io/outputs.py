@@ -118,7 +118,7 @@ def require_room(folder: Path, needed: int, what: str) -> None:
     except OSError:
         return  # said by the write itself, if it fails
     if free < needed:
-        raise OutputError(f"{free / 2**20:.1f} MB free on its disk, and the {what} needs about {needed / 2**20:.1f} MB there", folder,
+        raise OutputError(f"{free / 2**20:.1f} MiB free on its disk, and the {what} needs about {needed / 2**20:.1f} MiB there", folder,
                           "free space on that disk first")
 
 

@@ -47,8 +47,19 @@ from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
-from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
-from defectlens.service.schemas import HealthOut, InspectionOut, InspectionPage, ReviewIn, as_utc, inspection_out, refusals
+from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool, same_spelling
+from defectlens.service.schemas import (
+    HealthOut,
+    InspectionOut,
+    InspectionPage,
+    MissedDefect,
+    RegionReview,
+    ReviewIn,
+    as_utc,
+    inspection_out,
+    picture,
+    refusals,
+)
 from defectlens.service.store import (
     UNAVAILABLE_ERRORS,
     ClientKeyTaken,
@@ -231,10 +242,12 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
-def upload_limit_words(limit: int) -> str:
-    """The one refusal of an upload over ``limit`` bytes, however it was found (announced, chunked, read): the three had
-    said it three ways, one with the form's framing counted in (regression probe 2026-12-06)."""
-    return f"upload is over the limit of {limit} bytes ({limit / 2**20:.3g} MB: serve with a larger --max-upload-mb to take it)"
+def upload_limit_words(limit: int, path: str = "/inspections") -> str:
+    """The one refusal of a body over ``limit`` bytes, however it was found (announced, chunked, read): the three had
+    said it three ways, one with the form's framing counted in (regression probe 2026-12-06). The limit in MiB, which
+    --max-upload-mb counts in (it had said "MB"); a review's body is no "upload" (integration probe 2026-12-06)."""
+    what = "upload" if path == "/inspections" else "request body"
+    return f"{what} is over the limit of {limit} bytes ({limit / 2**20:.3g} MiB: serve with a larger --max-upload-mb to take it)"
 
 
 class BodyLimit:
@@ -264,7 +277,7 @@ class BodyLimit:
                     if self.on_refused is not None:
                         self.on_refused()
                     # Answered by its handler, as UploadDeadline's 408 is (see there).
-                    raise HTTPException(413, upload_limit_words(self.said_limit))
+                    raise HTTPException(413, upload_limit_words(self.said_limit, scope.get("path", "")))
             return message
 
         await self.app(scope, counted_receive, send)
@@ -373,7 +386,13 @@ class Metrics:
             self.reviews.labels(kind)
 
 
-TOKEN_MESSAGE = f"missing or wrong API token: send it in the {TOKEN_HEADER} header"
+def token_refusal(x_api_token: str | None, authorization: str | None) -> str:
+    """Why a write was refused its token: none sent, or one that is not the service's (the two had read alike, "missing or
+    wrong", and an integrator could not tell a header never sent from a wrong value; integration probe 2026-12-06)."""
+    if x_api_token or (authorization and authorization.lower().startswith("bearer ")):
+        return "wrong API token: the one sent is not this service's (check the value given to serve --token)"
+    return f"no API token sent: this service takes writes with its token in the {TOKEN_HEADER} header (or Authorization: Bearer TOKEN)"
+
 def _whole_number(value: object) -> object:
     """An id as written in a path must be digits: pydantic's lax int took '1.0' (and ' 1', '1_0') for 1,
     giving one inspection several addresses."""
@@ -543,11 +562,20 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         async def _db_down(req: Request, exc: Exception) -> JSONResponse:
             return outage.refuse(req, f"database unavailable: {_driver_says(exc, exc.__class__.__name__)}")
 
+    def _message(error: Any) -> str:
+        """pydantic's message, or for a key a review does not take the keys it does ("Extra inputs are not permitted"
+        named no fix)."""
+        loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
+        if error.get("type") != "extra_forbidden" or not loc:
+            return str(error.get("msg", ""))
+        takes = MissedDefect if "missed" in loc[:-1] else RegionReview if "regions" in loc[:-1] else ReviewIn
+        return f"no field {loc[-1]!r} here: it takes {', '.join(takes.model_fields)}"
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes every wrong value back — a whole upload, a 300 MB comment — and
         # answers 500 for one it cannot encode (a lone surrogate in JSON): where and why only, printable.
-        detail = [{"loc": [_printable(part) for part in e.get("loc", ())], "msg": _printable(e.get("msg", "")), "type": e.get("type", "")}
+        detail = [{"loc": [_printable(part) for part in e.get("loc", ())], "msg": _printable(_message(e)), "type": e.get("type", "")}
                   for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
@@ -583,13 +611,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
             if request.url.path == "/inspections":  # refused uploads are counted; a review without the token is no upload
                 metrics.rejected.labels("unauthorized").inc()
-            return JSONResponse({"detail": TOKEN_MESSAGE}, status_code=401,
+            return JSONResponse({"detail": token_refusal(request.headers.get(TOKEN_HEADER), request.headers.get("authorization"))}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="defectlens"', "X-Content-Type-Options": "nosniff"})
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + BODY_OVERHEAD:
             metrics.rejected.labels("too_large").inc()
-            return JSONResponse({"detail": upload_limit_words(config.max_upload_bytes)}, status_code=413)
+            return JSONResponse({"detail": upload_limit_words(config.max_upload_bytes, request.url.path)}, status_code=413)
         # A busy service refuses an upload before its body is parsed: a refusal must cost next to
         # nothing, or stations asking again would take the cores from the inspections in progress.
         admitted = request.method == "POST" and request.url.path == "/inspections"
@@ -620,7 +648,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                       authorization: Annotated[str | None, Header()] = None) -> None:
         """Writes need the configured token (checked first by the middleware; declared here for the API schema)."""
         if not token_ok(x_api_token, authorization):
-            raise _error(401, TOKEN_MESSAGE)
+            raise _error(401, token_refusal(x_api_token, authorization))
 
     def files(action: Any, *args: Any) -> Any:
         """Run a file-store action; a store folder that is gone or full is the server's trouble: 503."""
@@ -691,7 +719,21 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # model served (regression probe 2026-12-06); '_'-names pass as cache-busters, as in the history.
         if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if k != "model" and not k.startswith("_")]:
             raise _error(422, f"no parameter {_printable(unknown[0], 40)!r} on an upload: the model is named by ?model= or the form")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "multipart/form-data":
+            # The image's own bytes (Content-Type: image/png) had been answered "body file: Field required" (integration probe).
+            # A body that says no type at all (nothing sent) is a request missing its image: 422, as before.
+            raise _error(415 if kind else 422, "an upload is a multipart/form-data form with the image in a part named 'file' "
+                                               f"(curl -F file=@part.png), not {_printable(kind, 60) or 'a body without a Content-Type'}")
         form = await request.form()
+        # A form field the upload does not take (``modle=commutator``) had sent the part to the first model served, as the
+        # URL's had before (integration probe 2026-12-06).
+        if unknown := [k for k in dict.fromkeys(form.keys()) if k not in ("file", "model") and not k.startswith("_")]:
+            raise _error(422, f"no form field {_printable(unknown[0], 40)!r} on an upload: it takes 'file' (the image) and 'model'")
+        if "file" not in form:
+            raise _error(422, "no part named 'file': the image goes in a part named 'file' (curl -F file=@part.png)")
+        if isinstance(form.getlist("file")[0], str):
+            raise _error(422, "the part 'file' holds text, not a file: send the image as a file (curl -F file=@part.png, with the @)")
         n = len(form.getlist("file"))
         if n > 1:
             raise _error(422, f"{n} files in one request: post one image per request (each gets its own inspection)")
@@ -706,7 +748,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Inspect one uploaded image and store the result",
               responses={200: {"model": InspectionOut, "description": "A retry with the Idempotency-Key of an upload stored before: "
                                                                      "its inspection, nothing stored again"},
-                         **refusals(401, 403, 408, 409, 413, 422, 503)})
+                         **refusals(401, 403, 408, 409, 413, 415, 422, 503)})
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
                         model_in_url: Annotated[str | None, Query(alias="model", max_length=200,
@@ -811,7 +853,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         verdict: Annotated[str | None, Query(pattern=f"^(good|defective|{UNUSABLE})$", description="Final verdict")] = None,
         type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,
         model: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
-        since: Annotated[datetime | None, Query(description="ISO time, inclusive")] = None,
+        # Not for polling: an upload's time is stamped before its id is given, so two at once can commit out of time order
+        # (integration probe 2026-12-06); after_id skips nothing.
+        since: Annotated[datetime | None, Query(description="ISO time, inclusive (to poll for new inspections use after_id: "
+                                                            "uploads at the same moment can be stored out of time order)")] = None,
         until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
         review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
         reviewed_since: Annotated[datetime | None, Query(description="ISO time, inclusive: reviewed or commented on at or after "
@@ -833,6 +878,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # Spelt as the models spell it: reviews take a type in any case and store the model's
             # spelling, so a filter in another case found nothing (probe: 'UNKNOWN' 0, 'unknown' 166).
             type = next((t for m in pool.models.values() for t in m.types if same_type_name(t, type)), type)
+        if model:
+            model = same_spelling(model)
+            if model not in pool.models and model not in (stored := store.models()):
+                # An empty page had read as "nothing inspected yet" for a misspelt name an upload refuses (integration probe).
+                known = ", ".join(dict.fromkeys([*pool.models, *stored]))
+                raise _error(422, f"no model {_printable(model, 80)!r} is served or has stored inspections; known: {known}")
         rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id), limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
@@ -868,13 +919,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return Response(status_code=304, headers=headers)
         return FileResponse(path, media_type=media, headers=headers)
 
-    @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received", responses=refusals(404, 422, 503))
+    @app.get("/inspections/{inspection_id}/image", summary="The uploaded image, as received", response_class=Response,
+             responses={**picture(*sorted(set(EXT_MEDIA.values()))), **refusals(404, 422, 503)})
     def get_image(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         row = fetch(inspection_id)
         return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"), if_none_match)
 
     @app.get("/inspections/{inspection_id}/view", summary="The uploaded image in a format browsers show: as received, or a PNG of a TIFF",
-             responses=refusals(404, 422, 500, 503))
+             response_class=Response, responses={**picture(*sorted({EXT_MEDIA[e] for e in BROWSER_FORMATS if e in EXT_MEDIA} | {"image/png"})),
+                                                 **refusals(404, 422, 500, 503)})
     def get_view(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         # The page shows this one: browsers show no TIFF, and a reviewer had no original to draw a missed defect on.
         row = fetch(inspection_id)
@@ -907,12 +960,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             return_freed_memory()
         return Response(data, media_type="image/png", headers=headers)
 
-    @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image", responses=refusals(404, 422, 503))
+    @app.get("/inspections/{inspection_id}/overlay.png", summary="Heat map and outlined regions over the image", response_class=Response,
+             responses={**picture("image/png"), **refusals(404, 422, 503)})
     def get_overlay(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         return blob(fetch(inspection_id).overlay_sha, "png", "image/png", if_none_match)
 
-    @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)",
-             responses=refusals(404, 422, 503))
+    @app.get("/inspections/{inspection_id}/mask.png", summary="Region mask: pixel value = region index (0 = none)", response_class=Response,
+             responses={**picture("image/png"), **refusals(404, 422, 503)})
     def get_mask(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         return blob(fetch(inspection_id).mask_sha, "png", "image/png", if_none_match)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -141,12 +142,23 @@ def model_spec(spec: str | Path) -> tuple[str | None, Path]:
     name holds ``=`` is taken as a folder."""
     text = str(spec)
     name, sep, folder = text.partition("=")
-    if not sep or Path(text).exists() or "/" in name or "\\" in name:
+    if not sep or Path(text).exists():
+        return None, Path(spec)
+    if "/" in name or "\\" in name:
+        if Path(folder).is_dir():
+            # Read as one folder's path, "line/3=models/cookie" had been refused as "model folder not found" (probe).
+            raise ConfigError(f"model name {name!r} in {text!r} holds a / or \\", None, "name it without one, e.g. line-3=models/cookie")
         return None, Path(spec)
     if not name.strip() or len(name) > 200 or not name.isprintable():
         raise ConfigError(f"model name {name!r} in {text!r} is empty, too long or not printable", None,
                           "give it as NAME=DIR, e.g. cookie=models/cookie/v3")
-    return name.strip(), Path(folder)
+    return same_spelling(name.strip()), Path(folder)
+
+
+def same_spelling(name: str) -> str:
+    """A model's name in one Unicode spelling (NFC): a client on macOS sends "ä" as "a" and a combining mark, and a model
+    served as "kommutator ä" was "unknown", the message naming the two alike (integration probe 2026-12-06)."""
+    return unicodedata.normalize("NFC", name)
 
 
 def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
@@ -184,7 +196,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     if analysis.classifier is not None:
         names += [n for n in analysis.classifier.class_names if n not in names]
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
-    label = name or root.resolve().name
+    label = same_spelling(name or root.resolve().name)
     notes = list(analysis.notes)
     if not names:
         # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.
@@ -245,7 +257,7 @@ class ModelPool:
 
     def get(self, name: str | None) -> LoadedModel:
         """The model called ``name`` (the first one when None); KeyError names the known ones."""
-        key = name or self.default
+        key = same_spelling(name) if name else self.default
         if key not in self.models:
             raise KeyError(f"unknown model {key!r}; known: {', '.join(self.models)}")
         return self.models[key]
