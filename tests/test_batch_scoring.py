@@ -527,3 +527,18 @@ def test_a_batchs_notes_are_said_once_each():
     assert batch_warnings(notes) == [small, f"{near} (3 of the 9 images)"]
     assert batch_warnings([None, near, near]) == [f"{near} (2 of the 3 images)"]
     assert batch_warnings([small, small]) == [small] and batch_warnings([None, None]) == []
+
+
+def test_a_refused_batch_is_one_line_naming_the_first_ten():
+    # Regression probe 2026-12-06: a model's error on a lot of hundreds gave one line naming them all.
+    from defectlens.cli.vision import console, report_failures
+    from defectlens.inspector import Failure
+
+    failures = [Failure(f"lot/{i:03d}.png", f"lot/{i:03d}.png: not inspected — worker error: boom", of_batch=True) for i in range(15)]
+    failures.append(Failure("lot/bad.png", "lot/bad.png: not a readable image"))
+    with console.capture() as said:
+        report_failures(failures)
+    lines = [line for line in said.get().splitlines() if line.strip()]
+    assert lines[0] == "16 input(s) skipped:" and len(lines) == 3, lines
+    assert "15 inputs (lot/000.png" in lines[1] and "lot/009.png and 5 more): not inspected — worker error: boom" in lines[1]
+    assert "lot/010.png" not in lines[1] and lines[2].endswith("lot/bad.png: not a readable image")

@@ -822,6 +822,14 @@ def test_a_file_a_save_cannot_keep_fails_the_save_by_name(fitted_model, syntheti
     assert "nothing was saved, the model folder is as it was" in said and "ROC plot" not in said and "--plot" not in said
     assert (model / "inspector.json").read_bytes() == held and (model / "pipe").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no half-written folder beside it
+    # In a folder of the person's own: the pipe named, with its reason and no list of the copy's errors (regression probe).
+    (model / "pipe").unlink()
+    (model / "notes").mkdir()
+    os.mkfifo(model / "notes" / "pipe")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{model / 'notes' / 'pipe'}: cannot keep it in the saved model (" in said, said
+    assert "[(" not in said and "tmp" not in said.split("cannot keep it")[1] and "fix: move it out of the model folder" in said
 
 
 @pytest.mark.parametrize(("arguments", "status"), [(["--version"], 0), (["info", "/nowhere"], 2)])

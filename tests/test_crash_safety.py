@@ -454,6 +454,18 @@ def test_a_rename_that_fails_puts_the_earlier_result_back_whole(fitted_model, sy
     assert stopped.exit_code == 130, stopped.output
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("000.")} == before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # ... and as a first result's JSON is put in place: no JSON saying "done" over files taken back.
+    def interrupt_after_placing_the_json(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        if str(dst).endswith("000.json"):
+            raise KeyboardInterrupt
+
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(atomic.os, "replace", interrupt_after_placing_the_json)
+    stopped = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(fresh)])
+    monkeypatch.undo()
+    assert stopped.exit_code == 130, stopped.output
+    assert not (fresh / "000.json").exists() and not [p for p in fresh.iterdir() if p.name.startswith("000.")]
 
 
 def test_a_fit_does_not_save_over_a_model_another_run_saved_while_it_ran(fitted_model, synthetic_category, tmp_path, monkeypatch):

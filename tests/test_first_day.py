@@ -28,6 +28,7 @@ from defectlens.errors import DatasetLayoutError
 from defectlens.evaluate.metrics import operating_point
 from defectlens.explain.gallery import ResultRow, gallery_html, summary_csv
 from defectlens.io import load_category, load_image
+from defectlens.io.dataset import picture_digest
 from tests.conftest import REPO, texture
 
 runner = CliRunner()
@@ -637,9 +638,22 @@ def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, 
     text = _text(result)
     assert "1 image(s) are copies of others, pixel for pixel" in text and "again.png" in text, text
     assert "1 good image(s) are copies of images in the model's training folder" in text and "from_training.png" in text
-    # Said, and kept: which of the folder's images the fit took is not recorded (regression probe 2026-12-06: one --max-images
-    # left out was dropped as "fitted on").
+    # Said, and kept (regression probe 2026-12-06: one --max-images left out had been dropped as "fitted on").
     assert Inspector.load(model).thresholds.source == "f1-optimal (calibrate: 5 good, 4 defective)"
+    # Told by the pictures the model recorded it was fitted on: a training-folder image the fit did not take is none of them,
+    # and no training image is decoded again (regression probe 2026-12-06: seconds an image at 5 M pixels).
+    recorded = Inspector.load(model).provenance.image_digests
+    assert recorded is not None and len(recorded) == Inspector.load(model).provenance.n_images
+    meta = json.loads((model / "inspector.json").read_text())
+    meta["provenance"]["image_digests"] = [d for d in recorded if d != picture_digest(good / "from_training.png")]
+    (model / "inspector.json").write_text(json.dumps(meta))
+    untaken = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(test / "spot"), "--dry-run"])
+    assert untaken.exit_code == 0 and "training folder" not in _text(untaken), untaken.output
+    # A model saved before they were recorded: its training folder's images, as before.
+    del meta["provenance"]["image_digests"]
+    (model / "inspector.json").write_text(json.dumps(meta))
+    older = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(test / "spot"), "--dry-run"])
+    assert "1 good image(s) are copies of images in the model's training folder" in _text(older), older.output
     # A normal part's image given as defective is refused.
     mislabelled = tmp_path / "mislabelled"
     shutil.copytree(test / "spot", mislabelled)
@@ -1303,3 +1317,14 @@ def test_locate_examples_lists_an_empty_type_folder(calibrated_model, maskless_e
     assert result.exit_code == 3, result.output
     skipped = json.loads((out / "located.json").read_text())["skipped"]
     assert [(Path(s["image"]).name, "no images" in s["reason"]) for s in skipped] == [("scratch", True)]
+
+
+def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synthetic_category, tmp_path):
+    # README probe 2026-12-06: --max-false-alarms' default, "the label-free target", was the fixed 0.03 whatever the fit's.
+    model = _copy_model(fitted_model, tmp_path)
+    meta = json.loads((model / "inspector.json").read_text())
+    meta["settings"]["false_alarm_target"] = 0.1
+    (model / "inspector.json").write_text(json.dumps(meta))
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective",
+                                 str(synthetic_category / "test" / "spot"), "--dry-run"])
+    assert result.exit_code == 0 and "false-alarm target 0.1 (calibrate:" in _text(result), result.output

@@ -291,6 +291,12 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     assert "rotated, or another view" in (inspector.provenance.size_note(90, 200) or "")
     assert inspector.provenance.size_note(256, 190) is None  # larger, of the same shape: nothing to say
     assert "rotated" in (inspector.provenance.size_note(40, 60) or "")  # portrait: its shape first, however small
+    # Of their shape and, as a whole, as close to them as 49 in 50 of them: the whole part at a smaller scale (a lower-resolution
+    # camera's good parts had all failed the gate; scale probe 2026-12-06). Further away, or with no frame check: said.
+    assert inspector.provenance.size_note(64, 48, frame_units=0.7) is None
+    assert "under half their area" in (inspector.provenance.size_note(64, 48, frame_units=1.4) or "")
+    assert "under half their area" in (inspector.provenance.size_note(64, 48, frame_units=None) or "")
+    assert "rotated" in (inspector.provenance.size_note(40, 60, frame_units=0.2) or "")  # another shape: said, however close
     card = (checked_model / "card.md").read_text()
     assert "| training image sizes | 128×96 |" in card  # one size said once
     # Portrait and landscape images: each side's range, not "288×288 to 384×384", two sizes no image had (layout probe 2026-12-06).
@@ -409,7 +415,7 @@ def test_a_grey_image_for_a_model_of_colour_parts_is_said_unlike_them_and_colour
     greys.mkdir()
     bad.mkdir()
     Image.fromarray(as_grey).save(greys / "g.png")
-    Image.fromarray(colour[4]).save(bad / "b.png")
+    Image.fromarray(colour[5]).save(bad / "b.png")  # not one it was fitted on: that is refused as one part under two labels
     refused = CliRunner().invoke(app, ["calibrate", str(tmp_path / "m"), "--good", str(greys), "--defective", str(bad), "--dry-run"])
     said = " ".join(refused.output.split())
     assert refused.exit_code == 2 and "1 of them grey, where the model was fitted on colour images" in said, said

@@ -552,6 +552,11 @@ def test_a_taxonomy_given_to_load_is_saved_with_the_model(fitted_model, syntheti
     with pytest.warns(NoteWarning, match=r"the taxonomy given to load \(gear: dent\) is not saved: the model's own .* is kept — pass taxonomy="):
         Inspector.load(tmp_path / "with", taxonomy=gear).save(tmp_path / "with")
     assert json.loads((tmp_path / "with" / "taxonomy.json").read_text()) == own
+    # The same part's taxonomy with a type added is saved (regression probe 2026-12-06: kept the model's, with a note).
+    extended = tmp_path / "extended.json"
+    extended.write_text(json.dumps({**own, "defects": [*own["defects"], {"name": "burnt", "description": "a dark burnt patch"}]}))
+    Inspector.load(tmp_path / "with", taxonomy=extended).save(tmp_path / "with")
+    assert [d["name"] for d in json.loads((tmp_path / "with" / "taxonomy.json").read_text())["defects"]][-1] == "burnt"
     Inspector.load(tmp_path / "with", taxonomy=gear).save(tmp_path / "with", taxonomy=gear)  # asked for: replaced
     assert json.loads((tmp_path / "with" / "taxonomy.json").read_text())["object"] == "gear"
 
@@ -569,5 +574,15 @@ def test_a_model_is_not_saved_inside_another_model(fitted_model, synthetic_categ
         Inspector.load(model).save(model / "sub")
     fitted = CliRunner().invoke(app, ["fit", str(synthetic_category), "-o", str(model / "inner" / "v1"), "--max-images", "4"])
     assert fitted.exit_code == 2 and "inside the model folder" in fitted.output and "fitting" not in fitted.output.lower()
+    trained = CliRunner().invoke(app, ["train-grounding", str(synthetic_category), "-o", str(model / "grounding")])
+    assert trained.exit_code == 2 and "the grounding model would be written inside the model folder" in " ".join(trained.output.split())
     assert not (model / "sub").exists() and not (model / "inner").exists()
     Inspector.load(model).save(model)  # its own folder is no model inside a model
+    # One already there (an older layout) is saved again where it is (regression probe 2026-12-06: calibrate scored every
+    # image, then refused), and another tool's detector.json above a folder makes no model of it.
+    shutil.copytree(fitted_model, model / "v2")
+    Inspector.load(model / "v2").save(model / "v2")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "detector.json").write_text('{"name": "some other tool"}')
+    Inspector.load(model).save(project / "models" / "cookie")

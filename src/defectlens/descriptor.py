@@ -108,7 +108,7 @@ def fingerprint_files(paths: Sequence[str | Path]) -> str:
 
 LABEL_FREE_NOTE = "the thresholds rest on scores of normal images"
 """How a fit's note on thresholds too coarse for the false-alarm target begins (the card marks it once they are set otherwise)."""
-OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth")
+OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth", "image_digests")
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
                "Its score cannot be read against theirs.")
@@ -165,6 +165,10 @@ class Provenance:
     """The sensor depth (10 to 16 bits) pixels deeper than 8 bits are read at for this model: the deepest of its
     training images' (:func:`~defectlens.io.sensor_bits`). None when they were 8-bit (each deeper image is then read
     at its own), or for a model saved before it was recorded."""
+    image_digests: list[str] | None = None
+    """Each training image's picture digest (:func:`~defectlens.io.images.image_digest`), sorted: which pictures the fit
+    took, so `evaluate` and `calibrate` tell copies of them without decoding the training folder again (seconds an image
+    at 5 M pixels) and know the images a ``fit --max-images`` left out. None for a model saved before it was recorded."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -183,14 +187,16 @@ class Provenance:
 
     @classmethod
     def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = (), colour: bool | None = None,
-            bit_depth: int | None = None) -> Provenance:
+            bit_depth: int | None = None, image_digests: Sequence[str] | None = None) -> Provenance:
         """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height);
-        ``colour``: whether they are in colour; ``bit_depth``: :attr:`bit_depth`)."""
+        ``colour``: whether they are in colour; ``bit_depth``: :attr:`bit_depth`; ``image_digests``: their picture
+        digests)."""
         from defectlens import __version__
 
         widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
         ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
-        return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth)
+        return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth,
+                   image_digests=sorted(image_digests) if image_digests is not None else None)
 
     def colour_note(self, grey: bool) -> str | None:
         """Why a grey image is unlike the training images when they are in colour, else None. An API probe's
@@ -208,11 +214,13 @@ class Provenance:
             return f"{w0}×{h0}"
         return " ".join([f"{w0} to {w1} wide," if w0 != w1 else f"{w0} wide,", f"{h0} to {h1} high" if h0 != h1 else f"{h0} high"])
 
-    def size_note(self, width: int, height: int) -> str | None:
+    def size_note(self, width: int, height: int, frame_units: float | None = None) -> str | None:
         """Why an image of ``width`` × ``height`` may read as unlike the training images, when its size
         or shape is far from theirs (None otherwise, or when their sizes were not recorded): a
         quarter-size part (128×52 against 512×208) had been judged "unlike every normal image" with
-        nothing said of its size, as had a portrait image of a landscape part."""
+        nothing said of its size, as had a portrait image of a landscape part. An image of their shape under half their
+        area is no other view when, as a whole, it lies as close to them as 49 in 50 of them do (``frame_units`` ≤ 1, the
+        frame check's units): the whole part at a smaller scale."""
         if not self.image_sizes:
             return None
         (w0, h0), (w1, h1) = self.image_sizes
@@ -221,6 +229,13 @@ class Provenance:
         # their width", and had been told it lost detail rather than asked whether it is rotated.
         if not (w0 / h1) / 1.5 <= width / height <= (w1 / h0) * 1.5:
             return f"{SIZE_NOTE} {width}×{height}, the training images {trained}: is it rotated, or another view?"
+        # A lower-resolution camera's whole frame: a model fits every image to its canvas and judges it as well (10 good
+        # cookies at half size: the same 1 flagged; scale probe 2026-12-06), where the note had failed every good part at
+        # the gate and kept them out of calibration. A crop of the same shape lies further (cookies' quarters 1.0–2.9,
+        # commutators' 13–33; their half-size wholes 0.6–0.9 and −0.1–0.5). Ball screws at half size lie at 4.5–5.8: noted.
+        same_shape = (w0 / h1) / 1.1 <= width / height <= (w1 / h0) * 1.1
+        if same_shape and frame_units is not None and frame_units <= 1.0:
+            return None
         if width * height < w0 * h0 / 2:
             # By area: a cookie cropped to a quarter (144×192 against 288×384, half of each side) kept its shape and read as
             # three confident cracks with nothing said (regression probe 2026-12-06).
@@ -404,14 +419,19 @@ def holds_model(directory: str | Path) -> bool:
 
 
 def model_holding(path: str | Path) -> Path | None:
-    """The model folder that ``path`` lies inside (any of its parents, links resolved), or None: a model or an export
-    written there went with that model's next save, or was carried along as a person's folder (probes 2026-12-06)."""
-    return next((parent for parent in Path(path).resolve().parents if holds_model(parent)), None)
+    """The model folder that ``path`` lies inside (any of its parents, links resolved, whose descriptor reads), or None: a
+    model or an export written there went with that model's next save, or was carried along as a person's folder (probes
+    2026-12-06). A parent holding another tool's ``detector.json`` is no model (it had blocked every fit below it): a parent
+    counts with a readable ``inspector.json``."""
+    return next((parent for parent in Path(path).resolve().parents
+                 if (parent / DESCRIPTOR_FILE).is_file() and model_kind(parent) is not None), None)
 
 
 def require_outside_models(path: str | Path, what: str) -> None:
-    """Refuse ``path`` for a model or an export (``what``) when it lies inside a model folder (:func:`model_holding`)."""
-    if holder := model_holding(path):
+    """Refuse a new model or export (``what``) at ``path`` when it would lie inside a model folder (:func:`model_holding`).
+    One already there (a versioned ``models/cookie/v3`` under an older ``models/cookie``) may be saved again where it is:
+    `calibrate` had scored every image, then refused it, naming a fix (another folder) it has no option for."""
+    if not holds_model(path) and (holder := model_holding(path)):
         raise ConfigError(f"the {what} would be written inside the model folder {holder}", path, "give a folder outside any model")
 
 

@@ -789,7 +789,7 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images), bit_depth)
+        provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images), bit_depth, image_digests=digests)
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile, seed=settings.seed))
@@ -1017,7 +1017,7 @@ class Inspector:
             unlike_normal=self._with_size_note(result.unlike_normal, w, h),
             hot_spot=hot_spot,
             frame_units=result.frame_units,
-            view_note=None if result.unlike_normal or self.provenance is None else self.provenance.size_note(w, h),
+            view_note=None if result.unlike_normal or self.provenance is None else self.provenance.size_note(w, h, result.frame_units),
         )
 
     def inspect(self, image: ImageInput, source: str | None = None) -> Inspection:
@@ -1212,9 +1212,16 @@ class Inspector:
                             shutil.copy2(entry, out / entry.name, follow_symlinks=False)
                     except OSError as exc:
                         # Said as the save's failure, naming the file: a named pipe put in the folder had been told as a failed
-                        # ROC plot by calibrate, and raised bare by the API (regression probe 2026-12-06).
-                        raise OutputError(f"cannot keep it in the saved model ({exc.strerror or exc}); nothing was saved, the model "
-                                          "folder is as it was", entry, "move it out of the model folder, or make it readable") from None
+                        # ROC plot by calibrate, and raised bare by the API (regression probe 2026-12-06). A folder's copy
+                        # fails with the list of its files that failed: the first is named, with its own reason.
+                        where, why = entry, str(exc.strerror or exc)
+                        if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+                            where, _, why = exc.args[0][0]
+                        unreadable = isinstance(exc, PermissionError) or "Permission denied" in why
+                        raise OutputError(f"cannot keep it in the saved model ({why.replace(str(where), 'it')}); nothing was saved, the "
+                                          "model folder is as it was", where,
+                                          "make it readable, or move it out of the model folder" if unreadable
+                                          else "move it out of the model folder") from None
             from defectlens.export import carry_export, is_exported  # export builds on this module
 
             # An export stays one while its encoder is this model's: a new fit over one (the same encoder settings) had turned
@@ -1242,7 +1249,7 @@ class Inspector:
 
     def _given_taxonomy_to_save(self) -> Taxonomy | None:
         """The taxonomy given to :meth:`load`, to be saved with the model: unless the folder it was loaded from has one of
-        its own for another object or other types, which is kept, and said (given to read the model once, a magnetic
+        its own for another object, or with types the one given lacks, which is kept, and said (given to read the model once, a magnetic
         tile's taxonomy had replaced a cookie model's own on a re-save, and its cracks were then typed "fray?"; regression
         probe 2026-12-06). ``save(taxonomy=)`` replaces it."""
         given = self._given_taxonomy
@@ -1253,8 +1260,8 @@ class Inspector:
             own = load_taxonomy(own_file)
         except DefectlensError:
             return given  # its own file is unreadable: the one given, which was read, stands in
-        if (own.object_name, sorted(own.names)) == (given.object_name, sorted(given.names)):
-            return given
+        if own.object_name == given.object_name and set(own.names) <= set(given.names):
+            return given  # the same part, its types extended (a "burnt" added to a cookie's "crack"): the one given stands
         warn_caller(NoteWarning(f"the taxonomy given to load ({given.object_name}: {', '.join(given.names)}) is not saved: the model's own "
                                 f"{own_file} ({own.object_name}: {', '.join(own.names)}) is kept — pass taxonomy= to save to replace it"))
         return None

@@ -1267,6 +1267,13 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
             said = " ".join(d["msg"] for d in refused.json()["detail"])
             assert f"no field {field!r} here: it takes {takes}" in said, said
         assert client.get(f"/inspections/{ins['id']}").json()["review"]["state"] == "unreviewed"
+        # A region as GET gives it, its type changed, is taken: what the service set is no typo (regression probe 2026-12-06).
+        read = client.get(f"/inspections/{ins['id']}").json()["regions"]
+        echoed = client.post(review, json={"reviewer": "MES", "verdict": "defective",
+                                           "regions": [{**r, "type": "scratch"} for r in read if not r["missed"]]}, headers=auth)
+        assert echoed.status_code == 200, echoed.text
+        assert {r["type"] for r in echoed.json()["regions"]} == {"scratch"}
+        assert client.post(review, json={"reviewer": "MES", "regions": [{**read[0], "colour": "red"}]}, headers=auth).status_code == 422
 
         data = images["good"].read_bytes()
         for form, said in (({"modle": "plate"}, "no form field 'modle' on an upload: it takes 'file' (the image) and 'model'"),
@@ -1283,9 +1290,18 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert client.get("/inspections").json()["total"] == 1  # nothing of the above was stored
 
         # A name in another Unicode spelling (macOS sends "ä" decomposed) is the same model.
-        monkeypatch.setitem(pool.models, "kommutator \u00e4", pool.models["plate"])
+        import dataclasses
+
+        monkeypatch.setitem(pool.models, "kommutator \u00e4", dataclasses.replace(pool.models["plate"], name="kommutator \u00e4"))
         assert upload(client, images["good"], token=TOKEN, model="kommutator a\u0308").status_code == 201
-        assert client.get("/inspections", params={"model": "kommutator a\u0308"}).status_code == 200
+        listed = client.get("/inspections", params={"model": "kommutator a\u0308"})
+        assert listed.status_code == 200 and listed.json()["total"] == 1
+        # Named in both spellings at once: one name (regression probe 2026-12-06: "several models are named").
+        both = client.post("/inspections", params={"model": "kommutator \u00e4"}, data={"model": "kommutator a\u0308"},
+                           files={"file": ("g.png", data, "image/png")}, headers=auth)
+        assert both.status_code == 201, both.text
+        store = client.app.state.store
+        assert store.stored_name("kommutator a\u0308") == "kommutator \u00e4" and store.stored_name("other") is None
 
         # Which token problem it is.
         assert upload(client, images["good"]).json()["detail"].startswith("no API token sent")
@@ -1299,6 +1315,10 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert {"image/png", "image/jpeg", "image/tiff"} <= set(spec["/inspections/{inspection_id}/image"]["get"]["responses"]["200"]["content"])
         assert "image/tiff" not in spec["/inspections/{inspection_id}/view"]["get"]["responses"]["200"]["content"]
         assert "415" in spec["/inspections"]["post"]["responses"]
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+        assert schemas["InspectionOut"]["properties"]["final_verdict"]["enum"] == ["good", "defective", "unusable"]
+        assert set(schemas["InspectionUrls"]["required"]) == {"self", "image", "view", "overlay", "mask", "page"}
+        assert set(ins["urls"]) == {"self", "image", "view", "overlay", "mask", "page"}
 
 
 def test_a_model_name_with_a_slash_is_refused_as_a_name(tmp_path: Path) -> None:

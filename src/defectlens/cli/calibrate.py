@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import copies_among, exported_machine_masks, mask_for_image, picture_copies, training_folder_images
+from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies
 from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
 from defectlens.types import Thresholds
 
@@ -91,7 +91,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
             out.unlike.append(result.unlike_normal is not None)
             out.grey += grey_reason_in(result.unlike_normal)
             h, w = image.shape[:2]
-            if result.unlike_normal is None and inspector.provenance and (note := inspector.provenance.size_note(w, h)):
+            if result.unlike_normal is None and inspector.provenance and (note := inspector.provenance.size_note(w, h, result.frame_units)):
                 out.other_view.append(f"{path}: {note}")
             if not masks:
                 continue
@@ -121,9 +121,9 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
 def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path]) -> tuple[list[Path], list[Path]]:
     """``good`` and ``defective`` without copies of one another (pixel for pixel) (the first of each kept), said once: a copy counts
     one part as two in the false-alarm rate. Copies of images in the model's training folder (when it is still there)
-    are said when good — a bank fitted on them scores them near zero, flattering the false-alarm rate; which of the
-    folder's images the fit took (``--max-images``) is not recorded, so they are kept — and refused when defective (a
-    normal part's image)."""
+    are said when good — a bank fitted on them scores them near zero, flattering the false-alarm rate — and refused when
+    defective (a normal part's image). Told by the pictures the model recorded it was fitted on (the images a ``--max-images``
+    fit left out are then not said), else by its training folder's images."""
     copies = picture_copies([*good, *defective])
     if copies:
         copy, first = next(iter(copies.items()))
@@ -131,12 +131,13 @@ def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path
                       f"{escape(str(first))}): each part counted once")
     distinct_good, distinct_bad = [p for p in good if p not in copies], [p for p in defective if p not in copies]
     trained = inspector.provenance.trained_on if inspector.provenance else None
-    if trained and (folder := training_folder_images(trained)):
-        if mislabelled := copies_among(distinct_bad, folder):
+    fitted_on = inspector.provenance.image_digests if inspector.provenance else None
+    if fitted_on is not None or trained:
+        if mislabelled := fitted_copies(distinct_bad, fitted_on, trained):
             raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images in the model's training folder of "
-                                     f"normal parts (e.g. {mislabelled[0]})", Path(trained),
+                                     f"normal parts (e.g. {mislabelled[0]})", Path(trained) if trained else mislabelled[0],
                                      "give each part one label: take the normal parts' images out of the defective ones")
-        if seen := copies_among(distinct_good, folder):
+        if seen := fitted_copies(distinct_good, fitted_on, trained):
             console.print(f"[yellow]note:[/] {len(seen)} good image(s) are copies of images in the model's training folder (e.g. "
                           f"{escape(str(seen[0]))}): a model fitted on them scores them near zero, which flatters the false-alarm "
                           "rate — calibrate on good parts it was not fitted on")
@@ -239,7 +240,8 @@ def calibrate(
             help=(
                 "Target share of good parts flagged, in [0, 1): the image threshold is set just above the highest good score that keeps "
                 "false alarms at or below it"
-                f" (default: the label-free target, {DEFAULT_FALSE_ALARM_TARGET:g})."
+                f" (default: the model's label-free target, the one `fit --false-alarm-target` set: {DEFAULT_FALSE_ALARM_TARGET:g} unless"
+                " fitted with another)."
             )
         ),
     ] = None,
@@ -314,6 +316,10 @@ def calibrate(
         inspector = Inspector.load(model_dir)
         loaded = model_stamp(model_dir)
         old = inspector.thresholds
+        if max_false_alarms is None:
+            # The model's own label-free target, as the option's help says: a model fitted at 0.01 had been calibrated to the
+            # fixed 0.03 (README probe 2026-12-06).
+            target = inspector.settings.false_alarm_target
         good_files, good_failures = expand_inputs(good)
         bad_files, bad_failures = expand_inputs(defective, masks_expected=True)
         failures += good_failures + bad_failures

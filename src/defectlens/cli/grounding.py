@@ -37,13 +37,14 @@ def train_grounding(
     """Train connector + segmentation tokens on categories with masks; encoders stay frozen.
 
     Exit status: 0 trained, 2 bad usage, 130 interrupted (nothing written)."""
-    from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, utc_now, write_descriptor
+    from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, require_outside_models, utc_now, write_descriptor
     from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache
     from defectlens.detect.grounding.train import Paraphrases, prepare_training, train_prepared
     from defectlens.taxonomy import Taxonomy
 
     try:
+        require_outside_models(output, "grounding model")  # before the training, as fit and save refuse it (regression probe)
         config = GroundingConfig(side=side)
         training = TrainingConfig(epochs=epochs, n_normal=n_normal, max_defective=max_defective, seed=seed, paraphrases=paraphrases)
         cache_folder = None if no_cache else (cache_dir or output / "feature_cache")

@@ -434,7 +434,10 @@ def export_reviews(
     finally:
         store.dispose()
     types = ", ".join(f"{t} {n}" for t, n in sorted(summary.types.items())) or "none"
-    console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective;"
+    # What calibration/ holds, said as such: "5 reviewed: 0 good, 0 defective" had read as a contradiction when all five were of
+    # another view, left out of it (scale probe 2026-12-06).
+    left_out = f" ({len(summary.other_view)} of another view left out of it)" if summary.other_view else ""
+    console.print(f"{summary.n_inspections} reviewed inspection(s): {summary.good} good, {summary.defective} defective in calibration/{left_out};"
                   f" examples by type: {escape(str(types))}")
     if summary.unreviewed_models:
         console.print(f"[yellow]note:[/] no inspection of {escape(', '.join(summary.unreviewed_models))} has been reviewed good or defective yet: "
@@ -535,9 +538,9 @@ def prune_inspections(
         # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
         # deleted and this folder's pictures taken for orphans.
         _require_one_service(blobs, store.referenced_files(), _db_url(db, data_dir), data_dir, "deleted")
-        if model is not None and model not in (stored := store.models()):
-            console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(model)!r} is stored — fix: pass one of "
-                          f"{escape(', '.join(stored) or '(none)')}")
+        if model is not None and (model := store.stored_name(asked := model)) is None:
+            console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(asked)!r} is stored — fix: pass one of "
+                          f"{escape(', '.join(store.models()) or '(none)')}")
             raise typer.Exit(2)
         gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)
         referenced = store.referenced_files(excluding=gone.ids)

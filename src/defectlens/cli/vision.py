@@ -246,7 +246,9 @@ def report_failures(failures: list[Failure]) -> None:
         elif reason not in said:
             # The same sentence once per image had filled a screen for a lot one unreadable file took under its minimum.
             said.add(reason)
-            names = ", ".join(g.source for g in failures if g.of_batch and reasons[id(g)] == reason)
+            named = [g.source for g in failures if g.of_batch and reasons[id(g)] == reason]
+            # The first ten: a model's error on a lot of hundreds had made one line of them all (summary.csv lists each).
+            names = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
             console.print(f"  [yellow]•[/] {sharing[reason]} inputs ({escape(names)}): {escape(reason)}")
 
 
@@ -1303,7 +1305,8 @@ def evaluate(
         console.print(
             # Its cause named: a mask of the wrong size had been said to be "none, or an empty one" (layout probe 2026-12-06).
             f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, an empty one, or "
-            "one that could not be read, listed with the skipped inputs): "
+            # The unreadable ones' own line is pointed to only when there is one (README probe 2026-12-06).
+            f"one that could not be read{', listed with the skipped inputs' if evaluation.failures else ''}): "
             "counted in the image metrics, "
             f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
         )

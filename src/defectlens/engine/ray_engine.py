@@ -198,7 +198,7 @@ class InspectionWorker:
 def _died(paths: list[Path], attempts: int) -> list[Failure]:
     return [
         Failure(str(p), f"{p}: not inspected — the Ray worker inspecting its batch died {attempts} time(s) — fix: check the worker's logs "
-                f"(memory, a killed node) and run again with --resume")
+                f"(memory, a killed node) and run again with --resume", of_batch=True)
         for p in paths
     ]
 
@@ -330,7 +330,7 @@ def run_on_ray(
             except RayTaskError as exc:
                 # A Python error inside the worker (a bug, not a death): the batch fails with it.
                 message = str(exc.cause if hasattr(exc, "cause") else exc).splitlines()[0][:200]
-                failures = [Failure(str(p), f"{p}: not inspected — worker error: {message}") for p in batch]
+                failures = [Failure(str(p), f"{p}: not inspected — worker error: {message}", of_batch=True) for p in batch]
                 record(BatchOutcome(failures=failures, n_inputs=len(batch)))
                 idle.append(actor)
                 continue

@@ -350,6 +350,7 @@ def evaluate_detection(
                                             already_flagged=len(good_scores) - len(passing_good))
                  if passing_good else math.nan)
     reference_verdicts = [u or s > reference for s, u in zip(scores, unlike, strict=True)]
+    prov = inspector.provenance  # which pictures it was fitted on, or the folder it read them from
     evaluation = DetectionEvaluation(
         category=category.name,
         n_test=len(scored.records),
@@ -368,7 +369,7 @@ def evaluate_detection(
         n_defective=len(labels) - len(good_scores),
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
-        copies_of_train=[str(p) for p in train_test_overlap(category, inspector.provenance.trained_on if inspector.provenance else None)],
+        copies_of_train=[str(p) for p in train_test_overlap(category, prov.trained_on if prov else None, prov.image_digests if prov else None)],
         repeated_test=[f"{copy} is {first}" for copy, first in picture_copies([t.path for t in category.test]).items()],
         drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),

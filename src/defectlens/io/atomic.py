@@ -241,11 +241,15 @@ def written_as_one(remove_first: Sequence[Path] = ()) -> Iterator[None]:
             move_aside(at)
         for tmp, at in pending:
             move_aside(at)
-            os.replace(tmp, at)
+            # Recorded before, as the move aside is: a Ctrl-C as the JSON's rename returned had left it saying "done" over
+            # an overlay and mask taken back (regression probe 2026-12-06). Not yet renamed, there is nothing at its place
+            # (moved aside, or never there) but a link, which is left.
             placed.append(at)
+            os.replace(tmp, at)
     except BaseException as exc:
         for path in placed:
-            path.unlink(missing_ok=True)
+            if not path.is_symlink():
+                path.unlink(missing_ok=True)
         for moved, path, times in reversed(aside):
             with contextlib.suppress(OSError):
                 os.replace(moved, path)

@@ -737,7 +737,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         n = len(form.getlist("file"))
         if n > 1:
             raise _error(422, f"{n} files in one request: post one image per request (each gets its own inspection)")
-        named = [*form.getlist("model"), *request.query_params.getlist("model")]
+        # In one Unicode spelling: "ä" in the form as macOS sends it and in the URL composed is one name (regression probe).
+        named = [same_spelling(n) if isinstance(n, str) else n for n in (*form.getlist("model"), *request.query_params.getlist("model"))]
         if any(isinstance(name, str) and not name.strip() for name in named):
             raise _error(422, f"the model's name is empty: name one of {', '.join(pool.models)}, or leave it out for {pool.default}")
         if len(set(named)) > 1:
@@ -879,11 +880,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # spelling, so a filter in another case found nothing (probe: 'UNKNOWN' 0, 'unknown' 166).
             type = next((t for m in pool.models.values() for t in m.types if same_type_name(t, type)), type)
         if model:
-            model = same_spelling(model)
-            if model not in pool.models and model not in (stored := store.models()):
+            # As stored, in one Unicode spelling: rows an older defectlens stored under a decomposed "ä" too.
+            asked, stored = model, store.stored_name(model)
+            model = stored or same_spelling(asked)
+            if stored is None and model not in pool.models:
                 # An empty page had read as "nothing inspected yet" for a misspelt name an upload refuses (integration probe).
-                known = ", ".join(dict.fromkeys([*pool.models, *stored]))
-                raise _error(422, f"no model {_printable(model, 80)!r} is served or has stored inspections; known: {known}")
+                known = ", ".join(dict.fromkeys([*pool.models, *store.models()]))
+                raise _error(422, f"no model {_printable(asked, 80)!r} is served or has stored inspections; known: {known}")
         rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id), limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 

@@ -186,8 +186,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     unreviewed: list[str] = []
     if wanted:
         stored = store.models()
-        if never := [m for m in wanted if m not in stored]:
+        if never := [m for m in wanted if store.stored_name(m) is None]:
             raise ConfigError(f"no inspection of model(s) {', '.join(map(repr, never))} is stored", None, f"pass one of: {', '.join(stored)}")
+        wanted = list(dict.fromkeys(name for m in wanted if (name := store.stored_name(m))))  # as stored (one Unicode spelling)
         # One stored but not reviewed yet (a part's calibrated copy just put in service) is said and left out: a nightly
         # export naming both of a part's folders had failed until someone reviewed an inspection of the new one (probe).
         unreviewed = [m for m in wanted if m not in models]
@@ -251,7 +252,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 else:
                     summary.defective += 1
             by_type = _labelled_regions(row) if verdict != "good" else {}  # a part reviewed good shows no defect
-            if verdict != "good" and not by_type:
+            if verdict != "good" and not by_type and not view_note:  # (said "in calibration/defective only", which it is not)
                 summary.no_example.append(row.id)
             labels = None
             mask_path = blobs.path(row.mask_sha, "png")

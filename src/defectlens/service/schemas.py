@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from defectlens.io import has_unshowable
 from defectlens.locate import weaker_region_indices
@@ -61,6 +61,24 @@ class ReviewEntry(BaseModel):
     """A comment alone: it labelled nothing (``verdict`` is the one that stood)."""
 
 
+class InspectionUrls(BaseModel):
+    """Where an inspection and its pictures are (paths on this service); listed key by key in the OpenAPI document (it had
+    been a free-form object; integration probe 2026-12-06)."""
+
+    self: str
+    """The inspection itself (``GET``), and its review (``POST …/review``)."""
+    image: str
+    """The uploaded image, as received."""
+    view: str
+    """The image as a browser shows it (a TIFF as PNG)."""
+    overlay: str
+    """Heat map and outlined regions over the image (PNG)."""
+    mask: str
+    """Region mask, pixel value = region index (PNG)."""
+    page: str
+    """The review page opened on it."""
+
+
 class InspectionOut(BaseModel):
     """One stored inspection with the URLs of its pictures."""
 
@@ -72,9 +90,9 @@ class InspectionOut(BaseModel):
     height: int
     score: float
     threshold: float
-    verdict: str
+    verdict: Literal["good", "defective"]
     """The machine's verdict."""
-    final_verdict: str
+    final_verdict: Literal["good", "defective", "unusable"]
     """The reviewer's verdict when reviewed ('good', 'defective' or 'unusable': :data:`~defectlens.service.db.UNUSABLE`), else the machine's."""
     seconds: float
     hot_spot: list[int] | None = None
@@ -94,7 +112,7 @@ class InspectionOut(BaseModel):
     review: ReviewOut
     reviews: list[ReviewEntry]
     """Every review given, oldest first (the latest is ``review``)."""
-    urls: dict[str, str]
+    urls: InspectionUrls
 
 
 class InspectionPage(BaseModel):
@@ -169,12 +187,22 @@ def picture(*media_types: str) -> dict[int | str, dict[str, Any]]:
 
 
 class RegionReview(BaseModel):
-    """The reviewer's type for one of the machine's regions."""
+    """The reviewer's type for one of the machine's regions. A region as ``GET`` gives it (:class:`RegionOut`) may be sent
+    back with its type changed: the keys only the service sets are let go."""
 
     model_config = ConfigDict(extra="forbid")  # as ReviewIn: a misspelt key is refused, not dropped
 
     index: int = Field(ge=1)
     type: str = Field(max_length=MAX_NAME_LENGTH)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_read(cls, data: Any) -> Any:
+        # An integrator's regions edited from the inspection they read had each been refused eleven times over, "no field
+        # 'machine_type' here" (regression probe 2026-12-06). What the service itself set is no typo.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k in ("index", "type") or k not in RegionOut.model_fields}
+        return data
 
 
 class MissedDefect(BaseModel):
@@ -310,7 +338,9 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
     weaker, only_type = weaker_regions(row), only_type_regions(row)
     return InspectionOut(
         id=row.id, created_at=as_utc(row.created_at) or row.created_at, model=row.model, filename=row.filename, width=row.width, height=row.height,
-        score=row.score, threshold=row.threshold, verdict=row.verdict, final_verdict=row.reviewed_verdict or row.verdict,
+        score=row.score, threshold=row.threshold,
+        verdict=row.verdict,  # type: ignore[arg-type]  # the column holds the machine's two verdicts only
+        final_verdict=row.reviewed_verdict or row.verdict,  # type: ignore[arg-type]  # and a review's three
         seconds=row.seconds, hot_spot=row.hot_spot, regions=[region_out(r, r.index in weaker, r.index in only_type) for r in row.regions],
         report=row.report, report_text=row.report_text, defectlens_version=row.defectlens_version, model_fitted_at=row.model_fitted_at,
         model_fingerprint=row.model_fingerprint, client_key=row.client_key,
@@ -322,8 +352,8 @@ def inspection_out(row: InspectionRow, base: str = "") -> InspectionOut:
                         note=bool(r.payload.get("note")))
             for r in row.reviews
         ],
-        urls={"self": me, "image": f"{me}/image", "view": f"{me}/view", "overlay": f"{me}/overlay.png", "mask": f"{me}/mask.png",
-              "page": f"{base}/#/inspections/{row.id}"},
+        urls=InspectionUrls(self=me, image=f"{me}/image", view=f"{me}/view", overlay=f"{me}/overlay.png", mask=f"{me}/mask.png",
+                            page=f"{base}/#/inspections/{row.id}"),
     )
 
 
@@ -333,6 +363,7 @@ __all__ = [
     "HealthOut",
     "InspectionOut",
     "InspectionPage",
+    "InspectionUrls",
     "MissedDefect",
     "RegionOut",
     "RegionReview",

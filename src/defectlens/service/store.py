@@ -34,7 +34,7 @@ from defectlens.service.db import (
     migrate,
     utcnow,
 )
-from defectlens.service.models import REJECT_TYPE, Outcome
+from defectlens.service.models import REJECT_TYPE, Outcome, same_spelling
 
 PROBE_BUSY_SECONDS = 3.0
 """How long the write probe (/health, /metrics, start-up) waits for a SQLite file another writer holds."""
@@ -402,6 +402,13 @@ class Store:
         """The names of the models whose inspections are stored."""
         with self.session() as s:
             return sorted(s.scalars(select(InspectionRow.model).distinct()))
+
+    def stored_name(self, name: str) -> str | None:
+        """The name inspections are stored under that is ``name`` in one Unicode spelling (:func:`same_spelling`; rows an
+        older defectlens stored under a decomposed "ä" included), or None when none is: the service's filter, `export-reviews`
+        and `prune-inspections` read a name as the service does (regression probe 2026-12-06)."""
+        wanted = same_spelling(name)
+        return next((m for m in self.models() if same_spelling(m) == wanted), None)
 
     def forget_before(self, cutoff: datetime, *, reviewed_too: bool = False, model: str | None = None, dry_run: bool = False,
                       batch: int = FORGET_BATCH) -> Forgotten:
