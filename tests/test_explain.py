@@ -320,6 +320,9 @@ def test_weaker_regions_are_set_apart_and_do_not_decide_the_action():
     # The blowhole (low severity, default action) decides, not the weaker crack (critical: reject).
     assert "reject the part" not in rep.text and "(default)" not in rep.text  # the blowhole's severity is the taxonomy's
     assert "(weaker indication)" in render_markdown(rep)
+    # Its row acts on nothing (report probe 2026-12-06: the weaker crack's "reject the part" read as a second instruction).
+    (weaker_row,) = [line for line in render_markdown(rep).splitlines() if line.startswith("| 2 |")]
+    assert weaker_row.endswith("| — | — (weaker indication, not acted on) |") and "reject the part" not in weaker_row
     # The language model states the counted finding; a weaker one may be named, need not be.
     assert verify_text("A blowhole sits at the upper-left edge.", rep, TAX.names).ok
     assert verify_text("A blowhole at the upper-left edge and a faint crack at the centre.", rep, TAX.names).ok
@@ -355,7 +358,9 @@ def test_defaults_and_unknowns_say_what_they_are():
     rep = build_report(insp, [RegionType(1, "uneven", 0.9, "few-shot"), RegionType(2, UNKNOWN, 0.998, "few-shot")], TAX)
     # An assumed severity is not stated as assessed, and an unknown region is not "100% confidence".
     assert "uneven at the upper-left edge, medium marked area (1.0% of the image), medium severity (default), 90% confidence" in rep.text
-    assert "defect of unknown type at the centre, medium marked area (1.0% of the image), high severity, unlike every known type" in rep.text
+    # This tool's severity for a region of no known type is a default too (report probe 2026-12-06: read as assessed).
+    assert ("defect of unknown type at the centre, medium marked area (1.0% of the image), high severity (default), unlike every known type"
+            in rep.text)
     assert "% of the part" not in rep.text and "an uneven" not in rep.text
 
 
@@ -383,8 +388,17 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     assert [shown_type(t, m) for t, m in (("crack", "words"), ("crack", "text"), ("crack", "few-shot"), ("unknown", "words"))] == [
         "crack?", "crack?", "crack", "unknown"]
     assert shown_type("crack", "words", candidates=1) == "crack"  # the only type known: nothing guessed (regression probe)
+    # The action a guessed type decides is conditional on it (report probe 2026-12-06: "scrap the tile" said flatly of a false
+    # alarm guessed a break, whose blowhole lay elsewhere), by the template and around a language model's text alike.
+    assert guessed.text.endswith("Recommended action: reject the part, if the crack at the upper-left edge is confirmed by eye (its type is "
+                                 "guessed)."), guessed.text
+    from defectlens.explain.template import with_head_and_action
+
+    with_lm = with_head_and_action(guessed, "A crack was found.")
+    assert with_lm.endswith("if the crack at the upper-left edge is confirmed by eye (its type is guessed).")
     from_examples = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "blowhole", 0.8, "few-shot")], TAX)
     assert not [n for n in from_examples.notes if "guessed" in n]
+    assert from_examples.text.endswith("Recommended action: reject the part.")
     # A taxonomy of one type: nothing was guessed ("only type known"; regression probe).
     one = parse_taxonomy({"object": "commutator", "defects": [{"name": "crack", "description": "a thin dark line"}]})
     only = build_report(insp, [RegionType(1, "crack", 1.0, "words", candidates=(("crack", 1.0),))], one)

@@ -101,7 +101,7 @@ def test_faithful_lm_text_is_used(monkeypatch):
                  "A crack at the upper-left edge: 1) a small one.",
                  "A crack at the upper-left edge. The score was checked against the threshold and it is above it.",
                  "A crack at the upper-left edge was flagged by quality control software.",
-                 "A crack at the upper-left edge of the magnetic tile, 0.75% of the image, medium severity.",
+                 "A crack at the upper-left edge of the image, 0.75% of the image, medium severity.",
                  "One small crack (0.75%) was found at the upper-left edge.",
                  # Regression probe: a severity said in other orders is no size, digits as the template writes them, "medium grey".
                  "A small crack at the upper-left edge (0.750 % of the image); its severity is medium.",
@@ -153,6 +153,13 @@ def test_faithful_lm_text_is_used(monkeypatch):
     monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile was inspected and no defects were found, so it passes."))
     rep = build_report(spotted, [], TAX, writer="llm")
     assert rep.writer != "llm" and any("says the part passes, where its map still peaks" in n for n in rep.notes), rep.notes
+    # Accepted, its "no defects were found" is followed by "But the map peaks…", not a second "No defect was counted" (report
+    # probe 2026-12-06).
+    monkeypatch.setattr(llm_module.LMWriter, "write", fake_writer("The tile was inspected and no defects were found."))
+    rep = build_report(spotted, [], TAX, writer="llm")
+    assert rep.writer == "llm" and "No defect was counted" not in rep.text, rep.text
+    assert rep.text.endswith("no defects were found. But the map peaks above the threshold at the lower-right (3.00): look there before the "
+                             "part passes."), rep.text
 
 
 # Acts on the part in any form (2026-12-06): claimed, asked for, denied or a condition, each the template's to say or no
@@ -394,3 +401,22 @@ def test_counts_are_of_the_counted_findings_and_the_weaker_apart():
     big = build_report(defective()[0], defective()[1], commutator)
     assert any("(half)" in p for p in verify_text("A small crack at the upper-left edge affects half the commutator.", big,
                                                    commutator.names).problems)
+
+
+def test_a_place_of_the_image_is_not_put_on_the_part():
+    # Report probe 2026-12-06: "A defect of unknown type at the upper-right edge of a chocolate-chip cookie" was accepted for a
+    # region on the tray, in the image's corner: the report's places are the image's thirds and borders.
+    from defectlens.explain.llm import _place_on_the_part
+
+    names = ["chocolate-chip cookie", "cookie"]
+    assert _place_on_the_part("A crack at the upper-right edge of a chocolate-chip cookie was found.", names) == \
+        "edge of a chocolate-chip cookie"
+    assert _place_on_the_part("A crack at the lower-left corner of the cookie.", names) == "corner of the cookie"
+    assert _place_on_the_part("A crack at the centre of the cookie.", names) is None  # a centred part's centre is the image's
+    assert _place_on_the_part("A crack at the upper-right edge was found on the cookie.", names) is None
+    assert _place_on_the_part("The edge of the image shows a crack.", names) is None
+    # The writer says them of the image, as they are: SmolLM2 added "of a cookie" to nearly every place (4 of 4 cookies).
+    from defectlens.explain.llm import places_of_the_image
+
+    said = places_of_the_image("A crack at the left edge of the image was found in the left edge of the chocolate-chip cookie.", names)
+    assert said == "A crack at the left edge of the image was found in the left edge of the image." and _place_on_the_part(said, names) is None

@@ -200,7 +200,7 @@ class Taxonomy(BaseModel):
         """Severity, impact and action for a type, with defaults filled in and flagged."""
         spec = self.get(name)
         if spec is None:
-            return ResolvedGuidance(UNKNOWN_SEVERITY.value, UNKNOWN_IMPACT, UNKNOWN_ACTION, ())
+            return unknown_guidance()
         defaults = tuple(
             f for f, v in (("severity", spec.severity), ("impact", spec.impact), ("action", spec.action)) if v is None
         )
@@ -226,12 +226,19 @@ class ResolvedGuidance:
     defaults_used: tuple[str, ...]
 
 
+def unknown_guidance() -> ResolvedGuidance:
+    """What a report says of a region of no known type: this tool's own severity, impact and action, flagged as defaults
+    (no taxonomy gives them). Unflagged, "high severity" had read as assessed, and chose the action over a crack's
+    (report probe 2026-12-06)."""
+    return ResolvedGuidance(UNKNOWN_SEVERITY.value, UNKNOWN_IMPACT, UNKNOWN_ACTION, ("severity", "impact", "action"))
+
+
 def resolve_guidance(taxonomy: Taxonomy | None, name: str) -> ResolvedGuidance:
     """Severity, impact and action for ``name``; stated defaults when there is no taxonomy at all."""
     if taxonomy is not None:
         return taxonomy.guidance(name)
     if name == UNKNOWN:
-        return ResolvedGuidance(UNKNOWN_SEVERITY.value, UNKNOWN_IMPACT, UNKNOWN_ACTION, ())
+        return unknown_guidance()
     return ResolvedGuidance(DEFAULT_SEVERITY.value, DEFAULT_IMPACT, DEFAULT_ACTION, ("severity", "impact", "action"))
 
 

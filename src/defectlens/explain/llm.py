@@ -18,7 +18,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -201,7 +201,9 @@ def _finding_phrase(f: Finding) -> str:
     severity = "" if "severity" in f.defaults_used else f", {f.severity} severity"
     # Sizes as words and shares only: told "small marked area", SmolLM2 told each finding twice (with_head_and_action says
     # whose size it is after the model's words).
-    return f"{with_article(kind)} at the {f.location} ({f.size}, {format_share(f.area_fraction)} of the image{severity})"
+    # "Of the image": the places are the image's thirds, which the model had set on the part ("the upper-right edge of a
+    # cookie" for a region on the tray; report probe 2026-12-06), and the verifier refuses that.
+    return f"{with_article(kind)} at the {f.location} of the image ({f.size}, {format_share(f.area_fraction)} of the image{severity})"
 
 
 def facts_prompt(report: Report) -> str:
@@ -251,6 +253,13 @@ class LMWriter:
     def write(self, report: Report) -> LMText:
         """Generate the prose for ``report`` (greedy); timing excludes the one-off model load. A defective part
         with several counted findings gets one sentence per finding (:func:`finding_prompt`), in their order."""
+        written = self._write(report)
+        # Its places said of the image, as they are: SmolLM2 adds "of a chocolate-chip cookie" to nearly every one, told
+        # "of the image" or not (4 of 4 cookies; report probe 2026-12-06), and verify_text refuses a place on the part.
+        return replace(written, text=places_of_the_image(written.text, [report.object_name, report.part_name or ""]))
+
+    def _write(self, report: Report) -> LMText:
+        """:meth:`write`'s text as the model gave it."""
         counted = counted_findings(report.findings)
         if report.verdict != "defective" or len(counted) < 2:
             return self.generate(facts_prompt(report))
@@ -515,6 +524,25 @@ def _pairs_told(text: str, kinds: set[str]) -> Counter[tuple[str, str]]:
     return told
 
 
+def _part_places(names: Sequence[str]) -> list[re.Pattern[str]]:
+    """Patterns of a border or corner said of the part named (any of ``names``): "edge of a chocolate-chip cookie". Borders
+    and corners only: there the image's and the part's differ (a centred part's centre is the image's)."""
+    return [re.compile(rf"\b(edges?|corners?|sides?|top|bottom|left|right|border|rim)\s+of\s+(?:an?|the|this|each)\s+"
+                       rf"(?:[\w-]+\s+){{0,3}}?{re.escape(name.split()[-1])}s?\b", re.I) for name in filter(None, names)]
+
+
+def _place_on_the_part(text: str, names: Sequence[str]) -> str | None:
+    """The words that make an image place the part's ("the upper-right edge of a chocolate-chip cookie"), else None."""
+    return next((said.group(0) for pattern in _part_places(names) if (said := pattern.search(text))), None)
+
+
+def places_of_the_image(text: str, names: Sequence[str]) -> str:
+    """``text`` with each border or corner it said of the part said of the image, as the report's places are."""
+    for pattern in _part_places(names):
+        text = pattern.sub(lambda m: f"{m.group(1)} of the image", text)
+    return text
+
+
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:
     """Check a generated text against the report's findings.
 
@@ -566,6 +594,10 @@ def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Ver
             problems.append(f"tells of a {kind} at the {zone} {times} times, where {had} was found")
     if UNKNOWN in found and not _UNKNOWN_WORDS.search(text):
         problems.append("does not say that a defect is of unknown type")
+    if on_part := _place_on_the_part(text, [report.object_name, report.part_name or ""]):
+        # The places are the image's thirds and borders: "the upper-right edge of a chocolate-chip cookie" sent an operator to
+        # the cookie's rim for a region on the tray in the image's corner (report probe 2026-12-06).
+        problems.append(f"puts a place on the part ({on_part!r}): the report's places are the image's")
     if report.verdict == "defective":
         if _said_outright(text, [_CLEAN_CLAIMS.pattern]):
             problems.append("calls a defective part clean")  # "did not pass", "is not acceptable" do not

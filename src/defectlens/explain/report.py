@@ -207,8 +207,10 @@ def render_markdown(report: Report) -> str:
                 f.location,
                 f"{f.size} ({format_share(f.area_fraction)} of the image)",
                 f.severity + (" (default)" if "severity" in f.defaults_used else ""),
-                f.impact,
-                f.action,
+                # A weaker indication decides no action (the text says so): its type's "scrap the tile" in the table had
+                # read as a second, contrary instruction (report probe 2026-12-06).
+                "—" if f.weak else f.impact,
+                "— (weaker indication, not acted on)" if f.weak else f.action,
             ]
             lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         lines.append("")

@@ -143,13 +143,24 @@ NO_REGION_ACTION = "hold the part for manual review"
 """The action for a part judged defective where no region could be located."""
 
 
+def action_words(worst: Finding | None, defective: bool) -> str:
+    """The recommended action of a report: the deciding finding's, conditional on its type when that type was guessed
+    without an example of the part ("scrap the tile, if the break is confirmed by eye"): stated flatly, a false alarm's
+    guessed "break" had told an operator to scrap a tile whose blowhole lay elsewhere (report probe 2026-12-06)."""
+    if worst is None:
+        return NO_REGION_ACTION if defective else ""
+    if worst.method in GUESSED_TYPE_SOURCES and not worst.only_type and worst.defect_type != UNKNOWN:
+        return f"{worst.action}, if the {worst.defect_type} at the {worst.location} is confirmed by eye (its type is guessed)"
+    return worst.action
+
+
 def with_head_and_action(report: Report, body: str) -> str:
     """A language model's ``body`` between the report's head and, when the body leaves it out, the
     action the template would give: the accepted texts of a probe left out the verdict and the action.
     A good part's hot spot is added as the template says it (the model is told only that it passed)."""
     worst = worst_finding(report.findings) if report.verdict == "defective" else None
     # The model is given no action and may state none (it describes; the template prescribes): the action is always the template's.
-    wanted = worst.action if worst else NO_REGION_ACTION if report.verdict == "defective" else ""
+    wanted = action_words(worst, report.verdict == "defective")
     action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
     if report.verdict != "defective" and report.view_note:
         # The model's body has said the part was found clean: not said twice (regression probe 2026-12-06).
@@ -157,7 +168,8 @@ def with_head_and_action(report: Report, body: str) -> str:
         spot = f" But the map peaks above the threshold at the {report.hot_spot}: look there." if report.hot_spot else ""
         action = f"{spot} {VIEW_ACTION[:1].upper()}{VIEW_ACTION[1:]}"
     elif report.verdict != "defective" and report.hot_spot:
-        action = f" {good_part_words(report)}"
+        # After the body's "no defects were found", "No defect was counted, but…" said it twice (report probe 2026-12-06).
+        action = f" But the map peaks above the threshold at the {report.hot_spot}: look there before the part passes."
     # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):
     # the model's "a break at the top edge" had stated it as fact (regression probe 2026-12-06).
     guessed = list(dict.fromkeys(f.defect_type for f in counted_findings(report.findings)  # in the findings' order
@@ -198,8 +210,7 @@ def template_text(report: Report) -> str:
     weaker = [f for f in report.findings if f.weak]
     n = len(counted)
     listed = "; ".join(f"#{f.region_index} {describe_finding(f)}" for f in counted)
-    worst = worst_finding(report.findings)
-    action = worst.action if worst else ""
+    action = action_words(worst_finding(report.findings), True)
     count = "1 defect found" if n == 1 else f"{n} defects found"
     also = ""
     if weaker:
