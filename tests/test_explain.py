@@ -390,12 +390,22 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     assert shown_type("crack", "words", candidates=1) == "crack"  # the only type known: nothing guessed (regression probe)
     # The action a guessed type decides is conditional on it (report probe 2026-12-06: "scrap the tile" said flatly of a false
     # alarm guessed a break, whose blowhole lay elsewhere), by the template and around a language model's text alike.
-    assert guessed.text.endswith("Recommended action: reject the part, if the crack at the upper-left edge is confirmed by eye (its type is "
-                                 "guessed)."), guessed.text
+    said = ("Recommended action: reject the part, if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed); "
+            "otherwise hold the part for manual review.")
+    assert guessed.text.endswith(said), guessed.text
     from defectlens.explain.template import with_head_and_action
 
-    with_lm = with_head_and_action(guessed, "A crack was found.")
-    assert with_lm.endswith("if the crack at the upper-left edge is confirmed by eye (its type is guessed).")
+    assert with_head_and_action(guessed, "A crack was found.").endswith(said)
+    # ... and so in the Findings table, the type shown as a guess (regression probe 2026-12-06: flat there, against the text).
+    (first_row,) = [line for line in render_markdown(guessed).splitlines() if line.startswith("| 1 |")]
+    assert first_row.startswith("| 1 | crack? |") and first_row.endswith("| reject the part (if confirmed as crack) |"), first_row
+    dotted = parse_taxonomy({"object": "magnetic tile", "defects": [{"name": "crack", "description": "a thin dark line", "severity": "high",
+                                                                      "action": "scrap the tile."}]})
+    assert "scrap the tile, if #1" in build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")],
+                                                    dotted).text  # not "tile., if" (regression probe 2026-12-06)
+    # A default action (a hold) is never conditional: "hold …, if the break is confirmed" read as "pass it otherwise".
+    bare = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], None)
+    assert "confirmed" not in bare.text and bare.text.endswith(f"Recommended action: {bare.findings[0].action.rstrip('.')}."), bare.text
     from_examples = build_report(insp, [RegionType(1, "crack", 0.9, "few-shot"), RegionType(2, "blowhole", 0.8, "few-shot")], TAX)
     assert not [n for n in from_examples.notes if "guessed" in n]
     assert from_examples.text.endswith("Recommended action: reject the part.")

@@ -637,7 +637,7 @@ def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, 
     assert result.exit_code == 0, result.output
     text = _text(result)
     assert "1 image(s) are copies of others, pixel for pixel" in text and "again.png" in text, text
-    assert "1 good image(s) are copies of images in the model's training folder" in text and "from_training.png" in text
+    assert "1 good image(s) are copies of images the model was fitted on" in text and "from_training.png" in text
     # Said, and kept (regression probe 2026-12-06: one --max-images left out had been dropped as "fitted on").
     assert Inspector.load(model).thresholds.source == "f1-optimal (calibrate: 5 good, 4 defective)"
     # Told by the pictures the model recorded it was fitted on: a training-folder image the fit did not take is none of them,
@@ -648,19 +648,19 @@ def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, 
     meta["provenance"]["image_digests"] = [d for d in recorded if d != picture_digest(good / "from_training.png")]
     (model / "inspector.json").write_text(json.dumps(meta))
     untaken = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(test / "spot"), "--dry-run"])
-    assert untaken.exit_code == 0 and "training folder" not in _text(untaken), untaken.output
+    assert untaken.exit_code == 0 and "the model was fitted on" not in _text(untaken), untaken.output
     # A model saved before they were recorded: its training folder's images, as before.
     del meta["provenance"]["image_digests"]
     (model / "inspector.json").write_text(json.dumps(meta))
     older = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(test / "spot"), "--dry-run"])
-    assert "1 good image(s) are copies of images in the model's training folder" in _text(older), older.output
+    assert "1 good image(s) are copies of images the model was fitted on" in _text(older), older.output
     # A normal part's image given as defective is refused.
     mislabelled = tmp_path / "mislabelled"
     shutil.copytree(test / "spot", mislabelled)
     shutil.copyfile(good / "from_training.png", mislabelled / "normal.png")
     (good / "from_training.png").unlink()
     refused = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(mislabelled), "--dry-run"])
-    assert refused.exit_code == 2 and "1 defective image(s) are copies of images in the model's training folder" in _text(refused)
+    assert refused.exit_code == 2 and "1 defective image(s) are copies of images the model was fitted on" in _text(refused)
     # A defective image that is a good one's copy under another name: refused, as the same file under both labels is.
     spot = tmp_path / "spot"
     shutil.copytree(test / "spot", spot)
@@ -1328,3 +1328,7 @@ def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synt
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective",
                                  str(synthetic_category / "test" / "spot"), "--dry-run"])
     assert result.exit_code == 0 and "false-alarm target 0.1 (calibrate:" in _text(result), result.output
+    # And from Python, as the command (regression probe 2026-12-06: 0.03 there).
+    items = load_category(synthetic_category).require_test()
+    thresholds = Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items])
+    assert thresholds.source.startswith("false-alarm target 0.1 (calibrate:"), thresholds.source

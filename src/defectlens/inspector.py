@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TypeAlias, TypeGuard
+from typing import Any, Literal, TypeAlias, TypeGuard
 
 import numpy as np
 from PIL import Image
@@ -877,14 +877,18 @@ class Inspector:
         images: Iterable[ImageInput],
         labels: Sequence[int | bool] | np.ndarray,
         masks: Sequence[np.ndarray | str | os.PathLike[str] | None] | None = None,
-        max_false_alarms: float | None = DEFAULT_FALSE_ALARM_TARGET,
+        max_false_alarms: float | Literal["fit"] | None = "fit",
     ) -> Thresholds:
         """Set the thresholds on a labelled set, as `defectlens calibrate` does (then :meth:`save`
         keeps them): one label per image (0 or False good, 1 or True defective). The image threshold
-        flags at most ``max_false_alarms`` of the good images (None: F1-optimal instead). The pixel
+        flags at most ``max_false_alarms`` of the good images ("fit": the model's own label-free target,
+        :attr:`InspectorSettings.false_alarm_target`, as the command's default; None: F1-optimal instead). The pixel
         threshold is F1-optimal on the pixels of ``masks`` (the image's size, as arrays or mask files, read as drawn:
         :func:`~defectlens.io.mask_as_drawn`; None for a defective image without one, a good image's may be None
         too); without masks it is kept."""
+        if max_false_alarms == "fit":
+            # The fit's own, as `defectlens calibrate` takes it (regression probe 2026-12-06: 0.03 here, 0.2 there).
+            max_false_alarms = self.settings.false_alarm_target
         images = checked_images(images, self.bit_depth)
         y = binary_labels(list(labels))
         given = list(masks) if masks is not None else [None] * len(images)

@@ -134,11 +134,12 @@ def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path
     fitted_on = inspector.provenance.image_digests if inspector.provenance else None
     if fitted_on is not None or trained:
         if mislabelled := fitted_copies(distinct_bad, fitted_on, trained):
-            raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images in the model's training folder of "
-                                     f"normal parts (e.g. {mislabelled[0]})", Path(trained) if trained else mislabelled[0],
+            # Named once, and no "training folder" where the model recorded only its pictures (fitted in Python; probe).
+            raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images the model was fitted on, normal "
+                                     f"parts (e.g. {mislabelled[0]})", Path(trained) if trained else None,
                                      "give each part one label: take the normal parts' images out of the defective ones")
         if seen := fitted_copies(distinct_good, fitted_on, trained):
-            console.print(f"[yellow]note:[/] {len(seen)} good image(s) are copies of images in the model's training folder (e.g. "
+            console.print(f"[yellow]note:[/] {len(seen)} good image(s) are copies of images the model was fitted on (e.g. "
                           f"{escape(str(seen[0]))}): a model fitted on them scores them near zero, which flatters the false-alarm "
                           "rate — calibrate on good parts it was not fitted on")
     return distinct_good, distinct_bad

@@ -524,23 +524,41 @@ def _pairs_told(text: str, kinds: set[str]) -> Counter[tuple[str, str]]:
     return told
 
 
-def _part_places(names: Sequence[str]) -> list[re.Pattern[str]]:
-    """Patterns of a border or corner said of the part named (any of ``names``): "edge of a chocolate-chip cookie". Borders
-    and corners only: there the image's and the part's differ (a centred part's centre is the image's)."""
-    return [re.compile(rf"\b(edges?|corners?|sides?|top|bottom|left|right|border|rim)\s+of\s+(?:an?|the|this|each)\s+"
-                       rf"(?:[\w-]+\s+){{0,3}}?{re.escape(name.split()[-1])}s?\b", re.I) for name in filter(None, names)]
+_BORDERS = r"(?:edges?|corners?|sides?|top|bottom|left|right|borders?|rims?)"
+"""Places that differ between the image and the part: a centred part's centre is the image's, its borders are not."""
+_WORD_ENDS = r"(?![\w'’])"
+"""After a name: no further letters, and no possessive (the "tile's surface" is no place of it)."""
+
+
+def _part_words(names: Sequence[str]) -> str:
+    """A pattern of the words the part is called by: each name's words of four letters or more ("chocolate-chip", "cookie";
+    "screw", "drive"), singular or plural."""
+    words = {w.lower() for name in names for w in re.findall(r"[\w-]+", name) if len(w) >= 4} - {"edge", "side", "left", "right"}
+    if not words:
+        return r"(?!)"
+    return r"(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?:s|es)?"
 
 
 def _place_on_the_part(text: str, names: Sequence[str]) -> str | None:
-    """The words that make an image place the part's ("the upper-right edge of a chocolate-chip cookie"), else None."""
-    return next((said.group(0) for pattern in _part_places(names) if (said := pattern.search(text))), None)
+    """The words that make an image's place the part's ("the upper-right edge of a chocolate-chip cookie", "the tile's
+    edge", "corners of both tiles"), else None."""
+    part = _part_words(names)
+    filler = r"(?:(?!image\b)[\w-]+\s+){0,3}?"
+    for pattern in (rf"\b{_BORDERS},?\s+of\s+(?:(?:an?|the|this|that|these|those|each|both|its)\s+)?{filler}{part}(?!\w)",
+                    rf"\b{part}(?:'s|’s|')\s+(?:[\w-]+\s+){{0,2}}?{_BORDERS}\b"):
+        if said := re.search(pattern, text, re.I):
+            return said.group(0)
+    return None
 
 
 def places_of_the_image(text: str, names: Sequence[str]) -> str:
-    """``text`` with each border or corner it said of the part said of the image, as the report's places are."""
-    for pattern in _part_places(names):
-        text = pattern.sub(lambda m: f"{m.group(1)} of the image", text)
-    return text
+    """``text`` with a finding's border or corner that it said of the part ("at the upper-right edge of a chocolate-chip
+    cookie") said of the image, as the report's places are. Only where a finding is placed ("at / in / on / along the …"),
+    and only the part's own words between: a wider rewrite had dropped "near the tile" and moved a crack "to the edge of the
+    image" (regression probe 2026-12-06). Any other is left for :func:`verify_text` to refuse."""
+    part = _part_words(names)
+    return re.sub(rf"\b((?:at|in|on|along|near)\s+the\s+(?:[\w-]+\s+){{0,2}}?{_BORDERS})\s+of\s+(?:an?|the|this)\s+"
+                  rf"(?:{part}\s+){{0,2}}{part}{_WORD_ENDS}", r"\1 of the image", text, flags=re.I)
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:

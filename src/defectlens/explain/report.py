@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 from defectlens.descriptor import TAXONOMY_FILE
 from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
-from defectlens.explain.template import GUESSED_TYPE_SOURCES, confidence_words, score_against, template_text, with_head_and_action
+from defectlens.explain.template import (
+    GUESSED_TYPE_SOURCES,
+    confidence_words,
+    guessed_action,
+    score_against,
+    shown_type,
+    template_text,
+    with_head_and_action,
+)
 from defectlens.io import write_json_atomic, write_text_atomic
 from defectlens.io.markdown import markdown_cell, markdown_code, markdown_line, markdown_paragraphs
 from defectlens.locate import weaker_regions
@@ -202,7 +210,9 @@ def render_markdown(report: Report) -> str:
         for f in report.findings:
             cells = [
                 str(f.region_index),
-                f.defect_type + (" (weaker indication)" if f.weak else ""),
+                # The doubt of a guessed type as the overlay and the gallery show it ("break?"), and its action on that condition:
+                # flat in the table, "scrap the tile" had stood against the text's conditional one (regression probe 2026-12-06).
+                shown_type(f.defect_type, f.method, 1 if f.only_type else 0) + (" (weaker indication)" if f.weak else ""),
                 confidence_words(f) or f"{f.confidence:.0%}",
                 f.location,
                 f"{f.size} ({format_share(f.area_fraction)} of the image)",
@@ -210,7 +220,8 @@ def render_markdown(report: Report) -> str:
                 # A weaker indication decides no action (the text says so): its type's "scrap the tile" in the table had
                 # read as a second, contrary instruction (report probe 2026-12-06).
                 "—" if f.weak else f.impact,
-                "— (weaker indication, not acted on)" if f.weak else f.action,
+                "— (weaker indication, not acted on)" if f.weak else f"{f.action} (if confirmed as {f.defect_type})" if guessed_action(f)
+                else f.action,
             ]
             lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         lines.append("")

@@ -144,14 +144,24 @@ NO_REGION_ACTION = "hold the part for manual review"
 
 
 def action_words(worst: Finding | None, defective: bool) -> str:
-    """The recommended action of a report: the deciding finding's, conditional on its type when that type was guessed
-    without an example of the part ("scrap the tile, if the break is confirmed by eye"): stated flatly, a false alarm's
-    guessed "break" had told an operator to scrap a tile whose blowhole lay elsewhere (report probe 2026-12-06)."""
+    """The recommended action of a report: the deciding finding's, conditional on its type when the taxonomy's action rests
+    on a type guessed without an example of the part ("scrap the tile, if #2 at the right edge is confirmed by eye as break
+    (its type is guessed); otherwise hold the part for manual review"): said flatly, a false alarm's guessed "break" had
+    told an operator to scrap a tile whose blowhole lay elsewhere (report probe 2026-12-06). A default action (a hold, a
+    review) is never conditional: "hold…, if the break is confirmed" had read as "pass it otherwise" (regression probe)."""
     if worst is None:
         return NO_REGION_ACTION if defective else ""
-    if worst.method in GUESSED_TYPE_SOURCES and not worst.only_type and worst.defect_type != UNKNOWN:
-        return f"{worst.action}, if the {worst.defect_type} at the {worst.location} is confirmed by eye (its type is guessed)"
-    return worst.action
+    action = worst.action.rstrip(" .")  # a taxonomy's "scrap the tile." had read "scrap the tile., if…"
+    if guessed_action(worst):
+        return (f"{action}, if #{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is "
+                f"guessed); otherwise {NO_REGION_ACTION}")
+    return action
+
+
+def guessed_action(f: Finding) -> bool:
+    """Whether ``f``'s action is the taxonomy's for a type guessed without an example of the part (so said only on the
+    condition that the type is confirmed)."""
+    return (f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN and "action" not in f.defaults_used)
 
 
 def with_head_and_action(report: Report, body: str) -> str:
