@@ -390,19 +390,25 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     assert shown_type("crack", "words", candidates=1) == "crack"  # the only type known: nothing guessed (regression probe)
     # The action a guessed type decides is conditional on it (report probe 2026-12-06: "scrap the tile" said flatly of a false
     # alarm guessed a break, whose blowhole lay elsewhere), by the template and around a language model's text alike.
-    said = ("Recommended action: reject the part, if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed); "
-            "otherwise hold the part for manual review.")
+    said = ("Recommended action: if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed): reject the part. "
+            "Otherwise hold the part for manual review.")
     assert guessed.text.endswith(said), guessed.text
     from defectlens.explain.template import with_head_and_action
 
     assert with_head_and_action(guessed, "A crack was found.").endswith(said)
     # ... and so in the Findings table, the type shown as a guess (regression probe 2026-12-06: flat there, against the text).
     (first_row,) = [line for line in render_markdown(guessed).splitlines() if line.startswith("| 1 |")]
-    assert first_row.startswith("| 1 | crack? |") and first_row.endswith("| reject the part (if confirmed as crack) |"), first_row
-    dotted = parse_taxonomy({"object": "magnetic tile", "defects": [{"name": "crack", "description": "a thin dark line", "severity": "high",
-                                                                      "action": "scrap the tile."}]})
-    assert "scrap the tile, if #1" in build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")],
-                                                    dotted).text  # not "tile., if" (regression probe 2026-12-06)
+    assert first_row.startswith("| 1 | crack? |"), first_row
+    assert first_row.endswith("| if confirmed as crack: reject the part. Otherwise hold the part for manual review. |"), first_row
+    # The condition first: an action of two sentences had still begun "scrap the tile." (regression probe 2026-12-06).
+    dotted = parse_taxonomy({"object": "magnetic tile", "defects": [
+        {"name": "crack", "description": "a thin dark line", "severity": "high", "action": "scrap the tile. Log it in the NCR book."},
+        {"name": "chip", "description": "a missing corner", "severity": "low", "action": "."}]})
+    two = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")], dotted).text
+    assert two.endswith("Recommended action: if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed): scrap the tile. "
+                        "Log it in the NCR book. Otherwise hold the part for manual review."), two
+    stop = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "chip", 0.5, "words")], dotted).text
+    assert stop.endswith("Recommended action: hold the part for manual review."), stop  # an action of a stop alone is none
     # A default action (a hold) is never conditional: "hold …, if the break is confirmed" read as "pass it otherwise".
     bare = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], None)
     assert "confirmed" not in bare.text and bare.text.endswith(f"Recommended action: {bare.findings[0].action.rstrip('.')}."), bare.text

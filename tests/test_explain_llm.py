@@ -433,3 +433,12 @@ def test_a_place_of_the_image_is_not_put_on_the_part():
         assert _place_on_the_part(refused, tile), refused
     assert _place_on_the_part("A crack at the top edge of the part (v2).", ["part (v2)"]) == "edge of the part"
     assert _place_on_the_part("A crack at the left edge of the screw.", ["ball screw drive"]) == "edge of the screw"
+    # A short name is the part's too, "image" never is, and the rewrite ends with the clause (regression probe 2026-12-06: "nut"
+    # and "cog" had no check, a "CMOS image sensor" refused every "of the image", "…of the magnetic tile sample" became
+    # "…of the image sample", and "runs to near the edge of the cookie" moved a crack to the image's edge).
+    assert places_of_the_image("A crack at the lower-left corner of the nut.", ["hex nut"]) == "A crack at the lower-left corner of the image."
+    assert _place_on_the_part("A crack at the lower-left corner of the image.", ["CMOS image sensor die"]) is None
+    for kept, name in (("A crack at the lower-left corner of the magnetic tile sample.", "magnetic tile"),
+                       ("A crack at the lower-left corner of the magnetic-tile.", "magnetic tile"),
+                       ("A crack at the centre runs to near the edge of the cookie.", "cookie")):
+        assert places_of_the_image(kept, [name]) == kept and _place_on_the_part(kept, [name]), kept

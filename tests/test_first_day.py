@@ -1332,3 +1332,6 @@ def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synt
     items = load_category(synthetic_category).require_test()
     thresholds = Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items])
     assert thresholds.source.startswith("false-alarm target 0.1 (calibrate:"), thresholds.source
+    for wrong in ("Fit", "0.1", 1.5):
+        with pytest.raises(ValueError, match="max_false_alarms must be a share in"):
+            Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=wrong)  # type: ignore[arg-type]

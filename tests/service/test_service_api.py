@@ -66,6 +66,7 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         page = client.get("/inspections").json()
         assert page["total"] == 2 and [i["id"] for i in page["items"]] == [good["id"], ins["id"]]
         assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
+        assert client.get("/inspections", params={"verdict": "GOOD"}).json()["total"] == 1  # any case, as the type filter
         assert client.get("/inspections", params={"model": "plate"}).json()["total"] == 2
         # A model neither served nor stored is refused as an upload refuses it (an empty page read as "nothing yet").
         other = client.get("/inspections", params={"model": "other"})
@@ -1307,6 +1308,8 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert upload(client, images["good"]).json()["detail"].startswith("no API token sent")
         assert upload(client, images["good"], token="wrong").json()["detail"].startswith("wrong API token")
         assert client.post(review, json={"reviewer": "a"}, headers={"Authorization": "Bearer x"}).json()["detail"].startswith("wrong API token")
+        basic = client.post(review, json={"reviewer": "a"}, headers={"Authorization": "Basic eDp5"}).json()["detail"]
+        assert basic.startswith("the Authorization header is Basic, not Bearer"), basic
 
         # The pictures are documented as what they are, with the 304 their ETag gives; uploads may be answered 415.
         spec = client.get("/openapi.json").json()["paths"]

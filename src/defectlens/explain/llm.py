@@ -526,14 +526,20 @@ def _pairs_told(text: str, kinds: set[str]) -> Counter[tuple[str, str]]:
 
 _BORDERS = r"(?:edges?|corners?|sides?|top|bottom|left|right|borders?|rims?)"
 """Places that differ between the image and the part: a centred part's centre is the image's, its borders are not."""
-_WORD_ENDS = r"(?![\w'’])"
-"""After a name: no further letters, and no possessive (the "tile's surface" is no place of it)."""
+_WORD_ENDS = r"(?![\w'’-])"
+"""After a name: no further letters, no hyphen ("magnetic-tile") and no possessive (the "tile's surface" is no place of it)."""
+_CLAUSE_ENDS = r"(?=\s*(?:[.,;:!?)]|$)|\s+(?:was|were|is|are|has|have|had|and|but|with)\b)"
+"""After a rewritten place: the end of the clause, or its verb ("…of a cookie was found"), not a word that goes on naming
+something ("…of the magnetic tile sample" had become "…of the image sample")."""
 
 
 def _part_words(names: Sequence[str]) -> str:
-    """A pattern of the words the part is called by: each name's words of four letters or more ("chocolate-chip", "cookie";
-    "screw", "drive"), singular or plural."""
-    words = {w.lower() for name in names for w in re.findall(r"[\w-]+", name) if len(w) >= 4} - {"edge", "side", "left", "right"}
+    """A pattern of the words the part is called by: each name's last word, whatever its length ("nut", "cog"), and its
+    other words of four letters or more ("chocolate-chip", "cookie"; "screw", "drive"), singular or plural; never "image"
+    (a "CMOS image sensor" had refused every "…of the image") nor a place word."""
+    words = {w.lower() for name in names for w in re.findall(r"[\w-]+", name) if len(w) >= 4}
+    words |= {found[-1].lower() for name in names if (found := re.findall(r"[\w-]+", name))}
+    words -= {"image", "edge", "edges", "side", "sides", "left", "right", "top", "bottom", "corner", "corners"}
     if not words:
         return r"(?!)"
     return r"(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?:s|es)?"
@@ -557,8 +563,9 @@ def places_of_the_image(text: str, names: Sequence[str]) -> str:
     and only the part's own words between: a wider rewrite had dropped "near the tile" and moved a crack "to the edge of the
     image" (regression probe 2026-12-06). Any other is left for :func:`verify_text` to refuse."""
     part = _part_words(names)
-    return re.sub(rf"\b((?:at|in|on|along|near)\s+the\s+(?:[\w-]+\s+){{0,2}}?{_BORDERS})\s+of\s+(?:an?|the|this)\s+"
-                  rf"(?:{part}\s+){{0,2}}{part}{_WORD_ENDS}", r"\1 of the image", text, flags=re.I)
+    # Not "near": "runs to near the edge of the cookie" had become a crack reaching the image's edge (regression probe).
+    return re.sub(rf"\b((?:at|in|on|along)\s+the\s+(?:[\w-]+\s+){{0,2}}?{_BORDERS})\s+of\s+(?:an?|the|this)\s+"
+                  rf"(?:{part}\s+){{0,2}}{part}{_WORD_ENDS}{_CLAUSE_ENDS}", r"\1 of the image", text, flags=re.I)
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:

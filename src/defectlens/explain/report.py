@@ -12,6 +12,8 @@ from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import (
     GUESSED_TYPE_SOURCES,
+    NO_REGION_ACTION,
+    bare_action,
     confidence_words,
     guessed_action,
     score_against,
@@ -220,7 +222,8 @@ def render_markdown(report: Report) -> str:
                 # A weaker indication decides no action (the text says so): its type's "scrap the tile" in the table had
                 # read as a second, contrary instruction (report probe 2026-12-06).
                 "—" if f.weak else f.impact,
-                "— (weaker indication, not acted on)" if f.weak else f"{f.action} (if confirmed as {f.defect_type})" if guessed_action(f)
+                "— (weaker indication, not acted on)" if f.weak
+                else f"if confirmed as {f.defect_type}: {bare_action(f.action)}. Otherwise {NO_REGION_ACTION}." if guessed_action(f)
                 else f.action,
             ]
             lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")

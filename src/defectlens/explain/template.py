@@ -144,18 +144,27 @@ NO_REGION_ACTION = "hold the part for manual review"
 
 
 def action_words(worst: Finding | None, defective: bool) -> str:
-    """The recommended action of a report: the deciding finding's, conditional on its type when the taxonomy's action rests
-    on a type guessed without an example of the part ("scrap the tile, if #2 at the right edge is confirmed by eye as break
-    (its type is guessed); otherwise hold the part for manual review"): said flatly, a false alarm's guessed "break" had
-    told an operator to scrap a tile whose blowhole lay elsewhere (report probe 2026-12-06). A default action (a hold, a
-    review) is never conditional: "hold…, if the break is confirmed" had read as "pass it otherwise" (regression probe)."""
+    """The recommended action of a report: the deciding finding's, on the condition first when the taxonomy's action rests
+    on a type guessed without an example of the part ("if #2 at the right edge is confirmed by eye as break (its type is
+    guessed): scrap the tile. Otherwise hold the part for manual review"): said flatly, a false alarm's guessed "break" had
+    told an operator to scrap a tile whose blowhole lay elsewhere (report probe 2026-12-06), and with the condition after
+    it, an action of two sentences still began "scrap the tile." (regression probe). A default action (a hold, a review) is
+    never conditional: "hold…, if the break is confirmed" had read as "pass it otherwise"."""
     if worst is None:
         return NO_REGION_ACTION if defective else ""
-    action = worst.action.rstrip(" .")  # a taxonomy's "scrap the tile." had read "scrap the tile., if…"
+    action = bare_action(worst.action)
+    if not action:
+        return NO_REGION_ACTION
     if guessed_action(worst):
-        return (f"{action}, if #{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is "
-                f"guessed); otherwise {NO_REGION_ACTION}")
+        return (f"if #{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is guessed): "
+                f"{action}. Otherwise {NO_REGION_ACTION}")
     return action
+
+
+def bare_action(action: str) -> str:
+    """An action without its closing stop, to be set in a sentence: a taxonomy's "scrap the tile." had read "scrap the
+    tile., if…" (regression probe 2026-12-06)."""
+    return action.strip().rstrip(".!…").rstrip()
 
 
 def guessed_action(f: Finding) -> bool:

@@ -391,6 +391,10 @@ def token_refusal(x_api_token: str | None, authorization: str | None) -> str:
     wrong", and an integrator could not tell a header never sent from a wrong value; integration probe 2026-12-06)."""
     if x_api_token or (authorization and authorization.lower().startswith("bearer ")):
         return "wrong API token: the one sent is not this service's (check the value given to serve --token)"
+    if authorization:
+        # Another scheme (Basic, say) had been told "no API token sent" (regression probe 2026-12-06).
+        scheme = _printable(authorization.split(" ", 1)[0], 20)
+        return f"the Authorization header is {scheme}, not Bearer: send 'Authorization: Bearer TOKEN' or the {TOKEN_HEADER} header"
     return f"no API token sent: this service takes writes with its token in the {TOKEN_HEADER} header (or Authorization: Bearer TOKEN)"
 
 def _whole_number(value: object) -> object:
@@ -851,7 +855,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
              responses=refusals(422, 503),
              dependencies=[Depends(one_value_each)])
     def list_inspections(
-        verdict: Annotated[str | None, Query(pattern=f"^(good|defective|{UNUSABLE})$", description="Final verdict")] = None,
+        # In any case, as the type filter takes its names (integration probe 2026-12-06: GOOD was 422, CRACK matched).
+        verdict: Annotated[str | None, Query(pattern=f"^(?i:good|defective|{UNUSABLE})$", description="Final verdict (any case)")] = None,
         type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,
         model: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
         # Not for polling: an upload's time is stamped before its id is given, so two at once can commit out of time order
@@ -887,7 +892,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 # An empty page had read as "nothing inspected yet" for a misspelt name an upload refuses (integration probe).
                 known = ", ".join(dict.fromkeys([*pool.models, *store.models()]))
                 raise _error(422, f"no model {_printable(asked, 80)!r} is served or has stored inspections; known: {known}")
-        rows, total = store.page(Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id), limit, offset)
+        wanted = Filters(verdict.lower() if verdict else None, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id)
+        rows, total = store.page(wanted, limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
     # The history's own query parameters, as FastAPI read them from its signature (what one_value_each knows).
