@@ -407,8 +407,16 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     two = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")], dotted).text
     assert two.endswith("Recommended action: if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed): scrap the tile. "
                         "Log it in the NCR book. Otherwise hold the part for manual review."), two
-    stop = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "chip", 0.5, "words")], dotted).text
-    assert stop.endswith("Recommended action: hold the part for manual review."), stop  # an action of a stop alone is none
+    stop = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "chip", 0.5, "words")], dotted)
+    # An action of a stop alone is none: the default, flagged so everywhere (regression probe 2026-12-06: "." in the table).
+    assert "action" in stop.findings[0].defaults_used and ": . Otherwise" not in render_markdown(stop), render_markdown(stop)
+    # A blank line in an action is no new paragraph, and a question keeps its mark without a second stop.
+    spaced = parse_taxonomy({"object": "magnetic tile", "defects": [
+        {"name": "crack", "description": "a thin dark line", "action": "scrap the tile.\n\nLog it in the NCR book."},
+        {"name": "chip", "description": "a missing corner", "action": "Scrap the tile?"}]})
+    for kind, ending in (("crack", "scrap the tile. Log it in the NCR book. Otherwise hold"), ("chip", "Scrap the tile? Otherwise hold")):
+        text = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, kind, 0.5, "words")], spaced).text
+        assert ending in text and "\n" not in text and "?." not in text, text
     # A default action (a hold) is never conditional: "hold …, if the break is confirmed" read as "pass it otherwise".
     bare = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], None)
     assert "confirmed" not in bare.text and bare.text.endswith(f"Recommended action: {bare.findings[0].action.rstrip('.')}."), bare.text

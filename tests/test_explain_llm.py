@@ -438,6 +438,17 @@ def test_a_place_of_the_image_is_not_put_on_the_part():
     # "…of the image sample", and "runs to near the edge of the cookie" moved a crack to the image's edge).
     assert places_of_the_image("A crack at the lower-left corner of the nut.", ["hex nut"]) == "A crack at the lower-left corner of the image."
     assert _place_on_the_part("A crack at the lower-left corner of the image.", ["CMOS image sensor die"]) is None
+    # The model's usual "(medium, …)" after the place ends the clause too, as a dash or "appears" do; "with chips" does not
+    # (regression probe 2026-12-06: refused after the first narrowing, or rewritten into "of the image with chips").
+    cookie = ["chocolate-chip cookie"]
+    assert places_of_the_image("A chip at the bottom edge of the cookie (medium, 2.1% of the image).", cookie) == \
+        "A chip at the bottom edge of the image (medium, 2.1% of the image)."
+    assert places_of_the_image("A chip at the upper-right edge of the cookie appears dark.", cookie).endswith("edge of the image appears dark.")
+    assert places_of_the_image("A chip at the left edge of a cookie with chips.", cookie) == "A chip at the left edge of a cookie with chips."
+    # A name's one-letter or number designator is no word of the part's, a hyphenated name's last part is.
+    assert _place_on_the_part("A crack at the right edge of a dark area.", ["Tile A"]) is None
+    assert _place_on_the_part("One at the right edge of 2 regions.", ["tile 2"]) is None
+    assert _place_on_the_part("A crack at the left edge of the ring.", ["O-ring"]) == "edge of the ring"
     for kept, name in (("A crack at the lower-left corner of the magnetic tile sample.", "magnetic tile"),
                        ("A crack at the lower-left corner of the magnetic-tile.", "magnetic tile"),
                        ("A crack at the centre runs to near the edge of the cookie.", "cookie")):

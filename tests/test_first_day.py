@@ -1332,6 +1332,10 @@ def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synt
     items = load_category(synthetic_category).require_test()
     thresholds = Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items])
     assert thresholds.source.startswith("false-alarm target 0.1 (calibrate:"), thresholds.source
-    for wrong in ("Fit", "0.1", 1.5):
+    from decimal import Decimal
+
+    assert Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=-0.0).source.startswith(
+        "false-alarm target 0 (")  # not "-0" (regression probe 2026-12-06)
+    for wrong in ("Fit", "0.1", 1.5, Decimal("0.1"), [0.1], b"fit"):
         with pytest.raises(ValueError, match="max_false_alarms must be a share in"):
             Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=wrong)  # type: ignore[arg-type]

@@ -889,10 +889,13 @@ class Inspector:
         if max_false_alarms == "fit":
             # The fit's own, as `defectlens calibrate` takes it (regression probe 2026-12-06: 0.03 here, 0.2 there).
             max_false_alarms = self.settings.false_alarm_target
-        elif max_false_alarms is not None and (isinstance(max_false_alarms, str | bool) or not 0.0 <= max_false_alarms < 1.0):
-            # A string other than "fit" had failed deep inside with a TypeError (regression probe 2026-12-06).
-            raise ValueError(f"max_false_alarms must be a share in [0, 1) (0.01: 1 % of good parts flagged), 'fit' (the model's own "
-                             f"target) or None (F1-optimal), not {max_false_alarms!r}")
+        elif max_false_alarms is not None:
+            # A string other than "fit", a Decimal or a list had failed deep inside with a TypeError (regression probes 2026-12-06).
+            if (isinstance(max_false_alarms, bool | np.bool_) or not isinstance(max_false_alarms, numbers.Real)
+                    or not 0.0 <= float(max_false_alarms) < 1.0):
+                raise ValueError(f"max_false_alarms must be a share in [0, 1) (0.01: 1 % of good parts flagged), 'fit' (the model's "
+                                 f"own target) or None (F1-optimal), not {max_false_alarms!r}")
+            max_false_alarms = float(max_false_alarms) + 0.0  # a plain float; -0.0 had been recorded as "target -0"
         images = checked_images(images, self.bit_depth)
         y = binary_labels(list(labels))
         given = list(masks) if masks is not None else [None] * len(images)

@@ -124,7 +124,15 @@ class DefectSpec(BaseModel):
     @field_validator("description", "impact", "action")
     @classmethod
     def _blank_is_absent(cls, v: str | None) -> str | None:
-        return v or None
+        # A stop, a dash or "n/a" says nothing either: given as an action, "." had been reported as one (regression probe
+        # 2026-12-06), where an absent one gets the default and is flagged as such.
+        if v is None or not any(ch.isalnum() for ch in v) or v.strip().lower() in PLACEHOLDERS:
+            return None
+        return v
+
+
+PLACEHOLDERS = frozenset({"n/a", "na", "none", "tbd", "todo", "-"})
+"""What a taxonomy's text field may hold that says nothing: read as left out."""
 
 
 # Where an object description turns from the part to its scene: "chocolate-chip cookie lying on a

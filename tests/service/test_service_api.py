@@ -67,6 +67,11 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         assert page["total"] == 2 and [i["id"] for i in page["items"]] == [good["id"], ins["id"]]
         assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
         assert client.get("/inspections", params={"verdict": "GOOD"}).json()["total"] == 1  # any case, as the type filter
+        # Checked in code, in words: no pattern a JavaScript client cannot read, and no Unicode case fold let through.
+        folded = client.get("/inspections", params={"verdict": "unu\u017fable"})
+        assert folded.status_code == 422 and "verdict must be good, defective or unusable (any case)" in folded.json()["detail"]
+        verdict_param = next(p for p in client.get("/openapi.json").json()["paths"]["/inspections"]["get"]["parameters"] if p["name"] == "verdict")
+        assert "pattern" not in str(verdict_param)
         assert client.get("/inspections", params={"model": "plate"}).json()["total"] == 2
         # A model neither served nor stored is refused as an upload refuses it (an empty page read as "nothing yet").
         other = client.get("/inspections", params={"model": "other"})
@@ -1308,8 +1313,13 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert upload(client, images["good"]).json()["detail"].startswith("no API token sent")
         assert upload(client, images["good"], token="wrong").json()["detail"].startswith("wrong API token")
         assert client.post(review, json={"reviewer": "a"}, headers={"Authorization": "Bearer x"}).json()["detail"].startswith("wrong API token")
-        basic = client.post(review, json={"reviewer": "a"}, headers={"Authorization": "Basic eDp5"}).json()["detail"]
-        assert basic.startswith("the Authorization header is Basic, not Bearer"), basic
+        # Nothing of the header is echoed (regression probe 2026-12-06: a token sent with no scheme came back whole).
+        for header, said in (("Basic eDp5", "the Authorization header is not 'Bearer TOKEN'"), (TOKEN, "the Authorization header is not"),
+                             ("Bearer", "the Authorization header is Bearer with no token")):
+            refused = client.post(review, json={"reviewer": "a"}, headers={"Authorization": header}).json()["detail"]
+            assert refused.startswith(said) and TOKEN not in refused and "eDp5" not in refused, refused
+        # The right token after two spaces is right.
+        assert client.post(review, json={"reviewer": "a", "comment": "ok"}, headers={"Authorization": f"Bearer  {TOKEN}"}).status_code == 200
 
         # The pictures are documented as what they are, with the 304 their ETag gives; uploads may be answered 415.
         spec = client.get("/openapi.json").json()["paths"]

@@ -528,7 +528,8 @@ _BORDERS = r"(?:edges?|corners?|sides?|top|bottom|left|right|borders?|rims?)"
 """Places that differ between the image and the part: a centred part's centre is the image's, its borders are not."""
 _WORD_ENDS = r"(?![\w'’-])"
 """After a name: no further letters, no hyphen ("magnetic-tile") and no possessive (the "tile's surface" is no place of it)."""
-_CLAUSE_ENDS = r"(?=\s*(?:[.,;:!?)]|$)|\s+(?:was|were|is|are|has|have|had|and|but|with)\b)"
+_CLAUSE_ENDS = (r"(?=\s*(?:[.,;:!?()\-–—]|$)|\s+(?:was|were|is|are|has|have|had|and|but|that|which|where|in|appears?|shows?|looks?"
+                r"|seems?)\b)")
 """After a rewritten place: the end of the clause, or its verb ("…of a cookie was found"), not a word that goes on naming
 something ("…of the magnetic tile sample" had become "…of the image sample")."""
 
@@ -537,8 +538,12 @@ def _part_words(names: Sequence[str]) -> str:
     """A pattern of the words the part is called by: each name's last word, whatever its length ("nut", "cog"), and its
     other words of four letters or more ("chocolate-chip", "cookie"; "screw", "drive"), singular or plural; never "image"
     (a "CMOS image sensor" had refused every "…of the image") nor a place word."""
-    words = {w.lower() for name in names for w in re.findall(r"[\w-]+", name) if len(w) >= 4}
-    words |= {found[-1].lower() for name in names if (found := re.findall(r"[\w-]+", name))}
+    tokens = [w.lower() for name in names for w in re.findall(r"[\w-]+", name)]
+    # A hyphenated name's last part too ("O-ring": "ring"); a last word only with two letters or more ("Tile A", "tile 2":
+    # "edge of a dark area" had been refused; regression probe 2026-12-06).
+    words = {w for w in tokens if len(w) >= 4} | {w.rsplit("-", 1)[-1] for w in tokens if "-" in w and len(w.rsplit("-", 1)[-1]) >= 3}
+    words |= {last for name in names if (found := re.findall(r"[\w-]+", name)) and len(last := found[-1].lower()) >= 2
+              and sum(ch.isalpha() for ch in last) >= 2}
     words -= {"image", "edge", "edges", "side", "sides", "left", "right", "top", "bottom", "corner", "corners"}
     if not words:
         return r"(?!)"

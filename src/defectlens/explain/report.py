@@ -13,7 +13,7 @@ from defectlens.explain.location import describe_location, describe_size, format
 from defectlens.explain.template import (
     GUESSED_TYPE_SOURCES,
     NO_REGION_ACTION,
-    bare_action,
+    as_sentence,
     confidence_words,
     guessed_action,
     score_against,
@@ -223,7 +223,7 @@ def render_markdown(report: Report) -> str:
                 # read as a second, contrary instruction (report probe 2026-12-06).
                 "—" if f.weak else f.impact,
                 "— (weaker indication, not acted on)" if f.weak
-                else f"if confirmed as {f.defect_type}: {bare_action(f.action)}. Otherwise {NO_REGION_ACTION}." if guessed_action(f)
+                else f"if confirmed as {f.defect_type}: {as_sentence(f.action)} Otherwise {NO_REGION_ACTION}." if guessed_action(f)
                 else f.action,
             ]
             lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")

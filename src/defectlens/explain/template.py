@@ -157,14 +157,21 @@ def action_words(worst: Finding | None, defective: bool) -> str:
         return NO_REGION_ACTION
     if guessed_action(worst):
         return (f"if #{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is guessed): "
-                f"{action}. Otherwise {NO_REGION_ACTION}")
-    return action
+                f"{as_sentence(action)} Otherwise {NO_REGION_ACTION}")
+    return action.rstrip("!?")  # the report closes it with its stop
 
 
 def bare_action(action: str) -> str:
-    """An action without its closing stop, to be set in a sentence: a taxonomy's "scrap the tile." had read "scrap the
-    tile., if…" (regression probe 2026-12-06)."""
-    return action.strip().rstrip(".!…").rstrip()
+    """An action on one line without its closing stop, to be set in a sentence: a taxonomy's "scrap the tile." had read
+    "scrap the tile., if…", and a blank line in one had set its second sentence apart from the condition (regression probes
+    2026-12-06). A question or a closing quote or bracket keeps its mark."""
+    return " ".join(action.split()).rstrip(".;:,。…").rstrip()
+
+
+def as_sentence(action: str) -> str:
+    """:func:`bare_action` closed as a sentence: with a stop unless it ends in a mark of its own ("?", "!", a quote)."""
+    core = bare_action(action)
+    return core if core.endswith(("?", "!", '"', "'", ")", "”", "’")) else f"{core}."
 
 
 def guessed_action(f: Finding) -> bool:

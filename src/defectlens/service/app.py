@@ -386,15 +386,24 @@ class Metrics:
             self.reviews.labels(kind)
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header (the scheme in any case, spaces around the token let go), or
+    None: "Bearer  s3cret" with two spaces had been told its right token was wrong (regression probe 2026-12-06)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def token_refusal(x_api_token: str | None, authorization: str | None) -> str:
     """Why a write was refused its token: none sent, or one that is not the service's (the two had read alike, "missing or
     wrong", and an integrator could not tell a header never sent from a wrong value; integration probe 2026-12-06)."""
-    if x_api_token or (authorization and authorization.lower().startswith("bearer ")):
+    bearer = bearer_token(authorization)
+    if x_api_token or bearer:
         return "wrong API token: the one sent is not this service's (check the value given to serve --token)"
     if authorization:
-        # Another scheme (Basic, say) had been told "no API token sent" (regression probe 2026-12-06).
-        scheme = _printable(authorization.split(" ", 1)[0], 20)
-        return f"the Authorization header is {scheme}, not Bearer: send 'Authorization: Bearer TOKEN' or the {TOKEN_HEADER} header"
+        # Another scheme (Basic, say) had been told "no API token sent"; nothing of the header is echoed: a token sent with no
+        # scheme had come back whole in the refusal, into every log (regression probes 2026-12-06).
+        what = "Bearer with no token" if authorization.strip().lower() == "bearer" else "not 'Bearer TOKEN'"
+        return f"the Authorization header is {what}: send 'Authorization: Bearer TOKEN' or the {TOKEN_HEADER} header"
     return f"no API token sent: this service takes writes with its token in the {TOKEN_HEADER} header (or Authorization: Bearer TOKEN)"
 
 def _whole_number(value: object) -> object:
@@ -645,7 +654,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         """True when no token is configured or the request carries it (constant-time compare)."""
         if config.token is None:
             return True
-        given = x_api_token or (authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None)
+        given = x_api_token or bearer_token(authorization)
         return given is not None and hmac.compare_digest(given.encode(), config.token.encode())
 
     def require_token(x_api_token: Annotated[str | None, Header()] = None,
@@ -856,7 +865,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
              dependencies=[Depends(one_value_each)])
     def list_inspections(
         # In any case, as the type filter takes its names (integration probe 2026-12-06: GOOD was 422, CRACK matched).
-        verdict: Annotated[str | None, Query(pattern=f"^(?i:good|defective|{UNUSABLE})$", description="Final verdict (any case)")] = None,
+        verdict: Annotated[str | None, Query(max_length=20, description=f"Final verdict: good, defective or {UNUSABLE}, in any case")] = None,
         type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,
         model: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
         # Not for polling: an upload's time is stamped before its id is given, so two at once can commit out of time order
@@ -872,6 +881,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> InspectionPage:
+        # Checked here, not by a pattern: "(?i:…)" was no pattern a JavaScript client's validator reads (regression probe
+        # 2026-12-06), and a Unicode case fold ("unuſable") passed it and matched nothing.
+        if verdict is not None and (verdict := verdict.lower()) not in ("good", "defective", UNUSABLE):
+            raise _error(422, f"verdict must be good, defective or {UNUSABLE} (any case), not {_printable(verdict, 20)!r}")
         # Stored times are UTC; a time given without a zone is read as UTC too.
         try:
             since_utc, until_utc, reviewed_utc = as_utc(since), as_utc(until), as_utc(reviewed_since)
@@ -892,7 +905,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 # An empty page had read as "nothing inspected yet" for a misspelt name an upload refuses (integration probe).
                 known = ", ".join(dict.fromkeys([*pool.models, *store.models()]))
                 raise _error(422, f"no model {_printable(asked, 80)!r} is served or has stored inspections; known: {known}")
-        wanted = Filters(verdict.lower() if verdict else None, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id)
+        wanted = Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id)
         rows, total = store.page(wanted, limit, offset)
         return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
