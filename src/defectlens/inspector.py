@@ -1084,7 +1084,7 @@ class Inspector:
             # 0 made one batch per image here and one of every image in iter_batches; -3 failed each image.
             raise ValueError(f"batch_size must be a whole number of images, at least 1; got {batch_size!r}")
         paths = _path_list(paths)
-        # Byte copies of a file (one written twice) go in its batch: split apart, twins got two scores from a detector that
+        # Copies of a file (one written twice, or re-saved: the same pixels) go in its batch: split apart, twins got two scores from a detector that
         # compares a batch's images, and a lot of 11 pictures and 39 copies of one was refused batch by batch as too few
         # (regression probe 2026-12-06). Without copies, the batches are what they were.
         copies = picture_copies([Path(p) for p in paths]) if copies_together else {}

@@ -236,20 +236,20 @@ def report_failures(failures: list[Failure]) -> None:
     if not failures:
         return
     console.print(f"[yellow]{len(failures)} input(s) skipped:[/]")
-    reasons = {id(f): str(f.message).removeprefix(f"{f.source}: ") for f in failures}
-    sharing = Counter(reason for f in failures if f.of_batch and (reason := reasons[id(f)]))
-    said: set[str] = set()
+    # The same sentence once per image had filled a screen for a lot one unreadable file took under its minimum.
+    batch_refused: dict[str, list[str]] = {}
     for f in failures:
-        reason = reasons[id(f)]
-        if sharing[reason] < 2:
+        if f.of_batch:
+            batch_refused.setdefault(str(f.message).removeprefix(f"{f.source}: "), []).append(f.source)
+    for f in failures:
+        reason = str(f.message).removeprefix(f"{f.source}: ")
+        named = batch_refused.get(reason, []) if f.of_batch else []
+        if len(named) < 2:
             console.print(f"  [yellow]•[/] {escape(str(f.message))}")
-        elif reason not in said:
-            # The same sentence once per image had filled a screen for a lot one unreadable file took under its minimum.
-            said.add(reason)
-            named = [g.source for g in failures if g.of_batch and reasons[id(g)] == reason]
+        elif named[0] == f.source:  # said once, at the first of them
             # The first ten: a model's error on a lot of hundreds had made one line of them all (summary.csv lists each).
             names = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
-            console.print(f"  [yellow]•[/] {sharing[reason]} inputs ({escape(names)}): {escape(reason)}")
+            console.print(f"  [yellow]•[/] {len(named)} inputs ({escape(names)}): {escape(reason)}")
 
 
 def fit(

@@ -538,12 +538,15 @@ def _part_words(names: Sequence[str]) -> str:
     """A pattern of the words the part is called by: each name's last word, whatever its length ("nut", "cog"), and its
     other words of four letters or more ("chocolate-chip", "cookie"; "screw", "drive"), singular or plural; never "image"
     (a "CMOS image sensor" had refused every "…of the image") nor a place word."""
-    tokens = [w.lower() for name in names for w in re.findall(r"[\w-]+", name)]
-    # A hyphenated name's last part too ("O-ring": "ring"); a last word only with two letters or more ("Tile A", "tile 2":
-    # "edge of a dark area" had been refused; regression probe 2026-12-06).
-    words = {w for w in tokens if len(w) >= 4} | {w.rsplit("-", 1)[-1] for w in tokens if "-" in w and len(w.rsplit("-", 1)[-1]) >= 3}
-    words |= {last for name in names if (found := re.findall(r"[\w-]+", name)) and len(last := found[-1].lower()) >= 2
-              and sum(ch.isalpha() for ch in last) >= 2}
+    words: set[str] = set()
+    for name in names:
+        found = [w.lower() for w in re.findall(r"[\w-]+", name)]
+        words |= {w for w in found if len(w) >= 4}
+        # A hyphenated name's last part too ("O-ring": "ring"); a last word only with two letters or more ("Tile A", "tile 2":
+        # "edge of a dark area" had been refused; regression probe 2026-12-06).
+        words |= {tail for w in found if len(tail := w.rsplit("-", 1)[-1]) >= 3 and tail != w}
+        if found and sum(ch.isalpha() for ch in found[-1]) >= 2:
+            words.add(found[-1])
     words -= {"image", "edge", "edges", "side", "sides", "left", "right", "top", "bottom", "corner", "corners"}
     if not words:
         return r"(?!)"

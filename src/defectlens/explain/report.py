@@ -12,10 +12,9 @@ from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import (
     GUESSED_TYPE_SOURCES,
-    NO_REGION_ACTION,
-    as_sentence,
     confidence_words,
     guessed_action,
+    on_condition,
     score_against,
     shown_type,
     template_text,
@@ -223,7 +222,7 @@ def render_markdown(report: Report) -> str:
                 # read as a second, contrary instruction (report probe 2026-12-06).
                 "—" if f.weak else f.impact,
                 "— (weaker indication, not acted on)" if f.weak
-                else f"if confirmed as {f.defect_type}: {as_sentence(f.action)} Otherwise {NO_REGION_ACTION}." if guessed_action(f)
+                else f"{on_condition(f'confirmed as {f.defect_type}', f.action)}." if guessed_action(f)
                 else f.action,
             ]
             lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")

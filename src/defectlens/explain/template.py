@@ -156,9 +156,15 @@ def action_words(worst: Finding | None, defective: bool) -> str:
     if not action:
         return NO_REGION_ACTION
     if guessed_action(worst):
-        return (f"if #{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is guessed): "
-                f"{as_sentence(action)} Otherwise {NO_REGION_ACTION}")
+        return on_condition(f"#{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is guessed)",
+                            action)
     return action.rstrip("!?")  # the report closes it with its stop
+
+
+def on_condition(condition: str, action: str) -> str:
+    """``action`` on ``condition``, the condition first and the hold otherwise: how the text and the Findings table say a
+    guessed type's action (without its closing stop, which the sentence around it gives)."""
+    return f"if {condition}: {as_sentence(action)} Otherwise {NO_REGION_ACTION}"
 
 
 def bare_action(action: str) -> str:
