@@ -391,7 +391,7 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     # The action a guessed type decides is conditional on it (report probe 2026-12-06: "scrap the tile" said flatly of a false
     # alarm guessed a break, whose blowhole lay elsewhere), by the template and around a language model's text alike.
     said = ("Recommended action: if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed): reject the part. "
-            "Otherwise hold the part for manual review.")
+            "If the type is not confirmed, hold the part for manual review.")
     assert guessed.text.endswith(said), guessed.text
     from defectlens.explain.template import with_head_and_action
 
@@ -399,24 +399,28 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
     # ... and so in the Findings table, the type shown as a guess (regression probe 2026-12-06: flat there, against the text).
     (first_row,) = [line for line in render_markdown(guessed).splitlines() if line.startswith("| 1 |")]
     assert first_row.startswith("| 1 | crack? |"), first_row
-    assert first_row.endswith("| if confirmed as crack: reject the part. Otherwise hold the part for manual review. |"), first_row
+    assert first_row.endswith("| if confirmed as crack: reject the part. If the type is not confirmed, hold the part for manual review. |"), first_row
     # The condition first: an action of two sentences had still begun "scrap the tile." (regression probe 2026-12-06).
     dotted = parse_taxonomy({"object": "magnetic tile", "defects": [
         {"name": "crack", "description": "a thin dark line", "severity": "high", "action": "scrap the tile. Log it in the NCR book."},
         {"name": "chip", "description": "a missing corner", "severity": "low", "action": "."}]})
     two = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")], dotted).text
     assert two.endswith("Recommended action: if #1 at the upper-left edge is confirmed by eye as crack (its type is guessed): scrap the tile. "
-                        "Log it in the NCR book. Otherwise hold the part for manual review."), two
+                        "Log it in the NCR book. If the type is not confirmed, hold the part for manual review."), two
     stop = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "chip", 0.5, "words")], dotted)
     # An action of a stop alone is none: the default, flagged so everywhere (regression probe 2026-12-06: "." in the table).
-    assert "action" in stop.findings[0].defaults_used and ": . Otherwise" not in render_markdown(stop), render_markdown(stop)
+    assert "action" in stop.findings[0].defaults_used and ": . If the type" not in render_markdown(stop), render_markdown(stop)
     # A blank line in an action is no new paragraph, and a question keeps its mark without a second stop.
     spaced = parse_taxonomy({"object": "magnetic tile", "defects": [
         {"name": "crack", "description": "a thin dark line", "action": "scrap the tile.\n\nLog it in the NCR book."},
-        {"name": "chip", "description": "a missing corner", "action": "Scrap the tile?"}]})
-    for kind, ending in (("crack", "scrap the tile. Log it in the NCR book. Otherwise hold"), ("chip", "Scrap the tile? Otherwise hold")):
+        {"name": "chip", "description": "a missing corner", "action": "Scrap the tile?"},
+        {"name": "dent", "description": "a hollow", "action": "scrap it. Otherwise rework it."}]})
+    for kind, ending in (("crack", "scrap the tile. Log it in the NCR book. If the type is not confirmed, hold"),
+                         ("chip", "Scrap the tile? If the type is not confirmed, hold"),
+                         ("dent", "scrap it. Otherwise rework it. If the type is not confirmed, hold")):
         text = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, kind, 0.5, "words")], spaced).text
-        assert ending in text and "\n" not in text and "?." not in text, text
+        # An action's own "Otherwise" is not followed by a second (regression probe 2026-12-06: "Otherwise … Otherwise …").
+        assert ending in text and "\n" not in text and "?." not in text and text.count("therwise") <= 1, text
     # A default action (a hold) is never conditional: "hold …, if the break is confirmed" read as "pass it otherwise".
     bare = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], None)
     assert "confirmed" not in bare.text and bare.text.endswith(f"Recommended action: {bare.findings[0].action.rstrip('.')}."), bare.text

@@ -120,6 +120,11 @@ def test_gallery_escapes_names_and_sorts_by_score():
     # A main landmark holds the whole page's content (gallery probe 2026-12-06): one, opened before the heading, closed after the cards.
     assert page.count("<main>") == page.count("</main>") == 1 and page.index("<main>") < page.index("<h1>") < page.index("</main>")
     assert "was guessed from the taxonomy" not in page and "not-inspected" not in page
+    # The filter (verdict, type) is hidden until its script shows it: no dead control where scripts do not run.
+    assert '<form id="filter" class="filter" hidden>' in page and 'defective (1)' in page
+    assert '<option value="&lt;b&gt;">&lt;b&gt; (1)</option>' in page
+    assert 'data-verdict="bad" data-types="[&quot;&lt;b&gt;&quot;, &quot;spot&quot;]"' in page
+    assert "<form" not in gallery_html(rows[:1], "one")  # one card needs no filter
     guessed = gallery_html([replace(rows[1], types=("spot?",))], "t", skipped=[("x.png", "unreadable")])
     assert "A type ending in \"?\" was guessed" in guessed and '<a href="#not-inspected">1 input(s) not inspected</a>' in guessed
     assert '<h2 id="not-inspected">' in guessed

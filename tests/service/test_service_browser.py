@@ -522,3 +522,41 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
             assert tablet.evaluate("getComputedStyle(document.getElementById('review-bar')).position") == "static"
         finally:
             context.close()
+
+
+def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
+    """The static gallery, opened from disk: the verdict and type controls narrow the cards and say how many are shown
+    (an inspector with 300 cards had scrolled for the cracks)."""
+    from defectlens.explain.gallery import ResultRow, gallery_html
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    rows = [ResultRow("good.png", "good", False, 0.1, 0, (), "fine"),
+            ResultRow("two.png", "two", True, 0.9, 2, ("crack", 'spot "x"?'), "two defects"),
+            ResultRow("one.png", "one", True, 0.8, 1, ('spot "x"',), "one defect"),
+            ResultRow("odd.png", "odd", True, 0.7, 1, ("unknown",), "a region of no known type")]
+    page_file = tmp_path / "index.html"
+    page_file.write_text(gallery_html(rows, "batch"), encoding="utf-8")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_file.as_uri())
+            visible = lambda: page.locator("article.card:visible h2").all_inner_texts()  # noqa: E731
+            sync_api.expect(page.locator("#shown")).to_have_text("4 of 4 image(s) shown")
+            page.get_by_label("good (1)").check()
+            assert visible() == ["good.png"]
+            page.get_by_label("defective (3)").check()
+            page.select_option("select[name=type]", 'spot "x"')  # a guessed "spot?" counts with the named one
+            assert visible() == ["two.png", "one.png"]
+            sync_api.expect(page.locator("#shown")).to_have_text("2 of 4 image(s) shown")
+            page.select_option("select[name=type]", "unknown")
+            assert visible() == ["odd.png"]
+            page.get_by_label("all (4)").check()
+            page.select_option("select[name=type]", "")
+            assert len(visible()) == 4 and errors == []
+        finally:
+            browser.close()

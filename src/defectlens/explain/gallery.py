@@ -297,8 +297,10 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         # A card is an article headed by its file, and its links are named for it: a screen reader heard 300 links called
         # "report" and could not go from card to card (gallery probe 2026-12-06).
         named = e(r.file)
+        # What the page's filter reads (a JSON list, escaped for the attribute): a type's name may hold any character.
+        shown_types = e(json.dumps(sorted({type_family(t) for t in r.types})), quote=True)
         cards.append(
-            f'<article class="card {cls}"><h2 class="file">{named}</h2>{picture}'
+            f'<article class="card {cls}" data-verdict="{cls}" data-types="{shown_types}"><h2 class="file">{named}</h2>{picture}'
             f'<div><b class="{cls}">{e(r.verdict)}</b> {e(score_against(r.score, r.threshold, 3))} · {r.n_regions} region(s)'
             f'{f" (+{r.n_weaker} weaker)" if r.n_weaker else ""}</div>'
             f'<div class="types">{e(", ".join(r.types)) or "&nbsp;"}</div>'
@@ -325,7 +327,8 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             ".card img{max-width:100%;max-height:260px;display:block;margin:auto}"
             ".file{word-break:break-all;font-family:monospace;font-size:13px;font-weight:normal;margin:0 0 4px}"
             "b.bad{color:#c33}b.ok{color:#2a6e2a}.types{color:#555}.note{color:#555;font-style:italic}"
-            ".warn{color:#a60;font-weight:bold}</style></head><body>",
+            ".warn{color:#a60;font-weight:bold}.filter fieldset{border:1px solid #888;margin:0 0 .5em}.filter label{margin-right:1em}"
+            "[hidden]{display:none!important}</style></head><body>",
             # A landmark a screen reader's user jumps to past the page's head (gallery probe 2026-12-06).
             f"<main><h1>{e(title)}</h1>",
             f"<p>{len(rows)} image(s), {n_bad} defective; sorted by score, highest first. "
@@ -336,14 +339,69 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
             *[f'<p class="warn">warning, {sum(r.warning == w for r in rows)} image(s): {e(w)}</p>' for w in warnings],
             *([f'<p class="warn">warning: {e(drift)}</p>'] if drift else []),
             *([f'<p class="warn">warning: {e(views)}</p>'] if (views := view_summary(rows)) else []),
+            *_filter_form(rows),
             '<div class="grid">',
             *cards,
             "</div>",
             *_skipped_section(skipped),
-            "</main></body></html>",
+            "</main>",
+            *([FILTER_SCRIPT] if len(rows) > 1 else []),
+            "</body></html>",
             "",
         ]
     )
+
+
+def type_family(shown: str) -> str:
+    """A card's type as the gallery's filter groups it: a guessed ``crack?`` with the ``crack`` an example named."""
+    return shown.removesuffix("?")
+
+
+FILTER_SCRIPT = """<script>
+(function () {
+  // Cards hidden by verdict and type; the form stays hidden where scripts do not run, so no control is dead there.
+  var form = document.getElementById("filter"), status = document.getElementById("shown");
+  var cards = Array.prototype.slice.call(document.querySelectorAll("article.card"));
+  function apply() {
+    var verdict = form.elements.verdict.value, type = form.elements.type ? form.elements.type.value : "", shown = 0;
+    cards.forEach(function (card) {
+      var keep = (verdict === "all" || card.dataset.verdict === verdict) && (type === "" || JSON.parse(card.dataset.types).indexOf(type) >= 0);
+      card.hidden = !keep;
+      if (keep) shown += 1;
+    });
+    status.textContent = shown + " of " + cards.length + " image(s) shown";
+  }
+  form.addEventListener("change", apply);
+  form.addEventListener("submit", function (event) { event.preventDefault(); });
+  form.hidden = false;
+  apply();
+})();
+</script>"""
+"""The gallery's filter, inline: the page is opened from disk, with no server and nothing fetched."""
+
+
+def _filter_form(rows: Sequence[ResultRow]) -> list[str]:
+    """The controls that narrow a batch's cards to one verdict or one type (an inspector with 300 cards looked for the
+    cracks by scrolling); hidden until the script shows them."""
+    if len(rows) < 2:
+        return []
+    e = html.escape
+    n_bad = sum(r.defective for r in rows)
+    verdicts = (("all", f"all ({len(rows)})"), ("bad", f"defective ({n_bad})"), ("ok", f"good ({len(rows) - n_bad})"))
+    radios = "".join(f'<label><input type="radio" name="verdict" value="{value}"{" checked" if value == "all" else ""}> {words}</label> '
+                     for value, words in verdicts)
+    families: dict[str, int] = {}
+    for r in rows:
+        for family in {type_family(t) for t in r.types}:
+            families[family] = families.get(family, 0) + 1
+    select = ""
+    if families:
+        options = "".join(f'<option value="{e(name, quote=True)}">{e(name)} ({n})</option>' for name, n in sorted(families.items()))
+        select = f'<label>type <select name="type"><option value="">any</option>{options}</select></label>'
+    return [
+        '<form id="filter" class="filter" hidden><fieldset><legend>Show</legend>' + radios + select + "</fieldset></form>",
+        '<p id="shown" role="status"></p>',
+    ]
 
 
 def _skipped_section(skipped: Sequence[tuple[str, str]]) -> list[str]:

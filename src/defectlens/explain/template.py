@@ -146,7 +146,7 @@ NO_REGION_ACTION = "hold the part for manual review"
 def action_words(worst: Finding | None, defective: bool) -> str:
     """The recommended action of a report: the deciding finding's, on the condition first when the taxonomy's action rests
     on a type guessed without an example of the part ("if #2 at the right edge is confirmed by eye as break (its type is
-    guessed): scrap the tile. Otherwise hold the part for manual review"): said flatly, a false alarm's guessed "break" had
+    guessed): scrap the tile. If the type is not confirmed, hold the part for manual review"): said flatly, a false alarm's guessed "break" had
     told an operator to scrap a tile whose blowhole lay elsewhere (report probe 2026-12-06), and with the condition after
     it, an action of two sentences still began "scrap the tile." (regression probe). A default action (a hold, a review) is
     never conditional: "hold…, if the break is confirmed" had read as "pass it otherwise"."""
@@ -162,9 +162,14 @@ def action_words(worst: Finding | None, defective: bool) -> str:
 
 
 def on_condition(condition: str, action: str) -> str:
-    """``action`` on ``condition``, the condition first and the hold otherwise: how the text and the Findings table say a
-    guessed type's action (without its closing stop, which the sentence around it gives)."""
-    return f"if {condition}: {as_sentence(action)} Otherwise {NO_REGION_ACTION}"
+    """``action`` on ``condition``, the condition first and the hold if the type is not confirmed: how the text and the Findings
+    table say a guessed type's action (without its closing stop, which the sentence around it gives). Not "Otherwise …": a
+    taxonomy's action that has its own ("scrap it. Otherwise rework it") had read "Otherwise … Otherwise …"."""
+    return f"if {condition}: {as_sentence(action)} {UNCONFIRMED_HOLD}"
+
+
+UNCONFIRMED_HOLD = f"If the type is not confirmed, {NO_REGION_ACTION}"
+"""What a guessed type's conditional action says of the other case."""
 
 
 def bare_action(action: str) -> str:
