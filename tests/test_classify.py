@@ -486,3 +486,29 @@ def test_detected_types_are_the_types_inspect_gives_on_the_flagged_images_only()
     assert asked == ["crack.png", "frame.png"]  # never the passed or the good image
     assert result.n_images == 2 and result.n_not_flagged == 1 and result.accuracy == 0.5 and result.unknown_rate == 0.5
     assert result.to_json()["n_not_flagged"] == 1
+
+
+# Guards a mutation audit found missing (2026-12-06): the values are the rules worked out on six unit vectors.
+def _arc_vectors() -> tuple[np.ndarray, np.ndarray]:
+    angles = [0.0, 0.1, 0.3, 1.5, 1.6, 1.9]  # type a near 0 rad, type b near 1.6 rad
+    return np.array([[np.cos(a), np.sin(a), 0.0] for a in angles], np.float32), np.array([0, 0, 0, 1, 1, 1])
+
+
+def test_the_unknown_distance_is_the_margin_over_the_nearest_own_type_spread():
+    # Each example's distance to its nearest other example of its type (0.1, 0.1, 0.2 rad apart in a; 0.1, 0.1, 0.3 in b), the
+    # 95 % quantile of those, times the margin 1.5: neither the farthest of its type nor the median would give it.
+    vectors, labels = _arc_vectors()
+    classifier = FewShotClassifier()
+    classifier.fit_vectors(vectors, labels, ["a", "b"])
+    own = 1 - np.cos([0.1, 0.1, 0.2, 0.1, 0.1, 0.3])
+    assert classifier.unknown_distance == pytest.approx(1.5 * np.quantile(own, 0.95), rel=1e-5)
+
+
+def test_prototype_scoring_is_the_cosine_to_the_normalised_type_mean():
+    vectors, labels = _arc_vectors()
+    classifier = FewShotClassifier(FewShotConfig(scoring="prototype"))
+    classifier.fit_vectors(vectors, labels, ["a", "b"])
+    query = np.array([np.cos(0.05), np.sin(0.05), 0.0])
+    mean = vectors[:3].mean(axis=0)
+    # 0.99654, where the plain mean similarity (not divided by the mean vector's length) is 0.9888.
+    assert classifier._type_scores(classifier.vectors @ query)[0] == pytest.approx(float(query @ (mean / np.linalg.norm(mean))), rel=1e-6)

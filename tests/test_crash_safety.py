@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import os
 import shutil
 import signal
@@ -576,9 +577,23 @@ def test_evaluate_says_in_one_line_that_its_metrics_file_could_not_be_written(fi
     def disk_fills(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(vision_cli, "write_json_atomic", disk_fills)
+    from defectlens.cli import evaluate as evaluate_cli
+
+    monkeypatch.setattr(evaluate_cli, "write_json_atomic", disk_fills)
     out = tmp_path / "m.json"
     filled = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(out)])
     said = _text(filled)
     assert filled.exit_code == 2 and f"{out}: could not be written (No space left on device); the metrics are printed above" in said, said
     assert "image_auroc" in said.lower().replace(" ", "_") or "AUROC" in said
+
+
+def test_json_is_written_one_way_everywhere(tmp_path):
+    """Files and standard output hold JSON alike: letters as themselves, a name's undecodable bytes as escapes JSON keeps
+    (code review 2026-12-06: `evaluate --json -` and the review export's manifest had escaped every letter beyond ASCII)."""
+    from defectlens.io import json_text, write_json_atomic
+
+    assert json_text({"type": "Ölfleck"}, indent=None) == '{"type": "Ölfleck"}'
+    odd = os.fsdecode(b"caf\xe9.png")  # a Latin-1 file name on a UTF-8 system
+    assert json.loads(json_text({"file": odd})) == {"file": odd} and "\\udce9" in json_text({"file": odd})
+    write_json_atomic(tmp_path / "x.json", {"type": "Ölfleck"})
+    assert (tmp_path / "x.json").read_text(encoding="utf-8") == json_text({"type": "Ölfleck"}) + "\n"

@@ -314,3 +314,41 @@ def test_the_fits_seed_is_a_setting_kept_with_the_model_and_a_default_model_read
     assert type(InspectorSettings(seed=np.int64(3)).seed) is int  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="fits on none"):
         InspectorSettings(detector="batch-scoring", seed=5)
+
+
+# Guards a mutation audit found missing (2026-12-06).
+def test_normal_statistics_read_the_quantile_asked_and_a_stricter_one_for_pixels():
+    from defectlens.detect import normal_statistics
+
+    # The image threshold at the quantile given (a --false-alarm-target had no test of reaching it), the pixels' at a tail ten
+    # times thinner: 0.99 for 0.9 (the image's own quantile lets ten times as many pixels over, and so more regions).
+    stats = normal_statistics(np.arange(101.0), [np.arange(1000.0).reshape(10, 100)], quantile=0.9)
+    assert stats.image_quantile == pytest.approx(90.0)
+    assert stats.pixel_quantile == pytest.approx(np.quantile(np.arange(1000.0), 0.99))
+
+
+def test_an_f1_optimal_threshold_counts_the_good_image_the_frame_check_flags():
+    from defectlens.detect import image_threshold_from_labels
+
+    # The last good image is flagged at any threshold. Flagging all three defects then costs 7 + 1 false alarms (F1 6/14 = 0.43),
+    # flagging the 0.9 one alone that 1 (F1 2/6 = 0.33): the low threshold wins. Read without the frame check's verdict, the
+    # high one would (2/4 = 0.5).
+    labels = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    scores = [0.9, 0.31, 0.32, 0.40, 0.41, 0.42, 0.43, 0.44, 0.45, 0.46, 0.1]
+    threshold, how = image_threshold_from_labels(labels, scores, [False] * 10 + [True], None)
+    assert how == "f1-optimal" and 0.3 < threshold < 0.31
+
+
+def test_a_map_is_smoothed_the_same_way_along_rows_and_columns():
+    from defectlens.detect.maps import grid_to_results
+    from defectlens.encode import CanvasSpec, place
+    from defectlens.encode.features import EncodedBatch
+
+    # One hot cell on the diagonal: the smoothed map is symmetric, as a Gaussian blur of a point is (a map smoothed along one
+    # axis only is not).
+    spec = CanvasSpec(64, 64)
+    _, placement = place(np.zeros((64, 64, 3), np.uint8), spec)
+    grid = torch.zeros(1, 8, 8)
+    grid[0, 3, 3] = 1.0
+    (result,) = grid_to_results(grid, EncodedBatch(torch.zeros(1, 4, 8, 8), [placement], spec, []), 4.0, 0.01)
+    assert result.anomaly_map.max() > 0.1 and np.allclose(result.anomaly_map, result.anomaly_map.T, atol=1e-5)

@@ -421,6 +421,20 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
         text = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, kind, 0.5, "words")], spaced).text
         # An action's own "Otherwise" is not followed by a second (regression probe 2026-12-06: "Otherwise … Otherwise …").
         assert ending in text and "\n" not in text and "?." not in text and text.count("therwise") <= 1, text
+    # A quote or bracket at the action's end keeps the stop after it, a question its mark where no condition is said, a list
+    # its items apart (regression probe 2026-12-06: 'Label it "REJECT" Otherwise…', "Ask QA?" read "Ask QA.", "- a - b").
+    from defectlens.explain.template import as_sentence
+
+    assert [as_sentence(a) for a in ('Label it "REJECT".', 'Label it "REJECT."', "Scrap it (see SOP 12).", "Ask QA?", "- scrap it\n- log the lot.")] \
+        == ['Label it "REJECT".', 'Label it "REJECT."', "Scrap it (see SOP 12).", "Ask QA?", "scrap it; log the lot."]
+    quoted = parse_taxonomy({"object": "magnetic tile", "defects": [
+        {"name": "crack", "description": "a thin dark line", "action": 'Label it "REJECT".'}]})
+    text = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")], quoted).text
+    assert 'Label it "REJECT". If the type is not confirmed' in text, text
+    asked = parse_taxonomy({"object": "magnetic tile", "defects": [
+        {"name": "crack", "description": "a thin dark line", "action": "Can it be reworked? Ask QA?"}]})
+    text = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.9, "few-shot")], asked).text
+    assert text.endswith("Recommended action: Can it be reworked? Ask QA?"), text
     # A default action (a hold) is never conditional: "hold …, if the break is confirmed" read as "pass it otherwise".
     bare = build_report(insp, [RegionType(1, "crack", 0.5, "words"), RegionType(2, "blowhole", 0.6, "words")], None)
     assert "confirmed" not in bare.text and bare.text.endswith(f"Recommended action: {bare.findings[0].action.rstrip('.')}."), bare.text

@@ -230,6 +230,8 @@ def test_prompt_holds_only_the_findings():
     # The action is not given: the template adds it after the model's words (2026-12-06).
     assert "crack" in prompt and "upper-left edge" in prompt and "reject the part" not in prompt and "action" not in prompt.lower()
     assert "blowhole" not in prompt and "a.png" not in prompt
+    # A type's name is not always a countable noun: "an uneven defect", never "an uneven at…" (code review 2026-12-06).
+    assert "a crack defect at the upper-left edge of the image" in prompt, prompt
 
 
 @pytest.mark.slow
@@ -449,6 +451,14 @@ def test_a_place_of_the_image_is_not_put_on_the_part():
     assert _place_on_the_part("A crack at the right edge of a dark area.", ["Tile A"]) is None
     assert _place_on_the_part("One at the right edge of 2 regions.", ["tile 2"]) is None
     assert _place_on_the_part("A crack at the left edge of the ring.", ["O-ring"]) == "edge of the ring"
+    # The noun past a trailing designator ("Nut M8", "cog 12": no word of the part had been left), and a modifier's hyphenated
+    # part is none ("chip" of "chocolate-chip cookie": "the edge of a chip" had become the image's; regression probe 2026-12-06).
+    for name in ("hex nut, M8", "Nut M8", "nut 12"):
+        assert _place_on_the_part("A scratch at the top edge of the nut.", [name]) == "edge of the nut", name
+    chip = "A dark spot at the left along the edge of a chip."
+    assert places_of_the_image(chip, cookie) == chip and _place_on_the_part(chip, cookie) is None
+    assert _place_on_the_part("A dent at the top edge of the wheel.", ["gear-wheel"]) == "edge of the wheel"
+    assert places_of_the_image("A crack at the top edge of the magnetic tile in the image.", tile) == "A crack at the top edge of the image."
     for kept, name in (("A crack at the lower-left corner of the magnetic tile sample.", "magnetic tile"),
                        ("A crack at the lower-left corner of the magnetic-tile.", "magnetic tile"),
                        ("A crack at the centre runs to near the edge of the cookie.", "cookie")):

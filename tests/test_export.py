@@ -142,6 +142,14 @@ def test_exported_model_from_another_version_is_refused(exported, tmp_path):
     (copy / EXPORT_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match=r"its export format version is str '1', not a whole number"):
         Inspector.load(copy)
+    meta["format_version"] = True  # true == 1 in Python: had passed as version 1 (code review 2026-12-06)
+    (copy / EXPORT_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"its export format version is bool True, not a whole number"):
+        Inspector.load(copy)
+    # A record an editor saved with a byte-order mark reads as every model file does (it had been "unreadable").
+    meta["format_version"] = 1
+    (copy / EXPORT_FILE).write_bytes(b"\xef\xbb\xbf" + json.dumps(meta).encode())
+    assert Inspector.load(copy).settings is not None
 
 
 def test_an_export_without_its_record_says_it_runs_on_pytorch(exported, tmp_path):

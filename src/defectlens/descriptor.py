@@ -100,12 +100,6 @@ def fingerprint_images(images: Sequence[np.ndarray]) -> str:
     return combine_digests([image_digest(img) for img in images])
 
 
-def fingerprint_files(paths: Sequence[str | Path]) -> str:
-    """sha256 over sorted (file name, size) pairs: a cheap fingerprint of a training set on disk."""
-    items = sorted(f"{Path(p).name}\t{Path(p).stat().st_size}" for p in paths)
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()
-
-
 LABEL_FREE_NOTE = "the thresholds rest on scores of normal images"
 """How a fit's note on thresholds too coarse for the false-alarm target begins (the card marks it once they are set otherwise)."""
 OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth", "image_digests")
@@ -151,7 +145,7 @@ class Provenance:
     n_images: int | None
     """Training images given to fit."""
     fingerprint: str | None
-    """sha256 of the training images (:func:`fingerprint_images` / :func:`fingerprint_files`)."""
+    """sha256 of the training images' pixels (:func:`fingerprint_images`, :func:`combine_digests`), whatever the model."""
     image_sizes: list[list[int]] | None = None
     """``[[smallest width, smallest height], [largest width, largest height]]`` of the training
     images (each side on its own); None for models saved before it was recorded."""

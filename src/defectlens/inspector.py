@@ -64,15 +64,7 @@ from defectlens.detect import (
 )
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
-from defectlens.detect.calibration import (
-    binary_labels,
-    calibration_source,
-    f1_optimal_threshold,
-    image_threshold_from_labels,
-    labelled_pixels,
-    require_clear_mask,
-    thin_evidence,
-)
+from defectlens.detect.calibration import binary_labels, labelled_pixels, require_clear_mask, thresholds_from_labels
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.frame_check import MIN_IMAGES as FRAME_MIN_IMAGES
 from defectlens.detect.frame_check import drift_note
@@ -886,7 +878,7 @@ class Inspector:
         threshold is F1-optimal on the pixels of ``masks`` (the image's size, as arrays or mask files, read as drawn:
         :func:`~defectlens.io.mask_as_drawn`; None for a defective image without one, a good image's may be None
         too); without masks it is kept."""
-        if max_false_alarms == "fit":
+        if isinstance(max_false_alarms, str) and max_false_alarms == "fit":  # an array had raised NumPy's "truth value … ambiguous"
             # The fit's own, as `defectlens calibrate` takes it (regression probe 2026-12-06: 0.03 here, 0.2 there).
             max_false_alarms = self.settings.false_alarm_target
         elif max_false_alarms is not None:
@@ -939,21 +931,20 @@ class Inspector:
             keep = sorted(first.values())
             images, y, drawn = _subset(images, keep), y[keep], [drawn[i] for i in keep]
         results = self.score_read(images)
-        image_t, how = image_threshold_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], max_false_alarms)
-        pixel_t = self.thresholds.pixel
+        samples: list[tuple[np.ndarray, np.ndarray]] = []
         if any(y[i] and m is not None and m.any() for i, m in enumerate(drawn)):
             per_label = {label: int((y == label).sum()) for label in (False, True)}
             samples = [s for i, (m, r) in enumerate(zip(drawn, results, strict=True))
                        if (s := labelled_pixels(bool(y[i]), m, r.anomaly_map, per_label[bool(y[i])])) is not None]
-            pixel_t = f1_optimal_threshold(np.concatenate([t for t, _ in samples]), np.concatenate([v for _, v in samples]))
         elif masks is not None and any(m is not None for m in given):
             # Masks given, none of them usable: said, as the command says it (the pixel threshold had stayed without a word).
-            warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({pixel_t:g})"))
-        t = Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, int((~y).sum()), int(y.sum())))
-        self.detector.thresholds = t
-        if thin := thin_evidence(int((~y).sum()), int(y.sum()), max_false_alarms):
-            warn_caller(DefectlensWarning(f"{thin}: check it on other labelled parts (`defectlens evaluate`), or calibrate on more"))
-        return t
+            warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({self.thresholds.pixel:g})"))
+        set_by = thresholds_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], samples,
+                                        max_false_alarms, self.thresholds.pixel)
+        self.detector.thresholds = set_by.thresholds
+        if set_by.thin:
+            warn_caller(DefectlensWarning(f"{set_by.thin}: check it on other labelled parts (`defectlens evaluate`), or calibrate on more"))
+        return set_by.thresholds
 
     def calibrate_f1(
         self,

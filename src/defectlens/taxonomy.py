@@ -126,13 +126,20 @@ class DefectSpec(BaseModel):
     def _blank_is_absent(cls, v: str | None) -> str | None:
         # A stop, a dash or "n/a" says nothing either: given as an action, "." had been reported as one (regression probe
         # 2026-12-06), where an absent one gets the default and is flagged as such.
-        if v is None or not any(ch.isalnum() for ch in v) or v.strip().lower() in PLACEHOLDERS:
+        if v is None or not any(ch.isalnum() for ch in v) or placeholder_key(v) in PLACEHOLDERS:
             return None
         return v
 
 
-PLACEHOLDERS = frozenset({"n/a", "na", "none", "tbd", "todo", "-"})
-"""What a taxonomy's text field may hold that says nothing: read as left out."""
+PLACEHOLDERS = frozenset({"n/a", "na", "n.a", "tbd", "tbc", "todo", "to do", "null", "nil"})
+"""What a taxonomy's text field may hold that says nothing, in any case and with a stop after it ("N/A.", "TBD."): read as
+left out. Not "none": an impact or an action of "none" says there is none (it had been reported "not assessed" and turned
+into a hold; regression probe 2026-12-06)."""
+
+
+def placeholder_key(text: str) -> str:
+    """``text`` as compared with :data:`PLACEHOLDERS`: lower case, spaces joined, without its closing stops."""
+    return " ".join(text.split()).lower().rstrip(".!…:;")
 
 
 # Where an object description turns from the part to its scene: "chocolate-chip cookie lying on a

@@ -67,6 +67,7 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         assert page["total"] == 2 and [i["id"] for i in page["items"]] == [good["id"], ins["id"]]
         assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
         assert client.get("/inspections", params={"verdict": "GOOD"}).json()["total"] == 1  # any case, as the type filter
+        assert client.get("/inspections", params={"verdict": " Good "}).json()["total"] == 1  # spaces let go (regression probe)
         # Checked in code, in words: no pattern a JavaScript client cannot read, and no Unicode case fold let through.
         folded = client.get("/inspections", params={"verdict": "unu\u017fable"})
         assert folded.status_code == 422 and "verdict must be good, defective or unusable (any case)" in folded.json()["detail"]
@@ -79,7 +80,8 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         assert client.get("/inspections", params={"limit": 1, "offset": 1}).json()["items"][0]["id"] == ins["id"]
         assert client.get("/inspections", params={"since": "2999-01-01T00:00:00Z"}).json()["total"] == 0
         assert client.get("/inspections", params={"since": "2000-01-01T00:00:00+02:00"}).json()["total"] == 2
-        assert client.get("/inspections", params={"verdict": "bogus"}).status_code == 422
+        bogus = client.get("/inspections", params={"verdict": "BOGUS"})
+        assert bogus.status_code == 422 and bogus.json()["detail"].endswith("not 'BOGUS'")  # what was sent, not its lower case
         # Same upload twice: two inspections, one stored image file (content-addressed).
         upload(client, images["bad"])
         assert client.get("/inspections").json()["total"] == 3
@@ -320,6 +322,11 @@ def test_health_probes_the_store_at_most_every_few_seconds(
         before = len(checks)
         assert all(client.get("/health").json()["status"] == "ok" for _ in range(20))
         assert len(checks) - before == 1
+        # Which defectlens serves, for an operator checking an upgrade (packaging probe 2026-12-06: nowhere to ask it).
+        from defectlens import __version__
+
+        assert client.get("/health").json()["version"] == __version__
+        assert f"Served by defectlens {__version__}." in client.get("/openapi.json").json()["info"]["description"]
 
 
 
@@ -1314,12 +1321,14 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert upload(client, images["good"], token="wrong").json()["detail"].startswith("wrong API token")
         assert client.post(review, json={"reviewer": "a"}, headers={"Authorization": "Bearer x"}).json()["detail"].startswith("wrong API token")
         # Nothing of the header is echoed (regression probe 2026-12-06: a token sent with no scheme came back whole).
-        for header, said in (("Basic eDp5", "the Authorization header is not 'Bearer TOKEN'"), (TOKEN, "the Authorization header is not"),
-                             ("Bearer", "the Authorization header is Bearer with no token")):
+        # A registered scheme is named back, no secret being in it (regression probe 2026-12-06: "is Basic, not Bearer" had gone).
+        for header, said in (("Basic eDp5", "the Authorization header is Basic, not Bearer"), (TOKEN, "the Authorization header is not"),
+                             ("Bearer", "the Authorization header is Bearer with no token"), (f"X{TOKEN} y", "the Authorization header is not")):
             refused = client.post(review, json={"reviewer": "a"}, headers={"Authorization": header}).json()["detail"]
             assert refused.startswith(said) and TOKEN not in refused and "eDp5" not in refused, refused
         # The right token after two spaces is right.
         assert client.post(review, json={"reviewer": "a", "comment": "ok"}, headers={"Authorization": f"Bearer  {TOKEN}"}).status_code == 200
+        assert client.post(review, json={"reviewer": "a", "comment": "ok"}, headers={"Authorization": f"Bearer\t{TOKEN}"}).status_code == 200
 
         # The pictures are documented as what they are, with the 304 their ETag gives; uploads may be answered 415.
         spec = client.get("/openapi.json").json()["paths"]

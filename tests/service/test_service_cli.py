@@ -16,3 +16,41 @@ def test_a_missing_extra_and_a_broken_module_are_told_apart(capsys: pytest.Captu
     assert _need_extra(ImportError("undefined symbol: SSL_foo", name="_ssl")).exit_code == 2
     broken = " ".join(capsys.readouterr().err.split())
     assert "could not load _ssl: undefined symbol: SSL_foo" in broken and "needs its extra" not in broken
+
+
+def test_a_missing_part_of_the_extra_is_one_line_before_anything_is_made(tmp_path, monkeypatch, service_model) -> None:
+    """Packaging probe 2026-12-06: without alembic `serve`, `export-reviews` and the prunes ended in a 42-line traceback (the
+    store imports it when it opens), and without python-multipart `serve` in a 128-line one, leaving an empty data folder."""
+    import importlib.util
+    import sys
+
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+
+    data = tmp_path / "data"
+    monkeypatch.setitem(sys.modules, "alembic", None)
+    for args in (["serve", str(service_model), "--data-dir", str(data)], ["export-reviews", "--data-dir", str(data), "-o", str(tmp_path / "x")],
+                 ["prune-files", "--data-dir", str(data)], ["prune-inspections", "--data-dir", str(data), "--older-than-days", "30"]):
+        result = CliRunner().invoke(app, args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and "the service needs its extra (alembic missing)" in said and "Traceback" not in said, result.output
+    assert not data.exists()
+    monkeypatch.delitem(sys.modules, "alembic")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("python_multipart", "multipart") else real(name, *a))
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(data)])
+    assert result.exit_code == 2 and "needs its extra (python_multipart missing)" in " ".join(result.output.split()), result.output
+    assert not data.exists()
+
+
+def test_a_database_driver_not_installed_is_installed_not_retyped(monkeypatch) -> None:
+    # Packaging probe 2026-12-06: without psycopg the fix had read "pass --db … postgresql+psycopg://…", the URL just given.
+    import sys
+
+    from defectlens.errors import ConfigError
+    from defectlens.service.store import Store
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigError, match=r"fix: pip install 'defectlens\[service\]' \(it brings psycopg\)"):
+        Store("postgresql+psycopg://u@127.0.0.1:1/db")

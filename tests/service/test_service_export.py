@@ -172,7 +172,7 @@ def test_a_weaker_region_kept_alone_is_a_label_and_a_defect_without_example_is_s
         assert client.post(f"/inspections/{unsure['id']}/review", json={"reviewer": "Cy", "regions": [{"index": 1, "type": "unknown"}]}
                            ).status_code == 200
         # A comment posted alone (a note) goes into the manifest too.
-        assert client.post(f"/inspections/{none['id']}/review", json={"reviewer": "Di", "comment": "see the left edge"}).status_code == 200
+        assert client.post(f"/inspections/{none['id']}/review", json={"reviewer": "Di", "comment": "see the left edge — Ölfleck?"}).status_code == 200
         # A weaker region named with the machine's own type beside a kept strong one is a label (regression probe 2026-12-06:
         # the store kept no trace of the choice, and the export took it for the machine's guess).
         four = two.copy()
@@ -194,9 +194,11 @@ def test_a_weaker_region_kept_alone_is_a_label_and_a_defect_without_example_is_s
     assert (np.asarray(Image.open(spot[1].mask_path)) > 0).sum() == sum(r["area_px"] for r in both["regions"])
     # The part all rejected, and the one whose strong region was kept as unknown (its weaker guess no label).
     assert "2 inspection(s) reviewed defective give no type example" in said and f"(inspections [{none['id']}, {unsure['id']}])" in said
-    manifest = json.loads((out / "manifest.json").read_text())["inspections"]
+    raw = (out / "manifest.json").read_text(encoding="utf-8")
+    manifest = json.loads(raw)["inspections"]
     assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None, None, None]
-    assert [n["comment"] for m in manifest for n in m["notes"]] == ["see the left edge"]
+    # Letters as themselves, as in every other JSON written (code review 2026-12-06: the manifest alone had "\\u00d6lfleck").
+    assert [n["comment"] for m in manifest for n in m["notes"]] == ["see the left edge — Ölfleck?"] and "Ölfleck" in raw
 
 
 def test_a_review_that_corrects_nothing_keeps_the_one_before(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

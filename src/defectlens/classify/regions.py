@@ -8,10 +8,9 @@ from typing import Protocol, TypeGuard
 import numpy as np
 from scipy import ndimage
 
+from defectlens.locate.regions import EIGHT_CONNECTED
 from defectlens.taxonomy import UNKNOWN, Taxonomy
 from defectlens.types import GroundingResult, Inspection, RegionType
-
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass
@@ -31,7 +30,7 @@ def region_masks(inspection: Inspection) -> dict[int, np.ndarray]:
     """
     if inspection.region_labels is not None and inspection.region_labels.shape == inspection.mask.shape:
         return {r.index: inspection.region_labels == r.index for r in inspection.regions}
-    labels, n = ndimage.label(inspection.mask, structure=_EIGHT_CONNECTED)
+    labels, n = ndimage.label(inspection.mask, structure=EIGHT_CONNECTED)
     if n == 0 or not inspection.regions:
         return {}
     boxes = ndimage.find_objects(labels)

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand, TyperOption
 
 import defectlens
-from defectlens.cli import calibrate, examples, export, grounding, vision
+from defectlens.cli import calibrate, evaluate, examples, export, grounding, vision
 from defectlens.cli import service as service_cli
 from defectlens.cli.progress import one_line_warnings, stop_on_terminate
 
@@ -87,7 +87,7 @@ def _setup(
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("fit", vision.fit),
     ("inspect", vision.inspect),
-    ("evaluate", vision.evaluate),
+    ("evaluate", evaluate.evaluate),
     ("info", vision.info),
     ("demo", vision.demo),
     ("calibrate", calibrate.calibrate),

@@ -23,17 +23,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from defectlens.cli.evaluate import require_no_good_folder, require_one_label
 from defectlens.cli.progress import console, fail, interrupted, progress_bar
-from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures, require_no_good_folder, require_one_label
+from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures
 from defectlens.descriptor import grey_reason_in, model_stamp, read_descriptor
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
-    calibration_source,
-    f1_optimal_threshold,
-    image_threshold_from_labels,
     labelled_pixels,
-    thin_evidence,
+    thresholds_from_labels,
     thresholds_from_normal,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
@@ -280,7 +278,8 @@ def calibrate(
                               "pass --good DIR and --defective DIR (or --restore N to return to earlier thresholds)")
         if f1 and max_false_alarms is not None:
             raise ConfigError("--f1 and --max-false-alarms choose the threshold in two different ways", None, "pass one of them")
-        target = DEFAULT_FALSE_ALARM_TARGET if max_false_alarms is None else max_false_alarms
+        # + 0.0: '-0' is 0 (it had been recorded as "false-alarm target -0"; regression probe 2026-12-06).
+        target = DEFAULT_FALSE_ALARM_TARGET if max_false_alarms is None else max_false_alarms + 0.0
         if not f1 and not (0.0 <= target < 1.0):
             raise ConfigError(f"--max-false-alarms {target} is outside [0, 1)", None, "pass a share such as 0.01 (1 % of good parts flagged)")
         # A normal-parts folder given as defective moves the threshold to where good parts pass as
@@ -364,8 +363,10 @@ def calibrate(
         # flagged at any threshold, so the threshold is chosen with those verdicts fixed.
         unlike = np.asarray(data.unlike, bool)
         unlike_good = int((unlike & (labels == 0)).sum())
+        # The pixels only where a defective image's mask marks its defect: good images' alone (all normal) set nothing.
+        samples = list(zip(data.pixel_labels, data.pixel_values, strict=True)) if data.n_masked else []
         try:
-            image_t, how = image_threshold_from_labels(labels, scores, unlike, None if f1 else target)
+            set_by = thresholds_from_labels(labels, scores, unlike, samples, None if f1 else target, old.pixel)
         except ValueError as exc:
             # Both kinds were read (checked above): what is left is every good image failing the frame check.
             if data.grey:
@@ -374,11 +375,10 @@ def calibrate(
                                          ", ".join(map(str, good)), "set the camera to colour, or give colour images of the part") from None
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
-        pixel_t, pixel_note = old.pixel, ("kept (no ground-truth masks for the defective images: <stem>_mask.* (any image format) "
-                                          "beside them or in masks/)" if not left_out else "kept (the only masks were the model's own regions, "
-                                          "left out above)")
+        image_t, pixel_t, how = set_by.thresholds.image, set_by.thresholds.pixel, set_by.thresholds.source
+        pixel_note = ("kept (no ground-truth masks for the defective images: <stem>_mask.* (any image format) "
+                      "beside them or in masks/)" if not left_out else "kept (the only masks were the model's own regions, left out above)")
         if data.n_masked:
-            pixel_t = f1_optimal_threshold(np.concatenate(data.pixel_labels), np.concatenate(data.pixel_values))
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"
         if pixel_t > image_t:
             # Kept (F1-optimal pixels make tighter regions), and said: a part just over the image threshold
@@ -390,8 +390,6 @@ def calibrate(
         raise fail(exc) from None
     except KeyboardInterrupt:
         raise interrupted("the model is as it was") from None
-    # Where the thresholds came from, kept with them (the card's "how set"): a rule alone read like fit's own.
-    how = calibration_source(how, len(normal), len(bad))
     before, after = (verdict_point(t, labels, (scores > t) | unlike) for t in (old.image, image_t))
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
@@ -413,7 +411,7 @@ def calibrate(
         console.print(f"[yellow]note:[/] {len(data.other_view)} image(s) show the part in another view than the training images (e.g. "
                       f"{escape(data.other_view[0])}): a threshold set on their scores may not hold for the line's images — "
                       "calibrate on images taken as the line takes them")
-    if thin := thin_evidence(len(normal), len(bad), None if f1 else target):
+    if thin := set_by.thin:
         console.print(f"[yellow]note:[/] {thin}: check it with `defectlens evaluate`, or calibrate on more (--dry-run shows a threshold "
                       "without saving it)")
     if after.recall == 0:

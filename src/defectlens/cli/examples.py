@@ -23,6 +23,7 @@ from defectlens.cli.progress import console, fail, interrupted, notes
 from defectlens.cli.vision import EXIT_PARTIAL
 from defectlens.engine import Locator, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
+from defectlens.explain.location import format_share
 from defectlens.inspector import Inspector
 from defectlens.io import load_image, load_mask, write_bytes_atomic, write_json_atomic
 from defectlens.io.atomic import atomic_directory, folder_identity, require_replaceable_folder
@@ -97,8 +98,9 @@ def locate_examples_command(
                 picture = f"{e.defect_type}/{names[e.defect_type][e.path]}.png"
                 share = float(mask.mean())
                 layers = [(v, VIEW_COLOUR) for v in e.views] + [(mask, REGION_COLOUR)]
-                # A small share in pixels: "0.0%" had read as an empty region (regression probe 2026-12-06).
-                size = f"{share:.1%}" if share >= 0.001 else f"{int(mask.sum())} px"
+                # A small share in pixels: "0.0%" had read as an empty region (regression probe 2026-12-06); else as the reports
+                # say a share (format_share: "0.52%" there had been "0.5%" here; code review 2026-12-06).
+                size = format_share(share) if share >= 0.001 else f"{int(mask.sum())} px"
                 caption = f"{e.defect_type}: {size} of the image"
                 (tmp / e.defect_type).mkdir(exist_ok=True)
                 write_bytes_atomic(tmp / picture, png_bytes(render_outlines(image, layers, caption)))

@@ -37,10 +37,11 @@ def train_grounding(
     """Train connector + segmentation tokens on categories with masks; encoders stay frozen.
 
     Exit status: 0 trained, 2 bad usage, 130 interrupted (nothing written)."""
-    from defectlens.descriptor import ModelDescriptor, Provenance, fingerprint_files, require_outside_models, utc_now, write_descriptor
+    from defectlens.descriptor import ModelDescriptor, Provenance, combine_digests, require_outside_models, utc_now, write_descriptor
     from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache
     from defectlens.detect.grounding.train import Paraphrases, prepare_training, train_prepared
+    from defectlens.io.dataset import picture_digest
     from defectlens.taxonomy import Taxonomy
 
     try:
@@ -72,7 +73,8 @@ def train_grounding(
             output,
             ModelDescriptor(
                 detector=GroundingDetector.name,
-                provenance=Provenance.now(summary.n_images, fingerprint_files(paths)),
+                # Of the pictures, as a fit's (code review 2026-12-06: names and sizes here, one field meaning two things).
+                provenance=Provenance.now(summary.n_images, combine_digests([d for p in paths if (d := picture_digest(Path(p))) is not None])),
                 saved_at=utc_now(),
                 detector_info={"encoder": config.encoder.to_json(), "text_model": config.text_model, "trained_on": [c.name for c in categories]},
             ),

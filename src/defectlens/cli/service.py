@@ -7,6 +7,7 @@ works without the extra installed.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -209,6 +210,16 @@ def _first_ids(ids: list) -> str:
     return str(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
+def _require_service_extra(forms: bool = False) -> None:
+    """Import what the service's store (and, with ``forms``, its upload form) loads only when used, so that a missing
+    part of the extra is one line here: without alembic the store's first migration, without python-multipart the app's
+    upload route, had ended in a traceback of 42 and 128 lines (packaging probe 2026-12-06)."""
+    import alembic  # noqa: F401 - the store migrates with it when it opens
+
+    if forms and importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+        raise ModuleNotFoundError("No module named 'python_multipart'", name="python_multipart")
+
+
 def _need_extra(exc: ImportError) -> typer.Exit:
     if not isinstance(exc, ModuleNotFoundError):
         # Installed but broken (a module that fails to load, as Python's own _ssl in a copied interpreter): said as it is,
@@ -257,6 +268,8 @@ def serve(
 
         from defectlens.service.app import ServiceConfig, create_app
         from defectlens.service.blobs import BlobStore
+
+        _require_service_extra(forms=True)
     except ImportError as exc:
         raise _need_extra(exc) from None
     from defectlens.errors import DefectlensError
@@ -396,6 +409,8 @@ def export_reviews(
         from defectlens.service.blobs import BlobStore
         from defectlens.service.export import export_reviews as run_export
         from defectlens.service.store import Store, StoreUnavailable
+
+        _require_service_extra()
     except ImportError as exc:
         raise _need_extra(exc) from None
     from defectlens.errors import DefectlensError
@@ -488,6 +503,8 @@ def prune_files(
     try:
         from defectlens.service.blobs import BlobStore
         from defectlens.service.store import StoreUnavailable
+
+        _require_service_extra()
     except ImportError as exc:
         raise _need_extra(exc) from None
     store = _files_store(db, data_dir)
@@ -529,6 +546,8 @@ def prune_inspections(
         from defectlens.service.blobs import BlobStore
         from defectlens.service.db import utcnow
         from defectlens.service.store import StoreUnavailable
+
+        _require_service_extra()
     except ImportError as exc:
         raise _need_extra(exc) from None
     cutoff = utcnow() - timedelta(days=older_than_days)

@@ -333,5 +333,36 @@ def image_threshold_from_labels(
     if not passing.any():
         raise ValueError(f"all {int((fixed & ~y).sum())} good image(s) are unlike every normal image the model was fitted on (frame check)")
     threshold = threshold_for_false_alarms(s[passing], max_false_alarms, s[~fixed & y], already_flagged=int((fixed & ~y).sum()))
-    return threshold, f"false-alarm target {max_false_alarms:g}"
+    return threshold, f"false-alarm target {max_false_alarms + 0.0:g}"  # -0 said as 0, however it came
 
+
+
+@dataclass(frozen=True)
+class LabelledThresholds:
+    """What a labelled set sets (:func:`thresholds_from_labels`): the thresholds, with how they were set in their ``source``,
+    and what the set is too small to show, or None."""
+
+    thresholds: Thresholds
+    thin: str | None
+
+
+def thresholds_from_labels(
+    labels: Sequence[object] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    unlike: Sequence[bool] | np.ndarray | None,
+    pixel_samples: Sequence[tuple[np.ndarray, np.ndarray]],
+    max_false_alarms: float | None,
+    kept_pixel: float,
+) -> LabelledThresholds:
+    """The thresholds a labelled set gives: the image one by :func:`image_threshold_from_labels`, the pixel one F1-optimal on
+    ``pixel_samples`` (:func:`labelled_pixels` of each image with a usable mask) or ``kept_pixel`` without any, and their
+    source (:func:`calibration_source`). The one home of the rule `defectlens calibrate` and
+    :meth:`~defectlens.inspector.Inspector.calibrate` follow (code review 2026-12-06: each had put the steps together itself);
+    they differ in how they read images and masks and what they say, not in what they set."""
+    y = binary_labels(list(labels))
+    image_t, how = image_threshold_from_labels(y, scores, unlike, max_false_alarms)
+    pixel_t = (f1_optimal_threshold(np.concatenate([t for t, _ in pixel_samples]), np.concatenate([v for _, v in pixel_samples]))
+               if pixel_samples else kept_pixel)
+    n_good, n_defective = int((~y).sum()), int(y.sum())
+    return LabelledThresholds(Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, n_good, n_defective)),
+                              thin_evidence(n_good, n_defective, max_false_alarms))

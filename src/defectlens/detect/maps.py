@@ -212,9 +212,9 @@ class PositionNormaliser:
         stack = torch.stack([_to_grid(m, grid) for m in maps]).double()
         if robust:
             centre = stack.median(dim=0).values
-            deviation = 1.4826 * (stack - centre).abs().median(dim=0).values
+            deviation = MAD_TO_SIGMA * (stack - centre).abs().median(dim=0).values
             overall_mean = float(stack.median())
-            overall_spread = max(1.4826 * float((stack - overall_mean).abs().median()), 1e-6)
+            overall_spread = max(MAD_TO_SIGMA * float((stack - overall_mean).abs().median()), 1e-6)
         else:
             centre, deviation = stack.mean(0), stack.std(0)
             overall_mean, overall_spread = float(stack.mean()), max(float(stack.std()), 1e-6)

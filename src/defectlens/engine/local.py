@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 import defectlens
-from defectlens.descriptor import part_taxonomy
+from defectlens.descriptor import part_taxonomy, utc_now
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.explain import shown_type
 from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
@@ -122,7 +121,7 @@ def audit_record(inspector: Inspector) -> dict[str, object]:
     with a new model. The model by its fit (UTC time and training-set fingerprint, as its card has them)."""
     prov = inspector.provenance
     return {
-        "inspected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inspected_at": utc_now(),
         "defectlens_version": defectlens.__version__,
         "model": {"fitted_at": prov.fitted_at if prov else None, "fingerprint": prov.fingerprint if prov else None},
     }

@@ -132,18 +132,21 @@ def image_ap(labels, scores) -> float:
 def f1_max(labels, scores) -> float:
     """The best F1 score over all thresholds ``score >= t`` (t ranging over the distinct scores).
 
-    Returns ``nan`` when there is no defective sample.
+    Returns ``nan`` when ``labels`` hold only one class (or are empty), as AP does: without a good
+    sample every threshold that flags all reaches 1, which says nothing of the detector (and
+    :func:`detection_metrics` had said nan of the same scores).
     """
-    return _f1_max_threshold(*_image_arrays(labels, scores))[0]
+    return f1_max_threshold(labels, scores)[0]
 
 
 def f1_max_threshold(labels, scores) -> tuple[float, float]:
     """``(f1, threshold)``: the best F1 and a threshold reaching it with ``scores >= threshold``.
 
     When several thresholds reach the same F1 the lowest one is returned. Returns ``(nan, nan)``
-    when there is no defective sample.
+    when ``labels`` hold only one class (see :func:`f1_max`).
     """
-    return _f1_max_threshold(*_image_arrays(labels, scores))
+    y, s = _image_arrays(labels, scores)
+    return _f1_max_threshold(y, s) if _both_classes(y) else (math.nan, math.nan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,7 +461,7 @@ def _sweep(keys: np.ndarray, n_pos: int, region_sizes: np.ndarray, fpr_limit: fl
     return PixelMetrics(
         auroc=roc.auroc() if both else math.nan,
         ap=max(0.0, ap_sum) if both else math.nan,
-        f1max=f1_best if n_pos > 0 else math.nan,
+        f1max=f1_best if both else math.nan,  # as the image F1: with no normal pixel, flagging all is a trivial 1
         aupro=float(area / fpr_limit) if with_pro else math.nan,
     )
 
@@ -514,7 +517,7 @@ def pixel_ap(masks: Sequence, maps: Sequence) -> float:
 def pixel_f1_max(masks: Sequence, maps: Sequence) -> float:
     """The best pixel-wise F1 over all thresholds; see :func:`pixel_auroc` for inputs and errors.
 
-    Returns ``nan`` when no pixel is defective.
+    Returns ``nan`` when the pixels hold only one class.
     """
     return _accumulate(masks, maps).metrics().f1max
 

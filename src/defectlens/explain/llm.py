@@ -196,7 +196,9 @@ def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
 
 
 def _finding_phrase(f: Finding) -> str:
-    kind = "defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type
+    # "A crack defect", "an uneven defect": a type's name is not always a countable noun, and "an uneven at the…" had been the
+    # prompt (the template's clause has no article for the same reason; code review 2026-12-06).
+    kind = "defect of unknown type" if f.defect_type == UNKNOWN else f"{f.defect_type} defect"
     # A default severity is not given as a fact (the verifier refuses it stated as assessed).
     severity = "" if "severity" in f.defaults_used else f", {f.severity} severity"
     # Sizes as words and shares only: told "small marked area", SmolLM2 told each finding twice (with_head_and_action says
@@ -542,11 +544,15 @@ def _part_words(names: Sequence[str]) -> str:
     for name in names:
         found = [w.lower() for w in re.findall(r"[\w-]+", name)]
         words |= {w for w in found if len(w) >= 4}
-        # A hyphenated name's last part too ("O-ring": "ring"); a last word only with two letters or more ("Tile A", "tile 2":
-        # "edge of a dark area" had been refused; regression probe 2026-12-06).
-        words |= {tail for w in found if len(tail := w.rsplit("-", 1)[-1]) >= 3 and tail != w}
-        if found and sum(ch.isalpha() for ch in found[-1]) >= 2:
-            words.add(found[-1])
+        # The name's noun: its last word of two letters or more, past a designator ("Tile A", "tile 2": "edge of a dark area"
+        # had been refused; "Nut M8", "cog 12": the nut itself had been lost; regression probes 2026-12-06).
+        noun = next((w for w in reversed(found) if sum(ch.isalpha() for ch in w) >= 2), None)
+        if noun is not None:
+            words.add(noun)
+            # A hyphenated noun's last part too ("O-ring": "ring"), but not a modifier's: the "chip" of "chocolate-chip cookie"
+            # is no name of the cookie ("the edge of a chip" had become the image's edge; regression probe 2026-12-06).
+            if len(tail := noun.rsplit("-", 1)[-1]) >= 3:
+                words.add(tail)
     words -= {"image", "edge", "edges", "side", "sides", "left", "right", "top", "bottom", "corner", "corners"}
     if not words:
         return r"(?!)"
@@ -573,7 +579,8 @@ def places_of_the_image(text: str, names: Sequence[str]) -> str:
     part = _part_words(names)
     # Not "near": "runs to near the edge of the cookie" had become a crack reaching the image's edge (regression probe).
     return re.sub(rf"\b((?:at|in|on|along)\s+the\s+(?:[\w-]+\s+){{0,2}}?{_BORDERS})\s+of\s+(?:an?|the|this)\s+"
-                  rf"(?:{part}\s+){{0,2}}{part}{_WORD_ENDS}{_CLAUSE_ENDS}", r"\1 of the image", text, flags=re.I)
+                  # "…of the tile in the image" is said once of the image ("of the image in the image": regression probe 2026-12-06).
+                  rf"(?:{part}\s+){{0,2}}{part}{_WORD_ENDS}(?:\s+(?:in|on)\s+the\s+image\b)?{_CLAUSE_ENDS}", r"\1 of the image", text, flags=re.I)
 
 
 def verify_text(text: str, report: Report, taxonomy_names: Sequence[str]) -> Verification:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from defectlens.errors import ConfigError
 from defectlens.explain.llm import NEGATIONS, LMConfig, LMWriter, mentions_type
-from defectlens.io.atomic import atomic_write
+from defectlens.io.atomic import write_json_atomic
 from defectlens.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class ParaphraseStore:
         self._entries: dict[str, dict] = {}
         if self.path is not None and self.path.is_file():
             try:
-                data = json.loads(self.path.read_text())
+                data = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot read the paraphrase cache ({exc.__class__.__name__})", self.path, "delete it; it is rebuilt") from None
             if data.get("format") == PARAPHRASE_FORMAT and data.get("version") == PARAPHRASE_VERSION:
@@ -219,5 +219,4 @@ class ParaphraseStore:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"format": PARAPHRASE_FORMAT, "version": PARAPHRASE_VERSION, "entries": self._entries}
-        with atomic_write(self.path) as tmp:
-            Path(tmp).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        write_json_atomic(self.path, data)

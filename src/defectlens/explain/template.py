@@ -158,7 +158,7 @@ def action_words(worst: Finding | None, defective: bool) -> str:
     if guessed_action(worst):
         return on_condition(f"#{worst.region_index} at the {worst.location} is confirmed by eye as {worst.defect_type} (its type is guessed)",
                             action)
-    return action.rstrip("!?")  # the report closes it with its stop
+    return action  # the report closes it (as_sentence), keeping its own "?" ("Ask QA?" had read "Ask QA.": regression probe)
 
 
 def on_condition(condition: str, action: str) -> str:
@@ -172,17 +172,31 @@ UNCONFIRMED_HOLD = f"If the type is not confirmed, {NO_REGION_ACTION}"
 """What a guessed type's conditional action says of the other case."""
 
 
+_BULLET = re.compile(r"^\s*(?:[-*•‣–]|\d{1,2}[.)])\s+")
+"""A list item's mark at the start of an action's line ("- scrap the tile", "2) log the lot")."""
+
+
 def bare_action(action: str) -> str:
     """An action on one line without its closing stop, to be set in a sentence: a taxonomy's "scrap the tile." had read
     "scrap the tile., if…", and a blank line in one had set its second sentence apart from the condition (regression probes
-    2026-12-06). A question or a closing quote or bracket keeps its mark."""
+    2026-12-06). A question or a closing quote or bracket keeps its mark; a list's items are joined by semicolons (their
+    marks had read "- scrap the tile - log the lot")."""
+    lines = [line for line in action.splitlines() if line.strip()]
+    if len(lines) > 1 and all(_BULLET.match(line) for line in lines):
+        action = "; ".join(_BULLET.sub("", line).strip().rstrip(".;:,。…") for line in lines)
     return " ".join(action.split()).rstrip(".;:,。…").rstrip()
 
 
+_CLOSERS = ('"', "'", ")", "]", "”", "’", "»")
+"""Marks that close a quote or an aside, after which a sentence's own stop may still be wanted."""
+
+
 def as_sentence(action: str) -> str:
-    """:func:`bare_action` closed as a sentence: with a stop unless it ends in a mark of its own ("?", "!", a quote)."""
+    """:func:`bare_action` closed as a sentence: with a stop unless it ends in a mark of its own ("?", "!"), or in a quote or
+    bracket closed after one ('"REJECT."'). 'Label it "REJECT".' keeps its stop (it had lost it before "Otherwise":
+    regression probe 2026-12-06)."""
     core = bare_action(action)
-    return core if core.endswith(("?", "!", '"', "'", ")", "”", "’")) else f"{core}."
+    return core if core.rstrip("".join(_CLOSERS)).endswith(("?", "!", ".", "…")) and core else f"{core}."
 
 
 def guessed_action(f: Finding) -> bool:
@@ -198,7 +212,7 @@ def with_head_and_action(report: Report, body: str) -> str:
     worst = worst_finding(report.findings) if report.verdict == "defective" else None
     # The model is given no action and may state none (it describes; the template prescribes): the action is always the template's.
     wanted = action_words(worst, report.verdict == "defective")
-    action = f" Recommended action: {wanted}." if wanted else ""  # always: the body may not say it (its act words are refused)
+    action = f" Recommended action: {as_sentence(wanted)}" if wanted else ""  # always: the body may not say it (its act words are refused)
     if report.verdict != "defective" and report.view_note:
         # The model's body has said the part was found clean: not said twice (regression probe 2026-12-06).
         # "But": after the body's "no defects were found" a plain "The map peaks…" read as a second finding of the same.
@@ -253,4 +267,4 @@ def template_text(report: Report) -> str:
     if weaker:
         places = ", ".join(f"#{f.region_index} {f.location}" for f in weaker)
         also = f" Also {len(weaker)} weaker indication(s), each alone under the image threshold: {places}."
-    return f"{head} {count}: {listed}.{also} Recommended action: {action}."
+    return f"{head} {count}: {listed}.{also} Recommended action: {as_sentence(action)}"

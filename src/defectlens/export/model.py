@@ -12,7 +12,6 @@ rounding; export measures that difference and refuses a graph that exceeds :data
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import shutil
 import warnings
@@ -39,7 +38,7 @@ from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
-from defectlens.io.atomic import write_text_atomic
+from defectlens.io.atomic import read_json_file, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
 from defectlens.io.outputs import require_link_resolves, require_writable_parent
 
@@ -303,19 +302,22 @@ def source_changes(meta: dict, thresholds: dict | None = None) -> str | None:
 def read_export(root: Path) -> dict:
     """``export.json`` of an exported folder, checked: format, version and the ONNX file's sha256."""
     path = root / EXPORT_FILE
+    again = "re-export the model with `defectlens export`"
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"unreadable export record ({exc.__class__.__name__})", path, "re-export the model with `defectlens export`") from None
+        # Read as every model file is (a byte-order mark an editor wrote reads the same; code review 2026-12-06: refused here).
+        meta = read_json_file(path, ModelFileError, "no export record", again, again)
+    except OSError as exc:
+        raise ModelFileError(f"unreadable export record ({exc.__class__.__name__})", path, again) from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
-        raise ModelFileError("not a defectlens export record", path, "re-export the model with `defectlens export`")
+        raise ModelFileError("not a defectlens export record", path, again)
     version = meta.get("format_version")
-    if version != EXPORT_FORMAT_VERSION:
-        newer = isinstance(version, int) and version > EXPORT_FORMAT_VERSION
+    whole = isinstance(version, int) and not isinstance(version, bool)  # true == 1 had passed as version 1
+    if version != EXPORT_FORMAT_VERSION or not whole:
+        newer = isinstance(version, int) and whole and version > EXPORT_FORMAT_VERSION
         raise ModelFileError(
             # A version written as text ("1") is said so: "version '1'; this defectlens reads version 1" read as a contradiction.
             ("it records no export format version" if version is None else
-             f"its export format version is {type(version).__name__} {version!r}, not a whole number" if not isinstance(version, int)
+             f"its export format version is {type(version).__name__} {version!r}, not a whole number" if not whole
              else f"exported with export format version {version}; this defectlens reads version {EXPORT_FORMAT_VERSION}"),
             path,
             "upgrade defectlens (a newer version exported it), or re-export the original model with this one" if newer

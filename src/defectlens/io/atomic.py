@@ -499,16 +499,21 @@ def write_text_atomic(path: str | Path, text: str, named: bool = False) -> None:
     write_bytes_atomic(path, utf8_bytes(text), named)
 
 
-def write_json_atomic(path: str | Path, obj: object, named: bool = False) -> None:
-    """Serialise ``obj`` as indented JSON and write it atomically (``named``: see :func:`atomic_write`). Letters
-    beyond ASCII as themselves ("Ölfleck", not "\\u00d6lfleck": a person reads these files too); a text holding a
-    file name's undecodable bytes as escapes, which JSON keeps exactly."""
-    text = json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False)
+def json_text(obj: object, indent: int | None = 2) -> str:
+    """``obj`` as the JSON every file and standard output of defectlens holds: letters beyond ASCII as themselves
+    ("Ölfleck", not "\\u00d6lfleck": a person reads these too), a text holding a file name's undecodable bytes as escapes,
+    which JSON keeps exactly. (`evaluate --json -` and the review export's manifest had escaped every such letter.)"""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # surrogate-escaped bytes of a name that is not UTF-8
-        text = json.dumps(obj, indent=2, sort_keys=False)
-    write_text_atomic(path, text + "\n", named)
+        text = json.dumps(obj, indent=indent)
+    return text
+
+
+def write_json_atomic(path: str | Path, obj: object, named: bool = False) -> None:
+    """Serialise ``obj`` as indented JSON (:func:`json_text`) and write it atomically (``named``: see :func:`atomic_write`)."""
+    write_text_atomic(path, json_text(obj) + "\n", named)
 
 
 def write_model_files(

@@ -10,7 +10,8 @@ from scipy import ndimage
 from defectlens.types import Inspection, Region
 
 # 8-connectivity: a diagonal crack is one defect, not a chain of pixel-sized ones.
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+"""How pixels join into one region: diagonal neighbours too (one home; the classifier cuts the same regions again)."""
 
 
 def default_min_area(height: int, width: int) -> int:
@@ -63,7 +64,7 @@ def extract_regions(
     h, w = anomaly_map.shape
     min_area = default_min_area(h, w) if min_area_px is None else max(1, int(min_area_px))
     part_area = part_area_px or h * w
-    raw_labels, n = ndimage.label(anomaly_map > threshold, structure=_EIGHT_CONNECTED)
+    raw_labels, n = ndimage.label(anomaly_map > threshold, structure=EIGHT_CONNECTED)
     if n == 0:
         return np.zeros((h, w), bool), np.zeros((h, w), np.int32), []
     # Per-region sums over the thresholded pixels only, one pass each, a band of rows at a time.

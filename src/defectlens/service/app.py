@@ -42,6 +42,7 @@ from pydantic import BeforeValidator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 
+from defectlens import __version__
 from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
@@ -386,10 +387,14 @@ class Metrics:
             self.reviews.labels(kind)
 
 
+KNOWN_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm", "token", "hoba", "mutual", "dpop", "gnap", "privatetoken", "scram-sha-256"})
+"""HTTP authentication schemes a refusal may name back (IANA's registry and the common "Token"), in lower case."""
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer TOKEN`` header (the scheme in any case, spaces around the token let go), or
     None: "Bearer  s3cret" with two spaces had been told its right token was wrong (regression probe 2026-12-06)."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
+    scheme, token = [*(authorization or "").split(None, 1), "", ""][:2]  # after any whitespace: "Bearer<TAB>token" too
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
@@ -402,7 +407,10 @@ def token_refusal(x_api_token: str | None, authorization: str | None) -> str:
     if authorization:
         # Another scheme (Basic, say) had been told "no API token sent"; nothing of the header is echoed: a token sent with no
         # scheme had come back whole in the refusal, into every log (regression probes 2026-12-06).
-        what = "Bearer with no token" if authorization.strip().lower() == "bearer" else "not 'Bearer TOKEN'"
+        scheme = authorization.split(None, 1)[0] if authorization.strip() else ""
+        # A scheme of the registry is named (no secret is in it): "is Basic, not Bearer" says what to change.
+        what = ("Bearer with no token" if scheme.lower() == "bearer" else f"{scheme}, not Bearer" if scheme.lower() in KNOWN_SCHEMES
+                else "not 'Bearer TOKEN'")
         return f"the Authorization header is {what}: send 'Authorization: Bearer TOKEN' or the {TOKEN_HEADER} header"
     return f"no API token sent: this service takes writes with its token in the {TOKEN_HEADER} header (or Authorization: Bearer TOKEN)"
 
@@ -552,8 +560,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
 
+    # The API's version ("1"), which a client codes against; the software's is in the description and /health.
     app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan, responses=refusals(400),
-                  description="Post images, get verdicts, outlined defects, types and reports; review them.")
+                  description=f"Post images, get verdicts, outlined defects, types and reports; review them. Served by defectlens {__version__}.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
 
     # Reads need no token: an error's text must not tell anyone where the data and database are.
@@ -883,8 +892,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     ) -> InspectionPage:
         # Checked here, not by a pattern: "(?i:…)" was no pattern a JavaScript client's validator reads (regression probe
         # 2026-12-06), and a Unicode case fold ("unuſable") passed it and matched nothing.
-        if verdict is not None and (verdict := verdict.lower()) not in ("good", "defective", UNUSABLE):
-            raise _error(422, f"verdict must be good, defective or {UNUSABLE} (any case), not {_printable(verdict, 20)!r}")
+        # Spaces around it let go, as a form pastes it; the refusal echoes what was sent, not its lower case (regression probe).
+        if verdict is not None and (sent := verdict, verdict := verdict.strip().lower())[1] not in ("good", "defective", UNUSABLE):
+            raise _error(422, f"verdict must be good, defective or {UNUSABLE} (any case), not {_printable(sent, 20)!r}")
         # Stored times are UTC; a time given without a zone is read as UTC too.
         try:
             since_utc, until_utc, reviewed_utc = as_utc(since), as_utc(until), as_utc(reviewed_since)
@@ -1129,7 +1139,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def health() -> JSONResponse:
         up = probe_store()
         body: dict[str, Any] = {"status": "ok" if up else "degraded", "store": "up" if up else f"down ({outage.public(str(store.last_error))})",
-                                "models": list(pool.models)}
+                                "models": list(pool.models), "version": __version__}
         if up and (free := blobs.low_space()) is not None:
             # Said, not a 503: uploads still go in (a watchdog on /health restarted a service that worked).
             body["warnings"] = [f"the file store's disk has {free // 2**20} MiB free (under {MIN_FREE_BYTES // 2**20}): free space soon"]

@@ -30,7 +30,7 @@ from PIL import Image
 
 from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
-from defectlens.io import atomic_directory, png_bytes, write_bytes_atomic
+from defectlens.io import atomic_directory, json_text, png_bytes, write_bytes_atomic
 from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
@@ -299,7 +299,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 # In UTC, said so, as the API says it (SQLite gives its times back without a zone).
                 "reviewed_at": at.isoformat() if (at := as_utc(row.reviewed_at)) else None,
             })
-        (out / MANIFEST).write_text(json.dumps({"inspections": manifest}, indent=2), encoding="utf-8")
+        (out / MANIFEST).write_text(json_text({"inspections": manifest}), encoding="utf-8")
     return summary
 
 

@@ -146,6 +146,8 @@ class HealthOut(BaseModel):
     store: str
     """'up', or 'down (why)'."""
     models: list[str]
+    version: str
+    """The defectlens version serving (an operator checking an upgrade had no way to ask it; packaging probe 2026-12-06)."""
     warnings: list[str] = []
     """What is to be done soon, though the service works (a file store's disk nearly full)."""
     models_changed_on_disk: list[str] = []

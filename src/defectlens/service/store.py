@@ -151,8 +151,10 @@ class Store:
             self.engine = make_engine(url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             # A URL that does not parse or names a driver not installed: the user's to fix, in one line.
-            raise ConfigError(f"database URL {_shown(url)} cannot be used ({_one_line(exc)})",
-                              fix="pass --db sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from None
+            # A driver not installed is installed, not re-typed (packaging probe 2026-12-06: the fix had named the URL just given).
+            fix = (f"pip install 'defectlens[service]' (it brings psycopg), or the driver {exc.name} the URL names"
+                   if isinstance(exc, ModuleNotFoundError) and exc.name else "pass --db sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+            raise ConfigError(f"database URL {_shown(url)} cannot be used ({_one_line(exc)})", fix=fix) from None
         self.sessions = make_sessions(self.engine)
         self._ready = False
         self._lock = threading.Lock()
