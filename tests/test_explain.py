@@ -427,6 +427,14 @@ def test_types_named_without_an_example_of_the_part_are_said_to_be_guesses():
 
     assert [as_sentence(a) for a in ('Label it "REJECT".', 'Label it "REJECT."', "Scrap it (see SOP 12).", "Ask QA?", "- scrap it\n- log the lot.")] \
         == ['Label it "REJECT".', 'Label it "REJECT."', "Scrap it (see SOP 12).", "Ask QA?", "scrap it; log the lot."]
+    # Full-width marks are a sentence's own end, and a Japanese action keeps its full stop ("確認する？." had been said).
+    assert [as_sentence(a) for a in ("確認する？", "廃棄！", "廃棄。")] == ["確認する？", "廃棄！", "廃棄。"]
+    listed = parse_taxonomy({"object": "magnetic tile", "defects": [
+        {"name": "crack", "description": "a thin dark line", "action": "- scrap the tile\n- log the lot"},
+        {"name": "chip", "description": "a missing corner"}]})
+    table = render_markdown(build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.9, "few-shot")], listed))
+    # The Findings table joins a list's items as the text does (regression probe 2026-12-06: "- scrap the tile - log the lot").
+    assert "| scrap the tile; log the lot |" in table, table
     quoted = parse_taxonomy({"object": "magnetic tile", "defects": [
         {"name": "crack", "description": "a thin dark line", "action": 'Label it "REJECT".'}]})
     text = build_report(inspection(True, [region(1, (10, 10, 50, 50))]), [RegionType(1, "crack", 0.5, "words")], quoted).text

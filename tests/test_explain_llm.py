@@ -232,6 +232,10 @@ def test_prompt_holds_only_the_findings():
     assert "blowhole" not in prompt and "a.png" not in prompt
     # A type's name is not always a countable noun: "an uneven defect", never "an uneven at…" (code review 2026-12-06).
     assert "a crack defect at the upper-left edge of the image" in prompt, prompt
+    from dataclasses import replace as with_type
+
+    coated = with_type(rep, findings=[with_type(rep.findings[0], defect_type="coating defect")])
+    assert "a coating defect at" in facts_prompt(coated) and "defect defect" not in facts_prompt(coated)  # regression probe
 
 
 @pytest.mark.slow
@@ -453,7 +457,7 @@ def test_a_place_of_the_image_is_not_put_on_the_part():
     assert _place_on_the_part("A crack at the left edge of the ring.", ["O-ring"]) == "edge of the ring"
     # The noun past a trailing designator ("Nut M8", "cog 12": no word of the part had been left), and a modifier's hyphenated
     # part is none ("chip" of "chocolate-chip cookie": "the edge of a chip" had become the image's; regression probe 2026-12-06).
-    for name in ("hex nut, M8", "Nut M8", "nut 12"):
+    for name in ("hex nut, M8", "Nut M8", "nut 12", "Nut M8x1.25", "nut-M8"):
         assert _place_on_the_part("A scratch at the top edge of the nut.", [name]) == "edge of the nut", name
     chip = "A dark spot at the left along the edge of a chip."
     assert places_of_the_image(chip, cookie) == chip and _place_on_the_part(chip, cookie) is None

@@ -141,7 +141,8 @@ def test_a_taxonomy_may_name_its_part_for_headings(tmp_path):
     assert tax.to_json()["part"] == "tile T-7"
 
 
-@pytest.mark.parametrize("said", ["N/A.", "tbd.", "n.a.", "N.A.", "TBC", "To do", "null", "nil", " TBD ", "—", "..."])
+@pytest.mark.parametrize("said", ["N/A.", "tbd.", "n.a.", "N.A.", "TBC", "To do", "null", "nil", " TBD ", "—", "...", "tbd?", "[TBD]", "TBA",
+                                  "n/a?", "n. a."])
 def test_a_placeholder_text_is_read_as_left_out(said):
     # With a stop after it or in other spellings too (regression probe 2026-12-06: "N/A." shown as the impact, "TBD." as the
     # action); the default is used and flagged as such.
@@ -153,3 +154,5 @@ def test_none_says_there_is_none():
     # "none" is the author's word, not a placeholder: an impact of none had been reported "not assessed" (regression probe).
     t = parse_taxonomy({"object": "tile", "defects": [{"name": "stain", "description": "a faint mark", "impact": "None", "action": "none"}]})
     assert (t.defects[0].impact, t.defects[0].action) == ("None", "none")
+    # ... but a description of "none" is no description (regression probe 2026-12-06).
+    assert parse_taxonomy({"object": "tile", "defects": [{"name": "stain", "description": "None."}]}).defects[0].description is None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from defectlens.errors import ConfigError
 from defectlens.io.atomic import read_json_file
@@ -123,23 +123,26 @@ class DefectSpec(BaseModel):
 
     @field_validator("description", "impact", "action")
     @classmethod
-    def _blank_is_absent(cls, v: str | None) -> str | None:
+    def _blank_is_absent(cls, v: str | None, info: ValidationInfo) -> str | None:
         # A stop, a dash or "n/a" says nothing either: given as an action, "." had been reported as one (regression probe
-        # 2026-12-06), where an absent one gets the default and is flagged as such.
-        if v is None or not any(ch.isalnum() for ch in v) or placeholder_key(v) in PLACEHOLDERS:
+        # 2026-12-06), where an absent one gets the default and is flagged as such. A description of "none" is none too; an
+        # impact or action of "none" says there is none.
+        said_nothing = PLACEHOLDERS | ({"none"} if info.field_name == "description" else set())
+        if v is None or not any(ch.isalnum() for ch in v) or placeholder_key(v) in said_nothing:
             return None
         return v
 
 
-PLACEHOLDERS = frozenset({"n/a", "na", "n.a", "tbd", "tbc", "todo", "to do", "null", "nil"})
+PLACEHOLDERS = frozenset({"n/a", "na", "n.a", "tbd", "tbc", "tba", "todo", "null", "nil"})
 """What a taxonomy's text field may hold that says nothing, in any case and with a stop after it ("N/A.", "TBD."): read as
 left out. Not "none": an impact or an action of "none" says there is none (it had been reported "not assessed" and turned
 into a hold; regression probe 2026-12-06)."""
 
 
 def placeholder_key(text: str) -> str:
-    """``text`` as compared with :data:`PLACEHOLDERS`: lower case, spaces joined, without its closing stops."""
-    return " ".join(text.split()).lower().rstrip(".!…:;")
+    """``text`` as compared with :data:`PLACEHOLDERS`: lower case, without spaces or brackets, without its closing marks
+    ("[TBD]", "n. a.", "tbd?", "To do")."""
+    return "".join(text.split()).lower().strip("[](){}<>").rstrip(".!?…:;").strip("[](){}<>")
 
 
 # Where an object description turns from the part to its scene: "chocolate-chip cookie lying on a

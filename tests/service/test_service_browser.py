@@ -527,7 +527,10 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
 def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
     """The static gallery, opened from disk: the verdict and type controls narrow the cards and say how many are shown
     (an inspector with 300 cards had scrolled for the cracks)."""
+    import numpy as np
+
     from defectlens.explain.gallery import ResultRow, gallery_html
+    from defectlens.io import png_bytes
 
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.is_file():
@@ -538,6 +541,8 @@ def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
             ResultRow("odd.png", "odd", True, 0.7, 1, ("unknown",), "a region of no known type")]
     page_file = tmp_path / "index.html"
     page_file.write_text(gallery_html(rows, "batch"), encoding="utf-8")
+    for row in rows:  # the overlays the cards link to
+        (tmp_path / f"{row.name}.png").write_bytes(png_bytes(np.zeros((4, 4, 3), np.uint8)))
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -555,6 +560,11 @@ def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
             sync_api.expect(page.locator("#shown")).to_have_text("2 of 4 image(s) shown")
             page.select_option("select[name=type]", "unknown")
             assert visible() == ["odd.png"]
+            # Back from an overlay: the cards follow the controls the browser puts back (regression probe 2026-12-06: all had
+            # shown under "defective / unknown").
+            page.click("article.card:visible a[aria-label^='overlay']")
+            page.go_back()
+            assert page.locator("select[name=type]").input_value() == "unknown" and visible() == ["odd.png"]
             page.get_by_label("all (4)").check()
             page.select_option("select[name=type]", "")
             assert len(visible()) == 4 and errors == []

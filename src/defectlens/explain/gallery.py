@@ -373,6 +373,9 @@ FILTER_SCRIPT = """<script>
   }
   form.addEventListener("change", apply);
   form.addEventListener("submit", function (event) { event.preventDefault(); });
+  // Back from an overlay: the browser puts the controls back as they were after this script ran, and the cards had all
+  // shown under "defective / crack" (regression probe 2026-12-06); read them again once the page is shown.
+  window.addEventListener("pageshow", apply);
   form.hidden = false;
   apply();
 })();

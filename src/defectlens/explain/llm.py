@@ -198,7 +198,8 @@ def load_language_model(path: str) -> tuple[Any, PreTrainedTokenizerBase]:
 def _finding_phrase(f: Finding) -> str:
     # "A crack defect", "an uneven defect": a type's name is not always a countable noun, and "an uneven at the…" had been the
     # prompt (the template's clause has no article for the same reason; code review 2026-12-06).
-    kind = "defect of unknown type" if f.defect_type == UNKNOWN else f"{f.defect_type} defect"
+    kind = ("defect of unknown type" if f.defect_type == UNKNOWN else f.defect_type if re.search(r"defects?$", f.defect_type, re.I)
+            else f"{f.defect_type} defect")  # not "a coating defect defect" (regression probe 2026-12-06)
     # A default severity is not given as a fact (the verifier refuses it stated as assessed).
     severity = "" if "severity" in f.defaults_used else f", {f.severity} severity"
     # Sizes as words and shares only: told "small marked area", SmolLM2 told each finding twice (with_head_and_action says
@@ -544,9 +545,9 @@ def _part_words(names: Sequence[str]) -> str:
     for name in names:
         found = [w.lower() for w in re.findall(r"[\w-]+", name)]
         words |= {w for w in found if len(w) >= 4}
-        # The name's noun: its last word of two letters or more, past a designator ("Tile A", "tile 2": "edge of a dark area"
-        # had been refused; "Nut M8", "cog 12": the nut itself had been lost; regression probes 2026-12-06).
-        noun = next((w for w in reversed(found) if sum(ch.isalpha() for ch in w) >= 2), None)
+        # The name's noun: its last word, past a designator ("Tile A", "tile 2": "edge of a dark area" had been refused; "Nut
+        # M8", "cog 12", "Nut M8x1.25", "nut-M8": the nut itself had been lost; regression probes 2026-12-06).
+        noun = next((n for w in reversed(found) if (n := _without_designators(w))), None)
         if noun is not None:
             words.add(noun)
             # A hyphenated noun's last part too ("O-ring": "ring"), but not a modifier's: the "chip" of "chocolate-chip cookie"
@@ -557,6 +558,19 @@ def _part_words(names: Sequence[str]) -> str:
     if not words:
         return r"(?!)"
     return r"(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?:s|es)?"
+
+
+def _designator(word: str) -> bool:
+    """A size, number or letter that tells parts apart rather than names one ("M8", "12", "A", "v2", "M8x1")."""
+    return any(ch.isdigit() for ch in word) or sum(ch.isalpha() for ch in word) < 2
+
+
+def _without_designators(word: str) -> str:
+    """``word`` without its hyphenated designators at the end ("nut-m8": "nut"), '' when it is one ("m8x1")."""
+    parts = word.split("-")
+    while parts and _designator(parts[-1]):
+        parts.pop()
+    return "-".join(parts)
 
 
 def _place_on_the_part(text: str, names: Sequence[str]) -> str | None:

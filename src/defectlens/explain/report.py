@@ -12,6 +12,7 @@ from defectlens.errors import DefectlensError
 from defectlens.explain.location import describe_location, describe_size, format_share
 from defectlens.explain.template import (
     GUESSED_TYPE_SOURCES,
+    bare_action,
     confidence_words,
     guessed_action,
     on_condition,
@@ -223,7 +224,7 @@ def render_markdown(report: Report) -> str:
                 "—" if f.weak else f.impact,
                 "— (weaker indication, not acted on)" if f.weak
                 else f"{on_condition(f'confirmed as {f.defect_type}', f.action)}." if guessed_action(f)
-                else f.action,
+                else bare_action(f.action),  # a list's items joined as the text joins them (its "- a - b" had been the cell)
             ]
             lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         lines.append("")

@@ -196,7 +196,9 @@ def as_sentence(action: str) -> str:
     bracket closed after one ('"REJECT."'). 'Label it "REJECT".' keeps its stop (it had lost it before "Otherwise":
     regression probe 2026-12-06)."""
     core = bare_action(action)
-    return core if core.rstrip("".join(_CLOSERS)).endswith(("?", "!", ".", "…")) and core else f"{core}."
+    if core and core.rstrip("".join(_CLOSERS)).endswith(("?", "!", ".", "…", "？", "！", "。")):
+        return core
+    return f"{core}{'。' if action.rstrip().endswith('。') else '.'}"  # a Japanese action keeps its own full stop
 
 
 def guessed_action(f: Finding) -> bool:

@@ -394,7 +394,7 @@ KNOWN_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm", "token", "hob
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer TOKEN`` header (the scheme in any case, spaces around the token let go), or
     None: "Bearer  s3cret" with two spaces had been told its right token was wrong (regression probe 2026-12-06)."""
-    scheme, token = [*(authorization or "").split(None, 1), "", ""][:2]  # after any whitespace: "Bearer<TAB>token" too
+    scheme, token = [*re.split(r"[ \t]+", (authorization or "").strip(" \t"), maxsplit=1), "", ""][:2]  # space or tab, as HTTP allows
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
@@ -407,7 +407,7 @@ def token_refusal(x_api_token: str | None, authorization: str | None) -> str:
     if authorization:
         # Another scheme (Basic, say) had been told "no API token sent"; nothing of the header is echoed: a token sent with no
         # scheme had come back whole in the refusal, into every log (regression probes 2026-12-06).
-        scheme = authorization.split(None, 1)[0] if authorization.strip() else ""
+        scheme = re.split(r"[ \t]+", authorization.strip(" \t"), maxsplit=1)[0]
         # A scheme of the registry is named (no secret is in it): "is Basic, not Bearer" says what to change.
         what = ("Bearer with no token" if scheme.lower() == "bearer" else f"{scheme}, not Bearer" if scheme.lower() in KNOWN_SCHEMES
                 else "not 'Bearer TOKEN'")
