@@ -53,7 +53,7 @@ from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection, RegionType
 
 if TYPE_CHECKING:
-    import numpy as np
+    import numpy as np  # annotations only: NumPy is not imported at the command line's start-up
 
 
 def require_no_good_folder(defective_given: list[Path], defective_files: list[Path]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated, cast
 
 import typer
 from rich.markup import escape
@@ -108,9 +108,6 @@ from defectlens.io.outputs import (
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds
 
-if TYPE_CHECKING:
-    pass  # annotations only: NumPy is not imported at the command line's start-up
-
 EXIT_PARTIAL = 3
 """Exit status when a batch finished but some inputs could not be processed."""
 EXIT_DEFECTIVE = 4
@@ -127,6 +124,7 @@ def require_choice(option: str, what: str, value: str, allowed: tuple[str, ...])
 
 
 def note_cleaned(removed: list[Path]) -> None:
+    """Say that an interrupted run's unfinished temporary files were removed (when any were)."""
     if removed:
         console.print(f"[yellow]note:[/] removed {len(removed)} unfinished temporary file(s) of an interrupted run (e.g. {escape(str(removed[0]))})")
 
