@@ -285,6 +285,20 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     assert nul.exit_code == 0 and len(list(csv.DictReader((tmp_path / "nul" / "summary.csv").open(encoding="utf-8")))) == 4
     empty = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "none")], input="")
     assert empty.exit_code == 2 and "none came" in empty.output and not (tmp_path / "none").exists()
+    # Saved on Windows (Windows-inputs probe 2026-12-06): a UTF-16 list had been split at its NUL bytes into "i", "m", …, "/"
+    # (the whole file system, walked as an input); a UTF-8 byte-order mark hid in the first name, "not found".
+    windows = listed.replace("\n", "\r\n") + "\r\n"
+    for n, data in enumerate((b"\xff\xfe" + windows.encode("utf-16-le"), windows.encode("utf-16-le"), b"\xef\xbb\xbf" + windows.encode())):
+        read = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / f"w{n}")], input=data)
+        assert read.exit_code == 0 and len(list(csv.DictReader((tmp_path / f"w{n}" / "summary.csv").open(encoding="utf-8")))) == 4, read.output
+    # A path pasted with Explorer's quotes, a name's control characters written out in the list of skipped inputs.
+    first = listed.splitlines()[0]
+    quoted = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "q")], input=f'"{first}"\n{first}x\ufeff\n')
+    said = " ".join(quoted.output.split())
+    assert quoted.exit_code == 2 and f"did you mean {first}? (the name given holds quotes)" in said, said
+    assert f"{first}x\\ufeff: no such file or folder" in said, said
+    skipped = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "s")], input=f"{first}\n{first}x\ufeff\n")
+    assert skipped.exit_code == 3 and f"• {first}x\\ufeff: no such file or folder" in " ".join(skipped.output.split()), skipped.output
 
 
 def test_each_inspection_records_when_by_which_version_and_with_which_model(fitted_model, synthetic_category, tmp_path):

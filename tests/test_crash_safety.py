@@ -597,3 +597,17 @@ def test_json_is_written_one_way_everywhere(tmp_path):
     assert json.loads(json_text({"file": odd})) == {"file": odd} and "\\udce9" in json_text({"file": odd})
     write_json_atomic(tmp_path / "x.json", {"type": "Ölfleck"})
     assert (tmp_path / "x.json").read_text(encoding="utf-8") == json_text({"type": "Ölfleck"}) + "\n"
+
+
+def test_an_output_folder_too_deep_for_its_files_names_is_refused_first(tmp_path):
+    # Windows-inputs probe 2026-12-06: an -o path near the system's 4096-byte limit ended in a traceback (File name too long:
+    # …/summary.csv), or a little shorter in "made with mode 0755 … (umask 0022?)".
+    from defectlens.errors import OutputError
+    from defectlens.io.outputs import require_room_for_names
+
+    deep = tmp_path.joinpath(*["x" * 99] * (4096 // 100))  # not made: the limit is read from the nearest folder that is
+    with pytest.raises(OutputError, match=r"a file's name in it \(up to 255 bytes\) would pass the system's limit of 4096 bytes"):
+        require_room_for_names(deep, "output folder")
+    require_room_for_names(tmp_path / "out", "output folder")
+    result = runner.invoke(app, ["inspect", str(tmp_path / "no-model"), str(tmp_path), "-o", str(deep)])
+    assert result.exit_code == 2 and "pass a shorter path for the output folder" in _text(result), result.output

@@ -268,14 +268,25 @@ def test_a_mask_named_for_one_image_is_not_handed_to_another_of_its_name_in_anot
     assert masks == {"A.png": None, "a.png": root / "ground_truth" / "crack" / "a_mask.png"} and not category.notes
 
 
-def test_a_train_good_folder_of_another_case_is_named_in_the_fix(tmp_path):
+def test_folders_of_another_case_are_read_and_a_full_width_train_good_is_named_in_the_fix(tmp_path):
     from defectlens.errors import DatasetLayoutError
 
     rng = np.random.default_rng(6)
+    # Copied from Windows: Train/Good, Test/Crack, Ground_Truth/Crack are the layout's folders (Windows-inputs probe
+    # 2026-12-06: the masks under Ground_Truth/ had been passed over, pixel metrics n/a, and Train/Good refused).
     _image(tmp_path / "part" / "Train" / "Good" / "0.png", rng)
-    _image(tmp_path / "part" / "test" / "good" / "1.png", rng)
-    with pytest.raises(DatasetLayoutError, match="rename Train/Good to train/good"):
-        load_category(tmp_path / "part").require_train_good()
+    _image(tmp_path / "part" / "Test" / "good" / "1.png", rng)
+    _image(tmp_path / "part" / "Test" / "Crack" / "a.png", rng)
+    _mask(tmp_path / "part" / "Ground_Truth" / "Crack" / "a_mask.png")
+    part = load_category(tmp_path / "part")
+    assert part.require_train_good() == [tmp_path / "part" / "Train" / "Good" / "0.png"]
+    assert {t.defect_type: t.mask_path for t in part.test} == {"good": None, "Crack": tmp_path / "part" / "Ground_Truth" / "Crack" / "a_mask.png"}
+    # A masks/ folder in another case holds masks, as the folder walker already took it to.
+    from defectlens.io.dataset import mask_for_image
+
+    _image(tmp_path / "lot" / "b.png", rng)
+    _mask(tmp_path / "lot" / "MASKS" / "b_mask.png")
+    assert mask_for_image(tmp_path / "lot" / "b.png") == tmp_path / "lot" / "MASKS" / "b_mask.png"
     _image(tmp_path / "wide" / "train" / "\uff27\uff2f\uff2f\uff24" / "0.png", rng)  # full-width, as test/ takes it
     _image(tmp_path / "wide" / "test" / "good" / "1.png", rng)
     with pytest.raises(DatasetLayoutError, match="rename train/\uff27\uff2f\uff2f\uff24 to train/good"):

@@ -207,6 +207,12 @@ def test_info_prints_the_card(fitted_model, tmp_path):
     assert runner.invoke(app, ["info", str(model)]).exit_code == 0  # the card alone reads the descriptor
     result = runner.invoke(app, ["info", str(model), "--check"], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "99" in result.output and "detector.json" in result.output, result.output
+    # The part's taxonomy is a file of the model too (Windows-inputs probe 2026-12-06: one in a code page passed the check).
+    model = _copy(fitted_model, tmp_path / "taxonomy")
+    (model / "taxonomy.json").write_bytes('{"object": "Keks", "defects": [{"name": "Riss", "description": "20 °C"}]}'.encode("cp1252"))
+    result = runner.invoke(app, ["info", str(model), "--check"], env={"COLUMNS": "200"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "taxonomy.json: not UTF-8 text" in said and "every file of the model loads" not in said, said
     # The card's thresholds (the descriptor's record) edited by hand: --check says they are not the ones used.
     model = _copy(fitted_model, tmp_path / "edited")
     thresholds = json.loads((model / DESCRIPTOR_FILE).read_text())["thresholds"]

@@ -156,3 +156,16 @@ def test_none_says_there_is_none():
     assert (t.defects[0].impact, t.defects[0].action) == ("None", "none")
     # ... but a description of "none" is no description (regression probe 2026-12-06).
     assert parse_taxonomy({"object": "tile", "defects": [{"name": "stain", "description": "None."}]}).defects[0].description is None
+
+
+def test_a_taxonomy_saved_on_windows_is_read_or_said_to_be_in_a_code_page(tmp_path):
+    # Windows-inputs probe 2026-12-06: Notepad's "Unicode" (UTF-16) had been "not valid JSON … fix the JSON syntax", and so had a
+    # file in Windows-1252, whose fix is its encoding, not its syntax.
+    data = {"object": "Keks", "defects": [{"name": "Riss", "description": "ein Riß bei 20 °C"}]}
+    text = json.dumps(data, ensure_ascii=False, indent=1).replace("\n", "\r\n")
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "utf-8"):
+        (tmp_path / "t.json").write_bytes(text.encode(encoding))
+        assert load_taxonomy(tmp_path / "t.json").defects[0].description == "ein Riß bei 20 °C", encoding
+    (tmp_path / "t.json").write_bytes(text.encode("cp1252"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text: byte 0xDF at line 6, column \d+ .*fix: save it as UTF-8"):
+        load_taxonomy(tmp_path / "t.json")

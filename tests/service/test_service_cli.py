@@ -54,3 +54,10 @@ def test_a_database_driver_not_installed_is_installed_not_retyped(monkeypatch) -
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigError, match=r"fix: pip install 'defectlens\[service\]' \(it brings psycopg\)"):
         Store("postgresql+psycopg://u@127.0.0.1:1/db")
+
+
+def test_inspection_ids_are_said_as_numbers_and_one_images_as_a_group() -> None:
+    # Windows-inputs probe 2026-12-06: one image's inspections had read "(inspections [[1, 2, 3]])".
+    from defectlens.cli.service import _first_ids
+
+    assert _first_ids([[1, 2, 3], [7, 9]]) == "1 = 2 = 3; 7 = 9" and _first_ids(list(range(12))) == "0; 1; 2; 3; 4; 5; 6; 7; 8; 9 and 2 more"

@@ -193,7 +193,7 @@ def test_a_weaker_region_kept_alone_is_a_label_and_a_defect_without_example_is_s
     assert spot[1].path.name.startswith(f"{both['id']:06d}_")
     assert (np.asarray(Image.open(spot[1].mask_path)) > 0).sum() == sum(r["area_px"] for r in both["regions"])
     # The part all rejected, and the one whose strong region was kept as unknown (its weaker guess no label).
-    assert "2 inspection(s) reviewed defective give no type example" in said and f"(inspections [{none['id']}, {unsure['id']}])" in said
+    assert "2 inspection(s) reviewed defective give no type example" in said and f"(inspections {none['id']}; {unsure['id']})" in said
     raw = (out / "manifest.json").read_text(encoding="utf-8")
     manifest = json.loads(raw)["inspections"]
     assert [r.get("comment") for m in manifest for r in m["reviews"]] == ["the faint square is the defect", None, None, None]
@@ -306,7 +306,7 @@ def test_an_image_reviewed_unusable_is_kept_and_never_exported(pool: ModelPool, 
     result = runner.invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)])
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and "1 reviewed inspection(s): 1 good, 0 defective" in said, result.output
-    assert f"1 image(s) reviewed unusable left out (inspections [{ins['id']}])" in said
+    assert f"1 image(s) reviewed unusable left out (inspections {ins['id']})" in said
     assert [m["inspection"] for m in json.loads((out / "manifest.json").read_text())["inspections"]] == [good["id"]]
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [f"calibration/good/{good['id']:06d}_{p}"
                                                                                   for p in [next((out / "calibration" / "good").iterdir()).name[7:]]]
@@ -394,7 +394,7 @@ def test_export_says_when_reviewers_disagree_and_lists_every_review(pool: ModelP
     result = CliRunner().invoke(cli, ["export-reviews", "--db", db, "--data-dir", str(data), "-o", str(out)])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
-    assert f"the reviewers of 1 inspection(s) disagree on the verdict (inspections [{argued['id']}])" in said
+    assert f"the reviewers of 1 inspection(s) disagree on the verdict (inspections {argued['id']})" in said
     entries = {e["inspection"]: e for e in json.loads((out / "manifest.json").read_text())["inspections"]}
     assert [(r["by"], r["verdict"]) for r in entries[argued["id"]]["reviews"]] == [("Ana", "good"), ("Ben", "defective")]
     assert entries[argued["id"]]["verdict"] == "defective" and all(r["at"].endswith("+00:00") for r in entries[argued["id"]]["reviews"])
@@ -464,7 +464,7 @@ def test_another_view_reviewed_is_left_out_of_the_calibration_set(pool: ModelPoo
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and "2 reviewed inspection(s): 1 good, 0 defective in calibration/ (1 of another view left out of it)" in said
     assert ("1 image(s) show the part in another view than the training images (cropped, turned or of another size; inspections "
-            f"[{crop['id']}])") in said
+            f"{crop['id']})") in said
     assert [p.name[:6] for p in (out / "calibration" / "good").iterdir()] == [f"{whole['id']:06d}"]
     entries = {m["inspection"]: m for m in json.loads((out / "manifest.json").read_text())["inspections"]}
     assert entries[crop["id"]]["calibration"] is False and entries[crop["id"]]["view_note"] == crop["report"]["view_note"]

@@ -206,8 +206,10 @@ def _unavailable(exc: Exception) -> str:
 
 
 def _first_ids(ids: list) -> str:
-    """The first ten of ``ids`` as a list, and how many more there are (the list had been cut at ten without a word)."""
-    return str(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    """The first ten of ``ids``, and how many more there are (the list had been cut at ten without a word); groups of one
+    image's inspections as "1 = 2 = 3; 4 = 5" (they had read "[[1, 2, 3]]"; Windows-inputs probe 2026-12-06)."""
+    shown = "; ".join(" = ".join(map(str, i)) if isinstance(i, list | tuple) else str(i) for i in ids[:10])
+    return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
 def _require_service_extra(forms: bool = False) -> None:

@@ -39,6 +39,7 @@ from defectlens.descriptor import (
     describe_model_in,
     not_kept_note,
     part_card_section,
+    part_taxonomy,
     read_descriptor,
     release_of,
     released_before,
@@ -94,8 +95,8 @@ from defectlens.io import (
     load_category,
     printable_text,
 )
-from defectlens.io.atomic import folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import is_good_folder
+from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
+from defectlens.io.dataset import folder_any_case, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
 from defectlens.io.outputs import (
     can_write,
@@ -146,11 +147,31 @@ def with_listed_inputs(inputs: list[Path]) -> list[Path]:
     # ended by NUL (`find -print0`, the form every name fits) are read so, else one a line.
     stream = getattr(sys.stdin, "buffer", None)
     data = stream.read() if stream is not None else os.fsencode(sys.stdin.read())
-    lines = [os.fsdecode(b) for b in (data.split(b"\0") if b"\0" in data else data.splitlines())]
-    listed = [Path(line.rstrip("\r")) for line in lines if line.strip()]
+    listed = [Path(line) for line in listed_names(data) if line.strip()]
     if not listed:
         raise ConfigError("'-' reads image paths from standard input, and none came", None, "pipe in one path a line")
     return [path for item in inputs for path in (listed if item == STDIN_INPUT else [item])]
+
+
+def listed_names(data: bytes) -> list[str]:
+    """The names in a list piped in: one a line (CRLF too), or ended by NUL (`find -print0`, the form every name fits), as
+    the file system's names decode. A list saved as UTF-16 (Notepad's and PowerShell's "Unicode") is decoded as such: split
+    at its NUL bytes, "imgs/a.png" had become "i", "m", …, "/" — the whole file system, walked as an input (Windows-inputs
+    probe 2026-12-06); a UTF-8 byte-order mark before the first name is no part of it."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
+        text = data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le" if data[1:2] == b"\0" else "utf-16-be",
+                           errors="replace")  # a truncated last byte: the name it ends is not found, and said
+        return [line.strip("\r\ufeff") for line in text.splitlines()]
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    return [os.fsdecode(b).rstrip("\r") for b in (data.split(b"\0") if b"\0" in data else data.splitlines())]
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """Text of ASCII letters in UTF-16 without its byte-order mark: every other byte NUL (a NUL-ended list has one a name)."""
+    if len(data) < 4:
+        return False
+    even, odd = data[0::2].count(0), data[1::2].count(0)
+    return max(even, odd) >= 0.9 * (len(data) // 2) and min(even, odd) == 0
 
 
 def expand_inputs(inputs: list[Path], masks_expected: bool = False) -> tuple[list[Path], list[Failure]]:
@@ -234,11 +255,13 @@ def report_failures(failures: list[Failure]) -> None:
         reason = str(f.message).removeprefix(f"{f.source}: ")
         named = batch_refused.get(reason, []) if f.of_batch else []
         if len(named) < 2:
-            console.print(f"  [yellow]•[/] {escape(str(f.message))}")
+            # A name's control characters and marks written out: a newline had split the line, a byte-order mark hidden
+            # before "imgs/a.png" made it read as a path that is there (Windows-inputs probe 2026-12-06).
+            console.print(f"  [yellow]•[/] {escape(escaped_unshowable(str(f.message)))}")
         elif named[0] == f.source:  # said once, at the first of them
             # The first ten: a model's error on a lot of hundreds had made one line of them all (summary.csv lists each).
             names = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
-            console.print(f"  [yellow]•[/] {len(named)} inputs ({escape(names)}): {escape(reason)}")
+            console.print(f"  [yellow]•[/] {len(named)} inputs ({escape(escaped_unshowable(names))}): {escape(escaped_unshowable(reason))}")
 
 
 def fit(
@@ -365,7 +388,9 @@ def fit(
         else:
             category = load_category(category_dir)
             notes(category.notes)
-            paths, good_dir, taxonomy_file = category.require_train_good(), category_dir / "train" / "good", category.taxonomy_path
+            # Where they were read: "Train/Good" from Windows is read too, and recorded as it is named.
+            good_dir = folder_any_case(folder_any_case(category_dir, "train"), "good")
+            paths, taxonomy_file = category.require_train_good(), category.taxonomy_path
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or taxonomy_file, fusion_mode, fusion_weight)
         if max_images > 0:
@@ -463,7 +488,7 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
     """``(images, folder, taxonomy)`` when ``folder`` is a plain folder of normal images to fit on
     (no ``train/`` beside its images; an MVTec ``train/good`` given itself included), else None.
     The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
-    if not folder.is_dir() or (folder / "train").is_dir():
+    if not folder.is_dir() or folder_any_case(folder, "train").is_dir():
         return None
     # Its own files only (a category's test/ below must never be fitted on). Dead links and other
     # formats are said, as train/good's are: a plain folder's were dropped without a word.
@@ -800,7 +825,7 @@ def inspect(
         inspector, analysis = load_for_inspection(model_dir, taxonomy, cue, examples, k, writer, threshold)
         if not files:
             # Nothing to inspect (said once the model is known to load): an error, not an empty summary and gallery.
-            listed = "; ".join(f.message for f in failures[:3]) + ("; …" if len(failures) > 3 else "")
+            listed = "; ".join(escaped_unshowable(f.message) for f in failures[:3]) + ("; …" if len(failures) > 3 else "")
             raise ConfigError(f"no image to inspect: {listed}")
         # A detector that compares the images read together says how many it needs: refused
         # here, before a single image is decoded.
@@ -1145,6 +1170,10 @@ def info(
         try:
             loaded = Inspector.load(model_dir)
             _require_card_thresholds(descriptor.thresholds, loaded.thresholds, model_dir)
+            if (kept := part_taxonomy(model_dir)) is not None:
+                # The part's taxonomy is a file of the model too: one that does not read had passed the check, every region
+                # of `inspect` and the service then untyped (Windows-inputs probe 2026-12-06).
+                load_taxonomy(kept)
         except DefectlensError as exc:
             raise fail(exc) from None
         console.print("check: every file of the model loads with this defectlens")

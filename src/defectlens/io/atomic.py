@@ -482,6 +482,12 @@ def has_unshowable(text: str, allow: str = "") -> bool:
     return any(ch not in allow for ch in _UNSHOWABLE.findall(text))
 
 
+def escaped_unshowable(text: str) -> str:
+    """``text`` for one line of a terminal: each character of :data:`_UNSHOWABLE` written as its escape ("\\n", "\\ufeff"),
+    as :func:`printable_text` writes a name's undecodable bytes; a name is then told apart from the one it looks like."""
+    return _UNSHOWABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), printable_text(text))
+
+
 def plain_label(text: str) -> str:
     """``text`` with each control, separator or direction character (:data:`_UNSHOWABLE`) replaced by
     U+FFFD: what a client names an upload is shown in the page and heads its report, and a name
@@ -592,10 +598,18 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
     p = Path(path)
     if not p.is_file():
         raise error(missing, p, missing_fix)
+    data = p.read_bytes()
     try:
-        # utf-8-sig: a file saved by an editor that starts it with a byte-order mark reads the same.
-        return json.loads(p.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # From bytes, JSON's own reading: UTF-8 with or without a byte-order mark, and UTF-16 or -32 as Notepad's and
+        # PowerShell's "Unicode" saves it (a taxonomy so saved had been "not valid JSON … fix the JSON syntax"; Windows-inputs
+        # probe 2026-12-06).
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(f"not UTF-8 text: byte 0x{data[exc.start]:02X} at line {line}, column {column} (saved in a Windows code page?)", p,
+                    "save it as UTF-8 (in Notepad: Save as, Encoding UTF-8)") from None
+    except json.JSONDecodeError as exc:
         raise error(f"not valid JSON ({exc})", p, invalid_fix) from None
 
 

@@ -247,14 +247,23 @@ def mask_in(folder: Path, image: Path) -> Path | None:
 GROUND_TRUTH = "ground_truth"
 
 
-def _ground_truth_folder(root: Path, type_folder: str) -> Path:
-    """``<root>/ground_truth/<type>``, its type folder matched whatever its case and Unicode form (``Crack`` for
-    ``test/crack``: its masks had been passed over without a word)."""
-    exact = root / GROUND_TRUTH / type_folder
+def folder_any_case(parent: Path, name: str) -> Path:
+    """``parent / name``, or the folder there whose name is ``name`` in another case or Unicode form (``Ground_Truth``,
+    ``MASKS``, ``Train/Good`` copied from Windows: their masks and images had been passed over, said only as none found;
+    Windows-inputs probe 2026-12-06); the exact path when there is neither."""
+    exact = parent / name
     if path_is(exact, "dir"):
         return exact
-    names = _folder_names(root / GROUND_TRUTH).get(folded_name(type_folder))
-    return root / GROUND_TRUTH / names[0] if names else exact
+    for found in _folder_names(parent).get(folded_name(name), []):
+        if path_is(parent / found, "dir"):
+            return parent / found
+    return exact
+
+
+def _ground_truth_folder(root: Path, type_folder: str) -> Path:
+    """``<root>/ground_truth/<type>``, each folder matched whatever its case and Unicode form (``Crack`` for
+    ``test/crack``: its masks had been passed over without a word)."""
+    return folder_any_case(folder_any_case(root, GROUND_TRUTH), type_folder)
 
 
 def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
@@ -278,8 +287,8 @@ def mask_for_image(image: str | Path) -> Path | None:
     `calibrate`, which then said there were none."""
     path = Path(image)
     folder = path.parent
-    in_split = folder.parent.name in LABELLED_SPLITS and not is_good_folder(folder)
-    return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder / MASKS_FOLDER, path)
+    in_split = folded_name(folder.parent.name) in LABELLED_SPLITS and not is_good_folder(folder)
+    return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder_any_case(folder, MASKS_FOLDER), path)
 
 
 REVIEW_EXPORT_MANIFEST = "manifest.json"
@@ -427,13 +436,13 @@ def load_category(root: str | Path) -> Category:
     if not base.is_dir():
         raise DatasetLayoutError("category folder not found", base, "pass a folder in MVTec-AD layout")
     notes: list[str] = []
-    train_dir = base / "train" / GOOD
+    train_dir = folder_any_case(folder_any_case(base, "train"), GOOD)
     train = _images_below(train_dir, notes) if train_dir.is_dir() else []
     # Imported here: the taxonomy reads its file through defectlens.io, which imports this module.
     from defectlens.taxonomy import normal_type_name
 
     test: list[LabelledImage] = []
-    test_dir = base / "test"
+    test_dir = folder_any_case(base, "test")
     if test_dir.is_dir():
         for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
             images = _images_below(type_dir, notes)
@@ -446,7 +455,7 @@ def load_category(root: str | Path) -> Category:
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")
             for img in images:
                 test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
-    if path_is(gt := base / GROUND_TRUTH, "dir"):
+    if path_is(gt := folder_any_case(base, GROUND_TRUTH), "dir"):
         types = {folded_name(d.name) for d in test_dir.iterdir() if d.is_dir()} if test_dir.is_dir() else set()
         for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).

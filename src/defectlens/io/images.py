@@ -12,6 +12,7 @@ import io
 import os
 import re
 import threading
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,11 +87,36 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
             if str(path).startswith("~") and (expanded := path.expanduser()) != path and expanded.exists():
                 # Quoted, or after "=", the shell leaves "~" as it is (environment probe 2026-12-06).
                 return "no such file", f"write the home folder out ({expanded}): a quoted ~ is not the home folder"
+            if (near := near_name(path)) is not None:
+                # A path pasted from Windows (Explorer's "Copy as path" quotes it; backslashes; spaces at an end) or typed in
+                # another Unicode spelling: the file meant is there (Windows-inputs probe 2026-12-06: "check the path").
+                return "no such file", f"did you mean {near}? (the name given holds {near_difference(str(path), str(near))})"
             return "no such file", "check the path"
         return f"cannot be read ({exc.strerror})", "check the path and its permissions"
     if path.is_dir():
         return "is a folder, not an image file", "pass the folder's images, or the folder where a folder is accepted"
     return "not a regular file", "pass an image file"
+
+
+def near_name(path: Path) -> Path | None:
+    """A file that is there under a form of ``path``'s name a person copying it from Windows or a Mac may have changed: without
+    the quotes around it, without spaces at its ends, with ``/`` for ``\\``, in the other Unicode spelling (NFC or NFD). None
+    when no such form is there."""
+    text = str(path)
+    trimmed = text.strip().strip('"\'').strip()
+    forms = [trimmed, trimmed.replace("\\", "/")]
+    forms += [unicodedata.normalize(form, f) for f in list(forms) for form in ("NFC", "NFD")]
+    for form in dict.fromkeys(forms):
+        if form and form != text and os.path.lexists(form):
+            return Path(form)
+    return None
+
+
+def near_difference(given: str, found: str) -> str:
+    """What sets a name given apart from the :func:`near_name` found, in words."""
+    said = [what for what, holds in (("quotes", '"' in given or "'" in given), ("spaces at an end", given != given.strip()),
+                                      ("backslashes", "\\" in given and "\\" not in found)) if holds]
+    return ", ".join(said) or "another Unicode spelling of the same letters"
 
 
 def size_refusal(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:

@@ -173,6 +173,32 @@ def require_link_resolves(path: Path, what: str) -> None:
                           "remove the link, or pass another path") from None
 
 
+NAME_MAX = 255
+"""The longest file name, in bytes, of the file systems defectlens writes on (ext4, XFS, NTFS in UTF-16 units, APFS)."""
+
+
+def require_room_for_names(folder: Path, what: str) -> None:
+    """Refuse a folder whose path leaves no room for a file name of :data:`NAME_MAX` bytes within the system's longest path:
+    near it, a run had ended in a traceback ("File name too long: …/summary.csv") or been told of a umask (Windows-inputs
+    probe 2026-12-06)."""
+    try:
+        limit = os.pathconf(_nearest_existing(folder), "PC_PATH_MAX")
+    except (OSError, ValueError):
+        limit = 4096
+    length = len(os.fsencode(os.path.abspath(folder)))
+    if length + 1 + NAME_MAX >= limit:
+        raise OutputError(f"its path is {length} bytes long, and a file's name in it (up to {NAME_MAX} bytes) would pass the system's "
+                          f"limit of {limit} bytes a path", folder, f"pass a shorter path for the {what}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest folder above it that exists (what the file system's limits are read from)."""
+    here = Path(os.path.abspath(path))
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    return here
+
+
 def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[Path] = (), model_dir: Path | None = None) -> None:
     """Refuse an output folder that would overwrite or mix with the inputs or the model, before
     anything is written.
@@ -183,6 +209,7 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
     ``model_dir`` or inside it (an image named ``detector.png`` would write ``detector.json``), and
     no input image may sit directly in it (its overlay ``<stem>.png`` could replace it).
     """
+    require_room_for_names(output, "output folder")
     require_link_resolves(output, "output folder")
     if output.is_symlink() and not output.exists():
         # Made below with mkdir, which a dangling link refuses ("File exists", a traceback).
