@@ -41,6 +41,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +52,9 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+
 MAJORITY_SHARE = 0.75
 """Share of a 'most share one defect' batch that has the one defect type (the rest are good)."""
 
@@ -383,7 +387,7 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
 def main() -> None:
     """Run every category and write the result tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "defectlens" / "batch_scoring")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 when the cores are shared)")
@@ -401,9 +405,10 @@ def main() -> None:
     from defectlens.detect.batch_scoring import BatchScoringConfig
     from defectlens.encode import PatchEncoder
 
-    if not args.data.is_dir():
-        raise SystemExit(f"{args.data}: data root not found — pass --data or set DEFECTLENS_DATA")
-    roots = sorted(d for d in args.data.iterdir() if (d / "ground_truth").is_dir() and (d / "taxonomy.json").is_file())
+    # Every category named (a typo had run none and written empty tables), else every one with masks and a taxonomy.
+    roots = [args.data / n for n in require_categories(args.data, args.only,
+                                                       lambda d: (d / "ground_truth").is_dir() and (d / "taxonomy.json").is_file())]
+    record = run_record()
     old = {}
     zero_shot = HERE / "results" / "zero_shot.json"
     if zero_shot.is_file():
@@ -420,8 +425,6 @@ def main() -> None:
     start = time.perf_counter()
     rows = []
     for root in roots:
-        if args.only and root.name not in args.only:
-            continue
         row = run_category(root, args, encoder, cache, old)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "shared_pattern"}), flush=True)
@@ -433,6 +436,7 @@ def main() -> None:
         "total_seconds": round(time.perf_counter() - start, 1),
         "load_start": [round(x, 2) for x in load_start],
         "load_end": [round(x, 2) for x in os.getloadavg()],
+        "run": finish_record(record),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,9 @@ from defectlens.detect.maps import MAD_TO_SIGMA, robust_units
 from defectlens.io import load_category, load_image
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+
 SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
 BATCH = 48
 DRAWS = 3
@@ -118,14 +122,12 @@ def verdicts(batches: list[dict], rule: Callable[[np.ndarray], tuple[float, floa
 def main() -> None:
     """Score the batches of every category, read every rule, write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "batch_share")
     args = parser.parse_args()
-    categories = sorted(
-        d.name for d in args.data.iterdir()
-        if (d / "train" / "good").is_dir() and any((d / "train" / "good").iterdir()) and (args.only is None or d.name in args.only)
-    )
+    categories = require_categories(args.data, args.only, lambda d: (d / "train" / "good").is_dir() and any((d / "train" / "good").iterdir()))
+    record = run_record()
     detector = BatchScoringDetector()
     started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     results: dict[str, dict] = {}
@@ -139,7 +141,8 @@ def main() -> None:
         }
         print(f"{name}: {len(batches)} batches in {results[name]['seconds']} s", flush=True)
     meta = {"started": started, "load_at_start": round(load, 2), "load_at_end": round(os.getloadavg()[0], 2),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "batch": BATCH, "draws": DRAWS, "outlier": OUTLIER}
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "batch": BATCH, "draws": DRAWS, "outlier": OUTLIER,
+            "run": finish_record(record)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "categories": results}, indent=1))
     lines = ["# Batch scoring's verdicts against the share of defective parts", "",

@@ -16,6 +16,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from defectlens.locate import extract_regions
 from defectlens.types import Inspection
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+
 PLAN = {"magnetic_tile": (1, 5, 10), "steel_strip": (5,)}
 TARGETS = {("magnetic_tile", 5): 0.80, ("steel_strip", 5): 0.90}
 
@@ -197,13 +201,15 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     """Run the benchmark and write the results."""
-    default_data = Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=default_data)
+    add_data_argument(ap)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--lm-reports", type=int, default=6, help="reports written by the language model (0 = skip)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
+    # Every category of the plan, or nothing written: without them it had written empty tables over the committed ones.
+    require_categories(args.data, list(PLAN))
+    record = run_record()
     config = FewShotConfig()
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -212,6 +218,7 @@ def main() -> None:
     }
     result["classification"], fitted = classification(args.data, args.seeds, config)
     result["writers"] = writers(args.data, fitted.get("magnetic_tile"), args.lm_reports) if (args.data / "magnetic_tile").is_dir() else {}
+    result["run"] = finish_record(record)
     write_json_atomic(args.out / "classify.json", result)
     write_text_atomic(args.out / "classify.md", markdown(result))
     print(f"wrote {args.out / 'classify.json'} and classify.md")

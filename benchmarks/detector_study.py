@@ -48,6 +48,9 @@ from defectlens.types import AnomalyResult
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+
 CACHE_VERSION = 2
 """2: the encoder's batch norms folded into its convolutions (features within 4e-6 relative,
 but a cache is never mixed across encoders)."""
@@ -142,7 +145,8 @@ SETTINGS: list[Setting] = [
 CURRENT_BANK: dict = {}
 """The memory bank's own defaults (MemoryBankConfig): IVF search, per-position z-score maps, top-1 % score."""
 SETTINGS += [
-    Setting("lite2-current", "the current defaults (Lite2, IVF, per-position z-score maps, top-1 % score, 2 % target)",
+    Setting("lite2-current", "the defaults as they are when the row is run (MemoryBankConfig's own; the results' run record names "
+                             "the commit)",
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK),
     Setting("lite2-rot180-bank", "augmentation on the current defaults: bank + training images turned 180 degrees",
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, rotate_bank=(2,)),
@@ -238,10 +242,17 @@ class CachedCategory:
 
 
 def _fingerprint(paths: Sequence[Path]) -> str:
+    """The images as the cache knows them: name, size and modification time (an image painted over and padded to its old
+    size had been scored from its stale features: benchmarks probe 2026-12-06)."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(f"{p.name}:{p.stat().st_size};".encode())
+        state = p.stat()
+        h.update(f"{p.name}:{state.st_size}:{state.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
+
+
+_SAID_NO_MASKS: set[str] = set()
+"""Categories already said to have no masks in this run."""
 
 
 def open_cache(root: Path, cache_dir: Path, backbone: str, stages: tuple[int, ...], image_size: int, aggregate: int = 3) -> CachedCategory:
@@ -273,7 +284,8 @@ def open_cache(root: Path, cache_dir: Path, backbone: str, stages: tuple[int, ..
             stale.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     identity_path.write_text(json.dumps(identity))
-    if not any(t.mask_path for t in test):
+    if not any(t.mask_path for t in test) and category.name not in _SAID_NO_MASKS:
+        _SAID_NO_MASKS.add(category.name)  # once a run, not once per encoder setting
         print(f"{category.name}: no masks — pixel metrics skipped", file=sys.stderr)
     return CachedCategory(
         category.name,
@@ -608,7 +620,7 @@ def cached_study_parser(doc: str, categories: Sequence[str]) -> argparse.Argumen
     """The arguments every study on this feature cache takes (``--data``, ``--cache``, ``--out``,
     ``--categories``), for the studies that import this module."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", ROOT.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_cache")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--categories", nargs="*", default=list(categories))
@@ -618,7 +630,7 @@ def cached_study_parser(doc: str, categories: Sequence[str]) -> argparse.Argumen
 def main() -> None:
     """Run the chosen settings on the chosen categories and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", ROOT.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "detector_cache")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--settings", nargs="*", default=None, help="names of settings to run (default: all)")
@@ -639,12 +651,10 @@ def main() -> None:
     unknown = [n for n in args.settings or [] if n not in known]
     if unknown:
         sys.exit(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    if not args.data.is_dir():
-        sys.exit(f"{args.data}: data folder not found — pass --data or set DEFECTLENS_DATA")
     chosen = [known[n] for n in args.settings] if args.settings else SETTINGS
-    names = args.categories or sorted(
-        p.name for p in args.data.iterdir() if (p / "train" / "good").is_dir() and any(p.joinpath("train", "good").iterdir())
-    )
+    names = require_categories(args.data, args.categories,
+                               lambda p: (p / "train" / "good").is_dir() and any(p.joinpath("train", "good").iterdir()))
+    record = run_record()
     results_path = args.out / "detector_study.json"
     rows: list[dict] = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []
     # Notes written by hand about how rows were run (load, caveats) are kept across runs.
@@ -668,7 +678,9 @@ def main() -> None:
                 rows = [r for r in rows if (r["setting"], r["category"]) not in replaced] + new
                 for r in new:
                     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+                # The run's start and its latest row (one load average, overwritten row by row, had described the last alone).
                 meta["load_average"] = os.getloadavg()[0]
+                meta["run"] = finish_record(record)
                 write_tables(rows, args.out, meta)
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +29,9 @@ from defectlens.detect.frame_check import DRIFT_UNITS
 from defectlens.io import load_category, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_data_argument, require_categories  # noqa: E402 - the benchmarks' shared module
+
 RESULTS = REPO / "benchmarks" / "results"
 
 
@@ -80,13 +83,13 @@ def study(inspector: Inspector, root: Path, n: int) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--model", action="append", default=[], help="CATEGORY=DIR of a saved model (else fitted here)")
     parser.add_argument("--n", type=int, default=20, help="good and defective test images drawn per category (seeded)")
     args = parser.parse_args()
     saved = dict(m.split("=", 1) for m in args.model)
     results = {}
-    for root in sorted(p for p in args.data.iterdir() if (p / "train" / "good").is_dir()):
+    for root in (args.data / n for n in require_categories(args.data, None, lambda p: (p / "train" / "good").is_dir())):
         inspector = Inspector.load(saved[root.name]) if root.name in saved else Inspector.fit(root / "train" / "good")
         results[root.name] = study(inspector, root, args.n)
     RESULTS.mkdir(parents=True, exist_ok=True)

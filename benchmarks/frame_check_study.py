@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import detector_study as ds  # noqa: E402  (the study's feature cache)
+from common import require_categories, require_output_folder  # noqa: E402  (the benchmarks' shared module)
 from defectlens.detect.global_score import GlobalScore, pooled_features  # noqa: E402
 from defectlens.detect.maps import on_image_cells  # noqa: E402
 from defectlens.encode import PatchEncoder  # noqa: E402
@@ -121,7 +122,9 @@ def main() -> None:
     """Run the study on the chosen categories and write the results."""
     parser = ds.cached_study_parser(__doc__ or "", CATEGORIES)
     args = parser.parse_args()
-    path = args.out / "frame_check_study.json"
+    # Checked before the work: a missing category had been a traceback, a missing --out folder one after minutes of it.
+    require_categories(args.data, args.categories)
+    path = require_output_folder(args.out) / "frame_check_study.json"
     # Merged: a run on some categories replaces theirs and keeps the others'.
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update({name: study(args.data, args.cache, name) for name in args.categories})

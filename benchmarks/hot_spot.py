@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from defectlens import Inspector, InspectorSettings
 from defectlens.io import load_category, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_data_argument, require_categories  # noqa: E402 - the benchmarks' shared module
+
 RESULTS = REPO / "benchmarks" / "results"
 PEAK_OVER = (1.0, 1.05, 1.1, 1.25)
 """Peak ÷ image threshold at or above which a passing part counts (1.0 is `inspect`'s rule)."""
@@ -64,16 +68,20 @@ def study(inspector: Inspector, root: Path, sample: int) -> dict:
 def main() -> None:
     """Fit (or load) each category's model and count the passing parts whose map peaks over the threshold."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(ap)
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
     ap.add_argument("--sample", type=int, default=0, help="at most this many test images a category (0 = all)")
     args = ap.parse_args()
     saved = dict(entry.split("=", 1) for entry in args.model)
+    names = require_categories(args.data, None, lambda p: (p / "train" / "good").is_dir() and (p / "test").is_dir())
+    if unknown := sorted(set(saved) - set(names)):
+        # A mistyped --model had been passed over, and a model fitted instead (benchmarks probe 2026-12-06).
+        sys.exit(f"--model names no category of {args.data} that this benchmark runs: {', '.join(unknown)} (there: {', '.join(names)})")
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()
     results: dict[str, dict] = {}
-    for root in sorted(p for p in args.data.iterdir() if (p / "train" / "good").is_dir() and (p / "test").is_dir()):
-        name = root.name
+    for name in names:
+        root = args.data / name
         inspector = Inspector.load(saved[name]) if name in saved else Inspector.fit(load_category(root).train_good, InspectorSettings())
         results[name] = study(inspector, root, args.sample)
         print(name, json.dumps(results[name]), flush=True)

@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import detector_study as ds  # noqa: E402  (the study's feature cache and helpers)
+from common import require_categories, require_output_folder  # noqa: E402  (the benchmarks' shared module)
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector  # noqa: E402
 from defectlens.detect.maps import image_score  # noqa: E402
 from defectlens.encode import PatchEncoder  # noqa: E402
@@ -135,7 +136,9 @@ def main() -> None:
     parser.add_argument("--probes", nargs="*", type=int, default=[DEFAULT_PROBES], help="IVF cells searched per patch")
     parser.add_argument("--tables", action="store_true", help="rewrite the table from the results JSON and exit")
     args = parser.parse_args()
-    path = args.out / "neighbourhood_study.json"
+    # Checked before the work: a missing category had been a traceback, a missing --out folder one after minutes of it.
+    require_categories(args.data, args.categories)
+    path = require_output_folder(args.out) / "neighbourhood_study.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     if not args.tables:
         for name in args.categories:

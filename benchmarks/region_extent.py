@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,9 @@ from defectlens.io import load_category, load_mask, write_json_atomic
 from defectlens.locate import extract_regions
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_data_argument, require_categories  # noqa: E402 - the benchmarks' shared module
+
 RESULTS = REPO / "benchmarks" / "results"
 CUTS = (0.0, 0.25, 0.5, 0.75)
 
@@ -76,14 +80,15 @@ def study(inspector: Inspector, category_root: Path) -> dict[str, dict[str, floa
 def main() -> None:
     """Fit (or load) each category's model and measure every cut."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(ap)
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
     args = ap.parse_args()
     saved = dict(entry.split("=", 1) for entry in args.model)
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()
     results: dict[str, dict] = {}
-    for root in sorted(p for p in args.data.iterdir() if (p / "train" / "good").is_dir() and (p / "ground_truth").is_dir()):
+    for root in (args.data / n for n in require_categories(args.data, None,
+                                                           lambda p: (p / "train" / "good").is_dir() and (p / "ground_truth").is_dir())):
         name = root.name
         inspector = Inspector.load(saved[name]) if name in saved else Inspector.fit(load_category(root).train_good, InspectorSettings())
         results[name] = study(inspector, root)

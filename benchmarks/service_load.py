@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import platform
@@ -41,7 +40,9 @@ from PIL import Image
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_CATEGORY = HERE.parent.parent / "shared" / "datasets" / "magnetic_tile"
+sys.path.insert(0, str(HERE))
+from common import default_data, finish_record, run_record  # noqa: E402 - the benchmarks' shared module, beside this script
+
 REQUEST_TIMEOUT = 120.0
 BUSY_PAUSE = 0.05
 """Seconds a client waits before asking a busy service again."""
@@ -101,8 +102,10 @@ def _free_port() -> int:
 
 def _library_baseline(model: Path, images: list[Path], work: Path) -> dict:
     """Single-image Inspector.inspect time, and `defectlens inspect` throughput on the same images."""
+    from typer.testing import CliRunner
+
     from defectlens import Inspector
-    from defectlens.cli.vision import inspect as inspect_command
+    from defectlens.cli import app
 
     inspector = Inspector.load(model)
     inspector.inspect(images[0])  # warm-up (first forward pass allocates)
@@ -113,9 +116,12 @@ def _library_baseline(model: Path, images: list[Path], work: Path) -> dict:
         single.append(time.perf_counter() - t)
     out = work / "cli_out"
     t = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        inspect_command(model, list(images), out)
+    # The command as typed, through its command line (its function takes typer's context since 2026-12-05, and the call
+    # made here had failed: benchmarks probe 2026-12-06).
+    ran = CliRunner().invoke(app, ["inspect", str(model), *map(str, images), "-o", str(out)])
     cli_s = time.perf_counter() - t
+    if ran.exit_code != 0:
+        raise SystemExit(f"`defectlens inspect` failed (exit {ran.exit_code}): {ran.output[-400:]}")
     return {
         "single_inspect_ms_median": 1000 * float(np.median(single)),
         "inspect_command_seconds": cli_s,
@@ -198,7 +204,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--images", type=int, default=50, help="Images each client posts.")
-    ap.add_argument("--category", type=Path, default=DEFAULT_CATEGORY, help="MVTec-layout category (synthetic when absent).")
+    ap.add_argument("--category", type=Path, default=None,
+                    help="MVTec-layout category (default: magnetic_tile under $DEFECTLENS_DATA or ../shared/datasets; synthetic textures when "
+                         "that is absent). A category named here must be there.")
     ap.add_argument("--max-train", type=int, default=40)
     ap.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, help="The service's limit (0 = none: uploads queue).")
     ap.add_argument("--interval", type=float, default=0.0,
@@ -208,6 +216,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.interval < 0:
         raise SystemExit("--interval must be >= 0")
+    if args.category is not None and not args.category.is_dir():
+        # Named and mistyped: it had fallen back to synthetic textures, written over the magnetic-tile results.
+        raise SystemExit(f"{args.category}: category folder not found — check the path, or leave --category out")
+    args.category = args.category or default_data() / "magnetic_tile"
+    record = run_record()
     args.out = args.out or HERE / "results" / (f"service_load_paced_{round(args.interval * 1000)}ms" if args.interval else "service_load")
 
     from defectlens import Inspector, InspectorSettings
@@ -296,6 +309,7 @@ def main() -> None:
             "load_before": load_before,
             "load_after": load_after,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "run": finish_record(record),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))

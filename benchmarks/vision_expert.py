@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
 
 
 def _run_category(root: str, max_train: int, image_size: int, backbone: str | None, queue) -> None:
@@ -54,16 +56,15 @@ def _run_category(root: str, max_train: int, image_size: int, backbone: str | No
 def main() -> None:
     """Run the benchmark and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parent.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--max-train", type=int, default=0, help="fit on at most this many normal images (0 = all, as `defectlens fit`)")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--backbone", default=None, help="default: the one `defectlens fit` uses")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--categories", nargs="*", default=None)
     args = parser.parse_args()
-    if not args.data.is_dir():
-        sys.exit(f"{args.data}: data folder not found — pass --data or set DEFECTLENS_DATA")
-    names = args.categories or sorted(p.name for p in args.data.iterdir() if (p / "train" / "good").is_dir())
+    names = require_categories(args.data, args.categories, lambda p: (p / "train" / "good").is_dir())
+    record = run_record()
     ctx = mp.get_context("spawn")
     rows = []
     for name in names:
@@ -80,6 +81,7 @@ def main() -> None:
         "backbone": args.backbone or "default",
         "image_size": args.image_size,
         "max_train": args.max_train,
+        "run": finish_record(record),
     }
     (args.out / "vision_expert.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
     cols = [

@@ -51,3 +51,41 @@ def test_a_fused_setting_puts_its_members_in_the_products_fixed_units(synthetic_
     row = detector_study.run_setting(setting, cache, PatchEncoder(cache.encoder))[0]
     # At the given weight the fused row and its "fused at 0.5" comparison are one computation.
     assert row["image_auroc"] == pytest.approx(row["image_auroc_fused_0.5"]) and row["fusion_weight"] == 0.5
+
+
+def test_the_benchmarks_refuse_missing_data_before_writing_and_record_their_run(tmp_path, synthetic_category):
+    # Benchmarks probe 2026-12-06: a mistyped category had run nothing and written empty tables over the committed results
+    # (exit 0) in three scripts and been a traceback in six; most results recorded neither date nor commit.
+    import common
+
+    (tmp_path / "data" / "plate").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r"no category platee there \(there: plate\)"):
+        common.require_categories(tmp_path / "data", ["platee"])
+    with pytest.raises(SystemExit, match="data folder not found"):
+        common.require_categories(tmp_path / "nowhere", None)
+    with pytest.raises(SystemExit, match="no category this benchmark can run"):
+        common.require_categories(tmp_path / "data", None, lambda p: (p / "train").is_dir())
+    assert common.require_categories(tmp_path / "data", None) == ["plate"]
+    record = common.finish_record(common.run_record())
+    assert {"started_utc", "finished_utc", "commit", "load_average_at_start", "load_average_at_end", "torch", "defectlens"} <= set(record)
+
+
+def test_the_feature_cache_knows_an_image_changed_in_place(tmp_path):
+    # Benchmarks probe 2026-12-06: an image painted over and padded to its old size was scored from its stale features.
+    import os
+
+    image = tmp_path / "a.png"
+    image.write_bytes(b"x" * 100)
+    before = detector_study._fingerprint([image])
+    image.write_bytes(b"y" * 100)
+    os.utime(image, ns=(1, 1))
+    assert detector_study._fingerprint([image]) != before
+
+
+def test_the_service_load_benchmark_times_the_inspect_command(fitted_model, synthetic_category, tmp_path):
+    # Benchmarks probe 2026-12-06: it called the command's function without typer's context and failed with a TypeError.
+    import service_load
+
+    images = sorted((synthetic_category / "test" / "good").glob("*.png"))[:2]
+    baseline = service_load._library_baseline(fitted_model, images, tmp_path)
+    assert baseline["inspect_command_images_per_s"] > 0 and (tmp_path / "cli_out" / "summary.csv").is_file()

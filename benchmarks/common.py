@@ -1,0 +1,96 @@
+"""What every benchmark script shares: where the data is, a run refused before anything is written when the data it
+names is not there, and the record of when, on what load and by which code a result was measured.
+
+One home for these (benchmarks probe 2026-12-06): each script had its own default data path, a missing or mistyped
+category gave a traceback in six of them and empty tables written over the committed results in three, and most results
+files recorded neither the date nor the commit the README's figures rest on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_ENV = "DEFECTLENS_DATA"
+"""The environment variable that points every benchmark at the datasets (default: ``../shared/datasets`` beside the clone)."""
+
+
+def default_data() -> Path:
+    """The data root: ``$DEFECTLENS_DATA``, else ``../shared/datasets`` beside the repository."""
+    return Path(os.environ.get(DATA_ENV, REPO.parent / "shared" / "datasets"))
+
+
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data``, as every script takes it."""
+    parser.add_argument("--data", type=Path, default=default_data(),
+                        help=f"folder of categories in the MVTec-AD layout (default: ${DATA_ENV}, else ../shared/datasets)")
+
+
+def require_categories(data: Path, names: Sequence[str] | None, usable: Callable[[Path], bool] = lambda p: True) -> list[str]:
+    """The categories to run: ``names`` (each must be a folder under ``data``), else every folder there that is ``usable``.
+    Exits with one line, before anything is computed or written, when the data root is missing, a named category is not
+    there, or none is found: a typo had given empty tables written over the committed results, with exit status 0."""
+    if not data.is_dir():
+        sys.exit(f"{data}: data folder not found — pass --data or set {DATA_ENV}")
+    if names:
+        missing = [n for n in names if not (data / n).is_dir()]
+        if missing:
+            have = ", ".join(sorted(p.name for p in data.iterdir() if p.is_dir())) or "none"
+            sys.exit(f"{data}: no category {', '.join(missing)} there (there: {have}) — check the names")
+        return list(names)
+    found = sorted(p.name for p in data.iterdir() if p.is_dir() and usable(p))
+    if not found:
+        sys.exit(f"{data}: no category this benchmark can run — pass --data with folders in the MVTec-AD layout")
+    return found
+
+
+def require_output_folder(path: Path) -> Path:
+    """``path`` made (with its parents) before the work, so that a results file can be written at its end: two studies had
+    failed there after minutes of work."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _commit() -> str | None:
+    """The repository's commit, with "+changes" when the working tree differs from it; None outside a git clone."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def run_record() -> dict:
+    """When, where and by which code a run was made, to be kept in its results file: the start in UTC, the commit, the
+    machine, the load average at the start, and the versions of Python, PyTorch and defectlens. :func:`finish_record`
+    adds the end and the load then."""
+    import torch
+
+    import defectlens
+
+    return {
+        "started_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "commit": _commit(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "defectlens": defectlens.__version__,
+    }
+
+
+def finish_record(record: dict) -> dict:
+    """``record`` with the end of the run and the load average then."""
+    return {**record, "finished_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()]}
