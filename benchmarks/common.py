@@ -44,6 +44,11 @@ def require_categories(data: Path, names: Sequence[str] | None, usable: Callable
         if missing:
             have = ", ".join(sorted(p.name for p in data.iterdir() if p.is_dir())) or "none"
             sys.exit(f"{data}: no category {', '.join(missing)} there (there: {have}) — check the names")
+        # Named, and there, but not of the kind this benchmark runs (steel_strip has no normal images): one line, where a
+        # spawned run had died and its parent waited for ever (regression probe 2026-12-06).
+        if unfit := [n for n in names if not usable(data / n)]:
+            runnable = ", ".join(sorted(p.name for p in data.iterdir() if p.is_dir() and usable(p))) or "none"
+            sys.exit(f"{data}: {', '.join(unfit)} lacks what this benchmark needs (it runs: {runnable})")
         return list(names)
     found = sorted(p.name for p in data.iterdir() if p.is_dir() and usable(p))
     if not found:
@@ -94,3 +99,14 @@ def finish_record(record: dict) -> dict:
     """``record`` with the end of the run and the load average then."""
     return {**record, "finished_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             "load_average_at_end": [round(v, 2) for v in os.getloadavg()]}
+
+
+def saved_models(entries: Sequence[str], data: Path, names: Sequence[str]) -> dict[str, str]:
+    """``--model CATEGORY=DIR`` entries by category, each naming one of ``names`` (the categories the run covers): a
+    mistyped one had been passed over, and a model fitted in its place (benchmarks probe 2026-12-06)."""
+    if bad := [e for e in entries if "=" not in e]:
+        sys.exit(f"--model {bad[0]}: give CATEGORY=DIR")
+    saved = dict(e.split("=", 1) for e in entries)
+    if unknown := sorted(set(saved) - set(names)):
+        sys.exit(f"--model names no category of {data} that this benchmark runs: {', '.join(unknown)} (it runs: {', '.join(names)})")
+    return saved

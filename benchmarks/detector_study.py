@@ -145,8 +145,8 @@ SETTINGS: list[Setting] = [
 CURRENT_BANK: dict = {}
 """The memory bank's own defaults (MemoryBankConfig): IVF search, per-position z-score maps, top-1 % score."""
 SETTINGS += [
-    Setting("lite2-current", "the defaults as they are when the row is run (MemoryBankConfig's own; the results' run record names "
-                             "the commit)",
+    Setting("lite2-current", "the defaults as they are when the row is run (MemoryBankConfig's own; each row's `measured` names "
+                             "the commit, rows before 2026-12-06 none)",
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK),
     Setting("lite2-rot180-bank", "augmentation on the current defaults: bank + training images turned 180 degrees",
             backbone="efficientnet-lite2", n_train=None, bank=CURRENT_BANK, rotate_bank=(2,)),
@@ -674,6 +674,9 @@ def main() -> None:
                     continue
                 category_encoder = encoder if encoder.config == cache.encoder else PatchEncoder(cache.encoder)
                 new = run_setting(setting, cache, category_encoder, with_pixels=any(cache.mask_paths))
+                # Each row says when and by which code it was measured: rows of earlier runs are kept beside it, and the
+                # file's one record had read as theirs too (regression probe 2026-12-06).
+                new = [{**r, "measured": {"utc": finish_record(record)["finished_utc"], "commit": record["commit"]}} for r in new]
                 replaced = {(r["setting"], r["category"]) for r in new}
                 rows = [r for r in rows if (r["setting"], r["category"]) not in replaced] + new
                 for r in new:

@@ -38,7 +38,7 @@ from defectlens.locate import extract_regions
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, require_categories  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
 
 RESULTS = REPO / "benchmarks" / "results"
 CUTS = (0.0, 0.25, 0.5, 0.75)
@@ -83,12 +83,12 @@ def main() -> None:
     add_data_argument(ap)
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
     args = ap.parse_args()
-    saved = dict(entry.split("=", 1) for entry in args.model)
+    names = require_categories(args.data, None, lambda p: (p / "train" / "good").is_dir() and (p / "ground_truth").is_dir())
+    saved = saved_models(args.model, args.data, names)
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()
     results: dict[str, dict] = {}
-    for root in (args.data / n for n in require_categories(args.data, None,
-                                                           lambda p: (p / "train" / "good").is_dir() and (p / "ground_truth").is_dir())):
+    for root in (args.data / n for n in names):
         name = root.name
         inspector = Inspector.load(saved[name]) if name in saved else Inspector.fit(load_category(root).train_good, InspectorSettings())
         results[name] = study(inspector, root)

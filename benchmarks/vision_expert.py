@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 
@@ -71,7 +72,14 @@ def main() -> None:
         queue = ctx.Queue()
         proc = ctx.Process(target=_run_category, args=(str(args.data / name), args.max_train, args.image_size, args.backbone, queue))
         proc.start()
-        row = queue.get()
+        # The run's row, or its end: a run that died had left this process waiting for ever (regression probe 2026-12-06).
+        while True:
+            try:
+                row = queue.get(timeout=5)
+                break
+            except Empty:
+                if not proc.is_alive():
+                    sys.exit(f"{name}: its run ended with exit code {proc.exitcode} and no result (its error is above)")
         proc.join()
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("category", "image_auroc", "pixel_auroc", "aupro", "fit_seconds", "ms_per_image", "peak_memory_mb")}))

@@ -295,8 +295,18 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     first = listed.splitlines()[0]
     quoted = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "q")], input=f'"{first}"\n{first}x\ufeff\n')
     said = " ".join(quoted.output.split())
-    assert quoted.exit_code == 2 and f"did you mean {first}? (the name given holds quotes)" in said, said
+    assert quoted.exit_code == 2 and f"did you mean {first}? (the name given holds quotes around it)" in said, said
     assert f"{first}x\\ufeff: no such file or folder" in said, said
+    # A NUL-ended list of one-letter names is no UTF-16 text ("a\0b\0" is the bytes of "ab"; regression probe 2026-12-06), a
+    # UTF-16 list of Japanese names without its mark is, and no list reads the whole file system.
+    from defectlens.cli.vision import listed_names
+
+    assert listed_names(b"a\0b\0c\0") == ["a", "b", "c", ""]
+    assert listed_names("imgs/a.png\n画像/b.png\n".encode("utf-16-le"))[:2] == ["imgs/a.png", "画像/b.png"]
+    root = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "r")], input=b"i\0/\0")
+    assert root.exit_code == 2 and "names '/' (the whole file system)" in " ".join(root.output.split()), root.output
+    nobody = runner.invoke(app, ["inspect", str(fitted_model), "~nosuchuser0/a.png", "-o", str(tmp_path / "n")])
+    assert nobody.exit_code == 2 and "Traceback" not in nobody.output and "no such file" in nobody.output, nobody.output
     skipped = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "s")], input=f"{first}\n{first}x\ufeff\n")
     assert skipped.exit_code == 3 and f"• {first}x\\ufeff: no such file or folder" in " ".join(skipped.output.split()), skipped.output
 

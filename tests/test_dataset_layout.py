@@ -287,6 +287,10 @@ def test_folders_of_another_case_are_read_and_a_full_width_train_good_is_named_i
     _image(tmp_path / "lot" / "b.png", rng)
     _mask(tmp_path / "lot" / "MASKS" / "b_mask.png")
     assert mask_for_image(tmp_path / "lot" / "b.png") == tmp_path / "lot" / "MASKS" / "b_mask.png"
+    # Fitted from Python on the folder, the category's normal images only (regression probe 2026-12-06: its defects too).
+    from defectlens.inspector import _folder_images
+
+    assert [str(p) for p in _folder_images(tmp_path / "part").paths] == [str(tmp_path / "part" / "Train" / "Good" / "0.png")]
     _image(tmp_path / "wide" / "train" / "\uff27\uff2f\uff2f\uff24" / "0.png", rng)  # full-width, as test/ takes it
     _image(tmp_path / "wide" / "test" / "good" / "1.png", rng)
     with pytest.raises(DatasetLayoutError, match="rename train/\uff27\uff2f\uff2f\uff24 to train/good"):

@@ -106,7 +106,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import folder_identity
-from defectlens.io.dataset import picture_copies
+from defectlens.io.dataset import folder_any_case, picture_copies
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -419,7 +419,8 @@ def _folder_images(folder: Path) -> ImageFiles:
     as ``defectlens fit`` takes it; one without it is refused (its images include defects)."""
     # A dataset's test/ and examples hold defective parts: fitted on whole, they became "normal".
     # Its normal images are read as every command reads a category's (load_category).
-    dataset = (folder / "train").is_dir() or (folder / "test").is_dir()
+    # In any case, as load_category reads them ("Train/Good", "TEST" from Windows had fitted the defects as normal).
+    dataset = folder_any_case(folder, "train").is_dir() or folder_any_case(folder, "test").is_dir()
     found = load_category(folder).require_train_good() if dataset else images_below(folder).images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")

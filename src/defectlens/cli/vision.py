@@ -148,6 +148,10 @@ def with_listed_inputs(inputs: list[Path]) -> list[Path]:
     stream = getattr(sys.stdin, "buffer", None)
     data = stream.read() if stream is not None else os.fsencode(sys.stdin.read())
     listed = [Path(line) for line in listed_names(data) if line.strip()]
+    if Path("/") in listed:
+        # Never the whole file system: a list read wrongly (UTF-16 split at its NULs gives "i", "m", "/", …) had walked it.
+        raise ConfigError("the list piped in names '/' (the whole file system): is it a text in another encoding?", None,
+                          "save the list as UTF-8 (or UTF-16 with its byte-order mark), one path a line")
     if not listed:
         raise ConfigError("'-' reads image paths from standard input, and none came", None, "pipe in one path a line")
     return [path for item in inputs for path in (listed if item == STDIN_INPUT else [item])]
@@ -158,20 +162,28 @@ def listed_names(data: bytes) -> list[str]:
     the file system's names decode. A list saved as UTF-16 (Notepad's and PowerShell's "Unicode") is decoded as such: split
     at its NUL bytes, "imgs/a.png" had become "i", "m", …, "/" — the whole file system, walked as an input (Windows-inputs
     probe 2026-12-06); a UTF-8 byte-order mark before the first name is no part of it."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
-        text = data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le" if data[1:2] == b"\0" else "utf-16-be",
-                           errors="replace")  # a truncated last byte: the name it ends is not found, and said
-        return [line.strip("\r\ufeff") for line in text.splitlines()]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (order := _utf16_order(data)):
+        codec = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else f"utf-16-{order}"
+        text = data.decode(codec, errors="replace")  # a truncated last byte: the name it ends is not found, and said
+        # At line ends only, as the UTF-8 list is split: str.splitlines would also split at U+0085 and U+2028 in a name.
+        return [line.strip("\r\ufeff") for line in text.split("\n")]
     data = data.removeprefix(b"\xef\xbb\xbf")
     return [os.fsdecode(b).rstrip("\r") for b in (data.split(b"\0") if b"\0" in data else data.splitlines())]
 
 
-def _looks_utf16(data: bytes) -> bool:
-    """Text of ASCII letters in UTF-16 without its byte-order mark: every other byte NUL (a NUL-ended list has one a name)."""
+def _utf16_order(data: bytes) -> str | None:
+    """"le" or "be" for a list in UTF-16 without its byte-order mark, else None. Told by a line end in UTF-16 (a newline
+    and a NUL, in that order for "le") with NULs in a third or more of that half of the bytes: a NUL-ended list of
+    one-letter names ("a\\0b\\0") has the bytes of the UTF-16 text "ab", and had been read so (regression probe
+    2026-12-06), and names in Japanese leave fewer NULs than ASCII ones do."""
     if len(data) < 4:
-        return False
-    even, odd = data[0::2].count(0), data[1::2].count(0)
-    return max(even, odd) >= 0.9 * (len(data) // 2) and min(even, odd) == 0
+        return None
+    half = len(data) // 2
+    for order, newline, nuls in (("le", b"\n\0", data[1::2].count(0)), ("be", b"\0\n", data[0::2].count(0))):
+        ends = any(data[i:i + 2] == newline for i in range(0, len(data) - 1, 2))
+        if ends and nuls >= half / 3:
+            return order
+    return None
 
 
 def expand_inputs(inputs: list[Path], masks_expected: bool = False) -> tuple[list[Path], list[Failure]]:

@@ -23,6 +23,7 @@ from defectlens.descriptor import grey_reason_in
 from defectlens.detect.memory_bank import MemoryBankDetector
 from defectlens.errors import DefectlensError
 from defectlens.explain.report import build_report, write_report_files
+from defectlens.io.dataset import folder_any_case
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, GroundingResult, Inspection, RegionType
 
@@ -64,7 +65,7 @@ def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | No
     one without a mask (:func:`~defectlens.classify.examples.locate_examples`); without a
     locator, such an example's whole image is its region."""
     locate = locator is not None
-    if (examples / "test").is_dir():
+    if folder_any_case(examples, "test").is_dir():  # a category's test/ in any case, as load_category reads it
         example_set, _ = examples_from_category(examples, k, seed=seed, will_locate=locate)
     else:
         example_set = examples_from_folders(examples, will_locate=locate)

@@ -89,14 +89,16 @@ class Category:
     def require_train_good(self) -> list[Path]:
         """Normal training images, or a clear error when there are none."""
         if not self.train_good:
-            fix = "put normal images of the part in <category>/train/good, or, with none, fit with --detector batch-scoring"
-            # "Train/Good" beside: named, not passed over in silence (layout probe 2026-12-06).
+            read = folder_any_case(folder_any_case(self.root, "train"), GOOD)
+            fix = "put normal images of the part in it, or, with none, fit with --detector batch-scoring"
+            # A full-width "ＧＯＯＤ" beside: named, not passed over in silence (layout probe 2026-12-06). Any case is read
+            # as it is ("Train/Good"), so only such a folder is left to name.
             near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ())
                     if d.is_dir() and word_folded(d.name) == "train"]
-            near = [g for d in near for g in d.iterdir() if g.is_dir() and is_good_folder(g) and g != self.root / "train" / GOOD]
+            near = [g for d in near for g in d.iterdir() if g.is_dir() and is_good_folder(g) and g != read and any(g.iterdir())]
             if near:
-                fix = f"rename {near[0].relative_to(self.root)} to train/good (folder names are read as written)"
-            raise DatasetLayoutError("no normal training images in train/good", self.root / "train" / "good", fix)
+                fix = f"rename {near[0].relative_to(self.root)} to train/good (full-width letters are not read as the folder's name)"
+            raise DatasetLayoutError(f"no normal training images in {read.relative_to(self.root)}", read, fix)
         return self.train_good
 
     def require_test(self) -> list[LabelledImage]:

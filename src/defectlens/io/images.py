@@ -84,7 +84,7 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
         if path.is_symlink():
             return f"broken symlink (points to {os.readlink(path)})", "point the link at an existing file"
         if exc.errno == errno.ENOENT:
-            if str(path).startswith("~") and (expanded := path.expanduser()) != path and expanded.exists():
+            if str(path).startswith("~") and (expanded := _home_expanded(path)) != path and expanded.exists():
                 # Quoted, or after "=", the shell leaves "~" as it is (environment probe 2026-12-06).
                 return "no such file", f"write the home folder out ({expanded}): a quoted ~ is not the home folder"
             if (near := near_name(path)) is not None:
@@ -98,25 +98,43 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
     return "not a regular file", "pass an image file"
 
 
+def _home_expanded(path: Path) -> Path:
+    """``path`` with its ``~`` expanded, or as it is where there is no such home ("~nosuchuser/a.png" had been a
+    RuntimeError's traceback; regression probe 2026-12-06)."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
 def near_name(path: Path) -> Path | None:
     """A file that is there under a form of ``path``'s name a person copying it from Windows or a Mac may have changed: without
     the quotes around it, without spaces at its ends, with ``/`` for ``\\``, in the other Unicode spelling (NFC or NFD). None
     when no such form is there."""
     text = str(path)
-    trimmed = text.strip().strip('"\'').strip()
+    trimmed = _unquoted(text.strip()).strip()
     forms = [trimmed, trimmed.replace("\\", "/")]
     forms += [unicodedata.normalize(form, f) for f in list(forms) for form in ("NFC", "NFD")]
     for form in dict.fromkeys(forms):
-        if form and form != text and os.path.lexists(form):
+        if form and form != text and os.path.exists(form):  # not a dangling link: "did you mean" a file that is not there
             return Path(form)
     return None
 
 
+def _unquoted(text: str) -> str:
+    """``text`` without one pair of quotes around it ("O'Neil" keeps its apostrophe)."""
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" else text
+
+
 def near_difference(given: str, found: str) -> str:
     """What sets a name given apart from the :func:`near_name` found, in words."""
-    said = [what for what, holds in (("quotes", '"' in given or "'" in given), ("spaces at an end", given != given.strip()),
-                                      ("backslashes", "\\" in given and "\\" not in found)) if holds]
-    return ", ".join(said) or "another Unicode spelling of the same letters"
+    bare = _unquoted(given.strip()).strip()
+    said = [what for what, holds in (("quotes around it", bare != given.strip()), ("spaces at an end", given != given.strip()),
+                                      ("backslashes", "\\" in given and "\\" not in found),
+                                      ("another Unicode spelling of the same letters",
+                                       unicodedata.normalize("NFC", bare.replace("\\", "/")) == unicodedata.normalize("NFC", found)
+                                       and bare.replace("\\", "/") != found)) if holds]
+    return ", ".join(said) or "other characters"
 
 
 def size_refusal(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
