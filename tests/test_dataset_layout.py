@@ -287,6 +287,12 @@ def test_folders_of_another_case_are_read_and_a_full_width_train_good_is_named_i
     _image(tmp_path / "lot" / "b.png", rng)
     _mask(tmp_path / "lot" / "MASKS" / "b_mask.png")
     assert mask_for_image(tmp_path / "lot" / "b.png") == tmp_path / "lot" / "MASKS" / "b_mask.png"
+    # Both spellings side by side: the exact one is read, and the other said (its images had been left out without a word).
+    _image(tmp_path / "both" / "train" / "good" / "0.png", rng)
+    _image(tmp_path / "both" / "Train" / "Good" / "1.png", rng)
+    both = load_category(tmp_path / "both")
+    assert both.train_good == [tmp_path / "both" / "train" / "good" / "0.png"]
+    assert any("Train: beside train/, which is read; its files are not" in n for n in both.notes), both.notes
     # Fitted from Python on the folder, the category's normal images only (regression probe 2026-12-06: its defects too).
     from defectlens.inspector import _folder_images
 

@@ -262,6 +262,13 @@ def folder_any_case(parent: Path, name: str) -> Path:
     return exact
 
 
+def other_case_folders(parent: Path, read: Path) -> list[Path]:
+    """Folders in ``parent`` named as ``read`` is but in another case or Unicode form, which :func:`folder_any_case` passed
+    over for it (``Train/Good`` beside ``train/good``: its images had been left out without a word; regression probe
+    2026-12-06)."""
+    return [parent / n for n in _folder_names(parent).get(folded_name(read.name), []) if parent / n != read and path_is(parent / n, "dir")]
+
+
 def _ground_truth_folder(root: Path, type_folder: str) -> Path:
     """``<root>/ground_truth/<type>``, each folder matched whatever its case and Unicode form (``Crack`` for
     ``test/crack``: its masks had been passed over without a word)."""
@@ -440,6 +447,9 @@ def load_category(root: str | Path) -> Category:
     notes: list[str] = []
     train_dir = folder_any_case(folder_any_case(base, "train"), GOOD)
     train = _images_below(train_dir, notes) if train_dir.is_dir() else []
+    for read in (folder_any_case(base, "train"), train_dir, folder_any_case(base, "test"), folder_any_case(base, GROUND_TRUTH)):
+        notes.extend(f"{other}: beside {read.name}/, which is read; its files are not — merge the two"
+                     for other in other_case_folders(read.parent, read))
     # Imported here: the taxonomy reads its file through defectlens.io, which imports this module.
     from defectlens.taxonomy import normal_type_name
 
