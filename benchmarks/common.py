@@ -40,6 +40,8 @@ def require_categories(data: Path, names: Sequence[str] | None, usable: Callable
     if not data.is_dir():
         sys.exit(f"{data}: data folder not found — pass --data or set {DATA_ENV}")
     if names:
+        # "cookie/" as tab completion gives it is "cookie", and a name given twice is run once (regression probe 2026-12-06).
+        names = list(dict.fromkeys(Path(n).name for n in names))
         missing = [n for n in names if not (data / n).is_dir()]
         if missing:
             have = ", ".join(sorted(p.name for p in data.iterdir() if p.is_dir())) or "none"

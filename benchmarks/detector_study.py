@@ -671,6 +671,7 @@ def main() -> None:
         for setting in (s for s in chosen if s.encoder_key() == key):
             for name, cache in caches.items():
                 if any(r["setting"] == setting.name and r["category"] == name for r in rows) and not args.rerun:
+                    print(f"{setting.name} / {name}: already in the results (--rerun to measure it again)", flush=True)
                     continue
                 category_encoder = encoder if encoder.config == cache.encoder else PatchEncoder(cache.encoder)
                 new = run_setting(setting, cache, category_encoder, with_pixels=any(cache.mask_paths))

@@ -305,6 +305,10 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     assert listed_names("imgs/a.png\n画像/b.png\n".encode("utf-16-le"))[:2] == ["imgs/a.png", "画像/b.png"]
     root = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "r")], input=b"i\0/\0")
     assert root.exit_code == 2 and "names '/' (the whole file system)" in " ".join(root.output.split()), root.output
+    here = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "h")], input=b"p\0.\0n\0g\0")
+    assert here.exit_code == 2 and "names '.' (the current folder)" in " ".join(here.output.split()), here.output  # nor this folder
+    half = runner.invoke(app, ["inspect", str(fitted_model), f"{first}'", "-o", str(tmp_path / "a")])
+    assert half.exit_code == 2 and f"did you mean {first}? (the name given holds a quote at one end)" in " ".join(half.output.split())
     nobody = runner.invoke(app, ["inspect", str(fitted_model), "~nosuchuser0/a.png", "-o", str(tmp_path / "n")])
     assert nobody.exit_code == 2 and "Traceback" not in nobody.output and "no such file" in nobody.output, nobody.output
     skipped = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "s")], input=f"{first}\n{first}x\ufeff\n")

@@ -293,6 +293,24 @@ def test_folders_of_another_case_are_read_and_a_full_width_train_good_is_named_i
     both = load_category(tmp_path / "both")
     assert both.train_good == [tmp_path / "both" / "train" / "good" / "0.png"]
     assert any("Train: beside train/, which is read; its files are not" in n for n in both.notes), both.notes
+    # ... and said from Python too, and of type folders in two spellings, and of their masks' folders.
+    from defectlens.inspector import _folder_images
+
+    with pytest.warns(UserWarning, match="Train: beside train/, which is read"):
+        _folder_images(tmp_path / "both")
+    _image(tmp_path / "types" / "train" / "good" / "0.png", rng)
+    for kind in ("crack", "Crack"):
+        _image(tmp_path / "types" / "test" / kind / "a.png", rng)
+    _mask(tmp_path / "types" / "ground_truth" / "crack" / "a_mask.png")
+    _mask(tmp_path / "types" / "ground_truth" / "CRACK" / "a_mask.png")
+    said = " ".join(load_category(tmp_path / "types").notes)
+    assert "Crack and crack are one type in two spellings, read as 2 types" in said and "CRACK: beside crack/" in said, said
+    # An empty train/good beside a full train/Good: merged, not renamed over it.
+    _image(tmp_path / "empty" / "train" / "Good" / "0.png", rng)
+    (tmp_path / "empty" / "train" / "good").mkdir()
+    _image(tmp_path / "empty" / "test" / "good" / "1.png", rng)
+    with pytest.raises(DatasetLayoutError, match=r"merge train/Good into train/good"):
+        load_category(tmp_path / "empty").require_train_good()
     # Fitted from Python on the folder, the category's normal images only (regression probe 2026-12-06: its defects too).
     from defectlens.inspector import _folder_images
 

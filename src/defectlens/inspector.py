@@ -421,7 +421,13 @@ def _folder_images(folder: Path) -> ImageFiles:
     # Its normal images are read as every command reads a category's (load_category).
     # In any case, as load_category reads them ("Train/Good", "TEST" from Windows had fitted the defects as normal).
     dataset = folder_any_case(folder, "train").is_dir() or folder_any_case(folder, "test").is_dir()
-    found = load_category(folder).require_train_good() if dataset else images_below(folder).images
+    if dataset:
+        category = load_category(folder)
+        for note in category.notes:  # what the command says of the layout (a second spelling passed over, …), said here too
+            warn_caller(DefectlensWarning(note))
+        found = category.require_train_good()
+    else:
+        found = images_below(folder).images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")
     files, failures = scan_images(found)

@@ -123,6 +123,7 @@ def examples_from_category(
     wanted = list(types) if types is not None else category.defect_types
     rng = random.Random(seed)
     result = ExampleSet()
+    result.notes.extend(category.notes)  # the layout's notes (a TEST/ beside test/ passed over) reach the run that uses them
     held_out: list[LabelledImage] = []
     by_type: dict[str, list[Example]] = {}
     for t in wanted:

@@ -148,10 +148,12 @@ def with_listed_inputs(inputs: list[Path]) -> list[Path]:
     stream = getattr(sys.stdin, "buffer", None)
     data = stream.read() if stream is not None else os.fsencode(sys.stdin.read())
     listed = [Path(line) for line in listed_names(data) if line.strip()]
-    if Path("/") in listed:
-        # Never the whole file system: a list read wrongly (UTF-16 split at its NULs gives "i", "m", "/", …) had walked it.
-        raise ConfigError("the list piped in names '/' (the whole file system): is it a text in another encoding?", None,
-                          "save the list as UTF-8 (or UTF-16 with its byte-order mark), one path a line")
+    if walked := next((str(p) for p in listed if not str(p).strip("/") or str(p) in (".", "..")), None):
+        # Never a whole folder tree from a list: one read wrongly (UTF-16 split at its NULs gives "i", "m", "/", ".", …) had
+        # walked the file system, or the current folder (regression probes 2026-12-06). A folder is named as an argument.
+        what = "the whole file system" if not walked.strip("/") else "the current folder" if walked == "." else "the folder above"
+        raise ConfigError(f"the list piped in names {walked!r} ({what}): is it a text in another encoding?", None,
+                          "save the list as UTF-8 (or UTF-16 with its byte-order mark), one path a line; name a folder as an argument")
     if not listed:
         raise ConfigError("'-' reads image paths from standard input, and none came", None, "pipe in one path a line")
     return [path for item in inputs for path in (listed if item == STDIN_INPUT else [item])]

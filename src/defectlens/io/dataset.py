@@ -96,7 +96,9 @@ class Category:
             near = [d for d in (self.root.iterdir() if path_is(self.root, "dir") else ())
                     if d.is_dir() and word_folded(d.name) == "train"]
             near = [g for d in near for g in d.iterdir() if g.is_dir() and is_good_folder(g) and g != read and any(g.iterdir())]
-            if near:
+            if near and folded_name(near[0].name) == folded_name(read.name) and read.is_dir():
+                fix = f"merge {near[0].relative_to(self.root)} into {read.relative_to(self.root)} (the two spellings are one folder's)"
+            elif near:
                 fix = f"rename {near[0].relative_to(self.root)} to train/good (full-width letters are not read as the folder's name)"
             raise DatasetLayoutError(f"no normal training images in {read.relative_to(self.root)}", read, fix)
         return self.train_good
@@ -456,12 +458,23 @@ def load_category(root: str | Path) -> Category:
     test: list[LabelledImage] = []
     test_dir = folder_any_case(base, "test")
     if test_dir.is_dir():
-        for type_dir in sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        type_dirs = sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+        spellings: dict[str, list[str]] = {}
+        for d in type_dirs:
+            spellings.setdefault(folded_name(d.name), []).append(d.name)
+        # test/Crack beside test/crack: two types by name, one by meaning; said (regression probe 2026-12-06).
+        notes.extend(f"{test_dir}: {' and '.join(names)} are one type in two spellings, read as {len(names)} types — merge them"
+                     for names in spellings.values() if len(names) > 1)
+        for type_dir in type_dirs:
             images = _images_below(type_dir, notes)
             # "Good", "GOOD": the normal images, whatever the case (they were a defect type named Good).
             good = is_good_folder(type_dir)
             masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
             _drop_shared_masks(masks, notes)
+            if not good and (read := _ground_truth_folder(base, type_dir.name)).is_dir():
+                # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
+                notes.extend(f"{other}: beside {read.name}/, whose masks are read for {type_dir.name}; its own are not — merge the two"
+                             for other in other_case_folders(read.parent, read) if other.name not in spellings[folded_name(type_dir.name)])
             beside = [m for m in masks.values() if m is not None and m.parent == type_dir]
             if beside and not _ground_truth_folder(base, type_dir.name).is_dir():
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")

@@ -113,7 +113,8 @@ def near_name(path: Path) -> Path | None:
     when no such form is there."""
     text = str(path)
     trimmed = _unquoted(text.strip()).strip()
-    forms = [trimmed, trimmed.replace("\\", "/")]
+    # A quote at one end alone too ('plain.png" from a half-copied path), tried after the pair, so "O'Neil" stays whole.
+    forms = [trimmed, trimmed.replace("\\", "/"), trimmed.strip("\"'")]
     forms += [unicodedata.normalize(form, f) for f in list(forms) for form in ("NFC", "NFD")]
     for form in dict.fromkeys(forms):
         if form and form != text and os.path.exists(form):  # not a dangling link: "did you mean" a file that is not there
@@ -129,7 +130,9 @@ def _unquoted(text: str) -> str:
 def near_difference(given: str, found: str) -> str:
     """What sets a name given apart from the :func:`near_name` found, in words."""
     bare = _unquoted(given.strip()).strip()
-    said = [what for what, holds in (("quotes around it", bare != given.strip()), ("spaces at an end", given != given.strip()),
+    said = [what for what, holds in (("quotes around it", bare != given.strip()),
+                                      ("a quote at one end", bare == given.strip() and bare.strip("\"'") == found),
+                                      ("spaces at an end", given != given.strip()),
                                       ("backslashes", "\\" in given and "\\" not in found),
                                       ("another Unicode spelling of the same letters",
                                        unicodedata.normalize("NFC", bare.replace("\\", "/")) == unicodedata.normalize("NFC", found)
