@@ -39,7 +39,7 @@ from defectlens.io import load_category, load_image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, finish_record, has_normal_images, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
 
 SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
 BATCH = 48
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "batch_share")
     args = parser.parse_args()
-    categories = require_categories(args.data, args.only, lambda d: (d / "train" / "good").is_dir() and any((d / "train" / "good").iterdir()))
+    categories = require_categories(args.data, args.only, has_normal_images)
     record = run_record()
     detector = BatchScoringDetector()
     started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]

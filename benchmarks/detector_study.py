@@ -49,7 +49,7 @@ from defectlens.types import AnomalyResult
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, finish_record, has_normal_images, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
 
 CACHE_VERSION = 2
 """2: the encoder's batch norms folded into its convolutions (features within 4e-6 relative,
@@ -653,7 +653,7 @@ def main() -> None:
         sys.exit(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     chosen = [known[n] for n in args.settings] if args.settings else SETTINGS
     names = require_categories(args.data, args.categories,
-                               lambda p: (p / "train" / "good").is_dir() and any(p.joinpath("train", "good").iterdir()))
+                               has_normal_images)
     record = run_record()
     results_path = args.out / "detector_study.json"
     rows: list[dict] = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []

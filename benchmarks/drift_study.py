@@ -30,7 +30,7 @@ from defectlens.io import load_category, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, has_normal_images, layout_folder, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -87,11 +87,11 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="CATEGORY=DIR of a saved model (else fitted here)")
     parser.add_argument("--n", type=int, default=20, help="good and defective test images drawn per category (seeded)")
     args = parser.parse_args()
-    names = require_categories(args.data, None, lambda p: (p / "train" / "good").is_dir())
+    names = require_categories(args.data, None, has_normal_images)
     saved = saved_models(args.model, args.data, names)
     results = {}
     for root in (args.data / n for n in names):
-        inspector = Inspector.load(saved[root.name]) if root.name in saved else Inspector.fit(root / "train" / "good")
+        inspector = Inspector.load(saved[root.name]) if root.name in saved else Inspector.fit(layout_folder(root, "train", "good"))
         results[root.name] = study(inspector, root, args.n)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "drift_study.json", results)

@@ -24,7 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, finish_record, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, finish_record, has_normal_images, require_categories, run_record  # noqa: E402 - the benchmarks' shared module
 
 
 def _run_category(root: str, max_train: int, image_size: int, backbone: str | None, queue) -> None:
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--categories", nargs="*", default=None)
     args = parser.parse_args()
-    names = require_categories(args.data, args.categories, lambda p: (p / "train" / "good").is_dir())
+    names = require_categories(args.data, args.categories, has_normal_images)
     record = run_record()
     ctx = mp.get_context("spawn")
     rows = []

@@ -309,6 +309,8 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     assert here.exit_code == 2 and "names '.' (the current folder)" in " ".join(here.output.split()), here.output  # nor this folder
     half = runner.invoke(app, ["inspect", str(fitted_model), f"{first}'", "-o", str(tmp_path / "a")])
     assert half.exit_code == 2 and f"did you mean {first}? (the name given holds a quote at one end)" in " ".join(half.output.split())
+    curly = runner.invoke(app, ["inspect", str(fitted_model), f"“{first}”", "-o", str(tmp_path / "c")])  # a mail's quotes
+    assert curly.exit_code == 2 and f"did you mean {first}? (the name given holds quotes around it)" in " ".join(curly.output.split())
     nobody = runner.invoke(app, ["inspect", str(fitted_model), "~nosuchuser0/a.png", "-o", str(tmp_path / "n")])
     assert nobody.exit_code == 2 and "Traceback" not in nobody.output and "no such file" in nobody.output, nobody.output
     skipped = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "s")], input=f"{first}\n{first}x\ufeff\n")

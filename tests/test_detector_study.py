@@ -67,6 +67,11 @@ def test_the_benchmarks_refuse_missing_data_before_writing_and_record_their_run(
         common.require_categories(tmp_path / "data", None, lambda p: (p / "train").is_dir())
     assert common.require_categories(tmp_path / "data", None) == ["plate"]
     assert common.require_categories(tmp_path / "data", ["plate/", "plate"]) == ["plate"]  # as tab completion gives it, once
+    # Normal images in any case, as the library reads a category; an empty train/good is none.
+    (tmp_path / "data" / "plate" / "Train" / "Good").mkdir(parents=True)
+    assert not common.has_normal_images(tmp_path / "data" / "plate")
+    (tmp_path / "data" / "plate" / "Train" / "Good" / "0.png").write_bytes(b"x")
+    assert common.has_normal_images(tmp_path / "data" / "plate")
     # Named, there, but not of the kind the benchmark runs: one line (a spawned run had died and its parent waited for ever).
     with pytest.raises(SystemExit, match=r"plate lacks what this benchmark needs \(it runs: none\)"):
         common.require_categories(tmp_path / "data", ["plate"], lambda p: (p / "train").is_dir())

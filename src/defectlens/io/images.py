@@ -114,7 +114,7 @@ def near_name(path: Path) -> Path | None:
     text = str(path)
     trimmed = _unquoted(text.strip()).strip()
     # A quote at one end alone too ('plain.png" from a half-copied path), tried after the pair, so "O'Neil" stays whole.
-    forms = [trimmed, trimmed.replace("\\", "/"), trimmed.strip("\"'")]
+    forms = [trimmed, trimmed.replace("\\", "/"), trimmed.strip(_QUOTES)]
     forms += [unicodedata.normalize(form, f) for f in list(forms) for form in ("NFC", "NFD")]
     for form in dict.fromkeys(forms):
         if form and form != text and os.path.exists(form):  # not a dangling link: "did you mean" a file that is not there
@@ -122,16 +122,21 @@ def near_name(path: Path) -> Path | None:
     return None
 
 
+_QUOTES = "\"'“”‘’„«»"
+"""Quotes a name may come wrapped in: typed, or a word processor's or a mail's curly ones."""
+
+
 def _unquoted(text: str) -> str:
-    """``text`` without one pair of quotes around it ("O'Neil" keeps its apostrophe)."""
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" else text
+    """``text`` without one pair of quotes around it, straight or curly ("O'Neil" keeps its apostrophe)."""
+    paired = len(text) >= 2 and ((text[0] == text[-1] and text[0] in "\"'") or (text[0] in "“‘„«" and text[-1] in "”’“»"))
+    return text[1:-1] if paired else text
 
 
 def near_difference(given: str, found: str) -> str:
     """What sets a name given apart from the :func:`near_name` found, in words."""
     bare = _unquoted(given.strip()).strip()
     said = [what for what, holds in (("quotes around it", bare != given.strip()),
-                                      ("a quote at one end", bare == given.strip() and bare.strip("\"'") == found),
+                                      ("a quote at one end", bare == given.strip() and bare.strip(_QUOTES) == found),
                                       ("spaces at an end", given != given.strip()),
                                       ("backslashes", "\\" in given and "\\" not in found),
                                       ("another Unicode spelling of the same letters",
