@@ -114,18 +114,10 @@ def saved_models(entries: Sequence[str], data: Path, names: Sequence[str]) -> di
     return saved
 
 
-def layout_folder(category: Path, *names: str) -> Path:
-    """``category / names…``, each folder matched in any case as the library reads a category (``Train/Good``)."""
-    from defectlens.io.dataset import folder_any_case
-
-    folder = category
-    for name in names:
-        folder = folder_any_case(folder, name)
-    return folder
-
-
 def has_normal_images(category: Path) -> bool:
     """Whether ``category`` has a ``train/good`` folder (in any case) holding something: an empty one had been listed as
     runnable, and its run died (regression probe 2026-12-06)."""
-    folder = layout_folder(category, "train", "good")
+    from defectlens.io.dataset import folder_any_case
+
+    folder = folder_any_case(category, "train", "good")
     return folder.is_dir() and any(folder.iterdir())

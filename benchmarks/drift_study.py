@@ -27,10 +27,11 @@ from PIL import Image, ImageFilter
 from defectlens import Inspector
 from defectlens.detect.frame_check import DRIFT_UNITS
 from defectlens.io import load_category, write_json_atomic
+from defectlens.io.dataset import folder_any_case
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, has_normal_images, layout_folder, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, has_normal_images, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -91,7 +92,7 @@ def main() -> None:
     saved = saved_models(args.model, args.data, names)
     results = {}
     for root in (args.data / n for n in names):
-        inspector = Inspector.load(saved[root.name]) if root.name in saved else Inspector.fit(layout_folder(root, "train", "good"))
+        inspector = Inspector.load(saved[root.name]) if root.name in saved else Inspector.fit(folder_any_case(root, "train", "good"))
         results[root.name] = study(inspector, root, args.n)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "drift_study.json", results)

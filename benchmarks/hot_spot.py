@@ -27,10 +27,11 @@ import numpy as np
 
 from defectlens import Inspector, InspectorSettings
 from defectlens.io import load_category, write_json_atomic
+from defectlens.io.dataset import folder_any_case
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, has_normal_images, layout_folder, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, has_normal_images, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
 
 RESULTS = REPO / "benchmarks" / "results"
 PEAK_OVER = (1.0, 1.05, 1.1, 1.25)
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
     ap.add_argument("--sample", type=int, default=0, help="at most this many test images a category (0 = all)")
     args = ap.parse_args()
-    names = require_categories(args.data, None, lambda p: has_normal_images(p) and layout_folder(p, "test").is_dir())
+    names = require_categories(args.data, None, lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())
     saved = saved_models(args.model, args.data, names)
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()

@@ -34,11 +34,12 @@ from scipy import ndimage
 
 from defectlens import Inspector, InspectorSettings
 from defectlens.io import load_category, load_mask, write_json_atomic
+from defectlens.io.dataset import folder_any_case
 from defectlens.locate import extract_regions
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, has_normal_images, layout_folder, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, has_normal_images, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
 
 RESULTS = REPO / "benchmarks" / "results"
 CUTS = (0.0, 0.25, 0.5, 0.75)
@@ -83,7 +84,7 @@ def main() -> None:
     add_data_argument(ap)
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
     args = ap.parse_args()
-    names = require_categories(args.data, None, lambda p: has_normal_images(p) and layout_folder(p, "ground_truth").is_dir())
+    names = require_categories(args.data, None, lambda p: has_normal_images(p) and folder_any_case(p, "ground_truth").is_dir())
     saved = saved_models(args.model, args.data, names)
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()

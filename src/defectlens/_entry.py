@@ -30,8 +30,8 @@ def main() -> None:
         try:
             sys.stdout.write(f"defectlens {__version__}\n")
             sys.stdout.flush()
-        except OSError:  # a reader gone (`| true`) or a full device: nothing more to say it with
-            os._exit(0 if isinstance(sys.exc_info()[1], BrokenPipeError) else 1)
+        except OSError as exc:  # a reader gone (`| true`) or a full device: nothing more to say it with
+            os._exit(0 if isinstance(exc, BrokenPipeError) else 1)
         end_with(0)
         raise SystemExit(0)
     cap_threads()

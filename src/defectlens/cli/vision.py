@@ -164,9 +164,10 @@ def listed_names(data: bytes) -> list[str]:
     the file system's names decode. A list saved as UTF-16 (Notepad's and PowerShell's "Unicode") is decoded as such: split
     at its NUL bytes, "imgs/a.png" had become "i", "m", …, "/" — the whole file system, walked as an input (Windows-inputs
     probe 2026-12-06); a UTF-8 byte-order mark before the first name is no part of it."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (order := _utf16_order(data)):
-        codec = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else f"utf-16-{order}"
-        text = data.decode(codec, errors="replace")  # a truncated last byte: the name it ends is not found, and said
+    marked = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if marked or (order := _utf16_order(data)):
+        # A truncated last byte: the name it ends is not found, and said.
+        text = data.decode("utf-16" if marked else f"utf-16-{order}", errors="replace")
         # At line ends only, as the UTF-8 list is split: str.splitlines would also split at U+0085 and U+2028 in a name.
         return [line.strip("\r\ufeff") for line in text.split("\n")]
     data = data.removeprefix(b"\xef\xbb\xbf")
@@ -403,7 +404,7 @@ def fit(
             category = load_category(category_dir)
             notes(category.notes)
             # Where they were read: "Train/Good" from Windows is read too, and recorded as it is named.
-            good_dir = folder_any_case(folder_any_case(category_dir, "train"), "good")
+            good_dir = folder_any_case(category_dir, "train", "good")
             paths, taxonomy_file = category.require_train_good(), category.taxonomy_path
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or taxonomy_file, fusion_mode, fusion_weight)

@@ -18,6 +18,7 @@ import math
 import os
 import stat
 import urllib.parse
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,10 +394,7 @@ def _filter_form(rows: Sequence[ResultRow]) -> list[str]:
     verdicts = (("all", f"all ({len(rows)})"), ("bad", f"defective ({n_bad})"), ("ok", f"good ({len(rows) - n_bad})"))
     radios = "".join(f'<label><input type="radio" name="verdict" value="{value}"{" checked" if value == "all" else ""}> {words}</label> '
                      for value, words in verdicts)
-    families: dict[str, int] = {}
-    for r in rows:
-        for family in {type_family(t) for t in r.types}:
-            families[family] = families.get(family, 0) + 1
+    families = Counter(family for r in rows for family in {type_family(t) for t in r.types})  # cards of each type
     select = ""
     if families:
         options = "".join(f'<option value="{e(name, quote=True)}">{e(name)} ({n})</option>' for name, n in sorted(families.items()))

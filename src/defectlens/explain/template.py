@@ -201,10 +201,16 @@ def as_sentence(action: str) -> str:
     return f"{core}{'。' if action.rstrip().endswith('。') else '.'}"  # a Japanese action keeps its own full stop
 
 
+def guessed_type(f: Finding) -> bool:
+    """Whether ``f``'s type was guessed without an example of the part (:data:`GUESSED_TYPE_SOURCES`), not the only type
+    known nor unknown: what the report says is to be confirmed by eye."""
+    return f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN
+
+
 def guessed_action(f: Finding) -> bool:
     """Whether ``f``'s action is the taxonomy's for a type guessed without an example of the part (so said only on the
     condition that the type is confirmed)."""
-    return (f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN and "action" not in f.defaults_used)
+    return guessed_type(f) and "action" not in f.defaults_used
 
 
 def with_head_and_action(report: Report, body: str) -> str:
@@ -225,8 +231,7 @@ def with_head_and_action(report: Report, body: str) -> str:
         action = f" But the map peaks above the threshold at the {report.hot_spot}: look there before the part passes."
     # The doubt of a guessed type is said as the template says it per finding ("type guessed from the descriptions"):
     # the model's "a break at the top edge" had stated it as fact (regression probe 2026-12-06).
-    guessed = list(dict.fromkeys(f.defect_type for f in counted_findings(report.findings)  # in the findings' order
-                                 if f.method in GUESSED_TYPE_SOURCES and not f.only_type and f.defect_type != UNKNOWN))
+    guessed = list(dict.fromkeys(f.defect_type for f in counted_findings(report.findings) if guessed_type(f)))  # in the findings' order
     doubt = f" Type(s) guessed from the descriptions, with no example of this part: {', '.join(guessed)} — confirm by eye." if guessed else ""
     # Whose size the model's words give, as the template says "marked area" (regression probe 2026-12-06: "large, 5.9% of
     # the image" read as the defect's own).

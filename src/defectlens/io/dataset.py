@@ -89,7 +89,7 @@ class Category:
     def require_train_good(self) -> list[Path]:
         """Normal training images, or a clear error when there are none."""
         if not self.train_good:
-            read = folder_any_case(folder_any_case(self.root, "train"), GOOD)
+            read = folder_any_case(self.root, "train", GOOD)
             fix = "put normal images of the part in it, or, with none, fit with --detector batch-scoring"
             # A full-width "ＧＯＯＤ" beside: named, not passed over in silence (layout probe 2026-12-06). Any case is read
             # as it is ("Train/Good"), so only such a folder is left to name.
@@ -251,17 +251,18 @@ def mask_in(folder: Path, image: Path) -> Path | None:
 GROUND_TRUTH = "ground_truth"
 
 
-def folder_any_case(parent: Path, name: str) -> Path:
-    """``parent / name``, or the folder there whose name is ``name`` in another case or Unicode form (``Ground_Truth``,
+def folder_any_case(parent: Path, *names: str) -> Path:
+    """``parent / names…``, each folder the one of that name, or of that name in another case or Unicode form (``Ground_Truth``,
     ``MASKS``, ``Train/Good`` copied from Windows: their masks and images had been passed over, said only as none found;
-    Windows-inputs probe 2026-12-06); the exact path when there is neither."""
-    exact = parent / name
-    if path_is(exact, "dir"):
-        return exact
-    for found in _folder_names(parent).get(folded_name(name), []):
-        if path_is(parent / found, "dir"):
-            return parent / found
-    return exact
+    Windows-inputs probe 2026-12-06); the exact path where there is neither."""
+    folder = parent
+    for name in names:
+        exact = folder / name
+        if not path_is(exact, "dir"):
+            exact = next((folder / found for found in _folder_names(folder).get(folded_name(name), []) if path_is(folder / found, "dir")),
+                         exact)
+        folder = exact
+    return folder
 
 
 def other_case_folders(parent: Path, read: Path) -> list[Path]:
@@ -274,7 +275,7 @@ def other_case_folders(parent: Path, read: Path) -> list[Path]:
 def _ground_truth_folder(root: Path, type_folder: str) -> Path:
     """``<root>/ground_truth/<type>``, each folder matched whatever its case and Unicode form (``Crack`` for
     ``test/crack``: its masks had been passed over without a word)."""
-    return folder_any_case(folder_any_case(root, GROUND_TRUTH), type_folder)
+    return folder_any_case(root, GROUND_TRUTH, type_folder)
 
 
 def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
@@ -447,16 +448,16 @@ def load_category(root: str | Path) -> Category:
     if not base.is_dir():
         raise DatasetLayoutError("category folder not found", base, "pass a folder in MVTec-AD layout")
     notes: list[str] = []
-    train_dir = folder_any_case(folder_any_case(base, "train"), GOOD)
+    train_dir = folder_any_case(base, "train", GOOD)
     train = _images_below(train_dir, notes) if train_dir.is_dir() else []
-    for read in (folder_any_case(base, "train"), train_dir, folder_any_case(base, "test"), folder_any_case(base, GROUND_TRUTH)):
+    test_dir, gt = folder_any_case(base, "test"), folder_any_case(base, GROUND_TRUTH)
+    for read in (train_dir.parent, train_dir, test_dir, gt):
         notes.extend(f"{other}: beside {read.name}/, which is read; its files are not — merge the two"
                      for other in other_case_folders(read.parent, read))
     # Imported here: the taxonomy reads its file through defectlens.io, which imports this module.
     from defectlens.taxonomy import normal_type_name
 
     test: list[LabelledImage] = []
-    test_dir = folder_any_case(base, "test")
     if test_dir.is_dir():
         type_dirs = sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
         spellings: dict[str, list[str]] = {}
@@ -471,16 +472,17 @@ def load_category(root: str | Path) -> Category:
             good = is_good_folder(type_dir)
             masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
             _drop_shared_masks(masks, notes)
-            if not good and (read := _ground_truth_folder(base, type_dir.name)).is_dir():
+            type_masks = _ground_truth_folder(base, type_dir.name)
+            if not good and type_masks.is_dir():
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
-                notes.extend(f"{other}: beside {read.name}/, whose masks are read for {type_dir.name}; its own are not — merge the two"
-                             for other in other_case_folders(read.parent, read) if other.name not in spellings[folded_name(type_dir.name)])
+                notes.extend(f"{other}: beside {type_masks.name}/, whose masks are read for {type_dir.name}; its own are not — merge the two"
+                             for other in other_case_folders(gt, type_masks) if other.name not in spellings[folded_name(type_dir.name)])
             beside = [m for m in masks.values() if m is not None and m.parent == type_dir]
-            if beside and not _ground_truth_folder(base, type_dir.name).is_dir():
+            if beside and not type_masks.is_dir():
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")
             for img in images:
                 test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
-    if path_is(gt := folder_any_case(base, GROUND_TRUTH), "dir"):
+    if path_is(gt, "dir"):
         types = {folded_name(d.name) for d in test_dir.iterdir() if d.is_dir()} if test_dir.is_dir() else set()
         for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).

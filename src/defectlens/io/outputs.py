@@ -127,9 +127,7 @@ def require_writable_parent(path: Path, what: str, makes_folder: bool = False) -
     whose folder cannot be written: a read-only disk was found out after the whole fit, or after
     every image was inspected. Nor where folders must be made (``path``'s, or ``path`` itself: ``makes_folder``, a folder
     not there yet or written whole beside the old one) under a umask that leaves their maker no write permission."""
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = _nearest_existing(path.parent)
     if not parent.is_dir():
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
     if (parent != path.parent or makes_folder) and (blocked := umask_blocks_owner()):
@@ -192,8 +190,9 @@ def require_room_for_names(folder: Path, what: str) -> None:
 
 
 def _nearest_existing(path: Path) -> Path:
-    """``path``, or the nearest folder above it that exists (what the file system's limits are read from)."""
-    here = Path(os.path.abspath(path))
+    """``path``, or the nearest path above it that exists (a relative one ends at "."): where a folder would be made, and
+    what the file system's limits are read from."""
+    here = path
     while not here.exists() and here != here.parent:
         here = here.parent
     return here

@@ -391,10 +391,16 @@ KNOWN_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm", "token", "hob
 """HTTP authentication schemes a refusal may name back (IANA's registry and the common "Token"), in lower case."""
 
 
+def _scheme_and_credentials(authorization: str) -> tuple[str, str]:
+    """An ``Authorization`` header's scheme and what follows it, apart at spaces or tabs, as HTTP allows (no other space)."""
+    scheme, credentials = [*re.split(r"[ \t]+", authorization.strip(" \t"), maxsplit=1), "", ""][:2]
+    return scheme, credentials
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer TOKEN`` header (the scheme in any case, spaces around the token let go), or
     None: "Bearer  s3cret" with two spaces had been told its right token was wrong (regression probe 2026-12-06)."""
-    scheme, token = [*re.split(r"[ \t]+", (authorization or "").strip(" \t"), maxsplit=1), "", ""][:2]  # space or tab, as HTTP allows
+    scheme, token = _scheme_and_credentials(authorization or "")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
@@ -407,7 +413,7 @@ def token_refusal(x_api_token: str | None, authorization: str | None) -> str:
     if authorization:
         # Another scheme (Basic, say) had been told "no API token sent"; nothing of the header is echoed: a token sent with no
         # scheme had come back whole in the refusal, into every log (regression probes 2026-12-06).
-        scheme = re.split(r"[ \t]+", authorization.strip(" \t"), maxsplit=1)[0]
+        scheme = _scheme_and_credentials(authorization)[0]
         # A scheme of the registry is named (no secret is in it): "is Basic, not Bearer" says what to change.
         what = ("Bearer with no token" if scheme.lower() == "bearer" else f"{scheme}, not Bearer" if scheme.lower() in KNOWN_SCHEMES
                 else "not 'Bearer TOKEN'")
@@ -893,8 +899,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # Checked here, not by a pattern: "(?i:…)" was no pattern a JavaScript client's validator reads (regression probe
         # 2026-12-06), and a Unicode case fold ("unuſable") passed it and matched nothing.
         # Spaces around it let go, as a form pastes it; the refusal echoes what was sent, not its lower case (regression probe).
-        if verdict is not None and (sent := verdict, verdict := verdict.strip().lower())[1] not in ("good", "defective", UNUSABLE):
-            raise _error(422, f"verdict must be good, defective or {UNUSABLE} (any case), not {_printable(sent, 20)!r}")
+        if verdict is not None:
+            sent, verdict = verdict, verdict.strip().lower()
+            if verdict not in ("good", "defective", UNUSABLE):
+                raise _error(422, f"verdict must be good, defective or {UNUSABLE} (any case), not {_printable(sent, 20)!r}")
         # Stored times are UTC; a time given without a zone is read as UTC too.
         try:
             since_utc, until_utc, reviewed_utc = as_utc(since), as_utc(until), as_utc(reviewed_since)
