@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -407,6 +408,18 @@ def test_evaluate_types(fitted, example_dir, tmp_path):
     # Images outside an MVTec category's test/<type>/ folders name no category.
     per_type = {t: sum(e.defect_type == t for e in examples_from_folders(example_dir).examples) for t in ("blob", "line")}
     assert ev.category is None and len(set(per_type.values())) == 1 and ev.k == per_type["blob"]
+
+
+def test_macro_f1_is_the_mean_of_the_listed_per_type_f1():
+    # A type the classifier knows that no image was of, nor said to be, had been listed at F1 0 while macro_f1 left it
+    # out: 0.667 beside a per-type mean of 0.444 (metrics probe 2026-12-06). It has no F1 now (null in the JSON).
+    from defectlens.evaluate.classification import type_evaluation
+
+    ev = type_evaluation(["crack", "crack", "scratch", "scratch", "scratch"], ["crack", "scratch", "scratch", "unknown", "scratch"],
+                         ["crack", "scratch", "dent"])
+    listed = [v for v in ev.per_type_f1.values() if not math.isnan(v)]
+    assert ev.macro_f1 == pytest.approx(sum(listed) / len(listed)) and ev.to_json()["per_type_f1"]["dent"] is None
+    assert ev.per_type_f1["crack"] == pytest.approx(2 / 3) and ev.labels == ["crack", "dent", "scratch", "unknown"]
 
 
 def test_confidence_weighs_the_type_against_unknown(fitted, example_dir):

@@ -311,6 +311,16 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     assert half.exit_code == 2 and f"did you mean {first}? (the name given holds a quote at one end)" in " ".join(half.output.split())
     curly = runner.invoke(app, ["inspect", str(fitted_model), f"“{first}”", "-o", str(tmp_path / "c")])  # a mail's quotes
     assert curly.exit_code == 2 and f"did you mean {first}? (the name given holds quotes around it)" in " ".join(curly.output.split())
+    # A name typed in another case, as a Windows PC or a camera's card takes it (Windows-inputs probe 2026-12-06: "check the path").
+    upper = runner.invoke(app, ["inspect", str(fitted_model), first.removesuffix(".png") + ".PNG", "-o", str(tmp_path / "u")])
+    assert upper.exit_code == 2 and f"did you mean {first}? (the name given holds another case)" in " ".join(upper.output.split()), upper.output
+    from defectlens.io.images import near_name
+
+    for name in ("A.png", "a.png", "b.png"):
+        (tmp_path / "cases" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "cases" / name).write_bytes(b"")
+    # Two names it could be: no guess between them; one: that one.
+    assert near_name(tmp_path / "cases" / "A.PNG") is None and near_name(tmp_path / "cases" / "B.PNG") == tmp_path / "cases" / "b.png"
     nobody = runner.invoke(app, ["inspect", str(fitted_model), "~nosuchuser0/a.png", "-o", str(tmp_path / "n")])
     assert nobody.exit_code == 2 and "Traceback" not in nobody.output and "no such file" in nobody.output, nobody.output
     skipped = runner.invoke(app, ["inspect", str(fitted_model), "-", "-o", str(tmp_path / "s")], input=f"{first}\n{first}x\ufeff\n")

@@ -122,7 +122,7 @@ def test_gallery_escapes_names_and_sorts_by_score():
     assert page.count("<main>") == page.count("</main>") == 1 and page.index("<main>") < page.index("<h1>") < page.index("</main>")
     assert "was guessed from the taxonomy" not in page and "not-inspected" not in page
     # The filter (verdict, type) is hidden until its script shows it: no dead control where scripts do not run.
-    assert '<form id="filter" class="filter" hidden>' in page and 'defective (1)' in page
+    assert '<form id="filter" class="filter" hidden>' in page and 'defective (<span class="n">1</span>)' in page
     assert '<option value="&lt;b&gt;">&lt;b&gt; (1)</option>' in page
     assert 'data-verdict="bad" data-types="[&quot;&lt;b&gt;&quot;, &quot;spot&quot;]"' in page
     assert "<form" not in gallery_html(rows[:1], "one")  # one card needs no filter

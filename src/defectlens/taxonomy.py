@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from defectlens.errors import ConfigError
 from defectlens.io.atomic import read_json_file
-from defectlens.io.outputs import word_folded
+from defectlens.io.names import same_spelling, word_folded
 
 UNKNOWN = "unknown"
 """Type given to a region far from every known type."""
@@ -40,7 +40,7 @@ def normal_type_name(name: str) -> str:
     keyboards is composed ("Ö"): without one form an examples folder ``Ölfleck/`` would not match
     the taxonomy's ``Ölfleck``, though both print the same.
     """
-    return unicodedata.normalize("NFC", name)
+    return same_spelling(name)
 
 
 def type_name_problem(name: str) -> str | None:

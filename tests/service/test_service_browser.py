@@ -552,12 +552,18 @@ def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
             page.goto(page_file.as_uri())
             visible = lambda: page.locator("article.card:visible h2").all_inner_texts()  # noqa: E731
             sync_api.expect(page.locator("#shown")).to_have_text("4 of 4 image(s) shown")
+            options = lambda: page.locator("select[name=type] option").all_inner_texts()  # noqa: E731
+            assert options() == ["any", "crack (1)", 'spot "x" (2)', "unknown (1)"]
             page.get_by_label("good (1)").check()
             assert visible() == ["good.png"]
+            # The type counts follow the verdict chosen (they had stayed those of every card).
+            assert options() == ["any", "crack (0)", 'spot "x" (0)', "unknown (0)"]
             page.get_by_label("defective (3)").check()
             page.select_option("select[name=type]", 'spot "x"')  # a guessed "spot?" counts with the named one
             assert visible() == ["two.png", "one.png"]
             sync_api.expect(page.locator("#shown")).to_have_text("2 of 4 image(s) shown")
+            # ... and the verdict counts follow the type.
+            assert [t.strip() for t in page.locator("form#filter label").all_inner_texts()[:3]] == ["all (2)", "defective (2)", "good (0)"]
             page.select_option("select[name=type]", "unknown")
             assert visible() == ["odd.png"]
             # Back from an overlay: the cards follow the controls the browser puts back (regression probe 2026-12-06: all had
@@ -565,8 +571,9 @@ def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
             page.click("article.card:visible a[aria-label^='overlay']")
             page.go_back()
             assert page.locator("select[name=type]").input_value() == "unknown" and visible() == ["odd.png"]
-            page.get_by_label("all (4)").check()
+            page.get_by_label("all (1)").check()
             page.select_option("select[name=type]", "")
+            assert [t.strip() for t in page.locator("form#filter label").all_inner_texts()[:3]] == ["all (4)", "defective (3)", "good (1)"]
             assert len(visible()) == 4 and errors == []
         finally:
             browser.close()

@@ -98,13 +98,13 @@ from defectlens.io import (
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import folder_any_case, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
+from defectlens.io.names import word_folded
 from defectlens.io.outputs import (
     can_write,
     lock_folder,
     require_apart_from,
     require_output_folder,
     unique_output_names,
-    word_folded,
 )
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Thresholds

@@ -53,6 +53,7 @@ class TypeEvaluation:
     unknown_rate: float
     """Share of images the classifier called 'unknown'."""
     per_type_f1: dict[str, float]
+    """F1 of each known type; nan (null in JSON) for a type no image was of nor said to be."""
     labels: list[str]
     """Row and column order of ``confusion``: the known types (sorted), then 'unknown'."""
     confusion: list[list[int]]
@@ -99,14 +100,18 @@ def type_evaluation(
 
     ``class_names`` (the classifier's types) join the true and predicted types as rows of the
     confusion matrix and of ``per_type_f1``, so a type the classifier knows but never got right
-    shows up there too.
+    shows up there too (its F1 nan when no image was of it or said to be: ``macro_f1`` is the mean of
+    the others).
     """
     known = sorted((set(class_names) | set(true) | set(pred)) - {UNKNOWN})
     per_type: dict[str, float] = {}
     if true:
         # zero_division=0: a type never predicted (or never true) has F1 0 instead of a warning.
         scores = f1_score(list(true), list(pred), labels=known, average=None, zero_division=0)
-        per_type = {t: float(v) for t, v in zip(known, scores, strict=True)}
+        # A type neither true nor predicted on any image has no F1 (nan, null in JSON): as 0 it had not been among those
+        # macro_f1 averages, and the mean of the listed values was not macro_f1 (metrics probe 2026-12-06).
+        seen = set(true) | set(pred)
+        per_type = {t: float(v) if t in seen else math.nan for t, v in zip(known, scores, strict=True)}
     labels = [*known, UNKNOWN]
     return TypeEvaluation(
         n_images=len(true),

@@ -363,14 +363,29 @@ FILTER_SCRIPT = """<script>
   // Cards hidden by verdict and type; the form stays hidden where scripts do not run, so no control is dead there.
   var form = document.getElementById("filter"), status = document.getElementById("shown");
   var cards = Array.prototype.slice.call(document.querySelectorAll("article.card"));
+  function matches(card, verdict, type) {
+    return (verdict === "all" || card.dataset.verdict === verdict) && (type === "" || JSON.parse(card.dataset.types).indexOf(type) >= 0);
+  }
+  function count(verdict, type) {
+    return cards.filter(function (card) { return matches(card, verdict, type); }).length;
+  }
   function apply() {
     var verdict = form.elements.verdict.value, type = form.elements.type ? form.elements.type.value : "", shown = 0;
     cards.forEach(function (card) {
-      var keep = (verdict === "all" || card.dataset.verdict === verdict) && (type === "" || JSON.parse(card.dataset.types).indexOf(type) >= 0);
+      var keep = matches(card, verdict, type);
       card.hidden = !keep;
       if (keep) shown += 1;
     });
     status.textContent = shown + " of " + cards.length + " image(s) shown";
+    // Each control's count follows the other control: "crack (12)" under "good" had promised cracks among good parts.
+    Array.prototype.forEach.call(form.querySelectorAll("input[name=verdict]"), function (radio) {
+      radio.parentNode.querySelector(".n").textContent = count(radio.value, type);
+    });
+    if (form.elements.type) {
+      Array.prototype.forEach.call(form.elements.type.options, function (option) {
+        if (option.value !== "") option.textContent = option.value + " (" + count(verdict, option.value) + ")";
+      });
+    }
   }
   form.addEventListener("change", apply);
   form.addEventListener("submit", function (event) { event.preventDefault(); });
@@ -391,9 +406,10 @@ def _filter_form(rows: Sequence[ResultRow]) -> list[str]:
         return []
     e = html.escape
     n_bad = sum(r.defective for r in rows)
-    verdicts = (("all", f"all ({len(rows)})"), ("bad", f"defective ({n_bad})"), ("ok", f"good ({len(rows) - n_bad})"))
-    radios = "".join(f'<label><input type="radio" name="verdict" value="{value}"{" checked" if value == "all" else ""}> {words}</label> '
-                     for value, words in verdicts)
+    verdicts = (("all", "all", len(rows)), ("bad", "defective", n_bad), ("ok", "good", len(rows) - n_bad))
+    # The counts as the page opens (no filter); the script keeps each in step with the other control.
+    radios = "".join(f'<label><input type="radio" name="verdict" value="{value}"{" checked" if value == "all" else ""}> {words} '
+                     f'(<span class="n">{n}</span>)</label> ' for value, words, n in verdicts)
     families = Counter(family for r in rows for family in {type_family(t) for t in r.types})  # cards of each type
     select = ""
     if families:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from defectlens.errors import DatasetLayoutError, DefectlensError
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, path_is
-from defectlens.io.outputs import folded_name, word_folded
+from defectlens.io.names import folded_name, word_folded
 
 GOOD = "good"
 MASKS_FOLDER = "masks"

@@ -31,6 +31,7 @@ from defectlens.errors import (
     collected_warnings,
     warn_caller,
 )
+from defectlens.io.names import folded_name, same_spelling
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -119,7 +120,19 @@ def near_name(path: Path) -> Path | None:
     for form in dict.fromkeys(forms):
         if form and form != text and os.path.exists(form):  # not a dangling link: "did you mean" a file that is not there
             return Path(form)
-    return None
+    return _other_case(Path(trimmed.strip(_QUOTES).replace("\\", "/")))
+
+
+def _other_case(path: Path) -> Path | None:
+    """The file of ``path``'s folder whose name is ``path``'s in another case (``plain.png`` for ``plain.PNG``), or None:
+    Linux tells the two apart, the Windows PC or camera the name came from did not (Windows-inputs probe 2026-12-06)."""
+    try:
+        with os.scandir(path.parent) as entries:
+            names = [e.name for e in entries if e.name != path.name and folded_name(e.name) == folded_name(path.name)]
+    except (OSError, ValueError):  # no such folder, or a name the file system cannot hold
+        return None
+    # One such name, or no guess: "A.png" beside "a.PNG" and "a.png" is not for a hint to choose between.
+    return path.parent / names[0] if len(names) == 1 and os.path.exists(path.parent / names[0]) else None
 
 
 _QUOTES = "\"'“”‘’„«»"
@@ -139,10 +152,16 @@ def near_difference(given: str, found: str) -> str:
                                       ("a quote at one end", bare == given.strip() and bare.strip(_QUOTES) == found),
                                       ("spaces at an end", given != given.strip()),
                                       ("backslashes", "\\" in given and "\\" not in found),
+                                      ("another case", _case_differs(Path(bare.replace("\\", "/")).name, Path(found).name)),
                                       ("another Unicode spelling of the same letters",
-                                       unicodedata.normalize("NFC", bare.replace("\\", "/")) == unicodedata.normalize("NFC", found)
+                                       same_spelling(bare.replace("\\", "/")) == same_spelling(found)
                                        and bare.replace("\\", "/") != found)) if holds]
     return ", ".join(said) or "other characters"
+
+
+def _case_differs(given: str, found: str) -> bool:
+    """Whether two names differ in their letters' case alone (their Unicode spelling aside)."""
+    return same_spelling(given) != same_spelling(found) and folded_name(given) == folded_name(found)
 
 
 def size_refusal(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
@@ -431,7 +450,8 @@ shared datasets' largest true masks cover 49 % (magnetic tile) and 63 % (steel s
 
 def mask_as_drawn(values: object, name: str = "mask") -> np.ndarray:
     """A mask's pixel values — (H, W), (H, W, 3) or (H, W, 4) numbers or booleans — as the bool (H, W) mask a person
-    drew: the pixels above half the mask's own maximum (0/255, 0/1, 0/100, 16-bit alike), the brightest channel of a
+    drew: the pixels above half the mask's own maximum (0/255, 0/1, 0/100, 16-bit alike; an anti-aliased edge cut at
+    half), every non-zero pixel of a mask that numbers its regions or classes (0, 1, 2, …), the brightest channel of a
     colour mask, the alpha of one with varying transparency. The rule of :func:`load_mask`, for masks given as arrays
     too (``Inspector.calibrate`` had read a uint8 mask as any value above 0, and crashed on a path). ``name`` is
     how an error names it."""
@@ -452,13 +472,37 @@ def mask_as_drawn(values: object, name: str = "mask") -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} holds NaN or infinite values: pass finite values, 0 for normal pixels")
     top = float(arr.max()) if arr.size else 0.0
-    return arr > top / 2 if top > 0 else np.zeros(arr.shape, bool)
+    if top <= 0:
+        return np.zeros(arr.shape, bool)
+    # Region or class numbers (1, 2, 3 … as annotation tools export them): every one is defect. Read at half the
+    # maximum, a 0/1/2 mask had lost its region 1 without a word (metrics probe 2026-12-06).
+    return arr > 0 if _numbered_regions(arr, top) else arr > top / 2
+
+
+LABEL_LEVELS = 64
+"""At most this many non-zero values in a mask numbering its regions or classes (an anti-aliased or lossy mask has more)."""
+
+
+def _numbered_regions(arr: np.ndarray, top: float) -> bool:
+    """Whether ``arr``'s non-zero values are numbers of regions or classes, not one drawn value with soft or lossy edges:
+    a few whole numbers, one of those at or under half the maximum filling an area of its own. An edge's grey levels lie
+    in rings one pixel wide, the ringing of a lossy JPEG in scattered pixels: neither fills an area."""
+    levels = np.unique(arr[arr > 0])
+    if not 2 <= len(levels) <= LABEL_LEVELS or not np.array_equal(levels, np.round(levels)):
+        return False
+    for level in levels[levels <= top / 2]:
+        pixels = arr == level
+        inside = ndimage.binary_erosion(pixels, structure=np.ones((3, 3), bool))
+        if int(pixels.sum()) >= 9 and 2 * int(inside.sum()) >= int(pixels.sum()):
+            return True
+    return False
 
 
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a ground-truth mask as a bool (H, W) array: the pixels above half the mask's own
-    maximum, so 0/255, 0/1 (a label image), 0/100 and 16-bit masks all read as drawn, and a
-    lossy JPEG's ringing stays out. A mask with transparency (the usual export of annotation
+    maximum, so 0/255, 0/1, 0/100 and 16-bit masks all read as drawn, and a lossy JPEG's ringing
+    stays out; every non-zero pixel of a mask that numbers its regions or classes (0, 1, 2, …: a
+    label image), as MVTec's evaluation reads any non-zero pixel as defect. A mask with transparency (the usual export of annotation
     tools: the defect painted on a see-through background) is read from its alpha channel.
 
     ``expected_size`` is (width, height) of the image the mask belongs to; a mismatch raises

@@ -13,12 +13,12 @@ import re
 import shutil
 import stat
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from defectlens.errors import OutputError
 from defectlens.io.images import path_is
+from defectlens.io.names import folded_name
 
 
 def _real(path: Path) -> Path:
@@ -249,20 +249,6 @@ def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> Non
         return
     require_writable_parent(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
     require_apart_from(path, kept, what)
-
-
-def folded_name(name: str) -> str:
-    """``name`` as a file system that ignores case and Unicode form compares it (NFC, case-folded): macOS and SMB
-    shares take "café" composed and decomposed, or ``X.PNG`` and ``x.png``, as one name (a second result had
-    overwritten the first; layout probe 2026-12-06)."""
-    return unicodedata.normalize("NFC", name).casefold()
-
-
-def word_folded(name: str) -> str:
-    """``name`` as a person reads the word: any case, and full-width letters (``ＧＯＯＤ``, as Japanese input methods
-    type them) as their ASCII ones (NFKC, case-folded). For names that carry a meaning (``good``, ``train``,
-    ``unknown``), not for file identity (:func:`folded_name`): NFKC also merges signs such as ``²`` and ``2``."""
-    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def unique_output_names(

@@ -45,10 +45,11 @@ from sqlalchemy.exc import DataError
 from defectlens import __version__
 from defectlens.errors import DefectlensError
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
+from defectlens.io.names import same_spelling
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
-from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool, same_spelling
+from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import (
     HealthOut,
     InspectionOut,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from defectlens.explain import shown_type
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
 from defectlens.io import png_bytes
+from defectlens.io.names import same_spelling
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, RegionType, Report
 
@@ -153,12 +153,6 @@ def model_spec(spec: str | Path) -> tuple[str | None, Path]:
         raise ConfigError(f"model name {name!r} in {text!r} is empty, too long or not printable", None,
                           "give it as NAME=DIR, e.g. cookie=models/cookie/v3")
     return same_spelling(name.strip()), Path(folder)
-
-
-def same_spelling(name: str) -> str:
-    """A model's name in one Unicode spelling (NFC): a client on macOS sends "ä" as "a" and a combining mark, and a model
-    served as "kommutator ä" was "unknown", the message naming the two alike (integration probe 2026-12-06)."""
-    return unicodedata.normalize("NFC", name)
 
 
 def load_model(path: str | Path, name: str | None = None) -> LoadedModel:

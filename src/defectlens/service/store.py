@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 import defectlens
 from defectlens.errors import ConfigError
+from defectlens.io.names import same_spelling
 from defectlens.service.db import (
     UNUSABLE,
     ForeignDatabase,
@@ -34,7 +35,7 @@ from defectlens.service.db import (
     migrate,
     utcnow,
 )
-from defectlens.service.models import REJECT_TYPE, Outcome, same_spelling
+from defectlens.service.models import REJECT_TYPE, Outcome
 
 PROBE_BUSY_SECONDS = 3.0
 """How long the write probe (/health, /metrics, start-up) waits for a SQLite file another writer holds."""

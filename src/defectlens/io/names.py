@@ -1,0 +1,30 @@
+"""The forms a name is compared in: one Unicode spelling, and any case.
+
+One home for these (code review 2026-12-06: NFC folding had three homes): macOS writes names decomposed ("a" and a
+combining mark), most keyboards composed ("ä"); Windows and SMB shares take ``X.PNG`` and ``x.png`` as one file.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def same_spelling(name: str) -> str:
+    """``name`` in one Unicode spelling (NFC), the form names are compared and stored in: a client on macOS sends "ä" as
+    "a" and a combining mark, and a model served as "kommutator ä" was "unknown", the message naming the two alike
+    (integration probe 2026-12-06)."""
+    return unicodedata.normalize("NFC", name)
+
+
+def folded_name(name: str) -> str:
+    """``name`` as a file system that ignores case and Unicode form compares it (NFC, case-folded): macOS and SMB
+    shares take "café" composed and decomposed, or ``X.PNG`` and ``x.png``, as one name (a second result had
+    overwritten the first; layout probe 2026-12-06)."""
+    return same_spelling(name).casefold()
+
+
+def word_folded(name: str) -> str:
+    """``name`` as a person reads the word: any case, and full-width letters (``ＧＯＯＤ``, as Japanese input methods
+    type them) as their ASCII ones (NFKC, case-folded). For names that carry a meaning (``good``, ``train``,
+    ``unknown``), not for file identity (:func:`folded_name`): NFKC also merges signs such as ``²`` and ``2``."""
+    return unicodedata.normalize("NFKC", name).casefold()
