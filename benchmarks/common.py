@@ -14,7 +14,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,6 +101,19 @@ def finish_record(record: dict) -> dict:
     """``record`` with the end of the run and the load average then."""
     return {**record, "finished_utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             "load_average_at_end": [round(v, 2) for v in os.getloadavg()]}
+
+
+def measured_stamp(record: dict) -> dict:
+    """When (now, in UTC) and by which code one row of the run ``record`` describes was measured: a results file that keeps
+    the rows of earlier runs beside a run's own had its one ``run`` record read as theirs too (regression probe 2026-12-06)."""
+    return {"utc": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(), "commit": record["commit"]}
+
+
+def earlier_note(names: Iterable[str]) -> list[str]:
+    """Markdown lines naming the categories whose rows a run kept from an earlier run (no lines when there are none): a run
+    on some categories keeps the others' rows, and the tables must not pass them off as its own."""
+    kept = sorted(set(names))
+    return ["", f"From an earlier run (kept, not measured by the latest): {', '.join(kept)}."] if kept else []
 
 
 def saved_models(entries: Sequence[str], data: Path, names: Sequence[str]) -> dict[str, str]:

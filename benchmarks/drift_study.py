@@ -10,7 +10,7 @@ line from an ordinary one, defective parts included.
     .venv/bin/python benchmarks/drift_study.py [--data ../shared/datasets] [--model cookie=runs/cookie ...] [--n 20]
 
 Each category's model is fitted with the default settings on every normal image unless ``--model CATEGORY=DIR`` names a
-saved one. Writes ``benchmarks/results/drift_study.{json,md}``.
+saved one. Writes ``drift_study.{json,md}`` in ``--out`` (default ``benchmarks/results``), with the run's record under ``run``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ from defectlens.io.dataset import folder_any_case
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, has_normal_images, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    finish_record,
+    has_normal_images,
+    require_categories,
+    require_output_folder,
+    run_record,
+    saved_models,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -83,26 +91,34 @@ def study(inspector: Inspector, root: Path, n: int) -> dict[str, dict]:
 
 
 def main() -> None:
+    """Fit (or load) each category's model and measure every set's frame distance; write the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_data_argument(parser)
     parser.add_argument("--model", action="append", default=[], help="CATEGORY=DIR of a saved model (else fitted here)")
     parser.add_argument("--n", type=int, default=20, help="good and defective test images drawn per category (seeded)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    names = require_categories(args.data, None, has_normal_images)
+    names = require_categories(args.data, None, lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())
     saved = saved_models(args.model, args.data, names)
+    # Made before the models are fitted: a missing --out folder had been found only after them.
+    out = require_output_folder(args.out)
+    record = run_record()
     results = {}
     for root in (args.data / n for n in names):
         inspector = Inspector.load(saved[root.name]) if root.name in saved else Inspector.fit(folder_any_case(root, "train", "good"))
         results[root.name] = study(inspector, root, args.n)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(RESULTS / "drift_study.json", results)
+    # The run's record beside the categories, which stay top-level keys as the README reads them.
+    write_json_atomic(out / "drift_study.json", {**results, "run": finish_record(record)})
     names = list(next(iter(results.values())))
     lines = ["| images | " + " | ".join(results) + " |", "|---" * (len(results) + 1) + "|"]
     for name in names:
-        cells = [f"{r[name]['median_frame_units']} ({r[name]['share_beyond']:.0%} beyond 1, {r[name]['share_flagged']:.0%} flagged)"
-                 for r in results.values()]
+        # A model without the frame check (fitted on under 30 normal images) has no distances: "–", where the table had
+        # failed after the whole run.
+        cells = [f"{r[name]['median_frame_units']} ("
+                 + ("–" if r[name]["share_beyond"] is None else f"{r[name]['share_beyond']:.0%}")
+                 + f" beyond 1, {r[name]['share_flagged']:.0%} flagged)" for r in results.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    (RESULTS / "drift_study.md").write_text("Median frame distance (share beyond 1, share flagged)\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    (out / "drift_study.md").write_text("Median frame distance (share beyond 1, share flagged)\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ images over the limit: a gate must pass every good test image and stop every fau
 other part (defective images over it are flagged either way). Features come from the detector
 study's cache (``benchmarks/detector_study.py``); the frames and other parts are encoded here.
 
-    python benchmarks/frame_check_study.py [--categories NAME ...]
+    python benchmarks/frame_check_study.py [--data ../shared/datasets] [--categories NAME ...] [--out DIR]
 
-Writes ``benchmarks/results/frame_check_study.{json,md}`` (a run adds or replaces its categories).
+Writes ``frame_check_study.{json,md}`` in ``--out`` (default ``benchmarks/results``): a run adds or replaces its
+categories, each with when and by which code it was measured (``measured``), and the tables name those kept from earlier
+runs; the latest run's record is under ``run``.
 """
 
 from __future__ import annotations
@@ -36,11 +38,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import detector_study as ds  # noqa: E402  (the study's feature cache)
-from common import require_categories, require_output_folder  # noqa: E402  (the benchmarks' shared module)
+from common import (  # noqa: E402  (the benchmarks' shared module)
+    earlier_note,
+    finish_record,
+    has_normal_images,
+    measured_stamp,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
 from defectlens.detect.global_score import GlobalScore, pooled_features  # noqa: E402
 from defectlens.detect.maps import on_image_cells  # noqa: E402
 from defectlens.encode import PatchEncoder  # noqa: E402
 from defectlens.io import load_category, load_image  # noqa: E402
+from defectlens.io.dataset import folder_any_case  # noqa: E402
 
 CATEGORIES = ("ball_screw_drive", "commutator", "cookie", "magnetic_tile")
 FACTORS = (1.5, 2.0, 3.0, 5.0)
@@ -96,8 +107,9 @@ def study(data: Path, cache_dir: Path, name: str) -> dict:
     return out
 
 
-def write_tables(results: dict[str, dict], out: Path) -> None:
-    """Per category: each group's units (median / max), and how many of each group are over each limit."""
+def write_tables(results: dict[str, dict], out: Path, earlier: list[str] | None = None) -> None:
+    """Per category: each group's units (median / max), and how many of each group are over each limit; ``earlier``: the
+    categories kept from earlier runs, named under the introduction."""
     lines = [
         "# Frame check study",
         "",
@@ -105,6 +117,7 @@ def write_tables(results: dict[str, dict], out: Path) -> None:
         "1 = the normal spread's unit) per group, and how many of each group (of n) are over limits of f x the normal images'",
         "largest out-of-fold value. A gate must pass every good test image and stop every faulty frame and other part.",
         "`python benchmarks/frame_check_study.py`.",
+        *earlier_note(earlier or []),
     ]
     for name, r in sorted(results.items()):
         groups = list(r["groups"])
@@ -123,13 +136,18 @@ def main() -> None:
     parser = ds.cached_study_parser(__doc__ or "", CATEGORIES)
     args = parser.parse_args()
     # Checked before the work: a missing category had been a traceback, a missing --out folder one after minutes of it.
-    require_categories(args.data, args.categories)
+    names = require_categories(args.data, args.categories, lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())
+    # The other parts each category is compared with are read too: one missing had been a traceback after the first category.
+    if missing := sorted({o for n in names for o in CATEGORIES if o != n and not folder_any_case(args.data / o, "test").is_dir()}):
+        sys.exit(f"{args.data}: no test images of {', '.join(missing)}, the other parts each category is compared with")
     path = require_output_folder(args.out) / "frame_check_study.json"
-    # Merged: a run on some categories replaces theirs and keeps the others'.
+    record = run_record()
+    # Merged: a run on some categories replaces theirs and keeps the others' (the categories stay top-level keys).
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update({name: study(args.data, args.cache, name) for name in args.categories})
-    path.write_text(json.dumps(results, indent=1))
-    write_tables(results, args.out)
+    results.pop("run", None)
+    results.update({name: {**study(args.data, args.cache, name), "measured": measured_stamp(record)} for name in names})
+    path.write_text(json.dumps({**results, "run": {**finish_record(record), "categories": names}}, indent=1))
+    write_tables(results, args.out, [n for n in results if n not in names])
 
 
 if __name__ == "__main__":

@@ -19,13 +19,15 @@ and recall / false alarms with the threshold set as a line sets it with labelled
 random half of the test images, measured on the other half). ``fit --global-weight`` is the same
 score in the product (label-free thresholds: see the README).
 
-    .venv/bin/python benchmarks/global_score_study.py \\
-        --pair ../shared/datasets/magnetic_tile runs/mt --pair ../shared/datasets/commutator runs/comm ...
+    .venv/bin/python benchmarks/global_score_study.py [--data ../shared/datasets] [--out DIR] \\
+        --pair magnetic_tile runs/mt --pair commutator runs/comm ...
+
+A pair's category is a name under ``--data``, or a category folder given as a path (``../shared/datasets/cookie``).
 
 Each model is one `defectlens fit CATEGORY -o MODEL --false-alarm-target 0.02`: the defaults, with the
 normal statistics the model keeps at the 98th percentile, the fusion unit (the target moves only the
-threshold, not the maps or scores). Writes
-``benchmarks/results/global_score_study.{md,json}``.
+threshold, not the maps or scores). Writes ``global_score_study.{md,json}`` in ``--out`` (default
+``benchmarks/results``); the categories of earlier runs that this one does not pair are kept there, and named.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,9 +51,23 @@ from defectlens.detect.global_score import GlobalScore, pooled_features
 from defectlens.detect.maps import on_image_cells
 from defectlens.detect.memory_bank import MemoryBankDetector
 from defectlens.io import load_category
+from defectlens.io.dataset import folder_any_case
 from defectlens.io.images import load_image
 
-RESULTS = Path(__file__).parent / "results"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    earlier_note,
+    finish_record,
+    has_normal_images,
+    measured_stamp,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
+
+RESULTS = HERE / "results"
 WEIGHTS = (0.1, 0.25, 0.5)
 FALSE_ALARMS = 0.03
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -145,24 +162,45 @@ def measured(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def category_folders(data: Path, pairs: list[list[str]]) -> list[tuple[Path, str]]:
+    """Each ``--pair``'s category folder (a name under ``data``, or a path with a folder in it) and model folder, every one
+    checked before any work: a mistyped one had been a traceback after the categories before it were scored."""
+    checked = []
+    for category, model_dir in pairs:
+        folder = Path(category) if "/" in category.rstrip("/") or os.sep in category.rstrip(os.sep) else data / category
+        name = require_categories(folder.parent, [folder.name], lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())[0]
+        if not Path(model_dir).is_dir():
+            sys.exit(f"{model_dir}: model folder not found — fit it with `defectlens fit {folder.parent / name} -o {model_dir} "
+                     f"--false-alarm-target {1 - UNIT_QUANTILE:.2f}`")
+        checked.append((folder.parent / name, model_dir))
+    return checked
+
+
 def main() -> None:
     """Score every scorer and weight on every given category; write the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pair", nargs=2, action="append", metavar=("CATEGORY_DIR", "MODEL_DIR"), required=True)
+    ap.add_argument("--pair", nargs=2, action="append", metavar=("CATEGORY", "MODEL_DIR"), required=True,
+                    help="a category (a name under --data, or its folder) and the default model fitted on it")
+    add_data_argument(ap)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    pairs = category_folders(args.data, args.pair)
+    out = require_output_folder(args.out)
+    record = run_record()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     load_before, start = os.getloadavg(), time.time()
     per_category: dict[str, dict] = {}
-    for category_dir, model_dir in args.pair:
+    for category_dir, model_dir in pairs:
         detector = MemoryBankDetector.load(model_dir)
-        category = load_category(category_dir)
-        train, _ = image_vectors(detector, category.train_good, with_bank=False)
-        test, bank = image_vectors(detector, [t.path for t in category.test], with_bank=True)
-        labels = np.array([t.defect_type != "good" for t in category.test], int)
+        # Checked as soon as the model is read, before its images are encoded (it had been after).
         stats = detector.normal_stats
         if stats is None or stats.quantile != UNIT_QUANTILE:
             raise SystemExit(f"{model_dir}: normal statistics at quantile {stats and stats.quantile}, not {UNIT_QUANTILE}: "
                              f"refit it with --false-alarm-target {1 - UNIT_QUANTILE:.2f}")
+        category = load_category(category_dir)
+        train, _ = image_vectors(detector, category.train_good, with_bank=False)
+        test, bank = image_vectors(detector, [t.path for t in category.test], with_bank=True)
+        labels = np.array([t.defect_type != "good" for t in category.test], int)
         bank_units = np.array([stats.normalise_score(s) for s in bank])
         dim = train.shape[1] // 2
         half = slice(0, dim)
@@ -180,9 +218,14 @@ def main() -> None:
             for w in WEIGHTS:
                 fused = bank_units + w * global_units
                 rows[f"bank + {w} x {name}"] = measured(fused, labels)
-        per_category[category.name] = {"model": str(model_dir), "n_train": len(train), "rows": rows}
+        per_category[category.name] = {"model": str(model_dir), "n_train": len(train), "rows": rows, "measured": measured_stamp(record)}
         print(f"{category.name}: done ({time.time() - start:.0f} s)", flush=True)
     names = list(next(iter(per_category.values()))["rows"])
+    # The categories of earlier runs that this one did not pair are kept (each with its own "measured"), after this run's.
+    path = out / "global_score_study.json"
+    earlier = json.loads(path.read_text()).get("categories", {}) if path.is_file() else {}
+    kept = {name: entry for name, entry in earlier.items() if name not in per_category}
+    per_category |= kept
     cats = list(per_category)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
@@ -190,9 +233,11 @@ def main() -> None:
         "load_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "false_alarms": FALSE_ALARMS,
         "categories": per_category,
+        "run": finish_record(record),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "global_score_study.json").write_text(json.dumps(result, indent=1))
+    if kept:
+        result["from_earlier_runs"] = sorted(kept)
+    path.write_text(json.dumps(result, indent=1))
     lines = [
         "# A global image score beside the memory bank (issue 8 study)",
         "",
@@ -204,10 +249,12 @@ def main() -> None:
         "|---|" + "---|" * (len(cats) + 1),
     ]
     for name in names:
-        cells = [per_category[c]["rows"][name] for c in cats]
-        mean_auroc = np.mean([x["auroc"] for x in cells])
-        mean_recall = np.mean([x["recall"] for x in cells])
-        values = " | ".join(f"{x['auroc']:.4f} / {x['recall']:.3f}" for x in cells)
+        # A kept category measured before a scorer or weight was added has no row of it: "–", and the mean is over the others.
+        cells = [per_category[c]["rows"].get(name) for c in cats]
+        have = [x for x in cells if x is not None]
+        mean_auroc = np.mean([x["auroc"] for x in have])
+        mean_recall = np.mean([x["recall"] for x in have])
+        values = " | ".join(f"{x['auroc']:.4f} / {x['recall']:.3f}" if x else "–" for x in cells)
         lines.append(f"| {name} | {values} | {mean_auroc:.4f} / {mean_recall:.3f} |")
     lines += [
         "",
@@ -218,12 +265,14 @@ def main() -> None:
         "|---|" + "---|" * (len(cats) + 1),
     ]
     for name in names:
-        cells = [per_category[c]["rows"][name] for c in cats]
-        values = " | ".join(f"{x['half_recall']:.3f} / {x['half_false_alarms']:.3f}" for x in cells)
-        mean_recall = np.mean([x["half_recall"] for x in cells])
-        mean_alarms = np.mean([x["half_false_alarms"] for x in cells])
+        cells = [per_category[c]["rows"].get(name) for c in cats]
+        have = [x for x in cells if x is not None]
+        values = " | ".join(f"{x['half_recall']:.3f} / {x['half_false_alarms']:.3f}" if x else "–" for x in cells)
+        mean_recall = np.mean([x["half_recall"] for x in have])
+        mean_alarms = np.mean([x["half_false_alarms"] for x in have])
         lines.append(f"| {name} | {values} | {mean_recall:.3f} / {mean_alarms:.3f} |")
-    (RESULTS / "global_score_study.md").write_text("\n".join(lines) + "\n")
+    lines += earlier_note(kept)
+    (out / "global_score_study.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

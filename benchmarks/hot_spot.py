@@ -11,7 +11,7 @@ finds missed defects without sending inspectors to look at many good parts.
 
 Each category's model is fitted with the default settings on every normal image unless
 ``--model CATEGORY=DIR`` names a saved one; ``--sample N`` draws N test images of a larger split
-(seeded). Writes ``benchmarks/results/hot_spot.{json,md}``.
+(seeded). Writes ``hot_spot.{json,md}`` in ``--out`` (default ``benchmarks/results``), with the run's record.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ from defectlens.io.dataset import folder_any_case
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, has_normal_images, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    finish_record,
+    has_normal_images,
+    require_categories,
+    require_output_folder,
+    run_record,
+    saved_models,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 PEAK_OVER = (1.0, 1.05, 1.1, 1.25)
@@ -71,10 +79,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(ap)
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--sample", type=int, default=0, help="at most this many test images a category (0 = all)")
     args = ap.parse_args()
     names = require_categories(args.data, None, lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())
     saved = saved_models(args.model, args.data, names)
+    # Made before the models are fitted: a missing --out folder had been found only after them.
+    out = require_output_folder(args.out)
+    record = run_record()
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()
     results: dict[str, dict] = {}
@@ -88,8 +100,9 @@ def main() -> None:
               "missed_defective_total": sum(r["missed_defective"] for r in results.values()),
               "passing_good_total": sum(r["passing_good"] for r in results.values()),
               "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
-              "minutes": round((time.time() - started) / 60, 1), "sample": args.sample}
-    write_json_atomic(RESULTS / "hot_spot.json", report)
+              "minutes": round((time.time() - started) / 60, 1), "sample": args.sample,
+              "run": finish_record(record)}
+    write_json_atomic(out / "hot_spot.json", report)
     lines = [f"# Passing parts whose map peaks above the image threshold ({report['minutes']} min, load "
              f"{load_before} → {report['load_average_after']})", "",
              "| category | test images | missed defective | with a hot spot | passing good | with a hot spot |", "|---|---|---|---|---|---|"]
@@ -99,7 +112,7 @@ def main() -> None:
               f"**{total['passing_good']}** |", "", "Peak ÷ threshold at least x (missed defective / passing good):", ""]
     lines += [f"- {name}: " + ", ".join(f"{x}: {c['missed_defective']} / {c['passing_good']}" for x, c in r["peak_over"].items())
               for name, r in results.items()]
-    (RESULTS / "hot_spot.md").write_text("\n".join(lines) + "\n")
+    (out / "hot_spot.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

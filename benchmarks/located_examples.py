@@ -15,11 +15,11 @@ every variant reads it. Then:
    defective, and named with the true type (the type of the strongest region) when flagged.
 
     .venv/bin/python benchmarks/located_examples.py [--data ../shared/datasets] [--category magnetic_tile]
-        [--model runs/mt] [--seeds 0 1 2]
+        [--model runs/mt] [--seeds 0 1 2] [--out DIR]
 
 Accuracies are reported per draw and as their mean; end-to-end counts are summed over the draws.
-Writes the category's entry of ``benchmarks/results/located_examples.json`` (other categories'
-entries are kept).
+Writes the category's entry, with the record of its run, of ``located_examples.json`` in ``--out``
+(default ``benchmarks/results``; other categories' entries are kept, each with its own run's record).
 """
 
 from __future__ import annotations
@@ -43,8 +43,18 @@ from defectlens.errors import DatasetLayoutError
 from defectlens.evaluate.classification import embed_items, evaluate_embedded
 from defectlens.io import load_category, load_image, load_mask, write_json_atomic
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "benchmarks" / "results" / "located_examples.json"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    finish_record,
+    has_normal_images,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
+
+RESULTS_FILE = "located_examples.json"
 
 VARIANTS: dict[str, LocateOptions] = {
     "default (what `inspect --examples` does)": LocateOptions(),
@@ -191,7 +201,7 @@ def _mean(values: list) -> float | None:
 def main() -> None:
     """Run the benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--category", default="magnetic_tile")
     parser.add_argument("--max-train", type=int, default=0, help="fit on at most this many normal images (seeded; 0 = all)")
     parser.add_argument("--k", type=int, default=5)
@@ -199,7 +209,12 @@ def main() -> None:
     parser.add_argument("--per-type", type=int, default=2, help="images per type inspected end to end")
     parser.add_argument("--max-eval", type=int, default=0, help="score at most this many other defective images (seeded; 0 = all)")
     parser.add_argument("--model", type=Path, default=None, help="model folder to reuse (fitted and saved there when it holds none)")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
+    # Checked before the model is fitted: a missing category or --out folder had been found only after it.
+    args.category = require_categories(args.data, [args.category], has_normal_images)[0]
+    out = require_output_folder(args.out) / RESULTS_FILE
+    record = run_record()
     root = args.data / args.category
     start = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -245,17 +260,19 @@ def main() -> None:
         "seconds": round(time.perf_counter() - start, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+        # In the category's entry: the file keeps other categories' entries, each measured by its own run.
+        "run": finish_record(record),
     }
-    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    previous = json.loads(out.read_text()) if out.is_file() else {}
     entries = previous.get("categories", {}) if isinstance(previous.get("categories"), dict) else {}
     entries[args.category] = result
-    write_json_atomic(OUT, {"benchmark": "located_examples", "categories": entries})
+    write_json_atomic(out, {"benchmark": "located_examples", "categories": entries})
     print(f"ground-truth masks: {_fmt(truth_by_seed)}")
     for name, v in variants.items():
         e = v["end_to_end"]
         named = e["flagged_and_named_right"]
         print(f"{name}: accuracy {_fmt(v['accuracy_by_seed'])}; end to end {e['flagged']}/{e['n']} flagged, {named} named right")
-    print(f"→ {OUT} [{args.category}]")
+    print(f"→ {out} [{args.category}]")
 
 
 def _fmt(values: list) -> str:

@@ -12,9 +12,12 @@ score). ``--bank-sizes`` caps each bank's coreset at other sizes too (``1@8192``
 of 8 192 patches) and ``--probes`` searches other numbers of IVF cells (``1@8192p4``: in 4 of its
 128 cells): two banks of half the size, each searched in half as many cells, compare as many rows
 per patch as one default bank.
-Results: ``benchmarks/results/neighbourhood_study.{json,md}``; a run adds its rows to them.
+Results: ``neighbourhood_study.{json,md}`` in ``--out`` (default ``benchmarks/results``); a run adds its rows to them,
+each row with when and by which code it was measured (``measured``), the latest run's record under ``run``, and the
+tables name the categories the latest run did not cover.
 
-    python benchmarks/neighbourhood_study.py [--categories NAME ...] [--sizes 1 3] [--bank-sizes 16384 8192] [--probes 8 4] [--tables]
+    python benchmarks/neighbourhood_study.py [--data ../shared/datasets] [--categories NAME ...] [--sizes 1 3]
+        [--bank-sizes 16384 8192] [--probes 8 4] [--tables] [--out DIR]
 """
 
 from __future__ import annotations
@@ -32,11 +35,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import detector_study as ds  # noqa: E402  (the study's feature cache and helpers)
-from common import require_categories, require_output_folder  # noqa: E402  (the benchmarks' shared module)
+from common import (  # noqa: E402  (the benchmarks' shared module)
+    earlier_note,
+    finish_record,
+    has_normal_images,
+    measured_stamp,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector  # noqa: E402
 from defectlens.detect.maps import image_score  # noqa: E402
 from defectlens.encode import PatchEncoder  # noqa: E402
 from defectlens.evaluate.metrics import aupro, image_auroc, pixel_auroc  # noqa: E402
+from defectlens.io.dataset import folder_any_case  # noqa: E402
 
 SIZES = (1, 3, 5)
 COMBINATIONS = ((1,), (3,), (5,), (1, 3), (3, 5), (1, 5), (1, 3, 5))
@@ -101,8 +113,9 @@ def study(data: Path, cache_dir: Path, name: str, sizes: tuple[int, ...] = SIZES
     return out
 
 
-def write_tables(results: dict[str, dict[str, dict[str, float]]], out: Path) -> None:
-    """The Markdown table: image / pixel AUROC / AUPRO per category and combination, and the mean."""
+def write_tables(results: dict[str, dict[str, dict[str, float]]], out: Path, earlier: list[str] | None = None) -> None:
+    """The Markdown table: image / pixel AUROC / AUPRO per category and combination, and the mean; ``earlier``: the
+    categories the latest run did not cover, named under the table."""
     names = sorted(results)
     lines = [
         "# Neighbourhood study",
@@ -125,6 +138,7 @@ def write_tables(results: dict[str, dict[str, dict[str, float]]], out: Path) -> 
         if len(have) < len(names):
             mean += f" ({len(have)} parts)"
         lines.append(f"| {combination.replace('+', ' + ')} | " + " | ".join(cells) + f" | {mean} |")
+    lines += earlier_note(earlier or [])
     (out / "neighbourhood_study.md").write_text("\n".join(lines) + "\n")
 
 
@@ -137,17 +151,24 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true", help="rewrite the table from the results JSON and exit")
     args = parser.parse_args()
     # Checked before the work: a missing category had been a traceback, a missing --out folder one after minutes of it.
+    names: list[str] = []
     if not args.tables:  # the tables alone need no data (regression probe 2026-12-06)
-        require_categories(args.data, args.categories)
+        names = require_categories(args.data, args.categories, lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())
     path = require_output_folder(args.out) / "neighbourhood_study.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
+    # The latest run's record sits beside the categories (top-level keys, as before); the categories it covered tell the tables
+    # which are an earlier run's.
+    run = results.pop("run", None)
     if not args.tables:
-        for name in args.categories:
+        record = run_record()
+        for i, name in enumerate(names):
             # Merged, so runs with other sizes or bank caps add rows rather than replace them.
             rows = study(args.data, args.cache, name, tuple(args.sizes), tuple(args.bank_sizes), tuple(args.probes))
-            results[name] = {**results.get(name, {}), **rows}
-            path.write_text(json.dumps(results, indent=1))
-    write_tables(results, args.out)
+            stamp = measured_stamp(record)
+            results[name] = {**results.get(name, {}), **{key: {**row, "measured": stamp} for key, row in rows.items()}}
+            run = {**finish_record(record), "categories": names[: i + 1]}
+            path.write_text(json.dumps({**results, "run": run}, indent=1))
+    write_tables(results, args.out, [n for n in results if run is not None and n not in run["categories"]])
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ The memory bank is fitted with the default settings on every normal image of eac
 
     .venv/bin/python benchmarks/region_extent.py [--data ../shared/datasets] [--model magnetic_tile=runs/mt ...]
 
-Writes ``benchmarks/results/region_extent.{json,md}``.
+Writes ``region_extent.{json,md}`` in ``--out`` (default ``benchmarks/results``), with the run's record.
 """
 
 from __future__ import annotations
@@ -39,7 +39,15 @@ from defectlens.locate import extract_regions
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_data_argument, has_normal_images, require_categories, saved_models  # noqa: E402 - the benchmarks' shared module
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    finish_record,
+    has_normal_images,
+    require_categories,
+    require_output_folder,
+    run_record,
+    saved_models,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 CUTS = (0.0, 0.25, 0.5, 0.75)
@@ -83,9 +91,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(ap)
     ap.add_argument("--model", action="append", default=[], metavar="CATEGORY=DIR", help="a saved model to use for a category")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     names = require_categories(args.data, None, lambda p: has_normal_images(p) and folder_any_case(p, "ground_truth").is_dir())
     saved = saved_models(args.model, args.data, names)
+    # Made before the models are fitted: a missing --out folder had been found only after them.
+    out = require_output_folder(args.out)
+    record = run_record()
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.time()
     results: dict[str, dict] = {}
@@ -97,8 +109,9 @@ def main() -> None:
     mean_f1 = {str(cut): round(float(np.mean([r[str(cut)]["pixel_f1"] for r in results.values()])), 3) for cut in CUTS}
     report = {"cuts": list(CUTS), "categories": results, "mean_pixel_f1": mean_f1,
               "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
-              "minutes": round((time.time() - started) / 60, 1)}
-    write_json_atomic(RESULTS / "region_extent.json", report)
+              "minutes": round((time.time() - started) / 60, 1),
+              "run": finish_record(record)}
+    write_json_atomic(out / "region_extent.json", report)
     lines = [f"# Region extent: cut at threshold + a × (peak − threshold) ({report['minutes']} min, load "
              f"{load_before} → {report['load_average_after']})", "",
              "| category | a | pixel precision | pixel recall | pixel F1 | strongest region ÷ its defect (median) | strongest IoU |",
@@ -107,7 +120,7 @@ def main() -> None:
         lines += [f"| {name} | {cut} | {r['pixel_precision']} | {r['pixel_recall']} | {r['pixel_f1']} | "
                   f"{r['strongest_area_ratio_median']} | {r['strongest_iou_mean']} |" for cut, r in rows.items()]
     lines += ["", "Mean pixel F1 over the categories: " + ", ".join(f"a = {cut}: {f1}" for cut, f1 in mean_f1.items())]
-    (RESULTS / "region_extent.md").write_text("\n".join(lines) + "\n")
+    (out / "region_extent.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

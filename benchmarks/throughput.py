@@ -17,10 +17,11 @@ draw of its test images (every type, good ones included) — exports the model, 
   outputs are byte for byte the local engine's.
 
 The machine's load average is recorded before and after: numbers on shared cores are only
-comparable within one run. Writes ``benchmarks/results/throughput.{json,md}``.
+comparable within one run. Writes ``throughput.{json,md}`` (``--name``) in ``--out`` (default
+``benchmarks/results``), with the run's record.
 
     nice -n 19 python benchmarks/throughput.py [--images 48] [--ray-images 96] [--repeats 2] [--ray-running]
-        [--category magnetic_tile [--data ../shared/datasets]]
+        [--category magnetic_tile [--data ../shared/datasets]] [--out DIR]
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ from defectlens.engine.local import output_contents, write_inspection  # noqa: E
 from defectlens.errors import DatasetLayoutError  # noqa: E402
 from defectlens.export import export_model  # noqa: E402
 from defectlens.io import load_category, load_image  # noqa: E402
+from defectlens.io.dataset import folder_any_case  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    finish_record,
+    has_normal_images,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
 
 
 def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -195,13 +207,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--normals", type=int, default=20,
                     help="normal images the model is fitted on (30 or more: with the frame check a model fitted on a line's images has)")
-    ap.add_argument("--name", default="throughput", help="results file stem in benchmarks/results")
+    ap.add_argument("--name", default="throughput", help="results file stem in --out")
     ap.add_argument("--category", default=None,
                     help="fit on this shared category's normal images and inspect its test images instead of synthetic textures")
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", HERE.parents[1] / "shared" / "datasets")))
+    add_data_argument(ap)
+    ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args()
     test_images: list[Path] = []
     if args.category:
+        args.category = require_categories(args.data, [args.category], lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())[0]
         # Checked before anything is fitted: a wrong name or path fails at once.
         try:
             category = load_category(args.data / args.category)
@@ -211,6 +225,8 @@ def main() -> None:
         test_images = [item.path for item in category.test]
         if not test_images:
             sys.exit(f"{args.category}: no test images in {category.root / 'test'}")
+    out = require_output_folder(args.out)
+    record = run_record()
     load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="defectlens-throughput-"))
     # About 400 MB of model, export, images and outputs a run: removed however the run ends
@@ -282,8 +298,7 @@ def main() -> None:
         results["engines"] = engines
         results["engines_images"] = args.ray_images
     results["load_average_before"], results["load_average_after"] = load_before, load_average()
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    results["run"] = finish_record(record)
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"# Throughput ({results['machine']['cpus']} CPUs, load {load_before} → {results['load_average_after']}; "
              f"model fitted on {len(normals)} normal images; {results['category']})", "",

@@ -15,10 +15,11 @@ taxonomy's own sentences (what ``inspect`` does), and from the mean of those sen
 paraphrases (``+ensemble``). Accuracy, macro recall (the mean of per-type accuracies, so a model
 that calls everything one type scores chance) and chance are reported per held-out category.
 
-    python benchmarks/types_from_words.py [--seeds 0 1] [--paraphrases 6]
+    python benchmarks/types_from_words.py [--data ../shared/datasets] [--seeds 0 1] [--paraphrases 6] [--out DIR]
 
-Writes ``benchmarks/results/types_from_words.{json,md}`` and the paraphrases, accepted and
-rejected with the rules' reasons, to ``benchmarks/results/paraphrases.json``.
+Writes ``types_from_words.{json,md}`` in ``--out`` (default ``benchmarks/results``) and the paraphrases, accepted and
+rejected with the rules' reasons, to ``benchmarks/results/paraphrases.json`` (``--paraphrase-cache``: a cache the
+language model's slow answers are read back from, so it stays where earlier runs left it whatever ``--out`` is).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +38,15 @@ import torch
 import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    finish_record,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
+from zero_shot import has_masks_and_taxonomy  # noqa: E402 - the categories zero_shot.py holds out and trains on
 
 
 def type_predictions(model, vocab, category_root: Path, cache) -> tuple[list[str], list[str]]:
@@ -94,7 +104,7 @@ def summarise(truth: list[str], predicted: list[str], names: list[str]) -> dict:
 def main() -> None:
     """Train per held-out category, variant and seed; write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "defectlens" / "zero_shot")
     parser.add_argument("--paraphrase-cache", type=Path, default=HERE / "results" / "paraphrases.json")
@@ -103,6 +113,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse-training", action="store_true", help="keep the trained rows of the last results JSON; redo the words rows only")
     args = parser.parse_args()
+    # Checked before the language model and the training: a missing data root had been found only after them.
+    names = require_categories(args.data, None, has_masks_and_taxonomy)
+    out = require_output_folder(args.out)
+    record = run_record()
     torch.set_num_threads(max(1, args.threads))
 
     from defectlens.detect.grounding import GroundingConfig, TrainingConfig, train_grounding_model
@@ -113,9 +127,7 @@ def main() -> None:
     from defectlens.explain.paraphrase import ParaphraseStore
     from defectlens.taxonomy import load_taxonomy
 
-    if not args.data.is_dir():
-        raise SystemExit(f"{args.data}: data root not found — pass --data or set DEFECTLENS_DATA")
-    roots = sorted(d for d in args.data.iterdir() if (d / "ground_truth").is_dir() and (d / "taxonomy.json").is_file())
+    roots = [args.data / name for name in names]
     taxonomies = {r.name: load_taxonomy(r / "taxonomy.json", require_descriptions=True) for r in roots}
     held_out = [r for r in roots if len(taxonomies[r.name].names) >= 2]
     if not held_out:
@@ -143,7 +155,7 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    previous = HERE / "results" / "types_from_words.json"
+    previous = out / "types_from_words.json"
     training_run = None
     if args.reuse_training and previous.is_file():
         old = json.loads(previous.read_text())
@@ -188,11 +200,11 @@ def main() -> None:
         "total_seconds": round(time.perf_counter() - start, 1),
         "load_start": [round(x, 2) for x in load_start],
         "load_end": [round(x, 2) for x in os.getloadavg()],
+        "run": finish_record(record),
     }
     if training_run is not None:
         meta["training_run"] = training_run  # the trained rows are that run's, not this one's
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "types_from_words.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
+    (out / "types_from_words.json").write_text(json.dumps({"settings": meta, "results": rows}, indent=2) + "\n")
     lines = [
         "# Defect types from words on a held-out category",
         "",
@@ -225,7 +237,7 @@ def main() -> None:
         if r["variant"] == "words":
             per_type = ", ".join(f"{k} {v:.2f}" for k, v in r["per_type"].items())
             lines.append(f"Words and region shape on {r['held_out']}, per type: {per_type}; predicted {r['predicted_counts']}.")
-    (args.out / "types_from_words.md").write_text("\n".join(lines) + "\n")
+    (out / "types_from_words.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -9,9 +9,10 @@ type chosen from text only). Features are encoded once and cached on disk, share
 folds. With ``--fusion`` (and the memory-bank detector available) magnetic_tile is also
 scored by the memory bank fitted on its normal images, and fused with the grounding map.
 
-    python benchmarks/zero_shot.py [--data ../shared/datasets] [--epochs 25] [--fusion]
+    python benchmarks/zero_shot.py [--data ../shared/datasets] [--epochs 25] [--fusion] [--only NAME ...] [--out DIR]
 
-Writes ``benchmarks/results/zero_shot.{json,md}``.
+Writes ``zero_shot.{json,md}`` in ``--out`` (default ``benchmarks/results``); a run with ``--only`` keeps the other
+held-out categories' rows there, and the tables name them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +30,23 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from common import (  # noqa: E402 - the benchmarks' shared module
+    add_data_argument,
+    earlier_note,
+    finish_record,
+    measured_stamp,
+    require_categories,
+    require_output_folder,
+    run_record,
+)
+
+
+def has_masks_and_taxonomy(category: Path) -> bool:
+    """Whether ``category`` can be held out or trained on: masks (``ground_truth``, in any case) and a ``taxonomy.json``."""
+    from defectlens.io.dataset import folder_any_case
+
+    return folder_any_case(category, "ground_truth").is_dir() and (category / "taxonomy.json").is_file()
 
 
 def _metrics():
@@ -253,6 +271,7 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
             f"**{mean['image_auroc']}** | **{mean['pixel_auroc']}** | **{mean['aupro']}** | | |"
         )
         lines += ["", f"Pixel AUROC over all {mean['n_all']} held-out categories: {mean['pixel_auroc_all']}."]
+    lines += earlier_note(meta.get("from_earlier_runs", []))
     lines += ["", "Every reading regime and cue (image AUROC / pixel AUROC / AUPRO):", "",
               "| held out | regime | token | batch | both |", "|---|---|---|---|---|"]
     for r in rows:
@@ -301,7 +320,7 @@ def rerender(out: Path) -> None:
 def main() -> None:
     """Run leave-one-category-out and write the result tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("DEFECTLENS_DATA", REPO.parent / "shared" / "datasets")))
+    add_data_argument(parser)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "defectlens" / "zero_shot")
     parser.add_argument("--epochs", type=int, default=12)
@@ -310,12 +329,21 @@ def main() -> None:
     parser.add_argument("--no-condition", action="store_true", help="object-independent segmentation tokens")
     parser.add_argument("--fusion", action="store_true", help="also compare with/fuse the memory bank on magnetic_tile")
     parser.add_argument("--fusion-fit", type=int, default=100)
-    parser.add_argument("--only", nargs="*", help="held-out categories to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="held-out categories to run (default: all; the others' rows in --out are kept)")
     parser.add_argument("--render-only", action="store_true", help="re-render the tables from the existing JSON")
     args = parser.parse_args()
     if args.render_only:
         rerender(args.out)
         return
+    # Checked before any training: a mistyped --only had been passed over in silence and the results rewritten without it.
+    trainable = require_categories(args.data, None, has_masks_and_taxonomy)
+    held_names = require_categories(args.data, args.only, has_masks_and_taxonomy)
+    out = require_output_folder(args.out)
+    record = run_record()
+    # A run on some held-out categories keeps the other categories' rows of the results it rewrites.
+    results_path = out / "zero_shot.json"
+    earlier = json.loads(results_path.read_text())["results"] if args.only and results_path.is_file() else []
+    kept = [r for r in earlier if r["category"] not in held_names]
     torch.set_num_threads(max(1, args.threads))
 
     from defectlens.detect.grounding import GroundingConfig, TrainingConfig, train_grounding_model
@@ -323,9 +351,7 @@ def main() -> None:
     from defectlens.encode import PatchEncoder
     from defectlens.encode.text import TextEncoder
 
-    if not args.data.is_dir():
-        raise SystemExit(f"{args.data}: data root not found — pass --data or set DEFECTLENS_DATA")
-    roots = sorted(d for d in args.data.iterdir() if (d / "ground_truth").is_dir() and (d / "taxonomy.json").is_file())
+    roots = [args.data / name for name in trainable]
     config = GroundingConfig(conditioned=not args.no_condition)
     training = TrainingConfig(epochs=args.epochs, n_normal=args.n_normal)
     encoder = PatchEncoder(config.encoder)
@@ -334,7 +360,7 @@ def main() -> None:
     start = time.perf_counter()
     rows, folds = [], []
     for held in roots:
-        if args.only and held.name not in args.only:
+        if held.name not in held_names:
             continue
         train_roots = [r for r in roots if r != held]
         t0 = time.perf_counter()
@@ -354,6 +380,7 @@ def main() -> None:
         )
         if args.fusion and held.name == "magnetic_tile":
             row["fusion"] = fusion_comparison(model, held, cache, masks, labels, scores, maps, test, args.fusion_fit)
+        row["measured"] = measured_stamp(record)
         rows.append(row)
         print(json.dumps(row), flush=True)
         folds.append(held.name)
@@ -365,8 +392,11 @@ def main() -> None:
             "total_seconds": round(time.perf_counter() - start, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+            "run": finish_record(record),
         }
-        write_results(args.out, rows, meta)
+        if kept:
+            meta["from_earlier_runs"] = sorted(r["category"] for r in kept)
+        write_results(out, sorted(rows + kept, key=lambda r: r["category"]), meta)
 
 
 if __name__ == "__main__":
