@@ -57,6 +57,7 @@ def test_a_data_folder_without_runnable_categories_is_refused_in_one_line_by_the
     assert not out.exists()
 
 
+@pytest.mark.slow  # a study run end to end (10-20 s): with the slow tests, so `make test` stays under 5 minutes
 def test_the_drift_study_writes_where_out_says_with_its_run(synthetic_category, fitted_model, tmp_path, monkeypatch):
     committed = BENCHMARKS / "results" / "drift_study.json"
     before = committed.stat().st_mtime_ns if committed.is_file() else None
@@ -86,6 +87,7 @@ def global_score_pair(tmp_path_factory) -> tuple[Path, Path]:
     return root, model
 
 
+@pytest.mark.slow  # a study run end to end (10-20 s): with the slow tests, so `make test` stays under 5 minutes
 def test_the_global_score_study_keeps_and_names_categories_it_did_not_pair(global_score_pair, tmp_path, monkeypatch):
     root, model = global_score_pair
     out = tmp_path / "out"
