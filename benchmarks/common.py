@@ -128,9 +128,10 @@ def saved_models(entries: Sequence[str], data: Path, names: Sequence[str]) -> di
 
 
 def has_normal_images(category: Path) -> bool:
-    """Whether ``category`` has a ``train/good`` folder (in any case) holding something: an empty one had been listed as
-    runnable, and its run died (regression probe 2026-12-06)."""
-    from defectlens.io.dataset import folder_any_case
+    """Whether ``category`` has a ``train/good`` folder (in any case) holding an image, as the library reads it (subfolders
+    too, hidden files not): an empty one, and one holding only ``.DS_Store`` or ``Thumbs.db``, had been listed as runnable,
+    and its run died (regression probes 2026-12-06)."""
+    from defectlens.io.dataset import folder_any_case, images_below
 
     folder = folder_any_case(category, "train", "good")
-    return folder.is_dir() and any(folder.iterdir())
+    return folder.is_dir() and bool(images_below(folder).images)

@@ -311,6 +311,9 @@ def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_c
     assert half.exit_code == 2 and f"did you mean {first}? (the name given holds a quote at one end)" in " ".join(half.output.split())
     curly = runner.invoke(app, ["inspect", str(fitted_model), f"“{first}”", "-o", str(tmp_path / "c")])  # a mail's quotes
     assert curly.exit_code == 2 and f"did you mean {first}? (the name given holds quotes around it)" in " ".join(curly.output.split())
+    for opened, closed in ("»«", "‹›", "「」", "＂＂"):  # German guillemets, Japanese brackets, full-width quotes (regression probe)
+        other = runner.invoke(app, ["inspect", str(fitted_model), f"{opened}{first}{closed}", "-o", str(tmp_path / "c")])
+        assert f"did you mean {first}? (the name given holds quotes around it)" in " ".join(other.output.split()), other.output
     # A name typed in another case, as a Windows PC or a camera's card takes it (Windows-inputs probe 2026-12-06: "check the path").
     upper = runner.invoke(app, ["inspect", str(fitted_model), first.removesuffix(".png") + ".PNG", "-o", str(tmp_path / "u")])
     assert upper.exit_code == 2 and f"did you mean {first}? (the name given holds another case)" in " ".join(upper.output.split()), upper.output

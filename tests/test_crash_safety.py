@@ -549,6 +549,15 @@ def test_a_link_that_loops_or_leads_nowhere_is_refused_before_any_work(fitted_mo
     ahead.symlink_to(tmp_path / "not-yet")
     inspected = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(ahead)])
     assert inspected.exit_code == 2 and "is a link to a folder not made yet" in _text(inspected), inspected.output
+    # Below such a link, a name longer than a file system holds, a ~ the shell left as it is (it had made a folder named
+    # "~"): one line each, for a folder, a file and a model (regression probe 2026-12-06: the first two were tracebacks).
+    spot = str(synthetic_category / "test" / "spot")
+    for given, said in ((ahead / "sub", "lies below"), (tmp_path / ("a" * 300) / "x", "is 300 bytes long"), (Path("~/dl-out"), "a ~ the shell")):
+        for args in (["inspect", str(fitted_model), spot, "-o", str(given)], ["fit", str(synthetic_category), "-o", str(given)],
+                     ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(given)]):
+            refused = runner.invoke(app, args)
+            assert refused.exit_code == 2 and said in _text(refused) and "Traceback" not in refused.output, (args, refused.output)
+    assert not Path("~").exists() and not (tmp_path / "not-yet").exists()
 
 
 def test_a_file_is_writable_while_it_is_written_under_any_umask(tmp_path):

@@ -68,7 +68,11 @@ def test_the_benchmarks_refuse_missing_data_before_writing_and_record_their_run(
     assert common.require_categories(tmp_path / "data", None) == ["plate"]
     assert common.require_categories(tmp_path / "data", ["plate/", "plate"]) == ["plate"]  # as tab completion gives it, once
     # Normal images in any case, as the library reads a category; an empty train/good is none.
-    (tmp_path / "data" / "plate" / "Train" / "Good").mkdir(parents=True)
+    (tmp_path / "data" / "plate" / "Train" / "Good" / "sub").mkdir(parents=True)
+    assert not common.has_normal_images(tmp_path / "data" / "plate")
+    # Nor one holding only what a file manager leaves (regression probe 2026-12-06: listed as runnable, its run died).
+    for name in (".DS_Store", "Thumbs.db", "notes.txt"):
+        (tmp_path / "data" / "plate" / "Train" / "Good" / name).write_bytes(b"x")
     assert not common.has_normal_images(tmp_path / "data" / "plate")
     (tmp_path / "data" / "plate" / "Train" / "Good" / "0.png").write_bytes(b"x")
     assert common.has_normal_images(tmp_path / "data" / "plate")

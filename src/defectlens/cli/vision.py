@@ -103,6 +103,7 @@ from defectlens.io.outputs import (
     can_write,
     lock_folder,
     require_apart_from,
+    require_link_resolves,
     require_output_folder,
     unique_output_names,
 )
@@ -335,6 +336,11 @@ def fit(
     batch against each other.
 
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
+    # Before anything looks at the path: a name in it too long for the file system had been a traceback here.
+    try:
+        require_link_resolves(output, "model folder")
+    except OutputError as exc:
+        raise fail(exc) from None
     # A model a killed save left moved aside is put back first: put back later (by the clean-up before the
     # fit), it read as "another run saved a model here while this fit ran", and the new model was not saved.
     with contextlib.suppress(OSError, RuntimeError):  # (a link that loops is refused below, in one line)

@@ -85,7 +85,7 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
         if path.is_symlink():
             return f"broken symlink (points to {os.readlink(path)})", "point the link at an existing file"
         if exc.errno == errno.ENOENT:
-            if str(path).startswith("~") and (expanded := _home_expanded(path)) != path and expanded.exists():
+            if str(path).startswith("~") and (expanded := home_expanded(path)) != path and expanded.exists():
                 # Quoted, or after "=", the shell leaves "~" as it is (environment probe 2026-12-06).
                 return "no such file", f"write the home folder out ({expanded}): a quoted ~ is not the home folder"
             if (near := near_name(path)) is not None:
@@ -99,7 +99,7 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
     return "not a regular file", "pass an image file"
 
 
-def _home_expanded(path: Path) -> Path:
+def home_expanded(path: Path) -> Path:
     """``path`` with its ``~`` expanded, or as it is where there is no such home ("~nosuchuser/a.png" had been a
     RuntimeError's traceback; regression probe 2026-12-06)."""
     try:
@@ -135,13 +135,16 @@ def _other_case(path: Path) -> Path | None:
     return path.parent / names[0] if len(names) == 1 and os.path.exists(path.parent / names[0]) else None
 
 
-_QUOTES = "\"'“”‘’„«»"
-"""Quotes a name may come wrapped in: typed, or a word processor's or a mail's curly ones."""
+_QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”“", "‘": "’‘", "„": "“”", "«": "»", "»": "«", "‹": "›", "›": "‹", "「": "」", "『": "』", "＂": "＂"}
+"""Each quote a name may open with, and the quotes that close it: typed, a word processor's or a mail's curly ones,
+guillemets either way round (French «…», German and Danish »…«), Japanese corner brackets, full-width quotes."""
+_QUOTES = "".join(dict.fromkeys("".join(_QUOTE_PAIRS) + "".join(_QUOTE_PAIRS.values())))
+"""Every quote of :data:`_QUOTE_PAIRS`, opening or closing."""
 
 
 def _unquoted(text: str) -> str:
     """``text`` without one pair of quotes around it, straight or curly ("O'Neil" keeps its apostrophe)."""
-    paired = len(text) >= 2 and ((text[0] == text[-1] and text[0] in "\"'") or (text[0] in "“‘„«" and text[-1] in "”’“»"))
+    paired = len(text) >= 2 and text[-1] in _QUOTE_PAIRS.get(text[0], "")
     return text[1:-1] if paired else text
 
 

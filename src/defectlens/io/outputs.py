@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from defectlens.errors import OutputError
-from defectlens.io.images import path_is
+from defectlens.io.images import home_expanded, path_is
 from defectlens.io.names import folded_name
 
 
@@ -162,13 +162,28 @@ def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:
 
 
 def require_link_resolves(path: Path, what: str) -> None:
-    """Refuse, before any work, a ``path`` that is, or lies below, a link looping back on itself: a fit had run to its
-    end and then crashed with "Symlink loop" (regression probes)."""
+    """Refuse, before any work, a ``path`` no file or folder can be made at: a name in it longer than the file system
+    holds, a ``~`` the shell left as it is, a link looping back on itself at it or above it (a fit had run to its end and
+    then crashed with "Symlink loop"; regression probes), or a link above it to a folder not made yet."""
+    if long := [part for part in path.parts if len(os.fsencode(part)) > NAME_MAX]:
+        # Before anything looks at the path: asked whether it is a link, such a name had been a traceback (regression probe).
+        raise OutputError(f"a name in it is {len(os.fsencode(long[0]))} bytes long, over the {NAME_MAX} bytes a file system holds",
+                          path, f"pass a shorter name for the {what}")
+    if path.parts and path.parts[0].startswith("~") and not path.exists():
+        # Quoted, or after "=", the shell leaves "~" as it is: a folder named "~" had been made in the current one.
+        expanded = home_expanded(path)
+        fix = f"write the home folder out ({expanded})" if expanded != path else f"write the folder out: there is no user {path.parts[0][1:]!r}"
+        raise OutputError("starts with a ~ the shell did not expand (a quoted ~ is not the home folder)", path, fix)
     try:
         path.resolve()
     except (RuntimeError, OSError):
         raise OutputError(f"is, or lies below, a link that loops back on itself, so the {what} cannot be written there", path,
                           "remove the link, or pass another path") from None
+    for above in path.parents:
+        if above.is_symlink() and not above.exists():
+            # mkdir below such a link had said "File exists" in a traceback (regression probe 2026-12-06).
+            raise OutputError(f"lies below {above}, a link to a folder not made yet ({above.resolve()})", path,
+                              "make that folder first, or pass another path")
 
 
 NAME_MAX = 255
@@ -208,8 +223,8 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
     ``model_dir`` or inside it (an image named ``detector.png`` would write ``detector.json``), and
     no input image may sit directly in it (its overlay ``<stem>.png`` could replace it).
     """
-    require_room_for_names(output, "output folder")
     require_link_resolves(output, "output folder")
+    require_room_for_names(output, "output folder")
     if output.is_symlink() and not output.exists():
         # Made below with mkdir, which a dangling link refuses ("File exists", a traceback).
         raise OutputError(f"is a link to a folder not made yet ({output.resolve()})", output, "make that folder first, or pass another")
