@@ -270,7 +270,9 @@ def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_ca
     assert good.exit_code == 0, good.output
     spots = [str(synthetic_category / "test/spot"), "-o", str(tmp_path / "b")]
     assert runner.invoke(app, ["inspect", str(fitted_model), *spots]).exit_code == 0
-    assert runner.invoke(app, ["inspect", str(fitted_model), *spots, "--fail-on-defect", "--resume"]).exit_code == 4
+    gated = runner.invoke(app, ["inspect", str(fitted_model), *spots, "--fail-on-defect", "--resume"])
+    # Said in a last line, so a CI log shows why the step failed (CLI probe 2026-12-06: exit 4 and no word).
+    assert gated.exit_code == 4 and gated.output.rstrip().splitlines()[-1].endswith("part(s) defective: exit status 4 (--fail-on-defect)")
 
 
 def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_category, tmp_path):
@@ -893,3 +895,44 @@ def test_a_signal_after_the_command_finished_keeps_its_status(arguments, status,
     run = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert run.returncode == status and time.monotonic() - started < 25, (run.returncode, run.stderr)
     assert "interrupted" not in run.stderr
+
+
+def test_a_resume_inspects_again_an_image_saved_over_since_its_result(fitted_model, synthetic_category, tmp_path):
+    # Concurrency probe 2026-12-06: a camera's hot folder reuses names; a spotted part saved over a good one's file was
+    # resumed as done, with the good part's GOOD and score.
+    import os
+    import shutil
+
+    lot = tmp_path / "lot"
+    shutil.copytree(synthetic_category / "test" / "good", lot)
+    args = ["inspect", str(fitted_model), str(lot), "-o", str(tmp_path / "out"), "--overlay", "none"]
+    assert runner.invoke(app, args).exit_code == 0
+    reused = sorted(lot.glob("*.png"))[0]
+    before = json.loads((tmp_path / "out" / f"{reused.stem}.json").read_text())
+    shutil.copyfile(sorted((synthetic_category / "test" / "spot").glob("*.png"))[0], reused)
+    later = before["source_state"]["mtime_ns"] + 10**9
+    os.utime(reused, ns=(later, later))  # another time, however coarse the file system's clock
+    again = runner.invoke(app, [*args, "--resume"])
+    said = " ".join(again.output.split())
+    assert f"1 image(s) changed since their results were written (e.g. {reused.name}): they are inspected again" in said, said
+    after = json.loads((tmp_path / "out" / f"{reused.stem}.json").read_text())
+    assert after["score"] != before["score"] and "already done, 1 to inspect" in said
+
+
+def test_an_empty_argument_and_a_usage_error_are_one_line_each(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # CLI probe 2026-12-06: `-o "$OUT"` with OUT unset wrote the results into the current folder, `inspect MODEL ""`
+    # inspected it; an unknown option was a framed panel of 6-12 lines that `grep '^error:'` did not find.
+    monkeypatch.chdir(tmp_path)
+    image = str(sorted((synthetic_category / "test" / "good").glob("*.png"))[0])
+    for args, said in ((["inspect", str(fitted_model), image, "-o", ""], "an argument after -o is empty"),
+                       (["inspect", str(fitted_model), "", "-o", "out"], "an argument after " + str(fitted_model) + " is empty"),
+                       (["evaluate", str(fitted_model), str(synthetic_category), "--json="], "the value of --json is empty"),
+                       (["info", ""], "the first argument is empty")):
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and said in " ".join(refused.output.split()) and list(tmp_path.iterdir()) == [], refused.output
+    for args, said in ((["inspect", str(fitted_model), image, "-o", "out", "--treshold", "3"],
+                        "error: No such option: --treshold (Possible options: --threshold) — fix: see `"),
+                       (["fit", str(synthetic_category), "--max-images", "abc"], "error: Invalid value for '--max-images'")):
+        usage = runner.invoke(app, args)
+        lines = [line for line in usage.output.splitlines() if line.strip()]
+        assert usage.exit_code == 2 and len(lines) == 1 and lines[0].startswith(said), usage.output

@@ -620,3 +620,28 @@ def test_an_output_folder_too_deep_for_its_files_names_is_refused_first(tmp_path
     require_room_for_names(tmp_path / "out", "output folder")
     result = runner.invoke(app, ["inspect", str(tmp_path / "no-model"), str(tmp_path), "-o", str(deep)])
     assert result.exit_code == 2 and "pass a shorter path for the output folder" in _text(result), result.output
+
+
+def test_a_save_waits_for_another_runs_check_and_save_in_the_same_folder(tmp_path):
+    # Concurrency probe 2026-12-06: two fits into one folder both passed "was it written meanwhile?" and both said
+    # "fitted → M", the later one's model replacing the other's. Held across the check and the save, the second waits.
+    import threading
+    import time
+
+    from defectlens.io.outputs import saving_in
+
+    order: list[str] = []
+
+    def second() -> None:
+        with saving_in(tmp_path / "model"):
+            order.append("second saves")
+
+    with saving_in(tmp_path / "model"):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first saved")
+    waiting.join(timeout=10)
+    assert order == ["first saved", "second saves"]
+    with saving_in(tmp_path / "other" / "deep" / "model"):  # a folder not made yet: its nearest existing one is held
+        pass

@@ -402,6 +402,20 @@ def test_examples_k_must_be_positive(fitted_model, synthetic_category, tmp_path,
     assert result.exit_code == 2 and "--k" in _text(result) and not out.exists()
 
 
+def test_examples_k_is_refused_where_it_draws_nothing(fitted_model, synthetic_category, tmp_path):
+    # CLI probe 2026-12-06: --k without --examples, or with a folder per type (every example used), was passed over.
+    image = str(synthetic_category / "test/spot/000.png")
+    per_type = tmp_path / "per-type" / "spot"
+    per_type.mkdir(parents=True)
+    (per_type / "a.png").write_bytes((synthetic_category / "test/spot/001.png").read_bytes())
+    for extra, said in (([], "none is given"), (["--examples", str(tmp_path / "per-type")], "is a folder of examples, each of which is used")):
+        result = runner.invoke(app, ["inspect", str(fitted_model), image, "-o", str(tmp_path / "o"), "--k", "3", *extra])
+        assert result.exit_code == 2 and said in _text(result) and "fix: drop --k" in _text(result), result.output
+        located = runner.invoke(app, ["locate-examples", str(fitted_model), str(tmp_path / "per-type"), "-o", str(tmp_path / "l"), "--k", "3"])
+        assert located.exit_code == 2 and "is a folder of examples" in _text(located), located.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "l").exists()
+
+
 def test_image_size_out_of_range_is_refused_before_allocating(synthetic_category, tmp_path):
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--image-size", "10000"])
     assert result.exit_code == 2 and "outside 64..1024" in _text(result) and not (tmp_path / "m").exists()

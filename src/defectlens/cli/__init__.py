@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer import rich_utils
 from typer.core import TyperCommand, TyperOption
 
 import defectlens
 from defectlens.cli import calibrate, evaluate, examples, export, grounding, vision
 from defectlens.cli import service as service_cli
-from defectlens.cli.progress import one_line_warnings, stop_on_terminate
+from defectlens.cli.progress import console, fail, one_line_warnings, stop_on_terminate
 
 RICH_HELP_MIN_COLUMNS = 120
 """Narrower terminals get click's plain help: typer's option table gives the text column a fifth of
@@ -37,10 +39,43 @@ def _format_help(base: Any, command: Any, ctx: Any, formatter: Any) -> None:
 
 
 class _Command(TyperCommand):
-    """A command whose help fits the terminal (see :data:`RICH_HELP_MIN_COLUMNS`)."""
+    """A command whose help fits the terminal (see :data:`RICH_HELP_MIN_COLUMNS`), and that refuses an empty argument."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _format_help(TyperCommand, self, ctx, formatter)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if (empty := empty_argument(args)) is not None:
+            # "" is the current folder to a path: `-o "$OUT"` with OUT unset had written results into the folder the job
+            # ran in, and `inspect MODEL ""` inspected it (CLI probe 2026-12-06).
+            raise fail(ValueError(f"{empty} is empty (an unset variable?): it would be read as the current folder — fix: pass a value, "
+                                  "or leave it out"))
+        return list(super().parse_args(ctx, args))
+
+
+def empty_argument(args: list[str]) -> str | None:
+    """How the first empty argument of a command line is named ("an argument after -o"), or None when none is empty: an
+    argument "" or an option given as ``--json=``."""
+    for i, arg in enumerate(args):
+        if arg == "":
+            return f"an argument after {args[i - 1]}" if i else "the first argument"
+        if arg.startswith("--") and arg.endswith("=") and "--" not in args[:i]:
+            return f"the value of {arg[:-1]}"
+    return None
+
+
+def _usage_error_in_one_line(error: Any) -> None:
+    """A usage error (an unknown option, a missing argument, a value of the wrong type) as the one line every other error
+    is, on standard error: typer's framed panel took 6 to 12 lines, and `grep '^error:'` in a CI log found every error but
+    these (CLI probe 2026-12-06)."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # the help was shown: nothing is wrong
+        return
+    ctx = getattr(error, "ctx", None)
+    fix = f"see `{ctx.command_path} --help`" if ctx is not None else "see `defectlens --help`"
+    console.print(f"[red]error:[/] {escape(' '.join(error.format_message().split()))} — fix: {escape(fix)}", highlight=False)
+
+
+rich_utils.rich_format_error = _usage_error_in_one_line  # type: ignore[assignment]  # typer vendors click: its type is private
 
 
 # The command list keeps typer's layout at any width: it wraps each command's summary in full, where

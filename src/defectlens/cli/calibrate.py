@@ -38,7 +38,7 @@ from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, 
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies
-from defectlens.io.outputs import require_output_file, require_room, require_writable_parent
+from defectlens.io.outputs import require_output_file, require_room, require_writable_parent, saving_in
 from defectlens.types import Thresholds
 
 SCORE_BATCH = 16
@@ -154,11 +154,12 @@ def _save_thresholds(inspector: Inspector, model_dir: Path, loaded: object, thre
     """Save ``thresholds`` into ``model_dir``, whole and swapped in (:meth:`Inspector.save`: a reader never sees half a model),
     unless the folder was written since it was ``loaded`` (:func:`model_stamp`): a fit (or another calibrate) meanwhile would
     have been put back over, the new fit lost without a word."""
-    if model_stamp(model_dir) != loaded:
-        raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
-                          "run calibrate again on the model now there")
-    inspector.detector.thresholds = thresholds
-    inspector.save(model_dir)
+    with saving_in(model_dir):  # another calibrate's or fit's check waits for this save, and sees it
+        if model_stamp(model_dir) != loaded:
+            raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
+                              "run calibrate again on the model now there")
+        inspector.detector.thresholds = thresholds
+        inspector.save(model_dir)
 
 
 def _restore(model_dir: Path, number: int, dry_run: bool) -> None:

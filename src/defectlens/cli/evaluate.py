@@ -286,7 +286,9 @@ def evaluate(
             figure = json_out.with_suffix(".confusion.png") if beside and json_out else Path(f"{category.name}.confusion.png")
             write_bytes_atomic(figure, confusion_figure_png(types))
             console.print(f"confusion matrix → {escape(str(figure))}")
-    table = Table("metric", "value", title=f"{category.name}: {evaluation.n_test} test images")
+    table = Table(title=f"{category.name}: {evaluation.n_test} test images")
+    for header in ("metric", "value"):
+        table.add_column(header, overflow="fold")  # on a narrow terminal "image_…" three times had named no metric (CLI probe)
     keys = ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro"]
     for key in keys:
         table.add_row(key, _metric_cell(result.get(key)))

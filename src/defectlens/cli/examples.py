@@ -21,7 +21,7 @@ from rich.table import Table
 from defectlens.classify import LOCATE_HINT
 from defectlens.cli.progress import console, fail, interrupted, notes
 from defectlens.cli.vision import EXIT_PARTIAL
-from defectlens.engine import Locator, gather_examples
+from defectlens.engine import Locator, examples_per_type, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.location import format_share
 from defectlens.inspector import Inspector
@@ -48,7 +48,7 @@ def locate_examples_command(
         Path, typer.Argument(help="Defect examples: DIR/<type>/*.png (masks optional) or an MVTec category (test/<type>/).")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (replaced as a whole: new, empty or one this command wrote).")],
-    k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category (as `inspect --k`).")] = 5,
+    k: Annotated[int | None, typer.Option(min=1, help="Examples per type drawn from an MVTec category (as `inspect --k`; default 5).")] = None,
 ) -> None:
     """Show where the model finds the defect in each example: located without a mask, read on the map where a mask says.
 
@@ -63,6 +63,7 @@ def locate_examples_command(
     before = folder_identity(output)
     try:
         require_replaceable_folder(output, _is_located_folder, "located-examples folder")
+        k = examples_per_type(k, examples)
         if Inspector.needs_taxonomy(model_dir):
             raise ConfigError("a zero-shot grounding model locates nothing here", model_dir, "pass a model written by `defectlens fit`")
         inspector = Inspector.load(model_dir)
@@ -122,7 +123,9 @@ def locate_examples_command(
             raise interrupted(f"the located examples were written to {output} just before the interrupt") from None
         raise interrupted(f"nothing written; {output} is as it was") from None
     notes(found.notes)
-    table = Table("type", "example", "region", "share of image")
+    table = Table(title=None)
+    for header in ("type", "example", "region", "share of image"):
+        table.add_column(header, overflow="fold")  # a long file name wraps whole, as inspect's table does, not cut with "…"
     for line in lines:
         table.add_row(*line)
     console.print(table)

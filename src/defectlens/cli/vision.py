@@ -58,7 +58,9 @@ from defectlens.engine import (
     OVERLAY_FORMATS,
     BatchOutcome,
     audit_record,
+    changed_since_inspected,
     completed_inspection,
+    examples_per_type,
     has_all_files,
     inspect_and_write,
     load_for_inspection,
@@ -105,6 +107,7 @@ from defectlens.io.outputs import (
     require_apart_from,
     require_link_resolves,
     require_output_folder,
+    saving_in,
     unique_output_names,
 )
 from defectlens.taxonomy import load_taxonomy
@@ -453,14 +456,16 @@ def fit(
         if failures and inspector.fit_summary is not None:
             skipped = f"{len(failures)} file(s) could not be read and were left out (e.g. {failures[0].message})"
             inspector.fit_summary = replace(inspector.fit_summary, notes=(*inspector.fit_summary.notes, skipped))
-        if folder_identity(output) != before:
-            # Two fits into one folder both said "fitted → M", the later silently replacing the other (interruption probe).
-            raise OutputError(f"another run saved a model here while this fit ran ({describe_model_in(output) or 'a folder'}); this "
-                              "fit's model is not saved over it", output, "fit again into this folder to replace that model, or into another")
-        # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
-        held = _part_files(output)
-        carried = _carried_taxonomy(taxonomy or taxonomy_file)
-        inspector.save(output, taxonomy=carried)
+        with saving_in(output):  # another fit's check waits for this save, and sees it
+            if folder_identity(output) != before:
+                # Two fits into one folder both said "fitted → M", the later silently replacing the other (interruption probe).
+                raise OutputError(f"another run saved a model here while this fit ran ({describe_model_in(output) or 'a folder'}); "
+                                  "this fit's model is not saved over it", output,
+                                  "fit again into this folder to replace that model, or into another")
+            # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
+            held = _part_files(output)
+            carried = _carried_taxonomy(taxonomy or taxonomy_file)
+            inspector.save(output, taxonomy=carried)
         _note_replaced(replaced, output, held, carried is not None)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
@@ -757,7 +762,7 @@ def inspect(
         Path | None,
         typer.Option(help="Labelled defect examples: an MVTec category (test/<type>/ + masks), a folder per type, or a saved classifier."),
     ] = None,
-    k: Annotated[int, typer.Option(min=1, help="Examples per type drawn from an MVTec category given as --examples.")] = 5,
+    k: Annotated[int | None, typer.Option(min=1, help="Examples per type drawn from an MVTec category given as --examples (default 5).")] = None,
     writer: Annotated[str, typer.Option(help="Report writer: template (instant) or llm (SmolLM2, verified).")] = "template",
     cue: Annotated[
         str | None,
@@ -833,6 +838,7 @@ def inspect(
             # An export-reviews folder given whole was refused as "no images in any type folder".
             raise ConfigError("is a folder written by `defectlens export-reviews`, whose examples are in its examples/ folder", examples,
                               f"pass {examples / 'examples'} with --examples (and its calibration/ folders to `defectlens calibrate`)")
+        k = examples_per_type(k, examples)
         inputs = with_listed_inputs(inputs)
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files, model_dir)
@@ -975,6 +981,10 @@ def inspect(
             console.print(f"[yellow]note:[/] {len(older)} image(s) already done were written by defectlens {escape(by)} (e.g. "
                           f"{escape(older[0])}.json), whose reports word some things otherwise: they stay as they were; run again "
                           "without --resume to redo them")
+        # Saved over since its results were written (a camera's hot folder reuses names): redone, and said.
+        if changed := [p for p in todo if names[p] in earlier and changed_since_inspected(earlier[names[p]], p)]:
+            console.print(f"[yellow]note:[/] {len(changed)} image(s) changed since their results were written (e.g. "
+                          f"{escape(shown[changed[0]])}): they are inspected again")
         # Written by a version before the region mask file: redone, and said why (it read "0 already done").
         if without_mask := [p for p in todo if names[p] in earlier and not (output / f"{names[p]}{MASK_SUFFIX}").is_file()]:
             console.print(f"[yellow]note:[/] {len(without_mask)} earlier result(s) have no region mask ({MASK_SUFFIX}, written since "
@@ -1123,7 +1133,9 @@ def inspect(
     if failures:
         # Before the verdicts: a run that skipped inputs did not judge every part (summary.csv lists both).
         raise typer.Exit(EXIT_PARTIAL)
-    if fail_on_defect and any(r.defective for r in done):
+    if fail_on_defect and (defective := sum(r.defective for r in done)):
+        # Said, so a CI log shows why the step failed (CLI probe 2026-12-06: exit 4 and no word).
+        console.print(f"{defective} of {len(done)} part(s) defective: exit status {EXIT_DEFECTIVE} (--fail-on-defect)")
         raise typer.Exit(EXIT_DEFECTIVE)
     if fail_on_defect and (other_views := sum(bool(r.view_note) for r in done)):
         # The report says such a part passes only once imaged as the training images show it: a gate had passed it (exit 0;
@@ -1257,7 +1269,12 @@ def demo(
     if not root.is_dir():
         # Installed from a wheel, the sample is not there: it lives in the repository (its licence,
         # CC BY-NC-SA, is not the package's), and "category not found" under site-packages said nothing of that.
-        if data_root is None:
+        if data_root is None and bundled_samples().is_dir():
+            # A clone, asked for a category it holds no sample of (it read "run the demo in a clone": CLI probe 2026-12-06).
+            shipped = ", ".join(sorted(p.name for p in bundled_samples().iterdir() if p.is_dir())) or "none"
+            console.print(f"[red]error:[/] no {escape(category)} sample in {escape(str(bundled_samples()))} (it holds: {escape(shipped)}) — fix: "
+                          "pass --data-root with a folder of categories in the MVTec-AD layout (e.g. ../shared/datasets)")
+        elif data_root is None:
             # Not the path under site-packages, which means nothing to the user (packaging probe 2026-12-06).
             console.print(f"[red]error:[/] no demo sample here: the {category} sample ships with the repository, not the installed "
                           "package — fix: run the demo in a clone of the repository, or pass --data-root with a folder of categories "

@@ -4,13 +4,14 @@ one batch (this process, and each Ray worker) with the optional stages of
 :mod:`defectlens.engine.ray_engine` spreads the batches over a pool of Ray workers (imported only
 when asked for: Ray is an optional extra, so it is not re-exported here)."""
 
-from defectlens.engine.analysis import Analysis, Locator, gather_examples, prepare_analysis, type_with_notes
+from defectlens.engine.analysis import Analysis, Locator, examples_per_type, gather_examples, prepare_analysis, type_with_notes
 from defectlens.engine.local import (
     INSPECTION_SUFFIXES,
     MASK_SUFFIX,
     OVERLAY_FORMATS,
     BatchOutcome,
     audit_record,
+    changed_since_inspected,
     completed_inspection,
     has_all_files,
     inspect_and_write,
@@ -28,7 +29,9 @@ __all__ = [
     "BatchOutcome",
     "Locator",
     "audit_record",
+    "changed_since_inspected",
     "completed_inspection",
+    "examples_per_type",
     "gather_examples",
     "has_all_files",
     "inspect_and_write",

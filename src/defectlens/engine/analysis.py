@@ -21,7 +21,7 @@ from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.classify.regions import type_regions
 from defectlens.descriptor import grey_reason_in
 from defectlens.detect.memory_bank import MemoryBankDetector
-from defectlens.errors import DefectlensError
+from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, write_report_files
 from defectlens.io.dataset import folder_any_case
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -57,6 +57,22 @@ class Locator:
         score = detector.with_map_sigma(LOCATING_MAP_SIGMA).score if isinstance(detector, MemoryBankDetector) else detector.score
         return cls(score, inspector.thresholds.pixel, inspector.settings.min_region_px, stats.pixel_median if stats else None,
                    inspector.thresholds.image, inspector.bit_depth)
+
+
+EXAMPLES_PER_TYPE = 5
+"""Examples drawn per type from an MVTec category given as examples (``--k``), unless said otherwise."""
+
+
+def examples_per_type(k: int | None, examples: Path | None) -> int:
+    """``--k`` as a command uses it: :data:`EXAMPLES_PER_TYPE` when not given, and refused when given where it draws nothing
+    (no examples, or a folder per type, every example of which is used): said, not ignored (CLI probe 2026-12-06)."""
+    if k is None:
+        return EXAMPLES_PER_TYPE
+    if examples is None or not folder_any_case(examples, "test").is_dir():
+        raise ConfigError(f"--k {k} draws examples from an MVTec category given as --examples, and " +
+                          ("none is given" if examples is None else f"{examples} is a folder of examples, each of which is used"),
+                          examples, "drop --k, or pass an MVTec category (CATEGORY/test/<type>/) with --examples")
+    return k
 
 
 def gather_examples(examples: Path, k: int, seed: int = 0, locator: Locator | None = None) -> ExampleSet:

@@ -95,7 +95,25 @@ def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict |
     payload = payload if payload is not None else read_inspection_json(out_dir / f"{name}.json")
     if payload is None or (recorded_overlay_suffix(payload, name) != "" and overlay_file(out_dir, name, payload) is None):
         return None
-    return payload if same_source(payload, source) else None
+    return payload if same_source(payload, source) and not changed_since_inspected(payload, source) else None
+
+
+def file_state(path: str | Path) -> dict[str, int]:
+    """The size and modification time of the file at ``path``, as an inspection JSON records its input's
+    (``source_state``)."""
+    state = os.stat(path)
+    return {"size": state.st_size, "mtime_ns": state.st_mtime_ns}
+
+
+def changed_since_inspected(payload: dict, source: Path) -> bool:
+    """Whether the file ``source`` is no longer as it was when the inspection ``payload`` was made (its size or
+    modification time, ``source_state``): a camera's hot folder reuses names, and a cracked part saved over a good one's
+    file had been resumed as the good one's GOOD (concurrency probe 2026-12-06). False for results that did not record it."""
+    recorded = payload.get("source_state")
+    try:
+        return isinstance(recorded, dict) and recorded != file_state(source)
+    except OSError:
+        return False  # no file to compare: what reads it says so
 
 
 def inspection_overlay(inspector: Inspector, image: np.ndarray, inspection: Inspection, labels: list[str] | None = None) -> Image.Image:
@@ -152,6 +170,7 @@ def write_inspection(
     payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector), "overlay": f"{stem}{suffix}" if suffix else None}
     if os.path.isfile(inspection.source):  # a file, not an array ("<array>")
         payload["source_file"] = os.path.realpath(inspection.source)
+        payload["source_state"] = file_state(inspection.source)  # a later --resume tells the file saved over since
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each
     # region's peak with the threshold to know which ones the report does not count.
     weaker = weaker_regions(inspection)

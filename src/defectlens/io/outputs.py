@@ -13,7 +13,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from defectlens.errors import OutputError
@@ -108,6 +108,25 @@ def lock_folder(folder: Path, what: str) -> Callable[[], None]:
         raise OutputError(f"another defectlens run is writing into this {what} now", folder,
                           "wait for it to finish, or write into another folder") from None
     return lambda: os.close(fd)
+
+
+@contextlib.contextmanager
+def saving_in(path: Path) -> Iterator[None]:
+    """Hold the folder ``path`` is saved in (its nearest existing one, past a link to it) while this process checks that
+    ``path`` is as it found it and saves there: another run then waits, and its own check sees this save. Two fits into
+    one folder had both passed the check and said "fitted → M", the later one's model replacing the other's (concurrency
+    probe 2026-12-06). Nothing is held where the system has no ``flock``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(_nearest_existing(Path(os.path.realpath(path)).parent), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with the descriptor
 
 
 def require_room(folder: Path, needed: int, what: str) -> None:
