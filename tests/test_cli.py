@@ -487,6 +487,27 @@ def test_folders_a_umask_would_make_read_only_are_refused_before_the_work(fitted
     assert not (tmp_path / "model").exists() and not (tmp_path / "exported").exists() and "fitting" not in fitted.output
 
 
+def test_calibrate_refuses_swapped_folders_and_says_a_threshold_that_stops_the_good_parts(fitted_model, synthetic_category, tmp_path):
+    # Threshold probe 2026-12-06: --good and --defective swapped were saved with exit 0 (the model then passed real
+    # defects, the AUROC of 0.00 only in the plot), and --f1 on them set a threshold under every good image without a word.
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    before = (model / "inspector.json").read_bytes()
+    shutil.copytree(synthetic_category / "test" / "spot", tmp_path / "lot-a")  # folders whose names say nothing of their label
+    shutil.copytree(synthetic_category / "test" / "good", tmp_path / "lot-b")
+    swapped = ["calibrate", str(model), "--good", str(tmp_path / "lot-a"), "--defective", str(tmp_path / "lot-b")]
+    for extra in ([], ["--f1"]):
+        refused = runner.invoke(app, [*swapped, *extra])
+        said = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and "the defective images score lower than the good ones (image AUROC 0.00" in said, said
+        assert "are not swapped" in said and (model / "inspector.json").read_bytes() == before
+    dry = runner.invoke(app, [*swapped, "--f1", "--dry-run"])
+    said = " ".join(dry.output.split())
+    assert dry.exit_code == 0 and "are --good and --defective swapped?" in said and "dry run: the model is unchanged" in said, said
+
+
 def test_evaluate_takes_labelled_folders_as_calibrate_does(fitted_model, synthetic_category, tmp_path):
     # Own-data probe 2026-12-05: calibrate said "check it with defectlens evaluate", which took only an MVTec
     # category; the engineer had to build test/{good,pitting} from links.

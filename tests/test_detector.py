@@ -55,6 +55,12 @@ def test_coreset_from_blocks_is_the_coreset_of_their_rows():
 def test_f1_optimal_threshold_separates():
     # Midway in the gap between the lowest defective score and the highest normal one.
     assert f1_optimal_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == pytest.approx(0.5)
+    # Every image taken as defective (swapped labels): under the lowest score by a margin a re-scored image's last digits do
+    # not cross, not one float step (threshold probe 2026-12-06: 52.50807571411132 beside 52.50807571411133).
+    low = 52.50807571411133
+    t = f1_optimal_threshold([1, 1, 0, 0], [low, 60.0, 61.0, 62.0])
+    assert low * (1 - 1e-6) <= t < low * (1 - 1e-7)
+    assert f1_optimal_threshold([1, 0], [0.5, 0.5 + 1e-9]) == pytest.approx(0.5 - 5e-10)  # no wider than half the way up
 
 
 def test_planted_defect_scores_higher_and_is_located(synthetic_category, fitted_model):
@@ -153,6 +159,14 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
     assert again.source == t.source and again.image == pytest.approx(t.image)
     with pytest.raises(ValueError, match=r"images\[\d+\] is images\[0\] pixel for pixel, labelled 1 and 0"):
         inspector.calibrate([*images, images[0]], [*labels, True])
+    # Images the model was fitted on, as the command tells them (threshold probe 2026-12-06: from Python, a training image was
+    # taken as a defective part, and good ones flattered the false-alarm rate, without a word).
+    trained = [load_image(p) for p in load_category(synthetic_category).train_good[:2]]
+    assert inspector.provenance is not None and inspector.provenance.image_digests
+    with pytest.raises(ValueError, match=r"images\[\d+\] is labelled defective and is an image the model was fitted on"):
+        inspector.calibrate([*images, trained[0]], [*labels, True])
+    with pytest.warns(DefectlensWarning, match=r"2 good image\(s\) are images the model was fitted on"):
+        inspector.calibrate([*images, *trained], [*labels, False, False], max_false_alarms=0.0)
     # The copy with a mask stands for its part, whichever comes first (regression probe 2026-12-06: the first, without one, was
     # kept and the mask dropped).
     d = labels.index(True)

@@ -389,6 +389,10 @@ def test_threshold_override_is_not_saved(fitted_model, synthetic_category, tmp_p
     assert result.exit_code == 0, result.output
     assert all(r["verdict"] == "GOOD" for r in _rows(out))
     assert (fitted_model / "detector.json").read_bytes() == before
+    # The model's threshold it replaces, and how that one was set, said (threshold probe 2026-12-06: not a word).
+    model_threshold = Inspector.load(fitted_model).thresholds
+    assert (f"--threshold 1e+09 replaces the model's image threshold {model_threshold.image:.6g} ({model_threshold.source}) for this run"
+            in " ".join(result.output.split())), result.output
     bad = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(out), "--threshold", "nan"])
     assert bad.exit_code == 2 and "--threshold" in _text(bad)
     # A threshold under the normal median is allowed (scores may be negative on some scales), but said.

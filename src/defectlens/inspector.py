@@ -927,7 +927,19 @@ class Inspector:
             drawn.append(m)
         # As `defectlens calibrate` counts files: a copy counts one part twice, under two labels it is no part at all.
         first: dict[str, int] = {}
-        for i, digest in enumerate(_digests(images)):
+        digests = _digests(images)
+        if self.provenance is not None and self.provenance.image_digests is not None:
+            # As the command tells them (threshold probe 2026-12-06: from Python a training image was taken as a defective part,
+            # and good ones the bank holds flattered the false-alarm rate, without a word).
+            fitted = set(self.provenance.image_digests)
+            if defective_seen := [i for i, d in enumerate(digests) if y[i] and d in fitted]:
+                raise ValueError(f"images[{defective_seen[0]}] is labelled defective and is an image the model was fitted on, a normal "
+                                 f"part ({len(defective_seen)} such): give each part one label")
+            if good_seen := [i for i, d in enumerate(digests) if not y[i] and d in fitted]:
+                warn_caller(DefectlensWarning(f"{len(good_seen)} good image(s) are images the model was fitted on (e.g. images[{good_seen[0]}]): "
+                                              "a model fitted on them scores them near zero, which flatters the false-alarm rate — "
+                                              "calibrate on good parts it was not fitted on"))
+        for i, digest in enumerate(digests):
             j = first.setdefault(digest, i)
             if j != i and y[j] != y[i]:
                 raise ValueError(f"images[{i}] is images[{j}] pixel for pixel, labelled {int(y[i])} and {int(y[j])}: give each part one label")

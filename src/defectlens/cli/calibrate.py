@@ -420,10 +420,26 @@ def calibrate(
         console.print(f"[yellow]note:[/] the new threshold flags none of the {len(bad)} defective image(s) (recall "
                       f"{_percent(before.recall)} at the old one): their scores are no higher than the good ones' it must pass"
                       f"{'' if f1 else '; --f1 trades false alarms for recall'}")
+    if after.false_alarm_rate >= 0.5 and after.false_alarm_rate > before.false_alarm_rate:
+        # Saved as asked, but said: --f1 on swapped folders had set a threshold under every good image, with no word (threshold
+        # probe 2026-12-06), where the same set without it pointed to --f1.
+        console.print(f"[yellow]note:[/] the new threshold flags {_percent(after.false_alarm_rate)} of the {len(normal)} good image(s) "
+                      f"({_percent(before.false_alarm_rate)} at the old one): a line would stop that share of its good parts")
     if getattr(inspector.detector, "batch_relative", False):
         console.print(f"[yellow]note:[/] this model's scores are relative to the batch they were read in: the threshold holds for "
                       f"batches mixed like this set ({len(bad) / len(labels):.0%} defective), not for lots of another mix")
     report_failures(data.failures)
+    from defectlens.evaluate.metrics import image_auroc
+
+    if (separation := image_auroc(labels, scores)) < 0.5:
+        # The defective images score lower than the good ones: swapped folders, most likely. Saved, the model had passed 3 of
+        # 5 real cracks, the AUROC of 0.00 shown only in the plot's legend (threshold probe 2026-12-06).
+        said = f"the defective images score lower than the good ones (image AUROC {separation:.2f} on this set)"
+        if not dry_run:
+            raise fail(ConfigError(f"{said}: nothing saved", model_dir, "check that --good and --defective are not swapped; if they "
+                                   "are right, the model cannot tell these defects (refit it on more normal images); --dry-run shows "
+                                   "the thresholds anyway"))
+        console.print(f"[yellow]note:[/] {said}: are --good and --defective swapped?")
     points: dict[str, OperatingPoint] = {"old": before, "new": after}
     saved = False
     try:

@@ -160,8 +160,23 @@ def f1_optimal_threshold(labels: Sequence[int] | np.ndarray, scores: Sequence[fl
     lowest_positive = best_f1(y, s)[1]
     below = s[s < lowest_positive]
     if below.size == 0:
-        return float(np.nextafter(lowest_positive, -np.inf))
+        # Every image flagged: under the lowest score by a margin, not one float step (threshold probe 2026-12-06: the saved
+        # 52.50807571411132 beside a score of 52.50807571411133), no wider than half the way to the next score up.
+        higher = s[s > lowest_positive]
+        return float(lowest_positive - _margin(lowest_positive, float(higher.min() - lowest_positive) if higher.size else None))
     return float((lowest_positive + below.max()) / 2.0)
+
+
+RESCORE_MARGIN = 1e-6
+"""Relative margin that a threshold with no score on one side of it keeps from the score on the other: more than the
+last float digits by which an image scored in another batch, or by another runtime, can differ (float32 maps: about 1e-7)."""
+
+
+def _margin(score: float, spacing: float | None) -> float:
+    """:data:`RESCORE_MARGIN` of ``score`` (of 1 for scores under 1), and no more than half ``spacing`` (the distance to the
+    nearest other score on that side, when there is one)."""
+    margin = RESCORE_MARGIN * max(abs(score), 1.0)
+    return min(margin, spacing / 2.0) if spacing else margin
 
 
 def highest_unflagged_score(normal_scores: Sequence[float] | np.ndarray, max_false_alarm_rate: float, already_flagged: int = 0) -> float:
@@ -248,9 +263,10 @@ def threshold_for_false_alarms(
     floor = highest_unflagged_score(normal, max_false_alarm_rate, already_flagged)
     every = np.concatenate([normal, np.asarray(other_scores, dtype=np.float64)])
     above = every[every > floor]
-    if above.size == 0:
-        return float(np.nextafter(floor, np.inf))
     below = normal[normal < floor]
+    if above.size == 0:
+        # Above every score: by a margin, not one float step (threshold probe 2026-12-06), as in the gap's rule below.
+        return float(floor + _margin(floor, float(floor - below.max()) if below.size else None))
     gap = float(above.min() - floor)
     if below.size:
         gap = min(gap, float(floor - below.max()))

@@ -266,13 +266,23 @@ def load_for_inspection(
     needs = Inspector.needs_taxonomy(model_dir)
     part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
     inspector = Inspector.load(model_dir, part, cue)
+    replaced = None
     if threshold is not None:
+        try:
+            replaced = inspector.thresholds
+        except RuntimeError:  # a detector that sets its thresholds per batch holds none to replace
+            replaced = None
         # This run only: the model folder is not touched (`defectlens calibrate` saves one).
         inspector.set_thresholds(image=threshold)
     # Examples without masks are located by this very model (the pixel threshold of this run).
     # Named by the user (--examples): a folder that gives no classifier is a usage error, as a bad
     # --taxonomy is, not a note under an inspection run without types (hostile probe 2026-12-05).
     analysis = prepare_analysis(taxonomy, examples, k, writer, locator=Locator.of(inspector), examples_required=True)
+    if replaced is not None:
+        # Said where the run is watched: a calibrated threshold had been replaced without a word, its value and how it was set
+        # in no output of the run (threshold probe 2026-12-06).
+        analysis.notes.append(f"--threshold {threshold:g} replaces the model's image threshold {replaced.image:.6g} ({replaced.source}) "
+                              "for this run; each result records the threshold it was judged against (source 'user')")
     # A fused model carries the part's taxonomy: reports use it when --taxonomy is not given.
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     return inspector, analysis
