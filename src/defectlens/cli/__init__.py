@@ -48,8 +48,8 @@ class _Command(TyperCommand):
         if (empty := empty_argument(args)) is not None:
             # "" is the current folder to a path: `-o "$OUT"` with OUT unset had written results into the folder the job
             # ran in, and `inspect MODEL ""` inspected it (CLI probe 2026-12-06).
-            raise fail(ValueError(f"{empty} is empty (an unset variable?): it would be read as the current folder — fix: pass a value, "
-                                  "or leave it out"))
+            raise fail(ValueError(f"{empty} is empty (an unset variable?), and an empty path is the current folder — fix: pass a "
+                                  "value, or leave it out"))
         return list(super().parse_args(ctx, args))
 
 
