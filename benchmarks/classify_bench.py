@@ -13,6 +13,7 @@ Writes ``benchmarks/results/classify.json`` and ``classify.md``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -75,7 +76,7 @@ def classification(data: Path, seeds: list[int], config: FewShotConfig) -> tuple
                 "macro_f1": round(statistics.mean(f1), 4),
                 "macro_f1_std": round(statistics.pstdev(f1), 4),
                 "unknown_rate": round(statistics.mean(r.unknown_rate for r in runs), 4),
-                "per_type_f1_seed0": {t: round(v, 3) for t, v in runs[0].per_type_f1.items()},
+                "per_type_f1_seed0": {t: None if math.isnan(v) else round(v, 3) for t, v in runs[0].per_type_f1.items()},  # JSON null, not NaN
                 "confusion_seed0": {"labels": runs[0].labels, "matrix": runs[0].confusion},
                 "seconds_per_region": round(runs[0].seconds_per_region, 4),
                 "target": TARGETS.get((cat, k)),

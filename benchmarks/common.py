@@ -124,6 +124,12 @@ def saved_models(entries: Sequence[str], data: Path, names: Sequence[str]) -> di
     saved = dict(e.split("=", 1) for e in entries)
     if unknown := sorted(set(saved) - set(names)):
         sys.exit(f"--model names no category of {data} that this benchmark runs: {', '.join(unknown)} (it runs: {', '.join(names)})")
+    from defectlens import Inspector
+
+    # A folder that holds no model: said before the categories ahead of it are fitted (regression probe 2026-12-06: a
+    # traceback after a minute and a half of fitting).
+    if missing := [f"{name}={folder}" for name, folder in saved.items() if not Inspector.is_model_dir(folder)]:
+        sys.exit(f"--model {missing[0]}: no model there — pass a folder `defectlens fit` wrote")
     return saved
 
 

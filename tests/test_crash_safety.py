@@ -554,10 +554,14 @@ def test_a_link_that_loops_or_leads_nowhere_is_refused_before_any_work(fitted_mo
     spot = str(synthetic_category / "test" / "spot")
     for given, said in ((ahead / "sub", "lies below"), (tmp_path / ("a" * 300) / "x", "is 300 bytes long"), (Path("~/dl-out"), "a ~ the shell")):
         for args in (["inspect", str(fitted_model), spot, "-o", str(given)], ["fit", str(synthetic_category), "-o", str(given)],
-                     ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(given)]):
+                     ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(given)],
+                     ["export", str(fitted_model), "-o", str(given)]):
             refused = runner.invoke(app, args)
             assert refused.exit_code == 2 and said in _text(refused) and "Traceback" not in refused.output, (args, refused.output)
     assert not Path("~").exists() and not (tmp_path / "not-yet").exists()
+    # A name the shell leaves as it is too ("~lot", no such user) is a folder's name: written there (regression probe).
+    named = runner.invoke(app, ["inspect", str(fitted_model), spot, "-o", str(tmp_path / "~no-such-user-lot"), "--overlay", "none"])
+    assert named.exit_code == 0 and (tmp_path / "~no-such-user-lot" / "summary.csv").is_file(), named.output
 
 
 def test_a_file_is_writable_while_it_is_written_under_any_umask(tmp_path):

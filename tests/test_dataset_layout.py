@@ -38,14 +38,17 @@ def _text(result) -> str:
         ("lossy.jpg", lambda: Image.fromarray(TRUTH.astype(np.uint8) * 255)),
         # An annotation tool's export: the defect painted red on a see-through background.
         ("painted.png", lambda: Image.fromarray(np.dstack([TRUTH * 255, TRUTH * 0, TRUTH * 0, TRUTH * 255]).astype(np.uint8), "RGBA")),
-        # Regions numbered 1 and 2 (an instance export), and classes coloured apart: read at half the maximum, the first
-        # region and the darker class had been normal pixels (metrics probe 2026-12-06).
+        # Regions numbered 1 and 2 (an instance export), classes 1 and 7, a crack labelled 1 one pixel wide: read at half the
+        # maximum, the first region (and a thin class) had been normal pixels (metrics probe 2026-12-06).
         ("numbered.png", lambda: Image.fromarray(np.where(TRUTH, np.where(np.arange(60) < 25, 1, 2), 0).astype(np.uint8))),
         ("numbered16.png", lambda: Image.fromarray(np.where(TRUTH, np.where(np.arange(60) < 25, 1, 7), 0).astype(np.uint16))),
-        ("classes.png", lambda: Image.fromarray(np.dstack([np.where(TRUTH, np.where(np.arange(60) < 25, 200, 0), 0),
-                                                           TRUTH * 0, np.where(TRUTH, np.where(np.arange(60) < 25, 0, 90), 0)]).astype(np.uint8))),
-        # ... while an anti-aliased edge (a ring one pixel wide at 100 of 255) stays cut at half.
+        ("thin.png", lambda: Image.fromarray(np.where(TRUTH, np.where(np.arange(60) == 15, 1, 2), 0).astype(np.uint8))),
+        # ... while an anti-aliased edge (a ring at 100 of 255), a wide "ignore" band around the defect and a band of 1 beside
+        # it (a scan's edge) stay cut at half (regression probe 2026-12-06: an area rule had read the wide bands as defect).
         ("soft-edge.png", lambda: Image.fromarray(np.where(TRUTH, 255, np.where(ndimage.binary_dilation(TRUTH), 100, 0)).astype(np.uint8))),
+        ("ignore-band.png", lambda: Image.fromarray(np.where(TRUTH, 255, np.where(ndimage.binary_dilation(TRUTH, iterations=6), 64, 0))
+                                                    .astype(np.uint8))),
+        ("edge-band.png", lambda: Image.fromarray(np.where(TRUTH, 255, np.where(np.arange(40)[:, None] > 30, 1, 0)).astype(np.uint8))),
     ],
 )
 def test_masks_read_as_drawn_whatever_their_values(tmp_path, name, make):

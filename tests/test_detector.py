@@ -61,6 +61,9 @@ def test_f1_optimal_threshold_separates():
     t = f1_optimal_threshold([1, 1, 0, 0], [low, 60.0, 61.0, 62.0])
     assert low * (1 - 1e-6) <= t < low * (1 - 1e-7)
     assert f1_optimal_threshold([1, 0], [0.5, 0.5 + 1e-9]) == pytest.approx(0.5 - 5e-10)  # no wider than half the way up
+    # Scores a float step apart: the midpoint rounded onto the defective one, which it then did not flag (regression probe).
+    good, bad = 52.50807571411132, np.nextafter(52.50807571411132, np.inf)
+    assert good <= f1_optimal_threshold([0, 1], [good, bad]) < bad
 
 
 def test_planted_defect_scores_higher_and_is_located(synthetic_category, fitted_model):
@@ -167,6 +170,9 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
         inspector.calibrate([*images, trained[0]], [*labels, True])
     with pytest.warns(DefectlensWarning, match=r"2 good image\(s\) are images the model was fitted on"):
         inspector.calibrate([*images, *trained], [*labels, False, False], max_false_alarms=0.0)
+    # Swapped labels, refused as the command refuses them (regression probe 2026-12-06: saved from Python without a word).
+    with pytest.raises(ValueError, match=r"score lower than those labelled good \(image AUROC 0.00\): are the labels swapped\?"):
+        inspector.calibrate(images, [not y for y in labels])
     # The copy with a mask stands for its part, whichever comes first (regression probe 2026-12-06: the first, without one, was
     # kept and the mask dropped).
     d = labels.index(True)

@@ -950,6 +950,14 @@ class Inspector:
             keep = sorted(first.values())
             images, y, drawn = _subset(images, keep), y[keep], [drawn[i] for i in keep]
         results = self.score_read(images)
+        from defectlens.evaluate.metrics import image_auroc
+
+        if (separation := image_auroc(y, [r.score for r in results])) < 0.5:
+            # As `defectlens calibrate` refuses them (regression probe 2026-12-06: from Python, swapped labels set thresholds
+            # that passed real defects, without a word).
+            raise ValueError(f"the images labelled defective score lower than those labelled good (image AUROC {separation:.2f}): "
+                             "are the labels swapped? If they are right, the model cannot tell these defects (refit it on more "
+                             "normal images)")
         samples: list[tuple[np.ndarray, np.ndarray]] = []
         if any(y[i] and m is not None and m.any() for i, m in enumerate(drawn)):
             per_label = {label: int((y == label).sum()) for label in (False, True)}

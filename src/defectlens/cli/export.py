@@ -13,6 +13,7 @@ from defectlens.descriptor import describe_model_in, read_descriptor
 from defectlens.errors import DefectlensError
 from defectlens.export import FORMATS, export_model, is_exported
 from defectlens.io.atomic import folder_identity
+from defectlens.io.outputs import require_link_resolves
 
 
 def export(
@@ -24,6 +25,11 @@ def export(
 
     Every command taking a model accepts the exported folder and runs the encoder on ONNX Runtime
     (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage, 130 interrupted."""
+    try:
+        # Before anything looks at the path: a name in it too long for the file system had been a traceback (regression probe).
+        require_link_resolves(output, "export")
+    except DefectlensError as exc:
+        raise fail(exc) from None
     before = folder_identity(output)
     try:
         # Said as `fit` says what it replaces: "the export that was there" had been said of another part's export, and of one

@@ -164,7 +164,9 @@ def f1_optimal_threshold(labels: Sequence[int] | np.ndarray, scores: Sequence[fl
         # 52.50807571411132 beside a score of 52.50807571411133), no wider than half the way to the next score up.
         higher = s[s > lowest_positive]
         return float(lowest_positive - _margin(lowest_positive, float(higher.min() - lowest_positive) if higher.size else None))
-    return float((lowest_positive + below.max()) / 2.0)
+    midway = float((lowest_positive + below.max()) / 2.0)
+    # Scores a float step apart: the midpoint rounds onto one of them, and on the lowest positive it flagged none (probe).
+    return midway if midway < lowest_positive else float(np.nextafter(lowest_positive, -np.inf))
 
 
 RESCORE_MARGIN = 1e-6

@@ -188,11 +188,11 @@ def require_link_resolves(path: Path, what: str) -> None:
         # Before anything looks at the path: asked whether it is a link, such a name had been a traceback (regression probe).
         raise OutputError(f"a name in it is {len(os.fsencode(long[0]))} bytes long, over the {NAME_MAX} bytes a file system holds",
                           path, f"pass a shorter name for the {what}")
-    if path.parts and path.parts[0].startswith("~") and not path.exists():
-        # Quoted, or after "=", the shell leaves "~" as it is: a folder named "~" had been made in the current one.
-        expanded = home_expanded(path)
-        fix = f"write the home folder out ({expanded})" if expanded != path else f"write the folder out: there is no user {path.parts[0][1:]!r}"
-        raise OutputError("starts with a ~ the shell did not expand (a quoted ~ is not the home folder)", path, fix)
+    if path.parts and path.parts[0].startswith("~") and not path.exists() and (expanded := home_expanded(path)) != path:
+        # Quoted, or after "=", the shell leaves "~" as it is: a folder named "~" had been made in the current one. A name the
+        # shell would leave too ("~tmp", no such user) is a folder's name (regression probe 2026-12-06).
+        raise OutputError("starts with a ~ the shell did not expand (a quoted ~ is not the home folder)", path,
+                          f"write the home folder out ({expanded}), or pass ./{path} for a folder of that name")
     try:
         path.resolve()
     except (RuntimeError, OSError):
