@@ -128,3 +128,7 @@ def test_the_neighbourhood_tables_name_the_categories_the_latest_run_did_not_cov
     table = (tmp_path / "neighbourhood_study.md").read_text()
     assert "| 3 | 0.900 / 0.800 / 0.700 | 0.900 / 0.800 / 0.700 | 0.900 / 0.800 / 0.700 |" in table  # "run" is no category
     assert table.rstrip().endswith("From an earlier run (kept, not measured by the latest): cookie.")
+    # Nothing to make the tables from: one line, no empty table written with status 0 (regression probe 2026-12-06).
+    with pytest.raises(SystemExit, match=r"no neighbourhood_study\.json to make the tables from"):
+        run_main(monkeypatch, "neighbourhood_study", "--tables", "--out", tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()

@@ -121,7 +121,13 @@ def saving_in(path: Path) -> Iterator[None]:
     except ImportError:  # not POSIX
         yield
         return
-    fd = os.open(_nearest_existing(Path(os.path.realpath(path)).parent), os.O_RDONLY)
+    try:
+        fd: int | None = os.open(_nearest_existing(Path(os.path.realpath(path)).parent), os.O_RDONLY)
+    except OSError:  # a folder one may write in but not read (mode 0311): saved without the lock, as before it (probe)
+        fd = None
+    if fd is None:
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
