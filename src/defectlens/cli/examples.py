@@ -21,7 +21,7 @@ from rich.table import Table
 from defectlens.classify import LOCATE_HINT
 from defectlens.cli.progress import console, fail, interrupted, notes
 from defectlens.cli.vision import EXIT_PARTIAL
-from defectlens.engine import Locator, examples_per_type, gather_examples
+from defectlens.engine import Locator, examples_to_draw, gather_examples
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.location import format_share
 from defectlens.inspector import Inspector
@@ -63,7 +63,7 @@ def locate_examples_command(
     before = folder_identity(output)
     try:
         require_replaceable_folder(output, _is_located_folder, "located-examples folder")
-        k = examples_per_type(k, examples)
+        k = examples_to_draw(k, examples)
         if Inspector.needs_taxonomy(model_dir):
             raise ConfigError("a zero-shot grounding model locates nothing here", model_dir, "pass a model written by `defectlens fit`")
         inspector = Inspector.load(model_dir)

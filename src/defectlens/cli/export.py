@@ -13,7 +13,7 @@ from defectlens.descriptor import describe_model_in, read_descriptor
 from defectlens.errors import DefectlensError
 from defectlens.export import FORMATS, export_model, is_exported
 from defectlens.io.atomic import folder_identity
-from defectlens.io.outputs import require_link_resolves
+from defectlens.io.outputs import require_output_path
 
 
 def export(
@@ -27,7 +27,7 @@ def export(
     (--format onnx) or OpenVINO (--format openvino). Exit status: 0 exported, 2 bad usage, 130 interrupted."""
     try:
         # Before anything looks at the path: a name in it too long for the file system had been a traceback (regression probe).
-        require_link_resolves(output, "export")
+        require_output_path(output, "export")
     except DefectlensError as exc:
         raise fail(exc) from None
     before = folder_identity(output)

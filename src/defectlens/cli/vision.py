@@ -60,7 +60,7 @@ from defectlens.engine import (
     audit_record,
     changed_since_inspected,
     completed_inspection,
-    examples_per_type,
+    examples_to_draw,
     has_all_files,
     inspect_and_write,
     load_for_inspection,
@@ -105,8 +105,8 @@ from defectlens.io.outputs import (
     can_write,
     lock_folder,
     require_apart_from,
-    require_link_resolves,
     require_output_folder,
+    require_output_path,
     saving_in,
     unique_output_names,
 )
@@ -341,7 +341,7 @@ def fit(
     Exit status: 0 fitted on every image, 3 fitted but some images were skipped, 2 bad usage, 130 interrupted."""
     # Before anything looks at the path: a name in it too long for the file system had been a traceback here.
     try:
-        require_link_resolves(output, "model folder")
+        require_output_path(output, "model folder")
     except OutputError as exc:
         raise fail(exc) from None
     # A model a killed save left moved aside is put back first: put back later (by the clean-up before the
@@ -838,7 +838,7 @@ def inspect(
             # An export-reviews folder given whole was refused as "no images in any type folder".
             raise ConfigError("is a folder written by `defectlens export-reviews`, whose examples are in its examples/ folder", examples,
                               f"pass {examples / 'examples'} with --examples (and its calibration/ folders to `defectlens calibrate`)")
-        k = examples_per_type(k, examples)
+        k = examples_to_draw(k, examples)
         inputs = with_listed_inputs(inputs)
         files, failures = expand_inputs(inputs)
         require_output_folder(output, inputs, files, model_dir)

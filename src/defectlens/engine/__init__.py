@@ -4,7 +4,7 @@ one batch (this process, and each Ray worker) with the optional stages of
 :mod:`defectlens.engine.ray_engine` spreads the batches over a pool of Ray workers (imported only
 when asked for: Ray is an optional extra, so it is not re-exported here)."""
 
-from defectlens.engine.analysis import Analysis, Locator, examples_per_type, gather_examples, prepare_analysis, type_with_notes
+from defectlens.engine.analysis import Analysis, Locator, examples_to_draw, gather_examples, prepare_analysis, type_with_notes
 from defectlens.engine.local import (
     INSPECTION_SUFFIXES,
     MASK_SUFFIX,
@@ -31,7 +31,7 @@ __all__ = [
     "audit_record",
     "changed_since_inspected",
     "completed_inspection",
-    "examples_per_type",
+    "examples_to_draw",
     "gather_examples",
     "has_all_files",
     "inspect_and_write",

@@ -63,7 +63,7 @@ EXAMPLES_PER_TYPE = 5
 """Examples drawn per type from an MVTec category given as examples (``--k``), unless said otherwise."""
 
 
-def examples_per_type(k: int | None, examples: Path | None) -> int:
+def examples_to_draw(k: int | None, examples: Path | None) -> int:
     """``--k`` as a command uses it: :data:`EXAMPLES_PER_TYPE` when not given, and refused when given where it draws nothing
     (no examples, or a folder per type, every example of which is used): said, not ignored (CLI probe 2026-12-06)."""
     if k is None:

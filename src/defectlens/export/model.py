@@ -40,7 +40,7 @@ from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import read_json_file, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
-from defectlens.io.outputs import require_link_resolves, require_writable_parent
+from defectlens.io.outputs import require_output_path, require_writable_parent
 
 EXPORT_FILE = "export.json"
 ONNX_FILE = "encoder.onnx"
@@ -196,7 +196,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
         raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
     runtime = FORMATS[fmt]
     source, target = Path(model_dir), Path(output)
-    require_link_resolves(target, "export")  # before it is followed below: a loop had been a traceback
+    require_output_path(target, "export")  # before it is followed below: a loop had been a traceback
     require_writable_parent(target, "exported model", makes_folder=True)  # before the work: written whole in a new folder
     if target.resolve() == source.resolve():
         raise ConfigError("the export would overwrite the model it is made from", target, "give another output folder with -o")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_link_resolves, require_writable_parent, stream
+from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_output_path, require_writable_parent, stream
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -343,7 +343,7 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     """Refuse, before any work, a target that :func:`atomic_directory` would not replace:
     a file, or a folder that holds something and is not ``what`` (``is_ours`` says)."""
     target = Path(path)
-    require_link_resolves(target, what)
+    require_output_path(target, what)
     if target.exists() and not target.is_dir():
         raise OutputError(f"exists and is not a folder ({with_article(what)} is a folder)", target, "pass a new folder path, or move the file away")
     require_writable_parent(target, what, makes_folder=True)  # written whole in a new folder beside it
@@ -385,7 +385,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     ``v3`` never saw the calibration saved through ``current`` (interruption probe 2026-12-05).
     """
     target = Path(path)
-    require_link_resolves(target, what)  # before the link is followed: a loop had been a traceback (export, export-reviews)
+    require_output_path(target, what)  # before the link is followed: a loop had been a traceback (export, export-reviews)
     if target.is_symlink() and (target.is_dir() or not target.exists()):
         # Through a link to a folder, or to one not made yet (``current -> v4``: it had been a traceback).
         target = target.resolve()

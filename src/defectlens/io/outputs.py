@@ -186,7 +186,7 @@ def require_apart_from(path: Path, kept: Sequence[Path], what: str) -> None:
             )
 
 
-def require_link_resolves(path: Path, what: str) -> None:
+def require_output_path(path: Path, what: str) -> None:
     """Refuse, before any work, a ``path`` no file or folder can be made at: a name in it longer than the file system
     holds, a ``~`` the shell left as it is, a link looping back on itself at it or above it (a fit had run to its end and
     then crashed with "Symlink loop"; regression probes), or a link above it to a folder not made yet."""
@@ -248,7 +248,7 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
     ``model_dir`` or inside it (an image named ``detector.png`` would write ``detector.json``), and
     no input image may sit directly in it (its overlay ``<stem>.png`` could replace it).
     """
-    require_link_resolves(output, "output folder")
+    require_output_path(output, "output folder")
     require_room_for_names(output, "output folder")
     if output.is_symlink() and not output.exists():
         # Made below with mkdir, which a dangling link refuses ("File exists", a traceback).
@@ -282,7 +282,7 @@ def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> Non
     is written (a link into /proc passed here and failed after a whole evaluation)."""
     # A link looping back on itself, at the path or above it: refused before the work, as output folders are (calibrate's
     # ROC plot below one had failed after the whole run, and one at it had been replaced by the plot).
-    require_link_resolves(path, what)
+    require_output_path(path, what)
     if path.is_dir():
         raise OutputError(f"is a folder; the {what} goes to a file", path, f"pass a file path for the {what}")
     if stream(path):
