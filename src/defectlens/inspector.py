@@ -950,14 +950,6 @@ class Inspector:
             keep = sorted(first.values())
             images, y, drawn = _subset(images, keep), y[keep], [drawn[i] for i in keep]
         results = self.score_read(images)
-        from defectlens.evaluate.metrics import image_auroc
-
-        if (separation := image_auroc(y, [r.score for r in results])) < 0.5:
-            # As `defectlens calibrate` refuses them (regression probe 2026-12-06: from Python, swapped labels set thresholds
-            # that passed real defects, without a word).
-            raise ValueError(f"the images labelled defective score lower than those labelled good (image AUROC {separation:.2f}): "
-                             "are the labels swapped? If they are right, the model cannot tell these defects (refit it on more "
-                             "normal images)")
         samples: list[tuple[np.ndarray, np.ndarray]] = []
         if any(y[i] and m is not None and m.any() for i, m in enumerate(drawn)):
             per_label = {label: int((y == label).sum()) for label in (False, True)}
@@ -968,6 +960,12 @@ class Inspector:
             warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({self.thresholds.pixel:g})"))
         set_by = thresholds_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], samples,
                                         max_false_alarms, self.thresholds.pixel)
+        if set_by.looks_swapped:
+            # As `defectlens calibrate` refuses them (regression probe 2026-12-06: from Python, swapped labels set thresholds
+            # that passed real defects, without a word).
+            raise ValueError(f"the images labelled defective score lower than those labelled good (image AUROC {set_by.separation:.2f}): "
+                             "are the labels swapped? If they are right, the model cannot tell these defects (refit it on more "
+                             "normal images)")
         self.detector.thresholds = set_by.thresholds
         if set_by.thin:
             warn_caller(DefectlensWarning(f"{set_by.thin}: check it on other labelled parts (`defectlens evaluate`), or calibrate on more"))

@@ -429,12 +429,9 @@ def calibrate(
         console.print(f"[yellow]note:[/] this model's scores are relative to the batch they were read in: the threshold holds for "
                       f"batches mixed like this set ({len(bad) / len(labels):.0%} defective), not for lots of another mix")
     report_failures(data.failures)
-    from defectlens.evaluate.metrics import image_auroc
-
-    if (separation := image_auroc(labels, scores)) < 0.5:
-        # The defective images score lower than the good ones: swapped folders, most likely. Saved, the model had passed 3 of
-        # 5 real cracks, the AUROC of 0.00 shown only in the plot's legend (threshold probe 2026-12-06).
-        said = f"the defective images score lower than the good ones (image AUROC {separation:.2f} on this set)"
+    if set_by.looks_swapped:
+        # Saved, the model had passed 3 of 5 real cracks, the AUROC of 0.00 shown only in the plot's legend (threshold probe).
+        said = f"the defective images score lower than the good ones (image AUROC {set_by.separation:.2f} on this set)"
         if not dry_run:
             raise fail(ConfigError(f"{said}: nothing saved", model_dir, "check that --good and --defective are not swapped; if they "
                                    "are right, the model cannot tell these defects (refit it on more normal images); --dry-run shows "

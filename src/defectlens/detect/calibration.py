@@ -362,6 +362,15 @@ class LabelledThresholds:
 
     thresholds: Thresholds
     thin: str | None
+    separation: float
+    """The set's image AUROC: under 0.5 its defective images score lower than its good ones (:attr:`looks_swapped`)."""
+
+    @property
+    def looks_swapped(self) -> bool:
+        """Whether the defective images score lower than the good ones: labels (or folders) swapped, most likely. Thresholds
+        set on such a set pass real defects: `defectlens calibrate` and :meth:`~defectlens.inspector.Inspector.calibrate`
+        refuse them (threshold probe 2026-12-06)."""
+        return self.separation < 0.5
 
 
 def thresholds_from_labels(
@@ -382,5 +391,7 @@ def thresholds_from_labels(
     pixel_t = (f1_optimal_threshold(np.concatenate([t for t, _ in pixel_samples]), np.concatenate([v for _, v in pixel_samples]))
                if pixel_samples else kept_pixel)
     n_good, n_defective = int((~y).sum()), int(y.sum())
+    from defectlens.evaluate.metrics import image_auroc  # here: scikit-learn stays out of inspection's start-up
+
     return LabelledThresholds(Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, n_good, n_defective)),
-                              thin_evidence(n_good, n_defective, max_false_alarms))
+                              thin_evidence(n_good, n_defective, max_false_alarms), image_auroc(y, scores))

@@ -266,12 +266,9 @@ def load_for_inspection(
     needs = Inspector.needs_taxonomy(model_dir)
     part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
     inspector = Inspector.load(model_dir, part, cue)
-    replaced = None
+    # None where the detector sets its thresholds per batch: none to replace.
+    replaced = inspector.detector.thresholds if threshold is not None else None
     if threshold is not None:
-        try:
-            replaced = inspector.thresholds
-        except RuntimeError:  # a detector that sets its thresholds per batch holds none to replace
-            replaced = None
         # This run only: the model folder is not touched (`defectlens calibrate` saves one).
         inspector.set_thresholds(image=threshold)
     # Examples without masks are located by this very model (the pixel threshold of this run).

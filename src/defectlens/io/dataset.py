@@ -21,7 +21,7 @@ from pathlib import Path
 
 from defectlens.errors import DatasetLayoutError, DefectlensError
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, path_is
-from defectlens.io.names import folded_name, word_folded
+from defectlens.io.names import folded_name, names_by_fold, word_folded
 
 GOOD = "good"
 MASKS_FOLDER = "masks"
@@ -122,39 +122,12 @@ def is_mask_file(path: Path) -> bool:
     return path.stem.casefold().endswith(MASK_SUFFIX)
 
 
-def _folder_names(folder: Path) -> dict[str, list[str]]:
-    """The names in ``folder`` keyed by their case-folded NFC form (sorted), read once per change of the
-    folder: a mask is looked up for each image, and a listing per image of a large folder would cost its
-    square."""
-    try:
-        stamp = os.stat(folder).st_mtime_ns
-    except (OSError, ValueError):
-        return {}
-    key = str(folder)
-    if (cached := _FOLDER_NAMES.get(key)) is not None and cached[0] == stamp:
-        return cached[1]
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return {}
-    index: dict[str, list[str]] = {}
-    for name in names:
-        index.setdefault(folded_name(name), []).append(name)
-    if len(_FOLDER_NAMES) >= 64:
-        _FOLDER_NAMES.pop(next(iter(_FOLDER_NAMES)))
-    _FOLDER_NAMES[key] = (stamp, index)
-    return index
-
-
-_FOLDER_NAMES: dict[str, tuple[int, dict[str, list[str]]]] = {}
-
-
 def _named_in(folder: Path, stem: str, image: Path) -> Path | None:
     """The file in ``folder`` named ``<stem>.<an image suffix>``, whatever the case of either (``.png`` first) —
     but not one whose name is, to the letter, that of another image beside ``image`` (``a_mask.png`` is ``a.png``'s,
     not ``A.png``'s: handed to both, it had been used for neither)."""
     suffixes = (".png", *sorted(IMAGE_SUFFIXES - {".png"}))
-    index, beside = _folder_names(folder), _folder_names(image.parent)
+    index, beside = names_by_fold(folder), names_by_fold(image.parent)
     for suffix in suffixes:
         for name in index.get(folded_name(stem + suffix), []):
             owner = Path(name).stem[: -len(MASK_SUFFIX)] if stem.casefold().endswith(MASK_SUFFIX) else Path(name).stem
@@ -259,7 +232,7 @@ def folder_any_case(parent: Path, *names: str) -> Path:
     for name in names:
         exact = folder / name
         if not path_is(exact, "dir"):
-            exact = next((folder / found for found in _folder_names(folder).get(folded_name(name), []) if path_is(folder / found, "dir")),
+            exact = next((folder / found for found in names_by_fold(folder).get(folded_name(name), []) if path_is(folder / found, "dir")),
                          exact)
         folder = exact
     return folder
@@ -269,7 +242,7 @@ def other_case_folders(parent: Path, read: Path) -> list[Path]:
     """Folders in ``parent`` named as ``read`` is but in another case or Unicode form, which :func:`folder_any_case` passed
     over for it (``Train/Good`` beside ``train/good``: its images had been left out without a word; regression probe
     2026-12-06)."""
-    return [parent / n for n in _folder_names(parent).get(folded_name(read.name), []) if parent / n != read and path_is(parent / n, "dir")]
+    return [parent / n for n in names_by_fold(parent).get(folded_name(read.name), []) if parent / n != read and path_is(parent / n, "dir")]
 
 
 def _ground_truth_folder(root: Path, type_folder: str) -> Path:

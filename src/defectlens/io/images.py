@@ -31,7 +31,7 @@ from defectlens.errors import (
     collected_warnings,
     warn_caller,
 )
-from defectlens.io.names import folded_name, same_spelling
+from defectlens.io.names import folded_name, names_by_fold, same_spelling
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp"})
 OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".dng", ".cr2", ".nef", ".arw", ".raw", ".ico", ".psd", ".svg"})
@@ -126,11 +126,7 @@ def near_name(path: Path) -> Path | None:
 def _other_case(path: Path) -> Path | None:
     """The file of ``path``'s folder whose name is ``path``'s in another case (``plain.png`` for ``plain.PNG``), or None:
     Linux tells the two apart, the Windows PC or camera the name came from did not (Windows-inputs probe 2026-12-06)."""
-    try:
-        with os.scandir(path.parent) as entries:
-            names = [e.name for e in entries if e.name != path.name and folded_name(e.name) == folded_name(path.name)]
-    except (OSError, ValueError):  # no such folder, or a name the file system cannot hold
-        return None
+    names = [name for name in names_by_fold(path.parent).get(folded_name(path.name), []) if name != path.name]
     # One such name, or no guess: "A.png" beside "a.PNG" and "a.png" is not for a hint to choose between.
     return path.parent / names[0] if len(names) == 1 and os.path.exists(path.parent / names[0]) else None
 

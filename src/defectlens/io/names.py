@@ -1,4 +1,4 @@
-"""The forms a name is compared in: one Unicode spelling, and any case.
+"""The forms a name is compared in: one Unicode spelling, and any case; a folder's names by those forms.
 
 One home for these (code review 2026-12-06: NFC folding had three homes): macOS writes names decomposed ("a" and a
 combining mark), most keyboards composed ("ä"); Windows and SMB shares take ``X.PNG`` and ``x.png`` as one file.
@@ -6,7 +6,9 @@ combining mark), most keyboards composed ("ä"); Windows and SMB shares take ``X
 
 from __future__ import annotations
 
+import os
 import unicodedata
+from pathlib import Path
 
 
 def same_spelling(name: str) -> str:
@@ -28,3 +30,30 @@ def word_folded(name: str) -> str:
     type them) as their ASCII ones (NFKC, case-folded). For names that carry a meaning (``good``, ``train``,
     ``unknown``), not for file identity (:func:`folded_name`): NFKC also merges signs such as ``²`` and ``2``."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def names_by_fold(folder: Path) -> dict[str, list[str]]:
+    """The names in ``folder`` keyed by their case-folded NFC form (sorted), read once per change of the
+    folder: a mask is looked up for each image, and a listing per image of a large folder would cost its
+    square."""
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except (OSError, ValueError):
+        return {}
+    key = str(folder)
+    if (cached := _NAMES_BY_FOLD.get(key)) is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return {}
+    index: dict[str, list[str]] = {}
+    for name in names:
+        index.setdefault(folded_name(name), []).append(name)
+    if len(_NAMES_BY_FOLD) >= 64:
+        _NAMES_BY_FOLD.pop(next(iter(_NAMES_BY_FOLD)))
+    _NAMES_BY_FOLD[key] = (stamp, index)
+    return index
+
+
+_NAMES_BY_FOLD: dict[str, tuple[int, dict[str, list[str]]]] = {}
