@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -63,6 +64,22 @@ def require_output_folder(path: Path) -> Path:
     failed there after minutes of work."""
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def saved_results(path: Path, needs: Sequence[str] = ()) -> dict:
+    """The results JSON a study wrote, to rewrite its tables from; the script ends in one line where there is none, it is cut
+    short or broken, or it holds no results (none of ``needs``' keys, or nothing but the run record): a missing file had been
+    a traceback, and an empty one a table of no rows with exit status 0 (regression probe 2026-12-06)."""
+    fix = "run the study first, or pass its --out"
+    if not path.is_file():
+        sys.exit(f"{path}: no results file to make the tables from — {fix}")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        sys.exit(f"{path}: the results cannot be read ({exc}) — {fix}")
+    if not isinstance(saved, dict) or any(not saved.get(key) for key in needs) or not any(key != "run" for key in saved):
+        sys.exit(f"{path}: holds no results — {fix}")
+    return saved
 
 
 def _commit() -> str | None:

@@ -43,6 +43,7 @@ from common import (  # noqa: E402  (the benchmarks' shared module)
     require_categories,
     require_output_folder,
     run_record,
+    saved_results,
 )
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector  # noqa: E402
 from defectlens.detect.maps import image_score  # noqa: E402
@@ -154,11 +155,12 @@ def main() -> None:
     names: list[str] = []
     if not args.tables:  # the tables alone need no data (regression probe 2026-12-06)
         names = require_categories(args.data, args.categories, lambda p: has_normal_images(p) and folder_any_case(p, "test").is_dir())
-    elif not (args.out / "neighbourhood_study.json").is_file():
-        # An empty table written with status 0 had passed for the tables of a run (regression probe 2026-12-06).
-        sys.exit(f"{args.out}: no neighbourhood_study.json to make the tables from — run the study first, or pass its --out")
-    path = require_output_folder(args.out) / "neighbourhood_study.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    path = args.out / "neighbourhood_study.json"
+    if args.tables:  # an empty table written with status 0 had passed for the tables of a run (regression probes 2026-12-06)
+        results = saved_results(path)
+    else:
+        require_output_folder(args.out)
+        results = json.loads(path.read_text()) if path.is_file() else {}
     # The latest run's record sits beside the categories (top-level keys, as before); the categories it covered tell the tables
     # which are an earlier run's.
     run = results.pop("run", None)

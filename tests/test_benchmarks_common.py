@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,22 @@ def test_the_neighbourhood_tables_name_the_categories_the_latest_run_did_not_cov
     assert "| 3 | 0.900 / 0.800 / 0.700 | 0.900 / 0.800 / 0.700 | 0.900 / 0.800 / 0.700 |" in table  # "run" is no category
     assert table.rstrip().endswith("From an earlier run (kept, not measured by the latest): cookie.")
     # Nothing to make the tables from: one line, no empty table written with status 0 (regression probe 2026-12-06).
-    with pytest.raises(SystemExit, match=r"no neighbourhood_study\.json to make the tables from"):
+    with pytest.raises(SystemExit, match=r"neighbourhood_study\.json: no results file to make the tables from"):
         run_main(monkeypatch, "neighbourhood_study", "--tables", "--out", tmp_path / "empty")
     assert not (tmp_path / "empty").exists()
+    # Nor from one with no results, one cut short or one of another shape (the second regression probe: a table of no
+    # rows and status 0; tracebacks); detector_study's the same (a traceback where there was none).
+    for script, text, said in (("neighbourhood_study", "{}", "holds no results"),
+                               ("neighbourhood_study", '{"run": {"categories": []}}', "holds no results"),
+                               ("neighbourhood_study", '{"cookie": {"3"', "the results cannot be read"),
+                               ("neighbourhood_study", "[]", "holds no results"),
+                               ("detector_study", '{"rows": [], "meta": {}}', "holds no results"),
+                               ("detector_study", None, "no results file")):
+        out = tmp_path / "saved"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        if text is not None:
+            (out / f"{script}.json").write_text(text)
+        with pytest.raises(SystemExit, match=said):
+            run_main(monkeypatch, script, "--tables", "--out", out)
+        assert sorted(p.name for p in out.iterdir()) == ([] if text is None else [f"{script}.json"]), script

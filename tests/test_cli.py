@@ -193,6 +193,7 @@ def test_a_named_output_goes_through_links_and_into_streams_and_a_made_up_one_ne
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "planted.html", "target.json"]
 
 
+@pytest.mark.slow  # two evaluations in their own processes (18 s on the shared cores)
 def test_evaluate_json_dev_stdout_into_a_pipe_or_a_file_and_a_link_into_proc(fitted_model, synthetic_category, tmp_path):
     # Into a pipe /dev/stdout links to /proc/PID/fd/pipe:[N], a name that is no file: the metrics were
     # lost after the whole evaluation. Into a file opened to append (`>> log`), the log was replaced.
@@ -368,6 +369,7 @@ def test_a_file_named_like_an_option_is_said_to_be_one(fitted_model, tmp_path, m
     assert dashed_files(["-", "--help", "-y.png"]) == []  # standard input, an option, a file not there
 
 
+@pytest.mark.slow  # ten commands in their own processes (35 s on the shared cores)
 def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synthetic_category, tmp_path):
     # Environment probe 2026-12-06: with standard error closed every command ended with status 1 and not a word; with
     # standard output closed `info` and `evaluate --json -` ended in a traceback, the latter after the evaluation; `info`
@@ -413,8 +415,14 @@ def test_closed_streams_an_ascii_output_and_too_many_threads(fitted_model, synth
             pass
     os.close(master)
     assert on_terminal.returncode == 0, on_terminal.stderr
+
+
+def test_too_many_threads_are_capped_and_the_plot_cache_is_never_another_users(tmp_path):
+    # The in-process halves of the environment probe above (they need no subprocess, so they stay in the quick suite).
     from defectlens._entry import cap_threads, quiet_plot_cache
     from defectlens.export.runtime import available_threads
+
+    (tmp_path / "a-file").write_text("")  # a file where the configuration folder's parent should be
 
     cores = len(os.sched_getaffinity(0))
     with pytest.MonkeyPatch.context() as patch:

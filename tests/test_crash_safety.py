@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -239,6 +241,37 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_hang_up_stops_a_command_as_ctrl_c_does_unless_started_under_nohup():
+    # Pipelines probe 2026-12-06: an ssh session dropped (SIGHUP) killed `inspect` with status 129, no summary, temporaries left.
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        stop_on_terminate()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGHUP)
+            for _ in range(1000):
+                pass
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts a command: it is to go on
+        stop_on_terminate()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_signal_while_python_tears_down_keeps_the_commands_status(tmp_path):
+    # Pipelines probe 2026-12-06: a SIGTERM in the last second of a finished run still ended it with status 143: Python puts
+    # back the default handlers before the end of its teardown (PyTorch's), where the signal came. An object cleared then stands in.
+    code = ("import os, signal, sys, time\nfrom defectlens._entry import main\nsys.argv = ['defectlens', '--version']\n"
+            "class Late:\n    def __del__(self):\n        os.kill(os.getpid(), signal.SIGTERM)\n        time.sleep(0.5)\n"
+            "late = Late()\ntry:\n    main()\nexcept SystemExit:\n    pass\nsys.exit(3)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    # `--json /dev/stdout | true`: the reader gone is no failure of the command, as for `--json -` (it had been status 2).
+    code = ("import os\nread, write = os.pipe()\nos.close(read)\nos.dup2(write, 1)\nfrom defectlens.io.atomic import write_text_atomic\n"
+            "write_text_atomic('/dev/stdout', 'x' * 200000, named=True)\nprint('more')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+
+
 def test_ctrl_c_while_the_command_loads_is_one_line(monkeypatch, capsys):
     # PyTorch takes seconds to load: a Ctrl-C then printed a 20-line import traceback.
     import builtins
@@ -280,6 +313,45 @@ def test_a_file_name_near_the_limit_is_written(tmp_path):
     target = tmp_path / ("b" * 235 + ".report.json")
     atomic.write_text_atomic(target, "{}")
     assert target.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize("one_step", [True, False])
+def test_a_folder_name_near_the_limit_is_written_replaced_and_its_leftovers_found(tmp_path, monkeypatch, one_step):
+    # Deployment probe 2026-12-06: `export -o NAME` with NAME of 242 to 255 bytes failed ("File name too long", then "pass a
+    # folder you can write to"): the temporary folder's ".NAME.tmp-XXXXXXXX" passed 255 bytes. Its leftovers must match too.
+    if not one_step:
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)
+    target = tmp_path / ("é" * 120 + "xyz")  # 243 bytes
+    for text in ("first", "second"):
+        with atomic_directory(target, lambda p: True, "test folder") as tmp:
+            (tmp / "part.txt").write_text(text)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name] and (target / "part.txt").read_text() == "second"
+    short = atomic._short(target.name)
+    stale = tmp_path / f".{short}.tmp-dead1234"
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    shutil.rmtree(target)
+    moved = tmp_path / f".{short}.old-abcd1234"  # a killed two-step replace: the only copy, under the cut name
+    moved.mkdir()
+    (moved / "part.txt").write_text("kept")
+    assert clean_stale_temporaries(tmp_path, target.name) == [stale]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name] and (target / "part.txt").read_text() == "kept"
+
+
+def test_a_folder_one_may_write_in_but_not_list_takes_a_save(tmp_path, monkeypatch):
+    # Regression probe 2026-12-06: `fit -o dropbox/model` with dropbox at mode 0311 (as a user, not root) ended in a
+    # PermissionError traceback from the clean-up's listing, before the save began. Root lists anything: the listing is refused here.
+    iterdir = Path.iterdir
+
+    def unlistable(self: Path):  # type: ignore[no-untyped-def]
+        if self == tmp_path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", unlistable)
+    with atomic_directory(tmp_path / "model", lambda p: True, "test folder") as tmp:
+        (tmp / "part.txt").write_text("saved")
+    assert (tmp_path / "model" / "part.txt").read_text() == "saved" and clean_stale_temporaries(tmp_path) == []
 
 
 def test_identical_model_files_are_byte_identical(tmp_path):

@@ -351,3 +351,65 @@ def test_a_good_folder_in_full_width_letters_holds_normal_parts(tmp_path):
     _image(tmp_path / "part" / "test" / "\uff27\uff2f\uff2f\uff24" / "1.png", rng)
     (item,) = load_category(tmp_path / "part").test
     assert item.defect_type == "good" and not item.is_defective
+
+
+def test_a_folders_name_index_follows_a_folder_put_back_with_the_same_time(tmp_path, monkeypatch):
+    # Regression probe 2026-12-06: a folder extracted again from an archive (or `cp -a`) has the time of the one it
+    # replaced, and the cached index of its names still answered with the old names; a relative "." after a chdir
+    # answered with another folder's.
+    import os
+
+    from defectlens.io.names import names_by_fold
+
+    lot = tmp_path / "lot"
+    for name in ("Part1.PNG", "Part2.PNG"):
+        lot.mkdir()
+        (lot / name).write_bytes(b"")
+        os.utime(lot, ns=(10**18, 10**18))  # as tar restores it
+        assert list(names_by_fold(lot)) == [name.casefold()]
+        shutil.rmtree(lot)
+    other = tmp_path / "other"
+    for folder in (lot, other):
+        folder.mkdir()
+        (folder / f"{folder.name}.png").write_bytes(b"")
+        os.utime(folder, ns=(10**18, 10**18))
+        monkeypatch.chdir(folder)
+        assert list(names_by_fold(Path("."))) == [f"{folder.name}.png"]
+
+
+def test_a_mask_whose_lower_ids_fall_under_the_cut_says_so(tmp_path):
+    # Regression probe 2026-12-06: classes 100 and 200, or 72 instances, lost their lower half without a word (pixel
+    # AP 0.077 where it was 0.106). Read as before, but said; a soft edge, an anti-aliased disc or a JPEG's faint
+    # blocks are no level of their own, and say nothing.
+    import warnings
+
+    from defectlens.io.images import mask_as_drawn
+
+    classes = np.zeros((64, 64), np.uint8)
+    classes[10:30, 10:20], classes[10:30, 20:30] = 100, 200
+    instances = np.zeros((64, 64), np.uint8)
+    for i in range(72):
+        row, col = divmod(i, 9)
+        instances[row * 7:row * 7 + 3, col * 7:col * 7 + 3] = i + 1
+    square = np.zeros((64, 64), np.uint8)
+    square[20:40, 20:40] = 255
+    rows, cols = np.mgrid[:64, :64]
+    disc = (np.clip(20.5 - np.hypot(rows - 32, cols - 32), 0, 1) * 255).round().astype(np.uint8)
+    soft = ndimage.gaussian_filter(square.astype(float), 2).round().astype(np.uint8)
+    Image.fromarray(square).save(tmp_path / "lossy.jpg", quality=30)
+    for name, values in (("classes", classes), ("instances", instances), ("disc", disc), ("soft", soft)):
+        Image.fromarray(values).save(tmp_path / f"{name}.png")
+    said = {}
+    for name in ("classes", "instances", "disc", "soft", "lossy"):
+        path = tmp_path / (f"{name}.jpg" if name == "lossy" else f"{name}.png")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mask = load_mask(path)
+        said[name] = " ".join(str(w.message) for w in caught if issubclass(w.category, DefectlensWarning))
+        assert mask.sum() == {"classes": 200, "instances": 324, "disc": 1257, "soft": 388, "lossy": 400}[name], name
+    assert said["classes"].startswith(f"{tmp_path / 'classes.png'}: 200 pixel(s) at value 100,")
+    assert "give every defect pixel one value" in said["classes"]
+    assert "at 35 values from 2 to 36" in said["instances"]
+    assert said["disc"] == said["soft"] == said["lossy"] == ""
+    with pytest.warns(DefectlensWarning, match=r"^masks\[0\]: 200 pixel\(s\) at value 100"):
+        mask_as_drawn(classes, "masks[0]")

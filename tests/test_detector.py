@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -173,6 +174,13 @@ def test_calibrate_to_a_false_alarm_target_from_python(synthetic_category, fitte
     # Swapped labels, refused as the command refuses them (regression probe 2026-12-06: saved from Python without a word).
     with pytest.raises(ValueError, match=r"score lower than those labelled good \(image AUROC 0.00\): are the labels swapped\?"):
         inspector.calibrate(images, [not y for y in labels])
+    # With masks that mark nothing on the images labelled defective: refused the same, with no word of a pixel threshold it
+    # never kept (the second regression probe: "the pixel threshold is kept" came first).
+    swapped = [not y for y in labels]
+    with warnings.catch_warnings(record=True) as said, pytest.raises(ValueError, match="are the labels swapped"):
+        warnings.simplefilter("always")
+        inspector.calibrate(images, swapped, [np.zeros(image.shape[:2], bool) if y else None for image, y in zip(images, swapped, strict=True)])
+    assert not [w for w in said if "pixel threshold is kept" in str(w.message)]
     # The copy with a mask stands for its part, whichever comes first (regression probe 2026-12-06: the first, without one, was
     # kept and the mask dropped).
     d = labels.index(True)

@@ -77,6 +77,19 @@ def test_export_and_inspect_on_the_command_line(fitted_model, synthetic_category
     result = runner.invoke(app, ["export", str(fitted_model), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "onnxruntime" in result.output
+    # Deployment probe 2026-12-06: the size went unsaid; the precision it must run at went unrecorded (OpenVINO's default
+    # is bf16 where the CPU has it); the graph's outputs tied their height to the batch and shared one width symbol.
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert f"exported to {out} ({size / 1e6:.1f} MB)" in " ".join(result.output.split())
+    assert json.loads((out / EXPORT_FILE).read_text())["encoder"]["precision"] == "f32" and "at f32 precision" in (out / "card.md").read_text()
+    import onnx
+
+    shapes = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in onnx.load(str(out / ONNX_FILE)).graph.output]
+    encoder = Inspector.load(fitted_model).detector.encoder
+    canvas = encoder.config.canvas
+    with torch.inference_mode():
+        features, stages = encoder.torch_network(torch.zeros(1, 3, canvas.height, canvas.width))
+    assert shapes == [["batch", *t.shape[1:]] for t in (features, *stages)]
     result = runner.invoke(app, ["inspect", str(out), str(synthetic_category / "test" / "spot"), "-o", str(tmp_path / "res")])
     assert result.exit_code == 0, result.output
     recorded = [json.loads(p.read_text())["runtime"] for p in (tmp_path / "res").glob("*.json") if not p.name.endswith(".report.json")]
@@ -219,7 +232,9 @@ def test_export_over_a_fitted_model_is_refused_and_over_an_export_said(fitted_mo
     again = tmp_path / "again"
     shutil.copytree(exported, again)
     result = runner.invoke(app, ["export", str(fitted_model), "-o", str(again), "--format", "ONNX"])
-    assert result.exit_code == 0 and "it replaces the memory-bank model that was there" in " ".join(result.output.split()), result.output
+    # Said as an export of this very fit (deployment probe 2026-12-06: "the memory-bank model that was there" read as another's).
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "it replaces the earlier export of this fit (on onnxruntime) that was there" in said, said
     # An export of an export: one export section on its card (a second was appended), and the
     # runtime named as `export --format` names it is taken by the Python API too.
     twice = tmp_path / "twice"

@@ -72,6 +72,7 @@ def test_demo_outside_a_clone_says_where_the_sample_is(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # fits, calibrates and inspects the bundled sample (40 s on the shared cores); `make demo` runs it too
 def test_demo_runs_on_the_bundled_sample_and_finds_its_cracks(tmp_path):
     # Calibrated to a 3 % false-alarm target on its 8 good validation parts, the demo passed every one
     # of its 8 cracks (all GOOD, a new user's first sight of the tool): it calibrates F1-optimal.

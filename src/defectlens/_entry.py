@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import stat
@@ -13,11 +14,21 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def stopping_signals() -> list[signal.Signals]:
+    """The signals besides Ctrl-C's on which a command stops as on Ctrl-C (says what was finished, leaves its outputs
+    whole): SIGTERM (``docker stop``, systemd, a cancelled CI job) and SIGHUP (the terminal or ssh session closed),
+    unless the process was started ignoring it, as ``nohup`` starts one. On SIGHUP an `inspect` had died with status
+    129, no summary and temporaries left (pipelines probe 2026-12-06)."""
+    hangup = getattr(signal, "SIGHUP", None)  # none on Windows
+    return [signal.SIGTERM, *([hangup] if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN else [])]
+
+
 def main() -> None:
     """Load the command line and run it."""
     # SIGTERM as Ctrl-C from the first instant: while PyTorch loads it had ended the command with
     # status 143 and no word, where every other moment gives 130 and says what was done.
-    signal.signal(signal.SIGTERM, _stop)
+    for stopping in stopping_signals():
+        signal.signal(stopping, _stop)
     if sys.stderr is None:
         # Started with standard error closed (a daemon, a cron job): every command, `serve` too, had ended with status 1
         # and not a word, the console failing as it was made (environment probe 2026-12-06). What it says goes nowhere.
@@ -63,9 +74,11 @@ def main() -> None:
 
 
 def end_with(status: int) -> None:
-    """From here the command has finished with ``status``: a Ctrl-C or SIGTERM while Python shuts down (most of a second
-    after the last line) ends the process at once with that status. It had turned a finished fit, calibrate or export into
-    status 130 or 143, a CI job or `docker stop` reading a failure after "saved" (interruption probe 2026-12-06)."""
+    """From here the command has finished with ``status``: a Ctrl-C, SIGTERM or SIGHUP while Python shuts down (most of a
+    second after the last line) ends the process at once with that status. It had turned a finished fit, calibrate or export
+    into status 130 or 143, a CI job or `docker stop` reading a failure after "saved" (interruption probe 2026-12-06).
+    Python puts back the default of every handler it set late in shutting down, when the rest of that second is still to
+    come (PyTorch's teardown): from the exit handlers on they are ignored (pipelines probe 2026-12-06: still 143)."""
 
     def finished(signum: int, frame: object) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -75,8 +88,11 @@ def end_with(status: int) -> None:
                 continue
         os._exit(status)
 
-    signal.signal(signal.SIGINT, finished)
-    signal.signal(signal.SIGTERM, finished)
+    stopping = [signal.SIGINT, *stopping_signals()]
+    for signum in stopping:
+        signal.signal(signum, finished)
+    # Registered last, so run first of the exit handlers.
+    atexit.register(lambda: [signal.signal(signum, signal.SIG_IGN) for signum in stopping])
 
 
 def dashed_files(arguments: list[str]) -> list[str]:

@@ -955,9 +955,6 @@ class Inspector:
             per_label = {label: int((y == label).sum()) for label in (False, True)}
             samples = [s for i, (m, r) in enumerate(zip(drawn, results, strict=True))
                        if (s := labelled_pixels(bool(y[i]), m, r.anomaly_map, per_label[bool(y[i])])) is not None]
-        elif masks is not None and any(m is not None for m in given):
-            # Masks given, none of them usable: said, as the command says it (the pixel threshold had stayed without a word).
-            warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({self.thresholds.pixel:g})"))
         set_by = thresholds_from_labels(y, [r.score for r in results], [r.unlike_normal is not None for r in results], samples,
                                         max_false_alarms, self.thresholds.pixel)
         if set_by.looks_swapped:
@@ -966,6 +963,10 @@ class Inspector:
             raise ValueError(f"the images labelled defective score lower than those labelled good (image AUROC {set_by.separation:.2f}): "
                              "are the labels swapped? If they are right, the model cannot tell these defects (refit it on more "
                              "normal images)")
+        if not samples and masks is not None and any(m is not None for m in given):
+            # Masks given, none of them usable: said, as the command says it (the pixel threshold had stayed without a word);
+            # after the refusal above, not before it of a threshold it never kept (regression probe 2026-12-06).
+            warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({self.thresholds.pixel:g})"))
         self.detector.thresholds = set_by.thresholds
         if set_by.thin:
             warn_caller(DefectlensWarning(f"{set_by.thin}: check it on other labelled parts (`defectlens evaluate`), or calibrate on more"))

@@ -134,6 +134,32 @@ def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
     reader.dispose()
 
 
+def test_a_hang_up_stops_the_service_as_sigterm_does(tmp_path, service_model, monkeypatch):
+    # Regression probe 2026-12-06: with SIGHUP taken as Ctrl-C by every command, a closed ssh session broke into uvicorn's
+    # loop with a 40-line traceback; uvicorn stops on SIGTERM (the requests in hand answered, status 0), so SIGHUP is sent on as one.
+    import signal
+
+    import uvicorn
+
+    got: list[int] = []
+
+    def serving(app, **kw):  # type: ignore[no-untyped-def]
+        signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))  # uvicorn's own handler, standing in
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(1000):  # the handlers run between bytecodes
+            pass
+        app.state.pool.close()
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGTERM)}
+    monkeypatch.setattr(uvicorn, "run", serving)
+    try:
+        result = CliRunner().invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "d")])
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert result.exit_code == 0 and got == [signal.SIGTERM], result.output
+
+
 def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model, monkeypatch):
     import uvicorn
 

@@ -11,9 +11,30 @@ from rich.markup import escape
 from defectlens.cli.progress import console, fail, interrupted
 from defectlens.descriptor import describe_model_in, read_descriptor
 from defectlens.errors import DefectlensError
-from defectlens.export import FORMATS, export_model, is_exported
+from defectlens.export import FORMATS, export_model, is_exported, read_export
 from defectlens.io.atomic import folder_identity
 from defectlens.io.outputs import require_output_path
+
+
+def _source_of(model_dir: Path) -> tuple[str, str | None] | None:
+    """The model folder (resolved) and fit time an export of ``model_dir`` records as its source; None where unreadable."""
+    try:
+        descriptor = read_descriptor(model_dir)
+    except DefectlensError:
+        return None
+    return str(model_dir.resolve()), descriptor.provenance.fitted_at if descriptor.provenance else None
+
+
+def _earlier_export(folder: Path) -> tuple[tuple[str, str | None], str] | None:
+    """The source (as :func:`_source_of`) and runtime of the export in ``folder``; None where it records none or is unreadable."""
+    try:
+        meta = read_export(folder)
+    except DefectlensError:
+        return None
+    source = meta.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        return None
+    return (source["path"], source.get("fitted_at")), str(meta.get("runtime"))
 
 
 def export(
@@ -36,6 +57,9 @@ def export(
         # calibrated on the line whose thresholds the new one does not carry (export probe 2026-12-06).
         replaced = describe_model_in(output) if is_exported(output) else None
         calibrated = read_descriptor(output).thresholds if replaced and "with thresholds set by" in replaced else None
+        if replaced and not calibrated and (earlier := _earlier_export(output)) is not None and earlier[0] == _source_of(model_dir):
+            # "it replaces the memory-bank model of a cookie that was there" read as another model's (deployment probe 2026-12-06).
+            replaced = f"earlier export of this fit (on {earlier[1]})"
         info = export_model(model_dir, output, fmt)
     except DefectlensError as exc:
         raise fail(exc) from None
@@ -43,8 +67,9 @@ def export(
         if folder_identity(output) != before:  # swapped in the moment before the interrupt
             raise interrupted(f"the export was written to {output} just before the interrupt") from None
         raise interrupted(f"nothing exported; {output} is as it was") from None
+    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
     console.print(
-        f"exported to {escape(str(output))}: encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
+        f"exported to {escape(str(output))} ({size / 1e6:.1f} MB): encoder on {info.runtime} (sha256 {info.sha256[:16]}…, "
         f"{info.max_relative_error:.1e} relative from PyTorch)" + (f" — it replaces the {escape(replaced)} that was there" if replaced else "")
     )
     if calibrated:

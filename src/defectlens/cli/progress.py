@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from defectlens._entry import stopping_signals
 from defectlens.errors import ConfigError, NoteWarning, OutputError
+from defectlens.io.outputs import send_to_nowhere
 
 
 class _GoesOnWhenReadersLeave(Console):
@@ -32,12 +34,9 @@ class _GoesOnWhenReadersLeave(Console):
 
 
 def _to_nowhere(stream: TextIO) -> None:
-    """Send what is still written to ``stream``, whose reader left, to ``/dev/null`` (its descriptor taken over, so Python's
-    own flush at exit finds a reader too)."""
+    """Send what is still written to ``stream``, whose reader left, to ``/dev/null`` (:func:`send_to_nowhere`)."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
-        nowhere = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(nowhere, stream.fileno())
-        os.close(nowhere)
+        send_to_nowhere(stream.fileno())
 
 
 _STDERR_TERMINAL = sys.stderr is not None and sys.stderr.isatty()
@@ -109,11 +108,12 @@ def notes(lines: Iterable[object]) -> None:
 
 
 def stop_on_terminate() -> None:
-    """Take SIGTERM (``docker stop``, systemd, a cancelled CI job) as Ctrl-C: the command stops the
-    same way, says what was finished and leaves its outputs complete. By default it died at once,
-    with no message and no summary of the images already done."""
+    """Take SIGTERM (``docker stop``, systemd, a cancelled CI job) and SIGHUP (:func:`~defectlens._entry.stopping_signals`)
+    as Ctrl-C: the command stops the same way, says what was finished and leaves its outputs complete. By default it died
+    at once, with no message and no summary of the images already done."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        for signum in stopping_signals():
+            signal.signal(signum, _raise_interrupt)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -15,6 +15,7 @@ import logging.config
 import os
 import re
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from defectlens._entry import stopping_signals
 from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
 from defectlens.io.atomic import folder_identity
@@ -371,6 +373,11 @@ def serve(
         said.warning("reads are open to anyone on the network reaching port %s (bound to %s): pictures, file names and reviews%s; "
                      "keep the port on the plant's network, or behind a proxy that checks who reads", port, shown,
                      "" if token is None else " (the token guards writes only)")
+    hang_up = getattr(signal, "SIGHUP", None)
+    if hang_up in stopping_signals():
+        # The terminal or ssh session closed: stopped as SIGTERM stops it (uvicorn's own handler: the requests in hand answered,
+        # status 0). The command's SIGHUP-as-Ctrl-C broke into uvicorn's loop with a 40-line traceback (regression probe).
+        signal.signal(hang_up, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
     uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))
 
 

@@ -266,7 +266,8 @@ def load_for_inspection(
     needs = Inspector.needs_taxonomy(model_dir)
     part = load_taxonomy(taxonomy, require_descriptions=True) if needs and taxonomy is not None else None
     inspector = Inspector.load(model_dir, part, cue)
-    # None where the detector sets its thresholds per batch: none to replace.
+    # The thresholds --threshold replaces, said as it replaces them (a batch-scoring model holds its batch-outlier units' ones;
+    # None where a detector has none to replace).
     replaced = inspector.detector.thresholds if threshold is not None else None
     if threshold is not None:
         # This run only: the model folder is not touched (`defectlens calibrate` saves one).

@@ -36,7 +36,7 @@ from defectlens.detect.base import Detector
 from defectlens.detect.fusion import FusedDetector
 from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.errors import ConfigError, DefectlensError, ModelFileError
-from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, RUNTIMES, open_network, require_module
+from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, PRECISION, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import read_json_file, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
@@ -86,6 +86,7 @@ class ExportInfo:
                 "opset": self.opset,
                 "sha256": self.sha256,
                 "input": INPUT_NAME,
+                "precision": PRECISION,
                 "config": self.encoder.to_json(),
                 "max_relative_error": self.max_relative_error,
             },
@@ -154,10 +155,16 @@ def _shared_config(encoders: list[PatchEncoder], where: Path) -> EncoderConfig:
 
 
 def _write_onnx(encoder: PatchEncoder, path: Path) -> None:
-    """Trace the encoder's PyTorch network into ``path`` with a dynamic batch dimension."""
+    """Trace the encoder's PyTorch network into ``path`` with a dynamic batch dimension, and every other dimension of its
+    outputs the fixed size the model's canvas gives."""
     require_module("onnx", "`defectlens export`")
+    import onnx
+
     spec = encoder.config.canvas
     example = torch.zeros(2, 3, spec.height, spec.width)
+    with torch.inference_mode():
+        features, stages = encoder.torch_network(example)
+    sizes = [tuple(t.shape[1:]) for t in (features, *stages)]
     levels = [f"level{i}" for i in range(len(encoder.config.stages))]
     outputs = [FEATURES_NAME, *levels]
     with warnings.catch_warnings():
@@ -173,6 +180,15 @@ def _write_onnx(encoder: PatchEncoder, path: Path) -> None:
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: the network is plain convolutions, and it needs no onnxscript
         )
+    # The tracer's own output shapes tied each stage's height to the batch and gave the widths one shared symbol
+    # (['batch', 48, 'batch', 'Castlevel0_dim_3']; deployment probe 2026-12-06), which misleads tools that read them.
+    graph = onnx.load(str(path))
+    for output, size in zip(graph.graph.output, sizes, strict=True):
+        dims = output.type.tensor_type.shape.dim
+        dims[0].dim_param = "batch"
+        for dim, length in zip(dims[1:], size, strict=True):
+            dim.dim_value = length
+    onnx.save(graph, str(path))
 
 
 @torch.inference_mode()
@@ -252,8 +268,9 @@ def export_card_section(meta: dict) -> str:
     when = f"Exported {markdown_line(str(meta.get('exported_at')))} by defectlens {markdown_line(str(meta.get('defectlens')))}{origin}. "
     return (
         f"\n## Exported encoder\n\n{when if meta.get('exported_at') else ''}The encoder network runs on {meta.get('runtime')} from "
-        f"`{encoder.get('file')}` (ONNX opset {encoder.get('opset')}, sha256 `{str(encoder.get('sha256'))[:16]}…`); measured difference "
-        f"from PyTorch at export: {measured}.\n"
+        f"`{encoder.get('file')}` (ONNX opset {encoder.get('opset')}, sha256 `{str(encoder.get('sha256'))[:16]}…`) at "
+        f"{encoder.get('precision') or PRECISION} precision; measured difference from PyTorch at export: {measured}. It runs the network "
+        "only: placing and normalising an image, the neighbour search, maps and verdicts are defectlens's, which runs it.\n"
     )
 
 

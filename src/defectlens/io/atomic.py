@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_output_path, require_writable_parent, stream
+from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_output_path, require_writable_parent, send_to_nowhere, stream
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long belongs to a dead run: a live one renames its own within
@@ -135,20 +135,29 @@ def _umask() -> int:
     return mask
 
 
+def _listed(folder: Path) -> list[Path]:
+    """The entries of ``folder``; none where it is no folder or cannot be listed. A folder one may
+    write in but not read (mode 0311, a drop box) still takes a save: its clean-up had been a
+    traceback before the save began (regression probe 2026-12-06)."""
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
 def restore_replaced_folders(folder: str | Path, target: str | None = None) -> list[Path]:
     """Put back, under its own name, each folder a killed run had moved aside to replace it
     (``.NAME.old-XXXXXXXX``) and left without the replacement (no ``NAME``): the only copy of a
     model must never be cleaned away as a temporary. Only ``target``'s when a name is given;
     returns the folders restored."""
     root = Path(folder)
-    if not root.is_dir():
-        return []
     restored: list[Path] = []
-    for entry in sorted(root.iterdir()):
+    for entry in sorted(_listed(root)):
         match = _OLD_PATTERN.match(entry.name)
-        if not match or (target is not None and match.group(1) != target) or not entry.is_dir() or entry.is_symlink():
+        if not match or (target is not None and match.group(1) != _short(target)) or not entry.is_dir() or entry.is_symlink():
             continue
-        name = root / match.group(1)
+        # A long name was cut for the temporary's (see _short): the caller's ``target`` is the whole one.
+        name = root / (target if target is not None else match.group(1))
         if not name.exists():
             with contextlib.suppress(OSError):  # another run restored or replaced it first
                 os.rename(entry, name)
@@ -162,13 +171,11 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
     removed. Anything else, and anything younger than ``older_than`` seconds, is never touched;
     a replaced folder whose successor is missing is put back first (:func:`restore_replaced_folders`)."""
     root = Path(folder)
-    if not root.is_dir():
-        return []
     restore_replaced_folders(root, target)
     removed: list[Path] = []
     now = time.time()
-    for entry in root.iterdir():
-        if not _STALE_PATTERN.match(entry.name) or (target is not None and not entry.name.startswith((f".{target}.", CHECK_PREFIX))):
+    for entry in _listed(root):
+        if not _STALE_PATTERN.match(entry.name) or (target is not None and not entry.name.startswith((f".{_short(target)}.", CHECK_PREFIX))):
             continue
         try:
             if now - entry.lstat().st_mtime < older_than:
@@ -328,6 +335,11 @@ def _written_into(target: Path) -> Iterator[Path]:
             else:
                 with open(target, "wb") as sink:
                     sink.write(data)
+        except BrokenPipeError:
+            # Its reader left (`--json /dev/stdout | true`): as for `--json -`, what it did not read goes nowhere and the
+            # command ends with its own status; it had been 2, "bad usage" (pipelines probe 2026-12-06).
+            if own is not None:
+                send_to_nowhere(own)
         except OSError as exc:
             raise OutputError(f"could not be written ({exc.strerror or exc})", target, "pass another path, or - for standard output") from None
     finally:
@@ -395,7 +407,8 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     clean_stale_temporaries(target.parent, target.name)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        # Cut as the files' temporaries are: a 242-byte name had no room for ".tmp-XXXXXXXX" (ENAMETOOLONG).
+        tmp = Path(tempfile.mkdtemp(prefix=f".{_short(target.name)}.tmp-", dir=target.parent))
     except OSError as exc:
         raise _not_written(exc.errno or errno.EIO, target, what) from None
     release = _hold(tmp)
@@ -408,7 +421,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
                 # tmp now holds the replaced folder: removing it (or a later run's cleaning) loses nothing.
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                old = Path(tempfile.mkdtemp(prefix=f".{_short(target.name)}.old-", dir=target.parent))
                 os.replace(target, old)  # onto the empty placeholder folder: atomic on POSIX
                 try:
                     os.rename(tmp, target)

@@ -35,12 +35,15 @@ def word_folded(name: str) -> str:
 def names_by_fold(folder: Path) -> dict[str, list[str]]:
     """The names in ``folder`` keyed by their case-folded NFC form (sorted), read once per change of the
     folder: a mask is looked up for each image, and a listing per image of a large folder would cost its
-    square."""
+    square. A change is any of the folder's identity, modification or change time: a folder extracted again
+    from an archive, or copied with ``cp -a``, had the time of the one it replaced, and the index went stale
+    (regression probe 2026-12-06); a change time no program can set back."""
     try:
-        stamp = os.stat(folder).st_mtime_ns
+        info = os.stat(folder)
+        key = os.path.abspath(folder)  # a relative "." names another folder after a chdir
     except (OSError, ValueError):
         return {}
-    key = str(folder)
+    stamp = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
     if (cached := _NAMES_BY_FOLD.get(key)) is not None and cached[0] == stamp:
         return cached[1]
     try:
@@ -56,4 +59,4 @@ def names_by_fold(folder: Path) -> dict[str, list[str]]:
     return index
 
 
-_NAMES_BY_FOLD: dict[str, tuple[int, dict[str, list[str]]]] = {}
+_NAMES_BY_FOLD: dict[str, tuple[tuple[int, int, int, int], dict[str, list[str]]]] = {}

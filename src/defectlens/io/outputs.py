@@ -47,6 +47,15 @@ def own_descriptor(path: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def send_to_nowhere(descriptor: int) -> None:
+    """Point ``descriptor``, whose reader left (``| head -1``, ``| true``), at ``/dev/null``: what is still written to it, Python's
+    own flush at exit included, then finds a reader, and the command ends with its own status, not 1 and "Broken pipe"."""
+    with contextlib.suppress(OSError):
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, descriptor)
+        os.close(nowhere)
+
+
 def stream(path: Path) -> bool:
     """Whether ``path`` (links followed) is something written into, not replaced: a pipe, a terminal,
     a device. ``/dev/stdout`` into a pipe links to ``/proc/PID/fd/pipe:[N]``, a name that is no file:
