@@ -595,6 +595,16 @@ def test_help_reads_as_prose_and_flags_take_no_value(monkeypatch):
     assert "<path>" in text  # options that take a value still say what kind
 
 
+def test_every_command_takes_dash_h_for_its_help():
+    # Pipelines probe 2026-12-06: `-h`, as most tools take it, was "No such option: -h".
+    from defectlens.cli import COMMANDS
+
+    for name, _ in COMMANDS:
+        result = runner.invoke(app, [name, "-h"])
+        assert result.exit_code == 0 and result.output == runner.invoke(app, [name, "--help"]).output, name
+    assert runner.invoke(app, ["-h"]).exit_code == 0
+
+
 def test_help_at_80_columns_keeps_every_option_readable(monkeypatch):
     # typer's option table gave the text a fifth of an 80-column terminal: "efficientnet-li…", one word a line.
     monkeypatch.setenv("COLUMNS", "80")

@@ -9,10 +9,12 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -391,6 +393,17 @@ def test_progress_written_to_a_log_is_a_line_now_and_then(monkeypatch, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("inspecting: ")]
     assert [line.split(" in ")[0] for line in lines] == ["inspecting: 1/3", "inspecting: 2/3"], lines
     assert "s left" in lines[0]
+    # FORCE_COLOR=1 with standard error in a file (pipelines probe 2026-12-06): taken for a terminal, the bar was redrawn ten
+    # times a second into the log, and these lines never came.
+    monkeypatch.setattr(progress.console, "_force_terminal", True)
+    assert progress.console.is_terminal
+    with progress.progress_bar("inspecting", 3) as advance:
+        for _ in range(3):
+            time.sleep(0.3)
+            advance(1)
+    err = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", capsys.readouterr().err)  # the cursor hidden and shown, as on a terminal
+    assert [line.split(" in ")[0] for line in err.splitlines() if line.startswith("inspecting: ")] == ["inspecting: 1/3", "inspecting: 2/3"]
+    assert err.count("inspecting ") <= 3, err  # the bar drawn as it starts and ends, not at every tick
 
 
 def test_an_interrupt_in_the_moment_after_the_swap_says_the_new_model_was_saved(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -380,3 +380,26 @@ def test_a_map_is_smoothed_the_same_way_along_rows_and_columns():
     grid[0, 3, 3] = 1.0
     (result,) = grid_to_results(grid, EncodedBatch(torch.zeros(1, 4, 8, 8), [placement], spec, []), 4.0, 0.01)
     assert result.anomaly_map.max() > 0.1 and np.allclose(result.anomaly_map, result.anomaly_map.T, atol=1e-5)
+
+
+def test_a_threshold_that_flags_no_defect_or_half_the_good_parts_is_said_from_python_too(synthetic_category, fitted_model, monkeypatch):
+    # Regression probe 2026-12-06: `defectlens calibrate` says so; Inspector.calibrate set such thresholds without a word.
+    from defectlens.detect.calibration import threshold_shift_notes
+
+    labels, unlike = [0, 0, 0, 1, 1], [False] * 5
+    assert threshold_shift_notes(labels, [1.0, 2.0, 9.0, 3.0, 4.0], unlike, 2.5, 9.0, "--f1 trades") == [
+        "the new threshold flags none of the 2 defective image(s) (recall 100.0% at the old one): their scores are no higher than "
+        "the good ones' it must pass; --f1 trades"]
+    said = threshold_shift_notes(labels, [1.0, 2.0, 9.0, 3.0, 4.0], unlike, 5.0, 0.5, None)
+    assert said == ["the new threshold flags 100.0% of the 3 good image(s) (33.3% at the old one): a line would stop that share of its good parts"]
+    assert threshold_shift_notes(labels, [1.0, 2.0, 9.0, 3.0, 4.0], unlike, 9.5, 2.5, None) == []  # recall up, a third of the good
+    import defectlens.inspector as inspector_module
+
+    got: list[tuple] = []
+    monkeypatch.setattr(inspector_module, "threshold_shift_notes", lambda *args: got.append(args) or ["a note on the shift"])
+    items = load_category(synthetic_category).require_test()
+    inspector = Inspector.load(fitted_model)
+    old = inspector.thresholds.image
+    with pytest.warns(DefectlensWarning, match="^a note on the shift$"):
+        new = inspector.calibrate([load_image(item.path) for item in items], [item.is_defective for item in items], max_false_alarms=None)
+    assert got[0][3:] == (old, new.image, None) and list(got[0][0]) == [item.is_defective for item in items]

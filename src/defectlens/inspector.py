@@ -64,7 +64,7 @@ from defectlens.detect import (
 )
 from defectlens.detect.base import Detector, LoadContext, Progress
 from defectlens.detect.batch_scoring import BatchScoringConfig, BatchScoringDetector
-from defectlens.detect.calibration import binary_labels, labelled_pixels, require_clear_mask, thresholds_from_labels
+from defectlens.detect.calibration import binary_labels, labelled_pixels, require_clear_mask, threshold_shift_notes, thresholds_from_labels
 from defectlens.detect.discriminator import DiscriminatorConfig, DiscriminatorDetector
 from defectlens.detect.frame_check import MIN_IMAGES as FRAME_MIN_IMAGES
 from defectlens.detect.frame_check import drift_note
@@ -967,7 +967,12 @@ class Inspector:
             # Masks given, none of them usable: said, as the command says it (the pixel threshold had stayed without a word);
             # after the refusal above, not before it of a threshold it never kept (regression probe 2026-12-06).
             warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({self.thresholds.pixel:g})"))
+        old = self.thresholds.image
         self.detector.thresholds = set_by.thresholds
+        trade = None if max_false_alarms is None else "max_false_alarms=None (F1-optimal) trades false alarms for recall"
+        for note in threshold_shift_notes(y, [r.score for r in results], [r.unlike_normal is not None for r in results], old,
+                                          set_by.thresholds.image, trade):
+            warn_caller(DefectlensWarning(note))  # kept, as asked, and said as the command says it
         if set_by.thin:
             warn_caller(DefectlensWarning(f"{set_by.thin}: check it on other labelled parts (`defectlens evaluate`), or calibrate on more"))
         return set_by.thresholds

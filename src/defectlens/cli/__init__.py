@@ -80,7 +80,9 @@ rich_utils.rich_format_error = _usage_error_in_one_line  # type: ignore[assignme
 
 # The command list keeps typer's layout at any width: it wraps each command's summary in full, where
 # click's plain layout cut them at about 45 characters ("Fit a detector on the normal images of...").
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.")
+# -h as well as --help, as most command-line tools take it (a first try of `defectlens inspect -h` was "No such option").
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline industrial defect inspection.",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 # typer 0.29 shows every option with a value type, flags too: "--resume <bool>", "--help <bool>",
 # and `--check true` then fails (README audit 2026-12-05). A flag takes no value: none is shown.

@@ -24,13 +24,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from defectlens.cli.evaluate import require_no_good_folder, require_one_label
-from defectlens.cli.progress import console, fail, interrupted, progress_bar
+from defectlens.cli.progress import console, fail, interrupted, notes, progress_bar
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures
 from defectlens.descriptor import grey_reason_in, model_stamp, read_descriptor
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
     labelled_pixels,
+    threshold_shift_notes,
     thresholds_from_labels,
     thresholds_from_normal,
 )
@@ -415,16 +416,7 @@ def calibrate(
     if thin := set_by.thin:
         console.print(f"[yellow]note:[/] {thin}: check it with `defectlens evaluate`, or calibrate on more (--dry-run shows a threshold "
                       "without saving it)")
-    if after.recall == 0:
-        # Saved as asked, but said: a probe's batch model went from 8 % recall to none without a word.
-        console.print(f"[yellow]note:[/] the new threshold flags none of the {len(bad)} defective image(s) (recall "
-                      f"{_percent(before.recall)} at the old one): their scores are no higher than the good ones' it must pass"
-                      f"{'' if f1 else '; --f1 trades false alarms for recall'}")
-    if after.false_alarm_rate >= 0.5 and after.false_alarm_rate > before.false_alarm_rate:
-        # Saved as asked, but said: --f1 on swapped folders had set a threshold under every good image, with no word (threshold
-        # probe 2026-12-06), where the same set without it pointed to --f1.
-        console.print(f"[yellow]note:[/] the new threshold flags {_percent(after.false_alarm_rate)} of the {len(normal)} good image(s) "
-                      f"({_percent(before.false_alarm_rate)} at the old one): a line would stop that share of its good parts")
+    notes(threshold_shift_notes(labels, scores, unlike, old.image, image_t, None if f1 else "--f1 trades false alarms for recall"))
     if getattr(inspector.detector, "batch_relative", False):
         console.print(f"[yellow]note:[/] this model's scores are relative to the batch they were read in: the threshold holds for "
                       f"batches mixed like this set ({len(bad) / len(labels):.0%} defective), not for lots of another mix")

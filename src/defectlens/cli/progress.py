@@ -140,6 +140,9 @@ def progress_bar(description: str, total: int, then: str | None = None) -> Itera
     """A progress bar on stderr; yields the ``advance(n)`` callback the stages accept. ``then``:
     what the stage does after its counted part, shown (with the clock still running) once the
     count is full — `fit` sat a minute at "250/250" building the bank and setting its thresholds."""
+    # Not a terminal (a log, CI, systemd), whatever FORCE_COLOR makes rich take it for: with FORCE_COLOR=1 and standard error
+    # in a file the bar was redrawn ten times a second into the log, and the plain lines below never came (pipelines probe).
+    logging = not (console.is_terminal and _STDERR_TERMINAL)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -148,12 +151,12 @@ def progress_bar(description: str, total: int, then: str | None = None) -> Itera
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        auto_refresh=not logging,
     ) as bar:
         task = bar.add_task(description, total=total)
         counted = [0]
-        # Not a terminal (a log, CI, systemd): the bar is drawn once, at the end, and a 3 000-image
-        # run was silent for its whole two minutes. A line at most every LOG_EVERY_SECONDS instead.
-        logging = not console.is_terminal
+        # Not a terminal: the bar is drawn once, at the end, and a 3 000-image run was silent for its
+        # whole two minutes. A line at most every LOG_EVERY_SECONDS instead.
         started = last = time.monotonic()
 
         def advance(n: int) -> None:

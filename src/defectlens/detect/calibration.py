@@ -373,6 +373,35 @@ class LabelledThresholds:
         return self.separation < 0.5
 
 
+def threshold_shift_notes(labels: Sequence[object] | np.ndarray, scores: Sequence[float] | np.ndarray, unlike: Sequence[bool] | np.ndarray,
+                          old_image: float, new_image: float, trade: str | None) -> list[str]:
+    """What a new image threshold does on its labelled set that a person must hear, against the old one: it flags none of the
+    defective images (``trade``: how to trade false alarms for recall, where the threshold was not F1-optimal), or half the
+    good ones or more (and more than the old did). Thresholds set so are kept (asked for), and
+    said: `defectlens calibrate` as notes, :meth:`~defectlens.inspector.Inspector.calibrate` as warnings (from Python these
+    had gone without a word; regression probe 2026-12-06)."""
+    from defectlens.evaluate.metrics import verdict_point  # here: scikit-learn stays out of inspection's start-up
+
+    y = binary_labels(list(labels))
+    marks, flags = np.asarray(scores, np.float64), np.asarray(unlike, bool)
+    before, after = (verdict_point(t, y, (marks > t) | flags) for t in (old_image, new_image))
+    n_defective, n_good = int(y.sum()), int((~y).sum())
+
+    def percent(value: float) -> str:
+        return "n/a" if math.isnan(value) else f"{value:.1%}"
+
+    notes = []
+    if after.recall == 0:
+        # A probe's batch model went from 8 % recall to none without a word.
+        notes.append(f"the new threshold flags none of the {n_defective} defective image(s) (recall {percent(before.recall)} at the old "
+                     f"one): their scores are no higher than the good ones' it must pass{f'; {trade}' if trade else ''}")
+    if after.false_alarm_rate >= 0.5 and after.false_alarm_rate > before.false_alarm_rate:
+        # --f1 on swapped folders had set a threshold under every good image, with no word (threshold probe 2026-12-06).
+        notes.append(f"the new threshold flags {percent(after.false_alarm_rate)} of the {n_good} good image(s) "
+                     f"({percent(before.false_alarm_rate)} at the old one): a line would stop that share of its good parts")
+    return notes
+
+
 def thresholds_from_labels(
     labels: Sequence[object] | np.ndarray,
     scores: Sequence[float] | np.ndarray,
