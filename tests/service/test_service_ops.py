@@ -304,6 +304,33 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
         refused = runner.invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "w"),
                                       *[a for n in names for a in ("--model", n)]])
         assert refused.exit_code == 2 and words in " ".join(refused.output.split()) and not (tmp_path / "w").exists(), refused.output
+    # The gear's model served under the plate's name (a mistyped NAME=DIR; plant probe 2026-12-06): said at start, and the
+    # name's reviews, of two parts now, exported one part at a time (they had no export at all).
+    from defectlens.service.app import other_parts_stored
+    from defectlens.service.store import Store
+
+    pool = ModelPool.load([f"plate={gear}"])
+    store = Store(db_url)
+    try:
+        assert other_parts_stored(store, pool) == [
+            "model plate: the inspections stored under this name are of 'metal plate' (the latest, #1), the model served now of "
+            "'brass gear': serve it under a name of its own (NAME=DIR), or their reviews are exported one part at a time "
+            "(`defectlens export-reviews --part`)"]
+        with make_app(pool, db_url, data) as client:
+            ins = upload(client, images["bad"], model="plate").json()
+            assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good"}).status_code == 200
+        assert other_parts_stored(store, pool) == []  # the latest is the gear's now
+    finally:
+        store.dispose()
+        pool.close()
+    export = ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(tmp_path / "p"), "--model", "plate"]
+    mixed = runner.invoke(cli, export)
+    said = " ".join(mixed.output.split())
+    assert mixed.exit_code == 2 and "the inspections stored under 'plate' are of 2 parts (brass gear, metal plate)" in said and "--part" in said
+    for part, status, words in (("metal plate", 0, "1 reviewed inspection(s)"), ("brass gear", 0, "1 reviewed inspection(s)"),
+                                ("copper pipe", 2, "no reviewed inspection's report names the part 'copper pipe' — fix: pass one of")):
+        one = runner.invoke(cli, [*export, "--part", part])
+        assert one.exit_code == status and words in " ".join(one.output.split()), one.output
 
 
 def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():

@@ -133,3 +133,16 @@ def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_mode
         assert list(pool.models) == ["cookie", "a=b"] and pool.default == "cookie" and pool.models["cookie"].path == v1
     finally:
         pool.close()
+    # Through a link, by the name given (plant probe 2026-12-06: `current -> v1` was served as "v1", and its history took the
+    # next version's name at each rollout); a folder that goes away is said gone, not "written again" (a restart would fail).
+    current = tmp_path / "cookie" / "current"
+    current.symlink_to("v1")
+    pool = ModelPool.load([str(current)])
+    try:
+        served = pool.models["current"]
+        assert list(pool.models) == ["current"] and served.disk_change() is None
+        v1.rename(v1.with_name("v1.bak"))
+        assert served.changed_on_disk() and "is gone since this service loaded it" in str(served.disk_change())
+        assert any("is gone since" in note for note in served.summary()["notes"])
+    finally:
+        pool.close()

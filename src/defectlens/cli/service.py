@@ -363,7 +363,9 @@ def serve(
         write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
     said = logging.getLogger("defectlens.service")
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
-    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", ", ".join(map(str, model_dirs)), shown, port)
+    # Each under the name requests and the history use (a folder through a link had been named after the link's target, unsaid).
+    served = ", ".join(f"{name} ({loaded.path})" if name != str(loaded.path) else name for name, loaded in app.state.pool.models.items())
+    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", served, shown, port)
     local = is_loopback(host)
     if token is None:
         said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
@@ -409,6 +411,8 @@ def export_reviews(
         list[str] | None,
         typer.Option(help="Export this model's reviews (needed when the service served several); repeat it for the folders of one part."),
     ] = None,
+    part: Annotated[str | None, typer.Option(help="Export only the reviews whose reports name this part (its taxonomy's object): "
+                                                  "for a name served for two parts in turn.")] = None,
 ) -> None:
     """Write reviewed inspections out as type examples and a labelled calibration set.
 
@@ -442,7 +446,7 @@ def export_reviews(
         raise typer.Exit(2) from None
     before = folder_identity(output)
     try:
-        summary = run_export(store, BlobStore(data_dir), output, model)
+        summary = run_export(store, BlobStore(data_dir), output, model, part)
     except KeyboardInterrupt:
         # The folder is swapped in whole: an earlier export stands unless the interrupt came just after the swap.
         # It had ended with status 130 and not a word (interruption probe).

@@ -44,6 +44,7 @@ from sqlalchemy.exc import DataError
 
 from defectlens import __version__
 from defectlens.errors import DefectlensError
+from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
 from defectlens.io.names import same_spelling
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
@@ -516,6 +517,23 @@ class Outage:
         return JSONResponse({"detail": self.public(reason)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
+def other_parts_stored(store: Store, pool: ModelPool) -> list[str]:
+    """A line for each model served under a name whose latest stored inspection is of another part, by its report's object: a
+    mistyped ``NAME=DIR`` mixed two parts' history under one name without a word, and its reviews could then not be exported
+    (plant probe 2026-12-06)."""
+    said = []
+    for name, served in pool.models.items():
+        taxonomy = served.analysis.taxonomy
+        now = taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT
+        latest = store.page(Filters(model=name), 1, 0)[0]
+        before = (latest[0].report or {}).get("object") if latest else None
+        if isinstance(before, str) and DEFAULT_OBJECT not in (before, now) and same_spelling(before) != same_spelling(now):
+            said.append(f"model {name}: the inspections stored under this name are of {before!r} (the latest, #{latest[0].id}), the model "
+                        f"served now of {now!r}: serve it under a name of its own (NAME=DIR), or their reviews are exported one part at a "
+                        "time (`defectlens export-reviews --part`)")
+    return said
+
+
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
     owns_pool = pool is None
@@ -549,6 +567,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if await run_in_threadpool(store.count) == 0 and blobs.holds_files():
                 log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
+            for note in await run_in_threadpool(other_parts_stored, store, pool):
+                log.warning("%s", note)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         stop = threading.Event()
@@ -1124,16 +1144,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             outage.began(str(store.last_error))
         return up
 
-    said_changed: set[str] = set()
+    said_changed: set[tuple[str, str]] = set()
 
     def note_models_changed() -> None:
         """Log once each model folder written again since it was loaded (on the watch thread): only /models and /health had
         said so, and an operator reading the log saw nothing of a refit or a calibration the service was not using (probe)."""
         for name, loaded in pool.models.items():
-            if name not in said_changed and loaded.changed_on_disk():
-                said_changed.add(name)
-                log.warning("model %s: %s was written again since this service loaded it (a refit or a calibration?); the service "
-                            "still uses the model it loaded — restart it to use the new one", name, loaded.path)
+            # Each change once: a folder removed after it was refitted is said too.
+            if (change := loaded.disk_change()) is not None and (name, change) not in said_changed:
+                said_changed.add((name, change))
+                log.warning("model %s: %s", name, change)
 
     def refresh_sizes() -> None:
         """The gauges of what is stored and the disk's room (on the watch thread: /metrics never waits on them)."""

@@ -32,6 +32,7 @@ from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, json_text, png_bytes, write_bytes_atomic
 from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST
+from defectlens.io.names import same_spelling
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
@@ -161,10 +162,12 @@ def _png(mask: np.ndarray) -> bytes:
     return png_bytes(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
 
 
-def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: str | Sequence[str] | None = None) -> ExportSummary:
+def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: str | Sequence[str] | None = None,
+                   part: str | None = None) -> ExportSummary:
     """Write every reviewed inspection of ``store`` (of ``model`` when given: one name, or several
     of one part — a model calibrated into a new folder is served under a new name) under
-    ``output`` (replaced as a whole when it is an earlier export or empty).
+    ``output`` (replaced as a whole when it is an earlier export or empty); of those whose reports name ``part`` (the
+    object of the part's taxonomy) when given: a name served for two parts in turn is exported one part at a time.
 
     Reviews of several models are refused without ``model``: one calibration set of two parts'
     images was taken by `calibrate` without a word, and set one part's thresholds on the other's.
@@ -175,6 +178,14 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     the machine's guess, not a label. A missed defect given without a box gets no mask: the model
     locates it, as in any mask-free example."""
     rows = store.reviewed()
+    if part is not None:
+        # Its reports' object, as the refusal below names parts: a name served for two parts in turn had no export at all
+        # (plant probe 2026-12-06: "export one part at a time", which --model alone could not do).
+        parts = sorted({o for r in rows if (o := (r.report or {}).get("object"))})
+        rows = [r for r in rows if same_spelling((r.report or {}).get("object") or "") == same_spelling(part)]
+        if not rows:
+            raise ConfigError(f"no reviewed inspection's report names the part {part!r}", None,
+                              f"pass one of the parts reviewed: {', '.join(map(repr, parts)) or 'none'}")
     # Models by their labelled reviews: one whose reviews all say "unusable" (another part's images posted to it) has
     # labelled nothing, and is no second part to refuse an export for.
     models = sorted({r.model for r in rows if r.reviewed_verdict != UNUSABLE})
@@ -200,8 +211,10 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
         # object) merged one image's reviews across parts, and one part's reviewed crack went out as the other's good part.
         objects = {m: {o for r in rows if r.model == m and (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT} for m in wanted}
         if len(named := set().union(*objects.values())) > 1:
-            raise ConfigError(f"the models named are of {len(named)} parts ({', '.join(sorted(named))}), by their reports", None,
-                              "export one part at a time: --model NAME, repeated only for the folders one part was served from")
+            which = f"the inspections stored under {wanted[0]!r} are" if len(wanted) == 1 else "the models named are"
+            raise ConfigError(f"{which} of {len(named)} parts ({', '.join(sorted(named))}), by their reports", None,
+                              "export one part at a time: --part with one of them (as written), or --model NAME repeated only for "
+                              "the folders one part was served from")
     elif len(models) > 1:
         raise ConfigError(f"the reviews are of {len(models)} models ({', '.join(models)})", None,
                           "export one part at a time with --model NAME (repeat it for the folders one part was served from): "

@@ -16,6 +16,7 @@ after loading on the main thread, 26–27 ms with both on the worker, as on the 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -78,19 +79,29 @@ class LoadedModel:
     stamp: tuple[int, int] | None = None
     """Which writing of the folder was loaded (:func:`~defectlens.descriptor.model_stamp`)."""
 
+    def disk_change(self) -> str | None:
+        """How the folder changed since it was loaded, in words for a note, or None: written again (a re-fit, a calibration;
+        the service goes on with the model it holds, which no longer matches `defectlens inspect`), or gone (moved or removed:
+        said "written again", a restart was then advised that would not find it; plant probe 2026-12-06)."""
+        if self.stamp is None or (now := model_stamp(self.path)) == self.stamp:
+            return None
+        if now is None:
+            return (f"{self.path} is gone since this service loaded it (moved or removed); the service still uses the model it "
+                    "loaded — put the folder back, or serve it from where it is now, before a restart")
+        return (f"{self.path} was written again since this service loaded it; the service still uses the model it loaded — "
+                "restart it to use the new one")
+
     def changed_on_disk(self) -> bool:
-        """Whether the folder was written again since it was loaded (a re-fit, a calibration):
-        the service goes on with the model it holds, which no longer matches `defectlens inspect`."""
-        return self.stamp is not None and model_stamp(self.path) != self.stamp
+        """Whether the folder was written again or is gone since it was loaded (:meth:`disk_change`)."""
+        return self.disk_change() is not None
 
     def summary(self) -> dict:
         """What `GET /models` shows: settings, thresholds, types, card."""
         ins = self.inspector
         t = ins.detector.thresholds
         notes = list(self.notes)
-        if self.changed_on_disk():
-            notes.append(f"{self.path} was written again since this service loaded it; the service still uses the model "
-                         "it loaded — restart it to use the new one")
+        if change := self.disk_change():
+            notes.append(change)
         return {
             "name": self.name,
             "detector": ins.detector.name,
@@ -190,7 +201,9 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     if analysis.classifier is not None:
         names += [n for n in analysis.classifier.class_names if n not in names]
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
-    label = same_spelling(name or root.resolve().name)
+    # The folder as given, its link not followed: `current -> v2` served as "v2" split a part's history at each rollout
+    # (plant probe 2026-12-06); made absolute, "." is the folder's own name.
+    label = same_spelling(name or Path(os.path.abspath(root)).name)
     notes = list(analysis.notes)
     if not names:
         # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.
