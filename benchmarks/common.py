@@ -82,6 +82,15 @@ def saved_results(path: Path, needs: Sequence[str] = ()) -> dict:
     return saved
 
 
+def tables_written(path: Path, write: Callable[[], None]) -> None:
+    """Run ``write``, which makes the tables from the results in ``path``; one line where those results are not of the shape
+    it reads (a row without its category, a category of no rows: tracebacks; second regression probe 2026-12-06)."""
+    try:
+        write()
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        sys.exit(f"{path}: the results are not of the shape this study writes ({type(exc).__name__}: {exc}) — run the study again")
+
+
 def _commit() -> str | None:
     """The repository's commit, with "+changes" when the working tree differs from it; None outside a git clone."""
     try:

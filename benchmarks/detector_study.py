@@ -49,7 +49,7 @@ from defectlens.types import AnomalyResult
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from common import add_data_argument, finish_record, has_normal_images, require_categories, run_record, saved_results  # noqa: E402 - the benchmarks' shared module
+from common import add_data_argument, finish_record, has_normal_images, require_categories, run_record, saved_results, tables_written  # noqa: E402 - the benchmarks' shared module
 
 CACHE_VERSION = 2
 """2: the encoder's batch norms folded into its convolutions (features within 4e-6 relative,
@@ -644,8 +644,8 @@ def main() -> None:
             print(f"{s.name:16} {s.factor}")
         return
     if args.tables:
-        saved = saved_results(args.out / "detector_study.json", needs=("rows", "meta"))
-        write_tables(saved["rows"], args.out, saved["meta"])
+        saved = saved_results(path := args.out / "detector_study.json", needs=("rows", "meta"))
+        tables_written(path, lambda: write_tables(saved["rows"], args.out, saved["meta"]))
         return
     known = {s.name: s for s in SETTINGS}
     unknown = [n for n in args.settings or [] if n not in known]

@@ -44,6 +44,7 @@ from common import (  # noqa: E402  (the benchmarks' shared module)
     require_output_folder,
     run_record,
     saved_results,
+    tables_written,
 )
 from defectlens.detect import MemoryBankConfig, MemoryBankDetector  # noqa: E402
 from defectlens.detect.maps import image_score  # noqa: E402
@@ -173,7 +174,7 @@ def main() -> None:
             results[name] = {**results.get(name, {}), **{key: {**row, "measured": stamp} for key, row in rows.items()}}
             run = {**finish_record(record), "categories": names[: i + 1]}
             path.write_text(json.dumps({**results, "run": run}, indent=1))
-    write_tables(results, args.out, [n for n in results if run is not None and n not in run["categories"]])
+    tables_written(path, lambda: write_tables(results, args.out, [n for n in results if run is not None and n not in run["categories"]]))
 
 
 if __name__ == "__main__":

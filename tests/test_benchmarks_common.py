@@ -140,7 +140,9 @@ def test_the_neighbourhood_tables_name_the_categories_the_latest_run_did_not_cov
                                ("neighbourhood_study", '{"cookie": {"3"', "the results cannot be read"),
                                ("neighbourhood_study", "[]", "holds no results"),
                                ("detector_study", '{"rows": [], "meta": {}}', "holds no results"),
-                               ("detector_study", None, "no results file")):
+                               ("detector_study", None, "no results file"),
+                               ("neighbourhood_study", '{"cookie": null}', "not of the shape this study writes"),
+                               ("detector_study", '{"rows": [{"a": 1}], "meta": {"x": 1}}', "not of the shape this study writes")):
         out = tmp_path / "saved"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()

@@ -336,8 +336,18 @@ def test_a_folder_name_near_the_limit_is_written_replaced_and_its_leftovers_foun
     moved = tmp_path / f".{short}.old-abcd1234"  # a killed two-step replace: the only copy, under the cut name
     moved.mkdir()
     (moved / "part.txt").write_text("kept")
+    # Another model whose name starts with the same 200 bytes (the second regression probe: its only copy, moved aside by a
+    # killed save, was taken for this one's, renamed to it and replaced by the next save).
+    other = tmp_path / ("é" * 120 + "other")
+    assert atomic._short(other.name) != short
+    theirs = tmp_path / f".{atomic._short(other.name)}.old-efgh5678"
+    theirs.mkdir()
+    (theirs / "part.txt").write_text("the other model's only copy")
     assert clean_stale_temporaries(tmp_path, target.name) == [stale]
-    assert [p.name for p in tmp_path.iterdir()] == [target.name] and (target / "part.txt").read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, theirs.name]) and (target / "part.txt").read_text() == "kept"
+    assert clean_stale_temporaries(tmp_path) == [] and theirs.is_dir()  # its whole name is not in it: left for its own save
+    clean_stale_temporaries(tmp_path, other.name)
+    assert (other / "part.txt").read_text() == "the other model's only copy"
 
 
 def test_a_folder_one_may_write_in_but_not_list_takes_a_save(tmp_path, monkeypatch):
@@ -350,10 +360,19 @@ def test_a_folder_one_may_write_in_but_not_list_takes_a_save(tmp_path, monkeypat
             raise PermissionError(errno.EACCES, "Permission denied", str(self))
         return iterdir(self)
 
+    opened = os.open
+
+    def unreadable(path, flags, *args):  # type: ignore[no-untyped-def]
+        if Path(path) == tmp_path and flags == os.O_RDONLY:  # opened to sync its entries (the second probe: "not written" after the save)
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return opened(path, flags, *args)
+
     monkeypatch.setattr(Path, "iterdir", unlistable)
-    with atomic_directory(tmp_path / "model", lambda p: True, "test folder") as tmp:
-        (tmp / "part.txt").write_text("saved")
-    assert (tmp_path / "model" / "part.txt").read_text() == "saved" and clean_stale_temporaries(tmp_path) == []
+    monkeypatch.setattr(atomic.os, "open", unreadable)
+    for text in ("saved", "saved again"):
+        with atomic_directory(tmp_path / "model", lambda p: True, "test folder") as tmp:
+            (tmp / "part.txt").write_text(text)
+    assert (tmp_path / "model" / "part.txt").read_text() == "saved again" and clean_stale_temporaries(tmp_path) == []
 
 
 def test_identical_model_files_are_byte_identical(tmp_path):

@@ -235,6 +235,10 @@ def test_export_over_a_fitted_model_is_refused_and_over_an_export_said(fitted_mo
     # Said as an export of this very fit (deployment probe 2026-12-06: "the memory-bank model that was there" read as another's).
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and "it replaces the earlier export of this fit (on onnxruntime) that was there" in said, said
+    copy = tmp_path / "copy-of-the-fit"  # the same fit from another folder (`cp -a`): the same fit still (second regression probe)
+    shutil.copytree(fitted_model, copy)
+    result = runner.invoke(app, ["export", str(copy), "-o", str(again), "--format", "openvino"])
+    assert result.exit_code == 0 and "the earlier export of this fit (on onnxruntime)" in " ".join(result.output.split()), result.output
     # An export of an export: one export section on its card (a second was appended), and the
     # runtime named as `export --format` names it is taken by the Python API too.
     twice = tmp_path / "twice"

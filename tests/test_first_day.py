@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 import unicodedata
 from dataclasses import replace
@@ -1368,3 +1369,17 @@ def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synt
     for wrong in ("Fit", "0.1", 1.5, Decimal("0.1"), [0.1], b"fit", np.array([0.05, 0.1])):
         with pytest.raises(ValueError, match="max_false_alarms must be a share in"):
             Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=wrong)  # type: ignore[arg-type]
+
+
+def test_calibrate_on_a_model_with_a_name_near_the_limit_plots_beside_it(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-06: fit writes model folders of 248-255 bytes, and calibrate on one was refused unless --plot
+    # ("MODEL.roc.png" is 263 bytes long).
+    from defectlens.io.names import within_bytes
+
+    model = tmp_path / ("é" * 125 + "x")
+    shutil.copytree(fitted_model, model)
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot")])
+    assert result.exit_code == 0, result.output
+    plot = tmp_path / f"{within_bytes(model.name, 255 - len('.roc.png'))}.roc.png"
+    assert plot.is_file() and len(os.fsencode(plot.name)) <= 255 and model.name not in plot.name

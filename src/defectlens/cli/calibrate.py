@@ -39,7 +39,8 @@ from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, 
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies
-from defectlens.io.outputs import require_output_file, require_room, require_writable_parent, saving_in
+from defectlens.io.names import within_bytes
+from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
 from defectlens.types import Thresholds
 
 SCORE_BATCH = 16
@@ -298,7 +299,8 @@ def calibrate(
             # One copy: the old model's files are on that disk already (twice their size had refused a disk that could take it;
             # interruption probe 2026-12-06), and a MiB for the plot and the descriptor.
             require_room(model_dir.parent, size + 2**20, "calibrated model")
-        planned = plot or model_dir.parent / f"{model_dir.name}.roc.png"
+        # A model's name of 248 to 255 bytes (fit writes them) had no room for ".roc.png": refused unless --plot (regression probe).
+        planned = plot or model_dir.parent / f"{within_bytes(model_dir.name, NAME_MAX - len('.roc.png'))}.roc.png"
         plot_path: Path | None = planned
         try:
             require_output_file(planned, "ROC plot", kept=[model_dir, *good, *defective])

@@ -25,6 +25,14 @@ def _source_of(model_dir: Path) -> tuple[str, str | None] | None:
     return str(model_dir.resolve()), descriptor.provenance.fitted_at if descriptor.provenance else None
 
 
+def _same_fit(a: tuple[str, str | None], b: tuple[str, str | None] | None) -> bool:
+    """Whether two sources (:func:`_source_of`) are one fit: by its time where both have one, wherever the folder is (a
+    `cp -a` copy of the fit exported over its export had been said another model's; regression probe 2026-12-06)."""
+    if b is None:
+        return False
+    return a[1] == b[1] if a[1] is not None and b[1] is not None else a[0] == b[0]
+
+
 def _earlier_export(folder: Path) -> tuple[tuple[str, str | None], str] | None:
     """The source (as :func:`_source_of`) and runtime of the export in ``folder``; None where it records none or is unreadable."""
     try:
@@ -57,7 +65,7 @@ def export(
         # calibrated on the line whose thresholds the new one does not carry (export probe 2026-12-06).
         replaced = describe_model_in(output) if is_exported(output) else None
         calibrated = read_descriptor(output).thresholds if replaced and "with thresholds set by" in replaced else None
-        if replaced and not calibrated and (earlier := _earlier_export(output)) is not None and earlier[0] == _source_of(model_dir):
+        if replaced and not calibrated and (earlier := _earlier_export(output)) is not None and _same_fit(earlier[0], _source_of(model_dir)):
             # "it replaces the memory-bank model of a cookie that was there" read as another model's (deployment probe 2026-12-06).
             replaced = f"earlier export of this fit (on {earlier[1]})"
         info = export_model(model_dir, output, fmt)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
+from defectlens.io.names import was_cut, within_bytes
 from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_output_path, require_writable_parent, send_to_nowhere, stream
 
 STALE_SECONDS = 60.0
@@ -119,7 +120,12 @@ def _flush_folder(folder: Path) -> None:
 
 
 def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except PermissionError:
+        # A folder one may write in but not read (mode 0311): its entries cannot be synced from here, and what was renamed
+        # into it is there. It had failed a save that had happened, said as "not written" (regression probe 2026-12-06).
+        return
     try:
         os.fsync(fd)
     except OSError:
@@ -156,6 +162,8 @@ def restore_replaced_folders(folder: str | Path, target: str | None = None) -> l
         match = _OLD_PATTERN.match(entry.name)
         if not match or (target is not None and match.group(1) != _short(target)) or not entry.is_dir() or entry.is_symlink():
             continue
+        if target is None and was_cut(match.group(1), _TEMPORARY_NAME_BYTES):
+            continue  # its whole name is not in it: left for the run that writes that name
         # A long name was cut for the temporary's (see _short): the caller's ``target`` is the whole one.
         name = root / (target if target is not None else match.group(1))
         if not name.exists():
@@ -192,13 +200,14 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
     return removed
 
 
-def _short(name: str, limit: int = 200) -> str:
-    """``name`` cut to ``limit`` bytes (at a character's edge) for a temporary's name: with the dot
-    and the random ``.XXXXXXXX.tmp`` added, a 239-character file name no longer fitted the file
-    system's 255 bytes, and its results could not be written at all."""
-    # As the file system has it: a name that is not UTF-8 (a Latin-1 "Aé.png" from a camera's share)
-    # decodes with surrogates, which UTF-8 cannot encode; it crashed every write of such an image.
-    return os.fsdecode(os.fsencode(name)[:limit])
+_TEMPORARY_NAME_BYTES = 200
+"""The bytes of a name a temporary keeps: with the dot and the random ``.XXXXXXXX.tmp`` added, a 239-character file name
+no longer fitted the file system's 255 bytes, and its results could not be written at all."""
+
+
+def _short(name: str) -> str:
+    """``name`` as a temporary's name holds it (:func:`~defectlens.io.names.within_bytes`)."""
+    return within_bytes(name, _TEMPORARY_NAME_BYTES)
 
 
 _UNIT: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("defectlens_write_unit", default=None)

@@ -6,7 +6,9 @@ combining mark), most keyboards composed ("ä"); Windows and SMB shares take ``X
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import unicodedata
 from pathlib import Path
 
@@ -30,6 +32,35 @@ def word_folded(name: str) -> str:
     type them) as their ASCII ones (NFKC, case-folded). For names that carry a meaning (``good``, ``train``,
     ``unknown``), not for file identity (:func:`folded_name`): NFKC also merges signs such as ``²`` and ``2``."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def within_bytes(name: str, limit: int) -> str:
+    """``name`` where a file name has ``limit`` bytes for it: itself when it fits, else its start (whole characters) and a
+    digest of the whole, which keeps two long names that start alike apart (cut alone, a killed save's only copy of one
+    model was taken for another's and replaced; regression probe 2026-12-06) and the same name the same from run to run
+    (``--resume``). A name that is not UTF-8 (a Latin-1 "Aé.png" from a camera's share) is cut as the file system holds it."""
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    cut = raw[: max(limit - len(digest) - 1, 1)]
+    for end in range(len(cut), max(len(cut) - 4, 0), -1):
+        try:
+            head = cut[:end].decode("utf-8")  # a character cut in two loses its first bytes
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        head = os.fsdecode(cut)  # a name that is no UTF-8: its bytes as they were
+    return f"{head}-{digest}"
+
+
+def was_cut(name: str, limit: int) -> bool:
+    """Whether ``name`` may be :func:`within_bytes`' cut form of a longer one (the whole of which it cannot give back)."""
+    return len(os.fsencode(name)) > limit - 13 and _CUT.search(name) is not None
+
+
+_CUT = re.compile(r"-[0-9a-f]{8}$")
 
 
 def names_by_fold(folder: Path) -> dict[str, list[str]]:

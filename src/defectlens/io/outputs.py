@@ -7,7 +7,6 @@ Every check raises :class:`~defectlens.errors.OutputError` naming the path and t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from defectlens.errors import OutputError
 from defectlens.io.images import home_expanded, path_is
-from defectlens.io.names import folded_name
+from defectlens.io.names import folded_name, within_bytes
 
 
 def _real(path: Path) -> Path:
@@ -338,11 +337,11 @@ def unique_output_names(
             take(path, kept)
     # Room for the longest suffix and a "-NN" within the 255 bytes a file name may take: a 250-byte name was inspected,
     # then none of its results could be written ("File name too long"), and --resume failed the same way (probe).
-    room = NAME_BYTES - max((len(_name_bytes(s)) for s in suffixes), default=0) - 4
+    room = NAME_MAX - max((len(_name_bytes(s)) for s in suffixes), default=0) - 4
     for path in paths:
         if path in names:
             continue
-        stem = _fitting_stem(path.stem, room)
+        stem = within_bytes(path.stem, room)
         name, n = stem, 1
         while not free(name):
             n += 1
@@ -352,29 +351,7 @@ def unique_output_names(
     return names, renamed
 
 
-NAME_BYTES = 255
-"""The longest file name most file systems take, in bytes."""
-
-
 def _name_bytes(name: str) -> bytes:
     """A file name's bytes as the file system has them (a name that is no UTF-8 comes back as it was)."""
     return os.fsencode(name)
 
-
-def _fitting_stem(stem: str, room: int) -> str:
-    """``stem`` when its bytes fit ``room``, else its start (whole characters) and a digest of the whole, which keeps two
-    long names that start alike apart and the same name the same from run to run (``--resume``)."""
-    raw = _name_bytes(stem)
-    if len(raw) <= room:
-        return stem
-    digest = hashlib.sha256(raw).hexdigest()[:8]
-    cut = raw[: max(room - len(digest) - 1, 1)]
-    for end in range(len(cut), max(len(cut) - 4, 0), -1):
-        try:
-            head = cut[:end].decode("utf-8")  # a character cut in two loses its first bytes
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        head = os.fsdecode(cut)  # a name that is no UTF-8: its bytes as they were
-    return f"{head}-{digest}"
