@@ -570,7 +570,7 @@ def _inspect_typed(model, synthetic_category, out) -> list[tuple[dict, dict]]:
     ("detector", "said", "bar"),
     [
         ("discriminator", "discriminator trained on", "training the discriminator"),
-        ("bank+discriminator", ", and a discriminator", "building the bank"),
+        ("Bank+Discriminator", ", and a discriminator", "building the bank"),  # any case, as every choice (regression probe)
     ],
 )
 def test_fit_says_what_it_built(synthetic_category, tmp_path, detector, said, bar):

@@ -175,7 +175,7 @@ def evaluate(
     try:
         # Options and the output path first: a bad one must not cost a whole evaluation.
         if cue is not None:
-            require_choice("--cue", "zero-shot cue", cue, CUES)
+            cue = require_choice("--cue", "zero-shot cue", cue, CUES)
         # '-' is standard output (a file named '-' had been written); the table goes to stderr as always.
         to_stdout = json_out is not None and str(json_out) == "-"
         if to_stdout:

@@ -122,10 +122,13 @@ ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
 
 
-def require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Refuse an option value outside ``allowed``, naming them (checked before any image is decoded)."""
-    if value not in allowed:
-        raise ConfigError(f"unknown {what} {value!r} for {option}", None, f"use one of {', '.join(allowed)}")
+def require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` as ``allowed`` spells it, in any case (`--engine Ray`, `--overlay PNG`, as `export --format` takes
+    them); an option value outside them refused, naming them (checked before any image is decoded)."""
+    for choice in allowed:
+        if value.casefold() == choice.casefold():
+            return choice
+    raise ConfigError(f"unknown {what} {value!r} for {option}", None, f"use one of {', '.join(allowed)}")
 
 
 def note_cleaned(removed: list[Path]) -> None:
@@ -351,6 +354,8 @@ def fit(
         restore_replaced_folders(real.parent, real.name)
     existed = output.exists()
     before = folder_identity(output)
+    # In any case, as the other choices are taken (an unknown one is refused by the settings, naming them).
+    detector = next((kind for kind in FIT_DETECTORS if kind.casefold() == detector.casefold()), detector)
     try:
         # Every setting and the output path are checked before a single image is decoded.
         settings = InspectorSettings(
@@ -807,19 +812,19 @@ def inspect(
     at least one part defective (or good in another view), 2 bad usage, 130 interrupted."""
     try:
         # Every option and the output folder are checked before any image is decoded or any file written.
-        require_choice("--writer", "report writer", writer, ("template", "llm"))
+        writer = require_choice("--writer", "report writer", writer, ("template", "llm"))
         if writer == "llm":
             from defectlens.explain.llm import find_gguf
 
             # Asked for by name: a model not installed is refused here, in one line with its fix (packaging probe 2026-12-06:
             # every report fell back to the template with exit 0, the cause in each report's notes only).
             find_gguf()
-        require_choice("--overlay", "overlay format", overlay, OVERLAY_CHOICES)
+        overlay = require_choice("--overlay", "overlay format", overlay, OVERLAY_CHOICES)
         if cue is not None:
-            require_choice("--cue", "zero-shot cue", cue, CUES)
+            cue = require_choice("--cue", "zero-shot cue", cue, CUES)
         if threshold is not None and not math.isfinite(threshold):
             raise ConfigError(f"--threshold must be a finite number, got {threshold}", None, "pass a score such as the one `defectlens fit` printed")
-        require_choice("--engine", "engine", engine, ENGINES)
+        engine = require_choice("--engine", "engine", engine, ENGINES)
         if engine != "ray" and (address is not None or workers):
             # Said, not ignored: the user meant to run on Ray and would otherwise run here unknowingly.
             raise ConfigError("--address and --workers are for --engine ray", None, "add --engine ray, or drop them")
