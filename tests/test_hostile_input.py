@@ -1322,6 +1322,26 @@ def test_an_inspector_used_from_several_threads_leaves_the_process_warnings_as_t
     # Its drift note said as one, not as a count "True drift note" (camera probe 2026-12-06).
     assert repr(replace(threaded[0], drift="moved")).endswith(", a drift note)") and "drift" not in shown
     assert warnings.showwarning is shown_before and warnings.filters == filters_before
+    # Nor the filters an application's other threads set meanwhile (a second API probe: 45 of 5 804 lost, the filter set and
+    # put back around each file's opening put back over them).
+    import threading
+
+    with warnings.catch_warnings():
+        stop, added = threading.Event(), []
+
+        def add_filters() -> None:
+            while not stop.is_set():
+                warnings.filterwarnings("ignore", message=f"an application's filter {len(added)}")
+                added.append(len(added))
+
+        adder = threading.Thread(target=add_filters)
+        adder.start()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(inspector.inspect_batch, [files] * 12))
+        stop.set()
+        adder.join()
+        present = {f[1].pattern for f in warnings.filters if f[1] is not None}
+        assert added and [n for n in added if f"an application's filter {n}" not in present] == []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.warn("the user's own", UserWarning, stacklevel=1)

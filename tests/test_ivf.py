@@ -122,3 +122,34 @@ def test_searches_from_several_threads_find_what_one_finds_and_leave_blas_as_it_
         together = list(pool.map(lambda q: search.search(q, 1)[1], batches))
     assert all((a == b).all() for a, b in zip(alone, together, strict=True))
     assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+
+
+def test_a_search_runs_after_the_main_thread_returned_and_in_a_forked_child(tmp_path) -> None:
+    # API probe 2026-12-06: a camera thread still inspecting after the application's main thread had returned got "cannot
+    # schedule new futures after interpreter shutdown" from every search; a process forked after a search waited for ever
+    # on the pool's threads, which it does not have.
+    code = """
+import multiprocessing, sys, threading
+import numpy as np
+from defectlens.detect.ivf import CellSearch
+rng = np.random.default_rng(0)
+bank = rng.normal(0, 1, (3000, 16)).astype(np.float32)
+search = CellSearch(bank, bank[:40], probes=3)
+want = search.search(bank[:500], 1)[1]
+
+def child(queue):
+    queue.put(bool((search.search(bank[:500], 1)[1] == want).all()))
+
+queue = multiprocessing.get_context("fork").Queue()
+forked = multiprocessing.get_context("fork").Process(target=child, args=(queue,))
+forked.start()
+print("forked", queue.get(timeout=60), flush=True)
+forked.join()
+
+def late():
+    print("late", bool((search.search(bank[:500], 1)[1] == want).all()), flush=True)
+
+threading.Timer(0.5, late).start()  # runs after the main thread has returned
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == ["forked", "True", "late", "True"], run.stdout + run.stderr

@@ -327,10 +327,18 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
     mixed = runner.invoke(cli, export)
     said = " ".join(mixed.output.split())
     assert mixed.exit_code == 2 and "the inspections stored under 'plate' are of 2 parts (brass gear, metal plate)" in said and "--part" in said
-    for part, status, words in (("metal plate", 0, "1 reviewed inspection(s)"), ("brass gear", 0, "1 reviewed inspection(s)"),
-                                ("copper pipe", 2, "no reviewed inspection's report names the part 'copper pipe' — fix: pass one of")):
+    for part, status, words in (("metal plate", 0, "1 reviewed inspection(s)"), ("Brass Gear", 0, "1 reviewed inspection(s)"),
+                                ("copper pipe", 2, "no reviewed inspection of plate is of the part 'copper pipe', by its report — fix: "
+                                                   "pass one of the parts reviewed there: 'brass gear', 'metal plate'")):
         one = runner.invoke(cli, [*export, "--part", part])
         assert one.exit_code == status and words in " ".join(one.output.split()), one.output
+    # A part's reviews under every name it was served by, with --part alone; the models' own refusals still speak of models
+    # (second regression probe: "gear has not been reviewed yet" said of a model reviewed, but of another part).
+    both = runner.invoke(cli, [*export[:-2], "--part", "brass gear"])
+    assert both.exit_code == 0 and "inspected more than once (inspections 4 = 5)" in " ".join(both.output.split()), both.output
+    other = runner.invoke(cli, [*export[:-2], "--model", "gear", "--part", "metal plate"])
+    said = " ".join(other.output.split())
+    assert other.exit_code == 2 and "no reviewed inspection of gear is of the part 'metal plate'" in said and "yet" not in said, said
 
 
 def test_a_type_in_any_script_keeps_its_name_as_an_export_folder():
@@ -370,7 +378,19 @@ def test_a_model_written_again_while_served_is_said(service_model, images, tmp_p
                     break
                 time.sleep(0.05)
             time.sleep(0.2)  # a few more rounds of the watch: said once
-        assert caplog.text.count("model plate: ") == 1 and "restart it to use the new one" in caplog.text, caplog.text
+            assert caplog.text.count("model plate: ") == 1 and "restart it to use the new one" in caplog.text, caplog.text
+            # Gone, put back, gone again: each said as it comes (second regression probe: the second removal went unlogged),
+            # by the folder's whole path.
+            aside = model.with_name("plate.aside")
+            for gone in (1, 2):
+                model.rename(aside)
+                for _ in range(100):
+                    if caplog.text.count(f"model plate: {model} is gone since") == gone:
+                        break
+                    time.sleep(0.05)
+                aside.rename(model)
+                time.sleep(0.2)
+        assert caplog.text.count(f"model plate: {model} is gone since") == 2, caplog.text
     finally:
         pool.close()
 

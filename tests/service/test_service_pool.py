@@ -116,7 +116,7 @@ def test_a_model_without_defect_types_is_said_at_start(fitted_model: Path, tmp_p
         pool.close()
 
 
-def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_model: Path, tmp_path: Path) -> None:
+def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_model: Path, tmp_path: Path, monkeypatch) -> None:
     # Ops probe 2026-12-06: versioned folders (models/cookie/v1, models/commutator/v1) were all named 'v1' and refused.
     v1 = tmp_path / "cookie" / "v1"
     v1.parent.mkdir()
@@ -146,3 +146,14 @@ def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_mode
         assert any("is gone since" in note for note in served.summary()["notes"])
     finally:
         pool.close()
+    # `serve .` inside the link, as the shell knows the folder ($PWD): the system's working folder is the link's target
+    # (second regression probe: "." was named "v1").
+    v1.with_name("v1.bak").rename(v1)
+    for where, given in ((current, "."), (current / "neighbourhood-1", "..")):
+        monkeypatch.chdir(where)
+        monkeypatch.setenv("PWD", str(where))
+        pool = ModelPool.load([given])
+        try:
+            assert list(pool.models) == ["current"], given
+        finally:
+            pool.close()

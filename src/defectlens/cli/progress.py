@@ -89,6 +89,11 @@ def one_line_warnings() -> None:
     warnings.showwarning = show
     # Commands print the notes these warnings repeat (see NoteWarning).
     warnings.filterwarnings("ignore", category=NoteWarning)
+    # Pillow's warning of an image over 89 M pixels: such an image is refused in one line by defectlens's lower limit (see
+    # io.images.decoded_pixels), and Pillow's own words, a second message, said nothing more.
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -136,6 +141,16 @@ LOG_EVERY_SECONDS = 30.0
 
 
 @contextlib.contextmanager
+def _drawn_at_the_end(bar: Progress | None) -> Iterator[None]:
+    """Print ``bar`` once as the block ends, however it ends (a bar whose live display is off); nothing for None."""
+    try:
+        yield
+    finally:
+        if bar is not None:
+            console.print(bar.get_renderable())
+
+
+@contextlib.contextmanager
 def progress_bar(description: str, total: int, then: str | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr; yields the ``advance(n)`` callback the stages accept. ``then``:
     what the stage does after its counted part, shown (with the clock still running) once the
@@ -143,6 +158,9 @@ def progress_bar(description: str, total: int, then: str | None = None) -> Itera
     # Not a terminal (a log, CI, systemd), whatever FORCE_COLOR makes rich take it for: with FORCE_COLOR=1 and standard error
     # in a file the bar was redrawn ten times a second into the log, and the plain lines below never came (pipelines probe).
     logging = not (console.is_terminal and _STDERR_TERMINAL)
+    # Taken for a terminal all the same, rich's live bar was drawn again, its count stale, after every line printed while
+    # it ran (regression probe 2026-12-06): no live bar then, and the bar drawn once as it ends, as in any log.
+    forced = logging and console.is_terminal
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -152,7 +170,8 @@ def progress_bar(description: str, total: int, then: str | None = None) -> Itera
         console=console,
         transient=False,
         auto_refresh=not logging,
-    ) as bar:
+        disable=forced,
+    ) as bar, _drawn_at_the_end(bar if forced else None):
         task = bar.add_task(description, total=total)
         counted = [0]
         # Not a terminal: the bar is drawn once, at the end, and a 3 000-image run was silent for its

@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import faiss
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["CellSearch"]
+
+T = TypeVar("T")
 
 CHUNK_PAIRS = 2048
 """Queries of one cell compared in one product: bounds the distance block (2048 x the cell's
@@ -58,6 +62,35 @@ def _thread_count() -> int:
 def _workers() -> ThreadPoolExecutor:
     """The pool of :func:`_thread_count` threads, shared by every search in the process."""
     return ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="defectlens-ivf")
+
+
+def _side_by_side(scan: Callable[[T], None], parts: Sequence[T]) -> None:
+    """Run ``scan`` on each of ``parts`` on the pool's threads, and wait for all; on the calling thread the parts the pool
+    takes no more. It takes none once the interpreter has begun to shut down: an application whose main thread had
+    returned, its camera thread still inspecting, got "cannot schedule new futures after interpreter shutdown" from every
+    inspection (API probe 2026-12-06)."""
+    done = []
+    for part in parts:
+        try:
+            done.append(_workers().submit(scan, part))
+        except RuntimeError:
+            scan(part)
+    for future in done:
+        future.result()
+
+
+def _after_fork_in_child() -> None:
+    """A process forked from one that had searched has none of its pool's threads (the pool believed them idle, and a
+    search waited for ever) and may hold the scan's lock locked (API probe 2026-12-06): both are made anew in the child.
+    faiss's OpenMP threads are not there either, and its next search waited for them: the child's faiss runs on one."""
+    global _SCANNING
+    _workers.cache_clear()
+    _SCANNING = threading.Lock()
+    faiss.omp_set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class CellSearch:
@@ -142,7 +175,7 @@ class CellSearch:
         # gain little from BLAS's own threads, and both at once oversubscribe the cores.
         threads = _thread_count()
         with _SCANNING, _blas().limit(limits=1):
-            list(_workers().map(scan, [chunks[i::threads] for i in range(threads)]))
+            _side_by_side(scan, [chunks[i::threads] for i in range(threads)])
         grouped_found, grouped_positions = found, positions
         found, positions = np.empty_like(found), np.empty_like(positions)
         found[pairs], positions[pairs] = grouped_found, grouped_positions

@@ -185,6 +185,10 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
     for entry in _listed(root):
         if not _STALE_PATTERN.match(entry.name) or (target is not None and not entry.name.startswith((f".{_short(target)}.", CHECK_PREFIX))):
             continue
+        if target is None and (moved := _OLD_PATTERN.match(entry.name)) and was_cut(moved.group(1), _TEMPORARY_NAME_BYTES):
+            # Left by restore_replaced_folders for the save of its whole name: possibly the only copy of a model, which the
+            # next `inspect -o` into that folder had removed (regression probe 2026-12-06).
+            continue
         try:
             if now - entry.lstat().st_mtime < older_than:
                 continue

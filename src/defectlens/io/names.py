@@ -56,8 +56,9 @@ def within_bytes(name: str, limit: int) -> str:
 
 
 def was_cut(name: str, limit: int) -> bool:
-    """Whether ``name`` may be :func:`within_bytes`' cut form of a longer one (the whole of which it cannot give back)."""
-    return len(os.fsencode(name)) > limit - 13 and _CUT.search(name) is not None
+    """Whether ``name`` may be :func:`within_bytes`' cut form of a longer one (the whole of which it cannot give back): of
+    the lengths it gives (``limit``, or up to 3 bytes less where a character was not cut in two) and ending in its digest."""
+    return limit - 3 <= len(os.fsencode(name)) <= limit and _CUT.search(name) is not None
 
 
 _CUT = re.compile(r"-[0-9a-f]{8}$")

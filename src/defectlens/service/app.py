@@ -46,7 +46,7 @@ from defectlens import __version__
 from defectlens.errors import DefectlensError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
-from defectlens.io.names import same_spelling
+from defectlens.io.names import folded_name, same_spelling
 from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
@@ -527,7 +527,7 @@ def other_parts_stored(store: Store, pool: ModelPool) -> list[str]:
         now = taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT
         latest = store.page(Filters(model=name), 1, 0)[0]
         before = (latest[0].report or {}).get("object") if latest else None
-        if isinstance(before, str) and DEFAULT_OBJECT not in (before, now) and same_spelling(before) != same_spelling(now):
+        if isinstance(before, str) and DEFAULT_OBJECT not in (before, now) and folded_name(before) != folded_name(now):
             said.append(f"model {name}: the inspections stored under this name are of {before!r} (the latest, #{latest[0].id}), the model "
                         f"served now of {now!r}: serve it under a name of its own (NAME=DIR), or their reviews are exported one part at a "
                         "time (`defectlens export-reviews --part`)")
@@ -1144,16 +1144,18 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             outage.began(str(store.last_error))
         return up
 
-    said_changed: set[tuple[str, str]] = set()
+    said_changed: dict[str, str | None] = {}
 
     def note_models_changed() -> None:
         """Log once each model folder written again since it was loaded (on the watch thread): only /models and /health had
         said so, and an operator reading the log saw nothing of a refit or a calibration the service was not using (probe)."""
         for name, loaded in pool.models.items():
-            # Each change once: a folder removed after it was refitted is said too.
-            if (change := loaded.disk_change()) is not None and (name, change) not in said_changed:
-                said_changed.add((name, change))
-                log.warning("model %s: %s", name, change)
+            # Each change of the folder's state once, as it changes: gone, put back, gone again is said twice (regression
+            # probe 2026-12-06: the second removal went unlogged).
+            if (change := loaded.disk_change()) != said_changed.get(name):
+                said_changed[name] = change
+                if change is not None:
+                    log.warning("model %s: %s", name, change)
 
     def refresh_sizes() -> None:
         """The gauges of what is stored and the disk's room (on the watch thread: /metrics never waits on them)."""

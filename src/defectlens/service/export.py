@@ -32,7 +32,7 @@ from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, json_text, png_bytes, write_bytes_atomic
 from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST
-from defectlens.io.names import same_spelling
+from defectlens.io.names import folded_name
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
@@ -178,14 +178,6 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     the machine's guess, not a label. A missed defect given without a box gets no mask: the model
     locates it, as in any mask-free example."""
     rows = store.reviewed()
-    if part is not None:
-        # Its reports' object, as the refusal below names parts: a name served for two parts in turn had no export at all
-        # (plant probe 2026-12-06: "export one part at a time", which --model alone could not do).
-        parts = sorted({o for r in rows if (o := (r.report or {}).get("object"))})
-        rows = [r for r in rows if same_spelling((r.report or {}).get("object") or "") == same_spelling(part)]
-        if not rows:
-            raise ConfigError(f"no reviewed inspection's report names the part {part!r}", None,
-                              f"pass one of the parts reviewed: {', '.join(map(repr, parts)) or 'none'}")
     # Models by their labelled reviews: one whose reviews all say "unusable" (another part's images posted to it) has
     # labelled nothing, and is no second part to refuse an export for.
     models = sorted({r.model for r in rows if r.reviewed_verdict != UNUSABLE})
@@ -210,18 +202,27 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
         # Several names are for one part served from several folders: models of other parts (their reports name another
         # object) merged one image's reviews across parts, and one part's reviewed crack went out as the other's good part.
         objects = {m: {o for r in rows if r.model == m and (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT} for m in wanted}
-        if len(named := set().union(*objects.values())) > 1:
+        if part is None and len(named := set().union(*objects.values())) > 1:
             which = f"the inspections stored under {wanted[0]!r} are" if len(wanted) == 1 else "the models named are"
             raise ConfigError(f"{which} of {len(named)} parts ({', '.join(sorted(named))}), by their reports", None,
                               "export one part at a time: --part with one of them (as written), or --model NAME repeated only for "
                               "the folders one part was served from")
-    elif len(models) > 1:
+    elif len(models) > 1 and part is None:
         raise ConfigError(f"the reviews are of {len(models)} models ({', '.join(models)})", None,
                           "export one part at a time with --model NAME (repeat it for the folders one part was served from): "
                           "each part has its own thresholds and types")
     # The models exported only: an image posted to two models and reviewed unusable on the one it was not for would
     # otherwise, as its latest review, take it out of the other's export.
     rows = [r for r in rows if r.model in (wanted or models)]
+    if part is not None:
+        # One part's, by its reports' object (any case, any Unicode form), as the refusals above name parts: a name served for
+        # two parts in turn had no export at all (plant probe 2026-12-06: "export one part at a time", which --model alone
+        # could not do). After the models' checks, which speak of the models whatever their parts (regression probe).
+        parts = sorted({o for r in rows if (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT})
+        rows = [r for r in rows if folded_name((r.report or {}).get("object") or "") == folded_name(part)]
+        if not rows:
+            raise ConfigError(f"no reviewed inspection{' of ' + ', '.join(wanted) if wanted else ''} is of the part {part!r}, by its "
+                              "report", None, f"pass one of the parts reviewed there: {', '.join(map(repr, parts)) or 'none'}")
     if foreign := _foreign_files(Path(output)):
         shown = ", ".join(str(p.relative_to(output)) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         masks = any(p.relative_to(output).parts[:3] == ("calibration", "defective", "masks") for p in foreign)

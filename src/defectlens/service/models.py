@@ -16,6 +16,7 @@ after loading on the main thread, 26–27 ms with both on the worker, as on the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -85,10 +86,11 @@ class LoadedModel:
         said "written again", a restart was then advised that would not find it; plant probe 2026-12-06)."""
         if self.stamp is None or (now := model_stamp(self.path)) == self.stamp:
             return None
+        where = _as_given(self.path)  # whole: "current is gone" had named no place
         if now is None:
-            return (f"{self.path} is gone since this service loaded it (moved or removed); the service still uses the model it "
+            return (f"{where} is gone since this service loaded it (moved or removed); the service still uses the model it "
                     "loaded — put the folder back, or serve it from where it is now, before a restart")
-        return (f"{self.path} was written again since this service loaded it; the service still uses the model it loaded — "
+        return (f"{where} was written again since this service loaded it; the service still uses the model it loaded — "
                 "restart it to use the new one")
 
     def changed_on_disk(self) -> bool:
@@ -166,6 +168,18 @@ def model_spec(spec: str | Path) -> tuple[str | None, Path]:
     return same_spelling(name.strip()), Path(folder)
 
 
+def _as_given(folder: Path) -> Path:
+    """``folder`` made absolute as the user's shell knows the working folder (``$PWD``, through links) where that is this
+    process's: the system's own working folder is the links' target, and `serve .` inside `current -> v2` was "v2"
+    (regression probe 2026-12-06)."""
+    shell = os.environ.get("PWD")
+    if not folder.is_absolute() and shell and os.path.isabs(shell):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(shell, "."):
+                return Path(os.path.normpath(os.path.join(shell, folder)))
+    return Path(os.path.abspath(folder))
+
+
 def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     """Load a model folder with its optional ``taxonomy.json`` and ``examples/`` (classifier).
 
@@ -203,7 +217,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
     # The folder as given, its link not followed: `current -> v2` served as "v2" split a part's history at each rollout
     # (plant probe 2026-12-06); made absolute, "." is the folder's own name.
-    label = same_spelling(name or Path(os.path.abspath(root)).name)
+    label = same_spelling(name or _as_given(root).name)
     notes = list(analysis.notes)
     if not names:
         # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.
