@@ -576,10 +576,12 @@ def _inspect_typed(model, synthetic_category, out) -> list[tuple[dict, dict]]:
 def test_fit_says_what_it_built(synthetic_category, tmp_path, detector, said, bar):
     # README audit 2026-12-05: a discriminator's fit closed with "bank 0 of 54040 patches", read as an
     # empty model, and bank+discriminator's bar counted "120/60".
-    command = ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--image-size", "64", "--detector", detector, "--max-images", "6"]
+    command = ["fit", str(synthetic_category), "-o", str(tmp_path / "m"), "--image-size", "64", "--detector", detector, "--max-images", "6",
+               "--backbone", "EfficientNet-Lite2"]  # the default, in another case (regression probe 2026-12-06: refused)
     result = runner.invoke(app, command)
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "inspector.json").read_text())["settings"]["backbone"] == "efficientnet-lite2"
     assert said in text and f"fitting: {bar}, setting the thresholds" in text and "bank 0 of" not in text
     assert "12/6" not in text
 

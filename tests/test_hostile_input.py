@@ -890,6 +890,12 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
 def test_huge_images_are_refused_with_their_size(tmp_path, width, height, words):
     with pytest.raises(ImageReadError, match=words):
         load_image(_png_header_only(tmp_path / "huge.png", width, height))
+    # Under an application's `-W error` too: Pillow's warning of a large image had come out as itself, and a batch had
+    # stopped on it (regression probe 2026-12-06).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageReadError, match=r"declares [\d,]+ pixels, over the 64,000,000-pixel limit"):
+            load_image(tmp_path / "huge.png")
 
 
 def test_fit_and_evaluate_exit_3_when_inputs_were_skipped(fitted_model, synthetic_category, tmp_path):

@@ -130,10 +130,17 @@ def test_unknown_engine_is_refused(fitted_model, synthetic_category, tmp_path):
     assert result.exit_code == 2 and "unknown engine 'spark'" in result.output
     # The choices in any case, as `export --format` takes its own (pipelines probe 2026-12-06: `--overlay PNG` was unknown).
     spot = synthetic_category / "test" / "spot"
-    result = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(tmp_path / "cased"), "--engine", "Local", "--overlay", "JPG",
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(spot), "-o", str(tmp_path / "cased"), "--engine", "Local", "--overlay", "ＪＰＧ",
                                  "--writer", "Template"])
     overlays = [p for p in (tmp_path / "cased").glob("*.jpg") if not p.name.endswith(".thumb.jpg")]
     assert result.exit_code == 0 and len(overlays) == len(list(spot.glob("*.png"))), result.output
+    # fit's --backbone and --fusion-mode as its --detector (second regression probe: refused in another case).
+    from defectlens.cli.vision import spelled_as_choice
+    from defectlens.detect.fusion import FUSION_MODES
+    from defectlens.encode import BACKBONES
+
+    assert spelled_as_choice("EfficientNet-Lite0", BACKBONES) == "efficientnet-lite0" and spelled_as_choice("Product", FUSION_MODES) == "product"
+    assert spelled_as_choice("spark", ("local", "ray")) == "spark"
     for extra in (["--address", "10.0.0.1:6379"], ["--workers", "2"]):
         result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test"), "-o", str(tmp_path / "o"), *extra])
         assert result.exit_code == 2 and "are for --engine ray" in result.output and not (tmp_path / "o").exists()

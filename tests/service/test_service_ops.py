@@ -391,6 +391,25 @@ def test_a_model_written_again_while_served_is_said(service_model, images, tmp_p
                 aside.rename(model)
                 time.sleep(0.2)
         assert caplog.text.count(f"model plate: {model} is gone since") == 2, caplog.text
+        assert caplog.text.count(f"model plate: {model} is back as this service loaded it") == 0  # back as re-saved: written again
+    finally:
+        pool.close()
+    pool = ModelPool.load([model])  # as it is now: back as loaded is said, the "gone" before it not left standing
+    try:
+        with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'db3.sqlite'}",
+                                                                                          tmp_path / "data3"):
+            caplog.clear()
+            model.rename(aside)
+            for _ in range(100):
+                if "is gone since" in caplog.text:
+                    break
+                time.sleep(0.05)
+            aside.rename(model)
+            for _ in range(100):
+                if "is back as this service loaded it" in caplog.text:
+                    break
+                time.sleep(0.05)
+        assert caplog.text.count(f"model plate: {model} is back as this service loaded it") == 1, caplog.text
     finally:
         pool.close()
 

@@ -148,12 +148,29 @@ def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_mode
         pool.close()
     # `serve .` inside the link, as the shell knows the folder ($PWD): the system's working folder is the link's target
     # (second regression probe: "." was named "v1").
+    # `..` is the system's (third regression probe: joined to $PWD it named a folder that never was); and the folder served as
+    # "." removed under the service is said gone, by its whole path (it was a 500 from /health, the working folder gone).
     v1.with_name("v1.bak").rename(v1)
-    for where, given in ((current, "."), (current / "neighbourhood-1", "..")):
+    for where, given, named in ((current, ".", "current"), (current / "neighbourhood-1", "..", "v1")):
         monkeypatch.chdir(where)
         monkeypatch.setenv("PWD", str(where))
         pool = ModelPool.load([given])
         try:
-            assert list(pool.models) == ["current"], given
+            assert list(pool.models) == [named], given
         finally:
             pool.close()
+    v2 = tmp_path / "cookie" / "v2"
+    shutil.copytree(v1, v2)
+    current.unlink()
+    current.symlink_to("v2")
+    monkeypatch.chdir(current)
+    monkeypatch.setenv("PWD", str(current))
+    pool = ModelPool.load(["."])
+    try:
+        shutil.rmtree(v2)
+        assert pool.models["current"].disk_change() == (f"{current} is gone since this service loaded it (moved or removed); the service "
+                                                        "still uses the model it loaded — put the folder back, or serve it from where "
+                                                        "it is now, before a restart")
+    finally:
+        pool.close()
+        monkeypatch.chdir(tmp_path)

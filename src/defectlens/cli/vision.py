@@ -9,7 +9,7 @@ import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +47,11 @@ from defectlens.descriptor import (
     require_outside_models,
 )
 from defectlens.detect import FitSummary
-from defectlens.detect.fusion import FusedDetector, FusionConfig
+from defectlens.detect.fusion import FUSION_MODES, FusedDetector, FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.detect.memory_bank import MemoryBankConfig
-from defectlens.encode import DEFAULT_BACKBONE
+from defectlens.encode import BACKBONES, DEFAULT_BACKBONE
 from defectlens.engine import (
     INSPECTION_SUFFIXES,
     MASK_SUFFIX,
@@ -122,12 +122,17 @@ ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
 
 
+def spelled_as_choice(value: str, allowed: Iterable[str]) -> str:
+    """``value`` as ``allowed`` spells it where it is one of them in any case or width (`--engine Ray`, `--overlay ＰＮＧ`, as
+    `export --format` takes its own); else as given, for the check that names the choices to refuse it."""
+    return next((choice for choice in allowed if word_folded(choice) == word_folded(value)), value)
+
+
 def require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> str:
-    """``value`` as ``allowed`` spells it, in any case (`--engine Ray`, `--overlay PNG`, as `export --format` takes
-    them); an option value outside them refused, naming them (checked before any image is decoded)."""
-    for choice in allowed:
-        if value.casefold() == choice.casefold():
-            return choice
+    """``value`` as ``allowed`` spells it (:func:`spelled_as_choice`); an option value outside them refused, naming them
+    (checked before any image is decoded)."""
+    if (choice := spelled_as_choice(value, allowed)) in allowed:
+        return choice
     raise ConfigError(f"unknown {what} {value!r} for {option}", None, f"use one of {', '.join(allowed)}")
 
 
@@ -354,8 +359,10 @@ def fit(
         restore_replaced_folders(real.parent, real.name)
     existed = output.exists()
     before = folder_identity(output)
-    # In any case, as the other choices are taken (an unknown one is refused by the settings, naming them).
-    detector = next((kind for kind in FIT_DETECTORS if kind.casefold() == detector.casefold()), detector)
+    # In any case, as the other choices are taken (an unknown one is refused by the settings, naming them): --backbone and
+    # --fusion-mode too (regression probe 2026-12-06: only --detector was).
+    detector, backbone = spelled_as_choice(detector, FIT_DETECTORS), spelled_as_choice(backbone, BACKBONES)
+    fusion_mode = spelled_as_choice(fusion_mode, FUSION_MODES)
     try:
         # Every setting and the output path are checked before a single image is decoded.
         settings = InspectorSettings(

@@ -40,6 +40,7 @@ from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, PRECISION, RUNT
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import read_json_file, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
+from defectlens.io.names import word_folded
 from defectlens.io.outputs import require_output_path, require_writable_parent
 
 EXPORT_FILE = "export.json"
@@ -207,7 +208,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     ``export.json``. The folder is written beside ``output`` and swapped in whole."""
     from defectlens.inspector import Inspector  # the Inspector loads exported folders through this module
 
-    fmt = fmt.lower()  # "ONNX", "OpenVINO": the names as their projects write them
+    fmt = word_folded(fmt)  # "ONNX", "OpenVINO": the names as their projects write them (full-width letters too)
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
     runtime = FORMATS[fmt]

@@ -371,6 +371,15 @@ def load_image(path: str | Path, bit_depth: int | None = None) -> np.ndarray:
     return as_rgb_image(decoded_pixels(path), path, bit_depth)
 
 
+def _declared_too_large(said: Exception, path: Path) -> ImageReadError:
+    """The refusal of an image Pillow stopped in ``Image.open`` as too large (its message has the pixel count), said with
+    this tool's limit: Pillow's own, higher one read as the rule."""
+    found = re.search(r"\((\d+) pixels\)", str(said))
+    size = f"{int(found.group(1)):,} pixels" if found else "an enormous size"
+    return ImageReadError(f"image declares {size}, over the {MAX_PIXELS:,}-pixel limit", path,
+                          "downscale or tile the image, or check the file's origin")
+
+
 def decoded_pixels(path: str | Path) -> np.ndarray:
     """The pixels of the image file at ``path`` as decoded (EXIF orientation applied), before the gate
     (:func:`as_rgb_image`): 16-bit grey stays 16-bit, alpha is kept. Errors as :func:`load_image`'s."""
@@ -403,20 +412,22 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
                             "inspect them all", DefectlensWarning)
             upright = ImageOps.exif_transpose(img)
             arr = _decode(upright)
-    except (ImageReadError, Warning):  # a warning the caller made an error (simplefilter("error")) is theirs, not a bad file
+    except ImageReadError:
         raise
+    except Warning as exc:
+        if not isinstance(exc, Image.DecompressionBombWarning):
+            raise  # a warning the caller made an error (simplefilter("error")) is theirs, not a bad file
+        # Made an error by the caller's filters, Pillow's warning of a large image is our refusal all the same (its 89 M
+        # pixels are over our limit): the image refused in one line, a batch going on (regression probe 2026-12-06).
+        raise _declared_too_large(exc, p) from None
     except UnidentifiedImageError:
         # A known suffix on bytes no decoder recognises is a mislabelled or damaged file, not a format choice.
         fix = ("its content is not what its name says: re-export or re-copy it" if p.suffix.lower() in IMAGE_SUFFIXES
                else f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
         raise ImageReadError("not a readable image", p, fix) from None
     except Image.DecompressionBombError as exc:
-        # Pillow refuses these in Image.open, before the size is known to us; its message has the pixel count.
-        # Said with this tool's limit: Pillow's own, higher one read as the rule.
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(found.group(1)):,} pixels" if found else "an enormous size"
-        raise ImageReadError(f"image declares {size}, over the {MAX_PIXELS:,}-pixel limit", p,
-                             "downscale or tile the image, or check the file's origin") from None
+        # Pillow refuses these in Image.open, before the size is known to us.
+        raise _declared_too_large(exc, p) from None
     except PermissionError:
         raise ImageReadError("permission denied", p, "check the file's permissions") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -1153,9 +1153,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # Each change of the folder's state once, as it changes: gone, put back, gone again is said twice (regression
             # probe 2026-12-06: the second removal went unlogged).
             if (change := loaded.disk_change()) != said_changed.get(name):
-                said_changed[name] = change
                 if change is not None:
                     log.warning("model %s: %s", name, change)
+                elif said_changed.get(name) is not None:  # the last line said must not stand (third regression probe)
+                    log.warning("model %s: %s is back as this service loaded it", name, loaded.path)
+                said_changed[name] = change
 
     def refresh_sizes() -> None:
         """The gauges of what is stored and the disk's room (on the watch thread: /metrics never waits on them)."""

@@ -86,11 +86,10 @@ class LoadedModel:
         said "written again", a restart was then advised that would not find it; plant probe 2026-12-06)."""
         if self.stamp is None or (now := model_stamp(self.path)) == self.stamp:
             return None
-        where = _as_given(self.path)  # whole: "current is gone" had named no place
         if now is None:
-            return (f"{where} is gone since this service loaded it (moved or removed); the service still uses the model it "
+            return (f"{self.path} is gone since this service loaded it (moved or removed); the service still uses the model it "
                     "loaded — put the folder back, or serve it from where it is now, before a restart")
-        return (f"{where} was written again since this service loaded it; the service still uses the model it loaded — "
+        return (f"{self.path} was written again since this service loaded it; the service still uses the model it loaded — "
                 "restart it to use the new one")
 
     def changed_on_disk(self) -> bool:
@@ -173,11 +172,16 @@ def _as_given(folder: Path) -> Path:
     process's: the system's own working folder is the links' target, and `serve .` inside `current -> v2` was "v2"
     (regression probe 2026-12-06)."""
     shell = os.environ.get("PWD")
-    if not folder.is_absolute() and shell and os.path.isabs(shell):
+    # Not with "..": the system takes it from the link's target, and joined to $PWD it named a folder that never was (the
+    # second regression probe: `serve ..` inside a link served "svc").
+    if not folder.is_absolute() and ".." not in folder.parts and shell and os.path.isabs(shell):
         with contextlib.suppress(OSError):
             if os.path.samefile(shell, "."):
                 return Path(os.path.normpath(os.path.join(shell, folder)))
-    return Path(os.path.abspath(folder))
+    try:
+        return Path(os.path.abspath(folder))
+    except OSError:  # a working folder that is gone: the folder as given
+        return folder
 
 
 def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
@@ -217,7 +221,10 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
     # The folder as given, its link not followed: `current -> v2` served as "v2" split a part's history at each rollout
     # (plant probe 2026-12-06); made absolute, "." is the folder's own name.
-    label = same_spelling(name or _as_given(root).name)
+    # Kept whole, so that a refit or a removal of the folder served as "." is seen by its path, and said by it: asked of a
+    # working folder a save had swapped away, the system had no answer and /health a 500 (second regression probe).
+    root = _as_given(root)
+    label = same_spelling(name or root.name)
     notes = list(analysis.notes)
     if not names:
         # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.
