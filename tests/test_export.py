@@ -97,8 +97,8 @@ def test_export_and_inspect_on_the_command_line(fitted_model, synthetic_category
     result = runner.invoke(app, ["info", str(out)])
     # The card says the folder is exported (it is drawn from inspector.json, which the export copies).
     assert result.exit_code == 0 and "Exported encoder" in result.output and "onnxruntime" in result.output, result.output
-    result = runner.invoke(app, ["export", str(fitted_model), "-o", str(out), "--format", "tensorrt"])
-    assert result.exit_code == 2 and "unknown export format" in result.output
+    result = runner.invoke(app, ["export", str(fitted_model), "-o", str(out), "--format", "ＴｅｎｓｏｒＲＴ"])
+    assert result.exit_code == 2 and "unknown export format 'ＴｅｎｓｏｒＲＴ'" in result.output  # as typed (regression probe)
 
 
 def test_openvino_export_matches_pytorch(fitted_model, synthetic_category, tmp_path):

@@ -159,6 +159,20 @@ def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_mode
             assert list(pool.models) == [named], given
         finally:
             pool.close()
+    # Through a link and "..": the folder loaded is the one watched (fourth regression probe: "L/../v1" cleaned as text named,
+    # and watched, another folder).
+    deep = tmp_path / "cookie" / "deep"
+    deep.mkdir()
+    (tmp_path / "L").symlink_to(deep)
+    (tmp_path / "v1").mkdir()  # where "L/../v1" cleaned as text would lead: no model
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PWD")
+    pool = ModelPool.load(["L/../v1"])
+    try:
+        served = pool.models["v1"]
+        assert served.path == v1.resolve() and served.stamp is not None and served.disk_change() is None
+    finally:
+        pool.close()
     v2 = tmp_path / "cookie" / "v2"
     shutil.copytree(v1, v2)
     current.unlink()

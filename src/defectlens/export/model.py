@@ -208,10 +208,10 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     ``export.json``. The folder is written beside ``output`` and swapped in whole."""
     from defectlens.inspector import Inspector  # the Inspector loads exported folders through this module
 
-    fmt = word_folded(fmt)  # "ONNX", "OpenVINO": the names as their projects write them (full-width letters too)
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
-    runtime = FORMATS[fmt]
+    named = word_folded(fmt)  # "ONNX", "OpenVINO": the names as their projects write them (full-width letters too)
+    if named not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")  # as typed
+    runtime = FORMATS[named]
     source, target = Path(model_dir), Path(output)
     require_output_path(target, "export")  # before it is followed below: a loop had been a traceback
     require_writable_parent(target, "exported model", makes_folder=True)  # before the work: written whole in a new folder

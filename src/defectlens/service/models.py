@@ -179,7 +179,9 @@ def _as_given(folder: Path) -> Path:
             if os.path.samefile(shell, "."):
                 return Path(os.path.normpath(os.path.join(shell, folder)))
     try:
-        return Path(os.path.abspath(folder))
+        # With "..", the folder the system takes, links followed: cleaned as text, "L/../m1" named another folder than the
+        # one loaded, which was then watched in its stead (third regression probe).
+        return Path(os.path.realpath(folder) if ".." in folder.parts else os.path.abspath(folder))
     except OSError:  # a working folder that is gone: the folder as given
         return folder
 
