@@ -173,6 +173,11 @@ def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_mode
         assert served.path == v1.resolve() and served.stamp is not None and served.disk_change() is None
     finally:
         pool.close()
+    pool = ModelPool.load(["cookie/deep/../current"])  # a link after the "..": its own name (upgrade probe: served as "v1")
+    try:
+        assert list(pool.models) == ["current"] and pool.models["current"].path == (tmp_path / "cookie").resolve() / "current"
+    finally:
+        pool.close()
     v2 = tmp_path / "cookie" / "v2"
     shutil.copytree(v1, v2)
     current.unlink()

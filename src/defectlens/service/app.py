@@ -520,9 +520,17 @@ class Outage:
 def other_parts_stored(store: Store, pool: ModelPool) -> list[str]:
     """A line for each model served under a name whose latest stored inspection is of another part, by its report's object: a
     mistyped ``NAME=DIR`` mixed two parts' history under one name without a word, and its reviews could then not be exported
-    (plant probe 2026-12-06)."""
+    (plant probe 2026-12-06). And one for each whose fit has inspections stored under another name, not served: 0.3.7 named
+    a folder served through a link after the link's target, and its history went on under a new name unsaid (upgrade probe)."""
     said = []
     for name, served in pool.models.items():
+        fit = served.inspector.provenance
+        if fit is not None and fit.fitted_at and (elsewhere := [m for m in store.models_of_fit(fit.fitted_at, fit.fingerprint)
+                                                                 if m != name and m not in pool.models]):
+            said.append(f"model {name}: inspections of this very fit are stored under {', '.join(map(repr, elsewhere))} too (a copy "
+                        "served under another name, or a folder served through a link, which 0.3.7 named after the link's target): "
+                        f"`export-reviews --model {name} --model {elsewhere[0]}` exports their reviews together, and serving it as "
+                        f"{elsewhere[0]}=DIR keeps one history")
         taxonomy = served.analysis.taxonomy
         now = taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT
         latest = store.page(Filters(model=name), 1, 0)[0]

@@ -406,6 +406,14 @@ class Store:
         with self.session() as s:
             return sorted(s.scalars(select(InspectionRow.model).distinct()))
 
+    def models_of_fit(self, fitted_at: str, fingerprint: str | None) -> list[str]:
+        """The names the inspections of one fit (its fit time and training fingerprint) are stored under."""
+        with self.session() as s:
+            stmt = select(InspectionRow.model).where(InspectionRow.model_fitted_at == fitted_at)
+            if fingerprint is not None:
+                stmt = stmt.where(InspectionRow.model_fingerprint == fingerprint)
+            return sorted(s.scalars(stmt.distinct()))
+
     def stored_name(self, name: str) -> str | None:
         """The name inspections are stored under that is ``name`` in one Unicode spelling (:func:`same_spelling`; rows an
         older defectlens stored under a decomposed "ä" included), or None when none is: the service's filter, `export-reviews`
