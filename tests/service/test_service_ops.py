@@ -833,3 +833,27 @@ def test_the_write_probe_waits_seconds_not_half_a_minute_for_a_held_sqlite_file(
     assert store.ping(writable=True)
     store.dispose()
 
+
+
+def test_a_fits_other_names_are_said_by_their_spelling_and_fingerprint(service_model, images, tmp_path, monkeypatch):
+    # Regression probe 2026-12-06: a model was told its own rows, stored under the decomposed spelling of its name, were
+    # "under another name"; a fit without a fingerprint matched rows of other training sets; the command was not quoted.
+    from defectlens.service import app as app_module
+    from defectlens.service.store import Store
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    pool = ModelPool.load([f"kä={service_model}"])
+    try:
+        with make_app(pool, url, tmp_path / "data") as client:
+            assert upload(client, images["bad"], model="kä").status_code == 201
+        store = Store(url)
+        fit = pool.models["kä"].inspector.provenance
+        assert store.models_of_fit(fit.fitted_at, fit.fingerprint) == ["kä"] and store.models_of_fit(fit.fitted_at, None) == []
+        monkeypatch.setattr(store, "models_of_fit", lambda fitted_at, fingerprint: ["ka\u0308", "it's"])
+        assert app_module.other_parts_stored(store, pool) == [
+            "model kä: inspections of this very fit are stored under \"it's\" too (a copy served under another name, or a folder "
+            "served through a link, which 0.3.7 named after the link's target): `defectlens export-reviews --model 'kä' --model "
+            "'it'\"'\"'s'` exports their reviews together, and serving it as 'it'\"'\"'s=DIR' keeps one history"]
+        store.dispose()
+    finally:
+        pool.close()

@@ -178,6 +178,12 @@ def test_a_model_is_served_under_a_name_given_as_name_equals_folder(service_mode
         assert list(pool.models) == ["current"] and pool.models["current"].path == (tmp_path / "cookie").resolve() / "current"
     finally:
         pool.close()
+    (tmp_path / "LL").symlink_to(tmp_path / "cookie")  # a link further on, kept too: repointed, it is seen (a fifth probe)
+    pool = ModelPool.load(["cookie/deep/../../LL/v1"])
+    try:
+        assert pool.models["v1"].path == tmp_path.resolve() / "LL" / "v1"
+    finally:
+        pool.close()
     v2 = tmp_path / "cookie" / "v2"
     shutil.copytree(v1, v2)
     current.unlink()

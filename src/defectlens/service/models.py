@@ -181,10 +181,12 @@ def _as_given(folder: Path) -> Path:
     try:
         # With "..", the folder the system takes, links followed: cleaned as text, "L/../m1" named another folder than the
         # one loaded, which was then watched in its stead (third regression probe).
-        # The folder's own name kept, not its link's target (upgrade probe 2026-12-06: "deep/../current" was served as "m").
-        if ".." in folder.parts and folder.name not in ("..", "."):
-            return Path(os.path.realpath(folder.parent)) / folder.name
-        return Path(os.path.realpath(folder) if ".." in folder.parts else os.path.abspath(folder))
+        # Only the part up to the last "..", where the system takes it: the rest as given, links kept (upgrade probe
+        # 2026-12-06: "deep/../current" was served as its target's name; a link after it was not watched).
+        if ".." in folder.parts:
+            last = len(folder.parts) - folder.parts[::-1].index("..")
+            return Path(os.path.realpath(Path(*folder.parts[:last]))).joinpath(*folder.parts[last:])
+        return Path(os.path.abspath(folder))
     except OSError:  # a working folder that is gone: the folder as given
         return folder
 

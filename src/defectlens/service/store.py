@@ -410,8 +410,8 @@ class Store:
         """The names the inspections of one fit (its fit time and training fingerprint) are stored under."""
         with self.session() as s:
             stmt = select(InspectionRow.model).where(InspectionRow.model_fitted_at == fitted_at)
-            if fingerprint is not None:
-                stmt = stmt.where(InspectionRow.model_fingerprint == fingerprint)
+            # A fit without a fingerprint is not one with (as Inspector compares them; regression probe 2026-12-06).
+            stmt = stmt.where(InspectionRow.model_fingerprint.is_(None) if fingerprint is None else InspectionRow.model_fingerprint == fingerprint)
             return sorted(s.scalars(stmt.distinct()))
 
     def stored_name(self, name: str) -> str | None:
