@@ -306,13 +306,13 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
         assert refused.exit_code == 2 and words in " ".join(refused.output.split()) and not (tmp_path / "w").exists(), refused.output
     # The gear's model served under the plate's name (a mistyped NAME=DIR; plant probe 2026-12-06): said at start, and the
     # name's reviews, of two parts now, exported one part at a time (they had no export at all).
-    from defectlens.service.app import other_parts_stored
+    from defectlens.service.app import stored_history_notes
     from defectlens.service.store import Store
 
     pool = ModelPool.load([f"plate={gear}"])
     store = Store(db_url)
     try:
-        said = other_parts_stored(store, pool)
+        said = stored_history_notes(store, pool)
         assert said[-1] == ("model plate: the inspections stored under this name are of 'metal plate' (the latest, #1), the model served "
                             "now of 'brass gear': serve it under a name of its own (NAME=DIR), or their reviews are exported one part at a "
                             "time (`defectlens export-reviews --part`)")
@@ -322,7 +322,7 @@ def test_reviews_of_two_models_are_exported_one_model_at_a_time(service_model, i
         with make_app(pool, db_url, data) as client:
             ins = upload(client, images["bad"], model="plate").json()
             assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "good"}).status_code == 200
-        assert len(other_parts_stored(store, pool)) == 1  # the latest is the gear's now: only the note on the fit's other names
+        assert len(stored_history_notes(store, pool)) == 1  # the latest is the gear's now: only the note on the fit's other names
     finally:
         store.dispose()
         pool.close()
@@ -850,7 +850,7 @@ def test_a_fits_other_names_are_said_by_their_spelling_and_fingerprint(service_m
         fit = pool.models["kä"].inspector.provenance
         assert store.models_of_fit(fit.fitted_at, fit.fingerprint) == ["kä"] and store.models_of_fit(fit.fitted_at, None) == []
         monkeypatch.setattr(store, "models_of_fit", lambda fitted_at, fingerprint: ["ka\u0308", "it's"])
-        assert app_module.other_parts_stored(store, pool) == [
+        assert app_module.stored_history_notes(store, pool) == [
             "model kä: inspections of this very fit are stored under \"it's\" too (a copy served under another name, or a folder "
             "served through a link, which 0.3.7 named after the link's target): `defectlens export-reviews --model 'kä' --model "
             "'it'\"'\"'s'` exports their reviews together, and serving it as 'it'\"'\"'s=DIR' keeps one history"]

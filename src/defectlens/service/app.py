@@ -518,15 +518,15 @@ class Outage:
         return JSONResponse({"detail": self.public(reason)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
-def other_parts_stored(store: Store, pool: ModelPool) -> list[str]:
+def stored_history_notes(store: Store, pool: ModelPool) -> list[str]:
     """A line for each model served under a name whose latest stored inspection is of another part, by its report's object: a
     mistyped ``NAME=DIR`` mixed two parts' history under one name without a word, and its reviews could then not be exported
     (plant probe 2026-12-06). And one for each whose fit has inspections stored under another name, not served: 0.3.7 named
     a folder served through a link after the link's target, and its history went on under a new name unsaid (upgrade probe)."""
     said = []
+    served_names = {same_spelling(n) for n in pool.models}  # an older row's decomposed "kä" is the served "kä" (regression probe)
     for name, served in pool.models.items():
         fit = served.inspector.provenance
-        served_names = {same_spelling(n) for n in pool.models}  # an older one's decomposed "kä" is the served "kä" (regression probe)
         if fit is not None and fit.fitted_at and (elsewhere := [m for m in store.models_of_fit(fit.fitted_at, fit.fingerprint)
                                                                  if same_spelling(m) not in served_names]):
             models = " ".join(f"--model {shlex.quote(m)}" for m in [name, *elsewhere])
@@ -586,7 +586,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # Here, not before serving: each looks through the stored inspections (regression probe 2026-12-06: 1.3 s at
             # start-up for 300 000 of them, growing with the store).
             with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-                for note in other_parts_stored(store, pool):
+                for note in stored_history_notes(store, pool):
                     log.warning("%s", note)
             refresh_sizes()
             while not stop.wait(STORE_WATCH_SECONDS):
