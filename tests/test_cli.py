@@ -258,14 +258,6 @@ def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_ca
     from defectlens import __version__
 
     assert runner.invoke(app, ["--version"]).stdout == f"defectlens {__version__}\n"
-    # Packaging probe 2026-12-06: `--version` loaded PyTorch (3 s) and failed where it is broken; `python -m defectlens` had
-    # no __main__.
-    broken = "import sys; sys.modules['torch'] = sys.modules['faiss'] = None; from defectlens._entry import main; main()"
-    for command in ([sys.executable, "-c", broken, "--version"], [sys.executable, "-m", "defectlens", "--version"]):
-        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        assert (run.returncode, run.stdout) == (0, f"defectlens {__version__}\n"), run.stderr
-    usage = subprocess.run([sys.executable, "-m", "defectlens", "info", "--help"], capture_output=True, text=True, timeout=60)
-    assert usage.returncode == 0 and "Usage: python -m defectlens info" in " ".join(usage.stdout.split()), usage.stdout
     one_good = str(synthetic_category / "test/good/000.png")
     good = runner.invoke(app, ["inspect", str(fitted_model), one_good, "-o", str(tmp_path / "a"), "--fail-on-defect"])
     assert good.exit_code == 0, good.output
@@ -274,6 +266,20 @@ def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_ca
     gated = runner.invoke(app, ["inspect", str(fitted_model), *spots, "--fail-on-defect", "--resume"])
     # Said in a last line, so a CI log shows why the step failed (CLI probe 2026-12-06: exit 4 and no word).
     assert gated.exit_code == 4 and gated.output.rstrip().splitlines()[-1].endswith("part(s) defective: exit status 4 (--fail-on-defect)")
+
+
+@pytest.mark.slow  # three commands in their own processes (6 s on the shared cores)
+def test_version_answers_without_pytorch_and_as_a_module():
+    # Packaging probe 2026-12-06: `--version` loaded PyTorch (3 s) and failed where it is broken; `python -m defectlens` had
+    # no __main__.
+    from defectlens import __version__
+
+    broken = "import sys; sys.modules['torch'] = sys.modules['faiss'] = None; from defectlens._entry import main; main()"
+    for command in ([sys.executable, "-c", broken, "--version"], [sys.executable, "-m", "defectlens", "--version"]):
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert (run.returncode, run.stdout) == (0, f"defectlens {__version__}\n"), run.stderr
+    usage = subprocess.run([sys.executable, "-m", "defectlens", "info", "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and "Usage: python -m defectlens info" in " ".join(usage.stdout.split()), usage.stdout
 
 
 def test_inspect_reads_image_paths_from_standard_input(fitted_model, synthetic_category, tmp_path):
