@@ -351,6 +351,7 @@ def test_each_inspection_records_when_by_which_version_and_with_which_model(fitt
     assert record["model"] == {"fitted_at": fit.fitted_at, "fingerprint": fit.fingerprint} and fit.fingerprint
 
 
+@pytest.mark.slow  # an evaluation in its own process (6 s on the shared cores)
 def test_evaluate_json_dash_is_standard_output(fitted_model, synthetic_category, tmp_path):
     # '-' had written a file named '-'; the metrics are the only thing on standard output.
     code = "import sys; from defectlens._entry import main; sys.argv[0] = 'defectlens'; sys.exit(main())"
@@ -724,6 +725,7 @@ def test_evaluate_types_and_bad_taxonomy(fitted_model, synthetic_category, tmp_p
     assert result.exit_code == 2 and "listed twice" in " ".join(result.output.split()) and not (tmp_path / "m").exists(), result.output
 
 
+@pytest.mark.slow  # fresh interpreters' imports (5 s on the shared cores)
 def test_cli_start_up_leaves_scikit_learn_to_the_commands_that_use_it():
     # evaluate and calibrate import the metrics (scikit-learn, 0.6 s) themselves; every other
     # command, inspect on a Ray driver included, starts without them.

@@ -293,6 +293,7 @@ def test_ctrl_c_while_the_command_loads_is_one_line(monkeypatch, capsys):
     assert info.value.code == 130 and capsys.readouterr().err == "interrupted: stopped while loading, nothing done by this run\n"
 
 
+@pytest.mark.slow  # a fresh interpreter's imports (6 s on the shared cores)
 def test_the_package_loads_without_pytorch_until_the_inspector_is_used():
     import subprocess
     import sys
