@@ -135,9 +135,9 @@ def test_unknown_engine_is_refused(fitted_model, synthetic_category, tmp_path):
     overlays = [p for p in (tmp_path / "cased").glob("*.jpg") if not p.name.endswith(".thumb.jpg")]
     assert result.exit_code == 0 and len(overlays) == len(list(spot.glob("*.png"))), result.output
     # fit's --backbone and --fusion-mode as its --detector (second regression probe: refused in another case).
-    from defectlens.cli.vision import spelled_as_choice
     from defectlens.detect.fusion import FUSION_MODES
     from defectlens.encode import BACKBONES
+    from defectlens.io.names import spelled_as_choice
 
     assert spelled_as_choice("EfficientNet-Lite0", BACKBONES) == "efficientnet-lite0" and spelled_as_choice("Product", FUSION_MODES) == "product"
     assert spelled_as_choice("spark", ("local", "ray")) == "spark"

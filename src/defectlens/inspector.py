@@ -107,6 +107,7 @@ from defectlens.io import (
 )
 from defectlens.io.atomic import folder_identity
 from defectlens.io.dataset import folder_any_case, picture_copies
+from defectlens.io.names import spelled_as_choice
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, Thresholds
@@ -1443,11 +1444,12 @@ class Inspector:
             raise ModelFileError(f"invalid inspector settings ({getattr(exc, 'message', exc)})", path, "re-fit the model") from None
         detector = load_detector(descriptor.detector, root, LoadContext(taxonomy=taxonomy, cue=cue), where=path)
         ran_on = "torch"
-        runtime = runtime.lower() if runtime else None  # in any case, as `export --format` takes it (export probe 2026-12-06)
-        if runtime != "torch":
-            # Imported here: the export module imports this one (to load the model it exports).
-            from defectlens.export import EXPORT_FILE, FORMATS, ONNX_FILE, RUNTIMES, attach_exported_encoder, is_exported
+        # Imported here: the export module imports this one (to load the model it exports).
+        from defectlens.export import EXPORT_FILE, FORMATS, ONNX_FILE, RUNTIMES, attach_exported_encoder, is_exported
 
+        # In any case, as `export --format` takes it (export probe 2026-12-06).
+        runtime = spelled_as_choice(runtime, ("torch", *FORMATS, *RUNTIMES)) if runtime else None
+        if runtime != "torch":
             runtime = FORMATS.get(runtime, runtime) if runtime else None  # "onnx", as `export --format` names it
             if runtime is not None and runtime not in RUNTIMES:
                 raise ConfigError(f"unknown runtime {runtime!r}", root, f"use torch, {', '.join(RUNTIMES)} (or onnx), or leave it out")

@@ -12,7 +12,6 @@ otherwise it is kept.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
     labelled_pixels,
+    percent,
     threshold_shift_notes,
     thresholds_from_labels,
     thresholds_from_normal,
@@ -224,10 +224,6 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
     console.print(f"thresholds restored → {escape(str(model_dir))} (the ones replaced are kept as earlier thresholds{gone})")
 
 
-def _percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.1%}"
-
-
 def calibrate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `defectlens fit`; its thresholds are replaced.")],
     good: Annotated[list[Path] | None, typer.Option("--good", help="Folder (or image) of good parts; repeat for more.")] = None,
@@ -398,8 +394,8 @@ def calibrate(
     table = Table(title=f"{model_dir}: {len(normal)} good, {len(bad)} defective image(s)")
     for column in ("", "image threshold", "recall", "false alarms", "pixel threshold"):
         table.add_column(column, overflow="fold")  # "(normal-quantile)" whole, not cut with "…"
-    table.add_row(f"old ({old.source})", f"{old.image:.4f}", _percent(before.recall), _percent(before.false_alarm_rate), f"{old.pixel:.4f}")
-    table.add_row(f"new ({how})", f"{image_t:.4f}", _percent(after.recall), _percent(after.false_alarm_rate), f"{pixel_t:.4f}")
+    table.add_row(f"old ({old.source})", f"{old.image:.4f}", percent(before.recall), percent(before.false_alarm_rate), f"{old.pixel:.4f}")
+    table.add_row(f"new ({how})", f"{image_t:.4f}", percent(after.recall), percent(after.false_alarm_rate), f"{pixel_t:.4f}")
     console.print(table)
     console.print(f"pixel threshold: {escape(str(pixel_note))}")
     if unlike.any():

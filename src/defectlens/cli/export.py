@@ -11,38 +11,33 @@ from rich.markup import escape
 from defectlens.cli.progress import console, fail, interrupted
 from defectlens.descriptor import describe_model_in, read_descriptor
 from defectlens.errors import DefectlensError
-from defectlens.export import FORMATS, export_model, is_exported, read_export
+from defectlens.export import FORMATS, export_model, is_exported, read_export, source_record
 from defectlens.io.atomic import folder_identity
 from defectlens.io.outputs import require_output_path
 
 
-def _source_of(model_dir: Path) -> tuple[str, str | None] | None:
-    """The model folder (resolved) and fit time an export of ``model_dir`` records as its source; None where unreadable."""
+def _same_fit(earlier: dict, model_dir: Path) -> bool:
+    """Whether the source an export recorded (:func:`~defectlens.export.source_record`) is ``model_dir``'s fit: by its time
+    where both have one, wherever the folder is (a `cp -a` copy of the fit exported over its export had been said another
+    model's; regression probe 2026-12-06), else by the folder."""
     try:
-        descriptor = read_descriptor(model_dir)
+        now = source_record(model_dir)
     except DefectlensError:
-        return None
-    return str(model_dir.resolve()), descriptor.provenance.fitted_at if descriptor.provenance else None
-
-
-def _same_fit(a: tuple[str, str | None], b: tuple[str, str | None] | None) -> bool:
-    """Whether two sources (:func:`_source_of`) are one fit: by its time where both have one, wherever the folder is (a
-    `cp -a` copy of the fit exported over its export had been said another model's; regression probe 2026-12-06)."""
-    if b is None:
         return False
-    return a[1] == b[1] if a[1] is not None and b[1] is not None else a[0] == b[0]
+    if earlier.get("fitted_at") is not None and now["fitted_at"] is not None:
+        return bool(earlier["fitted_at"] == now["fitted_at"])
+    return bool(earlier.get("path") == now["path"])
 
 
-def _earlier_export(folder: Path) -> tuple[tuple[str, str | None], str] | None:
-    """The source (as :func:`_source_of`) and runtime of the export in ``folder``; None where it records none or is unreadable."""
+def _earlier_export(folder: Path) -> tuple[dict, str] | None:
+    """The source recorded (:func:`~defectlens.export.source_record`) and the runtime of the export in ``folder``; None where
+    it records none or is unreadable."""
     try:
         meta = read_export(folder)
     except DefectlensError:
         return None
     source = meta.get("source")
-    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
-        return None
-    return (source["path"], source.get("fitted_at")), str(meta.get("runtime"))
+    return (source, str(meta.get("runtime"))) if isinstance(source, dict) else None
 
 
 def export(
@@ -65,7 +60,7 @@ def export(
         # calibrated on the line whose thresholds the new one does not carry (export probe 2026-12-06).
         replaced = describe_model_in(output) if is_exported(output) else None
         calibrated = read_descriptor(output).thresholds if replaced and "with thresholds set by" in replaced else None
-        if replaced and not calibrated and (earlier := _earlier_export(output)) is not None and _same_fit(earlier[0], _source_of(model_dir)):
+        if replaced and not calibrated and (earlier := _earlier_export(output)) is not None and _same_fit(earlier[0], model_dir):
             # "it replaces the memory-bank model of a cookie that was there" read as another model's (deployment probe 2026-12-06).
             replaced = f"earlier export of this fit (on {earlier[1]})"
         info = export_model(model_dir, output, fmt)

@@ -9,7 +9,7 @@ import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +100,7 @@ from defectlens.io import (
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import folder_any_case, is_good_folder
 from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
-from defectlens.io.names import word_folded
+from defectlens.io.names import spelled_as_choice, word_folded
 from defectlens.io.outputs import (
     can_write,
     lock_folder,
@@ -120,12 +120,6 @@ EXIT_DEFECTIVE = 4
 view than the training images' (which has not passed: :attr:`~defectlens.types.Inspection.view_note`)."""
 ENGINES = ("local", "ray")
 """Where `inspect` runs the batches: this process, or a pool of Ray workers."""
-
-
-def spelled_as_choice(value: str, allowed: Iterable[str]) -> str:
-    """``value`` as ``allowed`` spells it where it is one of them in any case or width (`--engine Ray`, `--overlay ＰＮＧ`, as
-    `export --format` takes its own); else as given, for the check that names the choices to refuse it."""
-    return next((choice for choice in allowed if word_folded(choice) == word_folded(value)), value)
 
 
 def require_choice(option: str, what: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -373,6 +373,11 @@ class LabelledThresholds:
         return self.separation < 0.5
 
 
+def percent(share: float) -> str:
+    """A recall or false-alarm rate as a percentage with one decimal ("n/a" where none could be measured: NaN)."""
+    return "n/a" if math.isnan(share) else f"{share:.1%}"
+
+
 def threshold_shift_notes(labels: Sequence[object] | np.ndarray, scores: Sequence[float] | np.ndarray, unlike: Sequence[bool] | np.ndarray,
                           old_image: float, new_image: float, trade: str | None) -> list[str]:
     """What a new image threshold does on its labelled set that a person must hear, against the old one: it flags none of the
@@ -386,10 +391,6 @@ def threshold_shift_notes(labels: Sequence[object] | np.ndarray, scores: Sequenc
     marks, flags = np.asarray(scores, np.float64), np.asarray(unlike, bool)
     before, after = (verdict_point(t, y, (marks > t) | flags) for t in (old_image, new_image))
     n_defective, n_good = int(y.sum()), int((~y).sum())
-
-    def percent(value: float) -> str:
-        return "n/a" if math.isnan(value) else f"{value:.1%}"
-
     notes = []
     if after.recall == 0:
         # A probe's batch model went from 8 % recall to none without a word.

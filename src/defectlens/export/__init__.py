@@ -18,6 +18,7 @@ from defectlens.export.model import (
     is_exported,
     read_export,
     source_changes,
+    source_record,
 )
 from defectlens.export.runtime import RUNTIMES, OnnxRuntimeNetwork, OpenVinoNetwork, open_network
 
@@ -39,4 +40,5 @@ __all__ = [
     "open_network",
     "read_export",
     "source_changes",
+    "source_record",
 ]

@@ -40,7 +40,7 @@ from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, PRECISION, RUNT
 from defectlens.io import atomic_directory, write_json_atomic
 from defectlens.io.atomic import read_json_file, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
-from defectlens.io.names import word_folded
+from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import require_output_path, require_writable_parent
 
 EXPORT_FILE = "export.json"
@@ -208,7 +208,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     ``export.json``. The folder is written beside ``output`` and swapped in whole."""
     from defectlens.inspector import Inspector  # the Inspector loads exported folders through this module
 
-    named = word_folded(fmt)  # "ONNX", "OpenVINO": the names as their projects write them (full-width letters too)
+    named = spelled_as_choice(fmt, FORMATS)  # "ONNX", "OpenVINO": the names as their projects write them (full-width letters too)
     if named not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")  # as typed
     runtime = FORMATS[named]
@@ -233,7 +233,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
         # Said before loading: a bare zero-shot model would first ask for its taxonomy.
         raise grounding_refused(source)
     inspector = Inspector.load(source, runtime="torch")
-    exported_from = _source_record(source)
+    exported_from = source_record(source)
     encoders = patch_encoders(inspector.detector, source)
     config = _shared_config(encoders, source)
     with atomic_directory(target, holds_model, "exported model") as out:
@@ -275,8 +275,8 @@ def export_card_section(meta: dict) -> str:
     )
 
 
-def _source_record(source: Path) -> dict:
-    """What :attr:`ExportInfo.source` records of the model folder ``source``."""
+def source_record(source: Path) -> dict:
+    """What :attr:`ExportInfo.source` records of the model folder ``source``: its folder (resolved), fit time and thresholds."""
     descriptor = read_descriptor(source)
     return {"path": str(source.resolve()), "fitted_at": descriptor.provenance.fitted_at if descriptor.provenance else None,
             "thresholds": descriptor.thresholds}
@@ -290,7 +290,7 @@ def source_changes(meta: dict, thresholds: dict | None = None) -> str | None:
     if not isinstance(source, dict) or not source.get("path") or not holds_model(Path(source["path"])):
         return None
     try:
-        now = _source_record(Path(source["path"]))
+        now = source_record(Path(source["path"]))
     except DefectlensError:
         return None
     again = "export it again to carry that, or keep this one as it is"

@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -32,6 +33,12 @@ def word_folded(name: str) -> str:
     type them) as their ASCII ones (NFKC, case-folded). For names that carry a meaning (``good``, ``train``,
     ``unknown``), not for file identity (:func:`folded_name`): NFKC also merges signs such as ``²`` and ``2``."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def spelled_as_choice(value: str, allowed: Iterable[str]) -> str:
+    """``value`` as ``allowed`` spells it where it is one of them in any case or width (`--engine Ray`, `--overlay ＰＮＧ`,
+    `--format OpenVINO`, ``runtime="ONNX"``); else as given, for the check that names the choices to refuse it."""
+    return next((choice for choice in allowed if word_folded(choice) == word_folded(value)), value)
 
 
 def within_bytes(name: str, limit: int) -> str:
