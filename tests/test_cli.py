@@ -968,6 +968,48 @@ def test_a_resume_inspects_again_an_image_saved_over_since_its_result(fitted_mod
     assert after["score"] != before["score"] and "already done, 1 to inspect" in said
 
 
+def test_a_resume_tells_an_image_saved_over_with_the_same_size_and_time_by_its_bytes(fitted_model, synthetic_category, tmp_path):
+    # Audit probe 2026-12-07: one camera's BMPs are all one size, and `cp -p` (or FAT's 2-second times) keeps the time: a
+    # spotted part saved over a good one's file so was resumed as done, GOOD. No digest of the judged image was recorded.
+    import hashlib
+    import os
+
+    from PIL import Image
+
+    from defectlens.io import load_image
+    from defectlens.io.images import image_digest
+
+    lot = tmp_path / "lot"
+    lot.mkdir()
+    part = lot / "part.bmp"
+    Image.open(sorted((synthetic_category / "test" / "good").glob("*.png"))[0]).save(part)
+    args = ["inspect", str(fitted_model), str(lot), "-o", str(tmp_path / "out"), "--overlay", "none"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = json.loads((tmp_path / "out" / "part.json").read_text())
+    assert before["source_state"]["sha256"] == hashlib.sha256(part.read_bytes()).hexdigest()
+    assert before["image_digest"] == image_digest(load_image(part))
+    size, mtime = part.stat().st_size, part.stat().st_mtime_ns
+    Image.open(sorted((synthetic_category / "test" / "spot").glob("*.png"))[0]).save(part)
+    os.utime(part, ns=(mtime, mtime))
+    assert part.stat().st_size == size
+    again = runner.invoke(app, [*args, "--resume"])
+    said = " ".join(again.output.split())
+    assert "1 image(s) changed since their results were written (e.g. part.bmp): they are inspected again" in said, said
+    after = json.loads((tmp_path / "out" / "part.json").read_text())
+    assert after["is_defective"] and not before["is_defective"] and after["image_digest"] != before["image_digest"]
+    kept = runner.invoke(app, [*args, "--resume"])  # unchanged since: resumed as done, read but not inspected
+    assert kept.exit_code == 0 and "already done, 0 to inspect" in " ".join(kept.output.split()), kept.output
+    # The report, the document that goes out, says what made the verdict as the JSON does (it had said none of it).
+    report = json.loads((tmp_path / "out" / "part.report.json").read_text())["record"]
+    assert {k: report[k] for k in ("inspected_at", "defectlens_version", "model", "image_digest")} == {
+        k: after[k] for k in ("inspected_at", "defectlens_version", "model", "image_digest")}
+    assert report["thresholds"] == after["thresholds"]
+    text = (tmp_path / "out" / "part.report.md").read_text()
+    assert f"- Inspected {after['inspected_at']} by defectlens {after['defectlens_version']}" in text
+    assert f"- Model fitted {after['model']['fitted_at']}, training-set fingerprint {after['model']['fingerprint'][:16]}…" in text
+    assert f"- Image digest (its pixels): {after['image_digest']}" in text and "(normal-quantile)" in text
+
+
 def test_an_empty_argument_and_a_usage_error_are_one_line_each(fitted_model, synthetic_category, tmp_path, monkeypatch):
     # CLI probe 2026-12-06: `-o "$OUT"` with OUT unset wrote the results into the current folder, `inspect MODEL ""`
     # inspected it; an unknown option was a framed panel of 6-12 lines that `grep '^error:'` did not find.

@@ -364,10 +364,10 @@ def test_a_folder_one_may_write_in_but_not_list_takes_a_save(tmp_path, monkeypat
 
     opened = os.open
 
-    def unreadable(path, flags, *args):  # type: ignore[no-untyped-def]
+    def unreadable(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
         if Path(path) == tmp_path and flags == os.O_RDONLY:  # opened to sync its entries (the second probe: "not written" after the save)
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return opened(path, flags, *args)
+        return opened(path, flags, *args, **kwargs)  # shutil.rmtree opens with dir_fd=
 
     monkeypatch.setattr(Path, "iterdir", unlistable)
     monkeypatch.setattr(atomic.os, "open", unreadable)

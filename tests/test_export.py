@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import warnings
 from dataclasses import replace
@@ -319,6 +320,13 @@ def test_an_export_keeps_out_of_model_folders_and_says_what_it_replaces(fitted_m
     said = " ".join(again.output.split())
     assert again.exit_code == 0 and "it replaces the memory-bank model with thresholds set by f1-optimal (calibrate: 4 good, 4 defective)" in said
     assert "note: the export replaced had thresholds set on the line" in said and "calibrate it again" in said, said
+    # A calibrated model exported twice: the thresholds replaced are those it was exported with, none set on the line
+    # (regression probe 2026-12-07: told to calibrate again, and not that it was an earlier export of this fit).
+    for _ in range(2):
+        twice = runner.invoke(app, ["export", str(model), "-o", str(tmp_path / "twice")])
+    said = " ".join(twice.output.split())
+    assert twice.exit_code == 0 and "it replaces the earlier export of this fit (on onnxruntime) that was there" in said, said
+    assert "note:" not in said
 
 
 def test_a_new_fit_over_an_export_stays_one_while_its_encoder_is_the_same(exported, synthetic_category, tmp_path):
@@ -402,3 +410,24 @@ def test_an_encoder_graph_of_another_canvas_is_refused_at_load(exported, monkeyp
     monkeypatch.setattr(runtime_module.OnnxRuntimeNetwork, "input_size", lambda self: (416, 160))
     with pytest.raises(ModelFileError, match=r"takes 416x160 images, this model's canvas is \d+x\d+"):
         Inspector.load(exported)
+
+
+@pytest.mark.parametrize(("fmt", "runtime"), [("onnx", "onnxruntime"), pytest.param("openvino", "openvino", marks=pytest.mark.slow)])
+def test_a_model_under_a_folder_name_that_is_not_utf8_saves_loads_and_exports(fitted_model, synthetic_category, tmp_path, fmt, runtime):
+    # 2026-12-07: under a Latin-1 folder name a model's memory bank read as "corrupt" (safetensors' reader takes UTF-8 paths
+    # only) and `export` ended in a TypeError traceback (so did the exporter's writer and both runtimes' readers).
+    if fmt == "openvino":
+        pytest.importorskip("openvino", reason="OpenVINO is optional (pip install openvino)")
+    folder = tmp_path / os.fsdecode(b"mod\xe8le")
+    Inspector.load(fitted_model).save(folder)
+    image = load_image(sorted((synthetic_category / "test" / "spot").glob("*.png"))[0])
+    want = Inspector.load(fitted_model).inspect(image)
+    assert np.array_equal(Inspector.load(folder).inspect(image).anomaly_map, want.anomaly_map)
+    out = tmp_path / os.fsdecode(b"export\xe9")
+    result = runner.invoke(app, ["export", str(folder), "-o", str(out), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert "exported to " + str(tmp_path).replace("\n", "") + "/export\\xe9" in " ".join(result.output.split())  # as `ls -b` shows it
+    loaded = Inspector.load(out)
+    assert loaded.detector.encoder.network.name == runtime
+    got = loaded.inspect(image)
+    assert _relative(got.anomaly_map, want.anomaly_map) <= MAX_RELATIVE_ERROR and got.is_defective == want.is_defective

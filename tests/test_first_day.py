@@ -262,6 +262,17 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
         assert result.exit_code == 2, result.output
         assert "3 result(s) already there were inspected with other thresholds" in _text(result) and "image 123" in _text(result)
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
+    first = json.loads((out / "000.json").read_text())["thresholds"]
+    assert f"fix: inspect into a new folder, or resume with --threshold {first['image']!r} as the first run had it" in _text(result)
+    # Calibrated since, the model's pixel threshold differs too: --threshold cannot bring the first run's back, its earlier
+    # thresholds can (audit probe 2026-12-07: the fix had been "resume with the model and --threshold of the first run").
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(fitted_model, calibrated)
+    test = synthetic_category / "test"
+    assert runner.invoke(app, ["calibrate", str(calibrated), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"]).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(calibrated), str(few), "-o", str(out), "--resume"])
+    assert result.exit_code == 2 and ("the model has been calibrated since, and its earlier thresholds no. 1 are the first run's "
+                                      "(`defectlens calibrate MODEL --restore 1` brings them back)") in _text(result), _text(result)
     # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
     # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),
     # and a result of another file under the same name is replaced.

@@ -1386,3 +1386,20 @@ def test_json_results_keep_letters_beyond_ascii_readable_and_odd_names_exact(tmp
     assert json.loads(text) == {"type": "Ölfleck", "source": odd}
     write_json_atomic(tmp_path / "k.json", {"type": "Ölfleck ひび割れ"})
     assert "Ölfleck ひび割れ" in (tmp_path / "k.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("arrays", [False, True])
+def test_safetensors_files_under_a_name_that_is_not_utf8_round_trip_with_their_metadata(tmp_path, arrays):
+    # The grounding data cache and every fitted stage write and read through these two; safetensors' own file calls take
+    # UTF-8 paths only (a Latin-1 model folder's bank read as "corrupt", 2026-12-07).
+    import torch
+
+    from defectlens.io.atomic import load_safetensors, save_safetensors
+
+    for name in (b"plain.safetensors", b"caf\xe9.safetensors"):
+        path = tmp_path / os.fsdecode(name)
+        values = np.arange(6, dtype=np.float32).reshape(2, 3)
+        save_safetensors({"x": values if arrays else torch.from_numpy(values)}, path, {"placement": "{}", "v": "2"})
+        tensors, metadata = load_safetensors(path, arrays=arrays)
+        assert metadata == {"placement": "{}", "v": "2"}
+        assert isinstance(tensors["x"], np.ndarray if arrays else torch.Tensor) and np.array_equal(np.asarray(tensors["x"]), values)

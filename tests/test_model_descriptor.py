@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from defectlens import Inspector, __version__
+from defectlens import Inspector, InspectorSettings, __version__
 from defectlens.descriptor import CARD_FILE, DESCRIPTOR_FILE, FORMAT, FORMAT_VERSION, fingerprint_images, read_descriptor, render_card
 from defectlens.detect.fusion import FusedDetector, FusionConfig
 from defectlens.detect.maps import image_score, smooth_map
 from defectlens.detect.registry import DETECTORS
 from defectlens.encode import DEFAULT_BACKBONE
-from defectlens.errors import ModelFileError, NoteWarning
+from defectlens.errors import DefectlensWarning, ModelFileError, NoteWarning
 from defectlens.io import load_category, load_image
 from defectlens.types import AnomalyResult
+from tests.conftest import texture
 
 
 def _copy(fitted_model: Path, tmp_path: Path, name: str = "model") -> Path:
@@ -52,6 +54,26 @@ def test_descriptor_names_the_kind_and_round_trips(fitted_model, synthetic_categ
     assert loaded.fit_summary is not None and loaded.fit_summary.n_images == 12
     assert loaded.provenance is not None and loaded.provenance.fingerprint == prov["fingerprint"]
     assert Inspector.is_model_dir(fitted_model) and not Inspector.needs_taxonomy(fitted_model)
+
+
+def test_a_fit_is_named_by_when_it_finished_to_the_microsecond(monkeypatch):
+    # Audit probe 2026-12-07: two fits of one folder with other settings in one second had one fitted_at (kept to the
+    # second), and with the same training images one identity in every record; it was also taken before the bank was built.
+    import datetime as dt
+
+    from defectlens.detect.memory_bank import MemoryBankDetector
+
+    rng = np.random.default_rng(5)
+    images = [texture(rng, 48, 64) for _ in range(4)]
+    built_at: list[dt.datetime] = []
+    fit_bank = MemoryBankDetector.fit
+    monkeypatch.setattr(MemoryBankDetector, "fit", lambda self, *a, **k: (fit_bank(self, *a, **k), built_at.append(dt.datetime.now(dt.UTC)))[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        first, second = (Inspector.fit(images, InspectorSettings(seed=seed, image_size=64)) for seed in (1, 2))
+    assert first.provenance.fingerprint == second.provenance.fingerprint
+    times = [dt.datetime.fromisoformat(m.provenance.fitted_at) for m in (first, second)]
+    assert times[0] < times[1] and times[0] >= built_at[0] and times[0].utcoffset() == dt.timedelta(0)
 
 
 def test_unknown_kind_names_the_known_ones(fitted_model, tmp_path):
@@ -523,12 +545,13 @@ def test_a_model_is_described_with_the_right_article(fitted_model, tmp_path):
 def test_a_model_without_a_fingerprint_is_another_model_even_fitted_in_the_same_second(fitted_model, tmp_path, monkeypatch):
     # Found by the full suite (2026-12-06): a batch-scoring fit (no image, no fingerprint) saved over a memory bank in the
     # same second counted as the same model by its fit time, and kept the other part's examples.
-    import defectlens.descriptor as descriptor_module
     from defectlens import InspectorSettings
 
     target = _copy(fitted_model, tmp_path)
     (target / "examples" / "spot").mkdir(parents=True)
-    monkeypatch.setattr(descriptor_module, "utc_now", lambda: read_descriptor(target).provenance.fitted_at)
+    import defectlens.inspector as inspector_module
+
+    monkeypatch.setattr(inspector_module, "utc_now", lambda microseconds=False: read_descriptor(target).provenance.fitted_at)
     batch = Inspector.fit([], InspectorSettings(detector="batch-scoring"))
     assert batch.provenance.fitted_at == read_descriptor(target).provenance.fitted_at
     gear = tmp_path / "taxonomy.json"
@@ -592,3 +615,15 @@ def test_a_model_is_not_saved_inside_another_model(fitted_model, synthetic_categ
     project.mkdir()
     (project / "detector.json").write_text('{"name": "some other tool"}')
     Inspector.load(model).save(project / "models" / "cookie")
+
+
+def test_the_digests_follow_the_recipe_the_readme_gives(fitted_model, synthetic_category):
+    # Audit probe 2026-12-07: the card's "training-set fingerprint (sha256)" matched no sha256sum, and its recipe was in
+    # docstrings only. The README now gives it; this holds the code to it.
+    import hashlib
+
+    images = [load_image(p) for p in load_category(synthetic_category).train_good]
+    digests = [hashlib.sha256(f"({a.shape[0]}, {a.shape[1]}, 3)||u1|".encode() + a.tobytes()).hexdigest() for a in images]
+    prov = json.loads((fitted_model / DESCRIPTOR_FILE).read_text())["provenance"]
+    assert sorted(prov["image_digests"]) == sorted(digests)
+    assert prov["fingerprint"] == hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()

@@ -57,6 +57,12 @@ def main() -> None:
 
     try:
         app()
+    except PermissionError as exc:
+        # Where no command's own check saw it coming: a path below a folder this user cannot enter had been a traceback from
+        # wherever it was first touched (locked-down host probe 2026-12-07: six commands' output, model and data paths).
+        sys.stderr.write(f"error: {permission_refusal(exc)}\n")
+        end_with(2)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         # While the command line was built from the commands' signatures: a traceback had said it.
         sys.stderr.write("interrupted: stopped while starting, nothing done by this run\n")
@@ -71,6 +77,14 @@ def main() -> None:
         end_with(0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1)
         raise
     end_with(0)
+
+
+def permission_refusal(exc: PermissionError) -> str:
+    """One line for a permission the system refused: the path, and the fix."""
+    where = exc.filename if exc.filename is not None else "a file or folder"
+    shown = os.fsencode(where).decode("utf-8", "backslashreplace") if isinstance(where, str) else str(where)
+    return (f"{shown}: permission denied — fix: give this user access to it and enter permission (x) on each folder above it, "
+            "or run as a user who has them")
 
 
 def end_with(status: int) -> None:
@@ -134,8 +148,10 @@ def quiet_plot_cache() -> None:
             return
     import tempfile
 
-    own = os.path.join(tempfile.gettempdir(), f"defectlens-matplotlib-{os.getuid()}")
     try:
+        # Inside the try: a host with no writable temporary folder had ended every command here, `info` too, in a traceback
+        # (locked-down host probe 2026-12-07). Only the ROC plots need Matplotlib: they say why where they cannot have it.
+        own = os.path.join(tempfile.gettempdir(), f"defectlens-matplotlib-{os.getuid()}")
         os.makedirs(own, mode=0o700, exist_ok=True)
         info = os.lstat(own)
         if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):

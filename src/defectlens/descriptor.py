@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -81,9 +82,10 @@ REMEDY = "`defectlens fit` (or Inspector.fit then save)"
 _LEGACY_MARKERS = (("fusion.json", "fused"), ("detector.json", "memory-bank"), ("grounding.json", "grounding"))
 
 
-def utc_now() -> str:
-    """The current UTC time, ISO 8601, to the second."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+def utc_now(microseconds: bool = False) -> str:
+    """The current UTC time, ISO 8601, to the second (``microseconds``: to the microsecond, where the time names something)."""
+    now = dt.datetime.now(dt.UTC)
+    return (now if microseconds else now.replace(microsecond=0)).isoformat()
 
 
 def combine_digests(digests: Sequence[str]) -> str:
@@ -363,6 +365,14 @@ def read_descriptor(directory: str | Path) -> ModelDescriptor:
     a newer version, or a folder that holds no model."""
     root = Path(directory)
     path = root / DESCRIPTOR_FILE
+    try:
+        os.stat(root)
+    except PermissionError:
+        # Below a folder this user cannot enter: a bare PermissionError from the API, a traceback from the commands.
+        raise ModelFileError("cannot be read (permission denied: a folder on its path cannot be entered)", root,
+                             "give this user enter permission (x) on the folders above it and read permission on it") from None
+    except OSError:
+        pass  # missing, a loop: said below
     if root.exists() and not root.is_dir():
         raise ModelFileError("is a file, not a model folder", root, f"pass the folder {REMEDY} wrote (it holds {DESCRIPTOR_FILE})")
     if not root.is_dir():

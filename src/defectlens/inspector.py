@@ -105,8 +105,8 @@ from defectlens.io import (
     shape_of,
     write_json_atomic,
 )
-from defectlens.io.atomic import folder_identity
-from defectlens.io.dataset import folder_any_case, picture_copies
+from defectlens.io.atomic import copy_folder_into, folder_identity
+from defectlens.io.dataset import FolderImages, folder_any_case, picture_copies
 from defectlens.io.names import spelled_as_choice
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -378,13 +378,25 @@ def _is_folder(value: object) -> TypeGuard[str | Path]:
     return isinstance(value, str | Path) and Path(value).is_dir()
 
 
+def _say_unread_folders(found: FolderImages, folder: object, done: str) -> None:
+    """Warn of the folders below ``folder`` that could not be listed, whose images are therefore not ``done`` ("inspected"):
+    they had been passed over without a word (locked-down host probe 2026-12-07)."""
+    if found.unreadable_folders:
+        listed = "; ".join(f"{printable_text(str(p))} ({why})" for p, why in found.unreadable_folders[:5])
+        more = f"; and {len(found.unreadable_folders) - 5} more" if len(found.unreadable_folders) > 5 else ""
+        warn_caller(DefectlensWarning(f"{len(found.unreadable_folders)} folder(s) in {folder} could not be read, their images not {done}: "
+                                      f"{listed}{more} — give this user read and enter permission on them (chmod a+rx)"))
+
+
 def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
     """``paths`` as a list: a folder stands for the images below it (:func:`~defectlens.io.images_below`),
     one file alone is refused (a str was read as its characters), and so are pixels: batches are read
     from files, so that an unreadable one is listed and the rest go on."""
     if _is_folder(paths):
-        found: list[str | Path] = list(images_below(paths).images)
-        if not found:
+        below = images_below(paths)
+        _say_unread_folders(below, paths, "inspected")
+        found: list[str | Path] = list(below.images)
+        if not found and not below.unreadable_folders:
             # Said, not raised: a loop polling a folder the camera fills finds it empty now and then (API probe 2026-12-06:
             # an empty batch came back without a word).
             warn_caller(DefectlensWarning(f"no images in {paths}: nothing inspected"))
@@ -428,7 +440,9 @@ def _folder_images(folder: Path) -> ImageFiles:
             warn_caller(DefectlensWarning(note))
         found = category.require_train_good()
     else:
-        found = images_below(folder).images
+        below = images_below(folder)
+        _say_unread_folders(below, folder, "left out")
+        found = below.images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")
     files, failures = scan_images(found)
@@ -754,6 +768,12 @@ class Inspector:
         if notes and fitted.fit_summary is not None:
             # Kept with the model and on its card: a warning alone was gone with the notebook's output.
             fitted.fit_summary = replace(fitted.fit_summary, notes=tuple(notes))
+        if fitted.provenance is not None:
+            # When the fit finished, as the card says (it had been when the images were read, before the bank was built), to
+            # the microsecond: with the training set's fingerprint it names the fit in every inspection record and the
+            # service's store, and two fits of one folder with other settings in one second had had one name (audit probe
+            # 2026-12-07: the service called them "this very fit" and advised merging their histories).
+            fitted.provenance = replace(fitted.provenance, fitted_at=utc_now(microseconds=True))
         return fitted
 
     @classmethod
@@ -1225,7 +1245,7 @@ class Inspector:
                     if (out / name).exists() or not (folder / name).exists():
                         continue
                     if (folder / name).is_dir():
-                        shutil.copytree(folder / name, out / name)
+                        copy_folder_into(folder / name, out / name)
                     else:
                         shutil.copyfile(folder / name, out / name)
             if taxonomy_file is not None:

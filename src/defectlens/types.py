@@ -339,9 +339,13 @@ class Report:
     report so the service's stored inspections say it too (a drift alarm had no image to point at)."""
     view_note: str | None = None
     """The image's size or shape against the training images' (:attr:`Inspection.view_note`), said after the verdict."""
+    record: dict | None = None
+    """What made the verdict, as the inspection JSON records it (``inspected_at`` UTC, ``defectlens_version``, ``model``: its
+    ``fitted_at`` and ``fingerprint``, ``thresholds``), or None where none was given (the service keeps it in its own
+    columns): the report is the document that goes out, and it had said none of it (audit probe 2026-12-07)."""
 
     def to_json(self) -> dict:
-        """Plain-JSON form (``frame_units`` and ``view_note`` only when known)."""
+        """Plain-JSON form (``frame_units``, ``view_note`` and ``record`` only when known)."""
         return {
             "source": self.source,
             "object": self.object_name,
@@ -359,4 +363,5 @@ class Report:
             "notes": list(self.notes),
             **({"frame_units": round(float(self.frame_units), 3)} if self.frame_units is not None else {}),
             **({"view_note": self.view_note} if self.view_note else {}),
+            **({"record": self.record} if self.record is not None else {}),
         }

@@ -668,8 +668,10 @@ def test_serve_stops_on_a_sqlite_file_that_is_no_database(tmp_path, pool, monkey
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     result = CliRunner().invoke(cli, ["serve", str(model), "--port", str(port), "--data-dir", str(data)])
-    assert result.exit_code == 2 and "file is not a database" in " ".join(result.output.split()), result.output
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "file is not a database" in said, result.output
     assert "serving" not in result.output and not served
+    assert f"error: {(data / 'inspections.db').resolve()}: database unavailable" in said  # which file (locked-down probe 2026-12-07)
 
 
 def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):
@@ -852,8 +854,110 @@ def test_a_fits_other_names_are_said_by_their_spelling_and_fingerprint(service_m
         monkeypatch.setattr(store, "models_of_fit", lambda fitted_at, fingerprint: ["ka\u0308", "it's"])
         assert app_module.stored_history_notes(store, pool) == [
             "model kä: inspections of this very fit are stored under \"it's\" too (a copy served under another name, or a folder "
-            "served through a link, which 0.3.7 named after the link's target): `defectlens export-reviews --model 'kä' --model "
-            "'it'\"'\"'s'` exports their reviews together, and serving it as 'it'\"'\"'s=DIR' keeps one history"]
+            "served through a link, which 0.3.7 named after the link's target): `defectlens export-reviews -o REVIEWS --data-dir DIR "
+            "--model 'kä' --model 'it'\"'\"'s'` exports their reviews together, and serving it as 'it'\"'\"'s=DIR' goes on with the "
+            "history stored under that name"]
+        store.dispose()
+    finally:
+        pool.close()
+
+
+def test_a_folder_named_in_latin1_is_served_under_its_escaped_name(service_model, images, tmp_path):
+    # 2026-12-07: a model folder whose name is not UTF-8 was served under Python's stand-ins for its bytes ("model_\udce9"),
+    # which the store could not hold: every request was a 500 and the store's watch thread died with a traceback.
+    from defectlens.service import app as app_module
+
+    folder = tmp_path / os.fsdecode(b"mod\xe8le")
+    shutil.copytree(service_model, folder)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    pool = ModelPool.load([str(folder)])
+    try:
+        assert list(pool.models) == ["mod\\xe8le"]
+        with make_app(pool, url, tmp_path / "data") as client:
+            posted = upload(client, images["bad"])
+            assert posted.status_code == 201 and posted.json()["model"] == "mod\\xe8le"
+            assert client.get("/inspections").json()["items"][0]["model"] == "mod\\xe8le"
+        store = Store(url)
+        assert app_module.stored_history_notes(store, pool) == []
+        store.dispose()
+    finally:
+        pool.close()
+
+
+def test_the_watch_goes_on_through_any_error_and_says_it_once(service_model, tmp_path, monkeypatch, caplog):
+    # Regression probe 2026-12-07: a stored row whose report was a list ended the watch thread in an AttributeError, and with
+    # it, for the process's life, the store's probe, the metrics and every word of a model folder gone or written again.
+    import time
+
+    import defectlens.service.app as app_module
+
+    monkeypatch.setattr(app_module, "STORE_WATCH_SECONDS", 0.05)
+    monkeypatch.setattr(app_module, "stored_history_notes", lambda *given: [][0])
+    model = tmp_path / "plate"
+    shutil.copytree(service_model, model)
+    pool = ModelPool.load([model])
+    try:
+        with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                                                                          tmp_path / "data"):
+            for _ in range(100):
+                if "the stored history was not looked through (IndexError" in caplog.text:
+                    break
+                time.sleep(0.05)
+            served = pool.models["plate"]
+            works = served.disk_change
+            monkeypatch.setattr(served, "disk_change", lambda: 1 / 0)
+            time.sleep(0.3)
+            monkeypatch.setattr(served, "disk_change", works)
+            model.rename(tmp_path / "plate.aside")
+            for _ in range(100):
+                if "is gone since" in caplog.text:
+                    break
+                time.sleep(0.05)
+        assert "the stored history was not looked through (IndexError: list index out of range); the service goes on" in caplog.text
+        assert caplog.text.count("the service's watch failed in note_models_changed (ZeroDivisionError") == 1, caplog.text
+        assert f"model plate: {model} is gone since" in caplog.text, caplog.text
+    finally:
+        pool.close()
+
+
+def test_a_name_stored_in_two_spellings_is_one_history_and_the_note_s_command_runs_as_pasted(service_model, images, tmp_path):
+    # Regression probe 2026-12-07: rows an older defectlens stored under a decomposed "kä" hid, from the name's filter and its
+    # export, the rows stored since under the composed "kä"; the start-up note's command lacked -o and the store's options,
+    # named the served name though nothing was stored under it, and listed the two spellings as two names.
+    import shlex
+
+    from defectlens.service import app as app_module
+    from defectlens.service.app import ServiceConfig
+
+    runner = CliRunner()
+    data = tmp_path / "data"
+    url = f"sqlite:///{(data / 'inspections.db').resolve()}"
+    data.mkdir()
+    pool = ModelPool.load([f"kä={service_model}"])
+    try:
+        with make_app(pool, url, data) as client:
+            for image in ("bad", "good"):
+                ins = upload(client, images[image], model="kä").json()
+                assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "verdict": "defective"}).status_code == 200
+        store = Store(url)
+        with store.session() as s:  # the first as 0.3.7 stored it
+            s.execute(text("update inspections set model = :m where id = 1"), {"m": "ka\u0308"})
+            s.commit()
+        with make_app(pool, url, data) as client:
+            listed = client.get("/inspections", params={"model": "kä"}).json()
+            assert listed["total"] == 2 and [i["id"] for i in listed["items"]] == [2, 1]
+        exported = runner.invoke(cli, ["export-reviews", "--data-dir", str(data), "-o", str(tmp_path / "r1"), "--model", "kä"])
+        assert exported.exit_code == 0 and "2 reviewed inspection(s)" in exported.output, exported.output
+    finally:
+        pool.close()
+    pool = ModelPool.load([f"current={service_model}"])  # the same fit under a new name, nothing stored under it yet
+    try:
+        config = ServiceConfig(model_dirs=(), db_url=url, data_dir=data)
+        said = app_module.stored_history_notes(store, pool, app_module.store_options(config))
+        assert len(said) == 1 and "stored under 'kä' too" in said[0] and "--model current" not in said[0], said
+        command = said[0].split("`")[1].replace("REVIEWS", shlex.quote(str(tmp_path / "r2")))
+        pasted = runner.invoke(cli, shlex.split(command)[1:])
+        assert pasted.exit_code == 0 and "2 reviewed inspection(s)" in pasted.output, (command, pasted.output)
         store.dispose()
     finally:
         pool.close()

@@ -66,6 +66,11 @@ class LabelledScores:
     """Images of another size or shape than the training images' (a crop, a turned part), each with what was said of it."""
 
 
+READ_ONLY_MODEL_FIX = "calibrate a copy you can write (cp -r MODEL_DIR COPY), or see the new thresholds with --dry-run, which saves nothing"
+"""What to do with a model folder calibrate cannot write: it has no output folder of its own, and "pass a folder you can
+write to" had been its advice (locked-down host probe 2026-12-07)."""
+
+
 def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Path, Path], out: LabelledScores, advance) -> None:
     """Score the files of ``labelled`` (file: label, 1 = defective) into ``out``; keep map pixels when any defective file has
     a mask to set the pixel threshold with (``masks``: file → its mask).
@@ -202,7 +207,7 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
             return
         if not dry_run:
             # Checked once there is something to write (a read-only model whose thresholds are in force is no error).
-            require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
+            require_writable_parent(model_dir, "model", makes_folder=True, fix=READ_ONLY_MODEL_FIX)  # saved whole beside the old
             clean_stale_temporaries(model_dir.parent, model_dir.name)
         table = Table(title=f"{model_dir}: thresholds")
         for column in ("", "image threshold", "pixel threshold"):
@@ -287,7 +292,7 @@ def calibrate(
         _require_own_thresholds(model_dir)
         if not dry_run:
             # The model before its plot: a read-only model folder had been found out on a second try, after the plot's error.
-            require_writable_parent(model_dir, "model", makes_folder=True)  # saved whole beside the old
+            require_writable_parent(model_dir, "model", makes_folder=True, fix=READ_ONLY_MODEL_FIX)  # saved whole beside the old
             clean_stale_temporaries(model_dir.parent, model_dir.name)
             # Saved as a copy swapped in for the old: room for that copy, before the scoring (a full disk had been found out
             # after it; concurrency probe 2026-12-06).
@@ -451,7 +456,7 @@ def calibrate(
         raise fail(exc) from None
     except OSError as exc:
         console.print(f"[red]error:[/] {escape(str(plot_path))}: could not be written ({escape(str(exc.strerror or exc))})"
-                      f"{'; the thresholds are saved' if saved else ''} — fix: pass --plot with a writable path")
+                      f"{'; the thresholds are saved' if saved else ''} — fix: {getattr(exc, 'fix', 'pass --plot with a writable path')}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # Saved also when the interrupt came in the moment after the model folder was swapped in.

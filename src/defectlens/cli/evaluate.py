@@ -171,6 +171,7 @@ def evaluate(
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
     from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
     from defectlens.evaluate.harness import evaluate_detection
+    from defectlens.evaluate.roc import PlotUnavailable
 
     try:
         # Options and the output path first: a bad one must not cost a whole evaluation.
@@ -284,8 +285,11 @@ def evaluate(
             # Beside a --json file; a stream (standard output, a pipe) has no "beside".
             beside = json_out is not None and not to_stdout and not stream(json_out)
             figure = json_out.with_suffix(".confusion.png") if beside and json_out else Path(f"{category.name}.confusion.png")
-            write_bytes_atomic(figure, confusion_figure_png(types))
-            console.print(f"confusion matrix → {escape(str(figure))}")
+            try:
+                write_bytes_atomic(figure, confusion_figure_png(types))
+                console.print(f"confusion matrix → {escape(str(figure))}")
+            except PlotUnavailable as exc:
+                console.print(f"[yellow]warning:[/] {escape(str(figure))}: not drawn ({exc.strerror}); the figures above stand — fix: {exc.fix}")
     table = Table(title=f"{category.name}: {evaluation.n_test} test images")
     for header in ("metric", "value"):
         table.add_column(header, overflow="fold")  # on a narrow terminal "image_…" three times had named no metric (CLI probe)

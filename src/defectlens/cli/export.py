@@ -59,8 +59,13 @@ def export(
         # Said as `fit` says what it replaces: "the export that was there" had been said of another part's export, and of one
         # calibrated on the line whose thresholds the new one does not carry (export probe 2026-12-06).
         replaced = describe_model_in(output) if is_exported(output) else None
+        earlier = _earlier_export(output) if replaced else None
         calibrated = read_descriptor(output).thresholds if replaced and "with thresholds set by" in replaced else None
-        if replaced and not calibrated and (earlier := _earlier_export(output)) is not None and _same_fit(earlier[0], model_dir):
+        if calibrated and earlier is not None and earlier[0].get("thresholds") == calibrated:
+            # Its thresholds are those it was exported with, its source's calibration: none set on the line is lost (an export
+            # of a calibrated model, exported again, had been told to calibrate again; regression probe 2026-12-07).
+            calibrated = None
+        if replaced and not calibrated and earlier is not None and _same_fit(earlier[0], model_dir):
             # "it replaces the memory-bank model of a cookie that was there" read as another model's (deployment probe 2026-12-06).
             replaced = f"earlier export of this fit (on {earlier[1]})"
         info = export_model(model_dir, output, fmt)

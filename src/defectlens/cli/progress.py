@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from defectlens._entry import stopping_signals
 from defectlens.errors import ConfigError, NoteWarning, OutputError
+from defectlens.io.atomic import printable_text
 from defectlens.io.outputs import send_to_nowhere
 
 
@@ -31,6 +32,11 @@ class _GoesOnWhenReadersLeave(Console):
     def on_broken_pipe(self) -> None:
         self.quiet = True
         _to_nowhere(sys.stderr if self.stderr else sys.stdout)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Rich's print, a message naming a file not named in UTF-8 written as ``ls -b`` shows it (``\\xe9``, by
+        :func:`printable_text`): the stream's own escaping had shown Python's stand-in (``\\udce9``)."""
+        super().print(*(printable_text(o) if isinstance(o, str) else o for o in objects), **options)
 
 
 def _to_nowhere(stream: TextIO) -> None:

@@ -27,14 +27,13 @@ from rich.markup import escape
 from defectlens._entry import stopping_signals
 from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
-from defectlens.io.atomic import folder_identity
+from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import umask_blocks_owner
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
+from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 
 DEFAULT_DATA = Path("defectlens_service")
 
 
-DB_FILE = "inspections.db"
 """The SQLite file in the data folder, the database when no --db is given."""
 
 
@@ -355,7 +354,9 @@ def serve(
             # the file" had followed "upgrade defectlens" for a schema a newer version wrote.
             fix = "" if exc.lasting else (" — fix: the SQLite file (or its folder) must be a defectlens database this process can write: "
                                           "repair or move it, or pass another --data-dir or --db")
-            console.print(f"[red]error:[/] {escape(str(exc))}{fix}")
+            # Named: "unable to open database file" had said which file nowhere (locked-down host probe 2026-12-07).
+            named = f"{config.db_url.split(':///', 1)[-1]}: " if sqlite and ":///" in config.db_url else ""
+            console.print(f"[red]error:[/] {escape(named)}{escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
     # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
     # Best effort: a folder that takes no file is said by /health, and the prune commands then check by the pictures.
@@ -364,7 +365,8 @@ def serve(
     said = logging.getLogger("defectlens.service")
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
     # Each under the name requests and the history use (a folder through a link had been named after the link's target, unsaid).
-    served = ", ".join(f"{name} ({loaded.path})" if name != str(loaded.path) else name for name, loaded in app.state.pool.models.items())
+    served = ", ".join(f"{name} ({printable_text(str(loaded.path))})" if name != str(loaded.path) else name
+                       for name, loaded in app.state.pool.models.items())
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", served, shown, port)
     local = is_loopback(host)
     if token is None:

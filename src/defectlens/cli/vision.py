@@ -207,12 +207,16 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False) -> tuple[lis
             failures.extend(
                 Failure(str(p), f"{p}: {p.suffix.lower()} images are not read — fix: convert it to PNG or JPEG") for p in found.other_formats
             )
+            # Its images unknown, the folder is listed as not inspected (a probe's lot was "1 image(s) inspected", exit 0,
+            # its unreadable subfolder's images unsaid; locked-down host probe 2026-12-07).
+            failures.extend(Failure(str(p), f"{p}: folder cannot be read ({why}); its images were not inspected — fix: give this user "
+                                    "read and enter permission on it (chmod a+rx)") for p, why in found.unreadable_folders)
             if found.masks and not masks_expected:
                 example = found.masks[0].name
                 notes([f"{item}: {len(found.masks)} file(s) named or kept as masks (`<stem>_mask`, or in a masks/ folder; e.g. {example}) "
                        "are taken as masks, not as parts"])
             notes(f"{again}: links to a folder already read; its images are read once" for again in found.repeated_folders)
-            if not found.images:
+            if not found.images and not found.unreadable_folders:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
             files.extend(found.images)
         elif path_is(item, "any"):
@@ -909,11 +913,20 @@ def inspect(
         # summary), a lower score would be flagged beside a higher one passed.
         name, payload = min(mixed.items())
         before = recorded_thresholds(payload)
+        # What can still bring the first run's thresholds back, said as it is: --threshold sets the image one only, and
+        # after a calibrate "resume with the model and --threshold of the first run" could not (audit probe 2026-12-07).
+        numbered = [n for n, e in enumerate(inspector.earlier_thresholds, start=1) if (e.image, e.pixel) == before]
+        if before[1] == current[1]:
+            fix = f"inspect into a new folder, or resume with --threshold {before[0]!r} as the first run had it"
+        elif numbered:
+            fix = (f"inspect into a new folder: the model has been calibrated since, and its earlier thresholds no. {numbered[-1]} are the "
+                   f"first run's (`defectlens calibrate MODEL --restore {numbered[-1]}` brings them back)")
+        else:
+            fix = "inspect into a new folder: no option sets the first run's pixel threshold (another model made them)"
         raise fail(ConfigError(
             f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:g}, "
             f"pixel {before[1]:g}, {payload.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
-            "— another model or --threshold", output,
-            "inspect into a new folder (or resume with the model and --threshold of the first run)",
+            "— another model or --threshold", output, fix,
         ))
     by_source = _names_by_source(earlier, files) if resume else None
     names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, by_source, earlier)

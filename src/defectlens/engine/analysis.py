@@ -186,8 +186,9 @@ def analyse(
     stem: str,
     grounding: GroundingResult | None = None,
     verdict_notes: Sequence[str] = (),
+    record: dict | None = None,
 ) -> list[RegionType]:
-    """Type the inspection's regions and write the report files.
+    """Type the inspection's regions and write the report files (``record``: what made the verdict, :attr:`Report.record`).
 
     Types come from :func:`~defectlens.classify.regions.type_regions`: labelled examples when
     given, else the taxonomy's descriptions, else a grounding model's maps. ``verdict_notes``, about the
@@ -196,5 +197,6 @@ def analyse(
     region_types, notes = type_with_notes(analysis, image, inspection, grounding)
     notes = [*verdict_notes, *notes]
     report = build_report(inspection, region_types, analysis.taxonomy, analysis.writer, notes)
+    report.record = record
     write_report_files(report, out_dir, stem)
     return region_types

@@ -4,6 +4,7 @@ its own (:mod:`defectlens.engine.ray_engine`), so both write the same files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from defectlens.explain import shown_type
 from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
-from defectlens.io.images import jpeg_bytes, jpeg_thumbnail
+from defectlens.io.images import image_digest, jpeg_bytes, jpeg_thumbnail
 from defectlens.locate import overlay_scale, render_overlay, weaker_regions
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
@@ -98,20 +99,32 @@ def completed_inspection(out_dir: Path, name: str, source: Path, payload: dict |
     return payload if same_source(payload, source) and not changed_since_inspected(payload, source) else None
 
 
-def file_state(path: str | Path) -> dict[str, int]:
-    """The size and modification time of the file at ``path``, as an inspection JSON records its input's
+def file_state(path: str | Path, digest: bool = True) -> dict[str, int | str]:
+    """The size, modification time and (``digest``) sha256 of the file at ``path``, as an inspection JSON records its input's
     (``source_state``)."""
     state = os.stat(path)
-    return {"size": state.st_size, "mtime_ns": state.st_mtime_ns}
+    recorded: dict[str, int | str] = {"size": state.st_size, "mtime_ns": state.st_mtime_ns}
+    if digest:
+        with open(path, "rb") as f:
+            recorded["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+    return recorded
 
 
 def changed_since_inspected(payload: dict, source: Path) -> bool:
-    """Whether the file ``source`` is no longer as it was when the inspection ``payload`` was made (its size or
-    modification time, ``source_state``): a camera's hot folder reuses names, and a cracked part saved over a good one's
-    file had been resumed as the good one's GOOD (concurrency probe 2026-12-06). False for results that did not record it."""
+    """Whether the file ``source`` is no longer as it was when the inspection ``payload`` was made (``source_state``: its
+    size, modification time and, recorded since 0.3.9, its bytes' sha256): a camera's hot folder reuses names, and a cracked
+    part saved over a good one's file had been resumed as the good one's GOOD (concurrency probe 2026-12-06) — and still was
+    when the new file had the same size and time (one camera's BMPs are all one size; `cp -p` and FAT's 2-second times keep
+    the time; audit probe 2026-12-07). False for results that did not record it."""
     recorded = payload.get("source_state")
+    if not isinstance(recorded, dict):
+        return False
     try:
-        return isinstance(recorded, dict) and recorded != file_state(source)
+        now = file_state(source, digest=False)
+        if {k: recorded.get(k) for k in now} != now:
+            return True
+        # Read only where the size and time agree (where they do not, the file has changed whatever its bytes).
+        return "sha256" in recorded and recorded["sha256"] != file_state(source)["sha256"]
     except OSError:
         return False  # no file to compare: what reads it says so
 
@@ -171,6 +184,10 @@ def write_inspection(
     if os.path.isfile(inspection.source):  # a file, not an array ("<array>")
         payload["source_file"] = os.path.realpath(inspection.source)
         payload["source_state"] = file_state(inspection.source)  # a later --resume tells the file saved over since
+    # Which pixels were judged, as a model's card names its training images' (io.images.image_digest): the file's sha256 says
+    # which bytes, this what they decoded to, whatever file holds them (audit probe 2026-12-07: no digest of the judged image).
+    # (``extra`` gives the same, computed once with the report's record.)
+    payload["image_digest"] = extra.get("image_digest") if extra and extra.get("image_digest") else image_digest(image)
     # Marked as the report and the service mark them: a reader of the JSON alone had to compare each
     # region's peak with the threshold to know which ones the report does not count.
     weaker = weaker_regions(inspection)
@@ -214,9 +231,12 @@ def inspect_and_write(
             with written_as_one(remove_first=[earlier]):
                 # What the verdict rests on first, then what was said of its batch; a view note heads the text.
                 said = [n for n in (inspector.verdict_basis, item.result.batch_warning) if n]
-                region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said)
+                # One record for the JSON and the report, so that the two say the same time.
+                record = {**audit_record(inspector), "image_digest": image_digest(item.image)}
+                region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said,
+                                       {**record, "thresholds": inspection.thresholds.to_json() if inspection.thresholds else None})
                 labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
-                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp}
+                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp, **record}
                 if item.result.batch_warning:
                     # Kept with the verdict it qualifies: a reader of one JSON sees it too.
                     extra["batch_warning"] = item.result.batch_warning

@@ -246,11 +246,11 @@ def evaluate_detected_types(
 
 
 def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
-    """The confusion matrix as a PNG (counts in each cell; one row per true type)."""
-    import matplotlib
+    """The confusion matrix as a PNG (counts in each cell; one row per true type); :class:`~defectlens.evaluate.roc.PlotUnavailable`
+    where Matplotlib cannot start."""
+    from defectlens.evaluate.roc import pyplot
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = pyplot()
 
     # A true type is never 'unknown': its row (the last) is always empty, so it is not drawn.
     rows, cols = evaluation.labels[:-1], evaluation.labels

@@ -5,8 +5,11 @@ Used by ``defectlens calibrate`` to show where the old and the new image thresho
 
 from __future__ import annotations
 
+import errno
 import io
+import logging
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -16,17 +19,39 @@ from defectlens.evaluate.metrics import OperatingPoint
 POINT_STYLES = ("o", "s", "^", "D")
 
 
+class PlotUnavailable(OSError):
+    """Matplotlib cannot start here (no writable cache folder: a read-only home and temporary folder); ``fix`` says what to do."""
+
+    fix = "set MPLCONFIGDIR to a folder you can write (Matplotlib's cache), or run where the home or temporary folder is writable"
+
+
+def pyplot() -> ModuleType:
+    """Matplotlib's pyplot on its file-only backend, for the plots (the one place defectlens imports Matplotlib). A
+    :class:`PlotUnavailable` where Matplotlib cannot start: on a host with no writable cache folder it had ended calibrate's
+    plot in a two-line message of Matplotlib's, and `evaluate --types` after the whole evaluation (locked-down host probe
+    2026-12-07)."""
+    said = logging.getLogger("matplotlib")
+    level = said.level
+    said.setLevel(logging.ERROR)  # its warning of the same folder, said again in the refusal
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except OSError:
+        raise PlotUnavailable(errno.EACCES, "Matplotlib, which draws it, has no writable cache folder") from None
+    finally:
+        said.setLevel(level)
+    return plt
+
+
 def roc_figure_png(
     labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray, points: Mapping[str, OperatingPoint], title: str
 ) -> bytes:
     """ROC curve (false-alarm rate → recall) with each named operating point marked and labelled.
 
     ``labels`` must hold both classes (1 = defective); the curve's AUROC goes in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     y = np.asarray(labels).astype(int)
     s = np.asarray(scores, dtype=np.float64)
     fpr, tpr, _ = roc_curve(y, s)
@@ -51,4 +76,4 @@ def roc_figure_png(
     return buf.getvalue()
 
 
-__all__ = ["roc_figure_png"]
+__all__ = ["PlotUnavailable", "pyplot", "roc_figure_png"]

@@ -230,7 +230,23 @@ def render_markdown(report: Report) -> str:
         lines.append("")
     if report.notes:
         lines += ["## Notes", "", *[f"- {markdown_line(n)}" for n in report.notes], ""]
+    if report.record is not None:
+        lines += ["## Record", "", *[f"- {markdown_line(line)}" for line in _record_lines(report.record)], ""]
     return "\n".join(lines)
+
+
+def _record_lines(record: dict) -> list[str]:
+    """A report's :attr:`~defectlens.types.Report.record` in words, one line each."""
+    model = record["model"] if isinstance(record.get("model"), dict) else {}
+    thresholds = record["thresholds"] if isinstance(record.get("thresholds"), dict) else {}
+    fingerprint = str(model.get("fingerprint") or "none")
+    lines = [f"Inspected {record.get('inspected_at')} by defectlens {record.get('defectlens_version')}",
+             f"Model fitted {model.get('fitted_at')}, training-set fingerprint {fingerprint[:16]}{'…' if len(fingerprint) > 16 else ''}"]
+    if thresholds:
+        lines.append(f"Thresholds: image {thresholds.get('image')}, pixel {thresholds.get('pixel')} ({thresholds.get('source')})")
+    if record.get("image_digest"):
+        lines.append(f"Image digest (its pixels): {record['image_digest']}")
+    return lines
 
 
 def write_report_files(report: Report, out_dir: str | Path, stem: str) -> tuple[Path, Path]:

@@ -12,6 +12,7 @@ rounding; export measures that difference and refuses a graph that exceeds :data
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import shutil
 import warnings
@@ -38,7 +39,7 @@ from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, PRECISION, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
-from defectlens.io.atomic import read_json_file, write_text_atomic
+from defectlens.io.atomic import copy_folder_into, read_json_file, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
 from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import require_output_path, require_writable_parent
@@ -171,10 +172,13 @@ def _write_onnx(encoder: PatchEncoder, path: Path) -> None:
     with warnings.catch_warnings():
         # The tracer warns about Python ints taken from shapes: the spatial size is fixed on purpose.
         warnings.simplefilter("ignore")
+        # Written to memory, then to the file by Python: the exporter's native writer takes only UTF-8 paths (TypeError
+        # under a Latin-1 folder name; 2026-12-07).
+        written = io.BytesIO()
         torch.onnx.export(
             encoder.torch_network,
             (example,),
-            str(path),
+            written,  # type: ignore[arg-type]  # a file object is taken too (torch.onnx.export: "f: a file-like object or a path")
             input_names=[INPUT_NAME],
             output_names=outputs,
             dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
@@ -183,13 +187,13 @@ def _write_onnx(encoder: PatchEncoder, path: Path) -> None:
         )
     # The tracer's own output shapes tied each stage's height to the batch and gave the widths one shared symbol
     # (['batch', 48, 'batch', 'Castlevel0_dim_3']; deployment probe 2026-12-06), which misleads tools that read them.
-    graph = onnx.load(str(path))
+    graph = onnx.load_from_string(written.getvalue())
     for output, size in zip(graph.graph.output, sizes, strict=True):
         dims = output.type.tensor_type.shape.dim
         dims[0].dim_param = "batch"
         for dim, length in zip(dims[1:], size, strict=True):
             dim.dim_value = length
-    onnx.save(graph, str(path))
+    path.write_bytes(graph.SerializeToString())
 
 
 @torch.inference_mode()
@@ -237,7 +241,7 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
     encoders = patch_encoders(inspector.detector, source)
     config = _shared_config(encoders, source)
     with atomic_directory(target, holds_model, "exported model") as out:
-        shutil.copytree(source, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(EXPORT_FILE, ONNX_FILE, ".*"))
+        copy_folder_into(source, out, ignore=shutil.ignore_patterns(EXPORT_FILE, ONNX_FILE, ".*"))
         onnx_path = out / ONNX_FILE
         _write_onnx(encoders[0], onnx_path)
         error = measure_error(encoders[0], onnx_path, runtime)

@@ -17,6 +17,7 @@ import torch
 
 from defectlens._entry import usable_cores
 from defectlens.errors import ConfigError, ModelFileError
+from defectlens.io.names import is_utf8_path
 
 RUNTIMES = ("onnxruntime", "openvino")
 """Runtimes an exported model can name (``export.json``'s ``runtime``)."""
@@ -62,6 +63,11 @@ def _outputs(arrays: list[np.ndarray]) -> tuple[torch.Tensor, list[torch.Tensor]
     return tensors[0], tensors[1:]
 
 
+def _model_source(path: Path) -> str | bytes:
+    """The exported graph as the runtimes take it: its path, or its bytes where the path is not UTF-8 (io.names.is_utf8_path)."""
+    return os.fspath(path) if is_utf8_path(path) else path.read_bytes()
+
+
 @dataclass
 class OnnxRuntimeNetwork:
     """The exported network on an ONNX Runtime CPU session."""
@@ -80,7 +86,7 @@ class OnnxRuntimeNetwork:
         # memory bank's search needs next.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(_model_source(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad graphs
             reason = str(exc).splitlines()[0][:120]
             raise ModelFileError(f"ONNX Runtime cannot load the encoder ({reason})", self.path, "re-export the model") from None
@@ -113,7 +119,8 @@ class OpenVinoNetwork:
             # f32 precision: on CPUs with bf16 units OpenVINO otherwise computes in bf16 (measured:
             # 3e-2 relative from PyTorch), and exported scores must equal the PyTorch ones.
             settings = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": available_threads(), "INFERENCE_PRECISION_HINT": PRECISION}
-            self.compiled = core.compile_model(str(self.path), "CPU", settings)
+            source = _model_source(self.path)
+            self.compiled = core.compile_model(source if isinstance(source, str) else core.read_model(source), "CPU", settings)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses without a common type
             reason = str(exc).splitlines()[0][:120]
             raise ModelFileError(f"OpenVINO cannot compile the encoder ({reason})", self.path, "re-export the model") from None

@@ -21,11 +21,12 @@ import json
 import os
 import re
 import shutil
+import stat
 import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from defectlens.errors import ModelFileError, OutputError
-from defectlens.io.names import was_cut, within_bytes
+from defectlens.io.names import is_utf8_path, was_cut, within_bytes
 from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_output_path, require_writable_parent, send_to_nowhere, stream
 
 STALE_SECONDS = 60.0
@@ -42,6 +43,47 @@ moments, so a concurrent run writing to the same folder never loses a file in fl
 folder is also held by its writer (:func:`_hold`) and never removed while held, whatever its age: a
 folder's time is that of its last entry (``copytree`` even gives it its source's), and a live export
 had lost its folder to a second export's cleaning (concurrency probe 2026-12-06)."""
+
+
+def remove_folder(path: str | Path, ignore_errors: bool = False) -> None:
+    """Remove the folder ``path`` and all below it, its read-only folders too: a model copied from a read-only one
+    (folders 555) could not be removed by ``shutil.rmtree``, whose failure went unsaid; its temporary stayed beside the
+    model and the next save ended in a traceback (locked-down host probe 2026-12-07). Folders this user owns are opened
+    up (u+rwx) first where a removal is refused; ``ignore_errors``: what still cannot be removed is left without a word."""
+    try:
+        shutil.rmtree(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
+    _open_up(Path(path))
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def _open_up(folder: Path) -> None:
+    """Give the owner full rights on ``folder`` and every folder below it (links not followed), where the system lets us."""
+    try:
+        state = os.lstat(folder)
+        if not stat.S_ISDIR(state.st_mode):
+            return
+        os.chmod(folder, stat.S_IMODE(state.st_mode) | stat.S_IRWXU)
+        with os.scandir(folder) as entries:
+            below = [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for sub in below:
+        _open_up(sub)
+
+
+def copy_folder_into(source: Path, target: Path, ignore: Callable[[str, list[str]], Iterable[str]] | None = None) -> None:
+    """Copy the folder ``source``'s files into ``target`` (made, or added to), each file and folder with the rights this
+    process gives what it makes (its umask), not the source's: copied from a read-only model (files 444, folders 555), an
+    export's folder could not be written, nor removed (locked-down host probe 2026-12-07)."""
+    shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True, copy_function=shutil.copyfile)
+    mode = 0o777 & ~_umask()
+    for here, _, _ in os.walk(target):
+        os.chmod(here, mode)  # copytree gives each folder its source's rights (copystat)
 
 
 def _hold(folder: Path) -> Callable[[], None]:
@@ -195,11 +237,13 @@ def clean_stale_temporaries(folder: str | Path, target: str | None = None, older
             if entry.is_dir() and not entry.is_symlink():
                 if _in_use(entry):
                     continue
-                shutil.rmtree(entry)
+                remove_folder(entry)
             else:
                 entry.unlink()
         except FileNotFoundError:
             continue  # another run cleaned it first
+        except OSError:
+            continue  # another user's, or a disk that refuses: left as it is, never a reason for this run to fail
         removed.append(entry)
     return removed
 
@@ -329,11 +373,18 @@ def _written_into(target: Path) -> Iterator[Path]:
     """A temporary file (in the system's temporary folder: ``/dev`` is no place for one) whose bytes
     are written into ``target``, a stream, once the caller has filled it: to this process's own
     descriptor when ``target`` names one (:func:`~defectlens.io.outputs.own_descriptor`), else
-    through a new opening. A stream that refuses them (``/dev/full``) is an :class:`OutputError`."""
-    fd, tmp_name = tempfile.mkstemp(suffix=".tmp")
-    os.fchmod(fd, 0o600)  # writable while it is written, whatever the umask (see atomic_write)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    through a new opening. A stream that refuses them (``/dev/full``) is an :class:`OutputError`.
+
+    In memory where the system has such files (Linux's ``memfd_create``, opened again by its ``/proc`` name): on a host
+    with no writable temporary folder, `evaluate --json /dev/stdout` had failed after the whole evaluation, its fix "free
+    space on its disk" (locked-down host probe 2026-12-07)."""
+    tmp, done = _in_memory_file()
+    if tmp is None:
+        fd, tmp_name = tempfile.mkstemp(suffix=".tmp")
+        os.fchmod(fd, 0o600)  # writable while it is written, whatever the umask (see atomic_write)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        done = lambda: tmp.unlink(missing_ok=True)  # noqa: E731 - one line, as the memory file's
     try:
         yield tmp
         data = tmp.read_bytes()
@@ -356,7 +407,24 @@ def _written_into(target: Path) -> Iterator[Path]:
         except OSError as exc:
             raise OutputError(f"could not be written ({exc.strerror or exc})", target, "pass another path, or - for standard output") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        done()
+
+
+def _in_memory_file() -> tuple[Path | None, Callable[[], None]]:
+    """``(path, close)`` of a new file in memory, opened by path like any other (``/proc/self/fd/N``), or ``(None, …)``
+    where the system has none."""
+    make = getattr(os, "memfd_create", None)
+    if make is None:
+        return None, lambda: None
+    try:
+        fd = make("defectlens-output")
+    except OSError:
+        return None, lambda: None
+    path = Path(f"/proc/self/fd/{fd}")
+    if not path.exists():  # no /proc mounted
+        os.close(fd)
+        return None, lambda: None
+    return path, lambda: os.close(fd)
 
 
 def with_article(noun: str) -> str:
@@ -432,7 +500,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
         if target.exists():
             if exchange_paths(tmp, target):
                 # tmp now holds the replaced folder: removing it (or a later run's cleaning) loses nothing.
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_folder(tmp, ignore_errors=True)
             else:
                 old = Path(tempfile.mkdtemp(prefix=f".{_short(target.name)}.old-", dir=target.parent))
                 os.replace(target, old)  # onto the empty placeholder folder: atomic on POSIX
@@ -441,12 +509,12 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
                 except BaseException:
                     os.replace(old, target)  # put the old model back rather than leave none
                     raise
-                shutil.rmtree(old, ignore_errors=True)
+                remove_folder(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
         _fsync_dir(target.parent)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_folder(tmp, ignore_errors=True)
         code = _disk_errno(exc)
         if code is not None:
             raise _not_written(code, target, what) from None
@@ -548,6 +616,44 @@ def write_json_atomic(path: str | Path, obj: object, named: bool = False) -> Non
     write_text_atomic(path, json_text(obj) + "\n", named)
 
 
+def save_safetensors(tensors: Mapping[str, Any], path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``tensors`` (all torch tensors, or all NumPy arrays) as a safetensors file with ``metadata``. A path that is not
+    UTF-8 is written from the serialised bytes: safetensors' own file writer had failed on it with a TypeError (a model
+    saved under a Latin-1 folder name; 2026-12-07)."""
+    p = Path(path)
+    meta = dict(metadata) if metadata is not None else None
+    if all(hasattr(v, "__array_interface__") for v in tensors.values()):
+        import safetensors.numpy as writer
+    else:
+        import safetensors.torch as writer  # type: ignore[no-redef]  # the torch writer, same calls, for tensors
+    if is_utf8_path(p):
+        writer.save_file(dict(tensors), os.fspath(p), metadata=meta)
+    else:
+        with open(p, "wb") as f:
+            f.write(writer.save(dict(tensors), metadata=meta))
+
+
+def load_safetensors(path: str | Path, *, arrays: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """A safetensors file's tensors (torch, or NumPy with ``arrays``) and its header's metadata. A path that is not UTF-8 is
+    read as bytes and parsed here: safetensors' own reader had called the memory bank of a model under a Latin-1 folder
+    name corrupt (2026-12-07). Raises safetensors' error, OSError or ValueError as the library does."""
+    p = Path(path)
+    if is_utf8_path(p):
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(p), framework="np" if arrays else "pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118 - safe_open is not iterable
+    if arrays:
+        import safetensors.numpy as reader
+    else:
+        import safetensors.torch as reader  # type: ignore[no-redef]  # the torch reader, same call, giving tensors
+    data = p.read_bytes()
+    tensors = reader.load(data)
+    (length,) = struct.unpack("<Q", data[:8])
+    metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    return tensors, dict(metadata)
+
+
 def write_model_files(
     folder: str | Path, tensors_file: str, tensors: Mapping[str, Any], config_file: str, config: Mapping[str, Any], fmt: str, version: int
 ) -> Path:
@@ -557,13 +663,9 @@ def write_model_files(
     Returns the folder."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    if all(hasattr(v, "__array_interface__") for v in tensors.values()):
-        from safetensors.numpy import save_file
-    else:
-        from safetensors.torch import save_file  # type: ignore[assignment]  # the torch writer, same call, for tensors
     with atomic_write(out / tensors_file) as tmp:
         try:
-            save_file(dict(tensors), str(tmp), metadata={"format": fmt, "version": str(version)})
+            save_safetensors(tensors, tmp, metadata={"format": fmt, "version": str(version)})
         except Exception as exc:
             # safetensors reports a full disk as its own error ("I/O error: ... (os error 28)"):
             # made the OSError it is, so the folder's writer says it in one line.
@@ -604,12 +706,11 @@ def read_model_tensors(path: str | Path, what: str, remedy: str, *, arrays: bool
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"{what} is missing", p, remedy)
-    if arrays:
-        from safetensors.numpy import load_file
-    else:
-        from safetensors.torch import load_file  # type: ignore[assignment]  # the torch reader, same call, giving tensors
+    if not os.access(p, os.R_OK):
+        # safetensors says "FileNotFoundError" of it, and the fix had been to re-fit a model that is whole (locked-down host probe).
+        raise ModelFileError(f"{what} cannot be read (permission denied)", p, "give this user read permission on it (chmod a+r)")
     try:
-        tensors = load_file(str(p))
+        tensors, _ = load_safetensors(p, arrays=arrays)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{what} is corrupt ({exc.__class__.__name__})", p, remedy) from None
     require_finite(tensors, p, remedy)
@@ -622,9 +723,14 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
     Every configuration and model file is read through here so the messages stay uniform.
     """
     p = Path(path)
-    if not p.is_file():
-        raise error(missing, p, missing_fix)
-    data = p.read_bytes()
+    try:
+        if not p.is_file():
+            raise error(missing, p, missing_fix)
+        data = p.read_bytes()
+    except PermissionError:
+        # A file this user may not read, or one below a folder it cannot enter: a traceback (locked-down host probe 2026-12-07).
+        raise error("cannot be read (permission denied)", p, "give this user read permission on it, and enter permission (x) on "
+                    "the folders above it") from None
     try:
         # From bytes, JSON's own reading: UTF-8 with or without a byte-order mark, and UTF-16 or -32 as Notepad's and
         # PowerShell's "Unicode" saves it (a taxonomy so saved had been "not valid JSON … fix the JSON syntax"; Windows-inputs

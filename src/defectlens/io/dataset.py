@@ -151,6 +151,9 @@ class FolderImages:
     repeated_folders: list[Path] = field(default_factory=list)
     """Linked folders leading to a folder already walked (a loop, or a second link to the same
     images): not walked again, so no image is read twice."""
+    unreadable_folders: list[tuple[Path, str]] = field(default_factory=list)
+    """Folders that could not be listed (``(folder, why)``: "permission denied"): their images are unknown, never silently
+    none (a probe's `evaluate` had reported on a test set missing a whole defect type's folder, exit 0)."""
 
 
 def images_below(folder: str | Path) -> FolderImages:
@@ -162,7 +165,11 @@ def images_below(folder: str | Path) -> FolderImages:
     root = Path(folder)
     found = FolderImages([])
     walked: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def unlisted(exc: OSError) -> None:
+        found.unreadable_folders.append((Path(exc.filename) if exc.filename else root, (exc.strerror or str(exc)).lower()))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unlisted):
         here = Path(dirpath)
         real = os.path.realpath(dirpath)
         if real in walked:
@@ -184,6 +191,7 @@ def images_below(folder: str | Path) -> FolderImages:
                 found.other_formats.append(path)
     for listing in (found.images, found.masks, found.other_formats):
         listing.sort(key=lambda p: p.relative_to(root).parts)
+    found.unreadable_folders.sort()
     return found
 
 
@@ -192,6 +200,13 @@ def _images_below(folder: Path, notes: list[str]) -> list[Path]:
     line's images filed by date (``train/good/2024-05/``) are read, not silently dropped while
     ``inspect`` reads the same folders whole."""
     found = images_below(folder)
+    if found.unreadable_folders:
+        # A dataset with a folder it cannot read is not the dataset: fitted or evaluated on the rest, the figures had been
+        # of another set, said nowhere (locked-down host probe 2026-12-07).
+        where, why = found.unreadable_folders[0]
+        raise DatasetLayoutError(f"folder cannot be read ({why})" + (f"; {len(found.unreadable_folders) - 1} more below {folder}"
+                                 if len(found.unreadable_folders) > 1 else ""), where,
+                                 "give this user read and enter permission on it (chmod a+rx), or move it out of the dataset")
     nested = sum(1 for p in found.images if p.parent != folder)
     if nested:
         notes.append(f"{folder}: {nested} of its {len(found.images)} images are in subfolders; all are read")

@@ -77,6 +77,9 @@ def describe_unreadable(path: Path) -> tuple[str, str]:
             return "file name too long for the file system", "rename the file (at most 255 bytes a name)"
         if exc.errno == errno.ELOOP:
             return "symlink loop (the link resolves back to itself)", "point the link at a real file"
+        if exc.errno == errno.EACCES:
+            # A folder on its path this user cannot enter: asking whether it is a link had raised the same error, a traceback.
+            return "permission denied (a folder on its path cannot be entered)", "give this user enter permission on its folders (chmod a+x)"
         if path.is_symlink():
             return f"broken symlink (points to {os.readlink(path)})", "point the link at an existing file"
         if exc.errno == errno.ENOENT:

@@ -41,6 +41,17 @@ def spelled_as_choice(value: str, allowed: Iterable[str]) -> str:
     return next((choice for choice in allowed if word_folded(choice) == word_folded(value)), value)
 
 
+def is_utf8_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is UTF-8 text, as the libraries with a native core (safetensors, the ONNX exporter, ONNX Runtime,
+    OpenVINO) take a path: a folder named in another encoding (Latin-1 bytes, which Python reads as surrogate escapes) is
+    not, and those callers hand such a file's bytes instead."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def within_bytes(name: str, limit: int) -> str:
     """``name`` where a file name has ``limit`` bytes for it: itself when it fits, else its start (whole characters) and a
     digest of the whole, which keeps two long names that start alike apart (cut alone, a killed save's only copy of one

@@ -155,11 +155,12 @@ def require_room(folder: Path, needed: int, what: str) -> None:
                           "free space on that disk first")
 
 
-def require_writable_parent(path: Path, what: str, makes_folder: bool = False) -> None:
+def require_writable_parent(path: Path, what: str, makes_folder: bool = False, fix: str = "pass a folder you can write to") -> None:
     """Refuse, before any work, a path below a file (its folders could never be made), or one
     whose folder cannot be written: a read-only disk was found out after the whole fit, or after
     every image was inspected. Nor where folders must be made (``path``'s, or ``path`` itself: ``makes_folder``, a folder
-    not there yet or written whole beside the old one) under a umask that leaves their maker no write permission."""
+    not there yet or written whole beside the old one) under a umask that leaves their maker no write permission. ``fix``: what
+    to do where the folder cannot be written."""
     parent = _nearest_existing(path.parent)
     if not parent.is_dir():
         raise OutputError(f"{parent} is a file, so the {what} cannot be written below it", path, "pass a path in a folder")
@@ -169,14 +170,17 @@ def require_writable_parent(path: Path, what: str, makes_folder: bool = False) -
         raise OutputError(f"the folders it needs would be made unusable to you (umask {blocked:04o} takes their owner's read, write or "
                           "search permission)", path,
                           "set a umask that leaves them to you, such as `umask 022`, and run again")
-    for folder in (parent, path) if path.is_dir() else (parent,):
+    # A folder there already and written into in place needs no right on the folder above it: a service user's own output
+    # folder in a root-owned /srv/app had been refused (locked-down host probe 2026-12-07). One written whole beside the
+    # old (``makes_folder``) does.
+    for folder in ((parent, path) if makes_folder else (path,)) if path.is_dir() else (parent,):
         if not can_write(folder):
             # Of the path itself, said once: "ro2: ro2 cannot be written …, so the output folder cannot be either" (probe).
             whose = f"the {what} cannot be written" if folder == path else f"{folder} cannot be written"
             raise OutputError(
                 f"{whose} (a read-only disk, no permission, or a system folder such as /proc)"
                 + ("" if folder == path else f", so the {what} cannot be either"), path,
-                "pass a folder you can write to",
+                fix,
             )
 
 

@@ -10,14 +10,31 @@ from functools import lru_cache
 from typing import Literal, overload
 
 import numpy as np
-from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from defectlens.locate.regions import weaker_regions
 from defectlens.types import Inspection
 
-_HEAT = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+_INFERNO = (
+    "00000300000400000601000701010901010b02010e02021003021204031404031605041806041b07051d08061f0906210a07230b07260d08280e082a0f092d10"
+    "092f120a32130a34140b36160b39170b3b190b3e1a0b401c0c431d0c451f0c47200c4a220b4c240b4e260b50270b52290b542b0a562d0a582e0a5a300a5c3209"
+    "5d34095f3509603709613909623b09643c09653e0966400966410967430a68450a69460a69480b6a4a0b6a4b0c6b4d0c6b4f0d6c500d6c520e6c530e6d550f6d"
+    "570f6d58106d5a116d5b116e5d126e5f126e60136e62146e63146e65156e66156e68166e6a176e6b176e6d186e6e186e70196e72196d731a6d751b6d761b6d78"
+    "1c6d7a1c6d7b1d6c7d1d6c7e1e6c801f6b811f6b83206b85206a86216a88216a8922698b22698d23698e24689024689125679325679526669626669827659928"
+    "649b28649c29639e2963a02a62a12b61a32b61a42c60a62c5fa72d5fa92e5eab2e5dac2f5cae305baf315bb1315ab23259b43358b53357b73456b83556ba3655"
+    "bb3754bd3753be3852bf3951c13a50c23b4fc43c4ec53d4dc73e4cc83e4bc93f4acb4049cc4148cd4247cf4446d04544d14643d24742d44841d54940d64a3fd7"
+    "4b3ed94d3dda4e3bdb4f3adc5039dd5238de5337df5436e05634e25733e35832e45a31e55b30e65c2ee65e2de75f2ce8612be9622aea6428eb6527ec6726ed68"
+    "25ed6a23ee6c22ef6d21f06f1ff0701ef1721df2741cf2751af37719f37918f47a16f57c15f57e14f68012f68111f78310f7850ef8870df8880cf88a0bf98c09"
+    "f98e08f99008fa9107fa9306fa9506fa9706fb9906fb9b06fb9d06fb9e07fba007fba208fba40afba60bfba80dfbaa0efbac10fbae12fbb014fbb116fbb318fb"
+    "b51afbb71cfbb91efabb21fabd23fabf25fac128f9c32af9c52cf9c72ff8c931f8cb34f8cd37f7cf3af7d13cf6d33ff6d542f5d745f5d948f4db4bf4dc4ff3de"
+    "52f3e056f3e259f2e45df2e660f1e864f1e968f1eb6cf1ed70f1ee74f1f079f1f27df2f381f2f485f3f689f4f78df5f891f6fa95f7fb99f9fc9dfafda0fcfea4"
+)
+"""Matplotlib's "inferno" colour scale at 256 levels, as ``(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255)``
+gives it in uint8 RGB (a test checks it against Matplotlib's). Kept here: Matplotlib, imported for it, needs a writable
+cache folder, and every command and ``Inspector.load`` had failed on a host without one (locked-down host probe
+2026-12-07); only the ROC plots need Matplotlib now."""
+_HEAT = np.frombuffer(bytes.fromhex("".join(_INFERNO)), np.uint8).reshape(256, 3)
 # Blend strength follows the level (0.15 to 0.65 of 256), so normal surface stays readable under
 # the map. Per level of 256: the image's share and the heat colour already weighted by its own,
 # so a pixel's blend is one product, one sum and a shift (1.4 M pixels: 23 ms against 35 ms for

@@ -27,13 +27,16 @@ for the CLI, as above). Below the library's own decoding limit because a service
 uploads at once: a small, well-compressed file of 64 M pixels decodes to 192 MB, and its
 full-resolution maps and overlay take a few GB while it is inspected."""
 
+DB_FILE = "inspections.db"
+"""The SQLite file a service keeps in its data folder unless given a database URL (here for the CLI, as above)."""
+
 DEFAULT_UPLOAD_TIMEOUT = 60.0
 """Seconds an upload's body may take to arrive unless configured otherwise (here for the CLI, as
 above). An accepted upload holds an inspection slot while its body arrives, so a station that
 announces an image and stops sending would hold it for ever; past this it is answered 408 and the
 slot is freed. A 20 MB upload needs about 3 Mbit/s to arrive in time."""
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "DEFAULT_UPLOAD_TIMEOUT", "ServiceConfig", "create_app"]
+__all__ = ["DB_FILE", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "DEFAULT_UPLOAD_TIMEOUT", "ServiceConfig", "create_app"]
 
 
 def __getattr__(name: str) -> Any:

@@ -46,9 +46,9 @@ from sqlalchemy.exc import DataError
 from defectlens import __version__
 from defectlens.errors import DefectlensError
 from defectlens.explain import DEFAULT_OBJECT
-from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, size_refusal
+from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
 from defectlens.io.names import folded_name, same_spelling
-from defectlens.service import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
+from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
@@ -518,26 +518,43 @@ class Outage:
         return JSONResponse({"detail": self.public(reason)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
-def stored_history_notes(store: Store, pool: ModelPool) -> list[str]:
+def store_options(config: ServiceConfig) -> str:
+    """The options of a command that reads this service's store (`export-reviews`, `prune-inspections`): its data folder,
+    and ``--db URL`` where the database is not the folder's own SQLite file (its URL not written out: it may hold a
+    password)."""
+    own = config.db_url == sqlite_url(config.data_dir / DB_FILE)
+    return f"--data-dir {shlex.quote(printable_text(str(config.data_dir)))}" + ("" if own else " --db URL")
+
+
+def stored_history_notes(store: Store, pool: ModelPool, reached_by: str = "--data-dir DIR") -> list[str]:
     """A line for each model served under a name whose latest stored inspection is of another part, by its report's object: a
     mistyped ``NAME=DIR`` mixed two parts' history under one name without a word, and its reviews could then not be exported
     (plant probe 2026-12-06). And one for each whose fit has inspections stored under another name, not served: 0.3.7 named
-    a folder served through a link after the link's target, and its history went on under a new name unsaid (upgrade probe)."""
+    a folder served through a link after the link's target, and its history went on under a new name unsaid (upgrade probe).
+    ``reached_by``: the options that reach this store (:func:`store_options`), in the command said."""
     said = []
     served_names = {same_spelling(n) for n in pool.models}  # an older row's decomposed "kä" is the served "kä" (regression probe)
     for name, served in pool.models.items():
         fit = served.inspector.provenance
-        if fit is not None and fit.fitted_at and (elsewhere := [m for m in store.models_of_fit(fit.fitted_at, fit.fingerprint)
-                                                                 if same_spelling(m) not in served_names]):
-            models = " ".join(f"--model {shlex.quote(m)}" for m in [name, *elsewhere])
+        # Each name once, in one spelling (two spellings of "kä" had been listed as two names that look alike).
+        elsewhere = list(dict.fromkeys(same_spelling(m) for m in store.models_of_fit(fit.fitted_at, fit.fingerprint)
+                                       if same_spelling(m) not in served_names)) if fit is not None and fit.fitted_at else []
+        if elsewhere:
+            # The command whole, as it runs when pasted: with its output and store options, and the served name only where
+            # something is stored under it, since export-reviews refuses a name with nothing stored (regression probe
+            # 2026-12-07: it lacked -o, and named the served name first on the first start after an upgrade).
+            named = ([name] if store.stored_name(name) is not None else []) + elsewhere
+            models = " ".join(f"--model {shlex.quote(m)}" for m in named)
+            keep = (f", and serving it as {shlex.quote(elsewhere[0] + '=DIR')} goes on with the history stored under that name"
+                    if len(elsewhere) == 1 else "")
             said.append(f"model {name}: inspections of this very fit are stored under {', '.join(map(repr, elsewhere))} too (a copy "
                         "served under another name, or a folder served through a link, which 0.3.7 named after the link's target): "
-                        f"`defectlens export-reviews {models}` exports their reviews together, and serving it as "
-                        f"{shlex.quote(elsewhere[0] + '=DIR')} keeps one history")
+                        f"`defectlens export-reviews -o REVIEWS {reached_by} {models}` exports their reviews together{keep}")
         taxonomy = served.analysis.taxonomy
         now = taxonomy.object_name if taxonomy is not None else DEFAULT_OBJECT
         latest = store.page(Filters(model=name), 1, 0)[0]
-        before = (latest[0].report or {}).get("object") if latest else None
+        report = latest[0].report if latest else None
+        before = report.get("object") if isinstance(report, dict) else None  # a row another program wrote may hold anything
         if isinstance(before, str) and DEFAULT_OBJECT not in (before, now) and folded_name(before) != folded_name(now):
             said.append(f"model {name}: the inspections stored under this name are of {before!r} (the latest, #{latest[0].id}), the model "
                         f"served now of {now!r}: serve it under a name of its own (NAME=DIR), or their reviews are exported one part at a "
@@ -585,14 +602,30 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         def watch() -> None:
             # Here, not before serving: each looks through the stored inspections (regression probe 2026-12-06: 1.3 s at
             # start-up for 300 000 of them, growing with the store).
-            with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-                for note in stored_history_notes(store, pool):
-                    log.warning("%s", note)
-            refresh_sizes()
-            while not stop.wait(STORE_WATCH_SECONDS):
-                probe_store()
-                refresh_sizes()
-                note_models_changed()
+            try:
+                with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
+                    for note in stored_history_notes(store, pool, store_options(config)):
+                        log.warning("%s", note)
+            except Exception as exc:  # noqa: BLE001 - a note not said is no reason to stop watching
+                log.warning("the stored history was not looked through (%s: %s); the service goes on", type(exc).__name__, exc)
+            # Each check kept apart, and the thread kept alive through any error: one error had ended it for the process's
+            # life, and with it the store's probe, the metrics and every word of a model folder changed or gone (regression
+            # probe 2026-12-07). Said once while it lasts.
+            checks: list[Callable[[], object]] = [refresh_sizes]
+            failing: set[str] = set()
+            while True:
+                for check in checks:
+                    try:
+                        check()
+                        failing.discard(check.__name__)
+                    except Exception as exc:  # noqa: BLE001 - see above
+                        if check.__name__ not in failing:
+                            log.warning("the service's watch failed in %s (%s: %s); it tries again every %g s", check.__name__,
+                                        type(exc).__name__, exc, STORE_WATCH_SECONDS)
+                        failing.add(check.__name__)
+                if stop.wait(STORE_WATCH_SECONDS):
+                    return
+                checks = [probe_store, refresh_sizes, note_models_changed]
 
         threading.Thread(target=watch, name="defectlens-store-watch", daemon=True).start()
         yield
@@ -1239,7 +1272,7 @@ def config_from_env() -> ServiceConfig:
     """Configuration from DEFECTLENS_* environment variables (used by ``uvicorn --factory``)."""
     models = tuple(Path(p) for p in os.environ["DEFECTLENS_MODELS"].split(os.pathsep) if p)
     data = Path(os.environ.get("DEFECTLENS_DATA_DIR", "defectlens_service"))
-    url = os.environ.get("DEFECTLENS_DB") or sqlite_url(data / "inspections.db")
+    url = os.environ.get("DEFECTLENS_DB") or sqlite_url(data / DB_FILE)
     limit = int(os.environ.get("DEFECTLENS_MAX_UPLOAD", str(DEFAULT_MAX_UPLOAD)))
     pixels = int(os.environ.get("DEFECTLENS_MAX_PIXELS", str(DEFAULT_MAX_PIXELS)))
     return ServiceConfig(models, url, data, os.environ.get("DEFECTLENS_TOKEN") or None, limit, pixels)

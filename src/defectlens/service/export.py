@@ -32,7 +32,7 @@ from defectlens.errors import ConfigError
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import atomic_directory, json_text, png_bytes, write_bytes_atomic
 from defectlens.io.dataset import REVIEW_EXPORT_MANIFEST
-from defectlens.io.names import folded_name
+from defectlens.io.names import folded_name, same_spelling
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import UNUSABLE, InspectionRow, ReviewRow
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE
@@ -180,7 +180,10 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
     rows = store.reviewed()
     # Models by their labelled reviews: one whose reviews all say "unusable" (another part's images posted to it) has
     # labelled nothing, and is no second part to refuse an export for.
-    models = sorted({r.model for r in rows if r.reviewed_verdict != UNUSABLE})
+    # In one Unicode spelling each: an older defectlens stored a decomposed "kä" that is the served "kä" (regression probe
+    # 2026-12-07: one spelling's rows were exported, the other's left out without a word).
+    spelled = {r.id: same_spelling(r.model) for r in rows}
+    models = sorted({spelled[r.id] for r in rows if r.reviewed_verdict != UNUSABLE})
     if not models:
         unusable = f" ({len(rows)} reviewed unusable, which are never exported)" if rows else ""
         raise ConfigError(f"no inspection has been reviewed good or defective yet{unusable}: nothing to export", None,
@@ -191,7 +194,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
         stored = store.models()
         if never := [m for m in wanted if store.stored_name(m) is None]:
             raise ConfigError(f"no inspection of model(s) {', '.join(map(repr, never))} is stored", None, f"pass one of: {', '.join(stored)}")
-        wanted = list(dict.fromkeys(name for m in wanted if (name := store.stored_name(m))))  # as stored (one Unicode spelling)
+        wanted = list(dict.fromkeys(same_spelling(m) for m in wanted))
         # One stored but not reviewed yet (a part's calibrated copy just put in service) is said and left out: a nightly
         # export naming both of a part's folders had failed until someone reviewed an inspection of the new one (probe).
         unreviewed = [m for m in wanted if m not in models]
@@ -201,7 +204,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                               f"review some first, or pass one of the models reviewed: {', '.join(models)}")
         # Several names are for one part served from several folders: models of other parts (their reports name another
         # object) merged one image's reviews across parts, and one part's reviewed crack went out as the other's good part.
-        objects = {m: {o for r in rows if r.model == m and (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT} for m in wanted}
+        objects = {m: {o for r in rows if spelled[r.id] == m and (o := (r.report or {}).get("object")) and o != DEFAULT_OBJECT} for m in wanted}
         if part is None and len(named := set().union(*objects.values())) > 1:
             which = f"the inspections stored under {wanted[0]!r} are" if len(wanted) == 1 else "the models named are"
             raise ConfigError(f"{which} of {len(named)} parts ({', '.join(sorted(named))}), by their reports", None,
@@ -213,7 +216,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                           "each part has its own thresholds and types")
     # The models exported only: an image posted to two models and reviewed unusable on the one it was not for would
     # otherwise, as its latest review, take it out of the other's export.
-    rows = [r for r in rows if r.model in (wanted or models)]
+    rows = [r for r in rows if spelled[r.id] in (wanted or models)]
     if part is not None:
         # One part's, by its reports' object (any case, any Unicode form), as the refusals above name parts: a name served for
         # two parts in turn had no export at all (plant probe 2026-12-06: "export one part at a time", which --model alone

@@ -35,6 +35,7 @@ from defectlens.explain import shown_type
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
 from defectlens.io import png_bytes
+from defectlens.io.atomic import printable_text
 from defectlens.io.names import same_spelling
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import AnomalyResult, Inspection, RegionType, Report
@@ -231,7 +232,9 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     # Kept whole, so that a refit or a removal of the folder served as "." is seen by its path, and said by it: asked of a
     # working folder a save had swapped away, the system had no answer and /health a 500 (second regression probe).
     root = _as_given(root)
-    label = same_spelling(name or root.name)
+    # A folder name that is not UTF-8 (Latin-1 bytes) as `ls -b` shows it: the store could not hold Python's stand-ins for
+    # its bytes, and every request and the store's watch thread had failed (2026-12-07).
+    label = same_spelling(name or printable_text(root.name))
     notes = list(analysis.notes)
     if not names:
         # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.

@@ -309,7 +309,7 @@ class Store:
         if filters.verdict:
             conds.append(InspectionRow.final_verdict == filters.verdict)
         if filters.model:
-            conds.append(InspectionRow.model == filters.model)
+            conds.append(InspectionRow.model.in_(self.spellings(filters.model)))
         if filters.since:
             conds.append(InspectionRow.created_at >= filters.since)
         if filters.until:
@@ -414,6 +414,13 @@ class Store:
             stmt = stmt.where(InspectionRow.model_fingerprint.is_(None) if fingerprint is None else InspectionRow.model_fingerprint == fingerprint)
             return sorted(s.scalars(stmt.distinct()))
 
+    def spellings(self, name: str) -> list[str]:
+        """Every name inspections are stored under that is ``name`` in one Unicode spelling (:func:`same_spelling`), or
+        ``[name]`` when none is: the history's filter and `prune-inspections` take them all. With the first alone, an older
+        defectlens's rows under a decomposed "kä" had hidden the newer ones under the composed (regression probe 2026-12-07)."""
+        wanted = same_spelling(name)
+        return [m for m in self.models() if same_spelling(m) == wanted] or [name]
+
     def stored_name(self, name: str) -> str | None:
         """The name inspections are stored under that is ``name`` in one Unicode spelling (:func:`same_spelling`; rows an
         older defectlens stored under a decomposed "ä" included), or None when none is: the service's filter, `export-reviews`
@@ -432,7 +439,7 @@ class Store:
         self.ensure()
         conds = [InspectionRow.created_at < cutoff]
         if model is not None:
-            conds.append(InspectionRow.model == model)
+            conds.append(InspectionRow.model.in_(self.spellings(model)))
         with self.session() as s:
             newest = s.scalar(select(func.max(InspectionRow.id)))
             newest_kept = False

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
 
 from defectlens.detect.grounding.features import GridInputs, iter_grid_inputs
 from defectlens.encode import CanvasSpec, PatchEncoder, Placement, mask_to_grid
 from defectlens.errors import ConfigError, DatasetLayoutError
 from defectlens.io import GOOD, load_category, load_image, load_mask
-from defectlens.io.atomic import atomic_write
+from defectlens.io.atomic import atomic_write, load_safetensors, save_safetensors
 from defectlens.taxonomy import Taxonomy, load_taxonomy
 
 NORMAL = GOOD
@@ -126,7 +125,7 @@ class FeatureCache:
         """Cache key of an image file."""
         st = path.stat()
         raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self._settings}"
-        return hashlib.sha1(raw.encode()).hexdigest()
+        return hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()  # a file name's own bytes where not UTF-8
 
     def _read(self, key: str) -> GridInputs | None:
         if self.directory is None:
@@ -135,14 +134,12 @@ class FeatureCache:
         if not f.is_file():
             return None
         try:
-            with safe_open(str(f), framework="pt") as fh:
-                meta = fh.metadata()
-                t = {k: fh.get_tensor(k) for k in ("inputs", "footprint", "moments")}
+            t, meta = load_safetensors(f)
             placement = Placement(**json.loads(meta["placement"]))
             canvas = CanvasSpec(**json.loads(meta["canvas"]))
+            return GridInputs(t["inputs"], t["footprint"], placement, canvas, t["moments"])
         except (SafetensorError, OSError, KeyError, ValueError, TypeError):
             return None  # a damaged cache entry is recomputed, never trusted
-        return GridInputs(t["inputs"], t["footprint"], placement, canvas, t["moments"])
 
     def _write(self, key: str, g: GridInputs) -> None:
         if self.directory is None:
@@ -153,7 +150,7 @@ class FeatureCache:
             tensors = {"inputs": g.inputs.contiguous(), "footprint": g.footprint.contiguous()}
             if g.moments is not None:
                 tensors["moments"] = g.moments.contiguous()
-            save_file(tensors, str(tmp), metadata=meta)
+            save_safetensors(tensors, tmp, metadata=meta)
 
     def get_many(self, paths: Sequence[Path], progress: Progress | None = None) -> list[GridInputs]:
         """Connector inputs for image files, encoding only those not cached yet (each image once)."""
