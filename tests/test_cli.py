@@ -1027,3 +1027,40 @@ def test_an_empty_argument_and_a_usage_error_are_one_line_each(fitted_model, syn
         usage = runner.invoke(app, args)
         lines = [line for line in usage.output.splitlines() if line.strip()]
         assert usage.exit_code == 2 and len(lines) == 1 and lines[0].startswith(said), usage.output
+
+
+def test_thresholds_keep_the_pictures_they_were_calibrated_on_and_evaluate_says_so(fitted_model, synthetic_category, tmp_path):
+    # Audit probe 2026-12-07: `calibrate` recorded only "calibrate: 14 good, 32 defective", and `evaluate` on those very images
+    # reported recall 0.969 and no false alarm at the threshold they had chosen, without a word.
+    import shutil
+
+    from defectlens import Inspector
+    from defectlens.io import load_image
+    from defectlens.io.images import image_digest
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    test = synthetic_category / "test"
+    files = sorted((test / "good").glob("*.png")) + sorted((test / "spot").glob("*.png"))
+    digests = tuple(sorted(image_digest(load_image(p)) for p in files))
+    assert Inspector.load(model).calibrated_on is None
+    assert runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"]).exit_code == 0
+    calibrated = Inspector.load(model)
+    assert calibrated.calibrated_on == digests
+    assert json.loads((model / "inspector.json").read_text())["thresholds"]["calibrated_on"] == list(digests)
+    result = runner.invoke(app, ["evaluate", str(model), str(synthetic_category), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0 and "8 test image(s) are images the model's thresholds were calibrated on" in " ".join(result.output.split())
+    assert sorted(json.loads((tmp_path / "m.json").read_text())["calibrated_on_test"]) == sorted(map(str, files))
+    # Changed by hand, the thresholds were not calibrated on anything; restored, the calibration's pictures come back with them.
+    calibrated.set_thresholds(image=calibrated.thresholds.image + 1)
+    assert calibrated.calibrated_on is None
+    calibrated.save(model)
+    assert Inspector.load(model).calibrated_on is None
+    assert runner.invoke(app, ["calibrate", str(model), "--restore", "2"]).exit_code == 0
+    assert Inspector.load(model).calibrated_on == digests
+    assert runner.invoke(app, ["calibrate", str(model), "--restore", "0"]).exit_code == 0
+    assert Inspector.load(model).calibrated_on is None
+    # From Python, as the command: the distinct pictures the thresholds were set on.
+    api = Inspector.load(fitted_model)
+    api.calibrate([load_image(p) for p in [*files, files[0]]], [0] * 4 + [1] * 4 + [0])
+    assert api.calibrated_on == digests

@@ -74,6 +74,12 @@ def test_a_fit_is_named_by_when_it_finished_to_the_microsecond(monkeypatch):
     assert first.provenance.fingerprint == second.provenance.fingerprint
     times = [dt.datetime.fromisoformat(m.provenance.fitted_at) for m in (first, second)]
     assert times[0] < times[1] and times[0] >= built_at[0] and times[0].utcoffset() == dt.timedelta(0)
+    # ... and with the threads it computed with: at another count a fit differs in the last digits (recorded nowhere).
+    import torch
+
+    assert first.provenance.threads == torch.get_num_threads() >= 1
+    card = render_card(first.descriptor())
+    assert f"| CPU threads of the fit | {torch.get_num_threads()} (refit with as many to reproduce it bit for bit) |" in card
 
 
 def test_unknown_kind_names_the_known_ones(fitted_model, tmp_path):

@@ -104,7 +104,7 @@ def fingerprint_images(images: Sequence[np.ndarray]) -> str:
 
 LABEL_FREE_NOTE = "the thresholds rest on scores of normal images"
 """How a fit's note on thresholds too coarse for the false-alarm target begins (the card marks it once they are set otherwise)."""
-OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth", "image_digests")
+OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth", "image_digests", "threads")
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
                "Its score cannot be read against theirs.")
@@ -165,6 +165,10 @@ class Provenance:
     """Each training image's picture digest (:func:`~defectlens.io.images.image_digest`), sorted: which pictures the fit
     took, so `evaluate` and `calibrate` tell copies of them without decoding the training folder again (seconds an image
     at 5 M pixels) and know the images a ``fit --max-images`` left out. None for a model saved before it was recorded."""
+    threads: int | None = None
+    """The CPU threads the fit computed with (PyTorch's): a fit is bitwise reproducible at one thread count, and its bank
+    differs in the last digits at another, so reproducing a model needs it (audit probe 2026-12-07: recorded nowhere).
+    None for a model saved before it was recorded (0.3.8 and earlier), or one fitted on no image."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Provenance:
@@ -187,12 +191,15 @@ class Provenance:
         """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height);
         ``colour``: whether they are in colour; ``bit_depth``: :attr:`bit_depth`; ``image_digests``: their picture
         digests)."""
+        import torch
+
         from defectlens import __version__
 
         widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
         ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
         return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth,
-                   image_digests=sorted(image_digests) if image_digests is not None else None)
+                   image_digests=sorted(image_digests) if image_digests is not None else None,
+                   threads=torch.get_num_threads() if n_images else None)
 
     def colour_note(self, grey: bool) -> str | None:
         """Why a grey image is unlike the training images when they are in colour, else None. An API probe's
@@ -564,6 +571,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
                else {"sensor depth": "8 bits (no training image deeper; a deeper frame is read at its own depth)"} if p and p.n_images
                else {}),
             "training-set fingerprint (sha256)": p.fingerprint if p else None,
+            # A fit is bitwise reproducible at one thread count only (README: "At one thread count a fit is bitwise reproducible").
+            **({"CPU threads of the fit": f"{p.threads} (refit with as many to reproduce it bit for bit)"} if p and p.threads else {}),
             "saved at (UTC)": d.saved_at,
         }
     )

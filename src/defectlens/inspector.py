@@ -378,6 +378,15 @@ def _is_folder(value: object) -> TypeGuard[str | Path]:
     return isinstance(value, str | Path) and Path(value).is_dir()
 
 
+def calibration_digests(record: dict[str, Any] | None, thresholds: Thresholds) -> tuple[str, ...] | None:
+    """The ``calibrated_on`` digests a descriptor's thresholds ``record`` keeps, when it records ``thresholds`` (its image and
+    pixel threshold and source); None otherwise, or when it keeps none (a model calibrated by 0.3.8 or earlier)."""
+    if not isinstance(record, dict) or not isinstance(on := record.get("calibrated_on"), list) or not all(isinstance(d, str) for d in on):
+        return None
+    same = (record.get("image"), record.get("pixel"), record.get("source")) == (thresholds.image, thresholds.pixel, thresholds.source)
+    return tuple(sorted(on)) if same else None
+
+
 def _say_unread_folders(found: FolderImages, folder: object, done: str) -> None:
     """Warn of the folders below ``folder`` that could not be listed, whose images are therefore not ``done`` ("inspected"):
     they had been passed over without a word (locked-down host probe 2026-12-07)."""
@@ -695,6 +704,8 @@ class Inspector:
         fitted = getattr(detector, "thresholds", None)
         self._saved_thresholds: dict[str, Any] | None = fitted.to_json() if fitted is not None else None
         self._earlier_thresholds: list[dict[str, Any]] = []
+        # The thresholds a calibration set, with the digests of the pictures it set them on (:attr:`calibrated_on`).
+        self._calibration: tuple[Thresholds, tuple[str, ...]] | None = None
         # The folder :meth:`load` read this model from: a save elsewhere carries what it held about the part from there.
         self._loaded_from: Path | None = None
         # The taxonomy :meth:`load` was given: a memory bank does not read it, but a save keeps it (it was dropped unsaid).
@@ -872,6 +883,22 @@ class Inspector:
             raise RuntimeError("no thresholds: fit with held-out images or call set_thresholds()")
         return self.detector.thresholds
 
+    @property
+    def calibrated_on(self) -> tuple[str, ...] | None:
+        """The picture digests (:func:`~defectlens.io.images.image_digest`) of the labelled images the present thresholds were
+        calibrated on, sorted; None when a calibration did not set them, or they were changed since. Saved with the thresholds:
+        `evaluate` says which test images set them (an evaluation on them had reported the operating point they were chosen
+        for as if it were measured; audit probe 2026-12-07)."""
+        if self._calibration is None or self.detector.thresholds != self._calibration[0]:
+            return None
+        return self._calibration[1]
+
+    def use_thresholds(self, thresholds: Thresholds, calibrated_on: Iterable[str] | None = None) -> None:
+        """Decide with ``thresholds`` from now on (:meth:`save` keeps them), set by a calibration on the pictures whose digests
+        are ``calibrated_on`` (:attr:`calibrated_on`), or by other means (None)."""
+        self.detector.thresholds = thresholds
+        self._calibration = (thresholds, tuple(sorted(set(calibrated_on)))) if calibrated_on is not None else None
+
     def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> Thresholds:
         """Override one or both thresholds by hand (finite numbers); one left None keeps its value, and with both None
         nothing changes."""
@@ -989,7 +1016,7 @@ class Inspector:
             # after the refusal above, not before it of a threshold it never kept (regression probe 2026-12-06).
             warn_caller(DefectlensWarning(f"no defective image's mask marks a defect: the pixel threshold is kept ({self.thresholds.pixel:g})"))
         old = self.thresholds.image
-        self.detector.thresholds = set_by.thresholds
+        self.use_thresholds(set_by.thresholds, (digests[i] for i in first.values()))
         trade = None if max_false_alarms is None else "max_false_alarms=None (F1-optimal) trades false alarms for recall"
         for note in threshold_shift_notes(y, [r.score for r in results], [r.unlike_normal is not None for r in results], old,
                                           set_by.thresholds.image, trade):
@@ -1188,7 +1215,8 @@ class Inspector:
             fit_summary=asdict(self.fit_summary) if self.fit_summary else None,
             provenance=self.provenance,
             saved_at=utc_now(),
-            thresholds=det.thresholds.to_json() if det.thresholds else None,
+            thresholds={**det.thresholds.to_json(), **({"calibrated_on": list(c)} if (c := self.calibrated_on) is not None else {})}
+            if det.thresholds else None,
             normal_stats=det.normal_stats.to_json() if det.normal_stats else None,
             detector_info=describe() if callable(describe) else {},
         )
@@ -1485,7 +1513,15 @@ class Inspector:
         inspector.runtime = ran_on
         inspector._saved_thresholds, inspector._earlier_thresholds = descriptor.thresholds, list(descriptor.earlier_thresholds)
         inspector._loaded_from, inspector._given_taxonomy = root, taxonomy
+        if detector.thresholds is not None and (on := calibration_digests(descriptor.thresholds, detector.thresholds)) is not None:
+            inspector._calibration = (detector.thresholds, on)
         return inspector
+
+    def earlier_calibrated_on(self, number: int) -> tuple[str, ...] | None:
+        """:attr:`calibrated_on` of the earlier thresholds numbered ``number`` (from 1, as :attr:`earlier_thresholds` and the
+        card number them)."""
+        entry = self._earlier_thresholds[number - 1]
+        return calibration_digests(entry, self.earlier_thresholds[number - 1])
 
     @property
     def earlier_thresholds(self) -> list[Thresholds]:

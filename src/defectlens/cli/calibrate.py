@@ -13,6 +13,7 @@ otherwise it is kept.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -39,6 +40,7 @@ from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, 
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies
+from defectlens.io.images import image_digest
 from defectlens.io.names import within_bytes
 from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
 from defectlens.types import Thresholds
@@ -64,6 +66,8 @@ class LabelledScores:
     """Of those, grey images for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
     other_view: list[str] = field(default_factory=list)
     """Images of another size or shape than the training images' (a crop, a turned part), each with what was said of it."""
+    digests: list[str] = field(default_factory=list)
+    """The scored images' picture digests (:func:`~defectlens.io.images.image_digest`): what the thresholds were set on."""
 
 
 READ_ONLY_MODEL_FIX = "calibrate a copy you can write (cp -r MODEL_DIR COPY), or see the new thresholds with --dry-run, which saves nothing"
@@ -94,6 +98,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
             out.labels.append(label)
             out.scores.append(result.score)
             out.unlike.append(result.unlike_normal is not None)
+            out.digests.append(image_digest(image))
             out.grey += grey_reason_in(result.unlike_normal)
             h, w = image.shape[:2]
             if result.unlike_normal is None and inspector.provenance and (note := inspector.provenance.size_note(w, h, result.frame_units)):
@@ -157,15 +162,17 @@ def _require_own_thresholds(model_dir: Path) -> None:
                           "pass `inspect --threshold X` for a run, or calibrate a model written by `defectlens fit`")
 
 
-def _save_thresholds(inspector: Inspector, model_dir: Path, loaded: object, thresholds: Thresholds) -> None:
-    """Save ``thresholds`` into ``model_dir``, whole and swapped in (:meth:`Inspector.save`: a reader never sees half a model),
+def _save_thresholds(inspector: Inspector, model_dir: Path, loaded: object, thresholds: Thresholds,
+                     calibrated_on: Iterable[str] | None = None) -> None:
+    """Save ``thresholds`` (set by a calibration on the pictures ``calibrated_on``, :attr:`Inspector.calibrated_on`) into
+    ``model_dir``, whole and swapped in (:meth:`Inspector.save`: a reader never sees half a model),
     unless the folder was written since it was ``loaded`` (:func:`model_stamp`): a fit (or another calibrate) meanwhile would
     have been put back over, the new fit lost without a word."""
     with saving_in(model_dir):  # another calibrate's or fit's check waits for this save, and sees it
         if model_stamp(model_dir) != loaded:
             raise ConfigError("was written again while calibrate ran; nothing saved, so that model stands", model_dir,
                               "run calibrate again on the model now there")
-        inspector.detector.thresholds = thresholds
+        inspector.use_thresholds(thresholds, calibrated_on)
         inspector.save(model_dir)
 
 
@@ -219,7 +226,8 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
         if dry_run:
             console.print("dry run: the model is unchanged")
             return
-        _save_thresholds(inspector, model_dir, loaded, new)
+        # Restored with the pictures they were calibrated on, when a calibration set them.
+        _save_thresholds(inspector, model_dir, loaded, new, inspector.earlier_calibrated_on(number) if number else None)
     except DefectlensError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
@@ -441,7 +449,7 @@ def calibrate(
             console.print("dry run: the model is unchanged")
         else:
             try:
-                _save_thresholds(inspector, model_dir, loaded, Thresholds(image=image_t, pixel=pixel_t, source=how))
+                _save_thresholds(inspector, model_dir, loaded, Thresholds(image=image_t, pixel=pixel_t, source=how), data.digests)
             except OSError as exc:
                 # The model's own failure, not the plot's (a full disk had been told "ROC plot could not be written").
                 raise OutputError(f"the model could not be saved ({exc.strerror or exc}); it is as it was", getattr(exc, "filename", None)

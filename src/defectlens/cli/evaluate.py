@@ -252,6 +252,10 @@ def evaluate(
         # Not "test/ or train/good/": neither is there with --good/--defective (regression probe 2026-12-06).
         notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                "model — take them out of the test images, or out of the training folder and fit again"])
+    if calibrated_on := evaluation.calibrated_on_test:
+        notes([f"{len(calibrated_on)} test image(s) are images the model's thresholds were calibrated on (e.g. {calibrated_on[0]}): "
+               "recall and false alarms at the threshold are measured on images it was chosen for — evaluate on other labelled parts "
+               "for figures of the line (AUROC, AP and the pixel metrics do not depend on the threshold)"])
     if repeated := evaluation.repeated_test:
         notes([f"{len(repeated)} test image(s) are copies of other test images, pixel for pixel (e.g. {repeated[0]}): each counts in the metrics "
                "as often as it appears — take the copies out for figures of distinct parts"])

@@ -61,7 +61,9 @@ def export(
         replaced = describe_model_in(output) if is_exported(output) else None
         earlier = _earlier_export(output) if replaced else None
         calibrated = read_descriptor(output).thresholds if replaced and "with thresholds set by" in replaced else None
-        if calibrated and earlier is not None and earlier[0].get("thresholds") == calibrated:
+        exported_with = earlier[0].get("thresholds") if earlier is not None else None
+        exported_with = exported_with if isinstance(exported_with, dict) else {}
+        if calibrated and all(exported_with.get(k) == calibrated.get(k) for k in ("image", "pixel", "source")):
             # Its thresholds are those it was exported with, its source's calibration: none set on the line is lost (an export
             # of a calibrated model, exported again, had been told to calibrate again; regression probe 2026-12-07).
             calibrated = None

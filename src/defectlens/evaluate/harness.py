@@ -29,7 +29,7 @@ from defectlens.evaluate.metrics import (
 )
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import GOOD, Category, image_area, load_mask
-from defectlens.io.dataset import cross_label_copies, picture_copies, train_test_overlap
+from defectlens.io.dataset import cross_label_copies, fitted_copies, picture_copies, train_test_overlap
 from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
@@ -171,6 +171,11 @@ class DetectionEvaluation:
     """Test images whose picture is a training image's (:func:`~defectlens.io.train_test_overlap`): the
     metrics flatter the model by them. Kept with the numbers, not only said on the terminal: a
     benchmark's JSON had reported commutator's 0.9508 with 8 copies inside and no word of them."""
+    calibrated_on_test: list[str] = field(default_factory=list)
+    """Test images whose picture is one the model's thresholds were calibrated on (:attr:`Inspector.calibrated_on`): the
+    operating point (recall and false alarms at the threshold) is then measured on images it was chosen for; the
+    threshold-free metrics are not flattered. An evaluation on the calibration set had reported it without a word (audit
+    probe 2026-12-07)."""
     repeated_test: list[str] = field(default_factory=list)
     """Test images whose picture is another test image's ("copy is first"): each counts in the metrics as often as it
     appears, which a duplicated file had done without a word (metrics audit 2026-12-06)."""
@@ -214,6 +219,7 @@ class DetectionEvaluation:
             # Always there, as `failures` is: a reader of the documented fields found it missing when empty.
             no_mask=list(self.no_mask),
             copies_of_train=list(self.copies_of_train),
+            calibrated_on_test=list(self.calibrated_on_test),
             repeated_test=list(self.repeated_test),
             drift_of_good_images=self.drift,
             pixel_strides={str(k): v for k, v in sorted(self.pixel_strides.items())},
@@ -370,6 +376,8 @@ def evaluate_detection(
         no_mask=sorted(scored.unmasked),
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category, prov.trained_on if prov else None, prov.image_digests if prov else None)],
+        calibrated_on_test=[str(p) for p in fitted_copies([t.path for t in category.test], c, None)]
+        if (c := inspector.calibrated_on) is not None else [],
         repeated_test=[f"{copy} is {first}" for copy, first in picture_copies([t.path for t in category.test]).items()],
         drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),
