@@ -968,6 +968,35 @@ def test_a_resume_inspects_again_an_image_saved_over_since_its_result(fitted_mod
     assert after["score"] != before["score"] and "already done, 1 to inspect" in said
 
 
+def test_a_file_saved_over_while_its_batch_is_inspected_is_inspected_again_on_resume(fitted_model, synthetic_category, tmp_path,
+                                                                                      monkeypatch):
+    # Regression probe 2026-12-07: the file's state was taken when its results were written, after the whole batch: a frame
+    # written under the same name meanwhile had its bytes stamped on the old verdict, and --resume kept it.
+    import shutil
+
+    from defectlens import Inspector
+
+    lot = tmp_path / "lot"
+    lot.mkdir()
+    part = lot / "part.png"
+    shutil.copyfile(sorted((synthetic_category / "test" / "good").glob("*.png"))[0], part)
+    inspect_batch = Inspector.inspect_batch
+
+    def camera_writes_meanwhile(self, paths, *args, **kwargs):  # type: ignore[no-untyped-def]
+        batch = inspect_batch(self, paths, *args, **kwargs)
+        shutil.copyfile(sorted((synthetic_category / "test" / "spot").glob("*.png"))[0], part)
+        return batch
+
+    monkeypatch.setattr(Inspector, "inspect_batch", camera_writes_meanwhile)
+    args = ["inspect", str(fitted_model), str(lot), "-o", str(tmp_path / "out"), "--overlay", "none"]
+    assert runner.invoke(app, args).exit_code == 0
+    judged = json.loads((tmp_path / "out" / "part.json").read_text())
+    monkeypatch.setattr(Inspector, "inspect_batch", inspect_batch)
+    again = runner.invoke(app, [*args, "--resume"])
+    assert "1 image(s) changed since their results were written" in " ".join(again.output.split()), again.output
+    assert json.loads((tmp_path / "out" / "part.json").read_text())["is_defective"] and not judged["is_defective"]
+
+
 def test_a_resume_tells_an_image_saved_over_with_the_same_size_and_time_by_its_bytes(fitted_model, synthetic_category, tmp_path):
     # Audit probe 2026-12-07: one camera's BMPs are all one size, and `cp -p` (or FAT's 2-second times) keeps the time: a
     # spotted part saved over a good one's file so was resumed as done, GOOD. No digest of the judged image was recorded.
@@ -1007,7 +1036,8 @@ def test_a_resume_tells_an_image_saved_over_with_the_same_size_and_time_by_its_b
     text = (tmp_path / "out" / "part.report.md").read_text()
     assert f"- Inspected {after['inspected_at']} by defectlens {after['defectlens_version']}" in text
     assert f"- Model fitted {after['model']['fitted_at']}, training-set fingerprint {after['model']['fingerprint'][:16]}…" in text
-    assert f"- Image digest (its pixels): {after['image_digest']}" in text and "(normal-quantile)" in text
+    assert f"- Image digest (its pixels): {after['image_digest']}" in text
+    assert f"- Thresholds: image {after['thresholds']['image']:.4f}, pixel {after['thresholds']['pixel']:.4f} (set by: normal-quantile)" in text
 
 
 def test_an_empty_argument_and_a_usage_error_are_one_line_each(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -273,6 +273,12 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     result = runner.invoke(app, ["inspect", str(calibrated), str(few), "-o", str(out), "--resume"])
     assert result.exit_code == 2 and ("the model has been calibrated since, and its earlier thresholds no. 1 are the first run's "
                                       "(`defectlens calibrate MODEL --restore 1` brings them back)") in _text(result), _text(result)
+    # A first run with --threshold: its pixel threshold is the model's then (regression probe 2026-12-07: "another model").
+    by_hand = tmp_path / "by_hand"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(by_hand), "--threshold", "123"]).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(calibrated), str(few), "-o", str(by_hand), "--resume", "--threshold", "123"])
+    assert result.exit_code == 2 and ("its earlier thresholds no. 1 hold the first run's pixel threshold (`defectlens calibrate MODEL "
+                                      "--restore 1`, then resume with --threshold 123.0)") in _text(result), _text(result)
     # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
     # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),
     # and a result of another file under the same name is replaced.

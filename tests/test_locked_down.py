@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from defectlens import Inspector
 from defectlens.cli import app
-from defectlens.errors import DatasetLayoutError, DefectlensWarning
+from defectlens.errors import DatasetLayoutError, DefectlensWarning, ModelFileError
 from defectlens.io import images_below, load_category
 
 runner = CliRunner()
@@ -55,11 +55,19 @@ def test_a_folder_that_cannot_be_listed_is_said_never_silently_empty(fitted_mode
     data = tmp_path / "data"
     shutil.copytree(synthetic_category, data)
     _unlistable(monkeypatch, lot / "sub", data / "test" / "spot")
+    category = load_category(data)
     with pytest.raises(DatasetLayoutError, match=r"folder cannot be read \(permission denied\)"):
-        load_category(data)
+        category.require_test()
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 2 and "spot: folder cannot be read (permission denied)" in " ".join(result.output.split()), result.output
     assert not (tmp_path / "m.json").exists()
+    # fit reads train/good only: a test folder it cannot read is no reason to refuse it (regression probe 2026-12-07).
+    assert category.require_train_good() and runner.invoke(app, ["fit", str(data), "-o", str(tmp_path / "m"), "--max-images", "4"]).exit_code == 0
+    # A ground-truth folder that cannot be read: refused, not read as "no masks" with null pixel metrics and exit 0.
+    _unlistable(monkeypatch, data / "ground_truth" / "spot")
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(tmp_path / "m.json")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "ground_truth/spot: folder cannot be read (permission denied)" in said, said
 
 
 def test_a_file_below_a_folder_that_cannot_be_entered_is_one_line(fitted_model, tmp_path, monkeypatch):
@@ -134,6 +142,17 @@ def test_a_read_only_model_is_copied_writable_and_read_only_folders_are_removed(
         assert clean_stale_temporaries(base, "out") == [copy] and not copy.exists()
         remove_folder(model)
         assert not model.exists()
+        # A file of the source this user cannot read is named as the source's (it had been blamed on the export's folder).
+        private = base / "private"
+        private.mkdir()
+        (private / "notes.txt").write_text("mine")
+        (private / "notes.txt").chmod(0)
+        try:
+            copy_folder_into(private, base / "copy")
+        except ModelFileError as exc:
+            assert str(exc).startswith(f"{private / 'notes.txt'}: cannot be read (permission denied)"), str(exc)
+        else:
+            raise AssertionError("an unreadable file was copied")
 
     try:
         _as_a_user_without_root(check, base)
@@ -235,7 +254,7 @@ def test_a_model_this_user_cannot_read_is_said_so_not_corrupt(fitted_model, tmp_
         return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "stat", stat)
-    with pytest.raises(ModelFileError, match=r"cannot be read \(permission denied: a folder on its path cannot be entered\)"):
+    with pytest.raises(ModelFileError, match=r"cannot be read \(permission denied: it, or a folder on its path, cannot be entered\)"):
         Inspector.load(closed / "model")
     monkeypatch.setattr(os, "stat", real_stat)
     monkeypatch.setattr(os, "access", lambda path, mode: not str(path).endswith(".safetensors") and real_access(path, mode))
@@ -266,3 +285,25 @@ def test_calibrate_of_a_model_it_cannot_write_says_what_to_do_instead(fitted_mod
     said = " ".join(result.output.split())
     assert result.exit_code == 2, said
     assert "fix: calibrate a copy you can write (cp -r MODEL_DIR COPY), or see the new thresholds with --dry-run" in said, said
+
+
+def test_an_input_named_that_cannot_be_read_is_no_usage_error(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # The command line's own check refused the whole run, "Invalid value for 'inputs': path 'nr.png' is not readable", where a
+    # batch lists an unreadable image as not inspected and goes on (regression probe 2026-12-07).
+    image = sorted((synthetic_category / "test" / "spot").glob("*.png"))[0]
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(image) and real(path, mode, **kw))
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(image), str(synthetic_category / "test" / "good"), "-o", str(tmp_path / "o")])
+    assert result.exit_code != 2 and "is not readable" not in result.output, result.output
+
+
+def test_names_not_in_utf8_are_shown_as_ls_shows_them_in_tables_and_plots(fitted_model, synthetic_category, tmp_path):
+    # A Latin-1 model folder's ROC plot title ended calibrate in a TypeError after the thresholds were saved, and evaluate's
+    # confusion matrix after the whole evaluation; table titles showed Python's stand-in ("\udce9").
+    model = tmp_path / os.fsdecode(b"mod\xe8le")
+    shutil.copytree(fitted_model, model)
+    test = synthetic_category / "test"
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "mod\\xe8le: 4 good, 4 defective image(s)" in said and "ROC plot →" in said, result.output
+    assert "\\udce8" not in said

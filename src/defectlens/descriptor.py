@@ -197,7 +197,8 @@ class Provenance:
 
         widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
         ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
-        return cls(utc_now(), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth,
+        # To the microsecond, as a time that names a fit (Inspector.fit sets it again when its fit has finished).
+        return cls(utc_now(microseconds=True), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth,
                    image_digests=sorted(image_digests) if image_digests is not None else None,
                    threads=torch.get_num_threads() if n_images else None)
 
@@ -374,12 +375,14 @@ def read_descriptor(directory: str | Path) -> ModelDescriptor:
     path = root / DESCRIPTOR_FILE
     try:
         os.stat(root)
+        if os.path.isdir(root):
+            os.stat(path)  # the folder itself entered (a folder of mode 000 had raised a bare PermissionError from the API)
     except PermissionError:
         # Below a folder this user cannot enter: a bare PermissionError from the API, a traceback from the commands.
-        raise ModelFileError("cannot be read (permission denied: a folder on its path cannot be entered)", root,
-                             "give this user enter permission (x) on the folders above it and read permission on it") from None
+        raise ModelFileError("cannot be read (permission denied: it, or a folder on its path, cannot be entered)", root,
+                             "give this user enter permission (x) on it and the folders above it, and read permission on it") from None
     except OSError:
-        pass  # missing, a loop: said below
+        pass  # missing, a loop, no descriptor (a legacy folder): said below
     if root.exists() and not root.is_dir():
         raise ModelFileError("is a file, not a model folder", root, f"pass the folder {REMEDY} wrote (it holds {DESCRIPTOR_FILE})")
     if not root.is_dir():

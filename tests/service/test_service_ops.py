@@ -952,7 +952,10 @@ def test_a_name_stored_in_two_spellings_is_one_history_and_the_note_s_command_ru
         pool.close()
     pool = ModelPool.load([f"current={service_model}"])  # the same fit under a new name, nothing stored under it yet
     try:
+        assert store.models() == ["kä"] and sorted(store.spellings("kä")) == sorted(["kä", "ka\u0308"])  # one name, as one history
         config = ServiceConfig(model_dirs=(), db_url=url, data_dir=data)
+        relative = ServiceConfig(model_dirs=(), db_url=f"sqlite:///{os.path.relpath(data / 'inspections.db')}", data_dir=data)
+        assert app_module.store_options(relative) == app_module.store_options(config) == f"--data-dir {data}"
         said = app_module.stored_history_notes(store, pool, app_module.store_options(config))
         assert len(said) == 1 and "stored under 'kä' too" in said[0] and "--model current" not in said[0], said
         command = said[0].split("`")[1].replace("REVIEWS", shlex.quote(str(tmp_path / "r2")))

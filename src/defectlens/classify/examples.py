@@ -120,6 +120,7 @@ def examples_from_category(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     category = load_category(root)
+    category.require_test()  # a type's folder or its masks' that cannot be read is refused, not passed over
     wanted = list(types) if types is not None else category.defect_types
     rng = random.Random(seed)
     result = ExampleSet()

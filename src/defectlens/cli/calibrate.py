@@ -273,7 +273,7 @@ def calibrate(
     returns to one. Exit status: 0 done, 3 done but some images were skipped, 2 bad usage, 130 interrupted."""
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
     from defectlens.evaluate.metrics import OperatingPoint, verdict_point
-    from defectlens.evaluate.roc import roc_figure_png
+    from defectlens.evaluate.roc import PlotUnavailable, roc_figure_png
 
     if restore is not None:
         if good or defective or f1 or max_false_alarms is not None or plot is not None:
@@ -462,9 +462,17 @@ def calibrate(
             console.print(f"ROC plot → {escape(str(plot_path))}")
     except DefectlensError as exc:
         raise fail(exc) from None
+    except PlotUnavailable as exc:
+        if plot is not None:  # asked for: its absence is the run's failure
+            console.print(f"[red]error:[/] {escape(str(plot_path))}: not drawn ({exc.strerror}){'; the thresholds are saved' if saved else ''}"
+                          f" — fix: {exc.fix}")
+            raise typer.Exit(2) from None
+        # The plot made up beside the model is an extra: on a host that cannot draw, calibrate had always ended with status 2,
+        # after the thresholds were saved (regression probe 2026-12-07).
+        console.print(f"[yellow]warning:[/] no ROC plot ({exc.strerror}) — fix: {exc.fix}")
     except OSError as exc:
         console.print(f"[red]error:[/] {escape(str(plot_path))}: could not be written ({escape(str(exc.strerror or exc))})"
-                      f"{'; the thresholds are saved' if saved else ''} — fix: {getattr(exc, 'fix', 'pass --plot with a writable path')}")
+                      f"{'; the thresholds are saved' if saved else ''} — fix: pass --plot with a writable path")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # Saved also when the interrupt came in the moment after the model folder was swapped in.

@@ -94,13 +94,20 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         if not given.exists():
             # A note and exit 0 had been said of a mistyped folder (calibrate refuses it).
             raise DatasetLayoutError("no such file or folder", given, "check the path given with --good or --defective")
-    good_files, problems = expand_inputs(good)
+    unreadable: list[tuple[Path, str]] = []
+    good_files, problems = expand_inputs(good, unreadable=unreadable)
     typed: list[tuple[Path, str]] = []
     for given in defective:
-        files, failed = expand_inputs([given], masks_expected=True)
+        files, failed = expand_inputs([given], masks_expected=True, unreadable=unreadable)
         problems += failed
         # The folder given, or for images in its subfolders the first subfolder (defects/crack/… is a crack).
         typed += [(f, _type_folder(given, f)) for f in files]
+    if unreadable:
+        # Refused, as a dataset's folder that cannot be read is: reported as a note, the figures of the rest had ended with
+        # status 0 (regression probe 2026-12-07).
+        where, why = unreadable[0]
+        raise DatasetLayoutError(f"folder cannot be read ({why})" + (f"; {len(unreadable) - 1} more" if len(unreadable) > 1 else ""), where,
+                                 "give this user read and enter permission on it (chmod a+rx), or leave it out of --good and --defective")
     require_no_good_folder(defective, [p for p, _ in typed])
     require_one_label(good_files, [p for p, _ in typed])
     for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):
@@ -294,6 +301,12 @@ def evaluate(
                 console.print(f"confusion matrix → {escape(str(figure))}")
             except PlotUnavailable as exc:
                 console.print(f"[yellow]warning:[/] {escape(str(figure))}: not drawn ({exc.strerror}); the figures above stand — fix: {exc.fix}")
+            except (OSError, DefectlensError) as exc:
+                # The figure is an extra: a folder it cannot be written in had cost the whole evaluation, its JSON unwritten
+                # (regression probe 2026-12-07).
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                console.print(f"[yellow]warning:[/] {escape(str(figure))}: the confusion matrix could not be written ({escape(why)}); the "
+                              "figures above stand — fix: pass --json FILE to have it beside that file, or run from a folder you can write")
     table = Table(title=f"{category.name}: {evaluation.n_test} test images")
     for header in ("metric", "value"):
         table.add_column(header, overflow="fold")  # on a narrow terminal "image_…" three times had named no metric (CLI probe)

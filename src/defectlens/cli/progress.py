@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from defectlens._entry import stopping_signals
 from defectlens.errors import ConfigError, NoteWarning, OutputError
@@ -33,10 +34,11 @@ class _GoesOnWhenReadersLeave(Console):
         self.quiet = True
         _to_nowhere(sys.stderr if self.stderr else sys.stdout)
 
-    def print(self, *objects: Any, **options: Any) -> None:
-        """Rich's print, a message naming a file not named in UTF-8 written as ``ls -b`` shows it (``\\xe9``, by
-        :func:`printable_text`): the stream's own escaping had shown Python's stand-in (``\\udce9``)."""
-        super().print(*(printable_text(o) if isinstance(o, str) else o for o in objects), **options)
+    def render_str(self, text: str, **options: Any) -> Text:
+        """Rich's text of a string — a message, a table's title or cell —, a file not named in UTF-8 written as ``ls -b``
+        shows it (``\\xe9``, by :func:`printable_text`): the stream's own escaping had shown Python's stand-in
+        (``\\udce9``), in tables' titles too (regression probe 2026-12-07)."""
+        return super().render_str(printable_text(text), **options)
 
 
 def _to_nowhere(stream: TextIO) -> None:

@@ -195,10 +195,12 @@ def _utf16_order(data: bytes) -> str | None:
     return None
 
 
-def expand_inputs(inputs: list[Path], masks_expected: bool = False) -> tuple[list[Path], list[Failure]]:
+def expand_inputs(inputs: list[Path], masks_expected: bool = False,
+                  unreadable: list[tuple[Path, str]] | None = None) -> tuple[list[Path], list[Failure]]:
     """Files as given, folders expanded to their images (recursively, linked folders followed,
     sorted); masks beside their images (``<stem>_mask.png``, ``masks/``) are not parts and are left out,
-    said once — unless ``masks_expected`` (defective parts' folders, where masks are the layout)."""
+    said once — unless ``masks_expected`` (defective parts' folders, where masks are the layout). Folders that cannot be
+    listed are failures, and also go to ``unreadable`` (``(folder, why)``) when given."""
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
@@ -211,6 +213,8 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False) -> tuple[lis
             # its unreadable subfolder's images unsaid; locked-down host probe 2026-12-07).
             failures.extend(Failure(str(p), f"{p}: folder cannot be read ({why}); its images were not inspected — fix: give this user "
                                     "read and enter permission on it (chmod a+rx)") for p, why in found.unreadable_folders)
+            if unreadable is not None:
+                unreadable.extend(found.unreadable_folders)
             if found.masks and not masks_expected:
                 example = found.masks[0].name
                 notes([f"{item}: {len(found.masks)} file(s) named or kept as masks (`<stem>_mask`, or in a masks/ folder; e.g. {example}) "
@@ -760,8 +764,10 @@ def inspect(
             "or `defectlens train-grounding` (zero-shot: needs --taxonomy), or a `defectlens export` of a fitted one (ONNX Runtime, OpenVINO)."
         ),
     ],
+    # Not checked readable by the command line: one unreadable file refused the whole run as a usage error, where a batch
+    # lists it as not inspected and goes on (regression probe 2026-12-07).
     inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images; - reads paths from standard input, one a line "
-                                                      "(or NUL-ended: find -print0).")],
+                                                      "(or NUL-ended: find -print0).", readable=False)],
     output: Annotated[
         Path,
         typer.Option("-o", "--output", help="Folder for each image's JSON, overlay picture and report, and summary.csv + index.html "
@@ -915,14 +921,25 @@ def inspect(
         before = recorded_thresholds(payload)
         # What can still bring the first run's thresholds back, said as it is: --threshold sets the image one only, and
         # after a calibrate "resume with the model and --threshold of the first run" could not (audit probe 2026-12-07).
-        numbered = [n for n, e in enumerate(inspector.earlier_thresholds, start=1) if (e.image, e.pixel) == before]
+        earlier_ones = list(enumerate(inspector.earlier_thresholds, start=1))
+        numbered = [n for n, e in earlier_ones if (e.image, e.pixel) == before]
+        # A first run with --threshold: its pixel threshold is the model's then, its image threshold its own.
+        by_pixel = [n for n, e in earlier_ones if e.pixel == before[1]]
+        fit = payload["model"] if isinstance(payload.get("model"), dict) else {}
+        same_fit = inspector.provenance is not None and fit.get("fitted_at") == inspector.provenance.fitted_at
         if before[1] == current[1]:
             fix = f"inspect into a new folder, or resume with --threshold {before[0]!r} as the first run had it"
         elif numbered:
             fix = (f"inspect into a new folder: the model has been calibrated since, and its earlier thresholds no. {numbered[-1]} are the "
                    f"first run's (`defectlens calibrate MODEL --restore {numbered[-1]}` brings them back)")
+        elif by_pixel:
+            # (Regression probe 2026-12-07: a first run with --threshold, then a calibrate, had been told "another model".)
+            fix = (f"inspect into a new folder: the model has been calibrated since; its earlier thresholds no. {by_pixel[-1]} hold the "
+                   f"first run's pixel threshold (`defectlens calibrate MODEL --restore {by_pixel[-1]}`, then resume with --threshold "
+                   f"{before[0]!r})")
         else:
-            fix = "inspect into a new folder: no option sets the first run's pixel threshold (another model made them)"
+            made = "thresholds this fit no longer keeps" if same_fit else "another model"
+            fix = f"inspect into a new folder: no option sets the first run's pixel threshold ({made} made them)"
         raise fail(ConfigError(
             f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:g}, "
             f"pixel {before[1]:g}, {payload.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "

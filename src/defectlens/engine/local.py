@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,14 @@ def file_state(path: str | Path, digest: bool = True) -> dict[str, int | str]:
     return recorded
 
 
+def _state_or_none(path: Path) -> dict[str, int | str] | None:
+    """:func:`file_state` of ``path``, or None where it cannot be read (its reader says why)."""
+    try:
+        return file_state(path)
+    except OSError:
+        return None
+
+
 def changed_since_inspected(payload: dict, source: Path) -> bool:
     """Whether the file ``source`` is no longer as it was when the inspection ``payload`` was made (``source_state``: its
     size, modification time and, recorded since 0.3.9, its bytes' sha256): a camera's hot folder reuses names, and a cracked
@@ -160,14 +169,15 @@ def audit_record(inspector: Inspector) -> dict[str, object]:
 
 def write_inspection(
     inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None,
-    overlay_format: str = "png",
+    overlay_format: str = "png", source_state: dict | None = None,
 ) -> None:
     """Write the overlay ``<stem>.png`` (or ``.jpg``, or none: ``overlay_format``), its thumbnail
     ``<stem>.thumb.jpg`` (the gallery's) and the region mask ``<stem>.mask.png``
     (:func:`region_mask_png`), then ``<stem>.json`` (each atomically).
 
     The inspection JSON is the last file written for an image (after its report files and
-    overlay): its presence marks the image complete, which is what ``inspect --resume`` checks."""
+    overlay): its presence marks the image complete, which is what ``inspect --resume`` checks. ``source_state``: the
+    input file's :func:`file_state` as it was before it was read (taken here when not given)."""
     if overlay_format not in OVERLAY_CHOICES:
         raise ValueError(f"overlay format {overlay_format!r} is not one of {', '.join(OVERLAY_CHOICES)}")  # "PNG" had written none
     overlay = inspection_overlay(inspector, image, inspection, extra.get("region_labels") if extra else None)
@@ -183,7 +193,8 @@ def write_inspection(
     payload = {**inspection.to_json(), "runtime": inspector.runtime, **audit_record(inspector), "overlay": f"{stem}{suffix}" if suffix else None}
     if os.path.isfile(inspection.source):  # a file, not an array ("<array>")
         payload["source_file"] = os.path.realpath(inspection.source)
-        payload["source_state"] = file_state(inspection.source)  # a later --resume tells the file saved over since
+        # A later --resume tells the file saved over since; as it was before it was read where the caller took it then.
+        payload["source_state"] = source_state or file_state(inspection.source)
     # Which pixels were judged, as a model's card names its training images' (io.images.image_digest): the file's sha256 says
     # which bytes, this what they decoded to, whatever file holds them (audit probe 2026-12-07: no digest of the judged image).
     # (``extra`` gives the same, computed once with the report's record.)
@@ -217,6 +228,10 @@ def inspect_and_write(
 ) -> BatchOutcome:
     """Inspect one batch and write every image's files (reports, overlay, then the JSON): the one
     code path of both engines, so the local and the Ray engine write identical outputs."""
+    # Each file's state before it is read: recorded after the batch, a frame a camera wrote under the same name meanwhile had
+    # its new bytes stamped on the old verdict, and `--resume` kept it (regression probe 2026-12-07). Taken before, a file
+    # replaced while it is read differs from its record, and a resume inspects it again.
+    states = {p: _state_or_none(p) for p in paths}
     batch = inspector.inspect_batch(paths)
     stamp = analysis.stamp()
     outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
@@ -244,7 +259,7 @@ def inspect_and_write(
                     # So is a verdict not judged against normal images (zero-shot, batch-relative): only the terminal and
                     # the report said so, and the gallery and summary.csv looked like any model's (probe 2026-12-06).
                     extra["verdict_basis"] = inspector.verdict_basis
-                write_inspection(inspection, item.image, output, names[path], inspector, extra, overlay_format)
+                write_inspection(inspection, item.image, output, names[path], inspector, extra, overlay_format, states.get(path))
         except OSError as exc:
             # One image's files that cannot be written (a folder where one goes, a full disk) fail
             # that image, listed with the rest; the batch goes on. Its earlier results, if any, stand as they were.
@@ -309,14 +324,18 @@ def load_for_inspection(
 def output_contents(folder: Path) -> dict[str, bytes]:
     """Every file an inspection wrote into ``folder``, by name, as bytes to compare runs with (two
     engines, two runtimes): a report JSON without its ``writer_seconds``, a timing, not a result, and
-    an inspection JSON without ``inspected_at``."""
+    an inspection JSON or a report's record without ``inspected_at`` (the report's page without its line)."""
     files = {}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".json":
             payload = json.loads(path.read_text(encoding="utf-8"))
             payload.pop("writer_seconds", None)
             payload.pop("inspected_at", None)
+            if isinstance(payload.get("record"), dict):
+                payload["record"].pop("inspected_at", None)
             files[path.name] = json.dumps(payload, sort_keys=True).encode()
+        elif path.name.endswith(".report.md"):
+            files[path.name] = re.sub(r"(?m)^- Inspected .*$", "- Inspected", path.read_text(encoding="utf-8")).encode()
         else:
             files[path.name] = path.read_bytes()
     return files

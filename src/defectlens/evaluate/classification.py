@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.evaluate.harness import ScoredSet
 from defectlens.evaluate.metrics import confusion, type_accuracy, type_macro_f1
-from defectlens.io import GOOD, LabelledImage, load_image, load_mask
+from defectlens.io import GOOD, LabelledImage, load_image, load_mask, printable_text
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Inspection, RegionType
 
@@ -253,7 +253,8 @@ def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
     plt = pyplot()
 
     # A true type is never 'unknown': its row (the last) is always empty, so it is not drawn.
-    rows, cols = evaluation.labels[:-1], evaluation.labels
+    # Names not in UTF-8 (a type folder's) as `ls -b` shows them: Matplotlib's text refuses Python's stand-ins for their bytes.
+    rows, cols = [printable_text(n) for n in evaluation.labels[:-1]], [printable_text(n) for n in evaluation.labels]
     matrix = np.asarray(evaluation.confusion, dtype=np.int64).reshape(len(cols), len(cols))[:-1]
     fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cols), 1.0 + 0.7 * max(1, len(rows))))
     ax.imshow(matrix, cmap="Blues")
@@ -263,7 +264,7 @@ def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
     ax.set_ylabel("true")
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", color="black")
-    name = evaluation.category or "types"
+    name = printable_text(evaluation.category or "types")
     k = "" if evaluation.k is None else f", k={evaluation.k}"
     ax.set_title(f"{name}: accuracy {evaluation.accuracy:.2f}{k}")
     fig.tight_layout()

@@ -242,8 +242,9 @@ def _record_lines(record: dict) -> list[str]:
     fingerprint = str(model.get("fingerprint") or "none")
     lines = [f"Inspected {record.get('inspected_at')} by defectlens {record.get('defectlens_version')}",
              f"Model fitted {model.get('fitted_at')}, training-set fingerprint {fingerprint[:16]}{'…' if len(fingerprint) > 16 else ''}"]
-    if thresholds:
-        lines.append(f"Thresholds: image {thresholds.get('image')}, pixel {thresholds.get('pixel')} ({thresholds.get('source')})")
+    if isinstance(thresholds.get("image"), int | float) and isinstance(thresholds.get("pixel"), int | float):
+        # As the card and summary.csv show them (the JSON keeps every digit); how they were set, as the JSON says it.
+        lines.append(f"Thresholds: image {thresholds['image']:.4f}, pixel {thresholds['pixel']:.4f} (set by: {thresholds.get('source')})")
     if record.get("image_digest"):
         lines.append(f"Image digest (its pixels): {record['image_digest']}")
     return lines

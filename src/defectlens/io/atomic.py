@@ -79,8 +79,22 @@ def _open_up(folder: Path) -> None:
 def copy_folder_into(source: Path, target: Path, ignore: Callable[[str, list[str]], Iterable[str]] | None = None) -> None:
     """Copy the folder ``source``'s files into ``target`` (made, or added to), each file and folder with the rights this
     process gives what it makes (its umask), not the source's: copied from a read-only model (files 444, folders 555), an
-    export's folder could not be written, nor removed (locked-down host probe 2026-12-07)."""
-    shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True, copy_function=shutil.copyfile)
+    export's folder could not be written, nor removed (locked-down host probe 2026-12-07). A file of ``source`` this user
+    cannot read is a :class:`ModelFileError` naming it: said as the copy's failure, it had been blamed on the folder written
+    (regression probe 2026-12-07: "the exported model could not be written — pass a folder you can write to")."""
+    try:
+        shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True, copy_function=shutil.copyfile)
+    except shutil.Error as exc:
+        failed = [str(entry[0]) for entry in exc.args[0] if isinstance(entry, tuple) and entry] if exc.args else []
+        if unreadable := [f for f in failed if os.path.lexists(f) and not os.access(f, os.R_OK)]:
+            raise ModelFileError("cannot be read (permission denied)", Path(unreadable[0]),
+                                 "give this user read permission on it, or move it out of the model folder") from None
+        raise
+    except PermissionError as exc:
+        if exc.filename is not None and not os.access(exc.filename, os.R_OK) and Path(exc.filename).is_relative_to(source):
+            raise ModelFileError("cannot be read (permission denied)", Path(exc.filename),
+                                 "give this user read and enter permission on it, or move it out of the model folder") from None
+        raise
     mode = 0o777 & ~_umask()
     for here, _, _ in os.walk(target):
         os.chmod(here, mode)  # copytree gives each folder its source's rights (copystat)

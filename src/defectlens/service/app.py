@@ -522,7 +522,9 @@ def store_options(config: ServiceConfig) -> str:
     """The options of a command that reads this service's store (`export-reviews`, `prune-inspections`): its data folder,
     and ``--db URL`` where the database is not the folder's own SQLite file (its URL not written out: it may hold a
     password)."""
-    own = config.db_url == sqlite_url(config.data_dir / DB_FILE)
+    # By the file, not the URL's text: "sqlite:///svc/inspections.db" is the folder's own file given relative (regression probe).
+    own = config.db_url == sqlite_url(config.data_dir / DB_FILE) or (
+        config.db_url.startswith("sqlite:///") and Path(config.db_url.removeprefix("sqlite:///")).resolve() == (config.data_dir / DB_FILE).resolve())
     return f"--data-dir {shlex.quote(printable_text(str(config.data_dir)))}" + ("" if own else " --db URL")
 
 

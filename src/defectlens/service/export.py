@@ -293,7 +293,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             if _reviewers_disagree(row):
                 summary.contested.append(row.id)
             manifest.append({
-                "inspection": row.id, "file": name, "model": row.model, "filename": row.filename, "verdict": verdict,
+                "inspection": row.id, "file": name, "model": spelled[row.id], "filename": row.filename, "verdict": verdict,
                 "machine_verdict": row.verdict, "types": sorted(by_type), "reviewed_by": row.reviewed_by,
                 "calibration": not view_note, **({"view_note": view_note} if view_note else {}),
                 # Every review, not only the one that stands: a second reviewer's "defective" had hidden the first's "good",

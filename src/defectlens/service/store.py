@@ -402,7 +402,13 @@ class Store:
         return True
 
     def models(self) -> list[str]:
-        """The names of the models whose inspections are stored."""
+        """The names of the models whose inspections are stored, each once in one Unicode spelling (:func:`same_spelling`):
+        rows an older defectlens stored under a decomposed "kä" are the composed "kä"'s (two alike names had been listed;
+        regression probe 2026-12-07). :meth:`spellings` gives the names as stored."""
+        return sorted({same_spelling(m) for m in self._stored_names()})
+
+    def _stored_names(self) -> list[str]:
+        """The names inspections are stored under, as stored."""
         with self.session() as s:
             return sorted(s.scalars(select(InspectionRow.model).distinct()))
 
@@ -419,10 +425,10 @@ class Store:
         ``[name]`` when none is: the history's filter and `prune-inspections` take them all. With the first alone, an older
         defectlens's rows under a decomposed "kä" had hidden the newer ones under the composed (regression probe 2026-12-07)."""
         wanted = same_spelling(name)
-        return [m for m in self.models() if same_spelling(m) == wanted] or [name]
+        return [m for m in self._stored_names() if same_spelling(m) == wanted] or [name]
 
     def stored_name(self, name: str) -> str | None:
-        """The name inspections are stored under that is ``name`` in one Unicode spelling (:func:`same_spelling`; rows an
+        """The stored name (as :meth:`models` spells it) that is ``name`` in one Unicode spelling (:func:`same_spelling`; rows an
         older defectlens stored under a decomposed "ä" included), or None when none is: the service's filter, `export-reviews`
         and `prune-inspections` read a name as the service does (regression probe 2026-12-06)."""
         wanted = same_spelling(name)

@@ -71,6 +71,7 @@ def collect_training_data(
     out = []
     for d in dirs:
         category = load_category(d)
+        category.require_test()  # (a folder of it that cannot be read is refused, not passed over)
         root = category.root
         if category.taxonomy_path is None:
             raise ConfigError(
