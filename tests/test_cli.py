@@ -1094,3 +1094,33 @@ def test_thresholds_keep_the_pictures_they_were_calibrated_on_and_evaluate_says_
     api = Inspector.load(fitted_model)
     api.calibrate([load_image(p) for p in [*files, files[0]]], [0] * 4 + [1] * 4 + [0])
     assert api.calibrated_on == digests
+
+
+def test_calibration_pictures_are_told_as_evaluate_reads_them_for_deep_frames(synthetic_category, tmp_path):
+    # Regression probe 2026-12-07: calibrate recorded the pictures as read at the model's depth (12 bits), evaluate looks for
+    # them as each frame reads at its own (a dark 12-bit frame reads as 10-bit): 5 of 17 calibration images were told.
+    from PIL import Image
+
+    from defectlens import Inspector
+    from defectlens.io.dataset import picture_digest
+
+    def deep(src: Path, dst: Path, gain: int) -> None:
+        Image.fromarray(np.asarray(Image.open(src).convert("L")).astype(np.uint16) * gain).save(dst)
+
+    train, good, bad = (tmp_path / n for n in ("train", "good", "bad"))
+    for folder in (train, good, bad):
+        folder.mkdir()
+    for p in sorted((synthetic_category / "train" / "good").glob("*.png"))[:8]:
+        deep(p, train / p.name, 16)  # 12-bit data: the model reads every frame at 12 bits
+    for i, p in enumerate(sorted((synthetic_category / "test" / "good").glob("*.png"))):
+        deep(p, good / p.name, 3 if i % 2 else 16)  # every other one dark: max under 1024
+    for i, p in enumerate(sorted((synthetic_category / "test" / "spot").glob("*.png"))):
+        deep(p, bad / p.name, 3 if i % 2 else 16)
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(train), "-o", str(model), "--image-size", "128"]).exit_code == 0
+    assert runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(bad), "--f1"]).exit_code == 0
+    recorded = set(Inspector.load(model).calibrated_on or ())
+    files = [*good.glob("*.png"), *bad.glob("*.png")]
+    assert {picture_digest(p) for p in files} <= recorded
+    result = runner.invoke(app, ["evaluate", str(model), "--good", str(good), "--defective", str(bad), "--json", str(tmp_path / "m.json")])
+    assert len(json.loads((tmp_path / "m.json").read_text())["calibrated_on_test"]) == len(files), result.output

@@ -426,7 +426,7 @@ def test_a_model_under_a_folder_name_that_is_not_utf8_saves_loads_and_exports(fi
     out = tmp_path / os.fsdecode(b"export\xe9")
     result = runner.invoke(app, ["export", str(folder), "-o", str(out), "--format", fmt])
     assert result.exit_code == 0, result.output
-    assert "exported to " + str(tmp_path).replace("\n", "") + "/export\\xe9" in " ".join(result.output.split())  # as `ls -b` shows it
+    assert "exported to " + str(tmp_path).replace("\n", "") + "/export\\xe9" in " ".join(result.output.split())  # as a backslash escape (\xe9)
     loaded = Inspector.load(out)
     assert loaded.detector.encoder.network.name == runtime
     got = loaded.inspect(image)

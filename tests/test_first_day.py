@@ -240,7 +240,8 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     # Resumed with another threshold (or model), the summary would mix two decisions: refused first.
     json_files[1].unlink()
     result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(out), "--resume", "--threshold", "123"])
-    assert result.exit_code == 2 and "another model or --threshold" in result.output and "image 123" in result.output, result.output
+    assert result.exit_code == 2 and "another model, other thresholds of this one, or --threshold" in _text(result), result.output
+    assert "image 123" in result.output and "or resume without --threshold, as the first run was made (with the model's own)" in _text(result)
     assert not json_files[1].exists()
 
 
@@ -262,8 +263,7 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
         assert result.exit_code == 2, result.output
         assert "3 result(s) already there were inspected with other thresholds" in _text(result) and "image 123" in _text(result)
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written
-    first = json.loads((out / "000.json").read_text())["thresholds"]
-    assert f"fix: inspect into a new folder, or resume with --threshold {first['image']!r} as the first run had it" in _text(result)
+    assert "fix: inspect into a new folder, or resume without --threshold, as the first run was made (with the model's own)" in _text(result)
     # Calibrated since, the model's pixel threshold differs too: --threshold cannot bring the first run's back, its earlier
     # thresholds can (audit probe 2026-12-07: the fix had been "resume with the model and --threshold of the first run").
     calibrated = tmp_path / "calibrated"
@@ -279,6 +279,8 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     result = runner.invoke(app, ["inspect", str(calibrated), str(few), "-o", str(by_hand), "--resume", "--threshold", "123"])
     assert result.exit_code == 2 and ("its earlier thresholds no. 1 hold the first run's pixel threshold (`defectlens calibrate MODEL "
                                       "--restore 1`, then resume with --threshold 123.0)") in _text(result), _text(result)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(by_hand), "--resume", "--threshold", "124"])
+    assert result.exit_code == 2 and "or resume with --threshold 123.0 as the first run had it" in _text(result), _text(result)
     # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
     # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),
     # and a result of another file under the same name is replaced.

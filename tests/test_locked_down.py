@@ -63,11 +63,20 @@ def test_a_folder_that_cannot_be_listed_is_said_never_silently_empty(fitted_mode
     assert not (tmp_path / "m.json").exists()
     # fit reads train/good only: a test folder it cannot read is no reason to refuse it (regression probe 2026-12-07).
     assert category.require_train_good() and runner.invoke(app, ["fit", str(data), "-o", str(tmp_path / "m"), "--max-images", "4"]).exit_code == 0
-    # A ground-truth folder that cannot be read: refused, not read as "no masks" with null pixel metrics and exit 0.
-    _unlistable(monkeypatch, data / "ground_truth" / "spot")
-    result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(tmp_path / "m.json")])
-    said = " ".join(result.output.split())
-    assert result.exit_code == 2 and "ground_truth/spot: folder cannot be read (permission denied)" in said, said
+    # A ground-truth folder that cannot be listed or entered (mode 644 lists, but enters not): refused, not read as "no masks"
+    # with null pixel metrics and exit 0 — by evaluate on the dataset and on --good/--defective, and by calibrate.
+    monkeypatch.undo()
+    masks = data / "ground_truth" / "spot"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(masks) and real_access(path, mode, **kw))
+    test = data / "test"
+    for args in (["evaluate", str(fitted_model), str(data)], ["evaluate", str(fitted_model), "--good", str(test / "good"), "--defective",
+                 str(test / "spot")], ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"),
+                 "--dry-run"]):
+        result = runner.invoke(app, args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and "ground_truth/spot: " in said and "cannot be read (permission denied)" in said, (args, said)
+    assert runner.invoke(app, ["fit", str(data), "-o", str(tmp_path / "m2"), "--max-images", "4"]).exit_code == 0
 
 
 def test_a_file_below_a_folder_that_cannot_be_entered_is_one_line(fitted_model, tmp_path, monkeypatch):
@@ -114,7 +123,7 @@ def _as_a_user_without_root(check, folder: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0, message
 
 
-def test_a_read_only_model_is_copied_writable_and_read_only_folders_are_removed():
+def test_a_read_only_model_is_copied_writable_and_read_only_folders_are_removed(tmp_path):
     # An export of a read-only model (files 444, folders 555) copied its rights: its folder could not be written, was not
     # removed (rmtree's failure unsaid), and every later export and calibrate there ended in a PermissionError traceback.
     from defectlens.io.atomic import clean_stale_temporaries, copy_folder_into, remove_folder
@@ -150,7 +159,7 @@ def test_a_read_only_model_is_copied_writable_and_read_only_folders_are_removed(
         try:
             copy_folder_into(private, base / "copy")
         except ModelFileError as exc:
-            assert str(exc).startswith(f"{private / 'notes.txt'}: cannot be read (permission denied)"), str(exc)
+            assert str(exc).startswith(f"{private / 'notes.txt'}: cannot be copied (permission denied)"), str(exc)
         else:
             raise AssertionError("an unreadable file was copied")
 
@@ -158,6 +167,14 @@ def test_a_read_only_model_is_copied_writable_and_read_only_folders_are_removed(
         _as_a_user_without_root(check, base)
     finally:
         remove_folder(base)
+    # A named pipe or a link to nothing in a model folder: named as the source's (a traceback, and "permission denied").
+    for odd in ("pipe", "link"):
+        model = tmp_path / odd
+        model.mkdir()
+        (model / "detector.json").write_text("{}")
+        os.mkfifo(model / "odd") if odd == "pipe" else (model / "odd").symlink_to(tmp_path / "nowhere")
+        with pytest.raises(ModelFileError, match="not a regular file" if odd == "pipe" else r"a link to nothing \("):
+            copy_folder_into(model, tmp_path / f"{odd}-copy")
 
 
 def test_an_output_folder_there_already_needs_no_right_on_the_folder_above(fitted_model, synthetic_category, tmp_path, monkeypatch):
@@ -307,3 +324,20 @@ def test_names_not_in_utf8_are_shown_as_ls_shows_them_in_tables_and_plots(fitted
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and "mod\\xe8le: 4 good, 4 defective image(s)" in said and "ROC plot →" in said, result.output
     assert "\\udce8" not in said
+
+
+def test_info_of_a_model_fitted_from_a_folder_named_in_latin1_prints_its_card(synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: under a UTF-8 locale `info` ended in a UnicodeEncodeError on the card's training folder
+    # (Python's stand-in for the Latin-1 byte), where card.md has "\xe9".
+    good = tmp_path / os.fsdecode(b"caf\xe9")
+    shutil.copytree(synthetic_category / "train" / "good", good)
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["fit", str(good), "-o", str(model), "--max-images", "4"]).exit_code == 0
+    result = runner.invoke(app, ["info", str(model)])
+    assert result.exit_code == 0 and f"{tmp_path}/caf\\xe9" in result.output, result.output
+    assert f"{tmp_path}/caf\\xe9" in (model / "card.md").read_text(encoding="utf-8")
+    # A model folder this user may not read: the command line's own refusal says what to do, not "see --help".
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(model) and real(path, mode, **kw))
+    refused = runner.invoke(app, ["info", str(model)])
+    assert refused.exit_code == 2 and "is not readable" in refused.output and "fix: give this user read permission on it" in refused.output

@@ -1519,7 +1519,11 @@ class Inspector:
 
     def earlier_calibrated_on(self, number: int) -> tuple[str, ...] | None:
         """:attr:`calibrated_on` of the earlier thresholds numbered ``number`` (from 1, as :attr:`earlier_thresholds` and the
-        card number them)."""
+        card number them); None for 0, the fit's own label-free thresholds. :class:`ValueError` for a number it has not."""
+        if number == 0:
+            return None
+        if not 1 <= number <= len(self._earlier_thresholds):
+            raise ValueError(f"no earlier thresholds numbered {number}: this model has {len(self._earlier_thresholds)} (0 is the fit's own)")
         entry = self._earlier_thresholds[number - 1]
         return calibration_digests(entry, self.earlier_thresholds[number - 1])
 

@@ -72,6 +72,10 @@ def _usage_error_in_one_line(error: Any) -> None:
         return
     ctx = getattr(error, "ctx", None)
     fix = f"see `{ctx.command_path} --help`" if ctx is not None else "see `defectlens --help`"
+    if "is not readable" in error.format_message():
+        # The command line's own check of a path this user may not read: the help has nothing to say of it (regression
+        # probe 2026-12-07: a model folder of mode 000).
+        fix = "give this user read permission on it (and enter permission, x, on a folder and the folders above it)"
     console.print(f"[red]error:[/] {escape(' '.join(error.format_message().split()))} — fix: {escape(fix)}", highlight=False)
 
 

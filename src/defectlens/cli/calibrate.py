@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies
+from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies, picture_digest
 from defectlens.io.images import image_digest
 from defectlens.io.names import within_bytes
 from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
@@ -98,7 +98,9 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
             out.labels.append(label)
             out.scores.append(result.score)
             out.unlike.append(result.unlike_normal is not None)
-            out.digests.append(image_digest(image))
+            # The picture as `evaluate` reads it to tell the calibration images among its test images (each frame at its own
+            # depth): read at the model's depth, a dark 12-bit frame had another digest (regression probe 2026-12-07).
+            out.digests.append(picture_digest(path) or image_digest(image))
             out.grey += grey_reason_in(result.unlike_normal)
             h, w = image.shape[:2]
             if result.unlike_normal is None and inspector.provenance and (note := inspector.provenance.size_note(w, h, result.frame_units)):

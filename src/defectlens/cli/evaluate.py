@@ -300,13 +300,16 @@ def evaluate(
                 write_bytes_atomic(figure, confusion_figure_png(types))
                 console.print(f"confusion matrix → {escape(str(figure))}")
             except PlotUnavailable as exc:
-                console.print(f"[yellow]warning:[/] {escape(str(figure))}: not drawn ({exc.strerror}); the figures above stand — fix: {exc.fix}")
+                console.print(f"[yellow]warning:[/] {escape(str(figure))}: not drawn ({exc.strerror}); the evaluation's figures stand — "
+                              f"fix: {exc.fix}")
             except (OSError, DefectlensError) as exc:
                 # The figure is an extra: a folder it cannot be written in had cost the whole evaluation, its JSON unwritten
                 # (regression probe 2026-12-07).
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                where = ("move what is at that path, or pass --json in a folder you can write" if beside
+                         else "pass --json FILE to have it beside that file, or run from a folder you can write")
                 console.print(f"[yellow]warning:[/] {escape(str(figure))}: the confusion matrix could not be written ({escape(why)}); the "
-                              "figures above stand — fix: pass --json FILE to have it beside that file, or run from a folder you can write")
+                              f"evaluation's figures stand — fix: {where}")
     table = Table(title=f"{category.name}: {evaluation.n_test} test images")
     for header in ("metric", "value"):
         table.add_column(header, overflow="fold")  # on a narrow terminal "image_…" three times had named no metric (CLI probe)

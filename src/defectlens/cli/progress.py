@@ -35,8 +35,8 @@ class _GoesOnWhenReadersLeave(Console):
         _to_nowhere(sys.stderr if self.stderr else sys.stdout)
 
     def render_str(self, text: str, **options: Any) -> Text:
-        """Rich's text of a string — a message, a table's title or cell —, a file not named in UTF-8 written as ``ls -b``
-        shows it (``\\xe9``, by :func:`printable_text`): the stream's own escaping had shown Python's stand-in
+        """Rich's text of a string — a message, a table's title or cell —, a file not named in UTF-8 written with backslash
+        escapes (``\\xe9``, by :func:`printable_text`): the stream's own escaping had shown Python's stand-in
         (``\\udce9``), in tables' titles too (regression probe 2026-12-07)."""
         return super().render_str(printable_text(text), **options)
 
@@ -75,7 +75,7 @@ def write_standard_output(text: str) -> None:
             sys.stdout.write(text)
         except UnicodeEncodeError:
             sys.stdout.flush()
-            sys.stdout.buffer.write(text.encode("utf-8"))
+            sys.stdout.buffer.write(printable_text(text).encode("utf-8"))
         sys.stdout.flush()
     except BrokenPipeError:
         # Its reader left (`| head -0`, `| true`): the rest goes nowhere, and the command ends with its own status (it had

@@ -47,6 +47,7 @@ from defectlens.descriptor import (
     require_outside_models,
 )
 from defectlens.detect import FitSummary
+from defectlens.detect.calibration import thresholds_from_normal
 from defectlens.detect.fusion import FUSION_MODES, FusedDetector, FusionConfig
 from defectlens.detect.grounding import GroundingDetector, GroundingModel
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -922,19 +923,29 @@ def inspect(
         # What can still bring the first run's thresholds back, said as it is: --threshold sets the image one only, and
         # after a calibrate "resume with the model and --threshold of the first run" could not (audit probe 2026-12-07).
         earlier_ones = list(enumerate(inspector.earlier_thresholds, start=1))
+        # And the fit's own label-free ones, which `--restore 0` brings back from its normal scores (a history trimmed, or a
+        # model calibrated before it kept one, had been told "no option sets" them; regression probe 2026-12-07).
+        stats = getattr(inspector.detector, "normal_stats", None)
+        if stats is not None:
+            earlier_ones.insert(0, (0, thresholds_from_normal(stats)))
         numbered = [n for n, e in earlier_ones if (e.image, e.pixel) == before]
         # A first run with --threshold: its pixel threshold is the model's then, its image threshold its own.
         by_pixel = [n for n, e in earlier_ones if e.pixel == before[1]]
         fit = payload["model"] if isinstance(payload.get("model"), dict) else {}
         same_fit = inspector.provenance is not None and fit.get("fitted_at") == inspector.provenance.fitted_at
-        if before[1] == current[1]:
+        recorded_source = payload["thresholds"].get("source") if isinstance(payload.get("thresholds"), dict) else None
+        if before[1] == current[1] and threshold is not None and recorded_source not in (None, "user"):
+            fix = "inspect into a new folder, or resume without --threshold, as the first run was made (with the model's own)"
+        elif before[1] == current[1]:
             fix = f"inspect into a new folder, or resume with --threshold {before[0]!r} as the first run had it"
         elif numbered:
-            fix = (f"inspect into a new folder: the model has been calibrated since, and its earlier thresholds no. {numbered[-1]} are the "
+            which = "the fit's own label-free thresholds are" if numbered[-1] == 0 else f"its earlier thresholds no. {numbered[-1]} are"
+            fix = (f"inspect into a new folder: the model has been calibrated since, and {which} the "
                    f"first run's (`defectlens calibrate MODEL --restore {numbered[-1]}` brings them back)")
         elif by_pixel:
             # (Regression probe 2026-12-07: a first run with --threshold, then a calibrate, had been told "another model".)
-            fix = (f"inspect into a new folder: the model has been calibrated since; its earlier thresholds no. {by_pixel[-1]} hold the "
+            which = "the fit's own label-free thresholds hold" if by_pixel[-1] == 0 else f"its earlier thresholds no. {by_pixel[-1]} hold"
+            fix = (f"inspect into a new folder: the model has been calibrated since; {which} the "
                    f"first run's pixel threshold (`defectlens calibrate MODEL --restore {by_pixel[-1]}`, then resume with --threshold "
                    f"{before[0]!r})")
         else:
@@ -943,7 +954,7 @@ def inspect(
         raise fail(ConfigError(
             f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:g}, "
             f"pixel {before[1]:g}, {payload.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
-            "— another model or --threshold", output, fix,
+            "— another model, other thresholds of this one, or --threshold", output, fix,
         ))
     by_source = _names_by_source(earlier, files) if resume else None
     names, renamed = unique_output_names(files, INSPECTION_SUFFIXES, by_source, earlier)
@@ -1223,6 +1234,9 @@ def info(
                 console.print(f"[yellow]note:[/] the model this was exported from has changed since: {escape(changed)}")
         except DefectlensError as exc:
             console.print(f"[yellow]note:[/] exported, but its export record does not check: {escape(str(exc))}")
+    # As card.md has it: a folder named in Latin-1 bytes written as \xe9 (Python's stand-ins for them had ended `info` in a
+    # UnicodeEncodeError under a UTF-8 locale; regression probe 2026-12-07).
+    card = printable_text(card)
     if card_console.is_terminal and (card_console.encoding or "").lower().replace("-", "").startswith("utf"):
         card_console.print(Markdown(card))
     else:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +106,9 @@ def file_state(path: str | Path, digest: bool = True) -> dict[str, int | str]:
     (``source_state``)."""
     state = os.stat(path)
     recorded: dict[str, int | str] = {"size": state.st_size, "mtime_ns": state.st_mtime_ns}
-    if digest:
+    # A regular file's bytes only: a named pipe or a device given as an input had held the whole batch for ever, read
+    # before its reader could refuse it (regression probe 2026-12-07).
+    if digest and stat.S_ISREG(state.st_mode):
         with open(path, "rb") as f:
             recorded["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
     return recorded

@@ -253,7 +253,7 @@ def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
     plt = pyplot()
 
     # A true type is never 'unknown': its row (the last) is always empty, so it is not drawn.
-    # Names not in UTF-8 (a type folder's) as `ls -b` shows them: Matplotlib's text refuses Python's stand-ins for their bytes.
+    # Names not in UTF-8 (a type folder's) as backslash escapes (\xe9): Matplotlib's text refuses Python's stand-ins for their bytes.
     rows, cols = [printable_text(n) for n in evaluation.labels[:-1]], [printable_text(n) for n in evaluation.labels]
     matrix = np.asarray(evaluation.confusion, dtype=np.int64).reshape(len(cols), len(cols))[:-1]
     fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cols), 1.0 + 0.7 * max(1, len(rows))))

@@ -68,7 +68,7 @@ def roc_figure_png(
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("false-alarm rate (normal images flagged)")
     ax.set_ylabel("recall (defective images flagged)")
-    # A name not in UTF-8 as `ls -b` shows it: Matplotlib's text refuses Python's stand-ins for its bytes (a TypeError after
+    # A name not in UTF-8 as a backslash escape (\xe9): Matplotlib's text refuses Python's stand-ins for its bytes (a TypeError after
     # calibrate had saved; regression probe 2026-12-07).
     ax.set_title(f"{printable_text(title)}\n{int((y == 0).sum())} normal, {int((y == 1).sum())} defective images", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)

@@ -85,11 +85,19 @@ def copy_folder_into(source: Path, target: Path, ignore: Callable[[str, list[str
     try:
         shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True, copy_function=shutil.copyfile)
     except shutil.Error as exc:
-        failed = [str(entry[0]) for entry in exc.args[0] if isinstance(entry, tuple) and entry] if exc.args else []
-        if unreadable := [f for f in failed if os.path.lexists(f) and not os.access(f, os.R_OK)]:
-            raise ModelFileError("cannot be read (permission denied)", Path(unreadable[0]),
-                                 "give this user read permission on it, or move it out of the model folder") from None
-        raise
+        # Each entry that failed: (source, target, why). Said by the first, as the source's: a named pipe had ended the export
+        # in a traceback, and a link to nothing had been called "permission denied" (regression probe 2026-12-07).
+        failed = [entry for entry in exc.args[0] if isinstance(entry, tuple) and len(entry) == 3] if exc.args else []
+        if not failed:
+            raise
+        src, _, why = failed[0]
+        reason = re.sub(r"^\[Errno \d+\] ([^:]+).*$", r"\1", str(why)).lower()
+        if os.path.islink(src) and not os.path.exists(src):
+            reason = f"a link to nothing ({os.readlink(src)})"
+        elif os.path.exists(src) and not stat.S_ISREG(os.stat(src).st_mode) and not os.path.isdir(src):
+            reason = "not a regular file (a named pipe or a device)"
+        raise ModelFileError(f"cannot be copied ({reason})" + (f"; {len(failed) - 1} more" if len(failed) > 1 else ""), Path(src),
+                             "make it a readable file, or move it out of the model folder") from None
     except PermissionError as exc:
         if exc.filename is not None and not os.access(exc.filename, os.R_OK) and Path(exc.filename).is_relative_to(source):
             raise ModelFileError("cannot be read (permission denied)", Path(exc.filename),
@@ -569,7 +577,7 @@ def write_bytes_atomic(path: str | Path, data: bytes, named: bool = False) -> No
 
 def printable_text(text: str) -> str:
     r"""``text`` with a file name's undecodable bytes (Python's surrogate escapes: a Latin-1 ``Aé.png``
-    from a camera's share reads ``A\udce9.png``) written as ``\xe9``, as ``ls -b`` shows them: UTF-8
+    from a camera's share reads ``A\udce9.png``) written as ``\xe9``, Python's backslash escapes: UTF-8
     cannot encode the escapes, and every write naming such a file had crashed."""
     try:
         text.encode("utf-8")

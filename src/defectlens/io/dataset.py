@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import os
+import stat
 import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -75,15 +76,27 @@ class Category:
     that asks for it (:meth:`require_train_good`, :meth:`require_test`), never read as holding fewer images — and a split
     not asked for does not stop the others (`fit` reads only train/good)."""
 
-    def _require_readable(self, *splits: Path) -> None:
-        """Refuse, naming the folder, when one below any of ``splits`` could not be listed (locked-down host probe 2026-12-07:
-        `evaluate` had reported on a test set without a whole defect type's folder, or without its masks, exit 0)."""
-        below = [(p, why) for p, why in self.unreadable_folders if any(p == s or s in p.parents for s in splits)]
+    def _require_readable(self, *splits: str) -> None:
+        """Refuse, naming the folder, when one in any of the top-level folders ``splits`` ("train", "test", "ground_truth",
+        in any case; none: all) could not be listed (locked-down host probe 2026-12-07: `evaluate` had reported on a test
+        set without a whole defect type's folder, or without its masks, exit 0)."""
+        wanted = {folded_name(s) for s in splits}
+
+        def in_split(folder: Path) -> bool:
+            parts = folder.relative_to(self.root).parts if folder.is_relative_to(self.root) else ()
+            return not wanted or (bool(parts) and folded_name(parts[0]) in wanted)
+
+        below = [(p, why) for p, why in self.unreadable_folders if in_split(p)]
         if below:
             where, why = below[0]
             more = f"; {len(below) - 1} more" if len(below) > 1 else ""
             raise DatasetLayoutError(f"folder cannot be read ({why}){more}", where,
                                      "give this user read and enter permission on it (chmod a+rx), or move it out of the dataset")
+
+    def require_all_readable(self) -> None:
+        """Refuse, naming it, a folder of the category that could not be listed, whichever split it is in (a reader of every
+        split: the grounding model's training data had taken test/good's images for an unreadable train/good's)."""
+        self._require_readable()
 
     def __repr__(self) -> str:
         # Every path listed ran to 41 kB for commutator.
@@ -102,7 +115,7 @@ class Category:
 
     def require_train_good(self) -> list[Path]:
         """Normal training images, or a clear error when there are none (or a folder of them cannot be read)."""
-        self._require_readable(folder_any_case(self.root, "train", GOOD))
+        self._require_readable("train")
         if not self.train_good:
             read = folder_any_case(self.root, "train", GOOD)
             fix = "put normal images of the part in it, or, with none, fit with --detector batch-scoring"
@@ -120,7 +133,7 @@ class Category:
 
     def require_test(self) -> list[LabelledImage]:
         """Labelled test images, or a clear error when there are none (or a folder of them or of their masks cannot be read)."""
-        self._require_readable(folder_any_case(self.root, "test"), folder_any_case(self.root, GROUND_TRUTH))
+        self._require_readable("test", GROUND_TRUTH)
         if not self.test:
             raise DatasetLayoutError(
                 "no test images in test/<type>/", self.root / "test", "add test/good and test/<defect> folders"
@@ -229,6 +242,20 @@ def _images_below(folder: Path, notes: list[str], unreadable: list[tuple[Path, s
     return found.images
 
 
+def unreadable_folder(folder: Path) -> str | None:
+    """Why this user cannot list and enter the folder ``folder`` ("permission denied"), or None where it can, or where there is
+    no folder there: a folder it may list but not enter (mode 644) had passed a listing's check, its masks then all "none"."""
+    try:
+        state = os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    if stat.S_ISDIR(state.st_mode) and not os.access(folder, os.R_OK | os.X_OK):
+        return "permission denied"
+    return None
+
+
 def mask_in(folder: Path, image: Path) -> Path | None:
     """The mask of ``image`` kept in ``folder`` (``<stem>_mask.png``, or ``<stem>.png``), else
     ``<stem>_mask.png`` beside the image itself; None when there is none. Not ``<stem>.png``
@@ -237,6 +264,11 @@ def mask_in(folder: Path, image: Path) -> Path | None:
 
     A mask may be in any image format and its name in any case (``000_mask.bmp``, ``002_MASK.PNG``;
     PNG first where there are several): others had been passed over, and the image said to have none."""
+    if (why := unreadable_folder(folder)) is not None:
+        # Refused, not read as "no mask": `calibrate --defective` had kept the old pixel threshold "for want of masks", and
+        # `evaluate --good/--defective` had null pixel metrics, exit 0 (regression probe 2026-12-07).
+        raise DatasetLayoutError(f"the masks' folder cannot be read ({why})", folder,
+                                 "give this user read and enter permission on it (chmod a+rx)")
     # Each name exactly as PNG first (a folder of thousands is not listed for it), then in any format and case.
     # A long stem's mask name can pass 255 bytes: none there (it had raised a traceback).
     for where, stem in ((folder, image.stem + MASK_SUFFIX), (folder, image.stem), (image.parent, image.stem + MASK_SUFFIX)):
@@ -449,8 +481,16 @@ def load_category(root: str | Path) -> Category:
     notes: list[str] = []
     unreadable: list[tuple[Path, str]] = []
     train_dir = folder_any_case(base, "train", GOOD)
-    train = _images_below(train_dir, notes, unreadable) if train_dir.is_dir() else []
+    # Each split's folder that cannot be listed is recorded, not raised here: the command that reads that split refuses
+    # it (`fit` reads train/good only), and one it does not read stops nothing (regression probe 2026-12-07).
+    for split in (train_dir.parent, train_dir):
+        if (why := unreadable_folder(split)) is not None:
+            unreadable.append((split, why))
+            break
+    train = _images_below(train_dir, notes, unreadable) if path_is(train_dir, "dir") and not unreadable else []
     test_dir, gt = folder_any_case(base, "test"), folder_any_case(base, GROUND_TRUTH)
+    test_why, gt_why = unreadable_folder(test_dir), unreadable_folder(gt)
+    unreadable.extend((folder, why) for folder, why in ((test_dir, test_why), (gt, gt_why)) if why is not None)
     for read in (train_dir.parent, train_dir, test_dir, gt):
         notes.extend(f"{other}: beside {read.name}/, which is read; its files are not — merge the two"
                      for other in other_case_folders(read.parent, read))
@@ -458,8 +498,8 @@ def load_category(root: str | Path) -> Category:
     from defectlens.taxonomy import normal_type_name
 
     test: list[LabelledImage] = []
-    if test_dir.is_dir():
-        type_dirs = sorted(d for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if path_is(test_dir, "dir") and test_why is None:
+        type_dirs = sorted(d for d in test_dir.iterdir() if path_is(d, "dir") and not d.name.startswith("."))
         spellings: dict[str, list[str]] = {}
         for d in type_dirs:
             spellings.setdefault(folded_name(d.name), []).append(d.name)
@@ -470,27 +510,26 @@ def load_category(root: str | Path) -> Category:
             images = _images_below(type_dir, notes, unreadable)
             # "Good", "GOOD": the normal images, whatever the case (they were a defect type named Good).
             good = is_good_folder(type_dir)
-            masks = {img: None if good else _mask_for(base, type_dir.name, img) for img in images}
+            type_masks = _ground_truth_folder(base, type_dir.name) if gt_why is None else gt / type_dir.name
+            # A masks' folder that cannot be listed or entered: recorded, and its masks not looked for (they had been "none"
+            # without a word, and the pixel metrics null, exit 0; regression probe 2026-12-07).
+            masks_why = None if good or gt_why is not None else unreadable_folder(type_masks)
+            if masks_why is not None:
+                unreadable.append((type_masks, masks_why))
+            masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_for(base, type_dir.name, img)
+                     for img in images}
             _drop_shared_masks(masks, notes)
-            type_masks = _ground_truth_folder(base, type_dir.name)
-            if not good and path_is(type_masks, "dir"):
-                try:
-                    with os.scandir(type_masks):
-                        pass
-                except OSError as exc:
-                    # Its masks had been "none" without a word, and the pixel metrics null, exit 0 (regression probe 2026-12-07).
-                    unreadable.append((type_masks, (exc.strerror or str(exc)).lower()))
-            if not good and type_masks.is_dir():
+            if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
                 notes.extend(f"{other}: beside {type_masks.name}/, whose masks are read for {type_dir.name}; its own are not — merge the two"
                              for other in other_case_folders(gt, type_masks) if other.name not in spellings[folded_name(type_dir.name)])
             beside = [m for m in masks.values() if m is not None and m.parent == type_dir]
-            if beside and not type_masks.is_dir():
+            if beside and not path_is(type_masks, "dir"):
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")
             for img in images:
                 test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
-    if path_is(gt, "dir"):
-        types = {folded_name(d.name) for d in test_dir.iterdir() if d.is_dir()} if test_dir.is_dir() else set()
+    if path_is(gt, "dir") and gt_why is None:
+        types = {folded_name(d.name) for d in test_dir.iterdir() if path_is(d, "dir")} if path_is(test_dir, "dir") and test_why is None else set()
         for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
             notes.append(f"{folder}: no test/{folder.name} folder beside it; its masks are not read — rename it as its test folder is named")

@@ -559,6 +559,9 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         raise
     except UnidentifiedImageError:
         raise ImageReadError("not a readable image", p, "re-export the mask as a PNG") from None
+    except PermissionError:
+        # Its own fix: "re-export the mask as a PNG" had been given for a mask this user may not read (regression probe).
+        raise ImageReadError("mask cannot be read (permission denied)", p, "give this user read permission on it (chmod a+r)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask as a PNG") from None
     try:

@@ -232,7 +232,7 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     # Kept whole, so that a refit or a removal of the folder served as "." is seen by its path, and said by it: asked of a
     # working folder a save had swapped away, the system had no answer and /health a 500 (second regression probe).
     root = _as_given(root)
-    # A folder name that is not UTF-8 (Latin-1 bytes) as `ls -b` shows it: the store could not hold Python's stand-ins for
+    # A folder name that is not UTF-8 (Latin-1 bytes) as a backslash escape (\xe9): the store could not hold Python's stand-ins for
     # its bytes, and every request and the store's watch thread had failed (2026-12-07).
     label = same_spelling(name or printable_text(root.name))
     notes = list(analysis.notes)

@@ -71,7 +71,9 @@ def collect_training_data(
     out = []
     for d in dirs:
         category = load_category(d)
-        category.require_test()  # (a folder of it that cannot be read is refused, not passed over)
+        # Every split is read (normal images from train/good, else test/good): a folder of any that cannot be read is refused,
+        # not passed over (an unreadable train/good had been replaced by test/good's images; regression probe 2026-12-07).
+        category.require_all_readable()
         root = category.root
         if category.taxonomy_path is None:
             raise ConfigError(
