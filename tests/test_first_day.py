@@ -281,6 +281,19 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
                                       "--restore 1`, then resume with --threshold 123.0)") in _text(result), _text(result)
     result = runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(by_hand), "--resume", "--threshold", "124"])
     assert result.exit_code == 2 and "or resume with --threshold 123.0 as the first run had it" in _text(result), _text(result)
+    # Calibrated since on parts without masks (its pixel threshold kept): "resume without --threshold" would be refused in its
+    # turn (regression probe 2026-12-07: the advice went round in a loop); the first run's image threshold is what works.
+    kept_pixel = tmp_path / "kept_pixel"
+    shutil.copytree(fitted_model, kept_pixel)
+    unmasked = tmp_path / "unmasked"
+    shutil.copytree(test / "spot", unmasked)
+    assert runner.invoke(app, ["calibrate", str(kept_pixel), "--good", str(test / "good"), "--defective", str(unmasked), "--f1"]).exit_code == 0
+    plain = tmp_path / "plain"
+    assert runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(plain)]).exit_code == 0
+    first = json.loads((plain / "000.json").read_text())["thresholds"]["image"]
+    result = runner.invoke(app, ["inspect", str(kept_pixel), str(few), "-o", str(plain), "--resume", "--threshold", "70"])
+    assert result.exit_code == 2 and f"or resume with --threshold {first!r} as the first run had it" in _text(result), _text(result)
+    assert runner.invoke(app, ["inspect", str(kept_pixel), str(few), "-o", str(plain), "--resume", "--threshold", repr(first)]).exit_code == 0
     # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
     # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),
     # and a result of another file under the same name is replaced.

@@ -536,3 +536,13 @@ def test_product_fusion_at_weight_zero_is_the_primary_detector_on_its_own_scale(
     from defectlens.detect.fusion import _combine
 
     assert np.allclose(_combine(np.array([2.0, -1.0, 0.5]), np.zeros(3), FusionConfig("product", 0.0)), [2.0, 0.0, 0.5])
+
+
+def test_type_folders_in_another_case_train(tmp_path):
+    # Regression probe 2026-12-07: a TEST/Crack-style folder beside a taxonomy naming "spot" ended the training in
+    # "ValueError: 'Spot' is not in list", where evaluate and --examples read the layout.
+    root = make_category(tmp_path / "plate", n_per_type=2, n_good=2)
+    (root / "test" / "spot").rename(root / "test" / "Spot")
+    (root / "ground_truth" / "spot").rename(root / "ground_truth" / "Spot")
+    model = train_grounding_model([root], GroundingConfig(side=SIDE), TrainingConfig(epochs=1, batch_size=8, n_normal=2))
+    assert model.fit_summary is not None and model.fit_summary.n_images > 0

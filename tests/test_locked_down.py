@@ -341,3 +341,51 @@ def test_info_of_a_model_fitted_from_a_folder_named_in_latin1_prints_its_card(sy
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: os.fspath(path) != str(model) and real(path, mode, **kw))
     refused = runner.invoke(app, ["info", str(model)])
     assert refused.exit_code == 2 and "is not readable" in refused.output and "fix: give this user read permission on it" in refused.output
+
+
+def test_calibrate_refuses_a_labelled_folder_it_cannot_list_before_scoring(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Thresholds set on the rest of the set had been saved, with exit 3; evaluate refuses the same folders.
+    good = tmp_path / "good"
+    shutil.copytree(synthetic_category / "test" / "good", good)
+    (good / "lot2").mkdir()
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    before = (model / "inspector.json").read_bytes()
+    _unlistable(monkeypatch, good / "lot2")
+    result = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(synthetic_category / "test" / "spot")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "lot2: folder cannot be read (permission denied)" in said and "scoring" not in said, said
+    assert (model / "inspector.json").read_bytes() == before
+
+
+def test_folders_entered_but_not_listed_or_listed_but_not_entered(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: a masks' folder this user may enter but not list (mode 100) had been searched by the masks'
+    # names before, and was then refused; a type folder it may list but not enter (mode 644) was evaluated as holding no
+    # defect, its files "skipped" one by one, exit 3; a dataset whose only image folder cannot be read was "no images found —
+    # lay it out as MVTec-AD does".
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_category, data)
+    masks, spot = data / "ground_truth" / "spot", data / "test" / "spot"
+    real = os.access
+
+    def access(path: object, mode: int, **kw: object) -> bool:
+        if os.fspath(path) == str(masks) and mode & os.R_OK:  # enter, not list
+            return False
+        if os.fspath(path) == str(spot) and mode & os.X_OK:  # list, not enter
+            return False
+        return real(path, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(data)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "test/spot: folder cannot be read (permission denied)" in said, said
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not (os.fspath(path) == str(masks) and mode & os.R_OK) and real(path, mode, **kw))
+    metrics = tmp_path / "m.json"
+    assert runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(metrics)]).exit_code == 0
+    assert json.loads(metrics.read_text())["pixel_auroc"] is not None  # the masks found by their names
+    only = tmp_path / "only"
+    shutil.copytree(synthetic_category / "train", only / "train")
+    _unlistable(monkeypatch, only / "train" / "good")
+    result = runner.invoke(app, ["fit", str(only), "-o", str(tmp_path / "m")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "good: folder cannot be read (permission denied), and no other holds images" in said, said

@@ -199,7 +199,7 @@ def test_card_carries_the_model_data_and_follows_a_resave(fitted_model, tmp_path
     inspector.set_thresholds(image=7.25)
     inspector.save(model)
     card = (model / CARD_FILE).read_text()
-    assert "| image | 7.25 |" in card and "| how set | user |" in card
+    assert "| image | 7.2500 |" in card and "| how set | user |" in card  # at 4 places (first-week probe 2026-12-07)
     assert prov.fitted_at in card  # the fit's provenance survives the re-save
     # A model of 8-bit images records no depth and says 8 bits; one fitted before 0.3.1 may have been fitted on deep frames,
     # read each at its own depth: the card says to refit (automation probe 2026-12-06: nothing said).

@@ -596,7 +596,10 @@ def render_card(descriptor: ModelDescriptor) -> str:
     if t:
         source = t.get("source")
         how = f"{source}: {THRESHOLD_RULES[source]}" if source in THRESHOLD_RULES else source
-        lines += _table({"image": t.get("image"), "pixel": t.get("pixel"), "how set": how})
+        # At 4 places, as the earlier thresholds below them, calibrate's table and summary.csv (4 significant digits had shown
+        # two calibrations that differ in the third decimal alike; first-week probe 2026-12-07).
+        shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in (("image", t.get("image")), ("pixel", t.get("pixel")))}
+        lines += _table({**shown, "how set": how})
     elif d.format_version < FORMAT_VERSION or d.settings is not None:
         lines += ["Not recorded in this descriptor (the detector's own files hold them)."]
     else:

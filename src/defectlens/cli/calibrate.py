@@ -70,6 +70,9 @@ class LabelledScores:
     """The scored images' picture digests (:func:`~defectlens.io.images.image_digest`): what the thresholds were set on."""
 
 
+PIXEL_SHIFT_NOTED = 0.02
+"""A new pixel threshold further than this share from the old one is said to change regions and their types."""
+
 READ_ONLY_MODEL_FIX = "calibrate a copy you can write (cp -r MODEL_DIR COPY), or see the new thresholds with --dry-run, which saves nothing"
 """What to do with a model folder calibrate cannot write: it has no output folder of its own, and "pass a folder you can
 write to" had been its advice (locked-down host probe 2026-12-07)."""
@@ -335,8 +338,15 @@ def calibrate(
             # The model's own label-free target, as the option's help says: a model fitted at 0.01 had been calibrated to the
             # fixed 0.03 (README probe 2026-12-06).
             target = inspector.settings.false_alarm_target
-        good_files, good_failures = expand_inputs(good)
-        bad_files, bad_failures = expand_inputs(defective, masks_expected=True)
+        unreadable: list[tuple[Path, str]] = []
+        good_files, good_failures = expand_inputs(good, unreadable=unreadable)
+        bad_files, bad_failures = expand_inputs(defective, masks_expected=True, unreadable=unreadable)
+        if unreadable:
+            # Refused before any scoring, as evaluate refuses it: thresholds set on the rest had been saved, with exit 3.
+            where, why = unreadable[0]
+            raise DatasetLayoutError(f"folder cannot be read ({why})" + (f"; {len(unreadable) - 1} more" if len(unreadable) > 1 else ""),
+                                     where, "give this user read and enter permission on it (chmod a+rx), or leave it out of "
+                                     "--good and --defective")
         failures += good_failures + bad_failures
         for files, what, folders in ((good_files, "good", good), (bad_files, "defective", defective)):
             if not files:
@@ -413,6 +423,12 @@ def calibrate(
     table.add_row(f"new ({how})", f"{image_t:.4f}", percent(after.recall), percent(after.false_alarm_rate), f"{pixel_t:.4f}")
     console.print(table)
     console.print(f"pixel threshold: {escape(str(pixel_note))}")
+    if data.n_masked and abs(pixel_t - old.pixel) > PIXEL_SHIFT_NOTED * abs(old.pixel):
+        # Regions are cut at it: on cookie, the new one (59.69 against 63.92) made regions twice as large and the examples'
+        # types fell from 1.000 to 0.654, unsaid (first-week probe 2026-12-07).
+        console.print(f"[yellow]note:[/] the pixel threshold moves from {old.pixel:.4f} to {pixel_t:.4f}: regions are cut at it, so their "
+                      "sizes and the types given to them change too — check the types with `defectlens evaluate MODEL DATA --types-k K` "
+                      "(or --examples) before the line uses it")
     if unlike.any():
         grey = f"; {data.grey} of them grey, where the model was fitted on colour images" if data.grey else ""
         console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "

@@ -933,8 +933,14 @@ def inspect(
         by_pixel = [n for n, e in earlier_ones if e.pixel == before[1]]
         fit = payload["model"] if isinstance(payload.get("model"), dict) else {}
         same_fit = inspector.provenance is not None and fit.get("fitted_at") == inspector.provenance.fitted_at
-        recorded_source = payload["thresholds"].get("source") if isinstance(payload.get("thresholds"), dict) else None
-        if before[1] == current[1] and threshold is not None and recorded_source not in (None, "user"):
+        # The model's own thresholds, which this run's --threshold replaces: "resume without --threshold" only where they are
+        # the first run's (after a calibrate that kept the pixel threshold it had sent the user round in a loop; probe).
+        own = None
+        if threshold is not None:
+            with contextlib.suppress(DefectlensError):
+                saved = read_descriptor(model_dir).thresholds or {}
+                own = (saved.get("image"), saved.get("pixel"))
+        if own == before:
             fix = "inspect into a new folder, or resume without --threshold, as the first run was made (with the model's own)"
         elif before[1] == current[1]:
             fix = f"inspect into a new folder, or resume with --threshold {before[0]!r} as the first run had it"

@@ -200,6 +200,12 @@ def images_below(folder: str | Path) -> FolderImages:
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unlisted):
         here = Path(dirpath)
+        if not os.access(dirpath, os.R_OK | os.X_OK):
+            # Listed, but not entered (mode 644): its files cannot be read either, and had been "skipped" one by one, a defect
+            # type's folder then evaluated as holding none, exit 3 (regression probe 2026-12-07).
+            found.unreadable_folders.append((here, "permission denied"))
+            dirnames.clear()
+            continue
         real = os.path.realpath(dirpath)
         if real in walked:
             found.repeated_folders.append(here)
@@ -242,16 +248,17 @@ def _images_below(folder: Path, notes: list[str], unreadable: list[tuple[Path, s
     return found.images
 
 
-def unreadable_folder(folder: Path) -> str | None:
+def unreadable_folder(folder: Path, need: int = os.R_OK | os.X_OK) -> str | None:
     """Why this user cannot list and enter the folder ``folder`` ("permission denied"), or None where it can, or where there is
-    no folder there: a folder it may list but not enter (mode 644) had passed a listing's check, its masks then all "none"."""
+    no folder there: a folder it may list but not enter (mode 644) had passed a listing's check, its masks then all "none".
+    ``need``: ``os.X_OK`` alone for a folder whose files are looked up by name only (masks), which needs no listing."""
     try:
         state = os.stat(folder)
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return None
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
-    if stat.S_ISDIR(state.st_mode) and not os.access(folder, os.R_OK | os.X_OK):
+    if stat.S_ISDIR(state.st_mode) and not os.access(folder, need):
         return "permission denied"
     return None
 
@@ -264,9 +271,10 @@ def mask_in(folder: Path, image: Path) -> Path | None:
 
     A mask may be in any image format and its name in any case (``000_mask.bmp``, ``002_MASK.PNG``;
     PNG first where there are several): others had been passed over, and the image said to have none."""
-    if (why := unreadable_folder(folder)) is not None:
-        # Refused, not read as "no mask": `calibrate --defective` had kept the old pixel threshold "for want of masks", and
-        # `evaluate --good/--defective` had null pixel metrics, exit 0 (regression probe 2026-12-07).
+    if (why := unreadable_folder(folder, os.X_OK)) is not None:
+        # Refused, not read as "no mask" (a folder it may enter but not list is searched by the masks' names): `calibrate
+        # --defective` had kept the old pixel threshold "for want of masks", and `evaluate --good/--defective` had null pixel
+        # metrics, exit 0 (regression probe 2026-12-07).
         raise DatasetLayoutError(f"the masks' folder cannot be read ({why})", folder,
                                  "give this user read and enter permission on it (chmod a+rx)")
     # Each name exactly as PNG first (a folder of thousands is not listed for it), then in any format and case.
@@ -489,7 +497,7 @@ def load_category(root: str | Path) -> Category:
             break
     train = _images_below(train_dir, notes, unreadable) if path_is(train_dir, "dir") and not unreadable else []
     test_dir, gt = folder_any_case(base, "test"), folder_any_case(base, GROUND_TRUTH)
-    test_why, gt_why = unreadable_folder(test_dir), unreadable_folder(gt)
+    test_why, gt_why = unreadable_folder(test_dir), unreadable_folder(gt, os.X_OK)
     unreadable.extend((folder, why) for folder, why in ((test_dir, test_why), (gt, gt_why)) if why is not None)
     for read in (train_dir.parent, train_dir, test_dir, gt):
         notes.extend(f"{other}: beside {read.name}/, which is read; its files are not — merge the two"
@@ -513,7 +521,7 @@ def load_category(root: str | Path) -> Category:
             type_masks = _ground_truth_folder(base, type_dir.name) if gt_why is None else gt / type_dir.name
             # A masks' folder that cannot be listed or entered: recorded, and its masks not looked for (they had been "none"
             # without a word, and the pixel metrics null, exit 0; regression probe 2026-12-07).
-            masks_why = None if good or gt_why is not None else unreadable_folder(type_masks)
+            masks_why = None if good or gt_why is not None else unreadable_folder(type_masks, os.X_OK)
             if masks_why is not None:
                 unreadable.append((type_masks, masks_why))
             masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_for(base, type_dir.name, img)
@@ -533,6 +541,11 @@ def load_category(root: str | Path) -> Category:
         for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
             notes.append(f"{folder}: no test/{folder.name} folder beside it; its masks are not read — rename it as its test folder is named")
+    if not train and not test and unreadable:
+        # Not "lay it out as MVTec-AD does": the images may all be in the folders it cannot read (regression probe).
+        where, why = unreadable[0]
+        raise DatasetLayoutError(f"folder cannot be read ({why}), and no other holds images", where,
+                                 "give this user read and enter permission on it (chmod a+rx)")
     if not train and not test:
         raise DatasetLayoutError(
             "no images found under train/good or test/*",

@@ -132,9 +132,13 @@ def build_items(
     for ci, cat in enumerate(categories):
         # Batch context within the category: its images are read together, as at inspection.
         grids = add_batch_context(cache.get_many([s.path for s in cat.samples], progress), seed=ci)
-        names = list(vocabs[ci].taxonomy.names)
+        taxonomy = vocabs[ci].taxonomy
+        names = list(taxonomy.names)
         for s, g in zip(cat.samples, grids, strict=True):
-            t = -1 if s.defect_type == NORMAL else offset + names.index(s.defect_type)
+            # By the taxonomy's own reading of a type folder's name (any case: a TEST/Crack folder had ended the training in
+            # "ValueError: 'Crack' is not in list", where evaluate and --examples read it; regression probe 2026-12-07).
+            known = taxonomy.get(s.defect_type) if s.defect_type != NORMAL else None
+            t = -1 if s.defect_type == NORMAL else offset + names.index(known.name if known is not None else s.defect_type)
             items.append(TrainingItem(g.inputs, g.footprint, target_grid(s, g), ci, t))
         offset += len(names)
     return items
