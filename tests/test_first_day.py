@@ -293,6 +293,7 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     first = json.loads((plain / "000.json").read_text())["thresholds"]["image"]
     result = runner.invoke(app, ["inspect", str(kept_pixel), str(few), "-o", str(plain), "--resume", "--threshold", "70"])
     assert result.exit_code == 2 and f"or resume with --threshold {first!r} as the first run had it" in _text(result), _text(result)
+    assert f"image {first:.10g}," in _text(result)  # to 10 digits: at 6, two thresholds had read alike (regression probe)
     assert runner.invoke(app, ["inspect", str(kept_pixel), str(few), "-o", str(plain), "--resume", "--threshold", repr(first)]).exit_code == 0
     # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
     # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),

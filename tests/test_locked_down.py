@@ -389,3 +389,28 @@ def test_folders_entered_but_not_listed_or_listed_but_not_entered(fitted_model, 
     result = runner.invoke(app, ["fit", str(only), "-o", str(tmp_path / "m")])
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "good: folder cannot be read (permission denied), and no other holds images" in said, said
+
+
+def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_nothing(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: a folder of good parts on a volume of its own holds root's lost+found (mode 700), which
+    # had made calibrate, fit and evaluate refuse the folder; a ground_truth/ that may be entered but not listed (mode 311)
+    # ended every command, fit too, in a PermissionError.
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_category, data)
+    for split in ("train/good", "test/good"):
+        (data / split / "lost+found").mkdir()
+    _unlistable(monkeypatch, data / "train" / "good" / "lost+found", data / "test" / "good" / "lost+found")
+    assert images_below(data / "test" / "good").unreadable_folders == []
+    test = data / "test"
+    assert runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"),
+                               "--dry-run"]).exit_code == 0
+    gt = data / "ground_truth"
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not (os.fspath(path) == str(gt) and mode & os.R_OK) and real(path, mode, **kw))
+    real_iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied", str(self)))
+                        if self == gt else real_iterdir(self))
+    metrics = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(metrics)])
+    assert result.exit_code == 0 and json.loads(metrics.read_text())["pixel_auroc"] is not None, result.output
+    assert runner.invoke(app, ["fit", str(data), "-o", str(tmp_path / "m"), "--max-images", "4"]).exit_code == 0

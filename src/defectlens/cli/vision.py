@@ -958,8 +958,9 @@ def inspect(
             made = "thresholds this fit no longer keeps" if same_fit else "another model"
             fix = f"inspect into a new folder: no option sets the first run's pixel threshold ({made} made them)"
         raise fail(ConfigError(
-            f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:g}, "
-            f"pixel {before[1]:g}, {payload.get('detector')}), this run's are image {current[0]:g}, pixel {current[1]:g} "
+            # To 10 digits: at 6, "image 61.1553" on both sides had read as no difference (regression probe 2026-12-07).
+            f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:.10g}, "
+            f"pixel {before[1]:.10g}, {payload.get('detector')}), this run's are image {current[0]:.10g}, pixel {current[1]:.10g} "
             "— another model, other thresholds of this one, or --threshold", output, fix,
         ))
     by_source = _names_by_source(earlier, files) if resume else None

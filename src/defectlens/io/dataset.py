@@ -185,6 +185,10 @@ class FolderImages:
     none (a probe's `evaluate` had reported on a test set missing a whole defect type's folder, exit 0)."""
 
 
+LOST_AND_FOUND = "lost+found"
+"""The folder an ext file system keeps at the top of a volume for what its check recovers: never a folder of images."""
+
+
 def images_below(folder: str | Path) -> FolderImages:
     """The images in ``folder`` and its subfolders, hidden files and folders skipped.
 
@@ -212,7 +216,9 @@ def images_below(folder: str | Path) -> FolderImages:
             dirnames.clear()
             continue
         walked.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # Hidden folders and a file system's own lost+found (root's, mode 700, at the top of every ext volume: a folder of good
+        # parts kept on a volume of its own had been refused for it; regression probe 2026-12-07) are not the user's images.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != LOST_AND_FOUND)
         for name in filenames:
             if name.startswith("."):
                 continue
@@ -536,7 +542,9 @@ def load_category(root: str | Path) -> Category:
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")
             for img in images:
                 test.append(LabelledImage(img, GOOD if good else normal_type_name(type_dir.name), masks[img]))
-    if path_is(gt, "dir") and gt_why is None:
+    # Listed only where it may be (a ground_truth/ that may be entered but not listed is searched by the masks' names, and had
+    # then ended every command here in a PermissionError; regression probe 2026-12-07).
+    if path_is(gt, "dir") and unreadable_folder(gt) is None:
         types = {folded_name(d.name) for d in test_dir.iterdir() if path_is(d, "dir")} if path_is(test_dir, "dir") and test_why is None else set()
         for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
