@@ -293,7 +293,10 @@ def test_a_folder_of_another_models_results_is_refused_and_other_inputs_are_said
     first = json.loads((plain / "000.json").read_text())["thresholds"]["image"]
     result = runner.invoke(app, ["inspect", str(kept_pixel), str(few), "-o", str(plain), "--resume", "--threshold", "70"])
     assert result.exit_code == 2 and f"or resume with --threshold {first!r} as the first run had it" in _text(result), _text(result)
-    assert f"image {first:.10g}," in _text(result)  # to 10 digits: at 6, two thresholds had read alike (regression probe)
+    assert f"image {first:g}," in _text(result)
+    # Two thresholds alike to 6 digits are shown in full (regression probes: "image 61.1553" on both sides).
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(few), "-o", str(by_hand), "--resume", "--threshold", "123.0000000001"])
+    assert result.exit_code == 2 and "image 123.0, pixel" in _text(result) and "this run's are image 123.0000000001," in _text(result)
     assert runner.invoke(app, ["inspect", str(kept_pixel), str(few), "-o", str(plain), "--resume", "--threshold", repr(first)]).exit_code == 0
     # The same model: allowed, and said — the results of other inputs stay, listed in the summary and gallery
     # after this run's (scale probe 2026-12-05: a 1 122-row summary had been replaced by the next run's 10),

@@ -397,16 +397,24 @@ def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_not
     # ended every command, fit too, in a PermissionError.
     data = tmp_path / "data"
     shutil.copytree(synthetic_category, data)
-    for split in ("train/good", "test/good"):
+    for split in ("train/good", "test/good", "test"):
         (data / split / "lost+found").mkdir()
-    _unlistable(monkeypatch, data / "train" / "good" / "lost+found", data / "test" / "good" / "lost+found")
+    closed = [data / split / "lost+found" for split in ("train/good", "test/good", "test")]
+    _unlistable(monkeypatch, *closed)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(os.fspath(path)) not in closed and real_access(path, mode, **kw))
     assert images_below(data / "test" / "good").unreadable_folders == []
+    assert runner.invoke(app, ["evaluate", str(fitted_model), str(data)]).exit_code == 0  # test/lost+found is no defect type
+    # One the user can read is read like any other folder (skipped by its name alone, a user's images there had gone unsaid).
+    mine = tmp_path / "lot" / "lost+found"
+    shutil.copytree(synthetic_category / "test" / "good", mine)
+    assert images_below(tmp_path / "lot").images == sorted(mine.iterdir())
     test = data / "test"
     assert runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"),
                                "--dry-run"]).exit_code == 0
     gt = data / "ground_truth"
-    real = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not (os.fspath(path) == str(gt) and mode & os.R_OK) and real(path, mode, **kw))
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: not (os.fspath(path) == str(gt) and mode & os.R_OK)
+                        and Path(os.fspath(path)) not in closed and real_access(path, mode, **kw))
     real_iterdir = Path.iterdir
     monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied", str(self)))
                         if self == gt else real_iterdir(self))
@@ -414,3 +422,11 @@ def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_not
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(metrics)])
     assert result.exit_code == 0 and json.loads(metrics.read_text())["pixel_auroc"] is not None, result.output
     assert runner.invoke(app, ["fit", str(data), "-o", str(tmp_path / "m"), "--max-images", "4"]).exit_code == 0
+    # Its masks' folder in another case cannot be found by name: said (it had been "no usable mask" with no word of why).
+    (gt / "spot").rename(gt / "Spot")
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied", str(path)))
+                        if os.fspath(path) == str(gt) else real_listdir(path))
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(data)])
+    said = " ".join(result.output.split())
+    assert f"{gt}: cannot be listed (permission denied), so the masks of spot were looked for in spot/ by that exact name" in said, said

@@ -196,6 +196,13 @@ def _utf16_order(data: bytes) -> str | None:
     return None
 
 
+def _told_apart(a: float, b: float) -> tuple[str, str]:
+    """Two numbers shown to 6 significant digits, or in full (their shortest exact form) where that would show two different
+    ones alike."""
+    short = (f"{a:g}", f"{b:g}")
+    return (repr(a), repr(b)) if short[0] == short[1] and a != b else short
+
+
 def expand_inputs(inputs: list[Path], masks_expected: bool = False,
                   unreadable: list[tuple[Path, str]] | None = None) -> tuple[list[Path], list[Failure]]:
     """Files as given, folders expanded to their images (recursively, linked folders followed,
@@ -957,10 +964,12 @@ def inspect(
         else:
             made = "thresholds this fit no longer keeps" if same_fit else "another model"
             fix = f"inspect into a new folder: no option sets the first run's pixel threshold ({made} made them)"
+        apart = [_told_apart(a, b) for a, b in zip(before, current, strict=True)]
         raise fail(ConfigError(
-            # To 10 digits: at 6, "image 61.1553" on both sides had read as no difference (regression probe 2026-12-07).
-            f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {before[0]:.10g}, "
-            f"pixel {before[1]:.10g}, {payload.get('detector')}), this run's are image {current[0]:.10g}, pixel {current[1]:.10g} "
+            # Each pair as it tells the two apart: at 6 digits, "image 61.1553" on both sides had read as no difference
+            # (regression probes 2026-12-07).
+            f"{len(mixed)} result(s) already there were inspected with other thresholds ({name}.json: image {apart[0][0]}, "
+            f"pixel {apart[1][0]}, {payload.get('detector')}), this run's are image {apart[0][1]}, pixel {apart[1][1]} "
             "— another model, other thresholds of this one, or --threshold", output, fix,
         ))
     by_source = _names_by_source(earlier, files) if resume else None

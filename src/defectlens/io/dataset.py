@@ -186,7 +186,14 @@ class FolderImages:
 
 
 LOST_AND_FOUND = "lost+found"
-"""The folder an ext file system keeps at the top of a volume for what its check recovers: never a folder of images."""
+"""The folder an ext file system keeps at the top of a volume for what its check recovers (root's, mode 700)."""
+
+
+def closed_lost_and_found(folder: Path) -> bool:
+    """Whether ``folder`` is a file system's own ``lost+found`` that this user cannot read: passed over without a word, as no
+    folder of the user's images (a folder of good parts on a volume of its own had been refused for it; regression probe
+    2026-12-07). One the user can read is read like any other (skipped by its name, a user's images in it had gone unsaid)."""
+    return folder.name == LOST_AND_FOUND and not folder.is_symlink() and not os.access(folder, os.R_OK | os.X_OK)
 
 
 def images_below(folder: str | Path) -> FolderImages:
@@ -200,14 +207,17 @@ def images_below(folder: str | Path) -> FolderImages:
     walked: set[str] = set()
 
     def unlisted(exc: OSError) -> None:
-        found.unreadable_folders.append((Path(exc.filename) if exc.filename else root, (exc.strerror or str(exc)).lower()))
+        where = Path(exc.filename) if exc.filename else root
+        if where == root or not closed_lost_and_found(where):
+            found.unreadable_folders.append((where, (exc.strerror or str(exc)).lower()))
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unlisted):
         here = Path(dirpath)
         if not os.access(dirpath, os.R_OK | os.X_OK):
             # Listed, but not entered (mode 644): its files cannot be read either, and had been "skipped" one by one, a defect
             # type's folder then evaluated as holding none, exit 3 (regression probe 2026-12-07).
-            found.unreadable_folders.append((here, "permission denied"))
+            if here == root or not closed_lost_and_found(here):
+                found.unreadable_folders.append((here, "permission denied"))
             dirnames.clear()
             continue
         real = os.path.realpath(dirpath)
@@ -216,9 +226,7 @@ def images_below(folder: str | Path) -> FolderImages:
             dirnames.clear()
             continue
         walked.add(real)
-        # Hidden folders and a file system's own lost+found (root's, mode 700, at the top of every ext volume: a folder of good
-        # parts kept on a volume of its own had been refused for it; regression probe 2026-12-07) are not the user's images.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != LOST_AND_FOUND)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if name.startswith("."):
                 continue
@@ -513,7 +521,7 @@ def load_category(root: str | Path) -> Category:
 
     test: list[LabelledImage] = []
     if path_is(test_dir, "dir") and test_why is None:
-        type_dirs = sorted(d for d in test_dir.iterdir() if path_is(d, "dir") and not d.name.startswith("."))
+        type_dirs = sorted(d for d in test_dir.iterdir() if path_is(d, "dir") and not d.name.startswith(".") and not closed_lost_and_found(d))
         spellings: dict[str, list[str]] = {}
         for d in type_dirs:
             spellings.setdefault(folded_name(d.name), []).append(d.name)
@@ -530,6 +538,12 @@ def load_category(root: str | Path) -> Category:
             masks_why = None if good or gt_why is not None else unreadable_folder(type_masks, os.X_OK)
             if masks_why is not None:
                 unreadable.append((type_masks, masks_why))
+            elif not good and gt_why is None and not path_is(type_masks, "dir") and path_is(gt, "dir") and unreadable_folder(gt):
+                # Entered but not listed, ground_truth/ is searched by the type's exact name: "Crack" for test/crack is not
+                # found, and its masks had been "none" with no word of why (regression probe 2026-12-07).
+                notes.append(f"{gt}: cannot be listed (permission denied), so the masks of {type_dir.name} were looked for in "
+                             f"{type_masks.name}/ by that exact name, which is not there — give this user read permission on it "
+                             "to find a folder of another case")
             masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_for(base, type_dir.name, img)
                      for img in images}
             _drop_shared_masks(masks, notes)
@@ -546,7 +560,8 @@ def load_category(root: str | Path) -> Category:
     # then ended every command here in a PermissionError; regression probe 2026-12-07).
     if path_is(gt, "dir") and unreadable_folder(gt) is None:
         types = {folded_name(d.name) for d in test_dir.iterdir() if path_is(d, "dir")} if path_is(test_dir, "dir") and test_why is None else set()
-        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and folded_name(d.name) not in types):
+        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and not closed_lost_and_found(d)
+                             and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
             notes.append(f"{folder}: no test/{folder.name} folder beside it; its masks are not read — rename it as its test folder is named")
     if not train and not test and unreadable:
