@@ -401,6 +401,7 @@ def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_not
         (data / split / "lost+found").mkdir()
     closed = [data / split / "lost+found" for split in ("train/good", "test/good", "test")]
     _unlistable(monkeypatch, *closed)
+    monkeypatch.setattr(os, "getuid", lambda: 1000)  # the folders are root's: this user is another
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(os.fspath(path)) not in closed and real_access(path, mode, **kw))
     assert images_below(data / "test" / "good").unreadable_folders == []
@@ -409,6 +410,10 @@ def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_not
     mine = tmp_path / "lot" / "lost+found"
     shutil.copytree(synthetic_category / "test" / "good", mine)
     assert images_below(tmp_path / "lot").images == sorted(mine.iterdir())
+    # ... and one of the user's own that they closed is a folder that cannot be read, said (regression probe: passed over).
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    assert [p for p, _ in images_below(data / "test" / "good").unreadable_folders] == [data / "test" / "good" / "lost+found"]
+    monkeypatch.setattr(os, "getuid", lambda: 1000)
     test = data / "test"
     assert runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"),
                                "--dry-run"]).exit_code == 0

@@ -190,10 +190,16 @@ LOST_AND_FOUND = "lost+found"
 
 
 def closed_lost_and_found(folder: Path) -> bool:
-    """Whether ``folder`` is a file system's own ``lost+found`` that this user cannot read: passed over without a word, as no
-    folder of the user's images (a folder of good parts on a volume of its own had been refused for it; regression probe
-    2026-12-07). One the user can read is read like any other (skipped by its name, a user's images in it had gone unsaid)."""
-    return folder.name == LOST_AND_FOUND and not folder.is_symlink() and not os.access(folder, os.R_OK | os.X_OK)
+    """Whether ``folder`` is a file system's own ``lost+found`` that this user cannot read — another user's (root's) —: passed
+    over without a word, as no folder of the user's images (a folder of good parts on a volume of its own had been refused
+    for it; regression probe 2026-12-07). One the user can read, or their own, is a folder like any other (skipped by its
+    name, or when closed by its owner, a user's images in it had gone unsaid)."""
+    if folder.name != LOST_AND_FOUND or folder.is_symlink() or os.access(folder, os.R_OK | os.X_OK):
+        return False
+    try:
+        return os.lstat(folder).st_uid != os.getuid()
+    except OSError:
+        return False
 
 
 def images_below(folder: str | Path) -> FolderImages:
