@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies, picture_digest
+from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies, picture_digest, require_readable
 from defectlens.io.images import image_digest
 from defectlens.io.names import within_bytes
 from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
@@ -341,12 +341,8 @@ def calibrate(
         unreadable: list[tuple[Path, str]] = []
         good_files, good_failures = expand_inputs(good, unreadable=unreadable)
         bad_files, bad_failures = expand_inputs(defective, masks_expected=True, unreadable=unreadable)
-        if unreadable:
-            # Refused before any scoring, as evaluate refuses it: thresholds set on the rest had been saved, with exit 3.
-            where, why = unreadable[0]
-            raise DatasetLayoutError(f"folder cannot be read ({why})" + (f"; {len(unreadable) - 1} more" if len(unreadable) > 1 else ""),
-                                     where, "give this user read and enter permission on it (chmod a+rx), or leave it out of "
-                                     "--good and --defective")
+        # Refused before any scoring, as evaluate refuses it: thresholds set on the rest had been saved, with exit 3.
+        require_readable(unreadable, "leave it out of --good and --defective")
         failures += good_failures + bad_failures
         for files, what, folders in ((good_files, "good", good), (bad_files, "defective", defective)):
             if not files:

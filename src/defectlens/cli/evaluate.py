@@ -44,7 +44,7 @@ from defectlens.io import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from defectlens.io.dataset import copies_among, cross_label_copies, is_good_folder
+from defectlens.io.dataset import copies_among, cross_label_copies, is_good_folder, require_readable
 from defectlens.io.outputs import (
     require_output_file,
     stream,
@@ -102,12 +102,9 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         problems += failed
         # The folder given, or for images in its subfolders the first subfolder (defects/crack/… is a crack).
         typed += [(f, _type_folder(given, f)) for f in files]
-    if unreadable:
-        # Refused, as a dataset's folder that cannot be read is: reported as a note, the figures of the rest had ended with
-        # status 0 (regression probe 2026-12-07).
-        where, why = unreadable[0]
-        raise DatasetLayoutError(f"folder cannot be read ({why})" + (f"; {len(unreadable) - 1} more" if len(unreadable) > 1 else ""), where,
-                                 "give this user read and enter permission on it (chmod a+rx), or leave it out of --good and --defective")
+    # Refused, as a dataset's folder that cannot be read is: reported as a note, the figures of the rest had ended with status 0
+    # (regression probe 2026-12-07).
+    require_readable(unreadable, "leave it out of --good and --defective")
     require_no_good_folder(defective, [p for p, _ in typed])
     require_one_label(good_files, [p for p, _ in typed])
     for count, what, folders in ((len(good_files), "good", good), (len(typed), "defective", defective)):

@@ -4,7 +4,6 @@ its own (:mod:`defectlens.engine.ray_engine`), so both write the same files."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from defectlens.explain import shown_type
 from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
+from defectlens.io.atomic import sha256_of
 from defectlens.io.images import image_digest, jpeg_bytes, jpeg_thumbnail
 from defectlens.locate import overlay_scale, render_overlay, weaker_regions
 from defectlens.taxonomy import load_taxonomy
@@ -109,8 +109,7 @@ def file_state(path: str | Path, digest: bool = True) -> dict[str, int | str]:
     # A regular file's bytes only: a named pipe or a device given as an input had held the whole batch for ever, read
     # before its reader could refuse it (regression probe 2026-12-07).
     if digest and stat.S_ISREG(state.st_mode):
-        with open(path, "rb") as f:
-            recorded["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+        recorded["sha256"] = sha256_of(path)
     return recorded
 
 

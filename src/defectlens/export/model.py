@@ -11,7 +11,6 @@ rounding; export measures that difference and refuses a graph that exceeds :data
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import shutil
@@ -39,7 +38,7 @@ from defectlens.encode import EncoderConfig, PatchEncoder
 from defectlens.errors import ConfigError, DefectlensError, ModelFileError
 from defectlens.export.runtime import FEATURES_NAME, INPUT_NAME, PRECISION, RUNTIMES, open_network, require_module
 from defectlens.io import atomic_directory, write_json_atomic
-from defectlens.io.atomic import copy_folder_into, read_json_file, write_text_atomic
+from defectlens.io.atomic import copy_folder_into, read_json_file, sha256_of, write_text_atomic
 from defectlens.io.markdown import markdown_code, markdown_line
 from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import require_output_path, require_writable_parent
@@ -97,15 +96,6 @@ class ExportInfo:
             "torch": self.torch,
             **({"source": self.source} if self.source else {}),
         }
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file (read in chunks: an encoder is megabytes)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def grounding_refused(where: Path, member: str | None = None) -> ConfigError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import re
@@ -43,6 +44,13 @@ moments, so a concurrent run writing to the same folder never loses a file in fl
 folder is also held by its writer (:func:`_hold`) and never removed while held, whatever its age: a
 folder's time is that of its last entry (``copytree`` even gives it its source's), and a live export
 had lost its folder to a second export's cleaning (concurrency probe 2026-12-06)."""
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (an exported encoder is megabytes; an inspected image's file, as
+    `--resume` tells it)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def remove_folder(path: str | Path, ignore_errors: bool = False) -> None:

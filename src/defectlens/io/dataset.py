@@ -86,12 +86,7 @@ class Category:
             parts = folder.relative_to(self.root).parts if folder.is_relative_to(self.root) else ()
             return not wanted or (bool(parts) and folded_name(parts[0]) in wanted)
 
-        below = [(p, why) for p, why in self.unreadable_folders if in_split(p)]
-        if below:
-            where, why = below[0]
-            more = f"; {len(below) - 1} more" if len(below) > 1 else ""
-            raise DatasetLayoutError(f"folder cannot be read ({why}){more}", where,
-                                     "give this user read and enter permission on it (chmod a+rx), or move it out of the dataset")
+        require_readable([(p, why) for p, why in self.unreadable_folders if in_split(p)], "move it out of the dataset")
 
     def require_all_readable(self) -> None:
         """Refuse, naming it, a folder of the category that could not be listed, whichever split it is in (a reader of every
@@ -183,6 +178,17 @@ class FolderImages:
     unreadable_folders: list[tuple[Path, str]] = field(default_factory=list)
     """Folders that could not be listed (``(folder, why)``: "permission denied"): their images are unknown, never silently
     none (a probe's `evaluate` had reported on a test set missing a whole defect type's folder, exit 0)."""
+
+
+def require_readable(unreadable: Sequence[tuple[Path, str]], instead: str) -> None:
+    """Refuse folders that could not be listed (``(folder, why)``, as :attr:`FolderImages.unreadable_folders` has them), naming
+    the first and counting the rest, before any image is scored; ``instead``: the other way out of the fix ("move it out of
+    the dataset")."""
+    if unreadable:
+        where, why = unreadable[0]
+        more = f"; {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        raise DatasetLayoutError(f"folder cannot be read ({why}){more}", where,
+                                 f"give this user read and enter permission on it (chmod a+rx), or {instead}")
 
 
 LOST_AND_FOUND = "lost+found"
@@ -550,8 +556,8 @@ def load_category(root: str | Path) -> Category:
                 notes.append(f"{gt}: cannot be listed (permission denied), so the masks of {type_dir.name} were looked for in "
                              f"{type_masks.name}/ by that exact name, which is not there — give this user read permission on it "
                              "to find a folder of another case")
-            masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_for(base, type_dir.name, img)
-                     for img in images}
+            # In the masks' folder found above once for the type (each image had looked for it again).
+            masks = {img: None if good or gt_why is not None or masks_why is not None else mask_in(type_masks, img) for img in images}
             _drop_shared_masks(masks, notes)
             if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
