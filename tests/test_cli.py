@@ -70,6 +70,9 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     assert metrics["model"] == {"fitted_at": descriptor["fitted_at"], "fingerprint": descriptor["fingerprint"]}
     assert metrics["defectlens_version"] == defectlens.__version__ and metrics["model_dir"] == os.path.realpath(model)
     assert metrics["evaluated_at"].endswith("+00:00")
+    # The fit's settings, seed included (own-dataset probe 2026-12-07: two fits with other options read alike).
+    settings = json.loads((model / "inspector.json").read_text())["settings"]
+    assert metrics["model_settings"] == {**settings, "seed": settings.get("seed", 0)}
 
 
 def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_path):
@@ -102,15 +105,23 @@ def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_p
 def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itself(tmp_path, synthetic_category):
     # Probe 2026-12-05: a line engineer with a folder of good parts had no way to fit, and passing
     # train/good itself was answered "normal images in …/train/good/train/good/".
+    # Own-dataset probe 2026-12-07: images filed by date in subfolders were left out of `fit CAT/train/good` unsaid, while
+    # `fit CAT` and Inspector.fit read them.
     plain = tmp_path / "line 3 good parts"
     shutil.copytree(synthetic_category / "train" / "good", plain)
-    for folder, name in ((plain, "plain"), (synthetic_category / "train" / "good", "train_good")):
+    dated = plain / "2024-05"
+    dated.mkdir()
+    for image in sorted(plain.glob("*.png"))[:4]:
+        image.rename(dated / image.name)
+    for folder, name, what in ((plain, "plain", "has no train/good folder"), (synthetic_category / "train" / "good", "train_good",
+                                                                             "is a dataset's train/good")):
         model = tmp_path / name
         result = runner.invoke(app, ["fit", str(folder), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
-        assert "has no train/good folder: fitting on the image files in it (12; any unreadable is listed), as images of normal parts" in text
+        assert f"{what}: fitting on the images in it and its subfolders (12; any unreadable is listed), as images of normal parts" in text
         assert "fitted on 12 images" in text
+        assert (f"{plain}: 4 of its 12 images are in subfolders; all are read" in text) == (folder == plain)
     # train/good carries its category's taxonomy; a plain folder without one carries none.
     assert json.loads((tmp_path / "train_good" / "taxonomy.json").read_text())["object"] == "metal plate"
     assert not (tmp_path / "plain" / "taxonomy.json").exists()
@@ -1088,6 +1099,15 @@ def test_thresholds_keep_the_pictures_they_were_calibrated_on_and_evaluate_says_
     result = runner.invoke(app, ["evaluate", str(model), str(synthetic_category), "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0 and "8 test image(s) are images the model's thresholds were calibrated on" in " ".join(result.output.split())
     assert sorted(json.loads((tmp_path / "m.json").read_text())["calibrated_on_test"]) == sorted(map(str, files))
+    # Calibrated by 0.3.8 or earlier, which recorded no pictures: not known, said so (regression probe 2026-12-07: "[]").
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    descriptor = json.loads((old / "inspector.json").read_text())
+    del descriptor["thresholds"]["calibrated_on"]
+    (old / "inspector.json").write_text(json.dumps(descriptor))
+    result = runner.invoke(app, ["evaluate", str(old), str(synthetic_category), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0 and json.loads((tmp_path / "m.json").read_text())["calibrated_on_test"] is None
+    assert "by a defectlens that did not record on which images (0.3.8 or earlier)" in " ".join(result.output.split())
     # Changed by hand, the thresholds were not calibrated on anything; restored, the calibration's pictures come back with them.
     calibrated.set_thresholds(image=calibrated.thresholds.image + 1)
     assert calibrated.calibrated_on is None
@@ -1131,3 +1151,75 @@ def test_calibration_pictures_are_told_as_evaluate_reads_them_for_deep_frames(sy
     assert {picture_digest(p) for p in files} <= recorded
     result = runner.invoke(app, ["evaluate", str(model), "--good", str(good), "--defective", str(bad), "--json", str(tmp_path / "m.json")])
     assert len(json.loads((tmp_path / "m.json").read_text())["calibrated_on_test"]) == len(files), result.output
+
+
+def test_calibrate_can_keep_the_pixel_threshold(fitted_model, synthetic_category, tmp_path):
+    # Left by the first-week pass (2026-12-07): a calibration on masked images always moved the pixel threshold, so the
+    # regions and their types, and only said so; the line had no way to set the image threshold alone.
+    import shutil
+
+    from defectlens import Inspector
+
+    test = synthetic_category / "test"
+    before = Inspector.load(fitted_model).thresholds
+    models = {}
+    for keep in (False, True):
+        model = models[keep] = tmp_path / f"model-{keep}"
+        shutil.copytree(fitted_model, model)
+        args = ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"]
+        done = runner.invoke(app, args + (["--keep-pixel-threshold"] if keep else []))
+        assert done.exit_code == 0, done.output
+        said = " ".join(done.output.split())
+        assert ("pixel threshold: kept (--keep-pixel-threshold)" in said) == keep and ("F1-optimal on the pixels" in said) != keep
+    moved, kept = (Inspector.load(models[k]).thresholds for k in (False, True))
+    # The masks move it here, and the flag leaves it; the image threshold is set alike either way.
+    assert moved.pixel != before.pixel and kept.pixel == before.pixel
+    assert kept.image == moved.image != before.image
+    refused = runner.invoke(app, ["calibrate", str(models[True]), "--restore", "0", "--keep-pixel-threshold"])
+    assert refused.exit_code == 2 and "--restore returns to earlier thresholds" in " ".join(refused.output.split())
+
+
+def test_evaluate_names_types_as_inspect_reports_them(fitted_model, synthetic_category, tmp_path):
+    # Own-dataset probe 2026-12-07: examples of a type the model's taxonomy lacks were scored under their own name by
+    # `evaluate --types-k/--examples`, where `inspect` reports those regions as unknown (and says why).
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    (model / "taxonomy.json").write_text(json.dumps({"object": "metal plate", "defects": [{"name": "dent", "description": "a dent"}]}))
+    out = tmp_path / "m.json"
+    result = runner.invoke(app, ["evaluate", str(model), str(synthetic_category), "--types-k", "1", "--json", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "example type(s) spot are not in the metal plate taxonomy (dent)" in said
+    types = json.loads(out.read_text())["types"]
+    # Every flagged spot typed: unknown, never "spot", as the report has it.
+    assert types["n_images"] > 0 and types["accuracy"] == 0.0 and types["unknown_rate"] == 1.0
+
+
+def test_evaluate_says_why_its_image_metrics_are_null(fitted_model, synthetic_category, tmp_path):
+    # Own-dataset probe 2026-12-07: a category without test/good gave null image metrics and "n/a", exit 0, with no word why.
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_category, data)
+    shutil.rmtree(data / "test" / "good")
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(tmp_path / "m.json")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and json.loads((tmp_path / "m.json").read_text())["image_auroc"] is None
+    assert "no good test image (test/good/ is missing or empty): image AUROC, AP and F1-max compare good and defective" in said
+
+
+def test_fit_refuses_a_category_whose_own_taxonomy_is_invalid_before_fitting(synthetic_category, tmp_path):
+    # Own-dataset probe 2026-12-07: a misspelt key in the category's taxonomy.json cost the model its taxonomy after the fit,
+    # said in a note above the fit's output, exit 0, where --taxonomy with the same file is refused.
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_category, data)
+    (data / "taxonomy.json").write_text(json.dumps({"object": "metal plate", "defects": [{"name": "spot", "severty": "high"}]}))
+    for extra in ([], ["--detector", "batch-scoring"]):
+        result = runner.invoke(app, ["fit", str(data), "-o", str(tmp_path / "m"), "--image-size", "64", *extra])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and "taxonomy.json: invalid taxonomy: unknown key 'defects.0.severty'" in said, said
+        assert not (tmp_path / "m").exists()

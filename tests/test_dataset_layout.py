@@ -413,3 +413,27 @@ def test_a_mask_whose_lower_ids_fall_under_the_cut_says_so(tmp_path):
     assert said["disc"] == said["soft"] == said["lossy"] == ""
     with pytest.warns(DefectlensWarning, match=r"^masks\[0\]: 200 pixel\(s\) at value 100"):
         mask_as_drawn(classes, "masks[0]")
+
+
+def test_a_dataset_and_labelled_folders_find_the_same_masks_in_masks_folders_and_subfolders(tmp_path):
+    # Own-dataset probe 2026-12-07: `evaluate CATEGORY` passed over test/<type>/masks/ (pixel metrics null, exit 0) where
+    # calibrate read it; images in a type's subfolder lost their ground_truth/ masks under --defective and calibrate, and
+    # masks kept in a mirror of those subfolders (ground_truth/crack/lot1/) were read by neither.
+    from defectlens.io.dataset import mask_for_image
+
+    rng = np.random.default_rng(9)
+    root = tmp_path / "part"
+    _image(root / "train" / "good" / "0.png", rng)
+    _image(root / "test" / "dent" / "a.png", rng)
+    _mask(root / "test" / "dent" / "masks" / "a_mask.png")
+    _image(root / "test" / "crack" / "lot1" / "b.png", rng)
+    _mask(root / "ground_truth" / "crack" / "b_mask.png")
+    _image(root / "test" / "crack" / "lot2" / "c.png", rng)
+    _mask(root / "ground_truth" / "crack" / "Lot2" / "c_mask.png")
+    _image(root / "test" / "good" / "lot3" / "g.png", rng)
+    _mask(root / "ground_truth" / "good" / "g_mask.png")  # a good part's: never its mask
+    expected = {"a.png": root / "test" / "dent" / "masks" / "a_mask.png", "b.png": root / "ground_truth" / "crack" / "b_mask.png",
+                "c.png": root / "ground_truth" / "crack" / "Lot2" / "c_mask.png", "g.png": None}
+    found = {item.path.name: item.mask_path for item in load_category(root).test}
+    assert found == expected
+    assert {p.name: mask_for_image(p) for p in (root / "test").rglob("*.png") if "masks" not in p.parts} == expected

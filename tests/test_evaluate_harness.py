@@ -112,3 +112,28 @@ def test_evaluation_says_repeated_images_and_refuses_one_part_under_both_labels(
         im.save(plant / "test" / "good" / "a_crack.png", compress_level=0)
     with pytest.raises(DatasetLayoutError, match=r"1 defective test image\(s\) are copies of good ones, pixel for pixel"):
         evaluate_detection(inspector, load_category(plant))
+
+
+def test_time_per_image_counts_images_not_their_unusable_masks(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Own-dataset probe 2026-12-07: masks of the wrong size, listed as failures while their images were scored, were
+    # counted as images too (14 images and 8 such masks timed as 22: ms_per_image 11 against 18 ms).
+    import shutil
+
+    from PIL import Image
+
+    import defectlens.evaluate.harness as harness
+
+    plant = tmp_path / "plant"
+    shutil.copytree(synthetic_category, plant)
+    for mask in (plant / "ground_truth" / "spot").iterdir():
+        Image.new("L", (10, 10), 255).save(mask)  # not the image's size: unusable
+    timed = harness.run_inspections
+
+    def eight_seconds(*args, **kwargs):
+        scored, failures, _ = timed(*args, **kwargs)
+        return scored, failures, 8.0
+
+    monkeypatch.setattr(harness, "run_inspections", eight_seconds)
+    evaluation, _ = evaluate_detection(Inspector.load(fitted_model), load_category(plant))
+    assert evaluation.n_test == 8 and len(evaluation.failures) == 4
+    assert evaluation.ms_per_image == pytest.approx(1000.0)

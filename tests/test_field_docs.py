@@ -28,3 +28,16 @@ def test_every_setting_a_user_passes_says_what_it_does():
     doc = InspectorSettings.__doc__ or ""
     missing = [f.name for f in dataclasses.fields(InspectorSettings) if f"{f.name}:" not in doc]
     assert missing == []
+
+
+def test_every_field_of_an_evaluation_says_what_it_is_and_its_json_key():
+    # Own-dataset probe 2026-12-07: help(DetectionEvaluation) showed one line, and its fields' names (operating_point,
+    # unlike_normal, drift) are not the JSON's keys (recall_at_threshold, unlike_normal_good, drift_of_good_images).
+    import dataclasses
+
+    from defectlens.evaluate.harness import DetectionEvaluation
+
+    doc = DetectionEvaluation.__doc__ or ""
+    assert [f.name for f in dataclasses.fields(DetectionEvaluation) if f"{f.name}:" not in doc] == []
+    for key in ("recall_at_threshold", "unlike_normal_good", "drift_of_good_images", "reference_1pct_false_alarms"):
+        assert key in doc

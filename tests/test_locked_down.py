@@ -414,6 +414,10 @@ def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_not
     monkeypatch.setattr(os, "getuid", lambda: 0)
     assert [p for p, _ in images_below(data / "test" / "good").unreadable_folders] == [data / "test" / "good" / "lost+found"]
     monkeypatch.setattr(os, "getuid", lambda: 1000)
+    # ... and so is another user's that is not root's: no file system made it (regression probe 2026-12-07: passed over).
+    os.chown(data / "test" / "good" / "lost+found", 1234, 1234)
+    assert [p for p, _ in images_below(data / "test" / "good").unreadable_folders] == [data / "test" / "good" / "lost+found"]
+    os.chown(data / "test" / "good" / "lost+found", 0, 0)
     test = data / "test"
     assert runner.invoke(app, ["calibrate", str(fitted_model), "--good", str(test / "good"), "--defective", str(test / "spot"),
                                "--dry-run"]).exit_code == 0
@@ -435,3 +439,24 @@ def test_a_volumes_lost_and_found_and_a_ground_truth_entered_not_listed_stop_not
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(data)])
     said = " ".join(result.output.split())
     assert f"{gt}: cannot be listed (permission denied), so the masks of spot were looked for in spot/ by that exact name" in said, said
+
+
+def test_lost_and_found_is_no_type_of_examples_nor_of_masks(synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: root's closed lost+found in an examples folder stopped `inspect --examples` ("permission
+    # denied"), and an empty one in ground_truth/ drew "no test/lost+found folder beside it … rename it".
+    from defectlens.classify import examples_from_folders
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_category, data)
+    (data / "ground_truth" / "lost+found").mkdir()
+    assert not [n for n in load_category(data).notes if "lost+found" in n]
+    examples = tmp_path / "examples"
+    shutil.copytree(data / "test" / "spot", examples / "spot")
+    closed = examples / "lost+found"
+    closed.mkdir()
+    _unlistable(monkeypatch, closed)
+    monkeypatch.setattr(os, "getuid", lambda: 1000)  # root's folder, another user reading
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(os.fspath(path)) != closed and real_access(path, mode, **kw))
+    found = examples_from_folders(examples)
+    assert {e.defect_type for e in found.examples} == {"spot"} and not [n for n in found.notes if "lost+found" in n]

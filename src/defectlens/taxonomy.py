@@ -194,6 +194,12 @@ class Taxonomy(BaseModel):
         """The spec of a type (case-insensitive), or None."""
         return next((d for d in self.defects if same_type_name(d.name, name)), None)
 
+    def reported(self, name: str) -> str:
+        """``name`` as a report gives a region's type: :data:`UNKNOWN` where this taxonomy has no such type (examples of
+        another part), else as given. The one rule of `inspect`'s reports and `evaluate`'s type accuracy, which had
+        scored a type the part lacks under its own name where `inspect` says unknown (own-dataset probe 2026-12-07)."""
+        return name if name == UNKNOWN or self.get(name) is not None else UNKNOWN
+
     def require_types(self, types: Iterable[str], where: str | Path | None = None) -> None:
         """Raise :class:`ConfigError` if any of ``types`` (e.g. example folders) is not in the taxonomy."""
         unknown = sorted({t for t in types if self.get(t) is None})

@@ -341,8 +341,8 @@ class Report:
     """The image's size or shape against the training images' (:attr:`Inspection.view_note`), said after the verdict."""
     record: dict | None = None
     """What made the verdict, as the inspection JSON records it (``inspected_at`` UTC, ``defectlens_version``, ``model``: its
-    ``fitted_at`` and ``fingerprint``, ``thresholds``), or None where none was given (the service keeps it in its own
-    columns): the report is the document that goes out, and it had said none of it (audit probe 2026-12-07)."""
+    ``fitted_at`` and ``fingerprint``, ``image_digest``, ``thresholds``: :func:`defectlens.engine.verdict_record`), or None where
+    none was given: the report is the document that goes out, and it had said none of it (audit probe 2026-12-07)."""
 
     def to_json(self) -> dict:
         """Plain-JSON form (``frame_units``, ``view_note`` and ``record`` only when known)."""

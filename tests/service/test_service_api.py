@@ -43,6 +43,16 @@ def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], d
         assert prov is not None and prov.fingerprint
         made_by = (ins["defectlens_version"], ins["model_fitted_at"], ins["model_fingerprint"])
         assert made_by == (defectlens.__version__, prov.fitted_at, prov.fingerprint)
+        # The stored report carries the record `inspect`'s reports do: both thresholds and how they were set, the judged
+        # pixels' digest (the row's columns keep the image threshold alone; audit leftover 2026-12-07).
+        from defectlens.io import load_image
+        from defectlens.io.images import image_digest
+
+        record = ins["report"]["record"]
+        thresholds = pool.get("plate").inspector.thresholds
+        assert record["thresholds"] == thresholds.to_json() and record["thresholds"]["pixel"] == thresholds.pixel
+        assert record["image_digest"] == image_digest(load_image(images["bad"])) and record["model"]["fingerprint"] == prov.fingerprint
+        assert f"Image digest (its pixels): {record['image_digest']}" in ins["report_text"]
         good = upload(client, images["good"]).json()
         assert good["verdict"] == "good" and good["regions"] == []
 

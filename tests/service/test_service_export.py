@@ -66,6 +66,9 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     assert calibrated.exit_code == 0 and "kept (no ground-truth masks" in said, calibrated.output
     # In UTC, said so, as the API says it (SQLite's times had come out without a zone).
     assert all(m["reviewed_at"].endswith("+00:00") for m in manifest["inspections"])
+    # When each was judged, and both thresholds with how they were set (the manifest had the image threshold alone).
+    held = pool.models["plate"].inspector.thresholds.to_json()
+    assert all(m["inspected_at"].endswith("+00:00") and m["thresholds"] == held and len(m["image_digest"]) == 64 for m in manifest["inspections"])
     # Run again: the earlier export is replaced whole; a folder that is not an export is refused.
     assert CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
     other = tmp_path / "precious"

@@ -23,7 +23,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
-from defectlens.io.dataset import is_good_folder, is_mask_file, mask_for_image
+from defectlens.io.dataset import closed_lost_and_found, is_good_folder, is_mask_file, mask_for_image
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -162,7 +162,8 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         raise DatasetLayoutError("example folder not found", base, "pass a folder with one sub-folder per defect type")
     result = ExampleSet()
     by_type: dict[str, list[Example]] = {}
-    for type_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")):
+    # Root's closed lost+found passed over, as in any folder read (regression probe 2026-12-07: it stopped `inspect --examples`).
+    for type_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".") and not closed_lost_and_found(d)):
         if is_good_folder(type_dir):
             # Normal parts are no defect type: learnt as one, regions on defective parts were typed "good".
             _warn(result.notes, f"{type_dir}: normal parts are not a defect type; folder skipped (examples are defects, one folder per type)")

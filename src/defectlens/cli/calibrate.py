@@ -7,7 +7,7 @@ threshold that keeps false alarms under a target (``--max-false-alarms``, the de
 the F1-optimal one (``--f1``). The pixel threshold moves too when the defective images carry
 masks (MVTec's ``<category>/ground_truth/<type>/<stem>_mask.png``, or, in any folder,
 ``<stem>_mask.png`` beside the image or in ``masks/``: :func:`defectlens.io.dataset.mask_for_image`);
-otherwise it is kept.
+otherwise, or with ``--keep-pixel-threshold``, it is kept.
 """
 
 from __future__ import annotations
@@ -262,6 +262,11 @@ def calibrate(
         ),
     ] = None,
     f1: Annotated[bool, typer.Option("--f1", help="Use the F1-optimal thresholds instead of a false-alarm target.")] = False,
+    keep_pixel_threshold: Annotated[
+        bool,
+        typer.Option("--keep-pixel-threshold", help="Set the image threshold only: the pixel threshold, where regions are cut (their sizes, "
+                                                    "so their types), stays as it is, masks or not."),
+    ] = False,
     plot: Annotated[Path | None, typer.Option(help="ROC plot PNG to write (default: MODEL_DIR.roc.png beside the model folder).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what the new thresholds would do; leave the model as it is.")] = False,
     restore: Annotated[
@@ -281,7 +286,7 @@ def calibrate(
     from defectlens.evaluate.roc import PlotUnavailable, roc_figure_png
 
     if restore is not None:
-        if good or defective or f1 or max_false_alarms is not None or plot is not None:
+        if good or defective or f1 or max_false_alarms is not None or plot is not None or keep_pixel_threshold:
             raise fail(ConfigError("--restore returns to earlier thresholds, with no images to score", None,
                                    "pass --restore N alone (with --dry-run to see it first)"))
         _restore(model_dir, restore, dry_run)
@@ -366,7 +371,8 @@ def calibrate(
         # Found from each image's own place, however its folder was named (a link to it, ".", the files one by one).
         exports = {r.parents[2] for p in bad_files if ((r := p.resolve()).parent.parent.name, r.parent.name) == ("calibration", "defective")}
         machine = {m.resolve() for root in exports for m in exported_machine_masks(root)}
-        found = {p: m for p in bad_files if (m := mask_for_image(p)) is not None}
+        # Kept on request: the masks are not read (nor the maps kept for them).
+        found = {} if keep_pixel_threshold else {p: m for p in bad_files if (m := mask_for_image(p)) is not None}
         masks = {p: m for p, m in found.items() if m.resolve() not in machine}
         if left_out := len(found) - len(masks):
             console.print(f"[yellow]note:[/] {left_out} mask(s) beside the calibration images are the model's own regions, written by an "
@@ -399,7 +405,9 @@ def calibrate(
         image_t, pixel_t, how = set_by.thresholds.image, set_by.thresholds.pixel, set_by.thresholds.source
         pixel_note = ("kept (no ground-truth masks for the defective images: <stem>_mask.* (any image format) "
                       "beside them or in masks/)" if not left_out else "kept (the only masks were the model's own regions, left out above)")
-        if data.n_masked:
+        if keep_pixel_threshold:
+            pixel_note = "kept (--keep-pixel-threshold)"
+        elif data.n_masked:
             pixel_note = f"F1-optimal on the pixels of {data.n_masked} masked defective and {len(normal)} good image(s)"
         if pixel_t > image_t:
             # Kept (F1-optimal pixels make tighter regions), and said: a part just over the image threshold
@@ -424,7 +432,7 @@ def calibrate(
         # types fell from 1.000 to 0.654, unsaid (first-week probe 2026-12-07).
         console.print(f"[yellow]note:[/] the pixel threshold moves from {old.pixel:.4f} to {pixel_t:.4f}: regions are cut at it, so their "
                       "sizes and the types given to them change too — check the types with `defectlens evaluate MODEL DATA --types-k K` "
-                      "(or --examples) before the line uses it")
+                      "(or --examples) before the line uses it, or keep the pixel threshold with --keep-pixel-threshold")
     if unlike.any():
         grey = f"; {data.grey} of them grey, where the model was fitted on colour images" if data.grey else ""
         console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "

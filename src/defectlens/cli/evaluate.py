@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +23,7 @@ from defectlens.cli.progress import (
     write_standard_output,
 )
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, kind_of_model, note_cleaned, report_failures, require_choice, require_cue_reader
+from defectlens.descriptor import part_taxonomy
 from defectlens.detect import WORKING_PIXELS
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.engine import (
@@ -229,11 +231,14 @@ def evaluate(
                                   category_dir, f"pass --types-k {per_type[rarest] - 1} or less")
         # Examples without masks located by the model, as `inspect --examples` has them: the whole image had been the
         # example here, so the accuracy was another classifier's (layout probe 2026-12-06).
-        analysis = prepare_analysis(None, category_dir, types_k, "template", locator=Locator.of(inspector)) if types_k > 0 else None
+        # The part's taxonomy as `inspect` reads it (the model's own; a zero-shot model's is the category's): a type it lacks is
+        # reported unknown, and said.
+        part_types = taxonomy_path or part_taxonomy(model_dir)
+        analysis = prepare_analysis(part_types, category_dir, types_k, "template", locator=Locator.of(inspector)) if types_k > 0 else None
         if examples is not None:
             # The examples a line uses (a model's examples/, an export's): the loop of reviews, exported examples and
             # their effect on the types could not be measured (loop probe 2026-12-06).
-            analysis = prepare_analysis(None, examples, 5, "template", locator=Locator.of(inspector), examples_required=True)
+            analysis = prepare_analysis(part_types, examples, 5, "template", locator=Locator.of(inspector), examples_required=True)
             # A test image copied in as an example (an export's are the line's images) is not typed by itself.
             copied = copies_among([t.path for t in category.test if t.is_defective], [Path(p) for p in analysis.excluded])
             analysis.excluded |= {str(p) for p in copied}
@@ -249,17 +254,30 @@ def evaluate(
     # What made these figures, as an inspection JSON records it: a CI job comparing runs across upgrades and refits could
     # not tell them apart (automation probe 2026-12-06).
     made = audit_record(inspector)
-    result.update({"evaluated_at": made.pop("inspected_at"), **made, "model_dir": os.path.realpath(model_dir)})
+    result.update({"evaluated_at": made.pop("inspected_at"), **made, "model_dir": os.path.realpath(model_dir),
+                   # The fit's settings, the seed too: two fits of one folder with other options (an A/B choice of model) had
+                   # the same training-set fingerprint and nothing else to tell them apart (own-dataset probe 2026-12-07).
+                   "model_settings": asdict(inspector.settings)})
     # Beside the metrics they qualify (found once, by the evaluation), and only for a model fitted on
     # those training images: batch scoring and a zero-shot model read none.
     if (leaked := evaluation.copies_of_train) and kind_of_model(model_dir) not in NO_NORMAL_DETECTORS and not zero_shot:
         # Not "test/ or train/good/": neither is there with --good/--defective (regression probe 2026-12-06).
         notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                "model — take them out of the test images, or out of the training folder and fit again"])
+    if evaluation.n_good == 0 or evaluation.n_defective == 0:
+        # The image metrics null and the rate "n/a", exit 0, had come with no word of why (own-dataset probe 2026-12-07).
+        missing = "good" if evaluation.n_good == 0 else "defective"
+        where = "test/good/ is missing or empty" if missing == "good" else "no test/<type>/ folder holds an image"
+        notes([f"no {missing} test image ({where}): image AUROC, AP and F1-max compare good and defective images, so they are null, "
+               f"and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — add {missing} test images"])
     if calibrated_on := evaluation.calibrated_on_test:
         notes([f"{len(calibrated_on)} test image(s) are images the model's thresholds were calibrated on (e.g. {calibrated_on[0]}): "
                "recall and false alarms at the threshold are measured on images it was chosen for — evaluate on other labelled parts "
                "for figures of the line (AUROC, AP and the pixel metrics do not depend on the threshold)"])
+    elif calibrated_on is None:
+        notes([f"the model's thresholds were calibrated ({evaluation.threshold_source}) by a defectlens that did not record on which "
+               "images (0.3.8 or earlier): if those were test images, recall and false alarms at the threshold are measured on images "
+               "it was chosen for — calibrate again to have them recorded"])
     if repeated := evaluation.repeated_test:
         notes([f"{len(repeated)} test image(s) are copies of other test images, pixel for pixel (e.g. {repeated[0]}): each counts in the metrics "
                "as often as it appears — take the copies out for figures of distinct parts"])
@@ -283,7 +301,9 @@ def evaluate(
             chosen = analysis  # (named: mypy narrows `analysis` to not-None outside the function only)
 
             def type_image(image: np.ndarray, inspection: Inspection) -> list[RegionType]:
-                return type_with_notes(chosen, image, inspection)[0]
+                typed = type_with_notes(chosen, image, inspection)[0]
+                # Named as the report names them (a type the part's taxonomy lacks is unknown there).
+                return typed if chosen.taxonomy is None else [replace(t, defect_type=chosen.taxonomy.reported(t.defect_type)) for t in typed]
 
             types = evaluate_detected_types(scored, type_image, analysis.classifier.class_names, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json() | ({"examples": os.path.realpath(examples), "k": None} if examples is not None else {})

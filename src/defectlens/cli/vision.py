@@ -99,8 +99,8 @@ from defectlens.io import (
     printable_text,
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import folder_any_case, is_good_folder
-from defectlens.io.images import OTHER_IMAGE_SUFFIXES, describe_unreadable, path_is
+from defectlens.io.dataset import folder_any_case, is_good_folder, noted_images_below, require_readable
+from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.names import spelled_as_choice, word_folded
 from defectlens.io.outputs import (
     can_write,
@@ -416,6 +416,8 @@ def fit(
             # Nothing to fit and no image to read (CATEGORY_DIR may hold none): the folder records
             # the settings and the part's taxonomy, and inspect compares the images read together.
             part = taxonomy or (category_dir / TAXONOMY_FILE if (category_dir / TAXONOMY_FILE).is_file() else None)
+            if part is not None:
+                load_taxonomy(part)  # refused, as --taxonomy's is (a note had let the model go without it)
             held = _part_files(output)
             carried = _carried_taxonomy(part)
             Inspector.fit([], settings).save(output, taxonomy=carried)
@@ -429,8 +431,11 @@ def fit(
         if (plain := _plain_normal_folder(category_dir)) is not None:
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
             paths, good_dir, taxonomy_file = plain
-            console.print(f"[yellow]note:[/] {escape(str(category_dir))} has no train/good folder: "
-                          f"fitting on the image files in it ({len(paths)}; any unreadable is listed), as images of normal parts")
+            # A train/good given itself is not said to have none (own-dataset probe 2026-12-07).
+            what = "is a dataset's train/good" if word_folded(category_dir.parent.name) == "train" and is_good_folder(category_dir) \
+                else "has no train/good folder"
+            console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what}: fitting on the images in it and its subfolders "
+                          f"({len(paths)}; any unreadable is listed), as images of normal parts")
         else:
             category = load_category(category_dir)
             notes(category.notes)
@@ -439,6 +444,10 @@ def fit(
             paths, taxonomy_file = category.require_train_good(), category.taxonomy_path
         # Every check on the grounding side first: a bad model or taxonomy fails before fitting.
         ground = _grounding_for_fit(grounding, taxonomy or taxonomy_file, fusion_mode, fusion_weight)
+        if taxonomy is None and taxonomy_file is not None:
+            # The part's own taxonomy.json is refused as --taxonomy's is, before the fit: a misspelt key had cost the model its
+            # taxonomy after the fit, said in a note, exit 0 (own-dataset probe 2026-12-07).
+            load_taxonomy(taxonomy_file)
         if max_images > 0:
             paths = paths[:max_images]
         if len(paths) < MIN_FIT_IMAGES:
@@ -534,19 +543,22 @@ def _what_was_fitted(inspector: Inspector, summary: FitSummary) -> str:
 
 def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] | None:
     """``(images, folder, taxonomy)`` when ``folder`` is a plain folder of normal images to fit on
-    (no ``train/`` beside its images; an MVTec ``train/good`` given itself included), else None.
+    (no ``train/`` or ``test/`` in it; an MVTec ``train/good`` given itself included), else None.
     The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
-    if not folder.is_dir() or folder_any_case(folder, "train").is_dir():
+    # A dataset's test/ holds defective parts: one with test/ is read as a dataset (refused without train/good), as
+    # Inspector.fit reads a folder.
+    if not folder.is_dir() or folder_any_case(folder, "train").is_dir() or folder_any_case(folder, "test").is_dir():
         return None
-    # Its own files only (a category's test/ below must never be fitted on). Dead links and other
-    # formats are said, as train/good's are: a plain folder's were dropped without a word.
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir()]
-    images = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES)
+    # Its subfolders too, as `fit CATEGORY` reads train/good and Inspector.fit a folder (own-dataset probe 2026-12-07:
+    # `fit CAT/train/good` had fitted on 8 of its 12 images, those filed by date left out unsaid). Dead links and
+    # other formats are said, as train/good's are.
+    said: list[str] = []
+    unreadable: list[tuple[Path, str]] = []
+    images = noted_images_below(folder, said, unreadable)
+    require_readable(unreadable, "move it out of the folder")
     if not images:
         return None
-    other = sorted(p.name for p in entries if p.suffix.lower() in OTHER_IMAGE_SUFFIXES)
-    if other:
-        notes([f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them"])
+    notes(said)
     above = folder.parent.parent if word_folded(folder.parent.name) == "train" and is_good_folder(folder) else folder
     part = next((d / TAXONOMY_FILE for d in (folder, above) if (d / TAXONOMY_FILE).is_file()), None)
     return images, folder, part

@@ -314,6 +314,11 @@ def calibration_source(rule: str, n_good: int, n_defective: int) -> str:
     return f"{rule} (calibrate: {n_good} good, {n_defective} defective)"
 
 
+def set_by_calibration(source: str) -> bool:
+    """Whether thresholds of this ``source`` were set by a calibration on labelled images (:func:`calibration_source`)."""
+    return source.endswith(" defective)") and " (calibrate: " in source
+
+
 def binary_labels(labels: Sequence[object]) -> np.ndarray:
     """``labels`` as a bool array (True = defective), each one 0, 1 or a bool: a string such as
     ``"crack"`` had been read as "no defective example", and a 2 as defective, without a word."""

@@ -19,6 +19,7 @@ from defectlens.engine.local import (
     load_for_inspection,
     region_mask_png,
     same_source,
+    verdict_record,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "region_mask_png",
     "same_source",
     "type_with_notes",
+    "verdict_record",
 ]

@@ -169,6 +169,14 @@ def audit_record(inspector: Inspector) -> dict[str, object]:
     }
 
 
+def verdict_record(inspector: Inspector, image: np.ndarray, inspection: Inspection) -> dict[str, object]:
+    """What made a verdict, as a report's :attr:`~defectlens.types.Report.record` holds it, from `inspect` and from the service
+    alike: :func:`audit_record`, the judged pixels' :func:`~defectlens.io.images.image_digest` and both thresholds with how
+    they were set. The service's stored reports had kept none of it beyond its columns (the image threshold alone)."""
+    return {**audit_record(inspector), "image_digest": image_digest(image),
+            "thresholds": inspection.thresholds.to_json() if inspection.thresholds else None}
+
+
 def write_inspection(
     inspection: Inspection, image: np.ndarray, out_dir: Path, stem: str, inspector: Inspector, extra: dict | None = None,
     overlay_format: str = "png", source_state: dict | None = None,
@@ -249,11 +257,12 @@ def inspect_and_write(
                 # What the verdict rests on first, then what was said of its batch; a view note heads the text.
                 said = [n for n in (inspector.verdict_basis, item.result.batch_warning) if n]
                 # One record for the JSON and the report, so that the two say the same time.
-                record = {**audit_record(inspector), "image_digest": image_digest(item.image)}
-                region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said,
-                                       {**record, "thresholds": inspection.thresholds.to_json() if inspection.thresholds else None})
+                record = verdict_record(inspector, item.image, inspection)
+                region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said, record)
                 labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
-                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp, **record}
+                # The JSON's thresholds are the inspection's own (the same values, in its own key order).
+                extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp,
+                         **{k: v for k, v in record.items() if k != "thresholds"}}
                 if item.result.batch_warning:
                     # Kept with the verdict it qualifies: a reader of one JSON sees it too.
                     extra["batch_warning"] = item.result.batch_warning

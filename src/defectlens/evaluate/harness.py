@@ -17,6 +17,7 @@ import numpy as np
 
 from defectlens.descriptor import grey_reason_in
 from defectlens.detect import WORKING_PIXELS, threshold_for_false_alarms, working_stride
+from defectlens.detect.calibration import set_by_calibration
 from defectlens.detect.frame_check import drift_note
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError
 from defectlens.evaluate.metrics import (
@@ -27,6 +28,7 @@ from defectlens.evaluate.metrics import (
     image_auroc,
     verdict_point,
 )
+from defectlens.fielddocs import with_field_docs
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import GOOD, Category, image_area, load_mask
 from defectlens.io.dataset import cross_label_copies, fitted_copies, picture_copies, train_test_overlap
@@ -126,38 +128,54 @@ class ScoredSet:
         return [r.score for r in self.records]
 
 
+@with_field_docs
 @dataclass
 class DetectionEvaluation:
-    """Metrics of one category, with the operating point, timing and the inputs that failed."""
+    """Metrics of one category, with the operating point, timing and the inputs that failed; :meth:`to_json` gives
+    the flat JSON `defectlens evaluate --json` writes (its keys named beside each field below where they differ)."""
 
     category: str
+    """The category folder's name (``test`` for the folders of ``--good``/``--defective``)."""
     n_test: int
+    """Test images scored."""
     metrics: DetectionMetrics
+    """The threshold-free metrics (JSON: ``image_auroc``, ``image_ap``, ``image_f1max``, ``pixel_auroc``, ``pixel_ap``,
+    ``pixel_f1max``, ``aupro`` at the top level)."""
     ms_per_image: float
-    """Wall time per image, decode to regions, batch of 16 at a time."""
+    """Wall time per image read, decode to regions, in the model's batches."""
     fit_seconds: float | None
+    """How long the model's fit took (its fit summary), or None."""
     peak_memory_mb: float
+    """Peak resident memory of the process so far, in MiB: from Python, what the process did before the evaluation counts
+    too (a second model evaluated in one notebook carries the first's peak), so compare models in processes of their own."""
     per_type_image_auroc: list[tuple[str, float]]
+    """Image AUROC of each defect type's images against the good ones (NaN, JSON null, where a type has none)."""
     failures: list[Failure]
+    """Inputs that could not be used: unreadable images (left out) and unusable masks (their images in the image metrics only)."""
     threshold_source: str
     """How the model's image threshold was set (``Thresholds.source``: 'normal-quantile', 'f1-optimal', 'user', ...)."""
     false_alarm_target: float | None
     """The false-alarm rate a label-free ('normal-quantile') threshold was set to give, to read
     beside the rate it gives here; None for thresholds set another way or without normal images."""
     operating_point: OperatingPoint
-    """Recall and false-alarm rate on the test split at the model's own image threshold."""
+    """Recall and false-alarm rate on the test split at the model's own image threshold (JSON: ``image_threshold``,
+    ``recall_at_threshold``, ``false_alarm_rate_at_threshold``)."""
     reference_point: OperatingPoint
     """The threshold flagging at most :data:`REFERENCE_FALSE_ALARM_RATE` of the good test images
     (those the frame check flags counted first), with its recall and false-alarm rate as `inspect`
     would decide: chosen on the test labels, so a reference, never a deployable threshold. When the
     frame check alone flags more, the threshold passes every other good image and its false-alarm
-    rate says by how much the reference is out of reach."""
+    rate says by how much the reference is out of reach (JSON: ``reference_1pct_false_alarms``)."""
     n_good: int
+    """Good test images."""
     n_defective: int
+    """Defective test images."""
     unlike_normal: tuple[int, int] = (0, 0)
-    """Good and defective test images the frame check flagged as unlike every normal image."""
+    """Good and defective test images the frame check flagged as unlike every normal image (JSON: ``unlike_normal_good``,
+    ``unlike_normal_defective``)."""
     unlike_grey: int = 0
-    """Of those, the grey images of a model fitted on colour ones (said as their own cause, not the frame check's)."""
+    """Of those, the grey images of a model fitted on colour ones (said as their own cause, not the frame check's; JSON:
+    ``unlike_normal_grey``)."""
     no_mask: list[str] = field(default_factory=list)
     """Defective images without a ground-truth mask: counted in the image metrics, left out of the
     pixel metrics (which are None when no image had one)."""
@@ -171,18 +189,20 @@ class DetectionEvaluation:
     """Test images whose picture is a training image's (:func:`~defectlens.io.train_test_overlap`): the
     metrics flatter the model by them. Kept with the numbers, not only said on the terminal: a
     benchmark's JSON had reported commutator's 0.9508 with 8 copies inside and no word of them."""
-    calibrated_on_test: list[str] = field(default_factory=list)
+    calibrated_on_test: list[str] | None = field(default_factory=list)
     """Test images whose picture is one the model's thresholds were calibrated on (:attr:`Inspector.calibrated_on`): the
     operating point (recall and false alarms at the threshold) is then measured on images it was chosen for; the
     threshold-free metrics are not flattered. An evaluation on the calibration set had reported it without a word (audit
-    probe 2026-12-07)."""
+    probe 2026-12-07). None where it is not known: thresholds a calibration by defectlens 0.3.8 or earlier set, which
+    recorded no pictures (they had read as "none of them"; regression probe 2026-12-07)."""
     repeated_test: list[str] = field(default_factory=list)
     """Test images whose picture is another test image's ("copy is first"): each counts in the metrics as often as it
     appears, which a duplicated file had done without a word (metrics audit 2026-12-06)."""
     drift: str | None = None
     """What :func:`~defectlens.detect.frame_check.drift_note` says of the good test images, or None: good parts that have,
     as a whole, moved away from the normal images since the fit (focus, light, a moved camera) make every figure here one
-    of another camera (camera probe 2026-12-06: `inspect` said so of 20 blurred tiles, `evaluate` nothing)."""
+    of another camera (camera probe 2026-12-06: `inspect` said so of 20 blurred tiles, `evaluate` nothing; JSON:
+    ``drift_of_good_images``)."""
 
     def to_json(self) -> dict:
         """Flat JSON: the metric names at the top level, fractions in [0, 1]; the reference point
@@ -219,7 +239,7 @@ class DetectionEvaluation:
             # Always there, as `failures` is: a reader of the documented fields found it missing when empty.
             no_mask=list(self.no_mask),
             copies_of_train=list(self.copies_of_train),
-            calibrated_on_test=list(self.calibrated_on_test),
+            calibrated_on_test=None if self.calibrated_on_test is None else list(self.calibrated_on_test),
             repeated_test=list(self.repeated_test),
             drift_of_good_images=self.drift,
             pixel_strides={str(k): v for k, v in sorted(self.pixel_strides.items())},
@@ -357,11 +377,14 @@ def evaluate_detection(
                  if passing_good else math.nan)
     reference_verdicts = [u or s > reference for s, u in zip(scores, unlike, strict=True)]
     prov = inspector.provenance  # which pictures it was fitted on, or the folder it read them from
+    tested = {str(item.path) for item in category.test}
     evaluation = DetectionEvaluation(
         category=category.name,
         n_test=len(scored.records),
         metrics=metrics,
-        ms_per_image=1000.0 * seconds / max(1, len(scored.records) + len(failures)),
+        # Per image read: a mask that could not be used fails its mask, not a second image (14 images and 8 such masks had
+        # been timed as 22 images; own-dataset probe 2026-12-07).
+        ms_per_image=1000.0 * seconds / max(1, len(scored.records) + sum(f.source in tested for f in failures)),
         fit_seconds=inspector.fit_summary.seconds if inspector.fit_summary else None,
         peak_memory_mb=peak_memory_mb(),
         per_type_image_auroc=per_type,
@@ -377,7 +400,7 @@ def evaluate_detection(
         pixel_strides=dict(scored.strides),
         copies_of_train=[str(p) for p in train_test_overlap(category, prov.trained_on if prov else None, prov.image_digests if prov else None)],
         calibrated_on_test=[str(p) for p in fitted_copies([t.path for t in category.test], c, None)]
-        if (c := inspector.calibrated_on) is not None else [],
+        if (c := inspector.calibrated_on) is not None else None if set_by_calibration(thresholds.source) else [],
         repeated_test=[f"{copy} is {first}" for copy, first in picture_copies([t.path for t in category.test]).items()],
         drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),

@@ -63,7 +63,7 @@ def build_findings(
         if rt is None:
             unclassified.append(region.index)
         name = rt.defect_type if rt is not None else UNKNOWN
-        if taxonomy is not None and name != UNKNOWN and taxonomy.get(name) is None:
+        if taxonomy is not None and taxonomy.reported(name) != name:
             notes.append(f"region {region.index}: type {name!r} is not in the taxonomy; reported as unknown")
             name = UNKNOWN
         guidance = resolve_guidance(taxonomy, name)

@@ -196,14 +196,15 @@ LOST_AND_FOUND = "lost+found"
 
 
 def closed_lost_and_found(folder: Path) -> bool:
-    """Whether ``folder`` is a file system's own ``lost+found`` that this user cannot read — another user's (root's) —: passed
-    over without a word, as no folder of the user's images (a folder of good parts on a volume of its own had been refused
-    for it; regression probe 2026-12-07). One the user can read, or their own, is a folder like any other (skipped by its
-    name, or when closed by its owner, a user's images in it had gone unsaid)."""
+    """Whether ``folder`` is a file system's own ``lost+found`` that this user cannot read — root's, as the file system makes
+    it —: passed over without a word, as no folder of the user's images (a folder of good parts on a volume of its own had
+    been refused for it; regression probe 2026-12-07). One the user can read, their own or another user's is a folder like
+    any other (skipped by its name, or when closed by its owner, a user's images in it had gone unsaid; one of another
+    user's, too: regression probe 2026-12-07)."""
     if folder.name != LOST_AND_FOUND or folder.is_symlink() or os.access(folder, os.R_OK | os.X_OK):
         return False
     try:
-        return os.lstat(folder).st_uid != os.getuid()
+        return (owner := os.lstat(folder).st_uid) == 0 and owner != os.getuid()
     except OSError:
         return False
 
@@ -256,7 +257,7 @@ def images_below(folder: str | Path) -> FolderImages:
     return found
 
 
-def _images_below(folder: Path, notes: list[str], unreadable: list[tuple[Path, str]]) -> list[Path]:
+def noted_images_below(folder: Path, notes: list[str], unreadable: list[tuple[Path, str]]) -> list[Path]:
     """A dataset split's images below ``folder`` (masks left out), what was not read noted: a
     line's images filed by date (``train/good/2024-05/``) are read, not silently dropped while
     ``inspect`` reads the same folders whole. Folders that could not be listed go to ``unreadable``
@@ -343,10 +344,19 @@ def _ground_truth_folder(root: Path, type_folder: str) -> Path:
     return folder_any_case(root, GROUND_TRUTH, type_folder)
 
 
-def _mask_for(root: Path, type_folder: str, image: Path) -> Path | None:
-    """``ground_truth/<type>/<stem>_mask.png`` (or ``<stem>.png``), else ``<stem>_mask.png``
-    beside the image itself (any image format, any case: :func:`mask_in`)."""
-    return mask_in(_ground_truth_folder(root, type_folder), image)
+def _mask_below(type_masks: Path | None, type_dir: Path, image: Path) -> Path | None:
+    """The mask of ``image``, read from the type folder ``type_dir`` or a subfolder of it: in the type's masks' folder
+    ``type_masks`` (``ground_truth/<type>``; None: not looked in), in the subfolder named as the image's own first
+    (``ground_truth/crack/lot1/`` for ``test/crack/lot1/``), then in ``masks/`` in the image's folder, then beside the image
+    (any image format, any case: :func:`mask_in`). The one rule of a dataset and of labelled folders: `evaluate CATEGORY` had
+    passed over the ``masks/`` folders `calibrate` read, and images in a type's subfolders had lost their masks in either."""
+    if type_masks is not None:
+        nested = image.parent.relative_to(type_dir).parts
+        if nested and path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)) is not None:
+            return found
+        if (found := mask_in(type_masks, image)) is not None:
+            return found
+    return mask_in(folder_any_case(image.parent, MASKS_FOLDER), image)
 
 
 LABELLED_SPLITS = ("test", "validation")
@@ -357,15 +367,18 @@ def mask_for_image(image: str | Path) -> Path | None:
     """The ground-truth mask of a defective image, wherever it is kept; None when there is none.
 
     In the MVTec layout (``<category>/test/<type>/<name>``, or a ``validation/`` split beside
-    ``test/``, which shares its masks) ``<category>/ground_truth/<type>/<stem>_mask.png``; in any
+    ``test/``, which shares its masks; the image in a subfolder of ``<type>`` too, as a dataset's are read)
+    ``<category>/ground_truth/<type>/<stem>_mask.png`` (:func:`_mask_below`); in any
     folder (and where ground_truth/ has none) ``masks/<stem>_mask.png`` (or ``masks/<stem>.png``) in
     the image's folder, else ``<stem>_mask.png`` beside the image. The one rule of `calibrate` and of
     an examples folder: masks beside images in a folder not named test/ had been left out of
     `calibrate`, which then said there were none."""
     path = Path(image)
-    folder = path.parent
-    in_split = folded_name(folder.parent.name) in LABELLED_SPLITS and not is_good_folder(folder)
-    return (in_split and _mask_for(folder.parent.parent, folder.name, path)) or mask_in(folder_any_case(folder, MASKS_FOLDER), path)
+    # The type folder: the image's own, or one above it (``test/crack/lot1/a.png``, as a dataset's images are read).
+    type_dir = next((d for d in path.parents if folded_name(d.parent.name) in LABELLED_SPLITS), None)
+    if type_dir is None or is_good_folder(type_dir):
+        return _mask_below(None, path.parent, path)
+    return _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
 
 
 REVIEW_EXPORT_MANIFEST = "manifest.json"
@@ -521,7 +534,7 @@ def load_category(root: str | Path) -> Category:
         if (why := unreadable_folder(split)) is not None:
             unreadable.append((split, why))
             break
-    train = _images_below(train_dir, notes, unreadable) if path_is(train_dir, "dir") and not unreadable else []
+    train = noted_images_below(train_dir, notes, unreadable) if path_is(train_dir, "dir") and not unreadable else []
     test_dir, gt = folder_any_case(base, "test"), folder_any_case(base, GROUND_TRUTH)
     test_why, gt_why = unreadable_folder(test_dir), unreadable_folder(gt, os.X_OK)
     unreadable.extend((folder, why) for folder, why in ((test_dir, test_why), (gt, gt_why)) if why is not None)
@@ -541,7 +554,7 @@ def load_category(root: str | Path) -> Category:
         notes.extend(f"{test_dir}: {' and '.join(names)} are one type in two spellings, read as {len(names)} types — merge them"
                      for names in spellings.values() if len(names) > 1)
         for type_dir in type_dirs:
-            images = _images_below(type_dir, notes, unreadable)
+            images = noted_images_below(type_dir, notes, unreadable)
             # "Good", "GOOD": the normal images, whatever the case (they were a defect type named Good).
             good = is_good_folder(type_dir)
             type_masks = _ground_truth_folder(base, type_dir.name) if gt_why is None else gt / type_dir.name
@@ -557,7 +570,7 @@ def load_category(root: str | Path) -> Category:
                              f"{type_masks.name}/ by that exact name, which is not there — give this user read permission on it "
                              "to find a folder of another case")
             # In the masks' folder found above once for the type (each image had looked for it again).
-            masks = {img: None if good or gt_why is not None or masks_why is not None else mask_in(type_masks, img) for img in images}
+            masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_below(type_masks, type_dir, img) for img in images}
             _drop_shared_masks(masks, notes)
             if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
@@ -572,7 +585,8 @@ def load_category(root: str | Path) -> Category:
     # then ended every command here in a PermissionError; regression probe 2026-12-07).
     if path_is(gt, "dir") and unreadable_folder(gt) is None:
         types = {folded_name(d.name) for d in test_dir.iterdir() if path_is(d, "dir")} if path_is(test_dir, "dir") and test_why is None else set()
-        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and not closed_lost_and_found(d)
+        # A lost+found is the file system's, never a type's masks (regression probe 2026-12-07: "rename it as its test folder").
+        for folder in sorted(d for d in gt.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != LOST_AND_FOUND
                              and folded_name(d.name) not in types):
             # Its masks were passed over without a word (layout probe 2026-12-06: ground_truth/dent beside no test/dent).
             notes.append(f"{folder}: no test/{folder.name} folder beside it; its masks are not read — rename it as its test folder is named")

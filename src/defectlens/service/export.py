@@ -260,6 +260,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             # A cropped view reviewed good had gone to calibration/good, and `calibrate` set the threshold over its score
             # (recall 100 % → 0 %; regression probe 2026-12-06): another view's score says nothing of the line's parts.
             view_note = (row.report or {}).get("view_note")
+            record = (row.report or {}).get("record")
             if view_note:
                 summary.other_view.append(row.id)
             else:
@@ -313,6 +314,10 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
                 "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,
                 "defectlens_version": row.defectlens_version,
+                # When it was judged, with both thresholds and how they were set, and the judged pixels' digest, as the stored
+                # report's record has them (inspections stored since 0.3.10): the manifest had the image threshold alone.
+                "inspected_at": at.isoformat() if (at := as_utc(row.created_at)) else None,
+                **({"thresholds": record.get("thresholds"), "image_digest": record.get("image_digest")} if isinstance(record, dict) else {}),
                 # In UTC, said so, as the API says it (SQLite gives its times back without a zone).
                 "reviewed_at": at.isoformat() if (at := as_utc(row.reviewed_at)) else None,
             })

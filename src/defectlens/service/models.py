@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from defectlens.descriptor import EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy
-from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes
+from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes, verdict_record
 from defectlens.errors import ConfigError
 from defectlens.explain import shown_type
 from defectlens.explain.report import build_report, render_markdown
@@ -359,6 +359,9 @@ class ModelPool:
         inspection, region_types, notes = fut.result()
         said = [n for n in (model.inspector.verdict_basis,) if n]  # a view note heads the text
         report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *notes])
+        # The record `inspect`'s reports carry (pixel threshold, how the thresholds were set, the judged pixels' digest): the
+        # stored row's columns keep the image threshold alone.
+        report.record = verdict_record(model.inspector, image, inspection)
         labels = [shown_type(t.defect_type, t.method, len(t.candidates)) for t in region_types]
         overlay = png_bytes(inspection_overlay(model.inspector, image, inspection, labels or None))
         # Pixel value = region index: the export cuts each region's mask from it.
