@@ -1175,6 +1175,8 @@ def test_calibrate_can_keep_the_pixel_threshold(fitted_model, synthetic_category
     # The masks move it here, and the flag leaves it; the image threshold is set alike either way.
     assert moved.pixel != before.pixel and kept.pixel == before.pixel
     assert kept.image == moved.image != before.image
+    # Each source says how its pixel threshold came (regression probe 2026-12-07: both said set by the calibration).
+    assert kept.source == moved.source.replace(" defective)", " defective; pixel threshold kept)") and "kept" not in moved.source
     refused = runner.invoke(app, ["calibrate", str(models[True]), "--restore", "0", "--keep-pixel-threshold"])
     assert refused.exit_code == 2 and "--restore returns to earlier thresholds" in " ".join(refused.output.split())
 
@@ -1207,7 +1209,7 @@ def test_evaluate_says_why_its_image_metrics_are_null(fitted_model, synthetic_ca
     result = runner.invoke(app, ["evaluate", str(fitted_model), str(data), "--json", str(tmp_path / "m.json")])
     said = " ".join(result.output.split())
     assert result.exit_code == 0 and json.loads((tmp_path / "m.json").read_text())["image_auroc"] is None
-    assert "no good test image (test/good/ is missing or empty): image AUROC, AP and F1-max compare good and defective" in said
+    assert "no good test image was scored (none among the test images): image AUROC, AP and F1-max compare good and defective" in said
 
 
 def test_fit_refuses_a_category_whose_own_taxonomy_is_invalid_before_fitting(synthetic_category, tmp_path):

@@ -756,3 +756,14 @@ def test_a_save_waits_for_another_runs_check_and_save_in_the_same_folder(tmp_pat
     assert order == ["first saved", "second saves"]
     with saving_in(tmp_path / "other" / "deep" / "model"):  # a folder not made yet: its nearest existing one is held
         pass
+
+
+def test_serve_stopped_while_it_loads_ends_as_a_stop(monkeypatch):
+    # Proxy probe 2026-12-07: `systemctl stop` while `serve` loaded its models ended with status 130, a failure to the
+    # service manager, where the help says a stop (Ctrl-C or SIGTERM) is status 0; other commands keep 130.
+    from defectlens._entry import stopped_status
+
+    monkeypatch.setattr(sys, "argv", ["defectlens", "serve", "models/cookie"])
+    assert stopped_status() == 0
+    monkeypatch.setattr(sys, "argv", ["defectlens", "inspect", "models/cookie", "a.png", "-o", "out"])
+    assert stopped_status() == 130

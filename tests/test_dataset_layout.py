@@ -437,3 +437,62 @@ def test_a_dataset_and_labelled_folders_find_the_same_masks_in_masks_folders_and
     found = {item.path.name: item.mask_path for item in load_category(root).test}
     assert found == expected
     assert {p.name: mask_for_image(p) for p in (root / "test").rglob("*.png") if "masks" not in p.parts} == expected
+
+
+def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_come_first(tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: test/crack/day2/001.png took day1's ground_truth/crack/001_mask.png under --defective and
+    # calibrate, and test/crack/lot1/001.png its flat namesake's over its own lot1/masks/001.png; given as "crack/001.png"
+    # from inside test/, an image lost its ground_truth/ mask.
+    from defectlens.io.dataset import labelled_category, mask_for_image, masks_for_images
+
+    rng = np.random.default_rng(11)
+    root = tmp_path / "part"
+    for day in ("day1", "day2"):
+        _image(root / "test" / "crack" / day / "001.png", rng)
+    _mask(root / "ground_truth" / "crack" / "001_mask.png")
+    notes: list[str] = []
+    both = sorted((root / "test" / "crack").rglob("001.png"))
+    assert masks_for_images(both, notes) == dict.fromkeys(both) and "the mask of 2 images of one name" in notes[0]
+    category = labelled_category([], [(p, "crack") for p in both], root)
+    assert [t.mask_path for t in category.test] == [None, None] and category.notes
+    _image(root / "test" / "crack" / "lot1" / "002.png", rng)
+    _mask(root / "test" / "crack" / "lot1" / "masks" / "002.png")
+    _mask(root / "ground_truth" / "crack" / "002_mask.png")  # test/crack/002.png's, were there one
+    assert mask_for_image(root / "test" / "crack" / "lot1" / "002.png") == root / "test" / "crack" / "lot1" / "masks" / "002.png"
+    _image(root / "test" / "crack" / "003.png", rng)
+    _mask(root / "ground_truth" / "crack" / "003_mask.png")
+    monkeypatch.chdir(root / "test")
+    assert mask_for_image(Path("crack/003.png")) == root / "ground_truth" / "crack" / "003_mask.png"
+
+
+def test_a_folder_too_deep_is_said_not_a_traceback(tmp_path):
+    # Regression probe 2026-12-07: a tree 1100 folders deep ended `fit` and `inspect` in a RecursionError (os.walk recurses).
+    from defectlens.io import images_below
+    from defectlens.io.dataset import MAX_FOLDER_DEPTH
+
+    deep = tmp_path / "deep"
+    _image(deep / "0.png", np.random.default_rng(1))
+    (deep / "/".join(["a"] * (MAX_FOLDER_DEPTH + 20))).mkdir(parents=True)
+    found = images_below(deep)
+    assert found.images == [deep / "0.png"]
+    assert [why for _, why in found.unreadable_folders] == [f"more than {MAX_FOLDER_DEPTH} folders below {deep}"]
+
+
+def test_fit_refuses_folders_of_labelled_parts(synthetic_category, tmp_path):
+    # Regression probe 2026-12-07: once a plain folder's subfolders were read, `fit cookie/test` fitted on its defects
+    # (image AUROC 0.625), as Inspector.fit(folder) already did, and so did a review export.
+    from defectlens import Inspector
+    from defectlens.errors import DatasetLayoutError
+
+    labelled = tmp_path / "lot"
+    shutil.copytree(synthetic_category / "test", labelled)  # good/ beside spot/
+    export = tmp_path / "export"
+    shutil.copytree(synthetic_category / "test" / "good", export / "calibration" / "good")
+    (export / "manifest.json").write_text("{}")
+    for folder, said in ((synthetic_category / "test", "is a dataset's test/ split"), (labelled, "holds good/ beside spot/"),
+                         (export, "is a review export")):
+        result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m"), "--image-size", "64"])
+        assert result.exit_code == 2 and said in _text(result) and "would learn its defects as normal" in _text(result), result.output
+        with pytest.raises(DatasetLayoutError, match="would learn its defects as normal"):
+            Inspector.fit(folder)
+    assert not (tmp_path / "m").exists()

@@ -577,7 +577,9 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     result = runner.invoke(app, ["calibrate", str(model), "--good", good, "--defective", str(bad), "--plot", str(tmp_path / "r.png")])
     assert result.exit_code == 0, result.output
     new = Inspector.load(model).thresholds
-    assert new.pixel == old.pixel and new.source == "false-alarm target 0.03 (calibrate: 4 good, 4 defective)" and "kept" in _text(result)
+    # Its source says the pixel threshold was kept (regression probe 2026-12-07: said set by the calibration too).
+    assert new.pixel == old.pixel and new.source == "false-alarm target 0.03 (calibrate: 4 good, 4 defective; pixel threshold kept)"
+    assert "kept" in _text(result)
     # 4 good images cannot show a 3 % false-alarm rate (one image is 25 %): said.
     assert "4 good image(s) show false alarms only in steps of 25%, coarser than the target 0.03" in _text(result)
     assert "at least 34 show the target" in _text(result)
@@ -591,7 +593,7 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     # A fit over the calibrated model says what it replaces (it said only "the memory-bank model").
     refit = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert refit.exit_code == 0, refit.output
-    assert ("the memory-bank model with thresholds set by false-alarm target 0.03 (calibrate: 4 good, 4 defective) "
+    assert ("the memory-bank model with thresholds set by false-alarm target 0.03 (calibrate: 4 good, 4 defective; pixel threshold kept) "
             "that was there is replaced") in _text(refit)
 
 

@@ -23,6 +23,13 @@ def stopping_signals() -> list[signal.Signals]:
     return [signal.SIGTERM, *([hangup] if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN else [])]
 
 
+def stopped_status() -> int:
+    """The status of a command stopped before it did anything: 130, but 0 for `serve`, whose stop (SIGTERM from a service
+    manager, Ctrl-C) is its normal end, as its help says: a `systemctl stop` while the models loaded had been recorded as a
+    failure (proxy probe 2026-12-07)."""
+    return 0 if sys.argv[1:2] == ["serve"] else 130
+
+
 def main() -> None:
     """Load the command line and run it."""
     # SIGTERM as Ctrl-C from the first instant: while PyTorch loads it had ended the command with
@@ -52,7 +59,7 @@ def main() -> None:
     except KeyboardInterrupt:
         # "By this run": a --resume stopped here had read "nothing done" beside 32 finished results (probe).
         sys.stderr.write("interrupted: stopped while loading, nothing done by this run\n")
-        raise SystemExit(130) from None
+        raise SystemExit(stopped_status()) from None
     from defectlens.cli.progress import INTERRUPT_SAID
 
     try:

@@ -106,7 +106,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import copy_folder_into, folder_identity
-from defectlens.io.dataset import FolderImages, folder_any_case, picture_copies
+from defectlens.io.dataset import FolderImages, folder_any_case, picture_copies, require_normal_folder
 from defectlens.io.names import spelled_as_choice
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -449,6 +449,7 @@ def _folder_images(folder: Path) -> ImageFiles:
             warn_caller(DefectlensWarning(note))
         found = category.require_train_good()
     else:
+        require_normal_folder(folder)  # as `defectlens fit` refuses it
         below = images_below(folder)
         _say_unread_folders(below, folder, "left out")
         found = below.images

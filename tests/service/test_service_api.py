@@ -1362,3 +1362,36 @@ def test_a_model_name_with_a_slash_is_refused_as_a_name(tmp_path: Path) -> None:
         model_spec(f"line/3={tmp_path / 'cookie'}")
     assert model_spec(f"kommutator a\u0308={tmp_path / 'cookie'}") == ("kommutator \u00e4", tmp_path / "cookie")
     assert model_spec(f"{tmp_path}/x=y") == (None, Path(f"{tmp_path}/x=y"))  # a folder whose name holds '=': still a folder
+
+
+def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
+    # Proxy probe 2026-12-07: under /inspect/ the page's calls and the API's URLs went to the host's root (every call 404),
+    # the service's own page was refused as "another site" where nginx passes the Host without its port, and a request
+    # without a Host (a load balancer's HTTP/1.0 health check) was refused.
+    from fastapi.testclient import TestClient
+
+    from defectlens.service.app import ServiceConfig, create_app
+
+    cfg = ServiceConfig((pool.models[pool.default].path,), db_url, tmp_path / "data", None, allowed_hosts=("*",))
+    with TestClient(create_app(cfg, pool=pool), root_path="/inspect") as client:
+        assert '<meta name="defectlens-root" content="/inspect">' in client.get("/").text
+        made = upload(client, images["bad"])
+        assert made.status_code == 201, made.text
+        urls = made.json()["urls"]
+        assert urls["overlay"] == f"/inspect/inspections/{made.json()['id']}/overlay.png" and urls["page"].startswith("/inspect/#/")
+        assert client.get("/inspections").json()["items"][0]["urls"] == urls
+        # The page of this service, its Host passed on without the port and the port in X-Forwarded-Host: not another site.
+        review = {"reviewer": "Ana", "comment": "seen"}
+        sent = client.post(f"/inspections/{made.json()['id']}/review", json=review,
+                           headers={"Origin": "http://plant.example:8443", "Host": "plant.example", "X-Forwarded-Host": "plant.example:8443"})
+        assert sent.status_code == 200, sent.text
+        other = client.post(f"/inspections/{made.json()['id']}/review", json=review,
+                            headers={"Origin": "http://evil.example", "Host": "plant.example", "X-Forwarded-Host": "plant.example:8443"})
+        assert other.status_code == 403
+    with TestClient(create_app(cfg, pool=pool)) as client:
+        assert '<meta name="defectlens-root" content="">' in client.get("/").text  # the page takes its own folder
+    # No Host at all: let through (DNS rebinding needs a browser, which always sends one); a foreign Host stays refused.
+    strict = ServiceConfig((pool.models[pool.default].path,), db_url, tmp_path / "data", None, allowed_hosts=None)
+    with TestClient(create_app(strict, pool=pool)) as client:
+        assert client.get("/health", headers={"Host": ""}).status_code in (200, 503)  # not refused for its Host (400)
+        assert client.get("/health", headers={"Host": "rebound.example"}).status_code == 400

@@ -23,7 +23,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
-from defectlens.io.dataset import closed_lost_and_found, is_good_folder, is_mask_file, mask_for_image
+from defectlens.io.dataset import closed_lost_and_found, is_good_folder, is_mask_file, masks_for_images
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -191,7 +191,8 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         defect_type = next((t for t in by_type if same_type_name(t, named)), named)
         if defect_type != named:
             _warn(result.notes, f"{type_dir}: the same type as {base / defect_type} (names compare without case); read as {defect_type!r}")
-        examples = [Example(p, defect_type, mask_for_image(p)) for p in images]
+        masks = masks_for_images(images, result.notes)
+        examples = [Example(p, defect_type, masks[Path(p)]) for p in images]
         by_type.setdefault(defect_type, []).extend(examples)
         result.examples.extend(examples)
     if not result.examples:

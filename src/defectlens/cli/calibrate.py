@@ -39,7 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import exported_machine_masks, fitted_copies, mask_for_image, picture_copies, picture_digest, require_readable
+from defectlens.io.dataset import exported_machine_masks, fitted_copies, masks_for_images, picture_copies, picture_digest, require_readable
 from defectlens.io.images import image_digest
 from defectlens.io.names import within_bytes
 from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
@@ -372,7 +372,9 @@ def calibrate(
         exports = {r.parents[2] for p in bad_files if ((r := p.resolve()).parent.parent.name, r.parent.name) == ("calibration", "defective")}
         machine = {m.resolve() for root in exports for m in exported_machine_masks(root)}
         # Kept on request: the masks are not read (nor the maps kept for them).
-        found = {} if keep_pixel_threshold else {p: m for p in bad_files if (m := mask_for_image(p)) is not None}
+        shared: list[str] = []
+        found = {} if keep_pixel_threshold else {p: m for p, m in masks_for_images(bad_files, shared).items() if m is not None}
+        notes(shared)
         masks = {p: m for p, m in found.items() if m.resolve() not in machine}
         if left_out := len(found) - len(masks):
             console.print(f"[yellow]note:[/] {left_out} mask(s) beside the calibration images are the model's own regions, written by an "

@@ -267,9 +267,10 @@ def evaluate(
     if evaluation.n_good == 0 or evaluation.n_defective == 0:
         # The image metrics null and the rate "n/a", exit 0, had come with no word of why (own-dataset probe 2026-12-07).
         missing = "good" if evaluation.n_good == 0 else "defective"
-        where = "test/good/ is missing or empty" if missing == "good" else "no test/<type>/ folder holds an image"
-        notes([f"no {missing} test image ({where}): image AUROC, AP and F1-max compare good and defective images, so they are null, "
-               f"and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — add {missing} test images"])
+        # Not "no folder holds one" where the images are there but could not be read (regression probe 2026-12-07).
+        why = "none could be read: see the inputs skipped" if evaluation.failures else "none among the test images"
+        notes([f"no {missing} test image was scored ({why}): image AUROC, AP and F1-max compare good and defective images, so they are "
+               f"null, and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — add {missing} test images"])
     if calibrated_on := evaluation.calibrated_on_test:
         notes([f"{len(calibrated_on)} test image(s) are images the model's thresholds were calibrated on (e.g. {calibrated_on[0]}): "
                "recall and false alarms at the threshold are measured on images it was chosen for — evaluate on other labelled parts "

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from defectlens._entry import stopping_signals
+from defectlens._entry import stopped_status, stopping_signals
 from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
 from defectlens.io.atomic import folder_identity, printable_text
@@ -261,11 +261,13 @@ def serve(
                                                                   "own names (localhost, its hostname), which are always taken; others get 400 "
                                                                   "(DNS rebinding).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (with the others: time, level, on standard error).")] = True,
+    root_path: Annotated[str, typer.Option(help="The path a reverse proxy serves this service under (e.g. /inspect, the proxy passing "
+                                                "requests on without it): the API's URLs, the page's calls and /docs go under it.")] = "",
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once).
 
-    Exit status: 0 stopped (Ctrl-C or SIGTERM, after the requests in hand), 2 bad usage (a model, token, host or port refused
-    before it starts)."""
+    Exit status: 0 stopped (Ctrl-C or SIGTERM, after the requests in hand, or before serving while the models load), 2 bad
+    usage (a model, token, host or port refused before it starts)."""
     try:
         import uvicorn
 
@@ -295,6 +297,12 @@ def serve(
         console.print(f"[red]error:[/] --allowed-host {escape(bad_names[0])!r} is no host name — fix: give the bare name in lower case "
                       "(plant.example, or *.plant.example for the names below it, or '*' for any)")
         raise typer.Exit(2)
+    if root_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", root_path):
+        # Written into the page and every URL the API gives: a path of plain segments only.
+        console.print(f"[red]error:[/] --root-path {escape(root_path)!r} is no path a proxy serves under — fix: give it as /NAME "
+                      "(letters, digits, '.', '_', '~', '-'; /plant/inspect for two levels)")
+        raise typer.Exit(2)
+    root_path = root_path.rstrip("/")
     host = bare_host(host)
     if problem := port_problem(host, port):
         console.print(f"[red]error:[/] {escape(problem)}")
@@ -331,6 +339,12 @@ def serve(
                            allowed_hosts=tuple(allowed_host) if allowed_host else None)
     try:
         app = create_app(config)
+    except KeyboardInterrupt:
+        # Stopped while the models loaded: a stop like any other (status 0, as the help says), nothing served.
+        if made:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        console.print("stopped while loading the models: nothing served")
+        raise typer.Exit(stopped_status()) from None
     except DefectlensError as exc:
         if made:
             # Refused before serving (a damaged model, say): no data folder left behind.
@@ -367,7 +381,8 @@ def serve(
     # Each under the name requests and the history use (a folder through a link had been named after the link's target, unsaid).
     served = ", ".join(f"{name} ({printable_text(str(loaded.path))})" if name != str(loaded.path) else name
                        for name, loaded in app.state.pool.models.items())
-    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)", served, shown, port)
+    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)%s", served, shown, port,
+              f"; behind a proxy under {root_path}/" if root_path else "")
     local = is_loopback(host)
     if token is None:
         said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
@@ -382,7 +397,7 @@ def serve(
         # The terminal or ssh session closed: stopped as SIGTERM stops it (uvicorn's own handler: the requests in hand answered,
         # status 0). The command's SIGHUP-as-Ctrl-C broke into uvicorn's loop with a 40-line traceback (regression probe).
         signal.signal(hang_up, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
-    uvicorn.run(app, host=host, port=port, log_config=log_config(access_log))
+    uvicorn.run(app, host=host, port=port, log_config=log_config(access_log), root_path=root_path)
 
 
 def is_loopback(host: str) -> bool:

@@ -99,7 +99,7 @@ from defectlens.io import (
     printable_text,
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import folder_any_case, is_good_folder, noted_images_below, require_readable
+from defectlens.io.dataset import folder_any_case, is_good_folder, noted_images_below, reading_fix, require_normal_folder, require_readable
 from defectlens.io.images import describe_unreadable, path_is
 from defectlens.io.names import spelled_as_choice, word_folded
 from defectlens.io.outputs import (
@@ -219,8 +219,8 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False,
             )
             # Its images unknown, the folder is listed as not inspected (a probe's lot was "1 image(s) inspected", exit 0,
             # its unreadable subfolder's images unsaid; locked-down host probe 2026-12-07).
-            failures.extend(Failure(str(p), f"{p}: folder cannot be read ({why}); its images were not inspected — fix: give this user "
-                                    "read and enter permission on it (chmod a+rx)") for p, why in found.unreadable_folders)
+            failures.extend(Failure(str(p), f"{p}: folder cannot be read ({why}); its images were not inspected — fix: {reading_fix(why)}")
+                            for p, why in found.unreadable_folders)
             if unreadable is not None:
                 unreadable.extend(found.unreadable_folders)
             if found.masks and not masks_expected:
@@ -432,7 +432,7 @@ def fit(
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
             paths, good_dir, taxonomy_file = plain
             # A train/good given itself is not said to have none (own-dataset probe 2026-12-07).
-            what = "is a dataset's train/good" if word_folded(category_dir.parent.name) == "train" and is_good_folder(category_dir) \
+            what = "is a dataset's train/good" if word_folded(good_dir.parent.name) == "train" and is_good_folder(good_dir) \
                 else "has no train/good folder"
             console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what}: fitting on the images in it and its subfolders "
                           f"({len(paths)}; any unreadable is listed), as images of normal parts")
@@ -549,6 +549,9 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
     # Inspector.fit reads a folder.
     if not folder.is_dir() or folder_any_case(folder, "train").is_dir() or folder_any_case(folder, "test").is_dir():
         return None
+    require_normal_folder(folder)
+    # The train/good given as "." from inside it is one too (its category's taxonomy goes with the model).
+    folder = Path(os.path.abspath(folder)) if folder.name in ("", ".", "..") else folder
     # Its subfolders too, as `fit CATEGORY` reads train/good and Inspector.fit a folder (own-dataset probe 2026-12-07:
     # `fit CAT/train/good` had fitted on 8 of its 12 images, those filed by date left out unsaid). Dead links and
     # other formats are said, as train/good's are.

@@ -309,14 +309,16 @@ def require_clear_mask(mask: np.ndarray | None) -> None:
         raise ValueError(f"its mask marks {int(np.count_nonzero(mask))} defective pixel(s) on an image labelled good: fix its label or its mask")
 
 
-def calibration_source(rule: str, n_good: int, n_defective: int) -> str:
-    """How calibrated thresholds were set, as the card and the inspections record it: 'f1-optimal (calibrate: 13 good, 1 defective)'."""
-    return f"{rule} (calibrate: {n_good} good, {n_defective} defective)"
+def calibration_source(rule: str, n_good: int, n_defective: int, pixel_kept: bool = False) -> str:
+    """How calibrated thresholds were set, as the card and the inspections record it: 'f1-optimal (calibrate: 13 good, 1
+    defective)', '…; pixel threshold kept)' where no mask set the pixel one (it had been said set by the calibration too;
+    regression probe 2026-12-07)."""
+    return f"{rule} (calibrate: {n_good} good, {n_defective} defective{'; pixel threshold kept' if pixel_kept else ''})"
 
 
 def set_by_calibration(source: str) -> bool:
     """Whether thresholds of this ``source`` were set by a calibration on labelled images (:func:`calibration_source`)."""
-    return source.endswith(" defective)") and " (calibrate: " in source
+    return " (calibrate: " in source and source.endswith(")")
 
 
 def binary_labels(labels: Sequence[object]) -> np.ndarray:
@@ -428,5 +430,5 @@ def thresholds_from_labels(
     n_good, n_defective = int((~y).sum()), int(y.sum())
     from defectlens.evaluate.metrics import image_auroc  # here: scikit-learn stays out of inspection's start-up
 
-    return LabelledThresholds(Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, n_good, n_defective)),
+    return LabelledThresholds(Thresholds(image=image_t, pixel=pixel_t, source=calibration_source(how, n_good, n_defective, not pixel_samples)),
                               thin_evidence(n_good, n_defective, max_false_alarms), image_auroc(y, scores))

@@ -187,8 +187,15 @@ def require_readable(unreadable: Sequence[tuple[Path, str]], instead: str) -> No
     if unreadable:
         where, why = unreadable[0]
         more = f"; {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
-        raise DatasetLayoutError(f"folder cannot be read ({why}){more}", where,
-                                 f"give this user read and enter permission on it (chmod a+rx), or {instead}")
+        raise DatasetLayoutError(f"folder cannot be read ({why}){more}", where, reading_fix(why, instead))
+
+
+def reading_fix(why: str, instead: str | None = None) -> str:
+    """The fix for a folder not read for ``why`` (:attr:`FolderImages.unreadable_folders`): permissions only where they closed
+    it (one too deep, :data:`MAX_FOLDER_DEPTH`, had been told to chmod), else ``instead`` or moving its images up."""
+    if "denied" in why or "permission" in why:
+        return "give this user read and enter permission on it (chmod a+rx)" + (f", or {instead}" if instead else "")
+    return instead or "move its images to a folder less deep"
 
 
 LOST_AND_FOUND = "lost+found"
@@ -207,6 +214,10 @@ def closed_lost_and_found(folder: Path) -> bool:
         return (owner := os.lstat(folder).st_uid) == 0 and owner != os.getuid()
     except OSError:
         return False
+
+
+MAX_FOLDER_DEPTH = 64
+"""Folders below a folder that :func:`images_below` walks into; deeper ones are listed as not read."""
 
 
 def images_below(folder: str | Path) -> FolderImages:
@@ -231,6 +242,12 @@ def images_below(folder: str | Path) -> FolderImages:
             # type's folder then evaluated as holding none, exit 3 (regression probe 2026-12-07).
             if here == root or not closed_lost_and_found(here):
                 found.unreadable_folders.append((here, "permission denied"))
+            dirnames.clear()
+            continue
+        if len(here.relative_to(root).parts) > MAX_FOLDER_DEPTH:
+            # Not walked deeper (os.walk recurses: a tree 1100 folders deep had ended `fit` and `inspect` in a RecursionError
+            # traceback; regression probe 2026-12-07): said as a folder not read, as one that cannot be listed.
+            found.unreadable_folders.append((here, f"more than {MAX_FOLDER_DEPTH} folders below {root}"))
             dirnames.clear()
             continue
         real = os.path.realpath(dirpath)
@@ -345,18 +362,23 @@ def _ground_truth_folder(root: Path, type_folder: str) -> Path:
 
 
 def _mask_below(type_masks: Path | None, type_dir: Path, image: Path) -> Path | None:
-    """The mask of ``image``, read from the type folder ``type_dir`` or a subfolder of it: in the type's masks' folder
-    ``type_masks`` (``ground_truth/<type>``; None: not looked in), in the subfolder named as the image's own first
-    (``ground_truth/crack/lot1/`` for ``test/crack/lot1/``), then in ``masks/`` in the image's folder, then beside the image
-    (any image format, any case: :func:`mask_in`). The one rule of a dataset and of labelled folders: `evaluate CATEGORY` had
-    passed over the ``masks/`` folders `calibrate` read, and images in a type's subfolders had lost their masks in either."""
-    if type_masks is not None:
-        nested = image.parent.relative_to(type_dir).parts
-        if nested and path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)) is not None:
-            return found
-        if (found := mask_in(type_masks, image)) is not None:
-            return found
-    return mask_in(folder_any_case(image.parent, MASKS_FOLDER), image)
+    """The mask of ``image``, read from the type folder ``type_dir`` or a subfolder of it, with the type's masks' folder
+    ``type_masks`` (``ground_truth/<type>``; None: not looked in). An image right in the type folder: in ``type_masks``, then
+    in ``masks/`` beside it, then beside it. An image in a subfolder (``test/crack/lot1/``): in the subfolder of
+    ``type_masks`` named as its own (``ground_truth/crack/lot1/``), then in its own ``masks/`` or beside it, and only then in
+    ``type_masks`` itself — whose ``<stem>_mask.png`` may be another image's of that name (``test/crack/001.png``; regression
+    probe 2026-12-07). The one rule of a dataset and of labelled folders: `evaluate CATEGORY` had passed over the ``masks/``
+    folders `calibrate` read, and images in a type's subfolders had lost their masks (any image format, any case:
+    :func:`mask_in`)."""
+    own = folder_any_case(image.parent, MASKS_FOLDER)
+    nested = image.parent.relative_to(type_dir).parts
+    if type_masks is None:
+        return mask_in(own, image)
+    if not nested:
+        return mask_in(type_masks, image) or mask_in(own, image)
+    if path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)) is not None:
+        return found
+    return mask_in(own, image) or mask_in(type_masks, image)
 
 
 LABELLED_SPLITS = ("test", "validation")
@@ -373,16 +395,63 @@ def mask_for_image(image: str | Path) -> Path | None:
     the image's folder, else ``<stem>_mask.png`` beside the image. The one rule of `calibrate` and of
     an examples folder: masks beside images in a folder not named test/ had been left out of
     `calibrate`, which then said there were none."""
-    path = Path(image)
-    # The type folder: the image's own, or one above it (``test/crack/lot1/a.png``, as a dataset's images are read).
-    type_dir = next((d for d in path.parents if folded_name(d.parent.name) in LABELLED_SPLITS), None)
+    # Found from the path made absolute: "crack/000.png" given inside test/ had lost its ground_truth/ masks.
+    path = Path(os.path.abspath(image))
+    if folded_name(path.parent.parent.name) in LABELLED_SPLITS:
+        type_dir: Path | None = path.parent
+    else:
+        # An image in a subfolder of a type (``test/crack/lot1/a.png``, as a dataset's images are read), where that split has
+        # a ground_truth/ to read: a folder named test far above an unrelated one is no dataset (regression probe 2026-12-07:
+        # a closed ground_truth/ beside it had stopped calibrate).
+        type_dir = next((d for d in path.parents if folded_name(d.parent.name) in LABELLED_SPLITS), None)
+        if type_dir is not None and not (path_is(gt := folder_any_case(type_dir.parent.parent, GROUND_TRUTH), "dir")
+                                         and unreadable_folder(gt, os.X_OK) is None):
+            type_dir = None
     if type_dir is None or is_good_folder(type_dir):
         return _mask_below(None, path.parent, path)
     return _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
 
 
+def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
+    """Each image's :func:`mask_for_image`, none where two images would take one mask (said in ``notes``): images of one
+    name in two subfolders of a type had both been given the one ``ground_truth/`` mask (regression probe 2026-12-07), where
+    a dataset read by `evaluate CATEGORY` gives it to neither."""
+    masks = {Path(p): mask_for_image(p) for p in images}
+    _drop_shared_masks(masks, notes)
+    return masks
+
+
 REVIEW_EXPORT_MANIFEST = "manifest.json"
 """The file `export-reviews` writes last in its folder: what came from which inspection."""
+
+
+def require_normal_folder(folder: Path) -> None:
+    """Refuse a ``folder`` to fit on whose images are parts labelled by folder, defective ones among them, rather than
+    normal parts alone (:func:`_labelled_layout`). Read whole as normal parts (a fit of a plain folder reads its
+    subfolders), such a folder had taught a model its defects (regression probe 2026-12-07: `fit cookie/test`, image
+    AUROC 0.625). The one rule of `defectlens fit` and :meth:`Inspector.fit`."""
+    if (why := _labelled_layout(folder)) is not None:
+        raise DatasetLayoutError(f"{why}: fitted on as normal parts, the model would learn its defects as normal", folder,
+                                 "fit on the normal parts' images alone: the category folder (its train/good/), or a good/ folder")
+
+
+def _labelled_layout(folder: Path) -> str | None:
+    """Why the images below ``folder`` are labelled parts — a dataset's test split, ``good/`` beside other folders, a review
+    export — or None."""
+    where = Path(os.path.abspath(folder))
+    if folded_name(where.name) in LABELLED_SPLITS:
+        return f"is a dataset's {where.name}/ split, whose folders hold defective parts"
+    if path_is(where / REVIEW_EXPORT_MANIFEST, "file") and path_is(folder_any_case(where, "calibration"), "dir"):
+        return "is a review export (`defectlens export-reviews`), whose calibration/defective/ and examples/ hold defective parts"
+    try:
+        subfolders = [d for d in where.iterdir() if not d.name.startswith(".") and path_is(d, "dir") and d.name != MASKS_FOLDER]
+    except OSError:
+        return None  # said by whoever lists it
+    good = [d.name for d in subfolders if is_good_folder(d)]
+    if good and len(subfolders) > len(good):
+        other = next(d.name for d in subfolders if not is_good_folder(d))
+        return f"holds {good[0]}/ beside {other}/: parts labelled by folder, defective ones among them"
+    return None
 
 
 def exported_machine_masks(export: Path) -> set[Path]:
@@ -414,8 +483,10 @@ def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]
     ground_truth/). ``root`` names the split in reports. `calibrate` had pointed to `evaluate`, which
     took only a category in the MVTec layout."""
     test = [LabelledImage(Path(p), GOOD, None) for p in good]
-    test += [LabelledImage(Path(p), defect_type, mask_for_image(p)) for p, defect_type in defective]
-    return Category(Path(root), [], test)
+    notes: list[str] = []
+    masks = masks_for_images([Path(p) for p, _ in defective], notes)
+    test += [LabelledImage(Path(p), defect_type, masks[Path(p)]) for p, defect_type in defective]
+    return Category(Path(root), [], test, notes=notes)
 
 
 def train_test_overlap(category: Category, trained_on: str | Path | None = None, fitted_on: Collection[str] | None = None) -> list[Path]:
@@ -516,7 +587,7 @@ def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None
         if len(images) > 1:
             for image in images:
                 masks[image] = None
-            notes.append(f"{mask}: the mask of {len(images)} images of one name ({', '.join(p.name for p in images)}); "
+            notes.append(f"{mask}: the mask of {len(images)} images of one name ({', '.join(map(str, images))}); "
                          "used for none — rename them apart")
 
 

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import hashlib
 import hmac
+import html
 import io
 import ipaddress
 import logging
@@ -691,8 +692,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:
-        if "*" not in (config.allowed_hosts or ()) and not host_is_own(request.headers.get("host", ""), own_names):
-            named = f"host name {_printable(request.headers.get('host'), 80)!s}" if request.headers.get("host") else "a request without a Host"
+        # A request without a Host (HTTP/1.0, a load balancer's health check) is no browser's, which DNS rebinding needs: let
+        # through (proxy probe 2026-12-07: refused, with advice that could not help).
+        sent_host = request.headers.get("host", "")
+        if sent_host and "*" not in (config.allowed_hosts or ()) and not host_is_own(sent_host, own_names):
+            named = f"host name {_printable(sent_host, 80)!s}"
             return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: start it with --allowed-host "
                                            "NAME (or --allowed-host '*' for any)"},
                                 status_code=400, headers={"X-Content-Type-Options": "nosniff"})
@@ -700,7 +704,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
         # inspections). Camera stations and scripts send no Origin; the review page sends its own.
         origin = request.headers.get("origin")
-        if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+        if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() not in own_origins(request):
             metrics.rejected.labels("cross_site").inc()
             return JSONResponse({"detail": f"write from another site ({_printable(origin, 80)}) refused: this service takes writes "
                                            "from its own page and from clients that send no Origin header"}, status_code=403)
@@ -882,7 +886,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         data = read_upload(file)
         if idempotency_key is not None and (first := store.by_client_key(idempotency_key)) is not None:
             # A retry (the gateway timed out while the first try was stored): its first answer, nothing stored again.
-            return answered_before(first, data, loaded.name, idempotency_key, response)
+            return answered_before(first, data, loaded.name, idempotency_key, response, root_of(request))
         fmt, pixels = read_header(data, said)
         ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
         with pixel_budget.hold(pixels):
@@ -902,7 +906,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             row = store.record(loaded.name, filename, image_sha, ext, overlay_sha, mask_sha, outcome, idempotency_key)
         except ClientKeyTaken as taken:  # the key's other request (a retry racing its first try) was stored first
-            return answered_before(taken.first, data, loaded.name, str(idempotency_key), response)
+            return answered_before(taken.first, data, loaded.name, str(idempotency_key), response, root_of(request))
         outage.over()
         metrics.inspections.labels(loaded.name, row.verdict).inc()
         if outcome.inspection.frame_units is not None:
@@ -910,7 +914,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # The whole request once its body is in: decoding, files and the commit too (the inspection alone
         # had been timed, a third less than clients measured).
         metrics.latency.labels(loaded.name).observe(time.perf_counter() - received)
-        return inspection_out(row)
+        return inspection_out(row, root_of(request))
 
     def client_key_of(given: list[str]) -> str:
         """The upload's ``Idempotency-Key``, refused (422) in plain words when it is not one key of printable ASCII (two
@@ -924,14 +928,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                               "the line's own part number)")
         return keys[0]
 
-    def answered_before(first: Any, data: bytes, model: str, key: str, response: Response) -> InspectionOut:
+    def answered_before(first: Any, data: bytes, model: str, key: str, response: Response, root: str) -> InspectionOut:
         """The inspection an upload with ``key`` stored, answered again (status 200) when this upload is the same image
         for the same model; refused (409) when the key was given to another."""
         if (first.image_sha, first.model) != (hashlib.sha256(data).hexdigest(), model):
             raise _error(409, f"Idempotency-Key {_printable(key, 80)!r} was given to another upload (inspection {first.id}, "
                               f"{_printable(first.filename, 80)!r} for model {first.model!r}): give each upload a key of its own")
         response.status_code = 200
-        return inspection_out(first)
+        return inspection_out(first, root)
 
     def one_value_each(request: Request) -> None:
         """Refuse a filter given twice with two values: each kept its last, so ?model=cookie&model=commutator listed
@@ -965,6 +969,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                                                                          "with the last id seen, nothing skipped or repeated")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        request: Request = None,  # type: ignore[assignment]  # FastAPI fills it in (no query parameter)
     ) -> InspectionPage:
         # Checked here, not by a pattern: "(?i:…)" was no pattern a JavaScript client's validator reads (regression probe
         # 2026-12-06), and a Unicode case fold ("unuſable") passed it and matched nothing.
@@ -995,7 +1000,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"no model {_printable(asked, 80)!r} is served or has stored inspections; known: {known}")
         wanted = Filters(verdict, type or None, model or None, since_utc, until_utc, review, reviewed_utc, after_id)
         rows, total = store.page(wanted, limit, offset)
-        return InspectionPage(items=[inspection_out(r) for r in rows], total=total, limit=limit, offset=offset)
+        return InspectionPage(items=[inspection_out(r, root_of(request)) for r in rows], total=total, limit=limit, offset=offset)
 
     # The history's own query parameters, as FastAPI read them from its signature (what one_value_each knows).
     list_params = next(r for r in app.routes if getattr(r, "endpoint", None) is list_inspections).dependant.query_params  # type: ignore[attr-defined]
@@ -1007,8 +1012,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         return row
 
     @app.get("/inspections/{inspection_id}", response_model=InspectionOut, summary="One inspection", responses=refusals(404, 422, 503))
-    def get_inspection(inspection_id: InspectionId) -> InspectionOut:
-        return inspection_out(fetch(inspection_id))
+    def get_inspection(inspection_id: InspectionId, request: Request) -> InspectionOut:
+        return inspection_out(fetch(inspection_id), root_of(request))
 
     def still_held(tag: str, if_none_match: str | None) -> bool:
         """Whether ``If-None-Match`` names ``tag`` (RFC 9110: compared weakly, so ``W/"…"`` matches, and ``*``
@@ -1083,7 +1088,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut, dependencies=[Depends(require_token)],
               summary="Confirm or correct the verdict and the region types; add missed defects",
               responses=refusals(401, 403, 404, 408, 409, 413, 422, 503))
-    def post_review(inspection_id: InspectionId, body: ReviewIn) -> InspectionOut:
+    def post_review(inspection_id: InspectionId, body: ReviewIn, request: Request) -> InspectionOut:
         row = fetch(inspection_id)
         # A model no longer served cannot say its types: a review may use only the types this inspection
         # already has (a made-up type had been accepted and exported as an examples folder).
@@ -1161,7 +1166,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if updated is None:
             raise _error(404, f"no inspection {inspection_id}")
         metrics.reviews.labels("note" if note else UNUSABLE if updated.reviewed_verdict == UNUSABLE else "review").inc()
-        return inspection_out(updated)
+        return inspection_out(updated, root_of(request))
 
     @app.get("/models", summary="The models served, with settings, types and card; and the names of every model with stored inspections",
              responses=refusals(503))
@@ -1248,9 +1253,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     csp = page_policy(page_html.decode("utf-8"))
 
     @app.get("/", include_in_schema=False)
-    def page() -> Response:
+    def page(request: Request) -> Response:
+        # Where it is mounted (serve --root-path), for the page's calls and pictures; none: the page's own folder is taken.
+        served = page_html.replace(b'<meta name="defectlens-root" content="">',
+                                   f'<meta name="defectlens-root" content="{html.escape(root_of(request))}">'.encode(), 1)
         # Defence in depth beside the page's own escaping: only the page's own script may run.
-        return Response(page_html, media_type="text/html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp})
+        return Response(served, media_type="text/html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": csp})
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -1260,6 +1268,24 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     # Outermost: every check and route sees the GET a HEAD stands for.
     app.add_middleware(HeadAsGet)
     return app
+
+
+def own_origins(request: Request) -> set[str]:
+    """The ``host[:port]`` names the page of this very service is loaded from: the request's Host, and behind a proxy the
+    X-Forwarded-Host it passes on (nginx's ``Host $host`` drops the port, its default sends its upstream's name). A page
+    of another site cannot send that header with a form, so it stays refused (proxy probe 2026-12-07: the service's own
+    page behind a proxy was refused as "another site")."""
+    names = {request.headers.get("host", "").lower()}
+    for forwarded in request.headers.getlist("x-forwarded-host"):
+        names.update(name.strip().lower() for name in forwarded.split(","))
+    return names - {""}
+
+
+def root_of(request: Request) -> str:
+    """The path the service is mounted at behind a proxy (`defectlens serve --root-path`, uvicorn's ``root_path``): "" at a
+    host's root. The API's URLs and the page's calls go under it (proxy probe 2026-12-07: under /inspect/ they went to the
+    host's root, and the page's every call was 404)."""
+    return str(request.scope.get("root_path") or "").rstrip("/")
 
 
 def page_policy(html: str) -> str:

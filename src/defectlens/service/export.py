@@ -317,7 +317,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                 # When it was judged, with both thresholds and how they were set, and the judged pixels' digest, as the stored
                 # report's record has them (inspections stored since 0.3.10): the manifest had the image threshold alone.
                 "inspected_at": at.isoformat() if (at := as_utc(row.created_at)) else None,
-                **({"thresholds": record.get("thresholds"), "image_digest": record.get("image_digest")} if isinstance(record, dict) else {}),
+                # null for an inspection stored before (as model_fitted_at is for one stored before migration 0004).
+                "thresholds": record.get("thresholds") if isinstance(record, dict) else None,
+                "image_digest": record.get("image_digest") if isinstance(record, dict) else None,
                 # In UTC, said so, as the API says it (SQLite gives its times back without a zone).
                 "reviewed_at": at.isoformat() if (at := as_utc(row.reviewed_at)) else None,
             })
