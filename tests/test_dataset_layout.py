@@ -461,8 +461,12 @@ def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_com
     assert mask_for_image(root / "test" / "crack" / "lot1" / "002.png") == root / "test" / "crack" / "lot1" / "masks" / "002.png"
     _image(root / "test" / "crack" / "003.png", rng)
     _mask(root / "ground_truth" / "crack" / "003_mask.png")
+    # The flat mask of a name also right in the type folder is that image's, not a subfolder's namesake's (it was dropped for both).
+    _image(root / "test" / "crack" / "lot2" / "003.png", rng)
+    pair = [root / "test" / "crack" / "003.png", root / "test" / "crack" / "lot2" / "003.png"]
+    assert masks_for_images(pair, []) == {pair[0]: root / "ground_truth" / "crack" / "003_mask.png", pair[1]: None}
     monkeypatch.chdir(root / "test")
-    assert mask_for_image(Path("crack/003.png")) == root / "ground_truth" / "crack" / "003_mask.png"
+    assert mask_for_image(Path("crack/003.png")) == Path("../ground_truth/crack/003_mask.png")  # named as the image was
 
 
 def test_a_folder_too_deep_is_said_not_a_traceback(tmp_path):
@@ -490,9 +494,21 @@ def test_fit_refuses_folders_of_labelled_parts(synthetic_category, tmp_path):
     shutil.copytree(synthetic_category / "test" / "good", export / "calibration" / "good")
     (export / "manifest.json").write_text("{}")
     for folder, said in ((synthetic_category / "test", "is a dataset's test/ split"), (labelled, "holds good/ beside spot/"),
-                         (export, "is a review export")):
+                         (export, "is a review export"), (synthetic_category / "test" / "spot", "is a defect type's folder")):
         result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m"), "--image-size", "64"])
         assert result.exit_code == 2 and said in _text(result) and "would learn its defects as normal" in _text(result), result.output
         with pytest.raises(DatasetLayoutError, match="would learn its defects as normal"):
             Inspector.fit(folder)
     assert not (tmp_path / "m").exists()
+    # Folders of good parts are no labelled set (regression probe 2026-12-07: refused): one named Test holding its images
+    # itself, good/ beside an empty folder or Masks/.
+    named_test = tmp_path / "Test"
+    shutil.copytree(synthetic_category / "train" / "good", named_test)
+    beside = tmp_path / "parts"
+    shutil.copytree(synthetic_category / "train" / "good", beside / "good")
+    (beside / "__MACOSX").mkdir()
+    shutil.copytree(synthetic_category / "ground_truth" / "spot", beside / "Masks")
+    from defectlens.io.dataset import require_normal_folder
+
+    for folder in (named_test, beside):
+        require_normal_folder(folder)

@@ -106,7 +106,7 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import copy_folder_into, folder_identity
-from defectlens.io.dataset import FolderImages, folder_any_case, picture_copies, require_normal_folder
+from defectlens.io.dataset import FolderImages, folder_any_case, picture_copies, reading_fix, require_normal_folder
 from defectlens.io.names import spelled_as_choice
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -393,8 +393,9 @@ def _say_unread_folders(found: FolderImages, folder: object, done: str) -> None:
     if found.unreadable_folders:
         listed = "; ".join(f"{printable_text(str(p))} ({why})" for p, why in found.unreadable_folders[:5])
         more = f"; and {len(found.unreadable_folders) - 5} more" if len(found.unreadable_folders) > 5 else ""
+        fixes = dict.fromkeys(reading_fix(why) for _, why in found.unreadable_folders)
         warn_caller(DefectlensWarning(f"{len(found.unreadable_folders)} folder(s) in {folder} could not be read, their images not {done}: "
-                                      f"{listed}{more} — give this user read and enter permission on them (chmod a+rx)"))
+                                      f"{listed}{more} — fix: {'; '.join(fixes)}"))
 
 
 def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
@@ -451,7 +452,7 @@ def _folder_images(folder: Path) -> ImageFiles:
     else:
         require_normal_folder(folder)  # as `defectlens fit` refuses it
         below = images_below(folder)
-        _say_unread_folders(below, folder, "left out")
+        _say_unread_folders(below, folder, "fitted on")
         found = below.images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")

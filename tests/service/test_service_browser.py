@@ -524,6 +524,34 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
             context.close()
 
 
+def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
+    # Proxy probe 2026-12-07: served under /inspect/ by a proxy, the page called /models and /inspections at the host's root
+    # (every call 404) and showed its pictures from there. Mounted under /inspect here, as a proxy with --root-path serves it.
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", None)
+    outer = Starlette(routes=[Mount("/inspect", app=create_app(cfg, pool=pool))])
+    with Server(outer, free_port()) as server, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/inspect/")
+            page.set_input_files("#file-input", str(images["bad"]))
+            sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
+            assert page.locator("#overlay").get_attribute("src").startswith("/inspect/inspections/")
+            page.wait_for_function("document.getElementById('overlay').naturalWidth > 0", timeout=30_000)
+            sync_api.expect(page.locator("#history tr").first).to_contain_text(images["bad"].name, timeout=30_000)
+            assert errors == []
+        finally:
+            browser.close()
+
+
 def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
     """The static gallery, opened from disk: the verdict and type controls narrow the cards and say how many are shown
     (an inspector with 300 cards had scrolled for the cracks)."""

@@ -268,7 +268,9 @@ def evaluate(
         # The image metrics null and the rate "n/a", exit 0, had come with no word of why (own-dataset probe 2026-12-07).
         missing = "good" if evaluation.n_good == 0 else "defective"
         # Not "no folder holds one" where the images are there but could not be read (regression probe 2026-12-07).
-        why = "none could be read: see the inputs skipped" if evaluation.failures else "none among the test images"
+        of_kind = {str(t.path) for t in category.test if t.is_defective == (missing == "defective")}
+        why = ("none could be read: see the inputs skipped" if any(f.source in of_kind for f in evaluation.failures)
+               else "none among the test images")
         notes([f"no {missing} test image was scored ({why}): image AUROC, AP and F1-max compare good and defective images, so they are "
                f"null, and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — add {missing} test images"])
     if calibrated_on := evaluation.calibrated_on_test:

@@ -432,10 +432,11 @@ def fit(
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
             paths, good_dir, taxonomy_file = plain
             # A train/good given itself is not said to have none (own-dataset probe 2026-12-07).
-            what = "is a dataset's train/good" if word_folded(good_dir.parent.name) == "train" and is_good_folder(good_dir) \
-                else "has no train/good folder"
-            console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what}: fitting on the images in it and its subfolders "
-                          f"({len(paths)}; any unreadable is listed), as images of normal parts")
+            what = ("is a dataset's train/good: fitting on the images in it and its subfolders"
+                    if word_folded(good_dir.parent.name) == "train" and is_good_folder(good_dir)
+                    else "has no train/good folder: fitting on the image files in it")
+            console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what} ({len(paths)}; any unreadable is listed), as images of "
+                          "normal parts")
         else:
             category = load_category(category_dir)
             notes(category.notes)
@@ -552,16 +553,27 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
     require_normal_folder(folder)
     # The train/good given as "." from inside it is one too (its category's taxonomy goes with the model).
     folder = Path(os.path.abspath(folder)) if folder.name in ("", ".", "..") else folder
-    # Its subfolders too, as `fit CATEGORY` reads train/good and Inspector.fit a folder (own-dataset probe 2026-12-07:
-    # `fit CAT/train/good` had fitted on 8 of its 12 images, those filed by date left out unsaid). Dead links and
-    # other formats are said, as train/good's are.
     said: list[str] = []
-    unreadable: list[tuple[Path, str]] = []
-    images = noted_images_below(folder, said, unreadable)
-    require_readable(unreadable, "move it out of the folder")
+    if word_folded(folder.parent.name) == "train" and is_good_folder(folder):
+        # A train/good with its subfolders, as `fit CATEGORY` reads it (own-dataset probe 2026-12-07: `fit CAT/train/good` had
+        # fitted on 8 of its 12 images, those filed by date left out unsaid).
+        unreadable: list[tuple[Path, str]] = []
+        images = noted_images_below(folder, said, unreadable)
+        require_readable(unreadable, "move it out of the folder")
+    else:
+        # A plain folder's own images only: its subfolders may hold anything (an examples/ folder, ng/ beside ok/, a dataset
+        # one level down: read whole, they had been fitted as normal parts; regression probe 2026-12-07). Those left are said,
+        # as are dead links and other formats (a plain folder's had been dropped without a word).
+        below = images_below(folder)
+        images = [p for p in below.images if p.parent == folder]
+        if nested := len(below.images) - len(images):
+            said.append(f"{folder}: {nested} image(s) in its subfolders are not read (a plain folder's own images are fitted on): move "
+                        "the normal parts' images into it, or fit on the subfolder that holds them")
+        if other := [p.name for p in below.other_formats if p.parent == folder]:
+            said.append(f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them")
+    notes(said)
     if not images:
         return None
-    notes(said)
     above = folder.parent.parent if word_folded(folder.parent.name) == "train" and is_good_folder(folder) else folder
     part = next((d / TAXONOMY_FILE for d in (folder, above) if (d / TAXONOMY_FILE).is_file()), None)
     return images, folder, part

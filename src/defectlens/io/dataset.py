@@ -378,7 +378,12 @@ def _mask_below(type_masks: Path | None, type_dir: Path, image: Path) -> Path | 
         return mask_in(type_masks, image) or mask_in(own, image)
     if path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)) is not None:
         return found
-    return mask_in(own, image) or mask_in(type_masks, image)
+    if (found := mask_in(own, image)) is not None:
+        return found
+    # The flat one is the mask of an image of that name right in the type folder, where there is one (regression probe
+    # 2026-12-07: taken for both, it was dropped for both).
+    index = names_by_fold(type_dir)
+    return None if any(folded_name(image.stem + suffix) in index for suffix in IMAGE_SUFFIXES) else mask_in(type_masks, image)
 
 
 LABELLED_SPLITS = ("test", "validation")
@@ -408,8 +413,11 @@ def mask_for_image(image: str | Path) -> Path | None:
                                          and unreadable_folder(gt, os.X_OK) is None):
             type_dir = None
     if type_dir is None or is_good_folder(type_dir):
-        return _mask_below(None, path.parent, path)
-    return _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
+        found = _mask_below(None, path.parent, path)
+    else:
+        found = _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
+    # Named as the image was: relative to the working folder for an image given so (messages and JSON had turned absolute).
+    return found if found is None or Path(image).is_absolute() else Path(os.path.relpath(found))
 
 
 def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
@@ -427,29 +435,36 @@ REVIEW_EXPORT_MANIFEST = "manifest.json"
 
 def require_normal_folder(folder: Path) -> None:
     """Refuse a ``folder`` to fit on whose images are parts labelled by folder, defective ones among them, rather than
-    normal parts alone (:func:`_labelled_layout`). Read whole as normal parts (a fit of a plain folder reads its
-    subfolders), such a folder had taught a model its defects (regression probe 2026-12-07: `fit cookie/test`, image
-    AUROC 0.625). The one rule of `defectlens fit` and :meth:`Inspector.fit`."""
+    normal parts alone (:func:`_labelled_layout`): read whole as normal parts (:meth:`Inspector.fit` reads a folder's
+    subfolders), such a folder taught a model its defects (regression probe 2026-12-07: `cookie/test`, image AUROC 0.625).
+    The one rule of `defectlens fit` and :meth:`Inspector.fit`."""
     if (why := _labelled_layout(folder)) is not None:
         raise DatasetLayoutError(f"{why}: fitted on as normal parts, the model would learn its defects as normal", folder,
                                  "fit on the normal parts' images alone: the category folder (its train/good/), or a good/ folder")
 
 
 def _labelled_layout(folder: Path) -> str | None:
-    """Why the images below ``folder`` are labelled parts — a dataset's test split, ``good/`` beside other folders, a review
-    export — or None."""
+    """Why the images below ``folder`` are labelled parts — a dataset's test split or one of its defect types' folders,
+    ``good/`` beside other folders of images, a review export — or None. Folders without images (``tmp/``, ``__MACOSX/``),
+    ``masks/`` in any case and root's closed lost+found count for nothing (regression probe 2026-12-07: a folder of good
+    parts beside an empty one had been refused)."""
     where = Path(os.path.abspath(folder))
-    if folded_name(where.name) in LABELLED_SPLITS:
-        return f"is a dataset's {where.name}/ split, whose folders hold defective parts"
     if path_is(where / REVIEW_EXPORT_MANIFEST, "file") and path_is(folder_any_case(where, "calibration"), "dir"):
         return "is a review export (`defectlens export-reviews`), whose calibration/defective/ and examples/ hold defective parts"
+    if folded_name(where.parent.name) in LABELLED_SPLITS and not is_good_folder(where) and any(
+            path_is(folder_any_case(where.parent.parent, name), "dir") for name in ("train", GROUND_TRUTH)):
+        return f"is a defect type's folder of a dataset's {where.parent.name}/ split"
     try:
-        subfolders = [d for d in where.iterdir() if not d.name.startswith(".") and path_is(d, "dir") and d.name != MASKS_FOLDER]
+        subfolders = [d for d in where.iterdir() if not d.name.startswith(".") and d.name.lower() != MASKS_FOLDER
+                      and path_is(d, "dir") and not closed_lost_and_found(d)]
     except OSError:
         return None  # said by whoever lists it
-    good = [d.name for d in subfolders if is_good_folder(d)]
-    if good and len(subfolders) > len(good):
-        other = next(d.name for d in subfolders if not is_good_folder(d))
+    with_images = [d for d in subfolders if images_below(d).images]
+    if folded_name(where.name) in LABELLED_SPLITS and with_images:
+        return f"is a dataset's {where.name}/ split, whose folders hold defective parts"
+    good = [d.name for d in with_images if is_good_folder(d)]
+    if good and len(with_images) > len(good):
+        other = next(d.name for d in with_images if not is_good_folder(d))
         return f"holds {good[0]}/ beside {other}/: parts labelled by folder, defective ones among them"
     return None
 
