@@ -102,7 +102,7 @@ def test_batch_continues_past_bad_images(fitted_model, synthetic_category, tmp_p
     assert "defectlens — 1 image(s) inspected, 3 input(s) not inspected" in gallery
 
 
-def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itself(tmp_path, synthetic_category):
+def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itself(tmp_path, synthetic_category, monkeypatch):
     # Probe 2026-12-05: a line engineer with a folder of good parts had no way to fit, and passing
     # train/good itself was answered "normal images in …/train/good/train/good/".
     # Own-dataset probe 2026-12-07: images filed by date in subfolders were left out of `fit CAT/train/good` unsaid, while
@@ -129,6 +129,11 @@ def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itsel
     # train/good carries its category's taxonomy; a plain folder without one carries none.
     assert json.loads((tmp_path / "train_good" / "taxonomy.json").read_text())["object"] == "metal plate"
     assert not (tmp_path / "plain" / "taxonomy.json").exists()
+    # Named "good" from inside train/: the same folder, read alike (regression probe 2026-12-07: 8 images and no taxonomy).
+    monkeypatch.chdir(good / "train")
+    result = runner.invoke(app, ["fit", "good", "-o", str(tmp_path / "named"), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert result.exit_code == 0 and "fitted on 12 images" in " ".join(result.output.split()), result.output
+    assert (tmp_path / "named" / "taxonomy.json").is_file()
 
 
 def test_clear_errors_for_bad_folders(tmp_path, fitted_model):

@@ -455,6 +455,10 @@ def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_com
     assert masks_for_images(both, notes) == dict.fromkeys(both) and "the mask of 2 images of one name" in notes[0]
     category = labelled_category([], [(p, "crack") for p in both], root)
     assert [t.mask_path for t in category.test] == [None, None] and category.notes
+    # One given relative, the other absolute: still one mask (regression probe 2026-12-07: taken for two).
+    monkeypatch.chdir(tmp_path)
+    mixed = [both[0].relative_to(tmp_path), both[1]]
+    assert masks_for_images(mixed, []) == dict.fromkeys(mixed)
     _image(root / "test" / "crack" / "lot1" / "002.png", rng)
     _mask(root / "test" / "crack" / "lot1" / "masks" / "002.png")
     _mask(root / "ground_truth" / "crack" / "002_mask.png")  # test/crack/002.png's, were there one
@@ -493,8 +497,12 @@ def test_fit_refuses_folders_of_labelled_parts(synthetic_category, tmp_path):
     export = tmp_path / "export"
     shutil.copytree(synthetic_category / "test" / "good", export / "calibration" / "good")
     (export / "manifest.json").write_text("{}")
-    for folder, said in ((synthetic_category / "test", "is a dataset's test/ split"), (labelled, "holds good/ beside spot/"),
-                         (export, "is a review export"), (synthetic_category / "test" / "spot", "is a defect type's folder")):
+    within = tmp_path / "data"
+    shutil.copytree(synthetic_category, within)
+    shutil.copytree(within / "test" / "spot", within / "test" / "spot" / "lot1")
+    for folder, said in ((synthetic_category / "test", "is a dataset's test/ split, whose spot/ holds defective parts"),
+                         (export, "is a review export"), (synthetic_category / "test" / "spot", "is within the defect type spot/"),
+                         (within / "test" / "spot" / "lot1", "is within the defect type spot/ of a dataset's test/ split")):
         result = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m"), "--image-size", "64"])
         assert result.exit_code == 2 and said in _text(result) and "would learn its defects as normal" in _text(result), result.output
         with pytest.raises(DatasetLayoutError, match="would learn its defects as normal"):
@@ -510,5 +518,10 @@ def test_fit_refuses_folders_of_labelled_parts(synthetic_category, tmp_path):
     shutil.copytree(synthetic_category / "ground_truth" / "spot", beside / "Masks")
     from defectlens.io.dataset import require_normal_folder
 
-    for folder in (named_test, beside):
+    shutil.copytree(synthetic_category / "train" / "good", beside / "2024-05")  # good/ beside 2024-05/: both good parts
+    for folder in (named_test, beside, labelled / "good", synthetic_category / "test" / "good"):
         require_normal_folder(folder)
+    # A plain folder beside an empty test/ is fitted on its own images (regression probe 2026-12-07: refused as a dataset).
+    (named_test / "test").mkdir()
+    fitted = runner.invoke(app, ["fit", str(named_test), "-o", str(tmp_path / "m"), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert fitted.exit_code == 0 and "fitted on 12 images" in _text(fitted), fitted.output

@@ -391,11 +391,11 @@ def _say_unread_folders(found: FolderImages, folder: object, done: str) -> None:
     """Warn of the folders below ``folder`` that could not be listed, whose images are therefore not ``done`` ("inspected"):
     they had been passed over without a word (locked-down host probe 2026-12-07)."""
     if found.unreadable_folders:
-        listed = "; ".join(f"{printable_text(str(p))} ({why})" for p, why in found.unreadable_folders[:5])
+        # Each with its own fix (a folder too deep had been told to chmod; regression probe 2026-12-07).
+        listed = "; ".join(f"{printable_text(str(p))} ({why} — fix: {reading_fix(why)})" for p, why in found.unreadable_folders[:5])
         more = f"; and {len(found.unreadable_folders) - 5} more" if len(found.unreadable_folders) > 5 else ""
-        fixes = dict.fromkeys(reading_fix(why) for _, why in found.unreadable_folders)
-        warn_caller(DefectlensWarning(f"{len(found.unreadable_folders)} folder(s) in {folder} could not be read, their images not {done}: "
-                                      f"{listed}{more} — fix: {'; '.join(fixes)}"))
+        warn_caller(DefectlensWarning(f"{len(found.unreadable_folders)} folder(s) in {folder} were not read, their images not {done}: "
+                                      f"{listed}{more}"))
 
 
 def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:

@@ -269,10 +269,11 @@ def evaluate(
         missing = "good" if evaluation.n_good == 0 else "defective"
         # Not "no folder holds one" where the images are there but could not be read (regression probe 2026-12-07).
         of_kind = {str(t.path) for t in category.test if t.is_defective == (missing == "defective")}
-        why = ("none could be read: see the inputs skipped" if any(f.source in of_kind for f in evaluation.failures)
-               else "none among the test images")
+        unread = any(f.source in of_kind for f in evaluation.failures)
+        why, fix = (("none could be read: see the inputs skipped", "repair or replace them") if unread
+                    else ("none among the test images", f"add {missing} test images"))
         notes([f"no {missing} test image was scored ({why}): image AUROC, AP and F1-max compare good and defective images, so they are "
-               f"null, and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — add {missing} test images"])
+               f"null, and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — {fix}"])
     if calibrated_on := evaluation.calibrated_on_test:
         notes([f"{len(calibrated_on)} test image(s) are images the model's thresholds were calibrated on (e.g. {calibrated_on[0]}): "
                "recall and false alarms at the threshold are measured on images it was chosen for — evaluate on other labelled parts "
@@ -289,12 +290,14 @@ def evaluate(
         notes([f"pixel metrics: images over {WORKING_PIXELS:,} pixels are read on a lattice each way ({read}); their maps "
                "hold no finer detail, and the figures moved by 0.0024 or less where checked (README: 'Pixel metrics are streamed')"])
     if evaluation.no_mask:
+        # A mask among the skipped inputs, not any input (regression probe 2026-12-07: pointed there for unreadable images).
+        masks_failed = any(f.source not in {str(t.path) for t in category.test} for f in evaluation.failures)
         # Said once, with the files: these images count for the image metrics only.
         console.print(
             # Its cause named: a mask of the wrong size had been said to be "none, or an empty one" (layout probe 2026-12-06).
             f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, an empty one, or "
             # The unreadable ones' own line is pointed to only when there is one (README probe 2026-12-06).
-            f"one that could not be read{', listed with the skipped inputs' if evaluation.failures else ''}): "
+            f"one that could not be read{', listed with the skipped inputs' if masks_failed else ''}): "
             "counted in the image metrics, "
             f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
         )

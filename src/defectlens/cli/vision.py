@@ -432,8 +432,7 @@ def fit(
             # A folder of good parts' images, as a line has them (or an MVTec train/good itself).
             paths, good_dir, taxonomy_file = plain
             # A train/good given itself is not said to have none (own-dataset probe 2026-12-07).
-            what = ("is a dataset's train/good: fitting on the images in it and its subfolders"
-                    if word_folded(good_dir.parent.name) == "train" and is_good_folder(good_dir)
+            what = ("is a dataset's train/good: fitting on the images in it and its subfolders" if is_train_good(good_dir)
                     else "has no train/good folder: fitting on the image files in it")
             console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what} ({len(paths)}; any unreadable is listed), as images of "
                           "normal parts")
@@ -542,19 +541,25 @@ def _what_was_fitted(inspector: Inspector, summary: FitSummary) -> str:
     return said
 
 
+def is_train_good(folder: Path) -> bool:
+    """Whether ``folder`` is a dataset's ``train/good`` (in any case), however it was named (``good`` from inside ``train/``,
+    ``.`` from inside it: regression probe 2026-12-07, one folder had been fitted on 8 or 12 images by how it was named)."""
+    where = Path(os.path.abspath(folder))
+    return word_folded(where.parent.name) == "train" and is_good_folder(where)
+
+
 def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] | None:
     """``(images, folder, taxonomy)`` when ``folder`` is a plain folder of normal images to fit on
-    (no ``train/`` or ``test/`` in it; an MVTec ``train/good`` given itself included), else None.
+    (no ``train/`` in it; an MVTec ``train/good`` given itself included), else None.
     The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
-    # A dataset's test/ holds defective parts: one with test/ is read as a dataset (refused without train/good), as
-    # Inspector.fit reads a folder.
-    if not folder.is_dir() or folder_any_case(folder, "train").is_dir() or folder_any_case(folder, "test").is_dir():
+    if not folder.is_dir() or folder_any_case(folder, "train").is_dir():
         return None
     require_normal_folder(folder)
-    # The train/good given as "." from inside it is one too (its category's taxonomy goes with the model).
+    # Named whole where it was given as "." or "..": the model records the folder it was fitted on.
     folder = Path(os.path.abspath(folder)) if folder.name in ("", ".", "..") else folder
     said: list[str] = []
-    if word_folded(folder.parent.name) == "train" and is_good_folder(folder):
+    train_good = is_train_good(folder)
+    if train_good:
         # A train/good with its subfolders, as `fit CATEGORY` reads it (own-dataset probe 2026-12-07: `fit CAT/train/good` had
         # fitted on 8 of its 12 images, those filed by date left out unsaid).
         unreadable: list[tuple[Path, str]] = []
@@ -566,16 +571,23 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
         # as are dead links and other formats (a plain folder's had been dropped without a word).
         below = images_below(folder)
         images = [p for p in below.images if p.parent == folder]
-        if nested := len(below.images) - len(images):
+        nested = len(below.images) - len(images)
+        if not images and nested and not folder_any_case(folder, "test").is_dir():
+            # Not "lay it out as MVTec-AD does" after a note to fit on the subfolder (regression probe 2026-12-07).
+            raise DatasetLayoutError(f"holds no image of its own, and {nested} in its subfolders (a plain folder's own images are fitted "
+                                     "on)", folder, "fit on the subfolder of the normal parts' images (a dataset's: its folder, or train/good)")
+        if nested and images:
             said.append(f"{folder}: {nested} image(s) in its subfolders are not read (a plain folder's own images are fitted on): move "
                         "the normal parts' images into it, or fit on the subfolder that holds them")
         if other := [p.name for p in below.other_formats if p.parent == folder]:
             said.append(f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them")
-    notes(said)
     if not images:
+        # A dataset without train/ (its test/ alone) is read as one, and said so there.
         return None
-    above = folder.parent.parent if word_folded(folder.parent.name) == "train" and is_good_folder(folder) else folder
-    part = next((d / TAXONOMY_FILE for d in (folder, above) if (d / TAXONOMY_FILE).is_file()), None)
+    notes(said)
+    where = Path(os.path.abspath(folder))
+    above = where.parent.parent if train_good else where
+    part = next((d / TAXONOMY_FILE for d in (where, above) if (d / TAXONOMY_FILE).is_file()), None)
     return images, folder, part
 
 

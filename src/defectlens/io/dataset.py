@@ -195,7 +195,9 @@ def reading_fix(why: str, instead: str | None = None) -> str:
     it (one too deep, :data:`MAX_FOLDER_DEPTH`, had been told to chmod), else ``instead`` or moving its images up."""
     if "denied" in why or "permission" in why:
         return "give this user read and enter permission on it (chmod a+rx)" + (f", or {instead}" if instead else "")
-    return instead or "move its images to a folder less deep"
+    if why.startswith("more than "):  # MAX_FOLDER_DEPTH
+        return instead or "move its images to a folder less deep"
+    return instead or "check the folder and the disk it is on, then run again"
 
 
 LOST_AND_FOUND = "lost+found"
@@ -400,8 +402,10 @@ def mask_for_image(image: str | Path) -> Path | None:
     the image's folder, else ``<stem>_mask.png`` beside the image. The one rule of `calibrate` and of
     an examples folder: masks beside images in a folder not named test/ had been left out of
     `calibrate`, which then said there were none."""
-    # Found from the path made absolute: "crack/000.png" given inside test/ had lost its ground_truth/ masks.
-    path = Path(os.path.abspath(image))
+    # Found from the path made absolute: "crack/000.png" given inside test/ had lost its ground_truth/ masks. Joined, not
+    # normalised: a ".." after a link is the link's target's parent, as the system reads it (regression probe 2026-12-07).
+    cwd = Path.cwd()
+    path = cwd / image
     if folded_name(path.parent.parent.name) in LABELLED_SPLITS:
         type_dir: Path | None = path.parent
     else:
@@ -417,7 +421,9 @@ def mask_for_image(image: str | Path) -> Path | None:
     else:
         found = _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
     # Named as the image was: relative to the working folder for an image given so (messages and JSON had turned absolute).
-    return found if found is None or Path(image).is_absolute() else Path(os.path.relpath(found))
+    if found is None or Path(image).is_absolute():
+        return found
+    return found.relative_to(cwd) if found.is_relative_to(cwd) else Path(os.path.relpath(found, cwd))
 
 
 def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
@@ -444,28 +450,29 @@ def require_normal_folder(folder: Path) -> None:
 
 
 def _labelled_layout(folder: Path) -> str | None:
-    """Why the images below ``folder`` are labelled parts — a dataset's test split or one of its defect types' folders,
-    ``good/`` beside other folders of images, a review export — or None. Folders without images (``tmp/``, ``__MACOSX/``),
-    ``masks/`` in any case and root's closed lost+found count for nothing (regression probe 2026-12-07: a folder of good
-    parts beside an empty one had been refused)."""
-    where = Path(os.path.abspath(folder))
+    """Why the images below ``folder`` are labelled parts — a dataset's test split, a folder within one of its defect types,
+    a review export — or None. Folders without images and ``masks/`` in any case count for nothing (regression probe
+    2026-12-07: a folder of good parts beside an empty one had been refused; so had good/ beside 2024-05/, both good parts,
+    which is why folders are not judged by a good/ among them)."""
+    where = Path.cwd() / folder
     if path_is(where / REVIEW_EXPORT_MANIFEST, "file") and path_is(folder_any_case(where, "calibration"), "dir"):
         return "is a review export (`defectlens export-reviews`), whose calibration/defective/ and examples/ hold defective parts"
-    if folded_name(where.parent.name) in LABELLED_SPLITS and not is_good_folder(where) and any(
-            path_is(folder_any_case(where.parent.parent, name), "dir") for name in ("train", GROUND_TRUTH)):
-        return f"is a defect type's folder of a dataset's {where.parent.name}/ split"
-    try:
-        subfolders = [d for d in where.iterdir() if not d.name.startswith(".") and d.name.lower() != MASKS_FOLDER
-                      and path_is(d, "dir") and not closed_lost_and_found(d)]
-    except OSError:
-        return None  # said by whoever lists it
-    with_images = [d for d in subfolders if images_below(d).images]
-    if folded_name(where.name) in LABELLED_SPLITS and with_images:
-        return f"is a dataset's {where.name}/ split, whose folders hold defective parts"
-    good = [d.name for d in with_images if is_good_folder(d)]
-    if good and len(with_images) > len(good):
-        other = next(d.name for d in with_images if not is_good_folder(d))
-        return f"holds {good[0]}/ beside {other}/: parts labelled by folder, defective ones among them"
+    # Within a split of a dataset (one with train/ or ground_truth/ beside it): a defect type's folder, or one below it.
+    for inner in (where, *where.parents):
+        split = inner.parent
+        beside = (folder_any_case(split.parent, name) for name in ("train", GROUND_TRUTH))
+        if folded_name(split.name) in LABELLED_SPLITS and any(path_is(other, "dir") for other in beside):
+            if is_good_folder(inner):
+                return None
+            return f"is within the defect type {inner.name}/ of a dataset's {split.name}/ split"
+    if folded_name(where.name) in LABELLED_SPLITS:
+        try:
+            typed = [d for d in where.iterdir() if not d.name.startswith(".") and d.name.lower() != MASKS_FOLDER and path_is(d, "dir")
+                     and not is_good_folder(d) and images_below(d).images]
+        except OSError:
+            return None  # said by whoever lists it
+        if typed:
+            return f"is a dataset's {where.name}/ split, whose {typed[0].name}/ holds defective parts"
     return None
 
 
@@ -594,15 +601,16 @@ def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:
 def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
     """Two images of one stem (``a.png`` and ``a.jpg``) would both take ``a_mask.png``: the mask
     belongs to one of them, and which one the name cannot say, so neither gets it."""
-    by_mask: dict[Path, list[Path]] = {}
+    by_mask: dict[str, list[Path]] = {}
     for image, mask in masks.items():
         if mask is not None:
-            by_mask.setdefault(mask, []).append(image)
-    for mask, images in by_mask.items():
+            # By the file, however it is named (one image given relative, one absolute: regression probe 2026-12-07).
+            by_mask.setdefault(os.path.abspath(mask), []).append(image)
+    for shared, images in by_mask.items():
         if len(images) > 1:
             for image in images:
                 masks[image] = None
-            notes.append(f"{mask}: the mask of {len(images)} images of one name ({', '.join(map(str, images))}); "
+            notes.append(f"{shared}: the mask of {len(images)} images of one name ({', '.join(map(str, images))}); "
                          "used for none — rename them apart")
 
 
