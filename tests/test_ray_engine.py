@@ -27,6 +27,12 @@ def _folder(synthetic_category: Path, tmp_path: Path) -> Path:
     return folder
 
 
+def _first_difference(a: bytes, b: bytes) -> str:
+    """The first differing stretch of two outputs, with a little around it."""
+    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return f"at byte {at}: {a[max(0, at - 80):at + 120]!r} against {b[max(0, at - 80):at + 120]!r}"
+
+
 @pytest.fixture(scope="module")
 def ray_running():
     """Ray started once for the module (the engine then uses it and leaves it running).
@@ -70,7 +76,8 @@ def test_ray_engine_writes_what_the_local_engine_writes(ray_running, fitted_mode
     assert len(want) == 6 * 20 + 2 and {"summary.csv", "index.html"} <= set(want)  # per image, then per batch
     assert sorted(got) == sorted(want)
     for name in want:
-        assert got[name] == want[name], name
+        # Where they differ, for a run that fails once in a while under load (index.html did once, 2026-12-07, not again).
+        assert got[name] == want[name], (name, _first_difference(got[name], want[name]))
 
 
 @pytest.mark.slow

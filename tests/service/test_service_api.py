@@ -1388,6 +1388,15 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         other = client.post(f"/inspections/{made.json()['id']}/review", json=review,
                             headers={"Origin": "http://evil.example", "Host": "plant.example", "X-Forwarded-Host": "plant.example:8443"})
         assert other.status_code == 403
+    # A rebound page naming itself in X-Forwarded-Host (a proxy that sends its upstream's Host): not this service's name, refused
+    # (regression probe 2026-12-07: its write passed).
+    named = ServiceConfig((pool.models[pool.default].path,), db_url, tmp_path / "data", None, allowed_hosts=("plant.example",))
+    with TestClient(create_app(named, pool=pool), base_url="http://127.0.0.1:8000") as client:
+        target = f"/inspections/{made.json()['id']}/review"
+        rebound = client.post(target, json=review, headers={"Origin": "http://evil.example:8443", "X-Forwarded-Host": "evil.example:8443"})
+        assert rebound.status_code == 403
+        ours = client.post(target, json=review, headers={"Origin": "https://plant.example", "X-Forwarded-Host": "plant.example"})
+        assert ours.status_code == 200, ours.text
     with TestClient(create_app(cfg, pool=pool)) as client:
         assert '<meta name="defectlens-root" content="">' in client.get("/").text  # the page takes its own folder
     # No Host at all: let through (DNS rebinding needs a browser, which always sends one); a foreign Host stays refused.

@@ -61,3 +61,29 @@ def test_inspection_ids_are_said_as_numbers_and_one_images_as_a_group() -> None:
     from defectlens.cli.service import _first_ids
 
     assert _first_ids([[1, 2, 3], [7, 9]]) == "1 = 2 = 3; 7 = 9" and _first_ids(list(range(12))) == "0; 1; 2; 3; 4; 5; 6; 7; 8; 9 and 2 more"
+
+
+def test_serve_stopped_while_it_makes_its_database_leaves_none_half_made(tmp_path, monkeypatch, service_model) -> None:
+    """Regression probe 2026-12-07: stopped during its first migration, `serve` left an SQLite file with tables and no version,
+    and every later start was refused; the stop ended with 130 where the help says 0. And a --root-path a browser reads
+    otherwise (/inspect/..) is refused before anything is made."""
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from defectlens.service.store import Store
+
+    data = tmp_path / "data"
+    data.mkdir()  # made by the host (a service manager's state folder): kept, the half-made database not
+    real_check = Store.check
+
+    def stopped(self: Store, writable: bool = False) -> None:
+        real_check(self, writable)  # the file made, then the stop
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "check", stopped)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(data), "--port", "18999"])
+    assert result.exit_code == 0 and "stopped while making the database: nothing served" in result.output, result.output
+    assert data.is_dir() and not (data / "inspections.db").exists()
+    refused = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d2"), "--root-path", "/inspect/.."])
+    assert refused.exit_code == 2 and "is no path a proxy serves under" in " ".join(refused.output.split())
+    assert not (tmp_path / "d2").exists()

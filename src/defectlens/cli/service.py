@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from defectlens._entry import stopped_status, stopping_signals
+from defectlens._entry import stopping_signals
 from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
 from defectlens.io.atomic import folder_identity, printable_text
@@ -262,7 +262,8 @@ def serve(
                                                                   "(DNS rebinding).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (with the others: time, level, on standard error).")] = True,
     root_path: Annotated[str, typer.Option(help="The path a reverse proxy serves this service under (e.g. /inspect, the proxy passing "
-                                                "requests on without it): the API's URLs, the page's calls and /docs go under it.")] = "",
+                                                "requests on without it): the API's URLs, the page's calls and /docs go under it, so the page works "
+                                                "through the proxy only.")] = "",
 ) -> None:
     """Serve the inspection API, the web page and the review loop (models loaded once).
 
@@ -277,6 +278,10 @@ def serve(
         _require_service_extra(forms=True)
     except ImportError as exc:
         raise _need_extra(exc) from None
+    except KeyboardInterrupt:
+        # A stop like any other, as the help says (regression probe 2026-12-07: 130 in this window).
+        console.print("stopped while loading: nothing served")
+        raise typer.Exit(0) from None
     from defectlens.errors import DefectlensError
 
     if token is not None and not token.strip():
@@ -297,7 +302,9 @@ def serve(
         console.print(f"[red]error:[/] --allowed-host {escape(bad_names[0])!r} is no host name — fix: give the bare name in lower case "
                       "(plant.example, or *.plant.example for the names below it, or '*' for any)")
         raise typer.Exit(2)
-    if root_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", root_path):
+    root_path = "" if root_path == "/" else root_path
+    # Plain segments, "." and ".." not among them: a browser reads /inspect/.. as the host's root (regression probe 2026-12-07).
+    if root_path and (not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", root_path) or {".", ".."} & set(root_path.split("/"))):
         # Written into the page and every URL the API gives: a path of plain segments only.
         console.print(f"[red]error:[/] --root-path {escape(root_path)!r} is no path a proxy serves under — fix: give it as /NAME "
                       "(letters, digits, '.', '_', '~', '-'; /plant/inspect for two levels)")
@@ -344,7 +351,7 @@ def serve(
         if made:
             shutil.rmtree(data_dir, ignore_errors=True)
         console.print("stopped while loading the models: nothing served")
-        raise typer.Exit(stopped_status()) from None
+        raise typer.Exit(0) from None
     except DefectlensError as exc:
         if made:
             # Refused before serving (a damaged model, say): no data folder left behind.
@@ -354,8 +361,21 @@ def serve(
     from defectlens.service.store import StoreUnavailable
 
     sqlite = config.db_url.startswith("sqlite")
+    sqlite_file = Path(config.db_url.split(":///", 1)[-1]) if sqlite and ":///" in config.db_url else None
+    fresh_file = sqlite_file is not None and not sqlite_file.exists()
     try:
         app.state.store.check(True)
+    except KeyboardInterrupt:
+        # Stopped while the database was first made: a half-made SQLite file (tables, no version) had refused every later
+        # start (regression probe 2026-12-07). One this start made is removed; a stop ends with 0, as any stop of serve.
+        app.state.pool.close()
+        if made:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        elif fresh_file and sqlite_file is not None:
+            for leftover in (sqlite_file, *(sqlite_file.with_name(sqlite_file.name + end) for end in ("-journal", "-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+        console.print("stopped while making the database: nothing served")
+        raise typer.Exit(0) from None
     except StoreUnavailable as exc:
         # A file is no server that comes back: a damaged or foreign file, or a read-only folder, had kept
         # a process up answering 503 for good, "running" to systemd. Locked by another writer: it may pass.
@@ -382,7 +402,9 @@ def serve(
     served = ", ".join(f"{name} ({printable_text(str(loaded.path))})" if name != str(loaded.path) else name
                        for name, loaded in app.state.pool.models.items())
     said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)%s", served, shown, port,
-              f"; behind a proxy under {root_path}/" if root_path else "")
+              # Said: the page asks for its calls under the root path, which only the proxy takes (regression probe 2026-12-07).
+              f"; for a proxy that serves it under {root_path}/: the page and /docs work through the proxy, not at this address"
+              if root_path else "")
     local = is_loopback(host)
     if token is None:
         said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")

@@ -690,12 +690,16 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     # This machine's own names and those it was told of (--allowed-host): with an address, what a request may name (host_is_own).
     own_names = ("localhost", socket.gethostname(), socket.getfqdn(), *(config.allowed_hosts or ()))
 
+    def is_trusted(name: str) -> bool:
+        """Whether a request may name this service ``name`` (the Host check's rule)."""
+        return "*" in (config.allowed_hosts or ()) or host_is_own(name, own_names)
+
     @app.middleware("http")
     async def _guard_uploads(request: Request, call_next: Any) -> Response:
         # A request without a Host (HTTP/1.0, a load balancer's health check) is no browser's, which DNS rebinding needs: let
         # through (proxy probe 2026-12-07: refused, with advice that could not help).
         sent_host = request.headers.get("host", "")
-        if sent_host and "*" not in (config.allowed_hosts or ()) and not host_is_own(sent_host, own_names):
+        if sent_host and not is_trusted(sent_host):
             named = f"host name {_printable(sent_host, 80)!s}"
             return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: start it with --allowed-host "
                                            "NAME (or --allowed-host '*' for any)"},
@@ -704,7 +708,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
         # inspections). Camera stations and scripts send no Origin; the review page sends its own.
         origin = request.headers.get("origin")
-        if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() not in own_origins(request):
+        if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() not in own_origins(request, is_trusted):
             metrics.rejected.labels("cross_site").inc()
             return JSONResponse({"detail": f"write from another site ({_printable(origin, 80)}) refused: this service takes writes "
                                            "from its own page and from clients that send no Origin header"}, status_code=403)
@@ -1270,14 +1274,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     return app
 
 
-def own_origins(request: Request) -> set[str]:
+def own_origins(request: Request, trusted: Callable[[str], bool]) -> set[str]:
     """The ``host[:port]`` names the page of this very service is loaded from: the request's Host, and behind a proxy the
-    X-Forwarded-Host it passes on (nginx's ``Host $host`` drops the port, its default sends its upstream's name). A page
-    of another site cannot send that header with a form, so it stays refused (proxy probe 2026-12-07: the service's own
-    page behind a proxy was refused as "another site")."""
+    X-Forwarded-Host it passes on (nginx's ``Host $host`` drops the port, its default sends its upstream's name), each only
+    where ``trusted`` takes the name (this machine's own, or --allowed-host): a rebound page's own name in that header had
+    passed its writes (regression probe 2026-12-07). A page of another site cannot add the header to a form (proxy probe
+    2026-12-07: the service's own page behind a proxy was refused as "another site")."""
     names = {request.headers.get("host", "").lower()}
     for forwarded in request.headers.getlist("x-forwarded-host"):
-        names.update(name.strip().lower() for name in forwarded.split(","))
+        names.update(name for name in (part.strip().lower() for part in forwarded.split(",")) if name and trusted(name))
     return names - {""}
 
 
