@@ -307,7 +307,7 @@ def serve(
     if root_path and (not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", root_path) or {".", ".."} & set(root_path.split("/"))):
         # Written into the page and every URL the API gives: a path of plain segments only.
         console.print(f"[red]error:[/] --root-path {escape(root_path)!r} is no path a proxy serves under — fix: give it as /NAME "
-                      "(letters, digits, '.', '_', '~', '-'; /plant/inspect for two levels)")
+                      "(letters, digits, '.', '_', '~', '-', but no segment '.' or '..' alone; /plant/inspect for two levels)")
         raise typer.Exit(2)
     root_path = root_path.rstrip("/")
     host = bare_host(host)
@@ -371,7 +371,7 @@ def serve(
         app.state.pool.close()
         if made:
             shutil.rmtree(data_dir, ignore_errors=True)
-        elif fresh_file and sqlite_file is not None:
+        if fresh_file and sqlite_file is not None:  # also one given with --db outside the data folder (regression probe)
             for leftover in (sqlite_file, *(sqlite_file.with_name(sqlite_file.name + end) for end in ("-journal", "-wal", "-shm"))):
                 leftover.unlink(missing_ok=True)
         console.print("stopped while making the database: nothing served")

@@ -710,6 +710,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         origin = request.headers.get("origin")
         if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() not in own_origins(request, is_trusted):
             metrics.rejected.labels("cross_site").inc()
+            sent_from = urlsplit(origin).netloc.lower()
+            if sent_from in own_origins(request, lambda name: True):
+                # Its own page behind a proxy, under a name it was not told of: said with the fix, not as another site's.
+                return JSONResponse({"detail": f"write from {_printable(origin, 80)} refused: the proxy names this service "
+                                               f"{_printable(sent_from, 80)}, which it was not told it is reached by — start it with "
+                                               "--allowed-host NAME"}, status_code=403)
             return JSONResponse({"detail": f"write from another site ({_printable(origin, 80)}) refused: this service takes writes "
                                            "from its own page and from clients that send no Origin header"}, status_code=403)
         # A write without the token is refused first: before its body is read or spooled, and before
