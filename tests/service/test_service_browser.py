@@ -26,21 +26,28 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @contextlib.contextmanager
-def _page_on_service(pool: ModelPool, tmp_path: Path, reviewer: str) -> Iterator[tuple[Any, Any, Server]]:
+def _page_on_service(pool: ModelPool, tmp_path: Path, reviewer: str, under: str = "") -> Iterator[tuple[Any, Any, Server]]:
     """A served model, and the page open in headless Chromium with the token and a reviewer's name
-    entered; yields (Playwright's sync API, the page, the server) and checks no script error was raised."""
+    entered; yields (Playwright's sync API, the page, the server) and checks no script error was raised. ``under``: the
+    path the service is mounted at, as a proxy with ``serve --root-path`` serves it."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", TOKEN)
-    with Server(create_app(cfg, pool=pool), free_port()) as server, sync_api.sync_playwright() as p:
+    app: Any = create_app(cfg, pool=pool)
+    if under:
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+
+        app = Starlette(routes=[Mount(under, app=app)])
+    with Server(app, free_port()) as server, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url + "/")
+            page.goto(server.url + under + "/")
             page.fill("#token", TOKEN)
             page.dispatch_event("#token", "change")
             page.fill("#reviewer", reviewer)
@@ -453,7 +460,7 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         page.fill("#comment", "seen at the rim")
         page.focus("#detail-heading")
         page.keyboard.press("d")
-        page.wait_for_function("document.getElementById('confirm').disabled")
+        page.wait_for_function("() => document.getElementById('confirm').disabled")  # a function: no eval under the CSP
         page.keyboard.press("g")
         sync_api.expect(page.locator("#review-msg")).to_have_text(re.compile(r"is on its way: press g again once it is saved$"))
         page.keyboard.press("n")
@@ -527,29 +534,12 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
 def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
     # Proxy probe 2026-12-07: served under /inspect/ by a proxy, the page called /models and /inspections at the host's root
     # (every call 404) and showed its pictures from there. Mounted under /inspect here, as a proxy with --root-path serves it.
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-
-    cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", None)
-    outer = Starlette(routes=[Mount("/inspect", app=create_app(cfg, pool=pool))])
-    with Server(outer, free_port()) as server, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url + "/inspect/")
-            page.set_input_files("#file-input", str(images["bad"]))
-            sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
-            assert page.locator("#overlay").get_attribute("src").startswith("/inspect/inspections/")
-            page.wait_for_function("document.getElementById('overlay').naturalWidth > 0", timeout=30_000)
-            sync_api.expect(page.locator("#history tr").first).to_contain_text(images["bad"].name, timeout=30_000)
-            assert errors == []
-        finally:
-            browser.close()
+    with _page_on_service(pool, tmp_path, "Pia", under="/inspect") as (sync_api, page, _server):
+        page.set_input_files("#file-input", str(images["bad"]))
+        sync_api.expect(page.locator("#verdict")).to_have_text("DEFECTIVE", timeout=60_000)
+        assert page.locator("#overlay").get_attribute("src").startswith("/inspect/inspections/")
+        page.wait_for_function("() => document.getElementById('overlay').naturalWidth > 0", timeout=30_000)  # a function: no eval under the CSP
+        sync_api.expect(page.locator("#history tr").first).to_contain_text(images["bad"].name, timeout=30_000)
 
 
 def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:
