@@ -264,12 +264,12 @@ def evaluate(
         # Not "test/ or train/good/": neither is there with --good/--defective (regression probe 2026-12-06).
         notes([f"{len(leaked)} test image(s) are copies of training images (e.g. {leaked[0]}): the metrics flatter the "
                "model — take them out of the test images, or out of the training folder and fit again"])
+    tested = {str(t.path): t.is_defective for t in category.test}  # test image → defective (failures of others: masks)
     if evaluation.n_good == 0 or evaluation.n_defective == 0:
         # The image metrics null and the rate "n/a", exit 0, had come with no word of why (own-dataset probe 2026-12-07).
         missing = "good" if evaluation.n_good == 0 else "defective"
         # Not "no folder holds one" where the images are there but could not be read (regression probe 2026-12-07).
-        of_kind = {str(t.path) for t in category.test if t.is_defective == (missing == "defective")}
-        unread = any(f.source in of_kind for f in evaluation.failures)
+        unread = any(tested.get(f.source) == (missing == "defective") for f in evaluation.failures)
         why, fix = (("none could be read: see the inputs skipped", "repair or replace them") if unread
                     else ("none among the test images", f"add {missing} test images"))
         notes([f"no {missing} test image was scored ({why}): image AUROC, AP and F1-max compare good and defective images, so they are "
@@ -291,7 +291,7 @@ def evaluate(
                "hold no finer detail, and the figures moved by 0.0024 or less where checked (README: 'Pixel metrics are streamed')"])
     if evaluation.no_mask:
         # A mask among the skipped inputs, not any input (regression probe 2026-12-07: pointed there for unreadable images).
-        masks_failed = any(f.source not in {str(t.path) for t in category.test} for f in evaluation.failures)
+        masks_failed = any(f.source not in tested for f in evaluation.failures)
         # Said once, with the files: these images count for the image metrics only.
         console.print(
             # Its cause named: a mask of the wrong size had been said to be "none, or an empty one" (layout probe 2026-12-06).

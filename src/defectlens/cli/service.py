@@ -358,11 +358,10 @@ def serve(
             shutil.rmtree(data_dir, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    from defectlens.service.store import StoreUnavailable
+    from defectlens.service.store import StoreUnavailable, missing_sqlite_file
 
     sqlite = config.db_url.startswith("sqlite")
-    sqlite_file = Path(config.db_url.split(":///", 1)[-1]) if sqlite and ":///" in config.db_url else None
-    fresh_file = sqlite_file is not None and not sqlite_file.exists()
+    fresh_file = missing_sqlite_file(config.db_url)  # the SQLite file this start will make, if any
     try:
         app.state.store.check(True)
     except KeyboardInterrupt:
@@ -371,9 +370,9 @@ def serve(
         app.state.pool.close()
         if made:
             shutil.rmtree(data_dir, ignore_errors=True)
-        if fresh_file and sqlite_file is not None:  # also one given with --db outside the data folder (regression probe)
-            for leftover in (sqlite_file, *(sqlite_file.with_name(sqlite_file.name + end) for end in ("-journal", "-wal", "-shm"))):
-                leftover.unlink(missing_ok=True)
+        if fresh_file is not None:  # also one given with --db outside the data folder (regression probe)
+            for end in ("", "-journal", "-wal", "-shm"):
+                Path(fresh_file + end).unlink(missing_ok=True)
         console.print("stopped while making the database: nothing served")
         raise typer.Exit(0) from None
     except StoreUnavailable as exc:

@@ -195,7 +195,7 @@ def reading_fix(why: str, instead: str | None = None) -> str:
     it (one too deep, :data:`MAX_FOLDER_DEPTH`, had been told to chmod), else ``instead`` or moving its images up."""
     if "denied" in why or "permission" in why:
         return "give this user read and enter permission on it (chmod a+rx)" + (f", or {instead}" if instead else "")
-    if why.startswith("more than "):  # MAX_FOLDER_DEPTH
+    if why.startswith(TOO_DEEP):
         return instead or "move its images to a folder less deep"
     return instead or "check the folder and the disk it is on, then run again"
 
@@ -220,6 +220,8 @@ def closed_lost_and_found(folder: Path) -> bool:
 
 MAX_FOLDER_DEPTH = 64
 """Folders below a folder that :func:`images_below` walks into; deeper ones are listed as not read."""
+TOO_DEEP = f"more than {MAX_FOLDER_DEPTH} folders below"
+"""How :func:`images_below` says why a folder too deep was not read (the start of its reason; :func:`reading_fix` reads it)."""
 
 
 def images_below(folder: str | Path) -> FolderImages:
@@ -249,7 +251,7 @@ def images_below(folder: str | Path) -> FolderImages:
         if len(here.relative_to(root).parts) > MAX_FOLDER_DEPTH:
             # Not walked deeper (os.walk recurses: a tree 1100 folders deep had ended `fit` and `inspect` in a RecursionError
             # traceback; regression probe 2026-12-07): said as a folder not read, as one that cannot be listed.
-            found.unreadable_folders.append((here, f"more than {MAX_FOLDER_DEPTH} folders below {root}"))
+            found.unreadable_folders.append((here, f"{TOO_DEEP} {root}"))
             dirnames.clear()
             continue
         real = os.path.realpath(dirpath)

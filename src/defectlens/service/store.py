@@ -170,7 +170,7 @@ class Store:
                 return
             from alembic.util.exc import CommandError
 
-            if not self.upgrade and (missing := _missing_sqlite_file(self.url)):
+            if not self.upgrade and (missing := missing_sqlite_file(self.url)):
                 # Opened, SQLite makes the file: a mistyped --db had left a new empty database behind.
                 self.last_error = f"no database file at {missing} — fix: check --db and --data-dir"
                 raise StoreUnavailable(f"database not found: {self.last_error}", lasting=True)
@@ -530,7 +530,7 @@ def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datet
     s.add(ReviewRow(inspection_id=row.id, reviewer=review.reviewer, created_at=now, verdict=verdict, payload=payload))
 
 
-def _missing_sqlite_file(url: str) -> str | None:
+def missing_sqlite_file(url: str) -> str | None:
     """The path of a SQLite URL's file when it does not exist (None: there, in memory, or not SQLite)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -560,4 +560,4 @@ def _shown(url: str) -> str:
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError)
 """Driver errors that mean the database is down or unreachable (answered with 503)."""
 
-__all__ = ["UNAVAILABLE_ERRORS", "ClientKeyTaken", "Filters", "Forgotten", "ReviewInput", "Store", "StoreUnavailable"]
+__all__ = ["UNAVAILABLE_ERRORS", "ClientKeyTaken", "Filters", "Forgotten", "ReviewInput", "Store", "StoreUnavailable", "missing_sqlite_file"]
