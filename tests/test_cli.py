@@ -136,6 +136,36 @@ def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itsel
     assert (tmp_path / "named" / "taxonomy.json").is_file()
 
 
+def test_inspector_fit_reads_a_folder_as_fit_does(tmp_path, synthetic_category, monkeypatch):
+    # Left by the last session: Inspector.fit(folder) read a plain folder's subfolders, which `fit FOLDER` does not (ng/ beside
+    # the good parts fitted as normal), and a folder that cannot be entered ended it in a PermissionError traceback.
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.errors import DefectlensWarning
+
+    plain = tmp_path / "ok"
+    shutil.copytree(synthetic_category / "train" / "good", plain)
+    shutil.copytree(synthetic_category / "test" / "spot", plain / "ng")
+    settings = InspectorSettings(image_size=64, coreset_ratio=0.5, extra_neighbourhoods=())
+    with pytest.warns(DefectlensWarning, match=r"image\(s\) in its subfolders are not read"):
+        fitted = Inspector.fit(plain, settings)
+    assert fitted.provenance is not None and fitted.provenance.n_images == len(list(plain.glob("*.png")))
+    # A train/good with its subfolders, as `fit CAT/train/good` reads it.
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_category, data)
+    dated = data / "train" / "good" / "2024-05"
+    dated.mkdir()
+    for image in sorted((data / "train" / "good").glob("*.png"))[:3]:
+        image.rename(dated / image.name)
+    fitted = Inspector.fit(data / "train" / "good", settings)
+    assert fitted.provenance is not None and fitted.provenance.n_images == len(list((data / "train" / "good").rglob("*.png")))
+    # Listed but not entered (mode 644; the tests run as root, so the refusal is simulated).
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == plain else real_access(path, mode, **kw))
+    with pytest.raises(DatasetLayoutError, match="folder cannot be read") as refused:
+        Inspector.fit(plain, settings)
+    assert "chmod a+rx" in str(refused.value)
+
+
 def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
     empty = tmp_path / "empty"
     empty.mkdir()

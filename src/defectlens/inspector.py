@@ -106,7 +106,15 @@ from defectlens.io import (
     write_json_atomic,
 )
 from defectlens.io.atomic import copy_folder_into, folder_identity
-from defectlens.io.dataset import FolderImages, folder_any_case, picture_copies, reading_fix, require_normal_folder
+from defectlens.io.dataset import (
+    FolderImages,
+    folder_any_case,
+    normal_folder_images,
+    picture_copies,
+    reading_fix,
+    require_readable,
+    unreadable_folder,
+)
 from defectlens.io.names import spelled_as_choice
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import Taxonomy, load_taxonomy
@@ -440,6 +448,9 @@ def _folder_images(folder: Path) -> ImageFiles:
     """The images below ``folder`` to fit on, each checked once (:func:`scan_images`); unreadable ones
     are left out with a warning that lists them. A dataset (MVTec layout) gives its ``train/good``,
     as ``defectlens fit`` takes it; one without it is refused (its images include defects)."""
+    # Refused as `fit` refuses it: a folder listed but not entered (mode 644) had ended in a PermissionError traceback.
+    if (why := unreadable_folder(folder)) is not None:
+        require_readable([(folder, why)], "fit on another folder")
     # A dataset's test/ and examples hold defective parts: fitted on whole, they became "normal".
     # Its normal images are read as every command reads a category's (load_category).
     # In any case, as load_category reads them ("Train/Good", "TEST" from Windows had fitted the defects as normal).
@@ -450,10 +461,11 @@ def _folder_images(folder: Path) -> ImageFiles:
             warn_caller(DefectlensWarning(note))
         found = category.require_train_good()
     else:
-        require_normal_folder(folder)  # as `defectlens fit` refuses it
-        below = images_below(folder)
-        _say_unread_folders(below, folder, "fitted on")
-        found = below.images
+        # As `defectlens fit FOLDER` reads it: a plain folder's own images, a train/good's with its subfolders.
+        normal = normal_folder_images(folder)
+        for note in normal.notes:
+            warn_caller(DefectlensWarning(note))
+        found = normal.images
     if not found:
         raise DatasetLayoutError(f"no images in {folder}", folder, "give the folder of the part's normal images")
     files, failures = scan_images(found)
@@ -742,8 +754,9 @@ class Inspector:
     ) -> Inspector:
         """Fit the detector ``settings.detector`` names on normal images: paths, arrays or Pillow
         images, :class:`~defectlens.io.ImageFiles` from :func:`scan_images` (decoded batch by batch
-        as they are encoded), or a folder (its images, read as they are encoded; unreadable ones
-        left out with a warning). The returned Inspector's :attr:`fit_summary` says what fitting did.
+        as they are encoded), or a folder read as `defectlens fit` reads it (a dataset's train/good with its
+        subfolders, a plain folder's own images: :func:`~defectlens.io.dataset.normal_folder_images`;
+        read as they are encoded; unreadable ones left out with a warning). The returned Inspector's :attr:`fit_summary` says what fitting did.
 
         With ``secondary`` (e.g. a grounding detector with the token cue), the memory bank and
         it are fused (:class:`~defectlens.detect.fusion.FusedDetector`): both are normalised on

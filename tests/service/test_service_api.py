@@ -1380,6 +1380,10 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         urls = made.json()["urls"]
         assert urls["overlay"] == f"/inspect/inspections/{made.json()['id']}/overlay.png" and urls["page"].startswith("/inspect/#/")
         assert client.get("/inspections").json()["items"][0]["urls"] == urls
+        # A trailing slash's redirect as a path under the prefix, the path as uvicorn passes it (left by the last session: named
+        # http://HOST/… after the Host the proxy passed, it lost the proxy's port and https).
+        moved = client.get("/inspect/inspections/?verdict=defective", headers={"Host": "plant.example"}, follow_redirects=False)
+        assert moved.status_code == 307 and moved.headers["location"] == "/inspect/inspections?verdict=defective"
         # The page of this service, its Host passed on without the port and the port in X-Forwarded-Host: not another site.
         review = {"reviewer": "Ana", "comment": "seen"}
         sent = client.post(f"/inspections/{made.json()['id']}/review", json=review,

@@ -87,8 +87,9 @@ def test_serve_stopped_while_it_makes_its_database_leaves_none_half_made(tmp_pat
     # A database named with --db outside a data folder this start made: removed too (regression probe 2026-12-07: left).
     elsewhere = tmp_path / "db"
     elsewhere.mkdir()
-    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "new"), "--port", "18999",
-                                      "--db", f"sqlite:///{elsewhere / 'a.db'}"])
+    # With the folders above it that the start made (regression probe 2026-12-07: `--data-dir a/b/c` had left a/b).
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "new" / "line 3" / "data"), "--port",
+                                      "18999", "--db", f"sqlite:///{elsewhere / 'a.db'}"])
     assert result.exit_code == 0 and not (tmp_path / "new").exists() and list(elsewhere.iterdir()) == [], result.output
     refused = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d2"), "--root-path", "/inspect/.."])
     assert refused.exit_code == 2 and "is no path a proxy serves under" in " ".join(refused.output.split())

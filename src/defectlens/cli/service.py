@@ -37,6 +37,17 @@ DEFAULT_DATA = Path("defectlens_service")
 """The SQLite file in the data folder, the database when no --db is given."""
 
 
+def _outermost_missing(folder: Path) -> Path | None:
+    """The outermost folder on ``folder``'s path that does not exist yet — what ``mkdir(parents=True)`` makes first — or None
+    where ``folder`` exists."""
+    missing = None
+    for inner in (where := Path(os.path.abspath(folder)), *where.parents):
+        if os.path.lexists(inner):
+            break
+        missing = inner
+    return missing
+
+
 def _db_url(db: str | None, data_dir: Path) -> str:
     """The database URL: --db, else the SQLite file in the data folder."""
     from defectlens.service.db import sqlite_url  # the service extra's; imported when a command runs
@@ -324,7 +335,8 @@ def serve(
         raise typer.Exit(2)
     # From here on every line is dated: the app's start-up (scratch files removed, say) logs too.
     logging.config.dictConfig(log_config(access_log))
-    made = not data_dir.exists()
+    # What this start makes, the folders above it included, goes if it is refused (`--data-dir a/b/c` had left a/b).
+    made = _outermost_missing(data_dir)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -335,8 +347,8 @@ def serve(
     if recorded is not None and not same_database(recorded, _db_url(db, data_dir), data_dir) and BlobStore(data_dir).holds_files():
         # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
         # was overwritten, and a prune then removed the first database's pictures).
-        if made:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({escape(json.dumps(recorded))}, "
                       f"recorded in {SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
         raise typer.Exit(2)
@@ -348,14 +360,14 @@ def serve(
         app = create_app(config)
     except KeyboardInterrupt:
         # Stopped while the models loaded: a stop like any other (status 0, as the help says), nothing served.
-        if made:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         console.print("stopped while loading the models: nothing served")
         raise typer.Exit(0) from None
     except DefectlensError as exc:
-        if made:
+        if made is not None:
             # Refused before serving (a damaged model, say): no data folder left behind.
-            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(made, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     from defectlens.service.store import StoreUnavailable, missing_sqlite_file
@@ -368,8 +380,8 @@ def serve(
         # Stopped while the database was first made: a half-made SQLite file (tables, no version) had refused every later
         # start (regression probe 2026-12-07). One this start made is removed; a stop ends with 0, as any stop of serve.
         app.state.pool.close()
-        if made:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         if fresh_file is not None:  # also one given with --db outside the data folder (regression probe)
             for end in ("", "-journal", "-wal", "-shm"):
                 Path(fresh_file + end).unlink(missing_ok=True)
@@ -381,8 +393,8 @@ def serve(
         # A server that is down may come back (503 until then); one holding another application's tables will not.
         if exc.lasting or (sqlite and "locked" not in str(exc)):
             app.state.pool.close()  # its scoring thread, and the models, go with the refusal
-            if made:
-                shutil.rmtree(data_dir, ignore_errors=True)
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
             # A lasting refusal says its own remedy (upgrade defectlens, a database of its own); "repair or move
             # the file" had followed "upgrade defectlens" for a schema a newer version wrote.
             fix = "" if exc.lasting else (" — fix: the SQLite file (or its folder) must be a defectlens database this process can write: "

@@ -99,9 +99,9 @@ from defectlens.io import (
     printable_text,
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import folder_any_case, is_good_folder, noted_images_below, reading_fix, require_normal_folder, require_readable
+from defectlens.io.dataset import folder_any_case, is_good_folder, is_train_good, normal_folder_images, reading_fix
 from defectlens.io.images import describe_unreadable, path_is
-from defectlens.io.names import spelled_as_choice, word_folded
+from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import (
     can_write,
     lock_folder,
@@ -541,46 +541,16 @@ def _what_was_fitted(inspector: Inspector, summary: FitSummary) -> str:
     return said
 
 
-def is_train_good(folder: Path) -> bool:
-    """Whether ``folder`` is a dataset's ``train/good`` (in any case), however it was named (``good`` from inside ``train/``,
-    ``.`` from inside it: regression probe 2026-12-07, one folder had been fitted on 8 or 12 images by how it was named)."""
-    where = Path(os.path.abspath(folder))
-    return word_folded(where.parent.name) == "train" and is_good_folder(where)
-
-
 def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] | None:
     """``(images, folder, taxonomy)`` when ``folder`` is a plain folder of normal images to fit on
     (no ``train/`` in it; an MVTec ``train/good`` given itself included), else None.
     The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
     if not folder.is_dir() or folder_any_case(folder, "train").is_dir():
         return None
-    require_normal_folder(folder)
     # Named whole where it was given as "." or "..": the model records the folder it was fitted on.
     folder = Path(os.path.abspath(folder)) if folder.name in ("", ".", "..") else folder
-    said: list[str] = []
-    train_good = is_train_good(folder)
-    if train_good:
-        # A train/good with its subfolders, as `fit CATEGORY` reads it (own-dataset probe 2026-12-07: `fit CAT/train/good` had
-        # fitted on 8 of its 12 images, those filed by date left out unsaid).
-        unreadable: list[tuple[Path, str]] = []
-        images = noted_images_below(folder, said, unreadable)
-        require_readable(unreadable, "move it out of the folder")
-    else:
-        # A plain folder's own images only: its subfolders may hold anything (an examples/ folder, ng/ beside ok/, a dataset
-        # one level down: read whole, they had been fitted as normal parts; regression probe 2026-12-07). Those left are said,
-        # as are dead links and other formats (a plain folder's had been dropped without a word).
-        below = images_below(folder)
-        images = [p for p in below.images if p.parent == folder]
-        nested = len(below.images) - len(images)
-        if not images and nested and not folder_any_case(folder, "test").is_dir():
-            # Not "lay it out as MVTec-AD does" after a note to fit on the subfolder (regression probe 2026-12-07).
-            raise DatasetLayoutError(f"holds no image of its own, and {nested} in its subfolders (a plain folder's own images are fitted "
-                                     "on)", folder, "fit on the subfolder of the normal parts' images (a dataset's: its folder, or train/good)")
-        if nested and images:
-            said.append(f"{folder}: {nested} image(s) in its subfolders are not read (a plain folder's own images are fitted on): move "
-                        "the normal parts' images into it, or fit on the subfolder that holds them")
-        if other := [p.name for p in below.other_formats if p.parent == folder]:
-            said.append(f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them")
+    found = normal_folder_images(folder)
+    images, said, train_good = found.images, found.notes, found.train_good
     if not images:
         # A dataset without train/ (its test/ alone) is read as one, and said so there.
         return None

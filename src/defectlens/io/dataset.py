@@ -441,6 +441,61 @@ REVIEW_EXPORT_MANIFEST = "manifest.json"
 """The file `export-reviews` writes last in its folder: what came from which inspection."""
 
 
+def is_train_good(folder: Path) -> bool:
+    """Whether ``folder`` is a dataset's ``train/good`` (in any case), however it was named (``good`` from inside ``train/``,
+    ``.`` from inside it: regression probe 2026-12-07, one folder had been fitted on 8 or 12 images by how it was named)."""
+    where = Path(os.path.abspath(folder))
+    return word_folded(where.parent.name) == "train" and is_good_folder(where)
+
+
+@dataclass(frozen=True)
+class NormalFolder:
+    """The images a folder of normal parts gives a fit (:func:`normal_folder_images`)."""
+
+    images: list[Path]
+    """The images fitted on, in the order read."""
+    notes: list[str]
+    """What was not read, or read though nested, each a line to say."""
+    train_good: bool
+    """Whether the folder is a dataset's ``train/good`` (its subfolders read)."""
+
+
+def normal_folder_images(folder: Path) -> NormalFolder:
+    """The images to fit on in ``folder``, a folder of normal parts that is no dataset (no ``train/`` or ``test/`` in it): the one
+    rule of `defectlens fit FOLDER` and :meth:`Inspector.fit`, which had read a plain folder's subfolders while the command did
+    not (``ng/`` beside ``ok/`` fitted as normal; regression probe 2026-12-07).
+
+    A dataset's ``train/good`` is read with its subfolders, as a category's is; a plain folder's own images only (its subfolders
+    may hold anything: an examples/ folder, ng/ beside ok/), those left said in :attr:`NormalFolder.notes`, as are formats not
+    read. Refused: a folder of labelled parts (:func:`require_normal_folder`), one that cannot be read, and one whose images
+    are all in its subfolders."""
+    require_normal_folder(folder)
+    said: list[str] = []
+    if is_train_good(folder):
+        # A train/good with its subfolders, as `fit CATEGORY` reads it (own-dataset probe 2026-12-07: `fit CAT/train/good` had
+        # fitted on 8 of its 12 images, those filed by date left out unsaid).
+        unreadable: list[tuple[Path, str]] = []
+        images = noted_images_below(folder, said, unreadable)
+        require_readable(unreadable, "move it out of the folder")
+        return NormalFolder(images, said, True)
+    below = images_below(folder)
+    # The folder itself (listed but not entered, mode 644, had ended Inspector.fit in a PermissionError traceback); its
+    # subfolders are not read, so one closed among them changes nothing.
+    require_readable([(where, why) for where, why in below.unreadable_folders if where == Path(folder)], "fit on another folder")
+    images = [p for p in below.images if p.parent == Path(folder)]
+    nested = len(below.images) - len(images)
+    if not images and nested and not folder_any_case(folder, "test").is_dir():
+        # Not "lay it out as MVTec-AD does" after a note to fit on the subfolder (regression probe 2026-12-07).
+        raise DatasetLayoutError(f"holds no image of its own, and {nested} in its subfolders (a plain folder's own images are fitted "
+                                 "on)", folder, "fit on the subfolder of the normal parts' images (a dataset's: its folder, or train/good)")
+    if nested and images:
+        said.append(f"{folder}: {nested} image(s) in its subfolders are not read (a plain folder's own images are fitted on): move "
+                    "the normal parts' images into it, or fit on the subfolder that holds them")
+    if other := [p.name for p in below.other_formats if p.parent == Path(folder)]:
+        said.append(f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them")
+    return NormalFolder(images, said, False)
+
+
 def require_normal_folder(folder: Path) -> None:
     """Refuse a ``folder`` to fit on whose images are parts labelled by folder, defective ones among them, rather than
     normal parts alone (:func:`_labelled_layout`): read whole as normal parts (:meth:`Inspector.fit` reads a folder's

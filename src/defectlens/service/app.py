@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -747,6 +747,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 admission.leave()
         # Stored uploads are served with the type their content was decoded as; never let a browser guess another.
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if 300 <= response.status_code < 400 and (location := urlsplit(response.headers.get("location", ""))).netloc == request.url.netloc:
+            # A redirect of this service's own (/inspections/ to /inspections) as a path, which the browser takes from the address
+            # it used: named by the Host the proxy passed, it had lost the proxy's port and https (proxy probe 2026-12-07).
+            response.headers["location"] = urlunsplit(("", "", location.path, location.query, location.fragment))
         return response
 
     def token_ok(x_api_token: str | None, authorization: str | None) -> bool:
