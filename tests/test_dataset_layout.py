@@ -4,6 +4,7 @@ the whole image, a mask matched to the wrong photo, a good folder taken for a de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -437,6 +438,12 @@ def test_a_dataset_and_labelled_folders_find_the_same_masks_in_masks_folders_and
     found = {item.path.name: item.mask_path for item in load_category(root).test}
     assert found == expected
     assert {p.name: mask_for_image(p) for p in (root / "test").rglob("*.png") if "masks" not in p.parts} == expected
+    # Through a link to a type folder (left by the last session: its ground_truth/ masks were not found), as given and relative.
+    (tmp_path / "line").mkdir()
+    (tmp_path / "line" / "lot1").symlink_to(root / "test" / "crack" / "lot1")
+    assert mask_for_image(tmp_path / "line" / "lot1" / "b.png") == expected["b.png"]
+    with contextlib.chdir(tmp_path / "line"):
+        assert mask_for_image(Path("lot1") / "b.png") == Path("..") / expected["b.png"].relative_to(tmp_path)
 
 
 def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_come_first(tmp_path, monkeypatch):

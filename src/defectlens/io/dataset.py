@@ -408,6 +408,19 @@ def mask_for_image(image: str | Path) -> Path | None:
     # normalised: a ".." after a link is the link's target's parent, as the system reads it (regression probe 2026-12-07).
     cwd = Path.cwd()
     path = cwd / image
+    found = _dataset_or_folder_mask(path)
+    if found is None and (real := Path(os.path.realpath(path.parent)) / path.name) != path:
+        # Through a link to a dataset's type folder (a line's folder linked into the dataset, or the other way): its
+        # ground_truth/ is beside the folder linked to, which the path as given does not show (regression probe 2026-12-07).
+        found = _dataset_or_folder_mask(real)
+    # Named as the image was: relative to the working folder for an image given so (messages and JSON had turned absolute).
+    if found is None or Path(image).is_absolute():
+        return found
+    return found.relative_to(cwd) if found.is_relative_to(cwd) else Path(os.path.relpath(found, cwd))
+
+
+def _dataset_or_folder_mask(path: Path) -> Path | None:
+    """:func:`mask_for_image` of the absolute ``path``, as its folders are named."""
     if folded_name(path.parent.parent.name) in LABELLED_SPLITS:
         type_dir: Path | None = path.parent
     else:
@@ -419,13 +432,8 @@ def mask_for_image(image: str | Path) -> Path | None:
                                          and unreadable_folder(gt, os.X_OK) is None):
             type_dir = None
     if type_dir is None or is_good_folder(type_dir):
-        found = _mask_below(None, path.parent, path)
-    else:
-        found = _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
-    # Named as the image was: relative to the working folder for an image given so (messages and JSON had turned absolute).
-    if found is None or Path(image).is_absolute():
-        return found
-    return found.relative_to(cwd) if found.is_relative_to(cwd) else Path(os.path.relpath(found, cwd))
+        return _mask_below(None, path.parent, path)
+    return _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
 
 
 def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
