@@ -39,6 +39,7 @@ from defectlens.errors import (
 from defectlens.evaluate.harness import evaluate_detection
 from defectlens.inspector import InspectorSettings
 from defectlens.io import atomic_directory, clean_stale_temporaries, load_category, load_image, write_text_atomic
+from defectlens.io.images import as_rgb_image
 from defectlens.io.outputs import unique_output_names
 from defectlens.taxonomy import load_taxonomy
 from tests.conftest import texture
@@ -836,41 +837,101 @@ def test_format_version_as_a_string_says_it_must_be_an_integer(fitted_model, tmp
         Inspector.load(model)
 
 
-def test_a_sixteen_bit_colour_png_is_said_to_be_read_at_eight_bits(tmp_path):
-    # Regression probe 2026-12-06: Pillow decodes a 48-bit PNG to its upper bytes, so 12-bit data came out 16x darker
-    # without a word, outside the sensor-depth rule 16-bit grey follows.
-    data = (np.random.default_rng(0).integers(0, 4096, (16, 16, 3))).astype(">u2")
-    raw = b"".join(b"\x00" + data[y].tobytes() for y in range(16))
-
+def _png16(path: Path, pixels: np.ndarray, colour_type: int) -> Path:
+    """A PNG of 16 bits a channel (``colour_type`` 2: RGB, 4: grey + alpha), which Pillow cannot write: its chunks by hand."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
-    path = tmp_path / "rgb48.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 16, 2, 0, 0, 0))
+    height, width = pixels.shape[:2]
+    raw = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    with pytest.warns(DefectlensWarning, match="16 bits a channel in colour or with transparency, read at the upper 8 bits"):
-        image = load_image(path)
-    assert image.max() < 16
-    # Grey with transparency, 16 bits a channel (colour type 4), and a 16-bit colour TIFF: said too (regression probe).
-    grey_alpha = tmp_path / "la32.png"
-    raw = b"".join(b"\x00" + data[y, :, :2].tobytes() for y in range(16))
-    grey_alpha.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 16, 4, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    with pytest.warns(DefectlensWarning, match="read at the upper 8 bits"):
-        load_image(grey_alpha)
-    # A batch of them is said once (regression probe: a line an image).
+    return path
+
+
+def test_sixteen_bit_colour_and_grey_with_alpha_are_read_at_their_depth(tmp_path, monkeypatch):
+    # Camera probe 2026-12-07: Pillow decodes 16-bit colour, and grey with a 16-bit alpha, to their upper bytes, so 12-bit data
+    # came out 16x darker (19 of 20 good tiles flagged; a warning said it, the results did not). Read whole now, as the same
+    # pixels given as an array are; a 16-bit alpha is read by its own range, not as the colour's depth.
+    import imagecodecs
+
+    data = np.random.default_rng(0).integers(0, 4096, (16, 16, 3)).astype(np.uint16)
+    as_array = as_rgb_image(data)
+    rgb48 = _png16(tmp_path / "rgb48.png", data, 2)
+    tiff = tmp_path / "rgb48.tif"
+    tiff.write_bytes(imagecodecs.tiff_encode(data))
+    grey_alpha = _png16(tmp_path / "la32.png", np.stack([data[..., 0], np.full((16, 16), 65535, np.uint16)], axis=2), 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say
+        assert np.array_equal(load_image(rgb48), as_array) and np.array_equal(load_image(tiff), as_array)
+        assert np.array_equal(load_image(grey_alpha), as_rgb_image(data[..., 0]))
+        assert as_array.max() > 200  # 12-bit data spans the 8-bit range
+    # Where the codec cannot read one, Pillow's upper 8 bits are read and said, a batch of them once (regression probe).
     from defectlens.errors import ShallowColourWarning
     from defectlens.inspector import load_images
 
+    monkeypatch.setattr(imagecodecs, "png_decode", lambda data: (_ for _ in ()).throw(ValueError("unreadable")))
+    with pytest.warns(ShallowColourWarning, match="16 bits a channel in colour or with transparency, read at the upper 8 bits"):
+        assert load_image(rgb48).max() < 16
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        load_images([path, grey_alpha, path])
+        load_images([rgb48, grey_alpha, rgb48])
     said = [str(w.message) for w in caught if issubclass(w.category, ShallowColourWarning)]
     assert len(said) == 1 and said[0].startswith("3 images are 16 bits a channel in colour or with transparency"), said
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "rgb24.png")
         load_image(tmp_path / "rgb24.png")  # 8-bit colour: nothing said
+
+
+def test_a_few_hot_pixels_do_not_set_an_images_depth(tmp_path):
+    # Camera probe 2026-12-07: one pixel at 65535 (a hot pixel, or the frame information some cameras write in a corner) read a
+    # 12-bit frame as 16-bit data, 16x darker: 18 of 20 good tiles flagged, a fit's depth set to 16 by one such frame.
+    from defectlens.errors import ClippedPixelsWarning
+    from defectlens.io.images import HOT_PIXEL_MIN, sensor_bits
+
+    frame = np.random.default_rng(1).integers(0, 4096, (64, 64)).astype(np.uint16)
+    hot = frame.copy()
+    hot[0, :HOT_PIXEL_MIN] = 65535
+    assert sensor_bits(frame) == sensor_bits(hot) == 12
+    with pytest.warns(ClippedPixelsWarning, match="4 pixel value.s. up to 65535 over the 12-bit range of the rest of the image"):
+        read = as_rgb_image(hot)
+    assert np.array_equal(read[1:], as_rgb_image(frame)[1:]) and (read[0, :HOT_PIXEL_MIN] == 255).all()
+    # More than a few are the image's own: a 16-bit frame stays one; so is a bright tail rising from the rest (a highlight).
+    hot[0, : HOT_PIXEL_MIN + 1] = 65535
+    assert sensor_bits(hot) == 16
+    hot[0, : HOT_PIXEL_MIN + 1] = 9000
+    assert sensor_bits(hot) == 14
+    # Through a file.
+    hot[0, :HOT_PIXEL_MIN], hot[0, HOT_PIXEL_MIN] = 65535, frame[0, HOT_PIXEL_MIN]
+    Image.fromarray(hot).save(tmp_path / "hot.png")
+    with pytest.warns(ClippedPixelsWarning):
+        assert np.array_equal(load_image(tmp_path / "hot.png")[1:], as_rgb_image(frame)[1:])
+
+
+def test_exif_orientations_turn_pixels_as_pillow_turns_images():
+    from PIL import ImageOps
+
+    from defectlens.io.images import EXIF_ORIENTATION, upright_pixels
+
+    pixels = np.random.default_rng(2).integers(0, 255, (5, 7, 3)).astype(np.uint8)
+    for orientation in range(1, 9):
+        image = Image.fromarray(pixels)
+        exif = image.getexif()
+        exif[EXIF_ORIENTATION] = orientation
+        image.info["exif"] = exif.tobytes()
+        turned = np.asarray(ImageOps.exif_transpose(image))
+        assert np.array_equal(upright_pixels(pixels, orientation), turned), orientation
+
+
+def test_a_tiff_of_a_pixel_format_pillow_has_no_mode_for_says_which_formats_are_read(tmp_path):
+    # Camera probe 2026-12-07: a valid float16 TIFF was told "its content is not what its name says: re-export or re-copy it".
+    import imagecodecs
+
+    path = tmp_path / "half.tif"
+    path.write_bytes(imagecodecs.tiff_encode(np.random.default_rng(3).random((16, 16)).astype(np.float16)))
+    with pytest.raises(ImageReadError, match=r"a TIFF whose pixel format is not read .*fix: save it as 8- or 16-bit integers or 32-bit floats"):
+        load_image(path)
 
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:
@@ -1264,6 +1325,24 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_inspected(tmp_path):
         assert load_image(tmp_path / "scan.tif").max() == 10
 
 
+def test_what_reading_an_image_said_is_kept_with_its_results(fitted_model, synthetic_category, tmp_path):
+    # Camera probe 2026-12-07: a multi-page TIFF's other pages, pixels clipped, a transparent area filled were said on the
+    # terminal alone: the inspection JSON, the report, summary.csv and the gallery said nothing of them.
+    grey = np.asarray(Image.open(synthetic_category / "test" / "good" / "000.png").convert("L"))
+    Image.fromarray(grey).save(tmp_path / "scan.tif", save_all=True, append_images=[Image.fromarray(255 - grey)])
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(tmp_path / "scan.tif"), str(synthetic_category / "test" / "good" / "000.png"),
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    said = f"{tmp_path / 'scan.tif'}: 2 pages; only the first is inspected — save each page as its own image to inspect them all"
+    assert json.loads((out / "scan.json").read_text())["reading_notes"] == [said]
+    assert "reading_notes" not in json.loads((out / "000.json").read_text())
+    assert said in (out / "scan.report.md").read_text() and said in json.loads((out / "scan.report.json").read_text())["notes"]
+    rows = {r["output"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows["scan"]["report"].startswith(f"WARNING: {said} | ") and not rows["000"]["report"].startswith("WARNING")
+    assert said in (out / "index.html").read_text()
+
+
 def test_an_examples_folder_that_gives_no_classifier_is_refused(fitted_model, synthetic_category, tmp_path):
     # Hostile probe 2026-12-05: images lying directly in --examples (no type folders) gave a note and an
     # inspection without types, exit 0, where a bad --taxonomy is refused.
@@ -1354,20 +1433,16 @@ def test_an_inspector_used_from_several_threads_leaves_the_process_warnings_as_t
     assert [str(w.message) for w in caught] == ["the user's own"]
 
 
-def test_a_warning_made_an_error_is_raised_as_itself_not_as_a_bad_file(tmp_path):
+def test_a_warning_made_an_error_is_raised_as_itself_not_as_a_bad_file(tmp_path, monkeypatch):
     # Regression probe 2026-12-06: under simplefilter("error"), a 16-bit colour PNG's warning came out as "image could not
     # be decoded (ShallowColourWarning: ...) — fix: re-export or re-copy the image".
+    import imagecodecs
+
     from defectlens.errors import ShallowColourWarning
 
     deep = np.random.default_rng(0).integers(0, 65535, (32, 32, 3)).astype(np.uint16)
-    path = tmp_path / "c16.png"  # 16 bits a channel in colour, which Pillow cannot write: the PNG chunks by hand
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in deep)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 16, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path = _png16(tmp_path / "c16.png", deep, 2)
+    monkeypatch.setattr(imagecodecs, "png_decode", lambda data: (_ for _ in ()).throw(ValueError("unreadable")))  # said, not read whole
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ShallowColourWarning):
@@ -1403,3 +1478,19 @@ def test_safetensors_files_under_a_name_that_is_not_utf8_round_trip_with_their_m
         tensors, metadata = load_safetensors(path, arrays=arrays)
         assert metadata == {"placement": "{}", "v": "2"}
         assert isinstance(tensors["x"], np.ndarray if arrays else torch.Tensor) and np.array_equal(np.asarray(tensors["x"]), values)
+
+
+def test_a_format_not_read_is_a_batch_failure_and_said_so_given_alone(tmp_path, fitted_model):
+    # Camera probe 2026-12-07: inspect_batch(folder) passed over a GIF without a word (`inspect` lists it), and a GIF given
+    # alone was told the suffixes read rather than that GIFs are not.
+    folder = tmp_path / "lot"
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    Image.fromarray(texture(rng, 96, 128)).save(folder / "a.png")
+    Image.fromarray(texture(rng, 96, 128)).save(folder / "b.gif")
+    batch = Inspector.load(fitted_model).inspect_batch(folder)
+    said = f"{folder / 'b.gif'}: .gif images are not read — fix: convert it to PNG or JPEG"
+    assert len(batch.images) == 1 and [f.message for f in batch.failures] == [said] and batch.n_inputs == 2
+    with pytest.raises(ImageReadError) as refused:
+        load_image(folder / "b.gif")
+    assert str(refused.value) == said

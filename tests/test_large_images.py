@@ -151,3 +151,16 @@ def test_the_budget_thins_only_the_largest_images_and_only_when_the_set_passes_i
     limit = pixels_per_image(areas, budget=500_000)
     assert sum(min(a, limit) for a in areas) <= 500_000 < sum(min(a, limit + 1) for a in areas)
     assert limit == (500_000 - 100_000) // 4
+
+
+def test_an_overlay_longer_than_a_jpeg_can_be_is_refused_with_the_format_that_takes_it(fitted_model, tmp_path):
+    # Camera probe 2026-12-07: a 70 000-pixel line scan with --overlay jpg was inspected, then its results were "not written",
+    # with the fix to free disk space and resume, which could not help.
+    line = tmp_path / "scan.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (16, 65_600), dtype=np.uint8)).save(line)
+    result = CliRunner().invoke(app, ["inspect", str(fitted_model), str(line), "-o", str(tmp_path / "out"), "--overlay", "jpg"])
+    said = " ".join(result.output.split())
+    assert "is longer than a JPEG can be (65,500 pixels) — fix: run again with --overlay png (or none) and --resume" in said, said
+    assert not (tmp_path / "out" / "scan.json").exists()
+    again = CliRunner().invoke(app, ["inspect", str(fitted_model), str(line), "-o", str(tmp_path / "out"), "--overlay", "png", "--resume"])
+    assert again.exit_code == 0 and (tmp_path / "out" / "scan.json").is_file(), again.output

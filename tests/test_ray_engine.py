@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -278,3 +279,5 @@ def test_a_workers_image_warnings_are_said_by_the_command(ray_running, fitted_mo
     result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(tmp_path / "out"), "--engine", "ray"])
     assert result.exit_code == 0, result.output
     assert "2 pages; only the first is inspected" in " ".join(result.output.split()), result.output
+    # And kept with its results, as the local engine keeps them (camera probe 2026-12-07).
+    assert "2 pages; only the first is inspected" in json.loads((tmp_path / "out" / "scan.json").read_text())["reading_notes"][0]

@@ -292,6 +292,9 @@ class InspectedImage:
     result: AnomalyResult
     """Carries the grounding model's type maps when one took part."""
     inspection: Inspection
+    reading_notes: tuple[str, ...] = ()
+    """What reading the file said of it (a multi-page TIFF's other pages, a transparent area filled, pixels clipped to the
+    model's depth), each also warned: kept with its results, where the terminal's lines had been all that said it."""
 
 
 @with_field_docs
@@ -333,20 +336,25 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
 
 def _readable(
     paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None, strict: bool = False, bit_depth: int | None = None,
-) -> Iterator[tuple[Path, np.ndarray, int | None]]:
-    """Each of ``paths`` that decodes, with its pixels (deeper ones read at ``bit_depth``) and its own sensor depth
-    (:func:`~defectlens.io.sensor_bits`); unreadable files are added to ``failures`` as :class:`Failure` records
-    instead of stopping the batch (``strict``: the first one's error is raised)."""
+) -> Iterator[tuple[Path, np.ndarray, int | None, tuple[str, ...]]]:
+    """Each of ``paths`` that decodes, with its pixels (deeper ones read at ``bit_depth``), its own sensor depth
+    (:func:`~defectlens.io.sensor_bits`) and what its reading said (:class:`~defectlens.errors.DefectlensWarning`s, also
+    warned); unreadable files are added to ``failures`` as :class:`Failure` records instead of stopping the batch
+    (``strict``: the first one's error is raised)."""
     for p in paths:
         try:
-            pixels = decoded_pixels(p)
-            image = as_rgb_image(pixels, p, bit_depth)
+            with collected_warnings() as said:
+                pixels = decoded_pixels(p)
+                image = as_rgb_image(pixels, p, bit_depth)
         except DefectlensError as exc:
             if strict:
                 raise
             failures.append(Failure(str(p), str(exc)))
         else:
-            yield Path(p), image, sensor_bits(pixels)
+            yield Path(p), image, sensor_bits(pixels), tuple(str(w) for w in said if isinstance(w, DefectlensWarning))
+        finally:
+            for w in said:
+                warn_caller(w)
         if progress:
             progress(1)
 
@@ -413,7 +421,8 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
     if _is_folder(paths):
         below = images_below(paths)
         _say_unread_folders(below, paths, "inspected")
-        found: list[str | Path] = list(below.images)
+        # Images in formats not read are the batch's failures, as `inspect` lists them (a GIF had been passed over unsaid).
+        found: list[str | Path] = sorted([*below.images, *below.other_formats], key=lambda p: Path(p).relative_to(paths).parts)
         if not found and not below.unreadable_folders:
             # Said, not raised: a loop polling a folder the camera fills finds it empty now and then (API probe 2026-12-06:
             # an empty batch came back without a word).
@@ -635,12 +644,20 @@ def load_images(
 ) -> tuple[list[np.ndarray], list[Path], list[Failure]]:
     """Decode ``paths`` (pixels deeper than 8 bits read at ``bit_depth``: a model's :attr:`Inspector.bit_depth`); unreadable
     files become :class:`Failure` records instead of stopping the batch."""
+    images, kept, _, failures = _images_with_notes(paths, progress, bit_depth)
+    return images, kept, failures
+
+
+def _images_with_notes(
+    paths: Sequence[str | Path], progress: Progress | None = None, bit_depth: int | None = None,
+) -> tuple[list[np.ndarray], list[Path], list[tuple[str, ...]], list[Failure]]:
+    """:func:`load_images`, with what reading each image said (:attr:`InspectedImage.reading_notes`)."""
     failures: list[Failure] = []
     with collected_warnings() as caught:
         read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
     for w in said_per_batch(caught, bit_depth):
         warn_caller(w)
-    return [image for _, image, _ in read], [path for path, _, _ in read], failures
+    return [image for _, image, _, _ in read], [path for path, _, _, _ in read], [notes for *_, notes in read], failures
 
 
 def said_per_batch(caught: Sequence[Warning], bit_depth: int | None = None) -> list[Warning]:
@@ -680,7 +697,7 @@ def scan_images(paths: Sequence[str | Path], progress: Progress | None = None, s
     grey: list[bool] = []
     bits: list[int | None] = []
     with collected_warnings() as caught:
-        for path, image, depth in _readable(paths, failures, progress, strict):
+        for path, image, depth, _ in _readable(paths, failures, progress, strict):
             kept.append(path)
             shapes.append(tuple(image.shape))
             digests.append(image_digest(image))
@@ -1189,16 +1206,16 @@ class Inspector:
         (:meth:`score` and :meth:`decide`)."""
         paths = _path_list(paths)
         start = time.perf_counter()
-        images, kept, failures = load_images(paths, bit_depth=self.bit_depth)
+        images, kept, notes, failures = _images_with_notes(paths, bit_depth=self.bit_depth)
         try:
             results = self.score_read(images) if images else []
         except DefectlensError as exc:
             # E.g. unreadable files left a batch too small for the batch cue: say so per file.
             failures.extend(Failure(str(p), f"{p}: not inspected — {exc}", of_batch=True) for p in kept)
-            kept, images, results = [], [], []
+            kept, images, results, notes = [], [], [], []
         inspected = [
-            InspectedImage(path, image, result, self.decide(result, str(path)))
-            for path, image, result in zip(kept, images, results, strict=True)
+            InspectedImage(path, image, result, self.decide(result, str(path)), said)
+            for path, image, result, said in zip(kept, images, results, notes, strict=True)
         ]
         warnings = batch_warnings([r.batch_warning for r in results])
         drift = drift_note([i.inspection.frame_units for i in inspected], [i.inspection.unlike_normal is not None for i in inspected])

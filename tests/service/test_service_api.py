@@ -1409,3 +1409,45 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
     with TestClient(create_app(strict, pool=pool)) as client:
         assert client.get("/health", headers={"Host": ""}).status_code in (200, 503)  # not refused for its Host (400)
         assert client.get("/health", headers={"Host": "rebound.example"}).status_code == 400
+
+
+def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:
+    # Camera probe 2026-12-07: /view read a 16-bit upload at its own depth while a 12-bit model read it clipped to 12 bits: the
+    # page showed a normal-looking tile beside an overlay drawn over a white one.
+    from defectlens import Inspector, InspectorSettings
+    from defectlens.io import load_image
+    from tests.conftest import texture
+
+    rng = np.random.default_rng(5)
+    frames = [texture(rng, 96, 128).astype(np.uint16) * 16 for _ in range(12)]  # 12-bit data
+    model = tmp_path / "deep"
+    with pytest.warns(Warning):
+        Inspector.fit(frames, InspectorSettings(image_size=64, coreset_ratio=0.5, extra_neighbourhoods=())).save(model)
+    over = tmp_path / "over.png"
+    Image.fromarray((texture(rng, 96, 128).astype(np.uint32) * 250).astype(np.uint16)).save(over)  # 16-bit data
+    pool = ModelPool.load([model])
+    try:
+        with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+            made = upload(client, over)
+            assert made.status_code == 201, made.text
+            shown = np.asarray(Image.open(io.BytesIO(client.get(made.json()["urls"]["view"]).content)).convert("RGB"))
+    finally:
+        pool.close()
+    with pytest.warns(Warning, match="over the 12-bit range"):
+        judged = load_image(over, 12)
+    assert np.array_equal(shown, judged) and not np.array_equal(shown, load_image(over))
+
+
+def test_what_reading_an_upload_said_is_in_its_report_under_the_clients_name(pool: ModelPool, tmp_path: Path) -> None:
+    # Camera probe 2026-12-07: a multi-page TIFF's other pages were said in the server's log alone, under the name of a scratch
+    # file already removed; the answer and the stored report said nothing.
+    grey = (np.random.default_rng(8).random((96, 128)) * 255).astype(np.uint8)
+    scan = tmp_path / "station 4.tif"
+    Image.fromarray(grey).save(scan, save_all=True, append_images=[Image.fromarray(255 - grey)])
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        with pytest.warns(Warning, match="station 4.tif: 2 pages; only the first is inspected"):
+            made = upload(client, scan)
+        assert made.status_code == 201, made.text
+        said = "station 4.tif: 2 pages; only the first is inspected — save each page as its own image to inspect them all"
+        assert said in made.json()["report"]["notes"] and said in made.json()["report_text"]
+        assert "tmp" not in " ".join(made.json()["report"]["notes"])

@@ -100,7 +100,7 @@ from defectlens.io import (
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import folder_any_case, is_good_folder, is_train_good, normal_folder_images, reading_fix
-from defectlens.io.images import describe_unreadable, path_is
+from defectlens.io.images import describe_unreadable, path_is, unread_format
 from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import (
     can_write,
@@ -214,9 +214,7 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False,
     for item in inputs:
         if path_is(item, "dir"):
             found = images_below(item)
-            failures.extend(
-                Failure(str(p), f"{p}: {p.suffix.lower()} images are not read — fix: convert it to PNG or JPEG") for p in found.other_formats
-            )
+            failures.extend(Failure(str(p), str(unread_format(p))) for p in found.other_formats)
             # Its images unknown, the folder is listed as not inspected (a probe's lot was "1 image(s) inspected", exit 0,
             # its unreadable subfolder's images unsaid; locked-down host probe 2026-12-07).
             failures.extend(Failure(str(p), f"{p}: folder cannot be read ({why}); its images were not inspected — fix: {reading_fix(why)}")

@@ -22,7 +22,7 @@ from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNA
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
 from defectlens.io.atomic import sha256_of
-from defectlens.io.images import image_digest, jpeg_bytes, jpeg_thumbnail
+from defectlens.io.images import JPEG_MAX_SIDE, image_digest, jpeg_bytes, jpeg_thumbnail
 from defectlens.locate import overlay_scale, render_overlay, weaker_regions
 from defectlens.taxonomy import load_taxonomy
 from defectlens.types import Inspection
@@ -248,6 +248,12 @@ def inspect_and_write(
     for item in batch.images:
         path, inspection = item.path, item.inspection
         earlier = output / f"{names[path]}.json"
+        if overlay_format == "jpg" and max(item.image.shape[:2]) > JPEG_MAX_SIDE:
+            # Refused by the JPEG writer once inspected, it had been told to free disk space and resume (camera probe 2026-12-07).
+            outcome.failures.append(Failure(str(path), f"{path}: inspected, but its overlay ({item.image.shape[1]}x{item.image.shape[0]}) is "
+                                                       f"longer than a JPEG can be ({JPEG_MAX_SIDE:,} pixels) — fix: run again with "
+                                                       "--overlay png (or none) and --resume"))
+            continue
         try:
             # One unit: written under temporary names, then the earlier JSON (which marks an image done) removed and the
             # files renamed into place, the JSON last. A run killed while it replaced an earlier result had left that
@@ -255,7 +261,7 @@ def inspect_and_write(
             # failed (a full disk) had removed the earlier finished result and written none.
             with written_as_one(remove_first=[earlier]):
                 # What the verdict rests on first, then what was said of its batch; a view note heads the text.
-                said = [n for n in (inspector.verdict_basis, item.result.batch_warning) if n]
+                said = [n for n in (inspector.verdict_basis, item.result.batch_warning) if n] + list(item.reading_notes)
                 # One record for the JSON and the report, so that the two say the same time.
                 record = verdict_record(inspector, item.image, inspection)
                 region_types = analyse(analysis, item.image, inspection, output, names[path], item.result.grounding, said, record)
@@ -263,6 +269,9 @@ def inspect_and_write(
                 # The JSON's thresholds are the inspection's own (the same values, in its own key order).
                 extra = {"region_types": [t.to_json() for t in region_types], "region_labels": labels, "analysis": stamp,
                          **{k: v for k, v in record.items() if k != "thresholds"}}
+                if item.reading_notes:
+                    # What reading the file said (its other pages, pixels clipped): the terminal's lines had been all (camera probe).
+                    extra["reading_notes"] = list(item.reading_notes)
                 if item.result.batch_warning:
                     # Kept with the verdict it qualifies: a reader of one JSON sees it too.
                     extra["batch_warning"] = item.result.batch_warning

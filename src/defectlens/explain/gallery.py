@@ -89,7 +89,8 @@ class ResultRow:
     """The image threshold the verdict was made with (None when the inspection did not record one)."""
     warning: str = ""
     """What qualifies the verdict (a batch-relative detector's warning about its batch; a verdict not judged against
-    normal images, :attr:`~defectlens.inspector.Inspector.verdict_basis`), or ''."""
+    normal images, :attr:`~defectlens.inspector.Inspector.verdict_basis`; what reading the file said, the JSON's
+    ``reading_notes``), or ''."""
     thumbnail: bool = False
     """Whether ``<name>.thumb.jpg`` is there (results written before thumbnails show the overlay)."""
     writer: str = ""
@@ -184,7 +185,9 @@ def read_result(out_dir: Path, name: str, file: str) -> ResultRow | None:
                   if isinstance(t, dict) and t.get("region_index") not in weaker)
     n_regions = sum(1 for r in payload.get("regions") or [] if not (isinstance(r, dict) and r.get("index") in weaker))
     image_threshold = recorded_thresholds(payload)[0]
-    warning = "; ".join(str(w) for w in (payload.get("verdict_basis"), payload.get("batch_warning")) if w)
+    # What reading the file said (its other pages, pixels clipped) qualifies its verdict as a batch's warning does.
+    read = [str(n) for n in notes if n] if isinstance(notes := payload.get("reading_notes"), list) else []
+    warning = "; ".join(str(w) for w in (payload.get("verdict_basis"), payload.get("batch_warning"), *read) if w)
     thumbnail = (out_dir / f"{name}{THUMBNAIL_SUFFIX}").is_file()
     overlay_suffix = recorded_overlay_suffix(payload, name)
     if overlay_suffix is None:

@@ -52,7 +52,15 @@ MAX_ASPECT = 20.0
 """Longer side over shorter side above which an image is inspected with a warning: it is squeezed
 onto the canvas so hard that small defects merge into one region."""
 DEEP_BIT_DEPTHS = (8, 10, 12, 14, 16)
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag of an image's orientation (1 to 8)."""
 """Sensor depths that integer data deeper than 8 bits is assumed to have (see :func:`as_rgb_image`)."""
+HOT_PIXEL_SHARE = 1e-4
+"""Share of an image's values (at least :data:`HOT_PIXEL_MIN`) that may lie far above the sensor depth the rest of it fits —
+at least 4× over its range, none between — and not set its depth (:func:`sensor_bits`): hot pixels, or a camera's
+frame-information pixels, at the top of 16 bits in a 12-bit frame had read the frame 16× darker, a good part flagged (camera
+probe 2026-12-07). They are read clipped. A bright tail that rises from the rest (a highlight on metal) is the image's own."""
+HOT_PIXEL_MIN = 4
 
 
 def path_is(path: Path, kind: str) -> bool:
@@ -178,12 +186,28 @@ in [0, 255] that never rises above 2 would be black."""
 
 def sensor_bits(array: np.ndarray) -> int | None:
     """The sensor depth an image deeper than 8 bits is read at by itself (:func:`_to_uint8`): the smallest of
-    :data:`DEEP_BIT_DEPTHS` that holds its maximum. None for 8-bit, bool and float pixels, and for a deeper integer type
-    holding 8-bit values (``np.asarray(img, np.int64)``: a fit on such arrays had recorded a depth of 8)."""
+    :data:`DEEP_BIT_DEPTHS` that holds its values, but for a few hot ones (:data:`HOT_PIXEL_SHARE`); its colour's, an
+    alpha channel apart. None for 8-bit, bool and float pixels, and for a deeper integer type holding 8-bit values
+    (``np.asarray(img, np.int64)``: a fit on such arrays had recorded a depth of 8)."""
     if array.dtype.kind not in "ui" or array.dtype.itemsize == 1 or not array.size:
         return None
-    high = int(array.max())
-    return next((b for b in DEEP_BIT_DEPTHS if high < 2**b and b > 8), None) if high > 255 else None
+    colour = array[..., :-1] if array.ndim == 3 and array.shape[2] in (2, 4) else array
+    bits = _depth_of(colour, int(colour.max())) if colour.size else None
+    return bits if bits is not None and bits > 8 else None
+
+
+def _depth_of(values: np.ndarray, high: int) -> int | None:
+    """The smallest of :data:`DEEP_BIT_DEPTHS` that holds all of the integer ``values`` (whose maximum is ``high``) but a few
+    far above it (:data:`HOT_PIXEL_SHARE`); None above 16 bits."""
+    whole = next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
+    if whole is None:
+        return None
+    allowed = max(HOT_PIXEL_MIN, int(values.size * HOT_PIXEL_SHARE))
+    for bits in (b for b in DEEP_BIT_DEPTHS if b < whole):
+        over = np.count_nonzero(values >= 2**bits)
+        if over <= allowed and over == np.count_nonzero(values >= 2 ** (bits + 2)):
+            return bits
+    return whole
 
 
 def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.ndarray:
@@ -211,9 +235,13 @@ def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.
         low, high = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
         if low < 0:
             raise ImageReadError(f"pixel values go down to {low}", source, "pass non-negative pixel values")
-        bits = next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
+        bits = _depth_of(arr, high)
         if bits is None:
             raise ImageReadError(f"pixel values go up to {high}, deeper than 16 bits", source, "convert to 8 or 16 bits per channel")
+        if bit_depth is None and high >= 2**bits:
+            over = int(np.count_nonzero(arr >= 2**bits))
+            warn_caller(f"{source}: {over} pixel value(s) up to {high} over the {bits}-bit range of the rest of the image (hot or "
+                        "saturated pixels?) read as the brightest; the image is read at the depth of the rest", ClippedPixelsWarning)
         # A model's depth for 16-bit data, and for wider integers holding more than 8 bits: int64 arrays of 8-bit values (a
         # numpy conversion) had been read 16x darker by a 12-bit model (regression probe).
         if bit_depth is not None and (arr.dtype == np.uint16 or high > 255):
@@ -319,7 +347,12 @@ def as_rgb_image(array: object, source: str | Path = "<array>", bit_depth: int |
         raise ImageReadError(f"image is only {w}x{h} pixels", source, f"use images of at least {MIN_SIDE}x{MIN_SIDE}")
     if refusal := size_refusal(w, h):
         raise ImageReadError(refusal, source, "downscale or tile the image before inspecting it")
-    arr = _to_uint8(arr, str(source), bit_depth)
+    if arr.shape[2] in (2, 4) and arr.dtype.kind in "ui" and arr.dtype.itemsize > 1:
+        # Alpha read by its own range, apart from the colour: a 16-bit alpha at 65535 (opaque) had set the depth of 12-bit
+        # colour to 16 bits, the part read 16× darker (camera probe 2026-12-07).
+        arr = np.concatenate([_to_uint8(arr[..., :-1], str(source), bit_depth), _to_uint8(arr[..., -1:], f"{source} (alpha)")], axis=2)
+    else:
+        arr = _to_uint8(arr, str(source), bit_depth)
     channels = arr.shape[2]
     rgb = np.repeat(arr[..., :1], 3, axis=2) if channels <= 2 else arr[..., :3]
     if channels in (2, 4):
@@ -343,6 +376,55 @@ def as_rgb_image(array: object, source: str | Path = "<array>", bit_depth: int |
             ExtremeAspectWarning,
         )
     return np.ascontiguousarray(rgb)
+
+
+_EXIF_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+"""Each EXIF orientation's turn of a (H, W[, C]) array, as :func:`PIL.ImageOps.exif_transpose` turns an image."""
+
+
+def upright_pixels(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
+    """``pixels`` turned upright by the EXIF ``orientation`` (1 to 8; None or 1: as they are)."""
+    turn = _EXIF_ORIENTATIONS.get(orientation or 1)
+    return np.ascontiguousarray(turn(pixels)) if turn is not None else pixels
+
+
+def _deep_colour(path: Path, img: Image.Image) -> np.ndarray | None:
+    """The pixels of a 16-bit colour (or grey with transparency) PNG or TIFF at the depth they were saved at, first page, turned
+    upright, read by libpng or libtiff (imagecodecs); None where they cannot read it, Pillow's upper 8 bits then said."""
+    import imagecodecs
+
+    try:
+        data = path.read_bytes()
+        pixels = imagecodecs.png_decode(data) if img.format == "PNG" else imagecodecs.tiff_decode(data, index=0)
+    except Exception:  # noqa: BLE001 — the codecs raise their own errors; Pillow's reading and its errors then stand
+        pixels = None
+    if pixels is None or pixels.ndim != 3 or pixels.shape[2] not in (2, 3, 4) or pixels.shape[:2] != (img.height, img.width):
+        warn_caller(f"{path}: 16 bits a channel in colour or with transparency, read at the upper 8 bits: data of fewer than 16 bits "
+                    "reads darker than it is — save such images as 16-bit grey or 8-bit colour", ShallowColourWarning)
+        return None
+    return upright_pixels(pixels, img.getexif().get(EXIF_ORIENTATION))
+
+
+def unread_format(path: Path) -> ImageReadError:
+    """The refusal of an image in a format that is not read (:data:`OTHER_IMAGE_SUFFIXES`), given alone or found in a folder."""
+    return ImageReadError(f"{path.suffix.lower()} images are not read", path, "convert it to PNG or JPEG")
+
+
+def _is_tiff(path: Path) -> bool:
+    """Whether the file at ``path`` starts as a TIFF does (either byte order, classic or BigTIFF)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    except OSError:
+        return False
 
 
 def _decode(img: Image.Image) -> np.ndarray:
@@ -400,21 +482,18 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
         with Image.open(p, formats=IMAGE_FORMATS) as img:
             if refusal := size_refusal(img.width, img.height):
                 raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
-            # Pillow decodes 16-bit colour to its upper 8 bits (it has no deeper colour mode): 12-bit data comes out 16x
-            # darker, outside the sensor-depth rule 16-bit grey follows (regression probe 2026-12-06). Said.
-            # So are 16-bit colour TIFFs and grey with transparency (regression probe: no word of either).
-            if (img.format in ("PNG", "TIFF") and not img.mode.startswith(("I", "F"))  # a BMP's "BGR;16" is 5-6 bits a channel
-                    and any(";16" in str(getattr(t, "args", "")) for t in img.tile or [])):
-                warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits (Pillow decodes "
-                            "no deeper): data of fewer than 16 bits reads darker than it is — save such images as 16-bit grey "
-                            "or 8-bit colour", ShallowColourWarning)
-            img.load()  # force full decode now so truncation is detected here
+            # Pillow decodes 16-bit colour, and grey with transparency, to its upper 8 bits (it has no deeper colour mode):
+            # 12-bit data came out 16x darker, a good part flagged (camera probe 2026-12-07). libpng and libtiff read it whole.
+            deep_colour = (img.format in ("PNG", "TIFF") and not img.mode.startswith(("I", "F"))  # a BMP's "BGR;16" is 5-6 bits
+                           and any(";16" in str(getattr(t, "args", "")) for t in img.tile or []))
+            whole = _deep_colour(p, img) if deep_colour else None
+            if whole is None:
+                img.load()  # force full decode now so truncation is detected here
             if (pages := int(getattr(img, "n_frames", 1))) > 1:
                 # A multi-page TIFF's other pages were never looked at, and nothing said so.
                 warn_caller(f"{p}: {pages} pages; only the first is inspected — save each page as its own image to "
                             "inspect them all", DefectlensWarning)
-            upright = ImageOps.exif_transpose(img)
-            arr = _decode(upright)
+            arr = _decode(ImageOps.exif_transpose(img)) if whole is None else whole
     except ImageReadError:
         raise
     except Warning as exc:
@@ -424,6 +503,13 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
         # pixels are over our limit): the image refused in one line, a batch going on (regression probe 2026-12-06).
         raise _declared_too_large(exc, p) from None
     except UnidentifiedImageError:
+        if _is_tiff(p):
+            # A TIFF of a pixel format Pillow reads no mode of (16- or 64-bit floats): "re-copy it" could not help (camera probe
+            # 2026-12-07). Not read by another decoder: one that reads before any size check would decode a hostile canvas whole.
+            raise ImageReadError("a TIFF whose pixel format is not read (8- or 16-bit integers and 32-bit floats are)", p,
+                                 "save it as 8- or 16-bit integers or 32-bit floats") from None
+        if p.suffix.lower() in OTHER_IMAGE_SUFFIXES:
+            raise unread_format(p) from None  # as a folder's are said (a GIF given alone had been told the suffixes read)
         # A known suffix on bytes no decoder recognises is a mislabelled or damaged file, not a format choice.
         fix = ("its content is not what its name says: re-export or re-copy it" if p.suffix.lower() in IMAGE_SUFFIXES
                else f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
@@ -611,6 +697,10 @@ def png_bytes(image: Image.Image | np.ndarray) -> bytes:
 
 THUMBNAIL_SIDE = 320
 """Longer side, in pixels, of the overlay thumbnails a gallery shows (its cards are 220 pixels wide)."""
+
+
+JPEG_MAX_SIDE = 65_500
+"""The longest side a JPEG may have (libjpeg's limit)."""
 
 
 def jpeg_bytes(image: Image.Image | np.ndarray, quality: int = 90) -> bytes:

@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 
 from defectlens import __version__
-from defectlens.errors import DefectlensError
+from defectlens.errors import DefectlensError, DefectlensWarning, collected_warnings, warn_caller
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
 from defectlens.io.names import folded_name, same_spelling
@@ -811,20 +811,27 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, f"{filename}: {refusal} — crop or tile it")
         return fmt, width * height
 
-    def decode(data: bytes, filename: str, bit_depth: int | None) -> Any:
-        """The upload's pixels (deeper than 8 bits read at the model's ``bit_depth``); refusals are 422 with the reason."""
+    def decode(data: bytes, filename: str, bit_depth: int | None) -> tuple[Any, list[str]]:
+        """The upload's pixels (deeper than 8 bits read at the model's ``bit_depth``) and what reading them said, each also
+        logged, named by the client's name; refusals are 422 with the reason."""
         # The scratch file keeps the upload's image suffix, so a refusal's fix reads the client's name, not ours.
         suffix = Path(filename).suffix.lower()
         scratch = files(blobs.scratch, data, suffix if suffix in IMAGE_SUFFIXES else ".upload")
         try:
-            image = load_image(scratch, bit_depth)
+            with collected_warnings() as caught:
+                image = load_image(scratch, bit_depth)
         except DefectlensError as exc:
             metrics.rejected.labels("not_an_image").inc()
             # The message names our scratch file; the client knows its upload by its own name.
             raise _error(422, str(exc).replace(str(scratch), filename)) from None
         finally:
             scratch.unlink(missing_ok=True)
-        return image
+        # In the stored report (a multi-page TIFF's other pages, pixels clipped to the model's depth), and in the log under the
+        # upload's name: the log had named a removed scratch file, and the answer nothing (camera probe 2026-12-07).
+        notes = [str(w).replace(str(scratch), filename) for w in caught]
+        for note in notes:
+            warn_caller(note, DefectlensWarning)
+        return image, notes
 
     async def one_image_one_model(request: Request) -> None:
         """Refuse a request carrying several ``file`` parts: the last was inspected and the others
@@ -904,9 +911,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         fmt, pixels = read_header(data, said)
         ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
         with pixel_budget.hold(pixels):
-            image = decode(data, said, loaded.inspector.bit_depth)
+            image, reading_notes = decode(data, said, loaded.inspector.bit_depth)
             try:
-                outcome = pool.inspect(loaded, image, filename)
+                outcome = pool.inspect(loaded, image, filename, reading_notes)
             except DefectlensError as exc:
                 # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
                 raise _error(422, f"{said}: not inspected — {exc}") from None
@@ -1054,6 +1061,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         row = fetch(inspection_id)
         return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"), if_none_match)
 
+    def read_depth(row: Any) -> int | None:
+        """The sensor depth an inspection read its image at: its model's, where the fit that inspected it is served (a 16-bit
+        picture shown at its own depth had not been the picture judged and outlined; camera probe 2026-12-07); else its own."""
+        loaded = pool.models.get(row.model)
+        fitted = loaded.inspector.provenance.fitted_at if loaded is not None and loaded.inspector.provenance is not None else None
+        return loaded.inspector.bit_depth if loaded is not None and fitted == row.model_fitted_at else None
+
     @app.get("/inspections/{inspection_id}/view", summary="The uploaded image in a format browsers show: as received, or a PNG of a TIFF",
              response_class=Response, responses={**picture(*sorted({EXT_MEDIA[e] for e in BROWSER_FORMATS if e in EXT_MEDIA} | {"image/png"})),
                                                  **refusals(404, 422, 500, 503)})
@@ -1076,7 +1090,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             with pixel_budget.hold(pixels, VIEW_WAIT_SECONDS):
                 try:
-                    shown = files(load_image, path)
+                    shown = files(load_image, path, read_depth(row))
                 except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
                     raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
                 data = png_bytes(shown)

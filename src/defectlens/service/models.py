@@ -350,15 +350,15 @@ class ModelPool:
             except Exception as exc:  # noqa: BLE001 - as above, for this upload alone
                 j.future.set_exception(exc)
 
-    def inspect(self, model: LoadedModel, image: np.ndarray, source: str) -> Outcome:
+    def inspect(self, model: LoadedModel, image: np.ndarray, source: str, reading_notes: Sequence[str] = ()) -> Outcome:
         """Score, locate and type ``image`` on the worker (in whatever batch it joins), then report
-        and render it on the calling thread."""
+        and render it on the calling thread; ``reading_notes``: what reading the upload said, among the report's notes."""
         start = time.perf_counter()
         fut: Future[tuple[Inspection, list[RegionType], list[str]]] = Future()
         self._jobs.put(_Job(model, image, source, fut))
         inspection, region_types, notes = fut.result()
         said = [n for n in (model.inspector.verdict_basis,) if n]  # a view note heads the text
-        report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *notes])
+        report = build_report(inspection, region_types, model.analysis.taxonomy, "template", [*said, *reading_notes, *notes])
         # The record `inspect`'s reports carry (pixel threshold, how the thresholds were set, the judged pixels' digest): the
         # stored row's columns keep the image threshold alone.
         report.record = verdict_record(model.inspector, image, inspection)
