@@ -483,14 +483,15 @@ def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_com
 def test_a_folder_too_deep_is_said_not_a_traceback(tmp_path):
     # Regression probe 2026-12-07: a tree 1100 folders deep ended `fit` and `inspect` in a RecursionError (os.walk recurses).
     from defectlens.io import images_below
-    from defectlens.io.dataset import MAX_FOLDER_DEPTH
+    from defectlens.io.dataset import MAX_FOLDER_DEPTH, reading_fix
 
-    deep = tmp_path / "deep"
+    deep = tmp_path / "permission denied" / "deep"  # a path that reads as a refusal: its fix is still a less deep folder
     _image(deep / "0.png", np.random.default_rng(1))
     (deep / "/".join(["a"] * (MAX_FOLDER_DEPTH + 20))).mkdir(parents=True)
     found = images_below(deep)
     assert found.images == [deep / "0.png"]
     assert [why for _, why in found.unreadable_folders] == [f"more than {MAX_FOLDER_DEPTH} folders below {deep}"]
+    assert reading_fix(found.unreadable_folders[0][1]) == "move its images to a folder less deep"
 
 
 def test_fit_refuses_folders_of_labelled_parts(synthetic_category, tmp_path):

@@ -1399,7 +1399,8 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         target = f"/inspections/{made.json()['id']}/review"
         rebound = client.post(target, json=review, headers={"Origin": "http://evil.example:8443", "X-Forwarded-Host": "evil.example:8443"})
         # Refused, and said as a name not told of, with its fix (regression probe 2026-12-07: "another site" for its own page).
-        assert rebound.status_code == 403 and "start it with --allowed-host NAME" in rebound.json()["detail"]
+        # The name bare, as --allowed-host takes it (regression probe 2026-12-07: with its port, which the option refuses).
+        assert rebound.status_code == 403 and rebound.json()["detail"].endswith("start it with --allowed-host evil.example")
         ours = client.post(target, json=review, headers={"Origin": "https://plant.example", "X-Forwarded-Host": "plant.example"})
         assert ours.status_code == 200, ours.text
     with TestClient(create_app(cfg, pool=pool)) as client:
@@ -1414,9 +1415,10 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
 def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:
     # Camera probe 2026-12-07: /view read a 16-bit upload at its own depth while a 12-bit model read it clipped to 12 bits: the
     # page showed a normal-looking tile beside an overlay drawn over a white one.
+    from tests.conftest import texture
+
     from defectlens import Inspector, InspectorSettings
     from defectlens.io import load_image
-    from tests.conftest import texture
 
     rng = np.random.default_rng(5)
     frames = [texture(rng, 96, 128).astype(np.uint16) * 16 for _ in range(12)]  # 12-bit data

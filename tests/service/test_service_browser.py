@@ -540,6 +540,23 @@ def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images:
         assert page.locator("#overlay").get_attribute("src").startswith("/inspect/inspections/")
         page.wait_for_function("() => document.getElementById('overlay').naturalWidth > 0", timeout=30_000)  # a function: no eval under the CSP
         sync_api.expect(page.locator("#history tr").first).to_contain_text(images["bad"].name, timeout=30_000)
+        # The proxy passes an upload on and answers 504 (the service stored it): not "nothing was saved", and sent again it
+        # is answered with the inspection stored, not stored twice (regression probe 2026-12-07).
+        first_id = page.evaluate("current.id")
+
+        def gateway_timeout(route):  # type: ignore[no-untyped-def]
+            route.fetch()  # reaches the service
+            route.fulfill(status=504, body="<html>504 Gateway Time-out</html>", headers={"content-type": "text/html"})
+
+        page.route("**/inspections", gateway_timeout)
+        page.set_input_files("#file-input", str(images["good"]))
+        sync_api.expect(page.locator("#batch li")).to_contain_text("it may have saved it: the history shows it", timeout=60_000)
+        page.unroute("**/inspections")
+        page.click("#retry")
+        sync_api.expect(page.locator("#upload-status")).to_have_text(re.compile(r"^1 of 1 image\(s\) inspected"), timeout=60_000)
+        again = page.evaluate("current.id")
+        total = page.evaluate("async () => (await (await fetch(ROOT + '/inspections')).json()).total")
+        assert again == first_id + 1 and total == 2
 
 
 def test_the_gallery_filters_its_cards_in_chromium(tmp_path: Path) -> None:

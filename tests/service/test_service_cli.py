@@ -67,20 +67,21 @@ def test_serve_stopped_while_it_makes_its_database_leaves_none_half_made(tmp_pat
     """Regression probe 2026-12-07: stopped during its first migration, `serve` left an SQLite file with tables and no version,
     and every later start was refused; the stop ended with 130 where the help says 0. And a --root-path a browser reads
     otherwise (/inspect/..) is refused before anything is made."""
+    import alembic.command
     from typer.testing import CliRunner
 
     from defectlens.cli import app
-    from defectlens.service.store import Store
 
     data = tmp_path / "data"
     data.mkdir()  # made by the host (a service manager's state folder): kept, the half-made database not
-    real_check = Store.check
 
-    def stopped(self: Store, writable: bool = False) -> None:
-        real_check(self, writable)  # the file made, then the stop
+    def stopped(cfg, revision):  # type: ignore[no-untyped-def]
+        from sqlalchemy import text
+
+        cfg.attributes["connection"].execute(text("CREATE TABLE inspections (id INTEGER)"))  # the file made, then the stop
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Store, "check", stopped)
+    monkeypatch.setattr(alembic.command, "upgrade", stopped)
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(data), "--port", "18999"])
     assert result.exit_code == 0 and "stopped while making the database: nothing served" in result.output, result.output
     assert data.is_dir() and not (data / "inspections.db").exists()
@@ -94,3 +95,87 @@ def test_serve_stopped_while_it_makes_its_database_leaves_none_half_made(tmp_pat
     refused = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d2"), "--root-path", "/inspect/.."])
     assert refused.exit_code == 2 and "is no path a proxy serves under" in " ".join(refused.output.split())
     assert not (tmp_path / "d2").exists()
+
+
+def test_a_stopped_start_removes_only_an_empty_database_file_it_would_have_made(tmp_path, monkeypatch, service_model) -> None:
+    """Regression probe 2026-12-07: a start stopped while it made its database removed the file another start had made
+    meanwhile and served on (it had been missing when this one began); `file:a.db` without uri=true (a file of that very name)
+    was taken for `a.db`, its half-made file left to refuse every later start; a dangling link given as --db lost the link and
+    kept a half-made target. Made in one transaction, an interrupted migration leaves no table."""
+    import os
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from defectlens.service.store import Store, holds_no_tables, missing_sqlite_file
+
+    monkeypatch.chdir(tmp_path)
+    assert missing_sqlite_file("sqlite:///file:a.db") == str(tmp_path / "file:a.db")
+    assert missing_sqlite_file("sqlite:///file:a.db?uri=true") == str(tmp_path / "a.db")
+    assert missing_sqlite_file("sqlite:///file:m?mode=memory&uri=true") is None
+    (tmp_path / "vol").mkdir()
+    os.symlink(tmp_path / "vol" / "real.db", tmp_path / "link.db")
+    assert missing_sqlite_file("sqlite:///link.db") == str(tmp_path / "vol" / "real.db")
+
+    import alembic.command
+
+    real_upgrade, real_check = alembic.command.upgrade, Store.check
+    other = {"made": False}
+
+    def interrupted(cfg, revision):  # type: ignore[no-untyped-def]
+        from sqlalchemy import text
+
+        cfg.attributes["connection"].execute(text("CREATE TABLE inspections (id INTEGER)"))
+        raise KeyboardInterrupt
+
+    def stopped(self: Store, writable: bool = False) -> None:
+        if other["made"]:
+            real_check(Store(self.url), writable)  # another start makes it meanwhile, whole; then this one is stopped
+            raise KeyboardInterrupt
+        real_check(self, writable)
+
+    monkeypatch.setattr(alembic.command, "upgrade", interrupted)
+    monkeypatch.setattr(Store, "check", stopped)
+    for db, left in (("sqlite:///file:a.db", tmp_path / "file:a.db"), ("sqlite:///link.db", tmp_path / "vol" / "real.db")):
+        result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "data", "--db", db, "--port", "18999"])
+        assert result.exit_code == 0 and "stopped while making the database" in result.output, result.output
+        assert not left.exists() and (tmp_path / "link.db").is_symlink()
+    # Stopped in the middle of its migration, a file made beforehand (touch) holds no table: the next start makes it whole.
+    (tmp_path / "empty.db").touch()
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "data", "--db", "sqlite:///empty.db", "--port", "18999"])
+    assert result.exit_code == 0 and holds_no_tables(str(tmp_path / "empty.db")), result.output
+    # Made whole by another start meanwhile: kept, and so are its rows.
+    other["made"] = True
+    monkeypatch.setattr(alembic.command, "upgrade", real_upgrade)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "data", "--db", "sqlite:///shared.db", "--port", "18999"])
+    assert result.exit_code == 0 and (tmp_path / "shared.db").is_file() and not holds_no_tables(str(tmp_path / "shared.db")), result.output
+    tables = {row[0] for row in sqlite3.connect(tmp_path / "shared.db").execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"alembic_version", "inspections"} <= tables
+
+
+def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path, monkeypatch, service_model) -> None:
+    """Regression probe 2026-12-07: `--db sqlite://` logged "serving" and answered 503 for good (each thread its own empty
+    database); a data folder named `odd?dir` put its database in a file `odd` beside it; a stop after the database was ready,
+    before uvicorn took over, ended with 130 and "run the command again to finish"."""
+    from typer.testing import CliRunner
+
+    import defectlens.cli.service as service_cli
+    from defectlens.cli import app
+    from defectlens.service.db import sqlite_file, sqlite_url
+
+    for db in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:m?mode=memory&uri=true"):
+        result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d"), "--db", db])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and "is a database in memory" in said and "fix: give a file (sqlite:///PATH)" in said, said
+    assert not (tmp_path / "d").exists()
+    odd = tmp_path / "odd?dir" / "pc%20" / "inspections.db"
+    assert sqlite_file(sqlite_url(odd)) == str(odd)
+
+    def stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(service_cli, "write_json_atomic", stop)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "odd?dir"), "--port", "18999"])
+    assert result.exit_code == 0 and "stopped before serving: nothing served" in result.output, result.output
+    assert (tmp_path / "odd?dir" / "inspections.db").is_file() and not (tmp_path / "odd").exists()

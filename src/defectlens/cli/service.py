@@ -152,6 +152,19 @@ SERVICE_FILE = "service.json"
 """Written by `serve` in its data folder: which database the folder's pictures belong to."""
 
 
+def in_memory_sqlite(url: str) -> bool:
+    """Whether ``url`` names a SQLite database in memory (``sqlite://``, ``sqlite:///:memory:``, a ``mode=memory`` URI)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from defectlens.service.db import sqlite_file
+
+    try:
+        return make_url(url).get_backend_name() == "sqlite" and sqlite_file(url) is None
+    except (ArgumentError, ValueError):
+        return False  # a URL that does not parse is the store's to refuse, with its own words
+
+
 def database_identity(url: str) -> dict[str, str]:
     """What names a database, whatever the URL's spelling of it: the backend, and the SQLite file's real
     path, or the server's host, port and database (never the user or the password)."""
@@ -160,7 +173,9 @@ def database_identity(url: str) -> dict[str, str]:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return {"backend": backend, "file": os.path.realpath(str(parsed.database or ""))}
+        from defectlens.service.db import sqlite_file
+
+        return {"backend": backend, "file": os.path.realpath(sqlite_file(url) or "")}
     host = (parsed.host or "localhost").lower()
     host = "localhost" if host in ("127.0.0.1", "::1", "[::1]") else host  # one machine, spelt three ways
     return {"backend": backend, "host": host, "port": str(parsed.port or ""), "database": str(parsed.database)}
@@ -321,6 +336,13 @@ def serve(
                       "(letters, digits, '.', '_', '~', '-', but no segment '.' or '..' alone; /plant/inspect for two levels)")
         raise typer.Exit(2)
     root_path = root_path.rstrip("/")
+    if db is not None and in_memory_sqlite(db):
+        # Each thread of the service opens its own, empty: it had logged "serving" and answered 503 to every request, for good
+        # (regression probe 2026-12-07).
+        console.print(f"[red]error:[/] --db {escape(db)!r} is a database in memory, which each of the service's threads would see "
+                      "empty and which is gone when it stops — fix: give a file (sqlite:///PATH), or leave --db out for the data "
+                      "folder's own")
+        raise typer.Exit(2)
     host = bare_host(host)
     if problem := port_problem(host, port):
         console.print(f"[red]error:[/] {escape(problem)}")
@@ -370,7 +392,8 @@ def serve(
             shutil.rmtree(made, ignore_errors=True)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    from defectlens.service.store import StoreUnavailable, missing_sqlite_file
+    from defectlens.service.db import sqlite_file
+    from defectlens.service.store import StoreUnavailable, holds_no_tables, missing_sqlite_file
 
     sqlite = config.db_url.startswith("sqlite")
     fresh_file = missing_sqlite_file(config.db_url)  # the SQLite file this start will make, if any
@@ -382,7 +405,9 @@ def serve(
         app.state.pool.close()
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
-        if fresh_file is not None:  # also one given with --db outside the data folder (regression probe)
+        # Also one given with --db outside the data folder (regression probe), if it holds no table: one another start made
+        # meanwhile and serves on is that start's (regression probe 2026-12-07: removed under it).
+        if fresh_file is not None and holds_no_tables(fresh_file):
             for end in ("", "-journal", "-wal", "-shm"):
                 Path(fresh_file + end).unlink(missing_ok=True)
         console.print("stopped while making the database: nothing served")
@@ -400,36 +425,43 @@ def serve(
             fix = "" if exc.lasting else (" — fix: the SQLite file (or its folder) must be a defectlens database this process can write: "
                                           "repair or move it, or pass another --data-dir or --db")
             # Named: "unable to open database file" had said which file nowhere (locked-down host probe 2026-12-07).
-            named = f"{config.db_url.split(':///', 1)[-1]}: " if sqlite and ":///" in config.db_url else ""
+            named = f"{file}: " if (file := sqlite_file(config.db_url)) is not None else ""
             console.print(f"[red]error:[/] {escape(named)}{escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
-    # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
-    # Best effort: a folder that takes no file is said by /health, and the prune commands then check by the pictures.
-    with contextlib.suppress(OSError):
-        write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
-    said = logging.getLogger("defectlens.service")
-    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
-    # Each under the name requests and the history use (a folder through a link had been named after the link's target, unsaid).
-    served = ", ".join(f"{name} ({printable_text(str(loaded.path))})" if name != str(loaded.path) else name
-                       for name, loaded in app.state.pool.models.items())
-    said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)%s", served, shown, port,
-              # Said: the page asks for its calls under the root path, which only the proxy takes (regression probe 2026-12-07).
-              f"; for a proxy that serves it under {root_path}/: the page and /docs work through the proxy, not at this address"
-              if root_path else "")
-    local = is_loopback(host)
-    if token is None:
-        said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
-    if not local:
-        # Reads take no token (the page and a line's dashboards read without one): with a token set, nothing had said that
-        # the parts' pictures, names and reviews are there for anyone on the network (security probe 2026-12-06).
-        said.warning("reads are open to anyone on the network reaching port %s (bound to %s): pictures, file names and reviews%s; "
-                     "keep the port on the plant's network, or behind a proxy that checks who reads", port, shown,
-                     "" if token is None else " (the token guards writes only)")
-    hang_up = getattr(signal, "SIGHUP", None)
-    if hang_up in stopping_signals():
-        # The terminal or ssh session closed: stopped as SIGTERM stops it (uvicorn's own handler: the requests in hand answered,
-        # status 0). The command's SIGHUP-as-Ctrl-C broke into uvicorn's loop with a 40-line traceback (regression probe).
-        signal.signal(hang_up, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
+        # Best effort: a folder that takes no file is said by /health, and the prune commands then check by the pictures.
+        with contextlib.suppress(OSError):
+            write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
+        said = logging.getLogger("defectlens.service")
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
+        # Each under the name requests and the history use (a folder through a link had been named after the link's target, unsaid).
+        served = ", ".join(f"{name} ({printable_text(str(loaded.path))})" if name != str(loaded.path) else name
+                           for name, loaded in app.state.pool.models.items())
+        said.info("serving %s on http://%s:%s/ (API schema at /openapi.json, browsable at /docs)%s", served, shown, port,
+                  # Said: the page asks for its calls under the root path, which only the proxy takes (regression probe 2026-12-07).
+                  f"; for a proxy that serves it under {root_path}/: the page and /docs work through the proxy, not at this address"
+                  if root_path else "")
+        local = is_loopback(host)
+        if token is None:
+            said.warning("writes are open to anyone reaching this port (no API token): set --token or DEFECTLENS_TOKEN to require one")
+        if not local:
+            # Reads take no token (the page and a line's dashboards read without one): with a token set, nothing had said that
+            # the parts' pictures, names and reviews are there for anyone on the network (security probe 2026-12-06).
+            said.warning("reads are open to anyone on the network reaching port %s (bound to %s): pictures, file names and reviews%s; "
+                         "keep the port on the plant's network, or behind a proxy that checks who reads", port, shown,
+                         "" if token is None else " (the token guards writes only)")
+        hang_up = getattr(signal, "SIGHUP", None)
+        if hang_up in stopping_signals():
+            # The terminal or ssh session closed: stopped as SIGTERM stops it (uvicorn's own handler: the requests in hand answered,
+            # status 0). The command's SIGHUP-as-Ctrl-C broke into uvicorn's loop with a 40-line traceback (regression probe).
+            signal.signal(hang_up, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
+    except KeyboardInterrupt:
+        # Stopped after the database was ready, before uvicorn took the stop signals over: a stop like any other (status 0,
+        # as the help says; it had been 130 and "run the command again to finish": regression probe 2026-12-07).
+        app.state.pool.close()
+        console.print("stopped before serving: nothing served")
+        raise typer.Exit(0) from None
     uvicorn.run(app, host=host, port=port, log_config=log_config(access_log), root_path=root_path)
 
 

@@ -193,10 +193,11 @@ def require_readable(unreadable: Sequence[tuple[Path, str]], instead: str) -> No
 def reading_fix(why: str, instead: str | None = None) -> str:
     """The fix for a folder not read for ``why`` (:attr:`FolderImages.unreadable_folders`): permissions only where they closed
     it (one too deep, :data:`MAX_FOLDER_DEPTH`, had been told to chmod), else ``instead`` or moving its images up."""
-    if "denied" in why or "permission" in why:
-        return "give this user read and enter permission on it (chmod a+rx)" + (f", or {instead}" if instead else "")
+    # Too deep first: its reason names the folder walked, whose path may hold "denied" (regression probe 2026-12-07: chmod said).
     if why.startswith(TOO_DEEP):
         return instead or "move its images to a folder less deep"
+    if "denied" in why or "permission" in why:
+        return "give this user read and enter permission on it (chmod a+rx)" + (f", or {instead}" if instead else "")
     return instead or "check the folder and the disk it is on, then run again"
 
 

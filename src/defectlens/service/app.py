@@ -51,7 +51,7 @@ from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label
 from defectlens.io.names import folded_name, same_spelling
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
-from defectlens.service.db import UNUSABLE, sqlite_url
+from defectlens.service.db import UNUSABLE, sqlite_file, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import (
     HealthOut,
@@ -525,7 +525,7 @@ def store_options(config: ServiceConfig) -> str:
     password)."""
     # By the file, not the URL's text: "sqlite:///svc/inspections.db" is the folder's own file given relative (regression probe).
     own = config.db_url == sqlite_url(config.data_dir / DB_FILE) or (
-        config.db_url.startswith("sqlite:///") and Path(config.db_url.removeprefix("sqlite:///")).resolve() == (config.data_dir / DB_FILE).resolve())
+        (file := sqlite_file(config.db_url)) is not None and Path(file).resolve() == (config.data_dir / DB_FILE).resolve())
     return f"--data-dir {shlex.quote(printable_text(str(config.data_dir)))}" + ("" if own else " --db URL")
 
 
@@ -713,9 +713,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             sent_from = urlsplit(origin).netloc.lower()
             if sent_from in own_origins(request, lambda name: True):
                 # Its own page behind a proxy, under a name it was not told of: said with the fix, not as another site's.
+                # The bare name, as --allowed-host takes it (it refuses one with a port, which this had named).
+                bare = urlsplit(origin).hostname or sent_from
                 return JSONResponse({"detail": f"write from {_printable(origin, 80)} refused: the proxy names this service "
                                                f"{_printable(sent_from, 80)}, which it was not told it is reached by — start it with "
-                                               "--allowed-host NAME"}, status_code=403)
+                                               f"--allowed-host {_printable(bare, 80)}"}, status_code=403)
             return JSONResponse({"detail": f"write from another site ({_printable(origin, 80)}) refused: this service takes writes "
                                            "from its own page and from clients that send no Origin header"}, status_code=403)
         # A write without the token is refused first: before its body is read or spooled, and before

@@ -13,9 +13,10 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -179,8 +180,26 @@ class ReviewRow(Base):
 
 
 def sqlite_url(path: str | Path) -> str:
-    """SQLAlchemy URL of a SQLite file."""
-    return f"sqlite:///{Path(path).resolve()}"
+    """SQLAlchemy URL of a SQLite file, its path quoted: a data folder named ``odd?dir`` had put its database in a file
+    ``odd`` beside it (the rest read as the URL's query), and ``pc%20dir`` opened ``pc dir`` (regression probe 2026-12-07)."""
+    return URL.create("sqlite", database=str(Path(path).resolve())).render_as_string(hide_password=False)
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names, as the driver opens it: a ``file:`` name is a URI only with ``uri=true`` (without it, a file
+    of that very name); None for a database in memory and for another backend."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    database = str(parsed.database)
+    if database.startswith("file:") and str(parsed.query.get("uri", "")).lower() in ("true", "1"):
+        uri = urlsplit(database)
+        # The URI's parameters, which SQLAlchemy takes out of it into the URL's query (mode=memory, …), or still in it.
+        mode = str(parsed.query.get("mode") or (parse_qs(uri.query).get("mode") or [""])[0])
+        if mode == "memory" or uri.path in ("", ":memory:"):
+            return None
+        database = unquote(uri.path)
+    return database
 
 
 def make_engine(url: str) -> Engine:
@@ -244,6 +263,11 @@ def migrate(engine: Engine, upgrade: bool = True) -> None:
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
     with _MIGRATE_LOCK, engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # The whole migration one transaction: the driver opens none before DDL, so a start stopped or killed while it
+            # made the tables had left a half-made file (tables, no version) that refused every later start (regression probe
+            # 2026-12-07). Immediate where it may write: a second start on the same new file waits, then finds it made.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if upgrade else "BEGIN")
         if conn.dialect.name == "postgresql":
             # Two services starting on one empty database migrated at once: one failed ("relation
             # alembic_version already exists") and answered 503 until the next request. The lock is

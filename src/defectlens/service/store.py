@@ -8,12 +8,14 @@ go in with one transaction. A database that is down is reported as :class:`Store
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import quote
 
 from sqlalchemy import and_, delete, exists, false, func, select, true, update
 from sqlalchemy.engine import CursorResult, make_url
@@ -33,6 +35,7 @@ from defectlens.service.db import (
     make_engine,
     make_sessions,
     migrate,
+    sqlite_file,
     utcnow,
 )
 from defectlens.service.models import REJECT_TYPE, Outcome
@@ -531,14 +534,29 @@ def _apply_label(s: Session, row: InspectionRow, review: ReviewInput, now: datet
 
 
 def missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite URL's file when it does not exist (None: there, in memory, or not SQLite)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    """The path of a SQLite URL's file, links followed, when it does not exist (None: there, in memory, or not SQLite). A
+    ``file:`` name is a URI only with ``uri=true``, as the driver reads it (regression probe 2026-12-07: ``file:a.db`` without
+    it is a file of that very name, and had been taken for ``a.db``)."""
+    if (database := sqlite_file(url)) is None:
         return None
-    database = str(parsed.database)
-    if database.startswith("file:"):  # a URI filename (mode=ro …)
-        database = database[5:].split("?", 1)[0]
-    return None if os.path.exists(database) else database
+    # The file a link leads to: the link is the user's, and what a start makes is its target (regression probe 2026-12-07).
+    real = os.path.realpath(database)
+    return None if os.path.exists(real) else real
+
+
+def holds_no_tables(path: str) -> bool:
+    """Whether the SQLite file at ``path`` holds no table (empty, or made and its first migration rolled back): the only kind
+    a stopped start removes. One another start made meanwhile and serves on holds its tables (regression probe 2026-12-07: it
+    had been removed for having been missing when this start began). Unreadable, it is kept."""
+    import sqlite3
+
+    try:
+        if os.path.getsize(path) == 0:
+            return True
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except (OSError, sqlite3.Error):
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
@@ -560,4 +578,14 @@ def _shown(url: str) -> str:
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError)
 """Driver errors that mean the database is down or unreachable (answered with 503)."""
 
-__all__ = ["UNAVAILABLE_ERRORS", "ClientKeyTaken", "Filters", "Forgotten", "ReviewInput", "Store", "StoreUnavailable", "missing_sqlite_file"]
+__all__ = [
+    "UNAVAILABLE_ERRORS",
+    "ClientKeyTaken",
+    "Filters",
+    "Forgotten",
+    "ReviewInput",
+    "Store",
+    "StoreUnavailable",
+    "holds_no_tables",
+    "missing_sqlite_file",
+]
