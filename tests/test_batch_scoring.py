@@ -210,7 +210,7 @@ def test_cli_batch_scoring_needs_no_normal_image(tmp_path):
     for p in sorted(images.iterdir())[5:]:
         (small / p.name).write_bytes(p.read_bytes())
     few = runner.invoke(app, ["evaluate", str(model), str(tmp_path / "small")])
-    assert few.exit_code == 2 and "needs 8" in few.output and "has 5" in few.output, few.output
+    assert few.exit_code == 2 and "needs 8" in few.output and "5 test image(s) are given" in " ".join(few.output.split()), few.output
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(model), str(images), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -542,3 +542,22 @@ def test_a_refused_batch_is_one_line_naming_the_first_ten():
     assert lines[0] == "16 input(s) skipped:" and len(lines) == 3, lines
     assert "15 inputs (lot/000.png" in lines[1] and "lot/009.png and 5 more): not inspected — worker error: boom" in lines[1]
     assert "lot/010.png" not in lines[1] and lines[2].endswith("lot/bad.png: not a readable image")
+
+
+def test_evaluate_of_given_folders_names_no_test_folder_that_is_not_there(synthetic_category, tmp_path):
+    # Small-shop probe 2026-12-07: `evaluate --good --defective` of a batch-scoring model on too few images was refused naming
+    # a test/ folder beside the given ones, which did not exist.
+    runner = CliRunner()
+    model = tmp_path / "batch"
+    assert runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--detector", "batch-scoring"]).exit_code == 0
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    for i, image in enumerate(sorted((synthetic_category / "test" / "good").glob("*.png"))[:3]):
+        shutil.copy(image, good / f"{i}.png")
+    for i, image in enumerate(sorted((synthetic_category / "test" / "spot").glob("*.png"))[:3]):
+        shutil.copy(image, bad / f"{i}.png")
+    result = runner.invoke(app, ["evaluate", str(model), "--good", str(good), "--defective", str(bad)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "compares the images inspected together and 6 test image(s) are given (it needs 8)" in said, said
+    assert str(tmp_path / "test") not in said

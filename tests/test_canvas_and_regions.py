@@ -14,6 +14,11 @@ def test_canvas_aspect_follows_training_images():
     spec = CanvasSpec.for_sizes([(250, 620), (250, 630)], 256)
     assert spec.height % 32 == 0 and spec.width % 32 == 0
     assert spec.height > 2 * spec.width  # tall parts get a tall canvas
+    # Strips up to 16:1 get a canvas of their shape (small-shop probe 2026-12-07: capped at 4:1, a 20:1 strip filled a fifth
+    # of the canvas and a 30-pixel defect went unseen); longer ones the 16:1 canvas, four coarse cells across.
+    assert CanvasSpec.for_sizes([(2560, 200)], 256) == CanvasSpec(64, 928)
+    assert CanvasSpec.for_sizes([(4000, 200)], 256) == CanvasSpec(64, 1024) == CanvasSpec.for_sizes([(20000, 200)], 256)
+    assert CanvasSpec.for_sizes([(200, 4000)], 256) == CanvasSpec(1024, 64)
 
 
 def test_place_is_not_squashed_and_maps_back():

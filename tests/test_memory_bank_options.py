@@ -230,8 +230,9 @@ def test_extra_neighbourhood_banks_average_their_maps_and_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"extra_neighbourhoods": (2,)}, "odd sizes other than"),
-        ({"extra_neighbourhoods": (3,)}, "odd sizes other than"),
+        ({"extra_neighbourhoods": (2,)}, "odd sizes up to 9 other than"),
+        ({"extra_neighbourhoods": (3,)}, "odd sizes up to 9 other than"),
+        ({"extra_neighbourhoods": (101,)}, "odd sizes up to 9 other than"),
         ({"extra_neighbourhoods": (1, 1)}, "repeat a size"),
         ({"extra_neighbourhoods": (1,), "position_normalise": "none"}, "relative per position"),
     ],

@@ -132,6 +132,12 @@ def released_before(version: object, release: tuple[int, ...] | None) -> bool:
     return was is not None and release is not None and was < release
 
 
+def set_otherwise(source: str) -> bool:
+    """Whether thresholds of this ``source`` (:attr:`~defectlens.types.Thresholds.source`) were set on labelled parts or by hand
+    since the fit, which a fit's note on thresholds resting on normal images (:data:`LABEL_FREE_NOTE`) then no longer holds of."""
+    return "calibrate" in source or source == "user"
+
+
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
     """Whether an image's reason for being unlike every normal one (``Inspection.unlike_normal``) is :data:`GREY_REASON`."""
     return bool(unlike_normal) and GREY_REASON in str(unlike_normal)
@@ -624,7 +630,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
         if notes := d.fit_summary.get("notes"):
             source = (d.thresholds or {}).get("source") or ""
             # A calibrated model's card still warned that its thresholds rest on normal images alone (ops probe 2026-12-06).
-            since = f" (no longer: the thresholds have since been set by {source})" if "calibrate" in source or source == "user" else ""
+            since = f" (no longer: the thresholds have since been set by {source})" if set_otherwise(source) else ""
             lines += ["", "What the fit warned of:", "",
                       *(f"- {markdown_line(str(note))}{since if str(note).startswith(LABEL_FREE_NOTE) else ''}" for note in notes)]
     if taxonomy:

@@ -25,6 +25,7 @@ from defectlens.cli.progress import (
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, kind_of_model, note_cleaned, report_failures, require_choice, require_cue_reader
 from defectlens.descriptor import part_taxonomy
 from defectlens.detect import WORKING_PIXELS
+from defectlens.detect.calibration import MIN_DEFECTIVE_FOR_RECALL, step_of
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
 from defectlens.engine import (
     Locator,
@@ -215,8 +216,16 @@ def evaluate(
             )
         part = load_taxonomy(taxonomy_path, require_descriptions=True) if taxonomy_path is not None else None
         inspector = Inspector.load(model_dir, part, cue)
+        if caveat := inspector.threshold_caveat:
+            notes([f"this model: {caveat} (the operating point's figures below are those of such thresholds)"])
         n = len(category.require_test())
         n_defective = sum(item.is_defective for item in category.require_test())
+        if 0 < min(n - n_defective, n_defective) < MIN_DEFECTIVE_FOR_RECALL:
+            # Said as calibrate says it of a set this small (small-shop probe 2026-12-07: AUROC 1.0000 on 1 good and 2 defective
+            # images had been printed as any other).
+            notes([f"{n - n_defective} good and {n_defective} defective test image(s): false alarms move in steps of {step_of(n - n_defective)}"
+                   f", recall in steps of {step_of(n_defective)}, image AUROC by {1 / ((n - n_defective) * n_defective):.2g} for each pair "
+                   "ranked wrong — a coarse guide; evaluate on more labelled images to rely on the figures"])
         if getattr(inspector.detector, "batch_relative", False) and n_defective > n / 2:
             # Said before the run: a probe read AUROC 0.931 beside recall 0 on cookie (70 % defective) with no word why.
             notes([f"{n_defective} of the {n} test images are defective: a batch-relative model judges each part against the others read "

@@ -327,8 +327,9 @@ def fit(
     extra_neighbourhood: Annotated[
         list[int] | None,
         typer.Option(
-            help="Memory bank: a further neighbourhood size (1 or 5; repeatable) with a bank of its own, its maps averaged with "
-            "the 3 x 3 bank's; 0 = none (the 3 x 3 bank alone). Default: 1 (raised AUPRO on every shared part over five draws "
+            help="Memory bank: a further neighbourhood size (1 or 5, the sizes studied; any odd size up to 9 but 3; repeatable) with a "
+            "bank of its own, its maps averaged with the 3 x 3 bank's; 0 = none (the 3 x 3 bank alone, given alone). Default: 1 "
+            "(raised AUPRO on every shared part over five draws "
             "of the banks, README), off with --global-weight or another detector."
         ),
     ] = None,
@@ -373,6 +374,10 @@ def fit(
     fusion_mode = spelled_as_choice(fusion_mode, FUSION_MODES)
     try:
         # Every setting and the output path are checked before a single image is decoded.
+        if extra_neighbourhood is not None and 0 in extra_neighbourhood and len(set(extra_neighbourhood)) > 1:
+            # "0" (none) beside a size had silently meant the size (small-shop probe 2026-12-07).
+            raise ConfigError(f"--extra-neighbourhood 0 (none) is given with {', '.join(str(s) for s in extra_neighbourhood if s)}", None,
+                              "give 0 alone for the 3 x 3 bank alone, or the sizes alone")
         settings = InspectorSettings(
             backbone=backbone,
             image_size=image_size,
@@ -898,6 +903,8 @@ def inspect(
     if untyped := untyped_reason(analysis.classifier, analysis.taxonomy, Inspector.needs_taxonomy(model_dir)):
         # Said once here: the table's types column was blank with the reason in each report only.
         notes([untyped])
+    if threshold is None and (caveat := inspector.threshold_caveat):
+        notes([f"this model: {caveat}"])
     normal = getattr(inspector.detector, "normal_stats", None)
     if threshold is not None and normal is not None and threshold < normal.image_median:
         # Allowed (a score scale may have negative values), but rarely meant: said before any image is read.

@@ -56,6 +56,9 @@ IVF_MIN_BANK = 4096
 thousand rows is already cheap, and a few lists would make the probed share coarse."""
 
 
+MAX_EXTRA_NEIGHBOURHOOD = 9
+"""The largest extra neighbourhood a bank may average its cells over (1 and 5 are the sizes studied)."""
+
 @dataclass(frozen=True)
 class MemoryBankConfig:
     """Settings of the memory-bank detector (saved with the model)."""
@@ -167,8 +170,10 @@ class MemoryBankConfig:
                              f"{self.blur_sigma}, {self.batch_size}, {self.coreset_projection}, {self.quantile}")
         object.__setattr__(self, "extra_neighbourhoods", tuple(int(a) for a in self.extra_neighbourhoods))
         for size in self.extra_neighbourhoods:
-            if size < 1 or size % 2 == 0 or size == self.encoder.aggregate:
-                raise ValueError(f"extra neighbourhoods must be odd sizes other than the encoder's {self.encoder.aggregate}, got {size}")
+            # Bounded: a 101 × 101 neighbourhood on a 36 × 28 grid had been built, one vector for the whole part (probe 2026-12-07).
+            if size < 1 or size % 2 == 0 or size == self.encoder.aggregate or size > MAX_EXTRA_NEIGHBOURHOOD:
+                raise ValueError(f"extra neighbourhoods must be odd sizes up to {MAX_EXTRA_NEIGHBOURHOOD} other than the encoder's "
+                                 f"{self.encoder.aggregate}, got {size}")
         if len(set(self.extra_neighbourhoods)) != len(self.extra_neighbourhoods):
             raise ValueError(f"extra neighbourhoods repeat a size: {self.extra_neighbourhoods}")
         if self.extra_neighbourhoods and (self.position_normalise == "none" or self.global_weight > 0):

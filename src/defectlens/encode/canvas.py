@@ -21,6 +21,9 @@ from PIL import Image
 # The deepest stage used has stride 32 at most; canvas sides are multiples of it so every
 # feature cell covers whole pixels.
 ALIGN = 32
+MAX_CANVAS_ASPECT = 16.0
+"""The longest canvas for its short side: at the default size (256) a 16:1 canvas is 1024 × 64 pixels, four cells of the
+coarser feature stage (stride 16) across; parts longer than this are placed on it with a mirrored border."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,9 @@ class CanvasSpec:
         if side < ALIGN:
             raise ValueError(f"image size must be at least {ALIGN}, got {side}")
         aspect = float(np.median([w / h for w, h in sizes])) if sizes else 1.0
-        # Cap extreme aspect ratios: a 1:10 strip would leave the short side below one feature cell.
-        aspect = min(max(aspect, 0.25), 4.0)
+        # Capped where the short side would hold too few feature cells. At 4:1 it had been: a 20:1 strip then filled a fifth
+        # of a 4:1 canvas, read at 1/8 of its pixels, and a 30-pixel defect went unseen (small-shop probe 2026-12-07).
+        aspect = min(max(aspect, 1 / MAX_CANVAS_ASPECT), MAX_CANVAS_ASPECT)
         width = max(ALIGN, round(side * math.sqrt(aspect) / ALIGN) * ALIGN)
         height = max(ALIGN, round(side / math.sqrt(aspect) / ALIGN) * ALIGN)
         return cls(height, width)

@@ -32,6 +32,7 @@ from defectlens.fielddocs import with_field_docs
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import GOOD, Category, image_area, load_mask
 from defectlens.io.dataset import cross_label_copies, fitted_copies, picture_copies, train_test_overlap
+from defectlens.io.images import path_is
 from defectlens.types import Inspection, Region
 
 Progress = Callable[[int], None]
@@ -339,23 +340,25 @@ def evaluate_detection(
     ``category``'s test split."""
     # A detector that compares the images read together says how many it needs: refused before any is decoded.
     min_batch, n_test = int(getattr(inspector.detector, "min_batch", 1)), len(category.require_test())
+    # Named where there is one: `evaluate --good --defective` has no test/ folder, and its refusals had named one (probe 2026-12-07).
+    test_dir = category.root / "test" if path_is(category.root / "test", "dir") else None
     # One part under both labels sets every metric against itself (a crack copied into test/good took image AUROC 1.0 →
     # 0.94 without a word; metrics audit 2026-12-06): refused, as `evaluate --good --defective` and `calibrate` refuse it.
     if crossed := cross_label_copies([t.path for t in category.test if not t.is_defective], [t.path for t in category.test if t.is_defective]):
         copy, first = crossed[0]
         raise DatasetLayoutError(f"{len(crossed)} defective test image(s) are copies of good ones, pixel for pixel (e.g. {copy} is {first})",
-                                 category.root / "test", "give each part one label: remove the copy from the folder it does not belong in")
+                                 test_dir, "give each part one label: remove the copy from the folder it does not belong in")
     if n_test < min_batch:
         raise ConfigError(
-            f"the {inspector.detector.name} detector compares the images inspected together and the test split has {n_test} "
-            f"(it needs {min_batch})", category.root / "test", f"evaluate on at least {min_batch} test images",
+            f"the {inspector.detector.name} detector compares the images inspected together and {n_test} test image(s) are given "
+            f"(it needs {min_batch})", test_dir, f"evaluate on at least {min_batch} test images",
         )
     scored, failures, seconds = run_inspections(inspector, category, progress, keep_images=keep_images)
     if not scored.records:
         # The reasons go in the message: the caller never gets the failures list of a run that raised.
         reasons = "; ".join(f.message for f in failures[:2]) + ("; …" if len(failures) > 2 else "")
         raise DefectlensError(f"no test image could be evaluated ({len(failures)} failed: {reasons or 'no test images'})",
-                              category.root / "test", "fix the cause given")
+                              test_dir, "fix the cause given")
     labels, scores = scored.labels, scored.scores
     metrics = detection_metrics_from_pixels(labels, scores, scored.pixels)
     per_type = []
