@@ -170,7 +170,9 @@ def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(app, ["fit", str(empty), "-o", str(tmp_path / "m")])
-    assert result.exit_code == 2 and "no images found" in " ".join(result.output.split())
+    # Both ways to fit said (small-shop probe 2026-12-07: only the MVTec layout had been).
+    assert result.exit_code == 2 and ("holds no images — fix: put the normal parts' images in it (a plain folder of them is fitted on), or "
+                                      "lay it out as MVTec-AD does") in " ".join(result.output.split()), result.output
     # The fix spells the layout out in the user's own folder, not only a dataset's name.
     with pytest.raises(DatasetLayoutError) as refused:
         load_category(empty)

@@ -711,6 +711,8 @@ def test_calibrate_counts_each_part_once_and_says_training_images(fitted_model, 
     (good / "from_training.png").unlink()
     refused = runner.invoke(app, ["calibrate", str(model), "--good", str(good), "--defective", str(mislabelled), "--dry-run"])
     assert refused.exit_code == 2 and "1 defective image(s) are copies of images the model was fitted on" in _text(refused)
+    # Headed by the defective images' folder, not the training folder (probe 2026-12-07: it read as holding them).
+    assert f"error: {mislabelled}: 1 defective image(s)" in _text(refused), refused.output
     # A defective image that is a good one's copy under another name: refused, as the same file under both labels is.
     spot = tmp_path / "spot"
     shutil.copytree(test / "spot", spot)

@@ -150,8 +150,10 @@ def _distinct_files(inspector: Inspector, good: list[Path], defective: list[Path
     if fitted_on is not None or trained:
         if mislabelled := fitted_copies(distinct_bad, fitted_on, trained):
             # Named once, and no "training folder" where the model recorded only its pictures (fitted in Python; probe).
-            raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images the model was fitted on, normal "
-                                     f"parts (e.g. {mislabelled[0]})", Path(trained) if trained else None,
+            # Headed by the defective images' folder: headed by the training folder, it had read as holding them (probe 2026-12-07).
+            fitted_in = f" (in {trained})" if trained else ""
+            raise DatasetLayoutError(f"{len(mislabelled)} defective image(s) are copies of images the model was fitted on{fitted_in}, normal "
+                                     f"parts (e.g. {mislabelled[0]})", Path(mislabelled[0]).parent,
                                      "give each part one label: take the normal parts' images out of the defective ones")
         if seen := fitted_copies(distinct_good, fitted_on, trained):
             console.print(f"[yellow]note:[/] {len(seen)} good image(s) are copies of images the model was fitted on (e.g. "

@@ -99,7 +99,7 @@ from defectlens.io import (
     printable_text,
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import folder_any_case, is_good_folder, is_train_good, normal_folder_images, reading_fix
+from defectlens.io.dataset import folder_any_case, is_good_folder, is_train_good, normal_folder_images, reading_fix, unreadable_folder
 from defectlens.io.images import describe_unreadable, path_is, unread_format
 from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import (
@@ -440,6 +440,11 @@ def fit(
             console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what} ({len(paths)}; any unreadable is listed), as images of "
                           "normal parts")
         else:
+            if path_is(category_dir, "dir") and not any(path_is(folder_any_case(category_dir, n), "dir") for n in ("train", "test")) and not (
+                    unreadable_folder(category_dir)):
+                # An empty folder: both ways to fit are said (small-shop probe 2026-12-07: only the MVTec layout had been).
+                raise DatasetLayoutError("holds no images", category_dir, "put the normal parts' images in it (a plain folder of them is "
+                                         "fitted on), or lay it out as MVTec-AD does: normal images in train/good/")
             category = load_category(category_dir)
             notes(category.notes)
             # Where they were read: "Train/Good" from Windows is read too, and recorded as it is named.
