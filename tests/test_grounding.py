@@ -442,8 +442,15 @@ def test_batch_cues_rank_the_odd_parts_of_a_batch_first(trained, category):
         scores = [r.score for r in results]
         assert min(scores[10:]) > max(scores[:10]), cue
         assert all(r.grounding is not None and r.grounding.batch_map is not None for r in results)
+        assert all(r.batch_warning is None for r in results)
     with pytest.raises(ConfigError, match="at least 8"):
         GroundingDetector(model, taxonomy, cue="both").score(batch[:3])
+    # A batch of parts of other shapes is said, as batch scoring says it (small-shop probe 2026-12-07: a strip among cookies
+    # had been typed without a word); the token cue judges each image alone.
+    turned = [*batch[:-1], np.ascontiguousarray(batch[-1][:, : batch[-1].shape[1] // 3])]
+    said = GroundingDetector(model, taxonomy, cue="batch").score(turned)
+    assert all(r.batch_warning and r.batch_warning.startswith("the batch's images are of different shapes") for r in said)
+    assert all(r.batch_warning is None for r in GroundingDetector(model, taxonomy, cue="token").score(turned))
 
 
 def test_fit_with_grounding_saves_a_fused_model_that_inspect_uses(trained, category, tmp_path):

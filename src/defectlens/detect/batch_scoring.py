@@ -238,12 +238,20 @@ def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int) -
     if len(sizes) < SMALL_BATCH:
         notes.append(f"a batch of {len(sizes)} distinct pictures: each is judged against so few others that its verdict and regions "
                      f"are noisy — inspect at least {SMALL_BATCH} of the part together")
-    aspects = [w / h for w, h in sizes]
-    if max(aspects) > OTHER_SHAPE * min(aspects):
-        wide, tall = sizes[int(np.argmax(aspects))], sizes[int(np.argmin(aspects))]
-        notes.append(f"the batch's images are of different shapes ({wide[0]}×{wide[1]} and {tall[0]}×{tall[1]}): parts of another view or "
-                     "kind are judged against each other — inspect one part, in one view, per batch")
+    if shapes := mixed_shapes_note(sizes):
+        notes.append(shapes)
     return notes
+
+
+def mixed_shapes_note(sizes: Sequence[tuple[int, int]]) -> str | None:
+    """What to say of a batch whose images, compared with each other, are of shapes of more than one view or part (their
+    (width, height) ``sizes``), or None: for batch scoring and a grounding model's batch cue alike."""
+    aspects = [w / h for w, h in sizes]
+    if not aspects or max(aspects) <= OTHER_SHAPE * min(aspects):
+        return None
+    wide, tall = sizes[int(np.argmax(aspects))], sizes[int(np.argmin(aspects))]
+    return (f"the batch's images are of different shapes ({wide[0]}×{wide[1]} and {tall[0]}×{tall[1]}): parts of another view or "
+            "kind are judged against each other — inspect one part, in one view, per batch")
 
 
 def near_copy_groups(pairs: Sequence[tuple[int, int]], sizes: Sequence[tuple[int, int]]) -> list[int]:
