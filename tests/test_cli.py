@@ -1284,6 +1284,8 @@ def test_a_fit_says_normal_images_of_another_shape_than_the_rest():
                                                r"about 72×96\): rotated, or another view\?"):
         fitted = Inspector.fit(images, InspectorSettings(image_size=64, coreset_ratio=0.5, extra_neighbourhoods=()))
     assert fitted.fit_summary is not None and any("another shape than the rest" in n for n in fitted.fit_summary.notes)
+    two = [(72, 96)] * 9 + [(96, 72)] * 2  # two turned among eleven (regression probe 2026-12-07: unsaid)
+    assert (_odd_shapes([np.zeros(1)] * 11, two) or "").startswith("2 of the 11 normal images are of another shape")
     many = [(w, 100) for w in range(40, 250, 10)]  # aspects 0.4 to 2.4, as magnetic tiles come
     assert _odd_shapes([np.zeros(1)] * len(many), many) is None
 
@@ -1302,8 +1304,12 @@ def test_inspect_and_evaluate_say_thresholds_resting_on_too_few_normal_images(tm
     said = "this model: the thresholds rest on scores of normal images: 3 good image(s) show false alarms only in steps of"
     result = runner.invoke(app, ["inspect", str(model), str(synthetic_category / "test" / "good"), "-o", str(tmp_path / "out")])
     assert said in " ".join(result.output.split()), result.output
-    result = runner.invoke(app, ["evaluate", str(model), str(synthetic_category)])
+    result = runner.invoke(app, ["evaluate", str(model), str(synthetic_category), "--json", str(tmp_path / "e.json")])
     text = " ".join(result.output.split())
+    # In the JSON too, where they qualify its figures (regression probe 2026-12-07: the terminal's alone).
+    kept = json.loads((tmp_path / "e.json").read_text())["notes"]
+    assert any(n.startswith("this model: the thresholds rest on scores of normal images") for n in kept), kept
+    assert any("a coarse guide" in n for n in kept), kept
     assert said in text and "(the operating point's figures below are those of such thresholds)" in text, result.output
     # And a test set this small is said to be a coarse guide, as calibrate says it (4 good, 4 defective).
     assert ("4 good and 4 defective test image(s): false alarms move in steps of 25%, recall in steps of 25%, image AUROC by 0.062 for "

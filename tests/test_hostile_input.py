@@ -889,16 +889,24 @@ def test_sixteen_bit_colour_and_grey_with_alpha_are_read_at_their_depth(tmp_path
 def test_a_few_hot_pixels_do_not_set_an_images_depth(tmp_path):
     # Camera probe 2026-12-07: one pixel at 65535 (a hot pixel, or the frame information some cameras write in a corner) read a
     # 12-bit frame as 16-bit data, 16x darker: 18 of 20 good tiles flagged, a fit's depth set to 16 by one such frame.
-    from defectlens.errors import ClippedPixelsWarning
+    from defectlens.errors import ClippedPixelsWarning, HotPixelsWarning
     from defectlens.io.images import HOT_PIXEL_MIN, sensor_bits
 
     frame = np.random.default_rng(1).integers(0, 4096, (64, 64)).astype(np.uint16)
     hot = frame.copy()
     hot[0, :HOT_PIXEL_MIN] = 65535
     assert sensor_bits(frame) == sensor_bits(hot) == 12
-    with pytest.warns(ClippedPixelsWarning, match="4 pixel value.s. up to 65535 over the 12-bit range of the rest of the image"):
+    with pytest.warns(HotPixelsWarning, match=r"4 pixel\(s\) up to 65535, far over the 12-bit range of the rest of the image \(hot pixels"):
         read = as_rgb_image(hot)
     assert np.array_equal(read[1:], as_rgb_image(frame)[1:]) and (read[0, :HOT_PIXEL_MIN] == 255).all()
+    # Read at a 12-bit model's depth, they are hot pixels too, not "another camera setting" (regression probe 2026-12-07); pixels
+    # counted, not their channels. Data deeper than the model's is another setting.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert np.array_equal(as_rgb_image(np.repeat(hot[..., None], 3, axis=2), bit_depth=12), read)
+    assert [(w.category, str(w.message).split(":")[1].split(",")[0]) for w in caught] == [(HotPixelsWarning, " 4 pixel(s) up to 65535")]
+    with pytest.warns(ClippedPixelsWarning, match="over the 12-bit range of the model's training images; read clipped to it — another camera"):
+        as_rgb_image(frame * 4, bit_depth=12)
     # More than a few are the image's own: a 16-bit frame stays one; so is a bright tail rising from the rest (a highlight).
     hot[0, : HOT_PIXEL_MIN + 1] = 65535
     assert sensor_bits(hot) == 16
@@ -907,7 +915,7 @@ def test_a_few_hot_pixels_do_not_set_an_images_depth(tmp_path):
     # Through a file.
     hot[0, :HOT_PIXEL_MIN], hot[0, HOT_PIXEL_MIN] = 65535, frame[0, HOT_PIXEL_MIN]
     Image.fromarray(hot).save(tmp_path / "hot.png")
-    with pytest.warns(ClippedPixelsWarning):
+    with pytest.warns(HotPixelsWarning):
         assert np.array_equal(load_image(tmp_path / "hot.png")[1:], as_rgb_image(frame)[1:])
 
 
@@ -926,14 +934,71 @@ def test_exif_orientations_turn_pixels_as_pillow_turns_images():
         assert np.array_equal(upright_pixels(pixels, orientation), turned), orientation
 
 
-def test_a_tiff_of_a_pixel_format_pillow_has_no_mode_for_says_which_formats_are_read(tmp_path):
-    # Camera probe 2026-12-07: a valid float16 TIFF was told "its content is not what its name says: re-export or re-copy it".
+def _tiff16(path: Path, pixels: np.ndarray, planar: bool = False, orientation: int = 1) -> Path:
+    """An uncompressed little-endian TIFF of 16-bit (H, W, C) ``pixels`` (C = 2: grey and alpha; 3: RGB), its samples
+    interleaved or in planes: layouts Pillow reads wrong or not at all, written by hand."""
+    height, width, channels = pixels.shape
+    planes = [pixels[..., c] for c in range(channels)] if planar else [pixels]
+    data = [np.ascontiguousarray(plane, dtype="<u2").tobytes() for plane in planes]
+    tags = {256: (3, [width]), 257: (3, [height]), 258: (3, [16] * channels), 259: (3, [1]), 262: (3, [2 if channels >= 3 else 1]),
+            274: (3, [orientation]), 277: (3, [channels]), 278: (3, [height]), 284: (3, [2 if planar else 1])}
+    if channels in (2, 4):
+        tags[338] = (3, [2])  # unassociated alpha
+    header, ifd_size = 8, 2 + 12 * (len(tags) + 2) + 4
+    extra_at = header + ifd_size
+    extra, values = b"", {}
+    for tag, (kind, items) in tags.items():
+        if len(items) > 2:
+            values[tag] = extra_at + len(extra)
+            extra += struct.pack(f"<{len(items)}H", *items)
+    offsets_at = extra_at + len(extra)
+    first = offsets_at + 8 * len(data)
+    offsets = [first + sum(len(d) for d in data[:i]) for i in range(len(data))]
+    extra += struct.pack(f"<{len(data)}I", *offsets) + struct.pack(f"<{len(data)}I", *(len(d) for d in data))
+    entries = []
+    for tag, (kind, items) in sorted({**tags, 273: (4, offsets), 279: (4, [len(d) for d in data])}.items()):
+        if tag in (273, 279) and len(items) > 1:
+            where = offsets_at if tag == 273 else offsets_at + 4 * len(data)
+            entries.append(struct.pack("<HHII", tag, 4, len(items), where))
+        elif tag in values:
+            entries.append(struct.pack("<HHII", tag, kind, len(items), values[tag]))
+        elif kind == 3:
+            entries.append(struct.pack("<HHIHH", tag, 3, len(items), items[0], items[1] if len(items) > 1 else 0))
+        else:
+            entries.append(struct.pack("<HHII", tag, 4, 1, items[0]))
+    ifd = struct.pack("<H", len(entries)) + b"".join(entries) + b"\0\0\0\0"
+    path.write_bytes(b"II*\0" + struct.pack("<I", header) + ifd + extra + b"".join(data))
+    return path
+
+
+def test_sixteen_bit_colour_tiffs_of_every_layout_are_read_at_their_depth(tmp_path):
+    # Regression probe 2026-12-07: a planar 16-bit RGB TIFF was read as noise (Pillow's planar rawmode names no depth), one
+    # turned by its orientation 5 to 8 fell back to the upper 8 bits (Pillow gives it its turned size), a 16-bit grey with
+    # alpha TIFF was refused. Each is read as the same pixels given as an array are.
+    data = np.random.default_rng(9).integers(0, 4096, (12, 20, 3)).astype(np.uint16)
+    as_array = as_rgb_image(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(load_image(_tiff16(tmp_path / "chunky.tif", data)), as_array)
+        assert np.array_equal(load_image(_tiff16(tmp_path / "planar.tif", data, planar=True)), as_array)
+        assert np.array_equal(load_image(_tiff16(tmp_path / "turned.tif", data, orientation=6)), np.rot90(as_array, -1))
+        grey_alpha = np.stack([data[..., 0], np.full((12, 20), 65535, np.uint16)], axis=2)
+        assert np.array_equal(load_image(_tiff16(tmp_path / "la.tif", grey_alpha)), as_rgb_image(data[..., 0]))
+
+
+def test_a_tiff_pillow_has_no_mode_for_is_read_by_libtiff_and_a_damaged_one_said_so(tmp_path):
+    # Camera probe 2026-12-07: a valid float16 TIFF was told "its content is not what its name says: re-export or re-copy it";
+    # regression probe: told then "a pixel format not read", a TIFF cut short was too, and a 16-bit grey with alpha one.
     import imagecodecs
 
-    path = tmp_path / "half.tif"
-    path.write_bytes(imagecodecs.tiff_encode(np.random.default_rng(3).random((16, 16)).astype(np.float16)))
-    with pytest.raises(ImageReadError, match=r"a TIFF whose pixel format is not read .*fix: save it as 8- or 16-bit integers or 32-bit floats"):
-        load_image(path)
+    values = np.random.default_rng(3).random((16, 16))
+    (tmp_path / "half.tif").write_bytes(imagecodecs.tiff_encode(values.astype(np.float16)))
+    assert np.abs(load_image(tmp_path / "half.tif")[..., 0].astype(int) - np.rint(values * 255)).max() <= 1
+    whole = imagecodecs.tiff_encode(np.random.default_rng(4).integers(0, 255, (64, 64), dtype=np.uint8), compression="lzw")
+    (tmp_path / "cut.tif").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageReadError, match=r"cut\.tif: not a readable image — fix: its content is not what its name says, or it is cut "
+                                              r"short: re-export or re-copy it"):
+        load_image(tmp_path / "cut.tif")
 
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:

@@ -74,6 +74,11 @@ class ExtremeAspectWarning(DefectlensWarning):
     canvas; a batch's are said together (a line-scan run had printed one line per image)."""
 
 
+class HotPixelsWarning(DefectlensWarning):
+    """An image's few pixels far over the sensor depth the rest of it fits (hot pixels, a camera's frame information), read
+    as the brightest (:data:`~defectlens.io.images.HOT_PIXEL_SHARE`); a batch's are said together."""
+
+
 class ShallowColourWarning(DefectlensWarning):
     """An image of 16 bits a channel in colour or with transparency, read at its upper 8 bits (Pillow decodes no deeper
     colour); a batch's are said together."""

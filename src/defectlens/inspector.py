@@ -82,6 +82,7 @@ from defectlens.errors import (
     DefectlensError,
     DefectlensWarning,
     ExtremeAspectWarning,
+    HotPixelsWarning,
     ModelFileError,
     NoteWarning,
     OutputError,
@@ -537,14 +538,15 @@ the factor at which an inspected image's shape is noted (:meth:`~defectlens.desc
 def _odd_shapes(images: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]) -> str | None:
     """What to say of normal images of another shape than most (rotated, another view), or None: one turned cookie among ten
     had raised the image threshold from 58 to 73 (a crack then passed) and widened the shapes an inspected image may have
-    unsaid, with nothing said at the fit (small-shop probe 2026-12-07). Only where nine in ten of them share one shape."""
+    unsaid, with nothing said at the fit (small-shop probe 2026-12-07). Only where four in five of them share one shape (two turned among
+    eleven had gone unsaid at nine in ten: regression probe 2026-12-07)."""
     aspects = [w / h for w, h in sizes]
     middle = float(np.median(aspects))
     odd = [i for i, a in enumerate(aspects) if not middle / ODD_SHAPE <= a <= middle * ODD_SHAPE]
     alike = sum(1 for a in aspects if middle / 1.1 <= a <= middle * 1.1)
     # Said only where the others share one shape: magnetic tiles come in every shape (aspect 0.4 to 2.5), a third of them
     # "odd" by the median, and none is another view.
-    if not odd or alike < 0.9 * len(aspects):
+    if not odd or alike < 0.8 * len(aspects):
         return None
     named = printable_text(str(images.paths[odd[0]])) if isinstance(images, ImageFiles) else f"image {odd[0]}"
     usual = sizes[int(np.argsort(aspects)[len(aspects) // 2])]
@@ -693,7 +695,9 @@ def said_per_batch(caught: Sequence[Warning], bit_depth: int | None = None) -> l
     pixels, shallow colour, an extreme aspect) once for the batch with their count, the others each once. A folder of
     100 over-bright frames had printed 100 lines (regression probe), a line-scan folder one line a strip."""
     per_image: dict[type[Warning], str] = {
-        ClippedPixelsWarning: f"have pixel values over the {bit_depth}-bit range of the model's training images",
+        ClippedPixelsWarning: (f"have pixel values over the {bit_depth}-bit range of the model's training images" if bit_depth is not None
+                               else "have pixel values over the range of the model's training images"),
+        HotPixelsWarning: "have a few pixels far over the range of the rest of the image (hot pixels?), read as the brightest",
         ShallowColourWarning: "are 16 bits a channel in colour or with transparency, read at the upper 8 bits",
         ExtremeAspectWarning: "are of an extreme aspect, squeezed onto the canvas",
     }

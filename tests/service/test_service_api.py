@@ -1415,6 +1415,7 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
 def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:
     # Camera probe 2026-12-07: /view read a 16-bit upload at its own depth while a 12-bit model read it clipped to 12 bits: the
     # page showed a normal-looking tile beside an overlay drawn over a white one.
+    import imagecodecs
     from tests.conftest import texture
 
     from defectlens import Inspector, InspectorSettings
@@ -1433,6 +1434,15 @@ def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_pat
             made = upload(client, over)
             assert made.status_code == 201, made.text
             shown = np.asarray(Image.open(io.BytesIO(client.get(made.json()["urls"]["view"]).content)).convert("RGB"))
+            # 12-bit colour in a 16-bit PNG, whose mode Pillow says "RGB": shown as read, not as sent (regression probe 2026-12-07:
+            # the upload itself had been served, near black in a browser).
+            colour = tmp_path / "colour.png"
+            colour.write_bytes(imagecodecs.png_encode(np.repeat(frames[0][..., None], 3, axis=2)))
+            made = upload(client, colour)
+            assert made.status_code == 201, made.text
+            view = client.get(made.json()["urls"]["view"])
+            assert view.content != colour.read_bytes()
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(view.content)).convert("RGB")), load_image(colour, 12))
     finally:
         pool.close()
     with pytest.warns(Warning, match="over the 12-bit range"):

@@ -17,6 +17,7 @@ from defectlens.cli.progress import (
     console,
     fail,
     interrupted,
+    keep_notes,
     notes,
     progress_bar,
     require_standard_output,
@@ -178,6 +179,8 @@ def evaluate(
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
     from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
     from defectlens.evaluate.harness import evaluate_detection
+
+    said = keep_notes()  # what qualifies the figures, in the JSON too
     from defectlens.evaluate.roc import PlotUnavailable
 
     try:
@@ -372,11 +375,13 @@ def evaluate(
     unlike_good, unlike_defective = evaluation.unlike_normal
     if unlike_good or unlike_defective:
         grey = f"; {evaluation.unlike_grey} of them grey, where the model was fitted on colour images" if evaluation.unlike_grey else ""
-        console.print(f"[yellow]note:[/] {unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one "
-                      f"(frame check{grey}): flagged whatever their score, and counted so in the operating point")
+        notes([f"{unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one (frame check{grey}): "
+               "flagged whatever their score, and counted so in the operating point"])
     if evaluation.drift:
         console.print(f"[yellow]warning:[/] the good test images: {escape(evaluation.drift)}")
     report_failures(evaluation.failures)
+    # What was said of these figures, in the order said (notes, and warnings as "warning: …"): the terminal's alone before.
+    result["notes"] = list(said)
     if to_stdout:
         write_standard_output(json_text(result) + "\n")
     elif json_out:

@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import typer
@@ -93,6 +94,8 @@ def one_line_warnings() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+        if (kept := _KEPT.get()) is not None:
+            kept.append(f"warning: {message}")
 
     warnings.showwarning = show
     # Commands print the notes these warnings repeat (see NoteWarning).
@@ -118,6 +121,20 @@ def notes(lines: Iterable[object]) -> None:
     """Print each of ``lines`` as a note (what a command found that the user should know)."""
     for line in lines:
         console.print(f"[yellow]note:[/] {escape(str(line))}")
+        if (kept := _KEPT.get()) is not None:
+            kept.append(str(line))
+
+
+_KEPT: ContextVar[list[str] | None] = ContextVar("defectlens_kept_notes", default=None)
+
+
+def keep_notes() -> list[str]:
+    """From here to the end of the command (one a process; a new call starts a new list), each note :func:`notes` prints and each
+    warning shown is also kept in the list returned, for the command's JSON: `evaluate --json` had recorded none of what
+    qualified its figures (regression probe 2026-12-07)."""
+    kept: list[str] = []
+    _KEPT.set(kept)
+    return kept
 
 
 def stop_on_terminate() -> None:

@@ -24,6 +24,7 @@ from defectlens.errors import (
     ClippedPixelsWarning,
     DefectlensWarning,
     ExtremeAspectWarning,
+    HotPixelsWarning,
     ImageReadError,
     ShallowColourWarning,
     collected_warnings,
@@ -54,6 +55,8 @@ onto the canvas so hard that small defects merge into one region."""
 DEEP_BIT_DEPTHS = (8, 10, 12, 14, 16)
 EXIF_ORIENTATION = 0x0112
 """The EXIF tag of an image's orientation (1 to 8)."""
+TIFF_BITS_PER_SAMPLE = 258
+"""The TIFF tag of the bits of each sample."""
 """Sensor depths that integer data deeper than 8 bits is assumed to have (see :func:`as_rgb_image`)."""
 HOT_PIXEL_SHARE = 1e-4
 """Share of an image's values (at least :data:`HOT_PIXEL_MIN`) that may lie far above the sensor depth the rest of it fits —
@@ -202,10 +205,14 @@ def _depth_of(values: np.ndarray, high: int) -> int | None:
     whole = next((b for b in DEEP_BIT_DEPTHS if high < 2**b), None)
     if whole is None:
         return None
-    allowed = max(HOT_PIXEL_MIN, int(values.size * HOT_PIXEL_SHARE))
+    # Pixels, not their values: a hot pixel of a colour image is three (regression probe 2026-12-07).
+    def pixels_from(level: int) -> int:
+        return int(np.count_nonzero((values >= level).any(axis=-1) if values.ndim == 3 else values >= level))
+
+    allowed = max(HOT_PIXEL_MIN, int(values.size / (values.shape[-1] if values.ndim == 3 else 1) * HOT_PIXEL_SHARE))
     for bits in (b for b in DEEP_BIT_DEPTHS if b < whole):
-        over = np.count_nonzero(values >= 2**bits)
-        if over <= allowed and over == np.count_nonzero(values >= 2 ** (bits + 2)):
+        over = pixels_from(2**bits)
+        if over <= allowed and over == pixels_from(2 ** (bits + 2)):
             return bits
     return whole
 
@@ -238,19 +245,28 @@ def _to_uint8(arr: np.ndarray, source: str, bit_depth: int | None = None) -> np.
         bits = _depth_of(arr, high)
         if bits is None:
             raise ImageReadError(f"pixel values go up to {high}, deeper than 16 bits", source, "convert to 8 or 16 bits per channel")
-        if bit_depth is None and high >= 2**bits:
-            over = int(np.count_nonzero(arr >= 2**bits))
-            warn_caller(f"{source}: {over} pixel value(s) up to {high} over the {bits}-bit range of the rest of the image (hot or "
-                        "saturated pixels?) read as the brightest; the image is read at the depth of the rest", ClippedPixelsWarning)
         # A model's depth for 16-bit data, and for wider integers holding more than 8 bits: int64 arrays of 8-bit values (a
         # numpy conversion) had been read 16x darker by a 12-bit model (regression probe).
-        if bit_depth is not None and (arr.dtype == np.uint16 or high > 255):
-            if high >= 2**bit_depth:
-                warn_caller(f"{source}: pixel values go up to {high}, over the {bit_depth}-bit range of the model's training images; "
+        depth = bit_depth if bit_depth is not None and (arr.dtype == np.uint16 or high > 255) else bits
+        if high >= 2**depth:
+            pixels = int(np.count_nonzero((arr >= 2**depth).any(axis=-1) if arr.ndim == 3 else arr >= 2**depth))
+            if bits <= depth:
+                # A few far above a range the rest fits (hot pixels, a camera's frame information), the model's or the image's
+                # own: said as such, not as another camera setting (regression probe 2026-12-07: "None-bit", "another setting?").
+                warn_caller(f"{source}: {pixels} pixel(s) up to {high}, far over the {depth}-bit range of the rest of the image (hot "
+                            "pixels, or a camera's frame information?), read as the brightest", HotPixelsWarning)
+            else:
+                warn_caller(f"{source}: pixel values go up to {high}, over the {depth}-bit range of the model's training images; "
                             "read clipped to it — another camera setting? Fit on images of this setting", ClippedPixelsWarning)
-            bits = bit_depth
-        scale = (2**bits - 1) / 255.0
-        return np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
+        # In integers, a band of rows at a time: float64 had taken 905 MB for a 16 M-pixel 16-bit colour image (regression probe
+        # 2026-12-07). Exact as rint(value / ((2**depth - 1) / 255)): no value lies half-way, the range being odd.
+        top = 2**depth - 1
+        out = np.empty(arr.shape, np.uint8)
+        band = max(1, FILL_BAND_PIXELS // max(1, arr[0].size if arr.ndim > 1 else 1))
+        for row in range(0, arr.shape[0], band):
+            part = arr[row : row + band].astype(np.uint32)
+            out[row : row + band] = np.minimum((part * 510 + top) // (2 * top), 255)
+        return out
     if arr.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             if not np.isfinite(arr).all():
@@ -396,26 +412,80 @@ def upright_pixels(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
     return np.ascontiguousarray(turn(pixels)) if turn is not None else pixels
 
 
+def holds_deep_colour(img: Image.Image) -> bool:
+    """Whether an opened PNG or TIFF holds more than 8 bits a channel in colour, or grey with transparency, which Pillow decodes to
+    the upper 8 bits (it has no deeper colour mode). By its rawmode ("RGB;16B", …), and for a TIFF by its BitsPerSample tag: a
+    planar one's rawmode names no depth (regression probe 2026-12-07: read as noise)."""
+    if img.format not in ("PNG", "TIFF") or img.mode.startswith(("I", "F")):  # 16-bit grey is read whole; a BMP's "BGR;16" is 5-6 bits
+        return False
+    if any(";16" in str(getattr(t, "args", "")) for t in getattr(img, "tile", None) or []):
+        return True
+    bits = getattr(img, "tag_v2", {}).get(TIFF_BITS_PER_SAMPLE) if img.format == "TIFF" else None
+    return isinstance(bits, tuple | list | int) and max(bits if isinstance(bits, tuple | list) else (bits,)) > 8
+
+
 def _deep_colour(path: Path, img: Image.Image) -> np.ndarray | None:
-    """The pixels of a 16-bit colour (or grey with transparency) PNG or TIFF at the depth they were saved at, first page, turned
-    upright, read by libpng or libtiff (imagecodecs); None where they cannot read it, Pillow's upper 8 bits then said."""
+    """The pixels of a deep colour (or grey with transparency) PNG or TIFF (:func:`holds_deep_colour`) at the depth they were
+    saved at, first page, turned upright, read by libpng or libtiff (imagecodecs); None where they cannot read it (Pillow's
+    upper 8 bits are then read, and said)."""
     import imagecodecs
 
     try:
         data = path.read_bytes()
         pixels = imagecodecs.png_decode(data) if img.format == "PNG" else imagecodecs.tiff_decode(data, index=0)
     except Exception:  # noqa: BLE001 — the codecs raise their own errors; Pillow's reading and its errors then stand
-        pixels = None
-    if pixels is None or pixels.ndim != 3 or pixels.shape[2] not in (2, 3, 4) or pixels.shape[:2] != (img.height, img.width):
-        warn_caller(f"{path}: 16 bits a channel in colour or with transparency, read at the upper 8 bits: data of fewer than 16 bits "
-                    "reads darker than it is — save such images as 16-bit grey or 8-bit colour", ShallowColourWarning)
         return None
-    return upright_pixels(pixels, img.getexif().get(EXIF_ORIENTATION))
+    return _upright_samples(pixels, (img.width, img.height), img.getexif().get(EXIF_ORIENTATION))
+
+
+def _upright_samples(pixels: object, size: tuple[int, int], orientation: int | None) -> np.ndarray | None:
+    """A decoder's colour ``pixels`` of an image Pillow sized ``size`` (width, height), as (H, W, C) turned upright; None where
+    they are not of that picture. Planar ones come as (C, H, W); Pillow gives a TIFF turned by its orientation (5 to 8) its
+    turned size (regression probe 2026-12-07: both had fallen back to the upper 8 bits)."""
+    if not isinstance(pixels, np.ndarray) or pixels.ndim != 3:
+        return None
+    if pixels.shape[0] in (2, 3, 4) and pixels.shape[2] not in (2, 3, 4):
+        pixels = np.moveaxis(pixels, 0, 2)
+    if pixels.shape[2] not in (2, 3, 4) or pixels.shape[:2] not in ((size[1], size[0]), (size[0], size[1])):
+        return None
+    return upright_pixels(pixels, orientation)
 
 
 def unread_format(path: Path) -> ImageReadError:
     """The refusal of an image in a format that is not read (:data:`OTHER_IMAGE_SUFFIXES`), given alone or found in a folder."""
     return ImageReadError(f"{path.suffix.lower()} images are not read", path, "convert it to PNG or JPEG")
+
+
+def _tiff_pixels(path: Path) -> np.ndarray:
+    """The first page of a TIFF Pillow cannot open, read by libtiff (imagecodecs) once its header's size is within the limits,
+    turned upright; refused as damaged where its header or data do not read (a TIFF cut short, whose directory comes after its
+    data, had been told its pixel format is not read: regression probe 2026-12-07)."""
+    import imagecodecs
+    from PIL import TiffImagePlugin
+
+    damaged = "its content is not what its name says, or it is cut short: re-export or re-copy it"
+    try:
+        with path.open("rb") as f:
+            tags = TiffImagePlugin.ImageFileDirectory_v2(f.read(8))
+            f.seek(tags.next)
+            tags.load(f)
+        width, height = int(tags[256]), int(tags[257])
+    except Exception:  # noqa: BLE001 — a header that does not parse is a damaged file, whatever Pillow raises
+        raise ImageReadError("not a readable image", path, damaged) from None
+    if refusal := size_refusal(width, height):
+        raise ImageReadError(refusal, path, "downscale or tile the image before inspecting it")
+    try:
+        pixels = imagecodecs.tiff_decode(path.read_bytes(), index=0)
+    except Exception as exc:  # noqa: BLE001 — libtiff's errors are its own
+        raise ImageReadError(f"image is corrupt or truncated, or of a pixel format not read ({exc})", path,
+                             "re-export or re-copy it, as 8- or 16-bit integers or 32-bit floats") from None
+    orientation = tags.get(274)
+    if isinstance(pixels, np.ndarray) and pixels.ndim == 2 and pixels.shape == (height, width):
+        return upright_pixels(pixels, orientation if isinstance(orientation, int) else None)
+    upright = _upright_samples(pixels, (width, height), orientation if isinstance(orientation, int) else None)
+    if upright is None:
+        raise ImageReadError("a TIFF whose pixel layout is not read", path, "save it as 8- or 16-bit grey or colour")
+    return upright
 
 
 def _is_tiff(path: Path) -> bool:
@@ -484,11 +554,14 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
                 raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
             # Pillow decodes 16-bit colour, and grey with transparency, to its upper 8 bits (it has no deeper colour mode):
             # 12-bit data came out 16x darker, a good part flagged (camera probe 2026-12-07). libpng and libtiff read it whole.
-            deep_colour = (img.format in ("PNG", "TIFF") and not img.mode.startswith(("I", "F"))  # a BMP's "BGR;16" is 5-6 bits
-                           and any(";16" in str(getattr(t, "args", "")) for t in img.tile or []))
+            deep_colour = holds_deep_colour(img)
             whole = _deep_colour(p, img) if deep_colour else None
             if whole is None:
                 img.load()  # force full decode now so truncation is detected here
+                if deep_colour:
+                    # Said once Pillow has read it (a truncated file had been said so, then refused: regression probe).
+                    warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits: data of fewer than "
+                                "16 bits reads darker than it is — save such images as 16-bit grey or 8-bit colour", ShallowColourWarning)
             if (pages := int(getattr(img, "n_frames", 1))) > 1:
                 # A multi-page TIFF's other pages were never looked at, and nothing said so.
                 warn_caller(f"{p}: {pages} pages; only the first is inspected — save each page as its own image to "
@@ -504,10 +577,9 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
         raise _declared_too_large(exc, p) from None
     except UnidentifiedImageError:
         if _is_tiff(p):
-            # A TIFF of a pixel format Pillow reads no mode of (16- or 64-bit floats): "re-copy it" could not help (camera probe
-            # 2026-12-07). Not read by another decoder: one that reads before any size check would decode a hostile canvas whole.
-            raise ImageReadError("a TIFF whose pixel format is not read (8- or 16-bit integers and 32-bit floats are)", p,
-                                 "save it as 8- or 16-bit integers or 32-bit floats") from None
+            # A TIFF of a pixel format Pillow has no mode for (16- or 64-bit floats, 16-bit grey with alpha): read by libtiff,
+            # its size checked from its header first ("re-copy it" could not help: camera probe 2026-12-07).
+            return _tiff_pixels(p)
         if p.suffix.lower() in OTHER_IMAGE_SUFFIXES:
             raise unread_format(p) from None  # as a folder's are said (a GIF given alone had been told the suffixes read)
         # A known suffix on bytes no decoder recognises is a mislabelled or damaged file, not a format choice.

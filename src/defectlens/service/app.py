@@ -48,6 +48,7 @@ from defectlens import __version__
 from defectlens.errors import DefectlensError, DefectlensWarning, collected_warnings, warn_caller
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
+from defectlens.io.images import holds_deep_colour
 from defectlens.io.names import folded_name, same_spelling
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
@@ -155,8 +156,9 @@ def eight_bit(path: Path) -> bool:
     12-bit image in a 16-bit PNG showed black, where inspection had scaled it). A missing file is said by the caller."""
     try:
         with Image.open(path) as img:
-            # Transparent ones too: inspection fills their see-through pixels, and the overlay is drawn over that.
-            return img.mode in ("1", "L", "P", "RGB") and "transparency" not in img.info
+            # Transparent ones too: inspection fills their see-through pixels, and the overlay is drawn over that. So are 16-bit
+            # colour ones, whose mode Pillow says "RGB" (regression probe 2026-12-07: a 12-bit one was shown near black).
+            return img.mode in ("1", "L", "P", "RGB") and "transparency" not in img.info and not holds_deep_colour(img)
     except (OSError, ValueError):
         return True
 
