@@ -947,7 +947,7 @@ def _tiff16(path: Path, pixels: np.ndarray, planar: bool = False, orientation: i
     header, ifd_size = 8, 2 + 12 * (len(tags) + 2) + 4
     extra_at = header + ifd_size
     extra, values = b"", {}
-    for tag, (kind, items) in tags.items():
+    for tag, (_, items) in tags.items():
         if len(items) > 2:
             values[tag] = extra_at + len(extra)
             extra += struct.pack(f"<{len(items)}H", *items)
