@@ -82,7 +82,8 @@ def test_a_frame_unlike_every_normal_one_is_reported_as_such_not_typed(checked_m
     taxonomy = tmp_path / "taxonomy.json"
     taxonomy.write_text(json.dumps({"object": "plate", "defects": [{"name": "pitting", "description": "small dark pits"}]}))
     inspector = Inspector.load(checked_model)
-    noise = np.random.default_rng(12).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    # Grey noise, as the model's grey camera gives it (colour noise is also said as a colour image: its own test below).
+    noise = np.repeat(np.random.default_rng(12).integers(0, 256, (96, 128, 1), dtype=np.uint8), 3, axis=2)
     verdict = inspector.inspect(noise)
     assert verdict.unlike_normal and verdict.regions
     types, notes = type_with_notes(prepare_analysis(taxonomy, None, 5, "template"), noise, verdict)
@@ -284,7 +285,7 @@ def test_an_image_far_smaller_or_of_another_shape_than_the_training_ones_is_said
     inspector = Inspector.load(checked_model)
     assert inspector.provenance is not None and inspector.provenance.image_sizes == [[128, 96], [128, 96]]
     rng = np.random.default_rng(5)
-    noise = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    noise = np.repeat(rng.integers(0, 256, (96, 128, 1), dtype=np.uint8), 3, axis=2)  # grey, as the model's camera gives it
     same_size = inspector.inspect(noise)
     assert same_size.unlike_normal and "This image is" not in same_size.unlike_normal
     small = inspector.inspect(noise[:40, :50])
@@ -533,3 +534,34 @@ def test_inspect_with_the_language_model_says_which_images_it_was_not_asked_abou
     assert result.exit_code == 0, result.output
     assert "the language model was not asked about 1 of 2 image(s), unlike every normal one" in said
     assert "was not used for" not in said
+
+
+def test_a_colour_image_for_a_model_of_grey_parts_is_said_unlike_them_and_grey_is_on_the_card(tmp_path):
+    # Small-shop probe 2026-12-07: a tinted photo of a good part on a model fitted on grey images was flagged with no reason
+    # given (or the frame check's "a large defect, another part or a faulty frame"), and the card's "no, or not all" could not
+    # tell grey parts from a mix of grey and colour.
+    from defectlens.descriptor import COLOUR_REASON, render_card
+    from defectlens.explain.gallery import ResultRow, gallery_html
+
+    rng = np.random.default_rng(21)
+    grey = [texture(rng, 64, 80) for _ in range(6)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefectlensWarning)
+        grey_model = Inspector.fit(grey[:5], InspectorSettings(image_size=96, coreset_ratio=0.5))
+        mixed = Inspector.fit([*grey[:4], np.stack([grey[4], grey[4] // 2, grey[4]], axis=2)], InspectorSettings(image_size=96, coreset_ratio=0.5))
+    assert grey_model.provenance is not None and (grey_model.provenance.colour, grey_model.provenance.grey) == (False, True)
+    tinted = np.clip(grey[5][..., None] * np.array([1.0, 0.8, 0.6]), 0, 255).astype(np.uint8)
+    judged = grey_model.inspect(tinted)
+    assert judged.is_defective and judged.unlike_normal is not None and COLOUR_REASON in judged.unlike_normal
+    assert grey_model.inspect(grey[5]).unlike_normal is None
+    words = build_report(judged).text
+    assert COLOUR_REASON in words and "faulty frame" not in words and "Check the camera's settings, and hold the part" in words
+    card = gallery_html([ResultRow("c.png", "c", True, judged.score, 0, (), words, unlike_normal=judged.unlike_normal)], "t")
+    assert "a colour image, where the model was fitted on grey images: is the camera set to grey?" in card and "faulty frame" not in card
+    # A model of a mix judges both alike; the card tells the three apart.
+    assert mixed.provenance is not None and (mixed.provenance.colour, mixed.provenance.grey) == (False, False)
+    assert mixed.inspect(tinted).unlike_normal is None or COLOUR_REASON not in str(mixed.inspect(tinted).unlike_normal)
+    grey_model.save(tmp_path / "g")
+    mixed.save(tmp_path / "m")
+    assert "training images in colour | no (grey)" in render_card(Inspector.load(tmp_path / "g").descriptor())
+    assert "training images in colour | some" in render_card(Inspector.load(tmp_path / "m").descriptor())

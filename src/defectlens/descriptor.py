@@ -104,12 +104,19 @@ def fingerprint_images(images: Sequence[np.ndarray]) -> str:
 
 LABEL_FREE_NOTE = "the thresholds rest on scores of normal images"
 """How a fit's note on thresholds too coarse for the false-alarm target begins (the card marks it once they are set otherwise)."""
-OPTIONAL_PROVENANCE = ("trained_on", "colour", "bit_depth", "image_digests", "threads")
+OPTIONAL_PROVENANCE = ("trained_on", "colour", "grey", "bit_depth", "image_digests", "threads")
 """Provenance a model may lack without the card calling it incomplete (a fit in Python has no folder)."""
 GREY_REASON = ("A grey image, where the model was fitted on colour images of the part: is the camera set to colour? "
                "Its score cannot be read against theirs.")
 """Why a grey image is judged unlike every normal part of a model fitted on colour images (:meth:`Provenance.colour_note`);
 the report, the gallery, `calibrate` and `evaluate` say it in its own words, not as a frame check's."""
+COLOUR_REASON = ("A colour image, where the model was fitted on grey images of the part: is the camera set to grey? "
+                 "Its score cannot be read against theirs.")
+"""Why a colour image is judged unlike every normal part of a model fitted on grey images: flagged, it had been said as
+nothing, or as "a large defect, another part or a faulty frame" (small-shop probe 2026-12-07)."""
+CAMERA_REASONS = {GREY_REASON: ("a grey image, where the model was fitted on colour images", "is the camera set to colour?"),
+                  COLOUR_REASON: ("a colour image, where the model was fitted on grey images", "is the camera set to grey?")}
+"""Each camera-mode reason with its words on a card or a note: what the image is, and the question to check."""
 
 
 FRAME_REASON = "the whole image is unlike every normal image"
@@ -138,6 +145,11 @@ def set_otherwise(source: str) -> bool:
     return "calibrate" in source or source == "user"
 
 
+def camera_reason_in(unlike_normal: str | None) -> str | None:
+    """The camera-mode reason (:data:`CAMERA_REASONS`) an image's reason for being unlike every normal one holds, or None."""
+    return next((reason for reason in CAMERA_REASONS if reason in str(unlike_normal or "")), None)
+
+
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
     """Whether an image's reason for being unlike every normal one (``Inspection.unlike_normal``) is :data:`GREY_REASON`."""
     return bool(unlike_normal) and GREY_REASON in str(unlike_normal)
@@ -163,6 +175,9 @@ class Provenance:
     colour: bool | None = None
     """Whether the training images are all in colour (:func:`~defectlens.io.is_grey`; False when any is grey);
     None for a model saved before it was recorded."""
+    grey: bool | None = None
+    """Whether the training images are all grey; None for a model saved before it was recorded (0.3.10 and earlier), whose
+    card's "no, or not all" could not tell grey parts from a mix."""
     bit_depth: int | None = None
     """The sensor depth (10 to 16 bits) pixels deeper than 8 bits are read at for this model: the deepest of its
     training images' (:func:`~defectlens.io.sensor_bits`). None when they were 8-bit (each deeper image is then read
@@ -193,10 +208,10 @@ class Provenance:
 
     @classmethod
     def now(cls, n_images: int, fingerprint: str | None, sizes: Sequence[tuple[int, int]] = (), colour: bool | None = None,
-            bit_depth: int | None = None, image_digests: Sequence[str] | None = None) -> Provenance:
+            bit_depth: int | None = None, image_digests: Sequence[str] | None = None, grey: bool | None = None) -> Provenance:
         """Provenance of a fit finishing now, by this defectlens (``sizes``: the training images' (width, height);
-        ``colour``: whether they are in colour; ``bit_depth``: :attr:`bit_depth`; ``image_digests``: their picture
-        digests)."""
+        ``colour``: whether they are all in colour, ``grey`` all grey; ``bit_depth``: :attr:`bit_depth`; ``image_digests``:
+        their picture digests)."""
         import torch
 
         from defectlens import __version__
@@ -204,14 +219,14 @@ class Provenance:
         widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
         ranged = [[min(widths), min(heights)], [max(widths), max(heights)]] if sizes else None
         # To the microsecond, as a time that names a fit (Inspector.fit sets it again when its fit has finished).
-        return cls(utc_now(microseconds=True), __version__, n_images, fingerprint, ranged, colour=colour, bit_depth=bit_depth,
+        return cls(utc_now(microseconds=True), __version__, n_images, fingerprint, ranged, colour=colour, grey=grey, bit_depth=bit_depth,
                    image_digests=sorted(image_digests) if image_digests is not None else None,
                    threads=torch.get_num_threads() if n_images else None)
 
     def colour_note(self, grey: bool) -> str | None:
-        """Why a grey image is unlike the training images when they are in colour, else None. An API probe's
-        grey (and BGR-ordered) good cookies were all flagged, with nothing said of why."""
-        return GREY_REASON if grey and self.colour else None
+        """Why a grey image is unlike the training images when they are in colour, and a colour one when they are grey, else
+        None. An API probe's grey (and BGR-ordered) good cookies were all flagged, with nothing said of why."""
+        return GREY_REASON if grey and self.colour else COLOUR_REASON if not grey and self.grey else None
 
     def sizes_text(self) -> str:
         """The training images' sizes as a person reads them: "288×384", or each side's range ("288 to 384 wide, 288 to
@@ -572,7 +587,8 @@ def render_card(descriptor: ModelDescriptor) -> str:
             **({"training image sizes": p.sizes_text()} if p and p.image_sizes else {}),
             # A path as it is, in a code span: "_lot7_" in one had read as emphasis (regression probe 2026-12-06).
             **({"training folder": _Code(p.trained_on)} if p and p.trained_on else {}),
-            **({"training images in colour": "yes" if p.colour else "no, or not all"} if p and p.colour is not None else {}),
+            **({"training images in colour": "yes" if p.colour else "no (grey)" if p.grey else "some" if p.grey is False else "no, or not all"}
+               if p and p.colour is not None else {}),
             **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth
                else {"sensor depth": "not recorded (fitted before 0.3.1): a frame deeper than 8 bits is read at its own depth; "
                                      "refit to read a camera's deep frames alike"} if p and released_before(p.defectlens_version, (0, 3, 1))

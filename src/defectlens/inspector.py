@@ -653,8 +653,8 @@ COLOUR_SAMPLE = 16
 """Training images read to tell whether a part is photographed in colour."""
 
 
-def _in_colour(images: Sequence[np.ndarray]) -> bool:
-    """Whether every one of ``images`` is in colour: every one a scan noted (files are not decoded a second
+def _colours(images: Sequence[np.ndarray]) -> tuple[bool, bool]:
+    """Whether every one of ``images`` is in colour, and whether every one is grey: every one a scan noted (files are not decoded a second
     time for it), else up to :data:`COLOUR_SAMPLE` spread over them. A set with grey images among colour ones
     (two cameras on one line) is not: "most" had made every grey good part of such a line defective. It is
     warned of, and kept in the model's notes."""
@@ -666,7 +666,7 @@ def _in_colour(images: Sequence[np.ndarray]) -> bool:
     if 0 < sum(grey) < len(grey):
         warn_caller(DefectlensWarning(f"{sum(grey)} of the {len(grey)} normal images{checked} are grey and the others in colour (two "
                                       "cameras?): grey and colour images are inspected alike, each against both kinds"))
-    return not any(grey)
+    return not any(grey), all(grey)
 
 
 def load_images(
@@ -886,7 +886,8 @@ class Inspector:
             canvas_width=canvas.width,
             standardize=settings.standardize,
         )
-        provenance = Provenance.now(len(images), combine_digests(digests), sizes, _in_colour(images), bit_depth, image_digests=digests)
+        colour, grey = _colours(images)
+        provenance = Provenance.now(len(images), combine_digests(digests), sizes, colour, bit_depth, image_digests=digests, grey=grey)
         quantile = 1.0 - settings.false_alarm_target
         if settings.detector == "discriminator":
             alone = DiscriminatorDetector(DiscriminatorConfig(encoder=encoder, quantile=quantile, seed=settings.seed))
@@ -1117,10 +1118,11 @@ class Inspector:
     def score_read(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> list[AnomalyResult]:
         """:meth:`score` of images already read (:func:`~defectlens.io.read_image`'s RGB arrays, or
         :class:`~defectlens.io.ImageFiles`), with the Inspector's own check of each whole image: a grey one
-        for a model fitted on colour images is unlike every normal part (:meth:`Provenance.colour_note`).
+        for a model fitted on colour images is unlike every normal part, and a colour one for a model fitted on grey images
+        (:meth:`Provenance.colour_note`).
         Arrays only: files on disk (:class:`~defectlens.io.ImageFiles`) are not decoded a second time for it."""
         results = self.detector.score(images, progress=progress)
-        if not (self.provenance and self.provenance.colour) or isinstance(images, ImageFiles):
+        if not (self.provenance and (self.provenance.colour or self.provenance.grey)) or isinstance(images, ImageFiles):
             return results  # (files are not decoded a second time for it)
         checked = []
         for image, result in zip(images, results, strict=True):

@@ -19,7 +19,7 @@ import numpy as np
 from defectlens.classify.examples import LOCATING_MAP_SIGMA, ExampleSet, examples_from_category, examples_from_folders, locate_examples
 from defectlens.classify.fewshot import FewShotClassifier
 from defectlens.classify.regions import type_regions
-from defectlens.descriptor import grey_reason_in
+from defectlens.descriptor import CAMERA_REASONS, camera_reason_in
 from defectlens.detect.memory_bank import MemoryBankDetector
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain.report import build_report, write_report_files
@@ -168,8 +168,8 @@ def type_with_notes(
         # The whole image is unlike every normal one (another part, a faulty frame): a type
         # named for its regions ("pitting, 100 % of the part" on a cookie) would mislead.
         # A grey image for a model of colour parts in its own words (drift probe: read as the frame check's).
-        why = ("a grey image, where the model was fitted on colour images" if grey_reason_in(inspection.unlike_normal)
-               else "the whole image is unlike every normal one")
+        camera = camera_reason_in(inspection.unlike_normal)
+        why = CAMERA_REASONS[camera][0] if camera is not None else "the whole image is unlike every normal one"
         return [], [*notes, f"regions not typed: {why}"]
     try:
         result = type_regions(image, inspection, analysis.classifier, analysis.taxonomy, grounding)

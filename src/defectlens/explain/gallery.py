@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from defectlens.descriptor import FRAME_REASON, GREY_REASON, SIZE_NOTE, grey_reason_in, holds_model
+from defectlens.descriptor import CAMERA_REASONS, FRAME_REASON, SIZE_NOTE, camera_reason_in, holds_model
 from defectlens.detect.frame_check import drift_note
 from defectlens.errors import OutputError
 from defectlens.explain.template import distinct_digits, score_against, shown_type
@@ -229,11 +229,13 @@ def unlike_words(reason: str) -> str:
     it read as a frame check's), the frame check's possibilities, and the image's size beside the training images',
     each that the reason holds (a grey image of another part had read only "is the camera set to colour?", and an
     engineer set the camera to colour with the wrong part still under it: drift probe)."""
-    said = ["a grey image, where the model was fitted on colour images: is the camera set to colour?"] if grey_reason_in(reason) else []
+    camera = camera_reason_in(reason)
+    said = [": ".join(CAMERA_REASONS[camera])] if camera is not None else []
     if FRAME_REASON in reason or not said:
         said.append("the whole image is unlike every normal one: a large defect, another part or a faulty frame")
     if SIZE_NOTE in reason:
-        size = " ".join(reason[reason.index(SIZE_NOTE):].replace(GREY_REASON, " ").split())
+        size = reason[reason.index(SIZE_NOTE):]
+        size = " ".join((size.replace(camera, " ") if camera is not None else size).split())
         said.append(size[:1].lower() + size[1:])  # after a "; ": "…colour?; This image is…" (regression probe 2026-12-06)
     return "; ".join(said)
 

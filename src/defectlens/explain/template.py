@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from defectlens.descriptor import FRAME_REASON, GREY_REASON, grey_reason_in
+from defectlens.descriptor import FRAME_REASON, camera_reason_in
 from defectlens.explain.location import format_share
 from defectlens.taxonomy import UNKNOWN
 from defectlens.types import Finding, Report
@@ -248,14 +248,14 @@ def template_text(report: Report) -> str:
     head = report_head(report)
     if report.verdict != "defective":
         return f"{head} {good_part_words(report)}"
-    if grey_reason_in(report.unlike_normal):
-        # Its own cause, not the frame check's "a large defect, another part, or a faulty frame?" (regression probe);
-        # what else was said of the image (its size beside the training images') is kept.
-        rest = " ".join(report.unlike_normal.replace(GREY_REASON, " ").split())
+    if (camera := camera_reason_in(report.unlike_normal)) is not None:
+        # Its own cause (grey for colour parts, or colour for grey ones), not the frame check's "a large defect, another part,
+        # or a faulty frame?" (regression probe); what else was said of the image (its size beside the training images') is kept.
+        rest = " ".join(str(report.unlike_normal).replace(camera, " ").split())
         rest = rest[:1].upper() + rest[1:]  # a sentence of its own ("…theirs. the whole image is…": camera probe 2026-12-06)
         # Unlike every normal image beyond its colour too: what is under the camera may be another part.
         what = "the camera's settings and what is under it" if FRAME_REASON in rest.lower() else "the camera's settings"
-        return f"{head} {GREY_REASON} {rest + ' ' if rest else ''}Check {what}, and hold the part for manual review."
+        return f"{head} {camera} {rest + ' ' if rest else ''}Check {what}, and hold the part for manual review."
     if report.unlike_normal:
         # A probe's fray over a third of a tile was read as a camera fault: the part comes first. What the
         # reason says after its question (the image's size beside the training images') is kept.
