@@ -129,6 +129,12 @@ def test_fit_takes_a_plain_folder_of_normal_images_and_a_train_good_folder_itsel
     # train/good carries its category's taxonomy; a plain folder without one carries none.
     assert json.loads((tmp_path / "train_good" / "taxonomy.json").read_text())["object"] == "metal plate"
     assert not (tmp_path / "plain" / "taxonomy.json").exists()
+    # Through a link to it: the same folder, read alike, with its category's taxonomy (regression probe 2026-12-07: 10 of 14).
+    (tmp_path / "goodlink").symlink_to(good / "train" / "good")
+    result = runner.invoke(app, ["fit", str(tmp_path / "goodlink"), "-o", str(tmp_path / "linked"), "--image-size", "64",
+                                 "--extra-neighbourhood", "0"])
+    assert result.exit_code == 0 and "fitted on 12 images" in " ".join(result.output.split()), result.output
+    assert (tmp_path / "linked" / "taxonomy.json").is_file()
     # Named "good" from inside train/: the same folder, read alike (regression probe 2026-12-07: 8 images and no taxonomy).
     monkeypatch.chdir(good / "train")
     result = runner.invoke(app, ["fit", "good", "-o", str(tmp_path / "named"), "--image-size", "64", "--extra-neighbourhood", "0"])
@@ -158,12 +164,29 @@ def test_inspector_fit_reads_a_folder_as_fit_does(tmp_path, synthetic_category, 
         image.rename(dated / image.name)
     fitted = Inspector.fit(data / "train" / "good", settings)
     assert fitted.provenance is not None and fitted.provenance.n_images == len(list((data / "train" / "good").rglob("*.png")))
-    # Listed but not entered (mode 644; the tests run as root, so the refusal is simulated).
+    # Own images beside a test/ folder: fitted on them, as `fit` does (regression probe 2026-12-07: refused as a dataset).
+    beside = tmp_path / "beside"
+    shutil.copytree(synthetic_category / "train" / "good", beside)
+    shutil.copytree(synthetic_category / "test" / "spot", beside / "test" / "spot")
+    fitted = Inspector.fit(beside, settings)
+    assert fitted.provenance is not None and fitted.provenance.n_images == len(list(beside.glob("*.png")))
+    # Images all in formats not read: said so by both (regression probe 2026-12-07: "no images").
+    gifs = tmp_path / "gifs"
+    gifs.mkdir()
+    for image in sorted((synthetic_category / "train" / "good").glob("*.png"))[:3]:
+        Image.open(image).save(gifs / f"{image.stem}.gif")
+    with pytest.raises(DatasetLayoutError, match=r"holds no image that is read: its 3 image\(s\) are in formats not read .*convert them"):
+        Inspector.fit(gifs, settings)
+    result = runner.invoke(app, ["fit", str(gifs), "-o", str(tmp_path / "g")])
+    assert result.exit_code == 2 and "holds no image that is read: its 3 image(s) are in formats not read" in " ".join(result.output.split())
+    # Listed but not entered (mode 644; the tests run as root, so the refusal is simulated): refused by both, naming it.
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == plain else real_access(path, mode, **kw))
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == plain and mode & os.X_OK else real_access(path, mode, **kw))
     with pytest.raises(DatasetLayoutError, match="folder cannot be read") as refused:
         Inspector.fit(plain, settings)
     assert "chmod a+rx" in str(refused.value)
+    result = runner.invoke(app, ["fit", str(plain), "-o", str(tmp_path / "p")])
+    assert result.exit_code == 2 and f"error: {plain}: folder cannot be read (permission denied)" in " ".join(result.output.split())
 
 
 def test_clear_errors_for_bad_folders(tmp_path, fitted_model):
@@ -1318,3 +1341,18 @@ def test_inspect_and_evaluate_say_thresholds_resting_on_too_few_normal_images(tm
     assert inspector.threshold_caveat is not None
     inspector.set_thresholds(image=inspector.thresholds.image + 1)
     assert inspector.threshold_caveat is None
+
+
+def test_evaluate_counts_a_defective_folder_given_twice_by_two_names_once_with_its_masks(fitted_model, synthetic_category, tmp_path):
+    # Regression probe 2026-12-07: a folder given as itself and through a link lost every mask (each said shared by two
+    # images) and its images counted twice beside a note that each was inspected once.
+    spot = synthetic_category / "test" / "spot"
+    (tmp_path / "again").symlink_to(spot)
+    args = ["evaluate", str(fitted_model), "--good", str(synthetic_category / "test" / "good"), "--defective", str(spot)]
+    once = runner.invoke(app, [*args, "--json", str(tmp_path / "once.json")])
+    twice = runner.invoke(app, [*args, "--defective", str(tmp_path / "again"), "--json", str(tmp_path / "twice.json")])
+    assert twice.exit_code == once.exit_code == 0, twice.output
+    assert "defective input name(s) lead to a file already given" in " ".join(twice.output.split())
+    first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("once", "twice"))
+    assert second["pixel_auroc"] is not None and second["pixel_auroc"] == first["pixel_auroc"]
+    assert second["n_defective"] == first["n_defective"] and second["image_auroc"] == first["image_auroc"]

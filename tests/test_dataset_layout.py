@@ -444,6 +444,14 @@ def test_a_dataset_and_labelled_folders_find_the_same_masks_in_masks_folders_and
     assert mask_for_image(tmp_path / "line" / "lot1" / "b.png") == expected["b.png"]
     with contextlib.chdir(tmp_path / "line"):
         assert mask_for_image(Path("lot1") / "b.png") == Path("..") / expected["b.png"].relative_to(tmp_path)
+    # A dataset whose type folder is linked in from another: its masks found there by `evaluate CATEGORY` too (regression probe
+    # 2026-12-07: found by --defective, not by the category).
+    other = tmp_path / "other"
+    _image(other / "train" / "good" / "0.png", rng)
+    (other / "test").mkdir()
+    (other / "test" / "crack").symlink_to(root / "test" / "crack")
+    found = {item.path.name: item.mask_path for item in load_category(other).test}
+    assert found["b.png"] is not None and found["b.png"].resolve() == expected["b.png"].resolve()
 
 
 def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_come_first(tmp_path, monkeypatch):
@@ -466,6 +474,12 @@ def test_masks_of_one_name_in_two_subfolders_go_to_neither_and_an_images_own_com
     monkeypatch.chdir(tmp_path)
     mixed = [both[0].relative_to(tmp_path), both[1]]
     assert masks_for_images(mixed, []) == dict.fromkeys(mixed)
+    # One file under two names (itself and through a link to its folder) is one image, and keeps its mask (regression probe
+    # 2026-12-07: a folder given as itself and through a link had lost every mask).
+    (tmp_path / "day1").symlink_to(root / "test" / "crack" / "day1")
+    twice = [both[0], tmp_path / "day1" / "001.png"]
+    said: list[str] = []
+    assert masks_for_images(twice, said) == dict.fromkeys(twice, root / "ground_truth" / "crack" / "001_mask.png") and not said
     _image(root / "test" / "crack" / "lot1" / "002.png", rng)
     _mask(root / "test" / "crack" / "lot1" / "masks" / "002.png")
     _mask(root / "ground_truth" / "crack" / "002_mask.png")  # test/crack/002.png's, were there one

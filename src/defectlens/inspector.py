@@ -465,15 +465,15 @@ def _folder_images(folder: Path) -> ImageFiles:
     # A dataset's test/ and examples hold defective parts: fitted on whole, they became "normal".
     # Its normal images are read as every command reads a category's (load_category).
     # In any case, as load_category reads them ("Train/Good", "TEST" from Windows had fitted the defects as normal).
-    dataset = folder_any_case(folder, "train").is_dir() or folder_any_case(folder, "test").is_dir()
-    if dataset:
+    # As `defectlens fit FOLDER` reads it: a dataset by its train/; else a plain folder's own images (a train/good's with its
+    # subfolders), and a test/ split alone is a dataset (regression probe 2026-12-07: own images beside a test/ were refused).
+    normal = None if folder_any_case(folder, "train").is_dir() else normal_folder_images(folder)
+    if normal is None or (not normal.images and folder_any_case(folder, "test").is_dir()):
         category = load_category(folder)
         for note in category.notes:  # what the command says of the layout (a second spelling passed over, …), said here too
             warn_caller(DefectlensWarning(note))
         found = category.require_train_good()
     else:
-        # As `defectlens fit FOLDER` reads it: a plain folder's own images, a train/good's with its subfolders.
-        normal = normal_folder_images(folder)
         for note in normal.notes:
             warn_caller(DefectlensWarning(note))
         found = normal.images
@@ -819,8 +819,14 @@ class Inspector:
             # A dict had failed deep in the fit ("'dict' object has no attribute 'detector'").
             raise TypeError(f"settings must be an InspectorSettings, got {type(settings).__name__}: pass InspectorSettings(**values)")
         settings = settings or InspectorSettings()
-        with collected_warnings() as caught:
-            fitted = cls._fit(images, settings, progress, secondary, fusion)
+        try:
+            with collected_warnings() as caught:
+                fitted = cls._fit(images, settings, progress, secondary, fusion)
+        except Exception:
+            # What was said before a refusal is said with it (regression probe 2026-12-07: a folder's notes had been lost).
+            for w in said_per_batch(caught):
+                warn_caller(w)
+            raise
         said = said_per_batch(caught, fitted.bit_depth)  # a warning every image gave, once (arrays of strips: one a strip)
         for w in said:  # at the caller's line
             warn_caller(w)

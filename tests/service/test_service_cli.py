@@ -179,3 +179,30 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "odd?dir"), "--port", "18999"])
     assert result.exit_code == 0 and "stopped before serving: nothing served" in result.output, result.output
     assert (tmp_path / "odd?dir" / "inspections.db").is_file() and not (tmp_path / "odd").exists()
+
+
+def test_a_refused_start_takes_back_only_the_folders_it_made_that_stay_empty(tmp_path, monkeypatch, service_model) -> None:
+    """Regression probe 2026-12-07: a refused start removed the folders it had made above --data-dir whole, with a second
+    service's data folder that had been made in one of them meanwhile; and `lnk/../new` was made beside the link's target."""
+    from typer.testing import CliRunner
+
+    import defectlens.service.app as service_app
+    from defectlens.cli import app
+    from defectlens.errors import ConfigError
+
+    def refused(config, *args, **kwargs):  # type: ignore[no-untyped-def]
+        (tmp_path / "x" / "line2").mkdir()  # another service, started meanwhile, beside this one's
+        (tmp_path / "x" / "line2" / "inspections.db").write_text("theirs")
+        raise ConfigError("damaged model", None, "fit it again")
+
+    monkeypatch.setattr(service_app, "create_app", refused)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "x" / "line1"), "--port", "18999"])
+    assert result.exit_code == 2 and "damaged model" in result.output, result.output
+    assert not (tmp_path / "x" / "line1").exists() and (tmp_path / "x" / "line2" / "inspections.db").read_text() == "theirs"
+    # Through a link: what mkdir made beside the link's target is what is taken back.
+    (tmp_path / "far" / "deep").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(tmp_path / "far" / "deep")
+    monkeypatch.setattr(service_app, "create_app", lambda *a, **k: (_ for _ in ()).throw(ConfigError("damaged model", None, "fit it again")))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "lnk/../new/c", "--port", "18999"])
+    assert result.exit_code == 2 and not (tmp_path / "far" / "new").exists() and not (tmp_path / "new").exists(), result.output

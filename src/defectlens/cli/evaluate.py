@@ -106,6 +106,17 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         problems += failed
         # The folder given, or for images in its subfolders the first subfolder (defects/crack/… is a crack).
         typed += [(f, _type_folder(given, f)) for f in files]
+    # A file given twice by two names (a folder and a link to it, one relative and one absolute) is one image, its first: each
+    # counted once in the metrics, as it is inspected once (regression probe 2026-12-07: said inspected once, counted twice).
+    firsts: dict[str, tuple[Path, str]] = {}
+    for f, kind in typed:
+        firsts.setdefault(os.path.realpath(f), (f, kind))
+    once: list[str] = []
+    if len(firsts) < len(typed):
+        again = next(f for f, _ in typed if firsts[os.path.realpath(f)][0] != f)
+        once.append(f"{len(typed) - len(firsts)} defective input name(s) lead to a file already given (e.g. {again} is "
+                    f"{firsts[os.path.realpath(again)][0]}): each file is evaluated once, under the first name")
+        typed = list(firsts.values())
     # Refused, as a dataset's folder that cannot be read is: reported as a note, the figures of the rest had ended with status 0
     # (regression probe 2026-12-07).
     require_readable(unreadable, "leave it out of --good and --defective")
@@ -116,7 +127,7 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
             raise DatasetLayoutError(f"no {what} images: the evaluation compares good and defective parts and needs both",
                                      ", ".join(map(str, folders)), f"pass a folder holding images of {what} parts")
     category = labelled_category(good_files, typed, Path(os.path.commonpath([p.resolve() for p in [*good, *defective]])))
-    category.notes += [f.message for f in problems]
+    category.notes += [f.message for f in problems] + once
     return category
 
 

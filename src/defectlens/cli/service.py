@@ -39,13 +39,30 @@ DEFAULT_DATA = Path("defectlens_service")
 
 def _outermost_missing(folder: Path) -> Path | None:
     """The outermost folder on ``folder``'s path that does not exist yet — what ``mkdir(parents=True)`` makes first — or None
-    where ``folder`` exists."""
+    where ``folder`` exists. Its links followed, as mkdir follows them (``lnk/../new`` is made beside the link's target)."""
     missing = None
-    for inner in (where := Path(os.path.abspath(folder)), *where.parents):
+    for inner in (where := Path(os.path.realpath(folder)), *where.parents):
         if os.path.lexists(inner):
             break
         missing = inner
     return missing
+
+
+def _remove_made(data_dir: Path, made: Path | None) -> None:
+    """Take back what a refused start made: its data folder whole, and the folders above it up to ``made``
+    (:func:`_outermost_missing`) only while empty — another process may have written into them meanwhile (regression probe
+    2026-12-07: a second service's data folder beside this one's had been removed with them)."""
+    if made is None:
+        return
+    leaf = Path(os.path.realpath(data_dir))
+    shutil.rmtree(leaf, ignore_errors=True)
+    for above in leaf.parents:
+        if not above.is_relative_to(made):
+            break
+        try:
+            above.rmdir()
+        except OSError:
+            break  # not empty (another's files), or gone: left as it is
 
 
 def _db_url(db: str | None, data_dir: Path) -> str:
@@ -370,7 +387,7 @@ def serve(
         # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
         # was overwritten, and a prune then removed the first database's pictures).
         if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+            _remove_made(data_dir, made)
         console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({escape(json.dumps(recorded))}, "
                       f"recorded in {SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
         raise typer.Exit(2)
@@ -383,13 +400,13 @@ def serve(
     except KeyboardInterrupt:
         # Stopped while the models loaded: a stop like any other (status 0, as the help says), nothing served.
         if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+            _remove_made(data_dir, made)
         console.print("stopped while loading the models: nothing served")
         raise typer.Exit(0) from None
     except DefectlensError as exc:
         if made is not None:
             # Refused before serving (a damaged model, say): no data folder left behind.
-            shutil.rmtree(made, ignore_errors=True)
+            _remove_made(data_dir, made)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     from defectlens.service.db import sqlite_file
@@ -404,7 +421,7 @@ def serve(
         # start (regression probe 2026-12-07). One this start made is removed; a stop ends with 0, as any stop of serve.
         app.state.pool.close()
         if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+            _remove_made(data_dir, made)
         # Also one given with --db outside the data folder (regression probe), if it holds no table: one another start made
         # meanwhile and serves on is that start's (regression probe 2026-12-07: removed under it).
         if fresh_file is not None and holds_no_tables(fresh_file):
@@ -419,7 +436,7 @@ def serve(
         if exc.lasting or (sqlite and "locked" not in str(exc)):
             app.state.pool.close()  # its scoring thread, and the models, go with the refusal
             if made is not None:
-                shutil.rmtree(made, ignore_errors=True)
+                _remove_made(data_dir, made)
             # A lasting refusal says its own remedy (upgrade defectlens, a database of its own); "repair or move
             # the file" had followed "upgrade defectlens" for a schema a newer version wrote.
             fix = "" if exc.lasting else (" — fix: the SQLite file (or its folder) must be a defectlens database this process can write: "

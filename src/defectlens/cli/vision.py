@@ -99,7 +99,15 @@ from defectlens.io import (
     printable_text,
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
-from defectlens.io.dataset import folder_any_case, is_good_folder, is_train_good, normal_folder_images, reading_fix, unreadable_folder
+from defectlens.io.dataset import (
+    folder_any_case,
+    is_good_folder,
+    is_train_good,
+    normal_folder_images,
+    reading_fix,
+    require_readable,
+    unreadable_folder,
+)
 from defectlens.io.images import describe_unreadable, path_is, unread_format
 from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import (
@@ -553,7 +561,13 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
     """``(images, folder, taxonomy)`` when ``folder`` is a plain folder of normal images to fit on
     (no ``train/`` in it; an MVTec ``train/good`` given itself included), else None.
     The taxonomy is the folder's ``taxonomy.json``, or for ``train/good`` the category's."""
-    if not folder.is_dir() or folder_any_case(folder, "train").is_dir():
+    if not folder.is_dir():
+        return None
+    if (why := unreadable_folder(folder)) is not None:
+        # Before looking into it: a folder listed but not entered had been refused as "FOLDER/train: permission denied", a
+        # folder that is not there (regression probe 2026-12-07).
+        require_readable([(folder, why)], "fit on another folder")
+    if folder_any_case(folder, "train").is_dir():
         return None
     # Named whole where it was given as "." or "..": the model records the folder it was fitted on.
     folder = Path(os.path.abspath(folder)) if folder.name in ("", ".", "..") else folder
@@ -563,7 +577,8 @@ def _plain_normal_folder(folder: Path) -> tuple[list[Path], Path, Path | None] |
         # A dataset without train/ (its test/ alone) is read as one, and said so there.
         return None
     notes(said)
-    where = Path(os.path.abspath(folder))
+    # A train/good's category is where the folder is, a link to it followed.
+    where = Path(os.path.realpath(folder) if train_good else os.path.abspath(folder))
     above = where.parent.parent if train_good else where
     part = next((d / TAXONOMY_FILE for d in (where, above) if (d / TAXONOMY_FILE).is_file()), None)
     return images, folder, part

@@ -453,8 +453,9 @@ REVIEW_EXPORT_MANIFEST = "manifest.json"
 def is_train_good(folder: Path) -> bool:
     """Whether ``folder`` is a dataset's ``train/good`` (in any case), however it was named (``good`` from inside ``train/``,
     ``.`` from inside it: regression probe 2026-12-07, one folder had been fitted on 8 or 12 images by how it was named)."""
-    where = Path(os.path.abspath(folder))
-    return word_folded(where.parent.name) == "train" and is_good_folder(where)
+    # As named, or where a link to it leads (regression probe 2026-12-07: a link to train/good had fitted 10 of its 14 images).
+    return any(word_folded(where.parent.name) == "train" and is_good_folder(where)
+               for where in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder))))
 
 
 @dataclass(frozen=True)
@@ -501,6 +502,10 @@ def normal_folder_images(folder: Path) -> NormalFolder:
         said.append(f"{folder}: {nested} image(s) in its subfolders are not read (a plain folder's own images are fitted on): move "
                     "the normal parts' images into it, or fit on the subfolder that holds them")
     if other := [p.name for p in below.other_formats if p.parent == Path(folder)]:
+        if not images and not nested:
+            # Its images all in formats not read: said as that, not as an empty folder (regression probe 2026-12-07).
+            raise DatasetLayoutError(f"holds no image that is read: its {len(other)} image(s) are in formats not read (e.g. {other[0]})",
+                                     folder, "convert them to PNG or JPEG")
         said.append(f"{folder}: {len(other)} image(s) in formats not read (e.g. {other[0]}): convert them to PNG or JPEG to use them")
     return NormalFolder(images, said, False)
 
@@ -673,7 +678,9 @@ def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None
             # By the file, however it is named (one image given relative, one absolute: regression probe 2026-12-07).
             by_mask.setdefault(os.path.abspath(mask), []).append(image)
     for shared, images in by_mask.items():
-        if len(images) > 1:
+        # One file under two names (a link and its target, relative and absolute) is one image, and keeps its mask (regression
+        # probe 2026-12-07: a folder given as itself and through a link had lost every mask).
+        if len({os.path.realpath(image) for image in images}) > 1:
             for image in images:
                 masks[image] = None
             notes.append(f"{shared}: the mask of {len(images)} images of one name ({', '.join(map(str, images))}); "
@@ -731,6 +738,10 @@ def load_category(root: str | Path) -> Category:
                              "to find a folder of another case")
             # In the masks' folder found above once for the type (each image had looked for it again).
             masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_below(type_masks, type_dir, img) for img in images}
+            if not good and type_dir.is_symlink():
+                # A type folder linked in from another dataset: its masks are beside the folder linked to, as --defective finds
+                # them (regression probe 2026-12-07: `evaluate CATEGORY` had found none, pixel metrics n/a).
+                masks = {img: mask if mask is not None else mask_for_image(img) for img, mask in masks.items()}
             _drop_shared_masks(masks, notes)
             if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
