@@ -537,9 +537,9 @@ the factor at which an inspected image's shape is noted (:meth:`~defectlens.desc
 
 def _odd_shapes(images: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]) -> str | None:
     """What to say of normal images of another shape than most (rotated, another view), or None: one turned cookie among ten
-    had raised the image threshold from 58 to 73 (a crack then passed) and widened the shapes an inspected image may have
-    unsaid, with nothing said at the fit (small-shop probe 2026-12-07). Only where four in five of them share one shape (two turned among
-    eleven had gone unsaid at nine in ten: regression probe 2026-12-07)."""
+    had raised the image threshold from 58 to 73 (a crack then passed) and widened the shapes an inspected image may have,
+    with nothing said at the fit (small-shop probe 2026-12-07). Only where four in five of them share one shape (two turned
+    among eleven had gone unsaid at nine in ten: regression probe 2026-12-07)."""
     aspects = [w / h for w, h in sizes]
     middle = float(np.median(aspects))
     odd = [i for i, a in enumerate(aspects) if not middle / ODD_SHAPE <= a <= middle * ODD_SHAPE]

@@ -53,17 +53,18 @@ MAX_ASPECT = 20.0
 """Longer side over shorter side above which an image is inspected with a warning: it is squeezed
 onto the canvas so hard that small defects merge into one region."""
 DEEP_BIT_DEPTHS = (8, 10, 12, 14, 16)
+"""Sensor depths that integer data deeper than 8 bits is assumed to have (see :func:`as_rgb_image`)."""
 EXIF_ORIENTATION = 0x0112
 """The EXIF tag of an image's orientation (1 to 8)."""
 TIFF_BITS_PER_SAMPLE = 258
 """The TIFF tag of the bits of each sample."""
-"""Sensor depths that integer data deeper than 8 bits is assumed to have (see :func:`as_rgb_image`)."""
 HOT_PIXEL_SHARE = 1e-4
-"""Share of an image's values (at least :data:`HOT_PIXEL_MIN`) that may lie far above the sensor depth the rest of it fits —
+"""Share of an image's pixels (at least :data:`HOT_PIXEL_MIN`) that may lie far above the sensor depth the rest of it fits —
 at least 4× over its range, none between — and not set its depth (:func:`sensor_bits`): hot pixels, or a camera's
 frame-information pixels, at the top of 16 bits in a 12-bit frame had read the frame 16× darker, a good part flagged (camera
 probe 2026-12-07). They are read clipped. A bright tail that rises from the rest (a highlight on metal) is the image's own."""
 HOT_PIXEL_MIN = 4
+"""Pixels that may always lie so (a small image's share would be none)."""
 
 
 def path_is(path: Path, kind: str) -> bool:
