@@ -1410,6 +1410,9 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
     with TestClient(create_app(strict, pool=pool)) as client:
         assert client.get("/health", headers={"Host": ""}).status_code in (200, 503)  # not refused for its Host (400)
         assert client.get("/health", headers={"Host": "rebound.example"}).status_code == 400
+        # Its fix names the bare host, as --allowed-host takes it (regression probe 2026-12-07: "NAME" beside "name:port").
+        refused = client.get("/health", headers={"Host": "Rebound.example.:8443"})
+        assert "start it with --allowed-host rebound.example (or" in refused.json()["detail"], refused.text
 
 
 def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:
@@ -1450,16 +1453,21 @@ def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_pat
     assert np.array_equal(shown, judged) and not np.array_equal(shown, load_image(over))
 
 
-def test_what_reading_an_upload_said_is_in_its_report_under_the_clients_name(pool: ModelPool, tmp_path: Path) -> None:
+def test_what_reading_an_upload_said_is_in_its_report_under_the_clients_name(pool: ModelPool, tmp_path: Path, caplog) -> None:
     # Camera probe 2026-12-07: a multi-page TIFF's other pages were said in the server's log alone, under the name of a scratch
     # file already removed; the answer and the stored report said nothing.
     grey = (np.random.default_rng(8).random((96, 128)) * 255).astype(np.uint8)
     scan = tmp_path / "station 4.tif"
     Image.fromarray(grey).save(scan, save_all=True, append_images=[Image.fromarray(255 - grey)])
-    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
-        with pytest.warns(Warning, match="station 4.tif: 2 pages; only the first is inspected"):
-            made = upload(client, scan)
-        assert made.status_code == 201, made.text
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client, caplog.at_level("WARNING"):
+        made = [upload(client, scan) for _ in range(2)]
+        assert [m.status_code for m in made] == [201, 201], made[0].text
         said = "station 4.tif: 2 pages; only the first is inspected — save each page as its own image to inspect them all"
-        assert said in made.json()["report"]["notes"] and said in made.json()["report_text"]
-        assert "tmp" not in " ".join(made.json()["report"]["notes"])
+        assert said in made[0].json()["report"]["notes"] and said in made[0].json()["report_text"]
+        assert "tmp" not in " ".join(made[0].json()["report"]["notes"])
+        # Logged with the inspection, each time, as the service's log says everything (regression probe 2026-12-07: once a
+        # process for each name, undated, as a Python warning); the view read again says nothing more.
+        logged = [r.getMessage() for r in caplog.records if "2 pages" in r.getMessage()]
+        assert logged == [f"inspection {m.json()['id']}: {said}" for m in made], logged
+        assert client.get(made[0].json()["urls"]["view"]).status_code == 200
+        assert len([r for r in caplog.records if "2 pages" in r.getMessage()]) == 2

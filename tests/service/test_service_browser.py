@@ -551,6 +551,8 @@ def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images:
         page.route("**/inspections", gateway_timeout)
         page.set_input_files("#file-input", str(images["good"]))
         sync_api.expect(page.locator("#batch li")).to_contain_text("it may have saved it: the history shows it", timeout=60_000)
+        # Not "not inspected": it may have been (regression probe 2026-12-07).
+        assert page.locator("#batch li").inner_text().startswith(f"{images['good'].name}: no answer — ")
         page.unroute("**/inspections")
         page.click("#retry")
         sync_api.expect(page.locator("#upload-status")).to_have_text(re.compile(r"^1 of 1 image\(s\) inspected"), timeout=60_000)

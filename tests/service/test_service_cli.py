@@ -206,3 +206,48 @@ def test_a_refused_start_takes_back_only_the_folders_it_made_that_stay_empty(tmp
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "lnk/../new/c", "--port", "18999"])
     assert result.exit_code == 2 and not (tmp_path / "far" / "new").exists() and not (tmp_path / "new").exists(), result.output
+
+
+def test_a_start_on_a_made_database_takes_no_write_lock_for_its_migration(tmp_path) -> None:
+    """Regression probe 2026-12-07: the migration's write lock (BEGIN IMMEDIATE) was taken on every start, so a database another
+    process held for writing kept a start waiting a minute with nothing said; it is taken only when there is a schema to make."""
+    from sqlalchemy import event
+
+    from defectlens.service.store import Store
+
+    url = f"sqlite:///{tmp_path / 'made.db'}"
+    made = Store(url)
+    made.check(True)
+    made.engine.dispose()
+    again = Store(url)
+    said: list[str] = []
+    event.listen(again.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: said.append(statement))
+    again.check(True)
+    assert said and not any("BEGIN IMMEDIATE" in s for s in said), said
+    fresh = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    said.clear()
+    event.listen(fresh.engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: said.append(statement))
+    fresh.check(True)
+    assert any("BEGIN IMMEDIATE" in s for s in said)
+
+
+def test_prune_inspections_on_a_database_it_may_not_write_is_one_line(tmp_path, monkeypatch) -> None:
+    """Regression probe 2026-12-07: on a read-only or locked database `prune-inspections` ended in a 40-line traceback."""
+    from sqlalchemy.exc import OperationalError
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from defectlens.service.store import Store
+
+    data = tmp_path / "svc"
+    data.mkdir()
+    Store(f"sqlite:///{data / 'inspections.db'}").check(True)
+
+    def refused(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OperationalError("DELETE FROM regions", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(Store, "forget_before", refused)
+    result = CliRunner().invoke(app, ["prune-inspections", "--older-than-days", "0", "--data-dir", str(data)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in said, result.output
+    assert "error: stopped: the database refused the deletion (Exception: attempt to write a readonly database)" in said, said

@@ -159,10 +159,11 @@ def _files_store(db: str | None, data_dir: Path) -> Any:
 
 
 def _same_sqlite_file(url: str, path: Path) -> bool:
-    from sqlalchemy.engine import make_url
+    """Whether ``url`` is the SQLite file at ``path``, read as the driver opens it (a ``file:`` URI serve takes had been taken
+    for another database by the prune commands: regression probe 2026-12-07)."""
+    from defectlens.service.db import sqlite_file
 
-    parsed = make_url(url)
-    return parsed.get_backend_name() == "sqlite" and bool(parsed.database) and Path(str(parsed.database)).resolve() == path.resolve()
+    return (file := sqlite_file(url)) is not None and Path(file).resolve() == path.resolve()
 
 
 SERVICE_FILE = "service.json"
@@ -657,7 +658,7 @@ def prune_inspections(
 
         from defectlens.service.blobs import BlobStore
         from defectlens.service.db import utcnow
-        from defectlens.service.store import StoreUnavailable
+        from defectlens.service.store import UNAVAILABLE_ERRORS, StoreUnavailable, driver_error_line
 
         _require_service_extra()
     except ImportError as exc:
@@ -685,6 +686,13 @@ def prune_inspections(
                           "back, and no picture was removed yet; run it again to finish") from None
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] nothing deleted: {escape(_unavailable(exc))}")
+        raise typer.Exit(2) from None
+    except UNAVAILABLE_ERRORS as exc:
+        # A database it may not write (read-only, held by another writer): one line, not a 40-line traceback (regression probe
+        # 2026-12-07). Each batch is its own transaction, as on a stop.
+        console.print(f"[red]error:[/] stopped: the database refused the deletion ({escape(driver_error_line(exc))}); the batches deleted "
+                      "before it are gone with their regions and reviews, the one under way was rolled back, and no picture was removed — "
+                      "fix: run it when the database can be written (a writable file and folder, no other process holding it for writing)")
         raise typer.Exit(2) from None
     finally:
         store.dispose()

@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 
 from defectlens import __version__
-from defectlens.errors import DefectlensError, DefectlensWarning, collected_warnings, warn_caller
+from defectlens.errors import DefectlensError, collected_warnings
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
 from defectlens.io.images import holds_deep_colour
@@ -149,6 +149,15 @@ class ServiceConfig:
     machine (DNS rebinding) cannot read or write through a visitor's browser — a rebinding page is
     reached by the attacker's name, never by an address. ``("*",)``: any name. Adding a name had
     dropped the addresses, and a health check by IP broke (regression probe 2026-12-05)."""
+
+
+def _bare_name(host: str) -> str:
+    """A request's host as `serve --allowed-host` takes it: no port, brackets or final dot, in lower case."""
+    try:
+        name = urlsplit(f"//{host}").hostname or host
+    except ValueError:
+        name = host
+    return name.rstrip(".").lower()
 
 
 def eight_bit(path: Path) -> bool:
@@ -703,8 +712,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         sent_host = request.headers.get("host", "")
         if sent_host and not is_trusted(sent_host):
             named = f"host name {_printable(sent_host, 80)!s}"
+            # The bare name, as --allowed-host takes it (regression probe 2026-12-07: "NAME" beside a name with its port).
+            bare = _printable(_bare_name(sent_host), 80)
             return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: start it with --allowed-host "
-                                           "NAME (or --allowed-host '*' for any)"},
+                                           f"{bare} (or --allowed-host '*' for any)"},
                                 status_code=400, headers={"X-Content-Type-Options": "nosniff"})
         # A browser posts a multipart form to any site without asking it first: a write from a page
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
@@ -716,7 +727,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if sent_from in own_origins(request, lambda name: True):
                 # Its own page behind a proxy, under a name it was not told of: said with the fix, not as another site's.
                 # The bare name, as --allowed-host takes it (it refuses one with a port, which this had named).
-                bare = urlsplit(origin).hostname or sent_from
+                bare = _bare_name(sent_from)
                 return JSONResponse({"detail": f"write from {_printable(origin, 80)} refused: the proxy names this service "
                                                f"{_printable(sent_from, 80)}, which it was not told it is reached by — start it with "
                                                f"--allowed-host {_printable(bare, 80)}"}, status_code=403)
@@ -816,8 +827,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         return fmt, width * height
 
     def decode(data: bytes, filename: str, bit_depth: int | None) -> tuple[Any, list[str]]:
-        """The upload's pixels (deeper than 8 bits read at the model's ``bit_depth``) and what reading them said, each also
-        logged, named by the client's name; refusals are 422 with the reason."""
+        """The upload's pixels (deeper than 8 bits read at the model's ``bit_depth``) and what reading them said, named by the
+        client's name (logged with the inspection once stored); refusals are 422 with the reason."""
         # The scratch file keeps the upload's image suffix, so a refusal's fix reads the client's name, not ours.
         suffix = Path(filename).suffix.lower()
         scratch = files(blobs.scratch, data, suffix if suffix in IMAGE_SUFFIXES else ".upload")
@@ -830,12 +841,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             raise _error(422, str(exc).replace(str(scratch), filename)) from None
         finally:
             scratch.unlink(missing_ok=True)
-        # In the stored report (a multi-page TIFF's other pages, pixels clipped to the model's depth), and in the log under the
-        # upload's name: the log had named a removed scratch file, and the answer nothing (camera probe 2026-12-07).
-        notes = [str(w).replace(str(scratch), filename) for w in caught]
-        for note in notes:
-            warn_caller(note, DefectlensWarning)
-        return image, notes
+        # In the stored report (a multi-page TIFF's other pages, pixels clipped to the model's depth), under the upload's name:
+        # the log had named a removed scratch file, and the answer nothing (camera probe 2026-12-07).
+        return image, [str(w).replace(str(scratch), filename) for w in caught]
 
     async def one_image_one_model(request: Request) -> None:
         """Refuse a request carrying several ``file`` parts: the last was inspected and the others
@@ -933,6 +941,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         except ClientKeyTaken as taken:  # the key's other request (a retry racing its first try) was stored first
             return answered_before(taken.first, data, loaded.name, str(idempotency_key), response, root_of(request))
         outage.over()
+        for note in reading_notes:
+            # Dated and named by the inspection, as every line of the service's log is: a warning had been said once a process
+            # for each name and message, undated (regression probe 2026-12-07).
+            log.warning("inspection %s: %s", row.id, note)
         metrics.inspections.labels(loaded.name, row.verdict).inc()
         if outcome.inspection.frame_units is not None:
             metrics.frame_distance.labels(loaded.name).observe(outcome.inspection.frame_units)
@@ -1094,7 +1106,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             with pixel_budget.hold(pixels, VIEW_WAIT_SECONDS):
                 try:
-                    shown = files(load_image, path, read_depth(row))
+                    with collected_warnings():  # said when it was inspected; its stored file's name means nothing in the log
+                        shown = files(load_image, path, read_depth(row))
                 except DefectlensError as exc:  # a damaged file in the store: the server's, said (it had been a bare 500)
                     raise _error(500, f"the stored image cannot be shown, its file in the store is damaged: {_printable(exc.message, 200)}") from None
                 data = png_bytes(shown)

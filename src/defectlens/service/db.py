@@ -192,7 +192,8 @@ def sqlite_file(url: str) -> str | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     database = str(parsed.database)
-    if database.startswith("file:") and str(parsed.query.get("uri", "")).lower() in ("true", "1"):
+    # "yes" and "on" too, as SQLAlchemy reads it (regression probe 2026-12-07).
+    if database.startswith("file:") and str(parsed.query.get("uri", "")).lower() in ("true", "1", "yes", "on", "y", "t"):
         uri = urlsplit(database)
         # The URI's parameters, which SQLAlchemy takes out of it into the URL's query (mode=memory, …), or still in it.
         mode = str(parsed.query.get("mode") or (parse_qs(uri.query).get("mode") or [""])[0])
@@ -263,11 +264,6 @@ def migrate(engine: Engine, upgrade: bool = True) -> None:
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
     with _MIGRATE_LOCK, engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            # The whole migration one transaction: the driver opens none before DDL, so a start stopped or killed while it
-            # made the tables had left a half-made file (tables, no version) that refused every later start (regression probe
-            # 2026-12-07). Immediate where it may write: a second start on the same new file waits, then finds it made.
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if upgrade else "BEGIN")
         if conn.dialect.name == "postgresql":
             # Two services starting on one empty database migrated at once: one failed ("relation
             # alembic_version already exists") and answered 503 until the next request. The lock is
@@ -290,6 +286,16 @@ def migrate(engine: Engine, upgrade: bool = True) -> None:
             raise SchemaBehind(f"its schema is at revision {current}, this defectlens's at {head} — fix: start `defectlens serve` of this "
                                "version on it once to upgrade it (stop the services of the older version first), or use the defectlens "
                                "that made it")
+        if conn.dialect.name == "sqlite":
+            # The migration one transaction: the driver opens none before DDL, so a start stopped or killed while it made the
+            # tables had left a half-made file (tables, no version) that refused every later start (regression probe 2026-12-07).
+            # Only when there is one to make: taken on every start, a database another process holds for writing had kept the
+            # start waiting a minute (regression probe 2026-12-07). Immediate: a second start on the same new file waits for this
+            # one, then finds the schema made.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if (current := MigrationContext.configure(conn).get_current_revision()) == head:
+                _fill_standing_verdicts(conn)
+                return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         if current is not None:

@@ -158,7 +158,7 @@ class Store:
             # A driver not installed is installed, not re-typed (packaging probe 2026-12-06: the fix had named the URL just given).
             fix = (f"pip install 'defectlens[service]' (it brings psycopg), or the driver {exc.name} the URL names"
                    if isinstance(exc, ModuleNotFoundError) and exc.name else "pass --db sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
-            raise ConfigError(f"database URL {_shown(url)} cannot be used ({_one_line(exc)})", fix=fix) from None
+            raise ConfigError(f"database URL {_shown(url)} cannot be used ({driver_error_line(exc)})", fix=fix) from None
         self.sessions = make_sessions(self.engine)
         self._ready = False
         self._lock = threading.Lock()
@@ -180,7 +180,7 @@ class Store:
             try:
                 migrate(self.engine, self.upgrade)
             except (SQLAlchemyError, OSError) as exc:
-                self.last_error = _one_line(exc)
+                self.last_error = driver_error_line(exc)
                 raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
             except ForeignDatabase as exc:
                 self.last_error = f"{exc} — fix: give defectlens a database of its own"
@@ -190,7 +190,7 @@ class Store:
                 raise StoreUnavailable(f"database unusable as it is: {exc}", lasting=True) from None
             except CommandError as exc:
                 # A schema revision the shipped migrations do not know: written by a newer defectlens.
-                self.last_error = f"its schema is at a revision this defectlens does not know ({_one_line(exc)}) — fix: upgrade defectlens"
+                self.last_error = f"its schema is at a revision this defectlens does not know ({driver_error_line(exc)}) — fix: upgrade defectlens"
                 raise StoreUnavailable(f"database unusable: {self.last_error}", lasting=True) from None
             self._ready, self.last_error = True, None
 
@@ -213,7 +213,7 @@ class Store:
                     conn.execute(update(InspectionRow).where(false()).values(id=InspectionRow.id))
                     conn.rollback()
         except SQLAlchemyError as exc:
-            self.last_error = _one_line(exc)
+            self.last_error = driver_error_line(exc)
             raise StoreUnavailable(f"database unavailable: {self.last_error}") from None
 
     def ping(self, writable: bool = False) -> bool:
@@ -559,7 +559,7 @@ def holds_no_tables(path: str) -> bool:
         return False
 
 
-def _one_line(exc: BaseException) -> str:
+def driver_error_line(exc: BaseException) -> str:
     """The first line of a driver error (they run to many lines with SQL and hints)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
@@ -586,6 +586,7 @@ __all__ = [
     "ReviewInput",
     "Store",
     "StoreUnavailable",
+    "driver_error_line",
     "holds_no_tables",
     "missing_sqlite_file",
 ]
