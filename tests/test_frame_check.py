@@ -197,7 +197,8 @@ def _plate_with_a_noise_frame(tmp_path, rng: np.random.Generator, frame_folder: 
     for i in range(3):
         Image.fromarray(texture(rng, 96, 128)).save(root / "train/good" / f"{i}.png")
         Image.fromarray(texture(rng, 96, 128)).save(root / "test/good" / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(root / frame_folder / "frame.png")
+    # Grey noise, as the grey parts' camera gives it (colour noise is said as a colour image too: its own test).
+    Image.fromarray(rng.integers(0, 256, (96, 128), dtype=np.uint8)).save(root / frame_folder / "frame.png")
     return root
 
 
@@ -565,3 +566,26 @@ def test_a_colour_image_for_a_model_of_grey_parts_is_said_unlike_them_and_grey_i
     mixed.save(tmp_path / "m")
     assert "training images in colour | no (grey)" in render_card(Inspector.load(tmp_path / "g").descriptor())
     assert "training images in colour | some" in render_card(Inspector.load(tmp_path / "m").descriptor())
+    # A cast of a level or two (a camera's white balance) is no colour image (regression probe 2026-12-07: blue +1 was).
+    cast = np.stack([grey[5], grey[5], np.minimum(grey[5].astype(int) + 2, 255).astype(np.uint8)], axis=2)
+    assert COLOUR_REASON not in str(grey_model.inspect(cast).unlike_normal)
+    # evaluate and calibrate count them apart and name the camera, not the frame check (regression probe 2026-12-07).
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from defectlens.cli import app
+    from defectlens.evaluate.harness import evaluate_detection
+    from defectlens.io import load_category
+
+    for kind, pictures in (("good", [tinted, grey[5]]), ("spot", [tinted[::-1].copy()])):
+        (tmp_path / "cat" / "test" / kind).mkdir(parents=True)
+        for i, picture in enumerate(pictures):
+            Image.fromarray(picture).save(tmp_path / "cat" / "test" / kind / f"{i}.png")
+    evaluation, _ = evaluate_detection(grey_model, load_category(tmp_path / "cat"))
+    assert evaluation.unlike_colour == 2 and evaluation.to_json()["unlike_normal_colour"] == 2 and evaluation.unlike_grey == 0
+    (tmp_path / "colour_good").mkdir()
+    Image.fromarray(tinted).save(tmp_path / "colour_good" / "0.png")
+    result = CliRunner().invoke(app, ["calibrate", str(tmp_path / "g"), "--good", str(tmp_path / "colour_good"), "--defective",
+                                      str(tmp_path / "cat" / "test" / "spot"), "--dry-run"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "2 of them colour, where the model was fitted on grey images — fix: set the camera to grey" in said, said

@@ -150,6 +150,19 @@ def camera_reason_in(unlike_normal: str | None) -> str | None:
     return next((reason for reason in CAMERA_REASONS if reason in str(unlike_normal or "")), None)
 
 
+def camera_mismatch_words(grey: int, colour: int) -> str:
+    """How a count of images flagged for their camera mode is said ("2 of them grey, where the model was fitted on colour
+    images"; colour ones for a model of grey parts alike), '' for none: `evaluate` and `calibrate` had called colour ones the
+    frame check's, and told a re-fit on them (regression probe 2026-12-07)."""
+    said = [f"{grey} of them grey, where the model was fitted on colour images"] if grey else []
+    return "; ".join([*said, *([f"{colour} of them colour, where the model was fitted on grey images"] if colour else [])])
+
+
+def colour_reason_in(unlike_normal: str | None) -> bool:
+    """Whether an image's reason for being unlike every normal one is :data:`COLOUR_REASON`."""
+    return COLOUR_REASON in str(unlike_normal or "")
+
+
 def grey_reason_in(unlike_normal: str | None) -> TypeGuard[str]:
     """Whether an image's reason for being unlike every normal one (``Inspection.unlike_normal``) is :data:`GREY_REASON`."""
     return bool(unlike_normal) and GREY_REASON in str(unlike_normal)

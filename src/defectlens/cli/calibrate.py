@@ -26,7 +26,7 @@ from rich.table import Table
 from defectlens.cli.evaluate import require_no_good_folder, require_one_label
 from defectlens.cli.progress import console, fail, interrupted, notes, progress_bar
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, report_failures
-from defectlens.descriptor import grey_reason_in, model_stamp, read_descriptor
+from defectlens.descriptor import camera_mismatch_words, colour_reason_in, grey_reason_in, model_stamp, read_descriptor
 from defectlens.detect.calibration import (
     DEFAULT_FALSE_ALARM_TARGET,
     allowed_false_alarms,
@@ -64,6 +64,8 @@ class LabelledScores:
     """Per image: the frame check found it unlike every normal image (flagged at any threshold)."""
     grey: int = 0
     """Of those, grey images for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
+    colour: int = 0
+    """Of those, colour images for a model fitted on grey ones (:data:`~defectlens.descriptor.COLOUR_REASON`)."""
     other_view: list[str] = field(default_factory=list)
     """Images of another size or shape than the training images' (a crop, a turned part), each with what was said of it."""
     digests: list[str] = field(default_factory=list)
@@ -105,6 +107,7 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
             # depth): read at the model's depth, a dark 12-bit frame had another digest (regression probe 2026-12-07).
             out.digests.append(picture_digest(path) or image_digest(image))
             out.grey += grey_reason_in(result.unlike_normal)
+            out.colour += colour_reason_in(result.unlike_normal)
             h, w = image.shape[:2]
             if result.unlike_normal is None and inspector.provenance and (note := inspector.provenance.size_note(w, h, result.frame_units)):
                 out.other_view.append(f"{path}: {note}")
@@ -400,10 +403,12 @@ def calibrate(
             set_by = thresholds_from_labels(labels, scores, unlike, samples, None if f1 else target, old.pixel)
         except ValueError as exc:
             # Both kinds were read (checked above): what is left is every good image failing the frame check.
-            if data.grey:
-                # Grey images for a model of colour parts: the camera, not the model, is to fix (round 3: it said re-fit on them).
-                raise DatasetLayoutError(f"{exc}: {data.grey} of them grey, where the model was fitted on colour images",
-                                         ", ".join(map(str, good)), "set the camera to colour, or give colour images of the part") from None
+            if data.grey or data.colour:
+                # Grey images for a model of colour parts (or colour ones for grey parts): the camera, not the model, is to fix
+                # (round 3: it said re-fit on them; regression probe 2026-12-07: so it did for colour ones).
+                mode = "colour" if data.grey else "grey"
+                raise DatasetLayoutError(f"{exc}: {camera_mismatch_words(data.grey, data.colour)}", ", ".join(map(str, good)),
+                                         f"set the camera to {mode}, or give {mode} images of the part") from None
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
         image_t, pixel_t, how = set_by.thresholds.image, set_by.thresholds.pixel, set_by.thresholds.source
@@ -438,11 +443,12 @@ def calibrate(
                       "sizes and the types given to them change too — check the types with `defectlens evaluate MODEL DATA --types-k K` "
                       "(or --examples) before the line uses it, or keep the pixel threshold with --keep-pixel-threshold")
     if unlike.any():
-        grey = f"; {data.grey} of them grey, where the model was fitted on colour images" if data.grey else ""
+        grey = f"; {words}" if (words := camera_mismatch_words(data.grey, data.colour)) else ""
         console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "
                       f"unlike every normal one (frame check{grey}): flagged at any threshold, and counted so above")
     if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
-        why = " (grey images for a model of colour parts among them: is the camera set to colour?)" if data.grey else ""
+        why = (" (grey images for a model of colour parts among them: is the camera set to colour?)" if data.grey else
+               " (colour images for a model of grey parts among them: is the camera set to grey?)" if data.colour else "")
         console.print(f"[yellow]note:[/] images unlike every normal one alone flag {unlike_good} of {len(normal)} good image(s){why}, more "
                       f"than the false-alarm target {target:g} allows: the new threshold flags no other good image")
     if data.other_view:

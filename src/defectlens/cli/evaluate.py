@@ -24,7 +24,7 @@ from defectlens.cli.progress import (
     write_standard_output,
 )
 from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, kind_of_model, note_cleaned, report_failures, require_choice, require_cue_reader
-from defectlens.descriptor import part_taxonomy
+from defectlens.descriptor import camera_mismatch_words, part_taxonomy
 from defectlens.detect import WORKING_PIXELS
 from defectlens.detect.calibration import MIN_DEFECTIVE_FOR_RECALL, step_of
 from defectlens.detect.grounding.detector import CUES, DEFAULT_CUE
@@ -385,7 +385,7 @@ def evaluate(
     )
     unlike_good, unlike_defective = evaluation.unlike_normal
     if unlike_good or unlike_defective:
-        grey = f"; {evaluation.unlike_grey} of them grey, where the model was fitted on colour images" if evaluation.unlike_grey else ""
+        grey = f"; {words}" if (words := camera_mismatch_words(evaluation.unlike_grey, evaluation.unlike_colour)) else ""
         notes([f"{unlike_good} good and {unlike_defective} defective test image(s) are unlike every normal one (frame check{grey}): "
                "flagged whatever their score, and counted so in the operating point"])
     if evaluation.drift:

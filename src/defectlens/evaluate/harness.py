@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectlens.descriptor import grey_reason_in
+from defectlens.descriptor import colour_reason_in, grey_reason_in
 from defectlens.detect import WORKING_PIXELS, threshold_for_false_alarms, working_stride
 from defectlens.detect.calibration import set_by_calibration
 from defectlens.detect.frame_check import drift_note
@@ -83,6 +83,8 @@ class ScoredImage:
     """Whether the frame check found the whole image unlike every normal one (defective whatever its score)."""
     grey: bool = False
     """Whether that is because it is grey, where the model was fitted on colour images (:data:`~defectlens.descriptor.GREY_REASON`)."""
+    colour: bool = False
+    """Whether that is because it is in colour, where the model was fitted on grey images (:data:`~defectlens.descriptor.COLOUR_REASON`)."""
     frame_units: float | None = None
     """How far the image as a whole lies from the normal images (:attr:`~defectlens.types.Inspection.frame_units`), or None."""
 
@@ -177,6 +179,8 @@ class DetectionEvaluation:
     unlike_grey: int = 0
     """Of those, the grey images of a model fitted on colour ones (said as their own cause, not the frame check's; JSON:
     ``unlike_normal_grey``)."""
+    unlike_colour: int = 0
+    """Of those, the colour images of a model fitted on grey ones (JSON: ``unlike_normal_colour``, since 0.3.11)."""
     no_mask: list[str] = field(default_factory=list)
     """Defective images without a ground-truth mask: counted in the image metrics, left out of the
     pixel metrics (which are None when no image had one)."""
@@ -229,6 +233,7 @@ class DetectionEvaluation:
             unlike_normal_good=self.unlike_normal[0],
             unlike_normal_defective=self.unlike_normal[1],
             unlike_normal_grey=self.unlike_grey,
+            unlike_normal_colour=self.unlike_colour,
             ms_per_image=round(self.ms_per_image, 2),
             runtime=self.runtime,
             fit_seconds=None if self.fit_seconds is None else round(self.fit_seconds, 2),
@@ -313,6 +318,7 @@ def run_inspections(
                     has_mask=mask is not None,
                     unlike_normal=inspection.unlike_normal is not None,
                     grey=grey_reason_in(inspection.unlike_normal),
+                    colour=colour_reason_in(inspection.unlike_normal),
                     frame_units=inspection.frame_units,
                 )
             )
@@ -407,6 +413,7 @@ def evaluate_detection(
         repeated_test=[f"{copy} is {first}" for copy, first in picture_copies([t.path for t in category.test]).items()],
         drift=drift_note([r.frame_units for r in good_records], [r.unlike_normal for r in good_records], labelled_good=True),
         unlike_grey=sum(r.grey for r in scored.records),
+        unlike_colour=sum(r.colour for r in scored.records),
         unlike_normal=(
             sum(r.unlike_normal and not y for r, y in zip(scored.records, labels, strict=True)),
             sum(r.unlike_normal and bool(y) for r, y in zip(scored.records, labels, strict=True)),

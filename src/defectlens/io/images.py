@@ -852,9 +852,11 @@ def image_area(path: str | Path) -> int:
         return 0
 
 
-GREY_TOLERANCE = 1.0
-"""Mean difference between an RGB image's channels, in grey levels, under which it is grey: a grey
-JPEG stored in colour keeps a little chroma noise; the colour parts shared here differ by 17-23."""
+GREY_TOLERANCE = 3.0
+"""Mean difference between an RGB image's channels, in grey levels, under which it is grey: a grey JPEG stored in colour keeps
+a little chroma noise, and a camera's white balance may shift a channel by a level or two (at 1.0, a grey tile with blue +1
+had been judged a colour image by a model of grey parts: regression probe 2026-12-07). The colour parts shared here differ
+by 6.5 or more (ball screw drive's least coloured image; most by 12 to 23)."""
 
 
 def is_grey(image: np.ndarray) -> bool:
