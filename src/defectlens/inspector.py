@@ -110,6 +110,7 @@ from defectlens.io import (
 from defectlens.io.atomic import copy_folder_into, folder_identity
 from defectlens.io.dataset import (
     FolderImages,
+    first_names,
     folder_any_case,
     normal_folder_images,
     picture_copies,
@@ -441,14 +442,7 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
         raise TypeError(f"paths must be image paths, got a {type(listed[pixels[0]]).__name__} at position {pixels[0]}: "
                         "inspect arrays or Pillow images one at a time with inspect(), or score() them together")
     # A file named twice is one part, inspected once under its first name, as `defectlens inspect` does (it was two results).
-    firsts: dict[str, str | Path] = {}
-    for path in listed:
-        try:
-            key = os.path.realpath(path)
-        except (ValueError, OSError):  # a name the system refuses (a NUL in it): its reader lists it
-            key = f"{path}"
-        firsts.setdefault(key, path)
-    unique = list(firsts.values())
+    unique, _ = first_names(listed)
     if len(unique) < len(listed):
         warn_caller(DefectlensWarning(f"{len(listed) - len(unique)} path(s) lead to a file already given: each file is inspected once, "
                                       "under its first name"))

@@ -23,7 +23,16 @@ from defectlens.cli.progress import (
     require_standard_output,
     write_standard_output,
 )
-from defectlens.cli.vision import EXIT_PARTIAL, expand_inputs, kind_of_model, note_cleaned, report_failures, require_choice, require_cue_reader
+from defectlens.cli.vision import (
+    EXIT_PARTIAL,
+    expand_inputs,
+    kind_of_model,
+    note_cleaned,
+    repeated_names_note,
+    report_failures,
+    require_choice,
+    require_cue_reader,
+)
 from defectlens.descriptor import camera_mismatch_words, part_taxonomy
 from defectlens.detect import WORKING_PIXELS
 from defectlens.detect.calibration import MIN_DEFECTIVE_FOR_RECALL, step_of
@@ -48,7 +57,7 @@ from defectlens.io import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from defectlens.io.dataset import copies_among, cross_label_copies, is_good_folder, require_readable
+from defectlens.io.dataset import copies_among, cross_label_copies, first_names, is_good_folder, require_readable
 from defectlens.io.outputs import (
     require_output_file,
     stream,
@@ -108,15 +117,12 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         typed += [(f, _type_folder(given, f)) for f in files]
     # A file given twice by two names (a folder and a link to it, one relative and one absolute) is one image, its first: each
     # counted once in the metrics, as it is inspected once (regression probe 2026-12-07: said inspected once, counted twice).
-    firsts: dict[str, tuple[Path, str]] = {}
+    unique, repeated = first_names([f for f, _ in typed])
+    kind_of: dict[Path, str] = {}
     for f, kind in typed:
-        firsts.setdefault(os.path.realpath(f), (f, kind))
-    once: list[str] = []
-    if len(firsts) < len(typed):
-        again = next(f for f, _ in typed if firsts[os.path.realpath(f)][0] != f)
-        once.append(f"{len(typed) - len(firsts)} defective input name(s) lead to a file already given (e.g. {again} is "
-                    f"{firsts[os.path.realpath(again)][0]}): each file is evaluated once, under the first name")
-        typed = list(firsts.values())
+        kind_of.setdefault(f, kind)
+    typed = [(f, kind_of[f]) for f in unique]
+    once = [repeated_names_note(repeated, "defective input", "evaluated")] if repeated else []
     # Refused, as a dataset's folder that cannot be read is: reported as a note, the figures of the rest had ended with status 0
     # (regression probe 2026-12-07).
     require_readable(unreadable, "leave it out of --good and --defective")
@@ -190,9 +196,9 @@ def evaluate(
     # Imported here, not with the CLI: scikit-learn behind them costs every other command 0.6 s of start-up.
     from defectlens.evaluate.classification import confusion_figure_png, evaluate_detected_types
     from defectlens.evaluate.harness import evaluate_detection
+    from defectlens.evaluate.roc import PlotUnavailable
 
     said = keep_notes()  # what qualifies the figures, in the JSON too
-    from defectlens.evaluate.roc import PlotUnavailable
 
     try:
         # Options and the output path first: a bad one must not cost a whole evaluation.

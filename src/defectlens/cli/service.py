@@ -387,8 +387,7 @@ def serve(
     if recorded is not None and not same_database(recorded, _db_url(db, data_dir), data_dir) and BlobStore(data_dir).holds_files():
         # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
         # was overwritten, and a prune then removed the first database's pictures).
-        if made is not None:
-            _remove_made(data_dir, made)
+        _remove_made(data_dir, made)
         console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({escape(json.dumps(recorded))}, "
                       f"recorded in {SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
         raise typer.Exit(2)
@@ -400,14 +399,12 @@ def serve(
         app = create_app(config)
     except KeyboardInterrupt:
         # Stopped while the models loaded: a stop like any other (status 0, as the help says), nothing served.
-        if made is not None:
-            _remove_made(data_dir, made)
+        _remove_made(data_dir, made)
         console.print("stopped while loading the models: nothing served")
         raise typer.Exit(0) from None
     except DefectlensError as exc:
-        if made is not None:
-            # Refused before serving (a damaged model, say): no data folder left behind.
-            _remove_made(data_dir, made)
+        # Refused before serving (a damaged model, say): no data folder left behind.
+        _remove_made(data_dir, made)
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     from defectlens.service.db import sqlite_file
@@ -421,8 +418,7 @@ def serve(
         # Stopped while the database was first made: a half-made SQLite file (tables, no version) had refused every later
         # start (regression probe 2026-12-07). One this start made is removed; a stop ends with 0, as any stop of serve.
         app.state.pool.close()
-        if made is not None:
-            _remove_made(data_dir, made)
+        _remove_made(data_dir, made)
         # Also one given with --db outside the data folder (regression probe), if it holds no table: one another start made
         # meanwhile and serves on is that start's (regression probe 2026-12-07: removed under it).
         if fresh_file is not None and holds_no_tables(fresh_file):
@@ -436,8 +432,7 @@ def serve(
         # A server that is down may come back (503 until then); one holding another application's tables will not.
         if exc.lasting or (sqlite and "locked" not in str(exc)):
             app.state.pool.close()  # its scoring thread, and the models, go with the refusal
-            if made is not None:
-                _remove_made(data_dir, made)
+            _remove_made(data_dir, made)
             # A lasting refusal says its own remedy (upgrade defectlens, a database of its own); "repair or move
             # the file" had followed "upgrade defectlens" for a schema a newer version wrote.
             fix = "" if exc.lasting else (" — fix: the SQLite file (or its folder) must be a defectlens database this process can write: "

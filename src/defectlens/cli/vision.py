@@ -100,6 +100,7 @@ from defectlens.io import (
 )
 from defectlens.io.atomic import escaped_unshowable, folder_identity, plain_label, require_replaceable_folder, restore_replaced_folders
 from defectlens.io.dataset import (
+    first_names,
     folder_any_case,
     is_good_folder,
     is_train_good,
@@ -244,23 +245,18 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False,
             failures.append(Failure(str(item), str(ImageReadError(what.replace("no such file", "no such file or folder"), item, fix))))
     # A file named twice (a folder and one of its files, `lot` and `./lot`) is one part: inspected
     # twice it was two rows, its files written twice, and it counted twice towards a batch's minimum.
-    first: dict[str, Path] = {}
-    unique: list[Path] = []
-    repeated: list[tuple[Path, Path]] = []
-    for f in files:
-        key = os.path.realpath(f)
-        if key in first:
-            repeated.append((f, first[key]))
-        else:
-            first[key] = f
-            unique.append(f)
+    unique, repeated = first_names(files)
     if repeated:
-        # Which name it is listed under: an operator looking up the other name (a link) found no row.
-        again, listed = repeated[0]
-        example = f"{again}, given twice" if str(again) == str(listed) else f"{again} is {listed}"
-        notes([f"{len(repeated)} input name(s) lead to a file already given (e.g. {example}): "
-               "each file is inspected once, listed under the first name"])
+        notes([repeated_names_note(repeated)])
     return unique, failures
+
+
+def repeated_names_note(repeated: Sequence[tuple[Path, Path]], what: str = "input", done: str = "inspected") -> str:
+    """What is said of input names that lead to a file already given (:func:`~defectlens.io.dataset.first_names`' pairs): which
+    name it is listed under, since an operator looking up the other name (a link) found no row."""
+    again, listed = repeated[0]
+    example = f"{again}, given twice" if str(again) == str(listed) else f"{again} is {listed}"
+    return f"{len(repeated)} {what} name(s) lead to a file already given (e.g. {example}): each file is {done} once, listed under the first name"
 
 
 def display_names(inputs: list[Path], files: list[Path]) -> dict[Path, str]:
@@ -448,8 +444,8 @@ def fit(
             console.print(f"[yellow]note:[/] {escape(str(category_dir))} {what} ({len(paths)}; any unreadable is listed), as images of "
                           "normal parts")
         else:
-            if path_is(category_dir, "dir") and not any(path_is(folder_any_case(category_dir, n), "dir") for n in ("train", "test")) and not (
-                    unreadable_folder(category_dir)):
+            readable_dir = path_is(category_dir, "dir") and unreadable_folder(category_dir) is None
+            if readable_dir and not any(path_is(folder_any_case(category_dir, n), "dir") for n in ("train", "test")):
                 # An empty folder: both ways to fit are said (small-shop probe 2026-12-07: only the MVTec layout had been).
                 raise DatasetLayoutError("holds no images", category_dir, "put the normal parts' images in it (a plain folder of them is "
                                          "fitted on), or lay it out as MVTec-AD does: normal images in train/good/")

@@ -59,6 +59,7 @@ thousand rows is already cheap, and a few lists would make the probed share coar
 MAX_EXTRA_NEIGHBOURHOOD = 9
 """The largest extra neighbourhood a bank may average its cells over (1 and 5 are the sizes studied)."""
 
+
 @dataclass(frozen=True)
 class MemoryBankConfig:
     """Settings of the memory-bank detector (saved with the model)."""

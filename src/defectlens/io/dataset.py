@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from defectlens.errors import DatasetLayoutError, DefectlensError
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, path_is
@@ -27,6 +28,9 @@ from defectlens.io.names import folded_name, names_by_fold, word_folded
 GOOD = "good"
 MASKS_FOLDER = "masks"
 """A folder beside images that holds their masks (``masks/<stem>[_mask].png``)."""
+
+NamedFile = TypeVar("NamedFile", str, Path, str | Path)
+"""A file's name as given: a string or a path."""
 
 
 def is_good_folder(folder: Path) -> bool:
@@ -653,6 +657,26 @@ def copies_among(paths: Sequence[Path], originals: Sequence[Path]) -> list[Path]
     """Those of ``paths`` whose picture is one of ``originals``' (unreadable files are none: their readers list them)."""
     seen = {picture_digest(p) for p in originals} - {None}
     return [p for p in paths if picture_digest(p) in seen]
+
+
+def first_names(paths: Sequence[NamedFile]) -> tuple[list[NamedFile], list[tuple[NamedFile, NamedFile]]]:
+    """Each file of ``paths`` once, under the first name it is given by (a link and its target, a relative and an absolute name
+    are one file), and each name given again with the first of its file's: the one rule of `inspect`, `evaluate` and
+    :meth:`Inspector.inspect_batch`. A name the system refuses (a NUL in it) is its own file, for its reader to refuse."""
+    first: dict[str, NamedFile] = {}
+    unique: list[NamedFile] = []
+    again: list[tuple[NamedFile, NamedFile]] = []
+    for path in paths:
+        try:
+            key = os.path.realpath(path)
+        except (ValueError, OSError):
+            key = f"{path}"
+        if key in first:
+            again.append((path, first[key]))
+        else:
+            first[key] = path
+            unique.append(path)
+    return unique, again
 
 
 def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:

@@ -151,13 +151,17 @@ class ServiceConfig:
     dropped the addresses, and a health check by IP broke (regression probe 2026-12-05)."""
 
 
+def _host_of(host_header: str) -> str:
+    """The host a Host header (or an origin's netloc) names: in lower case, without its port or an IPv6 address's brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.split(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _bare_name(host: str) -> str:
     """A request's host as `serve --allowed-host` takes it: no port, brackets or final dot, in lower case."""
-    try:
-        name = urlsplit(f"//{host}").hostname or host
-    except ValueError:
-        name = host
-    return name.rstrip(".").lower()
+    return _host_of(host).rstrip(".")
 
 
 def eight_bit(path: Path) -> bool:
@@ -186,11 +190,7 @@ def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
     """Whether a request's Host header names this service without a name it was not told of: an IP
     address (any: a page can rebind a name, not an address) or one of ``own_names``. A service on
     0.0.0.0 had taken any name, and a probe's page at attacker.example reviewed a part GOOD through it."""
-    host = host_header.strip().lower()
-    if host.startswith("["):  # [v6]:port
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
+    host = _host_of(host_header)
     try:
         ipaddress.ip_address(host)
         return True
