@@ -18,7 +18,7 @@ import defectlens
 from defectlens.descriptor import part_taxonomy, utc_now
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
 from defectlens.explain import shown_type
-from defectlens.explain.gallery import OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
+from defectlens.explain.gallery import GALLERY_FILE, OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
 from defectlens.inspector import Failure, Inspector
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
 from defectlens.io.atomic import sha256_of
@@ -344,7 +344,8 @@ def load_for_inspection(
 def output_contents(folder: Path) -> dict[str, bytes]:
     """Every file an inspection wrote into ``folder``, by name, as bytes to compare runs with (two
     engines, two runtimes): a report JSON without its ``writer_seconds``, a timing, not a result, and
-    an inspection JSON or a report's record without ``inspected_at`` (the report's page without its line)."""
+    an inspection JSON or a report's record without ``inspected_at`` (the report's page without its line), the gallery
+    without the minute of its run (two runs either side of a minute had differed there: test-slow, 2026-12-07)."""
     files = {}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".json":
@@ -356,6 +357,8 @@ def output_contents(folder: Path) -> dict[str, bytes]:
             files[path.name] = json.dumps(payload, sort_keys=True).encode()
         elif path.name.endswith(".report.md"):
             files[path.name] = re.sub(r"(?m)^- Inspected .*$", "- Inspected", path.read_text(encoding="utf-8")).encode()
+        elif path.name == GALLERY_FILE:
+            files[path.name] = re.sub(rb", \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", b", (the run's time) UTC", path.read_bytes())
         else:
             files[path.name] = path.read_bytes()
     return files
