@@ -356,6 +356,27 @@ def test_example_folders_bad_input(tmp_path):
     assert sampled.types == ["dent"] and any("the name is reserved" in n for n in sampled.notes)
 
 
+def test_examples_filed_in_subfolders_are_read_and_copies_across_types_are_said(example_dir, tmp_path):
+    # Types probe 2026-12-07: examples filed by lot (crack/lot2/) were passed over, a type holding only subfolders said to have
+    # no images; one image under two types tied them, and the type whose name sorts first took most regions, unsaid.
+    import shutil
+
+    root = tmp_path / "examples"
+    shutil.copytree(example_dir, root)
+    (root / "line" / "lot2").mkdir()
+    for name in ("2.png", "2_mask.png", "3.png", "3_mask.png"):
+        (root / "line" / name).rename(root / "line" / "lot2" / name)
+    (root / "dot" / "lot1").mkdir(parents=True)
+    shutil.copy(root / "blob" / "0.png", root / "dot" / "lot1" / "again.png")
+    shutil.copy(root / "blob" / "0_mask.png", root / "dot" / "lot1" / "again_mask.png")
+    with pytest.warns(UserWarning):
+        found = examples_from_folders(root)
+    assert found.types == ["blob", "dot", "line"] and sum(e.defect_type == "line" for e in found.examples) == 4
+    assert all(e.mask_path is not None for e in found.examples)
+    said = [n for n in found.notes if "is a copy of" in n]
+    assert len(said) == 1 and "(type 'dot') is a copy of" in said[0] and "(type 'blob')" in said[0], found.notes
+
+
 def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):
     # Probe 2026-12-05: a cookie's crack examples on a ball-screw model typed every region 'unknown'
     # at 100 % confidence with no word why.
@@ -366,6 +387,16 @@ def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_pat
     analysis = prepare_analysis(taxonomy, example_dir, 5, "template")
     said = [n for n in analysis.notes if "are not in the ball screw taxonomy (pitting)" in n]
     assert len(said) == 1 and "examples of another part?" in said[0]
+    # A folder spelt with "_" for the taxonomy's space is named with its fix; a type with no examples is said (types probe).
+    import shutil
+
+    spelt = tmp_path / "spelt"
+    shutil.copytree(example_dir, spelt)
+    (spelt / "blob").rename(spelt / "round_blob")
+    taxonomy.write_text(json.dumps({"object": "plate", "defects": [{"name": n} for n in ("round blob", "line", "dent")]}))
+    notes = prepare_analysis(taxonomy, spelt, 5, "template").notes
+    assert any("'round_blob' may be the taxonomy's 'round blob' — rename the folder to it" in n for n in notes), notes
+    assert any("the taxonomy's type(s) round blob, dent have no examples" in n for n in notes), notes
 
 
 def test_a_type_the_taxonomy_lacks_is_unknown_in_every_output(fitted):
@@ -499,6 +530,25 @@ def test_detected_types_are_the_types_inspect_gives_on_the_flagged_images_only()
     assert asked == ["crack.png", "frame.png"]  # never the passed or the good image
     assert result.n_images == 2 and result.n_not_flagged == 1 and result.accuracy == 0.5 and result.unknown_rate == 0.5
     assert result.to_json()["n_not_flagged"] == 1
+    # A test folder spelt "Crack" is the classifier's "crack": it had been scored wrong, accuracy 0.000 unsaid (types probe).
+    scored.records[0] = replace(scored.records[0], defect_type="Crack")
+    spelt = evaluate_detected_types(scored, type_image, ["crack", "hole"], set(), "plate", 1)
+    assert spelt.accuracy == 0.5 and "Crack" not in json.dumps(spelt.to_json())
+
+
+def test_types_are_spelt_as_the_taxonomy_spells_them(fitted):
+    # Types probe 2026-12-07: examples folders "LINE" gave every output "LINE" where the taxonomy says "line", and runs on
+    # folders spelt otherwise did not group together.
+    from defectlens.classify.regions import type_regions
+    from defectlens.explain.report import build_report
+    from defectlens.taxonomy import parse_taxonomy
+
+    img, _, insp = _inspected_line()
+    capitals = parse_taxonomy({"object": "part", "defects": [{"name": "LINE", "description": "a long thin line"}]})
+    (rt,) = type_regions(img, insp, fitted, capitals).region_types
+    assert rt.defect_type == "LINE" and all(name != "line" for name, _ in rt.candidates)
+    report = build_report(insp, [replace(rt, defect_type="Line")], capitals)
+    assert [f.defect_type for f in report.findings] == ["LINE"] and not any("not in the taxonomy" in n for n in report.notes)
 
 
 # Guards a mutation audit found missing (2026-12-06): the values are the rules worked out on six unit vectors.

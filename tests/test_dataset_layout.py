@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -237,6 +238,12 @@ def test_an_image_given_twice_is_inspected_once(fitted_model, synthetic_category
     link.symlink_to(first)
     linked = runner.invoke(app, ["inspect", str(fitted_model), str(first), str(link), "-o", str(tmp_path / "out2")])
     assert f"1 input name(s) lead to a file already given (e.g. {link} is {first})" in _text(linked), linked.output
+    # A hard link too: it had been a second file, inspected and written twice (regression probe 2026-12-07).
+    hard = tmp_path / "hard.png"
+    os.link(first, hard)
+    linked = runner.invoke(app, ["inspect", str(fitted_model), str(first), str(hard), "-o", str(tmp_path / "out3")])
+    assert f"1 input name(s) lead to a file already given (e.g. {hard} is {first})" in _text(linked), linked.output
+    assert len((tmp_path / "out3" / "summary.csv").read_text().splitlines()) == 2
     assert "listed under the first name" in _text(result)
     rows = (out / "summary.csv").read_text().splitlines()[1:]
     assert len(rows) == 4, rows

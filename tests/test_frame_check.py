@@ -569,6 +569,13 @@ def test_a_colour_image_for_a_model_of_grey_parts_is_said_unlike_them_and_grey_i
     # A cast of a level or two (a camera's white balance) is no colour image (regression probe 2026-12-07: blue +1 was).
     cast = np.stack([grey[5], grey[5], np.minimum(grey[5].astype(int) + 2, 255).astype(np.uint8)], axis=2)
     assert COLOUR_REASON not in str(grey_model.inspect(cast).unlike_normal)
+    # Nor is a grey part from a colour camera, each channel's noise its own (σ 2.7 had read as a mean difference of 3.1:
+    # regression probe 2026-12-07); a part of faint colour over all of it still is.
+    from defectlens.io import is_grey
+
+    noisy = np.clip(grey[5][..., None] + rng.normal(0, 2.7, (*grey[5].shape, 3)), 0, 255).round().astype(np.uint8)
+    assert is_grey(noisy) and not is_grey(np.clip(grey[5][..., None] + np.array([0, 0, 4]), 0, 255).astype(np.uint8))
+    assert is_grey(noisy[:9, :9]) and not is_grey(tinted[:9, :9])
     # evaluate and calibrate count them apart and name the camera, not the frame check (regression probe 2026-12-07).
     from PIL import Image
     from typer.testing import CliRunner
@@ -588,4 +595,5 @@ def test_a_colour_image_for_a_model_of_grey_parts_is_said_unlike_them_and_grey_i
     result = CliRunner().invoke(app, ["calibrate", str(tmp_path / "g"), "--good", str(tmp_path / "colour_good"), "--defective",
                                       str(tmp_path / "cat" / "test" / "spot"), "--dry-run"])
     said = " ".join(result.output.split())
-    assert result.exit_code == 2 and "2 of them colour, where the model was fitted on grey images — fix: set the camera to grey" in said, said
+    # Of the good images only: the colour defective one had been counted among them ("2 of them colour": regression probe).
+    assert result.exit_code == 2 and "1 of them colour, where the model was fitted on grey images — fix: set the camera to grey" in said, said

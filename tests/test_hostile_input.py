@@ -524,6 +524,13 @@ def test_missing_masks_keep_images_in_the_image_metrics(fitted_model, synthetic_
     # From Python too: the evaluation lists them (only the command line did).
     evaluation, _ = evaluate_detection(Inspector.load(fitted_model), load_category(category))
     assert evaluation.to_json()["no_mask"] == evaluation.no_mask == metrics["no_mask"]
+    # Kept in the JSON's notes with what else was said of the figures; where masks are looked for when none was found, and a
+    # contractor's groundtruth/ folder named (messy-masks probe 2026-12-07: printed only, and nothing said where).
+    (category / "ground_truth").rename(category / "groundtruth")
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--json", str(metrics_file)])
+    said = [n for n in json.loads(metrics_file.read_text())["notes"] if "no usable ground-truth mask" in n]
+    assert len(said) == 1 and "masks are looked for as ground_truth/<type>/<name>_mask.*" in said[0], said
+    assert f"{category / 'groundtruth'} is no such folder: rename it ground_truth" in said[0]
 
 
 def test_twelve_bit_data_in_a_sixteen_bit_png_uses_its_real_range(tmp_path):
@@ -1193,7 +1200,7 @@ def test_a_folder_stands_for_its_images(inspector, synthetic_category, tmp_path)
         assert inspector.inspect_batch(tmp_path / "empty").images == []
     # A file named twice is one part, inspected once under its first name (as `defectlens inspect` does it).
     spot = sorted(test.iterdir())
-    with pytest.warns(DefectlensWarning, match=r"1 path\(s\) lead to a file already given: each file is inspected once"):
+    with pytest.warns(DefectlensWarning, match=r"1 path\(s\) lead to a file already given \(e\.g\. .+ is .+\): each file is inspected once"):
         again = inspector.inspect_batch([spot[0], spot[1], str(spot[0])])
     assert [i.path for i in again.images] == [spot[0], spot[1]]
 
@@ -1561,3 +1568,48 @@ def test_a_format_not_read_is_a_batch_failure_and_said_so_given_alone(tmp_path, 
     with pytest.raises(ImageReadError) as refused:
         load_image(folder / "b.gif")
     assert str(refused.value) == said
+
+
+def test_a_decoders_own_warning_names_the_image_it_read(fitted_model, synthetic_category, tmp_path):
+    # Pillow's "Corrupt EXIF data" names no file: in a folder of a thousand the user had to guess which one.
+    source = Image.open(next((synthetic_category / "test/good").glob("*.png"))).convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "camera maker " * 8
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source.save(folder / "damaged_exif.jpg", exif=exif.tobytes()[:40])
+    source.save(folder / "fine.jpg")
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(folder), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    pillows = [line for line in result.output.splitlines() if line.startswith("warning:") and ("EXIF" in line or "tag" in line)]
+    assert pillows and all(line.startswith(f"warning: {folder / 'damaged_exif.jpg'}: ") for line in pillows), result.output
+
+
+def test_calibrate_says_where_masks_were_looked_for_and_which_could_not_be_used(fitted_model, synthetic_category, tmp_path):
+    # Messy-masks probe 2026-12-07: masks of the wrong size were said to be "no ground-truth masks" above the lines refusing each,
+    # and the places named left out ground_truth/, the layout in use.
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    for mask in (category / "ground_truth/spot").iterdir():
+        Image.open(mask).resize((8, 8)).save(mask)
+    command = ["calibrate", str(fitted_model), "--good", str(category / "test/good"), "--defective", str(category / "test/spot"), "--dry-run"]
+    said = _text(runner.invoke(app, command))
+    assert "pixel threshold: kept (none of the 4 ground-truth mask(s) found could be used: see the inputs skipped)" in said, said
+    shutil.rmtree(category / "ground_truth")
+    said = _text(runner.invoke(app, command))
+    assert "pixel threshold: kept (no ground-truth masks for the defective images: masks are looked for as ground_truth/<type>/" in said, said
+
+
+def test_an_unreadable_taxonomy_in_the_model_folder_is_said_as_the_reason_regions_go_untyped(fitted_model, synthetic_category, tmp_path):
+    # Types probe 2026-12-07: a misspelt key in the model folder's taxonomy.json was said as skipped, and then "the model has no
+    # taxonomy (add a taxonomy.json to the model folder)" beside it, in the notes and in every report.
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    (model / "taxonomy.json").write_text(json.dumps({"object": "plate", "defects": [{"name": "spot", "severty": "high"}]}))
+    image = next((synthetic_category / "test/spot").iterdir())
+    result = runner.invoke(app, ["inspect", str(model), str(image), "-o", str(tmp_path / "out")])
+    said = _text(result)
+    assert result.exit_code == 0 and "taxonomy skipped (until it is fixed, regions are typed by --examples only" in said, said
+    assert "add a taxonomy.json" not in said
+    report = (tmp_path / "out" / f"{image.stem}.report.md").read_text()
+    assert "taxonomy skipped" in report and "add a taxonomy.json" not in report

@@ -107,6 +107,36 @@ def test_mask_size_mismatch_is_an_error(tmp_path):
         load_mask(path, (20, 12))
 
 
+def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
+    # Messy-masks probe 2026-12-07: a mask saved turned with an EXIF orientation was read turned away from its defect, and a
+    # white-on-black layer with a see-through margin was read from its alpha (the whole layer a defect); metrics wrong, unsaid.
+    drawn = np.zeros((40, 30), bool)
+    drawn[4:10, 3:9] = True
+    for orientation, stored in ((3, np.rot90(drawn, 2)), (6, np.rot90(drawn, 1)), (8, np.rot90(drawn, -1))):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(stored.astype(np.uint8) * 255).save(tmp_path / f"turned{orientation}.png", exif=exif.tobytes())
+        assert np.array_equal(load_mask(tmp_path / f"turned{orientation}.png", (30, 40)), drawn), orientation
+    layer = np.zeros((40, 30, 4), np.uint8)
+    layer[..., 3] = 255
+    layer[drawn, :3] = 255
+    layer[:, 27:, 3] = 0  # a layer narrower than the canvas
+    Image.fromarray(layer).save(tmp_path / "layer.png")
+    assert np.array_equal(load_mask(tmp_path / "layer.png"), drawn)
+    # Painted in one colour on see-through: the alpha is the defect, whatever the colour under the clear pixels.
+    painted = np.zeros((40, 30, 4), np.uint8)
+    painted[..., :3] = 255
+    painted[drawn] = (255, 0, 0, 255)
+    Image.fromarray(painted).save(tmp_path / "painted.png")
+    assert np.array_equal(load_mask(tmp_path / "painted.png"), drawn)
+    # A 0/1 mask through JPEG holds no defect any more: refused with its fix, not read as 100 % defect and told to invert it.
+    Image.fromarray(drawn.astype(np.uint8)).save(tmp_path / "ones.jpg", quality=70)
+    with pytest.raises(ImageReadError, match=r"ones\.jpg: mask saved as JPEG with values of at most \d.* fix: save the mask as PNG"):
+        load_mask(tmp_path / "ones.jpg")
+    Image.fromarray(drawn.astype(np.uint8) * 255).save(tmp_path / "full.jpg", quality=90)
+    assert (load_mask(tmp_path / "full.jpg") == drawn).mean() > 0.98
+
+
 def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():
     import io
 

@@ -442,10 +442,12 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
         raise TypeError(f"paths must be image paths, got a {type(listed[pixels[0]]).__name__} at position {pixels[0]}: "
                         "inspect arrays or Pillow images one at a time with inspect(), or score() them together")
     # A file named twice is one part, inspected once under its first name, as `defectlens inspect` does (it was two results).
-    unique, _ = first_names(listed)
-    if len(unique) < len(listed):
-        warn_caller(DefectlensWarning(f"{len(listed) - len(unique)} path(s) lead to a file already given: each file is inspected once, "
-                                      "under its first name"))
+    unique, again = first_names(listed)
+    if again:
+        # With one named: a caller could not tell which entry of its list had no result (regression probe 2026-12-07).
+        name, first = again[0]
+        warn_caller(DefectlensWarning(f"{len(again)} path(s) lead to a file already given (e.g. {name} is {first}): each file is "
+                                      "inspected once, under its first name"))
     return unique
 
 

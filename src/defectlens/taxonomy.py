@@ -121,6 +121,13 @@ class DefectSpec(BaseModel):
             raise ValueError(f"defect name {v!r} is reserved")
         return v
 
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity_as_written(cls, v: object) -> object:
+        # "High" or "high " from a spreadsheet's export is high, as a type's name reads without case or spaces (types probe
+        # 2026-12-07: refused).
+        return v.strip().lower() if isinstance(v, str) else v
+
     @field_validator("description", "impact", "action")
     @classmethod
     def _blank_is_absent(cls, v: str | None, info: ValidationInfo) -> str | None:
@@ -196,9 +203,10 @@ class Taxonomy(BaseModel):
 
     def reported(self, name: str) -> str:
         """``name`` as a report gives a region's type: :data:`UNKNOWN` where this taxonomy has no such type (examples of
-        another part), else as given. The one rule of `inspect`'s reports and `evaluate`'s type accuracy, which had
-        scored a type the part lacks under its own name where `inspect` says unknown (own-dataset probe 2026-12-07)."""
-        return name if name == UNKNOWN or self.get(name) is not None else UNKNOWN
+        another part), else as this taxonomy spells it. The one rule of `inspect`'s reports and `evaluate`'s type accuracy,
+        which had scored a type the part lacks under its own name where `inspect` says unknown (own-dataset probe
+        2026-12-07), and an examples folder's "CRACK" apart from the taxonomy's "crack" (types probe 2026-12-07)."""
+        return spec.name if name != UNKNOWN and (spec := self.get(name)) is not None else UNKNOWN
 
     def require_types(self, types: Iterable[str], where: str | Path | None = None) -> None:
         """Raise :class:`ConfigError` if any of ``types`` (e.g. example folders) is not in the taxonomy."""
@@ -272,6 +280,8 @@ def _first_error(exc: ValidationError) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = f"unknown key {loc!r}"
+    elif err["type"] == "enum":
+        msg = f"{msg}, not {err['input']!r}"  # the value given, which the message had not shown (types probe 2026-12-07)
     return f"{msg} (at {loc})" if loc else msg
 
 

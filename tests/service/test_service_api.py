@@ -267,7 +267,8 @@ def test_by_default_a_request_must_name_an_address_or_this_machine(pool: ModelPo
     from defectlens.service.app import ServiceConfig, create_app, host_is_own
 
     own = ("localhost", socket.gethostname())
-    for host in ("127.0.0.1:8000", "10.1.2.3", "[::1]:8000", "[fe80::1]", "localhost:8000", f"{socket.gethostname()}:80", "LOCALHOST."):
+    for host in ("127.0.0.1:8000", "10.1.2.3", "[::1]:8000", "[fe80::1]", "localhost:8000", f"{socket.gethostname()}:80", "LOCALHOST.",
+                 "127.0.0.1.", "127.0.0.1.:8000"):
         assert host_is_own(host, own), host
     for host in ("attacker.example:8000", "attacker.example", "127.0.0.1.evil.example", "", "[::1"):
         assert not host_is_own(host, own), host
@@ -1413,6 +1414,10 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         # Its fix names the bare host, as --allowed-host takes it (regression probe 2026-12-07: "NAME" beside "name:port").
         refused = client.get("/health", headers={"Host": "Rebound.example.:8443"})
         assert "start it with --allowed-host rebound.example (or" in refused.json()["detail"], refused.text
+        # Advice the option takes: an underscore (Docker Compose's names) is a name it takes; "user@evil.example" none it does.
+        assert "start it with --allowed-host defect_lens (or" in client.get("/health", headers={"Host": "defect_lens:8000"}).json()["detail"]
+        garbled = client.get("/health", headers={"Host": "user@evil.example"}).json()["detail"]
+        assert "--allowed-host user@" not in garbled and "only --allowed-host '*' would let it through" in garbled, garbled
 
 
 def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:

@@ -169,6 +169,14 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and "is a database in memory" in said and "fix: give a file (sqlite:///PATH)" in said, said
     assert not (tmp_path / "d").exists()
+    # A path that is no file: URI keeps uri=true's parameters in its name: SQLite had made and served on "x.db?mode=memory".
+    for params in ("mode=memory", "mode=ro"):
+        result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d"), "--db",
+                                          f"sqlite:///{tmp_path}/x.db?{params}&uri=true", "--port", "18999"])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and f"names a SQLite file called '{tmp_path}/x.db?{params}'" in said, said
+        assert "fix: write sqlite:///file:PATH?PARAMETERS&uri=true" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
     odd = tmp_path / "odd?dir" / "pc%20" / "inspections.db"
     assert sqlite_file(sqlite_url(odd)) == str(odd)
 
@@ -199,6 +207,29 @@ def test_a_refused_start_takes_back_only_the_folders_it_made_that_stay_empty(tmp
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "x" / "line1"), "--port", "18999"])
     assert result.exit_code == 2 and "damaged model" in result.output, result.output
     assert not (tmp_path / "x" / "line1").exists() and (tmp_path / "x" / "line2" / "inspections.db").read_text() == "theirs"
+    # Another service started into this very folder meanwhile and stored there: its database and pictures stay (the folder had
+    # been removed whole). An empty database file of no table, what a start makes first, does not keep a folder.
+    from defectlens.service.store import Store
+
+    def joined(config, *args, **kwargs):  # type: ignore[no-untyped-def]
+        Store(f"sqlite:///{config.data_dir / 'inspections.db'}").check(True)
+        (config.data_dir / "blobs" / "ab").mkdir(parents=True)
+        (config.data_dir / "blobs" / "ab" / "picture.png").write_bytes(b"theirs")
+        raise ConfigError("damaged model", None, "fit it again")
+
+    monkeypatch.setattr(service_app, "create_app", joined)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "y" / "shared"), "--port", "18999"])
+    assert result.exit_code == 2 and (tmp_path / "y" / "shared" / "blobs" / "ab" / "picture.png").read_bytes() == b"theirs"
+    assert (tmp_path / "y" / "shared" / "inspections.db").stat().st_size > 0
+
+    def half(config, *args, **kwargs):  # type: ignore[no-untyped-def]
+        (config.data_dir / "blobs").mkdir()
+        (config.data_dir / "inspections.db").touch()
+        raise ConfigError("damaged model", None, "fit it again")
+
+    monkeypatch.setattr(service_app, "create_app", half)
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "z" / "new"), "--port", "18999"])
+    assert result.exit_code == 2 and not (tmp_path / "z").exists(), result.output
     # Through a link: what mkdir made beside the link's target is what is taken back.
     (tmp_path / "far" / "deep").mkdir(parents=True)
     (tmp_path / "lnk").symlink_to(tmp_path / "far" / "deep")

@@ -240,6 +240,10 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
         said = "an argument after --allowed-host is empty" if bad == "" else "is no host name"  # "" as every command refuses it
         assert refused_host.exit_code == 2 and said in " ".join(refused_host.output.split()), bad
     assert len(served) == 1
+    # A Docker Compose service's name, as the Host check's advice names it (regression probe 2026-12-07: refused).
+    runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", "defect_lens"])
+    assert len(served) == 2
+    served.pop().state.pool.close()  # type: ignore[attr-defined]
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
     refused = runner.invoke(cli, ["serve", str(tmp_path / "no model here"), "--data-dir", str(tmp_path / "c")])
     assert refused.exit_code == 2 and not (tmp_path / "c").exists(), refused.output

@@ -23,7 +23,7 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
-from defectlens.io.dataset import closed_lost_and_found, is_good_folder, is_mask_file, masks_for_images
+from defectlens.io.dataset import closed_lost_and_found, is_good_folder, is_mask_file, masks_for_images, noted_images_below, picture_copies
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -168,7 +168,11 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
             # Normal parts are no defect type: learnt as one, regions on defective parts were typed "good".
             _warn(result.notes, f"{type_dir}: normal parts are not a defect type; folder skipped (examples are defects, one folder per type)")
             continue
-        images = [p for p in list_images(type_dir) if not is_mask_file(p)]
+        # Its subfolders too (examples filed by lot), as a dataset's type folders are read: they had been passed over, and a
+        # type holding only subfolders said to have no images (types probe 2026-12-07).
+        unreadable: list[tuple[Path, str]] = []
+        images = noted_images_below(type_dir, result.notes, unreadable)
+        result.skipped.extend((folder, f"{why} — its examples were not read") for folder, why in unreadable)
         if not images:
             _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
             # Listed with the skipped examples too: `locate-examples` had exited 0 beside a type folder left empty.
@@ -201,9 +205,20 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         why = [f"{len(loose)} image(s) lie directly in it, not in a type folder"] if loose else []
         raise DatasetLayoutError("; ".join(["no example images in any type folder", *why, *result.notes]), base,
                                  "put each defect type's images in <folder>/<type>/ (a good/ folder is not a type)")
+    _say_copies_across_types(result)
     if not will_locate:
         _check_masks(by_type, result.notes)
     return result
+
+
+def _say_copies_across_types(examples: ExampleSet) -> None:
+    """Say each example that is a copy (pixel for pixel) of one under another type: a region like it ties between the two, and
+    went to the type whose name sorts first, most regions of a cookie so, with nothing said (types probe 2026-12-07)."""
+    of_type = {e.path: e.defect_type for e in examples.examples}
+    for copy, first in picture_copies(list(of_type)).items():
+        if of_type[copy] != of_type[first]:
+            _warn(examples.notes, f"{copy} (type {of_type[copy]!r}) is a copy of {first} (type {of_type[first]!r}): regions like it "
+                                  "tie between the two types — keep it under the one type it shows")
 
 
 @dataclass(frozen=True)

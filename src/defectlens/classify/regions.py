@@ -95,7 +95,9 @@ def type_regions(
 def _within_taxonomy(result: Classification, taxonomy: Taxonomy | None) -> Classification:
     """Examples' types the taxonomy does not know (examples of another part), as 'unknown' with a note: the
     report had said unknown while the JSON, the overlay, the table and summary.csv named the examples' type
-    (layout probe 2026-12-06). Its candidates keep the examples' names: why the region was so typed."""
+    (layout probe 2026-12-06). Its candidates keep the examples' names: why the region was so typed. The others are spelt as
+    the taxonomy spells them: an examples folder "CRACK" had named every output's type so, apart from the taxonomy's "crack"
+    (types probe 2026-12-07)."""
     if taxonomy is None:
         return result
     kept: list[RegionType] = []
@@ -104,6 +106,9 @@ def _within_taxonomy(result: Classification, taxonomy: Taxonomy | None) -> Class
         if rt.defect_type != UNKNOWN and taxonomy.get(rt.defect_type) is None:
             foreign.setdefault(rt.defect_type, []).append(rt.region_index)
             rt = replace(rt, defect_type=UNKNOWN)
+        else:
+            rt = replace(rt, defect_type=taxonomy.reported(rt.defect_type),
+                         candidates=tuple((taxonomy.reported(n) if taxonomy.get(n) else n, s) for n, s in rt.candidates))
         kept.append(rt)
     # One line a type, not one a region (six regions had given six lines alike).
     notes = [*result.notes, *(f"region(s) {', '.join(f'#{i}' for i in indices)}: typed {name!r} by the examples, a type not in the "

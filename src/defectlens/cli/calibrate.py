@@ -39,7 +39,15 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
-from defectlens.io.dataset import exported_machine_masks, fitted_copies, masks_for_images, picture_copies, picture_digest, require_readable
+from defectlens.io.dataset import (
+    exported_machine_masks,
+    fitted_copies,
+    mask_places_note,
+    masks_for_images,
+    picture_copies,
+    picture_digest,
+    require_readable,
+)
 from defectlens.io.images import image_digest
 from defectlens.io.names import within_bytes
 from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
@@ -62,10 +70,10 @@ class LabelledScores:
     failures: list[Failure]
     unlike: list[bool] = field(default_factory=list)
     """Per image: the frame check found it unlike every normal image (flagged at any threshold)."""
-    grey: int = 0
-    """Of those, grey images for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
-    colour: int = 0
-    """Of those, colour images for a model fitted on grey ones (:data:`~defectlens.descriptor.COLOUR_REASON`)."""
+    grey: list[bool] = field(default_factory=list)
+    """Per image: of those, a grey image for a model fitted on colour ones (:data:`~defectlens.descriptor.GREY_REASON`)."""
+    colour: list[bool] = field(default_factory=list)
+    """Per image: of those, a colour image for a model fitted on grey ones (:data:`~defectlens.descriptor.COLOUR_REASON`)."""
     other_view: list[str] = field(default_factory=list)
     """Images of another size or shape than the training images' (a crop, a turned part), each with what was said of it."""
     digests: list[str] = field(default_factory=list)
@@ -106,8 +114,8 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
             # The picture as `evaluate` reads it to tell the calibration images among its test images (each frame at its own
             # depth): read at the model's depth, a dark 12-bit frame had another digest (regression probe 2026-12-07).
             out.digests.append(picture_digest(path) or image_digest(image))
-            out.grey += grey_reason_in(result.unlike_normal)
-            out.colour += colour_reason_in(result.unlike_normal)
+            out.grey.append(grey_reason_in(result.unlike_normal))
+            out.colour.append(colour_reason_in(result.unlike_normal))
             h, w = image.shape[:2]
             if result.unlike_normal is None and inspector.provenance and (note := inspector.provenance.size_note(w, h, result.frame_units)):
                 out.other_view.append(f"{path}: {note}")
@@ -397,23 +405,28 @@ def calibrate(
         # flagged at any threshold, so the threshold is chosen with those verdicts fixed.
         unlike = np.asarray(data.unlike, bool)
         unlike_good = int((unlike & (labels == 0)).sum())
+        # Of the good images: what the refusal and the false-alarm note say (the defective ones' had been counted as good).
+        grey_good, colour_good = (int((np.asarray(flags, bool) & (labels == 0)).sum()) for flags in (data.grey, data.colour))
         # The pixels only where a defective image's mask marks its defect: good images' alone (all normal) set nothing.
         samples = list(zip(data.pixel_labels, data.pixel_values, strict=True)) if data.n_masked else []
         try:
             set_by = thresholds_from_labels(labels, scores, unlike, samples, None if f1 else target, old.pixel)
         except ValueError as exc:
             # Both kinds were read (checked above): what is left is every good image failing the frame check.
-            if data.grey or data.colour:
+            if grey_good or colour_good:
                 # Grey images for a model of colour parts (or colour ones for grey parts): the camera, not the model, is to fix
                 # (round 3: it said re-fit on them; regression probe 2026-12-07: so it did for colour ones).
-                mode = "colour" if data.grey else "grey"
-                raise DatasetLayoutError(f"{exc}: {camera_mismatch_words(data.grey, data.colour)}", ", ".join(map(str, good)),
+                mode = "colour" if grey_good else "grey"
+                raise DatasetLayoutError(f"{exc}: {camera_mismatch_words(grey_good, colour_good)}", ", ".join(map(str, good)),
                                          f"set the camera to {mode}, or give {mode} images of the part") from None
             raise DatasetLayoutError(str(exc), ", ".join(map(str, good)),
                                      "check that these are the part this model was fitted for, and re-fit it on images like them") from None
         image_t, pixel_t, how = set_by.thresholds.image, set_by.thresholds.pixel, set_by.thresholds.source
-        pixel_note = ("kept (no ground-truth masks for the defective images: <stem>_mask.* (any image format) "
-                      "beside them or in masks/)" if not left_out else "kept (the only masks were the model's own regions, left out above)")
+        # Masks found but none usable (the wrong size, empty) are said as such: "no ground-truth masks" had been said above the
+        # lines refusing each (messy-masks probe 2026-12-07), and where masks are looked for left out ground_truth/.
+        pixel_note = ("kept (the only masks were the model's own regions, left out above)" if left_out else
+                      f"kept (none of the {len(masks)} ground-truth mask(s) found could be used: see the inputs skipped)" if masks else
+                      f"kept (no ground-truth masks for the defective images: {mask_places_note(bad_files)})")
         if keep_pixel_threshold:
             pixel_note = "kept (--keep-pixel-threshold)"
         elif data.n_masked:
@@ -443,12 +456,12 @@ def calibrate(
                       "sizes and the types given to them change too — check the types with `defectlens evaluate MODEL DATA --types-k K` "
                       "(or --examples) before the line uses it, or keep the pixel threshold with --keep-pixel-threshold")
     if unlike.any():
-        grey = f"; {words}" if (words := camera_mismatch_words(data.grey, data.colour)) else ""
+        grey = f"; {words}" if (words := camera_mismatch_words(sum(data.grey), sum(data.colour))) else ""
         console.print(f"[yellow]note:[/] {unlike_good} good and {int(unlike[labels == 1].sum())} defective image(s) are "
                       f"unlike every normal one (frame check{grey}): flagged at any threshold, and counted so above")
     if not f1 and unlike_good > allowed_false_alarms(len(normal), target):
-        why = (" (grey images for a model of colour parts among them: is the camera set to colour?)" if data.grey else
-               " (colour images for a model of grey parts among them: is the camera set to grey?)" if data.colour else "")
+        why = (" (grey images for a model of colour parts among them: is the camera set to colour?)" if grey_good else
+               " (colour images for a model of grey parts among them: is the camera set to grey?)" if colour_good else "")
         console.print(f"[yellow]note:[/] images unlike every normal one alone flag {unlike_good} of {len(normal)} good image(s){why}, more "
                       f"than the false-alarm target {target:g} allows: the new threshold flags no other good image")
     if data.other_view:

@@ -57,7 +57,7 @@ from defectlens.io import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from defectlens.io.dataset import copies_among, cross_label_copies, first_names, is_good_folder, require_readable
+from defectlens.io.dataset import copies_among, cross_label_copies, first_names, is_good_folder, mask_places_note, require_readable
 from defectlens.io.outputs import (
     require_output_file,
     stream,
@@ -321,15 +321,18 @@ def evaluate(
     if evaluation.no_mask:
         # A mask among the skipped inputs, not any input (regression probe 2026-12-07: pointed there for unreadable images).
         masks_failed = any(f.source not in tested for f in evaluation.failures)
-        # Said once, with the files: these images count for the image metrics only.
-        console.print(
+        # None found at all: where they were looked for (a contractor's groundtruth/ folder had gone unsaid: messy-masks probe).
+        where = (f"; {mask_places_note([Path(p) for p in evaluation.no_mask])}" if len(evaluation.no_mask) == evaluation.n_defective
+                 and not masks_failed else "")
+        # Said once, with the files: these images count for the image metrics only. A note of the figures, kept in the JSON's
+        # notes as the others (messy-masks probe 2026-12-07: printed only).
+        notes([
             # Its cause named: a mask of the wrong size had been said to be "none, or an empty one" (layout probe 2026-12-06).
-            f"[yellow]note:[/] {len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, an empty one, or "
+            f"{len(evaluation.no_mask)} defective image(s) have no usable ground-truth mask (none, an empty one, or "
             # The unreadable ones' own line is pointed to only when there is one (README probe 2026-12-06).
             f"one that could not be read{', listed with the skipped inputs' if masks_failed else ''}): "
-            "counted in the image metrics, "
-            f"left out of the pixel metrics: {escape(', '.join(evaluation.no_mask))}"
-        )
+            f"counted in the image metrics, left out of the pixel metrics: {', '.join(evaluation.no_mask)}{where}"
+        ])
     if analysis is not None:
         notes(analysis.notes)
         if analysis.classifier is not None:
@@ -340,7 +343,10 @@ def evaluate(
                 # Named as the report names them (a type the part's taxonomy lacks is unknown there).
                 return typed if chosen.taxonomy is None else [replace(t, defect_type=chosen.taxonomy.reported(t.defect_type)) for t in typed]
 
-            types = evaluate_detected_types(scored, type_image, analysis.classifier.class_names, analysis.excluded, category.name, types_k)
+            # The classifier's types as the taxonomy spells them, as type_image names them.
+            class_names = [n if analysis.taxonomy is None or analysis.taxonomy.get(n) is None else analysis.taxonomy.reported(n)
+                           for n in analysis.classifier.class_names]
+            types = evaluate_detected_types(scored, type_image, class_names, analysis.excluded, category.name, types_k)
             result["types"] = types.to_json() | ({"examples": os.path.realpath(examples), "k": None} if examples is not None else {})
             drawn = f"examples from {examples}" if examples is not None else f"k={types_k}"
             console.print(f"defect types ({escape(drawn)}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "

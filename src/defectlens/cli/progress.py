@@ -23,6 +23,7 @@ from rich.text import Text
 from defectlens._entry import stopping_signals
 from defectlens.errors import ConfigError, NoteWarning, OutputError
 from defectlens.io.atomic import printable_text
+from defectlens.io.images import file_being_read
 from defectlens.io.outputs import send_to_nowhere
 
 
@@ -93,9 +94,12 @@ def one_line_warnings() -> None:
     file, line and source text Python adds (which mean nothing to someone running a command)."""
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+        text = str(message)
+        if (image := file_being_read()) is not None and str(image) not in text:
+            text = f"{image}: {text}"  # a decoder's own warning (Pillow's "Corrupt EXIF data") names no file
+        console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
         if (kept := _KEPT.get()) is not None:
-            kept.append(f"warning: {message}")
+            kept.append(f"warning: {text}")
 
     warnings.showwarning = show
     # Commands print the notes these warnings repeat (see NoteWarning).

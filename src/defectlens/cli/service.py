@@ -29,12 +29,9 @@ from defectlens.cli.progress import console, interrupted
 from defectlens.io import write_json_atomic
 from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import umask_blocks_owner
-from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
+from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
 
 DEFAULT_DATA = Path("defectlens_service")
-
-
-"""The SQLite file in the data folder, the database when no --db is given."""
 
 
 def _outermost_missing(folder: Path) -> Path | None:
@@ -48,13 +45,33 @@ def _outermost_missing(folder: Path) -> Path | None:
     return missing
 
 
+def _holds_nothing_kept(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but folders and a database file of no table (with its journals): what a start makes
+    before it serves. A service started into the same new folder meanwhile keeps its pictures and records there."""
+    from defectlens.service.store import holds_no_tables
+
+    journals = {DB_FILE + end for end in ("-journal", "-wal", "-shm")}
+    for path in folder.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        if path.name in journals and path.parent == folder:
+            continue  # read with the database file itself, WAL included
+        if path == folder / DB_FILE and holds_no_tables(str(path)):
+            continue
+        return False
+    return True
+
+
 def _remove_made(data_dir: Path, made: Path | None) -> None:
-    """Take back what a refused start made: its data folder whole, and the folders above it up to ``made``
-    (:func:`_outermost_missing`) only while empty — another process may have written into them meanwhile (regression probe
-    2026-12-07: a second service's data folder beside this one's had been removed with them)."""
+    """Take back what a refused start made: its data folder while it holds nothing another may keep (:func:`_holds_nothing_kept`),
+    and the folders above it up to ``made`` (:func:`_outermost_missing`) only while empty — another process may have written
+    into them meanwhile (regression probes 2026-12-07: a second service's data folder beside this one's had been removed with
+    them; one started into this very folder meanwhile lost its database and pictures under it)."""
     if made is None:
         return
     leaf = Path(os.path.realpath(data_dir))
+    if not _holds_nothing_kept(leaf):
+        return
     shutil.rmtree(leaf, ignore_errors=True)
     for above in leaf.parents:
         if not above.is_relative_to(made):
@@ -340,7 +357,7 @@ def serve(
                       "either end) — fix: use "
                       "letters, digits and punctuation only, e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`")
         raise typer.Exit(2)
-    if bad_names := [n for n in allowed_host or () if n != "*" and not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?", n)]:
+    if bad_names := [n for n in allowed_host or () if n != "*" and not is_host_name(n)]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         console.print(f"[red]error:[/] --allowed-host {escape(bad_names[0])!r} is no host name — fix: give the bare name in lower case "

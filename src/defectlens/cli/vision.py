@@ -916,7 +916,7 @@ def inspect(
     except DefectlensError as exc:
         raise fail(exc) from None
     notes(analysis.notes)
-    if untyped := untyped_reason(analysis.classifier, analysis.taxonomy, Inspector.needs_taxonomy(model_dir)):
+    if not analysis.taxonomy_unread and (untyped := untyped_reason(analysis.classifier, analysis.taxonomy, Inspector.needs_taxonomy(model_dir))):
         # Said once here: the table's types column was blank with the reason in each report only.
         notes([untyped])
     if threshold is None and (caveat := inspector.threshold_caveat):

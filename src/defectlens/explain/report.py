@@ -63,9 +63,9 @@ def build_findings(
         if rt is None:
             unclassified.append(region.index)
         name = rt.defect_type if rt is not None else UNKNOWN
-        if taxonomy is not None and taxonomy.reported(name) != name:
+        if taxonomy is not None and name != UNKNOWN and taxonomy.get(name) is None:
             notes.append(f"region {region.index}: type {name!r} is not in the taxonomy; reported as unknown")
-            name = UNKNOWN
+        name = taxonomy.reported(name) if taxonomy is not None else name
         guidance = resolve_guidance(taxonomy, name)
         findings.append(
             Finding(

@@ -441,6 +441,24 @@ def _dataset_or_folder_mask(path: Path) -> Path | None:
     return _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
 
 
+MASK_PLACES = ("ground_truth/<type>/<name>_mask.* (or <name>.*) beside test/ in a dataset, else masks/<name>_mask.* or <name>_mask.* "
+               "beside the image")
+"""Where a defective image's mask is looked for (:func:`mask_for_image`), as messages say it."""
+_GROUND_TRUTH_LOOKALIKES = frozenset({"groundtruth", "ground-truth", "ground truth", "gt", "mask", "masks", "label", "labels", "annotations"})
+
+
+def mask_places_note(images: Sequence[Path]) -> str:
+    """Where the masks of ``images`` were looked for (:data:`MASK_PLACES`), and any folder beside their dataset's test/ named
+    like its ground_truth/ (a contractor's ``groundtruth/``, ``masks/``): the masks there had been unfound with nothing said of
+    where they were looked for (messy-masks probe 2026-12-07)."""
+    roots = {Path(os.path.realpath(p)).parents[1].parent for p in images
+             if len(Path(os.path.realpath(p)).parents) > 2 and folded_name(Path(os.path.realpath(p)).parents[1].name) in LABELLED_SPLITS}
+    lookalikes = sorted(str(folder) for root in roots if root.is_dir() for folder in root.iterdir()
+                        if folder.is_dir() and folded_name(folder.name) in _GROUND_TRUTH_LOOKALIKES)
+    said = f"masks are looked for as {MASK_PLACES}"
+    return f"{said}; {', '.join(lookalikes)} is no such folder: rename it {GROUND_TRUTH}" if lookalikes else said
+
+
 def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
     """Each image's :func:`mask_for_image`, none where two images would take one mask (said in ``notes``): images of one
     name in two subfolders of a type had both been given the one ``ground_truth/`` mask (regression probe 2026-12-07), where
@@ -661,16 +679,24 @@ def copies_among(paths: Sequence[Path], originals: Sequence[Path]) -> list[Path]
 
 def first_names(paths: Sequence[NamedFile]) -> tuple[list[NamedFile], list[tuple[NamedFile, NamedFile]]]:
     """Each file of ``paths`` once, under the first name it is given by (a link and its target, a relative and an absolute name
-    are one file), and each name given again with the first of its file's: the one rule of `inspect`, `evaluate` and
-    :meth:`Inspector.inspect_batch`. A name the system refuses (a NUL in it) is its own file, for its reader to refuse."""
-    first: dict[str, NamedFile] = {}
+    are one file, and so are two hard links to it), and each name given again with the first of its file's: the one rule of
+    `inspect`, `evaluate` and :meth:`Inspector.inspect_batch`. A name the system refuses (a NUL in it) is its own file, for
+    its reader to refuse."""
+    first: dict[object, NamedFile] = {}
     unique: list[NamedFile] = []
     again: list[tuple[NamedFile, NamedFile]] = []
     for path in paths:
+        key: object
         try:
-            key = os.path.realpath(path)
+            # The file itself (device and inode): a hard link had been a second file, inspected and written twice (regression
+            # probe 2026-12-07); a name that leads nowhere (yet) by where it would lead.
+            found = os.stat(path)
+            key = (found.st_dev, found.st_ino)
         except (ValueError, OSError):
-            key = f"{path}"
+            try:
+                key = os.path.realpath(path)
+            except (ValueError, OSError):
+                key = f"{path}"
         if key in first:
             again.append((path, first[key]))
         else:

@@ -12,7 +12,9 @@ import io
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import overload
 
@@ -536,6 +538,24 @@ def _declared_too_large(said: Exception, path: Path) -> ImageReadError:
                           "downscale or tile the image, or check the file's origin")
 
 
+_BEING_READ: ContextVar[Path | None] = ContextVar("defectlens_image_being_read", default=None)
+
+
+def file_being_read() -> Path | None:
+    """The image file this thread is decoding now, or None: what names the file in a decoder's own warnings, which
+    name none (Pillow's "Corrupt EXIF data" in a folder of a thousand left the user to guess which; cli.progress)."""
+    return _BEING_READ.get()
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    token = _BEING_READ.set(path)
+    try:
+        yield
+    finally:
+        _BEING_READ.reset(token)
+
+
 def decoded_pixels(path: str | Path) -> np.ndarray:
     """The pixels of the image file at ``path`` as decoded (EXIF orientation applied), before the gate
     (:func:`as_rgb_image`): 16-bit grey stays 16-bit, alpha is kept. Errors as :func:`load_image`'s."""
@@ -545,6 +565,11 @@ def decoded_pixels(path: str | Path) -> np.ndarray:
         raise ImageReadError(what, p, fix)
     if p.stat().st_size == 0:
         raise ImageReadError("file is empty (0 bytes)", p, "re-export or re-copy the image")
+    with _reading(p):
+        return _decoded_file(p)
+
+
+def _decoded_file(p: Path) -> np.ndarray:
     try:
         # Pillow's DecompressionBombWarning (89 M pixels) comes only for images over our own limit, refused just below with
         # the image's size: left as Pillow gives it, not filtered here. A filter set and put back around the opening is
@@ -627,8 +652,17 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
         raise ValueError(f"{name} is a {type(values).__name__} of {arr.dtype}: pass an (H, W) array of 0 and 1 (or 0 and 255), "
                          "or the path of a mask image")
     if arr.ndim == 3 and arr.shape[2] == 4:
-        alpha = arr[..., 3]
-        arr = alpha if alpha.min() < alpha.max() else arr[..., :3]
+        alpha, colour = arr[..., 3], arr[..., :3].max(axis=2)
+        if alpha.min() == alpha.max():
+            arr = arr[..., :3]
+        else:
+            opaque = alpha > alpha.max() / 2
+            drawn = colour[opaque]
+            dark = int((drawn <= drawn.max() / 2).sum()) if drawn.size else 0
+            # An opaque layer drawn in two levels of its own (white on black) with a see-through margin (a layer smaller than
+            # the canvas) is read in its colours, the margin normal: read in its alpha, the whole layer had been defect
+            # (messy-masks probe 2026-12-07). Painted in one colour on see-through, the defect is where the alpha is.
+            arr = np.where(opaque, colour, 0) if dark >= 4 and drawn.size - dark >= 4 else alpha
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
     if arr.ndim != 2:
@@ -686,6 +720,10 @@ def _levels_below_the_cut(arr: np.ndarray, top: float) -> tuple[int, list[float]
     return int((low & np.isin(arr, levels)).sum()), [float(level) for level in levels]
 
 
+LOSSY_MASK_LEVELS = 16
+"""A JPEG mask whose brightest value is under this holds no readable defect: a 0/1 mask's levels blur into each other."""
+
+
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a ground-truth mask as a bool (H, W) array: the pixels above half the mask's own
     maximum, so 0/255, 0/1, 0/100 and 16-bit masks all read as drawn, and a lossy JPEG's ringing
@@ -703,10 +741,14 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         what, fix = describe_unreadable(p)
         raise ImageReadError(what, p, fix)
     try:
-        with Image.open(p, formats=IMAGE_FORMATS) as img:
-            if refusal := size_refusal(img.width, img.height):
+        with Image.open(p, formats=IMAGE_FORMATS) as opened:
+            if refusal := size_refusal(opened.width, opened.height):
                 raise ImageReadError(refusal, p, "pass a mask the size of its image")
-            img.load()
+            opened.load()
+            # Upright as it is shown, as its image is read: a mask saved turned with an EXIF orientation had been read turned
+            # away from the defect, its pixel metrics wrong and nothing said (messy-masks probe 2026-12-07).
+            img = ImageOps.exif_transpose(opened)
+            lossy = opened.format == "JPEG"
             has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
             if has_alpha:
                 values = np.asarray(img.convert("RGBA"))
@@ -723,6 +765,11 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         raise ImageReadError("mask cannot be read (permission denied)", p, "give this user read permission on it (chmod a+r)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask as a PNG") from None
+    if lossy and values.dtype == np.uint8 and int(values.max()) < LOSSY_MASK_LEVELS:
+        # A 0/1 mask through JPEG: its defect and background blur into one level (all 1s), read as 100 % defect and told to be
+        # inverted (messy-masks probe 2026-12-07).
+        raise ImageReadError(f"mask saved as JPEG with values of at most {int(values.max())}: the compression blurs a mask of 0 and 1 "
+                             "into one level", p, "save the mask as PNG (lossless), with 255 for defect")
     try:
         mask = mask_as_drawn(values, source=str(p))
     except ValueError as exc:  # NaN in a float mask
@@ -853,17 +900,28 @@ def image_area(path: str | Path) -> int:
 
 
 GREY_TOLERANCE = 3.0
-"""Mean difference between an RGB image's channels, in grey levels, under which it is grey: a grey JPEG stored in colour keeps
-a little chroma noise, and a camera's white balance may shift a channel by a level or two (at 1.0, a grey tile with blue +1
-had been judged a colour image by a model of grey parts: regression probe 2026-12-07). The colour parts shared here differ
-by 6.5 or more (ball screw drive's least coloured image; most by 12 to 23)."""
+"""Mean difference between an RGB image's channels, in grey levels, under which it is grey (:func:`is_grey`): a camera's white
+balance may shift a channel by a level or two (at 1.0, a grey tile with blue +1 had been judged a colour image by a model of
+grey parts: regression probe 2026-12-07). The colour parts shared here differ by 19 or more."""
+GREY_BLOCK = 8
+"""Side of the blocks, on every second pixel each way, whose mean channel differences :func:`is_grey` reads: a colour camera's
+noise in each channel (σ 2.7, ordinary at 8 bits, gave grey tiles a mean difference of 3.1, judged colour and flagged) averages
+out over a block (0.4), a cast or a part's colour does not."""
 
 
 def is_grey(image: np.ndarray) -> bool:
-    """Whether an (H, W, 3) image's three channels are one grey (to within :data:`GREY_TOLERANCE`), read
-    on every fourth pixel each way: a grey camera's frame given to a model of colour parts scores unlike them."""
-    a = image[::4, ::4].astype(np.int16)
-    return bool(np.abs(a[..., 0] - a[..., 1]).mean() < GREY_TOLERANCE and np.abs(a[..., 1] - a[..., 2]).mean() < GREY_TOLERANCE)
+    """Whether an (H, W, 3) image's three channels are one grey (to within :data:`GREY_TOLERANCE`), read on the means of
+    :data:`GREY_BLOCK`-sided blocks of every second pixel: a grey camera's frame given to a model of colour parts scores
+    unlike them."""
+    sample = image[::2, ::2]
+    side = max(1, min(GREY_BLOCK, sample.shape[0], sample.shape[1]))
+    height, width = sample.shape[0] // side * side, sample.shape[1] // side * side
+    for first, second in ((0, 1), (1, 2)):
+        difference = sample[:height, :width, first].astype(np.int32) - sample[:height, :width, second]
+        block_means = difference.reshape(height // side, side, width // side, side).mean(axis=(1, 3))
+        if np.abs(block_means).mean() >= GREY_TOLERANCE:
+            return False
+    return True
 
 
 def shape_of(images: Sequence[np.ndarray], index: int) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ default, PostgreSQL by URL) with the images on disk under their sha256.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,13 +31,20 @@ full-resolution maps and overlay take a few GB while it is inspected."""
 DB_FILE = "inspections.db"
 """The SQLite file a service keeps in its data folder unless given a database URL (here for the CLI, as above)."""
 
+def is_host_name(name: str) -> bool:
+    """Whether ``name`` is a host name as `serve --allowed-host` takes it (here for the CLI, as above): bare, in lower case, a
+    leading ``*.`` for every name below one. Underscores too: Docker Compose names services so (``defect_lens``), and the
+    Host check's advice had named one the option then refused (regression probe 2026-12-07)."""
+    return re.fullmatch(r"(\*\.)?[a-z0-9_]([a-z0-9._-]*[a-z0-9_])?", name) is not None
+
+
 DEFAULT_UPLOAD_TIMEOUT = 60.0
 """Seconds an upload's body may take to arrive unless configured otherwise (here for the CLI, as
 above). An accepted upload holds an inspection slot while its body arrives, so a station that
 announces an image and stops sending would hold it for ever; past this it is answered 408 and the
 slot is freed. A 20 MB upload needs about 3 Mbit/s to arrive in time."""
 
-__all__ = ["DB_FILE", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "DEFAULT_UPLOAD_TIMEOUT", "ServiceConfig", "create_app"]
+__all__ = ["DB_FILE", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "DEFAULT_UPLOAD_TIMEOUT", "ServiceConfig", "create_app", "is_host_name"]
 
 
 def __getattr__(name: str) -> Any:

@@ -50,7 +50,7 @@ from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
 from defectlens.io.images import holds_deep_colour
 from defectlens.io.names import folded_name, same_spelling
-from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT
+from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
 from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_file, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
@@ -190,12 +190,12 @@ def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
     """Whether a request's Host header names this service without a name it was not told of: an IP
     address (any: a page can rebind a name, not an address) or one of ``own_names``. A service on
     0.0.0.0 had taken any name, and a probe's page at attacker.example reviewed a part GOOD through it."""
-    host = _host_of(host_header)
+    # Its final dot first: "127.0.0.1." is the address too (regression probe 2026-12-07: refused, and told to allow it by name).
+    name = _bare_name(host_header)
     try:
-        ipaddress.ip_address(host)
+        ipaddress.ip_address(name)
         return True
     except ValueError:
-        name = host.rstrip(".")
         # "*.plant.example" names every host below it, as --allowed-host had taken it.
         return any(name == n.lower() or (n.startswith("*.") and name.endswith(n[1:].lower())) for n in own_names)
 
@@ -579,11 +579,13 @@ def stored_history_notes(store: Store, pool: ModelPool, reached_by: str = "--dat
 def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     """The service app. Models are loaded here, once (or passed in as ``pool``, e.g. shared by tests)."""
     owns_pool = pool is None
+    store = Store(config.db_url)  # a URL it refuses, refused before the models load
     pool = pool or ModelPool.load(config.model_dirs)
-    store = Store(config.db_url)
     try:
         blobs = BlobStore(config.data_dir)
     except OSError as exc:
+        if owns_pool:
+            pool.close()  # its scoring thread and models go with the refusal (they had stayed, in a process that went on)
         raise DefectlensError(f"cannot use it as the file store ({exc.strerror or exc})", config.data_dir,
                               fix="pass a writable --data-dir") from None
     if blobs.removed_scratch:
@@ -712,10 +714,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         sent_host = request.headers.get("host", "")
         if sent_host and not is_trusted(sent_host):
             named = f"host name {_printable(sent_host, 80)!s}"
-            # The bare name, as --allowed-host takes it (regression probe 2026-12-07: "NAME" beside a name with its port).
-            bare = _printable(_bare_name(sent_host), 80)
-            return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: start it with --allowed-host "
-                                           f"{bare} (or --allowed-host '*' for any)"},
+            # The bare name, as --allowed-host takes it (regression probe 2026-12-07: "NAME" beside a name with its port), where it
+            # takes it (regression probe 2026-12-07: "user@evil.example" had been advised, which it refuses).
+            bare = _bare_name(sent_host)
+            fix = (f"start it with --allowed-host {_printable(bare, 80)} (or --allowed-host '*' for any)" if is_host_name(bare) else
+                   "it is no host name --allowed-host takes (only --allowed-host '*' would let it through)")
+            return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: {fix}"},
                                 status_code=400, headers={"X-Content-Type-Options": "nosniff"})
         # A browser posts a multipart form to any site without asking it first: a write from a page
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
@@ -728,9 +732,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 # Its own page behind a proxy, under a name it was not told of: said with the fix, not as another site's.
                 # The bare name, as --allowed-host takes it (it refuses one with a port, which this had named).
                 bare = _bare_name(sent_from)
+                fix = f"start it with --allowed-host {_printable(bare, 80)}" if is_host_name(bare) else "only --allowed-host '*' takes it"
                 return JSONResponse({"detail": f"write from {_printable(origin, 80)} refused: the proxy names this service "
-                                               f"{_printable(sent_from, 80)}, which it was not told it is reached by — start it with "
-                                               f"--allowed-host {_printable(bare, 80)}"}, status_code=403)
+                                               f"{_printable(sent_from, 80)}, which it was not told it is reached by — {fix}"}, status_code=403)
             return JSONResponse({"detail": f"write from another site ({_printable(origin, 80)}) refused: this service takes writes "
                                            "from its own page and from clients that send no Origin header"}, status_code=403)
         # A write without the token is refused first: before its body is read or spooled, and before

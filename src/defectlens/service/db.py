@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -189,18 +189,35 @@ def sqlite_file(url: str) -> str | None:
     """The file a SQLite URL names, as the driver opens it: a ``file:`` name is a URI only with ``uri=true`` (without it, a file
     of that very name); None for a database in memory and for another backend."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite":
         return None
-    database = str(parsed.database)
+    try:
+        # The name the driver is handed, as SQLAlchemy builds it: with uri=true the URL's other parameters are appended to it,
+        # and a name that does not start with "file:" is then a file of that very name, "?mode=memory" and all (a file the
+        # store made and served on, which this had taken for one in memory or for the name without them: regression probe).
+        (database, *_), options = parsed.get_dialect()().create_connect_args(parsed)
+    except ArgumentError:
+        return None if parsed.database in (None, "", ":memory:") else str(parsed.database)  # the store refuses it in its words
+    database = str(database)
+    if database in ("", ":memory:"):
+        return None
     # "yes" and "on" too, as SQLAlchemy reads it (regression probe 2026-12-07).
-    if database.startswith("file:") and str(parsed.query.get("uri", "")).lower() in ("true", "1", "yes", "on", "y", "t"):
+    if options.get("uri") and database.startswith("file:"):
         uri = urlsplit(database)
-        # The URI's parameters, which SQLAlchemy takes out of it into the URL's query (mode=memory, …), or still in it.
-        mode = str(parsed.query.get("mode") or (parse_qs(uri.query).get("mode") or [""])[0])
-        if mode == "memory" or uri.path in ("", ":memory:"):
+        if (parse_qs(uri.query).get("mode") or [""])[0] == "memory" or uri.path in ("", ":memory:"):
             return None
         database = unquote(uri.path)
     return database
+
+
+def parameters_in_file_name(url: str) -> str | None:
+    """The SQLite file name a URL's parameters ended up in (``sqlite:///x.db?mode=ro&uri=true`` opens a file called
+    ``x.db?mode=ro``: only a ``file:`` path is read as a URI), or None."""
+    try:
+        file = sqlite_file(url)
+        return file if file is not None and "?" in file and "?" not in str(make_url(url).database) else None
+    except (ArgumentError, ValueError):
+        return None  # a URL that does not parse: the store refuses it in its own words
 
 
 def make_engine(url: str) -> Engine:

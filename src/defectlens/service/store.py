@@ -35,6 +35,7 @@ from defectlens.service.db import (
     make_engine,
     make_sessions,
     migrate,
+    parameters_in_file_name,
     sqlite_file,
     utcnow,
 )
@@ -151,6 +152,11 @@ class Store:
         refused (:class:`StoreUnavailable`, lasting) — the commands that read or tidy leave it as it is."""
         self.url = url
         self.upgrade = upgrade
+        if file := parameters_in_file_name(url):
+            # SQLite had made and served on a file of that name, where mode=memory or mode=ro was meant (regression probe).
+            raise ConfigError(f"database URL {_shown(url)} names a SQLite file called {file!r}: with uri=true, SQLite reads parameters "
+                              "only from a path written as a file: URI", fix="write sqlite:///file:PATH?PARAMETERS&uri=true, or leave "
+                              "the parameters out")
         try:
             self.engine = make_engine(url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
