@@ -375,6 +375,27 @@ def test_examples_filed_in_subfolders_are_read_and_copies_across_types_are_said(
     assert all(e.mask_path is not None for e in found.examples)
     said = [n for n in found.notes if "is a copy of" in n]
     assert len(said) == 1 and "(type 'dot') is a copy of" in said[0] and "(type 'blob')" in said[0], found.notes
+    # Regression probe 2026-12-07: a lot's masks in the type's masks/ (flat, or mirroring the lots) are its masks, not examples;
+    # a good/ folder within a type is left out; a type folder linked in under a second name is learnt once; one picture under
+    # two types with a mask each of its own (export-reviews writes so) is no copy to say.
+    (root / "dot" / "masks").mkdir()
+    (root / "dot" / "lot1" / "again_mask.png").rename(root / "dot" / "masks" / "again_mask.png")
+    (root / "line" / "masks" / "lot2").mkdir(parents=True)
+    for name in ("2_mask.png", "3_mask.png"):
+        (root / "line" / "lot2" / name).rename(root / "line" / "masks" / "lot2" / name)
+    (root / "line" / "good").mkdir()
+    shutil.copy(root / "line" / "0.png", root / "line" / "good" / "normal.png")
+    (root / "LINE").symlink_to(root / "line")
+    drawn = np.asarray(Image.open(root / "dot" / "masks" / "again_mask.png"))
+    Image.fromarray(np.roll(drawn, 7, axis=1)).save(root / "dot" / "masks" / "again_mask.png")
+    with pytest.warns(UserWarning):
+        found = examples_from_folders(root)
+    lines = [e for e in found.examples if e.defect_type.lower() == "line"]
+    assert len(lines) == 4 and all(e.mask_path is not None and "masks" in e.mask_path.parts for e in lines if "lot2" in e.path.parts)
+    assert all(e.mask_path is not None for e in found.examples) and not any("good" in e.path.parts for e in found.examples)
+    assert any("1 image(s) in a good/ folder within it" in n for n in found.notes)
+    assert any("4 example file(s) are files already read under another name" in n for n in found.notes), found.notes
+    assert not any("is a copy of" in n for n in found.notes), found.notes
 
 
 def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):
@@ -534,6 +555,10 @@ def test_detected_types_are_the_types_inspect_gives_on_the_flagged_images_only()
     scored.records[0] = replace(scored.records[0], defect_type="Crack")
     spelt = evaluate_detected_types(scored, type_image, ["crack", "hole"], set(), "plate", 1)
     assert spelt.accuracy == 0.5 and "Crack" not in json.dumps(spelt.to_json())
+    # A type no example shows, spelt as the taxonomy spells it (regression probe 2026-12-07: as its test folder).
+    scored.records[2] = replace(scored.records[2], defect_type="DENT")
+    named = evaluate_detected_types(scored, type_image, ["crack", "hole"], set(), "plate", 1, ("crack", "hole", "dent"))
+    assert "DENT" not in json.dumps(named.to_json()) and "dent" in json.dumps(named.to_json())
 
 
 def test_types_are_spelt_as_the_taxonomy_spells_them(fitted):
@@ -575,3 +600,21 @@ def test_prototype_scoring_is_the_cosine_to_the_normalised_type_mean():
     mean = vectors[:3].mean(axis=0)
     # 0.99654, where the plain mean similarity (not divided by the mean vector's length) is 0.9888.
     assert classifier._type_scores(classifier.vectors @ query)[0] == pytest.approx(float(query @ (mean / np.linalg.norm(mean))), rel=1e-6)
+
+
+def test_the_analysis_stamp_follows_the_types_as_outputs_spell_them():
+    # Regression probe 2026-12-07: results typed "CRACK" (the examples' folder) before types were spelt as the taxonomy spells them
+    # kept their stamp, so `inspect --resume` listed them beside new ones typed "crack".
+    from types import SimpleNamespace
+
+    from defectlens.engine.analysis import Analysis
+    from defectlens.taxonomy import parse_taxonomy
+
+    taxonomy = parse_taxonomy({"object": "plate", "defects": [{"name": "crack"}]})
+
+    def stamp(names: list[str], with_taxonomy: bool = True) -> str:
+        classifier = SimpleNamespace(class_names=names, vectors=[0, 0])
+        return Analysis(taxonomy=taxonomy if with_taxonomy else None, classifier=classifier).stamp()  # type: ignore[arg-type]
+
+    assert stamp(["CRACK"]) == stamp(["crack"])
+    assert stamp(["CRACK"], with_taxonomy=False) != stamp(["crack"], with_taxonomy=False)

@@ -1356,3 +1356,7 @@ def test_evaluate_counts_a_defective_folder_given_twice_by_two_names_once_with_i
     first, second = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("once", "twice"))
     assert second["pixel_auroc"] is not None and second["pixel_auroc"] == first["pixel_auroc"]
     assert second["n_defective"] == first["n_defective"] and second["image_auroc"] == first["image_auroc"]
+    # The good ones' repeats said as evaluate's, not "inspected" (regression probe 2026-12-07).
+    good = runner.invoke(app, [*args, "--good", str(synthetic_category / "test" / "good")])
+    assert "good input name(s) lead to a file already given" in " ".join(good.output.split()), good.output
+    assert "each file is evaluated once" in " ".join(good.output.split())

@@ -554,3 +554,18 @@ def test_fit_refuses_folders_of_labelled_parts(synthetic_category, tmp_path):
     (named_test / "test").mkdir()
     fitted = runner.invoke(app, ["fit", str(named_test), "-o", str(tmp_path / "m"), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert fitted.exit_code == 0 and "fitted on 12 images" in _text(fitted), fitted.output
+
+
+def test_masks_drawing_a_defect_on_good_images_are_said(synthetic_category, tmp_path):
+    # Messy-masks probe 2026-12-07: a mask drawing a defect on an image labelled good was passed over without a word.
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    good = sorted((category / "test" / "good").iterdir())
+    drawn = np.zeros((40, 60), np.uint8)
+    drawn[5:9, 5:9] = 255
+    (category / "ground_truth" / "good").mkdir()
+    Image.fromarray(drawn).save(category / "ground_truth" / "good" / f"{good[0].stem}_mask.png")
+    Image.fromarray(np.zeros_like(drawn)).save(category / "test" / "good" / f"{good[1].stem}_mask.png")  # empty: no conflict
+    said = [n for n in load_category(category).notes if "labelled good" in n]
+    assert len(said) == 1 and "1 mask(s) mark a defect on images labelled good" in said[0] and good[0].stem in said[0], said
+    assert [i for i in load_category(category).test if i.defect_type == "good" and i.mask_path is not None] == []

@@ -576,6 +576,10 @@ def test_a_colour_image_for_a_model_of_grey_parts_is_said_unlike_them_and_grey_i
     noisy = np.clip(grey[5][..., None] + rng.normal(0, 2.7, (*grey[5].shape, 3)), 0, 255).round().astype(np.uint8)
     assert is_grey(noisy) and not is_grey(np.clip(grey[5][..., None] + np.array([0, 0, 4]), 0, 255).astype(np.uint8))
     assert is_grey(noisy[:9, :9]) and not is_grey(tinted[:9, :9])
+    # A fine pattern of vivid colours is colour, however its colours average (regression probe: blocks of 8 read it grey).
+    cells = (np.indices((64, 64)).sum(axis=0) // 2) % 2 == 1
+    checker = np.where(cells[..., None], np.array([255, 165, 0], np.uint8), np.array([0, 127, 255], np.uint8))
+    assert not is_grey(checker.astype(np.uint8))
     # evaluate and calibrate count them apart and name the camera, not the frame check (regression probe 2026-12-07).
     from PIL import Image
     from typer.testing import CliRunner

@@ -531,6 +531,12 @@ def test_missing_masks_keep_images_in_the_image_metrics(fitted_model, synthetic_
     said = [n for n in json.loads(metrics_file.read_text())["notes"] if "no usable ground-truth mask" in n]
     assert len(said) == 1 and "masks are looked for as ground_truth/<type>/<name>_mask.*" in said[0], said
     assert f"{category / 'groundtruth'} is no such folder: rename it ground_truth" in said[0]
+    # Beside a ground_truth/ of its own, a labels/ folder is no lookalike to rename (regression probe 2026-12-07).
+    (category / "groundtruth").rename(category / "labels")
+    (category / "ground_truth" / "spot").mkdir(parents=True)
+    runner.invoke(app, ["evaluate", str(fitted_model), str(category), "--json", str(metrics_file)])
+    said = [n for n in json.loads(metrics_file.read_text())["notes"] if "no usable ground-truth mask" in n]
+    assert len(said) == 1 and "masks are looked for as" in said[0] and "rename" not in said[0], said
 
 
 def test_twelve_bit_data_in_a_sixteen_bit_png_uses_its_real_range(tmp_path):
@@ -1613,3 +1619,10 @@ def test_an_unreadable_taxonomy_in_the_model_folder_is_said_as_the_reason_region
     assert "add a taxonomy.json" not in said
     report = (tmp_path / "out" / f"{image.stem}.report.md").read_text()
     assert "taxonomy skipped" in report and "add a taxonomy.json" not in report
+    # A folder of that name is no taxonomy, said so: it had been passed over as none, and `info --check` passed.
+    (model / "taxonomy.json").unlink()
+    (model / "taxonomy.json").mkdir()
+    checked = runner.invoke(app, ["info", str(model), "--check"])
+    assert checked.exit_code == 2 and "taxonomy.json: is a folder, not a file" in _text(checked), checked.output
+    again = runner.invoke(app, ["inspect", str(model), str(image), "-o", str(tmp_path / "out2")])
+    assert "taxonomy skipped" in _text(again) and "is a folder, not a file" in _text(again), again.output

@@ -135,6 +135,21 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
         load_mask(tmp_path / "ones.jpg")
     Image.fromarray(drawn.astype(np.uint8) * 255).save(tmp_path / "full.jpg", quality=90)
     assert (load_mask(tmp_path / "full.jpg") == drawn).mean() > 0.98
+    # Regression probe 2026-12-07: a 0/10 JPEG still reads and an all-black one is empty; strokes of several colours on
+    # see-through (a black outline round a red fill) are all defect; a grey TIFF turned 5 to 8 reads upright (Pillow shears it).
+    Image.fromarray(drawn.astype(np.uint8) * 10).save(tmp_path / "tens.jpg", quality=95)
+    assert (load_mask(tmp_path / "tens.jpg") == drawn).mean() > 0.9
+    Image.fromarray(np.zeros_like(drawn, np.uint8)).save(tmp_path / "black.jpg")
+    assert not load_mask(tmp_path / "black.jpg").any()
+    strokes = np.zeros((40, 30, 4), np.uint8)
+    strokes[drawn] = (255, 0, 0, 255)
+    strokes[20:24, 10:20] = (0, 0, 0, 255)
+    Image.fromarray(strokes).save(tmp_path / "strokes.png")
+    assert load_mask(tmp_path / "strokes.png").sum() == drawn.sum() + 40
+    for orientation, stored in ((6, np.rot90(drawn, 1)), (8, np.rot90(drawn, -1))):
+        Image.fromarray(stored.astype(np.uint8) * 255).save(tmp_path / f"grey{orientation}.tif", tiffinfo={0x0112: orientation})
+        assert np.array_equal(load_mask(tmp_path / f"grey{orientation}.tif", (30, 40)), drawn), orientation
+        assert np.array_equal(load_image(tmp_path / f"grey{orientation}.tif")[..., 0] > 127, drawn), orientation
 
 
 def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():

@@ -63,9 +63,11 @@ def not_kept_note(lost: Sequence[str], with_taxonomy: bool, how: str) -> str:
 
 
 def part_taxonomy(directory: str | Path) -> Path | None:
-    """The taxonomy file a model folder holds, or None."""
+    """The taxonomy file a model folder holds, or None when it holds none. Anything of that name is its taxonomy, for its
+    reader to refuse: a folder or a dangling link there had been passed over as none, unsaid, and `info --check` passed
+    (types probe 2026-12-07)."""
     path = Path(directory) / TAXONOMY_FILE
-    return path if path.is_file() else None
+    return path if os.path.lexists(path) else None
 FORMAT = "defectlens.model"
 FORMAT_VERSION = 2
 """1 (implicit, no ``format`` key): settings and fit summary only; 2: the versioned descriptor (3: see

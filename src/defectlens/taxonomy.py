@@ -124,9 +124,14 @@ class DefectSpec(BaseModel):
     @field_validator("severity", mode="before")
     @classmethod
     def _severity_as_written(cls, v: object) -> object:
-        # "High" or "high " from a spreadsheet's export is high, as a type's name reads without case or spaces (types probe
-        # 2026-12-07: refused).
-        return v.strip().lower() if isinstance(v, str) else v
+        # "High", "high " or full-width "Ｈｉｇｈ" from a spreadsheet's export is high, as a type's name reads without case or
+        # spaces, and an empty cell is no severity, as an empty impact is (types probe and its regression probe 2026-12-07).
+        if not isinstance(v, str):
+            return v
+        read = unicodedata.normalize("NFKC", v).strip().lower()
+        if read and read not in Severity.__members__:
+            raise ValueError(f"severity {v!r} is none of {', '.join(Severity.__members__)}")
+        return read or None
 
     @field_validator("description", "impact", "action")
     @classmethod

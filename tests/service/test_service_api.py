@@ -1476,3 +1476,25 @@ def test_what_reading_an_upload_said_is_in_its_report_under_the_clients_name(poo
         assert logged == [f"inspection {m.json()['id']}: {said}" for m in made], logged
         assert client.get(made[0].json()["urls"]["view"]).status_code == 200
         assert len([r for r in caplog.records if "2 pages" in r.getMessage()]) == 2
+
+
+def test_the_types_a_reviewer_may_assign_are_the_taxonomy_s_as_it_spells_them(service_model: Path, synthetic_category: Path,
+                                                                                tmp_path: Path) -> None:
+    # Regression probe 2026-12-07: examples/SPOT beside the taxonomy's "spot" offered both, and examples of a type the taxonomy
+    # lacks (reported unknown) were offered too; an unreadable taxonomy was said to be missing.
+    import json
+    import shutil
+
+    from defectlens.service.models import load_model
+
+    model = tmp_path / "plate"
+    shutil.copytree(service_model, model)
+    for folder in ("SPOT", "Dent_Old"):
+        (model / "examples" / folder).mkdir(parents=True)
+        for image in sorted((synthetic_category / "test" / "spot").iterdir())[:2]:
+            shutil.copy(image, model / "examples" / folder / image.name)
+    loaded = load_model(model)
+    assert loaded.types[:2] == ("spot", "scratch") and not {"SPOT", "Dent_Old"} & set(loaded.types), loaded.types
+    (model / "taxonomy.json").write_text(json.dumps({"object": "plate", "defects": [{"name": "spot", "severty": "high"}]}))
+    notes = load_model(model).notes
+    assert any("taxonomy skipped" in n for n in notes) and not any("no defect types (no taxonomy.json" in n for n in notes), notes

@@ -237,6 +237,12 @@ def test_a_refused_start_takes_back_only_the_folders_it_made_that_stay_empty(tmp
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "lnk/../new/c", "--port", "18999"])
     assert result.exit_code == 2 and not (tmp_path / "far" / "new").exists() and not (tmp_path / "new").exists(), result.output
+    # A link to a folder still to be made: its target is made (it had been "cannot create the data folder (File exists)"), and
+    # taken back with the refusal, the link kept.
+    (tmp_path / "dangling").symlink_to(tmp_path / "mnt" / "data")
+    result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", "dangling", "--port", "18999"])
+    assert result.exit_code == 2 and "damaged model" in result.output and "cannot create" not in result.output, result.output
+    assert (tmp_path / "dangling").is_symlink() and not (tmp_path / "mnt").exists()
 
 
 def test_a_start_on_a_made_database_takes_no_write_lock_for_its_migration(tmp_path) -> None:

@@ -23,7 +23,20 @@ from scipy import ndimage
 from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
-from defectlens.io.dataset import closed_lost_and_found, is_good_folder, is_mask_file, masks_for_images, noted_images_below, picture_copies
+from defectlens.io.dataset import (
+    MASKS_FOLDER,
+    closed_lost_and_found,
+    drop_shared_masks,
+    first_names,
+    is_good_folder,
+    is_mask_file,
+    mask_in,
+    masks_for_images,
+    noted_images_below,
+    picture_copies,
+    picture_digest,
+)
+from defectlens.io.images import path_is
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -173,6 +186,12 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         unreadable: list[tuple[Path, str]] = []
         images = noted_images_below(type_dir, result.notes, unreadable)
         result.skipped.extend((folder, f"{why} — its examples were not read") for folder, why in unreadable)
+        # A good/ folder within a type holds normal parts, no examples of it (regression probe 2026-12-07: learnt as cracks).
+        if normal := [p for p in images if any(is_good_folder(type_dir.joinpath(*p.relative_to(type_dir).parts[:i]))
+                                                for i in range(1, len(p.relative_to(type_dir).parts)))]:
+            _warn(result.notes, f"{type_dir}: {len(normal)} image(s) in a good/ folder within it (e.g. {normal[0]}) are normal parts, "
+                                "not examples of the type; left out")
+            images = [p for p in images if p not in set(normal)]
         if not images:
             _warn(result.notes, f"{type_dir}: no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); type skipped")
             # Listed with the skipped examples too: `locate-examples` had exited 0 beside a type folder left empty.
@@ -195,7 +214,7 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         defect_type = next((t for t in by_type if same_type_name(t, named)), named)
         if defect_type != named:
             _warn(result.notes, f"{type_dir}: the same type as {base / defect_type} (names compare without case); read as {defect_type!r}")
-        masks = masks_for_images(images, result.notes)
+        masks = _masks_of_examples(type_dir, images, result.notes)
         examples = [Example(p, defect_type, masks[Path(p)]) for p in images]
         by_type.setdefault(defect_type, []).extend(examples)
         result.examples.extend(examples)
@@ -205,18 +224,45 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         why = [f"{len(loose)} image(s) lie directly in it, not in a type folder"] if loose else []
         raise DatasetLayoutError("; ".join(["no example images in any type folder", *why, *result.notes]), base,
                                  "put each defect type's images in <folder>/<type>/ (a good/ folder is not a type)")
+    # A file reached twice (a type folder linked in under a second spelling, a hard link) is one example: learnt twice, it had
+    # weighed double (regression probe 2026-12-07).
+    _, again = first_names([e.path for e in result.examples])
+    if again:
+        twice = {name for name, _ in again}
+        _warn(result.notes, f"{len(again)} example file(s) are files already read under another name (e.g. {again[0][0]} is "
+                            f"{again[0][1]}): each is learnt once")
+        result.examples = [e for e in result.examples if e.path not in twice]
+        by_type = {t: [e for e in exs if e.path not in twice] for t, exs in by_type.items()}
     _say_copies_across_types(result)
     if not will_locate:
         _check_masks(by_type, result.notes)
     return result
 
 
+def _masks_of_examples(type_dir: Path, images: list[Path], notes: list[str]) -> dict[Path, Path | None]:
+    """Each example's mask (:func:`~defectlens.io.dataset.masks_for_images`), and for one in a subfolder of its type (``lot1/``)
+    without one there, in the type's own ``masks/`` (as ``masks/lot1/`` or flat): where the hint says to put them, they had been
+    passed over for examples filed by lot (regression probe 2026-12-07)."""
+    masks = masks_for_images(images, notes)
+    for image in images:
+        if masks[image] is None and image.parent != type_dir:
+            lot = image.parent.relative_to(type_dir)
+            for folder in (type_dir / MASKS_FOLDER / lot, type_dir / MASKS_FOLDER):
+                if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None:
+                    masks[image] = found
+                    break
+    drop_shared_masks(masks, notes)
+    return masks
+
+
 def _say_copies_across_types(examples: ExampleSet) -> None:
     """Say each example that is a copy (pixel for pixel) of one under another type: a region like it ties between the two, and
-    went to the type whose name sorts first, most regions of a cookie so, with nothing said (types probe 2026-12-07)."""
+    went to the type whose name sorts first, most regions of a cookie so, with nothing said (types probe 2026-12-07). Not where
+    their masks differ: one picture with two defects, each marked for its type, as export-reviews writes it (regression probe)."""
     of_type = {e.path: e.defect_type for e in examples.examples}
+    mask_of = {e.path: picture_digest(e.mask_path) if e.mask_path is not None else None for e in examples.examples}
     for copy, first in picture_copies(list(of_type)).items():
-        if of_type[copy] != of_type[first]:
+        if of_type[copy] != of_type[first] and mask_of[copy] == mask_of[first]:
             _warn(examples.notes, f"{copy} (type {of_type[copy]!r}) is a copy of {first} (type {of_type[first]!r}): regions like it "
                                   "tie between the two types — keep it under the one type it shows")
 

@@ -108,7 +108,8 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
             # A note and exit 0 had been said of a mistyped folder (calibrate refuses it).
             raise DatasetLayoutError("no such file or folder", given, "check the path given with --good or --defective")
     unreadable: list[tuple[Path, str]] = []
-    good_files, problems = expand_inputs(good, unreadable=unreadable)
+    # Said as evaluate does (regression probe 2026-12-07: "each file is inspected once" of --good's repeats).
+    good_files, problems = expand_inputs(good, unreadable=unreadable, what="good input", done="evaluated")
     typed: list[tuple[Path, str]] = []
     for given in defective:
         files, failed = expand_inputs([given], masks_expected=True, unreadable=unreadable)
@@ -346,7 +347,8 @@ def evaluate(
             # The classifier's types as the taxonomy spells them, as type_image names them.
             class_names = [n if analysis.taxonomy is None or analysis.taxonomy.get(n) is None else analysis.taxonomy.reported(n)
                            for n in analysis.classifier.class_names]
-            types = evaluate_detected_types(scored, type_image, class_names, analysis.excluded, category.name, types_k)
+            types = evaluate_detected_types(scored, type_image, class_names, analysis.excluded, category.name, types_k,
+                                            analysis.taxonomy.names if analysis.taxonomy is not None else ())
             result["types"] = types.to_json() | ({"examples": os.path.realpath(examples), "k": None} if examples is not None else {})
             drawn = f"examples from {examples}" if examples is not None else f"k={types_k}"
             console.print(f"defect types ({escape(drawn)}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "

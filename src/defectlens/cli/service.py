@@ -395,7 +395,9 @@ def serve(
     # What this start makes, the folders above it included, goes if it is refused (`--data-dir a/b/c` had left a/b).
     made = _outermost_missing(data_dir)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # Through a link to a folder still to be made (a mount point's name, say), its target is made, as a link given as --db
+        # is (regression probe 2026-12-07: "cannot create the data folder (File exists)").
+        Path(os.path.realpath(data_dir)).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         console.print(f"[red]error:[/] {escape(str(data_dir))}: cannot create the data folder ({escape(str(exc.strerror or exc))})"
                       " — fix: pass a writable --data-dir")

@@ -213,11 +213,12 @@ def _told_apart(a: float, b: float) -> tuple[str, str]:
 
 
 def expand_inputs(inputs: list[Path], masks_expected: bool = False,
-                  unreadable: list[tuple[Path, str]] | None = None) -> tuple[list[Path], list[Failure]]:
+                  unreadable: list[tuple[Path, str]] | None = None, what: str = "input", done: str = "inspected") -> tuple[list[Path], list[Failure]]:
     """Files as given, folders expanded to their images (recursively, linked folders followed,
     sorted); masks beside their images (``<stem>_mask.png``, ``masks/``) are not parts and are left out,
     said once — unless ``masks_expected`` (defective parts' folders, where masks are the layout). Folders that cannot be
-    listed are failures, and also go to ``unreadable`` (``(folder, why)``) when given."""
+    listed are failures, and also go to ``unreadable`` (``(folder, why)``) when given. A file given by two names is said as
+    :func:`repeated_names_note` says it, with ``what`` and ``done``."""
     files: list[Path] = []
     failures: list[Failure] = []
     for item in inputs:
@@ -247,7 +248,7 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False,
     # twice it was two rows, its files written twice, and it counted twice towards a batch's minimum.
     unique, repeated = first_names(files)
     if repeated:
-        notes([repeated_names_note(repeated)])
+        notes([repeated_names_note(repeated, what, done)])
     return unique, failures
 
 

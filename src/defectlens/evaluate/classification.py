@@ -221,8 +221,10 @@ TypeImage = Callable[[np.ndarray, Inspection], Sequence[RegionType]]
 
 def evaluate_detected_types(
     scored: ScoredSet, type_image: TypeImage, class_names: Sequence[str], excluded: set[str], category: str, k: int,
+    spellings: Sequence[str] = (),
 ) -> TypeEvaluation:
-    """Type accuracy / macro-F1 of the types `inspect` gives, on the defective images of ``scored`` it flags.
+    """Type accuracy / macro-F1 of the types `inspect` gives, on the defective images of ``scored`` it flags. A type however a
+    test folder spells it is named as ``class_names``, then ``spellings`` (the part's taxonomy), spell it.
 
     Each flagged image's predicted type is the type ``type_image`` gives its most anomalous region
     ('unknown' when it gives none, as for an image unlike every normal one). Defective images the
@@ -237,7 +239,7 @@ def evaluate_detected_types(
     def spelt(name: str) -> str:
         # One type however a folder spells it: a test folder "Crack" against the classifier's "crack" had scored every
         # right type wrong, accuracy 0.000 unsaid (types probe 2026-12-07).
-        return next((known for known in class_names if same_type_name(known, name)), name)
+        return next((known for known in (*class_names, *spellings) if same_type_name(known, name)), name)
 
     for source, defect, inspection, image in zip(scored.sources, scored.defect_types, scored.inspections, scored.images, strict=True):
         if defect == GOOD or source in excluded:

@@ -754,6 +754,9 @@ def read_json_file(path: str | Path, error: type[Exception], missing: str, missi
     """
     p = Path(path)
     try:
+        if p.is_dir():
+            # Said as what it is: "not found" had been said of a folder of that name (types probe 2026-12-07).
+            raise error("is a folder, not a file", p, f"remove or rename the folder; {missing_fix}")
         if not p.is_file():
             raise error(missing, p, missing_fix)
         data = p.read_bytes()

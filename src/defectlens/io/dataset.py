@@ -273,7 +273,8 @@ def images_below(folder: str | Path) -> FolderImages:
             if suffix in IMAGE_SUFFIXES:
                 # A masks/ folder below the one given holds masks (mask_for_image reads masks/<stem>.png): its files
                 # had been counted as defective parts beside their own images (regression probe 2026-12-05).
-                in_masks = here != root and here.name.lower() == MASKS_FOLDER
+                # Anywhere below it (masks/lot1/ mirroring the images' lots): such masks had been read as parts (regression probe).
+                in_masks = any(part.lower() == MASKS_FOLDER for part in here.relative_to(root).parts)
                 (found.masks if in_masks or is_mask_file(path) else found.images).append(path)
             elif suffix in OTHER_IMAGE_SUFFIXES:
                 found.other_formats.append(path)
@@ -447,16 +448,30 @@ MASK_PLACES = ("ground_truth/<type>/<name>_mask.* (or <name>.*) beside test/ in 
 _GROUND_TRUTH_LOOKALIKES = frozenset({"groundtruth", "ground-truth", "ground truth", "gt", "mask", "masks", "label", "labels", "annotations"})
 
 
+def _holds_folders(folder: Path) -> bool:
+    """Whether ``folder`` holds a folder (False where it cannot be listed)."""
+    try:
+        return any(d.is_dir() for d in folder.iterdir())
+    except OSError:
+        return False
+
+
 def mask_places_note(images: Sequence[Path]) -> str:
     """Where the masks of ``images`` were looked for (:data:`MASK_PLACES`), and any folder beside their dataset's test/ named
     like its ground_truth/ (a contractor's ``groundtruth/``, ``masks/``): the masks there had been unfound with nothing said of
     where they were looked for (messy-masks probe 2026-12-07)."""
     roots = {Path(os.path.realpath(p)).parents[1].parent for p in images
              if len(Path(os.path.realpath(p)).parents) > 2 and folded_name(Path(os.path.realpath(p)).parents[1].name) in LABELLED_SPLITS}
-    lookalikes = sorted(str(folder) for root in roots if root.is_dir() for folder in root.iterdir()
-                        if folder.is_dir() and folded_name(folder.name) in _GROUND_TRUTH_LOOKALIKES)
+    # Only where the dataset has no ground_truth/ of its own (regression probe 2026-12-07: a labels/ folder of CSV files beside it
+    # had been told to be renamed so), and each folder with type folders in it, as a ground_truth/ has.
+    lookalikes = sorted(str(folder) for root in roots if root.is_dir() and not path_is(root / GROUND_TRUTH, "dir")
+                        for folder in root.iterdir() if folder.is_dir() and folded_name(folder.name) in _GROUND_TRUTH_LOOKALIKES
+                        and _holds_folders(folder))
     said = f"masks are looked for as {MASK_PLACES}"
-    return f"{said}; {', '.join(lookalikes)} is no such folder: rename it {GROUND_TRUTH}" if lookalikes else said
+    if not lookalikes:
+        return said
+    return f"{said}; {lookalikes[0]} is no such folder: rename it {GROUND_TRUTH}" if len(lookalikes) == 1 else \
+        f"{said}; {' and '.join(lookalikes)} are no such folder: rename the one holding the masks {GROUND_TRUTH}"
 
 
 def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
@@ -464,7 +479,7 @@ def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Pat
     name in two subfolders of a type had both been given the one ``ground_truth/`` mask (regression probe 2026-12-07), where
     a dataset read by `evaluate CATEGORY` gives it to neither."""
     masks = {Path(p): mask_for_image(p) for p in images}
-    _drop_shared_masks(masks, notes)
+    drop_shared_masks(masks, notes)
     return masks
 
 
@@ -719,7 +734,7 @@ def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:
     return copies
 
 
-def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
+def drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
     """Two images of one stem (``a.png`` and ``a.jpg``) would both take ``a_mask.png``: the mask
     belongs to one of them, and which one the name cannot say, so neither gets it."""
     by_mask: dict[str, list[Path]] = {}
@@ -735,6 +750,25 @@ def _drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None
                 masks[image] = None
             notes.append(f"{shared}: the mask of {len(images)} images of one name ({', '.join(map(str, images))}); "
                          "used for none — rename them apart")
+
+
+def _note_masks_of_good(good_dir: Path, masks_dir: Path | None, notes: list[str]) -> None:
+    """Note the masks marking a defect that a good folder holds (``<stem>_mask.*`` beside its images) or has under ground_truth/:
+    a part labelled good that someone drew a defect on is a labelling conflict, passed over without a word (messy-masks probe
+    2026-12-07). Empty ones, as some datasets give every normal image, are no conflict."""
+    from defectlens.io.images import load_mask  # (images imports this module's neighbours; read only here)
+
+    candidates = [p for p in images_below(good_dir).masks if p.parent == good_dir]
+    if masks_dir is not None and path_is(masks_dir, "dir") and unreadable_folder(masks_dir) is None:
+        candidates += [p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    marked = []
+    for mask in candidates:
+        with contextlib.suppress(DefectlensError, ValueError):
+            if load_mask(mask).any():
+                marked.append(mask)
+    if marked:
+        notes.append(f"{good_dir}: {len(marked)} mask(s) mark a defect on images labelled good (e.g. {marked[0]}): they are not read, "
+                     "and the images count as good — if those parts are defective, move them to a defect type's folder")
 
 
 def load_category(root: str | Path) -> Category:
@@ -792,11 +826,13 @@ def load_category(root: str | Path) -> Category:
                 # A type folder linked in from another dataset: its masks are beside the folder linked to, as --defective finds
                 # them (regression probe 2026-12-07: `evaluate CATEGORY` had found none, pixel metrics n/a).
                 masks = {img: mask if mask is not None else mask_for_image(img) for img, mask in masks.items()}
-            _drop_shared_masks(masks, notes)
+            drop_shared_masks(masks, notes)
             if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.
                 notes.extend(f"{other}: beside {type_masks.name}/, whose masks are read for {type_dir.name}; its own are not — merge the two"
                              for other in other_case_folders(gt, type_masks) if other.name not in spellings[folded_name(type_dir.name)])
+            if good:
+                _note_masks_of_good(type_dir, type_masks if gt_why is None else None, notes)
             beside = [m for m in masks.values() if m is not None and m.parent == type_dir]
             if beside and not path_is(type_masks, "dir"):
                 notes.append(f"{type_dir}: masks read from beside their images ({len(beside)} `<stem>_mask.png` files), not from ground_truth/")

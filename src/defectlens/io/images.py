@@ -491,6 +491,14 @@ def _tiff_pixels(path: Path) -> np.ndarray:
     return upright
 
 
+def _pillow_turns_wrongly(img: Image.Image) -> bool:
+    """Whether ``img`` is a grey TIFF whose orientation (5 to 8) turns its sides: Pillow loads it into a buffer of the unturned
+    shape, its pixels sheared, and drops the tag (regression probe 2026-12-07: a grey TIFF mask or image read so, unsaid). Read
+    by libtiff instead (:func:`_tiff_pixels`). Colour TIFFs Pillow turns right."""
+    return img.format == "TIFF" and img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") and \
+        img.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+
+
 def _is_tiff(path: Path) -> bool:
     """Whether the file at ``path`` starts as a TIFF does (either byte order, classic or BigTIFF)."""
     try:
@@ -578,6 +586,8 @@ def _decoded_file(p: Path) -> np.ndarray:
         with Image.open(p, formats=IMAGE_FORMATS) as img:
             if refusal := size_refusal(img.width, img.height):
                 raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
+            if _pillow_turns_wrongly(img):
+                return _tiff_pixels(p)
             # Pillow decodes 16-bit colour, and grey with transparency, to its upper 8 bits (it has no deeper colour mode):
             # 12-bit data came out 16x darker, a good part flagged (camera probe 2026-12-07). libpng and libtiff read it whole.
             deep_colour = holds_deep_colour(img)
@@ -659,10 +669,12 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
             opaque = alpha > alpha.max() / 2
             drawn = colour[opaque]
             dark = int((drawn <= drawn.max() / 2).sum()) if drawn.size else 0
-            # An opaque layer drawn in two levels of its own (white on black) with a see-through margin (a layer smaller than
-            # the canvas) is read in its colours, the margin normal: read in its alpha, the whole layer had been defect
-            # (messy-masks probe 2026-12-07). Painted in one colour on see-through, the defect is where the alpha is.
-            arr = np.where(opaque, colour, 0) if dark >= 4 and drawn.size - dark >= 4 else alpha
+            # An opaque layer over most of the image, drawn in two levels of its own (white on black), with a see-through margin
+            # (a layer smaller than the canvas) is read in its colours, the margin normal: read in its alpha, the whole layer had
+            # been defect (messy-masks probe 2026-12-07). Strokes painted on see-through, in one colour or several (a black
+            # outline round a red fill), are where the alpha is (regression probe: the darker strokes had been lost).
+            layer = float(opaque.mean()) > 0.5 and dark >= 4 and drawn.size - dark >= 4
+            arr = np.where(opaque, colour, 0) if layer else alpha
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
     if arr.ndim != 2:
@@ -720,8 +732,9 @@ def _levels_below_the_cut(arr: np.ndarray, top: float) -> tuple[int, list[float]
     return int((low & np.isin(arr, levels)).sum()), [float(level) for level in levels]
 
 
-LOSSY_MASK_LEVELS = 16
-"""A JPEG mask whose brightest value is under this holds no readable defect: a 0/1 mask's levels blur into each other."""
+LOSSY_MASK_LEVELS = 5
+"""A JPEG mask whose brightest value is under this (and over 0) holds no readable defect: a 0/1 mask's levels blur into each
+other (its values 0 to 2). One of 0 and 10 still reads, and an all-black one is an empty mask (regression probe 2026-12-07)."""
 
 
 def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -741,21 +754,24 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         what, fix = describe_unreadable(p)
         raise ImageReadError(what, p, fix)
     try:
-        with Image.open(p, formats=IMAGE_FORMATS) as opened:
+        with _reading(p), Image.open(p, formats=IMAGE_FORMATS) as opened:
             if refusal := size_refusal(opened.width, opened.height):
                 raise ImageReadError(refusal, p, "pass a mask the size of its image")
-            opened.load()
-            # Upright as it is shown, as its image is read: a mask saved turned with an EXIF orientation had been read turned
-            # away from the defect, its pixel metrics wrong and nothing said (messy-masks probe 2026-12-07).
-            img = ImageOps.exif_transpose(opened)
             lossy = opened.format == "JPEG"
-            has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
-            if has_alpha:
-                values = np.asarray(img.convert("RGBA"))
-            elif img.mode.startswith("I") or img.mode == "F":
-                values = np.asarray(img)
+            if _pillow_turns_wrongly(opened):
+                values = _tiff_pixels(p)
             else:
-                values = np.asarray(img.convert("RGB"))
+                opened.load()
+                # Upright as it is shown, as its image is read: a mask saved turned with an EXIF orientation had been read turned
+                # away from the defect, its pixel metrics wrong and nothing said (messy-masks probe 2026-12-07).
+                img = ImageOps.exif_transpose(opened)
+                has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+                if has_alpha:
+                    values = np.asarray(img.convert("RGBA"))
+                elif img.mode.startswith("I") or img.mode == "F":
+                    values = np.asarray(img)
+                else:
+                    values = np.asarray(img.convert("RGB"))
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -765,7 +781,7 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
         raise ImageReadError("mask cannot be read (permission denied)", p, "give this user read permission on it (chmod a+r)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"mask cannot be read ({exc})", p, "re-export the mask as a PNG") from None
-    if lossy and values.dtype == np.uint8 and int(values.max()) < LOSSY_MASK_LEVELS:
+    if lossy and values.dtype == np.uint8 and 0 < int(values.max()) < LOSSY_MASK_LEVELS:
         # A 0/1 mask through JPEG: its defect and background blur into one level (all 1s), read as 100 % defect and told to be
         # inverted (messy-masks probe 2026-12-07).
         raise ImageReadError(f"mask saved as JPEG with values of at most {int(values.max())}: the compression blurs a mask of 0 and 1 "
@@ -903,23 +919,22 @@ GREY_TOLERANCE = 3.0
 """Mean difference between an RGB image's channels, in grey levels, under which it is grey (:func:`is_grey`): a camera's white
 balance may shift a channel by a level or two (at 1.0, a grey tile with blue +1 had been judged a colour image by a model of
 grey parts: regression probe 2026-12-07). The colour parts shared here differ by 19 or more."""
-GREY_BLOCK = 8
-"""Side of the blocks, on every second pixel each way, whose mean channel differences :func:`is_grey` reads: a colour camera's
-noise in each channel (σ 2.7, ordinary at 8 bits, gave grey tiles a mean difference of 3.1, judged colour and flagged) averages
-out over a block (0.4), a cast or a part's colour does not."""
+GREY_WINDOW = 3
+"""Side of the window, on every fourth pixel each way, over which :func:`is_grey` averages the channel differences before it
+takes their size: a colour camera's noise in each channel (σ 2.7, ordinary at 8 bits, gave grey tiles a mean difference of 3.1,
+judged colour and flagged) averages to a third (1.0); a cast or a part's colour does not. Odd: a fine colour pattern (a
+checkerboard of 2-pixel cells) never cancels in it, where blocks of 8 had read vivid orange and azure as grey (regression
+probe 2026-12-07)."""
 
 
 def is_grey(image: np.ndarray) -> bool:
-    """Whether an (H, W, 3) image's three channels are one grey (to within :data:`GREY_TOLERANCE`), read on the means of
-    :data:`GREY_BLOCK`-sided blocks of every second pixel: a grey camera's frame given to a model of colour parts scores
-    unlike them."""
-    sample = image[::2, ::2]
-    side = max(1, min(GREY_BLOCK, sample.shape[0], sample.shape[1]))
-    height, width = sample.shape[0] // side * side, sample.shape[1] // side * side
+    """Whether an (H, W, 3) image's three channels are one grey (to within :data:`GREY_TOLERANCE`), read on their differences
+    averaged over :data:`GREY_WINDOW`-sided windows of every fourth pixel (3 ms for a megapixel): a grey camera's frame given to a
+    model of colour parts scores unlike them."""
+    sample = image[::4, ::4]
     for first, second in ((0, 1), (1, 2)):
-        difference = sample[:height, :width, first].astype(np.int32) - sample[:height, :width, second]
-        block_means = difference.reshape(height // side, side, width // side, side).mean(axis=(1, 3))
-        if np.abs(block_means).mean() >= GREY_TOLERANCE:
+        difference = sample[..., first].astype(np.float32) - sample[..., second]
+        if float(np.abs(ndimage.uniform_filter(difference, GREY_WINDOW, mode="nearest")).mean()) >= GREY_TOLERANCE:
             return False
     return True
 

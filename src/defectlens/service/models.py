@@ -37,7 +37,7 @@ from defectlens.inspector import Inspector
 from defectlens.io import png_bytes
 from defectlens.io.atomic import printable_text
 from defectlens.io.names import same_spelling
-from defectlens.taxonomy import load_taxonomy
+from defectlens.taxonomy import load_taxonomy, same_type_name
 from defectlens.types import AnomalyResult, Inspection, RegionType, Report
 
 MAX_BATCH = 8
@@ -223,9 +223,13 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     analysis.taxonomy = analysis.taxonomy or getattr(inspector.detector, "taxonomy", None)
     names: list[str] = []
     if analysis.taxonomy is not None:
+        # The types a reviewer may assign are the taxonomy's, as it spells them: its examples' "CRACK" had been offered beside its
+        # "crack", and a type it lacks (reported unknown) taken in a review (regression probe 2026-12-07).
         names += list(analysis.taxonomy.names)
-    if analysis.classifier is not None:
-        names += [n for n in analysis.classifier.class_names if n not in names]
+    elif analysis.classifier is not None:
+        for n in analysis.classifier.class_names:
+            if not any(same_type_name(n, known) for known in names):
+                names.append(n)
     types = (*names, UNKNOWN_TYPE, REJECT_TYPE)
     # The folder as given, its link not followed: `current -> v2` served as "v2" split a part's history at each rollout
     # (plant probe 2026-12-06); made absolute, "." is the folder's own name.
@@ -236,7 +240,8 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
     # its bytes, and every request and the store's watch thread had failed (2026-12-07).
     label = same_spelling(name or printable_text(root.name))
     notes = list(analysis.notes)
-    if not names:
+    if not names and not analysis.taxonomy_unread:
+        # (A taxonomy that could not be read is said as such in the notes: "no taxonomy.json" beside it had contradicted it.)
         # Found at the first typed review (422 "known: unknown, not-a-defect"), and export-reviews then wrote no example.
         notes.append(f"no defect types (no {TAXONOMY_FILE} or {EXAMPLES_DIR}/ in the model folder): reviews may give verdicts and mark "
                      f"regions unknown or not-a-defect only, and export-reviews writes no type examples — put the part's {TAXONOMY_FILE} "
