@@ -396,6 +396,22 @@ def test_examples_filed_in_subfolders_are_read_and_copies_across_types_are_said(
     assert any("1 image(s) in a good/ folder within it" in n for n in found.notes)
     assert any("4 example file(s) are files already read under another name" in n for n in found.notes), found.notes
     assert not any("is a copy of" in n for n in found.notes), found.notes
+    # Second regression probe: a file under two types with a mask each (one picture, two defects; hard-linked by a dedup tool)
+    # is two examples; a lot's image does not take the mask a top-level image of its name claims; MASKS/ in any case.
+    import os
+
+    os.link(root / "blob" / "1.png", root / "dot" / "hard.png")
+    shutil.copy(root / "blob" / "1_mask.png", root / "dot" / "masks" / "hard_mask.png")
+    shutil.copy(root / "blob" / "2.png", root / "dot" / "top.png")
+    shutil.copy(root / "blob" / "2_mask.png", root / "dot" / "masks" / "top_mask.png")
+    shutil.copy(root / "blob" / "3.png", root / "dot" / "lot1" / "top.png")  # a lot's image of the top-level one's name, no mask
+    (root / "dot" / "masks").rename(root / "dot" / "MASKS")
+    with pytest.warns(UserWarning):
+        found = examples_from_folders(root)
+    mask_of = {e.path.relative_to(root).as_posix(): e.mask_path for e in found.examples}
+    assert "blob/1.png" in mask_of and mask_of["dot/hard.png"] == root / "dot" / "MASKS" / "hard_mask.png"
+    assert mask_of["dot/top.png"] == root / "dot" / "MASKS" / "top_mask.png" and mask_of["dot/lot1/top.png"] is None
+    assert mask_of["dot/lot1/again.png"] == root / "dot" / "MASKS" / "again_mask.png"
 
 
 def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):

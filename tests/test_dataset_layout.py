@@ -569,3 +569,16 @@ def test_masks_drawing_a_defect_on_good_images_are_said(synthetic_category, tmp_
     said = [n for n in load_category(category).notes if "labelled good" in n]
     assert len(said) == 1 and "1 mask(s) mark a defect on images labelled good" in said[0] and good[0].stem in said[0], said
     assert [i for i in load_category(category).test if i.defect_type == "good" and i.mask_path is not None] == []
+
+
+def test_only_a_masks_folder_right_above_a_file_makes_it_a_mask(tmp_path):
+    # Regression probe 2026-12-07: files under a masks/ folder at any depth had been taken as masks, and `fit` of a train/good
+    # holding masks/day1/ (a line's camera folder) fitted on half its images, unsaid.
+    from defectlens.io import images_below
+
+    (tmp_path / "good" / "masks" / "day1").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "a.png")
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "masks" / "day1" / "b.png")
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "masks" / "a_mask.png")
+    found = images_below(tmp_path / "good")
+    assert [p.name for p in found.images] == ["a.png", "b.png"] and [p.name for p in found.masks] == ["a_mask.png"]

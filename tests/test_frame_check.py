@@ -578,8 +578,20 @@ def test_a_colour_image_for_a_model_of_grey_parts_is_said_unlike_them_and_grey_i
     assert is_grey(noisy[:9, :9]) and not is_grey(tinted[:9, :9])
     # A fine pattern of vivid colours is colour, however its colours average (regression probe: blocks of 8 read it grey).
     cells = (np.indices((64, 64)).sum(axis=0) // 2) % 2 == 1
-    checker = np.where(cells[..., None], np.array([255, 165, 0], np.uint8), np.array([0, 127, 255], np.uint8))
+    checker = np.where(cells[..., None], np.array([255, 0, 255], np.uint8), np.array([0, 255, 0], np.uint8))
     assert not is_grey(checker.astype(np.uint8))
+    stripes = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]], np.uint8)[(np.arange(96) // 4) % 3][None].repeat(64, axis=0)
+    assert not is_grey(stripes)  # red, green and blue stripes of 4 pixels (3 x 3 windows had read them grey)
+    # A grey part with edges 10 pixels apart through a colour camera's bilinear demosaicing: fringes at its edges, grey still.
+    from scipy import ndimage
+
+    y, x = np.mgrid[:128, :128]
+    scene = 128 + 60 * np.sign(np.sin(2 * np.pi * x / 20) * np.sin(2 * np.pi * y / 26))
+    red, blue = (y % 2 == 0) & (x % 2 == 0), (y % 2 == 1) & (x % 2 == 1)
+    green_kernel, other_kernel = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]]) / 4, np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4
+    demosaiced = np.dstack([ndimage.convolve(np.where(m, scene, 0), k, mode="mirror")
+                            for m, k in ((red, other_kernel), (~(red | blue), green_kernel), (blue, other_kernel))])
+    assert is_grey(np.clip(np.rint(demosaiced), 0, 255).astype(np.uint8))
     # evaluate and calibrate count them apart and name the camera, not the frame check (regression probe 2026-12-07).
     from PIL import Image
     from typer.testing import CliRunner

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -150,6 +152,27 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
         Image.fromarray(stored.astype(np.uint8) * 255).save(tmp_path / f"grey{orientation}.tif", tiffinfo={0x0112: orientation})
         assert np.array_equal(load_mask(tmp_path / f"grey{orientation}.tif", (30, 40)), drawn), orientation
         assert np.array_equal(load_image(tmp_path / f"grey{orientation}.tif")[..., 0] > 127, drawn), orientation
+    # ... a palette one, and a BigTIFF (its header is not a classic TIFF's); other pages still said (regression probe 2026-12-07).
+    palette = Image.fromarray(np.rot90(drawn, 1).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.save(tmp_path / "palette6.tif", tiffinfo={0x0112: 6})
+    assert np.array_equal(load_image(tmp_path / "palette6.tif")[..., 0] > 127, drawn)
+    raw = (np.rot90(drawn, 1).astype(np.uint8) * 255).tobytes()
+    tags = [(256, 4, 1, 40), (257, 4, 1, 30), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 16, 1, 16), (274, 3, 1, 6),
+            (277, 3, 1, 1), (278, 4, 1, 30), (279, 16, 1, len(raw))]
+    big = b"II+\x00" + struct.pack("<HHQ", 8, 0, 16 + len(raw)) + raw + struct.pack("<Q", len(tags))
+    (tmp_path / "big6.tif").write_bytes(big + b"".join(struct.pack("<HHQQ", *t) for t in tags) + struct.pack("<Q", 0))
+    assert np.array_equal(load_mask(tmp_path / "big6.tif", (30, 40)), drawn)
+    pages = [Image.fromarray(np.rot90(drawn, 1).astype(np.uint8) * 255)] * 2
+    pages[0].save(tmp_path / "pages6.tif", save_all=True, append_images=pages[1:], tiffinfo={0x0112: 6})
+    with pytest.warns(DefectlensWarning, match="2 pages; only the first is inspected"):
+        assert np.array_equal(load_image(tmp_path / "pages6.tif")[..., 0] > 127, drawn)
+    # A white-on-black layer under half the canvas with a see-through margin is read by its colours (it had been read whole).
+    small_layer = np.zeros((40, 30, 4), np.uint8)
+    small_layer[:20, :, 3] = 255
+    small_layer[4:10, 3:9, :3] = 255
+    Image.fromarray(small_layer).save(tmp_path / "small_layer.png")
+    assert np.array_equal(load_mask(tmp_path / "small_layer.png"), drawn)
 
 
 def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():

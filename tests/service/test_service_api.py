@@ -135,6 +135,16 @@ def test_review_override_missed_and_filters(pool: ModelPool, images: dict[str, P
         assert bad_type.status_code == 422 and "unknown defect type 'crack'" in bad_type.json()["detail"]
         bad_region = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "regions": [{"index": 99, "type": "spot"}]})
         assert bad_region.status_code == 422 and "no region 99" in bad_region.json()["detail"]
+        # A type the inspection already carries (typed by examples the model no longer offers) stays a choice: the page sends each
+        # region's current type back, and every review of it had been refused (regression probe 2026-12-07).
+        from sqlalchemy import create_engine, text
+
+        other = upload(client, images["bad"]).json()
+        with create_engine(db_url).begin() as conn:
+            conn.execute(text('UPDATE regions SET defect_type = \'dent\' WHERE inspection_id = :i AND "index" = :r'), {"i": other["id"], "r": idx})
+        carried = client.post(f"/inspections/{other['id']}/review", json={"reviewer": "Ana", "regions": [{"index": idx, "type": "Dent"}]})
+        assert carried.status_code == 200, carried.text
+        assert next(r for r in carried.json()["regions"] if r["index"] == idx)["reviewed_type"] == "dent"
         bad_box = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana", "missed": [{"type": "spot", "bbox": [0, 0, 999, 5]}]})
         assert bad_box.status_code == 422
         assert client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "  "}).status_code == 422

@@ -12,6 +12,7 @@ from the defect and not from the whole part; examples where nothing is found are
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from defectlens.io.dataset import (
     closed_lost_and_found,
     drop_shared_masks,
     first_names,
+    folder_any_case,
     is_good_folder,
     is_mask_file,
     mask_in,
@@ -37,6 +39,7 @@ from defectlens.io.dataset import (
     picture_digest,
 )
 from defectlens.io.images import path_is
+from defectlens.io.names import folded_name
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -186,6 +189,9 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         unreadable: list[tuple[Path, str]] = []
         images = noted_images_below(type_dir, result.notes, unreadable)
         result.skipped.extend((folder, f"{why} — its examples were not read") for folder, why in unreadable)
+        # A masks/ folder within a type (masks/lot1/, mirroring the lots) holds masks, no examples (regression probe 2026-12-07: its
+        # masks had been learnt as cracks).
+        images = [p for p in images if folded_name(p.relative_to(type_dir).parts[0]) != MASKS_FOLDER]
         # A good/ folder within a type holds normal parts, no examples of it (regression probe 2026-12-07: learnt as cracks).
         if normal := [p for p in images if any(is_good_folder(type_dir.joinpath(*p.relative_to(type_dir).parts[:i]))
                                                 for i in range(1, len(p.relative_to(type_dir).parts)))]:
@@ -224,13 +230,17 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         why = [f"{len(loose)} image(s) lie directly in it, not in a type folder"] if loose else []
         raise DatasetLayoutError("; ".join(["no example images in any type folder", *why, *result.notes]), base,
                                  "put each defect type's images in <folder>/<type>/ (a good/ folder is not a type)")
-    # A file reached twice (a type folder linked in under a second spelling, a hard link) is one example: learnt twice, it had
-    # weighed double (regression probe 2026-12-07).
+    # A file reached twice as one example — its type and mask alike (a type folder linked in under a second spelling) — is learnt
+    # once: twice, it had weighed double (regression probe 2026-12-07). Under two types, or with a mask of its own, it is two
+    # examples (one picture with two defects: a second probe's types had lost theirs).
     _, again = first_names([e.path for e in result.examples])
-    if again:
-        twice = {name for name, _ in again}
-        _warn(result.notes, f"{len(again)} example file(s) are files already read under another name (e.g. {again[0][0]} is "
-                            f"{again[0][1]}): each is learnt once")
+    of = {e.path: e for e in result.examples}
+    twice = {name for name, first in again if (of[name].defect_type, _file_key(of[name].mask_path)) ==
+             (of[first].defect_type, _file_key(of[first].mask_path))}
+    if twice:
+        said = next((name, first) for name, first in again if name in twice)
+        _warn(result.notes, f"{len(twice)} example file(s) are files already read under another name, of the same type (e.g. {said[0]} "
+                            f"is {said[1]}): each is learnt once")
         result.examples = [e for e in result.examples if e.path not in twice]
         by_type = {t: [e for e in exs if e.path not in twice] for t, exs in by_type.items()}
     _say_copies_across_types(result)
@@ -239,16 +249,30 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     return result
 
 
+def _file_key(path: Path | None) -> object:
+    """What names a file whatever the name it is reached by (device and inode), None for none."""
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return str(path)
+    return (found.st_dev, found.st_ino)
+
+
 def _masks_of_examples(type_dir: Path, images: list[Path], notes: list[str]) -> dict[Path, Path | None]:
     """Each example's mask (:func:`~defectlens.io.dataset.masks_for_images`), and for one in a subfolder of its type (``lot1/``)
     without one there, in the type's own ``masks/`` (as ``masks/lot1/`` or flat): where the hint says to put them, they had been
     passed over for examples filed by lot (regression probe 2026-12-07)."""
     masks = masks_for_images(images, notes)
+    claimed = {m for m in masks.values() if m is not None}
+    own_masks = folder_any_case(type_dir, MASKS_FOLDER)  # MASKS/ too, as every masks/ folder is read
     for image in images:
         if masks[image] is None and image.parent != type_dir:
             lot = image.parent.relative_to(type_dir)
-            for folder in (type_dir / MASKS_FOLDER / lot, type_dir / MASKS_FOLDER):
-                if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None:
+            for folder in (own_masks / lot, own_masks):
+                # Not one an image claims by the direct rule (a top-level a.png's masks/a_mask.png had gone to neither).
+                if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None and found not in claimed:
                     masks[image] = found
                     break
     drop_shared_masks(masks, notes)

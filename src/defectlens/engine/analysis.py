@@ -113,8 +113,8 @@ class Analysis:
         vectors' bytes: a Ray worker's encoder may round their last digits otherwise than the command's."""
         return hashlib.sha256(json.dumps({
             "taxonomy": self.taxonomy.to_json() if self.taxonomy is not None else None,
-            # As the outputs spell them (the taxonomy's spelling): results typed "CRACK" before types were so spelt are typed again
-            # by --resume, not listed beside new ones typed "crack" (regression probe 2026-12-07).
+            # As the outputs spell them (the taxonomy's spelling): results typed "CRACK" before types were so spelt are said by
+            # --resume to have been typed otherwise, to be redone (regression probe 2026-12-07: said as done).
             "types": [self.taxonomy.reported(n) if self.taxonomy is not None and self.taxonomy.get(n) else n
                       for n in self.classifier.class_names] if self.classifier is not None else None,
             "examples": len(self.classifier.vectors) if self.classifier is not None else 0,

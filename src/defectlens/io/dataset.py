@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from defectlens.errors import DatasetLayoutError, DefectlensError
+from defectlens.errors import DatasetLayoutError, DefectlensError, collected_warnings
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, path_is
 from defectlens.io.names import folded_name, names_by_fold, word_folded
 
@@ -273,8 +273,7 @@ def images_below(folder: str | Path) -> FolderImages:
             if suffix in IMAGE_SUFFIXES:
                 # A masks/ folder below the one given holds masks (mask_for_image reads masks/<stem>.png): its files
                 # had been counted as defective parts beside their own images (regression probe 2026-12-05).
-                # Anywhere below it (masks/lot1/ mirroring the images' lots): such masks had been read as parts (regression probe).
-                in_masks = any(part.lower() == MASKS_FOLDER for part in here.relative_to(root).parts)
+                in_masks = here != root and here.name.lower() == MASKS_FOLDER
                 (found.masks if in_masks or is_mask_file(path) else found.images).append(path)
             elif suffix in OTHER_IMAGE_SUFFIXES:
                 found.other_formats.append(path)
@@ -448,12 +447,12 @@ MASK_PLACES = ("ground_truth/<type>/<name>_mask.* (or <name>.*) beside test/ in 
 _GROUND_TRUTH_LOOKALIKES = frozenset({"groundtruth", "ground-truth", "ground truth", "gt", "mask", "masks", "label", "labels", "annotations"})
 
 
-def _holds_folders(folder: Path) -> bool:
-    """Whether ``folder`` holds a folder (False where it cannot be listed)."""
+def _contents(folder: Path) -> list[Path]:
+    """What ``folder`` holds; nothing where it is none or cannot be listed."""
     try:
-        return any(d.is_dir() for d in folder.iterdir())
+        return list(folder.iterdir())
     except OSError:
-        return False
+        return []
 
 
 def mask_places_note(images: Sequence[Path]) -> str:
@@ -462,16 +461,19 @@ def mask_places_note(images: Sequence[Path]) -> str:
     where they were looked for (messy-masks probe 2026-12-07)."""
     roots = {Path(os.path.realpath(p)).parents[1].parent for p in images
              if len(Path(os.path.realpath(p)).parents) > 2 and folded_name(Path(os.path.realpath(p)).parents[1].name) in LABELLED_SPLITS}
-    # Only where the dataset has no ground_truth/ of its own (regression probe 2026-12-07: a labels/ folder of CSV files beside it
-    # had been told to be renamed so), and each folder with type folders in it, as a ground_truth/ has.
-    lookalikes = sorted(str(folder) for root in roots if root.is_dir() and not path_is(root / GROUND_TRUTH, "dir")
-                        for folder in root.iterdir() if folder.is_dir() and folded_name(folder.name) in _GROUND_TRUTH_LOOKALIKES
-                        and _holds_folders(folder))
+    # Only where the dataset has no ground_truth/ of its own, or an empty one (regression probes 2026-12-07: a labels/ folder of CSV
+    # files beside it had been told to be renamed so), and each folder that holds folders or images, as a ground_truth/ does.
+    lookalikes = sorted(folder for root in roots if root.is_dir() and not _contents(root / GROUND_TRUTH)
+                        for folder in _contents(root) if folder.is_dir() and folded_name(folder.name) in _GROUND_TRUTH_LOOKALIKES
+                        and any(d.is_dir() or d.suffix.lower() in IMAGE_SUFFIXES for d in _contents(folder)))
     said = f"masks are looked for as {MASK_PLACES}"
-    if not lookalikes:
-        return said
-    return f"{said}; {lookalikes[0]} is no such folder: rename it {GROUND_TRUTH}" if len(lookalikes) == 1 else \
-        f"{said}; {' and '.join(lookalikes)} are no such folder: rename the one holding the masks {GROUND_TRUTH}"
+    if len(lookalikes) > 1:
+        return f"{said}; {' and '.join(map(str, lookalikes))} are no such folder: rename the one holding the masks {GROUND_TRUTH}"
+    if lookalikes:
+        # Its masks in type folders, as ground_truth/ keeps them, or flat (then in a type folder of ground_truth/).
+        typed = any(d.is_dir() for d in _contents(lookalikes[0]))
+        return f"{said}; {lookalikes[0]} is no such folder: " + (f"rename it {GROUND_TRUTH}" if typed else f"put its masks in {GROUND_TRUTH}/<type>/")
+    return said
 
 
 def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
@@ -752,23 +754,31 @@ def drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
                          "used for none — rename them apart")
 
 
+GOOD_MASKS_CHECKED = 16
+"""Masks of a good folder read to tell whether they draw a defect (:func:`_note_masks_of_good`)."""
+
+
 def _note_masks_of_good(good_dir: Path, masks_dir: Path | None, notes: list[str]) -> None:
     """Note the masks marking a defect that a good folder holds (``<stem>_mask.*`` beside its images) or has under ground_truth/:
     a part labelled good that someone drew a defect on is a labelling conflict, passed over without a word (messy-masks probe
     2026-12-07). Empty ones, as some datasets give every normal image, are no conflict."""
     from defectlens.io.images import load_mask  # (images imports this module's neighbours; read only here)
 
-    candidates = [p for p in images_below(good_dir).masks if p.parent == good_dir]
+    candidates = [p for p in list_images(good_dir) if is_mask_file(p)]
     if masks_dir is not None and path_is(masks_dir, "dir") and unreadable_folder(masks_dir) is None:
         candidates += [p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     marked = []
-    for mask in candidates:
-        with contextlib.suppress(DefectlensError, ValueError):
-            if load_mask(mask).any():
-                marked.append(mask)
+    # A few read, not all: a dataset giving every good image an empty mask had made `fit` 4x slower for a split it does not read
+    # (regression probe 2026-12-07); what reading one says (an all-white one: "invert it") is no matter for a mask not read.
+    with collected_warnings():
+        for mask in candidates[:GOOD_MASKS_CHECKED]:
+            with contextlib.suppress(DefectlensError, ValueError):
+                if load_mask(mask).any():
+                    marked.append(mask)
     if marked:
-        notes.append(f"{good_dir}: {len(marked)} mask(s) mark a defect on images labelled good (e.g. {marked[0]}): they are not read, "
-                     "and the images count as good — if those parts are defective, move them to a defect type's folder")
+        checked = f" of the {GOOD_MASKS_CHECKED} read" if len(candidates) > GOOD_MASKS_CHECKED else ""
+        notes.append(f"{good_dir}: {len(marked)} mask(s){checked} mark a defect on images labelled good (e.g. {marked[0]}): they are not "
+                     "read, and the images count as good — if those parts are defective, move them to a defect type's folder")
 
 
 def load_category(root: str | Path) -> Category:

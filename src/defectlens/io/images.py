@@ -491,12 +491,39 @@ def _tiff_pixels(path: Path) -> np.ndarray:
     return upright
 
 
+def _say_other_pages(path: Path, img: Image.Image) -> None:
+    """Warn of a multi-page image's other pages: they were never looked at, and nothing said so."""
+    if (pages := int(getattr(img, "n_frames", 1))) > 1:
+        warn_caller(f"{path}: {pages} pages; only the first is inspected — save each page as its own image to inspect them all",
+                    DefectlensWarning)
+
+
 def _pillow_turns_wrongly(img: Image.Image) -> bool:
-    """Whether ``img`` is a grey TIFF whose orientation (5 to 8) turns its sides: Pillow loads it into a buffer of the unturned
-    shape, its pixels sheared, and drops the tag (regression probe 2026-12-07: a grey TIFF mask or image read so, unsaid). Read
-    by libtiff instead (:func:`_tiff_pixels`). Colour TIFFs Pillow turns right."""
-    return img.format == "TIFF" and img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") and \
+    """Whether ``img`` is a one-channel TIFF (grey, bilevel, palette) whose orientation (5 to 8) turns its sides: Pillow loads it
+    into a buffer of the unturned shape, its pixels sheared, and drops the tag (regression probe 2026-12-07: a grey TIFF mask or
+    image read so, unsaid). Read by libtiff instead (:func:`_turned_tiff`). Colour TIFFs Pillow turns right."""
+    return img.format == "TIFF" and img.mode in ("1", "L", "P", "I", "I;16", "I;16B", "I;16L", "F") and \
         img.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+
+
+def _turned_tiff(path: Path, img: Image.Image) -> np.ndarray:
+    """The first page of a TIFF Pillow turns wrongly (:func:`_pillow_turns_wrongly`; ``img``, opened, not loaded), read by libtiff
+    and turned upright by its orientation, a palette's colours looked up. Pillow has read its header (a BigTIFF's too: parsed
+    again as a classic TIFF's, one had been refused as damaged; regression probe 2026-12-07)."""
+    import imagecodecs
+
+    try:
+        pixels = imagecodecs.tiff_decode(path.read_bytes(), index=0)
+    except Exception as exc:  # noqa: BLE001 — libtiff's errors are its own
+        raise ImageReadError(f"image is corrupt or truncated ({exc})", path, "re-export or re-copy the image") from None
+    # Pillow gives the turned size (width, height) before loading: the stored rows are its width.
+    if not (isinstance(pixels, np.ndarray) and pixels.ndim == 2 and pixels.shape == (img.width, img.height)):
+        raise ImageReadError("a turned TIFF whose pixel layout is not read", path, "save it upright (orientation 1), or as PNG")
+    upright = upright_pixels(pixels, img.getexif().get(EXIF_ORIENTATION))
+    if img.mode == "P":
+        palette = np.asarray(img.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
+        return palette[np.minimum(upright.astype(np.intp), len(palette) - 1)]
+    return upright
 
 
 def _is_tiff(path: Path) -> bool:
@@ -587,7 +614,8 @@ def _decoded_file(p: Path) -> np.ndarray:
             if refusal := size_refusal(img.width, img.height):
                 raise ImageReadError(refusal, p, "downscale or tile the image before inspecting it")
             if _pillow_turns_wrongly(img):
-                return _tiff_pixels(p)
+                _say_other_pages(p, img)
+                return _turned_tiff(p, img)
             # Pillow decodes 16-bit colour, and grey with transparency, to its upper 8 bits (it has no deeper colour mode):
             # 12-bit data came out 16x darker, a good part flagged (camera probe 2026-12-07). libpng and libtiff read it whole.
             deep_colour = holds_deep_colour(img)
@@ -598,10 +626,7 @@ def _decoded_file(p: Path) -> np.ndarray:
                     # Said once Pillow has read it (a truncated file had been said so, then refused: regression probe).
                     warn_caller(f"{p}: 16 bits a channel in colour or with transparency, read at the upper 8 bits: data of fewer than "
                                 "16 bits reads darker than it is — save such images as 16-bit grey or 8-bit colour", ShallowColourWarning)
-            if (pages := int(getattr(img, "n_frames", 1))) > 1:
-                # A multi-page TIFF's other pages were never looked at, and nothing said so.
-                warn_caller(f"{p}: {pages} pages; only the first is inspected — save each page as its own image to "
-                            "inspect them all", DefectlensWarning)
+            _say_other_pages(p, img)
             arr = _decode(ImageOps.exif_transpose(img)) if whole is None else whole
     except ImageReadError:
         raise
@@ -648,6 +673,11 @@ INVERTED_MASK_SHARE = 0.9
 shared datasets' largest true masks cover 49 % (magnetic tile) and 63 % (steel strip)."""
 
 
+MASK_LAYER_SHARE = 0.2
+"""Share of a mask's pixels an opaque, mostly dark part must cover to be read as a layer drawn in its colours (see
+:func:`mask_as_drawn`): painted strokes rarely cover a fifth of an image."""
+
+
 def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = None) -> np.ndarray:
     """A mask's pixel values — (H, W), (H, W, 3) or (H, W, 4) numbers or booleans — as the bool (H, W) mask a person
     drew: the pixels above half the mask's own maximum (0/255, 0/1, 0/100, 16-bit alike; an anti-aliased edge cut at
@@ -669,11 +699,12 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
             opaque = alpha > alpha.max() / 2
             drawn = colour[opaque]
             dark = int((drawn <= drawn.max() / 2).sum()) if drawn.size else 0
-            # An opaque layer over most of the image, drawn in two levels of its own (white on black), with a see-through margin
-            # (a layer smaller than the canvas) is read in its colours, the margin normal: read in its alpha, the whole layer had
-            # been defect (messy-masks probe 2026-12-07). Strokes painted on see-through, in one colour or several (a black
-            # outline round a red fill), are where the alpha is (regression probe: the darker strokes had been lost).
-            layer = float(opaque.mean()) > 0.5 and dark >= 4 and drawn.size - dark >= 4
+            # An opaque layer, dark for the most part (the background it is), with bright marks on it (white on black) and a
+            # see-through margin (a layer smaller than the canvas) is read in its colours, the margin normal: read in its alpha,
+            # the whole layer had been defect (messy-masks probe 2026-12-07). Strokes painted on see-through, in one colour or
+            # several (a black outline round a red fill), cover little of the image and are where the alpha is (regression probes:
+            # the darker strokes had been lost; and a layer under half the canvas read whole).
+            layer = float(opaque.mean()) > MASK_LAYER_SHARE and dark > drawn.size / 2 and drawn.size - dark >= 4
             arr = np.where(opaque, colour, 0) if layer else alpha
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
@@ -759,7 +790,7 @@ def load_mask(path: str | Path, expected_size: tuple[int, int] | None = None) ->
                 raise ImageReadError(refusal, p, "pass a mask the size of its image")
             lossy = opened.format == "JPEG"
             if _pillow_turns_wrongly(opened):
-                values = _tiff_pixels(p)
+                values = _turned_tiff(p, opened)
             else:
                 opened.load()
                 # Upright as it is shown, as its image is read: a mask saved turned with an EXIF orientation had been read turned
@@ -919,22 +950,29 @@ GREY_TOLERANCE = 3.0
 """Mean difference between an RGB image's channels, in grey levels, under which it is grey (:func:`is_grey`): a camera's white
 balance may shift a channel by a level or two (at 1.0, a grey tile with blue +1 had been judged a colour image by a model of
 grey parts: regression probe 2026-12-07). The colour parts shared here differ by 19 or more."""
-GREY_WINDOW = 3
-"""Side of the window, on every fourth pixel each way, over which :func:`is_grey` averages the channel differences before it
-takes their size: a colour camera's noise in each channel (σ 2.7, ordinary at 8 bits, gave grey tiles a mean difference of 3.1,
-judged colour and flagged) averages to a third (1.0); a cast or a part's colour does not. Odd: a fine colour pattern (a
-checkerboard of 2-pixel cells) never cancels in it, where blocks of 8 had read vivid orange and azure as grey (regression
-probe 2026-12-07)."""
+GREY_BLOCK = 16
+"""Side of the blocks, on every second pixel each way (32 pixels of the image), whose mean channel differences :func:`is_grey`
+reads for a colour over an area: a colour camera's noise in each channel (σ 2.7, ordinary at 8 bits, gave grey tiles a mean
+difference of 3.1, judged colour and flagged) and the colour fringes its demosaicing leaves at a grey part's edges average out
+over a block (0.4 and under 1), a cast or a part's colour does not (regression probes 2026-12-07: 3 × 3 windows had read a
+demosaiced grey part with edges 10 pixels apart as colour)."""
+GREY_VIVID = 40.0
+"""Median size of an image's channel differences pixel by pixel at and over which it is colour whatever its blocks average to:
+fine patterns of vivid colours (stripes or cells of 1 to 8 pixels, a ribbon cable) average to grey over a block (90 to 140
+here; a grey part's noise, σ 8, 8; its demosaiced fringes, edges every 10 pixels, 30)."""
 
 
 def is_grey(image: np.ndarray) -> bool:
-    """Whether an (H, W, 3) image's three channels are one grey (to within :data:`GREY_TOLERANCE`), read on their differences
-    averaged over :data:`GREY_WINDOW`-sided windows of every fourth pixel (3 ms for a megapixel): a grey camera's frame given to a
-    model of colour parts scores unlike them."""
-    sample = image[::4, ::4]
+    """Whether an (H, W, 3) image's three channels are one grey: their differences averaged over :data:`GREY_BLOCK`-sided blocks
+    of every second pixel under :data:`GREY_TOLERANCE`, and pixel by pixel under :data:`GREY_VIVID` at the median. A grey
+    camera's frame given to a model of colour parts scores unlike them."""
+    sample = image[::2, ::2]
+    side = max(1, min(GREY_BLOCK, sample.shape[0], sample.shape[1]))
+    height, width = sample.shape[0] // side * side, sample.shape[1] // side * side
     for first, second in ((0, 1), (1, 2)):
-        difference = sample[..., first].astype(np.float32) - sample[..., second]
-        if float(np.abs(ndimage.uniform_filter(difference, GREY_WINDOW, mode="nearest")).mean()) >= GREY_TOLERANCE:
+        difference = sample[..., first].astype(np.int16) - sample[..., second]
+        block_means = difference[:height, :width].reshape(height // side, side, width // side, side).mean(axis=(1, 3))
+        if float(np.abs(block_means).mean()) >= GREY_TOLERANCE or float(np.median(np.abs(difference[::2, ::2]))) >= GREY_VIVID:
             return False
     return True
 

@@ -1141,8 +1141,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         row = fetch(inspection_id)
         # A model no longer served cannot say its types: a review may use only the types this inspection
         # already has (a made-up type had been accepted and exported as an examples folder).
-        allowed = (pool.models[row.model].types if row.model in pool.models
-                   else tuple(dict.fromkeys([REJECT_TYPE, *(t for r in row.regions for t in (r.defect_type, r.reviewed_type) if t)])))
+        # A type this inspection already carries stays a choice, served or not: the page sends each region's current type back,
+        # and one the served model no longer offers had refused every review of it (regression probe 2026-12-07).
+        carried = [t for r in row.regions for t in (r.defect_type, r.reviewed_type) if t]
+        served = pool.models[row.model].types if row.model in pool.models else (REJECT_TYPE,)
+        allowed = tuple(dict.fromkeys([*served, *(t for t in carried if not any(same_type_name(t, s) for s in served))]))
         known = {r.index for r in row.regions if not r.missed}
 
         def check_type(name: str) -> str:
