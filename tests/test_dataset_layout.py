@@ -582,3 +582,14 @@ def test_only_a_masks_folder_right_above_a_file_makes_it_a_mask(tmp_path):
     Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "masks" / "a_mask.png")
     found = images_below(tmp_path / "good")
     assert [p.name for p in found.images] == ["a.png", "b.png"] and [p.name for p in found.masks] == ["a_mask.png"]
+
+
+def test_a_test_image_reached_twice_under_one_label_is_one_part(synthetic_category, tmp_path):
+    # Regression probe 2026-12-07: a hard link beside its file was scored once but counted twice by the notes and the copies check.
+    category = tmp_path / "plate"
+    shutil.copytree(synthetic_category, category)
+    spots = sorted((category / "test" / "spot").glob("*.png"))
+    os.link(spots[0], category / "test" / "spot" / "zz_link.png")
+    loaded = load_category(category)
+    assert len([i for i in loaded.test if i.defect_type == "spot"]) == len(spots)
+    assert any("1 test image(s) are files already listed under another name" in n and "zz_link.png" in n for n in loaded.notes)

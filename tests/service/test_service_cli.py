@@ -164,7 +164,7 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
     from defectlens.cli import app
     from defectlens.service.db import sqlite_file, sqlite_url
 
-    for db in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:m?mode=memory&uri=true"):
+    for db in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:m?mode=memory&uri=true", "sqlite://?uri=true", "sqlite://?uri=true&mode=memory"):
         result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d"), "--db", db])
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and "is a database in memory" in said and "fix: give a file (sqlite:///PATH)" in said, said
@@ -176,6 +176,11 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and f"names a SQLite file called '{tmp_path}/x.db?{params}'" in said, said
         assert "fix: write sqlite:///file:PATH?PARAMETERS&uri=true" in said
+    # A %3F in the name did not hide them; without uri=true SQLite never reads them (mode=ro had served read-write).
+    for db, said in ((f"sqlite:///{tmp_path}/x%3Fy.db?uri=true&mode=ro", f"names a SQLite file called '{tmp_path}/x?y.db?mode=ro'"),
+                     (f"sqlite:///{tmp_path}/w.db?mode=ro", "gives mode, which SQLite reads only from a path written as a file: URI")):
+        result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "d"), "--db", db, "--port", "18999"])
+        assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     odd = tmp_path / "odd?dir" / "pc%20" / "inspections.db"
     assert sqlite_file(sqlite_url(odd)) == str(odd)

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -240,10 +241,21 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
         said = "an argument after --allowed-host is empty" if bad == "" else "is no host name"  # "" as every command refuses it
         assert refused_host.exit_code == 2 and said in " ".join(refused_host.output.split()), bad
     assert len(served) == 1
-    # A Docker Compose service's name, as the Host check's advice names it (regression probe 2026-12-07: refused).
-    runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", "defect_lens"])
-    assert len(served) == 2
-    served.pop().state.pool.close()  # type: ignore[attr-defined]
+    # A Docker Compose service's name, as the Host check's advice names it, and a name with its final dot (regression probes
+    # 2026-12-07: refused); an address or a name in non-ASCII letters refused with its own fix.
+    for name in ("defect_lens", "plant.example."):
+        runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", name])
+        assert len(served) == 2, name
+        served.pop().state.pool.close()  # type: ignore[attr-defined]
+    # The port taken while the models loaded: uvicorn's exit 3 said as a refusal, status 2 (regression probe 2026-12-07).
+    with pytest.MonkeyPatch.context() as taken:
+        taken.setattr(uvicorn, "run", lambda app, **kw: (served.append(app), sys.exit(3)))
+        late = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b")])
+    assert late.exit_code == 2 and "could not start on 127.0.0.1:8000" in " ".join(late.output.split()), late.output
+    del served[1:]
+    for bad, fix in (("::1", "an address, which is always taken: leave it out"), ("bücher.example", "'xn--bcher-kva.example'")):
+        refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
+        assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
     refused = runner.invoke(cli, ["serve", str(tmp_path / "no model here"), "--data-dir", str(tmp_path / "c")])
     assert refused.exit_code == 2 and not (tmp_path / "c").exists(), refused.output

@@ -62,6 +62,25 @@ def _holds_nothing_kept(folder: Path) -> bool:
     return True
 
 
+def _is_address(name: str) -> bool:
+    """Whether ``name`` is an IP address (an IPv6 one bracketed or not)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _punycode(name: str) -> str:
+    """A name of non-ASCII letters as a request's Host header carries it (IDNA), '' where it has no such form."""
+    try:
+        return name.lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+
+
 def _remove_made(data_dir: Path, made: Path | None) -> None:
     """Take back what a refused start made: its data folder while it holds nothing another may keep (:func:`_holds_nothing_kept`),
     and the folders above it up to ``made`` (:func:`_outermost_missing`) only while empty — another process may have written
@@ -357,11 +376,16 @@ def serve(
                       "either end) — fix: use "
                       "letters, digits and punctuation only, e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`")
         raise typer.Exit(2)
-    if bad_names := [n for n in allowed_host or () if n != "*" and not is_host_name(n)]:
+    # A final dot is the name's own, as the Host check reads a request's (regression probe 2026-12-07: refused).
+    allowed_host = [n[:-1] if n.endswith(".") and n != "." else n for n in allowed_host or ()]
+    if bad_names := [n for n in allowed_host if n != "*" and not is_host_name(n)]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
-        console.print(f"[red]error:[/] --allowed-host {escape(bad_names[0])!r} is no host name — fix: give the bare name in lower case "
-                      "(plant.example, or *.plant.example for the names below it, or '*' for any)")
+        bad = bad_names[0]
+        why = ("an address, which is always taken: leave it out" if _is_address(bad) else
+               f"give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
+               "give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
+        console.print(f"[red]error:[/] --allowed-host {escape(bad)!r} is no host name — fix: {escape(why)}")
         raise typer.Exit(2)
     root_path = "" if root_path == "/" else root_path
     # Plain segments, "." and ".." not among them: a browser reads /inspect/.. as the host's root (regression probe 2026-12-07).
@@ -494,7 +518,19 @@ def serve(
         app.state.pool.close()
         console.print("stopped before serving: nothing served")
         raise typer.Exit(0) from None
-    uvicorn.run(app, host=host, port=port, log_config=log_config(access_log), root_path=root_path)
+    from uvicorn.config import STARTUP_FAILURE
+
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=log_config(access_log), root_path=root_path)
+    except SystemExit as exc:
+        if exc.code != STARTUP_FAILURE:
+            raise
+        # The port taken while the models loaded (checked free at the start): uvicorn's own exit 3 under its error line, where
+        # the help promises 2 for a refusal (regression probe 2026-12-07).
+        app.state.pool.close()
+        console.print(f"[red]error:[/] the service could not start on {escape(host)}:{port} (see the line above: the port was taken "
+                      "while the models loaded?) — fix: pass a free --port, or stop what holds it")
+        raise typer.Exit(2) from None
 
 
 def is_loopback(host: str) -> bool:

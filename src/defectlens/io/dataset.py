@@ -868,5 +868,14 @@ def load_category(root: str | Path) -> Category:
             base,
             f"lay it out as MVTec-AD does: normal images in {base}/train/good/, test images in {base}/test/<good or defect type>/",
         )
+    # A test image reached twice under one label (a hard or symbolic link beside its file) is one part: counted twice by the notes
+    # and the copies check while scored once (regression probe 2026-12-07). Under two labels it is the caller's to refuse.
+    label_of = {i.path: i.defect_type for i in test}
+    _, again = first_names(list(label_of))
+    if twice := [(name, first) for name, first in again if label_of[name] == label_of[first]]:
+        notes.append(f"{len(twice)} test image(s) are files already listed under another name (e.g. {twice[0][0]} is {twice[0][1]}): "
+                     "each is counted once")
+        dropped = {name for name, _ in twice}
+        test = [i for i in test if i.path not in dropped]
     taxonomy = base / "taxonomy.json"
     return Category(base, train, test, taxonomy if taxonomy.is_file() else None, notes, sorted(unreadable))

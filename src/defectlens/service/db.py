@@ -8,6 +8,7 @@ describe it for queries, and a test checks the two agree.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from datetime import UTC, datetime
@@ -185,24 +186,31 @@ def sqlite_url(path: str | Path) -> str:
     return URL.create("sqlite", database=str(Path(path).resolve())).render_as_string(hide_password=False)
 
 
+_URI_ON = ("true", "1", "yes", "on", "y", "t")
+"""How SQLAlchemy reads ``uri=`` as true (regression probe 2026-12-07: "yes" and "on" too)."""
+
+
+def _as_uri(parsed: URL) -> bool:
+    return str(parsed.query.get("uri", "")).lower() in _URI_ON
+
+
 def sqlite_file(url: str) -> str | None:
     """The file a SQLite URL names, as the driver opens it: a ``file:`` name is a URI only with ``uri=true`` (without it, a file
     of that very name); None for a database in memory and for another backend."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None  # (`sqlite://?uri=true` too: in memory, which SQLAlchemy's own reading failed on with a TypeError)
+    if not _as_uri(parsed):
+        return str(parsed.database)
     try:
         # The name the driver is handed, as SQLAlchemy builds it: with uri=true the URL's other parameters are appended to it,
         # and a name that does not start with "file:" is then a file of that very name, "?mode=memory" and all (a file the
         # store made and served on, which this had taken for one in memory or for the name without them: regression probe).
-        (database, *_), options = parsed.get_dialect()().create_connect_args(parsed)
-    except ArgumentError:
-        return None if parsed.database in (None, "", ":memory:") else str(parsed.database)  # the store refuses it in its words
+        (database, *_), _ = parsed.get_dialect()().create_connect_args(parsed)
+    except (ArgumentError, TypeError, ValueError):
+        return str(parsed.database)  # the store refuses it in its own words
     database = str(database)
-    if database in ("", ":memory:"):
-        return None
-    # "yes" and "on" too, as SQLAlchemy reads it (regression probe 2026-12-07).
-    if options.get("uri") and database.startswith("file:"):
+    if database.startswith("file:"):
         uri = urlsplit(database)
         if (parse_qs(uri.query).get("mode") or [""])[0] == "memory" or uri.path in ("", ":memory:"):
             return None
@@ -210,14 +218,30 @@ def sqlite_file(url: str) -> str | None:
     return database
 
 
-def parameters_in_file_name(url: str) -> str | None:
-    """The SQLite file name a URL's parameters ended up in (``sqlite:///x.db?mode=ro&uri=true`` opens a file called
-    ``x.db?mode=ro``: only a ``file:`` path is read as a URI), or None."""
+_DRIVER_PARAMETERS = frozenset({"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"})
+"""A SQLite URL's parameters the Python driver takes itself; SQLite reads the others (mode, cache, immutable, …) only from a
+``file:`` path with ``uri=true``."""
+
+
+def sqlite_parameters_problem(url: str) -> str | None:
+    """What is wrong with a SQLite URL's parameters, or None: with ``uri=true`` on a path that is no ``file:`` URI they end up in
+    the file's name (``sqlite:///x.db?mode=memory&uri=true`` made and served a file called ``x.db?mode=memory``); without it SQLite
+    never reads them (``?mode=ro`` served read-write, SQLAlchemy's warning said up to three times). Regression probes 2026-12-07."""
     try:
+        parsed = make_url(url)
         file = sqlite_file(url)
-        return file if file is not None and "?" in file and "?" not in str(make_url(url).database) else None
     except (ArgumentError, ValueError):
         return None  # a URL that does not parse: the store refuses it in its own words
+    if file is None or (str(parsed.database).startswith("file:") and _as_uri(parsed)):
+        return None
+    if _as_uri(parsed):
+        # Parameters appended to a name of its own ("x?y.db", a %3F in the URL, too).
+        if os.path.basename(file) != os.path.basename(str(parsed.database)):
+            return f"names a SQLite file called {file!r}: with uri=true, SQLite reads parameters only from a path written as a file: URI"
+        return None
+    if ignored := sorted(set(parsed.query) - _DRIVER_PARAMETERS):
+        return f"gives {', '.join(ignored)}, which SQLite reads only from a path written as a file: URI with uri=true"
+    return None
 
 
 def make_engine(url: str) -> Engine:

@@ -35,8 +35,8 @@ from defectlens.service.db import (
     make_engine,
     make_sessions,
     migrate,
-    parameters_in_file_name,
     sqlite_file,
+    sqlite_parameters_problem,
     utcnow,
 )
 from defectlens.service.models import REJECT_TYPE, Outcome
@@ -152,10 +152,9 @@ class Store:
         refused (:class:`StoreUnavailable`, lasting) — the commands that read or tidy leave it as it is."""
         self.url = url
         self.upgrade = upgrade
-        if file := parameters_in_file_name(url):
-            # SQLite had made and served on a file of that name, where mode=memory or mode=ro was meant (regression probe).
-            raise ConfigError(f"database URL {_shown(url)} names a SQLite file called {file!r}: with uri=true, SQLite reads parameters "
-                              "only from a path written as a file: URI", fix="write sqlite:///file:PATH?PARAMETERS&uri=true, or leave "
+        if problem := sqlite_parameters_problem(url):
+            # SQLite had made and served on a file of that name, or served read-write, where mode=memory or mode=ro was meant.
+            raise ConfigError(f"database URL {_shown(url)} {problem}", fix="write sqlite:///file:PATH?PARAMETERS&uri=true, or leave "
                               "the parameters out")
         try:
             self.engine = make_engine(url)
