@@ -412,6 +412,12 @@ def test_examples_filed_in_subfolders_are_read_and_copies_across_types_are_said(
     assert "blob/1.png" in mask_of and mask_of["dot/hard.png"] == root / "dot" / "MASKS" / "hard_mask.png"
     assert mask_of["dot/top.png"] == root / "dot" / "MASKS" / "top_mask.png" and mask_of["dot/lot1/top.png"] is None
     assert mask_of["dot/lot1/again.png"] == root / "dot" / "MASKS" / "again_mask.png"
+    # A second name without a mask of a masked example of its type is the same example, learnt once (fourth regression probe).
+    (root / "dot" / "again_link.png").symlink_to(root / "dot" / "lot1" / "again.png")
+    with pytest.warns(UserWarning):
+        found = examples_from_folders(root)
+    assert not any(e.path.name == "again_link.png" for e in found.examples)
+    assert any("are files already read under another name, of the same type" in n for n in found.notes)
 
 
 def test_examples_of_types_the_taxonomy_lacks_are_said_once(example_dir, tmp_path):

@@ -571,17 +571,21 @@ def test_masks_drawing_a_defect_on_good_images_are_said(synthetic_category, tmp_
     assert [i for i in load_category(category).test if i.defect_type == "good" and i.mask_path is not None] == []
 
 
-def test_only_a_masks_folder_right_above_a_file_makes_it_a_mask(tmp_path):
-    # Regression probe 2026-12-07: files under a masks/ folder at any depth had been taken as masks, and `fit` of a train/good
-    # holding masks/day1/ (a line's camera folder) fitted on half its images, unsaid.
+def test_files_under_a_masks_folder_at_any_depth_are_masks_and_said(tmp_path):
+    # Regression probes 2026-12-07: masks kept as masks/lot1/ (mirroring the lots) were scored as defective parts; files of a
+    # train/good/masks/day1/ folder set apart as masks had gone unsaid by `fit` and Inspector.inspect_batch.
     from defectlens.io import images_below
+    from defectlens.io.dataset import noted_images_below
 
     (tmp_path / "good" / "masks" / "day1").mkdir(parents=True)
     Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "a.png")
     Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "masks" / "day1" / "b.png")
     Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "good" / "masks" / "a_mask.png")
     found = images_below(tmp_path / "good")
-    assert [p.name for p in found.images] == ["a.png", "b.png"] and [p.name for p in found.masks] == ["a_mask.png"]
+    assert [p.name for p in found.images] == ["a.png"] and [p.name for p in found.masks] == ["a_mask.png", "b.png"]
+    notes: list[str] = []
+    assert [p.name for p in noted_images_below(tmp_path / "good", notes, [])] == ["a.png"]
+    assert any("2 file(s) in masks/ folders" in n and "are taken as masks, not images" in n for n in notes), notes
 
 
 def test_a_test_image_reached_twice_under_one_label_is_one_part(synthetic_category, tmp_path):
@@ -593,3 +597,7 @@ def test_a_test_image_reached_twice_under_one_label_is_one_part(synthetic_catego
     loaded = load_category(category)
     assert len([i for i in loaded.test if i.defect_type == "spot"]) == len(spots)
     assert any("1 test image(s) are files already listed under another name" in n and "zz_link.png" in n for n in loaded.notes)
+    # The name with the mask is the one kept, whichever comes first (fourth regression probe: the first, maskless, had been).
+    os.link(spots[1], category / "test" / "spot" / "!first.png")
+    kept = {i.path.name: i.mask_path for i in load_category(category).test if i.defect_type == "spot"}
+    assert "!first.png" not in kept and kept[spots[1].name] is not None and len(kept) == len(spots)

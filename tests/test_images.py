@@ -173,6 +173,24 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
     small_layer[4:10, 3:9, :3] = 255
     Image.fromarray(small_layer).save(tmp_path / "small_layer.png")
     assert np.array_equal(load_mask(tmp_path / "small_layer.png"), drawn)
+    # Fourth regression probe: a layer's defect over most of it; a rectangle painted on see-through in a dark fill with a bright
+    # edge (no black layer); a defect drawn on a translucent overlay (alpha 160 over most of the image).
+    big = np.zeros((40, 30, 4), np.uint8)
+    big[..., 3] = 255
+    big[0, 0, 3] = 0
+    big[:, :20, :3] = 255
+    Image.fromarray(big).save(tmp_path / "big.png")
+    assert load_mask(tmp_path / "big.png").sum() == 40 * 20 - 1
+    fill = np.zeros((40, 30, 4), np.uint8)
+    fill[5:35, 5:25] = (0, 100, 0, 255)
+    fill[5:35, 5:7, :3] = 255
+    Image.fromarray(fill).save(tmp_path / "fill.png")
+    assert load_mask(tmp_path / "fill.png").sum() == 30 * 20
+    overlay = np.zeros((40, 30, 4), np.uint8)
+    overlay[:, :, :] = (90, 90, 90, 160)
+    overlay[drawn] = (255, 0, 0, 255)
+    Image.fromarray(overlay).save(tmp_path / "overlay.png")
+    assert np.array_equal(load_mask(tmp_path / "overlay.png"), drawn)
 
 
 def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():

@@ -39,7 +39,6 @@ from defectlens.io.dataset import (
     picture_digest,
 )
 from defectlens.io.images import path_is
-from defectlens.io.names import folded_name
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -189,9 +188,6 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
         unreadable: list[tuple[Path, str]] = []
         images = noted_images_below(type_dir, result.notes, unreadable)
         result.skipped.extend((folder, f"{why} — its examples were not read") for folder, why in unreadable)
-        # A masks/ folder within a type (masks/lot1/, mirroring the lots) holds masks, no examples (regression probe 2026-12-07: its
-        # masks had been learnt as cracks).
-        images = [p for p in images if folded_name(p.relative_to(type_dir).parts[0]) != MASKS_FOLDER]
         # A good/ folder within a type holds normal parts, no examples of it (regression probe 2026-12-07: learnt as cracks).
         if normal := [p for p in images if any(is_good_folder(type_dir.joinpath(*p.relative_to(type_dir).parts[:i]))
                                                 for i in range(1, len(p.relative_to(type_dir).parts)))]:
@@ -233,10 +229,14 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     # A file reached twice as one example — its type and mask alike (a type folder linked in under a second spelling) — is learnt
     # once: twice, it had weighed double (regression probe 2026-12-07). Under two types, or with a mask of its own, it is two
     # examples (one picture with two defects: a second probe's types had lost theirs).
-    _, again = first_names([e.path for e in result.examples])
+    # Of two names under one type, the one with a mask is kept (regression probe 2026-12-07: a maskless second name of a masked
+    # example had been learnt beside it as a whole-image example).
+    order = {e.path: n for n, e in enumerate(result.examples)}
+    _, again = first_names([e.path for e in sorted(result.examples, key=lambda e: e.mask_path is None)])
     of = {e.path: e for e in result.examples}
-    twice = {name for name, first in again if (of[name].defect_type, _file_key(of[name].mask_path)) ==
-             (of[first].defect_type, _file_key(of[first].mask_path))}
+    twice = {name for name, first in again if of[name].defect_type == of[first].defect_type and
+             (of[name].mask_path is None or _file_key(of[name].mask_path) == _file_key(of[first].mask_path))}
+    result.examples.sort(key=lambda e: order[e.path])
     if twice:
         said = next((name, first) for name, first in again if name in twice)
         _warn(result.notes, f"{len(twice)} example file(s) are files already read under another name, of the same type (e.g. {said[0]} "

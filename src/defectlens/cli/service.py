@@ -64,8 +64,6 @@ def _holds_nothing_kept(folder: Path) -> bool:
 
 def _is_address(name: str) -> bool:
     """Whether ``name`` is an IP address (an IPv6 one bracketed or not)."""
-    import ipaddress
-
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:

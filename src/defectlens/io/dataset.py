@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from defectlens.errors import DatasetLayoutError, DefectlensError, collected_warnings
-from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, path_is
+from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, load_mask, path_is
 from defectlens.io.names import folded_name, names_by_fold, word_folded
 
 GOOD = "good"
@@ -273,7 +273,9 @@ def images_below(folder: str | Path) -> FolderImages:
             if suffix in IMAGE_SUFFIXES:
                 # A masks/ folder below the one given holds masks (mask_for_image reads masks/<stem>.png): its files
                 # had been counted as defective parts beside their own images (regression probe 2026-12-05).
-                in_masks = here != root and here.name.lower() == MASKS_FOLDER
+                # A masks/ folder at any depth below (masks/lot1/ mirroring the lots' folders): its files had been scored as parts
+                # (regression probes 2026-12-07). The readers say how many they set apart (noted_images_below, inspect_batch).
+                in_masks = any(part.lower() == MASKS_FOLDER for part in here.relative_to(root).parts)
                 (found.masks if in_masks or is_mask_file(path) else found.images).append(path)
             elif suffix in OTHER_IMAGE_SUFFIXES:
                 found.other_formats.append(path)
@@ -293,6 +295,9 @@ def noted_images_below(folder: Path, notes: list[str], unreadable: list[tuple[Pa
     nested = sum(1 for p in found.images if p.parent != folder)
     if nested:
         notes.append(f"{folder}: {nested} of its {len(found.images)} images are in subfolders; all are read")
+    if kept_apart := [p for p in found.masks if MASKS_FOLDER in [part.lower() for part in p.relative_to(folder).parts[:-1]]]:
+        # Said: a camera's folder named masks/ had been passed over by `fit` without a word (regression probe 2026-12-07).
+        notes.append(f"{folder}: {len(kept_apart)} file(s) in masks/ folders (e.g. {kept_apart[0]}) are taken as masks, not images")
     if found.other_formats:
         notes.append(f"{folder}: {len(found.other_formats)} image(s) in formats not read "
                      f"(e.g. {found.other_formats[0].name}): convert them to PNG or JPEG to use them")
@@ -762,8 +767,6 @@ def _note_masks_of_good(good_dir: Path, masks_dir: Path | None, notes: list[str]
     """Note the masks marking a defect that a good folder holds (``<stem>_mask.*`` beside its images) or has under ground_truth/:
     a part labelled good that someone drew a defect on is a labelling conflict, passed over without a word (messy-masks probe
     2026-12-07). Empty ones, as some datasets give every normal image, are no conflict."""
-    from defectlens.io.images import load_mask  # (images imports this module's neighbours; read only here)
-
     candidates = [p for p in list_images(good_dir) if is_mask_file(p)]
     if masks_dir is not None and path_is(masks_dir, "dir") and unreadable_folder(masks_dir) is None:
         candidates += [p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -868,14 +871,18 @@ def load_category(root: str | Path) -> Category:
             base,
             f"lay it out as MVTec-AD does: normal images in {base}/train/good/, test images in {base}/test/<good or defect type>/",
         )
+    unsorted_test = list(test)
     # A test image reached twice under one label (a hard or symbolic link beside its file) is one part: counted twice by the notes
     # and the copies check while scored once (regression probe 2026-12-07). Under two labels it is the caller's to refuse.
+    # The name kept is the one with a mask, where only one has (regression probe: the first name's had been kept, maskless).
+    test = sorted(test, key=lambda i: i.mask_path is None)
     label_of = {i.path: i.defect_type for i in test}
     _, again = first_names(list(label_of))
     if twice := [(name, first) for name, first in again if label_of[name] == label_of[first]]:
         notes.append(f"{len(twice)} test image(s) are files already listed under another name (e.g. {twice[0][0]} is {twice[0][1]}): "
                      "each is counted once")
-        dropped = {name for name, _ in twice}
-        test = [i for i in test if i.path not in dropped]
+    dropped = {name for name, _ in twice}
+    order = {i.path: n for n, i in enumerate(unsorted_test)}
+    test = sorted((i for i in test if i.path not in dropped), key=lambda i: order[i.path])
     taxonomy = base / "taxonomy.json"
     return Category(base, train, test, taxonomy if taxonomy.is_file() else None, notes, sorted(unreadable))

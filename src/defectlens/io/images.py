@@ -673,9 +673,26 @@ INVERTED_MASK_SHARE = 0.9
 shared datasets' largest true masks cover 49 % (magnetic tile) and 63 % (steel strip)."""
 
 
-MASK_LAYER_SHARE = 0.2
-"""Share of a mask's pixels an opaque, mostly dark part must cover to be read as a layer drawn in its colours (see
-:func:`mask_as_drawn`): painted strokes rarely cover a fifth of an image."""
+MASK_LAYER_BLACK = 16
+"""Colour level at and under which an RGBA mask's opaque pixels are the black background of a layer drawn white on black."""
+MASK_LAYER_FILL = 0.98
+"""Share of its bounding box an RGBA mask's opaque part must fill to be read as a layer drawn in its colours, not painted on
+see-through (:func:`mask_as_drawn`): a layer is a rectangle, painted strokes are not."""
+
+
+OVERLAY_SHARE = 0.05
+"""Share of a mask's pixels at one see-through level between none and the most opaque over which they are a translucent overlay
+the defect is drawn on (:func:`_alpha_cut`)."""
+
+
+def _alpha_cut(alpha: np.ndarray) -> float:
+    """The alpha level an RGBA mask's defect lies above: half its most opaque, or, drawn on a translucent overlay (a grey layer at
+    alpha 160 over most of the image, an annotation tool's dimmed canvas), halfway from the overlay's level to the most opaque:
+    read at half, the overlay had been defect (regression probe 2026-12-07)."""
+    top = float(alpha.max())
+    levels, counts = np.unique(alpha, return_counts=True)
+    overlay = [float(v) for v, n in zip(levels, counts, strict=True) if 0 < v < top and n > OVERLAY_SHARE * alpha.size]
+    return (max(overlay) + top) / 2 if overlay else top / 2
 
 
 def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = None) -> np.ndarray:
@@ -696,16 +713,19 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
         if alpha.min() == alpha.max():
             arr = arr[..., :3]
         else:
-            opaque = alpha > alpha.max() / 2
+            cut = _alpha_cut(alpha)
+            opaque = alpha > cut
             drawn = colour[opaque]
-            dark = int((drawn <= drawn.max() / 2).sum()) if drawn.size else 0
-            # An opaque layer, dark for the most part (the background it is), with bright marks on it (white on black) and a
-            # see-through margin (a layer smaller than the canvas) is read in its colours, the margin normal: read in its alpha,
-            # the whole layer had been defect (messy-masks probe 2026-12-07). Strokes painted on see-through, in one colour or
-            # several (a black outline round a red fill), cover little of the image and are where the alpha is (regression probes:
-            # the darker strokes had been lost; and a layer under half the canvas read whole).
-            layer = float(opaque.mean()) > MASK_LAYER_SHARE and dark > drawn.size / 2 and drawn.size - dark >= 4
-            arr = np.where(opaque, colour, 0) if layer else alpha
+            black = int((drawn <= min(drawn.max() / 2, MASK_LAYER_BLACK)).sum()) if drawn.size else 0
+            rows, cols = np.flatnonzero(opaque.any(axis=1)), np.flatnonzero(opaque.any(axis=0))
+            box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) if drawn.size else 0
+            # An opaque layer — a rectangle, a see-through margin round it (a layer smaller than the canvas) — drawn white on black
+            # is read in its colours, the margin normal: read in its alpha, the whole layer had been defect (messy-masks probe
+            # 2026-12-07). Strokes and fills painted on see-through, in one colour or several (a black outline round a red fill, a
+            # dark green or grey fill with a bright edge), are no black rectangle, and are where the alpha is (regression probes
+            # 2026-12-07: rules by the share of dark or opaque pixels had lost one or the other).
+            layer = black >= 4 and drawn.size - black >= 4 and drawn.size >= MASK_LAYER_FILL * box
+            arr = np.where(opaque, colour, 0) if layer else alpha if cut == alpha.max() / 2 else opaque.astype(np.uint8) * 255
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
     if arr.ndim != 2:
