@@ -247,13 +247,33 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
         runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", name])
         assert len(served) == 2, name
         served.pop().state.pool.close()  # type: ignore[attr-defined]
-    # The port taken while the models loaded: uvicorn's exit 3 said as a refusal, status 2 (regression probe 2026-12-07).
+    # The port taken while the models loaded: uvicorn's exit 3 said as a refusal, status 2; a stop as it began (uvicorn exits 3 for
+    # it too), status 0 (regression probes 2026-12-07).
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    holder.close()
+
+    def taken_meanwhile(app, **kw):  # type: ignore[no-untyped-def]
+        served.append(app)
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        held.append(holder)
+        sys.exit(3)
+
+    held: list[socket.socket] = []
     with pytest.MonkeyPatch.context() as taken:
+        taken.setattr(uvicorn, "run", taken_meanwhile)
+        late = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--port", str(port)])
+        held.pop().close()
         taken.setattr(uvicorn, "run", lambda app, **kw: (served.append(app), sys.exit(3)))
-        late = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b")])
-    assert late.exit_code == 2 and "could not start on 127.0.0.1:8000" in " ".join(late.output.split()), late.output
+        stopped = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--port", str(port)])
+    assert late.exit_code == 2 and f"could not start on 127.0.0.1:{port}" in " ".join(late.output.split()), late.output
+    assert stopped.exit_code == 0 and "stopped as it began serving" in stopped.output, stopped.output
     del served[1:]
-    for bad, fix in (("::1", "an address, which is always taken: leave it out"), ("bücher.example", "'xn--bcher-kva.example'")):
+    for bad, fix in (("::1", "an address, which is always taken: leave it out"), ("bücher.example", "'xn--bcher-kva.example'"),
+                     ("straße.example", "'xn--strae-oqa.example'"), ("*.", "'*.' is no host name")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).

@@ -72,7 +72,17 @@ def _is_address(name: str) -> bool:
 
 
 def _punycode(name: str) -> str:
-    """A name of non-ASCII letters as a request's Host header carries it (IDNA), '' where it has no such form."""
+    """A name of non-ASCII letters as a request's Host header carries it — as browsers and curl write it (UTS 46, "straße" as
+    xn--strae-oqa; Python's own codec gives "strasse": regression probe 2026-12-07) where the idna package is installed —, ''
+    where it has no such form."""
+    try:
+        import idna
+
+        return str(idna.encode(name, uts46=True, transitional=False).decode("ascii"))
+    except ImportError:
+        pass
+    except (idna.IDNAError, UnicodeError):
+        return ""
     try:
         return name.lower().encode("idna").decode("ascii")
     except UnicodeError:
@@ -374,9 +384,11 @@ def serve(
                       "either end) — fix: use "
                       "letters, digits and punctuation only, e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`")
         raise typer.Exit(2)
-    # A final dot is the name's own, as the Host check reads a request's (regression probe 2026-12-07: refused).
-    allowed_host = [n[:-1] if n.endswith(".") and n != "." else n for n in allowed_host or ()]
-    if bad_names := [n for n in allowed_host if n != "*" and not is_host_name(n)]:
+    # A final dot is a name's own, as the Host check reads a request's (regression probe 2026-12-07: refused); only a name's: "*."
+    # had become "*", any host (regression probe 2026-12-07).
+    given = list(allowed_host or ())
+    allowed_host = [n[:-1] if n.endswith(".") and n[:-1] != "*" and is_host_name(n[:-1]) else n for n in given]
+    if bad_names := [g for g, n in zip(given, allowed_host, strict=True) if n != "*" and not is_host_name(n)]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
@@ -523,6 +535,12 @@ def serve(
     except SystemExit as exc:
         if exc.code != STARTUP_FAILURE:
             raise
+        if port_problem(host, port) is None:
+            # A stop just as it began to serve (uvicorn exits 3 for a Ctrl-C before its server starts): a stop, status 0, not a
+            # taken port (regression probe 2026-12-07: said as one, status 2).
+            app.state.pool.close()
+            console.print("stopped as it began serving: nothing served")
+            raise typer.Exit(0) from None
         # The port taken while the models loaded (checked free at the start): uvicorn's own exit 3 under its error line, where
         # the help promises 2 for a refusal (regression probe 2026-12-07).
         app.state.pool.close()
