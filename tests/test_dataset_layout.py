@@ -586,6 +586,19 @@ def test_files_under_a_masks_folder_at_any_depth_are_masks_and_said(tmp_path):
     notes: list[str] = []
     assert [p.name for p in noted_images_below(tmp_path / "good", notes, [])] == ["a.png"]
     assert any("2 file(s) in masks/ folders" in n and "are taken as masks, not images" in n for n in notes), notes
+    # In a dataset's type folder, masks mirroring the lots (crack/masks/lot1/) are the lot images' masks (fifth probe: set apart
+    # as masks, then used for none).
+    crack = tmp_path / "part" / "test" / "crack"
+    (crack / "lot1").mkdir(parents=True)
+    (crack / "masks" / "lot1").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(crack / "lot1" / "c.png")
+    drawn = np.zeros((40, 60), np.uint8)
+    drawn[5:9, 5:9] = 255
+    Image.fromarray(drawn).save(crack / "masks" / "lot1" / "c.png")
+    (tmp_path / "part" / "train" / "good").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "part" / "train" / "good" / "n.png")
+    (image,) = load_category(tmp_path / "part").test
+    assert image.path == crack / "lot1" / "c.png" and image.mask_path == crack / "masks" / "lot1" / "c.png"
 
 
 def test_a_test_image_reached_twice_under_one_label_is_one_part(synthetic_category, tmp_path):

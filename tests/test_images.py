@@ -191,6 +191,12 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
     overlay[drawn] = (255, 0, 0, 255)
     Image.fromarray(overlay).save(tmp_path / "overlay.png")
     assert np.array_equal(load_mask(tmp_path / "overlay.png"), drawn)
+    # A defect filled at half opacity with an opaque outline, a fifth of the image, is defect whole (fifth probe: read as overlay).
+    half = np.zeros((40, 30, 4), np.uint8)
+    half[10:30, 5:20] = (255, 0, 0, 128)
+    half[10, 5:20, 3] = 255
+    Image.fromarray(half).save(tmp_path / "half.png")
+    assert load_mask(tmp_path / "half.png").sum() == 20 * 15
 
 
 def test_png_bytes_round_trips_exactly_and_refuses_non_8_bit():

@@ -25,20 +25,17 @@ from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
 from defectlens.io.dataset import (
-    MASKS_FOLDER,
+    add_lot_masks,
     closed_lost_and_found,
     drop_shared_masks,
     first_names,
-    folder_any_case,
     is_good_folder,
     is_mask_file,
-    mask_in,
     masks_for_images,
     noted_images_below,
     picture_copies,
     picture_digest,
 )
-from defectlens.io.images import path_is
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -265,16 +262,7 @@ def _masks_of_examples(type_dir: Path, images: list[Path], notes: list[str]) -> 
     without one there, in the type's own ``masks/`` (as ``masks/lot1/`` or flat): where the hint says to put them, they had been
     passed over for examples filed by lot (regression probe 2026-12-07)."""
     masks = masks_for_images(images, notes)
-    claimed = {m for m in masks.values() if m is not None}
-    own_masks = folder_any_case(type_dir, MASKS_FOLDER)  # MASKS/ too, as every masks/ folder is read
-    for image in images:
-        if masks[image] is None and image.parent != type_dir:
-            lot = image.parent.relative_to(type_dir)
-            for folder in (own_masks / lot, own_masks):
-                # Not one an image claims by the direct rule (a top-level a.png's masks/a_mask.png had gone to neither).
-                if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None and found not in claimed:
-                    masks[image] = found
-                    break
+    add_lot_masks(type_dir, masks)
     drop_shared_masks(masks, notes)
     return masks
 

@@ -741,6 +741,21 @@ def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:
     return copies
 
 
+def add_lot_masks(type_dir: Path, masks: dict[Path, Path | None]) -> None:
+    """For each image in a subfolder of its type (``lot1/``) without a mask, the one in the type's own ``masks/`` (as
+    ``masks/lot1/``, or flat) that no image claims by the direct rule: where the hint says to put them, they had been passed over
+    for images filed by lot, in an examples folder and in a dataset's test split alike (regression probes 2026-12-07)."""
+    claimed = {m for m in masks.values() if m is not None}
+    own_masks = folder_any_case(type_dir, MASKS_FOLDER)  # MASKS/ too, as every masks/ folder is read
+    for image, mask in list(masks.items()):
+        if mask is None and image.parent != type_dir and image.is_relative_to(type_dir):
+            lot = image.parent.relative_to(type_dir)
+            for folder in (own_masks / lot, own_masks):
+                if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None and found not in claimed:
+                    masks[image] = found
+                    break
+
+
 def drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
     """Two images of one stem (``a.png`` and ``a.jpg``) would both take ``a_mask.png``: the mask
     belongs to one of them, and which one the name cannot say, so neither gets it."""
@@ -839,6 +854,8 @@ def load_category(root: str | Path) -> Category:
                 # A type folder linked in from another dataset: its masks are beside the folder linked to, as --defective finds
                 # them (regression probe 2026-12-07: `evaluate CATEGORY` had found none, pixel metrics n/a).
                 masks = {img: mask if mask is not None else mask_for_image(img) for img, mask in masks.items()}
+            if not good and gt_why is None and masks_why is None:
+                add_lot_masks(type_dir, masks)
             drop_shared_masks(masks, notes)
             if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.

@@ -680,9 +680,10 @@ MASK_LAYER_FILL = 0.98
 see-through (:func:`mask_as_drawn`): a layer is a rectangle, painted strokes are not."""
 
 
-OVERLAY_SHARE = 0.05
+OVERLAY_SHARE = 0.5
 """Share of a mask's pixels at one see-through level between none and the most opaque over which they are a translucent overlay
-the defect is drawn on (:func:`_alpha_cut`)."""
+the defect is drawn on (:func:`_alpha_cut`): a dimmed canvas covers most of the image; a defect filled at half opacity with an
+opaque outline covers less, and is defect (regression probe 2026-12-07: at 5 %, such fills had been lost)."""
 
 
 def _alpha_cut(alpha: np.ndarray) -> float:
