@@ -599,6 +599,22 @@ def test_files_under_a_masks_folder_at_any_depth_are_masks_and_said(tmp_path):
     Image.fromarray(np.zeros((40, 60), np.uint8)).save(tmp_path / "part" / "train" / "good" / "n.png")
     (image,) = load_category(tmp_path / "part").test
     assert image.path == crack / "lot1" / "c.png" and image.mask_path == crack / "masks" / "lot1" / "c.png"
+    # Sixth probe: a lot's own mask stands before a flat ground_truth/ one found by its name alone (two lots of one name had lost
+    # both), and a lot image never takes the flat masks/ mask of a top-level image of its name.
+    (crack / "lot2").mkdir()
+    (crack / "masks" / "lot2").mkdir()
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(crack / "lot2" / "c.png")
+    Image.fromarray(drawn).save(crack / "masks" / "lot2" / "c.png")
+    (tmp_path / "part" / "ground_truth" / "crack").mkdir(parents=True)
+    Image.fromarray(drawn).save(tmp_path / "part" / "ground_truth" / "crack" / "c_mask.png")
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(crack / "z.png")
+    Image.fromarray(drawn).save(tmp_path / "part" / "ground_truth" / "crack" / "z_mask.png")
+    (crack / "lot3").mkdir()
+    Image.fromarray(np.zeros((40, 60), np.uint8)).save(crack / "lot3" / "z.png")
+    Image.fromarray(drawn).save(crack / "masks" / "z_mask.png")
+    mask_of = {i.path.relative_to(crack).as_posix(): i.mask_path for i in load_category(tmp_path / "part").test}
+    assert mask_of["lot1/c.png"] == crack / "masks" / "lot1" / "c.png" and mask_of["lot2/c.png"] == crack / "masks" / "lot2" / "c.png"
+    assert mask_of["z.png"] == tmp_path / "part" / "ground_truth" / "crack" / "z_mask.png" and mask_of["lot3/z.png"] is None
 
 
 def test_a_test_image_reached_twice_under_one_label_is_one_part(synthetic_category, tmp_path):

@@ -742,18 +742,27 @@ def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:
 
 
 def add_lot_masks(type_dir: Path, masks: dict[Path, Path | None]) -> None:
-    """For each image in a subfolder of its type (``lot1/``) without a mask, the one in the type's own ``masks/`` (as
-    ``masks/lot1/``, or flat) that no image claims by the direct rule: where the hint says to put them, they had been passed over
-    for images filed by lot, in an examples folder and in a dataset's test split alike (regression probes 2026-12-07)."""
+    """Give each image in a subfolder of its type (``lot1/``) the mask its lot keeps in the type's own ``masks/`` (``masks/lot1/``),
+    before a mask found by its name alone in a flat folder; else, without one, the type's flat ``masks/`` mask no image claims
+    and no image at the type's top shares a name with: where the hint says to put them, they had been passed over for images
+    filed by lot, in an examples folder and in a dataset's test split alike (regression probes 2026-12-07)."""
     claimed = {m for m in masks.values() if m is not None}
     own_masks = folder_any_case(type_dir, MASKS_FOLDER)  # MASKS/ too, as every masks/ folder is read
+    top_names = {folded_name(p.stem) for p in masks if p.parent == type_dir}
     for image, mask in list(masks.items()):
-        if mask is None and image.parent != type_dir and image.is_relative_to(type_dir):
-            lot = image.parent.relative_to(type_dir)
-            for folder in (own_masks / lot, own_masks):
-                if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None and found not in claimed:
-                    masks[image] = found
-                    break
+        if image.parent == type_dir or not image.is_relative_to(type_dir):
+            continue
+        lot = image.parent.relative_to(type_dir)
+        # The lot's own (its folder, its masks/, or a folder named as the lot: ground_truth/crack/lot1/) stands.
+        if mask is not None and (mask.parent in (image.parent, image.parent / MASKS_FOLDER) or
+                                 mask.parent.parts[-len(lot.parts):] == lot.parts):
+            continue
+        # The lot's folder of masks; else, for an image with none, the flat one (not a top-level image's of its name).
+        places = [own_masks / lot] + ([own_masks] if mask is None and folded_name(image.stem) not in top_names else [])
+        for folder in places:
+            if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None and found not in claimed:
+                masks[image] = found
+                break
 
 
 def drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
