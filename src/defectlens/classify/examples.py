@@ -12,7 +12,6 @@ from the defect and not from the whole part; examples where nothing is found are
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from defectlens.io.dataset import (
     add_lot_masks,
     closed_lost_and_found,
     drop_shared_masks,
+    file_identity,
     first_names,
     is_good_folder,
     is_mask_file,
@@ -228,12 +228,15 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     # examples (one picture with two defects: a second probe's types had lost theirs).
     # Of two names under one type, the one with a mask is kept (regression probe 2026-12-07: a maskless second name of a masked
     # example had been learnt beside it as a whole-image example).
-    order = {e.path: n for n, e in enumerate(result.examples)}
     _, again = first_names([e.path for e in sorted(result.examples, key=lambda e: e.mask_path is None)])
     of = {e.path: e for e in result.examples}
-    twice = {name for name, first in again if of[name].defect_type == of[first].defect_type and
-             (of[name].mask_path is None or _file_key(of[name].mask_path) == _file_key(of[first].mask_path))}
-    result.examples.sort(key=lambda e: order[e.path])
+
+    def learnt_already(name: Path, first: Path) -> bool:
+        mine, theirs = of[name].mask_path, of[first].mask_path
+        same_mask = mine is None or (theirs is not None and file_identity(mine) == file_identity(theirs))
+        return of[name].defect_type == of[first].defect_type and same_mask
+
+    twice = {name for name, first in again if learnt_already(name, first)}
     if twice:
         said = next((name, first) for name, first in again if name in twice)
         _warn(result.notes, f"{len(twice)} example file(s) are files already read under another name, of the same type (e.g. {said[0]} "
@@ -244,17 +247,6 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     if not will_locate:
         _check_masks(by_type, result.notes)
     return result
-
-
-def _file_key(path: Path | None) -> object:
-    """What names a file whatever the name it is reached by (device and inode), None for none."""
-    if path is None:
-        return None
-    try:
-        found = os.stat(path)
-    except OSError:
-        return str(path)
-    return (found.st_dev, found.st_ino)
 
 
 def _masks_of_examples(type_dir: Path, images: list[Path], notes: list[str]) -> dict[Path, Path | None]:

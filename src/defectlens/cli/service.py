@@ -65,7 +65,7 @@ def _holds_nothing_kept(folder: Path) -> bool:
 def _is_address(name: str) -> bool:
     """Whether ``name`` is an IP address (an IPv6 one bracketed or not)."""
     try:
-        ipaddress.ip_address(name.strip("[]"))
+        ipaddress.ip_address(bare_host(name))
     except ValueError:
         return False
     return True

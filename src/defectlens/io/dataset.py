@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from defectlens.errors import DatasetLayoutError, DefectlensError, collected_warnings
+from defectlens.io.atomic import folder_identity
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, load_mask, path_is
 from defectlens.io.names import folded_name, names_by_fold, word_folded
 
@@ -464,8 +465,8 @@ def mask_places_note(images: Sequence[Path]) -> str:
     """Where the masks of ``images`` were looked for (:data:`MASK_PLACES`), and any folder beside their dataset's test/ named
     like its ground_truth/ (a contractor's ``groundtruth/``, ``masks/``): the masks there had been unfound with nothing said of
     where they were looked for (messy-masks probe 2026-12-07)."""
-    roots = {Path(os.path.realpath(p)).parents[1].parent for p in images
-             if len(Path(os.path.realpath(p)).parents) > 2 and folded_name(Path(os.path.realpath(p)).parents[1].name) in LABELLED_SPLITS}
+    real = [Path(os.path.realpath(p)) for p in images]
+    roots = {p.parents[2] for p in real if len(p.parents) > 2 and folded_name(p.parents[1].name) in LABELLED_SPLITS}
     # Only where the dataset has no ground_truth/ of its own, or an empty one (regression probes 2026-12-07: a labels/ folder of CSV
     # files beside it had been told to be renamed so), and each folder that holds folders or images, as a ground_truth/ does.
     lookalikes = sorted(folder for root in roots if root.is_dir() and not _contents(root / GROUND_TRUTH)
@@ -699,6 +700,16 @@ def copies_among(paths: Sequence[Path], originals: Sequence[Path]) -> list[Path]
     return [p for p in paths if picture_digest(p) in seen]
 
 
+def file_identity(path: str | Path) -> object:
+    """What names a file whatever name it is reached by: its device and inode (a link and its target, two hard links: a hard link
+    had been a second file, inspected and written twice; regression probe 2026-12-07), else, for a name that leads nowhere (yet),
+    where it would lead, else the name itself (one the system refuses: a NUL in it)."""
+    try:
+        return folder_identity(path) or os.path.realpath(path)
+    except (ValueError, OSError):
+        return f"{path}"
+
+
 def first_names(paths: Sequence[NamedFile]) -> tuple[list[NamedFile], list[tuple[NamedFile, NamedFile]]]:
     """Each file of ``paths`` once, under the first name it is given by (a link and its target, a relative and an absolute name
     are one file, and so are two hard links to it), and each name given again with the first of its file's: the one rule of
@@ -708,18 +719,7 @@ def first_names(paths: Sequence[NamedFile]) -> tuple[list[NamedFile], list[tuple
     unique: list[NamedFile] = []
     again: list[tuple[NamedFile, NamedFile]] = []
     for path in paths:
-        key: object
-        try:
-            # The file itself (device and inode): a hard link had been a second file, inspected and written twice (regression
-            # probe 2026-12-07); a name that leads nowhere (yet) by where it would lead.
-            found = os.stat(path)
-            key = (found.st_dev, found.st_ino)
-        except (ValueError, OSError):
-            try:
-                key = os.path.realpath(path)
-            except (ValueError, OSError):
-                key = f"{path}"
-        if key in first:
+        if (key := file_identity(path)) in first:
             again.append((path, first[key]))
         else:
             first[key] = path
@@ -897,18 +897,15 @@ def load_category(root: str | Path) -> Category:
             base,
             f"lay it out as MVTec-AD does: normal images in {base}/train/good/, test images in {base}/test/<good or defect type>/",
         )
-    unsorted_test = list(test)
     # A test image reached twice under one label (a hard or symbolic link beside its file) is one part: counted twice by the notes
     # and the copies check while scored once (regression probe 2026-12-07). Under two labels it is the caller's to refuse.
     # The name kept is the one with a mask, where only one has (regression probe: the first name's had been kept, maskless).
-    test = sorted(test, key=lambda i: i.mask_path is None)
     label_of = {i.path: i.defect_type for i in test}
-    _, again = first_names(list(label_of))
+    _, again = first_names([i.path for i in sorted(test, key=lambda i: i.mask_path is None)])
     if twice := [(name, first) for name, first in again if label_of[name] == label_of[first]]:
         notes.append(f"{len(twice)} test image(s) are files already listed under another name (e.g. {twice[0][0]} is {twice[0][1]}): "
                      "each is counted once")
     dropped = {name for name, _ in twice}
-    order = {i.path: n for n, i in enumerate(unsorted_test)}
-    test = sorted((i for i in test if i.path not in dropped), key=lambda i: order[i.path])
+    test = [i for i in test if i.path not in dropped]
     taxonomy = base / "taxonomy.json"
     return Category(base, train, test, taxonomy if taxonomy.is_file() else None, notes, sorted(unreadable))

@@ -725,8 +725,12 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
             # 2026-12-07). Strokes and fills painted on see-through, in one colour or several (a black outline round a red fill, a
             # dark green or grey fill with a bright edge), are no black rectangle, and are where the alpha is (regression probes
             # 2026-12-07: rules by the share of dark or opaque pixels had lost one or the other).
-            layer = black >= 4 and drawn.size - black >= 4 and drawn.size >= MASK_LAYER_FILL * box
-            arr = np.where(opaque, colour, 0) if layer else alpha if cut == alpha.max() / 2 else opaque.astype(np.uint8) * 255
+            if black >= 4 and drawn.size - black >= 4 and drawn.size >= MASK_LAYER_FILL * box:
+                arr = np.where(opaque, colour, 0)
+            elif cut == alpha.max() / 2:
+                arr = alpha  # read at half its maximum below, as any mask's values are
+            else:
+                arr = opaque.astype(np.uint8) * 255
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
     if arr.ndim != 2:
