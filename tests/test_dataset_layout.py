@@ -630,3 +630,40 @@ def test_a_test_image_reached_twice_under_one_label_is_one_part(synthetic_catego
     os.link(spots[1], category / "test" / "spot" / "!first.png")
     kept = {i.path.name: i.mask_path for i in load_category(category).test if i.defect_type == "spot"}
     assert "!first.png" not in kept and kept[spots[1].name] is not None and len(kept) == len(spots)
+
+
+def test_lot_masks_are_found_alike_by_datasets_labelled_folders_and_examples(tmp_path, monkeypatch):
+    # Regression probe 2026-12-08: crack/masks/lot1/ was read by `evaluate CATEGORY` and --examples only — `calibrate --defective`
+    # and `evaluate --good/--defective` found no mask, or another image's flat ground_truth/ mask of the name; a lot's own
+    # MASKS/ or a ground_truth/crack/LOT1/ had been passed over for it, and crack/masks/LOT1/ never read.
+    from defectlens.io import dataset
+    from defectlens.io.dataset import masks_for_images
+
+    rng = np.random.default_rng(0)
+    crack = tmp_path / "part" / "test" / "crack"
+    _image(tmp_path / "part" / "train" / "good" / "n.png", rng)
+    lots = [_image(crack / lot / "a.png", rng) for lot in ("lot1", "lot2", "crack")]
+    lot_masks = [_mask(crack / "masks" / lot / "a_mask.png") for lot in ("lot1", "lot2", "crack")]
+    _mask(tmp_path / "part" / "ground_truth" / "crack" / "a_mask.png")  # the mask of an image no longer there
+    notes: list[str] = []
+    assert list(masks_for_images(lots, notes, [crack]).values()) == lot_masks and notes == []
+    assert masks_for_images(lots[:1], notes, [crack / "lot1"]) == {lots[0]: lot_masks[0]}
+    assert [i.mask_path for i in load_category(tmp_path / "part").test] == [lot_masks[2], lot_masks[0], lot_masks[1]]
+    own = _mask(crack / "lot1" / "MASKS" / "a_mask.png")
+    assert masks_for_images(lots[:1], notes, [crack])[lots[0]] == own
+    # A plain folder of labelled parts and an examples folder, the masks' folders in another case.
+    free = tmp_path / "line" / "crack"
+    images = [_image(free / lot / "a.png", rng) for lot in ("lot1", "lot2")]
+    drawn = [_mask(free / "MASKS" / lot.upper() / "a_mask.png") for lot in ("lot1", "lot2")]
+    for given in (free, free.parent):
+        assert list(masks_for_images(images, notes, [given]).values()) == drawn and notes == []
+    examples = examples_from_folders(tmp_path / "line")
+    assert sorted(e.mask_path for e in examples.examples) == drawn and not any("used for none" in n for n in examples.notes)
+    # A lot's masks' folder this user cannot enter: `fit` reads no masks and goes on; the test split is refused where asked for.
+    closed = crack / "masks" / "lot2"
+    real_access = os.access
+    monkeypatch.setattr(dataset.os, "access", lambda path, mode: Path(path) != closed and real_access(path, mode))
+    loaded = load_category(tmp_path / "part")
+    assert loaded.train_good and (closed, "permission denied") in loaded.unreadable_folders
+    with pytest.raises(Exception, match="lot2"):
+        loaded.require_test()

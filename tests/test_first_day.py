@@ -595,6 +595,10 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     assert refit.exit_code == 0, refit.output
     assert ("the memory-bank model with thresholds set by false-alarm target 0.03 (calibrate: 4 good, 4 defective; pixel threshold kept) "
             "that was there is replaced") in _text(refit)
+    # And warns that they are to be set again: the refit decides with its own (lifecycle probe 2026-12-08: a note alone).
+    assert "warning: the thresholds set by false-alarm target 0.03" in _text(refit) and "are not this fit's" in _text(refit)
+    again = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
+    assert again.exit_code == 0 and "are not this fit's" not in _text(again), again.output
 
 
 @pytest.mark.parametrize("where", ["beside", "masks folder"])
@@ -1280,6 +1284,13 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     said = _text(refit)
     assert refit.exit_code == 0 and f"{len(stems)} image(s) already done were inspected by another fit of the model" in said, said
     assert "fitted at 2001-01-01" not in said and "this one 2001-01-01T00:00:00+00:00" in said
+    # Without --resume, another fit's results that would stay beside this run's (not among its inputs) are refused, as other
+    # thresholds are (lifecycle probe 2026-12-08: two models' verdicts listed in one summary).
+    one = sorted(test.glob("*.png"))[:1]
+    mixed = runner.invoke(app, ["inspect", str(other_fit), str(one[0]), "-o", str(out)])
+    said = _text(mixed)
+    assert mixed.exit_code == 2 and f"{len(stems) - 1} result(s) already there were inspected by another model" in said, said
+    assert runner.invoke(app, ["inspect", str(other_fit), str(test), "-o", str(out)]).exit_code == 0  # every one redone: its own
     assert "did not record the fit" not in said and "whose reports word some things otherwise" not in said
     # Results of an earlier defectlens that recorded both (upgrade probe 2026-12-06: 0.3.3's "medium (2.1% of the image)"
     # kept beside this one's "marked area" without a word).
@@ -1323,14 +1334,30 @@ def test_a_refit_of_the_same_part_keeps_its_examples_and_another_part_says_it_dr
         Image.fromarray(texture(rng, 64, 64)).save(other / f"o{i}.png")
     replaced = runner.invoke(app, ["fit", str(other), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert replaced.exit_code in (0, 3), replaced.output
-    # Without a taxonomy the part cannot be told: said so, with the way to keep them, the taxonomy named too (regression probe).
-    assert ("its taxonomy.json and examples/ not kept (no taxonomy to tell its part by: fit again with --taxonomy (the part's "
-            "taxonomy.json) to keep them)" in _text(replaced)) and not (model / "examples").exists()
-    # Of another part (its own taxonomy), and by batch scoring too (regression probe: it said nothing of them).
-    (model / "examples" / "spot").mkdir(parents=True)
+    # Without a taxonomy the part cannot be told: kept, and said, the taxonomy named too (lifecycle probe 2026-12-08: a new
+    # camera's folder fitted into the line's model folder had deleted the examples a person had labelled).
+    assert ("its taxonomy.json and examples/ kept (no taxonomy to tell its part by: remove them if of another part)" in _text(replaced)
+            and sorted(p.name for p in (model / "examples" / "spot").iterdir()))
+    # The same object with a type added to its taxonomy is the same part (they had been "of another part", deleted).
+    grown = json.loads((synthetic_category / "taxonomy.json").read_text())
+    grown["defects"].append({"name": "burn", "description": "a dark burn mark"})
+    (tmp_path / "grown.json").write_text(json.dumps(grown))
+    more_types = runner.invoke(app, ["fit", str(other), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0",
+                                     "--taxonomy", str(tmp_path / "grown.json")])
+    assert more_types.exit_code in (0, 3) and "not kept" not in _text(more_types) and (model / "examples" / "spot").is_dir(), more_types.output
+    # Another part (its own taxonomy) over a person's labelled examples: refused before the work, nothing lost; over an empty
+    # examples/ folder, by batch scoring too, said (regression probe: it said nothing of them).
     gear = tmp_path / "gear"
     gear.mkdir()
     (gear / "taxonomy.json").write_text(json.dumps({"object": "gear", "defects": [{"name": "dent", "description": "a dent"}]}))
+    before = sorted(p.name for p in model.rglob("*"))
+    for detector in ("memory-bank", "batch-scoring"):
+        refused = runner.invoke(app, ["fit", str(gear if detector == "batch-scoring" else elsewhere), "-o", str(model), "--detector", detector,
+                                      "--taxonomy", str(gear / "taxonomy.json")])
+        assert refused.exit_code == 2 and "labelled examples (examples/) of another part" in _text(refused), refused.output
+        assert sorted(p.name for p in model.rglob("*")) == before
+    shutil.rmtree(model / "examples")
+    (model / "examples" / "spot").mkdir(parents=True)
     batch = runner.invoke(app, ["fit", str(gear), "-o", str(model), "--detector", "batch-scoring"])
     assert batch.exit_code == 0 and "its examples/ not kept (of another part)" in _text(batch), batch.output
 

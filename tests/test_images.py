@@ -191,6 +191,11 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
     overlay[drawn] = (255, 0, 0, 255)
     Image.fromarray(overlay).save(tmp_path / "overlay.png")
     assert np.array_equal(load_mask(tmp_path / "overlay.png"), drawn)
+    # A canvas in two tones, neither over half the image (regression probe 2026-12-08: read whole as defect).
+    overlay[:20, :, 3], overlay[20:, :, 3] = 160, 100
+    overlay[drawn] = (255, 0, 0, 255)
+    Image.fromarray(overlay).save(tmp_path / "two_tones.png")
+    assert np.array_equal(load_mask(tmp_path / "two_tones.png"), drawn)
     # A defect filled at half opacity with an opaque outline, a fifth of the image, is defect whole (fifth probe: read as overlay).
     half = np.zeros((40, 30, 4), np.uint8)
     half[10:30, 5:20] = (255, 0, 0, 128)

@@ -562,13 +562,16 @@ def test_a_model_without_a_fingerprint_is_another_model_even_fitted_in_the_same_
     assert batch.provenance.fitted_at == read_descriptor(target).provenance.fitted_at
     gear = tmp_path / "taxonomy.json"
     gear.write_text(json.dumps({"object": "gear", "defects": [{"name": "dent", "description": "a dent"}]}))
-    with pytest.warns(NoteWarning, match=r"examples/ not kept \(of another part\)"):
+    # Another model, whose part cannot be told (the folder had no taxonomy): its examples/ kept, and said (lifecycle probe
+    # 2026-12-08: a person's examples had been deleted for want of a taxonomy).
+    with pytest.warns(NoteWarning, match=r"examples/ kept \(no taxonomy to tell its part by: remove it if of another part\)"):
         batch.save(target, taxonomy=gear)
-    assert not (target / "examples").exists()
-    # Saved from Python with no taxonomy over a folder holding one: said, the taxonomy named (regression probe: dropped
-    # without a word), in the singular.
-    with pytest.warns(NoteWarning, match=r"its taxonomy\.json not kept \(no taxonomy to tell its part by: save with taxonomy= to keep it\)"):
+    assert (target / "examples" / "spot").is_dir()
+    # Saved from Python with no taxonomy over a folder holding one: kept, and said (regression probe: dropped
+    # without a word; lifecycle probe 2026-12-08: a person's files had been deleted for want of a taxonomy).
+    with pytest.warns(NoteWarning, match=r"its taxonomy\.json and examples/ kept \(no taxonomy to tell its part by: remove them if of"):
         Inspector.load(fitted_model).save(target)
+    assert json.loads((target / "taxonomy.json").read_text())["object"] == "gear"
 
 
 def test_a_taxonomy_given_to_load_is_saved_with_the_model(fitted_model, synthetic_category, tmp_path):

@@ -51,15 +51,23 @@ PART_FILES = (TAXONOMY_FILE, EXAMPLES_DIR)
 threshold from `calibrate`) carries them over; a re-save had dropped them."""
 
 
-def not_kept_note(lost: Sequence[str], with_taxonomy: bool, how: str) -> str:
-    """The words a replaced model's note ends with when a new model did not keep what the folder held about its part
-    (``lost``, of :data:`PART_FILES`): of another part, or, saved ``with_taxonomy`` False, of a part it cannot tell, kept
-    ``how`` (``--taxonomy``, ``taxonomy=``). Empty when nothing was lost."""
-    if not lost:
-        return ""
-    names = [f"{name}/" if name == EXAMPLES_DIR else name for name in lost]
-    why = "of another part" if with_taxonomy else f"no taxonomy to tell its part by: {how} to keep {'them' if len(names) > 1 else 'it'}"
-    return f"; its {' and '.join(names)} not kept ({why})"
+def part_files_note(lost: Sequence[str], kept_untold: Sequence[str] = ()) -> str:
+    """The words a replaced model's note ends with about what the folder held about its part (of :data:`PART_FILES`): ``lost``,
+    another part's, not kept; ``kept_untold``, kept with no taxonomy on one side to tell whether they are this part's. Empty
+    when neither."""
+    said = ""
+    for files, how in ((lost, "not kept (of another part)"),
+                       (kept_untold, "kept (no taxonomy to tell its part by: remove {} if of another part)")):
+        if files:
+            names = [f"{name}/" if name == EXAMPLES_DIR else name for name in files]
+            said += f"; its {' and '.join(names)} {how.format('them' if len(names) > 1 else 'it')}"
+    return said
+
+
+def holds_examples(directory: str | Path) -> bool:
+    """Whether the model folder ``directory`` holds labelled examples (a file anywhere under its ``examples/``)."""
+    folder = Path(directory) / EXAMPLES_DIR
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
 def part_taxonomy(directory: str | Path) -> Path | None:
@@ -499,10 +507,24 @@ def describe_model_in(folder: str | Path) -> str | None:
     with contextlib.suppress(DefectlensError):  # its part unsaid: the kind and thresholds still tell it apart
         if (part := part_taxonomy(folder)) is not None:
             words.append(f"of {with_article(load_taxonomy(part).object_name)}")  # "of a electrical commutator" (probe)
-    source = (descriptor.thresholds or {}).get("source")
-    if source and ("calibrate" in source or source == "user"):  # set by hand or on labelled parts: work to redo
+    if (source := _worked_source(descriptor)) is not None:
         words.append(f"with thresholds set by {source}")
     return " ".join(words)
+
+
+def _worked_source(descriptor: ModelDescriptor) -> str | None:
+    """How the model's thresholds were set where that was work to redo (by hand, or by calibrate on labelled parts); else None."""
+    source = (descriptor.thresholds or {}).get("source")
+    return str(source) if source and ("calibrate" in source or source == "user") else None
+
+
+def worked_thresholds(folder: str | Path) -> str | None:
+    """How the thresholds of the model in ``folder`` were set, where by hand or by calibrate (:func:`describe_model_in`'s words);
+    None where they are a fit's own, or there is no model to read."""
+    try:
+        return _worked_source(read_descriptor(folder)) if holds_model(folder) else None
+    except DefectlensError:
+        return None
 
 
 def model_stamp(directory: str | Path) -> tuple[int, int] | None:

@@ -45,10 +45,11 @@ from defectlens.descriptor import (
     Provenance,
     combine_digests,
     describe_model_in,
+    holds_examples,
     holds_model,
     image_digest,
     model_kind,
-    not_kept_note,
+    part_files_note,
     part_taxonomy,
     read_descriptor,
     require_outside_models,
@@ -636,6 +637,36 @@ def _descriptor_in(directory: Path) -> ModelDescriptor | None:
         return read_descriptor(directory) if holds_model(directory) else None
     except DefectlensError:
         return None
+
+
+def part_relation(directory: str | Path, taxonomy: Taxonomy | str | Path | None, trained_on: str | None) -> str:
+    """How the part of the model in ``directory`` stands to a new model's, fitted from the folder ``trained_on`` with the part's
+    ``taxonomy``: "same" (the same training folder, or a taxonomy of the same object, its types grown or not), "other" (a
+    taxonomy of another object), "untold" (no taxonomy on one side to tell by). What the folder holds about its part is kept
+    unless "other": a refit from a new camera's folder, and one with a type added to the taxonomy, had deleted the labelled
+    examples a person had put there (lifecycle probe 2026-12-08)."""
+    held = _descriptor_in(Path(directory))
+    was = held.provenance if held is not None else None
+    if was is not None and trained_on and was.trained_on == trained_on:
+        return "same"
+    held_file = part_taxonomy(directory)
+    if taxonomy is None or held_file is None:
+        return "untold"
+    try:
+        before = load_taxonomy(held_file)
+        now = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+    except DefectlensError:
+        return "untold"
+    return "same" if before.object_name.strip().casefold() == now.object_name.strip().casefold() else "other"
+
+
+def require_part_files_kept(directory: str | Path, taxonomy: Taxonomy | str | Path | None, trained_on: str | None) -> None:
+    """Refuse (:class:`~defectlens.errors.OutputError`) a model of another part (:func:`part_relation`) saved over a folder that
+    holds labelled examples: a person's, they are not another part's model's to delete. Called by `fit` before its work."""
+    if holds_examples(directory) and part_relation(directory, taxonomy, trained_on) == "other":
+        raise OutputError("it holds labelled examples (examples/) of another part (its taxonomy.json names another object); a model "
+                          "saved over it would lose them: nothing saved", directory,
+                          "move its examples/ out of the folder first, or save the model to another folder")
 
 
 def _saved_settings(descriptor: ModelDescriptor) -> InspectorSettings:
@@ -1311,7 +1342,8 @@ class Inspector:
         before anything is written: :class:`~defectlens.errors.ConfigError`). Re-saving a loaded model (new thresholds, say) rewrites the
         card from the same data and keeps what the folder holds about the part
         (:data:`~defectlens.descriptor.PART_FILES`: its taxonomy and examples); so does a new fit of the same part
-        (the same training folder, or a ``taxonomy`` of the same object and types). Another part's are not kept.
+        (:func:`part_relation`), and one that cannot be told (no taxonomy on one side, said). Another part's taxonomy is not
+        kept, and its labelled examples stop the save (:func:`require_part_files_kept`).
         A loaded model saved to another folder takes its part files and exported encoder from the folder it was loaded from;
         a ``taxonomy`` given to :meth:`load` is saved when none is given here, unless the model has one of its own for another
         part or other types (kept, and said).
@@ -1336,7 +1368,10 @@ class Inspector:
         keep = self._same_model_in(held)
         # A new fit of the same part (more images, other settings) keeps the part's examples: a probe's refit on 25
         # commutators where 20 had been fitted deleted the reviewed examples copied in from export-reviews.
-        same_part = keep or self._same_part_in(held, Path(directory), taxonomy)
+        relation = "same" if keep else "other" if held is None else part_relation(directory, taxonomy, self.trained_on)
+        if relation == "other":
+            require_part_files_kept(directory, taxonomy, self.trained_on)
+        same_part = relation != "other"
         # Said of any other fit, of the same images too: a refit (another seed, say) over a calibrated model had
         # dropped its calibrated thresholds without a word. A model re-saved (calibrate, set_thresholds) is no other fit.
         same_fit = self._same_fit_in(held)
@@ -1409,7 +1444,9 @@ class Inspector:
                                           f"on PyTorch — {again}"))
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
-            gone = not_kept_note(lost, taxonomy is not None, "save with taxonomy=")
+            untold = [name for name in PART_FILES if relation == "untold" and name not in lost and (old / name).exists()
+                      and not (name == TAXONOMY_FILE and taxonomy is not None)]
+            gone = part_files_note(lost, untold)
             warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced{gone}"))
 
     def _given_taxonomy_to_save(self) -> Taxonomy | None:
@@ -1446,22 +1483,10 @@ class Inspector:
             return before.fingerprint == self.provenance.fingerprint
         return before.fitted_at == self.provenance.fitted_at and held.detector == self.detector.name
 
-    def _same_part_in(self, held: ModelDescriptor | None, directory: Path, taxonomy: Taxonomy | None) -> bool:
-        """True when the folder's model (``held``) is of this model's part: fitted from the same training folder, or
-        saved with a taxonomy of the same object and types as ``taxonomy``. Its examples are then this part's too."""
-        if held is None:
-            return False
-        was, now = held.provenance, self.provenance
-        if was is not None and now is not None and was.trained_on and was.trained_on == now.trained_on:
-            return True
-        held_taxonomy = part_taxonomy(directory)
-        if taxonomy is None or held_taxonomy is None:
-            return False
-        try:
-            before = load_taxonomy(held_taxonomy)
-        except DefectlensError:
-            return False
-        return (before.object_name, sorted(before.names)) == (taxonomy.object_name, sorted(taxonomy.names))
+    @property
+    def trained_on(self) -> str | None:
+        """The folder of normal images this model was fitted from, as recorded (None: not recorded, or none)."""
+        return self.provenance.trained_on if self.provenance is not None else None
 
     def _same_fit_in(self, held: ModelDescriptor | None) -> bool:
         """True when the folder's model (``held``) is this very fit (saved before: the same fit time, training images and

@@ -652,7 +652,9 @@ def test_sqlite_file_replaced_or_data_folder_gone_mid_run_is_503_never_a_lost_re
         r = upload(client, images["good"])
         assert r.status_code == 503 and "database unavailable" in r.json()["detail"], r.text
         health = client.get("/health")
-        assert health.status_code == 503 and "no such table" in health.json()["store"]
+        # Said as missing, and not made again empty (operator probe 2026-12-08: an empty file came back, "no such table").
+        assert health.status_code == 503 and "database file" in health.json()["store"] and "is missing" in health.json()["store"], health.text
+        assert not db.exists()
         assert health.json()["store"].count("unavailable") == 0  # said once, not wrapped twice
         for f in tmp_path.glob("db.sqlite*"):
             f.unlink()

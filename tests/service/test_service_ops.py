@@ -114,7 +114,56 @@ def test_an_empty_database_beside_stored_pictures_is_said_at_start(pool, images,
     assert "holds no inspection" not in caplog.text
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
-    assert "the database holds no inspection, but the file store" in caplog.text and "lost or replaced" in caplog.text
+    assert "the database's newest inspection is none, but this folder" in caplog.text and "restore the database" in caplog.text
+
+
+def test_a_damaged_database_file_is_found_and_refused_not_served_as_ok(pool, images, tmp_path, caplog):
+    # Operator probe 2026-12-08: a SQLite file copied mid-write, its indexes broken, answered /health "ok" and uploads 201
+    # while the history failed ("database disk image is malformed"); SQLite's quick check finds nothing there.
+    import sqlite3
+    import time
+
+    db = tmp_path / "db.sqlite"
+    with make_app(pool, f"sqlite:///{db}", tmp_path / "data") as client:
+        assert [upload(client, images[n]).status_code for n in ("bad", "good")] == [201, 201]
+    con = sqlite3.connect(db)
+    (a, root_a), (b, root_b) = con.execute("SELECT name, rootpage FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inspections' "
+                                           "AND sql IS NOT NULL ORDER BY name LIMIT 2").fetchall()
+    con.execute("PRAGMA writable_schema = ON")
+    con.executemany("UPDATE sqlite_master SET rootpage = ? WHERE name = ?", [(root_b, a), (root_a, b)])
+    con.commit()
+    con.close()
+    with caplog.at_level(logging.ERROR, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{db}", tmp_path / "data") as client:
+        deadline = time.monotonic() + 10
+        while "the database is damaged" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = client.get("/health")
+        assert health.status_code == 503 and "database damaged (row 1 missing from index" in health.json()["store"], health.text
+        assert upload(client, images["bad"]).status_code == 503
+
+
+def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(pool, images, tmp_path, caplog):
+    # Operator probe 2026-12-08: after one upload to a database made again, the start said nothing, and prune-files and
+    # prune-inspections took every picture of the lost history for an orphan and removed them.
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{tmp_path / 'first.sqlite'}", data) as client:
+        assert [upload(client, images[n]).status_code for n in ("bad", "good")] == [201, 201]
+    with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data) as client:
+        assert upload(client, images["bad"]).json()["id"] == 1
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
+        pass
+    assert "the database's newest inspection is id 1, but this folder" in caplog.text and "has held inspections up to id 2" in caplog.text
+    pictures = sorted(data.glob("[0-9a-f][0-9a-f]/*"))
+    for path in pictures:
+        os.utime(path, (0, 0))
+    lost = ["--db", f"sqlite:///{tmp_path / 'lost.sqlite'}", "--data-dir", str(data)]
+    for args in (["prune-files", *lost], ["prune-inspections", *lost, "--older-than-days", "0"]):
+        refused = CliRunner().invoke(cli, args)
+        said = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and "nothing" in said and "restored from an older backup" in said, refused.output
+    assert sorted(data.glob("[0-9a-f][0-9a-f]/*")) == pictures
+    # The database that goes with them: pruned as before.
+    assert CliRunner().invoke(cli, ["prune-files", "--db", f"sqlite:///{tmp_path / 'first.sqlite'}", "--data-dir", str(data)]).exit_code == 0
 
 
 def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
@@ -173,6 +222,13 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
         app.state.pool.close()  # uvicorn would have, at shutdown
     assert opened.exit_code == 0 and served and "writes are open to anyone reaching this port" in " ".join(opened.output.split())
     assert "reads are open" not in opened.output  # on loopback, the default: this machine alone
+    # The data folder made is said, and the folders above it made too warned of (operator probe 2026-12-08: a path mistyped or a
+    # drive not mounted started a new history without a word).
+    said = " ".join(opened.output.split())
+    assert "made the data folder" in said and "a new history starts there" in said and "folders above it" not in said, said
+    deep = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "nas" / "line3")])
+    served.pop().state.pool.close()  # type: ignore[attr-defined]
+    assert deep.exit_code == 0 and f"with the folders above it from {tmp_path / 'nas'}" in " ".join(deep.output.split()), deep.output
     # Off loopback, with a token: reads are open still, and said (security probe 2026-12-06: nothing said it).
     shared = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "shared"), "--host", "0.0.0.0", "--token", "s3cret"])
     for app in served[1:]:
@@ -273,7 +329,12 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     assert stopped.exit_code == 0 and "stopped as it began serving" in stopped.output, stopped.output
     del served[1:]
     for bad, fix in (("::1", "an address, which is always taken: leave it out"), ("bücher.example", "'xn--bcher-kva.example'"),
-                     ("straße.example", "'xn--strae-oqa.example'"), ("*.", "'*.' is no host name")):
+                     ("straße.example", "'xn--strae-oqa.example'"), ("*.", "'*.' is no host name"),
+                     # Regression probe 2026-12-08: an IPv4 address and an empty label had been taken as names, a wildcard's
+                     # non-ASCII name had no fix, and a bracketed name read as the console's markup ('\\').
+                     ("127.0.0.1.", "an address, which is always taken"), ("[::1", "an address, which is always taken"),
+                     ("a..b", "'a..b' is no host name"), ("*.straße.example", "'*.xn--strae-oqa.example'"),
+                     ("[fe80::1%eth0]", "'[fe80::1%eth0]' is no host name")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).

@@ -24,9 +24,7 @@ from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
 from defectlens.io.dataset import (
-    add_lot_masks,
     closed_lost_and_found,
-    drop_shared_masks,
     file_identity,
     first_names,
     is_good_folder,
@@ -250,13 +248,10 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
 
 
 def _masks_of_examples(type_dir: Path, images: list[Path], notes: list[str]) -> dict[Path, Path | None]:
-    """Each example's mask (:func:`~defectlens.io.dataset.masks_for_images`), and for one in a subfolder of its type (``lot1/``)
-    without one there, in the type's own ``masks/`` (as ``masks/lot1/`` or flat): where the hint says to put them, they had been
+    """Each example's mask, as :func:`~defectlens.io.dataset.masks_for_images` finds it in its type's folder ``type_dir`` (for one
+    in a subfolder of its type, ``lot1/``, in the type's ``masks/lot1/`` too): where the hint says to put them, they had been
     passed over for examples filed by lot (regression probe 2026-12-07)."""
-    masks = masks_for_images(images, notes)
-    add_lot_masks(type_dir, masks)
-    drop_shared_masks(masks, notes)
-    return masks
+    return masks_for_images(images, notes, [type_dir])
 
 
 def _say_copies_across_types(examples: ExampleSet) -> None:

@@ -386,7 +386,7 @@ def calibrate(
         machine = {m.resolve() for root in exports for m in exported_machine_masks(root)}
         # Kept on request: the masks are not read (nor the maps kept for them).
         shared: list[str] = []
-        found = {} if keep_pixel_threshold else {p: m for p, m in masks_for_images(bad_files, shared).items() if m is not None}
+        found = {} if keep_pixel_threshold else {p: m for p, m in masks_for_images(bad_files, shared, defective).items() if m is not None}
         notes(shared)
         masks = {p: m for p, m in found.items() if m.resolve() not in machine}
         if left_out := len(found) - len(masks):

@@ -133,7 +133,7 @@ def _labelled_folders(good: list[Path], defective: list[Path]) -> Category:
         if not count:
             raise DatasetLayoutError(f"no {what} images: the evaluation compares good and defective parts and needs both",
                                      ", ".join(map(str, folders)), f"pass a folder holding images of {what} parts")
-    category = labelled_category(good_files, typed, Path(os.path.commonpath([p.resolve() for p in [*good, *defective]])))
+    category = labelled_category(good_files, typed, Path(os.path.commonpath([p.resolve() for p in [*good, *defective]])), defective)
     category.notes += [f.message for f in problems] + once
     return category
 

@@ -6,7 +6,6 @@ works without the extra installed.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import ipaddress
 import json
@@ -26,10 +25,10 @@ from rich.markup import escape
 
 from defectlens._entry import stopping_signals
 from defectlens.cli.progress import console, interrupted
-from defectlens.io import write_json_atomic
 from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import umask_blocks_owner
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
+from defectlens.service.blobs import SERVICE_FILE
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -63,9 +62,9 @@ def _holds_nothing_kept(folder: Path) -> bool:
 
 
 def _is_address(name: str) -> bool:
-    """Whether ``name`` is an IP address (an IPv6 one bracketed or not)."""
+    """Whether ``name`` is an IP address (an IPv6 one bracketed or not, or half-bracketed: ``[::1``; an IPv4 one with a final dot)."""
     try:
-        ipaddress.ip_address(bare_host(name))
+        ipaddress.ip_address(bare_host(name).strip("[]").removesuffix("."))
     except ValueError:
         return False
     return True
@@ -75,16 +74,18 @@ def _punycode(name: str) -> str:
     """A name of non-ASCII letters as a request's Host header carries it — as browsers and curl write it (UTS 46, "straße" as
     xn--strae-oqa; Python's own codec gives "strasse": regression probe 2026-12-07) where the idna package is installed —, ''
     where it has no such form."""
+    # The wildcard kept as given: "*.straße.example" had had no such form (regression probe 2026-12-08).
+    star, rest = ("*.", name[2:]) if name.startswith("*.") else ("", name)
     try:
         import idna
 
-        return str(idna.encode(name, uts46=True, transitional=False).decode("ascii"))
+        return star + str(idna.encode(rest, uts46=True, transitional=False).decode("ascii"))
     except ImportError:
         pass
     except (idna.IDNAError, UnicodeError):
         return ""
     try:
-        return name.lower().encode("idna").decode("ascii")
+        return star + rest.lower().encode("idna").decode("ascii")
     except UnicodeError:
         return ""
 
@@ -210,10 +211,6 @@ def _same_sqlite_file(url: str, path: Path) -> bool:
     return (file := sqlite_file(url)) is not None and Path(file).resolve() == path.resolve()
 
 
-SERVICE_FILE = "service.json"
-"""Written by `serve` in its data folder: which database the folder's pictures belong to."""
-
-
 def in_memory_sqlite(url: str) -> bool:
     """Whether ``url`` names a SQLite database in memory (``sqlite://``, ``sqlite:///:memory:``, a ``mode=memory`` URI)."""
     from sqlalchemy.engine import make_url
@@ -265,10 +262,12 @@ def _recorded_database(data_dir: Path) -> dict | None:
     return database if isinstance(database, dict) else None
 
 
-def _require_one_service(blobs: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str) -> None:
+def _require_one_service(blobs: Any, referenced: set[str], newest: int | None, db_url: str, data_dir: Path, verb: str) -> None:
     """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
-    the folder (:data:`SERVICE_FILE`) is this one, and the folder holds the pictures the database names (a
-    sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe)."""
+    the folder (:data:`SERVICE_FILE`) is this one, it holds the folder's history (its newest inspection id, ``newest``, not below
+    the one recorded: :meth:`BlobStore.lost_history`), and the folder holds the pictures the database names (a
+    sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe), and so had a database
+    lost and made again (operator probe 2026-12-08: every picture of the history removed). The newest id seen is recorded."""
     fix = "— fix: pass the --data-dir and --db of one service"
     recorded = _recorded_database(data_dir)
     if recorded is not None and not same_database(recorded, db_url, data_dir):
@@ -276,14 +275,19 @@ def _require_one_service(blobs: Any, referenced: set[str], db_url: str, data_dir
                       f"({escape(json.dumps(recorded))}, as `serve` recorded in {SERVICE_FILE}) {fix} (if they are this one's — the "
                       f"server renamed, say — delete {SERVICE_FILE})")
         raise typer.Exit(2)
-    if recorded is not None:
-        return  # the pair `serve` recorded: a folder that lost pictures is still this database's (it had been refused)
     sample = sorted(referenced)[:50]
-    # Most of them, not any: an empty region mask is one picture shared by every good part of every service.
-    if sample and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample):
+    # Most of them, not any: an empty region mask is one picture shared by every good part of every service. Not for the pair
+    # `serve` recorded: a folder that lost pictures is still this database's (it had been refused).
+    if recorded is None and sample and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample):
         console.print(f"[red]error:[/] nothing {verb}: most pictures the database names are not in {escape(str(data_dir))} {fix} "
                       f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
+    if (lost := blobs.lost_history(newest)) is not None:
+        console.print(f"[red]error:[/] nothing {verb}: {escape(lost)}; the pictures of those inspections would be taken for orphans — fix: "
+                      f"restore the database that goes with this folder (to start the history again on purpose, move the pictures "
+                      f"out of the folder, or delete its {SERVICE_FILE})")
+        raise typer.Exit(2)
+    blobs.record_service(None, newest)
 
 
 def _unavailable(exc: Exception) -> str:
@@ -388,27 +392,29 @@ def serve(
     # had become "*", any host (regression probe 2026-12-07).
     given = list(allowed_host or ())
     allowed_host = [n[:-1] if n.endswith(".") and n[:-1] != "*" and is_host_name(n[:-1]) else n for n in given]
-    if bad_names := [g for g, n in zip(given, allowed_host, strict=True) if n != "*" and not is_host_name(n)]:
+    # An address is always taken, and said so as "[::1]" is: "127.0.0.1" and "127.0.0.1." had been taken as names (regression
+    # probe 2026-12-08).
+    if bad_names := [g for g, n in zip(given, allowed_host, strict=True) if n != "*" and (not is_host_name(n) or _is_address(n))]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
         why = ("an address, which is always taken: leave it out" if _is_address(bad) else
                f"give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
                "give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
-        console.print(f"[red]error:[/] --allowed-host {escape(bad)!r} is no host name — fix: {escape(why)}")
+        console.print(f"[red]error:[/] --allowed-host {escape(repr(bad))} is no host name — fix: {escape(why)}")
         raise typer.Exit(2)
     root_path = "" if root_path == "/" else root_path
     # Plain segments, "." and ".." not among them: a browser reads /inspect/.. as the host's root (regression probe 2026-12-07).
     if root_path and (not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", root_path) or {".", ".."} & set(root_path.split("/"))):
         # Written into the page and every URL the API gives: a path of plain segments only.
-        console.print(f"[red]error:[/] --root-path {escape(root_path)!r} is no path a proxy serves under — fix: give it as /NAME "
+        console.print(f"[red]error:[/] --root-path {escape(repr(root_path))} is no path a proxy serves under — fix: give it as /NAME "
                       "(letters, digits, '.', '_', '~', '-', but no segment '.' or '..' alone; /plant/inspect for two levels)")
         raise typer.Exit(2)
     root_path = root_path.rstrip("/")
     if db is not None and in_memory_sqlite(db):
         # Each thread of the service opens its own, empty: it had logged "serving" and answered 503 to every request, for good
         # (regression probe 2026-12-07).
-        console.print(f"[red]error:[/] --db {escape(db)!r} is a database in memory, which each of the service's threads would see "
+        console.print(f"[red]error:[/] --db {escape(repr(db))} is a database in memory, which each of the service's threads would see "
                       "empty and which is gone when it stops — fix: give a file (sqlite:///PATH), or leave --db out for the data "
                       "folder's own")
         raise typer.Exit(2)
@@ -496,10 +502,15 @@ def serve(
             raise typer.Exit(2) from None
     try:
         # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
-        # Best effort: a folder that takes no file is said by /health, and the prune commands then check by the pictures.
-        with contextlib.suppress(OSError):
-            write_json_atomic(data_dir / SERVICE_FILE, {"database": database_identity(config.db_url)})
+        app.state.blobs.record_service(database_identity(config.db_url))
         said = logging.getLogger("defectlens.service")
+        if made is not None:
+            # Said: a path mistyped after a move, or a drive not mounted, had started a new, empty history on the local disk
+            # without a word (operator probe 2026-12-08).
+            above = f", with the folders above it from {made}" if made != Path(os.path.realpath(data_dir)) else ""
+            (said.warning if above else said.info)("made the data folder %s%s: a new history starts there (if the service's data is "
+                                                   "elsewhere — a drive not mounted, a path mistyped — stop it and pass that --data-dir)",
+                                                   data_dir, above)
         shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed ("http://::1:8000/" opens nothing)
         # Each under the name requests and the history use (a folder through a link had been named after the link's target, unsaid).
         served = ", ".join(f"{name} ({printable_text(str(loaded.path))})" if name != str(loaded.path) else name
@@ -688,14 +699,14 @@ def prune_files(
         raise _need_extra(exc) from None
     store = _files_store(db, data_dir)
     try:
-        referenced = store.referenced_files()
+        referenced, newest = store.referenced_files(), store.newest_id()
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] nothing removed: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
     finally:
         store.dispose()
     blobs = BlobStore(data_dir)
-    _require_one_service(blobs, referenced, _db_url(db, data_dir), data_dir, "removed")
+    _require_one_service(blobs, referenced, newest, _db_url(db, data_dir), data_dir, "removed")
     n_files, n_bytes = blobs.prune(referenced, older_than_hours * 3600, dry_run)
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {n_files} file(s), {n_bytes / 2**20:.1f} MiB, that no inspection names; "
@@ -735,9 +746,9 @@ def prune_inspections(
     try:
         # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
         # deleted and this folder's pictures taken for orphans.
-        _require_one_service(blobs, store.referenced_files(), _db_url(db, data_dir), data_dir, "deleted")
+        _require_one_service(blobs, store.referenced_files(), store.newest_id(), _db_url(db, data_dir), data_dir, "deleted")
         if model is not None and (model := store.stored_name(asked := model)) is None:
-            console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(asked)!r} is stored — fix: pass one of "
+            console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
                           f"{escape(', '.join(store.models()) or '(none)')}")
             raise typer.Exit(2)
         gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)

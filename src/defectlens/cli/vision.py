@@ -37,14 +37,15 @@ from defectlens.descriptor import (
     PART_FILES,
     TAXONOMY_FILE,
     describe_model_in,
-    not_kept_note,
     part_card_section,
+    part_files_note,
     part_taxonomy,
     read_descriptor,
     release_of,
     released_before,
     render_card,
     require_outside_models,
+    worked_thresholds,
 )
 from defectlens.detect import FitSummary
 from defectlens.detect.calibration import thresholds_from_normal
@@ -88,6 +89,8 @@ from defectlens.inspector import (
     Failure,
     Inspector,
     InspectorSettings,
+    part_relation,
+    require_part_files_kept,
     scan_images,
 )
 from defectlens.io import (
@@ -400,7 +403,7 @@ def fit(
             raise ConfigError(str(exc), None, "pass --coreset-ratio in (0, 1]") from None
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
         require_outside_models(output, "model")  # before the work, as save refuses it
-        replaced = describe_model_in(output)
+        replaced, worked = describe_model_in(output), worked_thresholds(output)
         if taxonomy is not None:
             # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
             load_taxonomy(taxonomy)
@@ -428,8 +431,9 @@ def fit(
                 load_taxonomy(part)  # refused, as --taxonomy's is (a note had let the model go without it)
             held = _part_files(output)
             carried = _carried_taxonomy(part)
+            relation = part_relation(output, carried, None)
             Inspector.fit([], settings).save(output, taxonomy=carried)
-            _note_replaced(replaced, output, held, carried is not None)
+            _note_replaced(replaced, output, held, relation, carried is not None, worked)
             console.print(f"{escape(str(detector))} model: no normal image needed;"
                           f" inspect at least 8 images of the part at once → {escape(str(output))}")
             # Its one blind spot, said where the model is made: what most of a batch shares looks normal.
@@ -461,6 +465,8 @@ def fit(
             # The part's own taxonomy.json is refused as --taxonomy's is, before the fit: a misspelt key had cost the model its
             # taxonomy after the fit, said in a note, exit 0 (own-dataset probe 2026-12-07).
             load_taxonomy(taxonomy_file)
+        # Before the work, as the save refuses it: a person's labelled examples are not another part's model's to delete.
+        require_part_files_kept(output, taxonomy or taxonomy_file, str(good_dir.resolve()))
         if max_images > 0:
             paths = paths[:max_images]
         if len(paths) < MIN_FIT_IMAGES:
@@ -509,8 +515,9 @@ def fit(
             # The part's taxonomy goes with the model: `inspect`, the service and the reports read it from there.
             held = _part_files(output)
             carried = _carried_taxonomy(taxonomy or taxonomy_file)
+            relation = part_relation(output, carried, inspector.trained_on)
             inspector.save(output, taxonomy=carried)
-        _note_replaced(replaced, output, held, carried is not None)
+        _note_replaced(replaced, output, held, relation, carried is not None, worked)
         summary = inspector.fit_summary
         assert summary is not None  # Inspector.fit always records one
     except DefectlensError as exc:
@@ -619,16 +626,23 @@ def _part_files(folder: Path) -> list[str]:
     return [name for name in PART_FILES if (folder / name).exists()]
 
 
-def _note_replaced(described: str | None, output: Path, held: Sequence[str] = (), with_taxonomy: bool = True) -> None:
+def _note_replaced(described: str | None, output: Path, held: Sequence[str], relation: str, with_taxonomy: bool,
+                   worked: str | None = None) -> None:
     """Say which model a fit replaced (a calibrated model or a trained grounding model takes work
     to make again, and a fit of another part over it was said as 'the memory-bank model'), and what
-    it ``held`` about its part that was not kept (:meth:`Inspector.save` keeps only the same part's):
-    of another part, or, for a fit ``with_taxonomy`` False, of a part this fit cannot tell."""
+    it ``held`` about its part (:meth:`Inspector.save` keeps all but another part's): not kept, of another part, or kept though
+    the part cannot be told (``relation`` "untold": :func:`~defectlens.inspector.part_relation`), the taxonomy but for a fit
+    ``with_taxonomy``; and, where the thresholds replaced were ``worked`` (set by hand or calibrated), that they must be set again:
+    a note alone had said it, and the refit ran on its label-free ones (lifecycle probe 2026-12-08: 7 % false alarms, not 0)."""
     if described is None:
         return
-    gone = not_kept_note([name for name in held if not (output / name).exists()], with_taxonomy,
-                         "fit again with --taxonomy (the part's taxonomy.json)")
+    untold = [name for name in held if relation == "untold" and (output / name).exists() and not (name == TAXONOMY_FILE and with_taxonomy)]
+    gone = part_files_note([name for name in held if not (output / name).exists()], untold)
     notes([f"{output}: the {described} that was there is replaced{gone}"])
+    if worked is not None:
+        console.print(f"[yellow]warning:[/] the thresholds set by {escape(worked)} are not this fit's: it decides with its own label-free "
+                      "ones until they are set again — `defectlens calibrate MODEL --good DIR --defective DIR` on the labelled parts "
+                      "(or --threshold at inspect)")
 
 
 def _carried_taxonomy(path: Path | None) -> Path | None:
@@ -1019,6 +1033,16 @@ def inspect(
     rows: dict[Path, ResultRow] = {}
     todo = files
     taken = {names[p] for p in files}
+    # Made by another fit with the same thresholds (two batch-scoring models have 3 / 3), the results that stay beside this run's
+    # mix two models' verdicts in one summary and gallery: refused as other thresholds are (lifecycle probe 2026-12-08). Those
+    # this run redoes are its own; --resume keeps another fit's as done, and says so below.
+    fit = cast("dict[str, str | None]", audit_record(inspector)["model"])
+    if not resume and (by_other := sorted(n for n in set(earlier) - taken if earlier[n].get("model") not in (None, fit))):
+        was = earlier[by_other[0]].get("model") or {}
+        raise fail(ConfigError(
+            f"{len(by_other)} result(s) already there were inspected by another model ({by_other[0]}.json: fitted at "
+            f"{was.get('fitted_at')}; this one at {fit['fitted_at']}), with the same thresholds: their verdicts would be listed beside "
+            "this run's in one summary", output, "inspect into a new folder (or into this one with --resume, which keeps them as done)"))
     if stay := sorted(set(earlier) - taken):
         # Listed after this run's: a line that inspects into one folder day after day had its 1 122-row summary
         # replaced by the 10 images of the next run, the earlier results left on disk with nothing listing them.
@@ -1053,7 +1077,6 @@ def inspect(
                           "--resume to redo them")
         # Made by another fit with the same thresholds (a refit, thresholds set to the first's): kept as done, and said
         # (determinism probe 2026-12-06: one summary held two fits' verdicts without a word).
-        fit = cast("dict[str, str | None]", audit_record(inspector)["model"])
         if other_fit := [names[p] for p in rows if (earlier.get(names[p]) or {}).get("model") not in (None, fit)]:
             was = (earlier.get(other_fit[0]) or {}).get("model") or {}
             console.print(f"[yellow]note:[/] {len(other_fit)} image(s) already done were inspected by another fit of the model (e.g. "

@@ -377,36 +377,53 @@ def _ground_truth_folder(root: Path, type_folder: str) -> Path:
 
 
 def _mask_below(type_masks: Path | None, type_dir: Path, image: Path) -> Path | None:
-    """The mask of ``image``, read from the type folder ``type_dir`` or a subfolder of it, with the type's masks' folder
-    ``type_masks`` (``ground_truth/<type>``; None: not looked in). An image right in the type folder: in ``type_masks``, then
-    in ``masks/`` beside it, then beside it. An image in a subfolder (``test/crack/lot1/``): in the subfolder of
-    ``type_masks`` named as its own (``ground_truth/crack/lot1/``), then in its own ``masks/`` or beside it, and only then in
-    ``type_masks`` itself — whose ``<stem>_mask.png`` may be another image's of that name (``test/crack/001.png``; regression
-    probe 2026-12-07). The one rule of a dataset and of labelled folders: `evaluate CATEGORY` had passed over the ``masks/``
-    folders `calibrate` read, and images in a type's subfolders had lost their masks (any image format, any case:
-    :func:`mask_in`)."""
+    """The mask of ``image``, read from the folder ``type_dir`` (a defect type's, or a folder given) or a subfolder of it, with
+    the type's masks' folder ``type_masks`` (``ground_truth/<type>``; None: there is none). An image right in ``type_dir``: in
+    ``type_masks``, then in ``masks/`` beside it, then beside it. An image in a subfolder (a lot: ``test/crack/lot1/``): in the
+    subfolder of ``type_masks`` named as its own (``ground_truth/crack/lot1/``), then in its own ``masks/`` or beside it, then
+    in the lot's folder of a ``masks/`` above it (``crack/masks/lot1/``, nearest first), and only then — where no image right in
+    ``type_dir`` has its name, whose it would be — in ``type_masks`` or ``type_dir``'s ``masks/`` by its name alone. The one rule
+    of a dataset, of labelled folders (`calibrate`, `evaluate --good/--defective`) and of an examples folder (regression probes
+    2026-12-07 and 2026-12-08: each had read a part of it, and images filed by lot had lost their masks, or taken another image's
+    of their name); any image format and case (:func:`mask_in`), each folder in any case."""
     own = folder_any_case(image.parent, MASKS_FOLDER)
     nested = image.parent.relative_to(type_dir).parts
-    if type_masks is None:
-        return mask_in(own, image)
     if not nested:
-        return mask_in(type_masks, image) or mask_in(own, image)
-    if path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)) is not None:
+        return (mask_in(type_masks, image) if type_masks is not None else None) or mask_in(own, image)
+    if type_masks is not None and path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)):
         return found
     if (found := mask_in(own, image)) is not None:
         return found
-    # The flat one is the mask of an image of that name right in the type folder, where there is one (regression probe
-    # 2026-12-07: taken for both, it was dropped for both).
+    for depth in range(len(nested) - 1, -1, -1):
+        lot_masks = folder_any_case(type_dir.joinpath(*nested[:depth]), MASKS_FOLDER, *nested[depth:])
+        if path_is(lot_masks, "dir") and (found := mask_in(lot_masks, image)) is not None:
+            return found
     index = names_by_fold(type_dir)
-    return None if any(folded_name(image.stem + suffix) in index for suffix in IMAGE_SUFFIXES) else mask_in(type_masks, image)
+    if any(folded_name(image.stem + suffix) in index for suffix in IMAGE_SUFFIXES):
+        return None
+    return (mask_in(type_masks, image) if type_masks is not None else None) or mask_in(folder_any_case(type_dir, MASKS_FOLDER), image)
+
+
+def _mask_or_unreadable(type_masks: Path, type_dir: Path, image: Path, unreadable: list[tuple[Path, str]]) -> Path | None:
+    """:func:`_mask_below`, or None with the masks' folder it cannot read added to ``unreadable``: refused there, a lot's
+    ``masks/`` closed to this user had stopped `fit`, which reads no masks (regression probe 2026-12-08); the commands that
+    read them refuse it."""
+    try:
+        return _mask_below(type_masks, type_dir, image)
+    except DatasetLayoutError as exc:
+        closed = Path(exc.path or type_dir)
+        if all(folder != closed for folder, _ in unreadable):
+            unreadable.append((closed, unreadable_folder(closed, os.X_OK) or "cannot be read"))
+        return None
 
 
 LABELLED_SPLITS = ("test", "validation")
 """Split folders whose images are labelled by type folder, with masks in ``ground_truth/``."""
 
 
-def mask_for_image(image: str | Path) -> Path | None:
-    """The ground-truth mask of a defective image, wherever it is kept; None when there is none.
+def mask_for_image(image: str | Path, given_in: str | Path | None = None) -> Path | None:
+    """The ground-truth mask of a defective image, wherever it is kept; None when there is none. ``given_in``: the folder the
+    image was found in (``--defective FOLDER``), whose subfolders are lots (:func:`_mask_below`).
 
     In the MVTec layout (``<category>/test/<type>/<name>``, or a ``validation/`` split beside
     ``test/``, which shares its masks; the image in a subfolder of ``<type>`` too, as a dataset's are read)
@@ -419,19 +436,20 @@ def mask_for_image(image: str | Path) -> Path | None:
     # normalised: a ".." after a link is the link's target's parent, as the system reads it (regression probe 2026-12-07).
     cwd = Path.cwd()
     path = cwd / image
-    found = _dataset_or_folder_mask(path)
+    found = _dataset_or_folder_mask(path, None if given_in is None else cwd / given_in)
     if found is None and (real := Path(os.path.realpath(path.parent)) / path.name) != path:
         # Through a link to a dataset's type folder (a line's folder linked into the dataset, or the other way): its
         # ground_truth/ is beside the folder linked to, which the path as given does not show (regression probe 2026-12-07).
-        found = _dataset_or_folder_mask(real)
+        found = _dataset_or_folder_mask(real, None)
     # Named as the image was: relative to the working folder for an image given so (messages and JSON had turned absolute).
     if found is None or Path(image).is_absolute():
         return found
     return found.relative_to(cwd) if found.is_relative_to(cwd) else Path(os.path.relpath(found, cwd))
 
 
-def _dataset_or_folder_mask(path: Path) -> Path | None:
-    """:func:`mask_for_image` of the absolute ``path``, as its folders are named."""
+def _dataset_or_folder_mask(path: Path, given_in: Path | None) -> Path | None:
+    """:func:`mask_for_image` of the absolute ``path``, as its folders are named; out of a dataset, read as found in the folder
+    ``given_in`` where it is below it."""
     if folded_name(path.parent.parent.name) in LABELLED_SPLITS:
         type_dir: Path | None = path.parent
     else:
@@ -443,12 +461,12 @@ def _dataset_or_folder_mask(path: Path) -> Path | None:
                                          and unreadable_folder(gt, os.X_OK) is None):
             type_dir = None
     if type_dir is None or is_good_folder(type_dir):
-        return _mask_below(None, path.parent, path)
+        return _mask_below(None, given_in if given_in is not None and path.parent.is_relative_to(given_in) else path.parent, path)
     return _mask_below(_ground_truth_folder(type_dir.parent.parent, type_dir.name), type_dir, path)
 
 
 MASK_PLACES = ("ground_truth/<type>/<name>_mask.* (or <name>.*) beside test/ in a dataset, else masks/<name>_mask.* or <name>_mask.* "
-               "beside the image")
+               "beside the image, or for an image in a lot's subfolder masks/<lot>/<name>_mask.* in a folder above it")
 """Where a defective image's mask is looked for (:func:`mask_for_image`), as messages say it."""
 _GROUND_TRUTH_LOOKALIKES = frozenset({"groundtruth", "ground-truth", "ground truth", "gt", "mask", "masks", "label", "labels", "annotations"})
 
@@ -482,11 +500,13 @@ def mask_places_note(images: Sequence[Path]) -> str:
     return said
 
 
-def masks_for_images(images: Sequence[Path], notes: list[str]) -> dict[Path, Path | None]:
-    """Each image's :func:`mask_for_image`, none where two images would take one mask (said in ``notes``): images of one
-    name in two subfolders of a type had both been given the one ``ground_truth/`` mask (regression probe 2026-12-07), where
-    a dataset read by `evaluate CATEGORY` gives it to neither."""
-    masks = {Path(p): mask_for_image(p) for p in images}
+def masks_for_images(images: Sequence[Path], notes: list[str], given_in: Sequence[Path] = ()) -> dict[Path, Path | None]:
+    """Each image's :func:`mask_for_image` as found in the outermost of the folders ``given_in`` that holds it, none where two
+    images would take one mask (said in ``notes``): images of one name in two subfolders of a type had both been given the one
+    ``ground_truth/`` mask (regression probe 2026-12-07), where a dataset read by `evaluate CATEGORY` gives it to neither."""
+    cwd = Path.cwd()
+    folders = sorted((f for f in given_in if path_is(f, "dir")), key=lambda f: len((cwd / f).parts))
+    masks = {Path(p): mask_for_image(p, next((f for f in folders if (cwd / p).is_relative_to(cwd / f)), None)) for p in images}
     drop_shared_masks(masks, notes)
     return masks
 
@@ -614,15 +634,15 @@ def exported_machine_masks(export: Path) -> set[Path]:
     return found
 
 
-def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]], root: Path) -> Category:
+def labelled_category(good: Sequence[Path], defective: Sequence[tuple[Path, str]], root: Path, given_in: Sequence[Path] = ()) -> Category:
     """A test split from images labelled by the folders they were given in (no MVTec layout): every
     ``good`` image good, each ``defective`` image of the type given beside it, its mask found as
     :func:`mask_for_image` finds one (``<stem>_mask.png`` beside it or in ``masks/``, or MVTec's
-    ground_truth/). ``root`` names the split in reports. `calibrate` had pointed to `evaluate`, which
+    ground_truth/), as found in the folders ``given_in``. ``root`` names the split in reports. `calibrate` had pointed to `evaluate`, which
     took only a category in the MVTec layout."""
     test = [LabelledImage(Path(p), GOOD, None) for p in good]
     notes: list[str] = []
-    masks = masks_for_images([Path(p) for p, _ in defective], notes)
+    masks = masks_for_images([Path(p) for p, _ in defective], notes, given_in)
     test += [LabelledImage(Path(p), defect_type, masks[Path(p)]) for p, defect_type in defective]
     return Category(Path(root), [], test, notes=notes)
 
@@ -741,30 +761,6 @@ def picture_copies(paths: Sequence[Path]) -> dict[Path, Path]:
     return copies
 
 
-def add_lot_masks(type_dir: Path, masks: dict[Path, Path | None]) -> None:
-    """Give each image in a subfolder of its type (``lot1/``) the mask its lot keeps in the type's own ``masks/`` (``masks/lot1/``),
-    before a mask found by its name alone in a flat folder; else, without one, the type's flat ``masks/`` mask no image claims
-    and no image at the type's top shares a name with: where the hint says to put them, they had been passed over for images
-    filed by lot, in an examples folder and in a dataset's test split alike (regression probes 2026-12-07)."""
-    claimed = {m for m in masks.values() if m is not None}
-    own_masks = folder_any_case(type_dir, MASKS_FOLDER)  # MASKS/ too, as every masks/ folder is read
-    top_names = {folded_name(p.stem) for p in masks if p.parent == type_dir}
-    for image, mask in list(masks.items()):
-        if image.parent == type_dir or not image.is_relative_to(type_dir):
-            continue
-        lot = image.parent.relative_to(type_dir)
-        # The lot's own (its folder, its masks/, or a folder named as the lot: ground_truth/crack/lot1/) stands.
-        if mask is not None and (mask.parent in (image.parent, image.parent / MASKS_FOLDER) or
-                                 mask.parent.parts[-len(lot.parts):] == lot.parts):
-            continue
-        # The lot's folder of masks; else, for an image with none, the flat one (not a top-level image's of its name).
-        places = [own_masks / lot] + ([own_masks] if mask is None and folded_name(image.stem) not in top_names else [])
-        for folder in places:
-            if path_is(folder, "dir") and (found := mask_in(folder, image)) is not None and found not in claimed:
-                masks[image] = found
-                break
-
-
 def drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
     """Two images of one stem (``a.png`` and ``a.jpg``) would both take ``a_mask.png``: the mask
     belongs to one of them, and which one the name cannot say, so neither gets it."""
@@ -858,13 +854,12 @@ def load_category(root: str | Path) -> Category:
                              f"{type_masks.name}/ by that exact name, which is not there — give this user read permission on it "
                              "to find a folder of another case")
             # In the masks' folder found above once for the type (each image had looked for it again).
-            masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_below(type_masks, type_dir, img) for img in images}
+            masks = {img: None if good or gt_why is not None or masks_why is not None else _mask_or_unreadable(type_masks, type_dir, img, unreadable)
+                     for img in images}
             if not good and type_dir.is_symlink():
                 # A type folder linked in from another dataset: its masks are beside the folder linked to, as --defective finds
                 # them (regression probe 2026-12-07: `evaluate CATEGORY` had found none, pixel metrics n/a).
                 masks = {img: mask if mask is not None else mask_for_image(img) for img, mask in masks.items()}
-            if not good and gt_why is None and masks_why is None:
-                add_lot_masks(type_dir, masks)
             drop_shared_masks(masks, notes)
             if not good and gt_why is None and masks_why is None and path_is(type_masks, "dir"):
                 # ground_truth/Crack beside ground_truth/crack: the masks in the other were passed over without a word.

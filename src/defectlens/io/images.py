@@ -681,9 +681,13 @@ see-through (:func:`mask_as_drawn`): a layer is a rectangle, painted strokes are
 
 
 OVERLAY_SHARE = 0.5
-"""Share of a mask's pixels at one see-through level between none and the most opaque over which they are a translucent overlay
+"""Share of a mask's pixels at see-through levels between none and the most opaque over which they are a translucent overlay
 the defect is drawn on (:func:`_alpha_cut`): a dimmed canvas covers most of the image; a defect filled at half opacity with an
 opaque outline covers less, and is defect (regression probe 2026-12-07: at 5 %, such fills had been lost)."""
+OVERLAY_TONE = 0.1
+"""Share of a mask's pixels one see-through level must hold to count towards :data:`OVERLAY_SHARE`: a canvas in two tones (45 %
+at alpha 160, 45 % at 100) is an overlay (regression probe 2026-12-08: read whole as defect), the many faint levels of a
+soft-edged brush stroke are not."""
 
 
 def _alpha_cut(alpha: np.ndarray) -> float:
@@ -692,8 +696,8 @@ def _alpha_cut(alpha: np.ndarray) -> float:
     read at half, the overlay had been defect (regression probe 2026-12-07)."""
     top = float(alpha.max())
     levels, counts = np.unique(alpha, return_counts=True)
-    overlay = [float(v) for v, n in zip(levels, counts, strict=True) if 0 < v < top and n > OVERLAY_SHARE * alpha.size]
-    return (max(overlay) + top) / 2 if overlay else top / 2
+    tones = [(float(v), int(n)) for v, n in zip(levels, counts, strict=True) if 0 < v < top and n >= OVERLAY_TONE * alpha.size]
+    return (max(v for v, _ in tones) + top) / 2 if sum(n for _, n in tones) > OVERLAY_SHARE * alpha.size else top / 2
 
 
 def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = None) -> np.ndarray:

@@ -608,9 +608,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             await run_in_threadpool(store.check, True)
             # A lost SQLite file comes back empty on the next connection, and a restart then runs on
             # from id 1 with every stored picture orphaned, without a word (probe 2026-12-05).
-            if await run_in_threadpool(store.count) == 0 and blobs.holds_files():
+            newest = await run_in_threadpool(store.newest_id)
+            if (lost := await run_in_threadpool(blobs.lost_history, newest)) is not None:
+                # After one upload the count below passes, and a prune then took every older picture for an orphan (operator
+                # probe 2026-12-08): told by the newest id the folder has seen, which the prune commands refuse by too.
+                log.warning("%s: restore the database that goes with them; the prune commands refuse this folder until then", lost)
+            elif newest is None and await run_in_threadpool(blobs.holds_files):
                 log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
+            await run_in_threadpool(blobs.record_service, None, newest)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         stop = threading.Event()
@@ -620,6 +626,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # start-up for 300 000 of them, growing with the store).
             try:
                 with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
+                    if (damage := store.check_integrity()) is not None:
+                        log.error("the database is damaged (%s): every request is refused with 503 until it is restored or repaired "
+                                  "and the service restarted on it", damage)
                     for note in stored_history_notes(store, pool, store_options(config)):
                         log.warning("%s", note)
             except Exception as exc:  # noqa: BLE001 - a note not said is no reason to stop watching
@@ -641,11 +650,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                         failing.add(check.__name__)
                 if stop.wait(STORE_WATCH_SECONDS):
                     return
-                checks = [probe_store, refresh_sizes, note_models_changed]
+                checks = [probe_store, refresh_sizes, note_models_changed, note_newest]
 
         threading.Thread(target=watch, name="defectlens-store-watch", daemon=True).start()
         yield
         stop.set()
+        with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
+            blobs.record_service(None, store.newest_id())  # the watch's last word: a run shorter than its period had recorded none
         store.dispose()
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
@@ -1271,6 +1282,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             metrics.disk_free.set(blobs.free_bytes())
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
             metrics.stored.set(store.count())
+
+    def note_newest() -> None:
+        """Raise the newest inspection id recorded in the data folder (on the watch thread), by which a database lost or
+        restored from an older backup is told later (:meth:`BlobStore.lost_history`)."""
+        with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
+            blobs.record_service(None, store.newest_id())
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer",
              responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database or the file store does not "

@@ -6,15 +6,18 @@ that this module checks: no path from a request reaches the file system.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from defectlens.io import write_bytes_atomic
+from defectlens.io import write_bytes_atomic, write_json_atomic
 
 _SHA = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
@@ -27,6 +30,12 @@ MIN_FREE_BYTES = 32 * 2**20
 DOWN_FREE_BYTES = 2**20
 """Free space under which the file store is down: a write of 64 kB may still pass on a disk whose
 last blocks are kept for root, while no upload would."""
+SERVICE_FILE = "service.json"
+"""Kept in the data folder: which database its pictures belong to (``database``, written by `serve`), and the newest inspection
+that database has been seen to hold (:data:`NEWEST_INSPECTION`)."""
+NEWEST_INSPECTION = "newest_inspection"
+"""The key of :data:`SERVICE_FILE` that holds the highest inspection id seen stored: ids are never given twice, so a database
+whose newest is below it was lost, replaced or restored from an older backup, and holds no record of the newer pictures."""
 
 
 class BlobStore:
@@ -100,6 +109,46 @@ class BlobStore:
     def holds(self, sha: str) -> bool:
         """Whether a file of digest ``sha`` is stored (in any format)."""
         return _SHA.fullmatch(sha) is not None and any((self.root / sha[:2]).glob(f"{sha}.*"))
+
+    def service_record(self) -> dict[str, Any]:
+        """What the folder's :data:`SERVICE_FILE` holds; empty where there is none or it cannot be read."""
+        try:
+            record = json.loads((self.root / SERVICE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def recorded_newest(self) -> int:
+        """The highest inspection id recorded as seen stored (0: none recorded)."""
+        mark = self.service_record().get(NEWEST_INSPECTION)
+        return mark if isinstance(mark, int) and not isinstance(mark, bool) and mark > 0 else 0
+
+    def record_service(self, database: dict[str, str] | None = None, newest: int | None = None) -> None:
+        """Record the folder's database (``database``; None: the one recorded stays) and raise the recorded newest inspection id
+        to ``newest`` (never lowered). Best effort: a folder that takes no file is said by /health, and the prune commands then
+        check by the pictures."""
+        record = self.service_record()
+        mark = max(self.recorded_newest(), newest or 0)
+        if (database is None or record.get("database") == database) and mark == self.recorded_newest():
+            return
+        if database is not None:
+            record["database"] = database
+        if mark:
+            record[NEWEST_INSPECTION] = mark
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.root / SERVICE_FILE, record)
+
+    def lost_history(self, newest: int | None) -> str | None:
+        """Why the database whose newest inspection id is ``newest`` (None: it holds none) does not hold this folder's history,
+        or None where it may: its newest below the id recorded as seen stored while the folder holds pictures. A database lost
+        and made again, or restored from an older backup, names none of the newer pictures, which a prune had then removed
+        as orphans (every one of 162 after a lost database; operator probe 2026-12-08)."""
+        mark = self.recorded_newest()
+        if (newest or 0) >= mark or not self.holds_files():
+            return None
+        return (f"the database's newest inspection is {f'id {newest}' if newest else 'none'}, but this folder ({self.root}) has held "
+                f"inspections up to id {mark}: the database was lost, replaced or restored from an older backup, and names none of "
+                "the newer ones' pictures")
 
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,6 +256,20 @@ def make_engine(url: str) -> Engine:
         in_memory = make_url(url).database in (None, "", ":memory:")
         pooling: dict[str, Any] = {} if in_memory else {"poolclass": NullPool}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True, **pooling)
+        file = None if in_memory else sqlite_file(url)
+        opened = [False]  # whether a connection to the file has been made
+
+        @event.listens_for(engine, "do_connect")
+        def _not_made_again(*_args: Any) -> None:
+            # Once opened, a file gone from under the service is said as missing, not made again empty: it had come back as an
+            # empty database, which a restart then served from id 1 beside the old history's pictures (operator probe 2026-12-08).
+            if file is not None and opened[0] and not os.path.exists(file):
+                raise sqlite3.OperationalError(f"the database file {file} is missing (moved or deleted while served): put it back; an "
+                                               "empty one is not made in its place")
+
+        @event.listens_for(engine, "connect")
+        def _opened(*_args: Any) -> None:
+            opened[0] = True
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
