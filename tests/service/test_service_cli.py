@@ -160,7 +160,6 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
     before uvicorn took over, ended with 130 and "run the command again to finish"."""
     from typer.testing import CliRunner
 
-    import defectlens.cli.service as service_cli
     from defectlens.cli import app
     from defectlens.service.db import sqlite_file, sqlite_url
 
