@@ -599,6 +599,11 @@ def test_calibrate_without_masks_keeps_the_pixel_threshold(fitted_model, synthet
     assert "warning: the thresholds set by false-alarm target 0.03" in _text(refit) and "are not this fit's" in _text(refit)
     again = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64", "--extra-neighbourhood", "0"])
     assert again.exit_code == 0 and "are not this fit's" not in _text(again), again.output
+    # Through a link, the folder written over is named (lifecycle probe 2026-12-08: only the link's name was said).
+    (tmp_path / "current").symlink_to(model)
+    linked = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "current"), "--image-size", "64",
+                                 "--extra-neighbourhood", "0"])
+    assert linked.exit_code == 0 and f"current (a link to {model.resolve()}): the memory-bank model" in _text(linked), linked.output
 
 
 @pytest.mark.parametrize("where", ["beside", "masks folder"])
@@ -1257,6 +1262,12 @@ def test_calibrate_on_a_full_disk_says_so_before_scoring(fitted_model, synthetic
     room = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
                                "--defective", str(synthetic_category / "test" / "spot")])
     assert "free on its disk" not in _text(room) and scored == [1], room.output
+    # A fit over it too, before its work (lifecycle probe 2026-12-08: said after the whole fit).
+    monkeypatch.setattr(shell, "disk_usage", lambda path: usage(10**9, 10**9 - 2**16, 2**16))
+    refit = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(model), "--image-size", "64"])
+    said = _text(refit)
+    assert refit.exit_code == 2 and "the new model (about the size of the one it replaces) needs about" in said, said
+    assert "checking" not in said and "fitting" not in said
 
 
 def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitted_model, synthetic_category, tmp_path):

@@ -117,6 +117,24 @@ def test_an_empty_database_beside_stored_pictures_is_said_at_start(pool, images,
     assert "the database's newest inspection is none, but this folder" in caplog.text and "restore the database" in caplog.text
 
 
+def test_a_refused_upload_is_logged_with_its_reason_and_every_answer_named(pool, images, tmp_path, caplog):
+    # Operator probe 2026-12-08: a failed inspection left only the access log's "POST /inspections 422" (nothing with
+    # --no-access-log), and a station's X-Request-ID was neither kept nor sent back.
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(os.urandom(1000))
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                                                                        tmp_path / "data") as client:
+        with junk.open("rb") as fh:
+            refused = client.post("/inspections", files={"file": ("junk.png", fh, "image/png")}, headers={"X-Request-ID": "station7-0042"})
+        stored = upload(client, images["good"])
+        health = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert refused.status_code == 422 and refused.headers["X-Request-ID"] == "station7-0042"
+    assert "upload refused with 422 (request station7-0042): " in caplog.text and "junk.png" in caplog.text, caplog.text
+    assert stored.status_code == 201 and re.fullmatch(r"[0-9a-f]{16}", stored.headers["X-Request-ID"])
+    assert re.fullmatch(r"[0-9a-f]{16}", health.headers["X-Request-ID"])  # one it cannot log as given is replaced
+    assert caplog.text.count("upload refused") == 1
+
+
 def test_a_damaged_database_file_is_found_and_refused_not_served_as_ok(pool, images, tmp_path, caplog):
     # Operator probe 2026-12-08: a SQLite file copied mid-write, its indexes broken, answered /health "ok" and uploads 201
     # while the history failed ("database disk image is malformed"); SQLite's quick check finds nothing there.

@@ -50,7 +50,7 @@ from defectlens.io.dataset import (
 )
 from defectlens.io.images import image_digest
 from defectlens.io.names import within_bytes
-from defectlens.io.outputs import NAME_MAX, require_output_file, require_room, require_writable_parent, saving_in
+from defectlens.io.outputs import NAME_MAX, model_copy_room, require_output_file, require_room, require_writable_parent, saving_in
 from defectlens.types import Thresholds
 
 SCORE_BATCH = 16
@@ -327,10 +327,9 @@ def calibrate(
             clean_stale_temporaries(model_dir.parent, model_dir.name)
             # Saved as a copy swapped in for the old: room for that copy, before the scoring (a full disk had been found out
             # after it; concurrency probe 2026-12-06).
-            size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
             # One copy: the old model's files are on that disk already (twice their size had refused a disk that could take it;
-            # interruption probe 2026-12-06), and a MiB for the plot and the descriptor.
-            require_room(model_dir.parent, size + 2**20, "calibrated model")
+            # interruption probe 2026-12-06).
+            require_room(model_dir.parent, model_copy_room(model_dir), "calibrated model")
         # A model's name of 248 to 255 bytes (fit writes them) had no room for ".roc.png": refused unless --plot (regression probe).
         planned = plot or model_dir.parent / f"{within_bytes(model_dir.name, NAME_MAX - len('.roc.png'))}.roc.png"
         plot_path: Path | None = planned

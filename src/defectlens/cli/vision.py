@@ -117,9 +117,11 @@ from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import (
     can_write,
     lock_folder,
+    model_copy_room,
     require_apart_from,
     require_output_folder,
     require_output_path,
+    require_room,
     saving_in,
     unique_output_names,
 )
@@ -404,6 +406,10 @@ def fit(
         require_replaceable_folder(output, Inspector.is_model_dir, "model")
         require_outside_models(output, "model")  # before the work, as save refuses it
         replaced, worked = describe_model_in(output), worked_thresholds(output)
+        if replaced is not None:
+            # Room for a model about the size of the one it replaces, before the work: a full disk had been found out after the
+            # whole fit, where calibrate refuses it first (lifecycle probe 2026-12-08).
+            require_room(output.parent, model_copy_room(output), "new model (about the size of the one it replaces)")
         if taxonomy is not None:
             # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
             load_taxonomy(taxonomy)
@@ -638,7 +644,10 @@ def _note_replaced(described: str | None, output: Path, held: Sequence[str], rel
         return
     untold = [name for name in held if relation == "untold" and (output / name).exists() and not (name == TAXONOMY_FILE and with_taxonomy)]
     gone = part_files_note([name for name in held if not (output / name).exists()], untold)
-    notes([f"{output}: the {described} that was there is replaced{gone}"])
+    # Through a link, the folder linked to is the one replaced, named (lifecycle probe 2026-12-08: "current" was said, and
+    # "v1" it linked to — the version kept to roll back to — was the one written over).
+    shown = f"{output} (a link to {os.path.realpath(output)})" if output.is_symlink() else str(output)
+    notes([f"{shown}: the {described} that was there is replaced{gone}"])
     if worked is not None:
         console.print(f"[yellow]warning:[/] the thresholds set by {escape(worked)} are not this fit's: it decides with its own label-free "
                       "ones until they are set again — `defectlens calibrate MODEL --good DIR --defective DIR` on the labelled parts "

@@ -143,6 +143,12 @@ def saving_in(path: Path) -> Iterator[None]:
         os.close(fd)  # the lock goes with the descriptor
 
 
+def model_copy_room(model_dir: Path) -> int:
+    """Bytes a model saved over ``model_dir`` needs free beside it, by the size of the one there: each save writes a whole copy
+    and swaps it in, the old one's files already on that disk, and a MiB for the descriptor, card and a plot."""
+    return sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) + 2**20
+
+
 def require_room(folder: Path, needed: int, what: str) -> None:
     """Refuse, before any work, a ``folder`` whose disk has less than ``needed`` bytes free for the ``what`` written
     there: `calibrate` on a full disk had scored every image, then found no room to save the model."""

@@ -16,6 +16,7 @@ import hmac
 import html
 import io
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ import shlex
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -256,6 +258,57 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+"""The header that names a request: taken from the client where it sends a plain one (a proxy's, a station's), else made; sent
+back on every answer, and in the log line of a refused upload."""
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REFUSAL_LOGGED = 2048
+"""Bytes of a refused upload's answer read for the log line's reason."""
+
+
+class RequestId:
+    """ASGI middleware: each request named by :data:`REQUEST_ID_HEADER`, and each refused upload (``POST /inspections`` answered
+    4xx or 5xx) logged with that name, its status and the reason the client was given. A failed inspection had left only the
+    access log's `"POST /inspections" 422` — no reason, nothing to tell it from another, nothing at all with --no-access-log —
+    and a station's own request id was neither kept nor sent back (operator probe 2026-12-08)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
+        upload = scope["method"] == "POST" and scope.get("path") == "/inspections"
+        status, answer = 0, bytearray()
+
+        async def named(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]}
+            elif message["type"] == "http.response.body" and upload and status >= 400:
+                answer.extend(message.get("body", b"")[: REFUSAL_LOGGED - len(answer)])
+                if not message.get("more_body", False):
+                    log.warning("upload refused with %d (request %s): %s", status, request_id, _refusal_reason(bytes(answer)))
+            await send(message)
+
+        await self.app(scope, receive, named)
+
+
+def _refusal_reason(answer: bytes) -> str:
+    """The reason a refused request was given (its JSON's ``detail``; a list of field errors as their messages), printable."""
+    try:
+        detail = json.loads(answer).get("detail")
+    except (ValueError, AttributeError):
+        return str(_printable(answer.decode("utf-8", "replace"), 300))
+    if isinstance(detail, list):
+        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    return str(_printable(str(detail), 300))
 
 
 def upload_limit_words(limit: int, path: str = "/inspections") -> str:
@@ -1336,6 +1389,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     # Outermost: every check and route sees the GET a HEAD stands for.
     app.add_middleware(HeadAsGet)
+    app.add_middleware(RequestId)  # outermost: every answer named, the guard's refusals too
     return app
 
 
