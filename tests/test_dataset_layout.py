@@ -659,6 +659,13 @@ def test_lot_masks_are_found_alike_by_datasets_labelled_folders_and_examples(tmp
         assert list(masks_for_images(images, notes, [given]).values()) == drawn and notes == []
     examples = examples_from_folders(tmp_path / "line")
     assert sorted(e.mask_path for e in examples.examples) == drawn and not any("used for none" in n for n in examples.notes)
+    # Second probe: a lot image's flat mask in its type's masks/, the folder given being the types' parent; masks/ beside MASKS/,
+    # both read.
+    flat = _image(free / "lot3" / "f.png", rng)
+    flat_mask = _mask(free / "masks" / "f_mask.png")
+    other_spelling = _image(free / "lot4" / "g.png", rng)
+    lower_mask = _mask(free / "masks" / "lot4" / "g_mask.png")
+    assert masks_for_images([flat, other_spelling], notes, [free.parent]) == {flat: flat_mask, other_spelling: lower_mask}
     # A lot's masks' folder this user cannot enter: `fit` reads no masks and goes on; the test split is refused where asked for.
     closed = crack / "masks" / "lot2"
     real_access = os.access

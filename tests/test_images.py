@@ -196,6 +196,16 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
     overlay[drawn] = (255, 0, 0, 255)
     Image.fromarray(overlay).save(tmp_path / "two_tones.png")
     assert np.array_equal(load_mask(tmp_path / "two_tones.png"), drawn)
+    # Second probe: a gradient canvas is one too; a defect in two opacities over most of a clear background is no canvas.
+    overlay[..., 3] = np.linspace(80, 180, 30).astype(np.uint8)[None, :]
+    overlay[drawn] = (255, 0, 0, 255)
+    Image.fromarray(overlay).save(tmp_path / "gradient.png")
+    assert np.array_equal(load_mask(tmp_path / "gradient.png"), drawn)
+    painted = np.zeros((40, 30, 4), np.uint8)
+    painted[:12, :, :] = (255, 0, 0, 180)
+    painted[12:24, :, :] = (255, 0, 0, 140)
+    Image.fromarray(painted).save(tmp_path / "painted.png")
+    assert load_mask(tmp_path / "painted.png").sum() == 24 * 30
     # A defect filled at half opacity with an opaque outline, a fifth of the image, is defect whole (fifth probe: read as overlay).
     half = np.zeros((40, 30, 4), np.uint8)
     half[10:30, 5:20] = (255, 0, 0, 128)

@@ -636,3 +636,43 @@ def test_the_digests_follow_the_recipe_the_readme_gives(fitted_model, synthetic_
     prov = json.loads((fitted_model / DESCRIPTOR_FILE).read_text())["provenance"]
     assert sorted(prov["image_digests"]) == sorted(digests)
     assert prov["fingerprint"] == hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
+
+
+def test_a_model_saved_over_another_parts_folder_is_told_by_the_taxonomy_it_brings(fitted_model, tmp_path):
+    # Regression probe 2026-12-08: Inspector.load(A).save(B) had told no part (none given), kept B's taxonomy of another part for
+    # A, and kept B's examples; a folder whose descriptor cannot be read had its examples deleted as another part's; a new
+    # camera's scene ("on a white conveyor belt") had been another object; another part's taxonomy replaced went unsaid.
+    from defectlens.errors import OutputError
+    from defectlens.inspector import part_relation
+
+    cookie = _copy(fitted_model, tmp_path, "cookie")
+    (cookie / "taxonomy.json").write_text(json.dumps({"object": "chocolate-chip cookie lying on a dark baking tray",
+                                                      "defects": [{"name": "crack", "description": "a crack"}]}))
+    tile = _copy(fitted_model, tmp_path, "tile")
+    (tile / "taxonomy.json").write_text(json.dumps({"object": "magnetic tile", "defects": [{"name": "fray", "description": "a fray"}]}))
+
+    def another_fit(model: Path) -> None:
+        meta = json.loads((model / DESCRIPTOR_FILE).read_text())
+        meta["provenance"].update(fitted_at="2001-01-01T00:00:00+00:00", fingerprint="0" * 64)  # another fit than the cookie's
+        (model / DESCRIPTOR_FILE).write_text(json.dumps(meta))
+
+    another_fit(tile)
+    with pytest.warns(NoteWarning, match=r"its taxonomy\.json replaced by this part's \(it was of another part\)"):
+        Inspector.load(cookie).save(tile)
+    assert json.loads((tile / "taxonomy.json").read_text())["object"].startswith("chocolate-chip cookie")
+    (tile / "taxonomy.json").write_text(json.dumps({"object": "magnetic tile", "defects": [{"name": "fray", "description": "a fray"}]}))
+    (tile / "examples" / "fray").mkdir(parents=True)
+    (tile / "examples" / "fray" / "a.png").write_bytes(b"a person's labelled example")
+    another_fit(tile)
+    with pytest.raises(OutputError, match=r"labelled examples \(examples/\) of another part \('magnetic tile', not 'chocolate-chip cookie'\)"):
+        Inspector.load(cookie).save(tile)
+    assert (tile / "examples" / "fray" / "a.png").is_file() and json.loads((tile / "taxonomy.json").read_text())["object"] == "magnetic tile"
+    # The same part in another scene, spaced otherwise; a folder whose descriptor cannot be read, told by its taxonomy.
+    belt = {"object": "Chocolate-chip  cookie on a white conveyor belt", "defects": [{"name": "crack", "description": "a crack"}]}
+    (tmp_path / "belt.json").write_text(json.dumps(belt))
+    assert part_relation(cookie, tmp_path / "belt.json", None) == "same"
+    (cookie / "examples" / "crack").mkdir(parents=True)
+    (cookie / "examples" / "crack" / "b.png").write_bytes(b"another labelled example")
+    (cookie / DESCRIPTOR_FILE).write_text("{ not json")
+    Inspector.load(fitted_model).save(cookie, taxonomy=tmp_path / "belt.json")
+    assert (cookie / "examples" / "crack" / "b.png").is_file()

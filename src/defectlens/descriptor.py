@@ -26,7 +26,7 @@ import hashlib
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -51,13 +51,19 @@ PART_FILES = (TAXONOMY_FILE, EXAMPLES_DIR)
 threshold from `calibrate`) carries them over; a re-save had dropped them."""
 
 
-def part_files_note(lost: Sequence[str], kept_untold: Sequence[str] = ()) -> str:
-    """The words a replaced model's note ends with about what the folder held about its part (of :data:`PART_FILES`): ``lost``,
-    another part's, not kept; ``kept_untold``, kept with no taxonomy on one side to tell whether they are this part's. Empty
-    when neither."""
+def part_files_note(held: Collection[str], kept: Collection[str], relation: str, with_taxonomy: bool) -> str:
+    """The words a replaced model's note ends with about what the folder ``held`` about its part (of :data:`PART_FILES`), the
+    new model keeping ``kept`` of them, its part ``relation`` to the folder's ("same", "other", "untold": see
+    :func:`defectlens.inspector.part_relation`), saved ``with_taxonomy`` of its own or not: what another part's it did not keep;
+    what it kept though the part cannot be told; another part's taxonomy replaced by its own (a fit over another object's
+    model had said nothing of it; regression probe 2026-12-08). Empty when none of these."""
+    lost = [name for name in PART_FILES if name in held and name not in kept]
+    untold = [name for name in PART_FILES if relation == "untold" and name in held and name in kept
+              and not (name == TAXONOMY_FILE and with_taxonomy)]
+    replaced = [TAXONOMY_FILE] if relation == "other" and with_taxonomy and TAXONOMY_FILE in held else []
     said = ""
-    for files, how in ((lost, "not kept (of another part)"),
-                       (kept_untold, "kept (no taxonomy to tell its part by: remove {} if of another part)")):
+    for files, how in ((lost, "not kept (of another part)"), (replaced, "replaced by this part's (it was of another part)"),
+                       (untold, "kept (no taxonomy to tell its part by: remove {} if of another part)")):
         if files:
             names = [f"{name}/" if name == EXAMPLES_DIR else name for name in files]
             said += f"; its {' and '.join(names)} {how.format('them' if len(names) > 1 else 'it')}"

@@ -657,15 +657,23 @@ def part_relation(directory: str | Path, taxonomy: Taxonomy | str | Path | None,
         now = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
     except DefectlensError:
         return "untold"
-    return "same" if before.object_name.strip().casefold() == now.object_name.strip().casefold() else "other"
+    # By the part's name (the object's text up to its scene, or the taxonomy's "part"), spaced and cased alike: a new camera's
+    # "cookie on a white conveyor belt" is still a cookie (regression probe 2026-12-08: refused as another part).
+    return "same" if same_part_name(before, now) else "other"
+
+
+def same_part_name(one: Taxonomy, other: Taxonomy) -> bool:
+    """Whether two taxonomies name one part: their part names (:attr:`Taxonomy.part_name`) alike whatever their spacing and case."""
+    return " ".join(one.part_name.split()).casefold() == " ".join(other.part_name.split()).casefold()
 
 
 def require_part_files_kept(directory: str | Path, taxonomy: Taxonomy | str | Path | None, trained_on: str | None) -> None:
     """Refuse (:class:`~defectlens.errors.OutputError`) a model of another part (:func:`part_relation`) saved over a folder that
     holds labelled examples: a person's, they are not another part's model's to delete. Called by `fit` before its work."""
-    if holds_examples(directory) and part_relation(directory, taxonomy, trained_on) == "other":
-        raise OutputError("it holds labelled examples (examples/) of another part (its taxonomy.json names another object); a model "
-                          "saved over it would lose them: nothing saved", directory,
+    if taxonomy is not None and holds_examples(directory) and part_relation(directory, taxonomy, trained_on) == "other":
+        held, given = load_taxonomy(Path(directory) / TAXONOMY_FILE), taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+        raise OutputError(f"it holds labelled examples (examples/) of another part ({held.part_name!r}, not {given.part_name!r}); a "
+                          "model saved over it would lose them: nothing saved", directory,
                           "move its examples/ out of the folder first, or save the model to another folder")
 
 
@@ -1368,20 +1376,24 @@ class Inspector:
         keep = self._same_model_in(held)
         # A new fit of the same part (more images, other settings) keeps the part's examples: a probe's refit on 25
         # commutators where 20 had been fitted deleted the reviewed examples copied in from export-reviews.
-        relation = "same" if keep else "other" if held is None else part_relation(directory, taxonomy, self.trained_on)
+        # A model loaded from one folder and saved to another (a copy kept before calibrating, say) had left its taxonomy,
+        # examples and exported encoder behind without a word: they are this very model's, so they come along.
+        source = self._loaded_from
+        if source is not None and (source.resolve() == Path(directory).resolve() or not self._same_model_in(_descriptor_in(source))):
+            source = None
+        # Its part told by the taxonomy given, else by the one it brings from the folder it was loaded from (regression probe
+        # 2026-12-08: untold, a cookie model saved over a tile model's folder had kept the tile's taxonomy). A folder whose
+        # descriptor cannot be read is told by its taxonomy too (it had been "another part", its examples deleted).
+        told = taxonomy if taxonomy is not None else part_taxonomy(source) if source is not None else None
+        relation = "same" if keep else part_relation(directory, told, self.trained_on)
         if relation == "other":
-            require_part_files_kept(directory, taxonomy, self.trained_on)
+            require_part_files_kept(directory, told, self.trained_on)
         same_part = relation != "other"
         # Said of any other fit, of the same images too: a refit (another seed, say) over a calibrated model had
         # dropped its calibrated thresholds without a word. A model re-saved (calibrate, set_thresholds) is no other fit.
         same_fit = self._same_fit_in(held)
         replaced = None if same_fit else describe_model_in(directory)
         descriptor = replace(self.descriptor(), earlier_thresholds=self._threshold_history(held, same_fit))
-        # A model loaded from one folder and saved to another (a copy kept before calibrating, say) had left its taxonomy,
-        # examples and exported encoder behind without a word: they are this very model's, so they come along.
-        source = self._loaded_from
-        if source is not None and (source.resolve() == Path(directory).resolve() or not self._same_model_in(_descriptor_in(source))):
-            source = None
         with atomic_directory(directory, self.is_model_dir) as out:
             self.detector.save(out)
             old = Path(directory)
@@ -1400,7 +1412,8 @@ class Inspector:
                 write_json_atomic(out / TAXONOMY_FILE, taxonomy.to_json())
             write_descriptor(out, descriptor)
             # What the folder held about its part that this model does not carry (another part's, or one it cannot tell).
-            lost = [name for name in PART_FILES if (old / name).exists() and not (out / name).exists()]
+            held_part = [name for name in PART_FILES if (old / name).exists()]
+            lost = [name for name in held_part if not (out / name).exists()]
             # What a person put in the folder (line notes, a folder of their own) is kept: a calibrate had deleted a notes file
             # and a whole export made inside the folder without a word (export probe 2026-12-06).
             for entry in _not_model_entries(old):
@@ -1444,9 +1457,7 @@ class Inspector:
                                           f"on PyTorch — {again}"))
         if replaced:
             # An API probe's save over another model (with its taxonomy) went without a word; `fit` says it as a note.
-            untold = [name for name in PART_FILES if relation == "untold" and name not in lost and (old / name).exists()
-                      and not (name == TAXONOMY_FILE and taxonomy is not None)]
-            gone = part_files_note(lost, untold)
+            gone = part_files_note(held_part, [name for name in held_part if name not in lost], relation, told is not None)
             warn_caller(NoteWarning(f"{directory}: the {replaced} that was there is replaced{gone}"))
 
     def _given_taxonomy_to_save(self) -> Taxonomy | None:

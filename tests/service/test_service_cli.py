@@ -189,7 +189,7 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
 
     from defectlens.service.blobs import BlobStore
 
-    monkeypatch.setattr(BlobStore, "record_service", stop)
+    monkeypatch.setattr(BlobStore, "record_database", stop)
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "odd?dir"), "--port", "18999"])
     assert result.exit_code == 0 and "stopped before serving: nothing served" in result.output, result.output
     assert (tmp_path / "odd?dir" / "inspections.db").is_file() and not (tmp_path / "odd").exists()

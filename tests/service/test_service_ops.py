@@ -170,7 +170,7 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
         assert upload(client, images["bad"]).json()["id"] == 1
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
-    assert "the database's newest inspection is id 1, but this folder" in caplog.text and "has held inspections up to id 2" in caplog.text
+    assert "the database's newest inspection is id 1, but this folder" in caplog.text and "had held inspections up to id 2" in caplog.text
     pictures = sorted(data.glob("[0-9a-f][0-9a-f]/*"))
     for path in pictures:
         os.utime(path, (0, 0))
@@ -180,8 +180,28 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
         said = " ".join(refused.output.split())
         assert refused.exit_code == 2 and "nothing" in said and "restored from an older backup" in said, refused.output
     assert sorted(data.glob("[0-9a-f][0-9a-f]/*")) == pictures
-    # The database that goes with them: pruned as before.
-    assert CliRunner().invoke(cli, ["prune-files", "--db", f"sqlite:///{tmp_path / 'first.sqlite'}", "--data-dir", str(data)]).exit_code == 0
+    # Second probe: the new database's ids overtaking the folder's mark lift nothing; a dry run writes nothing.
+    record = (data / "service.json").read_text()
+    assert CliRunner().invoke(cli, ["prune-files", *lost, "--dry-run"]).exit_code == 2 and (data / "service.json").read_text() == record
+    with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data) as client:
+        assert [upload(client, images[n]).json()["id"] for n in ("good", "bad", "good")] == [2, 3, 4]
+    assert CliRunner().invoke(cli, ["prune-files", *lost]).exit_code == 2
+    # A record that cannot be read is refused, and never written over.
+    (data / "service.json").write_text('{"newest_inspection": 4,}')
+    with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
+        pass
+    unread = CliRunner().invoke(cli, ["prune-files", *lost])
+    assert unread.exit_code == 2 and "service.json cannot be read as JSON" in " ".join(unread.output.split()), unread.output
+    assert (data / "service.json").read_text() == '{"newest_inspection": 4,}'
+    (data / "service.json").write_text(record)
+    # The pictures moved out: a new history starts at the next start, and is pruned as any.
+    away = tmp_path / "old pictures"
+    away.mkdir()
+    for folder in data.glob("[0-9a-f][0-9a-f]"):
+        folder.rename(away / folder.name)
+    with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data) as client:
+        assert upload(client, images["bad"]).status_code == 201
+    assert CliRunner().invoke(cli, ["prune-files", *lost]).exit_code == 0
 
 
 def test_a_database_of_a_newer_version_is_named_not_a_traceback(tmp_path):
@@ -352,6 +372,7 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
                      # non-ASCII name had no fix, and a bracketed name read as the console's markup ('\\').
                      ("127.0.0.1.", "an address, which is always taken"), ("[::1", "an address, which is always taken"),
                      ("a..b", "'a..b' is no host name"), ("*.straße.example", "'*.xn--strae-oqa.example'"),
+                     ("999.1.1.1", "browsers read as an IP address"), ("*.127.0.0.1", "browsers read as an IP address"),
                      ("[fe80::1%eth0]", "'[fe80::1%eth0]' is no host name")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output

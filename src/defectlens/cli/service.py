@@ -262,12 +262,13 @@ def _recorded_database(data_dir: Path) -> dict | None:
     return database if isinstance(database, dict) else None
 
 
-def _require_one_service(blobs: Any, referenced: set[str], newest: int | None, db_url: str, data_dir: Path, verb: str) -> None:
+def _require_one_service(blobs: Any, referenced: set[str], newest: int | None, db_url: str, data_dir: Path, verb: str, dry_run: bool) -> None:
     """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
     the folder (:data:`SERVICE_FILE`) is this one, it holds the folder's history (its newest inspection id, ``newest``, not below
     the one recorded: :meth:`BlobStore.lost_history`), and the folder holds the pictures the database names (a
     sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe), and so had a database
-    lost and made again (operator probe 2026-12-08: every picture of the history removed). The newest id seen is recorded."""
+    lost and made again (operator probe 2026-12-08: every picture of the history removed). The newest id seen is recorded, but
+    by a dry run, which writes nothing."""
     fix = "— fix: pass the --data-dir and --db of one service"
     recorded = _recorded_database(data_dir)
     if recorded is not None and not same_database(recorded, db_url, data_dir):
@@ -283,11 +284,10 @@ def _require_one_service(blobs: Any, referenced: set[str], newest: int | None, d
                       f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
     if (lost := blobs.lost_history(newest)) is not None:
-        console.print(f"[red]error:[/] nothing {verb}: {escape(lost)}; the pictures of those inspections would be taken for orphans — fix: "
-                      f"restore the database that goes with this folder (to start the history again on purpose, move the pictures "
-                      f"out of the folder, or delete its {SERVICE_FILE})")
+        console.print(f"[red]error:[/] nothing {verb} (the pictures the database does not name would be taken for orphans): {escape(lost)}")
         raise typer.Exit(2)
-    blobs.record_service(None, newest)
+    if not dry_run:
+        blobs.note_newest(newest)
 
 
 def _unavailable(exc: Exception) -> str:
@@ -394,11 +394,15 @@ def serve(
     allowed_host = [n[:-1] if n.endswith(".") and n[:-1] != "*" and is_host_name(n[:-1]) else n for n in given]
     # An address is always taken, and said so as "[::1]" is: "127.0.0.1" and "127.0.0.1." had been taken as names (regression
     # probe 2026-12-08).
-    if bad_names := [g for g, n in zip(given, allowed_host, strict=True) if n != "*" and (not is_host_name(n) or _is_address(n))]:
+    # A name whose last label is a number is no name a browser sends: it reads it as an IPv4 address ("999.1.1.1", regression probe
+    # 2026-12-08).
+    if bad_names := [g for g, n in zip(given, allowed_host, strict=True)
+                     if n != "*" and (not is_host_name(n) or _is_address(n) or n.rsplit(".", 1)[-1].isdigit())]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
         why = ("an address, which is always taken: leave it out" if _is_address(bad) else
+               "a name whose last part is a number, which browsers read as an IP address" if bad.rstrip(".").rsplit(".", 1)[-1].isdigit() else
                f"give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
                "give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
         console.print(f"[red]error:[/] --allowed-host {escape(repr(bad))} is no host name — fix: {escape(why)}")
@@ -502,7 +506,7 @@ def serve(
             raise typer.Exit(2) from None
     try:
         # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
-        app.state.blobs.record_service(database_identity(config.db_url))
+        app.state.blobs.record_database(database_identity(config.db_url))
         said = logging.getLogger("defectlens.service")
         if made is not None:
             # Said: a path mistyped after a move, or a drive not mounted, had started a new, empty history on the local disk
@@ -706,7 +710,7 @@ def prune_files(
     finally:
         store.dispose()
     blobs = BlobStore(data_dir)
-    _require_one_service(blobs, referenced, newest, _db_url(db, data_dir), data_dir, "removed")
+    _require_one_service(blobs, referenced, newest, _db_url(db, data_dir), data_dir, "removed", dry_run)
     n_files, n_bytes = blobs.prune(referenced, older_than_hours * 3600, dry_run)
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {n_files} file(s), {n_bytes / 2**20:.1f} MiB, that no inspection names; "
@@ -746,7 +750,7 @@ def prune_inspections(
     try:
         # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
         # deleted and this folder's pictures taken for orphans.
-        _require_one_service(blobs, store.referenced_files(), store.newest_id(), _db_url(db, data_dir), data_dir, "deleted")
+        _require_one_service(blobs, store.referenced_files(), store.newest_id(), _db_url(db, data_dir), data_dir, "deleted", dry_run)
         if model is not None and (model := store.stored_name(asked := model)) is None:
             console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
                           f"{escape(', '.join(store.models()) or '(none)')}")

@@ -642,8 +642,7 @@ def _note_replaced(described: str | None, output: Path, held: Sequence[str], rel
     a note alone had said it, and the refit ran on its label-free ones (lifecycle probe 2026-12-08: 7 % false alarms, not 0)."""
     if described is None:
         return
-    untold = [name for name in held if relation == "untold" and (output / name).exists() and not (name == TAXONOMY_FILE and with_taxonomy)]
-    gone = part_files_note([name for name in held if not (output / name).exists()], untold)
+    gone = part_files_note(held, [name for name in held if (output / name).exists()], relation, with_taxonomy)
     # Through a link, the folder linked to is the one replaced, named (lifecycle probe 2026-12-08: "current" was said, and
     # "v1" it linked to — the version kept to roll back to — was the one written over).
     shown = f"{output} (a link to {os.path.realpath(output)})" if output.is_symlink() else str(output)

@@ -381,27 +381,50 @@ def _mask_below(type_masks: Path | None, type_dir: Path, image: Path) -> Path | 
     the type's masks' folder ``type_masks`` (``ground_truth/<type>``; None: there is none). An image right in ``type_dir``: in
     ``type_masks``, then in ``masks/`` beside it, then beside it. An image in a subfolder (a lot: ``test/crack/lot1/``): in the
     subfolder of ``type_masks`` named as its own (``ground_truth/crack/lot1/``), then in its own ``masks/`` or beside it, then
-    in the lot's folder of a ``masks/`` above it (``crack/masks/lot1/``, nearest first), and only then — where no image right in
-    ``type_dir`` has its name, whose it would be — in ``type_masks`` or ``type_dir``'s ``masks/`` by its name alone. The one rule
-    of a dataset, of labelled folders (`calibrate`, `evaluate --good/--defective`) and of an examples folder (regression probes
-    2026-12-07 and 2026-12-08: each had read a part of it, and images filed by lot had lost their masks, or taken another image's
-    of their name); any image format and case (:func:`mask_in`), each folder in any case."""
-    own = folder_any_case(image.parent, MASKS_FOLDER)
+    in the lot's folder of a ``masks/`` above it (``crack/masks/lot1/``, nearest first), and only then by its name alone — in
+    ``type_masks``, then in the ``masks/`` of a folder above it, nearest first — where no image right in that folder has its
+    name, whose it would be. The one rule of a dataset, of labelled folders (`calibrate`, `evaluate --good/--defective`) and
+    of an examples folder (regression probes 2026-12-07 and 2026-12-08: each had read a part of it, and images filed by lot had
+    lost their masks, or taken another image's of their name); any image format and case (:func:`mask_in`), each folder in
+    any case, every spelling of ``masks/`` read (:func:`_in_masks_folders`)."""
     nested = image.parent.relative_to(type_dir).parts
     if not nested:
-        return (mask_in(type_masks, image) if type_masks is not None else None) or mask_in(own, image)
+        return (mask_in(type_masks, image) if type_masks is not None else None) or _in_masks_folders(image.parent, image)
     if type_masks is not None and path_is(mirrored := folder_any_case(type_masks, *nested), "dir") and (found := mask_in(mirrored, image)):
         return found
-    if (found := mask_in(own, image)) is not None:
+    if (found := _in_masks_folders(image.parent, image)) is not None:
         return found
-    for depth in range(len(nested) - 1, -1, -1):
-        lot_masks = folder_any_case(type_dir.joinpath(*nested[:depth]), MASKS_FOLDER, *nested[depth:])
-        if path_is(lot_masks, "dir") and (found := mask_in(lot_masks, image)) is not None:
+    above = [(type_dir.joinpath(*nested[:depth]), nested[depth:]) for depth in range(len(nested) - 1, -1, -1)]  # nearest first
+    for holder, lot in above:
+        if (found := _in_masks_folders(holder, image, *lot)) is not None:
             return found
-    index = names_by_fold(type_dir)
-    if any(folded_name(image.stem + suffix) in index for suffix in IMAGE_SUFFIXES):
-        return None
-    return (mask_in(type_masks, image) if type_masks is not None else None) or mask_in(folder_any_case(type_dir, MASKS_FOLDER), image)
+    if type_masks is not None and not _named_at_top(type_dir, image) and (found := mask_in(type_masks, image)):
+        return found
+    for holder, _ in above:
+        if not _named_at_top(holder, image) and (found := _in_masks_folders(holder, image)) is not None:
+            return found
+    return None
+
+
+def _in_masks_folders(holder: Path, image: Path, *lot: str) -> Path | None:
+    """The mask of ``image`` in a ``masks/`` folder of ``holder`` — in its subfolder ``lot`` where given (each folder in any
+    case) —, or, with no ``lot``, beside the image (:func:`mask_in`). Every spelling of ``masks/`` there is read: of
+    ``masks/`` and ``MASKS/`` side by side, one had been passed over while its files were said to be taken as masks
+    (regression probe 2026-12-08)."""
+    for name in names_by_fold(holder).get(folded_name(MASKS_FOLDER)) or [MASKS_FOLDER]:
+        folder = folder_any_case(holder / name, *lot)
+        if lot and not path_is(folder, "dir"):
+            continue
+        if (found := mask_in(folder, image)) is not None:
+            return found
+    return None
+
+
+def _named_at_top(folder: Path, image: Path) -> bool:
+    """Whether an image right in ``folder`` has ``image``'s name (in any image format and case): a mask found there by the name
+    alone is that image's."""
+    index = names_by_fold(folder)
+    return any(folded_name(image.stem + suffix) in index for suffix in IMAGE_SUFFIXES)
 
 
 def _mask_or_unreadable(type_masks: Path, type_dir: Path, image: Path, unreadable: list[tuple[Path, str]]) -> Path | None:

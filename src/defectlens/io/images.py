@@ -681,23 +681,25 @@ see-through (:func:`mask_as_drawn`): a layer is a rectangle, painted strokes are
 
 
 OVERLAY_SHARE = 0.5
-"""Share of a mask's pixels at see-through levels between none and the most opaque over which they are a translucent overlay
-the defect is drawn on (:func:`_alpha_cut`): a dimmed canvas covers most of the image; a defect filled at half opacity with an
-opaque outline covers less, and is defect (regression probe 2026-12-07: at 5 %, such fills had been lost)."""
-OVERLAY_TONE = 0.1
-"""Share of a mask's pixels one see-through level must hold to count towards :data:`OVERLAY_SHARE`: a canvas in two tones (45 %
-at alpha 160, 45 % at 100) is an overlay (regression probe 2026-12-08: read whole as defect), the many faint levels of a
-soft-edged brush stroke are not."""
+"""Share of a mask's pixels see-through (between none and the most opaque) over which, the mask nearly clear of fully transparent
+pixels (:data:`OVERLAY_CLEAR`), they are a translucent overlay the defect is drawn on (:func:`_alpha_cut`): a dimmed canvas
+covers most of the image in one tone, in several (45 % at alpha 160, 45 % at 100) or in a gradient. A defect filled at half
+opacity on a see-through background leaves that background clear, and is defect (regression probes 2026-12-07 and 2026-12-08:
+fills had been lost, first at 5 %, then as two tones over half the image, and two-tone and gradient canvases read whole)."""
+OVERLAY_CLEAR = 0.1
+"""Share of a mask's pixels at alpha 0 under which it may be an overlay (:data:`OVERLAY_SHARE`): a canvas covers the image."""
 
 
 def _alpha_cut(alpha: np.ndarray) -> float:
     """The alpha level an RGBA mask's defect lies above: half its most opaque, or, drawn on a translucent overlay (a grey layer at
-    alpha 160 over most of the image, an annotation tool's dimmed canvas), halfway from the overlay's level to the most opaque:
-    read at half, the overlay had been defect (regression probe 2026-12-07)."""
+    alpha 160 over the image, an annotation tool's dimmed canvas), halfway from the overlay's level (near the top of its levels:
+    a gradient's or a dithered canvas's too) to the most opaque: read at half, the overlay had been defect (regression probe
+    2026-12-07)."""
     top = float(alpha.max())
-    levels, counts = np.unique(alpha, return_counts=True)
-    tones = [(float(v), int(n)) for v, n in zip(levels, counts, strict=True) if 0 < v < top and n >= OVERLAY_TONE * alpha.size]
-    return (max(v for v, _ in tones) + top) / 2 if sum(n for _, n in tones) > OVERLAY_SHARE * alpha.size else top / 2
+    see_through = alpha[(alpha > 0) & (alpha < top)]
+    if np.count_nonzero(alpha == 0) < OVERLAY_CLEAR * alpha.size and see_through.size > OVERLAY_SHARE * alpha.size:
+        return (float(np.percentile(see_through, 95)) + top) / 2
+    return top / 2
 
 
 def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = None) -> np.ndarray:

@@ -665,11 +665,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if (lost := await run_in_threadpool(blobs.lost_history, newest)) is not None:
                 # After one upload the count below passes, and a prune then took every older picture for an orphan (operator
                 # probe 2026-12-08): told by the newest id the folder has seen, which the prune commands refuse by too.
-                log.warning("%s: restore the database that goes with them; the prune commands refuse this folder until then", lost)
+                log.warning("%s; the prune commands refuse this folder until then", lost)
             elif newest is None and await run_in_threadpool(blobs.holds_files):
                 log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
-            await run_in_threadpool(blobs.record_service, None, newest)
+            await run_in_threadpool(blobs.note_newest, newest)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         stop = threading.Event()
@@ -709,7 +709,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         yield
         stop.set()
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-            blobs.record_service(None, store.newest_id())  # the watch's last word: a run shorter than its period had recorded none
+            blobs.note_newest(store.newest_id())  # the watch's last word: a run shorter than its period had recorded none
         store.dispose()
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
@@ -1340,7 +1340,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         """Raise the newest inspection id recorded in the data folder (on the watch thread), by which a database lost or
         restored from an older backup is told later (:meth:`BlobStore.lost_history`)."""
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-            blobs.record_service(None, store.newest_id())
+            blobs.note_newest(store.newest_id())
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer",
              responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database or the file store does not "

@@ -33,6 +33,9 @@ last blocks are kept for root, while no upload would."""
 SERVICE_FILE = "service.json"
 """Kept in the data folder: which database its pictures belong to (``database``, written by `serve`), and the newest inspection
 that database has been seen to hold (:data:`NEWEST_INSPECTION`)."""
+HISTORY_LOST = "history_lost"
+"""The key of :data:`SERVICE_FILE` set, to the folder's mark, when a database without the folder's history was found
+(:meth:`BlobStore.note_newest`)."""
 NEWEST_INSPECTION = "newest_inspection"
 """The key of :data:`SERVICE_FILE` that holds the highest inspection id seen stored: ids are never given twice, so a database
 whose newest is below it was lost, replaced or restored from an older backup, and holds no record of the newer pictures."""
@@ -110,45 +113,72 @@ class BlobStore:
         """Whether a file of digest ``sha`` is stored (in any format)."""
         return _SHA.fullmatch(sha) is not None and any((self.root / sha[:2]).glob(f"{sha}.*"))
 
-    def service_record(self) -> dict[str, Any]:
-        """What the folder's :data:`SERVICE_FILE` holds; empty where there is none or it cannot be read."""
+    def service_record(self) -> dict[str, Any] | None:
+        """What the folder's :data:`SERVICE_FILE` holds (empty where there is none); None where it is there but cannot be read as
+        a JSON object (a hand edit's stray comma): it is then never written over, and the prune commands refuse the folder."""
         try:
             record = json.loads((self.root / SERVICE_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return {}
-        return record if isinstance(record, dict) else {}
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
 
-    def recorded_newest(self) -> int:
-        """The highest inspection id recorded as seen stored (0: none recorded)."""
-        mark = self.service_record().get(NEWEST_INSPECTION)
-        return mark if isinstance(mark, int) and not isinstance(mark, bool) and mark > 0 else 0
-
-    def record_service(self, database: dict[str, str] | None = None, newest: int | None = None) -> None:
-        """Record the folder's database (``database``; None: the one recorded stays) and raise the recorded newest inspection id
-        to ``newest`` (never lowered). Best effort: a folder that takes no file is said by /health, and the prune commands then
-        check by the pictures."""
+    def record_database(self, database: dict[str, str]) -> None:
+        """Record which database the folder's pictures belong to (best effort: a folder that takes no file is said by /health,
+        and the prune commands then check by the pictures)."""
         record = self.service_record()
-        mark = max(self.recorded_newest(), newest or 0)
-        if (database is None or record.get("database") == database) and mark == self.recorded_newest():
+        if record is not None and record.get("database") != database:
+            self._write_record({**record, "database": database})
+
+    def note_newest(self, newest: int | None) -> None:
+        """Record the database's newest inspection id ``newest`` (None: it holds none) as the folder's mark where above it; where
+        below it while the folder holds pictures, the database does not hold the folder's history, which is recorded
+        (:data:`HISTORY_LOST`) and stays: the new database's ids overtaking the mark had lifted the prunes' refusal (regression
+        probe 2026-12-08). A folder holding no picture starts a new history: mark and record set from ``newest`` (moving the
+        pictures out is the way to start again on purpose)."""
+        record = self.service_record()
+        if record is None:
             return
-        if database is not None:
-            record["database"] = database
+        now, mark = dict(record), _newest_in(record)
+        if not self.holds_files():
+            now.pop(HISTORY_LOST, None)
+            mark = newest or 0
+        elif HISTORY_LOST in now or (newest or 0) < mark:
+            now.setdefault(HISTORY_LOST, mark)
+        else:
+            mark = newest or 0
         if mark:
-            record[NEWEST_INSPECTION] = mark
+            now[NEWEST_INSPECTION] = mark
+        else:
+            now.pop(NEWEST_INSPECTION, None)  # no file written for a folder that has held none
+        if now != record:
+            self._write_record(now)
+
+    def _write_record(self, record: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             write_json_atomic(self.root / SERVICE_FILE, record)
 
     def lost_history(self, newest: int | None) -> str | None:
-        """Why the database whose newest inspection id is ``newest`` (None: it holds none) does not hold this folder's history,
-        or None where it may: its newest below the id recorded as seen stored while the folder holds pictures. A database lost
-        and made again, or restored from an older backup, names none of the newer pictures, which a prune had then removed
-        as orphans (every one of 162 after a lost database; operator probe 2026-12-08)."""
-        mark = self.recorded_newest()
-        if (newest or 0) >= mark or not self.holds_files():
+        """Why the database whose newest inspection id is ``newest`` (None: it holds none) may not hold this folder's history,
+        with the fix, or None where it does or the folder holds no picture: its newest below the id the folder has held, or
+        recorded so before (:meth:`note_newest`), or a :data:`SERVICE_FILE` that cannot be read. A database lost and made again,
+        or restored from an older backup, names none of the newer pictures, which a prune had then removed as orphans (every one
+        of 162 after a lost database; operator probe 2026-12-08)."""
+        if not self.holds_files():
             return None
-        return (f"the database's newest inspection is {f'id {newest}' if newest else 'none'}, but this folder ({self.root}) has held "
-                f"inspections up to id {mark}: the database was lost, replaced or restored from an older backup, and names none of "
-                "the newer ones' pictures")
+        record = self.service_record()
+        if record is None:
+            return (f"{self.root / SERVICE_FILE} cannot be read as JSON, so whether the database holds this folder's history cannot be "
+                    f"told — fix: repair it, or delete it (it is written again)")
+        mark = record.get(HISTORY_LOST, _newest_in(record))
+        if HISTORY_LOST not in record and (newest or 0) >= mark:
+            return None
+        return (f"the database's newest inspection is {f'id {newest}' if newest else 'none'}, but this folder ({self.root}) had held "
+                f"inspections up to id {mark} when its database was found without them: it was lost and made again, replaced, or "
+                "restored from an older backup, and names none of the pictures of the inspections it lacks — fix: restore the database "
+                f"that goes with this folder (to start the history again on purpose, move the pictures out of the folder, or delete "
+                f"its {SERVICE_FILE})")
 
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""
@@ -208,3 +238,9 @@ class BlobStore:
 
 
 __all__ = ["BlobStore"]
+
+
+def _newest_in(record: dict[str, Any]) -> int:
+    """The folder's mark a :data:`SERVICE_FILE` record holds (0: none, or not a whole number)."""
+    mark = record.get(NEWEST_INSPECTION)
+    return mark if isinstance(mark, int) and not isinstance(mark, bool) and mark > 0 else 0
