@@ -666,6 +666,17 @@ def test_lot_masks_are_found_alike_by_datasets_labelled_folders_and_examples(tmp
     other_spelling = _image(free / "lot4" / "g.png", rng)
     lower_mask = _mask(free / "masks" / "lot4" / "g_mask.png")
     assert masks_for_images([flat, other_spelling], notes, [free.parent]) == {flat: flat_mask, other_spelling: lower_mask}
+    # Third probe: a masks/ at the examples' root mirroring the types is read for them as for --defective (it had been a type
+    # with "no images"); one mask file reached through a linked masks folder by two lots' images is used for neither, said.
+    deep = _image(free / "lot5" / "day2" / "h.png", rng)
+    root_mask = _mask(tmp_path / "line" / "masks" / "crack" / "lot5" / "day2" / "h_mask.png")
+    examples = examples_from_folders(tmp_path / "line")
+    assert {e.path: e.mask_path for e in examples.examples}[deep] == root_mask and not any("no images" in n for n in examples.notes)
+    (free / "masks" / "lot7").symlink_to("lot4")
+    twin = _image(free / "lot7" / "g.png", np.random.default_rng(9))
+    shared: list[str] = []
+    assert masks_for_images([other_spelling, twin], shared, [free]) == {other_spelling: None, twin: None}
+    assert len(shared) == 1 and "the mask of 2 images of one name" in shared[0]
     # A lot's masks' folder this user cannot enter: `fit` reads no masks and goes on; the test split is refused where asked for.
     closed = crack / "masks" / "lot2"
     real_access = os.access

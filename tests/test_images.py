@@ -201,6 +201,19 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
     overlay[drawn] = (255, 0, 0, 255)
     Image.fromarray(overlay).save(tmp_path / "gradient.png")
     assert np.array_equal(load_mask(tmp_path / "gradient.png"), drawn)
+    # Third probe: a canvas with a clear margin is one too, and said so; a defect filled at half opacity inside its opaque
+    # outline, over most of the image, is defect whole.
+    margined = np.zeros((40, 30, 4), np.uint8)
+    margined[4:-4, 4:-4] = (128, 128, 128, 160)
+    margined[drawn] = (255, 255, 255, 255)
+    Image.fromarray(margined).save(tmp_path / "margined.png")
+    with pytest.warns(DefectlensWarning, match=r"margined\.png: read as a defect drawn on a translucent canvas \(alpha up to 160"):
+        assert np.array_equal(load_mask(tmp_path / "margined.png"), drawn)
+    outlined = np.zeros((40, 30, 4), np.uint8)
+    outlined[2:-2, 2:-2] = (255, 0, 0, 255)
+    outlined[3:-3, 3:-3] = (255, 0, 0, 128)
+    Image.fromarray(outlined).save(tmp_path / "outlined.png")
+    assert load_mask(tmp_path / "outlined.png").sum() == 36 * 26
     painted = np.zeros((40, 30, 4), np.uint8)
     painted[:12, :, :] = (255, 0, 0, 180)
     painted[12:24, :, :] = (255, 0, 0, 140)

@@ -671,6 +671,16 @@ def test_a_model_saved_over_another_parts_folder_is_told_by_the_taxonomy_it_brin
     belt = {"object": "Chocolate-chip  cookie on a white conveyor belt", "defects": [{"name": "crack", "description": "a crack"}]}
     (tmp_path / "belt.json").write_text(json.dumps(belt))
     assert part_relation(cookie, tmp_path / "belt.json", None) == "same"
+    # Third probe: a part name added to the same object's taxonomy is the same part; the same training folder with another
+    # part's taxonomy is another part (a staging folder reused had kept the first part's examples).
+    named = {"object": "chocolate-chip cookie lying on a dark baking tray", "part": "cookie", "defects": belt["defects"]}
+    (tmp_path / "named.json").write_text(json.dumps(named))
+    assert part_relation(cookie, tmp_path / "named.json", None) == "same"
+    meta = json.loads((cookie / DESCRIPTOR_FILE).read_text())
+    meta["provenance"]["trained_on"] = trained_on = "/line/current/good"
+    (cookie / DESCRIPTOR_FILE).write_text(json.dumps(meta))
+    (tmp_path / "tile.json").write_text(json.dumps({"object": "magnetic tile", "defects": [{"name": "fray", "description": "a fray"}]}))
+    assert part_relation(cookie, tmp_path / "tile.json", trained_on) == "other" and part_relation(cookie, None, trained_on) == "same"
     (cookie / "examples" / "crack").mkdir(parents=True)
     (cookie / "examples" / "crack" / "b.png").write_bytes(b"another labelled example")
     (cookie / DESCRIPTOR_FILE).write_text("{ not json")

@@ -17,6 +17,7 @@ Any registered detector can sit inside, chosen by the kind the folder's descript
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import numbers
@@ -121,7 +122,7 @@ from defectlens.io.dataset import (
 )
 from defectlens.io.names import spelled_as_choice
 from defectlens.locate import extract_regions
-from defectlens.taxonomy import Taxonomy, load_taxonomy
+from defectlens.taxonomy import Taxonomy, load_taxonomy, short_part_name
 from defectlens.types import AnomalyResult, Inspection, Thresholds
 
 INSPECTOR_FILE = DESCRIPTOR_FILE
@@ -641,30 +642,30 @@ def _descriptor_in(directory: Path) -> ModelDescriptor | None:
 
 def part_relation(directory: str | Path, taxonomy: Taxonomy | str | Path | None, trained_on: str | None) -> str:
     """How the part of the model in ``directory`` stands to a new model's, fitted from the folder ``trained_on`` with the part's
-    ``taxonomy``: "same" (the same training folder, or a taxonomy of the same object, its types grown or not), "other" (a
-    taxonomy of another object), "untold" (no taxonomy on one side to tell by). What the folder holds about its part is kept
+    ``taxonomy``: told by the two taxonomies where both are there and read — "same" (:func:`same_part_name`: its types grown or
+    not) or "other" —, else "same" for the same training folder, else "untold". What the folder holds about its part is kept
     unless "other": a refit from a new camera's folder, and one with a type added to the taxonomy, had deleted the labelled
-    examples a person had put there (lifecycle probe 2026-12-08)."""
+    examples a person had put there (lifecycle probe 2026-12-08); the taxonomies first, as a staging folder reused for
+    another part had kept the first part's examples under the second's taxonomy (regression probe 2026-12-08)."""
+    held_file = part_taxonomy(directory)
+    if taxonomy is not None and held_file is not None:
+        with contextlib.suppress(DefectlensError):
+            before, now = load_taxonomy(held_file), taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+            return "same" if same_part_name(before, now) else "other"
     held = _descriptor_in(Path(directory))
     was = held.provenance if held is not None else None
-    if was is not None and trained_on and was.trained_on == trained_on:
-        return "same"
-    held_file = part_taxonomy(directory)
-    if taxonomy is None or held_file is None:
-        return "untold"
-    try:
-        before = load_taxonomy(held_file)
-        now = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
-    except DefectlensError:
-        return "untold"
-    # By the part's name (the object's text up to its scene, or the taxonomy's "part"), spaced and cased alike: a new camera's
-    # "cookie on a white conveyor belt" is still a cookie (regression probe 2026-12-08: refused as another part).
-    return "same" if same_part_name(before, now) else "other"
+    return "same" if was is not None and trained_on and was.trained_on == trained_on else "untold"
 
 
 def same_part_name(one: Taxonomy, other: Taxonomy) -> bool:
-    """Whether two taxonomies name one part: their part names (:attr:`Taxonomy.part_name`) alike whatever their spacing and case."""
-    return " ".join(one.part_name.split()).casefold() == " ".join(other.part_name.split()).casefold()
+    """Whether two taxonomies name one part: any of their names for it alike whatever the spacing and case — the ``part`` given,
+    the object up to where it describes the scene, the whole object. A new camera's "cookie on a white conveyor belt" is still
+    a cookie, and a ``part`` added to the same object's taxonomy names the same part (regression probes 2026-12-08: refused as
+    another part)."""
+    def names(taxonomy: Taxonomy) -> set[str]:
+        return {" ".join(n.split()).casefold() for n in (taxonomy.part_name, short_part_name(taxonomy.object_name), taxonomy.object_name)}
+
+    return bool(names(one) & names(other))
 
 
 def require_part_files_kept(directory: str | Path, taxonomy: Taxonomy | str | Path | None, trained_on: str | None) -> None:

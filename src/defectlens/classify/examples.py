@@ -24,6 +24,7 @@ from defectlens.detect.maps import robust_units
 from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
 from defectlens.io.dataset import (
+    MASKS_FOLDER,
     closed_lost_and_found,
     file_identity,
     first_names,
@@ -34,6 +35,7 @@ from defectlens.io.dataset import (
     picture_copies,
     picture_digest,
 )
+from defectlens.io.names import folded_name
 from defectlens.locate import extract_regions
 from defectlens.taxonomy import RESERVED_WHY, is_reserved_name, normal_type_name, same_type_name, type_name_problem
 from defectlens.types import AnomalyResult
@@ -174,6 +176,8 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
     by_type: dict[str, list[Example]] = {}
     # Root's closed lost+found passed over, as in any folder read (regression probe 2026-12-07: it stopped `inspect --examples`).
     for type_dir in sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".") and not closed_lost_and_found(d)):
+        if folded_name(type_dir.name) == MASKS_FOLDER:
+            continue  # the types' masks (masks/<type>/…), read for their examples below; no type (it had been "no images")
         if is_good_folder(type_dir):
             # Normal parts are no defect type: learnt as one, regions on defective parts were typed "good".
             _warn(result.notes, f"{type_dir}: normal parts are not a defect type; folder skipped (examples are defects, one folder per type)")
@@ -248,10 +252,11 @@ def examples_from_folders(root: str | Path, will_locate: bool = False) -> Exampl
 
 
 def _masks_of_examples(type_dir: Path, images: list[Path], notes: list[str]) -> dict[Path, Path | None]:
-    """Each example's mask, as :func:`~defectlens.io.dataset.masks_for_images` finds it in its type's folder ``type_dir`` (for one
-    in a subfolder of its type, ``lot1/``, in the type's ``masks/lot1/`` too): where the hint says to put them, they had been
-    passed over for examples filed by lot (regression probe 2026-12-07)."""
-    return masks_for_images(images, notes, [type_dir])
+    """Each example's mask, as :func:`~defectlens.io.dataset.masks_for_images` finds it in the examples' folder above its type's
+    ``type_dir`` (for one in a subfolder of its type, ``lot1/``, in the type's ``masks/lot1/`` too), as `calibrate --defective`
+    finds the same folder's: where the hint says to put them, they had been passed over for examples filed by lot (regression
+    probe 2026-12-07), and a root masks/ mirroring the types had been read for --defective only (regression probe 2026-12-08)."""
+    return masks_for_images(images, notes, [type_dir.parent])
 
 
 def _say_copies_across_types(examples: ExampleSet) -> None:

@@ -790,8 +790,9 @@ def drop_shared_masks(masks: dict[Path, Path | None], notes: list[str]) -> None:
     by_mask: dict[str, list[Path]] = {}
     for image, mask in masks.items():
         if mask is not None:
-            # By the file, however it is named (one image given relative, one absolute: regression probe 2026-12-07).
-            by_mask.setdefault(os.path.abspath(mask), []).append(image)
+            # By the file, however it is named (one image given relative, one absolute: regression probe 2026-12-07; through a
+            # linked masks/ folder, one file for two lots: regression probe 2026-12-08).
+            by_mask.setdefault(os.path.realpath(mask), []).append(image)
     for shared, images in by_mask.items():
         # One file under two names (a link and its target, relative and absolute) is one image, and keeps its mask (regression
         # probe 2026-12-07: a folder given as itself and through a link had lost every mask).

@@ -681,25 +681,28 @@ see-through (:func:`mask_as_drawn`): a layer is a rectangle, painted strokes are
 
 
 OVERLAY_SHARE = 0.5
-"""Share of a mask's pixels see-through (between none and the most opaque) over which, the mask nearly clear of fully transparent
-pixels (:data:`OVERLAY_CLEAR`), they are a translucent overlay the defect is drawn on (:func:`_alpha_cut`): a dimmed canvas
-covers most of the image in one tone, in several (45 % at alpha 160, 45 % at 100) or in a gradient. A defect filled at half
-opacity on a see-through background leaves that background clear, and is defect (regression probes 2026-12-07 and 2026-12-08:
-fills had been lost, first at 5 %, then as two tones over half the image, and two-tone and gradient canvases read whole)."""
-OVERLAY_CLEAR = 0.1
-"""Share of a mask's pixels at alpha 0 under which it may be an overlay (:data:`OVERLAY_SHARE`): a canvas covers the image."""
+"""Share of a mask's pixels see-through (between none and the most opaque) over which they are a translucent canvas the defect
+is drawn on (:func:`_alpha_cut`), unless the most opaque pixels enclose them (a defect filled at half opacity inside an opaque
+outline): a dimmed canvas covers most of the image, in one tone, in several or in a gradient, with or without a clear margin.
+Said in a warning when so read, as a large defect painted see-through round an opaque core reads alike (regression probes
+2026-12-07 and 2026-12-08: fills had been lost, first at 5 %, then over half the image; two-tone, gradient and margined
+canvases read whole)."""
 
 
-def _alpha_cut(alpha: np.ndarray) -> float:
-    """The alpha level an RGBA mask's defect lies above: half its most opaque, or, drawn on a translucent overlay (a grey layer at
-    alpha 160 over the image, an annotation tool's dimmed canvas), halfway from the overlay's level (near the top of its levels:
-    a gradient's or a dithered canvas's too) to the most opaque: read at half, the overlay had been defect (regression probe
-    2026-12-07)."""
+def _alpha_cut(alpha: np.ndarray) -> tuple[float, float | None]:
+    """The alpha level an RGBA mask's defect lies above, and the level of the translucent canvas it was found drawn on (None:
+    none): half its most opaque, or, on a canvas (:data:`OVERLAY_SHARE`), halfway from the canvas's level (near the top of its
+    levels: a gradient's or a dithered canvas's too) to the most opaque — read at half, the canvas had been defect
+    (regression probe 2026-12-07)."""
     top = float(alpha.max())
-    see_through = alpha[(alpha > 0) & (alpha < top)]
-    if np.count_nonzero(alpha == 0) < OVERLAY_CLEAR * alpha.size and see_through.size > OVERLAY_SHARE * alpha.size:
-        return (float(np.percentile(see_through, 95)) + top) / 2
-    return top / 2
+    see_through = (alpha > 0) & (alpha < top)
+    if see_through.sum() <= OVERLAY_SHARE * alpha.size:
+        return top / 2, None
+    enclosed = ndimage.binary_fill_holes(alpha == top)
+    if (see_through & enclosed).sum() > see_through.sum() / 2:
+        return top / 2, None  # a fill inside its outline: defect
+    level = float(np.percentile(alpha[see_through], 95))
+    return (level + top) / 2, level
 
 
 def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = None) -> np.ndarray:
@@ -720,7 +723,7 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
         if alpha.min() == alpha.max():
             arr = arr[..., :3]
         else:
-            cut = _alpha_cut(alpha)
+            cut, canvas = _alpha_cut(alpha)
             opaque = alpha > cut
             drawn = colour[opaque]
             black = int((drawn <= min(drawn.max() / 2, MASK_LAYER_BLACK)).sum()) if drawn.size else 0
@@ -733,10 +736,13 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
             # 2026-12-07: rules by the share of dark or opaque pixels had lost one or the other).
             if black >= 4 and drawn.size - black >= 4 and drawn.size >= MASK_LAYER_FILL * box:
                 arr = np.where(opaque, colour, 0)
-            elif cut == alpha.max() / 2:
+            elif canvas is None:
                 arr = alpha  # read at half its maximum below, as any mask's values are
             else:
                 arr = opaque.astype(np.uint8) * 255
+                warn_caller(f"{source or name}: read as a defect drawn on a translucent canvas (alpha up to {canvas:g} over "
+                            f"{np.mean((alpha > 0) & (alpha <= canvas)):.0%} of the mask): only what is more opaque is defect — if the "
+                            "see-through part is the defect too, save the mask with it opaque", DefectlensWarning)
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
     if arr.ndim != 2:
