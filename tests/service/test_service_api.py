@@ -4,6 +4,7 @@ models, health, metrics, security and bad input."""
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import threading
 import time
@@ -1377,7 +1378,8 @@ def test_a_model_name_with_a_slash_is_refused_as_a_name(tmp_path: Path) -> None:
     assert model_spec(f"{tmp_path}/x=y") == (None, Path(f"{tmp_path}/x=y"))  # a folder whose name holds '=': still a folder
 
 
-def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
+def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     # Proxy probe 2026-12-07: under /inspect/ the page's calls and the API's URLs went to the host's root (every call 404),
     # the service's own page was refused as "another site" where nginx passes the Host without its port, and a request
     # without a Host (a load balancer's HTTP/1.0 health check) was refused.
@@ -1393,6 +1395,12 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         urls = made.json()["urls"]
         assert urls["overlay"] == f"/inspect/inspections/{made.json()['id']}/overlay.png" and urls["page"].startswith("/inspect/#/")
         assert client.get("/inspections").json()["items"][0]["urls"] == urls
+        # A refused upload under the path is one (regression probe 2026-12-08: compared with its prefix, uploads under /inspect
+        # had been neither logged when refused, counted, nor held to --max-in-flight).
+        with caplog.at_level(logging.WARNING, logger="defectlens.service.app"):
+            refused = client.post("/inspect/inspections", files={"file": ("junk.png", b"not an image", "image/png")},
+                                  headers={"X-Request-ID": "rp-1"})
+        assert refused.status_code == 422 and "upload refused with 422 (request rp-1)" in caplog.text, caplog.text
         # A trailing slash's redirect as a path under the prefix, the path as uvicorn passes it (left by the last session: named
         # http://HOST/… after the Host the proxy passed, it lost the proxy's port and https).
         moved = client.get("/inspect/inspections/?verdict=defective", headers={"Host": "plant.example"}, follow_redirects=False)

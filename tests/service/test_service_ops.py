@@ -114,7 +114,7 @@ def test_an_empty_database_beside_stored_pictures_is_said_at_start(pool, images,
     assert "holds no inspection" not in caplog.text
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
-    assert "the database's newest inspection is none, but this folder" in caplog.text and "restore the database" in caplog.text
+    assert "the database lacks inspection 1 as this folder" in caplog.text and "restore the database" in caplog.text
 
 
 def test_a_refused_upload_is_logged_with_its_reason_and_every_answer_named(pool, images, tmp_path, caplog):
@@ -158,6 +158,8 @@ def test_a_damaged_database_file_is_found_and_refused_not_served_as_ok(pool, ima
         health = client.get("/health")
         assert health.status_code == 503 and "database damaged (row 1 missing from index" in health.json()["store"], health.text
         assert upload(client, images["bad"]).status_code == 503
+        # The history too, read through a broken index (regression probe 2026-12-08: 200, rows possibly missing); on one line.
+        assert client.get("/inspections").status_code == 503 and "\n" not in client.get("/health").json()["store"]
 
 
 def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(pool, images, tmp_path, caplog):
@@ -170,7 +172,7 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
         assert upload(client, images["bad"]).json()["id"] == 1
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
-    assert "the database's newest inspection is id 1, but this folder" in caplog.text and "had held inspections up to id 2" in caplog.text
+    assert "the database lacks inspection 2 as this folder" in caplog.text and "(the database's newest is id 1)" in caplog.text
     pictures = sorted(data.glob("[0-9a-f][0-9a-f]/*"))
     for path in pictures:
         os.utime(path, (0, 0))
@@ -186,14 +188,21 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
     with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data) as client:
         assert [upload(client, images[n]).json()["id"] for n in ("good", "bad", "good")] == [2, 3, 4]
     assert CliRunner().invoke(cli, ["prune-files", *lost]).exit_code == 2
-    # A record that cannot be read is refused, and never written over.
+    # A record that cannot be read, or whose mark is no whole number, is refused, and never written over (a "3" had been none).
+    for odd in ('"3"', "3.0", "-3"):
+        (data / "service.json").write_text(f'{{"newest_inspection": {odd}}}')
+        odd_mark = CliRunner().invoke(cli, ["prune-files", *lost])
+        assert odd_mark.exit_code == 2 and "cannot be read" in odd_mark.output, odd
     (data / "service.json").write_text('{"newest_inspection": 4,}')
     with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
     unread = CliRunner().invoke(cli, ["prune-files", *lost])
-    assert unread.exit_code == 2 and "service.json cannot be read as JSON" in " ".join(unread.output.split()), unread.output
+    assert unread.exit_code == 2 and "service.json cannot be read (no JSON object" in " ".join(unread.output.split()), unread.output
     assert (data / "service.json").read_text() == '{"newest_inspection": 4,}'
     (data / "service.json").write_text(record)
+    # The right database put back: pruned as before (third probe: a refusal once recorded had stood for good).
+    assert CliRunner().invoke(cli, ["prune-files", "--db", f"sqlite:///{tmp_path / 'first.sqlite'}", "--data-dir", str(data),
+                                    "--dry-run"]).exit_code == 0
     # The pictures moved out: a new history starts at the next start, and is pruned as any.
     away = tmp_path / "old pictures"
     away.mkdir()
@@ -933,6 +942,8 @@ def test_prune_inspections_deletes_old_unreviewed_ones_with_their_rows_and_pictu
     # --reviewed takes the reviewed one too; the newest is kept whatever its age (SQLite would give its id again).
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime(2020, 1, 1, tzinfo=UTC)})
+    # Aged by hand, the newest is another inspection than the one the folder recorded (by its time): its record goes too.
+    (data / "service.json").unlink()
     every = CliRunner().invoke(cli, [*args, "--reviewed"])
     said = " ".join(every.output.split())
     assert every.exit_code == 0 and "deleted 2 inspection(s)" in said and "the newest, always kept" in said, every.output

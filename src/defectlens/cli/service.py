@@ -262,7 +262,7 @@ def _recorded_database(data_dir: Path) -> dict | None:
     return database if isinstance(database, dict) else None
 
 
-def _require_one_service(blobs: Any, referenced: set[str], newest: int | None, db_url: str, data_dir: Path, verb: str, dry_run: bool) -> None:
+def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool) -> None:
     """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
     the folder (:data:`SERVICE_FILE`) is this one, it holds the folder's history (its newest inspection id, ``newest``, not below
     the one recorded: :meth:`BlobStore.lost_history`), and the folder holds the pictures the database names (a
@@ -283,11 +283,12 @@ def _require_one_service(blobs: Any, referenced: set[str], newest: int | None, d
         console.print(f"[red]error:[/] nothing {verb}: most pictures the database names are not in {escape(str(data_dir))} {fix} "
                       f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
-    if (lost := blobs.lost_history(newest)) is not None:
+    newest = store.newest_id()
+    if (lost := blobs.lost_history(newest, store.inspection_stamp)) is not None:
         console.print(f"[red]error:[/] nothing {verb} (the pictures the database does not name would be taken for orphans): {escape(lost)}")
         raise typer.Exit(2)
     if not dry_run:
-        blobs.note_newest(newest)
+        blobs.note_newest(newest, store.inspection_stamp)
 
 
 def _unavailable(exc: Exception) -> str:
@@ -702,15 +703,15 @@ def prune_files(
     except ImportError as exc:
         raise _need_extra(exc) from None
     store = _files_store(db, data_dir)
+    blobs = BlobStore(data_dir)
     try:
-        referenced, newest = store.referenced_files(), store.newest_id()
+        referenced = store.referenced_files()
+        _require_one_service(blobs, store, referenced, _db_url(db, data_dir), data_dir, "removed", dry_run)
     except StoreUnavailable as exc:
         console.print(f"[red]error:[/] nothing removed: {escape(_unavailable(exc))}")
         raise typer.Exit(2) from None
     finally:
         store.dispose()
-    blobs = BlobStore(data_dir)
-    _require_one_service(blobs, referenced, newest, _db_url(db, data_dir), data_dir, "removed", dry_run)
     n_files, n_bytes = blobs.prune(referenced, older_than_hours * 3600, dry_run)
     verb = "would remove" if dry_run else "removed"
     console.print(f"{verb} {n_files} file(s), {n_bytes / 2**20:.1f} MiB, that no inspection names; "
@@ -750,7 +751,7 @@ def prune_inspections(
     try:
         # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
         # deleted and this folder's pictures taken for orphans.
-        _require_one_service(blobs, store.referenced_files(), store.newest_id(), _db_url(db, data_dir), data_dir, "deleted", dry_run)
+        _require_one_service(blobs, store, store.referenced_files(), _db_url(db, data_dir), data_dir, "deleted", dry_run)
         if model is not None and (model := store.stored_name(asked := model)) is None:
             console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
                           f"{escape(', '.join(store.models()) or '(none)')}")

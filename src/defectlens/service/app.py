@@ -260,6 +260,15 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+def route_path(scope: Any) -> str:
+    """A request's path as the routes name it: without the root path a proxy serves the service under (`serve --root-path`), which
+    the server puts in front of it — compared whole, uploads under /inspect had been neither limited, counted nor logged as
+    uploads (regression probe 2026-12-08)."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", "") or "").rstrip("/")
+    # Folder by folder: "/inspections" is not under "/inspect".
+    return path[len(root):] or "/" if root and (path == root or path.startswith(root + "/")) else path
+
+
 REQUEST_ID_HEADER = "X-Request-ID"
 """The header that names a request: taken from the client where it sends a plain one (a proxy's, a station's), else made; sent
 back on every answer, and in the log line of a refused upload."""
@@ -281,9 +290,10 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        # The first of several (a proxy's before a client's): dict() had kept the last.
+        sent = next((v for k, v in scope.get("headers") or [] if k == REQUEST_ID_HEADER.lower().encode()), b"").decode("latin-1")
         request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
-        upload = scope["method"] == "POST" and scope.get("path") == "/inspections"
+        upload = scope["method"] == "POST" and route_path(scope) == "/inspections"
         status, answer = 0, bytearray()
 
         async def named(message: Any) -> None:
@@ -308,7 +318,7 @@ def _refusal_reason(answer: bytes) -> str:
         return str(_printable(answer.decode("utf-8", "replace"), 300))
     if isinstance(detail, list):
         detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-    return str(_printable(str(detail), 300))
+    return str(_printable(" ".join(str(detail).split()), 300))
 
 
 def upload_limit_words(limit: int, path: str = "/inspections") -> str:
@@ -346,7 +356,7 @@ class BodyLimit:
                     if self.on_refused is not None:
                         self.on_refused()
                     # Answered by its handler, as UploadDeadline's 408 is (see there).
-                    raise HTTPException(413, upload_limit_words(self.said_limit, scope.get("path", "")))
+                    raise HTTPException(413, upload_limit_words(self.said_limit, route_path(scope)))
             return message
 
         await self.app(scope, counted_receive, send)
@@ -578,7 +588,7 @@ class Outage:
     def refuse(self, request: Request, reason: str) -> JSONResponse:
         """The 503 for a request the store could not serve, with when to retry."""
         self.began(reason)
-        if request.method == "POST" and request.url.path == "/inspections":
+        if request.method == "POST" and route_path(request.scope) == "/inspections":
             self.metrics.rejected.labels("store_unavailable").inc()
         return JSONResponse({"detail": self.public(reason)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
@@ -662,14 +672,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # A lost SQLite file comes back empty on the next connection, and a restart then runs on
             # from id 1 with every stored picture orphaned, without a word (probe 2026-12-05).
             newest = await run_in_threadpool(store.newest_id)
-            if (lost := await run_in_threadpool(blobs.lost_history, newest)) is not None:
+            if (lost := await run_in_threadpool(blobs.lost_history, newest, store.inspection_stamp)) is not None:
                 # After one upload the count below passes, and a prune then took every older picture for an orphan (operator
                 # probe 2026-12-08): told by the newest id the folder has seen, which the prune commands refuse by too.
                 log.warning("%s; the prune commands refuse this folder until then", lost)
             elif newest is None and await run_in_threadpool(blobs.holds_files):
                 log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
-            await run_in_threadpool(blobs.note_newest, newest)
+            await run_in_threadpool(blobs.note_newest, newest, store.inspection_stamp)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         stop = threading.Event()
@@ -680,8 +690,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             try:
                 with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
                     if (damage := store.check_integrity()) is not None:
-                        log.error("the database is damaged (%s): every request is refused with 503 until it is restored or repaired "
-                                  "and the service restarted on it", damage)
+                        log.error("the database is damaged (%s): every request that reads or writes it is refused with 503 until it "
+                                  "is restored or repaired and the service restarted on it", damage)
                     for note in stored_history_notes(store, pool, store_options(config)):
                         log.warning("%s", note)
             except Exception as exc:  # noqa: BLE001 - a note not said is no reason to stop watching
@@ -709,7 +719,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         yield
         stop.set()
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-            blobs.note_newest(store.newest_id())  # the watch's last word: a run shorter than its period had recorded none
+            blobs.note_newest(store.newest_id(), store.inspection_stamp)  # the watch's last word: a run shorter than its period had recorded none
         store.dispose()
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
@@ -804,7 +814,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # A write without the token is refused first: before its body is read or spooled, and before
         # it takes an inspection slot (else clients without the token could hold every slot).
         if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
-            if request.url.path == "/inspections":  # refused uploads are counted; a review without the token is no upload
+            if route_path(request.scope) == "/inspections":  # refused uploads are counted; a review without the token is no upload
                 metrics.rejected.labels("unauthorized").inc()
             return JSONResponse({"detail": token_refusal(request.headers.get(TOKEN_HEADER), request.headers.get("authorization"))}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="defectlens"', "X-Content-Type-Options": "nosniff"})
@@ -812,10 +822,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + BODY_OVERHEAD:
             metrics.rejected.labels("too_large").inc()
-            return JSONResponse({"detail": upload_limit_words(config.max_upload_bytes, request.url.path)}, status_code=413)
+            return JSONResponse({"detail": upload_limit_words(config.max_upload_bytes, route_path(request.scope))}, status_code=413)
         # A busy service refuses an upload before its body is parsed: a refusal must cost next to
         # nothing, or stations asking again would take the cores from the inspections in progress.
-        admitted = request.method == "POST" and request.url.path == "/inspections"
+        admitted = request.method == "POST" and route_path(request.scope) == "/inspections"
         if admitted and not admission.try_enter():
             metrics.rejected.labels("busy").inc()
             return JSONResponse(
@@ -1340,7 +1350,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         """Raise the newest inspection id recorded in the data folder (on the watch thread), by which a database lost or
         restored from an older backup is told later (:meth:`BlobStore.lost_history`)."""
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-            blobs.note_newest(store.newest_id())
+            blobs.note_newest(store.newest_id(), store.inspection_stamp)
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer",
              responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database or the file store does not "

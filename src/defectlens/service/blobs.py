@@ -14,10 +14,12 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from defectlens.io import write_bytes_atomic, write_json_atomic
+from defectlens.io.outputs import saving_in
 
 _SHA = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
@@ -33,9 +35,9 @@ last blocks are kept for root, while no upload would."""
 SERVICE_FILE = "service.json"
 """Kept in the data folder: which database its pictures belong to (``database``, written by `serve`), and the newest inspection
 that database has been seen to hold (:data:`NEWEST_INSPECTION`)."""
-HISTORY_LOST = "history_lost"
-"""The key of :data:`SERVICE_FILE` set, to the folder's mark, when a database without the folder's history was found
-(:meth:`BlobStore.note_newest`)."""
+NEWEST_STAMP = "newest_stamp"
+"""The key of :data:`SERVICE_FILE` that holds the stamp of the inspection at :data:`NEWEST_INSPECTION` (its time and picture):
+another database's inspection of that id has another."""
 NEWEST_INSPECTION = "newest_inspection"
 """The key of :data:`SERVICE_FILE` that holds the highest inspection id seen stored: ids are never given twice, so a database
 whose newest is below it was lost, replaced or restored from an older backup, and holds no record of the newer pictures."""
@@ -131,54 +133,57 @@ class BlobStore:
         if record is not None and record.get("database") != database:
             self._write_record({**record, "database": database})
 
-    def note_newest(self, newest: int | None) -> None:
-        """Record the database's newest inspection id ``newest`` (None: it holds none) as the folder's mark where above it; where
-        below it while the folder holds pictures, the database does not hold the folder's history, which is recorded
-        (:data:`HISTORY_LOST`) and stays: the new database's ids overtaking the mark had lifted the prunes' refusal (regression
-        probe 2026-12-08). A folder holding no picture starts a new history: mark and record set from ``newest`` (moving the
-        pictures out is the way to start again on purpose)."""
-        record = self.service_record()
-        if record is None:
-            return
-        now, mark = dict(record), _newest_in(record)
-        if not self.holds_files():
-            now.pop(HISTORY_LOST, None)
-            mark = newest or 0
-        elif HISTORY_LOST in now or (newest or 0) < mark:
-            now.setdefault(HISTORY_LOST, mark)
-        else:
-            mark = newest or 0
-        if mark:
-            now[NEWEST_INSPECTION] = mark
-        else:
-            now.pop(NEWEST_INSPECTION, None)  # no file written for a folder that has held none
-        if now != record:
-            self._write_record(now)
+    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None]) -> None:
+        """Record the database's newest inspection (id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp
+        by its id) as the folder's mark, where the database holds the folder's history (:meth:`lost_history`) — a database that
+        does not is never recorded over it, however many inspections it takes (regression probe 2026-12-08: the new database's
+        ids overtaking the mark had lifted the prunes' refusal). A folder holding no picture starts a new history (moving the
+        pictures out is the way to start again on purpose). Read and written with the folder locked (:func:`saving_in`): the
+        service's watch and a prune write it alike, and a lower mark written last would point at an inspection a prune may
+        delete."""
+        with saving_in(self.root / SERVICE_FILE):  # the data folder locked while its record is read and written again
+            record = self.service_record()
+            if record is None:
+                return
+            if self.holds_files():
+                if self.lost_history(newest, stamp_of) is not None:
+                    return
+                held, stamp = _mark_in(record) or (0, None)
+                if (newest or 0) < held or ((newest or 0) == held and isinstance(stamp, str)):
+                    return  # never lowered
+            now = {key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)}
+            if newest:
+                now |= {NEWEST_INSPECTION: newest, NEWEST_STAMP: stamp_of(newest)}
+            if now != record:
+                self._write_record(now)
 
     def _write_record(self, record: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             write_json_atomic(self.root / SERVICE_FILE, record)
 
-    def lost_history(self, newest: int | None) -> str | None:
-        """Why the database whose newest inspection id is ``newest`` (None: it holds none) may not hold this folder's history,
-        with the fix, or None where it does or the folder holds no picture: its newest below the id the folder has held, or
-        recorded so before (:meth:`note_newest`), or a :data:`SERVICE_FILE` that cannot be read. A database lost and made again,
-        or restored from an older backup, names none of the newer pictures, which a prune had then removed as orphans (every one
-        of 162 after a lost database; operator probe 2026-12-08)."""
+    def lost_history(self, newest: int | None, stamp_of: Callable[[int], str | None]) -> str | None:
+        """Why the database (its newest inspection id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp by
+        its id) does not hold this folder's history, with the fix, or None where it does or the folder holds no picture. The
+        folder's mark is the newest inspection its service has held, by id and stamp: a database without that inspection —
+        lost and made again, replaced, restored from an older backup — names none of the pictures of the inspections it lacks,
+        which a prune had removed as orphans (every one of 162 after a lost database; operator probe 2026-12-08); the right
+        database put back holds it again (regression probe: a refusal recorded once had stood for good). A record that cannot
+        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none)."""
         if not self.holds_files():
             return None
         record = self.service_record()
-        if record is None:
-            return (f"{self.root / SERVICE_FILE} cannot be read as JSON, so whether the database holds this folder's history cannot be "
-                    f"told — fix: repair it, or delete it (it is written again)")
-        mark = record.get(HISTORY_LOST, _newest_in(record))
-        if HISTORY_LOST not in record and (newest or 0) >= mark:
+        mark = None if record is None else _mark_in(record)
+        if record is None or mark is None:
+            return (f"{self.root / SERVICE_FILE} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
+                    f"the database holds this folder's history cannot be told — fix: repair it, or delete it (it is written again)")
+        held, stamp = mark
+        if not held or (stamp_of(held) == stamp if isinstance(stamp, str) else (newest or 0) >= held):
             return None
-        return (f"the database's newest inspection is {f'id {newest}' if newest else 'none'}, but this folder ({self.root}) had held "
-                f"inspections up to id {mark} when its database was found without them: it was lost and made again, replaced, or "
-                "restored from an older backup, and names none of the pictures of the inspections it lacks — fix: restore the database "
-                f"that goes with this folder (to start the history again on purpose, move the pictures out of the folder, or delete "
-                f"its {SERVICE_FILE})")
+        return (f"the database lacks inspection {held} as this folder ({self.root}) recorded it — the newest its service had held (the "
+                f"database's newest is {f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from "
+                "an older backup, and names none of the pictures of the inspections it lacks — fix: restore the database that goes "
+                f"with this folder (to start the history again on purpose, move the pictures out of the folder, or delete its "
+                f"{SERVICE_FILE})")
 
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""
@@ -240,7 +245,10 @@ class BlobStore:
 __all__ = ["BlobStore"]
 
 
-def _newest_in(record: dict[str, Any]) -> int:
-    """The folder's mark a :data:`SERVICE_FILE` record holds (0: none, or not a whole number)."""
-    mark = record.get(NEWEST_INSPECTION)
-    return mark if isinstance(mark, int) and not isinstance(mark, bool) and mark > 0 else 0
+def _mark_in(record: dict[str, Any]) -> tuple[int, object] | None:
+    """The folder's mark a :data:`SERVICE_FILE` record holds — the newest inspection's id (0: none recorded) and stamp —, or None
+    where its id is there but no whole number of 0 or more."""
+    mark = record.get(NEWEST_INSPECTION, 0)
+    if not isinstance(mark, int) or isinstance(mark, bool) or mark < 0:
+        return None
+    return mark, record.get(NEWEST_STAMP)

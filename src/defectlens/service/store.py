@@ -207,10 +207,7 @@ class Store:
         service still answers a trivial query. ``writable``: also unless it would take a write now
         (a read-only SQLite file or PostgreSQL server answers reads and refuses every record)."""
         self.ensure()
-        if self.damage is not None:
-            self.last_error = (f"database damaged ({self.damage}): restore it from a backup, or repair it (`sqlite3 FILE REINDEX` for broken "
-                               "indexes, `sqlite3 FILE .recover | sqlite3 NEW_FILE` otherwise) and restart the service on it")
-            raise StoreUnavailable(self.last_error)
+        self._refuse_damaged()
         try:
             with self.engine.connect() as conn:
                 conn.execute(select(InspectionRow.id).limit(1))
@@ -244,7 +241,7 @@ class Store:
             found = [driver_error_line(exc)]
         if found == ["ok"]:
             return None
-        self.damage = "; ".join(found)
+        self.damage = " ".join("; ".join(found).split())
         return self.damage
 
     def ping(self, writable: bool = False) -> bool:
@@ -256,9 +253,27 @@ class Store:
             return False
 
     def session(self) -> Session:
-        """A new session (the caller closes it: ``with store.session() as s``)."""
+        """A new session (the caller closes it: ``with store.session() as s``); refused once the file was found damaged: a read
+        through a broken index may miss rows without a word (regression probe 2026-12-08: the history had still answered 200)."""
         self.ensure()
+        self._refuse_damaged()
         return self.sessions()
+
+    def _refuse_damaged(self) -> None:
+        """Raise :class:`StoreUnavailable` where :meth:`check_integrity` found the database damaged."""
+        if self.damage is not None:
+            # One line: the integrity check's report runs over several, which split one event in a line-based log.
+            self.last_error = (f"database damaged ({' '.join(self.damage.split())}): restore it from a backup, or repair it (`sqlite3 "
+                               "FILE REINDEX` for broken indexes, `sqlite3 FILE .recover | sqlite3 NEW_FILE` otherwise) and restart the "
+                               "service on it")
+            raise StoreUnavailable(self.last_error)
+
+    def inspection_stamp(self, inspection_id: int) -> str | None:
+        """What tells the inspection ``inspection_id`` from another given the same id by another database: its time and picture;
+        None where there is none of that id."""
+        with self.session() as s:
+            row = s.execute(select(InspectionRow.created_at, InspectionRow.image_sha).where(InspectionRow.id == inspection_id)).first()
+        return None if row is None else f"{row[0].isoformat()} {row[1]}"
 
     def record(self, model: str, filename: str, image_sha: str, image_ext: str, overlay_sha: str, mask_sha: str, out: Outcome,
                client_key: str | None = None) -> InspectionRow:
