@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -207,13 +208,27 @@ def test_a_mask_is_read_as_it_is_shown_turned_or_layered(tmp_path):
     margined[4:-4, 4:-4] = (128, 128, 128, 160)
     margined[drawn] = (255, 255, 255, 255)
     Image.fromarray(margined).save(tmp_path / "margined.png")
-    with pytest.warns(DefectlensWarning, match=r"margined\.png: read as a defect drawn on a translucent canvas \(alpha up to 160"):
+    with pytest.warns(DefectlensWarning, match=r"margined\.png: read as a defect drawn on a translucent canvas \(alpha about 160"):
         assert np.array_equal(load_mask(tmp_path / "margined.png"), drawn)
     outlined = np.zeros((40, 30, 4), np.uint8)
     outlined[2:-2, 2:-2] = (255, 0, 0, 255)
     outlined[3:-3, 3:-3] = (255, 0, 0, 128)
     Image.fromarray(outlined).save(tmp_path / "outlined.png")
     assert load_mask(tmp_path / "outlined.png").sum() == 36 * 26
+    # Fourth probe: a large defect of its own shape filled at half opacity on a transparent background, its outline open or an
+    # opaque dot beside it, is no canvas; a fill under half opacity inside its outline is defect too.
+    yy, xx = np.mgrid[:40, :30]
+    blob = (yy - 20) ** 2 + (xx - 15) ** 2 < 17 ** 2
+    shaped = np.zeros((40, 30, 4), np.uint8)
+    shaped[blob] = (255, 0, 0, 128)
+    shaped[0:2, 0:2] = (0, 255, 0, 255)
+    Image.fromarray(shaped).save(tmp_path / "shaped.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DefectlensWarning)
+        assert load_mask(tmp_path / "shaped.png").sum() == blob.sum() + 4
+    outlined[3:-3, 3:-3, 3] = 100
+    Image.fromarray(outlined).save(tmp_path / "outlined100.png")
+    assert load_mask(tmp_path / "outlined100.png").sum() == 36 * 26
     painted = np.zeros((40, 30, 4), np.uint8)
     painted[:12, :, :] = (255, 0, 0, 180)
     painted[12:24, :, :] = (255, 0, 0, 140)

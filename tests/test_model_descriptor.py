@@ -664,7 +664,7 @@ def test_a_model_saved_over_another_parts_folder_is_told_by_the_taxonomy_it_brin
     (tile / "examples" / "fray").mkdir(parents=True)
     (tile / "examples" / "fray" / "a.png").write_bytes(b"a person's labelled example")
     another_fit(tile)
-    with pytest.raises(OutputError, match=r"labelled examples \(examples/\) of another part \('magnetic tile', not 'chocolate-chip cookie'\)"):
+    with pytest.raises(OutputError, match=r"examples \(examples/\) of another part by its taxonomy \('magnetic tile', not 'chocolate-chip"):
         Inspector.load(cookie).save(tile)
     assert (tile / "examples" / "fray" / "a.png").is_file() and json.loads((tile / "taxonomy.json").read_text())["object"] == "magnetic tile"
     # The same part in another scene, spaced otherwise; a folder whose descriptor cannot be read, told by its taxonomy.
@@ -681,6 +681,11 @@ def test_a_model_saved_over_another_parts_folder_is_told_by_the_taxonomy_it_brin
     (cookie / DESCRIPTOR_FILE).write_text(json.dumps(meta))
     (tmp_path / "tile.json").write_text(json.dumps({"object": "magnetic tile", "defects": [{"name": "fray", "description": "a fray"}]}))
     assert part_relation(cookie, tmp_path / "tile.json", trained_on) == "other" and part_relation(cookie, None, trained_on) == "same"
+    # Fourth probe: two parts of one object told apart by their part fields are two parts.
+    (cookie / "taxonomy.json").write_text(json.dumps({**named, "part": "M8 nut"}))
+    (tmp_path / "m10.json").write_text(json.dumps({**named, "part": "M10 nut"}))
+    assert part_relation(cookie, tmp_path / "m10.json", trained_on) == "other"
+    (cookie / "taxonomy.json").write_text(json.dumps(named))
     (cookie / "examples" / "crack").mkdir(parents=True)
     (cookie / "examples" / "crack" / "b.png").write_bytes(b"another labelled example")
     (cookie / DESCRIPTOR_FILE).write_text("{ not json")

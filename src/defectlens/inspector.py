@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import numbers
 import os
@@ -658,12 +659,19 @@ def part_relation(directory: str | Path, taxonomy: Taxonomy | str | Path | None,
 
 
 def same_part_name(one: Taxonomy, other: Taxonomy) -> bool:
-    """Whether two taxonomies name one part: any of their names for it alike whatever the spacing and case — the ``part`` given,
-    the object up to where it describes the scene, the whole object. A new camera's "cookie on a white conveyor belt" is still
-    a cookie, and a ``part`` added to the same object's taxonomy names the same part (regression probes 2026-12-08: refused as
-    another part)."""
+    """Whether two taxonomies name one part, whatever the spacing and case: by their ``part`` where both give one (a person told
+    two parts of one object apart so: "M8 nut", "M10 nut"), else by any of their names for it — the ``part`` given, the object up
+    to where it describes the scene, the whole object. A new camera's "cookie on a white conveyor belt" is still a cookie, and
+    a ``part`` added to the same object's taxonomy names the same part (regression probes 2026-12-08: refused as another
+    part; a shared object had made two parts given apart one)."""
+    def spaced(name: str) -> str:
+        return " ".join(name.split()).casefold()
+
+    if one.part and other.part:
+        return spaced(one.part) == spaced(other.part)
+
     def names(taxonomy: Taxonomy) -> set[str]:
-        return {" ".join(n.split()).casefold() for n in (taxonomy.part_name, short_part_name(taxonomy.object_name), taxonomy.object_name)}
+        return {spaced(n) for n in (taxonomy.part_name, short_part_name(taxonomy.object_name), taxonomy.object_name)}
 
     return bool(names(one) & names(other))
 
@@ -673,9 +681,10 @@ def require_part_files_kept(directory: str | Path, taxonomy: Taxonomy | str | Pa
     holds labelled examples: a person's, they are not another part's model's to delete. Called by `fit` before its work."""
     if taxonomy is not None and holds_examples(directory) and part_relation(directory, taxonomy, trained_on) == "other":
         held, given = load_taxonomy(Path(directory) / TAXONOMY_FILE), taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
-        raise OutputError(f"it holds labelled examples (examples/) of another part ({held.part_name!r}, not {given.part_name!r}); a "
-                          "model saved over it would lose them: nothing saved", directory,
-                          "move its examples/ out of the folder first, or save the model to another folder")
+        raise OutputError(f"it holds labelled examples (examples/) of another part by its taxonomy ({held.part_name!r}, not "
+                          f"{given.part_name!r}); a model saved over it would lose them: nothing saved", directory,
+                          "move its examples/ out of the folder first, or save the model to another folder; if the two name one part, "
+                          f"give the new taxonomy \"part\": {json.dumps(held.part_name, ensure_ascii=False)}")
 
 
 def _saved_settings(descriptor: ModelDescriptor) -> InspectorSettings:

@@ -681,26 +681,35 @@ see-through (:func:`mask_as_drawn`): a layer is a rectangle, painted strokes are
 
 
 OVERLAY_SHARE = 0.5
-"""Share of a mask's pixels see-through (between none and the most opaque) over which they are a translucent canvas the defect
-is drawn on (:func:`_alpha_cut`), unless the most opaque pixels enclose them (a defect filled at half opacity inside an opaque
-outline): a dimmed canvas covers most of the image, in one tone, in several or in a gradient, with or without a clear margin.
-Said in a warning when so read, as a large defect painted see-through round an opaque core reads alike (regression probes
-2026-12-07 and 2026-12-08: fills had been lost, first at 5 %, then over half the image; two-tone, gradient and margined
-canvases read whole)."""
+"""Share of a mask's pixels see-through (between none and the most opaque) over which they may be a translucent canvas the
+defect is drawn on (:func:`_alpha_cut`): a dimmed canvas covers most of the image, in one tone, in several or in a gradient,
+with or without a clear margin."""
+CANVAS_FILL = 0.9
+"""Share of the box round a mask's drawn (not fully transparent) pixels its see-through pixels must fill to be a canvas: a canvas
+is a layer, a rectangle; a large defect filled at half opacity on a transparent background has its own shape (regression
+probes 2026-12-07 and 2026-12-08: fills of many shapes had been cut to their outlines, canvases read whole, as each rule by
+share or by clear pixels alone failed one or the other)."""
 
 
 def _alpha_cut(alpha: np.ndarray) -> tuple[float, float | None]:
     """The alpha level an RGBA mask's defect lies above, and the level of the translucent canvas it was found drawn on (None:
-    none): half its most opaque, or, on a canvas (:data:`OVERLAY_SHARE`), halfway from the canvas's level (near the top of its
-    levels: a gradient's or a dithered canvas's too) to the most opaque — read at half, the canvas had been defect
-    (regression probe 2026-12-07)."""
+    none). Half its most opaque, as any mask's values are read — or, where the most opaque pixels enclose most of the
+    see-through ones (fills inside their outlines, a LabelMe export's), under the fills' level, so a fill at alpha 100 inside
+    an opaque outline is defect too (it had been cut to its outline); or, on a canvas (:data:`OVERLAY_SHARE`,
+    :data:`CANVAS_FILL`), halfway from the canvas's level (near the top of its levels: a gradient's or a dithered canvas's too)
+    to the most opaque — read at half, the canvas had been defect (regression probe 2026-12-07)."""
     top = float(alpha.max())
     see_through = (alpha > 0) & (alpha < top)
-    if see_through.sum() <= OVERLAY_SHARE * alpha.size:
+    if not see_through.any():
         return top / 2, None
-    enclosed = ndimage.binary_fill_holes(alpha == top)
-    if (see_through & enclosed).sum() > see_through.sum() / 2:
-        return top / 2, None  # a fill inside its outline: defect
+    enclosed = see_through & ndimage.binary_fill_holes(alpha == top)
+    if enclosed.sum() > see_through.sum() / 2:
+        return min(top / 2, float(np.percentile(alpha[enclosed], 5)) / 2), None
+    drawn = alpha > 0
+    rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+    if see_through.sum() <= OVERLAY_SHARE * alpha.size or see_through.sum() < CANVAS_FILL * (box - (alpha == top).sum()):
+        return top / 2, None
     level = float(np.percentile(alpha[see_through], 95))
     return (level + top) / 2, level
 
@@ -736,12 +745,13 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
             # 2026-12-07: rules by the share of dark or opaque pixels had lost one or the other).
             if black >= 4 and drawn.size - black >= 4 and drawn.size >= MASK_LAYER_FILL * box:
                 arr = np.where(opaque, colour, 0)
-            elif canvas is None:
+            elif cut == alpha.max() / 2:
                 arr = alpha  # read at half its maximum below, as any mask's values are
             else:
                 arr = opaque.astype(np.uint8) * 255
-                warn_caller(f"{source or name}: read as a defect drawn on a translucent canvas (alpha up to {canvas:g} over "
-                            f"{np.mean((alpha > 0) & (alpha <= canvas)):.0%} of the mask): only what is more opaque is defect — if the "
+            if canvas is not None:
+                warn_caller(f"{source or name}: read as a defect drawn on a translucent canvas (alpha about {canvas:g} and under, over "
+                            f"{np.mean((alpha > 0) & (alpha < alpha.max())):.0%} of the mask): only what is more opaque is defect — if the "
                             "see-through part is the defect too, save the mask with it opaque", DefectlensWarning)
     if arr.ndim == 3 and arr.shape[2] in (1, 3):
         arr = arr.max(axis=2)
