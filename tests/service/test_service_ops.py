@@ -135,6 +135,57 @@ def test_a_refused_upload_is_logged_with_its_reason_and_every_answer_named(pool,
     assert caplog.text.count("upload refused") == 1
 
 
+def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zones_and_locks(pool, images, tmp_path, db_url,
+                                                                                              monkeypatch):
+    # Fourth regression probe 2026-12-08: a prune racing an upload deleted the inspection the folder had recorded, and every
+    # prune was refused for good; PostgreSQL gave the stamp in the session's time zone (PGTZ, a changed setting: "replaced");
+    # a folder whose file system refuses flock (NFS without its lock daemon) crashed the prunes and the service's start, and
+    # one held by another process kept them waiting unsaid.
+    import errno
+    import fcntl
+    import json as jsonlib
+
+    from sqlalchemy import event
+
+    from defectlens.service.store import Store
+
+    data = tmp_path / "data"
+    with make_app(pool, db_url, data) as client:
+        ids = [upload(client, images[n]).json()["id"] for n in ("bad", "good", "bad")]
+    store = Store(db_url)
+    record = jsonlib.loads((data / "service.json").read_text())
+    assert record["newest_inspection"] == ids[-1] and record["newest_stamp"] == store.inspection_stamp(ids[-1])
+    if db_url.startswith("postgresql"):
+        elsewhere = Store(db_url)
+        event.listen(elsewhere.engine, "connect", lambda conn, _: conn.cursor().execute("SET TIME ZONE 'America/New_York'"))
+        assert elsewhere.inspection_stamp(ids[-1]) == record["newest_stamp"]
+        elsewhere.dispose()
+    # The inspection recorded gone by retention while a newer one came: still this database.
+    (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": ids[1], "newest_stamp": store.inspection_stamp(ids[1])}))
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM inspections WHERE id = :i"), {"i": ids[1]})
+    args = ["prune-files", "--db", db_url, "--data-dir", str(data)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[-1]
+    # Held by another process, the record is left as it is, without waiting; no lock to be had, it is written all the same.
+    (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": ids[0], "newest_stamp": store.inspection_stamp(ids[0])}))
+    holder = os.open(data, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert CliRunner().invoke(cli, args).exit_code == 0
+    finally:
+        os.close(holder)
+    assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[0]
+
+    def no_locks(*_args: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[-1]
+    store.dispose()
+
+
 def test_a_damaged_database_file_is_found_and_refused_not_served_as_ok(pool, images, tmp_path, caplog):
     # Operator probe 2026-12-08: a SQLite file copied mid-write, its indexes broken, answered /health "ok" and uploads 201
     # while the history failed ("database disk image is malformed"); SQLite's quick check finds nothing there.

@@ -119,26 +119,34 @@ def lock_folder(folder: Path, what: str) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def saving_in(path: Path) -> Iterator[None]:
+def saving_in(path: Path, wait: bool = True) -> Iterator[bool | None]:
     """Hold the folder ``path`` is saved in (its nearest existing one, past a link to it) while this process checks that
     ``path`` is as it found it and saves there: another run then waits, and its own check sees this save. Two fits into
     one folder had both passed the check and said "fitted → M", the later one's model replacing the other's (concurrency
-    probe 2026-12-06). Nothing is held where the system has no ``flock``."""
+    probe 2026-12-06). Yields True where it is held; None where it cannot be, the system having no ``flock`` or the file
+    system refusing it (NFS without its lock daemon: it had stopped the service's prunes and its start with a traceback;
+    regression probe 2026-12-08); False, without ``wait``, where another holds it."""
     try:
         import fcntl
     except ImportError:  # not POSIX
-        yield
+        yield None
         return
     try:
         fd: int | None = os.open(_nearest_existing(Path(os.path.realpath(path)).parent), os.O_RDONLY)
     except OSError:  # a folder one may write in but not read (mode 0311): saved without the lock, as before it (probe)
         fd = None
     if fd is None:
-        yield
+        yield None
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        held: bool | None = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = False
+        except OSError:
+            held = None
+        yield held
     finally:
         os.close(fd)  # the lock goes with the descriptor
 

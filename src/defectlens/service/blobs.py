@@ -141,9 +141,11 @@ class BlobStore:
         pictures out is the way to start again on purpose). Read and written with the folder locked (:func:`saving_in`): the
         service's watch and a prune write it alike, and a lower mark written last would point at an inspection a prune may
         delete."""
-        with saving_in(self.root / SERVICE_FILE):  # the data folder locked while its record is read and written again
+        # The data folder locked while its record is read and written again, or, held by another, not written this time (the
+        # record is best effort; a backup script holding the folder had kept a prune and the service's start waiting unsaid).
+        with saving_in(self.root / SERVICE_FILE, wait=False) as locked:
             record = self.service_record()
-            if record is None:
+            if record is None or locked is False:
                 return
             if self.holds_files():
                 if self.lost_history(newest, stamp_of) is not None:
@@ -177,7 +179,11 @@ class BlobStore:
             return (f"{self.root / SERVICE_FILE} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
                     f"the database holds this folder's history cannot be told — fix: repair it, or delete it (it is written again)")
         held, stamp = mark
-        if not held or (stamp_of(held) == stamp if isinstance(stamp, str) else (newest or 0) >= held):
+        # The inspection recorded may have gone by retention while a newer one came (a prune racing an upload had locked the
+        # prunes out for good; regression probe 2026-12-08): only one of that id with another stamp tells another database,
+        # as no prune passes this check while it is there.
+        found = stamp_of(held) if held and isinstance(stamp, str) else None
+        if (newest or 0) >= held and (found is None or found == stamp):
             return None
         return (f"the database lacks inspection {held} as this folder ({self.root}) recorded it — the newest its service had held (the "
                 f"database's newest is {f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from "

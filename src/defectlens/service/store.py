@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -273,7 +273,12 @@ class Store:
         None where there is none of that id."""
         with self.session() as s:
             row = s.execute(select(InspectionRow.created_at, InspectionRow.image_sha).where(InspectionRow.id == inspection_id)).first()
-        return None if row is None else f"{row[0].isoformat()} {row[1]}"
+        if row is None:
+            return None
+        # In UTC, whatever the session's time zone (PostgreSQL gives timestamptz in it: PGTZ or a changed setting had read as
+        # another database; regression probe 2026-12-08); SQLite's are kept naive in UTC.
+        made = row[0].astimezone(UTC) if row[0].tzinfo is not None else row[0]
+        return f"{made.replace(tzinfo=None).isoformat()} {row[1]}"
 
     def record(self, model: str, filename: str, image_sha: str, image_ext: str, overlay_sha: str, mask_sha: str, out: Outcome,
                client_key: str | None = None) -> InspectionRow:
