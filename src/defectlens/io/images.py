@@ -696,8 +696,8 @@ def _alpha_cut(alpha: np.ndarray) -> tuple[float, float | None]:
     none). Half its most opaque, as any mask's values are read — or, where the most opaque pixels enclose most of the
     see-through ones (fills inside their outlines, a LabelMe export's), under the fills' level, so a fill at alpha 100 inside
     an opaque outline is defect too (it had been cut to its outline); or, on a canvas (:data:`OVERLAY_SHARE`,
-    :data:`CANVAS_FILL`), halfway from the canvas's level (near the top of its levels: a gradient's or a dithered canvas's too)
-    to the most opaque — read at half, the canvas had been defect (regression probe 2026-12-07)."""
+    :data:`CANVAS_FILL`), halfway from the canvas's level (near the top of its levels: a gradient's too) to the most opaque —
+    read at half, the canvas had been defect (regression probe 2026-12-07)."""
     top = float(alpha.max())
     see_through = (alpha > 0) & (alpha < top)
     if not see_through.any():
@@ -747,6 +747,11 @@ def mask_as_drawn(values: object, name: str = "mask", *, source: str | None = No
                 arr = np.where(opaque, colour, 0)
             elif cut == alpha.max() / 2:
                 arr = alpha  # read at half its maximum below, as any mask's values are
+                if (wide := float(np.mean((alpha > cut) & (alpha < alpha.max())))) > OVERLAY_SHARE:
+                    # A canvas of a shape no rule tells from a large see-through defect (a round one, one with a hole or a
+                    # frame): said, not silent (regression probe 2026-12-08).
+                    warn_caller(f"{source or name}: {wide:.0%} of the mask is see-through (alpha under {alpha.max():g}) and read as "
+                                "defect: if it is a canvas the defect is drawn on, save the defect on its own, opaque", DefectlensWarning)
             else:
                 arr = opaque.astype(np.uint8) * 255
             if canvas is not None:
