@@ -114,7 +114,7 @@ def test_an_empty_database_beside_stored_pictures_is_said_at_start(pool, images,
     assert "holds no inspection" not in caplog.text
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
-    assert "the database lacks inspection 1 as this folder" in caplog.text and "restore the database" in caplog.text
+    assert "the database lacks inspection 1, the one this folder" in caplog.text and "restore the database" in caplog.text
 
 
 def test_a_refused_upload_is_logged_with_its_reason_and_every_answer_named(pool, images, tmp_path, caplog):
@@ -160,29 +160,40 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
         event.listen(elsewhere.engine, "connect", lambda conn, _: conn.cursor().execute("SET TIME ZONE 'America/New_York'"))
         assert elsewhere.inspection_stamp(ids[-1]) == record["newest_stamp"]
         elsewhere.dispose()
-    # The inspection recorded gone by retention while a newer one came: still this database.
+    # The inspection recorded is kept by retention, newer ones come or not (a prune racing an upload had deleted it, and the
+    # prunes were refused for good); the newest too. One gone all the same (a database made again that skipped its id, as
+    # PostgreSQL's sequences do) is another database's sign (fifth probe: taken for retention, the old pictures removed).
     (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": ids[1], "newest_stamp": store.inspection_stamp(ids[1])}))
-    with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM inspections WHERE id = :i"), {"i": ids[1]})
-    args = ["prune-files", "--db", db_url, "--data-dir", str(data)]
-    assert CliRunner().invoke(cli, args).exit_code == 0
+    from datetime import timedelta
+
+    assert store.forget_before(datetime.now(UTC) + timedelta(days=1), reviewed_too=True, keep=[ids[1]]).inspections == 1
+    assert [store.get(i) is not None for i in ids] == [False, True, True]
+    pruned = CliRunner().invoke(cli, ["prune-inspections", "--db", db_url, "--data-dir", str(data), "--older-than-days", "0", "--reviewed"])
+    assert pruned.exit_code == 0 and "deleted 1 inspection(s)" in " ".join(pruned.output.split()), pruned.output
+    assert [store.get(i) is not None for i in ids] == [False, False, True]
     assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[-1]
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM inspections WHERE id = :i"), {"i": ids[-1]})
+    args = ["prune-files", "--db", db_url, "--data-dir", str(data)]
+    gone = CliRunner().invoke(cli, args)
+    assert gone.exit_code == 2 and f"the database lacks inspection {ids[-1]}," in " ".join(gone.output.split()), gone.output
+    (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": 0}))  # a record by hand: none held
+    assert CliRunner().invoke(cli, args).exit_code == 0
     # Held by another process, the record is left as it is, without waiting; no lock to be had, it is written all the same.
-    (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": ids[0], "newest_stamp": store.inspection_stamp(ids[0])}))
+    record = jsonlib.loads((data / "service.json").read_text())
     holder = os.open(data, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         assert CliRunner().invoke(cli, args).exit_code == 0
     finally:
         os.close(holder)
-    assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[0]
+    assert jsonlib.loads((data / "service.json").read_text()) == record
 
     def no_locks(*_args: object) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert CliRunner().invoke(cli, args).exit_code == 0
-    assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[-1]
     store.dispose()
 
 
@@ -223,7 +234,7 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
         assert upload(client, images["bad"]).json()["id"] == 1
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
-    assert "the database lacks inspection 2 as this folder" in caplog.text and "(the database's newest is id 1)" in caplog.text
+    assert "the database lacks inspection 2, the one this folder" in caplog.text and "(the database's newest is id 1)" in caplog.text
     pictures = sorted(data.glob("[0-9a-f][0-9a-f]/*"))
     for path in pictures:
         os.utime(path, (0, 0))

@@ -26,7 +26,7 @@ from rich.markup import escape
 from defectlens._entry import stopping_signals
 from defectlens.cli.progress import console, interrupted
 from defectlens.io.atomic import folder_identity, printable_text
-from defectlens.io.outputs import umask_blocks_owner
+from defectlens.io.outputs import saving_in, umask_blocks_owner
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
 from defectlens.service.blobs import SERVICE_FILE
 
@@ -176,6 +176,8 @@ def bare_host(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+PRUNE_LOCK_SECONDS = 30.0
+"""How long prune-inspections waits for another process holding the service's data folder (a prune, a backup) before it refuses."""
 PRUNE_GRACE_SECONDS = 3600.0
 """prune-inspections leaves pictures touched this recently (an upload on its way to the database)."""
 
@@ -262,13 +264,14 @@ def _recorded_database(data_dir: Path) -> dict | None:
     return database if isinstance(database, dict) else None
 
 
-def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool) -> None:
+def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool,
+                         locked: bool = False) -> None:
     """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
     the folder (:data:`SERVICE_FILE`) is this one, it holds the folder's history (its newest inspection id, ``newest``, not below
     the one recorded: :meth:`BlobStore.lost_history`), and the folder holds the pictures the database names (a
     sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe), and so had a database
     lost and made again (operator probe 2026-12-08: every picture of the history removed). The newest id seen is recorded, but
-    by a dry run, which writes nothing."""
+    by a dry run, which writes nothing (``locked``: the caller holds the data folder)."""
     fix = "— fix: pass the --data-dir and --db of one service"
     recorded = _recorded_database(data_dir)
     if recorded is not None and not same_database(recorded, db_url, data_dir):
@@ -288,7 +291,7 @@ def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: s
         console.print(f"[red]error:[/] nothing {verb} (the pictures the database does not name would be taken for orphans): {escape(lost)}")
         raise typer.Exit(2)
     if not dry_run:
-        blobs.note_newest(newest, store.inspection_stamp)
+        blobs.note_newest(newest, store.inspection_stamp, locked)
 
 
 def _unavailable(exc: Exception) -> str:
@@ -749,14 +752,24 @@ def prune_inspections(
     store = _files_store(db, data_dir)
     blobs = BlobStore(data_dir)
     try:
-        # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
-        # deleted and this folder's pictures taken for orphans.
-        _require_one_service(blobs, store, store.referenced_files(), _db_url(db, data_dir), data_dir, "deleted", dry_run)
-        if model is not None and (model := store.stored_name(asked := model)) is None:
-            console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
-                          f"{escape(', '.join(store.models()) or '(none)')}")
-            raise typer.Exit(2)
-        gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run)
+        # The data folder held from the check to the record of what is left: the inspection it records is kept, and no other
+        # writer records one this prune may delete (regression probe 2026-12-08: a missing one had read as another database).
+        with saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS) as locked:
+            if locked is False:
+                console.print(f"[red]error:[/] nothing deleted: another process has held {escape(str(data_dir))} for "
+                              f"{PRUNE_LOCK_SECONDS:g} s (another prune, a backup) — fix: run it again when that one is done")
+                raise typer.Exit(2)
+            # Checked before anything is deleted: a --db that is not this folder's service's would have its rows
+            # deleted and this folder's pictures taken for orphans.
+            _require_one_service(blobs, store, store.referenced_files(), _db_url(db, data_dir), data_dir, "deleted", dry_run, True)
+            if model is not None and (model := store.stored_name(asked := model)) is None:
+                console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
+                              f"{escape(', '.join(store.models()) or '(none)')}")
+                raise typer.Exit(2)
+            recorded = blobs.recorded_newest()
+            gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run, keep=[recorded] if recorded else ())
+            if not dry_run:
+                blobs.note_newest(store.newest_id(), store.inspection_stamp, True)
         referenced = store.referenced_files(excluding=gone.ids)
         left = store.count() - (gone.inspections if dry_run else 0)
         compacted = compact and not dry_run and store.compact()

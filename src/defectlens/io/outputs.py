@@ -12,6 +12,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -119,13 +120,13 @@ def lock_folder(folder: Path, what: str) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def saving_in(path: Path, wait: bool = True) -> Iterator[bool | None]:
+def saving_in(path: Path, wait: bool | float = True) -> Iterator[bool | None]:
     """Hold the folder ``path`` is saved in (its nearest existing one, past a link to it) while this process checks that
     ``path`` is as it found it and saves there: another run then waits, and its own check sees this save. Two fits into
     one folder had both passed the check and said "fitted → M", the later one's model replacing the other's (concurrency
     probe 2026-12-06). Yields True where it is held; None where it cannot be, the system having no ``flock`` or the file
     system refusing it (NFS without its lock daemon: it had stopped the service's prunes and its start with a traceback;
-    regression probe 2026-12-08); False, without ``wait``, where another holds it."""
+    regression probe 2026-12-08); False where another holds it and ``wait`` is False, or a number of seconds that went by."""
     try:
         import fcntl
     except ImportError:  # not POSIX
@@ -139,13 +140,19 @@ def saving_in(path: Path, wait: bool = True) -> Iterator[bool | None]:
         yield None
         return
     try:
-        held: bool | None = True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held = False
-        except OSError:
-            held = None
+        held: bool | None = None
+        deadline = time.monotonic() + (0.0 if wait is False else float(wait))
+        while held is None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait is True else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    held = False
+                else:
+                    time.sleep(0.1)
+            except OSError:
+                break
         yield held
     finally:
         os.close(fd)  # the lock goes with the descriptor

@@ -133,19 +133,20 @@ class BlobStore:
         if record is not None and record.get("database") != database:
             self._write_record({**record, "database": database})
 
-    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None]) -> None:
+    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None], locked: bool = False) -> None:
         """Record the database's newest inspection (id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp
         by its id) as the folder's mark, where the database holds the folder's history (:meth:`lost_history`) — a database that
         does not is never recorded over it, however many inspections it takes (regression probe 2026-12-08: the new database's
         ids overtaking the mark had lifted the prunes' refusal). A folder holding no picture starts a new history (moving the
         pictures out is the way to start again on purpose). Read and written with the folder locked (:func:`saving_in`): the
         service's watch and a prune write it alike, and a lower mark written last would point at an inspection a prune may
-        delete."""
+        delete; ``locked``: the caller holds the folder already (`prune-inspections`, which keeps the inspection recorded). An
+        inspection gone by the time it is stamped (a prune between the two) is not recorded."""
         # The data folder locked while its record is read and written again, or, held by another, not written this time (the
         # record is best effort; a backup script holding the folder had kept a prune and the service's start waiting unsaid).
-        with saving_in(self.root / SERVICE_FILE, wait=False) as locked:
+        with contextlib.nullcontext(True) if locked else saving_in(self.root / SERVICE_FILE, wait=False) as held_here:
             record = self.service_record()
-            if record is None or locked is False:
+            if record is None or held_here is False:
                 return
             if self.holds_files():
                 if self.lost_history(newest, stamp_of) is not None:
@@ -155,7 +156,9 @@ class BlobStore:
                     return  # never lowered
             now = {key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)}
             if newest:
-                now |= {NEWEST_INSPECTION: newest, NEWEST_STAMP: stamp_of(newest)}
+                if (stamp := stamp_of(newest)) is None:
+                    return
+                now |= {NEWEST_INSPECTION: newest, NEWEST_STAMP: stamp}
             if now != record:
                 self._write_record(now)
 
@@ -179,17 +182,24 @@ class BlobStore:
             return (f"{self.root / SERVICE_FILE} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
                     f"the database holds this folder's history cannot be told — fix: repair it, or delete it (it is written again)")
         held, stamp = mark
-        # The inspection recorded may have gone by retention while a newer one came (a prune racing an upload had locked the
-        # prunes out for good; regression probe 2026-12-08): only one of that id with another stamp tells another database,
-        # as no prune passes this check while it is there.
-        found = stamp_of(held) if held and isinstance(stamp, str) else None
-        if (newest or 0) >= held and (found is None or found == stamp):
+        # The inspection recorded is never deleted by a prune (`prune-inspections` keeps it, with the folder locked), so one
+        # missing is as telling as one of another stamp: a database made again may have skipped its id (PostgreSQL's
+        # sequences skip ids a rolled-back insert took: regression probe 2026-12-08).
+        found = stamp_of(held) if held and isinstance(stamp, str) else stamp
+        if (newest or 0) >= held and found == stamp:
             return None
-        return (f"the database lacks inspection {held} as this folder ({self.root}) recorded it — the newest its service had held (the "
-                f"database's newest is {f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from "
-                "an older backup, and names none of the pictures of the inspections it lacks — fix: restore the database that goes "
-                f"with this folder (to start the history again on purpose, move the pictures out of the folder, or delete its "
-                f"{SERVICE_FILE})")
+        said = (f"the database lacks inspection {held}," if found is None else
+                f"the database's inspection {held} is another (its time and picture differ) than")
+        return (f"{said} the one this folder ({self.root}) recorded as the newest its service had held (the database's newest is "
+                f"{f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from an older backup, "
+                "and names none of the pictures of the inspections it lacks — fix: restore the database that goes with this folder "
+                f"(to start the history again on purpose, move the pictures out of the folder, or delete its {SERVICE_FILE})")
+
+    def recorded_newest(self) -> int:
+        """The id of the newest inspection the folder recorded (0: none, or a record that cannot be read): a prune keeps it."""
+        record = self.service_record()
+        mark = _mark_in(record) if record is not None else None
+        return mark[0] if mark is not None else 0
 
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""

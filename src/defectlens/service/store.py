@@ -489,13 +489,15 @@ class Store:
         return next((m for m in self.models() if same_spelling(m) == wanted), None)
 
     def forget_before(self, cutoff: datetime, *, reviewed_too: bool = False, model: str | None = None, dry_run: bool = False,
-                      batch: int = FORGET_BATCH) -> Forgotten:
+                      batch: int = FORGET_BATCH, keep: Collection[int] = ()) -> Forgotten:
         """Delete the inspections recorded before ``cutoff`` (of ``model`` only, when given), with their
         regions and reviews; those a person reviewed or commented on are kept unless ``reviewed_too``
         (reviews are the line's labels, read by `export-reviews`). Deleted ``batch`` at a time, each batch its own transaction:
         a service beside it waits for one batch, never for the whole purge. The newest inspection is
         always kept, since SQLite gives the highest stored id plus one to the next row: with every
-        row gone, an id already seen (in an export, a log, a bookmark) would name a new inspection."""
+        row gone, an id already seen (in an export, a log, a bookmark) would name a new inspection. So is every one stored after
+        it was read (an upload's time is taken before it waits for the write lock: the newest had been deleted, its id given
+        again; regression probe 2026-12-08), and those of ``keep`` (the inspection the data folder recorded)."""
         self.ensure()
         conds = [InspectionRow.created_at < cutoff]
         if model is not None:
@@ -505,7 +507,9 @@ class Store:
             newest_kept = False
             if newest is not None:
                 newest_kept = bool(s.scalar(select(func.count()).select_from(InspectionRow).where(and_(*conds), InspectionRow.id == newest)))
-                conds.append(InspectionRow.id != newest)
+                conds.append(InspectionRow.id < newest)
+            if keep:
+                conds.append(InspectionRow.id.not_in(list(keep)))
             old = and_(*conds)
             # A person's word on it — a review, or a note (a comment alone) — keeps it: the README audit found notes
             # deleted with their inspections while reviews were kept.
