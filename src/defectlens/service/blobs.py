@@ -258,9 +258,6 @@ class BlobStore:
         return Path(name)
 
 
-__all__ = ["BlobStore"]
-
-
 def _mark_in(record: dict[str, Any]) -> tuple[int, object] | None:
     """The folder's mark a :data:`SERVICE_FILE` record holds — the newest inspection's id (0: none recorded) and stamp —, or None
     where its id is there but no whole number of 0 or more."""
@@ -268,3 +265,7 @@ def _mark_in(record: dict[str, Any]) -> tuple[int, object] | None:
     if not isinstance(mark, int) or isinstance(mark, bool) or mark < 0:
         return None
     return mark, record.get(NEWEST_STAMP)
+
+
+__all__ = ["BlobStore"]
+
