@@ -185,6 +185,13 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         assert CliRunner().invoke(cli, args).exit_code == 0
+        # prune-inspections waits for the folder, said first (final probe: silent for 30 s), then refuses.
+        import defectlens.cli.service as service_cli
+
+        monkeypatch.setattr(service_cli, "PRUNE_LOCK_SECONDS", 0.3)
+        waited = CliRunner().invoke(cli, ["prune-inspections", "--db", db_url, "--data-dir", str(data), "--older-than-days", "0"])
+        said = " ".join(waited.output.split())
+        assert waited.exit_code == 2 and "waiting up to 0.3 s for another process holding" in said and "has held" in said, said
     finally:
         os.close(holder)
     assert jsonlib.loads((data / "service.json").read_text()) == record
@@ -249,7 +256,9 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
     assert CliRunner().invoke(cli, ["prune-files", *lost, "--dry-run"]).exit_code == 2 and (data / "service.json").read_text() == record
     with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data) as client:
         assert [upload(client, images[n]).json()["id"] for n in ("good", "bad", "good")] == [2, 3, 4]
-    assert CliRunner().invoke(cli, ["prune-files", *lost]).exit_code == 2
+    overtaken = CliRunner().invoke(cli, ["prune-files", *lost])
+    # The same picture at that id: only its time is said to differ (final probe: "time and picture").
+    assert overtaken.exit_code == 2 and "inspection 2 is another (its time differs)" in " ".join(overtaken.output.split()), overtaken.output
     # A record that cannot be read, or whose mark is no whole number, is refused, and never written over (a "3" had been none).
     for odd in ('"3"', "3.0", "-3"):
         (data / "service.json").write_text(f'{{"newest_inspection": {odd}}}')

@@ -6,6 +6,7 @@ works without the extra installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import json
@@ -754,7 +755,14 @@ def prune_inspections(
     try:
         # The data folder held from the check to the record of what is left: the inspection it records is kept, and no other
         # writer records one this prune may delete (regression probe 2026-12-08: a missing one had read as another database).
-        with saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS) as locked:
+        with contextlib.ExitStack() as held:
+            if held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=False)) is False:
+                # Said before the wait: it had looked hung for 30 s (final probe 2026-12-08).
+                held.close()
+                console.print(f"waiting up to {PRUNE_LOCK_SECONDS:g} s for another process holding {escape(str(data_dir))} (a prune, a backup)…")
+                locked = held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS))
+            else:
+                locked = True
             if locked is False:
                 console.print(f"[red]error:[/] nothing deleted: another process has held {escape(str(data_dir))} for "
                               f"{PRUNE_LOCK_SECONDS:g} s (another prune, a backup) — fix: run it again when that one is done")

@@ -188,8 +188,12 @@ class BlobStore:
         found = stamp_of(held) if held and isinstance(stamp, str) else stamp
         if (newest or 0) >= held and found == stamp:
             return None
+        # What differs, said as it is: a line that uploads alike pictures gives a database made again the same picture at that id
+        # (final probe 2026-12-08: "time and picture differ" had been said of the time alone).
+        differ = [what for what, a, b in zip(("time", "picture"), str(found).split(" ", 1), str(stamp).split(" ", 1), strict=False) if a != b]
+        verb = "differ" if len(differ) > 1 else "differs"
         said = (f"the database lacks inspection {held}," if found is None else
-                f"the database's inspection {held} is another (its time and picture differ) than")
+                f"the database's inspection {held} is another (its {' and '.join(differ) or 'stamp'} {verb}) than")
         return (f"{said} the one this folder ({self.root}) recorded as the newest its service had held (the database's newest is "
                 f"{f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from an older backup, "
                 "and names none of the pictures of the inspections it lacks — fix: restore the database that goes with this folder "
