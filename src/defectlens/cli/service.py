@@ -29,7 +29,7 @@ from defectlens.cli.progress import console, interrupted
 from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import saving_in, umask_blocks_owner
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
-from defectlens.service.blobs import SERVICE_FILE
+from defectlens.service.blobs import SERVICE_FILE, read_service_record
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -69,6 +69,12 @@ def _is_address(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _ends_in_number(name: str) -> bool:
+    """Whether the host name ``name``'s last label (past a final dot) is a number: no name a browser sends, which reads it as an
+    IPv4 address ("999.1.1.1"; regression probe 2026-12-08)."""
+    return name.rstrip(".").rsplit(".", 1)[-1].isdigit()
 
 
 def _punycode(name: str) -> str:
@@ -257,19 +263,15 @@ def same_database(recorded: dict, url: str, data_dir: Path) -> bool:
 
 def _recorded_database(data_dir: Path) -> dict | None:
     """The database `serve` recorded in ``data_dir`` (None: none recorded, or unreadable)."""
-    try:
-        recorded = json.loads((data_dir / SERVICE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    database = recorded.get("database") if isinstance(recorded, dict) else None
+    database = (read_service_record(data_dir) or {}).get("database")
     return database if isinstance(database, dict) else None
 
 
 def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool,
                          locked: bool = False) -> None:
     """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
-    the folder (:data:`SERVICE_FILE`) is this one, it holds the folder's history (its newest inspection id, ``newest``, not below
-    the one recorded: :meth:`BlobStore.lost_history`), and the folder holds the pictures the database names (a
+    the folder (:data:`SERVICE_FILE`) is this one, it holds the folder's history (the inspection the folder recorded as its
+    newest: :meth:`BlobStore.lost_history`), and the folder holds the pictures the database names (a
     sample of them). A wrong --db had had this folder's pictures taken for orphans (regression probe), and so had a database
     lost and made again (operator probe 2026-12-08: every picture of the history removed). The newest id seen is recorded, but
     by a dry run, which writes nothing (``locked``: the caller holds the data folder)."""
@@ -399,15 +401,13 @@ def serve(
     allowed_host = [n[:-1] if n.endswith(".") and n[:-1] != "*" and is_host_name(n[:-1]) else n for n in given]
     # An address is always taken, and said so as "[::1]" is: "127.0.0.1" and "127.0.0.1." had been taken as names (regression
     # probe 2026-12-08).
-    # A name whose last label is a number is no name a browser sends: it reads it as an IPv4 address ("999.1.1.1", regression probe
-    # 2026-12-08).
     if bad_names := [g for g, n in zip(given, allowed_host, strict=True)
-                     if n != "*" and (not is_host_name(n) or _is_address(n) or n.rsplit(".", 1)[-1].isdigit())]:
+                     if n != "*" and (not is_host_name(n) or _is_address(n) or _ends_in_number(n))]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
         why = ("an address, which is always taken: leave it out" if _is_address(bad) else
-               "a name whose last part is a number, which browsers read as an IP address" if bad.rstrip(".").rsplit(".", 1)[-1].isdigit() else
+               "a name whose last part is a number, which browsers read as an IP address" if _ends_in_number(bad) else
                f"give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
                "give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
         console.print(f"[red]error:[/] --allowed-host {escape(repr(bad))} is no host name — fix: {escape(why)}")

@@ -116,15 +116,9 @@ class BlobStore:
         return _SHA.fullmatch(sha) is not None and any((self.root / sha[:2]).glob(f"{sha}.*"))
 
     def service_record(self) -> dict[str, Any] | None:
-        """What the folder's :data:`SERVICE_FILE` holds (empty where there is none); None where it is there but cannot be read as
-        a JSON object (a hand edit's stray comma): it is then never written over, and the prune commands refuse the folder."""
-        try:
-            record = json.loads((self.root / SERVICE_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return None
-        return record if isinstance(record, dict) else None
+        """What the folder's :data:`SERVICE_FILE` holds (:func:`read_service_record`): one that cannot be read is never written
+        over, and the prune commands refuse the folder."""
+        return read_service_record(self.root)
 
     def record_database(self, database: dict[str, str]) -> None:
         """Record which database the folder's pictures belong to (best effort: a folder that takes no file is said by /health,
@@ -260,6 +254,18 @@ class BlobStore:
             Path(name).unlink(missing_ok=True)
             raise
         return Path(name)
+
+
+def read_service_record(data_dir: Path) -> dict[str, Any] | None:
+    """What the data folder's :data:`SERVICE_FILE` holds (empty where there is none); None where it is there but cannot be read
+    as a JSON object (a hand edit's stray comma). The one reader of the file, for the service's store and the commands."""
+    try:
+        record = json.loads((data_dir / SERVICE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _mark_in(record: dict[str, Any]) -> tuple[int, object] | None:
