@@ -16,6 +16,11 @@ paraphrases (``+ensemble``). Accuracy, macro recall (the mean of per-type accura
 that calls everything one type scores chance) and chance are reported per held-out category.
 
     python benchmarks/types_from_words.py [--data ../shared/datasets] [--seeds 0 1] [--paraphrases 6] [--out DIR]
+        [--reuse-training] [--model CATEGORY=MODEL_DIR ...]
+
+Words and region shape are read twice: on the ground-truth masks as regions, and, for each category given a fitted model
+with ``--model``, end to end as ``inspect`` types without examples: every defective test image inspected, and the type of
+the strongest region of each flagged one against the truth (a located region is larger and looser than its mask).
 
 Writes ``types_from_words.{json,md}`` in ``--out`` (default ``benchmarks/results``) and the paraphrases, accepted and
 rejected with the rules' reasons, to ``benchmarks/results/paraphrases.json`` (``--paraphrase-cache``: a cache the
@@ -89,6 +94,36 @@ def word_predictions(category_root: Path, taxonomy) -> tuple[list[str], list[str
     return truth, predicted
 
 
+def end_to_end_word_predictions(model_dir: Path, category_root: Path, taxonomy) -> tuple[list[str], list[str], int]:
+    """True type and the type ``inspect`` names from words (no examples) for the strongest region of every defective test
+    image the model at ``model_dir`` flags, and how many defective test images there were."""
+    from defectlens import Inspector
+    from defectlens.classify.regions import type_regions
+    from defectlens.io import load_category, load_image
+
+    inspector = Inspector.load(model_dir)
+    truth, predicted, n = [], [], 0
+    for t in load_category(category_root).require_test():
+        if not t.is_defective:
+            continue
+        n += 1
+        image = load_image(t.path)
+        inspection = inspector.inspect(image, str(t.path))
+        types = type_regions(image, inspection, taxonomy=taxonomy).region_types if inspection.is_defective else []
+        if types:
+            truth.append(t.defect_type)
+            predicted.append(types[0].defect_type)  # regions[0] is the strongest
+    return truth, predicted, n
+
+
+def _model_argument(text: str) -> tuple[str, Path]:
+    """``CATEGORY=MODEL_DIR`` of ``--model``."""
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"--model takes CATEGORY=MODEL_DIR, got {text!r}")
+    return name, Path(folder)
+
+
 def summarise(truth: list[str], predicted: list[str], names: list[str]) -> dict:
     """Accuracy, macro recall and per-type accuracy."""
     per_type = {n: float(np.mean([p == n for t, p in zip(truth, predicted, strict=True) if t == n])) for n in names if n in truth}
@@ -112,9 +147,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse-training", action="store_true", help="keep the trained rows of the last results JSON; redo the words rows only")
+    parser.add_argument("--model", type=_model_argument, action="append", default=[],
+                        help="CATEGORY=MODEL_DIR: also type that category's defective test images end to end with this fitted model")
     args = parser.parse_args()
     # Checked before the language model and the training: a missing data root had been found only after them.
     names = require_categories(args.data, None, has_masks_and_taxonomy)
+    models = dict(args.model)
+    if unknown := sorted(set(models) - set(names)):
+        raise SystemExit(f"--model names {', '.join(unknown)}, not a category with masks and a taxonomy under {args.data}")
+    if missing := [str(folder) for folder in models.values() if not (folder / "inspector.json").is_file()]:
+        raise SystemExit(f"--model: no fitted model (inspector.json) in {', '.join(missing)}: fit one with `defectlens fit`")
     out = require_output_folder(args.out)
     record = run_record()
     torch.set_num_threads(max(1, args.threads))
@@ -155,6 +197,17 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if held.name in models:
+            t1 = time.perf_counter()
+            truth, predicted, n_defective = end_to_end_word_predictions(models[held.name], held, taxonomies[held.name])
+            row = {
+                "held_out": held.name, "variant": "words", "reading": "end to end", "seed": None, "model": str(models[held.name]),
+                "chance": round(1 / len(taxonomies[held.name].names), 4), "seconds": round(time.perf_counter() - t1, 1),
+                "defective_images": n_defective, "flagged_with_regions": len(truth),
+                **summarise(truth, predicted, list(taxonomies[held.name].names)),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     previous = out / "types_from_words.json"
     training_run = None
     if args.reuse_training and previous.is_file():
@@ -221,11 +274,14 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for held in held_out:
-        words = next(r for r in rows if r["held_out"] == held.name and r["variant"] == "words")
-        lines.append(
-            f"| {held.name} ({words['chance']:.2f}) | none: words and region shape (`classify_regions_from_words`) "
-            f"| {words['accuracy']:.3f} / {words['macro_recall']:.3f} | – |"
-        )
+        for words in (r for r in rows if r["held_out"] == held.name and r["variant"] == "words"):
+            regions = ("ground-truth masks" if words["reading"] == "region shape" else
+                       f"end to end: strongest region of the {words['flagged_with_regions']} of {words['defective_images']} "
+                       "defective images the model flags")
+            lines.append(
+                f"| {held.name} ({words['chance']:.2f}) | none: words and region shape (`classify_regions_from_words`), {regions} "
+                f"| {words['accuracy']:.3f} / {words['macro_recall']:.3f} | – |"
+            )
         for variant in ("original", "paraphrased"):
             cells = []
             for reading in ("own sentences", "+ensemble"):
@@ -236,7 +292,7 @@ def main() -> None:
     for r in rows:
         if r["variant"] == "words":
             per_type = ", ".join(f"{k} {v:.2f}" for k, v in r["per_type"].items())
-            lines.append(f"Words and region shape on {r['held_out']}, per type: {per_type}; predicted {r['predicted_counts']}.")
+            lines.append(f"Words and region shape on {r['held_out']} ({r['reading']}), per type: {per_type}; predicted {r['predicted_counts']}.")
     (out / "types_from_words.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

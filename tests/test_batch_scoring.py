@@ -18,6 +18,7 @@ from defectlens.detect.batch_scoring import (
     BatchScoringConfig,
     BatchScoringDetector,
     closest_mean,
+    mixed_shapes_note,
     nearest_distances,
     reference_sets,
     rescore,
@@ -27,7 +28,7 @@ from defectlens.detect.fusion import WEIGHT_CANDIDATES, choose_fusion_weight, no
 from defectlens.detect.maps import MIN_BATCH, PositionNormaliser
 from defectlens.detect.registry import DETECTORS
 from defectlens.errors import ConfigError
-from defectlens.inspector import Inspector, InspectorSettings
+from defectlens.inspector import Inspector, InspectorSettings, scan_images
 
 from .conftest import plant_square, texture
 
@@ -561,3 +562,32 @@ def test_evaluate_of_given_folders_names_no_test_folder_that_is_not_there(synthe
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "compares the images inspected together and 6 test image(s) are given (it needs 8)" in said, said
     assert str(tmp_path / "test") not in said
+
+
+def test_a_part_whose_pictures_vary_in_shape_is_one_part_and_two_fixed_shapes_are_two():
+    # No-normals probe 2026-12-07: every batch of magnetic tiles (aspect ratios 0.36-2.68, one part) was said to hold
+    # another view or part, so a real mix went unnoticed among the false warnings.
+    tiles = [(round(300 * a), 300) for a in np.exp(np.linspace(np.log(0.36), np.log(2.68), 20))]
+    assert mixed_shapes_note(tiles) is None
+    commutators, ball_screw = [(500, 1250 + k) for k in range(19)], (1200, 500)
+    assert "(1200×500 and 500×1268)" in (mixed_shapes_note([*commutators, ball_screw]) or "")
+    assert mixed_shapes_note([*commutators[:10], *[(1200 + k, 500) for k in range(10)]]) is not None
+    assert mixed_shapes_note(commutators) is None and mixed_shapes_note([(500, 1250)]) is None
+
+
+def test_a_grey_picture_among_colour_ones_is_said(detector, tmp_path):
+    # No-normals probe 2026-12-07: a grey frame of a good colour cookie, in a batch of colour ones, read as ten high-severity
+    # defects of unknown type, nothing said of grey (a fitted model asks whether the camera is set to colour).
+    rng = np.random.default_rng(5)
+    coloured = [np.clip(image * np.array([1.0, 0.8, 0.55]), 0, 255).astype(np.uint8) for image in _batch(rng, 12, [])]
+    grey = np.repeat(coloured[0].mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    said = "1 of the 13 pictures of this batch is grey and the others in colour: is the camera set to colour?"
+    assert all(said in (r.batch_warning or "") for r in detector.score([*coloured, grey]))
+    assert not any("grey" in (r.batch_warning or "") for r in detector.score(coloured))
+    # Files on disk, by what their scan noted.
+    paths = []
+    for k, image in enumerate([*coloured, grey]):
+        Image.fromarray(image).save(path := tmp_path / f"{k:02d}.png")
+        paths.append(path)
+    files, failures = scan_images(paths)
+    assert not failures and all(said in (r.batch_warning or "") for r in detector.score(files))

@@ -1226,9 +1226,10 @@ def test_save_reads_the_taxonomy_before_writing(inspector, synthetic_category, t
         Inspector.load(tmp_path / "m3", runtime="bogus")
 
 
-def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
+def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category, monkeypatch):
     import warnings
 
+    _train_discriminators_briefly(monkeypatch)  # what is said, not how well it detects: seconds off the suite
     images = sorted((synthetic_category / "train" / "good").iterdir())[:6]
     expected = r"rest on scores of normal images: 6 good image\(s\) show false alarms only in steps of 16.7%, coarser than the target 0.03 \(at least"
     with pytest.warns(DefectlensWarning, match=expected):
@@ -1242,9 +1243,20 @@ def test_a_fit_too_small_for_its_false_alarm_target_says_so(synthetic_category):
             Inspector.fit(images[:2], InspectorSettings(image_size=64, false_alarm_target=0.5, detector="bank+discriminator"))
 
 
-def test_training_leaves_the_callers_random_state_alone(synthetic_category, tmp_path):
+def _train_discriminators_briefly(monkeypatch) -> None:
+    """Fits in this test train their discriminator a few short steps: the test reads what a fit says or draws, not its detection."""
+    import functools
+
+    from defectlens import inspector as inspector_module
+    from defectlens.detect.discriminator import DiscriminatorConfig
+
+    monkeypatch.setattr(inspector_module, "DiscriminatorConfig", functools.partial(DiscriminatorConfig, steps=20, patches_per_step=128))
+
+
+def test_training_leaves_the_callers_random_state_alone(synthetic_category, tmp_path, monkeypatch):
     import torch
 
+    _train_discriminators_briefly(monkeypatch)
     # The discriminator's training seeded torch's global generator, and every encoder built drew
     # its (then replaced) initial weights from it: a caller's seeded run changed by fitting a model.
     images = sorted((synthetic_category / "train" / "good").iterdir())[:6]
