@@ -67,7 +67,8 @@ def test_fit_inspect_evaluate(synthetic_category, tmp_path):
     assert metrics["reference_1pct_false_alarms"]["recall"] == 1.0
     # What made the figures (automation probe 2026-12-06: a CI job could not tell runs of two versions or fits apart).
     descriptor = json.loads((model / "inspector.json").read_text())["provenance"]
-    assert metrics["model"] == {"fitted_at": descriptor["fitted_at"], "fingerprint": descriptor["fingerprint"]}
+    assert metrics["model"] == {"fitted_at": descriptor["fitted_at"], "fingerprint": descriptor["fingerprint"],
+                                "settings": metrics["model"]["settings"]} and re.fullmatch(r"[0-9a-f]{16}", metrics["model"]["settings"])
     assert metrics["defectlens_version"] == defectlens.__version__ and metrics["model_dir"] == os.path.realpath(model)
     assert metrics["evaluated_at"].endswith("+00:00")
     # The fit's settings, seed included (own-dataset probe 2026-12-07: two fits with other options read alike).
@@ -423,7 +424,8 @@ def test_each_inspection_records_when_by_which_version_and_with_which_model(fitt
     record = json.loads((tmp_path / "000.json").read_text())
     fit = read_descriptor(fitted_model).provenance
     assert record["inspected_at"].endswith("+00:00") and record["defectlens_version"] == __version__
-    assert record["model"] == {"fitted_at": fit.fitted_at, "fingerprint": fit.fingerprint} and fit.fingerprint
+    assert {k: record["model"][k] for k in ("fitted_at", "fingerprint")} == {"fitted_at": fit.fitted_at, "fingerprint": fit.fingerprint}
+    assert fit.fingerprint and set(record["model"]) == {"fitted_at", "fingerprint", "settings"}
 
 
 @pytest.mark.slow  # an evaluation in its own process (6 s on the shared cores)

@@ -1285,11 +1285,23 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     said = _text(typed)
     assert typed.exit_code == 0 and f"{len(stems)} image(s) already done were typed and reported with other examples, taxonomy or " \
         "--writer" in said and "run again without --resume to redo them" in said, said
-    # Another fit of the model with the same thresholds (determinism probe 2026-12-06: one summary held two fits' verdicts
-    # without a word): said too.
+    # A refit on the same images with the same settings is the same model: its results are one model's (upgrade probe
+    # 2026-12-07: a routine refit's byte-identical bank had its results refused beside the first's).
+    refitted = _copy_model(fitted_model, tmp_path / "refitted")
+    descriptor = json.loads((refitted / "inspector.json").read_text())
+    descriptor["provenance"]["fitted_at"] = "2002-02-02T00:00:00+00:00"
+    (refitted / "inspector.json").write_text(json.dumps(descriptor))
+    one = sorted(test.glob("*.png"))[:1]
+    again = runner.invoke(app, ["inspect", str(refitted), str(one[0]), "-o", str(out)])
+    assert again.exit_code == 0 and "another" not in _text(again), again.output
+    again = runner.invoke(app, ["inspect", str(refitted), str(test), "-o", str(out), "--resume"])
+    assert again.exit_code == 0 and "another fit" not in _text(again), again.output
+    # Another fit of the model (other images) with the same thresholds (determinism probe 2026-12-06: one summary held two fits'
+    # verdicts without a word): said too.
     other_fit = _copy_model(fitted_model, tmp_path)
     descriptor = json.loads((other_fit / "inspector.json").read_text())
     descriptor["provenance"]["fitted_at"] = "2001-01-01T00:00:00+00:00"
+    descriptor["provenance"]["fingerprint"] = "0" * 16
     (other_fit / "inspector.json").write_text(json.dumps(descriptor))
     refit = runner.invoke(app, ["inspect", str(other_fit), str(test), "-o", str(out), "--resume"])
     said = _text(refit)
@@ -1297,7 +1309,6 @@ def test_resume_says_which_results_were_typed_with_other_examples_or_writer(fitt
     assert "fitted at 2001-01-01" not in said and "this one 2001-01-01T00:00:00+00:00" in said
     # Without --resume, another fit's results that would stay beside this run's (not among its inputs) are refused, as other
     # thresholds are (lifecycle probe 2026-12-08: two models' verdicts listed in one summary).
-    one = sorted(test.glob("*.png"))[:1]
     mixed = runner.invoke(app, ["inspect", str(other_fit), str(one[0]), "-o", str(out)])
     said = _text(mixed)
     assert mixed.exit_code == 2 and f"{len(stems) - 1} result(s) already there were inspected by another model" in said, said

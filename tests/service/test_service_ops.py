@@ -153,8 +153,9 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
     with make_app(pool, db_url, data) as client:
         ids = [upload(client, images[n]).json()["id"] for n in ("bad", "good", "bad")]
     store = Store(db_url)
-    record = jsonlib.loads((data / "service.json").read_text())
+    record = jsonlib.loads((data / "history.json").read_text())
     assert record["newest_inspection"] == ids[-1] and record["newest_stamp"] == store.inspection_stamp(ids[-1])
+    assert not (data / "service.json").exists()  # one home: history.json (service.json names the database `serve` was given)
     if db_url.startswith("postgresql"):
         elsewhere = Store(db_url)
         event.listen(elsewhere.engine, "connect", lambda conn, _: conn.cursor().execute("SET TIME ZONE 'America/New_York'"))
@@ -163,7 +164,7 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
     # The inspection recorded is kept by retention, newer ones come or not (a prune racing an upload had deleted it, and the
     # prunes were refused for good); the newest too. One gone all the same (a database made again that skipped its id, as
     # PostgreSQL's sequences do) is another database's sign (fifth probe: taken for retention, the old pictures removed).
-    (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": ids[1], "newest_stamp": store.inspection_stamp(ids[1])}))
+    (data / "history.json").write_text(jsonlib.dumps({**record, "newest_inspection": ids[1], "newest_stamp": store.inspection_stamp(ids[1])}))
     from datetime import timedelta
 
     assert store.forget_before(datetime.now(UTC) + timedelta(days=1), reviewed_too=True, keep=[ids[1]]).inspections == 1
@@ -171,16 +172,16 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
     pruned = CliRunner().invoke(cli, ["prune-inspections", "--db", db_url, "--data-dir", str(data), "--older-than-days", "0", "--reviewed"])
     assert pruned.exit_code == 0 and "deleted 1 inspection(s)" in " ".join(pruned.output.split()), pruned.output
     assert [store.get(i) is not None for i in ids] == [False, False, True]
-    assert jsonlib.loads((data / "service.json").read_text())["newest_inspection"] == ids[-1]
+    assert jsonlib.loads((data / "history.json").read_text())["newest_inspection"] == ids[-1]
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM inspections WHERE id = :i"), {"i": ids[-1]})
     args = ["prune-files", "--db", db_url, "--data-dir", str(data)]
     gone = CliRunner().invoke(cli, args)
     assert gone.exit_code == 2 and f"the database lacks inspection {ids[-1]}," in " ".join(gone.output.split()), gone.output
-    (data / "service.json").write_text(jsonlib.dumps({**record, "newest_inspection": 0}))  # a record by hand: none held
+    (data / "history.json").write_text(jsonlib.dumps({**record, "newest_inspection": 0}))  # a record by hand: none held
     assert CliRunner().invoke(cli, args).exit_code == 0
     # Held by another process, the record is left as it is, without waiting; no lock to be had, it is written all the same.
-    record = jsonlib.loads((data / "service.json").read_text())
+    record = jsonlib.loads((data / "history.json").read_text())
     holder = os.open(data, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
@@ -194,7 +195,7 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
         assert waited.exit_code == 2 and "waiting up to 0.3 s for another process holding" in said and "has held" in said, said
     finally:
         os.close(holder)
-    assert jsonlib.loads((data / "service.json").read_text()) == record
+    assert jsonlib.loads((data / "history.json").read_text()) == record
 
     def no_locks(*_args: object) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
@@ -252,8 +253,8 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
         assert refused.exit_code == 2 and "nothing" in said and "restored from an older backup" in said, refused.output
     assert sorted(data.glob("[0-9a-f][0-9a-f]/*")) == pictures
     # Second probe: the new database's ids overtaking the folder's mark lift nothing; a dry run writes nothing.
-    record = (data / "service.json").read_text()
-    assert CliRunner().invoke(cli, ["prune-files", *lost, "--dry-run"]).exit_code == 2 and (data / "service.json").read_text() == record
+    record = (data / "history.json").read_text()
+    assert CliRunner().invoke(cli, ["prune-files", *lost, "--dry-run"]).exit_code == 2 and (data / "history.json").read_text() == record
     with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data) as client:
         assert [upload(client, images[n]).json()["id"] for n in ("good", "bad", "good")] == [2, 3, 4]
     overtaken = CliRunner().invoke(cli, ["prune-files", *lost])
@@ -261,16 +262,16 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
     assert overtaken.exit_code == 2 and "inspection 2 is another (its time differs)" in " ".join(overtaken.output.split()), overtaken.output
     # A record that cannot be read, or whose mark is no whole number, is refused, and never written over (a "3" had been none).
     for odd in ('"3"', "3.0", "-3"):
-        (data / "service.json").write_text(f'{{"newest_inspection": {odd}}}')
+        (data / "history.json").write_text(f'{{"newest_inspection": {odd}}}')
         odd_mark = CliRunner().invoke(cli, ["prune-files", *lost])
         assert odd_mark.exit_code == 2 and "cannot be read" in odd_mark.output, odd
-    (data / "service.json").write_text('{"newest_inspection": 4,}')
+    (data / "history.json").write_text('{"newest_inspection": 4,}')
     with make_app(pool, f"sqlite:///{tmp_path / 'lost.sqlite'}", data):
         pass
     unread = CliRunner().invoke(cli, ["prune-files", *lost])
-    assert unread.exit_code == 2 and "service.json cannot be read (no JSON object" in " ".join(unread.output.split()), unread.output
-    assert (data / "service.json").read_text() == '{"newest_inspection": 4,}'
-    (data / "service.json").write_text(record)
+    assert unread.exit_code == 2 and "history.json cannot be read (no JSON object" in " ".join(unread.output.split()), unread.output
+    assert (data / "history.json").read_text() == '{"newest_inspection": 4,}'
+    (data / "history.json").write_text(record)
     # The right database put back: pruned as before (third probe: a refusal once recorded had stood for good).
     assert CliRunner().invoke(cli, ["prune-files", "--db", f"sqlite:///{tmp_path / 'first.sqlite'}", "--data-dir", str(data),
                                     "--dry-run"]).exit_code == 0
@@ -446,14 +447,21 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     assert late.exit_code == 2 and f"could not start on 127.0.0.1:{port}" in " ".join(late.output.split()), late.output
     assert stopped.exit_code == 0 and "stopped as it began serving" in stopped.output, stopped.output
     del served[1:]
-    for bad, fix in (("::1", "an address, which is always taken: leave it out"), ("bücher.example", "'xn--bcher-kva.example'"),
+    # An address is always taken: said and left out, not refused (upgrade probe 2026-12-07: a service unit passing one, which
+    # 0.3.12 took, did not start after the upgrade); as a name it had been taken, never matching (regression probe 2026-12-08).
+    for address in ("::1", "127.0.0.1.", "[::1", "10.1.2.3", "[fe80::1%eth0]"):
+        taken = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", address,
+                                    "--allowed-host", "plant.example"])
+        assert taken.exit_code == 0 and "an address is always taken, so it need not be given" in " ".join(taken.output.split()), address
+        assert len(served) == 2, address
+        served.pop().state.pool.close()  # type: ignore[attr-defined]
+    for bad, fix in (("bücher.example", "'xn--bcher-kva.example'"),
                      ("straße.example", "'xn--strae-oqa.example'"), ("*.", "'*.' is no host name"),
-                     # Regression probe 2026-12-08: an IPv4 address and an empty label had been taken as names, a wildcard's
+                     # Regression probe 2026-12-08: an empty label had been taken as a name, a wildcard's
                      # non-ASCII name had no fix, and a bracketed name read as the console's markup ('\\').
-                     ("127.0.0.1.", "an address, which is always taken"), ("[::1", "an address, which is always taken"),
                      ("a..b", "'a..b' is no host name"), ("*.straße.example", "'*.xn--strae-oqa.example'"),
-                     ("999.1.1.1", "browsers read as an IP address"), ("*.127.0.0.1", "browsers read as an IP address"),
-                     ("[fe80::1%eth0]", "'[fe80::1%eth0]' is no host name")):
+                     ("999.1.1.1", "browsers read as an IP address) — fix: give the machine's name"),
+                     ("*.127.0.0.1", "browsers read as an IP address")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
@@ -1014,7 +1022,7 @@ def test_prune_inspections_deletes_old_unreviewed_ones_with_their_rows_and_pictu
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime(2020, 1, 1, tzinfo=UTC)})
     # Aged by hand, the newest is another inspection than the one the folder recorded (by its time): its record goes too.
-    (data / "service.json").unlink()
+    (data / "history.json").unlink()
     every = CliRunner().invoke(cli, [*args, "--reviewed"])
     said = " ".join(every.output.split())
     assert every.exit_code == 0 and "deleted 2 inspection(s)" in said and "the newest, always kept" in said, every.output
@@ -1182,3 +1190,141 @@ def test_a_name_stored_in_two_spellings_is_one_history_and_the_note_s_command_ru
         store.dispose()
     finally:
         pool.close()
+
+
+def test_the_folders_mark_outlives_an_older_version_a_restored_backup_and_a_hand_that_deleted_its_inspection(pool, images, tmp_path):
+    # Upgrade probe 2026-12-07: 0.3.12, started once in a rollback, wrote service.json whole and the mark 0.3.13 kept there was
+    # lost; PostgreSQL probe 2026-12-07: a backup's service.json put back with its older database lowered it. Either way a lost
+    # database's prune then removed the newer pictures. The mark is history.json's now, which neither writes.
+    from datetime import timedelta
+
+    from defectlens.cli.service import database_identity
+
+    data, db = tmp_path / "data", tmp_path / "inspections.sqlite"
+    url = f"sqlite:///{db}"
+    with make_app(pool, url, data) as client:
+        ids = [upload(client, images[n]).json()["id"] for n in ("bad", "good", "bad")]
+    mark = json.loads((data / "history.json").read_text())
+    assert mark["newest_inspection"] == ids[-1] == 3
+    db.rename(tmp_path / "right.sqlite")  # the database lost, made again by the next start
+    with make_app(pool, url, data) as client:
+        upload(client, images["good"])
+    legacy = {"database": database_identity(url), "newest_inspection": 1, "newest_stamp": "2026-12-01T00:00:00 " + "0" * 64}
+    args = ["prune-files", "--db", url, "--data-dir", str(data), "--older-than-hours", "0"]
+    for service_json in ({"database": database_identity(url)}, legacy):  # as 0.3.12 writes it; a 0.3.13 backup's
+        (data / "service.json").write_text(json.dumps(service_json))
+        refused = CliRunner().invoke(cli, args)
+        assert refused.exit_code == 2 and "the database lacks inspection 3," in " ".join(refused.output.split()), refused.output
+    # A folder 0.3.13 kept (its mark in service.json alone) is read as it wrote it; the right database put back, the mark moves
+    # to history.json and leaves service.json.
+    (data / "history.json").unlink()
+    (data / "service.json").write_text(json.dumps({**legacy, **mark}))
+    assert CliRunner().invoke(cli, args).exit_code == 2
+    db.unlink()
+    (tmp_path / "right.sqlite").rename(db)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert json.loads((data / "history.json").read_text()) == mark
+    assert json.loads((data / "service.json").read_text()) == {"database": database_identity(url)}
+    # Its recorded inspection deleted by another hand (a prune of 0.3.12, which kept none), newer ones there: the folder's own
+    # database still (it had been refused for good), the mark raised; one made again that lacks it is not.
+    with make_app(pool, url, data) as client:
+        assert [upload(client, images[n]).json()["id"] for n in ("good", "bad")] == [4, 5]
+    (data / "history.json").write_text(json.dumps(mark))
+    store = Store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM inspections WHERE id <= 3"))
+    assert CliRunner().invoke(cli, args).exit_code == 0 and json.loads((data / "history.json").read_text())["newest_inspection"] == 5
+    store.dispose()
+    db.rename(tmp_path / "right.sqlite")
+    with make_app(pool, url, data) as client:
+        assert [upload(client, images[n]).json()["id"] for n in ("good", "bad", "good", "bad", "good", "bad")][-1] == 6
+    again = Store(url)
+    with again.engine.begin() as conn:  # made again later than the mark's inspection, its id 5 gone (a sequence that skipped it)
+        conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime.now(UTC) + timedelta(minutes=5)})
+        conn.execute(text("DELETE FROM inspections WHERE id = 5"))
+    again.dispose()
+    lost = CliRunner().invoke(cli, args)
+    assert lost.exit_code == 2 and "the database lacks inspection 5," in " ".join(lost.output.split()), lost.output
+
+
+def test_a_dry_run_of_prune_inspections_counts_what_the_run_deletes(pool, images, tmp_path):
+    # Upgrade probe 2026-12-07: with the folder's mark behind the newest (up to 15 s beside a running service), the dry run
+    # kept the marked inspection the real run then deleted: "would delete 3", then "deleted 4".
+    data, url = tmp_path / "data", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with make_app(pool, url, data) as client:
+        ids = [upload(client, images[n]).json()["id"] for n in ("bad", "good", "bad", "good", "bad")]
+    store = Store(url)
+    (data / "history.json").write_text(json.dumps({"newest_inspection": ids[2], "newest_stamp": store.inspection_stamp(ids[2])}))
+    store.dispose()
+    args = ["prune-inspections", "--db", url, "--data-dir", str(data), "--older-than-days", "0"]
+    dry, real = CliRunner().invoke(cli, [*args, "--dry-run"]), CliRunner().invoke(cli, args)
+    assert "would delete 4 inspection(s)" in " ".join(dry.output.split()), dry.output
+    assert "deleted 4 inspection(s)" in " ".join(real.output.split()), real.output
+
+
+def test_a_health_probe_taken_before_an_outage_does_not_end_it(pool, images, tmp_path, caplog, monkeypatch):
+    # PostgreSQL probe 2026-12-07: a probe cached from before the server stopped answered /health ok, logged "store answers
+    # again" and set store_up while every upload got 503.
+    from sqlalchemy.exc import OperationalError
+
+    import defectlens.service.app as app_module
+
+    monkeypatch.setattr(app_module, "HEALTH_PROBE_SECONDS", 600.0)  # the probe before the outage still fresh, however slow the upload
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), \
+            make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        assert client.get("/health").status_code == 200
+        store = client.app.state.store  # type: ignore[attr-defined]
+
+        def down(*_args: object, **_kwargs: object) -> None:
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+        monkeypatch.setattr(store, "record", down)
+        monkeypatch.setattr(store, "ping", lambda writable=False: False)
+        assert upload(client, images["bad"]).status_code == 503
+        assert client.get("/health").status_code == 503
+    assert "store unavailable" in caplog.text and "store answers again" not in caplog.text
+
+
+def test_a_database_that_comes_back_without_the_folders_history_is_said(pool, images, tmp_path, caplog, monkeypatch):
+    # PostgreSQL probe 2026-12-07: a database down at the start, back later holding an older backup, was said nowhere (the
+    # prunes refused it; the log, /health and the start said nothing).
+    import defectlens.service.app as app_module
+
+    data = tmp_path / "data"
+    with make_app(pool, f"sqlite:///{tmp_path / 'right.sqlite'}", data) as client:
+        assert [upload(client, images[n]).status_code for n in ("bad", "good")] == [201, 201]
+    monkeypatch.setattr(app_module, "STORE_WATCH_SECONDS", 0.05)
+    monkeypatch.setattr(Store, "check", lambda self, *a: (_ for _ in ()).throw(StoreUnavailable("database unavailable: down")))
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"), \
+            make_app(pool, f"sqlite:///{tmp_path / 'older.sqlite'}", data):
+        import time
+
+        deadline = time.monotonic() + 10
+        while "the database lacks inspection 2" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "database unavailable: down at start-up" in caplog.text
+    assert caplog.text.count("the database lacks inspection 2") == 1, caplog.text
+
+
+def test_postgresql_in_another_datestyle_and_ids_behind_their_table(pool, images, tmp_path, pg_url, caplog):
+    # PostgreSQL probe 2026-12-07: a database set to DateStyle 'SQL, DMY' stopped `serve` and the prunes with a traceback; a
+    # sequence reset behind the table's ids was answered 503 "database unavailable" while /health said ok.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        name = conn.execute(text("SELECT current_database()")).scalar()
+        conn.execute(text(f"ALTER DATABASE \"{name}\" SET datestyle = 'SQL, DMY'"))
+    data = tmp_path / "data"
+    with caplog.at_level(logging.ERROR, logger="defectlens.service.app"), make_app(pool, pg_url, data) as client:
+        assert [upload(client, images[n]).status_code for n in ("bad", "good")] == [201, 201]
+        assert client.get("/inspections").status_code == 200
+        with engine.connect() as conn:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('inspections', 'id'), 1, false)"))
+        refused = upload(client, images["bad"])
+        assert refused.status_code == 500 and "the database refused the record" in refused.json()["detail"], refused.text
+        assert client.get("/health").status_code == 200
+    assert "fix on PostgreSQL: SELECT setval('inspections_id_seq'" in caplog.text
+    engine.dispose()
+    pruned = CliRunner().invoke(cli, ["prune-files", "--db", pg_url, "--data-dir", str(data), "--dry-run"])
+    assert pruned.exit_code == 0, pruned.output

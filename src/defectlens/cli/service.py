@@ -29,7 +29,7 @@ from defectlens.cli.progress import console, interrupted
 from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import saving_in, umask_blocks_owner
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
-from defectlens.service.blobs import SERVICE_FILE, read_service_record
+from defectlens.service.blobs import HISTORY_FILE, SERVICE_FILE, read_service_record
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -233,9 +233,12 @@ def in_memory_sqlite(url: str) -> bool:
         return False  # a URL that does not parse is the store's to refuse, with its own words
 
 
-def database_identity(url: str) -> dict[str, str]:
+def database_identity(url: str, spelt: bool = False) -> dict[str, str]:
     """What names a database, whatever the URL's spelling of it: the backend, and the SQLite file's real
-    path, or the server's host, port and database (never the user or the password)."""
+    path, or the server's host, port and database (never the user or the password): the host and port as libpq reads them,
+    from the URL, its ``?host=``/``?port=``, then PGHOST/PGPORT (PostgreSQL probe 2026-12-07: one database reached by socket
+    and by TCP had been refused as another, and two clusters by socket on two ports had been one). ``spelt``: as 0.3.13
+    recorded it, the URL's own host and port alone."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
@@ -244,9 +247,15 @@ def database_identity(url: str) -> dict[str, str]:
         from defectlens.service.db import sqlite_file
 
         return {"backend": backend, "file": os.path.realpath(sqlite_file(url) or "")}
-    host = (parsed.host or "localhost").lower()
-    host = "localhost" if host in ("127.0.0.1", "::1", "[::1]") else host  # one machine, spelt three ways
-    return {"backend": backend, "host": host, "port": str(parsed.port or ""), "database": str(parsed.database)}
+    def given(key: str) -> str:
+        value = parsed.query.get(key)
+        return str((value[-1] if value else "") if isinstance(value, tuple) else value or "")
+
+    host = (parsed.host or ("" if spelt else given("host") or os.environ.get("PGHOST", "")) or "localhost").lower()
+    # One machine, spelt three ways, or by its socket's folder (a port is the server's on either).
+    host = "localhost" if host in ("127.0.0.1", "::1", "[::1]") or host.startswith("/") else host
+    port = str(parsed.port or ("" if spelt else given("port") or os.environ.get("PGPORT") or 5432))
+    return {"backend": backend, "host": host, "port": port, "database": str(parsed.database)}
 
 
 def same_database(recorded: dict, url: str, data_dir: Path) -> bool:
@@ -254,7 +263,7 @@ def same_database(recorded: dict, url: str, data_dir: Path) -> bool:
     folder copied or moved with its own SQLite file, that file where the folder now is (the probe's
     copied folder had been refused as "another database")."""
     now = database_identity(url)
-    if recorded == now:
+    if recorded in (now, database_identity(url, spelt=True)):  # 0.3.13's record too
         return True
     own = os.path.realpath(data_dir / DB_FILE)
     return (recorded.get("backend") == now.get("backend") == "sqlite" and Path(str(recorded.get("file"))).name == DB_FILE
@@ -290,11 +299,11 @@ def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: s
                       f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
     newest = store.newest_id()
-    if (lost := blobs.lost_history(newest, store.inspection_stamp)) is not None:
+    if (lost := blobs.lost_history(newest, store.inspection_stamp, store.made_after)) is not None:
         console.print(f"[red]error:[/] nothing {verb} (the pictures the database does not name would be taken for orphans): {escape(lost)}")
         raise typer.Exit(2)
     if not dry_run:
-        blobs.note_newest(newest, store.inspection_stamp, locked)
+        blobs.note_newest(newest, store.inspection_stamp, locked, store.made_after)
 
 
 def _unavailable(exc: Exception) -> str:
@@ -399,18 +408,24 @@ def serve(
     # had become "*", any host (regression probe 2026-12-07).
     given = list(allowed_host or ())
     allowed_host = [n[:-1] if n.endswith(".") and n[:-1] != "*" and is_host_name(n[:-1]) else n for n in given]
-    # An address is always taken, and said so as "[::1]" is: "127.0.0.1" and "127.0.0.1." had been taken as names (regression
-    # probe 2026-12-08).
+    # An address is always taken: said and left out, as "[::1]" is ("127.0.0.1" and "127.0.0.1." had been taken as names;
+    # regression probe 2026-12-08). Not refused: a service unit passing one, which 0.3.12 took, had not started again after the
+    # upgrade (upgrade probe 2026-12-07).
+    if addresses := [g for g, n in zip(given, allowed_host, strict=True) if _is_address(n)]:
+        console.print(f"[yellow]warning:[/] --allowed-host {escape(', '.join(map(repr, addresses)))}: an address is always taken, "
+                      "so it need not be given (left out)")
+        allowed_host = [n for n in allowed_host if not _is_address(n)]
+        given = [g for g in given if not _is_address(g.removesuffix(".") if g.endswith(".") and is_host_name(g[:-1]) else g)]
     if bad_names := [g for g, n in zip(given, allowed_host, strict=True)
-                     if n != "*" and (not is_host_name(n) or _is_address(n) or _ends_in_number(n))]:
+                     if n != "*" and (not is_host_name(n) or _ends_in_number(n))]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
-        why = ("an address, which is always taken: leave it out" if _is_address(bad) else
-               "a name whose last part is a number, which browsers read as an IP address" if _ends_in_number(bad) else
-               f"give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
-               "give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
-        console.print(f"[red]error:[/] --allowed-host {escape(repr(bad))} is no host name — fix: {escape(why)}")
+        why = (" (its last part is a number, which browsers read as an IP address) — fix: give the machine's name (an address need "
+               "not be given)" if _ends_in_number(bad) else
+               f" — fix: give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
+               " — fix: give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
+        console.print(f"[red]error:[/] --allowed-host {escape(repr(bad))} is no host name{escape(why)}")
         raise typer.Exit(2)
     root_path = "" if root_path == "/" else root_path
     # Plain segments, "." and ".." not among them: a browser reads /inspect/.. as the host's root (regression probe 2026-12-07).
@@ -756,11 +771,11 @@ def prune_inspections(
         # The data folder held from the check to the record of what is left: the inspection it records is kept, and no other
         # writer records one this prune may delete (regression probe 2026-12-08: a missing one had read as another database).
         with contextlib.ExitStack() as held:
-            if held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=False)) is False:
+            if held.enter_context(saving_in(data_dir / HISTORY_FILE, wait=False)) is False:
                 # Said before the wait: it had looked hung for 30 s (final probe 2026-12-08).
                 held.close()
                 console.print(f"waiting up to {PRUNE_LOCK_SECONDS:g} s for another process holding {escape(str(data_dir))} (a prune, a backup)…")
-                locked = held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS))
+                locked = held.enter_context(saving_in(data_dir / HISTORY_FILE, wait=PRUNE_LOCK_SECONDS))
             else:
                 locked = True
             if locked is False:
@@ -774,10 +789,12 @@ def prune_inspections(
                 console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
                               f"{escape(', '.join(store.models()) or '(none)')}")
                 raise typer.Exit(2)
-            recorded = blobs.recorded_newest()
+            # A dry run keeps what the real run would: the mark it raises to the newest first (kept anyway). The mark as it was,
+            # up to 15 s behind a running service, had been kept instead: "would delete 3", then "deleted 4" (upgrade probe 2026-12-07).
+            recorded = (store.newest_id() or 0) if dry_run else blobs.recorded_newest()
             gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run, keep=[recorded] if recorded else ())
             if not dry_run:
-                blobs.note_newest(store.newest_id(), store.inspection_stamp, True)
+                blobs.note_newest(store.newest_id(), store.inspection_stamp, True, store.made_after)
         referenced = store.referenced_files(excluding=gone.ids)
         left = store.count() - (gone.inspections if dry_run else 0)
         compacted = compact and not dry_run and store.compact()
@@ -795,7 +812,10 @@ def prune_inspections(
         # 2026-12-07). Each batch is its own transaction, as on a stop.
         console.print(f"[red]error:[/] stopped: the database refused the deletion ({escape(driver_error_line(exc))}); the batches deleted "
                       "before it are gone with their regions and reviews, the one under way was rolled back, and no picture was removed — "
-                      "fix: run it when the database can be written (a writable file and folder, no other process holding it for writing)")
+                      "fix: run it when the database can be written ("
+                      + ("a writable file and folder, no other process holding it for writing)" if _db_url(db, data_dir).startswith("sqlite")
+                         # A PostgreSQL outage had been told the SQLite file's fix (PostgreSQL probe 2026-12-07).
+                         else "the server running and answering, and its user allowed to delete)"))
         raise typer.Exit(2) from None
     finally:
         store.dispose()

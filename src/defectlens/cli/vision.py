@@ -66,6 +66,7 @@ from defectlens.engine import (
     has_all_files,
     inspect_and_write,
     load_for_inspection,
+    same_model,
     same_source,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, ImageReadError, ModelFileError, OutputError
@@ -1045,7 +1046,8 @@ def inspect(
     # mix two models' verdicts in one summary and gallery: refused as other thresholds are (lifecycle probe 2026-12-08). Those
     # this run redoes are its own; --resume keeps another fit's as done, and says so below.
     fit = cast("dict[str, str | None]", audit_record(inspector)["model"])
-    if not resume and (by_other := sorted(n for n in set(earlier) - taken if earlier[n].get("model") not in (None, fit))):
+    if not resume and (by_other := sorted(n for n in set(earlier) - taken
+                                          if earlier[n].get("model") is not None and not same_model(earlier[n].get("model"), fit))):
         was = earlier[by_other[0]].get("model") or {}
         raise fail(ConfigError(
             f"{len(by_other)} result(s) already there were inspected by another model ({by_other[0]}.json: fitted at "
@@ -1085,7 +1087,8 @@ def inspect(
                           "--resume to redo them")
         # Made by another fit with the same thresholds (a refit, thresholds set to the first's): kept as done, and said
         # (determinism probe 2026-12-06: one summary held two fits' verdicts without a word).
-        if other_fit := [names[p] for p in rows if (earlier.get(names[p]) or {}).get("model") not in (None, fit)]:
+        if other_fit := [names[p] for p in rows if (recorded := (earlier.get(names[p]) or {}).get("model")) is not None
+                         and not same_model(recorded, fit)]:
             was = (earlier.get(other_fit[0]) or {}).get("model") or {}
             console.print(f"[yellow]note:[/] {len(other_fit)} image(s) already done were inspected by another fit of the model (e.g. "
                           f"{escape(other_fit[0])}.json, fitted at {escape(str(was.get('fitted_at')))}; this one {escape(str(fit['fitted_at']))}): "

@@ -18,6 +18,7 @@ from defectlens.engine.local import (
     inspection_overlay,
     load_for_inspection,
     region_mask_png,
+    same_model,
     same_source,
     verdict_record,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "load_for_inspection",
     "prepare_analysis",
     "region_mask_png",
+    "same_model",
     "same_source",
     "type_with_notes",
     "verdict_record",

@@ -8,7 +8,8 @@ import json
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
@@ -160,13 +161,30 @@ def region_mask_png(inspection: Inspection) -> bytes:
 def audit_record(inspector: Inspector) -> dict[str, object]:
     """When, by which defectlens and with which model an image was inspected: an inspection JSON
     alone had said none of it, and a year's archive could not be told apart from a re-inspection
-    with a new model. The model by its fit (UTC time and training-set fingerprint, as its card has them)."""
+    with a new model. The model by its fit (UTC time and training-set fingerprint, as its card has them) and a digest of its
+    settings (:func:`same_model`)."""
     prov = inspector.provenance
+    describe = getattr(inspector.detector, "describe", None)  # optional: what a detector says about itself
+    detector = {"name": inspector.detector.name, **(describe() if callable(describe) else {})}
+    settings = json.dumps({"settings": asdict(inspector.settings), "detector": detector}, sort_keys=True, default=str)
     return {
         "inspected_at": utc_now(),
         "defectlens_version": defectlens.__version__,
-        "model": {"fitted_at": prov.fitted_at if prov else None, "fingerprint": prov.fingerprint if prov else None},
+        "model": {"fitted_at": prov.fitted_at if prov else None, "fingerprint": prov.fingerprint if prov else None,
+                  "settings": sha256(settings.encode()).hexdigest()[:16]},
     }
+
+
+def same_model(recorded: object, model: dict) -> bool:
+    """Whether an inspection's ``recorded`` model (:func:`audit_record`'s) is ``model``: the same fit, or a fit of the same
+    training images with the same settings, which gives the same model (a refit for routine gave byte-identical banks, and
+    its results had been refused beside the first's; upgrade probe 2026-12-07). Records without the settings' digest (before
+    0.3.14), by their fit."""
+    if not isinstance(recorded, dict):
+        return False
+    if recorded.get("settings") and model.get("settings") and recorded.get("fingerprint"):
+        return (recorded["fingerprint"], recorded["settings"]) == (model.get("fingerprint"), model["settings"])
+    return (recorded.get("fitted_at"), recorded.get("fingerprint")) == (model.get("fitted_at"), model.get("fingerprint"))
 
 
 def verdict_record(inspector: Inspector, image: np.ndarray, inspection: Inspection) -> dict[str, object]:

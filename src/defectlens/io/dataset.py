@@ -286,6 +286,14 @@ def images_below(folder: str | Path) -> FolderImages:
     return found
 
 
+def _mask_or_none(image: Path, folder: Path) -> Path | None:
+    """:func:`mask_for_image`, None where its folder cannot be read (said where the mask is read, not in a listing's note)."""
+    try:
+        return mask_for_image(image, folder)
+    except DatasetLayoutError:
+        return None
+
+
 def noted_images_below(folder: Path, notes: list[str], unreadable: list[tuple[Path, str]]) -> list[Path]:
     """A dataset split's images below ``folder`` (masks left out), what was not read noted: a
     line's images filed by date (``train/good/2024-05/``) are read, not silently dropped while
@@ -296,7 +304,13 @@ def noted_images_below(folder: Path, notes: list[str], unreadable: list[tuple[Pa
     nested = sum(1 for p in found.images if p.parent != folder)
     if nested:
         notes.append(f"{folder}: {nested} of its {len(found.images)} images are in subfolders; all are read")
-    if kept_apart := [p for p in found.masks if MASKS_FOLDER in [part.lower() for part in p.relative_to(folder).parts[:-1]]]:
+    kept_apart = [p for p in found.masks if MASKS_FOLDER in [part.lower() for part in p.relative_to(folder).parts[:-1]]]
+    if kept_apart:
+        # The masks of images found beside them are what the layout asks for: an examples folder's type/masks/ had been warned of
+        # at every `serve` (upgrade probe 2026-12-07). Others said.
+        taken = {os.path.realpath(m) for image in found.images if (m := _mask_or_none(image, folder)) is not None}
+        kept_apart = [p for p in kept_apart if os.path.realpath(p) not in taken]
+    if kept_apart:
         # Said: a camera's folder named masks/ had been passed over by `fit` without a word (regression probe 2026-12-07).
         notes.append(f"{folder}: {len(kept_apart)} file(s) in masks/ folders (e.g. {kept_apart[0]}) are taken as masks, not images")
     if found.other_formats:

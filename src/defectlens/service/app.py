@@ -44,7 +44,7 @@ from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BeforeValidator
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from defectlens import __version__
 from defectlens.errors import DefectlensError, collected_warnings
@@ -559,6 +559,8 @@ class Outage:
         self.metrics = metrics
         self.hidden = hidden
         self.down: str | None = None
+        self.since: float | None = None
+        """When (``time.monotonic``) the store went down; None while it answers."""
         self._lock = threading.Lock()
 
     def public(self, reason: str) -> str:
@@ -574,6 +576,8 @@ class Outage:
         self.metrics.store_up.set(0)
         with self._lock:
             first, self.down = self.down is None, reason
+            if first:
+                self.since = time.monotonic()
         if first:
             log.warning("store unavailable: %s; requests get 503 until it answers", reason)
 
@@ -581,7 +585,7 @@ class Outage:
         """The store answered: say so once, if it had been down."""
         self.metrics.store_up.set(1)
         with self._lock:
-            was, self.down = self.down, None
+            was, self.down, self.since = self.down, None, None
         if was is not None:
             log.warning("store answers again (it was unavailable: %s)", was)
 
@@ -672,14 +676,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # A lost SQLite file comes back empty on the next connection, and a restart then runs on
             # from id 1 with every stored picture orphaned, without a word (probe 2026-12-05).
             newest = await run_in_threadpool(store.newest_id)
-            if (lost := await run_in_threadpool(blobs.lost_history, newest, store.inspection_stamp)) is not None:
+            if (lost := await run_in_threadpool(blobs.lost_history, newest, store.inspection_stamp, store.made_after)) is not None:
                 # After one upload the count below passes, and a prune then took every older picture for an orphan (operator
                 # probe 2026-12-08): told by the newest id the folder has seen, which the prune commands refuse by too.
                 log.warning("%s; the prune commands refuse this folder until then", lost)
+                said_lost[0] = True
             elif newest is None and await run_in_threadpool(blobs.holds_files):
                 log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
-            await run_in_threadpool(blobs.note_newest, newest, store.inspection_stamp)
+            await run_in_threadpool(blobs.note_newest, newest, store.inspection_stamp, False, store.made_after)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         stop = threading.Event()
@@ -719,7 +724,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         yield
         stop.set()
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-            blobs.note_newest(store.newest_id(), store.inspection_stamp)  # the watch's last word: a run shorter than its period had recorded none
+            # The watch's last word: a run shorter than its period had recorded none.
+            blobs.note_newest(store.newest_id(), store.inspection_stamp, made_after=store.made_after)
         store.dispose()
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
@@ -742,6 +748,17 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # answered 503 "database unavailable", retried for ever, and the store's gauge dropped (regression probe 2026-12-06).
         return JSONResponse({"detail": f"a value is out of the database's range: {_printable(_driver_says(exc, 'data error'), 200)}"},
                             status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def _refused_record(_req: Request, exc: IntegrityError) -> JSONResponse:
+        # Not an outage: an id sequence behind its table (reset, or the table restored without it) had been answered 503
+        # "database unavailable" while /health said ok, retried until the sequence passed the stored ids (PostgreSQL probe
+        # 2026-12-07). Said as it is, with the operator's fix in the log.
+        said = _driver_says(exc, "integrity error")
+        log.error("the database refused a record: %s — where its ids run behind its table (a sequence reset, or the table restored "
+                  "without it), fix on PostgreSQL: SELECT setval('inspections_id_seq', (SELECT max(id) FROM inspections))", said)
+        return JSONResponse({"detail": f"the database refused the record: {_printable(said, 200)} (the service's log says the fix)"},
+                            status_code=500)
 
     for err in UNAVAILABLE_ERRORS:
         @app.exception_handler(err)
@@ -1315,7 +1332,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         loop doubled uploads' p95."""
         with probe_lock:
             now = time.monotonic()
-            if now - probed[0] >= HEALTH_PROBE_SECONDS:
+            # A probe from before the store went down says nothing of it now: it had logged "store answers again" and set
+            # store_up while PostgreSQL was stopped (PostgreSQL probe 2026-12-07).
+            since = outage.since
+            if now - probed[0] >= HEALTH_PROBE_SECONDS or (since is not None and probed[0] <= since):
                 probed[:] = [now, store.ping(writable=True) and blobs_writable()]
             up = bool(probed[1])
         if up:
@@ -1346,11 +1366,20 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
             metrics.stored.set(store.count())
 
+    said_lost = [False]
+
     def note_newest() -> None:
         """Raise the newest inspection id recorded in the data folder (on the watch thread), by which a database lost or
-        restored from an older backup is told later (:meth:`BlobStore.lost_history`)."""
+        restored from an older backup is told later (:meth:`BlobStore.lost_history`); one that lacks the folder's history is
+        said once, as the start says it: one that came back so after a start it was down for had been said nowhere
+        (PostgreSQL probe 2026-12-07)."""
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
-            blobs.note_newest(store.newest_id(), store.inspection_stamp)
+            newest = store.newest_id()
+            lost = blobs.lost_history(newest, store.inspection_stamp, store.made_after)
+            if lost is not None and not said_lost[0]:
+                log.warning("%s; the prune commands refuse this folder until then", lost)
+            said_lost[0] = lost is not None
+            blobs.note_newest(newest, store.inspection_stamp, made_after=store.made_after)
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer",
              responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database or the file store does not "

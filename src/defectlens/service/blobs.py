@@ -15,6 +15,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,21 @@ DOWN_FREE_BYTES = 2**20
 """Free space under which the file store is down: a write of 64 kB may still pass on a disk whose
 last blocks are kept for root, while no upload would."""
 SERVICE_FILE = "service.json"
-"""Kept in the data folder: which database its pictures belong to (``database``, written by `serve`), and the newest inspection
-that database has been seen to hold (:data:`NEWEST_INSPECTION`)."""
+"""Kept in the data folder: which database its pictures belong to (``database``, written by `serve`). 0.3.13 kept the folder's
+mark here too (read still: :data:`HISTORY_FILE` is its home now)."""
+HISTORY_FILE = "history.json"
+"""Kept in the data folder: its mark, the newest inspection the folder's service has held (:data:`NEWEST_INSPECTION`,
+:data:`NEWEST_STAMP`). A file of its own, which no defectlens before 0.3.14 writes and a backup leaves out: 0.3.12 wrote
+service.json whole at each start, the mark lost with it, and a backup's service.json put back with its older database lowered
+it (upgrade and PostgreSQL probes 2026-12-07) — either way a prune then took the newer pictures for orphans."""
 NEWEST_STAMP = "newest_stamp"
-"""The key of :data:`SERVICE_FILE` that holds the stamp of the inspection at :data:`NEWEST_INSPECTION` (its time and picture):
+"""The key of :data:`HISTORY_FILE` that holds the stamp of the inspection at :data:`NEWEST_INSPECTION` (its time and picture):
 another database's inspection of that id has another."""
 NEWEST_INSPECTION = "newest_inspection"
-"""The key of :data:`SERVICE_FILE` that holds the highest inspection id seen stored: ids are never given twice, so a database
+"""The key of :data:`HISTORY_FILE` that holds the highest inspection id seen stored: ids are never given twice, so a database
 whose newest is below it was lost, replaced or restored from an older backup, and holds no record of the newer pictures."""
+MADE_AFTER_GRACE_SECONDS = 60.0
+"""An inspection's time is taken before it waits for the database's write lock, so ids follow times only to within this."""
 
 
 class BlobStore:
@@ -127,7 +135,8 @@ class BlobStore:
         if record is not None and record.get("database") != database:
             self._write_record({**record, "database": database})
 
-    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None], locked: bool = False) -> None:
+    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None], locked: bool = False,
+                    made_after: Callable[[int, datetime], bool] | None = None) -> None:
         """Record the database's newest inspection (id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp
         by its id) as the folder's mark, where the database holds the folder's history (:meth:`lost_history`) — a database that
         does not is never recorded over it, however many inspections it takes (regression probe 2026-12-08: the new database's
@@ -135,53 +144,77 @@ class BlobStore:
         pictures out is the way to start again on purpose). Read and written with the folder locked (:func:`saving_in`): the
         service's watch and a prune write it alike, and a lower mark written last would point at an inspection a prune may
         delete; ``locked``: the caller holds the folder already (`prune-inspections`, which keeps the inspection recorded). An
-        inspection gone by the time it is stamped (a prune between the two) is not recorded."""
+        inspection gone by the time it is stamped (a prune between the two) is not recorded. ``made_after``: as
+        :meth:`lost_history` takes it."""
         # The data folder locked while its record is read and written again, or, held by another, not written this time (the
         # record is best effort; a backup script holding the folder had kept a prune and the service's start waiting unsaid).
-        with contextlib.nullcontext(True) if locked else saving_in(self.root / SERVICE_FILE, wait=False) as held_here:
-            record = self.service_record()
-            if record is None or held_here is False:
+        with contextlib.nullcontext(True) if locked else saving_in(self.root / HISTORY_FILE, wait=False) as held_here:
+            record, mark = self.service_record(), self._mark()
+            if record is None or isinstance(mark, Path) or held_here is False:
                 return
-            if self.holds_files():
-                if self.lost_history(newest, stamp_of) is not None:
+            held, stamp = mark
+            now: dict[str, Any] = {NEWEST_INSPECTION: held, NEWEST_STAMP: stamp} if held else {}
+            if self.holds_files() and self.lost_history(newest, stamp_of, made_after) is not None:
+                return
+            if not self.holds_files() or (newest or 0) > held or ((newest or 0) == held and not isinstance(stamp, str)):  # never lowered
+                if newest and (newest_stamp := stamp_of(newest)) is None:
                     return
-                held, stamp = _mark_in(record) or (0, None)
-                if (newest or 0) < held or ((newest or 0) == held and isinstance(stamp, str)):
-                    return  # never lowered
-            now = {key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)}
-            if newest:
-                if (stamp := stamp_of(newest)) is None:
-                    return
-                now |= {NEWEST_INSPECTION: newest, NEWEST_STAMP: stamp}
-            if now != record:
-                self._write_record(now)
+                now = {NEWEST_INSPECTION: newest, NEWEST_STAMP: newest_stamp} if newest else {}
+            with contextlib.suppress(OSError):
+                if now != read_record(self.root / HISTORY_FILE):
+                    write_json_atomic(self.root / HISTORY_FILE, now)
+                # 0.3.13's mark, in service.json, is in history.json now: left there, deleting history.json would not start a
+                # history again.
+                if any(key in record for key in (NEWEST_INSPECTION, NEWEST_STAMP)):
+                    self._write_record({key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)})
 
     def _write_record(self, record: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             write_json_atomic(self.root / SERVICE_FILE, record)
 
-    def lost_history(self, newest: int | None, stamp_of: Callable[[int], str | None]) -> str | None:
+    def _mark(self) -> tuple[int, object] | Path:
+        """The folder's mark — the newest inspection's id (0: none recorded) and stamp —, or the file that cannot be read for it:
+        :data:`HISTORY_FILE`'s, or 0.3.13's in :data:`SERVICE_FILE` where that is higher (a service of 0.3.13 run again)."""
+        marks = []
+        for name in (HISTORY_FILE, SERVICE_FILE):
+            record = read_record(self.root / name)
+            if record is None or (mark := _mark_in(record)) is None:
+                return self.root / name
+            marks.append(mark)
+        return max(marks, key=lambda mark: mark[0])  # history.json's on a tie
+
+    def lost_history(self, newest: int | None, stamp_of: Callable[[int], str | None],
+                     made_after: Callable[[int, datetime], bool] | None = None) -> str | None:
         """Why the database (its newest inspection id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp by
         its id) does not hold this folder's history, with the fix, or None where it does or the folder holds no picture. The
         folder's mark is the newest inspection its service has held, by id and stamp: a database without that inspection —
         lost and made again, replaced, restored from an older backup — names none of the pictures of the inspections it lacks,
         which a prune had removed as orphans (every one of 162 after a lost database; operator probe 2026-12-08); the right
         database put back holds it again (regression probe: a refusal recorded once had stood for good). A record that cannot
-        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none)."""
+        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none).
+
+        ``made_after(id, time)``: whether the database holds an inspection of that id or below made after that time (UTC): what
+        tells the folder's database, whose recorded inspection another hand deleted, from one made again."""
         if not self.holds_files():
             return None
-        record = self.service_record()
-        mark = None if record is None else _mark_in(record)
-        if record is None or mark is None:
-            return (f"{self.root / SERVICE_FILE} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
+        mark = self._mark()
+        if isinstance(mark, Path):
+            return (f"{mark} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
                     f"the database holds this folder's history cannot be told — fix: repair it, or delete it (it is written again)")
         held, stamp = mark
-        # The inspection recorded is never deleted by a prune (`prune-inspections` keeps it, with the folder locked), so one
-        # missing is as telling as one of another stamp: a database made again may have skipped its id (PostgreSQL's
-        # sequences skip ids a rolled-back insert took: regression probe 2026-12-08).
+        # This defectlens never deletes the inspection recorded (`prune-inspections` keeps it, with the folder locked), so one
+        # missing is as telling as one of another stamp, but where another hand deleted it (a prune of 0.3.12, which kept none:
+        # the right database had been refused for good; upgrade probe 2026-12-07): ids are given in time order, so the folder's
+        # database holds no inspection up to that id made after it, while one made again does, its ids starting again (or
+        # skipping it: PostgreSQL's sequences skip ids a rolled-back insert took; regression probe 2026-12-08).
         found = stamp_of(held) if held and isinstance(stamp, str) else stamp
         if (newest or 0) >= held and found == stamp:
             return None
+        if found is None and (newest or 0) > held and made_after is not None and isinstance(stamp, str):
+            with contextlib.suppress(ValueError):
+                at = datetime.fromisoformat(stamp.split(" ", 1)[0]).replace(tzinfo=UTC) + timedelta(seconds=MADE_AFTER_GRACE_SECONDS)
+                if not made_after(held, at):
+                    return None
         # What differs, said as it is: a line that uploads alike pictures gives a database made again the same picture at that id
         # (final probe 2026-12-08: "time and picture differ" had been said of the time alone).
         differ = [what for what, a, b in zip(("time", "picture"), str(found).split(" ", 1), str(stamp).split(" ", 1), strict=False) if a != b]
@@ -191,13 +224,12 @@ class BlobStore:
         return (f"{said} the one this folder ({self.root}) recorded as the newest its service had held (the database's newest is "
                 f"{f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from an older backup, "
                 "and names none of the pictures of the inspections it lacks — fix: restore the database that goes with this folder "
-                f"(to start the history again on purpose, move the pictures out of the folder, or delete its {SERVICE_FILE})")
+                f"(to start the history again on purpose, move the pictures out of the folder, or delete its {HISTORY_FILE})")
 
     def recorded_newest(self) -> int:
         """The id of the newest inspection the folder recorded (0: none, or a record that cannot be read): a prune keeps it."""
-        record = self.service_record()
-        mark = _mark_in(record) if record is not None else None
-        return mark[0] if mark is not None else 0
+        mark = self._mark()
+        return 0 if isinstance(mark, Path) else mark[0]
 
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""
@@ -257,10 +289,16 @@ class BlobStore:
 
 
 def read_service_record(data_dir: Path) -> dict[str, Any] | None:
-    """What the data folder's :data:`SERVICE_FILE` holds (empty where there is none); None where it is there but cannot be read
-    as a JSON object (a hand edit's stray comma). The one reader of the file, for the service's store and the commands."""
+    """What the data folder's :data:`SERVICE_FILE` holds (:func:`read_record`). The one reader of the file, for the service's
+    store and the commands."""
+    return read_record(data_dir / SERVICE_FILE)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """What the JSON object in ``path`` holds (empty where there is none); None where it is there but cannot be read as a JSON
+    object (a hand edit's stray comma): the data folder's records."""
     try:
-        record = json.loads((data_dir / SERVICE_FILE).read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):
@@ -269,7 +307,7 @@ def read_service_record(data_dir: Path) -> dict[str, Any] | None:
 
 
 def _mark_in(record: dict[str, Any]) -> tuple[int, object] | None:
-    """The folder's mark a :data:`SERVICE_FILE` record holds — the newest inspection's id (0: none recorded) and stamp —, or None
+    """The folder's mark a record holds — the newest inspection's id (0: none recorded) and stamp —, or None
     where its id is there but no whole number of 0 or more."""
     mark = record.get(NEWEST_INSPECTION, 0)
     if not isinstance(mark, int) or isinstance(mark, bool) or mark < 0:

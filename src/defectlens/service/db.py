@@ -295,7 +295,18 @@ def make_engine(url: str) -> Engine:
         return engine
     # A short connect timeout: a database that is down must turn into a 503 quickly, not a hung request.
     args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=args)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=args)
+    if url.startswith("postgresql"):
+
+        @event.listens_for(engine, "connect")
+        def _iso_dates(dbapi_conn: Any, _record: Any) -> None:
+            # psycopg reads times in ISO only: a server, database or PGDATESTYLE set to another DateStyle had stopped `serve` and
+            # the prunes with a traceback (PostgreSQL probe 2026-12-07). Committed: the pool's rollback would undo it otherwise.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET DateStyle TO 'ISO'")
+            dbapi_conn.commit()
+
+    return engine
 
 
 _MIGRATE_LOCK = threading.Lock()
