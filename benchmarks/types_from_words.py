@@ -116,6 +116,34 @@ def end_to_end_word_predictions(model_dir: Path, category_root: Path, taxonomy) 
     return truth, predicted, n
 
 
+def require_models(models: dict[str, Path], data: Path, names: list[str]) -> None:
+    """Exit with one line unless each ``--model`` is a fitted model of a category typed here (two types or more) that reads
+    images one at a time: another part's model had been reported as this one's result, and a batch-scoring model failed after
+    the slow rows (regression probe 2026-12-07)."""
+    from defectlens import Inspector
+    from defectlens.taxonomy import load_taxonomy
+
+    for name, folder in models.items():
+        if name not in names:
+            raise SystemExit(f"--model names {name}, not a category with masks and a taxonomy under {data}")
+        if len(load_taxonomy(data / name / "taxonomy.json").names) < 2:
+            raise SystemExit(f"--model {name}: it has one defect type, so it is not typed here — drop it")
+        if not (folder / "inspector.json").is_file():
+            raise SystemExit(f"--model: no fitted model (inspector.json) in {folder}: fit one with `defectlens fit`")
+        inspector = Inspector.load(folder)
+        if inspector.settings.detector == "batch-scoring":
+            raise SystemExit(f"--model {name}: {folder} is a batch-scoring model, which judges no image alone — fit one on its normal images")
+        trained_on = inspector.trained_on
+        if trained_on is None or not Path(os.path.realpath(trained_on)).is_relative_to(os.path.realpath(data / name)):
+            raise SystemExit(f"--model {name}: {folder} was fitted on {trained_on or 'images it did not record'}, not on {data / name} — "
+                             f"fit one with `defectlens fit {data / name}`")
+
+
+def _results_in(path: Path) -> list[dict]:
+    """The result rows of an earlier run's JSON (none where there is no file)."""
+    return json.loads(path.read_text())["results"] if path.is_file() else []
+
+
 def _model_argument(text: str) -> tuple[str, Path]:
     """``CATEGORY=MODEL_DIR`` of ``--model``."""
     name, sep, folder = text.partition("=")
@@ -153,11 +181,13 @@ def main() -> None:
     # Checked before the language model and the training: a missing data root had been found only after them.
     names = require_categories(args.data, None, has_masks_and_taxonomy)
     models = dict(args.model)
-    if unknown := sorted(set(models) - set(names)):
-        raise SystemExit(f"--model names {', '.join(unknown)}, not a category with masks and a taxonomy under {args.data}")
-    if missing := [str(folder) for folder in models.values() if not (folder / "inspector.json").is_file()]:
-        raise SystemExit(f"--model: no fitted model (inspector.json) in {', '.join(missing)}: fit one with `defectlens fit`")
     out = require_output_folder(args.out)
+    require_models(models, args.data, names)
+    previous = out / "types_from_words.json"
+    # Checked first: with no earlier trained rows, the table had shown nan and claimed a reused training (regression probe
+    # 2026-12-07).
+    if args.reuse_training and not any(r["variant"] != "words" for r in _results_in(previous)):
+        raise SystemExit(f"--reuse-training: no trained rows in {previous} to keep — run once without it")
     record = run_record()
     torch.set_num_threads(max(1, args.threads))
 
@@ -208,9 +238,8 @@ def main() -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    previous = out / "types_from_words.json"
     training_run = None
-    if args.reuse_training and previous.is_file():
+    if args.reuse_training:
         old = json.loads(previous.read_text())
         rows += [r for r in old["results"] if r["variant"] != "words"]
         training_run = old["settings"].get("training_run") or old["settings"]

@@ -573,6 +573,8 @@ def test_a_part_whose_pictures_vary_in_shape_is_one_part_and_two_fixed_shapes_ar
     assert "(1200×500 and 500×1268)" in (mixed_shapes_note([*commutators, ball_screw]) or "")
     assert mixed_shapes_note([*commutators[:10], *[(1200 + k, 500) for k in range(10)]]) is not None
     assert mixed_shapes_note(commutators) is None and mixed_shapes_note([(500, 1250)]) is None
+    # Three parts, each of one shape (regression probe 2026-12-07: read as two wide groups, nothing said).
+    assert mixed_shapes_note([(250, 625)] * 6 + [(288, 384)] * 6 + [(512, 208)] * 6) is not None
 
 
 def test_a_grey_picture_among_colour_ones_is_said(detector, tmp_path):
@@ -591,3 +593,10 @@ def test_a_grey_picture_among_colour_ones_is_said(detector, tmp_path):
         paths.append(path)
     files, failures = scan_images(paths)
     assert not failures and all(said in (r.batch_warning or "") for r in detector.score(files))
+    # One in colour among grey ones is the odd one, said so (regression probe 2026-12-07: told as grey ones among colour).
+    greys = [np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2) for image in coloured]
+    odd = "1 of the 13 pictures of this batch is in colour and the others grey: is the camera set to grey?"
+    assert all(odd in (r.batch_warning or "") for r in detector.score([*greys, coloured[0]]))
+    # A grey part's pictures a level or four off grey, on either side of its tolerance, are no camera set wrong.
+    drifted = [np.clip(image.astype(np.int16) + np.array([0, 0, 2 + 2 * (k % 2)]), 0, 255).astype(np.uint8) for k, image in enumerate(greys)]
+    assert not any("camera" in (r.batch_warning or "") for r in detector.score(drifted))

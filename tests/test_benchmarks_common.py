@@ -151,3 +151,18 @@ def test_the_neighbourhood_tables_name_the_categories_the_latest_run_did_not_cov
         with pytest.raises(SystemExit, match=said):
             run_main(monkeypatch, script, "--tables", "--out", out)
         assert sorted(p.name for p in out.iterdir()) == ([] if text is None else [f"{script}.json"]), script
+
+
+def test_types_from_words_refuses_a_model_it_cannot_read_and_a_reuse_of_no_training(synthetic_category, fitted_model, tmp_path, monkeypatch,
+                                                                                     capsys):
+    # Regression probe 2026-12-07: another part's model was reported as this part's end-to-end result, a one-type category's
+    # model ignored in silence, and --reuse-training with no trained rows wrote nan rows said to be reused.
+    data = synthetic_category.parent
+    with pytest.raises(SystemExit, match="it has one defect type, so it is not typed here"):
+        run_main(monkeypatch, "types_from_words", "--data", data, "--out", tmp_path, "--model", f"plate={fitted_model}")
+    with pytest.raises(SystemExit) as usage:
+        run_main(monkeypatch, "types_from_words", "--data", data, "--out", tmp_path, "--model", "plate")
+    assert usage.value.code == 2 and "--model takes CATEGORY=MODEL_DIR, got 'plate'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"--reuse-training: no trained rows in .*types_from_words\.json to keep — run once without it"):
+        run_main(monkeypatch, "types_from_words", "--data", data, "--out", tmp_path, "--reuse-training")
+    assert not (tmp_path / "types_from_words.json").exists()

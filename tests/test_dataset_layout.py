@@ -587,7 +587,8 @@ def test_files_under_a_masks_folder_at_any_depth_are_masks_and_said(tmp_path):
     assert [p.name for p in noted_images_below(tmp_path / "good", notes, [])] == ["a.png"]
     # The one no image takes; a.png's own mask is what the layout asks for (upgrade probe 2026-12-07: an examples folder's
     # type/masks/ was warned of at every `serve`).
-    assert any("1 file(s) in masks/ folders" in n and "b.png) are taken as masks, not images" in n for n in notes), notes
+    assert any("1 file(s) in masks/ folders" in n and "b.png) are left out: files there are masks, not images, and no image here "
+               "takes them" in n for n in notes), notes
     (tmp_path / "good" / "masks" / "day1" / "b.png").unlink()
     notes = []
     assert [p.name for p in noted_images_below(tmp_path / "good", notes, [])] == ["a.png"] and notes == [], notes

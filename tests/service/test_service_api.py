@@ -1438,6 +1438,9 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         assert "start it with --allowed-host defect_lens (or" in client.get("/health", headers={"Host": "defect_lens:8000"}).json()["detail"]
         garbled = client.get("/health", headers={"Host": "user@evil.example"}).json()["detail"]
         assert "--allowed-host user@" not in garbled and "only --allowed-host '*' would let it through" in garbled, garbled
+        # A name ending in a number, which the option refuses (regression probe 2026-12-07: advised all the same).
+        numbered = client.get("/health", headers={"Host": "127.1"}).json()["detail"]
+        assert "--allowed-host 127.1" not in numbered and "only --allowed-host '*' would let it through" in numbered, numbered
 
 
 def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:

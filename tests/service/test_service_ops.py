@@ -155,7 +155,7 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
     store = Store(db_url)
     record = jsonlib.loads((data / "history.json").read_text())
     assert record["newest_inspection"] == ids[-1] and record["newest_stamp"] == store.inspection_stamp(ids[-1])
-    assert not (data / "service.json").exists()  # one home: history.json (service.json names the database `serve` was given)
+    assert jsonlib.loads((data / "service.json").read_text()) == record  # 0.3.13's copy, where it reads it
     if db_url.startswith("postgresql"):
         elsewhere = Store(db_url)
         event.listen(elsewhere.engine, "connect", lambda conn, _: conn.cursor().execute("SET TIME ZONE 'America/New_York'"))
@@ -178,7 +178,8 @@ def test_the_folders_record_of_its_newest_inspection_survives_retention_time_zon
     args = ["prune-files", "--db", db_url, "--data-dir", str(data)]
     gone = CliRunner().invoke(cli, args)
     assert gone.exit_code == 2 and f"the database lacks inspection {ids[-1]}," in " ".join(gone.output.split()), gone.output
-    (data / "history.json").write_text(jsonlib.dumps({**record, "newest_inspection": 0}))  # a record by hand: none held
+    for name in ("history.json", "service.json"):  # a record by hand: none held
+        (data / name).write_text(jsonlib.dumps({**record, "newest_inspection": 0}))
     assert CliRunner().invoke(cli, args).exit_code == 0
     # Held by another process, the record is left as it is, without waiting; no lock to be had, it is written all the same.
     record = jsonlib.loads((data / "history.json").read_text())
@@ -385,7 +386,8 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     assert "--port" not in said
     # Which database the folder's pictures belong to, for the prune commands (the folder's own SQLite file here).
     recorded = json.loads((tmp_path / "a" / "service.json").read_text())
-    assert recorded == {"database": {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}}
+    own = {"backend": "sqlite", "file": os.path.realpath(tmp_path / "a" / "inspections.db")}
+    assert recorded == {"database": own, "database_at": own}
     # A umask that makes its files read-only to it (regression probe 2026-12-06: the database left unusable, a picture folder
     # refusing its prefix's uploads for good): refused at start, nothing made. Root writes anywhere: another user is played.
     before = os.umask(0o222)
@@ -1023,6 +1025,7 @@ def test_prune_inspections_deletes_old_unreviewed_ones_with_their_rows_and_pictu
         conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime(2020, 1, 1, tzinfo=UTC)})
     # Aged by hand, the newest is another inspection than the one the folder recorded (by its time): its record goes too.
     (data / "history.json").unlink()
+    (data / "service.json").unlink()  # 0.3.13's copy
     every = CliRunner().invoke(cli, [*args, "--reviewed"])
     said = " ".join(every.output.split())
     assert every.exit_code == 0 and "deleted 2 inspection(s)" in said and "the newest, always kept" in said, every.output
@@ -1192,12 +1195,11 @@ def test_a_name_stored_in_two_spellings_is_one_history_and_the_note_s_command_ru
         pool.close()
 
 
-def test_the_folders_mark_outlives_an_older_version_a_restored_backup_and_a_hand_that_deleted_its_inspection(pool, images, tmp_path):
+def test_the_folders_mark_outlives_older_versions_and_restored_backups_and_is_never_taken_on_trust(pool, images, tmp_path):
     # Upgrade probe 2026-12-07: 0.3.12, started once in a rollback, wrote service.json whole and the mark 0.3.13 kept there was
     # lost; PostgreSQL probe 2026-12-07: a backup's service.json put back with its older database lowered it. Either way a lost
-    # database's prune then removed the newer pictures. The mark is history.json's now, which neither writes.
-    from datetime import timedelta
-
+    # database's prune then removed the newer pictures. The mark is history.json's now, which neither writes, with a copy in
+    # service.json for 0.3.13; each must hold.
     from defectlens.cli.service import database_identity
 
     data, db = tmp_path / "data", tmp_path / "inspections.sqlite"
@@ -1205,46 +1207,44 @@ def test_the_folders_mark_outlives_an_older_version_a_restored_backup_and_a_hand
     with make_app(pool, url, data) as client:
         ids = [upload(client, images[n]).json()["id"] for n in ("bad", "good", "bad")]
     mark = json.loads((data / "history.json").read_text())
-    assert mark["newest_inspection"] == ids[-1] == 3
+    assert mark["newest_inspection"] == ids[-1] == 3 and json.loads((data / "service.json").read_text()) == mark  # 0.3.13's copy
     db.rename(tmp_path / "right.sqlite")  # the database lost, made again by the next start
     with make_app(pool, url, data) as client:
         upload(client, images["good"])
-    legacy = {"database": database_identity(url), "newest_inspection": 1, "newest_stamp": "2026-12-01T00:00:00 " + "0" * 64}
+    identity = {"database": database_identity(url)}
+    lower = {**identity, "newest_inspection": 1, "newest_stamp": Store(f"sqlite:///{db}").inspection_stamp(1)}
     args = ["prune-files", "--db", url, "--data-dir", str(data), "--older-than-hours", "0"]
-    for service_json in ({"database": database_identity(url)}, legacy):  # as 0.3.12 writes it; a 0.3.13 backup's
+    # As 0.3.12 writes service.json, a backup's put back, and one 0.3.13 raised on the new database (rolled back to it): refused.
+    for service_json in (identity, lower, {**identity, "newest_inspection": 1, "newest_stamp": lower["newest_stamp"]}):
         (data / "service.json").write_text(json.dumps(service_json))
         refused = CliRunner().invoke(cli, args)
         assert refused.exit_code == 2 and "the database lacks inspection 3," in " ".join(refused.output.split()), refused.output
-    # A folder 0.3.13 kept (its mark in service.json alone) is read as it wrote it; the right database put back, the mark moves
-    # to history.json and leaves service.json.
+    # A folder 0.3.13 kept (its mark in service.json alone) is read as it wrote it, and refused by it alike.
     (data / "history.json").unlink()
-    (data / "service.json").write_text(json.dumps({**legacy, **mark}))
-    assert CliRunner().invoke(cli, args).exit_code == 2
+    (data / "service.json").write_text(json.dumps({**identity, **mark}))
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2 and "delete its history.json and service.json" in " ".join(refused.output.split()), refused.output
     db.unlink()
     (tmp_path / "right.sqlite").rename(db)
     assert CliRunner().invoke(cli, args).exit_code == 0
-    assert json.loads((data / "history.json").read_text()) == mark
-    assert json.loads((data / "service.json").read_text()) == {"database": database_identity(url)}
-    # Its recorded inspection deleted by another hand (a prune of 0.3.12, which kept none), newer ones there: the folder's own
-    # database still (it had been refused for good), the mark raised; one made again that lacks it is not.
+    assert json.loads((data / "history.json").read_text()) == mark and json.loads((data / "service.json").read_text()) == {**identity, **mark}
+    # Its recorded inspection deleted by another hand (a prune of 0.3.12, which kept none), newer ones there: not taken on trust
+    # (a standby promoted with a gap in its ids looks the same: regression probe 2026-12-07), the way on said.
     with make_app(pool, url, data) as client:
         assert [upload(client, images[n]).json()["id"] for n in ("good", "bad")] == [4, 5]
-    (data / "history.json").write_text(json.dumps(mark))
+    for name in ("history.json", "service.json"):
+        (data / name).write_text(json.dumps({**(identity if name == "service.json" else {}), **mark}))
     store = Store(url)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM inspections WHERE id <= 3"))
-    assert CliRunner().invoke(cli, args).exit_code == 0 and json.loads((data / "history.json").read_text())["newest_inspection"] == 5
     store.dispose()
-    db.rename(tmp_path / "right.sqlite")
-    with make_app(pool, url, data) as client:
-        assert [upload(client, images[n]).json()["id"] for n in ("good", "bad", "good", "bad", "good", "bad")][-1] == 6
-    again = Store(url)
-    with again.engine.begin() as conn:  # made again later than the mark's inspection, its id 5 gone (a sequence that skipped it)
-        conn.execute(text("UPDATE inspections SET created_at = :t"), {"t": datetime.now(UTC) + timedelta(minutes=5)})
-        conn.execute(text("DELETE FROM inspections WHERE id = 5"))
-    again.dispose()
-    lost = CliRunner().invoke(cli, args)
-    assert lost.exit_code == 2 and "the database lacks inspection 5," in " ".join(lost.output.split()), lost.output
+    deleted = CliRunner().invoke(cli, args)
+    said = " ".join(deleted.output.split())
+    assert deleted.exit_code == 2 and "(if inspection 3 was deleted on purpose" in said, said
+    assert "delete the folder's history.json and service.json: the next start records the database's newest)" in said
+    (data / "history.json").unlink()
+    (data / "service.json").write_text(json.dumps(identity))
+    assert CliRunner().invoke(cli, args).exit_code == 0 and json.loads((data / "history.json").read_text())["newest_inspection"] == 5
 
 
 def test_a_dry_run_of_prune_inspections_counts_what_the_run_deletes(pool, images, tmp_path):
@@ -1324,7 +1324,12 @@ def test_postgresql_in_another_datestyle_and_ids_behind_their_table(pool, images
         refused = upload(client, images["bad"])
         assert refused.status_code == 500 and "the database refused the record" in refused.json()["detail"], refused.text
         assert client.get("/health").status_code == 200
-    assert "fix on PostgreSQL: SELECT setval('inspections_id_seq'" in caplog.text
+        with engine.connect() as conn:  # the regions' sequence behind instead: its fix names that table
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('inspections', 'id'), (SELECT max(id) FROM inspections))"))
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('regions', 'id'), 1, false)"))
+        assert upload(client, images["bad"]).status_code == 500
+    assert "fix on PostgreSQL: SELECT setval(pg_get_serial_sequence('inspections', 'id'), (SELECT max(id) FROM inspections))" in caplog.text
+    assert "fix on PostgreSQL: SELECT setval(pg_get_serial_sequence('regions', 'id'), (SELECT max(id) FROM regions))" in caplog.text
     engine.dispose()
     pruned = CliRunner().invoke(cli, ["prune-files", "--db", pg_url, "--data-dir", str(data), "--dry-run"])
     assert pruned.exit_code == 0, pruned.output

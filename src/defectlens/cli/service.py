@@ -235,10 +235,11 @@ def in_memory_sqlite(url: str) -> bool:
 
 def database_identity(url: str, spelt: bool = False) -> dict[str, str]:
     """What names a database, whatever the URL's spelling of it: the backend, and the SQLite file's real
-    path, or the server's host, port and database (never the user or the password): the host and port as libpq reads them,
-    from the URL, its ``?host=``/``?port=``, then PGHOST/PGPORT (PostgreSQL probe 2026-12-07: one database reached by socket
-    and by TCP had been refused as another, and two clusters by socket on two ports had been one). ``spelt``: as 0.3.13
-    recorded it, the URL's own host and port alone."""
+    path, or the server's host, port and database (never the user or the password): the host (a socket's folder for one) and
+    port as libpq reads them, from the URL, its ``?host=``/``?port=``, then PGHOST/PGPORT (PostgreSQL probe 2026-12-07: one
+    database reached with ?port= and with PGPORT had been refused as another, and two clusters by socket on two ports had been
+    one). ``spelt``: as 0.3.13 and earlier spell it, the URL's own host and port alone, which `serve` records beside it
+    (``database``) for them: they had refused the database 0.3.14 served (regression probe 2026-12-07)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
@@ -252,28 +253,35 @@ def database_identity(url: str, spelt: bool = False) -> dict[str, str]:
         return str((value[-1] if value else "") if isinstance(value, tuple) else value or "")
 
     host = (parsed.host or ("" if spelt else given("host") or os.environ.get("PGHOST", "")) or "localhost").lower()
-    # One machine, spelt three ways, or by its socket's folder (a port is the server's on either).
-    host = "localhost" if host in ("127.0.0.1", "::1", "[::1]") or host.startswith("/") else host
+    host = "localhost" if host in ("127.0.0.1", "::1", "[::1]") else host  # one machine, spelt three ways
     port = str(parsed.port or ("" if spelt else given("port") or os.environ.get("PGPORT") or 5432))
     return {"backend": backend, "host": host, "port": port, "database": str(parsed.database)}
 
 
+def database_record(url: str) -> dict[str, dict[str, str]]:
+    """What `serve` records in the data folder's :data:`SERVICE_FILE` of the database ``url`` names: its identity as this
+    defectlens reads it (``database_at``) and as 0.3.13 and earlier spell it (``database``, which they compare)."""
+    return {"database": database_identity(url, spelt=True), "database_at": database_identity(url)}
+
+
 def same_database(recorded: dict, url: str, data_dir: Path) -> bool:
-    """Whether the database `serve` recorded in ``data_dir`` is the one ``url`` names: the same, or, for a
-    folder copied or moved with its own SQLite file, that file where the folder now is (the probe's
-    copied folder had been refused as "another database")."""
+    """Whether the database `serve` recorded in ``data_dir`` (:func:`database_record`'s keys) is the one ``url`` names: the same,
+    or, for a folder copied or moved with its own SQLite file, that file where the folder now is (the probe's copied folder had
+    been refused as "another database"). A record of 0.3.13 or earlier, as they spell it."""
     now = database_identity(url)
-    if recorded in (now, database_identity(url, spelt=True)):  # 0.3.13's record too
+    identity = recorded.get("database_at") or recorded.get("database") or {}
+    if identity == now or ("database_at" not in recorded and identity == database_identity(url, spelt=True)):
         return True
     own = os.path.realpath(data_dir / DB_FILE)
-    return (recorded.get("backend") == now.get("backend") == "sqlite" and Path(str(recorded.get("file"))).name == DB_FILE
+    return (identity.get("backend") == now.get("backend") == "sqlite" and Path(str(identity.get("file"))).name == DB_FILE
             and now.get("file") == own)
 
 
 def _recorded_database(data_dir: Path) -> dict | None:
-    """The database `serve` recorded in ``data_dir`` (None: none recorded, or unreadable)."""
-    database = (read_service_record(data_dir) or {}).get("database")
-    return database if isinstance(database, dict) else None
+    """The database `serve` recorded in ``data_dir`` (:func:`database_record`'s keys; None: none recorded, or unreadable)."""
+    record = read_service_record(data_dir) or {}
+    kept = {key: record[key] for key in ("database", "database_at") if isinstance(record.get(key), dict)}
+    return kept if "database" in kept else None
 
 
 def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool,
@@ -288,7 +296,8 @@ def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: s
     recorded = _recorded_database(data_dir)
     if recorded is not None and not same_database(recorded, db_url, data_dir):
         console.print(f"[red]error:[/] nothing {verb}: {escape(str(data_dir))} holds the pictures of another database "
-                      f"({escape(json.dumps(recorded))}, as `serve` recorded in {SERVICE_FILE}) {fix} (if they are this one's — the "
+                      f"({escape(json.dumps(recorded.get('database_at', recorded['database'])))}, as `serve` recorded in {SERVICE_FILE}) "
+                      f"{fix} (if they are this one's — the "
                       f"server renamed, say — delete {SERVICE_FILE})")
         raise typer.Exit(2)
     sample = sorted(referenced)[:50]
@@ -299,11 +308,11 @@ def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: s
                       f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
     newest = store.newest_id()
-    if (lost := blobs.lost_history(newest, store.inspection_stamp, store.made_after)) is not None:
+    if (lost := blobs.lost_history(newest, store.inspection_stamp)) is not None:
         console.print(f"[red]error:[/] nothing {verb} (the pictures the database does not name would be taken for orphans): {escape(lost)}")
         raise typer.Exit(2)
     if not dry_run:
-        blobs.note_newest(newest, store.inspection_stamp, locked, store.made_after)
+        blobs.note_newest(newest, store.inspection_stamp, locked)
 
 
 def _unavailable(exc: Exception) -> str:
@@ -471,7 +480,8 @@ def serve(
         # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
         # was overwritten, and a prune then removed the first database's pictures).
         _remove_made(data_dir, made)
-        console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({escape(json.dumps(recorded))}, "
+        console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database "
+                      f"({escape(json.dumps(recorded.get('database_at', recorded['database'])))}, "
                       f"recorded in {SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
         raise typer.Exit(2)
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
@@ -526,7 +536,7 @@ def serve(
             raise typer.Exit(2) from None
     try:
         # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
-        app.state.blobs.record_database(database_identity(config.db_url))
+        app.state.blobs.record_database(database_record(config.db_url))
         said = logging.getLogger("defectlens.service")
         if made is not None:
             # Said: a path mistyped after a move, or a drive not mounted, had started a new, empty history on the local disk
@@ -789,12 +799,13 @@ def prune_inspections(
                 console.print(f"[red]error:[/] nothing deleted: no inspection of model {escape(repr(asked))} is stored — fix: pass one of "
                               f"{escape(', '.join(store.models()) or '(none)')}")
                 raise typer.Exit(2)
-            # A dry run keeps what the real run would: the mark it raises to the newest first (kept anyway). The mark as it was,
-            # up to 15 s behind a running service, had been kept instead: "would delete 3", then "deleted 4" (upgrade probe 2026-12-07).
-            recorded = (store.newest_id() or 0) if dry_run else blobs.recorded_newest()
-            gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run, keep=[recorded] if recorded else ())
+            # A dry run keeps what the real run would: the mark it raises to the newest first, which is kept anyway. The mark as it
+            # was, up to 15 s behind a running service, had been kept instead: "would delete 3", then "deleted 4" (upgrade probe
+            # 2026-12-07).
+            recorded = [] if dry_run else blobs.recorded_inspections()
+            gone = store.forget_before(cutoff, reviewed_too=reviewed, model=model, dry_run=dry_run, keep=recorded)
             if not dry_run:
-                blobs.note_newest(store.newest_id(), store.inspection_stamp, True, store.made_after)
+                blobs.note_newest(store.newest_id(), store.inspection_stamp, True)
         referenced = store.referenced_files(excluding=gone.ids)
         left = store.count() - (gone.inspections if dry_run else 0)
         compacted = compact and not dry_run and store.compact()

@@ -69,7 +69,7 @@ from defectlens.encode import CanvasSpec, EncodedBatch, EncoderConfig, PatchEnco
 from defectlens.errors import ConfigError, ModelFileError
 from defectlens.io import ImageFiles
 from defectlens.io.atomic import read_model_json, write_json_atomic
-from defectlens.io.images import image_digest, is_grey
+from defectlens.io.images import GREY_TOLERANCE, channel_difference, image_digest, is_grey
 from defectlens.types import AnomalyResult, Thresholds
 
 FORMAT = "defectlens.batch-scoring"
@@ -85,11 +85,17 @@ OTHER_SHAPE = 1.5
 """A batch whose images' aspect ratios fall in two groups apart by more than this factor holds more than one view or part:
 said (20 commutators and 20 ball screws in one batch were all judged good, nothing said; zero-shot probe 2026-12-06)."""
 SHAPE_GROUP_SPREAD = 2.0
-"""... and apart by more than this many times the wider group's own spread (in log aspect ratio): a part whose pictures
-vary in shape, as magnetic tiles do (aspect ratios 0.36-2.68), is one part. Measured (2026-12-07, 2 000 random batches of
-each shared category's images): the extremes rule warned on every magnetic-tile batch (no-normals probe 2026-12-07); this
-one on 2.6 % of batches of 8 and none of 16 or more, and on every mix of two fixed-shape parts (commutator, ball screw
-drive, cookie, steel strip; 19 + 1 to 1 + 19)."""
+"""... and apart by more than this many times the widest group's own spread (in log aspect ratio): a part whose pictures
+vary in shape, as magnetic tiles do (aspect ratios 0.36-2.68), is one part. Two groups split at the widest gap, or three and
+more split at every gap over :data:`OTHER_SHAPE`, each of two pictures or more (three parts in one batch had been read as
+two wide groups: regression probe 2026-12-07). Measured (2026-12-07, 2 000 random batches of each shared category's
+images): the extremes rule warned on every magnetic-tile batch (no-normals probe 2026-12-07); this one on 3.8 % of batches of
+8, 0.2 % of 16 and 0.1 % of 20, and on every mix of two or three fixed-shape parts (commutator, ball screw drive, cookie,
+steel strip; 19 + 1 to 1 + 19, 3 + 3 + 3)."""
+CLEAR_COLOUR = 3 * GREY_TOLERANCE
+"""Channel difference (:func:`~defectlens.io.images.channel_difference`) every colour picture of a batch must reach for grey
+ones among them to be said: a grey part's pictures with a channel 2 to 4 levels off, either side of grey's tolerance, had been
+told the camera was set wrong (regression probe 2026-12-07). The colour parts shared here differ by 21 to 31."""
 TWIN_RATIO = 0.34
 """A reference whose nearest-cell distances to an image (their 95th percentile) are under this share of that image's 75th
 percentile over its references is a near-identical picture of the same part (a camera re-trigger: noise, a JPEG
@@ -246,12 +252,16 @@ def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, g
                      f"are noisy — inspect at least {SMALL_BATCH} of the part together")
     if shapes := mixed_shapes_note(sizes):
         notes.append(shapes)
-    if 0 < sum(grey) < len(grey):
+    elif 0 < sum(grey) < len(grey):
         # A grey frame of a good colour part read as ten high-severity defects, nothing said of grey; a fitted model says
-        # why (no-normals probe 2026-12-07). Pictures are judged against each other: the camera's setting is the cause.
-        verb = "is" if sum(grey) == 1 else "are"
-        notes.append(f"{sum(grey)} of the {len(grey)} pictures of this batch {verb} grey and the others in colour: is the camera set "
-                     "to colour? A part's colours are judged against its batch's, so a grey one reads as defective")
+        # why (no-normals probe 2026-12-07). Pictures are judged against each other: the camera's setting is the cause, the
+        # fewer ones the odd ones (one colour picture among grey ones had been told as grey ones; regression probe 2026-12-07).
+        # Not beside the shapes' note: parts of other kinds are why.
+        odd, usual = ("grey", "colour") if 2 * sum(grey) <= len(grey) else ("in colour", "grey")
+        count = min(sum(grey), len(grey) - sum(grey))
+        notes.append(f"{count} of the {len(grey)} pictures of this batch {'is' if count == 1 else 'are'} {odd} and the others "
+                     f"{'in ' if usual == 'colour' else ''}{usual}: is the camera set to {usual}? A part's colours are judged against its "
+                     f"batch's, so {'a grey one' if odd == 'grey' else 'one in colour'} reads as defective")
     return notes
 
 
@@ -259,17 +269,30 @@ def mixed_shapes_note(sizes: Sequence[tuple[int, int]]) -> str | None:
     """What to say of a batch whose images, compared with each other, are of shapes of more than one view or part (their
     (width, height) ``sizes``), or None: for batch scoring and a grounding model's batch cue alike."""
     aspects = np.log([w / h for w, h in sizes])
-    if len(aspects) < 2:
-        return None
-    ordered = np.sort(aspects)
-    split = int(np.argmax(np.diff(ordered)))
-    gap = ordered[split + 1] - ordered[split]
-    spread = max(ordered[split] - ordered[0], ordered[-1] - ordered[split + 1])
-    if gap <= np.log(OTHER_SHAPE) or gap <= SHAPE_GROUP_SPREAD * spread:
+    if len(aspects) < 2 or not (_two_shapes(np.sort(aspects)) or _several_shapes(np.sort(aspects))):
         return None
     wide, tall = sizes[int(np.argmax(aspects))], sizes[int(np.argmin(aspects))]
     return (f"the batch's images are of different shapes ({wide[0]}×{wide[1]} and {tall[0]}×{tall[1]}): parts of another view or "
             "kind are judged against each other — inspect one part, in one view, per batch")
+
+
+def _two_shapes(ordered: np.ndarray) -> bool:
+    """Whether sorted log aspect ratios split at their widest gap into two groups of shapes (:data:`SHAPE_GROUP_SPREAD`)."""
+    gaps = np.diff(ordered)
+    split = int(np.argmax(gaps))
+    spread = max(ordered[split] - ordered[0], ordered[-1] - ordered[split + 1])
+    return bool(gaps[split] > np.log(OTHER_SHAPE) and gaps[split] > SHAPE_GROUP_SPREAD * spread)
+
+
+def _several_shapes(ordered: np.ndarray) -> bool:
+    """Whether sorted log aspect ratios split at every gap over :data:`OTHER_SHAPE` into three groups or more of two pictures
+    or more, each apart from the next by more than :data:`SHAPE_GROUP_SPREAD` times the widest group's spread."""
+    gaps = np.diff(ordered)
+    cuts = np.flatnonzero(gaps > np.log(OTHER_SHAPE))
+    groups = np.split(ordered, cuts + 1)
+    if len(groups) < 3 or min(len(group) for group in groups) < 2:
+        return False
+    return bool(gaps[cuts].min() > SHAPE_GROUP_SPREAD * max(group[-1] - group[0] for group in groups))
 
 
 def near_copy_groups(pairs: Sequence[tuple[int, int]], sizes: Sequence[tuple[int, int]]) -> list[int]:
@@ -516,6 +539,8 @@ class BatchScoringDetector:
             images = images.subset(distinct) if isinstance(images, ImageFiles) else [images[i] for i in distinct]
         # Files on disk by what their scan noted (not decoded again for it; none noted, nothing said).
         grey = images.grey if isinstance(images, ImageFiles) else [is_grey(image) for image in images]
+        if 0 < sum(grey) < len(grey) and min(channel_difference(images[k]) for k, g in enumerate(grey) if not g) < CLEAR_COLOUR:
+            grey = []  # a grey part under a drifting white balance, some pictures on either side of grey's tolerance: not said
         encoded = self.encode(images)
         sizes = [(p.original_width, p.original_height) for p in encoded.placements]
         reading = read_batch(encoded, self.config)

@@ -312,7 +312,9 @@ def noted_images_below(folder: Path, notes: list[str], unreadable: list[tuple[Pa
         kept_apart = [p for p in kept_apart if os.path.realpath(p) not in taken]
     if kept_apart:
         # Said: a camera's folder named masks/ had been passed over by `fit` without a word (regression probe 2026-12-07).
-        notes.append(f"{folder}: {len(kept_apart)} file(s) in masks/ folders (e.g. {kept_apart[0]}) are taken as masks, not images")
+        # As left out, not as used: "taken as masks" had read as used (regression probe 2026-12-07).
+        notes.append(f"{folder}: {len(kept_apart)} file(s) in masks/ folders (e.g. {kept_apart[0]}) are left out: files there are "
+                     "masks, not images, and no image here takes them (an image's mask is masks/<its name>_mask.png or masks/<its name>.png)")
     if found.other_formats:
         notes.append(f"{folder}: {len(found.other_formats)} image(s) in formats not read "
                      f"(e.g. {found.other_formats[0].name}): convert them to PNG or JPEG to use them")

@@ -1018,15 +1018,27 @@ def is_grey(image: np.ndarray) -> bool:
     """Whether an (H, W, 3) image's three channels are one grey: their differences averaged over :data:`GREY_BLOCK`-sided blocks
     of every second pixel under :data:`GREY_TOLERANCE`, and pixel by pixel under :data:`GREY_VIVID` at the median. A grey
     camera's frame given to a model of colour parts scores unlike them."""
+    return all(block < GREY_TOLERANCE and vivid < GREY_VIVID for block, vivid in _channel_differences(image))
+
+
+def channel_difference(image: np.ndarray) -> float:
+    """How far an (H, W, 3) image is from grey: its channels' mean difference over blocks, in grey levels, the larger of
+    red-green and green-blue (what :func:`is_grey` holds to :data:`GREY_TOLERANCE`)."""
+    return max(block for block, _ in _channel_differences(image))
+
+
+def _channel_differences(image: np.ndarray) -> list[tuple[float, float]]:
+    """For red-green and green-blue: the mean size of the channels' difference averaged over :data:`GREY_BLOCK`-sided blocks of
+    every second pixel, and the median size of their difference pixel by pixel."""
     sample = image[::2, ::2]
     side = max(1, min(GREY_BLOCK, sample.shape[0], sample.shape[1]))
     height, width = sample.shape[0] // side * side, sample.shape[1] // side * side
+    out = []
     for first, second in ((0, 1), (1, 2)):
         difference = sample[..., first].astype(np.int16) - sample[..., second]
         block_means = difference[:height, :width].reshape(height // side, side, width // side, side).mean(axis=(1, 3))
-        if float(np.abs(block_means).mean()) >= GREY_TOLERANCE or float(np.median(np.abs(difference[::2, ::2]))) >= GREY_VIVID:
-            return False
-    return True
+        out.append((float(np.abs(block_means).mean()), float(np.median(np.abs(difference[::2, ::2])))))
+    return out
 
 
 def shape_of(images: Sequence[np.ndarray], index: int) -> tuple[int, ...]:

@@ -35,8 +35,11 @@ def is_host_name(name: str) -> bool:
     """Whether ``name`` is a host name as `serve --allowed-host` takes it (here for the CLI, as above): bare, in lower case, a
     leading ``*.`` for every name below one. Underscores too: Docker Compose names services so (``defect_lens``), and the
     Host check's advice had named one the option then refused (regression probe 2026-12-07)."""
-    # Label by label: "a..b" names no host (regression probe 2026-12-08: taken, it could match no request).
-    return re.fullmatch(r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*", name) is not None
+    # Label by label: "a..b" names no host (regression probe 2026-12-08: taken, it could match no request). Not one whose last
+    # label is a number, which browsers read as an IPv4 address ("127.1"): the Host check's advice had named one the option
+    # refuses (regression probe 2026-12-07).
+    return (re.fullmatch(r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*", name) is not None
+            and not name.rsplit(".", 1)[-1].isdigit())
 
 
 DEFAULT_UPLOAD_TIMEOUT = 60.0

@@ -676,7 +676,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # A lost SQLite file comes back empty on the next connection, and a restart then runs on
             # from id 1 with every stored picture orphaned, without a word (probe 2026-12-05).
             newest = await run_in_threadpool(store.newest_id)
-            if (lost := await run_in_threadpool(blobs.lost_history, newest, store.inspection_stamp, store.made_after)) is not None:
+            if (lost := await run_in_threadpool(blobs.lost_history, newest, store.inspection_stamp)) is not None:
                 # After one upload the count below passes, and a prune then took every older picture for an orphan (operator
                 # probe 2026-12-08): told by the newest id the folder has seen, which the prune commands refuse by too.
                 log.warning("%s; the prune commands refuse this folder until then", lost)
@@ -684,7 +684,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             elif newest is None and await run_in_threadpool(blobs.holds_files):
                 log.warning("the database holds no inspection, but the file store %s holds pictures of earlier ones: "
                             "was the database lost or replaced? Restore it, or the history starts again from id 1", config.data_dir)
-            await run_in_threadpool(blobs.note_newest, newest, store.inspection_stamp, False, store.made_after)
+            await run_in_threadpool(blobs.note_newest, newest, store.inspection_stamp)
         except StoreUnavailable as exc:
             log.warning("%s at start-up; requests get 503 until it answers", exc)
         stop = threading.Event()
@@ -725,7 +725,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         stop.set()
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
             # The watch's last word: a run shorter than its period had recorded none.
-            blobs.note_newest(store.newest_id(), store.inspection_stamp, made_after=store.made_after)
+            blobs.note_newest(store.newest_id(), store.inspection_stamp)
         store.dispose()
         if owns_pool:
             pool.close()  # a pool passed in (tests share one) stays with its owner
@@ -755,8 +755,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # "database unavailable" while /health said ok, retried until the sequence passed the stored ids (PostgreSQL probe
         # 2026-12-07). Said as it is, with the operator's fix in the log.
         said = _driver_says(exc, "integrity error")
+        # The table whose key was taken (regions' and reviews' have sequences too: the fix had named the inspections' alone).
+        table = match[1] if (match := re.search(r'"(inspections|regions|reviews)_pkey"', said)) else "inspections"
         log.error("the database refused a record: %s — where its ids run behind its table (a sequence reset, or the table restored "
-                  "without it), fix on PostgreSQL: SELECT setval('inspections_id_seq', (SELECT max(id) FROM inspections))", said)
+                  "without it), fix on PostgreSQL: SELECT setval(pg_get_serial_sequence('%s', 'id'), (SELECT max(id) FROM %s))",
+                  said, table, table)
         return JSONResponse({"detail": f"the database refused the record: {_printable(said, 200)} (the service's log says the fix)"},
                             status_code=500)
 
@@ -1375,11 +1378,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         (PostgreSQL probe 2026-12-07)."""
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):
             newest = store.newest_id()
-            lost = blobs.lost_history(newest, store.inspection_stamp, store.made_after)
+            lost = blobs.lost_history(newest, store.inspection_stamp)
             if lost is not None and not said_lost[0]:
                 log.warning("%s; the prune commands refuse this folder until then", lost)
             said_lost[0] = lost is not None
-            blobs.note_newest(newest, store.inspection_stamp, made_after=store.made_after)
+            blobs.note_newest(newest, store.inspection_stamp)
 
     @app.get("/health", summary="Liveness, and whether the database and the file store answer",
              responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database or the file store does not "

@@ -15,7 +15,6 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ DOWN_FREE_BYTES = 2**20
 """Free space under which the file store is down: a write of 64 kB may still pass on a disk whose
 last blocks are kept for root, while no upload would."""
 SERVICE_FILE = "service.json"
-"""Kept in the data folder: which database its pictures belong to (``database``, written by `serve`). 0.3.13 kept the folder's
-mark here too (read still: :data:`HISTORY_FILE` is its home now)."""
+"""Kept in the data folder: which database its pictures belong to (``database``, written by `serve`), and a copy of the folder's
+mark, where 0.3.13 kept it and reads it (:meth:`BlobStore.note_newest`)."""
 HISTORY_FILE = "history.json"
 """Kept in the data folder: its mark, the newest inspection the folder's service has held (:data:`NEWEST_INSPECTION`,
 :data:`NEWEST_STAMP`). A file of its own, which no defectlens before 0.3.14 writes and a backup leaves out: 0.3.12 wrote
@@ -47,8 +46,6 @@ another database's inspection of that id has another."""
 NEWEST_INSPECTION = "newest_inspection"
 """The key of :data:`HISTORY_FILE` that holds the highest inspection id seen stored: ids are never given twice, so a database
 whose newest is below it was lost, replaced or restored from an older backup, and holds no record of the newer pictures."""
-MADE_AFTER_GRACE_SECONDS = 60.0
-"""An inspection's time is taken before it waits for the database's write lock, so ids follow times only to within this."""
 
 
 class BlobStore:
@@ -128,15 +125,14 @@ class BlobStore:
         over, and the prune commands refuse the folder."""
         return read_service_record(self.root)
 
-    def record_database(self, database: dict[str, str]) -> None:
-        """Record which database the folder's pictures belong to (best effort: a folder that takes no file is said by /health,
-        and the prune commands then check by the pictures)."""
+    def record_database(self, database: dict[str, Any]) -> None:
+        """Record which database the folder's pictures belong to (``database``: the keys to keep; best effort: a folder that takes
+        no file is said by /health, and the prune commands then check by the pictures)."""
         record = self.service_record()
-        if record is not None and record.get("database") != database:
-            self._write_record({**record, "database": database})
+        if record is not None and {**record, **database} != record:
+            self._write_record({**record, **database})
 
-    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None], locked: bool = False,
-                    made_after: Callable[[int, datetime], bool] | None = None) -> None:
+    def note_newest(self, newest: int | None, stamp_of: Callable[[int], str | None], locked: bool = False) -> None:
         """Record the database's newest inspection (id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp
         by its id) as the folder's mark, where the database holds the folder's history (:meth:`lost_history`) — a database that
         does not is never recorded over it, however many inspections it takes (regression probe 2026-12-08: the new database's
@@ -144,18 +140,21 @@ class BlobStore:
         pictures out is the way to start again on purpose). Read and written with the folder locked (:func:`saving_in`): the
         service's watch and a prune write it alike, and a lower mark written last would point at an inspection a prune may
         delete; ``locked``: the caller holds the folder already (`prune-inspections`, which keeps the inspection recorded). An
-        inspection gone by the time it is stamped (a prune between the two) is not recorded. ``made_after``: as
-        :meth:`lost_history` takes it."""
+        inspection gone by the time it is stamped (a prune between the two) is not recorded.
+
+        Written to :data:`HISTORY_FILE`, and a copy into :data:`SERVICE_FILE` where 0.3.13 reads it: rolled back to 0.3.13 on a
+        database made again, it had no mark there and took the new database's, which then passed this one's (regression probe
+        2026-12-07)."""
         # The data folder locked while its record is read and written again, or, held by another, not written this time (the
         # record is best effort; a backup script holding the folder had kept a prune and the service's start waiting unsaid).
         with contextlib.nullcontext(True) if locked else saving_in(self.root / HISTORY_FILE, wait=False) as held_here:
-            record, mark = self.service_record(), self._mark()
-            if record is None or isinstance(mark, Path) or held_here is False:
+            record, marks = self.service_record(), self._marks()
+            if record is None or isinstance(marks, Path) or held_here is False:
                 return
-            held, stamp = mark
+            if self.holds_files() and self.lost_history(newest, stamp_of) is not None:
+                return
+            held, stamp = max(marks.values(), key=lambda mark: mark[0])
             now: dict[str, Any] = {NEWEST_INSPECTION: held, NEWEST_STAMP: stamp} if held else {}
-            if self.holds_files() and self.lost_history(newest, stamp_of, made_after) is not None:
-                return
             if not self.holds_files() or (newest or 0) > held or ((newest or 0) == held and not isinstance(stamp, str)):  # never lowered
                 if newest and (newest_stamp := stamp_of(newest)) is None:
                     return
@@ -163,73 +162,73 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 if now != read_record(self.root / HISTORY_FILE):
                     write_json_atomic(self.root / HISTORY_FILE, now)
-                # 0.3.13's mark, in service.json, is in history.json now: left there, deleting history.json would not start a
-                # history again.
-                if any(key in record for key in (NEWEST_INSPECTION, NEWEST_STAMP)):
-                    self._write_record({key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)})
+                kept = {key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)}
+                if {**kept, **now} != record:
+                    self._write_record({**kept, **now})
 
     def _write_record(self, record: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             write_json_atomic(self.root / SERVICE_FILE, record)
 
-    def _mark(self) -> tuple[int, object] | Path:
-        """The folder's mark — the newest inspection's id (0: none recorded) and stamp —, or the file that cannot be read for it:
-        :data:`HISTORY_FILE`'s, or 0.3.13's in :data:`SERVICE_FILE` where that is higher (a service of 0.3.13 run again)."""
-        marks = []
+    def _marks(self) -> dict[str, tuple[int, object]] | Path:
+        """The folder's marks — the newest inspection's id (0: none recorded) and stamp — by the file that keeps them
+        (:data:`HISTORY_FILE`, and :data:`SERVICE_FILE`'s copy, which 0.3.13 kept and raised alone), or the file that cannot be
+        read for one."""
+        marks = {}
         for name in (HISTORY_FILE, SERVICE_FILE):
             record = read_record(self.root / name)
             if record is None or (mark := _mark_in(record)) is None:
                 return self.root / name
-            marks.append(mark)
-        return max(marks, key=lambda mark: mark[0])  # history.json's on a tie
+            marks[name] = mark
+        return marks
 
-    def lost_history(self, newest: int | None, stamp_of: Callable[[int], str | None],
-                     made_after: Callable[[int, datetime], bool] | None = None) -> str | None:
+    def lost_history(self, newest: int | None, stamp_of: Callable[[int], str | None]) -> str | None:
         """Why the database (its newest inspection id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp by
         its id) does not hold this folder's history, with the fix, or None where it does or the folder holds no picture. The
         folder's mark is the newest inspection its service has held, by id and stamp: a database without that inspection —
         lost and made again, replaced, restored from an older backup — names none of the pictures of the inspections it lacks,
         which a prune had removed as orphans (every one of 162 after a lost database; operator probe 2026-12-08); the right
         database put back holds it again (regression probe: a refusal recorded once had stood for good). A record that cannot
-        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none).
-
-        ``made_after(id, time)``: whether the database holds an inspection of that id or below made after that time (UTC): what
-        tells the folder's database, whose recorded inspection another hand deleted, from one made again."""
+        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none). Each file's mark must
+        hold (:meth:`_marks`): a lower one is a backup's put back, or 0.3.13's; a higher one 0.3.13's, raised on its own."""
         if not self.holds_files():
             return None
-        mark = self._mark()
-        if isinstance(mark, Path):
-            return (f"{mark} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
+        marks = self._marks()
+        if isinstance(marks, Path):
+            return (f"{marks} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
                     f"the database holds this folder's history cannot be told — fix: repair it, or delete it (it is written again)")
-        held, stamp = mark
-        # This defectlens never deletes the inspection recorded (`prune-inspections` keeps it, with the folder locked), so one
-        # missing is as telling as one of another stamp, but where another hand deleted it (a prune of 0.3.12, which kept none:
-        # the right database had been refused for good; upgrade probe 2026-12-07): ids are given in time order, so the folder's
-        # database holds no inspection up to that id made after it, while one made again does, its ids starting again (or
-        # skipping it: PostgreSQL's sequences skip ids a rolled-back insert took; regression probe 2026-12-08).
-        found = stamp_of(held) if held and isinstance(stamp, str) else stamp
-        if (newest or 0) >= held and found == stamp:
-            return None
-        if found is None and (newest or 0) > held and made_after is not None and isinstance(stamp, str):
-            with contextlib.suppress(ValueError):
-                at = datetime.fromisoformat(stamp.split(" ", 1)[0]).replace(tzinfo=UTC) + timedelta(seconds=MADE_AFTER_GRACE_SECONDS)
-                if not made_after(held, at):
-                    return None
-        # What differs, said as it is: a line that uploads alike pictures gives a database made again the same picture at that id
-        # (final probe 2026-12-08: "time and picture differ" had been said of the time alone).
-        differ = [what for what, a, b in zip(("time", "picture"), str(found).split(" ", 1), str(stamp).split(" ", 1), strict=False) if a != b]
-        verb = "differ" if len(differ) > 1 else "differs"
-        said = (f"the database lacks inspection {held}," if found is None else
-                f"the database's inspection {held} is another (its {' and '.join(differ) or 'stamp'} {verb}) than")
-        return (f"{said} the one this folder ({self.root}) recorded as the newest its service had held (the database's newest is "
-                f"{f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, or restored from an older backup, "
-                "and names none of the pictures of the inspections it lacks — fix: restore the database that goes with this folder "
-                f"(to start the history again on purpose, move the pictures out of the folder, or delete its {HISTORY_FILE})")
+        for held, stamp in sorted(marks.values(), key=lambda mark: -mark[0]):
+            # This defectlens never deletes the inspection recorded (`prune-inspections` keeps it, with the folder locked), so
+            # one missing is as telling as one of another stamp: a database made again may have skipped its id (PostgreSQL's
+            # sequences skip ids a rolled-back insert took: regression probe 2026-12-08), and one failed over to a standby or
+            # restored to a point in time holds the older ids, lacks the newer and jumps past them (regression probe 2026-12-07).
+            found = stamp_of(held) if held and isinstance(stamp, str) else stamp
+            if (newest or 0) >= held and found == stamp:
+                continue
+            # What differs, said as it is: a line that uploads alike pictures gives a database made again the same picture at that
+            # id (final probe 2026-12-08: "time and picture differ" had been said of the time alone).
+            differ = [what for what, a, b in zip(("time", "picture"), str(found).split(" ", 1), str(stamp).split(" ", 1), strict=False)
+                      if a != b]
+            verb = "differ" if len(differ) > 1 else "differs"
+            said = (f"the database lacks inspection {held}," if found is None else
+                    f"the database's inspection {held} is another (its {' and '.join(differ) or 'stamp'} {verb}) than")
+            # Another hand may have deleted it (a prune of 0.3.12 or earlier, which kept none): said, the way on left to the person
+            # who knows (it had been taken on trust, and a standby promoted with a gap in its ids passed; regression probe).
+            deleted = (f" (if inspection {held} was deleted on purpose — by a prune of defectlens 0.3.12 or earlier, or by hand —, "
+                       f"delete the folder's {HISTORY_FILE} and {SERVICE_FILE}: the next start records the database's newest)"
+                       if found is None and (newest or 0) > held else "")
+            return (f"{said} the one this folder ({self.root}) recorded as the newest its service had held (the database's newest is "
+                    f"{f'id {newest}' if newest else 'none'}): it was lost and made again, replaced, failed over, or restored from an "
+                    "older backup, and names none of the pictures of the inspections it lacks — fix: restore the database that goes with "
+                    f"this folder{deleted} (to start the history again on purpose, move the pictures out of the folder, or delete its "
+                    f"{HISTORY_FILE} and {SERVICE_FILE})")
+        return None
 
-    def recorded_newest(self) -> int:
-        """The id of the newest inspection the folder recorded (0: none, or a record that cannot be read): a prune keeps it."""
-        mark = self._mark()
-        return 0 if isinstance(mark, Path) else mark[0]
+    def recorded_inspections(self) -> list[int]:
+        """The ids of the inspections the folder recorded as the newest (:meth:`_marks`; none where a record cannot be read): a
+        prune keeps them."""
+        marks = self._marks()
+        return [] if isinstance(marks, Path) else sorted({held for held, _ in marks.values() if held})
 
     def holds_files(self) -> bool:
         """Whether any file is stored (stops at the first found: a store may hold millions)."""

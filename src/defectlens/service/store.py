@@ -280,12 +280,6 @@ class Store:
         made = row[0].astimezone(UTC) if row[0].tzinfo is not None else row[0]
         return f"{made.replace(tzinfo=None).isoformat()} {row[1]}"
 
-    def made_after(self, inspection_id: int, when: datetime) -> bool:
-        """Whether an inspection of id ``inspection_id`` or below was recorded after ``when`` (timezone-aware): ids are given in
-        time order, so a database holding one holds no history of the inspections the data folder recorded before."""
-        with self.session() as s:
-            return s.scalar(select(InspectionRow.id).where(InspectionRow.id <= inspection_id, InspectionRow.created_at > when).limit(1)) is not None
-
     def record(self, model: str, filename: str, image_sha: str, image_ext: str, overlay_sha: str, mask_sha: str, out: Outcome,
                client_key: str | None = None) -> InspectionRow:
         """Insert one inspection and its regions in one transaction; returns the stored row. With a ``client_key``
