@@ -47,9 +47,11 @@ sys.path.insert(0, str(HERE))
 from common import (  # noqa: E402 - the benchmarks' shared module
     add_data_argument,
     finish_record,
+    has_normal_images,
     require_categories,
     require_output_folder,
     run_record,
+    saved_results,
 )
 from zero_shot import has_masks_and_taxonomy  # noqa: E402 - the categories zero_shot.py holds out and trains on
 
@@ -135,13 +137,9 @@ def require_models(models: dict[str, Path], data: Path, names: list[str]) -> Non
             raise SystemExit(f"--model {name}: {folder} is a batch-scoring model, which judges no image alone — fit one on its normal images")
         trained_on = inspector.trained_on
         if trained_on is None or not Path(os.path.realpath(trained_on)).is_relative_to(os.path.realpath(data / name)):
-            raise SystemExit(f"--model {name}: {folder} was fitted on {trained_on or 'images it did not record'}, not on {data / name} — "
-                             f"fit one with `defectlens fit {data / name}`")
-
-
-def _results_in(path: Path) -> list[dict]:
-    """The result rows of an earlier run's JSON (none where there is no file)."""
-    return json.loads(path.read_text())["results"] if path.is_file() else []
+            # A part with no normal images has no such model to give (steel strip): said so, not a fit that cannot run.
+            fix = f"fit one with `defectlens fit {data / name}`" if has_normal_images(data / name) else "it has no normal images to fit one on"
+            raise SystemExit(f"--model {name}: {folder} was fitted on {trained_on or 'images it did not record'}, not on {data / name} — {fix}")
 
 
 def _model_argument(text: str) -> tuple[str, Path]:
@@ -186,7 +184,10 @@ def main() -> None:
     previous = out / "types_from_words.json"
     # Checked first: with no earlier trained rows, the table had shown nan and claimed a reused training (regression probe
     # 2026-12-07).
-    if args.reuse_training and not any(r["variant"] != "words" for r in _results_in(previous)):
+    # A file an interrupted run cut short is one line too, as other studies' (regression probe 2026-12-07: a traceback).
+    earlier = saved_results(previous, ("results",)) if args.reuse_training and previous.is_file() else {"results": []}
+    trained = [r for r in earlier["results"] if isinstance(r, dict) and r.get("variant") != "words"] if isinstance(earlier["results"], list) else []
+    if args.reuse_training and not trained:
         raise SystemExit(f"--reuse-training: no trained rows in {previous} to keep — run once without it")
     record = run_record()
     torch.set_num_threads(max(1, args.threads))
@@ -240,9 +241,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     training_run = None
     if args.reuse_training:
-        old = json.loads(previous.read_text())
-        rows += [r for r in old["results"] if r["variant"] != "words"]
-        training_run = old["settings"].get("training_run") or old["settings"]
+        rows += trained
+        settings = earlier.get("settings") if isinstance(earlier.get("settings"), dict) else {}
+        training_run = settings.get("training_run") or settings
     for held in [] if args.reuse_training else held_out:
         tax = taxonomies[held.name]
         train_roots = [r for r in roots if r != held]

@@ -575,6 +575,8 @@ def test_a_part_whose_pictures_vary_in_shape_is_one_part_and_two_fixed_shapes_ar
     assert mixed_shapes_note(commutators) is None and mixed_shapes_note([(500, 1250)]) is None
     # Three parts, each of one shape (regression probe 2026-12-07: read as two wide groups, nothing said).
     assert mixed_shapes_note([(250, 625)] * 6 + [(288, 384)] * 6 + [(512, 208)] * 6) is not None
+    # A lone third between two groups (second regression probe: it widened a group, and the warning went).
+    assert mixed_shapes_note([(250, 625)] * 4 + [(512, 208)] * 4 + [(288, 384)]) is not None
 
 
 def test_a_grey_picture_among_colour_ones_is_said(detector, tmp_path):
@@ -600,3 +602,23 @@ def test_a_grey_picture_among_colour_ones_is_said(detector, tmp_path):
     # A grey part's pictures a level or four off grey, on either side of its tolerance, are no camera set wrong.
     drifted = [np.clip(image.astype(np.int16) + np.array([0, 0, 2 + 2 * (k % 2)]), 0, 255).astype(np.uint8) for k, image in enumerate(greys)]
     assert not any("camera" in (r.batch_warning or "") for r in detector.score(drifted))
+    # One dim colour frame is neither, and leaves the others said (second regression probe: it silenced the note for all).
+    dim = (coloured[1] * 0.3).astype(np.uint8)
+    assert all(said.replace("13", "14") in (r.batch_warning or "") for r in detector.score([*coloured, grey, dim]))
+
+
+def test_two_batch_scoring_models_of_other_parts_are_two_models_to_inspect(synthetic_category, tmp_path):
+    # Second regression probe 2026-12-07: with their settings alike and no training images, any two batch-scoring models had
+    # counted as one, and a commutator model's verdicts were listed beside a cookie model's in one summary.
+    lots = []
+    for lot, seed in (("a", 1), ("b", 2)):
+        (tmp_path / lot).mkdir()
+        for k, image in enumerate(_batch(np.random.default_rng(seed), 8, [])):
+            Image.fromarray(image).save(tmp_path / lot / f"{lot}{k}.png")
+        lots.append(tmp_path / lot)
+    for model in ("cookies", "commutators"):
+        assert runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / model), "--detector", "batch-scoring"]).exit_code == 0
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["inspect", str(tmp_path / "cookies"), str(lots[0]), "-o", str(out)]).exit_code == 0
+    other = runner.invoke(app, ["inspect", str(tmp_path / "commutators"), str(lots[1]), "-o", str(out)])
+    assert other.exit_code == 2 and "inspected by another model" in " ".join(other.output.split()), other.output

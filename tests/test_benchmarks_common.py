@@ -166,3 +166,6 @@ def test_types_from_words_refuses_a_model_it_cannot_read_and_a_reuse_of_no_train
     with pytest.raises(SystemExit, match=r"--reuse-training: no trained rows in .*types_from_words\.json to keep — run once without it"):
         run_main(monkeypatch, "types_from_words", "--data", data, "--out", tmp_path, "--reuse-training")
     assert not (tmp_path / "types_from_words.json").exists()
+    (tmp_path / "types_from_words.json").write_text('{"results": [')  # a run cut short (second regression probe: a traceback)
+    with pytest.raises(SystemExit, match=r"types_from_words\.json: the results cannot be read"):
+        run_main(monkeypatch, "types_from_words", "--data", data, "--out", tmp_path, "--reuse-training")

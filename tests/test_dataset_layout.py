@@ -691,3 +691,15 @@ def test_lot_masks_are_found_alike_by_datasets_labelled_folders_and_examples(tmp
     assert loaded.train_good and (closed, "permission denied") in loaded.unreadable_folders
     with pytest.raises(Exception, match="lot2"):
         loaded.require_test()
+
+
+def test_a_plain_folders_masks_subfolder_is_said_as_not_read(tmp_path):
+    # Regression probe 2026-12-07: a camera's folder named masks/ in a plain folder fitted on was passed over unsaid.
+    from defectlens.io.dataset import normal_folder_images
+
+    (tmp_path / "ok" / "masks").mkdir(parents=True)
+    for name in ("a.png", "b.png", "masks/cam2_0001.png"):
+        Image.fromarray(np.full((40, 60), 90, np.uint8)).save(tmp_path / "ok" / name)
+    read = normal_folder_images(tmp_path / "ok")
+    assert [p.name for p in read.images] == ["a.png", "b.png"]
+    assert any("1 image(s) in its subfolders are not read" in n for n in read.notes), read.notes

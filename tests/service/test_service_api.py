@@ -25,8 +25,8 @@ from defectlens.service.models import ModelPool
 
 
 def blob_files(data_dir: Path) -> list[Path]:
-    """Stored files (the scratch folder left out)."""
-    return [p for p in data_dir.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+    """Stored files (the scratch folder and the folder's own records, history.json and service.json, left out)."""
+    return [p for p in data_dir.rglob("*") if p.is_file() and p.parent.name != "tmp" and p.parent != data_dir]
 
 
 def test_inspect_store_and_read_back(pool: ModelPool, images: dict[str, Path], db_url: str, tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
             ("text", 422, "not a readable image"),
             ("truncated", 422, "truncated"),
             # The service's own limit, not the library's 64,000,000 pixels (security probe 2026-12-06).
-            ("bomb", 422, "image is declared at 400.0 M pixels, over this service's limit of 36.0 M pixels"),
+            ("bomb", 422, "image is declared at 400 M pixels, over this service's limit of 36 M pixels"),
         ]:
             r = upload(client, images[name], name=f"{name}.png")
             assert r.status_code == status, (name, r.text)
@@ -954,6 +954,14 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         over = client.post(url, json={"reviewer": "Eve", "verdict": "defective", "seen_reviews": 9})
         assert over.status_code == 422 and "seen_reviews is 9, but inspection" in over.json()["detail"] and "has 4 review(s)" in over.json()["detail"]
         assert client.get(f"/inspections/{ins['id']}").json()["final_verdict"] == "good"
+        # A field sent in the URL, not the body (API contract probe 2026-12-07: ?verdict=good ignored, the machine's "defective"
+        # stored as a person's label): refused, nothing stored; a cache-buster passes.
+        in_url = client.post(f"{url}?verdict=defective", json={"reviewer": "Gus"})
+        assert in_url.status_code == 422 and "no parameter 'verdict' on a review: its fields go in the JSON body" in in_url.json()["detail"]
+        assert client.get(f"/inspections/{ins['id']}").json()["final_verdict"] == "good"
+        assert client.post(f"{url}?_=1", json={"reviewer": "Gus", "verdict": "good", "seen_reviews": 4}).status_code == 200
+        form = client.post(url, data={"reviewer": "Gus", "verdict": "good"})  # curl -d without a JSON type: said as 415
+        assert form.status_code == 415 and "a review is a JSON body" in form.json()["detail"], form.text
         # A model no longer served: only the types this inspection already has.
         with make_engine(db_url).begin() as conn:
             conn.execute(text("UPDATE inspections SET model = 'retired' WHERE id = :i"), {"i": ins["id"]})
@@ -1319,6 +1327,10 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
             assert refused.status_code == 422 and said in refused.json()["detail"], refused.text
         raw = client.post("/inspections", content=data, headers={**auth, "Content-Type": "image/png"})
         assert raw.status_code == 415 and "multipart/form-data form with the image in a part named 'file'" in raw.json()["detail"]
+        # A form cut off before its closing boundary (API contract probe 2026-12-07: "no part named 'file'", which it had sent).
+        cut = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="g.png"\r\nContent-Type: image/png\r\n\r\n' + data
+        cut_off = client.post("/inspections", content=cut, headers={**auth, "Content-Type": "multipart/form-data; boundary=xyz"})
+        assert cut_off.status_code == 422 and "must end with its closing boundary" in cut_off.json()["detail"], cut_off.text
         assert raw.json()["detail"].endswith("not image/png")
         named = client.post("/inspections", files={"image": ("g.png", data, "image/png")}, headers=auth)
         assert named.status_code == 422 and "no form field 'image'" in named.json()["detail"]

@@ -463,7 +463,7 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
                      # non-ASCII name had no fix, and a bracketed name read as the console's markup ('\\').
                      ("a..b", "'a..b' is no host name"), ("*.straße.example", "'*.xn--strae-oqa.example'"),
                      ("999.1.1.1", "browsers read as an IP address) — fix: give the machine's name"),
-                     ("*.127.0.0.1", "browsers read as an IP address")):
+                     ("*.127.0.0.1", "browsers read as an IP address"), ("example.0x1f", "browsers read as an IP address")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
@@ -1245,6 +1245,16 @@ def test_the_folders_mark_outlives_older_versions_and_restored_backups_and_is_ne
     (data / "history.json").unlink()
     (data / "service.json").write_text(json.dumps(identity))
     assert CliRunner().invoke(cli, args).exit_code == 0 and json.loads((data / "history.json").read_text())["newest_inspection"] == 5
+    # A lower mark whose inspection was pruned since, below one that holds, is no lost history (second regression probe
+    # 2026-12-07: a backup's service.json put back, or 0.3.13's own prune after a rollback, had the right database refused).
+    (data / "service.json").write_text(json.dumps({**identity, **mark}))
+    assert CliRunner().invoke(cli, args).exit_code == 0 and json.loads((data / "service.json").read_text())["newest_inspection"] == 5
+    # The mark is raised with each stored inspection, not only by the watch: a backup's service.json copied seconds after its
+    # database had carried one below the pictures copied with it, and the restored pair passed (second regression probe).
+    with make_app(pool, url, data) as client:
+        stored = upload(client, images["good"]).json()["id"]
+        assert json.loads((data / "history.json").read_text())["newest_inspection"] == stored == 6
+        assert json.loads((data / "service.json").read_text())["newest_inspection"] == 6
 
 
 def test_a_dry_run_of_prune_inspections_counts_what_the_run_deletes(pool, images, tmp_path):

@@ -28,7 +28,7 @@ from defectlens._entry import stopping_signals
 from defectlens.cli.progress import console, interrupted
 from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import saving_in, umask_blocks_owner
-from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
+from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, ends_in_number, is_host_name
 from defectlens.service.blobs import HISTORY_FILE, SERVICE_FILE, read_service_record
 
 DEFAULT_DATA = Path("defectlens_service")
@@ -69,12 +69,6 @@ def _is_address(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _ends_in_number(name: str) -> bool:
-    """Whether the host name ``name``'s last label (past a final dot) is a number: no name a browser sends, which reads it as an
-    IPv4 address ("999.1.1.1"; regression probe 2026-12-08)."""
-    return name.rstrip(".").rsplit(".", 1)[-1].isdigit()
 
 
 def _punycode(name: str) -> str:
@@ -426,12 +420,12 @@ def serve(
         allowed_host = [n for n in allowed_host if not _is_address(n)]
         given = [g for g in given if not _is_address(g.removesuffix(".") if g.endswith(".") and is_host_name(g[:-1]) else g)]
     if bad_names := [g for g, n in zip(given, allowed_host, strict=True)
-                     if n != "*" and (not is_host_name(n) or _ends_in_number(n))]:
+                     if n != "*" and (not is_host_name(n) or ends_in_number(n))]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
         why = (" (its last part is a number, which browsers read as an IP address) — fix: give the machine's name (an address need "
-               "not be given)" if _ends_in_number(bad) else
+               "not be given)" if ends_in_number(bad) else
                f" — fix: give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
                " — fix: give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
         console.print(f"[red]error:[/] --allowed-host {escape(repr(bad))} is no host name{escape(why)}")

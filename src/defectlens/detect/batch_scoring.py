@@ -85,17 +85,20 @@ OTHER_SHAPE = 1.5
 """A batch whose images' aspect ratios fall in two groups apart by more than this factor holds more than one view or part:
 said (20 commutators and 20 ball screws in one batch were all judged good, nothing said; zero-shot probe 2026-12-06)."""
 SHAPE_GROUP_SPREAD = 2.0
-"""... and apart by more than this many times the widest group's own spread (in log aspect ratio): a part whose pictures
-vary in shape, as magnetic tiles do (aspect ratios 0.36-2.68), is one part. Two groups split at the widest gap, or three and
-more split at every gap over :data:`OTHER_SHAPE`, each of two pictures or more (three parts in one batch had been read as
-two wide groups: regression probe 2026-12-07). Measured (2026-12-07, 2 000 random batches of each shared category's
-images): the extremes rule warned on every magnetic-tile batch (no-normals probe 2026-12-07); this one on 3.8 % of batches of
-8, 0.2 % of 16 and 0.1 % of 20, and on every mix of two or three fixed-shape parts (commutator, ball screw drive, cookie,
-steel strip; 19 + 1 to 1 + 19, 3 + 3 + 3)."""
+"""... and apart by more than this many times the wider group's own spread (in log aspect ratio), split at the widest gap: a
+part whose pictures vary in shape, as magnetic tiles do (aspect ratios 0.36-2.68), is one part."""
+SHAPE_TIGHT = 1.05
+"""... or split at every gap over :data:`OTHER_SHAPE` into groups each of one picture or of pictures whose aspect ratios are
+within this factor (a fixed part's camera: three parts in one batch, or a lone third picture between two groups, had been read
+as two wide groups and nothing said; regression probes 2026-12-07). Measured (2026-12-07, 2 000 random batches of each shared
+category's images): the extremes rule warned on every magnetic-tile batch (no-normals probe 2026-12-07); these two on 3.2 %
+of batches of 8, 0.1 % of 16 and none of 20 or 40, and on every mix of two or three fixed-shape parts more than 1.5x apart
+(commutator, ball screw drive, cookie, steel strip; 19 + 1, 10 + 10, 4 + 4, 7 + 1; 4 + 4 + 1, 20 + 20 + 1, 7 + 1 + 1,
+20 + 1 + 1, 3 + 3 + 3)."""
 CLEAR_COLOUR = 3 * GREY_TOLERANCE
-"""Channel difference (:func:`~defectlens.io.images.channel_difference`) every colour picture of a batch must reach for grey
-ones among them to be said: a grey part's pictures with a channel 2 to 4 levels off, either side of grey's tolerance, had been
-told the camera was set wrong (regression probe 2026-12-07). The colour parts shared here differ by 21 to 31."""
+"""Channel difference (:func:`~defectlens.io.images.channel_difference`) a picture of a batch must reach to count as in colour
+beside grey ones: a grey part's pictures with a channel 2 to 4 levels off, either side of grey's tolerance, had been told the
+camera was set wrong (regression probe 2026-12-07). The colour parts shared here differ by 21 to 31."""
 TWIN_RATIO = 0.34
 """A reference whose nearest-cell distances to an image (their 95th percentile) are under this share of that image's 75th
 percentile over its references is a near-identical picture of the same part (a camera re-trigger: noise, a JPEG
@@ -239,10 +242,11 @@ class BatchReading:
         )
 
 
-def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, grey: Sequence[bool] = ()) -> list[str]:
-    """What to say of a batch whose pictures (near-copies read as one) have these (width, height) ``sizes`` (and are
-    ``grey`` or not, each), of ``n_given`` images in all and ``n_distinct`` pixel-for-pixel distinct ones: its copies, a size
-    too small to compare well, shapes of more than one view or part, grey pictures among colour ones."""
+def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, grey: Sequence[bool | None] = ()) -> list[str]:
+    """What to say of a batch whose pictures (near-copies read as one) have these (width, height) ``sizes`` (and are ``grey``,
+    in colour (False), or a few levels off grey (None), each), of ``n_given`` images in all and ``n_distinct`` pixel-for-pixel
+    distinct ones: its copies, a size too small to compare well, shapes of more than one view or part, grey pictures among
+    colour ones or the other way round."""
     notes = []
     if n_given > n_distinct:
         notes.append(f"{n_given - n_distinct} of the {n_given} images of this batch are copies of others, pixel for pixel: each picture "
@@ -252,13 +256,13 @@ def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, g
                      f"are noisy — inspect at least {SMALL_BATCH} of the part together")
     if shapes := mixed_shapes_note(sizes):
         notes.append(shapes)
-    elif 0 < sum(grey) < len(grey):
+    elif (greys := sum(g is True for g in grey)) and (colours := sum(g is False for g in grey)):
         # A grey frame of a good colour part read as ten high-severity defects, nothing said of grey; a fitted model says
         # why (no-normals probe 2026-12-07). Pictures are judged against each other: the camera's setting is the cause, the
         # fewer ones the odd ones (one colour picture among grey ones had been told as grey ones; regression probe 2026-12-07).
         # Not beside the shapes' note: parts of other kinds are why.
-        odd, usual = ("grey", "colour") if 2 * sum(grey) <= len(grey) else ("in colour", "grey")
-        count = min(sum(grey), len(grey) - sum(grey))
+        odd, usual = ("grey", "colour") if greys <= colours else ("in colour", "grey")
+        count = min(greys, colours)
         notes.append(f"{count} of the {len(grey)} pictures of this batch {'is' if count == 1 else 'are'} {odd} and the others "
                      f"{'in ' if usual == 'colour' else ''}{usual}: is the camera set to {usual}? A part's colours are judged against its "
                      f"batch's, so {'a grey one' if odd == 'grey' else 'one in colour'} reads as defective")
@@ -285,14 +289,11 @@ def _two_shapes(ordered: np.ndarray) -> bool:
 
 
 def _several_shapes(ordered: np.ndarray) -> bool:
-    """Whether sorted log aspect ratios split at every gap over :data:`OTHER_SHAPE` into three groups or more of two pictures
-    or more, each apart from the next by more than :data:`SHAPE_GROUP_SPREAD` times the widest group's spread."""
-    gaps = np.diff(ordered)
-    cuts = np.flatnonzero(gaps > np.log(OTHER_SHAPE))
-    groups = np.split(ordered, cuts + 1)
-    if len(groups) < 3 or min(len(group) for group in groups) < 2:
-        return False
-    return bool(gaps[cuts].min() > SHAPE_GROUP_SPREAD * max(group[-1] - group[0] for group in groups))
+    """Whether sorted log aspect ratios split at every gap over :data:`OTHER_SHAPE` into groups, each one picture or pictures
+    of one shape (:data:`SHAPE_TIGHT`), some of them of two pictures or more."""
+    groups = np.split(ordered, np.flatnonzero(np.diff(ordered) > np.log(OTHER_SHAPE)) + 1)
+    several = [group for group in groups if len(group) > 1]
+    return len(groups) > 1 and bool(several) and all(group[-1] - group[0] <= np.log(SHAPE_TIGHT) for group in several)
 
 
 def near_copy_groups(pairs: Sequence[tuple[int, int]], sizes: Sequence[tuple[int, int]]) -> list[int]:
@@ -538,9 +539,12 @@ class BatchScoringDetector:
                                          "each picture counted once)")
             images = images.subset(distinct) if isinstance(images, ImageFiles) else [images[i] for i in distinct]
         # Files on disk by what their scan noted (not decoded again for it; none noted, nothing said).
-        grey = images.grey if isinstance(images, ImageFiles) else [is_grey(image) for image in images]
-        if 0 < sum(grey) < len(grey) and min(channel_difference(images[k]) for k, g in enumerate(grey) if not g) < CLEAR_COLOUR:
-            grey = []  # a grey part under a drifting white balance, some pictures on either side of grey's tolerance: not said
+        flags = images.grey if isinstance(images, ImageFiles) else [is_grey(image) for image in images]
+        # Pictures a few levels off grey (a grey part under a drifting white balance, a dim colour one) are neither: each, not the
+        # batch (one such frame had silenced the note for every other picture; regression probe 2026-12-07).
+        mixed = 0 < sum(flags) < len(flags)
+        grey = [True if g else (False if channel_difference(images[k]) >= CLEAR_COLOUR else None) for k, g in enumerate(flags)] \
+            if mixed else list(flags)
         encoded = self.encode(images)
         sizes = [(p.original_width, p.original_height) for p in encoded.placements]
         reading = read_batch(encoded, self.config)

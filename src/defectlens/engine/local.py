@@ -182,8 +182,10 @@ def same_model(recorded: object, model: dict) -> bool:
     0.3.14), by their fit."""
     if not isinstance(recorded, dict):
         return False
-    if recorded.get("settings") and model.get("settings"):  # a batch-scoring fit reads no image: its settings are the model
-        return (recorded.get("fingerprint"), recorded["settings"]) == (model.get("fingerprint"), model["settings"])
+    # A fit of no images (batch scoring) is told by its time: two of other parts have the same settings (regression probe
+    # 2026-12-07: their verdicts had been listed in one summary).
+    if recorded.get("settings") and model.get("settings") and recorded.get("fingerprint"):
+        return (recorded["fingerprint"], recorded["settings"]) == (model.get("fingerprint"), model["settings"])
     return (recorded.get("fitted_at"), recorded.get("fingerprint")) == (model.get("fitted_at"), model.get("fingerprint"))
 
 

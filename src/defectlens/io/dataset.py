@@ -597,7 +597,9 @@ def normal_folder_images(folder: Path) -> NormalFolder:
     # subfolders are not read, so one closed among them changes nothing.
     require_readable([(where, why) for where, why in below.unreadable_folders if where == Path(folder)], "fit on another folder")
     images = [p for p in below.images if p.parent == Path(folder)]
-    nested = len(below.images) - len(images)
+    # Files of its masks/ subfolders too, which images_below sets apart as masks: a camera's folder named so had been passed
+    # over unsaid (regression probe 2026-12-07), as its other subfolders' images are said.
+    nested = len(below.images) - len(images) + len(below.masks) - sum(p.parent == Path(folder) for p in below.masks)
     if not images and nested and not folder_any_case(folder, "test").is_dir():
         # Not "lay it out as MVTec-AD does" after a note to fit on the subfolder (regression probe 2026-12-07).
         raise DatasetLayoutError(f"holds no image of its own, and {nested} in its subfolders (a plain folder's own images are fitted "

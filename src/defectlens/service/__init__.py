@@ -39,7 +39,14 @@ def is_host_name(name: str) -> bool:
     # label is a number, which browsers read as an IPv4 address ("127.1"): the Host check's advice had named one the option
     # refuses (regression probe 2026-12-07).
     return (re.fullmatch(r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*", name) is not None
-            and not name.rsplit(".", 1)[-1].isdigit())
+            and not ends_in_number(name))
+
+
+def ends_in_number(name: str) -> bool:
+    """Whether the host name ``name``'s last label (past a final dot) is a number as the URL standard reads one — digits, or
+    ``0x`` and hex digits —, which browsers take for an IPv4 address ("999.1.1.1", "example.0x1f"): no name a browser sends
+    (regression probes 2026-12-07 and -08)."""
+    return re.fullmatch(r"[0-9]+|0x[0-9a-f]*", name.rstrip(".").rsplit(".", 1)[-1], re.IGNORECASE) is not None
 
 
 DEFAULT_UPLOAD_TIMEOUT = 60.0
@@ -48,7 +55,8 @@ above). An accepted upload holds an inspection slot while its body arrives, so a
 announces an image and stops sending would hold it for ever; past this it is answered 408 and the
 slot is freed. A 20 MB upload needs about 3 Mbit/s to arrive in time."""
 
-__all__ = ["DB_FILE", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "DEFAULT_UPLOAD_TIMEOUT", "ServiceConfig", "create_app", "is_host_name"]
+__all__ = ["DB_FILE", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_PIXELS", "DEFAULT_UPLOAD_TIMEOUT", "ServiceConfig", "create_app", "ends_in_number",
+           "is_host_name"]
 
 
 def __getattr__(name: str) -> Any:

@@ -903,7 +903,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
                 fmt, (width, height) = img.format or "", img.size
-                said = f"{width}x{height} ({width * height / 1e6:.1f} M pixels)"
+                said = f"{width}x{height} ({width * height / 1e6:.3g} M pixels)"
         except Image.DecompressionBombError as exc:
             # Past Pillow's own bound its reader gives no size, only its message: the service's limit is still the one said
             # (a 50000 x 50000 PNG had been told of the library's 64,000,000 pixels; security probe 2026-12-06).
@@ -911,13 +911,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             pixels = int(declared.group(1)) if declared else config.max_pixels + 1
             # Under this service's limit (a --max-megapixels over Pillow's bound), load_image below says the library's.
             fmt, (width, height) = "", (pixels, 1) if pixels > config.max_pixels else (0, 0)
-            said = f"declared at {pixels / 1e6:.1f} M pixels" if declared else "declared larger than any limit"
+            said = f"declared at {pixels / 1e6:.3g} M pixels" if declared else "declared larger than any limit"
         except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes
             fmt, width, height, said = "", 0, 0, ""  # load_image below says what is wrong with it
         if width * height > config.max_pixels:
             metrics.rejected.labels("too_many_pixels").inc()
             raise _error(422, f"{filename}: image is {said}, over this service's "
-                              f"limit of {config.max_pixels / 1e6:.1f} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
+                              f"limit of {config.max_pixels / 1e6:.3g} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
         if refusal := size_refusal(width, height, config.max_pixels):
             # A strip too long for its overlay: scored for seconds, then a 500 when the overlay was written.
             metrics.rejected.labels("too_many_pixels").inc()
@@ -964,7 +964,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if unknown := [k for k in dict.fromkeys(form.keys()) if k not in ("file", "model") and not k.startswith("_")]:
             raise _error(422, f"no form field {_printable(unknown[0], 40)!r} on an upload: it takes 'file' (the image) and 'model'")
         if "file" not in form:
-            raise _error(422, "no part named 'file': the image goes in a part named 'file' (curl -F file=@part.png)")
+            # A form cut off before its closing boundary loses its last part: said, as it is the likelier cause then (API contract
+            # probe 2026-12-07: "no part named 'file'" for one that had been sent).
+            raise _error(422, "no part named 'file' was read: the image goes in a part named 'file' (curl -F file=@part.png), and the "
+                              "form must end with its closing boundary (--BOUNDARY--)")
         if isinstance(form.getlist("file")[0], str):
             raise _error(422, "the part 'file' holds text, not a file: send the image as a file (curl -F file=@part.png, with the @)")
         n = len(form.getlist("file"))
@@ -982,7 +985,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
               summary="Inspect one uploaded image and store the result",
               responses={200: {"model": InspectionOut, "description": "A retry with the Idempotency-Key of an upload stored before: "
                                                                      "its inspection, nothing stored again"},
-                         **refusals(401, 403, 408, 409, 413, 415, 422, 503)})
+                         **refusals(401, 403, 408, 409, 413, 415, 422, 500, 503)})
     def post_inspection(file: Annotated[UploadFile, File(description="The image (PNG, JPEG, BMP, TIFF, WebP)")],
                         model: Annotated[str | None, Form(max_length=200, description="Model name (default: the first served)")] = None,
                         model_in_url: Annotated[str | None, Query(alias="model", max_length=200,
@@ -1039,6 +1042,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         except ClientKeyTaken as taken:  # the key's other request (a retry racing its first try) was stored first
             return answered_before(taken.first, data, loaded.name, str(idempotency_key), response, root_of(request))
         outage.over()
+        # The folder's mark raised with each stored inspection, not only every 15 s: a backup's service.json, copied within 15 s
+        # of its database, had carried a mark below the pictures copied with it, and the pair restored was taken as whole, the
+        # newer pictures as orphans (second regression probe 2026-12-07). Best effort: the watch raises it too.
+        with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS, OSError):
+            blobs.note_newest(row.id, store.inspection_stamp)
         for note in reading_notes:
             # Dated and named by the inspection, as every line of the service's log is: a warning had been said once a process
             # for each name and message, undated (regression probe 2026-12-07).
@@ -1228,9 +1236,23 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_mask(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         return blob(fetch(inspection_id).mask_sha, "png", "image/png", if_none_match)
 
-    @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut, dependencies=[Depends(require_token)],
+    def fields_in_the_body(request: Request) -> None:
+        """Refuse a query parameter on a review, whose fields are the JSON body's: ``?verdict=good`` had been ignored and the
+        machine's verdict stored as a person's label (API contract probe 2026-12-07). '_'-names pass as cache-busters."""
+        if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if not k.startswith("_")]:
+            raise _error(422, f"no parameter {_printable(unknown[0], 40)!r} on a review: its fields go in the JSON body "
+                              f"({', '.join(ReviewIn.model_fields)})")
+        # Sent as a form (curl -d without a JSON type) it had been 422 "Input should be a valid dictionary" (API contract probe
+        # 2026-12-07), where an upload sent otherwise is 415 with the form to send.
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind and kind != "application/json":
+            raise _error(415, f"a review is a JSON body (Content-Type: application/json; curl -H 'Content-Type: application/json' -d "
+                              f"'{{\"reviewer\": ...}}'), not {_printable(kind, 60)}")
+
+    @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut,
+              dependencies=[Depends(require_token), Depends(fields_in_the_body)],
               summary="Confirm or correct the verdict and the region types; add missed defects",
-              responses=refusals(401, 403, 404, 408, 409, 413, 422, 503))
+              responses=refusals(401, 403, 404, 408, 409, 413, 415, 422, 500, 503))
     def post_review(inspection_id: InspectionId, body: ReviewIn, request: Request) -> InspectionOut:
         row = fetch(inspection_id)
         # A model no longer served cannot say its types: a review may use only the types this inspection

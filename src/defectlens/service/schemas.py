@@ -163,9 +163,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (408, "An upload's body did not arrive in time"),
         (409, "A review sent from a view another review changed, or an Idempotency-Key given to another upload"),
         (413, "A body over the upload limit"),
-        (415, "An upload that is not a multipart/form-data form"),
+        (415, "An upload that is not a multipart/form-data form, or a review that is not JSON"),
         (422, "A request that cannot be taken as it is (the detail says why and the fix)"),
-        (500, "A file in the store is damaged"),
+        (500, "A file in the store is damaged, or the database refused a record (its log says the fix)"),
         (503, "The database or the file store is unavailable, or the service is busy: try again after Retry-After seconds"),
     )
 }
