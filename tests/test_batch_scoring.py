@@ -620,5 +620,6 @@ def test_two_batch_scoring_models_of_other_parts_are_two_models_to_inspect(synth
         assert runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / model), "--detector", "batch-scoring"]).exit_code == 0
     out = tmp_path / "out"
     assert runner.invoke(app, ["inspect", str(tmp_path / "cookies"), str(lots[0]), "-o", str(out)]).exit_code == 0
-    other = runner.invoke(app, ["inspect", str(tmp_path / "commutators"), str(lots[1]), "-o", str(out)])
-    assert other.exit_code == 2 and "inspected by another model" in " ".join(other.output.split()), other.output
+    for resume in ([], ["--resume"]):  # --resume too (third regression probe: the refusal's fix had listed both in one summary)
+        other = runner.invoke(app, ["inspect", str(tmp_path / "commutators"), str(lots[1]), "-o", str(out), *resume])
+        assert other.exit_code == 2 and "inspected by another model" in " ".join(other.output.split()), other.output

@@ -702,4 +702,5 @@ def test_a_plain_folders_masks_subfolder_is_said_as_not_read(tmp_path):
         Image.fromarray(np.full((40, 60), 90, np.uint8)).save(tmp_path / "ok" / name)
     read = normal_folder_images(tmp_path / "ok")
     assert [p.name for p in read.images] == ["a.png", "b.png"]
-    assert any("1 image(s) in its subfolders are not read" in n for n in read.notes), read.notes
+    assert read.notes == [f"{tmp_path / 'ok'}: 1 file(s) in its masks/ folders (e.g. cam2_0001.png) are left out: files there are masks, "
+                          "not images"], read.notes

@@ -1046,13 +1046,14 @@ def inspect(
     # mix two models' verdicts in one summary and gallery: refused as other thresholds are (lifecycle probe 2026-12-08). Those
     # this run redoes are its own; --resume keeps another fit's as done, and says so below.
     fit = cast("dict[str, str | None]", audit_record(inspector)["model"])
-    if not resume and (by_other := sorted(n for n in set(earlier) - taken
-                                          if earlier[n].get("model") is not None and not same_model(earlier[n].get("model"), fit))):
+    # With --resume too: those among its inputs are kept as done and said below, but those that stay beside them had been listed in
+    # one summary with two batch-scoring models' of other parts, as the refusal's fix advised (third regression probe 2026-12-07).
+    if by_other := sorted(n for n in set(earlier) - taken if earlier[n].get("model") is not None and not same_model(earlier[n].get("model"), fit)):
         was = earlier[by_other[0]].get("model") or {}
         raise fail(ConfigError(
             f"{len(by_other)} result(s) already there were inspected by another model ({by_other[0]}.json: fitted at "
             f"{was.get('fitted_at')}; this one at {fit['fitted_at']}), with the same thresholds: their verdicts would be listed beside "
-            "this run's in one summary", output, "inspect into a new folder (or into this one with --resume, which keeps them as done)"))
+            "this run's in one summary", output, "inspect into a new folder, or move those results out of this one"))
     if stay := sorted(set(earlier) - taken):
         # Listed after this run's: a line that inspects into one folder day after day had its 1 122-row summary
         # replaced by the 10 images of the next run, the earlier results left on disk with nothing listing them.

@@ -597,9 +597,7 @@ def normal_folder_images(folder: Path) -> NormalFolder:
     # subfolders are not read, so one closed among them changes nothing.
     require_readable([(where, why) for where, why in below.unreadable_folders if where == Path(folder)], "fit on another folder")
     images = [p for p in below.images if p.parent == Path(folder)]
-    # Files of its masks/ subfolders too, which images_below sets apart as masks: a camera's folder named so had been passed
-    # over unsaid (regression probe 2026-12-07), as its other subfolders' images are said.
-    nested = len(below.images) - len(images) + len(below.masks) - sum(p.parent == Path(folder) for p in below.masks)
+    nested = len(below.images) - len(images)
     if not images and nested and not folder_any_case(folder, "test").is_dir():
         # Not "lay it out as MVTec-AD does" after a note to fit on the subfolder (regression probe 2026-12-07).
         raise DatasetLayoutError(f"holds no image of its own, and {nested} in its subfolders (a plain folder's own images are fitted "
@@ -607,6 +605,10 @@ def normal_folder_images(folder: Path) -> NormalFolder:
     if nested and images:
         said.append(f"{folder}: {nested} image(s) in its subfolders are not read (a plain folder's own images are fitted on): move "
                     "the normal parts' images into it, or fit on the subfolder that holds them")
+    if masks := [p for p in below.masks if p.parent != Path(folder)]:
+        # Said apart, as left out: a camera's folder named masks/ had been passed over unsaid, then counted with the images to
+        # move in (regression probes 2026-12-07), which would have trained on masks.
+        said.append(f"{folder}: {len(masks)} file(s) in its masks/ folders (e.g. {masks[0].name}) are left out: files there are masks, not images")
     if other := [p.name for p in below.other_formats if p.parent == Path(folder)]:
         if not images and not nested:
             # Its images all in formats not read: said as that, not as an empty folder (regression probe 2026-12-07).
