@@ -169,7 +169,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
             ("text", 422, "not a readable image"),
             ("truncated", 422, "truncated"),
             # The service's own limit, not the library's 64,000,000 pixels (security probe 2026-12-06).
-            ("bomb", 422, "image is declared at 400 M pixels, over this service's limit of 36 M pixels"),
+            ("bomb", 422, "image is declared at 400,000,000 pixels, over this service's limit of 36,000,000 pixels"),
         ]:
             r = upload(client, images[name], name=f"{name}.png")
             assert r.status_code == status, (name, r.text)
@@ -962,6 +962,8 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         assert client.post(f"{url}?_=1", json={"reviewer": "Gus", "verdict": "good", "seen_reviews": 4}).status_code == 200
         form = client.post(url, data={"reviewer": "Gus", "verdict": "good"})  # curl -d without a JSON type: said as 415
         assert form.status_code == 415 and "a review is a JSON body" in form.json()["detail"], form.text
+        untyped = client.post(url, content=b'{"reviewer": "Gus", "verdict": "good"}')  # requests' data=json.dumps(...)
+        assert untyped.status_code == 415 and "not a body without a Content-Type" in untyped.json()["detail"], untyped.text
         # A model no longer served: only the types this inspection already has.
         with make_engine(db_url).begin() as conn:
             conn.execute(text("UPDATE inspections SET model = 'retired' WHERE id = :i"), {"i": ins["id"]})

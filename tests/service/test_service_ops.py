@@ -1255,6 +1255,13 @@ def test_the_folders_mark_outlives_older_versions_and_restored_backups_and_is_ne
         stored = upload(client, images["good"]).json()["id"]
         assert json.loads((data / "history.json").read_text())["newest_inspection"] == stored == 6
         assert json.loads((data / "service.json").read_text())["newest_inspection"] == 6
+        # Uploads at once take turns: each raise had been skipped while another held the folder (third regression probe: a burst
+        # of 8 left the mark 5 behind until the watch).
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(6) as burst:
+            stored_ids = list(burst.map(lambda name: upload(client, images[name]).json()["id"], ["good", "bad"] * 3))
+        assert json.loads((data / "history.json").read_text())["newest_inspection"] == max(stored_ids) == 12
 
 
 def test_a_dry_run_of_prune_inspections_counts_what_the_run_deletes(pool, images, tmp_path):

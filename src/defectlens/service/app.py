@@ -903,7 +903,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         try:
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
                 fmt, (width, height) = img.format or "", img.size
-                said = f"{width}x{height} ({width * height / 1e6:.3g} M pixels)"
+                said = f"{width}x{height} ({width * height:,} pixels)"
         except Image.DecompressionBombError as exc:
             # Past Pillow's own bound its reader gives no size, only its message: the service's limit is still the one said
             # (a 50000 x 50000 PNG had been told of the library's 64,000,000 pixels; security probe 2026-12-06).
@@ -911,13 +911,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             pixels = int(declared.group(1)) if declared else config.max_pixels + 1
             # Under this service's limit (a --max-megapixels over Pillow's bound), load_image below says the library's.
             fmt, (width, height) = "", (pixels, 1) if pixels > config.max_pixels else (0, 0)
-            said = f"declared at {pixels / 1e6:.3g} M pixels" if declared else "declared larger than any limit"
+            said = f"declared at {pixels:,} pixels" if declared else "declared larger than any limit"
         except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes
             fmt, width, height, said = "", 0, 0, ""  # load_image below says what is wrong with it
         if width * height > config.max_pixels:
             metrics.rejected.labels("too_many_pixels").inc()
             raise _error(422, f"{filename}: image is {said}, over this service's "
-                              f"limit of {config.max_pixels / 1e6:.3g} M pixels — send it downscaled (or serve with a larger --max-megapixels)")
+                              f"limit of {config.max_pixels:,} pixels — send it downscaled (or serve with a larger --max-megapixels)")
         if refusal := size_refusal(width, height, config.max_pixels):
             # A strip too long for its overlay: scored for seconds, then a 500 when the overlay was written.
             metrics.rejected.labels("too_many_pixels").inc()
@@ -1245,9 +1245,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # Sent as a form (curl -d without a JSON type) it had been 422 "Input should be a valid dictionary" (API contract probe
         # 2026-12-07), where an upload sent otherwise is 415 with the form to send.
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind and kind != "application/json":
+        if kind != "application/json":  # none too: its body is not read as JSON (requests' data=json.dumps(...); third probe)
             raise _error(415, f"a review is a JSON body (Content-Type: application/json; curl -H 'Content-Type: application/json' -d "
-                              f"'{{\"reviewer\": ...}}'), not {_printable(kind, 60)}")
+                              f"'{{\"reviewer\": ...}}'), not {_printable(kind, 60) or 'a body without a Content-Type'}")
 
     @app.post("/inspections/{inspection_id}/review", response_model=InspectionOut,
               dependencies=[Depends(require_token), Depends(fields_in_the_body)],

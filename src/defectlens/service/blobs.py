@@ -13,6 +13,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,7 @@ class BlobStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.removed_scratch = self._clean_scratch()
+        self._turns = threading.Lock()  # this process's threads raise the mark in turn (note_newest)
 
     def _clean_scratch(self) -> int:
         """Remove scratch files older than :data:`STALE_SCRATCH_SECONDS` (left by a process that was
@@ -139,7 +141,9 @@ class BlobStore:
         ids overtaking the mark had lifted the prunes' refusal). A folder holding no picture starts a new history (moving the
         pictures out is the way to start again on purpose). Read and written with the folder locked (:func:`saving_in`): the
         service's watch and a prune write it alike, and a lower mark written last would point at an inspection a prune may
-        delete; ``locked``: the caller holds the folder already (`prune-inspections`, which keeps the inspection recorded). An
+        delete; ``locked``: the caller holds the folder already (`prune-inspections`, which keeps the inspection recorded). The
+        service's threads take turns (an upload's raise had been skipped while another held the folder: a burst of 8 left the
+        mark 5 behind until the watch; third regression probe 2026-12-07); another process holding it is not waited for. An
         inspection gone by the time it is stamped (a prune between the two) is not recorded.
 
         Written to :data:`HISTORY_FILE`, and a copy into :data:`SERVICE_FILE` where 0.3.13 reads it: rolled back to 0.3.13 on a
@@ -147,7 +151,7 @@ class BlobStore:
         2026-12-07)."""
         # The data folder locked while its record is read and written again, or, held by another, not written this time (the
         # record is best effort; a backup script holding the folder had kept a prune and the service's start waiting unsaid).
-        with contextlib.nullcontext(True) if locked else saving_in(self.root / HISTORY_FILE, wait=False) as held_here:
+        with self._turns, contextlib.nullcontext(True) if locked else saving_in(self.root / HISTORY_FILE, wait=False) as held_here:
             record, marks = self.service_record(), self._marks()
             if record is None or isinstance(marks, Path) or held_here is False:
                 return
