@@ -695,6 +695,7 @@ def test_lot_masks_are_found_alike_by_datasets_labelled_folders_and_examples(tmp
 
 def test_a_plain_folders_masks_subfolder_is_said_as_not_read(tmp_path):
     # Regression probe 2026-12-07: a camera's folder named masks/ in a plain folder fitted on was passed over unsaid.
+    from defectlens.errors import DatasetLayoutError
     from defectlens.io.dataset import normal_folder_images
 
     (tmp_path / "ok" / "masks").mkdir(parents=True)
@@ -704,3 +705,8 @@ def test_a_plain_folders_masks_subfolder_is_said_as_not_read(tmp_path):
     assert [p.name for p in read.images] == ["a.png", "b.png"]
     assert read.notes == [f"{tmp_path / 'ok'}: 1 file(s) in its masks/ folders (e.g. cam2_0001.png) are left out: files there are masks, "
                           "not images"], read.notes
+    # Its only files in masks/: refused naming them (final probe: "holds no images", the note lost on the way).
+    (tmp_path / "ok" / "a.png").unlink()
+    (tmp_path / "ok" / "b.png").unlink()
+    with pytest.raises(DatasetLayoutError, match=r"holds no image of its own, and its 1 file\(s\) in masks/ folders \(e.g. cam2_0001.png\)"):
+        normal_folder_images(tmp_path / "ok")
