@@ -417,8 +417,8 @@ def serve(
     if addresses := [g for g, n in zip(given, allowed_host, strict=True) if _is_address(n)]:
         console.print(f"[yellow]warning:[/] --allowed-host {escape(', '.join(map(repr, addresses)))}: an address is always taken, "
                       "so it need not be given (left out)")
-        allowed_host = [n for n in allowed_host if not _is_address(n)]
-        given = [g for g in given if not _is_address(g.removesuffix(".") if g.endswith(".") and is_host_name(g[:-1]) else g)]
+        kept = [(g, n) for g, n in zip(given, allowed_host, strict=True) if not _is_address(n)]
+        given, allowed_host = [g for g, _ in kept], [n for _, n in kept]
     if bad_names := [g for g, n in zip(given, allowed_host, strict=True)
                      if n != "*" and (not is_host_name(n) or ends_in_number(n))]:
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or

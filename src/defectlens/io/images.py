@@ -1027,18 +1027,17 @@ def channel_difference(image: np.ndarray) -> float:
     return max(block for block, _ in _channel_differences(image))
 
 
-def _channel_differences(image: np.ndarray) -> list[tuple[float, float]]:
-    """For red-green and green-blue: the mean size of the channels' difference averaged over :data:`GREY_BLOCK`-sided blocks of
-    every second pixel, and the median size of their difference pixel by pixel."""
+def _channel_differences(image: np.ndarray) -> Iterator[tuple[float, float]]:
+    """For red-green, then green-blue: the mean size of the channels' difference averaged over :data:`GREY_BLOCK`-sided blocks
+    of every second pixel, and the median size of their difference pixel by pixel. One pair at a time: :func:`is_grey`, run on
+    every image scanned, stops at the first that is colour."""
     sample = image[::2, ::2]
     side = max(1, min(GREY_BLOCK, sample.shape[0], sample.shape[1]))
     height, width = sample.shape[0] // side * side, sample.shape[1] // side * side
-    out = []
     for first, second in ((0, 1), (1, 2)):
         difference = sample[..., first].astype(np.int16) - sample[..., second]
         block_means = difference[:height, :width].reshape(height // side, side, width // side, side).mean(axis=(1, 3))
-        out.append((float(np.abs(block_means).mean()), float(np.median(np.abs(difference[::2, ::2])))))
-    return out
+        yield float(np.abs(block_means).mean()), float(np.median(np.abs(difference[::2, ::2])))
 
 
 def shape_of(images: Sequence[np.ndarray], index: int) -> tuple[int, ...]:

@@ -152,19 +152,21 @@ class BlobStore:
         # The data folder locked while its record is read and written again, or, held by another, not written this time (the
         # record is best effort; a backup script holding the folder had kept a prune and the service's start waiting unsaid).
         with self._turns, contextlib.nullcontext(True) if locked else saving_in(self.root / HISTORY_FILE, wait=False) as held_here:
-            record, marks = self.service_record(), self._marks()
+            # Each record read once, and the store looked into once: this runs with every upload.
+            history, record = read_record(self.root / HISTORY_FILE), self.service_record()
+            marks, holds = self._marks(history, record), self.holds_files()
             if record is None or isinstance(marks, Path) or held_here is False:
                 return
-            if self.holds_files() and self.lost_history(newest, stamp_of) is not None:
+            if holds and self._lost(newest, stamp_of, marks) is not None:
                 return
             held, stamp = max(marks.values(), key=lambda mark: mark[0])
             now: dict[str, Any] = {NEWEST_INSPECTION: held, NEWEST_STAMP: stamp} if held else {}
-            if not self.holds_files() or (newest or 0) > held or ((newest or 0) == held and not isinstance(stamp, str)):  # never lowered
+            if not holds or (newest or 0) > held or ((newest or 0) == held and not isinstance(stamp, str)):  # never lowered
                 if newest and (newest_stamp := stamp_of(newest)) is None:
                     return
                 now = {NEWEST_INSPECTION: newest, NEWEST_STAMP: newest_stamp} if newest else {}
             with contextlib.suppress(OSError):
-                if now != read_record(self.root / HISTORY_FILE):
+                if now != history:
                     write_json_atomic(self.root / HISTORY_FILE, now)
                 kept = {key: value for key, value in record.items() if key not in (NEWEST_INSPECTION, NEWEST_STAMP)}
                 if {**kept, **now} != record:
@@ -174,17 +176,20 @@ class BlobStore:
         with contextlib.suppress(OSError):
             write_json_atomic(self.root / SERVICE_FILE, record)
 
-    def _marks(self) -> dict[str, tuple[int, object]] | Path:
-        """The folder's marks — the newest inspection's id (0: none recorded) and stamp — by the file that keeps them
-        (:data:`HISTORY_FILE`, and :data:`SERVICE_FILE`'s copy, which 0.3.13 kept and raised alone), or the file that cannot be
-        read for one."""
+    def _marks(self, history: dict[str, Any] | None, service: dict[str, Any] | None) -> dict[str, tuple[int, object]] | Path:
+        """The folder's marks — the newest inspection's id (0: none recorded) and stamp — by the file that keeps them, from what
+        :data:`HISTORY_FILE` and :data:`SERVICE_FILE` (0.3.13's copy, which it kept and raised alone) hold (:func:`read_record`),
+        or the file that cannot be read for one."""
         marks = {}
-        for name in (HISTORY_FILE, SERVICE_FILE):
-            record = read_record(self.root / name)
+        for name, record in ((HISTORY_FILE, history), (SERVICE_FILE, service)):
             if record is None or (mark := _mark_in(record)) is None:
                 return self.root / name
             marks[name] = mark
         return marks
+
+    def _read_marks(self) -> dict[str, tuple[int, object]] | Path:
+        """:meth:`_marks` of the folder's records as they are now."""
+        return self._marks(read_record(self.root / HISTORY_FILE), self.service_record())
 
     def lost_history(self, newest: int | None, stamp_of: Callable[[int], str | None]) -> str | None:
         """Why the database (its newest inspection id ``newest``, None: it holds none; ``stamp_of`` gives an inspection's stamp by
@@ -193,14 +198,18 @@ class BlobStore:
         lost and made again, replaced, restored from an older backup — names none of the pictures of the inspections it lacks,
         which a prune had removed as orphans (every one of 162 after a lost database; operator probe 2026-12-08); the right
         database put back holds it again (regression probe: a refusal recorded once had stood for good). A record that cannot
-        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none). Each file's mark must
-        hold (:meth:`_marks`): a lower one is a backup's put back, or 0.3.13's; a higher one 0.3.13's, raised on its own."""
+        be read, or whose mark is no whole number, is refused too (a mark of "3" had been read as none). Of the two files' marks
+        (:meth:`_marks`) the higher must hold, and a lower one where its id is still stored (:meth:`_lost`)."""
         if not self.holds_files():
             return None
-        marks = self._marks()
+        marks = self._read_marks()
         if isinstance(marks, Path):
             return (f"{marks} cannot be read (no JSON object, or its {NEWEST_INSPECTION} no whole number), so whether "
                     f"the database holds this folder's history cannot be told — fix: repair it, or delete it (it is written again)")
+        return self._lost(newest, stamp_of, marks)
+
+    def _lost(self, newest: int | None, stamp_of: Callable[[int], str | None], marks: dict[str, tuple[int, object]]) -> str | None:
+        """:meth:`lost_history` of the folder's ``marks`` (:meth:`_marks`), for a folder that holds pictures."""
         for rank, (held, stamp) in enumerate(sorted(marks.values(), key=lambda mark: -mark[0])):
             # This defectlens never deletes the inspection recorded (`prune-inspections` keeps it, with the folder locked), so
             # one missing is as telling as one of another stamp: a database made again may have skipped its id (PostgreSQL's
@@ -235,7 +244,7 @@ class BlobStore:
     def recorded_inspections(self) -> list[int]:
         """The ids of the inspections the folder recorded as the newest (:meth:`_marks`; none where a record cannot be read): a
         prune keeps them."""
-        marks = self._marks()
+        marks = self._read_marks()
         return [] if isinstance(marks, Path) else sorted({held for held, _ in marks.values() if held})
 
     def holds_files(self) -> bool:

@@ -262,8 +262,8 @@ class Store:
     def _refuse_damaged(self) -> None:
         """Raise :class:`StoreUnavailable` where :meth:`check_integrity` found the database damaged."""
         if self.damage is not None:
-            # One line: the integrity check's report runs over several, which split one event in a line-based log.
-            self.last_error = (f"database damaged ({' '.join(self.damage.split())}): restore it from a backup, or repair it (`sqlite3 "
+            # One line (check_integrity joins its report's lines): they had split one event in a line-based log.
+            self.last_error = (f"database damaged ({self.damage}): restore it from a backup, or repair it (`sqlite3 "
                                "FILE REINDEX` for broken indexes, `sqlite3 FILE .recover | sqlite3 NEW_FILE` otherwise) and restart the "
                                "service on it")
             raise StoreUnavailable(self.last_error)
