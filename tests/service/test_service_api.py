@@ -964,6 +964,16 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         assert form.status_code == 415 and "a review is a JSON body" in form.json()["detail"], form.text
         untyped = client.post(url, content=b'{"reviewer": "Gus", "verdict": "good"}')  # requests' data=json.dumps(...)
         assert untyped.status_code == 415 and "not a body without a Content-Type" in untyped.json()["detail"], untyped.text
+        # A body that is no JSON object, or not UTF-8, said with what to send (OpenAPI probe 2026-12-07: "JSON decode error",
+        # and "There was an error parsing the body" for a review in Latin-1).
+        json_type = {"Content-Type": "application/json"}
+        cut = client.post(url, content=b'{"reviewer": "Gus",', headers=json_type)
+        assert cut.status_code == 422 and "the body is not JSON (it breaks off or goes wrong at character 19): send one JSON object, {" in cut.text
+        listed = client.post(url, content=b'["Gus"]', headers=json_type)
+        assert listed.status_code == 422 and "the body is JSON but no object: send one JSON object" in listed.text
+        latin = client.post(url, content=b'{"reviewer": "Jos\xe9"}', headers={"Content-Type": "application/json; charset=latin-1"})
+        assert latin.status_code == 400 and latin.json()["detail"] == "the body is not UTF-8 (byte 0xe9 at 17): send the JSON encoded as UTF-8"
+        assert len(client.get(f"/inspections/{ins['id']}").json()["reviews"]) == 5  # none of them stored
         # A model no longer served: only the types this inspection already has.
         with make_engine(db_url).begin() as conn:
             conn.execute(text("UPDATE inspections SET model = 'retired' WHERE id = :i"), {"i": ins["id"]})
@@ -1282,6 +1292,55 @@ def test_the_openapi_document_lists_every_refusal_and_its_body(pool, images, tmp
         assert [r.status_code for r in refusals] == [422, 422, 404]
         for refused in refusals:
             ErrorOut.model_validate(refused.json())
+
+
+def test_the_openapi_document_declares_headers_token_and_models(pool, images, tmp_path):
+    # OpenAPI probe 2026-12-07: a generated client read none of the answers' headers (X-Request-ID, Retry-After, ETag,
+    # WWW-Authenticate), sent no token (no security scheme), got GET /models as a bare object, and /metrics' 400 as text.
+    from openapi_spec_validator import validate
+
+    from defectlens.service.schemas import ModelsOut
+
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", token=TOKEN) as client:
+        doc = client.get("/openapi.json").json()
+        validate(doc)
+        paths = doc["paths"]
+        writes = [op for ops in paths.values() for op in ops.values() if op.get("security")]
+        assert writes == [paths["/inspections"]["post"], paths["/inspections/{inspection_id}/review"]["post"]]
+        assert writes[0]["security"] == [{"apiToken": []}, {"bearer": []}]
+        assert doc["components"]["securitySchemes"]["apiToken"] == {"type": "apiKey", "in": "header", "name": "X-API-Token",
+                                                                   "description": "The token given to serve --token"}
+        post = paths["/inspections"]["post"]["responses"]
+        assert set(post["503"]["headers"]) == {"X-Request-ID", "Retry-After"} and "WWW-Authenticate" in post["401"]["headers"]
+        assert all("X-Request-ID" in r["headers"] for ops in paths.values() for op in ops.values() for r in op["responses"].values())
+        assert "ETag" in paths["/inspections/{inspection_id}/overlay.png"]["get"]["responses"]["200"]["headers"]
+        assert set(paths["/metrics"]["get"]["responses"]["400"]["content"]) == {"application/json"}
+        assert paths["/models"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ModelsOut"}
+        ModelsOut.model_validate(client.get("/models").json())
+        # The declared headers are the ones sent.
+        refused = client.post("/inspections", files={"file": ("a.png", b"x", "image/png")})
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] and refused.headers["x-request-id"]
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as open_client:
+        doc = open_client.get("/openapi.json").json()
+        validate(doc)
+        # Writes open to all (no --token): no token declared.
+        assert "securitySchemes" not in doc["components"] and not any(op.get("security") for ops in doc["paths"].values() for op in ops.values())
+
+
+def test_a_history_filter_sent_blank_is_no_filter(pool, images, tmp_path):
+    # OpenAPI probe 2026-12-07: type= and model= were let go while verdict=, review=, since= and after_id= were refused.
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        upload(client, images["good"])
+        upload(client, images["bad"])
+        for name in ("verdict", "type", "model", "since", "until", "review", "reviewed_since", "after_id"):
+            for blank in ("", " "):
+                listed = client.get("/inspections", params={name: blank})
+                assert listed.status_code == 200 and listed.json()["total"] == 2, (name, blank, listed.text)
+        # Not blank, still checked.
+        assert client.get("/inspections", params={"verdict": "x" * 21}).status_code == 422
+        assert client.get("/inspections", params={"review": "both"}).status_code == 422
+        assert client.get("/inspections", params={"after_id": "-1"}).status_code == 422
+        assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
 
 
 def test_a_history_filter_it_does_not_have_is_refused_not_ignored(pool, images, tmp_path):

@@ -37,14 +37,16 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field, StringConstraints
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from defectlens import __version__
 from defectlens.errors import DefectlensError, collected_warnings
@@ -61,9 +63,11 @@ from defectlens.service.schemas import (
     InspectionOut,
     InspectionPage,
     MissedDefect,
+    ModelsOut,
     RegionReview,
     ReviewIn,
     as_utc,
+    complete_document,
     inspection_out,
     picture,
     refusals,
@@ -506,6 +510,20 @@ def _whole_number(value: object) -> object:
     return value
 
 
+def _blank_is_none(value: object) -> object:
+    """A history filter sent blank (``?verdict=``, as a form's "any" sends it) is no filter: ``type=`` and ``model=`` had
+    been let go while ``verdict=``, ``review=``, a blank time and ``after_id=`` were refused (OpenAPI probe 2026-12-07)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Blank = BeforeValidator(_blank_is_none)
+"""Put before a history filter's :class:`Query`: blank is the same as not given. Its limits go on the text or number inside
+(the types below): on the filter, they were applied to the None a blank became."""
+VerdictText = Annotated[str, StringConstraints(max_length=20)]  # no pattern: checked in words (list_inspections)
+TypeText = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
+ModelText = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+ReviewText = Annotated[str, StringConstraints(pattern="^(reviewed|unreviewed)$")]
+AfterId = Annotated[int, Field(ge=0, le=MAX_ID)]
 InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id"), BeforeValidator(_whole_number)]
 """An inspection id in a path: digits only, and bounded, so an id too large for the database is a 422, not a 500."""
 IfNoneMatch = Annotated[str | None, Header(description="An ETag this client holds: 304 when it is still the file")]
@@ -532,6 +550,8 @@ def _printable(value: object, limit: int = 200) -> object:
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+REVIEW_EXAMPLE = '{"reviewer": "Ana", "verdict": "good"}'
+"""The review a refusal of a body that is no JSON object shows."""
 STORE_RETRY_SECONDS = 5
 """The Retry-After of a 503 for a database or file store that is down: longer than a busy one's."""
 
@@ -734,6 +754,15 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     app = FastAPIOffline(title="defectlens inspection service", version="1", lifespan=lifespan, responses=refusals(400),
                   description=f"Post images, get verdicts, outlined defects, types and reports; review them. Served by defectlens {__version__}.")
     app.state.store, app.state.pool, app.state.blobs, app.state.metrics, app.state.config = store, pool, blobs, metrics, config
+    routes_document = app.openapi
+
+    def openapi_document() -> dict[str, Any]:
+        """The OpenAPI document, with the headers, token and refusal bodies the routes do not declare (made once)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_document(routes_document(), token_required=config.token is not None)
+        return app.openapi_schema
+
+    app.openapi = openapi_document  # type: ignore[method-assign]  # FastAPI's documented way to add to its document
 
     # Reads need no token: an error's text must not tell anyone where the data and database are.
     outage = Outage(metrics, hidden=store_locations(config.data_dir, config.db_url))
@@ -770,12 +799,28 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
 
     def _message(error: Any) -> str:
         """pydantic's message, or for a key a review does not take the keys it does ("Extra inputs are not permitted"
-        named no fix)."""
+        named no fix); a review's body that is no JSON object said with the one to send ("JSON decode error" had named none;
+        OpenAPI probe 2026-12-07)."""
         loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
-        if error.get("type") != "extra_forbidden" or not loc:
+        kind, where = error.get("type"), tuple(error.get("loc", ()))
+        if kind == "json_invalid":
+            at = f" at character {where[-1]}" if len(where) > 1 and isinstance(where[-1], int) else ""
+            return f"the body is not JSON (it breaks off or goes wrong{at}): send one JSON object, {REVIEW_EXAMPLE}"
+        if kind == "model_attributes_type" and where == ("body",):
+            return f"the body is JSON but no object: send one JSON object, {REVIEW_EXAMPLE}"
+        if kind != "extra_forbidden" or not loc:
             return str(error.get("msg", ""))
         takes = MissedDefect if "missed" in loc[:-1] else RegionReview if "regions" in loc[:-1] else ReviewIn
         return f"no field {loc[-1]!r} here: it takes {', '.join(takes.model_fields)}"
+
+    @app.exception_handler(StarletteHTTPException)  # what FastAPI raises for a body it cannot read (and HTTPException's base)
+    async def _refused(req: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's "There was an error parsing the body" named neither what was wrong nor the fix; for a body that is not
+        # UTF-8 (a review sent in Latin-1, "José") the cause is known (OpenAPI probe 2026-12-07).
+        if exc.status_code == 400 and isinstance(bad := exc.__cause__, UnicodeDecodeError):
+            return JSONResponse({"detail": f"the body is not UTF-8 (byte 0x{bad.object[bad.start]:02x} at {bad.start}): send the JSON "
+                                           "encoded as UTF-8"}, status_code=400)
+        return await http_exception_handler(req, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -873,8 +918,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         given = x_api_token or bearer_token(authorization)
         return given is not None and hmac.compare_digest(given.encode(), config.token.encode())
 
-    def require_token(x_api_token: Annotated[str | None, Header()] = None,
-                      authorization: Annotated[str | None, Header()] = None) -> None:
+    def require_token(x_api_token: Annotated[str | None, Header(description="The token given to serve --token (writes need it "
+                                                                            "when the service has one)")] = None,
+                      authorization: Annotated[str | None, Header(description="Bearer TOKEN: the token another way")] = None) -> None:
         """Writes need the configured token (checked first by the middleware; declared here for the API schema)."""
         if not token_ok(x_api_token, authorization):
             raise _error(401, token_refusal(x_api_token, authorization))
@@ -1093,22 +1139,24 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 raise _error(422, f"{key} is given {len(request.query_params.getlist(key))} times with other values: give it once")
 
     @app.get("/inspections", response_model=InspectionPage, summary="The history, newest first (oldest first after_id), paged and filtered",
+             description="Each filter narrows the list; one sent blank (?verdict=) is no filter. A filter the history does not "
+                         "have, or one given twice with two values, is refused (422).",
              responses=refusals(422, 503),
              dependencies=[Depends(one_value_each)])
     def list_inspections(
         # In any case, as the type filter takes its names (integration probe 2026-12-06: GOOD was 422, CRACK matched).
-        verdict: Annotated[str | None, Query(max_length=20, description=f"Final verdict: good, defective or {UNUSABLE}, in any case")] = None,
-        type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="A region of this final type")] = None,
-        model: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+        verdict: Annotated[VerdictText | None, Blank, Query(description=f"Final verdict: good, defective or {UNUSABLE}, in any case")] = None,
+        type: Annotated[TypeText | None, Blank, Query(description="A region of this final type")] = None,
+        model: Annotated[ModelText | None, Blank, Query()] = None,
         # Not for polling: an upload's time is stamped before its id is given, so two at once can commit out of time order
         # (integration probe 2026-12-06); after_id skips nothing.
-        since: Annotated[datetime | None, Query(description="ISO time, inclusive (to poll for new inspections use after_id: "
+        since: Annotated[datetime | None, Blank, Query(description="ISO time, inclusive (to poll for new inspections use after_id: "
                                                             "uploads at the same moment can be stored out of time order)")] = None,
-        until: Annotated[datetime | None, Query(description="ISO time, exclusive")] = None,
-        review: Annotated[str | None, Query(pattern="^(reviewed|unreviewed)$")] = None,
-        reviewed_since: Annotated[datetime | None, Query(description="ISO time, inclusive: reviewed or commented on at or after "
+        until: Annotated[datetime | None, Blank, Query(description="ISO time, exclusive")] = None,
+        review: Annotated[ReviewText | None, Blank, Query()] = None,
+        reviewed_since: Annotated[datetime | None, Blank, Query(description="ISO time, inclusive: reviewed or commented on at or after "
                                                                      "it, whenever the part was inspected")] = None,
-        after_id: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only inspections of a higher id, oldest first: poll "
+        after_id: Annotated[AfterId | None, Blank, Query(description="Only inspections of a higher id, oldest first: poll "
                                                                          "with the last id seen, nothing skipped or repeated")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -1336,8 +1384,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         metrics.reviews.labels("note" if note else UNUSABLE if updated.reviewed_verdict == UNUSABLE else "review").inc()
         return inspection_out(updated, root_of(request))
 
-    @app.get("/models", summary="The models served, with settings, types and card; and the names of every model with stored inspections",
-             responses=refusals(503))
+    @app.get("/models", response_model=ModelsOut, responses=refusals(503),
+             summary="The models served, with settings, types and card; and the names of every model with stored inspections")
     def get_models() -> dict[str, Any]:
         stored: list[str] | None = None
         with contextlib.suppress(StoreUnavailable, *UNAVAILABLE_ERRORS):

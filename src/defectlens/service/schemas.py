@@ -154,9 +154,49 @@ class HealthOut(BaseModel):
     """Models written again since the service loaded them: a restart takes them."""
 
 
+class ModelOut(BaseModel):
+    """One model served (`GET /models`): what detects, how it was fitted, its thresholds, types and card."""
+
+    name: str
+    detector: str
+    """The detector's kind ('memory-bank', 'fused', ...)."""
+    runtime: str
+    """What runs the encoder ('torch', or the runtime of an exported model), as each inspection JSON says."""
+    fitted_at: str | None
+    """When the model was fitted, as each stored inspection's ``model_fitted_at`` says (None: a model with no provenance)."""
+    fingerprint: str | None
+    """sha256 of the training images, as each stored inspection's ``model_fingerprint`` says."""
+    settings: dict[str, Any] | None
+    """The fit's settings, as ``defectlens info`` lists them."""
+    thresholds: dict[str, Any] | None
+    """The image and pixel thresholds and how they were set."""
+    fit_summary: dict[str, Any] | None
+    """What the fit saw: images, patches kept, held-out normal scores."""
+    types: list[str]
+    """The defect types a region may be given (the taxonomy's, then the kinds every model has)."""
+    classifier: bool
+    """Whether regions are typed by labelled examples."""
+    examples: dict[str, int] | None
+    """How many labelled examples of each type the classifier learnt from (None: no classifier)."""
+    card: str
+    """The model card (Markdown)."""
+    notes: list[str]
+    """What the service noticed of this model when loading it or since (a folder written again: a restart takes it)."""
+
+
+class ModelsOut(BaseModel):
+    """`GET /models`: the models served and the names of every model with stored inspections."""
+
+    default: str
+    """The model an upload naming none goes to."""
+    models: list[ModelOut]
+    stored: list[str] | None
+    """Every model name with stored inspections (None: the database does not answer now)."""
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": what} for code, what in (
-        (400, "A request the service will not read (a Host not its own, a body it cannot parse)"),
+        (400, "A request the service will not read (a Host not its own, a body that is not UTF-8, a form that breaks off)"),
         (401, "No token, or a wrong one, on a route that needs it"),
         (403, "A write from a page of another origin"),
         (404, "No such inspection, or its file is missing from the store"),
@@ -164,7 +204,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "A review sent from a view another review changed, or an Idempotency-Key given to another upload"),
         (413, "A body over the upload limit"),
         (415, "An upload that is not a multipart/form-data form, or a review that is not JSON"),
-        (422, "A request that cannot be taken as it is (the detail says why and the fix)"),
+        (422, "A request that cannot be taken as it is, a review that is no JSON object among them (the detail says why and "
+              "the fix)"),
         (500, "A file in the store is damaged, or the database refused a record (its log says the fix)"),
         (503, "The database or the file store is unavailable, or the service is busy: try again after Retry-After seconds"),
     )
@@ -184,8 +225,54 @@ def picture(*media_types: str) -> dict[int | str, dict[str, Any]]:
     been listed as JSON, and a generated client parsed the PNG as JSON; integration probe 2026-12-06), and 304 for an
     ``If-None-Match`` naming the ETag it had."""
     binary = {"schema": {"type": "string", "format": "binary"}}
-    return {200: {"description": "The picture (ETag: its content's digest)", "content": {media: binary for media in media_types}},
-            304: {"description": "Unchanged since the ETag sent in If-None-Match"}}
+    return {200: {"description": "The picture (ETag: its content's digest)", "content": {media: binary for media in media_types},
+                  "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}},
+            304: {"description": "Unchanged since the ETag sent in If-None-Match", "headers": {"ETag": {"$ref": "#/components/headers/ETag"}}}}
+
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {"description": "The request's name, on every answer: the client's own X-Request-ID where it sent a plain one "
+                                    "(1 to 128 letters, digits, '.', '_', ':' or '-'), else one made for it; a refused upload's log "
+                                    "line names it", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Whole seconds to wait before trying again", "schema": {"type": "integer"}},
+    "WWW-Authenticate": {"description": "The scheme a write takes: Bearer", "schema": {"type": "string"}},
+    "ETag": {"description": "The picture's digest: sent back in If-None-Match, it is answered 304 while the file is unchanged",
+             "schema": {"type": "string"}},
+}
+"""The headers the service answers with, as the OpenAPI document declares them (:func:`complete_document`)."""
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "apiToken": {"type": "apiKey", "in": "header", "name": "X-API-Token", "description": "The token given to serve --token"},
+    "bearer": {"type": "http", "scheme": "bearer", "description": "The token given to serve --token, as Authorization: Bearer TOKEN"},
+}
+"""The two ways a write may carry the service's token (either one)."""
+
+
+def complete_document(document: dict[str, Any], token_required: bool) -> dict[str, Any]:
+    """``document`` (FastAPI's OpenAPI document of the service) with what FastAPI does not write from the routes: the
+    headers each answer carries (:data:`RESPONSE_HEADERS`: X-Request-ID on every one, Retry-After on a 503, WWW-Authenticate
+    on a 401), the token the writes need where the service has one (:data:`SECURITY_SCHEMES`; the routes that may answer
+    401 are the writes), and every refusal's body as the JSON it is on a route that answers text (/metrics' 400 was
+    declared text/plain). A generated client had read none of these headers, and sent no token (OpenAPI probe 2026-12-07)."""
+    components = document.setdefault("components", {})
+    components["headers"] = {name: dict(header) for name, header in RESPONSE_HEADERS.items()}
+    if token_required:
+        components["securitySchemes"] = {name: dict(scheme) for name, scheme in SECURITY_SCHEMES.items()}
+    error_body = {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            for code, response in responses.items():
+                headers = response.setdefault("headers", {})
+                headers["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
+                if code == "503":
+                    headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+                if code == "401":
+                    headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
+                if code[:1] in ("4", "5") and error_body in response.get("content", {}).values():
+                    response["content"] = {"application/json": error_body}
+            if token_required and "401" in responses:
+                operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    return document
 
 
 class RegionReview(BaseModel):
