@@ -69,6 +69,11 @@ def test_export_reviews_writes_examples_and_calibration(pool: ModelPool, images:
     # When each was judged, and both thresholds with how they were set (the manifest had the image threshold alone).
     held = pool.models["plate"].inspector.thresholds.to_json()
     assert all(m["inspected_at"].endswith("+00:00") and m["thresholds"] == held and len(m["image_digest"]) == 64 for m in manifest["inspections"])
+    # And the digest of the model's settings, as inspect's JSON records it (an export had said the fit alone).
+    from defectlens.engine.local import audit_record
+
+    settings = audit_record(pool.models["plate"].inspector)["model"]["settings"]  # type: ignore[index]
+    assert all(m["model_settings"] == settings for m in manifest["inspections"])
     # Run again: the earlier export is replaced whole; a folder that is not an export is refused.
     assert CliRunner().invoke(cli, ["export-reviews", "--db", db_url, "--data-dir", str(data), "-o", str(out)]).exit_code == 0
     other = tmp_path / "precious"

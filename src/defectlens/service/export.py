@@ -261,6 +261,7 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
             # (recall 100 % → 0 %; regression probe 2026-12-06): another view's score says nothing of the line's parts.
             view_note = (row.report or {}).get("view_note")
             record = (row.report or {}).get("record")
+            judged_by = record.get("model") if isinstance(record, dict) else None  # a row another program wrote may hold anything
             if view_note:
                 summary.other_view.append(row.id)
             else:
@@ -313,6 +314,9 @@ def export_reviews(store: Store, blobs: BlobStore, output: str | Path, model: st
                           if (r.payload or {}).get("note")],
                 # Which fit judged it, and at what threshold: an export of a part served by two fits had said neither.
                 "model_fitted_at": row.model_fitted_at, "model_fingerprint": row.model_fingerprint, "threshold": row.threshold,
+                # And the digest of its settings, as the stored report's record has it (since 0.3.14): two fits of the same
+                # images with other settings had read alike here (null for an inspection stored before).
+                "model_settings": judged_by.get("settings") if isinstance(judged_by, dict) else None,
                 "defectlens_version": row.defectlens_version,
                 # When it was judged, with both thresholds and how they were set, and the judged pixels' digest, as the stored
                 # report's record has them (inspections stored since 0.3.10): the manifest had the image threshold alone.
