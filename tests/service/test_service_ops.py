@@ -451,7 +451,7 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
     del served[1:]
     # An address is always taken: said and left out, not refused (upgrade probe 2026-12-07: a service unit passing one, which
     # 0.3.12 took, did not start after the upgrade); as a name it had been taken, never matching (regression probe 2026-12-08).
-    for address in ("::1", "127.0.0.1.", "[::1", "10.1.2.3", "[fe80::1%eth0]"):
+    for address in ("::1", "127.0.0.1.", "[::1", "10.1.2.3", "[fe80::1%eth0]", "[::1]."):
         taken = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", address,
                                     "--allowed-host", "plant.example"])
         assert taken.exit_code == 0 and "an address is always taken, so it need not be given" in " ".join(taken.output.split()), address
@@ -463,7 +463,10 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
                      # non-ASCII name had no fix, and a bracketed name read as the console's markup ('\\').
                      ("a..b", "'a..b' is no host name"), ("*.straße.example", "'*.xn--strae-oqa.example'"),
                      ("999.1.1.1", "browsers read as an IP address) — fix: give the machine's name"),
-                     ("*.127.0.0.1", "browsers read as an IP address"), ("example.0x1f", "browsers read as an IP address")):
+                     ("*.127.0.0.1", "browsers read as an IP address"), ("example.0x1f", "browsers read as an IP address"),
+                     # Regression probe 2026-12-07: a port had been told to be given "in lower case".
+                     ("Plant.example:8000", "(a port is no part of the check) — fix: give it without the port, 'plant.example'"),
+                     ("1.2.3.4:80", "(an address with a port) — fix: leave it out"), ("[::1]:8000", "(an address with a port)")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).

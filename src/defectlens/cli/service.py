@@ -65,10 +65,20 @@ def _holds_nothing_kept(folder: Path) -> bool:
 def _is_address(name: str) -> bool:
     """Whether ``name`` is an IP address (an IPv6 one bracketed or not, or half-bracketed: ``[::1``; an IPv4 one with a final dot)."""
     try:
-        ipaddress.ip_address(bare_host(name).strip("[]").removesuffix("."))
+        # The final dot first: "[::1]." is a bracketed address with a name's dot (regression probe 2026-12-07: "no host name").
+        ipaddress.ip_address(bare_host(name.strip().removesuffix(".")).strip("[]"))
     except ValueError:
         return False
     return True
+
+
+def _without_port(name: str) -> str | None:
+    """``name`` without the port it is written with (``plant.example:8000``, ``1.2.3.4:80``, ``[::1]:8000``), or None when it
+    has none: a port is no part of the Host check, and such a name had been told to be given "in lower case"."""
+    host, colon, port = name.strip().rpartition(":")
+    if not colon or not port.isdigit() or not host or (host.count(":") and not host.endswith("]")):
+        return None  # an IPv6 address without brackets has colons of its own
+    return host
 
 
 def _punycode(name: str) -> str:
@@ -424,7 +434,10 @@ def serve(
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
-        why = (" (its last part is a number, which browsers read as an IP address) — fix: give the machine's name (an address need "
+        host = _without_port(bad)
+        why = ((" (an address with a port) — fix: leave it out: an address is always taken, on any port" if _is_address(host) else
+                f" (a port is no part of the check) — fix: give it without the port, {host.lower()!r}") if host else
+               " (its last part is a number, which browsers read as an IP address) — fix: give the machine's name (an address need "
                "not be given)" if ends_in_number(bad) else
                f" — fix: give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
                " — fix: give the bare name in lower case (plant.example, or *.plant.example for the names below it, or '*' for any)")
