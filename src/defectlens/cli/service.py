@@ -434,9 +434,9 @@ def serve(
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]
-        host = _without_port(bad)
-        why = ((" (an address with a port) — fix: leave it out: an address is always taken, on any port" if _is_address(host) else
-                f" (a port is no part of the check) — fix: give it without the port, {host.lower()!r}") if host else
+        named = _without_port(bad)
+        why = ((" (an address with a port) — fix: leave it out: an address is always taken, on any port" if _is_address(named) else
+                f" (a port is no part of the check) — fix: give it without the port, {named.lower()!r}") if named else
                " (its last part is a number, which browsers read as an IP address) — fix: give the machine's name (an address need "
                "not be given)" if ends_in_number(bad) else
                f" — fix: give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else
