@@ -536,91 +536,91 @@ def test_the_page_on_a_slow_or_broken_network(pool: ModelPool, images: dict[str,
     # inspection's verdict stood over the previous part's pictures; the 15 s refresh's answer overwrote a filtered one; a row
     # tapped offline left an empty panel that the service's return did not fill; a review whose answer was lost stayed
     # "may have saved it", and sent again was said to be another inspector's; a reload went back to the history's first page.
-    with _page_on_service(pool, tmp_path, "Tab") as (sync_api, page, server):
-        with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
-            ids = [client.post("/inspections", files={"file": (f"{name}.png", images[name].read_bytes(), "image/png")}).json()["id"]
-                   for name in ("good", "bad", "good")]
+    with (_page_on_service(pool, tmp_path, "Tab") as (sync_api, page, server),
+          httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client):
+        ids = [client.post("/inspections", files={"file": (f"{name}.png", images[name].read_bytes(), "image/png")}).json()["id"]
+               for name in ("good", "bad", "good")]
 
-            def reviews(inspection: int) -> list[tuple[str, str]]:
-                return [(r["by"], r["verdict"]) for r in client.get(f"/inspections/{inspection}").json()["reviews"]]
+        def reviews(inspection: int) -> list[tuple[str, str]]:
+            return [(r["by"], r["verdict"]) for r in client.get(f"/inspections/{inspection}").json()["reviews"]]
 
-            page.goto(f"{server.url}/#/inspections/{ids[0]}")
-            sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[0]}", timeout=30_000)
-            page.fill("#reviewer", "Tab")
-            page.dispatch_event("#reviewer", "change")
-            # Every inspection fetched slowly: "n", then "g" while the next one is on its way.
-            page.evaluate("""() => { const real = api; window.slowInspections = true;
-                api = async (path, opts) => { if (window.slowInspections && path.startsWith('/inspections/') && !(opts && opts.method))
-                  await new Promise((r) => setTimeout(r, 1500)); return real(path, opts); }; }""")
-            held: list[Any] = []
-            page.route("**/overlay.png*", lambda route: held.append(route))  # the next inspection's overlay held back
-            page.locator("#detail-heading").focus()
-            page.keyboard.press("n")
-            page.keyboard.press("g")  # while the next one is looked for
-            sync_api.expect(page.locator("#review-msg")).to_contain_text("is being opened: press g again once it is shown")
-            page.wait_for_function(f"() => location.hash === '#/inspections/{ids[2]}'")
-            page.keyboard.press("d")  # while it is fetched
-            sync_api.expect(page.locator("#review-msg")).to_contain_text(f"#{ids[2]} is being opened: press d again once it is shown")
-            assert page.locator("#mark-good").is_disabled()
-            sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[2]}", timeout=30_000)
-            assert reviews(ids[0]) == [] and reviews(ids[2]) == []
-            # Its overlay not loaded yet: hidden, not the one before under this verdict.
-            assert page.evaluate("document.getElementById('overlay').classList.contains('loading')")
-            for route in held:
-                route.continue_()
-            page.unroute("**/overlay.png*")
-            page.wait_for_function("() => !document.getElementById('overlay').classList.contains('loading')", timeout=30_000)
-            page.evaluate("window.slowInspections = false")
+        page.goto(f"{server.url}/#/inspections/{ids[0]}")
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[0]}", timeout=30_000)
+        page.fill("#reviewer", "Tab")
+        page.dispatch_event("#reviewer", "change")
+        # Every inspection fetched slowly: "n", then "g" while the next one is on its way.
+        page.evaluate("""() => { const real = api; window.slowInspections = true;
+            api = async (path, opts) => { if (window.slowInspections && path.startsWith('/inspections/') && !(opts && opts.method))
+              await new Promise((r) => setTimeout(r, 1500)); return real(path, opts); }; }""")
+        held: list[Any] = []
+        page.route("**/overlay.png*", lambda route: held.append(route))  # the next inspection's overlay held back
+        page.locator("#detail-heading").focus()
+        page.keyboard.press("n")
+        page.keyboard.press("g")  # while the next one is looked for
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("is being opened: press g again once it is shown")
+        page.wait_for_function(f"() => location.hash === '#/inspections/{ids[2]}'")
+        page.keyboard.press("d")  # while it is fetched
+        sync_api.expect(page.locator("#review-msg")).to_contain_text(f"#{ids[2]} is being opened: press d again once it is shown")
+        assert page.locator("#mark-good").is_disabled()
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[2]}", timeout=30_000)
+        assert reviews(ids[0]) == [] and reviews(ids[2]) == []
+        # Its overlay not loaded yet: hidden, not the one before under this verdict.
+        assert page.evaluate("document.getElementById('overlay').classList.contains('loading')")
+        for route in held:
+            route.continue_()
+        page.unroute("**/overlay.png*")
+        page.wait_for_function("() => !document.getElementById('overlay').classList.contains('loading')", timeout=30_000)
+        page.evaluate("window.slowInspections = false")
 
-            # The unfiltered refresh answering after a filter's answer does not overwrite it.
-            client.post(f"/inspections/{ids[1]}/review", json={"reviewer": "Lu", "verdict": "defective"})
-            page.evaluate("""() => { const real = api; api = async (path, opts) => {
-                if (path.startsWith('/inspections?') && !path.includes('verdict=')) await new Promise((r) => setTimeout(r, 1500));
-                return real(path, opts); }; }""")
-            page.evaluate("() => { loadHistory(0); }")  # the refresh, not waited for
-            page.select_option("#f-verdict", "defective")
-            page.wait_for_timeout(2500)
-            assert page.locator("#history tr").count() == 1 and page.locator("#page-info").text_content() == "1–1 of 1"
+        # The unfiltered refresh answering after a filter's answer does not overwrite it.
+        client.post(f"/inspections/{ids[1]}/review", json={"reviewer": "Lu", "verdict": "defective"})
+        page.evaluate("""() => { const real = api; api = async (path, opts) => {
+            if (path.startsWith('/inspections?') && !path.includes('verdict=')) await new Promise((r) => setTimeout(r, 1500));
+            return real(path, opts); }; }""")
+        page.evaluate("() => { loadHistory(0); }")  # the refresh, not waited for
+        page.select_option("#f-verdict", "defective")
+        page.wait_for_timeout(2500)
+        assert page.locator("#history tr").count() == 1 and page.locator("#page-info").text_content() == "1–1 of 1"
 
-            # A reload keeps the history's filters and page.
-            page.reload()
-            sync_api.expect(page.locator("#page-info")).to_have_text("1–1 of 1", timeout=30_000)
-            assert page.locator("#f-verdict").input_value() == "defective"
-            page.select_option("#f-verdict", "")
-            sync_api.expect(page.locator("#page-info")).to_have_text("1–3 of 3", timeout=30_000)
+        # A reload keeps the history's filters and page.
+        page.reload()
+        sync_api.expect(page.locator("#page-info")).to_have_text("1–1 of 1", timeout=30_000)
+        assert page.locator("#f-verdict").input_value() == "defective"
+        page.select_option("#f-verdict", "")
+        sync_api.expect(page.locator("#page-info")).to_have_text("1–3 of 3", timeout=30_000)
 
-            # A row tapped offline: said in view; back online, the inspection opens by itself.
-            page.context.set_offline(True)
-            page.locator(f'#history a[href="#/inspections/{ids[1]}"]').click()
-            sync_api.expect(page.locator("#error")).to_contain_text(f"inspection #{ids[1]}", timeout=30_000)
-            assert page.locator("#error").is_visible() and page.evaluate(
-                "(() => { const r = document.getElementById('error').getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; })()")
-            page.context.set_offline(False)
-            sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}", timeout=30_000)
-            sync_api.expect(page.locator("#error")).to_have_text("")
+        # A row tapped offline: said in view; back online, the inspection opens by itself.
+        page.context.set_offline(True)
+        page.locator(f'#history a[href="#/inspections/{ids[1]}"]').click()
+        sync_api.expect(page.locator("#error")).to_contain_text(f"inspection #{ids[1]}", timeout=30_000)
+        assert page.locator("#error").is_visible() and page.evaluate(
+            "(() => { const r = document.getElementById('error').getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; })()")
+        page.context.set_offline(False)
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}", timeout=30_000)
+        sync_api.expect(page.locator("#error")).to_have_text("")
 
-            # A review that reached the service but whose answer was lost: looked up when the service answers again.
-            def lost_answer(route: Any) -> None:
-                route.fetch()  # the service stores it...
-                route.abort()  # ...and the answer never arrives
-            page.route("**/review", lost_answer)
-            before = len(reviews(ids[1]))
-            page.click("#mark-defective")
-            sync_api.expect(page.locator("#review-msg")).to_contain_text("no answer", timeout=30_000)
-            page.unroute("**/review")
-            page.evaluate("setOffline(false)")  # as the next answer from the service does
-            sync_api.expect(page.locator("#review-msg")).to_contain_text(f"review of #{ids[1]} saved (its answer had been lost): DEFECTIVE",
-                                                                       timeout=30_000)
-            assert len(reviews(ids[1])) == before + 1
-            # Sent again from the view before it: said as this reviewer's own, not another inspector's.
-            page.route("**/review", lost_answer)
-            page.click("#mark-defective")
-            sync_api.expect(page.locator("#review-msg")).to_contain_text("no answer", timeout=30_000)
-            page.unroute("**/review")
-            page.evaluate("unanswered = null")  # pressed again before the service's return was noticed
-            page.click("#mark-defective")
-            sync_api.expect(page.locator("#review-msg")).to_contain_text("your review was saved already", timeout=30_000)
-            assert len(reviews(ids[1])) == before + 2
+        # A review that reached the service but whose answer was lost: looked up when the service answers again.
+        def lost_answer(route: Any) -> None:
+            route.fetch()  # the service stores it...
+            route.abort()  # ...and the answer never arrives
+        page.route("**/review", lost_answer)
+        before = len(reviews(ids[1]))
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("no answer", timeout=30_000)
+        page.unroute("**/review")
+        page.evaluate("setOffline(false)")  # as the next answer from the service does
+        sync_api.expect(page.locator("#review-msg")).to_contain_text(f"review of #{ids[1]} saved (its answer had been lost): DEFECTIVE",
+                                                                   timeout=30_000)
+        assert len(reviews(ids[1])) == before + 1
+        # Sent again from the view before it: said as this reviewer's own, not another inspector's.
+        page.route("**/review", lost_answer)
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("no answer", timeout=30_000)
+        page.unroute("**/review")
+        page.evaluate("unanswered = null")  # pressed again before the service's return was noticed
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("your review was saved already", timeout=30_000)
+        assert len(reviews(ids[1])) == before + 2
 
 
 def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
