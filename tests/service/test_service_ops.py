@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -901,6 +902,41 @@ def test_serve_stops_on_a_sqlite_file_that_is_no_database(tmp_path, pool, monkey
     assert result.exit_code == 2 and "file is not a database" in said, result.output
     assert "serving" not in result.output and not served
     assert f"error: {(data / 'inspections.db').resolve()}: database unavailable" in said  # which file (locked-down probe 2026-12-07)
+
+
+def test_a_folder_served_on_one_database_is_refused_to_another_while_it_serves(pool, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: a second service on another database, started before the first had stored a picture, took
+    # the folder over (its record replaced), and a prune then removed the first service's pictures as the second's orphans.
+    import fcntl
+
+    import uvicorn
+
+    from defectlens.service.blobs import SERVICE_FILE, SERVING_LOCK
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    model, data = str(next(iter(pool.models.values())).path), tmp_path / "data"
+
+    def serve(db: str) -> Any:
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", model, "--port", str(port), "--data-dir", str(data), "--db", f"sqlite:///{tmp_path / db}"])
+        while served:
+            served.pop().state.pool.close()
+        return result
+
+    assert serve("first.db").exit_code == 0
+    with (data / SERVING_LOCK).open() as running:  # the first still serving, as another process
+        fcntl.flock(running, fcntl.LOCK_SH)
+        second = serve("second.db")
+        said = " ".join(second.output.split())
+        assert second.exit_code == 2 and "is served on another database" in said and "by a running defectlens serve" in said, said
+        assert json.loads((data / SERVICE_FILE).read_text())["database"]["file"].endswith("first.db")
+        assert serve("first.db").exit_code == 0  # beside it on its own database: as before
+    # Stopped, its folder still without a picture: another database may start there, as before.
+    assert serve("second.db").exit_code == 0
+    assert json.loads((data / SERVICE_FILE).read_text())["database"]["file"].endswith("second.db")
 
 
 def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):

@@ -29,7 +29,7 @@ from defectlens.cli.progress import console, interrupted
 from defectlens.io.atomic import folder_identity, printable_text
 from defectlens.io.outputs import saving_in, umask_blocks_owner
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, ends_in_number, is_host_name
-from defectlens.service.blobs import HISTORY_FILE, SERVICE_FILE, read_service_record
+from defectlens.service.blobs import HISTORY_FILE, SERVICE_FILE, SERVING_LOCK, BlobStore, read_service_record
 
 DEFAULT_DATA = Path("defectlens_service")
 
@@ -56,6 +56,8 @@ def _holds_nothing_kept(folder: Path) -> bool:
             continue
         if path.name in journals and path.parent == folder:
             continue  # read with the database file itself, WAL included
+        if path.name in (SERVICE_FILE, SERVING_LOCK) and path.parent == folder:
+            continue  # a start's record of its database and its lock (another start that serves here is seen by its lock)
         if path == folder / DB_FILE and holds_no_tables(str(path)):
             continue
         return False
@@ -109,7 +111,7 @@ def _remove_made(data_dir: Path, made: Path | None) -> None:
     if made is None:
         return
     leaf = Path(os.path.realpath(data_dir))
-    if not _holds_nothing_kept(leaf):
+    if not _holds_nothing_kept(leaf) or _served_by_another(leaf):
         return
     shutil.rmtree(leaf, ignore_errors=True)
     for above in leaf.parents:
@@ -281,6 +283,83 @@ def same_database(recorded: dict, url: str, data_dir: Path) -> bool:
             and now.get("file") == own)
 
 
+_SERVED: list[int] = []
+"""The lock file this process serves under (:func:`_serve_on`), held until it ends."""
+
+
+def _serving(data_dir: Path) -> tuple[int | None, bool]:
+    """The data folder's :data:`~defectlens.service.blobs.SERVING_LOCK` opened, and whether another running `serve` holds it
+    (none takes it exclusively but for this test, which starts make with the folder held). (None, False) where it cannot be
+    opened or locked (no ``flock``, a file system without locks): checked by the folder's pictures alone, as before. A process
+    serves once: the lock of a `serve` it ran before, which has ended (tests run it in turn), is let go first."""
+    while _SERVED:
+        with contextlib.suppress(OSError):
+            os.close(_SERVED.pop())
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None, False
+    try:
+        fd = os.open(data_dir / SERVING_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a folder it may not write in: said by the start's later checks
+        return None, False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return fd, True
+    except OSError:  # no locks on this file system (NFS without its lock daemon)
+        os.close(fd)
+        return None, False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return fd, False
+
+
+def _served_by_another(folder: Path) -> bool:
+    """Whether another running `serve` holds ``folder`` (this process's own hold let go first: it is refused)."""
+    serving, others = _serving(folder) if (folder / SERVING_LOCK).is_file() else (None, False)
+    if serving is not None:
+        os.close(serving)
+    return others
+
+
+def _serve_on(serving: int | None) -> None:
+    """Hold ``serving`` (:func:`_serving`'s lock file) shared until this process ends: a start on another database sees it."""
+    if serving is None:
+        return
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.flock(serving, fcntl.LOCK_SH)
+    _SERVED.append(serving)
+
+
+def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
+    """Check that the data folder is not another database's — its pictures, or a running service (:data:`SERVING_LOCK`) — and
+    record this start's database there, with the folder held: a start beside this one waits, and sees the record (exits 2 when
+    refused). The folder is then held as served until this process ends."""
+    with saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS):
+        serving, others = _serving(data_dir)
+        recorded = _recorded_database(data_dir)
+        if recorded is not None and not same_database(recorded, _db_url(db, data_dir), data_dir) and (
+                others or BlobStore(data_dir).holds_files()):
+            # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
+            # was overwritten, and a prune then removed the first database's pictures) — and so would those of a service
+            # running on it that has stored none yet (regression probe 2026-12-07).
+            _remove_made(data_dir, made)
+            if serving is not None:
+                os.close(serving)
+            where = escape(json.dumps(recorded.get("database_at", recorded["database"])))
+            console.print(f"[red]error:[/] {escape(str(data_dir))} is served on another database ({where}, recorded in {SERVICE_FILE}) "
+                          "by a running defectlens serve — fix: pass that database with --db, or another --data-dir for this one"
+                          if others else
+                          f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({where}, recorded in "
+                          f"{SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
+            raise typer.Exit(2)
+        # Recorded now, not once the models are loaded: a start beside this one had found no record yet.
+        BlobStore(data_dir).record_database(database_record(_db_url(db, data_dir)))
+        _serve_on(serving)
+
+
 def _recorded_database(data_dir: Path) -> dict | None:
     """The database `serve` recorded in ``data_dir`` (:func:`database_record`'s keys; None: none recorded, or unreadable)."""
     record = read_service_record(data_dir) or {}
@@ -394,7 +473,6 @@ def serve(
         import uvicorn
 
         from defectlens.service.app import ServiceConfig, create_app
-        from defectlens.service.blobs import BlobStore
 
         _require_service_extra(forms=True)
     except ImportError as exc:
@@ -482,15 +560,14 @@ def serve(
         console.print(f"[red]error:[/] {escape(str(data_dir))}: cannot create the data folder ({escape(str(exc.strerror or exc))})"
                       " — fix: pass a writable --data-dir")
         raise typer.Exit(2) from None
-    recorded = _recorded_database(data_dir)
-    if recorded is not None and not same_database(recorded, _db_url(db, data_dir), data_dir) and BlobStore(data_dir).holds_files():
-        # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
-        # was overwritten, and a prune then removed the first database's pictures).
+    # Which database the folder serves, checked and recorded with the folder held (a start beside this one waits for it), and
+    # the folder then held as served until this process ends (SERVING_LOCK).
+    try:
+        _claim_folder(data_dir, db, made)
+    except KeyboardInterrupt:
         _remove_made(data_dir, made)
-        console.print(f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database "
-                      f"({escape(json.dumps(recorded.get('database_at', recorded['database'])))}, "
-                      f"recorded in {SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
-        raise typer.Exit(2)
+        console.print("stopped before serving: nothing served")
+        raise typer.Exit(0) from None
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
                            # None: addresses and this machine's own names (service.app.host_is_own), on loopback as on 0.0.0.0.
@@ -637,7 +714,6 @@ def export_reviews(
     examples/<type>/ is for `inspect --examples`; calibration/good|defective/ for `calibrate`.
     Exit status: 0 every reviewed inspection written, 3 some skipped (image missing), 2 bad usage."""
     try:
-        from defectlens.service.blobs import BlobStore
         from defectlens.service.export import export_reviews as run_export
         from defectlens.service.store import Store, StoreUnavailable
 
@@ -732,7 +808,6 @@ def prune_files(
     must answer: without its list of what is named, nothing is removed.
     Exit status: 0 done, 2 bad usage (no data folder, database unavailable)."""
     try:
-        from defectlens.service.blobs import BlobStore
         from defectlens.service.store import StoreUnavailable
 
         _require_service_extra()
@@ -774,7 +849,6 @@ def prune_inspections(
     try:
         from datetime import timedelta
 
-        from defectlens.service.blobs import BlobStore
         from defectlens.service.db import utcnow
         from defectlens.service.store import UNAVAILABLE_ERRORS, StoreUnavailable, driver_error_line
 

@@ -41,6 +41,10 @@ HISTORY_FILE = "history.json"
 :data:`NEWEST_STAMP`). A file of its own, which no defectlens before 0.3.14 writes and a backup leaves out: 0.3.12 wrote
 service.json whole at each start, the mark lost with it, and a backup's service.json put back with its older database lowered
 it (upgrade and PostgreSQL probes 2026-12-07) — either way a prune then took the newer pictures for orphans."""
+SERVING_LOCK = "serving.lock"
+"""A file in the data folder each running `serve` holds a shared lock on (``flock``), for as long as it serves: a start on another
+database is refused while one serves the folder, pictures or none yet (regression probe 2026-12-07: a second service on another
+database, started before the first had stored a picture, took the folder over, and a prune then removed the first's pictures)."""
 NEWEST_STAMP = "newest_stamp"
 """The key of :data:`HISTORY_FILE` that holds the stamp of the inspection at :data:`NEWEST_INSPECTION` (its time and picture):
 another database's inspection of that id has another."""
@@ -322,11 +326,17 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+MAX_MARK = 2**63 - 1
+"""The highest inspection id a database can give (a signed 64-bit integer): a mark above it is no database's."""
+
+
 def _mark_in(record: dict[str, Any]) -> tuple[int, object] | None:
     """The folder's mark a record holds — the newest inspection's id (0: none recorded) and stamp —, or None
     where its id is there but no whole number of 0 or more."""
     mark = record.get(NEWEST_INSPECTION, 0)
-    if not isinstance(mark, int) or isinstance(mark, bool) or mark < 0:
+    # Above any database's ids (a 64-bit integer): a damaged file, said as one, not a database that lacks inspection 10**30
+    # (regression probe 2026-12-07).
+    if not isinstance(mark, int) or isinstance(mark, bool) or not 0 <= mark <= MAX_MARK:
         return None
     return mark, record.get(NEWEST_STAMP)
 
