@@ -263,7 +263,7 @@ def test_a_database_lost_under_its_pictures_is_said_and_refused_by_the_prunes(po
     # The same picture at that id: only its time is said to differ (final probe: "time and picture").
     assert overtaken.exit_code == 2 and "inspection 2 is another (its time differs)" in " ".join(overtaken.output.split()), overtaken.output
     # A record that cannot be read, or whose mark is no whole number, is refused, and never written over (a "3" had been none).
-    for odd in ('"3"', "3.0", "-3"):
+    for odd in ('"3"', "3.0", "-3", str(2**63)):  # above any database's ids: damaged (regression probe 2026-12-07)
         (data / "history.json").write_text(f'{{"newest_inspection": {odd}}}')
         odd_mark = CliRunner().invoke(cli, ["prune-files", *lost])
         assert odd_mark.exit_code == 2 and "cannot be read" in odd_mark.output, odd
