@@ -1412,6 +1412,19 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         text = client.post("/inspections", data={"file": "<g.png"}, files={"_": ("x", b"x")}, headers=auth)
         assert text.status_code == 422 and "the part 'file' holds text, not a file" in text.json()["detail"], text.text
         assert client.get("/inspections").json()["total"] == 1  # nothing of the above was stored
+        # Cut off in a part after the file's: that part is dropped by the form's reader; a 'model' part lost had sent the part to
+        # the first model served without a word (regression probe 2026-12-07).
+        head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="g.png"\r\nContent-Type: image/png\r\n\r\n' + data
+        model_part = b'\r\n--xyz\r\nContent-Disposition: form-data; name="model"\r\n\r\nplate'
+        multipart = {**auth, "Content-Type": "multipart/form-data; boundary=xyz"}
+        before = client.get("/inspections").json()["total"]
+        lost = client.post("/inspections", content=head + model_part + b"\r\n--xyz", headers=multipart)
+        assert lost.status_code == 422 and "breaks off before its closing boundary" in lost.json()["detail"], lost.text
+        assert client.get("/inspections").json()["total"] == before
+        whole = client.post("/inspections", content=head + model_part + b"\r\n--xyz--\r\n", headers=multipart)
+        assert whole.status_code == 201 and whole.json()["model"] == "plate", whole.text
+        # An epilogue after the closing boundary is the form's own (RFC 2046).
+        assert client.post("/inspections", content=head + b"\r\n--xyz--\r\nan epilogue\r\n", headers=multipart).status_code == 201
 
         # A name in another Unicode spelling (macOS sends "ä" decomposed) is the same model.
         import dataclasses

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import ctypes
+import email.message
 import hashlib
 import hmac
 import html
@@ -334,6 +335,12 @@ def upload_limit_words(limit: int, path: str = "/inspections") -> str:
     return f"{what} is over the limit of {limit} bytes ({limit / 2**20:.3g} MiB: serve with a larger --max-upload-mb to take it)"
 
 
+BODY_TAIL = "defectlens.body_tail"
+"""The request's scope key under which :class:`BodyLimit` keeps a POST body's last bytes."""
+BODY_TAIL_BYTES = 512
+"""How many: a form's closing boundary (at most 72 characters) and the line ends or epilogue a client puts after it."""
+
+
 class BodyLimit:
     """ASGI middleware: a POST body longer than ``limit`` bytes is answered 413 as soon as that many
     have arrived, whether or not it announced its length (a chunked body announces none, and the
@@ -357,6 +364,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                # Its last bytes kept for the upload's check of the form's closing boundary (:data:`BODY_TAIL`).
+                scope[BODY_TAIL] = (scope.get(BODY_TAIL, b"") + message.get("body", b""))[-BODY_TAIL_BYTES:]
                 if received > self.limit:
                     if self.on_refused is not None:
                         self.on_refused()
@@ -529,6 +538,16 @@ InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspec
 """An inspection id in a path: digits only, and bounded, so an id too large for the database is a 422, not a 500."""
 IfNoneMatch = Annotated[str | None, Header(description="An ETag this client holds: 304 when it is still the file")]
 """The conditional-request header of the picture routes (their ETag is the file's digest)."""
+
+
+def _form_boundary(content_type: str) -> bytes | None:
+    """The boundary a multipart form's Content-Type names (None: none, or not ASCII)."""
+    header = email.message.Message()
+    header["content-type"] = content_type
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary.isascii():
+        return None
+    return boundary.encode("ascii")
 
 
 def _error(status: int, message: str) -> HTTPException:
@@ -1015,6 +1034,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # probe 2026-12-07: "no part named 'file'" for one that had been sent).
             raise _error(422, "no part named 'file' was read: the image goes in a part named 'file' (curl -F file=@part.png), and the "
                               "form must end with its closing boundary (--BOUNDARY--)")
+        boundary = _form_boundary(request.headers.get("content-type", ""))
+        if boundary and b"--" + boundary + b"--" not in request.scope.get(BODY_TAIL, b""):
+            # Its last part, whichever it was, is dropped by the form's reader: a cut-off 'model' part had sent the part to the
+            # first model served without a word (regression probe 2026-12-07).
+            raise _error(422, "the form breaks off before its closing boundary (--BOUNDARY--), and its last part was not read: send "
+                              "the whole form")
         if isinstance(form.getlist("file")[0], str):
             raise _error(422, "the part 'file' holds text, not a file: send the image as a file (curl -F file=@part.png, with the @)")
         n = len(form.getlist("file"))
