@@ -549,6 +549,13 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
         assert (first["model_fitted_at"], first["model_fingerprint"]) == (m["fitted_at"], m["fingerprint"])
         assert client.get("/models").json()["stored"] == ["plate"]
         text = client.get("/metrics").text
+        # Every refusal's series from the start, at 0 (soak probe 2026-12-07: born at 1, an alert's increase() missed it), and
+        # every reason the service counts among them.
+        import re
+
+        counted = set(re.findall(r'rejected\.labels\("([a-z_]+)"\)', Path(service_app.__file__).read_text()))
+        assert counted and counted <= set(service_app.REFUSAL_REASONS)
+        assert all(f'defectlens_rejected_uploads_total{{reason="{r}"}} 0.0' in text for r in service_app.REFUSAL_REASONS), text
         assert 'defectlens_inspections_total{model="plate",verdict="defective"} 1.0' in text
         assert 'defectlens_inspections_total{model="plate",verdict="good"} 1.0' in text
         assert 'defectlens_inspection_seconds_count{model="plate"} 2.0' in text

@@ -447,6 +447,11 @@ class PixelBudget:
                 self._turn.notify_all()
 
 
+REFUSAL_REASONS = ("busy", "cross_site", "empty", "not_an_image", "store_unavailable", "timeout", "too_large", "too_many_pixels",
+                   "unauthorized")
+"""The reasons ``defectlens_rejected_uploads_total`` counts refused uploads by."""
+
+
 class Metrics:
     """Prometheus metrics of one app (own registry: several apps may live in one test process)."""
 
@@ -477,6 +482,10 @@ class Metrics:
                 self.inspections.labels(m, v)
         for kind in ("review", "note", UNUSABLE):
             self.reviews.labels(kind)
+        # Each refusal's series too: born at 1 with its first refusal, rate() and increase() read it as 0, and an alert on the
+        # first outage after a restart never fired (soak probe 2026-12-07).
+        for reason in REFUSAL_REASONS:
+            self.rejected.labels(reason)
 
 
 KNOWN_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm", "token", "hoba", "mutual", "dpop", "gnap", "privatetoken", "scram-sha-256"})
