@@ -183,8 +183,19 @@ def test_masks_beside_defective_images_are_masks_not_parts(fitted_model, synthet
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(bad), "-o", str(out)])
     assert result.exit_code == 0 and "4 file(s) named or kept as masks" in _text(result), result.output
+    assert "are left out: they are masks, not parts" in _text(result), result.output  # "taken as masks" read as used
     results = sorted(p.name for p in out.glob("*.json") if not p.name.endswith(".report.json"))
     assert results == sorted(f"{p.stem}.json" for p in bad.glob("*.png") if not p.stem.endswith("_mask")), results
+    # A folder whose only files are masks: said as such, not "holds no images — put .png files in it" (regression probe
+    # 2026-12-07; fit had been fixed alone).
+    only = tmp_path / "only" / "masks"
+    only.mkdir(parents=True)
+    for mask in bad.glob("*_mask.png"):
+        shutil.copy(mask, only / mask.name)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(only.parent), "-o", str(tmp_path / "out2")])
+    said = _text(result)
+    assert result.exit_code != 0 and "holds no image of a part, and its 4 file(s) named or kept as masks" in said, result.output
+    assert "put .bmp" not in said and "taken as masks" not in said, result.output
 
 
 def test_linked_folders_are_followed_once(tmp_path):

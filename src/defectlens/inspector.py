@@ -430,7 +430,7 @@ def _path_list(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
         if below.masks:
             # Said, as `inspect` says it: files under a masks/ folder had been left out of the batch without a word (regression probe).
             warn_caller(DefectlensWarning(f"{len(below.masks)} file(s) in {paths} named or kept as masks (`<stem>_mask`, or in a masks/ "
-                                          f"folder; e.g. {below.masks[0]}) are taken as masks, not as parts"))
+                                          f"folder; e.g. {below.masks[0]}) are left out: they are masks, not parts"))
         # Images in formats not read are the batch's failures, as `inspect` lists them (a GIF had been passed over unsaid).
         found: list[str | Path] = sorted([*below.images, *below.other_formats], key=lambda p: Path(p).relative_to(paths).parts)
         if not found and not below.unreadable_folders:

@@ -237,12 +237,19 @@ def expand_inputs(inputs: list[Path], masks_expected: bool = False,
                             for p, why in found.unreadable_folders)
             if unreadable is not None:
                 unreadable.extend(found.unreadable_folders)
-            if found.masks and not masks_expected:
+            only_masks = bool(found.masks) and not found.images and not found.unreadable_folders
+            if found.masks and not masks_expected and not only_masks:
+                # "Left out", as fit says it: "taken as masks" read as used (regression probe 2026-12-07).
                 example = found.masks[0].name
                 notes([f"{item}: {len(found.masks)} file(s) named or kept as masks (`<stem>_mask`, or in a masks/ folder; e.g. {example}) "
-                       "are taken as masks, not as parts"])
+                       "are left out: they are masks, not parts"])
             notes(f"{again}: links to a folder already read; its images are read once" for again in found.repeated_folders)
-            if not found.images and not found.unreadable_folders:
+            if only_masks:
+                # Not "holds no images — put .png files in it" of a folder of PNGs (regression probe 2026-12-07), as fit says it.
+                failures.append(Failure(str(item), f"{item}: holds no image of a part, and its {len(found.masks)} file(s) named or kept as "
+                                                   f"masks (`<stem>_mask`, or in a masks/ folder; e.g. {found.masks[0].name}) are masks "
+                                                   "— fix: give the folder of the parts' images (not one named masks)"))
+            elif not found.images and not found.unreadable_folders:
                 failures.append(Failure(str(item), f"{item}: folder holds no images — fix: put {', '.join(sorted(IMAGE_SUFFIXES))} files in it"))
             files.extend(found.images)
         elif path_is(item, "any"):
