@@ -579,6 +579,41 @@ def test_a_part_whose_pictures_vary_in_shape_is_one_part_and_two_fixed_shapes_ar
     assert mixed_shapes_note([(250, 625)] * 4 + [(512, 208)] * 4 + [(288, 384)]) is not None
 
 
+def test_pictures_of_two_looks_are_said_where_shapes_and_colour_tell_nothing():
+    # Regression probe 2026-12-07: 12 good magnetic tiles, 12 good commutators and a crack of each (grey both, the tiles' shapes
+    # spread over the commutators') were scored without a word, and both cracks read GOOD.
+    from defectlens.detect.batch_scoring import TWO_LOOKS, lot_notes, two_looks
+
+    rng = np.random.default_rng(0)
+    one = torch.from_numpy(rng.normal(5.0, 1.0, (1, 64)) + rng.normal(0, 0.3, (24, 64)))
+    other = torch.from_numpy(rng.normal(5.0, 1.0, (1, 64)) + rng.normal(0, 0.3, (8, 64)))
+    mixed, single = two_looks(torch.cat([one, other])), two_looks(one)
+    assert mixed is not None and mixed[0] >= TWO_LOOKS and mixed[1:] == (24, 8)
+    assert single is not None and single[0] < TWO_LOOKS and two_looks(one[:3]) is None
+    said = lot_notes([(300, 300)] * 32, 32, 32, [True] * 32, mixed)
+    assert said == ["the batch's pictures fall into two groups of distinct looks (24 and 8 pictures): parts of two kinds or views "
+                    "are judged against each other, and a defect may read as normal — inspect one part, in one view, per batch"]
+    assert lot_notes([(300, 300)] * 32, 32, 32, [True] * 32, single) == []
+    # Shapes or colour, where they tell, say it (one note, the likelier cause).
+    assert len(lot_notes([(300, 300)] * 16 + [(900, 300)] * 16, 32, 32, [], mixed)) == 1
+
+
+@pytest.mark.slow
+def test_a_batch_of_magnetic_tiles_and_commutators_is_said_to_hold_two_looks():
+    from defectlens.detect.batch_scoring import TWO_LOOKS
+    from defectlens.io import load_category, load_image
+    from tests.conftest import require_category
+
+    tiles = [load_image(t.path) for t in load_category(require_category("magnetic_tile")).test[::40][:12]]
+    commutators = [load_image(t.path) for t in load_category(require_category("commutator")).test[::10][:12]]
+    scoring = BatchScoringDetector()
+    assert any("two groups of distinct looks" in (r.batch_warning or "") for r in scoring.score(tiles + commutators))
+    for part in (tiles, commutators):
+        scoring.score(part)
+        looks = scoring.last_reading.looks
+        assert looks is not None and looks[0] < TWO_LOOKS, looks
+
+
 def test_a_grey_picture_among_colour_ones_is_said(detector, tmp_path):
     # No-normals probe 2026-12-07: a grey frame of a good colour cookie, in a batch of colour ones, read as ten high-severity
     # defects of unknown type, nothing said of grey (a fitted model asks whether the camera is set to colour).

@@ -107,6 +107,15 @@ copies at 0.17-0.19 (cookie), 0.23-0.32 (commutator), 0.21-0.27 (ball screw driv
 caught); distinct parts at 0.88 / 0.86 / 0.41 / 0.37 at the least. The 75th percentile, not the median: with its twins
 half its references, an image's median had fallen to theirs (regression probe 2026-12-06). One such copy of a crack had
 scored it GOOD (zero-shot probe 2026-12-06)."""
+TWO_LOOKS = 0.82
+"""Silhouette (cosine) of the batch's pictures split in two by k-means on their mean features (:func:`two_looks`) from which
+they are said to be of two kinds or views of parts, where shapes and colour tell nothing. Measured (2026-12-07, the encoder's
+first-radius features, batches of 16 / 24 / 48 drawn from each shared part's images, defective ones among them, 20 of each):
+one part's batches 0.19–0.53 (commutator, magnetic tile, steel strip), up to 0.73 (cookie) and 0.80 (ball screw drive, two
+looks of one part); mixes of two parts (24+24 down to 44+4) 0.80–0.97 where either is a magnetic tile, commutator, cookie or
+ball screw drive beside another of them (magnetic tile and commutator, grey both and the tiles' shapes spread wide: 19 of
+24 over it), under it for steel strip beside most (0.29–0.80). A mix of magnetic tiles and commutators had scored their cracks
+GOOD without a word (regression probe 2026-12-07)."""
 SHARED_PATTERN_LIMIT = 0.65
 """Shared-pattern ratio above which a batch is said to look alike-anomalous (see the module
 notes). Set just above the highest ratio of a normal-only batch measured by
@@ -229,6 +238,8 @@ class BatchReading:
     """Images judged without a near-identical picture of theirs in the batch (:func:`twin_references`)."""
     twin_pairs: tuple[tuple[int, int], ...] = ()
     """(image, its near-identical reference) pairs, as :func:`twin_references` found them."""
+    looks: tuple[float, int, int] | None = None
+    """The batch's pictures split in two by their look (:func:`two_looks`): the split's silhouette and its two groups' sizes."""
 
     @property
     def warning(self) -> str | None:
@@ -242,11 +253,12 @@ class BatchReading:
         )
 
 
-def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, grey: Sequence[bool | None] = ()) -> list[str]:
+def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, grey: Sequence[bool | None] = (),
+              looks: tuple[float, int, int] | None = None) -> list[str]:
     """What to say of a batch whose pictures (near-copies read as one) have these (width, height) ``sizes`` (and are ``grey``,
     in colour (False), or a few levels off grey (None), each), of ``n_given`` images in all and ``n_distinct`` pixel-for-pixel
     distinct ones: its copies, a size too small to compare well, shapes of more than one view or part, grey pictures among
-    colour ones or the other way round."""
+    colour ones or the other way round, or else pictures of two looks (``looks``: :func:`two_looks`)."""
     notes = []
     if n_given > n_distinct:
         notes.append(f"{n_given - n_distinct} of the {n_given} images of this batch are copies of others, pixel for pixel: each picture "
@@ -266,7 +278,28 @@ def lot_notes(sizes: Sequence[tuple[int, int]], n_given: int, n_distinct: int, g
         notes.append(f"{count} of the {len(grey)} pictures of this batch {'is' if count == 1 else 'are'} {odd} and the others "
                      f"{'in ' if usual == 'colour' else ''}{usual}: is the camera set to {usual}? A part's colours are judged against its "
                      f"batch's, so {'a grey one' if odd == 'grey' else 'one in colour'} reads as defective")
+    elif looks is not None and looks[0] >= TWO_LOOKS:
+        # Said where neither shapes nor colour tell the parts apart: two grey parts of overlapping shapes.
+        notes.append(f"the batch's pictures fall into two groups of distinct looks ({looks[1]} and {looks[2]} pictures): parts of two "
+                     "kinds or views are judged against each other, and a defect may read as normal — inspect one part, in one view, "
+                     "per batch")
     return notes
+
+
+def two_looks(image_features: torch.Tensor) -> tuple[float, int, int] | None:
+    """The batch's pictures, by their mean features (N, C), split in two by k-means on their directions: the split's silhouette
+    (cosine; near 1 for two kinds of parts, :data:`TWO_LOOKS`) and the two groups' sizes; None for fewer than 4 pictures."""
+    from sklearn.cluster import KMeans  # scikit-learn's: loaded with the first batch
+    from sklearn.metrics import silhouette_score
+
+    if len(image_features) < 4:
+        return None
+    directions = torch.nn.functional.normalize(image_features.double(), dim=1).numpy()
+    split = KMeans(2, n_init=5, random_state=0).fit(directions).labels_
+    sizes = np.bincount(split, minlength=2)
+    if sizes.min() == 0:
+        return None
+    return float(silhouette_score(directions, split, metric="cosine")), int(sizes.max()), int(sizes.min())
 
 
 def mixed_shapes_note(sizes: Sequence[tuple[int, int]]) -> str | None:
@@ -461,6 +494,7 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
         with_twin=tuple(i for i in range(n) if twins is not None and bool(twins[i].any())),
         twin_pairs=tuple((i, int(references[i][r])) for i in range(n) for r in range(len(references[i]))
                          if twins is not None and bool(twins[i, r])),
+        looks=two_looks(image_features),
     )
 
 
@@ -565,7 +599,7 @@ class BatchScoringDetector:
         read = results_in_units(reading, self.config.units)
         slot = {picture: k for k, picture in enumerate(pictures)}
         results = [read[slot[group[k]]] for k in range(len(group))]  # each distinct image: its picture's result
-        said = lot_notes([sizes[k] for k in pictures], len(of), len(distinct), [grey[k] for k in pictures] if grey else [])
+        said = lot_notes([sizes[k] for k in pictures], len(of), len(distinct), [grey[k] for k in pictures] if grey else [], reading.looks)
         members = Counter(group)
         grouped = {k for k in range(len(group)) if members[group[k]] > 1}
         if not said and len(distinct) == len(of) and not grouped and not reading.with_twin:
