@@ -312,7 +312,7 @@ def test_names_shown_in_the_page_and_report_are_plain_text(pool: ModelPool, imag
         # A review without the token is no refused upload, and the 401 says how to authenticate.
         denied = client.post(f"/inspections/{ins['id']}/review", json={"reviewer": "Ana"})
         assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Bearer")
-        assert 'reason="unauthorized"' not in client.get("/metrics").text
+        assert 'reason="unauthorized"} 0.0' in client.get("/metrics").text
 
 
 def test_a_refusal_never_echoes_a_long_value(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
@@ -495,7 +495,7 @@ def test_a_write_without_the_token_is_refused_before_its_body_or_a_slot(
         big = client.post("/inspections", files={"file": ("big.png", b"\0" * 5000, "image/png")})
         assert big.status_code == 401
         assert client.post("/inspections/1/review", content=b"{not json", headers={"content-type": "application/json"}).status_code == 401
-        assert 'reason="too_large"' not in client.get("/metrics").text  # refused for the token, not read for its size
+        assert 'reason="too_large"} 0.0' in client.get("/metrics").text  # refused for the token, not read for its size
     # With the only slot held by an authorised upload in progress, a request without the token is
     # still a 401, never a 'busy' 503: it takes no slot.
     release, entered = threading.Event(), threading.Event()
