@@ -621,6 +621,52 @@ def test_the_page_on_a_slow_or_broken_network(pool: ModelPool, images: dict[str,
         page.click("#mark-defective")
         sync_api.expect(page.locator("#review-msg")).to_contain_text("your review was saved already", timeout=30_000)
         assert len(reviews(ids[1])) == before + 2
+        # Regression probe 2026-12-07: another verdict sent over a lost one is not "saved already".
+        page.route("**/review", lost_answer)
+        page.click("#mark-good")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("no answer", timeout=30_000)
+        page.unroute("**/review")
+        page.evaluate("unanswered = null")
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text(
+            "not saved — your earlier review (GOOD, sent when its answer was lost) was saved and is shown now", timeout=30_000)
+        # A lost answer is looked up though another inspection was opened meanwhile (it had been dropped unsaid).
+        page.route("**/review", lost_answer)
+        page.once("dialog", lambda dialog: dialog.accept())  # no defect left marked on it: asked first
+        page.click("#mark-defective")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text("no answer", timeout=30_000)
+        page.unroute("**/review")
+        page.evaluate(f"location.hash = '#/inspections/{ids[0]}'")
+        sync_api.expect(page.locator("#review-msg")).to_contain_text(f"review of #{ids[1]} saved (its answer had been lost): DEFECTIVE",
+                                                                   timeout=30_000)
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[0]}")
+        # "n", then a row tapped before the next one is found: the buttons stay off until the row's inspection is shown (its
+        # "next" had turned them on under the row's route, and a key filed a review on the inspection still on show).
+        page.evaluate("""() => { const real = api; api = async (path, opts) => {
+            if (path.includes('review=unreviewed')) await new Promise((r) => setTimeout(r, 1000));
+            if (path.startsWith('/inspections/') && !(opts && opts.method)) await new Promise((r) => setTimeout(r, 3000));
+            return real(path, opts); }; }""")
+        page.locator("#detail-heading").focus()
+        page.keyboard.press("n")
+        page.evaluate(f"location.hash = '#/inspections/{ids[2]}'")
+        page.wait_for_timeout(1800)  # "next" has its answer; the row's inspection not yet
+        assert page.locator("#mark-good").is_disabled() and page.evaluate("current.id") == ids[0]
+        assert page.get_attribute("#detail", "aria-busy") == "true"
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[2]}", timeout=30_000)
+        assert not page.locator("#mark-good").is_disabled() and page.get_attribute("#detail", "aria-busy") is None
+        # A review's answer arriving while another inspection is being opened leaves the address to the one opened.
+        page.evaluate("""() => { const real = api; api = async (path, opts) => {
+            if (path.endsWith('/review')) await new Promise((r) => setTimeout(r, 1000));
+            return real(path, opts); }; }""")
+        page.click("#mark-good")
+        page.evaluate(f"location.hash = '#/inspections/{ids[1]}'")
+        page.wait_for_timeout(1800)  # the review answered, the inspection opened not yet
+        assert page.evaluate("location.hash") == f"#/inspections/{ids[1]}" and reviews(ids[2])[-1] == ("Tab", "good")
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}", timeout=30_000)
+        # An inspection that fails to open: its error takes the focus (it had fallen to the page's body).
+        page.evaluate("location.hash = '#/inspections/99999'")
+        sync_api.expect(page.locator("#error")).to_contain_text("inspection #99999", timeout=30_000)
+        assert page.evaluate("document.activeElement.id") == "error"
 
 
 def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
