@@ -976,6 +976,8 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         json_type = {"Content-Type": "application/json"}
         cut = client.post(url, content=b'{"reviewer": "Gus",', headers=json_type)
         assert cut.status_code == 422 and "the body is not JSON (it breaks off or goes wrong at character 19): send one JSON object, {" in cut.text
+        deep = client.post(url, content=b"[" * 5000 + b"]" * 5000, headers=json_type)
+        assert deep.status_code == 400 and "nests too deep to be read: send one JSON object" in deep.text, deep.text
         listed = client.post(url, content=b'["Gus"]', headers=json_type)
         assert listed.status_code == 422 and "the body is JSON but no object: send one JSON object" in listed.text
         latin = client.post(url, content=b'{"reviewer": "Jos\xe9"}', headers={"Content-Type": "application/json; charset=latin-1"})
@@ -1430,8 +1432,17 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert client.get("/inspections").json()["total"] == before
         whole = client.post("/inspections", content=head + model_part + b"\r\n--xyz--\r\n", headers=multipart)
         assert whole.status_code == 201 and whole.json()["model"] == "plate", whole.text
-        # An epilogue after the closing boundary is the form's own (RFC 2046).
+        # An epilogue after the closing boundary is the form's own (RFC 2046), a long one too (regression probe 2026-12-07).
         assert client.post("/inspections", content=head + b"\r\n--xyz--\r\nan epilogue\r\n", headers=multipart).status_code == 201
+        assert client.post("/inspections", content=head + b"\r\n--xyz--\r\n" + b"e" * 3000, headers=multipart).status_code == 201
+        # The boundary as the form's reader takes it: a non-ASCII one, and the last of two (second regression probe 2026-12-07).
+        odd = {**auth, "Content-Type": "multipart/form-data; boundary=Xy\u00e9".encode("utf-8")}
+        odd_head = head.replace(b"--xyz", "--Xy\u00e9".encode("utf-8"))
+        odd_cut = client.post("/inspections", content=odd_head + model_part.replace(b"--xyz", "--Xy\u00e9".encode("utf-8")), headers=odd)
+        assert odd_cut.status_code == 422 and "breaks off" in odd_cut.text, odd_cut.text
+        assert client.post("/inspections", content=odd_head + "\r\n--Xy\u00e9--\r\n".encode("utf-8"), headers=odd).status_code == 201
+        twice = {**auth, "Content-Type": "multipart/form-data; boundary=first; boundary=xyz"}
+        assert client.post("/inspections", content=head + b"\r\n--xyz--\r\n", headers=twice).status_code == 201
 
         # A name in another Unicode spelling (macOS sends "ä" decomposed) is the same model.
         import dataclasses

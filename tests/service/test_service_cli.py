@@ -184,18 +184,11 @@ def test_serve_refuses_a_database_in_memory_and_quotes_its_data_folder(tmp_path,
     odd = tmp_path / "odd?dir" / "pc%20" / "inspections.db"
     assert sqlite_file(sqlite_url(odd)) == str(odd)
 
+    def stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
     from defectlens.service.blobs import BlobStore
 
-    recorded = BlobStore.record_database
-
-    def stop(blobs, database):  # type: ignore[no-untyped-def]
-        # The second record, once the database is ready (the first is made as the start checks the folder's database).
-        calls.append(database)
-        if len(calls) > 1:
-            raise KeyboardInterrupt
-        recorded(blobs, database)
-
-    calls: list[object] = []
     monkeypatch.setattr(BlobStore, "record_database", stop)
     result = CliRunner().invoke(app, ["serve", str(service_model), "--data-dir", str(tmp_path / "odd?dir"), "--port", "18999"])
     assert result.exit_code == 0 and "stopped before serving: nothing served" in result.output, result.output

@@ -467,7 +467,8 @@ def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model
                      ("*.127.0.0.1", "browsers read as an IP address"), ("example.0x1f", "browsers read as an IP address"),
                      # Regression probe 2026-12-07: a port had been told to be given "in lower case".
                      ("Plant.example:8000", "(a port is no part of the check) — fix: give it without the port, 'plant.example'"),
-                     ("1.2.3.4:80", "(an address with a port) — fix: leave it out"), ("[::1]:8000", "(an address with a port)")):
+                     ("1.2.3.4:80", "(an address with a port) — fix: leave it out"), ("[::1]:8000", "(an address with a port)"),
+                     ("straße.example:80", "give it without the port, 'xn--strae-oqa.example'")):
         refused_host = runner.invoke(cli, ["serve", str(service_model), "--data-dir", str(tmp_path / "b"), "--allowed-host", bad])
         assert refused_host.exit_code == 2 and fix in " ".join(refused_host.output.split()), refused_host.output
     # A model refused at start leaves no data folder behind (probe 2026-12-05: an empty one was).
@@ -937,6 +938,22 @@ def test_a_folder_served_on_one_database_is_refused_to_another_while_it_serves(p
     # Stopped, its folder still without a picture: another database may start there, as before.
     assert serve("second.db").exit_code == 0
     assert json.loads((data / SERVICE_FILE).read_text())["database"]["file"].endswith("second.db")
+    # Second regression probe 2026-12-07. A running service's database file named inspections.db, like the folder's own: the
+    # folder's own is not taken for its copy while that one serves here.
+    (tmp_path / "elsewhere").mkdir()
+    assert serve("elsewhere/inspections.db").exit_code == 0
+    with (data / SERVING_LOCK).open() as running:
+        fcntl.flock(running, fcntl.LOCK_SH)
+        own = CliRunner().invoke(cli, ["serve", model, "--port", "18999", "--data-dir", str(data)])
+        assert own.exit_code == 2 and "is served on another database" in " ".join(own.output.split()), own.output
+    # A start refused after the check (its database unusable) leaves the folder's record as it was; a URL that does not parse
+    # is refused in one line (it had ended in a traceback).
+    (data / SERVICE_FILE).unlink()
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    junk = serve("junk.db")
+    assert junk.exit_code == 2 and "file is not a database" in " ".join(junk.output.split()) and not (data / SERVICE_FILE).exists()
+    bare = CliRunner().invoke(cli, ["serve", model, "--port", "18999", "--data-dir", str(data), "--db", str(tmp_path / "bare.db")])
+    assert bare.exit_code == 2 and "cannot be used" in bare.output and "Traceback" not in bare.output, bare.output
 
 
 def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):
@@ -964,6 +981,10 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity("postgresql+psycopg://u@db.plant:5432/line3")}))
     other = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)])
     assert other.exit_code == 2 and "holds the pictures of another database" in " ".join(other.output.split()), other.output
+    # A --db that is no URL: refused in one line (regression probe 2026-12-07: a traceback).
+    bare = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--db", str(tmp_path / "x.db"), "--dry-run"])
+    assert bare.exit_code == 2 and isinstance(bare.exception, SystemExit), (bare.output, bare.exception)
+    assert "Traceback" not in bare.output and bare.output.startswith("error:"), bare.output
     assert blobs.path(orphan, "png").is_file()
     (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity(f"sqlite:///{data}/./inspections.db")}))
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 0 and not blobs.path(orphan, "png").exists()

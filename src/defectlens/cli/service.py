@@ -221,9 +221,15 @@ def _files_store(db: str | None, data_dir: Path) -> Any:
 def _same_sqlite_file(url: str, path: Path) -> bool:
     """Whether ``url`` is the SQLite file at ``path``, read as the driver opens it (a ``file:`` URI serve takes had been taken
     for another database by the prune commands: regression probe 2026-12-07)."""
+    from sqlalchemy.exc import ArgumentError
+
     from defectlens.service.db import sqlite_file
 
-    return (file := sqlite_file(url)) is not None and Path(file).resolve() == path.resolve()
+    try:
+        file = sqlite_file(url)
+    except (ArgumentError, ValueError):
+        return False  # a URL that does not parse is the store's to refuse, in one line (it had ended in a traceback: probe)
+    return file is not None and Path(file).resolve() == path.resolve()
 
 
 def in_memory_sqlite(url: str) -> bool:
@@ -301,6 +307,13 @@ def _serving(data_dir: Path) -> tuple[int | None, bool]:
         return None, False
     try:
         fd = os.open(data_dir / SERVING_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        # One it may only read (made by another user's start): a lock is taken on it all the same (regression probe 2026-12-07:
+        # no lock was held, and nothing said).
+        try:
+            fd = os.open(data_dir / SERVING_LOCK, os.O_RDONLY)
+        except OSError:
+            return None, False
     except OSError:  # a folder it may not write in: said by the start's later checks
         return None, False
     try:
@@ -334,30 +347,63 @@ def _serve_on(serving: int | None) -> None:
 
 
 def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
-    """Check that the data folder is not another database's — its pictures, or a running service (:data:`SERVING_LOCK`) — and
-    record this start's database there, with the folder held: a start beside this one waits, and sees the record (exits 2 when
-    refused). The folder is then held as served until this process ends."""
-    with saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS):
+    """Check that the data folder is not another database's — a running service's (:data:`SERVING_LOCK`, whose file names the
+    database they serve), or, none running, its pictures' — with the folder held: a start beside this one waits, and then sees
+    this one (exits 2 when refused). The folder is then held as served until this process ends. The folder's record
+    (:data:`SERVICE_FILE`) is written once the database is ready, as before: a start refused later had left it naming a
+    database that never served (regression probe 2026-12-07)."""
+    from sqlalchemy.exc import ArgumentError
+
+    url = _db_url(db, data_dir)
+    try:
+        ours = database_record(url)
+    except (ArgumentError, ValueError):
+        return  # a URL that does not parse is the store's to refuse, in its own words (it had ended in a traceback here)
+    with contextlib.ExitStack() as held:
+        if held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=False)) is False:
+            held.close()  # said before the wait: a start had waited 30 s without a word (regression probe 2026-12-07)
+            console.print(f"waiting up to {PRUNE_LOCK_SECONDS:g} s for another process holding {escape(str(data_dir))} (a prune, a "
+                          "backup, another start)…")
+            held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS))
         serving, others = _serving(data_dir)
+        running = _running_database(serving) if others else None
         recorded = _recorded_database(data_dir)
-        if recorded is not None and not same_database(recorded, _db_url(db, data_dir), data_dir) and (
-                others or BlobStore(data_dir).holds_files()):
+        # A running service's database by its own word, compared as it is (a folder's own inspections.db is not another's
+        # copied with it while that one serves here: regression probe 2026-12-07); else by the folder's record and pictures.
+        refused = (running["database_at"] != ours["database_at"] if running is not None else
+                   recorded is not None and not same_database(recorded, url, data_dir) and (others or BlobStore(data_dir).holds_files()))
+        if refused:
             # Served on another database, the folder's pictures would be this one's orphans (regression probe: its record
             # was overwritten, and a prune then removed the first database's pictures) — and so would those of a service
             # running on it that has stored none yet (regression probe 2026-12-07).
             _remove_made(data_dir, made)
             if serving is not None:
                 os.close(serving)
-            where = escape(json.dumps(recorded.get("database_at", recorded["database"])))
-            console.print(f"[red]error:[/] {escape(str(data_dir))} is served on another database ({where}, recorded in {SERVICE_FILE}) "
-                          "by a running defectlens serve — fix: pass that database with --db, or another --data-dir for this one"
+            other = running or recorded or {}
+            where = escape(json.dumps(other.get("database_at", other.get("database"))))
+            console.print(f"[red]error:[/] {escape(str(data_dir))} is served on another database ({where}) by a running defectlens "
+                          "serve — fix: pass that database with --db, or another --data-dir for this one"
                           if others else
                           f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({where}, recorded in "
                           f"{SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
             raise typer.Exit(2)
-        # Recorded now, not once the models are loaded: a start beside this one had found no record yet.
-        BlobStore(data_dir).record_database(database_record(_db_url(db, data_dir)))
+        if not others and serving is not None:
+            with contextlib.suppress(OSError):  # a lock file it may only read: the folder's record speaks for it
+                os.ftruncate(serving, 0)
+                os.pwrite(serving, json.dumps(ours).encode(), 0)
         _serve_on(serving)
+
+
+def _running_database(serving: int | None) -> dict | None:
+    """The database the services running on the folder serve, as the first of them wrote it into the lock file
+    (:func:`database_record`'s keys), or None where it says none."""
+    if serving is None:
+        return None
+    try:
+        running = json.loads(os.pread(serving, 1 << 16, 0) or b"null")
+    except (OSError, ValueError):
+        return None
+    return running if isinstance(running, dict) and isinstance(running.get("database_at"), dict) else None
 
 
 def _recorded_database(data_dir: Path) -> dict | None:
@@ -514,7 +560,8 @@ def serve(
         bad = bad_names[0]
         named = _without_port(bad)
         why = ((" (an address with a port) — fix: leave it out: an address is always taken, on any port" if _is_address(named) else
-                f" (a port is no part of the check) — fix: give it without the port, {named.lower()!r}") if named else
+                f" (a port is no part of the check) — fix: give it without the port, "
+                f"{(_punycode(named) if not named.isascii() and _punycode(named) else named.lower())!r}") if named else
                " (its last part is a number, which browsers read as an IP address) — fix: give the machine's name (an address need "
                "not be given)" if ends_in_number(bad) else
                f" — fix: give it as a request names it, {_punycode(bad)!r}" if not bad.isascii() and _punycode(bad) else

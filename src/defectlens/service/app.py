@@ -12,6 +12,7 @@ import base64
 import contextlib
 import ctypes
 import email.message
+import email.utils
 import hashlib
 import hmac
 import html
@@ -337,8 +338,9 @@ def upload_limit_words(limit: int, path: str = "/inspections") -> str:
 
 BODY_TAIL = "defectlens.body_tail"
 """The request's scope key under which :class:`BodyLimit` keeps a POST body's last bytes."""
-BODY_TAIL_BYTES = 512
-"""How many: a form's closing boundary (at most 72 characters) and the line ends or epilogue a client puts after it."""
+BODY_TAIL_BYTES = 8192
+"""How many: a form's closing boundary (at most 72 characters) and the line ends or epilogue a client puts after it (one of
+600 bytes had been refused as a form that breaks off: regression probe 2026-12-07)."""
 
 
 class BodyLimit:
@@ -550,13 +552,18 @@ IfNoneMatch = Annotated[str | None, Header(description="An ETag this client hold
 
 
 def _form_boundary(content_type: str) -> bytes | None:
-    """The boundary a multipart form's Content-Type names (None: none, or not ASCII)."""
+    """The boundary a multipart form's Content-Type names, as the form's reader takes it (None: none): its last ``boundary``
+    parameter, in the header's own bytes (a non-ASCII one had been let through unchecked, and of two the first compared where
+    the reader had used the last; regression probe 2026-12-07)."""
     header = email.message.Message()
     header["content-type"] = content_type
-    boundary = header.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary.isascii():
+    boundary = next((value for key, value in reversed(header.get_params() or []) if key.lower() == "boundary"), None)
+    if not isinstance(boundary, str) or not boundary:
         return None
-    return boundary.encode("ascii")
+    try:
+        return email.utils.unquote(boundary).encode("latin-1")  # Starlette's headers are the bytes read as Latin-1
+    except UnicodeEncodeError:
+        return None
 
 
 def _error(status: int, message: str) -> HTTPException:
@@ -849,6 +856,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if exc.status_code == 400 and isinstance(bad := exc.__cause__, UnicodeDecodeError):
             return JSONResponse({"detail": f"the body is not UTF-8 (byte 0x{bad.object[bad.start]:02x} at {bad.start}): send the JSON "
                                            "encoded as UTF-8"}, status_code=400)
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            return JSONResponse({"detail": "the body's JSON nests too deep to be read: send one JSON object, "
+                                           f"{REVIEW_EXAMPLE}"}, status_code=400)
         return await http_exception_handler(req, exc)
 
     @app.exception_handler(RequestValidationError)
