@@ -607,8 +607,8 @@ def serve(
         console.print(f"[red]error:[/] {escape(str(data_dir))}: cannot create the data folder ({escape(str(exc.strerror or exc))})"
                       " — fix: pass a writable --data-dir")
         raise typer.Exit(2) from None
-    # Which database the folder serves, checked and recorded with the folder held (a start beside this one waits for it), and
-    # the folder then held as served until this process ends (SERVING_LOCK).
+    # Which database the folder serves, checked with the folder held (a start beside this one waits for it), and the folder
+    # then held as served until this process ends (SERVING_LOCK, which names the database).
     try:
         _claim_folder(data_dir, db, made)
     except KeyboardInterrupt:
