@@ -1434,7 +1434,7 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         assert whole.status_code == 201 and whole.json()["model"] == "plate", whole.text
         # An epilogue after the closing boundary is the form's own (RFC 2046), a long one too (regression probe 2026-12-07).
         assert client.post("/inspections", content=head + b"\r\n--xyz--\r\nan epilogue\r\n", headers=multipart).status_code == 201
-        assert client.post("/inspections", content=head + b"\r\n--xyz--\r\n" + b"e" * 3000, headers=multipart).status_code == 201
+        assert client.post("/inspections", content=head + b"\r\n--xyz--\r\n" + b"e" * 30_000, headers=multipart).status_code == 201
         # The boundary as the form's reader takes it: a non-ASCII one, and the last of two (second regression probe 2026-12-07).
         odd = {**auth, "Content-Type": "multipart/form-data; boundary=Xy\u00e9".encode("utf-8")}
         odd_head = head.replace(b"--xyz", "--Xy\u00e9".encode("utf-8"))

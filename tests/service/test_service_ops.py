@@ -954,6 +954,22 @@ def test_a_folder_served_on_one_database_is_refused_to_another_while_it_serves(p
     assert junk.exit_code == 2 and "file is not a database" in " ".join(junk.output.split()) and not (data / SERVICE_FILE).exists()
     bare = CliRunner().invoke(cli, ["serve", model, "--port", "18999", "--data-dir", str(data), "--db", str(tmp_path / "bare.db")])
     assert bare.exit_code == 2 and "cannot be used" in bare.output and "Traceback" not in bare.output, bare.output
+    # A lock that is no file, and a folder another process holds past the wait: refused, not gone ahead without a word.
+    (data / SERVING_LOCK).unlink()
+    (data / SERVING_LOCK).mkdir()
+    folder_lock = serve("first.db")
+    assert folder_lock.exit_code == 2 and "cannot be used as the folder's lock" in " ".join(folder_lock.output.split()), folder_lock.output
+    (data / SERVING_LOCK).rmdir()
+    monkeypatch.setattr("defectlens.cli.service.PRUNE_LOCK_SECONDS", 0.3)
+    holder = os.open(data, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        waited = serve("first.db")
+    finally:
+        os.close(holder)
+    said = " ".join(waited.output.split())
+    assert waited.exit_code == 2 and "waiting up to 0.3 s" in said and "another process has held" in said, waited.output
+    assert serve("first.db").exit_code == 0
 
 
 def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):
@@ -982,9 +998,10 @@ def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images,
     other = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)])
     assert other.exit_code == 2 and "holds the pictures of another database" in " ".join(other.output.split()), other.output
     # A --db that is no URL: refused in one line (regression probe 2026-12-07: a traceback).
-    bare = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--db", str(tmp_path / "x.db"), "--dry-run"])
-    assert bare.exit_code == 2 and isinstance(bare.exception, SystemExit), (bare.output, bare.exception)
-    assert "Traceback" not in bare.output and bare.output.startswith("error:"), bare.output
+    for path in (tmp_path / "x.db", data / "inspections.db"):  # the folder's own file as a bare path: no "another database"
+        bare = CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data), "--db", str(path), "--dry-run"])
+        assert bare.exit_code == 2 and isinstance(bare.exception, SystemExit), (bare.output, bare.exception)
+        assert "cannot be used" in bare.output and "Traceback" not in bare.output, bare.output
     assert blobs.path(orphan, "png").is_file()
     (data / SERVICE_FILE).write_text(json.dumps({"database": database_identity(f"sqlite:///{data}/./inspections.db")}))
     assert CliRunner().invoke(cli, ["prune-files", "--data-dir", str(data)]).exit_code == 0 and not blobs.path(orphan, "png").exists()

@@ -207,7 +207,7 @@ def _files_store(db: str | None, data_dir: Path) -> Any:
         console.print(f"[red]error:[/] {escape(str(data_dir))}: no service data folder with its database there "
                       "— fix: pass the --data-dir the service was started with (and its --db)")
         raise typer.Exit(2)
-    if db is not None and own.is_file() and not _same_sqlite_file(db, own):
+    if db is not None and own.is_file() and _same_sqlite_file(db, own) is False:
         console.print(f"[red]error:[/] {escape(str(data_dir))} holds its own database ({DB_FILE}), not the --db given: its pictures "
                       "are that database's — fix: pass the --data-dir and --db of one service (or leave --db out for this folder's)")
         raise typer.Exit(2)
@@ -218,9 +218,10 @@ def _files_store(db: str | None, data_dir: Path) -> Any:
         raise typer.Exit(2) from None
 
 
-def _same_sqlite_file(url: str, path: Path) -> bool:
+def _same_sqlite_file(url: str, path: Path) -> bool | None:
     """Whether ``url`` is the SQLite file at ``path``, read as the driver opens it (a ``file:`` URI serve takes had been taken
-    for another database by the prune commands: regression probe 2026-12-07)."""
+    for another database by the prune commands: regression probe 2026-12-07); None where ``url`` is no URL (the store says
+    so: a bare path had been told it was another database)."""
     from sqlalchemy.exc import ArgumentError
 
     from defectlens.service.db import sqlite_file
@@ -228,7 +229,7 @@ def _same_sqlite_file(url: str, path: Path) -> bool:
     try:
         file = sqlite_file(url)
     except (ArgumentError, ValueError):
-        return False  # a URL that does not parse is the store's to refuse, in one line (it had ended in a traceback: probe)
+        return None  # a URL that does not parse is the store's to refuse, in one line (it had ended in a traceback: probe)
     return file is not None and Path(file).resolve() == path.resolve()
 
 
@@ -314,8 +315,9 @@ def _serving(data_dir: Path) -> tuple[int | None, bool]:
             fd = os.open(data_dir / SERVING_LOCK, os.O_RDONLY)
         except OSError:
             return None, False
-    except OSError:  # a folder it may not write in: said by the start's later checks
+    except FileNotFoundError:  # the folder gone meanwhile: said by the start's later checks
         return None, False
+    # Other failures (a folder in its place) raise: the guard had been turned off without a word (regression probe 2026-12-07).
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -329,7 +331,10 @@ def _serving(data_dir: Path) -> tuple[int | None, bool]:
 
 def _served_by_another(folder: Path) -> bool:
     """Whether another running `serve` holds ``folder`` (this process's own hold let go first: it is refused)."""
-    serving, others = _serving(folder) if (folder / SERVING_LOCK).is_file() else (None, False)
+    try:
+        serving, others = _serving(folder) if (folder / SERVING_LOCK).is_file() else (None, False)
+    except OSError:
+        return False
     if serving is not None:
         os.close(serving)
     return others
@@ -364,8 +369,19 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
             held.close()  # said before the wait: a start had waited 30 s without a word (regression probe 2026-12-07)
             console.print(f"waiting up to {PRUNE_LOCK_SECONDS:g} s for another process holding {escape(str(data_dir))} (a prune, a "
                           "backup, another start)…")
-            held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS))
-        serving, others = _serving(data_dir)
+            if held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=PRUNE_LOCK_SECONDS)) is False:
+                # Not gone ahead without it: the checks below would race that process (regression probe 2026-12-07).
+                _remove_made(data_dir, made)
+                console.print(f"[red]error:[/] another process has held {escape(str(data_dir))} for {PRUNE_LOCK_SECONDS:g} s (a prune, "
+                              "a backup) — fix: start the service again when that one is done")
+                raise typer.Exit(2)
+        try:
+            serving, others = _serving(data_dir)
+        except OSError as exc:
+            _remove_made(data_dir, made)
+            console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be used as the folder's lock "
+                          f"({escape(exc.strerror or str(exc))}) — fix: remove it (nothing may serve the folder meanwhile) and start again")
+            raise typer.Exit(2) from None
         running = _running_database(serving) if others else None
         recorded = _recorded_database(data_dir)
         # A running service's database by its own word, compared as it is (a folder's own inspections.db is not another's
@@ -388,9 +404,18 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
                           f"{SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
             raise typer.Exit(2)
         if not others and serving is not None:
-            with contextlib.suppress(OSError):  # a lock file it may only read: the folder's record speaks for it
+            try:
                 os.ftruncate(serving, 0)
                 os.pwrite(serving, json.dumps(ours).encode(), 0)
+            except OSError as exc:
+                # Left naming an earlier run's database, it would let another database in beside this one, and keep this one's
+                # out (regression probe 2026-12-07: a lock file another user made, which this one may only read).
+                os.close(serving)
+                _remove_made(data_dir, made)
+                console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be written "
+                              f"({escape(exc.strerror or str(exc))}), so it would name another database than this one — fix: "
+                              "remove it (nothing serves the folder now) or start the service as its owner")
+                raise typer.Exit(2) from None
         _serve_on(serving)
 
 

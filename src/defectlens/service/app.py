@@ -48,6 +48,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BeforeValidator, Field, StringConstraints
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -336,11 +337,10 @@ def upload_limit_words(limit: int, path: str = "/inspections") -> str:
     return f"{what} is over the limit of {limit} bytes ({limit / 2**20:.3g} MiB: serve with a larger --max-upload-mb to take it)"
 
 
-BODY_TAIL = "defectlens.body_tail"
-"""The request's scope key under which :class:`BodyLimit` keeps a POST body's last bytes."""
-BODY_TAIL_BYTES = 8192
-"""How many: a form's closing boundary (at most 72 characters) and the line ends or epilogue a client puts after it (one of
-600 bytes had been refused as a form that breaks off: regression probe 2026-12-07)."""
+FORM_CLOSED = "defectlens.form_closed"
+"""The request's scope key under which :class:`BodyLimit` says whether a multipart body held its closing delimiter (its
+boundary, ``--BOUNDARY--``, at a line's start): looked for in the whole stream, an epilogue of any length after it (the last
+8 kB had been looked into, and a longer epilogue refused; regression probe 2026-12-07)."""
 
 
 class BodyLimit:
@@ -360,14 +360,21 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         received = 0
+        boundary = _form_boundary(Headers(scope=scope).get("content-type", ""))
+        closing = b"\n--" + boundary + b"--" if boundary else None  # at a line's start: a part's data cannot hold one
+        carried = b"\n"  # the body's start is a line's start
+        scope[FORM_CLOSED] = False
 
         async def counted_receive() -> Any:
-            nonlocal received
+            nonlocal received, carried
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                # Its last bytes kept for the upload's check of the form's closing boundary (:data:`BODY_TAIL`).
-                scope[BODY_TAIL] = (scope.get(BODY_TAIL, b"") + message.get("body", b""))[-BODY_TAIL_BYTES:]
+                if closing is not None and not scope[FORM_CLOSED]:
+                    # Across the chunks' edges: the end of the one before carried into the next.
+                    window = carried + message.get("body", b"")
+                    scope[FORM_CLOSED] = closing in window
+                    carried = window[-(len(closing) - 1):]
                 if received > self.limit:
                     if self.on_refused is not None:
                         self.on_refused()
@@ -1053,8 +1060,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # probe 2026-12-07: "no part named 'file'" for one that had been sent).
             raise _error(422, "no part named 'file' was read: the image goes in a part named 'file' (curl -F file=@part.png), and the "
                               "form must end with its closing boundary (--BOUNDARY--)")
-        boundary = _form_boundary(request.headers.get("content-type", ""))
-        if boundary and b"--" + boundary + b"--" not in request.scope.get(BODY_TAIL, b""):
+        if _form_boundary(request.headers.get("content-type", "")) and not request.scope.get(FORM_CLOSED):
             # Its last part, whichever it was, is dropped by the form's reader: a cut-off 'model' part had sent the part to the
             # first model served without a word (regression probe 2026-12-07).
             raise _error(422, "the form breaks off before its closing boundary (--BOUNDARY--), and its last part was not read: send "
