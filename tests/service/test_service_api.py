@@ -1441,6 +1441,10 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         odd_cut = client.post("/inspections", content=odd_head + model_part.replace(b"--xyz", "--Xy\u00e9".encode("utf-8")), headers=odd)
         assert odd_cut.status_code == 422 and "breaks off" in odd_cut.text, odd_cut.text
         assert client.post("/inspections", content=odd_head + "\r\n--Xy\u00e9--\r\n".encode("utf-8"), headers=odd).status_code == 201
+        # A file's bytes holding an LF and the closing delimiter are its data, not the form's end (final probe 2026-12-07).
+        lf_head = head + b"x\n--xyz--y"
+        lf_cut = client.post("/inspections", content=lf_head + model_part, headers=multipart)
+        assert lf_cut.status_code == 422 and "breaks off" in lf_cut.text, lf_cut.text
         twice = {**auth, "Content-Type": "multipart/form-data; boundary=first; boundary=xyz"}
         assert client.post("/inspections", content=head + b"\r\n--xyz--\r\n", headers=twice).status_code == 201
 

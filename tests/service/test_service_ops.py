@@ -970,6 +970,16 @@ def test_a_folder_served_on_one_database_is_refused_to_another_while_it_serves(p
     said = " ".join(waited.output.split())
     assert waited.exit_code == 2 and "waiting up to 0.3 s" in said and "another process has held" in said, waited.output
     assert serve("first.db").exit_code == 0
+    # A lock file this user may only read (its write fails): kept where it names this database, else refused with the cause
+    # (final probe 2026-12-07: "(Invalid argument) ... would name another database" of one naming this very database).
+    def read_only(fd: int, length: int) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "ftruncate", read_only)
+    assert serve("first.db").exit_code == 0
+    stuck = serve("second.db")
+    said = " ".join(stuck.output.split())
+    assert stuck.exit_code == 2 and "cannot be written by this user (another made it?), and it names another database" in said, said
 
 
 def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):

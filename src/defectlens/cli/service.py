@@ -403,18 +403,20 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
                           f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({where}, recorded in "
                           f"{SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
             raise typer.Exit(2)
-        if not others and serving is not None:
+        named = _running_database(serving)
+        if not others and serving is not None and (named is None or named["database_at"] != ours["database_at"]):
             try:
                 os.ftruncate(serving, 0)
                 os.pwrite(serving, json.dumps(ours).encode(), 0)
-            except OSError as exc:
+            except OSError:
                 # Left naming an earlier run's database, it would let another database in beside this one, and keep this one's
-                # out (regression probe 2026-12-07: a lock file another user made, which this one may only read).
+                # out (regression probe 2026-12-07: a lock file another user made, which this one may only read; opened so,
+                # its write fails with EINVAL or EBADF, which named nothing of the cause). One naming this database is kept.
                 os.close(serving)
                 _remove_made(data_dir, made)
-                console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be written "
-                              f"({escape(exc.strerror or str(exc))}), so it would name another database than this one — fix: "
-                              "remove it (nothing serves the folder now) or start the service as its owner")
+                console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be written by this user (another made "
+                              "it?), and it names another database than this one — fix: remove it (nothing serves the folder now) "
+                              "or start the service as its owner")
                 raise typer.Exit(2) from None
         _serve_on(serving)
 
