@@ -606,10 +606,10 @@ def test_a_batch_of_magnetic_tiles_and_commutators_is_said_to_hold_two_looks():
     from defectlens.io import load_category, load_image
     from tests.conftest import require_category
 
-    tiles = [load_image(t.path) for t in load_category(require_category("magnetic_tile")).test[::40][:12]]
-    commutators = [load_image(t.path) for t in load_category(require_category("commutator")).test[::10][:12]]
+    tiles = [load_image(t.path) for t in load_category(require_category("magnetic_tile")).test[::40][:16]]
+    commutators = [load_image(t.path) for t in load_category(require_category("commutator")).test[::8][:16]]
     scoring = BatchScoringDetector()
-    assert any("two groups of distinct looks" in (r.batch_warning or "") for r in scoring.score(tiles + commutators))
+    assert any("two groups of distinct looks" in (r.batch_warning or "") for r in scoring.score(tiles[:12] + commutators[:12]))
     for part in (tiles, commutators):
         scoring.score(part)
         looks = scoring.last_reading.looks

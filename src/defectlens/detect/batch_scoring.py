@@ -497,7 +497,8 @@ def read_batch(encoded: EncodedBatch, config: BatchScoringConfig) -> BatchReadin
         with_twin=tuple(i for i in range(n) if twins is not None and bool(twins[i].any())),
         twin_pairs=tuple((i, int(references[i][r])) for i in range(n) for r in range(len(references[i]))
                          if twins is not None and bool(twins[i, r])),
-        looks=two_looks(image_features),
+        # Of batches it may be said of only (lot_notes): a small one's k-means and scikit-learn's import are spared.
+        looks=two_looks(image_features) if n >= SMALL_BATCH else None,
     )
 
 
