@@ -382,7 +382,8 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
             console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be used as the folder's lock "
                           f"({escape(exc.strerror or str(exc))}) — fix: remove it (nothing may serve the folder meanwhile) and start again")
             raise typer.Exit(2) from None
-        running = _running_database(serving) if others else None
+        named = _running_database(serving)  # what the lock file says, read once
+        running = named if others else None
         recorded = _recorded_database(data_dir)
         # A running service's database by its own word, compared as it is (a folder's own inspections.db is not another's
         # copied with it while that one serves here: regression probe 2026-12-07); else by the folder's record and pictures.
@@ -403,7 +404,6 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
                           f"[red]error:[/] {escape(str(data_dir))} holds the pictures of another database ({where}, recorded in "
                           f"{SERVICE_FILE}) — fix: pass that database with --db, or another --data-dir for this one")
             raise typer.Exit(2)
-        named = _running_database(serving)
         if not others and serving is not None and (named is None or named["database_at"] != ours["database_at"]):
             try:
                 os.ftruncate(serving, 0)
@@ -581,7 +581,7 @@ def serve(
         kept = [(g, n) for g, n in zip(given, allowed_host, strict=True) if not _is_address(n)]
         given, allowed_host = [g for g, _ in kept], [n for _, n in kept]
     if bad_names := [g for g, n in zip(given, allowed_host, strict=True)
-                     if n != "*" and (not is_host_name(n) or ends_in_number(n))]:
+                     if n != "*" and not is_host_name(n)]:  # is_host_name refuses a name ending in a number too
         # A name as a request's Host header carries it, without scheme, port or capitals: "http://plant.example" or
         # "Plant.example:8000" had been taken at start and never matched (regression probe).
         bad = bad_names[0]

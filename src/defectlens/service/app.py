@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,7 +59,7 @@ from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label
 from defectlens.io.images import holds_deep_colour
 from defectlens.io.names import folded_name, same_spelling
 from defectlens.service import DB_FILE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_TIMEOUT, is_host_name
-from defectlens.service.blobs import MIN_FREE_BYTES, BlobStore
+from defectlens.service.blobs import MAX_MARK, MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_file, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import (
@@ -95,7 +95,7 @@ BODY_OVERHEAD = 64 * 1024
 around the image."""
 NO_NUL = "^[^\\x00]*$"
 """Pattern of a text filter: anything but NUL, which no stored text holds (PostgreSQL cannot)."""
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_MARK
 """Largest inspection id a request may name (a database integer); larger ones are refused with 422, and one beyond
 the database's own range (PostgreSQL's id column is 32-bit) too, by the database's answer (:class:`DataError`)."""
 CLIENT_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,200}")
@@ -339,8 +339,9 @@ def upload_limit_words(limit: int, path: str = "/inspections") -> str:
 
 FORM_CLOSED = "defectlens.form_closed"
 """The request's scope key under which :class:`BodyLimit` says whether a multipart body held its closing delimiter (its
-boundary, ``--BOUNDARY--``, at a line's start): looked for in the whole stream, an epilogue of any length after it (the last
-8 kB had been looked into, and a longer epilogue refused; regression probe 2026-12-07)."""
+boundary, ``--BOUNDARY--``, at a line's start; None: a body that names no boundary): looked for in the whole stream, an
+epilogue of any length after it (the last 8 kB had been looked into, and a longer epilogue refused; regression probe
+2026-12-07)."""
 
 
 class BodyLimit:
@@ -365,7 +366,7 @@ class BodyLimit:
         # (final probe 2026-12-07: taken for the form's end, a cut-off 'model' part after it went unsaid).
         closing = b"\r\n--" + boundary + b"--" if boundary else None
         carried = b"\r\n"  # the body's start is a line's start
-        scope[FORM_CLOSED] = False
+        scope[FORM_CLOSED] = False if closing is not None else None
 
         async def counted_receive() -> Any:
             nonlocal received, carried
@@ -573,6 +574,18 @@ def _form_boundary(content_type: str) -> bytes | None:
         return email.utils.unquote(boundary).encode("latin-1")  # Starlette's headers are the bytes read as Latin-1
     except UnicodeEncodeError:
         return None
+
+
+def _unknown(names: Iterable[str], known: Iterable[str] = ()) -> list[str]:
+    """The ``names`` (a request's parameters or form fields, each once, in order) that are not ``known``; a name starting with
+    '_' (a cache-buster) is let go."""
+    taken = set(known)
+    return [name for name in dict.fromkeys(names) if name not in taken and not name.startswith("_")]
+
+
+def _media_type(request: Request) -> str:
+    """The media type of the request's body, as its Content-Type names it (lower case, no parameters; '' for none)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _error(status: int, message: str) -> HTTPException:
@@ -1044,10 +1057,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         already parsed for the route."""
         # A query parameter the upload does not take (``?modle=commutator``) had been ignored, the part judged by the first
         # model served (regression probe 2026-12-06); '_'-names pass as cache-busters, as in the history.
-        if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if k != "model" and not k.startswith("_")]:
+        if unknown := _unknown(request.query_params.keys(), ("model",)):
             raise _error(422, f"no parameter {_printable(unknown[0], 40)!r} on an upload: the model is named by ?model= or the form")
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "multipart/form-data":
+        if (kind := _media_type(request)) != "multipart/form-data":
             # The image's own bytes (Content-Type: image/png) had been answered "body file: Field required" (integration probe).
             # A body that says no type at all (nothing sent) is a request missing its image: 422, as before.
             raise _error(415 if kind else 422, "an upload is a multipart/form-data form with the image in a part named 'file' "
@@ -1055,14 +1067,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         form = await request.form()
         # A form field the upload does not take (``modle=commutator``) had sent the part to the first model served, as the
         # URL's had before (integration probe 2026-12-06).
-        if unknown := [k for k in dict.fromkeys(form.keys()) if k not in ("file", "model") and not k.startswith("_")]:
+        if unknown := _unknown(form.keys(), ("file", "model")):
             raise _error(422, f"no form field {_printable(unknown[0], 40)!r} on an upload: it takes 'file' (the image) and 'model'")
         if "file" not in form:
             # A form cut off before its closing boundary loses its last part: said, as it is the likelier cause then (API contract
             # probe 2026-12-07: "no part named 'file'" for one that had been sent).
             raise _error(422, "no part named 'file' was read: the image goes in a part named 'file' (curl -F file=@part.png), and the "
                               "form must end with its closing boundary (--BOUNDARY--)")
-        if _form_boundary(request.headers.get("content-type", "")) and not request.scope.get(FORM_CLOSED):
+        if request.scope.get(FORM_CLOSED) is False:  # BodyLimit looked for the closing delimiter of the boundary named
             # Its last part, whichever it was, is dropped by the form's reader: a cut-off 'model' part had sent the part to the
             # first model served without a word (regression probe 2026-12-07).
             raise _error(422, "the form breaks off before its closing boundary (--BOUNDARY--), and its last part was not read: send "
@@ -1185,7 +1197,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         (``?sinse=``) had listed everything (integration probe 2026-12-06); a name starting with '_' (a cache-buster)
         passes."""
         known = {p.alias or p.name for p in list_params}
-        if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if k not in known and not k.startswith("_")]:
+        if unknown := _unknown(request.query_params.keys(), known):
             raise _error(422, f"no filter {_printable(unknown[0], 40)!r} in the history: known are {', '.join(sorted(known))}")
         for key in dict.fromkeys(request.query_params.keys()):
             if len(set(request.query_params.getlist(key))) > 1:
@@ -1340,13 +1352,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def fields_in_the_body(request: Request) -> None:
         """Refuse a query parameter on a review, whose fields are the JSON body's: ``?verdict=good`` had been ignored and the
         machine's verdict stored as a person's label (API contract probe 2026-12-07). '_'-names pass as cache-busters."""
-        if unknown := [k for k in dict.fromkeys(request.query_params.keys()) if not k.startswith("_")]:
+        if unknown := _unknown(request.query_params.keys()):
             raise _error(422, f"no parameter {_printable(unknown[0], 40)!r} on a review: its fields go in the JSON body "
                               f"({', '.join(ReviewIn.model_fields)})")
         # Sent as a form (curl -d without a JSON type) it had been 422 "Input should be a valid dictionary" (API contract probe
         # 2026-12-07), where an upload sent otherwise is 415 with the form to send.
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":  # none too: its body is not read as JSON (requests' data=json.dumps(...); third probe)
+        # None too: its body is not read as JSON (requests' data=json.dumps(...); third probe).
+        if (kind := _media_type(request)) != "application/json":
             raise _error(415, f"a review is a JSON body (Content-Type: application/json; curl -H 'Content-Type: application/json' -d "
                               f"'{{\"reviewer\": ...}}'), not {_printable(kind, 60) or 'a body without a Content-Type'}")
 
