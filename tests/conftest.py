@@ -12,6 +12,13 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
+# pytest-xdist's workers are given COLUMNS=80 and LINES=24 (they have no terminal): the commands' console then wraps at 80
+# where a serial run's writes 200 wide, and text the tests look for is cut by table borders. Taken out before any test
+# imports the command line, so both runs see what a user's piped run sees.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
 
 def data_root() -> Path:
     """The shared datasets ($DEFECTLENS_DATA or ../shared/datasets beside the repo)."""

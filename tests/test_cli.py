@@ -1337,7 +1337,7 @@ def test_inspect_and_evaluate_say_thresholds_resting_on_too_few_normal_images(tm
     assert any("a coarse guide" in n for n in kept), kept
     assert said in text and "(the operating point's figures below are those of such thresholds)" in text, result.output
     # And a test set this small is said to be a coarse guide, as calibrate says it (4 good, 4 defective).
-    assert ("4 good and 4 defective test image(s): false alarms move in steps of 25%, recall in steps of 25%, image AUROC by 0.062 for "
+    assert ("4 good and 4 defective test image(s) scored: false alarms move in steps of 25%, recall in steps of 25%, image AUROC by 0.062 for "
             "each pair ranked wrong — a coarse guide") in text, result.output
     inspector = Inspector.load(model)
     assert inspector.threshold_caveat is not None
@@ -1362,3 +1362,62 @@ def test_evaluate_counts_a_defective_folder_given_twice_by_two_names_once_with_i
     good = runner.invoke(app, [*args, "--good", str(synthetic_category / "test" / "good")])
     assert "good input name(s) lead to a file already given" in " ".join(good.output.split()), good.output
     assert "each file is evaluated once" in " ".join(good.output.split())
+
+
+def test_evaluate_says_what_it_cannot_figure_and_names_types_as_the_taxonomy_does(fitted_model, synthetic_category, tmp_path):
+    # Metrics probe 2026-12-07: the figures were right, their words not — "accuracy nan", a per-type AUROC keyed by the folder's
+    # spelling beside the types' taxonomy spelling, a small set's steps counted with an image that could not be read, skipped
+    # masks in the random batches' order, "pass --types-k 0 or less", pixel metrics n/a unexplained.
+    from defectlens import Inspector
+    from defectlens.io.dataset import Category
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    (model / "taxonomy.json").write_text(json.dumps({"object": "metal plate", "defects": [{"name": "spot", "description": "a bright spot"}]}))
+    data = tmp_path / "plate"
+    shutil.copytree(synthetic_category, data)
+    for split in ("test", "ground_truth"):
+        (data / split / "spot").rename(data / split / "Spot")
+    (data / "test" / "Spot" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off")
+    for broken in ("003", "001"):
+        (data / "ground_truth" / "Spot" / f"{broken}_mask.png").write_text("no mask")
+    result = runner.invoke(app, ["evaluate", str(model), str(data), "--json", str(tmp_path / "e.json")])
+    out = json.loads((tmp_path / "e.json").read_text())
+    assert result.exit_code == 3 and out["per_type_image_auroc"].keys() == {"spot"}, result.output
+    assert "4 good and 3 defective test image(s) scored: false alarms move in steps of 25%, recall in steps of 33.3%" in _words(result), result.output
+    failed = [f["source"] for f in out["failures"]]
+    assert [Path(f).name for f in failed] == ["001_mask.png", "003_mask.png", "000.png"] and failed == sorted(failed), failed
+    # Two folders one type in two spellings keep their own names (regression probe 2026-12-07: one's AUROC lost under the other's).
+    twice = tmp_path / "twice"
+    shutil.copytree(data, twice)
+    (twice / "test" / "spot").mkdir()
+    for image in sorted((twice / "train" / "good").glob("*.png"))[:2]:
+        shutil.copy(image, twice / "test" / "spot" / image.name)
+    result = runner.invoke(app, ["evaluate", str(model), str(twice), "--json", str(tmp_path / "t.json")])
+    assert (tmp_path / "t.json").is_file(), result.output
+    assert json.loads((tmp_path / "t.json").read_text())["per_type_image_auroc"].keys() == {"Spot", "spot"}, result.output
+
+    high = tmp_path / "high"
+    shutil.copytree(model, high)
+    inspector = Inspector.load(high)
+    inspector.set_thresholds(image=1e9)
+    inspector.save(high)
+    result = runner.invoke(app, ["evaluate", str(high), str(synthetic_category), "--types-k", "2", "--json", str(tmp_path / "h.json")])
+    assert result.exit_code == 0 and "nan" not in result.output, result.output
+    assert "accuracy and macro-F1 n/a: no defective image was flagged, so none was typed" in _words(result)
+    assert (tmp_path / "h.confusion.png").is_file() and json.loads((tmp_path / "h.json").read_text())["types"]["accuracy"] is None
+
+    for image in sorted((data / "test" / "Spot").glob("*.png"))[:3]:
+        image.unlink()
+    result = runner.invoke(app, ["evaluate", str(model), str(data), "--types-k", "1"])
+    assert result.exit_code == 2 and "leaving none to type" in _words(result), result.output
+    assert "add Spot test images until it has more than 1, or type against examples kept apart: --examples DIR" in _words(result)
+
+    shutil.rmtree(data / "test" / "Spot")
+    result = runner.invoke(app, ["evaluate", str(model), str(data)])
+    assert "null, and so are the recall at the threshold, the pixel metrics and AUPRO (no defect pixel to find)" in _words(result), result.output
+    assert Category(Path("/"), [], []).name == "test"  # folders with nothing above them in common: no empty name
+
+
+def _words(result) -> str:
+    return " ".join(result.output.split())

@@ -767,3 +767,106 @@ def test_serve_stopped_while_it_loads_ends_as_a_stop(monkeypatch):
     assert stopped_status() == 0
     monkeypatch.setattr(sys, "argv", ["defectlens", "inspect", "models/cookie", "a.png", "-o", "out"])
     assert stopped_status() == 130
+
+
+def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_in_one_line(fitted_model, synthetic_category, tmp_path,
+                                                                                          monkeypatch):
+    # Resource probe 2026-12-07: one 64-megapixel image under a memory limit ended the whole `inspect` in a 144-line
+    # traceback with nothing written, and `fit` in 216 lines.
+    import weakref
+
+    scored = Inspector.inspect_batch
+
+    class Decoded:  # stands for the failed batch's decoded images
+        pass
+
+    failed_batches: list[weakref.ref] = []
+
+    def short_of_memory_for_one(self, paths, *args, **kwargs):
+        # Each image alone once the batch failed, its images let go (regression probe 2026-12-07: retried within the except
+        # block, whose traceback held them, every image had failed too).
+        assert all(held() is None for held in failed_batches), "the failed batch's images are still held"
+        if any(Path(p).name == "001.png" for p in paths):
+            decoded = Decoded()
+            failed_batches.append(weakref.ref(decoded))
+            raise MemoryError("Unable to allocate 238. MiB for an array with shape (7900, 7900, 4)")
+        return scored(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(Inspector, "inspect_batch", short_of_memory_for_one)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out)])
+    said = _text(result)
+    assert result.exit_code == 3 and "Traceback" not in said, result.output
+    assert sorted(p.name for p in out.glob("*.report.json")) == ["000.report.json", "002.report.json", "003.report.json"]
+    assert "001.png: not inspected, this machine ran out of memory — fix: give it less at once" in said and "then --resume" in said
+    rows = {r["file"]: r for r in csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8")))}
+    assert [Path(name).name for name, r in rows.items() if r["verdict"] == "skipped"] == ["001.png"], rows
+
+    # The command's own entry, its command line standing in for one that runs short; one process for the three.
+    code = ("import sys\n"
+            "import defectlens.cli as cli\n"
+            "from defectlens._entry import main\n"
+            "for raised in (RuntimeError(\"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory\"),\n"
+            "               OSError(24, 'Too many open files'), RuntimeError('a bug')):\n"
+            "    def app(raised=raised):\n"
+            "        raise raised\n"
+            "    cli.app = app\n"
+            "    try:\n"
+            "        main()\n"
+            "    except SystemExit as exc:\n"
+            "        print('status', exc.code, file=sys.stderr)\n"
+            "    except RuntimeError as exc:\n"
+            "        print('raised', exc, file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stderr.splitlines() == [
+        "error: this machine ran out of memory ([enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory) — fix: "
+        "give it less at once (fit: --max-images or a smaller --image-size; inspect and evaluate: fewer or smaller images), or run it "
+        "where more memory is free", "status 2",
+        "error: this machine ran out of open files ([Errno 24] Too many open files) — fix: raise the limit of open files (ulimit -n; "
+        "the service: its unit's LimitNOFILE) and run it again", "status 2",
+        "raised a bug",  # anything else as it was
+    ], run.stderr
+
+
+def test_a_disk_without_room_is_refused_before_a_fit_or_an_inspection(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Resource probe 2026-12-07: on a disk with nothing free, `inspect` scored 100 images and `fit -o` to a new folder ran its
+    # whole fit before each write failed (a fit over an existing model was refused first).
+    import collections
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: collections.namedtuple("usage", "total used free")(2**30, 2**30, 4096))
+    # (a full disk: under 64 KiB free)
+    monkeypatch.setattr(Inspector, "fit", lambda *a, **k: pytest.fail("fitted on a full disk"))
+    monkeypatch.setattr(Inspector, "inspect_batch", lambda *a, **k: pytest.fail("inspected on a full disk"))
+    for command, out in ((["fit", str(synthetic_category)], tmp_path / "model"),
+                         (["inspect", str(fitted_model), str(synthetic_category / "test" / "spot")], tmp_path / "out")):
+        result = runner.invoke(app, [*command, "-o", str(out)])
+        assert result.exit_code == 2 and "0.0 MiB free on its disk" in _text(result) and "free space on that disk first" in _text(result), \
+            result.output
+        assert not out.exists()
+
+
+def test_a_write_that_fails_in_its_temporary_names_the_folder_not_the_temporary(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Resource probe 2026-12-07: out of inodes, the message named a hidden temporary already removed (.img001.mask.png.m712_f6h.tmp).
+    from defectlens.engine import local
+
+    out = tmp_path / "out"
+
+    def no_inodes(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / ".000.mask.png.m712_f6h.tmp"))
+
+    monkeypatch.setattr(local, "write_inspection", no_inodes)
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot" / "000.png"), "-o", str(out)])
+    assert f"could not be written to {out} (No space left on device)" in _text(result) and ".tmp" not in result.output, result.output
+
+
+def test_a_mount_point_as_a_models_folder_is_refused_before_the_work(synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: `fit -o MOUNTPOINT` ran its whole fit, then ended in a traceback ("Device or resource busy"
+    # from the rename that swaps a model in), leaving an empty folder beside it at each run.
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == mount or real(path))
+    monkeypatch.setattr(Inspector, "fit", lambda *a, **k: pytest.fail("fitted into a mount point"))
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(mount)])
+    assert result.exit_code == 2 and "is a mount point" in _text(result) and f"pass a folder inside it ({mount / 'model'}" in _text(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt"]

@@ -431,3 +431,19 @@ def test_a_model_under_a_folder_name_that_is_not_utf8_saves_loads_and_exports(fi
     assert loaded.detector.encoder.network.name == runtime
     got = loaded.inspect(image)
     assert _relative(got.anomaly_map, want.anomaly_map) <= MAX_RELATIVE_ERROR and got.is_defective == want.is_defective
+
+
+def test_a_full_disk_under_an_export_is_said_of_the_folder_written(fitted_model, tmp_path, monkeypatch):
+    # Resource probe 2026-12-07: a full disk was said of the model's own files, "cannot be copied (no space left on device) —
+    # fix: make it a readable file, or move it out of the model folder" (calibrate's save said it of the labelled examples).
+    import errno
+
+    def full(src: str, dst: str, **kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(app, ["export", str(fitted_model), "-o", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "could not be written (No space left on device)" in said and "free space there" in said, said
+    assert "move it out of the model folder" not in said and not out.exists()

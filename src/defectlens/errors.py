@@ -6,7 +6,9 @@ what to do about it, so the CLI can print it as-is and a batch can report it at 
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -51,6 +53,26 @@ class ConfigError(DefectlensError):
 class OutputError(DefectlensError):
     """An output path cannot be used as asked: it is an input folder or lies inside one, a file
     stands where a folder is needed (or the reverse), or a folder to be replaced is not ours."""
+
+
+def out_of_resources(exc: BaseException) -> str | None:
+    """What this machine ran out of, where ``exc`` says it could not give the work what it needed: "memory" (Python's
+    MemoryError, PyTorch's and C++'s failed allocations, raised as RuntimeError) or "open files" (EMFILE, ENFILE); else None.
+    A 64-megapixel image under a memory limit had ended a whole batch in a 144-line traceback, and a service under a low
+    open-file limit had answered a plain-text 500 (resource probe 2026-12-07)."""
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and re.search(r"can't allocate memory|std::bad_alloc", str(exc))):
+        return "memory"
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "open files"
+    return None
+
+
+SHORT_OF_FIX = {
+    "memory": "give it less at once (fit: --max-images or a smaller --image-size; inspect and evaluate: fewer or smaller images), "
+              "or run it where more memory is free",
+    "open files": "raise the limit of open files (ulimit -n; the service: its unit's LimitNOFILE) and run it again",
+}
+"""The fix of each shortage :func:`out_of_resources` names."""
 
 
 class NoteWarning(UserWarning):

@@ -193,6 +193,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(pool: ModelPool, images: 
         assert 'defectlens_rejected_uploads_total{reason="not_an_image"} 2.0' in metrics
         assert 'defectlens_rejected_uploads_total{reason="too_many_pixels"} 1.0' in metrics  # the bomb: by the service's limit
         assert 'defectlens_rejected_uploads_total{reason="too_large"} 2.0' in metrics
+        assert 'defectlens_rejected_uploads_total{reason="invalid_request"} 2.0' in metrics  # the unknown model, no file at all
 
 
 def test_images_over_the_pixel_limit_and_out_of_range_requests_are_422(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
@@ -254,8 +255,12 @@ def test_writes_from_another_site_and_requests_to_other_host_names_are_refused(
         assert r.status_code == 403 and "another site (http://evil.example)" in r.json()["detail"]
         review = client.post("/inspections/1/review", json={"reviewer": "x"}, headers={"Origin": "null"})
         assert review.status_code == 403
+        for broken in ("http://[", "http://a]b"):  # regression probe 2026-12-07: a 500
+            refused = client.post("/inspections/1/review", json={"reviewer": "x"}, headers={"Origin": broken})
+            assert refused.status_code == 403 and "write from another site" in refused.json()["detail"], refused.text
         assert client.get("/inspections").json()["total"] == 0
-        assert 'reason="cross_site"} 2.0' in client.get("/metrics").text
+        # The upload counted, the review not: a refused review is no refused upload (regression probe 2026-12-07: 2).
+        assert 'reason="cross_site"} 1.0' in client.get("/metrics").text
         with images["bad"].open("rb") as fh:  # the service's own page: its origin is the service's
             mine = client.post("/inspections", files={"file": ("b.png", fh, "image/png")}, headers={"Origin": "http://testserver"})
         assert mine.status_code == 201 and upload(client, images["good"]).status_code == 201  # no Origin: a station
@@ -553,7 +558,7 @@ def test_models_health_metrics_openapi_page(pool: ModelPool, images: dict[str, P
         # every reason the service counts among them.
         import re
 
-        counted = set(re.findall(r'rejected\.labels\("([a-z_]+)"\)', Path(service_app.__file__).read_text()))
+        counted = set(re.findall(r'refused\("([a-z_]+)"', Path(service_app.__file__).read_text()))
         assert counted and counted <= set(service_app.REFUSAL_REASONS)
         assert all(f'defectlens_rejected_uploads_total{{reason="{r}"}} 0.0' in text for r in service_app.REFUSAL_REASONS), text
         assert 'defectlens_inspections_total{model="plate",verdict="defective"} 1.0' in text
@@ -685,7 +690,9 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
     from defectlens.errors import DefectlensError
     from defectlens.service.app import ServiceConfig, create_app
 
-    for url, words in [("notaurl", "cannot be used"), ("nosuchdialect://u:secret@h/db", "cannot be used")]:
+    for url, words in [("notaurl", "cannot be used"), ("nosuchdialect://u:secret@h/db", "cannot be used"),
+                       # PostgreSQL probe 2026-12-07: a 503 "database unavailable" for good.
+                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port 70000 is no TCP port")]:
         with pytest.raises(DefectlensError) as err:
             create_app(ServiceConfig((pool.models["plate"].path,), url, tmp_path / "data"), pool=pool)
         text = str(err.value)
@@ -980,6 +987,8 @@ def test_reviews_keep_what_they_do_not_correct_and_refuse_what_they_cannot_know(
         assert deep.status_code == 400 and "nests too deep to be read: send one JSON object" in deep.text, deep.text
         listed = client.post(url, content=b'["Gus"]', headers=json_type)
         assert listed.status_code == 422 and "the body is JSON but no object: send one JSON object" in listed.text
+        empty = client.post(url, content=b"", headers=json_type)  # regression probe 2026-12-07: "Field required"
+        assert empty.status_code == 422 and "the body is empty: send one JSON object, {" in empty.text, empty.text
         latin = client.post(url, content=b'{"reviewer": "Jos\xe9"}', headers={"Content-Type": "application/json; charset=latin-1"})
         assert latin.status_code == 400 and latin.json()["detail"] == "the body is not UTF-8 (byte 0xe9 at 17): send the JSON encoded as UTF-8"
         assert len(client.get(f"/inspections/{ins['id']}").json()["reviews"]) == 5  # none of them stored
@@ -1345,6 +1354,15 @@ def test_json_is_sent_compressed_and_pictures_as_they_are(pool, images, tmp_path
         assert listed.headers["content-encoding"] == "gzip" and listed.json()["total"] == 5
         assert client.get("/", headers={"Accept-Encoding": "gzip"}).headers["content-encoding"] == "gzip"
         assert "content-encoding" not in client.get("/inspections", headers={"Accept-Encoding": "identity"}).headers
+        # Regression probe 2026-12-07: "gzip;q=0" (refused) was sent gzip, "*" was not; a HEAD lacked the GET's encoding.
+        for refusing in ("gzip;q=0, identity", "deflate", "*;q=1, gzip;q=0", "gzip;q=0.000"):
+            assert "content-encoding" not in client.get("/inspections", headers={"Accept-Encoding": refusing}).headers, refusing
+        for taking in ("*", "GZIP", "x-gzip", "br;q=1.0, gzip;q=0.5", "identity;q=0, *;q=0.1"):
+            assert client.get("/inspections", headers={"Accept-Encoding": taking}).headers.get("content-encoding") == "gzip", taking
+        head = client.head("/inspections", headers={"Accept-Encoding": "gzip"})
+        assert head.status_code == 200 and not head.content and head.headers["content-encoding"] == "gzip"
+        page, page_head = (client.request(m, "/", headers={"Accept-Encoding": "gzip"}) for m in ("GET", "HEAD"))
+        assert page_head.headers["content-encoding"] == "gzip" and page_head.headers.get("content-length") == page.headers.get("content-length")
         for picture in ("overlay", "image"):
             sent = client.get(ins["urls"][picture], headers={"Accept-Encoding": "gzip"})
             assert sent.status_code == 200 and "content-encoding" not in sent.headers and sent.headers["etag"]
@@ -1355,7 +1373,7 @@ def test_a_history_filter_sent_blank_is_no_filter(pool, images, tmp_path):
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
         upload(client, images["good"])
         upload(client, images["bad"])
-        for name in ("verdict", "type", "model", "since", "until", "review", "reviewed_since", "after_id"):
+        for name in ("verdict", "type", "model", "since", "until", "review", "reviewed_since", "after_id", "limit", "offset"):
             for blank in ("", " "):
                 listed = client.get("/inspections", params={name: blank})
                 assert listed.status_code == 200 and listed.json()["total"] == 2, (name, blank, listed.text)
@@ -1363,7 +1381,17 @@ def test_a_history_filter_sent_blank_is_no_filter(pool, images, tmp_path):
         assert client.get("/inspections", params={"verdict": "x" * 21}).status_code == 422
         assert client.get("/inspections", params={"review": "both"}).status_code == 422
         assert client.get("/inspections", params={"after_id": "-1"}).status_code == 422
+        assert [client.get("/inspections", params=p).status_code for p in ({"limit": "0"}, {"limit": "501"}, {"offset": "-1"})] == [422] * 3
+        assert client.get("/inspections", params={"limit": ""}).json()["limit"] == 50
         assert client.get("/inspections", params={"verdict": "good"}).json()["total"] == 1
+        # As the verdict is read, any case and spaces around let go (regression probe 2026-12-07: "Reviewed" refused, " plate"
+        # refused, " spot" finding nothing).
+        client.post("/inspections/2/review", json={"reviewer": "Ana", "verdict": "defective",
+                                                   "regions": [{"index": 1, "type": "spot"}]})
+        for name, value, total in (("review", "Reviewed", 1), ("review", " UNREVIEWED ", 1), ("model", " plate ", 2), ("type", " Spot ", 1)):
+            listed = client.get("/inspections", params={name: value})
+            assert listed.status_code == 200 and listed.json()["total"] == total, (name, value, listed.text)
+        assert "review must be reviewed or unreviewed (any case), not 'both'" in client.get("/inspections", params={"review": "both"}).text
 
 
 def test_a_history_filter_it_does_not_have_is_refused_not_ignored(pool, images, tmp_path):
@@ -1421,6 +1449,10 @@ def test_an_integrators_mistakes_are_refused_with_the_fix(pool: ModelPool, image
         text = client.post("/inspections", data={"file": "<g.png"}, files={"_": ("x", b"x")}, headers=auth)
         assert text.status_code == 422 and "the part 'file' holds text, not a file" in text.json()["detail"], text.text
         assert client.get("/inspections").json()["total"] == 1  # nothing of the above was stored
+        # Each counted once, as a request the client got wrong (regression probe 2026-12-07: counted nowhere).
+        metrics = client.get("/metrics", headers=auth).text
+        assert 'defectlens_rejected_uploads_total{reason="invalid_request"} 6.0' in metrics, metrics
+        assert 'reason="not_an_image"} 0.0' in metrics and 'reason="server_error"} 0.0' in metrics
         # Cut off in a part after the file's: that part is dropped by the form's reader; a 'model' part lost had sent the part to
         # the first model served without a word (regression probe 2026-12-07).
         head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="g.png"\r\nContent-Type: image/png\r\n\r\n' + data
@@ -1643,3 +1675,31 @@ def test_the_types_a_reviewer_may_assign_are_the_taxonomy_s_as_it_spells_them(se
     (model / "taxonomy.json").write_text(json.dumps({"object": "plate", "defects": [{"name": "spot", "severty": "high"}]}))
     notes = load_model(model).notes
     assert any("taxonomy skipped" in n for n in notes) and not any("no defect types (no taxonomy.json" in n for n in notes), notes
+
+
+def test_a_service_short_of_memory_answers_503_and_a_failure_json_with_its_request_id(pool, images, tmp_path, monkeypatch, caplog):
+    # Resource probe 2026-12-07: under a memory limit a 36-megapixel upload got a plain-text "Internal Server Error" without
+    # X-Request-ID or Retry-After, its traceback undated in the log; so did uploads under a low open-file limit.
+    def short(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
+        monkeypatch.setattr(pool, "inspect", short)
+        with caplog.at_level(logging.WARNING, logger="defectlens"):
+            refused = upload(client, images["bad"])
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5" and refused.headers["x-request-id"], refused.text
+        assert refused.json()["detail"] == "bad.png: not inspected, this service ran out of memory; retry shortly, or send it downscaled"
+        assert any("ran out of memory" in r.getMessage() and "--max-megapixels" in r.getMessage() for r in caplog.records)
+
+        def bug(*args: object, **kwargs: object) -> None:
+            raise ValueError("a bug")
+
+        monkeypatch.setattr(pool, "inspect", bug)
+        failed = upload(client, images["bad"], name="second.png")
+        request_id = failed.headers["x-request-id"]
+        assert failed.status_code == 500 and failed.json()["detail"] == f"the service failed on this request (id {request_id}): its log says why"
+        assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+        monkeypatch.undo()
+        assert upload(client, images["bad"]).status_code == 201 and client.get("/inspections").json()["total"] == 1
+        metrics = client.get("/metrics").text
+        assert 'reason="out_of_resources"} 1.0' in metrics and 'reason="server_error"} 1.0' in metrics, metrics

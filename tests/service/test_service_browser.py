@@ -663,10 +663,51 @@ def test_the_page_on_a_slow_or_broken_network(pool: ModelPool, images: dict[str,
         page.wait_for_timeout(1800)  # the review answered, the inspection opened not yet
         assert page.evaluate("location.hash") == f"#/inspections/{ids[1]}" and reviews(ids[2])[-1] == ("Tab", "good")
         sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}", timeout=30_000)
+        # Back pressed while another inspection is opening: that opening is let go (regression probe 2026-12-07: its answer was
+        # shown anyway, under the address Back had left, and the entry of the one on show was replaced).
+        page.evaluate("""() => { const real = api; api = async (path, opts) => {
+            if (path.startsWith('/inspections/') && !(opts && opts.method)) await new Promise((r) => setTimeout(r, 2000));
+            return real(path, opts); }; }""")  # 5 s in all, with the delays above
+        page.evaluate(f"location.hash = '#/inspections/{ids[0]}'")
+        page.wait_for_timeout(300)
+        page.go_back()
+        page.wait_for_timeout(6000)  # the opening's answer is in
+        assert page.evaluate("[location.hash, current.id]") == [f"#/inspections/{ids[1]}", ids[1]]
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}")
+        assert not page.locator("#mark-good").is_disabled() and page.get_attribute("#detail", "aria-busy") is None
+        page.go_forward()  # the entry Back left is still there
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[0]}", timeout=30_000)
+        # The row of the one on show clicked while another opens: that opening let go too (it had opened; regression probe).
+        page.evaluate(f"location.hash = '#/inspections/{ids[2]}'")
+        page.wait_for_timeout(300)
+        page.locator(f'#history a[href="#/inspections/{ids[0]}"]').click()
+        page.wait_for_timeout(6000)
+        assert page.evaluate("[location.hash, current.id]") == [f"#/inspections/{ids[0]}", ids[0]]
+        # Back pressed while "next unreviewed" looks: the look is let go (it had opened over Back, losing Forward's entry).
+        fresh = client.post("/inspections", files={"file": ("fresh.png", images["good"].read_bytes(), "image/png")}).json()["id"]
+        page.evaluate(f"location.hash = '#/inspections/{ids[1]}'")
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}", timeout=30_000)
+        page.locator("#detail-heading").focus()
+        page.keyboard.press("n")
+        page.wait_for_timeout(200)
+        page.go_back()
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[0]}", timeout=30_000)
+        page.wait_for_timeout(1500)  # the look's answer is in
+        assert page.evaluate("[location.hash, current.id]") == [f"#/inspections/{ids[0]}", ids[0]] and fresh not in ids
+        page.go_forward()
+        sync_api.expect(page.locator("#detail-id")).to_have_text(f"#{ids[1]}", timeout=30_000)
         # An inspection that fails to open: its error takes the focus (it had fallen to the page's body).
         page.evaluate("location.hash = '#/inspections/99999'")
         sync_api.expect(page.locator("#error")).to_contain_text("inspection #99999", timeout=30_000)
         assert page.evaluate("document.activeElement.id") == "error"
+        # "Next unreviewed" within the history's filters (regression probe 2026-12-07: it had opened any model's, any type's part).
+        asked: list[str] = []
+        page.route("**/inspections?*review=unreviewed*", lambda route: (asked.append(route.request.url), route.continue_()))
+        page.fill("#f-type", "scratch")
+        page.evaluate("() => { nextUnreviewed(); }")
+        sync_api.expect(page.locator("#review-msg")).to_have_text("every inspection among those the history's filters show is reviewed",
+                                                                 timeout=30_000)
+        assert asked and "type=scratch" in asked[-1], asked
 
 
 def test_the_page_served_under_a_proxy_path_works_there(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

@@ -294,3 +294,17 @@ def test_prune_inspections_on_a_database_it_may_not_write_is_one_line(tmp_path, 
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "Traceback" not in said, result.output
     assert "error: stopped: the database refused the deletion (Exception: attempt to write a readonly database)" in said, said
+
+
+def test_serve_raises_its_open_file_limit_and_warns_where_it_stays_low(monkeypatch):
+    # Resource probe 2026-12-07: under `ulimit -n 32` a third of 36 uploads failed, told as a database outage.
+    import resource
+
+    from defectlens.cli import service as service_cli
+
+    limits = {"now": (1024, 4096)}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, wanted: limits.update(now=wanted))
+    assert service_cli._open_files_allowed() is None and limits["now"] == (4096, 4096)
+    limits["now"] = (32, 32)
+    assert service_cli._open_files_allowed() == 32

@@ -4,6 +4,8 @@ not what the service expects."""
 
 from __future__ import annotations
 
+import contextvars
+import errno
 import hashlib
 import json
 import logging
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from typer.testing import CliRunner
 
 from defectlens.cli import app as cli
+from defectlens.service import app as service_app
 from defectlens.service.app import Metrics, Outage
 from defectlens.service.blobs import BlobStore
 from defectlens.service.db import HEAD_REVISION
@@ -35,13 +38,21 @@ def _request(method: str, path: str) -> Request:
     return Request({"type": "http", "method": method, "path": path, "headers": [], "query_string": b""})
 
 
-def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog):
+def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog, monkeypatch):
     # 321 uploads refused across a database restart left not one line in the log.
     metrics = Metrics(["plate"])
     outage = Outage(metrics)
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"):
-        answers = [outage.refuse(_request("POST", "/inspections"), "database unavailable: connection refused") for _ in range(3)]
-        outage.refuse(_request("GET", "/inspections"), "database unavailable: connection refused")
+        # Each request in its own context, as the service's RequestId middleware sets it (an upload's refusal counted once).
+        def refused(method: str) -> Any:
+            def in_request() -> Any:
+                service_app._REFUSAL_COUNTED.set([False] if method == "POST" else None)
+                return outage.refuse(_request(method, "/inspections"), "database unavailable: connection refused")
+
+            return contextvars.copy_context().run(in_request)
+
+        answers = [refused("POST") for _ in range(3)]
+        refused("GET")
         outage.over()
         outage.over()
     assert [r.getMessage() for r in caplog.records] == [
@@ -50,6 +61,17 @@ def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog):
     ]
     assert all(a.status_code == 503 and a.headers["Retry-After"] == "5" for a in answers)
     assert metrics.rejected.labels("store_unavailable")._value.get() == 3  # uploads only, not the history read
+    # At its limit of open files the process cannot open the database either: said as that, no outage begun (regression probe
+    # 2026-12-07: "database unavailable", /health flapping).
+    monkeypatch.setattr(service_app, "out_of_open_files", lambda: True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="defectlens.service.app"):
+        short = [refused("POST") for _ in range(3)]
+    assert all(a.status_code == 503 and a.headers["Retry-After"] for a in short) and outage.down is None
+    assert json.loads(short[0].body)["detail"] == "this service ran out of open files; retry shortly"
+    assert [r.getMessage() for r in caplog.records] == ["this service ran out of open files (database unavailable: connection refused) — "
+                                                        "fix: raise the service's limit of open files (ulimit -n; systemd: LimitNOFILE=4096)"]
+    assert metrics.rejected.labels("out_of_resources")._value.get() == 3
 
 
 def test_the_file_store_is_down_when_full_or_gone(tmp_path, monkeypatch):
@@ -960,6 +982,17 @@ def test_a_folder_served_on_one_database_is_refused_to_another_while_it_serves(p
     folder_lock = serve("first.db")
     assert folder_lock.exit_code == 2 and "cannot be used as the folder's lock" in " ".join(folder_lock.output.split()), folder_lock.output
     (data / SERVING_LOCK).rmdir()
+    # A link in its place, to a file or to nothing: refused, the file it names untouched and nothing made (regression probe
+    # 2026-12-07: the linked file had been written over with the database's name, a dangling link's target made).
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for target in (victim, tmp_path / "made-by-the-link.txt"):
+        (data / SERVING_LOCK).symlink_to(target)
+        linked = serve("first.db")
+        said = " ".join(linked.output.split())
+        assert linked.exit_code == 2 and "is a symbolic link" in said and "remove the link" in said, said
+        (data / SERVING_LOCK).unlink()
+    assert victim.read_text() == "precious" and not (tmp_path / "made-by-the-link.txt").exists()
     monkeypatch.setattr("defectlens.cli.service.PRUNE_LOCK_SECONDS", 0.3)
     holder = os.open(data, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
@@ -980,6 +1013,24 @@ def test_a_folder_served_on_one_database_is_refused_to_another_while_it_serves(p
     stuck = serve("second.db")
     said = " ".join(stuck.output.split())
     assert stuck.exit_code == 2 and "cannot be written by this user (another made it?), and it names another database" in said, said
+    # A data folder on a read-only file system: said so, not "remove" a lock that is not there (regression probe 2026-12-07).
+    def read_only_system(path: Any, flags: int, mode: int = 0o777) -> int:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "ftruncate", lambda fd, length: None)  # (as an empty file is truncated on a full disk)
+    monkeypatch.setattr(os, "pwrite", full)
+    (data / SERVING_LOCK).unlink()
+    filled = serve("first.db")
+    said = " ".join(filled.output.split())
+    # Not "another user's" lock (resource probe 2026-12-07).
+    assert filled.exit_code == 2 and "is on a full disk (No space left on device)" in said and "another made it" not in said, said
+    monkeypatch.setattr(os, "open", read_only_system)
+    frozen = serve("first.db")
+    said = " ".join(frozen.output.split())
+    assert frozen.exit_code == 2 and "is on a read-only file system" in said and "pass a writable --data-dir" in said, said
 
 
 def test_prune_files_removes_only_old_pictures_no_inspection_names(pool, images, tmp_path):
@@ -1437,3 +1488,63 @@ def test_postgresql_in_another_datestyle_and_ids_behind_their_table(pool, images
     engine.dispose()
     pruned = CliRunner().invoke(cli, ["prune-files", "--db", pg_url, "--data-dir", str(data), "--dry-run"])
     assert pruned.exit_code == 0, pruned.output
+
+
+def test_a_serving_lock_removed_or_replaced_under_a_running_service_is_put_back_or_said(pool, tmp_path, monkeypatch, caplog):
+    # Regression probe 2026-12-07: serving.lock deleted (or swapped in by a restore) under a running service let a start on
+    # another database in beside it, both storing pictures in the folder.
+    import fcntl
+
+    import uvicorn
+
+    from defectlens.service.blobs import SERVING_LOCK
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    model, data = str(next(iter(pool.models.values())).path), tmp_path / "data"
+
+    def serve(db: str) -> Any:
+        return CliRunner().invoke(cli, ["serve", model, "--port", "18998", "--data-dir", str(data), "--db", f"sqlite:///{tmp_path / db}"])
+
+    assert serve("first.db").exit_code == 0
+    app = served.pop()
+    keep = app.state.config.folder_watch
+    logging.getLogger("defectlens.service").addHandler(caplog.handler)  # serve's logging propagates nothing to the root
+    (data / SERVING_LOCK).unlink()
+    with caplog.at_level(logging.WARNING, logger="defectlens.service"):
+        keep()  # as the service's watch does every 15 s
+    assert any("was removed while this service ran: put back" in r.getMessage() for r in caplog.records)
+    assert json.loads((data / SERVING_LOCK).read_text())["database_at"]["file"].endswith("first.db")
+    with (data / SERVING_LOCK).open() as probe, pytest.raises(BlockingIOError):  # held again, shared: another start sees it
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # Replaced by a file naming another database that a running service holds: said once, as an error.
+    (data / SERVING_LOCK).unlink()
+    other = {"database_at": {"backend": "sqlite", "file": str(tmp_path / "other.db")}}
+    (data / SERVING_LOCK).write_text(json.dumps(other))
+    caplog.clear()
+    with (data / SERVING_LOCK).open() as running, caplog.at_level(logging.WARNING, logger="defectlens.service"):
+        fcntl.flock(running, fcntl.LOCK_SH)
+        keep()
+        keep()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "a service on another database" in errors[0] and "other.db" in errors[0], errors
+
+    def names() -> str:
+        return str(json.loads((data / SERVING_LOCK).read_text())["database_at"]["file"])
+
+    # Held by nobody (that service stopped, an empty file a refused start left, a restore): taken back, naming this database;
+    # "another database (null)" had been said of the empty one (regression probe 2026-12-07).
+    for left in (json.dumps(other), ""):
+        (data / SERVING_LOCK).unlink()
+        (data / SERVING_LOCK).write_text(left)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="defectlens.service"):
+            keep()
+        assert names().endswith("first.db") and not [r for r in caplog.records if r.levelno == logging.ERROR], caplog.text
+        assert "it is this service's again" in caplog.text
+    # Written over where it lies: put right.
+    (data / SERVING_LOCK).write_text(json.dumps(other))
+    keep()
+    assert names().endswith("first.db")
+    logging.getLogger("defectlens.service").removeHandler(caplog.handler)
+    app.state.pool.close()

@@ -3,6 +3,7 @@ and the checks of a labelled set it shares with `calibrate`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from dataclasses import asdict, replace
@@ -241,12 +242,6 @@ def evaluate(
             notes([f"this model: {caveat} (the operating point's figures below are those of such thresholds)"])
         n = len(category.require_test())
         n_defective = sum(item.is_defective for item in category.require_test())
-        if 0 < min(n - n_defective, n_defective) < MIN_DEFECTIVE_FOR_RECALL:
-            # Said as calibrate says it of a set this small (small-shop probe 2026-12-07: AUROC 1.0000 on 1 good and 2 defective
-            # images had been printed as any other).
-            notes([f"{n - n_defective} good and {n_defective} defective test image(s): false alarms move in steps of {step_of(n - n_defective)}"
-                   f", recall in steps of {step_of(n_defective)}, image AUROC by {1 / ((n - n_defective) * n_defective):.2g} for each pair "
-                   "ranked wrong — a coarse guide; evaluate on more labelled images to rely on the figures"])
         if getattr(inspector.detector, "batch_relative", False) and n_defective > n / 2:
             # Said before the run: a probe read AUROC 0.931 beside recall 0 on cookie (70 % defective) with no word why.
             notes([f"{n_defective} of the {n} test images are defective: a batch-relative model judges each part against the others read "
@@ -257,8 +252,11 @@ def evaluate(
             per_type = Counter(item.defect_type for item in category.require_test() if item.is_defective)
             if per_type and types_k >= min(per_type.values()):
                 rarest = min(per_type, key=lambda t: per_type[t])
+                # "--types-k 0 or less" had been the fix for a type of one image: 0 turns type scoring off (metrics probe 2026-12-07).
+                most = per_type[rarest] - 1
                 raise ConfigError(f"--types-k {types_k} draws every {rarest} image ({per_type[rarest]}) as an example, leaving none to type",
-                                  category_dir, f"pass --types-k {per_type[rarest] - 1} or less")
+                                  category_dir, f"pass --types-k {most} or less" if most > 0 else
+                                  f"add {rarest} test images until it has more than {types_k}, or type against examples kept apart: --examples DIR")
         # Examples without masks located by the model, as `inspect --examples` has them: the whole image had been the
         # example here, so the accuracy was another classifier's (layout probe 2026-12-06).
         # The part's taxonomy as `inspect` reads it (the model's own; a zero-shot model's is the category's): a type it lacks is
@@ -276,6 +274,17 @@ def evaluate(
                 analysis.notes.append(f"{len(copied)} defective test image(s) are copies of examples (e.g. {copied[0]}): not typed")
         with progress_bar("evaluating", n) as advance:
             evaluation, scored = evaluate_detection(inspector, category, advance, keep_images=analysis is not None)
+        if part_types is not None:
+            # Each type as the part's taxonomy spells it, as the types' figures name it: a test folder "Crack" had been the
+            # key of the per-type AUROC beside "crack" in the types' (metrics probe 2026-12-07). A taxonomy that cannot be
+            # read leaves the folders' names (it is said where the types are scored).
+            with contextlib.suppress(DefectlensError):
+                taxonomy = load_taxonomy(part_types)
+                spelt = [spec.name if (spec := taxonomy.get(t)) else t for t, _ in evaluation.per_type_image_auroc]
+                # Two folders one type in two spellings keep their own names: one's figure had been lost under the other's
+                # (regression probe 2026-12-07; the two are said as one type in two spellings).
+                if len(set(spelt)) == len(spelt):
+                    evaluation.per_type_image_auroc = [(name, v) for name, (_, v) in zip(spelt, evaluation.per_type_image_auroc, strict=True)]
     except DefectlensError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
@@ -302,8 +311,18 @@ def evaluate(
         unread = any(tested.get(f.source) == (missing == "defective") for f in evaluation.failures)
         why, fix = (("none could be read: see the inputs skipped", "repair or replace them") if unread
                     else ("none among the test images", f"add {missing} test images"))
+        # The pixel metrics' n/a said too where there is no defect pixel to find (metrics probe 2026-12-07).
+        also = "are the recall at the threshold, the pixel metrics and AUPRO (no defect pixel to find)" if missing == "defective" \
+            else "is the false-alarm rate at the threshold"
         notes([f"no {missing} test image was scored ({why}): image AUROC, AP and F1-max compare good and defective images, so they are "
-               f"null, and so is the {'false-alarm rate' if missing == 'good' else 'recall'} at the threshold — {fix}"])
+               f"null, and so {also} — {fix}"])
+    if 0 < min(n_good := evaluation.n_good, n_bad := evaluation.n_defective) < MIN_DEFECTIVE_FOR_RECALL:
+        # Said as calibrate says it of a set this small (small-shop probe 2026-12-07: AUROC 1.0000 on 1 good and 2 defective
+        # images had been printed as any other); of the images scored, not those listed (metrics probe 2026-12-07: an unreadable
+        # one had been counted in the steps).
+        notes([f"{n_good} good and {n_bad} defective test image(s) scored: false alarms move in steps of {step_of(n_good)}, recall in steps "
+               f"of {step_of(n_bad)}, image AUROC by {1 / (n_good * n_bad):.2g} for each pair ranked wrong — a coarse guide; evaluate on more "
+               "labelled images to rely on the figures"])
     if calibrated_on := evaluation.calibrated_on_test:
         notes([f"{len(calibrated_on)} test image(s) are images the model's thresholds were calibrated on (e.g. {calibrated_on[0]}): "
                "recall and false alarms at the threshold are measured on images it was chosen for — evaluate on other labelled parts "
@@ -347,12 +366,17 @@ def evaluate(
             # The classifier's types as the taxonomy spells them, as type_image names them.
             class_names = [n if analysis.taxonomy is None or analysis.taxonomy.get(n) is None else analysis.taxonomy.reported(n)
                            for n in analysis.classifier.class_names]
-            types = evaluate_detected_types(scored, type_image, class_names, analysis.excluded, category.name, types_k,
+            # No k with examples given apart: the figure's title had said "k=0" of them (metrics probe 2026-12-07).
+            types = evaluate_detected_types(scored, type_image, class_names, analysis.excluded, category.name,
+                                            types_k if examples is None else None,
                                             analysis.taxonomy.names if analysis.taxonomy is not None else ())
-            result["types"] = types.to_json() | ({"examples": os.path.realpath(examples), "k": None} if examples is not None else {})
+            result["types"] = types.to_json() | ({"examples": os.path.realpath(examples)} if examples is not None else {})
             drawn = f"examples from {examples}" if examples is not None else f"k={types_k}"
+            # None flagged, none typed: "accuracy nan, macro-F1 nan" had been printed (metrics probe 2026-12-07).
+            figures = (f"accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}" if types.n_images
+                       else "accuracy and macro-F1 n/a: no defective image was flagged, so none was typed")
             console.print(f"defect types ({escape(drawn)}, as inspect gives them, on the {types.n_images} defective image(s) flagged; "
-                          f"{types.n_not_flagged} passed, untyped): accuracy {types.accuracy:.3f}, macro-F1 {types.macro_f1:.3f}")
+                          f"{types.n_not_flagged} passed, untyped): {figures}")
             # Beside a --json file; a stream (standard output, a pipe) has no "beside".
             beside = json_out is not None and not to_stdout and not stream(json_out)
             figure = json_out.with_suffix(".confusion.png") if beside and json_out else Path(f"{category.name}.confusion.png")

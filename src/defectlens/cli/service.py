@@ -7,6 +7,7 @@ works without the extra installed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import ipaddress
 import json
@@ -17,7 +18,9 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -306,13 +309,15 @@ def _serving(data_dir: Path) -> tuple[int | None, bool]:
         import fcntl
     except ImportError:  # not POSIX
         return None, False
+    # Never through a link: a serving.lock linked to another file had that file written over with the database's name, and a
+    # dangling one made its target (regression probe 2026-12-07). A link is refused below (ELOOP), as a folder in its place is.
     try:
-        fd = os.open(data_dir / SERVING_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(data_dir / SERVING_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except PermissionError:
         # One it may only read (made by another user's start): a lock is taken on it all the same (regression probe 2026-12-07:
         # no lock was held, and nothing said).
         try:
-            fd = os.open(data_dir / SERVING_LOCK, os.O_RDONLY)
+            fd = os.open(data_dir / SERVING_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return None, False
     except FileNotFoundError:  # the folder gone meanwhile: said by the start's later checks
@@ -351,19 +356,42 @@ def _serve_on(serving: int | None) -> None:
     _SERVED.append(serving)
 
 
-def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
+MIN_OPEN_FILES = 256
+"""Open files under which a service is told it will fail: each upload holds its socket, a scratch file and its pictures, the
+database and the models' libraries hold their own."""
+
+
+def _open_files_allowed() -> int | None:
+    """Raise this process's soft limit on open files to its hard one (at most 65536), as a server does, and return the limit where
+    it stays under :data:`MIN_OPEN_FILES`, else None. Under ``ulimit -n 32`` a third of 36 uploads had failed, told as a
+    database outage, and the log had grown 57 MB in 30 s (resource probe 2026-12-07)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft if soft != resource.RLIM_INFINITY and soft < MIN_OPEN_FILES else None
+
+
+def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> dict | None:
     """Check that the data folder is not another database's — a running service's (:data:`SERVING_LOCK`, whose file names the
     database they serve), or, none running, its pictures' — with the folder held: a start beside this one waits, and then sees
     this one (exits 2 when refused). The folder is then held as served until this process ends. The folder's record
     (:data:`SERVICE_FILE`) is written once the database is ready, as before: a start refused later had left it naming a
-    database that never served (regression probe 2026-12-07)."""
+    database that never served (regression probe 2026-12-07). Returns the database's record (:func:`database_record`), or None
+    for a URL that does not parse."""
     from sqlalchemy.exc import ArgumentError
 
     url = _db_url(db, data_dir)
     try:
         ours = database_record(url)
     except (ArgumentError, ValueError):
-        return  # a URL that does not parse is the store's to refuse, in its own words (it had ended in a traceback here)
+        return None  # a URL that does not parse is the store's to refuse, in its own words (it had ended in a traceback here)
     with contextlib.ExitStack() as held:
         if held.enter_context(saving_in(data_dir / SERVICE_FILE, wait=False)) is False:
             held.close()  # said before the wait: a start had waited 30 s without a word (regression probe 2026-12-07)
@@ -379,8 +407,17 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
             serving, others = _serving(data_dir)
         except OSError as exc:
             _remove_made(data_dir, made)
-            console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be used as the folder's lock "
-                          f"({escape(exc.strerror or str(exc))}) — fix: remove it (nothing may serve the folder meanwhile) and start again")
+            lock = escape(str(data_dir / SERVING_LOCK))
+            if exc.errno == errno.EROFS:
+                # No lock to remove: the folder cannot be written (regression probe 2026-12-07: "remove it" of a file not there).
+                console.print(f"[red]error:[/] {escape(str(data_dir))} is on a read-only file system: the service stores its pictures "
+                              "there — fix: pass a writable --data-dir")
+            elif exc.errno == errno.ELOOP:
+                console.print(f"[red]error:[/] {lock} is a symbolic link: the folder's lock is a file of its own, written by the service "
+                              "— fix: remove the link (nothing may serve the folder meanwhile) and start again")
+            else:
+                console.print(f"[red]error:[/] {lock} cannot be used as the folder's lock ({escape(exc.strerror or str(exc))}) — fix: "
+                              "remove it (nothing may serve the folder meanwhile) and start again")
             raise typer.Exit(2) from None
         named = _running_database(serving)  # what the lock file says, read once
         running = named if others else None
@@ -408,17 +445,106 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> None:
             try:
                 os.ftruncate(serving, 0)
                 os.pwrite(serving, json.dumps(ours).encode(), 0)
-            except OSError:
+            except OSError as exc:
                 # Left naming an earlier run's database, it would let another database in beside this one, and keep this one's
                 # out (regression probe 2026-12-07: a lock file another user made, which this one may only read; opened so,
                 # its write fails with EINVAL or EBADF, which named nothing of the cause). One naming this database is kept.
                 os.close(serving)
                 _remove_made(data_dir, made)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    # Not "another user's": a full disk had been said so (resource probe 2026-12-07).
+                    console.print(f"[red]error:[/] {escape(str(data_dir))} is on a full disk ({escape(exc.strerror or str(exc))}): the "
+                                  "service stores its pictures there — fix: free space there, or pass --data-dir on another disk")
+                    raise typer.Exit(2) from None
                 console.print(f"[red]error:[/] {escape(str(data_dir / SERVING_LOCK))} cannot be written by this user (another made "
                               "it?), and it names another database than this one — fix: remove it (nothing serves the folder now) "
                               "or start the service as its owner")
                 raise typer.Exit(2) from None
         _serve_on(serving)
+    return ours
+
+
+def _claim_keeper(data_dir: Path, ours: dict) -> Callable[[], None]:
+    """The check, run with the service's watch, that the data folder's :data:`SERVING_LOCK` is still the file this process holds:
+    removed or replaced while it served (a cleaner of ``*.lock`` files, a restore from a backup), it had let a start on another
+    database in beside it, both storing pictures in the folder (regression probe 2026-12-07). Removed, it is put back naming this
+    service's database; replaced by one naming it, that one is held instead; by one naming another database, that is said."""
+    path, log = data_dir / SERVING_LOCK, logging.getLogger("defectlens.service")
+    said: set[str] = set()
+
+    def hold(fd: int) -> None:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if _SERVED:
+            os.close(_SERVED.pop())
+        _SERVED.append(fd)
+
+    def say_once(key: str, message: str, *args: object) -> None:
+        if key not in said:
+            said.add(key)
+            log.error(message, *args)
+
+    def keep_folder_claim() -> None:
+        import fcntl
+
+        if not _SERVED:
+            return
+        held = os.fstat(_SERVED[-1])
+        try:
+            there: os.stat_result | None = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            there = None
+        if there is not None and (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino):
+            named = _running_database(_SERVED[-1])
+            if named is None or named.get("database_at") == ours["database_at"]:
+                said.clear()
+                return
+            # Written over where it lies (an editor, a restore into the file): the database it names is this service's again.
+            try:
+                os.ftruncate(_SERVED[-1], 0)
+                os.pwrite(_SERVED[-1], json.dumps(ours).encode(), 0)
+                log.warning("%s was written over while this service ran, naming another database: it names this one again", path)
+            except OSError as exc:
+                say_once(f"rewritten {json.dumps(named)}", "%s was written over while this service ran, naming another database (%s), "
+                         "and cannot be put right (%s): remove it, and this service puts it back", path,
+                         json.dumps(named.get("database_at")), exc.strerror or exc)
+            return
+        if there is None:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            except FileExistsError:
+                return  # put back by another service on this database meanwhile: compared at the next check
+            os.pwrite(fd, json.dumps(ours).encode(), 0)
+            hold(fd)
+            log.warning("%s was removed while this service ran: put back (a start on another database is refused by it)", path)
+            return
+        if not stat.S_ISREG(there.st_mode):
+            say_once(f"no file {there.st_ino}", "%s was replaced while this service ran by something that is no file: remove it, and this "
+                     "service puts its lock back (meanwhile a start on another database is not refused)", path)
+            return
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        named = _running_database(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held by a running service
+            if named is not None and named.get("database_at") == ours["database_at"]:
+                hold(fd)  # another service on this database put it back first: held beside it
+                return
+            os.close(fd)
+            # A running service holds a lock naming another database (or none): it was let in beside this one.
+            say_once(f"{there.st_ino} {json.dumps(named)}", "%s was replaced while this service ran, and a service on another database "
+                     "(%s) holds it: both store pictures in %s — stop both, and start the one this folder is for", path,
+                     json.dumps((named or {}).get("database_at")), data_dir)
+            return
+        # Held by nobody (an empty file a refused start left, a restored copy): this service's, naming its database.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(ours).encode(), 0)
+        hold(fd)
+        log.warning("%s was replaced while this service ran (naming %s): it is this service's again, naming its database", path,
+                    json.dumps((named or {}).get("database_at")))
+
+    return keep_folder_claim
 
 
 def _running_database(serving: int | None) -> dict | None:
@@ -637,15 +763,19 @@ def serve(
     # Which database the folder serves, checked with the folder held (a start beside this one waits for it), and the folder
     # then held as served until this process ends (SERVING_LOCK, which names the database).
     try:
-        _claim_folder(data_dir, db, made)
+        claimed = _claim_folder(data_dir, db, made)
     except KeyboardInterrupt:
         _remove_made(data_dir, made)
         console.print("stopped before serving: nothing served")
         raise typer.Exit(0) from None
+    if (few := _open_files_allowed()) is not None:
+        console.print(f"[yellow]warning:[/] this process may open only {few} files at once (ulimit -n): uploads beyond a few at a "
+                      "time will fail and the log will fill — fix: raise the limit (ulimit -n 4096; systemd: LimitNOFILE=4096)")
     config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
                            # None: addresses and this machine's own names (service.app.host_is_own), on loopback as on 0.0.0.0.
-                           allowed_hosts=tuple(allowed_host) if allowed_host else None)
+                           allowed_hosts=tuple(allowed_host) if allowed_host else None,
+                           folder_watch=_claim_keeper(data_dir, claimed) if claimed is not None else None)
     try:
         app = create_app(config)
     except KeyboardInterrupt:

@@ -116,6 +116,7 @@ from defectlens.io.dataset import (
 from defectlens.io.images import describe_unreadable, path_is, unread_format
 from defectlens.io.names import spelled_as_choice
 from defectlens.io.outputs import (
+    MIN_ROOM,
     can_write,
     lock_folder,
     model_copy_room,
@@ -418,6 +419,8 @@ def fit(
             # Room for a model about the size of the one it replaces, before the work: a full disk had been found out after the
             # whole fit, where calibrate refuses it first (lifecycle probe 2026-12-08).
             require_room(output.parent, model_copy_room(output), "new model (about the size of the one it replaces)")
+        else:
+            require_room(output.parent, MIN_ROOM, "new model")  # written whole beside the folder, then swapped in
         if taxonomy is not None:
             # Named by the user: a bad one is a usage error here, as it is for a zero-shot model.
             load_taxonomy(taxonomy)

@@ -117,7 +117,9 @@ ball screw drive beside another of them (magnetic tile and commutator, grey both
 24 over it), under it for steel strip beside most (0.29–0.80). A mix of magnetic tiles and commutators had scored their cracks
 GOOD without a word (regression probe 2026-12-07). Said of batches of :data:`SMALL_BATCH` pictures or more only: in one of 8, 6
 ball screws and 2 pitted ones split at 0.88; ball screws flipped, cropped and lit at random split at 0.80–0.81 in 16 and 48
-(0.83–0.85 in 8), and a batch half of it mirrored is said (a second view)."""
+(0.83–0.85 in 8), and a batch of ball screws half of it mirrored is said (a second view). Not a batch of commutators half
+mirrored (0.38–0.39: a commutator mirrored looks much as one not, and the batch's crack then scored GOOD unsaid; regression
+probe 2026-12-07), nor 16 magnetic tiles beside 4 commutators (0.80): the note is no guarantee that a batch is of one look."""
 SHARED_PATTERN_LIMIT = 0.65
 """Shared-pattern ratio above which a batch is said to look alike-anomalous (see the module
 notes). Set just above the highest ratio of a normal-only batch measured by

@@ -220,7 +220,7 @@ TypeImage = Callable[[np.ndarray, Inspection], Sequence[RegionType]]
 
 
 def evaluate_detected_types(
-    scored: ScoredSet, type_image: TypeImage, class_names: Sequence[str], excluded: set[str], category: str, k: int,
+    scored: ScoredSet, type_image: TypeImage, class_names: Sequence[str], excluded: set[str], category: str, k: int | None,
     spellings: Sequence[str] = (),
 ) -> TypeEvaluation:
     """Type accuracy / macro-F1 of the types `inspect` gives, on the defective images of ``scored`` it flags. A type however a
@@ -231,7 +231,8 @@ def evaluate_detected_types(
     detector passed get no type from `inspect`: they are counted in :attr:`TypeEvaluation.n_not_flagged`,
     not typed here — a metrics audit found the figure typing them, and every image on one raw mask
     that `inspect` never reads (11 of 20 types differed from `inspect`'s). ``excluded`` are the
-    example images' paths. ``scored`` must have been built with ``keep_images=True``.
+    example images' paths; ``k`` the examples drawn from each type's test images (None: examples given apart). ``scored``
+    must have been built with ``keep_images=True``.
     """
     true, pred = [], []
     not_flagged = 0
@@ -264,7 +265,9 @@ def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
     # Names not in UTF-8 (a type folder's) as backslash escapes (\xe9): Matplotlib's text refuses Python's stand-ins for their bytes.
     rows, cols = [printable_text(n) for n in evaluation.labels[:-1]], [printable_text(n) for n in evaluation.labels]
     matrix = np.asarray(evaluation.confusion, dtype=np.int64).reshape(len(cols), len(cols))[:-1]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(cols), 1.0 + 0.7 * max(1, len(rows))))
+    # Room for a title of two lines (the name, then the figures), whatever the matrix: a part of one type had its "k=5" cut
+    # off, and a wrapped title squeezed the matrix (metrics and regression probes 2026-12-07).
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.8 * len(cols)), 1.6 + 0.7 * max(1, len(rows))))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows)
@@ -273,8 +276,11 @@ def confusion_figure_png(evaluation: TypeEvaluation) -> bytes:
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", color="black")
     name = printable_text(evaluation.category or "types")
+    name = name if len(name) <= 40 else f"{name[:39]}…"
     k = "" if evaluation.k is None else f", k={evaluation.k}"
-    ax.set_title(f"{name}: accuracy {evaluation.accuracy:.2f}{k}")
+    # No image typed (none flagged): "accuracy nan" had been the title of an all-zero matrix.
+    accuracy = "n/a (no image typed)" if math.isnan(evaluation.accuracy) else f"{evaluation.accuracy:.2f}"
+    ax.set_title(f"{name}\naccuracy {accuracy}{k}", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

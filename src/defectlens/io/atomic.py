@@ -84,6 +84,10 @@ def _open_up(folder: Path) -> None:
         _open_up(sub)
 
 
+WRITE_SIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+"""Errors of a copy that are the written folder's (its disk full, over quota, read-only), never the copied file's."""
+
+
 def copy_folder_into(source: Path, target: Path, ignore: Callable[[str, list[str]], Iterable[str]] | None = None) -> None:
     """Copy the folder ``source``'s files into ``target`` (made, or added to), each file and folder with the rights this
     process gives what it makes (its umask), not the source's: copied from a read-only model (files 444, folders 555), an
@@ -98,7 +102,11 @@ def copy_folder_into(source: Path, target: Path, ignore: Callable[[str, list[str
         failed = [entry for entry in exc.args[0] if isinstance(entry, tuple) and len(entry) == 3] if exc.args else []
         if not failed:
             raise
-        src, _, why = failed[0]
+        src, dst, why = failed[0]
+        if (code := re.match(r"^\[Errno (\d+)\]", str(why))) and int(code[1]) in WRITE_SIDE_ERRNOS:
+            # The copy's side: a full disk had been said of the model's own files, with "move it out of the model folder" as
+            # the fix (resource probe 2026-12-07). Raised as the write's error, which the callers say of the folder written.
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(dst)) from None
         reason = re.sub(r"^\[Errno \d+\] ([^:]+).*$", r"\1", str(why)).lower()
         if os.path.islink(src) and not os.path.exists(src):
             reason = f"a link to nothing ({os.readlink(src)})"
@@ -470,6 +478,11 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     if target.exists() and not target.is_dir():
         raise OutputError(f"exists and is not a folder ({with_article(what)} is a folder)", target, "pass a new folder path, or move the file away")
     require_writable_parent(target, what, makes_folder=True)  # written whole in a new folder beside it
+    if target.is_dir() and os.path.ismount(target):
+        # Swapped in by renames, which a mount point refuses: a whole fit had ended in a traceback ("Device or resource busy"),
+        # an empty folder left beside it (regression probe 2026-12-07).
+        raise OutputError(f"is a mount point: {with_article(what)} is written whole beside its folder and swapped in, which a mount "
+                          "point cannot be", target, f"pass a folder inside it ({target / 'model'}, say)")
     if target.is_dir() and any(target.iterdir()) and not is_ours(target):
         raise OutputError(
             f"folder holds other files and is not {with_article(what)}; writing the {what} replaces the whole folder",

@@ -30,6 +30,7 @@ from defectlens.errors import (
     ImageReadError,
     ShallowColourWarning,
     collected_warnings,
+    out_of_resources,
     warn_caller,
 )
 from defectlens.io.names import folded_name, names_by_fold, same_spelling
@@ -652,7 +653,13 @@ def _decoded_file(p: Path) -> np.ndarray:
         raise _declared_too_large(exc, p) from None
     except PermissionError:
         raise ImageReadError("permission denied", p, "check the file's permissions") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (MemoryError, OSError) as exc:
+        # The machine's shortage (memory, open files) is no fault of the file: raised as it is, for the batch to go on past it
+        # and the service to answer 503 (regression probe 2026-12-07: "could not be decoded (MemoryError) — re-export").
+        if out_of_resources(exc) is not None:
+            raise
+        raise ImageReadError(f"image is corrupt or truncated ({exc})", p, "re-export or re-copy the image") from None
+    except (SyntaxError, ValueError) as exc:
         raise ImageReadError(
             f"image is corrupt or truncated ({exc})", p, "re-export or re-copy the image"
         ) from None

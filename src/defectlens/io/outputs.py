@@ -164,11 +164,17 @@ def model_copy_room(model_dir: Path) -> int:
     return sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) + 2**20
 
 
+MIN_ROOM = 2**16
+"""Bytes free under which an output is refused before the work starts: a disk with none left had been found out after a whole
+fit, or after 100 images were inspected (resource probe 2026-12-07). Small: it stops a full disk, not one whose room may do (a
+`--resume` that rewrites only its summary had been refused at 0.7 MiB free, with 1 MiB asked; regression probe 2026-12-07)."""
+
+
 def require_room(folder: Path, needed: int, what: str) -> None:
     """Refuse, before any work, a ``folder`` whose disk has less than ``needed`` bytes free for the ``what`` written
     there: `calibrate` on a full disk had scored every image, then found no room to save the model."""
     try:
-        free = shutil.disk_usage(folder).free
+        free = shutil.disk_usage(_nearest_existing(folder)).free  # a folder not made yet: the disk it will be made on
     except OSError:
         return  # said by the write itself, if it fails
     if free < needed:
@@ -289,6 +295,7 @@ def require_output_folder(output: Path, inputs: Sequence[Path], files: Sequence[
     if output.exists() and not output.is_dir():
         raise OutputError("exists and is not a folder", output, "pass a folder path for -o, or move the file away")
     require_writable_parent(output, "output folder", makes_folder=not output.exists())
+    require_room(output, MIN_ROOM, "output folder")
     if model_dir is not None:
         require_apart_from(output, [model_dir], "output folder")
     out = _real(output)

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import email.message
 import email.utils
+import errno
 import hashlib
 import hmac
 import html
@@ -30,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,7 +55,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from defectlens import __version__
-from defectlens.errors import DefectlensError, collected_warnings
+from defectlens.errors import DefectlensError, collected_warnings, out_of_resources
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
 from defectlens.io.images import holds_deep_colour
@@ -63,6 +65,7 @@ from defectlens.service.blobs import MAX_MARK, MIN_FREE_BYTES, BlobStore
 from defectlens.service.db import UNUSABLE, sqlite_file, sqlite_url
 from defectlens.service.models import REJECT_TYPE, UNKNOWN_TYPE, ModelPool
 from defectlens.service.schemas import (
+    TOKEN_HEADER,
     HealthOut,
     InspectionOut,
     InspectionPage,
@@ -102,7 +105,6 @@ CLIENT_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,200}")
 """What an upload's ``Idempotency-Key`` may be: printable ASCII without spaces or commas (a comma joins repeated headers)."""
 MAX_OFFSET = 2**63 - 1
 """Largest offset a request may name (a database integer); larger ones are refused with 422."""
-TOKEN_HEADER = "X-API-Token"
 STATIC = Path(__file__).resolve().parent / "static"
 FORMAT_EXT = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "BMP": ("bmp", "image/bmp"), "TIFF": ("tif", "image/tiff"),
               "WEBP": ("webp", "image/webp"), "GIF": ("gif", "image/gif"),
@@ -159,6 +161,9 @@ class ServiceConfig:
     machine (DNS rebinding) cannot read or write through a visitor's browser — a rebinding page is
     reached by the attacker's name, never by an address. ``("*",)``: any name. Adding a name had
     dropped the addresses, and a health check by IP broke (regression probe 2026-12-05)."""
+    folder_watch: Callable[[], object] | None = None
+    """Called with the store's watch (every :data:`STORE_WATCH_SECONDS`): `serve` keeps the data folder's claim with it (the
+    lock file a start on another database is refused by; see ``defectlens.cli.service``)."""
 
 
 def _host_of(host_header: str) -> str:
@@ -268,6 +273,37 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+def takes_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip: named (or ``x-gzip``) with a quality over 0, or not named and ``*`` so."""
+    qualities: dict[str, float] = {}
+    for part in accept_encoding.lower().split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0  # a quality no one can read taken as a refusal: sending gzip to it is the one harm
+        if coding:
+            qualities.setdefault("gzip" if coding == "x-gzip" else coding, quality)
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0
+
+
+class NegotiatedGZip(GZipMiddleware):
+    """Starlette's gzip, given only to a client that takes it: Starlette looks for "gzip" in the header, and had compressed
+    for ``gzip;q=0`` (a client refusing it) and not for ``*`` (any coding; regression probe 2026-12-07)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+            if takes_gzip(", ".join(v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-encoding")):
+                headers.append((b"accept-encoding", b"gzip"))
+            scope = {**scope, "headers": headers}
+        await super().__call__(scope, receive, send)
+
+
 def route_path(scope: Any) -> str:
     """A request's path as the routes name it: without the root path a proxy serves the service under (`serve --root-path`), which
     the server puts in front of it — compared whole, uploads under /inspect had been neither limited, counted nor logged as
@@ -291,8 +327,9 @@ class RequestId:
     access log's `"POST /inspections" 422` — no reason, nothing to tell it from another, nothing at all with --no-access-log —
     and a station's own request id was neither kept nor sent back (operator probe 2026-12-08)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -302,12 +339,15 @@ class RequestId:
         sent = next((v for k, v in scope.get("headers") or [] if k == REQUEST_ID_HEADER.lower().encode()), b"").decode("latin-1")
         request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
         upload = scope["method"] == "POST" and route_path(scope) == "/inspections"
-        status, answer = 0, bytearray()
+        status, answer, counted = 0, bytearray(), [False]
+        counting = _REFUSAL_COUNTED.set(counted if upload else None)
 
         async def named(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                if upload and status >= 400 and self.metrics is not None:
+                    self.metrics.refused("invalid_request" if status < 500 else "server_error")
                 message = {**message, "headers": [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]}
             elif message["type"] == "http.response.body" and upload and status >= 400:
                 answer.extend(message.get("body", b"")[: REFUSAL_LOGGED - len(answer)])
@@ -315,7 +355,20 @@ class RequestId:
                     log.warning("upload refused with %d (request %s): %s", status, request_id, _refusal_reason(bytes(answer)))
             await send(message)
 
-        await self.app(scope, receive, named)
+        try:
+            await self.app(scope, receive, named)
+        except Exception:
+            if status:  # its answer begun: nothing more can be said to the client
+                raise
+            # The server's own "Internal Server Error" had been plain text without the request's id, and its traceback undated
+            # in the log (resource probe 2026-12-07): JSON naming the request, the traceback in the service's dated log.
+            log.exception("request %s (%s %s) failed", request_id, scope.get("method"), _printable(route_path(scope), 120))
+            await named({"type": "http.response.start", "status": 500,
+                         "headers": [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]})
+            await named({"type": "http.response.body", "more_body": False,
+                         "body": json.dumps({"detail": f"the service failed on this request (id {request_id}): its log says why"}).encode()})
+        finally:
+            _REFUSAL_COUNTED.reset(counting)
 
 
 def _refusal_reason(answer: bytes) -> str:
@@ -459,9 +512,15 @@ class PixelBudget:
                 self._turn.notify_all()
 
 
-REFUSAL_REASONS = ("busy", "cross_site", "empty", "not_an_image", "store_unavailable", "timeout", "too_large", "too_many_pixels",
-                   "unauthorized")
-"""The reasons ``defectlens_rejected_uploads_total`` counts refused uploads by."""
+REFUSAL_REASONS = ("busy", "cross_site", "empty", "invalid_request", "not_an_image", "out_of_resources", "server_error",
+                   "store_unavailable", "timeout", "too_large", "too_many_pixels", "unauthorized")
+"""The reasons ``defectlens_rejected_uploads_total`` counts refused uploads by: ``out_of_resources`` where the machine lacked
+memory or open files, ``invalid_request`` and ``server_error`` every other 4xx and 5xx (a form cut off or of unknown fields, a
+wrong media type, an unknown model, a failure)."""
+
+_REFUSAL_COUNTED: ContextVar[list[bool] | None] = ContextVar("defectlens_refusal_counted", default=None)
+"""Set by :class:`RequestId` for each request: for an upload, whether a refusal of it was counted under its own reason (a list,
+so that a route's thread, which runs in a copy of the context, tells the middleware); None for any other request."""
 
 
 class Metrics:
@@ -498,6 +557,16 @@ class Metrics:
         # first outage after a restart never fired (soak probe 2026-12-07).
         for reason in REFUSAL_REASONS:
             self.rejected.labels(reason)
+
+    def refused(self, reason: str) -> None:
+        """Count a refused upload under ``reason`` (one of :data:`REFUSAL_REASONS`), once: :class:`RequestId` counts the
+        refusals no check named as ``invalid_request`` or ``server_error`` (they had been counted nowhere: regression
+        probe 2026-12-07)."""
+        # Uploads only, each once: a review refused as cross-site or too large had been counted as a refused upload (regression
+        # probe 2026-12-07).
+        if (counted := _REFUSAL_COUNTED.get()) is not None and not counted[0]:
+            self.rejected.labels(reason).inc()
+            counted[0] = True
 
 
 KNOWN_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm", "token", "hoba", "mutual", "dpop", "gnap", "privatetoken", "scram-sha-256"})
@@ -553,8 +622,10 @@ Blank = BeforeValidator(_blank_is_none)
 VerdictText = Annotated[str, StringConstraints(max_length=20)]  # no pattern: checked in words (list_inspections)
 TypeText = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
 ModelText = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
-ReviewText = Annotated[str, StringConstraints(pattern="^(reviewed|unreviewed)$")]
+ReviewText = Annotated[str, StringConstraints(max_length=20)]  # no pattern: checked in words, in any case, as the verdict
 AfterId = Annotated[int, Field(ge=0, le=MAX_ID)]
+PageSize = Annotated[int, Field(ge=1, le=500)]
+PageOffset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id"), BeforeValidator(_whole_number)]
 """An inspection id in a path: digits only, and bounded, so an id too large for the database is a 422, not a 500."""
 IfNoneMatch = Annotated[str | None, Header(description="An ETag this client holds: 304 when it is still the file")]
@@ -627,6 +698,25 @@ def store_locations(data_dir: Path, db_url: str) -> tuple[str, ...]:
     return tuple(sorted((s for s in found if len(s) > 1), key=len, reverse=True))
 
 
+SERVICE_SHORT_OF_FIX = {
+    "memory": "serve with a lower --max-megapixels or --max-in-flight, or where more memory is free",
+    "open files": "raise the service's limit of open files (ulimit -n; systemd: LimitNOFILE=4096)",
+}
+"""The service's fix of each shortage :func:`~defectlens.errors.out_of_resources` names (the commands' is SHORT_OF_FIX)."""
+SHORT_SAID_SECONDS = 30.0
+"""Seconds between two log lines of one shortage: under ``ulimit -n 40`` the log had grown 12 000 lines a second."""
+
+
+def out_of_open_files() -> bool:
+    """Whether this process can open no more files now (at its limit): a database or folder that "cannot be opened" then is none
+    of theirs."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    return False
+
+
 class Outage:
     """The store's state as the log and the metrics tell it: one warning when it goes down (with the
     reason), one line when it answers again — the log said nothing through 321 refused uploads —
@@ -640,6 +730,7 @@ class Outage:
         self.since: float | None = None
         """When (``time.monotonic``) the store went down; None while it answers."""
         self._lock = threading.Lock()
+        self._short_said = -math.inf  # when the last shortage of open files was logged
 
     def public(self, reason: str) -> str:
         """``reason`` as a caller may read it: the store's paths, host and user replaced by "…", and the
@@ -669,9 +760,17 @@ class Outage:
 
     def refuse(self, request: Request, reason: str) -> JSONResponse:
         """The 503 for a request the store could not serve, with when to retry."""
+        if out_of_open_files():
+            # No outage: at its limit of open files the process can open neither the database file nor a picture, which had been
+            # said as "database unavailable" (31 of 40 uploads, /health flapping; regression probe 2026-12-07).
+            self.metrics.refused("out_of_resources")
+            if time.monotonic() - self._short_said > SHORT_SAID_SECONDS:
+                self._short_said = time.monotonic()
+                log.warning("this service ran out of open files (%s) — fix: %s", reason, SERVICE_SHORT_OF_FIX["open files"])
+            return JSONResponse({"detail": "this service ran out of open files; retry shortly"}, status_code=503,
+                                headers={"Retry-After": str(STORE_RETRY_SECONDS)})
         self.began(reason)
-        if request.method == "POST" and route_path(request.scope) == "/inspections":
-            self.metrics.rejected.labels("store_unavailable").inc()
+        self.metrics.refused("store_unavailable")  # of an upload (Metrics.refused counts no other request)
         return JSONResponse({"detail": self.public(reason)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_SECONDS)})
 
 
@@ -796,7 +895,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                         failing.add(check.__name__)
                 if stop.wait(STORE_WATCH_SECONDS):
                     return
-                checks = [probe_store, refresh_sizes, note_models_changed, note_newest]
+                checks = [probe_store, refresh_sizes, note_models_changed, note_newest, *([config.folder_watch] if config.folder_watch else [])]
 
         threading.Thread(target=watch, name="defectlens-store-watch", daemon=True).start()
         yield
@@ -864,6 +963,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         if kind == "json_invalid":
             at = f" at character {where[-1]}" if len(where) > 1 and isinstance(where[-1], int) else ""
             return f"the body is not JSON (it breaks off or goes wrong{at}): send one JSON object, {REVIEW_EXAMPLE}"
+        if kind == "missing" and where == ("body",):  # an empty body: "Field required" had named neither (regression probe 2026-12-07)
+            return f"the body is empty: send one JSON object, {REVIEW_EXAMPLE}"
         if kind == "model_attributes_type" and where == ("body",):
             return f"the body is JSON but no object: send one JSON object, {REVIEW_EXAMPLE}"
         if kind != "extra_forbidden" or not loc:
@@ -892,13 +993,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     # Innermost: the token guard and the upload deadline below see the request first.
-    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + BODY_OVERHEAD, on_refused=lambda: metrics.rejected.labels("too_large").inc(),
+    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + BODY_OVERHEAD, on_refused=lambda: metrics.refused("too_large"),
                        said_limit=config.max_upload_bytes)
     if config.upload_timeout is not None:
         # Added before the guard below, so inside it: the route's own task raises the 408 (raised
         # through the guard's task group it would arrive wrapped, and be answered 400), and the
         # guard gives the slot back when the route has answered.
-        app.add_middleware(UploadDeadline, seconds=config.upload_timeout, on_timeout=metrics.rejected.labels("timeout").inc)
+        app.add_middleware(UploadDeadline, seconds=config.upload_timeout, on_timeout=lambda: metrics.refused("timeout"))
 
     # This machine's own names and those it was told of (--allowed-host): with an address, what a request may name (host_is_own).
     own_names = ("localhost", socket.gethostname(), socket.getfqdn(), *(config.allowed_hosts or ()))
@@ -925,10 +1026,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # of another origin is refused (probe 2026-12-05: any page on the line's network could store
         # inspections). Camera stations and scripts send no Origin; the review page sends its own.
         origin = request.headers.get("origin")
-        if request.method == "POST" and origin is not None and urlsplit(origin).netloc.lower() not in own_origins(request, is_trusted):
-            metrics.rejected.labels("cross_site").inc()
-            sent_from = urlsplit(origin).netloc.lower()
-            if sent_from in own_origins(request, lambda name: True):
+        if request.method == "POST" and origin is not None and origin_host(origin) not in own_origins(request, is_trusted):
+            metrics.refused("cross_site")
+            sent_from = origin_host(origin)
+            if sent_from and sent_from in own_origins(request, lambda name: True):
                 # Its own page behind a proxy, under a name it was not told of: said with the fix, not as another site's.
                 # The bare name, as --allowed-host takes it (it refuses one with a port, which this had named).
                 bare = _bare_name(sent_from)
@@ -940,20 +1041,19 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # A write without the token is refused first: before its body is read or spooled, and before
         # it takes an inspection slot (else clients without the token could hold every slot).
         if request.method == "POST" and not token_ok(request.headers.get(TOKEN_HEADER), request.headers.get("authorization")):
-            if route_path(request.scope) == "/inspections":  # refused uploads are counted; a review without the token is no upload
-                metrics.rejected.labels("unauthorized").inc()
+            metrics.refused("unauthorized")  # an upload's (a review without the token is no upload: Metrics.refused)
             return JSONResponse({"detail": token_refusal(request.headers.get(TOKEN_HEADER), request.headers.get("authorization"))}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="defectlens"', "X-Content-Type-Options": "nosniff"})
         # Refuse an announced oversize body before the multipart parser spools any of it to disk.
         length = request.headers.get("content-length")
         if request.method == "POST" and length and length.isdigit() and int(length) > config.max_upload_bytes + BODY_OVERHEAD:
-            metrics.rejected.labels("too_large").inc()
+            metrics.refused("too_large")
             return JSONResponse({"detail": upload_limit_words(config.max_upload_bytes, route_path(request.scope))}, status_code=413)
         # A busy service refuses an upload before its body is parsed: a refusal must cost next to
         # nothing, or stations asking again would take the cores from the inspections in progress.
         admitted = request.method == "POST" and route_path(request.scope) == "/inspections"
         if admitted and not admission.try_enter():
-            metrics.rejected.labels("busy").inc()
+            metrics.refused("busy")
             return JSONResponse(
                 {"detail": f"busy: {admission.limit} inspection(s) in progress, the most this service takes at once; retry shortly"},
                 status_code=503,
@@ -997,10 +1097,10 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         limit = config.max_upload_bytes
         data = file.file.read(limit + 1)
         if len(data) > limit:
-            metrics.rejected.labels("too_large").inc()
+            metrics.refused("too_large")
             raise _error(413, upload_limit_words(limit))
         if not data:
-            metrics.rejected.labels("empty").inc()
+            metrics.refused("empty")
             raise _error(422, "upload is empty (0 bytes)")
         return data
 
@@ -1022,12 +1122,12 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         except Exception:  # noqa: BLE001 — Pillow's readers raise anything on hostile bytes
             fmt, width, height, said = "", 0, 0, ""  # load_image below says what is wrong with it
         if width * height > config.max_pixels:
-            metrics.rejected.labels("too_many_pixels").inc()
+            metrics.refused("too_many_pixels")
             raise _error(422, f"{filename}: image is {said}, over this service's "
                               f"limit of {config.max_pixels:,} pixels — send it downscaled (or serve with a larger --max-megapixels)")
         if refusal := size_refusal(width, height, config.max_pixels):
             # A strip too long for its overlay: scored for seconds, then a 500 when the overlay was written.
-            metrics.rejected.labels("too_many_pixels").inc()
+            metrics.refused("too_many_pixels")
             raise _error(422, f"{filename}: {refusal} — crop or tile it")
         return fmt, width * height
 
@@ -1041,7 +1141,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             with collected_warnings() as caught:
                 image = load_image(scratch, bit_depth)
         except DefectlensError as exc:
-            metrics.rejected.labels("not_an_image").inc()
+            metrics.refused("not_an_image")
             # The message names our scratch file; the client knows its upload by its own name.
             raise _error(422, str(exc).replace(str(scratch), filename)) from None
         finally:
@@ -1135,12 +1235,25 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         fmt, pixels = read_header(data, said)
         ext = FORMAT_EXT.get(fmt, ("img", "application/octet-stream"))[0]
         with pixel_budget.hold(pixels):
-            image, reading_notes = decode(data, said, loaded.inspector.bit_depth)
             try:
+                image, reading_notes = decode(data, said, loaded.inspector.bit_depth)
                 outcome = pool.inspect(loaded, image, filename, reading_notes)
             except DefectlensError as exc:
                 # E.g. an image the model's canvas cannot take: the client's problem, said in one line.
                 raise _error(422, f"{said}: not inspected — {exc}") from None
+            except (MemoryError, RuntimeError, OSError) as exc:
+                # The machine's shortage, not the client's fault nor the service's end: 503 with when to retry, as a busy
+                # service answers (resource probe 2026-12-07: a plain-text 500 without the request's id, an undated traceback).
+                if (short := out_of_resources(exc)) is None:
+                    raise
+                metrics.refused("out_of_resources")
+                log.warning("%s: not inspected, this machine ran out of %s (%s) — fix: %s", said, short, " ".join(str(exc).split())[:160],
+                            SERVICE_SHORT_OF_FIX[short])
+                # An image too large for this machine's memory at any time is worth sending smaller (regression probe 2026-12-07:
+                # "retry shortly" alone, a station would retry it for ever).
+                also = ", or send it downscaled" if short == "memory" else ""
+                raise HTTPException(503, f"{said}: not inspected, this service ran out of {short}; retry shortly{also}",
+                                    headers={"Retry-After": "5"}) from None
             del image  # the decoded pixels leave the budget with the block
         if pixels >= TRIM_AFTER_PIXELS:
             return_freed_memory()
@@ -1218,15 +1331,17 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         since: Annotated[datetime | None, Blank, Query(description="ISO time, inclusive (to poll for new inspections use after_id: "
                                                             "uploads at the same moment can be stored out of time order)")] = None,
         until: Annotated[datetime | None, Blank, Query(description="ISO time, exclusive")] = None,
-        review: Annotated[ReviewText | None, Blank, Query()] = None,
+        review: Annotated[ReviewText | None, Blank, Query(description="reviewed or unreviewed, in any case")] = None,
         reviewed_since: Annotated[datetime | None, Blank, Query(description="ISO time, inclusive: reviewed or commented on at or after "
                                                                      "it, whenever the part was inspected")] = None,
         after_id: Annotated[AfterId | None, Blank, Query(description="Only inspections of a higher id, oldest first: poll "
                                                                          "with the last id seen, nothing skipped or repeated")] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        # Blank as the filters: the default (regression probe 2026-12-07: ?limit= had been refused while verdict= was no filter).
+        limit: Annotated[PageSize | None, Blank, Query()] = 50,
+        offset: Annotated[PageOffset | None, Blank, Query()] = 0,
         request: Request = None,  # type: ignore[assignment]  # FastAPI fills it in (no query parameter)
     ) -> InspectionPage:
+        limit, offset = 50 if limit is None else limit, 0 if offset is None else offset
         # Checked here, not by a pattern: "(?i:…)" was no pattern a JavaScript client's validator reads (regression probe
         # 2026-12-06), and a Unicode case fold ("unuſable") passed it and matched nothing.
         # Spaces around it let go, as a form pastes it; the refusal echoes what was sent, not its lower case (regression probe).
@@ -1234,6 +1349,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             sent, verdict = verdict, verdict.strip().lower()
             if verdict not in ("good", "defective", UNUSABLE):
                 raise _error(422, f"verdict must be good, defective or {UNUSABLE} (any case), not {_printable(sent, 20)!r}")
+        # So are the review filter (Reviewed had been refused where Good was taken) and the type and model (spaces around a
+        # type had found nothing, around a model been refused; regression probe 2026-12-07).
+        if review is not None:
+            sent, review = review, review.strip().lower()
+            if review not in ("reviewed", "unreviewed"):
+                raise _error(422, f"review must be reviewed or unreviewed (any case), not {_printable(sent, 20)!r}")
+        type, model = (None if v is None else v.strip() for v in (type, model))
         # Stored times are UTC; a time given without a zone is read as UTC too.
         try:
             since_utc, until_utc, reviewed_utc = as_utc(since), as_utc(until), as_utc(reviewed_since)
@@ -1564,14 +1686,24 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         # No icon, said without an error: browsers ask for one on every page load.
         return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
 
-    # Outermost: every check and route sees the GET a HEAD stands for.
-    app.add_middleware(HeadAsGet)
-    app.add_middleware(RequestId)  # every answer named, the guard's refusals too (their bodies read before they are compressed)
-    # Outermost: the JSON and the page compressed for a client that takes gzip, pictures not (a PNG or JPEG gains nothing, and a
+    app.add_middleware(RequestId, metrics=metrics)  # every answer named, the guard's refusals too (their bodies read before they are compressed)
+    # The JSON and the page compressed for a client that takes gzip, pictures not (a PNG or JPEG gains nothing, and a
     # TIFF is served as received, its ETag its digest). A page of the history had been 80 kB where 7 kB carries it: 1.4 to 3 s
     # a page on a tablet's slow network (tablet probe 2026-12-07).
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6, exclude_content_types=("image/*",))
+    app.add_middleware(NegotiatedGZip, minimum_size=1024, compresslevel=6, exclude_content_types=("image/*",))
+    # Outermost: every check and route sees the GET a HEAD stands for, and a HEAD gets the GET's headers, its
+    # Content-Encoding and length too (inside the gzip, a HEAD's empty body had been sent uncompressed).
+    app.add_middleware(HeadAsGet)
     return app
+
+
+def origin_host(origin: str) -> str:
+    """The ``host[:port]`` an Origin header names, in lower case; "" for one that does not parse ("http://[" had been a 500:
+    regression probe 2026-12-07), which no page of this service sends."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return ""
 
 
 def own_origins(request: Request, trusted: Callable[[str], bool]) -> set[str]:

@@ -293,6 +293,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    # A port no server can listen on is the URL's mistake, said at once: it had been a 503 "database unavailable" for good
+    # (PostgreSQL probe 2026-12-07: port 70000).
+    if (port := make_url(url).port) is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is no TCP port (1 to 65535)")
     # A short connect timeout: a database that is down must turn into a 503 quickly, not a hung request.
     args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)

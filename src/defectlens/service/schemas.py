@@ -240,8 +240,10 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
              "schema": {"type": "string"}},
 }
 """The headers the service answers with, as the OpenAPI document declares them (:func:`complete_document`)."""
+TOKEN_HEADER = "X-API-Token"
+"""The header a write's token is sent in (or ``Authorization: Bearer TOKEN``)."""
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
-    "apiToken": {"type": "apiKey", "in": "header", "name": "X-API-Token", "description": "The token given to serve --token"},
+    "apiToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER, "description": "The token given to serve --token"},
     "bearer": {"type": "http", "scheme": "bearer", "description": "The token given to serve --token, as Authorization: Bearer TOKEN"},
 }
 """The two ways a write may carry the service's token (either one)."""
