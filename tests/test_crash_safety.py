@@ -859,7 +859,7 @@ def test_a_write_that_fails_in_its_temporary_names_the_folder_not_the_temporary(
     assert f"could not be written to {out} (No space left on device)" in _text(result) and ".tmp" not in result.output, result.output
 
 
-def test_a_mount_point_as_a_models_folder_is_refused_before_the_work(synthetic_category, tmp_path, monkeypatch):
+def test_a_mount_point_as_a_models_folder_is_refused_before_the_work(fitted_model, synthetic_category, tmp_path, monkeypatch):
     # Regression probe 2026-12-07: `fit -o MOUNTPOINT` ran its whole fit, then ended in a traceback ("Device or resource busy"
     # from the rename that swaps a model in), leaving an empty folder beside it at each run.
     mount = tmp_path / "mnt"
@@ -870,3 +870,13 @@ def test_a_mount_point_as_a_models_folder_is_refused_before_the_work(synthetic_c
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(mount)])
     assert result.exit_code == 2 and "is a mount point" in _text(result) and f"pass a folder inside it ({mount / 'model'}" in _text(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt"]
+    # Through a link to it too, and a model that is a mount point before calibrate scores its images (regression probe).
+    (tmp_path / "link").symlink_to(mount)
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "link")])
+    assert result.exit_code == 2 and "is a mount point" in _text(result), result.output
+    shutil.copytree(fitted_model, mount, dirs_exist_ok=True)
+    monkeypatch.setattr(Inspector, "inspect_batch", lambda *a, **k: pytest.fail("scored for a model it cannot save"))
+    result = runner.invoke(app, ["calibrate", str(mount), "--good", str(synthetic_category / "test" / "good"),
+                                 "--defective", str(synthetic_category / "test" / "spot")])
+    assert result.exit_code == 2 and "copy the model into a folder inside the mount point, and calibrate that copy" in _text(result), \
+        result.output

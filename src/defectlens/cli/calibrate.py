@@ -39,6 +39,7 @@ from defectlens.detect.calibration import (
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
 from defectlens.inspector import Failure, Inspector, load_images
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
+from defectlens.io.atomic import require_not_mount_point
 from defectlens.io.dataset import (
     exported_machine_masks,
     fitted_copies,
@@ -83,6 +84,8 @@ class LabelledScores:
 PIXEL_SHIFT_NOTED = 0.02
 """A new pixel threshold further than this share from the old one is said to change regions and their types."""
 
+MOUNTED_MODEL_FIX = "copy the model into a folder inside the mount point, and calibrate that copy"
+"""The fix of a model folder that is a mount point (calibrate saves a model whole beside it and swaps it in)."""
 READ_ONLY_MODEL_FIX = "calibrate a copy you can write (cp -r MODEL_DIR COPY), or see the new thresholds with --dry-run, which saves nothing"
 """What to do with a model folder calibrate cannot write: it has no output folder of its own, and "pass a folder you can
 write to" had been its advice (locked-down host probe 2026-12-07)."""
@@ -233,6 +236,7 @@ def _restore(model_dir: Path, number: int, dry_run: bool) -> None:
         if not dry_run:
             # Checked once there is something to write (a read-only model whose thresholds are in force is no error).
             require_writable_parent(model_dir, "model", makes_folder=True, fix=READ_ONLY_MODEL_FIX)  # saved whole beside the old
+            require_not_mount_point(model_dir, "model", MOUNTED_MODEL_FIX)
             clean_stale_temporaries(model_dir.parent, model_dir.name)
         table = Table(title=f"{model_dir}: thresholds")
         for column in ("", "image threshold", "pixel threshold"):
@@ -324,6 +328,7 @@ def calibrate(
         if not dry_run:
             # The model before its plot: a read-only model folder had been found out on a second try, after the plot's error.
             require_writable_parent(model_dir, "model", makes_folder=True, fix=READ_ONLY_MODEL_FIX)  # saved whole beside the old
+            require_not_mount_point(model_dir, "model", MOUNTED_MODEL_FIX)
             clean_stale_temporaries(model_dir.parent, model_dir.name)
             # Saved as a copy swapped in for the old: room for that copy, before the scoring (a full disk had been found out
             # after it; concurrency probe 2026-12-06).

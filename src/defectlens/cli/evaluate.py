@@ -282,9 +282,10 @@ def evaluate(
                 taxonomy = load_taxonomy(part_types)
                 spelt = [spec.name if (spec := taxonomy.get(t)) else t for t, _ in evaluation.per_type_image_auroc]
                 # Two folders one type in two spellings keep their own names: one's figure had been lost under the other's
-                # (regression probe 2026-12-07; the two are said as one type in two spellings).
-                if len(set(spelt)) == len(spelt):
-                    evaluation.per_type_image_auroc = [(name, v) for name, (_, v) in zip(spelt, evaluation.per_type_image_auroc, strict=True)]
+                # (regression probe 2026-12-07; the two are said as one type in two spellings). The others are respelt.
+                shared = Counter(spelt)
+                evaluation.per_type_image_auroc = [(name if shared[name] == 1 else folder, v)
+                                                   for name, (folder, v) in zip(spelt, evaluation.per_type_image_auroc, strict=True)]
     except DefectlensError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:

@@ -464,7 +464,7 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> dict | N
     return ours
 
 
-def _claim_keeper(data_dir: Path, ours: dict) -> Callable[[], None]:
+def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
     """The check, run with the service's watch, that the data folder's :data:`SERVING_LOCK` is still the file this process holds:
     removed or replaced while it served (a cleaner of ``*.lock`` files, a restore from a backup), it had let a start on another
     database in beside it, both storing pictures in the folder (regression probe 2026-12-07). Removed, it is put back naming this
@@ -484,6 +484,16 @@ def _claim_keeper(data_dir: Path, ours: dict) -> Callable[[], None]:
         if key not in said:
             said.add(key)
             log.error(message, *args)
+
+    def take_back_record() -> None:
+        # A start on another database let in meanwhile recorded its own in service.json: this service's restart and the prunes
+        # were then refused as "another database's" folder (regression probe 2026-12-07). Recorded again as this one's, and said.
+        recorded = _recorded_database(data_dir)
+        if recorded is not None and not same_database(recorded, url, data_dir):
+            BlobStore(data_dir).record_database(ours)
+            log.error("%s named another database (%s), which started on this folder while its lock was gone: it names this service's "
+                      "again — pictures that one stored here are not this database's (a prune on this one removes them)",
+                      data_dir / SERVICE_FILE, json.dumps(recorded.get("database_at", recorded.get("database"))))
 
     def keep_folder_claim() -> None:
         import fcntl
@@ -518,6 +528,7 @@ def _claim_keeper(data_dir: Path, ours: dict) -> Callable[[], None]:
             os.pwrite(fd, json.dumps(ours).encode(), 0)
             hold(fd)
             log.warning("%s was removed while this service ran: put back (a start on another database is refused by it)", path)
+            take_back_record()
             return
         if not stat.S_ISREG(there.st_mode):
             say_once(f"no file {there.st_ino}", "%s was replaced while this service ran by something that is no file: remove it, and this "
@@ -543,6 +554,7 @@ def _claim_keeper(data_dir: Path, ours: dict) -> Callable[[], None]:
         hold(fd)
         log.warning("%s was replaced while this service ran (naming %s): it is this service's again, naming its database", path,
                     json.dumps((named or {}).get("database_at")))
+        take_back_record()
 
     return keep_folder_claim
 
@@ -775,7 +787,7 @@ def serve(
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
                            # None: addresses and this machine's own names (service.app.host_is_own), on loopback as on 0.0.0.0.
                            allowed_hosts=tuple(allowed_host) if allowed_host else None,
-                           folder_watch=_claim_keeper(data_dir, claimed) if claimed is not None else None)
+                           folder_watch=_claim_keeper(data_dir, claimed, _db_url(db, data_dir)) if claimed is not None else None)
     try:
         app = create_app(config)
     except KeyboardInterrupt:

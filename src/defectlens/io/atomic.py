@@ -470,6 +470,30 @@ def with_article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+def is_mount_point(path: str | Path) -> bool:
+    """Whether ``path`` (through its links) is where a file system is mounted: a device boundary, or a mount point the system
+    lists (a bind mount on the same file system crosses no device; regression probe 2026-12-07)."""
+    real = os.path.realpath(path)
+    if os.path.ismount(real):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+            # Field 5 is the mount point, its spaces, tabs, newlines and backslashes written as octal escapes.
+            points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4]) for line in table if len(line.split()) > 4}
+    except OSError:  # not Linux
+        return False
+    return real in points
+
+
+def require_not_mount_point(target: Path, what: str, fix: str) -> None:
+    """Refuse, before any work, a ``target`` folder that is a mount point: a folder written whole is swapped in by renames, which
+    a mount point refuses — a whole fit had ended in a traceback ("Device or resource busy"), an empty folder left beside it at
+    each run (regression probes 2026-12-07)."""
+    if target.is_dir() and is_mount_point(target):
+        raise OutputError(f"is a mount point: {with_article(what)} is written whole beside its folder and swapped in, which a mount "
+                          "point cannot be", target, fix)
+
+
 def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool], what: str) -> None:
     """Refuse, before any work, a target that :func:`atomic_directory` would not replace:
     a file, or a folder that holds something and is not ``what`` (``is_ours`` says)."""
@@ -478,11 +502,7 @@ def require_replaceable_folder(path: str | Path, is_ours: Callable[[Path], bool]
     if target.exists() and not target.is_dir():
         raise OutputError(f"exists and is not a folder ({with_article(what)} is a folder)", target, "pass a new folder path, or move the file away")
     require_writable_parent(target, what, makes_folder=True)  # written whole in a new folder beside it
-    if target.is_dir() and os.path.ismount(target):
-        # Swapped in by renames, which a mount point refuses: a whole fit had ended in a traceback ("Device or resource busy"),
-        # an empty folder left beside it (regression probe 2026-12-07).
-        raise OutputError(f"is a mount point: {with_article(what)} is written whole beside its folder and swapped in, which a mount "
-                          "point cannot be", target, f"pass a folder inside it ({target / 'model'}, say)")
+    require_not_mount_point(target, what, f"pass a folder inside it ({target / 'model'}, say)")
     if target.is_dir() and any(target.iterdir()) and not is_ours(target):
         raise OutputError(
             f"folder holds other files and is not {with_article(what)}; writing the {what} replaces the whole folder",

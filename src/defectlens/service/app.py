@@ -707,14 +707,26 @@ SHORT_SAID_SECONDS = 30.0
 """Seconds between two log lines of one shortage: under ``ulimit -n 40`` the log had grown 12 000 lines a second."""
 
 
-def out_of_open_files() -> bool:
-    """Whether this process can open no more files now (at its limit): a database or folder that "cannot be opened" then is none
-    of theirs."""
+def out_of_open_files(reason: str = "") -> bool:
+    """Whether the store's failure ``reason`` is this process's limit of open files, not the store's: said so, it can open no
+    more files now, or SQLite's "unable to open database file" comes with three quarters of the limit in use (a burst's other
+    requests close theirs before this one is answered: the first check alone had let 19 of 40 through as "database
+    unavailable"; regression probe 2026-12-07)."""
+    if "Too many open files" in reason:
+        return True
     try:
         os.close(os.open(os.devnull, os.O_RDONLY))
     except OSError as exc:
         return exc.errno in (errno.EMFILE, errno.ENFILE)
-    return False
+    if "unable to open database file" not in reason:
+        return False
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return soft != resource.RLIM_INFINITY and len(os.listdir("/proc/self/fd")) >= soft * 3 // 4
+    except (ImportError, OSError):  # not Linux
+        return False
 
 
 class Outage:
@@ -760,7 +772,7 @@ class Outage:
 
     def refuse(self, request: Request, reason: str) -> JSONResponse:
         """The 503 for a request the store could not serve, with when to retry."""
-        if out_of_open_files():
+        if out_of_open_files(reason):
             # No outage: at its limit of open files the process can open neither the database file nor a picture, which had been
             # said as "database unavailable" (31 of 40 uploads, /health flapping; regression probe 2026-12-07).
             self.metrics.refused("out_of_resources")
@@ -1247,7 +1259,8 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 if (short := out_of_resources(exc)) is None:
                     raise
                 metrics.refused("out_of_resources")
-                log.warning("%s: not inspected, this machine ran out of %s (%s) — fix: %s", said, short, " ".join(str(exc).split())[:160],
+                log.warning("%s: not inspected, this machine ran out of %s (%s) — fix: %s", said, short,
+                            " ".join(str(exc).split())[:160] or type(exc).__name__,
                             SERVICE_SHORT_OF_FIX[short])
                 # An image too large for this machine's memory at any time is worth sending smaller (regression probe 2026-12-07:
                 # "retry shortly" alone, a station would retry it for ever).
