@@ -840,7 +840,7 @@ def test_a_disk_without_room_is_refused_before_a_fit_or_an_inspection(fitted_mod
     for command, out in ((["fit", str(synthetic_category)], tmp_path / "model"),
                          (["inspect", str(fitted_model), str(synthetic_category / "test" / "spot")], tmp_path / "out")):
         result = runner.invoke(app, [*command, "-o", str(out)])
-        assert result.exit_code == 2 and "0.0 MiB free on its disk" in _text(result) and "free space on that disk first" in _text(result), \
+        assert result.exit_code == 2 and "4 KiB free on its disk, and the" in _text(result) and "needs at least 64 KiB" in _text(result), \
             result.output
         assert not out.exists()
 
@@ -880,3 +880,14 @@ def test_a_mount_point_as_a_models_folder_is_refused_before_the_work(fitted_mode
                                  "--defective", str(synthetic_category / "test" / "spot")])
     assert result.exit_code == 2 and "copy the model into a folder inside the mount point, and calibrate that copy" in _text(result), \
         result.output
+
+
+def test_a_model_saved_into_the_current_folder_by_a_dot(synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: `fit -o .` ended after the whole fit in a traceback ("Device or resource busy: '.' ->
+    # '..old-…'"), an empty folder left; `-o "$PWD"` worked.
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = runner.invoke(app, ["fit", str(synthetic_category), "-o", ".", "--image-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert (here / "inspector.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["here"]

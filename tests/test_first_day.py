@@ -1252,7 +1252,7 @@ def test_calibrate_on_a_full_disk_says_so_before_scoring(fitted_model, synthetic
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
                                  "--defective", str(synthetic_category / "test" / "spot")])
     said = _text(result)
-    assert result.exit_code == 2 and "MiB free on its disk, and the calibrated model needs about" in said, said
+    assert result.exit_code == 2 and "64 KiB free on its disk, and the calibrated model needs about" in said, said
     assert "fix: free space on that disk first" in said and scored == []
     # Room for one copy of the model is enough: its files are on that disk already (interruption probe 2026-12-06: twice its
     # size had been asked).

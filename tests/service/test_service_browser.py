@@ -712,8 +712,11 @@ def test_the_page_on_a_slow_or_broken_network(pool: ModelPool, images: dict[str,
         page.route("**/inspections?*review=unreviewed*", lambda route: (asked.append(route.request.url), route.continue_()))
         page.fill("#f-type", "scratch")  # typed, not applied: not among the filters (regression probe 2026-12-07)
         page.evaluate("() => { nextUnreviewed(); }")
-        page.wait_for_function("() => !busy.has('looking')", timeout=30_000)
+        page.wait_for_function("() => !busy.size && current && location.hash === `#/inspections/${current.id}`",
+                               timeout=30_000)  # the part it found, opened
         assert asked and "type=" not in asked[-1], asked
+        page.evaluate("() => loadHistory(0)")  # the 15 s refresh: the filters on show, not one half typed (regression probe)
+        assert page.evaluate("shownFilters.toString()") == "" and page.locator("#page-info").text_content() != "0–0 of 0"
         page.press("#f-type", "Enter")
         sync_api.expect(page.locator("#page-info")).to_have_text("0–0 of 0", timeout=30_000)
         page.evaluate("() => { nextUnreviewed(); }")

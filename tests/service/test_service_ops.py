@@ -38,7 +38,7 @@ def _request(method: str, path: str) -> Request:
     return Request({"type": "http", "method": method, "path": path, "headers": [], "query_string": b""})
 
 
-def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog, monkeypatch):
+def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog, monkeypatch, tmp_path):
     # 321 uploads refused across a database restart left not one line in the log.
     metrics = Metrics(["plate"])
     outage = Outage(metrics)
@@ -63,7 +63,7 @@ def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog, monk
     assert metrics.rejected.labels("store_unavailable")._value.get() == 3  # uploads only, not the history read
     # At its limit of open files the process cannot open the database either: said as that, no outage begun (regression probe
     # 2026-12-07: "database unavailable", /health flapping).
-    monkeypatch.setattr(service_app, "out_of_open_files", lambda reason: True)
+    monkeypatch.setattr(service_app, "out_of_open_files", lambda reason, database_file=None: True)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="defectlens.service.app"):
         short = [refused("POST") for _ in range(3)]
@@ -72,16 +72,19 @@ def test_an_outage_is_logged_once_each_way_and_its_refusals_counted(caplog, monk
     assert [r.getMessage() for r in caplog.records] == ["this service ran out of open files (database unavailable: connection refused) — "
                                                         "fix: raise the service's limit of open files (ulimit -n; systemd: LimitNOFILE=4096)"]
     assert metrics.rejected.labels("out_of_resources")._value.get() == 3
-    # Told apart from an outage by its words too, and by three quarters of the limit in use (a burst's other requests close theirs
-    # before this one is answered: regression probe 2026-12-07).
+    # Told apart from an outage by its words too, and by a database file that is there and usable (a burst's other requests close
+    # theirs before this one is answered); a database replaced by a folder, or gone, is an outage (regression probes 2026-12-07).
     monkeypatch.undo()
+    cannot = "database unavailable: OperationalError: unable to open database file"
     assert service_app.out_of_open_files("file store unavailable: Too many open files (data)")
-    assert not service_app.out_of_open_files("database unavailable: unable to open database file")  # a few files open here
-    import resource
-
-    monkeypatch.setattr(resource, "getrlimit", lambda which: (len(os.listdir("/proc/self/fd")) + 2, 4096))
-    assert service_app.out_of_open_files("database unavailable: unable to open database file")
-    assert not service_app.out_of_open_files("database unavailable: connection refused")
+    database = tmp_path / "x.db"
+    assert not service_app.out_of_open_files(cannot, str(database))  # gone
+    database.write_bytes(b"")
+    assert service_app.out_of_open_files(cannot, str(database))  # there and usable: the limit it was
+    assert not service_app.out_of_open_files(cannot) and not service_app.out_of_open_files("database unavailable: refused", str(database))
+    database.unlink()
+    database.mkdir()
+    assert not service_app.out_of_open_files(cannot, str(database))  # a folder in its place
 
 
 def test_the_file_store_is_down_when_full_or_gone(tmp_path, monkeypatch):
@@ -1531,8 +1534,11 @@ def test_a_serving_lock_removed_or_replaced_under_a_running_service_is_put_back_
     with caplog.at_level(logging.WARNING, logger="defectlens.service"):
         keep()  # as the service's watch does every 15 s
     assert any("was removed while this service ran: put back" in r.getMessage() for r in caplog.records)
-    assert json.loads((data / SERVICE_FILE).read_text())["database"]["file"].endswith("first.db")
-    assert any(r.levelno == logging.ERROR and "which started on this folder while its lock was gone" in r.getMessage() for r in caplog.records)
+    # Said with the way out, not rewritten: the folder's history is that one's too, and its pictures may be here (regression probe).
+    assert json.loads((data / SERVICE_FILE).read_text())["database"]["file"].endswith("other.db")
+    assert any(r.levelno == logging.ERROR and "which started on this folder while its lock was gone — fix: if that database stored no "
+               "picture here, stop this service, delete the folder's service.json and history.json" in r.getMessage() for r in caplog.records)
+    (data / SERVICE_FILE).write_text(json.dumps(record))
     assert json.loads((data / SERVING_LOCK).read_text())["database_at"]["file"].endswith("first.db")
     with (data / SERVING_LOCK).open() as probe, pytest.raises(BlockingIOError):  # held again, shared: another start sees it
         fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)

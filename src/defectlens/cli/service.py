@@ -485,15 +485,16 @@ def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
             said.add(key)
             log.error(message, *args)
 
-    def take_back_record() -> None:
-        # A start on another database let in meanwhile recorded its own in service.json: this service's restart and the prunes
-        # were then refused as "another database's" folder (regression probe 2026-12-07). Recorded again as this one's, and said.
+    def say_other_record() -> None:
+        # A start on another database let in meanwhile recorded its own in service.json and its history: this service's restart
+        # and the prunes are then refused as "another database's" folder (regression probe 2026-12-07). Not rewritten here: the
+        # folder's history mark is that one's too, and its pictures may be among this one's — said, with the way out.
         recorded = _recorded_database(data_dir)
         if recorded is not None and not same_database(recorded, url, data_dir):
-            BlobStore(data_dir).record_database(ours)
-            log.error("%s named another database (%s), which started on this folder while its lock was gone: it names this service's "
-                      "again — pictures that one stored here are not this database's (a prune on this one removes them)",
-                      data_dir / SERVICE_FILE, json.dumps(recorded.get("database_at", recorded.get("database"))))
+            say_once(f"record {json.dumps(recorded)}", "%s names another database (%s), which started on this folder while its lock was "
+                     "gone — fix: if that database stored no picture here, stop this service, delete the folder's %s and %s, and start it "
+                     "again (it records itself); if it did, their pictures are mixed: keep this folder for one of them", data_dir / SERVICE_FILE,
+                     json.dumps(recorded.get("database_at", recorded.get("database"))), SERVICE_FILE, HISTORY_FILE)
 
     def keep_folder_claim() -> None:
         import fcntl
@@ -528,7 +529,7 @@ def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
             os.pwrite(fd, json.dumps(ours).encode(), 0)
             hold(fd)
             log.warning("%s was removed while this service ran: put back (a start on another database is refused by it)", path)
-            take_back_record()
+            say_other_record()
             return
         if not stat.S_ISREG(there.st_mode):
             say_once(f"no file {there.st_ino}", "%s was replaced while this service ran by something that is no file: remove it, and this "
@@ -554,7 +555,7 @@ def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
         hold(fd)
         log.warning("%s was replaced while this service ran (naming %s): it is this service's again, naming its database", path,
                     json.dumps((named or {}).get("database_at")))
-        take_back_record()
+        say_other_record()
 
     return keep_folder_claim
 

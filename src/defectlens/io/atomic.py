@@ -542,6 +542,10 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     """
     target = Path(path)
     require_output_path(target, what)  # before the link is followed: a loop had been a traceback (export, export-reviews)
+    if target.name in ("", ".", ".."):
+        # Named by the folder it stands for: "." has no name to make its sibling by (`fit -o .` had ended in a traceback after the
+        # whole fit, "Device or resource busy: '.' -> '..old-…'"; regression probe 2026-12-07).
+        target = Path(os.path.abspath(target))
     if target.is_symlink() and (target.is_dir() or not target.exists()):
         # Through a link to a folder, or to one not made yet (``current -> v4``: it had been a traceback).
         target = target.resolve()

@@ -108,7 +108,7 @@ class Category:
         """Folder name of the category (``.`` and ``..`` named as the folders they stand for); ``test`` where the folder is the file system's
         root (folders given to `evaluate --good / --defective` with nothing above them in common), whose empty name had titled
         the tables and named a figure ``.confusion.png`` (metrics probe 2026-12-07)."""
-        return (self.root.name if self.root.name not in ("", ".", "..") else Path(os.path.abspath(self.root)).name) or "test"
+        return (self.root.name if self.root.name not in ("", ".", "..") else Path(os.path.realpath(self.root)).name) or "test"
 
     @property
     def defect_types(self) -> list[str]:

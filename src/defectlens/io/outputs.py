@@ -178,8 +178,12 @@ def require_room(folder: Path, needed: int, what: str) -> None:
     except OSError:
         return  # said by the write itself, if it fails
     if free < needed:
-        raise OutputError(f"{free / 2**20:.1f} MiB free on its disk, and the {what} needs about {needed / 2**20:.1f} MiB there", folder,
-                          "free space on that disk first")
+        # In KiB under a MiB: "0.1 MiB free … needs about 0.1 MiB" had been said near MIN_ROOM (regression probe 2026-12-07).
+        def size(n: int) -> str:
+            return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+        raise OutputError(f"{size(free)} free on its disk, and the {what} needs {'at least' if needed == MIN_ROOM else 'about'} "
+                          f"{size(needed)} there", folder, "free space on that disk first")
 
 
 def require_writable_parent(path: Path, what: str, makes_folder: bool = False, fix: str = "pass a folder you can write to") -> None:

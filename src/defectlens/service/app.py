@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -707,26 +708,26 @@ SHORT_SAID_SECONDS = 30.0
 """Seconds between two log lines of one shortage: under ``ulimit -n 40`` the log had grown 12 000 lines a second."""
 
 
-def out_of_open_files(reason: str = "") -> bool:
+def out_of_open_files(reason: str = "", database_file: str | None = None) -> bool:
     """Whether the store's failure ``reason`` is this process's limit of open files, not the store's: said so, it can open no
-    more files now, or SQLite's "unable to open database file" comes with three quarters of the limit in use (a burst's other
-    requests close theirs before this one is answered: the first check alone had let 19 of 40 through as "database
-    unavailable"; regression probe 2026-12-07)."""
+    more files now, or SQLite's "unable to open database file" of a ``database_file`` that is there, a file this process may
+    read and write in a folder it may write (a burst's other requests close theirs before this one is answered: the first check
+    alone had let 19 of 40 through as "database unavailable"; a guess by the files in use had taken a database replaced by a
+    folder for it; regression probes 2026-12-07)."""
     if "Too many open files" in reason:
         return True
     try:
         os.close(os.open(os.devnull, os.O_RDONLY))
     except OSError as exc:
         return exc.errno in (errno.EMFILE, errno.ENFILE)
-    if "unable to open database file" not in reason:
+    if "unable to open database file" not in reason or database_file is None:
         return False
     try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        return soft != resource.RLIM_INFINITY and len(os.listdir("/proc/self/fd")) >= soft * 3 // 4
-    except (ImportError, OSError):  # not Linux
+        usable = stat.S_ISREG(os.stat(database_file).st_mode)
+    except OSError:
         return False
+    folder = os.path.dirname(database_file) or "."
+    return usable and os.access(database_file, os.R_OK | os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
 
 
 class Outage:
@@ -735,9 +736,11 @@ class Outage:
     and each refused upload counted with its reason. What a caller is told leaves out where the
     store lives (``hidden``: see :func:`store_locations`); the log keeps it for the operator."""
 
-    def __init__(self, metrics: Metrics, hidden: tuple[str, ...] = ()):
+    def __init__(self, metrics: Metrics, hidden: tuple[str, ...] = (), database_file: str | None = None):
         self.metrics = metrics
         self.hidden = hidden
+        self.database_file = database_file
+        """The SQLite file the store serves on (None: a server), which tells a limit of open files from an outage."""
         self.down: str | None = None
         self.since: float | None = None
         """When (``time.monotonic``) the store went down; None while it answers."""
@@ -772,7 +775,7 @@ class Outage:
 
     def refuse(self, request: Request, reason: str) -> JSONResponse:
         """The 503 for a request the store could not serve, with when to retry."""
-        if out_of_open_files(reason):
+        if out_of_open_files(reason, self.database_file):
             # No outage: at its limit of open files the process can open neither the database file nor a picture, which had been
             # said as "database unavailable" (31 of 40 uploads, /health flapping; regression probe 2026-12-07).
             self.metrics.refused("out_of_resources")
@@ -934,7 +937,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     app.openapi = openapi_document  # type: ignore[method-assign]  # FastAPI's documented way to add to its document
 
     # Reads need no token: an error's text must not tell anyone where the data and database are.
-    outage = Outage(metrics, hidden=store_locations(config.data_dir, config.db_url))
+    outage = Outage(metrics, hidden=store_locations(config.data_dir, config.db_url), database_file=sqlite_file(config.db_url))
 
     @app.exception_handler(StoreUnavailable)
     async def _unavailable(req: Request, exc: StoreUnavailable) -> JSONResponse:
