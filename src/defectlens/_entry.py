@@ -73,14 +73,11 @@ def main() -> None:
     except (MemoryError, RuntimeError, OSError) as exc:
         # Where no command's own handling saw it: a fit or a model's load under a memory limit had ended in a traceback of
         # 216 lines (resource probe 2026-12-07). One line, the machine's shortage and the fix; anything else as it was.
-        from defectlens.errors import SHORT_OF_FIX, out_of_resources
+        from defectlens.errors import SHORT_OF_FIX, out_of_resources, said_in_a_line
 
         if (short := out_of_resources(exc)) is None:
             raise
-        said = " ".join(str(exc).split()) or type(exc).__name__
-        if len(said) > 160:
-            said = said[:160].rsplit(" ", 1)[0] + " …"  # at a word: "Cannot allocate m" had been said (regression probe 2026-12-07)
-        sys.stderr.write(f"error: this machine ran out of {short} ({said}) — fix: {SHORT_OF_FIX[short]}\n")
+        sys.stderr.write(f"error: this machine ran out of {short} ({said_in_a_line(exc)}) — fix: {SHORT_OF_FIX[short]}\n")
         end_with(2)
         raise SystemExit(2) from None
     except KeyboardInterrupt:

@@ -67,6 +67,13 @@ def out_of_resources(exc: BaseException) -> str | None:
     return None
 
 
+def said_in_a_line(exc: BaseException, limit: int = 160) -> str:
+    """What ``exc`` says, on one line and cut at a word past ``limit`` characters ("Cannot allocate m" had been said: regression
+    probe 2026-12-07); its type's name where it says nothing (a MemoryError)."""
+    said = " ".join(str(exc).split()) or type(exc).__name__
+    return said if len(said) <= limit else said[:limit].rsplit(" ", 1)[0] + " …"
+
+
 SHORT_OF_FIX = {
     "memory": "give it less at once (fit: --max-images or a smaller --image-size; inspect and evaluate: fewer or smaller images), "
               "or run it where more memory is free",

@@ -443,8 +443,7 @@ def _claim_folder(data_dir: Path, db: str | None, made: Path | None) -> dict | N
             raise typer.Exit(2)
         if not others and serving is not None and (named is None or named["database_at"] != ours["database_at"]):
             try:
-                os.ftruncate(serving, 0)
-                os.pwrite(serving, json.dumps(ours).encode(), 0)
+                _name_database(serving, ours)
             except OSError as exc:
                 # Left naming an earlier run's database, it would let another database in beside this one, and keep this one's
                 # out (regression probe 2026-12-07: a lock file another user made, which this one may only read; opened so,
@@ -513,8 +512,7 @@ def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
                 return
             # Written over where it lies (an editor, a restore into the file): the database it names is this service's again.
             try:
-                os.ftruncate(_SERVED[-1], 0)
-                os.pwrite(_SERVED[-1], json.dumps(ours).encode(), 0)
+                _name_database(_SERVED[-1], ours)
                 log.warning("%s was written over while this service ran, naming another database: it names this one again", path)
             except OSError as exc:
                 say_once(f"rewritten {json.dumps(named)}", "%s was written over while this service ran, naming another database (%s), "
@@ -526,7 +524,7 @@ def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             except FileExistsError:
                 return  # put back by another service on this database meanwhile: compared at the next check
-            os.pwrite(fd, json.dumps(ours).encode(), 0)
+            _name_database(fd, ours)
             hold(fd)
             log.warning("%s was removed while this service ran: put back (a start on another database is refused by it)", path)
             say_other_record()
@@ -550,14 +548,20 @@ def _claim_keeper(data_dir: Path, ours: dict, url: str) -> Callable[[], None]:
                      json.dumps((named or {}).get("database_at")), data_dir)
             return
         # Held by nobody (an empty file a refused start left, a restored copy): this service's, naming its database.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(ours).encode(), 0)
+        _name_database(fd, ours)
         hold(fd)
         log.warning("%s was replaced while this service ran (naming %s): it is this service's again, naming its database", path,
                     json.dumps((named or {}).get("database_at")))
         say_other_record()
 
     return keep_folder_claim
+
+
+def _name_database(lock: int, ours: dict) -> None:
+    """Write into the lock file ``lock`` (open for writing) the database this service serves (:func:`database_record`'s keys),
+    in place of what it said: what :func:`_running_database` reads."""
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, json.dumps(ours).encode(), 0)
 
 
 def _running_database(serving: int | None) -> dict | None:
@@ -775,6 +779,7 @@ def serve(
         raise typer.Exit(2) from None
     # Which database the folder serves, checked with the folder held (a start beside this one waits for it), and the folder
     # then held as served until this process ends (SERVING_LOCK, which names the database).
+    url = _db_url(db, data_dir)
     try:
         claimed = _claim_folder(data_dir, db, made)
     except KeyboardInterrupt:
@@ -784,11 +789,11 @@ def serve(
     if (few := _open_files_allowed()) is not None:
         console.print(f"[yellow]warning:[/] this process may open only {few} files at once (ulimit -n): uploads beyond a few at a "
                       "time will fail and the log will fill — fix: raise the limit (ulimit -n 4096; systemd: LimitNOFILE=4096)")
-    config = ServiceConfig(tuple(model_dirs), _db_url(db, data_dir), data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+    config = ServiceConfig(tuple(model_dirs), url, data_dir, token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                            max_pixels=int(max_megapixels * 1e6), max_in_flight=max_in_flight or None, upload_timeout=upload_timeout or None,
                            # None: addresses and this machine's own names (service.app.host_is_own), on loopback as on 0.0.0.0.
                            allowed_hosts=tuple(allowed_host) if allowed_host else None,
-                           folder_watch=_claim_keeper(data_dir, claimed, _db_url(db, data_dir)) if claimed is not None else None)
+                           folder_watch=_claim_keeper(data_dir, claimed, url) if claimed is not None else None)
     try:
         app = create_app(config)
     except KeyboardInterrupt:

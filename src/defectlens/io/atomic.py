@@ -479,7 +479,7 @@ def is_mount_point(path: str | Path) -> bool:
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
             # Field 5 is the mount point, its spaces, tabs, newlines and backslashes written as octal escapes.
-            points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4]) for line in table if len(line.split()) > 4}
+            points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]) for fields in map(str.split, table) if len(fields) > 4}
     except OSError:  # not Linux
         return False
     return real in points

@@ -56,7 +56,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from defectlens import __version__
-from defectlens.errors import DefectlensError, collected_warnings, out_of_resources
+from defectlens.errors import DefectlensError, collected_warnings, out_of_resources, said_in_a_line
 from defectlens.explain import DEFAULT_OBJECT
 from defectlens.io import IMAGE_FORMATS, IMAGE_SUFFIXES, load_image, plain_label, png_bytes, printable_text, size_refusal
 from defectlens.io.images import holds_deep_colour
@@ -625,6 +625,8 @@ TypeText = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL)]
 ModelText = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 ReviewText = Annotated[str, StringConstraints(max_length=20)]  # no pattern: checked in words, in any case, as the verdict
 AfterId = Annotated[int, Field(ge=0, le=MAX_ID)]
+PAGE_DEFAULT = 50
+"""Inspections a page of the history holds where the request names no limit (or a blank one)."""
 PageSize = Annotated[int, Field(ge=1, le=500)]
 PageOffset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 InspectionId = Annotated[int, PathParam(ge=0, le=MAX_ID, description="The inspection's id"), BeforeValidator(_whole_number)]
@@ -1262,14 +1264,13 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 if (short := out_of_resources(exc)) is None:
                     raise
                 metrics.refused("out_of_resources")
-                log.warning("%s: not inspected, this machine ran out of %s (%s) — fix: %s", said, short,
-                            " ".join(str(exc).split())[:160] or type(exc).__name__,
+                log.warning("%s: not inspected, this machine ran out of %s (%s) — fix: %s", said, short, said_in_a_line(exc),
                             SERVICE_SHORT_OF_FIX[short])
                 # An image too large for this machine's memory at any time is worth sending smaller (regression probe 2026-12-07:
                 # "retry shortly" alone, a station would retry it for ever).
                 also = ", or send it downscaled" if short == "memory" else ""
                 raise HTTPException(503, f"{said}: not inspected, this service ran out of {short}; retry shortly{also}",
-                                    headers={"Retry-After": "5"}) from None
+                                    headers={"Retry-After": str(STORE_RETRY_SECONDS)}) from None
             del image  # the decoded pixels leave the budget with the block
         if pixels >= TRIM_AFTER_PIXELS:
             return_freed_memory()
@@ -1353,11 +1354,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         after_id: Annotated[AfterId | None, Blank, Query(description="Only inspections of a higher id, oldest first: poll "
                                                                          "with the last id seen, nothing skipped or repeated")] = None,
         # Blank as the filters: the default (regression probe 2026-12-07: ?limit= had been refused while verdict= was no filter).
-        limit: Annotated[PageSize | None, Blank, Query()] = 50,
+        limit: Annotated[PageSize | None, Blank, Query()] = PAGE_DEFAULT,
         offset: Annotated[PageOffset | None, Blank, Query()] = 0,
         request: Request = None,  # type: ignore[assignment]  # FastAPI fills it in (no query parameter)
     ) -> InspectionPage:
-        limit, offset = 50 if limit is None else limit, 0 if offset is None else offset
+        limit, offset = PAGE_DEFAULT if limit is None else limit, 0 if offset is None else offset
         # Checked here, not by a pattern: "(?i:…)" was no pattern a JavaScript client's validator reads (regression probe
         # 2026-12-06), and a Unicode case fold ("unuſable") passed it and matched nothing.
         # Spaces around it let go, as a form pastes it; the refusal echoes what was sent, not its lower case (regression probe).
