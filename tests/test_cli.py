@@ -337,6 +337,8 @@ def test_version_and_an_exit_status_for_defects_found(fitted_model, synthetic_ca
     one_good = str(synthetic_category / "test/good/000.png")
     good = runner.invoke(app, ["inspect", str(fitted_model), one_good, "-o", str(tmp_path / "a"), "--fail-on-defect"])
     assert good.exit_code == 0, good.output
+    # On a pass too (documentation probe 2026-12-07: a CI log grepping for the gate's line found it only on a failure).
+    assert good.output.rstrip().splitlines()[-1] == "0 of 1 part(s) defective: exit status 0 (--fail-on-defect)", good.output
     spots = [str(synthetic_category / "test/spot"), "-o", str(tmp_path / "b")]
     assert runner.invoke(app, ["inspect", str(fitted_model), *spots]).exit_code == 0
     gated = runner.invoke(app, ["inspect", str(fitted_model), *spots, "--fail-on-defect", "--resume"])
@@ -1138,6 +1140,12 @@ def test_an_empty_argument_and_a_usage_error_are_one_line_each(fitted_model, syn
         usage = runner.invoke(app, args)
         lines = [line for line in usage.output.splitlines() if line.strip()]
         assert usage.exit_code == 2 and len(lines) == 1 and lines[0].startswith(said), usage.output
+    # An option's missing value, raised by click without its command: the command's help, not the top-level one, which lists
+    # no command's options (documentation probe 2026-12-07).
+    monkeypatch.setattr(sys, "argv", ["defectlens", "fit", str(synthetic_category), "-o"])
+    usage = runner.invoke(app, sys.argv[1:])
+    assert usage.exit_code == 2 and " ".join(usage.output.split()) == \
+        "error: Option '-o' requires an argument. — fix: see `defectlens fit --help`", usage.output
 
 
 def test_thresholds_keep_the_pictures_they_were_calibrated_on_and_evaluate_says_so(fitted_model, synthetic_category, tmp_path):

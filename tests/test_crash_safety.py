@@ -772,35 +772,87 @@ def test_serve_stopped_while_it_loads_ends_as_a_stop(monkeypatch):
 def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_in_one_line(fitted_model, synthetic_category, tmp_path,
                                                                                           monkeypatch):
     # Resource probe 2026-12-07: one 64-megapixel image under a memory limit ended the whole `inspect` in a 144-line
-    # traceback with nothing written, and `fit` in 216 lines.
+    # traceback with nothing written, and `fit` in 216 lines. Regression probe of 0.3.16: the retry lived in `inspect` alone,
+    # so one such image ended a whole `fit` or `evaluate` (0.3.15 had skipped it), and a shortage while its regions were typed
+    # ended `inspect` with its summary unwritten.
     import weakref
 
-    scored = Inspector.inspect_batch
+    import defectlens.engine.local as local_engine
+    import defectlens.inspector as inspector_module
+
+    decoded = inspector_module.decoded_pixels
+    scored = Inspector.score_read
 
     class Decoded:  # stands for the failed batch's decoded images
         pass
 
     failed_batches: list[weakref.ref] = []
 
-    def short_of_memory_for_one(self, paths, *args, **kwargs):
+    def let_go() -> None:
         # Each image alone once the batch failed, its images let go (regression probe 2026-12-07: retried within the except
         # block, whose traceback held them, every image had failed too).
         assert all(held() is None for held in failed_batches), "the failed batch's images are still held"
-        if any(Path(p).name == "001.png" for p in paths):
-            decoded = Decoded()
-            failed_batches.append(weakref.ref(decoded))
-            raise MemoryError("Unable to allocate 238. MiB for an array with shape (7900, 7900, 4)")
-        return scored(self, paths, *args, **kwargs)
 
-    monkeypatch.setattr(Inspector, "inspect_batch", short_of_memory_for_one)
+    def short_of_memory_for_one(path, *args, **kwargs):
+        let_go()
+        if Path(path).name == "001.png":
+            held = Decoded()
+            failed_batches.append(weakref.ref(held))
+            raise MemoryError("Unable to allocate 238. MiB for an array with shape (7900, 7900, 4)")
+        return decoded(path, *args, **kwargs)
+
+    def short_of_memory_for_two(self, images, *args, **kwargs):
+        let_go()
+        if len(images) > 3:  # a batch the machine cannot score at once, its images one at a time it can
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB")
+        return scored(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(inspector_module, "decoded_pixels", short_of_memory_for_one)
+    monkeypatch.setattr(Inspector, "score_read", short_of_memory_for_two)
     out = tmp_path / "out"
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out)])
     said = _text(result)
     assert result.exit_code == 3 and "Traceback" not in said, result.output
     assert sorted(p.name for p in out.glob("*.report.json")) == ["000.report.json", "002.report.json", "003.report.json"]
-    assert "001.png: not inspected, this machine ran out of memory — fix: give it less at once" in said and "then --resume" in said
+    assert "001.png: not inspected, this machine ran out of memory — fix: give it less at once" in said, said
     rows = {r["file"]: r for r in csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8")))}
     assert [Path(name).name for name, r in rows.items() if r["verdict"] == "skipped"] == ["001.png"], rows
+
+    # evaluate goes on past the image (its metrics from the rest) and lists it.
+    evaluated = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path / "eval.json")])
+    said = _text(evaluated)
+    assert evaluated.exit_code == 3 and "Traceback" not in said, evaluated.output
+    assert "001.png: not inspected, this machine ran out of memory" in said
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert (metrics["n_good"], metrics["n_defective"]) == (3, 3) and len(metrics["failures"]) == 2  # good/ and spot/ have a 001.png
+
+    # fit leaves the training image out, listed.
+    fitted = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "model"), "--image-size", "128"])
+    said = _text(fitted)
+    assert fitted.exit_code == 3 and "Traceback" not in said, fitted.output
+    assert "001.png: not read, this machine ran out of memory — fix: give it less at once" in said
+    assert read_descriptor(tmp_path / "model").fit_summary["n_images"] == 11
+
+    # A shortage once the image is scored (its regions typed, its overlay drawn): that image fails, the run goes on and its
+    # summary is written.
+    monkeypatch.setattr(inspector_module, "decoded_pixels", decoded)
+    analysed = local_engine.analyse
+
+    def short_of_memory_typing(analysis, image, inspection, output, name, *args, **kwargs):
+        if name.startswith("002"):
+            raise MemoryError("Unable to allocate 1.39 GiB for an array with shape (7900, 7900, 3) and data type float64")
+        return analysed(analysis, image, inspection, output, name, *args, **kwargs)
+
+    monkeypatch.setattr(local_engine, "analyse", short_of_memory_typing)
+    out = tmp_path / "typed"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out)])
+    said = _text(result)
+    assert result.exit_code == 3 and "Traceback" not in said, result.output
+    assert "002.png: inspected, but its results were not written, this machine ran out of memory — fix:" in said, said
+    assert sorted(p.name for p in out.glob("*.report.json")) == ["000.report.json", "001.report.json", "003.report.json"]
+    assert not list(out.glob("002*")) and not list(out.glob(".*.tmp"))
+    rows = {Path(r["file"]).name: r["verdict"] for r in csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8")))}
+    assert rows["002.png"] == "skipped" and len(rows) == 4, rows
 
     # The command's own entry, its command line standing in for one that runs short; one process for the three.
     code = ("import sys\n"
@@ -891,3 +943,39 @@ def test_a_model_saved_into_the_current_folder_by_a_dot(synthetic_category, tmp_
     result = runner.invoke(app, ["fit", str(synthetic_category), "-o", ".", "--image-size", "64"])
     assert result.exit_code == 0, result.output
     assert (here / "inspector.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+    # Replaced whole, the folder the process stood in was gone under it: the process goes on in the new one, and the shell
+    # left in the removed one is told how to enter the new (the next command there had died in a oneMKL error; regression probe
+    # of 0.3.16).
+    assert Path(os.getcwd()) == here.resolve() and os.listdir(".")
+    assert 'was replaced whole: a shell standing in it is left in the removed folder (its files look gone) — enter it again: cd "$PWD"' \
+        in _text(result)
+    # A command started in a removed folder says so in one line, before PyTorch loads.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    run = subprocess.run([sys.executable, "-c", "import os, sys\nos.chdir(sys.argv[1])\nos.rmdir(sys.argv[1])\n"
+                          "sys.argv = ['defectlens', 'info', 'model']\nfrom defectlens._entry import main\nmain()", str(gone)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("error: the current folder no longer exists") and \
+        'cd "$PWD"' in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_mount_points_are_told_by_the_system_bind_mounts_too_hidden_ones_not(tmp_path):
+    # Regression probes 2026-12-07: a bind mount on the same file system crosses no device (a whole fit, then "Device or resource
+    # busy"); and a folder standing where a mount point was hidden by a later mount over a folder above had been refused.
+    from defectlens.io.atomic import is_mount_point
+
+    shadow, inner, source, bound = tmp_path / "shad", tmp_path / "shad" / "inner", tmp_path / "b1", tmp_path / "b2"
+    for folder in (inner, source, bound):
+        folder.mkdir(parents=True)
+    mounted: list[Path] = []
+    try:
+        for args, point in ((["-t", "tmpfs", "tmpfs"], inner), (["-t", "tmpfs", "tmpfs"], shadow), (["--bind", str(source)], bound)):
+            if subprocess.run(["mount", *args, str(point)], capture_output=True).returncode != 0:
+                pytest.skip("mounting needs root and a system that allows it here")
+            mounted.append(point)
+        inner.mkdir()  # on the tmpfs over shad: a plain folder where the hidden mount point was
+        assert is_mount_point(shadow) and is_mount_point(bound) and not is_mount_point(inner) and not is_mount_point(source)
+    finally:
+        for point in reversed(mounted):
+            subprocess.run(["umount", str(point)], capture_output=True)
+        subprocess.run(["umount", str(inner)], capture_output=True)

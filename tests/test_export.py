@@ -194,6 +194,35 @@ def test_missing_runtime_names_the_pip_command(exported, monkeypatch):
         Inspector.load(exported)
 
 
+def test_a_runtime_that_cannot_be_imported_is_said_in_one_line(exported, monkeypatch):
+    # Documentation probe 2026-12-07: an onnxruntime or openvino installed but broken (a build for another NumPy) ended
+    # `inspect`, `export` and `info --check` in a 100-line traceback; only Ray's had been said.
+    from defectlens.errors import out_of_resources
+
+    real = importlib.import_module
+    said = ["libonnxruntime.so: undefined symbol: _ZN3foo (a build for another NumPy)"]
+
+    def broken(name, *args):
+        if name == "onnxruntime":
+            raise ImportError(said[0])
+        return real(name, *args)
+
+    monkeypatch.setattr(runtime_module.importlib, "import_module", broken)
+    with pytest.raises(ConfigError, match=r"'onnxruntime', which is installed but cannot be imported \(libonnxruntime.so: undefined "
+                                          r"symbol.*\) — fix: reinstall it: pip install 'defectlens\[onnx\]'"):
+        Inspector.load(exported)
+    result = CliRunner().invoke(app, ["info", str(exported), "--check"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "cannot be imported" in result.output, result.output
+    # Under a memory limit its shared objects cannot be mapped: the machine's shortage, not a broken install to reinstall.
+    said[0] = "libonnxruntime.so.1: failed to map segment from shared object"
+    with pytest.raises(ImportError) as raised:
+        Inspector.load(exported)
+    assert out_of_resources(raised.value) == "memory"
+    assert out_of_resources(RuntimeError("could not create a primitive")) == "memory"
+    assert out_of_resources(OSError(12, "Cannot allocate memory")) == "memory"
+    assert out_of_resources(RuntimeError("a bug")) is None and out_of_resources(ImportError("No module named x")) is None
+
+
 def test_runtime_on_a_plain_model_is_refused(fitted_model):
     with pytest.raises(ConfigError, match=r"needs an exported model .*defectlens export"):
         Inspector.load(fitted_model, runtime="onnxruntime")

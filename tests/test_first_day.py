@@ -1460,6 +1460,16 @@ def test_calibrate_keeps_to_the_models_own_false_alarm_target(fitted_model, synt
             Inspector.load(model).calibrate([i.path for i in items], [i.is_defective for i in items], max_false_alarms=wrong)  # type: ignore[arg-type]
 
 
+def test_calibrate_of_the_current_folder_plots_beside_it_by_its_name(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Leftover of 2026-12-07: `calibrate .` wrote its plot as `.roc.png` inside the model folder (named by ".").
+    model = _copy_model(fitted_model, tmp_path)
+    test = synthetic_category / "test"
+    monkeypatch.chdir(model)
+    result = runner.invoke(app, ["calibrate", ".", "--good", str(test / "good"), "--defective", str(test / "spot")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model.roc.png").is_file() and not (model / ".roc.png").exists()
+
+
 def test_calibrate_on_a_model_with_a_name_near_the_limit_plots_beside_it(fitted_model, synthetic_category, tmp_path):
     # Regression probe 2026-12-06: fit writes model folders of 248-255 bytes, and calibrate on one was refused unless --plot
     # ("MODEL.roc.png" is 263 bytes long).

@@ -506,6 +506,14 @@ def test_memory_bank_row_count_must_match_detector_json(fitted_model, tmp_path):
     save_file({"bank": bank[:-7].contiguous()}, str(model / "memory_bank.safetensors"))
     with pytest.raises(ModelFileError, match=r"rows but detector\.json records bank_size"):
         Inspector.load(model)
+    # Its feature size too, said as that record (security probe 2026-12-07: "has shape (2902, 168) but efficientnet-lite2 gives
+    # 168-d features", the two sides that agreed).
+    save_file({"bank": bank}, str(model / "memory_bank.safetensors"))
+    record = json.loads((model / "detector.json").read_text())
+    record["feature_dim"] = bank.shape[1] + 1
+    (model / "detector.json").write_text(json.dumps(record))
+    with pytest.raises(ModelFileError, match=rf"holds {bank.shape[1]}-d features but detector\.json records feature_dim {bank.shape[1] + 1}"):
+        Inspector.load(model)
 
 
 def test_missing_masks_keep_images_in_the_image_metrics(fitted_model, synthetic_category, tmp_path):
@@ -1415,6 +1423,18 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_inspected(tmp_path):
     pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
     with pytest.warns(DefectlensWarning, match="2 pages; only the first is inspected"):
         assert load_image(tmp_path / "scan.tif").max() == 10
+    # Counted to a hundred (security probe 2026-12-07: Pillow's count of 80 000 one-pixel pages, 8 MB, took 89 s at each
+    # upload and each view); a page past the first that cannot be read ends the count there, not the first page's reading.
+    many = [Image.fromarray(np.full((32, 32), 10, np.uint8))] + [Image.fromarray(np.full((1, 1), 200, np.uint8))] * 150
+    many[0].save(tmp_path / "many.tif", save_all=True, append_images=many[1:])
+    with pytest.warns(DefectlensWarning, match="many.tif: more than 100 pages; only the first is inspected"):
+        assert load_image(tmp_path / "many.tif").shape == (32, 32, 3)
+    data = bytearray((tmp_path / "scan.tif").read_bytes())
+    first = struct.unpack_from("<I", data, 4)[0]
+    after_first = first + 2 + 12 * struct.unpack_from("<H", data, first)[0]
+    struct.pack_into("<I", data, after_first, len(data) + 4096)  # the second page's entry points past the end of the file
+    (tmp_path / "cut.tif").write_bytes(bytes(data))
+    assert load_image(tmp_path / "cut.tif").max() == 10
 
 
 def test_what_reading_an_image_said_is_kept_with_its_results(fitted_model, synthetic_category, tmp_path):

@@ -52,6 +52,15 @@ def main() -> None:
             os._exit(0 if isinstance(exc, BrokenPipeError) else 1)
         end_with(0)
         raise SystemExit(0)
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        # A shell left standing in a folder that a fit or calibrate replaced whole (or someone removed): PyTorch's load had died
+        # there in "Intel oneMKL FATAL ERROR: Cannot load libtorch_cpu.so" (regression probe 2026-12-07).
+        sys.stderr.write("error: the current folder no longer exists (replaced whole by a fit or calibrate, or removed) — fix: "
+                         'enter it again (cd "$PWD") or another folder, and run the command there\n')
+        end_with(2)
+        raise SystemExit(2) from None
     cap_threads()
     quiet_plot_cache()
     try:

@@ -609,9 +609,16 @@ THRESHOLD_RULES = {
 """What a threshold set by a rule, not by normal images, means (the card's "how set")."""
 
 
-def render_card(descriptor: ModelDescriptor) -> str:
+def shown_folder(path: str, full_paths: bool = True) -> str:
+    """A folder as a card shows it: whole, or (``full_paths`` False) by its last three names, for a card anyone may read (the
+    service's ``GET /models``, which needs no token, had told where the training data lies; security probe 2026-12-07)."""
+    parts = Path(path).parts
+    return path if full_paths or len(parts) <= 3 else "…/" + "/".join(parts[-3:])
+
+
+def render_card(descriptor: ModelDescriptor, full_paths: bool = True) -> str:
     """The human-readable model card (Markdown) of a descriptor: what detector, fitted on what,
-    when, with which thresholds set how, and what normal images scored."""
+    when, with which thresholds set how, and what normal images scored (its folders by their last names unless ``full_paths``)."""
     d = descriptor
     lines = [f"# Model card: {d.detector} detector", ""]
     if d.format_version < FORMAT_VERSION:
@@ -629,7 +636,7 @@ def render_card(descriptor: ModelDescriptor) -> str:
             "training images": p.n_images if p else None,
             **({"training image sizes": p.sizes_text()} if p and p.image_sizes else {}),
             # A path as it is, in a code span: "_lot7_" in one had read as emphasis (regression probe 2026-12-06).
-            **({"training folder": _Code(p.trained_on)} if p and p.trained_on else {}),
+            **({"training folder": _Code(shown_folder(p.trained_on, full_paths))} if p and p.trained_on else {}),
             **({"training images in colour": "yes" if p.colour else "no (grey)" if p.grey else "some" if p.grey is False else "no, or not all"}
                if p and p.colour is not None else {}),
             **({"sensor depth": f"{p.bit_depth} bits (deeper pixels of every image read at it)"} if p and p.bit_depth

@@ -60,11 +60,21 @@ def out_of_resources(exc: BaseException) -> str | None:
     MemoryError, PyTorch's and C++'s failed allocations, raised as RuntimeError) or "open files" (EMFILE, ENFILE); else None.
     A 64-megapixel image under a memory limit had ended a whole batch in a 144-line traceback, and a service under a low
     open-file limit had answered a plain-text 500 (resource probe 2026-12-07)."""
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and re.search(r"can't allocate memory|std::bad_alloc", str(exc))):
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+        return "memory"
+    if isinstance(exc, RuntimeError | ImportError | OSError) and _SHORT_OF_MEMORY.search(str(exc)):
         return "memory"
     if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
         return "open files"
     return None
+
+
+_SHORT_OF_MEMORY = re.compile(r"can't allocate memory|cannot allocate memory|std::bad_alloc|could not create a primitive|"
+                              r"failed to map segment from shared object", re.IGNORECASE)
+"""How the libraries say they lacked memory, where they raise no MemoryError: PyTorch and C++ ("can't allocate memory",
+``std::bad_alloc``), oneDNN ("could not create a primitive": its allocation failed, under a memory limit the only cause in our
+fixed networks) and the loader of a library's shared object ("failed to map segment": ONNX Runtime imported under a memory
+limit). Each had ended a command in a traceback of 130 to 275 lines (regression probe 2026-12-07)."""
 
 
 def said_in_a_line(exc: BaseException, limit: int = 160) -> str:

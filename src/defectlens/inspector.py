@@ -79,6 +79,7 @@ from defectlens.detect.patch_detector import MIN_HOLDOUT_IMAGES, holdout_indices
 from defectlens.detect.registry import DETECTORS, detector_class, load_detector
 from defectlens.encode import BACKBONES, DEFAULT_BACKBONE, CanvasSpec, EncoderConfig
 from defectlens.errors import (
+    SHORT_OF_FIX,
     ClippedPixelsWarning,
     ConfigError,
     DatasetLayoutError,
@@ -91,6 +92,7 @@ from defectlens.errors import (
     OutputError,
     ShallowColourWarning,
     collected_warnings,
+    out_of_resources,
     warn_caller,
 )
 from defectlens.fielddocs import with_field_docs
@@ -340,14 +342,22 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
+def short_of(path: str | Path, short: str, what: str = "not inspected") -> Failure:
+    """The failure of an image the machine ran ``short`` of memory or open files for (:func:`~defectlens.errors.out_of_resources`)."""
+    return Failure(str(path), f"{path}: {what}, this machine ran out of {short} — fix: {SHORT_OF_FIX[short]}")
+
+
 def _readable(
     paths: Sequence[str | Path], failures: list[Failure], progress: Progress | None, strict: bool = False, bit_depth: int | None = None,
+    shortage_raises: bool = False,
 ) -> Iterator[tuple[Path, np.ndarray, int | None, tuple[str, ...]]]:
     """Each of ``paths`` that decodes, with its pixels (deeper ones read at ``bit_depth``), its own sensor depth
     (:func:`~defectlens.io.sensor_bits`) and what its reading said (:class:`~defectlens.errors.DefectlensWarning`s, also
     warned); unreadable files are added to ``failures`` as :class:`Failure` records instead of stopping the batch
-    (``strict``: the first one's error is raised)."""
+    (``strict``: the first one's error is raised), and so are files this machine lacks the memory or open files to decode
+    (``shortage_raises``: raised, for a batch that holds other images to be tried again an image at a time)."""
     for p in paths:
+        short: str | None = None
         try:
             with collected_warnings() as said:
                 pixels = decoded_pixels(p)
@@ -356,11 +366,17 @@ def _readable(
             if strict:
                 raise
             failures.append(Failure(str(p), str(exc)))
+        except (MemoryError, RuntimeError, OSError) as exc:
+            # One image too large for the memory left had ended a whole fit or evaluate (regression probe 2026-12-07).
+            if (short := out_of_resources(exc)) is None or strict or shortage_raises:
+                raise
         else:
             yield Path(p), image, sensor_bits(pixels), tuple(str(w) for w in said if isinstance(w, DefectlensWarning))
         finally:
             for w in said:
                 warn_caller(w)
+        if short is not None:
+            failures.append(short_of(p, short, "not read"))
         if progress:
             progress(1)
 
@@ -728,12 +744,12 @@ def load_images(
 
 
 def _images_with_notes(
-    paths: Sequence[str | Path], progress: Progress | None = None, bit_depth: int | None = None,
+    paths: Sequence[str | Path], progress: Progress | None = None, bit_depth: int | None = None, shortage_raises: bool = False,
 ) -> tuple[list[np.ndarray], list[Path], list[tuple[str, ...]], list[Failure]]:
     """:func:`load_images`, with what reading each image said (:attr:`InspectedImage.reading_notes`)."""
     failures: list[Failure] = []
     with collected_warnings() as caught:
-        read = list(_readable(paths, failures, progress, bit_depth=bit_depth))
+        read = list(_readable(paths, failures, progress, bit_depth=bit_depth, shortage_raises=shortage_raises))
     for w in said_per_batch(caught, bit_depth):
         warn_caller(w)
     return [image for _, image, _, _ in read], [path for path, _, _, _ in read], [notes for *_, notes in read], failures
@@ -1306,13 +1322,24 @@ class Inspector:
         (:meth:`score` and :meth:`decide`)."""
         paths = _path_list(paths)
         start = time.perf_counter()
-        images, kept, notes, failures = _images_with_notes(paths, bit_depth=self.bit_depth)
+        short: str | None = None
+        images: list[np.ndarray] = []
+        results: list[AnomalyResult] = []
         try:
-            results = self.score_read(images) if images else []
-        except DefectlensError as exc:
-            # E.g. unreadable files left a batch too small for the batch cue: say so per file.
-            failures.extend(Failure(str(p), f"{p}: not inspected — {exc}", of_batch=True) for p in kept)
-            kept, images, results, notes = [], [], [], []
+            images, kept, notes, failures = _images_with_notes(paths, bit_depth=self.bit_depth, shortage_raises=True)
+            try:
+                results = self.score_read(images) if images else []
+            except DefectlensError as exc:
+                # E.g. unreadable files left a batch too small for the batch cue: say so per file.
+                failures.extend(Failure(str(p), f"{p}: not inspected — {exc}", of_batch=True) for p in kept)
+                kept, images, results, notes = [], [], [], []
+        except (MemoryError, RuntimeError, OSError) as exc:
+            if (short := out_of_resources(exc)) is None:
+                raise
+        if short is not None:
+            # Out of the except block, whose traceback held the batch's decoded images (every image had then failed alone too).
+            images = []
+            return self._each_alone(paths, short, start)
         inspected = [
             InspectedImage(path, image, result, self.decide(result, str(path)), said)
             for path, image, result, said in zip(kept, images, results, notes, strict=True)
@@ -1320,6 +1347,20 @@ class Inspector:
         warnings = batch_warnings([r.batch_warning for r in results])
         drift = drift_note([i.inspection.frame_units for i in inspected], [i.inspection.unlike_normal is not None for i in inspected])
         return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings, drift)
+
+    def _each_alone(self, paths: Sequence[str | Path], short: str, start: float) -> InspectedBatch:
+        """A batch the machine ran ``short`` of memory or open files for, inspected an image at a time: the image that needs
+        more than there is fails alone, listed, and the rest go on (resource probe 2026-12-07: a 64-megapixel image under a
+        memory limit had ended a whole `inspect`, and `evaluate`, in a traceback). A detector that judges the images of a batch
+        together is not split: its batch fails, each image listed."""
+        if len(paths) == 1 or self.compares_batch:
+            failures = [replace(short_of(p, short), of_batch=len(paths) > 1) for p in paths]
+            return InspectedBatch([], failures, len(paths), time.perf_counter() - start)
+        alone = [self.inspect_batch([p]) for p in paths]
+        images = [item for one in alone for item in one.images]
+        drift = drift_note([i.inspection.frame_units for i in images], [i.inspection.unlike_normal is not None for i in images])
+        return InspectedBatch(images, [f for one in alone for f in one.failures], len(paths), time.perf_counter() - start,
+                              list(dict.fromkeys(w for one in alone for w in one.warnings)), drift)
 
     def iter_batches(
         self, paths: Iterable[str | Path] | str | Path, batch_size: int | None = None, seed: int | None = None

@@ -4,6 +4,7 @@ models, health, metrics, security and bad input."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import shutil
 import threading
@@ -286,7 +287,9 @@ def test_by_default_a_request_must_name_an_address_or_this_machine(pool: ModelPo
     for host in ("127.0.0.1:8000", "10.1.2.3", "[::1]:8000", "[fe80::1]", "localhost:8000", f"{socket.gethostname()}:80", "LOCALHOST.",
                  "127.0.0.1.", "127.0.0.1.:8000"):
         assert host_is_own(host, own), host
-    for host in ("attacker.example:8000", "attacker.example", "127.0.0.1.evil.example", "", "[::1"):
+    # Two hosts in one header (security probe 2026-12-07: read as the first), or a host with spaces, a slash or a user.
+    for host in ("attacker.example:8000", "attacker.example", "127.0.0.1.evil.example", "", "[::1", "localhost:8000, evil.example",
+                 "localhost evil.example", "localhost/evil", "a@localhost"):
         assert not host_is_own(host, own), host
     cfg = ServiceConfig((pool.models["plate"].path,), f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data")
     with TestClient(create_app(cfg, pool=pool), base_url="http://attacker.example:8000") as client:
@@ -578,7 +581,11 @@ def test_api_docs_pages_need_nothing_outside_the_service(pool: ModelPool, tmp_pa
     # A line's network is offline: /docs and /redoc load their scripts and styles from the service.
     with make_app(pool, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data") as client:
         for page in ("/docs", "/redoc"):
-            html = client.get(page).text
+            shown = client.get(page)
+            # Never inside another site's frame, as the review page (security probe 2026-12-07: /docs' "Execute" buttons write
+            # from this origin and had no frame-ancestors).
+            assert shown.headers["x-frame-options"] == "DENY" and shown.headers["content-security-policy"] == "frame-ancestors 'none'"
+            html = shown.text
             assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html) + re.findall(r"""url:\s*['"]([^'"]+)['"]""", html)
             assert assets and not [a for a in assets if "//" in a], (page, assets)
             for asset in assets:
@@ -594,6 +601,27 @@ def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path)
     (model / "card.md").write_text("# Plate model\n\nFitted on line 7 <script>.\n")
     loaded = load_model(model)
     assert loaded.card.startswith("# Plate model") and loaded.summary()["card"] == loaded.card
+    # Security probe 2026-12-07: a card.md linked to another file served that file to anyone asking GET /models (no token), and the
+    # card fit writes told the training data's whole path. A link is not followed (said in the notes); the card fit writes is shown
+    # with its folders by their last names.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("db:5432:*:postgres:TOPSECRETpw\n")
+    (model / "card.md").unlink()
+    (model / "card.md").symlink_to(secret)
+    linked = load_model(model)
+    assert "TOPSECRET" not in linked.card and "# Model card" in linked.card, linked.card
+    assert any("card.md is a symbolic link: not shown" in note for note in linked.notes), linked.notes
+    from defectlens.descriptor import read_descriptor
+    from defectlens.export import model_card
+
+    record = json.loads((model / "inspector.json").read_text())
+    record["provenance"]["trained_on"] = trained_on = str(tmp_path / "plant" / "line 7" / "plate" / "train" / "good")
+    (model / "inspector.json").write_text(json.dumps(record))  # fitted on a folder, as `fit` records it
+    (model / "card.md").unlink()
+    (model / "card.md").write_text(model_card(model))  # as fit writes it
+    assert read_descriptor(model).provenance.trained_on == trained_on and trained_on in (model / "card.md").read_text()
+    shown = load_model(model).card
+    assert trained_on not in shown and "…/" + "/".join(Path(trained_on).parts[-3:]) in shown and "# Model card" in shown
 
 
 def test_examples_without_masks_in_a_served_model_are_located_by_it(service_model: Path, tmp_path: Path) -> None:
@@ -692,9 +720,15 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
 
     for url, words in [("notaurl", "cannot be used"), ("nosuchdialect://u:secret@h/db", "cannot be used"),
                        # PostgreSQL probe 2026-12-07: a 503 "database unavailable" for good.
-                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port 70000 is no TCP port")]:
-        with pytest.raises(DefectlensError) as err:
-            create_app(ServiceConfig((pool.models["plate"].path,), url, tmp_path / "data"), pool=pool)
+                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port 70000 (in the URL) is no TCP port"),
+                       # Regression probe of 0.3.16: given as libpq's parameter or PGPORT, it had passed.
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=70000", "port 70000 (the URL's port parameter) is no TCP"),
+                       ("postgresql+psycopg://u:secret@/db?host=a,b&port=5432,0", "port 0 (the URL's port parameter) is no TCP port"),
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db", "port 70000 (PGPORT) is no TCP port")]:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PGPORT", "70000")
+            with pytest.raises(DefectlensError) as err:
+                create_app(ServiceConfig((pool.models["plate"].path,), url, tmp_path / "data"), pool=pool)
         text = str(err.value)
         assert words in text and "fix: pass --db" in text and "\n" not in text and "secret" not in text
 
@@ -1112,6 +1146,14 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
         assert damaged.status_code == 500 and "its file in the store is damaged" in damaged.json()["detail"]
         png = upload(client, images["good"]).json()
         assert client.get(png["urls"]["view"]).content == images["good"].read_bytes()  # shown as received
+        # Its header parsed once, not at each view asked with no token (security probe 2026-12-07: a PNG of 1.2 million small
+        # chunks before its pixels had taken 10 s a view).
+        parsed: list[Path] = []
+        with monkeypatch.context() as patched:
+            patched.setattr(service_app, "eight_bit", lambda path: parsed.append(path) or True)
+            for _ in range(3):
+                assert client.get(png["urls"]["view"]).content == images["good"].read_bytes()
+        assert parsed == []
         # A 12-bit image in a 16-bit PNG is shown as inspection read it (it showed black: regression probe).
         deep = tmp_path / "deep.png"
         Image.fromarray((np.asarray(Image.open(images["good"]).convert("L"), np.uint16) * 10).astype(np.uint16)).save(deep)

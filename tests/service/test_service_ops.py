@@ -366,6 +366,28 @@ def test_a_hang_up_stops_the_service_as_sigterm_does(tmp_path, service_model, mo
     assert result.exit_code == 0 and got == [signal.SIGTERM], result.output
 
 
+def test_a_database_paired_with_a_folder_without_its_pictures_is_said(tmp_path, pool, images, service_model, monkeypatch):
+    # Concurrency probe 2026-12-07: `serve --db A's database --data-dir B` (B new or empty) served A's whole history with every
+    # picture 404, /health "ok", and the log said "a new history starts there".
+    import uvicorn
+
+    db = f"sqlite:///{tmp_path / 'a' / 'inspections.db'}"
+    with make_app(pool, db, tmp_path / "a") as client:
+        assert upload(client, images["bad"]).status_code == 201 and upload(client, images["good"]).status_code == 201
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    runner = CliRunner()
+    for data_dir in (tmp_path / "b", tmp_path / "a"):
+        result = runner.invoke(cli, ["serve", str(service_model), "--db", db, "--data-dir", str(data_dir)])
+        served.pop().state.pool.close()
+        said = " ".join(result.output.split())
+        elsewhere = (f"the database holds 2 inspection(s) whose pictures are not in the data folder {data_dir} (most of the newest 50 "
+                     "are not): their pictures answer 404 — if they are in another folder (the one `serve` ran with), stop and pass "
+                     "that --data-dir; if they are lost, new inspections are stored here")
+        assert result.exit_code == 0, result.output
+        assert (elsewhere in said) == (data_dir.name == "b") and "a new history starts there" not in said, said
+
+
 def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model, monkeypatch):
     import uvicorn
 

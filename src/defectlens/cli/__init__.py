@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -64,6 +65,15 @@ def empty_argument(args: list[str]) -> str | None:
     return None
 
 
+def _command_said() -> str:
+    """The command the command line names (``defectlens fit``), for an error click raises without its context: an option's
+    missing value (`fit DATA -o`) had pointed to the top-level help, which lists no command's options (documentation probe
+    2026-12-07)."""
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback is not None}
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return f"defectlens {words[0]}" if words and words[0] in names else "defectlens"
+
+
 def _usage_error_in_one_line(error: Any) -> None:
     """A usage error (an unknown option, a missing argument, a value of the wrong type) as the one line every other error
     is, on standard error: typer's framed panel took 6 to 12 lines, and `grep '^error:'` in a CI log found every error but
@@ -71,7 +81,7 @@ def _usage_error_in_one_line(error: Any) -> None:
     if type(error).__name__ == "NoArgsIsHelpError":  # the help was shown: nothing is wrong
         return
     ctx = getattr(error, "ctx", None)
-    fix = f"see `{ctx.command_path} --help`" if ctx is not None else "see `defectlens --help`"
+    fix = f"see `{ctx.command_path} --help`" if ctx is not None else f"see `{_command_said()} --help`"
     if "is not readable" in error.format_message():
         # The command line's own check of a path this user may not read: the help has nothing to say of it (regression
         # probe 2026-12-07: a model folder of mode 000).

@@ -12,6 +12,7 @@ otherwise, or with ``--keep-pixel-threshold``, it is kept.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -336,7 +337,9 @@ def calibrate(
             # interruption probe 2026-12-06).
             require_room(model_dir.parent, model_copy_room(model_dir), "calibrated model")
         # A model's name of 248 to 255 bytes (fit writes them) had no room for ".roc.png": refused unless --plot (regression probe).
-        planned = plot or model_dir.parent / f"{within_bytes(model_dir.name, NAME_MAX - len('.roc.png'))}.roc.png"
+        # Named by the folder it is: `calibrate .` had written `.roc.png` into the model folder itself.
+        named = Path(os.path.realpath(model_dir))
+        planned = plot or named.parent / f"{within_bytes(named.name, NAME_MAX - len('.roc.png'))}.roc.png"
         plot_path: Path | None = planned
         try:
             require_output_file(planned, "ROC plot", kept=[model_dir, *good, *defective])

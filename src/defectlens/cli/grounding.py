@@ -36,7 +36,7 @@ def train_grounding(
 ) -> None:
     """Train connector + segmentation tokens on categories with masks; encoders stay frozen.
 
-    Exit status: 0 trained, 2 bad usage, 130 interrupted (nothing written)."""
+    Exit status: 0 trained, 2 bad usage, 130 interrupted (no model written; the features cached so far are kept for the next run)."""
     from defectlens.descriptor import ModelDescriptor, Provenance, combine_digests, require_outside_models, utc_now, write_descriptor
     from defectlens.detect.grounding import GroundingConfig, GroundingDetector, TrainingConfig
     from defectlens.detect.grounding.data import FeatureCache

@@ -583,6 +583,12 @@ def _recorded_database(data_dir: Path) -> dict | None:
     return kept if "database" in kept else None
 
 
+def _mostly_elsewhere(blobs: Any, sample: list[str]) -> bool:
+    """Whether most of a ``sample`` of the pictures a database names are not in the folder of ``blobs``: another folder's
+    database. Most of them, not any: an empty region mask is one picture shared by every good part of every service."""
+    return bool(sample) and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample)
+
+
 def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool,
                          locked: bool = False) -> None:
     """Exit 2 unless the database and the file folder are one service's: the database `serve` recorded in
@@ -599,10 +605,8 @@ def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: s
                       f"{fix} (if they are this one's — the "
                       f"server renamed, say — delete {SERVICE_FILE})")
         raise typer.Exit(2)
-    sample = sorted(referenced)[:50]
-    # Most of them, not any: an empty region mask is one picture shared by every good part of every service. Not for the pair
-    # `serve` recorded: a folder that lost pictures is still this database's (it had been refused).
-    if recorded is None and sample and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample):
+    # Not for the pair `serve` recorded: a folder that lost pictures is still this database's (it had been refused).
+    if recorded is None and _mostly_elsewhere(blobs, sorted(referenced)[:50]):
         console.print(f"[red]error:[/] nothing {verb}: most pictures the database names are not in {escape(str(data_dir))} {fix} "
                       f"(a folder that lost them: start `defectlens serve` on the pair once, which records it in {SERVICE_FILE})")
         raise typer.Exit(2)
@@ -840,11 +844,21 @@ def serve(
             named = f"{file}: " if (file := sqlite_file(config.db_url)) is not None else ""
             console.print(f"[red]error:[/] {escape(named)}{escape(str(exc))}{fix}")
             raise typer.Exit(2) from None
+    # A database whose pictures are in another folder, paired with this one unrecorded (a new or empty folder): its whole history
+    # had answered 404 with /health "ok", and the log had said "a new history starts there" (concurrency probe 2026-12-07).
+    elsewhere = 0
+    with contextlib.suppress(StoreUnavailable):
+        if _recorded_database(data_dir) is None and _mostly_elsewhere(app.state.blobs, app.state.store.newest_images()):
+            elsewhere = app.state.store.count()
     try:
         # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
         app.state.blobs.record_database(database_record(config.db_url))
         said = logging.getLogger("defectlens.service")
-        if made is not None:
+        if elsewhere:
+            said.warning("the database holds %d inspection(s) whose pictures are not in the data folder %s (most of the newest 50 are "
+                         "not): their pictures answer 404 — if they are in another folder (the one `serve` ran with), stop and pass "
+                         "that --data-dir; if they are lost, new inspections are stored here", elsewhere, data_dir)
+        elif made is not None:
             # Said: a path mistyped after a move, or a drive not mounted, had started a new, empty history on the local disk
             # without a word (operator probe 2026-12-08).
             above = f", with the folders above it from {made}" if made != Path(os.path.realpath(data_dir)) else ""

@@ -616,12 +616,16 @@ class MemoryBankDetector(PatchFeatureDetector):
         if "bank" not in tensors:
             raise ModelFileError("memory bank is corrupt (no bank tensor)", bank_path, "re-fit the model")
         bank = tensors["bank"]
-        if bank.ndim != 2 or bank.shape[1] != detector.encoder.feature_dim or bank.shape[1] != meta.get("feature_dim"):
+        if bank.ndim != 2 or bank.shape[1] != detector.encoder.feature_dim:
             raise ModelFileError(
                 f"memory bank has shape {tuple(bank.shape)} but {config.encoder.backbone} gives {detector.encoder.feature_dim}-d features",
                 bank_path,
                 "the model was made with another backbone or version: re-fit it",
             )
+        if bank.shape[1] != meta.get("feature_dim"):
+            # Said apart: one message for both had named the two sides that agreed (security probe 2026-12-07).
+            raise ModelFileError(f"memory bank holds {bank.shape[1]}-d features but {CONFIG_FILE} records feature_dim "
+                                 f"{meta.get('feature_dim')!r}", root / CONFIG_FILE, "the model's files are from two fits: re-fit it")
         # A bank that disagrees with its descriptor, or holds NaN/inf, would load and call every
         # image DEFECTIVE (score 1e19): refuse it with the file named.
         if bank.shape[0] != meta.get("bank_size") or bank.shape[0] < 1:

@@ -18,10 +18,10 @@ from PIL import Image
 import defectlens
 from defectlens.descriptor import part_taxonomy, utc_now
 from defectlens.engine.analysis import Analysis, Locator, analyse, prepare_analysis
-from defectlens.errors import SHORT_OF_FIX, out_of_resources
+from defectlens.errors import out_of_resources
 from defectlens.explain import shown_type
 from defectlens.explain.gallery import GALLERY_FILE, OVERLAY_CHOICES, OVERLAY_FORMATS, THUMBNAIL_SUFFIX, read_inspection_json, recorded_overlay_suffix
-from defectlens.inspector import Failure, Inspector
+from defectlens.inspector import Failure, Inspector, short_of
 from defectlens.io import png_bytes, write_bytes_atomic, write_json_atomic, written_as_one
 from defectlens.io.atomic import sha256_of
 from defectlens.io.images import JPEG_MAX_SIDE, image_digest, jpeg_bytes, jpeg_thumbnail
@@ -254,27 +254,6 @@ class BatchOutcome:
     carried to the command, which says them: the workers' own output is not forwarded."""
 
 
-def _each_alone(
-    inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path, overlay_format: str, short: str
-) -> BatchOutcome:
-    """A batch the machine ran ``short`` of memory or open files for, inspected an image at a time: the image that needs
-    more than there is fails alone, listed, and the rest go on (resource probe 2026-12-07: a 64-megapixel image under a memory
-    limit had ended the whole run in a traceback, nothing written). A detector that judges the images of a batch together is
-    not split: its batch fails, each image listed."""
-    if len(paths) == 1 or int(getattr(inspector.detector, "min_batch", 1)) > 1:
-        return BatchOutcome(failures=[Failure(str(p), f"{p}: not inspected, this machine ran out of {short} — fix: {SHORT_OF_FIX[short]}, "
-                                                      "then --resume", of_batch=len(paths) > 1) for p in paths], n_inputs=len(paths))
-    outcome = BatchOutcome()
-    for path in paths:
-        one = inspect_and_write(inspector, analysis, [path], names, output, overlay_format)
-        outcome.written += one.written
-        outcome.failures += one.failures
-        outcome.n_inputs += one.n_inputs
-        outcome.warnings += [w for w in one.warnings if w not in outcome.warnings]
-        outcome.image_warnings += one.image_warnings
-    return outcome
-
-
 def inspect_and_write(
     inspector: Inspector, analysis: Analysis, paths: list[Path], names: dict[Path, str], output: Path, overlay_format: str = "png"
 ) -> BatchOutcome:
@@ -284,16 +263,8 @@ def inspect_and_write(
     # its new bytes stamped on the old verdict, and `--resume` kept it (regression probe 2026-12-07). Taken before, a file
     # replaced while it is read differs from its record, and a resume inspects it again.
     states = {p: _state_or_none(p) for p in paths}
-    short: str | None = None
-    try:
-        batch = inspector.inspect_batch(paths)
-    except (MemoryError, RuntimeError, OSError) as exc:
-        if (short := out_of_resources(exc)) is None:
-            raise
-    if short is not None:
-        # Out of the except block: its traceback held the failed batch's decoded images, and every image then failed alone too
-        # (regression probe 2026-12-07).
-        return _each_alone(inspector, analysis, paths, names, output, overlay_format, short)
+    # A batch the machine lacks memory or open files for is inspected an image at a time there (Inspector._each_alone).
+    batch = inspector.inspect_batch(paths)
     stamp = analysis.stamp()
     outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
     for item in batch.images:
@@ -331,19 +302,29 @@ def inspect_and_write(
                     # the report said so, and the gallery and summary.csv looked like any model's (probe 2026-12-06).
                     extra["verdict_basis"] = inspector.verdict_basis
                 write_inspection(inspection, item.image, output, names[path], inspector, extra, overlay_format, states.get(path))
-        except OSError as exc:
-            # One image's files that cannot be written (a folder where one goes, a full disk) fail
-            # that image, listed with the rest; the batch goes on. Its earlier results, if any, stand as they were.
-            where = exc.filename2 or exc.filename or output
-            if (name := Path(str(where)).name).startswith(".") and name.endswith(".tmp"):
-                where = Path(str(where)).parent  # a temporary of the write, gone with it: its folder (resource probe 2026-12-07)
-            kept = " (its earlier results stay as they were)" if earlier.is_file() else ""
-            message = (f"{path}: inspected, but its results could not be written to {where} ({exc.strerror or exc}){kept} — "
-                       "fix: free the output folder's names or space (or make its files writable) and run again with --resume")
-            outcome.failures.append(Failure(str(path), message))
+        except (MemoryError, RuntimeError, OSError) as exc:
+            # Typing its regions or drawing its overlay needing more memory than is left had ended the whole run, its summary
+            # unwritten (regression probe 2026-12-07): that image fails, listed, as one whose files cannot be written; the
+            # batch goes on. Its earlier results, if any, stand as they were.
+            if (short := out_of_resources(exc)) is not None:
+                outcome.failures.append(short_of(path, short, "inspected, but its results were not written"))
+                continue
+            if not isinstance(exc, OSError):
+                raise
+            outcome.failures.append(_unwritten(path, exc, output, earlier))
             continue
         outcome.written.append(path)
     return outcome
+
+
+def _unwritten(path: Path, exc: OSError, output: Path, earlier: Path) -> Failure:
+    """The failure of an image whose files cannot be written (a folder where one goes, a full disk)."""
+    where = exc.filename2 or exc.filename or output
+    if (name := Path(str(where)).name).startswith(".") and name.endswith(".tmp"):
+        where = Path(str(where)).parent  # a temporary of the write, gone with it: its folder (resource probe 2026-12-07)
+    kept = " (its earlier results stay as they were)" if earlier.is_file() else ""
+    return Failure(str(path), f"{path}: inspected, but its results could not be written to {where} ({exc.strerror or exc}){kept} — "
+                              "fix: free the output folder's names or space (or make its files writable) and run again with --resume")
 
 
 def load_for_inspection(

@@ -30,6 +30,7 @@ from defectlens.descriptor import (
     read_descriptor,
     render_card,
     require_outside_models,
+    shown_folder,
     utc_now,
 )
 from defectlens.detect.base import Detector
@@ -246,20 +247,30 @@ def export_model(model_dir: str | Path, output: str | Path, fmt: str = "onnx") -
         write_json_atomic(out / EXPORT_FILE, info.to_json())
         # The card made again from the model's own record, then this export's section: an export of
         # an export had carried the first export's section and added a second.
-        write_text_atomic(out / CARD_FILE, render_card(read_descriptor(out)) + part_card_section(out) + export_card_section(info.to_json()))
+        write_text_atomic(out / CARD_FILE, model_card(out))
     return info
 
 
-def export_card_section(meta: dict) -> str:
+def model_card(directory: str | Path, full_paths: bool = True) -> str:
+    """The model card of a model folder, as ``card.md`` holds it, made from the folder's own records (its descriptor, the part's
+    taxonomy and examples, an export's record): `export` writes it, `info` prints it and the service shows it (``full_paths``
+    False: folders by their last names). Made, not read from ``card.md``: a card.md linked to another file had served that
+    file to anyone asking ``GET /models`` (security probe 2026-12-07)."""
+    root = Path(directory)
+    card = render_card(read_descriptor(root), full_paths) + part_card_section(root)
+    return card + export_card_section(read_export(root), full_paths) if is_exported(root) else card
+
+
+def export_card_section(meta: dict, full_paths: bool = True) -> str:
     """The model card's section on an exported encoder, from its ``export.json`` record (`export`
     appends it to ``card.md``; `info` to the card it renders): what runs it, and when, by which defectlens and from which
-    model folder it was exported."""
+    model folder it was exported (by its last names unless ``full_paths``)."""
     encoder = meta.get("encoder") or {}
     error = encoder.get("max_relative_error")
     measured = f"{error:.1e} relative" if isinstance(error, int | float) else "not recorded"
     recorded = meta.get("source")
     source: dict = recorded if isinstance(recorded, dict) else {}
-    origin = f" from {markdown_code(str(source['path']))}" if source.get("path") else ""
+    origin = f" from {markdown_code(shown_folder(str(source['path']), full_paths))}" if source.get("path") else ""
     when = f"Exported {markdown_line(str(meta.get('exported_at')))} by defectlens {markdown_line(str(meta.get('defectlens')))}{origin}. "
     return (
         f"\n## Exported encoder\n\n{when if meta.get('exported_at') else ''}The encoder network runs on {meta.get('runtime')} from "

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from defectlens._entry import usable_cores
-from defectlens.errors import ConfigError, ModelFileError
+from defectlens.errors import ConfigError, ModelFileError, out_of_resources
 from defectlens.io.names import is_utf8_path
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -37,13 +37,20 @@ def _extra(module: str) -> str:
 
 
 def require_module(module: str, what: str) -> None:
-    """Raise a one-line :class:`ConfigError` with the pip command when ``module`` is not installed."""
+    """Raise a one-line :class:`ConfigError` with the pip command when ``module`` is not installed, or installed but
+    broken (imported here: a build that fails to load, such as one made for another NumPy, had ended `export` and
+    `inspect` of an export in a 100-line traceback; documentation probe 2026-12-07)."""
+    pip = f"pip install 'defectlens[{_extra(module)}]'  (in a clone: pip install -e '.[{_extra(module)}]')"
     if importlib.util.find_spec(module) is None:
-        raise ConfigError(
-            f"{what} needs the Python package {module!r}, which is not installed",
-            None,
-            f"pip install 'defectlens[{_extra(module)}]'  (in a clone: pip install -e '.[{_extra(module)}]')",
-        )
+        raise ConfigError(f"{what} needs the Python package {module!r}, which is not installed", None, pip)
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # a broken build raises ImportError, OSError or its own errors while loading
+        if out_of_resources(exc) is not None:
+            raise  # its shared objects not mapped for want of memory: the machine's shortage, not a broken install
+        reason = (str(exc).splitlines() or [exc.__class__.__name__])[0][:160]
+        raise ConfigError(f"{what} needs the Python package {module!r}, which is installed but cannot be imported ({reason})",
+                          None, f"reinstall it: {pip}") from None
 
 
 def available_threads() -> int:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from defectlens.errors import ModelFileError, OutputError
+from defectlens.errors import DefectlensWarning, ModelFileError, OutputError, warn_caller
 from defectlens.io.names import is_utf8_path, was_cut, within_bytes
 from defectlens.io.outputs import CHECK_PREFIX, own_descriptor, require_output_path, require_writable_parent, send_to_nowhere, stream
 
@@ -476,6 +476,11 @@ def is_mount_point(path: str | Path) -> bool:
     real = os.path.realpath(path)
     if os.path.ismount(real):
         return True
+    own, above = _mount_id(real), _mount_id(os.path.dirname(real))
+    if own is not None and above is not None:
+        # The system's own answer, a folder's mount and its parent's: the table below also lists mount points hidden by a
+        # later mount over a folder above them, and a folder now standing there had been refused (regression probe 2026-12-07).
+        return own != above
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
             # Field 5 is the mount point, its spaces, tabs, newlines and backslashes written as octal escapes.
@@ -483,6 +488,21 @@ def is_mount_point(path: str | Path) -> bool:
     except OSError:  # not Linux
         return False
     return real in points
+
+
+def _mount_id(path: str) -> int | None:
+    """The id of the mount ``path`` lies on (Linux's ``mnt_id`` of an open file), or None where the system does not say."""
+    try:
+        fd = os.open(path, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+            return next((int(line.split()[1]) for line in info if line.startswith("mnt_id:")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def require_not_mount_point(target: Path, what: str, fix: str) -> None:
@@ -550,6 +570,7 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
         # Through a link to a folder, or to one not made yet (``current -> v4``: it had been a traceback).
         target = target.resolve()
     require_replaceable_folder(target, is_ours, what)
+    standing_in = _working_folder_within(target)
     # Every writer of a folder cleans up after its own killed runs (and puts back a folder one
     # left moved aside), not only the commands that remember to.
     clean_stale_temporaries(target.parent, target.name)
@@ -588,6 +609,25 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
         raise
     finally:
         release()
+    if standing_in is not None:
+        # The process stood in the folder replaced, now removed: it goes on in the new one, and the shell that started it,
+        # left in the removed one, is told (`fit -o .` had left the next command there dying in a oneMKL error; regression
+        # probe 2026-12-07).
+        with contextlib.suppress(OSError):
+            os.chdir(target / standing_in)
+        warn_caller(DefectlensWarning(f"{target} was replaced whole: a shell standing in it is left in the removed folder (its files "
+                                      'look gone) — enter it again: cd "$PWD"'))
+
+
+def _working_folder_within(folder: Path) -> Path | None:
+    """Where this process's current folder lies within ``folder`` (``.`` for the folder itself), or None when outside it."""
+    try:
+        cwd, root = Path(os.getcwd()), folder.resolve()
+    except OSError:
+        return None
+    if cwd == root:
+        return Path(".")
+    return cwd.relative_to(root) if root in cwd.parents else None
 
 
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG})

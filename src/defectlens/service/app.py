@@ -30,6 +30,7 @@ import stat
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -180,6 +181,10 @@ def _bare_name(host: str) -> str:
     return _host_of(host).rstrip(".")
 
 
+VIEW_DECISIONS_KEPT = 65536
+"""Stored pictures whose :func:`eight_bit` answer the service keeps (about 100 bytes each)."""
+
+
 def eight_bit(path: Path) -> bool:
     """Whether a stored picture is shown by a browser as inspection read it: 8 bits a channel and opaque (a
     12-bit image in a 16-bit PNG showed black, where inspection had scaled it). A missing file is said by the caller."""
@@ -206,6 +211,8 @@ def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
     """Whether a request's Host header names this service without a name it was not told of: an IP
     address (any: a page can rebind a name, not an address) or one of ``own_names``. A service on
     0.0.0.0 had taken any name, and a probe's page at attacker.example reviewed a part GOOD through it."""
+    if re.search(r"[,\s/\\@]", host_header.strip()):
+        return False  # no host: "localhost:8000, evil.example" had been read as localhost (security probe 2026-12-07)
     # Its final dot first: "127.0.0.1." is the address too (regression probe 2026-12-07: refused, and told to allow it by name).
     name = _bare_name(host_header)
     try:
@@ -1083,6 +1090,11 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 admission.leave()
         # Stored uploads are served with the type their content was decoded as; never let a browser guess another.
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # No page of this service inside another site's frame: /docs and /redoc, whose "Execute" buttons write from this origin,
+        # had no frame-ancestors of their own as the review page has (security probe 2026-12-07: clickjacking).
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if "content-security-policy" not in response.headers:
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
         if 300 <= response.status_code < 400 and (location := urlsplit(response.headers.get("location", ""))).netloc == request.url.netloc:
             # A redirect of this service's own (/inspections/ to /inspections) as a path, which the browser takes from the address
             # it used: named by the Host the proxy passed, it had lost the proxy's port and https (proxy probe 2026-12-07).
@@ -1435,6 +1447,26 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
         row = fetch(inspection_id)
         return blob(row.image_sha, row.image_ext, EXT_MEDIA.get(row.image_ext, "application/octet-stream"), if_none_match)
 
+    as_stored: OrderedDict[str, bool] = OrderedDict()
+    as_stored_lock = threading.Lock()
+
+    def shown_as_stored(sha: str, ext: str) -> bool:
+        """:func:`eight_bit` of a stored picture, its header parsed once: its bytes never change under their digest, and a PNG of
+        1.2 million small chunks before its pixels had taken 10 s to parse at each view, asked with no token (security probe
+        2026-12-07)."""
+        with as_stored_lock:
+            if (known := as_stored.get(sha)) is not None:
+                as_stored.move_to_end(sha)
+                return known
+        path = blobs.path(sha, ext)
+        known = files(eight_bit, path)
+        if path.is_file():  # a missing one (said by the caller) may come back
+            with as_stored_lock:
+                as_stored[sha] = known
+                while len(as_stored) > VIEW_DECISIONS_KEPT:
+                    as_stored.popitem(last=False)
+        return known
+
     def read_depth(row: Any) -> int | None:
         """The sensor depth an inspection read its image at: its model's, where the fit that inspected it is served (a 16-bit
         picture shown at its own depth had not been the picture judged and outlined; camera probe 2026-12-07); else its own."""
@@ -1448,7 +1480,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     def get_view(inspection_id: InspectionId, if_none_match: IfNoneMatch = None) -> Response:
         # The page shows this one: browsers show no TIFF, and a reviewer had no original to draw a missed defect on.
         row = fetch(inspection_id)
-        if row.image_ext in BROWSER_FORMATS and files(eight_bit, blobs.path(row.image_sha, row.image_ext)):
+        if row.image_ext in BROWSER_FORMATS and shown_as_stored(row.image_sha, row.image_ext):
             return blob(row.image_sha, row.image_ext, EXT_MEDIA[row.image_ext], if_none_match)
         tag = f'"{row.image_sha}.png"'
         headers = {"Cache-Control": "no-cache", "ETag": tag}

@@ -245,6 +245,21 @@ def sqlite_parameters_problem(url: str) -> str | None:
     return None
 
 
+def _ports(url: str) -> list[tuple[str, str]]:
+    """The TCP ports a database URL connects to, each with where it was given: the URL's own, else its ``port`` parameter
+    (libpq's, one a host, comma-separated), else PostgreSQL's ``PGPORT`` (the two had passed, port 70000 then a 503 for good;
+    regression probe 2026-12-07). Blank ones (libpq's default) are left out."""
+    parsed = make_url(url)
+    if parsed.port is not None:
+        return [(str(parsed.port), "in the URL")]
+    query = parsed.query.get("port")
+    if query is not None:
+        return [(p.strip(), "the URL's port parameter") for q in ([query] if isinstance(query, str) else query) for p in q.split(",") if p.strip()]
+    if parsed.get_backend_name() == "postgresql" and (env := os.environ.get("PGPORT", "").strip()):
+        return [(p.strip(), "PGPORT") for p in env.split(",") if p.strip()]
+    return []
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite gets WAL, full sync and a busy timeout (several writer threads),
     every pool checks connections before use (a restarted PostgreSQL is reconnected to)."""
@@ -295,8 +310,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # A port no server can listen on is the URL's mistake, said at once: it had been a 503 "database unavailable" for good
     # (PostgreSQL probe 2026-12-07: port 70000).
-    if (port := make_url(url).port) is not None and not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is no TCP port (1 to 65535)")
+    for port, given in _ports(url):
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"port {port} ({given}) is no TCP port (1 to 65535)")
     # A short connect timeout: a database that is down must turn into a 503 quickly, not a hung request.
     args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)

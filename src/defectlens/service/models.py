@@ -17,8 +17,10 @@ after loading on the main thread, 26–27 ms with both on the worker, as on the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from defectlens.descriptor import EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy
+from defectlens.descriptor import CARD_FILE, EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy
 from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes, verdict_record
-from defectlens.errors import ConfigError
+from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain import shown_type
 from defectlens.explain.report import build_report, render_markdown
 from defectlens.inspector import Inspector
@@ -42,7 +44,6 @@ from defectlens.types import AnomalyResult, Inspection, RegionType, Report
 
 MAX_BATCH = 8
 """Most uploads scored in one forward pass (more only adds latency on 2 cores)."""
-CARD_FILE = "card.md"
 REJECT_TYPE = "not-a-defect"
 """The type a reviewer gives a region that is no defect at all."""
 UNKNOWN_TYPE = "unknown"
@@ -127,14 +128,53 @@ class LoadedModel:
         }
 
 
-def _card(name: str, root: Path, inspector: Inspector) -> str:
-    """The folder's ``card.md`` when present, else a short card made from the loaded model."""
-    path = root / CARD_FILE
-    if path.is_file():
-        try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            return f"(card.md unreadable: {exc})"
+CARD_MAX_BYTES = 1 << 20
+"""The largest ``card.md`` the service reads."""
+
+
+def _own_card(path: Path, notes: list[str]) -> str | None:
+    """A folder's ``card.md`` as its owner wrote it: a file of its own, not a link, under :data:`CARD_MAX_BYTES`, in UTF-8; else
+    None, said in ``notes`` where the file is there. A card.md linked to another file had served that file to anyone asking ``GET
+    /models``, which needs no token (security probe 2026-12-07)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = "a symbolic link" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror or exc})"
+        notes.append(f"{CARD_FILE} is {why}: not shown, the card is made from the model's own records")
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            notes.append(f"{CARD_FILE} is no file: not shown, the card is made from the model's own records")
+            return None
+        data = file.read(CARD_MAX_BYTES + 1)
+    try:
+        if len(data) > CARD_MAX_BYTES:
+            raise ValueError
+        return data.decode("utf-8")
+    except ValueError:
+        notes.append(f"{CARD_FILE} is over {CARD_MAX_BYTES >> 20} MiB or not UTF-8: not shown, the card is made from the model's own "
+                     "records")
+        return None
+
+
+def _card(name: str, root: Path, inspector: Inspector, notes: list[str]) -> str:
+    """The model's card: the folder's ``card.md`` where its owner wrote one of their own; the card defectlens writes, made from
+    the folder's records with its folders by their last names (``GET /models`` needs no token: the training data's whole path had
+    been told to anyone; security probe 2026-12-07); where neither can be had, a short card made from the loaded model."""
+    from defectlens.export import model_card
+
+    written = _own_card(root / CARD_FILE, notes)
+    made: str | None = None
+    with contextlib.suppress(DefectlensError, OSError):
+        made = model_card(root, full_paths=False)
+        if written is not None and written != model_card(root):
+            return written  # edited by its owner: theirs to show
+    if made is not None:
+        return made
+    if written is not None:
+        return written
     s, t = inspector.settings, inspector.detector.thresholds
     lines = [
         f"# {name}",
@@ -246,7 +286,8 @@ def load_model(path: str | Path, name: str | None = None) -> LoadedModel:
         notes.append(f"no defect types (no {TAXONOMY_FILE} or {EXAMPLES_DIR}/ in the model folder): reviews may give verdicts and mark "
                      f"regions unknown or not-a-defect only, and export-reviews writes no type examples — put the part's {TAXONOMY_FILE} "
                      "in the model folder (fit keeps it there when its data holds one)")
-    return LoadedModel(label, root, inspector, analysis, _card(label, root, inspector), types, notes, model_stamp(root))
+    card = _card(label, root, inspector, notes)
+    return LoadedModel(label, root, inspector, analysis, card, types, notes, model_stamp(root))
 
 
 @dataclass

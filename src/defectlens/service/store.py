@@ -444,6 +444,12 @@ class Store:
             rows = s.execute(select(InspectionRow.id, InspectionRow.image_sha, InspectionRow.overlay_sha, InspectionRow.mask_sha))
             return {sha for row in rows if row[0] not in left_out for sha in row[1:]}
 
+    def newest_images(self, limit: int = 50) -> list[str]:
+        """The image digests of the ``limit`` newest inspections (a sample of the files the database names)."""
+        self.ensure()
+        with self.session() as s:
+            return list(s.scalars(select(InspectionRow.image_sha).order_by(InspectionRow.id.desc()).limit(limit)))
+
     def compact(self) -> bool:
         """Give the space of deleted rows back to the disk: SQLite's ``VACUUM`` (the file had kept its size
         after a retention deleted most rows). It rewrites the file and holds its lock meanwhile, so uploads
