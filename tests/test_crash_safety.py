@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 
 from defectlens import Inspector
 from defectlens.cli import app
-from defectlens.cli import calibrate as calibrate_cli
 from defectlens.cli import export as export_cli
 from defectlens.cli import vision as vision_cli
 from defectlens.cli.progress import stop_on_terminate
@@ -150,14 +149,14 @@ def test_a_summary_that_cannot_be_written_says_why_and_what_to_do(fitted_model, 
 
 def test_calibrate_does_not_put_its_model_back_over_a_new_fit(fitted_model, synthetic_category, tmp_path, monkeypatch):
     model = _model(fitted_model, tmp_path / "model")
-    load_images = calibrate_cli.load_images
+    inspect_batch = Inspector.inspect_batch
 
-    def refit_meanwhile(*args, **kwargs):
+    def refit_meanwhile(self, *args, **kwargs):
         # A fit saves the folder while calibrate reads its images, with the model loaded.
         Inspector.load(model).save(model)
-        return load_images(*args, **kwargs)
+        return inspect_batch(self, *args, **kwargs)
 
-    monkeypatch.setattr(calibrate_cli, "load_images", refit_meanwhile)
+    monkeypatch.setattr(Inspector, "inspect_batch", refit_meanwhile)
     test = synthetic_category / "test"
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(test / "good"), "--defective", str(test / "spot"), "--f1"])
     refit = read_descriptor(model)
@@ -807,6 +806,17 @@ def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_i
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB")
         return scored(self, images, *args, **kwargs)
 
+    import defectlens.io.dataset as dataset_module
+
+    read = dataset_module.load_image
+
+    def digest_short_of_memory(path, *args, **kwargs):  # the copy checks read each picture first (regression probe 2026-12-07)
+        if Path(path).name == "001.png":
+            raise MemoryError("Unable to allocate 238. MiB")
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "load_image", digest_short_of_memory)
+    dataset_module._digest_of.cache_clear()
     monkeypatch.setattr(inspector_module, "decoded_pixels", short_of_memory_for_one)
     monkeypatch.setattr(Inspector, "score_read", short_of_memory_for_two)
     out = tmp_path / "out"
@@ -825,6 +835,15 @@ def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_i
     assert "001.png: not inspected, this machine ran out of memory" in said
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert (metrics["n_good"], metrics["n_defective"]) == (3, 3) and len(metrics["failures"]) == 2  # good/ and spot/ have a 001.png
+
+    # calibrate too, which had scored its batches with no retry (regression probe 2026-12-07).
+    model = tmp_path / "calibrated"
+    shutil.copytree(fitted_model, model)
+    calibrated = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
+                                     "--defective", str(synthetic_category / "test" / "spot")])
+    said = _text(calibrated)
+    assert calibrated.exit_code == 3 and "Traceback" not in said and "001.png: not inspected, this machine ran out of memory" in said, \
+        calibrated.output
 
     # fit leaves the training image out, listed.
     fitted = runner.invoke(app, ["fit", str(synthetic_category), "-o", str(tmp_path / "model"), "--image-size", "128"])
@@ -848,18 +867,38 @@ def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_i
     result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "-o", str(out)])
     said = _text(result)
     assert result.exit_code == 3 and "Traceback" not in said, result.output
-    assert "002.png: inspected, but its results were not written, this machine ran out of memory — fix:" in said, said
+    assert "002.png: inspected, but its results were not written, this machine ran out of memory — fix:" in said and "then --resume" in said, said
     assert sorted(p.name for p in out.glob("*.report.json")) == ["000.report.json", "001.report.json", "003.report.json"]
     assert not list(out.glob("002*")) and not list(out.glob(".*.tmp"))
     rows = {Path(r["file"]).name: r["verdict"] for r in csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8")))}
     assert rows["002.png"] == "skipped" and len(rows) == 4, rows
+
+    # evaluate --types-k: typing one image short of memory leaves it out of the type figures, listed; the detection metrics stand
+    # (regression probe 2026-12-07: the run ended, its metrics lost).
+    import defectlens.cli.evaluate as evaluate_cli
+
+    typed = evaluate_cli.type_with_notes
+
+    def typing_short_of_memory(analysis, image, inspection, *args, **kwargs):
+        if Path(inspection.source).name == "002.png":
+            raise MemoryError("Unable to allocate 58.0 MiB for an array with shape (7600, 8000) and data type bool")
+        return typed(analysis, image, inspection, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_cli, "type_with_notes", typing_short_of_memory)
+    typed_run = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--types-k", "1", "--json",
+                                    str(tmp_path / "typed.json")])
+    said = _text(typed_run)
+    assert typed_run.exit_code == 3 and "002.png: not typed, this machine ran out of memory" in said, typed_run.output
+    figures = json.loads((tmp_path / "typed.json").read_text())
+    assert figures["image_auroc"] is not None and figures["types"]["n_images"] == 2, figures["types"]  # 3 flagged, 1 an example
 
     # The command's own entry, its command line standing in for one that runs short; one process for the three.
     code = ("import sys\n"
             "import defectlens.cli as cli\n"
             "from defectlens._entry import main\n"
             "for raised in (RuntimeError(\"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory\"),\n"
-            "               OSError(24, 'Too many open files'), RuntimeError('a bug')):\n"
+            "               OSError(24, 'Too many open files'), RuntimeError('a bug'),\n"
+            "               ImportError('libonnxruntime.so.1: failed to map segment from shared object')):\n"
             "    def app(raised=raised):\n"
             "        raise raised\n"
             "    cli.app = app\n"
@@ -877,6 +916,10 @@ def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_i
         "error: this machine ran out of open files ([Errno 24] Too many open files) — fix: raise the limit of open files (ulimit -n; "
         "the service: its unit's LimitNOFILE) and run it again", "status 2",
         "raised a bug",  # anything else as it was
+        # A library's shared object not mapped for want of memory (regression probe 2026-12-07: a 64-line traceback).
+        "error: this machine ran out of memory (libonnxruntime.so.1: failed to map segment from shared object) — fix: give it less at "
+        "once (fit: --max-images or a smaller --image-size; inspect and evaluate: fewer or smaller images), or run it where more "
+        "memory is free", "status 2",
     ], run.stderr
 
 
@@ -895,6 +938,9 @@ def test_a_disk_without_room_is_refused_before_a_fit_or_an_inspection(fitted_mod
         assert result.exit_code == 2 and "4 KiB free on its disk, and the" in _text(result) and "needs at least 64 KiB" in _text(result), \
             result.output
         assert not out.exists()
+    # A file written after the work too: evaluate's JSON (it had scored every image first).
+    result = runner.invoke(app, ["evaluate", str(fitted_model), str(synthetic_category), "--json", str(tmp_path / "metrics.json")])
+    assert result.exit_code == 2 and "the metrics JSON needs at least 64 KiB" in _text(result), result.output
 
 
 def test_a_write_that_fails_in_its_temporary_names_the_folder_not_the_temporary(fitted_model, synthetic_category, tmp_path, monkeypatch):
@@ -947,7 +993,8 @@ def test_a_model_saved_into_the_current_folder_by_a_dot(synthetic_category, tmp_
     # left in the removed one is told how to enter the new (the next command there had died in a oneMKL error; regression probe
     # of 0.3.16).
     assert Path(os.getcwd()) == here.resolve() and os.listdir(".")
-    assert 'was replaced whole: a shell standing in it is left in the removed folder (its files look gone) — enter it again: cd "$PWD"' \
+    assert 'was replaced whole, with the current folder in it: this process goes on in the new one; a shell standing there is left ' \
+        'in the removed folder (its files look gone) — enter it again: cd "$PWD"' \
         in _text(result)
     # A command started in a removed folder says so in one line, before PyTorch loads.
     gone = tmp_path / "gone"
@@ -979,3 +1026,20 @@ def test_mount_points_are_told_by_the_system_bind_mounts_too_hidden_ones_not(tmp
         for point in reversed(mounted):
             subprocess.run(["umount", str(point)], capture_output=True)
         subprocess.run(["umount", str(inner)], capture_output=True)
+
+
+def test_a_folder_replaced_under_a_subfolder_it_no_longer_has_says_where_to_go(tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: standing in a subfolder the new model lacks, the advice `cd "$PWD"` failed and the process
+    # stayed in the removed folder; from Python the warning was placed in contextlib.py.
+    import warnings
+
+    folder = tmp_path / "model"
+    (folder / "neighbourhood-1").mkdir(parents=True)
+    monkeypatch.chdir(folder / "neighbourhood-1")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with atomic_directory(folder, lambda path: True) as fresh:
+            (fresh / "inspector.json").write_text("{}")
+    assert Path(os.getcwd()) == folder.resolve() and os.listdir(".") == ["inspector.json"]
+    assert len(said) == 1 and said[0].filename == __file__, [(w.filename, str(w.message)) for w in said]
+    assert str(said[0].message).endswith(f"enter it again: cd {folder} (neighbourhood-1 is not in the new one)"), str(said[0].message)

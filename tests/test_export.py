@@ -221,6 +221,8 @@ def test_a_runtime_that_cannot_be_imported_is_said_in_one_line(exported, monkeyp
     assert out_of_resources(RuntimeError("could not create a primitive")) == "memory"
     assert out_of_resources(OSError(12, "Cannot allocate memory")) == "memory"
     assert out_of_resources(RuntimeError("a bug")) is None and out_of_resources(ImportError("No module named x")) is None
+    # A library on a mount that runs no code says its own reason: no memory shortage (regression probe 2026-12-07).
+    assert out_of_resources(ImportError("x.so: failed to map segment from shared object: Operation not permitted")) is None
 
 
 def test_runtime_on_a_plain_model_is_refused(fitted_model):

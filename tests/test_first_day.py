@@ -223,7 +223,7 @@ def test_inspect_writes_summary_and_gallery_and_resume_covers_all(fitted_model, 
     # Cards show small JPEG thumbnails and link to the full overlay (scale probe 2026-12-05: the full
     # overlays, 162 kB each on magnetic tile, made scrolling 3 000 cards fetch about 480 MB).
     thumbs = sorted(out.glob("*.thumb.jpg"))
-    assert len(thumbs) == 8 and page.count('.thumb.jpg" alt=') == 8
+    assert len(thumbs) == 8 and page.count('.thumb.jpg" alt="anomaly heat map of ') == 8  # what it shows (a11y probe 2026-12-07)
     for thumb in thumbs:
         with Image.open(thumb) as small:
             assert small.format == "JPEG" and max(small.size) <= 320
@@ -1242,13 +1242,13 @@ def test_calibrate_on_a_full_disk_says_so_before_scoring(fitted_model, synthetic
     import shutil as shell
     from collections import namedtuple
 
-    from defectlens.cli import calibrate as calibrate_cli
+    from defectlens.inspector import InspectedBatch
 
     model = _copy_model(fitted_model, tmp_path)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shell, "disk_usage", lambda path: usage(10**9, 10**9 - 2**16, 2**16))
     scored: list[int] = []
-    monkeypatch.setattr(calibrate_cli, "load_images", lambda *a, **k: scored.append(1) or ([], [], []))
+    monkeypatch.setattr(Inspector, "inspect_batch", lambda self, batch: scored.append(1) or InspectedBatch([], [], len(batch), 0.0))
     result = runner.invoke(app, ["calibrate", str(model), "--good", str(synthetic_category / "test" / "good"),
                                  "--defective", str(synthetic_category / "test" / "spot")])
     said = _text(result)

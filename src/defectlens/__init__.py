@@ -45,7 +45,7 @@ else:
         return sorted(__all__)
 
 
-__version__ = "0.3.16"
+__version__ = "0.3.17"
 """Raised with each change a user can see; the package's version (pyproject reads it here), and what
 models, inspection JSON and the service record as having made them."""
 

@@ -79,9 +79,10 @@ def main() -> None:
         sys.stderr.write(f"error: {permission_refusal(exc)}\n")
         end_with(2)
         raise SystemExit(2) from None
-    except (MemoryError, RuntimeError, OSError) as exc:
-        # Where no command's own handling saw it: a fit or a model's load under a memory limit had ended in a traceback of
-        # 216 lines (resource probe 2026-12-07). One line, the machine's shortage and the fix; anything else as it was.
+    except (MemoryError, RuntimeError, OSError, ImportError) as exc:
+        # Where no command's own handling saw it: a fit or a model's load under a memory limit had ended in a traceback of 216
+        # lines (resource probe 2026-12-07), and a library's shared object not mapped for want of memory (an ImportError) in 64.
+        # One line, the machine's shortage and the fix; anything else as it was.
         from defectlens.errors import SHORT_OF_FIX, out_of_resources, said_in_a_line
 
         if (short := out_of_resources(exc)) is None:

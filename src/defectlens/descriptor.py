@@ -26,9 +26,9 @@ import hashlib
 import math
 import os
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -609,18 +609,37 @@ THRESHOLD_RULES = {
 """What a threshold set by a rule, not by normal images, means (the card's "how set")."""
 
 
+CARD_HEADING = "# Model card:"
+"""How every card defectlens writes begins (one its owner wrote is told by another start)."""
+
+
 def shown_folder(path: str, full_paths: bool = True) -> str:
-    """A folder as a card shows it: whole, or (``full_paths`` False) by its last three names, for a card anyone may read (the
-    service's ``GET /models``, which needs no token, had told where the training data lies; security probe 2026-12-07)."""
-    parts = Path(path).parts
-    return path if full_paths or len(parts) <= 3 else "…/" + "/".join(parts[-3:])
+    """A folder as a card shows it: whole, or (``full_paths`` False) an absolute one by its last names (three at most, and never
+    all of them), for a card anyone may read (the service's ``GET /models``, which needs no token, had told where the training
+    data lies; security probe 2026-12-07). A Windows path is read as one wherever the card is shown."""
+    windows = re.match(r"[A-Za-z]:[\\/]|\\\\", path) is not None
+    folder = PureWindowsPath(path) if windows else PurePosixPath(path)
+    if full_paths or not folder.is_absolute():
+        return path
+    names = folder.parts[1:]
+    return "…/" + "/".join(names[-min(3, max(1, len(names) - 1)):]) if names else path
+
+
+def without_folders(text: str, folders: Iterable[str]) -> str:
+    """``text`` with each of the absolute ``folders`` (and the paths below them) written as :func:`shown_folder` shows them: a
+    fit's notes name the training images by their whole paths."""
+    for folder in sorted({f for f in folders if f and shown_folder(f, False) != f}, key=len, reverse=True):
+        # The folder itself or a path below it, not a sibling whose name it begins ("good" in "goodies").
+        shown = shown_folder(folder, False)
+        text = re.sub(re.escape(folder) + r"(?![\w.-])", lambda _match: shown, text)  # noqa: B023 - used at once, in this turn
+    return text
 
 
 def render_card(descriptor: ModelDescriptor, full_paths: bool = True) -> str:
     """The human-readable model card (Markdown) of a descriptor: what detector, fitted on what,
     when, with which thresholds set how, and what normal images scored (its folders by their last names unless ``full_paths``)."""
     d = descriptor
-    lines = [f"# Model card: {d.detector} detector", ""]
+    lines = [f"{CARD_HEADING} {d.detector} detector", ""]
     if d.format_version < FORMAT_VERSION:
         lines += [f"_Legacy model folder (descriptor version {d.format_version}): provenance was not recorded._", ""]
     p = d.provenance

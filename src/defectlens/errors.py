@@ -70,11 +70,12 @@ def out_of_resources(exc: BaseException) -> str | None:
 
 
 _SHORT_OF_MEMORY = re.compile(r"can't allocate memory|cannot allocate memory|std::bad_alloc|could not create a primitive|"
-                              r"failed to map segment from shared object", re.IGNORECASE)
+                              r"failed to map segment from shared object(?!: (?:operation not permitted|permission denied))", re.IGNORECASE)
 """How the libraries say they lacked memory, where they raise no MemoryError: PyTorch and C++ ("can't allocate memory",
 ``std::bad_alloc``), oneDNN ("could not create a primitive": its allocation failed, under a memory limit the only cause in our
 fixed networks) and the loader of a library's shared object ("failed to map segment": ONNX Runtime imported under a memory
-limit). Each had ended a command in a traceback of 130 to 275 lines (regression probe 2026-12-07)."""
+limit; not where it says another reason, a library on a mount that runs no code). Each had ended a command in a traceback of 130 to
+275 lines (regression probes 2026-12-07)."""
 
 
 def said_in_a_line(exc: BaseException, limit: int = 160) -> str:
@@ -150,6 +151,9 @@ def warn_caller(message: str | Warning, category: type[Warning] = UserWarning) -
         return
     level = 2  # stacklevel 1 is this function, 2 its caller
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+    # contextlib's frames too: a warning given as a `with` block of ours ends had been placed in contextlib.py (regression probe
+    # 2026-12-07).
+    while frame is not None and (str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR)
+                                 or Path(frame.f_code.co_filename).name == "contextlib.py"):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, category, stacklevel=level)

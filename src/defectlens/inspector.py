@@ -342,9 +342,10 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def short_of(path: str | Path, short: str, what: str = "not inspected") -> Failure:
-    """The failure of an image the machine ran ``short`` of memory or open files for (:func:`~defectlens.errors.out_of_resources`)."""
-    return Failure(str(path), f"{path}: {what}, this machine ran out of {short} — fix: {SHORT_OF_FIX[short]}")
+def short_of(path: str | Path, short: str, what: str = "not inspected", then: str = "") -> Failure:
+    """The failure of an image the machine ran ``short`` of memory or open files for (:func:`~defectlens.errors.out_of_resources`),
+    ``then`` said after the fix (", then …")."""
+    return Failure(str(path), f"{path}: {what}, this machine ran out of {short} — fix: {SHORT_OF_FIX[short]}{then}")
 
 
 def _readable(

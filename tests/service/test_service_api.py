@@ -616,12 +616,25 @@ def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path)
 
     record = json.loads((model / "inspector.json").read_text())
     record["provenance"]["trained_on"] = trained_on = str(tmp_path / "plant" / "line 7" / "plate" / "train" / "good")
+    # A fit's notes name its images whole (regression probe 2026-12-07: shown whole in the card and in fit_summary).
+    record["fit_summary"]["notes"] = [f"{trained_on}/broken.png: not a readable image — fix: re-export or re-copy the image"]
     (model / "inspector.json").write_text(json.dumps(record))  # fitted on a folder, as `fit` records it
     (model / "card.md").unlink()
     (model / "card.md").write_text(model_card(model))  # as fit writes it
     assert read_descriptor(model).provenance.trained_on == trained_on and trained_on in (model / "card.md").read_text()
-    shown = load_model(model).card
-    assert trained_on not in shown and "…/" + "/".join(Path(trained_on).parts[-3:]) in shown and "# Model card" in shown
+    served = load_model(model)
+    shown, summary = served.card, served.summary()
+    assert "…/plate/train/good" in shown and "# Model card" in shown
+    assert str(tmp_path) not in json.dumps(summary), json.dumps(summary)
+    assert summary["fit_summary"]["notes"] == ["…/plate/train/good/broken.png: not a readable image — fix: re-export or re-copy the image"]
+    # A card defectlens wrote before the folder changed (examples added): made again, not served as written with its whole paths
+    # (regression probe 2026-12-07); a folder named card.md said, not a traceback.
+    (model / "card.md").write_text(f"# Model card: memory-bank detector\n\nan old card of {trained_on}\n")
+    assert "an old card" not in load_model(model).card
+    (model / "card.md").unlink()
+    (model / "card.md").mkdir()
+    folder = load_model(model)
+    assert "# Model card" in folder.card and any("card.md is no file: not shown" in n for n in folder.notes), folder.notes
 
 
 def test_examples_without_masks_in_a_served_model_are_located_by_it(service_model: Path, tmp_path: Path) -> None:
@@ -720,17 +733,18 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
 
     for url, words in [("notaurl", "cannot be used"), ("nosuchdialect://u:secret@h/db", "cannot be used"),
                        # PostgreSQL probe 2026-12-07: a 503 "database unavailable" for good.
-                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port 70000 (in the URL) is no TCP port"),
+                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port '70000' (in the URL) is no TCP port"),
                        # Regression probe of 0.3.16: given as libpq's parameter or PGPORT, it had passed.
-                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=70000", "port 70000 (the URL's port parameter) is no TCP"),
-                       ("postgresql+psycopg://u:secret@/db?host=a,b&port=5432,0", "port 0 (the URL's port parameter) is no TCP port"),
-                       ("postgresql+psycopg://u:secret@127.0.0.1/db", "port 70000 (PGPORT) is no TCP port")]:
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=70000", "port '70000' (the URL's port parameter) is no TCP"),
+                       ("postgresql+psycopg://u:secret@/db?host=a,b&port=5432,0", "port '0' (the URL's port parameter) is no TCP port"),
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db", "PGPORT ' 5432' is no TCP port (1 to 65535), and the database "
+                                                                     "URL names none — fix: set PGPORT")]:
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("PGPORT", "70000")
+            env.setenv("PGPORT", " 5432")  # as libpq reads it: with its space, which it refuses
             with pytest.raises(DefectlensError) as err:
                 create_app(ServiceConfig((pool.models["plate"].path,), url, tmp_path / "data"), pool=pool)
         text = str(err.value)
-        assert words in text and "fix: pass --db" in text and "\n" not in text and "secret" not in text
+        assert words in text and ("fix: pass --db" in text or "PGPORT" in words) and "\n" not in text and "secret" not in text, text
 
 
 def test_postgres_stopped_mid_run_then_restarted(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:
@@ -1162,6 +1176,18 @@ def test_the_page_shows_a_tiff_upload_as_png(pool: ModelPool, images: dict[str, 
 
         with Image.open(io.BytesIO(shown16.content)) as shown:
             assert shown.format == "PNG" and np.array_equal(np.asarray(shown.convert("RGB")), load_image(deep))
+        # A stored file unreadable once (emptied, then put back) is judged again when it is back: the answer kept for it had sent
+        # the 16-bit file raw until a restart (regression probe 2026-12-07).
+        again = tmp_path / "deep2.png"
+        Image.fromarray((np.asarray(Image.open(images["bad"]).convert("L"), np.uint16) * 12).astype(np.uint16)).save(again)
+        made = upload(client, again).json()
+        stored = client.app.state.blobs.path(client.get(made["urls"]["image"]).headers["etag"].strip('"'), "png")
+        kept = stored.read_bytes()
+        stored.write_bytes(b"")
+        client.get(made["urls"]["view"])
+        stored.write_bytes(kept)
+        with Image.open(io.BytesIO(client.get(made["urls"]["view"]).content)) as shown:
+            assert shown.mode != "I;16" and np.array_equal(np.asarray(shown.convert("RGB")), load_image(again))
         # A see-through part is shown filled, as inspection read it and the overlay was drawn over it.
         clear = tmp_path / "clear.png"
         rgba = np.asarray(Image.open(images["good"]).convert("RGBA")).copy()
@@ -1637,6 +1663,11 @@ def test_behind_a_proxy_under_a_path_the_urls_and_page_go_under_it(pool: ModelPo
         # A name ending in a number, which the option refuses (regression probe 2026-12-07: advised all the same).
         numbered = client.get("/health", headers={"Host": "127.1"}).json()["detail"]
         assert "--allowed-host 127.1" not in numbered and "only --allowed-host '*' would let it through" in numbered, numbered
+        # Nor for two hosts in one header (regression probe 2026-12-07: "--allowed-host localhost" advised, always taken already);
+        # every refusal, the guard's too, kept out of another site's frame.
+        two = client.get("/health", headers={"Host": "localhost:8000, evil.example"})
+        assert "only --allowed-host '*' would let it through" in two.json()["detail"], two.text
+        assert two.headers["x-frame-options"] == "DENY" and two.headers["content-security-policy"] == "frame-ancestors 'none'"
 
 
 def test_the_view_of_a_deep_image_is_read_at_the_depth_its_model_read_it(tmp_path: Path) -> None:

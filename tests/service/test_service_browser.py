@@ -350,6 +350,17 @@ def test_the_page_for_keyboard_screen_reader_and_a_batch(pool: ModelPool, images
         first_line = page.locator(f'#batch li[data-id="{first_id}"]')
         sync_api.expect(first_line.locator(".badge")).to_have_text("good")
         sync_api.expect(first_line).to_contain_text("reviewed")
+        # Its link's name too, starting with what it shows (a11y probe 2026-12-07: it went on saying the machine's verdict, and
+        # "inspection 1" is no name a speech user says for "#1"); the list reachable by Tab where it scrolls; the open row
+        # marked by more than a pale fill; the page counter not rewritten alike (a status region read out at each refresh).
+        assert first_line.locator("a").get_attribute("aria-label") == f"#{first_id} inspection: part-0.png, good, reviewed"
+        assert page.get_attribute("#batch", "tabindex") == "0"
+        assert page.evaluate("getComputedStyle(document.querySelector('#history tr.open')).outlineStyle") == "solid"
+        page.evaluate("() => { window.rewrites = 0; new MutationObserver(() => { window.rewrites++; })"
+                      ".observe(document.getElementById('page-info'), {childList: true, characterData: true, subtree: true}); }")
+        page.evaluate("() => loadHistory(0)")
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.rewrites") == 0
         # A review made meanwhile elsewhere: this page's review is refused, and the newer one shown.
         with httpx.Client(base_url=server.url, headers={"X-API-Token": TOKEN}) as client:
             client.post(f"/inspections/{first_id}/review", json={"reviewer": "Jon", "verdict": "defective", "comment": "a crack after all"})
@@ -524,6 +535,15 @@ def test_on_a_tablet_the_review_buttons_stay_in_reach(pool: ModelPool, images: d
             tablet.keyboard.press("Enter")
             sync_api.expect(tablet.locator("#review-msg")).to_contain_text("saved", timeout=30_000)
             assert tablet.evaluate("window.scrollY") == before
+            # Portrait, where the bar wraps to three lines: a field focused is scrolled clear of it by its height as laid out
+            # (a11y probe 2026-12-07: 9rem had left the missed defect's box under a 200 px bar).
+            tablet.set_viewport_size({"width": 768, "height": 1024})
+            tablet.wait_for_function("() => getComputedStyle(document.documentElement).getPropertyValue('--review-bar') === "
+                                     "`${document.getElementById('review-bar').offsetHeight}px`")
+            tablet.evaluate("window.scrollTo(0, 0)")
+            tablet.locator("#missed-box").focus()
+            field, bar = tablet.locator("#missed-box").bounding_box(), tablet.locator("#review-bar").bounding_box()
+            assert field is not None and bar is not None and field["y"] + field["height"] <= bar["y"], (field, bar)
             # Not on a phone, where the buttons wrap to three lines (regression probe: a bar of 38 % of the screen).
             tablet.set_viewport_size({"width": 360, "height": 740})
             assert tablet.evaluate("getComputedStyle(document.getElementById('review-bar')).position") == "static"

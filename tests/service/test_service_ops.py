@@ -381,11 +381,15 @@ def test_a_database_paired_with_a_folder_without_its_pictures_is_said(tmp_path, 
         result = runner.invoke(cli, ["serve", str(service_model), "--db", db, "--data-dir", str(data_dir)])
         served.pop().state.pool.close()
         said = " ".join(result.output.split())
-        elsewhere = (f"the database holds 2 inspection(s) whose pictures are not in the data folder {data_dir} (most of the newest 50 "
-                     "are not): their pictures answer 404 — if they are in another folder (the one `serve` ran with), stop and pass "
-                     "that --data-dir; if they are lost, new inspections are stored here")
+        elsewhere = (f"2 of the database's 2 newest inspection(s) have their pictures elsewhere than the data folder {data_dir}: those "
+                     "answer 404 — if they are in another folder (the one `serve` ran with), stop and pass that --data-dir; if they "
+                     "are lost, new inspections are stored here")
         assert result.exit_code == 0, result.output
         assert (elsewhere in said) == (data_dir.name == "b") and "a new history starts there" not in said, said
+    # Said at the next start too, the pair now recorded (regression probe 2026-12-07: said once, then silent).
+    again = runner.invoke(cli, ["serve", str(service_model), "--db", db, "--data-dir", str(tmp_path / "b")])
+    served.pop().state.pool.close()
+    assert again.exit_code == 0 and "2 of the database's 2 newest inspection(s) have their pictures elsewhere" in " ".join(again.output.split())
 
 
 def test_open_writes_are_said_and_an_empty_token_refused(tmp_path, service_model, monkeypatch):

@@ -38,7 +38,7 @@ from defectlens.detect.calibration import (
     thresholds_from_normal,
 )
 from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError
-from defectlens.inspector import Failure, Inspector, load_images
+from defectlens.inspector import Failure, Inspector
 from defectlens.io import clean_stale_temporaries, load_mask, write_bytes_atomic
 from defectlens.io.atomic import require_not_mount_point
 from defectlens.io.dataset import (
@@ -106,11 +106,12 @@ def _score_files(inspector: Inspector, labelled: dict[Path, int], masks: dict[Pa
     else:
         batches = [files[start : start + SCORE_BATCH] for start in range(0, len(files), SCORE_BATCH)]
     for batch in batches:
-        images, kept, failures = load_images(batch, bit_depth=inspector.bit_depth)
-        out.failures.extend(failures)
-        # Decoded by load_images, through the pixel gate already: scored as they are.
-        results = inspector.score_read(images) if images else []
-        for path, image, result in zip(kept, images, results, strict=True):
+        # As `inspect` reads them: a batch this machine lacks the memory for is scored an image at a time, the image that needs
+        # more than there is listed (it had ended the whole calibration; regression probe 2026-12-07).
+        inspected = inspector.inspect_batch(batch)
+        out.failures.extend(inspected.failures)
+        for item in inspected.images:
+            path, image, result = item.path, item.image, item.result
             label = labelled[path]
             out.labels.append(label)
             out.scores.append(result.score)
@@ -337,8 +338,9 @@ def calibrate(
             # interruption probe 2026-12-06).
             require_room(model_dir.parent, model_copy_room(model_dir), "calibrated model")
         # A model's name of 248 to 255 bytes (fit writes them) had no room for ".roc.png": refused unless --plot (regression probe).
-        # Named by the folder it is: `calibrate .` had written `.roc.png` into the model folder itself.
-        named = Path(os.path.realpath(model_dir))
+        # Named by the folder it is: `calibrate .` had written `.roc.png` into the model folder itself. Beside the name given, not
+        # the folder a link leads to (`current.roc.png` beside `current -> v4`, as the help says; regression probe 2026-12-07).
+        named = Path(os.path.abspath(model_dir))
         planned = plot or named.parent / f"{within_bytes(named.name, NAME_MAX - len('.roc.png'))}.roc.png"
         plot_path: Path | None = planned
         try:

@@ -583,10 +583,15 @@ def _recorded_database(data_dir: Path) -> dict | None:
     return kept if "database" in kept else None
 
 
+def _missing(blobs: Any, sample: list[str]) -> int:
+    """How many of a ``sample`` of the pictures a database names are not in the folder of ``blobs``."""
+    return sum(not blobs.holds(sha) for sha in sample)
+
+
 def _mostly_elsewhere(blobs: Any, sample: list[str]) -> bool:
     """Whether most of a ``sample`` of the pictures a database names are not in the folder of ``blobs``: another folder's
     database. Most of them, not any: an empty region mask is one picture shared by every good part of every service."""
-    return bool(sample) and 2 * sum(blobs.holds(sha) for sha in sample) < len(sample)
+    return 2 * _missing(blobs, sample) > len(sample)
 
 
 def _require_one_service(blobs: Any, store: Any, referenced: set[str], db_url: str, data_dir: Path, verb: str, dry_run: bool,
@@ -846,18 +851,20 @@ def serve(
             raise typer.Exit(2) from None
     # A database whose pictures are in another folder, paired with this one unrecorded (a new or empty folder): its whole history
     # had answered 404 with /health "ok", and the log had said "a new history starts there" (concurrency probe 2026-12-07).
-    elsewhere = 0
+    # Checked at every start, recorded pair or not: the first start records the pair, and the next had been silent (regression
+    # probe 2026-12-07). A folder whose pictures were lost stops being said once most of the newest inspections are its own.
+    newest: list[str] = []
     with contextlib.suppress(StoreUnavailable):
-        if _recorded_database(data_dir) is None and _mostly_elsewhere(app.state.blobs, app.state.store.newest_images()):
-            elsewhere = app.state.store.count()
+        newest = app.state.store.newest_images()
+    elsewhere = _missing(app.state.blobs, newest) if _mostly_elsewhere(app.state.blobs, newest) else 0
     try:
         # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
         app.state.blobs.record_database(database_record(config.db_url))
         said = logging.getLogger("defectlens.service")
         if elsewhere:
-            said.warning("the database holds %d inspection(s) whose pictures are not in the data folder %s (most of the newest 50 are "
-                         "not): their pictures answer 404 — if they are in another folder (the one `serve` ran with), stop and pass "
-                         "that --data-dir; if they are lost, new inspections are stored here", elsewhere, data_dir)
+            said.warning("%d of the database's %d newest inspection(s) have their pictures elsewhere than the data folder %s: those "
+                         "answer 404 — if they are in another folder (the one `serve` ran with), stop and pass that --data-dir; if they "
+                         "are lost, new inspections are stored here", elsewhere, len(newest), data_dir)
         elif made is not None:
             # Said: a path mistyped after a move, or a drive not mounted, had started a new, empty history on the local disk
             # without a word (operator probe 2026-12-08).

@@ -624,8 +624,9 @@ class MemoryBankDetector(PatchFeatureDetector):
             )
         if bank.shape[1] != meta.get("feature_dim"):
             # Said apart: one message for both had named the two sides that agreed (security probe 2026-12-07).
-            raise ModelFileError(f"memory bank holds {bank.shape[1]}-d features but {CONFIG_FILE} records feature_dim "
-                                 f"{meta.get('feature_dim')!r}", root / CONFIG_FILE, "the model's files are from two fits: re-fit it")
+            recorded = f"feature_dim {meta['feature_dim']!r}" if "feature_dim" in meta else "no feature_dim"
+            raise ModelFileError(f"memory bank holds {bank.shape[1]}-d features but {CONFIG_FILE} records {recorded}", root / CONFIG_FILE,
+                                 "the model's files are from two fits: re-fit it")
         # A bank that disagrees with its descriptor, or holds NaN/inf, would load and call every
         # image DEFECTIVE (score 1e19): refuse it with the file named.
         if bank.shape[0] != meta.get("bank_size") or bank.shape[0] < 1:

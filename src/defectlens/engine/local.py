@@ -307,7 +307,8 @@ def inspect_and_write(
             # unwritten (regression probe 2026-12-07): that image fails, listed, as one whose files cannot be written; the
             # batch goes on. Its earlier results, if any, stand as they were.
             if (short := out_of_resources(exc)) is not None:
-                outcome.failures.append(short_of(path, short, "inspected, but its results were not written"))
+                kept = " (its earlier results stay as they were)" if earlier.is_file() else ""
+                outcome.failures.append(short_of(path, short, f"inspected, but its results were not written{kept}", ", then --resume"))
                 continue
             if not isinstance(exc, OSError):
                 raise

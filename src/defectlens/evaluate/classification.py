@@ -215,8 +215,9 @@ def evaluate_types(classifier: FewShotClassifier, items: Sequence[LabelledImage]
 # --------------------------------------------------------------------------------------------
 
 
-TypeImage = Callable[[np.ndarray, Inspection], Sequence[RegionType]]
-"""Types an inspected image's regions as `inspect` does (e.g. :func:`defectlens.engine.type_with_notes`'s types)."""
+TypeImage = Callable[[np.ndarray, Inspection], Sequence[RegionType] | None]
+"""Types an inspected image's regions as `inspect` does (e.g. :func:`defectlens.engine.type_with_notes`'s types); None where
+the image could not be typed (the machine out of memory): it is left out of the figures."""
 
 
 def evaluate_detected_types(
@@ -248,7 +249,9 @@ def evaluate_detected_types(
         if not inspection.is_defective:
             not_flagged += 1
             continue
-        types = {t.region_index: t.defect_type for t in type_image(image, inspection)}
+        if (typed := type_image(image, inspection)) is None:
+            continue
+        types = {t.region_index: t.defect_type for t in typed}
         true.append(spelt(defect))
         pred.append(spelt(types.get(inspection.regions[0].index, UNKNOWN)) if inspection.regions else UNKNOWN)
     return replace(type_evaluation(true, pred, class_names, category=category, k=k), n_not_flagged=not_flagged)

@@ -292,7 +292,9 @@ def gallery_html(rows: Sequence[ResultRow], title: str, skipped: Sequence[tuple[
         # as the bytes on disk (a name that is not UTF-8 links to its own file instead of crashing the gallery).
         href = e(urllib.parse.quote(os.fsencode(r.name)))
         cls = "bad" if r.defective else "ok"
-        picture = f'<img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" alt="{e(r.file)}" loading="lazy">'
+        # Said as what it shows: the file's name alone repeated the card's heading (a11y probe 2026-12-07).
+        picture = (f'<img src="{href}{THUMBNAIL_SUFFIX if r.thumbnail else r.overlay_suffix}" alt="anomaly heat map of {e(r.file)}" '
+                   'loading="lazy">')
         if r.overlay_present:
             picture = f'<a href="{href}{r.overlay_suffix}" aria-label="overlay of {e(r.file)}">{picture}</a>'
         elif not r.overlay_suffix:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import struct
@@ -610,13 +611,19 @@ def atomic_directory(path: str | Path, is_ours: Callable[[Path], bool], what: st
     finally:
         release()
     if standing_in is not None:
-        # The process stood in the folder replaced, now removed: it goes on in the new one, and the shell that started it,
-        # left in the removed one, is told (`fit -o .` had left the next command there dying in a oneMKL error; regression
-        # probe 2026-12-07).
-        with contextlib.suppress(OSError):
+        # The process stood in the folder replaced, now removed: it goes on in the new one (at the folder itself where the one
+        # below it is gone from the new), and the shell that started it, left in the removed one, is told (`fit -o .` had left
+        # the next command there dying in a oneMKL error; regression probes 2026-12-07).
+        try:
             os.chdir(target / standing_in)
-        warn_caller(DefectlensWarning(f"{target} was replaced whole: a shell standing in it is left in the removed folder (its files "
-                                      'look gone) — enter it again: cd "$PWD"'))
+            enter = 'cd "$PWD"'
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.chdir(target)
+            enter = f"cd {shlex.quote(str(target))} ({standing_in} is not in the new one)"
+        warn_caller(DefectlensWarning(f"{target} was replaced whole, with the current folder in it: this process goes on in the new "
+                                      f"one; a shell standing there is left in the removed folder (its files look gone) — enter it "
+                                      f"again: {enter}"))
 
 
 def _working_folder_within(folder: Path) -> Path | None:

@@ -331,8 +331,11 @@ def require_output_file(path: Path, what: str, kept: Sequence[Path] = ()) -> Non
         raise OutputError(f"is a folder; the {what} goes to a file", path, f"pass a file path for the {what}")
     if stream(path):
         return
-    require_writable_parent(Path(os.path.realpath(path)) if path.is_symlink() else path, what)
+    written = Path(os.path.realpath(path)) if path.is_symlink() else path
+    require_writable_parent(written, what)
     require_apart_from(path, kept, what)
+    # A full disk found out before the work (`evaluate --json` had scored every image first; a leftover of 2026-12-07).
+    require_room(written.parent, MIN_ROOM, what)
 
 
 def unique_output_names(

@@ -185,16 +185,17 @@ VIEW_DECISIONS_KEPT = 65536
 """Stored pictures whose :func:`eight_bit` answer the service keeps (about 100 bytes each)."""
 
 
-def eight_bit(path: Path) -> bool:
+def eight_bit(path: Path) -> bool | None:
     """Whether a stored picture is shown by a browser as inspection read it: 8 bits a channel and opaque (a
-    12-bit image in a 16-bit PNG showed black, where inspection had scaled it). A missing file is said by the caller."""
+    12-bit image in a 16-bit PNG showed black, where inspection had scaled it). None where its header cannot be read (a missing
+    or damaged file, said by the caller)."""
     try:
         with Image.open(path) as img:
             # Transparent ones too: inspection fills their see-through pixels, and the overlay is drawn over that. So are 16-bit
             # colour ones, whose mode Pillow says "RGB" (regression probe 2026-12-07: a 12-bit one was shown near black).
             return img.mode in ("1", "L", "P", "RGB") and "transparency" not in img.info and not holds_deep_colour(img)
     except (OSError, ValueError):
-        return True
+        return None
 
 
 def stored_pixels(path: Path, unknown: int) -> int:
@@ -207,11 +208,15 @@ def stored_pixels(path: Path, unknown: int) -> int:
         return unknown
 
 
+_NOT_ONE_HOST = re.compile(r"[,\s/\\@]")
+"""Characters no Host header naming one host holds (a list of two, a path, a user)."""
+
+
 def host_is_own(host_header: str, own_names: Sequence[str]) -> bool:
     """Whether a request's Host header names this service without a name it was not told of: an IP
     address (any: a page can rebind a name, not an address) or one of ``own_names``. A service on
     0.0.0.0 had taken any name, and a probe's page at attacker.example reviewed a part GOOD through it."""
-    if re.search(r"[,\s/\\@]", host_header.strip()):
+    if _NOT_ONE_HOST.search(host_header.strip()):
         return False  # no host: "localhost:8000, evil.example" had been read as localhost (security probe 2026-12-07)
     # Its final dot first: "127.0.0.1." is the address too (regression probe 2026-12-07: refused, and told to allow it by name).
     name = _bare_name(host_header)
@@ -327,6 +332,33 @@ back on every answer, and in the log line of a refused upload."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 REFUSAL_LOGGED = 2048
 """Bytes of a refused upload's answer read for the log line's reason."""
+
+
+class NoFraming:
+    """ASGI middleware: no answer of this service shown inside another site's frame (``X-Frame-Options: DENY``, and
+    ``frame-ancestors 'none'`` where the answer has no policy of its own). /docs and /redoc, whose "Execute" buttons write from
+    this origin, had none, as the review page has (security probe 2026-12-07: clickjacking); the guard's refusals neither."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def framed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                if b"x-frame-options" not in names:
+                    headers.append((b"x-frame-options", b"DENY"))
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", b"frame-ancestors 'none'"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, framed)
 
 
 class RequestId:
@@ -1042,7 +1074,9 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             # The bare name, as --allowed-host takes it (regression probe 2026-12-07: "NAME" beside a name with its port), where it
             # takes it (regression probe 2026-12-07: "user@evil.example" had been advised, which it refuses).
             bare = _bare_name(sent_host)
-            fix = (f"start it with --allowed-host {_printable(bare, 80)} (or --allowed-host '*' for any)" if is_host_name(bare) else
+            # Nor where it names two hosts: "--allowed-host localhost" had been advised for "localhost:8000, evil.example".
+            one = is_host_name(bare) and not _NOT_ONE_HOST.search(sent_host.strip())
+            fix = (f"start it with --allowed-host {_printable(bare, 80)} (or --allowed-host '*' for any)" if one else
                    "it is no host name --allowed-host takes (only --allowed-host '*' would let it through)")
             return JSONResponse({"detail": f"{named} is not one this service was told it is reached by: {fix}"},
                                 status_code=400, headers={"X-Content-Type-Options": "nosniff"})
@@ -1090,11 +1124,6 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
                 admission.leave()
         # Stored uploads are served with the type their content was decoded as; never let a browser guess another.
         response.headers["X-Content-Type-Options"] = "nosniff"
-        # No page of this service inside another site's frame: /docs and /redoc, whose "Execute" buttons write from this origin,
-        # had no frame-ancestors of their own as the review page has (security probe 2026-12-07: clickjacking).
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if "content-security-policy" not in response.headers:
-            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
         if 300 <= response.status_code < 400 and (location := urlsplit(response.headers.get("location", ""))).netloc == request.url.netloc:
             # A redirect of this service's own (/inspections/ to /inspections) as a path, which the browser takes from the address
             # it used: named by the Host the proxy passed, it had lost the proxy's port and https (proxy probe 2026-12-07).
@@ -1458,14 +1487,14 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
             if (known := as_stored.get(sha)) is not None:
                 as_stored.move_to_end(sha)
                 return known
-        path = blobs.path(sha, ext)
-        known = files(eight_bit, path)
-        if path.is_file():  # a missing one (said by the caller) may come back
-            with as_stored_lock:
-                as_stored[sha] = known
-                while len(as_stored) > VIEW_DECISIONS_KEPT:
-                    as_stored.popitem(last=False)
-        return known
+        read = files(eight_bit, blobs.path(sha, ext))
+        if read is None:
+            return True  # sent as stored, its trouble said by its answer; not kept: a file put back may be deep (regression probe)
+        with as_stored_lock:
+            as_stored[sha] = read
+            while len(as_stored) > VIEW_DECISIONS_KEPT:
+                as_stored.popitem(last=False)
+        return read
 
     def read_depth(row: Any) -> int | None:
         """The sensor depth an inspection read its image at: its model's, where the fit that inspected it is served (a 16-bit
@@ -1740,6 +1769,7 @@ def create_app(config: ServiceConfig, pool: ModelPool | None = None) -> FastAPI:
     # TIFF is served as received, its ETag its digest). A page of the history had been 80 kB where 7 kB carries it: 1.4 to 3 s
     # a page on a tablet's slow network (tablet probe 2026-12-07).
     app.add_middleware(NegotiatedGZip, minimum_size=1024, compresslevel=6, exclude_content_types=("image/*",))
+    app.add_middleware(NoFraming)  # every answer, the guard's refusals and RequestId's own 500 too
     # Outermost: every check and route sees the GET a HEAD stands for, and a HEAD gets the GET's headers, its
     # Content-Encoding and length too (inside the gzip, a HEAD's empty body had been sent uncompressed).
     app.add_middleware(HeadAsGet)

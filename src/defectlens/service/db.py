@@ -23,6 +23,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from defectlens.errors import ConfigError
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 """Alembic script folder shipped inside the package (no alembic.ini needed)."""
 
@@ -253,10 +255,11 @@ def _ports(url: str) -> list[tuple[str, str]]:
     if parsed.port is not None:
         return [(str(parsed.port), "in the URL")]
     query = parsed.query.get("port")
+    # As libpq reads them: unstripped (" 5432 " had passed here and been refused there, a 503 for good; regression probe).
     if query is not None:
-        return [(p.strip(), "the URL's port parameter") for q in ([query] if isinstance(query, str) else query) for p in q.split(",") if p.strip()]
-    if parsed.get_backend_name() == "postgresql" and (env := os.environ.get("PGPORT", "").strip()):
-        return [(p.strip(), "PGPORT") for p in env.split(",") if p.strip()]
+        return [(p, "the URL's port parameter") for q in ([query] if isinstance(query, str) else query) for p in q.split(",") if p]
+    if parsed.get_backend_name() == "postgresql" and (env := os.environ.get("PGPORT", "")):
+        return [(p, "PGPORT") for p in env.split(",") if p]
     return []
 
 
@@ -312,7 +315,10 @@ def make_engine(url: str) -> Engine:
     # (PostgreSQL probe 2026-12-07: port 70000).
     for port, given in _ports(url):
         if not (port.isdigit() and 1 <= int(port) <= 65535):
-            raise ValueError(f"port {port} ({given}) is no TCP port (1 to 65535)")
+            if given == "PGPORT":  # the URL is right: the environment's fix, not the URL's (regression probe 2026-12-07)
+                raise ConfigError(f"PGPORT {port!r} is no TCP port (1 to 65535), and the database URL names none",
+                                  fix="set PGPORT to the server's port, or unset it (PostgreSQL's default, 5432), or name the port in --db")
+            raise ValueError(f"port {port!r} ({given}) is no TCP port (1 to 65535)")
     # A short connect timeout: a database that is down must turn into a 503 quickly, not a hung request.
     args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)

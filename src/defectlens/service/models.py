@@ -27,10 +27,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from defectlens.descriptor import CARD_FILE, EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy
+from defectlens.descriptor import CARD_FILE, CARD_HEADING, EXAMPLES_DIR, TAXONOMY_FILE, model_stamp, part_taxonomy, without_folders
 from defectlens.engine import Analysis, Locator, inspection_overlay, prepare_analysis, region_mask_png, type_with_notes, verdict_record
 from defectlens.errors import ConfigError, DefectlensError
 from defectlens.explain import shown_type
@@ -105,6 +106,17 @@ class LoadedModel:
         notes = list(self.notes)
         if change := self.disk_change():
             notes.append(change)
+        # Folders by their last names, as the card shows them (it needs no token): a fit's notes and the model's own named the
+        # training images and the model's files by their whole paths (regression probe 2026-12-07).
+        trained_on = ins.provenance.trained_on if ins.provenance else None
+        folders = [str(self.path), os.path.realpath(self.path), *([trained_on] if trained_on else [])]
+
+        def hidden(value: Any) -> Any:
+            if isinstance(value, str):
+                return without_folders(value, folders)
+            return [hidden(v) for v in value] if isinstance(value, list | tuple) else value
+
+        fit_summary = {k: hidden(v) for k, v in ins.fit_summary.__dict__.items()} if ins.fit_summary else None
         return {
             "name": self.name,
             "detector": ins.detector.name,
@@ -117,14 +129,14 @@ class LoadedModel:
             "fingerprint": ins.provenance.fingerprint if ins.provenance else None,
             "settings": dict(settings.__dict__) if (settings := ins.fit_settings) is not None else None,
             "thresholds": t.to_json() if t is not None else None,
-            "fit_summary": dict(ins.fit_summary.__dict__) if ins.fit_summary else None,
+            "fit_summary": fit_summary,
             "types": list(self.types),
             "classifier": self.analysis.classifier is not None,
             # Which examples it types with, by type: after a restart on an export's examples, nothing had said which were
             # loaded (review-loop probe 2026-12-06).
             "examples": self.analysis.classifier.examples_per_type() if self.analysis.classifier is not None else None,
-            "card": self.card,
-            "notes": notes,
+            "card": hidden(self.card),
+            "notes": hidden(notes),
         }
 
 
@@ -133,46 +145,48 @@ CARD_MAX_BYTES = 1 << 20
 
 
 def _own_card(path: Path, notes: list[str]) -> str | None:
-    """A folder's ``card.md`` as its owner wrote it: a file of its own, not a link, under :data:`CARD_MAX_BYTES`, in UTF-8; else
+    """A folder's ``card.md`` as it is on disk: a file of its own, not a link, under :data:`CARD_MAX_BYTES`, in UTF-8; else
     None, said in ``notes`` where the file is there. A card.md linked to another file had served that file to anyone asking ``GET
     /models``, which needs no token (security probe 2026-12-07)."""
+    refused = f"{CARD_FILE} is {{}}: not shown, the card is made from the model's own records"
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
-        why = "a symbolic link" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror or exc})"
-        notes.append(f"{CARD_FILE} is {why}: not shown, the card is made from the model's own records")
+        notes.append(refused.format("a symbolic link" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror or exc})"))
         return None
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            notes.append(f"{CARD_FILE} is no file: not shown, the card is made from the model's own records")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a FIFO (a folder had ended `serve` in a traceback: regression probe)
+            notes.append(refused.format("no file"))
             return None
-        data = file.read(CARD_MAX_BYTES + 1)
+        data = os.read(fd, CARD_MAX_BYTES + 1)
+    except OSError as exc:
+        notes.append(refused.format(f"unreadable ({exc.strerror or exc})"))
+        return None
+    finally:
+        os.close(fd)
     try:
         if len(data) > CARD_MAX_BYTES:
             raise ValueError
         return data.decode("utf-8")
     except ValueError:
-        notes.append(f"{CARD_FILE} is over {CARD_MAX_BYTES >> 20} MiB or not UTF-8: not shown, the card is made from the model's own "
-                     "records")
+        notes.append(refused.format(f"over {CARD_MAX_BYTES >> 20} MiB or not UTF-8"))
         return None
 
 
 def _card(name: str, root: Path, inspector: Inspector, notes: list[str]) -> str:
-    """The model's card: the folder's ``card.md`` where its owner wrote one of their own; the card defectlens writes, made from
-    the folder's records with its folders by their last names (``GET /models`` needs no token: the training data's whole path had
-    been told to anyone; security probe 2026-12-07); where neither can be had, a short card made from the loaded model."""
+    """The model's card: the folder's ``card.md`` where its owner wrote one of their own; the card defectlens writes made again
+    from the folder's records (where card.md is one defectlens wrote, however old: a card written before the part's examples
+    changed had been served whole), its folders by their last names (``GET /models`` needs no token: the training data's whole
+    path had been told to anyone; security probe 2026-12-07); where neither can be had, a short card made from the loaded model."""
     from defectlens.export import model_card
 
     written = _own_card(root / CARD_FILE, notes)
-    made: str | None = None
+    if written is not None and not written.startswith(CARD_HEADING):
+        return written  # the owner's own: theirs to show
     with contextlib.suppress(DefectlensError, OSError):
-        made = model_card(root, full_paths=False)
-        if written is not None and written != model_card(root):
-            return written  # edited by its owner: theirs to show
-    if made is not None:
-        return made
+        return model_card(root, full_paths=False)
     if written is not None:
         return written
     s, t = inspector.settings, inspector.detector.thresholds
