@@ -824,7 +824,7 @@ def test_a_machine_short_of_memory_fails_the_image_not_the_batch_and_a_command_i
     said = _text(result)
     assert result.exit_code == 3 and "Traceback" not in said, result.output
     assert sorted(p.name for p in out.glob("*.report.json")) == ["000.report.json", "002.report.json", "003.report.json"]
-    assert "001.png: not inspected, this machine ran out of memory — fix: give it less at once" in said, said
+    assert "001.png: not inspected, this machine ran out of memory — fix: give it less at once" in said and "then --resume" in said, said
     rows = {r["file"]: r for r in csv.DictReader(io.StringIO((out / "summary.csv").read_text(encoding="utf-8")))}
     assert [Path(name).name for name, r in rows.items() if r["verdict"] == "skipped"] == ["001.png"], rows
 
@@ -1043,3 +1043,57 @@ def test_a_folder_replaced_under_a_subfolder_it_no_longer_has_says_where_to_go(t
     assert Path(os.getcwd()) == folder.resolve() and os.listdir(".") == ["inspector.json"]
     assert len(said) == 1 and said[0].filename == __file__, [(w.filename, str(w.message)) for w in said]
     assert str(said[0].message).endswith(f"enter it again: cd {folder} (neighbourhood-1 is not in the new one)"), str(said[0].message)
+
+
+def test_an_example_too_large_for_the_memory_left_is_skipped_and_listed(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: one example image too large for the memory left ended `inspect --examples` and `evaluate
+    # --types-k` before any image was scored.
+    import defectlens.classify.examples as examples_module
+
+    examples = tmp_path / "examples" / "spot"
+    examples.mkdir(parents=True)
+    for image in sorted((synthetic_category / "test" / "spot").glob("*.png")):
+        shutil.copy(image, examples / image.name)
+    read = examples_module.load_image
+
+    def short_of_memory(path, *args, **kwargs):
+        if Path(path).name == "001.png":
+            raise MemoryError("Unable to allocate 230. MiB for an array with shape (8960, 6720)")
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(examples_module, "load_image", short_of_memory)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "--examples",
+                                 str(tmp_path / "examples"), "-o", str(out)])
+    said = _text(result)
+    assert result.exit_code == 0 and "Traceback" not in said, result.output
+    assert "1 example(s) skipped:" in said and "001.png (this machine ran out of memory reading it)" in said, said
+    assert len(list(out.glob("*.report.json"))) == 4
+
+
+def test_a_batch_scored_again_image_by_image_says_what_reading_said_once(fitted_model, synthetic_category, tmp_path, monkeypatch):
+    # Regression probe 2026-12-07: after a shortage, each image's reading warnings came again (1 + N lines, or N for 1).
+    import warnings
+
+    from PIL import Image
+
+    pages = []
+    for image in sorted((synthetic_category / "test" / "spot").glob("*.png"))[:2]:
+        with Image.open(image) as first:
+            first.save(tmp_path / f"{image.stem}.tif", save_all=True, append_images=[first.copy()])
+        pages.append(tmp_path / f"{image.stem}.tif")
+    inspector = Inspector.load(fitted_model)
+    scored = Inspector.score_read
+
+    def short_for_two(self, images, *args, **kwargs):
+        if len(images) > 1:
+            raise MemoryError("Unable to allocate 1 GiB")
+        return scored(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(Inspector, "score_read", short_for_two)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        batch = inspector.inspect_batch(pages)
+    assert len(batch.images) == 2 and not batch.failures
+    assert sorted(str(w.message).split(":")[0] for w in said if "pages; only the first" in str(w.message)) == sorted(map(str, pages)), \
+        [str(w.message) for w in said]

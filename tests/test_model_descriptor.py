@@ -691,3 +691,22 @@ def test_a_model_saved_over_another_parts_folder_is_told_by_the_taxonomy_it_brin
     (cookie / DESCRIPTOR_FILE).write_text("{ not json")
     Inspector.load(fitted_model).save(cookie, taxonomy=tmp_path / "belt.json")
     assert (cookie / "examples" / "crack" / "b.png").is_file()
+
+
+def test_folders_shown_by_their_last_names():
+    # Security probe 2026-12-07: GET /models, which needs no token, told where the training data lies; regression probes: a fit's
+    # notes name images by the path typed (through a link), a short form was shortened again ("……/train"), a folder ending a
+    # sentence was left whole, and "/home/alice/good" was shown whole behind an ellipsis.
+    from defectlens.descriptor import shown_folder, without_folders
+
+    assert shown_folder("/work/shared/datasets/cookie/train/good", False) == "…/cookie/train/good"
+    assert shown_folder("/home/alice/good", False) == "…/alice/good" and shown_folder("relative/a/b/c/d", False) == "relative/a/b/c/d"
+    assert shown_folder("C:\\Users\\alice\\plant3\\lots\\cookie\\train\\good", False) == "…/cookie/train/good"
+    assert shown_folder("/work/shared/datasets/cookie/train/good") == "/work/shared/datasets/cookie/train/good"
+    assert without_folders("model /models/data/train, train /data/train", ["/models/data/train", "/data/train"]) == \
+        "model …/data/train, train …/train"
+    assert without_folders("trained on /data/lots/cookie.", ["/data/lots/cookie"]) == "trained on …/lots/cookie."
+    assert without_folders("see /plant/train data/good/x.png: bad", ["/plant/train data/good"]) == "see …/train data/good/x.png: bad"
+    assert without_folders("/mnt/link/lot7/good/broken.png: not a readable image") == "…/lot7/good/broken.png: not a readable image"
+    kept = "12/2026, and/or, 1/2, http://host/x/y, …/cookie/train/good, /health"
+    assert without_folders(kept) == kept

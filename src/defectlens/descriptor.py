@@ -625,14 +625,21 @@ def shown_folder(path: str, full_paths: bool = True) -> str:
     return "…/" + "/".join(names[-min(3, max(1, len(names) - 1)):]) if names else path
 
 
-def without_folders(text: str, folders: Iterable[str]) -> str:
-    """``text`` with each of the absolute ``folders`` (and the paths below them) written as :func:`shown_folder` shows them: a
-    fit's notes name the training images by their whole paths."""
-    for folder in sorted({f for f in folders if f and shown_folder(f, False) != f}, key=len, reverse=True):
-        # The folder itself or a path below it, not a sibling whose name it begins ("good" in "goodies").
-        shown = shown_folder(folder, False)
-        text = re.sub(re.escape(folder) + r"(?![\w.-])", lambda _match: shown, text)  # noqa: B023 - used at once, in this turn
-    return text
+def without_folders(text: str, folders: Iterable[str] = ()) -> str:
+    """``text`` with its absolute paths written as :func:`shown_folder` shows folders: each of ``folders`` (and the paths below
+    them) whole, spaces and all, then any other absolute path up to its first space (a fit's notes name the training images by
+    the path typed, which may lead there through a link; regression probe 2026-12-07). In one pass each, so that a short form is
+    never shortened again ("……/train")."""
+    known = sorted({f.rstrip("/\\") for f in folders if f and shown_folder(f, False) != f}, key=len, reverse=True)
+    if known:
+        # Not inside a longer path, nor a sibling whose name it begins ("good" in "goodies"); a full stop after it ends it.
+        text = re.sub(r"(?<![\w.\-/\\…])(?:" + "|".join(map(re.escape, known)) + r")(?![\w\-]|\.\w)",
+                      lambda match: shown_folder(match[0], False), text)
+    return _ABSOLUTE_PATH.sub(lambda match: shown_folder(match[0], False), text)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-/\\…:])(?:[A-Za-z]:[\\/]|/)(?:[^\s/\\`|\"'<>()\[\]]+[\\/])+[^\s/\\`|\"'<>()\[\],;:]*")
+"""An absolute path (POSIX or Windows) up to its first space, as :func:`without_folders` finds those it was not told of."""
 
 
 def render_card(descriptor: ModelDescriptor, full_paths: bool = True) -> str:

@@ -287,6 +287,8 @@ class Failure:
     of_batch: bool = False
     """The refusal of the whole batch the input was in (too few images left, say), the same for each of its images: the
     commands say it once for them all."""
+    short: str | None = None
+    """What this machine ran out of for it ("memory", "open files": :func:`short_of`), or None: a failure another try may mend."""
 
 
 @with_field_docs
@@ -345,7 +347,7 @@ def balanced_batches(n_items: int, size: int) -> list[range]:
 def short_of(path: str | Path, short: str, what: str = "not inspected", then: str = "") -> Failure:
     """The failure of an image the machine ran ``short`` of memory or open files for (:func:`~defectlens.errors.out_of_resources`),
     ``then`` said after the fix (", then …")."""
-    return Failure(str(path), f"{path}: {what}, this machine ran out of {short} — fix: {SHORT_OF_FIX[short]}{then}")
+    return Failure(str(path), f"{path}: {what}, this machine ran out of {short} — fix: {SHORT_OF_FIX[short]}{then}", short=short)
 
 
 def _readable(
@@ -1326,8 +1328,10 @@ class Inspector:
         short: str | None = None
         images: list[np.ndarray] = []
         results: list[AnomalyResult] = []
+        read = False  # whether reading the batch got through, its warnings said
         try:
             images, kept, notes, failures = _images_with_notes(paths, bit_depth=self.bit_depth, shortage_raises=True)
+            read = True
             try:
                 results = self.score_read(images) if images else []
             except DefectlensError as exc:
@@ -1340,7 +1344,7 @@ class Inspector:
         if short is not None:
             # Out of the except block, whose traceback held the batch's decoded images (every image had then failed alone too).
             images = []
-            return self._each_alone(paths, short, start)
+            return self._each_alone(paths, short, start, read)
         inspected = [
             InspectedImage(path, image, result, self.decide(result, str(path)), said)
             for path, image, result, said in zip(kept, images, results, notes, strict=True)
@@ -1349,15 +1353,20 @@ class Inspector:
         drift = drift_note([i.inspection.frame_units for i in inspected], [i.inspection.unlike_normal is not None for i in inspected])
         return InspectedBatch(inspected, failures, len(paths), time.perf_counter() - start, warnings, drift)
 
-    def _each_alone(self, paths: Sequence[str | Path], short: str, start: float) -> InspectedBatch:
+    def _each_alone(self, paths: Sequence[str | Path], short: str, start: float, read: bool = False) -> InspectedBatch:
         """A batch the machine ran ``short`` of memory or open files for, inspected an image at a time: the image that needs
         more than there is fails alone, listed, and the rest go on (resource probe 2026-12-07: a 64-megapixel image under a
         memory limit had ended a whole `inspect`, and `evaluate`, in a traceback). A detector that judges the images of a batch
-        together is not split: its batch fails, each image listed."""
+        together is not split: its batch fails, each image listed. What reading the images says is said once for the batch, as
+        a batch's is (``read``: already said, by the batch's own reading; each image's line had come again: regression probe)."""
         if len(paths) == 1 or self.compares_batch:
             failures = [replace(short_of(p, short), of_batch=len(paths) > 1) for p in paths]
             return InspectedBatch([], failures, len(paths), time.perf_counter() - start)
-        alone = [self.inspect_batch([p]) for p in paths]
+        with collected_warnings() as caught:
+            alone = [self.inspect_batch([p]) for p in paths]
+        if not read:
+            for w in said_per_batch(caught, self.bit_depth):
+                warn_caller(w)
         images = [item for one in alone for item in one.images]
         drift = drift_note([i.inspection.frame_units for i in images], [i.inspection.unlike_normal is not None for i in images])
         return InspectedBatch(images, [f for one in alone for f in one.failures], len(paths), time.perf_counter() - start,

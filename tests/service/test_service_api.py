@@ -598,9 +598,10 @@ def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path)
 
     model = tmp_path / "carded"
     shutil.copytree(service_model, model)
-    (model / "card.md").write_text("# Plate model\n\nFitted on line 7 <script>.\n")
+    (model / "card.md").write_text("# Plate model\n\nFitted on line 7 <script>, data in /srv/line7/plates.\n")
     loaded = load_model(model)
     assert loaded.card.startswith("# Plate model") and loaded.summary()["card"] == loaded.card
+    assert "data in /srv/line7/plates." in loaded.card  # the owner's words as written (regression probe 2026-12-07: rewritten)
     # Security probe 2026-12-07: a card.md linked to another file served that file to anyone asking GET /models (no token), and the
     # card fit writes told the training data's whole path. A link is not followed (said in the notes); the card fit writes is shown
     # with its folders by their last names.
@@ -733,12 +734,16 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
 
     for url, words in [("notaurl", "cannot be used"), ("nosuchdialect://u:secret@h/db", "cannot be used"),
                        # PostgreSQL probe 2026-12-07: a 503 "database unavailable" for good.
-                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port '70000' (in the URL) is no TCP port"),
-                       # Regression probe of 0.3.16: given as libpq's parameter or PGPORT, it had passed.
-                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=70000", "port '70000' (the URL's port parameter) is no TCP"),
-                       ("postgresql+psycopg://u:secret@/db?host=a,b&port=5432,0", "port '0' (the URL's port parameter) is no TCP port"),
-                       ("postgresql+psycopg://u:secret@127.0.0.1/db", "PGPORT ' 5432' is no TCP port (1 to 65535), and the database "
-                                                                     "URL names none — fix: set PGPORT")]:
+                       ("postgresql+psycopg://u:secret@127.0.0.1:70000/db", "port '70000' is no TCP port written in digits (1 to 65535) "
+                                                                           "(in the URL)"),
+                       # Regression probes 2026-12-07: given as libpq's parameter or PGPORT, it had passed; so had more ports than hosts
+                       # ("could not match 2 port numbers to 1 hosts") and digits of other scripts.
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=70000", "port '70000' is no TCP port written in digits"),
+                       ("postgresql+psycopg://u:secret@/db?host=a,b&port=5432,0", "port '0' is no TCP port written in digits"),
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=5432,5433", "port '5432,5433' names 2 ports for 1 host(s)"),
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db?port=\uff15\uff14\uff13\uff12", "is no TCP port written in digits"),
+                       ("postgresql+psycopg://u:secret@127.0.0.1/db", "PGPORT ' 5432' is no TCP port written in digits (1 to 65535), and "
+                                                                     "the database URL names no port — fix: set PGPORT")]:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("PGPORT", " 5432")  # as libpq reads it: with its space, which it refuses
             with pytest.raises(DefectlensError) as err:

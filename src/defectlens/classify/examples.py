@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from defectlens.detect.maps import robust_units
-from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, warn_caller
+from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, out_of_resources, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
 from defectlens.io.dataset import (
     MASKS_FOLDER,
@@ -547,36 +547,47 @@ def locate_examples(
     result = ExampleSet(notes=list(example_set.notes), skipped=list(example_set.skipped))
     located, skipped, unflagged = 0, [], []
     for e in example_set.examples:
-        if e.mask_path is not None and e.mask is None:
-            result.examples.append(_read_where_masked(e, score, pixel_threshold, options, bit_depth))
-            continue
-        if e.mask is not None:
-            result.examples.append(e)
-            continue
+        short: str | None = None
         try:
-            image = load_image(e.path, bit_depth)
-        except DefectlensError as exc:
-            skipped.append(f"{e.path} ({exc})")
-            result.skipped.append((e.path, str(exc)))
-            continue
-        scored = score([image])[0]
-        anomaly_map = scored.anomaly_map
-        found = locate_defect(anomaly_map, pixel_threshold, min_region_px, options, normal_median, image)
-        if found.mask is None and image_threshold is not None and image_threshold < pixel_threshold:
-            # A calibrated pixel threshold over the image threshold left the shipped sample's crack
-            # example "only specks above the pixel threshold", said in every report of the demo.
-            found = locate_defect(anomaly_map, image_threshold, min_region_px, options, normal_median, image)
-        if found.mask is None:
-            skipped.append(f"{e.path} ({found.reason})")
-            result.skipped.append((e.path, found.reason))
-            continue
-        # Kept (a faint defect is still this type's), and marked: a probe's example the model called good had
-        # its region at the map's strongest texture, listed as surely as the two located on their defects.
-        weak = image_threshold is not None and scored.score <= image_threshold and scored.unlike_normal is None
-        result.examples.append(replace(e, mask=found.mask, views=found.views, unflagged=weak))
-        located += 1
-        if weak:
-            unflagged.append(e.path.name)
+            if e.mask_path is not None and e.mask is None:
+                result.examples.append(_read_where_masked(e, score, pixel_threshold, options, bit_depth))
+                continue
+            if e.mask is not None:
+                result.examples.append(e)
+                continue
+            try:
+                image = load_image(e.path, bit_depth)
+            except DefectlensError as exc:
+                skipped.append(f"{e.path} ({exc})")
+                result.skipped.append((e.path, str(exc)))
+                continue
+            scored = score([image])[0]
+            anomaly_map = scored.anomaly_map
+            found = locate_defect(anomaly_map, pixel_threshold, min_region_px, options, normal_median, image)
+            if found.mask is None and image_threshold is not None and image_threshold < pixel_threshold:
+                # A calibrated pixel threshold over the image threshold left the shipped sample's crack
+                # example "only specks above the pixel threshold", said in every report of the demo.
+                found = locate_defect(anomaly_map, image_threshold, min_region_px, options, normal_median, image)
+            if found.mask is None:
+                skipped.append(f"{e.path} ({found.reason})")
+                result.skipped.append((e.path, found.reason))
+                continue
+            # Kept (a faint defect is still this type's), and marked: a probe's example the model called good had
+            # its region at the map's strongest texture, listed as surely as the two located on their defects.
+            weak = image_threshold is not None and scored.score <= image_threshold and scored.unlike_normal is None
+            result.examples.append(replace(e, mask=found.mask, views=found.views, unflagged=weak))
+            located += 1
+            if weak:
+                unflagged.append(e.path.name)
+        except (MemoryError, RuntimeError, OSError) as exc:
+            # One example too large for the memory left had ended `inspect --examples` and `evaluate --types-k` before any image
+            # was scored (regression probe 2026-12-07): skipped and listed, as one the model finds nothing in.
+            if (short := out_of_resources(exc)) is None:
+                raise
+        if short is not None:
+            reason = f"this machine ran out of {short} reading it"
+            skipped.append(f"{e.path} ({reason})")
+            result.skipped.append((e.path, reason))
     if located:
         result.notes.append(
             f"{located} example(s) without masks: the defect was located by the model (its strongest region{LOCATE_HINT})"

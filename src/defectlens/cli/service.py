@@ -856,7 +856,8 @@ def serve(
     newest: list[str] = []
     with contextlib.suppress(StoreUnavailable):
         newest = app.state.store.newest_images()
-    elsewhere = _missing(app.state.blobs, newest) if _mostly_elsewhere(app.state.blobs, newest) else 0
+    # Half or more, not most (the prunes' rule): half a history answering 404 had gone unsaid (regression probe 2026-12-07).
+    elsewhere = missing if 2 * (missing := _missing(app.state.blobs, newest)) >= len(newest) else 0
     try:
         # Which database this folder's pictures belong to: the prune commands refuse another (see _require_one_service).
         app.state.blobs.record_database(database_record(config.db_url))

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from hashlib import sha256
 from pathlib import Path
 
@@ -266,7 +266,9 @@ def inspect_and_write(
     # A batch the machine lacks memory or open files for is inspected an image at a time there (Inspector._each_alone).
     batch = inspector.inspect_batch(paths)
     stamp = analysis.stamp()
-    outcome = BatchOutcome(failures=list(batch.failures), n_inputs=batch.n_inputs, warnings=list(batch.warnings))
+    # An image the machine lacked the memory for is inspected by a later run: said so, as `inspect` resumes (regression probe).
+    failures = [replace(f, message=f"{f.message}, then --resume") if f.short else f for f in batch.failures]
+    outcome = BatchOutcome(failures=failures, n_inputs=batch.n_inputs, warnings=list(batch.warnings))
     for item in batch.images:
         path, inspection = item.path, item.inspection
         earlier = output / f"{names[path]}.json"

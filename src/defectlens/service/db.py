@@ -247,20 +247,40 @@ def sqlite_parameters_problem(url: str) -> str | None:
     return None
 
 
-def _ports(url: str) -> list[tuple[str, str]]:
-    """The TCP ports a database URL connects to, each with where it was given: the URL's own, else its ``port`` parameter
-    (libpq's, one a host, comma-separated), else PostgreSQL's ``PGPORT`` (the two had passed, port 70000 then a 503 for good;
-    regression probe 2026-12-07). Blank ones (libpq's default) are left out."""
+def _ports(url: str) -> tuple[list[str], str, int]:
+    """The TCP ports a database URL connects to as its client reads them, where they were given, and how many hosts they are
+    for: the URL's own, else its ``port`` parameter (libpq's, one a host, comma-separated; a blank one the default), else
+    PostgreSQL's ``PGPORT`` (the two had passed, port 70000 then a 503 for good; regression probe 2026-12-07)."""
     parsed = make_url(url)
     if parsed.port is not None:
-        return [(str(parsed.port), "in the URL")]
+        return [str(parsed.port)], "in the URL", 1
+    postgres = parsed.get_backend_name() == "postgresql"
+    hosts = parsed.query.get("host") or parsed.host or (os.environ.get("PGHOST", "") if postgres else "")
+    named = ",".join([hosts] if isinstance(hosts, str) else hosts)
+    # host=h:port pairs (SQLAlchemy's several hosts) carry their own ports: no count to match.
+    n_hosts = 0 if ":" in named.replace("[", "").split("]")[-1] else len(named.split(","))
     query = parsed.query.get("port")
-    # As libpq reads them: unstripped (" 5432 " had passed here and been refused there, a 503 for good; regression probe).
     if query is not None:
-        return [(p, "the URL's port parameter") for q in ([query] if isinstance(query, str) else query) for p in q.split(",") if p]
-    if parsed.get_backend_name() == "postgresql" and (env := os.environ.get("PGPORT", "")):
-        return [(p, "PGPORT") for p in env.split(",") if p]
-    return []
+        return ",".join([query] if isinstance(query, str) else query).split(","), "the URL's port parameter", n_hosts
+    if postgres and (env := os.environ.get("PGPORT", "")):
+        return env.split(","), "PGPORT", n_hosts
+    return [], "", n_hosts
+
+
+def _require_ports(url: str) -> None:
+    """Refuse, at start, ports no server can be reached at: a port outside 1–65535 or not written in digits alone, more ports
+    than hosts (libpq: "could not match 2 port numbers to 1 hosts"). Each had been a 503 for good (regression probes 2026-12-07)."""
+    ports, given, n_hosts = _ports(url)
+    problem = next((f"{p!r} is no TCP port written in digits (1 to 65535)" for p in ports
+                    if p and not (re.fullmatch(r"[0-9]+", p) and 1 <= int(p) <= 65535)), None)
+    if problem is None and len(ports) > 1 and n_hosts and len(ports) != n_hosts:
+        problem = f"{','.join(ports)!r} names {len(ports)} ports for {n_hosts} host(s)"
+    if problem is None:
+        return
+    if given == "PGPORT":  # the URL is right: the environment's fix, not the URL's (regression probe 2026-12-07)
+        raise ConfigError(f"PGPORT {problem}, and the database URL names no port",
+                          fix="set PGPORT to the server's port, or unset it (PostgreSQL's default, 5432), or name the port in --db")
+    raise ValueError(f"port {problem} ({given})")
 
 
 def make_engine(url: str) -> Engine:
@@ -313,12 +333,7 @@ def make_engine(url: str) -> Engine:
         return engine
     # A port no server can listen on is the URL's mistake, said at once: it had been a 503 "database unavailable" for good
     # (PostgreSQL probe 2026-12-07: port 70000).
-    for port, given in _ports(url):
-        if not (port.isdigit() and 1 <= int(port) <= 65535):
-            if given == "PGPORT":  # the URL is right: the environment's fix, not the URL's (regression probe 2026-12-07)
-                raise ConfigError(f"PGPORT {port!r} is no TCP port (1 to 65535), and the database URL names none",
-                                  fix="set PGPORT to the server's port, or unset it (PostgreSQL's default, 5432), or name the port in --db")
-            raise ValueError(f"port {port!r} ({given}) is no TCP port (1 to 65535)")
+    _require_ports(url)
     # A short connect timeout: a database that is down must turn into a 503 quickly, not a hung request.
     args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     engine = create_engine(url, pool_pre_ping=True, connect_args=args)

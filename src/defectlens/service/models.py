@@ -108,8 +108,7 @@ class LoadedModel:
             notes.append(change)
         # Folders by their last names, as the card shows them (it needs no token): a fit's notes and the model's own named the
         # training images and the model's files by their whole paths (regression probe 2026-12-07).
-        trained_on = ins.provenance.trained_on if ins.provenance else None
-        folders = [str(self.path), os.path.realpath(self.path), *([trained_on] if trained_on else [])]
+        folders = _model_folders(self.path, ins)
 
         def hidden(value: Any) -> Any:
             if isinstance(value, str):
@@ -135,7 +134,7 @@ class LoadedModel:
             # Which examples it types with, by type: after a restart on an export's examples, nothing had said which were
             # loaded (review-loop probe 2026-12-06).
             "examples": self.analysis.classifier.examples_per_type() if self.analysis.classifier is not None else None,
-            "card": hidden(self.card),
+            "card": self.card,
             "notes": hidden(notes),
         }
 
@@ -175,6 +174,13 @@ def _own_card(path: Path, notes: list[str]) -> str | None:
         return None
 
 
+def _model_folders(root: Path, inspector: Inspector) -> list[str]:
+    """The folders a served model's card and notes name that ``GET /models`` shows by their last names: the model's, as given and
+    as it is, and the one it was fitted on."""
+    trained_on = inspector.provenance.trained_on if inspector.provenance else None
+    return [str(root), os.path.realpath(root), *([trained_on] if trained_on else [])]
+
+
 def _card(name: str, root: Path, inspector: Inspector, notes: list[str]) -> str:
     """The model's card: the folder's ``card.md`` where its owner wrote one of their own; the card defectlens writes made again
     from the folder's records (where card.md is one defectlens wrote, however old: a card written before the part's examples
@@ -184,9 +190,9 @@ def _card(name: str, root: Path, inspector: Inspector, notes: list[str]) -> str:
 
     written = _own_card(root / CARD_FILE, notes)
     if written is not None and not written.startswith(CARD_HEADING):
-        return written  # the owner's own: theirs to show
+        return written  # the owner's own: theirs to show, as they wrote it
     with contextlib.suppress(DefectlensError, OSError):
-        return model_card(root, full_paths=False)
+        return without_folders(model_card(root, full_paths=False), _model_folders(root, inspector))
     if written is not None:
         return written
     s, t = inspector.settings, inspector.detector.thresholds
