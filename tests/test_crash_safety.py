@@ -1067,8 +1067,18 @@ def test_an_example_too_large_for_the_memory_left_is_skipped_and_listed(fitted_m
                                  str(tmp_path / "examples"), "-o", str(out)])
     said = _text(result)
     assert result.exit_code == 0 and "Traceback" not in said, result.output
-    assert "1 example(s) skipped:" in said and "001.png (this machine ran out of memory reading it)" in said, said
+    assert "1 example(s) skipped:" in said and "001.png (this machine ran out of memory for it — fix: give it less at once" in said, said
     assert len(list(out.glob("*.report.json"))) == 4
+    # Every example short of memory: the shortage said, not "located no defect" (regression probe 2026-12-07: other examples
+    # had been asked for).
+    for image in examples.iterdir():
+        if image.name != "001.png":
+            image.unlink()
+    alone = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "--examples",
+                                str(tmp_path / "examples"), "-o", str(tmp_path / "out2")])
+    said = _text(alone)
+    assert alone.exit_code == 2 and "no example could be used: this machine ran out of memory for 1 of the 1 — fix: give it less" in said, \
+        said
 
 
 def test_a_batch_scored_again_image_by_image_says_what_reading_said_once(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -693,7 +693,7 @@ def test_a_model_saved_over_another_parts_folder_is_told_by_the_taxonomy_it_brin
     assert (cookie / "examples" / "crack" / "b.png").is_file()
 
 
-def test_folders_shown_by_their_last_names():
+def test_folders_shown_by_their_last_names(tmp_path):
     # Security probe 2026-12-07: GET /models, which needs no token, told where the training data lies; regression probes: a fit's
     # notes name images by the path typed (through a link), a short form was shortened again ("……/train"), a folder ending a
     # sentence was left whole, and "/home/alice/good" was shown whole behind an ellipsis.
@@ -707,6 +707,10 @@ def test_folders_shown_by_their_last_names():
         "model …/data/train, train …/train"
     assert without_folders("trained on /data/lots/cookie.", ["/data/lots/cookie"]) == "trained on …/lots/cookie."
     assert without_folders("see /plant/train data/good/x.png: bad", ["/plant/train data/good"]) == "see …/train data/good/x.png: bad"
-    assert without_folders("/mnt/link/lot7/good/broken.png: not a readable image") == "…/lot7/good/broken.png: not a readable image"
-    kept = "12/2026, and/or, 1/2, http://host/x/y, …/cookie/train/good, /health"
+    # Any other path of this machine (typed through a link, say), not routes or paths of no file here.
+    (tmp_path / "real" / "lot7" / "good").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    typed = tmp_path / "link" / "lot7" / "good" / "broken.png"
+    assert without_folders(f"{typed}: not a readable image") == "…/lot7/good/broken.png: not a readable image"
+    kept = "12/2026, and/or, 1/2, http://host/x/y, …/cookie/train/good, /health, POST /inspect/batch, /dev/null, ~/refs/crack/a.png"
     assert without_folders(kept) == kept

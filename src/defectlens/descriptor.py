@@ -628,17 +628,23 @@ def shown_folder(path: str, full_paths: bool = True) -> str:
 def without_folders(text: str, folders: Iterable[str] = ()) -> str:
     """``text`` with its absolute paths written as :func:`shown_folder` shows folders: each of ``folders`` (and the paths below
     them) whole, spaces and all, then any other absolute path up to its first space (a fit's notes name the training images by
-    the path typed, which may lead there through a link; regression probe 2026-12-07). In one pass each, so that a short form is
-    never shortened again ("……/train")."""
+    the path typed, which may lead there through a link; regression probe 2026-12-07) where it names a file or folder here. In one
+    pass each, so that a short form is never shortened again ("……/train")."""
     known = sorted({f.rstrip("/\\") for f in folders if f and shown_folder(f, False) != f}, key=len, reverse=True)
     if known:
         # Not inside a longer path, nor a sibling whose name it begins ("good" in "goodies"); a full stop after it ends it.
         text = re.sub(r"(?<![\w.\-/\\…])(?:" + "|".join(map(re.escape, known)) + r")(?![\w\-]|\.\w)",
                       lambda match: shown_folder(match[0], False), text)
-    return _ABSOLUTE_PATH.sub(lambda match: shown_folder(match[0], False), text)
+    return _ABSOLUTE_PATH.sub(lambda match: shown_folder(match[0], False) if _a_path_here(match[0]) else match[0], text)
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-/\\…:])(?:[A-Za-z]:[\\/]|/)(?:[^\s/\\`|\"'<>()\[\]]+[\\/])+[^\s/\\`|\"'<>()\[\],;:]*")
+def _a_path_here(path: str) -> bool:
+    """Whether ``path`` (an absolute one found in text) names a file or folder of this machine, three names deep or more: a
+    route in a taxonomy's words ("POST /inspect/batch", "/dev/null") is no path to hide (regression probe 2026-12-07)."""
+    return len(PurePosixPath(path).parts) > 3 and (os.path.lexists(path) or os.path.isdir(os.path.dirname(path)))
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-/\\…:~])(?:[A-Za-z]:[\\/]|/)(?:[^\s/\\`|\"'<>()\[\]]+[\\/])+[^\s/\\`|\"'<>()\[\],;:]*")
 """An absolute path (POSIX or Windows) up to its first space, as :func:`without_folders` finds those it was not told of."""
 
 

@@ -632,6 +632,9 @@ def test_card_md_is_served(pool: ModelPool, service_model: Path, tmp_path: Path)
     # (regression probe 2026-12-07); a folder named card.md said, not a traceback.
     (model / "card.md").write_text(f"# Model card: memory-bank detector\n\nan old card of {trained_on}\n")
     assert "an old card" not in load_model(model).card
+    # Saved again by an editor with a byte-order mark: still the card defectlens wrote (regression probe 2026-12-07).
+    (model / "card.md").write_text("\ufeff" + model_card(model), encoding="utf-8")
+    assert trained_on not in load_model(model).card
     (model / "card.md").unlink()
     (model / "card.md").mkdir()
     folder = load_model(model)
@@ -742,6 +745,9 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
                        ("postgresql+psycopg://u:secret@/db?host=a,b&port=5432,0", "port '0' is no TCP port written in digits"),
                        ("postgresql+psycopg://u:secret@127.0.0.1/db?port=5432,5433", "port '5432,5433' names 2 ports for 1 host(s)"),
                        ("postgresql+psycopg://u:secret@127.0.0.1/db?port=\uff15\uff14\uff13\uff12", "is no TCP port written in digits"),
+                       # SQLAlchemy's several hosts with their ports (regression probe 2026-12-07: not read, a 503 for good).
+                       ("postgresql+psycopg://u:secret@/db?host=127.0.0.1:70000&host=127.0.0.2:5432",
+                        "port '70000' is no TCP port written in digits (1 to 65535) (the URL's host parameter)"),
                        ("postgresql+psycopg://u:secret@127.0.0.1/db", "PGPORT ' 5432' is no TCP port written in digits (1 to 65535), and "
                                                                      "the database URL names no port — fix: set PGPORT")]:
         with pytest.MonkeyPatch.context() as env:
@@ -750,6 +756,17 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
                 create_app(ServiceConfig((pool.models["plate"].path,), url, tmp_path / "data"), pool=pool)
         text = str(err.value)
         assert words in text and ("fix: pass --db" in text or "PGPORT" in words) and "\n" not in text and "secret" not in text, text
+    # Hosts counted by their commas, an IPv6 address's colons aside; PGPORT not read where the hosts carry their ports (as libpq).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PGHOST", "::1")
+        env.setenv("PGPORT", "5432,5433")
+        with pytest.raises(DefectlensError, match=r"PGPORT '5432,5433' names 2 ports for 1 host\(s\)"):
+            make_engine("postgresql+psycopg://u@/db")
+        env.setenv("PGPORT", "70000")
+        make_engine("postgresql+psycopg://u@/db?host=127.0.0.1:5432&host=127.0.0.2").dispose()
+        env.setenv("PGHOST", "a,b")
+        env.setenv("PGPORT", "5432,5433")
+        make_engine("postgresql+psycopg://u@/db").dispose()
 
 
 def test_postgres_stopped_mid_run_then_restarted(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

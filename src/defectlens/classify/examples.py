@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from defectlens.detect.maps import robust_units
-from defectlens.errors import DatasetLayoutError, DefectlensError, NoteWarning, out_of_resources, warn_caller
+from defectlens.errors import SHORT_OF_FIX, DatasetLayoutError, DefectlensError, NoteWarning, out_of_resources, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
 from defectlens.io.dataset import (
     MASKS_FOLDER,
@@ -546,6 +546,7 @@ def locate_examples(
     """
     result = ExampleSet(notes=list(example_set.notes), skipped=list(example_set.skipped))
     located, skipped, unflagged = 0, [], []
+    shortages: list[str] = []
     for e in example_set.examples:
         short: str | None = None
         try:
@@ -585,9 +586,10 @@ def locate_examples(
             if (short := out_of_resources(exc)) is None:
                 raise
         if short is not None:
-            reason = f"this machine ran out of {short} reading it"
+            reason = f"this machine ran out of {short} for it — fix: {SHORT_OF_FIX[short]}"
             skipped.append(f"{e.path} ({reason})")
             result.skipped.append((e.path, reason))
+            shortages.append(short)
     if located:
         result.notes.append(
             f"{located} example(s) without masks: the defect was located by the model (its strongest region{LOCATE_HINT})"
@@ -606,9 +608,17 @@ def locate_examples(
     if skipped:
         _warn(result.notes, f"{len(skipped)} example(s) skipped: " + "; ".join(skipped))
     if not result.examples:
+        where = example_set.examples[0].path.parent.parent if example_set.examples else None
+        if shortages:
+            # The machine's shortage, not the examples, said with its fix ("located no defect" had sent the user for other
+            # examples; regression probe 2026-12-07).
+            rest = len(example_set.examples) - len(shortages)
+            raise DatasetLayoutError(f"no example could be used: this machine ran out of {shortages[0]} for {len(shortages)} of the "
+                                     f"{len(example_set.examples)}" + (f", and the model located no defect in the other {rest}" if rest else ""),
+                                     where, SHORT_OF_FIX[shortages[0]])
         raise DatasetLayoutError(
             "the model located no defect in any example image",
-            example_set.examples[0].path.parent.parent if example_set.examples else None,
+            where,
             "give examples of this part's defects (or add masks: <type>/masks/<stem>_mask.png)",
         )
     return result

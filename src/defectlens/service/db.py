@@ -247,18 +247,30 @@ def sqlite_parameters_problem(url: str) -> str | None:
     return None
 
 
+def _entry_port(entry: str) -> str | None:
+    """The port of a ``host=`` entry written HOST:PORT or [IPV6]:PORT; None where it names none (a bare IPv6 address too)."""
+    if entry.startswith("["):
+        return entry.partition("]:")[2] if "]:" in entry else None
+    return entry.partition(":")[2] if entry.count(":") == 1 else None
+
+
 def _ports(url: str) -> tuple[list[str], str, int]:
     """The TCP ports a database URL connects to as its client reads them, where they were given, and how many hosts they are
-    for: the URL's own, else its ``port`` parameter (libpq's, one a host, comma-separated; a blank one the default), else
-    PostgreSQL's ``PGPORT`` (the two had passed, port 70000 then a 503 for good; regression probe 2026-12-07)."""
+    for: the URL's own; else those of SQLAlchemy's ``host=HOST:PORT`` parameters (a blank one the default; ``PGPORT`` is then
+    not read); else its ``port`` parameter (libpq's, one a host, comma-separated); else PostgreSQL's ``PGPORT`` (the two had
+    passed, port 70000 then a 503 for good; regression probes 2026-12-07). Hosts are counted by their commas: an IPv6
+    address has colons of its own."""
     parsed = make_url(url)
     if parsed.port is not None:
         return [str(parsed.port)], "in the URL", 1
     postgres = parsed.get_backend_name() == "postgresql"
-    hosts = parsed.query.get("host") or parsed.host or (os.environ.get("PGHOST", "") if postgres else "")
-    named = ",".join([hosts] if isinstance(hosts, str) else hosts)
-    # host=h:port pairs (SQLAlchemy's several hosts) carry their own ports: no count to match.
-    n_hosts = 0 if ":" in named.replace("[", "").split("]")[-1] else len(named.split(","))
+    param = parsed.query.get("host")
+    entries = [h for given in ([param] if isinstance(param, str) else list(param or ())) for h in given.split(",")]
+    paired = [_entry_port(h) for h in entries]
+    if any(port is not None for port in paired):
+        return [port or "" for port in paired], "the URL's host parameter", len(entries)
+    hosts = ",".join(entries) or parsed.host or (os.environ.get("PGHOST", "") if postgres else "")
+    n_hosts = len(hosts.split(",")) if hosts else 1
     query = parsed.query.get("port")
     if query is not None:
         return ",".join([query] if isinstance(query, str) else query).split(","), "the URL's port parameter", n_hosts
@@ -273,7 +285,7 @@ def _require_ports(url: str) -> None:
     ports, given, n_hosts = _ports(url)
     problem = next((f"{p!r} is no TCP port written in digits (1 to 65535)" for p in ports
                     if p and not (re.fullmatch(r"[0-9]+", p) and 1 <= int(p) <= 65535)), None)
-    if problem is None and len(ports) > 1 and n_hosts and len(ports) != n_hosts:
+    if problem is None and len(ports) > 1 and len(ports) != n_hosts:
         problem = f"{','.join(ports)!r} names {len(ports)} ports for {n_hosts} host(s)"
     if problem is None:
         return

@@ -189,7 +189,9 @@ def _card(name: str, root: Path, inspector: Inspector, notes: list[str]) -> str:
     from defectlens.export import model_card
 
     written = _own_card(root / CARD_FILE, notes)
-    if written is not None and not written.startswith(CARD_HEADING):
+    # Told by its start, a byte-order mark or blank lines put in by an editor aside (one saved again on Windows had been served as
+    # its owner's, whole paths and all; regression probe 2026-12-07).
+    if written is not None and not written.lstrip("\ufeff \t\r\n").startswith(CARD_HEADING):
         return written  # the owner's own: theirs to show, as they wrote it
     with contextlib.suppress(DefectlensError, OSError):
         return without_folders(model_card(root, full_paths=False), _model_folders(root, inspector))
