@@ -196,7 +196,7 @@ def _card(name: str, root: Path, inspector: Inspector, notes: list[str]) -> str:
     with contextlib.suppress(DefectlensError, OSError):
         return without_folders(model_card(root, full_paths=False), _model_folders(root, inspector))
     if written is not None:
-        return written
+        return without_folders(written, _model_folders(root, inspector))  # defectlens's, its records unreadable: paths hidden all the same
     s, t = inspector.settings, inspector.detector.thresholds
     lines = [
         f"# {name}",
