@@ -1077,8 +1077,15 @@ def test_an_example_too_large_for_the_memory_left_is_skipped_and_listed(fitted_m
     alone = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "--examples",
                                 str(tmp_path / "examples"), "-o", str(tmp_path / "out2")])
     said = _text(alone)
-    assert alone.exit_code == 2 and "no example could be used: this machine ran out of memory for 1 of the 1 — fix: give it less" in said, \
+    assert alone.exit_code == 2 and "no example could be used: this machine ran out of memory for 001.png — fix: give it less" in said, \
         said
+    # Nor a file that cannot be read (it had been "the model located no defect").
+    (examples / "001.png").unlink()
+    (examples / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    unread = runner.invoke(app, ["inspect", str(fitted_model), str(synthetic_category / "test" / "spot"), "--examples",
+                                 str(tmp_path / "examples"), "-o", str(tmp_path / "out3")])
+    assert unread.exit_code == 2 and "no example could be used: broken.png could not be read — fix: re-export" in _text(unread), \
+        unread.output
 
 
 def test_a_batch_scored_again_image_by_image_says_what_reading_said_once(fitted_model, synthetic_category, tmp_path, monkeypatch):

@@ -714,3 +714,5 @@ def test_folders_shown_by_their_last_names(tmp_path):
     assert without_folders(f"{typed}: not a readable image") == "…/lot7/good/broken.png: not a readable image"
     kept = "12/2026, and/or, 1/2, http://host/x/y, …/cookie/train/good, /health, POST /inspect/batch, /dev/null, ~/refs/crack/a.png"
     assert without_folders(kept) == kept
+    # A file's path from the machine that fitted, gone from this one, and a Windows one: paths all the same (regression probe).
+    assert without_folders("/home/alice/data/cookie/good/x.png and C:\\a\\b\\c\\d.png") == "…/cookie/good/x.png and …/b/c/d.png"

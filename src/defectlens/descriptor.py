@@ -639,9 +639,15 @@ def without_folders(text: str, folders: Iterable[str] = ()) -> str:
 
 
 def _a_path_here(path: str) -> bool:
-    """Whether ``path`` (an absolute one found in text) names a file or folder of this machine, three names deep or more: a
-    route in a taxonomy's words ("POST /inspect/batch", "/dev/null") is no path to hide (regression probe 2026-12-07)."""
-    return len(PurePosixPath(path).parts) > 3 and (os.path.lexists(path) or os.path.isdir(os.path.dirname(path)))
+    """Whether ``path`` (an absolute one found in text, three names deep or more) is a path to hide: a Windows one, a file's (its
+    name has a suffix: a fit's notes name images, here or on the machine that fitted) or one of this machine. A route in a
+    taxonomy's words ("POST /inspect/batch", "/dev/null") is none (regression probes 2026-12-07)."""
+    windows = re.match(r"[A-Za-z]:[\\/]|\\\\", path) is not None
+    named = PureWindowsPath(path) if windows else PurePosixPath(path)
+    if len(named.parts) <= 3:
+        return False
+    return windows or re.search(r"\.[A-Za-z][A-Za-z0-9]{0,4}$", named.name) is not None or os.path.lexists(path) or \
+        os.path.isdir(os.path.dirname(path))
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.\-/\\…:~])(?:[A-Za-z]:[\\/]|/)(?:[^\s/\\`|\"'<>()\[\]]+[\\/])+[^\s/\\`|\"'<>()\[\],;:]*")

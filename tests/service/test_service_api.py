@@ -767,6 +767,13 @@ def test_a_database_url_that_cannot_be_used_is_one_line(pool: ModelPool, tmp_pat
         env.setenv("PGHOST", "a,b")
         env.setenv("PGPORT", "5432,5433")
         make_engine("postgresql+psycopg://u@/db").dispose()
+        # Several hosts in the URL: SQLAlchemy names a blank port each, and libpq reads no PGPORT; one host= value is split only
+        # as SQLAlchemy splits it (a socket folder with a colon is a folder) (regression probe 2026-12-07: refused).
+        env.setenv("PGPORT", "abc")
+        make_engine("postgresql+psycopg://u@/db?host=127.0.0.1,127.0.0.2").dispose()
+        make_engine("postgresql+psycopg://u@/db?host=127.0.0.1&host=127.0.0.2").dispose()
+        env.delenv("PGPORT")
+        make_engine("postgresql+psycopg://u@/db?host=/tmp/a:b").dispose()
 
 
 def test_postgres_stopped_mid_run_then_restarted(pool: ModelPool, images: dict[str, Path], tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from the defect and not from the whole part; examples where nothing is found are
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -546,7 +546,8 @@ def locate_examples(
     """
     result = ExampleSet(notes=list(example_set.notes), skipped=list(example_set.skipped))
     located, skipped, unflagged = 0, [], []
-    shortages: list[str] = []
+    shortages: list[tuple[str, str]] = []  # (file, what the machine ran out of)
+    unread: list[str] = []
     for e in example_set.examples:
         short: str | None = None
         try:
@@ -561,6 +562,7 @@ def locate_examples(
             except DefectlensError as exc:
                 skipped.append(f"{e.path} ({exc})")
                 result.skipped.append((e.path, str(exc)))
+                unread.append(e.path.name)
                 continue
             scored = score([image])[0]
             anomaly_map = scored.anomaly_map
@@ -589,7 +591,7 @@ def locate_examples(
             reason = f"this machine ran out of {short} for it — fix: {SHORT_OF_FIX[short]}"
             skipped.append(f"{e.path} ({reason})")
             result.skipped.append((e.path, reason))
-            shortages.append(short)
+            shortages.append((e.path.name, short))
     if located:
         result.notes.append(
             f"{located} example(s) without masks: the defect was located by the model (its strongest region{LOCATE_HINT})"
@@ -609,16 +611,26 @@ def locate_examples(
         _warn(result.notes, f"{len(skipped)} example(s) skipped: " + "; ".join(skipped))
     if not result.examples:
         where = example_set.examples[0].path.parent.parent if example_set.examples else None
-        if shortages:
-            # The machine's shortage, not the examples, said with its fix ("located no defect" had sent the user for other
-            # examples; regression probe 2026-12-07).
-            rest = len(example_set.examples) - len(shortages)
-            raise DatasetLayoutError(f"no example could be used: this machine ran out of {shortages[0]} for {len(shortages)} of the "
-                                     f"{len(example_set.examples)}" + (f", and the model located no defect in the other {rest}" if rest else ""),
-                                     where, SHORT_OF_FIX[shortages[0]])
+        if shortages or unread:
+            # Each cause said with its files: the machine's shortage had been "located no defect", sending the user for other
+            # examples, and so had files that could not be read (regression probes 2026-12-07).
+            rest = len(example_set.examples) - len(shortages) - len(unread)
+            causes = [f"this machine ran out of {shortages[0][1]} for {_some(name for name, _ in shortages)}" if shortages else "",
+                      f"{_some(unread)} could not be read" if unread else "",
+                      f"the model located no defect in {rest} other(s)" if rest else ""]
+            raise DatasetLayoutError(f"no example could be used: {'; '.join(c for c in causes if c)}", where,
+                                     SHORT_OF_FIX[shortages[0][1]] if shortages else "re-export or re-copy the examples that "
+                                     "could not be read (the skipped ones are listed by `defectlens locate-examples`)")
         raise DatasetLayoutError(
             "the model located no defect in any example image",
             where,
             "give examples of this part's defects (or add masks: <type>/masks/<stem>_mask.png)",
         )
     return result
+
+
+def _some(names: Iterable[str], shown: int = 3) -> str:
+    """A few of ``names`` and how many more (``a.png, b.png and 4 more``)."""
+    listed = list(names)
+    more = f" and {len(listed) - shown} more" if len(listed) > shown else ""
+    return ", ".join(listed[:shown]) + more

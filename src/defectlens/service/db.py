@@ -247,34 +247,36 @@ def sqlite_parameters_problem(url: str) -> str | None:
     return None
 
 
-def _entry_port(entry: str) -> str | None:
-    """The port of a ``host=`` entry written HOST:PORT or [IPV6]:PORT; None where it names none (a bare IPv6 address too)."""
-    if entry.startswith("["):
-        return entry.partition("]:")[2] if "]:" in entry else None
-    return entry.partition(":")[2] if entry.count(":") == 1 else None
+def _entry_ports(values: list[str]) -> list[str | None]:
+    """The port each ``host=`` value names, as SQLAlchemy passes them to libpq (None: none named): one value is split into HOST
+    and PORT only when it reads as a name or IPv4 address with a port (a socket folder with a colon is a folder, and
+    "pg_main:5432" reaches libpq whole); several values each at their colon."""
+    if len(values) == 1:
+        return [m[1] if (m := re.fullmatch(r"[A-Za-z0-9.-]*:(\d*)", values[0])) else None]
+    return [v.partition(":")[2] if ":" in v else None for v in values]
 
 
 def _ports(url: str) -> tuple[list[str], str, int]:
     """The TCP ports a database URL connects to as its client reads them, where they were given, and how many hosts they are
-    for: the URL's own; else those of SQLAlchemy's ``host=HOST:PORT`` parameters (a blank one the default; ``PGPORT`` is then
-    not read); else its ``port`` parameter (libpq's, one a host, comma-separated); else PostgreSQL's ``PGPORT`` (the two had
-    passed, port 70000 then a 503 for good; regression probes 2026-12-07). Hosts are counted by their commas: an IPv6
-    address has colons of its own."""
+    for: the URL's own; else those of SQLAlchemy's ``host=HOST:PORT`` parameters (a blank one the default); else its ``port``
+    parameter (libpq's, one a host, comma-separated); else PostgreSQL's ``PGPORT`` (the two had passed, port 70000 then a 503
+    for good; regression probes 2026-12-07), which libpq reads for one host only: for several, SQLAlchemy names a blank port
+    each. Hosts are counted by their commas: an IPv6 address has colons of its own."""
     parsed = make_url(url)
     if parsed.port is not None:
         return [str(parsed.port)], "in the URL", 1
     postgres = parsed.get_backend_name() == "postgresql"
     param = parsed.query.get("host")
-    entries = [h for given in ([param] if isinstance(param, str) else list(param or ())) for h in given.split(",")]
-    paired = [_entry_port(h) for h in entries]
+    values = [param] if isinstance(param, str) else list(param or ())
+    paired = _entry_ports(values) if values else []
     if any(port is not None for port in paired):
-        return [port or "" for port in paired], "the URL's host parameter", len(entries)
-    hosts = ",".join(entries) or parsed.host or (os.environ.get("PGHOST", "") if postgres else "")
+        return [port or "" for port in paired], "the URL's host parameter", len(values)
+    hosts = ",".join(values) or parsed.host or (os.environ.get("PGHOST", "") if postgres else "")
     n_hosts = len(hosts.split(",")) if hosts else 1
     query = parsed.query.get("port")
     if query is not None:
         return ",".join([query] if isinstance(query, str) else query).split(","), "the URL's port parameter", n_hosts
-    if postgres and (env := os.environ.get("PGPORT", "")):
+    if postgres and len(",".join(values).split(",")) <= 1 and (env := os.environ.get("PGPORT", "")):
         return env.split(","), "PGPORT", n_hosts
     return [], "", n_hosts
 
