@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -613,12 +613,16 @@ CARD_HEADING = "# Model card:"
 """How every card defectlens writes begins (one its owner wrote is told by another start)."""
 
 
+def _as_written(path: str) -> PurePath:
+    """``path`` read as the system that wrote it reads it: a Windows one (``C:\\…``, ``\\\\server\\…``) wherever it is shown."""
+    return PureWindowsPath(path) if re.match(r"[A-Za-z]:[\\/]|\\\\", path) else PurePosixPath(path)
+
+
 def shown_folder(path: str, full_paths: bool = True) -> str:
     """A folder as a card shows it: whole, or (``full_paths`` False) an absolute one by its last names (three at most, and never
     all of them), for a card anyone may read (the service's ``GET /models``, which needs no token, had told where the training
     data lies; security probe 2026-12-07). A Windows path is read as one wherever the card is shown."""
-    windows = re.match(r"[A-Za-z]:[\\/]|\\\\", path) is not None
-    folder = PureWindowsPath(path) if windows else PurePosixPath(path)
+    folder = _as_written(path)
     if full_paths or not folder.is_absolute():
         return path
     names = folder.parts[1:]
@@ -642,11 +646,10 @@ def _a_path_here(path: str) -> bool:
     """Whether ``path`` (an absolute one found in text, three names deep or more) is a path to hide: a Windows one, a file's (its
     name has a suffix: a fit's notes name images, here or on the machine that fitted) or one of this machine. A route in a
     taxonomy's words ("POST /inspect/batch", "/dev/null") is none (regression probes 2026-12-07)."""
-    windows = re.match(r"[A-Za-z]:[\\/]|\\\\", path) is not None
-    named = PureWindowsPath(path) if windows else PurePosixPath(path)
+    named = _as_written(path)
     if len(named.parts) <= 3:
         return False
-    return windows or re.search(r"\.[A-Za-z][A-Za-z0-9]{0,4}$", named.name) is not None or os.path.lexists(path) or \
+    return isinstance(named, PureWindowsPath) or re.search(r"\.[A-Za-z][A-Za-z0-9]{0,4}$", named.name) is not None or os.path.lexists(path) or \
         os.path.isdir(os.path.dirname(path))
 
 

@@ -78,6 +78,27 @@ limit; not where it says another reason, a library on a mount that runs no code)
 275 lines (regression probes 2026-12-07)."""
 
 
+class Shortage:
+    """What :func:`shortage_caught` caught: :attr:`of`, what this machine ran out of ("memory", "open files"), or None."""
+
+    of: str | None = None
+
+
+@contextmanager
+def shortage_caught() -> Iterator[Shortage]:
+    """Within the block, an error by which this machine ran out of memory or open files (:func:`out_of_resources`) is caught and
+    named in the :class:`Shortage` yielded; anything else is raised as it is. The caller acts on it after the block, the error's
+    traceback let go: it held the failed work's arrays, and work tried again inside an ``except`` had run short too (regression
+    probe 2026-12-07)."""
+    caught = Shortage()
+    try:
+        yield caught
+    except (MemoryError, RuntimeError, OSError) as exc:
+        caught.of = out_of_resources(exc)
+        if caught.of is None:
+            raise
+
+
 def said_in_a_line(exc: BaseException, limit: int = 160) -> str:
     """What ``exc`` says, on one line and cut at a word past ``limit`` characters ("Cannot allocate m" had been said: regression
     probe 2026-12-07); its type's name where it says nothing (a MemoryError)."""

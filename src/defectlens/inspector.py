@@ -93,6 +93,7 @@ from defectlens.errors import (
     ShallowColourWarning,
     collected_warnings,
     out_of_resources,
+    shortage_caught,
     warn_caller,
 )
 from defectlens.fielddocs import with_field_docs
@@ -1325,11 +1326,10 @@ class Inspector:
         (:meth:`score` and :meth:`decide`)."""
         paths = _path_list(paths)
         start = time.perf_counter()
-        short: str | None = None
         images: list[np.ndarray] = []
         results: list[AnomalyResult] = []
         read = False  # whether reading the batch got through, its warnings said
-        try:
+        with shortage_caught() as shortage:
             images, kept, notes, failures = _images_with_notes(paths, bit_depth=self.bit_depth, shortage_raises=True)
             read = True
             try:
@@ -1338,13 +1338,9 @@ class Inspector:
                 # E.g. unreadable files left a batch too small for the batch cue: say so per file.
                 failures.extend(Failure(str(p), f"{p}: not inspected — {exc}", of_batch=True) for p in kept)
                 kept, images, results, notes = [], [], [], []
-        except (MemoryError, RuntimeError, OSError) as exc:
-            if (short := out_of_resources(exc)) is None:
-                raise
-        if short is not None:
-            # Out of the except block, whose traceback held the batch's decoded images (every image had then failed alone too).
-            images = []
-            return self._each_alone(paths, short, start, read)
+        if shortage.of is not None:
+            images = []  # the batch's decoded images let go before each is read again alone
+            return self._each_alone(paths, shortage.of, start, read)
         inspected = [
             InspectedImage(path, image, result, self.decide(result, str(path)), said)
             for path, image, result, said in zip(kept, images, results, notes, strict=True)

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from defectlens.detect.maps import robust_units
-from defectlens.errors import SHORT_OF_FIX, DatasetLayoutError, DefectlensError, NoteWarning, out_of_resources, warn_caller
+from defectlens.errors import SHORT_OF_FIX, DatasetLayoutError, DefectlensError, NoteWarning, shortage_caught, warn_caller
 from defectlens.io import IMAGE_SUFFIXES, LabelledImage, list_images, load_category, load_image, load_mask
 from defectlens.io.dataset import (
     MASKS_FOLDER,
@@ -549,8 +549,9 @@ def locate_examples(
     shortages: list[tuple[str, str]] = []  # (file, what the machine ran out of)
     unread: list[str] = []
     for e in example_set.examples:
-        short: str | None = None
-        try:
+        # One example too large for the memory left had ended `inspect --examples` and `evaluate --types-k` before any image
+        # was scored (regression probe 2026-12-07): skipped and listed, as one the model finds nothing in.
+        with shortage_caught() as shortage:
             if e.mask_path is not None and e.mask is None:
                 result.examples.append(_read_where_masked(e, score, pixel_threshold, options, bit_depth))
                 continue
@@ -582,12 +583,7 @@ def locate_examples(
             located += 1
             if weak:
                 unflagged.append(e.path.name)
-        except (MemoryError, RuntimeError, OSError) as exc:
-            # One example too large for the memory left had ended `inspect --examples` and `evaluate --types-k` before any image
-            # was scored (regression probe 2026-12-07): skipped and listed, as one the model finds nothing in.
-            if (short := out_of_resources(exc)) is None:
-                raise
-        if short is not None:
+        if (short := shortage.of) is not None:
             reason = f"this machine ran out of {short} for it — fix: {SHORT_OF_FIX[short]}"
             skipped.append(f"{e.path} ({reason})")
             result.skipped.append((e.path, reason))

@@ -44,7 +44,7 @@ from defectlens.engine import (
     prepare_analysis,
     type_with_notes,
 )
-from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError, out_of_resources
+from defectlens.errors import ConfigError, DatasetLayoutError, DefectlensError, OutputError, shortage_caught
 from defectlens.inspector import (
     NO_NORMAL_DETECTORS,
     Inspector,
@@ -361,16 +361,12 @@ def evaluate(
             chosen = analysis  # (named: mypy narrows `analysis` to not-None outside the function only)
 
             def type_image(image: np.ndarray, inspection: Inspection) -> list[RegionType] | None:
-                short: str | None = None
-                try:
+                with shortage_caught() as shortage:
                     typed = type_with_notes(chosen, image, inspection)[0]
-                except (MemoryError, RuntimeError, OSError) as exc:
-                    if (short := out_of_resources(exc)) is None:
-                        raise
-                if short is not None:
+                if shortage.of is not None:
                     # Left out of the type figures and listed: a shortage typing one image had ended the run, the detection
                     # metrics already made lost with it (regression probe 2026-12-07).
-                    evaluation.failures.append(short_of(inspection.source, short, "not typed"))
+                    evaluation.failures.append(short_of(inspection.source, shortage.of, "not typed"))
                     return None
                 # Named as the report names them (a type the part's taxonomy lacks is unknown there).
                 return typed if chosen.taxonomy is None else [replace(t, defect_type=chosen.taxonomy.reported(t.defect_type)) for t in typed]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from defectlens.errors import DatasetLayoutError, DefectlensError, collected_warnings, out_of_resources
+from defectlens.errors import DatasetLayoutError, DefectlensError, collected_warnings, shortage_caught
 from defectlens.io.atomic import folder_identity
 from defectlens.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES, image_digest, load_image, load_mask, path_is
 from defectlens.io.names import folded_name, names_by_fold, word_folded
@@ -756,18 +756,16 @@ def picture_digest(path: Path) -> str | None:
 @functools.lru_cache(maxsize=8192)
 def _digest_of(path: str, size: int, mtime_ns: int) -> str | None:
     """:func:`picture_digest` of the file at ``path`` while it has this size and modification time."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # what reading the image has to say is said when it is read to be scored
-            return image_digest(load_image(path))
-    except (DefectlensError, OSError):
-        return None
-    except (MemoryError, RuntimeError) as exc:
-        # An image too large for the memory left: no copy told, and its reader lists it (it had ended `evaluate` and `calibrate`
-        # in their copy checks, before any image was scored; regression probe 2026-12-07).
-        if out_of_resources(exc) is None:
-            raise
-        return None
+    # An image too large for the memory left: no copy told, and its reader lists it (it had ended `evaluate` and `calibrate` in
+    # their copy checks, before any image was scored; regression probe 2026-12-07).
+    with shortage_caught():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # what reading the image has to say is said when it is read to be scored
+                return image_digest(load_image(path))
+        except (DefectlensError, OSError):
+            return None
+    return None
 
 
 def copies_among(paths: Sequence[Path], originals: Sequence[Path]) -> list[Path]:
